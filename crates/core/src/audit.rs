@@ -1,0 +1,126 @@
+//! Audit events, written off the request's hot path: a bounded queue feeds a writer task
+//! that stores events in batches and logs each one; when the queue is full, events are
+//! counted and dropped rather than blocking requests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::model::AuditEvent;
+use crate::repo::Store;
+
+const QUEUE: usize = 4096;
+const BATCH: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct AuditSink {
+    tx: mpsc::Sender<AuditEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Builder for one event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    event_type: &'static str,
+    actor: Option<String>,
+    user_id: Option<Uuid>,
+    client_id: Option<String>,
+    ip: Option<String>,
+    detail: serde_json::Value,
+}
+
+impl Event {
+    pub fn new(event_type: &'static str) -> Self {
+        Self { event_type, actor: None, user_id: None, client_id: None, ip: None, detail: serde_json::json!({}) }
+    }
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+    pub fn user(mut self, user_id: Uuid) -> Self {
+        self.user_id = Some(user_id);
+        self
+    }
+    pub fn client(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+    pub fn ip(mut self, ip: Option<String>) -> Self {
+        self.ip = ip;
+        self
+    }
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+impl AuditSink {
+    /// Starts the writer task on the current runtime.
+    pub fn spawn(store: Arc<dyn Store>) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(writer(store, rx));
+        Self { tx, dropped: Arc::new(AtomicU64::new(0)) }
+    }
+
+    pub fn record(&self, now: OffsetDateTime, event: Event) {
+        let ev = AuditEvent {
+            id: Uuid::new_v4(),
+            at: now,
+            event_type: event.event_type.to_owned(),
+            actor: event.actor,
+            user_id: event.user_id,
+            client_id: event.client_id,
+            ip: event.ip,
+            detail: event.detail,
+        };
+        if self.tx.try_send(ev).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped_total = n, "audit queue full; events dropped");
+            }
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every event queued so far has been handed to the writer (for tests
+    /// and shutdown).
+    pub async fn flush(&self) {
+        for _ in 0..200 {
+            if self.tx.capacity() == self.tx.max_capacity() {
+                // Give the writer a moment to finish storing its last batch.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}
+
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AuditEvent>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        for ev in &batch {
+            tracing::info!(
+                target: "audit",
+                event = %ev.event_type,
+                actor = ev.actor.as_deref(),
+                user_id = ev.user_id.map(|u| u.to_string()),
+                client_id = ev.client_id.as_deref(),
+                ip = ev.ip.as_deref(),
+                detail = %ev.detail,
+                "audit event"
+            );
+        }
+        if let Err(e) = store.insert_audit_events(&batch).await {
+            tracing::error!(error = %e, count = batch.len(), "could not store audit events");
+        }
+        batch.clear();
+    }
+}

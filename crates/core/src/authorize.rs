@@ -1,0 +1,445 @@
+//! The authorization endpoint's use cases (RFC 6749 §4.1.1–4.1.2, OIDC Core §3.1.2):
+//! validate a request, decide whether the person must log in or consent, record
+//! consent, and issue the authorization code.
+
+use portcullis_protocol::{ClientId, CodeChallenge, ErrorCode, GrantType, RedirectUri, ScopeSet};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::audit::Event;
+use crate::crypto::{random_token, sha256};
+use crate::error::{Error, Result};
+use crate::model::{AuthorizationCode, Client, Consent};
+use crate::service::Portcullis;
+
+/// The parameters of an authorization request as received (query string or form body).
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizeParams {
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub response_type: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<String>,
+    pub login_hint: Option<String>,
+    pub response_mode: Option<String>,
+    pub request: Option<String>,
+    pub request_uri: Option<String>,
+    /// Names of parameters that appeared more than once (RFC 6749 §3.1).
+    pub duplicated: Vec<String>,
+}
+
+impl AuthorizeParams {
+    pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        let mut p = Self::default();
+        for (k, v) in pairs {
+            let slot = match k.as_str() {
+                "client_id" => &mut p.client_id,
+                "redirect_uri" => &mut p.redirect_uri,
+                "response_type" => &mut p.response_type,
+                "scope" => &mut p.scope,
+                "state" => &mut p.state,
+                "nonce" => &mut p.nonce,
+                "code_challenge" => &mut p.code_challenge,
+                "code_challenge_method" => &mut p.code_challenge_method,
+                "prompt" => &mut p.prompt,
+                "max_age" => &mut p.max_age,
+                "login_hint" => &mut p.login_hint,
+                "response_mode" => &mut p.response_mode,
+                "request" => &mut p.request,
+                "request_uri" => &mut p.request_uri,
+                // RFC 6749 §3.1: unknown parameters are ignored.
+                _ => continue,
+            };
+            if slot.is_some() {
+                p.duplicated.push(k);
+            } else {
+                // OIDC Core §3.1.2.1 / RFC 6749: an empty value is treated as absent.
+                *slot = Some(v).filter(|v| !v.is_empty());
+            }
+        }
+        p
+    }
+}
+
+/// How the authorization response travels (OAuth 2.0 Multiple Response Types §2.1,
+/// OAuth 2.0 Form Post Response Mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+/// Where the person has got to in this request's interaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interaction {
+    /// The person logged in after this request was made (satisfies `prompt=login`).
+    pub login_done: bool,
+    /// The person consented to this request (satisfies `prompt=consent`).
+    pub consent_done: bool,
+}
+
+/// A validated authorization request, kept in the browser session while the person
+/// logs in and consents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub client_name: String,
+    pub redirect_uri: String,
+    pub redirect_uri_explicit: bool,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub response_mode: ResponseMode,
+    pub prompt_none: bool,
+    pub prompt_login: bool,
+    pub prompt_consent: bool,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub requested_at: i64,
+    #[serde(default)]
+    pub interaction: Interaction,
+}
+
+/// The logged-in person in a browser session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthSession {
+    pub user_id: Uuid,
+    /// Unix time of the authentication (OIDC `auth_time`).
+    pub auth_time: i64,
+    /// Session id published in ID tokens (`sid`); not the cookie value.
+    pub sid: String,
+}
+
+/// An authorization response (success or error) addressed to a validated redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationResponse {
+    pub redirect_uri: RedirectUri,
+    pub response_mode: ResponseMode,
+    pub params: Vec<(&'static str, String)>,
+}
+
+impl AuthorizationResponse {
+    /// The redirect URI with the parameters appended to its query (RFC 6749 §4.1.2),
+    /// keeping any query the registered URI already had.
+    pub fn query_url(&self) -> String {
+        let mut url = self.redirect_uri.url().clone();
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in &self.params {
+                q.append_pair(k, v);
+            }
+        }
+        url.to_string()
+    }
+}
+
+/// Why an authorization request cannot proceed.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// The client or redirect URI is not valid: tell the person, never redirect
+    /// (RFC 6749 §4.1.2.1).
+    Page(String),
+    /// Send the error to the client's validated redirect URI.
+    Redirect(AuthorizationResponse),
+    Internal(Error),
+}
+
+impl From<Error> for AuthorizeError {
+    fn from(e: Error) -> Self {
+        Self::Internal(e)
+    }
+}
+
+/// What happens next for a validated request.
+#[derive(Debug)]
+pub enum Next {
+    Login,
+    Consent,
+    /// Success or error: redirect (or form-post) to the client.
+    Respond(AuthorizationResponse),
+}
+
+const MAX_PARAM_LEN: usize = 2048;
+
+/// Plain-words description of a scope for the consent page.
+pub fn scope_description(scope: &str) -> String {
+    match scope {
+        "openid" => "Sign you in with your account identifier".into(),
+        "profile" => "See your name and username".into(),
+        "email" => "See your email address and whether it is verified".into(),
+        "offline_access" => "Keep access while you are not using the app".into(),
+        other => format!("Access “{other}”"),
+    }
+}
+
+impl Portcullis {
+    fn error_response(
+        &self,
+        redirect_uri: &RedirectUri,
+        mode: ResponseMode,
+        state: Option<&str>,
+        code: ErrorCode,
+        description: &str,
+    ) -> AuthorizationResponse {
+        let mut params = vec![("error", code.as_str().to_owned()), ("error_description", description.to_owned())];
+        if let Some(s) = state {
+            params.push(("state", s.to_owned()));
+        }
+        // RFC 9207 §2: the issuer identifies who answered, against mix-up attacks.
+        params.push(("iss", self.settings.issuer.clone()));
+        AuthorizationResponse { redirect_uri: redirect_uri.clone(), response_mode: mode, params }
+    }
+
+    /// Validates an authorization request. The client and redirect URI are checked
+    /// before anything else; only after they are known good are errors redirected.
+    pub async fn validate_authorization(&self, p: &AuthorizeParams) -> Result<AuthorizationRequest, AuthorizeError> {
+        // RFC 6749 §4.1.2.1: problems with client_id or redirect_uri are never redirected.
+        if p.duplicated.iter().any(|d| d == "client_id" || d == "redirect_uri") {
+            return Err(AuthorizeError::Page("The request repeats client_id or redirect_uri.".into()));
+        }
+        let client_id = p.client_id.as_deref().ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
+        let client_id = ClientId::parse(client_id).map_err(|_| AuthorizeError::Page("The client_id is not valid.".into()))?;
+        let client = match self.store.get_client(&client_id).await.map_err(Error::from)? {
+            Some(c) if !c.disabled => c,
+            _ => return Err(AuthorizeError::Page("The application that sent you here is not registered.".into())),
+        };
+        let (redirect_uri, explicit) = match p.redirect_uri.as_deref() {
+            Some(raw) => {
+                // RFC 9700 §4.1.3: exact string comparison.
+                let found = client.redirect_uris.iter().find(|r| r.as_str() == raw).cloned();
+                (found.ok_or_else(|| AuthorizeError::Page("The redirect_uri is not registered for this application.".into()))?, true)
+            }
+            None => match client.redirect_uris.as_slice() {
+                [only] => (only.clone(), false),
+                _ => return Err(AuthorizeError::Page("The request has no redirect_uri and the application has several.".into())),
+            },
+        };
+
+        let state = p.state.clone();
+        let mode = match p.response_mode.as_deref() {
+            None | Some("query") => Ok(ResponseMode::Query),
+            Some("form_post") => Ok(ResponseMode::FormPost),
+            Some(_) => Err("response_mode must be query or form_post"),
+        };
+        let fail = |code: ErrorCode, desc: &str| {
+            AuthorizeError::Redirect(self.error_response(
+                &redirect_uri,
+                *mode.as_ref().unwrap_or(&ResponseMode::Query),
+                state.as_deref(),
+                code,
+                desc,
+            ))
+        };
+        let mode = mode.map_err(|d| fail(ErrorCode::InvalidRequest, d))?;
+        if let Some(d) = p.duplicated.first() {
+            return Err(fail(ErrorCode::InvalidRequest, &format!("parameter {d} is repeated")));
+        }
+        if [&p.state, &p.nonce, &p.login_hint, &p.scope].iter().any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN)) {
+            return Err(fail(ErrorCode::InvalidRequest, "a parameter is too long"));
+        }
+        // OIDC Core §6: request objects are not supported.
+        if p.request.is_some() {
+            return Err(fail(ErrorCode::RequestNotSupported, "the request parameter is not supported"));
+        }
+        if p.request_uri.is_some() {
+            return Err(fail(ErrorCode::RequestUriNotSupported, "the request_uri parameter is not supported"));
+        }
+        match p.response_type.as_deref() {
+            None => return Err(fail(ErrorCode::InvalidRequest, "response_type is required")),
+            Some("code") => {}
+            Some(_) => return Err(fail(ErrorCode::UnsupportedResponseType, "only response_type=code is supported")),
+        }
+        if !client.grant_types.contains(&GrantType::AuthorizationCode) {
+            return Err(fail(ErrorCode::UnauthorizedClient, "this client may not use the authorization code grant"));
+        }
+        let scope = p.scope.as_deref().ok_or_else(|| fail(ErrorCode::InvalidScope, "scope is required"))?;
+        let scope = ScopeSet::parse(scope).map_err(|e| fail(ErrorCode::InvalidScope, &e.0))?;
+        if scope.is_empty() {
+            return Err(fail(ErrorCode::InvalidScope, "scope is required"));
+        }
+        let not_allowed = scope.difference(&client.scopes);
+        if !not_allowed.is_empty() {
+            return Err(fail(ErrorCode::InvalidScope, &format!("scope not allowed for this client: {not_allowed}")));
+        }
+        // RFC 7636 §4.3 and RFC 9700 §2.1.1: S256 only; required for public clients
+        // and, by default, for all.
+        match p.code_challenge_method.as_deref() {
+            None | Some("S256") => {}
+            Some("plain") => return Err(fail(ErrorCode::InvalidRequest, "code_challenge_method plain is not allowed; use S256")),
+            Some(_) => return Err(fail(ErrorCode::InvalidRequest, "code_challenge_method must be S256")),
+        }
+        let code_challenge = match p.code_challenge.as_deref() {
+            Some(c) => {
+                if p.code_challenge_method.is_none() {
+                    // RFC 7636 §4.3 defaults to plain, which is refused.
+                    return Err(fail(ErrorCode::InvalidRequest, "code_challenge_method=S256 is required"));
+                }
+                Some(CodeChallenge::parse(c).map_err(|e| fail(ErrorCode::InvalidRequest, &e.0))?.as_str().to_owned())
+            }
+            None if client.require_pkce => {
+                return Err(fail(ErrorCode::InvalidRequest, "code_challenge (PKCE, S256) is required"));
+            }
+            None => None,
+        };
+        let mut prompt_none = false;
+        let mut prompt_login = false;
+        let mut prompt_consent = false;
+        if let Some(prompt) = p.prompt.as_deref() {
+            for v in prompt.split(' ').filter(|v| !v.is_empty()) {
+                match v {
+                    "none" => prompt_none = true,
+                    "login" => prompt_login = true,
+                    "consent" => prompt_consent = true,
+                    _ => return Err(fail(ErrorCode::InvalidRequest, &format!("unsupported prompt value {v}"))),
+                }
+            }
+            // OIDC Core §3.1.2.1: none with any other value is an error.
+            if prompt_none && (prompt_login || prompt_consent) {
+                return Err(fail(ErrorCode::InvalidRequest, "prompt=none cannot be combined with other values"));
+            }
+        }
+        let max_age = match p.max_age.as_deref() {
+            None => None,
+            Some(m) => Some(
+                m.parse::<i64>()
+                    .ok()
+                    .filter(|m| *m >= 0)
+                    .ok_or_else(|| fail(ErrorCode::InvalidRequest, "max_age must be a non-negative integer"))?,
+            ),
+        };
+        Ok(AuthorizationRequest {
+            client_id: client.id.as_str().to_owned(),
+            client_name: client.name.clone(),
+            redirect_uri: redirect_uri.as_str().to_owned(),
+            redirect_uri_explicit: explicit,
+            scope: scope.as_string(),
+            state,
+            nonce: p.nonce.clone(),
+            code_challenge,
+            response_mode: mode,
+            prompt_none,
+            prompt_login,
+            prompt_consent,
+            max_age,
+            login_hint: p.login_hint.clone(),
+            requested_at: self.now().unix_timestamp(),
+            interaction: Interaction::default(),
+        })
+    }
+
+    /// Re-reads the client of a pending request: it may have been disabled or edited
+    /// while the person was logging in.
+    async fn pending_client(&self, req: &AuthorizationRequest) -> Result<(Client, RedirectUri, ScopeSet)> {
+        let stale = || Error::oauth(ErrorCode::InvalidRequest, "the application changed; start again");
+        let id = ClientId::parse(&req.client_id).map_err(|_| stale())?;
+        let client = self.store.get_client(&id).await?.filter(|c| !c.disabled).ok_or_else(stale)?;
+        let uri = client.redirect_uris.iter().find(|r| r.as_str() == req.redirect_uri).cloned().ok_or_else(stale)?;
+        let scope = ScopeSet::parse(&req.scope).map_err(|_| stale())?;
+        Ok((client, uri, scope))
+    }
+
+    /// An error response for a pending request, to its validated redirect URI.
+    pub fn authorization_error(&self, req: &AuthorizationRequest, code: ErrorCode, description: &str) -> Result<AuthorizationResponse> {
+        let uri = RedirectUri::parse(&req.redirect_uri).map_err(|e| Error::Unexpected(e.0))?;
+        Ok(self.error_response(&uri, req.response_mode, req.state.as_deref(), code, description))
+    }
+
+    /// Decides the next step for a validated request given the session's login.
+    pub async fn authorize_next(&self, req: &AuthorizationRequest, auth: Option<&AuthSession>) -> Result<Next> {
+        let (client, redirect_uri, scope) = self.pending_client(req).await?;
+        let now = self.now().unix_timestamp();
+        let user = match auth {
+            Some(a) => self.store.get_user(a.user_id).await?.filter(|u| !u.disabled).map(|u| (a, u)),
+            None => None,
+        };
+        let needs_login = match &user {
+            None => true,
+            Some((a, _)) => {
+                (req.prompt_login && !req.interaction.login_done) || req.max_age.is_some_and(|m| now - a.auth_time > m)
+            }
+        };
+        let error = |code, desc: &str| {
+            Ok(Next::Respond(self.error_response(&redirect_uri, req.response_mode, req.state.as_deref(), code, desc)))
+        };
+        if needs_login {
+            return if req.prompt_none { error(ErrorCode::LoginRequired, "the user is not logged in") } else { Ok(Next::Login) };
+        }
+        let Some((auth, user)) = user else { return Ok(Next::Login) };
+        let consented = client.first_party
+            || self
+                .store
+                .get_consent(user.id, &client.id)
+                .await?
+                .is_some_and(|c| scope.is_subset(&c.scope));
+        let needs_consent = !consented || (req.prompt_consent && !req.interaction.consent_done);
+        if needs_consent {
+            return if req.prompt_none { error(ErrorCode::ConsentRequired, "the user has not consented") } else { Ok(Next::Consent) };
+        }
+        Ok(Next::Respond(self.issue_code(req, &client, redirect_uri, scope, auth).await?))
+    }
+
+    /// Records the person's consent to a pending request (adding to earlier consent).
+    pub async fn give_consent(&self, req: &AuthorizationRequest, auth: &AuthSession, ip: Option<String>) -> Result<()> {
+        let (client, _, scope) = self.pending_client(req).await?;
+        let previous = self.store.get_consent(auth.user_id, &client.id).await?;
+        let all = match previous {
+            Some(p) => ScopeSet::from_scopes(p.scope.iter().chain(scope.iter()).cloned()),
+            None => scope,
+        };
+        self.store
+            .upsert_consent(&Consent { user_id: auth.user_id, client_id: client.id.clone(), scope: all.clone(), granted_at: self.now() })
+            .await?;
+        self.audit(
+            Event::new("consent.granted").user(auth.user_id).client(client.id.as_str()).ip(ip).detail(serde_json::json!({ "scope": all.as_string() })),
+        );
+        Ok(())
+    }
+
+    /// The person refused: RFC 6749 §4.1.2.1 `access_denied`.
+    pub fn deny_consent(&self, req: &AuthorizationRequest, auth: &AuthSession, ip: Option<String>) -> Result<AuthorizationResponse> {
+        self.audit(Event::new("consent.denied").user(auth.user_id).client(req.client_id.clone()).ip(ip));
+        self.authorization_error(req, ErrorCode::AccessDenied, "the user denied the request")
+    }
+
+    async fn issue_code(
+        &self,
+        req: &AuthorizationRequest,
+        client: &Client,
+        redirect_uri: RedirectUri,
+        scope: ScopeSet,
+        auth: &AuthSession,
+    ) -> Result<AuthorizationResponse> {
+        let now = self.now();
+        let code = random_token()?;
+        let auth_time = time::OffsetDateTime::from_unix_timestamp(auth.auth_time).map_err(|e| Error::Unexpected(e.to_string()))?;
+        self.store
+            .insert_code(&AuthorizationCode {
+                code_hash: sha256(code.as_bytes()),
+                client_id: client.id.clone(),
+                user_id: auth.user_id,
+                redirect_uri: redirect_uri.clone(),
+                redirect_uri_explicit: req.redirect_uri_explicit,
+                scope,
+                code_challenge: req.code_challenge.clone(),
+                nonce: req.nonce.clone(),
+                auth_time,
+                sid: auth.sid.clone(),
+                expires_at: now + self.settings.code_ttl,
+                created_at: now,
+            })
+            .await?;
+        let mut params = vec![("code", code)];
+        if let Some(s) = &req.state {
+            params.push(("state", s.clone()));
+        }
+        params.push(("iss", self.settings.issuer.clone()));
+        Ok(AuthorizationResponse { redirect_uri, response_mode: req.response_mode, params })
+    }
+}

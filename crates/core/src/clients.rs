@@ -1,0 +1,337 @@
+//! Client registration and management (CLI and admin), and client authentication at
+//! the token, revocation and introspection endpoints (RFC 6749 §2.3).
+
+use portcullis_protocol::{ClientId, ErrorCode, GrantType, RedirectUri, ScopeSet, Secret};
+use time::Duration;
+
+use crate::audit::Event;
+use crate::crypto::{b64url, digest_eq, random_bytes, random_token, sha256};
+use crate::error::{Error, Result};
+use crate::model::{Client, ClientKind, Revocation, RevocationTarget};
+use crate::service::Portcullis;
+
+/// What an operator fills in to register or edit a client, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInput {
+    pub name: String,
+    pub kind: Option<ClientKind>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: String,
+    pub first_party: bool,
+    /// `None` means the default (required).
+    pub require_pkce: Option<bool>,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_token_ttl: Option<i64>,
+    pub cors_origins: Vec<String>,
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+}
+
+/// The validated fields of a client, before an id and secret are attached.
+struct ValidClient {
+    name: String,
+    kind: ClientKind,
+    redirect_uris: Vec<RedirectUri>,
+    post_logout_redirect_uris: Vec<RedirectUri>,
+    grant_types: Vec<GrantType>,
+    scopes: ScopeSet,
+    require_pkce: bool,
+    cors_origins: Vec<String>,
+    logo_uri: Option<String>,
+    policy_uri: Option<String>,
+}
+
+fn parse_uris(field: &'static str, raw: &[String]) -> Result<Vec<RedirectUri>> {
+    let mut out: Vec<RedirectUri> = Vec::new();
+    for r in raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let uri = RedirectUri::parse_registered(r).map_err(|e| Error::invalid(field, format!("{r}: {e}")))?;
+        if !out.contains(&uri) {
+            out.push(uri);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_origin(raw: &str) -> Result<String> {
+    let url = url::Url::parse(raw).map_err(|e| Error::invalid("cors_origins", format!("{raw}: {e}")))?;
+    let origin = url.origin();
+    if !origin.is_tuple() || !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::invalid("cors_origins", format!("{raw}: must be an http(s) origin")));
+    }
+    let ascii = origin.ascii_serialization();
+    if ascii != raw.trim_end_matches('/') {
+        return Err(Error::invalid("cors_origins", format!("{raw}: must be an origin only (scheme, host, port), e.g. {ascii}")));
+    }
+    Ok(ascii)
+}
+
+fn parse_optional_url(field: &'static str, raw: &Option<String>) -> Result<Option<String>> {
+    match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => {
+            let url = url::Url::parse(s).map_err(|e| Error::invalid(field, format!("{s}: {e}")))?;
+            if url.scheme() != "https" && url.scheme() != "http" {
+                return Err(Error::invalid(field, "must be an http(s) URL"));
+            }
+            Ok(Some(s.to_owned()))
+        }
+    }
+}
+
+fn check_ttl(field: &'static str, ttl: Option<i64>, max: i64) -> Result<()> {
+    match ttl {
+        Some(t) if !(60..=max).contains(&t) => Err(Error::invalid(field, format!("must be between 60 and {max} seconds"))),
+        _ => Ok(()),
+    }
+}
+
+fn validate(input: &ClientInput) -> Result<ValidClient> {
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid("name", "must be 1 to 200 characters"));
+    }
+    let kind = input.kind.ok_or_else(|| Error::invalid("kind", "must be confidential or public"))?;
+    let redirect_uris = parse_uris("redirect_uris", &input.redirect_uris)?;
+    let post_logout_redirect_uris = parse_uris("post_logout_redirect_uris", &input.post_logout_redirect_uris)?;
+    let mut grant_types = Vec::new();
+    for g in input.grant_types.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let g = GrantType::parse(g).map_err(|e| Error::invalid("grant_types", e.0))?;
+        if !grant_types.contains(&g) {
+            grant_types.push(g);
+        }
+    }
+    if grant_types.is_empty() {
+        return Err(Error::invalid("grant_types", "choose at least one grant type"));
+    }
+    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+        return Err(Error::invalid("redirect_uris", "the authorization_code grant needs at least one redirect URI"));
+    }
+    if grant_types.contains(&GrantType::RefreshToken) && !grant_types.contains(&GrantType::AuthorizationCode) {
+        return Err(Error::invalid("grant_types", "refresh_token is only issued with authorization_code"));
+    }
+    if kind == ClientKind::Public && grant_types.contains(&GrantType::ClientCredentials) {
+        // RFC 6749 §4.4: client credentials only for confidential clients.
+        return Err(Error::invalid("grant_types", "a public client cannot use client_credentials"));
+    }
+    let scopes = ScopeSet::parse(&input.scopes).map_err(|e| Error::invalid("scopes", e.0))?;
+    // RFC 7636 and RFC 9700 §2.1.1: PKCE is mandatory for public clients.
+    let require_pkce = kind == ClientKind::Public || input.require_pkce.unwrap_or(true);
+    check_ttl("access_token_ttl", input.access_token_ttl, 24 * 3600)?;
+    check_ttl("refresh_token_ttl", input.refresh_token_ttl, 365 * 24 * 3600)?;
+    let mut cors_origins = Vec::new();
+    for o in input.cors_origins.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let o = parse_origin(o)?;
+        if !cors_origins.contains(&o) {
+            cors_origins.push(o);
+        }
+    }
+    Ok(ValidClient {
+        name: name.to_owned(),
+        kind,
+        redirect_uris,
+        post_logout_redirect_uris,
+        grant_types,
+        scopes,
+        require_pkce,
+        cors_origins,
+        logo_uri: parse_optional_url("logo_uri", &input.logo_uri)?,
+        policy_uri: parse_optional_url("policy_uri", &input.policy_uri)?,
+    })
+}
+
+/// A new client secret: 32 random bytes, base64url (DESIGN §4).
+fn new_secret() -> Result<Secret> {
+    Ok(Secret::new(random_token()?))
+}
+
+impl Portcullis {
+    /// Registers a client; returns it and, for a confidential client, its secret — the
+    /// only time the secret exists in clear.
+    pub async fn create_client(&self, input: &ClientInput, actor: &str) -> Result<(Client, Option<Secret>)> {
+        let v = validate(input)?;
+        let now = self.now();
+        let id = ClientId::parse(&b64url(&random_bytes::<16>()?)).map_err(|e| Error::Unexpected(e.0))?;
+        let secret = match v.kind {
+            ClientKind::Confidential => Some(new_secret()?),
+            ClientKind::Public => None,
+        };
+        let client = Client {
+            id,
+            name: v.name,
+            kind: v.kind,
+            secret_hash: secret.as_ref().map(|s| sha256(s.expose().as_bytes())),
+            redirect_uris: v.redirect_uris,
+            post_logout_redirect_uris: v.post_logout_redirect_uris,
+            grant_types: v.grant_types,
+            scopes: v.scopes,
+            first_party: input.first_party,
+            require_pkce: v.require_pkce,
+            access_token_ttl: input.access_token_ttl,
+            refresh_token_ttl: input.refresh_token_ttl,
+            cors_origins: v.cors_origins,
+            logo_uri: v.logo_uri,
+            policy_uri: v.policy_uri,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_client(&client).await?;
+        self.audit(Event::new("admin.client.created").actor(actor).client(client.id.as_str()));
+        Ok((client, secret))
+    }
+
+    /// Replaces a client's settings; the kind cannot change (it decides whether a
+    /// secret exists).
+    pub async fn update_client(&self, id: &ClientId, input: &ClientInput, actor: &str) -> Result<Client> {
+        let mut client = self.get_client(id).await?;
+        let mut input = input.clone();
+        if input.kind.is_some_and(|k| k != client.kind) {
+            return Err(Error::invalid("kind", "cannot change; register a new client instead"));
+        }
+        input.kind = Some(client.kind);
+        let v = validate(&input)?;
+        client.name = v.name;
+        client.redirect_uris = v.redirect_uris;
+        client.post_logout_redirect_uris = v.post_logout_redirect_uris;
+        client.grant_types = v.grant_types;
+        client.scopes = v.scopes;
+        client.first_party = input.first_party;
+        client.require_pkce = v.require_pkce;
+        client.access_token_ttl = input.access_token_ttl;
+        client.refresh_token_ttl = input.refresh_token_ttl;
+        client.cors_origins = v.cors_origins;
+        client.logo_uri = v.logo_uri;
+        client.policy_uri = v.policy_uri;
+        client.updated_at = self.now();
+        self.store.update_client(&client).await.map_err(not_found("client"))?;
+        self.audit(Event::new("admin.client.updated").actor(actor).client(id.as_str()));
+        Ok(client)
+    }
+
+    pub async fn get_client(&self, id: &ClientId) -> Result<Client> {
+        self.store.get_client(id).await?.ok_or(Error::NotFound("client"))
+    }
+
+    pub async fn list_clients(&self, search: Option<&str>) -> Result<Vec<Client>> {
+        Ok(self.store.list_clients(search.filter(|s| !s.is_empty())).await?)
+    }
+
+    /// Issues a new secret; the old one stops working at once.
+    pub async fn rotate_client_secret(&self, id: &ClientId, actor: &str) -> Result<Secret> {
+        let mut client = self.get_client(id).await?;
+        if client.kind != ClientKind::Confidential {
+            return Err(Error::invalid("kind", "a public client has no secret"));
+        }
+        let secret = new_secret()?;
+        client.secret_hash = Some(sha256(secret.expose().as_bytes()));
+        client.updated_at = self.now();
+        self.store.update_client(&client).await.map_err(not_found("client"))?;
+        self.audit(Event::new("admin.client.secret_rotated").actor(actor).client(id.as_str()));
+        Ok(secret)
+    }
+
+    pub async fn set_client_disabled(&self, id: &ClientId, disabled: bool, actor: &str) -> Result<Client> {
+        let mut client = self.get_client(id).await?;
+        client.disabled = disabled;
+        client.updated_at = self.now();
+        self.store.update_client(&client).await.map_err(not_found("client"))?;
+        let what = if disabled { "admin.client.disabled" } else { "admin.client.enabled" };
+        self.audit(Event::new(what).actor(actor).client(id.as_str()));
+        Ok(client)
+    }
+
+    /// Deletes a client with its grants, refresh tokens, codes and consents; its
+    /// outstanding access tokens are revoked.
+    pub async fn delete_client(&self, id: &ClientId, actor: &str) -> Result<()> {
+        let expires_at = self.now() + self.settings.max_access_token_ttl();
+        let mut revocations: Vec<Revocation> = self
+            .store
+            .active_grant_ids_for_client(id)
+            .await?
+            .into_iter()
+            .map(|g| Revocation { target: RevocationTarget::Grant(g), expires_at })
+            .collect();
+        revocations.push(Revocation { target: RevocationTarget::Client(id.as_str().to_owned()), expires_at });
+        self.store.delete_client(id, &revocations).await.map_err(not_found("client"))?;
+        self.revocations.insert_local(&revocations);
+        self.audit(Event::new("admin.client.deleted").actor(actor).client(id.as_str()));
+        Ok(())
+    }
+
+    /// RFC 6749 §2.3: authenticates the client at a token-family endpoint. `secret` is
+    /// `None` for `none` authentication (public clients). Every failure is the same
+    /// `invalid_client`, so the answer does not tell which part was wrong.
+    pub async fn authenticate_client(&self, id: &str, secret: Option<&Secret>) -> Result<Client> {
+        let invalid = || Error::oauth(ErrorCode::InvalidClient, "client authentication failed");
+        let id = ClientId::parse(id).map_err(|_| invalid())?;
+        let client = self.store.get_client(&id).await?;
+        let ok = match (&client, secret) {
+            (Some(c), Some(s)) => c.secret_hash.as_ref().is_some_and(|h| digest_eq(h, &sha256(s.expose().as_bytes()))),
+            (Some(c), None) => c.kind == ClientKind::Public,
+            (None, _) => false,
+        };
+        match client {
+            Some(c) if ok && !c.disabled => Ok(c),
+            _ => {
+                self.audit(Event::new("client.auth_failed").client(id.as_str()));
+                Err(invalid())
+            }
+        }
+    }
+
+    /// Access token lifetime for a client.
+    pub fn access_ttl(&self, client: &Client) -> Duration {
+        client.access_token_ttl.map(Duration::seconds).unwrap_or(self.settings.access_token_ttl)
+    }
+
+    pub fn refresh_ttl(&self, client: &Client) -> Duration {
+        client.refresh_token_ttl.map(Duration::seconds).unwrap_or(self.settings.refresh_token_ttl)
+    }
+}
+
+pub(crate) fn not_found(what: &'static str) -> impl Fn(crate::StoreError) -> Error {
+    move |e| match e {
+        crate::StoreError::NotFound => Error::NotFound(what),
+        other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> ClientInput {
+        ClientInput {
+            name: "App".into(),
+            kind: Some(ClientKind::Confidential),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: "openid profile".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        assert!(validate(&input()).is_ok());
+        let mut i = input();
+        i.redirect_uris = vec!["http://evil.example/cb".into()];
+        assert!(matches!(validate(&i), Err(Error::Invalid { field: "redirect_uris", .. })));
+        let mut i = input();
+        i.kind = Some(ClientKind::Public);
+        i.grant_types = vec!["client_credentials".into()];
+        assert!(matches!(validate(&i), Err(Error::Invalid { field: "grant_types", .. })));
+        let mut i = input();
+        i.redirect_uris.clear();
+        assert!(matches!(validate(&i), Err(Error::Invalid { field: "redirect_uris", .. })));
+        let mut i = input();
+        i.cors_origins = vec!["https://app.example/path".into()];
+        assert!(matches!(validate(&i), Err(Error::Invalid { field: "cors_origins", .. })));
+        let mut i = input();
+        i.kind = Some(ClientKind::Public);
+        i.require_pkce = Some(false);
+        assert!(validate(&i).unwrap().require_pkce);
+    }
+}

@@ -1,0 +1,157 @@
+//! Random values, digests, constant-time comparison and the key-encryption key.
+//! All randomness comes from the OS CSPRNG through aws-lc-rs.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use subtle::ConstantTimeEq;
+
+use crate::error::Error;
+use crate::model::Digest;
+
+/// `n` random bytes from the OS CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
+    let mut buf = [0u8; N];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| Error::Unexpected("the OS random generator failed".into()))?;
+    Ok(buf)
+}
+
+/// A 256-bit random token, base64url without padding (43 characters).
+pub fn random_token() -> Result<String, Error> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
+}
+
+pub fn sha256(data: &[u8]) -> Digest {
+    let d = digest::digest(&digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Constant-time equality of two digests.
+pub fn digest_eq(a: &Digest, b: &Digest) -> bool {
+    a.ct_eq(b).into()
+}
+
+pub fn b64url(data: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+/// RFC 7636 §4.6: BASE64URL-ENCODE(SHA256(ASCII(code_verifier))) == code_challenge,
+/// compared in constant time.
+pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
+    let computed = b64url(&sha256(verifier.as_bytes()));
+    computed.as_bytes().ct_eq(challenge.as_bytes()).into()
+}
+
+/// The key-encryption key: 32 bytes that encrypt private signing keys at rest with
+/// AES-256-GCM. It never enters the database.
+#[derive(Clone)]
+pub struct Kek([u8; 32]);
+
+impl std::fmt::Debug for Kek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kek([redacted])")
+    }
+}
+
+impl Kek {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    pub fn generate() -> Result<Self, Error> {
+        Ok(Self::from_bytes(random_bytes::<32>()?))
+    }
+
+    /// Parses 32 bytes written as base64 (standard or url-safe, padded or not) or hex.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let decoded = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            (0..32)
+                .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|e| e.to_string())?
+        } else {
+            let unpadded = t.trim_end_matches('=');
+            URL_SAFE_NO_PAD
+                .decode(unpadded)
+                .or_else(|_| STANDARD.decode(t))
+                .map_err(|_| "not base64 or hex".to_owned())?
+        };
+        let bytes: [u8; 32] = decoded
+            .try_into()
+            .map_err(|v: Vec<u8>| format!("must be 32 bytes, got {}", v.len()))?;
+        Ok(Self::from_bytes(bytes))
+    }
+
+    /// The key as base64url, for writing a generated key file.
+    pub fn to_text(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    fn key(&self) -> Result<LessSafeKey, Error> {
+        UnboundKey::new(&AES_256_GCM, &self.0)
+            .map(LessSafeKey::new)
+            .map_err(|_| Error::Unexpected("bad key-encryption key".into()))
+    }
+
+    /// Encrypts `plaintext`, binding it to `aad` (the key id). Output: nonce || ciphertext || tag.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+        let nonce_bytes = random_bytes::<NONCE_LEN>()?;
+        let mut buf = plaintext.to_vec();
+        self.key()?
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad), &mut buf)
+            .map_err(|_| Error::Unexpected("encryption failed".into()))?;
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(out)
+    }
+
+    /// Decrypts what [`Kek::seal`] produced; fails if the key or `aad` differ.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+        if sealed.len() < NONCE_LEN + 16 {
+            return Err(Error::Unexpected("sealed key is too short".into()));
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Unexpected("bad nonce".into()))?;
+        let mut buf = rest.to_vec();
+        let plain = self.key()?.open_in_place(nonce, Aad::from(aad), &mut buf).map_err(|_| {
+            Error::Unexpected("cannot decrypt a signing key: wrong key-encryption key (PORTCULLIS_KEK / kek_file)?".into())
+        })?;
+        Ok(plain.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_and_open_round_trip_and_bind_aad() {
+        let kek = Kek::generate().unwrap();
+        let sealed = kek.seal(b"private", b"kid-1").unwrap();
+        assert_eq!(kek.open(&sealed, b"kid-1").unwrap(), b"private");
+        assert!(kek.open(&sealed, b"kid-2").is_err());
+        assert!(Kek::generate().unwrap().open(&sealed, b"kid-1").is_err());
+    }
+
+    #[test]
+    fn kek_parses_base64_and_hex() {
+        let kek = Kek::generate().unwrap();
+        let again = Kek::parse(&kek.to_text()).unwrap();
+        assert_eq!(again.to_text(), kek.to_text());
+        assert!(Kek::parse(&"ab".repeat(32)).is_ok());
+        assert!(Kek::parse("short").is_err());
+    }
+
+    #[test]
+    fn pkce_rfc7636_appendix_b() {
+        assert!(pkce_s256_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!pkce_s256_matches("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+    }
+}

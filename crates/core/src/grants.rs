@@ -1,0 +1,275 @@
+//! The token endpoint's grants (RFC 6749 §4.1.3, §4.4, §6) and the tokens they mint:
+//! RFC 9068 access tokens, OIDC ID tokens, rotating refresh tokens.
+
+use portcullis_protocol::claims::{AccessTokenClaims, IdTokenClaims, UserClaims};
+use portcullis_protocol::token::{TokenRequest, TokenResponse};
+use portcullis_protocol::{ErrorCode, GrantType, PkceVerifier, RedirectUri, ScopeSet, Secret};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::audit::Event;
+use crate::crypto::{pkce_s256_matches, random_token, sha256};
+use crate::error::{Error, Result};
+use crate::jwt::{ACCESS_TOKEN_TYP, at_hash, sign};
+use crate::model::{Client, ClientKind, Grant, RefreshToken, User};
+use crate::repo::{CodeRedemption, RefreshRotation};
+use crate::service::Portcullis;
+
+fn invalid_grant(description: &str) -> Error {
+    Error::oauth(ErrorCode::InvalidGrant, description)
+}
+
+/// Claims about `user` released for `scope` (OIDC Core §5.4).
+pub fn user_claims(user: &User, scope: &ScopeSet) -> UserClaims {
+    let mut c = UserClaims::default();
+    if scope.contains("profile") {
+        c.name = user.name.clone();
+        c.preferred_username = Some(user.username.clone());
+        c.updated_at = Some(user.updated_at.unix_timestamp());
+    }
+    if scope.contains("email") {
+        c.email = user.email.clone();
+        c.email_verified = user.email.as_ref().map(|_| user.email_verified);
+    }
+    c
+}
+
+/// The user-bound parts of a token response.
+struct UserContext<'a> {
+    user: &'a User,
+    grant: &'a Grant,
+    nonce: Option<String>,
+}
+
+impl Portcullis {
+    /// Answers a token request from an authenticated client.
+    pub async fn token(&self, client: &Client, request: TokenRequest, ip: Option<String>) -> Result<TokenResponse> {
+        let grant_type = match &request {
+            TokenRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
+            TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
+            TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
+        };
+        if !client.grant_types.contains(&grant_type) {
+            return Err(Error::oauth(ErrorCode::UnauthorizedClient, format!("this client may not use the {grant_type} grant")));
+        }
+        match request {
+            TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
+                self.exchange_code(client, &code, redirect_uri.as_ref(), code_verifier.as_ref(), ip).await
+            }
+            TokenRequest::RefreshToken { refresh_token, scope } => self.refresh(client, &refresh_token, scope, ip).await,
+            TokenRequest::ClientCredentials { scope } => self.client_credentials(client, scope),
+        }
+    }
+
+    /// RFC 6749 §4.1.3 with RFC 7636 §4.6.
+    async fn exchange_code(
+        &self,
+        client: &Client,
+        code: &Secret,
+        redirect_uri: Option<&RedirectUri>,
+        verifier: Option<&PkceVerifier>,
+        ip: Option<String>,
+    ) -> Result<TokenResponse> {
+        let now = self.now();
+        let hash = sha256(code.expose().as_bytes());
+        let replay_expiry = now + self.settings.max_access_token_ttl();
+        let Some(stored) = self.store.get_code(&hash, now).await? else {
+            // Unknown, expired or already redeemed. A placeholder grant is passed because
+            // the store only stores it for a fresh code, which this is not; for a
+            // redeemed code the store revokes what the first redemption produced.
+            let placeholder = self.new_grant(client, Uuid::nil(), ScopeSet::default(), now, String::new(), None);
+            if let CodeRedemption::Replayed { grant_id } =
+                self.store.redeem_code(&hash, &placeholder, None, now, replay_expiry).await?
+            {
+                self.on_code_replay(client, grant_id, ip);
+            }
+            return Err(invalid_grant("the authorization code is invalid, expired or already used"));
+        };
+        if stored.client_id != client.id {
+            return Err(invalid_grant("the authorization code was issued to another client"));
+        }
+        // RFC 6749 §4.1.3: redirect_uri must be present and identical if it was in the
+        // authorization request.
+        match redirect_uri {
+            Some(r) if r.as_str() != stored.redirect_uri.as_str() => {
+                return Err(invalid_grant("redirect_uri does not match the authorization request"));
+            }
+            None if stored.redirect_uri_explicit => {
+                return Err(Error::oauth(ErrorCode::InvalidRequest, "redirect_uri is required: it was in the authorization request"));
+            }
+            _ => {}
+        }
+        match (&stored.code_challenge, verifier) {
+            (Some(challenge), Some(v)) => {
+                if !pkce_s256_matches(v.as_str(), challenge) {
+                    return Err(invalid_grant("the code_verifier does not match the code_challenge"));
+                }
+            }
+            (Some(_), None) => return Err(Error::oauth(ErrorCode::InvalidRequest, "code_verifier is required")),
+            // RFC 9700 §4.8.2: a verifier without a challenge is a downgrade attempt.
+            (None, Some(_)) => return Err(invalid_grant("no code_challenge was sent for this code")),
+            (None, None) => {}
+        }
+        let user = self.store.get_user(stored.user_id).await?.filter(|u| !u.disabled).ok_or_else(|| invalid_grant("the user is no longer active"))?;
+        let grant = self.new_grant(client, user.id, stored.scope.clone(), stored.auth_time, stored.sid.clone(), stored.nonce.clone());
+        let refresh = self.new_refresh_token(client, &grant, now)?;
+        match self.store.redeem_code(&hash, &grant, refresh.as_ref().map(|(_, r)| r), now, replay_expiry).await? {
+            CodeRedemption::Redeemed => {}
+            CodeRedemption::Replayed { grant_id } => {
+                self.on_code_replay(client, grant_id, ip);
+                return Err(invalid_grant("the authorization code was already used"));
+            }
+            CodeRedemption::Invalid => return Err(invalid_grant("the authorization code is invalid, expired or already used")),
+        }
+        self.audit(Event::new("token.issued").client(client.id.as_str()).user(user.id).ip(ip).detail(serde_json::json!({"grant_type": "authorization_code", "grant_id": grant.id})));
+        let ctx = UserContext { user: &user, grant: &grant, nonce: stored.nonce.clone() };
+        self.mint(client, &grant.scope, Some(ctx), refresh.map(|(t, _)| t), now)
+    }
+
+    fn on_code_replay(&self, client: &Client, grant_id: Uuid, ip: Option<String>) {
+        let expires_at = self.now() + self.settings.max_access_token_ttl();
+        self.revocations.insert_local(&[crate::model::Revocation { target: crate::model::RevocationTarget::Grant(grant_id), expires_at }]);
+        self.audit(Event::new("code.replay_detected").client(client.id.as_str()).ip(ip).detail(serde_json::json!({"grant_id": grant_id})));
+    }
+
+    /// RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2).
+    async fn refresh(&self, client: &Client, token: &Secret, scope: Option<ScopeSet>, ip: Option<String>) -> Result<TokenResponse> {
+        let now = self.now();
+        let hash = sha256(token.expose().as_bytes());
+        let invalid = || invalid_grant("the refresh token is invalid, expired or revoked");
+        let (stored, grant) = self.store.get_refresh_token(&hash).await?.ok_or_else(invalid)?;
+        if stored.client_id != client.id {
+            return Err(invalid());
+        }
+        // RFC 6749 §6: the new scope may only narrow the original grant.
+        let scope = match scope {
+            Some(s) if !s.is_empty() => {
+                if !s.is_subset(&grant.scope) {
+                    return Err(Error::oauth(ErrorCode::InvalidScope, "the requested scope exceeds the original grant"));
+                }
+                s
+            }
+            _ => grant.scope.clone(),
+        };
+        let user = self.store.get_user(grant.user_id).await?;
+        let (new_token, new_record) = self.new_refresh_token(client, &grant, now)?.ok_or_else(invalid)?;
+        let reuse_expiry = now + self.settings.max_access_token_ttl();
+        match self.store.rotate_refresh_token(&hash, &new_record, now, reuse_expiry).await? {
+            RefreshRotation::Rotated => {}
+            RefreshRotation::Reused { grant_id } => {
+                self.revocations.insert_local(&[crate::model::Revocation { target: crate::model::RevocationTarget::Grant(grant_id), expires_at: reuse_expiry }]);
+                self.audit(Event::new("refresh.reuse_detected").client(client.id.as_str()).user(grant.user_id).ip(ip).detail(serde_json::json!({"grant_id": grant_id})));
+                return Err(invalid());
+            }
+            RefreshRotation::Invalid => return Err(invalid()),
+        }
+        let user = user.filter(|u| !u.disabled).ok_or_else(invalid)?;
+        self.audit(Event::new("token.refreshed").client(client.id.as_str()).user(user.id).ip(ip).detail(serde_json::json!({"grant_id": grant.id})));
+        // OIDC Core §12.2: a refreshed ID token carries no nonce.
+        let ctx = UserContext { user: &user, grant: &grant, nonce: None };
+        self.mint(client, &scope, Some(ctx), Some(new_token), now)
+    }
+
+    /// RFC 6749 §4.4: no user, no refresh token, and no database write.
+    fn client_credentials(&self, client: &Client, scope: Option<ScopeSet>) -> Result<TokenResponse> {
+        if client.kind != ClientKind::Confidential {
+            return Err(Error::oauth(ErrorCode::UnauthorizedClient, "client_credentials needs a confidential client"));
+        }
+        let scope = match scope {
+            Some(s) if !s.is_empty() => {
+                if s.contains("openid") {
+                    return Err(Error::oauth(ErrorCode::InvalidScope, "openid needs a user; not available with client_credentials"));
+                }
+                let extra = s.difference(&client.scopes);
+                if !extra.is_empty() {
+                    return Err(Error::oauth(ErrorCode::InvalidScope, format!("scope not allowed for this client: {extra}")));
+                }
+                s
+            }
+            _ => ScopeSet::from_scopes(client.scopes.iter().filter(|s| !matches!(s.as_str(), "openid" | "profile" | "email" | "offline_access")).cloned()),
+        };
+        self.mint(client, &scope, None, None, self.now())
+    }
+
+    fn new_grant(&self, client: &Client, user_id: Uuid, scope: ScopeSet, auth_time: OffsetDateTime, sid: String, nonce: Option<String>) -> Grant {
+        let now = self.now();
+        Grant {
+            id: Uuid::new_v4(),
+            client_id: client.id.clone(),
+            user_id,
+            scope,
+            auth_time,
+            sid,
+            nonce,
+            created_at: now,
+            expires_at: now + self.refresh_ttl(client).max(self.access_ttl(client)),
+            revoked_at: None,
+        }
+    }
+
+    fn new_refresh_token(&self, client: &Client, grant: &Grant, now: OffsetDateTime) -> Result<Option<(String, RefreshToken)>> {
+        if !client.grant_types.contains(&GrantType::RefreshToken) {
+            return Ok(None);
+        }
+        let token = random_token()?;
+        // Sliding lifetime, but never past the grant's absolute expiry.
+        let expires_at = (now + self.refresh_ttl(client)).min(grant.expires_at);
+        let record = RefreshToken {
+            token_hash: sha256(token.as_bytes()),
+            grant_id: grant.id,
+            client_id: client.id.clone(),
+            scope: grant.scope.clone(),
+            created_at: now,
+            expires_at,
+            used_at: None,
+        };
+        Ok(Some((token, record)))
+    }
+
+    fn mint(&self, client: &Client, scope: &ScopeSet, user: Option<UserContext<'_>>, refresh_token: Option<String>, now: OffsetDateTime) -> Result<TokenResponse> {
+        let ring = self.keys.ring();
+        let ttl = self.access_ttl(client);
+        let iat = now.unix_timestamp();
+        let claims = AccessTokenClaims {
+            iss: self.settings.issuer.clone(),
+            sub: user.as_ref().map(|u| u.user.id.to_string()).unwrap_or_else(|| client.id.as_str().to_owned()),
+            aud: self.settings.access_token_audience.clone(),
+            client_id: client.id.as_str().to_owned(),
+            scope: scope.as_string(),
+            exp: iat + ttl.whole_seconds(),
+            iat,
+            jti: Uuid::new_v4().to_string(),
+            grant_id: user.as_ref().map(|u| u.grant.id).unwrap_or_else(Uuid::new_v4).to_string(),
+            auth_time: user.as_ref().map(|u| u.grant.auth_time.unix_timestamp()),
+        };
+        let access_token = sign(&ring, ACCESS_TOKEN_TYP, &claims)?;
+        let id_token = match (&user, scope.contains("openid")) {
+            (Some(u), true) => {
+                let alg = ring.active.as_ref().map(|k| k.alg).ok_or_else(|| Error::Unexpected("no active signing key".into()))?;
+                let id = IdTokenClaims {
+                    iss: self.settings.issuer.clone(),
+                    sub: u.user.id.to_string(),
+                    aud: client.id.as_str().to_owned(),
+                    exp: iat + self.settings.id_token_ttl.whole_seconds(),
+                    iat,
+                    auth_time: u.grant.auth_time.unix_timestamp(),
+                    nonce: u.nonce.clone(),
+                    at_hash: at_hash(alg, &access_token),
+                    sid: u.grant.sid.clone(),
+                    azp: client.id.as_str().to_owned(),
+                    profile: user_claims(u.user, scope),
+                };
+                Some(sign(&ring, "JWT", &id)?)
+            }
+            _ => None,
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: u64::try_from(ttl.whole_seconds()).unwrap_or(0),
+            refresh_token,
+            id_token,
+            scope: scope.as_string(),
+        })
+    }
+}

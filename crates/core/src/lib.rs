@@ -1,0 +1,24 @@
+//! Portcullis's use cases and the ports they need: repository traits, the clock, key
+//! management, token minting, password and secret hashing. No HTTP, no SQL.
+
+pub mod audit;
+pub mod authorize;
+pub mod clients;
+pub mod clock;
+pub mod crypto;
+pub mod error;
+pub mod grants;
+pub mod jwt;
+pub mod keys;
+pub mod model;
+pub mod password;
+pub mod repo;
+pub mod revocation;
+pub mod service;
+pub mod tokens;
+pub mod users;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::{Error, Result};
+pub use repo::{Store, StoreError, StoreResult};
+pub use service::{CoreSettings, Portcullis};

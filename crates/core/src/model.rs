@@ -1,0 +1,306 @@
+//! Domain records the use cases work with and the stores persist.
+
+use portcullis_protocol::{ClientId, GrantType, RedirectUri, ScopeSet, SigningAlg};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A SHA-256 digest of a high-entropy secret (client secret, token, code, session id).
+pub type Digest = [u8; 32];
+
+/// Whether a client can keep a secret (RFC 6749 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    Confidential,
+    Public,
+}
+
+impl ClientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confidential => "confidential",
+            Self::Public => "public",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "confidential" => Some(Self::Confidential),
+            "public" => Some(Self::Public),
+            _ => None,
+        }
+    }
+}
+
+/// A registered client application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    pub id: ClientId,
+    pub name: String,
+    pub kind: ClientKind,
+    /// SHA-256 of the server-generated secret; `None` for public clients.
+    pub secret_hash: Option<Digest>,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: ScopeSet,
+    /// First-party clients skip the consent page.
+    pub first_party: bool,
+    /// PKCE S256 required; always true for public clients.
+    pub require_pkce: bool,
+    /// Per-client override of the access token lifetime, seconds.
+    pub access_token_ttl: Option<i64>,
+    /// Per-client override of the refresh token lifetime, seconds.
+    pub refresh_token_ttl: Option<i64>,
+    pub cors_origins: Vec<String>,
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub disabled: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A person who logs in at the authorization server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// What an operator account may do in the admin surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminRole {
+    /// Everything.
+    Admin,
+    /// Read-only.
+    Auditor,
+}
+
+impl AdminRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Auditor => "auditor",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Self::Admin),
+            "auditor" => Some(Self::Auditor),
+            _ => None,
+        }
+    }
+}
+
+/// An operator account for the admin UI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    pub id: Uuid,
+    pub username: String,
+    pub password_hash: String,
+    pub role: AdminRole,
+    pub created_at: OffsetDateTime,
+}
+
+/// Lifecycle of a signing key (DESIGN §3): published before it signs, kept after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Published in JWKS, not yet signing.
+    Next,
+    /// Signing and published.
+    Active,
+    /// No longer signing; published until `publish_until`.
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Active => "active",
+            Self::Retired => "retired",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "next" => Some(Self::Next),
+            "active" => Some(Self::Active),
+            "retired" => Some(Self::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// A signing key as stored: the private part encrypted under the key-encryption key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub state: KeyState,
+    /// AES-256-GCM: 12-byte nonce followed by ciphertext and tag, of the private key DER.
+    pub private_key_encrypted: Vec<u8>,
+    /// The public JWK as JSON.
+    pub public_jwk: String,
+    pub created_at: OffsetDateTime,
+    pub activated_at: Option<OffsetDateTime>,
+    pub retired_at: Option<OffsetDateTime>,
+    /// Retired keys leave JWKS after this instant.
+    pub publish_until: Option<OffsetDateTime>,
+}
+
+/// An issued, not yet redeemed authorization code (RFC 6749 §4.1.2). Stored by digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizationCode {
+    pub code_hash: Digest,
+    pub client_id: ClientId,
+    pub user_id: Uuid,
+    pub redirect_uri: RedirectUri,
+    /// Whether `redirect_uri` was present in the authorization request (RFC 6749 §4.1.3).
+    pub redirect_uri_explicit: bool,
+    pub scope: ScopeSet,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub auth_time: OffsetDateTime,
+    pub sid: String,
+    pub expires_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+}
+
+/// A grant: what one user allowed one client, from which every refresh and access token
+/// of one authorization descends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub id: Uuid,
+    pub client_id: ClientId,
+    pub user_id: Uuid,
+    pub scope: ScopeSet,
+    pub auth_time: OffsetDateTime,
+    pub sid: String,
+    pub nonce: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A refresh token, stored by digest. One grant has one live refresh token at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshToken {
+    pub token_hash: Digest,
+    pub grant_id: Uuid,
+    pub client_id: ClientId,
+    pub scope: ScopeSet,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// What a revocation entry covers (DESIGN §3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum RevocationTarget {
+    /// One access token by `jti`.
+    AccessToken(String),
+    /// Every token carrying this grant id.
+    Grant(Uuid),
+    /// Every token issued to this client (deleted or disabled client).
+    Client(String),
+}
+
+impl RevocationTarget {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AccessToken(_) => "jti",
+            Self::Grant(_) => "grant",
+            Self::Client(_) => "client",
+        }
+    }
+    pub fn value(&self) -> String {
+        match self {
+            Self::AccessToken(j) => j.clone(),
+            Self::Grant(g) => g.to_string(),
+            Self::Client(c) => c.clone(),
+        }
+    }
+    pub fn from_parts(kind: &str, value: &str) -> Option<Self> {
+        match kind {
+            "jti" => Some(Self::AccessToken(value.to_owned())),
+            "grant" => Uuid::parse_str(value).ok().map(Self::Grant),
+            "client" => Some(Self::Client(value.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+/// A revocation entry, kept until every token it covers has expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub target: RevocationTarget,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A revocation as read back from the store, with its position in the store's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationEntry {
+    pub seq: i64,
+    pub revocation: Revocation,
+}
+
+/// Consent a user gave a client for a set of scopes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consent {
+    pub user_id: Uuid,
+    pub client_id: ClientId,
+    pub scope: ScopeSet,
+    pub granted_at: OffsetDateTime,
+}
+
+/// A browser session as stored for tower-sessions: keyed by the digest of the cookie value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrowserSession {
+    pub id_hash: Digest,
+    /// The session's data, serialized by the web crate.
+    pub data: String,
+    /// The logged-in user, so sessions can be listed and ended per user.
+    pub user_id: Option<Uuid>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// An audit event (DESIGN §5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub at: OffsetDateTime,
+    /// Dotted event type, e.g. `login.failure`, `token.issued`, `admin.client.created`.
+    pub event_type: String,
+    pub actor: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub client_id: Option<String>,
+    pub ip: Option<String>,
+    /// Event-specific detail as a JSON object.
+    pub detail: serde_json::Value,
+}
+
+/// Filter for reading the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub event_type: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub client_id: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    pub limit: u32,
+    pub offset: u32,
+}

@@ -1,0 +1,255 @@
+//! Repository traits: what the use cases need from storage. Each method that changes
+//! more than one row is one transaction in the store.
+
+use async_trait::async_trait;
+use portcullis_protocol::ClientId;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::model::*;
+
+/// Errors a store reports; constraint violations are already domain errors here.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint was violated; the text names what already exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The record to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A stored value could not be read back into a domain type.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    /// Anything else (connection lost, I/O); the cause goes to the log.
+    #[error("store error: {0}")]
+    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait ClientRepo: Send + Sync {
+    /// Fails with `Conflict` when the id is taken.
+    async fn insert_client(&self, client: &Client) -> StoreResult<()>;
+    async fn get_client(&self, id: &ClientId) -> StoreResult<Option<Client>>;
+    /// Clients whose id or name contains `search` (case-insensitive), by name.
+    async fn list_clients(&self, search: Option<&str>) -> StoreResult<Vec<Client>>;
+    /// Replaces every field but `id` and `created_at`; `NotFound` if absent.
+    async fn update_client(&self, client: &Client) -> StoreResult<()>;
+    /// Deletes the client and, in the same transaction, its codes, grants, refresh tokens
+    /// and consents, and records `revocations` (its grants and itself). `NotFound` if absent.
+    async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()>;
+    /// Ids of the client's grants that are not revoked.
+    async fn active_grant_ids_for_client(&self, id: &ClientId) -> StoreResult<Vec<Uuid>>;
+}
+
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// Fails with `Conflict` when the username is taken.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn get_user(&self, id: Uuid) -> StoreResult<Option<User>>;
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self, search: Option<&str>) -> StoreResult<Vec<User>>;
+    /// Sets the password hash and, in the same transaction, revokes the user's grants
+    /// (deleting their refresh tokens, recording `revocations`) and deletes their sessions.
+    async fn set_user_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: OffsetDateTime,
+        revocations: &[Revocation],
+    ) -> StoreResult<()>;
+    /// Sets the disabled flag; when disabling, revokes grants and sessions as above.
+    async fn set_user_disabled(
+        &self,
+        id: Uuid,
+        disabled: bool,
+        now: OffsetDateTime,
+        revocations: &[Revocation],
+    ) -> StoreResult<()>;
+    /// Ids of the user's grants that are not revoked.
+    async fn active_grant_ids_for_user(&self, id: Uuid) -> StoreResult<Vec<Uuid>>;
+}
+
+#[async_trait]
+pub trait AdminRepo: Send + Sync {
+    /// Fails with `Conflict` when the username is taken.
+    async fn insert_admin(&self, admin: &Admin) -> StoreResult<()>;
+    async fn get_admin_by_username(&self, username: &str) -> StoreResult<Option<Admin>>;
+    async fn count_admins(&self) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait KeyRepo: Send + Sync {
+    async fn insert_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// All keys, newest first.
+    async fn list_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// One rotation, atomically: the active key becomes retired (`retired_at = now`,
+    /// `publish_until`), the next key becomes active (`activated_at = now`), and
+    /// `new_next` is inserted. `NotFound` if there is no next key.
+    async fn rotate_keys(
+        &self,
+        new_next: &SigningKeyRecord,
+        now: OffsetDateTime,
+        publish_until: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Deletes retired keys whose `publish_until` has passed; returns how many.
+    async fn delete_expired_keys(&self, now: OffsetDateTime) -> StoreResult<u64>;
+}
+
+/// Outcome of redeeming an authorization code.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CodeRedemption {
+    /// The code was fresh: it is now consumed and the grant (and refresh token) stored.
+    Redeemed,
+    /// The code was already redeemed; the grant it produced has been revoked.
+    Replayed { grant_id: Uuid },
+    /// No such code, or it expired.
+    Invalid,
+}
+
+#[async_trait]
+pub trait CodeRepo: Send + Sync {
+    async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
+    /// A code that is not consumed and not expired.
+    async fn get_code(&self, code_hash: &Digest, now: OffsetDateTime) -> StoreResult<Option<AuthorizationCode>>;
+    /// In one transaction: consume the code if it is fresh and record `grant` and
+    /// `refresh`; if it was already consumed, revoke the grant it produced (recording
+    /// `replay_revocation_expiry` as the revocation's lifetime) — RFC 6749 §4.1.2.
+    async fn redeem_code(
+        &self,
+        code_hash: &Digest,
+        grant: &Grant,
+        refresh: Option<&RefreshToken>,
+        now: OffsetDateTime,
+        replay_revocation_expiry: OffsetDateTime,
+    ) -> StoreResult<CodeRedemption>;
+    /// Deletes codes that expired before `before`; returns how many.
+    async fn delete_expired_codes(&self, before: OffsetDateTime) -> StoreResult<u64>;
+}
+
+/// Outcome of rotating a refresh token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshRotation {
+    /// The old token is now used and the new one stored.
+    Rotated,
+    /// The old token had been used before: the whole grant is now revoked (RFC 9700 §4.14.2).
+    Reused { grant_id: Uuid },
+    /// Unknown, expired, or its grant is revoked.
+    Invalid,
+}
+
+#[async_trait]
+pub trait GrantRepo: Send + Sync {
+    async fn get_grant(&self, id: Uuid) -> StoreResult<Option<Grant>>;
+    /// The user's grants that are not revoked and not expired.
+    async fn list_grants_for_user(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<Vec<Grant>>;
+    /// Marks the grant revoked, deletes its refresh tokens and records `revocation`, in
+    /// one transaction. Returns false if the grant did not exist or was already revoked.
+    async fn revoke_grant(&self, id: Uuid, now: OffsetDateTime, revocation: &Revocation) -> StoreResult<bool>;
+    /// Count of grants that are neither revoked nor expired.
+    async fn count_active_grants(&self, now: OffsetDateTime) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait RefreshRepo: Send + Sync {
+    /// A refresh token by digest, with its grant, whatever their state.
+    async fn get_refresh_token(&self, token_hash: &Digest) -> StoreResult<Option<(RefreshToken, Grant)>>;
+    /// In one transaction: mark `old_hash` used if it is unused, unexpired and its grant is
+    /// live, and insert `new`; if it was already used, revoke the grant (recording
+    /// `reuse_revocation`) — RFC 9700 §4.14.2.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &Digest,
+        new: &RefreshToken,
+        now: OffsetDateTime,
+        reuse_revocation_expiry: OffsetDateTime,
+    ) -> StoreResult<RefreshRotation>;
+}
+
+#[async_trait]
+pub trait RevocationRepo: Send + Sync {
+    /// Records a revocation of a single access token (RFC 7009).
+    async fn insert_revocation(&self, revocation: &Revocation) -> StoreResult<()>;
+    /// Revocations with `seq > after` that have not expired at `now`, in `seq` order.
+    async fn revocations_since(&self, after: i64, now: OffsetDateTime) -> StoreResult<Vec<RevocationEntry>>;
+    /// Deletes revocations that expired before `now`; returns how many.
+    async fn delete_expired_revocations(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Resolves when another node may have recorded a revocation (PostgreSQL
+    /// LISTEN/NOTIFY). Stores with a single writer process never resolve.
+    async fn wait_for_revocation(&self) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait ConsentRepo: Send + Sync {
+    async fn get_consent(&self, user_id: Uuid, client_id: &ClientId) -> StoreResult<Option<Consent>>;
+    /// Inserts or replaces the consent for (user, client).
+    async fn upsert_consent(&self, consent: &Consent) -> StoreResult<()>;
+    /// Returns false if there was none.
+    async fn delete_consent(&self, user_id: Uuid, client_id: &ClientId) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait SessionRepo: Send + Sync {
+    /// Inserts or replaces by `id_hash`.
+    async fn save_session(&self, session: &BrowserSession) -> StoreResult<()>;
+    /// Inserts only if `id_hash` is unused; false on collision.
+    async fn create_session(&self, session: &BrowserSession) -> StoreResult<bool>;
+    /// A session that has not expired at `now`.
+    async fn load_session(&self, id_hash: &Digest, now: OffsetDateTime) -> StoreResult<Option<BrowserSession>>;
+    async fn delete_session(&self, id_hash: &Digest) -> StoreResult<()>;
+    async fn list_sessions_for_user(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<Vec<BrowserSession>>;
+    async fn delete_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait AuditRepo: Send + Sync {
+    async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+}
+
+#[async_trait]
+pub trait HealthRepo: Send + Sync {
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Everything a Portcullis node needs from storage.
+pub trait Store:
+    ClientRepo
+    + UserRepo
+    + AdminRepo
+    + KeyRepo
+    + CodeRepo
+    + GrantRepo
+    + RefreshRepo
+    + RevocationRepo
+    + ConsentRepo
+    + SessionRepo
+    + AuditRepo
+    + HealthRepo
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: ClientRepo
+        + UserRepo
+        + AdminRepo
+        + KeyRepo
+        + CodeRepo
+        + GrantRepo
+        + RefreshRepo
+        + RevocationRepo
+        + ConsentRepo
+        + SessionRepo
+        + AuditRepo
+        + HealthRepo
+        + Send
+        + Sync
+        + 'static
+{
+}

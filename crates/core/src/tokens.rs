@@ -1,0 +1,135 @@
+//! Token operations outside the token endpoint: revocation (RFC 7009), introspection
+//! (RFC 7662) and userinfo (OIDC Core §5.3).
+
+use portcullis_protocol::claims::{AccessTokenClaims, UserInfo};
+use portcullis_protocol::token::{IntrospectionResponse, TokenTypeHint};
+use portcullis_protocol::{ErrorCode, ScopeSet, Secret};
+use time::OffsetDateTime;
+
+use crate::audit::Event;
+use crate::crypto::sha256;
+use crate::error::{Error, Result};
+use crate::grants::user_claims;
+use crate::jwt::verify_access_token;
+use crate::model::{Client, ClientKind, Revocation, RevocationTarget};
+use crate::service::Portcullis;
+
+impl Portcullis {
+    /// A JWT access token this server issued that is valid now and not revoked.
+    pub fn active_access_token(&self, token: &str) -> Option<AccessTokenClaims> {
+        let ring = self.keys.ring();
+        let claims = verify_access_token(&ring, token, &self.settings.issuer, self.now().unix_timestamp()).ok()?;
+        (!self.revocations.is_revoked(&claims)).then_some(claims)
+    }
+
+    /// RFC 7009 §2: revokes an access or refresh token the client holds. Unknown tokens,
+    /// and tokens of other clients, are answered the same way (success) and left alone.
+    pub async fn revoke(&self, client: &Client, token: &Secret, hint: Option<TokenTypeHint>, ip: Option<String>) -> Result<()> {
+        let try_access = |this: &Self| -> Option<AccessTokenClaims> {
+            let ring = this.keys.ring();
+            // Expired tokens need no revocation.
+            verify_access_token(&ring, token.expose(), &this.settings.issuer, this.now().unix_timestamp()).ok()
+        };
+        let access_first = hint != Some(TokenTypeHint::RefreshToken);
+        if access_first && let Some(claims) = try_access(self) {
+            return self.revoke_access(client, claims, ip).await;
+        }
+        let hash = sha256(token.expose().as_bytes());
+        if let Some((stored, grant)) = self.store.get_refresh_token(&hash).await?
+            && stored.client_id == client.id
+        {
+            let now = self.now();
+            let revocation = Revocation { target: RevocationTarget::Grant(grant.id), expires_at: now + self.settings.max_access_token_ttl() };
+            // RFC 7009 §2.1: revoking a refresh token revokes the grant and its access tokens.
+            if self.store.revoke_grant(grant.id, now, &revocation).await? {
+                self.revocations.insert_local(std::slice::from_ref(&revocation));
+                self.audit(Event::new("token.revoked").client(client.id.as_str()).user(grant.user_id).ip(ip).detail(serde_json::json!({"token_type": "refresh_token", "grant_id": grant.id})));
+            }
+            return Ok(());
+        }
+        if !access_first && let Some(claims) = try_access(self) {
+            return self.revoke_access(client, claims, ip).await;
+        }
+        Ok(())
+    }
+
+    async fn revoke_access(&self, client: &Client, claims: AccessTokenClaims, ip: Option<String>) -> Result<()> {
+        if claims.client_id != client.id.as_str() {
+            return Ok(());
+        }
+        let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp).map_err(|e| Error::Unexpected(e.to_string()))?;
+        let revocation = Revocation { target: RevocationTarget::AccessToken(claims.jti.clone()), expires_at };
+        self.store.insert_revocation(&revocation).await?;
+        self.revocations.insert_local(std::slice::from_ref(&revocation));
+        self.audit(Event::new("token.revoked").client(client.id.as_str()).ip(ip).detail(serde_json::json!({"token_type": "access_token", "jti": claims.jti})));
+        Ok(())
+    }
+
+    /// RFC 7662 §2: only confidential clients (resource servers) may introspect.
+    /// Access tokens are answered from memory; refresh tokens from the store.
+    pub async fn introspect(&self, client: &Client, token: &Secret, hint: Option<TokenTypeHint>) -> Result<IntrospectionResponse> {
+        if client.kind != ClientKind::Confidential {
+            return Err(Error::oauth(ErrorCode::UnauthorizedClient, "only confidential clients may introspect tokens"));
+        }
+        if hint != Some(TokenTypeHint::RefreshToken)
+            && let Some(c) = self.active_access_token(token.expose())
+        {
+            return Ok(IntrospectionResponse {
+                active: true,
+                scope: Some(c.scope),
+                client_id: Some(c.client_id),
+                sub: Some(c.sub),
+                exp: Some(c.exp),
+                iat: Some(c.iat),
+                nbf: None,
+                aud: Some(c.aud),
+                iss: Some(c.iss),
+                jti: Some(c.jti),
+                token_type: Some("Bearer".into()),
+            });
+        }
+        // Refresh tokens are opaque and 43 characters; skip the lookup for anything else.
+        if token.expose().len() == 43 {
+            let now = self.now();
+            if let Some((stored, grant)) = self.store.get_refresh_token(&sha256(token.expose().as_bytes())).await?
+                && stored.used_at.is_none()
+                && stored.expires_at > now
+                && grant.revoked_at.is_none()
+                && grant.expires_at > now
+                && stored.client_id == client.id
+            {
+                return Ok(IntrospectionResponse {
+                    active: true,
+                    scope: Some(stored.scope.as_string()),
+                    client_id: Some(stored.client_id.as_str().to_owned()),
+                    sub: Some(grant.user_id.to_string()),
+                    exp: Some(stored.expires_at.unix_timestamp()),
+                    iat: Some(stored.created_at.unix_timestamp()),
+                    iss: Some(self.settings.issuer.clone()),
+                    token_type: Some("refresh_token".into()),
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(IntrospectionResponse::inactive())
+    }
+
+    /// OIDC Core §5.3: claims about the user the access token was issued for.
+    pub async fn userinfo(&self, access_token: &str) -> Result<UserInfo> {
+        let claims = self
+            .active_access_token(access_token)
+            .ok_or_else(|| Error::oauth(ErrorCode::InvalidToken, "the access token is invalid, expired or revoked"))?;
+        let scope = ScopeSet::parse(&claims.scope).map_err(|e| Error::Unexpected(e.0))?;
+        if !scope.contains("openid") {
+            return Err(Error::oauth(ErrorCode::InsufficientScope, "the access token lacks the openid scope"));
+        }
+        let user_id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| Error::oauth(ErrorCode::InvalidToken, "the access token has no user"))?;
+        let user = self
+            .store
+            .get_user(user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| Error::oauth(ErrorCode::InvalidToken, "the user is no longer active"))?;
+        Ok(UserInfo { sub: user.id.to_string(), claims: user_claims(&user, &scope) })
+    }
+}

@@ -1,0 +1,178 @@
+//! People: user accounts, operator (admin) accounts, and password login.
+
+use portcullis_protocol::Secret;
+use uuid::Uuid;
+
+use crate::audit::Event;
+use crate::clients::not_found;
+use crate::crypto::random_token;
+use crate::error::{Error, Result};
+use crate::model::{Admin, AdminRole, Revocation, RevocationTarget, User};
+use crate::password::PasswordHasher;
+use crate::service::Portcullis;
+
+/// A new user as typed by an operator.
+#[derive(Debug, Clone, Default)]
+pub struct UserInput {
+    pub username: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
+
+fn check_username(username: &str) -> Result<String> {
+    let u = username.trim();
+    if u.is_empty() || u.chars().count() > 100 {
+        return Err(Error::invalid("username", "must be 1 to 100 characters"));
+    }
+    if u.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::invalid("username", "must not contain spaces or control characters"));
+    }
+    Ok(u.to_owned())
+}
+
+fn check_email(email: &Option<String>) -> Result<Option<String>> {
+    match email.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(e) => {
+            let ok = e.len() <= 254
+                && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+                && !e.chars().any(char::is_whitespace);
+            if ok { Ok(Some(e.to_owned())) } else { Err(Error::invalid("email", "is not an email address")) }
+        }
+    }
+}
+
+impl Portcullis {
+    pub async fn create_user(&self, input: &UserInput, password: &Secret, actor: &str) -> Result<User> {
+        let username = check_username(&input.username)?;
+        let email = check_email(&input.email)?;
+        PasswordHasher::check_policy(password.expose())?;
+        let name = input.name.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let now = self.now();
+        let user = User {
+            id: Uuid::new_v4(),
+            username,
+            email,
+            email_verified: input.email_verified,
+            name,
+            password_hash: self.hasher.hash(password).await?,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_user(&user).await?;
+        self.audit(Event::new("admin.user.created").actor(actor).user(user.id));
+        Ok(user)
+    }
+
+    pub async fn get_user(&self, id: Uuid) -> Result<User> {
+        self.store.get_user(id).await?.ok_or(Error::NotFound("user"))
+    }
+
+    pub async fn find_user(&self, username: &str) -> Result<User> {
+        self.store.get_user_by_username(username).await?.ok_or(Error::NotFound("user"))
+    }
+
+    pub async fn list_users(&self, search: Option<&str>) -> Result<Vec<User>> {
+        Ok(self.store.list_users(search.filter(|s| !s.is_empty())).await?)
+    }
+
+    async fn user_revocations(&self, id: Uuid) -> Result<Vec<Revocation>> {
+        let expires_at = self.now() + self.settings.max_access_token_ttl();
+        Ok(self
+            .store
+            .active_grant_ids_for_user(id)
+            .await?
+            .into_iter()
+            .map(|g| Revocation { target: RevocationTarget::Grant(g), expires_at })
+            .collect())
+    }
+
+    /// Sets a new password; the user's grants (and their tokens) and sessions end.
+    pub async fn set_user_password(&self, id: Uuid, password: &Secret, actor: &str) -> Result<()> {
+        PasswordHasher::check_policy(password.expose())?;
+        self.get_user(id).await?;
+        let hash = self.hasher.hash(password).await?;
+        let revocations = self.user_revocations(id).await?;
+        self.store.set_user_password(id, &hash, self.now(), &revocations).await.map_err(not_found("user"))?;
+        self.revocations.insert_local(&revocations);
+        self.audit(Event::new("user.password_changed").actor(actor).user(id));
+        Ok(())
+    }
+
+    /// Disabling ends the user's grants and sessions; enabling only lifts the flag.
+    pub async fn set_user_disabled(&self, id: Uuid, disabled: bool, actor: &str) -> Result<()> {
+        self.get_user(id).await?;
+        let revocations = if disabled { self.user_revocations(id).await? } else { Vec::new() };
+        self.store.set_user_disabled(id, disabled, self.now(), &revocations).await.map_err(not_found("user"))?;
+        self.revocations.insert_local(&revocations);
+        let what = if disabled { "admin.user.disabled" } else { "admin.user.enabled" };
+        self.audit(Event::new(what).actor(actor).user(id));
+        Ok(())
+    }
+
+    /// Password login. The error does not say whether the user exists, and costs the
+    /// same either way.
+    pub async fn login(&self, username: &str, password: &Secret, ip: Option<String>) -> Result<User> {
+        let user = self.store.get_user_by_username(username.trim()).await?;
+        let ok = self.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        match user {
+            Some(u) if ok && !u.disabled => {
+                self.audit(Event::new("login.success").user(u.id).ip(ip));
+                Ok(u)
+            }
+            _ => {
+                self.audit(
+                    Event::new("login.failure").ip(ip).detail(serde_json::json!({ "username": username.trim() })),
+                );
+                Err(Error::BadCredentials)
+            }
+        }
+    }
+
+    pub async fn create_admin(&self, username: &str, password: &Secret, role: AdminRole, actor: &str) -> Result<Admin> {
+        let username = check_username(username)?;
+        PasswordHasher::check_policy(password.expose())?;
+        let admin = Admin {
+            id: Uuid::new_v4(),
+            username,
+            password_hash: self.hasher.hash(password).await?,
+            role,
+            created_at: self.now(),
+        };
+        self.store.insert_admin(&admin).await?;
+        self.audit(Event::new("admin.admin.created").actor(actor).detail(serde_json::json!({ "username": admin.username, "role": role.as_str() })));
+        Ok(admin)
+    }
+
+    /// On first start with no operator account: creates `admin` with a random password
+    /// and returns the password, to be printed once.
+    pub async fn bootstrap_admin(&self) -> Result<Option<(String, Secret)>> {
+        if self.store.count_admins().await? > 0 {
+            return Ok(None);
+        }
+        let password = Secret::new(random_token()?);
+        match self.create_admin("admin", &password, AdminRole::Admin, "bootstrap").await {
+            Ok(a) => Ok(Some((a.username, password))),
+            // Another node bootstrapped at the same moment.
+            Err(Error::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_and_emails() {
+        assert!(check_username(" alice ").is_ok());
+        assert!(check_username("").is_err());
+        assert!(check_username("al ice").is_err());
+        assert!(check_email(&Some("a@b.example".into())).is_ok());
+        assert!(check_email(&Some("not-an-email".into())).is_err());
+        assert_eq!(check_email(&Some("  ".into())).unwrap(), None);
+    }
+}

@@ -1,0 +1,94 @@
+//! The one RFC error enum: every wire error code Portcullis can answer with.
+
+use serde::{Deserialize, Serialize};
+
+/// An OAuth 2.0 / OIDC error code as it appears on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// RFC 6749 §5.2 / §4.1.2.1: the request is missing a parameter, repeats one, or is malformed.
+    InvalidRequest,
+    /// RFC 6749 §5.2: client authentication failed.
+    InvalidClient,
+    /// RFC 6749 §5.2: the grant (code, refresh token) is invalid, expired, revoked or mismatched.
+    InvalidGrant,
+    /// RFC 6749 §5.2 / §4.1.2.1: the client may not use this grant or response type.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2: the grant type is not supported.
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2 / §4.1.2.1: the scope is invalid, unknown or exceeds what is allowed.
+    InvalidScope,
+    /// RFC 6749 §4.1.2.1: the resource owner or server denied the request.
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1: the response type is not supported.
+    UnsupportedResponseType,
+    /// RFC 6749 §4.1.2.1: an unexpected condition on the server.
+    ServerError,
+    /// RFC 6749 §4.1.2.1: the server is overloaded or under maintenance.
+    TemporarilyUnavailable,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` but the user is not logged in.
+    LoginRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` but consent is needed.
+    ConsentRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` but some interaction is needed.
+    InteractionRequired,
+    /// RFC 6750 §3.1: the access token is expired, revoked, malformed or invalid.
+    InvalidToken,
+    /// RFC 6750 §3.1: the access token lacks the scope the request needs.
+    InsufficientScope,
+    /// RFC 7009 §2.2.1: the server cannot revoke this type of token.
+    UnsupportedTokenType,
+    /// OpenID Connect Core §3.1.2.6: the `request` parameter is not supported.
+    RequestNotSupported,
+    /// OpenID Connect Core §3.1.2.6: the `request_uri` parameter is not supported.
+    RequestUriNotSupported,
+    /// RFC 9700-style rate limiting (no RFC code exists; mirrors HTTP 429 semantics).
+    SlowDown,
+}
+
+impl ErrorCode {
+    /// The code exactly as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::SlowDown => "slow_down",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// RFC 6749 §5.2 error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error: ErrorCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+impl ErrorResponse {
+    pub fn new(error: ErrorCode, description: impl Into<String>) -> Self {
+        Self { error, error_description: Some(description.into()) }
+    }
+}

@@ -1,0 +1,95 @@
+//! Token endpoint (RFC 6749 §3.2, §4, §5), revocation (RFC 7009) and introspection
+//! (RFC 7662) request and response bodies.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{PkceVerifier, RedirectUri, ScopeSet, Secret};
+
+/// The grant-specific part of a token request, tagged on `grant_type`, so a missing
+/// `code` or `refresh_token` fails while deserializing (RFC 6749 §4.1.3, §6, §4.4.2).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "grant_type", rename_all = "snake_case")]
+pub enum TokenRequest {
+    /// RFC 6749 §4.1.3 with RFC 7636 §4.5.
+    AuthorizationCode {
+        code: Secret,
+        redirect_uri: Option<RedirectUri>,
+        code_verifier: Option<PkceVerifier>,
+    },
+    /// RFC 6749 §6.
+    RefreshToken { refresh_token: Secret, scope: Option<ScopeSet> },
+    /// RFC 6749 §4.4.2.
+    ClientCredentials { scope: Option<ScopeSet> },
+}
+
+/// RFC 6749 §5.1 successful token response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    pub scope: String,
+}
+
+/// RFC 7009 §2.1 `token_type_hint` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenTypeHint {
+    AccessToken,
+    RefreshToken,
+}
+
+/// RFC 7009 §2.1 revocation request; RFC 7662 §2.1 introspection request has the same shape.
+#[derive(Debug, Deserialize)]
+pub struct TokenOperationRequest {
+    pub token: Secret,
+    /// Unknown hints are ignored (RFC 7662 §2.1: the server may ignore the hint).
+    #[serde(default, deserialize_with = "lenient_hint")]
+    pub token_type_hint: Option<TokenTypeHint>,
+}
+
+fn lenient_hint<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<TokenTypeHint>, D::Error> {
+    let raw = Option::<String>::deserialize(d)?;
+    Ok(match raw.as_deref() {
+        Some("access_token") => Some(TokenTypeHint::AccessToken),
+        Some("refresh_token") => Some(TokenTypeHint::RefreshToken),
+        _ => None,
+    })
+}
+
+/// RFC 7662 §2.2 introspection response.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntrospectionResponse {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+}
+
+impl IntrospectionResponse {
+    /// RFC 7662 §2.2: an inactive token reveals nothing else.
+    pub fn inactive() -> Self {
+        Self::default()
+    }
+}

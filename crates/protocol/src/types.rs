@@ -1,0 +1,421 @@
+//! Newtypes that parse at the edge: once a value has one of these types it is valid.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use subtle::ConstantTimeEq;
+use url::Url;
+
+/// Why a wire value failed to parse; the message is safe to show a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ParseError {}
+
+fn err(msg: impl Into<String>) -> ParseError {
+    ParseError(msg.into())
+}
+
+macro_rules! string_newtype_serde {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                <$t>::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// RFC 6749 §2.2 client identifier: 1–128 visible ASCII characters (VSCHAR).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if s.is_empty() || s.len() > 128 {
+            return Err(err("client_id must be 1 to 128 characters"));
+        }
+        // RFC 6749 Appendix A.1: client_id = *VSCHAR (%x20-7E)
+        if !s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            return Err(err("client_id has characters outside %x20-7E"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+string_newtype_serde!(ClientId);
+
+/// A redirect URI: absolute, no fragment (RFC 6749 §3.1.2). Compared by exact string
+/// (RFC 9700 §4.1.3), never by its normalised form.
+#[derive(Debug, Clone)]
+pub struct RedirectUri {
+    raw: String,
+    url: Url,
+}
+
+impl PartialEq for RedirectUri {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+impl Eq for RedirectUri {}
+impl std::hash::Hash for RedirectUri {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.raw.hash(state);
+    }
+}
+
+impl RedirectUri {
+    /// Parses a redirect URI as sent in a request: absolute and without fragment.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if s.len() > 2000 {
+            return Err(err("redirect_uri is too long"));
+        }
+        let url = Url::parse(s).map_err(|e| err(format!("redirect_uri is not an absolute URI: {e}")))?;
+        if url.fragment().is_some() {
+            return Err(err("redirect_uri must not contain a fragment"));
+        }
+        Ok(Self { raw: s.to_owned(), url })
+    }
+
+    /// Parses a URI an operator registers: stricter than [`RedirectUri::parse`] —
+    /// `https`, or `http` only on a loopback host, or a private-use scheme containing a
+    /// dot (RFC 8252 §7.1, RFC 9700 §2.1).
+    pub fn parse_registered(s: &str) -> Result<Self, ParseError> {
+        let uri = Self::parse(s)?;
+        let url = &uri.url;
+        match url.scheme() {
+            "https" => {
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(err("redirect URI needs a host"));
+                }
+            }
+            "http" => {
+                let loopback = match url.host() {
+                    Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                };
+                if !loopback {
+                    return Err(err("http redirect URIs are allowed only on a loopback host; use https"));
+                }
+            }
+            "javascript" | "data" | "file" | "vbscript" | "blob" | "about" => {
+                return Err(err("this URI scheme cannot be a redirect URI"));
+            }
+            scheme => {
+                // RFC 8252 §7.1: private-use schemes are reverse domain names.
+                if !scheme.contains('.') {
+                    return Err(err(
+                        "redirect URIs must be https, http on a loopback host, or a private-use scheme like com.example.app",
+                    ));
+                }
+            }
+        }
+        Ok(uri)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The parsed URI, for appending response parameters.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+string_newtype_serde!(RedirectUri);
+
+/// One scope token (RFC 6749 §3.3: 1*NQCHAR, %x21 / %x23-5B / %x5D-7E).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if s.is_empty() || s.len() > 128 {
+            return Err(err("a scope must be 1 to 128 characters"));
+        }
+        if !s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)) {
+            return Err(err(format!("scope {s:?} has characters RFC 6749 §3.3 does not allow")));
+        }
+        Ok(Self(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+string_newtype_serde!(Scope);
+
+/// A set of scopes, written space-separated on the wire (RFC 6749 §3.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ScopeSet(BTreeSet<Scope>);
+
+impl ScopeSet {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let mut set = BTreeSet::new();
+        for part in s.split(' ') {
+            if part.is_empty() {
+                continue;
+            }
+            set.insert(Scope::parse(part)?);
+        }
+        if set.len() > 64 {
+            return Err(err("too many scopes"));
+        }
+        Ok(Self(set))
+    }
+    pub fn from_scopes(scopes: impl IntoIterator<Item = Scope>) -> Self {
+        Self(scopes.into_iter().collect())
+    }
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.iter().any(|s| s.as_str() == scope)
+    }
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.is_subset(&other.0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Scope> {
+        self.0.iter()
+    }
+    /// Scopes in `self` that are not in `other`.
+    pub fn difference(&self, other: &ScopeSet) -> ScopeSet {
+        Self(self.0.difference(&other.0).cloned().collect())
+    }
+    pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
+        Self(self.0.intersection(&other.0).cloned().collect())
+    }
+    pub fn as_string(&self) -> String {
+        let mut out = String::new();
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(s.as_str());
+        }
+        out
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_string())
+    }
+}
+impl Serialize for ScopeSet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_string())
+    }
+}
+impl<'de> Deserialize<'de> for ScopeSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ScopeSet::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// RFC 7636 §4.1 code verifier: 43–128 characters of `[A-Za-z0-9-._~]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PkceVerifier(String);
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+impl PkceVerifier {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if !(43..=128).contains(&s.len()) || !s.bytes().all(is_unreserved) {
+            return Err(err("code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.1)"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Debug for PkceVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PkceVerifier([redacted])")
+    }
+}
+impl<'de> Deserialize<'de> for PkceVerifier {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PkceVerifier::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// RFC 7636 §4.2 S256 code challenge: BASE64URL(SHA256(verifier)), exactly 43 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeChallenge(String);
+
+impl CodeChallenge {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if s.len() != 43 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(err("code_challenge must be a 43-character base64url S256 digest (RFC 7636 §4.2)"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+string_newtype_serde!(CodeChallenge);
+
+/// A secret value (client secret, token, password): never printed, compared in constant time.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself; call only where it is hashed, verified or shown once on purpose.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+impl Eq for Secret {}
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// Grant types Portcullis implements (RFC 6749 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] = [Self::AuthorizationCode, Self::RefreshToken, Self::ClientCredentials];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        Self::ALL
+            .into_iter()
+            .find(|g| g.as_str() == s)
+            .ok_or_else(|| err(format!("unknown grant type {s:?}; expected one of authorization_code, refresh_token, client_credentials")))
+    }
+}
+
+impl fmt::Display for GrantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Signing algorithms Portcullis can sign with (RFC 7518 §3.1, RFC 8037).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlg {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "RS256" => Ok(Self::RS256),
+            "ES256" => Ok(Self::ES256),
+            "EdDSA" => Ok(Self::EdDSA),
+            other => Err(err(format!("unknown signing algorithm {other:?}; expected RS256, ES256 or EdDSA"))),
+        }
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_set_parses_and_prints_sorted() {
+        let s = ScopeSet::parse("profile openid  email").unwrap();
+        assert_eq!(s.as_string(), "email openid profile");
+        assert!(ScopeSet::parse("bad\"scope").is_err());
+        assert!(ScopeSet::parse("bad\\scope").is_err());
+    }
+
+    #[test]
+    fn registered_redirect_uris() {
+        assert!(RedirectUri::parse_registered("https://app.example/cb").is_ok());
+        assert!(RedirectUri::parse_registered("http://127.0.0.1:8080/cb").is_ok());
+        assert!(RedirectUri::parse_registered("http://localhost/cb").is_ok());
+        assert!(RedirectUri::parse_registered("http://[::1]/cb").is_ok());
+        assert!(RedirectUri::parse_registered("com.example.app:/cb").is_ok());
+        assert!(RedirectUri::parse_registered("http://app.example/cb").is_err());
+        assert!(RedirectUri::parse_registered("https://app.example/cb#x").is_err());
+        assert!(RedirectUri::parse_registered("javascript:alert(1)").is_err());
+        assert!(RedirectUri::parse_registered("myapp:/cb").is_err());
+        assert!(RedirectUri::parse_registered("/relative").is_err());
+    }
+
+    #[test]
+    fn pkce_lengths() {
+        assert!(PkceVerifier::parse(&"a".repeat(42)).is_err());
+        assert!(PkceVerifier::parse(&"a".repeat(43)).is_ok());
+        assert!(PkceVerifier::parse(&"a".repeat(129)).is_err());
+        assert!(PkceVerifier::parse(&format!("{}+", "a".repeat(43))).is_err());
+    }
+
+    #[test]
+    fn secret_is_redacted() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "[redacted]");
+    }
+}

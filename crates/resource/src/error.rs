@@ -1,0 +1,145 @@
+//! The crate's one error type, [`AuthError`], and the reasons a token is refused.
+
+use std::fmt;
+
+/// A boxed error kept as the cause of an [`AuthError::Upstream`] or [`AuthError::Config`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a request was not authorised, or why a validator could not be built.
+///
+/// The extractor in [`crate::extract`] turns each variant into the RFC 6750 §3 response
+/// (see [`AuthError::status`]); the `Display` text of the token-related variants is safe to
+/// show to a client, the others are for the log only.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// RFC 6750 §3.1: the request carried no bearer token at all (or used another
+    /// authentication scheme). Answered with `401` and no `error` attribute.
+    #[error("no bearer token in the request")]
+    MissingToken,
+    /// RFC 6750 §3.1 `invalid_request`: malformed `Authorization` header, several of them, or
+    /// a token sent in a way we refuse (the query string, RFC 6750 §2.3). Answered with `400`.
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    /// RFC 6750 §3.1 `invalid_token`: the token is expired, revoked, malformed or fails a
+    /// check. Answered with `401`.
+    #[error("{0}")]
+    InvalidToken(InvalidToken),
+    /// RFC 6750 §3.1 `insufficient_scope`: the token is valid but lacks a scope the route
+    /// needs. `required` is the space-separated list of the scopes needed. Answered with `403`.
+    #[error("the token lacks the scope {required:?}")]
+    InsufficientScope {
+        /// Space-separated scopes the route requires (RFC 6749 §3.3 syntax).
+        required: String,
+    },
+    /// The authorization server could not be reached or answered something unusable (JWKS,
+    /// discovery or introspection). Answered with `503`; the cause goes to the log only.
+    #[error("authorization server unavailable: {context}")]
+    Upstream {
+        /// What we were doing, e.g. "fetching the JWKS".
+        context: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The validator is misconfigured (returned by the builders only).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl AuthError {
+    pub(crate) fn upstream(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Upstream { context: context.into(), source: Some(source.into()) }
+    }
+
+    pub(crate) fn upstream_msg(context: impl Into<String>) -> Self {
+        Self::Upstream { context: context.into(), source: None }
+    }
+
+    /// The HTTP status a resource server answers with for this error (RFC 6750 §3.1).
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) => 401,
+            Self::InvalidRequest(_) => 400,
+            Self::InsufficientScope { .. } => 403,
+            Self::Upstream { .. } | Self::Config(_) => 503,
+        }
+    }
+
+    /// The reason a token was refused, if that is what happened.
+    pub fn invalid_token_reason(&self) -> Option<InvalidToken> {
+        match self {
+            Self::InvalidToken(r) => Some(*r),
+            _ => None,
+        }
+    }
+}
+
+impl From<InvalidToken> for AuthError {
+    fn from(reason: InvalidToken) -> Self {
+        Self::InvalidToken(reason)
+    }
+}
+
+/// Why a token was refused. The `Display` text becomes the `error_description` of the
+/// `WWW-Authenticate` header, so it says what failed without echoing token contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidToken {
+    /// Not three base64url parts, or a part that is not the JSON it should be.
+    Malformed,
+    /// The header's `alg` is not in the allow-list (this covers `none` and every HMAC
+    /// algorithm, which are never allowed with public keys).
+    UnsupportedAlgorithm,
+    /// RFC 9068 §4: the header's `typ` is not `at+jwt` / `application/at+jwt`.
+    WrongType,
+    /// No key in the JWKS has the token's `kid` (after the rate-limited refetch).
+    UnknownKey,
+    /// The key found for the `kid` is not for the token's `alg`.
+    KeyAlgorithmMismatch,
+    /// The signature does not verify.
+    BadSignature,
+    /// RFC 9068 §4: `iss` is not our issuer.
+    WrongIssuer,
+    /// RFC 9068 §4: `aud` does not name this resource server.
+    WrongAudience,
+    /// RFC 7519 §4.1.4: `exp` has passed (beyond the leeway).
+    Expired,
+    /// RFC 7519 §4.1.5: `nbf` is still in the future (beyond the leeway).
+    NotYetValid,
+    /// A claim RFC 9068 §2.2 requires (`iss`, `sub`, `aud`, `exp`, `client_id`) is missing
+    /// or has the wrong type.
+    MissingClaim,
+    /// RFC 7662 §2.2: the authorization server says the token is not active (revoked,
+    /// expired or unknown).
+    Inactive,
+    /// RFC 7662 §2.2: introspection says this is a refresh token, not an access token.
+    NotAnAccessToken,
+}
+
+impl InvalidToken {
+    /// The human-readable description sent as `error_description`.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Malformed => "the token is malformed",
+            Self::UnsupportedAlgorithm => "the token's signing algorithm is not accepted",
+            Self::WrongType => "the token is not a JWT access token (typ must be at+jwt)",
+            Self::UnknownKey => "the token was signed with an unknown key",
+            Self::KeyAlgorithmMismatch => "the token's algorithm does not match its key",
+            Self::BadSignature => "the token's signature is invalid",
+            Self::WrongIssuer => "the token was issued by another issuer",
+            Self::WrongAudience => "the token is not meant for this resource server",
+            Self::Expired => "the token has expired",
+            Self::NotYetValid => "the token is not valid yet",
+            Self::MissingClaim => "the token lacks a required claim",
+            Self::Inactive => "the token is not active",
+            Self::NotAnAccessToken => "the token is not an access token",
+        }
+    }
+}
+
+impl fmt::Display for InvalidToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}

@@ -1,0 +1,164 @@
+//! Talking to the authorization server: the default HTTP client, discovery, and the small
+//! HTTP helpers (`Cache-Control`, form encoding) the validators share.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use reqwest::header::{AGE, CACHE_CONTROL, HeaderMap};
+use serde::Deserialize;
+
+use crate::error::AuthError;
+
+/// The client used unless one is injected: bounded timeouts, so a stalled authorization
+/// server cannot hold requests forever, and no redirects, so a credential or a JWKS is
+/// never fetched from somewhere the configuration did not name.
+///
+/// It speaks TLS only if the application enables a TLS feature of `reqwest` 0.12 (features
+/// unify across the build) — see the crate README.
+pub(crate) fn default_client() -> Result<reqwest::Client, AuthError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| AuthError::Config(format!("cannot build the HTTP client: {e}")))
+}
+
+/// The part of the discovery document a resource server needs (OpenID Connect Discovery
+/// 1.0 §3 / RFC 8414 §2). Read leniently rather than as the full
+/// `portcullis_protocol::discovery::ServerMetadata`, so a field the server adds or omits
+/// elsewhere cannot break token validation.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Discovered {
+    pub issuer: String,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    #[serde(default)]
+    pub introspection_endpoint: Option<String>,
+}
+
+/// Where the discovery document of `issuer` lives (OpenID Connect Discovery 1.0 §4.1).
+pub(crate) fn discovery_url(issuer: &str) -> String {
+    format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
+}
+
+/// Fetches the discovery document and checks that it speaks for `issuer` (OpenID Connect
+/// Discovery 1.0 §4.3: the `issuer` value must be identical to the one used to find it; a
+/// trailing slash is tolerated on the configured value).
+pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovered, AuthError> {
+    let url = discovery_url(issuer);
+    let response = http
+        .get(&url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| AuthError::upstream(format!("fetching {url}"), e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(AuthError::upstream_msg(format!("{url} answered {status}")));
+    }
+    let doc: Discovered = response
+        .json()
+        .await
+        .map_err(|e| AuthError::upstream(format!("reading the discovery document at {url}"), e))?;
+    if doc.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+        return Err(AuthError::Config(format!(
+            "the discovery document at {url} is for issuer {:?}, not {issuer:?}",
+            doc.issuer
+        )));
+    }
+    Ok(doc)
+}
+
+/// How long a response may be cached according to RFC 9111 §5.2.2.1 `max-age` less §5.1
+/// `Age`; `Some(ZERO)` for `no-store` / `no-cache`; `None` when the headers say nothing.
+pub(crate) fn cache_lifetime(headers: &HeaderMap) -> Option<Duration> {
+    let mut max_age = None;
+    for value in headers.get_all(CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        for directive in value.split(',') {
+            let directive = directive.trim();
+            let (name, arg) = match directive.split_once('=') {
+                Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                None => (directive, None),
+            };
+            if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+                return Some(Duration::ZERO);
+            }
+            if name.eq_ignore_ascii_case("max-age") {
+                max_age = arg.and_then(|a| a.parse::<u64>().ok());
+            }
+        }
+    }
+    let age = headers
+        .get(AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    max_age.map(|m| Duration::from_secs(m.saturating_sub(age)))
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value (WHATWG URL §5.2), which
+/// RFC 6749 §2.3.1 requires for the client id and secret before they go into HTTP Basic.
+pub(crate) fn form_urlencode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&reqwest::header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    #[test]
+    fn cache_control() {
+        assert_eq!(cache_lifetime(&HeaderMap::new()), None);
+        assert_eq!(
+            cache_lifetime(&headers(&[(&CACHE_CONTROL, "public, max-age=600")])),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            cache_lifetime(&headers(&[(&CACHE_CONTROL, "Max-Age=\"60\""), (&AGE, "20")])),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(
+            cache_lifetime(&headers(&[(&CACHE_CONTROL, "max-age=60"), (&CACHE_CONTROL, "no-cache")])),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(cache_lifetime(&headers(&[(&CACHE_CONTROL, "max-age=soon")])), None);
+        assert_eq!(cache_lifetime(&headers(&[(&CACHE_CONTROL, "no-store")])), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn form_encoding() {
+        assert_eq!(form_urlencode("abc-._*XYZ09"), "abc-._*XYZ09");
+        assert_eq!(form_urlencode("a b:c/d%é"), "a+b%3Ac%2Fd%25%C3%A9");
+    }
+
+    #[test]
+    fn discovery_location() {
+        assert_eq!(
+            discovery_url("https://id.example/"),
+            "https://id.example/.well-known/openid-configuration"
+        );
+    }
+}

@@ -1,0 +1,424 @@
+//! JWKS mode: validate RFC 9068 JWT access tokens offline with the issuer's published keys,
+//! cached and refreshed within bounds.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use jsonwebtoken::Algorithm;
+use reqwest::header::ACCEPT;
+
+use crate::claims::VerifiedClaims;
+use crate::clock::{Clock, SystemClock, unix_seconds};
+use crate::error::{AuthError, InvalidToken};
+use crate::http::{cache_lifetime, default_client, discover};
+use crate::jwt::{
+    ClaimRules, DEFAULT_ALGORITHMS, VerifyKey, algorithm_name, check_claims, find_key,
+    is_asymmetric, keys_from_jwks, parse_header, verify_signature,
+};
+
+/// Validates JWT access tokens offline against the issuer's JWKS (RFC 9068 §4).
+///
+/// Cheap to clone (the key cache is shared). Build one with [`JwksValidator::builder`]:
+///
+/// ```no_run
+/// # async fn run() -> Result<(), portcullis_resource::AuthError> {
+/// use portcullis_resource::JwksValidator;
+///
+/// let validator = JwksValidator::builder("https://id.example.com")
+///     .audience("https://notes.example.com")
+///     .build()
+///     .await?;
+/// let claims = validator.validate("eyJ…").await?;
+/// println!("{} called with {:?}", claims.subject, claims.scopes);
+/// # Ok(()) }
+/// ```
+///
+/// What it checks, in order: the header (`alg` in the allow-list — never `none` nor an HMAC
+/// algorithm — and `typ` `at+jwt`), the key (`kid` in the JWKS, and the key made for that
+/// `alg`), the signature, then `iss`, `aud`, `exp` and `nbf` with the leeway.
+///
+/// Keys are cached for the JWKS response's `Cache-Control: max-age` clamped to
+/// [`JwksValidatorBuilder::cache_ttl_bounds`]. A token whose `kid` is unknown makes the
+/// validator refetch the JWKS — so a rotated key is picked up without restart — but at most
+/// once per [`JwksValidatorBuilder::refetch_interval`], so a flood of made-up `kid`s costs
+/// the authorization server nothing. If a refresh fails, the previous keys stay in use.
+#[derive(Clone)]
+pub struct JwksValidator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: i64,
+    jwks_uri: String,
+    realm: String,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    refetch_interval: Duration,
+    ttl: TtlBounds,
+    keys: RwLock<Arc<KeySet>>,
+    /// Held while fetching, so concurrent misses wait for one fetch instead of each
+    /// starting their own.
+    fetch: tokio::sync::Mutex<FetchState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TtlBounds {
+    default: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+struct KeySet {
+    keys: Vec<VerifyKey>,
+    /// Bumped on every successful fetch, so a task that waited for the fetch lock can tell
+    /// that someone else already refreshed.
+    generation: u64,
+    expires_at: SystemTime,
+}
+
+struct FetchState {
+    last_attempt: SystemTime,
+}
+
+/// Configures a [`JwksValidator`]; made by [`JwksValidator::builder`].
+#[must_use]
+pub struct JwksValidatorBuilder {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: Duration,
+    jwks_uri: Option<String>,
+    realm: Option<String>,
+    http: Option<reqwest::Client>,
+    clock: Arc<dyn Clock>,
+    refetch_interval: Duration,
+    ttl: TtlBounds,
+}
+
+impl JwksValidator {
+    /// Starts configuring a validator for tokens from `issuer` (e.g.
+    /// `https://id.example.com`); the JWKS location is found through its discovery document
+    /// unless [`JwksValidatorBuilder::jwks_uri`] is given.
+    pub fn builder(issuer: impl Into<String>) -> JwksValidatorBuilder {
+        JwksValidatorBuilder {
+            issuer: issuer.into(),
+            audiences: Vec::new(),
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+            leeway: Duration::from_secs(30),
+            jwks_uri: None,
+            realm: None,
+            http: None,
+            clock: Arc::new(SystemClock),
+            refetch_interval: Duration::from_secs(10),
+            ttl: TtlBounds {
+                default: Duration::from_secs(300),
+                min: Duration::from_secs(60),
+                max: Duration::from_secs(24 * 3600),
+            },
+        }
+    }
+
+    /// Validates a bearer token (the part after `Bearer `) and returns its claims.
+    ///
+    /// Fails with [`AuthError::InvalidToken`] when the token is refused, and with
+    /// [`AuthError::Upstream`] when the JWKS was needed but could not be fetched.
+    pub async fn validate(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
+        let inner = &*self.inner;
+        let (header, alg) = parse_header(token, &inner.algorithms)?;
+        let kid = header.kid.as_deref();
+        let keys = self.fresh_keys().await;
+        let raw = match find_key(&keys.keys, kid, alg) {
+            Ok(key) => verify_signature(token, key, alg)?,
+            Err(InvalidToken::UnknownKey) => {
+                let keys = self.refetch_for_unknown_key(keys.generation).await?;
+                let key = find_key(&keys.keys, kid, alg)?;
+                verify_signature(token, key, alg)?
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let rules = ClaimRules {
+            issuer: Some(&inner.issuer),
+            audiences: &inner.audiences,
+            leeway: inner.leeway,
+            now: unix_seconds(inner.clock.now()),
+        };
+        Ok(check_claims(raw, &rules)?)
+    }
+
+    /// The `iss` tokens must carry.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The audiences accepted in `aud`.
+    pub fn audiences(&self) -> &[String] {
+        &self.inner.audiences
+    }
+
+    /// Where the keys are fetched from.
+    pub fn jwks_uri(&self) -> &str {
+        &self.inner.jwks_uri
+    }
+
+    /// The realm named in `WWW-Authenticate` challenges (RFC 6750 §3).
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    fn current(&self) -> Arc<KeySet> {
+        let guard = self.inner.keys.read().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(&guard)
+    }
+
+    /// The cached keys, refreshed first if their lifetime is over and nobody else is
+    /// already refreshing them; on a failed refresh the stale keys are kept (and the next
+    /// attempt waits for the refetch interval).
+    async fn fresh_keys(&self) -> Arc<KeySet> {
+        let keys = self.current();
+        if self.inner.clock.now() < keys.expires_at {
+            return keys;
+        }
+        let Ok(mut state) = self.inner.fetch.try_lock() else {
+            return keys;
+        };
+        match self.fetch_locked(&mut state, keys.generation).await {
+            Ok(Some(fresh)) => fresh,
+            Ok(None) => keys,
+            Err(e) => {
+                tracing::warn!(error = %e, jwks_uri = %self.inner.jwks_uri, "JWKS refresh failed; keeping the cached keys");
+                keys
+            }
+        }
+    }
+
+    /// A token named a key we do not have: refetch, unless that was done less than the
+    /// refetch interval ago, in which case the key is unknown.
+    async fn refetch_for_unknown_key(&self, seen_generation: u64) -> Result<Arc<KeySet>, AuthError> {
+        let mut state = self.inner.fetch.lock().await;
+        match self.fetch_locked(&mut state, seen_generation).await? {
+            Some(keys) => Ok(keys),
+            None => {
+                tracing::debug!("unknown kid; JWKS refetch skipped by the rate limit");
+                Err(InvalidToken::UnknownKey.into())
+            }
+        }
+    }
+
+    /// With the fetch lock held: returns the keys someone else fetched while we waited, or
+    /// fetches new ones if the rate limit allows, or `None`.
+    async fn fetch_locked(
+        &self,
+        state: &mut FetchState,
+        seen_generation: u64,
+    ) -> Result<Option<Arc<KeySet>>, AuthError> {
+        let inner = &*self.inner;
+        let current = self.current();
+        if current.generation != seen_generation {
+            return Ok(Some(current));
+        }
+        let now = inner.clock.now();
+        // A clock that went backwards does not block fetching until it catches up.
+        if let Ok(since) = now.duration_since(state.last_attempt) {
+            if since < inner.refetch_interval {
+                return Ok(None);
+            }
+        }
+        state.last_attempt = now;
+        let fresh = Arc::new(fetch_key_set(inner, now, current.generation + 1).await?);
+        tracing::debug!(keys = fresh.keys.len(), generation = fresh.generation, "JWKS refreshed");
+        *inner.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&fresh);
+        Ok(Some(fresh))
+    }
+}
+
+async fn fetch_key_set(
+    inner: &Inner,
+    now: SystemTime,
+    generation: u64,
+) -> Result<KeySet, AuthError> {
+    let url = &inner.jwks_uri;
+    let response = inner
+        .http
+        .get(url)
+        .header(ACCEPT, "application/jwk-set+json, application/json")
+        .send()
+        .await
+        .map_err(|e| AuthError::upstream(format!("fetching the JWKS at {url}"), e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(AuthError::upstream_msg(format!("the JWKS at {url} answered {status}")));
+    }
+    let ttl = cache_lifetime(response.headers())
+        .unwrap_or(inner.ttl.default)
+        .clamp(inner.ttl.min, inner.ttl.max);
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| AuthError::upstream(format!("reading the JWKS at {url}"), e))?;
+    let keys = keys_from_jwks(&body, &inner.algorithms)
+        .map_err(|e| AuthError::upstream(format!("parsing the JWKS at {url}"), e))?;
+    // An empty set would refuse every token until it expires; better keep the old keys.
+    if keys.is_empty() {
+        return Err(AuthError::upstream_msg(format!(
+            "the JWKS at {url} has no key usable with the accepted algorithms"
+        )));
+    }
+    let expires_at = now.checked_add(ttl).unwrap_or(now);
+    Ok(KeySet { keys, generation, expires_at })
+}
+
+impl JwksValidatorBuilder {
+    /// An audience this resource server answers to: tokens must name it in `aud`
+    /// (RFC 9068 §4 step 4). Required; call several times to accept several.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The signature algorithms accepted (default RS256, ES256, EdDSA). HMAC algorithms are
+    /// refused by [`build`](Self::build): they would make a public key a shared secret.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// Clock skew tolerated on `exp` and `nbf` (default 30 s), whole seconds.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Fetch keys from this URL instead of the one named by the discovery document.
+    pub fn jwks_uri(mut self, jwks_uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(jwks_uri.into());
+        self
+    }
+
+    /// The realm named in `WWW-Authenticate` challenges (default: the first audience).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// The HTTP client for discovery and JWKS requests, e.g. one with TLS or a proxy
+    /// configured. It should not follow redirects and should have timeouts.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Where time comes from (default: the system clock); tests pin it.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The least time between two JWKS fetches caused by unknown `kid`s or a failed
+    /// refresh (default 10 s).
+    pub fn refetch_interval(mut self, interval: Duration) -> Self {
+        self.refetch_interval = interval;
+        self
+    }
+
+    /// Bounds on how long fetched keys are cached, whatever `Cache-Control: max-age` says
+    /// (default 1 min to 24 h).
+    pub fn cache_ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.ttl.min = min;
+        self.ttl.max = max;
+        self
+    }
+
+    /// How long keys are cached when the JWKS response has no `max-age` (default 5 min,
+    /// then clamped to the bounds).
+    pub fn default_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl.default = ttl;
+        self
+    }
+
+    /// Checks the configuration, finds the JWKS (through discovery unless given) and fetches
+    /// it once, so a misconfiguration shows at start-up rather than on the first request.
+    pub async fn build(self) -> Result<JwksValidator, AuthError> {
+        if self.issuer.is_empty() {
+            return Err(AuthError::Config("the issuer is empty".into()));
+        }
+        let Some(first_audience) = self.audiences.first().cloned() else {
+            return Err(AuthError::Config(
+                "an audience is required: RFC 9068 §4 makes checking `aud` mandatory".into(),
+            ));
+        };
+        if self.algorithms.is_empty() {
+            return Err(AuthError::Config("the algorithm allow-list is empty".into()));
+        }
+        if let Some(hmac) = self.algorithms.iter().find(|a| !is_asymmetric(**a)) {
+            return Err(AuthError::Config(format!(
+                "{} cannot be used with a JWKS: an HMAC key would be the public key (RFC 8725 §2.1)",
+                algorithm_name(*hmac)
+            )));
+        }
+        if self.ttl.min > self.ttl.max {
+            return Err(AuthError::Config("the minimum cache TTL exceeds the maximum".into()));
+        }
+        let http = match self.http {
+            Some(client) => client,
+            None => default_client()?,
+        };
+        let (issuer, jwks_uri) = match self.jwks_uri {
+            Some(uri) => (self.issuer, uri),
+            None => {
+                let doc = discover(&http, &self.issuer).await?;
+                let uri = doc.jwks_uri.ok_or_else(|| {
+                    AuthError::Config("the discovery document has no jwks_uri".into())
+                })?;
+                // RFC 9068 §4 step 3: `iss` must match the issuer exactly as published.
+                (doc.issuer, uri)
+            }
+        };
+        let mut inner = Inner {
+            issuer,
+            audiences: self.audiences,
+            algorithms: self.algorithms,
+            leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+            jwks_uri,
+            realm: self.realm.unwrap_or(first_audience),
+            http,
+            clock: self.clock,
+            refetch_interval: self.refetch_interval,
+            ttl: self.ttl,
+            keys: RwLock::new(Arc::new(KeySet {
+                keys: Vec::new(),
+                generation: 0,
+                expires_at: SystemTime::UNIX_EPOCH,
+            })),
+            fetch: tokio::sync::Mutex::new(FetchState { last_attempt: SystemTime::UNIX_EPOCH }),
+        };
+        let now = inner.clock.now();
+        let keys = fetch_key_set(&inner, now, 1).await?;
+        inner.keys = RwLock::new(Arc::new(keys));
+        inner.fetch = tokio::sync::Mutex::new(FetchState { last_attempt: now });
+        Ok(JwksValidator { inner: Arc::new(inner) })
+    }
+}
+
+impl fmt::Debug for JwksValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwksValidator")
+            .field("issuer", &self.inner.issuer)
+            .field("audiences", &self.inner.audiences)
+            .field("jwks_uri", &self.inner.jwks_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for JwksValidatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwksValidatorBuilder")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("jwks_uri", &self.jwks_uri)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,286 @@
+//! `GrantRepo` and `RefreshRepo` on PostgreSQL, and the grant revocation steps the
+//! code, user and refresh use cases share.
+
+use async_trait::async_trait;
+use portcullis_core::model::{Digest, Grant, RefreshToken, Revocation, RevocationTarget};
+use portcullis_core::repo::{GrantRepo, RefreshRepo, RefreshRotation, StoreResult};
+use sqlx::{FromRow, PgConnection};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::codec;
+use crate::error::ResultExt;
+use crate::revocations;
+
+macro_rules! grant_columns {
+    () => {
+        "id, client_id, user_id, scope, auth_time, sid, nonce, created_at, expires_at, revoked_at"
+    };
+}
+
+#[derive(FromRow)]
+pub(crate) struct GrantRow {
+    id: Uuid,
+    client_id: String,
+    user_id: Uuid,
+    scope: String,
+    auth_time: OffsetDateTime,
+    sid: String,
+    nonce: Option<String>,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl GrantRow {
+    fn into_grant(self) -> StoreResult<Grant> {
+        Ok(Grant {
+            id: self.id,
+            client_id: codec::client_id("grants.client_id", &self.client_id)?,
+            user_id: self.user_id,
+            scope: codec::scope("grants.scope", &self.scope)?,
+            auth_time: self.auth_time,
+            sid: self.sid,
+            nonce: self.nonce,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+/// A refresh token joined with its grant; token columns carry an `rt_` prefix.
+#[derive(FromRow)]
+struct RefreshRow {
+    #[sqlx(flatten)]
+    grant: GrantRow,
+    rt_token_hash: Vec<u8>,
+    rt_grant_id: Uuid,
+    rt_client_id: String,
+    rt_scope: String,
+    rt_created_at: OffsetDateTime,
+    rt_expires_at: OffsetDateTime,
+    rt_used_at: Option<OffsetDateTime>,
+}
+
+impl RefreshRow {
+    fn into_pair(self) -> StoreResult<(RefreshToken, Grant)> {
+        let token = RefreshToken {
+            token_hash: codec::digest("refresh_tokens.token_hash", &self.rt_token_hash)?,
+            grant_id: self.rt_grant_id,
+            client_id: codec::client_id("refresh_tokens.client_id", &self.rt_client_id)?,
+            scope: codec::scope("refresh_tokens.scope", &self.rt_scope)?,
+            created_at: self.rt_created_at,
+            expires_at: self.rt_expires_at,
+            used_at: self.rt_used_at,
+        };
+        Ok((token, self.grant.into_grant()?))
+    }
+}
+
+pub(crate) async fn insert_grant(conn: &mut PgConnection, g: &Grant) -> StoreResult<()> {
+    sqlx::query(concat!(
+        "INSERT INTO grants (",
+        grant_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ))
+    .bind(g.id)
+    .bind(g.client_id.as_str())
+    .bind(g.user_id)
+    .bind(g.scope.as_string())
+    .bind(g.auth_time)
+    .bind(&g.sid)
+    .bind(&g.nonce)
+    .bind(g.created_at)
+    .bind(g.expires_at)
+    .bind(g.revoked_at)
+    .execute(conn)
+    .await
+    .conflict("grant")?;
+    Ok(())
+}
+
+pub(crate) async fn insert_refresh_token(conn: &mut PgConnection, t: &RefreshToken) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(t.token_hash.as_slice())
+    .bind(t.grant_id)
+    .bind(t.client_id.as_str())
+    .bind(t.scope.as_string())
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .bind(t.used_at)
+    .execute(conn)
+    .await
+    .conflict("refresh token")?;
+    Ok(())
+}
+
+/// Marks one grant revoked and deletes its refresh tokens. True if it was not revoked before.
+pub(crate) async fn revoke_one(conn: &mut PgConnection, id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+    let done = sqlx::query("UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query("DELETE FROM refresh_tokens WHERE grant_id = $1").bind(id).execute(&mut *conn).await.db()?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Revokes a grant because a code or refresh token was presented twice, recording a
+/// grant revocation that lives until `expires_at` whatever the grant's earlier state.
+pub(crate) async fn revoke_for_replay(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> StoreResult<()> {
+    revoke_one(conn, id, now).await?;
+    revocations::record(conn, &[Revocation { target: RevocationTarget::Grant(id), expires_at }]).await
+}
+
+/// Revokes every live grant of a user, deletes the refresh tokens of all their grants,
+/// their browser sessions and their codes not yet redeemed, and records `given` — plus a
+/// grant revocation for each grant revoked here that `given` misses (one created after
+/// the caller listed them).
+pub(crate) async fn revoke_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    now: OffsetDateTime,
+    given: &[Revocation],
+) -> StoreResult<()> {
+    let revoked: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as(
+        "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id, expires_at",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    sqlx::query("DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE user_id = $1)")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1").bind(user_id).execute(&mut *conn).await.db()?;
+    sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    revocations::record(conn, &codec::cover_grants(given, &revoked)).await
+}
+
+#[async_trait]
+impl GrantRepo for PgStore {
+    async fn get_grant(&self, id: Uuid) -> StoreResult<Option<Grant>> {
+        sqlx::query_as::<_, GrantRow>(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+            .map(GrantRow::into_grant)
+            .transpose()
+    }
+
+    async fn list_grants_for_user(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<Vec<Grant>> {
+        sqlx::query_as::<_, GrantRow>(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC, id"
+        ))
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .db()?
+        .into_iter()
+        .map(GrantRow::into_grant)
+        .collect()
+    }
+
+    async fn revoke_grant(&self, id: Uuid, now: OffsetDateTime, revocation: &Revocation) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.db()?;
+        if !revoke_one(&mut tx, id, now).await? {
+            return Ok(false);
+        }
+        revocations::record(&mut tx, std::slice::from_ref(revocation)).await?;
+        tx.commit().await.db()?;
+        Ok(true)
+    }
+
+    async fn count_active_grants(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM grants WHERE revoked_at IS NULL AND expires_at > $1")
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .db()?;
+        Ok(n.unsigned_abs())
+    }
+}
+
+#[async_trait]
+impl RefreshRepo for PgStore {
+    async fn get_refresh_token(&self, token_hash: &Digest) -> StoreResult<Option<(RefreshToken, Grant)>> {
+        sqlx::query_as::<_, RefreshRow>(
+            "SELECT g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, g.created_at, \
+                    g.expires_at, g.revoked_at, \
+                    rt.token_hash AS rt_token_hash, rt.grant_id AS rt_grant_id, rt.client_id AS rt_client_id, \
+                    rt.scope AS rt_scope, rt.created_at AS rt_created_at, rt.expires_at AS rt_expires_at, \
+                    rt.used_at AS rt_used_at \
+             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $1",
+        )
+        .bind(token_hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .map(RefreshRow::into_pair)
+        .transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &Digest,
+        new: &RefreshToken,
+        now: OffsetDateTime,
+        reuse_revocation_expiry: OffsetDateTime,
+    ) -> StoreResult<RefreshRotation> {
+        let mut tx = self.pool.begin().await.db()?;
+        // A concurrent rotation of the same token waits on the row lock here and then
+        // re-checks `used_at IS NULL` against the committed row, so only one wins.
+        let rotated: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE refresh_tokens SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+               AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL AND expires_at > $2) \
+             RETURNING grant_id",
+        )
+        .bind(old_hash.as_slice())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        if rotated.is_some() {
+            insert_refresh_token(&mut tx, new).await?;
+            tx.commit().await.db()?;
+            return Ok(RefreshRotation::Rotated);
+        }
+        // RFC 9700 §4.14.2: a used token presented again means it leaked; end the grant.
+        let used: Option<Uuid> =
+            sqlx::query_scalar("SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL")
+                .bind(old_hash.as_slice())
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+        let Some(grant_id) = used else {
+            return Ok(RefreshRotation::Invalid);
+        };
+        revoke_for_replay(&mut tx, grant_id, now, reuse_revocation_expiry).await?;
+        tx.commit().await.db()?;
+        Ok(RefreshRotation::Reused { grant_id })
+    }
+}

@@ -1,0 +1,75 @@
+//! PostgreSQL implementation of Portcullis's repository traits: the production store,
+//! shared by every node (DESIGN §2). One transaction per use case; constraint violations
+//! become `StoreError`s here; revocations are announced with LISTEN/NOTIFY.
+
+mod audit;
+mod clients;
+mod codec;
+mod codes;
+mod error;
+mod grants;
+mod keys;
+mod revocations;
+mod sessions;
+mod users;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portcullis_core::repo::HealthRepo;
+use portcullis_core::{StoreError, StoreResult};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use tokio::sync::Mutex;
+
+use crate::error::ResultExt;
+
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The PostgreSQL store. Cheap to clone: clones share the pool and the revocation listener.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// LISTEN connection for `wait_for_revocation`, opened on first use.
+    listener: Arc<Mutex<Option<PgListener>>>,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore").field("pool", &self.pool).finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:5432/db`). Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .db()?;
+        Ok(Self::from_pool(pool))
+    }
+
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool, listener: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Applies the embedded migrations (`migrations/postgres`). Safe to run from several
+    /// nodes at once: sqlx serializes migrators with an advisory lock.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unexpected(Box::new(e)))
+    }
+}
+
+#[async_trait]
+impl HealthRepo for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
+        Ok(())
+    }
+}

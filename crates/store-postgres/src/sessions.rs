@@ -1,0 +1,186 @@
+//! `ConsentRepo` and `SessionRepo` on PostgreSQL.
+
+use async_trait::async_trait;
+use portcullis_core::model::{BrowserSession, Consent, Digest};
+use portcullis_core::repo::{ConsentRepo, SessionRepo, StoreResult};
+use portcullis_protocol::ClientId;
+use sqlx::FromRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::codec;
+use crate::error::ResultExt;
+
+#[derive(FromRow)]
+struct ConsentRow {
+    user_id: Uuid,
+    client_id: String,
+    scope: String,
+    granted_at: OffsetDateTime,
+}
+
+impl ConsentRow {
+    fn into_consent(self) -> StoreResult<Consent> {
+        Ok(Consent {
+            user_id: self.user_id,
+            client_id: codec::client_id("consents.client_id", &self.client_id)?,
+            scope: codec::scope("consents.scope", &self.scope)?,
+            granted_at: self.granted_at,
+        })
+    }
+}
+
+#[async_trait]
+impl ConsentRepo for PgStore {
+    async fn get_consent(&self, user_id: Uuid, client_id: &ClientId) -> StoreResult<Option<Consent>> {
+        sqlx::query_as::<_, ConsentRow>(
+            "SELECT user_id, client_id, scope, granted_at FROM consents WHERE user_id = $1 AND client_id = $2",
+        )
+        .bind(user_id)
+        .bind(client_id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .map(ConsentRow::into_consent)
+        .transpose()
+    }
+
+    async fn upsert_consent(&self, c: &Consent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = EXCLUDED.scope, granted_at = EXCLUDED.granted_at",
+        )
+        .bind(c.user_id)
+        .bind(c.client_id.as_str())
+        .bind(c.scope.as_string())
+        .bind(c.granted_at)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn delete_consent(&self, user_id: Uuid, client_id: &ClientId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id.as_str())
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[derive(FromRow)]
+struct SessionRow {
+    id_hash: Vec<u8>,
+    data: String,
+    user_id: Option<Uuid>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+}
+
+impl SessionRow {
+    fn into_session(self) -> StoreResult<BrowserSession> {
+        Ok(BrowserSession {
+            id_hash: codec::digest("browser_sessions.id_hash", &self.id_hash)?,
+            data: self.data,
+            user_id: self.user_id,
+            user_agent: self.user_agent,
+            ip: self.ip,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        })
+    }
+}
+
+macro_rules! bind_session {
+    ($sql:expr, $s:expr) => {
+        sqlx::query($sql)
+            .bind($s.id_hash.as_slice())
+            .bind(&$s.data)
+            .bind($s.user_id)
+            .bind(&$s.user_agent)
+            .bind(&$s.ip)
+            .bind($s.created_at)
+            .bind($s.expires_at)
+    };
+}
+
+#[async_trait]
+impl SessionRepo for PgStore {
+    async fn save_session(&self, s: &BrowserSession) -> StoreResult<()> {
+        bind_session!(
+            concat!(
+                "INSERT INTO browser_sessions (id_hash, data, user_id, user_agent, ip, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ",
+                "ON CONFLICT (id_hash) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, \
+                 user_agent = EXCLUDED.user_agent, ip = EXCLUDED.ip, created_at = EXCLUDED.created_at, \
+                 expires_at = EXCLUDED.expires_at"
+            ),
+            s
+        )
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn create_session(&self, s: &BrowserSession) -> StoreResult<bool> {
+        let done = bind_session!(concat!(
+            "INSERT INTO browser_sessions (id_hash, data, user_id, user_agent, ip, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ",
+            "ON CONFLICT (id_hash) DO NOTHING"), s)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn load_session(&self, id_hash: &Digest, now: OffsetDateTime) -> StoreResult<Option<BrowserSession>> {
+        sqlx::query_as::<_, SessionRow>(
+            "SELECT id_hash, data, user_id, user_agent, ip, created_at, expires_at FROM browser_sessions \
+             WHERE id_hash = $1 AND expires_at > $2",
+        )
+        .bind(id_hash.as_slice())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .map(SessionRow::into_session)
+        .transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &Digest) -> StoreResult<()> {
+        sqlx::query("DELETE FROM browser_sessions WHERE id_hash = $1")
+            .bind(id_hash.as_slice())
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn list_sessions_for_user(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<Vec<BrowserSession>> {
+        sqlx::query_as::<_, SessionRow>(
+            "SELECT id_hash, data, user_id, user_agent, ip, created_at, expires_at FROM browser_sessions \
+             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id_hash",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .db()?
+        .into_iter()
+        .map(SessionRow::into_session)
+        .collect()
+    }
+
+    async fn delete_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let done =
+            sqlx::query("DELETE FROM browser_sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await.db()?;
+        Ok(done.rows_affected())
+    }
+}

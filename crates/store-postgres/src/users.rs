@@ -1,0 +1,217 @@
+//! `UserRepo` and `AdminRepo` on PostgreSQL. Usernames are unique regardless of case and
+//! looked up regardless of case, so "Alice" and "alice" are one account.
+
+use async_trait::async_trait;
+use portcullis_core::StoreError;
+use portcullis_core::model::{Admin, AdminRole, Revocation, User};
+use portcullis_core::repo::{AdminRepo, StoreResult, UserRepo};
+use sqlx::FromRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::codec;
+use crate::error::ResultExt;
+use crate::grants::revoke_user;
+
+macro_rules! user_columns {
+    () => {
+        "id, username, email, email_verified, name, password_hash, disabled, created_at, updated_at"
+    };
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: Uuid,
+    username: String,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+    password_hash: String,
+    disabled: bool,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            email_verified: r.email_verified,
+            name: r.name,
+            password_hash: r.password_hash,
+            disabled: r.disabled,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct AdminRow {
+    id: Uuid,
+    username: String,
+    password_hash: String,
+    role: String,
+    created_at: OffsetDateTime,
+}
+
+impl AdminRow {
+    fn into_admin(self) -> StoreResult<Admin> {
+        Ok(Admin {
+            id: self.id,
+            username: self.username,
+            password_hash: self.password_hash,
+            role: codec::named("admins.role", &self.role, AdminRole::parse)?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[async_trait]
+impl UserRepo for PgStore {
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        sqlx::query(concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+            .bind(u.id)
+            .bind(&u.username)
+            .bind(&u.email)
+            .bind(u.email_verified)
+            .bind(&u.name)
+            .bind(&u.password_hash)
+            .bind(u.disabled)
+            .bind(u.created_at)
+            .bind(u.updated_at)
+            .execute(&self.pool)
+            .await
+            .conflict("username")?;
+        Ok(())
+    }
+
+    async fn get_user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row = sqlx::query_as::<_, UserRow>(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        Ok(row.map(User::from))
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE lower(username) = lower($1)"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?;
+        Ok(row.map(User::from))
+    }
+
+    async fn list_users(&self, search: Option<&str>) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE $1::text IS NULL \
+              OR strpos(lower(username), lower($1)) > 0 \
+              OR strpos(lower(email), lower($1)) > 0 \
+              OR strpos(lower(name), lower($1)) > 0 \
+             ORDER BY lower(username)"
+        ))
+        .bind(search)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    async fn set_user_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: OffsetDateTime,
+        revocations: &[Revocation],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(password_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        revoke_user(&mut tx, id, now, revocations).await?;
+        tx.commit().await.db()
+    }
+
+    async fn set_user_disabled(
+        &self,
+        id: Uuid,
+        disabled: bool,
+        now: OffsetDateTime,
+        revocations: &[Revocation],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        let done = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(disabled)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if disabled {
+            revoke_user(&mut tx, id, now, revocations).await?;
+        }
+        tx.commit().await.db()
+    }
+
+    async fn active_grant_ids_for_user(&self, id: Uuid) -> StoreResult<Vec<Uuid>> {
+        sqlx::query_scalar("SELECT id FROM grants WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at, id")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .db()
+    }
+}
+
+#[async_trait]
+impl AdminRepo for PgStore {
+    async fn insert_admin(&self, a: &Admin) -> StoreResult<()> {
+        sqlx::query("INSERT INTO admins (id, username, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(a.id)
+            .bind(&a.username)
+            .bind(&a.password_hash)
+            .bind(a.role.as_str())
+            .bind(a.created_at)
+            .execute(&self.pool)
+            .await
+            .conflict("admin username")?;
+        Ok(())
+    }
+
+    async fn get_admin_by_username(&self, username: &str) -> StoreResult<Option<Admin>> {
+        sqlx::query_as::<_, AdminRow>(
+            "SELECT id, username, password_hash, role, created_at FROM admins WHERE lower(username) = lower($1)",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .map(AdminRow::into_admin)
+        .transpose()
+    }
+
+    async fn count_admins(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM admins").fetch_one(&self.pool).await.db()?;
+        Ok(n.unsigned_abs())
+    }
+}
