@@ -10,6 +10,7 @@ pub mod error;
 pub mod grants;
 pub mod jwt;
 pub mod keys;
+pub mod logout;
 pub mod model;
 pub mod password;
 pub mod repo;

@@ -59,7 +59,9 @@ impl VerifiedClaims {
         if scopes.iter().all(|s| self.has_scope(s)) {
             Ok(())
         } else {
-            Err(AuthError::InsufficientScope { required: scopes.join(" ") })
+            Err(AuthError::InsufficientScope {
+                required: scopes.join(" "),
+            })
         }
     }
 

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use axum::http::StatusCode;
+
 /// A boxed error kept as the cause of an [`AuthError::Upstream`] or [`AuthError::Config`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -49,20 +51,26 @@ pub enum AuthError {
 
 impl AuthError {
     pub(crate) fn upstream(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Self::Upstream { context: context.into(), source: Some(source.into()) }
+        Self::Upstream {
+            context: context.into(),
+            source: Some(source.into()),
+        }
     }
 
     pub(crate) fn upstream_msg(context: impl Into<String>) -> Self {
-        Self::Upstream { context: context.into(), source: None }
+        Self::Upstream {
+            context: context.into(),
+            source: None,
+        }
     }
 
     /// The HTTP status a resource server answers with for this error (RFC 6750 §3.1).
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::InvalidToken(_) => 401,
-            Self::InvalidRequest(_) => 400,
-            Self::InsufficientScope { .. } => 403,
-            Self::Upstream { .. } | Self::Config(_) => 503,
+            Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Self::Upstream { .. } | Self::Config(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

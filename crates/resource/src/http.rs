@@ -141,11 +141,17 @@ mod tests {
             Some(Duration::from_secs(40))
         );
         assert_eq!(
-            cache_lifetime(&headers(&[(&CACHE_CONTROL, "max-age=60"), (&CACHE_CONTROL, "no-cache")])),
+            cache_lifetime(&headers(&[
+                (&CACHE_CONTROL, "max-age=60"),
+                (&CACHE_CONTROL, "no-cache")
+            ])),
             Some(Duration::ZERO)
         );
         assert_eq!(cache_lifetime(&headers(&[(&CACHE_CONTROL, "max-age=soon")])), None);
-        assert_eq!(cache_lifetime(&headers(&[(&CACHE_CONTROL, "no-store")])), Some(Duration::ZERO));
+        assert_eq!(
+            cache_lifetime(&headers(&[(&CACHE_CONTROL, "no-store")])),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@ use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::error::{AuthError, InvalidToken};
 use crate::http::{cache_lifetime, default_client, discover};
 use crate::jwt::{
-    ClaimRules, DEFAULT_ALGORITHMS, VerifyKey, algorithm_name, check_claims, find_key,
-    is_asymmetric, keys_from_jwks, parse_header, verify_signature,
+    ClaimRules, DEFAULT_ALGORITHMS, VerifyKey, algorithm_name, check_claims, find_key, is_asymmetric, keys_from_jwks,
+    parse_header, verify_signature,
 };
 
 /// Validates JWT access tokens offline against the issuer's JWKS (RFC 9068 §4).
@@ -235,11 +235,7 @@ impl JwksValidator {
     }
 }
 
-async fn fetch_key_set(
-    inner: &Inner,
-    now: SystemTime,
-    generation: u64,
-) -> Result<KeySet, AuthError> {
+async fn fetch_key_set(inner: &Inner, now: SystemTime, generation: u64) -> Result<KeySet, AuthError> {
     let url = &inner.jwks_uri;
     let response = inner
         .http
@@ -268,7 +264,11 @@ async fn fetch_key_set(
         )));
     }
     let expires_at = now.checked_add(ttl).unwrap_or(now);
-    Ok(KeySet { keys, generation, expires_at })
+    Ok(KeySet {
+        keys,
+        generation,
+        expires_at,
+    })
 }
 
 impl JwksValidatorBuilder {
@@ -370,9 +370,9 @@ impl JwksValidatorBuilder {
             Some(uri) => (self.issuer, uri),
             None => {
                 let doc = discover(&http, &self.issuer).await?;
-                let uri = doc.jwks_uri.ok_or_else(|| {
-                    AuthError::Config("the discovery document has no jwks_uri".into())
-                })?;
+                let uri = doc
+                    .jwks_uri
+                    .ok_or_else(|| AuthError::Config("the discovery document has no jwks_uri".into()))?;
                 // RFC 9068 §4 step 3: `iss` must match the issuer exactly as published.
                 (doc.issuer, uri)
             }
@@ -393,7 +393,9 @@ impl JwksValidatorBuilder {
                 generation: 0,
                 expires_at: SystemTime::UNIX_EPOCH,
             })),
-            fetch: tokio::sync::Mutex::new(FetchState { last_attempt: SystemTime::UNIX_EPOCH }),
+            fetch: tokio::sync::Mutex::new(FetchState {
+                last_attempt: SystemTime::UNIX_EPOCH,
+            }),
         };
         let now = inner.clock.now();
         let keys = fetch_key_set(&inner, now, 1).await?;

@@ -15,8 +15,7 @@ pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// The algorithms accepted unless configured otherwise: what Portcullis can sign with
 /// (DESIGN §3 "Signing keys").
-pub(crate) const DEFAULT_ALGORITHMS: [Algorithm; 3] =
-    [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+pub(crate) const DEFAULT_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 
 /// Whether an algorithm may be put in an allow-list. HMAC algorithms never: with a JWKS
 /// the only "secret" a validator could use is a public key, which is the classic
@@ -37,10 +36,7 @@ pub(crate) struct JoseHeader {
 
 /// Decodes the header without trusting it, and applies the checks that need no key:
 /// the algorithm allow-list and RFC 9068 §4 step 2 (`typ`).
-pub(crate) fn parse_header(
-    token: &str,
-    allowed: &[Algorithm],
-) -> Result<(JoseHeader, Algorithm), InvalidToken> {
+pub(crate) fn parse_header(token: &str, allowed: &[Algorithm]) -> Result<(JoseHeader, Algorithm), InvalidToken> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(InvalidToken::Malformed);
     }
@@ -134,10 +130,7 @@ const MAX_KEYS: usize = 64;
 /// Parses a JWKS document into the keys usable with `allowed`. Keys that are not for
 /// signatures, symmetric (`kty: oct`, never accepted from a JWKS), of an unknown type, or
 /// malformed are skipped with a debug log rather than failing the whole set.
-pub(crate) fn keys_from_jwks(
-    body: &[u8],
-    allowed: &[Algorithm],
-) -> Result<Vec<VerifyKey>, serde_json::Error> {
+pub(crate) fn keys_from_jwks(body: &[u8], allowed: &[Algorithm]) -> Result<Vec<VerifyKey>, serde_json::Error> {
     let set: RawJwkSet = serde_json::from_slice(body)?;
     let mut keys = Vec::new();
     for value in set.keys.into_iter().take(MAX_KEYS) {
@@ -176,11 +169,15 @@ fn key_from_jwk(jwk: &RawJwk, allowed: &[Algorithm]) -> Option<VerifyKey> {
                 "P-384" => &[Algorithm::ES384],
                 _ => return None,
             };
-            (DecodingKey::from_ec_components(jwk.x.as_deref()?, jwk.y.as_deref()?).ok()?, alg)
+            (
+                DecodingKey::from_ec_components(jwk.x.as_deref()?, jwk.y.as_deref()?).ok()?,
+                alg,
+            )
         }
-        "OKP" if jwk.crv.as_deref() == Some("Ed25519") => {
-            (DecodingKey::from_ed_components(jwk.x.as_deref()?).ok()?, &[Algorithm::EdDSA])
-        }
+        "OKP" if jwk.crv.as_deref() == Some("Ed25519") => (
+            DecodingKey::from_ed_components(jwk.x.as_deref()?).ok()?,
+            &[Algorithm::EdDSA],
+        ),
         _ => return None,
     };
     // RFC 7517 §4.4: when the key names its algorithm, only that one may be used with it.
@@ -193,7 +190,11 @@ fn key_from_jwk(jwk: &RawJwk, allowed: &[Algorithm]) -> Option<VerifyKey> {
     if algorithms.is_empty() {
         return None;
     }
-    Some(VerifyKey { kid: jwk.kid.clone(), algorithms, key })
+    Some(VerifyKey {
+        kid: jwk.kid.clone(),
+        algorithms,
+        key,
+    })
 }
 
 /// Finds the key for a token. With a `kid`, the key with that id; without one (RFC 9068 does
@@ -271,11 +272,7 @@ pub(crate) struct RawClaims {
 }
 
 /// Verifies the signature with `key` and returns the claims, unchecked.
-pub(crate) fn verify_signature(
-    token: &str,
-    key: &VerifyKey,
-    alg: Algorithm,
-) -> Result<RawClaims, InvalidToken> {
+pub(crate) fn verify_signature(token: &str, key: &VerifyKey, alg: Algorithm) -> Result<RawClaims, InvalidToken> {
     // Time, audience and issuer are checked by `check_claims` against our own clock, so
     // `jsonwebtoken` checks only the signature and the (single) algorithm here.
     let mut validation = Validation::new(alg);
@@ -289,9 +286,7 @@ pub(crate) fn verify_signature(
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
                 ErrorKind::InvalidSignature => InvalidToken::BadSignature,
-                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
-                    InvalidToken::UnsupportedAlgorithm
-                }
+                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => InvalidToken::UnsupportedAlgorithm,
                 ErrorKind::InvalidKeyFormat
                 | ErrorKind::InvalidRsaKey(_)
                 | ErrorKind::InvalidEcdsaKey
@@ -342,10 +337,7 @@ impl ClaimRules<'_> {
 }
 
 /// RFC 9068 §4 steps 3–6 (issuer, audience, time) on signed claims.
-pub(crate) fn check_claims(
-    raw: RawClaims,
-    rules: &ClaimRules<'_>,
-) -> Result<VerifiedClaims, InvalidToken> {
+pub(crate) fn check_claims(raw: RawClaims, rules: &ClaimRules<'_>) -> Result<VerifiedClaims, InvalidToken> {
     let (Some(iss), Some(sub), Some(aud), Some(client_id), Some(exp)) =
         (raw.iss, raw.sub, raw.aud, raw.client_id, raw.exp)
     else {
@@ -404,7 +396,11 @@ mod tests {
             (r#"{"typ":"at+jwt"}"#, InvalidToken::Malformed),
         ];
         for (header, want) in cases {
-            assert_eq!(parse_header(&token_with_header(header), &allowed).err(), Some(want), "{header}");
+            assert_eq!(
+                parse_header(&token_with_header(header), &allowed).err(),
+                Some(want),
+                "{header}"
+            );
         }
         for bad in ["", "a.b", "a.b.c.d", "!!.e30.x", &"a".repeat(MAX_TOKEN_LEN + 1)] {
             assert_eq!(parse_header(bad, &allowed).err(), Some(InvalidToken::Malformed));
@@ -427,20 +423,34 @@ mod tests {
         // "ps" names PS256, which the default allow-list lacks.
         assert_eq!(kids, [Some("rsa")]);
         assert!(find_key(&keys, Some("rsa"), Algorithm::RS256).is_ok());
-        assert_eq!(find_key(&keys, Some("rsa"), Algorithm::ES256).err(), Some(InvalidToken::KeyAlgorithmMismatch));
-        assert_eq!(find_key(&keys, Some("other"), Algorithm::RS256).err(), Some(InvalidToken::UnknownKey));
+        assert_eq!(
+            find_key(&keys, Some("rsa"), Algorithm::ES256).err(),
+            Some(InvalidToken::KeyAlgorithmMismatch)
+        );
+        assert_eq!(
+            find_key(&keys, Some("other"), Algorithm::RS256).err(),
+            Some(InvalidToken::UnknownKey)
+        );
         assert!(find_key(&keys, None, Algorithm::RS256).is_ok());
         assert!(keys_from_jwks(b"[]", &DEFAULT_ALGORITHMS).is_err());
     }
 
     #[test]
     fn time_rules_with_leeway() {
-        let rules = ClaimRules { issuer: None, audiences: &[], leeway: 30, now: 1_000 };
+        let rules = ClaimRules {
+            issuer: None,
+            audiences: &[],
+            leeway: 30,
+            now: 1_000,
+        };
         assert!(rules.check_time(1_000, None).is_ok());
         assert!(rules.check_time(970, None).is_ok());
         assert_eq!(rules.check_time(969, None), Err(InvalidToken::Expired));
         assert!(rules.check_time(2_000, Some(1_030)).is_ok());
         assert_eq!(rules.check_time(2_000, Some(1_031)), Err(InvalidToken::NotYetValid));
-        assert_eq!(rules.check_time(i64::MAX, Some(i64::MAX)), Err(InvalidToken::NotYetValid));
+        assert_eq!(
+            rules.check_time(i64::MAX, Some(i64::MAX)),
+            Err(InvalidToken::NotYetValid)
+        );
     }
 }

@@ -1,1 +1,56 @@
-//! placeholder during bootstrap
+//! Portcullis protocol endpoints for machines: token, revocation, introspection,
+//! userinfo, JWKS, discovery and health. Browser-facing endpoints (authorize, login,
+//! consent, logout) live in `portcullis-web`.
+
+mod client_auth;
+mod client_ip;
+mod discovery;
+mod error;
+mod health;
+mod token;
+mod userinfo;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use portcullis_core::Portcullis;
+
+pub use error::ApiError;
+
+/// State shared by the protocol handlers.
+#[derive(Clone)]
+pub struct ServerState {
+    pub core: Arc<Portcullis>,
+    discovery: Arc<discovery::MetadataCache>,
+}
+
+impl ServerState {
+    pub fn new(core: Arc<Portcullis>) -> Self {
+        Self { core, discovery: Arc::new(discovery::MetadataCache::default()) }
+    }
+}
+
+/// The protocol router with its state applied.
+pub fn router(core: Arc<Portcullis>) -> Router {
+    let state = ServerState::new(core);
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::openid_configuration_get))
+        .route("/.well-known/oauth-authorization-server", get(discovery::oauth_metadata_get))
+        .route("/jwks", get(discovery::jwks_get))
+        .route("/token", post(token::token_post))
+        .route("/revoke", post(token::revoke_post))
+        .route("/introspect", post(token::introspect_post))
+        .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post))
+        .route("/healthz", get(health::healthz_get))
+        .route("/readyz", get(health::readyz_get))
+        .with_state(state)
+}
+
+/// Health endpoints alone, for the admin listener.
+pub fn health_router(core: Arc<Portcullis>) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz_get))
+        .route("/readyz", get(health::readyz_get))
+        .with_state(ServerState::new(core))
+}

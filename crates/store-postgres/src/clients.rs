@@ -52,7 +52,10 @@ impl ClientRow {
             id: codec::client_id("clients.id", &self.id)?,
             name: self.name,
             kind: codec::named("clients.kind", &self.kind, ClientKind::parse)?,
-            secret_hash: self.secret_hash.map(|h| codec::digest("clients.secret_hash", &h)).transpose()?,
+            secret_hash: self
+                .secret_hash
+                .map(|h| codec::digest("clients.secret_hash", &h))
+                .transpose()?,
             redirect_uris: codec::redirect_uris("clients.redirect_uris", &self.redirect_uris)?,
             post_logout_redirect_uris: codec::redirect_uris(
                 "clients.post_logout_redirect_uris",
@@ -82,7 +85,9 @@ fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Post
         .bind(c.kind.as_str())
         .bind(c.secret_hash.map(|h| h.to_vec()))
         .bind(codec::to_json_list(c.redirect_uris.iter().map(|u| u.as_str()))?)
-        .bind(codec::to_json_list(c.post_logout_redirect_uris.iter().map(|u| u.as_str()))?)
+        .bind(codec::to_json_list(
+            c.post_logout_redirect_uris.iter().map(|u| u.as_str()),
+        )?)
         .bind(codec::to_json_list(c.grant_types.iter().map(|g| g.as_str()))?)
         .bind(c.scopes.as_string())
         .bind(c.first_party)
@@ -155,7 +160,11 @@ impl ClientRepo for PgStore {
     async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.db()?;
         // Codes, grants, refresh tokens and consents go with it (ON DELETE CASCADE).
-        let done = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await.db()?;
+        let done = sqlx::query("DELETE FROM clients WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .db()?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -41,11 +41,17 @@ pub(crate) fn strings(column: &str, json: &str) -> StoreResult<Vec<String>> {
 /// Registered URIs were checked when they were registered, so they are read back with
 /// the lenient parser: a stricter rule later must not make existing clients unreadable.
 pub(crate) fn redirect_uris(column: &str, json: &str) -> StoreResult<Vec<RedirectUri>> {
-    strings(column, json)?.iter().map(|s| RedirectUri::parse(s).map_err(|e| corrupt(column, e))).collect()
+    strings(column, json)?
+        .iter()
+        .map(|s| RedirectUri::parse(s).map_err(|e| corrupt(column, e)))
+        .collect()
 }
 
 pub(crate) fn grant_types(column: &str, json: &str) -> StoreResult<Vec<GrantType>> {
-    strings(column, json)?.iter().map(|s| GrantType::parse(s).map_err(|e| corrupt(column, e))).collect()
+    strings(column, json)?
+        .iter()
+        .map(|s| GrantType::parse(s).map_err(|e| corrupt(column, e)))
+        .collect()
 }
 
 pub(crate) fn audit_detail(column: &str, json: &str) -> StoreResult<serde_json::Value> {
@@ -55,16 +61,16 @@ pub(crate) fn audit_detail(column: &str, json: &str) -> StoreResult<serde_json::
 /// `given` plus a grant revocation for each of `revoked` (id, grant expiry) it does not
 /// name. Such a grant was created after the caller listed the grants to revoke; its
 /// entry lives as long as the caller's longest entry, or as the grant if there is none.
-pub(crate) fn cover_grants(
-    given: &[Revocation],
-    revoked: &[(uuid::Uuid, time::OffsetDateTime)],
-) -> Vec<Revocation> {
+pub(crate) fn cover_grants(given: &[Revocation], revoked: &[(uuid::Uuid, time::OffsetDateTime)]) -> Vec<Revocation> {
     let latest = given.iter().map(|r| r.expires_at).max();
     let mut all = given.to_vec();
     for &(id, grant_expires_at) in revoked {
         let target = RevocationTarget::Grant(id);
         if !given.iter().any(|r| r.target == target) {
-            all.push(Revocation { target, expires_at: latest.unwrap_or(grant_expires_at) });
+            all.push(Revocation {
+                target,
+                expires_at: latest.unwrap_or(grant_expires_at),
+            });
         }
     }
     all

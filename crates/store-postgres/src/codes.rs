@@ -141,7 +141,11 @@ impl CodeRepo for PgStore {
     }
 
     async fn delete_expired_codes(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM auth_codes WHERE expires_at < $1").bind(before).execute(&self.pool).await.db()?;
+        let done = sqlx::query("DELETE FROM auth_codes WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .db()?;
         Ok(done.rows_affected())
     }
 }

@@ -127,7 +127,11 @@ pub(crate) async fn revoke_one(conn: &mut PgConnection, id: Uuid, now: OffsetDat
         .execute(&mut *conn)
         .await
         .db()?;
-    sqlx::query("DELETE FROM refresh_tokens WHERE grant_id = $1").bind(id).execute(&mut *conn).await.db()?;
+    sqlx::query("DELETE FROM refresh_tokens WHERE grant_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -140,7 +144,14 @@ pub(crate) async fn revoke_for_replay(
     expires_at: OffsetDateTime,
 ) -> StoreResult<()> {
     revoke_one(conn, id, now).await?;
-    revocations::record(conn, &[Revocation { target: RevocationTarget::Grant(id), expires_at }]).await
+    revocations::record(
+        conn,
+        &[Revocation {
+            target: RevocationTarget::Grant(id),
+            expires_at,
+        }],
+    )
+    .await
 }
 
 /// Revokes every live grant of a user, deletes the refresh tokens of all their grants,
@@ -166,7 +177,11 @@ pub(crate) async fn revoke_user(
         .execute(&mut *conn)
         .await
         .db()?;
-    sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1").bind(user_id).execute(&mut *conn).await.db()?;
+    sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL")
         .bind(user_id)
         .execute(&mut *conn)

@@ -98,12 +98,14 @@ impl KeyRepo for PgStore {
         // Retire first: at most one active key at any moment (unique index). Two nodes
         // rotating at once: the second finds the first's new key active and fails with
         // `Conflict` instead of rotating twice.
-        sqlx::query("UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 WHERE state = 'active'")
-            .bind(now)
-            .bind(publish_until)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 WHERE state = 'active'",
+        )
+        .bind(now)
+        .bind(publish_until)
+        .execute(&mut *tx)
+        .await
+        .db()?;
         let promoted = sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next'")
             .bind(now)
             .execute(&mut *tx)

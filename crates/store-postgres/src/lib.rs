@@ -38,7 +38,9 @@ pub struct PgStore {
 
 impl fmt::Debug for PgStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgStore").field("pool", &self.pool).finish_non_exhaustive()
+        f.debug_struct("PgStore")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
     }
 }
 
@@ -56,13 +58,19 @@ impl PgStore {
 
     /// Wraps an existing pool.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool, listener: Arc::new(Mutex::new(None)) }
+        Self {
+            pool,
+            listener: Arc::new(Mutex::new(None)),
+        }
     }
 
     /// Applies the embedded migrations (`migrations/postgres`). Safe to run from several
     /// nodes at once: sqlx serializes migrators with an advisory lock.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unexpected(Box::new(e)))
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unexpected(Box::new(e)))
     }
 }
 

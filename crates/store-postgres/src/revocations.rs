@@ -38,7 +38,9 @@ pub(crate) async fn record(conn: &mut PgConnection, revocations: &[Revocation]) 
     // One row per target: ON CONFLICT cannot touch the same row twice in one statement.
     let mut latest: HashMap<(&'static str, String), OffsetDateTime> = HashMap::new();
     for r in revocations {
-        let at = latest.entry((r.target.kind(), r.target.value())).or_insert(r.expires_at);
+        let at = latest
+            .entry((r.target.kind(), r.target.value()))
+            .or_insert(r.expires_at);
         *at = (*at).max(r.expires_at);
     }
     let mut kinds = Vec::with_capacity(latest.len());
@@ -50,7 +52,11 @@ pub(crate) async fn record(conn: &mut PgConnection, revocations: &[Revocation]) 
         expiries.push(expires_at);
     }
 
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOG_LOCK).execute(&mut *conn).await.db()?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LOG_LOCK)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     sqlx::query(
         "INSERT INTO revocations (kind, value, expires_at) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) \
@@ -64,7 +70,11 @@ pub(crate) async fn record(conn: &mut PgConnection, revocations: &[Revocation]) 
     .execute(&mut *conn)
     .await
     .db()?;
-    sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *conn).await.db()?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -80,7 +90,13 @@ impl RevocationRow {
     fn into_entry(self) -> StoreResult<RevocationEntry> {
         let target = RevocationTarget::from_parts(&self.kind, &self.value)
             .ok_or_else(|| codec::corrupt("revocations.kind", format!("unknown target {:?}", self.kind)))?;
-        Ok(RevocationEntry { seq: self.seq, revocation: Revocation { target, expires_at: self.expires_at } })
+        Ok(RevocationEntry {
+            seq: self.seq,
+            revocation: Revocation {
+                target,
+                expires_at: self.expires_at,
+            },
+        })
     }
 }
 
@@ -107,7 +123,11 @@ impl RevocationRepo for PgStore {
     }
 
     async fn delete_expired_revocations(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM revocations WHERE expires_at < $1").bind(now).execute(&self.pool).await.db()?;
+        let done = sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .db()?;
         Ok(done.rows_affected())
     }
 

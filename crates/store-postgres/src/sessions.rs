@@ -97,30 +97,30 @@ impl SessionRow {
     }
 }
 
-macro_rules! bind_session {
-    ($sql:expr, $s:expr) => {
-        sqlx::query($sql)
-            .bind($s.id_hash.as_slice())
-            .bind(&$s.data)
-            .bind($s.user_id)
-            .bind(&$s.user_agent)
-            .bind(&$s.ip)
-            .bind($s.created_at)
-            .bind($s.expires_at)
+/// Inserts a session; `on_conflict` says what happens when the id is taken.
+macro_rules! insert_session {
+    ($on_conflict:literal, $s:expr) => {
+        sqlx::query(concat!(
+            "INSERT INTO browser_sessions (id_hash, data, user_id, user_agent, ip, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id_hash) ",
+            $on_conflict
+        ))
+        .bind($s.id_hash.as_slice())
+        .bind(&$s.data)
+        .bind($s.user_id)
+        .bind(&$s.user_agent)
+        .bind(&$s.ip)
+        .bind($s.created_at)
+        .bind($s.expires_at)
     };
 }
 
 #[async_trait]
 impl SessionRepo for PgStore {
     async fn save_session(&self, s: &BrowserSession) -> StoreResult<()> {
-        bind_session!(
-            concat!(
-                "INSERT INTO browser_sessions (id_hash, data, user_id, user_agent, ip, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ",
-                "ON CONFLICT (id_hash) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, \
-                 user_agent = EXCLUDED.user_agent, ip = EXCLUDED.ip, created_at = EXCLUDED.created_at, \
-                 expires_at = EXCLUDED.expires_at"
-            ),
+        insert_session!(
+            "DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, user_agent = EXCLUDED.user_agent, \
+             ip = EXCLUDED.ip, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at",
             s
         )
         .execute(&self.pool)
@@ -130,13 +130,7 @@ impl SessionRepo for PgStore {
     }
 
     async fn create_session(&self, s: &BrowserSession) -> StoreResult<bool> {
-        let done = bind_session!(concat!(
-            "INSERT INTO browser_sessions (id_hash, data, user_id, user_agent, ip, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ",
-            "ON CONFLICT (id_hash) DO NOTHING"), s)
-        .execute(&self.pool)
-        .await
-        .db()?;
+        let done = insert_session!("DO NOTHING", s).execute(&self.pool).await.db()?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -179,8 +173,11 @@ impl SessionRepo for PgStore {
     }
 
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let done =
-            sqlx::query("DELETE FROM browser_sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await.db()?;
+        let done = sqlx::query("DELETE FROM browser_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .db()?;
         Ok(done.rows_affected())
     }
 }

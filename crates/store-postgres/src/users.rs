@@ -73,19 +73,23 @@ impl AdminRow {
 #[async_trait]
 impl UserRepo for PgStore {
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
-        sqlx::query(concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-            .bind(u.id)
-            .bind(&u.username)
-            .bind(&u.email)
-            .bind(u.email_verified)
-            .bind(&u.name)
-            .bind(&u.password_hash)
-            .bind(u.disabled)
-            .bind(u.created_at)
-            .bind(u.updated_at)
-            .execute(&self.pool)
-            .await
-            .conflict("username")?;
+        sqlx::query(concat!(
+            "INSERT INTO users (",
+            user_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(u.id)
+        .bind(&u.username)
+        .bind(&u.email)
+        .bind(u.email_verified)
+        .bind(&u.name)
+        .bind(&u.password_hash)
+        .bind(u.disabled)
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .execute(&self.pool)
+        .await
+        .conflict("username")?;
         Ok(())
     }
 
@@ -211,7 +215,10 @@ impl AdminRepo for PgStore {
     }
 
     async fn count_admins(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM admins").fetch_one(&self.pool).await.db()?;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM admins")
+            .fetch_one(&self.pool)
+            .await
+            .db()?;
         Ok(n.unsigned_abs())
     }
 }

@@ -1,1 +1,66 @@
-//! placeholder during bootstrap
+//! Portcullis's browser-facing pages: the authorization flow (login, consent), logout,
+//! and the pieces they share (sessions on the core store, CSRF, security headers).
+
+pub mod assets;
+pub mod authorize;
+pub mod client_ip;
+pub mod consent;
+pub mod csrf;
+pub mod error;
+pub mod headers;
+pub mod login;
+pub mod logout;
+pub mod page;
+pub mod pending;
+pub mod session_store;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use portcullis_core::Portcullis;
+
+pub use client_ip::ClientIp;
+pub use csrf::{CsrfForm, CsrfToken};
+pub use error::PageError;
+pub use session_store::CoreSessionStore;
+
+/// How the public pages are served.
+#[derive(Debug, Clone, Copy)]
+pub struct WebConfig {
+    /// The issuer is https: cookies get `Secure` and the `__Host-` prefix, and HSTS is sent.
+    pub secure_cookies: bool,
+}
+
+/// What every handler of this crate gets through `State`.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub core: Arc<Portcullis>,
+    pub cfg: WebConfig,
+}
+
+/// Name of the public surface's session cookie (DESIGN §5: `__Host-` with https).
+const PUBLIC_COOKIE: &str = "portcullis";
+
+/// The routes of the public pages, without layers or state.
+fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
+        .route("/login", get(login::login_get).post(login::login_post))
+        .route("/consent", get(consent::consent_get).post(consent::consent_post))
+        .route("/logout", get(logout::logout_get).post(logout::logout_post))
+        .route("/logout/confirm", post(logout::logout_confirm_post))
+        .route("/static/{file}", get(assets::asset_get))
+}
+
+/// The fully built public router: routes, session layer and security headers, with its
+/// state applied. The binary merges it with the protocol router and serves it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn public_router(core: Arc<Portcullis>, cfg: WebConfig) -> Router {
+    let sessions = session_store::session_layer(Arc::clone(&core), PUBLIC_COOKIE, cfg.secure_cookies);
+    let router = routes().with_state(AppState { core, cfg }).layer(sessions);
+    headers::security_headers(router, cfg.secure_cookies)
+}

@@ -1,0 +1,213 @@
+//! Wiring: open the store, load keys, compose the routers, serve both listeners with
+//! graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use portcullis_core::crypto::Kek;
+use portcullis_core::{Portcullis, Store, SystemClock};
+use portcullis_store_postgres::PgStore;
+use portcullis_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{KekSource, Settings};
+
+/// Opens the configured store and applies migrations.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    if settings.is_postgres() {
+        let store = PgStore::connect(&settings.database_url).await.context("database_url: cannot connect to PostgreSQL")?;
+        store.migrate().await.context("migrating the PostgreSQL database")?;
+        Ok(Arc::new(store))
+    } else {
+        if let Some(dir) = sqlite_parent_dir(&settings.database_url) {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+        }
+        let store = SqliteStore::connect(&settings.database_url).await.context("database_url: cannot open SQLite")?;
+        store.migrate().await.context("migrating the SQLite database")?;
+        Ok(Arc::new(store))
+    }
+}
+
+fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    if path.is_empty() || path.starts_with(":memory:") {
+        return None;
+    }
+    Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf)
+}
+
+/// Loads the key-encryption key; for the embedded default, generates it on first start.
+pub fn load_kek(source: &KekSource) -> anyhow::Result<Kek> {
+    match source {
+        KekSource::Inline(k) => Kek::parse(k).map_err(|e| anyhow::anyhow!("kek: {e}")),
+        KekSource::File(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("kek_file: cannot read {}", p.display()))?;
+            Kek::parse(&text).map_err(|e| anyhow::anyhow!("kek_file {}: {e}", p.display()))
+        }
+        KekSource::Generated(p) => {
+            if p.exists() {
+                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+                return Kek::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
+            }
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let kek = Kek::generate()?;
+            write_private(p, &kek.to_text())?;
+            tracing::warn!(
+                path = %p.display(),
+                "generated a key-encryption key in the data directory; production should supply its own (PORTCULLIS_KEK or kek_file) and keep it out of the data directory's backups"
+            );
+            Ok(kek)
+        }
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("creating {}", path.display()))
+}
+
+/// Opens the store and builds the use-case context (generating keys on first start).
+pub async fn start_core(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> {
+    let store = open_store(settings).await?;
+    let kek = load_kek(&settings.kek)?;
+    let core = Portcullis::start(store, Arc::new(SystemClock), settings.core.clone(), kek)
+        .await
+        .context("starting: loading signing keys")?;
+    Ok(core)
+}
+
+/// The public surface: protocol endpoints and the login/consent pages.
+pub fn public_router(core: &Arc<Portcullis>) -> Router {
+    let secure_cookies = core.settings.issuer.starts_with("https://");
+    portcullis_server::router(Arc::clone(core))
+        .merge(portcullis_web::public_router(Arc::clone(core), portcullis_web::WebConfig { secure_cookies }))
+}
+
+/// The admin surface, on its own listener (DESIGN §1).
+pub fn admin_router(core: &Arc<Portcullis>) -> Router {
+    portcullis_server::health_router(Arc::clone(core))
+}
+
+/// A running server: its addresses, its context, and how to stop it.
+pub struct Running {
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub core: Arc<Portcullis>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections and waits for in-flight requests to finish.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Serves on already-bound listeners (tests bind port 0 first to learn the issuer).
+pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListener) -> anyhow::Result<Running> {
+    let core = start_core(settings).await?;
+    if let Some((username, password)) = core.bootstrap_admin().await? {
+        // The one time this password exists in clear: the operator's console.
+        println!(
+            "\nNo operator account existed, so one was created for the admin surface (http://{}).\n  username: {username}\n  password: {}\nThis password is shown only once; store it now.\n",
+            admin.local_addr()?,
+            password.expose()
+        );
+    }
+    if core.settings.issuer.starts_with("http://") {
+        tracing::warn!(issuer = %core.settings.issuer, "the issuer is http: this is for development only; use https in production");
+    }
+    let maintenance = core.spawn_maintenance();
+    let (tx, rx) = watch::channel(false);
+    let public_addr = public.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+    let mut tasks = Vec::new();
+    for (listener, router) in [(public, public_router(&core)), (admin, admin_router(&core))] {
+        let mut rx = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let result = axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "server stopped with an error");
+            }
+        }));
+    }
+    let maint_abort = maintenance.abort_handle();
+    let mut rx_m = rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let _ = rx_m.wait_for(|stop| *stop).await;
+        maint_abort.abort();
+    }));
+    Ok(Running { public_addr, admin_addr, core, shutdown: tx, tasks })
+}
+
+/// `portcullis serve`: binds the configured addresses and runs until SIGTERM or Ctrl-C.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let public = TcpListener::bind(settings.public_addr)
+        .await
+        .with_context(|| format!("public_addr: cannot listen on {}", settings.public_addr))?;
+    let admin = TcpListener::bind(settings.admin_addr)
+        .await
+        .with_context(|| format!("admin_addr: cannot listen on {}", settings.admin_addr))?;
+    if settings.public_addr == settings.admin_addr {
+        bail!("admin_addr: must differ from public_addr");
+    }
+    let running = serve_on(&settings, public, admin).await?;
+    tracing::info!(public = %running.public_addr, admin = %running.admin_addr, issuer = %running.core.settings.issuer, "portcullis is serving");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let core = Arc::clone(&running.core);
+    running.stop().await;
+    core.audit.flush().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

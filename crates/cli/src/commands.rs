@@ -1,0 +1,381 @@
+//! The commands: `serve`, `migrate`, `keys`, `client`, `user`, `admin`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use portcullis_core::Error;
+use portcullis_core::clients::ClientInput;
+use portcullis_core::model::{AdminRole, Client, ClientKind};
+use portcullis_core::users::UserInput;
+use portcullis_protocol::{ClientId, Secret, SigningAlg};
+use serde_json::json;
+
+use crate::app;
+use crate::config::Settings;
+
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about = "An OAuth 2.0 / OpenID Connect authorization server")]
+pub struct Cli {
+    /// Configuration file (default: portcullis.toml if present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (public and admin listeners).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Client applications.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// User accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Operator accounts for the admin surface.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Promote the next key to signing, retire the current one, publish a new next key.
+    Rotate {
+        /// Algorithm of the new next key.
+        #[arg(long, default_value = "RS256")]
+        alg: String,
+    },
+    /// List signing keys and their state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ClientCreate {
+    #[arg(long)]
+    pub name: String,
+    /// confidential or public.
+    #[arg(long, default_value = "confidential")]
+    pub kind: String,
+    /// A redirect URI; repeat for several.
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// A post-logout redirect URI; repeat for several.
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// authorization_code, refresh_token or client_credentials; repeat for several.
+    #[arg(long = "grant-type", default_values_t = vec!["authorization_code".to_owned(), "refresh_token".to_owned()])]
+    pub grant_types: Vec<String>,
+    /// Space-separated scopes the client may request.
+    #[arg(long, default_value = "openid profile email")]
+    pub scope: String,
+    /// Skip the consent page for this client.
+    #[arg(long)]
+    pub first_party: bool,
+    /// An origin allowed to call the token endpoint from a browser; repeat for several.
+    #[arg(long = "cors-origin")]
+    pub cors_origins: Vec<String>,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and, once, its secret.
+    Create(ClientCreate),
+    /// List clients.
+    List {
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client.
+    Show {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a new secret (the old one stops working); printed once.
+    RotateSecret {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client and revoke everything issued to it.
+    Delete { client_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input (or a prompt).
+    Create {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        email_verified: bool,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password (read from standard input or a prompt); ends their sessions and grants.
+    SetPassword { username: String },
+    /// Disable a user; ends their sessions and grants.
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an operator account; the password is read from standard input (or a prompt).
+    Create {
+        username: String,
+        /// admin (everything) or auditor (read-only).
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+}
+
+const ACTOR: &str = "cli";
+
+/// Reads a password from standard input: one line, or a hidden prompt on a terminal.
+fn read_password(prompt: &str) -> anyhow::Result<Secret> {
+    let stdin = std::io::stdin();
+    let password = if stdin.is_terminal() {
+        let first = rpassword::prompt_password(format!("{prompt}: "))?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            bail!("password: the two entries differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).context("password: cannot read standard input")?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    if password.is_empty() {
+        bail!("password: none given on standard input");
+    }
+    Ok(Secret::new(password))
+}
+
+fn client_json(c: &Client) -> serde_json::Value {
+    json!({
+        "client_id": c.id.as_str(),
+        "name": c.name,
+        "kind": c.kind.as_str(),
+        "redirect_uris": c.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+        "post_logout_redirect_uris": c.post_logout_redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+        "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "scope": c.scopes.as_string(),
+        "first_party": c.first_party,
+        "require_pkce": c.require_pkce,
+        "cors_origins": c.cors_origins,
+        "disabled": c.disabled,
+        "created_at": c.created_at.unix_timestamp(),
+    })
+}
+
+fn print_client(c: &Client) {
+    println!("client_id:     {}", c.id);
+    println!("name:          {}", c.name);
+    println!("kind:          {}", c.kind.as_str());
+    println!("redirect_uris: {}", c.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(" "));
+    println!("grant_types:   {}", c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "));
+    println!("scope:         {}", c.scopes);
+    println!("first_party:   {}", c.first_party);
+    println!("disabled:      {}", c.disabled);
+}
+
+fn client_id(raw: &str) -> anyhow::Result<ClientId> {
+    ClientId::parse(raw).map_err(|e| anyhow::anyhow!("client_id: {e}"))
+}
+
+/// Maps a use-case error to one clear line.
+fn user_facing(e: Error) -> anyhow::Error {
+    match e {
+        Error::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
+        Error::NotFound(what) => anyhow::anyhow!("{what} not found"),
+        Error::Conflict(what) => anyhow::anyhow!("{what} already exists"),
+        other => anyhow::Error::new(other),
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if !matches!(cli.command, Command::Serve) {
+        // Management commands print their result; logs only for problems.
+        settings.log_level = "warn".into();
+    }
+    crate::logging::init(&settings);
+    match cli.command {
+        Command::Serve => app::serve(settings).await,
+        Command::Migrate => {
+            app::open_store(&settings).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        command => {
+            let core = app::start_core(&settings).await?;
+            let result = run_admin_command(&core, command).await;
+            core.audit.flush().await;
+            result
+        }
+    }
+}
+
+async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Keys(KeysCommand::Rotate { alg }) => {
+            let alg = SigningAlg::parse(&alg).map_err(|e| anyhow::anyhow!("--alg: {e}"))?;
+            let kid = core
+                .keys
+                .rotate(core.store.as_ref(), alg, core.now(), core.settings.retired_key_publication())
+                .await
+                .map_err(user_facing)?;
+            core.audit(portcullis_core::audit::Event::new("key.rotated").actor(ACTOR).detail(json!({ "next_kid": kid })));
+            println!("rotated: the next key now signs; new next key {kid} ({alg}) is published");
+        }
+        Command::Keys(KeysCommand::List { json }) => {
+            let keys = core.store.list_keys().await?;
+            if json {
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|k| json!({"kid": k.kid, "alg": k.alg.as_str(), "state": k.state.as_str(), "created_at": k.created_at.unix_timestamp(), "publish_until": k.publish_until.map(|t| t.unix_timestamp())}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for k in keys {
+                    println!("{:<8} {:<6} {}", k.state.as_str(), k.alg.as_str(), k.kid);
+                }
+            }
+        }
+        Command::Client(ClientCommand::Create(c)) => {
+            let kind = ClientKind::parse(&c.kind).ok_or_else(|| anyhow::anyhow!("--kind: must be confidential or public"))?;
+            let input = ClientInput {
+                name: c.name,
+                kind: Some(kind),
+                redirect_uris: c.redirect_uris,
+                post_logout_redirect_uris: c.post_logout_redirect_uris,
+                grant_types: c.grant_types,
+                scopes: c.scope,
+                first_party: c.first_party,
+                cors_origins: c.cors_origins,
+                ..Default::default()
+            };
+            let (client, secret) = core.create_client(&input, ACTOR).await.map_err(user_facing)?;
+            if c.json {
+                let mut v = client_json(&client);
+                v["client_secret"] = secret.as_ref().map(|s| json!(s.expose())).unwrap_or(serde_json::Value::Null);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_client(&client);
+                if let Some(s) = secret {
+                    println!("client_secret: {}", s.expose());
+                    println!("\nThe secret is shown only this once; store it now.");
+                }
+            }
+        }
+        Command::Client(ClientCommand::List { search, json }) => {
+            let clients = core.list_clients(search.as_deref()).await.map_err(user_facing)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&clients.iter().map(client_json).collect::<Vec<_>>())?);
+            } else {
+                for c in clients {
+                    println!("{:<24} {:<13} {}{}", c.id, c.kind.as_str(), c.name, if c.disabled { " (disabled)" } else { "" });
+                }
+            }
+        }
+        Command::Client(ClientCommand::Show { client_id: id, json }) => {
+            let client = core.get_client(&client_id(&id)?).await.map_err(user_facing)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&client_json(&client))?);
+            } else {
+                print_client(&client);
+            }
+        }
+        Command::Client(ClientCommand::RotateSecret { client_id: id, json }) => {
+            let id = client_id(&id)?;
+            let secret = core.rotate_client_secret(&id, ACTOR).await.map_err(user_facing)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&json!({"client_id": id.as_str(), "client_secret": secret.expose()}))?);
+            } else {
+                println!("client_secret: {}\n\nThe secret is shown only this once; store it now.", secret.expose());
+            }
+        }
+        Command::Client(ClientCommand::Delete { client_id: id }) => {
+            core.delete_client(&client_id(&id)?, ACTOR).await.map_err(user_facing)?;
+            println!("deleted client {id}");
+        }
+        Command::User(UserCommand::Create { username, email, email_verified, name, json }) => {
+            let password = read_password("Password")?;
+            let input = UserInput { username, email, email_verified, name };
+            let user = core.create_user(&input, &password, ACTOR).await.map_err(user_facing)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&json!({"id": user.id, "username": user.username, "email": user.email}))?);
+            } else {
+                println!("created user {} ({})", user.username, user.id);
+            }
+        }
+        Command::User(UserCommand::List { search, json }) => {
+            let users = core.list_users(search.as_deref()).await.map_err(user_facing)?;
+            if json {
+                let list: Vec<_> = users
+                    .iter()
+                    .map(|u| json!({"id": u.id, "username": u.username, "email": u.email, "name": u.name, "disabled": u.disabled}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for u in users {
+                    println!("{:<36} {:<24} {}{}", u.id, u.username, u.email.unwrap_or_default(), if u.disabled { " (disabled)" } else { "" });
+                }
+            }
+        }
+        Command::User(UserCommand::SetPassword { username }) => {
+            let user = core.find_user(&username).await.map_err(user_facing)?;
+            let password = read_password("New password")?;
+            core.set_user_password(user.id, &password, ACTOR).await.map_err(user_facing)?;
+            println!("password changed for {username}; their sessions and grants were ended");
+        }
+        Command::User(UserCommand::Disable { username }) => {
+            let user = core.find_user(&username).await.map_err(user_facing)?;
+            core.set_user_disabled(user.id, true, ACTOR).await.map_err(user_facing)?;
+            println!("disabled {username}; their sessions and grants were ended");
+        }
+        Command::User(UserCommand::Enable { username }) => {
+            let user = core.find_user(&username).await.map_err(user_facing)?;
+            core.set_user_disabled(user.id, false, ACTOR).await.map_err(user_facing)?;
+            println!("enabled {username}");
+        }
+        Command::Admin(AdminCommand::Create { username, role }) => {
+            let role = AdminRole::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: must be admin or auditor"))?;
+            let password = read_password("Password")?;
+            let admin = core.create_admin(&username, &password, role, ACTOR).await.map_err(user_facing)?;
+            println!("created {} account {}", role.as_str(), admin.username);
+        }
+        Command::Serve | Command::Migrate => {}
+    }
+    let _ = std::io::stdout().flush();
+    Ok(())
+}

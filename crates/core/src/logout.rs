@@ -1,0 +1,82 @@
+//! OpenID Connect RP-Initiated Logout 1.0: validating the logout request and where to
+//! send the person afterwards.
+
+use portcullis_protocol::ClientId;
+
+use crate::audit::Event;
+use crate::error::{Error, Result};
+use crate::jwt::verify_id_token_hint;
+use crate::service::Portcullis;
+
+/// Parameters of a logout request as received.
+#[derive(Debug, Clone, Default)]
+pub struct LogoutParams {
+    pub id_token_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub state: Option<String>,
+}
+
+/// A validated logout request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logout {
+    /// The client's name, to show on the confirmation page.
+    pub client_name: Option<String>,
+    /// Where to send the person after logging out, with `state` appended; only ever a
+    /// URI registered for the client.
+    pub redirect: Option<String>,
+    /// The `sub` of the `id_token_hint`, to check against the session's user.
+    pub hinted_subject: Option<String>,
+}
+
+impl Portcullis {
+    /// RP-Initiated Logout §2–3: `post_logout_redirect_uri` must be registered for the
+    /// client named by `client_id` or the `id_token_hint`'s audience.
+    pub async fn validate_logout(&self, p: &LogoutParams) -> Result<Logout> {
+        let hint = match p.id_token_hint.as_deref() {
+            Some(t) => Some(
+                verify_id_token_hint(&self.keys.ring(), t, &self.settings.issuer)
+                    .map_err(|_| Error::invalid("id_token_hint", "is not an ID token this server issued"))?,
+            ),
+            None => None,
+        };
+        let client_id = match (&hint, p.client_id.as_deref()) {
+            (Some(h), Some(c)) if h.aud != c => {
+                return Err(Error::invalid("client_id", "does not match the id_token_hint"));
+            }
+            (Some(h), _) => Some(h.aud.clone()),
+            (None, c) => c.map(str::to_owned),
+        };
+        let client = match client_id {
+            Some(id) => {
+                let id = ClientId::parse(&id).map_err(|_| Error::invalid("client_id", "is not valid"))?;
+                Some(self.store.get_client(&id).await?.ok_or_else(|| Error::invalid("client_id", "is not registered"))?)
+            }
+            None => None,
+        };
+        let redirect = match p.post_logout_redirect_uri.as_deref() {
+            None => None,
+            Some(raw) => {
+                let client = client.as_ref().ok_or_else(|| {
+                    Error::invalid("post_logout_redirect_uri", "needs client_id or id_token_hint to be checked")
+                })?;
+                let uri = client
+                    .post_logout_redirect_uris
+                    .iter()
+                    .find(|u| u.as_str() == raw)
+                    .ok_or_else(|| Error::invalid("post_logout_redirect_uri", "is not registered for this application"))?;
+                let mut url = uri.url().clone();
+                if let Some(s) = &p.state {
+                    url.query_pairs_mut().append_pair("state", s);
+                }
+                Some(url.to_string())
+            }
+        };
+        Ok(Logout { client_name: client.map(|c| c.name), redirect, hinted_subject: hint.map(|h| h.sub) })
+    }
+
+    /// Records a logout; the web layer ends the browser session.
+    pub fn logged_out(&self, user_id: uuid::Uuid, ip: Option<String>) {
+        self.audit(Event::new("logout").user(user_id).ip(ip));
+    }
+}

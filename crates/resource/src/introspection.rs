@@ -1,0 +1,460 @@
+//! Introspection mode: ask the authorization server about each token (RFC 7662), for APIs
+//! that must see a revocation at once, with a small bounded cache of active answers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use portcullis_protocol::Secret;
+use reqwest::header::ACCEPT;
+use serde::Deserialize;
+
+use crate::claims::{VerifiedClaims, split_scope};
+use crate::clock::{Clock, SystemClock, from_unix_seconds, unix_seconds};
+use crate::error::{AuthError, InvalidToken};
+use crate::http::{default_client, discover, form_urlencode};
+use crate::jwt::{Audience, ClaimRules, MAX_TOKEN_LEN};
+
+/// Validates tokens by calling the authorization server's introspection endpoint
+/// (RFC 7662 §2), authenticated as a confidential client with HTTP Basic
+/// (RFC 6749 §2.3.1).
+///
+/// Cheap to clone (the cache is shared).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), portcullis_resource::AuthError> {
+/// use std::time::Duration;
+/// use portcullis_resource::IntrospectionValidator;
+///
+/// let validator = IntrospectionValidator::builder("https://id.example.com", "notes-api", "s3cret")
+///     .audience("https://notes.example.com")
+///     .cache_max_ttl(Duration::ZERO) // see a revocation on the very next request
+///     .build()
+///     .await?;
+/// let claims = validator.validate("eyJ…").await?;
+/// # Ok(()) }
+/// ```
+///
+/// **Cache.** Only active answers are cached, each until the token's `exp` or for at most
+/// [`IntrospectionValidatorBuilder::cache_max_ttl`] (default 5 s), whichever comes first, and
+/// at most [`IntrospectionValidatorBuilder::cache_max_entries`] of them (default 10 000;
+/// when full, expired entries go first, then those closest to expiry). A revocation is
+/// therefore seen after at most the maximum TTL. Inactive answers are not cached, so junk
+/// tokens cannot push real ones out. Entries are keyed by the SHA-256 of the token, so the
+/// cache never holds a usable token.
+#[derive(Clone)]
+pub struct IntrospectionValidator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: String,
+    client_id: String,
+    client_secret: Secret,
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    leeway: i64,
+    realm: String,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    max_ttl: Duration,
+    max_entries: usize,
+    cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
+}
+
+struct CacheEntry {
+    claims: VerifiedClaims,
+    until: SystemTime,
+}
+
+/// Configures an [`IntrospectionValidator`]; made by [`IntrospectionValidator::builder`].
+#[must_use]
+pub struct IntrospectionValidatorBuilder {
+    issuer: String,
+    endpoint: Option<String>,
+    client_id: String,
+    client_secret: Secret,
+    audiences: Vec<String>,
+    leeway: Duration,
+    realm: Option<String>,
+    http: Option<reqwest::Client>,
+    clock: Arc<dyn Clock>,
+    max_ttl: Duration,
+    max_entries: usize,
+}
+
+/// RFC 7662 §2.2 response, read leniently (`aud` may be a string or an array) rather than
+/// as `portcullis_protocol::token::IntrospectionResponse`.
+#[derive(Deserialize)]
+struct RawIntrospection {
+    active: bool,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    exp: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    grant_id: Option<String>,
+}
+
+impl IntrospectionValidator {
+    /// A validator calling `introspection_endpoint` directly, with the default settings and
+    /// no discovery; `iss` is then not checked. Use [`IntrospectionValidator::builder`] to
+    /// find the endpoint from the issuer, check `iss` and `aud`, or tune the cache.
+    pub fn new(
+        introspection_endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Result<Self, AuthError> {
+        let builder = Self::builder(String::new(), client_id, client_secret);
+        builder.assemble(introspection_endpoint.into(), None)
+    }
+
+    /// Starts configuring a validator for tokens from `issuer`, authenticating as the
+    /// confidential client `client_id` / `client_secret` (the resource server needs its own
+    /// client registration to introspect).
+    pub fn builder(
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> IntrospectionValidatorBuilder {
+        IntrospectionValidatorBuilder {
+            issuer: issuer.into(),
+            endpoint: None,
+            client_id: client_id.into(),
+            client_secret: Secret::new(client_secret),
+            audiences: Vec::new(),
+            leeway: Duration::from_secs(30),
+            realm: None,
+            http: None,
+            clock: Arc::new(SystemClock),
+            max_ttl: Duration::from_secs(5),
+            max_entries: 10_000,
+        }
+    }
+
+    /// Validates a bearer token by introspecting it (or from the cache) and returns its
+    /// claims.
+    ///
+    /// Fails with [`AuthError::InvalidToken`] ([`InvalidToken::Inactive`] for `active:false`)
+    /// when the token is refused, and with [`AuthError::Upstream`] when the endpoint cannot
+    /// be reached or refuses our client credentials.
+    pub async fn validate(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(InvalidToken::Malformed.into());
+        }
+        let key = cache_key(token);
+        if let Some(claims) = self.cached(&key) {
+            return Ok(claims);
+        }
+        let raw = self.introspect(token).await?;
+        let now = self.inner.clock.now();
+        let claims = self.check(raw, unix_seconds(now))?;
+        self.remember(key, &claims, now);
+        Ok(claims)
+    }
+
+    /// The endpoint tokens are sent to.
+    pub fn introspection_endpoint(&self) -> &str {
+        &self.inner.endpoint
+    }
+
+    /// The realm named in `WWW-Authenticate` challenges (RFC 6750 §3).
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    /// How many answers are cached now (expired ones included until they are evicted).
+    pub fn cached_entries(&self) -> usize {
+        self.lock_cache().len()
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], CacheEntry>> {
+        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<VerifiedClaims> {
+        let now = self.inner.clock.now();
+        let mut cache = self.lock_cache();
+        match cache.get(key) {
+            Some(entry) if now < entry.until => Some(entry.claims.clone()),
+            Some(_) => {
+                cache.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember(&self, key: [u8; 32], claims: &VerifiedClaims, now: SystemTime) {
+        let inner = &*self.inner;
+        if inner.max_entries == 0 {
+            return;
+        }
+        // Never past the token's own expiry, never longer than configured.
+        let until = from_unix_seconds(claims.expires_at).min(now.checked_add(inner.max_ttl).unwrap_or(now));
+        if until <= now {
+            return;
+        }
+        let mut cache = self.lock_cache();
+        if cache.len() >= inner.max_entries && !cache.contains_key(&key) {
+            cache.retain(|_, e| now < e.until);
+        }
+        while cache.len() >= inner.max_entries && !cache.contains_key(&key) {
+            let Some(soonest) = cache.iter().min_by_key(|(_, e)| e.until).map(|(k, _)| *k) else {
+                break;
+            };
+            cache.remove(&soonest);
+        }
+        cache.insert(
+            key,
+            CacheEntry {
+                claims: claims.clone(),
+                until,
+            },
+        );
+    }
+
+    /// RFC 7662 §2.1: `POST` the token as a form, client authenticated with HTTP Basic, the
+    /// id and secret form-urlencoded first (RFC 6749 §2.3.1).
+    async fn introspect(&self, token: &str) -> Result<RawIntrospection, AuthError> {
+        let inner = &*self.inner;
+        let url = &inner.endpoint;
+        let response = inner
+            .http
+            .post(url)
+            .basic_auth(
+                form_urlencode(&inner.client_id),
+                Some(form_urlencode(inner.client_secret.expose())),
+            )
+            .header(ACCEPT, "application/json")
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+            .await
+            .map_err(|e| AuthError::upstream(format!("calling the introspection endpoint {url}"), e))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            tracing::error!(%status, endpoint = %url, client_id = %inner.client_id,
+                "the introspection endpoint refused our client credentials");
+            return Err(AuthError::upstream_msg(format!(
+                "the introspection endpoint {url} refused the client credentials ({status})"
+            )));
+        }
+        if !status.is_success() {
+            return Err(AuthError::upstream_msg(format!(
+                "the introspection endpoint {url} answered {status}"
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| AuthError::upstream(format!("reading the introspection response from {url}"), e))
+    }
+
+    fn check(&self, raw: RawIntrospection, now: i64) -> Result<VerifiedClaims, InvalidToken> {
+        let inner = &*self.inner;
+        // RFC 7662 §2.2: an inactive token tells nothing else.
+        if !raw.active {
+            return Err(InvalidToken::Inactive);
+        }
+        // The endpoint also answers for refresh tokens, which must not open an API.
+        if raw
+            .token_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("refresh_token"))
+        {
+            return Err(InvalidToken::NotAnAccessToken);
+        }
+        let (Some(sub), Some(client_id), Some(exp)) = (raw.sub, raw.client_id, raw.exp) else {
+            return Err(InvalidToken::MissingClaim);
+        };
+        let rules = ClaimRules {
+            issuer: inner.issuer.as_deref(),
+            audiences: &inner.audiences,
+            leeway: inner.leeway,
+            now,
+        };
+        let issuer = match raw.iss {
+            Some(iss) => {
+                rules.check_issuer(&iss)?;
+                iss
+            }
+            None => inner.issuer.clone().unwrap_or_default(),
+        };
+        let audience = raw.aud.map(Audience::into_vec).unwrap_or_default();
+        rules.check_audience(&audience)?;
+        rules.check_time(exp, raw.nbf)?;
+        Ok(VerifiedClaims {
+            issuer,
+            subject: sub,
+            client_id,
+            audience,
+            scopes: split_scope(raw.scope.as_deref()),
+            expires_at: exp,
+            issued_at: raw.iat,
+            not_before: raw.nbf,
+            jti: raw.jti,
+            grant_id: raw.grant_id,
+            auth_time: None,
+        })
+    }
+}
+
+/// SHA-256 of the token: a cache key that is useless to anyone reading memory, and with no
+/// collisions to fear (unlike a 64-bit `Hasher`).
+fn cache_key(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
+impl IntrospectionValidatorBuilder {
+    /// Call this endpoint instead of the one named by the discovery document.
+    pub fn introspection_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// An audience this resource server answers to: when set, the answer's `aud` must name
+    /// one of them. Strongly recommended; call several times to accept several.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Clock skew tolerated on `exp` and `nbf` (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The realm named in `WWW-Authenticate` challenges (default: the first audience, else
+    /// the client id).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// The HTTP client for discovery and introspection, e.g. one with TLS configured. It
+    /// should not follow redirects and should have timeouts.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Where time comes from (default: the system clock); tests pin it.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The longest an active answer is reused (default 5 s); `Duration::ZERO` disables the
+    /// cache, so a revocation is seen on the very next request.
+    pub fn cache_max_ttl(mut self, ttl: Duration) -> Self {
+        self.max_ttl = ttl;
+        self
+    }
+
+    /// The most answers kept (default 10 000); 0 disables the cache.
+    pub fn cache_max_entries(mut self, entries: usize) -> Self {
+        self.max_entries = entries;
+        self
+    }
+
+    /// Checks the configuration and, unless an endpoint was given, finds it through the
+    /// issuer's discovery document.
+    pub async fn build(self) -> Result<IntrospectionValidator, AuthError> {
+        if self.issuer.is_empty() {
+            return Err(AuthError::Config("the issuer is empty".into()));
+        }
+        let (endpoint, issuer) = match self.endpoint.clone() {
+            Some(endpoint) => (endpoint, self.issuer.clone()),
+            None => {
+                let http = match &self.http {
+                    Some(client) => client.clone(),
+                    None => default_client()?,
+                };
+                let doc = discover(&http, &self.issuer).await?;
+                let endpoint = doc
+                    .introspection_endpoint
+                    .ok_or_else(|| AuthError::Config("the discovery document has no introspection_endpoint".into()))?;
+                (endpoint, doc.issuer)
+            }
+        };
+        self.assemble(endpoint, Some(issuer))
+    }
+
+    fn assemble(self, endpoint: String, issuer: Option<String>) -> Result<IntrospectionValidator, AuthError> {
+        if reqwest::Url::parse(&endpoint).is_err() {
+            return Err(AuthError::Config(format!(
+                "the introspection endpoint {endpoint:?} is not an absolute URL"
+            )));
+        }
+        if self.client_id.is_empty() {
+            return Err(AuthError::Config("the client id is empty".into()));
+        }
+        let http = match self.http {
+            Some(client) => client,
+            None => default_client()?,
+        };
+        let realm = self
+            .realm
+            .or_else(|| self.audiences.first().cloned())
+            .unwrap_or_else(|| self.client_id.clone());
+        Ok(IntrospectionValidator {
+            inner: Arc::new(Inner {
+                endpoint,
+                client_id: self.client_id,
+                client_secret: self.client_secret,
+                issuer,
+                audiences: self.audiences,
+                leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+                realm,
+                http,
+                clock: self.clock,
+                max_ttl: self.max_ttl,
+                max_entries: self.max_entries,
+                cache: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for IntrospectionValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionValidator")
+            .field("endpoint", &self.inner.endpoint)
+            .field("client_id", &self.inner.client_id)
+            .field("client_secret", &self.inner.client_secret)
+            .field("audiences", &self.inner.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for IntrospectionValidatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionValidatorBuilder")
+            .field("issuer", &self.issuer)
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,254 @@
+//! The axum extractors and RFC 6750 §3 responses, driven through a router with `oneshot`.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::FromRef;
+use axum::http::{Request, StatusCode, header};
+use axum::routing::get;
+use axum::{Json, Router};
+use portcullis_protocol::token::IntrospectionResponse;
+use portcullis_resource::{AuthRejection, IntrospectionValidator, ScopeRequirement, Scoped, Validator, VerifiedClaims};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+use crate::jwks::Setup;
+use crate::support::{CLIENT_ID, CLIENT_SECRET, FakeIssuer, Key};
+
+struct NotesRead;
+impl ScopeRequirement for NotesRead {
+    const SCOPES: &'static [&'static str] = &["notes:read"];
+}
+
+struct NotesReadAndAdmin;
+impl ScopeRequirement for NotesReadAndAdmin {
+    const SCOPES: &'static [&'static str] = &["notes:read", "notes:admin"];
+}
+
+/// A state with the validator as one field among others, reached through `FromRef`.
+#[derive(Clone)]
+struct AppState {
+    validator: Validator,
+    name: &'static str,
+}
+
+impl FromRef<AppState> for Validator {
+    fn from_ref(state: &AppState) -> Self {
+        state.validator.clone()
+    }
+}
+
+async fn notes_get(caller: Scoped<NotesRead>) -> Json<Value> {
+    Json(json!({"sub": caller.subject, "client_id": caller.client_id}))
+}
+
+async fn notes_post(claims: VerifiedClaims) -> Result<&'static str, AuthRejection> {
+    claims.require_scope("notes:write")?;
+    Ok("created")
+}
+
+async fn admin(_caller: Scoped<NotesReadAndAdmin>) -> &'static str {
+    "admin"
+}
+
+async fn me(axum::extract::State(state): axum::extract::State<AppState>, claims: VerifiedClaims) -> String {
+    format!("{}:{}", state.name, claims.subject)
+}
+
+fn app(validator: Validator) -> Router {
+    Router::new()
+        .route("/notes", get(notes_get).post(notes_post))
+        .route("/admin", get(admin))
+        .route("/me", get(me))
+        .with_state(AppState {
+            validator,
+            name: "notes",
+        })
+}
+
+struct Answer {
+    status: StatusCode,
+    challenge: Option<String>,
+    body: String,
+}
+
+async fn call(app: &Router, method: &str, uri: &str, auth: Option<&str>) -> Answer {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(auth) = auth {
+        req = req.header(header::AUTHORIZATION, auth);
+    }
+    let response = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status();
+    let challenge = response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    Answer {
+        status,
+        challenge,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn valid_token_with_scope() {
+    let s = Setup::new().await;
+    let app = app(s.validator.clone().into());
+    let bearer = format!("Bearer {}", s.token());
+    let a = call(&app, "GET", "/notes", Some(&bearer)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        serde_json::from_str::<Value>(&a.body).unwrap(),
+        json!({"sub": "alice", "client_id": "notes-web"})
+    );
+    // The scheme is case-insensitive (RFC 7235 §2.1).
+    let lower = format!("bearer {}", s.token());
+    assert_eq!(call(&app, "GET", "/notes", Some(&lower)).await.status, StatusCode::OK);
+    // State and claims together.
+    assert_eq!(call(&app, "GET", "/me", Some(&bearer)).await.body, "notes:alice");
+}
+
+#[tokio::test]
+async fn no_token_is_401_without_error_attribute() {
+    let s = Setup::new().await;
+    let app = app(s.validator.clone().into());
+    for auth in [None, Some("Basic YWxpY2U6c2VjcmV0")] {
+        let a = call(&app, "GET", "/notes", auth).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        // RFC 6750 §3.1: no error code when the request had no authentication.
+        assert_eq!(a.challenge.as_deref(), Some(r#"Bearer realm="notes-api""#));
+    }
+}
+
+#[tokio::test]
+async fn invalid_token_is_401_invalid_token() {
+    let s = Setup::new().await;
+    let app = app(s.validator.clone().into());
+    let expired = {
+        let mut c = s.claims();
+        c["exp"] = json!(0);
+        s.key.sign(&c)
+    };
+    let forged = Key::rsa("k1").sign(&s.claims());
+    for token in [expired, forged, "not.a.jwt".to_owned()] {
+        let a = call(&app, "GET", "/notes", Some(&format!("Bearer {token}"))).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        let challenge = a.challenge.unwrap();
+        assert!(
+            challenge.starts_with(r#"Bearer realm="notes-api", error="invalid_token", error_description=""#),
+            "{challenge}"
+        );
+        let body: Value = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(body["error"], "invalid_token");
+    }
+    let a = call(&app, "GET", "/notes", Some("Bearer")).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.challenge.unwrap().contains(r#"error="invalid_request""#));
+}
+
+#[tokio::test]
+async fn missing_scope_is_403_insufficient_scope() {
+    let s = Setup::new().await;
+    let app = app(s.validator.clone().into());
+    let bearer = format!("Bearer {}", s.token()); // scope "openid notes:read"
+
+    // Through the method on the claims (handler-returned rejection, no realm).
+    let a = call(&app, "POST", "/notes", Some(&bearer)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let challenge = a.challenge.unwrap();
+    assert!(challenge.contains(r#"error="insufficient_scope""#), "{challenge}");
+    assert!(challenge.ends_with(r#"scope="notes:write""#), "{challenge}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&a.body).unwrap()["error"],
+        "insufficient_scope"
+    );
+
+    // Through the extractor: realm included, every scope needed listed.
+    let a = call(&app, "GET", "/admin", Some(&bearer)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let challenge = a.challenge.unwrap();
+    assert!(
+        challenge.starts_with(r#"Bearer realm="notes-api", error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(challenge.ends_with(r#"scope="notes:read notes:admin""#), "{challenge}");
+
+    // With the scope, the POST goes through.
+    let mut c = s.claims();
+    c["scope"] = json!("notes:write");
+    let writer = format!("Bearer {}", s.key.sign(&c));
+    assert_eq!(call(&app, "POST", "/notes", Some(&writer)).await.body, "created");
+}
+
+#[tokio::test]
+async fn token_in_query_string_refused() {
+    let s = Setup::new().await;
+    let app = app(s.validator.clone().into());
+    let token = s.token();
+    let a = call(&app, "GET", &format!("/notes?access_token={token}"), None).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.challenge.unwrap().contains(r#"error="invalid_request""#));
+    assert!(!a.body.contains("alice"));
+    // Not even alongside a valid header: two methods at once are invalid (RFC 6750 §3.1).
+    let a = call(
+        &app,
+        "GET",
+        &format!("/notes?access_token={token}"),
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn state_can_be_the_validator_itself() {
+    let s = Setup::new().await;
+    let app = Router::new()
+        .route("/notes", get(notes_get))
+        .with_state(s.validator.clone());
+    let a = call(&app, "GET", "/notes", Some(&format!("Bearer {}", s.token()))).await;
+    assert_eq!(a.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn introspection_behind_the_same_extractor() {
+    let issuer = FakeIssuer::start(&[]).await;
+    let now = crate::support::unix(std::time::SystemTime::now());
+    issuer.answer(
+        "opaque-token",
+        IntrospectionResponse {
+            active: true,
+            scope: Some("notes:read".into()),
+            client_id: Some("cli".into()),
+            sub: Some("bob".into()),
+            exp: Some(now + 60),
+            aud: Some("notes-api".into()),
+            ..IntrospectionResponse::default()
+        },
+    );
+    let v = IntrospectionValidator::builder(&issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience("notes-api")
+        .cache_max_ttl(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let router = app(v.clone().into());
+    let a = call(&router, "GET", "/notes", Some("Bearer opaque-token")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.body.contains("bob"));
+    let a = call(&router, "GET", "/notes", Some("Bearer other-token")).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        a.challenge
+            .unwrap()
+            .contains(r#"error_description="the token is not active""#)
+    );
+
+    // The authorization server unreachable: 503, nothing about the cause in the answer.
+    let down = IntrospectionValidator::new("http://127.0.0.1:1/introspect", CLIENT_ID, CLIENT_SECRET).unwrap();
+    let a = call(&app(down.into()), "GET", "/notes", Some("Bearer opaque-token")).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!a.body.contains("127.0.0.1"), "{}", a.body);
+    assert!(a.challenge.is_none());
+}

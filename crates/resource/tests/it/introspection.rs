@@ -1,0 +1,280 @@
+//! Introspection mode: client authentication, active/inactive answers, and the cache's
+//! bounds (token `exp`, maximum TTL, entry count).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_protocol::token::IntrospectionResponse;
+use portcullis_resource::{AuthError, Clock as _, FixedClock, IntrospectionValidator, InvalidToken};
+
+use crate::support::{CLIENT_ID, CLIENT_SECRET, FakeIssuer, unix};
+
+const AUD: &str = "notes-api";
+
+struct Setup {
+    issuer: FakeIssuer,
+    clock: Arc<FixedClock>,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        Self {
+            issuer: FakeIssuer::start(&[]).await,
+            clock: Arc::new(FixedClock::starting_now()),
+        }
+    }
+
+    /// An active answer for `token`, expiring `ttl` seconds from the clock's now.
+    fn active(&self, token: &str, ttl: i64) {
+        let now = unix(self.clock.now());
+        self.issuer.answer(
+            token,
+            IntrospectionResponse {
+                active: true,
+                scope: Some("notes:read notes:write".into()),
+                client_id: Some("notes-web".into()),
+                sub: Some("alice".into()),
+                exp: Some(now + ttl),
+                iat: Some(now),
+                nbf: None,
+                aud: Some(AUD.into()),
+                iss: Some(self.issuer.url.clone()),
+                jti: Some(format!("jti-{token}")),
+                token_type: Some("Bearer".into()),
+            },
+        );
+    }
+
+    fn revoke(&self, token: &str) {
+        self.issuer.answer(token, IntrospectionResponse::inactive());
+    }
+
+    async fn validator(&self, max_ttl: Duration, max_entries: usize) -> IntrospectionValidator {
+        IntrospectionValidator::builder(&self.issuer.url, CLIENT_ID, CLIENT_SECRET)
+            .audience(AUD)
+            .clock(self.clock.clone())
+            .cache_max_ttl(max_ttl)
+            .cache_max_entries(max_entries)
+            .build()
+            .await
+            .unwrap()
+    }
+}
+
+fn reason(r: Result<portcullis_resource::VerifiedClaims, AuthError>) -> InvalidToken {
+    match r {
+        Err(AuthError::InvalidToken(reason)) => reason,
+        other => panic!("expected an invalid token, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn active_token_accepted() {
+    let s = Setup::new().await;
+    s.active("tok-1", 600);
+    let v = s.validator(Duration::from_secs(5), 100).await;
+    assert_eq!(v.introspection_endpoint(), format!("{}/introspect", s.issuer.url));
+    let claims = v.validate("tok-1").await.unwrap();
+    assert_eq!(claims.subject, "alice");
+    assert_eq!(claims.client_id, "notes-web");
+    assert_eq!(claims.issuer, s.issuer.url);
+    assert_eq!(claims.audience, [AUD]);
+    assert_eq!(claims.scopes, ["notes:read", "notes:write"]);
+    assert_eq!(claims.jti.as_deref(), Some("jti-tok-1"));
+    assert_eq!(s.issuer.introspection_hits(), 1);
+}
+
+#[tokio::test]
+async fn endpoint_given_directly() {
+    let s = Setup::new().await;
+    s.active("tok-1", 600);
+    let v = IntrospectionValidator::new(format!("{}/introspect", s.issuer.url), CLIENT_ID, CLIENT_SECRET).unwrap();
+    assert_eq!(v.validate("tok-1").await.unwrap().subject, "alice");
+    assert_eq!(
+        s.issuer.state.discovery_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    assert!(matches!(
+        IntrospectionValidator::new("/introspect", CLIENT_ID, CLIENT_SECRET),
+        Err(AuthError::Config(_))
+    ));
+}
+
+#[tokio::test]
+async fn inactive_refused_and_not_cached() {
+    let s = Setup::new().await;
+    let v = s.validator(Duration::from_secs(60), 100).await;
+    assert_eq!(reason(v.validate("unknown").await), InvalidToken::Inactive);
+    assert_eq!(reason(v.validate("unknown").await), InvalidToken::Inactive);
+    assert_eq!(s.issuer.introspection_hits(), 2);
+    assert_eq!(v.cached_entries(), 0);
+}
+
+#[tokio::test]
+async fn revocation_seen_at_once_without_cache() {
+    let s = Setup::new().await;
+    s.active("tok", 600);
+    let v = s.validator(Duration::ZERO, 100).await;
+    v.validate("tok").await.unwrap();
+    s.revoke("tok");
+    assert_eq!(reason(v.validate("tok").await), InvalidToken::Inactive);
+    assert_eq!(s.issuer.introspection_hits(), 2);
+}
+
+#[tokio::test]
+async fn cache_never_outlives_the_token_exp() {
+    let s = Setup::new().await;
+    s.active("short", 3);
+    let v = s.validator(Duration::from_secs(60), 100).await;
+    v.validate("short").await.unwrap();
+    s.clock.advance(Duration::from_secs(2));
+    v.validate("short").await.unwrap();
+    assert_eq!(s.issuer.introspection_hits(), 1, "served from the cache before exp");
+    // Past exp (3 s) though well within the max TTL (60 s): asked again.
+    s.clock.advance(Duration::from_secs(2));
+    s.revoke("short");
+    assert_eq!(reason(v.validate("short").await), InvalidToken::Inactive);
+    assert_eq!(s.issuer.introspection_hits(), 2);
+}
+
+#[tokio::test]
+async fn cache_never_outlives_the_max_ttl() {
+    let s = Setup::new().await;
+    s.active("long", 3600);
+    let v = s.validator(Duration::from_secs(10), 100).await;
+    v.validate("long").await.unwrap();
+    s.revoke("long");
+    s.clock.advance(Duration::from_secs(9));
+    // Still cached: the revocation is not visible yet (that is the price of the cache).
+    v.validate("long").await.unwrap();
+    assert_eq!(s.issuer.introspection_hits(), 1);
+    s.clock.advance(Duration::from_secs(1));
+    assert_eq!(reason(v.validate("long").await), InvalidToken::Inactive);
+    assert_eq!(s.issuer.introspection_hits(), 2);
+}
+
+#[tokio::test]
+async fn cache_is_bounded() {
+    let s = Setup::new().await;
+    for (i, t) in ["a", "b", "c", "d"].iter().enumerate() {
+        // Different lifetimes, so the eviction order is known: the soonest to expire goes.
+        s.active(t, 100 + i as i64 * 100);
+    }
+    let v = s.validator(Duration::from_secs(3600), 2).await;
+    v.validate("a").await.unwrap();
+    v.validate("b").await.unwrap();
+    assert_eq!(v.cached_entries(), 2);
+    v.validate("c").await.unwrap(); // evicts "a"
+    assert_eq!(v.cached_entries(), 2);
+    assert_eq!(s.issuer.introspection_hits(), 3);
+    v.validate("b").await.unwrap();
+    v.validate("c").await.unwrap();
+    assert_eq!(s.issuer.introspection_hits(), 3, "b and c are cached");
+    v.validate("a").await.unwrap();
+    assert_eq!(s.issuer.introspection_hits(), 4, "a was evicted");
+    assert_eq!(v.cached_entries(), 2);
+
+    // Expired entries are dropped first when full.
+    s.clock.advance(Duration::from_secs(250)); // the cache holds "c" (until 300 s) and "a" (until 100 s, stale now)
+    s.active("d", 400);
+    v.validate("d").await.unwrap();
+    assert_eq!(v.cached_entries(), 2);
+
+    // A zero bound disables the cache.
+    let uncached = s.validator(Duration::from_secs(3600), 0).await;
+    let hits = s.issuer.introspection_hits();
+    uncached.validate("d").await.unwrap();
+    uncached.validate("d").await.unwrap();
+    assert_eq!(s.issuer.introspection_hits(), hits + 2);
+    assert_eq!(uncached.cached_entries(), 0);
+}
+
+#[tokio::test]
+async fn answers_are_checked() {
+    let s = Setup::new().await;
+    let v = s.validator(Duration::ZERO, 100).await;
+    let now = unix(s.clock.now());
+    let base = IntrospectionResponse {
+        active: true,
+        scope: Some("notes:read".into()),
+        client_id: Some("notes-web".into()),
+        sub: Some("alice".into()),
+        exp: Some(now + 60),
+        aud: Some(AUD.into()),
+        iss: Some(s.issuer.url.clone()),
+        ..IntrospectionResponse::default()
+    };
+    let cases = [
+        (
+            IntrospectionResponse {
+                aud: Some("billing".into()),
+                ..base.clone()
+            },
+            InvalidToken::WrongAudience,
+        ),
+        (
+            IntrospectionResponse {
+                aud: None,
+                ..base.clone()
+            },
+            InvalidToken::WrongAudience,
+        ),
+        (
+            IntrospectionResponse {
+                iss: Some("https://evil".into()),
+                ..base.clone()
+            },
+            InvalidToken::WrongIssuer,
+        ),
+        (
+            IntrospectionResponse {
+                exp: Some(now - 31),
+                ..base.clone()
+            },
+            InvalidToken::Expired,
+        ),
+        (
+            IntrospectionResponse {
+                exp: None,
+                ..base.clone()
+            },
+            InvalidToken::MissingClaim,
+        ),
+        (
+            IntrospectionResponse {
+                nbf: Some(now + 60),
+                ..base.clone()
+            },
+            InvalidToken::NotYetValid,
+        ),
+        (
+            IntrospectionResponse {
+                token_type: Some("refresh_token".into()),
+                ..base.clone()
+            },
+            InvalidToken::NotAnAccessToken,
+        ),
+    ];
+    for (i, (answer, want)) in cases.into_iter().enumerate() {
+        let token = format!("t{i}");
+        s.issuer.answer(&token, answer);
+        assert_eq!(reason(v.validate(&token).await), want, "case {i}");
+    }
+    s.issuer.answer("ok", base);
+    v.validate("ok").await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_client_credentials_are_an_upstream_error() {
+    let s = Setup::new().await;
+    s.active("tok", 600);
+    let v = IntrospectionValidator::builder(&s.issuer.url, CLIENT_ID, "wrong")
+        .build()
+        .await
+        .unwrap();
+    let err = v.validate("tok").await.unwrap_err();
+    assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
+    assert_eq!(err.status(), 503);
+    // The secret never shows in Debug output.
+    assert!(!format!("{v:?}").contains("wrong"));
+}

@@ -1,0 +1,508 @@
+//! JWKS mode: every check a JWT access token goes through, and the key cache's refetch
+//! rules (rate limit, rotation, Cache-Control, failures).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use portcullis_resource::{Algorithm, AuthError, Clock as _, FixedClock, InvalidToken, JwksValidator};
+use serde_json::{Value, json};
+
+use crate::support::{FakeIssuer, Key, claims, sign_hs256, unix, unsigned};
+
+const AUD: &str = "notes-api";
+
+pub struct Setup {
+    pub issuer: FakeIssuer,
+    pub key: Key,
+    pub clock: Arc<FixedClock>,
+    pub validator: JwksValidator,
+}
+
+impl Setup {
+    pub async fn new() -> Self {
+        let key = Key::rsa("k1");
+        let issuer = FakeIssuer::start(&[&key]).await;
+        let clock = Arc::new(FixedClock::starting_now());
+        let validator = JwksValidator::builder(&issuer.url)
+            .audience(AUD)
+            .clock(clock.clone())
+            .build()
+            .await
+            .unwrap();
+        Self {
+            issuer,
+            key,
+            clock,
+            validator,
+        }
+    }
+
+    pub fn claims(&self) -> Value {
+        claims(&self.issuer.url, AUD, self.clock.now())
+    }
+
+    pub fn token(&self) -> String {
+        self.key.sign(&self.claims())
+    }
+
+    fn token_with(&self, change: impl FnOnce(&mut Value)) -> String {
+        let mut c = self.claims();
+        change(&mut c);
+        self.key.sign(&c)
+    }
+
+    async fn refused(&self, token: &str) -> InvalidToken {
+        match self.validator.validate(token).await {
+            Err(AuthError::InvalidToken(reason)) => reason,
+            other => panic!("expected an invalid token, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn valid_token_accepted() {
+    let s = Setup::new().await;
+    let claims = s.validator.validate(&s.token()).await.unwrap();
+    assert_eq!(claims.issuer, s.issuer.url);
+    assert_eq!(claims.subject, "alice");
+    assert_eq!(claims.client_id, "notes-web");
+    assert_eq!(claims.audience, [AUD]);
+    assert_eq!(claims.scopes, ["openid", "notes:read"]);
+    assert_eq!(claims.expires_at, unix(s.clock.now()) + 600);
+    assert_eq!(claims.jti.as_deref(), Some("jti-1"));
+    assert_eq!(claims.grant_id.as_deref(), Some("grant-1"));
+    assert!(claims.auth_time.is_some());
+    // Discovery once, JWKS once, nothing per validation.
+    assert_eq!(s.issuer.state.discovery_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(s.issuer.jwks_hits(), 1);
+    assert_eq!(s.validator.jwks_uri(), format!("{}/jwks", s.issuer.url));
+}
+
+#[tokio::test]
+async fn es256_and_eddsa_accepted() {
+    let (rsa, ec, ed) = (Key::rsa("r"), Key::ec("e"), Key::ed("d"));
+    let issuer = FakeIssuer::start(&[&rsa, &ec, &ed]).await;
+    let validator = JwksValidator::builder(&issuer.url).audience(AUD).build().await.unwrap();
+    for key in [&rsa, &ec, &ed] {
+        let token = key.sign(&claims(&issuer.url, AUD, std::time::SystemTime::now()));
+        let claims = validator
+            .validate(&token)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", key.alg()));
+        assert_eq!(claims.subject, "alice");
+    }
+    // The EC key's kid with an RSA signature: the key is not for that algorithm.
+    let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": "e"});
+    let token = rsa.sign_with_header(&header, &claims(&issuer.url, AUD, std::time::SystemTime::now()));
+    assert!(matches!(
+        validator.validate(&token).await,
+        Err(AuthError::InvalidToken(InvalidToken::KeyAlgorithmMismatch))
+    ));
+}
+
+#[tokio::test]
+async fn expired_and_not_yet_valid() {
+    let s = Setup::new().await;
+    let now = unix(s.clock.now());
+    // Default leeway is 30 s.
+    let recent = s.token_with(|c| c["exp"] = json!(now - 20));
+    assert!(s.validator.validate(&recent).await.is_ok());
+    let expired = s.token_with(|c| c["exp"] = json!(now - 31));
+    assert_eq!(s.refused(&expired).await, InvalidToken::Expired);
+    let future = s.token_with(|c| c["nbf"] = json!(now + 60));
+    assert_eq!(s.refused(&future).await, InvalidToken::NotYetValid);
+
+    // A valid token expires as the clock moves on.
+    let token = s.token();
+    s.clock.advance(Duration::from_secs(600 + 31));
+    assert_eq!(s.refused(&token).await, InvalidToken::Expired);
+}
+
+#[tokio::test]
+async fn leeway_is_configurable() {
+    let s = Setup::new().await;
+    let strict = JwksValidator::builder(&s.issuer.url)
+        .audience(AUD)
+        .leeway(Duration::ZERO)
+        .clock(s.clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let token = s.token_with(|c| c["exp"] = json!(unix(s.clock.now()) - 1));
+    assert!(s.validator.validate(&token).await.is_ok());
+    assert!(matches!(
+        strict.validate(&token).await,
+        Err(AuthError::InvalidToken(InvalidToken::Expired))
+    ));
+}
+
+#[tokio::test]
+async fn tampered_signature_and_payload() {
+    let s = Setup::new().await;
+    let token = s.token();
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    // Flip a bit in the middle of the signature.
+    let mut sig: Vec<u8> = sig.bytes().collect();
+    let mid = sig.len() / 2;
+    sig[mid] = if sig[mid] == b'A' { b'B' } else { b'A' };
+    let bad_sig = format!("{input}.{}", String::from_utf8(sig).unwrap());
+    assert_eq!(s.refused(&bad_sig).await, InvalidToken::BadSignature);
+
+    // Someone else's payload under our signature.
+    let other = s.token_with(|c| c["sub"] = json!("mallory"));
+    let (_, other_payload_and_sig) = other.split_once('.').unwrap();
+    let (other_payload, _) = other_payload_and_sig.split_once('.').unwrap();
+    let (header, rest) = token.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let swapped = format!("{header}.{other_payload}.{signature}");
+    assert_eq!(s.refused(&swapped).await, InvalidToken::BadSignature);
+
+    // Signed by a key with the right kid that is not the published one.
+    let impostor = Key::rsa("k1");
+    assert_eq!(s.refused(&impostor.sign(&s.claims())).await, InvalidToken::BadSignature);
+
+    for garbage in ["", "abc", "a.b.c", "a.b.c.d.e"] {
+        assert_eq!(s.refused(garbage).await, InvalidToken::Malformed, "{garbage:?}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_issuer_and_audience() {
+    let s = Setup::new().await;
+    let other_issuer = s.token_with(|c| c["iss"] = json!("https://evil.example"));
+    assert_eq!(s.refused(&other_issuer).await, InvalidToken::WrongIssuer);
+    let slash = s.token_with(|c| c["iss"] = json!(format!("{}/", s.issuer.url)));
+    assert_eq!(s.refused(&slash).await, InvalidToken::WrongIssuer);
+
+    let other_aud = s.token_with(|c| c["aud"] = json!("billing-api"));
+    assert_eq!(s.refused(&other_aud).await, InvalidToken::WrongAudience);
+    let many = s.token_with(|c| c["aud"] = json!(["billing-api", AUD]));
+    assert!(s.validator.validate(&many).await.is_ok());
+    let none_of = s.token_with(|c| c["aud"] = json!(["billing-api"]));
+    assert_eq!(s.refused(&none_of).await, InvalidToken::WrongAudience);
+
+    for claim in ["iss", "sub", "aud", "exp", "client_id"] {
+        let missing = s.token_with(|c| {
+            c.as_object_mut().unwrap().remove(claim);
+        });
+        assert_eq!(s.refused(&missing).await, InvalidToken::MissingClaim, "{claim}");
+    }
+}
+
+#[tokio::test]
+async fn alg_none_refused() {
+    let s = Setup::new().await;
+    for alg in ["none", "None", "NONE", ""] {
+        let header = json!({"alg": alg, "typ": "at+jwt", "kid": "k1"});
+        let token = unsigned(&header, &s.claims());
+        assert_eq!(s.refused(&token).await, InvalidToken::UnsupportedAlgorithm, "{alg}");
+        // Even with the real signature attached.
+        let real_sig = s.token().rsplit_once('.').unwrap().1.to_owned();
+        assert_eq!(
+            s.refused(&format!("{token}{real_sig}")).await,
+            InvalidToken::UnsupportedAlgorithm
+        );
+    }
+}
+
+#[tokio::test]
+async fn hs256_with_the_public_key_as_secret_refused() {
+    let s = Setup::new().await;
+    for alg in ["HS256", "HS384", "HS512"] {
+        let header = json!({"alg": alg, "typ": "at+jwt", "kid": "k1"});
+        for secret in s.key.public_key_forms() {
+            let token = sign_hs256(&header, &s.claims(), &secret);
+            assert_eq!(s.refused(&token).await, InvalidToken::UnsupportedAlgorithm);
+        }
+    }
+    // Nor can HMAC be configured into the allow-list.
+    let err = JwksValidator::builder(&s.issuer.url)
+        .audience(AUD)
+        .algorithms([Algorithm::RS256, Algorithm::HS256])
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthError::Config(ref m) if m.contains("HS256")), "{err}");
+}
+
+#[tokio::test]
+async fn algorithm_allow_list() {
+    let s = Setup::new().await;
+    let es_only = JwksValidator::builder(&s.issuer.url)
+        .audience(AUD)
+        .algorithms([Algorithm::ES256])
+        .build()
+        .await;
+    // The fake issuer publishes only an RSA key: nothing usable with ES256.
+    assert!(matches!(es_only, Err(AuthError::Upstream { .. })), "{es_only:?}");
+
+    let rs = JwksValidator::builder(&s.issuer.url)
+        .audience(AUD)
+        .algorithms([Algorithm::RS256])
+        .build()
+        .await
+        .unwrap();
+    let ec = Key::ec("k-ec");
+    let ec_token = ec.sign(&s.claims());
+    assert!(matches!(
+        rs.validate(&ec_token).await,
+        Err(AuthError::InvalidToken(InvalidToken::UnsupportedAlgorithm))
+    ));
+}
+
+#[tokio::test]
+async fn typ_must_be_at_jwt() {
+    let s = Setup::new().await;
+    let with_typ = |typ: Option<&str>| {
+        let mut header = s.key.header();
+        match typ {
+            Some(t) => header["typ"] = json!(t),
+            None => {
+                header.as_object_mut().unwrap().remove("typ");
+            }
+        }
+        s.key.sign_with_header(&header, &s.claims())
+    };
+    for ok in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/AT+jwt"] {
+        assert!(s.validator.validate(&with_typ(Some(ok))).await.is_ok(), "{ok}");
+    }
+    for bad in [Some("JWT"), Some("application/jwt"), Some("id_token+jwt"), None] {
+        assert_eq!(s.refused(&with_typ(bad)).await, InvalidToken::WrongType, "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_kid_triggers_one_refetch() {
+    let s = Setup::new().await;
+    assert_eq!(s.issuer.jwks_hits(), 1);
+    // Right after a fetch there is nothing new to fetch: the interval counts from it.
+    let stranger = Key::rsa("not-published");
+    assert_eq!(s.refused(&stranger.sign(&s.claims())).await, InvalidToken::UnknownKey);
+    assert_eq!(s.issuer.jwks_hits(), 1);
+    s.clock.advance(Duration::from_secs(10));
+    assert_eq!(s.refused(&stranger.sign(&s.claims())).await, InvalidToken::UnknownKey);
+    assert_eq!(s.issuer.jwks_hits(), 2, "one refetch for the unknown kid");
+    // Known keys keep working without fetching.
+    s.validator.validate(&s.token()).await.unwrap();
+    assert_eq!(s.issuer.jwks_hits(), 2);
+}
+
+#[tokio::test]
+async fn flood_of_unknown_kids_is_rate_limited() {
+    let s = Setup::new().await;
+    let stranger = Key::rsa("x");
+    let forged: Vec<String> = (0..200)
+        .map(|i| {
+            let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": format!("forged-{i}")});
+            stranger.sign_with_header(&header, &s.claims())
+        })
+        .collect();
+
+    s.clock.advance(Duration::from_secs(10));
+    // Concurrently: they queue for one fetch.
+    let tasks: Vec<_> = forged[..100]
+        .iter()
+        .cloned()
+        .map(|t| {
+            let v = s.validator.clone();
+            tokio::spawn(async move { v.validate(&t).await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(matches!(
+            task.await.unwrap(),
+            Err(AuthError::InvalidToken(InvalidToken::UnknownKey))
+        ));
+    }
+    assert_eq!(s.issuer.jwks_hits(), 2);
+
+    // Sequentially, within the interval (default 10 s): no more fetches.
+    s.clock.advance(Duration::from_secs(9));
+    for t in &forged[100..] {
+        assert_eq!(s.refused(t).await, InvalidToken::UnknownKey);
+    }
+    assert_eq!(s.issuer.jwks_hits(), 2);
+    // Valid tokens are unaffected.
+    s.validator.validate(&s.token()).await.unwrap();
+
+    // Once the interval has passed, one more fetch is allowed.
+    s.clock.advance(Duration::from_secs(1));
+    for t in &forged[..50] {
+        assert_eq!(s.refused(t).await, InvalidToken::UnknownKey);
+    }
+    assert_eq!(s.issuer.jwks_hits(), 3);
+}
+
+#[tokio::test]
+async fn refetch_interval_is_configurable() {
+    let s = Setup::new().await;
+    let v = JwksValidator::builder(&s.issuer.url)
+        .audience(AUD)
+        .refetch_interval(Duration::from_secs(60))
+        .clock(s.clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let before = s.issuer.jwks_hits();
+    let stranger = Key::ec("zz").sign(&s.claims());
+    // t = 0 (the build's fetch) to 55: inside the 60 s interval.
+    for _ in 0..6 {
+        assert!(v.validate(&stranger).await.is_err());
+        s.clock.advance(Duration::from_secs(11));
+    }
+    assert_eq!(s.issuer.jwks_hits(), before);
+    // t = 66: one fetch, then quiet again.
+    assert!(v.validate(&stranger).await.is_err());
+    assert_eq!(s.issuer.jwks_hits(), before + 1);
+    s.clock.advance(Duration::from_secs(11));
+    assert!(v.validate(&stranger).await.is_err());
+    assert_eq!(s.issuer.jwks_hits(), before + 1);
+}
+
+#[tokio::test]
+async fn rotated_key_picked_up_without_restart() {
+    let s = Setup::new().await;
+    let old_token = s.token();
+    s.validator.validate(&old_token).await.unwrap();
+
+    // The issuer rotates: publishes k2 and signs with it; k1 retired from the JWKS.
+    let k2 = Key::rsa("k2");
+    s.issuer.set_keys(&[&k2]);
+    // The validator fetched at t0; a legitimate new kid is allowed one refetch.
+    s.clock.advance(Duration::from_secs(10));
+    let new_token = k2.sign(&s.claims());
+    let claims = s.validator.validate(&new_token).await.unwrap();
+    assert_eq!(claims.subject, "alice");
+    assert_eq!(s.issuer.jwks_hits(), 2);
+
+    // The refreshed set no longer holds k1.
+    assert_eq!(s.refused(&old_token).await, InvalidToken::UnknownKey);
+}
+
+#[tokio::test]
+async fn cache_control_max_age_honoured_within_bounds() {
+    let key = Key::rsa("k1");
+    let issuer = FakeIssuer::start(&[&key]).await;
+    issuer.set_cache_control(Some("public, max-age=120"));
+    let clock = Arc::new(FixedClock::starting_now());
+    let v = JwksValidator::builder(&issuer.url)
+        .audience(AUD)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let token = |clock: &FixedClock| key.sign(&claims(&issuer.url, AUD, clock.now()));
+
+    clock.advance(Duration::from_secs(119));
+    v.validate(&token(&clock)).await.unwrap();
+    assert_eq!(issuer.jwks_hits(), 1, "fresh for max-age");
+    clock.advance(Duration::from_secs(2));
+    v.validate(&token(&clock)).await.unwrap();
+    assert_eq!(issuer.jwks_hits(), 2, "refreshed once max-age passed");
+
+    // max-age=1 is raised to the minimum bound (default 60 s).
+    issuer.set_cache_control(Some("max-age=1"));
+    clock.advance(Duration::from_secs(121));
+    v.validate(&token(&clock)).await.unwrap();
+    assert_eq!(issuer.jwks_hits(), 3);
+    clock.advance(Duration::from_secs(30));
+    v.validate(&token(&clock)).await.unwrap();
+    assert_eq!(issuer.jwks_hits(), 3, "max-age below the minimum is clamped up");
+    clock.advance(Duration::from_secs(31));
+    v.validate(&token(&clock)).await.unwrap();
+    assert_eq!(issuer.jwks_hits(), 4);
+
+    // A huge max-age is capped by the configured maximum.
+    issuer.set_cache_control(Some("max-age=31536000"));
+    let capped = JwksValidator::builder(&issuer.url)
+        .audience(AUD)
+        .cache_ttl_bounds(Duration::from_secs(10), Duration::from_secs(300))
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let hits = issuer.jwks_hits();
+    clock.advance(Duration::from_secs(301));
+    capped.validate(&token(&clock)).await.unwrap();
+    assert_eq!(issuer.jwks_hits(), hits + 1);
+}
+
+#[tokio::test]
+async fn failed_refresh_keeps_the_cached_keys() {
+    let s = Setup::new().await;
+    s.issuer.state.jwks_fail.store(true, Ordering::SeqCst);
+    // An unknown kid while the server is failing: the refetch is attempted and reported as
+    // the server's fault (503), not the caller's.
+    s.clock.advance(Duration::from_secs(10));
+    let stranger = Key::ec("new").sign(&s.claims());
+    assert!(matches!(
+        s.validator.validate(&stranger).await,
+        Err(AuthError::Upstream { .. })
+    ));
+    assert_eq!(s.issuer.jwks_hits(), 2);
+
+    // Past the default 5-minute TTL: the refresh fails, the old key still verifies.
+    s.clock.advance(Duration::from_secs(301));
+    s.validator.validate(&s.token()).await.unwrap();
+    assert_eq!(s.issuer.jwks_hits(), 3);
+    // And the failing server is not asked again on every request.
+    for _ in 0..10 {
+        s.validator.validate(&s.token()).await.unwrap();
+    }
+    assert_eq!(s.issuer.jwks_hits(), 3);
+
+    // Once it recovers, the next refresh after the interval succeeds.
+    s.issuer.state.jwks_fail.store(false, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(10));
+    s.validator.validate(&s.token()).await.unwrap();
+    assert_eq!(s.issuer.jwks_hits(), 4);
+    s.validator.validate(&s.token()).await.unwrap();
+    assert_eq!(s.issuer.jwks_hits(), 4);
+}
+
+#[tokio::test]
+async fn configuration_errors() {
+    let key = Key::rsa("k1");
+    let issuer = FakeIssuer::start(&[&key]).await;
+    let no_aud = JwksValidator::builder(&issuer.url).build().await.unwrap_err();
+    assert!(
+        matches!(no_aud, AuthError::Config(ref m) if m.contains("audience")),
+        "{no_aud}"
+    );
+
+    // Nothing listening: reported as the server's fault.
+    let down = JwksValidator::builder("http://127.0.0.1:1")
+        .audience(AUD)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(down, AuthError::Upstream { .. }), "{down}");
+
+    // The discovery document must be for the issuer we asked about (OIDC Discovery §4.3).
+    let alias = issuer.url.replace("127.0.0.1", "localhost");
+    let mismatch = JwksValidator::builder(alias).audience(AUD).build().await.unwrap_err();
+    assert!(
+        matches!(mismatch, AuthError::Config(ref m) if m.contains("is for issuer")),
+        "{mismatch}"
+    );
+    // A trailing slash on the configured issuer is tolerated.
+    JwksValidator::builder(format!("{}/", issuer.url))
+        .audience(AUD)
+        .build()
+        .await
+        .unwrap();
+
+    let wrong_issuer = JwksValidator::builder(format!("{}/tenant", issuer.url))
+        .audience(AUD)
+        .jwks_uri(format!("{}/jwks", issuer.url))
+        .build()
+        .await
+        .unwrap();
+    // With an explicit jwks_uri there is no discovery; `iss` must equal what was configured.
+    let token = key.sign(&claims(&issuer.url, AUD, std::time::SystemTime::now()));
+    assert!(matches!(
+        wrong_issuer.validate(&token).await,
+        Err(AuthError::InvalidToken(InvalidToken::WrongIssuer))
+    ));
+}

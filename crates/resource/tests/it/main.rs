@@ -1,0 +1,7 @@
+//! Integration tests of portcullis-resource against a fake issuer started in-process on
+//! 127.0.0.1:0 (one test binary, to keep link time down).
+
+mod extract;
+mod introspection;
+mod jwks;
+mod support;

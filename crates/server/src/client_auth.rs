@@ -1,0 +1,114 @@
+//! Form bodies of the token-family endpoints and client authentication (RFC 6749 §2.3):
+//! `client_secret_basic`, `client_secret_post`, or `none` (public clients).
+
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use portcullis_core::Portcullis;
+use portcullis_core::model::Client;
+use portcullis_protocol::{ErrorCode, Secret};
+
+use crate::error::ApiError;
+
+/// A parsed `application/x-www-form-urlencoded` body: each parameter at most once
+/// (RFC 6749 §3.2).
+pub struct FormBody {
+    pub raw: Vec<(String, String)>,
+}
+
+impl FormBody {
+    pub fn parse(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
+        let is_form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Err(ApiError::new(ErrorCode::InvalidRequest, "the body must be application/x-www-form-urlencoded"));
+        }
+        // DESIGN §5: credentials and tokens are never accepted in the query string.
+        if let Some(q) = query
+            && serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                .unwrap_or_default()
+                .iter()
+                .any(|(k, _)| matches!(k.as_str(), "client_secret" | "code" | "refresh_token" | "token" | "access_token" | "code_verifier"))
+        {
+            return Err(ApiError::new(ErrorCode::InvalidRequest, "credentials and tokens must not be sent in the query string"));
+        }
+        let raw: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the body is not valid form encoding"))?;
+        for (i, (k, _)) in raw.iter().enumerate() {
+            if raw[..i].iter().any(|(k2, _)| k2 == k) {
+                return Err(ApiError::new(ErrorCode::InvalidRequest, format!("parameter {k} is repeated")));
+            }
+        }
+        Ok(Self { raw })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.raw.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    /// Deserializes the body into a typed request; `what` names it in the error.
+    pub fn parse_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let encoded = serde_urlencoded::to_string(&self.raw)
+            .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the body is not valid form encoding"))?;
+        serde_urlencoded::from_str(&encoded).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))
+    }
+}
+
+/// RFC 6749 §2.3.1: id and secret are form-urlencoded, then joined by `:` and base64'd.
+fn decode_basic(value: &str) -> Option<(String, Secret)> {
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(rest.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let unescape = |s: &str| -> Option<String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}")).ok()?;
+        pairs.into_iter().next().map(|(_, v)| v)
+    };
+    Some((unescape(id)?, Secret::new(unescape(secret)?)))
+}
+
+/// Authenticates the client of a token-family request.
+pub async fn authenticate(core: &Portcullis, headers: &HeaderMap, form: &FormBody) -> Result<Client, ApiError> {
+    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let body_id = form.get("client_id");
+    let body_secret = form.get("client_secret");
+    let (id, secret) = match basic {
+        Some(value) => {
+            // RFC 6749 §2.3: one authentication method per request.
+            if body_secret.is_some() {
+                return Err(ApiError::new(ErrorCode::InvalidRequest, "use one client authentication method, not two"));
+            }
+            let (id, secret) = decode_basic(value)
+                .ok_or_else(|| ApiError::new(ErrorCode::InvalidClient, "malformed Basic authorization header"))?;
+            if body_id.is_some_and(|b| b != id) {
+                return Err(ApiError::new(ErrorCode::InvalidRequest, "client_id in the body differs from the Authorization header"));
+            }
+            (id, Some(secret))
+        }
+        None => {
+            let id = body_id.ok_or_else(|| ApiError::new(ErrorCode::InvalidClient, "client authentication is required"))?;
+            (id.to_owned(), body_secret.map(Secret::new))
+        }
+    };
+    core.authenticate_client(&id, secret.as_ref()).await.map_err(ApiError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let header = format!("Basic {}", STANDARD.encode("my%20client:s%3Acret"));
+        let (id, secret) = decode_basic(&header).unwrap();
+        assert_eq!(id, "my client");
+        assert_eq!(secret.expose(), "s:cret");
+        assert!(decode_basic("Bearer abc").is_none());
+    }
+}

@@ -1,0 +1,72 @@
+//! `/token` (RFC 6749 §3.2), `/revoke` (RFC 7009) and `/introspect` (RFC 7662).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use portcullis_protocol::ErrorCode;
+use portcullis_protocol::token::{TokenOperationRequest, TokenRequest};
+
+use crate::ServerState;
+use crate::client_ip::ClientIp;
+use crate::client_auth::{FormBody, authenticate};
+use crate::error::ApiError;
+
+fn no_store(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    // RFC 6749 §5.1: token responses must not be cached.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+pub async fn token_post(
+    State(state): State<ServerState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let form = FormBody::parse(&headers, query.as_deref(), &body)?;
+    // Check the grant type before anything else, to tell "missing" from "unsupported".
+    match form.get("grant_type") {
+        None => return Err(ApiError::new(ErrorCode::InvalidRequest, "grant_type is required")),
+        Some("authorization_code" | "refresh_token" | "client_credentials") => {}
+        Some(other) => {
+            return Err(ApiError::new(ErrorCode::UnsupportedGrantType, format!("grant_type {other} is not supported")));
+        }
+    }
+    let client = authenticate(&state.core, &headers, &form).await?;
+    let request: TokenRequest = form.parse_as()?;
+    let response = state.core.token(&client, request, ip).await?;
+    Ok(no_store(Json(response).into_response()))
+}
+
+pub async fn revoke_post(
+    State(state): State<ServerState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let form = FormBody::parse(&headers, query.as_deref(), &body)?;
+    let client = authenticate(&state.core, &headers, &form).await?;
+    let request: TokenOperationRequest = form.parse_as()?;
+    state.core.revoke(&client, &request.token, request.token_type_hint, ip).await?;
+    // RFC 7009 §2.2: 200 whether or not the token was known.
+    Ok(no_store(().into_response()))
+}
+
+pub async fn introspect_post(
+    State(state): State<ServerState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let form = FormBody::parse(&headers, query.as_deref(), &body)?;
+    let client = authenticate(&state.core, &headers, &form).await?;
+    let request: TokenOperationRequest = form.parse_as()?;
+    let response = state.core.introspect(&client, &request.token, request.token_type_hint).await?;
+    Ok(no_store(Json(response).into_response()))
+}

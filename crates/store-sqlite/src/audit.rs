@@ -1,0 +1,100 @@
+//! `AuditRepo` on SQLite (DESIGN §5).
+
+use async_trait::async_trait;
+use portcullis_core::model::{AuditEvent, AuditFilter};
+use portcullis_core::repo::{AuditRepo, StoreResult};
+use sqlx::{FromRow, QueryBuilder, Sqlite};
+
+use crate::SqliteStore;
+use crate::codec;
+use crate::error::ResultExt;
+
+/// Page size when the filter asks for 0.
+const DEFAULT_LIMIT: u32 = 50;
+
+#[derive(FromRow)]
+struct AuditRow {
+    id: String,
+    at: i64,
+    event_type: String,
+    actor: Option<String>,
+    user_id: Option<String>,
+    client_id: Option<String>,
+    ip: Option<String>,
+    detail: String,
+}
+
+impl AuditRow {
+    fn into_event(self) -> StoreResult<AuditEvent> {
+        Ok(AuditEvent {
+            id: codec::uuid("audit_events.id", &self.id)?,
+            at: codec::time("audit_events.at", self.at)?,
+            event_type: self.event_type,
+            actor: self.actor,
+            user_id: codec::opt_uuid("audit_events.user_id", self.user_id.as_deref())?,
+            client_id: self.client_id,
+            ip: self.ip,
+            detail: codec::audit_detail("audit_events.detail", &self.detail)?,
+        })
+    }
+}
+
+#[async_trait]
+impl AuditRepo for SqliteStore {
+    async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO audit_events (id, at, event_type, actor, user_id, client_id, ip, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(codec::uuid_text(e.id))
+            .bind(codec::ts(e.at))
+            .bind(&e.event_type)
+            .bind(&e.actor)
+            .bind(e.user_id.map(codec::uuid_text))
+            .bind(&e.client_id)
+            .bind(&e.ip)
+            .bind(e.detail.to_string())
+            .execute(&mut *tx)
+            .await
+            .conflict("audit event")?;
+        }
+        tx.commit().await.db()
+    }
+
+    /// Newest first; `since` is inclusive and `until` exclusive.
+    async fn list_audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, at, event_type, actor, user_id, client_id, ip, detail FROM audit_events WHERE 1",
+        );
+        if let Some(t) = &f.event_type {
+            q.push(" AND event_type = ").push_bind(t.clone());
+        }
+        if let Some(u) = f.user_id {
+            q.push(" AND user_id = ").push_bind(codec::uuid_text(u));
+        }
+        if let Some(c) = &f.client_id {
+            q.push(" AND client_id = ").push_bind(c.clone());
+        }
+        if let Some(since) = f.since {
+            q.push(" AND at >= ").push_bind(codec::ts(since));
+        }
+        if let Some(until) = f.until {
+            q.push(" AND at < ").push_bind(codec::ts(until));
+        }
+        let limit = if f.limit == 0 { DEFAULT_LIMIT } else { f.limit };
+        q.push(" ORDER BY at DESC, seq DESC LIMIT ").push_bind(i64::from(limit));
+        q.push(" OFFSET ").push_bind(i64::from(f.offset));
+        q.build_query_as::<AuditRow>()
+            .fetch_all(&self.pool)
+            .await
+            .db()?
+            .into_iter()
+            .map(AuditRow::into_event)
+            .collect()
+    }
+}

@@ -1,0 +1,184 @@
+//! `ClientRepo` on SQLite.
+
+use async_trait::async_trait;
+use portcullis_core::StoreError;
+use portcullis_core::model::{Client, ClientKind, Revocation};
+use portcullis_core::repo::{ClientRepo, StoreResult};
+use portcullis_protocol::ClientId;
+use sqlx::FromRow;
+use sqlx::query::Query;
+use sqlx::sqlite::{Sqlite, SqliteArguments};
+use uuid::Uuid;
+
+use crate::SqliteStore;
+use crate::codec;
+use crate::error::ResultExt;
+use crate::revocations;
+
+macro_rules! client_columns {
+    () => {
+        "id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
+         first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, logo_uri, \
+         policy_uri, disabled, created_at, updated_at"
+    };
+}
+
+#[derive(FromRow)]
+struct ClientRow {
+    id: String,
+    name: String,
+    kind: String,
+    secret_hash: Option<Vec<u8>>,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    grant_types: String,
+    scopes: String,
+    first_party: bool,
+    require_pkce: bool,
+    access_token_ttl: Option<i64>,
+    refresh_token_ttl: Option<i64>,
+    cors_origins: String,
+    logo_uri: Option<String>,
+    policy_uri: Option<String>,
+    disabled: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl ClientRow {
+    fn into_client(self) -> StoreResult<Client> {
+        Ok(Client {
+            id: codec::client_id("clients.id", &self.id)?,
+            name: self.name,
+            kind: codec::named("clients.kind", &self.kind, ClientKind::parse)?,
+            secret_hash: self
+                .secret_hash
+                .map(|h| codec::digest("clients.secret_hash", &h))
+                .transpose()?,
+            redirect_uris: codec::redirect_uris("clients.redirect_uris", &self.redirect_uris)?,
+            post_logout_redirect_uris: codec::redirect_uris(
+                "clients.post_logout_redirect_uris",
+                &self.post_logout_redirect_uris,
+            )?,
+            grant_types: codec::grant_types("clients.grant_types", &self.grant_types)?,
+            scopes: codec::scope("clients.scopes", &self.scopes)?,
+            first_party: self.first_party,
+            require_pkce: self.require_pkce,
+            access_token_ttl: self.access_token_ttl,
+            refresh_token_ttl: self.refresh_token_ttl,
+            cors_origins: codec::strings("clients.cors_origins", &self.cors_origins)?,
+            logo_uri: self.logo_uri,
+            policy_uri: self.policy_uri,
+            disabled: self.disabled,
+            created_at: codec::time("clients.created_at", self.created_at)?,
+            updated_at: codec::time("clients.updated_at", self.updated_at)?,
+        })
+    }
+}
+
+/// Binds `$1`–`$17`: every column but `created_at`, in the order of the statements below.
+fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Sqlite, SqliteArguments<'static>>> {
+    Ok(sqlx::query(sql)
+        .bind(c.id.as_str().to_owned())
+        .bind(c.name.clone())
+        .bind(c.kind.as_str())
+        .bind(c.secret_hash.map(|h| h.to_vec()))
+        .bind(codec::to_json_list(c.redirect_uris.iter().map(|u| u.as_str()))?)
+        .bind(codec::to_json_list(
+            c.post_logout_redirect_uris.iter().map(|u| u.as_str()),
+        )?)
+        .bind(codec::to_json_list(c.grant_types.iter().map(|g| g.as_str()))?)
+        .bind(c.scopes.as_string())
+        .bind(c.first_party)
+        .bind(c.require_pkce)
+        .bind(c.access_token_ttl)
+        .bind(c.refresh_token_ttl)
+        .bind(codec::to_json_list(c.cors_origins.iter().map(String::as_str))?)
+        .bind(c.logo_uri.clone())
+        .bind(c.policy_uri.clone())
+        .bind(c.disabled)
+        .bind(codec::ts(c.updated_at)))
+}
+
+const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
+     grant_types, scopes, first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, \
+     logo_uri, policy_uri, disabled, updated_at, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+
+const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4, redirect_uris = $5, \
+     post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, require_pkce = $10, \
+     access_token_ttl = $11, refresh_token_ttl = $12, cors_origins = $13, logo_uri = $14, policy_uri = $15, \
+     disabled = $16, updated_at = $17 WHERE id = $1";
+
+#[async_trait]
+impl ClientRepo for SqliteStore {
+    async fn insert_client(&self, client: &Client) -> StoreResult<()> {
+        bind_client(INSERT, client)?
+            .bind(codec::ts(client.created_at))
+            .execute(&self.pool)
+            .await
+            .conflict("client id")?;
+        Ok(())
+    }
+
+    async fn get_client(&self, id: &ClientId) -> StoreResult<Option<Client>> {
+        sqlx::query_as::<_, ClientRow>(concat!("SELECT ", client_columns!(), " FROM clients WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+            .map(ClientRow::into_client)
+            .transpose()
+    }
+
+    async fn list_clients(&self, search: Option<&str>) -> StoreResult<Vec<Client>> {
+        sqlx::query_as::<_, ClientRow>(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE $1 IS NULL \
+              OR instr(lower(id), lower($1)) > 0 OR instr(lower(name), lower($1)) > 0 \
+             ORDER BY lower(name), id"
+        ))
+        .bind(search)
+        .fetch_all(&self.pool)
+        .await
+        .db()?
+        .into_iter()
+        .map(ClientRow::into_client)
+        .collect()
+    }
+
+    async fn update_client(&self, client: &Client) -> StoreResult<()> {
+        let done = bind_client(UPDATE, client)?.execute(&self.pool).await.db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        // Codes, grants, refresh tokens and consents go with it (ON DELETE CASCADE).
+        let done = sqlx::query("DELETE FROM clients WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        revocations::record(&mut tx, revocations).await?;
+        tx.commit().await.db()
+    }
+
+    async fn active_grant_ids_for_client(&self, id: &ClientId) -> StoreResult<Vec<Uuid>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM grants WHERE client_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        ids.iter().map(|s| codec::uuid("grants.id", s)).collect()
+    }
+}

@@ -1,0 +1,41 @@
+//! Turning sqlx errors into `StoreError` at the store boundary.
+
+use portcullis_core::StoreError;
+
+/// Maps sqlx results to `StoreResult`s.
+pub(crate) trait ResultExt<T> {
+    /// Any failure: undecodable values are `Corrupt`, unique violations `Conflict`, the
+    /// rest `Unexpected`.
+    fn db(self) -> Result<T, StoreError>;
+    /// Like [`ResultExt::db`], but a unique violation is `Conflict(what)`.
+    fn conflict(self, what: &str) -> Result<T, StoreError>;
+}
+
+impl<T> ResultExt<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, StoreError> {
+        self.conflict("record")
+    }
+
+    fn conflict(self, what: &str) -> Result<T, StoreError> {
+        self.map_err(|e| match unique_violation(&e) {
+            Some(_) => StoreError::Conflict(what.to_owned()),
+            None => from_sqlx(e),
+        })
+    }
+}
+
+/// `Some(message)` when `e` is a unique violation. SQLite names the index or columns
+/// only in the message ("UNIQUE constraint failed: index 'signing_keys_one_active'").
+pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<&str> {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Some(db.message()),
+        _ => None,
+    }
+}
+
+fn from_sqlx(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Unexpected(Box::new(other)),
+    }
+}

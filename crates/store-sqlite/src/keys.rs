@@ -1,0 +1,127 @@
+//! `KeyRepo` on SQLite: signing keys move next → active → retired (DESIGN §3).
+
+use async_trait::async_trait;
+use portcullis_core::StoreError;
+use portcullis_core::model::{KeyState, SigningKeyRecord};
+use portcullis_core::repo::{KeyRepo, StoreResult};
+use portcullis_protocol::SigningAlg;
+use sqlx::{FromRow, SqliteConnection};
+use time::OffsetDateTime;
+
+use crate::SqliteStore;
+use crate::codec;
+use crate::error::{ResultExt, unique_violation};
+
+#[derive(FromRow)]
+struct KeyRow {
+    kid: String,
+    alg: String,
+    state: String,
+    private_key_encrypted: Vec<u8>,
+    public_jwk: String,
+    created_at: i64,
+    activated_at: Option<i64>,
+    retired_at: Option<i64>,
+    publish_until: Option<i64>,
+}
+
+impl KeyRow {
+    fn into_key(self) -> StoreResult<SigningKeyRecord> {
+        Ok(SigningKeyRecord {
+            alg: SigningAlg::parse(&self.alg).map_err(|e| codec::corrupt("signing_keys.alg", e))?,
+            state: codec::named("signing_keys.state", &self.state, KeyState::parse)?,
+            kid: self.kid,
+            private_key_encrypted: self.private_key_encrypted,
+            public_jwk: self.public_jwk,
+            created_at: codec::time("signing_keys.created_at", self.created_at)?,
+            activated_at: codec::opt_time("signing_keys.activated_at", self.activated_at)?,
+            retired_at: codec::opt_time("signing_keys.retired_at", self.retired_at)?,
+            publish_until: codec::opt_time("signing_keys.publish_until", self.publish_until)?,
+        })
+    }
+}
+
+async fn insert(conn: &mut SqliteConnection, k: &SigningKeyRecord) -> StoreResult<()> {
+    let result = sqlx::query(
+        "INSERT INTO signing_keys (kid, alg, state, private_key_encrypted, public_jwk, created_at, \
+         activated_at, retired_at, publish_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&k.kid)
+    .bind(k.alg.as_str())
+    .bind(k.state.as_str())
+    .bind(&k.private_key_encrypted)
+    .bind(&k.public_jwk)
+    .bind(codec::ts(k.created_at))
+    .bind(k.activated_at.map(codec::ts))
+    .bind(k.retired_at.map(codec::ts))
+    .bind(k.publish_until.map(codec::ts))
+    .execute(conn)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => Err(match unique_violation(&e) {
+            Some(m) if m.contains("signing_keys_one_active") => StoreError::Conflict("an active signing key".into()),
+            Some(m) if m.contains("signing_keys_one_next") => StoreError::Conflict("a next signing key".into()),
+            Some(_) => StoreError::Conflict(format!("signing key {:?}", k.kid)),
+            None => return Err(e).db(),
+        }),
+    }
+}
+
+#[async_trait]
+impl KeyRepo for SqliteStore {
+    async fn insert_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.db()?;
+        insert(&mut conn, key).await
+    }
+
+    async fn list_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        sqlx::query_as::<_, KeyRow>(
+            "SELECT kid, alg, state, private_key_encrypted, public_jwk, created_at, activated_at, retired_at, \
+             publish_until FROM signing_keys ORDER BY created_at DESC, kid DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .db()?
+        .into_iter()
+        .map(KeyRow::into_key)
+        .collect()
+    }
+
+    async fn rotate_keys(
+        &self,
+        new_next: &SigningKeyRecord,
+        now: OffsetDateTime,
+        publish_until: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        // Retire first: at most one active key at any moment (unique index).
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 WHERE state = 'active'",
+        )
+        .bind(codec::ts(now))
+        .bind(codec::ts(publish_until))
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        let promoted = sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next'")
+            .bind(codec::ts(now))
+            .execute(&mut *tx)
+            .await
+            .conflict("an active signing key")?;
+        if promoted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert(&mut tx, new_next).await?;
+        tx.commit().await.db()
+    }
+
+    async fn delete_expired_keys(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND publish_until < $1")
+            .bind(codec::ts(now))
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,231 @@
+//! `UserRepo` and `AdminRepo` on SQLite. Usernames are unique regardless of case and
+//! looked up regardless of case, so "Alice" and "alice" are one account.
+
+use async_trait::async_trait;
+use portcullis_core::StoreError;
+use portcullis_core::model::{Admin, AdminRole, Revocation, User};
+use portcullis_core::repo::{AdminRepo, StoreResult, UserRepo};
+use sqlx::FromRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::SqliteStore;
+use crate::codec;
+use crate::error::ResultExt;
+use crate::grants::revoke_user;
+
+macro_rules! user_columns {
+    () => {
+        "id, username, email, email_verified, name, password_hash, disabled, created_at, updated_at"
+    };
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+    password_hash: String,
+    disabled: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl UserRow {
+    fn into_user(self) -> StoreResult<User> {
+        Ok(User {
+            id: codec::uuid("users.id", &self.id)?,
+            username: self.username,
+            email: self.email,
+            email_verified: self.email_verified,
+            name: self.name,
+            password_hash: self.password_hash,
+            disabled: self.disabled,
+            created_at: codec::time("users.created_at", self.created_at)?,
+            updated_at: codec::time("users.updated_at", self.updated_at)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct AdminRow {
+    id: String,
+    username: String,
+    password_hash: String,
+    role: String,
+    created_at: i64,
+}
+
+impl AdminRow {
+    fn into_admin(self) -> StoreResult<Admin> {
+        Ok(Admin {
+            id: codec::uuid("admins.id", &self.id)?,
+            username: self.username,
+            password_hash: self.password_hash,
+            role: codec::named("admins.role", &self.role, AdminRole::parse)?,
+            created_at: codec::time("admins.created_at", self.created_at)?,
+        })
+    }
+}
+
+#[async_trait]
+impl UserRepo for SqliteStore {
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        sqlx::query(concat!(
+            "INSERT INTO users (",
+            user_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(codec::uuid_text(u.id))
+        .bind(&u.username)
+        .bind(&u.email)
+        .bind(u.email_verified)
+        .bind(&u.name)
+        .bind(&u.password_hash)
+        .bind(u.disabled)
+        .bind(codec::ts(u.created_at))
+        .bind(codec::ts(u.updated_at))
+        .execute(&self.pool)
+        .await
+        .conflict("username")?;
+        Ok(())
+    }
+
+    async fn get_user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        sqlx::query_as::<_, UserRow>(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+            .bind(codec::uuid_text(id))
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+            .map(UserRow::into_user)
+            .transpose()
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE lower(username) = lower($1)"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .map(UserRow::into_user)
+        .transpose()
+    }
+
+    async fn list_users(&self, search: Option<&str>) -> StoreResult<Vec<User>> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE $1 IS NULL \
+              OR instr(lower(username), lower($1)) > 0 \
+              OR instr(lower(email), lower($1)) > 0 \
+              OR instr(lower(name), lower($1)) > 0 \
+             ORDER BY lower(username)"
+        ))
+        .bind(search)
+        .fetch_all(&self.pool)
+        .await
+        .db()?
+        .into_iter()
+        .map(UserRow::into_user)
+        .collect()
+    }
+
+    async fn set_user_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: OffsetDateTime,
+        revocations: &[Revocation],
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+            .bind(codec::uuid_text(id))
+            .bind(password_hash)
+            .bind(codec::ts(now))
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        revoke_user(&mut tx, id, now, revocations).await?;
+        tx.commit().await.db()
+    }
+
+    async fn set_user_disabled(
+        &self,
+        id: Uuid,
+        disabled: bool,
+        now: OffsetDateTime,
+        revocations: &[Revocation],
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
+            .bind(codec::uuid_text(id))
+            .bind(disabled)
+            .bind(codec::ts(now))
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if disabled {
+            revoke_user(&mut tx, id, now, revocations).await?;
+        }
+        tx.commit().await.db()
+    }
+
+    async fn active_grant_ids_for_user(&self, id: Uuid) -> StoreResult<Vec<Uuid>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM grants WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(codec::uuid_text(id))
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        ids.iter().map(|s| codec::uuid("grants.id", s)).collect()
+    }
+}
+
+#[async_trait]
+impl AdminRepo for SqliteStore {
+    async fn insert_admin(&self, a: &Admin) -> StoreResult<()> {
+        sqlx::query("INSERT INTO admins (id, username, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(codec::uuid_text(a.id))
+            .bind(&a.username)
+            .bind(&a.password_hash)
+            .bind(a.role.as_str())
+            .bind(codec::ts(a.created_at))
+            .execute(&self.pool)
+            .await
+            .conflict("admin username")?;
+        Ok(())
+    }
+
+    async fn get_admin_by_username(&self, username: &str) -> StoreResult<Option<Admin>> {
+        sqlx::query_as::<_, AdminRow>(
+            "SELECT id, username, password_hash, role, created_at FROM admins WHERE lower(username) = lower($1)",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .map(AdminRow::into_admin)
+        .transpose()
+    }
+
+    async fn count_admins(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM admins")
+            .fetch_one(&self.pool)
+            .await
+            .db()?;
+        Ok(n.unsigned_abs())
+    }
+}

@@ -1,0 +1,169 @@
+//! The authorization endpoint (RFC 6749 §3.1, OIDC Core §3.1.2.1), GET and POST, and
+//! the step every page of the flow ends with: ask core what comes next and go there —
+//! the login page, the consent page, or back to the client.
+
+use askama::Template;
+use axum::extract::{RawForm, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portcullis_core::authorize::{
+    AuthorizationRequest, AuthorizationResponse, AuthorizeError, AuthorizeParams, Next, ResponseMode,
+};
+use tower_sessions::Session;
+
+use crate::AppState;
+use crate::csrf::form_pairs;
+use crate::error::PageError;
+use crate::page::{render, see_other};
+use crate::pending;
+use crate::session_store::current_auth;
+
+/// `GET /authorize`: parameters in the query string.
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    session: Session,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(query.as_deref().unwrap_or_default().as_bytes())?;
+    start(&state, &session, pairs).await
+}
+
+/// `POST /authorize`: parameters as a form body (OIDC Core §3.1.2.1 allows both).
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    session: Session,
+    form: Result<RawForm, axum::extract::rejection::RawFormRejection>,
+) -> Result<Response, PageError> {
+    let RawForm(body) = form.map_err(|_| PageError::BadRequest("The authorization request could not be read.".into()))?;
+    start(&state, &session, form_pairs(&body)?).await
+}
+
+async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>) -> Result<Response, PageError> {
+    // Pairs, not a map: RFC 6749 §3.1 forbids repeated parameters, and core reports them.
+    let params = AuthorizeParams::from_pairs(pairs);
+    let req = match state.core.validate_authorization(&params).await {
+        Ok(req) => req,
+        // RFC 6749 §4.1.2.1: a bad client_id or redirect_uri is shown, never redirected.
+        Err(AuthorizeError::Page(message)) => return Err(PageError::BadRequest(message)),
+        Err(AuthorizeError::Redirect(resp)) => return send_response(&resp),
+        Err(AuthorizeError::Internal(e)) => return Err(e.into()),
+    };
+    let auth = current_auth(session).await?;
+    let next = next_step(state, &req, auth.as_ref()).await?;
+    // Only a request that needs the person is kept; prompt=none and single sign-on
+    // answer at once without touching the session.
+    match next {
+        Next::Respond(resp) => send_response(&resp),
+        Next::Login | Next::Consent => {
+            let id = pending::insert(session, &req, state.core.now().unix_timestamp()).await?;
+            go_to(&next, &id)
+        }
+    }
+}
+
+async fn next_step(
+    state: &AppState,
+    req: &AuthorizationRequest,
+    auth: Option<&portcullis_core::authorize::AuthSession>,
+) -> Result<Next, PageError> {
+    state.core.authorize_next(req, auth).await.map_err(|e| match e {
+        // The client was disabled or changed while the person was busy: its redirect URI
+        // may no longer be valid, so say so rather than redirect.
+        portcullis_core::Error::OAuth { description, .. } => PageError::BadRequest(description),
+        other => other.into(),
+    })
+}
+
+fn go_to(next: &Next, id: &str) -> Result<Response, PageError> {
+    match next {
+        Next::Login => see_other(&format!("/login?req={id}")),
+        Next::Consent => see_other(&format!("/consent?req={id}")),
+        Next::Respond(resp) => send_response(resp),
+    }
+}
+
+/// Continues the pending request `id` after a login or consent step changed `req`:
+/// stores the progress and goes to the next step, or answers the client and forgets the
+/// request.
+pub async fn proceed(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    req: &AuthorizationRequest,
+) -> Result<Response, PageError> {
+    let now = state.core.now().unix_timestamp();
+    let auth = current_auth(session).await?;
+    let next = next_step(state, req, auth.as_ref()).await?;
+    match &next {
+        Next::Respond(_) => pending::remove(session, id, now).await?,
+        Next::Login | Next::Consent => pending::update(session, id, req, now).await?,
+    }
+    go_to(&next, id)
+}
+
+/// The auto-submitting page of the form_post response mode.
+#[derive(Template)]
+#[template(path = "form_post.html")]
+pub struct FormPostPage<'a> {
+    pub action: &'a str,
+    pub params: &'a [(&'static str, String)],
+}
+
+/// Sends an authorization response (success or error) to the client's validated
+/// redirect URI: a `303` with the parameters in the query (RFC 6749 §4.1.2), or a page
+/// that posts them (OAuth 2.0 Form Post Response Mode §2). `no-store` on both: they
+/// carry a code.
+pub fn send_response(resp: &AuthorizationResponse) -> Result<Response, PageError> {
+    match resp.response_mode {
+        ResponseMode::Query => {
+            let location = HeaderValue::from_str(&resp.query_url())
+                .map_err(|_| PageError::Unexpected("redirect URI is not a header value".into()))?;
+            Ok((
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            )
+                .into_response())
+        }
+        ResponseMode::FormPost => {
+            let page = FormPostPage { action: resp.redirect_uri.as_str(), params: &resp.params };
+            let mut response = render(StatusCode::OK, &page)?;
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_protocol::RedirectUri;
+
+    use super::*;
+
+    fn response(mode: ResponseMode) -> AuthorizationResponse {
+        AuthorizationResponse {
+            redirect_uri: RedirectUri::parse("https://app.example/cb?x=1").unwrap(),
+            response_mode: mode,
+            params: vec![("code", "abc".into()), ("state", "<s&\"t>".into())],
+        }
+    }
+
+    #[test]
+    fn query_mode_redirects_with_params() {
+        let r = send_response(&response(ResponseMode::Query)).unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let loc = r.headers()[header::LOCATION].to_str().unwrap();
+        assert!(loc.starts_with("https://app.example/cb?x=1&code=abc&state="), "{loc}");
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+    }
+
+    #[test]
+    fn form_post_mode_renders_escaped_hidden_inputs() {
+        let page = FormPostPage { action: "https://app.example/cb?x=1&y=2", params: &response(ResponseMode::FormPost).params };
+        let html = page.render().unwrap();
+        assert!(html.contains(r#"action="https://app.example/cb?x=1&#38;y=2""#) || html.contains(r#"action="https://app.example/cb?x=1&amp;y=2""#), "{html}");
+        assert!(html.contains(r#"name="code" value="abc""#), "{html}");
+        assert!(!html.contains("<s&"), "state must be escaped: {html}");
+        assert!(html.contains(r#"src="/static/form_post.js""#));
+        assert!(!html.contains("<script>"), "no inline script");
+    }
+}

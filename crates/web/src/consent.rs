@@ -1,0 +1,99 @@
+//! The consent page: what the client asks for, in plain words, with Allow and Deny.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use portcullis_core::authorize::scope_description;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::authorize::{proceed, send_response};
+use crate::csrf::{CsrfForm, CsrfToken};
+use crate::error::PageError;
+use crate::page::{render, see_other};
+use crate::session_store::current_auth;
+use crate::{AppState, ClientIp, pending};
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    pub csrf: &'a str,
+    pub req: &'a str,
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConsentQuery {
+    pub req: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConsentForm {
+    pub req: String,
+    pub decision: Decision,
+}
+
+fn login_first(id: &str) -> Result<Response, PageError> {
+    see_other(&format!("/login?req={}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()))
+}
+
+/// `GET /consent?req=…`.
+pub async fn consent_get(
+    State(state): State<AppState>,
+    session: Session,
+    CsrfToken(csrf): CsrfToken,
+    q: Result<Query<ConsentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, PageError> {
+    let Query(q) = q.map_err(|_| PageError::Expired)?;
+    let req = pending::get(&session, &q.req, state.core.now().unix_timestamp()).await?;
+    let Some(auth) = current_auth(&session).await? else {
+        return login_first(&q.req);
+    };
+    let user = state.core.get_user(auth.user_id).await?;
+    let page = ConsentPage {
+        csrf: &csrf,
+        req: &q.req,
+        client_name: &req.client_name,
+        username: &user.username,
+        scopes: req.scope.split(' ').filter(|s| !s.is_empty()).map(scope_description).collect(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// `POST /consent` with `decision=allow|deny`.
+pub async fn consent_post(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    CsrfForm(form): CsrfForm<ConsentForm>,
+) -> Result<Response, PageError> {
+    let now = state.core.now().unix_timestamp();
+    let mut req = pending::get(&session, &form.req, now).await?;
+    let Some(auth) = current_auth(&session).await? else {
+        return login_first(&form.req);
+    };
+    match form.decision {
+        Decision::Allow => {
+            state.core.give_consent(&req, &auth, ip).await?;
+            // Satisfies prompt=consent (OIDC Core §3.1.2.1).
+            req.interaction.consent_done = true;
+            proceed(&state, &session, &form.req, &req).await
+        }
+        Decision::Deny => {
+            // RFC 6749 §4.1.2.1 access_denied, to the validated redirect URI.
+            let resp = state.core.deny_consent(&req, &auth, ip)?;
+            pending::remove(&session, &form.req, now).await?;
+            send_response(&resp)
+        }
+    }
+}

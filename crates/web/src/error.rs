@@ -1,0 +1,112 @@
+//! `PageError`: everything a page handler can fail with, shown to the person as a page
+//! with the right status. A 500 says nothing inside; its cause chain goes to the log.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+/// The message shown when a pending authorization request is unknown or too old.
+pub const EXPIRED_MESSAGE: &str = "This sign-in request has expired; go back to the application and start again.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// The request cannot be served as sent; the text is safe to show.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The pending authorization request (`req`) is unknown or has expired.
+    #[error("unknown or expired authorization request")]
+    Expired,
+    /// The CSRF token is missing or wrong.
+    #[error("missing or wrong CSRF token")]
+    Csrf,
+    #[error("not found")]
+    NotFound,
+    /// Too many password hashes in flight (core `Error::Busy`).
+    #[error("busy")]
+    Busy,
+    #[error(transparent)]
+    Core(portcullis_core::Error),
+    #[error("session: {0}")]
+    Session(#[from] tower_sessions::session::Error),
+    #[error("template: {0}")]
+    Render(#[from] askama::Error),
+    #[error("unexpected: {0}")]
+    Unexpected(String),
+}
+
+impl From<portcullis_core::Error> for PageError {
+    fn from(e: portcullis_core::Error) -> Self {
+        match e {
+            portcullis_core::Error::Busy => Self::Busy,
+            portcullis_core::Error::NotFound(_) => Self::NotFound,
+            other => Self::Core(other),
+        }
+    }
+}
+
+/// The generic error page.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
+impl PageError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::Expired => StatusCode::BAD_REQUEST,
+            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Core(_) | Self::Session(_) | Self::Render(_) | Self::Unexpected(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn title_and_message(&self) -> (&'static str, &str) {
+        match self {
+            Self::BadRequest(m) => ("This request cannot be completed", m),
+            Self::Expired => ("Request expired", EXPIRED_MESSAGE),
+            Self::Csrf => (
+                "This form has expired",
+                "The form you sent is no longer valid. Go back, reload the page and try again.",
+            ),
+            Self::NotFound => ("Not found", "There is nothing at this address."),
+            Self::Busy => ("Too busy", "The server is busy right now. Please wait a moment and try again."),
+            Self::Core(_) | Self::Session(_) | Self::Render(_) | Self::Unexpected(_) => {
+                ("Something went wrong", "Something went wrong on our side. Please try again later.")
+            }
+        }
+    }
+}
+
+/// Writes an error and its whole `source()` chain on one line.
+pub fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %cause_chain(&self), "page request failed");
+        }
+        let (title, message) = self.title_and_message();
+        match (ErrorPage { title, message }).render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not render the error page");
+                (status, title.to_owned()).into_response()
+            }
+        }
+    }
+}

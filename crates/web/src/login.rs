@@ -1,0 +1,129 @@
+//! The login page: username and password, for a pending authorization request or on its
+//! own.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use portcullis_core::authorize::AuthSession;
+use portcullis_core::crypto::random_token;
+use portcullis_protocol::Secret;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::authorize::proceed;
+use crate::csrf::{self, CsrfForm, CsrfToken};
+use crate::error::PageError;
+use crate::page::render;
+use crate::pending;
+use crate::session_store::{AUTH_KEY, CLIENT_KEY, SessionClient};
+use crate::{AppState, ClientIp};
+
+/// Shown for any failed login: it must not tell whether the username exists.
+pub const BAD_CREDENTIALS: &str = "The username or password is not correct.";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub csrf: &'a str,
+    pub req: Option<&'a str>,
+    pub client_name: Option<&'a str>,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "signed_in.html")]
+pub struct SignedInPage<'a> {
+    pub username: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    pub req: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: Secret,
+    pub req: Option<String>,
+}
+
+/// `GET /login[?req=…]`.
+pub async fn login_get(
+    State(state): State<AppState>,
+    session: Session,
+    CsrfToken(csrf): CsrfToken,
+    q: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, PageError> {
+    let Query(q) = q.map_err(|_| PageError::Expired)?;
+    let req = match q.req.as_deref() {
+        Some(id) => Some(pending::get(&session, id, state.core.now().unix_timestamp()).await?),
+        None => None,
+    };
+    let page = LoginPage {
+        csrf: &csrf,
+        req: q.req.as_deref(),
+        client_name: req.as_ref().map(|r| r.client_name.as_str()),
+        username: req.as_ref().and_then(|r| r.login_hint.as_deref()).unwrap_or_default(),
+        error: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// At most this much of the User-Agent is kept with the session.
+const MAX_USER_AGENT: usize = 256;
+
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    let ua = headers.get(header::USER_AGENT)?.to_str().ok()?;
+    Some(ua.chars().take(MAX_USER_AGENT).collect())
+}
+
+/// `POST /login`.
+pub async fn login_post(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Result<Response, PageError> {
+    let now = state.core.now().unix_timestamp();
+    // An expired request fails before the password is checked.
+    let pending = match form.req.as_deref() {
+        Some(id) => Some((id, pending::get(&session, id, now).await?)),
+        None => None,
+    };
+    let user = match state.core.login(&form.username, &form.password, ip.clone()).await {
+        Ok(user) => user,
+        Err(portcullis_core::Error::BadCredentials) => {
+            let csrf = csrf::token(&session).await?;
+            let page = LoginPage {
+                csrf: &csrf,
+                req: form.req.as_deref(),
+                client_name: pending.as_ref().map(|(_, r)| r.client_name.as_str()),
+                username: &form.username,
+                error: Some(BAD_CREDENTIALS),
+            };
+            return render(StatusCode::OK, &page);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // A new session id on every change of privilege, against session fixation; the
+    // CSRF token goes with the old id.
+    session.cycle_id().await?;
+    csrf::rotate(&session).await?;
+    let auth = AuthSession { user_id: user.id, auth_time: state.core.now().unix_timestamp(), sid: random_token()? };
+    session.insert(AUTH_KEY, &auth).await?;
+    session.insert(CLIENT_KEY, SessionClient { ip, user_agent: user_agent(&headers) }).await?;
+    match pending {
+        Some((id, mut req)) => {
+            // Satisfies prompt=login (OIDC Core §3.1.2.1).
+            req.interaction.login_done = true;
+            proceed(&state, &session, id, &req).await
+        }
+        None => render(StatusCode::OK, &SignedInPage { username: &user.username }),
+    }
+}

@@ -1,0 +1,19 @@
+//! Small response helpers shared by the page handlers: render a template, redirect.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::error::PageError;
+
+/// Renders `page` as HTML with `status`. `Cache-Control: no-store` comes from the
+/// router's header layer.
+pub fn render<T: Template>(status: StatusCode, page: &T) -> Result<Response, PageError> {
+    Ok((status, Html(page.render()?)).into_response())
+}
+
+/// `303 See Other` to `location`: the browser follows with a GET whatever the method was.
+pub fn see_other(location: &str) -> Result<Response, PageError> {
+    let value = HeaderValue::from_str(location).map_err(|_| PageError::Unexpected("redirect location is not a header value".into()))?;
+    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response())
+}

@@ -1,0 +1,141 @@
+//! Browser sessions (DESIGN §3): a tower-sessions `SessionStore` on core's
+//! `SessionRepo`, so sessions live in the same database as everything else, and the
+//! session layer with the cookie settings of DESIGN §5.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use portcullis_core::Portcullis;
+use portcullis_core::authorize::AuthSession;
+use portcullis_core::crypto::sha256;
+use portcullis_core::model::{BrowserSession, Digest};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, SessionStore};
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+use crate::error::{PageError, cause_chain};
+
+/// Session key of the logged-in person (`AuthSession`).
+pub const AUTH_KEY: &str = "auth";
+/// Session key of where the person signed in from (`SessionClient`).
+pub const CLIENT_KEY: &str = "client";
+
+/// Where a session was signed in from, kept so sessions can be listed per user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClient {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A `SessionStore` on core's store. Rows are keyed by the SHA-256 of the cookie value:
+/// the raw session id is never stored (DESIGN §2).
+#[derive(Clone)]
+pub struct CoreSessionStore {
+    core: Arc<Portcullis>,
+}
+
+impl std::fmt::Debug for CoreSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreSessionStore").finish_non_exhaustive()
+    }
+}
+
+/// The digest a session row is keyed by.
+pub fn id_hash(id: &Id) -> Digest {
+    sha256(id.to_string().as_bytes())
+}
+
+fn backend(e: impl std::error::Error) -> session_store::Error {
+    session_store::Error::Backend(cause_chain(&e))
+}
+
+impl CoreSessionStore {
+    pub fn new(core: Arc<Portcullis>) -> Self {
+        Self { core }
+    }
+
+    fn to_row(&self, record: &Record) -> session_store::Result<BrowserSession> {
+        let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let auth = record.data.get(AUTH_KEY).and_then(|v| AuthSession::deserialize(v).ok());
+        let client = record.data.get(CLIENT_KEY).and_then(|v| SessionClient::deserialize(v).ok());
+        // A signed-in session counts from its sign-in; an anonymous one (a pending
+        // authorization request, a CSRF token) from its last save.
+        let created_at = auth
+            .as_ref()
+            .and_then(|a| OffsetDateTime::from_unix_timestamp(a.auth_time).ok())
+            .unwrap_or_else(|| self.core.now());
+        let (ip, user_agent) = client.map(|c| (c.ip, c.user_agent)).unwrap_or_default();
+        Ok(BrowserSession {
+            id_hash: id_hash(&record.id),
+            data,
+            user_id: auth.map(|a| a.user_id),
+            user_agent,
+            ip,
+            created_at,
+            expires_at: record.expiry_date,
+        })
+    }
+}
+
+#[async_trait]
+impl SessionStore for CoreSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // 128 random bits make a collision unlikely, not impossible: draw again.
+        for _ in 0..8 {
+            let row = self.to_row(record)?;
+            if self.core.store.create_session(&row).await.map_err(backend)? {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+        Err(session_store::Error::Backend("could not find an unused session id".into()))
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let row = self.to_row(record)?;
+        self.core.store.save_session(&row).await.map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let Some(row) = self.core.store.load_session(&id_hash(id), self.core.now()).await.map_err(backend)? else {
+            return Ok(None);
+        };
+        let data: HashMap<String, serde_json::Value> =
+            serde_json::from_str(&row.data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        Ok(Some(Record { id: *id, data, expiry_date: row.expires_at }))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.core.store.delete_session(&id_hash(id)).await.map_err(backend)
+    }
+}
+
+/// The cookie name for `base`: with https the `__Host-` prefix, which makes browsers
+/// insist on `Secure`, `Path=/` and no `Domain` (RFC 6265bis §4.1.3.2).
+pub fn cookie_name(base: &str, secure: bool) -> String {
+    if secure { format!("__Host-{base}") } else { format!("{base}_session") }
+}
+
+/// The session layer for a page router. `base` names the cookie: the admin surface runs
+/// on another port of the same host, and cookies do not tell ports apart, so each surface
+/// needs its own name. `SameSite=Lax` keeps the cookie on the top-level GET navigation
+/// that brings the person back from a client's site to `/authorize`.
+pub fn session_layer(core: Arc<Portcullis>, base: &str, secure: bool) -> SessionManagerLayer<CoreSessionStore> {
+    let ttl = core.settings.session_ttl;
+    SessionManagerLayer::new(CoreSessionStore::new(core))
+        .with_name(cookie_name(base, secure))
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_secure(secure)
+        .with_expiry(Expiry::OnInactivity(ttl))
+}
+
+/// The logged-in person of this session, if any.
+pub async fn current_auth(session: &Session) -> Result<Option<AuthSession>, PageError> {
+    Ok(session.get::<AuthSession>(AUTH_KEY).await?)
+}

@@ -1,0 +1,355 @@
+//! The store contract: every repository method of `portcullis_core::Store`, the same
+//! cases run against SQLite (`store_contract::sqlite::*`) and PostgreSQL
+//! (`store_contract::postgres::*`), each on a fresh database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use portcullis_core::model::*;
+use portcullis_core::repo::*;
+use portcullis_core::{Store, StoreError};
+use portcullis_protocol::{ClientId, GrantType, RedirectUri, ScopeSet, SigningAlg};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+mod accounts;
+mod tokens;
+
+use accounts::*;
+use tokens::*;
+
+/// Generates `sqlite::<case>` and `postgres::<case>` for each `async fn <case>(store)`.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (url, _dir) = portcullis_tests::db::fresh_sqlite_url().await;
+                    let store = portcullis_store_sqlite::SqliteStore::connect(&url).await.expect("connect to SQLite");
+                    store.migrate().await.expect("migrate SQLite");
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let url = portcullis_tests::db::fresh_postgres_url().await;
+                    let store = portcullis_store_postgres::PgStore::connect(&url).await.expect("connect to PostgreSQL");
+                    store.migrate().await.expect("migrate PostgreSQL");
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    ping,
+    client_roundtrip_and_conflict,
+    client_update,
+    client_list_search,
+    client_delete_cascades,
+    user_roundtrip_conflict_and_search,
+    user_updates_of_missing_user_are_not_found,
+    password_change_revokes_grants_sessions_and_codes,
+    disabling_revokes_and_enabling_does_not,
+    admins,
+    key_insert_list_and_rotate,
+    key_rotation_without_next_is_not_found,
+    code_get_conflict_and_expiry,
+    code_redeem_then_replay,
+    code_redeem_expired_or_unknown_is_invalid,
+    code_concurrent_redemption,
+    delete_expired_codes,
+    grants_list_count_and_revoke,
+    refresh_rotate_then_reuse,
+    refresh_invalid_cases,
+    refresh_concurrent_rotation,
+    revocation_log,
+    consents,
+    sessions,
+    audit_events,
+);
+
+// ---------------------------------------------------------------------------------------
+// Fixtures. Instants are whole seconds: SQLite keeps seconds, PostgreSQL microseconds.
+
+const T0: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
+
+fn secs(n: i64) -> Duration {
+    Duration::seconds(n)
+}
+
+fn random_digest() -> Digest {
+    let mut d = [0u8; 32];
+    d[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    d[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    d
+}
+
+fn client(id: &str, name: &str) -> Client {
+    Client {
+        id: ClientId::parse(id).unwrap(),
+        name: name.to_owned(),
+        kind: ClientKind::Confidential,
+        secret_hash: Some(random_digest()),
+        redirect_uris: vec![
+            RedirectUri::parse("https://app.example/cb").unwrap(),
+            RedirectUri::parse("com.example.app:/oauth?x=1").unwrap(),
+        ],
+        post_logout_redirect_uris: vec![RedirectUri::parse("https://app.example/bye").unwrap()],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scopes: ScopeSet::parse("openid profile email").unwrap(),
+        first_party: false,
+        require_pkce: true,
+        access_token_ttl: Some(300),
+        refresh_token_ttl: None,
+        cors_origins: vec!["https://app.example".to_owned()],
+        logo_uri: Some("https://app.example/logo.png".to_owned()),
+        policy_uri: None,
+        disabled: false,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn user(username: &str) -> User {
+    User {
+        id: Uuid::new_v4(),
+        username: username.to_owned(),
+        email: Some(format!("{username}@example.com")),
+        email_verified: true,
+        name: Some(format!("{username} Example")),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        disabled: false,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn code(c: &Client, u: &User, at: OffsetDateTime) -> AuthorizationCode {
+    AuthorizationCode {
+        code_hash: random_digest(),
+        client_id: c.id.clone(),
+        user_id: u.id,
+        redirect_uri: c.redirect_uris[0].clone(),
+        redirect_uri_explicit: true,
+        scope: ScopeSet::parse("openid profile").unwrap(),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
+        nonce: Some("n-0S6_WzA2Mj".to_owned()),
+        auth_time: at - secs(5),
+        sid: "sid-1".to_owned(),
+        expires_at: at + secs(60),
+        created_at: at,
+    }
+}
+
+fn grant_for(code: &AuthorizationCode, at: OffsetDateTime) -> Grant {
+    Grant {
+        id: Uuid::new_v4(),
+        client_id: code.client_id.clone(),
+        user_id: code.user_id,
+        scope: code.scope.clone(),
+        auth_time: code.auth_time,
+        sid: code.sid.clone(),
+        nonce: code.nonce.clone(),
+        created_at: at,
+        expires_at: at + Duration::days(30),
+        revoked_at: None,
+    }
+}
+
+fn refresh_for(g: &Grant, at: OffsetDateTime) -> RefreshToken {
+    RefreshToken {
+        token_hash: random_digest(),
+        grant_id: g.id,
+        client_id: g.client_id.clone(),
+        scope: g.scope.clone(),
+        created_at: at,
+        expires_at: at + Duration::days(14),
+        used_at: None,
+    }
+}
+
+fn grant_revocation(id: Uuid, expires_at: OffsetDateTime) -> Revocation {
+    Revocation {
+        target: RevocationTarget::Grant(id),
+        expires_at,
+    }
+}
+
+fn session(user_id: Option<Uuid>, at: OffsetDateTime, ttl: i64) -> BrowserSession {
+    BrowserSession {
+        id_hash: random_digest(),
+        data: r#"{"csrf":"abc"}"#.to_owned(),
+        user_id,
+        user_agent: Some("test-agent/1.0".to_owned()),
+        ip: Some("192.0.2.1".to_owned()),
+        created_at: at,
+        expires_at: at + secs(ttl),
+    }
+}
+
+fn key(kid: &str, state: KeyState, created_at: OffsetDateTime) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.to_owned(),
+        alg: SigningAlg::RS256,
+        state,
+        private_key_encrypted: vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+        public_jwk: format!(r#"{{"kty":"RSA","kid":"{kid}","n":"AQAB","e":"AQAB"}}"#),
+        created_at,
+        activated_at: (state == KeyState::Active).then_some(created_at),
+        retired_at: None,
+        publish_until: None,
+    }
+}
+
+/// Inserts a client and a user.
+async fn setup<S: Store>(s: &S, client_id: &str, username: &str) -> (Client, User) {
+    let c = client(client_id, &format!("{client_id} app"));
+    let u = user(username);
+    s.insert_client(&c).await.unwrap();
+    s.insert_user(&u).await.unwrap();
+    (c, u)
+}
+
+/// A grant with a refresh token, made the only way grants are made: redeeming a code.
+async fn issue<S: Store>(s: &S, c: &Client, u: &User, at: OffsetDateTime) -> (Grant, RefreshToken) {
+    let code = code(c, u, at);
+    s.insert_code(&code).await.unwrap();
+    let g = grant_for(&code, at);
+    let r = refresh_for(&g, at);
+    let outcome = s
+        .redeem_code(&code.code_hash, &g, Some(&r), at, at + secs(600))
+        .await
+        .unwrap();
+    assert_eq!(outcome, CodeRedemption::Redeemed);
+    (g, r)
+}
+
+async fn log<S: Store>(s: &S) -> Vec<RevocationEntry> {
+    s.revocations_since(0, T0).await.unwrap()
+}
+
+async fn logged<S: Store>(s: &S, target: &RevocationTarget) -> Option<RevocationEntry> {
+    log(s).await.into_iter().find(|e| &e.revocation.target == target)
+}
+
+// ---------------------------------------------------------------------------------------
+// Backend-specific behaviour.
+
+/// Another node's revocation wakes `wait_for_revocation` through LISTEN/NOTIFY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_wait_for_revocation_wakes_on_another_nodes_revocation() {
+    use portcullis_store_postgres::PgStore;
+    use std::time::Duration as StdDuration;
+    use tokio::time::timeout;
+
+    let url = portcullis_tests::db::fresh_postgres_url().await;
+    let node_a = PgStore::connect(&url).await.unwrap();
+    node_a.migrate().await.unwrap();
+    let node_b = PgStore::connect(&url).await.unwrap();
+    let (c, u) = setup(&node_b, "app", "alice").await;
+    let (g, _) = issue(&node_b, &c, &u, T0).await;
+
+    // The first call only starts listening and returns at once, so that the caller
+    // re-reads anything recorded before LISTEN took effect.
+    timeout(StdDuration::from_secs(10), node_a.wait_for_revocation())
+        .await
+        .expect("first wait returns")
+        .unwrap();
+
+    let waiter = {
+        let node_a = node_a.clone();
+        tokio::spawn(async move { node_a.wait_for_revocation().await })
+    };
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "woke without a revocation");
+
+    assert!(
+        node_b
+            .revoke_grant(g.id, T0, &grant_revocation(g.id, T0 + secs(600)))
+            .await
+            .unwrap()
+    );
+    timeout(StdDuration::from_secs(10), waiter)
+        .await
+        .expect("wait_for_revocation did not wake within 10 s of another node's revocation")
+        .unwrap()
+        .unwrap();
+
+    // Again, for a revocation recorded by a use case other than revoke_grant.
+    let waiter = {
+        let node_a = node_a.clone();
+        tokio::spawn(async move { node_a.wait_for_revocation().await })
+    };
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    node_b
+        .insert_revocation(&Revocation {
+            target: RevocationTarget::AccessToken("jti".into()),
+            expires_at: T0,
+        })
+        .await
+        .unwrap();
+    timeout(StdDuration::from_secs(10), waiter)
+        .await
+        .expect("second wake")
+        .unwrap()
+        .unwrap();
+}
+
+/// SQLite has one writer process: nothing to wait for.
+#[tokio::test]
+async fn sqlite_wait_for_revocation_never_resolves() {
+    let (url, _dir) = portcullis_tests::db::fresh_sqlite_url().await;
+    let store = portcullis_store_sqlite::SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+        .insert_revocation(&grant_revocation(Uuid::new_v4(), T0))
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(200), store.wait_for_revocation()).await;
+    assert!(waited.is_err());
+}
+
+/// An in-memory SQLite database works (one connection that lives as long as the pool).
+#[tokio::test]
+async fn sqlite_in_memory() {
+    let store = portcullis_store_sqlite::SqliteStore::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let (c, u) = setup(&store, "app", "alice").await;
+    issue(&store, &c, &u, T0).await;
+    assert_eq!(store.count_active_grants(T0).await.unwrap(), 1);
+}
+
+/// A stored value that no longer parses is `Corrupt`, not a panic or `Unexpected`.
+#[tokio::test]
+async fn postgres_corrupt_values_are_reported() {
+    use sqlx::Connection;
+    let url = portcullis_tests::db::fresh_postgres_url().await;
+    let store = portcullis_store_postgres::PgStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let c = client("app", "App");
+    store.insert_client(&c).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE clients SET scopes = 'bad\"scope'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(store.get_client(&c.id).await, Err(StoreError::Corrupt(_))));
+    sqlx::query("UPDATE clients SET scopes = 'openid', grant_types = '[\"implicit\"]'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(store.get_client(&c.id).await, Err(StoreError::Corrupt(_))));
+    sqlx::query("UPDATE clients SET grant_types = 'not json'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(store.list_clients(None).await, Err(StoreError::Corrupt(_))));
+}

@@ -1,0 +1,498 @@
+//! Store contract cases for accounts and their surroundings: clients, users, admins,
+//! consents, browser sessions, audit events, health.
+
+use super::*;
+
+pub(super) async fn ping<S: Store>(s: S) {
+    s.ping().await.unwrap();
+}
+
+pub(super) async fn client_roundtrip_and_conflict<S: Store>(s: S) {
+    let mut c = client("web-app", "Web App");
+    s.insert_client(&c).await.unwrap();
+    assert_eq!(s.get_client(&c.id).await.unwrap(), Some(c.clone()));
+    assert_eq!(s.get_client(&ClientId::parse("nope").unwrap()).await.unwrap(), None);
+
+    let dup = client("web-app", "Another");
+    assert!(matches!(s.insert_client(&dup).await, Err(StoreError::Conflict(_))));
+
+    // A public client: no secret, empty lists.
+    let mut p = client("spa", "SPA");
+    p.kind = ClientKind::Public;
+    p.secret_hash = None;
+    p.post_logout_redirect_uris = vec![];
+    p.cors_origins = vec![];
+    p.access_token_ttl = None;
+    p.logo_uri = None;
+    s.insert_client(&p).await.unwrap();
+    assert_eq!(s.get_client(&p.id).await.unwrap(), Some(p));
+
+    c.name = "unchanged".into();
+    assert_ne!(s.get_client(&c.id).await.unwrap(), Some(c));
+}
+
+pub(super) async fn client_update<S: Store>(s: S) {
+    let c = client("web-app", "Web App");
+    s.insert_client(&c).await.unwrap();
+    let mut changed = c.clone();
+    changed.name = "Renamed".into();
+    changed.kind = ClientKind::Public;
+    changed.secret_hash = None;
+    changed.redirect_uris = vec![RedirectUri::parse("http://127.0.0.1:8080/cb").unwrap()];
+    changed.grant_types = vec![GrantType::ClientCredentials];
+    changed.scopes = ScopeSet::parse("api:read").unwrap();
+    changed.first_party = true;
+    changed.refresh_token_ttl = Some(86400);
+    changed.disabled = true;
+    changed.updated_at = T0 + secs(100);
+    // created_at is not updatable.
+    changed.created_at = T0 + secs(50);
+    s.update_client(&changed).await.unwrap();
+    let stored = s.get_client(&c.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        Client {
+            created_at: T0,
+            ..changed
+        }
+    );
+
+    let missing = client("missing", "Missing");
+    assert!(matches!(s.update_client(&missing).await, Err(StoreError::NotFound)));
+}
+
+pub(super) async fn client_list_search<S: Store>(s: S) {
+    for (id, name) in [("svc-GAMMA", "Zeta service"), ("a1", "alpha App"), ("b2", "Beta")] {
+        s.insert_client(&client(id, name)).await.unwrap();
+    }
+    let names = |v: Vec<Client>| v.into_iter().map(|c| c.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(s.list_clients(None).await.unwrap()),
+        ["alpha App", "Beta", "Zeta service"]
+    );
+    assert_eq!(names(s.list_clients(Some("APP")).await.unwrap()), ["alpha App"]);
+    assert_eq!(names(s.list_clients(Some("gamma")).await.unwrap()), ["Zeta service"]);
+    assert_eq!(names(s.list_clients(Some("%")).await.unwrap()), Vec::<String>::new());
+    assert_eq!(names(s.list_clients(Some("")).await.unwrap()).len(), 3);
+}
+
+pub(super) async fn client_delete_cascades<S: Store>(s: S) {
+    let (c, u) = setup(&s, "doomed", "alice").await;
+    let other = client("survivor", "Survivor");
+    s.insert_client(&other).await.unwrap();
+    let (g, r) = issue(&s, &c, &u, T0).await;
+    let (og, or) = issue(&s, &other, &u, T0).await;
+    let pending = code(&c, &u, T0);
+    s.insert_code(&pending).await.unwrap();
+    let consent = Consent {
+        user_id: u.id,
+        client_id: c.id.clone(),
+        scope: ScopeSet::parse("openid").unwrap(),
+        granted_at: T0,
+    };
+    s.upsert_consent(&consent).await.unwrap();
+    s.upsert_consent(&Consent {
+        client_id: other.id.clone(),
+        ..consent.clone()
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(s.active_grant_ids_for_client(&c.id).await.unwrap(), vec![g.id]);
+    let revs = [
+        grant_revocation(g.id, T0 + secs(600)),
+        Revocation {
+            target: RevocationTarget::Client(c.id.as_str().to_owned()),
+            expires_at: T0 + secs(600),
+        },
+    ];
+    s.delete_client(&c.id, &revs).await.unwrap();
+
+    assert_eq!(s.get_client(&c.id).await.unwrap(), None);
+    assert_eq!(s.get_grant(g.id).await.unwrap(), None);
+    assert_eq!(s.get_refresh_token(&r.token_hash).await.unwrap(), None);
+    assert_eq!(s.get_code(&pending.code_hash, T0).await.unwrap(), None);
+    assert_eq!(s.get_consent(u.id, &c.id).await.unwrap(), None);
+    assert!(s.active_grant_ids_for_client(&c.id).await.unwrap().is_empty());
+    for rev in &revs {
+        assert_eq!(logged(&s, &rev.target).await.unwrap().revocation, *rev);
+    }
+    // The other client's records are untouched.
+    assert!(s.get_grant(og.id).await.unwrap().is_some());
+    assert!(s.get_refresh_token(&or.token_hash).await.unwrap().is_some());
+    assert!(s.get_consent(u.id, &other.id).await.unwrap().is_some());
+
+    assert!(matches!(s.delete_client(&c.id, &[]).await, Err(StoreError::NotFound)));
+}
+
+pub(super) async fn user_roundtrip_conflict_and_search<S: Store>(s: S) {
+    let alice = user("alice");
+    s.insert_user(&alice).await.unwrap();
+    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(alice.clone()));
+    assert_eq!(s.get_user(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(s.get_user_by_username("alice").await.unwrap(), Some(alice.clone()));
+    // Usernames are one account regardless of case.
+    assert_eq!(s.get_user_by_username("ALICE").await.unwrap(), Some(alice.clone()));
+    assert_eq!(s.get_user_by_username("alic").await.unwrap(), None);
+    assert!(matches!(
+        s.insert_user(&user("alice")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.insert_user(&user("Alice")).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let mut bob = user("bob");
+    bob.email = None;
+    bob.name = Some("Robert Tables".into());
+    bob.email_verified = false;
+    s.insert_user(&bob).await.unwrap();
+    let mut carol = user("carol");
+    carol.email = Some("c@ROBERTS.example".into());
+    carol.name = None;
+    s.insert_user(&carol).await.unwrap();
+
+    let names = |v: Vec<User>| v.into_iter().map(|u| u.username).collect::<Vec<_>>();
+    assert_eq!(names(s.list_users(None).await.unwrap()), ["alice", "bob", "carol"]);
+    assert_eq!(names(s.list_users(Some("ROBERT")).await.unwrap()), ["bob", "carol"]);
+    assert_eq!(names(s.list_users(Some("LIC")).await.unwrap()), ["alice"]);
+    assert_eq!(names(s.list_users(Some("_")).await.unwrap()), Vec::<String>::new());
+    assert_eq!(s.get_user(bob.id).await.unwrap(), Some(bob));
+}
+
+pub(super) async fn user_updates_of_missing_user_are_not_found<S: Store>(s: S) {
+    let id = Uuid::new_v4();
+    assert!(matches!(
+        s.set_user_password(id, "x", T0, &[]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.set_user_disabled(id, true, T0, &[]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.set_user_disabled(id, false, T0, &[]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(log(&s).await.is_empty());
+}
+
+pub(super) async fn password_change_revokes_grants_sessions_and_codes<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let bob = user("bob");
+    s.insert_user(&bob).await.unwrap();
+    let (g1, r1) = issue(&s, &c, &u, T0).await;
+    let (g2, r2) = issue(&s, &c, &u, T0 + secs(1)).await;
+    let (bg, br) = issue(&s, &c, &bob, T0).await;
+    let pending = code(&c, &u, T0);
+    s.insert_code(&pending).await.unwrap();
+    let sess = session(Some(u.id), T0, 3600);
+    let bob_sess = session(Some(bob.id), T0, 3600);
+    s.save_session(&sess).await.unwrap();
+    s.save_session(&bob_sess).await.unwrap();
+
+    let mut ids = s.active_grant_ids_for_user(u.id).await.unwrap();
+    ids.sort();
+    let mut expected = vec![g1.id, g2.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // The caller listed only g1 (g2 "appeared" after it looked): both are revoked and logged.
+    let later = T0 + secs(10);
+    s.set_user_password(u.id, "new-hash", later, &[grant_revocation(g1.id, later + secs(600))])
+        .await
+        .unwrap();
+
+    let stored = s.get_user(u.id).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, "new-hash");
+    assert_eq!(stored.updated_at, later);
+    for (g, r) in [(&g1, &r1), (&g2, &r2)] {
+        assert_eq!(s.get_grant(g.id).await.unwrap().unwrap().revoked_at, Some(later));
+        assert_eq!(s.get_refresh_token(&r.token_hash).await.unwrap(), None);
+        let entry = logged(&s, &RevocationTarget::Grant(g.id))
+            .await
+            .expect("grant revocation logged");
+        assert_eq!(entry.revocation.expires_at, later + secs(600));
+    }
+    assert!(s.active_grant_ids_for_user(u.id).await.unwrap().is_empty());
+    assert!(s.list_grants_for_user(u.id, later).await.unwrap().is_empty());
+    assert_eq!(s.load_session(&sess.id_hash, later).await.unwrap(), None);
+    assert!(s.list_sessions_for_user(u.id, later).await.unwrap().is_empty());
+    assert_eq!(s.get_code(&pending.code_hash, later).await.unwrap(), None);
+
+    // Bob is untouched.
+    assert_eq!(s.get_grant(bg.id).await.unwrap().unwrap().revoked_at, None);
+    assert!(s.get_refresh_token(&br.token_hash).await.unwrap().is_some());
+    assert!(s.load_session(&bob_sess.id_hash, later).await.unwrap().is_some());
+}
+
+pub(super) async fn disabling_revokes_and_enabling_does_not<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let (g, r) = issue(&s, &c, &u, T0).await;
+    let sess = session(Some(u.id), T0, 3600);
+    s.save_session(&sess).await.unwrap();
+
+    let at = T0 + secs(5);
+    s.set_user_disabled(u.id, true, at, &[grant_revocation(g.id, at + secs(600))])
+        .await
+        .unwrap();
+    let stored = s.get_user(u.id).await.unwrap().unwrap();
+    assert!(stored.disabled);
+    assert_eq!(stored.updated_at, at);
+    assert_eq!(s.get_grant(g.id).await.unwrap().unwrap().revoked_at, Some(at));
+    assert_eq!(s.get_refresh_token(&r.token_hash).await.unwrap(), None);
+    assert_eq!(s.load_session(&sess.id_hash, at).await.unwrap(), None);
+    assert!(logged(&s, &RevocationTarget::Grant(g.id)).await.is_some());
+
+    let (g2, _) = issue(&s, &c, &u, at).await;
+    let sess2 = session(Some(u.id), at, 3600);
+    s.save_session(&sess2).await.unwrap();
+    let entries = log(&s).await.len();
+    s.set_user_disabled(u.id, false, at + secs(1), &[]).await.unwrap();
+    assert!(!s.get_user(u.id).await.unwrap().unwrap().disabled);
+    assert_eq!(s.get_grant(g2.id).await.unwrap().unwrap().revoked_at, None);
+    assert!(s.load_session(&sess2.id_hash, at).await.unwrap().is_some());
+    assert_eq!(log(&s).await.len(), entries);
+}
+
+pub(super) async fn admins<S: Store>(s: S) {
+    assert_eq!(s.count_admins().await.unwrap(), 0);
+    let a = Admin {
+        id: Uuid::new_v4(),
+        username: "root".into(),
+        password_hash: "$argon2id$x".into(),
+        role: AdminRole::Admin,
+        created_at: T0,
+    };
+    s.insert_admin(&a).await.unwrap();
+    let b = Admin {
+        id: Uuid::new_v4(),
+        username: "watcher".into(),
+        role: AdminRole::Auditor,
+        ..a.clone()
+    };
+    s.insert_admin(&b).await.unwrap();
+    assert_eq!(s.count_admins().await.unwrap(), 2);
+    assert_eq!(s.get_admin_by_username("root").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get_admin_by_username("watcher").await.unwrap(), Some(b));
+    assert_eq!(s.get_admin_by_username("nobody").await.unwrap(), None);
+    let dup = Admin {
+        id: Uuid::new_v4(),
+        ..a
+    };
+    assert!(matches!(s.insert_admin(&dup).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.count_admins().await.unwrap(), 2);
+}
+
+pub(super) async fn consents<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    assert_eq!(s.get_consent(u.id, &c.id).await.unwrap(), None);
+    let first = Consent {
+        user_id: u.id,
+        client_id: c.id.clone(),
+        scope: ScopeSet::parse("openid").unwrap(),
+        granted_at: T0,
+    };
+    s.upsert_consent(&first).await.unwrap();
+    assert_eq!(s.get_consent(u.id, &c.id).await.unwrap(), Some(first.clone()));
+    let second = Consent {
+        scope: ScopeSet::parse("openid email profile").unwrap(),
+        granted_at: T0 + secs(9),
+        ..first
+    };
+    s.upsert_consent(&second).await.unwrap();
+    assert_eq!(s.get_consent(u.id, &c.id).await.unwrap(), Some(second));
+    assert!(s.delete_consent(u.id, &c.id).await.unwrap());
+    assert!(!s.delete_consent(u.id, &c.id).await.unwrap());
+    assert_eq!(s.get_consent(u.id, &c.id).await.unwrap(), None);
+}
+
+pub(super) async fn sessions<S: Store>(s: S) {
+    let (_, u) = setup(&s, "app", "alice").await;
+    let anonymous = session(None, T0, 600);
+    s.save_session(&anonymous).await.unwrap();
+    assert_eq!(
+        s.load_session(&anonymous.id_hash, T0).await.unwrap(),
+        Some(anonymous.clone())
+    );
+
+    // Save replaces; logging in attaches the user.
+    let logged_in = BrowserSession {
+        data: r#"{"user":"alice"}"#.into(),
+        user_id: Some(u.id),
+        ip: None,
+        ..anonymous.clone()
+    };
+    s.save_session(&logged_in).await.unwrap();
+    assert_eq!(
+        s.load_session(&anonymous.id_hash, T0).await.unwrap(),
+        Some(logged_in.clone())
+    );
+
+    // Create refuses a taken id.
+    assert!(
+        !s.create_session(&BrowserSession {
+            data: "other".into(),
+            ..anonymous.clone()
+        })
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        s.load_session(&anonymous.id_hash, T0).await.unwrap(),
+        Some(logged_in.clone())
+    );
+    let short = session(Some(u.id), T0 + secs(1), 10);
+    assert!(s.create_session(&short).await.unwrap());
+
+    // Expired sessions are hidden, then deleted.
+    assert_eq!(s.load_session(&short.id_hash, short.expires_at).await.unwrap(), None);
+    assert_eq!(s.load_session(&random_digest(), T0).await.unwrap(), None);
+    let list = s.list_sessions_for_user(u.id, T0 + secs(5)).await.unwrap();
+    assert_eq!(list, vec![short.clone(), logged_in.clone()]);
+    assert_eq!(
+        s.list_sessions_for_user(u.id, short.expires_at).await.unwrap(),
+        vec![logged_in.clone()]
+    );
+    assert_eq!(s.delete_expired_sessions(short.expires_at - secs(1)).await.unwrap(), 0);
+    assert_eq!(s.delete_expired_sessions(short.expires_at).await.unwrap(), 1);
+    assert_eq!(s.load_session(&short.id_hash, T0).await.unwrap(), None);
+
+    s.delete_session(&logged_in.id_hash).await.unwrap();
+    assert_eq!(s.load_session(&logged_in.id_hash, T0).await.unwrap(), None);
+    s.delete_session(&logged_in.id_hash).await.unwrap();
+}
+
+pub(super) async fn audit_events<S: Store>(s: S) {
+    let alice = Uuid::new_v4();
+    let event = |i: i64, event_type: &str, user_id: Option<Uuid>, client_id: Option<&str>| AuditEvent {
+        id: Uuid::new_v4(),
+        at: T0 + secs(i),
+        event_type: event_type.to_owned(),
+        actor: Some("system".into()),
+        user_id,
+        client_id: client_id.map(str::to_owned),
+        ip: Some("198.51.100.7".into()),
+        detail: serde_json::json!({ "i": i, "nested": { "ok": true }, "list": [1, "two"] }),
+    };
+    let first = vec![
+        event(0, "login.success", Some(alice), None),
+        event(1, "token.issued", Some(alice), Some("app")),
+        event(2, "login.failure", None, None),
+    ];
+    s.insert_audit_events(&first).await.unwrap();
+    // Same instant as the last one: written later, listed first.
+    let tie = AuditEvent {
+        actor: None,
+        ip: None,
+        detail: serde_json::json!({}),
+        ..event(2, "admin.client.created", None, Some("app"))
+    };
+    s.insert_audit_events(std::slice::from_ref(&tie)).await.unwrap();
+    s.insert_audit_events(&[]).await.unwrap();
+    assert!(matches!(
+        s.insert_audit_events(std::slice::from_ref(&tie)).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let all = s.list_audit_events(&AuditFilter::default()).await.unwrap();
+    assert_eq!(
+        all,
+        vec![tie.clone(), first[2].clone(), first[1].clone(), first[0].clone()]
+    );
+
+    let only = |f: AuditFilter| {
+        let s = &s;
+        async move {
+            s.list_audit_events(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        only(AuditFilter {
+            event_type: Some("login.success".into()),
+            ..Default::default()
+        })
+        .await,
+        [first[0].id]
+    );
+    assert_eq!(
+        only(AuditFilter {
+            user_id: Some(alice),
+            ..Default::default()
+        })
+        .await,
+        [first[1].id, first[0].id]
+    );
+    assert_eq!(
+        only(AuditFilter {
+            client_id: Some("app".into()),
+            ..Default::default()
+        })
+        .await,
+        [tie.id, first[1].id]
+    );
+    assert_eq!(
+        only(AuditFilter {
+            since: Some(T0 + secs(1)),
+            until: Some(T0 + secs(2)),
+            ..Default::default()
+        })
+        .await,
+        [first[1].id]
+    );
+    assert_eq!(
+        only(AuditFilter {
+            user_id: Some(alice),
+            client_id: Some("app".into()),
+            ..Default::default()
+        })
+        .await,
+        [first[1].id]
+    );
+    assert_eq!(
+        only(AuditFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .await,
+        [tie.id, first[2].id]
+    );
+    assert_eq!(
+        only(AuditFilter {
+            limit: 2,
+            offset: 2,
+            ..Default::default()
+        })
+        .await,
+        [first[1].id, first[0].id]
+    );
+    assert!(
+        only(AuditFilter {
+            offset: 4,
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+
+    // A limit of 0 means the default page of 50.
+    let many: Vec<_> = (10..70).map(|i| event(i, "token.refreshed", None, None)).collect();
+    s.insert_audit_events(&many).await.unwrap();
+    assert_eq!(s.list_audit_events(&AuditFilter::default()).await.unwrap().len(), 50);
+    assert_eq!(
+        s.list_audit_events(&AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len(),
+        64
+    );
+}

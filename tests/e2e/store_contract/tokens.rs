@@ -1,0 +1,425 @@
+//! Store contract cases for keys and tokens: signing keys, authorization codes, grants,
+//! refresh tokens and the revocation log.
+
+use super::*;
+
+pub(super) async fn key_insert_list_and_rotate<S: Store>(s: S) {
+    let active = key("k1", KeyState::Active, T0);
+    let next = key("k2", KeyState::Next, T0 + secs(1));
+    s.insert_key(&active).await.unwrap();
+    s.insert_key(&next).await.unwrap();
+    assert_eq!(s.list_keys().await.unwrap(), vec![next.clone(), active.clone()]);
+
+    // One active and one next key at most; kids are unique.
+    assert!(matches!(
+        s.insert_key(&key("k9", KeyState::Active, T0)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.insert_key(&key("k9", KeyState::Next, T0)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.insert_key(&key("k1", KeyState::Retired, T0)).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let now = T0 + Duration::days(30);
+    let until = now + Duration::days(1);
+    let newest = key("k3", KeyState::Next, now);
+    s.rotate_keys(&newest, now, until).await.unwrap();
+    let keys = s.list_keys().await.unwrap();
+    assert_eq!(
+        keys,
+        vec![
+            newest,
+            SigningKeyRecord {
+                state: KeyState::Active,
+                activated_at: Some(now),
+                ..next
+            },
+            SigningKeyRecord {
+                state: KeyState::Retired,
+                retired_at: Some(now),
+                publish_until: Some(until),
+                ..active
+            },
+        ]
+    );
+
+    assert_eq!(s.delete_expired_keys(until - secs(1)).await.unwrap(), 0);
+    assert_eq!(s.delete_expired_keys(until + secs(1)).await.unwrap(), 1);
+    let kids: Vec<_> = s.list_keys().await.unwrap().into_iter().map(|k| k.kid).collect();
+    assert_eq!(kids, ["k3", "k2"]);
+}
+
+pub(super) async fn key_rotation_without_next_is_not_found<S: Store>(s: S) {
+    let active = key("k1", KeyState::Active, T0);
+    s.insert_key(&active).await.unwrap();
+    let r = s
+        .rotate_keys(&key("k2", KeyState::Next, T0), T0 + secs(5), T0 + secs(50))
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    // Nothing changed: the active key was not retired.
+    assert_eq!(s.list_keys().await.unwrap(), vec![active]);
+}
+
+pub(super) async fn code_get_conflict_and_expiry<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let mut k = code(&c, &u, T0);
+    k.code_challenge = None;
+    k.nonce = None;
+    k.redirect_uri_explicit = false;
+    s.insert_code(&k).await.unwrap();
+    assert_eq!(s.get_code(&k.code_hash, T0).await.unwrap(), Some(k.clone()));
+    assert_eq!(
+        s.get_code(&k.code_hash, k.expires_at - secs(1)).await.unwrap(),
+        Some(k.clone())
+    );
+    assert_eq!(s.get_code(&k.code_hash, k.expires_at).await.unwrap(), None);
+    assert_eq!(s.get_code(&random_digest(), T0).await.unwrap(), None);
+    assert!(matches!(s.insert_code(&k).await, Err(StoreError::Conflict(_))));
+}
+
+pub(super) async fn code_redeem_then_replay<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let k = code(&c, &u, T0);
+    s.insert_code(&k).await.unwrap();
+    let g = grant_for(&k, T0);
+    let r = refresh_for(&g, T0);
+    let at = T0 + secs(2);
+    let replay_expiry = at + secs(600);
+    assert_eq!(
+        s.redeem_code(&k.code_hash, &g, Some(&r), at, replay_expiry)
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed
+    );
+    assert_eq!(s.get_grant(g.id).await.unwrap(), Some(g.clone()));
+    assert_eq!(
+        s.get_refresh_token(&r.token_hash).await.unwrap(),
+        Some((r.clone(), g.clone()))
+    );
+    assert_eq!(s.get_code(&k.code_hash, at).await.unwrap(), None);
+    assert!(log(&s).await.is_empty());
+
+    // Second redemption: the grant from the first one is revoked.
+    let g2 = grant_for(&k, at);
+    let r2 = refresh_for(&g2, at);
+    let again = at + secs(3);
+    let outcome = s
+        .redeem_code(&k.code_hash, &g2, Some(&r2), again, replay_expiry)
+        .await
+        .unwrap();
+    assert_eq!(outcome, CodeRedemption::Replayed { grant_id: g.id });
+    assert_eq!(s.get_grant(g.id).await.unwrap().unwrap().revoked_at, Some(again));
+    assert_eq!(s.get_grant(g2.id).await.unwrap(), None);
+    assert_eq!(s.get_refresh_token(&r.token_hash).await.unwrap(), None);
+    assert_eq!(s.get_refresh_token(&r2.token_hash).await.unwrap(), None);
+    assert_eq!(
+        logged(&s, &RevocationTarget::Grant(g.id))
+            .await
+            .unwrap()
+            .revocation
+            .expires_at,
+        replay_expiry
+    );
+
+    // Still a replay after the code expired, until the code is deleted.
+    let late = k.expires_at + secs(10);
+    let outcome = s
+        .redeem_code(&k.code_hash, &g2, None, late, late + secs(600))
+        .await
+        .unwrap();
+    assert_eq!(outcome, CodeRedemption::Replayed { grant_id: g.id });
+    assert_eq!(s.delete_expired_codes(late).await.unwrap(), 1);
+    assert_eq!(
+        s.redeem_code(&k.code_hash, &g2, None, late, late).await.unwrap(),
+        CodeRedemption::Invalid
+    );
+}
+
+pub(super) async fn code_redeem_expired_or_unknown_is_invalid<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let k = code(&c, &u, T0);
+    s.insert_code(&k).await.unwrap();
+    let g = grant_for(&k, T0);
+    let r = refresh_for(&g, T0);
+    let outcome = s
+        .redeem_code(&k.code_hash, &g, Some(&r), k.expires_at, k.expires_at)
+        .await
+        .unwrap();
+    assert_eq!(outcome, CodeRedemption::Invalid);
+    assert_eq!(s.get_grant(g.id).await.unwrap(), None);
+    assert_eq!(s.get_refresh_token(&r.token_hash).await.unwrap(), None);
+    let outcome = s.redeem_code(&random_digest(), &g, Some(&r), T0, T0).await.unwrap();
+    assert_eq!(outcome, CodeRedemption::Invalid);
+    assert_eq!(s.get_grant(g.id).await.unwrap(), None);
+    assert!(log(&s).await.is_empty());
+}
+
+pub(super) async fn code_concurrent_redemption<S: Store + Clone>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    for _ in 0..5 {
+        let k = code(&c, &u, T0);
+        s.insert_code(&k).await.unwrap();
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                let g = grant_for(&k, T0);
+                let r = refresh_for(&g, T0);
+                let hash = k.code_hash;
+                tokio::spawn(async move { s.redeem_code(&hash, &g, Some(&r), T0, T0 + secs(600)).await.unwrap() })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        let redeemed = outcomes.iter().filter(|o| **o == CodeRedemption::Redeemed).count();
+        let replayed = outcomes
+            .iter()
+            .filter(|o| matches!(o, CodeRedemption::Replayed { .. }))
+            .count();
+        assert_eq!((redeemed, replayed), (1, 1), "{outcomes:?}");
+    }
+}
+
+pub(super) async fn delete_expired_codes<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let soon = code(&c, &u, T0);
+    let mut later = code(&c, &u, T0);
+    later.expires_at = T0 + secs(600);
+    s.insert_code(&soon).await.unwrap();
+    s.insert_code(&later).await.unwrap();
+    assert_eq!(s.delete_expired_codes(soon.expires_at).await.unwrap(), 0);
+    assert_eq!(s.delete_expired_codes(soon.expires_at + secs(1)).await.unwrap(), 1);
+    assert_eq!(s.get_code(&soon.code_hash, T0).await.unwrap(), None);
+    assert!(s.get_code(&later.code_hash, T0).await.unwrap().is_some());
+}
+
+pub(super) async fn grants_list_count_and_revoke<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let (g1, r1) = issue(&s, &c, &u, T0).await;
+    let (g2, _) = issue(&s, &c, &u, T0 + secs(1)).await;
+    // A grant that expires early.
+    let k = code(&c, &u, T0);
+    s.insert_code(&k).await.unwrap();
+    let short = Grant {
+        expires_at: T0 + secs(100),
+        ..grant_for(&k, T0)
+    };
+    assert_eq!(
+        s.redeem_code(&k.code_hash, &short, None, T0, T0).await.unwrap(),
+        CodeRedemption::Redeemed
+    );
+
+    let at = T0 + secs(200);
+    let ids = |v: Vec<Grant>| v.into_iter().map(|g| g.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_grants_for_user(u.id, at).await.unwrap()), [g2.id, g1.id]);
+    assert_eq!(s.list_grants_for_user(u.id, T0).await.unwrap().len(), 3);
+    assert_eq!(s.count_active_grants(at).await.unwrap(), 2);
+    assert_eq!(s.count_active_grants(T0).await.unwrap(), 3);
+    assert_eq!(s.active_grant_ids_for_client(&c.id).await.unwrap().len(), 3);
+
+    let rev = grant_revocation(g1.id, at + secs(600));
+    assert!(s.revoke_grant(g1.id, at, &rev).await.unwrap());
+    assert_eq!(s.get_grant(g1.id).await.unwrap().unwrap().revoked_at, Some(at));
+    assert_eq!(s.get_refresh_token(&r1.token_hash).await.unwrap(), None);
+    assert_eq!(logged(&s, &rev.target).await.unwrap().revocation, rev);
+    assert_eq!(ids(s.list_grants_for_user(u.id, at).await.unwrap()), [g2.id]);
+    assert_eq!(s.count_active_grants(at).await.unwrap(), 1);
+    assert!(!s.active_grant_ids_for_client(&c.id).await.unwrap().contains(&g1.id));
+    assert!(!s.active_grant_ids_for_user(u.id).await.unwrap().contains(&g1.id));
+
+    // Already revoked, or unknown: false, and nothing more is logged.
+    let entries = log(&s).await.len();
+    assert!(!s.revoke_grant(g1.id, at + secs(1), &rev).await.unwrap());
+    assert_eq!(s.get_grant(g1.id).await.unwrap().unwrap().revoked_at, Some(at));
+    let unknown = Uuid::new_v4();
+    assert!(
+        !s.revoke_grant(unknown, at, &grant_revocation(unknown, at))
+            .await
+            .unwrap()
+    );
+    assert_eq!(log(&s).await.len(), entries);
+    assert_eq!(s.get_grant(unknown).await.unwrap(), None);
+}
+
+pub(super) async fn refresh_rotate_then_reuse<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let (g, r1) = issue(&s, &c, &u, T0).await;
+    let at = T0 + secs(60);
+    let r2 = refresh_for(&g, at);
+    let expiry = at + secs(600);
+    assert_eq!(
+        s.rotate_refresh_token(&r1.token_hash, &r2, at, expiry).await.unwrap(),
+        RefreshRotation::Rotated
+    );
+    let (old, og) = s.get_refresh_token(&r1.token_hash).await.unwrap().unwrap();
+    assert_eq!(old.used_at, Some(at));
+    assert_eq!(og, g);
+    assert_eq!(
+        s.get_refresh_token(&r2.token_hash).await.unwrap(),
+        Some((r2.clone(), g.clone()))
+    );
+
+    // The used token again: the grant ends, with every token it has.
+    let r3 = refresh_for(&g, at);
+    let again = at + secs(1);
+    let outcome = s
+        .rotate_refresh_token(&r1.token_hash, &r3, again, expiry)
+        .await
+        .unwrap();
+    assert_eq!(outcome, RefreshRotation::Reused { grant_id: g.id });
+    assert_eq!(s.get_grant(g.id).await.unwrap().unwrap().revoked_at, Some(again));
+    assert_eq!(s.get_refresh_token(&r1.token_hash).await.unwrap(), None);
+    assert_eq!(s.get_refresh_token(&r2.token_hash).await.unwrap(), None);
+    assert_eq!(s.get_refresh_token(&r3.token_hash).await.unwrap(), None);
+    assert_eq!(
+        logged(&s, &RevocationTarget::Grant(g.id))
+            .await
+            .unwrap()
+            .revocation
+            .expires_at,
+        expiry
+    );
+
+    // The token issued before the reuse is dead too.
+    let r4 = refresh_for(&g, again);
+    assert_eq!(
+        s.rotate_refresh_token(&r2.token_hash, &r4, again, expiry)
+            .await
+            .unwrap(),
+        RefreshRotation::Invalid
+    );
+    assert_eq!(s.get_refresh_token(&r4.token_hash).await.unwrap(), None);
+}
+
+pub(super) async fn refresh_invalid_cases<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let (g, r) = issue(&s, &c, &u, T0).await;
+    let new = refresh_for(&g, T0);
+    // Unknown.
+    let outcome = s.rotate_refresh_token(&random_digest(), &new, T0, T0).await.unwrap();
+    assert_eq!(outcome, RefreshRotation::Invalid);
+    // Expired token.
+    let outcome = s
+        .rotate_refresh_token(&r.token_hash, &new, r.expires_at, T0)
+        .await
+        .unwrap();
+    assert_eq!(outcome, RefreshRotation::Invalid);
+    // Grant expired while the token has not.
+    let k = code(&c, &u, T0);
+    s.insert_code(&k).await.unwrap();
+    let short = Grant {
+        expires_at: T0 + secs(100),
+        ..grant_for(&k, T0)
+    };
+    let sr = refresh_for(&short, T0);
+    s.redeem_code(&k.code_hash, &short, Some(&sr), T0, T0).await.unwrap();
+    let new2 = refresh_for(&short, T0);
+    let outcome = s
+        .rotate_refresh_token(&sr.token_hash, &new2, T0 + secs(100), T0)
+        .await
+        .unwrap();
+    assert_eq!(outcome, RefreshRotation::Invalid);
+    // Nothing was stored or revoked by the refusals.
+    for n in [&new, &new2] {
+        assert_eq!(s.get_refresh_token(&n.token_hash).await.unwrap(), None);
+    }
+    assert_eq!(
+        s.get_refresh_token(&r.token_hash).await.unwrap().unwrap().0.used_at,
+        None
+    );
+    assert_eq!(s.get_grant(g.id).await.unwrap().unwrap().revoked_at, None);
+    assert!(log(&s).await.is_empty());
+}
+
+pub(super) async fn refresh_concurrent_rotation<S: Store + Clone>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    for _ in 0..5 {
+        let (g, r) = issue(&s, &c, &u, T0).await;
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                let new = refresh_for(&g, T0);
+                let old = r.token_hash;
+                tokio::spawn(async move { s.rotate_refresh_token(&old, &new, T0, T0 + secs(600)).await.unwrap() })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        let rotated = outcomes.iter().filter(|o| **o == RefreshRotation::Rotated).count();
+        let reused = outcomes
+            .iter()
+            .filter(|o| **o == RefreshRotation::Reused { grant_id: g.id })
+            .count();
+        assert_eq!((rotated, reused), (1, 1), "{outcomes:?}");
+        assert!(s.get_grant(g.id).await.unwrap().unwrap().revoked_at.is_some());
+    }
+}
+
+pub(super) async fn revocation_log<S: Store>(s: S) {
+    assert!(log(&s).await.is_empty());
+    let jti = Revocation {
+        target: RevocationTarget::AccessToken("jti-1".into()),
+        expires_at: T0 + secs(100),
+    };
+    let grant = grant_revocation(Uuid::new_v4(), T0 + secs(300));
+    let client = Revocation {
+        target: RevocationTarget::Client("app".into()),
+        expires_at: T0 + secs(200),
+    };
+    for r in [&jti, &grant, &client] {
+        s.insert_revocation(r).await.unwrap();
+    }
+    let entries = log(&s).await;
+    assert_eq!(
+        entries.iter().map(|e| e.revocation.clone()).collect::<Vec<_>>(),
+        [jti.clone(), grant.clone(), client.clone()]
+    );
+    assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
+    let after_first = s.revocations_since(entries[0].seq, T0).await.unwrap();
+    assert_eq!(after_first, entries[1..]);
+    assert!(s.revocations_since(entries[2].seq, T0).await.unwrap().is_empty());
+    // Expired entries are not returned.
+    let at = T0 + secs(150);
+    let live = s.revocations_since(0, at).await.unwrap();
+    assert_eq!(
+        live.iter().map(|e| e.revocation.clone()).collect::<Vec<_>>(),
+        [grant.clone(), client.clone()]
+    );
+
+    // Revoking again is not an error; the entry moves to a new seq and keeps the later expiry.
+    let last_seq = entries[2].seq;
+    s.insert_revocation(&Revocation {
+        expires_at: T0 + secs(50),
+        ..jti.clone()
+    })
+    .await
+    .unwrap();
+    let moved = s.revocations_since(last_seq, T0).await.unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].revocation, jti);
+    s.insert_revocation(&Revocation {
+        expires_at: T0 + secs(400),
+        ..jti.clone()
+    })
+    .await
+    .unwrap();
+    let moved = s.revocations_since(moved[0].seq, T0).await.unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].revocation.expires_at, T0 + secs(400));
+    assert_eq!(log(&s).await.len(), 3);
+
+    assert_eq!(s.delete_expired_revocations(T0 + secs(200)).await.unwrap(), 0);
+    assert_eq!(s.delete_expired_revocations(T0 + secs(201)).await.unwrap(), 1);
+    assert_eq!(s.delete_expired_revocations(T0 + secs(1000)).await.unwrap(), 2);
+    assert!(log(&s).await.is_empty());
+    // Sequence numbers are never handed out again.
+    s.insert_revocation(&client).await.unwrap();
+    assert!(log(&s).await[0].seq > moved[0].seq);
+}
