@@ -1,2 +1,13 @@
-//! e2e
+//! End-to-end tests: the real app on port 0 against a fresh database, on SQLite and on
+//! PostgreSQL, driven by real clients.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+mod browser_flow;
+mod cli;
+mod code_flow;
+mod forms;
+mod foundation;
+mod multinode;
 mod store_contract;
+mod token_endpoint;

@@ -353,3 +353,37 @@ async fn postgres_corrupt_values_are_reported() {
         .unwrap();
     assert!(matches!(store.list_clients(None).await, Err(StoreError::Corrupt(_))));
 }
+
+/// DESIGN §1: both migration folders hold the same file names.
+#[test]
+fn migration_folders_match() {
+    let names = |backend: &str| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let postgres = names("postgres");
+    assert!(!postgres.is_empty());
+    assert_eq!(postgres, names("sqlite"));
+}
+
+/// Every node migrates at start, so running the migrations again must change nothing.
+#[tokio::test]
+async fn migrating_twice_is_harmless() {
+    let (url, _dir) = portcullis_tests::db::fresh_sqlite_url().await;
+    let sqlite = portcullis_store_sqlite::SqliteStore::connect(&url).await.unwrap();
+    sqlite.migrate().await.unwrap();
+    sqlite.migrate().await.unwrap();
+    sqlite.ping().await.unwrap();
+    let url = portcullis_tests::db::fresh_postgres_url().await;
+    let pg = portcullis_store_postgres::PgStore::connect(&url).await.unwrap();
+    pg.migrate().await.unwrap();
+    pg.migrate().await.unwrap();
+    pg.ping().await.unwrap();
+}

@@ -1,6 +1,6 @@
 //! Validations per second in JWKS mode: an RS256 access token signed in-process, keys
 //! served by the test suite's fake issuer on 127.0.0.1:0 and fetched once.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "bench harness")]
 
 #[allow(dead_code)]
 #[path = "../tests/it/support.rs"]

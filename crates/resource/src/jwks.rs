@@ -222,10 +222,10 @@ impl JwksValidator {
         }
         let now = inner.clock.now();
         // A clock that went backwards does not block fetching until it catches up.
-        if let Ok(since) = now.duration_since(state.last_attempt) {
-            if since < inner.refetch_interval {
-                return Ok(None);
-            }
+        if let Ok(since) = now.duration_since(state.last_attempt)
+            && since < inner.refetch_interval
+        {
+            return Ok(None);
         }
         state.last_attempt = now;
         let fresh = Arc::new(fetch_key_set(inner, now, current.generation + 1).await?);

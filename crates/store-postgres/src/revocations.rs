@@ -135,8 +135,9 @@ impl RevocationRepo for PgStore {
     /// pool) is opened on the first call, which then returns at once: revocations
     /// committed before LISTEN took effect were announced to nobody, so the caller must
     /// read the log again. It also returns early, for the same reason, when the
-    /// connection was lost and re-established. One caller at a time: concurrent callers
-    /// queue for the listener and each notification wakes only one of them.
+    /// connection was lost and re-established. Cancel-safe: dropping the future (in a
+    /// `select!` against a resync timer) loses no notification. One caller at a time:
+    /// concurrent callers queue for the listener and each notification wakes only one.
     async fn wait_for_revocation(&self) -> StoreResult<()> {
         let mut guard = self.listener.lock().await;
         let Some(listener) = guard.as_mut() else {

@@ -21,5 +21,9 @@ pub async fn asset_get(Path(file): Path<String>) -> Result<Response, PageError> 
         "form_post.js" => ("text/javascript; charset=utf-8", FORM_POST_JS),
         _ => return Err(PageError::NotFound),
     };
-    Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, CACHE)], body).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, CACHE)],
+        body,
+    )
+        .into_response())
 }

@@ -34,7 +34,8 @@ pub async fn authorize_post(
     session: Session,
     form: Result<RawForm, axum::extract::rejection::RawFormRejection>,
 ) -> Result<Response, PageError> {
-    let RawForm(body) = form.map_err(|_| PageError::BadRequest("The authorization request could not be read.".into()))?;
+    let RawForm(body) =
+        form.map_err(|_| PageError::BadRequest("The authorization request could not be read.".into()))?;
     start(&state, &session, form_pairs(&body)?).await
 }
 
@@ -120,14 +121,22 @@ pub fn send_response(resp: &AuthorizationResponse) -> Result<Response, PageError
                 .map_err(|_| PageError::Unexpected("redirect URI is not a header value".into()))?;
             Ok((
                 StatusCode::SEE_OTHER,
-                [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+                [
+                    (header::LOCATION, location),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
             )
                 .into_response())
         }
         ResponseMode::FormPost => {
-            let page = FormPostPage { action: resp.redirect_uri.as_str(), params: &resp.params };
+            let page = FormPostPage {
+                action: resp.redirect_uri.as_str(),
+                params: &resp.params,
+            };
             let mut response = render(StatusCode::OK, &page)?;
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(response)
         }
     }
@@ -158,9 +167,16 @@ mod tests {
 
     #[test]
     fn form_post_mode_renders_escaped_hidden_inputs() {
-        let page = FormPostPage { action: "https://app.example/cb?x=1&y=2", params: &response(ResponseMode::FormPost).params };
+        let page = FormPostPage {
+            action: "https://app.example/cb?x=1&y=2",
+            params: &response(ResponseMode::FormPost).params,
+        };
         let html = page.render().unwrap();
-        assert!(html.contains(r#"action="https://app.example/cb?x=1&#38;y=2""#) || html.contains(r#"action="https://app.example/cb?x=1&amp;y=2""#), "{html}");
+        assert!(
+            html.contains(r#"action="https://app.example/cb?x=1&#38;y=2""#)
+                || html.contains(r#"action="https://app.example/cb?x=1&amp;y=2""#),
+            "{html}"
+        );
         assert!(html.contains(r#"name="code" value="abc""#), "{html}");
         assert!(!html.contains("<s&"), "state must be escaped: {html}");
         assert!(html.contains(r#"src="/static/form_post.js""#));

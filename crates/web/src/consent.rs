@@ -44,7 +44,10 @@ pub struct ConsentForm {
 }
 
 fn login_first(id: &str) -> Result<Response, PageError> {
-    see_other(&format!("/login?req={}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()))
+    see_other(&format!(
+        "/login?req={}",
+        url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    ))
 }
 
 /// `GET /consent?req=…`.
@@ -65,7 +68,12 @@ pub async fn consent_get(
         req: &q.req,
         client_name: &req.client_name,
         username: &user.username,
-        scopes: req.scope.split(' ').filter(|s| !s.is_empty()).map(scope_description).collect(),
+        scopes: req
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(scope_description)
+            .collect(),
     };
     render(StatusCode::OK, &page)
 }

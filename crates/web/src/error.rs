@@ -74,10 +74,14 @@ impl PageError {
                 "The form you sent is no longer valid. Go back, reload the page and try again.",
             ),
             Self::NotFound => ("Not found", "There is nothing at this address."),
-            Self::Busy => ("Too busy", "The server is busy right now. Please wait a moment and try again."),
-            Self::Core(_) | Self::Session(_) | Self::Render(_) | Self::Unexpected(_) => {
-                ("Something went wrong", "Something went wrong on our side. Please try again later.")
-            }
+            Self::Busy => (
+                "Too busy",
+                "The server is busy right now. Please wait a moment and try again.",
+            ),
+            Self::Core(_) | Self::Session(_) | Self::Render(_) | Self::Unexpected(_) => (
+                "Something went wrong",
+                "Something went wrong on our side. Please try again later.",
+            ),
         }
     }
 }

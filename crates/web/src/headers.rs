@@ -22,7 +22,10 @@ fn always<S>(router: Router<S>, name: HeaderName, value: &'static str) -> Router
 where
     S: Clone + Send + Sync + 'static,
 {
-    router.layer(SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value)))
+    router.layer(SetResponseHeaderLayer::overriding(
+        name,
+        HeaderValue::from_static(value),
+    ))
 }
 
 /// Adds the security headers to every response of `router`; `Strict-Transport-Security`
@@ -36,7 +39,10 @@ where
     router = always(router, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     router = always(router, header::REFERRER_POLICY, "no-referrer");
     router = always(router, header::X_FRAME_OPTIONS, "DENY");
-    router = router.layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    router = router.layer(SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ));
     if secure {
         router = always(router, header::STRICT_TRANSPORT_SECURITY, HSTS);
     }

@@ -48,7 +48,10 @@ const PUBLIC_COOKIE: &str = "portcullis";
 /// The routes of the public pages, without layers or state.
 fn routes() -> Router<AppState> {
     Router::new()
-        .route("/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
+        .route(
+            "/authorize",
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
         .route("/login", get(login::login_get).post(login::login_post))
         .route("/consent", get(consent::consent_get).post(consent::consent_post))
         .route("/logout", get(logout::logout_get).post(logout::logout_post))

@@ -115,15 +115,32 @@ pub async fn login_post(
     // CSRF token goes with the old id.
     session.cycle_id().await?;
     csrf::rotate(&session).await?;
-    let auth = AuthSession { user_id: user.id, auth_time: state.core.now().unix_timestamp(), sid: random_token()? };
+    let auth = AuthSession {
+        user_id: user.id,
+        auth_time: state.core.now().unix_timestamp(),
+        sid: random_token()?,
+    };
     session.insert(AUTH_KEY, &auth).await?;
-    session.insert(CLIENT_KEY, SessionClient { ip, user_agent: user_agent(&headers) }).await?;
+    session
+        .insert(
+            CLIENT_KEY,
+            SessionClient {
+                ip,
+                user_agent: user_agent(&headers),
+            },
+        )
+        .await?;
     match pending {
         Some((id, mut req)) => {
             // Satisfies prompt=login (OIDC Core §3.1.2.1).
             req.interaction.login_done = true;
             proceed(&state, &session, id, &req).await
         }
-        None => render(StatusCode::OK, &SignedInPage { username: &user.username }),
+        None => render(
+            StatusCode::OK,
+            &SignedInPage {
+                username: &user.username,
+            },
+        ),
     }
 }

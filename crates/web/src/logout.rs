@@ -53,7 +53,9 @@ fn logout_params(pairs: Vec<(String, String)>) -> Result<LogoutParams, PageError
             _ => continue,
         };
         if slot.is_some() {
-            return Err(PageError::BadRequest(format!("The sign-out request repeats the parameter {k}.")));
+            return Err(PageError::BadRequest(format!(
+                "The sign-out request repeats the parameter {k}."
+            )));
         }
         *slot = Some(v).filter(|v| !v.is_empty());
     }
@@ -81,11 +83,7 @@ pub async fn logout_post(
     start(&state, &session, form_pairs(&body)?).await
 }
 
-async fn start(
-    state: &AppState,
-    session: &Session,
-    pairs: Vec<(String, String)>,
-) -> Result<Response, PageError> {
+async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>) -> Result<Response, PageError> {
     let params = logout_params(pairs)?;
     let logout = state.core.validate_logout(&params).await.map_err(|e| match e {
         // Names the parameter; nothing is redirected to an unvalidated URI.
@@ -94,14 +92,23 @@ async fn start(
         }
         other => other.into(),
     })?;
-    let pending = PendingLogout { client_name: logout.client_name, redirect: logout.redirect };
+    let pending = PendingLogout {
+        client_name: logout.client_name,
+        redirect: logout.redirect,
+    };
     if current_auth(session).await?.is_none() {
         // Nobody is signed in here: nothing to confirm.
         return finish(pending);
     }
     session.insert(SESSION_KEY, &pending).await?;
     let csrf = csrf::token(session).await?;
-    render(StatusCode::OK, &LogoutPage { csrf: &csrf, client_name: pending.client_name.as_deref() })
+    render(
+        StatusCode::OK,
+        &LogoutPage {
+            csrf: &csrf,
+            client_name: pending.client_name.as_deref(),
+        },
+    )
 }
 
 /// The confirmation form has no fields of its own besides `csrf`.
@@ -127,6 +134,11 @@ pub async fn logout_confirm_post(
 fn finish(pending: PendingLogout) -> Result<Response, PageError> {
     match pending.redirect.as_deref() {
         Some(uri) => see_other(uri),
-        None => render(StatusCode::OK, &SignedOutPage { client_name: pending.client_name.as_deref() }),
+        None => render(
+            StatusCode::OK,
+            &SignedOutPage {
+                client_name: pending.client_name.as_deref(),
+            },
+        ),
     }
 }

@@ -14,6 +14,7 @@ pub fn render<T: Template>(status: StatusCode, page: &T) -> Result<Response, Pag
 
 /// `303 See Other` to `location`: the browser follows with a GET whatever the method was.
 pub fn see_other(location: &str) -> Result<Response, PageError> {
-    let value = HeaderValue::from_str(location).map_err(|_| PageError::Unexpected("redirect location is not a header value".into()))?;
+    let value = HeaderValue::from_str(location)
+        .map_err(|_| PageError::Unexpected("redirect location is not a header value".into()))?;
     Ok((StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response())
 }

@@ -39,7 +39,10 @@ async fn store(session: &Session, all: &[Entry]) -> Result<(), PageError> {
 pub async fn insert(session: &Session, req: &AuthorizationRequest, now: i64) -> Result<String, PageError> {
     let id = random_token()?;
     let mut all = load(session, now).await?;
-    all.push(Entry { id: id.clone(), req: req.clone() });
+    all.push(Entry {
+        id: id.clone(),
+        req: req.clone(),
+    });
     let excess = all.len().saturating_sub(MAX_PENDING);
     all.drain(..excess);
     store(session, &all).await?;
@@ -48,7 +51,12 @@ pub async fn insert(session: &Session, req: &AuthorizationRequest, now: i64) -> 
 
 /// The pending request `id`, or `PageError::Expired`.
 pub async fn get(session: &Session, id: &str, now: i64) -> Result<AuthorizationRequest, PageError> {
-    load(session, now).await?.into_iter().find(|e| e.id == id).map(|e| e.req).ok_or(PageError::Expired)
+    load(session, now)
+        .await?
+        .into_iter()
+        .find(|e| e.id == id)
+        .map(|e| e.req)
+        .ok_or(PageError::Expired)
 }
 
 /// Replaces the pending request `id` (its interaction progressed).

@@ -61,7 +61,10 @@ impl CoreSessionStore {
     fn to_row(&self, record: &Record) -> session_store::Result<BrowserSession> {
         let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
         let auth = record.data.get(AUTH_KEY).and_then(|v| AuthSession::deserialize(v).ok());
-        let client = record.data.get(CLIENT_KEY).and_then(|v| SessionClient::deserialize(v).ok());
+        let client = record
+            .data
+            .get(CLIENT_KEY)
+            .and_then(|v| SessionClient::deserialize(v).ok());
         // A signed-in session counts from its sign-in; an anonymous one (a pending
         // authorization request, a CSRF token) from its last save.
         let created_at = auth
@@ -92,7 +95,9 @@ impl SessionStore for CoreSessionStore {
             }
             record.id = Id::default();
         }
-        Err(session_store::Error::Backend("could not find an unused session id".into()))
+        Err(session_store::Error::Backend(
+            "could not find an unused session id".into(),
+        ))
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
@@ -101,12 +106,22 @@ impl SessionStore for CoreSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let Some(row) = self.core.store.load_session(&id_hash(id), self.core.now()).await.map_err(backend)? else {
+        let Some(row) = self
+            .core
+            .store
+            .load_session(&id_hash(id), self.core.now())
+            .await
+            .map_err(backend)?
+        else {
             return Ok(None);
         };
         let data: HashMap<String, serde_json::Value> =
             serde_json::from_str(&row.data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        Ok(Some(Record { id: *id, data, expiry_date: row.expires_at }))
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date: row.expires_at,
+        }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
@@ -117,7 +132,11 @@ impl SessionStore for CoreSessionStore {
 /// The cookie name for `base`: with https the `__Host-` prefix, which makes browsers
 /// insist on `Secure`, `Path=/` and no `Domain` (RFC 6265bis §4.1.3.2).
 pub fn cookie_name(base: &str, secure: bool) -> String {
-    if secure { format!("__Host-{base}") } else { format!("{base}_session") }
+    if secure {
+        format!("__Host-{base}")
+    } else {
+        format!("{base}_session")
+    }
 }
 
 /// The session layer for a page router. `base` names the cookie: the admin surface runs

@@ -1,0 +1,361 @@
+//! Authorization code + PKCE through the real login and consent pages, with the
+//! `openidconnect` crate as the relying party; and every authorization-endpoint error.
+
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, RefreshToken, Scope, TokenResponse,
+};
+use portcullis_tests::{Backend, TestApp, both_backends, browser, http, spawn_app, spawn_with};
+use serde_json::Value;
+use url::Url;
+
+use crate::forms::{Step, follow, forms, param, submit};
+
+pub const REDIRECT: &str = "https://rp.example/callback";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Drives a browser session from an authorization URL through login (if shown) and
+/// consent (if shown) to the redirect back to the client.
+pub async fn authorize_in_browser(b: &reqwest::Client, app: &TestApp, auth_url: &Url, username: &str, consent: &str) -> Step {
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let resp = b.get(auth_url.clone()).send().await.unwrap();
+    let mut step = follow(b, &issuer, resp, auth_url.clone()).await;
+    for _ in 0..3 {
+        let Step::Page { url, status, html } = &step else { return step };
+        if url.path() == "/login" && *status == 200 && html.contains("id=\"password\"") {
+            let resp = submit(b, url, html, &[("username", username), ("password", PASSWORD)]).await;
+            step = follow(b, &issuer, resp, url.clone()).await;
+        } else if url.path() == "/consent" && *status == 200 && html.contains("id=\"allow\"") {
+            let resp = submit(b, url, html, &[("decision", consent)]).await;
+            step = follow(b, &issuer, resp, url.clone()).await;
+        } else {
+            return step;
+        }
+    }
+    step
+}
+
+fn expect_redirect(step: Step) -> Url {
+    match step {
+        Step::LeftIssuer(u) => u,
+        Step::Page { url, status, html } => panic!("expected a redirect to the client, got page {url} ({status}):\n{html}"),
+    }
+}
+
+/// Code flow with raw HTTP: returns the token response JSON.
+pub async fn obtain_tokens(app: &TestApp, client_id: &str, secret: &str, username: &str) -> Value {
+    let b = browser();
+    let verifier = "a".repeat(10) + &"verifier-".repeat(5);
+    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
+    let mut auth = Url::parse(&app.url("/authorize")).unwrap();
+    auth.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid profile email")
+        .append_pair("state", "s1")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let back = expect_redirect(authorize_in_browser(&b, app, &auth, username, "allow").await);
+    let code = param(&back, "code").unwrap();
+    let resp = http()
+        .post(app.url("/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+async fn oidc_code_flow_with_openidconnect(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let user = app.user("alice", PASSWORD).await;
+
+    let http_client = openidconnect::reqwest::Client::builder()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), &http_client).await.unwrap();
+    let rp = CoreClient::from_provider_metadata(meta, ClientId::new(client.id.to_string()), Some(ClientSecret::new(secret.expose().to_owned())))
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, csrf, nonce) = rp
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    let b = browser();
+    let back = expect_redirect(authorize_in_browser(&b, &app, &auth_url, "alice", "allow").await);
+    assert!(back.as_str().starts_with(REDIRECT));
+    assert_eq!(param(&back, "state").as_deref(), Some(csrf.secret().as_str()));
+    assert_eq!(param(&back, "iss").as_deref(), Some(app.issuer.as_str()), "RFC 9207 iss");
+    let code = param(&back, "code").unwrap();
+
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http_client)
+        .await
+        .unwrap();
+    let id_token = tokens.id_token().expect("an ID token for openid");
+    let verifier = rp.id_token_verifier();
+    let claims = id_token.claims(&verifier, &nonce).unwrap();
+    assert_eq!(claims.subject().as_str(), user.id.to_string());
+    assert!(claims.auth_time().is_some());
+    let expected_hash = AccessTokenHash::from_token(tokens.access_token(), id_token.signing_alg().unwrap(), id_token.signing_key(&verifier).unwrap()).unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+    assert_eq!(claims.email().map(|e| e.as_str()), Some("alice@example.com"));
+    let raw_claims: Value = serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id_token.to_string().split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert!(raw_claims["sid"].as_str().is_some_and(|s| !s.is_empty()), "sid claim");
+
+    let info: CoreUserInfoClaims = rp.user_info(tokens.access_token().clone(), None).unwrap().request_async(&http_client).await.unwrap();
+    assert_eq!(info.subject().as_str(), user.id.to_string());
+    assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("alice"));
+    assert_eq!(info.email_verified(), Some(true));
+
+    // Refresh through the same client: a new refresh token, the old one spent.
+    let refresh = tokens.refresh_token().unwrap().clone();
+    let refreshed = rp.exchange_refresh_token(&refresh).unwrap().request_async(&http_client).await.unwrap();
+    assert_ne!(refreshed.refresh_token().unwrap().secret(), refresh.secret());
+    assert!(rp.exchange_refresh_token(&RefreshToken::new(refresh.secret().clone())).unwrap().request_async(&http_client).await.is_err());
+
+    // A second authorization in the same browser: session and consent are remembered.
+    let (challenge2, _) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url2, _, _) = rp
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .add_extra_param("prompt", "none")
+        .set_pkce_challenge(challenge2)
+        .url();
+    let resp = b.get(auth_url2.clone()).send().await.unwrap();
+    let back = crate::forms::location(&auth_url2, &resp);
+    assert!(param(&back, "code").is_some(), "prompt=none with a session and consent issues a code: {back}");
+    app.stop().await;
+}
+
+fn authorize_url(app: &TestApp, params: &[(&str, &str)]) -> Url {
+    let mut u = Url::parse(&app.url("/authorize")).unwrap();
+    u.query_pairs_mut().extend_pairs(params);
+    u
+}
+
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+async fn authorization_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    let public = app.public_client(REDIRECT).await;
+    let id = client.id.as_str();
+    let b = browser();
+    let get = |u: Url| {
+        let b = b.clone();
+        async move { b.get(u).send().await.unwrap() }
+    };
+
+    // Unknown client and unregistered redirect URI: an error page, never a redirect.
+    for params in [
+        vec![("response_type", "code"), ("client_id", "nope"), ("redirect_uri", REDIRECT), ("scope", "openid")],
+        vec![("response_type", "code"), ("client_id", id), ("redirect_uri", "https://evil.example/cb"), ("scope", "openid")],
+        vec![("response_type", "code"), ("client_id", id), ("redirect_uri", "https://rp.example/callback/"), ("scope", "openid")],
+        vec![("response_type", "code"), ("redirect_uri", REDIRECT), ("scope", "openid")],
+    ] {
+        let r = get(authorize_url(&app, &params)).await;
+        assert_eq!(r.status(), 400, "{params:?}");
+        assert!(r.headers().get("location").is_none());
+        assert!(r.text().await.unwrap().contains("<html"));
+    }
+
+    // After the client and redirect URI are known good, errors go back to the client.
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("client_id", public.id.as_str()), ("response_type", "code"), ("scope", "openid")], "invalid_request"),
+        (vec![("client_id", id), ("response_type", "code"), ("scope", "openid"), ("code_challenge", CHALLENGE), ("code_challenge_method", "plain")], "invalid_request"),
+        (vec![("client_id", id), ("response_type", "code"), ("scope", "openid")], "invalid_request"),
+        (vec![("client_id", id), ("response_type", "token"), ("scope", "openid"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")], "unsupported_response_type"),
+        (vec![("client_id", id), ("response_type", "code"), ("scope", "openid admin"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")], "invalid_scope"),
+        (vec![("client_id", id), ("response_type", "code"), ("scope", "openid"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256"), ("prompt", "none")], "login_required"),
+    ];
+    for (mut params, error) in cases {
+        params.push(("redirect_uri", REDIRECT));
+        params.push(("state", "xyz"));
+        let r = get(authorize_url(&app, &params)).await;
+        assert!(r.status().is_redirection(), "{params:?} -> {}", r.status());
+        let loc = Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(loc.as_str().starts_with(REDIRECT));
+        assert_eq!(param(&loc, "error").as_deref(), Some(error), "{params:?}");
+        assert_eq!(param(&loc, "state").as_deref(), Some("xyz"));
+        assert_eq!(param(&loc, "iss").as_deref(), Some(app.issuer.as_str()));
+        assert!(param(&loc, "code").is_none());
+    }
+
+    // Deny on the consent page: access_denied.
+    app.user("bob", PASSWORD).await;
+    let u = authorize_url(&app, &[("client_id", id), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("state", "d"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    let back = expect_redirect(authorize_in_browser(&b, &app, &u, "bob", "deny").await);
+    assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
+    assert_eq!(param(&back, "state").as_deref(), Some("d"));
+    // Logged in now, but no consent: prompt=none says consent_required.
+    let u = authorize_url(&app, &[("client_id", id), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("prompt", "none"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    let r = get(u.clone()).await;
+    let loc = crate::forms::location(&u, &r);
+    assert_eq!(param(&loc, "error").as_deref(), Some("consent_required"));
+    // Nothing was issued along the way.
+    assert_eq!(app.core.store.count_active_grants(app.core.now()).await.unwrap(), 0);
+    app.stop().await;
+}
+
+async fn wrong_password_does_not_log_in_or_reveal_users(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.user("carol", PASSWORD).await;
+    let b = browser();
+    let u = authorize_url(&app, &[("client_id", client.id.as_str()), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let first = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u.clone()).await;
+    let Step::Page { url, html, .. } = first else { panic!("expected the login page") };
+    let mut bodies = Vec::new();
+    for user in ["carol", "nobody-by-this-name"] {
+        let r = submit(&b, &url, &html, &[("username", user), ("password", "wrong password!")]).await;
+        assert!(!r.status().is_redirection(), "a failed login stays on the login page");
+        let text = r.text().await.unwrap();
+        bodies.push(text.replace(user, "USER"));
+        // The form is shown again with a fresh CSRF token where needed.
+        assert!(!forms(&url, bodies.last().unwrap()).is_empty());
+    }
+    let strip = |s: &str| s.lines().filter(|l| !l.contains("csrf")).collect::<Vec<_>>().join("\n");
+    assert_eq!(strip(&bodies[0]), strip(&bodies[1]), "same answer whether or not the user exists");
+    app.stop().await;
+}
+
+async fn form_post_response_mode(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.user("dave", PASSWORD).await;
+    let b = browser();
+    let u = authorize_url(&app, &[("client_id", client.id.as_str()), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("state", "fp"), ("response_mode", "form_post"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    let step = authorize_in_browser(&b, &app, &u, "dave", "allow").await;
+    let Step::Page { url, status, html } = step else { panic!("form_post answers with a page") };
+    assert_eq!(status, 200);
+    let form = forms(&url, &html).into_iter().next().unwrap();
+    assert_eq!(form.action.as_str(), REDIRECT);
+    let get = |n: &str| form.fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    assert!(get("code").is_some());
+    assert_eq!(get("state").as_deref(), Some("fp"));
+    assert_eq!(get("iss").as_deref(), Some(app.issuer.as_str()));
+    app.stop().await;
+}
+
+async fn code_exchange_errors_and_replay(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| s.core.code_ttl = time::Duration::seconds(2)).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let (other, other_secret) = app.confidential_client(REDIRECT).await;
+    app.user("erin", PASSWORD).await;
+    let b = browser();
+    let verifier = "v".repeat(43);
+    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
+    let new_code = || {
+        let b = b.clone();
+        let app = &app;
+        let client = &client;
+        let challenge = challenge.clone();
+        async move {
+            let u = authorize_url(app, &[("client_id", client.id.as_str()), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("code_challenge", &challenge), ("code_challenge_method", "S256")]);
+            param(&expect_redirect(authorize_in_browser(&b, app, &u, "erin", "allow").await), "code").unwrap()
+        }
+    };
+    let exchange = |code: String, verifier: String, redirect: &'static str, id: String, secret: String| {
+        let app = &app;
+        async move {
+            let mut form = vec![("grant_type", "authorization_code".to_owned()), ("code", code), ("code_verifier", verifier)];
+            if !redirect.is_empty() {
+                form.push(("redirect_uri", redirect.to_owned()));
+            }
+            let r = http().post(app.url("/token")).basic_auth(id, Some(secret)).form(&form).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let cid = client.id.to_string();
+    let sec = secret.expose().to_owned();
+
+    let code = new_code().await;
+    let (s, body) = exchange(code.clone(), "w".repeat(43), REDIRECT, cid.clone(), sec.clone()).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "bad PKCE verifier");
+    let (s, body) = exchange(code.clone(), verifier.clone(), "https://rp.example/other", cid.clone(), sec.clone()).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "different redirect_uri");
+    let (s, body) = exchange(code.clone(), verifier.clone(), "", cid.clone(), sec.clone()).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")), "missing redirect_uri");
+    let (s, body) = exchange(code.clone(), verifier.clone(), REDIRECT, other.id.to_string(), other_secret.expose().to_owned()).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "another client's code");
+    let (s, body) = exchange(code.clone(), verifier.clone(), REDIRECT, cid.clone(), "wrong".into()).await;
+    assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(app.core.store.count_active_grants(app.core.now()).await.unwrap(), 0, "failed exchanges issue nothing");
+
+    // The real exchange works once; a replay fails and revokes what the first issued.
+    let (s, tokens) = exchange(code.clone(), verifier.clone(), REDIRECT, cid.clone(), sec.clone()).await;
+    assert_eq!(s, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (s, body) = exchange(code.clone(), verifier.clone(), REDIRECT, cid.clone(), sec.clone()).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "replay");
+    let intro: Value = http().post(app.url("/introspect")).basic_auth(&cid, Some(&sec)).form(&[("token", &access)]).send().await.unwrap().json().await.unwrap();
+    assert_eq!(intro["active"], false, "replay revoked the access token");
+    let r = http().post(app.url("/token")).basic_auth(&cid, Some(&sec)).form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).send().await.unwrap();
+    assert_eq!(r.status(), 400, "replay revoked the refresh token");
+
+    // An expired code.
+    let code = new_code().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (s, body) = exchange(code, verifier.clone(), REDIRECT, cid.clone(), sec.clone()).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "expired code");
+    app.stop().await;
+}
+
+async fn rp_initiated_logout(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("frank", PASSWORD).await;
+    let tokens = obtain_tokens(&app, client.id.as_str(), secret.expose(), "frank").await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let b = browser();
+    // Log in in this browser.
+    let u = authorize_url(&app, &[("client_id", client.id.as_str()), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    expect_redirect(authorize_in_browser(&b, &app, &u, "frank", "allow").await);
+
+    // An unregistered post-logout URI is refused with a page.
+    let mut bad = Url::parse(&app.url("/logout")).unwrap();
+    bad.query_pairs_mut().append_pair("id_token_hint", id_token).append_pair("post_logout_redirect_uri", "https://evil.example/");
+    let r = b.get(bad).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    let post_logout = format!("{REDIRECT}/logged-out");
+    let mut lo = Url::parse(&app.url("/logout")).unwrap();
+    lo.query_pairs_mut().append_pair("id_token_hint", id_token).append_pair("post_logout_redirect_uri", &post_logout).append_pair("state", "bye");
+    let r = b.get(lo.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    let r = submit(&b, &lo, &html, &[]).await;
+    let back = crate::forms::location(&lo, &r);
+    assert!(back.as_str().starts_with(&post_logout), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("bye"));
+    // The session is over: prompt=none now says login_required.
+    let u = authorize_url(&app, &[("client_id", client.id.as_str()), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("prompt", "none"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    let r = b.get(u.clone()).send().await.unwrap();
+    assert_eq!(param(&crate::forms::location(&u, &r), "error").as_deref(), Some("login_required"));
+    app.stop().await;
+}
+
+both_backends!(
+    oidc_code_flow_with_openidconnect,
+    authorization_errors,
+    wrong_password_does_not_log_in_or_reveal_users,
+    form_post_response_mode,
+    code_exchange_errors_and_replay,
+    rp_initiated_logout,
+);

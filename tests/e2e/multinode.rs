@@ -1,0 +1,56 @@
+//! Two `portcullis serve` nodes on one PostgreSQL, as behind a load balancer (one
+//! issuer, two listeners): a token issued by one is active at the other, and a
+//! revocation at one is seen by the other within a second.
+
+use std::time::{Duration, Instant};
+
+use portcullis_tests::{Backend, TestApp, fresh_database, http, spawn_app_on, spawn_with};
+use serde_json::Value;
+
+async fn introspect(node: &TestApp, id: &str, secret: &str, token: &str) -> Value {
+    http().post(node.url("/introspect")).basic_auth(id, Some(secret)).form(&[("token", token)]).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_tokens_and_revocations() {
+    let (url, _) = fresh_database(Backend::Postgres).await;
+    let a = spawn_app_on(&url, None).await;
+    let issuer = a.issuer.clone();
+    let b = spawn_with(&url, None, |s| {
+        s.core.issuer = issuer.clone();
+        s.core.access_token_audience = issuer.clone();
+        // Only LISTEN/NOTIFY can make it within the second.
+        s.core.resync_interval = Duration::from_secs(30);
+    })
+    .await;
+    let ja: Value = http().get(a.url("/jwks")).send().await.unwrap().json().await.unwrap();
+    let jb: Value = http().get(b.url("/jwks")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ja, jb, "both nodes publish the keys from the shared database");
+
+    let (client, secret) = a.confidential_client("https://app.example/cb").await;
+    let (id, sec) = (client.id.as_str(), secret.expose());
+    let token: Value = http()
+        .post(a.url("/token"))
+        .basic_auth(id, Some(sec))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    assert_eq!(introspect(&a, id, sec, access).await["active"], true);
+    assert_eq!(introspect(&b, id, sec, access).await["active"], true, "issued by A, active at B");
+
+    let r = http().post(a.url("/revoke")).basic_auth(id, Some(sec)).form(&[("token", access)]).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(introspect(&a, id, sec, access).await["active"], false);
+    let started = Instant::now();
+    while introspect(&b, id, sec, access).await["active"] != false {
+        assert!(started.elapsed() < Duration::from_secs(1), "node B still reports the revoked token active after a second");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
