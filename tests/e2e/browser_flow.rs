@@ -36,7 +36,9 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start chromedriver ({e}); install Debian's chromium and chromium-driver"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start chromedriver ({e}); install Debian's chromium and chromium-driver")
+            });
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         for _ in 0..100 {
@@ -57,9 +59,26 @@ impl Browser {
                 ]
             }
         }}});
-        let resp: Value = client.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
-        let session = resp["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {resp}")).to_owned();
-        Self { driver, base, session, client, _profile: profile }
+        let resp: Value = client
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {resp}"))
+            .to_owned();
+        Self {
+            driver,
+            base,
+            session,
+            client,
+            _profile: profile,
+        }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -76,7 +95,8 @@ impl Browser {
     }
 
     pub async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
     }
 
     pub async fn url(&self) -> Url {
@@ -84,22 +104,41 @@ impl Browser {
     }
 
     pub async fn source(&self) -> String {
-        self.call(reqwest::Method::GET, "/source", None).await.as_str().unwrap().to_owned()
+        self.call(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn find(&self, css: &str) -> String {
-        let v = self.call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
-        v[ELEMENT].as_str().unwrap_or_else(|| panic!("element {css}: {v}")).to_owned()
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("element {css}: {v}"))
+            .to_owned()
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": text}))).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
     pub async fn click(&self, css: &str) {
         let id = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
+        self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})))
+            .await;
     }
 
     /// Saves a PNG of the page under `target/screenshots/`.
@@ -119,7 +158,11 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("browser never reached {path}; it is at {}:\n{}", self.url().await, self.source().await);
+        panic!(
+            "browser never reached {path}; it is at {}:\n{}",
+            self.url().await,
+            self.source().await
+        );
     }
 }
 
@@ -182,7 +225,10 @@ async fn code_flow_in_headless_chromium(backend: Backend) {
     assert!(page.contains("Test App"), "the consent page names the client");
     browser.screenshot("consent").await;
     browser.click("#allow").await;
-    let target = tokio::time::timeout(Duration::from_secs(10), hits.recv()).await.unwrap().unwrap();
+    let target = tokio::time::timeout(Duration::from_secs(10), hits.recv())
+        .await
+        .unwrap()
+        .unwrap();
     let back = Url::parse(&format!("http://x{target}")).unwrap();
     let get = |n: &str| back.query_pairs().find(|(k, _)| k == n).map(|(_, v)| v.into_owned());
     assert_eq!(get("state").as_deref(), Some("browser-state"));
@@ -191,7 +237,12 @@ async fn code_flow_in_headless_chromium(backend: Backend) {
     let r = http()
         .post(app.url("/token"))
         .basic_auth(client.id.as_str(), Some(secret.expose()))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &redirect), ("code_verifier", &verifier)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect),
+            ("code_verifier", &verifier),
+        ])
         .send()
         .await
         .unwrap();

@@ -19,29 +19,78 @@ async fn commands_and_their_errors(backend: Backend) {
     std::fs::write(&config, format!("database_url = \"{url}\"\nkek = \"{TEST_KEK}\"\n")).unwrap();
 
     portcullis(&config, &["migrate"]).await.unwrap();
-    portcullis(&config, &["client", "create", "--name", "Web", "--redirect-uri", "https://app.example/cb", "--json"]).await.unwrap();
+    portcullis(
+        &config,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Web",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--json",
+        ],
+    )
+    .await
+    .unwrap();
     portcullis(&config, &["client", "list"]).await.unwrap();
     portcullis(&config, &["keys", "rotate"]).await.unwrap();
     portcullis(&config, &["keys", "list", "--json"]).await.unwrap();
 
-    let err = portcullis(&config, &["client", "create", "--name", "Bad", "--redirect-uri", "http://evil.example/cb"]).await.unwrap_err();
+    let err = portcullis(
+        &config,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Bad",
+            "--redirect-uri",
+            "http://evil.example/cb",
+        ],
+    )
+    .await
+    .unwrap_err();
     assert!(err.starts_with("redirect_uris: http://evil.example/cb"), "{err}");
-    let err = portcullis(&config, &["client", "create", "--name", "Bad", "--kind", "secret"]).await.unwrap_err();
+    let err = portcullis(&config, &["client", "create", "--name", "Bad", "--kind", "secret"])
+        .await
+        .unwrap_err();
     assert!(err.starts_with("--kind"), "{err}");
-    let err = portcullis(&config, &["client", "create", "--name", "", "--redirect-uri", "https://a.example/cb"]).await.unwrap_err();
+    let err = portcullis(
+        &config,
+        &[
+            "client",
+            "create",
+            "--name",
+            "",
+            "--redirect-uri",
+            "https://a.example/cb",
+        ],
+    )
+    .await
+    .unwrap_err();
     assert!(err.starts_with("name:"), "{err}");
-    let err = portcullis(&config, &["client", "show", "does-not-exist"]).await.unwrap_err();
+    let err = portcullis(&config, &["client", "show", "does-not-exist"])
+        .await
+        .unwrap_err();
     assert_eq!(err, "client not found");
-    let err = portcullis(&config, &["client", "delete", "does-not-exist"]).await.unwrap_err();
+    let err = portcullis(&config, &["client", "delete", "does-not-exist"])
+        .await
+        .unwrap_err();
     assert_eq!(err, "client not found");
-    let err = portcullis(&config, &["keys", "rotate", "--alg", "HS256"]).await.unwrap_err();
+    let err = portcullis(&config, &["keys", "rotate", "--alg", "HS256"])
+        .await
+        .unwrap_err();
     assert!(err.starts_with("--alg"), "{err}");
     let err = portcullis(&config, &["user", "disable", "ghost"]).await.unwrap_err();
     assert_eq!(err, "user not found");
-    let err = portcullis(&config, &["admin", "create", "ops", "--role", "root"]).await.unwrap_err();
+    let err = portcullis(&config, &["admin", "create", "ops", "--role", "root"])
+        .await
+        .unwrap_err();
     assert!(err.starts_with("--role"), "{err}");
     // clap refuses a password on the command line: there is no such flag.
-    let err = portcullis(&config, &["user", "create", "alice", "--password", "hunter22"]).await.unwrap_err();
+    let err = portcullis(&config, &["user", "create", "alice", "--password", "hunter22"])
+        .await
+        .unwrap_err();
     assert!(err.contains("--password"), "{err}");
 
     // Bad configuration: one line naming the setting.
@@ -51,7 +100,9 @@ async fn commands_and_their_errors(backend: Backend) {
     std::fs::write(&config, "issuer = \"https://id.example\"\nbogus = 1\n").unwrap();
     let err = portcullis(&config, &["migrate"]).await.unwrap_err();
     assert!(err.contains("unknown field `bogus`"), "{err}");
-    let err = portcullis(&dir.path().join("missing.toml"), &["migrate"]).await.unwrap_err();
+    let err = portcullis(&dir.path().join("missing.toml"), &["migrate"])
+        .await
+        .unwrap_err();
     assert!(err.contains("--config") && err.contains("cannot read"), "{err}");
     drop(guard);
 }

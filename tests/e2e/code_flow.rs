@@ -17,12 +17,20 @@ pub const PASSWORD: &str = "correct horse battery";
 
 /// Drives a browser session from an authorization URL through login (if shown) and
 /// consent (if shown) to the redirect back to the client.
-pub async fn authorize_in_browser(b: &reqwest::Client, app: &TestApp, auth_url: &Url, username: &str, consent: &str) -> Step {
+pub async fn authorize_in_browser(
+    b: &reqwest::Client,
+    app: &TestApp,
+    auth_url: &Url,
+    username: &str,
+    consent: &str,
+) -> Step {
     let issuer = Url::parse(&app.issuer).unwrap();
     let resp = b.get(auth_url.clone()).send().await.unwrap();
     let mut step = follow(b, &issuer, resp, auth_url.clone()).await;
     for _ in 0..3 {
-        let Step::Page { url, status, html } = &step else { return step };
+        let Step::Page { url, status, html } = &step else {
+            return step;
+        };
         if url.path() == "/login" && *status == 200 && html.contains("id=\"password\"") {
             let resp = submit(b, url, html, &[("username", username), ("password", PASSWORD)]).await;
             step = follow(b, &issuer, resp, url.clone()).await;
@@ -39,7 +47,9 @@ pub async fn authorize_in_browser(b: &reqwest::Client, app: &TestApp, auth_url: 
 fn expect_redirect(step: Step) -> Url {
     match step {
         Step::LeftIssuer(u) => u,
-        Step::Page { url, status, html } => panic!("expected a redirect to the client, got page {url} ({status}):\n{html}"),
+        Step::Page { url, status, html } => {
+            panic!("expected a redirect to the client, got page {url} ({status}):\n{html}")
+        }
     }
 }
 
@@ -62,7 +72,12 @@ pub async fn obtain_tokens(app: &TestApp, client_id: &str, secret: &str, usernam
     let resp = http()
         .post(app.url("/token"))
         .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
         .send()
         .await
         .unwrap();
@@ -79,12 +94,22 @@ async fn oidc_code_flow_with_openidconnect(backend: Backend) {
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), &http_client).await.unwrap();
-    let rp = CoreClient::from_provider_metadata(meta, ClientId::new(client.id.to_string()), Some(ClientSecret::new(secret.expose().to_owned())))
-        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), &http_client)
+        .await
+        .unwrap();
+    let rp = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(client.id.to_string()),
+        Some(ClientSecret::new(secret.expose().to_owned())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, csrf, nonce) = rp
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("profile".into()))
         .add_scope(Scope::new("email".into()))
         .set_pkce_challenge(challenge)
@@ -94,7 +119,11 @@ async fn oidc_code_flow_with_openidconnect(backend: Backend) {
     let back = expect_redirect(authorize_in_browser(&b, &app, &auth_url, "alice", "allow").await);
     assert!(back.as_str().starts_with(REDIRECT));
     assert_eq!(param(&back, "state").as_deref(), Some(csrf.secret().as_str()));
-    assert_eq!(param(&back, "iss").as_deref(), Some(app.issuer.as_str()), "RFC 9207 iss");
+    assert_eq!(
+        param(&back, "iss").as_deref(),
+        Some(app.issuer.as_str()),
+        "RFC 9207 iss"
+    );
     let code = param(&back, "code").unwrap();
 
     let tokens = rp
@@ -109,34 +138,69 @@ async fn oidc_code_flow_with_openidconnect(backend: Backend) {
     let claims = id_token.claims(&verifier, &nonce).unwrap();
     assert_eq!(claims.subject().as_str(), user.id.to_string());
     assert!(claims.auth_time().is_some());
-    let expected_hash = AccessTokenHash::from_token(tokens.access_token(), id_token.signing_alg().unwrap(), id_token.signing_key(&verifier).unwrap()).unwrap();
+    let expected_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
     assert_eq!(claims.access_token_hash(), Some(&expected_hash));
     assert_eq!(claims.email().map(|e| e.as_str()), Some("alice@example.com"));
-    let raw_claims: Value = serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id_token.to_string().split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let raw_claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            id_token.to_string().split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     assert!(raw_claims["sid"].as_str().is_some_and(|s| !s.is_empty()), "sid claim");
 
-    let info: CoreUserInfoClaims = rp.user_info(tokens.access_token().clone(), None).unwrap().request_async(&http_client).await.unwrap();
+    let info: CoreUserInfoClaims = rp
+        .user_info(tokens.access_token().clone(), None)
+        .unwrap()
+        .request_async(&http_client)
+        .await
+        .unwrap();
     assert_eq!(info.subject().as_str(), user.id.to_string());
     assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("alice"));
     assert_eq!(info.email_verified(), Some(true));
 
     // Refresh through the same client: a new refresh token, the old one spent.
     let refresh = tokens.refresh_token().unwrap().clone();
-    let refreshed = rp.exchange_refresh_token(&refresh).unwrap().request_async(&http_client).await.unwrap();
+    let refreshed = rp
+        .exchange_refresh_token(&refresh)
+        .unwrap()
+        .request_async(&http_client)
+        .await
+        .unwrap();
     assert_ne!(refreshed.refresh_token().unwrap().secret(), refresh.secret());
-    assert!(rp.exchange_refresh_token(&RefreshToken::new(refresh.secret().clone())).unwrap().request_async(&http_client).await.is_err());
+    assert!(
+        rp.exchange_refresh_token(&RefreshToken::new(refresh.secret().clone()))
+            .unwrap()
+            .request_async(&http_client)
+            .await
+            .is_err()
+    );
 
     // A second authorization in the same browser: session and consent are remembered.
     let (challenge2, _) = PkceCodeChallenge::new_random_sha256();
     let (auth_url2, _, _) = rp
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("profile".into()))
         .add_extra_param("prompt", "none")
         .set_pkce_challenge(challenge2)
         .url();
     let resp = b.get(auth_url2.clone()).send().await.unwrap();
     let back = crate::forms::location(&auth_url2, &resp);
-    assert!(param(&back, "code").is_some(), "prompt=none with a session and consent issues a code: {back}");
+    assert!(
+        param(&back, "code").is_some(),
+        "prompt=none with a session and consent issues a code: {back}"
+    );
     app.stop().await;
 }
 
@@ -161,10 +225,29 @@ async fn authorization_errors(backend: Backend) {
 
     // Unknown client and unregistered redirect URI: an error page, never a redirect.
     for params in [
-        vec![("response_type", "code"), ("client_id", "nope"), ("redirect_uri", REDIRECT), ("scope", "openid")],
-        vec![("response_type", "code"), ("client_id", id), ("redirect_uri", "https://evil.example/cb"), ("scope", "openid")],
-        vec![("response_type", "code"), ("client_id", id), ("redirect_uri", "https://rp.example/callback/"), ("scope", "openid")],
-        vec![("response_type", "code"), ("redirect_uri", REDIRECT), ("scope", "openid")],
+        vec![
+            ("response_type", "code"),
+            ("client_id", "nope"),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+        ],
+        vec![
+            ("response_type", "code"),
+            ("client_id", id),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("scope", "openid"),
+        ],
+        vec![
+            ("response_type", "code"),
+            ("client_id", id),
+            ("redirect_uri", "https://rp.example/callback/"),
+            ("scope", "openid"),
+        ],
+        vec![
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+        ],
     ] {
         let r = get(authorize_url(&app, &params)).await;
         assert_eq!(r.status(), 400, "{params:?}");
@@ -174,12 +257,59 @@ async fn authorization_errors(backend: Backend) {
 
     // After the client and redirect URI are known good, errors go back to the client.
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
-        (vec![("client_id", public.id.as_str()), ("response_type", "code"), ("scope", "openid")], "invalid_request"),
-        (vec![("client_id", id), ("response_type", "code"), ("scope", "openid"), ("code_challenge", CHALLENGE), ("code_challenge_method", "plain")], "invalid_request"),
-        (vec![("client_id", id), ("response_type", "code"), ("scope", "openid")], "invalid_request"),
-        (vec![("client_id", id), ("response_type", "token"), ("scope", "openid"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")], "unsupported_response_type"),
-        (vec![("client_id", id), ("response_type", "code"), ("scope", "openid admin"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")], "invalid_scope"),
-        (vec![("client_id", id), ("response_type", "code"), ("scope", "openid"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256"), ("prompt", "none")], "login_required"),
+        (
+            vec![
+                ("client_id", public.id.as_str()),
+                ("response_type", "code"),
+                ("scope", "openid"),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("client_id", id),
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "plain"),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![("client_id", id), ("response_type", "code"), ("scope", "openid")],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("client_id", id),
+                ("response_type", "token"),
+                ("scope", "openid"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ],
+            "unsupported_response_type",
+        ),
+        (
+            vec![
+                ("client_id", id),
+                ("response_type", "code"),
+                ("scope", "openid admin"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ],
+            "invalid_scope",
+        ),
+        (
+            vec![
+                ("client_id", id),
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+                ("prompt", "none"),
+            ],
+            "login_required",
+        ),
     ];
     for (mut params, error) in cases {
         params.push(("redirect_uri", REDIRECT));
@@ -196,12 +326,34 @@ async fn authorization_errors(backend: Backend) {
 
     // Deny on the consent page: access_denied.
     app.user("bob", PASSWORD).await;
-    let u = authorize_url(&app, &[("client_id", id), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("state", "d"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    let u = authorize_url(
+        &app,
+        &[
+            ("client_id", id),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("redirect_uri", REDIRECT),
+            ("state", "d"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    );
     let back = expect_redirect(authorize_in_browser(&b, &app, &u, "bob", "deny").await);
     assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
     assert_eq!(param(&back, "state").as_deref(), Some("d"));
     // Logged in now, but no consent: prompt=none says consent_required.
-    let u = authorize_url(&app, &[("client_id", id), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("prompt", "none"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    let u = authorize_url(
+        &app,
+        &[
+            ("client_id", id),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("redirect_uri", REDIRECT),
+            ("prompt", "none"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    );
     let r = get(u.clone()).await;
     let loc = crate::forms::location(&u, &r);
     assert_eq!(param(&loc, "error").as_deref(), Some("consent_required"));
@@ -215,10 +367,22 @@ async fn wrong_password_does_not_log_in_or_reveal_users(backend: Backend) {
     let (client, _) = app.confidential_client(REDIRECT).await;
     app.user("carol", PASSWORD).await;
     let b = browser();
-    let u = authorize_url(&app, &[("client_id", client.id.as_str()), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    let u = authorize_url(
+        &app,
+        &[
+            ("client_id", client.id.as_str()),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    );
     let issuer = Url::parse(&app.issuer).unwrap();
     let first = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u.clone()).await;
-    let Step::Page { url, html, .. } = first else { panic!("expected the login page") };
+    let Step::Page { url, html, .. } = first else {
+        panic!("expected the login page")
+    };
     let mut bodies = Vec::new();
     for user in ["carol", "nobody-by-this-name"] {
         let r = submit(&b, &url, &html, &[("username", user), ("password", "wrong password!")]).await;
@@ -229,7 +393,11 @@ async fn wrong_password_does_not_log_in_or_reveal_users(backend: Backend) {
         assert!(!forms(&url, bodies.last().unwrap()).is_empty());
     }
     let strip = |s: &str| s.lines().filter(|l| !l.contains("csrf")).collect::<Vec<_>>().join("\n");
-    assert_eq!(strip(&bodies[0]), strip(&bodies[1]), "same answer whether or not the user exists");
+    assert_eq!(
+        strip(&bodies[0]),
+        strip(&bodies[1]),
+        "same answer whether or not the user exists"
+    );
     app.stop().await;
 }
 
@@ -238,9 +406,23 @@ async fn form_post_response_mode(backend: Backend) {
     let (client, _) = app.confidential_client(REDIRECT).await;
     app.user("dave", PASSWORD).await;
     let b = browser();
-    let u = authorize_url(&app, &[("client_id", client.id.as_str()), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("state", "fp"), ("response_mode", "form_post"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    let u = authorize_url(
+        &app,
+        &[
+            ("client_id", client.id.as_str()),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("redirect_uri", REDIRECT),
+            ("state", "fp"),
+            ("response_mode", "form_post"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    );
     let step = authorize_in_browser(&b, &app, &u, "dave", "allow").await;
-    let Step::Page { url, status, html } = step else { panic!("form_post answers with a page") };
+    let Step::Page { url, status, html } = step else {
+        panic!("form_post answers with a page")
+    };
     assert_eq!(status, 200);
     let form = forms(&url, &html).into_iter().next().unwrap();
     assert_eq!(form.action.as_str(), REDIRECT);
@@ -253,7 +435,10 @@ async fn form_post_response_mode(backend: Backend) {
 
 async fn code_exchange_errors_and_replay(backend: Backend) {
     let (url, guard) = portcullis_tests::fresh_database(backend).await;
-    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| s.core.code_ttl = time::Duration::seconds(2)).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.code_ttl = time::Duration::seconds(2)
+    })
+    .await;
     let (client, secret) = app.confidential_client(REDIRECT).await;
     let (other, other_secret) = app.confidential_client(REDIRECT).await;
     app.user("erin", PASSWORD).await;
@@ -266,18 +451,42 @@ async fn code_exchange_errors_and_replay(backend: Backend) {
         let client = &client;
         let challenge = challenge.clone();
         async move {
-            let u = authorize_url(app, &[("client_id", client.id.as_str()), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("code_challenge", &challenge), ("code_challenge_method", "S256")]);
-            param(&expect_redirect(authorize_in_browser(&b, app, &u, "erin", "allow").await), "code").unwrap()
+            let u = authorize_url(
+                app,
+                &[
+                    ("client_id", client.id.as_str()),
+                    ("response_type", "code"),
+                    ("scope", "openid"),
+                    ("redirect_uri", REDIRECT),
+                    ("code_challenge", &challenge),
+                    ("code_challenge_method", "S256"),
+                ],
+            );
+            param(
+                &expect_redirect(authorize_in_browser(&b, app, &u, "erin", "allow").await),
+                "code",
+            )
+            .unwrap()
         }
     };
     let exchange = |code: String, verifier: String, redirect: &'static str, id: String, secret: String| {
         let app = &app;
         async move {
-            let mut form = vec![("grant_type", "authorization_code".to_owned()), ("code", code), ("code_verifier", verifier)];
+            let mut form = vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code),
+                ("code_verifier", verifier),
+            ];
             if !redirect.is_empty() {
                 form.push(("redirect_uri", redirect.to_owned()));
             }
-            let r = http().post(app.url("/token")).basic_auth(id, Some(secret)).form(&form).send().await.unwrap();
+            let r = http()
+                .post(app.url("/token"))
+                .basic_auth(id, Some(secret))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
@@ -286,16 +495,50 @@ async fn code_exchange_errors_and_replay(backend: Backend) {
 
     let code = new_code().await;
     let (s, body) = exchange(code.clone(), "w".repeat(43), REDIRECT, cid.clone(), sec.clone()).await;
-    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "bad PKCE verifier");
-    let (s, body) = exchange(code.clone(), verifier.clone(), "https://rp.example/other", cid.clone(), sec.clone()).await;
-    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "different redirect_uri");
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "bad PKCE verifier"
+    );
+    let (s, body) = exchange(
+        code.clone(),
+        verifier.clone(),
+        "https://rp.example/other",
+        cid.clone(),
+        sec.clone(),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "different redirect_uri"
+    );
     let (s, body) = exchange(code.clone(), verifier.clone(), "", cid.clone(), sec.clone()).await;
-    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")), "missing redirect_uri");
-    let (s, body) = exchange(code.clone(), verifier.clone(), REDIRECT, other.id.to_string(), other_secret.expose().to_owned()).await;
-    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "another client's code");
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "missing redirect_uri"
+    );
+    let (s, body) = exchange(
+        code.clone(),
+        verifier.clone(),
+        REDIRECT,
+        other.id.to_string(),
+        other_secret.expose().to_owned(),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "another client's code"
+    );
     let (s, body) = exchange(code.clone(), verifier.clone(), REDIRECT, cid.clone(), "wrong".into()).await;
     assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")));
-    assert_eq!(app.core.store.count_active_grants(app.core.now()).await.unwrap(), 0, "failed exchanges issue nothing");
+    assert_eq!(
+        app.core.store.count_active_grants(app.core.now()).await.unwrap(),
+        0,
+        "failed exchanges issue nothing"
+    );
 
     // The real exchange works once; a replay fails and revokes what the first issued.
     let (s, tokens) = exchange(code.clone(), verifier.clone(), REDIRECT, cid.clone(), sec.clone()).await;
@@ -304,16 +547,35 @@ async fn code_exchange_errors_and_replay(backend: Backend) {
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     let (s, body) = exchange(code.clone(), verifier.clone(), REDIRECT, cid.clone(), sec.clone()).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "replay");
-    let intro: Value = http().post(app.url("/introspect")).basic_auth(&cid, Some(&sec)).form(&[("token", &access)]).send().await.unwrap().json().await.unwrap();
+    let intro: Value = http()
+        .post(app.url("/introspect"))
+        .basic_auth(&cid, Some(&sec))
+        .form(&[("token", &access)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(intro["active"], false, "replay revoked the access token");
-    let r = http().post(app.url("/token")).basic_auth(&cid, Some(&sec)).form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).send().await.unwrap();
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(&cid, Some(&sec))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400, "replay revoked the refresh token");
 
     // An expired code.
     let code = new_code().await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let (s, body) = exchange(code, verifier.clone(), REDIRECT, cid.clone(), sec.clone()).await;
-    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "expired code");
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "expired code"
+    );
     app.stop().await;
 }
 
@@ -325,18 +587,33 @@ async fn rp_initiated_logout(backend: Backend) {
     let id_token = tokens["id_token"].as_str().unwrap();
     let b = browser();
     // Log in in this browser.
-    let u = authorize_url(&app, &[("client_id", client.id.as_str()), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    let u = authorize_url(
+        &app,
+        &[
+            ("client_id", client.id.as_str()),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    );
     expect_redirect(authorize_in_browser(&b, &app, &u, "frank", "allow").await);
 
     // An unregistered post-logout URI is refused with a page.
     let mut bad = Url::parse(&app.url("/logout")).unwrap();
-    bad.query_pairs_mut().append_pair("id_token_hint", id_token).append_pair("post_logout_redirect_uri", "https://evil.example/");
+    bad.query_pairs_mut()
+        .append_pair("id_token_hint", id_token)
+        .append_pair("post_logout_redirect_uri", "https://evil.example/");
     let r = b.get(bad).send().await.unwrap();
     assert_eq!(r.status(), 400);
 
     let post_logout = format!("{REDIRECT}/logged-out");
     let mut lo = Url::parse(&app.url("/logout")).unwrap();
-    lo.query_pairs_mut().append_pair("id_token_hint", id_token).append_pair("post_logout_redirect_uri", &post_logout).append_pair("state", "bye");
+    lo.query_pairs_mut()
+        .append_pair("id_token_hint", id_token)
+        .append_pair("post_logout_redirect_uri", &post_logout)
+        .append_pair("state", "bye");
     let r = b.get(lo.clone()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
@@ -345,9 +622,23 @@ async fn rp_initiated_logout(backend: Backend) {
     assert!(back.as_str().starts_with(&post_logout), "{back}");
     assert_eq!(param(&back, "state").as_deref(), Some("bye"));
     // The session is over: prompt=none now says login_required.
-    let u = authorize_url(&app, &[("client_id", client.id.as_str()), ("response_type", "code"), ("scope", "openid"), ("redirect_uri", REDIRECT), ("prompt", "none"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]);
+    let u = authorize_url(
+        &app,
+        &[
+            ("client_id", client.id.as_str()),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("redirect_uri", REDIRECT),
+            ("prompt", "none"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    );
     let r = b.get(u.clone()).send().await.unwrap();
-    assert_eq!(param(&crate::forms::location(&u, &r), "error").as_deref(), Some("login_required"));
+    assert_eq!(
+        param(&crate::forms::location(&u, &r), "error").as_deref(),
+        Some("login_required")
+    );
     app.stop().await;
 }
 

@@ -19,7 +19,12 @@ fn attr(tag: &str, name: &str) -> Option<String> {
 }
 
 fn html_unescape(s: &str) -> String {
-    s.replace("&quot;", "\"").replace("&#x27;", "'").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    s.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// The POST forms in `html`, in document order, with their hidden inputs.
@@ -57,7 +62,10 @@ pub fn forms(page_url: &Url, html: &str) -> Vec<Form> {
 
 /// Submits the first POST form of `html` with `extra` fields added.
 pub async fn submit(browser: &Client, page_url: &Url, html: &str, extra: &[(&str, &str)]) -> reqwest::Response {
-    let form = forms(page_url, html).into_iter().next().unwrap_or_else(|| panic!("no POST form in page:\n{html}"));
+    let form = forms(page_url, html)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no POST form in page:\n{html}"));
     submit_form(browser, &form, extra).await
 }
 
@@ -72,7 +80,11 @@ pub async fn submit_form(browser: &Client, form: &Form, extra: &[(&str, &str)]) 
 
 /// `Location` of a redirect, resolved against `base`.
 pub fn location(base: &Url, resp: &reqwest::Response) -> Url {
-    assert!(resp.status().is_redirection(), "expected a redirect, got {}", resp.status());
+    assert!(
+        resp.status().is_redirection(),
+        "expected a redirect, got {}",
+        resp.status()
+    );
     let loc = resp.headers().get("location").unwrap().to_str().unwrap();
     base.join(loc).unwrap()
 }

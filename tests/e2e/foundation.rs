@@ -15,13 +15,22 @@ async fn discovery_is_accepted_by_openidconnect(backend: Backend) {
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), &client).await.unwrap();
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), &client)
+        .await
+        .unwrap();
     assert_eq!(meta.issuer().as_str(), app.issuer);
     assert_eq!(meta.token_endpoint().unwrap().as_str(), app.url("/token"));
     assert_eq!(meta.jwks().keys().len(), 2, "active and next keys are published");
 
     // RFC 8414 document at its own well-known path, with the same issuer.
-    let rfc8414: Value = http().get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    let rfc8414: Value = http()
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rfc8414["issuer"], app.issuer);
     assert_eq!(rfc8414["code_challenge_methods_supported"], serde_json::json!(["S256"]));
     assert_eq!(rfc8414["authorization_response_iss_parameter_supported"], true);
@@ -30,7 +39,14 @@ async fn discovery_is_accepted_by_openidconnect(backend: Backend) {
 
 /// Verifies `token` with the JWKS the server publishes, as a resource server would.
 async fn verify_with_jwks(issuer: &str, token: &str) -> Result<AccessTokenClaims, String> {
-    let jwks: JwkSet = http().get(format!("{issuer}/jwks")).send().await.unwrap().json().await.unwrap();
+    let jwks: JwkSet = http()
+        .get(format!("{issuer}/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     let kid = header.kid.ok_or("no kid")?;
@@ -39,7 +55,9 @@ async fn verify_with_jwks(issuer: &str, token: &str) -> Result<AccessTokenClaims
     let mut v = Validation::new(jsonwebtoken::Algorithm::RS256);
     v.set_issuer(&[issuer]);
     v.set_audience(&[issuer]);
-    jsonwebtoken::decode::<AccessTokenClaims>(token, &key, &v).map(|d| d.claims).map_err(|e| e.to_string())
+    jsonwebtoken::decode::<AccessTokenClaims>(token, &key, &v)
+        .map(|d| d.claims)
+        .map_err(|e| e.to_string())
 }
 
 async fn client_credentials_token(app: &portcullis_tests::TestApp, id: &str, secret: &str) -> String {
@@ -71,10 +89,24 @@ async fn jwks_verifies_tokens_and_rotation_publishes_before_use(backend: Backend
 
     let before: JwkSet = http().get(app.url("/jwks")).send().await.unwrap().json().await.unwrap();
     let signing_kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
-    let next_kid = before.keys.iter().map(|k| k.kid.clone()).find(|k| *k != signing_kid).unwrap();
+    let next_kid = before
+        .keys
+        .iter()
+        .map(|k| k.kid.clone())
+        .find(|k| *k != signing_kid)
+        .unwrap();
 
     let core = &app.core;
-    let new_next = core.keys.rotate(core.store.as_ref(), portcullis_protocol::SigningAlg::RS256, core.now(), core.settings.retired_key_publication()).await.unwrap();
+    let new_next = core
+        .keys
+        .rotate(
+            core.store.as_ref(),
+            portcullis_protocol::SigningAlg::RS256,
+            core.now(),
+            core.settings.retired_key_publication(),
+        )
+        .await
+        .unwrap();
     let after: JwkSet = http().get(app.url("/jwks")).send().await.unwrap().json().await.unwrap();
     let kids: Vec<&str> = after.keys.iter().map(|k| k.kid.as_str()).collect();
     // The new next key is published, the previously published next key now signs, and
@@ -83,8 +115,15 @@ async fn jwks_verifies_tokens_and_rotation_publishes_before_use(backend: Backend
     assert!(kids.contains(&next_kid.as_str()));
     assert!(kids.contains(&signing_kid.as_str()));
     let token2 = client_credentials_token(&app, client.id.as_str(), secret.expose()).await;
-    assert_eq!(jsonwebtoken::decode_header(&token2).unwrap().kid.unwrap(), next_kid, "the key published before rotation signs after it");
-    assert!(before.keys.iter().any(|k| k.kid == next_kid), "it was published before it signed");
+    assert_eq!(
+        jsonwebtoken::decode_header(&token2).unwrap().kid.unwrap(),
+        next_kid,
+        "the key published before rotation signs after it"
+    );
+    assert!(
+        before.keys.iter().any(|k| k.kid == next_kid),
+        "it was published before it signed"
+    );
     verify_with_jwks(&app.issuer, &token2).await.unwrap();
     verify_with_jwks(&app.issuer, &token).await.unwrap();
     app.stop().await;
@@ -101,4 +140,8 @@ async fn health_endpoints(backend: Backend) {
     app.stop().await;
 }
 
-both_backends!(discovery_is_accepted_by_openidconnect, jwks_verifies_tokens_and_rotation_publishes_before_use, health_endpoints);
+both_backends!(
+    discovery_is_accepted_by_openidconnect,
+    jwks_verifies_tokens_and_rotation_publishes_before_use,
+    health_endpoints
+);

@@ -8,7 +8,16 @@ use portcullis_tests::{Backend, TestApp, fresh_database, http, spawn_app_on, spa
 use serde_json::Value;
 
 async fn introspect(node: &TestApp, id: &str, secret: &str, token: &str) -> Value {
-    http().post(node.url("/introspect")).basic_auth(id, Some(secret)).form(&[("token", token)]).send().await.unwrap().json().await.unwrap()
+    http()
+        .post(node.url("/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,14 +50,27 @@ async fn two_nodes_share_tokens_and_revocations() {
         .unwrap();
     let access = token["access_token"].as_str().unwrap();
     assert_eq!(introspect(&a, id, sec, access).await["active"], true);
-    assert_eq!(introspect(&b, id, sec, access).await["active"], true, "issued by A, active at B");
+    assert_eq!(
+        introspect(&b, id, sec, access).await["active"],
+        true,
+        "issued by A, active at B"
+    );
 
-    let r = http().post(a.url("/revoke")).basic_auth(id, Some(sec)).form(&[("token", access)]).send().await.unwrap();
+    let r = http()
+        .post(a.url("/revoke"))
+        .basic_auth(id, Some(sec))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(introspect(&a, id, sec, access).await["active"], false);
     let started = Instant::now();
     while introspect(&b, id, sec, access).await["active"] != false {
-        assert!(started.elapsed() < Duration::from_secs(1), "node B still reports the revoked token active after a second");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "node B still reports the revoked token active after a second"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     a.stop().await;

@@ -9,7 +9,12 @@ use serde_json::Value;
 
 use crate::code_flow::{PASSWORD, REDIRECT, obtain_tokens};
 
-async fn post_form(app: &TestApp, path: &str, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn post_form(
+    app: &TestApp,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let mut req = http().post(app.url(path)).form(form);
     if let Some((id, secret)) = auth {
         req = req.basic_auth(id, Some(secret));
@@ -22,21 +27,34 @@ async fn post_form(app: &TestApp, path: &str, auth: Option<(&str, &str)>, form: 
 }
 
 async fn introspect(app: &TestApp, id: &str, secret: &str, token: &str) -> Value {
-    post_form(app, "/introspect", Some((id, secret)), &[("token", token)]).await.2
+    post_form(app, "/introspect", Some((id, secret)), &[("token", token)])
+        .await
+        .2
 }
 
 async fn client_credentials_with_oauth2_crate(backend: Backend) {
     let app = spawn_app(backend).await;
     let (client, secret) = app.confidential_client(REDIRECT).await;
-    let http_client = oauth2::reqwest::Client::builder().redirect(oauth2::reqwest::redirect::Policy::none()).build().unwrap();
+    let http_client = oauth2::reqwest::Client::builder()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     for auth_type in [AuthType::BasicAuth, AuthType::RequestBody] {
         let oauth = BasicClient::new(ClientId::new(client.id.to_string()))
             .set_client_secret(ClientSecret::new(secret.expose().to_owned()))
             .set_token_uri(TokenUrl::new(app.url("/token")).unwrap())
             .set_auth_type(auth_type.clone());
-        let token = oauth.exchange_client_credentials().add_scope(Scope::new("api:read".into())).request_async(&http_client).await.unwrap();
+        let token = oauth
+            .exchange_client_credentials()
+            .add_scope(Scope::new("api:read".into()))
+            .request_async(&http_client)
+            .await
+            .unwrap();
         assert_eq!(token.scopes().unwrap()[0].as_str(), "api:read");
-        assert!(token.refresh_token().is_none(), "no refresh token for client_credentials");
+        assert!(
+            token.refresh_token().is_none(),
+            "no refresh token for client_credentials"
+        );
         assert_eq!(token.expires_in(), Some(std::time::Duration::from_secs(600)));
         let intro = introspect(&app, client.id.as_str(), secret.expose(), token.access_token().secret()).await;
         assert_eq!(intro["active"], true);
@@ -47,10 +65,22 @@ async fn client_credentials_with_oauth2_crate(backend: Backend) {
             .set_client_secret(ClientSecret::new("wrong".into()))
             .set_token_uri(TokenUrl::new(app.url("/token")).unwrap())
             .set_auth_type(auth_type);
-        assert!(wrong.exchange_client_credentials().request_async(&http_client).await.is_err());
+        assert!(
+            wrong
+                .exchange_client_credentials()
+                .request_async(&http_client)
+                .await
+                .is_err()
+        );
     }
     // Without a scope: the client's non-OIDC scopes.
-    let (s, h, body) = post_form(&app, "/token", Some((client.id.as_str(), secret.expose())), &[("grant_type", "client_credentials")]).await;
+    let (s, h, body) = post_form(
+        &app,
+        "/token",
+        Some((client.id.as_str(), secret.expose())),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(body["scope"], "api:read api:write");
     assert_eq!(h["cache-control"], "no-store");
@@ -63,42 +93,150 @@ async fn token_endpoint_errors(backend: Backend) {
     let public = app.public_client(REDIRECT).await;
     let (id, sec) = (client.id.as_str(), secret.expose());
 
-    let (s, h, b) = post_form(&app, "/token", Some((id, "wrong-secret")), &[("grant_type", "client_credentials")]).await;
+    let (s, h, b) = post_form(
+        &app,
+        "/token",
+        Some((id, "wrong-secret")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
     assert_eq!(h["www-authenticate"], "Basic realm=\"portcullis\"");
-    let (s, _, b) = post_form(&app, "/token", Some(("no-such-client", sec)), &[("grant_type", "client_credentials")]).await;
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some(("no-such-client", sec)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
-    let (s, _, b) = post_form(&app, "/token", None, &[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", "nope")]).await;
-    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")), "client_secret_post with a wrong secret");
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", "nope"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("invalid_client")),
+        "client_secret_post with a wrong secret"
+    );
     let (s, _, b) = post_form(&app, "/token", None, &[("grant_type", "client_credentials")]).await;
-    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")), "no authentication");
-    let (s, _, b) = post_form(&app, "/token", Some((id, sec)), &[("grant_type", "password"), ("username", "x")]).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("invalid_client")),
+        "no authentication"
+    );
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((id, sec)),
+        &[("grant_type", "password"), ("username", "x")],
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("unsupported_grant_type")));
     let (s, _, b) = post_form(&app, "/token", Some((id, sec)), &[("scope", "x")]).await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")), "missing grant_type");
-    let (s, _, b) = post_form(&app, "/token", Some((id, sec)), &[("grant_type", "client_credentials"), ("scope", "api:admin")]).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_request")),
+        "missing grant_type"
+    );
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((id, sec)),
+        &[("grant_type", "client_credentials"), ("scope", "api:admin")],
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")));
-    let (s, _, b) = post_form(&app, "/token", Some((id, sec)), &[("grant_type", "client_credentials"), ("scope", "openid")]).await;
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((id, sec)),
+        &[("grant_type", "client_credentials"), ("scope", "openid")],
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")));
     let (s, _, b) = post_form(&app, "/token", Some((id, sec)), &[("grant_type", "authorization_code")]).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")), "missing code");
-    let (s, _, b) = post_form(&app, "/token", Some((id, sec)), &[("grant_type", "authorization_code"), ("code", "made-up"), ("redirect_uri", REDIRECT), ("code_verifier", &"a".repeat(43))]).await;
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((id, sec)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "made-up"),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &"a".repeat(43)),
+        ],
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "unknown code");
-    let (s, _, b) = post_form(&app, "/token", Some((id, sec)), &[("grant_type", "refresh_token"), ("refresh_token", "made-up")]).await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "unknown refresh token");
-    let (s, _, b) = post_form(&app, "/token", None, &[("grant_type", "client_credentials"), ("client_id", public.id.as_str())]).await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("unauthorized_client")), "public client may not use client_credentials");
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((id, sec)),
+        &[("grant_type", "refresh_token"), ("refresh_token", "made-up")],
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "unknown refresh token"
+    );
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        None,
+        &[("grant_type", "client_credentials"), ("client_id", public.id.as_str())],
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "public client may not use client_credentials"
+    );
 
     // Repeated parameters (RFC 6749 §3.2) and two authentication methods (§2.3).
-    let r = http().post(app.url("/token")).basic_auth(id, Some(sec)).header("content-type", "application/x-www-form-urlencoded").body("grant_type=client_credentials&grant_type=client_credentials").send().await.unwrap();
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(id, Some(sec))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let (s, _, b) = post_form(&app, "/token", Some((id, sec)), &[("grant_type", "client_credentials"), ("client_secret", sec)]).await;
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((id, sec)),
+        &[("grant_type", "client_credentials"), ("client_secret", sec)],
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")));
     // Credentials in the query string are refused.
-    let r = http().post(app.url(&format!("/token?client_secret={sec}"))).basic_auth(id, Some(sec)).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
+    let r = http()
+        .post(app.url(&format!("/token?client_secret={sec}")))
+        .basic_auth(id, Some(sec))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     // JSON bodies are not form bodies.
-    let r = http().post(app.url("/token")).basic_auth(id, Some(sec)).json(&serde_json::json!({"grant_type": "client_credentials"})).send().await.unwrap();
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(id, Some(sec))
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     app.stop().await;
 }
@@ -113,9 +251,29 @@ async fn refresh_rotation_and_reuse_detection(backend: Backend) {
     let a1 = tokens["access_token"].as_str().unwrap().to_owned();
 
     // Narrowing the scope works; widening it does not.
-    let (s, _, b) = post_form(&app, "/token", Some((&id, &sec)), &[("grant_type", "refresh_token"), ("refresh_token", &r1), ("scope", "openid profile email api:write")]).await;
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &r1),
+            ("scope", "openid profile email api:write"),
+        ],
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")));
-    let (s, _, b) = post_form(&app, "/token", Some((&id, &sec)), &[("grant_type", "refresh_token"), ("refresh_token", &r1), ("scope", "openid")]).await;
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &r1),
+            ("scope", "openid"),
+        ],
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["scope"], "openid");
     let r2 = b["refresh_token"].as_str().unwrap().to_owned();
@@ -124,13 +282,31 @@ async fn refresh_rotation_and_reuse_detection(backend: Backend) {
 
     // Another client cannot use it.
     let (other, other_secret) = app.confidential_client(REDIRECT).await;
-    let (s, _, b) = post_form(&app, "/token", Some((other.id.as_str(), other_secret.expose())), &[("grant_type", "refresh_token"), ("refresh_token", &r2)]).await;
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((other.id.as_str(), other_secret.expose())),
+        &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
 
     // Reuse of r1: refused, and the whole grant dies — r2 and every access token.
-    let (s, _, b) = post_form(&app, "/token", Some((&id, &sec)), &[("grant_type", "refresh_token"), ("refresh_token", &r1)]).await;
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
-    let (s, _, _) = post_form(&app, "/token", Some((&id, &sec)), &[("grant_type", "refresh_token"), ("refresh_token", &r2)]).await;
+    let (s, _, _) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
+    )
+    .await;
     assert_eq!(s, 400, "the rotated token died with the grant");
     for a in [&a1, &a2] {
         assert_eq!(introspect(&app, &id, &sec, a).await["active"], false);
@@ -146,7 +322,10 @@ async fn concurrent_refresh_exactly_one_wins(backend: Backend) {
     let tokens = obtain_tokens(&app, &id, &sec, "alice").await;
     let r = tokens["refresh_token"].as_str().unwrap().to_owned();
     let form = [("grant_type", "refresh_token"), ("refresh_token", r.as_str())];
-    let (a, b) = tokio::join!(post_form(&app, "/token", Some((&id, &sec)), &form), post_form(&app, "/token", Some((&id, &sec)), &form));
+    let (a, b) = tokio::join!(
+        post_form(&app, "/token", Some((&id, &sec)), &form),
+        post_form(&app, "/token", Some((&id, &sec)), &form)
+    );
     let statuses = [a.0, b.0];
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     app.stop().await;
@@ -176,12 +355,21 @@ async fn revocation_and_introspection(backend: Backend) {
     let forged_sig = "A".repeat(parts[2].len());
     parts[2] = &forged_sig;
     for t in ["garbage", &parts.join("."), "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."] {
-        assert_eq!(introspect(&app, &id, &sec, t).await, serde_json::json!({"active": false}));
+        assert_eq!(
+            introspect(&app, &id, &sec, t).await,
+            serde_json::json!({"active": false})
+        );
     }
     // Introspection needs an authenticated confidential client.
     let (s, _, b) = post_form(&app, "/introspect", None, &[("token", &access)]).await;
     assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
-    let (s, _, b) = post_form(&app, "/introspect", None, &[("token", &access), ("client_id", public.id.as_str())]).await;
+    let (s, _, b) = post_form(
+        &app,
+        "/introspect",
+        None,
+        &[("token", &access), ("client_id", public.id.as_str())],
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("unauthorized_client")));
 
     // Revocation: unknown tokens are fine; without client authentication, refused.
@@ -189,20 +377,44 @@ async fn revocation_and_introspection(backend: Backend) {
     assert_eq!(s, 200);
     let (s, _, b) = post_form(&app, "/revoke", None, &[("token", &access)]).await;
     assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
-    assert_eq!(introspect(&app, &id, &sec, &access).await["active"], true, "a refused revocation changes nothing");
-    let (s, _, _) = post_form(&app, "/revoke", Some((&id, &sec)), &[("token", &access), ("token_type_hint", "access_token")]).await;
+    assert_eq!(
+        introspect(&app, &id, &sec, &access).await["active"],
+        true,
+        "a refused revocation changes nothing"
+    );
+    let (s, _, _) = post_form(
+        &app,
+        "/revoke",
+        Some((&id, &sec)),
+        &[("token", &access), ("token_type_hint", "access_token")],
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(introspect(&app, &id, &sec, &access).await["active"], false);
-    assert_eq!(introspect(&app, &id, &sec, &refresh).await["active"], true, "revoking an access token leaves the grant");
+    assert_eq!(
+        introspect(&app, &id, &sec, &refresh).await["active"],
+        true,
+        "revoking an access token leaves the grant"
+    );
     // Revoking the refresh token revokes the grant.
     let tokens2 = obtain_tokens(&app, &id, &sec, "alice").await;
     let access2 = tokens2["access_token"].as_str().unwrap();
     let (s, _, _) = post_form(&app, "/revoke", Some((&id, &sec)), &[("token", &refresh)]).await;
     assert_eq!(s, 200);
     assert_eq!(introspect(&app, &id, &sec, &refresh).await["active"], false);
-    let (s, _, _) = post_form(&app, "/token", Some((&id, &sec)), &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    let (s, _, _) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
     assert_eq!(s, 400);
-    assert_eq!(introspect(&app, &id, &sec, access2).await["active"], true, "other grants are untouched");
+    assert_eq!(
+        introspect(&app, &id, &sec, access2).await["active"],
+        true,
+        "other grants are untouched"
+    );
     app.stop().await;
 }
 
@@ -214,30 +426,75 @@ async fn userinfo_errors(backend: Backend) {
     let tokens = obtain_tokens(&app, &id, &sec, "alice").await;
     let access = tokens["access_token"].as_str().unwrap();
 
-    let r = http().get(app.url("/userinfo")).bearer_auth(access).send().await.unwrap();
+    let r = http()
+        .get(app.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = http().post(app.url("/userinfo")).bearer_auth(access).send().await.unwrap();
+    let r = http()
+        .post(app.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let info: Value = r.json().await.unwrap();
     assert_eq!(info["email"], "alice@example.com");
 
     // Token in the query string or the body: refused.
-    let r = http().get(app.url(&format!("/userinfo?access_token={access}"))).send().await.unwrap();
+    let r = http()
+        .get(app.url(&format!("/userinfo?access_token={access}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = http().post(app.url("/userinfo")).form(&[("access_token", access)]).send().await.unwrap();
+    let r = http()
+        .post(app.url("/userinfo"))
+        .form(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     // No token: 401 with a Bearer challenge; bad token: invalid_token.
     let r = http().get(app.url("/userinfo")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
-    let r = http().get(app.url("/userinfo")).bearer_auth("not-a-token").send().await.unwrap();
+    let r = http()
+        .get(app.url("/userinfo"))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
     // A token without openid: insufficient_scope.
-    let (_, _, cc) = post_form(&app, "/token", Some((&id, &sec)), &[("grant_type", "client_credentials")]).await;
-    let r = http().get(app.url("/userinfo")).bearer_auth(cc["access_token"].as_str().unwrap()).send().await.unwrap();
+    let (_, _, cc) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let r = http()
+        .get(app.url("/userinfo"))
+        .bearer_auth(cc["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
     app.stop().await;
 }
 
@@ -248,15 +505,61 @@ async fn password_change_and_client_deletion_end_tokens(backend: Backend) {
     let user = app.user("alice", PASSWORD).await;
     let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
     let tokens = obtain_tokens(&app, &id, &sec, "alice").await;
-    app.core.set_user_password(user.id, &portcullis_protocol::Secret::new("a brand new password"), "test").await.unwrap();
-    let (s, _, _) = post_form(&app, "/token", Some((&id, &sec)), &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())]).await;
+    app.core
+        .set_user_password(
+            user.id,
+            &portcullis_protocol::Secret::new("a brand new password"),
+            "test",
+        )
+        .await
+        .unwrap();
+    let (s, _, _) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
     assert_eq!(s, 400, "the password change revoked the refresh token");
-    assert_eq!(introspect(&app, rs.id.as_str(), rs_secret.expose(), tokens["access_token"].as_str().unwrap()).await["active"], false);
+    assert_eq!(
+        introspect(
+            &app,
+            rs.id.as_str(),
+            rs_secret.expose(),
+            tokens["access_token"].as_str().unwrap()
+        )
+        .await["active"],
+        false
+    );
 
-    let (_, _, cc) = post_form(&app, "/token", Some((&id, &sec)), &[("grant_type", "client_credentials")]).await;
+    let (_, _, cc) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
     app.core.delete_client(&client.id, "test").await.unwrap();
-    assert_eq!(introspect(&app, rs.id.as_str(), rs_secret.expose(), cc["access_token"].as_str().unwrap()).await["active"], false);
-    let (s, _, _) = post_form(&app, "/token", Some((&id, &sec)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(
+        introspect(
+            &app,
+            rs.id.as_str(),
+            rs_secret.expose(),
+            cc["access_token"].as_str().unwrap()
+        )
+        .await["active"],
+        false
+    );
+    let (s, _, _) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
     assert_eq!(s, 401);
     app.stop().await;
 }

@@ -71,7 +71,11 @@ impl TestApp {
                     kind: Some(ClientKind::Confidential),
                     redirect_uris: vec![redirect_uri.into()],
                     post_logout_redirect_uris: vec![format!("{redirect_uri}/logged-out")],
-                    grant_types: vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()],
+                    grant_types: vec![
+                        "authorization_code".into(),
+                        "refresh_token".into(),
+                        "client_credentials".into(),
+                    ],
                     scopes: "openid profile email api:read api:write".into(),
                     ..Default::default()
                 },
@@ -165,7 +169,10 @@ pub fn browser() -> reqwest::Client {
 
 /// An HTTP client for machine calls.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// Runs a test body once per backend: `both_backends!(name_of_async_fn_taking_backend, …)`.

@@ -19,14 +19,18 @@ use crate::config::{KekSource, Settings};
 /// Opens the configured store and applies migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     if settings.is_postgres() {
-        let store = PgStore::connect(&settings.database_url).await.context("database_url: cannot connect to PostgreSQL")?;
+        let store = PgStore::connect(&settings.database_url)
+            .await
+            .context("database_url: cannot connect to PostgreSQL")?;
         store.migrate().await.context("migrating the PostgreSQL database")?;
         Ok(Arc::new(store))
     } else {
         if let Some(dir) = sqlite_parent_dir(&settings.database_url) {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
         }
-        let store = SqliteStore::connect(&settings.database_url).await.context("database_url: cannot open SQLite")?;
+        let store = SqliteStore::connect(&settings.database_url)
+            .await
+            .context("database_url: cannot open SQLite")?;
         store.migrate().await.context("migrating the SQLite database")?;
         Ok(Arc::new(store))
     }
@@ -38,7 +42,10 @@ fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
     if path.is_empty() || path.starts_with(":memory:") {
         return None;
     }
-    Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf)
+    Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
 }
 
 /// Loads the key-encryption key; for the embedded default, generates it on first start.
@@ -100,8 +107,10 @@ pub async fn start_core(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> 
 /// The public surface: protocol endpoints and the login/consent pages.
 pub fn public_router(core: &Arc<Portcullis>) -> Router {
     let secure_cookies = core.settings.issuer.starts_with("https://");
-    portcullis_server::router(Arc::clone(core))
-        .merge(portcullis_web::public_router(Arc::clone(core), portcullis_web::WebConfig { secure_cookies }))
+    portcullis_server::router(Arc::clone(core)).merge(portcullis_web::public_router(
+        Arc::clone(core),
+        portcullis_web::WebConfig { secure_cookies },
+    ))
 }
 
 /// The admin surface, on its own listener (DESIGN §1).
@@ -167,7 +176,13 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
         let _ = rx_m.wait_for(|stop| *stop).await;
         maint_abort.abort();
     }));
-    Ok(Running { public_addr, admin_addr, core, shutdown: tx, tasks })
+    Ok(Running {
+        public_addr,
+        admin_addr,
+        core,
+        shutdown: tx,
+        tasks,
+    })
 }
 
 /// `portcullis serve`: binds the configured addresses and runs until SIGTERM or Ctrl-C.

@@ -16,7 +16,11 @@ use crate::app;
 use crate::config::Settings;
 
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about = "An OAuth 2.0 / OpenID Connect authorization server")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "An OAuth 2.0 / OpenID Connect authorization server"
+)]
 pub struct Cli {
     /// Configuration file (default: portcullis.toml if present).
     #[arg(long, global = true)]
@@ -171,7 +175,10 @@ fn read_password(prompt: &str) -> anyhow::Result<Secret> {
         first
     } else {
         let mut line = String::new();
-        stdin.lock().read_line(&mut line).context("password: cannot read standard input")?;
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("password: cannot read standard input")?;
         line.trim_end_matches(['\n', '\r']).to_owned()
     };
     if password.is_empty() {
@@ -201,8 +208,14 @@ fn print_client(c: &Client) {
     println!("client_id:     {}", c.id);
     println!("name:          {}", c.name);
     println!("kind:          {}", c.kind.as_str());
-    println!("redirect_uris: {}", c.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(" "));
-    println!("grant_types:   {}", c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "));
+    println!(
+        "redirect_uris: {}",
+        c.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(" ")
+    );
+    println!(
+        "grant_types:   {}",
+        c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" ")
+    );
     println!("scope:         {}", c.scopes);
     println!("first_party:   {}", c.first_party);
     println!("disabled:      {}", c.disabled);
@@ -251,10 +264,19 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             let alg = SigningAlg::parse(&alg).map_err(|e| anyhow::anyhow!("--alg: {e}"))?;
             let kid = core
                 .keys
-                .rotate(core.store.as_ref(), alg, core.now(), core.settings.retired_key_publication())
+                .rotate(
+                    core.store.as_ref(),
+                    alg,
+                    core.now(),
+                    core.settings.retired_key_publication(),
+                )
                 .await
                 .map_err(user_facing)?;
-            core.audit(portcullis_core::audit::Event::new("key.rotated").actor(ACTOR).detail(json!({ "next_kid": kid })));
+            core.audit(
+                portcullis_core::audit::Event::new("key.rotated")
+                    .actor(ACTOR)
+                    .detail(json!({ "next_kid": kid })),
+            );
             println!("rotated: the next key now signs; new next key {kid} ({alg}) is published");
         }
         Command::Keys(KeysCommand::List { json }) => {
@@ -272,7 +294,8 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             }
         }
         Command::Client(ClientCommand::Create(c)) => {
-            let kind = ClientKind::parse(&c.kind).ok_or_else(|| anyhow::anyhow!("--kind: must be confidential or public"))?;
+            let kind =
+                ClientKind::parse(&c.kind).ok_or_else(|| anyhow::anyhow!("--kind: must be confidential or public"))?;
             let input = ClientInput {
                 name: c.name,
                 kind: Some(kind),
@@ -287,7 +310,10 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             let (client, secret) = core.create_client(&input, ACTOR).await.map_err(user_facing)?;
             if c.json {
                 let mut v = client_json(&client);
-                v["client_secret"] = secret.as_ref().map(|s| json!(s.expose())).unwrap_or(serde_json::Value::Null);
+                v["client_secret"] = secret
+                    .as_ref()
+                    .map(|s| json!(s.expose()))
+                    .unwrap_or(serde_json::Value::Null);
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print_client(&client);
@@ -300,10 +326,19 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
         Command::Client(ClientCommand::List { search, json }) => {
             let clients = core.list_clients(search.as_deref()).await.map_err(user_facing)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&clients.iter().map(client_json).collect::<Vec<_>>())?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&clients.iter().map(client_json).collect::<Vec<_>>())?
+                );
             } else {
                 for c in clients {
-                    println!("{:<24} {:<13} {}{}", c.id, c.kind.as_str(), c.name, if c.disabled { " (disabled)" } else { "" });
+                    println!(
+                        "{:<24} {:<13} {}{}",
+                        c.id,
+                        c.kind.as_str(),
+                        c.name,
+                        if c.disabled { " (disabled)" } else { "" }
+                    );
                 }
             }
         }
@@ -319,21 +354,43 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             let id = client_id(&id)?;
             let secret = core.rotate_client_secret(&id, ACTOR).await.map_err(user_facing)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&json!({"client_id": id.as_str(), "client_secret": secret.expose()}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"client_id": id.as_str(), "client_secret": secret.expose()}))?
+                );
             } else {
-                println!("client_secret: {}\n\nThe secret is shown only this once; store it now.", secret.expose());
+                println!(
+                    "client_secret: {}\n\nThe secret is shown only this once; store it now.",
+                    secret.expose()
+                );
             }
         }
         Command::Client(ClientCommand::Delete { client_id: id }) => {
             core.delete_client(&client_id(&id)?, ACTOR).await.map_err(user_facing)?;
             println!("deleted client {id}");
         }
-        Command::User(UserCommand::Create { username, email, email_verified, name, json }) => {
+        Command::User(UserCommand::Create {
+            username,
+            email,
+            email_verified,
+            name,
+            json,
+        }) => {
             let password = read_password("Password")?;
-            let input = UserInput { username, email, email_verified, name };
+            let input = UserInput {
+                username,
+                email,
+                email_verified,
+                name,
+            };
             let user = core.create_user(&input, &password, ACTOR).await.map_err(user_facing)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&json!({"id": user.id, "username": user.username, "email": user.email}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"id": user.id, "username": user.username, "email": user.email})
+                    )?
+                );
             } else {
                 println!("created user {} ({})", user.username, user.id);
             }
@@ -348,30 +405,45 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for u in users {
-                    println!("{:<36} {:<24} {}{}", u.id, u.username, u.email.unwrap_or_default(), if u.disabled { " (disabled)" } else { "" });
+                    println!(
+                        "{:<36} {:<24} {}{}",
+                        u.id,
+                        u.username,
+                        u.email.unwrap_or_default(),
+                        if u.disabled { " (disabled)" } else { "" }
+                    );
                 }
             }
         }
         Command::User(UserCommand::SetPassword { username }) => {
             let user = core.find_user(&username).await.map_err(user_facing)?;
             let password = read_password("New password")?;
-            core.set_user_password(user.id, &password, ACTOR).await.map_err(user_facing)?;
+            core.set_user_password(user.id, &password, ACTOR)
+                .await
+                .map_err(user_facing)?;
             println!("password changed for {username}; their sessions and grants were ended");
         }
         Command::User(UserCommand::Disable { username }) => {
             let user = core.find_user(&username).await.map_err(user_facing)?;
-            core.set_user_disabled(user.id, true, ACTOR).await.map_err(user_facing)?;
+            core.set_user_disabled(user.id, true, ACTOR)
+                .await
+                .map_err(user_facing)?;
             println!("disabled {username}; their sessions and grants were ended");
         }
         Command::User(UserCommand::Enable { username }) => {
             let user = core.find_user(&username).await.map_err(user_facing)?;
-            core.set_user_disabled(user.id, false, ACTOR).await.map_err(user_facing)?;
+            core.set_user_disabled(user.id, false, ACTOR)
+                .await
+                .map_err(user_facing)?;
             println!("enabled {username}");
         }
         Command::Admin(AdminCommand::Create { username, role }) => {
             let role = AdminRole::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: must be admin or auditor"))?;
             let password = read_password("Password")?;
-            let admin = core.create_admin(&username, &password, role, ACTOR).await.map_err(user_facing)?;
+            let admin = core
+                .create_admin(&username, &password, role, ACTOR)
+                .await
+                .map_err(user_facing)?;
             println!("created {} account {}", role.as_str(), admin.username);
         }
         Command::Serve | Command::Migrate => {}

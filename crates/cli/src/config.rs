@@ -45,7 +45,11 @@ fn cfg_err(setting: &str, origin: &Origins, message: impl Into<String>) -> Confi
         Some(o) => format!(" (from {o})"),
         None => String::new(),
     };
-    ConfigError { setting: setting.to_owned(), source_note, message: message.into() }
+    ConfigError {
+        setting: setting.to_owned(),
+        source_note,
+        message: message.into(),
+    }
 }
 
 /// Where each setting came from, for error messages.
@@ -157,14 +161,20 @@ impl RawConfig {
     /// Applies `PORTCULLIS_<KEY>` variables (and `DATABASE_URL` as a fallback for
     /// `database_url`). An unknown `PORTCULLIS_…` variable is an error, so a typo does
     /// not silently leave a default in place.
-    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>, origins: &mut Origins) -> Result<(), ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+        origins: &mut Origins,
+    ) -> Result<(), ConfigError> {
         let mut database_url_fallback = None;
         for (name, value) in vars {
             if name == "DATABASE_URL" {
                 database_url_fallback = Some(value);
                 continue;
             }
-            let Some(key) = name.strip_prefix("PORTCULLIS_") else { continue };
+            let Some(key) = name.strip_prefix("PORTCULLIS_") else {
+                continue;
+            };
             // Variables read by the test suite and tools, not by the server.
             if key.starts_with("TEST_") || key.starts_with("BENCH_") {
                 continue;
@@ -179,7 +189,9 @@ impl RawConfig {
             }
             origins.insert(key.clone(), name.clone());
             let int = |v: &str| -> Result<i64, ConfigError> {
-                v.trim().parse::<i64>().map_err(|_| cfg_err(&key, origins, format!("{v:?} is not a whole number of seconds")))
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| cfg_err(&key, origins, format!("{v:?} is not a whole number of seconds")))
             };
             match key.as_str() {
                 "issuer" => self.issuer = Some(value),
@@ -213,7 +225,8 @@ impl RawConfig {
     /// Validates and fills defaults.
     pub fn validate(self, origins: &Origins) -> Result<Settings, ConfigError> {
         let issuer = self.issuer.unwrap_or_else(|| "http://localhost:9090".into());
-        let url = url::Url::parse(&issuer).map_err(|e| cfg_err("issuer", origins, format!("{issuer:?} is not a URL: {e}")))?;
+        let url = url::Url::parse(&issuer)
+            .map_err(|e| cfg_err("issuer", origins, format!("{issuer:?} is not a URL: {e}")))?;
         // OIDC Discovery §3 / RFC 8414 §2: https, no query, no fragment.
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(cfg_err("issuer", origins, "must be an http(s) URL with a host"));
@@ -222,11 +235,16 @@ impl RawConfig {
             return Err(cfg_err("issuer", origins, "must not contain a query or fragment"));
         }
         if url.path() != "/" {
-            return Err(cfg_err("issuer", origins, "must not have a path (Portcullis serves at the root)"));
+            return Err(cfg_err(
+                "issuer",
+                origins,
+                "must not have a path (Portcullis serves at the root)",
+            ));
         }
         let addr = |key: &str, v: Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
             let v = v.unwrap_or_else(|| default.to_owned());
-            v.parse().map_err(|_| cfg_err(key, origins, format!("{v:?} is not an address like 127.0.0.1:9090")))
+            v.parse()
+                .map_err(|_| cfg_err(key, origins, format!("{v:?} is not an address like 127.0.0.1:9090")))
         };
         let public_addr = addr("public_addr", self.public_addr, "0.0.0.0:9090")?;
         let admin_addr = addr("admin_addr", self.admin_addr, "127.0.0.1:9091")?;
@@ -234,7 +252,11 @@ impl RawConfig {
         let database_url = match self.database_url {
             Some(u) => {
                 if !(u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:")) {
-                    return Err(cfg_err("database_url", origins, "must start with postgres://, postgresql:// or sqlite:"));
+                    return Err(cfg_err(
+                        "database_url",
+                        origins,
+                        "must start with postgres://, postgresql:// or sqlite:",
+                    ));
                 }
                 u
             }
@@ -244,7 +266,8 @@ impl RawConfig {
         let kek = match (self.kek, self.kek_file) {
             (Some(_), Some(_)) => return Err(cfg_err("kek", origins, "set kek or kek_file, not both")),
             (Some(k), None) => {
-                portcullis_core::crypto::Kek::parse(&k).map_err(|e| cfg_err("kek", origins, format!("invalid key-encryption key: {e}")))?;
+                portcullis_core::crypto::Kek::parse(&k)
+                    .map_err(|e| cfg_err("kek", origins, format!("invalid key-encryption key: {e}")))?;
                 KekSource::Inline(k)
             }
             (None, Some(f)) => {
@@ -264,11 +287,21 @@ impl RawConfig {
         let log_format = match self.log_format.as_deref() {
             None | Some("human") => LogFormat::Human,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(cfg_err("log_format", origins, format!("{other:?}: expected human or json"))),
+            Some(other) => {
+                return Err(cfg_err(
+                    "log_format",
+                    origins,
+                    format!("{other:?}: expected human or json"),
+                ));
+            }
         };
         let log_level = self.log_level.unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-            return Err(cfg_err("log_level", origins, format!("{log_level:?} is not a log filter (e.g. info, debug)")));
+            return Err(cfg_err(
+                "log_level",
+                origins,
+                format!("{log_level:?} is not a log filter (e.g. info, debug)"),
+            ));
         }
         let mut core = CoreSettings::for_issuer(&issuer);
         if let Some(a) = self.signing_alg {
@@ -278,7 +311,11 @@ impl RawConfig {
             match v {
                 None => Ok(None),
                 Some(s) if (min..=max).contains(&s) => Ok(Some(time::Duration::seconds(s))),
-                Some(s) => Err(cfg_err(key, origins, format!("{s} is out of range {min}..={max} seconds"))),
+                Some(s) => Err(cfg_err(
+                    key,
+                    origins,
+                    format!("{s} is out of range {min}..={max} seconds"),
+                )),
             }
         };
         if let Some(d) = ttl("access_token_ttl", self.access_token_ttl, 60, 86_400)? {
@@ -298,11 +335,24 @@ impl RawConfig {
         }
         if let Some(n) = self.max_concurrent_password_hashes {
             if !(1..=256).contains(&n) {
-                return Err(cfg_err("max_concurrent_password_hashes", origins, "must be between 1 and 256"));
+                return Err(cfg_err(
+                    "max_concurrent_password_hashes",
+                    origins,
+                    "must be between 1 and 256",
+                ));
             }
             core.max_concurrent_password_hashes = usize::try_from(n).unwrap_or(4);
         }
-        Ok(Settings { public_addr, admin_addr, database_url, data_dir, kek, log_format, log_level, core })
+        Ok(Settings {
+            public_addr,
+            admin_addr,
+            database_url,
+            data_dir,
+            kek,
+            log_format,
+            log_level,
+            core,
+        })
     }
 }
 
@@ -312,7 +362,10 @@ impl Settings {
         Self::load_from(config, std::env::vars())
     }
 
-    pub fn load_from(config: Option<&Path>, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn load_from(
+        config: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut origins = Origins::new();
         let mut raw = RawConfig::from_file(config, &mut origins)?;
         raw.apply_env(vars, &mut origins)?;
@@ -359,7 +412,10 @@ mod tests {
     #[test]
     fn errors_name_the_setting_and_its_source() {
         let e = load(&[("PORTCULLIS_ISSUER", "https://id.example/?x=1")]).unwrap_err();
-        assert_eq!(e.to_string(), "configuration: issuer (from PORTCULLIS_ISSUER): must not contain a query or fragment");
+        assert_eq!(
+            e.to_string(),
+            "configuration: issuer (from PORTCULLIS_ISSUER): must not contain a query or fragment"
+        );
         let e = load(&[("PORTCULLIS_ISSUER", "not a url")]).unwrap_err();
         assert_eq!(e.setting, "issuer");
         let e = load(&[("PORTCULLIS_ISSUER", "https://id.example/#frag")]).unwrap_err();

@@ -34,7 +34,14 @@ pub struct Event {
 
 impl Event {
     pub fn new(event_type: &'static str) -> Self {
-        Self { event_type, actor: None, user_id: None, client_id: None, ip: None, detail: serde_json::json!({}) }
+        Self {
+            event_type,
+            actor: None,
+            user_id: None,
+            client_id: None,
+            ip: None,
+            detail: serde_json::json!({}),
+        }
     }
     pub fn actor(mut self, actor: impl Into<String>) -> Self {
         self.actor = Some(actor.into());
@@ -63,7 +70,10 @@ impl AuditSink {
     pub fn spawn(store: Arc<dyn Store>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(writer(store, rx));
-        Self { tx, dropped: Arc::new(AtomicU64::new(0)) }
+        Self {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     pub fn record(&self, now: OffsetDateTime, event: Event) {

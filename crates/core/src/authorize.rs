@@ -188,13 +188,20 @@ impl Portcullis {
         code: ErrorCode,
         description: &str,
     ) -> AuthorizationResponse {
-        let mut params = vec![("error", code.as_str().to_owned()), ("error_description", description.to_owned())];
+        let mut params = vec![
+            ("error", code.as_str().to_owned()),
+            ("error_description", description.to_owned()),
+        ];
         if let Some(s) = state {
             params.push(("state", s.to_owned()));
         }
         // RFC 9207 §2: the issuer identifies who answered, against mix-up attacks.
         params.push(("iss", self.settings.issuer.clone()));
-        AuthorizationResponse { redirect_uri: redirect_uri.clone(), response_mode: mode, params }
+        AuthorizationResponse {
+            redirect_uri: redirect_uri.clone(),
+            response_mode: mode,
+            params,
+        }
     }
 
     /// Validates an authorization request. The client and redirect URI are checked
@@ -202,23 +209,42 @@ impl Portcullis {
     pub async fn validate_authorization(&self, p: &AuthorizeParams) -> Result<AuthorizationRequest, AuthorizeError> {
         // RFC 6749 §4.1.2.1: problems with client_id or redirect_uri are never redirected.
         if p.duplicated.iter().any(|d| d == "client_id" || d == "redirect_uri") {
-            return Err(AuthorizeError::Page("The request repeats client_id or redirect_uri.".into()));
+            return Err(AuthorizeError::Page(
+                "The request repeats client_id or redirect_uri.".into(),
+            ));
         }
-        let client_id = p.client_id.as_deref().ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
-        let client_id = ClientId::parse(client_id).map_err(|_| AuthorizeError::Page("The client_id is not valid.".into()))?;
+        let client_id = p
+            .client_id
+            .as_deref()
+            .ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
+        let client_id =
+            ClientId::parse(client_id).map_err(|_| AuthorizeError::Page("The client_id is not valid.".into()))?;
         let client = match self.store.get_client(&client_id).await.map_err(Error::from)? {
             Some(c) if !c.disabled => c,
-            _ => return Err(AuthorizeError::Page("The application that sent you here is not registered.".into())),
+            _ => {
+                return Err(AuthorizeError::Page(
+                    "The application that sent you here is not registered.".into(),
+                ));
+            }
         };
         let (redirect_uri, explicit) = match p.redirect_uri.as_deref() {
             Some(raw) => {
                 // RFC 9700 §4.1.3: exact string comparison.
                 let found = client.redirect_uris.iter().find(|r| r.as_str() == raw).cloned();
-                (found.ok_or_else(|| AuthorizeError::Page("The redirect_uri is not registered for this application.".into()))?, true)
+                (
+                    found.ok_or_else(|| {
+                        AuthorizeError::Page("The redirect_uri is not registered for this application.".into())
+                    })?,
+                    true,
+                )
             }
             None => match client.redirect_uris.as_slice() {
                 [only] => (only.clone(), false),
-                _ => return Err(AuthorizeError::Page("The request has no redirect_uri and the application has several.".into())),
+                _ => {
+                    return Err(AuthorizeError::Page(
+                        "The request has no redirect_uri and the application has several.".into(),
+                    ));
+                }
             },
         };
 
@@ -241,50 +267,89 @@ impl Portcullis {
         if let Some(d) = p.duplicated.first() {
             return Err(fail(ErrorCode::InvalidRequest, &format!("parameter {d} is repeated")));
         }
-        if [&p.state, &p.nonce, &p.login_hint, &p.scope].iter().any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN)) {
+        if [&p.state, &p.nonce, &p.login_hint, &p.scope]
+            .iter()
+            .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN))
+        {
             return Err(fail(ErrorCode::InvalidRequest, "a parameter is too long"));
         }
         // OIDC Core §6: request objects are not supported.
         if p.request.is_some() {
-            return Err(fail(ErrorCode::RequestNotSupported, "the request parameter is not supported"));
+            return Err(fail(
+                ErrorCode::RequestNotSupported,
+                "the request parameter is not supported",
+            ));
         }
         if p.request_uri.is_some() {
-            return Err(fail(ErrorCode::RequestUriNotSupported, "the request_uri parameter is not supported"));
+            return Err(fail(
+                ErrorCode::RequestUriNotSupported,
+                "the request_uri parameter is not supported",
+            ));
         }
         match p.response_type.as_deref() {
             None => return Err(fail(ErrorCode::InvalidRequest, "response_type is required")),
             Some("code") => {}
-            Some(_) => return Err(fail(ErrorCode::UnsupportedResponseType, "only response_type=code is supported")),
+            Some(_) => {
+                return Err(fail(
+                    ErrorCode::UnsupportedResponseType,
+                    "only response_type=code is supported",
+                ));
+            }
         }
         if !client.grant_types.contains(&GrantType::AuthorizationCode) {
-            return Err(fail(ErrorCode::UnauthorizedClient, "this client may not use the authorization code grant"));
+            return Err(fail(
+                ErrorCode::UnauthorizedClient,
+                "this client may not use the authorization code grant",
+            ));
         }
-        let scope = p.scope.as_deref().ok_or_else(|| fail(ErrorCode::InvalidScope, "scope is required"))?;
+        let scope = p
+            .scope
+            .as_deref()
+            .ok_or_else(|| fail(ErrorCode::InvalidScope, "scope is required"))?;
         let scope = ScopeSet::parse(scope).map_err(|e| fail(ErrorCode::InvalidScope, &e.0))?;
         if scope.is_empty() {
             return Err(fail(ErrorCode::InvalidScope, "scope is required"));
         }
         let not_allowed = scope.difference(&client.scopes);
         if !not_allowed.is_empty() {
-            return Err(fail(ErrorCode::InvalidScope, &format!("scope not allowed for this client: {not_allowed}")));
+            return Err(fail(
+                ErrorCode::InvalidScope,
+                &format!("scope not allowed for this client: {not_allowed}"),
+            ));
         }
         // RFC 7636 §4.3 and RFC 9700 §2.1.1: S256 only; required for public clients
         // and, by default, for all.
         match p.code_challenge_method.as_deref() {
             None | Some("S256") => {}
-            Some("plain") => return Err(fail(ErrorCode::InvalidRequest, "code_challenge_method plain is not allowed; use S256")),
+            Some("plain") => {
+                return Err(fail(
+                    ErrorCode::InvalidRequest,
+                    "code_challenge_method plain is not allowed; use S256",
+                ));
+            }
             Some(_) => return Err(fail(ErrorCode::InvalidRequest, "code_challenge_method must be S256")),
         }
         let code_challenge = match p.code_challenge.as_deref() {
             Some(c) => {
                 if p.code_challenge_method.is_none() {
                     // RFC 7636 §4.3 defaults to plain, which is refused.
-                    return Err(fail(ErrorCode::InvalidRequest, "code_challenge_method=S256 is required"));
+                    return Err(fail(
+                        ErrorCode::InvalidRequest,
+                        "code_challenge_method=S256 is required",
+                    ));
                 }
-                Some(CodeChallenge::parse(c).map_err(|e| fail(ErrorCode::InvalidRequest, &e.0))?.as_str().to_owned())
+                Some(
+                    CodeChallenge::parse(c)
+                        .map_err(|e| fail(ErrorCode::InvalidRequest, &e.0))?
+                        .as_str()
+                        .to_owned(),
+                )
             }
             None if client.require_pkce => {
-                return Err(fail(ErrorCode::InvalidRequest, "code_challenge (PKCE, S256) is required"));
+                return Err(fail(
+                    ErrorCode::InvalidRequest,
+                    "code_challenge (PKCE, S256) is required",
+                ));
             }
             None => None,
         };
@@ -297,12 +362,20 @@ impl Portcullis {
                     "none" => prompt_none = true,
                     "login" => prompt_login = true,
                     "consent" => prompt_consent = true,
-                    _ => return Err(fail(ErrorCode::InvalidRequest, &format!("unsupported prompt value {v}"))),
+                    _ => {
+                        return Err(fail(
+                            ErrorCode::InvalidRequest,
+                            &format!("unsupported prompt value {v}"),
+                        ));
+                    }
                 }
             }
             // OIDC Core §3.1.2.1: none with any other value is an error.
             if prompt_none && (prompt_login || prompt_consent) {
-                return Err(fail(ErrorCode::InvalidRequest, "prompt=none cannot be combined with other values"));
+                return Err(fail(
+                    ErrorCode::InvalidRequest,
+                    "prompt=none cannot be combined with other values",
+                ));
             }
         }
         let max_age = match p.max_age.as_deref() {
@@ -339,14 +412,29 @@ impl Portcullis {
     async fn pending_client(&self, req: &AuthorizationRequest) -> Result<(Client, RedirectUri, ScopeSet)> {
         let stale = || Error::oauth(ErrorCode::InvalidRequest, "the application changed; start again");
         let id = ClientId::parse(&req.client_id).map_err(|_| stale())?;
-        let client = self.store.get_client(&id).await?.filter(|c| !c.disabled).ok_or_else(stale)?;
-        let uri = client.redirect_uris.iter().find(|r| r.as_str() == req.redirect_uri).cloned().ok_or_else(stale)?;
+        let client = self
+            .store
+            .get_client(&id)
+            .await?
+            .filter(|c| !c.disabled)
+            .ok_or_else(stale)?;
+        let uri = client
+            .redirect_uris
+            .iter()
+            .find(|r| r.as_str() == req.redirect_uri)
+            .cloned()
+            .ok_or_else(stale)?;
         let scope = ScopeSet::parse(&req.scope).map_err(|_| stale())?;
         Ok((client, uri, scope))
     }
 
     /// An error response for a pending request, to its validated redirect URI.
-    pub fn authorization_error(&self, req: &AuthorizationRequest, code: ErrorCode, description: &str) -> Result<AuthorizationResponse> {
+    pub fn authorization_error(
+        &self,
+        req: &AuthorizationRequest,
+        code: ErrorCode,
+        description: &str,
+    ) -> Result<AuthorizationResponse> {
         let uri = RedirectUri::parse(&req.redirect_uri).map_err(|e| Error::Unexpected(e.0))?;
         Ok(self.error_response(&uri, req.response_mode, req.state.as_deref(), code, description))
     }
@@ -356,7 +444,12 @@ impl Portcullis {
         let (client, redirect_uri, scope) = self.pending_client(req).await?;
         let now = self.now().unix_timestamp();
         let user = match auth {
-            Some(a) => self.store.get_user(a.user_id).await?.filter(|u| !u.disabled).map(|u| (a, u)),
+            Some(a) => self
+                .store
+                .get_user(a.user_id)
+                .await?
+                .filter(|u| !u.disabled)
+                .map(|u| (a, u)),
             None => None,
         };
         let needs_login = match &user {
@@ -366,12 +459,24 @@ impl Portcullis {
             }
         };
         let error = |code, desc: &str| {
-            Ok(Next::Respond(self.error_response(&redirect_uri, req.response_mode, req.state.as_deref(), code, desc)))
+            Ok(Next::Respond(self.error_response(
+                &redirect_uri,
+                req.response_mode,
+                req.state.as_deref(),
+                code,
+                desc,
+            )))
         };
         if needs_login {
-            return if req.prompt_none { error(ErrorCode::LoginRequired, "the user is not logged in") } else { Ok(Next::Login) };
+            return if req.prompt_none {
+                error(ErrorCode::LoginRequired, "the user is not logged in")
+            } else {
+                Ok(Next::Login)
+            };
         }
-        let Some((auth, user)) = user else { return Ok(Next::Login) };
+        let Some((auth, user)) = user else {
+            return Ok(Next::Login);
+        };
         let consented = client.first_party
             || self
                 .store
@@ -380,9 +485,15 @@ impl Portcullis {
                 .is_some_and(|c| scope.is_subset(&c.scope));
         let needs_consent = !consented || (req.prompt_consent && !req.interaction.consent_done);
         if needs_consent {
-            return if req.prompt_none { error(ErrorCode::ConsentRequired, "the user has not consented") } else { Ok(Next::Consent) };
+            return if req.prompt_none {
+                error(ErrorCode::ConsentRequired, "the user has not consented")
+            } else {
+                Ok(Next::Consent)
+            };
         }
-        Ok(Next::Respond(self.issue_code(req, &client, redirect_uri, scope, auth).await?))
+        Ok(Next::Respond(
+            self.issue_code(req, &client, redirect_uri, scope, auth).await?,
+        ))
     }
 
     /// Records the person's consent to a pending request (adding to earlier consent).
@@ -394,17 +505,36 @@ impl Portcullis {
             None => scope,
         };
         self.store
-            .upsert_consent(&Consent { user_id: auth.user_id, client_id: client.id.clone(), scope: all.clone(), granted_at: self.now() })
+            .upsert_consent(&Consent {
+                user_id: auth.user_id,
+                client_id: client.id.clone(),
+                scope: all.clone(),
+                granted_at: self.now(),
+            })
             .await?;
         self.audit(
-            Event::new("consent.granted").user(auth.user_id).client(client.id.as_str()).ip(ip).detail(serde_json::json!({ "scope": all.as_string() })),
+            Event::new("consent.granted")
+                .user(auth.user_id)
+                .client(client.id.as_str())
+                .ip(ip)
+                .detail(serde_json::json!({ "scope": all.as_string() })),
         );
         Ok(())
     }
 
     /// The person refused: RFC 6749 §4.1.2.1 `access_denied`.
-    pub fn deny_consent(&self, req: &AuthorizationRequest, auth: &AuthSession, ip: Option<String>) -> Result<AuthorizationResponse> {
-        self.audit(Event::new("consent.denied").user(auth.user_id).client(req.client_id.clone()).ip(ip));
+    pub fn deny_consent(
+        &self,
+        req: &AuthorizationRequest,
+        auth: &AuthSession,
+        ip: Option<String>,
+    ) -> Result<AuthorizationResponse> {
+        self.audit(
+            Event::new("consent.denied")
+                .user(auth.user_id)
+                .client(req.client_id.clone())
+                .ip(ip),
+        );
         self.authorization_error(req, ErrorCode::AccessDenied, "the user denied the request")
     }
 
@@ -418,7 +548,8 @@ impl Portcullis {
     ) -> Result<AuthorizationResponse> {
         let now = self.now();
         let code = random_token()?;
-        let auth_time = time::OffsetDateTime::from_unix_timestamp(auth.auth_time).map_err(|e| Error::Unexpected(e.to_string()))?;
+        let auth_time =
+            time::OffsetDateTime::from_unix_timestamp(auth.auth_time).map_err(|e| Error::Unexpected(e.to_string()))?;
         self.store
             .insert_code(&AuthorizationCode {
                 code_hash: sha256(code.as_bytes()),
@@ -440,6 +571,10 @@ impl Portcullis {
             params.push(("state", s.clone()));
         }
         params.push(("iss", self.settings.issuer.clone()));
-        Ok(AuthorizationResponse { redirect_uri, response_mode: req.response_mode, params })
+        Ok(AuthorizationResponse {
+            redirect_uri,
+            response_mode: req.response_mode,
+            params,
+        })
     }
 }

@@ -58,11 +58,17 @@ fn parse_origin(raw: &str) -> Result<String> {
     let url = url::Url::parse(raw).map_err(|e| Error::invalid("cors_origins", format!("{raw}: {e}")))?;
     let origin = url.origin();
     if !origin.is_tuple() || !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::invalid("cors_origins", format!("{raw}: must be an http(s) origin")));
+        return Err(Error::invalid(
+            "cors_origins",
+            format!("{raw}: must be an http(s) origin"),
+        ));
     }
     let ascii = origin.ascii_serialization();
     if ascii != raw.trim_end_matches('/') {
-        return Err(Error::invalid("cors_origins", format!("{raw}: must be an origin only (scheme, host, port), e.g. {ascii}")));
+        return Err(Error::invalid(
+            "cors_origins",
+            format!("{raw}: must be an origin only (scheme, host, port), e.g. {ascii}"),
+        ));
     }
     Ok(ascii)
 }
@@ -82,7 +88,9 @@ fn parse_optional_url(field: &'static str, raw: &Option<String>) -> Result<Optio
 
 fn check_ttl(field: &'static str, ttl: Option<i64>, max: i64) -> Result<()> {
     match ttl {
-        Some(t) if !(60..=max).contains(&t) => Err(Error::invalid(field, format!("must be between 60 and {max} seconds"))),
+        Some(t) if !(60..=max).contains(&t) => {
+            Err(Error::invalid(field, format!("must be between 60 and {max} seconds")))
+        }
         _ => Ok(()),
     }
 }
@@ -92,7 +100,9 @@ fn validate(input: &ClientInput) -> Result<ValidClient> {
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Error::invalid("name", "must be 1 to 200 characters"));
     }
-    let kind = input.kind.ok_or_else(|| Error::invalid("kind", "must be confidential or public"))?;
+    let kind = input
+        .kind
+        .ok_or_else(|| Error::invalid("kind", "must be confidential or public"))?;
     let redirect_uris = parse_uris("redirect_uris", &input.redirect_uris)?;
     let post_logout_redirect_uris = parse_uris("post_logout_redirect_uris", &input.post_logout_redirect_uris)?;
     let mut grant_types = Vec::new();
@@ -106,14 +116,23 @@ fn validate(input: &ClientInput) -> Result<ValidClient> {
         return Err(Error::invalid("grant_types", "choose at least one grant type"));
     }
     if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-        return Err(Error::invalid("redirect_uris", "the authorization_code grant needs at least one redirect URI"));
+        return Err(Error::invalid(
+            "redirect_uris",
+            "the authorization_code grant needs at least one redirect URI",
+        ));
     }
     if grant_types.contains(&GrantType::RefreshToken) && !grant_types.contains(&GrantType::AuthorizationCode) {
-        return Err(Error::invalid("grant_types", "refresh_token is only issued with authorization_code"));
+        return Err(Error::invalid(
+            "grant_types",
+            "refresh_token is only issued with authorization_code",
+        ));
     }
     if kind == ClientKind::Public && grant_types.contains(&GrantType::ClientCredentials) {
         // RFC 6749 §4.4: client credentials only for confidential clients.
-        return Err(Error::invalid("grant_types", "a public client cannot use client_credentials"));
+        return Err(Error::invalid(
+            "grant_types",
+            "a public client cannot use client_credentials",
+        ));
     }
     let scopes = ScopeSet::parse(&input.scopes).map_err(|e| Error::invalid("scopes", e.0))?;
     // RFC 7636 and RFC 9700 §2.1.1: PKCE is mandatory for public clients.
@@ -178,7 +197,11 @@ impl Portcullis {
             updated_at: now,
         };
         self.store.insert_client(&client).await?;
-        self.audit(Event::new("admin.client.created").actor(actor).client(client.id.as_str()));
+        self.audit(
+            Event::new("admin.client.created")
+                .actor(actor)
+                .client(client.id.as_str()),
+        );
         Ok((client, secret))
     }
 
@@ -228,7 +251,11 @@ impl Portcullis {
         client.secret_hash = Some(sha256(secret.expose().as_bytes()));
         client.updated_at = self.now();
         self.store.update_client(&client).await.map_err(not_found("client"))?;
-        self.audit(Event::new("admin.client.secret_rotated").actor(actor).client(id.as_str()));
+        self.audit(
+            Event::new("admin.client.secret_rotated")
+                .actor(actor)
+                .client(id.as_str()),
+        );
         Ok(secret)
     }
 
@@ -237,7 +264,11 @@ impl Portcullis {
         client.disabled = disabled;
         client.updated_at = self.now();
         self.store.update_client(&client).await.map_err(not_found("client"))?;
-        let what = if disabled { "admin.client.disabled" } else { "admin.client.enabled" };
+        let what = if disabled {
+            "admin.client.disabled"
+        } else {
+            "admin.client.enabled"
+        };
         self.audit(Event::new(what).actor(actor).client(id.as_str()));
         Ok(client)
     }
@@ -251,10 +282,19 @@ impl Portcullis {
             .active_grant_ids_for_client(id)
             .await?
             .into_iter()
-            .map(|g| Revocation { target: RevocationTarget::Grant(g), expires_at })
+            .map(|g| Revocation {
+                target: RevocationTarget::Grant(g),
+                expires_at,
+            })
             .collect();
-        revocations.push(Revocation { target: RevocationTarget::Client(id.as_str().to_owned()), expires_at });
-        self.store.delete_client(id, &revocations).await.map_err(not_found("client"))?;
+        revocations.push(Revocation {
+            target: RevocationTarget::Client(id.as_str().to_owned()),
+            expires_at,
+        });
+        self.store
+            .delete_client(id, &revocations)
+            .await
+            .map_err(not_found("client"))?;
         self.revocations.insert_local(&revocations);
         self.audit(Event::new("admin.client.deleted").actor(actor).client(id.as_str()));
         Ok(())
@@ -268,7 +308,10 @@ impl Portcullis {
         let id = ClientId::parse(id).map_err(|_| invalid())?;
         let client = self.store.get_client(&id).await?;
         let ok = match (&client, secret) {
-            (Some(c), Some(s)) => c.secret_hash.as_ref().is_some_and(|h| digest_eq(h, &sha256(s.expose().as_bytes()))),
+            (Some(c), Some(s)) => c
+                .secret_hash
+                .as_ref()
+                .is_some_and(|h| digest_eq(h, &sha256(s.expose().as_bytes()))),
             (Some(c), None) => c.kind == ClientKind::Public,
             (None, _) => false,
         };
@@ -283,11 +326,17 @@ impl Portcullis {
 
     /// Access token lifetime for a client.
     pub fn access_ttl(&self, client: &Client) -> Duration {
-        client.access_token_ttl.map(Duration::seconds).unwrap_or(self.settings.access_token_ttl)
+        client
+            .access_token_ttl
+            .map(Duration::seconds)
+            .unwrap_or(self.settings.access_token_ttl)
     }
 
     pub fn refresh_ttl(&self, client: &Client) -> Duration {
-        client.refresh_token_ttl.map(Duration::seconds).unwrap_or(self.settings.refresh_token_ttl)
+        client
+            .refresh_token_ttl
+            .map(Duration::seconds)
+            .unwrap_or(self.settings.refresh_token_ttl)
     }
 }
 
@@ -318,17 +367,41 @@ mod tests {
         assert!(validate(&input()).is_ok());
         let mut i = input();
         i.redirect_uris = vec!["http://evil.example/cb".into()];
-        assert!(matches!(validate(&i), Err(Error::Invalid { field: "redirect_uris", .. })));
+        assert!(matches!(
+            validate(&i),
+            Err(Error::Invalid {
+                field: "redirect_uris",
+                ..
+            })
+        ));
         let mut i = input();
         i.kind = Some(ClientKind::Public);
         i.grant_types = vec!["client_credentials".into()];
-        assert!(matches!(validate(&i), Err(Error::Invalid { field: "grant_types", .. })));
+        assert!(matches!(
+            validate(&i),
+            Err(Error::Invalid {
+                field: "grant_types",
+                ..
+            })
+        ));
         let mut i = input();
         i.redirect_uris.clear();
-        assert!(matches!(validate(&i), Err(Error::Invalid { field: "redirect_uris", .. })));
+        assert!(matches!(
+            validate(&i),
+            Err(Error::Invalid {
+                field: "redirect_uris",
+                ..
+            })
+        ));
         let mut i = input();
         i.cors_origins = vec!["https://app.example/path".into()];
-        assert!(matches!(validate(&i), Err(Error::Invalid { field: "cors_origins", .. })));
+        assert!(matches!(
+            validate(&i),
+            Err(Error::Invalid {
+                field: "cors_origins",
+                ..
+            })
+        ));
         let mut i = input();
         i.kind = Some(ClientKind::Public);
         i.require_pkce = Some(false);

@@ -117,9 +117,14 @@ impl Kek {
         let (nonce, rest) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Unexpected("bad nonce".into()))?;
         let mut buf = rest.to_vec();
-        let plain = self.key()?.open_in_place(nonce, Aad::from(aad), &mut buf).map_err(|_| {
-            Error::Unexpected("cannot decrypt a signing key: wrong key-encryption key (PORTCULLIS_KEK / kek_file)?".into())
-        })?;
+        let plain = self
+            .key()?
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .map_err(|_| {
+                Error::Unexpected(
+                    "cannot decrypt a signing key: wrong key-encryption key (PORTCULLIS_KEK / kek_file)?".into(),
+                )
+            })?;
         Ok(plain.to_vec())
     }
 }
@@ -152,6 +157,9 @@ mod tests {
             "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         ));
-        assert!(!pkce_s256_matches("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(!pkce_s256_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
     }
 }

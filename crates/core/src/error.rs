@@ -33,10 +33,16 @@ pub enum Error {
 
 impl Error {
     pub fn oauth(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self::OAuth { code, description: description.into() }
+        Self::OAuth {
+            code,
+            description: description.into(),
+        }
     }
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid { field, message: message.into() }
+        Self::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }
 

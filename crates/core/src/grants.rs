@@ -50,13 +50,23 @@ impl Portcullis {
             TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
         };
         if !client.grant_types.contains(&grant_type) {
-            return Err(Error::oauth(ErrorCode::UnauthorizedClient, format!("this client may not use the {grant_type} grant")));
+            return Err(Error::oauth(
+                ErrorCode::UnauthorizedClient,
+                format!("this client may not use the {grant_type} grant"),
+            ));
         }
         match request {
-            TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
-                self.exchange_code(client, &code, redirect_uri.as_ref(), code_verifier.as_ref(), ip).await
+            TokenRequest::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                self.exchange_code(client, &code, redirect_uri.as_ref(), code_verifier.as_ref(), ip)
+                    .await
             }
-            TokenRequest::RefreshToken { refresh_token, scope } => self.refresh(client, &refresh_token, scope, ip).await,
+            TokenRequest::RefreshToken { refresh_token, scope } => {
+                self.refresh(client, &refresh_token, scope, ip).await
+            }
             TokenRequest::ClientCredentials { scope } => self.client_credentials(client, scope),
         }
     }
@@ -78,12 +88,16 @@ impl Portcullis {
             // the store only stores it for a fresh code, which this is not; for a
             // redeemed code the store revokes what the first redemption produced.
             let placeholder = self.new_grant(client, Uuid::nil(), ScopeSet::default(), now, String::new(), None);
-            if let CodeRedemption::Replayed { grant_id } =
-                self.store.redeem_code(&hash, &placeholder, None, now, replay_expiry).await?
+            if let CodeRedemption::Replayed { grant_id } = self
+                .store
+                .redeem_code(&hash, &placeholder, None, now, replay_expiry)
+                .await?
             {
                 self.on_code_replay(client, grant_id, ip);
             }
-            return Err(invalid_grant("the authorization code is invalid, expired or already used"));
+            return Err(invalid_grant(
+                "the authorization code is invalid, expired or already used",
+            ));
         };
         if stored.client_id != client.id {
             return Err(invalid_grant("the authorization code was issued to another client"));
@@ -95,7 +109,10 @@ impl Portcullis {
                 return Err(invalid_grant("redirect_uri does not match the authorization request"));
             }
             None if stored.redirect_uri_explicit => {
-                return Err(Error::oauth(ErrorCode::InvalidRequest, "redirect_uri is required: it was in the authorization request"));
+                return Err(Error::oauth(
+                    ErrorCode::InvalidRequest,
+                    "redirect_uri is required: it was in the authorization request",
+                ));
             }
             _ => {}
         }
@@ -110,30 +127,74 @@ impl Portcullis {
             (None, Some(_)) => return Err(invalid_grant("no code_challenge was sent for this code")),
             (None, None) => {}
         }
-        let user = self.store.get_user(stored.user_id).await?.filter(|u| !u.disabled).ok_or_else(|| invalid_grant("the user is no longer active"))?;
-        let grant = self.new_grant(client, user.id, stored.scope.clone(), stored.auth_time, stored.sid.clone(), stored.nonce.clone());
+        let user = self
+            .store
+            .get_user(stored.user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| invalid_grant("the user is no longer active"))?;
+        let grant = self.new_grant(
+            client,
+            user.id,
+            stored.scope.clone(),
+            stored.auth_time,
+            stored.sid.clone(),
+            stored.nonce.clone(),
+        );
         let refresh = self.new_refresh_token(client, &grant, now)?;
-        match self.store.redeem_code(&hash, &grant, refresh.as_ref().map(|(_, r)| r), now, replay_expiry).await? {
+        match self
+            .store
+            .redeem_code(&hash, &grant, refresh.as_ref().map(|(_, r)| r), now, replay_expiry)
+            .await?
+        {
             CodeRedemption::Redeemed => {}
             CodeRedemption::Replayed { grant_id } => {
                 self.on_code_replay(client, grant_id, ip);
                 return Err(invalid_grant("the authorization code was already used"));
             }
-            CodeRedemption::Invalid => return Err(invalid_grant("the authorization code is invalid, expired or already used")),
+            CodeRedemption::Invalid => {
+                return Err(invalid_grant(
+                    "the authorization code is invalid, expired or already used",
+                ));
+            }
         }
-        self.audit(Event::new("token.issued").client(client.id.as_str()).user(user.id).ip(ip).detail(serde_json::json!({"grant_type": "authorization_code", "grant_id": grant.id})));
-        let ctx = UserContext { user: &user, grant: &grant, nonce: stored.nonce.clone() };
+        self.audit(
+            Event::new("token.issued")
+                .client(client.id.as_str())
+                .user(user.id)
+                .ip(ip)
+                .detail(serde_json::json!({"grant_type": "authorization_code", "grant_id": grant.id})),
+        );
+        let ctx = UserContext {
+            user: &user,
+            grant: &grant,
+            nonce: stored.nonce.clone(),
+        };
         self.mint(client, &grant.scope, Some(ctx), refresh.map(|(t, _)| t), now)
     }
 
     fn on_code_replay(&self, client: &Client, grant_id: Uuid, ip: Option<String>) {
         let expires_at = self.now() + self.settings.max_access_token_ttl();
-        self.revocations.insert_local(&[crate::model::Revocation { target: crate::model::RevocationTarget::Grant(grant_id), expires_at }]);
-        self.audit(Event::new("code.replay_detected").client(client.id.as_str()).ip(ip).detail(serde_json::json!({"grant_id": grant_id})));
+        self.revocations.insert_local(&[crate::model::Revocation {
+            target: crate::model::RevocationTarget::Grant(grant_id),
+            expires_at,
+        }]);
+        self.audit(
+            Event::new("code.replay_detected")
+                .client(client.id.as_str())
+                .ip(ip)
+                .detail(serde_json::json!({"grant_id": grant_id})),
+        );
     }
 
     /// RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2).
-    async fn refresh(&self, client: &Client, token: &Secret, scope: Option<ScopeSet>, ip: Option<String>) -> Result<TokenResponse> {
+    async fn refresh(
+        &self,
+        client: &Client,
+        token: &Secret,
+        scope: Option<ScopeSet>,
+        ip: Option<String>,
+    ) -> Result<TokenResponse> {
         let now = self.now();
         let hash = sha256(token.expose().as_bytes());
         let invalid = || invalid_grant("the refresh token is invalid, expired or revoked");
@@ -145,7 +206,10 @@ impl Portcullis {
         let scope = match scope {
             Some(s) if !s.is_empty() => {
                 if !s.is_subset(&grant.scope) {
-                    return Err(Error::oauth(ErrorCode::InvalidScope, "the requested scope exceeds the original grant"));
+                    return Err(Error::oauth(
+                        ErrorCode::InvalidScope,
+                        "the requested scope exceeds the original grant",
+                    ));
                 }
                 s
             }
@@ -154,44 +218,90 @@ impl Portcullis {
         let user = self.store.get_user(grant.user_id).await?;
         let (new_token, new_record) = self.new_refresh_token(client, &grant, now)?.ok_or_else(invalid)?;
         let reuse_expiry = now + self.settings.max_access_token_ttl();
-        match self.store.rotate_refresh_token(&hash, &new_record, now, reuse_expiry).await? {
+        match self
+            .store
+            .rotate_refresh_token(&hash, &new_record, now, reuse_expiry)
+            .await?
+        {
             RefreshRotation::Rotated => {}
             RefreshRotation::Reused { grant_id } => {
-                self.revocations.insert_local(&[crate::model::Revocation { target: crate::model::RevocationTarget::Grant(grant_id), expires_at: reuse_expiry }]);
-                self.audit(Event::new("refresh.reuse_detected").client(client.id.as_str()).user(grant.user_id).ip(ip).detail(serde_json::json!({"grant_id": grant_id})));
+                self.revocations.insert_local(&[crate::model::Revocation {
+                    target: crate::model::RevocationTarget::Grant(grant_id),
+                    expires_at: reuse_expiry,
+                }]);
+                self.audit(
+                    Event::new("refresh.reuse_detected")
+                        .client(client.id.as_str())
+                        .user(grant.user_id)
+                        .ip(ip)
+                        .detail(serde_json::json!({"grant_id": grant_id})),
+                );
                 return Err(invalid());
             }
             RefreshRotation::Invalid => return Err(invalid()),
         }
         let user = user.filter(|u| !u.disabled).ok_or_else(invalid)?;
-        self.audit(Event::new("token.refreshed").client(client.id.as_str()).user(user.id).ip(ip).detail(serde_json::json!({"grant_id": grant.id})));
+        self.audit(
+            Event::new("token.refreshed")
+                .client(client.id.as_str())
+                .user(user.id)
+                .ip(ip)
+                .detail(serde_json::json!({"grant_id": grant.id})),
+        );
         // OIDC Core §12.2: a refreshed ID token carries no nonce.
-        let ctx = UserContext { user: &user, grant: &grant, nonce: None };
+        let ctx = UserContext {
+            user: &user,
+            grant: &grant,
+            nonce: None,
+        };
         self.mint(client, &scope, Some(ctx), Some(new_token), now)
     }
 
     /// RFC 6749 §4.4: no user, no refresh token, and no database write.
     fn client_credentials(&self, client: &Client, scope: Option<ScopeSet>) -> Result<TokenResponse> {
         if client.kind != ClientKind::Confidential {
-            return Err(Error::oauth(ErrorCode::UnauthorizedClient, "client_credentials needs a confidential client"));
+            return Err(Error::oauth(
+                ErrorCode::UnauthorizedClient,
+                "client_credentials needs a confidential client",
+            ));
         }
         let scope = match scope {
             Some(s) if !s.is_empty() => {
                 if s.contains("openid") {
-                    return Err(Error::oauth(ErrorCode::InvalidScope, "openid needs a user; not available with client_credentials"));
+                    return Err(Error::oauth(
+                        ErrorCode::InvalidScope,
+                        "openid needs a user; not available with client_credentials",
+                    ));
                 }
                 let extra = s.difference(&client.scopes);
                 if !extra.is_empty() {
-                    return Err(Error::oauth(ErrorCode::InvalidScope, format!("scope not allowed for this client: {extra}")));
+                    return Err(Error::oauth(
+                        ErrorCode::InvalidScope,
+                        format!("scope not allowed for this client: {extra}"),
+                    ));
                 }
                 s
             }
-            _ => ScopeSet::from_scopes(client.scopes.iter().filter(|s| !matches!(s.as_str(), "openid" | "profile" | "email" | "offline_access")).cloned()),
+            _ => ScopeSet::from_scopes(
+                client
+                    .scopes
+                    .iter()
+                    .filter(|s| !matches!(s.as_str(), "openid" | "profile" | "email" | "offline_access"))
+                    .cloned(),
+            ),
         };
         self.mint(client, &scope, None, None, self.now())
     }
 
-    fn new_grant(&self, client: &Client, user_id: Uuid, scope: ScopeSet, auth_time: OffsetDateTime, sid: String, nonce: Option<String>) -> Grant {
+    fn new_grant(
+        &self,
+        client: &Client,
+        user_id: Uuid,
+        scope: ScopeSet,
+        auth_time: OffsetDateTime,
+        sid: String,
+        nonce: Option<String>,
+    ) -> Grant {
         let now = self.now();
         Grant {
             id: Uuid::new_v4(),
@@ -207,7 +317,12 @@ impl Portcullis {
         }
     }
 
-    fn new_refresh_token(&self, client: &Client, grant: &Grant, now: OffsetDateTime) -> Result<Option<(String, RefreshToken)>> {
+    fn new_refresh_token(
+        &self,
+        client: &Client,
+        grant: &Grant,
+        now: OffsetDateTime,
+    ) -> Result<Option<(String, RefreshToken)>> {
         if !client.grant_types.contains(&GrantType::RefreshToken) {
             return Ok(None);
         }
@@ -226,26 +341,44 @@ impl Portcullis {
         Ok(Some((token, record)))
     }
 
-    fn mint(&self, client: &Client, scope: &ScopeSet, user: Option<UserContext<'_>>, refresh_token: Option<String>, now: OffsetDateTime) -> Result<TokenResponse> {
+    fn mint(
+        &self,
+        client: &Client,
+        scope: &ScopeSet,
+        user: Option<UserContext<'_>>,
+        refresh_token: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse> {
         let ring = self.keys.ring();
         let ttl = self.access_ttl(client);
         let iat = now.unix_timestamp();
         let claims = AccessTokenClaims {
             iss: self.settings.issuer.clone(),
-            sub: user.as_ref().map(|u| u.user.id.to_string()).unwrap_or_else(|| client.id.as_str().to_owned()),
+            sub: user
+                .as_ref()
+                .map(|u| u.user.id.to_string())
+                .unwrap_or_else(|| client.id.as_str().to_owned()),
             aud: self.settings.access_token_audience.clone(),
             client_id: client.id.as_str().to_owned(),
             scope: scope.as_string(),
             exp: iat + ttl.whole_seconds(),
             iat,
             jti: Uuid::new_v4().to_string(),
-            grant_id: user.as_ref().map(|u| u.grant.id).unwrap_or_else(Uuid::new_v4).to_string(),
+            grant_id: user
+                .as_ref()
+                .map(|u| u.grant.id)
+                .unwrap_or_else(Uuid::new_v4)
+                .to_string(),
             auth_time: user.as_ref().map(|u| u.grant.auth_time.unix_timestamp()),
         };
         let access_token = sign(&ring, ACCESS_TOKEN_TYP, &claims)?;
         let id_token = match (&user, scope.contains("openid")) {
             (Some(u), true) => {
-                let alg = ring.active.as_ref().map(|k| k.alg).ok_or_else(|| Error::Unexpected("no active signing key".into()))?;
+                let alg = ring
+                    .active
+                    .as_ref()
+                    .map(|k| k.alg)
+                    .ok_or_else(|| Error::Unexpected("no active signing key".into()))?;
                 let id = IdTokenClaims {
                     iss: self.settings.issuer.clone(),
                     sub: u.user.id.to_string(),

@@ -16,7 +16,10 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// Signs `claims` with the active key; `typ` goes into the header.
 pub fn sign<T: Serialize>(ring: &KeyRing, typ: &str, claims: &T) -> Result<String> {
-    let key = ring.active.as_ref().ok_or_else(|| Error::Unexpected("no active signing key".into()))?;
+    let key = ring
+        .active
+        .as_ref()
+        .ok_or_else(|| Error::Unexpected("no active signing key".into()))?;
     let mut header = Header::new(jwt_alg(key.alg));
     header.typ = Some(typ.to_owned());
     header.kid = Some(key.kid.clone());
@@ -48,9 +51,18 @@ pub enum InvalidToken {
 
 /// Verifies a JWT access token this server issued: a published key, its algorithm,
 /// `typ: at+jwt`, our issuer, not expired at `now` (no leeway: we issued it).
-pub fn verify_access_token(ring: &KeyRing, token: &str, issuer: &str, now: i64) -> Result<AccessTokenClaims, InvalidToken> {
+pub fn verify_access_token(
+    ring: &KeyRing,
+    token: &str,
+    issuer: &str,
+    now: i64,
+) -> Result<AccessTokenClaims, InvalidToken> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidToken::Malformed)?;
-    if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)) {
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
+    {
         return Err(InvalidToken::WrongType);
     }
     let kid = header.kid.ok_or(InvalidToken::UnknownKey)?;

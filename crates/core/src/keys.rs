@@ -40,7 +40,12 @@ pub struct KeyRing {
 
 impl KeyRing {
     fn empty() -> Self {
-        Self { active: None, jwks: JwkSet::default(), jwks_json: Arc::from("{\"keys\":[]}"), verifiers: HashMap::new() }
+        Self {
+            active: None,
+            jwks: JwkSet::default(),
+            jwks_json: Arc::from("{\"keys\":[]}"),
+            verifiers: HashMap::new(),
+        }
     }
 
     /// Algorithms of the published keys, for discovery.
@@ -80,11 +85,17 @@ impl std::fmt::Debug for Keys {
 
 impl Keys {
     pub fn new(kek: Kek) -> Self {
-        Self { kek, ring: RwLock::new(Arc::new(KeyRing::empty())) }
+        Self {
+            kek,
+            ring: RwLock::new(Arc::new(KeyRing::empty())),
+        }
     }
 
     pub fn ring(&self) -> Arc<KeyRing> {
-        self.ring.read().map(|r| Arc::clone(&r)).unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+        self.ring
+            .read()
+            .map(|r| Arc::clone(&r))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
     }
 
     /// On first start there are no keys: create an active key and the next one, so the
@@ -99,7 +110,9 @@ impl Keys {
             created = true;
         }
         if !existing.iter().any(|k| k.state == KeyState::Next) {
-            store.insert_key(&generate(&self.kek, alg, KeyState::Next, now).await?).await?;
+            store
+                .insert_key(&generate(&self.kek, alg, KeyState::Next, now).await?)
+                .await?;
             created = true;
         }
         self.reload(store, now).await?;
@@ -127,10 +140,15 @@ impl Keys {
         publish_retired_for: Duration,
     ) -> Result<String> {
         let next = generate(&self.kek, alg, KeyState::Next, now).await?;
-        store.rotate_keys(&next, now, now + publish_retired_for).await.map_err(|e| match e {
-            crate::StoreError::NotFound => Error::Unexpected("no next key to promote; start the server once first".into()),
-            other => other.into(),
-        })?;
+        store
+            .rotate_keys(&next, now, now + publish_retired_for)
+            .await
+            .map_err(|e| match e {
+                crate::StoreError::NotFound => {
+                    Error::Unexpected("no next key to promote; start the server once first".into())
+                }
+                other => other.into(),
+            })?;
         store.delete_expired_keys(now).await?;
         self.reload(store, now).await?;
         Ok(next.kid)
@@ -162,12 +180,18 @@ fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) -> R
             // Records come newest first; two active keys exist only after two nodes raced
             // through a first start, and then the newest signs.
             if ring.active.is_none() {
-                ring.active = Some(ActiveKey { kid: rec.kid.clone(), alg: rec.alg, encoding });
+                ring.active = Some(ActiveKey {
+                    kid: rec.kid.clone(),
+                    alg: rec.alg,
+                    encoding,
+                });
             }
         }
     }
     ring.jwks_json = Arc::from(
-        serde_json::to_string(&ring.jwks).map_err(|e| Error::Unexpected(e.to_string()))?.as_str(),
+        serde_json::to_string(&ring.jwks)
+            .map_err(|e| Error::Unexpected(e.to_string()))?
+            .as_str(),
     );
     Ok(ring)
 }
@@ -175,8 +199,14 @@ fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) -> R
 fn decoding_key(jwk: &Jwk) -> Result<DecodingKey> {
     let missing = || Error::Unexpected(format!("stored JWK {} lacks a parameter", jwk.kid));
     match jwk.kty.as_str() {
-        "RSA" => DecodingKey::from_rsa_components(jwk.n.as_deref().ok_or_else(missing)?, jwk.e.as_deref().ok_or_else(missing)?),
-        "EC" => DecodingKey::from_ec_components(jwk.x.as_deref().ok_or_else(missing)?, jwk.y.as_deref().ok_or_else(missing)?),
+        "RSA" => DecodingKey::from_rsa_components(
+            jwk.n.as_deref().ok_or_else(missing)?,
+            jwk.e.as_deref().ok_or_else(missing)?,
+        ),
+        "EC" => DecodingKey::from_ec_components(
+            jwk.x.as_deref().ok_or_else(missing)?,
+            jwk.y.as_deref().ok_or_else(missing)?,
+        ),
         "OKP" => DecodingKey::from_ed_components(jwk.x.as_deref().ok_or_else(missing)?),
         other => return Err(Error::Unexpected(format!("unsupported stored key type {other}"))),
     }
@@ -228,8 +258,10 @@ fn generate_blocking(alg: SigningAlg) -> Result<(Vec<u8>, Jwk)> {
         }
         SigningAlg::ES256 => {
             let rng = SystemRandom::new();
-            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|e| unexpected(&e))?;
-            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).map_err(|e| unexpected(&e))?;
+            let doc =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|e| unexpected(&e))?;
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).map_err(|e| unexpected(&e))?;
             let point = pair.public_key().as_ref();
             // Uncompressed SEC1 point: 0x04 || X (32) || Y (32).
             if point.len() != 65 {
@@ -237,7 +269,9 @@ fn generate_blocking(alg: SigningAlg) -> Result<(Vec<u8>, Jwk)> {
             }
             let x = b64url(&point[1..33]);
             let y = b64url(&point[33..65]);
-            let kid = b64url(&sha256(format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#).as_bytes()));
+            let kid = b64url(&sha256(
+                format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#).as_bytes(),
+            ));
             let jwk = Jwk {
                 kty: "EC".into(),
                 kid,
@@ -256,7 +290,9 @@ fn generate_blocking(alg: SigningAlg) -> Result<(Vec<u8>, Jwk)> {
             let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| unexpected(&e))?;
             let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|e| unexpected(&e))?;
             let x = b64url(pair.public_key().as_ref());
-            let kid = b64url(&sha256(format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#).as_bytes()));
+            let kid = b64url(&sha256(
+                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#).as_bytes(),
+            ));
             let jwk = Jwk {
                 kty: "OKP".into(),
                 kid,

@@ -50,7 +50,12 @@ impl Portcullis {
         let client = match client_id {
             Some(id) => {
                 let id = ClientId::parse(&id).map_err(|_| Error::invalid("client_id", "is not valid"))?;
-                Some(self.store.get_client(&id).await?.ok_or_else(|| Error::invalid("client_id", "is not registered"))?)
+                Some(
+                    self.store
+                        .get_client(&id)
+                        .await?
+                        .ok_or_else(|| Error::invalid("client_id", "is not registered"))?,
+                )
             }
             None => None,
         };
@@ -58,13 +63,18 @@ impl Portcullis {
             None => None,
             Some(raw) => {
                 let client = client.as_ref().ok_or_else(|| {
-                    Error::invalid("post_logout_redirect_uri", "needs client_id or id_token_hint to be checked")
+                    Error::invalid(
+                        "post_logout_redirect_uri",
+                        "needs client_id or id_token_hint to be checked",
+                    )
                 })?;
                 let uri = client
                     .post_logout_redirect_uris
                     .iter()
                     .find(|u| u.as_str() == raw)
-                    .ok_or_else(|| Error::invalid("post_logout_redirect_uri", "is not registered for this application"))?;
+                    .ok_or_else(|| {
+                        Error::invalid("post_logout_redirect_uri", "is not registered for this application")
+                    })?;
                 let mut url = uri.url().clone();
                 if let Some(s) = &p.state {
                     url.query_pairs_mut().append_pair("state", s);
@@ -72,7 +82,11 @@ impl Portcullis {
                 Some(url.to_string())
             }
         };
-        Ok(Logout { client_name: client.map(|c| c.name), redirect, hinted_subject: hint.map(|h| h.sub) })
+        Ok(Logout {
+            client_name: client.map(|c| c.name),
+            redirect,
+            hinted_subject: hint.map(|h| h.sub),
+        })
     }
 
     /// Records a logout; the web layer ends the browser session.

@@ -22,7 +22,9 @@ pub struct PasswordHasher {
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher").field("available", &self.permits.available_permits()).finish()
+        f.debug_struct("PasswordHasher")
+            .field("available", &self.permits.available_permits())
+            .finish()
     }
 }
 
@@ -34,13 +36,20 @@ impl PasswordHasher {
     pub fn new(max_concurrent: usize) -> Result<Self> {
         let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| Error::Unexpected(e.to_string()))?;
         let dummy = hash_with(&params, &crate::crypto::random_token()?)?;
-        Ok(Self { permits: Arc::new(Semaphore::new(max_concurrent.max(1))), params, dummy_hash: Arc::new(dummy) })
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            params,
+            dummy_hash: Arc::new(dummy),
+        })
     }
 
     /// Checks a new password's strength; returns the reason if it is refused.
     pub fn check_policy(password: &str) -> Result<()> {
         if password.chars().count() < MIN_PASSWORD_LEN {
-            return Err(Error::invalid("password", format!("must be at least {MIN_PASSWORD_LEN} characters")));
+            return Err(Error::invalid(
+                "password",
+                format!("must be at least {MIN_PASSWORD_LEN} characters"),
+            ));
         }
         if password.len() > 1024 {
             return Err(Error::invalid("password", "must be at most 1024 bytes"));
@@ -62,11 +71,18 @@ impl PasswordHasher {
     pub async fn verify(&self, password: &Secret, phc: Option<&str>) -> Result<bool> {
         let _permit = self.permits.acquire().await.map_err(|_| Error::Busy)?;
         let known = phc.is_some();
-        let phc = phc.map(str::to_owned).unwrap_or_else(|| self.dummy_hash.as_ref().clone());
+        let phc = phc
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.dummy_hash.as_ref().clone());
         let pw = password.clone();
         let ok = tokio::task::spawn_blocking(move || {
-            let parsed = PasswordHash::new(&phc).map_err(|e| Error::Unexpected(format!("stored password hash: {e}")))?;
-            Ok::<bool, Error>(Argon2::default().verify_password(pw.expose().as_bytes(), &parsed).is_ok())
+            let parsed =
+                PasswordHash::new(&phc).map_err(|e| Error::Unexpected(format!("stored password hash: {e}")))?;
+            Ok::<bool, Error>(
+                Argon2::default()
+                    .verify_password(pw.expose().as_bytes(), &parsed)
+                    .is_ok(),
+            )
         })
         .await
         .map_err(|e| Error::Unexpected(e.to_string()))??;

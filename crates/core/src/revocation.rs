@@ -36,9 +36,13 @@ impl RevocationSet {
             return false;
         }
         let grant = Uuid::parse_str(&claims.grant_id).ok().map(RevocationTarget::Grant);
-        inner.entries.contains_key(&RevocationTarget::AccessToken(claims.jti.clone()))
+        inner
+            .entries
+            .contains_key(&RevocationTarget::AccessToken(claims.jti.clone()))
             || grant.is_some_and(|g| inner.entries.contains_key(&g))
-            || inner.entries.contains_key(&RevocationTarget::Client(claims.client_id.clone()))
+            || inner
+                .entries
+                .contains_key(&RevocationTarget::Client(claims.client_id.clone()))
     }
 
     /// Adds entries this node just wrote, without waiting for the next sync.

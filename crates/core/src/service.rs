@@ -78,17 +78,26 @@ pub struct Portcullis {
 
 impl std::fmt::Debug for Portcullis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Portcullis").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Portcullis")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
 impl Portcullis {
     /// Builds the context: makes sure signing keys exist, loads keys and revocations.
     /// Must run inside a tokio runtime (it starts the audit writer).
-    pub async fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: CoreSettings, kek: Kek) -> Result<Arc<Self>> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: CoreSettings,
+        kek: Kek,
+    ) -> Result<Arc<Self>> {
         let now = clock.now();
         let keys = Keys::new(kek);
-        let created = keys.ensure_initialized(store.as_ref(), settings.signing_alg, now).await?;
+        let created = keys
+            .ensure_initialized(store.as_ref(), settings.signing_alg, now)
+            .await?;
         if created {
             tracing::info!("generated signing keys (active and next)");
         }
@@ -96,7 +105,15 @@ impl Portcullis {
         revocations.sync(store.as_ref(), now).await?;
         let hasher = PasswordHasher::new(settings.max_concurrent_password_hashes)?;
         let audit = AuditSink::spawn(Arc::clone(&store));
-        Ok(Arc::new(Self { store, clock, settings, keys, hasher, revocations, audit }))
+        Ok(Arc::new(Self {
+            store,
+            clock,
+            settings,
+            keys,
+            hasher,
+            revocations,
+            audit,
+        }))
     }
 
     pub fn now(&self) -> OffsetDateTime {

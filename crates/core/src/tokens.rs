@@ -24,11 +24,23 @@ impl Portcullis {
 
     /// RFC 7009 §2: revokes an access or refresh token the client holds. Unknown tokens,
     /// and tokens of other clients, are answered the same way (success) and left alone.
-    pub async fn revoke(&self, client: &Client, token: &Secret, hint: Option<TokenTypeHint>, ip: Option<String>) -> Result<()> {
+    pub async fn revoke(
+        &self,
+        client: &Client,
+        token: &Secret,
+        hint: Option<TokenTypeHint>,
+        ip: Option<String>,
+    ) -> Result<()> {
         let try_access = |this: &Self| -> Option<AccessTokenClaims> {
             let ring = this.keys.ring();
             // Expired tokens need no revocation.
-            verify_access_token(&ring, token.expose(), &this.settings.issuer, this.now().unix_timestamp()).ok()
+            verify_access_token(
+                &ring,
+                token.expose(),
+                &this.settings.issuer,
+                this.now().unix_timestamp(),
+            )
+            .ok()
         };
         let access_first = hint != Some(TokenTypeHint::RefreshToken);
         if access_first && let Some(claims) = try_access(self) {
@@ -39,11 +51,20 @@ impl Portcullis {
             && stored.client_id == client.id
         {
             let now = self.now();
-            let revocation = Revocation { target: RevocationTarget::Grant(grant.id), expires_at: now + self.settings.max_access_token_ttl() };
+            let revocation = Revocation {
+                target: RevocationTarget::Grant(grant.id),
+                expires_at: now + self.settings.max_access_token_ttl(),
+            };
             // RFC 7009 §2.1: revoking a refresh token revokes the grant and its access tokens.
             if self.store.revoke_grant(grant.id, now, &revocation).await? {
                 self.revocations.insert_local(std::slice::from_ref(&revocation));
-                self.audit(Event::new("token.revoked").client(client.id.as_str()).user(grant.user_id).ip(ip).detail(serde_json::json!({"token_type": "refresh_token", "grant_id": grant.id})));
+                self.audit(
+                    Event::new("token.revoked")
+                        .client(client.id.as_str())
+                        .user(grant.user_id)
+                        .ip(ip)
+                        .detail(serde_json::json!({"token_type": "refresh_token", "grant_id": grant.id})),
+                );
             }
             return Ok(());
         }
@@ -57,19 +78,36 @@ impl Portcullis {
         if claims.client_id != client.id.as_str() {
             return Ok(());
         }
-        let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp).map_err(|e| Error::Unexpected(e.to_string()))?;
-        let revocation = Revocation { target: RevocationTarget::AccessToken(claims.jti.clone()), expires_at };
+        let expires_at =
+            OffsetDateTime::from_unix_timestamp(claims.exp).map_err(|e| Error::Unexpected(e.to_string()))?;
+        let revocation = Revocation {
+            target: RevocationTarget::AccessToken(claims.jti.clone()),
+            expires_at,
+        };
         self.store.insert_revocation(&revocation).await?;
         self.revocations.insert_local(std::slice::from_ref(&revocation));
-        self.audit(Event::new("token.revoked").client(client.id.as_str()).ip(ip).detail(serde_json::json!({"token_type": "access_token", "jti": claims.jti})));
+        self.audit(
+            Event::new("token.revoked")
+                .client(client.id.as_str())
+                .ip(ip)
+                .detail(serde_json::json!({"token_type": "access_token", "jti": claims.jti})),
+        );
         Ok(())
     }
 
     /// RFC 7662 §2: only confidential clients (resource servers) may introspect.
     /// Access tokens are answered from memory; refresh tokens from the store.
-    pub async fn introspect(&self, client: &Client, token: &Secret, hint: Option<TokenTypeHint>) -> Result<IntrospectionResponse> {
+    pub async fn introspect(
+        &self,
+        client: &Client,
+        token: &Secret,
+        hint: Option<TokenTypeHint>,
+    ) -> Result<IntrospectionResponse> {
         if client.kind != ClientKind::Confidential {
-            return Err(Error::oauth(ErrorCode::UnauthorizedClient, "only confidential clients may introspect tokens"));
+            return Err(Error::oauth(
+                ErrorCode::UnauthorizedClient,
+                "only confidential clients may introspect tokens",
+            ));
         }
         if hint != Some(TokenTypeHint::RefreshToken)
             && let Some(c) = self.active_access_token(token.expose())
@@ -116,20 +154,30 @@ impl Portcullis {
 
     /// OIDC Core §5.3: claims about the user the access token was issued for.
     pub async fn userinfo(&self, access_token: &str) -> Result<UserInfo> {
-        let claims = self
-            .active_access_token(access_token)
-            .ok_or_else(|| Error::oauth(ErrorCode::InvalidToken, "the access token is invalid, expired or revoked"))?;
+        let claims = self.active_access_token(access_token).ok_or_else(|| {
+            Error::oauth(
+                ErrorCode::InvalidToken,
+                "the access token is invalid, expired or revoked",
+            )
+        })?;
         let scope = ScopeSet::parse(&claims.scope).map_err(|e| Error::Unexpected(e.0))?;
         if !scope.contains("openid") {
-            return Err(Error::oauth(ErrorCode::InsufficientScope, "the access token lacks the openid scope"));
+            return Err(Error::oauth(
+                ErrorCode::InsufficientScope,
+                "the access token lacks the openid scope",
+            ));
         }
-        let user_id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| Error::oauth(ErrorCode::InvalidToken, "the access token has no user"))?;
+        let user_id = uuid::Uuid::parse_str(&claims.sub)
+            .map_err(|_| Error::oauth(ErrorCode::InvalidToken, "the access token has no user"))?;
         let user = self
             .store
             .get_user(user_id)
             .await?
             .filter(|u| !u.disabled)
             .ok_or_else(|| Error::oauth(ErrorCode::InvalidToken, "the user is no longer active"))?;
-        Ok(UserInfo { sub: user.id.to_string(), claims: user_claims(&user, &scope) })
+        Ok(UserInfo {
+            sub: user.id.to_string(),
+            claims: user_claims(&user, &scope),
+        })
     }
 }

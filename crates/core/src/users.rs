@@ -26,7 +26,10 @@ fn check_username(username: &str) -> Result<String> {
         return Err(Error::invalid("username", "must be 1 to 100 characters"));
     }
     if u.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(Error::invalid("username", "must not contain spaces or control characters"));
+        return Err(Error::invalid(
+            "username",
+            "must not contain spaces or control characters",
+        ));
     }
     Ok(u.to_owned())
 }
@@ -36,9 +39,14 @@ fn check_email(email: &Option<String>) -> Result<Option<String>> {
         None => Ok(None),
         Some(e) => {
             let ok = e.len() <= 254
-                && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+                && e.split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
                 && !e.chars().any(char::is_whitespace);
-            if ok { Ok(Some(e.to_owned())) } else { Err(Error::invalid("email", "is not an email address")) }
+            if ok {
+                Ok(Some(e.to_owned()))
+            } else {
+                Err(Error::invalid("email", "is not an email address"))
+            }
         }
     }
 }
@@ -48,7 +56,12 @@ impl Portcullis {
         let username = check_username(&input.username)?;
         let email = check_email(&input.email)?;
         PasswordHasher::check_policy(password.expose())?;
-        let name = input.name.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let name = input
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
         let now = self.now();
         let user = User {
             id: Uuid::new_v4(),
@@ -71,7 +84,10 @@ impl Portcullis {
     }
 
     pub async fn find_user(&self, username: &str) -> Result<User> {
-        self.store.get_user_by_username(username).await?.ok_or(Error::NotFound("user"))
+        self.store
+            .get_user_by_username(username)
+            .await?
+            .ok_or(Error::NotFound("user"))
     }
 
     pub async fn list_users(&self, search: Option<&str>) -> Result<Vec<User>> {
@@ -85,7 +101,10 @@ impl Portcullis {
             .active_grant_ids_for_user(id)
             .await?
             .into_iter()
-            .map(|g| Revocation { target: RevocationTarget::Grant(g), expires_at })
+            .map(|g| Revocation {
+                target: RevocationTarget::Grant(g),
+                expires_at,
+            })
             .collect())
     }
 
@@ -95,7 +114,10 @@ impl Portcullis {
         self.get_user(id).await?;
         let hash = self.hasher.hash(password).await?;
         let revocations = self.user_revocations(id).await?;
-        self.store.set_user_password(id, &hash, self.now(), &revocations).await.map_err(not_found("user"))?;
+        self.store
+            .set_user_password(id, &hash, self.now(), &revocations)
+            .await
+            .map_err(not_found("user"))?;
         self.revocations.insert_local(&revocations);
         self.audit(Event::new("user.password_changed").actor(actor).user(id));
         Ok(())
@@ -104,10 +126,21 @@ impl Portcullis {
     /// Disabling ends the user's grants and sessions; enabling only lifts the flag.
     pub async fn set_user_disabled(&self, id: Uuid, disabled: bool, actor: &str) -> Result<()> {
         self.get_user(id).await?;
-        let revocations = if disabled { self.user_revocations(id).await? } else { Vec::new() };
-        self.store.set_user_disabled(id, disabled, self.now(), &revocations).await.map_err(not_found("user"))?;
+        let revocations = if disabled {
+            self.user_revocations(id).await?
+        } else {
+            Vec::new()
+        };
+        self.store
+            .set_user_disabled(id, disabled, self.now(), &revocations)
+            .await
+            .map_err(not_found("user"))?;
         self.revocations.insert_local(&revocations);
-        let what = if disabled { "admin.user.disabled" } else { "admin.user.enabled" };
+        let what = if disabled {
+            "admin.user.disabled"
+        } else {
+            "admin.user.enabled"
+        };
         self.audit(Event::new(what).actor(actor).user(id));
         Ok(())
     }
@@ -116,7 +149,10 @@ impl Portcullis {
     /// same either way.
     pub async fn login(&self, username: &str, password: &Secret, ip: Option<String>) -> Result<User> {
         let user = self.store.get_user_by_username(username.trim()).await?;
-        let ok = self.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let ok = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
         match user {
             Some(u) if ok && !u.disabled => {
                 self.audit(Event::new("login.success").user(u.id).ip(ip));
@@ -124,7 +160,9 @@ impl Portcullis {
             }
             _ => {
                 self.audit(
-                    Event::new("login.failure").ip(ip).detail(serde_json::json!({ "username": username.trim() })),
+                    Event::new("login.failure")
+                        .ip(ip)
+                        .detail(serde_json::json!({ "username": username.trim() })),
                 );
                 Err(Error::BadCredentials)
             }
@@ -142,7 +180,11 @@ impl Portcullis {
             created_at: self.now(),
         };
         self.store.insert_admin(&admin).await?;
-        self.audit(Event::new("admin.admin.created").actor(actor).detail(serde_json::json!({ "username": admin.username, "role": role.as_str() })));
+        self.audit(
+            Event::new("admin.admin.created")
+                .actor(actor)
+                .detail(serde_json::json!({ "username": admin.username, "role": role.as_str() })),
+        );
         Ok(admin)
     }
 
@@ -153,7 +195,10 @@ impl Portcullis {
             return Ok(None);
         }
         let password = Secret::new(random_token()?);
-        match self.create_admin("admin", &password, AdminRole::Admin, "bootstrap").await {
+        match self
+            .create_admin("admin", &password, AdminRole::Admin, "bootstrap")
+            .await
+        {
             Ok(a) => Ok(Some((a.username, password))),
             // Another node bootstrapped at the same moment.
             Err(Error::Conflict(_)) => Ok(None),

@@ -89,6 +89,9 @@ pub struct ErrorResponse {
 
 impl ErrorResponse {
     pub fn new(error: ErrorCode, description: impl Into<String>) -> Self {
-        Self { error, error_description: Some(description.into()) }
+        Self {
+            error,
+            error_description: Some(description.into()),
+        }
     }
 }

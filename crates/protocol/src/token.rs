@@ -17,7 +17,10 @@ pub enum TokenRequest {
         code_verifier: Option<PkceVerifier>,
     },
     /// RFC 6749 §6.
-    RefreshToken { refresh_token: Secret, scope: Option<ScopeSet> },
+    RefreshToken {
+        refresh_token: Secret,
+        scope: Option<ScopeSet>,
+    },
     /// RFC 6749 §4.4.2.
     ClientCredentials { scope: Option<ScopeSet> },
 }

@@ -155,7 +155,10 @@ impl Scope {
         if s.is_empty() || s.len() > 128 {
             return Err(err("a scope must be 1 to 128 characters"));
         }
-        if !s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)) {
+        if !s
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        {
             return Err(err(format!("scope {s:?} has characters RFC 6749 §3.3 does not allow")));
         }
         Ok(Self(s.to_owned()))
@@ -249,7 +252,9 @@ fn is_unreserved(b: u8) -> bool {
 impl PkceVerifier {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         if !(43..=128).contains(&s.len()) || !s.bytes().all(is_unreserved) {
-            return Err(err("code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.1)"));
+            return Err(err(
+                "code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.1)",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -276,7 +281,9 @@ pub struct CodeChallenge(String);
 impl CodeChallenge {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         if s.len() != 43 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(err("code_challenge must be a 43-character base64url S256 digest (RFC 7636 §4.2)"));
+            return Err(err(
+                "code_challenge must be a 43-character base64url S256 digest (RFC 7636 §4.2)",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -335,10 +342,11 @@ impl GrantType {
         }
     }
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        Self::ALL
-            .into_iter()
-            .find(|g| g.as_str() == s)
-            .ok_or_else(|| err(format!("unknown grant type {s:?}; expected one of authorization_code, refresh_token, client_credentials")))
+        Self::ALL.into_iter().find(|g| g.as_str() == s).ok_or_else(|| {
+            err(format!(
+                "unknown grant type {s:?}; expected one of authorization_code, refresh_token, client_credentials"
+            ))
+        })
     }
 }
 
@@ -369,7 +377,9 @@ impl SigningAlg {
             "RS256" => Ok(Self::RS256),
             "ES256" => Ok(Self::ES256),
             "EdDSA" => Ok(Self::EdDSA),
-            other => Err(err(format!("unknown signing algorithm {other:?}; expected RS256, ES256 or EdDSA"))),
+            other => Err(err(format!(
+                "unknown signing algorithm {other:?}; expected RS256, ES256 or EdDSA"
+            ))),
         }
     }
 }

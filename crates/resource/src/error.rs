@@ -115,8 +115,8 @@ pub enum InvalidToken {
     Expired,
     /// RFC 7519 §4.1.5: `nbf` is still in the future (beyond the leeway).
     NotYetValid,
-    /// A claim RFC 9068 §2.2 requires (`iss`, `sub`, `aud`, `exp`, `client_id`) is missing
-    /// or has the wrong type.
+    /// A claim RFC 9068 §2.2 requires (`iss`, `sub`, `aud`, `exp`, `client_id`) is missing.
+    /// (A claim of the wrong JSON type makes the token [`InvalidToken::Malformed`].)
     MissingClaim,
     /// RFC 7662 §2.2: the authorization server says the token is not active (revoked,
     /// expired or unknown).

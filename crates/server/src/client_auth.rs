@@ -24,29 +24,47 @@ impl FormBody {
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
         if !is_form {
-            return Err(ApiError::new(ErrorCode::InvalidRequest, "the body must be application/x-www-form-urlencoded"));
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the body must be application/x-www-form-urlencoded",
+            ));
         }
         // DESIGN §5: credentials and tokens are never accepted in the query string.
         if let Some(q) = query
             && serde_urlencoded::from_str::<Vec<(String, String)>>(q)
                 .unwrap_or_default()
                 .iter()
-                .any(|(k, _)| matches!(k.as_str(), "client_secret" | "code" | "refresh_token" | "token" | "access_token" | "code_verifier"))
+                .any(|(k, _)| {
+                    matches!(
+                        k.as_str(),
+                        "client_secret" | "code" | "refresh_token" | "token" | "access_token" | "code_verifier"
+                    )
+                })
         {
-            return Err(ApiError::new(ErrorCode::InvalidRequest, "credentials and tokens must not be sent in the query string"));
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "credentials and tokens must not be sent in the query string",
+            ));
         }
         let raw: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the body is not valid form encoding"))?;
         for (i, (k, _)) in raw.iter().enumerate() {
             if raw[..i].iter().any(|(k2, _)| k2 == k) {
-                return Err(ApiError::new(ErrorCode::InvalidRequest, format!("parameter {k} is repeated")));
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("parameter {k} is repeated"),
+                ));
             }
         }
         Ok(Self { raw })
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.raw.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.raw
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
 
     /// Deserializes the body into a typed request; `what` names it in the error.
@@ -82,21 +100,30 @@ pub async fn authenticate(core: &Portcullis, headers: &HeaderMap, form: &FormBod
         Some(value) => {
             // RFC 6749 §2.3: one authentication method per request.
             if body_secret.is_some() {
-                return Err(ApiError::new(ErrorCode::InvalidRequest, "use one client authentication method, not two"));
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "use one client authentication method, not two",
+                ));
             }
             let (id, secret) = decode_basic(value)
                 .ok_or_else(|| ApiError::new(ErrorCode::InvalidClient, "malformed Basic authorization header"))?;
             if body_id.is_some_and(|b| b != id) {
-                return Err(ApiError::new(ErrorCode::InvalidRequest, "client_id in the body differs from the Authorization header"));
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "client_id in the body differs from the Authorization header",
+                ));
             }
             (id, Some(secret))
         }
         None => {
-            let id = body_id.ok_or_else(|| ApiError::new(ErrorCode::InvalidClient, "client authentication is required"))?;
+            let id =
+                body_id.ok_or_else(|| ApiError::new(ErrorCode::InvalidClient, "client authentication is required"))?;
             (id.to_owned(), body_secret.map(Secret::new))
         }
     };
-    core.authenticate_client(&id, secret.as_ref()).await.map_err(ApiError::from)
+    core.authenticate_client(&id, secret.as_ref())
+        .await
+        .map_err(ApiError::from)
 }
 
 #[cfg(test)]

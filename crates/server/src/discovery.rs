@@ -76,7 +76,9 @@ impl MetadataCache {
         {
             return Arc::clone(json);
         }
-        let json: Arc<str> = serde_json::to_string(&metadata(settings, &algs)).unwrap_or_default().into();
+        let json: Arc<str> = serde_json::to_string(&metadata(settings, &algs))
+            .unwrap_or_default()
+            .into();
         if let Ok(mut guard) = self.0.write() {
             *guard = Some((algs, Arc::clone(&json)));
         }
@@ -112,6 +114,9 @@ pub async fn jwks_get(State(state): State<ServerState>) -> Response {
     // Short max-age: a rotated-in key is published well before it signs, and resource
     // servers refetch on an unknown kid.
     let mut resp = json_response(Arc::clone(&ring.jwks_json), "public, max-age=300");
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
     resp
 }

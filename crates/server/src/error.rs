@@ -17,7 +17,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self { code, description: description.into(), bearer: false }
+        Self {
+            code,
+            description: description.into(),
+            bearer: false,
+        }
     }
 
     pub fn bearer(mut self) -> Self {

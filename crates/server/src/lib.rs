@@ -27,7 +27,10 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(core: Arc<Portcullis>) -> Self {
-        Self { core, discovery: Arc::new(discovery::MetadataCache::default()) }
+        Self {
+            core,
+            discovery: Arc::new(discovery::MetadataCache::default()),
+        }
     }
 }
 
@@ -35,8 +38,14 @@ impl ServerState {
 pub fn router(core: Arc<Portcullis>) -> Router {
     let state = ServerState::new(core);
     Router::new()
-        .route("/.well-known/openid-configuration", get(discovery::openid_configuration_get))
-        .route("/.well-known/oauth-authorization-server", get(discovery::oauth_metadata_get))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration_get),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::oauth_metadata_get),
+        )
         .route("/jwks", get(discovery::jwks_get))
         .route("/token", post(token::token_post))
         .route("/revoke", post(token::revoke_post))

@@ -9,8 +9,8 @@ use portcullis_protocol::ErrorCode;
 use portcullis_protocol::token::{TokenOperationRequest, TokenRequest};
 
 use crate::ServerState;
-use crate::client_ip::ClientIp;
 use crate::client_auth::{FormBody, authenticate};
+use crate::client_ip::ClientIp;
 use crate::error::ApiError;
 
 fn no_store(mut resp: Response) -> Response {
@@ -34,7 +34,10 @@ pub async fn token_post(
         None => return Err(ApiError::new(ErrorCode::InvalidRequest, "grant_type is required")),
         Some("authorization_code" | "refresh_token" | "client_credentials") => {}
         Some(other) => {
-            return Err(ApiError::new(ErrorCode::UnsupportedGrantType, format!("grant_type {other} is not supported")));
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("grant_type {other} is not supported"),
+            ));
         }
     }
     let client = authenticate(&state.core, &headers, &form).await?;
@@ -53,7 +56,10 @@ pub async fn revoke_post(
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
     let client = authenticate(&state.core, &headers, &form).await?;
     let request: TokenOperationRequest = form.parse_as()?;
-    state.core.revoke(&client, &request.token, request.token_type_hint, ip).await?;
+    state
+        .core
+        .revoke(&client, &request.token, request.token_type_hint, ip)
+        .await?;
     // RFC 7009 §2.2: 200 whether or not the token was known.
     Ok(no_store(().into_response()))
 }
@@ -67,6 +73,9 @@ pub async fn introspect_post(
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
     let client = authenticate(&state.core, &headers, &form).await?;
     let request: TokenOperationRequest = form.parse_as()?;
-    let response = state.core.introspect(&client, &request.token, request.token_type_hint).await?;
+    let response = state
+        .core
+        .introspect(&client, &request.token, request.token_type_hint)
+        .await?;
     Ok(no_store(Json(response).into_response()))
 }

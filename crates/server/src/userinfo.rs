@@ -15,10 +15,20 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "an access token is required in the Authorization header").bearer())?;
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidToken,
+                "an access token is required in the Authorization header",
+            )
+            .bearer()
+        })?;
     match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
-        _ => Err(ApiError::new(ErrorCode::InvalidRequest, "the Authorization header must be Bearer <token>").bearer()),
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the Authorization header must be Bearer <token>",
+        )
+        .bearer()),
     }
 }
 
@@ -26,20 +36,33 @@ fn refuse_token_in(params: &str) -> Result<(), ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(params).unwrap_or_default();
     if pairs.iter().any(|(k, _)| k == "access_token") {
         // DESIGN §5: never from the query string or body.
-        return Err(ApiError::new(ErrorCode::InvalidRequest, "send the access token in the Authorization header only").bearer());
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "send the access token in the Authorization header only",
+        )
+        .bearer());
     }
     Ok(())
 }
 
 async fn userinfo(state: &ServerState, headers: &HeaderMap) -> Result<Response, ApiError> {
     let token = bearer_token(headers)?;
-    let info = state.core.userinfo(token).await.map_err(|e| ApiError::from(e).bearer())?;
+    let info = state
+        .core
+        .userinfo(token)
+        .await
+        .map_err(|e| ApiError::from(e).bearer())?;
     let mut resp = Json(info).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
-pub async fn userinfo_get(State(state): State<ServerState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn userinfo_get(
+    State(state): State<ServerState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     refuse_token_in(query.as_deref().unwrap_or(""))?;
     userinfo(&state, &headers).await
 }

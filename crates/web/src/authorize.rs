@@ -67,12 +67,9 @@ async fn next_step(
     req: &AuthorizationRequest,
     auth: Option<&portcullis_core::authorize::AuthSession>,
 ) -> Result<Next, PageError> {
-    state.core.authorize_next(req, auth).await.map_err(|e| match e {
-        // The client was disabled or changed while the person was busy: its redirect URI
-        // may no longer be valid, so say so rather than redirect.
-        portcullis_core::Error::OAuth { description, .. } => PageError::BadRequest(description),
-        other => other.into(),
-    })
+    // An `OAuth` error here means the client was disabled or changed while the person was
+    // busy: its redirect URI may no longer be valid, so `PageError` shows it instead.
+    Ok(state.core.authorize_next(req, auth).await?)
 }
 
 fn go_to(next: &Next, id: &str) -> Result<Response, PageError> {

@@ -43,6 +43,13 @@ pub struct ConsentForm {
     pub decision: Decision,
 }
 
+/// The requested scopes in plain words, signing-in (`openid`) first.
+fn scope_lines(scope: &str) -> Vec<String> {
+    let mut scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+    scopes.sort_by_key(|s| *s != "openid");
+    scopes.into_iter().map(scope_description).collect()
+}
+
 fn login_first(id: &str) -> Result<Response, PageError> {
     see_other(&format!(
         "/login?req={}",
@@ -68,12 +75,7 @@ pub async fn consent_get(
         req: &q.req,
         client_name: &req.client_name,
         username: &user.username,
-        scopes: req
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(scope_description)
-            .collect(),
+        scopes: scope_lines(&req.scope),
     };
     render(StatusCode::OK, &page)
 }

@@ -39,6 +39,9 @@ impl From<portcullis_core::Error> for PageError {
         match e {
             portcullis_core::Error::Busy => Self::Busy,
             portcullis_core::Error::NotFound(_) => Self::NotFound,
+            // Core marks these descriptions as safe to show (e.g. the client of a pending
+            // request was disabled meanwhile); never redirected from here.
+            portcullis_core::Error::OAuth { description, .. } => Self::BadRequest(description),
             other => Self::Core(other),
         }
     }

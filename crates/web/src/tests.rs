@@ -417,7 +417,15 @@ async fn full_flow_login_consent_code_then_single_sign_on() {
 
     let consent = h.get(&format!("/consent?req={req}")).await;
     assert!(consent.body.contains(r#"id="allow""#) && consent.body.contains(r#"id="deny""#));
-    assert!(consent.body.contains("See your name and username"), "{}", consent.body);
+    let (signin, profile) = (
+        consent.body.find("Sign you in"),
+        consent.body.find("See your name and username"),
+    );
+    assert!(
+        signin.is_some() && signin < profile,
+        "openid first, in plain words: {}",
+        consent.body
+    );
     assert!(consent.body.contains("alice"));
     let page = h.consent(&req, "allow").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
@@ -584,30 +592,4 @@ async fn logout_without_session_needs_no_confirmation() {
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), LOGOUT_REDIRECT);
-}
-
-#[tokio::test]
-#[ignore = "temporary manual browser check"]
-async fn zz_serve_for_manual_browser_check() {
-    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
-    store.migrate().await.unwrap();
-    let mut settings = CoreSettings::for_issuer("http://127.0.0.1:18790");
-    settings.signing_alg = SigningAlg::ES256;
-    let core = Portcullis::start(Arc::new(store), Arc::new(SystemClock), settings, Kek::generate().unwrap()).await.unwrap();
-    let input = ClientInput {
-        name: "Test App".into(),
-        kind: Some(ClientKind::Public),
-        redirect_uris: vec!["http://127.0.0.1:18765/cb".into()],
-        post_logout_redirect_uris: vec!["http://127.0.0.1:18765/bye".into()],
-        grant_types: vec!["authorization_code".into()],
-        scopes: "openid profile email".into(),
-        ..ClientInput::default()
-    };
-    let (client, _) = core.create_client(&input, "test").await.unwrap();
-    core.create_user(&UserInput { username: "grace".into(), ..UserInput::default() }, &Secret::new(PASSWORD), "test").await.unwrap();
-    std::fs::write("/tmp/wd/client_id", client.id.as_str()).unwrap();
-    let app = public_router(core, WebConfig { secure_cookies: false });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:18790").await.unwrap();
-    let serve = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>());
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(120), serve).await;
 }

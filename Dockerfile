@@ -1,0 +1,15 @@
+# Multi-stage build: compile with the Rust toolchain, run on a slim Debian.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p portcullis-cli
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home /var/lib/portcullis --create-home portcullis
+COPY --from=build /src/target/release/portcullis /usr/local/bin/portcullis
+USER portcullis
+WORKDIR /var/lib/portcullis
+EXPOSE 9090 9091
+ENTRYPOINT ["portcullis"]
+CMD ["serve"]
