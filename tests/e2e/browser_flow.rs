@@ -2,6 +2,7 @@
 //! `chromedriver`'s WebDriver API) against the real login and consent pages, with the
 //! client's redirect URI served by the test on a loopback port.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -31,7 +32,9 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
+        // Its own process group, so the browsers it starts can be stopped with it.
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -166,8 +169,25 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Ends the WebDriver session, which closes the browser.
+    pub async fn quit(self) {
+        let _ = self
+            .client
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Whatever is left of the driver's process group (the browser after a failed
+        // test) goes with it.
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{}", self.driver.id()))
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -249,7 +269,7 @@ async fn code_flow_in_headless_chromium(backend: Backend) {
     assert_eq!(r.status(), 200);
     let tokens: Value = r.json().await.unwrap();
     assert!(tokens["id_token"].is_string());
-    drop(browser);
+    browser.quit().await;
     app.stop().await;
 }
 

@@ -9,5 +9,7 @@ mod code_flow;
 mod forms;
 mod foundation;
 mod multinode;
+mod prompts;
+mod resource;
 mod store_contract;
 mod token_endpoint;

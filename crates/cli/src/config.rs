@@ -14,6 +14,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub issuer: Option<String>,
+    pub access_token_audience: Option<String>,
     pub public_addr: Option<String>,
     pub admin_addr: Option<String>,
     pub database_url: Option<String>,
@@ -87,6 +88,7 @@ pub struct Settings {
 
 const ENV_KEYS: &[&str] = &[
     "issuer",
+    "access_token_audience",
     "public_addr",
     "admin_addr",
     "database_url",
@@ -139,6 +141,7 @@ impl RawConfig {
     fn is_set(&self, key: &str) -> bool {
         match key {
             "issuer" => self.issuer.is_some(),
+            "access_token_audience" => self.access_token_audience.is_some(),
             "public_addr" => self.public_addr.is_some(),
             "admin_addr" => self.admin_addr.is_some(),
             "database_url" => self.database_url.is_some(),
@@ -195,6 +198,7 @@ impl RawConfig {
             };
             match key.as_str() {
                 "issuer" => self.issuer = Some(value),
+                "access_token_audience" => self.access_token_audience = Some(value),
                 "public_addr" => self.public_addr = Some(value),
                 "admin_addr" => self.admin_addr = Some(value),
                 "database_url" => self.database_url = Some(value),
@@ -304,6 +308,12 @@ impl RawConfig {
             ));
         }
         let mut core = CoreSettings::for_issuer(&issuer);
+        if let Some(aud) = self.access_token_audience {
+            if aud.trim().is_empty() || aud.len() > 512 {
+                return Err(cfg_err("access_token_audience", origins, "must be 1 to 512 characters"));
+            }
+            core.access_token_audience = aud;
+        }
         if let Some(a) = self.signing_alg {
             core.signing_alg = SigningAlg::parse(&a).map_err(|e| cfg_err("signing_alg", origins, e.0))?;
         }
