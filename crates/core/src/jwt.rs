@@ -2,28 +2,39 @@
 //! tokens) with the key ring.
 
 use aws_lc_rs::digest;
-use jsonwebtoken::{Header, Validation};
+use jsonwebtoken::Validation;
 use portcullis_protocol::SigningAlg;
 use portcullis_protocol::claims::AccessTokenClaims;
 use serde::Serialize;
 
 use crate::crypto::b64url;
 use crate::error::{Error, Result};
-use crate::keys::{KeyRing, jwt_alg};
+use crate::keys::KeyRing;
 
 /// RFC 9068 §2.1 media type of JWT access tokens.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
-/// Signs `claims` with the active key; `typ` goes into the header.
+#[derive(Serialize)]
+struct JwsHeader<'a> {
+    alg: &'a str,
+    typ: &'a str,
+    kid: &'a str,
+}
+
+/// Signs `claims` with the active key as a JWS compact serialization (RFC 7515 §7.1);
+/// `typ` goes into the header.
 pub fn sign<T: Serialize>(ring: &KeyRing, typ: &str, claims: &T) -> Result<String> {
-    let key = ring
-        .active
-        .as_ref()
-        .ok_or_else(|| Error::Unexpected("no active signing key".into()))?;
-    let mut header = Header::new(jwt_alg(key.alg));
-    header.typ = Some(typ.to_owned());
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| Error::Unexpected(format!("signing: {e}")))
+    let key = ring.active.as_ref().ok_or_else(|| Error::Unexpected("no active signing key".into()))?;
+    let unexpected = |e: serde_json::Error| Error::Unexpected(format!("serializing a JWT: {e}"));
+    let header = serde_json::to_vec(&JwsHeader { alg: key.alg.as_str(), typ, kid: &key.kid }).map_err(unexpected)?;
+    let payload = serde_json::to_vec(claims).map_err(unexpected)?;
+    let mut token = b64url(&header);
+    token.push('.');
+    token.push_str(&b64url(&payload));
+    let signature = key.pair.sign(token.as_bytes())?;
+    token.push('.');
+    token.push_str(&b64url(&signature));
+    Ok(token)
 }
 
 /// OIDC Core §3.1.3.6 `at_hash`: the left half of the hash of the access token, with the
@@ -116,4 +127,54 @@ pub fn verify_id_token_hint(
         return Err(InvalidToken::WrongIssuer);
     }
     Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Kek;
+    use crate::keys::{build_ring, generate};
+    use crate::model::KeyState;
+
+    fn claims(exp: i64) -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: "https://id.example".into(),
+            sub: "s".into(),
+            aud: "api".into(),
+            client_id: "c".into(),
+            scope: "a b".into(),
+            exp,
+            iat: exp - 600,
+            jti: "j".into(),
+            grant_id: "g".into(),
+            auth_time: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_algorithm_signs_what_its_published_key_verifies() {
+        let kek = Kek::generate().unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        for alg in [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA] {
+            let rec = generate(&kek, alg, KeyState::Active, now).await.unwrap();
+            let ring = build_ring(&kek, &[rec], now).unwrap();
+            let c = claims(now.unix_timestamp() + 600);
+            let token = sign(&ring, ACCESS_TOKEN_TYP, &c).unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.alg, crate::keys::jwt_alg(alg));
+            assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+            assert_eq!(verify_access_token(&ring, &token, "https://id.example", now.unix_timestamp()).unwrap(), c);
+            assert_eq!(
+                verify_access_token(&ring, &token, "https://other.example", now.unix_timestamp()),
+                Err(InvalidToken::WrongIssuer)
+            );
+            assert_eq!(
+                verify_access_token(&ring, &token, "https://id.example", now.unix_timestamp() + 601),
+                Err(InvalidToken::Expired)
+            );
+            let mut tampered = token.clone();
+            tampered.insert(token.find('.').unwrap() + 5, 'x');
+            assert!(verify_access_token(&ring, &tampered, "https://id.example", now.unix_timestamp()).is_err());
+        }
+    }
 }

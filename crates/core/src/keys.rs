@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use portcullis_protocol::SigningAlg;
 use portcullis_protocol::jwk::{Jwk, JwkSet};
 use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -22,11 +24,48 @@ use crate::error::{Error, Result};
 use crate::model::{KeyState, SigningKeyRecord};
 use crate::repo::Store;
 
+/// A private key parsed once. `jsonwebtoken` 10 re-parses (and re-validates) the DER
+/// private key on every signature, which costs as much as the signature itself for RSA;
+/// signing with key pairs kept parsed halves the cost. Verification stays with
+/// `jsonwebtoken`. Both run on aws-lc-rs.
+pub(crate) enum KeyPairKind {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+impl KeyPairKind {
+    fn from_der(alg: SigningAlg, der: &[u8]) -> Result<Self> {
+        let bad = |e: &dyn std::fmt::Display| Error::Unexpected(format!("stored {alg} private key: {e}"));
+        Ok(match alg {
+            SigningAlg::RS256 => Self::Rsa(RsaKeyPair::from_der(der).map_err(|e| bad(&e))?),
+            SigningAlg::ES256 => {
+                Self::Ec(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(|e| bad(&e))?)
+            }
+            SigningAlg::EdDSA => Self::Ed(Ed25519KeyPair::from_pkcs8(der).map_err(|e| bad(&e))?),
+        })
+    }
+
+    /// The JWS signature of `msg` (RFC 7518 §3.3, §3.4; RFC 8037 §3.1).
+    pub(crate) fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        let failed = || Error::Unexpected("signing failed".into());
+        match self {
+            Self::Rsa(pair) => {
+                let mut sig = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig).map_err(|_| failed())?;
+                Ok(sig)
+            }
+            Self::Ec(pair) => Ok(pair.sign(&SystemRandom::new(), msg).map_err(|_| failed())?.as_ref().to_vec()),
+            Self::Ed(pair) => Ok(pair.sign(msg).as_ref().to_vec()),
+        }
+    }
+}
+
 /// The key currently signing.
 pub struct ActiveKey {
     pub kid: String,
     pub alg: SigningAlg,
-    pub(crate) encoding: EncodingKey,
+    pub(crate) pair: KeyPairKind,
 }
 
 /// A consistent view of the keys at one moment.
@@ -155,7 +194,8 @@ impl Keys {
     }
 }
 
-fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) -> Result<KeyRing> {
+/// Builds a key ring from stored records (public for benchmarks and tests).
+pub fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) -> Result<KeyRing> {
     let mut ring = KeyRing::empty();
     for rec in records {
         let published = match rec.state {
@@ -172,18 +212,14 @@ fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) -> R
         ring.jwks.keys.push(jwk);
         if rec.state == KeyState::Active {
             let der = kek.open(&rec.private_key_encrypted, rec.kid.as_bytes())?;
-            let encoding = match rec.alg {
-                SigningAlg::RS256 => EncodingKey::from_rsa_der(&der),
-                SigningAlg::ES256 => EncodingKey::from_ec_der(&der),
-                SigningAlg::EdDSA => EncodingKey::from_ed_der(&der),
-            };
+            let pair = KeyPairKind::from_der(rec.alg, &der)?;
             // Records come newest first; two active keys exist only after two nodes raced
             // through a first start, and then the newest signs.
             if ring.active.is_none() {
                 ring.active = Some(ActiveKey {
                     kid: rec.kid.clone(),
                     alg: rec.alg,
-                    encoding,
+                    pair,
                 });
             }
         }
