@@ -1,0 +1,1 @@
+-- Plain GET (discovery baseline).

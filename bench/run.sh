@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Load benchmarks: builds release, starts Portcullis on SQLite then PostgreSQL, provisions
+# clients through the CLI and the real login page, and runs wrk against each endpoint at
+# 16 and 64 connections, several runs each. Writes bench/results/results.{md,json}.
+#
+#   bench/run.sh                      # everything (about 15 minutes on 2 cores)
+#   BACKENDS=sqlite RUNS=1 bench/run.sh
+#
+# Needs: wrk (Debian package), python3 with requests, PostgreSQL on 127.0.0.1:5432 for
+# the postgres backend (PG_URL to override).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BACKENDS=${BACKENDS:-"sqlite postgres"}
+CONNS=${CONNS:-"16 64"}
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10s}
+CODE_DURATION=${CODE_DURATION:-4s}
+CODES_PER_RUN=${CODES_PER_RUN:-16000}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+PORT=19090
+ISSUER="http://127.0.0.1:$PORT"
+KEK="AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+OUT=bench/results
+mkdir -p "$OUT"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+python3 -c 'import requests' 2>/dev/null || pip install -q requests
+
+cargo build --release -q -p portcullis-cli
+BIN=$PWD/target/release/portcullis
+WORK=$(mktemp -d)
+trap 'kill "${SERVER:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+RESULTS=$WORK/results.jsonl
+: > "$RESULTS"
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+start_server() {
+  local t0 t1
+  t0=$(date +%s%N)
+  (cd "$WORK" && exec "$BIN" --config "$WORK/portcullis.toml" serve >"$WORK/server.log" 2>&1) &
+  SERVER=$!
+  until curl -sf "$ISSUER/readyz" >/dev/null 2>&1; do sleep 0.005; done
+  t1=$(date +%s%N)
+  READY_MS=$(( (t1 - t0) / 1000000 ))
+}
+
+stop_server() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
+
+# run_load NAME BACKEND CONNS DURATION SCRIPT [ENV…]: one wrk run, RSS sampled during it.
+run_load() {
+  local name=$1 backend=$2 conns=$3 duration=$4 script=$5
+  shift 5
+  cat "bench/lua/$script" bench/lua/report.lua > "$WORK/load.lua"
+  local peak=0 out
+  ( while kill -0 "$SERVER" 2>/dev/null; do r=$(rss_kb "$SERVER"); echo "$r"; sleep 0.2; done ) > "$WORK/rss.txt" &
+  local sampler=$!
+  out=$(env "$@" THREADS=2 wrk -t2 -c"$conns" -d"$duration" --latency -s "$WORK/load.lua" "$ISSUER$PATH_") || true
+  kill $sampler 2>/dev/null || true
+  peak=$(sort -n "$WORK/rss.txt" | tail -1)
+  local json
+  json=$(echo "$out" | sed -n 's/^JSON //p')
+  non2xx=$(echo "$out" | sed -n 's/.*Non-2xx or 3xx responses: \([0-9]*\).*/\1/p')
+  echo "{\"load\":\"$name\",\"backend\":\"$backend\",\"connections\":$conns,\"rss_peak_kb\":${peak:-0},\"non2xx\":${non2xx:-0},\"result\":$json}" >> "$RESULTS"
+  echo "  $name $backend c=$conns: $json non2xx=${non2xx:-0} rss_peak=${peak}kB"
+}
+
+provision() {
+  "$BIN" --config "$WORK/portcullis.toml" migrate >/dev/null
+  CC=$("$BIN" --config "$WORK/portcullis.toml" client create --name bench-cc --grant-type client_credentials --scope "api:read" --json)
+  WEB=$("$BIN" --config "$WORK/portcullis.toml" client create --name bench-web --first-party \
+        --redirect-uri http://127.0.0.1/cb --grant-type authorization_code --grant-type refresh_token --scope openid --json)
+  echo 'bench password 123' | "$BIN" --config "$WORK/portcullis.toml" user create bench >/dev/null
+  CC_ID=$(echo "$CC" | python3 -c 'import json,sys;print(json.load(sys.stdin)["client_id"])')
+  CC_SECRET=$(echo "$CC" | python3 -c 'import json,sys;print(json.load(sys.stdin)["client_secret"])')
+  WEB_ID=$(echo "$WEB" | python3 -c 'import json,sys;print(json.load(sys.stdin)["client_id"])')
+  WEB_SECRET=$(echo "$WEB" | python3 -c 'import json,sys;print(json.load(sys.stdin)["client_secret"])')
+  CC_BASIC=$(printf '%s:%s' "$CC_ID" "$CC_SECRET" | base64 -w0)
+  WEB_BASIC=$(printf '%s:%s' "$WEB_ID" "$WEB_SECRET" | base64 -w0)
+}
+
+write_config() {
+  local url=$1 alg=${2:-RS256}
+  cat > "$WORK/portcullis.toml" <<TOML
+issuer = "$ISSUER"
+public_addr = "127.0.0.1:$PORT"
+admin_addr = "127.0.0.1:$((PORT + 1))"
+database_url = "$url"
+kek = "$KEK"
+log_level = "warn"
+code_ttl = 600
+signing_alg = "$alg"
+${BENCH_EXTRA_CONFIG:-}
+TOML
+}
+
+for backend in $BACKENDS; do
+  echo "== $backend"
+  if [ "$backend" = sqlite ]; then
+    rm -f "$WORK"/bench.db*
+    url="sqlite://$WORK/bench.db?mode=rwc"
+  else
+    psql "$PG_URL/postgres" -qc 'drop database if exists portcullis_bench' -qc 'create database portcullis_bench' >/dev/null
+    url="$PG_URL/portcullis_bench"
+  fi
+  write_config "$url"
+  provision
+  start_server; stop_server
+  start_server
+  echo "  start to ready on an existing database: ${READY_MS} ms"
+  sleep 1
+  IDLE_KB=$(rss_kb "$SERVER")
+  echo "{\"load\":\"startup\",\"backend\":\"$backend\",\"ready_ms\":$READY_MS,\"rss_idle_kb\":$IDLE_KB}" >> "$RESULTS"
+  TOKEN=$(curl -s -u "$CC_ID:$CC_SECRET" -d grant_type=client_credentials "$ISSUER/token" | python3 -c 'import json,sys;print(json.load(sys.stdin)["access_token"])')
+  for c in $CONNS; do
+    for r in $(seq 1 "$RUNS"); do
+      PATH_="/.well-known/openid-configuration" run_load discovery "$backend" "$c" "$DURATION" get.lua
+      PATH_="/token" run_load client_credentials_rs256 "$backend" "$c" "$DURATION" client_credentials.lua BASIC="$CC_BASIC"
+      PATH_="/introspect" run_load introspection "$backend" "$c" "$DURATION" introspect.lua BASIC="$CC_BASIC" TOKEN="$TOKEN"
+      python3 bench/prepare.py "$ISSUER" "$WEB_ID" "$WEB_SECRET" http://127.0.0.1/cb bench 'bench password 123' \
+        "$WORK/codes.txt" "$CODES_PER_RUN" "$WORK/refresh.txt" $((c * 2))
+      PATH_="/token" run_load refresh_rotation "$backend" "$c" "$DURATION" refresh.lua BASIC="$WEB_BASIC" TOKENS="$WORK/refresh.txt"
+      PATH_="/token" run_load code_exchange "$backend" "$c" "$CODE_DURATION" code_exchange.lua BASIC="$WEB_BASIC" CODES="$WORK/codes.txt" REDIRECT=http://127.0.0.1/cb
+    done
+  done
+  stop_server
+  # ES256 access tokens: a fresh database whose keys are generated as P-256.
+  if [ "$backend" = sqlite ]; then rm -f "$WORK"/bench.db*; else
+    psql "$PG_URL/postgres" -qc 'drop database if exists portcullis_bench' -qc 'create database portcullis_bench' >/dev/null; fi
+  write_config "$url" ES256
+  provision
+  start_server
+  for c in $CONNS; do
+    for r in $(seq 1 "$RUNS"); do
+      PATH_="/token" run_load client_credentials_es256 "$backend" "$c" "$DURATION" client_credentials.lua BASIC="$CC_BASIC"
+    done
+  done
+  stop_server
+done
+
+python3 bench/summarize.py "$RESULTS" "$OUT/results.md" "$OUT/results.json"
+cat "$OUT/results.md"
