@@ -17,6 +17,19 @@ use crate::code_flow::PASSWORD;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Whether chromedriver can be started in its own PID namespace (needs root).
+fn isolated_pids() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
 /// A chromedriver process and one browser session.
 pub struct Browser {
     driver: Child,
@@ -32,8 +45,18 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        // Its own process group, so the browsers it starts can be stopped with it.
-        let driver = Command::new("chromedriver")
+        // Its own process group, so the browsers it starts can be stopped with it; and,
+        // where the test runs as root, its own PID namespace: a session ending in this
+        // headless Chromium has more than once killed every process on the machine
+        // (PostgreSQL included), which a namespace confines to the browser's own processes.
+        let mut command = if isolated_pids() {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", "chromedriver"]);
+            c
+        } else {
+            Command::new("chromedriver")
+        };
+        let driver = command
             .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -142,6 +165,37 @@ impl Browser {
         let id = self.find(css).await;
         self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})))
             .await;
+    }
+
+    /// The rendered text of the first element matching `css` (what a person would copy).
+    pub async fn text(&self, css: &str) -> String {
+        let id = self.find(css).await;
+        self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Empties a text field or textarea.
+    pub async fn clear(&self, css: &str) {
+        let id = self.find(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{id}/clear"), Some(json!({})))
+            .await;
+    }
+
+    /// Emulates a viewport of this size (for screenshots at a desktop width). Through
+    /// DevTools, not WebDriver's window rect: in this headless Chromium, setting the window
+    /// rect made chromedriver kill every process on the machine when the session ended.
+    pub async fn viewport(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false
+            }})),
+        )
+        .await;
     }
 
     /// Saves a PNG of the page under `target/screenshots/`.

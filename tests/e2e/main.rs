@@ -3,9 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+mod admin_api;
+mod admin_browser;
+mod admin_pages;
+mod admin_support;
 mod browser_flow;
 mod cli;
 mod code_flow;
+mod defense;
 mod forms;
 mod foundation;
 mod multinode;

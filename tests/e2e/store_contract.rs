@@ -74,6 +74,12 @@ contract!(
     audit_events,
 );
 
+// The admin surface's repositories (issue 4), with their own `contract!` list.
+mod admin;
+
+// Lockout counts and webhooks (issue 6), with their own `contract!` list.
+mod defense;
+
 // ---------------------------------------------------------------------------------------
 // Fixtures. Instants are whole seconds: SQLite keeps seconds, PostgreSQL microseconds.
 

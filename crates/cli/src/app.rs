@@ -115,7 +115,12 @@ pub fn public_router(core: &Arc<Portcullis>) -> Router {
 
 /// The admin surface, on its own listener (DESIGN §1).
 pub fn admin_router(core: &Arc<Portcullis>) -> Router {
-    portcullis_server::health_router(Arc::clone(core))
+    // The admin UI and admin API (issue 4), beside the health endpoints.
+    let secure_cookies = core.settings.issuer.starts_with("https://");
+    portcullis_server::health_router(Arc::clone(core)).merge(portcullis_web::admin_router(
+        Arc::clone(core),
+        portcullis_web::WebConfig { secure_cookies },
+    ))
 }
 
 /// A running server: its addresses, its context, and how to stop it.
@@ -152,29 +157,46 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
         tracing::warn!(issuer = %core.settings.issuer, "the issuer is http: this is for development only; use https in production");
     }
     let maintenance = core.spawn_maintenance();
+    let webhooks = core.spawn_webhook_worker(Arc::new(crate::webhook_sender::HttpsSender::new()?));
+    let tls = settings.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let (tx, rx) = watch::channel(false);
     let public_addr = public.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let mut tasks = Vec::new();
     for (listener, router) in [(public, public_router(&core)), (admin, admin_router(&core))] {
         let mut rx = rx.clone();
+        // The configured trusted proxies, for `ClientIp` on every surface.
+        let router = router.layer(axum::Extension(core.settings.defense.trusted_proxies.clone()));
+        let tls = tls.clone();
         tasks.push(tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            let result = axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await;
+            let shutdown = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            let result = match tls {
+                Some(config) => match crate::tls::TlsListener::new(listener, config) {
+                    // `tap_io` gives the TLS listener axum's `ConnectInfo<SocketAddr>`.
+                    Ok(l) => {
+                        axum::serve(axum::serve::ListenerExt::tap_io(l, |_| {}), service)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
+                None => axum::serve(listener, service).with_graceful_shutdown(shutdown).await,
+            };
             if let Err(e) = result {
                 tracing::error!(error = %e, "server stopped with an error");
             }
         }));
     }
     let maint_abort = maintenance.abort_handle();
+    let webhooks_abort = webhooks.abort_handle();
     let mut rx_m = rx.clone();
     tasks.push(tokio::spawn(async move {
         let _ = rx_m.wait_for(|stop| *stop).await;
         maint_abort.abort();
+        webhooks_abort.abort();
     }));
     Ok(Running {
         public_addr,

@@ -1,4 +1,4 @@
-//! The commands: `serve`, `migrate`, `keys`, `client`, `user`, `admin`.
+//! The commands: `serve`, `migrate`, `keys`, `client`, `user`, `admin`, `webhook`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -47,6 +47,9 @@ pub enum Command {
     /// Operator accounts for the admin surface.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Event webhooks: signed deliveries of audit events to HTTPS receivers.
+    #[command(subcommand)]
+    Webhook(crate::webhook_commands::WebhookCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -446,6 +449,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 .map_err(user_facing)?;
             println!("created {} account {}", role.as_str(), admin.username);
         }
+        Command::Webhook(c) => crate::webhook_commands::run(core, c, ACTOR).await?,
         Command::Serve | Command::Migrate => {}
     }
     let _ = std::io::stdout().flush();

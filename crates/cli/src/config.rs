@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use portcullis_core::CoreSettings;
+use portcullis_core::defense::DefenseSettings;
+use portcullis_core::net::{ForwardedHeader, TrustedProxies};
+use portcullis_core::throttle::{Bucket, RateLimit};
 use portcullis_protocol::SigningAlg;
 use serde::Deserialize;
 
@@ -30,6 +33,25 @@ pub struct RawConfig {
     pub code_ttl: Option<i64>,
     pub session_ttl: Option<i64>,
     pub max_concurrent_password_hashes: Option<i64>,
+    // Defense in depth (issue 6).
+    pub trusted_proxies: Option<Vec<String>>,
+    pub client_ip_header: Option<String>,
+    pub rate_limit_login: Option<String>,
+    pub rate_limit_admin_login: Option<String>,
+    pub rate_limit_token_ip: Option<String>,
+    pub rate_limit_token_client: Option<String>,
+    pub rate_limit_revoke: Option<String>,
+    pub rate_limit_introspect: Option<String>,
+    pub rate_limit_account: Option<String>,
+    pub lockout_threshold: Option<i64>,
+    pub lockout_base_delay: Option<i64>,
+    pub lockout_max_delay: Option<i64>,
+    pub audit_queue_size: Option<i64>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub webhook_max_attempts: Option<i64>,
+    pub webhook_retry_base: Option<i64>,
+    pub insecure_allow_http_webhooks: Option<bool>,
 }
 
 /// A setting that failed validation: `setting` is the key as written in the file.
@@ -73,6 +95,13 @@ pub enum KekSource {
     Generated(PathBuf),
 }
 
+/// Certificate chain and private key (PEM) for built-in TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -84,6 +113,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub core: CoreSettings,
+    /// Built-in TLS on both listeners (issue 6); `None` behind a TLS-terminating proxy.
+    pub tls: Option<TlsFiles>,
 }
 
 const ENV_KEYS: &[&str] = &[
@@ -104,6 +135,24 @@ const ENV_KEYS: &[&str] = &[
     "code_ttl",
     "session_ttl",
     "max_concurrent_password_hashes",
+    "trusted_proxies",
+    "client_ip_header",
+    "rate_limit_login",
+    "rate_limit_admin_login",
+    "rate_limit_token_ip",
+    "rate_limit_token_client",
+    "rate_limit_revoke",
+    "rate_limit_introspect",
+    "rate_limit_account",
+    "lockout_threshold",
+    "lockout_base_delay",
+    "lockout_max_delay",
+    "audit_queue_size",
+    "tls_cert_file",
+    "tls_key_file",
+    "webhook_max_attempts",
+    "webhook_retry_base",
+    "insecure_allow_http_webhooks",
 ];
 
 impl RawConfig {
@@ -157,6 +206,24 @@ impl RawConfig {
             "code_ttl" => self.code_ttl.is_some(),
             "session_ttl" => self.session_ttl.is_some(),
             "max_concurrent_password_hashes" => self.max_concurrent_password_hashes.is_some(),
+            "trusted_proxies" => self.trusted_proxies.is_some(),
+            "client_ip_header" => self.client_ip_header.is_some(),
+            "rate_limit_login" => self.rate_limit_login.is_some(),
+            "rate_limit_admin_login" => self.rate_limit_admin_login.is_some(),
+            "rate_limit_token_ip" => self.rate_limit_token_ip.is_some(),
+            "rate_limit_token_client" => self.rate_limit_token_client.is_some(),
+            "rate_limit_revoke" => self.rate_limit_revoke.is_some(),
+            "rate_limit_introspect" => self.rate_limit_introspect.is_some(),
+            "rate_limit_account" => self.rate_limit_account.is_some(),
+            "lockout_threshold" => self.lockout_threshold.is_some(),
+            "lockout_base_delay" => self.lockout_base_delay.is_some(),
+            "lockout_max_delay" => self.lockout_max_delay.is_some(),
+            "audit_queue_size" => self.audit_queue_size.is_some(),
+            "tls_cert_file" => self.tls_cert_file.is_some(),
+            "tls_key_file" => self.tls_key_file.is_some(),
+            "webhook_max_attempts" => self.webhook_max_attempts.is_some(),
+            "webhook_retry_base" => self.webhook_retry_base.is_some(),
+            "insecure_allow_http_webhooks" => self.insecure_allow_http_webhooks.is_some(),
             _ => false,
         }
     }
@@ -214,6 +281,42 @@ impl RawConfig {
                 "code_ttl" => self.code_ttl = Some(int(&value)?),
                 "session_ttl" => self.session_ttl = Some(int(&value)?),
                 "max_concurrent_password_hashes" => self.max_concurrent_password_hashes = Some(int(&value)?),
+                // A list in the environment: comma-separated.
+                "trusted_proxies" => {
+                    self.trusted_proxies = Some(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    )
+                }
+                "client_ip_header" => self.client_ip_header = Some(value),
+                "rate_limit_login" => self.rate_limit_login = Some(value),
+                "rate_limit_admin_login" => self.rate_limit_admin_login = Some(value),
+                "rate_limit_token_ip" => self.rate_limit_token_ip = Some(value),
+                "rate_limit_token_client" => self.rate_limit_token_client = Some(value),
+                "rate_limit_revoke" => self.rate_limit_revoke = Some(value),
+                "rate_limit_introspect" => self.rate_limit_introspect = Some(value),
+                "rate_limit_account" => self.rate_limit_account = Some(value),
+                "lockout_threshold" => self.lockout_threshold = Some(int(&value)?),
+                "lockout_base_delay" => self.lockout_base_delay = Some(int(&value)?),
+                "lockout_max_delay" => self.lockout_max_delay = Some(int(&value)?),
+                "audit_queue_size" => self.audit_queue_size = Some(int(&value)?),
+                "tls_cert_file" => self.tls_cert_file = Some(value),
+                "tls_key_file" => self.tls_key_file = Some(value),
+                "webhook_max_attempts" => self.webhook_max_attempts = Some(int(&value)?),
+                "webhook_retry_base" => self.webhook_retry_base = Some(int(&value)?),
+                "insecure_allow_http_webhooks" => {
+                    self.insecure_allow_http_webhooks = Some(match value.trim() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        other => {
+                            return Err(cfg_err(&key, origins, format!("{other:?}: expected true or false")));
+                        }
+                    })
+                }
                 _ => {}
             }
         }
@@ -353,6 +456,29 @@ impl RawConfig {
             }
             core.max_concurrent_password_hashes = usize::try_from(n).unwrap_or(4);
         }
+        let raw = DefenseRaw {
+            trusted_proxies: self.trusted_proxies.as_deref(),
+            client_ip_header: self.client_ip_header.as_deref(),
+            rate_limits: [
+                (Bucket::LoginIp, self.rate_limit_login.as_deref()),
+                (Bucket::AdminLoginIp, self.rate_limit_admin_login.as_deref()),
+                (Bucket::TokenIp, self.rate_limit_token_ip.as_deref()),
+                (Bucket::TokenClient, self.rate_limit_token_client.as_deref()),
+                (Bucket::RevokeIp, self.rate_limit_revoke.as_deref()),
+                (Bucket::IntrospectIp, self.rate_limit_introspect.as_deref()),
+                (Bucket::AccountIp, self.rate_limit_account.as_deref()),
+            ],
+            lockout_threshold: self.lockout_threshold,
+            lockout_base_delay: self.lockout_base_delay,
+            lockout_max_delay: self.lockout_max_delay,
+            audit_queue_size: self.audit_queue_size,
+            tls_cert_file: self.tls_cert_file.as_deref(),
+            tls_key_file: self.tls_key_file.as_deref(),
+            webhook_max_attempts: self.webhook_max_attempts,
+            webhook_retry_base: self.webhook_retry_base,
+            insecure_allow_http_webhooks: self.insecure_allow_http_webhooks,
+        };
+        let tls = defense(&mut core.defense, &raw, origins)?;
         Ok(Settings {
             public_addr,
             admin_addr,
@@ -362,7 +488,99 @@ impl RawConfig {
             log_format,
             log_level,
             core,
+            tls,
         })
+    }
+}
+
+/// The defense-in-depth settings as read, borrowed from `RawConfig`.
+struct DefenseRaw<'a> {
+    trusted_proxies: Option<&'a [String]>,
+    client_ip_header: Option<&'a str>,
+    rate_limits: [(Bucket, Option<&'a str>); 7],
+    lockout_threshold: Option<i64>,
+    lockout_base_delay: Option<i64>,
+    lockout_max_delay: Option<i64>,
+    audit_queue_size: Option<i64>,
+    tls_cert_file: Option<&'a str>,
+    tls_key_file: Option<&'a str>,
+    webhook_max_attempts: Option<i64>,
+    webhook_retry_base: Option<i64>,
+    insecure_allow_http_webhooks: Option<bool>,
+}
+
+/// Validates the defense-in-depth settings into `d`; returns the TLS files, if any.
+fn defense(d: &mut DefenseSettings, raw: &DefenseRaw<'_>, origins: &Origins) -> Result<Option<TlsFiles>, ConfigError> {
+    if let Some(list) = raw.trusted_proxies {
+        d.trusted_proxies.networks = list
+            .iter()
+            .map(|n| TrustedProxies::parse_network(n).map_err(|e| cfg_err("trusted_proxies", origins, e)))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(h) = raw.client_ip_header {
+        d.trusted_proxies.header = ForwardedHeader::parse(h).ok_or_else(|| {
+            cfg_err(
+                "client_ip_header",
+                origins,
+                format!("{h:?}: expected x-forwarded-for or forwarded"),
+            )
+        })?;
+    }
+    for (bucket, value) in raw.rate_limits {
+        if let Some(v) = value {
+            let limit = RateLimit::parse(v).map_err(|e| cfg_err(bucket.setting(), origins, e))?;
+            d.rate_limits.set(bucket, limit);
+        }
+    }
+    let range = |key: &str, v: Option<i64>, min: i64, max: i64| -> Result<Option<i64>, ConfigError> {
+        match v {
+            Some(n) if !(min..=max).contains(&n) => {
+                Err(cfg_err(key, origins, format!("{n} is out of range {min}..={max}")))
+            }
+            other => Ok(other),
+        }
+    };
+    if let Some(n) = range("lockout_threshold", raw.lockout_threshold, 1, 100)? {
+        d.lockout.threshold = u32::try_from(n).unwrap_or(5);
+    }
+    if let Some(n) = range("lockout_base_delay", raw.lockout_base_delay, 1, 3600)? {
+        d.lockout.base_delay = time::Duration::seconds(n);
+    }
+    if let Some(n) = range("lockout_max_delay", raw.lockout_max_delay, 1, 86_400)? {
+        d.lockout.max_delay = time::Duration::seconds(n);
+    }
+    if d.lockout.max_delay < d.lockout.base_delay {
+        return Err(cfg_err(
+            "lockout_max_delay",
+            origins,
+            "must not be less than lockout_base_delay",
+        ));
+    }
+    if let Some(n) = range("audit_queue_size", raw.audit_queue_size, 1, 1_000_000)? {
+        d.audit_queue_size = usize::try_from(n).unwrap_or(4096);
+    }
+    if let Some(n) = range("webhook_max_attempts", raw.webhook_max_attempts, 1, 20)? {
+        d.webhooks.max_attempts = u32::try_from(n).unwrap_or(8);
+    }
+    if let Some(n) = range("webhook_retry_base", raw.webhook_retry_base, 1, 3600)? {
+        d.webhooks.retry_base = std::time::Duration::from_secs(n.unsigned_abs());
+    }
+    if let Some(b) = raw.insecure_allow_http_webhooks {
+        d.webhooks.insecure_allow_http = b;
+    }
+    match (raw.tls_cert_file, raw.tls_key_file) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => {
+            for (setting, f) in [("tls_cert_file", cert), ("tls_key_file", key)] {
+                std::fs::metadata(f).map_err(|e| cfg_err(setting, origins, format!("cannot read {f}: {e}")))?;
+            }
+            Ok(Some(TlsFiles {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            }))
+        }
+        (Some(_), None) => Err(cfg_err("tls_key_file", origins, "is required with tls_cert_file")),
+        (None, Some(_)) => Err(cfg_err("tls_cert_file", origins, "is required with tls_key_file")),
     }
 }
 
@@ -393,6 +611,7 @@ impl Settings {
             log_format: LogFormat::Human,
             log_level: "warn".into(),
             core: CoreSettings::for_issuer(issuer),
+            tls: None,
         }
     }
 
@@ -473,5 +692,57 @@ mod tests {
         let e = Settings::load_from(Some(&bad), Vec::new()).unwrap_err();
         assert!(e.to_string().contains("issuer (from "), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+    #[test]
+    fn defense_settings() {
+        let s = load(&[]).unwrap();
+        assert!(s.core.defense.trusted_proxies.networks.is_empty());
+        assert_eq!(s.core.defense.audit_queue_size, 4096);
+        assert!(s.tls.is_none());
+        let s = load(&[
+            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+            ("PORTCULLIS_CLIENT_IP_HEADER", "forwarded"),
+            ("PORTCULLIS_RATE_LIMIT_LOGIN", "5/min"),
+            ("PORTCULLIS_RATE_LIMIT_INTROSPECT", "off"),
+            ("PORTCULLIS_LOCKOUT_THRESHOLD", "3"),
+            ("PORTCULLIS_LOCKOUT_MAX_DELAY", "60"),
+            ("PORTCULLIS_AUDIT_QUEUE_SIZE", "10"),
+            ("PORTCULLIS_WEBHOOK_MAX_ATTEMPTS", "3"),
+            ("PORTCULLIS_INSECURE_ALLOW_HTTP_WEBHOOKS", "true"),
+        ])
+        .unwrap();
+        let d = &s.core.defense;
+        assert_eq!(d.trusted_proxies.networks.len(), 2);
+        assert_eq!(d.trusted_proxies.header, ForwardedHeader::Forwarded);
+        assert_eq!(d.rate_limits.get(Bucket::LoginIp).unwrap().to_string(), "5/min");
+        assert_eq!(d.rate_limits.get(Bucket::IntrospectIp), None);
+        assert_eq!(d.lockout.threshold, 3);
+        assert_eq!(d.lockout.max_delay, time::Duration::seconds(60));
+        assert_eq!(d.audit_queue_size, 10);
+        assert_eq!(d.webhooks.max_attempts, 3);
+        assert!(d.webhooks.insecure_allow_http);
+        for (var, value, setting) in [
+            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/33", "trusted_proxies"),
+            ("PORTCULLIS_CLIENT_IP_HEADER", "x-real-ip", "client_ip_header"),
+            ("PORTCULLIS_RATE_LIMIT_TOKEN_CLIENT", "0/min", "rate_limit_token_client"),
+            ("PORTCULLIS_LOCKOUT_THRESHOLD", "0", "lockout_threshold"),
+            ("PORTCULLIS_AUDIT_QUEUE_SIZE", "0", "audit_queue_size"),
+            (
+                "PORTCULLIS_INSECURE_ALLOW_HTTP_WEBHOOKS",
+                "maybe",
+                "insecure_allow_http_webhooks",
+            ),
+        ] {
+            let e = load(&[(var, value)]).unwrap_err();
+            assert_eq!(e.setting, setting, "{e}");
+        }
+        let e = load(&[("PORTCULLIS_TLS_CERT_FILE", "/nonexistent/cert.pem")]).unwrap_err();
+        assert_eq!(e.setting, "tls_key_file");
+        let e = load(&[
+            ("PORTCULLIS_TLS_CERT_FILE", "/nonexistent/cert.pem"),
+            ("PORTCULLIS_TLS_KEY_FILE", "/nonexistent/key.pem"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "tls_cert_file");
     }
 }

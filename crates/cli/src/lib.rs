@@ -4,6 +4,10 @@
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod http_client;
 pub mod logging;
+pub mod tls;
+pub mod webhook_commands;
+pub mod webhook_sender;
 
 pub use config::Settings;

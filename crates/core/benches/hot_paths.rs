@@ -28,17 +28,24 @@ fn claims(now: i64) -> AccessTokenClaims {
 }
 
 fn jwt(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let kek = Kek::generate().unwrap();
     let now = time::OffsetDateTime::now_utc();
     for alg in [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA] {
         let rec = rt.block_on(generate(&kek, alg, KeyState::Active, now)).unwrap();
         let ring = build_ring(&kek, std::slice::from_ref(&rec), now).unwrap();
         let cl = claims(now.unix_timestamp());
-        c.bench_function(&format!("jwt_sign_{alg}"), |b| b.iter(|| sign(&ring, ACCESS_TOKEN_TYP, black_box(&cl)).unwrap()));
+        c.bench_function(&format!("jwt_sign_{alg}"), |b| {
+            b.iter(|| sign(&ring, ACCESS_TOKEN_TYP, black_box(&cl)).unwrap())
+        });
         let token = sign(&ring, ACCESS_TOKEN_TYP, &cl).unwrap();
         c.bench_function(&format!("jwt_verify_{alg}"), |b| {
-            b.iter(|| verify_access_token(&ring, black_box(&token), "https://id.example", now.unix_timestamp()).unwrap())
+            b.iter(|| {
+                verify_access_token(&ring, black_box(&token), "https://id.example", now.unix_timestamp()).unwrap()
+            })
         });
         if alg == SigningAlg::RS256 {
             // What signing cost through `jsonwebtoken::encode`, which parses the DER
@@ -58,14 +65,18 @@ fn jwt(c: &mut Criterion) {
 fn secrets_and_parsing(c: &mut Criterion) {
     let secret = random_token().unwrap();
     let stored = sha256(secret.as_bytes());
-    c.bench_function("client_secret_verify", |b| b.iter(|| digest_eq(&stored, &sha256(black_box(secret.as_bytes())))));
+    c.bench_function("client_secret_verify", |b| {
+        b.iter(|| digest_eq(&stored, &sha256(black_box(secret.as_bytes()))))
+    });
     let body = "grant_type=client_credentials&scope=api%3Aread+api%3Awrite";
     c.bench_function("token_request_parse", |b| {
         b.iter(|| serde_urlencoded::from_str::<TokenRequest>(black_box(body)).unwrap())
     });
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-    c.bench_function("pkce_s256_verify", |b| b.iter(|| pkce_s256_matches(black_box(verifier), challenge)));
+    c.bench_function("pkce_s256_verify", |b| {
+        b.iter(|| pkce_s256_matches(black_box(verifier), challenge))
+    });
 }
 
 criterion_group!(benches, jwt, secrets_and_parsing);

@@ -1,6 +1,7 @@
 //! Audit events, written off the request's hot path: a bounded queue feeds a writer task
-//! that stores events in batches and logs each one; when the queue is full, events are
-//! counted and dropped rather than blocking requests.
+//! that stores events in batches, logs each one (target `audit`) and enqueues the
+//! webhook deliveries they match; when the queue is full, events are counted, logged
+//! (target `audit`, `dropped = true`) and not stored, rather than blocking requests.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,6 @@ use uuid::Uuid;
 use crate::model::AuditEvent;
 use crate::repo::Store;
 
-const QUEUE: usize = 4096;
 const BATCH: usize = 256;
 
 #[derive(Clone, Debug)]
@@ -66,9 +66,9 @@ impl Event {
 }
 
 impl AuditSink {
-    /// Starts the writer task on the current runtime.
-    pub fn spawn(store: Arc<dyn Store>) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
+    /// Starts the writer task on the current runtime, with a queue of `capacity` events.
+    pub fn spawn(store: Arc<dyn Store>, capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
         tokio::spawn(writer(store, rx));
         Self {
             tx,
@@ -87,11 +87,23 @@ impl AuditSink {
             ip: event.ip,
             detail: event.detail,
         };
-        if self.tx.try_send(ev).is_err() {
+        if let Err(e) = self.tx.try_send(ev) {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
-                tracing::warn!(dropped_total = n, "audit queue full; events dropped");
-            }
+            // The log still gets the event, so nothing is lost from the operator's view;
+            // only the database row is.
+            let ev = e.into_inner();
+            tracing::warn!(
+                target: "audit",
+                dropped = true,
+                dropped_total = n,
+                event = %ev.event_type,
+                actor = ev.actor.as_deref(),
+                user_id = ev.user_id.map(|u| u.to_string()),
+                client_id = ev.client_id.as_deref(),
+                ip = ev.ip.as_deref(),
+                detail = %ev.detail,
+                "audit queue full; event not stored"
+            );
         }
     }
 
@@ -128,8 +140,9 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AuditEvent>) {
                 "audit event"
             );
         }
-        if let Err(e) = store.insert_audit_events(&batch).await {
-            tracing::error!(error = %e, count = batch.len(), "could not store audit events");
+        match store.insert_audit_events(&batch).await {
+            Ok(()) => crate::webhooks::enqueue(store.as_ref(), &batch).await,
+            Err(e) => tracing::error!(error = %e, count = batch.len(), "could not store audit events"),
         }
         batch.clear();
     }

@@ -4,6 +4,7 @@
 use portcullis_protocol::{ClientId, ErrorCode, GrantType, RedirectUri, ScopeSet, Secret};
 use time::Duration;
 
+use crate::admin::Actor;
 use crate::audit::Event;
 use crate::crypto::{b64url, digest_eq, random_bytes, random_token, sha256};
 use crate::error::{Error, Result};
@@ -168,7 +169,12 @@ fn new_secret() -> Result<Secret> {
 impl Portcullis {
     /// Registers a client; returns it and, for a confidential client, its secret — the
     /// only time the secret exists in clear.
-    pub async fn create_client(&self, input: &ClientInput, actor: &str) -> Result<(Client, Option<Secret>)> {
+    pub async fn create_client(
+        &self,
+        input: &ClientInput,
+        actor: impl Into<Actor>,
+    ) -> Result<(Client, Option<Secret>)> {
+        let actor: Actor = actor.into();
         let v = validate(input)?;
         let now = self.now();
         let id = ClientId::parse(&b64url(&random_bytes::<16>()?)).map_err(|e| Error::Unexpected(e.0))?;
@@ -197,17 +203,14 @@ impl Portcullis {
             updated_at: now,
         };
         self.store.insert_client(&client).await?;
-        self.audit(
-            Event::new("admin.client.created")
-                .actor(actor)
-                .client(client.id.as_str()),
-        );
+        self.audit(Event::new("admin.client.created").by(&actor).client(client.id.as_str()));
         Ok((client, secret))
     }
 
     /// Replaces a client's settings; the kind cannot change (it decides whether a
     /// secret exists).
-    pub async fn update_client(&self, id: &ClientId, input: &ClientInput, actor: &str) -> Result<Client> {
+    pub async fn update_client(&self, id: &ClientId, input: &ClientInput, actor: impl Into<Actor>) -> Result<Client> {
+        let actor: Actor = actor.into();
         let mut client = self.get_client(id).await?;
         let mut input = input.clone();
         if input.kind.is_some_and(|k| k != client.kind) {
@@ -229,7 +232,7 @@ impl Portcullis {
         client.policy_uri = v.policy_uri;
         client.updated_at = self.now();
         self.store.update_client(&client).await.map_err(not_found("client"))?;
-        self.audit(Event::new("admin.client.updated").actor(actor).client(id.as_str()));
+        self.audit(Event::new("admin.client.updated").by(&actor).client(id.as_str()));
         Ok(client)
     }
 
@@ -242,7 +245,8 @@ impl Portcullis {
     }
 
     /// Issues a new secret; the old one stops working at once.
-    pub async fn rotate_client_secret(&self, id: &ClientId, actor: &str) -> Result<Secret> {
+    pub async fn rotate_client_secret(&self, id: &ClientId, actor: impl Into<Actor>) -> Result<Secret> {
+        let actor: Actor = actor.into();
         let mut client = self.get_client(id).await?;
         if client.kind != ClientKind::Confidential {
             return Err(Error::invalid("kind", "a public client has no secret"));
@@ -251,15 +255,12 @@ impl Portcullis {
         client.secret_hash = Some(sha256(secret.expose().as_bytes()));
         client.updated_at = self.now();
         self.store.update_client(&client).await.map_err(not_found("client"))?;
-        self.audit(
-            Event::new("admin.client.secret_rotated")
-                .actor(actor)
-                .client(id.as_str()),
-        );
+        self.audit(Event::new("admin.client.secret_rotated").by(&actor).client(id.as_str()));
         Ok(secret)
     }
 
-    pub async fn set_client_disabled(&self, id: &ClientId, disabled: bool, actor: &str) -> Result<Client> {
+    pub async fn set_client_disabled(&self, id: &ClientId, disabled: bool, actor: impl Into<Actor>) -> Result<Client> {
+        let actor: Actor = actor.into();
         let mut client = self.get_client(id).await?;
         client.disabled = disabled;
         client.updated_at = self.now();
@@ -269,13 +270,14 @@ impl Portcullis {
         } else {
             "admin.client.enabled"
         };
-        self.audit(Event::new(what).actor(actor).client(id.as_str()));
+        self.audit(Event::new(what).by(&actor).client(id.as_str()));
         Ok(client)
     }
 
     /// Deletes a client with its grants, refresh tokens, codes and consents; its
     /// outstanding access tokens are revoked.
-    pub async fn delete_client(&self, id: &ClientId, actor: &str) -> Result<()> {
+    pub async fn delete_client(&self, id: &ClientId, actor: impl Into<Actor>) -> Result<()> {
+        let actor: Actor = actor.into();
         let expires_at = self.now() + self.settings.max_access_token_ttl();
         let mut revocations: Vec<Revocation> = self
             .store
@@ -296,7 +298,7 @@ impl Portcullis {
             .await
             .map_err(not_found("client"))?;
         self.revocations.insert_local(&revocations);
-        self.audit(Event::new("admin.client.deleted").actor(actor).client(id.as_str()));
+        self.audit(Event::new("admin.client.deleted").by(&actor).client(id.as_str()));
         Ok(())
     }
 

@@ -24,6 +24,10 @@ pub enum Error {
     /// Too many concurrent password hashes; try again shortly.
     #[error("the server is busy; try again")]
     Busy,
+    /// Over a rate limit, or a locked (account, address) pair: try again after
+    /// `retry_after` seconds (HTTP 429 with `Retry-After`).
+    #[error("too many requests; retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error(transparent)]
     Store(StoreError),
     /// Anything else; the text goes to the log, never to a client.

@@ -24,9 +24,17 @@ struct JwsHeader<'a> {
 /// Signs `claims` with the active key as a JWS compact serialization (RFC 7515 §7.1);
 /// `typ` goes into the header.
 pub fn sign<T: Serialize>(ring: &KeyRing, typ: &str, claims: &T) -> Result<String> {
-    let key = ring.active.as_ref().ok_or_else(|| Error::Unexpected("no active signing key".into()))?;
+    let key = ring
+        .active
+        .as_ref()
+        .ok_or_else(|| Error::Unexpected("no active signing key".into()))?;
     let unexpected = |e: serde_json::Error| Error::Unexpected(format!("serializing a JWT: {e}"));
-    let header = serde_json::to_vec(&JwsHeader { alg: key.alg.as_str(), typ, kid: &key.kid }).map_err(unexpected)?;
+    let header = serde_json::to_vec(&JwsHeader {
+        alg: key.alg.as_str(),
+        typ,
+        kid: &key.kid,
+    })
+    .map_err(unexpected)?;
     let payload = serde_json::to_vec(claims).map_err(unexpected)?;
     let mut token = b64url(&header);
     token.push('.');
@@ -163,7 +171,10 @@ mod tests {
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.alg, crate::keys::jwt_alg(alg));
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-            assert_eq!(verify_access_token(&ring, &token, "https://id.example", now.unix_timestamp()).unwrap(), c);
+            assert_eq!(
+                verify_access_token(&ring, &token, "https://id.example", now.unix_timestamp()).unwrap(),
+                c
+            );
             assert_eq!(
                 verify_access_token(&ring, &token, "https://other.example", now.unix_timestamp()),
                 Err(InvalidToken::WrongIssuer)

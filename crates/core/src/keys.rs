@@ -52,10 +52,15 @@ impl KeyPairKind {
         match self {
             Self::Rsa(pair) => {
                 let mut sig = vec![0; pair.public_modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig).map_err(|_| failed())?;
+                pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig)
+                    .map_err(|_| failed())?;
                 Ok(sig)
             }
-            Self::Ec(pair) => Ok(pair.sign(&SystemRandom::new(), msg).map_err(|_| failed())?.as_ref().to_vec()),
+            Self::Ec(pair) => Ok(pair
+                .sign(&SystemRandom::new(), msg)
+                .map_err(|_| failed())?
+                .as_ref()
+                .to_vec()),
             Self::Ed(pair) => Ok(pair.sign(msg).as_ref().to_vec()),
         }
     }

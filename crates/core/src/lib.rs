@@ -1,23 +1,31 @@
 //! Portcullis's use cases and the ports they need: repository traits, the clock, key
 //! management, token minting, password and secret hashing. No HTTP, no SQL.
 
+pub mod account;
+pub mod admin;
+pub mod api_keys;
 pub mod audit;
 pub mod authorize;
 pub mod clients;
 pub mod clock;
 pub mod crypto;
+pub mod defense;
 pub mod error;
 pub mod grants;
 pub mod jwt;
 pub mod keys;
+pub mod lockout;
 pub mod logout;
 pub mod model;
+pub mod net;
 pub mod password;
 pub mod repo;
 pub mod revocation;
 pub mod service;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{Error, Result};

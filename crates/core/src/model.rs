@@ -304,3 +304,96 @@ pub struct AuditFilter {
     pub limit: u32,
     pub offset: u32,
 }
+
+/// An admin API key (issue 4): a random value shown once, stored as its SHA-256 digest,
+/// with a role and an optional expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: Uuid,
+    /// What the operator called it ("deploy script").
+    pub name: String,
+    pub key_hash: Digest,
+    pub role: AdminRole,
+    /// Who created it (an admin username).
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// Failed sign-ins of one (account, address) pair (issue 6), keyed by a digest so the
+/// store never holds the usernames people mistype (often a password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub failures: u32,
+    pub last_failure_at: OffsetDateTime,
+}
+
+/// An operator-registered receiver of signed event notifications (issue 6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    /// Event types it receives: exact (`login.failure`), a prefix (`token.*`) or `*`.
+    pub event_types: Vec<String>,
+    /// The HMAC secret, encrypted under the key-encryption key: the server must sign
+    /// with it, so (unlike a client secret) a digest would not do.
+    pub secret_encrypted: Vec<u8>,
+    pub enabled: bool,
+    pub created_at: OffsetDateTime,
+}
+
+/// Where one delivery attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Due at `next_attempt_at`.
+    Pending,
+    /// Claimed by a node until `next_attempt_at` (its lease).
+    Sending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// The receiver failed or could not be reached; a later attempt may follow.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sending => "sending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "sending" => Some(Self::Sending),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One attempt to deliver one event to one webhook; a retry is a new row with the next
+/// `attempt` number, so the rows are the delivery log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookDelivery {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub status: DeliveryStatus,
+    pub response_code: Option<u16>,
+    /// Why the attempt failed (connection refused, timeout, non-2xx), for operators.
+    pub error: Option<String>,
+    /// The JSON body, fixed when the event is enqueued so every attempt sends the same.
+    pub payload: String,
+    pub next_attempt_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+    pub completed_at: Option<OffsetDateTime>,
+}

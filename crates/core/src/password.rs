@@ -1,5 +1,7 @@
 //! Password hashing: argon2id with OWASP parameters (m=19 MiB, t=2, p=1), run on the
-//! blocking pool with a bound on concurrent hashes so a login flood cannot take the CPU.
+//! blocking pool with a bound on concurrent hashes so a login flood cannot take the CPU;
+//! a caller that waits too long for its turn gets `Busy` (503) instead of queueing
+//! without bound.
 
 use std::sync::Arc;
 
@@ -28,6 +30,9 @@ impl std::fmt::Debug for PasswordHasher {
     }
 }
 
+/// The longest a hash waits for a free slot before the request is answered `Busy`.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Minimum password length accepted for new passwords (NIST SP 800-63B §5.1.1.2).
 pub const MIN_PASSWORD_LEN: usize = 8;
 
@@ -41,6 +46,13 @@ impl PasswordHasher {
             params,
             dummy_hash: Arc::new(dummy),
         })
+    }
+
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        match tokio::time::timeout(MAX_WAIT, self.permits.acquire()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(Error::Busy),
+        }
     }
 
     /// Checks a new password's strength; returns the reason if it is refused.
@@ -58,7 +70,7 @@ impl PasswordHasher {
     }
 
     pub async fn hash(&self, password: &Secret) -> Result<String> {
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Busy)?;
+        let _permit = self.permit().await?;
         let params = self.params.clone();
         let pw = password.clone();
         tokio::task::spawn_blocking(move || hash_with(&params, pw.expose()))
@@ -69,7 +81,7 @@ impl PasswordHasher {
     /// Verifies `password` against a PHC string, or against a dummy hash when `phc` is
     /// `None`, which always fails but costs the same.
     pub async fn verify(&self, password: &Secret, phc: Option<&str>) -> Result<bool> {
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Busy)?;
+        let _permit = self.permit().await?;
         let known = phc.is_some();
         let phc = phc
             .map(str::to_owned)

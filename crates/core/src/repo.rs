@@ -209,6 +209,30 @@ pub trait AuditRepo: Send + Sync {
     async fn list_audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// Admin API keys (issue 4), stored by the digest of their value.
+#[async_trait]
+pub trait ApiKeyRepo: Send + Sync {
+    /// Fails with `Conflict` when the id or digest is taken.
+    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    /// The key with this digest, whatever its state.
+    async fn get_api_key_by_hash(&self, key_hash: &Digest) -> StoreResult<Option<ApiKey>>;
+    /// Every key, revoked and expired ones included, newest first.
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+    /// Sets `revoked_at`; false if the key does not exist or was already revoked.
+    async fn revoke_api_key(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+}
+
+/// Reads and single-row changes only the admin surface needs (issue 4).
+#[async_trait]
+pub trait AdminViewRepo: Send + Sync {
+    async fn count_clients(&self) -> StoreResult<u64>;
+    async fn count_users(&self) -> StoreResult<u64>;
+    /// Audit events of `event_type` at or after `since`.
+    async fn count_audit_events(&self, event_type: &str, since: OffsetDateTime) -> StoreResult<u64>;
+    /// Deletes one browser session if it belongs to `user_id`; false otherwise.
+    async fn delete_user_session(&self, user_id: Uuid, id_hash: &Digest) -> StoreResult<bool>;
+}
+
 #[async_trait]
 pub trait HealthRepo: Send + Sync {
     /// Succeeds when the database answers a trivial query.
@@ -229,6 +253,10 @@ pub trait Store:
     + SessionRepo
     + AuditRepo
     + HealthRepo
+    + ApiKeyRepo
+    + AdminViewRepo
+    + LoginFailureRepo
+    + WebhookRepo
     + Send
     + Sync
     + 'static
@@ -248,8 +276,62 @@ impl<T> Store for T where
         + SessionRepo
         + AuditRepo
         + HealthRepo
+        + ApiKeyRepo
+        + AdminViewRepo
+        + LoginFailureRepo
+        + WebhookRepo
         + Send
         + Sync
         + 'static
 {
+}
+
+/// Failed-login counts for the lockout (issue 6), kept in the store so that every node
+/// applies the same backoff.
+#[async_trait]
+pub trait LoginFailureRepo: Send + Sync {
+    async fn get_login_failures(&self, key: &Digest) -> StoreResult<Option<LoginFailures>>;
+    /// Adds one failure atomically and returns the new count; a count whose last
+    /// failure is older than `reset_before` starts again at 1.
+    async fn record_login_failure(
+        &self,
+        key: &Digest,
+        now: OffsetDateTime,
+        reset_before: OffsetDateTime,
+    ) -> StoreResult<LoginFailures>;
+    async fn clear_login_failures(&self, key: &Digest) -> StoreResult<()>;
+    /// Deletes counts whose last failure is older than `before`; returns how many.
+    async fn delete_stale_login_failures(&self, before: OffsetDateTime) -> StoreResult<u64>;
+}
+
+/// Event webhooks and their delivery log (issue 6).
+#[async_trait]
+pub trait WebhookRepo: Send + Sync {
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    async fn get_webhook(&self, id: Uuid) -> StoreResult<Option<Webhook>>;
+    /// Every webhook, oldest first.
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>>;
+    /// Deletes the webhook and its deliveries; `NotFound` if absent.
+    async fn delete_webhook(&self, id: Uuid) -> StoreResult<()>;
+    async fn insert_webhook_deliveries(&self, deliveries: &[WebhookDelivery]) -> StoreResult<()>;
+    /// Claims up to `limit` attempts that are due at `now` (pending, or sending with an
+    /// expired lease): marks them `Sending` with `next_attempt_at = lease_until` and
+    /// returns them, oldest first. Two nodes never claim the same attempt.
+    async fn claim_webhook_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// In one transaction: records the outcome of a claimed attempt (`status`,
+    /// `response_code`, `error`, `completed_at`) and inserts `retry` if given.
+    async fn finish_webhook_delivery(
+        &self,
+        finished: &WebhookDelivery,
+        retry: Option<&WebhookDelivery>,
+    ) -> StoreResult<()>;
+    /// Attempts, newest first, of one webhook or of all.
+    async fn list_webhook_deliveries(&self, webhook_id: Option<Uuid>, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Deletes finished attempts created before `before`; returns how many.
+    async fn delete_old_webhook_deliveries(&self, before: OffsetDateTime) -> StoreResult<u64>;
 }

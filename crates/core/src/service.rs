@@ -9,11 +9,13 @@ use time::{Duration, OffsetDateTime};
 use crate::audit::{AuditSink, Event};
 use crate::clock::Clock;
 use crate::crypto::Kek;
+use crate::defense::DefenseSettings;
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::password::PasswordHasher;
 use crate::repo::Store;
 use crate::revocation::RevocationSet;
+use crate::throttle::Throttle;
 
 /// Settings the use cases need; the binary fills them from configuration.
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub struct CoreSettings {
     pub max_concurrent_password_hashes: usize,
     /// How often keys and the revocation set are re-read even without a notification.
     pub resync_interval: std::time::Duration,
+    /// Trusted proxies, rate limits, lockout, audit queue, webhooks (issue 6).
+    pub defense: DefenseSettings,
 }
 
 impl CoreSettings {
@@ -48,6 +52,7 @@ impl CoreSettings {
             signing_alg: SigningAlg::RS256,
             max_concurrent_password_hashes: 4,
             resync_interval: std::time::Duration::from_secs(5),
+            defense: DefenseSettings::default(),
         }
     }
 
@@ -74,6 +79,10 @@ pub struct Portcullis {
     pub hasher: PasswordHasher,
     pub revocations: RevocationSet,
     pub audit: AuditSink,
+    /// Rate limiters of this node (issue 6).
+    pub throttle: Throttle,
+    /// Seals webhook secrets, which the server must be able to read back to sign.
+    pub(crate) kek: Kek,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -94,7 +103,7 @@ impl Portcullis {
         kek: Kek,
     ) -> Result<Arc<Self>> {
         let now = clock.now();
-        let keys = Keys::new(kek);
+        let keys = Keys::new(kek.clone());
         let created = keys
             .ensure_initialized(store.as_ref(), settings.signing_alg, now)
             .await?;
@@ -104,7 +113,8 @@ impl Portcullis {
         let revocations = RevocationSet::new();
         revocations.sync(store.as_ref(), now).await?;
         let hasher = PasswordHasher::new(settings.max_concurrent_password_hashes)?;
-        let audit = AuditSink::spawn(Arc::clone(&store));
+        let audit = AuditSink::spawn(Arc::clone(&store), settings.defense.audit_queue_size);
+        let throttle = Throttle::new(&settings.defense.rate_limits);
         Ok(Arc::new(Self {
             store,
             clock,
@@ -113,6 +123,8 @@ impl Portcullis {
             hasher,
             revocations,
             audit,
+            throttle,
+            kek,
         }))
     }
 
@@ -163,7 +175,12 @@ impl Portcullis {
             store.delete_expired_codes(now - Duration::days(1)).await,
             store.delete_expired_revocations(now).await,
             store.delete_expired_sessions(now).await,
+            store
+                .delete_stale_login_failures(now - self.settings.defense.lockout.reset_after)
+                .await,
+            store.delete_old_webhook_deliveries(now - Duration::days(30)).await,
         ];
+        self.throttle.forget_idle();
         for r in results {
             if let Err(e) = r {
                 tracing::warn!(error = %e, "cleanup of expired rows failed");

@@ -3,6 +3,7 @@
 use portcullis_protocol::Secret;
 use uuid::Uuid;
 
+use crate::admin::Actor;
 use crate::audit::Event;
 use crate::clients::not_found;
 use crate::crypto::random_token;
@@ -52,7 +53,8 @@ fn check_email(email: &Option<String>) -> Result<Option<String>> {
 }
 
 impl Portcullis {
-    pub async fn create_user(&self, input: &UserInput, password: &Secret, actor: &str) -> Result<User> {
+    pub async fn create_user(&self, input: &UserInput, password: &Secret, actor: impl Into<Actor>) -> Result<User> {
+        let actor: Actor = actor.into();
         let username = check_username(&input.username)?;
         let email = check_email(&input.email)?;
         PasswordHasher::check_policy(password.expose())?;
@@ -75,7 +77,7 @@ impl Portcullis {
             updated_at: now,
         };
         self.store.insert_user(&user).await?;
-        self.audit(Event::new("admin.user.created").actor(actor).user(user.id));
+        self.audit(Event::new("admin.user.created").by(&actor).user(user.id));
         Ok(user)
     }
 
@@ -109,7 +111,8 @@ impl Portcullis {
     }
 
     /// Sets a new password; the user's grants (and their tokens) and sessions end.
-    pub async fn set_user_password(&self, id: Uuid, password: &Secret, actor: &str) -> Result<()> {
+    pub async fn set_user_password(&self, id: Uuid, password: &Secret, actor: impl Into<Actor>) -> Result<()> {
+        let actor: Actor = actor.into();
         PasswordHasher::check_policy(password.expose())?;
         self.get_user(id).await?;
         let hash = self.hasher.hash(password).await?;
@@ -119,12 +122,13 @@ impl Portcullis {
             .await
             .map_err(not_found("user"))?;
         self.revocations.insert_local(&revocations);
-        self.audit(Event::new("user.password_changed").actor(actor).user(id));
+        self.audit(Event::new("user.password_changed").by(&actor).user(id));
         Ok(())
     }
 
     /// Disabling ends the user's grants and sessions; enabling only lifts the flag.
-    pub async fn set_user_disabled(&self, id: Uuid, disabled: bool, actor: &str) -> Result<()> {
+    pub async fn set_user_disabled(&self, id: Uuid, disabled: bool, actor: impl Into<Actor>) -> Result<()> {
+        let actor: Actor = actor.into();
         self.get_user(id).await?;
         let revocations = if disabled {
             self.user_revocations(id).await?
@@ -141,13 +145,19 @@ impl Portcullis {
         } else {
             "admin.user.enabled"
         };
-        self.audit(Event::new(what).actor(actor).user(id));
+        self.audit(Event::new(what).by(&actor).user(id));
         Ok(())
     }
 
     /// Password login. The error does not say whether the user exists, and costs the
-    /// same either way.
+    /// same either way. Throttled per address, and locked out per (username, address)
+    /// with backoff (`lockout`): a locked attempt fails with `RateLimited` before any
+    /// hashing.
     pub async fn login(&self, username: &str, password: &Secret, ip: Option<String>) -> Result<User> {
+        self.throttle.check(crate::throttle::Bucket::LoginIp, ip.as_deref())?;
+        let attempt = self
+            .lockout_check(crate::lockout::Realm::User, username, ip.as_deref())
+            .await?;
         let user = self.store.get_user_by_username(username.trim()).await?;
         let ok = self
             .hasher
@@ -155,10 +165,12 @@ impl Portcullis {
             .await?;
         match user {
             Some(u) if ok && !u.disabled => {
+                self.lockout_succeeded(&attempt).await?;
                 self.audit(Event::new("login.success").user(u.id).ip(ip));
                 Ok(u)
             }
             _ => {
+                self.lockout_failed(&attempt).await?;
                 self.audit(
                     Event::new("login.failure")
                         .ip(ip)
@@ -169,7 +181,14 @@ impl Portcullis {
         }
     }
 
-    pub async fn create_admin(&self, username: &str, password: &Secret, role: AdminRole, actor: &str) -> Result<Admin> {
+    pub async fn create_admin(
+        &self,
+        username: &str,
+        password: &Secret,
+        role: AdminRole,
+        actor: impl Into<Actor>,
+    ) -> Result<Admin> {
+        let actor: Actor = actor.into();
         let username = check_username(username)?;
         PasswordHasher::check_policy(password.expose())?;
         let admin = Admin {
@@ -182,7 +201,7 @@ impl Portcullis {
         self.store.insert_admin(&admin).await?;
         self.audit(
             Event::new("admin.admin.created")
-                .actor(actor)
+                .by(&actor)
                 .detail(serde_json::json!({ "username": admin.username, "role": role.as_str() })),
         );
         Ok(admin)

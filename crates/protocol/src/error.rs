@@ -42,7 +42,12 @@ pub enum ErrorCode {
     RequestNotSupported,
     /// OpenID Connect Core §3.1.2.6: the `request_uri` parameter is not supported.
     RequestUriNotSupported,
-    /// RFC 9700-style rate limiting (no RFC code exists; mirrors HTTP 429 semantics).
+    /// Rate limiting, sent with HTTP 429 and `Retry-After` (RFC 6585 §4). RFC 6749 has no
+    /// code for it; `slow_down` is the one registered code that means "you are calling
+    /// too often" (RFC 8628 §3.5, IANA OAuth Extensions Error registry, token endpoint),
+    /// whereas `temporarily_unavailable` (RFC 6749 §4.1.2.1) blames the server and is
+    /// defined only for authorization redirects. A client that does not know it still
+    /// sees a 429 with the time to wait.
     SlowDown,
 }
 

@@ -13,6 +13,8 @@ pub struct ApiError {
     description: String,
     /// Bearer-token endpoints answer with a `Bearer` challenge (RFC 6750 §3).
     bearer: bool,
+    /// Seconds to wait, sent as `Retry-After` with a 429 (RFC 6585 §4).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             code,
             description: description.into(),
             bearer: false,
+            retry_after: None,
         }
     }
 
@@ -39,6 +42,13 @@ impl From<Error> for ApiError {
         match e {
             Error::OAuth { code, description } => Self::new(code, description),
             Error::Busy => Self::new(ErrorCode::TemporarilyUnavailable, "the server is busy; try again"),
+            Error::RateLimited { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(
+                    ErrorCode::SlowDown,
+                    format!("too many requests; retry after {retry_after} seconds"),
+                )
+            },
             other => {
                 // The cause goes to the log, never to the client.
                 tracing::error!(error = %other, source = ?std::error::Error::source(&other), "internal error at a protocol endpoint");
@@ -82,6 +92,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, c);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

@@ -4,6 +4,7 @@
 
 mod client_auth;
 mod client_ip;
+mod cors;
 mod discovery;
 mod error;
 mod health;
@@ -34,10 +35,14 @@ impl ServerState {
     }
 }
 
-/// The protocol router with its state applied.
+/// The protocol router with its state applied. CORS covers only the endpoints a
+/// browser calls; the configured trusted proxies ride along in the request extensions
+/// for `ClientIp`.
 pub fn router(core: Arc<Portcullis>) -> Router {
+    let trusted = core.settings.defense.trusted_proxies.clone();
+    let cors = cors::layer(Arc::new(cors::CorsOrigins::new(Arc::clone(&core))));
     let state = ServerState::new(core);
-    Router::new()
+    let browser_facing = Router::new()
         .route(
             "/.well-known/openid-configuration",
             get(discovery::openid_configuration_get),
@@ -49,10 +54,14 @@ pub fn router(core: Arc<Portcullis>) -> Router {
         .route("/jwks", get(discovery::jwks_get))
         .route("/token", post(token::token_post))
         .route("/revoke", post(token::revoke_post))
-        .route("/introspect", post(token::introspect_post))
         .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post))
+        .layer(cors);
+    Router::new()
+        .route("/introspect", post(token::introspect_post))
         .route("/healthz", get(health::healthz_get))
         .route("/readyz", get(health::readyz_get))
+        .merge(browser_facing)
+        .layer(axum::Extension(trusted))
         .with_state(state)
 }
 

@@ -5,11 +5,12 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use portcullis_core::throttle::Bucket;
 use portcullis_protocol::ErrorCode;
 use portcullis_protocol::token::{TokenOperationRequest, TokenRequest};
 
 use crate::ServerState;
-use crate::client_auth::{FormBody, authenticate};
+use crate::client_auth::{FormBody, authenticate, claimed_client_id};
 use crate::client_ip::ClientIp;
 use crate::error::ApiError;
 
@@ -28,7 +29,12 @@ pub async fn token_post(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    state.core.throttle.check(Bucket::TokenIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
+    // Counted before authentication, so guessing a client's secret is throttled too.
+    if let Some(id) = claimed_client_id(&headers, &form) {
+        state.core.throttle.check(Bucket::TokenClient, Some(&id))?;
+    }
     // Check the grant type before anything else, to tell "missing" from "unsupported".
     match form.get("grant_type") {
         None => return Err(ApiError::new(ErrorCode::InvalidRequest, "grant_type is required")),
@@ -53,6 +59,7 @@ pub async fn revoke_post(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    state.core.throttle.check(Bucket::RevokeIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
     let client = authenticate(&state.core, &headers, &form).await?;
     let request: TokenOperationRequest = form.parse_as()?;
@@ -66,10 +73,12 @@ pub async fn revoke_post(
 
 pub async fn introspect_post(
     State(state): State<ServerState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    state.core.throttle.check(Bucket::IntrospectIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
     let client = authenticate(&state.core, &headers, &form).await?;
     let request: TokenOperationRequest = form.parse_as()?;

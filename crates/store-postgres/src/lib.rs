@@ -2,10 +2,12 @@
 //! shared by every node (DESIGN §2). One transaction per use case; constraint violations
 //! become `StoreError`s here; revocations are announced with LISTEN/NOTIFY.
 
+mod admin;
 mod audit;
 mod clients;
 mod codec;
 mod codes;
+mod defense;
 mod error;
 mod grants;
 mod keys;

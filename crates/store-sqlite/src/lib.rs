@@ -2,10 +2,12 @@
 //! single node (DESIGN §2). One transaction per use case, taken with `BEGIN IMMEDIATE`
 //! when it writes; constraint violations become `StoreError`s here.
 
+mod admin;
 mod audit;
 mod clients;
 mod codec;
 mod codes;
+mod defense;
 mod error;
 mod grants;
 mod keys;

@@ -1,11 +1,15 @@
-//! `ClientIp`: the peer address of the connection, for audit events and rate limits.
-//! DESIGN §5: it comes from the socket (no forwarding headers are trusted).
+//! `ClientIp`: the client's address, for audit events and rate limits: the socket's
+//! peer, or — when that peer is a configured trusted proxy — what the proxy reports in
+//! its forwarding header (DESIGN §5). The decision is core's `TrustedProxies::client_ip`,
+//! shared with the server crate; the router puts the configured proxies in the
+//! request's extensions (without them, only the socket counts).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use portcullis_core::net::TrustedProxies;
 
 /// The client's IP address, or `None` when the router is served without connect info
 /// (tests, or a binary that did not use `into_make_service_with_connect_info`).
@@ -16,11 +20,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip().to_string()),
-        ))
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(Self(None));
+        };
+        let ip = match parts.extensions.get::<TrustedProxies>() {
+            Some(trusted) => trusted.client_ip(
+                peer.ip(),
+                parts
+                    .headers
+                    .get_all(trusted.header.name())
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            ),
+            None => peer.ip(),
+        };
+        Ok(Self(Some(ip.to_string())))
     }
 }

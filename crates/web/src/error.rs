@@ -24,6 +24,9 @@ pub enum PageError {
     /// Too many password hashes in flight (core `Error::Busy`).
     #[error("busy")]
     Busy,
+    /// Over a rate limit: 429 with `Retry-After` (issue 6).
+    #[error("rate limited for {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error(transparent)]
     Core(portcullis_core::Error),
     #[error("session: {0}")]
@@ -38,6 +41,7 @@ impl From<portcullis_core::Error> for PageError {
     fn from(e: portcullis_core::Error) -> Self {
         match e {
             portcullis_core::Error::Busy => Self::Busy,
+            portcullis_core::Error::RateLimited { retry_after } => Self::RateLimited { retry_after },
             portcullis_core::Error::NotFound(_) => Self::NotFound,
             // Core marks these descriptions as safe to show (e.g. the client of a pending
             // request was disabled meanwhile); never redirected from here.
@@ -62,6 +66,7 @@ impl PageError {
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Core(_) | Self::Session(_) | Self::Render(_) | Self::Unexpected(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -81,12 +86,26 @@ impl PageError {
                 "Too busy",
                 "The server is busy right now. Please wait a moment and try again.",
             ),
+            Self::RateLimited { .. } => ("Too many requests", TOO_MANY_MESSAGE),
             Self::Core(_) | Self::Session(_) | Self::Render(_) | Self::Unexpected(_) => (
                 "Something went wrong",
                 "Something went wrong on our side. Please try again later.",
             ),
         }
     }
+}
+
+/// Shown when a person is over a rate limit or locked out: the same whether or not the
+/// account exists, since unknown usernames are counted and locked alike.
+pub const TOO_MANY_MESSAGE: &str = "Too many attempts from your address. Wait a little and try again.";
+
+/// Adds `Retry-After` (seconds) to a 429 (RFC 6585 §4).
+pub fn with_retry_after(mut resp: Response, retry_after: Option<u64>) -> Response {
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// Writes an error and its whole `source()` chain on one line.
@@ -108,8 +127,12 @@ impl IntoResponse for PageError {
             tracing::error!(error = %cause_chain(&self), "page request failed");
         }
         let (title, message) = self.title_and_message();
+        let retry_after = match self {
+            Self::RateLimited { retry_after } => Some(retry_after),
+            _ => None,
+        };
         match (ErrorPage { title, message }).render() {
-            Ok(html) => (status, Html(html)).into_response(),
+            Ok(html) => with_retry_after((status, Html(html)).into_response(), retry_after),
             Err(e) => {
                 tracing::error!(error = %e, "could not render the error page");
                 (status, title.to_owned()).into_response()

@@ -1,6 +1,8 @@
 //! Portcullis's browser-facing pages: the authorization flow (login, consent), logout,
 //! and the pieces they share (sessions on the core store, CSRF, security headers).
 
+pub mod account;
+pub mod admin;
 pub mod assets;
 pub mod authorize;
 pub mod client_ip;
@@ -23,6 +25,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use portcullis_core::Portcullis;
 
+pub use admin::admin_router;
 pub use client_ip::ClientIp;
 pub use csrf::{CsrfForm, CsrfToken};
 pub use error::PageError;
@@ -57,6 +60,12 @@ fn routes() -> Router<AppState> {
         .route("/logout", get(logout::logout_get).post(logout::logout_post))
         .route("/logout/confirm", post(logout::logout_confirm_post))
         .route("/static/{file}", get(assets::asset_get))
+        .route("/account", get(account::account_get))
+        .route("/account/sessions/revoke", post(account::account_session_revoke_post))
+        .route(
+            "/account/applications/revoke",
+            post(account::account_application_revoke_post),
+        )
 }
 
 /// The fully built public router: routes, session layer and security headers, with its
@@ -64,6 +73,10 @@ fn routes() -> Router<AppState> {
 /// `into_make_service_with_connect_info::<SocketAddr>()`.
 pub fn public_router(core: Arc<Portcullis>, cfg: WebConfig) -> Router {
     let sessions = session_store::session_layer(Arc::clone(&core), PUBLIC_COOKIE, cfg.secure_cookies);
-    let router = routes().with_state(AppState { core, cfg }).layer(sessions);
+    let trusted = core.settings.defense.trusted_proxies.clone();
+    let router = routes()
+        .with_state(AppState { core, cfg })
+        .layer(sessions)
+        .layer(axum::Extension(trusted));
     headers::security_headers(router, cfg.secure_cookies)
 }

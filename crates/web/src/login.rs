@@ -13,7 +13,7 @@ use tower_sessions::Session;
 
 use crate::authorize::proceed;
 use crate::csrf::{self, CsrfForm, CsrfToken};
-use crate::error::PageError;
+use crate::error::{PageError, TOO_MANY_MESSAGE, with_retry_after};
 use crate::page::render;
 use crate::pending;
 use crate::session_store::{AUTH_KEY, CLIENT_KEY, SessionClient};
@@ -108,6 +108,21 @@ pub async fn login_post(
                 error: Some(BAD_CREDENTIALS),
             };
             return render(StatusCode::OK, &page);
+        }
+        // Throttled or locked out: the same page, with the wait (issue 6).
+        Err(portcullis_core::Error::RateLimited { retry_after }) => {
+            let csrf = csrf::token(&session).await?;
+            let page = LoginPage {
+                csrf: &csrf,
+                req: form.req.as_deref(),
+                client_name: pending.as_ref().map(|(_, r)| r.client_name.as_str()),
+                username: &form.username,
+                error: Some(TOO_MANY_MESSAGE),
+            };
+            return Ok(with_retry_after(
+                render(StatusCode::TOO_MANY_REQUESTS, &page)?,
+                Some(retry_after),
+            ));
         }
         Err(e) => return Err(e.into()),
     };

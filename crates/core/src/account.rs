@@ -1,0 +1,114 @@
+//! Self-service for a signed-in person (issue 6, the account page): their browser
+//! sessions and the applications they have granted access, each revocable on its own.
+//! Listing reuses the admin use cases (`list_user_sessions`, `list_user_grants`); what
+//! differs here is who acts and what the audit trail calls it.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis_protocol::ClientId;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::audit::Event;
+use crate::error::{Error, Result};
+use crate::model::{Digest, Revocation, RevocationTarget};
+use crate::service::Portcullis;
+
+/// One application (client) a person has live grants for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    pub client_id: ClientId,
+    pub client_name: String,
+    /// Every scope of its live grants.
+    pub scope: String,
+    /// When the oldest live grant was made.
+    pub since: OffsetDateTime,
+    pub grants: usize,
+}
+
+impl Portcullis {
+    /// The applications a person has live grants for, by name.
+    pub async fn list_user_applications(&self, user_id: Uuid) -> Result<Vec<Application>> {
+        let mut apps: Vec<Application> = Vec::new();
+        for g in self.list_user_grants(user_id).await? {
+            match apps.iter_mut().find(|a| a.client_id == g.grant.client_id) {
+                Some(a) => {
+                    a.grants += 1;
+                    a.since = a.since.min(g.grant.created_at);
+                    for s in g.grant.scope.iter() {
+                        if !a.scope.split(' ').any(|x| x == s.as_str()) {
+                            a.scope.push(' ');
+                            a.scope.push_str(s.as_str());
+                        }
+                    }
+                }
+                None => apps.push(Application {
+                    client_name: g.client_name.unwrap_or_else(|| g.grant.client_id.as_str().to_owned()),
+                    client_id: g.grant.client_id.clone(),
+                    scope: g.grant.scope.as_string(),
+                    since: g.grant.created_at,
+                    grants: 1,
+                }),
+            }
+        }
+        apps.sort_by(|a, b| a.client_name.cmp(&b.client_name));
+        Ok(apps)
+    }
+
+    /// The person signs one of their browser sessions out (`session` as listed).
+    pub async fn revoke_own_session(&self, user_id: Uuid, session: &str, ip: Option<String>) -> Result<()> {
+        let id_hash = URL_SAFE_NO_PAD
+            .decode(session)
+            .ok()
+            .and_then(|b| Digest::try_from(b.as_slice()).ok())
+            .ok_or(Error::NotFound("session"))?;
+        if !self.store.delete_user_session(user_id, &id_hash).await? {
+            return Err(Error::NotFound("session"));
+        }
+        self.audit(
+            Event::new("session.revoked")
+                .user(user_id)
+                .ip(ip)
+                .detail(serde_json::json!({ "session": session })),
+        );
+        Ok(())
+    }
+
+    /// The person withdraws an application's access: every live grant of theirs to
+    /// that client is revoked (refresh tokens deleted, access tokens denied at once) and
+    /// the consent is forgotten, so the next authorization asks again.
+    pub async fn revoke_own_application(&self, user_id: Uuid, client_id: &str, ip: Option<String>) -> Result<()> {
+        let client_id = ClientId::parse(client_id).map_err(|_| Error::NotFound("application"))?;
+        let now = self.now();
+        let grants: Vec<Uuid> = self
+            .store
+            .list_grants_for_user(user_id, now)
+            .await?
+            .into_iter()
+            .filter(|g| g.client_id == client_id)
+            .map(|g| g.id)
+            .collect();
+        let had_consent = self.store.delete_consent(user_id, &client_id).await?;
+        if grants.is_empty() && !had_consent {
+            return Err(Error::NotFound("application"));
+        }
+        let expires_at = now + self.settings.max_access_token_ttl();
+        for id in &grants {
+            let revocation = Revocation {
+                target: RevocationTarget::Grant(*id),
+                expires_at,
+            };
+            if self.store.revoke_grant(*id, now, &revocation).await? {
+                self.revocations.insert_local(std::slice::from_ref(&revocation));
+            }
+        }
+        self.audit(
+            Event::new("consent.revoked")
+                .user(user_id)
+                .client(client_id.as_str())
+                .ip(ip)
+                .detail(serde_json::json!({ "grant_ids": grants })),
+        );
+        Ok(())
+    }
+}

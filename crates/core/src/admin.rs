@@ -1,0 +1,333 @@
+//! Admin use cases (issue 4): operator sign-in, who did it (`Actor`), the dashboard's
+//! counts, a user's sessions and grants, signing keys, and reading the audit log. API
+//! keys are in `api_keys`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis_protocol::{Secret, SigningAlg};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::audit::Event;
+use crate::crypto::b64url;
+use crate::error::{Error, Result};
+use crate::model::{Admin, AuditEvent, AuditFilter, Digest, Grant, Revocation, RevocationTarget, SigningKeyRecord};
+use crate::service::Portcullis;
+
+/// Who performs an admin action, and from where: every admin change is an audit event
+/// naming both (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// An admin username, `apikey:<id>`, `cli`, `bootstrap`, …
+    pub name: String,
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>, ip: Option<String>) -> Self {
+        Self { name: name.into(), ip }
+    }
+}
+
+/// Callers without an address (the CLI, tests) name themselves with a string.
+impl From<&str> for Actor {
+    fn from(name: &str) -> Self {
+        Self::new(name, None)
+    }
+}
+
+impl From<&Actor> for Actor {
+    fn from(a: &Actor) -> Self {
+        a.clone()
+    }
+}
+
+impl Event {
+    /// Sets the actor and the address it acted from.
+    pub fn by(self, actor: &Actor) -> Self {
+        self.actor(actor.name.clone()).ip(actor.ip.clone())
+    }
+}
+
+/// The counts an operator looks at first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dashboard {
+    pub clients: u64,
+    pub users: u64,
+    pub active_grants: u64,
+    /// Failed user logins in the last 24 hours.
+    pub failed_logins: u64,
+    /// Failed admin sign-ins in the last 24 hours.
+    pub failed_admin_logins: u64,
+    /// The latest failed user logins, newest first.
+    pub recent_failures: Vec<AuditEvent>,
+}
+
+/// One browser session of a user, as the admin surface shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Names the session for revocation: base64url of the digest of its cookie value,
+    /// so it cannot be used as a cookie.
+    pub id: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// One live grant of a user, with the name of its client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrantInfo {
+    pub grant: Grant,
+    pub client_name: Option<String>,
+}
+
+/// One page of the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    /// Offset of the next page, if there is one.
+    pub next_offset: Option<u32>,
+}
+
+/// Page size when none is asked for, and the largest allowed.
+pub const AUDIT_PAGE_DEFAULT: u32 = 50;
+pub const AUDIT_PAGE_MAX: u32 = 200;
+/// The audit event types of failed sign-ins, counted on the dashboard.
+pub const LOGIN_FAILURE: &str = "login.failure";
+pub const ADMIN_LOGIN_FAILURE: &str = "admin.login.failure";
+
+fn session_handle(id_hash: &Digest) -> String {
+    b64url(id_hash)
+}
+
+fn parse_session_handle(handle: &str) -> Option<Digest> {
+    URL_SAFE_NO_PAD
+        .decode(handle)
+        .ok()
+        .and_then(|b| Digest::try_from(b.as_slice()).ok())
+}
+
+impl Portcullis {
+    /// Admin sign-in (argon2id). Like `login`, the error does not say whether the account
+    /// exists, and costs the same either way.
+    ///
+    /// Rate limiting: the shared limiter of the defense-in-depth work (DESIGN §5) goes in
+    /// front of this call, keyed by address and username, exactly as for `login`; the
+    /// `admin.login.failure` events it can count are written here.
+    pub async fn admin_login(&self, username: &str, password: &Secret, ip: Option<String>) -> Result<Admin> {
+        let username = username.trim();
+        let admin = self.store.get_admin_by_username(username).await?;
+        let ok = self
+            .hasher
+            .verify(password, admin.as_ref().map(|a| a.password_hash.as_str()))
+            .await?;
+        match admin {
+            Some(a) if ok => {
+                self.audit(
+                    Event::new("admin.login.success")
+                        .actor(a.username.clone())
+                        .ip(ip)
+                        .detail(serde_json::json!({ "role": a.role.as_str() })),
+                );
+                Ok(a)
+            }
+            _ => {
+                self.audit(
+                    Event::new(ADMIN_LOGIN_FAILURE)
+                        .ip(ip)
+                        .detail(serde_json::json!({ "username": username })),
+                );
+                Err(Error::BadCredentials)
+            }
+        }
+    }
+
+    /// The operator account behind a signed-in admin session, read on every request so a
+    /// role is never older than the request.
+    pub async fn admin_account(&self, username: &str) -> Result<Admin> {
+        self.store
+            .get_admin_by_username(username)
+            .await?
+            .ok_or(Error::NotFound("admin"))
+    }
+
+    /// Records a sign-out from the admin surface.
+    pub fn admin_logged_out(&self, actor: &Actor) {
+        self.audit(Event::new("admin.logout").by(actor));
+    }
+
+    pub async fn dashboard(&self) -> Result<Dashboard> {
+        let now = self.now();
+        let since = now - Duration::hours(24);
+        let recent_failures = self
+            .store
+            .list_audit_events(&AuditFilter {
+                event_type: Some(LOGIN_FAILURE.into()),
+                since: Some(since),
+                limit: 10,
+                ..AuditFilter::default()
+            })
+            .await?;
+        Ok(Dashboard {
+            clients: self.store.count_clients().await?,
+            users: self.store.count_users().await?,
+            active_grants: self.store.count_active_grants(now).await?,
+            failed_logins: self.store.count_audit_events(LOGIN_FAILURE, since).await?,
+            failed_admin_logins: self.store.count_audit_events(ADMIN_LOGIN_FAILURE, since).await?,
+            recent_failures,
+        })
+    }
+
+    /// A user's browser sessions that have not expired, newest first.
+    pub async fn list_user_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>> {
+        self.get_user(user_id).await?;
+        Ok(self
+            .store
+            .list_sessions_for_user(user_id, self.now())
+            .await?
+            .into_iter()
+            .map(|s| SessionInfo {
+                id: session_handle(&s.id_hash),
+                ip: s.ip,
+                user_agent: s.user_agent,
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+            })
+            .collect())
+    }
+
+    /// Ends one browser session of a user (signs that browser out).
+    pub async fn revoke_user_session(&self, user_id: Uuid, session: &str, actor: impl Into<Actor>) -> Result<()> {
+        let actor = actor.into();
+        let id_hash = parse_session_handle(session).ok_or(Error::NotFound("session"))?;
+        if !self.store.delete_user_session(user_id, &id_hash).await? {
+            return Err(Error::NotFound("session"));
+        }
+        self.audit(
+            Event::new("admin.session.revoked")
+                .by(&actor)
+                .user(user_id)
+                .detail(serde_json::json!({ "session": session })),
+        );
+        Ok(())
+    }
+
+    /// A user's live grants, newest first, with their clients' names.
+    pub async fn list_user_grants(&self, user_id: Uuid) -> Result<Vec<GrantInfo>> {
+        self.get_user(user_id).await?;
+        let grants = self.store.list_grants_for_user(user_id, self.now()).await?;
+        let mut out = Vec::with_capacity(grants.len());
+        for grant in grants {
+            let client_name = self.store.get_client(&grant.client_id).await?.map(|c| c.name);
+            out.push(GrantInfo { grant, client_name });
+        }
+        Ok(out)
+    }
+
+    /// Revokes one grant of a user: its refresh token is deleted and its access tokens
+    /// are denied at once (DESIGN §3); the user's consent to that client is withdrawn too,
+    /// so the next authorization asks again.
+    pub async fn revoke_user_grant(&self, user_id: Uuid, grant_id: Uuid, actor: impl Into<Actor>) -> Result<()> {
+        let actor = actor.into();
+        let grant = self
+            .store
+            .get_grant(grant_id)
+            .await?
+            .filter(|g| g.user_id == user_id)
+            .ok_or(Error::NotFound("grant"))?;
+        let now = self.now();
+        let revocation = Revocation {
+            target: RevocationTarget::Grant(grant.id),
+            expires_at: now + self.settings.max_access_token_ttl(),
+        };
+        if !self.store.revoke_grant(grant.id, now, &revocation).await? {
+            return Err(Error::NotFound("grant"));
+        }
+        self.revocations.insert_local(std::slice::from_ref(&revocation));
+        self.store.delete_consent(user_id, &grant.client_id).await?;
+        self.audit(
+            Event::new("admin.grant.revoked")
+                .by(&actor)
+                .user(user_id)
+                .client(grant.client_id.as_str())
+                .detail(serde_json::json!({ "grant_id": grant.id })),
+        );
+        Ok(())
+    }
+
+    /// Signing keys, newest first (private parts stay encrypted in the record).
+    pub async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        Ok(self.store.list_keys().await?)
+    }
+
+    /// Rotates the signing keys (see `Keys::rotate`); returns the new next key's id.
+    pub async fn rotate_signing_keys(&self, alg: Option<SigningAlg>, actor: impl Into<Actor>) -> Result<String> {
+        let actor = actor.into();
+        let alg = alg.unwrap_or(self.settings.signing_alg);
+        let kid = self
+            .keys
+            .rotate(
+                self.store.as_ref(),
+                alg,
+                self.now(),
+                self.settings.retired_key_publication(),
+            )
+            .await?;
+        self.audit(
+            Event::new("key.rotated")
+                .by(&actor)
+                .detail(serde_json::json!({ "next_kid": kid, "alg": alg.as_str() })),
+        );
+        Ok(kid)
+    }
+
+    /// One page of the audit log, newest first. `limit` 0 means the default page size.
+    pub async fn list_audit(&self, filter: &AuditFilter) -> Result<AuditPage> {
+        let limit = match filter.limit {
+            0 => AUDIT_PAGE_DEFAULT,
+            n if n > AUDIT_PAGE_MAX => {
+                return Err(Error::invalid(
+                    "limit",
+                    format!("must be between 1 and {AUDIT_PAGE_MAX}"),
+                ));
+            }
+            n => n,
+        };
+        if let (Some(since), Some(until)) = (filter.since, filter.until)
+            && since >= until
+        {
+            return Err(Error::invalid("until", "must be later than since"));
+        }
+        // One more than asked tells whether a next page exists.
+        let mut events = self
+            .store
+            .list_audit_events(&AuditFilter {
+                limit: limit + 1,
+                ..filter.clone()
+            })
+            .await?;
+        let next_offset = (events.len() > limit as usize).then(|| filter.offset.saturating_add(limit));
+        events.truncate(limit as usize);
+        Ok(AuditPage { events, next_offset })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_handles_round_trip_and_reject_garbage() {
+        let d = crate::crypto::sha256(b"cookie");
+        assert_eq!(parse_session_handle(&session_handle(&d)), Some(d));
+        assert_eq!(parse_session_handle("not base64!"), None);
+        assert_eq!(parse_session_handle("c2hvcnQ"), None);
+    }
+
+    #[test]
+    fn actors_from_names() {
+        let a: Actor = "cli".into();
+        assert_eq!(a, Actor::new("cli", None));
+    }
+}

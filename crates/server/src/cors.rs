@@ -1,0 +1,91 @@
+//! CORS for the endpoints browsers call (token, userinfo, revoke, JWKS, discovery), and
+//! only for origins registered on a client (DESIGN §5). The registered origins are read
+//! from the store and cached for a short time: a node picks up a new client's origin
+//! within `TTL` without a database read per request.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, header};
+use portcullis_core::Portcullis;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// How long a node trusts its copy of the registered origins.
+pub const TTL: Duration = Duration::from_secs(30);
+
+/// The origins of every enabled client, refreshed after `TTL`.
+pub struct CorsOrigins {
+    core: Arc<Portcullis>,
+    cache: RwLock<Option<(Instant, Arc<HashSet<String>>)>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl CorsOrigins {
+    pub fn new(core: Arc<Portcullis>) -> Self {
+        Self {
+            core,
+            cache: RwLock::new(None),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn fresh(&self) -> Option<Arc<HashSet<String>>> {
+        let guard = self.cache.read().ok()?;
+        let (at, set) = guard.as_ref()?;
+        (at.elapsed() < TTL).then(|| Arc::clone(set))
+    }
+
+    /// Whether `origin` is registered on an enabled client. A store failure refuses
+    /// (the browser then blocks the response; nothing is exposed).
+    pub async fn allows(&self, origin: &str) -> bool {
+        if let Some(set) = self.fresh() {
+            return set.contains(origin);
+        }
+        // One refresh at a time; the others wait for it and read its result.
+        let _turn = self.refresh.lock().await;
+        if let Some(set) = self.fresh() {
+            return set.contains(origin);
+        }
+        match self.core.list_clients(None).await {
+            Ok(clients) => {
+                let set: HashSet<String> = clients
+                    .into_iter()
+                    .filter(|c| !c.disabled)
+                    .flat_map(|c| c.cors_origins)
+                    .collect();
+                let allowed = set.contains(origin);
+                if let Ok(mut guard) = self.cache.write() {
+                    *guard = Some((Instant::now(), Arc::new(set)));
+                }
+                allowed
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read clients' CORS origins; refusing the origin");
+                false
+            }
+        }
+    }
+}
+
+/// The CORS layer: preflights answered, `Access-Control-Allow-Origin` only for a
+/// registered origin. No credentials: these endpoints take tokens and client
+/// credentials in headers or bodies, never cookies.
+pub fn layer(origins: Arc<CorsOrigins>) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::async_predicate(
+            move |origin: HeaderValue, _parts: &Parts| {
+                let origins = Arc::clone(&origins);
+                async move {
+                    match origin.to_str() {
+                        Ok(o) => origins.allows(o).await,
+                        Err(_) => false,
+                    }
+                }
+            },
+        ))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600))
+}

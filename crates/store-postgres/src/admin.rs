@@ -1,0 +1,132 @@
+//! `ApiKeyRepo` and `AdminViewRepo` on PostgreSQL: admin API keys and the admin
+//! surface's counts and single-session revocation (issue 4).
+
+use async_trait::async_trait;
+use portcullis_core::model::{AdminRole, ApiKey, Digest};
+use portcullis_core::repo::{AdminViewRepo, ApiKeyRepo, StoreResult};
+use sqlx::FromRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::codec;
+use crate::error::ResultExt;
+
+const KEY_COLUMNS: &str = "id, name, key_hash, role, created_by, created_at, expires_at, revoked_at";
+
+#[derive(FromRow)]
+struct ApiKeyRow {
+    id: Uuid,
+    name: String,
+    key_hash: Vec<u8>,
+    role: String,
+    created_by: String,
+    created_at: OffsetDateTime,
+    expires_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl ApiKeyRow {
+    fn into_key(self) -> StoreResult<ApiKey> {
+        Ok(ApiKey {
+            id: self.id,
+            name: self.name,
+            key_hash: codec::digest("api_keys.key_hash", &self.key_hash)?,
+            role: codec::named("api_keys.role", &self.role, AdminRole::parse)?,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+#[async_trait]
+impl ApiKeyRepo for PgStore {
+    async fn insert_api_key(&self, k: &ApiKey) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, key_hash, role, created_by, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(k.id)
+        .bind(&k.name)
+        .bind(k.key_hash.as_slice())
+        .bind(k.role.as_str())
+        .bind(&k.created_by)
+        .bind(k.created_at)
+        .bind(k.expires_at)
+        .bind(k.revoked_at)
+        .execute(&self.pool)
+        .await
+        .conflict("API key")?;
+        Ok(())
+    }
+
+    async fn get_api_key_by_hash(&self, key_hash: &Digest) -> StoreResult<Option<ApiKey>> {
+        sqlx::query_as::<_, ApiKeyRow>(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"))
+            .bind(key_hash.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+            .map(ApiKeyRow::into_key)
+            .transpose()
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        sqlx::query_as::<_, ApiKeyRow>(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .db()?
+        .into_iter()
+        .map(ApiKeyRow::into_key)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+async fn count(store: &PgStore, sql: &str) -> StoreResult<u64> {
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&store.pool).await.db()?;
+    Ok(n.unsigned_abs())
+}
+
+#[async_trait]
+impl AdminViewRepo for PgStore {
+    async fn count_clients(&self) -> StoreResult<u64> {
+        count(self, "SELECT count(*) FROM clients").await
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        count(self, "SELECT count(*) FROM users").await
+    }
+
+    async fn count_audit_events(&self, event_type: &str, since: OffsetDateTime) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE event_type = $1 AND at >= $2")
+            .bind(event_type)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await
+            .db()?;
+        Ok(n.unsigned_abs())
+    }
+
+    async fn delete_user_session(&self, user_id: Uuid, id_hash: &Digest) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM browser_sessions WHERE id_hash = $1 AND user_id = $2")
+            .bind(id_hash.as_slice())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,151 @@
+//! The account page (issue 6): a signed-in person sees their browser sessions (when,
+//! from where, which browser) and the applications they granted access, and can end
+//! each one. Every form is CSRF-protected and throttled per address.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use portcullis_core::crypto::b64url;
+use portcullis_core::throttle::Bucket;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::macros::format_description;
+use tower_sessions::Session;
+
+use crate::csrf::{CsrfForm, CsrfToken};
+use crate::error::PageError;
+use crate::page::{render, see_other};
+use crate::session_store::{current_auth, id_hash};
+use crate::{AppState, ClientIp};
+
+pub struct SessionRow {
+    pub id: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub created: String,
+    pub current: bool,
+}
+
+pub struct ApplicationRow {
+    pub client_id: String,
+    pub name: String,
+    pub scope: String,
+    pub since: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub csrf: &'a str,
+    pub username: &'a str,
+    pub sessions: Vec<SessionRow>,
+    pub applications: Vec<ApplicationRow>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SessionForm {
+    pub session: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ApplicationForm {
+    pub client_id: String,
+}
+
+fn when(t: OffsetDateTime) -> String {
+    t.format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
+        .unwrap_or_default()
+}
+
+/// The handle of this browser's session, as `list_user_sessions` names sessions.
+fn current_handle(session: &Session) -> Option<String> {
+    session.id().map(|id| b64url(&id_hash(&id)))
+}
+
+/// `GET /account`: the signed-in person's sessions and applications; sign in first
+/// otherwise.
+pub async fn account_get(
+    State(state): State<AppState>,
+    session: Session,
+    CsrfToken(csrf): CsrfToken,
+) -> Result<Response, PageError> {
+    let Some(auth) = current_auth(&session).await? else {
+        return see_other("/login");
+    };
+    let user = state.core.get_user(auth.user_id).await?;
+    let current = current_handle(&session);
+    let sessions = state
+        .core
+        .list_user_sessions(user.id)
+        .await?
+        .into_iter()
+        .map(|s| SessionRow {
+            current: current.as_deref() == Some(s.id.as_str()),
+            id: s.id,
+            ip: s.ip.unwrap_or_else(|| "unknown".into()),
+            user_agent: s.user_agent.unwrap_or_else(|| "unknown browser".into()),
+            created: when(s.created_at),
+        })
+        .collect();
+    let applications = state
+        .core
+        .list_user_applications(user.id)
+        .await?
+        .into_iter()
+        .map(|a| ApplicationRow {
+            client_id: a.client_id.as_str().to_owned(),
+            name: a.client_name,
+            scope: a.scope,
+            since: when(a.since),
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &AccountPage {
+            csrf: &csrf,
+            username: &user.username,
+            sessions,
+            applications,
+        },
+    )
+}
+
+/// `POST /account/sessions/revoke`: signs one of the person's browsers out; ending this
+/// browser's own session signs it out here too.
+pub async fn account_session_revoke_post(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    CsrfForm(form): CsrfForm<SessionForm>,
+) -> Result<Response, PageError> {
+    state.core.throttle.check(Bucket::AccountIp, ip.as_deref())?;
+    let Some(auth) = current_auth(&session).await? else {
+        return see_other("/login");
+    };
+    let own = current_handle(&session).as_deref() == Some(form.session.as_str());
+    state.core.revoke_own_session(auth.user_id, &form.session, ip).await?;
+    if own {
+        session.flush().await?;
+        return see_other("/login");
+    }
+    see_other("/account")
+}
+
+/// `POST /account/applications/revoke`: withdraws an application's access.
+pub async fn account_application_revoke_post(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    CsrfForm(form): CsrfForm<ApplicationForm>,
+) -> Result<Response, PageError> {
+    state.core.throttle.check(Bucket::AccountIp, ip.as_deref())?;
+    let Some(auth) = current_auth(&session).await? else {
+        return see_other("/login");
+    };
+    state
+        .core
+        .revoke_own_application(auth.user_id, &form.client_id, ip)
+        .await?;
+    see_other("/account")
+}

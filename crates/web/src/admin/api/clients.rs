@@ -1,0 +1,180 @@
+//! Admin API: clients — list and search, register, read, replace, disable and enable,
+//! delete (revoking its grants and tokens), rotate the secret.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use portcullis_core::clients::ClientInput;
+use portcullis_core::model::ClientKind;
+use portcullis_protocol::ClientId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{AdminCaller, ApiJson, Caller};
+use super::error::{ApiError, ApiResult};
+use super::json;
+use crate::admin::AdminState;
+
+#[derive(Debug, Deserialize)]
+pub struct Search {
+    #[serde(default)]
+    pub search: String,
+}
+
+/// The client body of `POST` and `PUT`. Every field may be left out; core's validation
+/// then names what is missing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientBody {
+    #[serde(default)]
+    pub name: String,
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    /// Space-separated.
+    #[serde(default)]
+    pub scopes: String,
+    #[serde(default)]
+    pub first_party: bool,
+    pub require_pkce: Option<bool>,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_token_ttl: Option<i64>,
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+}
+
+impl ClientBody {
+    fn into_input(self) -> ApiResult<ClientInput> {
+        let kind = match self.kind.as_deref() {
+            None => None,
+            Some(k) => Some(ClientKind::parse(k).ok_or_else(|| ApiError::Invalid {
+                field: "kind".into(),
+                message: "must be confidential or public".into(),
+            })?),
+        };
+        Ok(ClientInput {
+            name: self.name,
+            kind,
+            redirect_uris: self.redirect_uris,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            grant_types: self.grant_types,
+            scopes: self.scopes,
+            first_party: self.first_party,
+            require_pkce: self.require_pkce,
+            access_token_ttl: self.access_token_ttl,
+            refresh_token_ttl: self.refresh_token_ttl,
+            cors_origins: self.cors_origins,
+            logo_uri: self.logo_uri,
+            policy_uri: self.policy_uri,
+        })
+    }
+}
+
+fn client_id(raw: &str) -> ApiResult<ClientId> {
+    ClientId::parse(raw).map_err(|_| ApiError::NotFound("client".into()))
+}
+
+/// `GET /clients[?search=…]`.
+pub async fn clients_list(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    Query(q): Query<Search>,
+) -> ApiResult<Json<Value>> {
+    let clients = state.core.list_clients(Some(q.search.trim())).await?;
+    Ok(Json(
+        json!({ "clients": clients.iter().map(json::client).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `POST /clients`: 201 with the client and, for a confidential one, `client_secret` —
+/// the only time it is returned.
+pub async fn clients_create(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    ApiJson(body): ApiJson<ClientBody>,
+) -> ApiResult<Response> {
+    let input = body.into_input()?;
+    let (client, secret) = state.core.create_client(&input, &caller.actor()).await?;
+    let mut v = json::client(&client);
+    v["client_secret"] = json!(secret.as_ref().map(|s| s.expose()));
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// `GET /clients/{client_id}`.
+pub async fn client_read(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let client = state.core.get_client(&client_id(&id)?).await?;
+    Ok(Json(json::client(&client)))
+}
+
+/// `PUT /clients/{client_id}`: replaces the client's settings (the kind cannot change).
+pub async fn client_replace(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ClientBody>,
+) -> ApiResult<Json<Value>> {
+    let id = client_id(&id)?;
+    let input = body.into_input()?;
+    let client = state.core.update_client(&id, &input, &caller.actor()).await?;
+    Ok(Json(json::client(&client)))
+}
+
+/// `DELETE /clients/{client_id}`: 204.
+pub async fn client_delete(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.core.delete_client(&client_id(&id)?, &caller.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_disabled(state: &AdminState, caller: &Caller, id: &str, disabled: bool) -> ApiResult<Json<Value>> {
+    let client = state
+        .core
+        .set_client_disabled(&client_id(id)?, disabled, &caller.actor())
+        .await?;
+    Ok(Json(json::client(&client)))
+}
+
+/// `POST /clients/{client_id}/disable`.
+pub async fn client_disable(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_disabled(&state, &caller, &id, true).await
+}
+
+/// `POST /clients/{client_id}/enable`.
+pub async fn client_enable(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_disabled(&state, &caller, &id, false).await
+}
+
+/// `POST /clients/{client_id}/rotate-secret`: the new secret, returned once.
+pub async fn client_rotate_secret(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = client_id(&id)?;
+    let secret = state.core.rotate_client_secret(&id, &caller.actor()).await?;
+    Ok(Json(
+        json!({ "client_id": id.as_str(), "client_secret": secret.expose() }),
+    ))
+}

@@ -1,0 +1,117 @@
+//! Admin API: signing keys (list, rotate), the audit log (filter and page), and the
+//! dashboard's counts.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use portcullis_core::model::AuditFilter;
+use portcullis_protocol::SigningAlg;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::auth::{AdminCaller, Caller, OptionalBody};
+use super::error::{ApiError, ApiResult};
+use super::json;
+use crate::admin::AdminState;
+
+/// `GET /keys`.
+pub async fn keys_list(State(state): State<AdminState>, _caller: Caller) -> ApiResult<Json<Value>> {
+    let keys = state.core.list_signing_keys().await?;
+    Ok(Json(json!({ "keys": keys.iter().map(json::key).collect::<Vec<_>>() })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// Algorithm of the new next key; the configured one when left out.
+    pub alg: Option<String>,
+}
+
+/// `POST /keys/rotate`: the next key starts signing; returns the new next key's id and
+/// every key.
+pub async fn keys_rotate(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    OptionalBody(body): OptionalBody<RotateBody>,
+) -> ApiResult<Json<Value>> {
+    let alg = body
+        .alg
+        .as_deref()
+        .map(SigningAlg::parse)
+        .transpose()
+        .map_err(|_| ApiError::Invalid {
+            field: "alg".into(),
+            message: "must be RS256, ES256 or EdDSA".into(),
+        })?;
+    let kid = state.core.rotate_signing_keys(alg, &caller.actor()).await?;
+    let keys = state.core.list_signing_keys().await?;
+    Ok(Json(json!({
+        "next_kid": kid,
+        "keys": keys.iter().map(json::key).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub event_type: Option<String>,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    /// RFC 3339, inclusive.
+    pub since: Option<String>,
+    /// RFC 3339, exclusive.
+    pub until: Option<String>,
+    #[serde(default)]
+    pub limit: u32,
+    #[serde(default)]
+    pub offset: u32,
+}
+
+fn instant(field: &str, raw: Option<&str>) -> ApiResult<Option<OffsetDateTime>> {
+    raw.map(|s| {
+        OffsetDateTime::parse(s, &Rfc3339).map_err(|_| ApiError::Invalid {
+            field: field.into(),
+            message: "must be an RFC 3339 date-time like 2030-01-31T14:00:00Z".into(),
+        })
+    })
+    .transpose()
+}
+
+/// `GET /audit-events`: newest first, with `next_offset` when there is another page.
+pub async fn audit_list(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let user_id = q
+        .user_id
+        .as_deref()
+        .map(Uuid::parse_str)
+        .transpose()
+        .map_err(|_| ApiError::Invalid {
+            field: "user_id".into(),
+            message: "must be a user id (UUID)".into(),
+        })?;
+    let filter = AuditFilter {
+        event_type: q.event_type.filter(|s| !s.is_empty()),
+        user_id,
+        client_id: q.client_id.filter(|s| !s.is_empty()),
+        since: instant("since", q.since.as_deref())?,
+        until: instant("until", q.until.as_deref())?,
+        limit: q.limit,
+        offset: q.offset,
+    };
+    let page = state.core.list_audit(&filter).await?;
+    Ok(Json(json!({
+        "events": page.events.iter().map(json::event).collect::<Vec<_>>(),
+        "next_offset": page.next_offset,
+    })))
+}
+
+/// `GET /dashboard`.
+pub async fn dashboard(State(state): State<AdminState>, _caller: Caller) -> ApiResult<Json<Value>> {
+    Ok(Json(json::dashboard(&state.core.dashboard().await?)))
+}

@@ -1,0 +1,168 @@
+//! Admin API: users — list and search, create, read, disable and enable, set the
+//! password, and a user's sessions and grants (list, revoke one).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use portcullis_core::users::UserInput;
+use portcullis_protocol::Secret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::auth::{AdminCaller, ApiJson, Caller};
+use super::clients::Search;
+use super::error::{ApiError, ApiResult};
+use super::json;
+use crate::admin::AdminState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserBody {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: Secret,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    #[serde(default)]
+    pub password: Secret,
+}
+
+fn uuid(what: &str, raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(what.to_owned()))
+}
+
+/// `GET /users[?search=…]`.
+pub async fn users_list(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    Query(q): Query<Search>,
+) -> ApiResult<Json<Value>> {
+    let users = state.core.list_users(Some(q.search.trim())).await?;
+    Ok(Json(
+        json!({ "users": users.iter().map(json::user).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `POST /users`: 201; 409 when the username is taken.
+pub async fn users_create(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    ApiJson(body): ApiJson<UserBody>,
+) -> ApiResult<Response> {
+    let input = UserInput {
+        username: body.username,
+        email: body.email,
+        email_verified: body.email_verified,
+        name: body.name,
+    };
+    let user = state.core.create_user(&input, &body.password, &caller.actor()).await?;
+    Ok((StatusCode::CREATED, Json(json::user(&user))).into_response())
+}
+
+/// `GET /users/{user_id}`.
+pub async fn user_read(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let user = state.core.get_user(uuid("user", &id)?).await?;
+    Ok(Json(json::user(&user)))
+}
+
+async fn set_disabled(state: &AdminState, caller: &Caller, id: &str, disabled: bool) -> ApiResult<Json<Value>> {
+    let id = uuid("user", id)?;
+    state.core.set_user_disabled(id, disabled, &caller.actor()).await?;
+    Ok(Json(json::user(&state.core.get_user(id).await?)))
+}
+
+/// `POST /users/{user_id}/disable`: also ends the user's sessions and grants.
+pub async fn user_disable(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_disabled(&state, &caller, &id, true).await
+}
+
+/// `POST /users/{user_id}/enable`.
+pub async fn user_enable(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_disabled(&state, &caller, &id, false).await
+}
+
+/// `POST /users/{user_id}/password`: 204; the user's sessions and grants end.
+pub async fn user_set_password(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> ApiResult<StatusCode> {
+    state
+        .core
+        .set_user_password(uuid("user", &id)?, &body.password, &caller.actor())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /users/{user_id}/sessions`.
+pub async fn user_sessions(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let sessions = state.core.list_user_sessions(uuid("user", &id)?).await?;
+    Ok(Json(
+        json!({ "sessions": sessions.iter().map(json::session).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `DELETE /users/{user_id}/sessions/{session_id}`: 204.
+pub async fn user_session_revoke(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    Path((id, session)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .core
+        .revoke_user_session(uuid("user", &id)?, &session, &caller.actor())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /users/{user_id}/grants`.
+pub async fn user_grants(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let grants = state.core.list_user_grants(uuid("user", &id)?).await?;
+    Ok(Json(
+        json!({ "grants": grants.iter().map(json::grant).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `DELETE /users/{user_id}/grants/{grant_id}`: 204; the grant's tokens stop working.
+pub async fn user_grant_revoke(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    Path((id, grant)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .core
+        .revoke_user_grant(uuid("user", &id)?, uuid("grant", &grant)?, &caller.actor())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,224 @@
+//! Admin sign-in and sign-out, and the extractors every admin page uses: `Operator` (any
+//! signed-in admin, read-only pages) and `Writer` (the admin role, for every change). The
+//! role is read from the store on every request, so a page never trusts an old session.
+
+use askama::Template;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::Response;
+use portcullis_core::admin::Actor;
+use portcullis_core::model::AdminRole;
+use portcullis_protocol::Secret;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use super::AdminState;
+use super::error::{AdminError, AdminResult};
+use super::view::take_notice;
+use crate::ClientIp;
+use crate::csrf::{self, CsrfForm, CsrfToken};
+use crate::error::PageError;
+use crate::page::{render, see_other};
+
+/// Session key of the signed-in admin. Not the public surface's `auth` key: an admin is
+/// not a user, and the session store attaches `auth` sessions to users.
+const ADMIN_KEY: &str = "admin";
+
+/// Shown for any failed sign-in: it must not tell whether the account exists.
+pub const BAD_CREDENTIALS: &str = "The username or password is not correct.";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AdminAuth {
+    username: String,
+    signed_in_at: i64,
+}
+
+/// A signed-in admin of any role, with what every admin page needs.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub username: String,
+    pub role: AdminRole,
+    /// This session's CSRF token, for the page's forms (sign-out is on every page).
+    pub csrf: String,
+    pub ip: Option<String>,
+    pub session: Session,
+}
+
+/// What the admin layout shows around every page.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    pub username: String,
+    pub role: &'static str,
+    pub can_write: bool,
+    pub csrf: String,
+    /// The navigation entry to mark as current.
+    pub section: &'static str,
+    /// A one-time notice from the previous action.
+    pub notice: Option<String>,
+}
+
+impl Operator {
+    /// The audit actor: the admin's username and address.
+    pub fn actor(&self) -> Actor {
+        Actor::new(self.username.clone(), self.ip.clone())
+    }
+
+    pub fn can_write(&self) -> bool {
+        self.role == AdminRole::Admin
+    }
+
+    /// The layout data for a page of `section`; takes the pending notice.
+    pub async fn chrome(&self, section: &'static str) -> AdminResult<Chrome> {
+        Ok(Chrome {
+            username: self.username.clone(),
+            role: self.role.as_str(),
+            can_write: self.can_write(),
+            csrf: self.csrf.clone(),
+            section,
+            notice: take_notice(&self.session).await?,
+        })
+    }
+}
+
+fn session_of(parts: &Parts) -> Result<Session, PageError> {
+    parts
+        .extensions
+        .get::<Session>()
+        .cloned()
+        .ok_or_else(|| PageError::Unexpected("no session layer on the admin router".into()))
+}
+
+impl FromRequestParts<AdminState> for Operator {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, Self::Rejection> {
+        let session = session_of(parts)?;
+        let Some(auth) = session.get::<AdminAuth>(ADMIN_KEY).await? else {
+            return Err(AdminError::SignIn);
+        };
+        let admin = match state.core.admin_account(&auth.username).await {
+            Ok(a) => a,
+            Err(portcullis_core::Error::NotFound(_)) => {
+                session.flush().await?;
+                return Err(AdminError::SignIn);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ip = match ClientIp::from_request_parts(parts, state).await {
+            Ok(ClientIp(ip)) => ip,
+            Err(never) => match never {},
+        };
+        Ok(Self {
+            username: admin.username,
+            role: admin.role,
+            csrf: csrf::token(&session).await?,
+            ip,
+            session,
+        })
+    }
+}
+
+/// A signed-in admin with the admin role: every change takes this extractor, so an
+/// auditor gets 403 from the server whatever the page showed.
+#[derive(Debug, Clone)]
+pub struct Writer(pub Operator);
+
+impl FromRequestParts<AdminState> for Writer {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, Self::Rejection> {
+        let op = Operator::from_request_parts(parts, state).await?;
+        if op.can_write() {
+            Ok(Self(op))
+        } else {
+            Err(AdminError::Forbidden)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+pub struct AdminLoginPage<'a> {
+    pub csrf: &'a str,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AdminLoginForm {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: Secret,
+}
+
+/// `GET /admin/login`.
+pub async fn login_get(session: Session, CsrfToken(csrf): CsrfToken) -> AdminResult {
+    if session.get::<AdminAuth>(ADMIN_KEY).await?.is_some() {
+        return Ok(see_other("/admin")?);
+    }
+    let page = AdminLoginPage {
+        csrf: &csrf,
+        username: "",
+        error: None,
+    };
+    Ok(render(StatusCode::OK, &page)?)
+}
+
+/// `POST /admin/login`.
+pub async fn login_post(
+    State(state): State<AdminState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    CsrfForm(form): CsrfForm<AdminLoginForm>,
+) -> AdminResult {
+    // Through the shared rate limit and lockout (DESIGN §5): `admin_sign_in` wraps
+    // `admin_login` with them; a refused attempt is `RateLimited` (429 page).
+    let admin = match state.core.admin_sign_in(&form.username, &form.password, ip).await {
+        Ok(a) => a,
+        Err(portcullis_core::Error::BadCredentials) => {
+            let csrf = csrf::token(&session).await?;
+            let page = AdminLoginPage {
+                csrf: &csrf,
+                username: &form.username,
+                error: Some(BAD_CREDENTIALS),
+            };
+            return Ok(render(StatusCode::OK, &page)?);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // A new session id and CSRF token on every change of privilege (session fixation).
+    session.cycle_id().await?;
+    csrf::rotate(&session).await?;
+    session
+        .insert(
+            ADMIN_KEY,
+            AdminAuth {
+                username: admin.username,
+                signed_in_at: state.core.now().unix_timestamp(),
+            },
+        )
+        .await?;
+    Ok(see_other("/admin")?)
+}
+
+/// The sign-out form has no fields of its own besides `csrf`.
+#[derive(Debug, Deserialize)]
+pub struct LogoutForm {}
+
+/// `POST /admin/logout`.
+pub async fn logout_post(
+    State(state): State<AdminState>,
+    op: Operator,
+    CsrfForm(LogoutForm {}): CsrfForm<LogoutForm>,
+) -> AdminResult {
+    state.core.admin_logged_out(&op.actor());
+    op.session.flush().await?;
+    Ok(see_other("/admin/login")?)
+}
+
+/// `GET /`: the admin listener's root leads to the dashboard.
+pub async fn root_get() -> Result<Response, PageError> {
+    see_other("/admin")
+}

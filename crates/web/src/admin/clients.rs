@@ -1,0 +1,493 @@
+//! Client pages: list with search, register, show, edit, disable and enable, delete
+//! (which revokes its grants and tokens), and rotate the secret. A new or rotated secret
+//! is rendered once, in the response to the POST that made it: never in a redirect URL,
+//! never in the session.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use portcullis_core::clients::ClientInput;
+use portcullis_core::model::{Client, ClientKind};
+use portcullis_protocol::{ClientId, Secret};
+use serde::Deserialize;
+
+use super::AdminState;
+use super::auth::{Chrome, Operator, Writer};
+use super::error::{AdminError, AdminResult};
+use super::forms::{FormErrors, Pairs, lines, optional_seconds, optional_text};
+use super::view::{set_notice, when};
+use crate::csrf::CsrfForm;
+use crate::error::PageError;
+use crate::page::{render, see_other};
+
+/// The grant types a client can be registered for, with what the form says about them.
+pub const GRANT_CHOICES: [(&str, &str); 3] = [
+    ("authorization_code", "Authorization code with PKCE (people sign in)"),
+    ("refresh_token", "Refresh token (with authorization code)"),
+    (
+        "client_credentials",
+        "Client credentials (machine to machine; confidential only)",
+    ),
+];
+
+/// The client form as the operator typed it, so a rejected form comes back unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct ClientFields {
+    pub name: String,
+    pub kind: String,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub grant_types: Vec<String>,
+    pub scopes: String,
+    pub first_party: bool,
+    pub require_pkce: bool,
+    pub access_token_ttl: String,
+    pub refresh_token_ttl: String,
+    pub cors_origins: String,
+    pub logo_uri: String,
+    pub policy_uri: String,
+}
+
+fn joined<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    items.into_iter().collect::<Vec<_>>().join("\n")
+}
+
+impl ClientFields {
+    /// What a new registration starts from.
+    fn defaults() -> Self {
+        Self {
+            kind: "confidential".into(),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: "openid profile email".into(),
+            require_pkce: true,
+            ..Self::default()
+        }
+    }
+
+    fn from_pairs(p: &Pairs) -> Self {
+        Self {
+            name: p.one("name"),
+            kind: p.one("kind"),
+            redirect_uris: p.one("redirect_uris"),
+            post_logout_redirect_uris: p.one("post_logout_redirect_uris"),
+            grant_types: p.all("grant_types"),
+            scopes: p.one("scopes"),
+            first_party: p.checked("first_party"),
+            require_pkce: p.checked("require_pkce"),
+            access_token_ttl: p.one("access_token_ttl"),
+            refresh_token_ttl: p.one("refresh_token_ttl"),
+            cors_origins: p.one("cors_origins"),
+            logo_uri: p.one("logo_uri"),
+            policy_uri: p.one("policy_uri"),
+        }
+    }
+
+    fn from_client(c: &Client) -> Self {
+        Self {
+            name: c.name.clone(),
+            kind: c.kind.as_str().into(),
+            redirect_uris: joined(c.redirect_uris.iter().map(|u| u.as_str())),
+            post_logout_redirect_uris: joined(c.post_logout_redirect_uris.iter().map(|u| u.as_str())),
+            grant_types: c.grant_types.iter().map(|g| g.as_str().to_owned()).collect(),
+            scopes: c.scopes.as_string(),
+            first_party: c.first_party,
+            require_pkce: c.require_pkce,
+            access_token_ttl: c.access_token_ttl.map(|t| t.to_string()).unwrap_or_default(),
+            refresh_token_ttl: c.refresh_token_ttl.map(|t| t.to_string()).unwrap_or_default(),
+            cors_origins: joined(c.cors_origins.iter().map(String::as_str)),
+            logo_uri: c.logo_uri.clone().unwrap_or_default(),
+            policy_uri: c.policy_uri.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The use case's input; the fields the page itself must parse (numbers, the kind)
+    /// fail here with their own field name.
+    fn to_input(&self, with_kind: bool) -> Result<ClientInput, FormErrors> {
+        let kind = if with_kind {
+            Some(
+                ClientKind::parse(&self.kind)
+                    .ok_or_else(|| FormErrors::one("kind", "choose confidential or public"))?,
+            )
+        } else {
+            None
+        };
+        Ok(ClientInput {
+            name: self.name.clone(),
+            kind,
+            redirect_uris: lines(&self.redirect_uris),
+            post_logout_redirect_uris: lines(&self.post_logout_redirect_uris),
+            grant_types: self.grant_types.clone(),
+            scopes: self.scopes.clone(),
+            first_party: self.first_party,
+            require_pkce: Some(self.require_pkce),
+            access_token_ttl: optional_seconds("access_token_ttl", &self.access_token_ttl)?,
+            refresh_token_ttl: optional_seconds("refresh_token_ttl", &self.refresh_token_ttl)?,
+            cors_origins: lines(&self.cors_origins),
+            logo_uri: optional_text(&self.logo_uri),
+            policy_uri: optional_text(&self.policy_uri),
+        })
+    }
+
+    pub fn has_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+}
+
+/// A field's label, for the error summary above the form.
+pub fn label(field: &str) -> &'static str {
+    match field {
+        "name" => "Name",
+        "kind" => "Type",
+        "redirect_uris" => "Redirect URIs",
+        "post_logout_redirect_uris" => "Post-logout redirect URIs",
+        "grant_types" => "Grant types",
+        "scopes" => "Allowed scopes",
+        "access_token_ttl" => "Access token lifetime",
+        "refresh_token_ttl" => "Refresh token lifetime",
+        "cors_origins" => "Allowed CORS origins",
+        "logo_uri" => "Logo URL",
+        "policy_uri" => "Policy URL",
+        _ => "Client",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/client_form.html")]
+pub struct ClientFormPage {
+    pub chrome: Chrome,
+    /// `None` when registering; the client's id when editing.
+    pub editing: Option<String>,
+    pub fields: ClientFields,
+    pub errors: FormErrors,
+    pub grant_choices: &'static [(&'static str, &'static str)],
+}
+
+impl ClientFormPage {
+    pub fn error_label(&self) -> &'static str {
+        self.errors.summary().map_or("", |(f, _)| label(f))
+    }
+}
+
+fn form_page(chrome: Chrome, editing: Option<String>, fields: ClientFields, errors: FormErrors) -> AdminResult {
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = ClientFormPage {
+        chrome,
+        editing,
+        fields,
+        errors,
+        grant_choices: &GRANT_CHOICES,
+    };
+    Ok(render(status, &page)?)
+}
+
+/// The page shows core's validation errors next to their field; anything else is an
+/// error page.
+fn field_error(e: portcullis_core::Error) -> Result<FormErrors, AdminError> {
+    match e {
+        portcullis_core::Error::Invalid { field, message } => Ok(FormErrors::one(field, message)),
+        other => Err(other.into()),
+    }
+}
+
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub grant_types: String,
+    pub disabled: bool,
+    pub created_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/clients.html")]
+pub struct ClientsPage {
+    pub chrome: Chrome,
+    pub search: String,
+    pub clients: Vec<ClientRow>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    pub q: String,
+}
+
+/// `GET /admin/clients[?q=…]`.
+pub async fn clients_get(
+    State(state): State<AdminState>,
+    op: Operator,
+    Query(SearchQuery { q }): Query<SearchQuery>,
+) -> AdminResult {
+    let clients = state.core.list_clients(Some(q.trim())).await?;
+    let page = ClientsPage {
+        chrome: op.chrome("clients").await?,
+        search: q,
+        clients: clients
+            .iter()
+            .map(|c| ClientRow {
+                id: c.id.as_str().to_owned(),
+                name: c.name.clone(),
+                kind: c.kind.as_str(),
+                grant_types: c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", "),
+                disabled: c.disabled,
+                created_at: when(c.created_at),
+            })
+            .collect(),
+    };
+    Ok(render(StatusCode::OK, &page)?)
+}
+
+/// `GET /admin/clients/new`.
+pub async fn client_new_get(Writer(op): Writer) -> AdminResult {
+    form_page(
+        op.chrome("clients").await?,
+        None,
+        ClientFields::defaults(),
+        FormErrors::none(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "admin/client_secret.html")]
+pub struct ClientSecretPage {
+    pub chrome: Chrome,
+    pub created: bool,
+    pub client_id: String,
+    pub client_name: String,
+    pub secret: Option<String>,
+}
+
+/// `POST /admin/clients`: registers a client and shows its secret, once.
+pub async fn clients_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> AdminResult {
+    let fields = ClientFields::from_pairs(&Pairs::new(pairs));
+    let input = match fields.to_input(true) {
+        Ok(i) => i,
+        Err(errors) => return form_page(op.chrome("clients").await?, None, fields, errors),
+    };
+    match state.core.create_client(&input, &op.actor()).await {
+        Ok((client, secret)) => secret_page(&op, &client, secret, true).await,
+        Err(e) => form_page(op.chrome("clients").await?, None, fields, field_error(e)?),
+    }
+}
+
+async fn secret_page(op: &Operator, client: &Client, secret: Option<Secret>, created: bool) -> AdminResult {
+    let page = ClientSecretPage {
+        chrome: op.chrome("clients").await?,
+        created,
+        client_id: client.id.as_str().to_owned(),
+        client_name: client.name.clone(),
+        secret: secret.map(|s| s.expose().to_owned()),
+    };
+    Ok(render(StatusCode::OK, &page)?)
+}
+
+fn client_id(raw: &str) -> Result<ClientId, AdminError> {
+    ClientId::parse(raw).map_err(|_| AdminError::Page(PageError::NotFound))
+}
+
+pub struct Detail {
+    pub label: &'static str,
+    pub values: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/client.html")]
+pub struct ClientPage {
+    pub chrome: Chrome,
+    pub id: String,
+    pub name: String,
+    pub confidential: bool,
+    pub disabled: bool,
+    pub details: Vec<Detail>,
+}
+
+fn details(c: &Client) -> Vec<Detail> {
+    let one = |label, v: String| Detail { label, values: vec![v] };
+    let many = |label, v: Vec<String>| Detail { label, values: v };
+    let ttl = |t: Option<i64>| t.map_or_else(|| "server default".to_owned(), |t| format!("{t} s"));
+    vec![
+        one("Client ID", c.id.as_str().to_owned()),
+        one("Type", c.kind.as_str().to_owned()),
+        many(
+            "Redirect URIs",
+            c.redirect_uris.iter().map(|u| u.as_str().to_owned()).collect(),
+        ),
+        many(
+            "Post-logout redirect URIs",
+            c.post_logout_redirect_uris
+                .iter()
+                .map(|u| u.as_str().to_owned())
+                .collect(),
+        ),
+        many(
+            "Grant types",
+            c.grant_types.iter().map(|g| g.as_str().to_owned()).collect(),
+        ),
+        one("Allowed scopes", c.scopes.as_string()),
+        one(
+            "First party (no consent page)",
+            if c.first_party { "yes" } else { "no" }.into(),
+        ),
+        one("PKCE required", if c.require_pkce { "yes" } else { "no" }.into()),
+        one("Access token lifetime", ttl(c.access_token_ttl)),
+        one("Refresh token lifetime", ttl(c.refresh_token_ttl)),
+        many("Allowed CORS origins", c.cors_origins.clone()),
+        many("Logo URL", c.logo_uri.iter().cloned().collect()),
+        many("Policy URL", c.policy_uri.iter().cloned().collect()),
+        one("Status", if c.disabled { "disabled" } else { "enabled" }.into()),
+        one("Registered", when(c.created_at)),
+        one("Last changed", when(c.updated_at)),
+    ]
+}
+
+/// `GET /admin/clients/{id}`.
+pub async fn client_get(State(state): State<AdminState>, op: Operator, Path(id): Path<String>) -> AdminResult {
+    let client = state.core.get_client(&client_id(&id)?).await?;
+    let page = ClientPage {
+        chrome: op.chrome("clients").await?,
+        id: client.id.as_str().to_owned(),
+        name: client.name.clone(),
+        confidential: client.kind == ClientKind::Confidential,
+        disabled: client.disabled,
+        details: details(&client),
+    };
+    Ok(render(StatusCode::OK, &page)?)
+}
+
+/// `GET /admin/clients/{id}/edit`.
+pub async fn client_edit_get(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path(id): Path<String>,
+) -> AdminResult {
+    let client = state.core.get_client(&client_id(&id)?).await?;
+    form_page(
+        op.chrome("clients").await?,
+        Some(client.id.as_str().to_owned()),
+        ClientFields::from_client(&client),
+        FormErrors::none(),
+    )
+}
+
+/// `POST /admin/clients/{id}`: saves the edit form.
+pub async fn client_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path(id): Path<String>,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> AdminResult {
+    let id = client_id(&id)?;
+    let current = state.core.get_client(&id).await?;
+    let mut fields = ClientFields::from_pairs(&Pairs::new(pairs));
+    // The kind is fixed at registration; the edit form only shows it.
+    fields.kind = current.kind.as_str().into();
+    let editing = Some(id.as_str().to_owned());
+    let input = match fields.to_input(false) {
+        Ok(i) => i,
+        Err(errors) => return form_page(op.chrome("clients").await?, editing, fields, errors),
+    };
+    match state.core.update_client(&id, &input, &op.actor()).await {
+        Ok(c) => {
+            set_notice(&op.session, format!("Saved {}.", c.name)).await?;
+            Ok(see_other(&format!("/admin/clients/{}", c.id))?)
+        }
+        Err(e) => form_page(op.chrome("clients").await?, editing, fields, field_error(e)?),
+    }
+}
+
+/// Forms whose only field is `csrf`.
+#[derive(Debug, Deserialize)]
+pub struct ButtonForm {}
+
+async fn set_disabled(state: &AdminState, op: &Operator, id: &str, disabled: bool) -> AdminResult {
+    let client = state
+        .core
+        .set_client_disabled(&client_id(id)?, disabled, &op.actor())
+        .await?;
+    let what = if disabled { "disabled" } else { "enabled" };
+    set_notice(&op.session, format!("{} is {what}.", client.name)).await?;
+    Ok(see_other(&format!("/admin/clients/{}", client.id))?)
+}
+
+/// `POST /admin/clients/{id}/disable`.
+pub async fn client_disable_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path(id): Path<String>,
+    CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
+) -> AdminResult {
+    set_disabled(&state, &op, &id, true).await
+}
+
+/// `POST /admin/clients/{id}/enable`.
+pub async fn client_enable_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path(id): Path<String>,
+    CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
+) -> AdminResult {
+    set_disabled(&state, &op, &id, false).await
+}
+
+/// `POST /admin/clients/{id}/rotate-secret`: the new secret is shown once; the old one
+/// stops working at once.
+pub async fn client_rotate_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path(id): Path<String>,
+    CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
+) -> AdminResult {
+    let id = client_id(&id)?;
+    let secret = state.core.rotate_client_secret(&id, &op.actor()).await?;
+    let client = state.core.get_client(&id).await?;
+    secret_page(&op, &client, Some(secret), false).await
+}
+
+#[derive(Template)]
+#[template(path = "admin/client_delete.html")]
+pub struct ClientDeletePage {
+    pub chrome: Chrome,
+    pub id: String,
+    pub name: String,
+}
+
+/// `GET /admin/clients/{id}/delete`: asks for confirmation (no script needed).
+pub async fn client_delete_get(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path(id): Path<String>,
+) -> AdminResult {
+    let client = state.core.get_client(&client_id(&id)?).await?;
+    let page = ClientDeletePage {
+        chrome: op.chrome("clients").await?,
+        id: client.id.as_str().to_owned(),
+        name: client.name,
+    };
+    Ok(render(StatusCode::OK, &page)?)
+}
+
+/// `POST /admin/clients/{id}/delete`: deletes the client and revokes its grants and tokens.
+pub async fn client_delete_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path(id): Path<String>,
+    CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
+) -> AdminResult {
+    let id = client_id(&id)?;
+    let client = state.core.get_client(&id).await?;
+    state.core.delete_client(&id, &op.actor()).await?;
+    set_notice(
+        &op.session,
+        format!("Deleted {}; its grants and tokens are revoked.", client.name),
+    )
+    .await?;
+    Ok(see_other("/admin/clients")?)
+}

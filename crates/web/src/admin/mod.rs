@@ -1,0 +1,128 @@
+//! The admin surface (issue 4), served on the admin listener: server-rendered pages for
+//! operators (clients, users, signing keys, audit log, API keys, dashboard) and the admin
+//! JSON API under `/admin/api/v1`.
+//!
+//! Pages use their own session cookie (`portcullis_admin`): cookies do not tell ports
+//! apart, so the public surface's cookie would otherwise be sent here too. Every form POST
+//! carries the CSRF token; every handler checks the role on the server (`Operator` to
+//! read, `Writer` to change).
+
+pub mod api;
+mod api_keys;
+mod audit;
+mod auth;
+mod clients;
+mod dashboard;
+mod error;
+mod forms;
+mod keys;
+mod users;
+mod view;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use portcullis_core::Portcullis;
+
+pub use error::AdminError;
+
+use crate::error::PageError;
+use crate::{WebConfig, headers, session_store};
+
+/// What every admin handler gets through `State`.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    pub core: Arc<Portcullis>,
+    pub cfg: WebConfig,
+}
+
+/// Base name of the admin surface's session cookie.
+pub const ADMIN_COOKIE: &str = "portcullis_admin";
+
+const ADMIN_CSS: &str = include_str!("../../../../static/admin.css");
+
+/// `GET /static/{file}` on the admin listener: the shared stylesheet and the admin one.
+async fn admin_asset_get(Path(file): Path<String>) -> Result<Response, PageError> {
+    if file == "admin.css" {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            ADMIN_CSS,
+        )
+            .into_response());
+    }
+    crate::assets::asset_get(Path(file)).await
+}
+
+async fn not_found() -> PageError {
+    PageError::NotFound
+}
+
+/// The admin pages, without layers or state.
+fn pages() -> Router<AdminState> {
+    Router::new()
+        .route("/", get(auth::root_get))
+        .route("/admin", get(dashboard::dashboard_get))
+        .route("/admin/login", get(auth::login_get).post(auth::login_post))
+        .route("/admin/logout", post(auth::logout_post))
+        .route("/admin/clients", get(clients::clients_get).post(clients::clients_post))
+        .route("/admin/clients/new", get(clients::client_new_get))
+        .route(
+            "/admin/clients/{id}",
+            get(clients::client_get).post(clients::client_post),
+        )
+        .route("/admin/clients/{id}/edit", get(clients::client_edit_get))
+        .route("/admin/clients/{id}/disable", post(clients::client_disable_post))
+        .route("/admin/clients/{id}/enable", post(clients::client_enable_post))
+        .route("/admin/clients/{id}/rotate-secret", post(clients::client_rotate_post))
+        .route(
+            "/admin/clients/{id}/delete",
+            get(clients::client_delete_get).post(clients::client_delete_post),
+        )
+        .route("/admin/users", get(users::users_get).post(users::users_post))
+        .route("/admin/users/new", get(users::user_new_get))
+        .route("/admin/users/{id}", get(users::user_get))
+        .route("/admin/users/{id}/disable", post(users::user_disable_post))
+        .route("/admin/users/{id}/enable", post(users::user_enable_post))
+        .route("/admin/users/{id}/password", post(users::user_password_post))
+        .route(
+            "/admin/users/{id}/sessions/{session}/revoke",
+            post(users::session_revoke_post),
+        )
+        .route(
+            "/admin/users/{id}/grants/{grant}/revoke",
+            post(users::grant_revoke_post),
+        )
+        .route("/admin/keys", get(keys::keys_get))
+        .route("/admin/keys/rotate", post(keys::keys_rotate_post))
+        .route("/admin/audit", get(audit::audit_get))
+        .route(
+            "/admin/api-keys",
+            get(api_keys::api_keys_get).post(api_keys::api_keys_post),
+        )
+        .route("/admin/api-keys/{id}/revoke", post(api_keys::api_key_revoke_post))
+        .route("/static/{file}", get(admin_asset_get))
+        .fallback(not_found)
+}
+
+/// The fully built admin surface: pages (with their own session cookie) and the JSON
+/// API, with security headers. The binary merges it with the health endpoints and serves
+/// it on `admin_addr` with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn admin_router(core: Arc<Portcullis>, cfg: WebConfig) -> Router {
+    let sessions = session_store::session_layer(Arc::clone(&core), ADMIN_COOKIE, cfg.secure_cookies);
+    // Client addresses for audit events and the sign-in limit, as on the public surface.
+    let trusted = core.settings.defense.trusted_proxies.clone();
+    let state = AdminState { core, cfg };
+    let pages = pages().with_state(state.clone()).layer(sessions);
+    let router = Router::new()
+        .nest(api::PREFIX, api::router(state))
+        .merge(pages)
+        .layer(axum::Extension(trusted));
+    headers::security_headers(router, cfg.secure_cookies)
+}

@@ -1,0 +1,299 @@
+//! User pages: list with search, create, disable and enable, reset the password, and see
+//! and revoke a user's browser sessions (per device) and grants (per client).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use portcullis_core::users::UserInput;
+use portcullis_protocol::Secret;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::AdminState;
+use super::auth::{Chrome, Operator, Writer};
+use super::clients::{ButtonForm, SearchQuery};
+use super::error::{AdminError, AdminResult};
+use super::forms::{FormErrors, optional_text};
+use super::view::{set_notice, when, when_opt};
+use crate::csrf::CsrfForm;
+use crate::error::PageError;
+use crate::page::{render, see_other};
+
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub disabled: bool,
+    pub created_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+pub struct UsersPage {
+    pub chrome: Chrome,
+    pub search: String,
+    pub users: Vec<UserRow>,
+}
+
+/// `GET /admin/users[?q=…]`.
+pub async fn users_get(
+    State(state): State<AdminState>,
+    op: Operator,
+    Query(SearchQuery { q }): Query<SearchQuery>,
+) -> AdminResult {
+    let users = state.core.list_users(Some(q.trim())).await?;
+    let page = UsersPage {
+        chrome: op.chrome("users").await?,
+        search: q,
+        users: users
+            .into_iter()
+            .map(|u| UserRow {
+                id: u.id.to_string(),
+                username: u.username,
+                name: u.name.unwrap_or_default(),
+                email: u.email.unwrap_or_default(),
+                disabled: u.disabled,
+                created_at: when(u.created_at),
+            })
+            .collect(),
+    };
+    Ok(render(StatusCode::OK, &page)?)
+}
+
+/// The new-user form as typed (the password is never sent back).
+#[derive(Debug, Default, Deserialize)]
+pub struct UserForm {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub email_verified: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub password: Secret,
+}
+
+#[derive(Template)]
+#[template(path = "admin/user_new.html")]
+pub struct UserNewPage {
+    pub chrome: Chrome,
+    pub form: UserForm,
+    pub errors: FormErrors,
+}
+
+/// `GET /admin/users/new`.
+pub async fn user_new_get(Writer(op): Writer) -> AdminResult {
+    let page = UserNewPage {
+        chrome: op.chrome("users").await?,
+        form: UserForm::default(),
+        errors: FormErrors::none(),
+    };
+    Ok(render(StatusCode::OK, &page)?)
+}
+
+/// `POST /admin/users`.
+pub async fn users_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    CsrfForm(form): CsrfForm<UserForm>,
+) -> AdminResult {
+    let input = UserInput {
+        username: form.username.clone(),
+        email: optional_text(&form.email),
+        email_verified: form.email_verified.is_some(),
+        name: optional_text(&form.name),
+    };
+    let errors = match state.core.create_user(&input, &form.password, &op.actor()).await {
+        Ok(user) => {
+            set_notice(&op.session, format!("Created {}.", user.username)).await?;
+            return Ok(see_other(&format!("/admin/users/{}", user.id))?);
+        }
+        Err(portcullis_core::Error::Invalid { field, message }) => FormErrors::one(field, message),
+        Err(portcullis_core::Error::Conflict(_)) => FormErrors::one("username", "is already taken"),
+        Err(e) => return Err(e.into()),
+    };
+    let page = UserNewPage {
+        chrome: op.chrome("users").await?,
+        form,
+        errors,
+    };
+    Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page)?)
+}
+
+pub struct SessionRow {
+    pub id: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+pub struct GrantRow {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub scope: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+pub struct UserPage {
+    pub chrome: Chrome,
+    pub id: String,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub disabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub sessions: Vec<SessionRow>,
+    pub grants: Vec<GrantRow>,
+    pub errors: FormErrors,
+}
+
+fn user_id(raw: &str) -> Result<Uuid, AdminError> {
+    Uuid::parse_str(raw).map_err(|_| AdminError::Page(PageError::NotFound))
+}
+
+async fn user_page(state: &AdminState, op: &Operator, id: Uuid, errors: FormErrors) -> AdminResult {
+    let user = state.core.get_user(id).await?;
+    let sessions = state.core.list_user_sessions(id).await?;
+    let grants = state.core.list_user_grants(id).await?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = UserPage {
+        chrome: op.chrome("users").await?,
+        id: user.id.to_string(),
+        username: user.username,
+        name: user.name.unwrap_or_default(),
+        email: user.email.unwrap_or_default(),
+        email_verified: user.email_verified,
+        disabled: user.disabled,
+        created_at: when(user.created_at),
+        updated_at: when(user.updated_at),
+        sessions: sessions
+            .into_iter()
+            .map(|s| SessionRow {
+                id: s.id,
+                ip: s.ip.unwrap_or_else(|| "unknown".into()),
+                user_agent: s.user_agent.unwrap_or_else(|| "unknown".into()),
+                created_at: when(s.created_at),
+                expires_at: when(s.expires_at),
+            })
+            .collect(),
+        grants: grants
+            .into_iter()
+            .map(|g| GrantRow {
+                id: g.grant.id.to_string(),
+                client_id: g.grant.client_id.as_str().to_owned(),
+                client_name: g.client_name.unwrap_or_else(|| g.grant.client_id.as_str().to_owned()),
+                scope: g.grant.scope.as_string(),
+                created_at: when(g.grant.created_at),
+                expires_at: when_opt(Some(g.grant.expires_at)),
+            })
+            .collect(),
+        errors,
+    };
+    Ok(render(status, &page)?)
+}
+
+/// `GET /admin/users/{id}`.
+pub async fn user_get(State(state): State<AdminState>, op: Operator, Path(id): Path<String>) -> AdminResult {
+    user_page(&state, &op, user_id(&id)?, FormErrors::none()).await
+}
+
+async fn set_disabled(state: &AdminState, op: &Operator, id: &str, disabled: bool) -> AdminResult {
+    let id = user_id(id)?;
+    state.core.set_user_disabled(id, disabled, &op.actor()).await?;
+    let notice = if disabled {
+        "Disabled; their sessions and grants are ended."
+    } else {
+        "Enabled."
+    };
+    set_notice(&op.session, notice).await?;
+    Ok(see_other(&format!("/admin/users/{id}"))?)
+}
+
+/// `POST /admin/users/{id}/disable`.
+pub async fn user_disable_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path(id): Path<String>,
+    CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
+) -> AdminResult {
+    set_disabled(&state, &op, &id, true).await
+}
+
+/// `POST /admin/users/{id}/enable`.
+pub async fn user_enable_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path(id): Path<String>,
+    CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
+) -> AdminResult {
+    set_disabled(&state, &op, &id, false).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    pub password: Secret,
+}
+
+/// `POST /admin/users/{id}/password`: sets a new password; the user's sessions and
+/// grants end.
+pub async fn user_password_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<PasswordForm>,
+) -> AdminResult {
+    let id = user_id(&id)?;
+    match state.core.set_user_password(id, &form.password, &op.actor()).await {
+        Ok(()) => {
+            set_notice(&op.session, "Password changed; their sessions and grants are ended.").await?;
+            Ok(see_other(&format!("/admin/users/{id}"))?)
+        }
+        Err(portcullis_core::Error::Invalid { field, message }) => {
+            user_page(&state, &op, id, FormErrors::one(field, message)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /admin/users/{id}/sessions/{session}/revoke`: signs that browser out.
+pub async fn session_revoke_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path((id, session)): Path<(String, String)>,
+    CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
+) -> AdminResult {
+    let id = user_id(&id)?;
+    state.core.revoke_user_session(id, &session, &op.actor()).await?;
+    set_notice(&op.session, "Session ended.").await?;
+    Ok(see_other(&format!("/admin/users/{id}"))?)
+}
+
+/// `POST /admin/users/{id}/grants/{grant}/revoke`: the client's tokens for this user
+/// stop working at once.
+pub async fn grant_revoke_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    Path((id, grant)): Path<(String, String)>,
+    CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
+) -> AdminResult {
+    let id = user_id(&id)?;
+    let grant = Uuid::parse_str(&grant).map_err(|_| AdminError::Page(PageError::NotFound))?;
+    state.core.revoke_user_grant(id, grant, &op.actor()).await?;
+    set_notice(&op.session, "Grant revoked; its tokens no longer work.").await?;
+    Ok(see_other(&format!("/admin/users/{id}"))?)
+}

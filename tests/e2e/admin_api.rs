@@ -1,0 +1,758 @@
+//! The admin JSON API (issue 4) on both backends: every route, its validation errors,
+//! role checks (an auditor key gets 403 on every write and changes nothing), revoked and
+//! expired keys refused (401), a key in the query string refused; and the OpenAPI
+//! description served and matching what the router answers.
+
+use portcullis_core::crypto::sha256;
+use portcullis_core::model::{AdminRole, ApiKey};
+use portcullis_tests::{Backend, TestApp, both_backends, http, spawn_app};
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::Duration;
+
+use crate::admin_support::{Api, api_key, assert_error, assert_field};
+use crate::code_flow::{PASSWORD, REDIRECT, obtain_tokens};
+
+fn client_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "kind": "confidential",
+        "redirect_uris": [REDIRECT],
+        "post_logout_redirect_uris": ["https://rp.example/bye"],
+        "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+        "scopes": "openid profile email api:read",
+        "cors_origins": ["https://rp.example"],
+        "access_token_ttl": 300,
+        "logo_uri": "https://rp.example/logo.png",
+    })
+}
+
+/// `client_credentials` at the token endpoint: the status tells whether the secret works.
+async fn client_credentials_status(app: &TestApp, id: &str, secret: &str) -> u16 {
+    http()
+        .post(app.url("/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "api:read")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn events_of(api: &Api, event_type: &str) -> Vec<Value> {
+    let (s, v) = api.get(&format!("/audit-events?event_type={event_type}")).await;
+    assert_eq!(s, 200, "{v}");
+    v["events"].as_array().unwrap().clone()
+}
+
+async fn api_clients(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (admin_id, admin_key) = api_key(&app, AdminRole::Admin).await;
+    let (_, auditor_key) = api_key(&app, AdminRole::Auditor).await;
+    let api = Api::new(&app, &admin_key);
+    let auditor = Api::new(&app, &auditor_key);
+
+    // Register: 201 with the secret, which works at the token endpoint.
+    let (s, created) = api.post("/clients", client_body("Billing")).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(created["kind"], "confidential");
+    assert_eq!(created["scopes"], "api:read email openid profile");
+    assert_eq!(created["access_token_ttl"], 300);
+    assert_eq!(created["disabled"], false);
+    assert_eq!(client_credentials_status(&app, &id, &secret).await, 200);
+    let (s, public) = api
+        .post(
+            "/clients",
+            json!({"name": "SPA", "kind": "public", "redirect_uris": ["http://127.0.0.1:3000/cb"],
+                   "grant_types": ["authorization_code"], "scopes": "openid", "require_pkce": false}),
+        )
+        .await;
+    assert_eq!(s, 201, "{public}");
+    assert_eq!(public["client_secret"], Value::Null);
+    assert_eq!(public["require_pkce"], true, "PKCE is forced for public clients");
+    let public_id = public["client_id"].as_str().unwrap().to_owned();
+
+    // Validation errors name the field; nothing is created.
+    let bad = |patch: Value| {
+        let mut b = client_body("Bad");
+        for (k, v) in patch.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    for (patch, field) in [
+        (json!({"name": ""}), "name"),
+        (json!({"kind": "secretive"}), "kind"),
+        (json!({"redirect_uris": ["http://rp.example/cb"]}), "redirect_uris"),
+        (
+            json!({"redirect_uris": ["https://rp.example/cb#frag"]}),
+            "redirect_uris",
+        ),
+        (json!({"redirect_uris": ["/relative"]}), "redirect_uris"),
+        (json!({"redirect_uris": ["myapp:/cb"]}), "redirect_uris"),
+        (
+            json!({"post_logout_redirect_uris": ["javascript:alert(1)"]}),
+            "post_logout_redirect_uris",
+        ),
+        (json!({"grant_types": []}), "grant_types"),
+        (json!({"grant_types": ["implicit"]}), "grant_types"),
+        (json!({"scopes": "open\"id"}), "scopes"),
+        (json!({"access_token_ttl": 5}), "access_token_ttl"),
+        (json!({"refresh_token_ttl": 999999999}), "refresh_token_ttl"),
+        (json!({"cors_origins": ["https://rp.example/path"]}), "cors_origins"),
+        (json!({"logo_uri": "ftp://rp.example/logo"}), "logo_uri"),
+        (json!({"policy_uri": "not a url"}), "policy_uri"),
+    ] {
+        assert_field(&api.post("/clients", bad(patch.clone())).await, field);
+    }
+    // Loopback http and private-use schemes are fine.
+    let (s, v) = api
+        .post(
+            "/clients",
+            bad(json!({"name": "Native", "redirect_uris": ["http://[::1]:8080/cb", "com.example.app:/cb"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    // Unreadable bodies.
+    assert_error(&api.post("/clients", json!({"nme": "typo"})).await, 400, "bad_request");
+    let raw = api
+        .http
+        .post(format!("{}/clients", api.base))
+        .bearer_auth(&admin_key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    assert_eq!(raw.json::<Value>().await.unwrap()["error"], "bad_request");
+
+    // List and search.
+    let (s, list) = api.get("/clients").await;
+    assert_eq!(s, 200);
+    assert_eq!(list["clients"].as_array().unwrap().len(), 3);
+    let (_, found) = api.get("/clients?search=BILL").await;
+    assert_eq!(found["clients"].as_array().unwrap().len(), 1);
+    assert_eq!(found["clients"][0]["client_id"], id.as_str());
+    let (_, none) = api.get("/clients?search=zzz").await;
+    assert_eq!(none["clients"], json!([]));
+
+    // Read, replace.
+    let (s, got) = api.get(&format!("/clients/{id}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(got["name"], "Billing");
+    assert!(got.get("client_secret").is_none(), "the secret is never read back");
+    let mut changed = client_body("Billing v2");
+    changed["first_party"] = json!(true);
+    changed["access_token_ttl"] = Value::Null;
+    let (s, updated) = api.put(&format!("/clients/{id}"), changed).await;
+    assert_eq!(s, 200, "{updated}");
+    assert_eq!(updated["name"], "Billing v2");
+    assert_eq!(updated["first_party"], true);
+    assert_eq!(updated["access_token_ttl"], Value::Null);
+    let mut kind_change = client_body("Billing v3");
+    kind_change["kind"] = json!("public");
+    assert_field(&api.put(&format!("/clients/{id}"), kind_change).await, "kind");
+    assert_field(
+        &api.put(
+            &format!("/clients/{id}"),
+            bad(json!({"redirect_uris": ["http://evil.example/cb"]})),
+        )
+        .await,
+        "redirect_uris",
+    );
+    assert_eq!(api.get(&format!("/clients/{id}")).await.1["name"], "Billing v2");
+
+    // The auditor reads but every write is 403 and changes nothing.
+    assert_eq!(auditor.get("/clients").await.0, 200);
+    assert_eq!(auditor.get(&format!("/clients/{id}")).await.0, 200);
+    assert_error(&auditor.post("/clients", client_body("Nope")).await, 403, "forbidden");
+    assert_error(
+        &auditor.put(&format!("/clients/{id}"), client_body("Nope")).await,
+        403,
+        "forbidden",
+    );
+    assert_error(&auditor.delete(&format!("/clients/{id}")).await, 403, "forbidden");
+    for action in ["disable", "enable", "rotate-secret"] {
+        assert_error(
+            &auditor.post_empty(&format!("/clients/{id}/{action}")).await,
+            403,
+            "forbidden",
+        );
+    }
+    assert_eq!(api.get("/clients").await.1["clients"].as_array().unwrap().len(), 3);
+    assert_eq!(client_credentials_status(&app, &id, &secret).await, 200);
+
+    // Disable and enable.
+    let (s, v) = api.post_empty(&format!("/clients/{id}/disable")).await;
+    assert_eq!((s.as_u16(), &v["disabled"]), (200, &json!(true)));
+    assert_eq!(client_credentials_status(&app, &id, &secret).await, 401);
+    let (s, v) = api.post_empty(&format!("/clients/{id}/enable")).await;
+    assert_eq!((s.as_u16(), &v["disabled"]), (200, &json!(false)));
+    assert_eq!(client_credentials_status(&app, &id, &secret).await, 200);
+
+    // Rotate: the new secret works, the old one does not; a public client has none.
+    let (s, rotated) = api.post_empty(&format!("/clients/{id}/rotate-secret")).await;
+    assert_eq!(s, 200, "{rotated}");
+    assert_eq!(rotated["client_id"], id.as_str());
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    assert_eq!(client_credentials_status(&app, &id, &secret).await, 401);
+    assert_eq!(client_credentials_status(&app, &id, new_secret).await, 200);
+    assert_field(
+        &api.post_empty(&format!("/clients/{public_id}/rotate-secret")).await,
+        "kind",
+    );
+
+    // Delete: 204, then 404 everywhere; its tokens stop working.
+    let token: Value = http()
+        .post(app.url("/token"))
+        .basic_auth(&id, Some(new_secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "api:read")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = token["access_token"].as_str().unwrap();
+    assert!(app.core.active_access_token(at).is_some());
+    assert_eq!(api.delete(&format!("/clients/{id}")).await.0, 204);
+    assert!(
+        app.core.active_access_token(at).is_none(),
+        "a deleted client's tokens die"
+    );
+    assert_error(&api.get(&format!("/clients/{id}")).await, 404, "not_found");
+    assert_error(&api.delete(&format!("/clients/{id}")).await, 404, "not_found");
+    assert_error(
+        &api.put(&format!("/clients/{id}"), client_body("X")).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &api.post_empty(&format!("/clients/{id}/disable")).await,
+        404,
+        "not_found",
+    );
+    assert_error(&api.get("/clients/not%20an%20id").await, 404, "not_found");
+
+    // Every change above is audited with the key as actor and the caller's address.
+    app.core.audit.flush().await;
+    let actor = format!("apikey:{admin_id}");
+    for event in [
+        "admin.client.created",
+        "admin.client.updated",
+        "admin.client.disabled",
+        "admin.client.enabled",
+        "admin.client.secret_rotated",
+        "admin.client.deleted",
+    ] {
+        let evs = events_of(&api, event).await;
+        assert!(!evs.is_empty(), "no {event} event");
+        assert!(
+            evs.iter()
+                .all(|e| e["actor"] == actor.as_str() && e["ip"] == "127.0.0.1"),
+            "{event}: {evs:?}"
+        );
+    }
+    assert!(events_of(&api, "admin.client.deleted").await[0]["client_id"] == id.as_str());
+    app.stop().await;
+}
+
+async fn api_users_sessions_and_grants(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, admin_key) = api_key(&app, AdminRole::Admin).await;
+    let (_, auditor_key) = api_key(&app, AdminRole::Auditor).await;
+    let api = Api::new(&app, &admin_key);
+    let auditor = Api::new(&app, &auditor_key);
+    let alice = json!({"username": "alice", "password": PASSWORD, "email": "alice@example.com",
+                       "email_verified": true, "name": "Alice Example"});
+
+    // Create; validation errors; 409 on a taken name; the auditor may not.
+    assert_error(&auditor.post("/users", alice.clone()).await, 403, "forbidden");
+    let (s, user) = api.post("/users", alice.clone()).await;
+    assert_eq!(s, 201, "{user}");
+    let uid = user["id"].as_str().unwrap().to_owned();
+    assert_eq!(user["username"], "alice");
+    assert_eq!(user["email_verified"], true);
+    assert!(user.get("password").is_none() && user.get("password_hash").is_none());
+    assert_error(&api.post("/users", alice.clone()).await, 409, "conflict");
+    let mut upper = alice.clone();
+    upper["username"] = json!("ALICE");
+    assert_error(&api.post("/users", upper).await, 409, "conflict");
+    assert_field(
+        &api.post("/users", json!({"username": "bob", "password": "short"}))
+            .await,
+        "password",
+    );
+    assert_field(
+        &api.post("/users", json!({"username": "b o b", "password": PASSWORD}))
+            .await,
+        "username",
+    );
+    assert_field(
+        &api.post(
+            "/users",
+            json!({"username": "bob", "password": PASSWORD, "email": "nope"}),
+        )
+        .await,
+        "email",
+    );
+    assert_error(
+        &api.post("/users", json!({"username": "bob", "pass": "x"})).await,
+        400,
+        "bad_request",
+    );
+
+    // List, search, read.
+    api.post("/users", json!({"username": "bob", "password": PASSWORD}))
+        .await;
+    let (_, list) = api.get("/users").await;
+    let names: Vec<&str> = list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    let (_, found) = auditor.get("/users?search=example.com").await;
+    assert_eq!(found["users"].as_array().unwrap().len(), 1);
+    assert_eq!(auditor.get(&format!("/users/{uid}")).await.1["name"], "Alice Example");
+    assert_error(
+        &api.get(&format!("/users/{}", uuid::Uuid::new_v4())).await,
+        404,
+        "not_found",
+    );
+    assert_error(&api.get("/users/not-a-uuid").await, 404, "not_found");
+
+    // Alice signs in to an application: one session, one grant.
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let tokens = obtain_tokens(&app, client.id.as_str(), secret.expose(), "alice").await;
+    let at = tokens["access_token"].as_str().unwrap();
+    let (s, sessions) = auditor.get(&format!("/users/{uid}/sessions")).await;
+    assert_eq!(s, 200);
+    let sessions = sessions["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0]["ip"], "127.0.0.1");
+    let (s, grants) = auditor.get(&format!("/users/{uid}/grants")).await;
+    assert_eq!(s, 200);
+    let grants = grants["grants"].as_array().unwrap().clone();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0]["client_id"], client.id.as_str());
+    assert_eq!(grants[0]["client_name"], "Test App");
+    let gid = grants[0]["id"].as_str().unwrap().to_owned();
+    let sid = sessions[0]["id"].as_str().unwrap().to_owned();
+
+    // Revoking: the auditor may not; the admin can, once; the tokens die at once.
+    assert_error(
+        &auditor.delete(&format!("/users/{uid}/grants/{gid}")).await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &auditor.delete(&format!("/users/{uid}/sessions/{sid}")).await,
+        403,
+        "forbidden",
+    );
+    assert!(app.core.active_access_token(at).is_some());
+    let other = uuid::Uuid::new_v4();
+    assert_error(
+        &api.delete(&format!("/users/{other}/grants/{gid}")).await,
+        404,
+        "not_found",
+    );
+    assert_eq!(api.delete(&format!("/users/{uid}/grants/{gid}")).await.0, 204);
+    assert!(
+        app.core.active_access_token(at).is_none(),
+        "the grant's access token is revoked"
+    );
+    let refresh = http()
+        .post(app.url("/token"))
+        .basic_auth(client.id.as_str(), Some(secret.expose()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refresh.status(), 400, "the grant's refresh token is gone");
+    assert_error(
+        &api.delete(&format!("/users/{uid}/grants/{gid}")).await,
+        404,
+        "not_found",
+    );
+    assert_eq!(api.get(&format!("/users/{uid}/grants")).await.1["grants"], json!([]));
+    assert_error(
+        &api.delete(&format!("/users/{uid}/grants/nope")).await,
+        404,
+        "not_found",
+    );
+
+    assert_error(
+        &api.delete(&format!("/users/{uid}/sessions/AAAA")).await,
+        404,
+        "not_found",
+    );
+    assert_eq!(api.delete(&format!("/users/{uid}/sessions/{sid}")).await.0, 204);
+    assert_eq!(
+        api.get(&format!("/users/{uid}/sessions")).await.1["sessions"],
+        json!([])
+    );
+    assert_error(
+        &api.delete(&format!("/users/{uid}/sessions/{sid}")).await,
+        404,
+        "not_found",
+    );
+
+    // Disable, enable, set the password.
+    for action in ["disable", "enable"] {
+        assert_error(
+            &auditor.post_empty(&format!("/users/{uid}/{action}")).await,
+            403,
+            "forbidden",
+        );
+    }
+    let (s, v) = api.post_empty(&format!("/users/{uid}/disable")).await;
+    assert_eq!((s.as_u16(), &v["disabled"]), (200, &json!(true)));
+    let pw = portcullis_protocol::Secret::new(PASSWORD);
+    assert!(
+        app.core.login("alice", &pw, None).await.is_err(),
+        "a disabled user cannot log in"
+    );
+    let (s, v) = api.post_empty(&format!("/users/{uid}/enable")).await;
+    assert_eq!((s.as_u16(), &v["disabled"]), (200, &json!(false)));
+    assert!(app.core.login("alice", &pw, None).await.is_ok());
+    assert_error(
+        &auditor
+            .post(
+                &format!("/users/{uid}/password"),
+                json!({"password": "a new passphrase"}),
+            )
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_field(
+        &api.post(&format!("/users/{uid}/password"), json!({"password": "short"}))
+            .await,
+        "password",
+    );
+    assert_eq!(
+        api.post(
+            &format!("/users/{uid}/password"),
+            json!({"password": "a new passphrase"})
+        )
+        .await
+        .0,
+        204
+    );
+    assert!(app.core.login("alice", &pw, None).await.is_err());
+    let new_pw = portcullis_protocol::Secret::new("a new passphrase");
+    assert!(app.core.login("alice", &new_pw, None).await.is_ok());
+    assert_error(
+        &api.post(
+            &format!("/users/{}/password", uuid::Uuid::new_v4()),
+            json!({"password": "a new passphrase"}),
+        )
+        .await,
+        404,
+        "not_found",
+    );
+
+    app.core.audit.flush().await;
+    for event in [
+        "admin.user.created",
+        "admin.grant.revoked",
+        "admin.session.revoked",
+        "admin.user.disabled",
+        "admin.user.enabled",
+        "user.password_changed",
+    ] {
+        let evs = events_of(&api, event).await;
+        assert!(
+            evs.iter()
+                .any(|e| e["actor"].as_str().is_some_and(|a| a.starts_with("apikey:")) && e["ip"] == "127.0.0.1"),
+            "{event}: {evs:?}"
+        );
+    }
+    app.stop().await;
+}
+
+async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, admin_key) = api_key(&app, AdminRole::Admin).await;
+    let (_, auditor_key) = api_key(&app, AdminRole::Auditor).await;
+    let api = Api::new(&app, &admin_key);
+    let auditor = Api::new(&app, &auditor_key);
+
+    // Keys: list, rotate (body optional), validation, role.
+    let (s, keys) = auditor.get("/keys").await;
+    assert_eq!(s, 200);
+    let states: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert!(states.contains(&"active") && states.contains(&"next"), "{states:?}");
+    let next = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "next")
+        .unwrap()["kid"]
+        .clone();
+    assert_error(&auditor.post_empty("/keys/rotate").await, 403, "forbidden");
+    assert_field(&api.post("/keys/rotate", json!({"alg": "HS256"})).await, "alg");
+    let (s, rotated) = api.post("/keys/rotate", json!({"alg": "ES256"})).await;
+    assert_eq!(s, 200, "{rotated}");
+    let listed = rotated["keys"].as_array().unwrap();
+    let state_of = |kid: &Value| listed.iter().find(|k| &k["kid"] == kid).unwrap()["state"].clone();
+    assert_eq!(state_of(&next), "active", "the next key now signs");
+    assert_eq!(state_of(&rotated["next_kid"]), "next");
+    assert!(
+        listed
+            .iter()
+            .any(|k| k["state"] == "retired" && k["publish_until"].is_string())
+    );
+    let (s, again) = api.post_empty("/keys/rotate").await;
+    assert_eq!(s, 200, "{again}");
+
+    // Dashboard.
+    app.user("carol", PASSWORD).await;
+    let bad = portcullis_protocol::Secret::new("wrong password");
+    for _ in 0..2 {
+        let _ = app.core.login("carol", &bad, Some("192.0.2.7".into())).await;
+    }
+    app.core.audit.flush().await;
+    let (s, d) = auditor.get("/dashboard").await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["users"], 1);
+    assert_eq!(d["clients"], 0);
+    assert_eq!(d["active_grants"], 0);
+    assert_eq!(d["failed_logins_24h"], 2);
+
+    // Audit: filters, paging, validation.
+    let (s, page) = auditor.get("/audit-events").await;
+    assert_eq!(s, 200);
+    let all = page["events"].as_array().unwrap();
+    assert!(all.len() >= 5, "{all:?}");
+    let (_, failures) = auditor.get("/audit-events?event_type=login.failure").await;
+    let failures = failures["events"].as_array().unwrap();
+    assert_eq!(failures.len(), 2);
+    assert!(
+        failures
+            .iter()
+            .all(|e| e["ip"] == "192.0.2.7" && e["detail"]["username"] == "carol")
+    );
+    let (_, rotations) = auditor.get("/audit-events?event_type=key.rotated&limit=1").await;
+    assert_eq!(rotations["events"].as_array().unwrap().len(), 1);
+    assert_eq!(rotations["next_offset"], 1);
+    let (_, second) = auditor
+        .get("/audit-events?event_type=key.rotated&limit=1&offset=1")
+        .await;
+    assert_eq!(second["events"].as_array().unwrap().len(), 1);
+    assert_eq!(second["next_offset"], Value::Null);
+    assert_ne!(rotations["events"][0]["id"], second["events"][0]["id"]);
+    let carol = app.core.find_user("carol").await.unwrap();
+    let (_, by_user) = auditor.get(&format!("/audit-events?user_id={}", carol.id)).await;
+    assert!(
+        by_user["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["user_id"] == carol.id.to_string())
+    );
+    assert!(!by_user["events"].as_array().unwrap().is_empty());
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.core.audit.flush().await;
+    let (_, by_client) = auditor.get(&format!("/audit-events?client_id={}", client.id)).await;
+    assert_eq!(by_client["events"][0]["event_type"], "admin.client.created");
+    let future = (time::OffsetDateTime::now_utc() + Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let past = (time::OffsetDateTime::now_utc() - Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let (_, none) = auditor.get(&format!("/audit-events?since={}", enc(&future))).await;
+    assert_eq!(none["events"], json!([]));
+    let (_, window) = auditor
+        .get(&format!("/audit-events?since={}&until={}", enc(&past), enc(&future)))
+        .await;
+    assert!(
+        window["events"].as_array().unwrap().len() > all.len(),
+        "everything so far is in the window"
+    );
+    assert_field(&auditor.get("/audit-events?since=yesterday").await, "since");
+    assert_field(
+        &auditor
+            .get(&format!("/audit-events?since={}&until={}", enc(&future), enc(&past)))
+            .await,
+        "until",
+    );
+    assert_field(&auditor.get("/audit-events?user_id=carol").await, "user_id");
+    assert_field(&auditor.get("/audit-events?limit=500").await, "limit");
+    assert_error(&auditor.get("/audit-events?limit=-1").await, 400, "bad_request");
+    assert_error(&auditor.get("/audit-events?colour=red").await, 400, "bad_request");
+
+    // OpenAPI: served as JSON without a key; every operation it lists is routed (it
+    // answers 401 without a key, not 404 or 405), and unknown routes are JSON 404s.
+    let r = http()
+        .get(format!("{}/admin/api/v1/openapi.json", app.admin_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys().filter(|m| *m != "parameters") {
+            operations += 1;
+            let concrete = path
+                .replace("{client_id}", "c1")
+                .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{session_id}", "s1")
+                .replace("{grant_id}", &uuid::Uuid::new_v4().to_string());
+            let url = format!("{}/admin/api/v1{concrete}", app.admin_url);
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let status = http().request(m, url).send().await.unwrap().status().as_u16();
+            let expected = if path == "/openapi.json" { 200 } else { 401 };
+            assert_eq!(status, expected, "{method} {path}");
+        }
+    }
+    assert_eq!(operations, 23);
+    assert_error(&api.get("/nothing-here").await, 404, "not_found");
+    assert_error(
+        &api.call(Method::PATCH, "/clients", None).await,
+        405,
+        "method_not_allowed",
+    );
+    app.stop().await;
+}
+
+async fn api_key_authentication(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (admin_id, admin_key) = api_key(&app, AdminRole::Admin).await;
+    let base = format!("{}/admin/api/v1", app.admin_url);
+    let get = |url: String, auth: Option<String>| async move {
+        let mut req = http().get(url);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let www = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = r.json().await.unwrap();
+        (status, www, body)
+    };
+
+    // Good key.
+    let (s, _, _) = get(format!("{base}/clients"), Some(format!("Bearer {admin_key}"))).await;
+    assert_eq!(s, 200);
+    let (s, _, _) = get(format!("{base}/clients"), Some(format!("bearer {admin_key}"))).await;
+    assert_eq!(s, 200, "the scheme is case-insensitive");
+
+    // No key, wrong scheme, unknown key: 401 with a Bearer challenge.
+    for auth in [
+        None,
+        Some(format!("Basic {admin_key}")),
+        Some("Bearer".to_owned()),
+        Some("Bearer pcak_unknown".to_owned()),
+        Some(format!("Bearer {}x", admin_key)),
+    ] {
+        let (s, www, body) = get(format!("{base}/clients"), auth.clone()).await;
+        assert_eq!(s, 401, "{auth:?}: {body}");
+        assert_eq!(body["error"], "unauthorized");
+        assert!(www.unwrap().starts_with("Bearer"), "{auth:?}");
+    }
+
+    // A key in the query string is refused, even a valid one, even with a valid header.
+    for q in [
+        format!("access_token={admin_key}"),
+        format!("api_key={admin_key}"),
+        format!("search={admin_key}"),
+        "token=anything".to_owned(),
+    ] {
+        let (s, _, body) = get(format!("{base}/clients?{q}"), None).await;
+        assert!(s == 400 || s == 401, "{q}: {s}");
+        assert_ne!(s, 200);
+        let (s, _, body2) = get(format!("{base}/clients?{q}"), Some(format!("Bearer {admin_key}"))).await;
+        assert_eq!(s, 400, "{q}: {body} {body2}");
+        assert_eq!(body2["error"], "bad_request");
+    }
+
+    // Revoked: refused at once.
+    let (revoked_id, revoked) = api_key(&app, AdminRole::Admin).await;
+    let (s, _, _) = get(format!("{base}/users"), Some(format!("Bearer {revoked}"))).await;
+    assert_eq!(s, 200);
+    app.core.revoke_api_key(revoked_id, "test").await.unwrap();
+    let (s, _, body) = get(format!("{base}/users"), Some(format!("Bearer {revoked}"))).await;
+    assert_eq!(s, 401, "{body}");
+    assert!(
+        app.core.revoke_api_key(revoked_id, "test").await.is_err(),
+        "revoking twice is NotFound"
+    );
+
+    // Expired: refused; one not yet expired works.
+    let now = app.core.now();
+    for (name, expires_at, expected) in [
+        ("expired", now - Duration::seconds(1), 401),
+        ("fresh", now + Duration::hours(1), 200),
+    ] {
+        let value = format!("pcak_{name}-{}", uuid::Uuid::new_v4().simple());
+        app.core
+            .store
+            .insert_api_key(&ApiKey {
+                id: uuid::Uuid::new_v4(),
+                name: name.into(),
+                key_hash: sha256(value.as_bytes()),
+                role: AdminRole::Auditor,
+                created_by: "test".into(),
+                created_at: now - Duration::days(1),
+                expires_at: Some(expires_at),
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
+        let (s, _, body) = get(format!("{base}/keys"), Some(format!("Bearer {value}"))).await;
+        assert_eq!(s, expected, "{name}: {body}");
+    }
+
+    // Refusals are audited with the reason; the admin key's id is the actor of its work.
+    app.core.audit.flush().await;
+    let api = Api::new(&app, &admin_key);
+    let rejected = events_of(&api, "admin.api_key.rejected").await;
+    let reasons: Vec<&str> = rejected.iter().filter_map(|e| e["detail"]["reason"].as_str()).collect();
+    for reason in ["unknown", "revoked", "expired"] {
+        assert!(reasons.contains(&reason), "{reasons:?}");
+    }
+    api.post_empty("/keys/rotate").await;
+    app.core.audit.flush().await;
+    assert_eq!(
+        events_of(&api, "key.rotated").await[0]["actor"],
+        format!("apikey:{admin_id}")
+    );
+    app.stop().await;
+}
+
+both_backends!(
+    api_clients,
+    api_users_sessions_and_grants,
+    api_keys_audit_dashboard_and_openapi,
+    api_key_authentication,
+);

@@ -1,0 +1,658 @@
+//! The admin pages without a browser engine (issue 4), on both backends: sign-in and
+//! sign-out, CSRF refused on every form without the token (403) and accepted with it,
+//! an auditor refused by the server (403) on every change even with a valid token,
+//! validation errors shown next to the field with the typed input kept, the bootstrap
+//! operator signing in, and an API key created in the UI working on the API.
+
+use portcullis_core::model::AdminRole;
+use portcullis_protocol::Secret;
+use portcullis_tests::{Backend, both_backends, fresh_database, spawn_app, spawn_app_on};
+use serde_json::Value;
+
+use crate::admin_support::{ADMIN_PASSWORD, Api, Pages, csrf, operator};
+use crate::code_flow::{PASSWORD, REDIRECT};
+
+/// The value between `id="{id}">` and the next `<`.
+fn text_of(html: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\">");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no #{id} in {html}")) + marker.len();
+    html[start..].split('<').next().unwrap().to_owned()
+}
+
+async fn sign_in_and_out(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+
+    // Not signed in: every page leads to the sign-in page.
+    let p = Pages::new(&app);
+    for path in [
+        "/admin",
+        "/admin/clients",
+        "/admin/users",
+        "/admin/keys",
+        "/admin/audit",
+        "/admin/api-keys",
+    ] {
+        let r = p.b.get(format!("{}{path}", app.admin_url)).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.headers()["location"], "/admin/login", "{path}");
+    }
+    let (s, loc, _) = p.post("/admin/clients", &[("name", "x")]).await;
+    assert!(s == 303 || s == 403, "{s} {loc:?}");
+
+    // The sign-in form: without the token 403; wrong password or unknown user: the
+    // same message; right password: the dashboard.
+    let (s, _, body) = p
+        .post("/admin/login", &[("username", "root"), ("password", ADMIN_PASSWORD)])
+        .await;
+    assert_eq!(s, 403, "{body}");
+    let token = p.csrf("/admin/login").await;
+    let (s, _, wrong) = p
+        .post(
+            "/admin/login",
+            &[("csrf", &token), ("username", "root"), ("password", "not it at all")],
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, _, unknown) = p
+        .post(
+            "/admin/login",
+            &[("csrf", &token), ("username", "nobody"), ("password", "not it at all")],
+        )
+        .await;
+    assert_eq!(text_of(&wrong, "error"), text_of(&unknown, "error"));
+    assert!(wrong.contains("value=\"root\""), "the username is kept");
+    // A user account is not an operator account.
+    app.user("alice", PASSWORD).await;
+    let (_, _, user) = p
+        .post(
+            "/admin/login",
+            &[("csrf", &token), ("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert!(user.contains("id=\"error\""));
+
+    // Signing in gives the session a new id (session fixation): the cookie changes.
+    let fresh = Pages::new(&app);
+    let cookie = |r: &reqwest::Response| {
+        r.headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+    };
+    let r = fresh
+        .b
+        .get(format!("{}/admin/login", app.admin_url))
+        .send()
+        .await
+        .unwrap();
+    let before = cookie(&r).expect("the sign-in page starts a session for its CSRF token");
+    assert!(before.starts_with("portcullis_admin_session="), "{before}");
+    let token = csrf(&r.text().await.unwrap());
+    let r = fresh
+        .b
+        .post(format!("{}/admin/login", app.admin_url))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "root"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let after = cookie(&r).expect("a new session cookie");
+    assert_ne!(before, after, "the session id changes on sign-in");
+    let signed = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let (s, dash) = signed.get("/admin").await;
+    assert_eq!(s, 200);
+    assert!(dash.contains("Dashboard") && text_of(&dash, "signed-in-as").starts_with("root"));
+    // The old CSRF token died with the old session id.
+    let (s, _, _) = fresh.post("/admin/logout", &[("csrf", &token)]).await;
+    assert_eq!(s, 403);
+    // Headers: CSP without inline script, no framing, no caching.
+    let r = signed
+        .b
+        .get(format!("{}/admin/clients", app.admin_url))
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let css = signed
+        .b
+        .get(format!("{}/static/admin.css", app.admin_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), 200);
+
+    // Sign-out: without the token 403 and still signed in; with it, signed out.
+    let (s, _, _) = signed.post("/admin/logout", &[]).await;
+    assert_eq!(s, 403);
+    assert_eq!(signed.get("/admin").await.0, 200);
+    let token = csrf(&signed.get("/admin").await.1);
+    let (s, loc, _) = signed.post("/admin/logout", &[("csrf", &token)]).await;
+    assert_eq!((s.as_u16(), loc.as_deref()), (303, Some("/admin/login")));
+    let r = signed.b.get(format!("{}/admin", app.admin_url)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+
+    app.core.audit.flush().await;
+    let events = app
+        .core
+        .list_audit(&portcullis_core::model::AuditFilter::default())
+        .await
+        .unwrap()
+        .events;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    for k in ["admin.login.failure", "admin.login.success", "admin.logout"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    let success = events.iter().find(|e| e.event_type == "admin.login.success").unwrap();
+    assert_eq!(success.actor.as_deref(), Some("root"));
+    assert_eq!(success.ip.as_deref(), Some("127.0.0.1"));
+    app.stop().await;
+}
+
+/// Every form of the admin pages: refused without the CSRF token, and the action did
+/// not happen; accepted with it.
+async fn csrf_on_every_form(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let alice = app.user("alice", PASSWORD).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    let (key, _) = crate::admin_support::api_key(&app, AdminRole::Auditor).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let c = client.id.as_str();
+    let u = alice.id.to_string();
+    let new_client = [
+        ("name", "Form App"),
+        ("kind", "confidential"),
+        ("redirect_uris", REDIRECT),
+        ("grant_types", "authorization_code"),
+        ("scopes", "openid"),
+    ];
+    let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/admin/clients".into(), new_client.to_vec()),
+        (format!("/admin/clients/{c}"), new_client.to_vec()),
+        (format!("/admin/clients/{c}/disable"), vec![]),
+        (format!("/admin/clients/{c}/enable"), vec![]),
+        (format!("/admin/clients/{c}/rotate-secret"), vec![]),
+        (format!("/admin/users/{u}/disable"), vec![]),
+        (format!("/admin/users/{u}/enable"), vec![]),
+        (
+            format!("/admin/users/{u}/password"),
+            vec![("password", "another passphrase")],
+        ),
+        ("/admin/users".into(), vec![("username", "bob"), ("password", PASSWORD)]),
+        ("/admin/keys/rotate".into(), vec![("alg", "ES256")]),
+        ("/admin/api-keys".into(), vec![("name", "k"), ("role", "admin")]),
+        (format!("/admin/api-keys/{key}/revoke"), vec![]),
+        (format!("/admin/clients/{c}/delete"), vec![]),
+    ];
+    let keys_before = app.core.list_signing_keys().await.unwrap();
+    for (path, fields) in &forms {
+        let (s, _, body) = p.post(path, fields).await;
+        assert_eq!(s, 403, "{path} without a token: {body}");
+        let mut wrong = fields.clone();
+        wrong.push(("csrf", "forged"));
+        assert_eq!(p.post(path, &wrong).await.0, 403, "{path} with a wrong token");
+    }
+    // Nothing happened.
+    assert_eq!(app.core.list_clients(None).await.unwrap().len(), 1);
+    assert!(!app.core.get_client(&client.id).await.unwrap().disabled);
+    assert_eq!(app.core.list_users(None).await.unwrap().len(), 1);
+    assert_eq!(app.core.list_signing_keys().await.unwrap(), keys_before);
+    assert_eq!(app.core.list_api_keys().await.unwrap().len(), 1);
+    assert!(app.core.list_api_keys().await.unwrap()[0].revoked_at.is_none());
+
+    // With the token, each is accepted.
+    let token = p.csrf("/admin").await;
+    for (path, fields) in &forms {
+        let mut with = fields.clone();
+        with.push(("csrf", &token));
+        let (s, _, body) = p.post(path, &with).await;
+        assert!(s == 200 || s == 303, "{path} with the token: {s} {body}");
+    }
+    assert!(app.core.get_client(&client.id).await.is_err(), "deleted last");
+    assert!(app.core.find_user("bob").await.is_ok());
+    assert_ne!(app.core.list_signing_keys().await.unwrap(), keys_before);
+    assert!(
+        app.core
+            .list_api_keys()
+            .await
+            .unwrap()
+            .iter()
+            .any(|k| k.revoked_at.is_some())
+    );
+    app.stop().await;
+}
+
+/// An auditor sees every page but the server refuses every change with 403, even with a
+/// valid CSRF token from the auditor's own session; nothing changes.
+async fn auditor_is_refused_by_the_server(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "watcher", AdminRole::Auditor).await;
+    let alice = app.user("alice", PASSWORD).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let tokens = crate::code_flow::obtain_tokens(&app, client.id.as_str(), secret.expose(), "alice").await;
+    let grant = app.core.list_user_grants(alice.id).await.unwrap()[0].grant.id;
+    let session = app.core.list_user_sessions(alice.id).await.unwrap()[0].id.clone();
+    let (key, _) = crate::admin_support::api_key(&app, AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "watcher", ADMIN_PASSWORD).await;
+    let c = client.id.as_str();
+    let u = alice.id.to_string();
+
+    // Read-only pages: 200, and no change controls are offered.
+    for path in [
+        "/admin".to_owned(),
+        "/admin/clients".to_owned(),
+        format!("/admin/clients/{c}"),
+        "/admin/users".to_owned(),
+        format!("/admin/users/{u}"),
+        "/admin/keys".to_owned(),
+        "/admin/audit".to_owned(),
+        "/admin/api-keys".to_owned(),
+    ] {
+        let (s, html) = p.get(&path).await;
+        assert_eq!(s, 200, "{path}");
+        let forms: Vec<&str> = html
+            .match_indices("<form method=\"post\"")
+            .map(|(i, _)| &html[i..i + 80])
+            .collect();
+        assert_eq!(forms.len(), 1, "{path}: only the sign-out form: {forms:?}");
+        assert!(html.contains("auditor"), "{path}");
+    }
+    // Pages that exist only to change something: 403.
+    for path in [
+        "/admin/clients/new".to_owned(),
+        format!("/admin/clients/{c}/edit"),
+        format!("/admin/clients/{c}/delete"),
+        "/admin/users/new".to_owned(),
+    ] {
+        assert_eq!(p.get(&path).await.0, 403, "{path}");
+    }
+
+    let token = p.csrf("/admin").await;
+    let g = grant.to_string();
+    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (
+            "/admin/clients".into(),
+            vec![
+                ("name", "Sneaky"),
+                ("kind", "public"),
+                ("redirect_uris", REDIRECT),
+                ("grant_types", "authorization_code"),
+                ("scopes", "openid"),
+            ],
+        ),
+        (
+            format!("/admin/clients/{c}"),
+            vec![
+                ("name", "Renamed"),
+                ("grant_types", "authorization_code"),
+                ("redirect_uris", REDIRECT),
+            ],
+        ),
+        (format!("/admin/clients/{c}/disable"), vec![]),
+        (format!("/admin/clients/{c}/rotate-secret"), vec![]),
+        (format!("/admin/clients/{c}/delete"), vec![]),
+        (
+            "/admin/users".into(),
+            vec![("username", "mallory"), ("password", PASSWORD)],
+        ),
+        (format!("/admin/users/{u}/disable"), vec![]),
+        (
+            format!("/admin/users/{u}/password"),
+            vec![("password", "mallory's choice")],
+        ),
+        (format!("/admin/users/{u}/sessions/{session}/revoke"), vec![]),
+        (format!("/admin/users/{u}/grants/{g}/revoke"), vec![]),
+        ("/admin/keys/rotate".into(), vec![("alg", "RS256")]),
+        ("/admin/api-keys".into(), vec![("name", "mine"), ("role", "admin")]),
+        (format!("/admin/api-keys/{key}/revoke"), vec![]),
+    ];
+    let keys_before = app.core.list_signing_keys().await.unwrap();
+    let client_before = app.core.get_client(&client.id).await.unwrap();
+    for (path, fields) in &posts {
+        let mut with = fields.clone();
+        with.push(("csrf", &token));
+        let (s, _, body) = p.post(path, &with).await;
+        assert_eq!(s, 403, "{path}: {body}");
+        assert!(body.contains("Not allowed"), "{path}");
+    }
+    // Nothing changed.
+    let after = app.core.get_client(&client.id).await.unwrap();
+    assert_eq!(after, client_before, "the client is untouched");
+    assert_eq!(app.core.list_clients(None).await.unwrap().len(), 1);
+    assert_eq!(app.core.list_users(None).await.unwrap().len(), 1);
+    assert!(!app.core.get_user(alice.id).await.unwrap().disabled);
+    assert!(app.core.login("alice", &Secret::new(PASSWORD), None).await.is_ok());
+    assert_eq!(app.core.list_user_sessions(alice.id).await.unwrap().len(), 1);
+    assert!(
+        app.core
+            .active_access_token(tokens["access_token"].as_str().unwrap())
+            .is_some()
+    );
+    assert_eq!(app.core.list_signing_keys().await.unwrap(), keys_before);
+    let keys = app.core.list_api_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].revoked_at.is_none());
+    app.stop().await;
+}
+
+/// A rejected client form comes back with the error next to its field and everything
+/// typed still there; a valid one shows the secret once.
+async fn client_form_keeps_input_and_shows_errors_inline(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let token = p.csrf("/admin/clients/new").await;
+    let typed = [
+        ("csrf", token.as_str()),
+        ("name", "Keep <me>"),
+        ("kind", "confidential"),
+        ("redirect_uris", "https://ok.example/cb\r\nhttp://evil.example/cb"),
+        ("post_logout_redirect_uris", "https://ok.example/bye"),
+        ("grant_types", "authorization_code"),
+        ("grant_types", "client_credentials"),
+        ("scopes", "openid api:write"),
+        ("first_party", "on"),
+        ("access_token_ttl", "900"),
+        ("refresh_token_ttl", ""),
+        ("cors_origins", "https://ok.example"),
+        ("logo_uri", "https://ok.example/logo.png"),
+        ("policy_uri", "https://ok.example/policy"),
+    ];
+    let (s, _, html) = p.post("/admin/clients", &typed).await;
+    assert_eq!(s, 422, "{html}");
+    assert!(
+        text_of(&html, "redirect_uris-error").contains("http://evil.example/cb"),
+        "{html}"
+    );
+    assert!(
+        html.contains("aria-invalid=\"true\" aria-describedby=\"redirect_uris-hint redirect_uris-error\"")
+            || html.contains("redirect_uris-error")
+    );
+    assert!(html.contains("id=\"form-error\""));
+    for kept in [
+        "value=\"Keep &#60;me&#62;\"",
+        "https://ok.example/cb\r\nhttp://evil.example/cb",
+        "value=\"openid api:write\"",
+        "value=\"900\"",
+        "value=\"https://ok.example/logo.png\"",
+        "value=\"https://ok.example/policy\"",
+        "https://ok.example/bye",
+        "id=\"first_party\" checked",
+        "id=\"grant-client_credentials\" checked",
+        "id=\"kind-confidential\" checked",
+    ] {
+        assert!(
+            html.contains(kept) || html.contains(&kept.replace("&#60;", "&lt;").replace("&#62;", "&gt;")),
+            "lost {kept}:\n{html}"
+        );
+    }
+    assert!(
+        !html.contains("id=\"grant-refresh_token\" checked"),
+        "unchecked stays unchecked"
+    );
+    assert!(app.core.list_clients(None).await.unwrap().is_empty());
+
+    // A field only the page parses, and one core rejects, each named.
+    let mut bad_ttl = typed.to_vec();
+    bad_ttl.retain(|(k, _)| *k != "redirect_uris" && *k != "access_token_ttl");
+    bad_ttl.push(("redirect_uris", "https://ok.example/cb"));
+    bad_ttl.push(("access_token_ttl", "ten minutes"));
+    let (s, _, html) = p.post("/admin/clients", &bad_ttl).await;
+    assert_eq!(s, 422);
+    assert!(html.contains("id=\"access_token_ttl-error\""), "{html}");
+    assert!(html.contains("value=\"ten minutes\""));
+    let mut fragment = bad_ttl.clone();
+    fragment.retain(|(k, _)| *k != "redirect_uris" && *k != "access_token_ttl");
+    fragment.push(("redirect_uris", "https://ok.example/cb#top"));
+    let (s, _, html) = p.post("/admin/clients", &fragment).await;
+    assert_eq!(s, 422);
+    assert!(html.contains("id=\"redirect_uris-error\""), "{html}");
+
+    // Fixed: registered, the secret shown once on the response page only.
+    let mut good = fragment.clone();
+    good.retain(|(k, _)| *k != "redirect_uris");
+    good.push(("redirect_uris", "https://ok.example/cb"));
+    let (s, loc, html) = p.post("/admin/clients", &good).await;
+    assert_eq!(s, 200, "{html}");
+    assert!(loc.is_none(), "not a redirect: the secret is never in a URL");
+    let id = text_of(&html, "client-id");
+    let secret = text_of(&html, "client-secret");
+    assert_eq!(secret.len(), 43);
+    let (_, detail) = p.get(&format!("/admin/clients/{id}")).await;
+    assert!(!detail.contains(&secret), "the secret is not shown again");
+    let client = app
+        .core
+        .get_client(&portcullis_protocol::ClientId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(client.name, "Keep <me>");
+    assert!(client.first_party);
+    assert_eq!(client.access_token_ttl, None);
+    assert_eq!(client.cors_origins, ["https://ok.example"]);
+    assert!(
+        app.core
+            .authenticate_client(&id, Some(&Secret::new(secret.clone())))
+            .await
+            .is_ok()
+    );
+
+    // Edit: the form is prefilled; an error keeps the edit; saving redirects back.
+    let (s, edit) = p.get(&format!("/admin/clients/{id}/edit")).await;
+    assert_eq!(s, 200);
+    assert!(
+        edit.contains("value=\"Keep &#60;me&#62;\"") || edit.contains("value=\"Keep &lt;me&gt;\""),
+        "{edit}"
+    );
+    let token = csrf(&edit);
+    let (s, _, html) = p
+        .post(
+            &format!("/admin/clients/{id}"),
+            &[
+                ("csrf", &token),
+                ("name", "Renamed"),
+                ("redirect_uris", "ftp://x.example/cb"),
+                ("grant_types", "authorization_code"),
+                ("scopes", "openid"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert!(html.contains("value=\"Renamed\"") && html.contains("ftp://x.example/cb"));
+    let (s, loc, _) = p
+        .post(
+            &format!("/admin/clients/{id}"),
+            &[
+                ("csrf", &token),
+                ("name", "Renamed"),
+                ("redirect_uris", "https://ok.example/cb"),
+                ("grant_types", "authorization_code"),
+                ("scopes", "openid"),
+                ("require_pkce", "on"),
+            ],
+        )
+        .await;
+    assert_eq!((s.as_u16(), loc), (303, Some(format!("/admin/clients/{id}"))));
+    let (_, detail) = p.get(&format!("/admin/clients/{id}")).await;
+    assert!(detail.contains("Saved Renamed."), "a notice after saving");
+
+    // Rotate: a new secret on the response page; the old one stops working.
+    let (s, _, html) = p
+        .post(&format!("/admin/clients/{id}/rotate-secret"), &[("csrf", &token)])
+        .await;
+    assert_eq!(s, 200);
+    let rotated = text_of(&html, "client-secret");
+    assert_ne!(rotated, secret);
+    assert!(
+        app.core
+            .authenticate_client(&id, Some(&Secret::new(secret)))
+            .await
+            .is_err()
+    );
+    assert!(
+        app.core
+            .authenticate_client(&id, Some(&Secret::new(rotated)))
+            .await
+            .is_ok()
+    );
+
+    // Users: a rejected form keeps what was typed but never the password.
+    let (s, _, html) = p
+        .post(
+            "/admin/users",
+            &[
+                ("csrf", &token),
+                ("username", "bob"),
+                ("email", "not-an-email"),
+                ("name", "Bob B"),
+                ("password", "a fine passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert!(
+        html.contains("id=\"email-error\"")
+            && html.contains("value=\"not-an-email\"")
+            && html.contains("value=\"Bob B\"")
+    );
+    assert!(!html.contains("a fine passphrase"));
+    let (s, _, html) = p
+        .post(
+            "/admin/users",
+            &[("csrf", &token), ("username", "root-user"), ("password", "short")],
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert!(html.contains("id=\"password-error\""));
+    app.stop().await;
+}
+
+/// The operator account made on first start signs in to the admin pages, and an API key
+/// made in the UI is shown once and works on the API until revoked in the UI.
+async fn bootstrap_operator_and_ui_made_api_key(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    // What `serve` does on a first start, with the password it would print.
+    let settings = portcullis_cli::Settings::for_test("http://127.0.0.1:1", &url, portcullis_tests::TEST_KEK);
+    let core = portcullis_cli::app::start_core(&settings).await.unwrap();
+    let (username, password) = core.bootstrap_admin().await.unwrap().unwrap();
+    core.audit.flush().await;
+    drop(core);
+    let app = spawn_app_on(&url, guard.map(std::sync::Arc::new)).await;
+    let p = Pages::sign_in(&app, &username, password.expose()).await;
+    let (s, dash) = p.get("/admin").await;
+    assert_eq!(s, 200);
+    assert!(dash.contains("badge\">admin<"), "the bootstrap operator is an admin");
+
+    let token = p.csrf("/admin/api-keys").await;
+    let (s, _, html) = p
+        .post(
+            "/admin/api-keys",
+            &[
+                ("csrf", &token),
+                ("name", "deploy"),
+                ("role", "admin"),
+                ("expires_in_days", "soon"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert!(html.contains("id=\"expires_in_days-error\"") && html.contains("value=\"deploy\""));
+    let (s, _, html) = p
+        .post(
+            "/admin/api-keys",
+            &[
+                ("csrf", &token),
+                ("name", "deploy"),
+                ("role", "admin"),
+                ("expires_in_days", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{html}");
+    let value = text_of(&html, "api-key-value");
+    assert!(value.starts_with("pcak_"));
+    let (_, list) = p.get("/admin/api-keys").await;
+    assert!(!list.contains(&value), "shown only once");
+    assert!(list.contains("deploy"));
+    let api = Api::new(&app, &value);
+    let (s, v) = api
+        .post(
+            "/users",
+            serde_json::json!({"username": "made-by-script", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let key = app.core.list_api_keys().await.unwrap()[0].clone();
+    assert!(key.expires_at.is_some());
+    assert_eq!(key.created_by, username);
+    let (s, _, _) = p
+        .post(&format!("/admin/api-keys/{}/revoke", key.id), &[("csrf", &token)])
+        .await;
+    assert_eq!(s, 303);
+    let (s, v): (_, Value) = api.get("/users").await;
+    assert_eq!(s, 401, "{v}");
+    app.stop().await;
+}
+
+/// The sign-in form is rate-limited (DESIGN §5): repeated failures from one address are
+/// refused with 429 and `Retry-After`, and then even the right password waits.
+async fn sign_in_is_rate_limited(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::new(&app);
+    let token = p.csrf("/admin/login").await;
+    let mut refused = None;
+    for attempt in 1..=12 {
+        let r =
+            p.b.post(format!("{}/admin/login", app.admin_url))
+                .form(&[
+                    ("csrf", token.as_str()),
+                    ("username", "root"),
+                    ("password", "guess guess guess"),
+                ])
+                .send()
+                .await
+                .unwrap();
+        if r.status() == 429 {
+            refused = Some((
+                attempt,
+                r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()),
+            ));
+            break;
+        }
+        assert_eq!(r.status(), 200, "attempt {attempt}");
+    }
+    let (attempt, retry_after) = refused.expect("never rate-limited");
+    assert!(attempt > 1, "the first attempts are answered");
+    assert!(retry_after.is_some_and(|v| v.parse::<u64>().unwrap() >= 1));
+    let r =
+        p.b.post(format!("{}/admin/login", app.admin_url))
+            .form(&[
+                ("csrf", token.as_str()),
+                ("username", "root"),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 429, "locked out for now, even with the right password");
+    app.stop().await;
+}
+
+both_backends!(
+    sign_in_is_rate_limited,
+    sign_in_and_out,
+    csrf_on_every_form,
+    auditor_is_refused_by_the_server,
+    client_form_keeps_input_and_shows_errors_inline,
+    bootstrap_operator_and_ui_made_api_key,
+);

@@ -1,0 +1,217 @@
+//! Throttling and lockout: password guessing, secret guessing, and the client address
+//! behind (trusted and untrusted) proxies.
+
+use portcullis_core::throttle::{Bucket, RateLimit};
+use portcullis_tests::{Backend, both_backends, browser, fresh_database, http, spawn_with};
+use serde_json::Value;
+
+use super::{events_of, sign_in};
+use crate::code_flow::PASSWORD;
+
+const ATTACKER: &str = "198.51.100.66";
+const REAL_USER: &str = "203.0.113.10";
+
+/// The address of requests as the test's own proxy (loopback) forwards them.
+fn behind_proxy(s: &mut portcullis_cli::Settings) {
+    s.core.defense.trusted_proxies.networks =
+        vec![portcullis_core::net::TrustedProxies::parse_network("127.0.0.1").unwrap()];
+}
+
+async fn brute_force_login_is_locked_out_but_not_the_real_user(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    // SQLite keeps whole seconds, so the first lock is at least a second only from 2 s.
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        behind_proxy(s);
+        s.core.defense.lockout.base_delay = time::Duration::seconds(2);
+    })
+    .await;
+    app.user("alice", PASSWORD).await;
+    let attacker = browser();
+    let mut wait = 0;
+    let mut refused_at = None;
+    for attempt in 1..=20 {
+        let a = sign_in(&attacker, &app, "alice", &format!("guess-{attempt}"), Some(ATTACKER)).await;
+        if a.status == 429 {
+            wait = a.retry_after.as_deref().expect("Retry-After").parse().unwrap();
+            assert!((1..=900).contains(&wait), "{wait}");
+            assert!(a.html.contains("Too many attempts"), "{}", a.html);
+            refused_at = Some(attempt);
+            break;
+        }
+        assert_eq!(a.status, 200);
+        assert!(a.html.contains("The username or password is not correct."));
+    }
+    let refused_at = refused_at.expect("no 429 within 20 attempts");
+    // The sixth attempt, unless the machine took longer than the first lock between two.
+    assert!(refused_at <= 8, "locked only at attempt {refused_at}");
+
+    // Locked: even the right password is refused from the attacker's address, before
+    // any hashing.
+    let a = sign_in(&attacker, &app, "alice", PASSWORD, Some(ATTACKER)).await;
+    assert_eq!(a.status, 429);
+    let locked = events_of(&app, "login.locked_out", 2).await;
+    assert!(locked.iter().all(|e| e.ip.as_deref() == Some(ATTACKER)));
+
+    // The real user, elsewhere, is not affected.
+    let a = sign_in(&browser(), &app, "alice", PASSWORD, Some(REAL_USER)).await;
+    assert_eq!(a.status, 200);
+    assert!(a.html.contains("id=\"signed-in-user\""), "{}", a.html);
+
+    // After the window, the right password works from the attacker's address too (the
+    // lockout backs off, it does not lock forever) and clears the count.
+    tokio::time::sleep(std::time::Duration::from_secs(wait + 1)).await;
+    let a = sign_in(&browser(), &app, "alice", PASSWORD, Some(ATTACKER)).await;
+    assert_eq!(a.status, 200, "{}", a.html);
+    let a = sign_in(&browser(), &app, "alice", "wrong again", Some(ATTACKER)).await;
+    assert_eq!(a.status, 200, "the count was reset by the successful sign-in");
+    app.stop().await;
+}
+
+async fn lockout_does_not_reveal_whether_the_account_exists(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        behind_proxy(s);
+        s.core.defense.lockout.base_delay = time::Duration::seconds(60);
+    })
+    .await;
+    app.user("alice", PASSWORD).await;
+    let mut transcripts = Vec::new();
+    for username in ["alice", "nobody-by-this-name"] {
+        let b = browser();
+        let mut seen = Vec::new();
+        for i in 0..7 {
+            let a = sign_in(&b, &app, username, &format!("wrong-{i}"), Some(ATTACKER)).await;
+            // Same page either way, apart from the echoed username and the CSRF token.
+            let html = a.html.replace(username, "USER");
+            let html = html
+                .split('\n')
+                .filter(|l| !l.contains("name=\"csrf\""))
+                .collect::<Vec<_>>()
+                .join("\n");
+            seen.push((a.status, a.retry_after.is_some(), html));
+        }
+        transcripts.push(seen);
+    }
+    assert_eq!(transcripts[0], transcripts[1]);
+    assert_eq!(
+        transcripts[0].iter().map(|(s, _, _)| *s).collect::<Vec<_>>(),
+        vec![200, 200, 200, 200, 200, 429, 429]
+    );
+    let locked = events_of(&app, "login.locked_out", 4).await;
+    let users: Vec<_> = locked.iter().map(|e| e.detail["username"].as_str().unwrap()).collect();
+    assert!(users.contains(&"alice") && users.contains(&"nobody-by-this-name"));
+    app.stop().await;
+}
+
+async fn secret_guessing_at_the_token_endpoint_gets_429(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core
+            .defense
+            .rate_limits
+            .set(Bucket::TokenClient, RateLimit::parse("5/min").unwrap());
+    })
+    .await;
+    let (client, secret) = app.confidential_client("https://rp.example/callback").await;
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let resp = http()
+            .post(app.url("/token"))
+            .basic_auth(client.id.as_str(), Some(format!("guess-{i}")))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        if status == 429 {
+            let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(wait >= 1);
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["error"], "slow_down");
+        } else {
+            assert_eq!(status, 401);
+        }
+        statuses.push(status);
+    }
+    assert_eq!(&statuses[..5], &[401; 5]);
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    // While throttled, guessing right does not help either.
+    let resp = http()
+        .post(app.url("/token"))
+        .basic_auth(client.id.as_str(), Some(secret.expose()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    app.stop().await;
+}
+
+async fn machine_endpoints_are_throttled_per_address(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        let limits = &mut s.core.defense.rate_limits;
+        limits.set(Bucket::TokenIp, RateLimit::parse("3/min").unwrap());
+        limits.set(Bucket::RevokeIp, RateLimit::parse("2/min").unwrap());
+        limits.set(Bucket::IntrospectIp, RateLimit::parse("2/min").unwrap());
+    })
+    .await;
+    let (client, secret) = app.confidential_client("https://rp.example/callback").await;
+    // A spray of client ids from one address is stopped by the per-address limit.
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let resp = http()
+            .post(app.url("/token"))
+            .basic_auth(format!("client-{i}"), Some("x"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(statuses, vec![401, 401, 401, 429, 429]);
+    for path in ["/revoke", "/introspect"] {
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let resp = http()
+                .post(app.url(path))
+                .basic_auth(client.id.as_str(), Some(secret.expose()))
+                .form(&[("token", "not-a-token")])
+                .send()
+                .await
+                .unwrap();
+            statuses.push(resp.status().as_u16());
+            if resp.status() == 429 {
+                assert!(resp.headers().contains_key("retry-after"));
+            }
+        }
+        assert_eq!(statuses, vec![200, 200, 429], "{path}");
+    }
+    app.stop().await;
+}
+
+async fn forwarded_for_is_believed_only_from_trusted_proxies(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let shared = guard.map(std::sync::Arc::new);
+    // No trusted proxy: the header is the client's own claim and is ignored.
+    let app = spawn_with(&url, shared.clone(), |_| {}).await;
+    sign_in(&browser(), &app, "mallory", "x", Some("6.6.6.6")).await;
+    let e = events_of(&app, "login.failure", 1).await;
+    assert_eq!(e[0].ip.as_deref(), Some("127.0.0.1"));
+    app.stop().await;
+    // Loopback is a trusted proxy: the rightmost address it did not add is the client.
+    let app = spawn_with(&url, shared, behind_proxy).await;
+    sign_in(&browser(), &app, "mallory", "x", Some("6.6.6.6, 192.0.2.44")).await;
+    let e = events_of(&app, "login.failure", 2).await;
+    assert!(e.iter().any(|e| e.ip.as_deref() == Some("192.0.2.44")), "{e:?}");
+    assert!(!e.iter().any(|e| e.ip.as_deref() == Some("6.6.6.6")));
+    app.stop().await;
+}
+
+both_backends!(
+    brute_force_login_is_locked_out_but_not_the_real_user,
+    lockout_does_not_reveal_whether_the_account_exists,
+    secret_guessing_at_the_token_endpoint_gets_429,
+    machine_endpoints_are_throttled_per_address,
+    forwarded_for_is_believed_only_from_trusted_proxies,
+);

@@ -1,0 +1,146 @@
+//! Sessions per device: a person lists their browser sessions and applications on the
+//! account page and ends them one by one; a password change ends them all.
+
+use std::sync::Arc;
+
+use portcullis_protocol::Secret;
+use portcullis_tests::{Backend, TestApp, both_backends, browser, fresh_database, http, spawn_with};
+use url::Url;
+
+use super::sign_in;
+use crate::code_flow::{PASSWORD, REDIRECT, obtain_tokens};
+use crate::forms::{forms, submit_form};
+
+async fn account_page(b: &reqwest::Client, app: &TestApp) -> (u16, String) {
+    let resp = b.get(app.url("/account")).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+async fn introspect_active(app: &TestApp, id: &str, secret: &str, token: &str) -> bool {
+    let v: serde_json::Value = http()
+        .post(app.url("/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["active"].as_bool().unwrap()
+}
+
+async fn sessions_and_applications_are_listed_and_revocable(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(Arc::new), |s| {
+        s.core.defense.trusted_proxies.networks =
+            vec![portcullis_core::net::TrustedProxies::parse_network("127.0.0.1").unwrap()];
+    })
+    .await;
+    let alice = app.user("alice", PASSWORD).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let (id, secret) = (client.id.as_str().to_owned(), secret.expose().to_owned());
+    let laptop = browser();
+    let phone = browser();
+    assert_eq!(
+        sign_in(&laptop, &app, "alice", PASSWORD, Some("192.0.2.1"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        sign_in(&phone, &app, "alice", PASSWORD, Some("192.0.2.2")).await.status,
+        200
+    );
+    let tokens = obtain_tokens(&app, &id, &secret, "alice").await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    // Signed out: sign in first.
+    let resp = browser().get(app.url("/account")).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/login");
+
+    let (status, html) = account_page(&laptop, &app).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("192.0.2.1") && html.contains("192.0.2.2"), "{html}");
+    assert_eq!(html.matches("this browser").count(), 1);
+    assert!(html.contains("Test App"), "{html}");
+    // Three sessions: laptop, phone, and the browser obtain_tokens used.
+    assert_eq!(app.core.list_user_sessions(alice.id).await.unwrap().len(), 3);
+
+    // A form without its CSRF token is refused and changes nothing.
+    let page = Url::parse(&app.url("/account")).unwrap();
+    let session_forms: Vec<_> = forms(&page, &html)
+        .into_iter()
+        .filter(|f| f.action.path() == "/account/sessions/revoke")
+        .collect();
+    assert_eq!(session_forms.len(), 3);
+    let phone_session = app
+        .core
+        .list_user_sessions(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.ip.as_deref() == Some("192.0.2.2"))
+        .unwrap();
+    let resp = laptop
+        .post(app.url("/account/sessions/revoke"))
+        .form(&[("session", phone_session.id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(account_page(&phone, &app).await.0, 200);
+
+    // The laptop signs the phone out.
+    let form = session_forms
+        .iter()
+        .find(|f| f.fields.iter().any(|(k, v)| k == "session" && *v == phone_session.id))
+        .unwrap();
+    assert_eq!(submit_form(&laptop, form, &[]).await.status(), 303);
+    assert_eq!(account_page(&phone, &app).await.0, 303, "the phone is signed out");
+    assert_eq!(account_page(&laptop, &app).await.0, 200, "the laptop is not");
+    // Another person's session cannot be named.
+    let err = app
+        .core
+        .revoke_own_session(uuid::Uuid::new_v4(), &phone_session.id, None)
+        .await;
+    assert!(err.is_err());
+
+    // Removing the application revokes its tokens at once.
+    assert!(introspect_active(&app, &id, &secret, &access).await);
+    let (_, html) = account_page(&laptop, &app).await;
+    let form = forms(&page, &html)
+        .into_iter()
+        .find(|f| f.action.path() == "/account/applications/revoke")
+        .unwrap();
+    assert_eq!(submit_form(&laptop, &form, &[]).await.status(), 303);
+    assert!(!introspect_active(&app, &id, &secret, &access).await);
+    let resp = http()
+        .post(app.url("/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let (_, html) = account_page(&laptop, &app).await;
+    assert!(html.contains("No application has access"), "{html}");
+
+    // A password change ends every session and grant.
+    let tokens = obtain_tokens(&app, &id, &secret, "alice").await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    app.core
+        .set_user_password(alice.id, &Secret::new("a brand new password"), "test")
+        .await
+        .unwrap();
+    assert_eq!(account_page(&laptop, &app).await.0, 303);
+    assert!(app.core.list_user_sessions(alice.id).await.unwrap().is_empty());
+    assert!(app.core.list_user_grants(alice.id).await.unwrap().is_empty());
+    assert!(!introspect_active(&app, &id, &secret, &access).await);
+    app.stop().await;
+}
+
+both_backends!(sessions_and_applications_are_listed_and_revocable);

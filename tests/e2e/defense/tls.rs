@@ -1,0 +1,92 @@
+//! Built-in TLS: the server answers https with a certificate from PEM files (rustls on
+//! aws-lc-rs), and with an https issuer the cookies become `__Host-…; Secure` and HSTS
+//! is sent.
+
+use std::sync::Arc;
+
+use axum::http::Method;
+use portcullis_cli::config::TlsFiles;
+use portcullis_cli::http_client::{Answer, send};
+use portcullis_tests::{Backend, both_backends, fresh_database, spawn_with};
+
+use super::pages::assert_page_headers;
+
+/// A TLS client configuration that trusts exactly `roots`.
+fn trusting(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+async fn get(tls: &Arc<rustls::ClientConfig>, url: &str) -> Result<Answer, String> {
+    send(
+        tls,
+        Method::GET,
+        &url::Url::parse(url).unwrap(),
+        &[],
+        Default::default(),
+        true,
+    )
+    .await
+}
+
+async fn built_in_tls_with_secure_cookies_and_hsts(backend: Backend) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-tls").unwrap();
+    let files = TlsFiles {
+        cert: dir.path().join("cert.pem"),
+        key: dir.path().join("key.pem"),
+    };
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+
+    let (url, guard) = fresh_database(backend).await;
+    let tls_files = files.clone();
+    let app = spawn_with(&url, guard.map(Arc::new), move |s| {
+        s.core.issuer = s.core.issuer.replace("http://", "https://");
+        s.core.access_token_audience = s.core.issuer.clone();
+        s.tls = Some(tls_files);
+    })
+    .await;
+    let base = app.issuer.replace("http://", "https://");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client = trusting(roots);
+
+    let (status, _, body) = get(&client, &format!("{base}/.well-known/openid-configuration"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let meta: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(meta["issuer"], base);
+    let (status, headers, _) = get(&client, &format!("{base}/login")).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(headers.contains_key("set-cookie"), "the login page starts a session");
+    assert_page_headers("login over https", &headers, true);
+    assert!(
+        headers["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age=")
+    );
+    // The admin listener is TLS too.
+    let admin = app.admin_url.replace("http://", "https://");
+    let (status, _, _) = get(&client, &format!("{admin}/healthz")).await.unwrap();
+    assert!(status.is_success());
+
+    // Plain http to the TLS port gets nowhere; a client that does not trust the
+    // certificate refuses it.
+    assert!(portcullis_tests::http().get(app.url("/healthz")).send().await.is_err());
+    let strict = trusting(rustls::RootCertStore::empty());
+    let err = get(&strict, &format!("{base}/healthz")).await.unwrap_err();
+    assert!(err.starts_with("TLS with"), "{err}");
+    app.stop().await;
+}
+
+both_backends!(built_in_tls_with_secure_cookies_and_hsts);
