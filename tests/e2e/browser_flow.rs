@@ -17,19 +17,6 @@ use crate::code_flow::PASSWORD;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// Whether chromedriver can be started in its own PID namespace (needs root).
-fn isolated_pids() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| {
-        Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "true"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
 /// A chromedriver process and one browser session.
 pub struct Browser {
     driver: Child,
@@ -45,18 +32,8 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        // Its own process group, so the browsers it starts can be stopped with it; and,
-        // where the test runs as root, its own PID namespace: a session ending in this
-        // headless Chromium has more than once killed every process on the machine
-        // (PostgreSQL included), which a namespace confines to the browser's own processes.
-        let mut command = if isolated_pids() {
-            let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", "chromedriver"]);
-            c
-        } else {
-            Command::new("chromedriver")
-        };
-        let driver = command
+        // Its own process group, so the browsers it starts can be stopped with it.
+        let driver = Command::new("chromedriver")
             .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -184,9 +161,7 @@ impl Browser {
             .await;
     }
 
-    /// Emulates a viewport of this size (for screenshots at a desktop width). Through
-    /// DevTools, not WebDriver's window rect: in this headless Chromium, setting the window
-    /// rect made chromedriver kill every process on the machine when the session ended.
+    /// Emulates a viewport of this size (for screenshots at a desktop width).
     pub async fn viewport(&self, width: u32, height: u32) {
         self.call(
             reqwest::Method::POST,
@@ -238,8 +213,13 @@ impl Drop for Browser {
     fn drop(&mut self) {
         // Whatever is left of the driver's process group (the browser after a failed
         // test) goes with it.
+        // `--` is essential: procps-ng's kill reads `-1…` after a signal option as the
+        // option `-1`, so `kill -KILL -12345` signals *every* process (kill(-1)) — which
+        // took down PostgreSQL and every shell on the machine whenever chromedriver's pid
+        // began with a 1.
         let _ = Command::new("kill")
             .arg("-KILL")
+            .arg("--")
             .arg(format!("-{}", self.driver.id()))
             .status();
         let _ = self.driver.kill();

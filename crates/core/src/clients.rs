@@ -232,6 +232,7 @@ impl Portcullis {
         client.policy_uri = v.policy_uri;
         client.updated_at = self.now();
         self.store.update_client(&client).await.map_err(not_found("client"))?;
+        self.client_cache.invalidate(&client.id);
         self.audit(Event::new("admin.client.updated").by(&actor).client(id.as_str()));
         Ok(client)
     }
@@ -255,6 +256,7 @@ impl Portcullis {
         client.secret_hash = Some(sha256(secret.expose().as_bytes()));
         client.updated_at = self.now();
         self.store.update_client(&client).await.map_err(not_found("client"))?;
+        self.client_cache.invalidate(&client.id);
         self.audit(Event::new("admin.client.secret_rotated").by(&actor).client(id.as_str()));
         Ok(secret)
     }
@@ -265,6 +267,7 @@ impl Portcullis {
         client.disabled = disabled;
         client.updated_at = self.now();
         self.store.update_client(&client).await.map_err(not_found("client"))?;
+        self.client_cache.invalidate(&client.id);
         let what = if disabled {
             "admin.client.disabled"
         } else {
@@ -297,6 +300,7 @@ impl Portcullis {
             .delete_client(id, &revocations)
             .await
             .map_err(not_found("client"))?;
+        self.client_cache.invalidate(id);
         self.revocations.insert_local(&revocations);
         self.audit(Event::new("admin.client.deleted").by(&actor).client(id.as_str()));
         Ok(())
@@ -308,7 +312,7 @@ impl Portcullis {
     pub async fn authenticate_client(&self, id: &str, secret: Option<&Secret>) -> Result<Client> {
         let invalid = || Error::oauth(ErrorCode::InvalidClient, "client authentication failed");
         let id = ClientId::parse(id).map_err(|_| invalid())?;
-        let client = self.store.get_client(&id).await?;
+        let client = self.client_cache.get(self.store.as_ref(), &id).await?;
         let ok = match (&client, secret) {
             (Some(c), Some(s)) => c
                 .secret_hash
@@ -318,7 +322,7 @@ impl Portcullis {
             (None, _) => false,
         };
         match client {
-            Some(c) if ok && !c.disabled => Ok(c),
+            Some(c) if ok && !c.disabled => Ok(Client::clone(&c)),
             _ => {
                 self.audit(Event::new("client.auth_failed").client(id.as_str()));
                 Err(invalid())

@@ -7,6 +7,7 @@ use portcullis_protocol::SigningAlg;
 use time::{Duration, OffsetDateTime};
 
 use crate::audit::{AuditSink, Event};
+use crate::client_cache::ClientCache;
 use crate::clock::Clock;
 use crate::crypto::Kek;
 use crate::defense::DefenseSettings;
@@ -83,6 +84,8 @@ pub struct Portcullis {
     pub throttle: Throttle,
     /// Seals webhook secrets, which the server must be able to read back to sign.
     pub(crate) kek: Kek,
+    /// Clients for client authentication, kept for a couple of seconds.
+    pub(crate) client_cache: ClientCache,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -125,6 +128,7 @@ impl Portcullis {
             audit,
             throttle,
             kek,
+            client_cache: ClientCache::new(std::time::Duration::from_secs(2)),
         }))
     }
 

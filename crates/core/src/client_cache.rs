@@ -1,0 +1,60 @@
+//! A short-lived cache of registered clients for the token-family endpoints, so that
+//! client authentication does not cost a database read per request (DESIGN §2: caches in a
+//! node use a short TTL). Changes made through this node invalidate at once; changes made
+//! at another node are seen within the TTL. A client deleted at another node cannot use
+//! tokens issued in that window: its revocation entry covers every token of the client.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use portcullis_protocol::ClientId;
+
+use crate::model::Client;
+use crate::repo::{Store, StoreResult};
+
+/// Entries kept at most; past that the cache starts over (a flood of ids cannot grow it).
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug)]
+pub struct ClientCache {
+    ttl: Duration,
+    entries: RwLock<HashMap<ClientId, (Instant, Arc<Client>)>>,
+}
+
+impl ClientCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The client, from the cache if fresh, else from the store. Unknown ids are not cached.
+    pub async fn get(&self, store: &dyn Store, id: &ClientId) -> StoreResult<Option<Arc<Client>>> {
+        if let Ok(entries) = self.entries.read()
+            && let Some((at, client)) = entries.get(id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(Arc::clone(client)));
+        }
+        let Some(client) = store.get_client(id).await? else {
+            self.invalidate(id);
+            return Ok(None);
+        };
+        let client = Arc::new(client);
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(id.clone(), (Instant::now(), Arc::clone(&client)));
+        }
+        Ok(Some(client))
+    }
+
+    pub fn invalidate(&self, id: &ClientId) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(id);
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Conversions between domain values and the column representations both stores use
+//! (scope strings, JSON lists, digests); a stored value that no longer parses is
+//! `StoreError::Corrupt`, naming the column. Backend-specific conversions stay in the
+//! store crates.
+
+use std::fmt::Display;
+
+use crate::StoreError;
+use crate::model::{Digest, Revocation, RevocationTarget};
+use crate::repo::StoreResult;
+use portcullis_protocol::{ClientId, GrantType, RedirectUri, ScopeSet};
+
+pub fn corrupt(column: &str, e: impl Display) -> StoreError {
+    StoreError::Corrupt(format!("{column}: {e}"))
+}
+
+pub fn digest(column: &str, bytes: &[u8]) -> StoreResult<Digest> {
+    Digest::try_from(bytes).map_err(|_| corrupt(column, format!("expected 32 bytes, found {}", bytes.len())))
+}
+
+pub fn client_id(column: &str, s: &str) -> StoreResult<ClientId> {
+    ClientId::parse(s).map_err(|e| corrupt(column, e))
+}
+
+pub fn scope(column: &str, s: &str) -> StoreResult<ScopeSet> {
+    ScopeSet::parse(s).map_err(|e| corrupt(column, e))
+}
+
+/// Parses a closed set of names (`kind`, `state`, `role`, `alg`).
+pub fn named<T>(column: &str, s: &str, parse: impl FnOnce(&str) -> Option<T>) -> StoreResult<T> {
+    parse(s).ok_or_else(|| corrupt(column, format!("unknown value {s:?}")))
+}
+
+/// A list as a JSON array of strings.
+pub fn to_json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> StoreResult<String> {
+    serde_json::to_string(&items.into_iter().collect::<Vec<_>>()).map_err(|e| StoreError::Unexpected(Box::new(e)))
+}
+
+pub fn strings(column: &str, json: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(json).map_err(|e| corrupt(column, e))
+}
+
+/// Registered URIs were checked when they were registered, so they are read back with
+/// the lenient parser: a stricter rule later must not make existing clients unreadable.
+pub fn redirect_uris(column: &str, json: &str) -> StoreResult<Vec<RedirectUri>> {
+    strings(column, json)?
+        .iter()
+        .map(|s| RedirectUri::parse(s).map_err(|e| corrupt(column, e)))
+        .collect()
+}
+
+pub fn grant_types(column: &str, json: &str) -> StoreResult<Vec<GrantType>> {
+    strings(column, json)?
+        .iter()
+        .map(|s| GrantType::parse(s).map_err(|e| corrupt(column, e)))
+        .collect()
+}
+
+pub fn audit_detail(column: &str, json: &str) -> StoreResult<serde_json::Value> {
+    serde_json::from_str(json).map_err(|e| corrupt(column, e))
+}
+
+/// `given` plus a grant revocation for each of `revoked` (id, grant expiry) it does not
+/// name. Such a grant was created after the caller listed the grants to revoke; its
+/// entry lives as long as the caller's longest entry, or as the grant if there is none.
+pub fn cover_grants(given: &[Revocation], revoked: &[(uuid::Uuid, time::OffsetDateTime)]) -> Vec<Revocation> {
+    let latest = given.iter().map(|r| r.expires_at).max();
+    let mut all = given.to_vec();
+    for &(id, grant_expires_at) in revoked {
+        let target = RevocationTarget::Grant(id);
+        if !given.iter().any(|r| r.target == target) {
+            all.push(Revocation {
+                target,
+                expires_at: latest.unwrap_or(grant_expires_at),
+            });
+        }
+    }
+    all
+}
