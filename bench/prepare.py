@@ -40,6 +40,8 @@ def login(issuer, client_id, redirect, username, password):
     s = requests.Session()
     verifier, challenge = pkce()
     r = s.get(authorize_url(issuer, client_id, redirect, challenge), allow_redirects=False)
+    if "location" not in r.headers:
+        sys.exit(f"authorize answered {r.status_code} without a redirect: {r.text[:500]}")
     login_url = urllib.parse.urljoin(issuer, r.headers["location"])
     page = s.get(login_url).text
     form = re.search(r'<form[^>]*method="post"[^>]*action="([^"]*)"', page)

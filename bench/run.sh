@@ -29,7 +29,7 @@ python3 -c 'import requests' 2>/dev/null || pip install -q requests
 cargo build --release -q -p portcullis-cli
 BIN=$PWD/target/release/portcullis
 WORK=$(mktemp -d)
-trap 'kill "${SERVER:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill "${SERVER:-0}" 2>/dev/null || true; cp "$WORK/server.log" "$OUT/server.log" 2>/dev/null; rm -rf "$WORK"' EXIT
 RESULTS=$WORK/results.jsonl
 : > "$RESULTS"
 
@@ -124,8 +124,11 @@ for backend in $BACKENDS; do
       PATH_="/.well-known/openid-configuration" run_load discovery "$backend" "$c" "$DURATION" get.lua
       PATH_="/token" run_load client_credentials_rs256 "$backend" "$c" "$DURATION" client_credentials.lua BASIC="$CC_BASIC"
       PATH_="/introspect" run_load introspection "$backend" "$c" "$DURATION" introspect.lua BASIC="$CC_BASIC" TOKEN="$TOKEN"
-      python3 bench/prepare.py "$ISSUER" "$WEB_ID" "$WEB_SECRET" http://127.0.0.1/cb bench 'bench password 123' \
-        "$WORK/codes.txt" "$CODES_PER_RUN" "$WORK/refresh.txt" $((c * 2))
+      if ! python3 bench/prepare.py "$ISSUER" "$WEB_ID" "$WEB_SECRET" http://127.0.0.1/cb bench 'bench password 123' \
+        "$WORK/codes.txt" "$CODES_PER_RUN" "$WORK/refresh.txt" $((c * 2)); then
+        echo "  preparing codes and refresh tokens failed; skipping the refresh and code loads of this run"
+        continue
+      fi
       PATH_="/token" run_load refresh_rotation "$backend" "$c" "$DURATION" refresh.lua BASIC="$WEB_BASIC" TOKENS="$WORK/refresh.txt"
       PATH_="/token" run_load code_exchange "$backend" "$c" "$CODE_DURATION" code_exchange.lua BASIC="$WEB_BASIC" CODES="$WORK/codes.txt" REDIRECT=http://127.0.0.1/cb
     done

@@ -56,7 +56,7 @@ impl ApiKeyRepo for SqliteStore {
         .bind(codec::ts(k.created_at))
         .bind(k.expires_at.map(codec::ts))
         .bind(k.revoked_at.map(codec::ts))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .conflict("API key")?;
         Ok(())
@@ -88,7 +88,7 @@ impl ApiKeyRepo for SqliteStore {
         let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(codec::uuid_text(id))
             .bind(codec::ts(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         Ok(done.rows_affected() > 0)
@@ -124,7 +124,7 @@ impl AdminViewRepo for SqliteStore {
         let done = sqlx::query("DELETE FROM browser_sessions WHERE id_hash = $1 AND user_id = $2")
             .bind(id_hash.as_slice())
             .bind(codec::uuid_text(user_id))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         Ok(done.rows_affected() > 0)

@@ -115,7 +115,7 @@ impl ClientRepo for SqliteStore {
     async fn insert_client(&self, client: &Client) -> StoreResult<()> {
         bind_client(INSERT, client)?
             .bind(codec::ts(client.created_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .conflict("client id")?;
         Ok(())
@@ -149,7 +149,7 @@ impl ClientRepo for SqliteStore {
     }
 
     async fn update_client(&self, client: &Client) -> StoreResult<()> {
-        let done = bind_client(UPDATE, client)?.execute(&self.pool).await.db()?;
+        let done = bind_client(UPDATE, client)?.execute(&self.writer).await.db()?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

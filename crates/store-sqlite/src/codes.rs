@@ -75,7 +75,7 @@ impl CodeRepo for SqliteStore {
         .bind(&code.sid)
         .bind(codec::ts(code.expires_at))
         .bind(codec::ts(code.created_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .conflict("authorization code")?;
         Ok(())
@@ -142,7 +142,7 @@ impl CodeRepo for SqliteStore {
     async fn delete_expired_codes(&self, before: OffsetDateTime) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM auth_codes WHERE expires_at < $1")
             .bind(codec::ts(before))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         Ok(done.rows_affected())

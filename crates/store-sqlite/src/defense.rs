@@ -48,7 +48,7 @@ impl LoginFailureRepo for SqliteStore {
         .bind(key.as_slice())
         .bind(codec::ts(now))
         .bind(codec::ts(reset_before))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .db()?;
         failures("login_failures.failures", n, at)
@@ -57,7 +57,7 @@ impl LoginFailureRepo for SqliteStore {
     async fn clear_login_failures(&self, key: &Digest) -> StoreResult<()> {
         sqlx::query("DELETE FROM login_failures WHERE key_hash = $1")
             .bind(key.as_slice())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         Ok(())
@@ -66,7 +66,7 @@ impl LoginFailureRepo for SqliteStore {
     async fn delete_stale_login_failures(&self, before: OffsetDateTime) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM login_failures WHERE last_failure_at < $1")
             .bind(codec::ts(before))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         Ok(done.rows_affected())
@@ -173,7 +173,7 @@ impl WebhookRepo for SqliteStore {
         .bind(&w.secret_encrypted)
         .bind(w.enabled)
         .bind(codec::ts(w.created_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .conflict("webhook")?;
         Ok(())
@@ -207,7 +207,7 @@ impl WebhookRepo for SqliteStore {
     async fn delete_webhook(&self, id: Uuid) -> StoreResult<()> {
         let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
             .bind(codec::uuid_text(id))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         if done.rows_affected() == 0 {
@@ -247,7 +247,7 @@ impl WebhookRepo for SqliteStore {
         .bind(codec::ts(lease_until))
         .bind(codec::ts(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .db()?
         .into_iter()
@@ -299,7 +299,7 @@ impl WebhookRepo for SqliteStore {
         let done =
             sqlx::query("DELETE FROM webhook_deliveries WHERE created_at < $1 AND status IN ('delivered', 'failed')")
                 .bind(codec::ts(before))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .db()?;
         Ok(done.rows_affected())

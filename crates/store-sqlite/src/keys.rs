@@ -71,7 +71,7 @@ async fn insert(conn: &mut SqliteConnection, k: &SigningKeyRecord) -> StoreResul
 #[async_trait]
 impl KeyRepo for SqliteStore {
     async fn insert_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await.db()?;
+        let mut conn = self.writer.acquire().await.db()?;
         insert(&mut conn, key).await
     }
 
@@ -119,7 +119,7 @@ impl KeyRepo for SqliteStore {
     async fn delete_expired_keys(&self, now: OffsetDateTime) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND publish_until < $1")
             .bind(codec::ts(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         Ok(done.rows_affected())

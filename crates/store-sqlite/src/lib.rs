@@ -32,7 +32,13 @@ static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 /// The SQLite store. Cheap to clone: clones share the pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Reads; WAL lets them run beside the writer.
     pool: SqlitePool,
+    /// Every write, on one connection: SQLite has a single writer anyway, and queueing
+    /// writers here (in order, without sleeping) replaces contention on the database lock,
+    /// where `busy_timeout`'s back-off sleeps make writers wait far longer than the work
+    /// takes and fail under load.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -61,10 +67,21 @@ impl SqliteStore {
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .db()?;
-        Ok(Self { pool })
+        // An in-memory database exists only in its one connection: share it.
+        let writer = if in_memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await
+                .db()?
+        };
+        Ok(Self { pool, writer })
     }
 
     /// Applies the embedded migrations (`migrations/sqlite`).
@@ -79,7 +96,7 @@ impl SqliteStore {
     /// transaction that reads and then writes can fail with SQLITE_BUSY when another
     /// writer got in between, and busy_timeout cannot help with that upgrade.
     pub(crate) async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.db()
+        self.writer.begin_with("BEGIN IMMEDIATE").await.db()
     }
 }
 

@@ -82,7 +82,7 @@ impl RevocationRepo for SqliteStore {
     async fn delete_expired_revocations(&self, now: OffsetDateTime) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
             .bind(codec::ts(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         Ok(done.rows_affected())

@@ -55,7 +55,7 @@ impl ConsentRepo for SqliteStore {
         .bind(c.client_id.as_str())
         .bind(c.scope.as_string())
         .bind(codec::ts(c.granted_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .db()?;
         Ok(())
@@ -65,7 +65,7 @@ impl ConsentRepo for SqliteStore {
         let done = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
             .bind(codec::uuid_text(user_id))
             .bind(client_id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         Ok(done.rows_affected() > 0)
@@ -123,14 +123,14 @@ impl SessionRepo for SqliteStore {
              ip = excluded.ip, created_at = excluded.created_at, expires_at = excluded.expires_at",
             s
         )
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .db()?;
         Ok(())
     }
 
     async fn create_session(&self, s: &BrowserSession) -> StoreResult<bool> {
-        let done = insert_session!("DO NOTHING", s).execute(&self.pool).await.db()?;
+        let done = insert_session!("DO NOTHING", s).execute(&self.writer).await.db()?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -151,7 +151,7 @@ impl SessionRepo for SqliteStore {
     async fn delete_session(&self, id_hash: &Digest) -> StoreResult<()> {
         sqlx::query("DELETE FROM browser_sessions WHERE id_hash = $1")
             .bind(id_hash.as_slice())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         Ok(())
@@ -175,7 +175,7 @@ impl SessionRepo for SqliteStore {
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM browser_sessions WHERE expires_at <= $1")
             .bind(codec::ts(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .db()?;
         Ok(done.rows_affected())

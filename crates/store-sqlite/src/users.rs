@@ -87,7 +87,7 @@ impl UserRepo for SqliteStore {
         .bind(u.disabled)
         .bind(codec::ts(u.created_at))
         .bind(codec::ts(u.updated_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .conflict("username")?;
         Ok(())
@@ -203,7 +203,7 @@ impl AdminRepo for SqliteStore {
             .bind(&a.password_hash)
             .bind(a.role.as_str())
             .bind(codec::ts(a.created_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .conflict("admin username")?;
         Ok(())
