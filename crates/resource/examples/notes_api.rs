@@ -86,7 +86,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let issuer = env_or("PORTCULLIS_ISSUER", "http://localhost:9090");
-    let audience = env_or("NOTES_AUDIENCE", "notes-api");
+    // Portcullis puts its issuer in `aud` unless `access_token_audience` is set.
+    let audience = env_or("NOTES_AUDIENCE", &issuer);
     let listen = env_or("NOTES_LISTEN", "127.0.0.1:8081");
 
     let validator: Validator = match (std::env::var("NOTES_CLIENT_ID"), std::env::var("NOTES_CLIENT_SECRET")) {
