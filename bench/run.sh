@@ -133,6 +133,16 @@ for backend in $BACKENDS; do
       PATH_="/token" run_load code_exchange "$backend" "$c" "$CODE_DURATION" code_exchange.lua BASIC="$WEB_BASIC" CODES="$WORK/codes.txt" REDIRECT=http://127.0.0.1/cb
     done
   done
+  # Password logins (argon2id) alone, then a login flood while client_credentials runs:
+  # the token endpoint must stay responsive (p99) while argon2 saturates its pool.
+  python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb bench 'bench password 123' 16 "${DURATION%s}" \
+    | sed -n 's/^JSON //p' | sed "s/^/{\"load\":\"login\",\"backend\":\"$backend\",\"result\":/; s/$/}/" >> "$RESULTS"
+  echo "  login $backend: $(tail -1 "$RESULTS")"
+  python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb bench 'bench password 123' 16 "${DURATION%s}" \
+    > "$WORK/flood.txt" &
+  flood=$!
+  PATH_="/token" run_load client_credentials_during_login_flood "$backend" 16 "$DURATION" client_credentials.lua BASIC="$CC_BASIC"
+  wait $flood
   stop_server
   # ES256 access tokens: a fresh database whose keys are generated as P-256.
   if [ "$backend" = sqlite ]; then rm -f "$WORK"/bench.db*; else

@@ -12,9 +12,10 @@ def main():
     src, md_out, json_out = sys.argv[1:4]
     rows = [json.loads(line) for line in open(src) if line.strip()]
     startup = [r for r in rows if r["load"] == "startup"]
+    logins = [r for r in rows if r["load"] == "login"]
     groups = defaultdict(list)
     for r in rows:
-        if r["load"] != "startup":
+        if r["load"] not in ("startup", "login"):
             groups[(r["load"], r["backend"], r["connections"])].append(r)
     table = []
     for (load, backend, conns), runs in sorted(groups.items()):
@@ -30,11 +31,14 @@ def main():
             "rss_peak_mb": round(max(r["rss_peak_kb"] for r in runs) / 1024, 1),
         })
     machine = {"cpus": __import__("os").cpu_count(), "platform": platform.platform()}
-    json.dump({"machine": machine, "startup": startup, "loads": table}, open(json_out, "w"), indent=2)
+    json.dump({"machine": machine, "startup": startup, "logins": logins, "loads": table}, open(json_out, "w"), indent=2)
     with open(md_out, "w") as f:
         f.write(f"Machine: {machine['cpus']} CPUs, {machine['platform']}; wrk on the same machine (2 threads).\n\n")
         for s in startup:
             f.write(f"- {s['backend']}: start to ready {s['ready_ms']} ms, idle RSS {s['rss_idle_kb'] / 1024:.1f} MB\n")
+        for r in logins:
+            x = r["result"]
+            f.write(f"- {r['backend']}: password logins (argon2id, 16 workers) {x['logins_per_s']}/s, {x['failed']} failed\n")
         f.write("\n| load | store | conns | runs | req/s (median) | p50 ms | p99 ms | errors | peak RSS MB |\n")
         f.write("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
         for t in table:

@@ -51,7 +51,8 @@ impl CoreSettings {
             code_ttl: Duration::seconds(60),
             session_ttl: Duration::hours(12),
             signing_alg: SigningAlg::RS256,
-            max_concurrent_password_hashes: 4,
+            // Argon2 is CPU-bound: more hashes at once than cores only costs memory.
+            max_concurrent_password_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()).min(4),
             resync_interval: std::time::Duration::from_secs(5),
             defense: DefenseSettings::default(),
         }
