@@ -1,6 +1,6 @@
 //! Password hashing: argon2id with OWASP parameters (m=19 MiB, t=2, p=1) on a small pool
 //! of dedicated threads, one per allowed concurrent hash, each owning its 19 MiB of
-//! argon2 memory for its whole life. A login flood therefore costs at most that many
+//! argon2 memory from its first hash on. A login flood therefore costs at most that many
 //! cores and that much memory (allocating the blocks per hash on the blocking pool let
 //! the allocator keep freed blocks in per-thread arenas: 840 MB of RSS under a flood).
 //! A caller that waits too long for its turn gets `Busy` (503) instead of queueing
@@ -118,12 +118,16 @@ impl PasswordHasher {
 
 /// One hashing thread: takes jobs until the hasher is dropped, reusing its blocks.
 fn worker(params: &Params, rx: &Mutex<mpsc::Receiver<Job>>) {
-    let mut blocks = vec![Block::default(); params.block_count()];
+    // Allocated at the first job, not at start: an idle server keeps its memory small.
+    let mut blocks: Vec<Block> = Vec::new();
     loop {
         let job = match rx.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
+        if job.is_ok() && blocks.is_empty() {
+            blocks = vec![Block::default(); params.block_count()];
+        }
         match job {
             Ok(Job::Hash(pw, reply)) => {
                 let _ = reply.send(hash_in(params, pw.expose().as_bytes(), &mut blocks));
