@@ -165,8 +165,6 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
     let mut tasks = Vec::new();
     for (listener, router) in [(public, public_router(&core)), (admin, admin_router(&core))] {
         let mut rx = rx.clone();
-        // The configured trusted proxies, for `ClientIp` on every surface.
-        let router = router.layer(axum::Extension(core.settings.defense.trusted_proxies.clone()));
         let tls = tls.clone();
         tasks.push(tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<SocketAddr>();
