@@ -10,6 +10,7 @@ mod admin_support;
 mod browser_flow;
 mod cli;
 mod code_flow;
+mod conformance;
 mod defense;
 mod forms;
 mod foundation;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::audit::Event;
 use crate::crypto::{random_token, sha256};
 use crate::error::{Error, Result};
+use crate::jwt::verify_id_token_hint;
 use crate::model::{AuthorizationCode, Client, Consent};
 use crate::service::Portcullis;
 
@@ -26,6 +27,7 @@ pub struct AuthorizeParams {
     pub prompt: Option<String>,
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
+    pub id_token_hint: Option<String>,
     pub response_mode: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
@@ -34,33 +36,52 @@ pub struct AuthorizeParams {
 }
 
 impl AuthorizeParams {
+    /// The field a parameter name fills, or `None` for a parameter this server ignores.
+    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "client_id" => &mut self.client_id,
+            "redirect_uri" => &mut self.redirect_uri,
+            "response_type" => &mut self.response_type,
+            "scope" => &mut self.scope,
+            "state" => &mut self.state,
+            "nonce" => &mut self.nonce,
+            "code_challenge" => &mut self.code_challenge,
+            "code_challenge_method" => &mut self.code_challenge_method,
+            "prompt" => &mut self.prompt,
+            "max_age" => &mut self.max_age,
+            "login_hint" => &mut self.login_hint,
+            "id_token_hint" => &mut self.id_token_hint,
+            "response_mode" => &mut self.response_mode,
+            "request" => &mut self.request,
+            "request_uri" => &mut self.request_uri,
+            _ => return None,
+        })
+    }
+
+    /// Whether this server reads the parameter `name` (the others are ignored, RFC 6749
+    /// §3.1). The web layer forwards only these when it turns a POST into a GET, so
+    /// nothing else the client sent ends up in a URL.
+    pub fn is_known(name: &str) -> bool {
+        Self::default().slot(name).is_some()
+    }
+
     pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
         let mut p = Self::default();
+        // Names seen so far, apart from the values: an empty value counts as absent but
+        // still counts as sent, so `state=&state=x` is a repeat (RFC 6749 §3.1).
+        let mut seen: Vec<String> = Vec::new();
         for (k, v) in pairs {
-            let slot = match k.as_str() {
-                "client_id" => &mut p.client_id,
-                "redirect_uri" => &mut p.redirect_uri,
-                "response_type" => &mut p.response_type,
-                "scope" => &mut p.scope,
-                "state" => &mut p.state,
-                "nonce" => &mut p.nonce,
-                "code_challenge" => &mut p.code_challenge,
-                "code_challenge_method" => &mut p.code_challenge_method,
-                "prompt" => &mut p.prompt,
-                "max_age" => &mut p.max_age,
-                "login_hint" => &mut p.login_hint,
-                "response_mode" => &mut p.response_mode,
-                "request" => &mut p.request,
-                "request_uri" => &mut p.request_uri,
-                // RFC 6749 §3.1: unknown parameters are ignored.
-                _ => continue,
-            };
-            if slot.is_some() {
-                p.duplicated.push(k);
-            } else {
-                // OIDC Core §3.1.2.1 / RFC 6749: an empty value is treated as absent.
-                *slot = Some(v).filter(|v| !v.is_empty());
+            // RFC 6749 §3.1: unknown parameters are ignored.
+            let Some(slot) = p.slot(&k) else { continue };
+            if seen.contains(&k) {
+                if !p.duplicated.contains(&k) {
+                    p.duplicated.push(k);
+                }
+                continue;
             }
+            // OIDC Core §3.1.2.1 / RFC 6749: an empty value is treated as absent.
+            *slot = Some(v).filter(|v| !v.is_empty());
+            seen.push(k);
         }
         p
     }
@@ -102,6 +123,10 @@ pub struct AuthorizationRequest {
     pub prompt_consent: bool,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The `sub` of a valid `id_token_hint` (OIDC Core §3.1.2.1): the person the client
+    /// expects to be signed in.
+    #[serde(default)]
+    pub hinted_sub: Option<String>,
     pub requested_at: i64,
     #[serde(default)]
     pub interaction: Interaction,
@@ -190,7 +215,8 @@ impl Portcullis {
     ) -> AuthorizationResponse {
         let mut params = vec![
             ("error", code.as_str().to_owned()),
-            ("error_description", description.to_owned()),
+            // RFC 6749 §4.1.2.1: only the characters the RFC allows reach the client.
+            ("error_description", portcullis_protocol::error_description(description)),
         ];
         if let Some(s) = state {
             params.push(("state", s.to_owned()));
@@ -238,6 +264,15 @@ impl Portcullis {
                     true,
                 )
             }
+            // OIDC Core §3.1.2.1: redirect_uri is REQUIRED in an OpenID request. Shown,
+            // never redirected: which URI to answer at is exactly what is missing.
+            None if p.scope.as_deref().is_some_and(|s| s.split(' ').any(|v| v == "openid")) => {
+                return Err(AuthorizeError::Page(
+                    "The request has no redirect_uri, which OpenID Connect requires.".into(),
+                ));
+            }
+            // RFC 6749 §3.1.2.3: a plain OAuth 2.0 request may leave it out when the
+            // client registered exactly one.
             None => match client.redirect_uris.as_slice() {
                 [only] => (only.clone(), false),
                 _ => {
@@ -310,11 +345,11 @@ impl Portcullis {
         if scope.is_empty() {
             return Err(fail(ErrorCode::InvalidScope, "scope is required"));
         }
-        let not_allowed = scope.difference(&client.scopes);
-        if !not_allowed.is_empty() {
+        if !scope.difference(&client.scopes).is_empty() {
+            // RFC 6749 §4.1.2.1: the description does not echo what the client sent.
             return Err(fail(
                 ErrorCode::InvalidScope,
-                &format!("scope not allowed for this client: {not_allowed}"),
+                "a requested scope is not allowed for this client",
             ));
         }
         // RFC 7636 §4.3 and RFC 9700 §2.1.1: S256 only; required for public clients
@@ -356,22 +391,28 @@ impl Portcullis {
         let mut prompt_none = false;
         let mut prompt_login = false;
         let mut prompt_consent = false;
+        let mut prompt_others = false;
         if let Some(prompt) = p.prompt.as_deref() {
             for v in prompt.split(' ').filter(|v| !v.is_empty()) {
                 match v {
                     "none" => prompt_none = true,
-                    "login" => prompt_login = true,
-                    "consent" => prompt_consent = true,
-                    _ => {
-                        return Err(fail(
-                            ErrorCode::InvalidRequest,
-                            &format!("unsupported prompt value {v}"),
-                        ));
+                    // OIDC Core §3.1.2.1 select_account: the login page is where the
+                    // person can sign in as someone else, so it is treated like login.
+                    "login" | "select_account" => {
+                        prompt_login = true;
+                        prompt_others = true;
                     }
+                    "consent" => {
+                        prompt_consent = true;
+                        prompt_others = true;
+                    }
+                    // Values the spec does not define are ignored rather than refused,
+                    // so an extension a client sends does not break its sign-in.
+                    _ => prompt_others = true,
                 }
             }
             // OIDC Core §3.1.2.1: none with any other value is an error.
-            if prompt_none && (prompt_login || prompt_consent) {
+            if prompt_none && prompt_others {
                 return Err(fail(
                     ErrorCode::InvalidRequest,
                     "prompt=none cannot be combined with other values",
@@ -386,6 +427,21 @@ impl Portcullis {
                     .filter(|m| *m >= 0)
                     .ok_or_else(|| fail(ErrorCode::InvalidRequest, "max_age must be a non-negative integer"))?,
             ),
+        };
+        // OIDC Core §3.1.2.1 id_token_hint: an ID token we issued; an expired one is
+        // still a valid hint. Anything else is invalid_request.
+        let hinted_sub = match p.id_token_hint.as_deref() {
+            Some(t) => Some(
+                verify_id_token_hint(&self.keys.ring(), t, &self.settings.issuer)
+                    .map_err(|_| {
+                        fail(
+                            ErrorCode::InvalidRequest,
+                            "id_token_hint is not an ID token this server issued",
+                        )
+                    })?
+                    .sub,
+            ),
+            None => None,
         };
         Ok(AuthorizationRequest {
             client_id: client.id.as_str().to_owned(),
@@ -402,6 +458,7 @@ impl Portcullis {
             prompt_consent,
             max_age,
             login_hint: p.login_hint.clone(),
+            hinted_sub,
             requested_at: self.now().unix_timestamp(),
             interaction: Interaction::default(),
         })
@@ -452,10 +509,18 @@ impl Portcullis {
                 .map(|u| (a, u)),
             None => None,
         };
+        // A login done during this request satisfies prompt=login, max_age (however
+        // long the consent page took; OIDC Core §3.1.2.1) and id_token_hint: the person
+        // just chose who to sign in as.
         let needs_login = match &user {
             None => true,
-            Some((a, _)) => {
-                (req.prompt_login && !req.interaction.login_done) || req.max_age.is_some_and(|m| now - a.auth_time > m)
+            Some(_) if req.interaction.login_done => false,
+            Some((a, u)) => {
+                req.prompt_login
+                    || req.max_age.is_some_and(|m| now - a.auth_time > m)
+                    // OIDC Core §3.1.2.1: the hinted person is not the one signed in;
+                    // with prompt=none that is login_required.
+                    || req.hinted_sub.as_ref().is_some_and(|sub| *sub != u.id.to_string())
             }
         };
         let error = |code, desc: &str| {

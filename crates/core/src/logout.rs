@@ -17,6 +17,25 @@ pub struct LogoutParams {
     pub state: Option<String>,
 }
 
+impl LogoutParams {
+    /// The field a parameter name fills, or `None` for a parameter this server ignores.
+    pub fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "id_token_hint" => &mut self.id_token_hint,
+            "client_id" => &mut self.client_id,
+            "post_logout_redirect_uri" => &mut self.post_logout_redirect_uri,
+            "state" => &mut self.state,
+            _ => return None,
+        })
+    }
+
+    /// Whether this server reads the parameter `name`; only these are forwarded when a
+    /// POST is turned into a GET.
+    pub fn is_known(name: &str) -> bool {
+        Self::default().slot(name).is_some()
+    }
+}
+
 /// A validated logout request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logout {
@@ -50,10 +69,13 @@ impl Portcullis {
         let client = match client_id {
             Some(id) => {
                 let id = ClientId::parse(&id).map_err(|_| Error::invalid("client_id", "is not valid"))?;
+                // A disabled client is treated as unknown, as at /authorize: nothing is
+                // checked against, or redirected to, its URIs.
                 Some(
                     self.store
                         .get_client(&id)
                         .await?
+                        .filter(|c| !c.disabled)
                         .ok_or_else(|| Error::invalid("client_id", "is not registered"))?,
                 )
             }

@@ -109,47 +109,67 @@ impl Portcullis {
                 "only confidential clients may introspect tokens",
             ));
         }
-        if hint != Some(TokenTypeHint::RefreshToken)
-            && let Some(c) = self.active_access_token(token.expose())
-        {
-            return Ok(IntrospectionResponse {
-                active: true,
-                scope: Some(c.scope),
-                client_id: Some(c.client_id),
-                sub: Some(c.sub),
-                exp: Some(c.exp),
-                iat: Some(c.iat),
-                nbf: None,
-                aud: Some(c.aud),
-                iss: Some(c.iss),
-                jti: Some(c.jti),
-                token_type: Some("Bearer".into()),
-            });
-        }
-        // Refresh tokens are opaque and 43 characters; skip the lookup for anything else.
-        if token.expose().len() == 43 {
-            let now = self.now();
-            if let Some((stored, grant)) = self.store.get_refresh_token(&sha256(token.expose().as_bytes())).await?
-                && stored.used_at.is_none()
-                && stored.expires_at > now
-                && grant.revoked_at.is_none()
-                && grant.expires_at > now
-                && stored.client_id == client.id
-            {
-                return Ok(IntrospectionResponse {
-                    active: true,
-                    scope: Some(stored.scope.as_string()),
-                    client_id: Some(stored.client_id.as_str().to_owned()),
-                    sub: Some(grant.user_id.to_string()),
-                    exp: Some(stored.expires_at.unix_timestamp()),
-                    iat: Some(stored.created_at.unix_timestamp()),
-                    iss: Some(self.settings.issuer.clone()),
-                    token_type: Some("refresh_token".into()),
-                    ..Default::default()
-                });
+        // RFC 7662 §2.1: the hint only orders the search; a token not found as the
+        // hinted type MUST still be looked up as every other type.
+        if hint == Some(TokenTypeHint::RefreshToken) {
+            if let Some(r) = self.introspect_refresh(client, token).await? {
+                return Ok(r);
             }
+            return Ok(self
+                .introspect_access(token)
+                .unwrap_or_else(IntrospectionResponse::inactive));
         }
-        Ok(IntrospectionResponse::inactive())
+        if let Some(r) = self.introspect_access(token) {
+            return Ok(r);
+        }
+        Ok(self
+            .introspect_refresh(client, token)
+            .await?
+            .unwrap_or_else(IntrospectionResponse::inactive))
+    }
+
+    fn introspect_access(&self, token: &Secret) -> Option<IntrospectionResponse> {
+        let c = self.active_access_token(token.expose())?;
+        Some(IntrospectionResponse {
+            active: true,
+            scope: Some(c.scope),
+            client_id: Some(c.client_id),
+            sub: Some(c.sub),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            nbf: None,
+            aud: Some(c.aud),
+            iss: Some(c.iss),
+            jti: Some(c.jti),
+            token_type: Some("Bearer".into()),
+        })
+    }
+
+    async fn introspect_refresh(&self, client: &Client, token: &Secret) -> Result<Option<IntrospectionResponse>> {
+        // Refresh tokens are opaque and 43 characters; skip the lookup for anything else.
+        if token.expose().len() != 43 {
+            return Ok(None);
+        }
+        let now = self.now();
+        let Some((stored, grant)) = self.store.get_refresh_token(&sha256(token.expose().as_bytes())).await? else {
+            return Ok(None);
+        };
+        let active = stored.used_at.is_none()
+            && stored.expires_at > now
+            && grant.revoked_at.is_none()
+            && grant.expires_at > now
+            && stored.client_id == client.id;
+        Ok(active.then(|| IntrospectionResponse {
+            active: true,
+            scope: Some(stored.scope.as_string()),
+            client_id: Some(stored.client_id.as_str().to_owned()),
+            sub: Some(grant.user_id.to_string()),
+            exp: Some(stored.expires_at.unix_timestamp()),
+            iat: Some(stored.created_at.unix_timestamp()),
+            iss: Some(self.settings.issuer.clone()),
+            token_type: Some("refresh_token".into()),
+            ..Default::default()
+        }))
     }
 
     /// OIDC Core §5.3: claims about the user the access token was issued for.

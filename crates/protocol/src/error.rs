@@ -93,10 +93,52 @@ pub struct ErrorResponse {
 }
 
 impl ErrorResponse {
+    /// The description is passed through [`error_description`], so the body never
+    /// carries characters RFC 6749 §5.2 does not allow.
     pub fn new(error: ErrorCode, description: impl Into<String>) -> Self {
         Self {
             error,
-            error_description: Some(description.into()),
+            error_description: Some(error_description(&description.into())),
         }
+    }
+}
+
+/// RFC 6749 §4.1.2.1 / §5.2: `error_description` may only contain %x20-21 / %x23-5B /
+/// %x5D-7E. Applied where errors are rendered, so no message (or value inside one) can
+/// break a client's parser: `"` becomes `'`, `\` becomes `/`, `§` becomes `section `,
+/// and any other character outside the set becomes `?`.
+pub fn error_description(description: &str) -> String {
+    let mut out = String::with_capacity(description.len());
+    for c in description.chars() {
+        match c {
+            '"' => out.push('\''),
+            '\\' => out.push('/'),
+            '§' => out.push_str("section "),
+            ' ' | '!' | '#'..='[' | ']'..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(s: &str) -> bool {
+        s.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e))
+    }
+
+    #[test]
+    fn error_description_keeps_only_the_characters_rfc_6749_allows() {
+        assert_eq!(error_description("plain text, fine!"), "plain text, fine!");
+        assert_eq!(
+            error_description("see RFC 7636 §4.1 for \"x\\y\"\n\u{7f}é"),
+            "see RFC 7636 section 4.1 for 'x/y'???"
+        );
+        let all: String = (0u32..0x300).filter_map(char::from_u32).collect();
+        assert!(allowed(&error_description(&all)));
+        let body = ErrorResponse::new(ErrorCode::InvalidRequest, "bad \"value\" §3");
+        assert_eq!(body.error_description.as_deref(), Some("bad 'value' section 3"));
     }
 }

@@ -9,5 +9,5 @@ pub mod jwk;
 pub mod token;
 pub mod types;
 
-pub use error::{ErrorCode, ErrorResponse};
+pub use error::{ErrorCode, ErrorResponse, error_description};
 pub use types::*;

@@ -159,7 +159,8 @@ impl Scope {
             .bytes()
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
         {
-            return Err(err(format!("scope {s:?} has characters RFC 6749 §3.3 does not allow")));
+            // No echo of the value: messages may reach a client as error_description.
+            return Err(err("a scope has characters RFC 6749 section 3.3 does not allow"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -253,7 +254,7 @@ impl PkceVerifier {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         if !(43..=128).contains(&s.len()) || !s.bytes().all(is_unreserved) {
             return Err(err(
-                "code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.1)",
+                "code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 section 4.1)",
             ));
         }
         Ok(Self(s.to_owned()))
@@ -282,7 +283,7 @@ impl CodeChallenge {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         if s.len() != 43 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err(err(
-                "code_challenge must be a 43-character base64url S256 digest (RFC 7636 §4.2)",
+                "code_challenge must be a 43-character base64url S256 digest (RFC 7636 section 4.2)",
             ));
         }
         Ok(Self(s.to_owned()))

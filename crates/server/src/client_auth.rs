@@ -50,10 +50,8 @@ impl FormBody {
             .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the body is not valid form encoding"))?;
         for (i, (k, _)) in raw.iter().enumerate() {
             if raw[..i].iter().any(|(k2, _)| k2 == k) {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("parameter {k} is repeated"),
-                ));
+                // The name is the client's input: not echoed (RFC 6749 §5.2).
+                return Err(ApiError::new(ErrorCode::InvalidRequest, "a parameter is repeated"));
             }
         }
         Ok(Self { raw })

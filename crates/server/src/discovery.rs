@@ -56,7 +56,8 @@ pub fn metadata(settings: &CoreSettings, algs: &[SigningAlg]) -> ServerMetadata 
             "email",
             "email_verified",
         ]),
-        prompt_values_supported: s(&["none", "login", "consent"]),
+        // select_account is served by the login page (OIDC Core §3.1.2.1).
+        prompt_values_supported: s(&["none", "login", "consent", "select_account"]),
         authorization_response_iss_parameter_supported: true,
         claims_parameter_supported: false,
         request_parameter_supported: false,
@@ -94,8 +95,27 @@ fn json_response(body: Arc<str>, max_age: &'static str) -> Response {
     resp
 }
 
+/// OIDC Discovery §3 `id_token_signing_alg_values_supported`: the algorithm tokens are
+/// signed with, i.e. the active key's — not every published key (a next key has not
+/// signed yet; a retired one signs no more). Before the ring is loaded, the configured
+/// algorithm.
+///
+/// OIDC Core §15.1 expects RS256 support. RS256 is the default; an operator who
+/// configures ES256 or EdDSA gets only that algorithm listed here, since a second key
+/// ring just for RS256 ID tokens is not worth its complexity (DESIGN §3).
+fn signing_algs(state: &ServerState) -> Vec<SigningAlg> {
+    let alg = state
+        .core
+        .keys
+        .ring()
+        .active
+        .as_ref()
+        .map_or(state.core.settings.signing_alg, |k| k.alg);
+    vec![alg]
+}
+
 fn metadata_response(state: &ServerState) -> Response {
-    let algs = state.core.keys.ring().algorithms();
+    let algs = signing_algs(state);
     json_response(state.discovery.get(&state.core.settings, algs), "public, max-age=300")
 }
 

@@ -15,6 +15,8 @@ pub struct ApiError {
     bearer: bool,
     /// Seconds to wait, sent as `Retry-After` with a 429 (RFC 6585 §4).
     retry_after: Option<u64>,
+    /// The request had no credentials at all: a bare challenge (RFC 6750 §3.1).
+    bare: bool,
 }
 
 impl ApiError {
@@ -24,6 +26,16 @@ impl ApiError {
             description: description.into(),
             bearer: false,
             retry_after: None,
+            bare: false,
+        }
+    }
+
+    /// RFC 6750 §3.1: a request to a bearer-token endpoint without any authentication
+    /// information gets a 401 challenge with no error code or other error information.
+    pub fn bearer_required() -> Self {
+        Self {
+            bare: true,
+            ..Self::new(ErrorCode::InvalidToken, "").bearer()
         }
     }
 
@@ -58,12 +70,23 @@ impl From<Error> for ApiError {
     }
 }
 
-fn quote(s: &str) -> String {
-    s.replace(['"', '\\'], "'")
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.bare {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [
+                    (
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"portcullis\""),
+                    ),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
+            )
+                .into_response();
+        }
+        // RFC 6749 §5.2: only the characters the RFC allows, in the body and the header.
+        let description = portcullis_protocol::error_description(&self.description);
         let status = match self.code {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
@@ -77,7 +100,7 @@ impl IntoResponse for ApiError {
             Some(format!(
                 "Bearer realm=\"portcullis\", error=\"{}\", error_description=\"{}\"",
                 self.code.as_str(),
-                quote(&self.description)
+                description
             ))
         } else if self.code == ErrorCode::InvalidClient {
             // RFC 6749 §5.2: 401 with the scheme the client can authenticate with.
@@ -85,7 +108,7 @@ impl IntoResponse for ApiError {
         } else {
             None
         };
-        let body = ErrorResponse::new(self.code, self.description);
+        let body = ErrorResponse::new(self.code, description);
         let mut resp = (status, Json(body)).into_response();
         let headers = resp.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -97,5 +120,29 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_rendered_with_allowed_characters_only() {
+        let resp = ApiError::new(ErrorCode::InvalidToken, "bad \"token\" \\ §3.1 é")
+            .bearer()
+            .into_response();
+        let challenge = resp.headers()[header::WWW_AUTHENTICATE].to_str().unwrap_or_default();
+        assert_eq!(
+            challenge,
+            "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"bad 'token' / section 3.1 ?\""
+        );
+    }
+
+    #[test]
+    fn no_credentials_get_a_bare_challenge() {
+        let resp = ApiError::bearer_required().into_response();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Bearer realm=\"portcullis\"");
     }
 }

@@ -39,10 +39,11 @@ pub async fn token_post(
     match form.get("grant_type") {
         None => return Err(ApiError::new(ErrorCode::InvalidRequest, "grant_type is required")),
         Some("authorization_code" | "refresh_token" | "client_credentials") => {}
-        Some(other) => {
+        Some(_) => {
+            // No echo of the value (RFC 6749 §5.2 limits error_description's characters).
             return Err(ApiError::new(
                 ErrorCode::UnsupportedGrantType,
-                format!("grant_type {other} is not supported"),
+                "grant_type must be authorization_code, refresh_token or client_credentials",
             ));
         }
     }

@@ -12,23 +12,26 @@ use crate::ServerState;
 use crate::error::ApiError;
 
 fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidToken,
-                "an access token is required in the Authorization header",
-            )
-            .bearer()
-        })?;
-    match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
-        _ => Err(ApiError::new(
+    // RFC 6750 §3.1: no credentials at all, or credentials of another scheme (which are
+    // not bearer credentials), get a bare challenge without an error code.
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::bearer_required());
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the Authorization header is not readable").bearer())?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::bearer_required());
+    }
+    match token.trim() {
+        // RFC 6750 §3.1: a malformed Bearer credential is invalid_request.
+        "" => Err(ApiError::new(
             ErrorCode::InvalidRequest,
             "the Authorization header must be Bearer <token>",
         )
         .bearer()),
+        token => Ok(token),
     }
 }
 

@@ -14,7 +14,7 @@ use tower_sessions::Session;
 use crate::AppState;
 use crate::csrf::form_pairs;
 use crate::error::PageError;
-use crate::page::{render, see_other};
+use crate::page::{as_get, render, see_other};
 use crate::pending;
 use crate::session_store::current_auth;
 
@@ -28,15 +28,18 @@ pub async fn authorize_get(
     start(&state, &session, pairs).await
 }
 
-/// `POST /authorize`: parameters as a form body (OIDC Core §3.1.2.1 allows both).
+/// `POST /authorize`: parameters as a form body (OIDC Core §3.1.2.1 allows both). A
+/// form posted from the client's site arrives without the `SameSite=Lax` session
+/// cookie, so answering it here would ignore (and replace) the person's session. It is
+/// sent on as a `303` to `GET /authorize` with the parameters in the query, where the
+/// browser sends the cookie. Only the authorization request parameters this server
+/// reads are moved; all of them are allowed in a GET's query (RFC 6749 §4.1.1).
 pub async fn authorize_post(
-    State(state): State<AppState>,
-    session: Session,
     form: Result<RawForm, axum::extract::rejection::RawFormRejection>,
 ) -> Result<Response, PageError> {
     let RawForm(body) =
         form.map_err(|_| PageError::BadRequest("The authorization request could not be read.".into()))?;
-    start(&state, &session, form_pairs(&body)?).await
+    see_other(&as_get("/authorize", form_pairs(&body)?, AuthorizeParams::is_known)?)
 }
 
 async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>) -> Result<Response, PageError> {

@@ -12,7 +12,7 @@ use tower_sessions::Session;
 
 use crate::csrf::{self, CsrfForm, form_pairs};
 use crate::error::PageError;
-use crate::page::{render, see_other};
+use crate::page::{as_get, render, see_other};
 use crate::session_store::current_auth;
 use crate::{AppState, ClientIp};
 
@@ -32,6 +32,8 @@ struct PendingLogout {
 pub struct LogoutPage<'a> {
     pub csrf: &'a str,
     pub client_name: Option<&'a str>,
+    /// The request's id_token_hint names another account than the one signed in.
+    pub other_account: bool,
 }
 
 #[derive(Template)]
@@ -41,23 +43,20 @@ pub struct SignedOutPage<'a> {
 }
 
 /// RP-Initiated Logout §2: the parameters this server reads; others are ignored.
-/// An empty value counts as absent; a repeated parameter is an error.
+/// An empty value counts as absent; a repeated parameter is an error, even when its
+/// first value was empty (RFC 6749 §3.1 style: names are tracked apart from values).
 fn logout_params(pairs: Vec<(String, String)>) -> Result<LogoutParams, PageError> {
     let mut p = LogoutParams::default();
+    let mut seen: Vec<String> = Vec::new();
     for (k, v) in pairs {
-        let slot = match k.as_str() {
-            "id_token_hint" => &mut p.id_token_hint,
-            "client_id" => &mut p.client_id,
-            "post_logout_redirect_uri" => &mut p.post_logout_redirect_uri,
-            "state" => &mut p.state,
-            _ => continue,
-        };
-        if slot.is_some() {
+        let Some(slot) = p.slot(&k) else { continue };
+        if seen.contains(&k) {
             return Err(PageError::BadRequest(format!(
                 "The sign-out request repeats the parameter {k}."
             )));
         }
         *slot = Some(v).filter(|v| !v.is_empty());
+        seen.push(k);
     }
     Ok(p)
 }
@@ -72,15 +71,17 @@ pub async fn logout_get(
     start(&state, &session, pairs).await
 }
 
-/// `POST /logout`: the same request sent as a form (RP-Initiated Logout §2). This is the
-/// client's request, not the person's confirmation, so it carries no CSRF token.
+/// `POST /logout`: the same request sent as a form (RP-Initiated Logout §2). A form
+/// posted from the client's site arrives without the `SameSite=Lax` session cookie, so
+/// answering it here would not see (or end) the session. Instead it is sent on as a
+/// `303` to `GET /logout` with the parameters in the query, where the browser sends the
+/// cookie. Only the parameters read here are moved, all of which RP-Initiated Logout
+/// allows in a GET's query, so nothing else the client posted lands in a URL.
 pub async fn logout_post(
-    State(state): State<AppState>,
-    session: Session,
     form: Result<RawForm, axum::extract::rejection::RawFormRejection>,
 ) -> Result<Response, PageError> {
     let RawForm(body) = form.map_err(|_| PageError::BadRequest("The sign-out request could not be read.".into()))?;
-    start(&state, &session, form_pairs(&body)?).await
+    see_other(&as_get("/logout", form_pairs(&body)?, LogoutParams::is_known)?)
 }
 
 async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>) -> Result<Response, PageError> {
@@ -96,10 +97,17 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
         client_name: logout.client_name,
         redirect: logout.redirect,
     };
-    if current_auth(session).await?.is_none() {
+    let Some(auth) = current_auth(session).await? else {
         // Nobody is signed in here: nothing to confirm.
         return finish(pending);
-    }
+    };
+    // Signed in: the session ends only when the person confirms, never silently. When
+    // the id_token_hint names someone else (RP-Initiated Logout §2: a suspect request),
+    // the confirmation page says so, and the person decides.
+    let other_account = logout
+        .hinted_subject
+        .as_deref()
+        .is_some_and(|sub| sub != auth.user_id.to_string());
     session.insert(SESSION_KEY, &pending).await?;
     let csrf = csrf::token(session).await?;
     render(
@@ -107,6 +115,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
         &LogoutPage {
             csrf: &csrf,
             client_name: pending.client_name.as_deref(),
+            other_account,
         },
     )
 }

@@ -18,3 +18,16 @@ pub fn see_other(location: &str) -> Result<Response, PageError> {
         .map_err(|_| PageError::Unexpected("redirect location is not a header value".into()))?;
     Ok((StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response())
 }
+
+/// `path` with the `pairs` whose names `keep` accepts as its query string, in their
+/// order and with repeats (so the GET handler still detects them): a POSTed
+/// authorization or logout request re-sent as a GET.
+pub fn as_get(path: &str, pairs: Vec<(String, String)>, keep: fn(&str) -> bool) -> Result<String, PageError> {
+    let kept: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| keep(k)).collect();
+    if kept.is_empty() {
+        return Ok(path.to_owned());
+    }
+    let query = serde_urlencoded::to_string(&kept)
+        .map_err(|_| PageError::BadRequest("The request could not be read.".into()))?;
+    Ok(format!("{path}?{query}"))
+}

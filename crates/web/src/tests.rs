@@ -268,8 +268,54 @@ async fn authorize_by_post_form() {
         ("code_challenge_method", "S256"),
     ];
     let page = h.post("/authorize", &form).await;
+    // Re-sent as a GET, where a SameSite=Lax cookie would come along.
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let expected = format!("/authorize?{}", serde_urlencoded::to_string(form).unwrap());
+    assert_eq!(page.location(), expected);
+    assert!(h.cookie.is_none(), "nothing is kept before the GET");
+    let page = h.get(&expected).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert!(page.location().starts_with("/login?req="));
+}
+
+#[tokio::test]
+async fn authorize_post_moves_only_authorization_parameters() {
+    let mut h = harness().await;
+    let client_id = h.client_id.clone();
+    let form = [
+        ("client_id", client_id.as_str()),
+        ("client_secret", "must-not-reach-a-url"),
+        ("state", ""),
+        ("state", "x y"),
+    ];
+    let page = h.post("/authorize", &form).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(
+        page.location(),
+        format!("/authorize?client_id={client_id}&state=&state=x+y")
+    );
+}
+
+#[tokio::test]
+async fn repeated_parameter_with_empty_first_value_is_detected() {
+    let mut h = harness().await;
+    let uri = h.authorize_uri("").replace("&state=st-1", "&state=&state=x");
+    let page = h.get(&uri).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let loc = page.location();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    assert_eq!(query_param(loc, "error").as_deref(), Some("invalid_request"));
+    assert!(query_param(loc, "code").is_none());
+    assert!(h.cookie.is_none(), "nothing pending was kept");
+
+    let page = h
+        .get(&format!(
+            "/logout?client_id={}&state=&state=x&post_logout_redirect_uri={LOGOUT_REDIRECT}",
+            h.client_id
+        ))
+        .await;
+    assert_error_page(&page, StatusCode::BAD_REQUEST);
+    assert!(page.body.contains("repeats the parameter state"), "{}", page.body);
 }
 
 #[tokio::test]
@@ -584,12 +630,16 @@ async fn logout_without_session_needs_no_confirmation() {
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("You are signed out"));
     let client_id = h.client_id.clone();
-    let page = h
-        .post(
-            "/logout",
-            &[("client_id", &client_id), ("post_logout_redirect_uri", LOGOUT_REDIRECT)],
-        )
-        .await;
+    let form = [
+        ("client_id", client_id.as_str()),
+        ("post_logout_redirect_uri", LOGOUT_REDIRECT),
+    ];
+    let page = h.post("/logout", &form).await;
+    // Re-sent as a GET, where a SameSite=Lax cookie would come along.
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let get = format!("/logout?{}", serde_urlencoded::to_string(form).unwrap());
+    assert_eq!(page.location(), get);
+    let page = h.get(&get).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), LOGOUT_REDIRECT);
 }

@@ -1,0 +1,499 @@
+//! Conformance fixes from review: POSTed authorize/logout re-sent as GET, redirect_uri
+//! required for OpenID requests, discovery's signing algorithm, introspection past a
+//! wrong hint, max_age after a login in the same request, error_description characters,
+//! repeated empty parameters, disabled clients at logout, bare Bearer challenges,
+//! lenient prompt values and id_token_hint at /authorize and /logout.
+
+use portcullis_protocol::SigningAlg;
+use portcullis_tests::{Backend, TestApp, both_backends, browser, http, spawn_app};
+use serde_json::Value;
+use url::Url;
+
+use crate::code_flow::{PASSWORD, REDIRECT, authorize_in_browser, obtain_tokens};
+use crate::forms::{Step, follow, location, param, submit};
+
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// An authorization request for `client_id` (scope `openid`, PKCE) plus `extra`.
+fn auth_params<'a>(client_id: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut p = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    p.extend_from_slice(extra);
+    p
+}
+
+fn auth_url(app: &TestApp, params: &[(&str, &str)]) -> Url {
+    let mut u = Url::parse(&app.url("/authorize")).unwrap();
+    u.query_pairs_mut().extend_pairs(params);
+    u
+}
+
+/// RFC 6749 §4.1.2.1 / §5.2: %x20-21 / %x23-5B / %x5D-7E.
+fn allowed_description(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e))
+}
+
+/// Signs `username` in with `b` and consents for `client_id`.
+async fn sign_in(app: &TestApp, b: &reqwest::Client, client_id: &str, username: &str) {
+    let u = auth_url(app, &auth_params(client_id, &[]));
+    let step = authorize_in_browser(b, app, &u, username, "allow").await;
+    assert!(
+        matches!(step, Step::LeftIssuer(ref back) if param(back, "code").is_some()),
+        "{step:?}"
+    );
+}
+
+/// The error of a `prompt=none` request in browser `b` (None when a code came back).
+async fn prompt_none_error(
+    app: &TestApp,
+    b: &reqwest::Client,
+    client_id: &str,
+    extra: &[(&str, &str)],
+) -> Option<String> {
+    let mut extra = extra.to_vec();
+    extra.push(("prompt", "none"));
+    let u = auth_url(app, &auth_params(client_id, &extra));
+    let back = location(&u, &b.get(u.clone()).send().await.unwrap());
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    match param(&back, "error") {
+        Some(e) => Some(e),
+        None => {
+            assert!(param(&back, "code").is_some(), "{back}");
+            None
+        }
+    }
+}
+
+/// RP-Initiated Logout §2 / OIDC Core §3.1.2.1: a POST from the client's site carries no
+/// SameSite=Lax cookie, so it is re-sent as a GET with the same parameters.
+async fn posted_logout_and_authorize_are_resent_as_get(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("gina", PASSWORD).await;
+    let id = client.id.as_str();
+    let tokens = obtain_tokens(&app, id, secret.expose(), "gina").await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let b = browser();
+    sign_in(&app, &b, id, "gina").await;
+
+    // POST /authorize without the cookie (as from another site): 303 to the GET form.
+    let params = auth_params(id, &[("prompt", "none"), ("state", "p s")]);
+    let r = http().post(app.url("/authorize")).form(&params).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let get = location(&Url::parse(&app.issuer).unwrap(), &r);
+    assert_eq!(get.path(), "/authorize");
+    let sent: Vec<(String, String)> = get
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let expected: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    assert_eq!(sent, expected, "the same parameters, in the query");
+    assert!(r.headers().get("set-cookie").is_none(), "nothing kept before the GET");
+    // The browser follows with its cookie: the session is used, single sign-on.
+    let back = location(&get, &b.get(get.clone()).send().await.unwrap());
+    assert!(param(&back, "code").is_some(), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("p s"));
+
+    // POST /logout: 303 to GET /logout with the same parameters; the session is found
+    // there, so the person is asked to confirm and the session really ends.
+    let post_logout = format!("{REDIRECT}/logged-out");
+    let form = [
+        ("id_token_hint", id_token),
+        ("post_logout_redirect_uri", post_logout.as_str()),
+        ("state", "bye"),
+    ];
+    let r = http().post(app.url("/logout")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let get = location(&Url::parse(&app.issuer).unwrap(), &r);
+    assert_eq!(get.path(), "/logout");
+    let sent: Vec<(String, String)> = get
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let expected: Vec<(String, String)> = form.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    assert_eq!(sent, expected);
+    let r = b.get(get.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200, "signed in: the confirmation page");
+    let html = r.text().await.unwrap();
+    let back = location(&get, &submit(&b, &get, &html, &[]).await);
+    assert!(back.as_str().starts_with(&post_logout), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("bye"));
+    assert_eq!(
+        prompt_none_error(&app, &b, id, &[]).await.as_deref(),
+        Some("login_required")
+    );
+    app.stop().await;
+}
+
+/// OIDC Core §3.1.2.1: redirect_uri is required with scope openid (an error page, never
+/// a redirect); RFC 6749 §3.1.2.3 still lets plain OAuth 2.0 requests leave it out.
+async fn openid_request_without_redirect_uri_is_an_error_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    let id = client.id.as_str();
+    let without = |scope: &'static str| {
+        auth_params(id, &[])
+            .into_iter()
+            .filter(|(k, _)| *k != "redirect_uri" && *k != "scope")
+            .chain([("scope", scope), ("state", "s")])
+            .collect::<Vec<_>>()
+    };
+    let r = browser()
+        .get(auth_url(&app, &without("openid profile")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none(), "never redirected");
+    assert!(r.text().await.unwrap().contains("redirect_uri"));
+    // Plain OAuth 2.0 with one registered URI: on to the login page.
+    let u = auth_url(&app, &without("api:read"));
+    let r = browser().get(u.clone()).send().await.unwrap();
+    assert_eq!(location(&u, &r).path(), "/login");
+    assert_eq!(app.core.store.count_active_grants(app.core.now()).await.unwrap(), 0);
+    app.stop().await;
+}
+
+/// OIDC Discovery §3: the algorithm tokens are signed with, not every published key's.
+async fn discovery_lists_the_signing_algorithm_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let algs = || async {
+        let meta: Value = http()
+            .get(app.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            meta["id_token_signing_alg_values_supported"].clone(),
+            meta["prompt_values_supported"].clone(),
+        )
+    };
+    assert_eq!(algs().await.0, serde_json::json!(["RS256"]));
+    // The next key (published, not yet signing) is ES256; RS256 still signs.
+    app.core
+        .rotate_signing_keys(Some(SigningAlg::ES256), "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        algs().await.0,
+        serde_json::json!(["RS256"]),
+        "the next key does not sign yet"
+    );
+    app.core
+        .rotate_signing_keys(Some(SigningAlg::ES256), "test")
+        .await
+        .unwrap();
+    // Now ES256 signs, and the retired RS256 key is still in the JWKS.
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let token: Value = http()
+        .post(app.url("/token"))
+        .basic_auth(client.id.as_str(), Some(secret.expose()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(token["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    let jwks: Value = http().get(app.url("/jwks")).send().await.unwrap().json().await.unwrap();
+    assert!(jwks["keys"].as_array().unwrap().iter().any(|k| k["alg"] == "RS256"));
+    let (signing, prompts) = algs().await;
+    assert_eq!(signing, serde_json::json!(["ES256"]));
+    assert!(prompts.as_array().unwrap().iter().any(|p| p == "select_account"));
+    app.stop().await;
+}
+
+/// RFC 7662 §2.1: a token not found as the hinted type is looked up as every type.
+async fn introspection_searches_past_a_wrong_hint(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("hank", PASSWORD).await;
+    let (id, sec) = (client.id.as_str(), secret.expose());
+    let tokens = obtain_tokens(&app, id, sec, "hank").await;
+    let introspect = |token: String, hint: &'static str| {
+        let app = &app;
+        async move {
+            http()
+                .post(app.url("/introspect"))
+                .basic_auth(id, Some(sec))
+                .form(&[("token", token.as_str()), ("token_type_hint", hint)])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let r = introspect(access.clone(), "refresh_token").await;
+    assert_eq!(r["active"], true, "{r}");
+    assert_eq!(r["token_type"], "Bearer");
+    let r = introspect(refresh.clone(), "access_token").await;
+    assert_eq!(r["active"], true, "{r}");
+    assert_eq!(r["token_type"], "refresh_token");
+    assert_eq!(
+        introspect("x".repeat(43), "refresh_token").await,
+        serde_json::json!({"active": false})
+    );
+    app.stop().await;
+}
+
+/// OIDC Core §3.1.2.1 max_age: a login during this request satisfies it, however long
+/// the consent page takes.
+async fn max_age_is_satisfied_by_a_login_in_this_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.user("ivy", PASSWORD).await;
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let b = browser();
+    let u = auth_url(&app, &auth_params(client.id.as_str(), &[("max_age", "0")]));
+    let step = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await;
+    let Step::Page { url, html, .. } = step else {
+        panic!("expected the login page")
+    };
+    assert_eq!(url.path(), "/login");
+    let r = submit(&b, &url, &html, &[("username", "ivy"), ("password", PASSWORD)]).await;
+    let Step::Page { url, html, .. } = follow(&b, &issuer, r, url).await else {
+        panic!("expected the consent page")
+    };
+    assert_eq!(url.path(), "/consent");
+    // max_age counts whole seconds since login.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = submit(&b, &url, &html, &[("decision", "allow")]).await;
+    let Step::LeftIssuer(back) = follow(&b, &issuer, r, url).await else {
+        panic!("consent after a fresh login must answer the client, not ask for another login")
+    };
+    assert!(param(&back, "code").is_some(), "{back}");
+    app.stop().await;
+}
+
+/// RFC 6749 §4.1.2.1 / §5.2: error_description carries only the allowed characters.
+async fn error_descriptions_use_allowed_characters(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let id = client.id.as_str();
+    // A malformed code_challenge and a scope with a quote: redirected errors.
+    for extra in [
+        vec![("code_challenge", "short\"\\")],
+        vec![("scope", "openid a\"b")],
+        vec![("scope", "openid api:unknown")],
+    ] {
+        let mut params: Vec<(&str, &str)> = auth_params(id, &[]);
+        params.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        params.extend(extra);
+        let u = auth_url(&app, &params);
+        let back = location(&u, &http().get(u.clone()).send().await.unwrap());
+        let d = param(&back, "error_description").unwrap();
+        assert!(param(&back, "error").is_some() && param(&back, "code").is_none());
+        assert!(allowed_description(&d), "{d:?}");
+        assert!(!d.contains("a\"b") && !d.contains("api:unknown"), "no echo: {d:?}");
+    }
+    // JSON errors: a short code_verifier, a repeated parameter, an unknown grant type.
+    for body in [
+        "grant_type=authorization_code&code=x&redirect_uri=https%3A%2F%2Frp.example%2Fcallback&code_verifier=short"
+            .to_owned(),
+        "grant_type=client_credentials&x%22%C2%A7=1&x%22%C2%A7=2".to_owned(),
+        "grant_type=%22%C2%A7%5C".to_owned(),
+    ] {
+        let r = http()
+            .post(app.url("/token"))
+            .basic_auth(id, Some(secret.expose()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let v: Value = r.json().await.unwrap();
+        let d = v["error_description"].as_str().unwrap();
+        assert!(allowed_description(d), "{body}: {d:?}");
+        assert!(v.get("access_token").is_none());
+    }
+    assert_eq!(app.core.store.count_active_grants(app.core.now()).await.unwrap(), 0);
+    app.stop().await;
+}
+
+/// RFC 6749 §3.1: `state=&state=x` repeats `state`, at /authorize and at /logout.
+async fn repeated_parameter_with_empty_first_value(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    let id = client.id.as_str();
+    let u = auth_url(&app, &auth_params(id, &[("state", ""), ("state", "x")]));
+    let back = location(&u, &browser().get(u.clone()).send().await.unwrap());
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"));
+    assert!(param(&back, "code").is_none());
+    let mut lo = Url::parse(&app.url("/logout")).unwrap();
+    lo.query_pairs_mut()
+        .append_pair("client_id", id)
+        .append_pair("post_logout_redirect_uri", &format!("{REDIRECT}/logged-out"))
+        .append_pair("state", "")
+        .append_pair("state", "x");
+    let r = browser().get(lo).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    app.stop().await;
+}
+
+/// A disabled client's post_logout_redirect_uri is neither accepted nor redirected to.
+async fn logout_ignores_a_disabled_client(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    let mut lo = Url::parse(&app.url("/logout")).unwrap();
+    lo.query_pairs_mut()
+        .append_pair("client_id", client.id.as_str())
+        .append_pair("post_logout_redirect_uri", &format!("{REDIRECT}/logged-out"));
+    let r = browser().get(lo.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 303, "enabled: redirected");
+    app.core.set_client_disabled(&client.id, true, "test").await.unwrap();
+    let r = browser().get(lo).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none(), "never redirected");
+    app.stop().await;
+}
+
+/// RFC 6750 §3.1: no credentials (or not Bearer ones): a bare challenge.
+async fn userinfo_without_credentials_gets_a_bare_challenge(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for auth in [None, Some("Basic dXNlcjpwYXNz"), Some("Negotiate abc")] {
+        let mut req = http().get(app.url("/userinfo"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{auth:?}");
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Bearer realm=\"portcullis\"",
+            "{auth:?}"
+        );
+    }
+    let r = http()
+        .get(app.url("/userinfo"))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    app.stop().await;
+}
+
+/// OIDC Core §3.1.2.1 prompt: select_account acts like login, unknown values are
+/// ignored, none with anything else is invalid_request.
+async fn prompt_values_are_lenient_but_none_stays_alone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.user("jay", PASSWORD).await;
+    let id = client.id.as_str();
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let b = browser();
+    sign_in(&app, &b, id, "jay").await;
+    // Signed in and consented: an unknown value changes nothing.
+    let u = auth_url(&app, &auth_params(id, &[("prompt", "unheard-of")]));
+    let back = location(&u, &b.get(u.clone()).send().await.unwrap());
+    assert!(param(&back, "code").is_some(), "{back}");
+    // select_account: the login page, even with a session.
+    let u = auth_url(&app, &auth_params(id, &[("prompt", "select_account")]));
+    let Step::Page { url, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
+        panic!("select_account must show the login page")
+    };
+    assert_eq!(url.path(), "/login");
+    for prompt in ["none unheard-of", "none select_account"] {
+        let u = auth_url(&app, &auth_params(id, &[("prompt", prompt)]));
+        let back = location(&u, &b.get(u.clone()).send().await.unwrap());
+        assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"), "{prompt}");
+        assert!(param(&back, "code").is_none());
+    }
+    app.stop().await;
+}
+
+/// OIDC Core §3.1.2.1 id_token_hint at /authorize, and at /logout (RP-Initiated Logout
+/// §2) a hint naming someone else than the signed-in person.
+async fn id_token_hint_for_another_user(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("kim", PASSWORD).await;
+    app.user("lee", PASSWORD).await;
+    let id = client.id.as_str();
+    let kim_hint = obtain_tokens(&app, id, secret.expose(), "kim").await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lee_hint = obtain_tokens(&app, id, secret.expose(), "lee").await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let b = browser();
+    sign_in(&app, &b, id, "lee").await;
+
+    // Lee's own hint: fine. Kim's: login_required with prompt=none, else a login.
+    assert_eq!(
+        prompt_none_error(&app, &b, id, &[("id_token_hint", lee_hint.as_str())]).await,
+        None
+    );
+    assert_eq!(
+        prompt_none_error(&app, &b, id, &[("id_token_hint", kim_hint.as_str())])
+            .await
+            .as_deref(),
+        Some("login_required")
+    );
+    let u = auth_url(&app, &auth_params(id, &[("id_token_hint", kim_hint.as_str())]));
+    let Step::Page { url, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
+        panic!("a hint for someone else must show the login page")
+    };
+    assert_eq!(url.path(), "/login");
+    // A hint we did not issue: invalid_request, to the client.
+    let mut forged = kim_hint.clone();
+    forged.truncate(forged.len() - 4);
+    for hint in ["not-a-jwt", forged.as_str()] {
+        let u = auth_url(&app, &auth_params(id, &[("id_token_hint", hint), ("state", "h")]));
+        let back = location(&u, &b.get(u.clone()).send().await.unwrap());
+        assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"), "{hint}");
+        assert_eq!(param(&back, "state").as_deref(), Some("h"));
+        assert!(param(&back, "code").is_none());
+    }
+
+    // Logout with Kim's hint while Lee is signed in: asked, told, not signed out.
+    let mut lo = Url::parse(&app.url("/logout")).unwrap();
+    lo.query_pairs_mut().append_pair("id_token_hint", kim_hint.as_str());
+    let r = b.get(lo.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("id=\"other-account\""), "{html}");
+    assert_eq!(prompt_none_error(&app, &b, id, &[]).await, None, "still signed in");
+    let mut lo = Url::parse(&app.url("/logout")).unwrap();
+    lo.query_pairs_mut().append_pair("id_token_hint", lee_hint.as_str());
+    let html = b.get(lo).send().await.unwrap().text().await.unwrap();
+    assert!(!html.contains("id=\"other-account\""), "{html}");
+    app.stop().await;
+}
+
+both_backends!(
+    posted_logout_and_authorize_are_resent_as_get,
+    openid_request_without_redirect_uri_is_an_error_page,
+    discovery_lists_the_signing_algorithm_only,
+    introspection_searches_past_a_wrong_hint,
+    max_age_is_satisfied_by_a_login_in_this_request,
+    error_descriptions_use_allowed_characters,
+    repeated_parameter_with_empty_first_value,
+    logout_ignores_a_disabled_client,
+    userinfo_without_credentials_gets_a_bare_challenge,
+    prompt_values_are_lenient_but_none_stays_alone,
+    id_token_hint_for_another_user,
+);
