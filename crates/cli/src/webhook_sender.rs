@@ -13,14 +13,27 @@ use portcullis_core::webhooks::WebhookSender;
 use crate::http_client;
 
 pub struct HttpsSender {
-    tls: Arc<rustls::ClientConfig>,
+    /// Read at the first delivery, not at start: parsing the system's trust store takes
+    /// ~20 ms, which start-up (issue 7: start to ready) should not wait for.
+    tls: tokio::sync::OnceCell<Arc<rustls::ClientConfig>>,
 }
 
 impl HttpsSender {
     pub fn new() -> anyhow::Result<Self> {
         Ok(Self {
-            tls: http_client::system_roots()?,
+            tls: tokio::sync::OnceCell::new(),
         })
+    }
+
+    async fn tls(&self) -> Result<&Arc<rustls::ClientConfig>, String> {
+        self.tls
+            .get_or_try_init(|| async {
+                tokio::task::spawn_blocking(http_client::system_roots)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            })
+            .await
     }
 }
 
@@ -39,8 +52,9 @@ impl WebhookSender for HttpsSender {
             "User-Agent",
             concat!("Portcullis-Webhooks/", env!("CARGO_PKG_VERSION")).to_owned(),
         ));
+        let tls = self.tls().await?;
         let send = http_client::send(
-            &self.tls,
+            tls,
             Method::POST,
             &url,
             &all,

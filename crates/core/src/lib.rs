@@ -23,6 +23,7 @@ pub mod password;
 pub mod repo;
 pub mod revocation;
 pub mod service;
+pub mod signing_pool;
 pub mod store_codec;
 pub mod throttle;
 pub mod tokens;

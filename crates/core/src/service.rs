@@ -87,6 +87,8 @@ pub struct Portcullis {
     pub(crate) kek: Kek,
     /// Clients for client authentication, kept for a couple of seconds.
     pub(crate) client_cache: ClientCache,
+    /// Where tokens are signed, off the async runtime.
+    pub(crate) signer: crate::signing_pool::SigningPool,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -130,6 +132,7 @@ impl Portcullis {
             throttle,
             kek,
             client_cache: ClientCache::new(std::time::Duration::from_secs(2)),
+            signer: crate::signing_pool::SigningPool::per_core()?,
         }))
     }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::PgStore;
 use crate::codec;
 use crate::error::ResultExt;
-use crate::grants::{insert_grant, insert_refresh_token, revoke_for_replay};
+use crate::grants::revoke_for_replay;
 
 macro_rules! code_columns {
     () => {
@@ -105,26 +105,51 @@ impl CodeRepo for PgStore {
         now: OffsetDateTime,
         replay_revocation_expiry: OffsetDateTime,
     ) -> StoreResult<CodeRedemption> {
-        let mut tx = self.pool.begin().await.db()?;
-        // A concurrent redemption waits on the row lock and then finds the code consumed.
-        let consumed = sqlx::query(
-            "UPDATE auth_codes SET consumed_at = $2, grant_id = $3 \
-             WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2",
+        // The common case in one statement: consume the code, insert the grant and its
+        // first refresh token — one round trip, atomic as any statement (issue 7). A
+        // concurrent redemption waits on the row lock in the UPDATE and then finds the
+        // code consumed, so it inserts nothing. The refresh token's foreign key is checked
+        // at the end of the statement, when the grant row exists.
+        let redeemed: Option<Uuid> = sqlx::query_scalar(
+            "WITH consumed AS ( \
+                 UPDATE auth_codes SET consumed_at = $2, grant_id = $3 \
+                 WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 \
+                 RETURNING grant_id), \
+             g AS ( \
+                 INSERT INTO grants (id, client_id, user_id, scope, auth_time, sid, nonce, created_at, \
+                                     expires_at, revoked_at) \
+                 SELECT grant_id, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM consumed \
+                 RETURNING id), \
+             r AS ( \
+                 INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, \
+                                             used_at) \
+                 SELECT $13, id, $14, $15, $16, $17, NULL FROM g WHERE $13::bytea IS NOT NULL) \
+             SELECT id FROM g",
         )
         .bind(code_hash.as_slice())
         .bind(now)
         .bind(grant.id)
-        .execute(&mut *tx)
+        .bind(grant.client_id.as_str())
+        .bind(grant.user_id)
+        .bind(grant.scope.as_string())
+        .bind(grant.auth_time)
+        .bind(&grant.sid)
+        .bind(&grant.nonce)
+        .bind(grant.created_at)
+        .bind(grant.expires_at)
+        .bind(grant.revoked_at)
+        .bind(refresh.map(|r| r.token_hash.as_slice()))
+        .bind(refresh.map(|r| r.client_id.as_str()))
+        .bind(refresh.map(|r| r.scope.as_string()))
+        .bind(refresh.map(|r| r.created_at))
+        .bind(refresh.map(|r| r.expires_at))
+        .fetch_optional(&self.pool)
         .await
-        .db()?;
-        if consumed.rows_affected() == 1 {
-            insert_grant(&mut tx, grant).await?;
-            if let Some(refresh) = refresh {
-                insert_refresh_token(&mut tx, refresh).await?;
-            }
-            tx.commit().await.db()?;
+        .conflict("grant")?;
+        if redeemed.is_some() {
             return Ok(CodeRedemption::Redeemed);
         }
+        let mut tx = self.pool.begin().await.db()?;
         // RFC 6749 §4.1.2: a code used twice revokes what the first use produced.
         let replayed: Option<Option<Uuid>> =
             sqlx::query_scalar("SELECT grant_id FROM auth_codes WHERE code_hash = $1 AND consumed_at IS NOT NULL")

@@ -79,46 +79,6 @@ impl RefreshRow {
     }
 }
 
-pub(crate) async fn insert_grant(conn: &mut PgConnection, g: &Grant) -> StoreResult<()> {
-    sqlx::query(concat!(
-        "INSERT INTO grants (",
-        grant_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    ))
-    .bind(g.id)
-    .bind(g.client_id.as_str())
-    .bind(g.user_id)
-    .bind(g.scope.as_string())
-    .bind(g.auth_time)
-    .bind(&g.sid)
-    .bind(&g.nonce)
-    .bind(g.created_at)
-    .bind(g.expires_at)
-    .bind(g.revoked_at)
-    .execute(conn)
-    .await
-    .conflict("grant")?;
-    Ok(())
-}
-
-pub(crate) async fn insert_refresh_token(conn: &mut PgConnection, t: &RefreshToken) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(t.token_hash.as_slice())
-    .bind(t.grant_id)
-    .bind(t.client_id.as_str())
-    .bind(t.scope.as_string())
-    .bind(t.created_at)
-    .bind(t.expires_at)
-    .bind(t.used_at)
-    .execute(conn)
-    .await
-    .conflict("refresh token")?;
-    Ok(())
-}
-
 /// Marks one grant revoked and deletes its refresh tokens. True if it was not revoked before.
 pub(crate) async fn revoke_one(conn: &mut PgConnection, id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
     let done = sqlx::query("UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
@@ -265,25 +225,36 @@ impl RefreshRepo for PgStore {
         now: OffsetDateTime,
         reuse_revocation_expiry: OffsetDateTime,
     ) -> StoreResult<RefreshRotation> {
-        let mut tx = self.pool.begin().await.db()?;
-        // A concurrent rotation of the same token waits on the row lock here and then
-        // re-checks `used_at IS NULL` against the committed row, so only one wins.
+        // The common case in one statement, so one round trip and no explicit transaction
+        // (issue 7: refresh rotation throughput). A concurrent rotation of the same token
+        // waits on the row lock in the UPDATE and then re-checks `used_at IS NULL` against
+        // the committed row, so only one of them marks it used and inserts a successor.
         let rotated: Option<Uuid> = sqlx::query_scalar(
-            "UPDATE refresh_tokens SET used_at = $2 \
-             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-               AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL AND expires_at > $2) \
+            "WITH used AS ( \
+                 UPDATE refresh_tokens SET used_at = $2 \
+                 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND grant_id = $4 \
+                   AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
+                                AND g.revoked_at IS NULL AND g.expires_at > $2) \
+                 RETURNING grant_id) \
+             INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
+             SELECT $3, grant_id, $5, $6, $7, $8, NULL FROM used \
              RETURNING grant_id",
         )
         .bind(old_hash.as_slice())
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .bind(new.token_hash.as_slice())
+        .bind(new.grant_id)
+        .bind(new.client_id.as_str())
+        .bind(new.scope.as_string())
+        .bind(new.created_at)
+        .bind(new.expires_at)
+        .fetch_optional(&self.pool)
         .await
-        .db()?;
+        .conflict("refresh token")?;
         if rotated.is_some() {
-            insert_refresh_token(&mut tx, new).await?;
-            tx.commit().await.db()?;
             return Ok(RefreshRotation::Rotated);
         }
+        let mut tx = self.pool.begin().await.db()?;
         // RFC 9700 §4.14.2: a used token presented again means it leaked; end the grant.
         let used: Option<Uuid> =
             sqlx::query_scalar("SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL")

@@ -277,7 +277,8 @@ impl RefreshRepo for SqliteStore {
         let rotated: Option<String> = sqlx::query_scalar(
             "UPDATE refresh_tokens SET used_at = $2 \
              WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-               AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL AND expires_at > $2) \
+               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
+                                AND g.revoked_at IS NULL AND g.expires_at > $2) \
              RETURNING grant_id",
         )
         .bind(old_hash.as_slice())
