@@ -314,6 +314,55 @@ async fn refresh_rotation_and_reuse_detection(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 9700 §4.14.2: a used refresh token presented again revokes the grant, even when
+/// the request also asks for a scope the grant never had (the scope check must not
+/// answer first and let the reuse go unnoticed).
+async fn reuse_with_a_widened_scope_still_revokes_the_grant(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("alice", PASSWORD).await;
+    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
+    let tokens = obtain_tokens(&app, &id, &sec, "alice").await;
+    let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let r2 = b["refresh_token"].as_str().unwrap().to_owned();
+    let a2 = b["access_token"].as_str().unwrap().to_owned();
+
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &r1),
+            ("scope", "openid admin:everything"),
+        ],
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "{b}");
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "the grant was revoked"
+    );
+    assert_eq!(introspect(&app, &id, &sec, &a2).await["active"], false);
+    app.stop().await;
+}
+
 async fn concurrent_refresh_exactly_one_wins(backend: Backend) {
     let app = spawn_app(backend).await;
     let (client, secret) = app.confidential_client(REDIRECT).await;
@@ -568,6 +617,7 @@ both_backends!(
     client_credentials_with_oauth2_crate,
     token_endpoint_errors,
     refresh_rotation_and_reuse_detection,
+    reuse_with_a_widened_scope_still_revokes_the_grant,
     concurrent_refresh_exactly_one_wins,
     revocation_and_introspection,
     userinfo_errors,
