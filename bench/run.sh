@@ -38,7 +38,7 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 start_server() {
   local t0 t1
   t0=$(date +%s%N)
-  (cd "$WORK" && exec "$BIN" --config "$WORK/portcullis.toml" serve >"$WORK/server.log" 2>&1) &
+  (cd "$WORK" && exec "$BIN" --config "$WORK/portcullis.toml" serve >>"$WORK/server.log" 2>&1) &
   SERVER=$!
   until curl -sf "$ISSUER/readyz" >/dev/null 2>&1; do sleep 0.005; done
   t1=$(date +%s%N)
