@@ -58,6 +58,16 @@ impl LockoutPolicy {
 }
 
 /// Who is signing in, for the lockout key and the audit event names.
+/// A store may keep whole seconds (SQLite does). Rounded up, a failure's recorded time
+/// never moves earlier than the failure, so a wait is never shorter than the policy says
+/// (truncated, a 1 s wait could end a few milliseconds after it began).
+fn whole_second_up(t: OffsetDateTime) -> OffsetDateTime {
+    match t.replace_nanosecond(0) {
+        Ok(whole) if whole < t => whole + Duration::seconds(1),
+        _ => t,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Realm {
     User,
@@ -123,7 +133,7 @@ impl Portcullis {
 
     /// Counts a failed attempt.
     pub async fn lockout_failed(&self, attempt: &Attempt) -> Result<()> {
-        let now = self.now();
+        let now = whole_second_up(self.now());
         let reset_before = now - self.settings.defense.lockout.reset_after;
         self.store.record_login_failure(&attempt.key, now, reset_before).await?;
         Ok(())
@@ -177,6 +187,20 @@ mod tests {
         assert_eq!(until(10), Some(at + Duration::seconds(32)));
         assert_eq!(until(15), Some(at + Duration::minutes(15)));
         assert_eq!(until(u32::MAX), Some(at + Duration::minutes(15)));
+    }
+
+    #[test]
+    fn failure_times_round_up_to_whole_seconds() {
+        let whole = datetime!(2030-01-01 0:00:05 UTC);
+        assert_eq!(whole_second_up(whole), whole);
+        assert_eq!(
+            whole_second_up(datetime!(2030-01-01 0:00:05.001 UTC)),
+            datetime!(2030-01-01 0:00:06 UTC)
+        );
+        assert_eq!(
+            whole_second_up(datetime!(2030-01-01 0:00:05.999999 UTC)),
+            datetime!(2030-01-01 0:00:06 UTC)
+        );
     }
 
     #[test]
