@@ -363,6 +363,55 @@ async fn reuse_with_a_widened_scope_still_revokes_the_grant(backend: Backend) {
     app.stop().await;
 }
 
+/// Clients that hang up in the middle of a request (timeouts, closed tabs, a load tool
+/// stopping) must not wedge the store: the use case finishes on its own task. Before,
+/// a refresh or code exchange dropped halfway through its SQLite transaction could leave
+/// the writer connection unusable, and every later write failed until a restart.
+async fn disconnects_mid_request_leave_the_store_working(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("alice", PASSWORD).await;
+    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
+    let mut refresh = obtain_tokens(&app, &id, &sec, "alice").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for round in 0..12u64 {
+        let mut requests = Vec::new();
+        for i in 0..24u64 {
+            let impatient = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_micros(200 + (round * 24 + i) * 97 % 3000))
+                .build()
+                .unwrap();
+            let request = impatient
+                .post(app.url("/token"))
+                .basic_auth(&id, Some(&sec))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())]);
+            requests.push(tokio::spawn(request.send()));
+        }
+        for r in requests {
+            // Most time out on our side; the ones that finish are a rotation or a reuse.
+            if let Ok(r) = r.await.unwrap() {
+                assert!(matches!(r.status().as_u16(), 200 | 400), "{}", r.status());
+            }
+        }
+        // The reuse above revoked that grant; start a fresh one for the next round.
+        refresh = obtain_tokens(&app, &id, &sec, "alice").await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    let (s, _, b) = post_form(
+        &app,
+        "/token",
+        Some((&id, &sec)),
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!(s, 200, "the store still takes writes: {b}");
+    app.stop().await;
+}
+
 async fn concurrent_refresh_exactly_one_wins(backend: Backend) {
     let app = spawn_app(backend).await;
     let (client, secret) = app.confidential_client(REDIRECT).await;
@@ -619,6 +668,7 @@ both_backends!(
     refresh_rotation_and_reuse_detection,
     reuse_with_a_widened_scope_still_revokes_the_grant,
     concurrent_refresh_exactly_one_wins,
+    disconnects_mid_request_leave_the_store_working,
     revocation_and_introspection,
     userinfo_errors,
     password_change_and_client_deletion_end_tokens,

@@ -7,6 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use portcullis_core::crypto::Kek;
 use portcullis_core::{Portcullis, Store, SystemClock};
 use portcullis_store_postgres::PgStore;
@@ -107,20 +111,40 @@ pub async fn start_core(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> 
 /// The public surface: protocol endpoints and the login/consent pages.
 pub fn public_router(core: &Arc<Portcullis>) -> Router {
     let secure_cookies = core.settings.issuer.starts_with("https://");
-    portcullis_server::router(Arc::clone(core)).merge(portcullis_web::public_router(
-        Arc::clone(core),
-        portcullis_web::WebConfig { secure_cookies },
-    ))
+    portcullis_server::router(Arc::clone(core))
+        .merge(portcullis_web::public_router(
+            Arc::clone(core),
+            portcullis_web::WebConfig { secure_cookies },
+        ))
+        .layer(middleware::from_fn(run_to_completion))
 }
 
 /// The admin surface, on its own listener (DESIGN §1).
 pub fn admin_router(core: &Arc<Portcullis>) -> Router {
     // The admin UI and admin API (issue 4), beside the health endpoints.
     let secure_cookies = core.settings.issuer.starts_with("https://");
-    portcullis_server::health_router(Arc::clone(core)).merge(portcullis_web::admin_router(
-        Arc::clone(core),
-        portcullis_web::WebConfig { secure_cookies },
-    ))
+    portcullis_server::health_router(Arc::clone(core))
+        .merge(portcullis_web::admin_router(
+            Arc::clone(core),
+            portcullis_web::WebConfig { secure_cookies },
+        ))
+        .layer(middleware::from_fn(run_to_completion))
+}
+
+/// Runs each request's handler on its own task, to its end, even when the client goes
+/// away. A request dropped halfway through a store transaction (wrk closing its
+/// connections at the end of a run was enough) could leave sqlx's transaction
+/// bookkeeping of the SQLite writer connection wrong, after which every write failed
+/// with "begin_with at non-zero transaction depth" until a restart. Finishing the use
+/// case also means a code or refresh token is never left half-redeemed by a disconnect.
+async fn run_to_completion(request: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "a request handler did not finish");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// A running server: its addresses, its context, and how to stop it.
