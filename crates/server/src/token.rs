@@ -1,5 +1,7 @@
 //! `/token` (RFC 6749 §3.2), `/revoke` (RFC 7009) and `/introspect` (RFC 7662).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -49,8 +51,35 @@ pub async fn token_post(
     }
     let client = authenticate(&state.core, &headers, &form).await?;
     let request: TokenRequest = form.parse_as()?;
-    let response = state.core.token(&client, request, ip).await?;
+    let response = match request {
+        // Touches no store: nothing to leave half done, and no task hand-off to pay for
+        // on the hottest path.
+        TokenRequest::ClientCredentials { .. } => state.core.token(&client, request, ip).await?,
+        request => {
+            let core = Arc::clone(&state.core);
+            to_completion(async move { core.token(&client, request, ip).await }).await?
+        }
+    };
     Ok(no_store(Json(response).into_response()))
+}
+
+/// Runs a use case that writes to the store on its own task, to its end, even when the
+/// client hangs up. A request dropped halfway through a store transaction (wrk closing
+/// its connections at the end of a load run was enough) could leave sqlx's transaction
+/// bookkeeping of the SQLite writer connection wrong, after which every write failed
+/// with "begin_with at non-zero transaction depth" until a restart; finishing also means
+/// a code or refresh token is never left half redeemed by a disconnect. The pages get
+/// the same from a layer (`portcullis-cli`).
+async fn to_completion<T: Send + 'static>(
+    use_case: impl Future<Output = portcullis_core::Result<T>> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::spawn(use_case).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => {
+            tracing::error!(error = %e, "a token-endpoint use case did not finish");
+            Err(ApiError::new(ErrorCode::ServerError, "internal error"))
+        }
+    }
 }
 
 pub async fn revoke_post(
@@ -64,10 +93,8 @@ pub async fn revoke_post(
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
     let client = authenticate(&state.core, &headers, &form).await?;
     let request: TokenOperationRequest = form.parse_as()?;
-    state
-        .core
-        .revoke(&client, &request.token, request.token_type_hint, ip)
-        .await?;
+    let core = Arc::clone(&state.core);
+    to_completion(async move { core.revoke(&client, &request.token, request.token_type_hint, ip).await }).await?;
     // RFC 7009 §2.2: 200 whether or not the token was known.
     Ok(no_store(().into_response()))
 }
