@@ -26,6 +26,15 @@ async fn post_form(
     (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// `POST /token` with `grant_type=refresh_token`, the client's Basic credentials and, if
+/// given, a `scope`: the status and the JSON body.
+async fn refresh_grant(app: &TestApp, (id, secret): (&str, &str), token: &str, scope: Option<&str>) -> (u16, Value) {
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+    form.extend(scope.map(|s| ("scope", s)));
+    let (status, _, body) = post_form(app, "/token", Some((id, secret)), &form).await;
+    (status, body)
+}
+
 async fn introspect(app: &TestApp, id: &str, secret: &str, token: &str) -> Value {
     post_form(app, "/introspect", Some((id, secret)), &[("token", token)])
         .await
@@ -177,13 +186,7 @@ async fn token_endpoint_errors(backend: Backend) {
     )
     .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "unknown code");
-    let (s, _, b) = post_form(
-        &app,
-        "/token",
-        Some((id, sec)),
-        &[("grant_type", "refresh_token"), ("refresh_token", "made-up")],
-    )
-    .await;
+    let (s, b) = refresh_grant(&app, (id, sec), "made-up", None).await;
     assert_eq!(
         (s, b["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -251,29 +254,9 @@ async fn refresh_rotation_and_reuse_detection(backend: Backend) {
     let a1 = tokens["access_token"].as_str().unwrap().to_owned();
 
     // Narrowing the scope works; widening it does not.
-    let (s, _, b) = post_form(
-        &app,
-        "/token",
-        Some((&id, &sec)),
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &r1),
-            ("scope", "openid profile email api:write"),
-        ],
-    )
-    .await;
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r1, Some("openid profile email api:write")).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")));
-    let (s, _, b) = post_form(
-        &app,
-        "/token",
-        Some((&id, &sec)),
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &r1),
-            ("scope", "openid"),
-        ],
-    )
-    .await;
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r1, Some("openid")).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["scope"], "openid");
     let r2 = b["refresh_token"].as_str().unwrap().to_owned();
@@ -282,31 +265,13 @@ async fn refresh_rotation_and_reuse_detection(backend: Backend) {
 
     // Another client cannot use it.
     let (other, other_secret) = app.confidential_client(REDIRECT).await;
-    let (s, _, b) = post_form(
-        &app,
-        "/token",
-        Some((other.id.as_str(), other_secret.expose())),
-        &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
-    )
-    .await;
+    let (s, b) = refresh_grant(&app, (other.id.as_str(), other_secret.expose()), &r2, None).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
 
     // Reuse of r1: refused, and the whole grant dies — r2 and every access token.
-    let (s, _, b) = post_form(
-        &app,
-        "/token",
-        Some((&id, &sec)),
-        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
-    )
-    .await;
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r1, None).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
-    let (s, _, _) = post_form(
-        &app,
-        "/token",
-        Some((&id, &sec)),
-        &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
-    )
-    .await;
+    let (s, _) = refresh_grant(&app, (&id, &sec), &r2, None).await;
     assert_eq!(s, 400, "the rotated token died with the grant");
     for a in [&a1, &a2] {
         assert_eq!(introspect(&app, &id, &sec, a).await["active"], false);
@@ -324,36 +289,14 @@ async fn reuse_with_a_widened_scope_still_revokes_the_grant(backend: Backend) {
     let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
     let tokens = obtain_tokens(&app, &id, &sec, "alice").await;
     let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let (s, _, b) = post_form(
-        &app,
-        "/token",
-        Some((&id, &sec)),
-        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
-    )
-    .await;
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r1, None).await;
     assert_eq!(s, 200, "{b}");
     let r2 = b["refresh_token"].as_str().unwrap().to_owned();
     let a2 = b["access_token"].as_str().unwrap().to_owned();
 
-    let (s, _, b) = post_form(
-        &app,
-        "/token",
-        Some((&id, &sec)),
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &r1),
-            ("scope", "openid admin:everything"),
-        ],
-    )
-    .await;
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r1, Some("openid admin:everything")).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "{b}");
-    let (s, _, b) = post_form(
-        &app,
-        "/token",
-        Some((&id, &sec)),
-        &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
-    )
-    .await;
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r2, None).await;
     assert_eq!(
         (s, b["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -401,13 +344,7 @@ async fn disconnects_mid_request_leave_the_store_working(backend: Backend) {
             .unwrap()
             .to_owned();
     }
-    let (s, _, b) = post_form(
-        &app,
-        "/token",
-        Some((&id, &sec)),
-        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-    )
-    .await;
+    let (s, b) = refresh_grant(&app, (&id, &sec), &refresh, None).await;
     assert_eq!(s, 200, "the store still takes writes: {b}");
     app.stop().await;
 }
@@ -500,13 +437,7 @@ async fn revocation_and_introspection(backend: Backend) {
     let (s, _, _) = post_form(&app, "/revoke", Some((&id, &sec)), &[("token", &refresh)]).await;
     assert_eq!(s, 200);
     assert_eq!(introspect(&app, &id, &sec, &refresh).await["active"], false);
-    let (s, _, _) = post_form(
-        &app,
-        "/token",
-        Some((&id, &sec)),
-        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-    )
-    .await;
+    let (s, _) = refresh_grant(&app, (&id, &sec), &refresh, None).await;
     assert_eq!(s, 400);
     assert_eq!(
         introspect(&app, &id, &sec, access2).await["active"],
@@ -611,16 +542,7 @@ async fn password_change_and_client_deletion_end_tokens(backend: Backend) {
         )
         .await
         .unwrap();
-    let (s, _, _) = post_form(
-        &app,
-        "/token",
-        Some((&id, &sec)),
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (s, _) = refresh_grant(&app, (&id, &sec), tokens["refresh_token"].as_str().unwrap(), None).await;
     assert_eq!(s, 400, "the password change revoked the refresh token");
     assert_eq!(
         introspect(

@@ -67,22 +67,7 @@ impl AuthorizeParams {
 
     pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
         let mut p = Self::default();
-        // Names seen so far, apart from the values: an empty value counts as absent but
-        // still counts as sent, so `state=&state=x` is a repeat (RFC 6749 §3.1).
-        let mut seen: Vec<String> = Vec::new();
-        for (k, v) in pairs {
-            // RFC 6749 §3.1: unknown parameters are ignored.
-            let Some(slot) = p.slot(&k) else { continue };
-            if seen.contains(&k) {
-                if !p.duplicated.contains(&k) {
-                    p.duplicated.push(k);
-                }
-                continue;
-            }
-            // OIDC Core §3.1.2.1 / RFC 6749: an empty value is treated as absent.
-            *slot = Some(v).filter(|v| !v.is_empty());
-            seen.push(k);
-        }
+        p.duplicated = crate::params::fill(&mut p, pairs, Self::slot);
         p
     }
 }

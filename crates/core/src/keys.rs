@@ -91,19 +91,6 @@ impl KeyRing {
             verifiers: HashMap::new(),
         }
     }
-
-    /// Algorithms of the published keys, for discovery.
-    pub fn algorithms(&self) -> Vec<SigningAlg> {
-        let mut algs: Vec<SigningAlg> = Vec::new();
-        for k in &self.jwks.keys {
-            if let Ok(a) = SigningAlg::parse(&k.alg)
-                && !algs.contains(&a)
-            {
-                algs.push(a);
-            }
-        }
-        algs
-    }
 }
 
 pub(crate) fn jwt_alg(alg: SigningAlg) -> Algorithm {

@@ -19,6 +19,7 @@ pub mod lockout;
 pub mod logout;
 pub mod model;
 pub mod net;
+pub mod params;
 pub mod password;
 pub mod repo;
 pub mod revocation;

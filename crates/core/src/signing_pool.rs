@@ -83,20 +83,16 @@ mod tests {
             .await
             .unwrap();
         assert!(name.unwrap().starts_with("jwt-sign-"));
-        let results = futures_join(&pool).await;
-        assert_eq!(results, (0..16).map(|i| i * 2).collect::<Vec<_>>());
-    }
-
-    async fn futures_join(pool: &SigningPool) -> Vec<i32> {
-        let mut handles = Vec::new();
-        for i in 0..16 {
-            let p = pool.clone();
-            handles.push(tokio::spawn(async move { p.run(move || i * 2).await.unwrap() }));
-        }
-        let mut out = Vec::new();
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let p = pool.clone();
+                tokio::spawn(async move { p.run(move || i * 2).await.unwrap() })
+            })
+            .collect();
+        let mut results = Vec::new();
         for h in handles {
-            out.push(h.await.unwrap());
+            results.push(h.await.unwrap());
         }
-        out
+        assert_eq!(results, (0..16).map(|i| i * 2).collect::<Vec<_>>());
     }
 }

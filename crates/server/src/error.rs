@@ -85,8 +85,10 @@ impl IntoResponse for ApiError {
             )
                 .into_response();
         }
-        // RFC 6749 §5.2: only the characters the RFC allows, in the body and the header.
-        let description = portcullis_protocol::error_description(&self.description);
+        // RFC 6749 §5.2: only the characters the RFC allows, in the body (the body's
+        // constructor filters them) and the header.
+        let body = ErrorResponse::new(self.code, self.description);
+        let description = body.error_description.as_deref().unwrap_or_default();
         let status = match self.code {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
@@ -108,7 +110,6 @@ impl IntoResponse for ApiError {
         } else {
             None
         };
-        let body = ErrorResponse::new(self.code, description);
         let mut resp = (status, Json(body)).into_response();
         let headers = resp.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

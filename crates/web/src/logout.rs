@@ -47,16 +47,10 @@ pub struct SignedOutPage<'a> {
 /// first value was empty (RFC 6749 §3.1 style: names are tracked apart from values).
 fn logout_params(pairs: Vec<(String, String)>) -> Result<LogoutParams, PageError> {
     let mut p = LogoutParams::default();
-    let mut seen: Vec<String> = Vec::new();
-    for (k, v) in pairs {
-        let Some(slot) = p.slot(&k) else { continue };
-        if seen.contains(&k) {
-            return Err(PageError::BadRequest(format!(
-                "The sign-out request repeats the parameter {k}."
-            )));
-        }
-        *slot = Some(v).filter(|v| !v.is_empty());
-        seen.push(k);
+    if let Some(k) = portcullis_core::params::fill(&mut p, pairs, LogoutParams::slot).first() {
+        return Err(PageError::BadRequest(format!(
+            "The sign-out request repeats the parameter {k}."
+        )));
     }
     Ok(p)
 }
