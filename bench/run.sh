@@ -5,6 +5,7 @@
 #
 #   bench/run.sh                      # everything (about 15 minutes on 2 cores)
 #   BACKENDS=sqlite RUNS=1 bench/run.sh
+#   LOADS="client_credentials_es256 introspection" BACKENDS=sqlite bench/run.sh   # some loads
 #
 # Needs: wrk (Debian package), python3 with requests, PostgreSQL on 127.0.0.1:5432 for
 # the postgres backend (PG_URL to override).
@@ -14,6 +15,8 @@ cd "$(dirname "$0")/.."
 BACKENDS=${BACKENDS:-"sqlite postgres"}
 CONNS=${CONNS:-"16 64"}
 RUNS=${RUNS:-3}
+# Space-separated load names to run (default: all of them).
+LOADS=${LOADS:-}
 DURATION=${DURATION:-10s}
 CODE_DURATION=${CODE_DURATION:-4s}
 CODES_PER_RUN=${CODES_PER_RUN:-16000}
@@ -33,6 +36,8 @@ trap 'kill "${SERVER:-0}" 2>/dev/null || true; cp "$WORK/server.log" "$OUT/serve
 RESULTS=$WORK/results.jsonl
 : > "$RESULTS"
 
+wanted() { [ -z "$LOADS" ] || [[ " $LOADS " == *" $1 "* ]]; }
+
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 start_server() {
@@ -51,6 +56,7 @@ stop_server() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null |
 run_load() {
   local name=$1 backend=$2 conns=$3 duration=$4 script=$5
   shift 5
+  wanted "$name" || return 0
   cat "bench/lua/$script" bench/lua/report.lua > "$WORK/load.lua"
   local peak=0 out
   ( while kill -0 "$SERVER" 2>/dev/null; do r=$(rss_kb "$SERVER"); echo "$r"; sleep 0.2; done ) > "$WORK/rss.txt" &
@@ -124,6 +130,7 @@ for backend in $BACKENDS; do
       PATH_="/.well-known/openid-configuration" run_load discovery "$backend" "$c" "$DURATION" get.lua
       PATH_="/token" run_load client_credentials_rs256 "$backend" "$c" "$DURATION" client_credentials.lua BASIC="$CC_BASIC"
       PATH_="/introspect" run_load introspection "$backend" "$c" "$DURATION" introspect.lua BASIC="$CC_BASIC" TOKEN="$TOKEN"
+      wanted refresh_rotation || wanted code_exchange || continue
       if ! python3 bench/prepare.py "$ISSUER" "$WEB_ID" "$WEB_SECRET" http://127.0.0.1/cb bench 'bench password 123' \
         "$WORK/codes.txt" "$CODES_PER_RUN" "$WORK/refresh.txt" $((c * 2)); then
         echo "  preparing codes and refresh tokens failed; skipping the refresh and code loads of this run"
@@ -135,14 +142,16 @@ for backend in $BACKENDS; do
   done
   # Password logins (argon2id) alone, then a login flood while client_credentials runs:
   # the token endpoint must stay responsive (p99) while argon2 saturates its pool.
-  python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb bench 'bench password 123' 16 "${DURATION%s}" \
-    | sed -n 's/^JSON //p' | sed "s/^/{\"load\":\"login\",\"backend\":\"$backend\",\"result\":/; s/$/}/" >> "$RESULTS"
-  echo "  login $backend: $(tail -1 "$RESULTS")"
-  python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb bench 'bench password 123' 16 "${DURATION%s}" \
-    > "$WORK/flood.txt" &
-  flood=$!
-  PATH_="/token" run_load client_credentials_during_login_flood "$backend" 16 "$DURATION" client_credentials.lua BASIC="$CC_BASIC"
-  wait $flood
+  if wanted login; then
+    python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb bench 'bench password 123' 16 "${DURATION%s}" \
+      | sed -n 's/^JSON //p' | sed "s/^/{\"load\":\"login\",\"backend\":\"$backend\",\"result\":/; s/$/}/" >> "$RESULTS"
+    echo "  login $backend: $(tail -1 "$RESULTS")"
+    python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb bench 'bench password 123' 16 "${DURATION%s}" \
+      > "$WORK/flood.txt" &
+    flood=$!
+    PATH_="/token" run_load client_credentials_during_login_flood "$backend" 16 "$DURATION" client_credentials.lua BASIC="$CC_BASIC"
+    wait $flood
+  fi
   stop_server
   # ES256 access tokens: a fresh database whose keys are generated as P-256.
   if [ "$backend" = sqlite ]; then rm -f "$WORK"/bench.db*; else
@@ -155,7 +164,7 @@ for backend in $BACKENDS; do
       PATH_="/token" run_load client_credentials_es256 "$backend" "$c" "$DURATION" client_credentials.lua BASIC="$CC_BASIC"
       # Refresh rotation signs two tokens (access and ID token): with ES256 keys the
       # signatures stop dominating and the store's transaction is what is measured.
-      if python3 bench/prepare.py "$ISSUER" "$WEB_ID" "$WEB_SECRET" http://127.0.0.1/cb bench 'bench password 123' \
+      if wanted refresh_rotation_es256 && python3 bench/prepare.py "$ISSUER" "$WEB_ID" "$WEB_SECRET" http://127.0.0.1/cb bench 'bench password 123' \
         "$WORK/codes.txt" 0 "$WORK/refresh.txt" $((c * 2)); then
         PATH_="/token" run_load refresh_rotation_es256 "$backend" "$c" "$DURATION" refresh.lua BASIC="$WEB_BASIC" TOKENS="$WORK/refresh.txt"
       fi

@@ -81,7 +81,7 @@ impl AuditSink {
             // Time-ordered (UUIDv7): new ids land at the end of the id index instead of on
             // a random page of it, which kept the audit writer's inserts cheap as the table
             // grows (issue 7).
-            id: Uuid::now_v7(),
+            id: crate::crypto::time_ordered_uuid(now).unwrap_or_else(|_| Uuid::now_v7()),
             at: now,
             event_type: event.event_type.to_owned(),
             actor: event.actor,

@@ -17,6 +17,18 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
     Ok(buf)
 }
 
+/// A random (version 4) UUID from aws-lc's generator. `Uuid::new_v4` asks the kernel
+/// (`getrandom`) for every id, a system call per token on the hot paths (issue 7).
+pub fn random_uuid() -> Result<uuid::Uuid, Error> {
+    Ok(uuid::Builder::from_random_bytes(random_bytes::<16>()?).into_uuid())
+}
+
+/// A time-ordered (version 7) UUID for `now`, its random bits from aws-lc's generator.
+pub fn time_ordered_uuid(now: time::OffsetDateTime) -> Result<uuid::Uuid, Error> {
+    let millis = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    Ok(uuid::Builder::from_unix_timestamp_millis(millis, &random_bytes::<10>()?).into_uuid())
+}
+
 /// A 256-bit random token, base64url without padding (43 characters).
 pub fn random_token() -> Result<String, Error> {
     Ok(URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit::Event;
-use crate::crypto::{pkce_s256_matches, random_token, sha256};
+use crate::crypto::{pkce_s256_matches, random_token, random_uuid, sha256};
 use crate::error::{Error, Result};
 use crate::jwt::{ACCESS_TOKEN_TYP, at_hash, sign};
 use crate::model::{Client, ClientKind, Grant, RefreshToken, User};
@@ -400,12 +400,12 @@ impl Portcullis {
             scope: scope.as_string(),
             exp: iat + ttl.whole_seconds(),
             iat,
-            jti: Uuid::new_v4().to_string(),
-            grant_id: user
-                .as_ref()
-                .map(|u| u.grant.id)
-                .unwrap_or_else(Uuid::new_v4)
-                .to_string(),
+            jti: random_uuid()?.to_string(),
+            grant_id: match &user {
+                Some(u) => u.grant.id,
+                None => random_uuid()?,
+            }
+            .to_string(),
             auth_time: user.as_ref().map(|u| u.grant.auth_time.unix_timestamp()),
         };
         let id_claims = match (&user, scope.contains("openid")) {

@@ -76,6 +76,16 @@ pub fn verify_access_token(
     issuer: &str,
     now: i64,
 ) -> Result<AccessTokenClaims, InvalidToken> {
+    verify_access_token_with_kid(ring, token, issuer, now).map(|(_, claims)| claims)
+}
+
+/// [`verify_access_token`], also naming the key that signed the token.
+pub fn verify_access_token_with_kid(
+    ring: &KeyRing,
+    token: &str,
+    issuer: &str,
+    now: i64,
+) -> Result<(String, AccessTokenClaims), InvalidToken> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidToken::Malformed)?;
     if !header
         .typ
@@ -107,7 +117,7 @@ pub fn verify_access_token(
     if claims.exp <= now {
         return Err(InvalidToken::Expired);
     }
-    Ok(claims)
+    Ok((kid, claims))
 }
 
 /// Verifies an `id_token_hint` (OIDC RP-Initiated Logout §2): signed by one of our

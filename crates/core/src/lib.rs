@@ -29,6 +29,7 @@ pub mod store_codec;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+pub mod verified_tokens;
 pub mod webhooks;
 
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -89,6 +89,8 @@ pub struct Portcullis {
     pub(crate) client_cache: ClientCache,
     /// Where tokens are signed, off the async runtime.
     pub(crate) signer: crate::signing_pool::SigningPool,
+    /// Access tokens whose signature was already verified (introspection, userinfo).
+    pub(crate) verified_tokens: crate::verified_tokens::VerifiedTokens,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -133,6 +135,9 @@ impl Portcullis {
             kek,
             client_cache: ClientCache::new(std::time::Duration::from_secs(2)),
             signer: crate::signing_pool::SigningPool::per_core()?,
+            // ~1.5 MB at most: a few thousand live tokens cover most deployments, and a
+            // miss only costs one more signature check.
+            verified_tokens: crate::verified_tokens::VerifiedTokens::new(4096),
         }))
     }
 

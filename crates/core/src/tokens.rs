@@ -10,15 +10,29 @@ use crate::audit::Event;
 use crate::crypto::sha256;
 use crate::error::{Error, Result};
 use crate::grants::user_claims;
-use crate::jwt::verify_access_token;
+use crate::jwt::{verify_access_token, verify_access_token_with_kid};
 use crate::model::{Client, ClientKind, Revocation, RevocationTarget};
 use crate::service::Portcullis;
 
 impl Portcullis {
     /// A JWT access token this server issued that is valid now and not revoked.
+    /// A signature is checked once per token and node (`verified_tokens`); expiry,
+    /// the signing key and revocation are checked on every call.
     pub fn active_access_token(&self, token: &str) -> Option<AccessTokenClaims> {
         let ring = self.keys.ring();
-        let claims = verify_access_token(&ring, token, &self.settings.issuer, self.now().unix_timestamp()).ok()?;
+        let now = self.now().unix_timestamp();
+        let key = sha256(token.as_bytes());
+        let claims = match self
+            .verified_tokens
+            .get(&key, now, |kid| ring.verifiers.contains_key(kid))
+        {
+            Some(claims) => claims,
+            None => {
+                let (kid, claims) = verify_access_token_with_kid(&ring, token, &self.settings.issuer, now).ok()?;
+                self.verified_tokens.insert(key, &kid, &claims, now);
+                claims
+            }
+        };
         (!self.revocations.is_revoked(&claims)).then_some(claims)
     }
 
