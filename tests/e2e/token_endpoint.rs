@@ -398,14 +398,18 @@ async fn revocation_and_introspection(backend: Backend) {
     // Introspection needs an authenticated confidential client.
     let (s, _, b) = post_form(&app, "/introspect", None, &[("token", &access)]).await;
     assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
-    let (s, _, b) = post_form(
+    // RFC 7662 §2.1: a public client presents no credentials, so it is not an
+    // authenticated caller: 401 invalid_client with the Basic challenge.
+    let (s, h, b) = post_form(
         &app,
         "/introspect",
         None,
         &[("token", &access), ("client_id", public.id.as_str())],
     )
     .await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("unauthorized_client")));
+    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(h["www-authenticate"], "Basic realm=\"portcullis\"");
+    assert!(b.get("active").is_none(), "nothing about the token: {b}");
 
     // Revocation: unknown tokens are fine; without client authentication, refused.
     let (s, _, _) = post_form(&app, "/revoke", Some((&id, &sec)), &[("token", "never-issued")]).await;

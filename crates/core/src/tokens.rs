@@ -117,9 +117,11 @@ impl Portcullis {
         token: &Secret,
         hint: Option<TokenTypeHint>,
     ) -> Result<IntrospectionResponse> {
+        // RFC 7662 §2.1: the caller must authenticate; a public client presented no
+        // credentials, so it is an unauthenticated caller (401 invalid_client).
         if client.kind != ClientKind::Confidential {
             return Err(Error::oauth(
-                ErrorCode::UnauthorizedClient,
+                ErrorCode::InvalidClient,
                 "only confidential clients may introspect tokens",
             ));
         }
