@@ -11,6 +11,7 @@ mod browser_flow;
 mod cli;
 mod code_flow;
 mod conformance;
+mod conformance_review;
 mod defense;
 mod forms;
 mod foundation;

@@ -65,9 +65,12 @@ impl FormBody {
             .filter(|v| !v.is_empty())
     }
 
-    /// Deserializes the body into a typed request; `what` names it in the error.
+    /// Deserializes the body into a typed request. RFC 6749 §3.2: "Parameters sent
+    /// without a value MUST be treated as if they were omitted", as in [`Self::get`], so
+    /// `code=` is a missing code (invalid_request), not an empty one.
     pub fn parse_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
-        let encoded = serde_urlencoded::to_string(&self.raw)
+        let present: Vec<&(String, String)> = self.raw.iter().filter(|(_, v)| !v.is_empty()).collect();
+        let encoded = serde_urlencoded::to_string(&present)
             .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the body is not valid form encoding"))?;
         serde_urlencoded::from_str(&encoded).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))
     }
@@ -144,5 +147,26 @@ mod tests {
         assert_eq!(id, "my client");
         assert_eq!(secret.expose(), "s:cret");
         assert!(decode_basic("Bearer abc").is_none());
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Probe {
+        token: String,
+        hint: Option<String>,
+    }
+
+    #[test]
+    fn parameters_without_a_value_are_omitted() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
+        let form = FormBody::parse(&headers, None, b"token=abc&hint=").unwrap();
+        let p: Probe = form.parse_as().unwrap();
+        assert_eq!((p.token.as_str(), p.hint), ("abc", None));
+        let form = FormBody::parse(&headers, None, b"token=&hint=x").unwrap();
+        let err = form.parse_as::<Probe>().unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
     }
 }
