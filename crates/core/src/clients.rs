@@ -264,9 +264,42 @@ impl Portcullis {
     pub async fn set_client_disabled(&self, id: &ClientId, disabled: bool, actor: impl Into<Actor>) -> Result<Client> {
         let actor: Actor = actor.into();
         let mut client = self.get_client(id).await?;
+        if client.disabled && !disabled {
+            // The revocation recorded when the client was disabled covers every token
+            // issued up to the end of that second: `iat` has no finer grain, so it
+            // fails closed. Re-enabling within that second waits for it to pass, so
+            // the tokens the client gets from now on are not covered. (`updated_at`
+            // is the time of the disable, or of a later edit: never too early.)
+            let covered_until = client.updated_at.unix_timestamp();
+            let wait = time::OffsetDateTime::from_unix_timestamp(covered_until.saturating_add(1))
+                .map_or(Duration::ZERO, |next| next - self.now());
+            if wait.is_positive() {
+                tokio::time::sleep(wait.unsigned_abs()).await;
+            }
+        }
+        let now = self.now();
         client.disabled = disabled;
-        client.updated_at = self.now();
-        self.store.update_client(&client).await.map_err(not_found("client"))?;
+        client.updated_at = now;
+        if disabled {
+            // A disabled client's outstanding access tokens stop working at once
+            // (introspection, userinfo), as a deleted client's do; the tokens it gets
+            // once re-enabled are not covered.
+            let revocation = Revocation {
+                target: RevocationTarget::ClientUntil {
+                    client_id: id.as_str().to_owned(),
+                    issued_until: now.unix_timestamp(),
+                },
+                expires_at: now + self.settings.max_access_token_ttl(),
+            };
+            let revocations = std::slice::from_ref(&revocation);
+            self.store
+                .update_client_revoking(&client, revocations)
+                .await
+                .map_err(not_found("client"))?;
+            self.revocations.insert_local(revocations);
+        } else {
+            self.store.update_client(&client).await.map_err(not_found("client"))?;
+        }
         self.client_cache.invalidate(&client.id);
         let what = if disabled {
             "admin.client.disabled"

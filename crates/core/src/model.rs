@@ -212,8 +212,12 @@ pub enum RevocationTarget {
     AccessToken(String),
     /// Every token carrying this grant id.
     Grant(Uuid),
-    /// Every token issued to this client (deleted or disabled client).
+    /// Every token issued to this client (a deleted client).
     Client(String),
+    /// Every token issued to this client up to and including the second `issued_until`
+    /// (Unix time, compared with `iat`): a disabled client. Unlike [`Self::Client`] it
+    /// leaves the tokens the client gets once re-enabled alone.
+    ClientUntil { client_id: String, issued_until: i64 },
 }
 
 impl RevocationTarget {
@@ -222,6 +226,7 @@ impl RevocationTarget {
             Self::AccessToken(_) => "jti",
             Self::Grant(_) => "grant",
             Self::Client(_) => "client",
+            Self::ClientUntil { .. } => "client_until",
         }
     }
     pub fn value(&self) -> String {
@@ -229,6 +234,11 @@ impl RevocationTarget {
             Self::AccessToken(j) => j.clone(),
             Self::Grant(g) => g.to_string(),
             Self::Client(c) => c.clone(),
+            // The time first: it never contains the separator, whatever the client id.
+            Self::ClientUntil {
+                client_id,
+                issued_until,
+            } => format!("{issued_until} {client_id}"),
         }
     }
     pub fn from_parts(kind: &str, value: &str) -> Option<Self> {
@@ -236,6 +246,13 @@ impl RevocationTarget {
             "jti" => Some(Self::AccessToken(value.to_owned())),
             "grant" => Uuid::parse_str(value).ok().map(Self::Grant),
             "client" => Some(Self::Client(value.to_owned())),
+            "client_until" => {
+                let (until, client_id) = value.split_once(' ')?;
+                Some(Self::ClientUntil {
+                    client_id: client_id.to_owned(),
+                    issued_until: until.parse().ok()?,
+                })
+            }
             _ => None,
         }
     }

@@ -1,5 +1,5 @@
-//! The in-memory revocation set (DESIGN §3): denied `jti`s, revoked grants and deleted
-//! clients whose tokens have not yet expired. Each node loads it at start and keeps it
+//! The in-memory revocation set (DESIGN §3): denied `jti`s, revoked grants, and deleted
+//! or disabled clients whose tokens have not yet expired. Each node loads it at start and keeps it
 //! current from the store — woken by PostgreSQL LISTEN/NOTIFY, with a periodic resync.
 
 use std::collections::HashMap;
@@ -16,7 +16,25 @@ use crate::repo::Store;
 #[derive(Debug, Default)]
 struct Inner {
     entries: HashMap<RevocationTarget, OffsetDateTime>,
+    /// Per client, the latest `issued_until` of its `ClientUntil` entries: a token is
+    /// looked up by client id, not by the time in the entry's key.
+    client_until: HashMap<String, i64>,
     cursor: i64,
+}
+
+impl Inner {
+    fn add(&mut self, r: Revocation) {
+        if let RevocationTarget::ClientUntil {
+            client_id,
+            issued_until,
+        } = &r.target
+        {
+            let u = self.client_until.entry(client_id.clone()).or_insert(*issued_until);
+            *u = (*u).max(*issued_until);
+        }
+        let e = self.entries.entry(r.target).or_insert(r.expires_at);
+        *e = (*e).max(r.expires_at);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -43,14 +61,17 @@ impl RevocationSet {
             || inner
                 .entries
                 .contains_key(&RevocationTarget::Client(claims.client_id.clone()))
+            || inner
+                .client_until
+                .get(&claims.client_id)
+                .is_some_and(|until| claims.iat <= *until)
     }
 
     /// Adds entries this node just wrote, without waiting for the next sync.
     pub fn insert_local(&self, revocations: &[Revocation]) {
         if let Ok(mut inner) = self.inner.write() {
             for r in revocations {
-                let e = inner.entries.entry(r.target.clone()).or_insert(r.expires_at);
-                *e = (*e).max(r.expires_at);
+                inner.add(r.clone());
             }
         }
     }
@@ -63,11 +84,24 @@ impl RevocationSet {
         if let Ok(mut inner) = self.inner.write() {
             for entry in fresh {
                 inner.cursor = inner.cursor.max(entry.seq);
-                let r = entry.revocation;
-                let e = inner.entries.entry(r.target).or_insert(r.expires_at);
-                *e = (*e).max(r.expires_at);
+                inner.add(entry.revocation);
             }
+            let before = inner.entries.len();
             inner.entries.retain(|_, exp| *exp > now);
+            if inner.entries.len() != before {
+                let mut client_until: HashMap<String, i64> = HashMap::new();
+                for target in inner.entries.keys() {
+                    if let RevocationTarget::ClientUntil {
+                        client_id,
+                        issued_until,
+                    } = target
+                    {
+                        let u = client_until.entry(client_id.clone()).or_insert(*issued_until);
+                        *u = (*u).max(*issued_until);
+                    }
+                }
+                inner.client_until = client_until;
+            }
         }
         Ok(n)
     }
@@ -78,5 +112,62 @@ impl RevocationSet {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(client_id: &str, iat: i64) -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: "https://issuer.example".into(),
+            sub: "s".into(),
+            aud: "api".into(),
+            client_id: client_id.into(),
+            scope: "api:read".into(),
+            exp: iat + 300,
+            iat,
+            jti: format!("j-{iat}"),
+            grant_id: Uuid::nil().to_string(),
+            auth_time: None,
+        }
+    }
+
+    #[test]
+    fn a_disabled_client_revokes_only_tokens_issued_until_then() {
+        let set = RevocationSet::new();
+        let expires_at = OffsetDateTime::now_utc() + time::Duration::hours(1);
+        set.insert_local(&[Revocation {
+            target: RevocationTarget::ClientUntil {
+                client_id: "app".into(),
+                issued_until: 1_000,
+            },
+            expires_at,
+        }]);
+        assert!(set.is_revoked(&claims("app", 999)));
+        assert!(set.is_revoked(&claims("app", 1_000)), "the same second is covered");
+        assert!(!set.is_revoked(&claims("app", 1_001)), "issued after re-enabling");
+        assert!(!set.is_revoked(&claims("other", 999)));
+        // Disabled again later: the later time wins.
+        set.insert_local(&[Revocation {
+            target: RevocationTarget::ClientUntil {
+                client_id: "app".into(),
+                issued_until: 2_000,
+            },
+            expires_at,
+        }]);
+        assert!(set.is_revoked(&claims("app", 1_500)));
+        assert!(!set.is_revoked(&claims("app", 2_001)));
+    }
+
+    #[test]
+    fn client_until_targets_round_trip_through_the_store_form() {
+        let t = RevocationTarget::ClientUntil {
+            client_id: "my app".into(),
+            issued_until: 1_700_000_000,
+        };
+        assert_eq!(RevocationTarget::from_parts(t.kind(), &t.value()), Some(t));
+        assert_eq!(RevocationTarget::from_parts("client_until", "x"), None);
     }
 }

@@ -157,6 +157,16 @@ impl ClientRepo for PgStore {
         Ok(())
     }
 
+    async fn update_client_revoking(&self, client: &Client, revocations: &[Revocation]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        let done = bind_client(UPDATE, client)?.execute(&mut *tx).await.db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        revocations::record(&mut tx, revocations).await?;
+        tx.commit().await.db()
+    }
+
     async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.db()?;
         // Codes, grants, refresh tokens and consents go with it (ON DELETE CASCADE).

@@ -156,6 +156,16 @@ impl ClientRepo for SqliteStore {
         Ok(())
     }
 
+    async fn update_client_revoking(&self, client: &Client, revocations: &[Revocation]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let done = bind_client(UPDATE, client)?.execute(&mut *tx).await.db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        revocations::record(&mut tx, revocations).await?;
+        tx.commit().await.db()
+    }
+
     async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         // Codes, grants, refresh tokens and consents go with it (ON DELETE CASCADE).
