@@ -1,15 +1,36 @@
-//! Conformance fixes from the second review: parameters without a value treated as
-//! omitted at the token-family endpoints, and a disabled client's outstanding tokens.
+//! Conformance fixes from the second review: max_age=0 as prompt=login, parameters
+//! without a value treated as omitted at the token-family endpoints, and a disabled
+//! client's outstanding tokens.
 
 use portcullis_core::model::AdminRole;
-use portcullis_tests::{Backend, TestApp, both_backends, http, spawn_app};
+use portcullis_tests::{Backend, TestApp, both_backends, browser, http, spawn_app};
 use serde_json::Value;
+use url::Url;
 
 use crate::admin_support::{Api, api_key};
-use crate::code_flow::{PASSWORD, REDIRECT, obtain_tokens};
+use crate::code_flow::{PASSWORD, REDIRECT, authorize_in_browser, obtain_tokens};
+use crate::forms::{Step, follow, location, param, submit};
 
-/// RFC 7636 Appendix B: a code verifier.
+/// RFC 7636 Appendix B: the verifier of [`CHALLENGE`].
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// An authorization URL for `client_id` at `redirect_uri` (scope `openid`, PKCE), plus
+/// `extra`.
+fn authorize_url(app: &TestApp, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> Url {
+    let mut u = Url::parse(&app.url("/authorize")).unwrap();
+    u.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("scope", "openid"),
+        ("state", "st"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]);
+    u.query_pairs_mut().extend_pairs(extra);
+    u
+}
 
 /// A form-encoded body.
 fn form(pairs: &[(&str, &str)]) -> String {
@@ -34,6 +55,47 @@ async fn post_raw(app: &TestApp, path: &str, (id, secret): (&str, &str), body: &
 
 async fn active_grants(app: &TestApp) -> u64 {
     app.core.store.count_active_grants(app.core.now()).await.unwrap()
+}
+
+/// OIDC Core §3.1.2.1 (errata): max_age=0 is prompt=login, even right after a login in
+/// the same second; with prompt=none it is login_required.
+async fn max_age_zero_forces_a_login(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.user("olga", PASSWORD).await;
+    let id = client.id.as_str();
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let b = browser();
+    let u = authorize_url(&app, id, REDIRECT, &[]);
+    let step = authorize_in_browser(&b, &app, &u, "olga", "allow").await;
+    assert!(
+        matches!(step, Step::LeftIssuer(ref back) if param(back, "code").is_some()),
+        "{step:?}"
+    );
+    let grants = active_grants(&app).await;
+
+    // prompt=none with max_age=0: login_required, to the client, no code.
+    let u = authorize_url(&app, id, REDIRECT, &[("max_age", "0"), ("prompt", "none")]);
+    let back = location(&u, &b.get(u.clone()).send().await.unwrap());
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert_eq!(param(&back, "error").as_deref(), Some("login_required"));
+    assert_eq!(param(&back, "state").as_deref(), Some("st"));
+    assert!(param(&back, "code").is_none());
+
+    // max_age=0 alone: the login page despite the session; a login there answers.
+    let u = authorize_url(&app, id, REDIRECT, &[("max_age", "0")]);
+    let Step::Page { url, html, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
+        panic!("max_age=0 must show the login page")
+    };
+    assert_eq!(url.path(), "/login");
+    assert!(html.contains("id=\"password\""));
+    assert_eq!(active_grants(&app).await, grants, "nothing issued before the login");
+    let r = submit(&b, &url, &html, &[("username", "olga"), ("password", PASSWORD)]).await;
+    let Step::LeftIssuer(back) = follow(&b, &issuer, r, url).await else {
+        panic!("a login in this request satisfies max_age=0")
+    };
+    assert!(param(&back, "code").is_some(), "{back}");
+    app.stop().await;
 }
 
 /// RFC 6749 §3.2: a parameter sent without a value is omitted. So `code=` and
@@ -174,6 +236,7 @@ async fn client_credentials_of(app: &TestApp, creds: (&str, &str)) -> String {
 }
 
 both_backends!(
+    max_age_zero_forces_a_login,
     empty_parameters_are_omitted_at_the_token_endpoints,
     disabling_a_client_revokes_its_outstanding_tokens,
 );

@@ -502,7 +502,10 @@ impl Portcullis {
             Some(_) if req.interaction.login_done => false,
             Some((a, u)) => {
                 req.prompt_login
-                    || req.max_age.is_some_and(|m| now - a.auth_time > m)
+                    // OIDC Core §3.1.2.1 (errata): max_age=0 is equivalent to
+                    // prompt=login. Elapsed time counts whole seconds, so a login in
+                    // this same second would otherwise pass as fresh enough.
+                    || req.max_age.is_some_and(|m| m == 0 || now - a.auth_time > m)
                     // OIDC Core §3.1.2.1: the hinted person is not the one signed in;
                     // with prompt=none that is login_required.
                     || req.hinted_sub.as_ref().is_some_and(|sub| *sub != u.id.to_string())
