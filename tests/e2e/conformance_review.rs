@@ -1,6 +1,6 @@
-//! Conformance fixes from the second review: max_age=0 as prompt=login, parameters
-//! without a value treated as omitted at the token-family endpoints, and a disabled
-//! client's outstanding tokens.
+//! Conformance fixes from the second review: any port on a loopback IP redirect URI,
+//! max_age=0 as prompt=login, parameters without a value treated as omitted at the
+//! token-family endpoints, and a disabled client's outstanding tokens.
 
 use portcullis_core::model::AdminRole;
 use portcullis_tests::{Backend, TestApp, both_backends, browser, http, spawn_app};
@@ -53,8 +53,91 @@ async fn post_raw(app: &TestApp, path: &str, (id, secret): (&str, &str), body: &
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Exchanges `code` (PKCE with [`VERIFIER`]) at `redirect_uri`: status and JSON.
+async fn redeem(app: &TestApp, client: (&str, &str), code: &str, redirect_uri: &str) -> (u16, Value) {
+    let body = form(&[
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", VERIFIER),
+    ]);
+    post_raw(app, "/token", client, &body).await
+}
+
+/// An /authorize request refused with the error page: never redirected anywhere.
+async fn assert_error_page(u: &Url) {
+    let r = browser().get(u.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 400, "{u}");
+    assert!(r.headers().get("location").is_none(), "never redirected: {u}");
+    assert!(r.text().await.unwrap().contains("redirect_uri"), "{u}");
+}
+
 async fn active_grants(app: &TestApp) -> u64 {
     app.core.store.count_active_grants(app.core.now()).await.unwrap()
+}
+
+/// RFC 8252 §7.3 / RFC 9700 §2.1: a registered `http` URI on a loopback IP literal
+/// matches a request on any port; path, query, scheme and host still match exactly,
+/// and every other URI (`localhost` included) is still compared exactly.
+async fn loopback_ip_redirect_uri_accepts_any_port(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client("http://127.0.0.1/cb").await;
+    let (other, _) = app.confidential_client(REDIRECT).await;
+    let (named, _) = app.confidential_client("http://localhost/cb").await;
+    app.user("nora", PASSWORD).await;
+    let id = client.id.as_str();
+    let creds = (id, secret.expose());
+    // The app's own port is on 127.0.0.1 too: pick another so the redirect leaves it.
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let port = if issuer.port() == Some(53121) { 53122 } else { 53121 };
+    let requested = format!("http://127.0.0.1:{port}/cb");
+
+    // Refused with the error page: another path on the loopback IP, another port on a
+    // host name (https or localhost).
+    assert_error_page(&authorize_url(&app, id, &format!("http://127.0.0.1:{port}/other"), &[])).await;
+    assert_error_page(&authorize_url(&app, id, &format!("https://127.0.0.1:{port}/cb"), &[])).await;
+    assert_error_page(&authorize_url(
+        &app,
+        other.id.as_str(),
+        "https://rp.example:8443/callback",
+        &[],
+    ))
+    .await;
+    assert_error_page(&authorize_url(
+        &app,
+        named.id.as_str(),
+        &format!("http://localhost:{port}/cb"),
+        &[],
+    ))
+    .await;
+    assert_eq!(active_grants(&app).await, 0);
+
+    // The flow on the port the app listens on: the response goes there, and the code
+    // is redeemed with that same URI.
+    let b = browser();
+    let u = authorize_url(&app, id, &requested, &[]);
+    let Step::LeftIssuer(back) = authorize_in_browser(&b, &app, &u, "nora", "allow").await else {
+        panic!("expected a redirect to the client")
+    };
+    assert!(back.as_str().starts_with(&format!("{requested}?")), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("st"));
+    let code = param(&back, "code").unwrap();
+    let (s, tokens) = redeem(&app, creds, &code, &requested).await;
+    assert_eq!(s, 200, "{tokens}");
+    assert!(tokens["access_token"].is_string() && tokens["id_token"].is_string());
+    assert_eq!(active_grants(&app).await, 1);
+
+    // RFC 6749 §4.1.3: the token request must name the URI of the authorization
+    // request, port included; the registered form without the port is not it.
+    let Step::LeftIssuer(back) = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
+        panic!("signed in and consented: straight back to the client")
+    };
+    let code = param(&back, "code").unwrap();
+    let (s, body) = redeem(&app, creds, &code, "http://127.0.0.1/cb").await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    assert!(body.get("access_token").is_none());
+    assert_eq!(active_grants(&app).await, 1, "nothing issued");
+    app.stop().await;
 }
 
 /// OIDC Core §3.1.2.1 (errata): max_age=0 is prompt=login, even right after a login in
@@ -236,6 +319,7 @@ async fn client_credentials_of(app: &TestApp, creds: (&str, &str)) -> String {
 }
 
 both_backends!(
+    loopback_ip_redirect_uri_accepts_any_port,
     max_age_zero_forces_a_login,
     empty_parameters_are_omitted_at_the_token_endpoints,
     disabling_a_client_revokes_its_outstanding_tokens,

@@ -178,6 +178,17 @@ pub enum Next {
 
 const MAX_PARAM_LEN: usize = 2048;
 
+/// The redirect URI of a request, as requested (with its port), when `client`
+/// registered it — RFC 9700 §4.1.3 exact match, or RFC 8252 §7.3 any port on a
+/// loopback IP literal ([`RedirectUri::matches_request`]). The code records and the
+/// response goes to the URI as requested, so the token request must repeat that port.
+fn requested_redirect(client: &Client, requested: &str) -> Option<RedirectUri> {
+    if !client.redirect_uris.iter().any(|r| r.matches_request(requested)) {
+        return None;
+    }
+    RedirectUri::parse(requested).ok()
+}
+
 /// Plain-words description of a scope for the consent page.
 pub fn scope_description(scope: &str) -> String {
     match scope {
@@ -240,10 +251,10 @@ impl Portcullis {
         };
         let (redirect_uri, explicit) = match p.redirect_uri.as_deref() {
             Some(raw) => {
-                // RFC 9700 §4.1.3: exact string comparison.
-                let found = client.redirect_uris.iter().find(|r| r.as_str() == raw).cloned();
+                // RFC 9700 §4.1.3: exact string comparison; RFC 8252 §7.3: any port on
+                // a loopback IP literal. The URI is kept as requested, port included.
                 (
-                    found.ok_or_else(|| {
+                    requested_redirect(&client, raw).ok_or_else(|| {
                         AuthorizeError::Page("The redirect_uri is not registered for this application.".into())
                     })?,
                     true,
@@ -460,12 +471,7 @@ impl Portcullis {
             .await?
             .filter(|c| !c.disabled)
             .ok_or_else(stale)?;
-        let uri = client
-            .redirect_uris
-            .iter()
-            .find(|r| r.as_str() == req.redirect_uri)
-            .cloned()
-            .ok_or_else(stale)?;
+        let uri = requested_redirect(&client, &req.redirect_uri).ok_or_else(stale)?;
         let scope = ScopeSet::parse(&req.scope).map_err(|_| stale())?;
         Ok((client, uri, scope))
     }

@@ -65,7 +65,8 @@ impl ClientId {
 string_newtype_serde!(ClientId);
 
 /// A redirect URI: absolute, no fragment (RFC 6749 §3.1.2). Compared by exact string
-/// (RFC 9700 §4.1.3), never by its normalised form.
+/// (RFC 9700 §4.1.3), never by its normalised form — but for the port of a loopback IP
+/// literal in a request (RFC 8252 §7.3, [`RedirectUri::matches_request`]).
 #[derive(Debug, Clone)]
 pub struct RedirectUri {
     raw: String,
@@ -139,12 +140,55 @@ impl RedirectUri {
         &self.raw
     }
 
+    /// Whether an authorization request's `redirect_uri` names this registered URI.
+    /// RFC 9700 §4.1.3: exact string comparison — except that RFC 8252 §7.3 (and
+    /// RFC 9700 §2.1) let a native app listening on a loopback IP literal use any port,
+    /// since the OS picks it at run time. So for a registered `http` URI whose host is
+    /// a loopback IP literal (never `localhost`, RFC 8252 §8.3), everything but the
+    /// port is still compared exactly: scheme, host, path and query.
+    pub fn matches_request(&self, requested: &str) -> bool {
+        if self.raw == requested {
+            return true;
+        }
+        let loopback_ip = match self.url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            _ => false,
+        };
+        if self.url.scheme() != "http" || !loopback_ip {
+            return false;
+        }
+        match (without_port(&self.raw), without_port(requested)) {
+            (Some(registered), Some(requested)) => registered == requested,
+            _ => false,
+        }
+    }
+
     /// The parsed URI, for appending response parameters.
     pub fn url(&self) -> &Url {
         &self.url
     }
 }
 string_newtype_serde!(RedirectUri);
+
+/// `uri` as written, without the `:port` of its authority; `None` when the authority
+/// does not end in a host and an optional all-digit port.
+fn without_port(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host_end = if authority.starts_with('[') {
+        authority.find(']')? + 1
+    } else {
+        authority.rfind(':').unwrap_or(authority.len())
+    };
+    let (host, port) = authority.split_at(host_end);
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(p) => !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()),
+    };
+    port_ok.then(|| format!("{scheme}://{host}{tail}"))
+}
 
 /// One scope token (RFC 6749 §3.3: 1*NQCHAR, %x21 / %x23-5B / %x5D-7E).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -401,6 +445,33 @@ mod tests {
         assert_eq!(s.as_string(), "email openid profile");
         assert!(ScopeSet::parse("bad\"scope").is_err());
         assert!(ScopeSet::parse("bad\\scope").is_err());
+    }
+
+    #[test]
+    fn loopback_ip_redirect_uris_match_any_port() {
+        let v4 = RedirectUri::parse_registered("http://127.0.0.1/cb?x=1").unwrap();
+        assert!(v4.matches_request("http://127.0.0.1/cb?x=1"));
+        assert!(v4.matches_request("http://127.0.0.1:53121/cb?x=1"));
+        assert!(!v4.matches_request("http://127.0.0.1:53121/other?x=1"));
+        assert!(!v4.matches_request("http://127.0.0.1:53121/cb?x=2"));
+        assert!(!v4.matches_request("http://127.0.0.1:53121/cb"));
+        assert!(!v4.matches_request("https://127.0.0.1:53121/cb?x=1"));
+        assert!(!v4.matches_request("http://127.0.0.2:53121/cb?x=1"));
+        assert!(!v4.matches_request("http://u@127.0.0.1:53121/cb?x=1"));
+        assert!(!v4.matches_request("http://127.0.0.1:/cb?x=1"));
+        assert!(!v4.matches_request("http://127.0.0.1:5x/cb?x=1"));
+        let with_port = RedirectUri::parse_registered("http://127.0.0.1:8080/cb").unwrap();
+        assert!(with_port.matches_request("http://127.0.0.1/cb"));
+        assert!(with_port.matches_request("http://127.0.0.1:9/cb"));
+        let v6 = RedirectUri::parse_registered("http://[::1]:1/cb").unwrap();
+        assert!(v6.matches_request("http://[::1]:61000/cb"));
+        assert!(!v6.matches_request("http://[::2]:61000/cb"));
+        // RFC 8252 §8.3: not `localhost`, and anything else stays an exact match.
+        let name = RedirectUri::parse_registered("http://localhost/cb").unwrap();
+        assert!(!name.matches_request("http://localhost:53121/cb"));
+        let https = RedirectUri::parse_registered("https://app.example/cb").unwrap();
+        assert!(!https.matches_request("https://app.example:8443/cb"));
+        assert!(https.matches_request("https://app.example/cb"));
     }
 
     #[test]
