@@ -50,6 +50,7 @@ contract!(
     ping,
     client_roundtrip_and_conflict,
     client_update,
+    client_update_revoking,
     client_list_search,
     client_delete_cascades,
     user_roundtrip_conflict_and_search,

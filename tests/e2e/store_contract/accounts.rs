@@ -61,6 +61,44 @@ pub(super) async fn client_update<S: Store>(s: S) {
     assert!(matches!(s.update_client(&missing).await, Err(StoreError::NotFound)));
 }
 
+/// Disabling a client: the update and its revocation in one transaction; the
+/// `ClientUntil` target comes back from the log as written.
+pub(super) async fn client_update_revoking<S: Store>(s: S) {
+    let c = client("web-app", "Web App");
+    s.insert_client(&c).await.unwrap();
+    let disabled = Client {
+        disabled: true,
+        updated_at: T0 + secs(100),
+        ..c.clone()
+    };
+    let rev = Revocation {
+        target: RevocationTarget::ClientUntil {
+            client_id: c.id.as_str().to_owned(),
+            issued_until: (T0 + secs(100)).unix_timestamp(),
+        },
+        expires_at: T0 + secs(700),
+    };
+    s.update_client_revoking(&disabled, std::slice::from_ref(&rev))
+        .await
+        .unwrap();
+    assert_eq!(s.get_client(&c.id).await.unwrap(), Some(disabled));
+    assert_eq!(logged(&s, &rev.target).await.unwrap().revocation, rev);
+
+    let missing = client("missing", "Missing");
+    let other = Revocation {
+        target: RevocationTarget::ClientUntil {
+            client_id: "missing".into(),
+            issued_until: 1,
+        },
+        expires_at: T0 + secs(700),
+    };
+    assert!(matches!(
+        s.update_client_revoking(&missing, std::slice::from_ref(&other)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(logged(&s, &other.target).await.is_none(), "nothing recorded");
+}
+
 pub(super) async fn client_list_search<S: Store>(s: S) {
     for (id, name) in [("svc-GAMMA", "Zeta service"), ("a1", "alpha App"), ("b2", "Beta")] {
         s.insert_client(&client(id, name)).await.unwrap();
