@@ -1,6 +1,7 @@
 //! Two `portcullis serve` nodes on one PostgreSQL, as behind a load balancer (one
 //! issuer, two listeners): a token issued by one is active at the other, and a
-//! revocation at one is seen by the other within a second.
+//! revocation at one (of a token, or of a disabled client's tokens) is seen by the other
+//! within a second.
 
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,49 @@ async fn two_nodes_share_tokens_and_revocations() {
         assert!(
             started.elapsed() < Duration::from_secs(1),
             "node B still reports the revoked token active after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A client disabled at one node: its outstanding tokens are inactive at the other
+/// within a second (the revocation travels like any other).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_disabled_at_one_node_loses_its_tokens_at_the_other() {
+    let (url, _) = fresh_database(Backend::Postgres).await;
+    let a = spawn_app_on(&url, None).await;
+    let issuer = a.issuer.clone();
+    let b = spawn_with(&url, None, |s| {
+        s.core.issuer = issuer.clone();
+        s.core.access_token_audience = issuer.clone();
+        s.core.resync_interval = Duration::from_secs(30);
+    })
+    .await;
+    let (client, secret) = a.confidential_client("https://app.example/cb").await;
+    let (rs, rs_secret) = a.confidential_client("https://rs.example/cb").await;
+    let (rs_id, rs_sec) = (rs.id.as_str(), rs_secret.expose());
+    let token: Value = http()
+        .post(a.url("/token"))
+        .basic_auth(client.id.as_str(), Some(secret.expose()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    assert_eq!(introspect(&b, rs_id, rs_sec, access).await["active"], true);
+
+    a.core.set_client_disabled(&client.id, true, "test").await.unwrap();
+    assert_eq!(introspect(&a, rs_id, rs_sec, access).await["active"], false);
+    let started = Instant::now();
+    while introspect(&b, rs_id, rs_sec, access).await["active"] != false {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "node B still reports the disabled client's token active after a second"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
