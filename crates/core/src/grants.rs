@@ -229,7 +229,11 @@ impl Portcullis {
         let now = self.now();
         let hash = sha256(token.expose().as_bytes());
         let invalid = || invalid_grant("the refresh token is invalid, expired or revoked");
-        let (stored, grant) = self.store.get_refresh_token(&hash).await?.ok_or_else(invalid)?;
+        let (stored, grant, user) = self
+            .store
+            .get_refresh_token_with_user(&hash)
+            .await?
+            .ok_or_else(invalid)?;
         if stored.client_id != client.id {
             return Err(invalid());
         }
@@ -248,7 +252,6 @@ impl Portcullis {
             }
             _ => grant.scope.clone(),
         };
-        let user = self.store.get_user(grant.user_id).await?;
         let (new_token, new_record) = self.new_refresh_token(client, &grant, now)?.ok_or_else(invalid)?;
         let reuse_expiry = now + self.settings.max_access_token_ttl();
         match self
@@ -273,7 +276,9 @@ impl Portcullis {
             }
             RefreshRotation::Invalid => return Err(invalid()),
         }
-        let user = user.filter(|u| !u.disabled).ok_or_else(invalid)?;
+        if user.disabled {
+            return Err(invalid());
+        }
         self.audit(
             Event::new("token.refreshed")
                 .client(client.id.as_str())

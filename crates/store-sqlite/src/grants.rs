@@ -2,7 +2,7 @@
 //! user and refresh use cases share.
 
 use async_trait::async_trait;
-use portcullis_core::model::{Digest, Grant, RefreshToken, Revocation, RevocationTarget};
+use portcullis_core::model::{Digest, Grant, RefreshToken, Revocation, RevocationTarget, User};
 use portcullis_core::repo::{GrantRepo, RefreshRepo, RefreshRotation, StoreResult};
 use sqlx::{FromRow, SqliteConnection};
 use time::OffsetDateTime;
@@ -117,6 +117,39 @@ pub(crate) async fn insert_refresh_token(conn: &mut SqliteConnection, t: &Refres
     .await
     .conflict("refresh token")?;
     Ok(())
+}
+
+/// A refresh row with the grant's user (`u_` columns; the user's id is the grant's).
+#[derive(FromRow)]
+struct RefreshUserRow {
+    #[sqlx(flatten)]
+    refresh: RefreshRow,
+    u_username: String,
+    u_email: Option<String>,
+    u_email_verified: bool,
+    u_name: Option<String>,
+    u_password_hash: String,
+    u_disabled: bool,
+    u_created_at: i64,
+    u_updated_at: i64,
+}
+
+impl RefreshUserRow {
+    fn into_triple(self) -> StoreResult<(RefreshToken, Grant, User)> {
+        let (token, grant) = self.refresh.into_pair()?;
+        let user = User {
+            id: grant.user_id,
+            username: self.u_username,
+            email: self.u_email,
+            email_verified: self.u_email_verified,
+            name: self.u_name,
+            password_hash: self.u_password_hash,
+            disabled: self.u_disabled,
+            created_at: codec::time("users.created_at", self.u_created_at)?,
+            updated_at: codec::time("users.updated_at", self.u_updated_at)?,
+        };
+        Ok((token, grant, user))
+    }
 }
 
 /// Marks one grant revoked and deletes its refresh tokens. True if it was not revoked before.
@@ -261,6 +294,31 @@ impl RefreshRepo for SqliteStore {
         .await
         .db()?
         .map(RefreshRow::into_pair)
+        .transpose()
+    }
+
+    async fn get_refresh_token_with_user(
+        &self,
+        token_hash: &Digest,
+    ) -> StoreResult<Option<(RefreshToken, Grant, User)>> {
+        // Grants cascade with their user, so the inner join loses no live grant.
+        sqlx::query_as::<_, RefreshUserRow>(
+            "SELECT g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, g.created_at, \
+                    g.expires_at, g.revoked_at, \
+                    rt.token_hash AS rt_token_hash, rt.grant_id AS rt_grant_id, rt.client_id AS rt_client_id, \
+                    rt.scope AS rt_scope, rt.created_at AS rt_created_at, rt.expires_at AS rt_expires_at, \
+                    rt.used_at AS rt_used_at, \
+                    u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, \
+                    u.name AS u_name, u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
+                    u.created_at AS u_created_at, u.updated_at AS u_updated_at \
+             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id JOIN users u ON u.id = g.user_id \
+             WHERE rt.token_hash = $1",
+        )
+        .bind(token_hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .map(RefreshUserRow::into_triple)
         .transpose()
     }
 

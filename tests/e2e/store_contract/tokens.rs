@@ -100,6 +100,12 @@ pub(super) async fn code_redeem_then_replay<S: Store>(s: S) {
         s.get_refresh_token(&r.token_hash).await.unwrap(),
         Some((r.clone(), g.clone()))
     );
+    // The read of a refresh rotation: the same token and grant, with the grant's user.
+    assert_eq!(
+        s.get_refresh_token_with_user(&r.token_hash).await.unwrap(),
+        Some((r.clone(), g.clone(), s.get_user(u.id).await.unwrap().unwrap()))
+    );
+    assert_eq!(s.get_refresh_token_with_user(&random_digest()).await.unwrap(), None);
     assert_eq!(s.get_code(&k.code_hash, at).await.unwrap(), None);
     assert!(log(&s).await.is_empty());
 
