@@ -3,14 +3,10 @@
 //! argon2 memory from its first hash on. A login flood therefore costs at most that many
 //! cores and that much memory (allocating the blocks per hash on the blocking pool let
 //! the allocator keep freed blocks in per-thread arenas: 840 MB of RSS under a flood).
-//! A thread that has had no job for a while gives its memory back, so a server that is
-//! idle after a burst of logins returns to its idle size (issue 7).
 //! A caller that waits too long for its turn gets `Busy` (503) instead of queueing
 //! without bound.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
@@ -33,13 +29,7 @@ pub struct PasswordHasher {
     /// A hash of a random password, verified when the user does not exist so that the
     /// answer takes as long either way and does not reveal which usernames exist.
     dummy_hash: Arc<String>,
-    /// How many hashing threads hold their argon2 memory now.
-    holding: Arc<AtomicUsize>,
 }
-
-/// How long a hashing thread keeps its 19 MiB without a job. Allocating them again costs
-/// about a millisecond, against ~50 ms for the hash itself.
-const IDLE_RELEASE: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,24 +52,16 @@ fn params() -> Result<Params> {
 impl PasswordHasher {
     /// `max_concurrent` hashing threads; further callers wait their turn.
     pub fn new(max_concurrent: usize) -> Result<Self> {
-        Self::with_idle_release(max_concurrent, IDLE_RELEASE)
-    }
-
-    /// [`PasswordHasher::new`], with threads that give their memory back after `idle`
-    /// without a job.
-    pub fn with_idle_release(max_concurrent: usize, idle: Duration) -> Result<Self> {
         let threads = max_concurrent.max(1);
         let params = params()?;
         let (jobs, rx) = mpsc::sync_channel::<Job>(threads);
         let rx = Arc::new(Mutex::new(rx));
-        let holding = Arc::new(AtomicUsize::new(0));
         for i in 0..threads {
             let rx = Arc::clone(&rx);
             let params = params.clone();
-            let holding = Arc::clone(&holding);
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || worker(&params, &rx, idle, &holding))
+                .spawn(move || worker(&params, &rx))
                 .map_err(|e| Error::Unexpected(format!("starting a hashing thread: {e}")))?;
         }
         // A random salt and a random output in today's PHC format: verifying against it
@@ -90,13 +72,7 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(threads)),
             jobs,
             dummy_hash: Arc::new(dummy),
-            holding,
         })
-    }
-
-    /// How many hashing threads hold their argon2 memory (19 MiB each) now.
-    pub fn threads_holding_memory(&self) -> usize {
-        self.holding.load(Ordering::Relaxed)
     }
 
     /// Runs a job on the pool once a thread is free (or answers `Busy` after `MAX_WAIT`).
@@ -142,42 +118,26 @@ impl PasswordHasher {
     }
 }
 
-/// One hashing thread: takes jobs until the hasher is dropped, reusing its blocks while
-/// busy and dropping them after `idle` without a job.
-fn worker(params: &Params, rx: &Mutex<mpsc::Receiver<Job>>, idle: Duration, holding: &AtomicUsize) {
+/// One hashing thread: takes jobs until the hasher is dropped, reusing its blocks.
+fn worker(params: &Params, rx: &Mutex<mpsc::Receiver<Job>>) {
     // Allocated at the first job, not at start: an idle server keeps its memory small.
     let mut blocks: Vec<Block> = Vec::new();
     loop {
-        // Only one idle thread waits on the channel at a time (the others wait for the
-        // lock), so each one's timeout comes round in turn.
         let job = match rx.lock() {
-            Ok(rx) => rx.recv_timeout(idle),
+            Ok(rx) => rx.recv(),
             Err(_) => return,
         };
-        let job = match job {
-            Ok(job) => job,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if !blocks.is_empty() {
-                    // One allocation of 19 MiB: the allocator maps it on its own and
-                    // unmaps it here, so the memory goes back to the system.
-                    blocks = Vec::new();
-                    holding.fetch_sub(1, Ordering::Relaxed);
-                }
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        if blocks.is_empty() {
+        if job.is_ok() && blocks.is_empty() {
             blocks = vec![Block::default(); params.block_count()];
-            holding.fetch_add(1, Ordering::Relaxed);
         }
         match job {
-            Job::Hash(pw, reply) => {
+            Ok(Job::Hash(pw, reply)) => {
                 let _ = reply.send(hash_in(params, pw.expose().as_bytes(), &mut blocks));
             }
-            Job::Verify(pw, phc, reply) => {
+            Ok(Job::Verify(pw, phc, reply)) => {
                 let _ = reply.send(verify_in(pw.expose().as_bytes(), &phc, &mut blocks));
             }
+            Err(_) => return,
         }
     }
 }
@@ -250,23 +210,6 @@ mod tests {
         assert!(h.verify(&Secret::new("correct horse"), Some(&phc)).await.unwrap());
         assert!(!h.verify(&Secret::new("wrong horse"), Some(&phc)).await.unwrap());
         assert!(!h.verify(&Secret::new("correct horse"), None).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn idle_threads_give_their_memory_back() {
-        let h = PasswordHasher::with_idle_release(2, Duration::from_millis(100)).unwrap();
-        assert_eq!(h.threads_holding_memory(), 0, "nothing allocated before the first hash");
-        let phc = h.hash(&Secret::new("correct horse")).await.unwrap();
-        assert_eq!(h.threads_holding_memory(), 1);
-        let mut waited = Duration::ZERO;
-        while h.threads_holding_memory() > 0 && waited < Duration::from_secs(5) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            waited += Duration::from_millis(20);
-        }
-        assert_eq!(h.threads_holding_memory(), 0, "released after the idle time");
-        // And allocated again for the next job, which still works.
-        assert!(h.verify(&Secret::new("correct horse"), Some(&phc)).await.unwrap());
-        assert_eq!(h.threads_holding_memory(), 1);
     }
 
     #[test]
