@@ -231,7 +231,10 @@ impl Portcullis {
         client.logo_uri = v.logo_uri;
         client.policy_uri = v.policy_uri;
         client.updated_at = self.now();
-        self.store.update_client(&client).await.map_err(not_found("client"))?;
+        self.store
+            .update_client(&client, &[])
+            .await
+            .map_err(not_found("client"))?;
         self.client_cache.invalidate(&client.id);
         self.audit(Event::new("admin.client.updated").by(&actor).client(id.as_str()));
         Ok(client)
@@ -255,7 +258,10 @@ impl Portcullis {
         let secret = new_secret()?;
         client.secret_hash = Some(sha256(secret.expose().as_bytes()));
         client.updated_at = self.now();
-        self.store.update_client(&client).await.map_err(not_found("client"))?;
+        self.store
+            .update_client(&client, &[])
+            .await
+            .map_err(not_found("client"))?;
         self.client_cache.invalidate(&client.id);
         self.audit(Event::new("admin.client.secret_rotated").by(&actor).client(id.as_str()));
         Ok(secret)
@@ -280,26 +286,24 @@ impl Portcullis {
         let now = self.now();
         client.disabled = disabled;
         client.updated_at = now;
-        if disabled {
-            // A disabled client's outstanding access tokens stop working at once
-            // (introspection, userinfo), as a deleted client's do; the tokens it gets
-            // once re-enabled are not covered.
-            let revocation = Revocation {
+        // A disabled client's outstanding access tokens stop working at once
+        // (introspection, userinfo), as a deleted client's do; the tokens it gets once
+        // re-enabled are not covered.
+        let revocations: Vec<Revocation> = disabled
+            .then(|| Revocation {
                 target: RevocationTarget::ClientUntil {
                     client_id: id.as_str().to_owned(),
                     issued_until: now.unix_timestamp(),
                 },
                 expires_at: now + self.settings.max_access_token_ttl(),
-            };
-            let revocations = std::slice::from_ref(&revocation);
-            self.store
-                .update_client_revoking(&client, revocations)
-                .await
-                .map_err(not_found("client"))?;
-            self.revocations.insert_local(revocations);
-        } else {
-            self.store.update_client(&client).await.map_err(not_found("client"))?;
-        }
+            })
+            .into_iter()
+            .collect();
+        self.store
+            .update_client(&client, &revocations)
+            .await
+            .map_err(not_found("client"))?;
+        self.revocations.insert_local(&revocations);
         self.client_cache.invalidate(&client.id);
         let what = if disabled {
             "admin.client.disabled"

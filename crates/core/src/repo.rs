@@ -34,11 +34,10 @@ pub trait ClientRepo: Send + Sync {
     async fn get_client(&self, id: &ClientId) -> StoreResult<Option<Client>>;
     /// Clients whose id or name contains `search` (case-insensitive), by name.
     async fn list_clients(&self, search: Option<&str>) -> StoreResult<Vec<Client>>;
-    /// Replaces every field but `id` and `created_at`; `NotFound` if absent.
-    async fn update_client(&self, client: &Client) -> StoreResult<()>;
-    /// Replaces the client as `update_client` does and, in the same transaction, records
-    /// `revocations` (disabling a client revokes its outstanding tokens).
-    async fn update_client_revoking(&self, client: &Client, revocations: &[Revocation]) -> StoreResult<()>;
+    /// Replaces every field but `id` and `created_at` and, in the same transaction,
+    /// records `revocations` (disabling a client revokes its outstanding tokens);
+    /// `NotFound` if absent.
+    async fn update_client(&self, client: &Client, revocations: &[Revocation]) -> StoreResult<()>;
     /// Deletes the client and, in the same transaction, its codes, grants, refresh tokens
     /// and consents, and records `revocations` (its grants and itself). `NotFound` if absent.
     async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()>;

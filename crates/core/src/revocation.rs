@@ -24,16 +24,21 @@ struct Inner {
 
 impl Inner {
     fn add(&mut self, r: Revocation) {
-        if let RevocationTarget::ClientUntil {
-            client_id,
-            issued_until,
-        } = &r.target
-        {
-            let u = self.client_until.entry(client_id.clone()).or_insert(*issued_until);
-            *u = (*u).max(*issued_until);
-        }
+        raise_client_until(&mut self.client_until, &r.target);
         let e = self.entries.entry(r.target).or_insert(r.expires_at);
         *e = (*e).max(r.expires_at);
+    }
+}
+
+/// Keeps, per client, the latest cut-off of its `ClientUntil` targets.
+fn raise_client_until(client_until: &mut HashMap<String, i64>, target: &RevocationTarget) {
+    if let RevocationTarget::ClientUntil {
+        client_id,
+        issued_until,
+    } = target
+    {
+        let u = client_until.entry(client_id.clone()).or_insert(*issued_until);
+        *u = (*u).max(*issued_until);
     }
 }
 
@@ -89,16 +94,9 @@ impl RevocationSet {
             let before = inner.entries.len();
             inner.entries.retain(|_, exp| *exp > now);
             if inner.entries.len() != before {
-                let mut client_until: HashMap<String, i64> = HashMap::new();
+                let mut client_until = HashMap::new();
                 for target in inner.entries.keys() {
-                    if let RevocationTarget::ClientUntil {
-                        client_id,
-                        issued_until,
-                    } = target
-                    {
-                        let u = client_until.entry(client_id.clone()).or_insert(*issued_until);
-                        *u = (*u).max(*issued_until);
-                    }
+                    raise_client_until(&mut client_until, target);
                 }
                 inner.client_until = client_until;
             }

@@ -148,15 +148,7 @@ impl ClientRepo for SqliteStore {
         .collect()
     }
 
-    async fn update_client(&self, client: &Client) -> StoreResult<()> {
-        let done = bind_client(UPDATE, client)?.execute(&self.writer).await.db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
-    }
-
-    async fn update_client_revoking(&self, client: &Client, revocations: &[Revocation]) -> StoreResult<()> {
+    async fn update_client(&self, client: &Client, revocations: &[Revocation]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         let done = bind_client(UPDATE, client)?.execute(&mut *tx).await.db()?;
         if done.rows_affected() == 0 {

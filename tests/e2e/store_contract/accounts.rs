@@ -47,7 +47,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.updated_at = T0 + secs(100);
     // created_at is not updatable.
     changed.created_at = T0 + secs(50);
-    s.update_client(&changed).await.unwrap();
+    s.update_client(&changed, &[]).await.unwrap();
     let stored = s.get_client(&c.id).await.unwrap().unwrap();
     assert_eq!(
         stored,
@@ -58,7 +58,10 @@ pub(super) async fn client_update<S: Store>(s: S) {
     );
 
     let missing = client("missing", "Missing");
-    assert!(matches!(s.update_client(&missing).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        s.update_client(&missing, &[]).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 /// Disabling a client: the update and its revocation in one transaction; the
@@ -78,9 +81,7 @@ pub(super) async fn client_update_revoking<S: Store>(s: S) {
         },
         expires_at: T0 + secs(700),
     };
-    s.update_client_revoking(&disabled, std::slice::from_ref(&rev))
-        .await
-        .unwrap();
+    s.update_client(&disabled, std::slice::from_ref(&rev)).await.unwrap();
     assert_eq!(s.get_client(&c.id).await.unwrap(), Some(disabled));
     assert_eq!(logged(&s, &rev.target).await.unwrap().revocation, rev);
 
@@ -93,7 +94,7 @@ pub(super) async fn client_update_revoking<S: Store>(s: S) {
         expires_at: T0 + secs(700),
     };
     assert!(matches!(
-        s.update_client_revoking(&missing, std::slice::from_ref(&other)).await,
+        s.update_client(&missing, std::slice::from_ref(&other)).await,
         Err(StoreError::NotFound)
     ));
     assert!(logged(&s, &other.target).await.is_none(), "nothing recorded");
