@@ -69,6 +69,8 @@ contract!(
     refresh_rotate_then_reuse,
     refresh_invalid_cases,
     refresh_concurrent_rotation,
+    refresh_live_rotation,
+    refresh_live_concurrent_rotation,
     revocation_log,
     consents,
     sessions,

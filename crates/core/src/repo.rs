@@ -163,6 +163,21 @@ pub trait RefreshRepo: Send + Sync {
         &self,
         token_hash: &Digest,
     ) -> StoreResult<Option<(RefreshToken, Grant, User)>>;
+    /// Refresh rotation's common case, in one statement on PostgreSQL (issue 7): if
+    /// `old_hash` is unused, unexpired, issued to `client_id`, and its grant is neither
+    /// revoked nor expired, marks it used and inserts its successor `new_hash` with the
+    /// grant's scope, expiring at `expires_at` or at the grant's expiry if that is sooner.
+    /// Returns the successor with its grant and the grant's user. `None` when any of
+    /// this does not hold, and then nothing is written: the caller takes the general path
+    /// (`get_refresh_token_with_user`, then `rotate_refresh_token`), which tells why.
+    async fn rotate_live_refresh_token(
+        &self,
+        old_hash: &Digest,
+        client_id: &ClientId,
+        new_hash: &Digest,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<Option<(RefreshToken, Grant, User)>>;
     /// In one transaction: mark `old_hash` used if it is unused, unexpired and its grant is
     /// live, and insert `new`; if it was already used, revoke the grant (recording
     /// `reuse_revocation`) — RFC 9700 §4.14.2.

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use portcullis_core::model::{Digest, Grant, RefreshToken, Revocation, RevocationTarget, User};
 use portcullis_core::repo::{GrantRepo, RefreshRepo, RefreshRotation, StoreResult};
+use portcullis_protocol::ClientId;
 use sqlx::{FromRow, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -118,6 +119,19 @@ pub(crate) async fn insert_refresh_token(conn: &mut SqliteConnection, t: &Refres
     .conflict("refresh token")?;
     Ok(())
 }
+
+/// A refresh token by digest with its grant and the grant's user, as `RefreshUserRow`.
+/// Grants cascade with their user, so the inner join loses no live grant.
+const REFRESH_WITH_USER: &str = "SELECT g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, \
+        g.created_at, g.expires_at, g.revoked_at, \
+        rt.token_hash AS rt_token_hash, rt.grant_id AS rt_grant_id, rt.client_id AS rt_client_id, \
+        rt.scope AS rt_scope, rt.created_at AS rt_created_at, rt.expires_at AS rt_expires_at, \
+        rt.used_at AS rt_used_at, \
+        u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, \
+        u.name AS u_name, u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
+        u.created_at AS u_created_at, u.updated_at AS u_updated_at \
+     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id JOIN users u ON u.id = g.user_id \
+     WHERE rt.token_hash = $1";
 
 /// A refresh row with the grant's user (`u_` columns; the user's id is the grant's).
 #[derive(FromRow)]
@@ -301,25 +315,61 @@ impl RefreshRepo for SqliteStore {
         &self,
         token_hash: &Digest,
     ) -> StoreResult<Option<(RefreshToken, Grant, User)>> {
-        // Grants cascade with their user, so the inner join loses no live grant.
-        sqlx::query_as::<_, RefreshUserRow>(
-            "SELECT g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, g.created_at, \
-                    g.expires_at, g.revoked_at, \
-                    rt.token_hash AS rt_token_hash, rt.grant_id AS rt_grant_id, rt.client_id AS rt_client_id, \
-                    rt.scope AS rt_scope, rt.created_at AS rt_created_at, rt.expires_at AS rt_expires_at, \
-                    rt.used_at AS rt_used_at, \
-                    u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, \
-                    u.name AS u_name, u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
-                    u.created_at AS u_created_at, u.updated_at AS u_updated_at \
-             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id JOIN users u ON u.id = g.user_id \
-             WHERE rt.token_hash = $1",
+        sqlx::query_as::<_, RefreshUserRow>(REFRESH_WITH_USER)
+            .bind(token_hash.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+            .map(RefreshUserRow::into_triple)
+            .transpose()
+    }
+
+    async fn rotate_live_refresh_token(
+        &self,
+        old_hash: &Digest,
+        client_id: &ClientId,
+        new_hash: &Digest,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<Option<(RefreshToken, Grant, User)>> {
+        // The write lock is held from the start, so a concurrent rotation of the same token
+        // runs wholly before or after this one and finds it used.
+        let mut tx = self.write_tx().await?;
+        let rotated: Option<String> = sqlx::query_scalar(
+            "UPDATE refresh_tokens SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND client_id = $3 \
+               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
+                                AND g.revoked_at IS NULL AND g.expires_at > $2) \
+             RETURNING grant_id",
         )
-        .bind(token_hash.as_slice())
-        .fetch_optional(&self.pool)
+        .bind(old_hash.as_slice())
+        .bind(codec::ts(now))
+        .bind(client_id.as_str())
+        .fetch_optional(&mut *tx)
         .await
-        .db()?
-        .map(RefreshUserRow::into_triple)
-        .transpose()
+        .db()?;
+        let Some(grant_id) = rotated else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
+             SELECT $1, id, $2, scope, $3, MIN($4, expires_at), NULL FROM grants WHERE id = $5",
+        )
+        .bind(new_hash.as_slice())
+        .bind(client_id.as_str())
+        .bind(codec::ts(now))
+        .bind(codec::ts(expires_at))
+        .bind(&grant_id)
+        .execute(&mut *tx)
+        .await
+        .conflict("refresh token")?;
+        let row = sqlx::query_as::<_, RefreshUserRow>(REFRESH_WITH_USER)
+            .bind(new_hash.as_slice())
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()?;
+        row.map(RefreshUserRow::into_triple).transpose()
     }
 
     async fn rotate_refresh_token(

@@ -368,6 +368,112 @@ pub(super) async fn refresh_concurrent_rotation<S: Store + Clone>(s: S) {
     }
 }
 
+pub(super) async fn refresh_live_rotation<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let (g, r1) = issue(&s, &c, &u, T0).await;
+    let user = s.get_user(u.id).await.unwrap().unwrap();
+    let at = T0 + secs(60);
+    let new_hash = random_digest();
+    let rotated = s
+        .rotate_live_refresh_token(&r1.token_hash, &c.id, &new_hash, at, at + Duration::days(14))
+        .await
+        .unwrap();
+    let successor = RefreshToken {
+        token_hash: new_hash,
+        grant_id: g.id,
+        client_id: c.id.clone(),
+        scope: g.scope.clone(),
+        created_at: at,
+        expires_at: at + Duration::days(14),
+        used_at: None,
+    };
+    assert_eq!(rotated, Some((successor.clone(), g.clone(), user.clone())));
+    assert_eq!(
+        s.get_refresh_token(&r1.token_hash).await.unwrap().unwrap().0.used_at,
+        Some(at)
+    );
+    assert_eq!(
+        s.get_refresh_token(&new_hash).await.unwrap(),
+        Some((successor.clone(), g.clone()))
+    );
+
+    // The successor never outlives its grant.
+    let later = at + secs(1);
+    let capped_hash = random_digest();
+    let (capped, _, _) = s
+        .rotate_live_refresh_token(&new_hash, &c.id, &capped_hash, later, g.expires_at + secs(100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(capped.expires_at, g.expires_at);
+
+    // Each refusal writes nothing: a used token (reuse detection is the general path's),
+    // another client, an unknown token, an expired token, a revoked grant.
+    let other = client("other", "other app");
+    s.insert_client(&other).await.unwrap();
+    let (g2, r2) = issue(&s, &c, &u, T0).await;
+    let refused = [
+        (r1.token_hash, c.id.clone(), later),
+        (r2.token_hash, other.id.clone(), later),
+        (random_digest(), c.id.clone(), later),
+        (r2.token_hash, c.id.clone(), r2.expires_at),
+    ];
+    for (old, client_id, when) in refused {
+        let fresh = random_digest();
+        assert_eq!(
+            s.rotate_live_refresh_token(&old, &client_id, &fresh, when, when + secs(600))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.get_refresh_token(&fresh).await.unwrap(), None);
+    }
+    assert_eq!(s.get_grant(g.id).await.unwrap().unwrap().revoked_at, None);
+    assert_eq!(
+        s.get_refresh_token(&r2.token_hash).await.unwrap().unwrap().0.used_at,
+        None
+    );
+    assert!(log(&s).await.is_empty());
+    let (g3, r3) = issue(&s, &c, &u, T0).await;
+    s.revoke_grant(g3.id, later, &grant_revocation(g3.id, later + secs(600)))
+        .await
+        .unwrap();
+    let fresh = random_digest();
+    assert_eq!(
+        s.rotate_live_refresh_token(&r3.token_hash, &c.id, &fresh, later, later + secs(600))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(s.get_refresh_token(&fresh).await.unwrap(), None);
+    assert_eq!(s.get_grant(g2.id).await.unwrap().unwrap().revoked_at, None);
+}
+
+pub(super) async fn refresh_live_concurrent_rotation<S: Store + Clone>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    for _ in 0..5 {
+        let (_, r) = issue(&s, &c, &u, T0).await;
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                let client_id = c.id.clone();
+                let old = r.token_hash;
+                tokio::spawn(async move {
+                    s.rotate_live_refresh_token(&old, &client_id, &random_digest(), T0, T0 + secs(600))
+                        .await
+                        .unwrap()
+                        .is_some()
+                })
+            })
+            .collect();
+        let mut rotated = 0;
+        for t in tasks {
+            rotated += usize::from(t.await.unwrap());
+        }
+        assert_eq!(rotated, 1);
+    }
+}
+
 pub(super) async fn revocation_log<S: Store>(s: S) {
     assert!(log(&s).await.is_empty());
     let jti = Revocation {
