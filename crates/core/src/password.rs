@@ -1,12 +1,17 @@
 //! Password hashing: argon2id with OWASP parameters (m=19 MiB, t=2, p=1) on a small pool
-//! of dedicated threads, one per allowed concurrent hash, each owning its 19 MiB of
-//! argon2 memory from its first hash on. A login flood therefore costs at most that many
-//! cores and that much memory (allocating the blocks per hash on the blocking pool let
-//! the allocator keep freed blocks in per-thread arenas: 840 MB of RSS under a flood).
+//! of dedicated threads, one per allowed concurrent hash, each holding its 19 MiB of
+//! argon2 memory while it has work and giving it back to the OS after a second idle. A
+//! login flood therefore costs at most that many cores and that much memory (allocating
+//! the blocks per hash on the blocking pool let the allocator keep freed blocks in
+//! per-thread arenas: 840 MB of RSS under a flood), and a server that served logins
+//! does not keep their memory (issue 7).
 //! A caller that waits too long for its turn gets `Busy` (503) instead of queueing
 //! without bound.
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
@@ -25,7 +30,7 @@ enum Job {
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
-    jobs: mpsc::SyncSender<Job>,
+    queue: Arc<QueueHandle>,
     /// A hash of a random password, verified when the user does not exist so that the
     /// answer takes as long either way and does not reveal which usernames exist.
     dummy_hash: Arc<String>,
@@ -38,6 +43,34 @@ impl std::fmt::Debug for PasswordHasher {
             .finish()
     }
 }
+
+/// The hashing threads' jobs. Callers hold a permit, so at most one job per thread waits.
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    /// Threads holding argon2 memory right now.
+    holding: AtomicUsize,
+}
+
+struct QueueState {
+    jobs: VecDeque<Job>,
+    open: bool,
+}
+
+/// Closes the queue when the last `PasswordHasher` clone goes, which ends the threads.
+struct QueueHandle(Arc<Queue>);
+
+impl Drop for QueueHandle {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.state.lock() {
+            state.open = false;
+        }
+        self.0.ready.notify_all();
+    }
+}
+
+/// How long a hashing thread keeps its argon2 memory without work.
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
 
 /// The longest a hash waits for a free slot before the request is answered `Busy`.
 const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -52,16 +85,26 @@ fn params() -> Result<Params> {
 impl PasswordHasher {
     /// `max_concurrent` hashing threads; further callers wait their turn.
     pub fn new(max_concurrent: usize) -> Result<Self> {
+        Self::with_idle_release(max_concurrent, IDLE_RELEASE)
+    }
+
+    fn with_idle_release(max_concurrent: usize, idle_release: Duration) -> Result<Self> {
         let threads = max_concurrent.max(1);
         let params = params()?;
-        let (jobs, rx) = mpsc::sync_channel::<Job>(threads);
-        let rx = Arc::new(Mutex::new(rx));
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                jobs: VecDeque::with_capacity(threads),
+                open: true,
+            }),
+            ready: Condvar::new(),
+            holding: AtomicUsize::new(0),
+        });
         for i in 0..threads {
-            let rx = Arc::clone(&rx);
+            let queue = Arc::clone(&queue);
             let params = params.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || worker(&params, &rx))
+                .spawn(move || worker(&params, &queue, idle_release))
                 .map_err(|e| Error::Unexpected(format!("starting a hashing thread: {e}")))?;
         }
         // A random salt and a random output in today's PHC format: verifying against it
@@ -70,7 +113,7 @@ impl PasswordHasher {
         let dummy = phc_string(&params, &random_bytes::<16>()?, &random_bytes::<32>()?)?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(threads)),
-            jobs,
+            queue: Arc::new(QueueHandle(queue)),
             dummy_hash: Arc::new(dummy),
         })
     }
@@ -82,8 +125,14 @@ impl PasswordHasher {
             _ => return Err(Error::Busy),
         };
         let (tx, rx) = oneshot::channel();
-        // A permit means a thread is free, so the bounded channel has room.
-        self.jobs.try_send(job(tx)).map_err(|_| Error::Busy)?;
+        let queue = &self.queue.0;
+        queue
+            .state
+            .lock()
+            .map_err(|_| Error::Unexpected("a hashing thread panicked".into()))?
+            .jobs
+            .push_back(job(tx));
+        queue.ready.notify_one();
         rx.await
             .map_err(|_| Error::Unexpected("a hashing thread stopped".into()))?
     }
@@ -119,27 +168,83 @@ impl PasswordHasher {
 }
 
 /// One hashing thread: takes jobs until the hasher is dropped, reusing its blocks.
-fn worker(params: &Params, rx: &Mutex<mpsc::Receiver<Job>>) {
+fn worker(params: &Params, queue: &Queue, idle_release: Duration) {
     // Allocated at the first job, not at start: an idle server keeps its memory small.
     let mut blocks: Vec<Block> = Vec::new();
     loop {
-        let job = match rx.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
+        let job = match next_job(queue, !blocks.is_empty(), idle_release) {
+            Next::Job(job) => job,
+            Next::Idle => {
+                blocks = Vec::new();
+                queue.holding.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            Next::Closed => return,
         };
-        if job.is_ok() && blocks.is_empty() {
-            blocks = vec![Block::default(); params.block_count()];
+        if blocks.is_empty() {
+            blocks = working_memory(params.block_count());
+            queue.holding.fetch_add(1, Ordering::Relaxed);
         }
         match job {
-            Ok(Job::Hash(pw, reply)) => {
+            Job::Hash(pw, reply) => {
                 let _ = reply.send(hash_in(params, pw.expose().as_bytes(), &mut blocks));
             }
-            Ok(Job::Verify(pw, phc, reply)) => {
+            Job::Verify(pw, phc, reply) => {
                 let _ = reply.send(verify_in(pw.expose().as_bytes(), &phc, &mut blocks));
             }
-            Err(_) => return,
         }
     }
+}
+
+enum Next {
+    Job(Job),
+    /// No job for `idle_release` while holding memory: time to give it back.
+    Idle,
+    Closed,
+}
+
+/// Waits for the next job. The condition variable releases the lock while waiting, so
+/// every thread's idle timer runs on its own.
+fn next_job(queue: &Queue, holding: bool, idle_release: Duration) -> Next {
+    let Ok(mut state) = queue.state.lock() else {
+        return Next::Closed;
+    };
+    loop {
+        if let Some(job) = state.jobs.pop_front() {
+            return Next::Job(job);
+        }
+        if !state.open {
+            return Next::Closed;
+        }
+        if holding {
+            match queue.ready.wait_timeout(state, idle_release) {
+                Ok((s, waited)) if waited.timed_out() && s.jobs.is_empty() => return Next::Idle,
+                Ok((s, _)) => state = s,
+                Err(_) => return Next::Closed,
+            }
+        } else {
+            match queue.ready.wait(state) {
+                Ok(s) => state = s,
+                Err(_) => return Next::Closed,
+            }
+        }
+    }
+}
+
+/// Blocks of argon2 memory (1 KiB each) past glibc's largest dynamic mmap threshold
+/// (DEFAULT_MMAP_THRESHOLD_MAX, 32 MiB on 64-bit; mallopt(3)).
+const PAST_DYNAMIC_MMAP_THRESHOLD: usize = 33 * 1024;
+
+/// Argon2's working memory of `blocks` blocks. Its capacity is reserved past 32 MiB so
+/// that glibc maps it on its own and unmaps it when freed without raising its dynamic
+/// mmap threshold: freeing a mapped chunk of up to 32 MiB raises the threshold to that
+/// size, after which every thread's arena keeps up to twice as much free memory (a login
+/// flood then peaked near 100 MB instead of 60). The part past `blocks` is never
+/// touched, so it costs address space, not memory.
+fn working_memory(blocks: usize) -> Vec<Block> {
+    let mut memory = Vec::with_capacity(blocks.max(PAST_DYNAMIC_MMAP_THRESHOLD));
+    memory.resize(blocks, Block::default());
+    memory
 }
 
 fn unexpected(e: impl std::fmt::Display) -> Error {
@@ -192,7 +297,7 @@ fn verify_in(password: &[u8], phc: &str, blocks: &mut [Block]) -> Result<bool> {
         argon.hash_password_into_with_memory(password, salt_bytes, &mut out, &mut blocks[..needed])
     } else {
         // A hash made with more memory than today's parameters (rare): allocate for it.
-        argon.hash_password_into_with_memory(password, salt_bytes, &mut out, vec![Block::default(); needed])
+        argon.hash_password_into_with_memory(password, salt_bytes, &mut out, working_memory(needed))
     }
     .map_err(unexpected)?;
     Ok(out.as_slice().ct_eq(expected.as_bytes()).into())
@@ -210,6 +315,33 @@ mod tests {
         assert!(h.verify(&Secret::new("correct horse"), Some(&phc)).await.unwrap());
         assert!(!h.verify(&Secret::new("wrong horse"), Some(&phc)).await.unwrap());
         assert!(!h.verify(&Secret::new("correct horse"), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn threads_give_their_memory_back_when_idle() {
+        let h = PasswordHasher::with_idle_release(2, Duration::from_millis(200)).unwrap();
+        let holding = || h.queue.0.holding.load(Ordering::Relaxed);
+        assert_eq!(holding(), 0);
+        let phc = h.hash(&Secret::new("correct horse")).await.unwrap();
+        let pw = Secret::new("correct horse");
+        let (a, b) = tokio::join!(h.verify(&pw, Some(&phc)), h.verify(&pw, Some(&phc)));
+        assert!(a.unwrap() && b.unwrap());
+        assert!(holding() >= 1);
+        // Busy threads keep their memory from one job to the next...
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(h.verify(&Secret::new("correct horse"), Some(&phc)).await.unwrap());
+            assert!(holding() >= 1);
+        }
+        // ...and give it back once idle.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while holding() > 0 {
+            assert!(std::time::Instant::now() < deadline, "still holding: {}", holding());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // And take it again for the next job.
+        assert!(h.verify(&Secret::new("correct horse"), Some(&phc)).await.unwrap());
+        assert_eq!(holding(), 1);
     }
 
     #[test]
