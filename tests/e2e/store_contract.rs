@@ -71,6 +71,7 @@ contract!(
     refresh_concurrent_rotation,
     refresh_live_rotation,
     refresh_live_concurrent_rotation,
+    refresh_live_rotation_many_at_once,
     revocation_log,
     consents,
     sessions,

@@ -474,6 +474,55 @@ pub(super) async fn refresh_live_concurrent_rotation<S: Store + Clone>(s: S) {
     }
 }
 
+/// Many rotations at once, every token presented twice: whatever batches the store forms,
+/// exactly one presentation of each token rotates it, into a successor of its own grant.
+pub(super) async fn refresh_live_rotation_many_at_once<S: Store + Clone>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let mut issued = Vec::new();
+    for _ in 0..24 {
+        issued.push(issue(&s, &c, &u, T0).await);
+    }
+    let at = T0 + secs(5);
+    let tasks: Vec<_> = issued
+        .iter()
+        .flat_map(|(g, r)| [(g.id, r.token_hash), (g.id, r.token_hash)])
+        .map(|(grant_id, old)| {
+            let s = s.clone();
+            let client_id = c.id.clone();
+            tokio::spawn(async move {
+                let new_hash = random_digest();
+                let rotated = s
+                    .rotate_live_refresh_token(&old, &client_id, &new_hash, at, at + secs(600))
+                    .await
+                    .unwrap();
+                (grant_id, new_hash, rotated)
+            })
+        })
+        .collect();
+    let mut rotated_per_grant = std::collections::HashMap::new();
+    for t in tasks {
+        let (grant_id, new_hash, rotated) = t.await.unwrap();
+        match rotated {
+            Some((successor, grant, _)) => {
+                assert_eq!(grant.id, grant_id);
+                assert_eq!(successor.token_hash, new_hash);
+                assert_eq!(successor.grant_id, grant_id);
+                assert_eq!(successor.expires_at, at + secs(600));
+                *rotated_per_grant.entry(grant_id).or_insert(0) += 1;
+            }
+            None => assert_eq!(s.get_refresh_token(&new_hash).await.unwrap(), None),
+        }
+    }
+    assert_eq!(rotated_per_grant.len(), issued.len());
+    assert!(rotated_per_grant.values().all(|n| *n == 1), "{rotated_per_grant:?}");
+    for (_, r) in &issued {
+        assert_eq!(
+            s.get_refresh_token(&r.token_hash).await.unwrap().unwrap().0.used_at,
+            Some(at)
+        );
+    }
+}
+
 pub(super) async fn revocation_log<S: Store>(s: S) {
     assert!(log(&s).await.is_empty());
     let jti = Revocation {
