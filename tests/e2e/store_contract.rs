@@ -84,6 +84,10 @@ mod admin;
 // Lockout counts and webhooks (issue 6), with their own `contract!` list.
 mod defense;
 
+// Retention of expired refresh tokens, grants and old audit events, with their own
+// `contract!` list.
+mod retention;
+
 // ---------------------------------------------------------------------------------------
 // Fixtures. Instants are whole seconds: SQLite keeps seconds, PostgreSQL microseconds.
 

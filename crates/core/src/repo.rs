@@ -151,6 +151,9 @@ pub trait GrantRepo: Send + Sync {
     async fn revoke_grant(&self, id: Uuid, now: OffsetDateTime, revocation: &Revocation) -> StoreResult<bool>;
     /// Count of grants that are neither revoked nor expired.
     async fn count_active_grants(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Deletes at most `limit` grants whose `expires_at` is before `before`, revoked or
+    /// not, with their refresh tokens; returns how many grants.
+    async fn delete_expired_grants(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -188,6 +191,10 @@ pub trait RefreshRepo: Send + Sync {
         now: OffsetDateTime,
         reuse_revocation_expiry: OffsetDateTime,
     ) -> StoreResult<RefreshRotation>;
+    /// Deletes at most `limit` refresh tokens, used or not, whose `expires_at` is before
+    /// `before`; returns how many. A used token kept past its expiry still reveals a
+    /// replay (RFC 9700 §4.14.2) until this deletes it.
+    async fn delete_expired_refresh_tokens(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -230,6 +237,8 @@ pub trait AuditRepo: Send + Sync {
     async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()>;
     /// Newest first.
     async fn list_audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+    /// Deletes at most `limit` audit events with `at` before `before`; returns how many.
+    async fn delete_audit_events_before(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
 /// Admin API keys (issue 4), stored by the digest of their value.

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use portcullis_core::model::{AuditEvent, AuditFilter};
 use portcullis_core::repo::{AuditRepo, StoreResult};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
+use time::OffsetDateTime;
 
 use crate::SqliteStore;
 use crate::codec;
@@ -105,5 +106,19 @@ impl AuditRepo for SqliteStore {
             .into_iter()
             .map(AuditRow::into_event)
             .collect()
+    }
+
+    async fn delete_audit_events_before(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        // `seq` is the rowid; the subquery reads only `audit_events_at` (at DESC, seq DESC).
+        let done = sqlx::query(
+            "DELETE FROM audit_events WHERE seq IN \
+             (SELECT seq FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)",
+        )
+        .bind(codec::ts(before))
+        .bind(i64::from(limit))
+        .execute(&self.writer)
+        .await
+        .db()?;
+        Ok(done.rows_affected())
     }
 }

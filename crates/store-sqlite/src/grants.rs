@@ -290,6 +290,23 @@ impl GrantRepo for SqliteStore {
             .db()?;
         Ok(n.unsigned_abs())
     }
+
+    async fn delete_expired_grants(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        // The subquery reads only the `expires_at` index, whose entries carry the rowid.
+        // The grants' refresh tokens go by the foreign key's ON DELETE CASCADE (through
+        // `refresh_tokens_grant_id`); cleanup deletes expired tokens first, and a token never
+        // outlives its grant, so there are few left by then.
+        let done = sqlx::query(
+            "DELETE FROM grants WHERE rowid IN \
+             (SELECT rowid FROM grants WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)",
+        )
+        .bind(codec::ts(before))
+        .bind(i64::from(limit))
+        .execute(&self.writer)
+        .await
+        .db()?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[async_trait]
@@ -413,5 +430,20 @@ impl RefreshRepo for SqliteStore {
         revoke_for_replay(&mut tx, grant_id, now, reuse_revocation_expiry).await?;
         tx.commit().await.db()?;
         Ok(RefreshRotation::Reused { grant_id })
+    }
+
+    async fn delete_expired_refresh_tokens(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        // One bounded statement on the writer connection: other writes wait for one batch,
+        // not for the whole backlog. The subquery reads only the `expires_at` index.
+        let done = sqlx::query(
+            "DELETE FROM refresh_tokens WHERE rowid IN \
+             (SELECT rowid FROM refresh_tokens WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)",
+        )
+        .bind(codec::ts(before))
+        .bind(i64::from(limit))
+        .execute(&self.writer)
+        .await
+        .db()?;
+        Ok(done.rows_affected())
     }
 }
