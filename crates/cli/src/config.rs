@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub code_ttl: Option<i64>,
     pub session_ttl: Option<i64>,
     pub max_concurrent_password_hashes: Option<i64>,
+    /// Days audit events are kept; 0 keeps them forever.
+    pub audit_retention_days: Option<i64>,
     // Defense in depth (issue 6).
     pub trusted_proxies: Option<Vec<String>>,
     pub client_ip_header: Option<String>,
@@ -135,6 +137,7 @@ const ENV_KEYS: &[&str] = &[
     "code_ttl",
     "session_ttl",
     "max_concurrent_password_hashes",
+    "audit_retention_days",
     "trusted_proxies",
     "client_ip_header",
     "rate_limit_login",
@@ -206,6 +209,7 @@ impl RawConfig {
             "code_ttl" => self.code_ttl.is_some(),
             "session_ttl" => self.session_ttl.is_some(),
             "max_concurrent_password_hashes" => self.max_concurrent_password_hashes.is_some(),
+            "audit_retention_days" => self.audit_retention_days.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
             "client_ip_header" => self.client_ip_header.is_some(),
             "rate_limit_login" => self.rate_limit_login.is_some(),
@@ -259,9 +263,10 @@ impl RawConfig {
             }
             origins.insert(key.clone(), name.clone());
             let int = |v: &str| -> Result<i64, ConfigError> {
+                let unit = if key.ends_with("_days") { "days" } else { "seconds" };
                 v.trim()
                     .parse::<i64>()
-                    .map_err(|_| cfg_err(&key, origins, format!("{v:?} is not a whole number of seconds")))
+                    .map_err(|_| cfg_err(&key, origins, format!("{v:?} is not a whole number of {unit}")))
             };
             match key.as_str() {
                 "issuer" => self.issuer = Some(value),
@@ -281,6 +286,7 @@ impl RawConfig {
                 "code_ttl" => self.code_ttl = Some(int(&value)?),
                 "session_ttl" => self.session_ttl = Some(int(&value)?),
                 "max_concurrent_password_hashes" => self.max_concurrent_password_hashes = Some(int(&value)?),
+                "audit_retention_days" => self.audit_retention_days = Some(int(&value)?),
                 // A list in the environment: comma-separated.
                 "trusted_proxies" => {
                     self.trusted_proxies = Some(
@@ -455,6 +461,17 @@ impl RawConfig {
                 ));
             }
             core.max_concurrent_password_hashes = usize::try_from(n).unwrap_or(4);
+        }
+        if let Some(n) = self.audit_retention_days {
+            // A century is far past any retention rule and keeps `now - days` in range.
+            if !(0..=36_500).contains(&n) {
+                return Err(cfg_err(
+                    "audit_retention_days",
+                    origins,
+                    format!("{n} is out of range 0..=36500 days (0 keeps audit events forever)"),
+                ));
+            }
+            core.audit_retention_days = u32::try_from(n).unwrap_or(90);
         }
         let raw = DefenseRaw {
             trusted_proxies: self.trusted_proxies.as_deref(),
@@ -693,6 +710,53 @@ mod tests {
         assert!(e.to_string().contains("issuer (from "), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn audit_retention_days() {
+        assert_eq!(load(&[]).unwrap().core.audit_retention_days, 90);
+        let s = load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "30")]).unwrap();
+        assert_eq!(s.core.audit_retention_days, 30);
+        assert_eq!(
+            load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "0")])
+                .unwrap()
+                .core
+                .audit_retention_days,
+            0
+        );
+        let e = load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "-1")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "configuration: audit_retention_days (from PORTCULLIS_AUDIT_RETENTION_DAYS): -1 is out of range \
+             0..=36500 days (0 keeps audit events forever)"
+        );
+        let e = load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "ninety")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "configuration: audit_retention_days (from PORTCULLIS_AUDIT_RETENTION_DAYS): \"ninety\" is not a \
+             whole number of days"
+        );
+
+        let dir = std::env::temp_dir().join(format!("portcullis-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("retention.toml");
+        std::fs::write(&file, "audit_retention_days = 365\n").unwrap();
+        let s = Settings::load_from(Some(&file), Vec::new()).unwrap();
+        assert_eq!(s.core.audit_retention_days, 365);
+        // The environment wins over the file.
+        let s = Settings::load_from(
+            Some(&file),
+            vec![("PORTCULLIS_AUDIT_RETENTION_DAYS".into(), "7".into())],
+        )
+        .unwrap();
+        assert_eq!(s.core.audit_retention_days, 7);
+        let negative = dir.join("negative.toml");
+        std::fs::write(&negative, "audit_retention_days = -30\n").unwrap();
+        let e = Settings::load_from(Some(&negative), Vec::new()).unwrap_err();
+        assert_eq!(e.setting, "audit_retention_days");
+        assert_eq!(e.source_note, format!(" (from {})", negative.display()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn defense_settings() {
         let s = load(&[]).unwrap();

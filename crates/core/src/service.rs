@@ -14,7 +14,7 @@ use crate::defense::DefenseSettings;
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::password::PasswordHasher;
-use crate::repo::Store;
+use crate::repo::{Store, StoreResult};
 use crate::revocation::RevocationSet;
 use crate::throttle::Throttle;
 
@@ -33,6 +33,9 @@ pub struct CoreSettings {
     pub session_ttl: Duration,
     pub signing_alg: SigningAlg,
     pub max_concurrent_password_hashes: usize,
+    /// Audit events older than this many days are deleted by the periodic cleanup;
+    /// 0 keeps them forever.
+    pub audit_retention_days: u32,
     /// How often keys and the revocation set are re-read even without a notification.
     pub resync_interval: std::time::Duration,
     /// Trusted proxies, rate limits, lockout, audit queue, webhooks (issue 6).
@@ -53,6 +56,7 @@ impl CoreSettings {
             signing_alg: SigningAlg::RS256,
             // Argon2 is CPU-bound: more hashes at once than cores only costs memory.
             max_concurrent_password_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()).min(4),
+            audit_retention_days: 90,
             resync_interval: std::time::Duration::from_secs(5),
             defense: DefenseSettings::default(),
         }
@@ -155,6 +159,10 @@ impl Portcullis {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let mut last_cleanup = this.now();
+            // Cleanup runs beside the loop: draining a retention backlog can take seconds,
+            // and revocations must keep arriving meanwhile (DESIGN §3). At most one run at
+            // a time; dropping the set with this task (when it is aborted) aborts the run.
+            let mut cleanups = tokio::task::JoinSet::new();
             loop {
                 tokio::select! {
                     r = this.store.wait_for_revocation() => {
@@ -168,9 +176,15 @@ impl Portcullis {
                         if let Err(e) = this.keys.reload(this.store.as_ref(), now).await {
                             tracing::error!(error = %e, "could not reload signing keys");
                         }
-                        if now - last_cleanup > Duration::minutes(1) {
+                        while let Some(done) = cleanups.try_join_next() {
+                            if let Err(e) = done {
+                                tracing::error!(error = %e, "cleanup task failed");
+                            }
+                        }
+                        if now - last_cleanup > Duration::minutes(1) && cleanups.is_empty() {
                             last_cleanup = now;
-                            this.cleanup(now).await;
+                            let this = Arc::clone(&this);
+                            cleanups.spawn(async move { this.cleanup(now).await });
                         }
                     }
                 }
@@ -181,7 +195,10 @@ impl Portcullis {
         })
     }
 
-    async fn cleanup(&self, now: OffsetDateTime) {
+    /// One pass of the periodic cleanup: deletes what has expired by `now`. The
+    /// maintenance task runs it about once a minute; public so tests can run it at a
+    /// pinned instant.
+    pub async fn cleanup(&self, now: OffsetDateTime) {
         let store = self.store.as_ref();
         // Consumed codes are kept a day so a late replay still revokes its grant.
         let results = [
@@ -199,5 +216,169 @@ impl Portcullis {
                 tracing::warn!(error = %e, "cleanup of expired rows failed");
             }
         }
+        self.retention(now).await;
+    }
+
+    /// Deletes refresh tokens and grants a day after they expired, and audit events past
+    /// `audit_retention_days`, each table in bounded batches (`RETENTION_BATCH` rows, at
+    /// most `RETENTION_MAX_BATCHES` per run) so that a backlog drains over a few runs and
+    /// no statement holds the store, SQLite's single writer above all, for long.
+    async fn retention(&self, now: OffsetDateTime) {
+        let store = self.store.as_ref();
+        // The same margin as codes: a used refresh token replayed shortly after it expired
+        // is still found and still revokes its grant (RFC 9700 §4.14.2).
+        let expired_before = now - Duration::days(1);
+        let tokens = delete_in_batches(RETENTION_BATCH, RETENTION_MAX_BATCHES, |limit| {
+            store.delete_expired_refresh_tokens(expired_before, limit)
+        })
+        .await;
+        log_retention("refresh_tokens", &tokens);
+        // A grant takes its remaining refresh tokens with it, in the same statement. Tokens
+        // never outlive their grant, so once the expired tokens are gone that is next to
+        // nothing; while a token backlog remains, a batch of grants could take millions of
+        // rows along, so grants wait for a later run.
+        if tokens.drained() {
+            let grants = delete_in_batches(RETENTION_BATCH, RETENTION_MAX_BATCHES, |limit| {
+                store.delete_expired_grants(expired_before, limit)
+            })
+            .await;
+            log_retention("grants", &grants);
+        }
+        // 0 keeps audit events forever; so does a retention reaching before year -9999.
+        let audit_before = match self.settings.audit_retention_days {
+            0 => None,
+            days => now.checked_sub(Duration::days(i64::from(days))),
+        };
+        if let Some(before) = audit_before {
+            let audit = delete_in_batches(RETENTION_BATCH, RETENTION_MAX_BATCHES, |limit| {
+                store.delete_audit_events_before(before, limit)
+            })
+            .await;
+            log_retention("audit_events", &audit);
+        }
+    }
+}
+
+/// Rows a retention delete removes per statement. Writes on SQLite queue for its one
+/// writer connection, so a batch is what a refresh may have to wait behind: 5,000 refresh
+/// tokens took ~100 ms there (each row also leaves three indexes, the primary key's
+/// keyed by a random digest), 1,000 ~20 ms.
+const RETENTION_BATCH: u32 = 1_000;
+
+/// Batches per table per cleanup run: up to 100,000 rows a minute, 144 million a day,
+/// more than a node rotating a thousand refresh tokens a second creates.
+const RETENTION_MAX_BATCHES: u32 = 100;
+
+/// What a run of bounded deletes did.
+#[derive(Debug, Default)]
+struct Drained {
+    deleted: u64,
+    /// The last batch was full and the cap stopped the run: more rows may be waiting.
+    more: bool,
+    /// The batch that failed ended the run.
+    error: Option<crate::repo::StoreError>,
+}
+
+impl Drained {
+    /// Every matching row is gone (as far as this run could tell).
+    fn drained(&self) -> bool {
+        !self.more && self.error.is_none()
+    }
+}
+
+/// Calls `delete(limit)` while it deletes a full batch, at most `max_batches` times.
+async fn delete_in_batches<F, Fut>(limit: u32, max_batches: u32, mut delete: F) -> Drained
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<u64>>,
+{
+    let mut done = Drained::default();
+    for _ in 0..max_batches {
+        match delete(limit).await {
+            Ok(n) => {
+                done.deleted += n;
+                if n < u64::from(limit) {
+                    return done;
+                }
+            }
+            Err(e) => {
+                done.error = Some(e);
+                return done;
+            }
+        }
+    }
+    done.more = true;
+    done
+}
+
+fn log_retention(table: &str, done: &Drained) {
+    if done.deleted > 0 {
+        tracing::info!(table, deleted = done.deleted, more = done.more, "deleted expired rows");
+    }
+    if let Some(e) = &done.error {
+        tracing::warn!(table, error = %e, "cleanup of expired rows failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::repo::StoreError;
+
+    /// A table of `rows` matching rows; each call deletes up to `limit` of them and is
+    /// counted. The call numbered `fail_at` (from 1) fails instead.
+    async fn drain(rows: u64, limit: u32, max_batches: u32, fail_at: Option<u32>) -> (Drained, u32, u64) {
+        let left = Cell::new(rows);
+        let calls = Cell::new(0u32);
+        let done = delete_in_batches(limit, max_batches, |l| {
+            calls.set(calls.get() + 1);
+            let result = if fail_at == Some(calls.get()) {
+                Err(StoreError::NotFound)
+            } else {
+                let n = left.get().min(u64::from(l));
+                left.set(left.get() - n);
+                Ok(n)
+            };
+            async move { result }
+        })
+        .await;
+        (done, calls.get(), left.get())
+    }
+
+    #[tokio::test]
+    async fn batches_repeat_while_full() {
+        let (done, calls, left) = drain(5, 2, 100, None).await;
+        assert_eq!((done.deleted, calls, left), (5, 3, 0));
+        assert!(done.drained());
+        // A last full batch needs one more call to see that nothing is left.
+        let (done, calls, left) = drain(4, 2, 100, None).await;
+        assert_eq!((done.deleted, calls, left), (4, 3, 0));
+        assert!(done.drained());
+        let (done, calls, _) = drain(0, 2, 100, None).await;
+        assert_eq!((done.deleted, calls), (0, 1));
+        assert!(done.drained());
+    }
+
+    #[tokio::test]
+    async fn batches_stop_at_the_cap() {
+        let (done, calls, left) = drain(100, 2, 3, None).await;
+        assert_eq!((done.deleted, calls, left), (6, 3, 94));
+        assert!(done.more);
+        assert!(!done.drained());
+        // The next run goes on where this one stopped.
+        let (done, calls, left) = drain(left, 2, 100, None).await;
+        assert_eq!((done.deleted, calls, left), (94, 48, 0));
+        assert!(done.drained());
+    }
+
+    #[tokio::test]
+    async fn batches_stop_at_an_error() {
+        let (done, calls, left) = drain(10, 2, 100, Some(2)).await;
+        assert_eq!((done.deleted, calls, left), (2, 2, 8));
+        assert!(matches!(done.error, Some(StoreError::NotFound)));
+        assert!(!done.more);
+        assert!(!done.drained());
     }
 }

@@ -1,5 +1,11 @@
 //! Store contract cases for retention: the bounded deletes of expired refresh tokens,
-//! expired grants and old audit events. Run on both backends like the rest.
+//! expired grants and old audit events, and `Portcullis::cleanup` driving them over each
+//! real store at a pinned instant. Run on both backends like the rest.
+
+use std::sync::Arc;
+
+use portcullis_core::crypto::Kek;
+use portcullis_core::{CoreSettings, FixedClock, Portcullis};
 
 use super::*;
 
@@ -7,6 +13,7 @@ contract!(
     retention_refresh_tokens,
     retention_grants_take_their_refresh_tokens,
     retention_audit_events,
+    retention_cleanup_removes_rows_past_the_cut_offs,
 );
 
 /// The cut-off the store cases delete before: rows expiring before it go, rows expiring
@@ -235,4 +242,84 @@ async fn retention_audit_events<S: Store>(s: S) {
     assert_eq!(all_audit_events(&s).await, newest_first);
     assert_eq!(s.delete_audit_events_before(FAR, 100).await.unwrap(), 3);
     assert_eq!(all_audit_events(&s).await, vec![]);
+}
+
+/// Starts a node's core on `store` with its clock pinned at `now`.
+async fn core_at(store: Arc<dyn Store>, kek: &Kek, now: OffsetDateTime, audit_retention_days: u32) -> Arc<Portcullis> {
+    let mut settings = CoreSettings::for_issuer("http://localhost:9090");
+    // ES256 keys are generated in microseconds; RSA would dominate the test time.
+    settings.signing_alg = SigningAlg::ES256;
+    settings.audit_retention_days = audit_retention_days;
+    Portcullis::start(store, Arc::new(FixedClock::new(now)), settings, kek.clone())
+        .await
+        .unwrap()
+}
+
+async fn retention_cleanup_removes_rows_past_the_cut_offs<S: Store>(s: S) {
+    let now = T0 + Duration::days(200);
+    let day = Duration::days(1);
+    let store = Arc::new(s);
+    let s = store.as_ref();
+    // Both nodes below must read the signing keys the first one stores.
+    let kek = Kek::generate().unwrap();
+    let (c, u) = setup(s, "app", "alice").await;
+
+    // Expired more than a day ago: the grant and its tokens (used and unused) go.
+    let gone_at = now - day - secs(1);
+    let (gone, r) = grant_with_token(s, &c, &u, T0, gone_at, gone_at).await;
+    let (gone_used, gone_new) = rotate(s, &gone, &r, T0 + secs(1), gone_at).await;
+    // Expired less than a day ago: kept, so a replay of its used token is still caught.
+    let recent_at = now - day + secs(1);
+    let (recent, r) = grant_with_token(s, &c, &u, T0, recent_at, recent_at).await;
+    let (recent_used, recent_new) = rotate(s, &recent, &r, T0 + secs(1), recent_at).await;
+    // Live.
+    let live_at = now + Duration::days(30);
+    let (live, live_token) = grant_with_token(s, &c, &u, now - day, live_at, live_at).await;
+    // Audit events on both sides of the 90 days, and an old one to test keeping forever.
+    let ancient = audit_event(now - Duration::days(1000), "token.issued");
+    let old = audit_event(now - Duration::days(90) - secs(1), "token.issued");
+    let young = audit_event(now - Duration::days(90) + secs(1), "token.issued");
+    let fresh = audit_event(now, "login.success");
+    s.insert_audit_events(&[ancient.clone(), old.clone(), young.clone(), fresh.clone()])
+        .await
+        .unwrap();
+
+    // audit_retention_days = 0: every audit event is kept, the rest goes all the same.
+    core_at(store.clone(), &kek, now, 0).await.cleanup(now).await;
+    assert_eq!(all_audit_events(s).await.len(), 4);
+    assert_eq!(s.get_grant(gone.id).await.unwrap(), None);
+    for r in [&gone_used, &gone_new] {
+        assert_eq!(s.get_refresh_token(&r.token_hash).await.unwrap(), None);
+    }
+    assert_eq!(s.get_grant(recent.id).await.unwrap(), Some(recent.clone()));
+    assert_eq!(
+        s.get_refresh_token(&recent_new.token_hash).await.unwrap(),
+        Some((recent_new.clone(), recent.clone()))
+    );
+    assert_eq!(
+        s.get_refresh_token(&recent_used.token_hash).await.unwrap(),
+        Some((recent_used.clone(), recent.clone()))
+    );
+    assert_eq!(
+        s.get_refresh_token(&live_token.token_hash).await.unwrap(),
+        Some((live_token.clone(), live.clone()))
+    );
+
+    // The default 90 days: the two older events go.
+    core_at(store.clone(), &kek, now, 90).await.cleanup(now).await;
+    let left: Vec<_> = all_audit_events(s).await.into_iter().map(|e| e.id).collect();
+    assert_eq!(left, [fresh.id, young.id]);
+    assert_eq!(s.get_grant(recent.id).await.unwrap(), Some(recent.clone()));
+    assert_eq!(s.get_grant(live.id).await.unwrap(), Some(live.clone()));
+
+    // The used token that expired less than a day ago, replayed: still found, and its
+    // grant revoked (RFC 9700 §4.14.2).
+    let next = refresh_for(&recent, now);
+    assert_eq!(
+        s.rotate_refresh_token(&recent_used.token_hash, &next, now, now + secs(600))
+            .await
+            .unwrap(),
+        RefreshRotation::Reused { grant_id: recent.id }
+    );
+    assert_eq!(s.get_grant(recent.id).await.unwrap().unwrap().revoked_at, Some(now));
 }
