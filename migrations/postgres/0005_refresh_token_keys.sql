@@ -13,6 +13,7 @@ DROP INDEX refresh_tokens_client_id;
 -- this trigger. A rotation racing the deletion of its grant's client can leave a row
 -- whose grant is gone; no statement finds a token without its grant, so such a row is
 -- never usable.
+ALTER TABLE refresh_tokens DROP CONSTRAINT refresh_tokens_grant_id_fkey;
 CREATE FUNCTION refresh_tokens_follow_grant() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM refresh_tokens WHERE grant_id = OLD.id;

@@ -1,5 +1,3 @@
--- Numbered 0006 to match migrations/postgres/0006_retention.sql (SQLite has no 0005).
---
 -- Retention: cleanup (crates/core/src/service.rs) deletes refresh tokens and grants a day
 -- after they expire, and audit events older than `audit_retention_days`, in bounded
 -- batches: DELETE … WHERE rowid IN (SELECT rowid … WHERE expires_at < $1
