@@ -52,6 +52,15 @@ start_server() {
 
 stop_server() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
 
+# PostgreSQL plans a prepared statement once per connection and keeps the plan until the
+# tables' statistics change. The benchmark grows its tables from empty within minutes:
+# with autovacuum off (as on the machines these figures come from) nothing re-analyzes
+# them, and the plans made for an empty `grants` table (a sequential scan, cheapest on one
+# page) stay in use as it grows to tens of thousands of rows, so each refresh reads them
+# all. Analyze after preparing each run's data, as autovacuum (on by default) does for a
+# production database.
+analyze_pg() { [ "$1" = sqlite ] || psql "$PG_URL/portcullis_bench" -qc 'ANALYZE' >/dev/null; }
+
 # run_load NAME BACKEND CONNS DURATION SCRIPT [ENV…]: one wrk run, RSS sampled during it.
 run_load() {
   local name=$1 backend=$2 conns=$3 duration=$4 script=$5
@@ -136,6 +145,7 @@ for backend in $BACKENDS; do
         echo "  preparing codes and refresh tokens failed; skipping the refresh and code loads of this run"
         continue
       fi
+      analyze_pg "$backend"
       PATH_="/token" run_load refresh_rotation "$backend" "$c" "$DURATION" refresh.lua BASIC="$WEB_BASIC" TOKENS="$WORK/refresh.txt"
       PATH_="/token" run_load code_exchange "$backend" "$c" "$CODE_DURATION" code_exchange.lua BASIC="$WEB_BASIC" CODES="$WORK/codes.txt" REDIRECT=http://127.0.0.1/cb
     done
@@ -166,6 +176,7 @@ for backend in $BACKENDS; do
       # signatures stop dominating and the store's transaction is what is measured.
       if wanted refresh_rotation_es256 && python3 bench/prepare.py "$ISSUER" "$WEB_ID" "$WEB_SECRET" http://127.0.0.1/cb bench 'bench password 123' \
         "$WORK/codes.txt" 0 "$WORK/refresh.txt" $((c * 2)); then
+        analyze_pg "$backend"
         PATH_="/token" run_load refresh_rotation_es256 "$backend" "$c" "$DURATION" refresh.lua BASIC="$WEB_BASIC" TOKENS="$WORK/refresh.txt"
       fi
     done
