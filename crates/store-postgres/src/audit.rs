@@ -136,16 +136,13 @@ impl AuditRepo for PgStore {
         // The oldest events first, read backwards from `audit_events_at` (at DESC, seq DESC)
         // and then found by primary key; why this shape rather than `IN (SELECT …)`: see
         // `delete_expired_refresh_tokens` in grants.rs.
-        let done = sqlx::query(
+        self.delete_batch(
             "DELETE FROM audit_events WHERE seq = ANY(ARRAY( \
                  SELECT seq FROM audit_events WHERE at < $1 \
                  ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(i64::from(limit))
-        .execute(&self.pool)
         .await
-        .db()?;
-        Ok(done.rows_affected())
     }
 }

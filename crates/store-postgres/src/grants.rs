@@ -233,23 +233,19 @@ impl GrantRepo for PgStore {
     }
 
     async fn delete_expired_grants(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
-        // Their refresh tokens go in the same statement, through `refresh_tokens_grant_id`:
-        // by the grant key's ON DELETE CASCADE, which migration 0005 meant to replace with
-        // the trigger `grants_delete_refresh_tokens` but did not drop; either one does it
-        // (the store contract checks). Cleanup deletes expired tokens first, and a token
-        // never outlives its grant, so few are left by then. The statement's shape is
-        // explained at `delete_expired_refresh_tokens`.
-        let done = sqlx::query(
+        // Their refresh tokens go in the same statement, through `refresh_tokens_grant_id`,
+        // by the trigger `grants_delete_refresh_tokens` (migration 0005; the store contract
+        // checks). Cleanup deletes expired tokens first, and a token never outlives its
+        // grant, so few are left by then. The statement's shape is explained at
+        // `delete_expired_refresh_tokens`.
+        self.delete_batch(
             "DELETE FROM grants WHERE id = ANY(ARRAY( \
                  SELECT id FROM grants WHERE expires_at < $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(i64::from(limit))
-        .execute(&self.pool)
         .await
-        .db()?;
-        Ok(done.rows_affected())
     }
 }
 
@@ -403,16 +399,13 @@ impl RefreshRepo for PgStore {
         // the inner read on `refresh_tokens_expires_at` even in a generic plan, where a
         // range on a parameter looks broad enough for a sequential scan. SKIP LOCKED lets
         // nodes cleaning up at the same time take different batches instead of queueing.
-        let done = sqlx::query(
+        self.delete_batch(
             "DELETE FROM refresh_tokens WHERE token_hash = ANY(ARRAY( \
                  SELECT token_hash FROM refresh_tokens WHERE expires_at < $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(i64::from(limit))
-        .execute(&self.pool)
         .await
-        .db()?;
-        Ok(done.rows_affected())
     }
 }

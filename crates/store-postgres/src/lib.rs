@@ -47,6 +47,23 @@ impl fmt::Debug for PgStore {
 }
 
 impl PgStore {
+    /// One retention batch: `sql` deletes at most `$2` rows older than `$1` (its shape is
+    /// explained at `delete_expired_refresh_tokens` in grants.rs).
+    pub(crate) async fn delete_batch(
+        &self,
+        sql: &'static str,
+        before: time::OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(sql)
+            .bind(before)
+            .bind(i64::from(limit))
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected())
+    }
+
     /// Connects to `url` (`postgres://user@host:5432/db`). Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()

@@ -110,15 +110,12 @@ impl AuditRepo for SqliteStore {
 
     async fn delete_audit_events_before(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
         // `seq` is the rowid; the subquery reads only `audit_events_at` (at DESC, seq DESC).
-        let done = sqlx::query(
+        self.delete_batch(
             "DELETE FROM audit_events WHERE seq IN \
              (SELECT seq FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(codec::ts(before))
-        .bind(i64::from(limit))
-        .execute(&self.writer)
         .await
-        .db()?;
-        Ok(done.rows_affected())
     }
 }

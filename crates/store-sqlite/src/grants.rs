@@ -296,16 +296,13 @@ impl GrantRepo for SqliteStore {
         // The grants' refresh tokens go by the foreign key's ON DELETE CASCADE (through
         // `refresh_tokens_grant_id`); cleanup deletes expired tokens first, and a token never
         // outlives its grant, so there are few left by then.
-        let done = sqlx::query(
+        self.delete_batch(
             "DELETE FROM grants WHERE rowid IN \
              (SELECT rowid FROM grants WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(codec::ts(before))
-        .bind(i64::from(limit))
-        .execute(&self.writer)
         .await
-        .db()?;
-        Ok(done.rows_affected())
     }
 }
 
@@ -433,17 +430,13 @@ impl RefreshRepo for SqliteStore {
     }
 
     async fn delete_expired_refresh_tokens(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
-        // One bounded statement on the writer connection: other writes wait for one batch,
-        // not for the whole backlog. The subquery reads only the `expires_at` index.
-        let done = sqlx::query(
+        // The subquery reads only the `expires_at` index.
+        self.delete_batch(
             "DELETE FROM refresh_tokens WHERE rowid IN \
              (SELECT rowid FROM refresh_tokens WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(codec::ts(before))
-        .bind(i64::from(limit))
-        .execute(&self.writer)
         .await
-        .db()?;
-        Ok(done.rows_affected())
     }
 }

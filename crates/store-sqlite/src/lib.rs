@@ -112,6 +112,23 @@ impl SqliteStore {
     pub(crate) async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         self.writer.begin_with("BEGIN IMMEDIATE").await.db()
     }
+
+    /// One retention batch: `sql` deletes at most `$2` rows older than `$1`, on the writer
+    /// connection, so other writes wait for one batch, not for the whole backlog.
+    pub(crate) async fn delete_batch(
+        &self,
+        sql: &'static str,
+        before: time::OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(sql)
+            .bind(codec::ts(before))
+            .bind(i64::from(limit))
+            .execute(&self.writer)
+            .await
+            .db()?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[async_trait]
