@@ -19,6 +19,11 @@ fn invalid_grant(description: &str) -> Error {
     Error::oauth(ErrorCode::InvalidGrant, description)
 }
 
+/// A refresh token that cannot be used, whatever the reason (RFC 6749 §5.2).
+fn invalid_refresh_token() -> Error {
+    invalid_grant("the refresh token is invalid, expired or revoked")
+}
+
 /// Claims about `user` released for `scope` (OIDC Core §5.4).
 pub fn user_claims(user: &User, scope: &ScopeSet) -> UserClaims {
     let mut c = UserClaims::default();
@@ -228,7 +233,6 @@ impl Portcullis {
     ) -> Result<TokenResponse> {
         let now = self.now();
         let hash = sha256(token.expose().as_bytes());
-        let invalid = || invalid_grant("the refresh token is invalid, expired or revoked");
         let scope = scope.filter(|s| !s.is_empty());
         // The common case, a live token refreshed without narrowing the scope, is one store
         // statement (issue 7). Anything else, and every error, takes the general path below.
@@ -253,9 +257,9 @@ impl Portcullis {
             .store
             .get_refresh_token_with_user(&hash)
             .await?
-            .ok_or_else(invalid)?;
+            .ok_or_else(invalid_refresh_token)?;
         if stored.client_id != client.id {
-            return Err(invalid());
+            return Err(invalid_refresh_token());
         }
         // RFC 6749 §6: the new scope may only narrow the original grant. A token already
         // used skips the check: it goes on to reuse detection (RFC 9700 §4.14.2), which a
@@ -272,7 +276,9 @@ impl Portcullis {
             }
             _ => grant.scope.clone(),
         };
-        let (new_token, new_record) = self.new_refresh_token(client, &grant, now)?.ok_or_else(invalid)?;
+        let (new_token, new_record) = self
+            .new_refresh_token(client, &grant, now)?
+            .ok_or_else(invalid_refresh_token)?;
         let reuse_expiry = now + self.settings.max_access_token_ttl();
         match self
             .store
@@ -292,9 +298,9 @@ impl Portcullis {
                         .ip(ip)
                         .detail(serde_json::json!({"grant_id": grant_id})),
                 );
-                return Err(invalid());
+                return Err(invalid_refresh_token());
             }
-            RefreshRotation::Invalid => return Err(invalid()),
+            RefreshRotation::Invalid => return Err(invalid_refresh_token()),
         }
         self.refreshed(client, &grant, &user, &scope, new_token, ip, now).await
     }
@@ -312,7 +318,7 @@ impl Portcullis {
         now: OffsetDateTime,
     ) -> Result<TokenResponse> {
         if user.disabled {
-            return Err(invalid_grant("the refresh token is invalid, expired or revoked"));
+            return Err(invalid_refresh_token());
         }
         self.audit(
             Event::new("token.refreshed")
