@@ -126,8 +126,8 @@ pub trait CodeRepo: Send + Sync {
         now: OffsetDateTime,
         replay_revocation_expiry: OffsetDateTime,
     ) -> StoreResult<CodeRedemption>;
-    /// Deletes codes that expired before `before`; returns how many.
-    async fn delete_expired_codes(&self, before: OffsetDateTime) -> StoreResult<u64>;
+    /// Deletes at most `limit` codes that expired before `before`; returns how many.
+    async fn delete_expired_codes(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
 /// Outcome of rotating a refresh token.
@@ -203,8 +203,8 @@ pub trait RevocationRepo: Send + Sync {
     async fn insert_revocation(&self, revocation: &Revocation) -> StoreResult<()>;
     /// Revocations with `seq > after` that have not expired at `now`, in `seq` order.
     async fn revocations_since(&self, after: i64, now: OffsetDateTime) -> StoreResult<Vec<RevocationEntry>>;
-    /// Deletes revocations that expired before `now`; returns how many.
-    async fn delete_expired_revocations(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Deletes at most `limit` revocations that expired before `now`; returns how many.
+    async fn delete_expired_revocations(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
     /// Resolves when another node may have recorded a revocation (PostgreSQL
     /// LISTEN/NOTIFY). Stores with a single writer process never resolve.
     async fn wait_for_revocation(&self) -> StoreResult<()>;
@@ -229,7 +229,8 @@ pub trait SessionRepo: Send + Sync {
     async fn load_session(&self, id_hash: &Digest, now: OffsetDateTime) -> StoreResult<Option<BrowserSession>>;
     async fn delete_session(&self, id_hash: &Digest) -> StoreResult<()>;
     async fn list_sessions_for_user(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<Vec<BrowserSession>>;
-    async fn delete_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Deletes at most `limit` sessions expired at `now`; returns how many.
+    async fn delete_expired_sessions(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -332,8 +333,9 @@ pub trait LoginFailureRepo: Send + Sync {
         reset_before: OffsetDateTime,
     ) -> StoreResult<LoginFailures>;
     async fn clear_login_failures(&self, key: &Digest) -> StoreResult<()>;
-    /// Deletes counts whose last failure is older than `before`; returns how many.
-    async fn delete_stale_login_failures(&self, before: OffsetDateTime) -> StoreResult<u64>;
+    /// Deletes at most `limit` counts whose last failure is older than `before`; returns
+    /// how many.
+    async fn delete_stale_login_failures(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
 /// Event webhooks and their delivery log (issue 6).
@@ -364,6 +366,6 @@ pub trait WebhookRepo: Send + Sync {
     ) -> StoreResult<()>;
     /// Attempts, newest first, of one webhook or of all.
     async fn list_webhook_deliveries(&self, webhook_id: Option<Uuid>, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
-    /// Deletes finished attempts created before `before`; returns how many.
-    async fn delete_old_webhook_deliveries(&self, before: OffsetDateTime) -> StoreResult<u64>;
+    /// Deletes at most `limit` finished attempts created before `before`; returns how many.
+    async fn delete_old_webhook_deliveries(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }

@@ -198,51 +198,48 @@ impl Portcullis {
     /// One pass of the periodic cleanup: deletes what has expired by `now`. The
     /// maintenance task runs it about once a minute; public so tests can run it at a
     /// pinned instant.
+    ///
+    /// Every table is deleted from in bounded batches (`RETENTION_BATCH` rows, at most
+    /// `RETENTION_MAX_BATCHES` per run) so that a backlog drains over a few runs and no
+    /// statement holds the store, SQLite's single writer above all, for long.
     pub async fn cleanup(&self, now: OffsetDateTime) {
         let store = self.store.as_ref();
+        let day = Duration::days(1);
         // Consumed codes are kept a day so a late replay still revokes its grant.
-        let results = [
-            store.delete_expired_codes(now - Duration::days(1)).await,
-            store.delete_expired_revocations(now).await,
-            store.delete_expired_sessions(now).await,
-            store
-                .delete_stale_login_failures(now - self.settings.defense.lockout.reset_after)
-                .await,
-            store.delete_old_webhook_deliveries(now - Duration::days(30)).await,
-        ];
+        drain("auth_codes", |limit| store.delete_expired_codes(now - day, limit)).await;
+        drain("revocations", |limit| store.delete_expired_revocations(now, limit)).await;
+        drain("browser_sessions", |limit| store.delete_expired_sessions(now, limit)).await;
+        let stale = now - self.settings.defense.lockout.reset_after;
+        drain("login_failures", |limit| {
+            store.delete_stale_login_failures(stale, limit)
+        })
+        .await;
+        let old = now - Duration::days(30);
+        drain("webhook_deliveries", |limit| {
+            store.delete_old_webhook_deliveries(old, limit)
+        })
+        .await;
         self.throttle.forget_idle();
-        for r in results {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "cleanup of expired rows failed");
-            }
-        }
         self.retention(now).await;
     }
 
     /// Deletes refresh tokens and grants a day after they expired, and audit events past
-    /// `audit_retention_days`, each table in bounded batches (`RETENTION_BATCH` rows, at
-    /// most `RETENTION_MAX_BATCHES` per run) so that a backlog drains over a few runs and
-    /// no statement holds the store, SQLite's single writer above all, for long.
+    /// `audit_retention_days`.
     async fn retention(&self, now: OffsetDateTime) {
         let store = self.store.as_ref();
         // The same margin as codes: a used refresh token replayed shortly after it expired
         // is still found and still revokes its grant (RFC 9700 §4.14.2).
         let expired_before = now - Duration::days(1);
-        let tokens = delete_in_batches(RETENTION_BATCH, RETENTION_MAX_BATCHES, |limit| {
+        let tokens = drain("refresh_tokens", |limit| {
             store.delete_expired_refresh_tokens(expired_before, limit)
         })
         .await;
-        log_retention("refresh_tokens", &tokens);
         // A grant takes its remaining refresh tokens with it, in the same statement. Tokens
         // never outlive their grant, so once the expired tokens are gone that is next to
         // nothing; while a token backlog remains, a batch of grants could take millions of
         // rows along, so grants wait for a later run.
         if tokens.drained() {
-            let grants = delete_in_batches(RETENTION_BATCH, RETENTION_MAX_BATCHES, |limit| {
-                store.delete_expired_grants(expired_before, limit)
-            })
-            .await;
-            log_retention("grants", &grants);
+            drain("grants", |limit| store.delete_expired_grants(expired_before, limit)).await;
         }
         // 0 keeps audit events forever; so does a retention reaching before year -9999.
         let audit_before = match self.settings.audit_retention_days {
@@ -250,11 +247,7 @@ impl Portcullis {
             days => now.checked_sub(Duration::days(i64::from(days))),
         };
         if let Some(before) = audit_before {
-            let audit = delete_in_batches(RETENTION_BATCH, RETENTION_MAX_BATCHES, |limit| {
-                store.delete_audit_events_before(before, limit)
-            })
-            .await;
-            log_retention("audit_events", &audit);
+            drain("audit_events", |limit| store.delete_audit_events_before(before, limit)).await;
         }
     }
 }
@@ -311,13 +304,21 @@ where
     done
 }
 
-fn log_retention(table: &str, done: &Drained) {
+/// Deletes from `table` in batches (`delete(limit)`, see `delete_in_batches`) and logs
+/// what it did.
+async fn drain<F, Fut>(table: &str, delete: F) -> Drained
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<u64>>,
+{
+    let done = delete_in_batches(RETENTION_BATCH, RETENTION_MAX_BATCHES, delete).await;
     if done.deleted > 0 {
         tracing::info!(table, deleted = done.deleted, more = done.more, "deleted expired rows");
     }
     if let Some(e) = &done.error {
         tracing::warn!(table, error = %e, "cleanup of expired rows failed");
     }
+    done
 }
 
 #[cfg(test)]

@@ -165,12 +165,16 @@ impl CodeRepo for PgStore {
         Ok(CodeRedemption::Replayed { grant_id })
     }
 
-    async fn delete_expired_codes(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM auth_codes WHERE expires_at < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await
-            .db()?;
-        Ok(done.rows_affected())
+    async fn delete_expired_codes(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        // Bounded like the retention deletes; the statement's shape is explained at
+        // `delete_expired_refresh_tokens`.
+        self.delete_batch(
+            "DELETE FROM auth_codes WHERE code_hash = ANY(ARRAY( \
+                 SELECT code_hash FROM auth_codes WHERE expires_at < $1 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+            before,
+            limit,
+        )
+        .await
     }
 }

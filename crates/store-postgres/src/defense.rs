@@ -65,13 +65,15 @@ impl LoginFailureRepo for PgStore {
         Ok(())
     }
 
-    async fn delete_stale_login_failures(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM login_failures WHERE last_failure_at < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await
-            .db()?;
-        Ok(done.rows_affected())
+    async fn delete_stale_login_failures(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM login_failures WHERE key_hash = ANY(ARRAY( \
+                 SELECT key_hash FROM login_failures WHERE last_failure_at < $1 \
+                 ORDER BY last_failure_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+            before,
+            limit,
+        )
+        .await
     }
 }
 
@@ -294,13 +296,15 @@ impl WebhookRepo for PgStore {
         .collect()
     }
 
-    async fn delete_old_webhook_deliveries(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        let done =
-            sqlx::query("DELETE FROM webhook_deliveries WHERE created_at < $1 AND status IN ('delivered', 'failed')")
-                .bind(before)
-                .execute(&self.pool)
-                .await
-                .db()?;
-        Ok(done.rows_affected())
+    async fn delete_old_webhook_deliveries(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM webhook_deliveries WHERE id = ANY(ARRAY( \
+                 SELECT id FROM webhook_deliveries \
+                 WHERE created_at < $1 AND status IN ('delivered', 'failed') \
+                 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+            before,
+            limit,
+        )
+        .await
     }
 }

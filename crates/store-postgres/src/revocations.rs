@@ -122,13 +122,15 @@ impl RevocationRepo for PgStore {
         .collect()
     }
 
-    async fn delete_expired_revocations(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .db()?;
-        Ok(done.rows_affected())
+    async fn delete_expired_revocations(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM revocations WHERE seq = ANY(ARRAY( \
+                 SELECT seq FROM revocations WHERE expires_at < $1 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+            now,
+            limit,
+        )
+        .await
     }
 
     /// Waits for a NOTIFY on [`CHANNEL`]. The LISTEN connection (its own, outside the

@@ -172,12 +172,14 @@ impl SessionRepo for PgStore {
         .collect()
     }
 
-    async fn delete_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM browser_sessions WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .db()?;
-        Ok(done.rows_affected())
+    async fn delete_expired_sessions(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM browser_sessions WHERE id_hash = ANY(ARRAY( \
+                 SELECT id_hash FROM browser_sessions WHERE expires_at <= $1 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+            now,
+            limit,
+        )
+        .await
     }
 }

@@ -139,12 +139,13 @@ impl CodeRepo for SqliteStore {
         Ok(CodeRedemption::Replayed { grant_id })
     }
 
-    async fn delete_expired_codes(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM auth_codes WHERE expires_at < $1")
-            .bind(codec::ts(before))
-            .execute(&self.writer)
-            .await
-            .db()?;
-        Ok(done.rows_affected())
+    async fn delete_expired_codes(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM auth_codes WHERE rowid IN \
+             (SELECT rowid FROM auth_codes WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)",
+            before,
+            limit,
+        )
+        .await
     }
 }

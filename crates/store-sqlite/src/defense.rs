@@ -63,13 +63,14 @@ impl LoginFailureRepo for SqliteStore {
         Ok(())
     }
 
-    async fn delete_stale_login_failures(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM login_failures WHERE last_failure_at < $1")
-            .bind(codec::ts(before))
-            .execute(&self.writer)
-            .await
-            .db()?;
-        Ok(done.rows_affected())
+    async fn delete_stale_login_failures(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM login_failures WHERE rowid IN \
+             (SELECT rowid FROM login_failures WHERE last_failure_at < $1 ORDER BY last_failure_at LIMIT $2)",
+            before,
+            limit,
+        )
+        .await
     }
 }
 
@@ -295,13 +296,14 @@ impl WebhookRepo for SqliteStore {
         .collect()
     }
 
-    async fn delete_old_webhook_deliveries(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        let done =
-            sqlx::query("DELETE FROM webhook_deliveries WHERE created_at < $1 AND status IN ('delivered', 'failed')")
-                .bind(codec::ts(before))
-                .execute(&self.writer)
-                .await
-                .db()?;
-        Ok(done.rows_affected())
+    async fn delete_old_webhook_deliveries(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM webhook_deliveries WHERE rowid IN \
+             (SELECT rowid FROM webhook_deliveries \
+              WHERE created_at < $1 AND status IN ('delivered', 'failed') ORDER BY created_at LIMIT $2)",
+            before,
+            limit,
+        )
+        .await
     }
 }

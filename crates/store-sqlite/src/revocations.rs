@@ -79,13 +79,14 @@ impl RevocationRepo for SqliteStore {
         .collect()
     }
 
-    async fn delete_expired_revocations(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
-            .bind(codec::ts(now))
-            .execute(&self.writer)
-            .await
-            .db()?;
-        Ok(done.rows_affected())
+    async fn delete_expired_revocations(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM revocations WHERE rowid IN \
+             (SELECT rowid FROM revocations WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)",
+            now,
+            limit,
+        )
+        .await
     }
 
     /// Never resolves: this process is the only writer, so it already knows.

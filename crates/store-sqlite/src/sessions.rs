@@ -172,12 +172,13 @@ impl SessionRepo for SqliteStore {
         .collect()
     }
 
-    async fn delete_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM browser_sessions WHERE expires_at <= $1")
-            .bind(codec::ts(now))
-            .execute(&self.writer)
-            .await
-            .db()?;
-        Ok(done.rows_affected())
+    async fn delete_expired_sessions(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM browser_sessions WHERE rowid IN \
+             (SELECT rowid FROM browser_sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)",
+            now,
+            limit,
+        )
+        .await
     }
 }

@@ -394,8 +394,14 @@ pub(super) async fn sessions<S: Store>(s: S) {
         s.list_sessions_for_user(u.id, short.expires_at).await.unwrap(),
         vec![logged_in.clone()]
     );
-    assert_eq!(s.delete_expired_sessions(short.expires_at - secs(1)).await.unwrap(), 0);
-    assert_eq!(s.delete_expired_sessions(short.expires_at).await.unwrap(), 1);
+    assert_eq!(
+        s.delete_expired_sessions(short.expires_at - secs(1), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(s.delete_expired_sessions(short.expires_at, 1).await.unwrap(), 1);
+    assert_eq!(s.delete_expired_sessions(short.expires_at, 1).await.unwrap(), 0);
     assert_eq!(s.load_session(&short.id_hash, T0).await.unwrap(), None);
 
     s.delete_session(&logged_in.id_hash).await.unwrap();

@@ -138,7 +138,7 @@ pub(super) async fn code_redeem_then_replay<S: Store>(s: S) {
         .await
         .unwrap();
     assert_eq!(outcome, CodeRedemption::Replayed { grant_id: g.id });
-    assert_eq!(s.delete_expired_codes(late).await.unwrap(), 1);
+    assert_eq!(s.delete_expired_codes(late, 100).await.unwrap(), 1);
     assert_eq!(
         s.redeem_code(&k.code_hash, &g2, None, late, late).await.unwrap(),
         CodeRedemption::Invalid
@@ -193,14 +193,21 @@ pub(super) async fn code_concurrent_redemption<S: Store + Clone>(s: S) {
 
 pub(super) async fn delete_expired_codes<S: Store>(s: S) {
     let (c, u) = setup(&s, "app", "alice").await;
-    let soon = code(&c, &u, T0);
+    let soon: Vec<_> = (0..3).map(|_| code(&c, &u, T0)).collect();
     let mut later = code(&c, &u, T0);
     later.expires_at = T0 + secs(600);
-    s.insert_code(&soon).await.unwrap();
-    s.insert_code(&later).await.unwrap();
-    assert_eq!(s.delete_expired_codes(soon.expires_at).await.unwrap(), 0);
-    assert_eq!(s.delete_expired_codes(soon.expires_at + secs(1)).await.unwrap(), 1);
-    assert_eq!(s.get_code(&soon.code_hash, T0).await.unwrap(), None);
+    for k in soon.iter().chain([&later]) {
+        s.insert_code(k).await.unwrap();
+    }
+    let expiry = soon[0].expires_at;
+    assert_eq!(s.delete_expired_codes(expiry, 100).await.unwrap(), 0);
+    // Three expired, two at a time.
+    for n in [2, 1, 0] {
+        assert_eq!(s.delete_expired_codes(expiry + secs(1), 2).await.unwrap(), n);
+    }
+    for k in &soon {
+        assert_eq!(s.get_code(&k.code_hash, T0).await.unwrap(), None);
+    }
     assert!(s.get_code(&later.code_hash, T0).await.unwrap().is_some());
 }
 
@@ -576,9 +583,12 @@ pub(super) async fn revocation_log<S: Store>(s: S) {
     assert_eq!(moved[0].revocation.expires_at, T0 + secs(400));
     assert_eq!(log(&s).await.len(), 3);
 
-    assert_eq!(s.delete_expired_revocations(T0 + secs(200)).await.unwrap(), 0);
-    assert_eq!(s.delete_expired_revocations(T0 + secs(201)).await.unwrap(), 1);
-    assert_eq!(s.delete_expired_revocations(T0 + secs(1000)).await.unwrap(), 2);
+    assert_eq!(s.delete_expired_revocations(T0 + secs(200), 100).await.unwrap(), 0);
+    assert_eq!(s.delete_expired_revocations(T0 + secs(201), 100).await.unwrap(), 1);
+    // The other two, one at a time.
+    for n in [1, 1, 0] {
+        assert_eq!(s.delete_expired_revocations(T0 + secs(1000), 1).await.unwrap(), n);
+    }
     assert!(log(&s).await.is_empty());
     // Sequence numbers are never handed out again.
     s.insert_revocation(&client).await.unwrap();
