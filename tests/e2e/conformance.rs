@@ -458,6 +458,29 @@ async fn id_token_hint_for_another_user(backend: Backend) {
         panic!("a hint for someone else must show the login page")
     };
     assert_eq!(url.path(), "/login");
+    // On that page Lee signs in again, not Kim: login_required, to the client, with the
+    // state (OIDC Core §3.1.2.1: "otherwise, it SHOULD return an error").
+    let u = auth_url(
+        &app,
+        &auth_params(id, &[("id_token_hint", kim_hint.as_str()), ("state", "k")]),
+    );
+    let Step::LeftIssuer(back) = authorize_in_browser(&b, &app, &u, "lee", "allow").await else {
+        panic!("signing in as someone else than the hinted person must go back to the client")
+    };
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert_eq!(param(&back, "error").as_deref(), Some("login_required"), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("k"));
+    assert!(param(&back, "code").is_none());
+    // Kim signs in: a code, for Kim.
+    let Step::LeftIssuer(back) = authorize_in_browser(&b, &app, &u, "kim", "allow").await else {
+        panic!("the hinted person signing in must get a code")
+    };
+    assert!(param(&back, "code").is_some(), "{back}");
+    assert_eq!(
+        prompt_none_error(&app, &b, id, &[("id_token_hint", kim_hint.as_str())]).await,
+        None,
+        "Kim is signed in now"
+    );
     // A hint we did not issue: invalid_request, to the client.
     let mut forged = kim_hint.clone();
     forged.truncate(forged.len() - 4);
@@ -469,16 +492,16 @@ async fn id_token_hint_for_another_user(backend: Backend) {
         assert!(param(&back, "code").is_none());
     }
 
-    // Logout with Kim's hint while Lee is signed in: asked, told, not signed out.
+    // Logout with Lee's hint while Kim is signed in: asked, told, not signed out.
     let mut lo = Url::parse(&app.url("/logout")).unwrap();
-    lo.query_pairs_mut().append_pair("id_token_hint", kim_hint.as_str());
+    lo.query_pairs_mut().append_pair("id_token_hint", lee_hint.as_str());
     let r = b.get(lo.clone()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains("id=\"other-account\""), "{html}");
     assert_eq!(prompt_none_error(&app, &b, id, &[]).await, None, "still signed in");
     let mut lo = Url::parse(&app.url("/logout")).unwrap();
-    lo.query_pairs_mut().append_pair("id_token_hint", lee_hint.as_str());
+    lo.query_pairs_mut().append_pair("id_token_hint", kim_hint.as_str());
     let html = b.get(lo).send().await.unwrap().text().await.unwrap();
     assert!(!html.contains("id=\"other-account\""), "{html}");
     app.stop().await;

@@ -10,7 +10,7 @@ use crate::audit::Event;
 use crate::crypto::{random_token, sha256};
 use crate::error::{Error, Result};
 use crate::jwt::verify_id_token_hint;
-use crate::model::{AuthorizationCode, Client, Consent};
+use crate::model::{AuthorizationCode, Client, Consent, User};
 use crate::service::Portcullis;
 
 /// The parameters of an authorization request as received (query string or form body).
@@ -500,23 +500,6 @@ impl Portcullis {
                 .map(|u| (a, u)),
             None => None,
         };
-        // A login done during this request satisfies prompt=login, max_age (however
-        // long the consent page took; OIDC Core §3.1.2.1) and id_token_hint: the person
-        // just chose who to sign in as.
-        let needs_login = match &user {
-            None => true,
-            Some(_) if req.interaction.login_done => false,
-            Some((a, u)) => {
-                req.prompt_login
-                    // OIDC Core §3.1.2.1 (errata): max_age=0 is equivalent to
-                    // prompt=login. Elapsed time counts whole seconds, so a login in
-                    // this same second would otherwise pass as fresh enough.
-                    || req.max_age.is_some_and(|m| m == 0 || now - a.auth_time > m)
-                    // OIDC Core §3.1.2.1: the hinted person is not the one signed in;
-                    // with prompt=none that is login_required.
-                    || req.hinted_sub.as_ref().is_some_and(|sub| *sub != u.id.to_string())
-            }
-        };
         let error = |code, desc: &str| {
             Ok(Next::Respond(self.error_response(
                 &redirect_uri,
@@ -525,6 +508,35 @@ impl Portcullis {
                 code,
                 desc,
             )))
+        };
+        // OIDC Core §3.1.2.1: the person id_token_hint names is not the one signed in.
+        let not_hinted = |u: &User| req.hinted_sub.as_ref().is_some_and(|sub| *sub != u.id.to_string());
+        // A login done during this request satisfies prompt=login and max_age (however
+        // long the consent page took; OIDC Core §3.1.2.1).
+        let needs_login = match &user {
+            None => true,
+            Some((_, u)) if req.interaction.login_done => {
+                // Someone other than the hinted person signed in: "otherwise, it SHOULD
+                // return an error, such as login_required" (OIDC Core §3.1.2.1). The
+                // client asked for that person's session, not for any login.
+                if not_hinted(u) {
+                    return error(
+                        ErrorCode::LoginRequired,
+                        "the user who signed in is not the one id_token_hint names",
+                    );
+                }
+                false
+            }
+            Some((a, u)) => {
+                req.prompt_login
+                    // OIDC Core §3.1.2.1 (errata): max_age=0 is equivalent to
+                    // prompt=login. Elapsed time counts whole seconds, so a login in
+                    // this same second would otherwise pass as fresh enough.
+                    || req.max_age.is_some_and(|m| m == 0 || now - a.auth_time > m)
+                    // With prompt=none that is login_required; otherwise the login page
+                    // lets the hinted person sign in.
+                    || not_hinted(u)
+            }
         };
         if needs_login {
             return if req.prompt_none {
