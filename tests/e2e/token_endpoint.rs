@@ -171,6 +171,19 @@ async fn token_endpoint_errors(backend: Backend) {
     )
     .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")));
+    // Malformed scopes are invalid_scope too (RFC 6749 §5.2: "invalid, unknown,
+    // malformed"): a character outside RFC 6749 §3.3's set, and more values than we take.
+    let many = (0..65).map(|i| format!("s{i}")).collect::<Vec<_>>().join(" ");
+    for scope in ["api:read a\"b", many.as_str()] {
+        let (s, _, b) = post_form(
+            &app,
+            "/token",
+            Some((id, sec)),
+            &[("grant_type", "client_credentials"), ("scope", scope)],
+        )
+        .await;
+        assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")), "{scope}");
+    }
     let (s, _, b) = post_form(&app, "/token", Some((id, sec)), &[("grant_type", "authorization_code")]).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")), "missing code");
     let (s, _, b) = post_form(
@@ -256,6 +269,8 @@ async fn refresh_rotation_and_reuse_detection(backend: Backend) {
     // Narrowing the scope works; widening it does not.
     let (s, b) = refresh_grant(&app, (&id, &sec), &r1, Some("openid profile email api:write")).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")));
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r1, Some("openid\\profile")).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")), "malformed");
     let (s, b) = refresh_grant(&app, (&id, &sec), &r1, Some("openid")).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["scope"], "openid");

@@ -8,8 +8,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::throttle::Bucket;
-use portcullis_protocol::ErrorCode;
 use portcullis_protocol::token::{TokenOperationRequest, TokenRequest};
+use portcullis_protocol::{ErrorCode, ScopeSet};
 
 use crate::ServerState;
 use crate::client_auth::{FormBody, authenticate, claimed_client_id};
@@ -50,6 +50,15 @@ pub async fn token_post(
         }
     }
     let client = authenticate(&state.core, &headers, &form).await?;
+    // RFC 6749 §5.2: a malformed scope (bad characters, too many values) is
+    // invalid_scope; deserializing the typed request would call it invalid_request.
+    // Authorization-code requests carry no scope, so theirs is ignored.
+    if matches!(form.get("grant_type"), Some("refresh_token" | "client_credentials"))
+        && let Some(scope) = form.get("scope")
+        && let Err(e) = ScopeSet::parse(scope)
+    {
+        return Err(ApiError::new(ErrorCode::InvalidScope, e.to_string()));
+    }
     let request: TokenRequest = form.parse_as()?;
     let response = match request {
         // Touches no store: nothing to leave half done, and no task hand-off to pay for
