@@ -436,6 +436,24 @@ async fn revocation_and_introspection(backend: Backend) {
         true,
         "a refused revocation changes nothing"
     );
+    // Another client (here the public one) presenting this client's tokens: refused
+    // (RFC 7009 §2.1), whatever the hint, and the tokens stay active.
+    for token in [&access, &refresh] {
+        for hint in ["access_token", "refresh_token"] {
+            let form = [
+                ("token", token.as_str()),
+                ("token_type_hint", hint),
+                ("client_id", public.id.as_str()),
+            ];
+            let (s, _, b) = post_form(&app, "/revoke", None, &form).await;
+            assert_eq!((s, b["error"].as_str()), (400, Some("unauthorized_client")), "{hint}");
+        }
+        assert_eq!(
+            introspect(&app, &id, &sec, token).await["active"],
+            true,
+            "another client cannot revoke it"
+        );
+    }
     let (s, _, _) = post_form(
         &app,
         "/revoke",

@@ -36,8 +36,10 @@ impl Portcullis {
         (!self.revocations.is_revoked(&claims)).then_some(claims)
     }
 
-    /// RFC 7009 §2: revokes an access or refresh token the client holds. Unknown tokens,
-    /// and tokens of other clients, are answered the same way (success) and left alone.
+    /// RFC 7009 §2: revokes an access or refresh token the client holds. Unknown tokens
+    /// are answered with success (§2.2); a token issued to another client is refused
+    /// with unauthorized_client and left alone (§2.1: "If this validation fails, the
+    /// request is refused and the client is informed of the error").
     pub async fn revoke(
         &self,
         client: &Client,
@@ -61,9 +63,10 @@ impl Portcullis {
             return self.revoke_access(client, claims, ip).await;
         }
         let hash = sha256(token.expose().as_bytes());
-        if let Some((stored, grant)) = self.store.get_refresh_token(&hash).await?
-            && stored.client_id == client.id
-        {
+        if let Some((stored, grant)) = self.store.get_refresh_token(&hash).await? {
+            if stored.client_id != client.id {
+                return Err(not_this_clients());
+            }
             let now = self.now();
             let revocation = Revocation {
                 target: RevocationTarget::Grant(grant.id),
@@ -90,7 +93,7 @@ impl Portcullis {
 
     async fn revoke_access(&self, client: &Client, claims: AccessTokenClaims, ip: Option<String>) -> Result<()> {
         if claims.client_id != client.id.as_str() {
-            return Ok(());
+            return Err(not_this_clients());
         }
         let expires_at =
             OffsetDateTime::from_unix_timestamp(claims.exp).map_err(|e| Error::Unexpected(e.to_string()))?;
@@ -216,4 +219,9 @@ impl Portcullis {
             claims: user_claims(&user, &scope),
         })
     }
+}
+
+/// RFC 7009 §2.1: the token presented for revocation was issued to another client.
+fn not_this_clients() -> Error {
+    Error::oauth(ErrorCode::UnauthorizedClient, "the token was not issued to this client")
 }

@@ -104,7 +104,8 @@ pub async fn revoke_post(
     let request: TokenOperationRequest = form.parse_as()?;
     let core = Arc::clone(&state.core);
     to_completion(async move { core.revoke(&client, &request.token, request.token_type_hint, ip).await }).await?;
-    // RFC 7009 §2.2: 200 whether or not the token was known.
+    // RFC 7009 §2.2: 200 whether or not the token was known (another client's token
+    // was refused above, §2.1).
     Ok(no_store(().into_response()))
 }
 
