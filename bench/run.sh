@@ -156,11 +156,17 @@ for backend in $BACKENDS; do
     python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb bench 'bench password 123' 16 "${DURATION%s}" \
       | sed -n 's/^JSON //p' | sed "s/^/{\"load\":\"login\",\"backend\":\"$backend\",\"result\":/; s/$/}/" >> "$RESULTS"
     echo "  login $backend: $(tail -1 "$RESULTS")"
+  fi
+  if wanted client_credentials_during_login_flood; then
     python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb bench 'bench password 123' 16 "${DURATION%s}" \
       > "$WORK/flood.txt" &
     flood=$!
     PATH_="/token" run_load client_credentials_during_login_flood "$backend" 16 "$DURATION" client_credentials.lua BASIC="$CC_BASIC"
     wait $flood
+    # How many logins got through while the token load ran beside them.
+    sed -n 's/^JSON //p' "$WORK/flood.txt" \
+      | sed "s/^/{\"load\":\"login_during_token_load\",\"backend\":\"$backend\",\"result\":/; s/$/}/" >> "$RESULTS"
+    echo "  login during the token load $backend: $(tail -1 "$RESULTS")"
   fi
   stop_server
   # ES256 access tokens: a fresh database whose keys are generated as P-256.
