@@ -30,6 +30,11 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 python3 -c 'import requests' 2>/dev/null || pip install -q requests
 
 cargo build --release -q -p portcullis-cli
+# The cost of an RSA-2048 signature on this CPU, the bound of the RS256 loads, measured
+# before any load runs (summarize.py reports it beside the figures).
+RSA_SPEED_FILE=$OUT/openssl-speed-rsa2048.txt
+openssl speed -seconds 3 rsa2048 > "$RSA_SPEED_FILE" 2>/dev/null || : > "$RSA_SPEED_FILE"
+export RSA_SPEED_FILE
 BIN=$PWD/target/release/portcullis
 WORK=$(mktemp -d)
 trap 'kill "${SERVER:-0}" 2>/dev/null || true; cp "$WORK/server.log" "$OUT/server.log" 2>/dev/null; rm -rf "$WORK"' EXIT

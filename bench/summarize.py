@@ -8,6 +8,32 @@ import sys
 from collections import defaultdict
 
 
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def rsa_sign_per_s():
+    """Signs per second per core from the `openssl speed` output run.sh saved, if any."""
+    path = __import__("os").environ.get("RSA_SPEED_FILE")
+    if not path:
+        return None
+    try:
+        for line in open(path):
+            # "rsa 2048 bits 0.001139s 0.000034s    877.6  29120.0"
+            parts = line.split()
+            if parts[:3] == ["rsa", "2048", "bits"] and len(parts) >= 6:
+                return float(parts[5])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def main():
     src, md_out, json_out = sys.argv[1:4]
     rows = [json.loads(line) for line in open(src) if line.strip()]
@@ -30,10 +56,27 @@ def main():
             "errors": sum(x["errors"] for x in res) + sum(r.get("non2xx", 0) for r in runs),
             "rss_peak_mb": round(max(r["rss_peak_kb"] for r in runs) / 1024, 1),
         })
-    machine = {"cpus": __import__("os").cpu_count(), "platform": platform.platform()}
+    machine = {"cpus": __import__("os").cpu_count(), "platform": platform.platform(), "cpu_model": cpu_model()}
+    # What an RSA-2048 signature costs on this CPU (run.sh measures it before the loads):
+    # the bound of every RS256 load, so figures from different machines can be compared.
+    rsa = rsa_sign_per_s()
+    if rsa:
+        machine["rsa2048_signs_per_s_per_core"] = rsa
+        machine["rsa2048_two_core_bound_per_s"] = round(2 * rsa)
     json.dump({"machine": machine, "startup": startup, "logins": logins, "loads": table}, open(json_out, "w"), indent=2)
     with open(md_out, "w") as f:
-        f.write(f"Machine: {machine['cpus']} CPUs, {machine['platform']}; wrk on the same machine (2 threads).\n\n")
+        f.write(
+            f"Machine: {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['platform']}; "
+            "wrk on the same machine (2 threads).\n"
+        )
+        if rsa:
+            f.write(
+                f"RSA-2048 signatures (`openssl speed rsa2048`): {rsa:,.0f}/s per core, "
+                f"{2 * rsa:,.0f}/s on two cores, the bound of the RS256 loads (Portcullis signs "
+                "with aws-lc-rs, which can differ from OpenSSL by CPU: compare `cargo bench "
+                "-p portcullis-core --bench hot_paths -- jwt_sign`).\n"
+            )
+        f.write("\n")
         for s in startup:
             f.write(f"- {s['backend']}: start to ready {s['ready_ms']} ms, idle RSS {s['rss_idle_kb'] / 1024:.1f} MB\n")
         for r in logins:
