@@ -215,6 +215,7 @@ async fn introspection_mode_sees_revocation(backend: Backend) {
     assert_eq!(invalid(validator.validate(&t).await), InvalidToken::Inactive);
     // Wrong resource-server credentials are a configuration problem, not a bad token.
     let wrong = IntrospectionValidator::builder(app.issuer.clone(), rs.id.to_string(), "wrong")
+        .audience(app.issuer.clone())
         .build()
         .await
         .unwrap();

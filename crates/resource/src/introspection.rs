@@ -114,15 +114,17 @@ struct RawIntrospection {
 }
 
 impl IntrospectionValidator {
-    /// A validator calling `introspection_endpoint` directly, with the default settings and
-    /// no discovery; `iss` is then not checked. Use [`IntrospectionValidator::builder`] to
-    /// find the endpoint from the issuer, check `iss` and `aud`, or tune the cache.
+    /// A validator calling `introspection_endpoint` directly for tokens meant for
+    /// `audience`, with the default settings and no discovery; `iss` is then not checked.
+    /// Use [`IntrospectionValidator::builder`] to find the endpoint from the issuer, check
+    /// `iss`, accept several audiences, or tune the cache.
     pub fn new(
         introspection_endpoint: impl Into<String>,
+        audience: impl Into<String>,
         client_id: impl Into<String>,
         client_secret: impl Into<String>,
     ) -> Result<Self, AuthError> {
-        let builder = Self::builder(String::new(), client_id, client_secret);
+        let builder = Self::builder(String::new(), client_id, client_secret).audience(audience);
         builder.assemble(introspection_endpoint.into(), None)
     }
 
@@ -332,8 +334,11 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
-    /// An audience this resource server answers to: when set, the answer's `aud` must name
-    /// one of them. Strongly recommended; call several times to accept several.
+    /// An audience this resource server answers to: the answer's `aud` must name one of
+    /// them. Required, as in JWKS mode: an authorization server answers `active` for any
+    /// of its access tokens, whoever they were meant for, so without it a token issued for
+    /// another API would be accepted here (RFC 9068 §4, RFC 7662 §4). Call several times
+    /// to accept several.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self
@@ -410,6 +415,11 @@ impl IntrospectionValidatorBuilder {
         if self.client_id.is_empty() {
             return Err(AuthError::Config("the client id is empty".into()));
         }
+        if self.audiences.is_empty() {
+            return Err(AuthError::Config(
+                "an audience is required: the answer's `aud` must name this resource server".into(),
+            ));
+        }
         let http = match self.http {
             Some(client) => client,
             None => default_client()?,
@@ -417,7 +427,7 @@ impl IntrospectionValidatorBuilder {
         let realm = self
             .realm
             .or_else(|| self.audiences.first().cloned())
-            .unwrap_or_else(|| self.client_id.clone());
+            .unwrap_or_default();
         Ok(IntrospectionValidator {
             inner: Arc::new(Inner {
                 endpoint,

@@ -320,8 +320,10 @@ impl ClaimRules<'_> {
         Ok(())
     }
 
+    /// Both builders refuse to build without an audience; were the list empty all the
+    /// same, no token would pass.
     pub(crate) fn check_audience(&self, aud: &[String]) -> Result<(), InvalidToken> {
-        if self.audiences.is_empty() || aud.iter().any(|a| self.audiences.contains(a)) {
+        if aud.iter().any(|a| self.audiences.contains(a)) {
             Ok(())
         } else {
             Err(InvalidToken::WrongAudience)

@@ -246,7 +246,8 @@ async fn introspection_behind_the_same_extractor() {
     );
 
     // The authorization server unreachable: 503, nothing about the cause in the answer.
-    let down = IntrospectionValidator::new("http://127.0.0.1:1/introspect", CLIENT_ID, CLIENT_SECRET).unwrap();
+    let down =
+        IntrospectionValidator::new("http://127.0.0.1:1/introspect", "notes-api", CLIENT_ID, CLIENT_SECRET).unwrap();
     let a = call(&app(down.into()), "GET", "/notes", Some("Bearer opaque-token")).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(!a.body.contains("127.0.0.1"), "{}", a.body);

@@ -88,16 +88,40 @@ async fn active_token_accepted() {
 async fn endpoint_given_directly() {
     let s = Setup::new().await;
     s.active("tok-1", 600);
-    let v = IntrospectionValidator::new(format!("{}/introspect", s.issuer.url), CLIENT_ID, CLIENT_SECRET).unwrap();
+    let v = IntrospectionValidator::new(format!("{}/introspect", s.issuer.url), AUD, CLIENT_ID, CLIENT_SECRET).unwrap();
     assert_eq!(v.validate("tok-1").await.unwrap().subject, "alice");
     assert_eq!(
         s.issuer.state.discovery_hits.load(std::sync::atomic::Ordering::SeqCst),
         0
     );
     assert!(matches!(
-        IntrospectionValidator::new("/introspect", CLIENT_ID, CLIENT_SECRET),
+        IntrospectionValidator::new("/introspect", AUD, CLIENT_ID, CLIENT_SECRET),
         Err(AuthError::Config(_))
     ));
+    // A token meant for another API is refused.
+    let other = IntrospectionValidator::new(
+        format!("{}/introspect", s.issuer.url),
+        "other-api",
+        CLIENT_ID,
+        CLIENT_SECRET,
+    )
+    .unwrap();
+    assert_eq!(reason(other.validate("tok-1").await), InvalidToken::WrongAudience);
+}
+
+/// RFC 9068 §4 / RFC 7662 §4: the authorization server answers `active` for any of its
+/// access tokens, so a validator that does not know its audience would take tokens meant
+/// for other APIs. Building one is refused, as in JWKS mode.
+#[tokio::test]
+async fn an_audience_is_required() {
+    let s = Setup::new().await;
+    let built = IntrospectionValidator::builder(&s.issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .build()
+        .await;
+    assert!(
+        matches!(built, Err(AuthError::Config(ref m)) if m.contains("audience")),
+        "{built:?}"
+    );
 }
 
 #[tokio::test]
@@ -269,6 +293,7 @@ async fn bad_client_credentials_are_an_upstream_error() {
     let s = Setup::new().await;
     s.active("tok", 600);
     let v = IntrospectionValidator::builder(&s.issuer.url, CLIENT_ID, "wrong")
+        .audience(AUD)
         .build()
         .await
         .unwrap();
