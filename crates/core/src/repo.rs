@@ -221,8 +221,11 @@ pub trait ConsentRepo: Send + Sync {
 
 #[async_trait]
 pub trait SessionRepo: Send + Sync {
-    /// Inserts or replaces by `id_hash`.
-    async fn save_session(&self, session: &BrowserSession) -> StoreResult<()>;
+    /// Updates the session stored under `id_hash`; false, and nothing written, when there
+    /// is none. Never inserts: a request that loaded a session before it was signed out
+    /// or revoked (a password reset, "sign out this browser") and saves it afterwards
+    /// must not bring it back. New sessions go through `create_session`.
+    async fn save_session(&self, session: &BrowserSession) -> StoreResult<bool>;
     /// Inserts only if `id_hash` is unused; false on collision.
     async fn create_session(&self, session: &BrowserSession) -> StoreResult<bool>;
     /// A session that has not expired at `now`.

@@ -97,40 +97,44 @@ impl SessionRow {
     }
 }
 
-/// Inserts a session; `on_conflict` says what happens when the id is taken.
-macro_rules! insert_session {
-    ($on_conflict:literal, $s:expr) => {
-        sqlx::query(concat!(
-            "INSERT INTO browser_sessions (id_hash, data, user_id, user_agent, ip, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id_hash) ",
-            $on_conflict
-        ))
-        .bind($s.id_hash.as_slice())
-        .bind(&$s.data)
-        .bind($s.user_id)
-        .bind(&$s.user_agent)
-        .bind(&$s.ip)
-        .bind($s.created_at)
-        .bind($s.expires_at)
+/// A statement taking a session's columns as parameters 1–7, in the order of
+/// `browser_sessions` (id_hash, data, user_id, user_agent, ip, created_at, expires_at).
+macro_rules! session_query {
+    ($sql:expr, $s:expr) => {
+        sqlx::query($sql)
+            .bind($s.id_hash.as_slice())
+            .bind(&$s.data)
+            .bind($s.user_id)
+            .bind(&$s.user_agent)
+            .bind(&$s.ip)
+            .bind($s.created_at)
+            .bind($s.expires_at)
     };
 }
 
 #[async_trait]
 impl SessionRepo for PgStore {
-    async fn save_session(&self, s: &BrowserSession) -> StoreResult<()> {
-        insert_session!(
-            "DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, user_agent = EXCLUDED.user_agent, \
-             ip = EXCLUDED.ip, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at",
+    async fn save_session(&self, s: &BrowserSession) -> StoreResult<bool> {
+        let done = session_query!(
+            "UPDATE browser_sessions SET data = $2, user_id = $3, user_agent = $4, ip = $5, \
+             created_at = $6, expires_at = $7 WHERE id_hash = $1",
             s
         )
         .execute(&self.pool)
         .await
         .db()?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn create_session(&self, s: &BrowserSession) -> StoreResult<bool> {
-        let done = insert_session!("DO NOTHING", s).execute(&self.pool).await.db()?;
+        let done = session_query!(
+            "INSERT INTO browser_sessions (id_hash, data, user_id, user_agent, ip, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id_hash) DO NOTHING",
+            s
+        )
+        .execute(&self.pool)
+        .await
+        .db()?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -97,40 +97,44 @@ impl SessionRow {
     }
 }
 
-/// Inserts a session; `on_conflict` says what happens when the id is taken.
-macro_rules! insert_session {
-    ($on_conflict:literal, $s:expr) => {
-        sqlx::query(concat!(
-            "INSERT INTO browser_sessions (id_hash, data, user_id, user_agent, ip, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id_hash) ",
-            $on_conflict
-        ))
-        .bind($s.id_hash.as_slice())
-        .bind(&$s.data)
-        .bind($s.user_id.map(codec::uuid_text))
-        .bind(&$s.user_agent)
-        .bind(&$s.ip)
-        .bind(codec::ts($s.created_at))
-        .bind(codec::ts($s.expires_at))
+/// A statement taking a session's columns as parameters 1–7, in the order of
+/// `browser_sessions` (id_hash, data, user_id, user_agent, ip, created_at, expires_at).
+macro_rules! session_query {
+    ($sql:expr, $s:expr) => {
+        sqlx::query($sql)
+            .bind($s.id_hash.as_slice())
+            .bind(&$s.data)
+            .bind($s.user_id.map(codec::uuid_text))
+            .bind(&$s.user_agent)
+            .bind(&$s.ip)
+            .bind(codec::ts($s.created_at))
+            .bind(codec::ts($s.expires_at))
     };
 }
 
 #[async_trait]
 impl SessionRepo for SqliteStore {
-    async fn save_session(&self, s: &BrowserSession) -> StoreResult<()> {
-        insert_session!(
-            "DO UPDATE SET data = excluded.data, user_id = excluded.user_id, user_agent = excluded.user_agent, \
-             ip = excluded.ip, created_at = excluded.created_at, expires_at = excluded.expires_at",
+    async fn save_session(&self, s: &BrowserSession) -> StoreResult<bool> {
+        let done = session_query!(
+            "UPDATE browser_sessions SET data = ?2, user_id = ?3, user_agent = ?4, ip = ?5, \
+             created_at = ?6, expires_at = ?7 WHERE id_hash = ?1",
             s
         )
         .execute(&self.writer)
         .await
         .db()?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn create_session(&self, s: &BrowserSession) -> StoreResult<bool> {
-        let done = insert_session!("DO NOTHING", s).execute(&self.writer).await.db()?;
+        let done = session_query!(
+            "INSERT INTO browser_sessions (id_hash, data, user_id, user_agent, ip, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id_hash) DO NOTHING",
+            s
+        )
+        .execute(&self.writer)
+        .await
+        .db()?;
         Ok(done.rows_affected() == 1)
     }
 

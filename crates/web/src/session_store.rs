@@ -100,9 +100,13 @@ impl SessionStore for CoreSessionStore {
         ))
     }
 
+    /// tower-sessions saves only sessions it loaded (new ones and cycled ids go through
+    /// `create`). A session deleted since it was loaded (signed out elsewhere, revoked by
+    /// a password reset) stays deleted: the request's changes are dropped with it.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let row = self.to_row(record)?;
-        self.core.store.save_session(&row).await.map_err(backend)
+        self.core.store.save_session(&row).await.map_err(backend)?;
+        Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {

@@ -228,8 +228,8 @@ pub(super) async fn password_change_revokes_grants_sessions_and_codes<S: Store>(
     s.insert_code(&pending).await.unwrap();
     let sess = session(Some(u.id), T0, 3600);
     let bob_sess = session(Some(bob.id), T0, 3600);
-    s.save_session(&sess).await.unwrap();
-    s.save_session(&bob_sess).await.unwrap();
+    assert!(s.create_session(&sess).await.unwrap());
+    assert!(s.create_session(&bob_sess).await.unwrap());
 
     let mut ids = s.active_grant_ids_for_user(u.id).await.unwrap();
     ids.sort();
@@ -270,7 +270,7 @@ pub(super) async fn disabling_revokes_and_enabling_does_not<S: Store>(s: S) {
     let (c, u) = setup(&s, "app", "alice").await;
     let (g, r) = issue(&s, &c, &u, T0).await;
     let sess = session(Some(u.id), T0, 3600);
-    s.save_session(&sess).await.unwrap();
+    assert!(s.create_session(&sess).await.unwrap());
 
     let at = T0 + secs(5);
     s.set_user_disabled(u.id, true, at, &[grant_revocation(g.id, at + secs(600))])
@@ -282,11 +282,14 @@ pub(super) async fn disabling_revokes_and_enabling_does_not<S: Store>(s: S) {
     assert_eq!(s.get_grant(g.id).await.unwrap().unwrap().revoked_at, Some(at));
     assert_eq!(s.get_refresh_token(&r.token_hash).await.unwrap(), None);
     assert_eq!(s.load_session(&sess.id_hash, at).await.unwrap(), None);
+    // A request that loaded the session before and saves it now does not bring it back.
+    assert!(!s.save_session(&sess).await.unwrap());
+    assert_eq!(s.load_session(&sess.id_hash, at).await.unwrap(), None);
     assert!(logged(&s, &RevocationTarget::Grant(g.id)).await.is_some());
 
     let (g2, _) = issue(&s, &c, &u, at).await;
     let sess2 = session(Some(u.id), at, 3600);
-    s.save_session(&sess2).await.unwrap();
+    assert!(s.create_session(&sess2).await.unwrap());
     let entries = log(&s).await.len();
     s.set_user_disabled(u.id, false, at + secs(1), &[]).await.unwrap();
     assert!(!s.get_user(u.id).await.unwrap().unwrap().disabled);
@@ -350,7 +353,10 @@ pub(super) async fn consents<S: Store>(s: S) {
 pub(super) async fn sessions<S: Store>(s: S) {
     let (_, u) = setup(&s, "app", "alice").await;
     let anonymous = session(None, T0, 600);
-    s.save_session(&anonymous).await.unwrap();
+    // Save only updates: a session not created (or deleted since) stays absent.
+    assert!(!s.save_session(&anonymous).await.unwrap());
+    assert_eq!(s.load_session(&anonymous.id_hash, T0).await.unwrap(), None);
+    assert!(s.create_session(&anonymous).await.unwrap());
     assert_eq!(
         s.load_session(&anonymous.id_hash, T0).await.unwrap(),
         Some(anonymous.clone())
@@ -363,7 +369,7 @@ pub(super) async fn sessions<S: Store>(s: S) {
         ip: None,
         ..anonymous.clone()
     };
-    s.save_session(&logged_in).await.unwrap();
+    assert!(s.save_session(&logged_in).await.unwrap());
     assert_eq!(
         s.load_session(&anonymous.id_hash, T0).await.unwrap(),
         Some(logged_in.clone())
@@ -407,6 +413,9 @@ pub(super) async fn sessions<S: Store>(s: S) {
     s.delete_session(&logged_in.id_hash).await.unwrap();
     assert_eq!(s.load_session(&logged_in.id_hash, T0).await.unwrap(), None);
     s.delete_session(&logged_in.id_hash).await.unwrap();
+    // Signed out: a request still holding the session cannot save it back.
+    assert!(!s.save_session(&logged_in).await.unwrap());
+    assert_eq!(s.load_session(&logged_in.id_hash, T0).await.unwrap(), None);
 }
 
 pub(super) async fn audit_events<S: Store>(s: S) {
