@@ -507,7 +507,41 @@ async fn id_token_hint_for_another_user(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 9700 §4.1 / RFC 6749 §4.1.2.1: Deny on a consent page left open while the client
+/// was disabled is an error page, not a redirect to a URI the client no longer has.
+async fn deny_after_the_client_was_disabled_is_an_error_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.user("dee", PASSWORD).await;
+    let id = client.id.as_str();
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let b = browser();
+    let u = auth_url(&app, &auth_params(id, &[("state", "s")]));
+    let Step::Page { url, html, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
+        panic!("the login page")
+    };
+    assert_eq!(url.path(), "/login");
+    let r = submit(&b, &url, &html, &[("username", "dee"), ("password", PASSWORD)]).await;
+    let Step::Page { url, html, .. } = follow(&b, &issuer, r, url).await else {
+        panic!("the consent page")
+    };
+    assert_eq!(url.path(), "/consent", "{html}");
+
+    app.core.set_client_disabled(&client.id, true, "test").await.unwrap();
+    let r = submit(&b, &url, &html, &[("decision", "deny")]).await;
+    assert!(
+        !r.status().is_redirection(),
+        "no redirect: {:?}",
+        r.headers().get("location")
+    );
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(!html.contains(REDIRECT), "{html}");
+    app.stop().await;
+}
+
 both_backends!(
+    deny_after_the_client_was_disabled_is_an_error_page,
     posted_logout_and_authorize_are_resent_as_get,
     openid_request_without_redirect_uri_is_an_error_page,
     discovery_lists_the_signing_algorithm_only,

@@ -476,17 +476,6 @@ impl Portcullis {
         Ok((client, uri, scope))
     }
 
-    /// An error response for a pending request, to its validated redirect URI.
-    pub fn authorization_error(
-        &self,
-        req: &AuthorizationRequest,
-        code: ErrorCode,
-        description: &str,
-    ) -> Result<AuthorizationResponse> {
-        let uri = RedirectUri::parse(&req.redirect_uri).map_err(|e| Error::Unexpected(e.0))?;
-        Ok(self.error_response(&uri, req.response_mode, req.state.as_deref(), code, description))
-    }
-
     /// Decides the next step for a validated request given the session's login.
     pub async fn authorize_next(&self, req: &AuthorizationRequest, auth: Option<&AuthSession>) -> Result<Next> {
         let (client, redirect_uri, scope) = self.pending_client(req).await?;
@@ -593,20 +582,31 @@ impl Portcullis {
         Ok(())
     }
 
-    /// The person refused: RFC 6749 §4.1.2.1 `access_denied`.
-    pub fn deny_consent(
+    /// The person refused: RFC 6749 §4.1.2.1 `access_denied`, to the redirect URI if the
+    /// client still has it. The consent page may have been open for a while (a pending
+    /// request lives an hour), and an operator may have disabled the client or removed
+    /// the URI since (a domain taken over): as for Allow, the client is looked up again,
+    /// and a stale request is an error page, never a redirect to an unregistered URI.
+    pub async fn deny_consent(
         &self,
         req: &AuthorizationRequest,
         auth: &AuthSession,
         ip: Option<String>,
     ) -> Result<AuthorizationResponse> {
+        let (_, redirect_uri, _) = self.pending_client(req).await?;
         self.audit(
             Event::new("consent.denied")
                 .user(auth.user_id)
                 .client(req.client_id.clone())
                 .ip(ip),
         );
-        self.authorization_error(req, ErrorCode::AccessDenied, "the user denied the request")
+        Ok(self.error_response(
+            &redirect_uri,
+            req.response_mode,
+            req.state.as_deref(),
+            ErrorCode::AccessDenied,
+            "the user denied the request",
+        ))
     }
 
     async fn issue_code(

@@ -101,7 +101,7 @@ pub async fn consent_post(
         }
         Decision::Deny => {
             // RFC 6749 §4.1.2.1 access_denied, to the validated redirect URI.
-            let resp = state.core.deny_consent(&req, &auth, ip)?;
+            let resp = state.core.deny_consent(&req, &auth, ip).await?;
             pending::remove(&session, &form.req, now).await?;
             send_response(&resp)
         }
