@@ -15,7 +15,7 @@ use crate::crypto::sha256;
 use crate::error::{Error, Result};
 use crate::model::{Admin, Digest, LoginFailures};
 use crate::service::Portcullis;
-use crate::throttle::Bucket;
+use crate::throttle::{Bucket, address_key};
 
 /// How failures turn into waiting time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +96,12 @@ pub struct Attempt {
     had_failures: bool,
 }
 
+/// The lockout is per (account, address); an IPv6 address counts by its /64, like the
+/// rate limits (`throttle::address_key`).
 fn lock_key(realm: Realm, username: &str, ip: Option<&str>) -> Digest {
     let username = username.trim().to_lowercase();
-    sha256(format!("{}\n{}\n{}", realm.tag(), username, ip.unwrap_or("unknown")).as_bytes())
+    let address = address_key(ip.unwrap_or("unknown"));
+    sha256(format!("{}\n{}\n{}", realm.tag(), username, address).as_bytes())
 }
 
 impl Portcullis {
@@ -216,6 +219,15 @@ mod tests {
         assert_ne!(
             lock_key(Realm::User, "alice", None),
             lock_key(Realm::Admin, "alice", None)
+        );
+        // One IPv6 /64 is one address; another /64 is another.
+        assert_eq!(
+            lock_key(Realm::User, "alice", Some("2001:db8:1:2::1")),
+            lock_key(Realm::User, "alice", Some("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        );
+        assert_ne!(
+            lock_key(Realm::User, "alice", Some("2001:db8:1:2::1")),
+            lock_key(Realm::User, "alice", Some("2001:db8:1:3::1"))
         );
     }
 }

@@ -37,6 +37,25 @@ pub enum Bucket {
     AccountIp,
 }
 
+/// The key an address is limited under: an IPv4 address as is, an IPv6 address by its
+/// /64 prefix. One IPv6 host is normally given a whole /64 and can send from any address
+/// in it, so limiting single IPv6 addresses (and locking out (account, address) pairs,
+/// `lockout`) would give it 2^64 allowances. IPv4-mapped IPv6 addresses count as IPv4.
+/// Anything else (no address known: "unknown") is used as is, bounded in length.
+pub fn address_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.chars().take(128).collect(),
+    }
+}
+
 impl Bucket {
     pub const ALL: [Bucket; 7] = [
         Self::LoginIp,
@@ -59,6 +78,11 @@ impl Bucket {
             Self::IntrospectIp => "rate_limit_introspect",
             Self::AccountIp => "rate_limit_account",
         }
+    }
+
+    /// Whether the bucket is keyed by the client's address (all but `TokenClient`).
+    fn per_address(self) -> bool {
+        self != Self::TokenClient
     }
 
     /// The default limit: generous for machine endpoints, tight for password forms.
@@ -179,8 +203,12 @@ impl Throttle {
             return Ok(());
         };
         let key = key.unwrap_or("unknown");
-        // Keys are untrusted input (client ids); bound what one entry can hold.
-        let key: String = key.chars().take(128).collect();
+        let key = if bucket.per_address() {
+            address_key(key)
+        } else {
+            // Keys are untrusted input (client ids); bound what one entry can hold.
+            key.chars().take(128).collect()
+        };
         limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -237,5 +265,31 @@ mod tests {
             t.check(Bucket::TokenIp, Some("192.0.2.1")).unwrap();
         }
         t.forget_idle();
+    }
+
+    #[test]
+    fn an_ipv6_host_is_limited_by_its_64() {
+        let mut limits = RateLimits::default();
+        limits.set(Bucket::LoginIp, RateLimit::parse("3/min").unwrap());
+        let t = Throttle::new(&limits);
+        // Three addresses of one /64 share its allowance...
+        for ip in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:a:b:c:d"] {
+            t.check(Bucket::LoginIp, Some(ip)).unwrap();
+        }
+        assert!(matches!(
+            t.check(Bucket::LoginIp, Some("2001:db8:1:2:ffff::9")),
+            Err(Error::RateLimited { .. })
+        ));
+        // ...another /64 has its own.
+        t.check(Bucket::LoginIp, Some("2001:db8:1:3::1")).unwrap();
+    }
+
+    #[test]
+    fn address_keys() {
+        assert_eq!(address_key("192.0.2.1"), "192.0.2.1");
+        assert_eq!(address_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(address_key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(address_key("unknown"), "unknown");
+        assert_eq!(address_key(&"x".repeat(500)).len(), 128);
     }
 }
