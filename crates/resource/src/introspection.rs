@@ -415,19 +415,16 @@ impl IntrospectionValidatorBuilder {
         if self.client_id.is_empty() {
             return Err(AuthError::Config("the client id is empty".into()));
         }
-        if self.audiences.is_empty() {
+        let Some(first_audience) = self.audiences.first().cloned() else {
             return Err(AuthError::Config(
                 "an audience is required: the answer's `aud` must name this resource server".into(),
             ));
-        }
+        };
         let http = match self.http {
             Some(client) => client,
             None => default_client()?,
         };
-        let realm = self
-            .realm
-            .or_else(|| self.audiences.first().cloned())
-            .unwrap_or_default();
+        let realm = self.realm.unwrap_or(first_audience);
         Ok(IntrospectionValidator {
             inner: Arc::new(Inner {
                 endpoint,

@@ -50,16 +50,7 @@ pub async fn token_post(
         }
     }
     let client = authenticate(&state.core, &headers, &form).await?;
-    // RFC 6749 §5.2: a malformed scope (bad characters, too many values) is
-    // invalid_scope; deserializing the typed request would call it invalid_request.
-    // Authorization-code requests carry no scope, so theirs is ignored.
-    if matches!(form.get("grant_type"), Some("refresh_token" | "client_credentials"))
-        && let Some(scope) = form.get("scope")
-        && let Err(e) = ScopeSet::parse(scope)
-    {
-        return Err(ApiError::new(ErrorCode::InvalidScope, e.to_string()));
-    }
-    let request: TokenRequest = form.parse_as()?;
+    let request: TokenRequest = form.parse_as().map_err(|e| malformed_scope(&form).unwrap_or(e))?;
     let response = match request {
         // Touches no store: nothing to leave half done, and no task hand-off to pay for
         // on the hottest path.
@@ -70,6 +61,17 @@ pub async fn token_post(
         }
     };
     Ok(no_store(Json(response).into_response()))
+}
+
+/// RFC 6749 §5.2: a malformed scope (bad characters, too many values) is invalid_scope,
+/// where deserializing the typed request calls it invalid_request. Looked at only when
+/// that failed. Authorization-code requests carry no scope, so theirs is ignored.
+fn malformed_scope(form: &FormBody) -> Option<ApiError> {
+    if !matches!(form.get("grant_type"), Some("refresh_token" | "client_credentials")) {
+        return None;
+    }
+    let e = ScopeSet::parse(form.get("scope")?).err()?;
+    Some(ApiError::new(ErrorCode::InvalidScope, e.to_string()))
 }
 
 /// Runs a use case that writes to the store on its own task, to its end, even when the
