@@ -48,6 +48,8 @@ pub struct RawConfig {
     pub lockout_threshold: Option<i64>,
     pub lockout_base_delay: Option<i64>,
     pub lockout_max_delay: Option<i64>,
+    pub lockout_account_threshold: Option<i64>,
+    pub lockout_account_max_delay: Option<i64>,
     pub audit_queue_size: Option<i64>,
     pub tls_cert_file: Option<String>,
     pub tls_key_file: Option<String>,
@@ -150,6 +152,8 @@ const ENV_KEYS: &[&str] = &[
     "lockout_threshold",
     "lockout_base_delay",
     "lockout_max_delay",
+    "lockout_account_threshold",
+    "lockout_account_max_delay",
     "audit_queue_size",
     "tls_cert_file",
     "tls_key_file",
@@ -222,6 +226,8 @@ impl RawConfig {
             "lockout_threshold" => self.lockout_threshold.is_some(),
             "lockout_base_delay" => self.lockout_base_delay.is_some(),
             "lockout_max_delay" => self.lockout_max_delay.is_some(),
+            "lockout_account_threshold" => self.lockout_account_threshold.is_some(),
+            "lockout_account_max_delay" => self.lockout_account_max_delay.is_some(),
             "audit_queue_size" => self.audit_queue_size.is_some(),
             "tls_cert_file" => self.tls_cert_file.is_some(),
             "tls_key_file" => self.tls_key_file.is_some(),
@@ -309,6 +315,8 @@ impl RawConfig {
                 "lockout_threshold" => self.lockout_threshold = Some(int(&value)?),
                 "lockout_base_delay" => self.lockout_base_delay = Some(int(&value)?),
                 "lockout_max_delay" => self.lockout_max_delay = Some(int(&value)?),
+                "lockout_account_threshold" => self.lockout_account_threshold = Some(int(&value)?),
+                "lockout_account_max_delay" => self.lockout_account_max_delay = Some(int(&value)?),
                 "audit_queue_size" => self.audit_queue_size = Some(int(&value)?),
                 "tls_cert_file" => self.tls_cert_file = Some(value),
                 "tls_key_file" => self.tls_key_file = Some(value),
@@ -488,6 +496,8 @@ impl RawConfig {
             lockout_threshold: self.lockout_threshold,
             lockout_base_delay: self.lockout_base_delay,
             lockout_max_delay: self.lockout_max_delay,
+            lockout_account_threshold: self.lockout_account_threshold,
+            lockout_account_max_delay: self.lockout_account_max_delay,
             audit_queue_size: self.audit_queue_size,
             tls_cert_file: self.tls_cert_file.as_deref(),
             tls_key_file: self.tls_key_file.as_deref(),
@@ -518,6 +528,8 @@ struct DefenseRaw<'a> {
     lockout_threshold: Option<i64>,
     lockout_base_delay: Option<i64>,
     lockout_max_delay: Option<i64>,
+    lockout_account_threshold: Option<i64>,
+    lockout_account_max_delay: Option<i64>,
     audit_queue_size: Option<i64>,
     tls_cert_file: Option<&'a str>,
     tls_key_file: Option<&'a str>,
@@ -566,12 +578,19 @@ fn defense(d: &mut DefenseSettings, raw: &DefenseRaw<'_>, origins: &Origins) -> 
     if let Some(n) = range("lockout_max_delay", raw.lockout_max_delay, 1, 86_400)? {
         d.lockout.max_delay = time::Duration::seconds(n);
     }
-    if d.lockout.max_delay < d.lockout.base_delay {
-        return Err(cfg_err(
-            "lockout_max_delay",
-            origins,
-            "must not be less than lockout_base_delay",
-        ));
+    if let Some(n) = range("lockout_account_threshold", raw.lockout_account_threshold, 1, 10_000)? {
+        d.lockout.account_threshold = u32::try_from(n).unwrap_or(20);
+    }
+    if let Some(n) = range("lockout_account_max_delay", raw.lockout_account_max_delay, 1, 86_400)? {
+        d.lockout.account_max_delay = time::Duration::seconds(n);
+    }
+    for (key, max) in [
+        ("lockout_max_delay", d.lockout.max_delay),
+        ("lockout_account_max_delay", d.lockout.account_max_delay),
+    ] {
+        if max < d.lockout.base_delay {
+            return Err(cfg_err(key, origins, "must not be less than lockout_base_delay"));
+        }
     }
     if let Some(n) = range("audit_queue_size", raw.audit_queue_size, 1, 1_000_000)? {
         d.audit_queue_size = usize::try_from(n).unwrap_or(4096);
@@ -770,6 +789,8 @@ mod tests {
             ("PORTCULLIS_RATE_LIMIT_INTROSPECT", "off"),
             ("PORTCULLIS_LOCKOUT_THRESHOLD", "3"),
             ("PORTCULLIS_LOCKOUT_MAX_DELAY", "60"),
+            ("PORTCULLIS_LOCKOUT_ACCOUNT_THRESHOLD", "50"),
+            ("PORTCULLIS_LOCKOUT_ACCOUNT_MAX_DELAY", "120"),
             ("PORTCULLIS_AUDIT_QUEUE_SIZE", "10"),
             ("PORTCULLIS_WEBHOOK_MAX_ATTEMPTS", "3"),
             ("PORTCULLIS_INSECURE_ALLOW_HTTP_WEBHOOKS", "true"),
@@ -782,6 +803,8 @@ mod tests {
         assert_eq!(d.rate_limits.get(Bucket::IntrospectIp), None);
         assert_eq!(d.lockout.threshold, 3);
         assert_eq!(d.lockout.max_delay, time::Duration::seconds(60));
+        assert_eq!(d.lockout.account_threshold, 50);
+        assert_eq!(d.lockout.account_max_delay, time::Duration::seconds(120));
         assert_eq!(d.audit_queue_size, 10);
         assert_eq!(d.webhooks.max_attempts, 3);
         assert!(d.webhooks.insecure_allow_http);
@@ -790,6 +813,7 @@ mod tests {
             ("PORTCULLIS_CLIENT_IP_HEADER", "x-real-ip", "client_ip_header"),
             ("PORTCULLIS_RATE_LIMIT_TOKEN_CLIENT", "0/min", "rate_limit_token_client"),
             ("PORTCULLIS_LOCKOUT_THRESHOLD", "0", "lockout_threshold"),
+            ("PORTCULLIS_LOCKOUT_ACCOUNT_THRESHOLD", "0", "lockout_account_threshold"),
             ("PORTCULLIS_AUDIT_QUEUE_SIZE", "0", "audit_queue_size"),
             (
                 "PORTCULLIS_INSECURE_ALLOW_HTTP_WEBHOOKS",

@@ -338,7 +338,8 @@ pub struct ApiKey {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
-/// Failed sign-ins of one (account, address) pair (issue 6), keyed by a digest so the
+/// Failed sign-ins of one (account, address) pair, or of one account from all addresses
+/// (issue 6, `lockout`), keyed by a digest so the
 /// store never holds the usernames people mistype (often a password).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginFailures {

@@ -95,6 +95,8 @@ pub struct Portcullis {
     pub(crate) signer: crate::signing_pool::SigningPool,
     /// Access tokens whose signature was already verified (introspection, userinfo).
     pub(crate) verified_tokens: crate::verified_tokens::VerifiedTokens,
+    /// Sign-in attempts in progress, one at a time per account (`lockout`).
+    pub login_attempts: Arc<crate::lockout::InFlight>,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -142,6 +144,7 @@ impl Portcullis {
             // ~1.5 MB at most: a few thousand live tokens cover most deployments, and a
             // miss only costs one more signature check.
             verified_tokens: crate::verified_tokens::VerifiedTokens::new(4096),
+            login_attempts: Arc::default(),
         }))
     }
 

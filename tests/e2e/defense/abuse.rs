@@ -51,6 +51,7 @@ async fn brute_force_login_is_locked_out_but_not_the_real_user(backend: Backend)
     assert_eq!(a.status, 429);
     let locked = events_of(&app, "login.locked_out", 2).await;
     assert!(locked.iter().all(|e| e.ip.as_deref() == Some(ATTACKER)));
+    assert!(locked.iter().all(|e| e.detail["scope"] == "address"), "{locked:?}");
 
     // The real user, elsewhere, is not affected.
     let a = sign_in(&browser(), &app, "alice", PASSWORD, Some(REAL_USER)).await;
@@ -101,6 +102,80 @@ async fn lockout_does_not_reveal_whether_the_account_exists(backend: Backend) {
     let users: Vec<_> = locked.iter().map(|e| e.detail["username"].as_str().unwrap()).collect();
     assert!(users.contains(&"alice") && users.contains(&"nobody-by-this-name"));
     app.stop().await;
+}
+
+/// Guessing spread over many addresses: each address stays under the per-address
+/// threshold, the account-wide count locks the account for every address.
+async fn guessing_from_many_addresses_locks_the_account(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        behind_proxy(s);
+        s.core.defense.lockout.base_delay = time::Duration::seconds(60);
+        s.core.defense.lockout.account_threshold = 4;
+    })
+    .await;
+    app.user("alice", PASSWORD).await;
+    app.user("bob", PASSWORD).await;
+    let from = |i: u32| format!("198.51.100.{i}");
+
+    // A user's own typos below the threshold are forgotten by a successful sign-in.
+    for i in 1..=3 {
+        let a = sign_in(&browser(), &app, "alice", "typo", Some(&from(i))).await;
+        assert_eq!(a.status, 200, "{}", a.html);
+    }
+    let a = sign_in(&browser(), &app, "alice", PASSWORD, Some(REAL_USER)).await;
+    assert!(a.html.contains("id=\"signed-in-user\""), "{}", a.html);
+
+    // Four guesses from four addresses: none of them reaches the per-address threshold.
+    for i in 11..=14 {
+        let a = sign_in(&browser(), &app, "alice", &format!("guess-{i}"), Some(&from(i))).await;
+        assert_eq!(a.status, 200, "attempt from {}: {}", from(i), a.html);
+        assert!(a.html.contains("The username or password is not correct."));
+    }
+    // Now every address waits, the real user's too, even with the right password.
+    for ip in [from(15), REAL_USER.to_owned()] {
+        let a = sign_in(&browser(), &app, "alice", PASSWORD, Some(&ip)).await;
+        assert_eq!(a.status, 429, "{ip}: {}", a.html);
+        let wait: u64 = a.retry_after.as_deref().expect("Retry-After").parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(a.html.contains("Too many attempts"));
+    }
+    let locked = events_of(&app, "login.locked_out", 2).await;
+    assert!(locked.iter().all(|e| e.detail["scope"] == "account"), "{locked:?}");
+    assert!(locked.iter().all(|e| e.detail["failures"] == 4), "{locked:?}");
+
+    // Another account is not affected, from the same addresses.
+    let a = sign_in(&browser(), &app, "bob", PASSWORD, Some(&from(15))).await;
+    assert!(a.html.contains("id=\"signed-in-user\""), "{}", a.html);
+
+    app.stop().await;
+}
+
+/// Simultaneous guesses from one address are counted one after the other: exactly the
+/// threshold's worth are answered, the rest are refused before hashing.
+async fn simultaneous_guesses_get_the_threshold_not_the_burst(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        behind_proxy(s);
+        s.core.defense.lockout.base_delay = time::Duration::seconds(60);
+    })
+    .await;
+    app.user("alice", PASSWORD).await;
+    let app = std::sync::Arc::new(app);
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let app = std::sync::Arc::clone(&app);
+        attempts.spawn(async move {
+            sign_in(&browser(), &app, "alice", &format!("guess-{i}"), Some(ATTACKER))
+                .await
+                .status
+        });
+    }
+    let mut statuses = attempts.join_all().await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [vec![200; 5], vec![429; 7]].concat());
+    assert!(app.core.login_attempts.is_empty(), "finished attempts are forgotten");
+    std::sync::Arc::into_inner(app).unwrap().stop().await;
 }
 
 async fn secret_guessing_at_the_token_endpoint_gets_429(backend: Backend) {
@@ -211,6 +286,8 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies(backend: Backend) {
 both_backends!(
     brute_force_login_is_locked_out_but_not_the_real_user,
     lockout_does_not_reveal_whether_the_account_exists,
+    guessing_from_many_addresses_locks_the_account,
+    simultaneous_guesses_get_the_threshold_not_the_burst,
     secret_guessing_at_the_token_endpoint_gets_429,
     machine_endpoints_are_throttled_per_address,
     forwarded_for_is_believed_only_from_trusted_proxies,
