@@ -509,20 +509,55 @@ async fn userinfo_errors(backend: Backend) {
     let info: Value = r.json().await.unwrap();
     assert_eq!(info["email"], "alice@example.com");
 
-    // Token in the query string or the body: refused.
-    let r = http()
-        .get(app.url(&format!("/userinfo?access_token={access}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    // RFC 6750 §2.2: in a form-encoded POST body, the token works as in the header.
     let r = http()
         .post(app.url("/userinfo"))
         .form(&[("access_token", access)])
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 200);
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(info["email"], "alice@example.com");
+    // Never in the query string (GET or POST), never in two places, never repeated, and
+    // in the body only when it is form-encoded.
+    let refused = [
+        http().get(app.url(&format!("/userinfo?access_token={access}"))),
+        http().post(app.url(&format!("/userinfo?access_token={access}"))),
+        http()
+            .post(app.url("/userinfo"))
+            .bearer_auth(access)
+            .form(&[("access_token", access)]),
+        http()
+            .post(app.url("/userinfo"))
+            .form(&[("access_token", access), ("access_token", access)]),
+        http().post(app.url("/userinfo")).form(&[("access_token", "")]),
+        http()
+            .post(app.url("/userinfo"))
+            .header("content-type", "text/plain")
+            .body(format!("access_token={access}")),
+    ];
+    for request in refused {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{body}");
+    }
+    // A bad token in the body is an invalid token, as in the header.
+    let r = http()
+        .post(app.url("/userinfo"))
+        .form(&[("access_token", "not-a-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
     // No token: 401 with a Bearer challenge; bad token: invalid_token.
     let r = http().get(app.url("/userinfo")).send().await.unwrap();
     assert_eq!(r.status(), 401);

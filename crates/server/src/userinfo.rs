@@ -1,5 +1,7 @@
 //! `/userinfo` (OIDC Core §5.3) with the access token in the `Authorization` header
-//! only (RFC 6750 §2.1); tokens in the query string or body are refused.
+//! (RFC 6750 §2.1) or, on POST, in a form-encoded body (§2.2); never from the query
+//! string (DESIGN §5), and never in two places at once (§2: "MUST NOT use more than one
+//! method").
 
 use axum::Json;
 use axum::body::Bytes;
@@ -35,21 +37,36 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     }
 }
 
-fn refuse_token_in(params: &str) -> Result<(), ApiError> {
+fn token_params(params: &str) -> Vec<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(params).unwrap_or_default();
-    if pairs.iter().any(|(k, _)| k == "access_token") {
-        // DESIGN §5: never from the query string or body.
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "send the access token in the Authorization header only",
-        )
-        .bearer());
-    }
-    Ok(())
+    pairs
+        .into_iter()
+        .filter(|(k, _)| k == "access_token")
+        .map(|(_, v)| v)
+        .collect()
 }
 
-async fn userinfo(state: &ServerState, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let token = bearer_token(headers)?;
+fn refuse_token_in_query(query: Option<&str>) -> Result<(), ApiError> {
+    if token_params(query.unwrap_or("")).is_empty() {
+        return Ok(());
+    }
+    // DESIGN §5: never from the query string.
+    Err(ApiError::new(
+        ErrorCode::InvalidRequest,
+        "the access token is not accepted in the query string; send it in the Authorization header",
+    )
+    .bearer())
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+async fn userinfo(state: &ServerState, token: &str) -> Result<Response, ApiError> {
     let info = state
         .core
         .userinfo(token)
@@ -66,8 +83,8 @@ pub async fn userinfo_get(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    refuse_token_in(query.as_deref().unwrap_or(""))?;
-    userinfo(&state, &headers).await
+    refuse_token_in_query(query.as_deref())?;
+    userinfo(&state, bearer_token(&headers)?).await
 }
 
 pub async fn userinfo_post(
@@ -76,7 +93,22 @@ pub async fn userinfo_post(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    refuse_token_in(query.as_deref().unwrap_or(""))?;
-    refuse_token_in(std::str::from_utf8(&body).unwrap_or(""))?;
-    userinfo(&state, &headers).await
+    refuse_token_in_query(query.as_deref())?;
+    let in_body = token_params(std::str::from_utf8(&body).unwrap_or(""));
+    if in_body.is_empty() {
+        return userinfo(&state, bearer_token(&headers)?).await;
+    }
+    let refuse = |description: &'static str| Err(ApiError::new(ErrorCode::InvalidRequest, description).bearer());
+    if !is_form(&headers) {
+        // RFC 6750 §2.2: only a single-part application/x-www-form-urlencoded body.
+        return refuse("an access token in the body needs Content-Type: application/x-www-form-urlencoded");
+    }
+    if headers.contains_key(header::AUTHORIZATION) {
+        return refuse("the access token was sent both in the Authorization header and in the body");
+    }
+    match in_body.as_slice() {
+        [token] if !token.is_empty() => userinfo(&state, token).await,
+        [_] => refuse("the access_token parameter is empty"),
+        _ => refuse("the access_token parameter is repeated"),
+    }
 }
