@@ -326,6 +326,31 @@ async fn error_descriptions_use_allowed_characters(backend: Backend) {
     app.stop().await;
 }
 
+/// OIDC Core §3.1.2.6: request objects and the `registration` parameter are refused with
+/// their own error codes, redirected to the client with its state.
+async fn unsupported_request_parameters_have_their_own_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    let id = client.id.as_str();
+    for (name, value, error) in [
+        ("request", "eyJhbGciOiJub25lIn0.e30.", "request_not_supported"),
+        (
+            "request_uri",
+            "https://rp.example/request.jwt",
+            "request_uri_not_supported",
+        ),
+        ("registration", "{\"client_name\":\"x\"}", "registration_not_supported"),
+    ] {
+        let u = auth_url(&app, &auth_params(id, &[(name, value), ("state", "s1")]));
+        let back = location(&u, &browser().get(u.clone()).send().await.unwrap());
+        assert!(back.as_str().starts_with(REDIRECT), "{back}");
+        assert_eq!(param(&back, "error").as_deref(), Some(error), "{name}");
+        assert_eq!(param(&back, "state").as_deref(), Some("s1"));
+        assert!(param(&back, "code").is_none());
+    }
+    app.stop().await;
+}
+
 /// RFC 6749 §3.1: `state=&state=x` repeats `state`, at /authorize and at /logout.
 async fn repeated_parameter_with_empty_first_value(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -541,6 +566,7 @@ async fn deny_after_the_client_was_disabled_is_an_error_page(backend: Backend) {
 }
 
 both_backends!(
+    unsupported_request_parameters_have_their_own_errors,
     deny_after_the_client_was_disabled_is_an_error_page,
     posted_logout_and_authorize_are_resent_as_get,
     openid_request_without_redirect_uri_is_an_error_page,

@@ -31,6 +31,7 @@ pub struct AuthorizeParams {
     pub response_mode: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
+    pub registration: Option<String>,
     /// Names of parameters that appeared more than once (RFC 6749 §3.1).
     pub duplicated: Vec<String>,
 }
@@ -54,6 +55,7 @@ impl AuthorizeParams {
             "response_mode" => &mut self.response_mode,
             "request" => &mut self.request,
             "request_uri" => &mut self.request_uri,
+            "registration" => &mut self.registration,
             _ => return None,
         })
     }
@@ -315,6 +317,13 @@ impl Portcullis {
             return Err(fail(
                 ErrorCode::RequestUriNotSupported,
                 "the request_uri parameter is not supported",
+            ));
+        }
+        // OIDC Core §7.2.1: for self-issued OPs only; clients are registered by an operator.
+        if p.registration.is_some() {
+            return Err(fail(
+                ErrorCode::RegistrationNotSupported,
+                "the registration parameter is not supported",
             ));
         }
         match p.response_type.as_deref() {

@@ -42,6 +42,8 @@ pub enum ErrorCode {
     RequestNotSupported,
     /// OpenID Connect Core §3.1.2.6: the `request_uri` parameter is not supported.
     RequestUriNotSupported,
+    /// OpenID Connect Core §3.1.2.6: the `registration` parameter is not supported.
+    RegistrationNotSupported,
     /// Rate limiting, sent with HTTP 429 and `Retry-After` (RFC 6585 §4). RFC 6749 has no
     /// code for it; `slow_down` is the one registered code that means "you are calling
     /// too often" (RFC 8628 §3.5, IANA OAuth Extensions Error registry, token endpoint),
@@ -73,6 +75,7 @@ impl ErrorCode {
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::RegistrationNotSupported => "registration_not_supported",
             Self::SlowDown => "slow_down",
         }
     }
