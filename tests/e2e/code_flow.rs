@@ -145,7 +145,9 @@ async fn oidc_code_flow_with_openidconnect(backend: Backend) {
     )
     .unwrap();
     assert_eq!(claims.access_token_hash(), Some(&expected_hash));
-    assert_eq!(claims.email().map(|e| e.as_str()), Some("alice@example.com"));
+    // OIDC Core §5.4: with an access token issued, scope claims come from UserInfo only.
+    assert_eq!(claims.email(), None);
+    assert_eq!(claims.preferred_username(), None);
     let raw_claims: Value = serde_json::from_slice(
         &base64::Engine::decode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
@@ -164,6 +166,7 @@ async fn oidc_code_flow_with_openidconnect(backend: Backend) {
         .unwrap();
     assert_eq!(info.subject().as_str(), user.id.to_string());
     assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("alice"));
+    assert_eq!(info.email().map(|e| e.as_str()), Some("alice@example.com"));
     assert_eq!(info.email_verified(), Some(true));
 
     // Refresh through the same client: a new refresh token, the old one spent.

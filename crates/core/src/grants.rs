@@ -467,7 +467,6 @@ impl Portcullis {
                 at_hash: String::new(),
                 sid: u.grant.sid.clone(),
                 azp: client.id.as_str().to_owned(),
-                profile: user_claims(u.user, scope),
             }),
             _ => None,
         };

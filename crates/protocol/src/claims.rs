@@ -38,8 +38,10 @@ pub struct IdTokenClaims {
     pub sid: String,
     /// OIDC Core §2: authorized party, the client the token was issued to.
     pub azp: String,
-    #[serde(flatten)]
-    pub profile: UserClaims,
+    // No profile or email claims: OIDC Core §5.4 returns the claims of those scopes from
+    // the UserInfo endpoint whenever an access token is issued (always, here), and an ID
+    // token travels back as `id_token_hint` in URLs, where an email address would end
+    // up in access logs.
 }
 
 /// Claims about the user, released by scope (OIDC Core §5.4).
