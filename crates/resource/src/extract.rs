@@ -86,6 +86,16 @@ impl Validator {
         self.validate(token).await.map_err(|e| self.reject(e))
     }
 
+    /// Whether `other` is this very validator (a clone of it), not merely one configured
+    /// alike.
+    fn is_same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Jwks(a), Self::Jwks(b)) => a.is_same(b),
+            (Self::Introspection(a), Self::Introspection(b)) => a.is_same(b),
+            _ => false,
+        }
+    }
+
     fn reject(&self, error: AuthError) -> AuthRejection {
         AuthRejection {
             error,
@@ -175,12 +185,29 @@ fn has_query_token(query: Option<&str>) -> bool {
     })
 }
 
+/// What the extractor leaves in the request extensions so that a later extractor on the
+/// same request need not validate the token again. It names the validator that checked the
+/// token and the token itself: a router or layer with another validator (another audience
+/// or issuer) must check the token against its own rules, and a middleware that swapped the
+/// `Authorization` header must not inherit the claims of the token it replaced. Private, so
+/// nothing outside this crate can plant claims for the extractor to trust.
+#[derive(Clone)]
+struct Authenticated {
+    /// Holds the validator's `Arc`, so its address cannot be reused by another validator
+    /// while this entry exists.
+    validator: Validator,
+    token: Box<str>,
+    claims: VerifiedClaims,
+}
+
 /// Extracts the caller's verified claims; answers `401`/`400`/`503` per RFC 6750 §3 when
 /// there are none. Needs a [`Validator`] reachable from the router state through
 /// [`FromRef`].
 ///
-/// The claims are also stored in the request extensions, so a later extractor (e.g. a
-/// second [`Scoped`]) does not validate the token again.
+/// The result is remembered in the request extensions, so a later extractor (e.g. a second
+/// [`Scoped`]) with the *same* validator does not validate the token again; an extractor
+/// whose state holds another validator (a layer or nested router with a different audience
+/// or issuer) validates it anew.
 impl<S> FromRequestParts<S> for VerifiedClaims
 where
     Validator: FromRef<S>,
@@ -189,12 +216,21 @@ where
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(claims) = parts.extensions.get::<VerifiedClaims>() {
-            return Ok(claims.clone());
-        }
         let validator = Validator::from_ref(state);
-        let claims = validator.authenticate(parts).await?;
-        parts.extensions.insert(claims.clone());
+        let token = bearer_token(parts).map_err(|e| validator.reject(e))?;
+        if let Some(done) = parts.extensions.get::<Authenticated>()
+            && done.validator.is_same(&validator)
+            && *done.token == *token
+        {
+            return Ok(done.claims.clone());
+        }
+        let token = Box::<str>::from(token);
+        let claims = validator.validate(&token).await.map_err(|e| validator.reject(e))?;
+        parts.extensions.insert(Authenticated {
+            validator,
+            token,
+            claims: claims.clone(),
+        });
         Ok(claims)
     }
 }

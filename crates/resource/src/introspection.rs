@@ -187,6 +187,11 @@ impl IntrospectionValidator {
         self.lock_cache().len()
     }
 
+    /// Whether `other` is a clone of this validator (shares its state).
+    pub(crate) fn is_same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], CacheEntry>> {
         self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -169,6 +169,11 @@ impl JwksValidator {
         &self.inner.realm
     }
 
+    /// Whether `other` is a clone of this validator (shares its state).
+    pub(crate) fn is_same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     fn current(&self) -> Arc<KeySet> {
         let guard = self.inner.keys.read().unwrap_or_else(|p| p.into_inner());
         Arc::clone(&guard)

@@ -5,10 +5,14 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::FromRef;
 use axum::http::{Request, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use portcullis_protocol::token::IntrospectionResponse;
-use portcullis_resource::{AuthRejection, IntrospectionValidator, ScopeRequirement, Scoped, Validator, VerifiedClaims};
+use portcullis_resource::{
+    AuthRejection, IntrospectionValidator, JwksValidator, ScopeRequirement, Scoped, Validator, VerifiedClaims,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -252,4 +256,144 @@ async fn introspection_behind_the_same_extractor() {
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(!a.body.contains("127.0.0.1"), "{}", a.body);
     assert!(a.challenge.is_none());
+}
+
+/// A layer that demands a valid token (its own validator) before the inner router runs.
+async fn gate(_claims: VerifiedClaims, request: Request<Body>, next: Next) -> Response {
+    next.run(request).await
+}
+
+async fn whoami(claims: VerifiedClaims) -> String {
+    claims.subject
+}
+
+/// Claims a layer validated for one audience must not open a router that answers to
+/// another: the inner extractor, with another validator in its state, checks the token
+/// against its own rules.
+#[tokio::test]
+async fn claims_are_reused_only_by_the_validator_that_checked_them() {
+    let s = Setup::new().await; // audience notes-api
+    let billing = JwksValidator::builder(&s.issuer.url)
+        .audience("billing-api")
+        .clock(s.clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let app = Router::new()
+        .route("/invoices", get(whoami))
+        .with_state(Validator::from(billing))
+        .layer(middleware::from_fn_with_state(
+            Validator::from(s.validator.clone()),
+            gate,
+        ));
+
+    // Good for the layer's audience only: the inner router refuses it.
+    let a = call(&app, "GET", "/invoices", Some(&format!("Bearer {}", s.token()))).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    let challenge = a.challenge.unwrap();
+    assert!(
+        challenge.starts_with(r#"Bearer realm="billing-api", error="invalid_token""#),
+        "{challenge}"
+    );
+    assert!(challenge.contains("not meant for this resource server"), "{challenge}");
+
+    // A token for both audiences passes both.
+    let mut c = s.claims();
+    c["aud"] = json!(["notes-api", "billing-api"]);
+    let both = s.key.sign(&c);
+    let a = call(&app, "GET", "/invoices", Some(&format!("Bearer {both}"))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body, "alice");
+
+    // Same with the two validators the other way round: the layer refuses it.
+    let a = call(
+        &app,
+        "GET",
+        "/invoices",
+        Some(&format!("Bearer {}", {
+            let mut c = s.claims();
+            c["aud"] = json!("billing-api");
+            s.key.sign(&c)
+        })),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.challenge.unwrap().starts_with(r#"Bearer realm="notes-api""#));
+}
+
+/// The same validator, in a layer and in the handler (twice), asks the authorization server
+/// once per request.
+#[tokio::test]
+async fn the_same_validator_validates_once_per_request() {
+    let issuer = FakeIssuer::start(&[]).await;
+    let now = crate::support::unix(std::time::SystemTime::now());
+    issuer.answer(
+        "opaque-token",
+        IntrospectionResponse {
+            active: true,
+            scope: Some("notes:read notes:admin".into()),
+            client_id: Some("cli".into()),
+            sub: Some("bob".into()),
+            exp: Some(now + 60),
+            aud: Some("notes-api".into()),
+            ..IntrospectionResponse::default()
+        },
+    );
+    let v = IntrospectionValidator::builder(&issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience("notes-api")
+        .cache_max_ttl(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    async fn both(_read: Scoped<NotesRead>, admin: Scoped<NotesReadAndAdmin>) -> String {
+        admin.subject.clone()
+    }
+    let app = Router::new()
+        .route("/admin", get(both))
+        .with_state(v.clone())
+        .layer(middleware::from_fn_with_state(Validator::from(v.clone()), gate));
+    let a = call(&app, "GET", "/admin", Some("Bearer opaque-token")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body, "bob");
+    assert_eq!(issuer.introspection_hits(), 1);
+
+    // Another validator configured alike is still another validator: it asks again.
+    let twin = IntrospectionValidator::builder(&issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience("notes-api")
+        .cache_max_ttl(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let app = Router::new()
+        .route("/admin", get(both))
+        .with_state(twin)
+        .layer(middleware::from_fn_with_state(Validator::from(v), gate));
+    assert_eq!(
+        call(&app, "GET", "/admin", Some("Bearer opaque-token")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(issuer.introspection_hits(), 3);
+}
+
+/// A middleware that replaced the token after a layer validated it: the claims of the old
+/// token are not handed to the handler.
+#[tokio::test]
+async fn claims_are_not_reused_for_another_token() {
+    async fn swap(mut request: Request<Body>, next: Next) -> Response {
+        let forged = header::HeaderValue::from_static("Bearer not.a.jwt");
+        request.headers_mut().insert(header::AUTHORIZATION, forged);
+        next.run(request).await
+    }
+    let s = Setup::new().await;
+    let app = Router::new()
+        .route("/me", get(whoami))
+        .with_state(s.validator.clone())
+        .layer(middleware::from_fn(swap))
+        .layer(middleware::from_fn_with_state(
+            Validator::from(s.validator.clone()),
+            gate,
+        ));
+    let a = call(&app, "GET", "/me", Some(&format!("Bearer {}", s.token()))).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    assert!(a.challenge.unwrap().contains("the token is malformed"));
 }
