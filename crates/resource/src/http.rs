@@ -24,6 +24,43 @@ pub(crate) fn default_client() -> Result<reqwest::Client, AuthError> {
         .map_err(|e| AuthError::Config(format!("cannot build the HTTP client: {e}")))
 }
 
+/// Largest JWKS response read (1 MiB). A real key set is a few KiB even with several
+/// RSA keys; reading an unbounded body would let a misconfigured or hostile endpoint fill
+/// the API's memory.
+pub(crate) const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+/// Largest introspection response read (64 KiB). An RFC 7662 §2.2 answer is one small JSON
+/// object, and it is read on the request path, possibly by many requests at once.
+pub(crate) const MAX_INTROSPECTION_BYTES: usize = 64 * 1024;
+
+/// Largest discovery document read (256 KiB); Portcullis's is about 2 KiB.
+pub(crate) const MAX_DISCOVERY_BYTES: usize = 256 * 1024;
+
+/// Reads the body of `response`, at most `limit` bytes of it: a `Content-Length` over the
+/// limit is refused before anything is read, and a body without one is read chunk by chunk
+/// and refused as soon as it passes the limit, so it is never buffered whole. `what` names
+/// the document in the error (e.g. "the JWKS at https://…").
+pub(crate) async fn read_body(mut response: reqwest::Response, limit: usize, what: &str) -> Result<Vec<u8>, AuthError> {
+    let too_large = || AuthError::upstream_msg(format!("{what} is larger than the {limit} bytes accepted"));
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(too_large());
+    }
+    let expected = declared.and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    let mut body = Vec::with_capacity(expected.min(limit));
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| AuthError::upstream(format!("reading {what}"), e))?
+    {
+        if chunk.len() > limit - body.len() {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// The part of the discovery document a resource server needs (OpenID Connect Discovery
 /// 1.0 §3 / RFC 8414 §2). Read leniently rather than as the full
 /// `portcullis_protocol::discovery::ServerMetadata`, so a field the server adds or omits
@@ -57,10 +94,10 @@ pub(crate) async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Dis
     if !status.is_success() {
         return Err(AuthError::upstream_msg(format!("{url} answered {status}")));
     }
-    let doc: Discovered = response
-        .json()
-        .await
-        .map_err(|e| AuthError::upstream(format!("reading the discovery document at {url}"), e))?;
+    let what = format!("the discovery document at {url}");
+    let body = read_body(response, MAX_DISCOVERY_BYTES, &what).await?;
+    let doc: Discovered =
+        serde_json::from_slice(&body).map_err(|e| AuthError::upstream(format!("parsing {what}"), e))?;
     if doc.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
         return Err(AuthError::Config(format!(
             "the discovery document at {url} is for issuer {:?}, not {issuer:?}",

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::claims::{VerifiedClaims, split_scope};
 use crate::clock::{Clock, SystemClock, from_unix_seconds, unix_seconds};
 use crate::error::{AuthError, InvalidToken};
-use crate::http::{default_client, discover, form_urlencode};
+use crate::http::{MAX_INTROSPECTION_BYTES, default_client, discover, form_urlencode, read_body};
 use crate::jwt::{Audience, ClaimRules, MAX_TOKEN_LEN};
 
 /// Validates tokens by calling the authorization server's introspection endpoint
@@ -268,10 +268,9 @@ impl IntrospectionValidator {
                 "the introspection endpoint {url} answered {status}"
             )));
         }
-        response
-            .json()
-            .await
-            .map_err(|e| AuthError::upstream(format!("reading the introspection response from {url}"), e))
+        let what = format!("the introspection response from {url}");
+        let body = read_body(response, MAX_INTROSPECTION_BYTES, &what).await?;
+        serde_json::from_slice(&body).map_err(|e| AuthError::upstream(format!("parsing {what}"), e))
     }
 
     fn check(&self, raw: RawIntrospection, now: i64) -> Result<VerifiedClaims, InvalidToken> {

@@ -11,7 +11,7 @@ use reqwest::header::ACCEPT;
 use crate::claims::VerifiedClaims;
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::error::{AuthError, InvalidToken};
-use crate::http::{cache_lifetime, default_client, discover};
+use crate::http::{MAX_JWKS_BYTES, cache_lifetime, default_client, discover, read_body};
 use crate::jwt::{
     ClaimRules, DEFAULT_ALGORITHMS, VerifyKey, algorithm_name, check_claims, find_key, is_asymmetric, keys_from_jwks,
     parse_header, verify_signature,
@@ -256,10 +256,7 @@ async fn fetch_key_set(inner: &Inner, now: SystemTime, generation: u64) -> Resul
     let ttl = cache_lifetime(response.headers())
         .unwrap_or(inner.ttl.default)
         .clamp(inner.ttl.min, inner.ttl.max);
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| AuthError::upstream(format!("reading the JWKS at {url}"), e))?;
+    let body = read_body(response, MAX_JWKS_BYTES, &format!("the JWKS at {url}")).await?;
     let keys = keys_from_jwks(&body, &inner.algorithms)
         .map_err(|e| AuthError::upstream(format!("parsing the JWKS at {url}"), e))?;
     // An empty set would refuse every token until it expires; better keep the old keys.

@@ -2,12 +2,13 @@
 //! bounds (token `exp`, maximum TTL, entry count).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use portcullis_protocol::token::IntrospectionResponse;
 use portcullis_resource::{AuthError, Clock as _, FixedClock, IntrospectionValidator, InvalidToken};
 
-use crate::support::{CLIENT_ID, CLIENT_SECRET, FakeIssuer, unix};
+use crate::support::{CLIENT_ID, CLIENT_SECRET, FakeIssuer, chunked, raw_server, unix};
 
 const AUD: &str = "notes-api";
 
@@ -302,4 +303,48 @@ async fn bad_client_credentials_are_an_upstream_error() {
     assert_eq!(err.status(), 503);
     // The secret never shows in Debug output.
     assert!(!format!("{v:?}").contains("wrong"));
+}
+
+/// An introspection answer over 64 KiB is refused as the server's fault (503), declared
+/// length or not; one just under is read.
+#[tokio::test]
+async fn oversized_answer_refused() {
+    let s = Setup::new().await;
+    s.active("tok", 600);
+    let v = s.validator(Duration::ZERO, 100).await;
+    s.issuer.state.introspection_padding.store(64 * 1024, Ordering::SeqCst);
+    let err = v.validate("tok").await.unwrap_err();
+    assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
+    assert!(err.to_string().contains("larger than"), "{err}");
+    assert_eq!(err.status(), 503);
+    s.issuer.state.introspection_padding.store(60 * 1024, Ordering::SeqCst);
+    v.validate("tok").await.unwrap();
+
+    // In chunks, without a Content-Length.
+    const CHUNKED: &str = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked";
+    let answer = serde_json::to_vec(&IntrospectionResponse {
+        active: true,
+        client_id: Some("notes-web".into()),
+        sub: Some("alice".into()),
+        exp: Some(unix(std::time::SystemTime::now()) + 600),
+        aud: Some(AUD.into()),
+        ..IntrospectionResponse::default()
+    })
+    .unwrap();
+    let validator =
+        |url: String| IntrospectionValidator::new(format!("{url}/introspect"), AUD, CLIENT_ID, CLIENT_SECRET).unwrap();
+    let small = validator(raw_server(CHUNKED, chunked(&answer, 512)));
+    assert_eq!(small.validate("tok").await.unwrap().subject, "alice");
+    let mut huge = answer.clone();
+    huge.resize(answer.len() + 1024 * 1024, b' ');
+    let err = validator(raw_server(CHUNKED, chunked(&huge, 8 * 1024)))
+        .validate("tok")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+
+    // A declared length over the limit is refused before reading.
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000";
+    let err = validator(raw_server(head, answer)).validate("tok").await.unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
 }

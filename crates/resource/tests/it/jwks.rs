@@ -8,7 +8,9 @@ use std::time::Duration;
 use portcullis_resource::{Algorithm, AuthError, Clock as _, FixedClock, InvalidToken, JwksValidator};
 use serde_json::{Value, json};
 
-use crate::support::{FakeIssuer, Key, claims, sign_hs256, unix, unsigned};
+use portcullis_protocol::jwk::JwkSet;
+
+use crate::support::{FakeIssuer, Key, chunked, claims, raw_server, sign_hs256, unix, unsigned};
 
 const AUD: &str = "notes-api";
 
@@ -505,4 +507,66 @@ async fn configuration_errors() {
         wrong_issuer.validate(&token).await,
         Err(AuthError::InvalidToken(InvalidToken::WrongIssuer))
     ));
+}
+
+/// A JWKS over 1 MiB is refused as the server's fault (503) and the cached keys stay in
+/// use; one just under the limit is read.
+#[tokio::test]
+async fn oversized_jwks_refused() {
+    let s = Setup::new().await;
+    let stranger = Key::ec("new").sign(&s.claims());
+    s.issuer.state.jwks_padding.store(1024 * 1024, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(10));
+    let err = s.validator.validate(&stranger).await.unwrap_err();
+    assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
+    assert!(err.to_string().contains("larger than"), "{err}");
+    assert_eq!(s.issuer.jwks_hits(), 2);
+    s.validator.validate(&s.token()).await.unwrap();
+
+    s.issuer.state.jwks_padding.store(1000 * 1024, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(10));
+    assert_eq!(
+        s.refused(&stranger).await,
+        InvalidToken::UnknownKey,
+        "read, and the key is not in it"
+    );
+    assert_eq!(s.issuer.jwks_hits(), 3);
+}
+
+/// The limit holds without a `Content-Length` (the body is read in chunks and dropped past
+/// 1 MiB), and a declared length over it is refused before reading.
+#[tokio::test]
+async fn oversized_jwks_refused_whatever_the_framing() {
+    const CHUNKED: &str = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked";
+    let key = Key::rsa("k1");
+    let jwks = serde_json::to_vec(&JwkSet { keys: vec![key.jwk()] }).unwrap();
+    let build = |url: String| {
+        JwksValidator::builder(url.clone())
+            .audience(AUD)
+            .jwks_uri(format!("{url}/jwks"))
+            .build()
+    };
+
+    // The same server with a small body: accepted (so what fails below is the size).
+    build(raw_server(CHUNKED, chunked(&jwks, 1024))).await.unwrap();
+
+    let mut huge = jwks.clone();
+    huge.resize(jwks.len() + 2 * 1024 * 1024, b' ');
+    let err = build(raw_server(CHUNKED, chunked(&huge, 64 * 1024))).await.unwrap_err();
+    assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
+    assert!(err.to_string().contains("larger than"), "{err}");
+
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2000000";
+    let err = build(raw_server(head, jwks)).await.unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+}
+
+/// The discovery document is bounded too.
+#[tokio::test]
+async fn oversized_discovery_document_refused() {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 300000";
+    let url = raw_server(head, b"{}".to_vec());
+    let err = JwksValidator::builder(url).audience(AUD).build().await.unwrap_err();
+    assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
+    assert!(err.to_string().contains("larger than"), "{err}");
 }

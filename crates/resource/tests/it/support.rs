@@ -218,7 +218,11 @@ pub struct FakeState {
     pub jwks: Mutex<JwkSet>,
     pub jwks_cache_control: Mutex<Option<String>>,
     pub jwks_fail: AtomicBool,
+    /// Trailing whitespace added to the JWKS (still valid JSON), to make it oversized.
+    pub jwks_padding: AtomicUsize,
     pub introspection: Mutex<HashMap<String, IntrospectionResponse>>,
+    /// Trailing whitespace added to introspection answers.
+    pub introspection_padding: AtomicUsize,
     pub discovery_hits: AtomicUsize,
     pub jwks_hits: AtomicUsize,
     pub introspection_hits: AtomicUsize,
@@ -241,7 +245,9 @@ impl FakeIssuer {
             }),
             jwks_cache_control: Mutex::new(None),
             jwks_fail: AtomicBool::new(false),
+            jwks_padding: AtomicUsize::new(0),
             introspection: Mutex::new(HashMap::new()),
+            introspection_padding: AtomicUsize::new(0),
             discovery_hits: AtomicUsize::new(0),
             jwks_hits: AtomicUsize::new(0),
             introspection_hits: AtomicUsize::new(0),
@@ -320,7 +326,7 @@ async fn jwks(State(state): State<Arc<FakeState>>) -> Response {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     let set = state.jwks.lock().unwrap().clone();
-    let mut response = Json(set).into_response();
+    let mut response = padded_json(&set, state.jwks_padding.load(Ordering::SeqCst));
     if let Some(cc) = state.jwks_cache_control.lock().unwrap().clone() {
         response
             .headers_mut()
@@ -379,5 +385,74 @@ async fn introspect(
         .get(&token)
         .cloned()
         .unwrap_or_else(IntrospectionResponse::inactive);
-    Json(answer).into_response()
+    padded_json(&answer, state.introspection_padding.load(Ordering::SeqCst))
+}
+
+/// `value` as JSON followed by `padding` spaces (JSON allows trailing whitespace), with a
+/// `Content-Length`.
+fn padded_json(value: &impl serde::Serialize, padding: usize) -> Response {
+    let mut body = serde_json::to_vec(value).unwrap();
+    body.resize(body.len() + padding, b' ');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A bare HTTP/1.1 server that answers every request with `head` (status line and headers,
+/// without the blank line) and `body` as given, for answers axum would not send: a body
+/// in chunks with no `Content-Length`, or a `Content-Length` that lies. Returns its URL.
+pub fn raw_server(head: &str, body: Vec<u8>) -> String {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut response = format!("{head}\r\nConnection: close\r\n\r\n").into_bytes();
+    response.extend_from_slice(&body);
+    // Blocking I/O on its own thread: simpler than async here, and the thread ends with
+    // the test binary.
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { return };
+            read_request(&mut socket);
+            // The client may hang up once it has seen enough; that is the point.
+            let _ = socket.write_all(&response);
+            let _ = socket.shutdown(std::net::Shutdown::Write);
+        }
+    });
+    url
+}
+
+/// Reads a request head and its `Content-Length` body, so that closing the socket does not
+/// reset the connection under the client's feet.
+fn read_request(socket: &mut std::net::TcpStream) {
+    use std::io::Read as _;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok(n) = socket.read(&mut buf) else { return };
+        if n == 0 {
+            return;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+        if seen.len() >= end + 4 + length {
+            return;
+        }
+    }
+}
+
+/// `body` in HTTP/1.1 chunks of `size` bytes (RFC 9112 §7.1), ending with the last chunk.
+pub fn chunked(body: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in body.chunks(size) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
 }
