@@ -2,6 +2,7 @@
 //! cached and refreshed within bounds.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -63,6 +64,12 @@ struct Inner {
     /// Held while fetching, so concurrent misses wait for one fetch instead of each
     /// starting their own.
     fetch: tokio::sync::Mutex<FetchState>,
+    /// Fetches finished, successful or not (bumped with the fetch lock held, after the
+    /// keys are stored). A task that reads it before queueing for the lock and finds it
+    /// changed once it holds the lock knows a fetch ran while it waited, and takes that
+    /// fetch's result instead of starting another: with an endpoint that hangs until the
+    /// timeout, queued requests would otherwise each wait for their own timeout in turn.
+    fetches_finished: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +88,9 @@ struct KeySet {
 }
 
 struct FetchState {
+    /// When the last fetch started, then when it finished: the refetch interval counts
+    /// from its end, so an endpoint that takes the whole timeout to fail is not asked
+    /// again the moment it has.
     last_attempt: SystemTime,
 }
 
@@ -201,9 +211,24 @@ impl JwksValidator {
     }
 
     /// A token named a key we do not have: refetch, unless that was done less than the
-    /// refetch interval ago, in which case the key is unknown.
+    /// refetch interval ago, in which case the key is unknown. If another request fetched
+    /// while this one waited for the lock, its result is this one's: its keys, or its
+    /// failure.
     async fn refetch_for_unknown_key(&self, seen_generation: u64) -> Result<Arc<KeySet>, AuthError> {
-        let mut state = self.inner.fetch.lock().await;
+        let inner = &*self.inner;
+        let seen_fetches = inner.fetches_finished.load(Ordering::Acquire);
+        let mut state = inner.fetch.lock().await;
+        if inner.fetches_finished.load(Ordering::Acquire) != seen_fetches {
+            let current = self.current();
+            if current.generation != seen_generation {
+                return Ok(current);
+            }
+            tracing::debug!("unknown kid; the JWKS fetch this request waited for failed");
+            return Err(AuthError::upstream_msg(format!(
+                "the JWKS at {} could not be fetched (a concurrent refetch failed)",
+                inner.jwks_uri
+            )));
+        }
         match self.fetch_locked(&mut state, seen_generation).await? {
             Some(keys) => Ok(keys),
             None => {
@@ -233,9 +258,16 @@ impl JwksValidator {
             return Ok(None);
         }
         state.last_attempt = now;
-        let fresh = Arc::new(fetch_key_set(inner, now, current.generation + 1).await?);
+        let fetched = fetch_key_set(inner, now, current.generation + 1).await;
+        state.last_attempt = inner.clock.now();
+        let stored = fetched.map(|keys| {
+            let fresh = Arc::new(keys);
+            *inner.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&fresh);
+            fresh
+        });
+        inner.fetches_finished.fetch_add(1, Ordering::Release);
+        let fresh = stored?;
         tracing::debug!(keys = fresh.keys.len(), generation = fresh.generation, "JWKS refreshed");
-        *inner.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&fresh);
         Ok(Some(fresh))
     }
 }
@@ -320,7 +352,7 @@ impl JwksValidatorBuilder {
     }
 
     /// The least time between two JWKS fetches caused by unknown `kid`s or a failed
-    /// refresh (default 10 s).
+    /// refresh (default 10 s), counted from the end of the previous fetch.
     pub fn refetch_interval(mut self, interval: Duration) -> Self {
         self.refetch_interval = interval;
         self
@@ -398,6 +430,7 @@ impl JwksValidatorBuilder {
             fetch: tokio::sync::Mutex::new(FetchState {
                 last_attempt: SystemTime::UNIX_EPOCH,
             }),
+            fetches_finished: AtomicU64::new(0),
         };
         let now = inner.clock.now();
         let keys = fetch_key_set(&inner, now, 1).await?;

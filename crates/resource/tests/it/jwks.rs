@@ -570,3 +570,45 @@ async fn oversized_discovery_document_refused() {
     assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
     assert!(err.to_string().contains("larger than"), "{err}");
 }
+
+/// A JWKS endpoint that hangs until the client's timeout: the requests with an unknown
+/// `kid` queued behind the first one's fetch take its failure instead of each fetching (and
+/// waiting for the timeout) in turn. Real time here, with a refetch interval shorter than
+/// the timeout, as with the defaults (10 s each).
+#[tokio::test]
+async fn queued_unknown_kids_share_one_hanging_fetch() {
+    let key = Key::rsa("k1");
+    let issuer = FakeIssuer::start(&[&key]).await;
+    let timeout = Duration::from_millis(300);
+    let v = JwksValidator::builder(&issuer.url)
+        .audience(AUD)
+        .http_client(reqwest::Client::builder().timeout(timeout).build().unwrap())
+        .refetch_interval(Duration::from_millis(250))
+        .build()
+        .await
+        .unwrap();
+    *issuer.state.jwks_delay.lock().unwrap() = Duration::from_secs(5);
+    tokio::time::sleep(Duration::from_millis(300)).await; // past the refetch interval
+    let stranger = Key::ec("new").sign(&claims(&issuer.url, AUD, std::time::SystemTime::now()));
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (v, t) = (v.clone(), stranger.clone());
+            tokio::spawn(async move { v.validate(&t).await })
+        })
+        .collect();
+    for task in tasks {
+        let result = task.await.unwrap();
+        assert!(matches!(result, Err(AuthError::Upstream { .. })), "{result:?}");
+    }
+    // The build's fetch and one refetch (two if a task came late to the queue), not eight.
+    assert!(issuer.jwks_hits() <= 3, "{} JWKS fetches", issuer.jwks_hits());
+    assert!(started.elapsed() < timeout * 4, "{:?}", started.elapsed());
+    // The interval counts from the end of that failed fetch, not its start.
+    let hits = issuer.jwks_hits();
+    assert_eq!(
+        v.validate(&stranger).await.unwrap_err().invalid_token_reason(),
+        Some(InvalidToken::UnknownKey)
+    );
+    assert_eq!(issuer.jwks_hits(), hits);
+}

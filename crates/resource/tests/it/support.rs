@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::KeyPair as _;
@@ -218,6 +218,9 @@ pub struct FakeState {
     pub jwks: Mutex<JwkSet>,
     pub jwks_cache_control: Mutex<Option<String>>,
     pub jwks_fail: AtomicBool,
+    /// How long the JWKS endpoint sits on a request before answering (counted as a hit
+    /// when it arrives).
+    pub jwks_delay: Mutex<Duration>,
     /// Trailing whitespace added to the JWKS (still valid JSON), to make it oversized.
     pub jwks_padding: AtomicUsize,
     pub introspection: Mutex<HashMap<String, IntrospectionResponse>>,
@@ -245,6 +248,7 @@ impl FakeIssuer {
             }),
             jwks_cache_control: Mutex::new(None),
             jwks_fail: AtomicBool::new(false),
+            jwks_delay: Mutex::new(Duration::ZERO),
             jwks_padding: AtomicUsize::new(0),
             introspection: Mutex::new(HashMap::new()),
             introspection_padding: AtomicUsize::new(0),
@@ -322,6 +326,10 @@ async fn discovery(State(state): State<Arc<FakeState>>) -> Json<ServerMetadata> 
 
 async fn jwks(State(state): State<Arc<FakeState>>) -> Response {
     state.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let delay = *state.jwks_delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     if state.jwks_fail.load(Ordering::SeqCst) {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
