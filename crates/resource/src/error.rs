@@ -1,6 +1,7 @@
 //! The crate's one error type, [`AuthError`], and the reasons a token is refused.
 
 use std::fmt;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 
@@ -36,6 +37,8 @@ pub enum AuthError {
     },
     /// The authorization server could not be reached or answered something unusable (JWKS,
     /// discovery or introspection). Answered with `503`; the cause goes to the log only.
+    /// When the server asked us to wait (`429`/`503` with `Retry-After`),
+    /// [`AuthError::retry_after`] says how long, and the answer carries `Retry-After` too.
     #[error("authorization server unavailable: {context}")]
     Upstream {
         /// What we were doing, e.g. "fetching the JWKS".
@@ -64,6 +67,24 @@ impl AuthError {
         }
     }
 
+    /// An [`AuthError::Upstream`] saying the authorization server may be asked again in
+    /// `after`; [`AuthError::retry_after`] reads it back.
+    pub(crate) fn retry_later(context: impl Into<String>, after: Duration) -> Self {
+        Self::upstream(context, RetryLater { after })
+    }
+
+    /// How long until the authorization server may be asked again, when it asked us to
+    /// wait (HTTP `429` or `503` with `Retry-After`, RFC 9110 §10.2.3, RFC 6585 §4) and the
+    /// validator is holding back until then; `None` for every other error.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Upstream {
+                source: Some(source), ..
+            } => source.downcast_ref::<RetryLater>().map(|r| r.after),
+            _ => None,
+        }
+    }
+
     /// The HTTP status a resource server answers with for this error (RFC 6750 §3.1).
     pub fn status(&self) -> StatusCode {
         match self {
@@ -88,6 +109,25 @@ impl From<InvalidToken> for AuthError {
         Self::InvalidToken(reason)
     }
 }
+
+/// The cause of an [`AuthError::Upstream`] when the authorization server asked us to wait.
+/// Kept as the error's source rather than a field, so the variant's shape stays as it was.
+#[derive(Debug)]
+pub(crate) struct RetryLater {
+    after: Duration,
+}
+
+impl fmt::Display for RetryLater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the authorization server asked to wait {} ms",
+            self.after.as_millis()
+        )
+    }
+}
+
+impl std::error::Error for RetryLater {}
 
 /// Why a token was refused. The `Display` text becomes the `error_description` of the
 /// `WWW-Authenticate` header, so it says what failed without echoing token contents.

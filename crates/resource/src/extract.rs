@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::HeaderValue;
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use portcullis_protocol::{ErrorCode, ErrorResponse};
@@ -379,7 +379,16 @@ fn error_response(error: &AuthError, realm: Option<&str>) -> Response {
                 ErrorCode::TemporarilyUnavailable,
                 "the authorization server cannot be reached; try again later",
             );
-            return (status, Json(body)).into_response();
+            let mut response = (status, Json(body)).into_response();
+            // RFC 9110 §10.2.3: pass the authorization server's wait on, in whole seconds
+            // rounded up, so the caller does not retry while we would refuse anyway.
+            if let Some(wait) = error.retry_after() {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                if secs > 0 {
+                    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+                }
+            }
+            return response;
         }
     };
     let challenge = challenge(realm, code, description, scope);

@@ -2,11 +2,12 @@
 //! HTTP helpers (`Cache-Control`, form encoding) the validators share.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use reqwest::header::{AGE, CACHE_CONTROL, HeaderMap};
+use reqwest::header::{AGE, CACHE_CONTROL, HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
 
+use crate::clock::from_unix_seconds;
 use crate::error::AuthError;
 
 /// The client used unless one is injected: bounded timeouts, so a stalled authorization
@@ -135,6 +136,68 @@ pub(crate) fn cache_lifetime(headers: &HeaderMap) -> Option<Duration> {
     max_age.map(|m| Duration::from_secs(m.saturating_sub(age)))
 }
 
+/// How long a `Retry-After` header asks to wait (RFC 9110 §10.2.3): `delay-seconds`, or an
+/// HTTP-date (in the IMF-fixdate form senders must use, RFC 9110 §5.6.7) measured from
+/// `now`, a date in the past being no wait. `None` when the header is absent or malformed;
+/// the caller picks a default and bounds the result.
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a u64 is still "a very long time".
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = imf_fixdate(value)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Parses `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 §5.6.7 IMF-fixdate).
+fn imf_fixdate(value: &str) -> Option<SystemTime> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_day_name, date) = value.split_once(", ")?;
+    let mut parts = date.split(' ');
+    let (Some(day), Some(month), Some(year), Some(time), Some("GMT"), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let day: i64 = two_digits(day).filter(|d| (1..=31).contains(d))?;
+    let month = i64::try_from(MONTHS.iter().position(|m| *m == month)?).ok()? + 1;
+    let year: i64 = (year.len() == 4).then(|| year.parse().ok()).flatten()?;
+    let mut hms = time.split(':');
+    let (Some(h), Some(m), Some(sec), None) = (hms.next(), hms.next(), hms.next(), hms.next()) else {
+        return None;
+    };
+    let h = two_digits(h).filter(|h| *h < 24)?;
+    let m = two_digits(m).filter(|m| *m < 60)?;
+    let sec = two_digits(sec).filter(|s| *s <= 60)?;
+    let secs = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec;
+    Some(from_unix_seconds(secs))
+}
+
+fn two_digits(s: &str) -> Option<i64> {
+    (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// `application/x-www-form-urlencoded` encoding of one value (WHATWG URL §5.2), which
 /// RFC 6749 §2.3.1 requires for the client id and secret before they go into HTTP Basic.
 pub(crate) fn form_urlencode(value: &str) -> String {
@@ -189,6 +252,41 @@ mod tests {
             cache_lifetime(&headers(&[(&CACHE_CONTROL, "no-store")])),
             Some(Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn retry_after_header() {
+        let now = from_unix_seconds(784_111_700);
+        let wait = |v: &'static str| retry_after(&headers(&[(&RETRY_AFTER, v)]), now);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+        assert_eq!(wait("120"), Some(Duration::from_secs(120)));
+        assert_eq!(wait(" 0 "), Some(Duration::ZERO));
+        assert_eq!(wait("99999999999999999999999"), Some(Duration::from_secs(u64::MAX)));
+        // 77 s after `now`, then one in the past.
+        assert_eq!(wait("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::from_secs(77)));
+        assert_eq!(wait("Sat, 05 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        for bad in [
+            "",
+            "soon",
+            "-5",
+            "1.5",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49 GMT",
+        ] {
+            assert_eq!(wait(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn civil_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
     }
 
     #[test]

@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use portcullis_protocol::Secret;
+use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 use serde::Deserialize;
+use tokio::sync::watch;
 
 use crate::claims::{VerifiedClaims, split_scope};
 use crate::clock::{Clock, SystemClock, from_unix_seconds, unix_seconds};
 use crate::error::{AuthError, InvalidToken};
-use crate::http::{MAX_INTROSPECTION_BYTES, default_client, discover, form_urlencode, read_body};
+use crate::http::{MAX_INTROSPECTION_BYTES, default_client, discover, form_urlencode, read_body, retry_after};
 use crate::jwt::{Audience, ClaimRules, MAX_TOKEN_LEN};
 
 /// Validates tokens by calling the authorization server's introspection endpoint
@@ -43,6 +45,13 @@ use crate::jwt::{Audience, ClaimRules, MAX_TOKEN_LEN};
 /// therefore seen after at most the maximum TTL. Inactive answers are not cached, so junk
 /// tokens cannot push real ones out. Entries are keyed by the SHA-256 of the token, so the
 /// cache never holds a usable token.
+///
+/// **Load on the authorization server.** Concurrent validations of the same token share
+/// one call: the first asks, the others wait for its answer. When the endpoint answers
+/// `429` or `503`, the validator makes no call until its `Retry-After` has passed (at most
+/// [`MAX_BACKOFF`]; [`DEFAULT_BACKOFF`] when the header is missing or malformed) and fails
+/// at once with an [`AuthError::Upstream`] whose [`AuthError::retry_after`] says how long
+/// is left; the extractor answers `503` with that `Retry-After`.
 #[derive(Clone)]
 pub struct IntrospectionValidator {
     inner: Arc<Inner>,
@@ -61,6 +70,83 @@ struct Inner {
     max_ttl: Duration,
     max_entries: usize,
     cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
+    /// Introspections under way, by cache key, each with the channel its answer will be
+    /// sent on to the requests waiting for it.
+    in_flight: Mutex<HashMap<[u8; 32], watch::Receiver<Option<Shared>>>>,
+    /// No call before this time: the endpoint asked us to wait.
+    backoff_until: Mutex<Option<SystemTime>>,
+}
+
+/// The longest the validator holds back after a `429`/`503`, whatever `Retry-After` says:
+/// a wrong or hostile header must not lock the API out for long.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How long the validator holds back after a `429`/`503` without a usable `Retry-After`.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// One introspection's outcome as handed to the requests that waited for it (an
+/// [`AuthError`] is not `Clone`, and its cause was logged once by the request that asked).
+#[derive(Clone)]
+enum Shared {
+    Valid(Box<VerifiedClaims>),
+    Refused(InvalidToken),
+    Unavailable { retry_after: Option<Duration> },
+}
+
+impl Shared {
+    fn of(result: &Result<VerifiedClaims, AuthError>) -> Self {
+        match result {
+            Ok(claims) => Self::Valid(Box::new(claims.clone())),
+            Err(AuthError::InvalidToken(reason)) => Self::Refused(*reason),
+            Err(e) => Self::Unavailable {
+                retry_after: e.retry_after(),
+            },
+        }
+    }
+
+    fn into_result(self, endpoint: &str) -> Result<VerifiedClaims, AuthError> {
+        let context = format!("the introspection endpoint {endpoint} failed a concurrent call for this token");
+        match self {
+            Self::Valid(claims) => Ok(*claims),
+            Self::Refused(reason) => Err(reason.into()),
+            Self::Unavailable {
+                retry_after: Some(after),
+            } => Err(AuthError::retry_later(context, after)),
+            Self::Unavailable { retry_after: None } => Err(AuthError::upstream_msg(context)),
+        }
+    }
+}
+
+/// Whether a validation asks the endpoint itself or waits for another's call.
+enum Flight<'a> {
+    Lead(Leader<'a>),
+    Follow(watch::Receiver<Option<Shared>>),
+}
+
+/// The request that calls the endpoint for a token. Dropping it — answered or cancelled —
+/// takes the token out of the in-flight map; waiters that got no answer then try again.
+struct Leader<'a> {
+    validator: &'a IntrospectionValidator,
+    key: [u8; 32],
+    answer: watch::Sender<Option<Shared>>,
+}
+
+impl Leader<'_> {
+    fn land(&self, result: &Result<VerifiedClaims, AuthError>) {
+        self.answer.send_replace(Some(Shared::of(result)));
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.validator.lock(&self.validator.inner.in_flight);
+        if in_flight
+            .get(&self.key)
+            .is_some_and(|rx| rx.same_channel(&self.answer.subscribe()))
+        {
+            in_flight.remove(&self.key);
+        }
+    }
 }
 
 struct CacheEntry {
@@ -156,20 +242,101 @@ impl IntrospectionValidator {
     ///
     /// Fails with [`AuthError::InvalidToken`] ([`InvalidToken::Inactive`] for `active:false`)
     /// when the token is refused, and with [`AuthError::Upstream`] when the endpoint cannot
-    /// be reached or refuses our client credentials.
+    /// be reached, refuses our client credentials, or asked us to wait (then
+    /// [`AuthError::retry_after`] is set, and no call is made until it has passed).
     pub async fn validate(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(InvalidToken::Malformed.into());
         }
         let key = cache_key(token);
+        loop {
+            if let Some(claims) = self.cached(&key) {
+                return Ok(claims);
+            }
+            match self.join(key) {
+                Flight::Lead(leader) => {
+                    let result = self.lead(token, key).await;
+                    leader.land(&result);
+                    return result;
+                }
+                Flight::Follow(mut answer) => {
+                    if let Ok(shared) = answer.wait_for(Option::is_some).await
+                        && let Some(shared) = shared.clone()
+                    {
+                        return shared.into_result(&self.inner.endpoint);
+                    }
+                    // The leader's request was dropped before it had an answer: go again.
+                }
+            }
+        }
+    }
+
+    /// Joins the call under way for this token, or becomes the one making it.
+    fn join(&self, key: [u8; 32]) -> Flight<'_> {
+        let mut in_flight = self.lock(&self.inner.in_flight);
+        if let Some(answer) = in_flight.get(&key) {
+            return Flight::Follow(answer.clone());
+        }
+        let (answer, waiting) = watch::channel(None);
+        in_flight.insert(key, waiting);
+        Flight::Lead(Leader {
+            validator: self,
+            key,
+            answer,
+        })
+    }
+
+    /// The leader's work: the cache again (a call that just finished may have filled it),
+    /// the back-off, then the call.
+    async fn lead(&self, token: &str, key: [u8; 32]) -> Result<VerifiedClaims, AuthError> {
         if let Some(claims) = self.cached(&key) {
             return Ok(claims);
         }
+        self.check_backoff()?;
         let raw = self.introspect(token).await?;
         let now = self.inner.clock.now();
         let claims = self.check(raw, unix_seconds(now))?;
         self.remember(key, &claims, now);
         Ok(claims)
+    }
+
+    /// Fails fast while the endpoint's `Retry-After` runs.
+    fn check_backoff(&self) -> Result<(), AuthError> {
+        let now = self.inner.clock.now();
+        let mut until = self.lock(&self.inner.backoff_until);
+        let Some(left) = until.and_then(|t| t.duration_since(now).ok()) else {
+            *until = None;
+            return Ok(());
+        };
+        // More than the bound left means the clock went back: forget the back-off.
+        if left.is_zero() || left > MAX_BACKOFF {
+            *until = None;
+            return Ok(());
+        }
+        Err(AuthError::retry_later(
+            format!(
+                "the introspection endpoint {} asked us to wait; not calling it for {} ms",
+                self.inner.endpoint,
+                left.as_millis()
+            ),
+            left,
+        ))
+    }
+
+    /// Holds calls back for `wait` (bounded by [`MAX_BACKOFF`]) from `now`; a later
+    /// deadline already set stays.
+    fn back_off(&self, now: SystemTime, wait: Duration) -> Duration {
+        let wait = wait.min(MAX_BACKOFF);
+        let deadline = now.checked_add(wait).unwrap_or(now);
+        let mut until = self.lock(&self.inner.backoff_until);
+        if until.is_none_or(|t| t < deadline) {
+            *until = Some(deadline);
+        }
+        wait
+    }
+
+    fn lock<'a, T>(&self, mutex: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
+        mutex.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The endpoint tokens are sent to.
@@ -193,7 +360,7 @@ impl IntrospectionValidator {
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], CacheEntry>> {
-        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
+        self.lock(&self.inner.cache)
     }
 
     fn cached(&self, key: &[u8; 32]) -> Option<VerifiedClaims> {
@@ -256,7 +423,19 @@ impl IntrospectionValidator {
             .await
             .map_err(|e| AuthError::upstream(format!("calling the introspection endpoint {url}"), e))?;
         let status = response.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+        // RFC 6585 §4, RFC 9110 §15.6.4: asked to slow down; honour `Retry-After`.
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            let now = inner.clock.now();
+            let asked = retry_after(response.headers(), now);
+            let wait = self.back_off(now, asked.unwrap_or(DEFAULT_BACKOFF));
+            tracing::warn!(%status, endpoint = %url, retry_after = ?asked, holding_back = ?wait,
+                "the introspection endpoint asked us to wait");
+            return Err(AuthError::retry_later(
+                format!("the introspection endpoint {url} answered {status}"),
+                wait,
+            ));
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             tracing::error!(%status, endpoint = %url, client_id = %inner.client_id,
                 "the introspection endpoint refused our client credentials");
             return Err(AuthError::upstream_msg(format!(
@@ -443,6 +622,8 @@ impl IntrospectionValidatorBuilder {
                 max_ttl: self.max_ttl,
                 max_entries: self.max_entries,
                 cache: Mutex::new(HashMap::new()),
+                in_flight: Mutex::new(HashMap::new()),
+                backoff_until: Mutex::new(None),
             }),
         })
     }

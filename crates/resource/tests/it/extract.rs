@@ -397,3 +397,41 @@ async fn claims_are_not_reused_for_another_token() {
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
     assert!(a.challenge.unwrap().contains("the token is malformed"));
 }
+
+/// The authorization server asked to wait: the API answers 503 with `Retry-After` (whole
+/// seconds, rounded up) and does not call it again meanwhile.
+#[tokio::test]
+async fn busy_authorization_server_is_503_with_retry_after() {
+    let issuer = FakeIssuer::start(&[]).await;
+    let clock = std::sync::Arc::new(portcullis_resource::FixedClock::starting_now());
+    let v = IntrospectionValidator::builder(&issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience("notes-api")
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let router = app(v.into());
+    issuer.busy(Some((StatusCode::TOO_MANY_REQUESTS, Some("7"))));
+    for (advance, expected) in [(0, "7"), (2500, "5")] {
+        clock.advance(Duration::from_millis(advance));
+        let response = router
+            .clone()
+            .oneshot(
+                Request::get("/notes")
+                    .header(header::AUTHORIZATION, "Bearer opaque-token")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], expected);
+        assert!(!response.headers().contains_key(header::WWW_AUTHENTICATE));
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).unwrap()["error"],
+            "temporarily_unavailable"
+        );
+    }
+    assert_eq!(issuer.introspection_hits(), 1);
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use portcullis_protocol::token::IntrospectionResponse;
 use portcullis_resource::{AuthError, Clock as _, FixedClock, IntrospectionValidator, InvalidToken};
 
@@ -347,4 +348,130 @@ async fn oversized_answer_refused() {
     let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000";
     let err = validator(raw_server(head, answer)).validate("tok").await.unwrap_err();
     assert!(err.to_string().contains("larger than"), "{err}");
+}
+
+/// Concurrent validations of one token make one call; the others wait for its answer,
+/// active or not. Different tokens are not held up by each other. (Cache off, so only the
+/// coalescing saves the calls.)
+#[tokio::test]
+async fn concurrent_validations_of_one_token_share_one_call() {
+    let s = Setup::new().await;
+    s.active("tok", 600);
+    *s.issuer.state.introspection_delay.lock().unwrap() = Duration::from_millis(300);
+    let v = s.validator(Duration::ZERO, 100).await;
+    let spawn_all = |tokens: &[&str]| {
+        tokens
+            .iter()
+            .map(|t| {
+                let (v, t) = (v.clone(), (*t).to_owned());
+                tokio::spawn(async move { v.validate(&t).await })
+            })
+            .collect::<Vec<_>>()
+    };
+
+    for task in spawn_all(&["tok"; 10]) {
+        assert_eq!(task.await.unwrap().unwrap().subject, "alice");
+    }
+    assert_eq!(s.issuer.introspection_hits(), 1);
+
+    for task in spawn_all(&["junk"; 10]) {
+        assert_eq!(reason(task.await.unwrap()), InvalidToken::Inactive);
+    }
+    assert_eq!(s.issuer.introspection_hits(), 2);
+
+    for task in spawn_all(&["tok", "junk", "tok", "junk"]) {
+        let _ = task.await.unwrap();
+    }
+    assert_eq!(s.issuer.introspection_hits(), 4, "one call per distinct token");
+
+    // Once answered, the next validation asks again (no cache here).
+    v.validate("tok").await.unwrap();
+    assert_eq!(s.issuer.introspection_hits(), 5);
+}
+
+/// A waiting request whose leader is dropped before the answer asks itself.
+#[tokio::test]
+async fn a_dropped_call_does_not_strand_the_waiters() {
+    let s = Setup::new().await;
+    s.active("tok", 600);
+    *s.issuer.state.introspection_delay.lock().unwrap() = Duration::from_millis(300);
+    let v = s.validator(Duration::ZERO, 100).await;
+    let leader = {
+        let v = v.clone();
+        tokio::spawn(async move { v.validate("tok").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let follower = {
+        let v = v.clone();
+        tokio::spawn(async move { v.validate("tok").await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    leader.abort();
+    assert_eq!(follower.await.unwrap().unwrap().subject, "alice");
+    assert_eq!(s.issuer.introspection_hits(), 2);
+}
+
+/// `429` with `Retry-After: 2`: no call for 2 s, each validation failing at once with the
+/// time left; then calls again.
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let s = Setup::new().await;
+    s.active("tok", 600);
+    let v = s.validator(Duration::ZERO, 100).await;
+    s.issuer.busy(Some((StatusCode::TOO_MANY_REQUESTS, Some("2"))));
+    let err = v.validate("tok").await.unwrap_err();
+    assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
+    assert_eq!(err.status(), 503);
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+    assert_eq!(s.issuer.introspection_hits(), 1);
+
+    s.issuer.busy(None);
+    let err = v.validate("tok").await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+    s.clock.advance(Duration::from_millis(1500));
+    let err = v.validate("other").await.unwrap_err(); // every token: the server is busy
+    assert_eq!(err.retry_after(), Some(Duration::from_millis(500)));
+    assert_eq!(s.issuer.introspection_hits(), 1, "no call while backing off");
+
+    s.clock.advance(Duration::from_millis(500));
+    assert_eq!(v.validate("tok").await.unwrap().subject, "alice");
+    assert_eq!(s.issuer.introspection_hits(), 2);
+}
+
+/// The wait is bounded (60 s), and a `503` or a header that is missing or malformed gets a
+/// short default (1 s) rather than none.
+#[tokio::test]
+async fn retry_after_is_bounded_and_tolerant() {
+    let s = Setup::new().await;
+    s.active("tok", 600);
+    let v = s.validator(Duration::ZERO, 100).await;
+    let cases = [
+        (StatusCode::TOO_MANY_REQUESTS, Some("86400"), 60_000),
+        (StatusCode::TOO_MANY_REQUESTS, Some("soon"), 1000),
+        (StatusCode::TOO_MANY_REQUESTS, None, 1000),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("5"), 5000),
+        (StatusCode::SERVICE_UNAVAILABLE, None, 1000),
+    ];
+    for (status, header, millis) in cases {
+        let wait = Duration::from_millis(millis);
+        s.issuer.busy(Some((status, header)));
+        let hits = s.issuer.introspection_hits();
+        assert_eq!(
+            v.validate("tok").await.unwrap_err().retry_after(),
+            Some(wait),
+            "{status} {header:?}"
+        );
+        s.issuer.busy(None);
+        s.clock.advance(wait - Duration::from_millis(1));
+        assert!(v.validate("tok").await.is_err());
+        assert_eq!(s.issuer.introspection_hits(), hits + 1);
+        s.clock.advance(Duration::from_millis(1));
+        v.validate("tok").await.unwrap();
+        assert_eq!(s.issuer.introspection_hits(), hits + 2);
+    }
+    // Other errors say nothing about waiting.
+    s.issuer.busy(Some((StatusCode::INTERNAL_SERVER_ERROR, Some("30"))));
+    assert_eq!(v.validate("tok").await.unwrap_err().retry_after(), None);
+    s.issuer.busy(None);
+    v.validate("tok").await.unwrap();
 }

@@ -226,6 +226,11 @@ pub struct FakeState {
     pub introspection: Mutex<HashMap<String, IntrospectionResponse>>,
     /// Trailing whitespace added to introspection answers.
     pub introspection_padding: AtomicUsize,
+    /// How long the introspection endpoint takes to answer.
+    pub introspection_delay: Mutex<Duration>,
+    /// When set, every introspection is answered with this status and `Retry-After`
+    /// value (if any) instead.
+    pub introspection_busy: Mutex<Option<(StatusCode, Option<String>)>>,
     pub discovery_hits: AtomicUsize,
     pub jwks_hits: AtomicUsize,
     pub introspection_hits: AtomicUsize,
@@ -252,6 +257,8 @@ impl FakeIssuer {
             jwks_padding: AtomicUsize::new(0),
             introspection: Mutex::new(HashMap::new()),
             introspection_padding: AtomicUsize::new(0),
+            introspection_delay: Mutex::new(Duration::ZERO),
+            introspection_busy: Mutex::new(None),
             discovery_hits: AtomicUsize::new(0),
             jwks_hits: AtomicUsize::new(0),
             introspection_hits: AtomicUsize::new(0),
@@ -285,6 +292,12 @@ impl FakeIssuer {
 
     pub fn jwks_hits(&self) -> usize {
         self.state.jwks_hits.load(Ordering::SeqCst)
+    }
+
+    /// Answers every introspection with `status` and this `Retry-After`, or normally again
+    /// with `None`.
+    pub fn busy(&self, answer: Option<(StatusCode, Option<&str>)>) {
+        *self.state.introspection_busy.lock().unwrap() = answer.map(|(s, r)| (s, r.map(str::to_owned)));
     }
 
     pub fn introspection_hits(&self) -> usize {
@@ -382,8 +395,22 @@ async fn introspect(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     state.introspection_hits.fetch_add(1, Ordering::SeqCst);
+    let delay = *state.introspection_delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     if !client_authenticated(&headers) {
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic")]).into_response();
+    }
+    let busy = state.introspection_busy.lock().unwrap().clone();
+    if let Some((status, retry_after)) = busy {
+        let mut response = status.into_response();
+        if let Some(value) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, value.parse().unwrap());
+        }
+        return response;
     }
     let token = form.get("token").cloned().unwrap_or_default();
     let answer = state
