@@ -1,7 +1,7 @@
 //! Rate limits (DESIGN §5): one keyed GCRA limiter (the `governor` crate) per bucket —
-//! login and admin sign-in per IP, the token endpoint per IP and per client, revocation
-//! and introspection per IP, the account page per IP. A refused request learns how long
-//! to wait (`Retry-After`).
+//! login and admin sign-in per IP, the token endpoint per IP and per confidential client,
+//! revocation and introspection per IP, the account page per IP. A refused request learns
+//! how long to wait (`Retry-After`).
 //!
 //! Limiters live in the node's memory: with N nodes behind a balancer a client gets up
 //! to N times the limit. That is acceptable for throttling (the point is to bound the
@@ -26,8 +26,8 @@ pub enum Bucket {
     AdminLoginIp,
     /// `POST /token`, per client IP.
     TokenIp,
-    /// `POST /token`, per client id as claimed in the request, counted before the
-    /// client is authenticated so that guessing a client's secret is limited too.
+    /// `POST /token`, per confidential client, counted once the client has authenticated
+    /// (counting claimed ids would let anyone exhaust a client's allowance by its id).
     TokenClient,
     /// `POST /revoke`, per client IP.
     RevokeIp,

@@ -92,15 +92,6 @@ fn decode_basic(value: &str) -> Option<(String, Secret)> {
     Some((unescape(id)?, Secret::new(unescape(secret)?)))
 }
 
-/// The client id a request claims (Basic header, else the body), before it is
-/// authenticated: the key of the per-client rate limit.
-pub fn claimed_client_id(headers: &HeaderMap, form: &FormBody) -> Option<String> {
-    match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        Some(value) => decode_basic(value).map(|(id, _)| id),
-        None => form.get("client_id").map(str::to_owned),
-    }
-}
-
 /// Authenticates the client of a token-family request.
 pub async fn authenticate(core: &Portcullis, headers: &HeaderMap, form: &FormBody) -> Result<Client, ApiError> {
     let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());

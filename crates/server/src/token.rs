@@ -12,7 +12,7 @@ use portcullis_protocol::token::{TokenOperationRequest, TokenRequest};
 use portcullis_protocol::{ErrorCode, ScopeSet};
 
 use crate::ServerState;
-use crate::client_auth::{FormBody, authenticate, claimed_client_id};
+use crate::client_auth::{FormBody, authenticate};
 use crate::client_ip::ClientIp;
 use crate::error::ApiError;
 
@@ -33,10 +33,6 @@ pub async fn token_post(
 ) -> Result<Response, ApiError> {
     state.core.throttle.check(Bucket::TokenIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
-    // Counted before authentication, so guessing a client's secret is throttled too.
-    if let Some(id) = claimed_client_id(&headers, &form) {
-        state.core.throttle.check(Bucket::TokenClient, Some(&id))?;
-    }
     // Check the grant type before anything else, to tell "missing" from "unsupported".
     match form.get("grant_type") {
         None => return Err(ApiError::new(ErrorCode::InvalidRequest, "grant_type is required")),
@@ -50,6 +46,17 @@ pub async fn token_post(
         }
     }
     let client = authenticate(&state.core, &headers, &form).await?;
+    // Per confidential client, once it has authenticated: a count of claimed client ids
+    // would let anyone who knows an id (they travel in every authorization URL) use up
+    // that client's allowance on every node. Failed guesses count against their address
+    // (`TokenIp`); secrets are 256-bit and server-generated, so guessing them is futile
+    // anyway. A public client's id proves nothing, so its users count per address only.
+    if client.secret_hash.is_some() {
+        state
+            .core
+            .throttle
+            .check(Bucket::TokenClient, Some(client.id.as_str()))?;
+    }
     let request: TokenRequest = form.parse_as().map_err(|e| malformed_scope(&form).unwrap_or(e))?;
     let response = match request {
         // Touches no store: nothing to leave half done, and no task hand-off to pay for

@@ -178,47 +178,80 @@ async fn simultaneous_guesses_get_the_threshold_not_the_burst(backend: Backend) 
     std::sync::Arc::into_inner(app).unwrap().stop().await;
 }
 
-async fn secret_guessing_at_the_token_endpoint_gets_429(backend: Backend) {
+/// The per-client limit counts a confidential client's authenticated requests only:
+/// guesses under its id count against the guessing address, so nobody can use up a
+/// client's allowance by sending its id, and a public client counts per address only.
+async fn token_limit_per_client_counts_authenticated_requests(backend: Backend) {
     let (url, guard) = fresh_database(backend).await;
     let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
-        s.core
-            .defense
-            .rate_limits
-            .set(Bucket::TokenClient, RateLimit::parse("5/min").unwrap());
+        behind_proxy(s);
+        let limits = &mut s.core.defense.rate_limits;
+        limits.set(Bucket::TokenClient, RateLimit::parse("5/min").unwrap());
+        limits.set(Bucket::TokenIp, RateLimit::parse("20/min").unwrap());
     })
     .await;
     let (client, secret) = app.confidential_client("https://rp.example/callback").await;
-    let mut statuses = Vec::new();
-    for i in 0..12 {
-        let resp = http()
+    let (other, other_secret) = app.confidential_client("https://rp.example/callback").await;
+    let token = |id: &str, secret: &str, from: &str| {
+        http()
             .post(app.url("/token"))
-            .basic_auth(client.id.as_str(), Some(format!("guess-{i}")))
+            .header("x-forwarded-for", from)
+            .basic_auth(id, Some(secret))
             .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    // Twelve wrong guesses under the client's id: 401 each, the client's count untouched.
+    for i in 0..12 {
+        let r = token(client.id.as_str(), &format!("guess-{i}"), ATTACKER)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "guess {i}");
+    }
+    // The client itself, from elsewhere: its five, then 429 slow_down with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let r = token(client.id.as_str(), secret.expose(), REAL_USER).await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(wait >= 1);
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "slow_down");
+        }
+    }
+    assert_eq!(statuses, [vec![200; 5], vec![429; 2]].concat());
+    // Another client, from the same address, has its own count.
+    let r = token(other.id.as_str(), other_secret.expose(), REAL_USER)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The guessing address reaches its own limit (20/min: 12 guesses so far).
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let r = token(client.id.as_str(), &format!("more-{i}"), ATTACKER).await.unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [vec![401; 8], vec![429; 2]].concat());
+    // A public client's id proves nothing: no per-client count, only the address's.
+    let public = app.public_client("https://rp.example/callback").await;
+    for i in 0..8 {
+        let r = http()
+            .post(app.url("/token"))
+            .header("x-forwarded-for", format!("192.0.2.{i}"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", public.id.as_str()),
+                ("code", "no-such-code"),
+                ("redirect_uri", "https://rp.example/callback"),
+                ("code_verifier", &"v".repeat(43)),
+            ])
             .send()
             .await
             .unwrap();
-        let status = resp.status().as_u16();
-        if status == 429 {
-            let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-            assert!(wait >= 1);
-            let body: Value = resp.json().await.unwrap();
-            assert_eq!(body["error"], "slow_down");
-        } else {
-            assert_eq!(status, 401);
-        }
-        statuses.push(status);
+        assert_eq!(r.status(), 400, "request {i}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant");
     }
-    assert_eq!(&statuses[..5], &[401; 5]);
-    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
-    // While throttled, guessing right does not help either.
-    let resp = http()
-        .post(app.url("/token"))
-        .basic_auth(client.id.as_str(), Some(secret.expose()))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 429);
     app.stop().await;
 }
 
@@ -288,7 +321,7 @@ both_backends!(
     lockout_does_not_reveal_whether_the_account_exists,
     guessing_from_many_addresses_locks_the_account,
     simultaneous_guesses_get_the_threshold_not_the_burst,
-    secret_guessing_at_the_token_endpoint_gets_429,
+    token_limit_per_client_counts_authenticated_requests,
     machine_endpoints_are_throttled_per_address,
     forwarded_for_is_believed_only_from_trusted_proxies,
 );
