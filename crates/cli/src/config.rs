@@ -584,12 +584,25 @@ fn defense(d: &mut DefenseSettings, raw: &DefenseRaw<'_>, origins: &Origins) -> 
     if let Some(n) = range("lockout_account_max_delay", raw.lockout_account_max_delay, 1, 86_400)? {
         d.lockout.account_max_delay = time::Duration::seconds(n);
     }
-    for (key, max) in [
-        ("lockout_max_delay", d.lockout.max_delay),
-        ("lockout_account_max_delay", d.lockout.account_max_delay),
+    // A cap left at its default follows a longer first wait; one set lower is an error.
+    let base = d.lockout.base_delay;
+    for (key, set, max) in [
+        (
+            "lockout_max_delay",
+            raw.lockout_max_delay.is_some(),
+            &mut d.lockout.max_delay,
+        ),
+        (
+            "lockout_account_max_delay",
+            raw.lockout_account_max_delay.is_some(),
+            &mut d.lockout.account_max_delay,
+        ),
     ] {
-        if max < d.lockout.base_delay {
-            return Err(cfg_err(key, origins, "must not be less than lockout_base_delay"));
+        if *max < base {
+            if set {
+                return Err(cfg_err(key, origins, "must not be less than lockout_base_delay"));
+            }
+            *max = base;
         }
     }
     if let Some(n) = range("audit_queue_size", raw.audit_queue_size, 1, 1_000_000)? {
@@ -777,6 +790,21 @@ mod tests {
     }
 
     #[test]
+    fn lockout_caps_left_at_their_defaults_follow_a_longer_first_wait() {
+        let d = load(&[("PORTCULLIS_LOCKOUT_BASE_DELAY", "600")]).unwrap().core.defense;
+        assert_eq!(d.lockout.base_delay, time::Duration::seconds(600));
+        assert_eq!(d.lockout.max_delay, time::Duration::seconds(900));
+        assert_eq!(d.lockout.account_max_delay, time::Duration::seconds(600));
+        for (var, setting) in [
+            ("PORTCULLIS_LOCKOUT_MAX_DELAY", "lockout_max_delay"),
+            ("PORTCULLIS_LOCKOUT_ACCOUNT_MAX_DELAY", "lockout_account_max_delay"),
+        ] {
+            let e = load(&[("PORTCULLIS_LOCKOUT_BASE_DELAY", "600"), (var, "300")]).unwrap_err();
+            assert_eq!(e.setting, setting, "{e}");
+        }
+    }
+
+    #[test]
     fn defense_settings() {
         let s = load(&[]).unwrap();
         assert!(s.core.defense.trusted_proxies.networks.is_empty());
@@ -814,6 +842,7 @@ mod tests {
             ("PORTCULLIS_RATE_LIMIT_TOKEN_CLIENT", "0/min", "rate_limit_token_client"),
             ("PORTCULLIS_LOCKOUT_THRESHOLD", "0", "lockout_threshold"),
             ("PORTCULLIS_LOCKOUT_ACCOUNT_THRESHOLD", "0", "lockout_account_threshold"),
+            ("PORTCULLIS_LOCKOUT_BASE_DELAY", "0", "lockout_base_delay"),
             ("PORTCULLIS_AUDIT_QUEUE_SIZE", "0", "audit_queue_size"),
             (
                 "PORTCULLIS_INSECURE_ALLOW_HTTP_WEBHOOKS",

@@ -21,7 +21,7 @@
 //! threshold.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use portcullis_protocol::Secret;
 use time::{Duration, OffsetDateTime};
@@ -127,9 +127,8 @@ impl Realm {
 pub struct Attempt {
     key: Digest,
     account_key: Digest,
-    had_failures: bool,
-    /// The account's failures below its threshold, which a success forgets.
-    account_failures_below_threshold: bool,
+    /// This pair's failures when the attempt began.
+    pair_failures: u32,
     _turn: Turn,
 }
 
@@ -148,11 +147,22 @@ fn account_lock_key(realm: Realm, username: &str) -> Digest {
     sha256(format!("{} account\n{}", realm.tag(), username).as_bytes())
 }
 
-/// The sign-in attempts in progress on this node, one at a time per account.
+/// The sign-in attempts in progress on this node, one at a time per account. The map
+/// holds weak references: an account's lock lives as long as an attempt holds or waits
+/// for it, and an entry whose attempts were all cancelled while waiting is pruned once
+/// the map grows.
 #[derive(Debug, Default)]
 pub struct InFlight {
-    accounts: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
+    accounts: Mutex<HashMap<Digest, Weak<tokio::sync::Mutex<()>>>>,
 }
+
+/// Attempts that may wait behind the one running on an account; more are refused at once.
+const MAX_WAITING_PER_ACCOUNT: usize = 8;
+/// The longest an attempt waits for its turn before it is refused (a password check can
+/// itself wait up to 10 s for a hashing thread).
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+/// Entries kept before dead ones are pruned.
+const PRUNE_AT: usize = 1024;
 
 /// One attempt's turn on its account; the next attempt's starts when it is dropped.
 #[derive(Debug)]
@@ -163,24 +173,45 @@ struct Turn {
 }
 
 impl InFlight {
-    async fn turn(self: &Arc<Self>, key: Digest) -> Turn {
+    fn accounts(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Weak<tokio::sync::Mutex<()>>>> {
+        self.accounts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits for the account's turn; `Error::RateLimited` when too many attempts already
+    /// wait on it or the wait is too long.
+    async fn turn(self: &Arc<Self>, key: Digest) -> Result<Turn> {
         let lock = {
-            let mut accounts = self.accounts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            Arc::clone(accounts.entry(key).or_default())
+            let mut accounts = self.accounts();
+            if accounts.len() >= PRUNE_AT {
+                accounts.retain(|_, lock| lock.strong_count() > 0);
+            }
+            match accounts.get(&key).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    accounts.insert(key, Arc::downgrade(&lock));
+                    lock
+                }
+            }
         };
-        Turn {
-            guard: Some(lock.lock_owned().await),
+        let busy = Error::RateLimited { retry_after: 1 };
+        // This attempt, the running one and those waiting.
+        if Arc::strong_count(&lock) > MAX_WAITING_PER_ACCOUNT + 1 {
+            return Err(busy);
+        }
+        let guard = tokio::time::timeout(TURN_WAIT, lock.lock_owned())
+            .await
+            .map_err(|_| busy)?;
+        Ok(Turn {
+            guard: Some(guard),
             key,
             owner: Arc::clone(self),
-        }
+        })
     }
 
     /// Accounts with an attempt running or waiting (for tests).
     pub fn len(&self) -> usize {
-        self.accounts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+        self.accounts().values().filter(|lock| lock.strong_count() > 0).count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -191,14 +222,9 @@ impl InFlight {
 impl Drop for Turn {
     fn drop(&mut self) {
         drop(self.guard.take());
-        let mut accounts = self
-            .owner
-            .accounts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Only the map holds it: nobody runs or waits on this account any more. A waiter
-        // clones the lock under the map's mutex before it waits, so it is counted here.
-        if accounts.get(&self.key).is_some_and(|lock| Arc::strong_count(lock) == 1) {
+        let mut accounts = self.owner.accounts();
+        // Nobody runs or waits on this account any more.
+        if accounts.get(&self.key).is_some_and(|lock| lock.strong_count() == 0) {
             accounts.remove(&self.key);
         }
     }
@@ -211,7 +237,7 @@ impl Portcullis {
     pub async fn lockout_check(&self, realm: Realm, username: &str, ip: Option<&str>) -> Result<Attempt> {
         let key = lock_key(realm, username, ip);
         let account_key = account_lock_key(realm, username);
-        let turn = self.login_attempts.turn(account_key).await;
+        let turn = self.login_attempts.turn(account_key).await?;
         let pair = self.store.get_login_failures(&key).await?;
         let account = self.store.get_login_failures(&account_key).await?;
         let policy = &self.settings.defense.lockout;
@@ -249,8 +275,7 @@ impl Portcullis {
         Ok(Attempt {
             key,
             account_key,
-            had_failures: pair.is_some(),
-            account_failures_below_threshold: account.is_some_and(|f| f.failures < policy.account_threshold),
+            pair_failures: current(&pair).map_or(0, |f| f.failures),
             _turn: turn,
         })
     }
@@ -266,22 +291,24 @@ impl Portcullis {
         Ok(())
     }
 
-    /// Forgets the failures of a pair that just signed in, and the account's while they
-    /// are below its threshold (a user's own typing mistakes). Once the account has
-    /// reached its threshold, a success from one address says nothing about the guesses
-    /// from the others: that count stays until its last failure is a day old.
+    /// Forgets the failures of a pair that just signed in, and takes them off the
+    /// account-wide count: those were the user's own typos, where the failures from other
+    /// addresses say nothing the success answers. Clearing the whole account-wide count
+    /// instead would tell an attacker, through when they are locked next, that the
+    /// account exists and its owner signed in.
     pub async fn lockout_succeeded(&self, attempt: &Attempt) -> Result<()> {
-        if attempt.had_failures {
+        if attempt.pair_failures > 0 {
             self.store.clear_login_failures(&attempt.key).await?;
-        }
-        if attempt.account_failures_below_threshold {
-            self.store.clear_login_failures(&attempt.account_key).await?;
+            self.store
+                .forget_login_failures(&attempt.account_key, attempt.pair_failures)
+                .await?;
         }
         Ok(())
     }
 
     /// Admin sign-in with the throttle and lockout in front of `admin_login`: per address
-    /// (`rate_limit_admin_login`) and per (username, address) backoff.
+    /// (`rate_limit_admin_login`), and the two-tier backoff (per username and address,
+    /// per username from all addresses) of the admin realm.
     pub async fn admin_sign_in(&self, username: &str, password: &Secret, ip: Option<String>) -> Result<Admin> {
         self.throttle.check(Bucket::AdminLoginIp, ip.as_deref())?;
         let attempt = self.lockout_check(Realm::Admin, username, ip.as_deref()).await?;
@@ -343,13 +370,13 @@ mod tests {
     async fn attempts_on_one_account_take_turns() {
         let inflight = Arc::new(InFlight::default());
         let alice = account_lock_key(Realm::User, "alice");
-        let first = inflight.turn(alice).await;
+        let first = inflight.turn(alice).await.unwrap();
         // Another account does not wait.
-        let bob = inflight.turn(account_lock_key(Realm::User, "bob")).await;
+        let bob = inflight.turn(account_lock_key(Realm::User, "bob")).await.unwrap();
         drop(bob);
         let waiting = tokio::spawn({
             let inflight = Arc::clone(&inflight);
-            async move { inflight.turn(alice).await }
+            async move { inflight.turn(alice).await.unwrap() }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "a second attempt on alice ran beside the first");
@@ -362,6 +389,38 @@ mod tests {
         assert_eq!(inflight.len(), 1);
         drop(second);
         assert!(inflight.is_empty(), "finished accounts are forgotten");
+        assert!(inflight.accounts().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_queue_on_one_account_is_bounded() {
+        let inflight = Arc::new(InFlight::default());
+        let alice = account_lock_key(Realm::User, "alice");
+        let running = inflight.turn(alice).await.unwrap();
+        let waiters: Vec<_> = (0..MAX_WAITING_PER_ACCOUNT)
+            .map(|_| {
+                let inflight = Arc::clone(&inflight);
+                tokio::spawn(async move { inflight.turn(alice).await.map(drop) })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // One more than the queue holds: refused at once, before any store read.
+        let refused = tokio::time::timeout(std::time::Duration::from_secs(1), inflight.turn(alice))
+            .await
+            .expect("refused without waiting");
+        assert!(matches!(refused, Err(Error::RateLimited { retry_after: 1 })));
+        // Waiters that give up (their request was cancelled) leave nothing behind.
+        for w in &waiters {
+            w.abort();
+        }
+        for w in waiters {
+            let _ = w.await;
+        }
+        drop(running);
+        assert!(inflight.is_empty());
+        let other = inflight.turn(account_lock_key(Realm::User, "bob")).await.unwrap();
+        drop(other);
+        assert!(inflight.accounts().is_empty(), "{:?}", inflight.accounts().len());
     }
 
     #[test]

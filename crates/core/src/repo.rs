@@ -336,6 +336,9 @@ pub trait LoginFailureRepo: Send + Sync {
         reset_before: OffsetDateTime,
     ) -> StoreResult<LoginFailures>;
     async fn clear_login_failures(&self, key: &Digest) -> StoreResult<()>;
+    /// Takes `n` failures off a count; a count that reaches zero is deleted (a successful
+    /// sign-in takes its own address's failures off the account-wide count).
+    async fn forget_login_failures(&self, key: &Digest, n: u32) -> StoreResult<()>;
     /// Deletes at most `limit` counts whose last failure is older than `before`; returns
     /// how many.
     async fn delete_stale_login_failures(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;

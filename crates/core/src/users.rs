@@ -150,9 +150,9 @@ impl Portcullis {
     }
 
     /// Password login. The error does not say whether the user exists, and costs the
-    /// same either way. Throttled per address, and locked out per (username, address)
-    /// with backoff (`lockout`): a locked attempt fails with `RateLimited` before any
-    /// hashing.
+    /// same either way. Throttled per address, and locked out with backoff per
+    /// (username, address) and per username from all addresses (`lockout`): a locked
+    /// attempt fails with `RateLimited` before any hashing.
     pub async fn login(&self, username: &str, password: &Secret, ip: Option<String>) -> Result<User> {
         self.throttle.check(crate::throttle::Bucket::LoginIp, ip.as_deref())?;
         let attempt = self

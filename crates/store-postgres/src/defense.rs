@@ -65,6 +65,22 @@ impl LoginFailureRepo for PgStore {
         Ok(())
     }
 
+    async fn forget_login_failures(&self, key: &Digest, n: u32) -> StoreResult<()> {
+        // The table keeps positive counts only: a count that would reach zero goes.
+        for sql in [
+            "DELETE FROM login_failures WHERE key_hash = $1 AND failures <= $2",
+            "UPDATE login_failures SET failures = failures - $2 WHERE key_hash = $1 AND failures > $2",
+        ] {
+            sqlx::query(sql)
+                .bind(key.as_slice())
+                .bind(i32::try_from(n).unwrap_or(i32::MAX))
+                .execute(&self.pool)
+                .await
+                .db()?;
+        }
+        Ok(())
+    }
+
     async fn delete_stale_login_failures(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
         self.delete_batch(
             "DELETE FROM login_failures WHERE key_hash = ANY(ARRAY( \

@@ -38,6 +38,20 @@ async fn login_failures_count_reset_and_clear<S: Store>(s: S) {
         .await
         .unwrap();
     assert_eq!(f.failures, 1);
+    // Taking failures off: the time of the last one kept; a count that reaches zero goes.
+    s.record_login_failure(&key, later, long_ago).await.unwrap();
+    s.record_login_failure(&key, later, long_ago).await.unwrap();
+    s.forget_login_failures(&key, 2).await.unwrap();
+    assert_eq!(
+        s.get_login_failures(&key).await.unwrap(),
+        Some(LoginFailures {
+            failures: 1,
+            last_failure_at: later
+        })
+    );
+    s.forget_login_failures(&key, 5).await.unwrap();
+    assert_eq!(s.get_login_failures(&key).await.unwrap(), None);
+    s.forget_login_failures(&random_digest(), 1).await.unwrap();
     s.clear_login_failures(&key).await.unwrap();
     assert_eq!(s.get_login_failures(&key).await.unwrap(), None);
     s.clear_login_failures(&key).await.unwrap();
