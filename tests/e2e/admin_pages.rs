@@ -189,7 +189,7 @@ async fn csrf_on_every_form(backend: Backend) {
             vec![("password", "another passphrase")],
         ),
         ("/admin/users".into(), vec![("username", "bob"), ("password", PASSWORD)]),
-        ("/admin/keys/rotate".into(), vec![("alg", "ES256")]),
+        ("/admin/keys/rotate".into(), vec![("alg", "RS256")]),
         ("/admin/api-keys".into(), vec![("name", "k"), ("role", "admin")]),
         (format!("/admin/api-keys/{key}/revoke"), vec![]),
         (format!("/admin/clients/{c}/delete"), vec![]),

@@ -81,6 +81,15 @@ async fn commands_and_their_errors(backend: Backend) {
         .await
         .unwrap_err();
     assert!(err.starts_with("--alg"), "{err}");
+    // Only the algorithms in use have keys to rotate (RS256 here).
+    let err = portcullis(&config, &["keys", "rotate", "--alg", "ES256"])
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("alg:") && err.contains("not in use"), "{err}");
+    let err = portcullis(&config, &["keys", "retire", "--alg", "RS256"])
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("alg:") && err.contains("is in use"), "{err}");
     let err = portcullis(&config, &["user", "disable", "ghost"]).await.unwrap_err();
     assert_eq!(err, "user not found");
     let err = portcullis(&config, &["admin", "create", "ops", "--role", "root"])

@@ -645,7 +645,194 @@ async fn rp_initiated_logout(backend: Backend) {
     app.stop().await;
 }
 
+/// The `alg` of every key in the JWKS, sorted.
+async fn jwks_algs(app: &TestApp) -> Vec<String> {
+    let v: Value = http().get(app.url("/jwks")).send().await.unwrap().json().await.unwrap();
+    let mut algs: Vec<String> = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap().to_owned())
+        .collect();
+    algs.sort();
+    algs
+}
+
+/// OIDC Core §15.1 and Discovery §3: with access tokens signed ES256, ID tokens are still
+/// RS256 (the default `id_token_signed_response_alg`), from their own keys, and a
+/// relying party that knows only RS256 (the `openidconnect` crate's default) verifies them.
+async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let guard = guard.map(std::sync::Arc::new);
+    let app = spawn_with(&url, guard.clone(), |s| {
+        s.core.signing_alg = portcullis_protocol::SigningAlg::ES256;
+    })
+    .await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("alice", PASSWORD).await;
+    let http_client = openidconnect::reqwest::Client::builder()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let meta: Value = http()
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256"])
+    );
+    let prompts = meta["prompt_values_supported"].as_array().unwrap();
+    assert!(prompts.iter().any(|p| p == "select_account"), "{prompts:?}");
+    // An active and a next key for each algorithm.
+    assert_eq!(jwks_algs(&app).await, ["ES256", "ES256", "RS256", "RS256"]);
+
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), &http_client)
+        .await
+        .unwrap();
+    let rp = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(client.id.to_string()),
+        Some(ClientSecret::new(secret.expose().to_owned())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, _, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .url();
+    let back = expect_redirect(authorize_in_browser(&browser(), &app, &auth_url, "alice", "allow").await);
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(param(&back, "code").unwrap()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http_client)
+        .await
+        .unwrap();
+    let alg_of = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().alg;
+    assert_eq!(alg_of(tokens.access_token().secret()), jsonwebtoken::Algorithm::ES256);
+    let id_token = tokens.id_token().expect("an ID token");
+    assert_eq!(alg_of(&id_token.to_string()), jsonwebtoken::Algorithm::RS256);
+    let id_verifier = rp.id_token_verifier();
+    let claims = id_token.claims(&id_verifier, &nonce).unwrap();
+    // at_hash is computed for the ID token's algorithm over the ES256 access token.
+    let expected_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&id_verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+    // A refresh signs both again, each with its own key.
+    let refreshed = rp
+        .exchange_refresh_token(tokens.refresh_token().unwrap())
+        .unwrap()
+        .request_async(&http_client)
+        .await
+        .unwrap();
+    assert_eq!(
+        alg_of(refreshed.access_token().secret()),
+        jsonwebtoken::Algorithm::ES256
+    );
+    assert_eq!(
+        alg_of(&refreshed.id_token().unwrap().to_string()),
+        jsonwebtoken::Algorithm::RS256
+    );
+
+    // Rotation is per algorithm: rotating ES256 leaves the RS256 keys alone; an algorithm
+    // not in use has no keys to rotate.
+    let rs256_before: Vec<_> = app
+        .core
+        .list_signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.alg == portcullis_protocol::SigningAlg::RS256)
+        .map(|k| (k.kid, k.state))
+        .collect();
+    app.core
+        .rotate_signing_keys(Some(portcullis_protocol::SigningAlg::ES256), "test")
+        .await
+        .unwrap();
+    let keys = app.core.list_signing_keys().await.unwrap();
+    let rs256_after: Vec<_> = keys
+        .iter()
+        .filter(|k| k.alg == portcullis_protocol::SigningAlg::RS256)
+        .map(|k| (k.kid.clone(), k.state))
+        .collect();
+    assert_eq!(rs256_before, rs256_after);
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.alg == portcullis_protocol::SigningAlg::ES256)
+            .count(),
+        3,
+        "next, active, retired"
+    );
+    let e = app
+        .core
+        .rotate_signing_keys(Some(portcullis_protocol::SigningAlg::EdDSA), "test")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not in use"), "{e}");
+    let e = app
+        .core
+        .retire_signing_keys(portcullis_protocol::SigningAlg::ES256, "test")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("in use"), "{e}");
+    app.stop().await;
+
+    // Back to RS256 access tokens: a restart; the ES256 keys stay until retired.
+    let app = spawn_with(&url, guard, |_| {}).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let token: Value = http()
+        .post(app.url("/token"))
+        .basic_auth(client.id.as_str(), Some(secret.expose()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        alg_of(token["access_token"].as_str().unwrap()),
+        jsonwebtoken::Algorithm::RS256
+    );
+    let live = |keys: &[portcullis_core::model::SigningKeyRecord]| {
+        keys.iter()
+            .filter(|k| {
+                k.alg == portcullis_protocol::SigningAlg::ES256 && k.state != portcullis_core::model::KeyState::Retired
+            })
+            .count()
+    };
+    assert_eq!(live(&app.core.list_signing_keys().await.unwrap()), 2);
+    app.core
+        .retire_signing_keys(portcullis_protocol::SigningAlg::ES256, "test")
+        .await
+        .unwrap();
+    let keys = app.core.list_signing_keys().await.unwrap();
+    assert_eq!(live(&keys), 0);
+    assert!(
+        keys.iter()
+            .filter(|k| k.alg == portcullis_protocol::SigningAlg::ES256)
+            .all(|k| k.publish_until.is_some_and(|t| t > app.core.now())),
+        "retired keys stay published while their tokens live"
+    );
+    assert!(jwks_algs(&app).await.iter().any(|a| a == "ES256"));
+    app.stop().await;
+}
+
 both_backends!(
+    id_tokens_are_rs256_when_access_tokens_are_es256,
     oidc_code_flow_with_openidconnect,
     authorization_errors,
     wrong_password_does_not_log_in_or_reveal_users,

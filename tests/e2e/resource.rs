@@ -40,7 +40,8 @@ fn signed_by_server(app: &TestApp, edit: impl FnOnce(&mut AccessTokenClaims), te
     let payload = template.split('.').nth(1).unwrap();
     let mut claims: AccessTokenClaims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     edit(&mut claims);
-    portcullis_core::jwt::sign(&app.core.keys.ring(), "at+jwt", &claims).unwrap()
+    let alg = app.core.settings.signing_alg;
+    portcullis_core::jwt::sign(&app.core.keys.ring(), alg, "at+jwt", &claims).unwrap()
 }
 
 struct ApiWrite;

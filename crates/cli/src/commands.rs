@@ -54,10 +54,18 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Promote the next key to signing, retire the current one, publish a new next key.
+    /// Rotate one algorithm's keys: its next key starts signing, the current one retires
+    /// (still published while its tokens live), a new next key is published.
     Rotate {
-        /// Algorithm of the new next key.
-        #[arg(long, default_value = "RS256")]
+        /// Whose keys: RS256, ES256 or EdDSA; an algorithm in use (access tokens use
+        /// `signing_alg`, ID tokens RS256). Default: `signing_alg`.
+        #[arg(long)]
+        alg: Option<String>,
+    },
+    /// Retire the keys of an algorithm no longer in use (after `signing_alg` changed and
+    /// every node runs the new settings); they stay published while their tokens live.
+    Retire {
+        #[arg(long)]
         alg: String,
     },
     /// List signing keys and their state.
@@ -264,23 +272,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Keys(KeysCommand::Rotate { alg }) => {
+            let alg = alg
+                .map(|a| SigningAlg::parse(&a).map_err(|e| anyhow::anyhow!("--alg: {e}")))
+                .transpose()?;
+            let kid = core.rotate_signing_keys(alg, ACTOR).await.map_err(user_facing)?;
+            let alg = alg.unwrap_or(core.settings.signing_alg);
+            println!("rotated the {alg} keys: the next key now signs; new next key {kid} is published");
+        }
+        Command::Keys(KeysCommand::Retire { alg }) => {
             let alg = SigningAlg::parse(&alg).map_err(|e| anyhow::anyhow!("--alg: {e}"))?;
-            let kid = core
-                .keys
-                .rotate(
-                    core.store.as_ref(),
-                    alg,
-                    core.now(),
-                    core.settings.retired_key_publication(),
-                )
-                .await
-                .map_err(user_facing)?;
-            core.audit(
-                portcullis_core::audit::Event::new("key.rotated")
-                    .actor(ACTOR)
-                    .detail(json!({ "next_kid": kid })),
-            );
-            println!("rotated: the next key now signs; new next key {kid} ({alg}) is published");
+            core.retire_signing_keys(alg, ACTOR).await.map_err(user_facing)?;
+            println!("retired the {alg} keys: published until the tokens they signed have expired");
         }
         Command::Keys(KeysCommand::List { json }) => {
             let keys = core.store.list_keys().await?;

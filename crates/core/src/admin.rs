@@ -261,10 +261,22 @@ impl Portcullis {
         Ok(self.store.list_keys().await?)
     }
 
-    /// Rotates the signing keys (see `Keys::rotate`); returns the new next key's id.
+    /// Rotates the keys of `alg` (default: the access tokens' algorithm; see
+    /// `Keys::rotate`); returns the new next key's id. Only algorithms in use have keys.
     pub async fn rotate_signing_keys(&self, alg: Option<SigningAlg>, actor: impl Into<Actor>) -> Result<String> {
         let actor = actor.into();
         let alg = alg.unwrap_or(self.settings.signing_alg);
+        let in_use = self.settings.key_algs();
+        if !in_use.contains(&alg) {
+            let names: Vec<&str> = in_use.iter().map(|a| a.as_str()).collect();
+            return Err(Error::invalid(
+                "alg",
+                format!(
+                    "{alg} is not in use: keys exist for {} (access tokens use signing_alg, ID tokens RS256)",
+                    names.join(" and ")
+                ),
+            ));
+        }
         let kid = self
             .keys
             .rotate(
@@ -280,6 +292,30 @@ impl Portcullis {
                 .detail(serde_json::json!({ "next_kid": kid, "alg": alg.as_str() })),
         );
         Ok(kid)
+    }
+
+    /// Retires the active and next keys of `alg`, an algorithm this node does not use
+    /// (after `signing_alg` changed, once every node runs the new settings): they stay
+    /// published while tokens they signed may live, then the cleanup deletes them.
+    pub async fn retire_signing_keys(&self, alg: SigningAlg, actor: impl Into<Actor>) -> Result<()> {
+        let actor = actor.into();
+        if self.settings.key_algs().contains(&alg) {
+            return Err(Error::invalid(
+                "alg",
+                format!("{alg} is in use: its keys sign tokens; rotate them instead"),
+            ));
+        }
+        let now = self.now();
+        self.store
+            .retire_keys(alg, now, now + self.settings.retired_key_publication())
+            .await?;
+        self.keys.reload(self.store.as_ref(), now).await?;
+        self.audit(
+            Event::new("key.retired")
+                .by(&actor)
+                .detail(serde_json::json!({ "alg": alg.as_str() })),
+        );
+        Ok(())
     }
 
     /// One page of the audit log, newest first. `limit` 0 means the default page size.

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::jwt::{ACCESS_TOKEN_TYP, at_hash, sign};
 use crate::model::{Client, ClientKind, Grant, RefreshToken, User};
 use crate::repo::{CodeRedemption, RefreshRotation};
+use crate::service::ID_TOKEN_ALG;
 use crate::service::Portcullis;
 
 fn invalid_grant(description: &str) -> Error {
@@ -470,17 +471,13 @@ impl Portcullis {
             }),
             _ => None,
         };
+        let access_alg = self.settings.signing_alg;
         let job = move || -> Result<(String, Option<String>)> {
-            let access_token = sign(&ring, ACCESS_TOKEN_TYP, &claims)?;
+            let access_token = sign(&ring, access_alg, ACCESS_TOKEN_TYP, &claims)?;
             let id_token = match id_claims {
                 Some(mut id) => {
-                    let alg = ring
-                        .active
-                        .as_ref()
-                        .map(|k| k.alg)
-                        .ok_or_else(|| Error::Unexpected("no active signing key".into()))?;
-                    id.at_hash = at_hash(alg, &access_token);
-                    Some(sign(&ring, "JWT", &id)?)
+                    id.at_hash = at_hash(ID_TOKEN_ALG, &access_token);
+                    Some(sign(&ring, ID_TOKEN_ALG, "JWT", &id)?)
                 }
                 None => None,
             };

@@ -21,13 +21,12 @@ struct JwsHeader<'a> {
     kid: &'a str,
 }
 
-/// Signs `claims` with the active key as a JWS compact serialization (RFC 7515 §7.1);
-/// `typ` goes into the header.
-pub fn sign<T: Serialize>(ring: &KeyRing, typ: &str, claims: &T) -> Result<String> {
+/// Signs `claims` with the active key of `alg` as a JWS compact serialization (RFC 7515
+/// §7.1); `typ` goes into the header.
+pub fn sign<T: Serialize>(ring: &KeyRing, alg: SigningAlg, typ: &str, claims: &T) -> Result<String> {
     let key = ring
-        .active
-        .as_ref()
-        .ok_or_else(|| Error::Unexpected("no active signing key".into()))?;
+        .signer(alg)
+        .ok_or_else(|| Error::Unexpected(format!("no active {alg} signing key")))?;
     let unexpected = |e: serde_json::Error| Error::Unexpected(format!("serializing a JWT: {e}"));
     let header = serde_json::to_vec(&JwsHeader {
         alg: key.alg.as_str(),
@@ -177,7 +176,7 @@ mod tests {
             let rec = generate(&kek, alg, KeyState::Active, now).await.unwrap();
             let ring = build_ring(&kek, &[rec], now).unwrap();
             let c = claims(now.unix_timestamp() + 600);
-            let token = sign(&ring, ACCESS_TOKEN_TYP, &c).unwrap();
+            let token = sign(&ring, alg, ACCESS_TOKEN_TYP, &c).unwrap();
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.alg, crate::keys::jwt_alg(alg));
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));

@@ -66,16 +66,20 @@ impl KeyPairKind {
     }
 }
 
-/// The key currently signing.
+/// The key currently signing for one algorithm.
 pub struct ActiveKey {
     pub kid: String,
     pub alg: SigningAlg,
     pub(crate) pair: KeyPairKind,
 }
 
-/// A consistent view of the keys at one moment.
+/// A consistent view of the keys at one moment. Each algorithm in use has its own
+/// active and next key: access tokens are signed with the configured algorithm, ID
+/// tokens with RS256 (OIDC Core §15.1, the default `id_token_signed_response_alg`), one
+/// set when both are RS256.
 pub struct KeyRing {
-    pub active: Option<ActiveKey>,
+    /// The active key of each algorithm that has one.
+    pub signers: Vec<ActiveKey>,
     pub jwks: JwkSet,
     /// The JWKS document serialized once, served as is.
     pub jwks_json: Arc<str>,
@@ -85,11 +89,18 @@ pub struct KeyRing {
 impl KeyRing {
     fn empty() -> Self {
         Self {
-            active: None,
+            signers: Vec::new(),
             jwks: JwkSet::default(),
             jwks_json: Arc::from("{\"keys\":[]}"),
             verifiers: HashMap::new(),
         }
+    }
+}
+
+impl KeyRing {
+    /// The key signing with `alg`, if that algorithm has an active key.
+    pub fn signer(&self, alg: SigningAlg) -> Option<&ActiveKey> {
+        self.signers.iter().find(|k| k.alg == alg)
     }
 }
 
@@ -129,25 +140,36 @@ impl Keys {
             .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
     }
 
-    /// On first start there are no keys: create an active key and the next one, so the
-    /// next key is published long before it signs.
-    pub async fn ensure_initialized(&self, store: &dyn Store, alg: SigningAlg, now: OffsetDateTime) -> Result<bool> {
+    /// On first start there are no keys: for each algorithm in `algs`, create an active
+    /// key and the next one, so the next key is published long before it signs. An
+    /// algorithm added later (a changed `signing_alg`) gets its keys the same way. Keys
+    /// of an algorithm no longer in use are left to `Portcullis::retire_signing_keys`:
+    /// nodes still running the old settings sign with them until they restart.
+    pub async fn ensure_initialized(
+        &self,
+        store: &dyn Store,
+        algs: &[SigningAlg],
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         let existing = store.list_keys().await?;
-        let mut created = false;
-        if !existing.iter().any(|k| k.state == KeyState::Active) {
-            let mut active = generate(&self.kek, alg, KeyState::Active, now).await?;
-            active.activated_at = Some(now);
-            store.insert_key(&active).await?;
-            created = true;
-        }
-        if !existing.iter().any(|k| k.state == KeyState::Next) {
-            store
-                .insert_key(&generate(&self.kek, alg, KeyState::Next, now).await?)
-                .await?;
-            created = true;
+        let mut changed = false;
+        for &alg in algs {
+            let has = |state| existing.iter().any(|k| k.alg == alg && k.state == state);
+            if !has(KeyState::Active) {
+                let mut active = generate(&self.kek, alg, KeyState::Active, now).await?;
+                active.activated_at = Some(now);
+                store.insert_key(&active).await?;
+                changed = true;
+            }
+            if !has(KeyState::Next) {
+                store
+                    .insert_key(&generate(&self.kek, alg, KeyState::Next, now).await?)
+                    .await?;
+                changed = true;
+            }
         }
         self.reload(store, now).await?;
-        Ok(created)
+        Ok(changed)
     }
 
     /// Rebuilds the ring from the store.
@@ -160,9 +182,9 @@ impl Keys {
         Ok(())
     }
 
-    /// Rotation: the next key starts signing, the active key retires but stays published
-    /// for `publish_retired_for` (the longest lifetime of a token it signed), and a new
-    /// next key of `alg` is published.
+    /// Rotation of `alg`'s keys: its next key starts signing, its active key retires but
+    /// stays published for `publish_retired_for` (the longest lifetime of a token it
+    /// signed), and a new next key is published. Other algorithms' keys are untouched.
     pub async fn rotate(
         &self,
         store: &dyn Store,
@@ -205,10 +227,10 @@ pub fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) 
         if rec.state == KeyState::Active {
             let der = kek.open(&rec.private_key_encrypted, rec.kid.as_bytes())?;
             let pair = KeyPairKind::from_der(rec.alg, &der)?;
-            // Records come newest first; two active keys exist only after two nodes raced
-            // through a first start, and then the newest signs.
-            if ring.active.is_none() {
-                ring.active = Some(ActiveKey {
+            // Records come newest first, so the newest active key of an algorithm signs
+            // (the store allows one per algorithm).
+            if ring.signer(rec.alg).is_none() {
+                ring.signers.push(ActiveKey {
                     kid: rec.kid.clone(),
                     alg: rec.alg,
                     pair,

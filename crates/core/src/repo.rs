@@ -2,7 +2,7 @@
 //! more than one row is one transaction in the store.
 
 use async_trait::async_trait;
-use portcullis_protocol::ClientId;
+use portcullis_protocol::{ClientId, SigningAlg};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -86,15 +86,20 @@ pub trait KeyRepo: Send + Sync {
     async fn insert_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
     /// All keys, newest first.
     async fn list_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    /// One rotation, atomically: the active key becomes retired (`retired_at = now`,
-    /// `publish_until`), the next key becomes active (`activated_at = now`), and
-    /// `new_next` is inserted. `NotFound` if there is no next key.
+    /// One rotation of `new_next.alg`'s keys, atomically: that algorithm's active key
+    /// becomes retired (`retired_at = now`, `publish_until`), its next key becomes active
+    /// (`activated_at = now`), and `new_next` is inserted. Other algorithms' keys are
+    /// untouched. `NotFound` if the algorithm has no next key.
     async fn rotate_keys(
         &self,
         new_next: &SigningKeyRecord,
         now: OffsetDateTime,
         publish_until: OffsetDateTime,
     ) -> StoreResult<()>;
+    /// Retires the active and next keys of `alg` (an algorithm no longer in use): they
+    /// stay published until `publish_until`.
+    async fn retire_keys(&self, alg: SigningAlg, now: OffsetDateTime, publish_until: OffsetDateTime)
+    -> StoreResult<()>;
     /// Deletes retired keys whose `publish_until` has passed; returns how many.
     async fn delete_expired_keys(&self, now: OffsetDateTime) -> StoreResult<u64>;
 }

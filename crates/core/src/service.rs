@@ -31,6 +31,7 @@ pub struct CoreSettings {
     /// RFC 6749 §4.1.2 recommends at most 10 minutes; DESIGN §3 uses 60 s.
     pub code_ttl: Duration,
     pub session_ttl: Duration,
+    /// The algorithm of access tokens; ID tokens are always `ID_TOKEN_ALG`.
     pub signing_alg: SigningAlg,
     pub max_concurrent_password_hashes: usize,
     /// Audit events older than this many days are deleted by the periodic cleanup;
@@ -42,7 +43,22 @@ pub struct CoreSettings {
     pub defense: DefenseSettings,
 }
 
+/// The algorithm of ID tokens: RS256, which OIDC Core §15.1 requires of every OP and
+/// which is the default `id_token_signed_response_alg` (OIDC Registration §2) that
+/// clients expect when they registered nothing else.
+pub const ID_TOKEN_ALG: SigningAlg = SigningAlg::RS256;
+
 impl CoreSettings {
+    /// The algorithms that need keys: access tokens' and ID tokens' (one when both are
+    /// RS256).
+    pub fn key_algs(&self) -> Vec<SigningAlg> {
+        let mut algs = vec![self.signing_alg];
+        if self.signing_alg != ID_TOKEN_ALG {
+            algs.push(ID_TOKEN_ALG);
+        }
+        algs
+    }
+
     pub fn for_issuer(issuer: &str) -> Self {
         let issuer = issuer.trim_end_matches('/').to_owned();
         Self {
@@ -119,7 +135,7 @@ impl Portcullis {
         let now = clock.now();
         let keys = Keys::new(kek.clone());
         let created = keys
-            .ensure_initialized(store.as_ref(), settings.signing_alg, now)
+            .ensure_initialized(store.as_ref(), &settings.key_algs(), now)
             .await?;
         if created {
             tracing::info!("generated signing keys (active and next)");

@@ -1,25 +1,22 @@
 //! Discovery (OIDC Discovery 1.0 §3, RFC 8414 §2) and the JWKS document (RFC 7517).
-//! Both are served from pre-serialized bytes: they change only when keys rotate.
+//! Both are served from pre-serialized bytes: discovery is built once, the JWKS when keys
+//! rotate.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::CoreSettings;
-use portcullis_protocol::SigningAlg;
+use portcullis_core::service::ID_TOKEN_ALG;
 use portcullis_protocol::discovery::ServerMetadata;
 
 use crate::ServerState;
 
 /// Builds the metadata document: everything listed here is implemented.
-pub fn metadata(settings: &CoreSettings, algs: &[SigningAlg]) -> ServerMetadata {
+pub fn metadata(settings: &CoreSettings) -> ServerMetadata {
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     let client_auth = s(&["client_secret_basic", "client_secret_post", "none"]);
-    let mut alg_names: Vec<String> = algs.iter().map(|a| a.as_str().to_owned()).collect();
-    if alg_names.is_empty() {
-        alg_names.push(settings.signing_alg.as_str().to_owned());
-    }
     ServerMetadata {
         issuer: settings.issuer.clone(),
         authorization_endpoint: settings.endpoint("/authorize"),
@@ -34,7 +31,9 @@ pub fn metadata(settings: &CoreSettings, algs: &[SigningAlg]) -> ServerMetadata 
         response_modes_supported: s(&["query", "form_post"]),
         grant_types_supported: s(&["authorization_code", "refresh_token", "client_credentials"]),
         subject_types_supported: s(&["public"]),
-        id_token_signing_alg_values_supported: alg_names,
+        // OIDC Discovery §3: RS256 must be listed; ID tokens are always signed with it,
+        // whatever `signing_alg` access tokens use (a client cannot register another).
+        id_token_signing_alg_values_supported: vec![ID_TOKEN_ALG.as_str().to_owned()],
         token_endpoint_auth_methods_supported: client_auth.clone(),
         revocation_endpoint_auth_methods_supported: client_auth,
         introspection_endpoint_auth_methods_supported: s(&["client_secret_basic", "client_secret_post"]),
@@ -65,25 +64,16 @@ pub fn metadata(settings: &CoreSettings, algs: &[SigningAlg]) -> ServerMetadata 
     }
 }
 
-/// The serialized document, rebuilt when the published algorithms change.
+/// The serialized document, built once: it depends on the settings only.
 #[derive(Default)]
-pub struct MetadataCache(RwLock<Option<(Vec<SigningAlg>, Arc<str>)>>);
+pub struct MetadataCache(OnceLock<Arc<str>>);
 
 impl MetadataCache {
-    fn get(&self, settings: &CoreSettings, algs: Vec<SigningAlg>) -> Arc<str> {
-        if let Ok(guard) = self.0.read()
-            && let Some((cached_algs, json)) = guard.as_ref()
-            && *cached_algs == algs
-        {
-            return Arc::clone(json);
-        }
-        let json: Arc<str> = serde_json::to_string(&metadata(settings, &algs))
-            .unwrap_or_default()
-            .into();
-        if let Ok(mut guard) = self.0.write() {
-            *guard = Some((algs, Arc::clone(&json)));
-        }
-        json
+    fn get(&self, settings: &CoreSettings) -> Arc<str> {
+        Arc::clone(
+            self.0
+                .get_or_init(|| serde_json::to_string(&metadata(settings)).unwrap_or_default().into()),
+        )
     }
 }
 
@@ -95,28 +85,8 @@ fn json_response(body: Arc<str>, max_age: &'static str) -> Response {
     resp
 }
 
-/// OIDC Discovery §3 `id_token_signing_alg_values_supported`: the algorithm tokens are
-/// signed with, i.e. the active key's — not every published key (a next key has not
-/// signed yet; a retired one signs no more). Before the ring is loaded, the configured
-/// algorithm.
-///
-/// OIDC Core §15.1 expects RS256 support. RS256 is the default; an operator who
-/// configures ES256 or EdDSA gets only that algorithm listed here, since a second key
-/// ring just for RS256 ID tokens is not worth its complexity (DESIGN §3).
-fn signing_algs(state: &ServerState) -> Vec<SigningAlg> {
-    let alg = state
-        .core
-        .keys
-        .ring()
-        .active
-        .as_ref()
-        .map_or(state.core.settings.signing_alg, |k| k.alg);
-    vec![alg]
-}
-
 fn metadata_response(state: &ServerState) -> Response {
-    let algs = signing_algs(state);
-    json_response(state.discovery.get(&state.core.settings, algs), "public, max-age=300")
+    json_response(state.discovery.get(&state.core.settings), "public, max-age=300")
 }
 
 pub async fn openid_configuration_get(State(state): State<ServerState>) -> Response {

@@ -95,25 +95,48 @@ impl KeyRepo for SqliteStore {
         publish_until: OffsetDateTime,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        // Retire first: at most one active key at any moment (unique index).
+        // Retire first: at most one active key per algorithm at any moment (unique index).
         sqlx::query(
-            "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 WHERE state = 'active'",
+            "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 WHERE state = 'active' AND alg = $3",
         )
         .bind(codec::ts(now))
         .bind(codec::ts(publish_until))
+        .bind(new_next.alg.as_str())
         .execute(&mut *tx)
         .await
         .db()?;
-        let promoted = sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next'")
-            .bind(codec::ts(now))
-            .execute(&mut *tx)
-            .await
-            .conflict("an active signing key")?;
+        let promoted = sqlx::query(
+            "UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next' AND alg = $2",
+        )
+        .bind(codec::ts(now))
+        .bind(new_next.alg.as_str())
+        .execute(&mut *tx)
+        .await
+        .conflict("an active signing key")?;
         if promoted.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         insert(&mut tx, new_next).await?;
         tx.commit().await.db()
+    }
+
+    async fn retire_keys(
+        &self,
+        alg: SigningAlg,
+        now: OffsetDateTime,
+        publish_until: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 \
+             WHERE alg = $3 AND state IN ('active', 'next')",
+        )
+        .bind(codec::ts(now))
+        .bind(codec::ts(publish_until))
+        .bind(alg.as_str())
+        .execute(&self.writer)
+        .await
+        .db()?;
+        Ok(())
     }
 
     async fn delete_expired_keys(&self, now: OffsetDateTime) -> StoreResult<u64> {

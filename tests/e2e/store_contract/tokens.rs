@@ -51,17 +51,76 @@ pub(super) async fn key_insert_list_and_rotate<S: Store>(s: S) {
     assert_eq!(s.delete_expired_keys(until + secs(1)).await.unwrap(), 1);
     let kids: Vec<_> = s.list_keys().await.unwrap().into_iter().map(|k| k.kid).collect();
     assert_eq!(kids, ["k3", "k2"]);
+
+    // Each algorithm has its own active and next key, and rotates on its own.
+    let es = |kid: &str, state, at| SigningKeyRecord {
+        alg: SigningAlg::ES256,
+        ..key(kid, state, at)
+    };
+    let later = until + secs(10);
+    s.insert_key(&es("e1", KeyState::Active, later)).await.unwrap();
+    s.insert_key(&es("e2", KeyState::Next, later + secs(1))).await.unwrap();
+    assert!(matches!(
+        s.insert_key(&es("e9", KeyState::Active, later)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let state_of = |keys: &[SigningKeyRecord], kid: &str| keys.iter().find(|k| k.kid == kid).map(|k| k.state);
+    let t = later + secs(5);
+    s.rotate_keys(&es("e3", KeyState::Next, t), t, t + Duration::days(1))
+        .await
+        .unwrap();
+    let keys = s.list_keys().await.unwrap();
+    assert_eq!(state_of(&keys, "e1"), Some(KeyState::Retired));
+    assert_eq!(state_of(&keys, "e2"), Some(KeyState::Active));
+    assert_eq!(state_of(&keys, "e3"), Some(KeyState::Next));
+    assert_eq!(state_of(&keys, "k2"), Some(KeyState::Active), "RS256 untouched");
+    assert_eq!(state_of(&keys, "k3"), Some(KeyState::Next), "RS256 untouched");
+    s.rotate_keys(
+        &key("k4", KeyState::Next, t + secs(1)),
+        t + secs(1),
+        t + Duration::days(1),
+    )
+    .await
+    .unwrap();
+    let keys = s.list_keys().await.unwrap();
+    assert_eq!(state_of(&keys, "k2"), Some(KeyState::Retired));
+    assert_eq!(state_of(&keys, "k3"), Some(KeyState::Active));
+    assert_eq!(state_of(&keys, "e2"), Some(KeyState::Active), "ES256 untouched");
+    assert_eq!(state_of(&keys, "e3"), Some(KeyState::Next), "ES256 untouched");
+
+    // Retiring an algorithm's keys: its active and next keys, not the others'.
+    let r = t + secs(9);
+    s.retire_keys(SigningAlg::ES256, r, r + Duration::days(2))
+        .await
+        .unwrap();
+    let keys = s.list_keys().await.unwrap();
+    for kid in ["e2", "e3"] {
+        let k = keys.iter().find(|k| k.kid == kid).unwrap();
+        assert_eq!(k.state, KeyState::Retired, "{kid}");
+        assert_eq!(k.retired_at, Some(r));
+        assert_eq!(k.publish_until, Some(r + Duration::days(2)));
+    }
+    let e1 = keys.iter().find(|k| k.kid == "e1").unwrap();
+    assert_eq!(e1.retired_at, Some(t), "already retired: unchanged");
+    assert_eq!(state_of(&keys, "k3"), Some(KeyState::Active));
+    assert_eq!(state_of(&keys, "k4"), Some(KeyState::Next));
 }
 
 pub(super) async fn key_rotation_without_next_is_not_found<S: Store>(s: S) {
     let active = key("k1", KeyState::Active, T0);
     s.insert_key(&active).await.unwrap();
+    // Another algorithm's next key is not this one's.
+    let other = SigningKeyRecord {
+        alg: SigningAlg::EdDSA,
+        ..key("o1", KeyState::Next, T0)
+    };
+    s.insert_key(&other).await.unwrap();
     let r = s
         .rotate_keys(&key("k2", KeyState::Next, T0), T0 + secs(5), T0 + secs(50))
         .await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
     // Nothing changed: the active key was not retired.
-    assert_eq!(s.list_keys().await.unwrap(), vec![active]);
+    assert_eq!(s.list_keys().await.unwrap(), vec![other, active]);
 }
 
 pub(super) async fn code_get_conflict_and_expiry<S: Store>(s: S) {

@@ -23,7 +23,7 @@ use super::view::when;
 use crate::page::render;
 
 /// Event types offered as suggestions in the filter (any type can be typed).
-pub const EVENT_TYPES: [&str; 26] = [
+pub const EVENT_TYPES: [&str; 27] = [
     "login.success",
     "login.failure",
     "login.locked_out",
@@ -38,6 +38,7 @@ pub const EVENT_TYPES: [&str; 26] = [
     "client.auth_failed",
     "user.password_changed",
     "key.rotated",
+    "key.retired",
     "admin.login.success",
     "admin.login.failure",
     "admin.client.created",

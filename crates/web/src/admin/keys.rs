@@ -29,7 +29,8 @@ pub struct KeyRow {
 pub struct KeysPage {
     pub chrome: Chrome,
     pub keys: Vec<KeyRow>,
-    pub algs: [&'static str; 3],
+    /// The algorithms that have keys: access tokens' and ID tokens' (RS256).
+    pub algs: Vec<&'static str>,
     pub default_alg: &'static str,
 }
 
@@ -56,7 +57,7 @@ pub async fn keys_get(State(state): State<AdminState>, op: Operator) -> AdminRes
                 publish_until: when_opt(k.publish_until),
             })
             .collect(),
-        algs: ["RS256", "ES256", "EdDSA"],
+        algs: state.core.settings.key_algs().iter().map(|a| a.as_str()).collect(),
         default_alg: state.core.settings.signing_alg.as_str(),
     };
     Ok(render(StatusCode::OK, &page)?)
@@ -68,7 +69,8 @@ pub struct RotateForm {
     pub alg: String,
 }
 
-/// `POST /admin/keys/rotate`: the next key starts signing; a new next key is published.
+/// `POST /admin/keys/rotate`: the algorithm's next key starts signing; a new next key is
+/// published.
 pub async fn keys_rotate_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
@@ -79,7 +81,7 @@ pub async fn keys_rotate_post(
     let kid = state.core.rotate_signing_keys(Some(alg), &op.actor()).await?;
     set_notice(
         &op.session,
-        format!("Rotated: the next key now signs; the new next key is {kid} ({alg})."),
+        format!("Rotated the {alg} keys: the next key now signs; the new next key is {kid}."),
     )
     .await?;
     Ok(see_other("/admin/keys")?)
