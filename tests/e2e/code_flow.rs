@@ -828,11 +828,92 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
         "retired keys stay published while their tokens live"
     );
     assert!(jwks_algs(&app).await.iter().any(|a| a == "ES256"));
+    // The periodic cleanup deletes them once their publication has ended.
+    let after = app.core.now() + app.core.settings.retired_key_publication() + time::Duration::seconds(1);
+    app.core.cleanup(after).await;
+    let keys = app.core.list_signing_keys().await.unwrap();
+    assert!(
+        keys.iter().all(|k| k.alg != portcullis_protocol::SigningAlg::ES256),
+        "{keys:?}"
+    );
+    app.stop().await;
+}
+
+/// Upgrades and mistakes: a next key left by `keys rotate --alg` is promoted when its
+/// algorithm becomes `signing_alg` (it was published already), and keys a node signs with
+/// that disappear (retired by an operator whose settings differ) are made again.
+async fn signing_keys_heal_from_upgrades_and_mistakes(backend: Backend) {
+    use portcullis_core::model::KeyState;
+    use portcullis_protocol::SigningAlg;
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let guard = guard.map(std::sync::Arc::new);
+    let app = spawn_with(&url, guard.clone(), |_| {}).await;
+    // What an earlier version's `keys rotate --alg ES256` left: an ES256 next key.
+    let kek = portcullis_core::crypto::Kek::parse(portcullis_tests::TEST_KEK).unwrap();
+    let es_next = portcullis_core::keys::generate(&kek, SigningAlg::ES256, KeyState::Next, app.core.now())
+        .await
+        .unwrap();
+    app.core.store.insert_key(&es_next).await.unwrap();
+    app.stop().await;
+
+    let app = spawn_with(&url, guard, |s| s.core.signing_alg = SigningAlg::ES256).await;
+    let keys = app.core.list_signing_keys().await.unwrap();
+    let state_of = |kid: &str| keys.iter().find(|k| k.kid == kid).map(|k| k.state);
+    assert_eq!(
+        state_of(&es_next.kid),
+        Some(KeyState::Active),
+        "the published key signs"
+    );
+    let es: Vec<_> = keys.iter().filter(|k| k.alg == SigningAlg::ES256).collect();
+    assert_eq!(es.len(), 2, "{es:?}");
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let token = || async {
+        let r = http()
+            .post(app.url("/token"))
+            .basic_auth(client.id.as_str(), Some(secret.expose()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        (status, body)
+    };
+    let (status, body) = token().await;
+    assert_eq!(status, 200, "{body}");
+    let header = jsonwebtoken::decode_header(body["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(es_next.kid.as_str()));
+
+    // Someone retires the ES256 keys behind this node's back: within a resync interval
+    // (500 ms in tests) it has new ones and issues tokens again.
+    let now = app.core.now();
+    app.core
+        .store
+        .retire_keys(SigningAlg::ES256, now, now + time::Duration::hours(1))
+        .await
+        .unwrap();
+    let mut healed = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let keys = app.core.list_signing_keys().await.unwrap();
+        let live = |state| keys.iter().any(|k| k.alg == SigningAlg::ES256 && k.state == state);
+        if live(KeyState::Active) && live(KeyState::Next) && app.core.keys.ring().signer(SigningAlg::ES256).is_some() {
+            healed = true;
+            break;
+        }
+    }
+    assert!(healed, "no new ES256 keys");
+    let (status, body) = token().await;
+    assert_eq!(status, 200, "{body}");
+    let header = jsonwebtoken::decode_header(body["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    assert_ne!(header.kid.as_deref(), Some(es_next.kid.as_str()));
     app.stop().await;
 }
 
 both_backends!(
     id_tokens_are_rs256_when_access_tokens_are_es256,
+    signing_keys_heal_from_upgrades_and_mistakes,
     oidc_code_flow_with_openidconnect,
     authorization_errors,
     wrong_password_does_not_log_in_or_reveal_users,

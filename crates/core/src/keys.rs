@@ -80,6 +80,8 @@ pub struct ActiveKey {
 pub struct KeyRing {
     /// The active key of each algorithm that has one.
     pub signers: Vec<ActiveKey>,
+    /// The algorithms that have a next key.
+    pub next_algs: Vec<SigningAlg>,
     pub jwks: JwkSet,
     /// The JWKS document serialized once, served as is.
     pub jwks_json: Arc<str>,
@@ -90,6 +92,7 @@ impl KeyRing {
     fn empty() -> Self {
         Self {
             signers: Vec::new(),
+            next_algs: Vec::new(),
             jwks: JwkSet::default(),
             jwks_json: Arc::from("{\"keys\":[]}"),
             verifiers: HashMap::new(),
@@ -101,6 +104,12 @@ impl KeyRing {
     /// The key signing with `alg`, if that algorithm has an active key.
     pub fn signer(&self, alg: SigningAlg) -> Option<&ActiveKey> {
         self.signers.iter().find(|k| k.alg == alg)
+    }
+
+    /// Whether each of `algs` has an active and a next key.
+    pub fn covers(&self, algs: &[SigningAlg]) -> bool {
+        algs.iter()
+            .all(|a| self.signer(*a).is_some() && self.next_algs.contains(a))
     }
 }
 
@@ -142,9 +151,14 @@ impl Keys {
 
     /// On first start there are no keys: for each algorithm in `algs`, create an active
     /// key and the next one, so the next key is published long before it signs. An
-    /// algorithm added later (a changed `signing_alg`) gets its keys the same way. Keys
-    /// of an algorithm no longer in use are left to `Portcullis::retire_signing_keys`:
-    /// nodes still running the old settings sign with them until they restart.
+    /// algorithm that has a next key but no active one (left by an earlier `keys rotate
+    /// --alg`) has that already-published key promoted instead of a fresh one signing. An
+    /// algorithm added later (a changed `signing_alg`) gets its keys the same way. Keys of
+    /// an algorithm no longer in use are left to `Portcullis::retire_signing_keys` (nodes
+    /// still running the old settings sign with them until they restart), with a warning.
+    ///
+    /// Several nodes may do this at once: a key another node inserted first (`Conflict`)
+    /// counts as done.
     pub async fn ensure_initialized(
         &self,
         store: &dyn Store,
@@ -155,18 +169,44 @@ impl Keys {
         let mut changed = false;
         for &alg in algs {
             let has = |state| existing.iter().any(|k| k.alg == alg && k.state == state);
-            if !has(KeyState::Active) {
-                let mut active = generate(&self.kek, alg, KeyState::Active, now).await?;
-                active.activated_at = Some(now);
-                store.insert_key(&active).await?;
-                changed = true;
+            let done = if !has(KeyState::Active) && has(KeyState::Next) {
+                // Promote the published next key; a new next key takes its place.
+                let next = generate(&self.kek, alg, KeyState::Next, now).await?;
+                store.promote_next_key(&next, now).await
+            } else {
+                let mut result = Ok(());
+                if !has(KeyState::Active) {
+                    let mut active = generate(&self.kek, alg, KeyState::Active, now).await?;
+                    active.activated_at = Some(now);
+                    result = store.insert_key(&active).await;
+                }
+                if result.is_ok() && !has(KeyState::Next) {
+                    result = store
+                        .insert_key(&generate(&self.kek, alg, KeyState::Next, now).await?)
+                        .await;
+                }
+                result
+            };
+            match done {
+                Ok(()) => changed |= !(has(KeyState::Active) && has(KeyState::Next)),
+                Err(crate::StoreError::Conflict(what)) => {
+                    tracing::info!(%alg, %what, "another node created the signing keys first");
+                }
+                Err(e) => return Err(e.into()),
             }
-            if !has(KeyState::Next) {
-                store
-                    .insert_key(&generate(&self.kek, alg, KeyState::Next, now).await?)
-                    .await?;
-                changed = true;
-            }
+        }
+        let unused: std::collections::BTreeSet<&str> = existing
+            .iter()
+            .filter(|k| k.state == KeyState::Active && !algs.contains(&k.alg))
+            .map(|k| k.alg.as_str())
+            .collect();
+        for alg in unused {
+            tracing::warn!(
+                alg,
+                "an active signing key of an algorithm this node does not use: tokens are now signed with \
+                 signing_alg (and ID tokens with RS256); set signing_alg to keep the old algorithm, or run \
+                 `portcullis keys retire --alg {alg}` once no node uses it"
+            );
         }
         self.reload(store, now).await?;
         Ok(changed)
@@ -224,6 +264,9 @@ pub fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) 
         let decoding = decoding_key(&jwk)?;
         ring.verifiers.insert(rec.kid.clone(), (jwt_alg(rec.alg), decoding));
         ring.jwks.keys.push(jwk);
+        if rec.state == KeyState::Next && !ring.next_algs.contains(&rec.alg) {
+            ring.next_algs.push(rec.alg);
+        }
         if rec.state == KeyState::Active {
             let der = kek.open(&rec.private_key_encrypted, rec.kid.as_bytes())?;
             let pair = KeyPairKind::from_der(rec.alg, &der)?;

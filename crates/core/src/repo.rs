@@ -96,6 +96,10 @@ pub trait KeyRepo: Send + Sync {
         now: OffsetDateTime,
         publish_until: OffsetDateTime,
     ) -> StoreResult<()>;
+    /// Makes the next key of `new_next.alg` active (`activated_at = now`) where that
+    /// algorithm has no active key, and inserts `new_next`, atomically. `NotFound` without
+    /// a next key; `Conflict` if another node did it first.
+    async fn promote_next_key(&self, new_next: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()>;
     /// Retires the active and next keys of `alg` (an algorithm no longer in use): they
     /// stay published until `publish_until`.
     async fn retire_keys(&self, alg: SigningAlg, now: OffsetDateTime, publish_until: OffsetDateTime)

@@ -195,6 +195,16 @@ impl Portcullis {
                         if let Err(e) = this.keys.reload(this.store.as_ref(), now).await {
                             tracing::error!(error = %e, "could not reload signing keys");
                         }
+                        // Keys this node signs with went missing (retired by an operator
+                        // whose settings differ, or rotated by an older version): make
+                        // them again rather than fail every token request.
+                        let algs = this.settings.key_algs();
+                        if !this.keys.ring().covers(&algs) {
+                            tracing::warn!("signing keys missing for an algorithm in use; creating them");
+                            if let Err(e) = this.keys.ensure_initialized(this.store.as_ref(), &algs, now).await {
+                                tracing::error!(error = %e, "could not create signing keys");
+                            }
+                        }
                         while let Some(done) = cleanups.try_join_next() {
                             if let Err(e) = done {
                                 tracing::error!(error = %e, "cleanup task failed");
@@ -238,6 +248,9 @@ impl Portcullis {
             store.delete_old_webhook_deliveries(old, limit)
         })
         .await;
+        if let Err(e) = store.delete_expired_keys(now).await {
+            tracing::error!(error = %e, "could not delete expired signing keys");
+        }
         self.throttle.forget_idle();
         self.retention(now).await;
     }

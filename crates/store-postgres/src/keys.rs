@@ -60,8 +60,8 @@ async fn insert(conn: &mut PgConnection, k: &SigningKeyRecord) -> StoreResult<()
     match result {
         Ok(_) => Ok(()),
         Err(e) => Err(match unique_violation(&e) {
-            Some(Some("signing_keys_one_active")) => StoreError::Conflict("an active signing key".into()),
-            Some(Some("signing_keys_one_next")) => StoreError::Conflict("a next signing key".into()),
+            Some(Some("signing_keys_one_active_per_alg")) => StoreError::Conflict("an active signing key".into()),
+            Some(Some("signing_keys_one_next_per_alg")) => StoreError::Conflict("a next signing key".into()),
             Some(_) => StoreError::Conflict(format!("signing key {:?}", k.kid)),
             None => return Err(e).db(),
         }),
@@ -107,6 +107,23 @@ impl KeyRepo for PgStore {
         .execute(&mut *tx)
         .await
         .db()?;
+        let promoted = sqlx::query(
+            "UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next' AND alg = $2",
+        )
+        .bind(now)
+        .bind(new_next.alg.as_str())
+        .execute(&mut *tx)
+        .await
+        .conflict("an active signing key")?;
+        if promoted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert(&mut tx, new_next).await?;
+        tx.commit().await.db()
+    }
+
+    async fn promote_next_key(&self, new_next: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.db()?;
         let promoted = sqlx::query(
             "UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next' AND alg = $2",
         )

@@ -120,6 +120,23 @@ impl KeyRepo for SqliteStore {
         tx.commit().await.db()
     }
 
+    async fn promote_next_key(&self, new_next: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let promoted = sqlx::query(
+            "UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next' AND alg = $2",
+        )
+        .bind(codec::ts(now))
+        .bind(new_next.alg.as_str())
+        .execute(&mut *tx)
+        .await
+        .conflict("an active signing key")?;
+        if promoted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert(&mut tx, new_next).await?;
+        tx.commit().await.db()
+    }
+
     async fn retire_keys(
         &self,
         alg: SigningAlg,

@@ -120,7 +120,32 @@ pub(super) async fn key_rotation_without_next_is_not_found<S: Store>(s: S) {
         .await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
     // Nothing changed: the active key was not retired.
-    assert_eq!(s.list_keys().await.unwrap(), vec![other, active]);
+    assert_eq!(s.list_keys().await.unwrap(), vec![other.clone(), active.clone()]);
+
+    // Promoting a published next key where its algorithm has no active key (a start after
+    // `keys rotate --alg` left one): it signs, a new next key takes its place.
+    let at = T0 + secs(7);
+    let other_next = SigningKeyRecord {
+        alg: SigningAlg::EdDSA,
+        ..key("o2", KeyState::Next, at)
+    };
+    s.promote_next_key(&other_next, at).await.unwrap();
+    let keys = s.list_keys().await.unwrap();
+    let o1 = keys.iter().find(|k| k.kid == "o1").unwrap();
+    assert_eq!((o1.state, o1.activated_at), (KeyState::Active, Some(at)));
+    assert_eq!(keys.iter().find(|k| k.kid == "o2").unwrap().state, KeyState::Next);
+    assert_eq!(keys.iter().find(|k| k.kid == "k1").unwrap(), &active, "RS256 untouched");
+    // No next key of the algorithm: not found, nothing inserted.
+    let r = s.promote_next_key(&key("k2", KeyState::Next, at), at).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    assert!(s.list_keys().await.unwrap().iter().all(|k| k.kid != "k2"));
+    // An active key already there (another node was first): conflict, nothing changed.
+    s.insert_key(&key("k3", KeyState::Next, at)).await.unwrap();
+    let r = s.promote_next_key(&key("k4", KeyState::Next, at), at).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    let keys = s.list_keys().await.unwrap();
+    assert_eq!(keys.iter().find(|k| k.kid == "k3").unwrap().state, KeyState::Next);
+    assert!(keys.iter().all(|k| k.kid != "k4"));
 }
 
 pub(super) async fn code_get_conflict_and_expiry<S: Store>(s: S) {

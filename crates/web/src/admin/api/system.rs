@@ -25,12 +25,13 @@ pub async fn keys_list(State(state): State<AdminState>, _caller: Caller) -> ApiR
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
-    /// Algorithm of the new next key; the configured one when left out.
+    /// Whose keys to rotate: an algorithm in use (`signing_alg` for access tokens, RS256
+    /// for ID tokens); `signing_alg` when left out. Others get 400.
     pub alg: Option<String>,
 }
 
-/// `POST /keys/rotate`: the next key starts signing; returns the new next key's id and
-/// every key.
+/// `POST /keys/rotate`: the algorithm's next key starts signing; returns the new next
+/// key's id and every key.
 pub async fn keys_rotate(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
