@@ -709,7 +709,8 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
         )
         .set_pkce_challenge(challenge)
         .url();
-    let back = expect_redirect(authorize_in_browser(&browser(), &app, &auth_url, "alice", "allow").await);
+    let b = browser();
+    let back = expect_redirect(authorize_in_browser(&b, &app, &auth_url, "alice", "allow").await);
     let tokens = rp
         .exchange_code(AuthorizationCode::new(param(&back, "code").unwrap()))
         .unwrap()
@@ -731,6 +732,22 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
     )
     .unwrap();
     assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+    // The RS256 ID token works as id_token_hint (OIDC Core §3.1.2.1) under ES256 settings.
+    let mut hinted = Url::parse(&app.url("/authorize")).unwrap();
+    hinted
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client.id.as_str())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("prompt", "none")
+        .append_pair("id_token_hint", &id_token.to_string())
+        .append_pair("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        .append_pair("code_challenge_method", "S256");
+    let resp = b.get(hinted.clone()).send().await.unwrap();
+    let back = Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert!(param(&back, "code").is_some(), "{back}");
     // A refresh signs both again, each with its own key.
     let refreshed = rp
         .exchange_refresh_token(tokens.refresh_token().unwrap())
