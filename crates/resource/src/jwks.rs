@@ -2,7 +2,7 @@
 //! cached and refreshed within bounds.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -43,7 +43,9 @@ use crate::jwt::{
 /// [`JwksValidatorBuilder::cache_ttl_bounds`]. A token whose `kid` is unknown makes the
 /// validator refetch the JWKS — so a rotated key is picked up without restart — but at most
 /// once per [`JwksValidatorBuilder::refetch_interval`], so a flood of made-up `kid`s costs
-/// the authorization server nothing. If a refresh fails, the previous keys stay in use.
+/// the authorization server nothing. Keys past their lifetime are refreshed in the
+/// background while requests go on with them; if a refresh fails, the previous keys stay
+/// in use.
 #[derive(Clone)]
 pub struct JwksValidator {
     inner: Arc<Inner>,
@@ -70,6 +72,8 @@ struct Inner {
     /// fetch's result instead of starting another: with an endpoint that hangs until the
     /// timeout, queued requests would otherwise each wait for their own timeout in turn.
     fetches_finished: AtomicU64,
+    /// A refresh of keys past their lifetime runs in the background.
+    refreshing: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -189,24 +193,41 @@ impl JwksValidator {
         Arc::clone(&guard)
     }
 
-    /// The cached keys, refreshed first if their lifetime is over and nobody else is
-    /// already refreshing them; on a failed refresh the stale keys are kept (and the next
-    /// attempt waits for the refetch interval).
+    /// The cached keys. Once their lifetime is over they are refreshed in the background
+    /// (one refresh at a time) while requests go on with them: a JWKS endpoint that is slow
+    /// or hangs until the timeout must not hold up requests that have a key to verify with.
+    /// On a failed refresh the stale keys stay in use, and the next attempt waits for the
+    /// refetch interval. A token whose key is not among them waits for that refresh
+    /// instead (`refetch_for_unknown_key`).
     async fn fresh_keys(&self) -> Arc<KeySet> {
         let keys = self.current();
-        if self.inner.clock.now() < keys.expires_at {
+        if self.inner.clock.now() < keys.expires_at || self.inner.refreshing.swap(true, Ordering::AcqRel) {
             return keys;
         }
-        let Ok(mut state) = self.inner.fetch.try_lock() else {
-            return keys;
-        };
-        match self.fetch_locked(&mut state, keys.generation).await {
-            Ok(Some(fresh)) => fresh,
-            Ok(None) => keys,
-            Err(e) => {
-                tracing::warn!(error = %e, jwks_uri = %self.inner.jwks_uri, "JWKS refresh failed; keeping the cached keys");
-                keys
+        let this = self.clone();
+        let generation = keys.generation;
+        tokio::spawn(async move {
+            /// Clears the flag however the refresh ends.
+            struct Done<'a>(&'a AtomicBool);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::Release);
+                }
             }
+            let _done = Done(&this.inner.refreshing);
+            let mut state = this.inner.fetch.lock().await;
+            if let Err(e) = this.fetch_locked(&mut state, generation).await {
+                tracing::warn!(error = %e, jwks_uri = %this.inner.jwks_uri, "JWKS refresh failed; keeping the cached keys");
+            }
+        });
+        keys
+    }
+
+    /// Waits until no background refresh runs (for tests that check what it fetched).
+    #[doc(hidden)]
+    pub async fn background_refresh_done(&self) {
+        while self.inner.refreshing.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
@@ -431,6 +452,7 @@ impl JwksValidatorBuilder {
                 last_attempt: SystemTime::UNIX_EPOCH,
             }),
             fetches_finished: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
         };
         let now = inner.clock.now();
         let keys = fetch_key_set(&inner, now, 1).await?;

@@ -398,21 +398,26 @@ async fn cache_control_max_age_honoured_within_bounds() {
 
     clock.advance(Duration::from_secs(119));
     v.validate(&token(&clock)).await.unwrap();
+    v.background_refresh_done().await;
     assert_eq!(issuer.jwks_hits(), 1, "fresh for max-age");
     clock.advance(Duration::from_secs(2));
     v.validate(&token(&clock)).await.unwrap();
+    v.background_refresh_done().await;
     assert_eq!(issuer.jwks_hits(), 2, "refreshed once max-age passed");
 
     // max-age=1 is raised to the minimum bound (default 60 s).
     issuer.set_cache_control(Some("max-age=1"));
     clock.advance(Duration::from_secs(121));
     v.validate(&token(&clock)).await.unwrap();
+    v.background_refresh_done().await;
     assert_eq!(issuer.jwks_hits(), 3);
     clock.advance(Duration::from_secs(30));
     v.validate(&token(&clock)).await.unwrap();
+    v.background_refresh_done().await;
     assert_eq!(issuer.jwks_hits(), 3, "max-age below the minimum is clamped up");
     clock.advance(Duration::from_secs(31));
     v.validate(&token(&clock)).await.unwrap();
+    v.background_refresh_done().await;
     assert_eq!(issuer.jwks_hits(), 4);
 
     // A huge max-age is capped by the configured maximum.
@@ -427,6 +432,7 @@ async fn cache_control_max_age_honoured_within_bounds() {
     let hits = issuer.jwks_hits();
     clock.advance(Duration::from_secs(301));
     capped.validate(&token(&clock)).await.unwrap();
+    capped.background_refresh_done().await;
     assert_eq!(issuer.jwks_hits(), hits + 1);
 }
 
@@ -447,10 +453,12 @@ async fn failed_refresh_keeps_the_cached_keys() {
     // Past the default 5-minute TTL: the refresh fails, the old key still verifies.
     s.clock.advance(Duration::from_secs(301));
     s.validator.validate(&s.token()).await.unwrap();
+    s.validator.background_refresh_done().await;
     assert_eq!(s.issuer.jwks_hits(), 3);
     // And the failing server is not asked again on every request.
     for _ in 0..10 {
         s.validator.validate(&s.token()).await.unwrap();
+        s.validator.background_refresh_done().await;
     }
     assert_eq!(s.issuer.jwks_hits(), 3);
 
@@ -458,9 +466,41 @@ async fn failed_refresh_keeps_the_cached_keys() {
     s.issuer.state.jwks_fail.store(false, Ordering::SeqCst);
     s.clock.advance(Duration::from_secs(10));
     s.validator.validate(&s.token()).await.unwrap();
+    s.validator.background_refresh_done().await;
     assert_eq!(s.issuer.jwks_hits(), 4);
     s.validator.validate(&s.token()).await.unwrap();
+    s.validator.background_refresh_done().await;
     assert_eq!(s.issuer.jwks_hits(), 4);
+}
+
+/// Keys past their lifetime: requests go on with them while one refresh runs in the
+/// background, however slow the JWKS endpoint is; a token with a new key waits for that
+/// refresh instead of starting another.
+#[tokio::test]
+async fn expired_keys_are_refreshed_in_the_background() {
+    let s = Setup::new().await;
+    *s.issuer.state.jwks_delay.lock().unwrap() = Duration::from_millis(1500);
+    let rotated = Key::ec("k2");
+    s.issuer.set_keys(&[&s.key, &rotated]);
+    s.clock.advance(Duration::from_secs(301));
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        s.validator.validate(&s.token()).await.unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "requests waited for the refresh: {:?}",
+        started.elapsed()
+    );
+    // The new key's token waits for the refresh already running: one fetch in all.
+    s.validator.validate(&rotated.sign(&s.claims())).await.unwrap();
+    s.validator.background_refresh_done().await;
+    assert_eq!(s.issuer.jwks_hits(), 2, "the first fetch and one refresh");
+    // Fresh again: no more fetches.
+    for _ in 0..3 {
+        s.validator.validate(&s.token()).await.unwrap();
+    }
+    assert_eq!(s.issuer.jwks_hits(), 2);
 }
 
 #[tokio::test]
