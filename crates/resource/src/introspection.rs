@@ -75,7 +75,13 @@ struct Inner {
     in_flight: Mutex<HashMap<[u8; 32], watch::Receiver<Option<Shared>>>>,
     /// No call before this time: the endpoint asked us to wait.
     backoff_until: Mutex<Option<SystemTime>>,
+    /// Calls to the endpoint under way at once, at most `max_concurrent_calls`: a flood of
+    /// distinct (made-up) tokens queues here instead of opening a connection each.
+    calls: tokio::sync::Semaphore,
 }
+
+/// How long a validation waits for a free call slot before it gives up (503).
+const CALL_SLOT_WAIT: Duration = Duration::from_secs(5);
 
 /// The longest the validator holds back after a `429`/`503`, whatever `Retry-After` says:
 /// a wrong or hostile header must not lock the API out for long.
@@ -168,6 +174,7 @@ pub struct IntrospectionValidatorBuilder {
     clock: Arc<dyn Clock>,
     max_ttl: Duration,
     max_entries: usize,
+    max_calls: usize,
 }
 
 /// RFC 7662 §2.2 response, read leniently (`aud` may be a string or an array) rather than
@@ -234,6 +241,7 @@ impl IntrospectionValidator {
             clock: Arc::new(SystemClock),
             max_ttl: Duration::from_secs(5),
             max_entries: 10_000,
+            max_calls: 32,
         }
     }
 
@@ -293,6 +301,16 @@ impl IntrospectionValidator {
             return Ok(claims);
         }
         self.check_backoff()?;
+        let _slot = tokio::time::timeout(CALL_SLOT_WAIT, self.inner.calls.acquire())
+            .await
+            .map_err(|_| {
+                AuthError::upstream_msg(format!(
+                    "every call slot to {} stayed busy for {} s",
+                    self.inner.endpoint,
+                    CALL_SLOT_WAIT.as_secs()
+                ))
+            })?
+            .map_err(|_| AuthError::upstream_msg("the introspection validator is closing".to_owned()))?;
         let raw = self.introspect(token).await?;
         let now = self.inner.clock.now();
         let claims = self.check(raw, unix_seconds(now))?;
@@ -566,6 +584,14 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
+    /// The most calls to the introspection endpoint under way at once (default 32, at
+    /// least 1). Further validations of other tokens wait for a free slot, up to 5 s, then
+    /// fail as `Upstream` (503).
+    pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
+        self.max_calls = calls.max(1);
+        self
+    }
+
     /// Checks the configuration and, unless an endpoint was given, finds it through the
     /// issuer's discovery document.
     pub async fn build(self) -> Result<IntrospectionValidator, AuthError> {
@@ -624,6 +650,7 @@ impl IntrospectionValidatorBuilder {
                 cache: Mutex::new(HashMap::new()),
                 in_flight: Mutex::new(HashMap::new()),
                 backoff_until: Mutex::new(None),
+                calls: tokio::sync::Semaphore::new(self.max_calls),
             }),
         })
     }

@@ -389,6 +389,43 @@ async fn concurrent_validations_of_one_token_share_one_call() {
     assert_eq!(s.issuer.introspection_hits(), 5);
 }
 
+/// Distinct tokens: at most `max_concurrent_calls` calls at once, the others wait their
+/// turn (a flood of made-up tokens does not open a connection each).
+#[tokio::test]
+async fn calls_for_distinct_tokens_are_capped() {
+    let s = Setup::new().await;
+    let tokens: Vec<String> = (0..6).map(|i| format!("tok-{i}")).collect();
+    for t in &tokens {
+        s.active(t, 600);
+    }
+    *s.issuer.state.introspection_delay.lock().unwrap() = Duration::from_millis(300);
+    let v = IntrospectionValidator::builder(&s.issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience(AUD)
+        .clock(s.clock.clone())
+        .max_concurrent_calls(2)
+        .build()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            let (v, t) = (v.clone(), t.clone());
+            tokio::spawn(async move { v.validate(&t).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().subject, "alice");
+    }
+    // Six 300 ms calls two at a time take three rounds; all at once would take one.
+    assert!(
+        started.elapsed() >= Duration::from_millis(850),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.issuer.introspection_hits(), 6);
+}
+
 /// A waiting request whose leader is dropped before the answer asks itself.
 #[tokio::test]
 async fn a_dropped_call_does_not_strand_the_waiters() {
