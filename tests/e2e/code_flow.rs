@@ -928,7 +928,81 @@ async fn signing_keys_heal_from_upgrades_and_mistakes(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 8252 §8.6: a public client on a loopback (or private-use-scheme) redirect URI can be
+/// impersonated by any program on the device, so the person approves every request, even
+/// after consenting once and even for a first-party client; prompt=none gets
+/// consent_required. A public client on an https redirect URI is recognised by it.
+async fn native_public_clients_ask_every_time(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.user("alice", PASSWORD).await;
+    let (native, _) = app
+        .core
+        .create_client(
+            &portcullis_core::clients::ClientInput {
+                name: "Native App".into(),
+                kind: Some(portcullis_core::model::ClientKind::Public),
+                redirect_uris: vec!["http://127.0.0.1/cb".into()],
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                scopes: "openid profile".into(),
+                first_party: true,
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let web = app.public_client(REDIRECT).await;
+    let auth_url = |client_id: &str, redirect: &str, prompt: Option<&str>| {
+        let mut u = Url::parse(&app.url("/authorize")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", redirect)
+            .append_pair("scope", "openid")
+            .append_pair("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+            .append_pair("code_challenge_method", "S256");
+        if let Some(p) = prompt {
+            u.query_pairs_mut().append_pair("prompt", p);
+        }
+        u
+    };
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let b = browser();
+    // Consent once to each.
+    let loopback = "http://127.0.0.1:5555/cb";
+    for (id, redirect) in [(native.id.as_str(), loopback), (web.id.as_str(), REDIRECT)] {
+        let back =
+            expect_redirect(authorize_in_browser(&b, &app, &auth_url(id, redirect, None), "alice", "allow").await);
+        assert!(param(&back, "code").is_some(), "{back}");
+    }
+    // The https client is recognised: straight back with a code.
+    let u = auth_url(web.id.as_str(), REDIRECT, None);
+    let step = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await;
+    assert!(
+        matches!(&step, Step::LeftIssuer(back) if param(back, "code").is_some()),
+        "{step:?}"
+    );
+    // The loopback client is asked again, first-party and consented as it is.
+    let u = auth_url(native.id.as_str(), loopback, None);
+    match follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await {
+        Step::Page { url, status, .. } => {
+            assert_eq!((url.path(), status), ("/consent", 200));
+        }
+        other => panic!("expected the consent page, got {other:?}"),
+    }
+    let u = auth_url(native.id.as_str(), loopback, Some("none"));
+    let step = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await;
+    let Step::LeftIssuer(back) = step else {
+        panic!("expected a redirect, got {step:?}")
+    };
+    assert!(back.as_str().starts_with(loopback), "{back}");
+    assert_eq!(param(&back, "error").as_deref(), Some("consent_required"));
+    assert!(param(&back, "code").is_none());
+    app.stop().await;
+}
+
 both_backends!(
+    native_public_clients_ask_every_time,
     id_tokens_are_rs256_when_access_tokens_are_es256,
     signing_keys_heal_from_upgrades_and_mistakes,
     oidc_code_flow_with_openidconnect,

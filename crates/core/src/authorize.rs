@@ -10,7 +10,7 @@ use crate::audit::Event;
 use crate::crypto::{random_token, sha256};
 use crate::error::{Error, Result};
 use crate::jwt::verify_id_token_hint;
-use crate::model::{AuthorizationCode, Client, Consent, User};
+use crate::model::{AuthorizationCode, Client, ClientKind, Consent, User};
 use crate::service::Portcullis;
 
 /// The parameters of an authorization request as received (query string or form body).
@@ -546,12 +546,22 @@ impl Portcullis {
         let Some((auth, user)) = user else {
             return Ok(Next::Login);
         };
-        let consented = client.first_party
-            || self
-                .store
-                .get_consent(user.id, &client.id)
-                .await?
-                .is_some_and(|c| scope.is_subset(&c.scope));
+        // RFC 8252 §8.6 (and RFC 6749 §10.2): a public client whose redirect URI any
+        // program on the device can receive (loopback, private-use scheme) cannot be told
+        // from an impostor using its id, so earlier consent and first-party standing do
+        // not count: the person approves every such request, and prompt=none gets
+        // consent_required.
+        let impostor_possible = client.kind == ClientKind::Public && !redirect_uri.proves_client_identity();
+        let consented = if impostor_possible {
+            req.interaction.consent_done
+        } else {
+            client.first_party
+                || self
+                    .store
+                    .get_consent(user.id, &client.id)
+                    .await?
+                    .is_some_and(|c| scope.is_subset(&c.scope))
+        };
         let needs_consent = !consented || (req.prompt_consent && !req.interaction.consent_done);
         if needs_consent {
             return if req.prompt_none {

@@ -164,6 +164,14 @@ impl RedirectUri {
         }
     }
 
+    /// Whether only the client can receive what is sent here: an `https` URI (a web
+    /// client's server, or an app's claimed https URL). A loopback or private-use-scheme
+    /// URI (RFC 8252 §7.1, §7.3) can be received by any program on the device, so it does
+    /// not tell the client from an impostor (RFC 8252 §8.6).
+    pub fn proves_client_identity(&self) -> bool {
+        self.url.scheme() == "https"
+    }
+
     /// The parsed URI, for appending response parameters.
     pub fn url(&self) -> &Url {
         &self.url
