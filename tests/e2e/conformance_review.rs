@@ -224,7 +224,8 @@ async fn empty_parameters_are_omitted_at_the_token_endpoints(backend: Backend) {
 }
 
 /// A disabled client's outstanding access tokens stop working at once (introspection,
-/// userinfo), on every store; once re-enabled, the tokens it gets work.
+/// userinfo), and its grants end (refresh tokens with them), on every store; once
+/// re-enabled, the tokens it gets work.
 async fn disabling_a_client_revokes_its_outstanding_tokens(backend: Backend) {
     let app = spawn_app(backend).await;
     let (client, secret) = app.confidential_client(REDIRECT).await;
@@ -260,10 +261,9 @@ async fn disabling_a_client_revokes_its_outstanding_tokens(backend: Backend) {
     };
     let client_credentials = || async { post_raw(&app, "/token", creds, "grant_type=client_credentials").await };
 
-    let user_token = obtain_tokens(&app, creds.0, creds.1, "quinn").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let user_tokens = obtain_tokens(&app, creds.0, creds.1, "quinn").await;
+    let user_token = user_tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh_token = user_tokens["refresh_token"].as_str().unwrap().to_owned();
     let (s, cc) = client_credentials().await;
     assert_eq!(s, 200, "{cc}");
     let cc_token = cc["access_token"].as_str().unwrap().to_owned();
@@ -297,6 +297,14 @@ async fn disabling_a_client_revokes_its_outstanding_tokens(backend: Backend) {
         "re-enabling does not bring old tokens back"
     );
     assert_eq!(userinfo(user_token).await, 401);
+    // Nor a refresh token issued before: the client's grants ended with the disable.
+    let body = form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.as_str()),
+    ]);
+    let (s, v) = post_raw(&app, "/token", creds, &body).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")), "{v}");
+    assert_eq!(active_grants(&app).await, 0);
     let fresh = obtain_tokens(&app, creds.0, creds.1, "quinn").await["access_token"]
         .as_str()
         .unwrap()

@@ -51,6 +51,7 @@ contract!(
     client_roundtrip_and_conflict,
     client_update,
     client_update_revoking,
+    client_disable_ends_its_grants,
     client_list_search,
     client_delete_cascades,
     user_roundtrip_conflict_and_search,

@@ -299,10 +299,23 @@ impl Portcullis {
             })
             .into_iter()
             .collect();
-        self.store
-            .update_client(&client, &revocations)
-            .await
-            .map_err(not_found("client"))?;
+        // Its grants end too (their refresh tokens and unused codes go): re-enabling the
+        // client must not bring back a refresh token stolen before it was disabled.
+        let revocations = if disabled {
+            let mut all = revocations;
+            all.extend(self.grant_revocations(id).await?);
+            self.store
+                .disable_client(&client, now, &all)
+                .await
+                .map_err(not_found("client"))?;
+            all
+        } else {
+            self.store
+                .update_client(&client, &revocations)
+                .await
+                .map_err(not_found("client"))?;
+            revocations
+        };
         self.revocations.insert_local(&revocations);
         self.client_cache.invalidate(&client.id);
         let what = if disabled {
@@ -314,12 +327,10 @@ impl Portcullis {
         Ok(client)
     }
 
-    /// Deletes a client with its grants, refresh tokens, codes and consents; its
-    /// outstanding access tokens are revoked.
-    pub async fn delete_client(&self, id: &ClientId, actor: impl Into<Actor>) -> Result<()> {
-        let actor: Actor = actor.into();
+    /// Revocations of the client's active grants, covering the access tokens they issued.
+    async fn grant_revocations(&self, id: &ClientId) -> Result<Vec<Revocation>> {
         let expires_at = self.now() + self.settings.max_access_token_ttl();
-        let mut revocations: Vec<Revocation> = self
+        Ok(self
             .store
             .active_grant_ids_for_client(id)
             .await?
@@ -328,7 +339,15 @@ impl Portcullis {
                 target: RevocationTarget::Grant(g),
                 expires_at,
             })
-            .collect();
+            .collect())
+    }
+
+    /// Deletes a client with its grants, refresh tokens, codes and consents; its
+    /// outstanding access tokens are revoked.
+    pub async fn delete_client(&self, id: &ClientId, actor: impl Into<Actor>) -> Result<()> {
+        let actor: Actor = actor.into();
+        let expires_at = self.now() + self.settings.max_access_token_ttl();
+        let mut revocations = self.grant_revocations(id).await?;
         revocations.push(Revocation {
             target: RevocationTarget::Client(id.as_str().to_owned()),
             expires_at,

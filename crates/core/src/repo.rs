@@ -38,6 +38,12 @@ pub trait ClientRepo: Send + Sync {
     /// records `revocations` (disabling a client revokes its outstanding tokens);
     /// `NotFound` if absent.
     async fn update_client(&self, client: &Client, revocations: &[Revocation]) -> StoreResult<()>;
+    /// `update_client` for a client being disabled: in the same transaction its grants are
+    /// revoked (`revoked_at = now`; refresh tokens and unused codes deleted) and covered by
+    /// grant revocations next to `revocations`, so re-enabling the client does not bring a
+    /// stolen refresh token back. Consents stay. `NotFound` if absent.
+    async fn disable_client(&self, client: &Client, now: OffsetDateTime, revocations: &[Revocation])
+    -> StoreResult<()>;
     /// Deletes the client and, in the same transaction, its codes, grants, refresh tokens
     /// and consents, and records `revocations` (its grants and itself). `NotFound` if absent.
     async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()>;

@@ -159,6 +159,21 @@ impl ClientRepo for PgStore {
         tx.commit().await.db()
     }
 
+    async fn disable_client(
+        &self,
+        client: &Client,
+        now: OffsetDateTime,
+        revocations: &[Revocation],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        let done = bind_client(UPDATE, client)?.execute(&mut *tx).await.db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        crate::grants::revoke_client(&mut tx, client.id.as_str(), now, revocations).await?;
+        tx.commit().await.db()
+    }
+
     async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.db()?;
         // Codes, grants, refresh tokens and consents go with it (ON DELETE CASCADE).

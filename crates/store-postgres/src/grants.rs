@@ -184,6 +184,31 @@ pub(crate) async fn revoke_user(
     revocations::record(conn, &codec::cover_grants(given, &revoked)).await
 }
 
+/// Revokes every grant of a client being disabled, deletes their refresh tokens and the
+/// client's unused codes, and records `given` plus a revocation for each grant.
+pub(crate) async fn revoke_client(
+    conn: &mut PgConnection,
+    client_id: &str,
+    now: OffsetDateTime,
+    given: &[Revocation],
+) -> StoreResult<()> {
+    let revoked: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as(
+        "UPDATE grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL RETURNING id, expires_at",
+    )
+    .bind(client_id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    for sql in [
+        "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1)",
+        "DELETE FROM auth_codes WHERE client_id = $1 AND consumed_at IS NULL",
+    ] {
+        sqlx::query(sql).bind(client_id).execute(&mut *conn).await.db()?;
+    }
+    revocations::record(conn, &codec::cover_grants(given, &revoked)).await
+}
+
 #[async_trait]
 impl GrantRepo for PgStore {
     async fn get_grant(&self, id: Uuid) -> StoreResult<Option<Grant>> {

@@ -158,6 +158,21 @@ impl ClientRepo for SqliteStore {
         tx.commit().await.db()
     }
 
+    async fn disable_client(
+        &self,
+        client: &Client,
+        now: time::OffsetDateTime,
+        revocations: &[Revocation],
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let done = bind_client(UPDATE, client)?.execute(&mut *tx).await.db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        crate::grants::revoke_client(&mut tx, client.id.as_str(), now, revocations).await?;
+        tx.commit().await.db()
+    }
+
     async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         // Codes, grants, refresh tokens and consents go with it (ON DELETE CASCADE).

@@ -206,6 +206,58 @@ pub(crate) async fn revoke_for_replay(
 /// their browser sessions and their codes not yet redeemed, and records `given` — plus a
 /// grant revocation for each grant revoked here that `given` misses (one created after
 /// the caller listed them).
+/// Whose grants are revoked at once.
+#[derive(Clone, Copy)]
+enum Owner {
+    User,
+    Client,
+}
+
+/// Marks every unrevoked grant of a user or client revoked at `now`; returns their ids and
+/// expiries.
+async fn revoke_grants_of(
+    conn: &mut SqliteConnection,
+    owner: Owner,
+    id: &str,
+    now: OffsetDateTime,
+) -> StoreResult<Vec<(Uuid, OffsetDateTime)>> {
+    let sql = match owner {
+        Owner::User => {
+            "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id, expires_at"
+        }
+        Owner::Client => {
+            "UPDATE grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL RETURNING id, expires_at"
+        }
+    };
+    let rows: Vec<(String, i64)> = sqlx::query_as(sql)
+        .bind(id)
+        .bind(codec::ts(now))
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    rows.iter()
+        .map(|(id, exp)| Ok((codec::uuid("grants.id", id)?, codec::time("grants.expires_at", *exp)?)))
+        .collect()
+}
+
+/// Revokes every grant of a client being disabled, deletes their refresh tokens and the
+/// client's unused codes, and records `given` plus a revocation for each grant.
+pub(crate) async fn revoke_client(
+    conn: &mut SqliteConnection,
+    client_id: &str,
+    now: OffsetDateTime,
+    given: &[Revocation],
+) -> StoreResult<()> {
+    let revoked = revoke_grants_of(conn, Owner::Client, client_id, now).await?;
+    for sql in [
+        "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1)",
+        "DELETE FROM auth_codes WHERE client_id = $1 AND consumed_at IS NULL",
+    ] {
+        sqlx::query(sql).bind(client_id).execute(&mut *conn).await.db()?;
+    }
+    revocations::record(conn, &codec::cover_grants(given, &revoked)).await
+}
+
 pub(crate) async fn revoke_user(
     conn: &mut SqliteConnection,
     user_id: Uuid,
@@ -213,18 +265,7 @@ pub(crate) async fn revoke_user(
     given: &[Revocation],
 ) -> StoreResult<()> {
     let user_id = codec::uuid_text(user_id);
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id, expires_at",
-    )
-    .bind(&user_id)
-    .bind(codec::ts(now))
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
-    let revoked = rows
-        .iter()
-        .map(|(id, exp)| Ok((codec::uuid("grants.id", id)?, codec::time("grants.expires_at", *exp)?)))
-        .collect::<StoreResult<Vec<_>>>()?;
+    let revoked = revoke_grants_of(conn, Owner::User, &user_id, now).await?;
     sqlx::query("DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE user_id = $1)")
         .bind(&user_id)
         .execute(&mut *conn)

@@ -100,6 +100,99 @@ pub(super) async fn client_update_revoking<S: Store>(s: S) {
     assert!(logged(&s, &other.target).await.is_none(), "nothing recorded");
 }
 
+/// A client and another, each with a grant and refresh token of alice's and her consent;
+/// the first also with an unused code.
+struct Records {
+    c: Client,
+    u: User,
+    other: Client,
+    g: Grant,
+    r: RefreshToken,
+    og: Grant,
+    or: RefreshToken,
+    pending: AuthorizationCode,
+}
+
+async fn client_with_records<S: Store>(s: &S, id: &str, other_id: &str) -> Records {
+    let (c, u) = setup(s, id, "alice").await;
+    let other = client(other_id, other_id);
+    s.insert_client(&other).await.unwrap();
+    let (g, r) = issue(s, &c, &u, T0).await;
+    let (og, or) = issue(s, &other, &u, T0).await;
+    let pending = code(&c, &u, T0);
+    s.insert_code(&pending).await.unwrap();
+    for client_id in [&c.id, &other.id] {
+        s.upsert_consent(&Consent {
+            user_id: u.id,
+            client_id: client_id.clone(),
+            scope: ScopeSet::parse("openid").unwrap(),
+            granted_at: T0,
+        })
+        .await
+        .unwrap();
+    }
+    Records {
+        c,
+        u,
+        other,
+        g,
+        r,
+        og,
+        or,
+        pending,
+    }
+}
+
+pub(super) async fn client_disable_ends_its_grants<S: Store>(s: S) {
+    let Records {
+        c,
+        u,
+        other: _,
+        g,
+        r,
+        og,
+        or,
+        pending,
+    } = client_with_records(&s, "compromised", "bystander").await;
+
+    let at = T0 + secs(100);
+    let disabled = Client {
+        disabled: true,
+        updated_at: at,
+        ..c.clone()
+    };
+    let until = Revocation {
+        target: RevocationTarget::ClientUntil {
+            client_id: c.id.as_str().to_owned(),
+            issued_until: at.unix_timestamp(),
+        },
+        expires_at: T0 + secs(700),
+    };
+    s.disable_client(&disabled, at, std::slice::from_ref(&until))
+        .await
+        .unwrap();
+    assert_eq!(s.get_client(&c.id).await.unwrap(), Some(disabled.clone()));
+    assert_eq!(s.get_grant(g.id).await.unwrap().unwrap().revoked_at, Some(at));
+    assert_eq!(s.get_refresh_token(&r.token_hash).await.unwrap(), None);
+    assert_eq!(s.get_code(&pending.code_hash, T0).await.unwrap(), None);
+    assert!(s.active_grant_ids_for_client(&c.id).await.unwrap().is_empty());
+    assert_eq!(logged(&s, &until.target).await.unwrap().revocation, until);
+    assert!(
+        logged(&s, &RevocationTarget::Grant(g.id)).await.is_some(),
+        "the grant's access tokens are covered"
+    );
+    // Consent stays; another client's records are untouched.
+    assert!(s.get_consent(u.id, &c.id).await.unwrap().is_some());
+    assert!(s.get_grant(og.id).await.unwrap().unwrap().revoked_at.is_none());
+    assert!(s.get_refresh_token(&or.token_hash).await.unwrap().is_some());
+
+    let missing = client("missing", "Missing");
+    assert!(matches!(
+        s.disable_client(&missing, at, &[]).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 pub(super) async fn client_list_search<S: Store>(s: S) {
     for (id, name) in [("svc-GAMMA", "Zeta service"), ("a1", "alpha App"), ("b2", "Beta")] {
         s.insert_client(&client(id, name)).await.unwrap();
@@ -116,26 +209,16 @@ pub(super) async fn client_list_search<S: Store>(s: S) {
 }
 
 pub(super) async fn client_delete_cascades<S: Store>(s: S) {
-    let (c, u) = setup(&s, "doomed", "alice").await;
-    let other = client("survivor", "Survivor");
-    s.insert_client(&other).await.unwrap();
-    let (g, r) = issue(&s, &c, &u, T0).await;
-    let (og, or) = issue(&s, &other, &u, T0).await;
-    let pending = code(&c, &u, T0);
-    s.insert_code(&pending).await.unwrap();
-    let consent = Consent {
-        user_id: u.id,
-        client_id: c.id.clone(),
-        scope: ScopeSet::parse("openid").unwrap(),
-        granted_at: T0,
-    };
-    s.upsert_consent(&consent).await.unwrap();
-    s.upsert_consent(&Consent {
-        client_id: other.id.clone(),
-        ..consent.clone()
-    })
-    .await
-    .unwrap();
+    let Records {
+        c,
+        u,
+        other,
+        g,
+        r,
+        og,
+        or,
+        pending,
+    } = client_with_records(&s, "doomed", "survivor").await;
 
     assert_eq!(s.active_grant_ids_for_client(&c.id).await.unwrap(), vec![g.id]);
     let revs = [
