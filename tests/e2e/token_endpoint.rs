@@ -294,6 +294,56 @@ async fn refresh_rotation_and_reuse_detection(backend: Backend) {
     app.stop().await;
 }
 
+/// A scope taken away from a client is taken away from the tokens its existing grants
+/// give: refreshes (with or without a scope parameter) issue what is still allowed, and
+/// the response's `scope` says so (RFC 6749 §5.1).
+async fn refresh_drops_scopes_the_client_lost(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("alice", PASSWORD).await;
+    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
+    let tokens = obtain_tokens(&app, &id, &sec, "alice").await;
+    assert_eq!(tokens["scope"], "email openid profile");
+    let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+    app.core
+        .update_client(
+            &client.id,
+            &portcullis_core::clients::ClientInput {
+                name: client.name.clone(),
+                kind: Some(client.kind),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec![format!("{REDIRECT}/logged-out")],
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                scopes: "openid profile".into(),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r1, None).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["scope"], "openid profile");
+    let access = b["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(introspect(&app, &id, &sec, &access).await["scope"], "openid profile");
+    let info: Value = http()
+        .get(app.url("/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(info.get("email").is_none(), "{info}");
+    // Asking for it by name does not bring it back either.
+    let r2 = b["refresh_token"].as_str().unwrap().to_owned();
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r2, Some("openid email")).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["scope"], "openid");
+    app.stop().await;
+}
+
 /// RFC 9700 §4.14.2: a used refresh token presented again revokes the grant, even when
 /// the request also asks for a scope the grant never had (the scope check must not
 /// answer first and let the reuse go unnoticed).
@@ -657,6 +707,7 @@ async fn password_change_and_client_deletion_end_tokens(backend: Backend) {
 }
 
 both_backends!(
+    refresh_drops_scopes_the_client_lost,
     client_credentials_with_oauth2_crate,
     token_endpoint_errors,
     refresh_rotation_and_reuse_detection,

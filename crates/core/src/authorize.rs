@@ -482,6 +482,8 @@ impl Portcullis {
             .ok_or_else(stale)?;
         let uri = requested_redirect(&client, &req.redirect_uri).ok_or_else(stale)?;
         let scope = ScopeSet::parse(&req.scope).map_err(|_| stale())?;
+        // A scope the client lost while the person was logging in is no longer granted.
+        let scope = scope.intersection(&client.scopes);
         Ok((client, uri, scope))
     }
 

@@ -25,6 +25,18 @@ fn invalid_refresh_token() -> Error {
     invalid_grant("the refresh token is invalid, expired or revoked")
 }
 
+/// The part of a grant's scope its client is still allowed: an operator who takes a scope
+/// away from a client takes it away from the tokens the client gets from its existing
+/// grants too (their refresh tokens live for weeks). RFC 6749 §5.1: the response's
+/// `scope` then names what was issued.
+fn still_allowed(client: &Client, scope: &ScopeSet) -> ScopeSet {
+    if scope.is_subset(&client.scopes) {
+        scope.clone()
+    } else {
+        scope.intersection(&client.scopes)
+    }
+}
+
 /// Claims about `user` released for `scope` (OIDC Core §5.4).
 pub fn user_claims(user: &User, scope: &ScopeSet) -> UserClaims {
     let mut c = UserClaims::default();
@@ -202,7 +214,7 @@ impl Portcullis {
         self.mint(
             Signing::Pool,
             client,
-            &grant.scope,
+            &still_allowed(client, &grant.scope),
             Some(ctx),
             refresh.map(|(t, _)| t),
             now,
@@ -334,8 +346,15 @@ impl Portcullis {
             grant,
             nonce: None,
         };
-        self.mint(Signing::Pool, client, scope, Some(ctx), Some(new_token), now)
-            .await
+        self.mint(
+            Signing::Pool,
+            client,
+            &still_allowed(client, scope),
+            Some(ctx),
+            Some(new_token),
+            now,
+        )
+        .await
     }
 
     /// RFC 6749 §4.4: no user, no refresh token, and no database write.
