@@ -648,7 +648,87 @@ async fn sign_in_is_rate_limited(backend: Backend) {
     app.stop().await;
 }
 
+/// Operator accounts can be managed: a new password ends that operator's sessions (not
+/// other operators'), a role change applies at the next request, a deleted account's
+/// sessions end, and the last account with the admin role can be neither demoted nor
+/// deleted.
+async fn operator_accounts_are_managed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    operator(&app, "ops", AdminRole::Admin).await;
+    let root = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let ops = Pages::sign_in(&app, "ops", ADMIN_PASSWORD).await;
+    let signed_in = |p: &Pages| {
+        let p = p.b.clone();
+        let url = format!("{}/admin/clients", app.admin_url);
+        async move {
+            let r = p.get(url).send().await.unwrap();
+            r.status() == 200
+        }
+    };
+    assert!(signed_in(&root).await && signed_in(&ops).await);
+    // The account made at first start goes: two others keep the admin role.
+    app.core.delete_admin("admin", "test").await.unwrap();
+    let names = |admins: Vec<portcullis_core::model::Admin>| {
+        admins.into_iter().map(|a| (a.username, a.role)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(app.core.list_admins().await.unwrap()),
+        [
+            ("ops".to_owned(), AdminRole::Admin),
+            ("root".to_owned(), AdminRole::Admin)
+        ]
+    );
+
+    // A new password for ops: ops's session ends, root's does not; the new one works.
+    let new_password = Secret::new("a brand new passphrase");
+    app.core.set_admin_password("ops", &new_password, "test").await.unwrap();
+    assert!(!signed_in(&ops).await, "the old session ended");
+    assert!(signed_in(&root).await);
+    let ops = Pages::sign_in(&app, "ops", new_password.expose()).await;
+    assert!(signed_in(&ops).await);
+    let e = app
+        .core
+        .set_admin_password("ops", &Secret::new("short"), "test")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, portcullis_core::Error::Invalid { .. }), "{e:?}");
+
+    // Demoted to auditor: read-only at once.
+    app.core
+        .set_admin_role("ops", AdminRole::Auditor, "test")
+        .await
+        .unwrap();
+    let token = ops.csrf("/admin/clients").await;
+    let (s, _, _) = ops.post("/admin/clients", &[("csrf", &token), ("name", "x")]).await;
+    assert_eq!(s, 403);
+
+    // root is now the last admin: it keeps the role and its account.
+    for e in [
+        app.core
+            .set_admin_role("root", AdminRole::Auditor, "test")
+            .await
+            .unwrap_err(),
+        app.core.delete_admin("root", "test").await.unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("last account with the admin role"), "{e}");
+    }
+    // An auditor can go; its session ends with it.
+    app.core.delete_admin("ops", "test").await.unwrap();
+    assert!(!signed_in(&ops).await);
+    assert!(matches!(
+        app.core.delete_admin("ops", "test").await,
+        Err(portcullis_core::Error::NotFound(_))
+    ));
+    assert_eq!(
+        names(app.core.list_admins().await.unwrap()),
+        [("root".to_owned(), AdminRole::Admin)]
+    );
+    app.stop().await;
+}
+
 both_backends!(
+    operator_accounts_are_managed,
     sign_in_is_rate_limited,
     sign_in_and_out,
     csrf_on_every_form,

@@ -92,6 +92,17 @@ async fn commands_and_their_errors(backend: Backend) {
     assert!(err.starts_with("alg:") && err.contains("is in use"), "{err}");
     let err = portcullis(&config, &["user", "disable", "ghost"]).await.unwrap_err();
     assert_eq!(err, "user not found");
+    portcullis(&config, &["admin", "list", "--json"]).await.unwrap();
+    for args in [
+        &["admin", "set-role", "ghost", "--role", "auditor"][..],
+        &["admin", "delete", "ghost"][..],
+    ] {
+        assert_eq!(portcullis(&config, args).await.unwrap_err(), "admin not found");
+    }
+    let err = portcullis(&config, &["admin", "set-role", "ghost", "--role", "root"])
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("--role"), "{err}");
     let err = portcullis(&config, &["admin", "create", "ops", "--role", "root"])
         .await
         .unwrap_err();

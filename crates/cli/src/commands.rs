@@ -170,6 +170,23 @@ pub enum AdminCommand {
         #[arg(long, default_value = "admin")]
         role: String,
     },
+    /// List operator accounts and their roles.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set an operator's password (read from standard input or a prompt); their admin
+    /// sessions end.
+    SetPassword { username: String },
+    /// Change an operator's role; the last account with the admin role keeps it.
+    SetRole {
+        username: String,
+        /// admin or auditor.
+        #[arg(long)]
+        role: String,
+    },
+    /// Delete an operator account; its sessions end. The last admin stays.
+    Delete { username: String },
 }
 
 const ACTOR: &str = "cli";
@@ -450,6 +467,36 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 .await
                 .map_err(user_facing)?;
             println!("created {} account {}", role.as_str(), admin.username);
+        }
+        Command::Admin(AdminCommand::List { json }) => {
+            let admins = core.list_admins().await?;
+            if json {
+                let list: Vec<_> = admins
+                    .iter()
+                    .map(|a| json!({"username": a.username, "role": a.role.as_str(), "created_at": a.created_at.unix_timestamp()}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for a in &admins {
+                    println!("{}\t{}", a.username, a.role.as_str());
+                }
+            }
+        }
+        Command::Admin(AdminCommand::SetPassword { username }) => {
+            let password = read_password("New password")?;
+            core.set_admin_password(&username, &password, ACTOR)
+                .await
+                .map_err(user_facing)?;
+            println!("password of {username} changed; their admin sessions have ended");
+        }
+        Command::Admin(AdminCommand::SetRole { username, role }) => {
+            let role = AdminRole::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: must be admin or auditor"))?;
+            core.set_admin_role(&username, role, ACTOR).await.map_err(user_facing)?;
+            println!("{username} is now {}", role.as_str());
+        }
+        Command::Admin(AdminCommand::Delete { username }) => {
+            core.delete_admin(&username, ACTOR).await.map_err(user_facing)?;
+            println!("deleted operator account {username}");
         }
         Command::Webhook(c) => crate::webhook_commands::run(core, c, ACTOR).await?,
         Command::Serve | Command::Migrate => {}

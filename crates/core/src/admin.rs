@@ -144,7 +144,7 @@ impl Portcullis {
     }
 
     /// The operator account behind a signed-in admin session, read on every request so a
-    /// role is never older than the request.
+    /// role is never older than the request (and a deleted account's sessions end).
     pub async fn admin_account(&self, username: &str) -> Result<Admin> {
         self.store
             .get_admin_by_username(username)
@@ -347,6 +347,12 @@ impl Portcullis {
         events.truncate(limit as usize);
         Ok(AuditPage { events, next_offset })
     }
+}
+
+/// A short fingerprint of an operator's password hash, kept in their admin session: when
+/// the password changes, the session's stamp no longer matches and the session ends.
+pub fn credential_stamp(admin: &Admin) -> String {
+    crate::crypto::b64url(&crate::crypto::sha256(admin.password_hash.as_bytes())[..12])
 }
 
 #[cfg(test)]

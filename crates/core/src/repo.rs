@@ -85,6 +85,13 @@ pub trait AdminRepo: Send + Sync {
     async fn insert_admin(&self, admin: &Admin) -> StoreResult<()>;
     async fn get_admin_by_username(&self, username: &str) -> StoreResult<Option<Admin>>;
     async fn count_admins(&self) -> StoreResult<u64>;
+    /// Every operator account, by username.
+    async fn list_admins(&self) -> StoreResult<Vec<Admin>>;
+    /// Replaces the password hash and role of the account with `admin.id`; `NotFound` if
+    /// absent.
+    async fn update_admin(&self, admin: &Admin) -> StoreResult<()>;
+    /// `NotFound` if absent.
+    async fn delete_admin(&self, id: Uuid) -> StoreResult<()>;
 }
 
 #[async_trait]

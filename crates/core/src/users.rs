@@ -207,6 +207,80 @@ impl Portcullis {
         Ok(admin)
     }
 
+    /// Every operator account, by username.
+    pub async fn list_admins(&self) -> Result<Vec<Admin>> {
+        Ok(self.store.list_admins().await?)
+    }
+
+    /// Sets an operator's password. Their admin sessions end (each carries a stamp of the
+    /// password it signed in with, `admin::credential_stamp`).
+    pub async fn set_admin_password(&self, username: &str, password: &Secret, actor: impl Into<Actor>) -> Result<()> {
+        let actor: Actor = actor.into();
+        let mut admin = self.admin_account(username).await?;
+        PasswordHasher::check_policy(password.expose())?;
+        admin.password_hash = self.hasher.hash(password).await?;
+        self.store.update_admin(&admin).await.map_err(not_found("admin"))?;
+        self.audit(
+            Event::new("admin.admin.password_changed")
+                .by(&actor)
+                .detail(serde_json::json!({ "username": admin.username })),
+        );
+        Ok(())
+    }
+
+    /// Changes an operator's role; the last account with the admin role keeps it.
+    pub async fn set_admin_role(&self, username: &str, role: AdminRole, actor: impl Into<Actor>) -> Result<()> {
+        let actor: Actor = actor.into();
+        let mut admin = self.admin_account(username).await?;
+        if admin.role == AdminRole::Admin && role != AdminRole::Admin {
+            self.keep_an_admin(&admin, "role").await?;
+        }
+        admin.role = role;
+        self.store.update_admin(&admin).await.map_err(not_found("admin"))?;
+        self.audit(
+            Event::new("admin.admin.role_changed")
+                .by(&actor)
+                .detail(serde_json::json!({ "username": admin.username, "role": role.as_str() })),
+        );
+        Ok(())
+    }
+
+    /// Deletes an operator account; its sessions end at their next request. The last
+    /// account with the admin role stays.
+    pub async fn delete_admin(&self, username: &str, actor: impl Into<Actor>) -> Result<()> {
+        let actor: Actor = actor.into();
+        let admin = self.admin_account(username).await?;
+        if admin.role == AdminRole::Admin {
+            self.keep_an_admin(&admin, "username").await?;
+        }
+        self.store.delete_admin(admin.id).await.map_err(not_found("admin"))?;
+        self.audit(
+            Event::new("admin.admin.deleted")
+                .by(&actor)
+                .detail(serde_json::json!({ "username": admin.username })),
+        );
+        Ok(())
+    }
+
+    /// Refuses a change that would leave no account with the admin role (nobody could
+    /// then change anything from the admin surface).
+    async fn keep_an_admin(&self, leaving: &Admin, field: &'static str) -> Result<()> {
+        let others = self
+            .store
+            .list_admins()
+            .await?
+            .into_iter()
+            .filter(|a| a.role == AdminRole::Admin && a.id != leaving.id)
+            .count();
+        if others == 0 {
+            return Err(Error::invalid(
+                field,
+                format!("{} is the last account with the admin role", leaving.username),
+            ));
+        }
+        Ok(())
+    }
+
     /// On first start with no operator account: creates `admin` with a random password
     /// and returns the password, to be printed once.
     pub async fn bootstrap_admin(&self) -> Result<Option<(String, Secret)>> {

@@ -221,6 +221,44 @@ impl AdminRepo for SqliteStore {
         .transpose()
     }
 
+    async fn list_admins(&self) -> StoreResult<Vec<Admin>> {
+        sqlx::query_as::<_, AdminRow>(
+            "SELECT id, username, password_hash, role, created_at FROM admins ORDER BY lower(username)",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .db()?
+        .into_iter()
+        .map(AdminRow::into_admin)
+        .collect()
+    }
+
+    async fn update_admin(&self, admin: &Admin) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE admins SET password_hash = $2, role = $3 WHERE id = $1")
+            .bind(codec::uuid_text(admin.id))
+            .bind(&admin.password_hash)
+            .bind(admin.role.as_str())
+            .execute(&self.writer)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_admin(&self, id: Uuid) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM admins WHERE id = $1")
+            .bind(codec::uuid_text(id))
+            .execute(&self.writer)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn count_admins(&self) -> StoreResult<u64> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM admins")
             .fetch_one(&self.pool)

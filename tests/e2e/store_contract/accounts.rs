@@ -404,10 +404,36 @@ pub(super) async fn admins<S: Store>(s: S) {
     assert_eq!(s.get_admin_by_username("nobody").await.unwrap(), None);
     let dup = Admin {
         id: Uuid::new_v4(),
-        ..a
+        ..a.clone()
     };
     assert!(matches!(s.insert_admin(&dup).await, Err(StoreError::Conflict(_))));
     assert_eq!(s.count_admins().await.unwrap(), 2);
+
+    // Listed by username, case-insensitively; updated and deleted by id.
+    let names = |v: Vec<Admin>| v.into_iter().map(|a| a.username).collect::<Vec<_>>();
+    assert_eq!(names(s.list_admins().await.unwrap()), ["root", "watcher"]);
+    let changed = Admin {
+        password_hash: "$argon2id$y".into(),
+        role: AdminRole::Auditor,
+        username: "ignored".into(),
+        ..a.clone()
+    };
+    s.update_admin(&changed).await.unwrap();
+    let stored = s.get_admin_by_username("root").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.password_hash.as_str(), stored.role),
+        ("$argon2id$y", AdminRole::Auditor)
+    );
+    assert_eq!(stored.username, "root", "the username is not changed");
+    let ghost = Admin {
+        id: Uuid::new_v4(),
+        ..a.clone()
+    };
+    assert!(matches!(s.update_admin(&ghost).await, Err(StoreError::NotFound)));
+    s.delete_admin(a.id).await.unwrap();
+    assert!(matches!(s.delete_admin(a.id).await, Err(StoreError::NotFound)));
+    assert_eq!(names(s.list_admins().await.unwrap()), ["watcher"]);
+    assert_eq!(s.count_admins().await.unwrap(), 1);
 }
 
 pub(super) async fn consents<S: Store>(s: S) {

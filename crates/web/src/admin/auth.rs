@@ -7,7 +7,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
-use portcullis_core::admin::Actor;
+use portcullis_core::admin::{Actor, credential_stamp};
 use portcullis_core::model::AdminRole;
 use portcullis_protocol::Secret;
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,10 @@ pub const BAD_CREDENTIALS: &str = "The username or password is not correct.";
 struct AdminAuth {
     username: String,
     signed_in_at: i64,
+    /// `credential_stamp` of the password signed in with: a changed password ends the
+    /// session. Sessions from before the stamp existed have none, and end too.
+    #[serde(default)]
+    stamp: String,
 }
 
 /// A signed-in admin of any role, with what every admin page needs.
@@ -98,8 +102,9 @@ impl FromRequestParts<AdminState> for Operator {
             return Err(AdminError::SignIn);
         };
         let admin = match state.core.admin_account(&auth.username).await {
-            Ok(a) => a,
-            Err(portcullis_core::Error::NotFound(_)) => {
+            Ok(a) if auth.stamp == credential_stamp(&a) => a,
+            // Deleted, or the password changed since this session signed in.
+            Ok(_) | Err(portcullis_core::Error::NotFound(_)) => {
                 session.flush().await?;
                 return Err(AdminError::SignIn);
             }
@@ -195,6 +200,7 @@ pub async fn login_post(
         .insert(
             ADMIN_KEY,
             AdminAuth {
+                stamp: credential_stamp(&admin),
                 username: admin.username,
                 signed_in_at: state.core.now().unix_timestamp(),
             },
