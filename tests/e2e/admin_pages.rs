@@ -727,7 +727,39 @@ async fn operator_accounts_are_managed(backend: Backend) {
     app.stop().await;
 }
 
+/// An admin session lasts `session_ttl` from its sign-in however active it is.
+async fn admin_sessions_end_a_session_ttl_after_sign_in(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.session_ttl = time::Duration::seconds(2);
+    })
+    .await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let started = std::time::Instant::now();
+    let mut ended = None;
+    while started.elapsed() < std::time::Duration::from_secs(8) {
+        // A request every 300 ms: never idle long enough for the inactivity expiry.
+        let r =
+            p.b.get(format!("{}/admin/clients", app.admin_url))
+                .send()
+                .await
+                .unwrap();
+        if r.status() == 303 {
+            assert_eq!(r.headers()["location"], "/admin/login");
+            ended = Some(started.elapsed());
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let ended = ended.expect("the session outlived its lifetime");
+    assert!(ended >= std::time::Duration::from_millis(1900), "{ended:?}");
+    app.stop().await;
+}
+
 both_backends!(
+    admin_sessions_end_a_session_ttl_after_sign_in,
     operator_accounts_are_managed,
     sign_in_is_rate_limited,
     sign_in_and_out,

@@ -101,9 +101,13 @@ impl FromRequestParts<AdminState> for Operator {
         let Some(auth) = session.get::<AdminAuth>(ADMIN_KEY).await? else {
             return Err(AdminError::SignIn);
         };
+        // However active, an admin session lasts `session_ttl` from its sign-in: a stolen
+        // session cookie is not an operator account for good.
+        let signed_in_for = state.core.now().unix_timestamp() - auth.signed_in_at;
+        let expired = signed_in_for > state.core.settings.session_ttl.whole_seconds();
         let admin = match state.core.admin_account(&auth.username).await {
-            Ok(a) if auth.stamp == credential_stamp(&a) => a,
-            // Deleted, or the password changed since this session signed in.
+            Ok(a) if !expired && auth.stamp == credential_stamp(&a) => a,
+            // Expired, deleted, or the password changed since this session signed in.
             Ok(_) | Err(portcullis_core::Error::NotFound(_)) => {
                 session.flush().await?;
                 return Err(AdminError::SignIn);
