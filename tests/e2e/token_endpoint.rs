@@ -344,6 +344,79 @@ async fn refresh_drops_scopes_the_client_lost(backend: Backend) {
     app.stop().await;
 }
 
+/// A scope taken from a client while the person is signing in is not granted: the code
+/// and its tokens carry what the client is still allowed.
+async fn a_pending_request_loses_scopes_the_client_lost(backend: Backend) {
+    use crate::forms::{Step, follow, param, submit};
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("alice", PASSWORD).await;
+    let verifier = "v".repeat(43);
+    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
+    let mut auth = url::Url::parse(&app.url("/authorize")).unwrap();
+    auth.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client.id.as_str())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid profile email")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let issuer = url::Url::parse(&app.issuer).unwrap();
+    let b = portcullis_tests::browser();
+    let Step::Page { url, html, .. } = follow(&b, &issuer, b.get(auth.clone()).send().await.unwrap(), auth).await
+    else {
+        panic!("expected the login page")
+    };
+    assert_eq!(url.path(), "/login");
+    // Meanwhile the operator takes `email` away from the client.
+    app.core
+        .update_client(
+            &client.id,
+            &portcullis_core::clients::ClientInput {
+                name: client.name.clone(),
+                kind: Some(client.kind),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec![format!("{REDIRECT}/logged-out")],
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                scopes: "openid profile".into(),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let resp = submit(&b, &url, &html, &[("username", "alice"), ("password", PASSWORD)]).await;
+    let mut step = follow(&b, &issuer, resp, url).await;
+    if let Step::Page { url, html, .. } = &step {
+        assert_eq!(url.path(), "/consent");
+        assert!(
+            !html.contains("email"),
+            "the consent page asks only for what is allowed"
+        );
+        let resp = submit(&b, url, html, &[("decision", "allow")]).await;
+        step = follow(&b, &issuer, resp, url.clone()).await;
+    }
+    let Step::LeftIssuer(back) = step else {
+        panic!("expected the redirect back, got {step:?}")
+    };
+    let code = param(&back, "code").unwrap();
+    let (s, _, v) = post_form(
+        &app,
+        "/token",
+        Some((client.id.as_str(), secret.expose())),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["scope"], "openid profile");
+    app.stop().await;
+}
+
 /// RFC 9700 §4.14.2: a used refresh token presented again revokes the grant, even when
 /// the request also asks for a scope the grant never had (the scope check must not
 /// answer first and let the reuse go unnoticed).
@@ -707,6 +780,7 @@ async fn password_change_and_client_deletion_end_tokens(backend: Backend) {
 }
 
 both_backends!(
+    a_pending_request_loses_scopes_the_client_lost,
     refresh_drops_scopes_the_client_lost,
     client_credentials_with_oauth2_crate,
     token_endpoint_errors,

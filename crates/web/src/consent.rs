@@ -70,12 +70,13 @@ pub async fn consent_get(
         return login_first(&q.req);
     };
     let user = state.core.get_user(auth.user_id).await?;
+    let scope = state.core.consent_scope(&req).await?;
     let page = ConsentPage {
         csrf: &csrf,
         req: &q.req,
         client_name: &req.client_name,
         username: &user.username,
-        scopes: scope_lines(&req.scope),
+        scopes: scope_lines(&scope.as_string()),
     };
     render(StatusCode::OK, &page)
 }
