@@ -311,6 +311,8 @@ impl IntrospectionValidator {
                 ))
             })?
             .map_err(|_| AuthError::upstream_msg("the introspection validator is closing".to_owned()))?;
+        // The endpoint may have asked us to wait while this call waited for its slot.
+        self.check_backoff()?;
         let raw = self.introspect(token).await?;
         let now = self.inner.clock.now();
         let claims = self.check(raw, unix_seconds(now))?;

@@ -426,6 +426,32 @@ async fn calls_for_distinct_tokens_are_capped() {
     assert_eq!(s.issuer.introspection_hits(), 6);
 }
 
+/// Calls queued for a slot when the endpoint answers 429 do not go out during the wait it
+/// asked for.
+#[tokio::test]
+async fn queued_calls_respect_a_back_off_that_came_meanwhile() {
+    let s = Setup::new().await;
+    *s.issuer.state.introspection_delay.lock().unwrap() = Duration::from_millis(300);
+    s.issuer.busy(Some((StatusCode::TOO_MANY_REQUESTS, Some("30"))));
+    let v = IntrospectionValidator::builder(&s.issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience(AUD)
+        .clock(s.clock.clone())
+        .max_concurrent_calls(1)
+        .build()
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..3)
+        .map(|i| {
+            let v = v.clone();
+            tokio::spawn(async move { v.validate(&format!("tok-{i}")).await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(matches!(task.await.unwrap(), Err(AuthError::Upstream { .. })));
+    }
+    assert_eq!(s.issuer.introspection_hits(), 1, "only the first call went out");
+}
+
 /// A waiting request whose leader is dropped before the answer asks itself.
 #[tokio::test]
 async fn a_dropped_call_does_not_strand_the_waiters() {

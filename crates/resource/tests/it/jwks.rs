@@ -492,7 +492,9 @@ async fn expired_keys_are_refreshed_in_the_background() {
         "requests waited for the refresh: {:?}",
         started.elapsed()
     );
-    // The new key's token waits for the refresh already running: one fetch in all.
+    // Let the background refresh start (this runtime has one thread); the new key's token
+    // then waits for that refresh rather than starting another: one fetch in all.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     s.validator.validate(&rotated.sign(&s.claims())).await.unwrap();
     s.validator.background_refresh_done().await;
     assert_eq!(s.issuer.jwks_hits(), 2, "the first fetch and one refresh");
