@@ -192,6 +192,14 @@ pub(crate) async fn revoke_client(
     now: OffsetDateTime,
     given: &[Revocation],
 ) -> StoreResult<()> {
+    // Unused codes first: a redemption racing with this holds its code's row lock until it
+    // commits, so once this delete has waited for it, the grant and refresh token it made
+    // are visible to the statements below (READ COMMITTED) and end with the others.
+    sqlx::query("DELETE FROM auth_codes WHERE client_id = $1 AND consumed_at IS NULL")
+        .bind(client_id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     let revoked: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as(
         "UPDATE grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL RETURNING id, expires_at",
     )
@@ -200,12 +208,11 @@ pub(crate) async fn revoke_client(
     .fetch_all(&mut *conn)
     .await
     .db()?;
-    for sql in [
-        "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1)",
-        "DELETE FROM auth_codes WHERE client_id = $1 AND consumed_at IS NULL",
-    ] {
-        sqlx::query(sql).bind(client_id).execute(&mut *conn).await.db()?;
-    }
+    sqlx::query("DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1)")
+        .bind(client_id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     revocations::record(conn, &codec::cover_grants(given, &revoked)).await
 }
 

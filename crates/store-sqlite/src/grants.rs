@@ -202,10 +202,6 @@ pub(crate) async fn revoke_for_replay(
     .await
 }
 
-/// Revokes every live grant of a user, deletes the refresh tokens of all their grants,
-/// their browser sessions and their codes not yet redeemed, and records `given` — plus a
-/// grant revocation for each grant revoked here that `given` misses (one created after
-/// the caller listed them).
 /// Whose grants are revoked at once.
 #[derive(Clone, Copy)]
 enum Owner {
@@ -250,14 +246,18 @@ pub(crate) async fn revoke_client(
 ) -> StoreResult<()> {
     let revoked = revoke_grants_of(conn, Owner::Client, client_id, now).await?;
     for sql in [
-        "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1)",
         "DELETE FROM auth_codes WHERE client_id = $1 AND consumed_at IS NULL",
+        "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1)",
     ] {
         sqlx::query(sql).bind(client_id).execute(&mut *conn).await.db()?;
     }
     revocations::record(conn, &codec::cover_grants(given, &revoked)).await
 }
 
+/// Revokes every live grant of a user, deletes the refresh tokens of all their grants,
+/// their browser sessions and their codes not yet redeemed, and records `given` — plus a
+/// grant revocation for each grant revoked here that `given` misses (one created after
+/// the caller listed them).
 pub(crate) async fn revoke_user(
     conn: &mut SqliteConnection,
     user_id: Uuid,
