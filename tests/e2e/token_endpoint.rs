@@ -414,6 +414,46 @@ async fn a_pending_request_loses_scopes_the_client_lost(backend: Backend) {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["scope"], "openid profile");
+
+    // Losing `openid` itself (the client sent a nonce and expects an ID token): an error
+    // to the client, no code.
+    let mut auth = url::Url::parse(&app.url("/authorize")).unwrap();
+    auth.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client.id.as_str())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid profile")
+        .append_pair("nonce", "n-1")
+        .append_pair("state", "s-2")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let b = portcullis_tests::browser();
+    let Step::Page { url, html, .. } = follow(&b, &issuer, b.get(auth.clone()).send().await.unwrap(), auth).await
+    else {
+        panic!("expected the login page")
+    };
+    app.core
+        .update_client(
+            &client.id,
+            &portcullis_core::clients::ClientInput {
+                name: client.name.clone(),
+                kind: Some(client.kind),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                scopes: "profile".into(),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let resp = submit(&b, &url, &html, &[("username", "alice"), ("password", PASSWORD)]).await;
+    let Step::LeftIssuer(back) = follow(&b, &issuer, resp, url).await else {
+        panic!("expected an error redirect")
+    };
+    assert_eq!(param(&back, "error").as_deref(), Some("invalid_scope"), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("s-2"));
+    assert!(param(&back, "code").is_none());
     app.stop().await;
 }
 

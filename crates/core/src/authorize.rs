@@ -509,6 +509,15 @@ impl Portcullis {
                 desc,
             )))
         };
+        // The client lost every scope it asked for, or `openid` (it would get no ID token
+        // after sending a nonce), while the person was signing in.
+        let requested_openid = req.scope.split(' ').any(|s| s == "openid");
+        if scope.is_empty() || (requested_openid && !scope.contains("openid")) {
+            return error(
+                ErrorCode::InvalidScope,
+                "the application may no longer ask for the scope it requested",
+            );
+        }
         // OIDC Core §3.1.2.1: the person id_token_hint names is not the one signed in.
         let not_hinted = |u: &User| req.hinted_sub.as_ref().is_some_and(|sub| *sub != u.id.to_string());
         // A login done during this request satisfies prompt=login and max_age (however
