@@ -68,6 +68,22 @@ async fn insert(conn: &mut PgConnection, k: &SigningKeyRecord) -> StoreResult<()
     }
 }
 
+/// Makes the next key of `new_next.alg` active and inserts `new_next` as the new next key:
+/// `NotFound` without a next key, `Conflict` while that algorithm still has an active one.
+async fn promote_next(conn: &mut PgConnection, new_next: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()> {
+    let promoted =
+        sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next' AND alg = $2")
+            .bind(now)
+            .bind(new_next.alg.as_str())
+            .execute(&mut *conn)
+            .await
+            .conflict("an active signing key")?;
+    if promoted.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    insert(conn, new_next).await
+}
+
 #[async_trait]
 impl KeyRepo for PgStore {
     async fn insert_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
@@ -107,35 +123,13 @@ impl KeyRepo for PgStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        let promoted = sqlx::query(
-            "UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next' AND alg = $2",
-        )
-        .bind(now)
-        .bind(new_next.alg.as_str())
-        .execute(&mut *tx)
-        .await
-        .conflict("an active signing key")?;
-        if promoted.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        insert(&mut tx, new_next).await?;
+        promote_next(&mut tx, new_next, now).await?;
         tx.commit().await.db()
     }
 
     async fn promote_next_key(&self, new_next: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.db()?;
-        let promoted = sqlx::query(
-            "UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next' AND alg = $2",
-        )
-        .bind(now)
-        .bind(new_next.alg.as_str())
-        .execute(&mut *tx)
-        .await
-        .conflict("an active signing key")?;
-        if promoted.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        insert(&mut tx, new_next).await?;
+        promote_next(&mut tx, new_next, now).await?;
         tx.commit().await.db()
     }
 

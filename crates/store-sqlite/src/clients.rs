@@ -110,6 +110,15 @@ const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4,
      access_token_ttl = $11, refresh_token_ttl = $12, cors_origins = $13, logo_uri = $14, policy_uri = $15, \
      disabled = $16, updated_at = $17 WHERE id = $1";
 
+/// Replaces the client's row (every field but `id` and `created_at`); `NotFound` if absent.
+async fn update_row(conn: &mut sqlx::SqliteConnection, client: &Client) -> StoreResult<()> {
+    let done = bind_client(UPDATE, client)?.execute(&mut *conn).await.db()?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ClientRepo for SqliteStore {
     async fn insert_client(&self, client: &Client) -> StoreResult<()> {
@@ -150,10 +159,7 @@ impl ClientRepo for SqliteStore {
 
     async fn update_client(&self, client: &Client, revocations: &[Revocation]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let done = bind_client(UPDATE, client)?.execute(&mut *tx).await.db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        update_row(&mut tx, client).await?;
         revocations::record(&mut tx, revocations).await?;
         tx.commit().await.db()
     }
@@ -165,10 +171,7 @@ impl ClientRepo for SqliteStore {
         revocations: &[Revocation],
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let done = bind_client(UPDATE, client)?.execute(&mut *tx).await.db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        update_row(&mut tx, client).await?;
         crate::grants::revoke_client(&mut tx, client.id.as_str(), now, revocations).await?;
         tx.commit().await.db()
     }
