@@ -85,6 +85,36 @@ pub async fn obtain_tokens(app: &TestApp, client_id: &str, secret: &str, usernam
     resp.json().await.unwrap()
 }
 
+/// The `openidconnect` client as set up from discovery (authorization endpoint known;
+/// token and userinfo endpoints as discovered).
+type RelyingParty = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+/// A relying party as a real one sets itself up: discovery, then the confidential client
+/// `id` with `secret` and `REDIRECT`.
+async fn relying_party(
+    app: &TestApp,
+    http_client: &openidconnect::reqwest::Client,
+    id: &str,
+    secret: &str,
+) -> RelyingParty {
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), http_client)
+        .await
+        .unwrap();
+    CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(id.to_owned()),
+        Some(ClientSecret::new(secret.to_owned())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap())
+}
+
 async fn oidc_code_flow_with_openidconnect(backend: Backend) {
     let app = spawn_app(backend).await;
     let (client, secret) = app.confidential_client(REDIRECT).await;
@@ -94,15 +124,7 @@ async fn oidc_code_flow_with_openidconnect(backend: Backend) {
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), &http_client)
-        .await
-        .unwrap();
-    let rp = CoreClient::from_provider_metadata(
-        meta,
-        ClientId::new(client.id.to_string()),
-        Some(ClientSecret::new(secret.expose().to_owned())),
-    )
-    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let rp = relying_party(&app, &http_client, client.id.as_str(), secret.expose()).await;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, csrf, nonce) = rp
         .authorize_url(
@@ -691,15 +713,7 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
     // An active and a next key for each algorithm.
     assert_eq!(jwks_algs(&app).await, ["ES256", "ES256", "RS256", "RS256"]);
 
-    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), &http_client)
-        .await
-        .unwrap();
-    let rp = CoreClient::from_provider_metadata(
-        meta,
-        ClientId::new(client.id.to_string()),
-        Some(ClientSecret::new(secret.expose().to_owned())),
-    )
-    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let rp = relying_party(&app, &http_client, client.id.as_str(), secret.expose()).await;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, _, nonce) = rp
         .authorize_url(
@@ -810,16 +824,8 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
     // Back to RS256 access tokens: a restart; the ES256 keys stay until retired.
     let app = spawn_with(&url, guard, |_| {}).await;
     let (client, secret) = app.confidential_client(REDIRECT).await;
-    let token: Value = http()
-        .post(app.url("/token"))
-        .basic_auth(client.id.as_str(), Some(secret.expose()))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, token) = app.client_credentials(client.id.as_str(), secret.expose()).await;
+    assert_eq!(status, 200, "{token}");
     assert_eq!(
         alg_of(token["access_token"].as_str().unwrap()),
         jsonwebtoken::Algorithm::RS256
@@ -884,18 +890,7 @@ async fn signing_keys_heal_from_upgrades_and_mistakes(backend: Backend) {
     let es: Vec<_> = keys.iter().filter(|k| k.alg == SigningAlg::ES256).collect();
     assert_eq!(es.len(), 2, "{es:?}");
     let (client, secret) = app.confidential_client(REDIRECT).await;
-    let token = || async {
-        let r = http()
-            .post(app.url("/token"))
-            .basic_auth(client.id.as_str(), Some(secret.expose()))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let body: Value = r.json().await.unwrap();
-        (status, body)
-    };
+    let token = || app.client_credentials(client.id.as_str(), secret.expose());
     let (status, body) = token().await;
     assert_eq!(status, 200, "{body}");
     let header = jsonwebtoken::decode_header(body["access_token"].as_str().unwrap()).unwrap();

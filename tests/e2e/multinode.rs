@@ -39,16 +39,7 @@ async fn two_nodes_share_tokens_and_revocations() {
 
     let (client, secret) = a.confidential_client("https://app.example/cb").await;
     let (id, sec) = (client.id.as_str(), secret.expose());
-    let token: Value = http()
-        .post(a.url("/token"))
-        .basic_auth(id, Some(sec))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, token) = a.client_credentials(id, sec).await;
     let access = token["access_token"].as_str().unwrap();
     assert_eq!(introspect(&a, id, sec, access).await["active"], true);
     assert_eq!(
@@ -94,16 +85,7 @@ async fn a_client_disabled_at_one_node_loses_its_tokens_at_the_other() {
     let (client, secret) = a.confidential_client("https://app.example/cb").await;
     let (rs, rs_secret) = a.confidential_client("https://rs.example/cb").await;
     let (rs_id, rs_sec) = (rs.id.as_str(), rs_secret.expose());
-    let token: Value = http()
-        .post(a.url("/token"))
-        .basic_auth(client.id.as_str(), Some(secret.expose()))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, token) = a.client_credentials(client.id.as_str(), secret.expose()).await;
     let access = token["access_token"].as_str().unwrap();
     assert_eq!(introspect(&b, rs_id, rs_sec, access).await["active"], true);
 

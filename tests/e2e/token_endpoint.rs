@@ -294,6 +294,27 @@ async fn refresh_rotation_and_reuse_detection(backend: Backend) {
     app.stop().await;
 }
 
+/// The operator edits `client` (registered by `confidential_client`) to allow only
+/// `scopes`, for the code and refresh grants.
+async fn allow_only(app: &TestApp, client: &portcullis_core::model::Client, scopes: &str) {
+    app.core
+        .update_client(
+            &client.id,
+            &portcullis_core::clients::ClientInput {
+                name: client.name.clone(),
+                kind: Some(client.kind),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec![format!("{REDIRECT}/logged-out")],
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                scopes: scopes.into(),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+}
+
 /// A scope taken away from a client is taken away from the tokens its existing grants
 /// give: refreshes (with or without a scope parameter) issue what is still allowed, and
 /// the response's `scope` says so (RFC 6749 §5.1).
@@ -305,22 +326,7 @@ async fn refresh_drops_scopes_the_client_lost(backend: Backend) {
     let tokens = obtain_tokens(&app, &id, &sec, "alice").await;
     assert_eq!(tokens["scope"], "email openid profile");
     let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
-    app.core
-        .update_client(
-            &client.id,
-            &portcullis_core::clients::ClientInput {
-                name: client.name.clone(),
-                kind: Some(client.kind),
-                redirect_uris: vec![REDIRECT.into()],
-                post_logout_redirect_uris: vec![format!("{REDIRECT}/logged-out")],
-                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-                scopes: "openid profile".into(),
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+    allow_only(&app, &client, "openid profile").await;
     let (s, b) = refresh_grant(&app, (&id, &sec), &r1, None).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["scope"], "openid profile");
@@ -344,6 +350,31 @@ async fn refresh_drops_scopes_the_client_lost(backend: Backend) {
     app.stop().await;
 }
 
+/// Starts an authorization request of `client` (PKCE `challenge`, plus `extra`) in a fresh
+/// browser and returns it at the login page, with the page's URL and HTML.
+async fn login_page(
+    app: &TestApp,
+    client: &portcullis_core::model::Client,
+    challenge: &str,
+    extra: &[(&str, &str)],
+) -> (reqwest::Client, url::Url, String) {
+    let mut auth = url::Url::parse(&app.url("/authorize")).unwrap();
+    auth.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client.id.as_str())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .extend_pairs(extra);
+    let issuer = url::Url::parse(&app.issuer).unwrap();
+    let b = portcullis_tests::browser();
+    let resp = b.get(auth.clone()).send().await.unwrap();
+    match crate::forms::follow(&b, &issuer, resp, auth).await {
+        crate::forms::Step::Page { url, html, .. } if url.path() == "/login" => (b, url, html),
+        other => panic!("expected the login page, got {other:?}"),
+    }
+}
+
 /// A scope taken from a client while the person is signing in is not granted: the code
 /// and its tokens carry what the client is still allowed.
 async fn a_pending_request_loses_scopes_the_client_lost(backend: Backend) {
@@ -353,38 +384,10 @@ async fn a_pending_request_loses_scopes_the_client_lost(backend: Backend) {
     app.user("alice", PASSWORD).await;
     let verifier = "v".repeat(43);
     let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
-    let mut auth = url::Url::parse(&app.url("/authorize")).unwrap();
-    auth.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client.id.as_str())
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", "openid profile email")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
     let issuer = url::Url::parse(&app.issuer).unwrap();
-    let b = portcullis_tests::browser();
-    let Step::Page { url, html, .. } = follow(&b, &issuer, b.get(auth.clone()).send().await.unwrap(), auth).await
-    else {
-        panic!("expected the login page")
-    };
-    assert_eq!(url.path(), "/login");
+    let (b, url, html) = login_page(&app, &client, &challenge, &[("scope", "openid profile email")]).await;
     // Meanwhile the operator takes `email` away from the client.
-    app.core
-        .update_client(
-            &client.id,
-            &portcullis_core::clients::ClientInput {
-                name: client.name.clone(),
-                kind: Some(client.kind),
-                redirect_uris: vec![REDIRECT.into()],
-                post_logout_redirect_uris: vec![format!("{REDIRECT}/logged-out")],
-                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-                scopes: "openid profile".into(),
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+    allow_only(&app, &client, "openid profile").await;
     let resp = submit(&b, &url, &html, &[("username", "alice"), ("password", PASSWORD)]).await;
     let mut step = follow(&b, &issuer, resp, url).await;
     if let Step::Page { url, html, .. } = &step {
@@ -417,36 +420,14 @@ async fn a_pending_request_loses_scopes_the_client_lost(backend: Backend) {
 
     // Losing `openid` itself (the client sent a nonce and expects an ID token): an error
     // to the client, no code.
-    let mut auth = url::Url::parse(&app.url("/authorize")).unwrap();
-    auth.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client.id.as_str())
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", "openid profile")
-        .append_pair("nonce", "n-1")
-        .append_pair("state", "s-2")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    let b = portcullis_tests::browser();
-    let Step::Page { url, html, .. } = follow(&b, &issuer, b.get(auth.clone()).send().await.unwrap(), auth).await
-    else {
-        panic!("expected the login page")
-    };
-    app.core
-        .update_client(
-            &client.id,
-            &portcullis_core::clients::ClientInput {
-                name: client.name.clone(),
-                kind: Some(client.kind),
-                redirect_uris: vec![REDIRECT.into()],
-                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-                scopes: "profile".into(),
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+    let (b, url, html) = login_page(
+        &app,
+        &client,
+        &challenge,
+        &[("scope", "openid profile"), ("nonce", "n-1"), ("state", "s-2")],
+    )
+    .await;
+    allow_only(&app, &client, "profile").await;
     let resp = submit(&b, &url, &html, &[("username", "alice"), ("password", PASSWORD)]).await;
     let Step::LeftIssuer(back) = follow(&b, &issuer, resp, url).await else {
         panic!("expected an error redirect")

@@ -86,6 +86,20 @@ impl TestApp {
         (c, s.unwrap())
     }
 
+    /// `POST /token` with `grant_type=client_credentials`, authenticated as `id` / `secret`
+    /// with HTTP Basic: the status and the JSON body.
+    pub async fn client_credentials(&self, id: &str, secret: &str) -> (u16, serde_json::Value) {
+        let r = http()
+            .post(self.url("/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
     pub async fn public_client(&self, redirect_uri: &str) -> Client {
         self.core
             .create_client(

@@ -2,7 +2,7 @@
 //! behind (trusted and untrusted) proxies.
 
 use portcullis_core::throttle::{Bucket, RateLimit};
-use portcullis_tests::{Backend, both_backends, browser, fresh_database, http, spawn_with};
+use portcullis_tests::{Backend, TestApp, both_backends, browser, fresh_database, http, spawn_with};
 use serde_json::Value;
 
 use super::{events_of, sign_in};
@@ -15,6 +15,20 @@ const REAL_USER: &str = "203.0.113.10";
 fn behind_proxy(s: &mut portcullis_cli::Settings) {
     s.core.defense.trusted_proxies.networks =
         vec![portcullis_core::net::TrustedProxies::parse_network("127.0.0.1").unwrap()];
+}
+
+/// A node behind the test's proxy whose first lockout wait is a minute (so a lock holds
+/// for the whole test), with `adjust` applied and alice registered.
+async fn slow_lockout_app(backend: Backend, adjust: impl FnOnce(&mut portcullis_cli::Settings)) -> TestApp {
+    let (url, guard) = fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        behind_proxy(s);
+        s.core.defense.lockout.base_delay = time::Duration::seconds(60);
+        adjust(s);
+    })
+    .await;
+    app.user("alice", PASSWORD).await;
+    app
 }
 
 async fn brute_force_login_is_locked_out_but_not_the_real_user(backend: Backend) {
@@ -69,13 +83,7 @@ async fn brute_force_login_is_locked_out_but_not_the_real_user(backend: Backend)
 }
 
 async fn lockout_does_not_reveal_whether_the_account_exists(backend: Backend) {
-    let (url, guard) = fresh_database(backend).await;
-    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
-        behind_proxy(s);
-        s.core.defense.lockout.base_delay = time::Duration::seconds(60);
-    })
-    .await;
-    app.user("alice", PASSWORD).await;
+    let app = slow_lockout_app(backend, |_| {}).await;
     let mut transcripts = Vec::new();
     for username in ["alice", "nobody-by-this-name"] {
         let b = browser();
@@ -107,14 +115,7 @@ async fn lockout_does_not_reveal_whether_the_account_exists(backend: Backend) {
 /// Guessing spread over many addresses: each address stays under the per-address
 /// threshold, the account-wide count locks the account for every address.
 async fn guessing_from_many_addresses_locks_the_account(backend: Backend) {
-    let (url, guard) = fresh_database(backend).await;
-    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
-        behind_proxy(s);
-        s.core.defense.lockout.base_delay = time::Duration::seconds(60);
-        s.core.defense.lockout.account_threshold = 4;
-    })
-    .await;
-    app.user("alice", PASSWORD).await;
+    let app = slow_lockout_app(backend, |s| s.core.defense.lockout.account_threshold = 4).await;
     app.user("bob", PASSWORD).await;
     let from = |i: u32| format!("198.51.100.{i}");
 
@@ -160,13 +161,7 @@ async fn guessing_from_many_addresses_locks_the_account(backend: Backend) {
 /// Simultaneous guesses from one address are counted one after the other: exactly the
 /// threshold's worth are answered, the rest are refused before hashing.
 async fn simultaneous_guesses_get_the_threshold_not_the_burst(backend: Backend) {
-    let (url, guard) = fresh_database(backend).await;
-    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
-        behind_proxy(s);
-        s.core.defense.lockout.base_delay = time::Duration::seconds(60);
-    })
-    .await;
-    app.user("alice", PASSWORD).await;
+    let app = slow_lockout_app(backend, |_| {}).await;
     let app = std::sync::Arc::new(app);
     let mut attempts = tokio::task::JoinSet::new();
     for i in 0..12 {

@@ -215,15 +215,14 @@ async fn state_can_be_the_validator_itself() {
     assert_eq!(a.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn introspection_behind_the_same_extractor() {
-    let issuer = FakeIssuer::start(&[]).await;
+/// The fake issuer answers `opaque-token` as bob's, active for a minute, with `scope`.
+fn issuer_knows_bob(issuer: &FakeIssuer, scope: &str) {
     let now = crate::support::unix(std::time::SystemTime::now());
     issuer.answer(
         "opaque-token",
         IntrospectionResponse {
             active: true,
-            scope: Some("notes:read".into()),
+            scope: Some(scope.into()),
             client_id: Some("cli".into()),
             sub: Some("bob".into()),
             exp: Some(now + 60),
@@ -231,12 +230,24 @@ async fn introspection_behind_the_same_extractor() {
             ..IntrospectionResponse::default()
         },
     );
-    let v = IntrospectionValidator::builder(&issuer.url, CLIENT_ID, CLIENT_SECRET)
+}
+
+/// An introspection validator for `notes-api` against `issuer`, without a cache (every
+/// validation it makes is a call).
+async fn uncached_validator(issuer: &FakeIssuer) -> IntrospectionValidator {
+    IntrospectionValidator::builder(&issuer.url, CLIENT_ID, CLIENT_SECRET)
         .audience("notes-api")
         .cache_max_ttl(Duration::ZERO)
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn introspection_behind_the_same_extractor() {
+    let issuer = FakeIssuer::start(&[]).await;
+    issuer_knows_bob(&issuer, "notes:read");
+    let v = uncached_validator(&issuer).await;
     let router = app(v.clone().into());
     let a = call(&router, "GET", "/notes", Some("Bearer opaque-token")).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -326,25 +337,8 @@ async fn claims_are_reused_only_by_the_validator_that_checked_them() {
 #[tokio::test]
 async fn the_same_validator_validates_once_per_request() {
     let issuer = FakeIssuer::start(&[]).await;
-    let now = crate::support::unix(std::time::SystemTime::now());
-    issuer.answer(
-        "opaque-token",
-        IntrospectionResponse {
-            active: true,
-            scope: Some("notes:read notes:admin".into()),
-            client_id: Some("cli".into()),
-            sub: Some("bob".into()),
-            exp: Some(now + 60),
-            aud: Some("notes-api".into()),
-            ..IntrospectionResponse::default()
-        },
-    );
-    let v = IntrospectionValidator::builder(&issuer.url, CLIENT_ID, CLIENT_SECRET)
-        .audience("notes-api")
-        .cache_max_ttl(Duration::ZERO)
-        .build()
-        .await
-        .unwrap();
+    issuer_knows_bob(&issuer, "notes:read notes:admin");
+    let v = uncached_validator(&issuer).await;
     async fn both(_read: Scoped<NotesRead>, admin: Scoped<NotesReadAndAdmin>) -> String {
         admin.subject.clone()
     }
@@ -358,12 +352,7 @@ async fn the_same_validator_validates_once_per_request() {
     assert_eq!(issuer.introspection_hits(), 1);
 
     // Another validator configured alike is still another validator: it asks again.
-    let twin = IntrospectionValidator::builder(&issuer.url, CLIENT_ID, CLIENT_SECRET)
-        .audience("notes-api")
-        .cache_max_ttl(Duration::ZERO)
-        .build()
-        .await
-        .unwrap();
+    let twin = uncached_validator(&issuer).await;
     let app = Router::new()
         .route("/admin", get(both))
         .with_state(twin)
