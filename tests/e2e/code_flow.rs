@@ -318,7 +318,9 @@ async fn authorization_errors(backend: Backend) {
             vec![
                 ("client_id", id),
                 ("response_type", "code"),
-                ("scope", "openid admin"),
+                // Not an OpenID request: an unknown value is refused (with `openid` it
+                // would be ignored, OIDC Core §3.1.2.1).
+                ("scope", "profile admin"),
                 ("code_challenge", CHALLENGE),
                 ("code_challenge_method", "S256"),
             ],

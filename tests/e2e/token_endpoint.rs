@@ -375,6 +375,79 @@ async fn login_page(
     }
 }
 
+/// OIDC Core §3.1.2.1: scope values an OpenID request uses that this client may not
+/// (`offline_access`, an unknown API scope) are ignored, not refused: the person is asked
+/// only for the rest and the token response's `scope` says what was granted. A plain
+/// OAuth 2.0 request with such a value still gets `invalid_scope`.
+async fn an_openid_request_ignores_scopes_the_client_may_not_use(backend: Backend) {
+    use crate::forms::{Step, follow, param, submit};
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("alice", PASSWORD).await;
+    let verifier = "v".repeat(43);
+    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
+    let issuer = url::Url::parse(&app.issuer).unwrap();
+    allow_only(&app, &client, "openid profile api:read").await;
+    let (b, url, html) = login_page(
+        &app,
+        &client,
+        &challenge,
+        &[
+            ("scope", "profile offline_access openid reports:export"),
+            ("state", "s-1"),
+        ],
+    )
+    .await;
+    let resp = submit(&b, &url, &html, &[("username", "alice"), ("password", PASSWORD)]).await;
+    let mut step = follow(&b, &issuer, resp, url).await;
+    if let Step::Page { url, html, .. } = &step {
+        assert_eq!(url.path(), "/consent");
+        assert!(html.contains("See your name and username"), "{html}");
+        for dropped in ["offline_access", "reports:export", "Keep access"] {
+            assert!(!html.contains(dropped), "the consent page does not ask for {dropped}");
+        }
+        let resp = submit(&b, url, html, &[("decision", "allow")]).await;
+        step = follow(&b, &issuer, resp, url.clone()).await;
+    }
+    let Step::LeftIssuer(back) = step else {
+        panic!("expected the redirect back, got {step:?}")
+    };
+    assert_eq!(param(&back, "state").as_deref(), Some("s-1"));
+    let code = param(&back, "code").expect("a code, not an error");
+    let (s, _, v) = post_form(
+        &app,
+        "/token",
+        Some((client.id.as_str(), secret.expose())),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["scope"], "openid profile");
+    assert!(v["id_token"].is_string(), "{v}");
+
+    // Without `openid` the same unknown value is refused, at the registered redirect URI.
+    let mut auth = url::Url::parse(&app.url("/authorize")).unwrap();
+    auth.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client.id.as_str())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("scope", "api:read reports:export")
+        .append_pair("state", "s-2");
+    let r = http().get(auth).send().await.unwrap();
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert_eq!(param(&back, "error").as_deref(), Some("invalid_scope"), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("s-2"));
+    app.stop().await;
+}
+
 /// A scope taken from a client while the person is signing in is not granted: the code
 /// and its tokens carry what the client is still allowed.
 async fn a_pending_request_loses_scopes_the_client_lost(backend: Backend) {
@@ -801,6 +874,7 @@ async fn password_change_and_client_deletion_end_tokens(backend: Backend) {
 }
 
 both_backends!(
+    an_openid_request_ignores_scopes_the_client_may_not_use,
     a_pending_request_loses_scopes_the_client_lost,
     refresh_drops_scopes_the_client_lost,
     client_credentials_with_oauth2_crate,

@@ -350,6 +350,16 @@ impl Portcullis {
         if scope.is_empty() {
             return Err(fail(ErrorCode::InvalidScope, "scope is required"));
         }
+        // OIDC Core §3.1.2.1: in an OpenID request, "scope values used that are not
+        // understood by an implementation SHOULD be ignored"; values this client may not
+        // use are dropped (RFC 6749 §3.3 lets the server narrow), and the consent page and
+        // the token response's `scope` show what is granted. A plain OAuth 2.0 request,
+        // or a client that may not use `openid`, still gets invalid_scope.
+        let scope = if scope.contains("openid") && client.scopes.contains("openid") {
+            scope.intersection(&client.scopes)
+        } else {
+            scope
+        };
         if !scope.difference(&client.scopes).is_empty() {
             // RFC 6749 §4.1.2.1: the description does not echo what the client sent.
             return Err(fail(
