@@ -113,6 +113,52 @@ async fn commands_and_their_errors(backend: Backend) {
         .unwrap_err();
     assert!(err.contains("--password"), "{err}");
 
+    // PKCE is required unless the operator lets a confidential client leave it out.
+    portcullis(
+        &config,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Legacy",
+            "--redirect-uri",
+            "https://legacy.example/cb",
+            "--no-require-pkce",
+        ],
+    )
+    .await
+    .unwrap();
+    let err = portcullis(
+        &config,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Spa",
+            "--kind",
+            "public",
+            "--redirect-uri",
+            "https://spa.example/cb",
+            "--no-require-pkce",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.starts_with("--no-require-pkce"), "{err}");
+    let app = portcullis_tests::spawn_app_on(&url, None).await;
+    let pkce: Vec<_> = app
+        .core
+        .list_clients(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name, c.require_pkce))
+        .collect();
+    assert!(pkce.contains(&("Web".into(), true)), "{pkce:?}");
+    assert!(pkce.contains(&("Legacy".into(), false)), "{pkce:?}");
+    assert!(!pkce.iter().any(|(n, _)| n == "Spa"), "{pkce:?}");
+    app.stop().await;
+
     // Bad configuration: one line naming the setting.
     std::fs::write(&config, "issuer = \"https://id.example/?q=1\"\n").unwrap();
     let err = portcullis(&config, &["migrate"]).await.unwrap_err();

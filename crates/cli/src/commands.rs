@@ -97,6 +97,10 @@ pub struct ClientCreate {
     /// Skip the consent page for this client.
     #[arg(long)]
     pub first_party: bool,
+    /// Let this confidential client leave PKCE out of its authorization requests (it is
+    /// required by default, RFC 9700 §2.1.1; public clients always need it).
+    #[arg(long)]
+    pub no_require_pkce: bool,
     /// An origin allowed to call the token endpoint from a browser; repeat for several.
     #[arg(long = "cors-origin")]
     pub cors_origins: Vec<String>,
@@ -318,6 +322,9 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
         Command::Client(ClientCommand::Create(c)) => {
             let kind =
                 ClientKind::parse(&c.kind).ok_or_else(|| anyhow::anyhow!("--kind: must be confidential or public"))?;
+            if c.no_require_pkce && kind == ClientKind::Public {
+                anyhow::bail!("--no-require-pkce: a public client always needs PKCE");
+            }
             let input = ClientInput {
                 name: c.name,
                 kind: Some(kind),
@@ -326,6 +333,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 grant_types: c.grant_types,
                 scopes: c.scope,
                 first_party: c.first_party,
+                require_pkce: c.no_require_pkce.then_some(false),
                 cors_origins: c.cors_origins,
                 ..Default::default()
             };
