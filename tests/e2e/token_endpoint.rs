@@ -186,18 +186,7 @@ async fn token_endpoint_errors(backend: Backend) {
     }
     let (s, _, b) = post_form(&app, "/token", Some((id, sec)), &[("grant_type", "authorization_code")]).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")), "missing code");
-    let (s, _, b) = post_form(
-        &app,
-        "/token",
-        Some((id, sec)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", "made-up"),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &"a".repeat(43)),
-        ],
-    )
-    .await;
+    let (s, b) = redeem(&app, (id, sec), "made-up", &"a".repeat(43)).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "unknown code");
     let (s, b) = refresh_grant(&app, (id, sec), "made-up", None).await;
     assert_eq!(
@@ -350,14 +339,25 @@ async fn refresh_drops_scopes_the_client_lost(backend: Backend) {
     app.stop().await;
 }
 
-/// Starts an authorization request of `client` (PKCE `challenge`, plus `extra`) in a fresh
-/// browser and returns it at the login page, with the page's URL and HTML.
-async fn login_page(
+/// `POST /token` redeeming `code` (sent to `REDIRECT`) with its PKCE `verifier`.
+async fn redeem(app: &TestApp, (id, secret): (&str, &str), code: &str, verifier: &str) -> (u16, Value) {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ];
+    let (status, _, body) = post_form(app, "/token", Some((id, secret)), &form).await;
+    (status, body)
+}
+
+/// The authorization request of `client` to `REDIRECT` with PKCE `challenge`, plus `extra`.
+fn authorization_url(
     app: &TestApp,
     client: &portcullis_core::model::Client,
     challenge: &str,
     extra: &[(&str, &str)],
-) -> (reqwest::Client, url::Url, String) {
+) -> url::Url {
     let mut auth = url::Url::parse(&app.url("/authorize")).unwrap();
     auth.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -366,6 +366,18 @@ async fn login_page(
         .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256")
         .extend_pairs(extra);
+    auth
+}
+
+/// Starts an authorization request of `client` (PKCE `challenge`, plus `extra`) in a fresh
+/// browser and returns it at the login page, with the page's URL and HTML.
+async fn login_page(
+    app: &TestApp,
+    client: &portcullis_core::model::Client,
+    challenge: &str,
+    extra: &[(&str, &str)],
+) -> (reqwest::Client, url::Url, String) {
+    let auth = authorization_url(app, client, challenge, extra);
     let issuer = url::Url::parse(&app.issuer).unwrap();
     let b = portcullis_tests::browser();
     let resp = b.get(auth.clone()).send().await.unwrap();
@@ -375,17 +387,31 @@ async fn login_page(
     }
 }
 
+/// A server with a confidential client and alice, and a PKCE verifier with its challenge.
+async fn app_with_alice(
+    backend: Backend,
+) -> (
+    TestApp,
+    portcullis_core::model::Client,
+    portcullis_protocol::Secret,
+    String,
+    String,
+) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("alice", PASSWORD).await;
+    let verifier = "v".repeat(43);
+    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
+    (app, client, secret, verifier, challenge)
+}
+
 /// OIDC Core §3.1.2.1: scope values an OpenID request uses that this client may not
 /// (`offline_access`, an unknown API scope) are ignored, not refused: the person is asked
 /// only for the rest and the token response's `scope` says what was granted. A plain
 /// OAuth 2.0 request with such a value still gets `invalid_scope`.
 async fn an_openid_request_ignores_scopes_the_client_may_not_use(backend: Backend) {
     use crate::forms::{Step, follow, param, submit};
-    let app = spawn_app(backend).await;
-    let (client, secret) = app.confidential_client(REDIRECT).await;
-    app.user("alice", PASSWORD).await;
-    let verifier = "v".repeat(43);
-    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
+    let (app, client, secret, verifier, challenge) = app_with_alice(backend).await;
     let issuer = url::Url::parse(&app.issuer).unwrap();
     allow_only(&app, &client, "openid profile api:read").await;
     let (b, url, html) = login_page(
@@ -414,32 +440,18 @@ async fn an_openid_request_ignores_scopes_the_client_may_not_use(backend: Backen
     };
     assert_eq!(param(&back, "state").as_deref(), Some("s-1"));
     let code = param(&back, "code").expect("a code, not an error");
-    let (s, _, v) = post_form(
-        &app,
-        "/token",
-        Some((client.id.as_str(), secret.expose())),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (s, v) = redeem(&app, (client.id.as_str(), secret.expose()), &code, &verifier).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["scope"], "openid profile");
     assert!(v["id_token"].is_string(), "{v}");
 
     // Without `openid` the same unknown value is refused, at the registered redirect URI.
-    let mut auth = url::Url::parse(&app.url("/authorize")).unwrap();
-    auth.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client.id.as_str())
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("scope", "api:read reports:export")
-        .append_pair("state", "s-2");
+    let auth = authorization_url(
+        &app,
+        &client,
+        &challenge,
+        &[("scope", "api:read reports:export"), ("state", "s-2")],
+    );
     let r = http().get(auth).send().await.unwrap();
     let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     assert!(back.as_str().starts_with(REDIRECT), "{back}");
@@ -452,11 +464,7 @@ async fn an_openid_request_ignores_scopes_the_client_may_not_use(backend: Backen
 /// and its tokens carry what the client is still allowed.
 async fn a_pending_request_loses_scopes_the_client_lost(backend: Backend) {
     use crate::forms::{Step, follow, param, submit};
-    let app = spawn_app(backend).await;
-    let (client, secret) = app.confidential_client(REDIRECT).await;
-    app.user("alice", PASSWORD).await;
-    let verifier = "v".repeat(43);
-    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
+    let (app, client, secret, verifier, challenge) = app_with_alice(backend).await;
     let issuer = url::Url::parse(&app.issuer).unwrap();
     let (b, url, html) = login_page(&app, &client, &challenge, &[("scope", "openid profile email")]).await;
     // Meanwhile the operator takes `email` away from the client.
@@ -476,18 +484,7 @@ async fn a_pending_request_loses_scopes_the_client_lost(backend: Backend) {
         panic!("expected the redirect back, got {step:?}")
     };
     let code = param(&back, "code").unwrap();
-    let (s, _, v) = post_form(
-        &app,
-        "/token",
-        Some((client.id.as_str(), secret.expose())),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (s, v) = redeem(&app, (client.id.as_str(), secret.expose()), &code, &verifier).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["scope"], "openid profile");
 
