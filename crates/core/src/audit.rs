@@ -40,8 +40,59 @@ pub struct Event {
     detail: serde_json::Value,
 }
 
+/// Every event type the server records (the audit page offers them as filter
+/// suggestions; webhooks subscribe to them or to `prefix.*`).
+pub const EVENT_TYPES: [&str; 41] = [
+    "login.success",
+    "login.failure",
+    "login.locked_out",
+    "logout",
+    "consent.granted",
+    "consent.denied",
+    "consent.revoked",
+    "token.issued",
+    "token.refreshed",
+    "token.revoked",
+    "code.replay_detected",
+    "refresh.reuse_detected",
+    "session.revoked",
+    "client.auth_failed",
+    "user.password_changed",
+    "key.rotated",
+    "key.retired",
+    "admin.login.success",
+    "admin.login.failure",
+    "admin.login.locked_out",
+    "admin.logout",
+    "admin.client.created",
+    "admin.client.updated",
+    "admin.client.secret_rotated",
+    "admin.client.deleted",
+    "admin.client.disabled",
+    "admin.client.enabled",
+    "admin.user.created",
+    "admin.user.disabled",
+    "admin.user.enabled",
+    "admin.session.revoked",
+    "admin.grant.revoked",
+    "admin.api_key.created",
+    "admin.api_key.revoked",
+    "admin.api_key.rejected",
+    "admin.admin.created",
+    "admin.admin.password_changed",
+    "admin.admin.role_changed",
+    "admin.admin.deleted",
+    "admin.webhook.created",
+    "admin.webhook.deleted",
+];
+
 impl Event {
     pub fn new(event_type: &'static str) -> Self {
+        // Keeps the list above complete: any test that records an unlisted type fails.
+        debug_assert!(
+            EVENT_TYPES.contains(&event_type),
+            "audit event type {event_type} is missing from EVENT_TYPES"
+        );
         Self {
             event_type,
             actor: None,

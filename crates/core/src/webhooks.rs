@@ -89,6 +89,13 @@ fn check_event_types(types: &[String]) -> Result<Vec<String>> {
                 format!("{t:?}: expected an event type (login.failure), a prefix (token.*) or *"),
             ));
         }
+        // A typo would otherwise subscribe to nothing, silently.
+        if !crate::audit::EVENT_TYPES.iter().any(|e| matches(t, e)) {
+            return Err(Error::invalid(
+                "event_types",
+                format!("{t:?} matches no event type the server records"),
+            ));
+        }
         if !out.iter().any(|o| o == t) {
             out.push(t.to_owned());
         }
@@ -351,6 +358,10 @@ mod tests {
         assert!(!matches("login.failure", "login.failures"));
         assert!(check_event_types(&["token.*".into(), "*".into(), "login.failure".into()]).is_ok());
         assert!(check_event_types(&["Token".into()]).is_err());
+        // Well-formed, but nothing is ever recorded under these names.
+        assert!(check_event_types(&["token.isued".into()]).is_err());
+        assert!(check_event_types(&["tokens.*".into()]).is_err());
+        assert!(check_event_types(&["admin.admin.*".into(), "admin.login.locked_out".into()]).is_ok());
         assert!(check_event_types(&["token*".into()]).is_err());
         assert!(check_event_types(&[]).is_err());
     }

@@ -226,10 +226,10 @@ async fn a_receiver_that_is_down_gets_retries(backend: Backend) {
     let (url, receiver) = start_receiver(2).await;
     let (_, secret) = app
         .core
-        .create_webhook(&url, &["test.ping".into()], "test")
+        .create_webhook(&url, &["key.retired".into()], "test")
         .await
         .unwrap();
-    app.core.audit(portcullis_core::audit::Event::new("test.ping"));
+    app.core.audit(portcullis_core::audit::Event::new("key.retired"));
     let log = wait_for("a successful retry", async || {
         let d = deliveries(&app).await;
         d.iter().any(|d| d.status == DeliveryStatus::Delivered).then_some(d)
@@ -260,10 +260,10 @@ async fn a_receiver_that_is_down_gets_retries(backend: Backend) {
     };
     let (dead_hook, _) = app
         .core
-        .create_webhook(&dead, &["test.dead".into()], "test")
+        .create_webhook(&dead, &["consent.revoked".into()], "test")
         .await
         .unwrap();
-    app.core.audit(portcullis_core::audit::Event::new("test.dead"));
+    app.core.audit(portcullis_core::audit::Event::new("consent.revoked"));
     let log = wait_for("four failed attempts", async || {
         let d = app.core.list_webhook_deliveries(Some(dead_hook.id), 100).await.unwrap();
         (d.len() == 4 && d.iter().all(|d| d.status == DeliveryStatus::Failed)).then_some(d)

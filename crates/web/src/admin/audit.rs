@@ -23,35 +23,7 @@ use super::view::when;
 use crate::page::render;
 
 /// Event types offered as suggestions in the filter (any type can be typed).
-pub const EVENT_TYPES: [&str; 27] = [
-    "login.success",
-    "login.failure",
-    "login.locked_out",
-    "logout",
-    "consent.granted",
-    "consent.denied",
-    "token.issued",
-    "token.refreshed",
-    "token.revoked",
-    "code.replay_detected",
-    "refresh.reuse_detected",
-    "client.auth_failed",
-    "user.password_changed",
-    "key.rotated",
-    "key.retired",
-    "admin.login.success",
-    "admin.login.failure",
-    "admin.client.created",
-    "admin.client.updated",
-    "admin.client.secret_rotated",
-    "admin.client.deleted",
-    "admin.user.created",
-    "admin.user.disabled",
-    "admin.session.revoked",
-    "admin.grant.revoked",
-    "admin.api_key.created",
-    "admin.api_key.revoked",
-];
+pub use portcullis_core::audit::EVENT_TYPES;
 
 /// The filter as typed; also what the pager links carry.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
