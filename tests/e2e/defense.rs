@@ -14,6 +14,7 @@ mod abuse;
 mod account;
 mod audit_trail;
 mod pages;
+mod timeouts;
 mod tls;
 mod webhooks;
 

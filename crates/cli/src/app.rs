@@ -192,25 +192,17 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
     for (listener, router) in [(public, public_router(&core)), (admin, admin_router(&core))] {
         let mut rx = rx.clone();
         let tls = tls.clone();
+        let timeouts = settings.timeouts;
         tasks.push(tokio::spawn(async move {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
             let shutdown = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            let result = match tls {
+            match tls {
                 Some(config) => match crate::tls::TlsListener::new(listener, config) {
-                    // `tap_io` gives the TLS listener axum's `ConnectInfo<SocketAddr>`.
-                    Ok(l) => {
-                        axum::serve(axum::serve::ListenerExt::tap_io(l, |_| {}), service)
-                            .with_graceful_shutdown(shutdown)
-                            .await
-                    }
-                    Err(e) => Err(e),
+                    Ok(l) => crate::serve::serve(l, router, timeouts, shutdown).await,
+                    Err(e) => tracing::error!(error = %e, "server stopped with an error"),
                 },
-                None => axum::serve(listener, service).with_graceful_shutdown(shutdown).await,
-            };
-            if let Err(e) = result {
-                tracing::error!(error = %e, "server stopped with an error");
+                None => crate::serve::serve(listener, router, timeouts, shutdown).await,
             }
         }));
     }

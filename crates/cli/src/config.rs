@@ -56,6 +56,8 @@ pub struct RawConfig {
     pub webhook_max_attempts: Option<i64>,
     pub webhook_retry_base: Option<i64>,
     pub insecure_allow_http_webhooks: Option<bool>,
+    pub header_read_timeout: Option<i64>,
+    pub request_timeout: Option<i64>,
 }
 
 /// A setting that failed validation: `setting` is the key as written in the file.
@@ -119,6 +121,8 @@ pub struct Settings {
     pub core: CoreSettings,
     /// Built-in TLS on both listeners (issue 6); `None` behind a TLS-terminating proxy.
     pub tls: Option<TlsFiles>,
+    /// How long a client may take to send a request (see `crate::serve`).
+    pub timeouts: crate::serve::Timeouts,
 }
 
 const ENV_KEYS: &[&str] = &[
@@ -159,6 +163,8 @@ const ENV_KEYS: &[&str] = &[
     "tls_key_file",
     "webhook_max_attempts",
     "webhook_retry_base",
+    "header_read_timeout",
+    "request_timeout",
     "insecure_allow_http_webhooks",
 ];
 
@@ -233,6 +239,8 @@ impl RawConfig {
             "tls_key_file" => self.tls_key_file.is_some(),
             "webhook_max_attempts" => self.webhook_max_attempts.is_some(),
             "webhook_retry_base" => self.webhook_retry_base.is_some(),
+            "header_read_timeout" => self.header_read_timeout.is_some(),
+            "request_timeout" => self.request_timeout.is_some(),
             "insecure_allow_http_webhooks" => self.insecure_allow_http_webhooks.is_some(),
             _ => false,
         }
@@ -322,6 +330,8 @@ impl RawConfig {
                 "tls_key_file" => self.tls_key_file = Some(value),
                 "webhook_max_attempts" => self.webhook_max_attempts = Some(int(&value)?),
                 "webhook_retry_base" => self.webhook_retry_base = Some(int(&value)?),
+                "header_read_timeout" => self.header_read_timeout = Some(int(&value)?),
+                "request_timeout" => self.request_timeout = Some(int(&value)?),
                 "insecure_allow_http_webhooks" => {
                     self.insecure_allow_http_webhooks = Some(match value.trim() {
                         "true" | "1" => true,
@@ -460,6 +470,13 @@ impl RawConfig {
         if let Some(d) = ttl("session_ttl", self.session_ttl, 60, 2_592_000)? {
             core.session_ttl = d;
         }
+        let mut timeouts = crate::serve::Timeouts::default();
+        if let Some(d) = ttl("header_read_timeout", self.header_read_timeout, 1, 3600)? {
+            timeouts.header_read = d.unsigned_abs();
+        }
+        if let Some(d) = ttl("request_timeout", self.request_timeout, 1, 3600)? {
+            timeouts.request = d.unsigned_abs();
+        }
         if let Some(n) = self.max_concurrent_password_hashes {
             if !(1..=256).contains(&n) {
                 return Err(cfg_err(
@@ -516,6 +533,7 @@ impl RawConfig {
             log_level,
             core,
             tls,
+            timeouts,
         })
     }
 }
@@ -661,6 +679,7 @@ impl Settings {
             log_level: "warn".into(),
             core: CoreSettings::for_issuer(issuer),
             tls: None,
+            timeouts: crate::serve::Timeouts::default(),
         }
     }
 
@@ -718,6 +737,24 @@ mod tests {
         assert_eq!(e.setting, "log_format");
         let e = load(&[("PORTCULLIS_SIGNING_ALG", "HS256")]).unwrap_err();
         assert_eq!(e.setting, "signing_alg");
+        for key in ["PORTCULLIS_HEADER_READ_TIMEOUT", "PORTCULLIS_REQUEST_TIMEOUT"] {
+            let e = load(&[(key, "0")]).unwrap_err();
+            assert_eq!(e.setting, key.trim_start_matches("PORTCULLIS_").to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn request_timeouts() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.timeouts.header_read, std::time::Duration::from_secs(20));
+        assert_eq!(s.timeouts.request, std::time::Duration::from_secs(60));
+        let s = load(&[
+            ("PORTCULLIS_HEADER_READ_TIMEOUT", "5"),
+            ("PORTCULLIS_REQUEST_TIMEOUT", "120"),
+        ])
+        .unwrap();
+        assert_eq!(s.timeouts.header_read, std::time::Duration::from_secs(5));
+        assert_eq!(s.timeouts.request, std::time::Duration::from_secs(120));
     }
 
     #[test]

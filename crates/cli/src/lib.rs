@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod http_client;
 pub mod logging;
+pub mod serve;
 pub mod tls;
 pub mod webhook_commands;
 pub mod webhook_sender;

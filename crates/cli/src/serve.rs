@@ -1,0 +1,104 @@
+//! The accept loop: what `axum::serve` does, plus the timeouts it leaves out.
+//!
+//! `axum::serve` gives hyper no timer, so hyper's header read timeout never runs: a
+//! client that sends half a request head and then nothing held its connection and task
+//! forever (slowloris), and idle keep-alive connections were never closed. Here every
+//! connection is served by hyper's HTTP/1.1 builder with a timer, so a request head (or
+//! the wait for the next one on a kept-alive connection) has `header_read_timeout`;
+//! `request_timeout` then bounds reading the body and handling the request.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
+use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::watch;
+use tower::ServiceExt;
+use tower_http::timeout::TimeoutLayer;
+
+/// The settings `header_read_timeout` and `request_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Time a client has to send a whole request head, or to start the next request on
+    /// a kept-alive connection.
+    pub header_read: Duration,
+    /// Time to read a request's body and answer it. The default is longer than anything a
+    /// handler waits for on purpose (a password hash's turn, 10 s; a lockout's turn,
+    /// 15 s), so it only ends requests whose body trickles in or never comes.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(20),
+            request: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets open requests
+/// finish (each connection closes after its current response) and returns once every
+/// connection has closed. Handlers see the peer as `ConnectInfo<SocketAddr>`.
+pub async fn serve<L>(mut listener: L, router: Router, timeouts: Timeouts, shutdown: impl Future<Output = ()>)
+where
+    L: Listener<Addr = SocketAddr>,
+{
+    // Past `request`, the client gets 408 and the handler is dropped.
+    let router = router.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        timeouts.request,
+    ));
+    // Dropped to tell connections to finish; each holds a receiver until it closes.
+    let (stop_tx, stop_rx) = watch::channel(());
+    let (closed_tx, closed_rx) = watch::channel(());
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            conn = listener.accept() => conn,
+            () = &mut shutdown => break,
+        };
+        let service = router
+            .clone()
+            .map_request(move |mut req: axum::http::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.map(axum::body::Body::new)
+            });
+        let mut stop = stop_rx.clone();
+        let closed = closed_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeouts.header_read);
+            let mut conn = pin!(builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service)));
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::trace!(error = %e, %peer, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = stop.changed(), if !stopping => {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(closed);
+        });
+    }
+    drop(listener);
+    drop(stop_tx);
+    drop(closed_rx);
+    closed_tx.closed().await;
+}

@@ -1,0 +1,84 @@
+//! Slow clients: a request head or body that never finishes, and idle kept-alive
+//! connections, are closed instead of being held forever (slowloris).
+
+use std::time::{Duration, Instant};
+
+use portcullis_tests::{Backend, TestApp, both_backends, fresh_database, http, spawn_with};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A node that gives a request head 1 s and a whole request 2 s.
+async fn impatient_app(backend: Backend) -> TestApp {
+    let (url, guard) = fresh_database(backend).await;
+    spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.timeouts.header_read = Duration::from_secs(1);
+        s.timeouts.request = Duration::from_secs(2);
+    })
+    .await
+}
+
+/// Sends `bytes` on a new connection and reads until the server closes it (or 10 s
+/// pass): what came back, and how long the server kept the connection.
+async fn send_and_wait_for_close(app: &TestApp, bytes: &[u8]) -> (String, Duration) {
+    let addr = app.issuer.trim_start_matches("http://");
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(bytes).await.unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server still holds the connection after 10 s");
+    (String::from_utf8_lossy(&got).into_owned(), started.elapsed())
+}
+
+async fn slow_clients_are_cut_off(backend: Backend) {
+    let app = impatient_app(backend).await;
+    // Half a request head, then nothing.
+    let (answer, held) = send_and_wait_for_close(&app, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(
+        held >= Duration::from_millis(900) && held < Duration::from_secs(4),
+        "{held:?}"
+    );
+    assert!(!answer.contains("200 OK"), "{answer}");
+
+    // A whole head, and a body that never comes: 408 once the request time is up.
+    let (answer, held) = send_and_wait_for_close(
+        &app,
+        b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 100\r\nConnection: close\r\n\r\ngrant_type=",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        held >= Duration::from_millis(1900) && held < Duration::from_secs(5),
+        "{held:?}"
+    );
+
+    // A kept-alive connection is answered, then closed once it has been idle for the
+    // head's time.
+    let (answer, held) = send_and_wait_for_close(&app, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        held >= Duration::from_millis(900) && held < Duration::from_secs(4),
+        "{held:?}"
+    );
+
+    // Ordinary clients are not affected.
+    let r = http()
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+both_backends!(slow_clients_are_cut_off);
