@@ -645,6 +645,18 @@ async fn revocation_and_introspection(backend: Backend) {
     assert_eq!(s, 200);
     let (s, _, b) = post_form(&app, "/revoke", None, &[("token", &access)]).await;
     assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
+    // An empty Basic password is no password (RFC 6749 §3.2), as an empty client_secret
+    // in the body is: a public client is identified, a confidential one is not.
+    let (s, _, b) = post_form(
+        &app,
+        "/revoke",
+        Some((public.id.as_str(), "")),
+        &[("token", "never-issued")],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, _, b) = post_form(&app, "/revoke", Some((&id, "")), &[("token", &access)]).await;
+    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
     assert_eq!(
         introspect(&app, &id, &sec, &access).await["active"],
         true,

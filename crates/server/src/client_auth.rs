@@ -114,7 +114,9 @@ pub async fn authenticate(core: &Portcullis, headers: &HeaderMap, form: &FormBod
                     "client_id in the body differs from the Authorization header",
                 ));
             }
-            (id, Some(secret))
+            // RFC 6749 §3.2: an empty value counts as omitted, as in the body (some
+            // libraries send `id:` in Basic for a public client).
+            (id, (!secret.expose().is_empty()).then_some(secret))
         }
         None => {
             let id =
