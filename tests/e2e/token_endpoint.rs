@@ -735,6 +735,37 @@ async fn userinfo_errors(backend: Backend) {
     let info: Value = r.json().await.unwrap();
     assert_eq!(info["email"], "alice@example.com");
 
+    // A body past the size limit is a bad request in each endpoint's own error format.
+    let huge = format!("access_token={access}&pad={}", "a".repeat(3 << 20));
+    let r = http()
+        .post(app.url("/userinfo"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(huge.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer") && challenge.contains("invalid_request"),
+        "{challenge}"
+    );
+    for path in ["/token", "/revoke", "/introspect"] {
+        let r = http()
+            .post(app.url(path))
+            .basic_auth(&id, Some(&sec))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["error"], "invalid_request", "{path}");
+        assert_eq!(b["error_description"], "the request body is too large", "{path}");
+    }
+
     // RFC 6750 §2.2: in a form-encoded POST body, the token works as in the header.
     let r = http()
         .post(app.url("/userinfo"))

@@ -49,6 +49,21 @@ impl ApiError {
     }
 }
 
+/// The body of a protocol request. One that is too large (or cut off) is an RFC 6749
+/// §5.2 `invalid_request` like any other bad input, not axum's plain-text rejection.
+pub fn read_body(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, ApiError> {
+    body.map_err(|e| {
+        let description = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "the request body is too large"
+        } else {
+            "the request body could not be read"
+        };
+        ApiError::new(ErrorCode::InvalidRequest, description)
+    })
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +15,7 @@ use portcullis_protocol::{ErrorCode, ScopeSet};
 use crate::ServerState;
 use crate::client_auth::{FormBody, authenticate};
 use crate::client_ip::ClientIp;
-use crate::error::ApiError;
+use crate::error::{ApiError, read_body};
 
 fn no_store(mut resp: Response) -> Response {
     let h = resp.headers_mut();
@@ -29,8 +30,9 @@ pub async fn token_post(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = read_body(body)?;
     state.core.throttle.check(Bucket::TokenIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
     // Check the grant type before anything else, to tell "missing" from "unsupported".
@@ -105,8 +107,9 @@ pub async fn revoke_post(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = read_body(body)?;
     state.core.throttle.check(Bucket::RevokeIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
     let client = authenticate(&state.core, &headers, &form).await?;
@@ -123,8 +126,9 @@ pub async fn introspect_post(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = read_body(body)?;
     state.core.throttle.check(Bucket::IntrospectIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
     let client = authenticate(&state.core, &headers, &form).await?;

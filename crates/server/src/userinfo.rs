@@ -5,13 +5,14 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_protocol::ErrorCode;
 
 use crate::ServerState;
-use crate::error::ApiError;
+use crate::error::{ApiError, read_body};
 
 fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     // RFC 6750 §3.1: no credentials at all, or credentials of another scheme (which are
@@ -91,9 +92,10 @@ pub async fn userinfo_post(
     State(state): State<ServerState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     refuse_token_in_query(query.as_deref())?;
+    let body = read_body(body).map_err(ApiError::bearer)?;
     let in_body = token_params(std::str::from_utf8(&body).unwrap_or(""));
     if in_body.is_empty() {
         return userinfo(&state, bearer_token(&headers)?).await;
