@@ -511,7 +511,39 @@ async fn deny_after_the_client_was_disabled_is_an_error_page(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 6749 §4.1.2: `state` comes back exactly as sent; a value that is not UTF-8 once
+/// percent-decoded (Appendix B) is refused rather than handed back changed.
+async fn state_comes_back_exactly_or_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.user("hana", PASSWORD).await;
+    let id = client.id.as_str();
+    let b = browser();
+    sign_in(&app, &b, id, "hana").await;
+    let state = "été ✓ a+b&c=%";
+    let u = auth_url(&app, &auth_params(id, &[("prompt", "none"), ("state", state)]));
+    let back = location(&u, &b.get(u.clone()).send().await.unwrap());
+    assert!(param(&back, "code").is_some(), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some(state));
+
+    let mut raw = auth_url(&app, &auth_params(id, &[("prompt", "none")])).to_string();
+    raw.push_str("&state=%FF%FEabc");
+    let r = b.get(&raw).send().await.unwrap();
+    assert_eq!(r.status(), 400, "no redirect with a changed state");
+    assert!(r.headers().get("location").is_none());
+    let r = b
+        .post(app.url("/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("client_id={id}&state=%C3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    app.stop().await;
+}
+
 both_backends!(
+    state_comes_back_exactly_or_is_refused,
     unsupported_request_parameters_have_their_own_errors,
     deny_after_the_client_was_disabled_is_an_error_page,
     posted_logout_and_authorize_are_resent_as_get,

@@ -76,9 +76,16 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
 #[derive(Debug, Clone)]
 pub struct CsrfForm<T>(pub T);
 
-/// Parses a form body into pairs, keeping repeats (so callers can detect them).
+/// Parses a form body (or query) into pairs, keeping repeats (so callers can detect
+/// them). Values that are not UTF-8 once percent-decoded (RFC 6749 Appendix B) are
+/// refused: decoding them lossily would hand the client back a different `state`.
+/// Checking the whole input is enough, as the separators are ASCII.
 pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, PageError> {
-    serde_urlencoded::from_bytes(body).map_err(|_| PageError::BadRequest("The form could not be read.".into()))
+    let unreadable = || PageError::BadRequest("The form could not be read.".into());
+    percent_encoding::percent_decode(body)
+        .decode_utf8()
+        .map_err(|_| unreadable())?;
+    serde_urlencoded::from_bytes(body).map_err(|_| unreadable())
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
