@@ -106,6 +106,10 @@ fn check_event_types(types: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Delivery errors no retry can fix.
+const DISABLED: &str = "the webhook was disabled";
+const NOT_ALLOWED: &str = "http receivers need insecure_allow_http_webhooks, which is off";
+
 fn is_loopback_host(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -179,12 +183,7 @@ impl Portcullis {
     ) -> Result<(Webhook, Secret)> {
         let actor: Actor = actor.into();
         let parsed = url::Url::parse(url.trim()).map_err(|e| Error::invalid("url", format!("{url}: {e}")))?;
-        let allowed = match parsed.scheme() {
-            "https" => parsed.host().is_some(),
-            "http" => self.settings.defense.webhooks.insecure_allow_http && is_loopback_host(&parsed),
-            _ => false,
-        };
-        if !allowed {
+        if !self.receiver_allowed(&parsed) {
             return Err(Error::invalid(
                 "url",
                 "must be an https URL (http only to loopback with insecure_allow_http_webhooks)",
@@ -271,9 +270,22 @@ impl Portcullis {
         Ok(n)
     }
 
+    /// https, or http to a loopback host while `insecure_allow_http_webhooks` is on.
+    fn receiver_allowed(&self, url: &url::Url) -> bool {
+        match url.scheme() {
+            "https" => url.host().is_some(),
+            "http" => self.settings.defense.webhooks.insecure_allow_http && is_loopback_host(url),
+            _ => false,
+        }
+    }
+
     async fn deliver_one(&self, sender: &dyn WebhookSender, mut d: WebhookDelivery) -> Result<()> {
         let cfg = &self.settings.defense.webhooks;
         let outcome = match self.store.get_webhook(d.webhook_id).await? {
+            // Registered while insecure_allow_http_webhooks was on, which it no longer is.
+            Some(w) if w.enabled && !url::Url::parse(&w.url).is_ok_and(|u| self.receiver_allowed(&u)) => {
+                Err(NOT_ALLOWED.to_owned())
+            }
             Some(w) if w.enabled => {
                 let secret = self.kek.open(&w.secret_encrypted, w.id.as_bytes())?;
                 let secret = String::from_utf8(secret).map_err(|e| Error::Unexpected(e.to_string()))?;
@@ -287,7 +299,7 @@ impl Portcullis {
                 ];
                 sender.post(&w.url, &headers, &d.payload, cfg.timeout).await
             }
-            _ => Err("the webhook was disabled".to_owned()),
+            _ => Err(DISABLED.to_owned()),
         };
         let now = self.now();
         d.completed_at = Some(now);
@@ -306,7 +318,8 @@ impl Portcullis {
                     }
                     Err(e) => d.error = Some(e.chars().take(500).collect()),
                 }
-                if d.attempt < cfg.max_attempts && d.error.as_deref() != Some("the webhook was disabled") {
+                let final_error = matches!(d.error.as_deref(), Some(DISABLED | NOT_ALLOWED));
+                if d.attempt < cfg.max_attempts && !final_error {
                     Some(WebhookDelivery {
                         id: Uuid::new_v4(),
                         attempt: d.attempt + 1,

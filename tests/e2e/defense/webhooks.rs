@@ -87,16 +87,18 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Fast polling and retries, and whether http receivers on loopback are allowed.
+fn fast_webhooks(s: &mut portcullis_cli::Settings, max_attempts: u32, allow_http: bool) {
+    let w = &mut s.core.defense.webhooks;
+    w.insecure_allow_http = allow_http;
+    w.poll_interval = Duration::from_millis(100);
+    w.retry_base = Duration::from_millis(300);
+    w.max_attempts = max_attempts;
+}
+
 async fn app_with_webhooks(backend: Backend, max_attempts: u32) -> TestApp {
     let (url, guard) = fresh_database(backend).await;
-    spawn_with(&url, guard.map(Arc::new), |s| {
-        let w = &mut s.core.defense.webhooks;
-        w.insecure_allow_http = true;
-        w.poll_interval = Duration::from_millis(100);
-        w.retry_base = Duration::from_millis(300);
-        w.max_attempts = max_attempts;
-    })
-    .await
+    spawn_with(&url, guard.map(Arc::new), |s| fast_webhooks(s, max_attempts, true)).await
 }
 
 async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
@@ -315,7 +317,44 @@ async fn cli_manages_webhooks(backend: Backend) {
     assert_eq!(err, "webhook not found");
 }
 
+/// An http receiver registered while `insecure_allow_http_webhooks` was on gets nothing
+/// once it is off: one failed attempt that says why, and no retries.
+async fn http_receivers_stop_when_the_setting_is_turned_off(backend: Backend) {
+    let (db, guard) = fresh_database(backend).await;
+    let app = spawn_with(&db, None, |s| fast_webhooks(s, 4, true)).await;
+    let (url, receiver) = start_receiver(0).await;
+    app.core
+        .create_webhook(&url, &["key.retired".into()], "test")
+        .await
+        .unwrap();
+    app.stop().await;
+
+    let app = spawn_with(&db, None, |s| fast_webhooks(s, 4, false)).await;
+    app.core.audit(portcullis_core::audit::Event::new("key.retired"));
+    let failed = wait_for("the refused delivery", async || {
+        let d = deliveries(&app).await;
+        d.iter().any(|d| d.status == DeliveryStatus::Failed).then_some(d)
+    })
+    .await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("insecure_allow_http_webhooks"),
+        "{failed:?}"
+    );
+    // Retries would come 300 ms apart.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(deliveries(&app).await.len(), 1, "no retries");
+    assert!(receiver.got.lock().unwrap().is_empty());
+    app.stop().await;
+    drop(guard);
+}
+
 both_backends!(
+    http_receivers_stop_when_the_setting_is_turned_off,
     deliveries_are_signed_and_verifiable,
     a_receiver_that_is_down_gets_retries,
     cli_manages_webhooks,
