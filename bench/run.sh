@@ -6,6 +6,7 @@
 #   bench/run.sh                      # everything (about 15 minutes on 2 cores)
 #   BACKENDS=sqlite RUNS=1 bench/run.sh
 #   LOADS="client_credentials_es256 introspection" BACKENDS=sqlite bench/run.sh   # some loads
+#   BIN=/tmp/old/portcullis bench/run.sh                                          # another build
 #
 # Needs: wrk (Debian package), python3 with requests, PostgreSQL on 127.0.0.1:5432 for
 # the postgres backend (PG_URL to override).
@@ -29,13 +30,16 @@ mkdir -p "$OUT"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 python3 -c 'import requests' 2>/dev/null || pip install -q requests
 
-cargo build --release -q -p portcullis-cli
+# BIN=path/to/portcullis runs an existing build (to compare two builds on one machine).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p portcullis-cli
+  BIN=$PWD/target/release/portcullis
+fi
 # The cost of an RSA-2048 signature on this CPU, the bound of the RS256 loads, measured
 # before any load runs (summarize.py reports it beside the figures).
 RSA_SPEED_FILE=$OUT/openssl-speed-rsa2048.txt
 openssl speed -seconds 3 rsa2048 > "$RSA_SPEED_FILE" 2>/dev/null || : > "$RSA_SPEED_FILE"
 export RSA_SPEED_FILE
-BIN=$PWD/target/release/portcullis
 WORK=$(mktemp -d)
 trap 'kill "${SERVER:-0}" 2>/dev/null || true; cp "$WORK/server.log" "$OUT/server.log" 2>/dev/null; rm -rf "$WORK"' EXIT
 RESULTS=$WORK/results.jsonl

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::admin_support::{Api, api_key, assert_error, assert_field};
+use crate::admin_support::{Api, api_key, api_key_by, assert_error, assert_field};
 use crate::code_flow::{PASSWORD, REDIRECT, obtain_tokens};
 
 fn client_body(name: &str) -> Value {
@@ -752,7 +752,42 @@ async fn api_key_authentication(backend: Backend) {
     app.stop().await;
 }
 
+/// An operator's keys can do no more than the operator: demoting them revokes their
+/// admin-role keys, deleting them revokes all their keys; other operators' keys stay.
+async fn api_keys_follow_their_operator(backend: Backend) {
+    let app = spawn_app(backend).await;
+    crate::admin_support::operator(&app, "olga", AdminRole::Admin).await;
+    let (_, olga_admin) = api_key_by(&app, AdminRole::Admin, "olga").await;
+    let (_, olga_auditor) = api_key_by(&app, AdminRole::Auditor, "olga").await;
+    let (_, other) = api_key(&app, AdminRole::Admin).await;
+    let status = |key: String| {
+        let app = &app;
+        async move { Api::new(app, &key).get("/clients").await.0.as_u16() }
+    };
+    app.core
+        .set_admin_role("olga", AdminRole::Auditor, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        status(olga_admin.clone()).await,
+        401,
+        "her admin key went with her role"
+    );
+    assert_eq!(status(olga_auditor.clone()).await, 200, "what she may still do");
+    app.core.delete_admin("olga", "test").await.unwrap();
+    assert_eq!(status(olga_auditor).await, 401);
+    assert_eq!(status(other).await, 200);
+    app.core.audit.flush().await;
+    let revoked = Api::new(&app, &api_key(&app, AdminRole::Auditor).await.1)
+        .get("/audit-events?event_type=admin.api_key.revoked")
+        .await
+        .1;
+    assert_eq!(revoked["events"].as_array().map(Vec::len), Some(2), "{revoked}");
+    app.stop().await;
+}
+
 both_backends!(
+    api_keys_follow_their_operator,
     api_clients,
     api_users_sessions_and_grants,
     api_keys_audit_dashboard_and_openapi,

@@ -20,6 +20,11 @@ pub async fn operator(app: &TestApp, username: &str, role: AdminRole) {
 
 /// Creates an API key of `role`; returns its id and value.
 pub async fn api_key(app: &TestApp, role: AdminRole) -> (uuid::Uuid, String) {
+    api_key_by(app, role, "test").await
+}
+
+/// Creates an API key of `role` as operator `creator` would on the API keys page.
+pub async fn api_key_by(app: &TestApp, role: AdminRole, creator: &str) -> (uuid::Uuid, String) {
     let (key, value) = app
         .core
         .create_api_key(
@@ -28,7 +33,7 @@ pub async fn api_key(app: &TestApp, role: AdminRole) -> (uuid::Uuid, String) {
                 role,
                 expires_at: None,
             },
-            "test",
+            creator,
         )
         .await
         .unwrap();

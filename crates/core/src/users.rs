@@ -235,6 +235,7 @@ impl Portcullis {
         if admin.role == AdminRole::Admin && role != AdminRole::Admin {
             self.keep_an_admin(&admin, "role").await?;
         }
+        let demoted = admin.role == AdminRole::Admin && role != AdminRole::Admin;
         admin.role = role;
         self.store.update_admin(&admin).await.map_err(not_found("admin"))?;
         self.audit(
@@ -242,6 +243,26 @@ impl Portcullis {
                 .by(&actor)
                 .detail(serde_json::json!({ "username": admin.username, "role": role.as_str() })),
         );
+        if demoted {
+            // A key may not do more than the operator who made it now may.
+            self.revoke_api_keys_of(&admin.username, Some(AdminRole::Admin), &actor)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes the active API keys `username` created (of `role` only, if given).
+    async fn revoke_api_keys_of(&self, username: &str, role: Option<AdminRole>, actor: &Actor) -> Result<()> {
+        for key in self.list_api_keys().await? {
+            let theirs = key.created_by == username && role.is_none_or(|r| key.role == r);
+            if theirs && key.revoked_at.is_none() {
+                match self.revoke_api_key(key.id, actor.clone()).await {
+                    // Revoked meanwhile by someone else.
+                    Ok(()) | Err(Error::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         Ok(())
     }
 
@@ -254,6 +275,8 @@ impl Portcullis {
             self.keep_an_admin(&admin, "username").await?;
         }
         self.store.delete_admin(admin.id).await.map_err(not_found("admin"))?;
+        // Keys outlive no operator: whoever holds one acted as them.
+        self.revoke_api_keys_of(&admin.username, None, &actor).await?;
         self.audit(
             Event::new("admin.admin.deleted")
                 .by(&actor)
