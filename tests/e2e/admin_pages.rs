@@ -9,7 +9,7 @@ use portcullis_protocol::Secret;
 use portcullis_tests::{Backend, both_backends, fresh_database, spawn_app, spawn_app_on};
 use serde_json::Value;
 
-use crate::admin_support::{ADMIN_PASSWORD, Api, Pages, csrf, operator};
+use crate::admin_support::{ADMIN_PASSWORD, Api, Pages, api_key, csrf, operator};
 use crate::code_flow::{PASSWORD, REDIRECT};
 
 /// The value between `id="{id}">` and the next `<`.
@@ -758,7 +758,72 @@ async fn admin_sessions_end_a_session_ttl_after_sign_in(backend: Backend) {
     app.stop().await;
 }
 
+/// An edit form opened before someone else changed the client cannot silently undo that
+/// change; the same holds for an API `PUT` that says which version it read.
+async fn a_stale_client_edit_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let (client, _) = app.confidential_client("https://a.example/cb").await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let edit = format!("/admin/clients/{}/edit", client.id);
+    let (_, html) = p.get(&edit).await;
+    let marker = r#"name="updated_at" value=""#;
+    let at = html
+        .find(marker)
+        .map(|i| i + marker.len())
+        .expect("the form carries updated_at");
+    let read_at = html[at..].split('"').next().unwrap().to_owned();
+    // Timestamps are compared to the second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let api = Api::new(&app, &api_key(&app, AdminRole::Admin).await.1);
+    let body = |uri: &str, updated_at: Option<&str>| {
+        let mut b = serde_json::json!({
+            "name": "Web",
+            "redirect_uris": [uri],
+            "grant_types": ["authorization_code"],
+            "scopes": "openid",
+        });
+        if let Some(t) = updated_at {
+            b["updated_at"] = t.into();
+        }
+        b
+    };
+    let path = format!("/clients/{}", client.id);
+    let (s, v) = api.put(&path, body("https://b.example/cb", None)).await;
+    assert_eq!(s, 200, "{v}");
+    let now_at = v["updated_at"].as_str().unwrap().to_owned();
+
+    let form = [
+        ("csrf", csrf(&html)),
+        ("updated_at", read_at),
+        ("name", "Web renamed".into()),
+        ("redirect_uris", "https://a.example/cb".into()),
+        ("grant_types", "authorization_code".into()),
+        ("scopes", "openid".into()),
+        ("require_pkce", "on".into()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, _, html) = p.post(&format!("/admin/clients/{}", client.id), &form).await;
+    assert_eq!(s, 422, "{html}");
+    assert!(html.contains("changed by someone else"), "{html}");
+    let (_, v) = api.get(&path).await;
+    assert_eq!(v["redirect_uris"], serde_json::json!(["https://b.example/cb"]), "kept");
+    assert_eq!(v["name"], "Web");
+
+    // The API: a PUT from the version read before the change is refused, one from the
+    // current version goes through.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (s, _) = api.put(&path, body("https://c.example/cb", Some(&now_at))).await;
+    assert_eq!(s, 200);
+    let stale = api.put(&path, body("https://d.example/cb", Some(&now_at))).await;
+    crate::admin_support::assert_field(&stale, "updated_at");
+    let (_, v) = api.get(&path).await;
+    assert_eq!(v["redirect_uris"], serde_json::json!(["https://c.example/cb"]));
+    app.stop().await;
+}
+
 both_backends!(
+    a_stale_client_edit_is_refused,
     admin_sessions_end_a_session_ttl_after_sign_in,
     operator_accounts_are_managed,
     sign_in_is_rate_limited,

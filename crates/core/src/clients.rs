@@ -28,6 +28,10 @@ pub struct ClientInput {
     pub cors_origins: Vec<String>,
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
+    /// When editing: the client's `updated_at` (whole seconds) as the editor read it. If
+    /// the client has changed since, the edit is refused rather than silently undoing
+    /// the other change.
+    pub if_unchanged_since: Option<i64>,
 }
 
 /// The validated fields of a client, before an id and secret are attached.
@@ -212,6 +216,15 @@ impl Portcullis {
     pub async fn update_client(&self, id: &ClientId, input: &ClientInput, actor: impl Into<Actor>) -> Result<Client> {
         let actor: Actor = actor.into();
         let mut client = self.get_client(id).await?;
+        if input
+            .if_unchanged_since
+            .is_some_and(|t| t != client.updated_at.unix_timestamp())
+        {
+            return Err(Error::invalid(
+                "updated_at",
+                "the client was changed by someone else meanwhile; reload it and make your change again",
+            ));
+        }
         let mut input = input.clone();
         if input.kind.is_some_and(|k| k != client.kind) {
             return Err(Error::invalid("kind", "cannot change; register a new client instead"));

@@ -46,6 +46,8 @@ pub struct ClientFields {
     pub cors_origins: String,
     pub logo_uri: String,
     pub policy_uri: String,
+    /// When editing: the client's `updated_at` (Unix seconds) when the form was opened.
+    pub updated_at: String,
 }
 
 fn joined<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
@@ -79,6 +81,7 @@ impl ClientFields {
             cors_origins: p.one("cors_origins"),
             logo_uri: p.one("logo_uri"),
             policy_uri: p.one("policy_uri"),
+            updated_at: p.one("updated_at"),
         }
     }
 
@@ -97,6 +100,7 @@ impl ClientFields {
             cors_origins: joined(c.cors_origins.iter().map(String::as_str)),
             logo_uri: c.logo_uri.clone().unwrap_or_default(),
             policy_uri: c.policy_uri.clone().unwrap_or_default(),
+            updated_at: c.updated_at.unix_timestamp().to_string(),
         }
     }
 
@@ -125,6 +129,13 @@ impl ClientFields {
             cors_origins: lines(&self.cors_origins),
             logo_uri: optional_text(&self.logo_uri),
             policy_uri: optional_text(&self.policy_uri),
+            if_unchanged_since: match self.updated_at.trim() {
+                "" => None,
+                t => Some(
+                    t.parse()
+                        .map_err(|_| FormErrors::one("updated_at", "reload the form and try again"))?,
+                ),
+            },
         })
     }
 
