@@ -822,7 +822,33 @@ async fn a_stale_client_edit_is_refused(backend: Backend) {
     app.stop().await;
 }
 
+/// A filter that cannot be read gets the admin error page (HTML), not axum's text.
+async fn unreadable_filters_get_the_error_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    for path in [
+        "/admin/audit?offset=-1",
+        "/admin/audit?offset=abc",
+        "/admin/audit?event_type=a&event_type=b",
+        "/admin/clients?q=a&q=b",
+        "/admin/users?q=a&q=b",
+    ] {
+        let r = p.b.get(format!("{}{path}", app.admin_url)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert!(
+            r.headers()["content-type"].to_str().unwrap().starts_with("text/html"),
+            "{path}"
+        );
+        assert!(r.text().await.unwrap().contains("could not be read"), "{path}");
+    }
+    let (s, _) = p.get("/admin/audit?offset=0&event_type=login.failure").await;
+    assert_eq!(s, 200);
+    app.stop().await;
+}
+
 both_backends!(
+    unreadable_filters_get_the_error_page,
     a_stale_client_edit_is_refused,
     admin_sessions_end_a_session_ttl_after_sign_in,
     operator_accounts_are_managed,

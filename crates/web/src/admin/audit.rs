@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_core::admin::AUDIT_PAGE_DEFAULT;
 use portcullis_core::model::{AuditEvent, AuditFilter};
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::AdminState;
 use super::auth::{Chrome, Operator};
-use super::error::AdminResult;
+use super::error::{AdminResult, PageQuery};
 use super::forms::FormErrors;
 use super::view::when;
 use crate::page::render;
@@ -188,7 +188,11 @@ async fn filter(state: &AdminState, q: &AuditQuery) -> Result<AuditFilter, FormE
 }
 
 /// `GET /admin/audit`.
-pub async fn audit_get(State(state): State<AdminState>, op: Operator, Query(query): Query<AuditQuery>) -> AdminResult {
+pub async fn audit_get(
+    State(state): State<AdminState>,
+    op: Operator,
+    PageQuery(query): PageQuery<AuditQuery>,
+) -> AdminResult {
     let (events, errors, next) = match filter(&state, &query).await {
         Ok(f) => match state.core.list_audit(&f).await {
             Ok(page) => (page.events, FormErrors::none(), page.next_offset),

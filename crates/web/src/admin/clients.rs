@@ -4,7 +4,7 @@
 //! never in the session.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use portcullis_core::clients::ClientInput;
 use portcullis_core::model::{Client, ClientKind};
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::AdminState;
 use super::auth::{Chrome, Operator, Writer};
-use super::error::{AdminError, AdminResult};
+use super::error::{AdminError, AdminResult, PageQuery};
 use super::forms::{FormErrors, Pairs, lines, optional_seconds, optional_text};
 use super::view::{set_notice, when};
 use crate::csrf::CsrfForm;
@@ -231,7 +231,7 @@ pub struct SearchQuery {
 pub async fn clients_get(
     State(state): State<AdminState>,
     op: Operator,
-    Query(SearchQuery { q }): Query<SearchQuery>,
+    PageQuery(SearchQuery { q }): PageQuery<SearchQuery>,
 ) -> AdminResult {
     let clients = state.core.list_clients(Some(q.trim())).await?;
     let page = ClientsPage {

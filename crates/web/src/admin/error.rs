@@ -2,8 +2,11 @@
 //! "sign in first" (a redirect to the sign-in page) and "your role may not do this" (403).
 
 use askama::Template;
+use axum::extract::{FromRequestParts, Query};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Response};
+use serde::de::DeserializeOwned;
 
 use crate::error::{ErrorPage, PageError};
 use crate::page::see_other;
@@ -18,6 +21,23 @@ pub enum AdminError {
     Forbidden,
     #[error(transparent)]
     Page(#[from] PageError),
+}
+
+/// `Query` for admin pages: a query string that cannot be read (a repeated filter, an
+/// offset that is not a number) gets the admin error page, not axum's plain text.
+pub struct PageQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AdminError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Self(v)),
+            Err(_) => Err(AdminError::Page(PageError::BadRequest(
+                "The address has a parameter that could not be read (repeated, or not a number).".into(),
+            ))),
+        }
+    }
 }
 
 impl From<portcullis_core::Error> for AdminError {

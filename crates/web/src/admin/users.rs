@@ -2,7 +2,7 @@
 //! and revoke a user's browser sessions (per device) and grants (per client).
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use portcullis_core::users::UserInput;
 use portcullis_protocol::Secret;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::AdminState;
 use super::auth::{Chrome, Operator, Writer};
 use super::clients::{ButtonForm, SearchQuery};
-use super::error::{AdminError, AdminResult};
+use super::error::{AdminError, AdminResult, PageQuery};
 use super::forms::{FormErrors, optional_text};
 use super::view::{set_notice, when, when_opt};
 use crate::csrf::CsrfForm;
@@ -40,7 +40,7 @@ pub struct UsersPage {
 pub async fn users_get(
     State(state): State<AdminState>,
     op: Operator,
-    Query(SearchQuery { q }): Query<SearchQuery>,
+    PageQuery(SearchQuery { q }): PageQuery<SearchQuery>,
 ) -> AdminResult {
     let users = state.core.list_users(Some(q.trim())).await?;
     let page = UsersPage {
