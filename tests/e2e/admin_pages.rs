@@ -847,7 +847,38 @@ async fn unreadable_filters_get_the_error_page(backend: Backend) {
     app.stop().await;
 }
 
+/// The new-user form reads `email_verified=off` as unchecked (as the client form's
+/// checkboxes), and a name is bounded like a client's.
+async fn user_form_fields_are_read_as_meant(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let token = p.csrf("/admin/users/new").await;
+    let long = "n".repeat(201);
+    for (username, verified, name, expected) in [
+        ("vic", "off", "Vic", 303),
+        ("val", "on", "Val", 303),
+        ("vin", "on", long.as_str(), 422),
+    ] {
+        let form = [
+            ("csrf", token.as_str()),
+            ("username", username),
+            ("password", PASSWORD),
+            ("email", "v@example.com"),
+            ("email_verified", verified),
+            ("name", name),
+        ];
+        let (s, _, body) = p.post("/admin/users", &form).await;
+        assert_eq!(s.as_u16(), expected, "{username}: {body}");
+    }
+    assert!(!app.core.find_user("vic").await.unwrap().email_verified);
+    assert!(app.core.find_user("val").await.unwrap().email_verified);
+    assert!(app.core.find_user("vin").await.is_err());
+    app.stop().await;
+}
+
 both_backends!(
+    user_form_fields_are_read_as_meant,
     unreadable_filters_get_the_error_page,
     a_stale_client_edit_is_refused,
     admin_sessions_end_a_session_ttl_after_sign_in,

@@ -64,6 +64,16 @@ impl Portcullis {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
+        // Served by userinfo and shown on admin pages: bounded like a client's name.
+        if name
+            .as_deref()
+            .is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(
+                "name",
+                "must be at most 200 characters, without control characters",
+            ));
+        }
         let now = self.now();
         let user = User {
             id: Uuid::new_v4(),
