@@ -786,7 +786,30 @@ async fn api_keys_follow_their_operator(backend: Backend) {
     app.stop().await;
 }
 
+/// Guessing API keys is limited like admin sign-in (10 a minute per address by default):
+/// past it, 429 and no more audit events; a valid key keeps working.
+async fn api_key_guessing_is_rate_limited(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, good) = api_key(&app, AdminRole::Auditor).await;
+    let mut statuses = Vec::new();
+    for i in 0..13 {
+        let (s, v) = Api::new(&app, &format!("pcak_guess{i}")).get("/clients").await;
+        statuses.push(s.as_u16());
+        if s == 429 {
+            assert_eq!(v["error"], "rate_limited", "{v}");
+        }
+    }
+    assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
+    assert_eq!(&statuses[10..], &[429; 3], "{statuses:?}");
+    let api = Api::new(&app, &good);
+    assert_eq!(api.get("/clients").await.0, 200);
+    app.core.audit.flush().await;
+    assert_eq!(events_of(&api, "admin.api_key.rejected").await.len(), 10);
+    app.stop().await;
+}
+
 both_backends!(
+    api_key_guessing_is_rate_limited,
     api_keys_follow_their_operator,
     api_clients,
     api_users_sessions_and_grants,

@@ -11,6 +11,7 @@ use crate::crypto::{random_token, sha256};
 use crate::error::{Error, Result};
 use crate::model::{AdminRole, ApiKey};
 use crate::service::Portcullis;
+use crate::throttle::Bucket;
 
 /// Every key starts with this, so secret scanners and people recognise one.
 pub const API_KEY_PREFIX: &str = "pcak_";
@@ -125,6 +126,10 @@ impl Portcullis {
         match (key, state) {
             (Some(k), Some(ApiKeyState::Active)) => Ok(k),
             (k, state) => {
+                // A failed check counts against the address's admin sign-in allowance,
+                // so guesses, and the audit events they write, are bounded like
+                // password guesses.
+                self.throttle.check(Bucket::AdminLoginIp, ip.as_deref())?;
                 self.audit(Event::new("admin.api_key.rejected").ip(ip).detail(serde_json::json!({
                     "api_key_id": k.map(|k| k.id),
                     "reason": state.map_or("unknown", ApiKeyState::as_str),
