@@ -460,6 +460,86 @@ async fn an_openid_request_ignores_scopes_the_client_may_not_use(backend: Backen
     app.stop().await;
 }
 
+/// The consent page shows the client's logo and privacy policy (https only), and lets
+/// the browser load that one logo origin; without a logo the page loads nothing else.
+async fn the_consent_page_shows_the_clients_logo_and_policy(backend: Backend) {
+    use crate::forms::{Step, follow, submit};
+    let (app, client, _, _, challenge) = app_with_alice(backend).await;
+    let input = |logo: Option<&str>, policy: Option<&str>| portcullis_core::clients::ClientInput {
+        name: "Shop <&>".into(),
+        kind: Some(client.kind),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: "openid profile".into(),
+        logo_uri: logo.map(str::to_owned),
+        policy_uri: policy.map(str::to_owned),
+        ..Default::default()
+    };
+    // Only https (or http on a loopback host) is accepted at registration.
+    for bad in ["http://cdn.example/logo.png", "javascript:alert(1)"] {
+        let e = app
+            .core
+            .update_client(&client.id, &input(Some(bad), None), "test")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, portcullis_core::Error::Invalid { field: "logo_uri", .. }),
+            "{bad}: {e:?}"
+        );
+    }
+    app.core
+        .update_client(
+            &client.id,
+            &input(
+                Some("https://cdn.example:8443/shop logo.png"),
+                Some("https://shop.example/privacy"),
+            ),
+            "test",
+        )
+        .await
+        .unwrap();
+    let issuer = url::Url::parse(&app.issuer).unwrap();
+    let consent_page = async |b: reqwest::Client, url: url::Url, html: String| {
+        let resp = submit(&b, &url, &html, &[("username", "alice"), ("password", PASSWORD)]).await;
+        let Step::Page { url, .. } = follow(&b, &issuer, resp, url).await else {
+            panic!("expected the consent page")
+        };
+        assert_eq!(url.path(), "/consent");
+        let r = b.get(url).send().await.unwrap();
+        let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        (csp, r.text().await.unwrap())
+    };
+    let (b, url, html) = login_page(&app, &client, &challenge, &[("scope", "openid profile")]).await;
+    let (csp, html) = consent_page(b, url, html).await;
+    assert!(
+        html.contains(r#"<img src="https://cdn.example:8443/shop%20logo.png""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<a href="https://shop.example/privacy" rel="noopener noreferrer">"#),
+        "{html}"
+    );
+    assert!(
+        html.contains("Shop &#60;&#38;&#62;") || html.contains("Shop &lt;&amp;&gt;"),
+        "{html}"
+    );
+    assert!(csp.contains("img-src 'self' https://cdn.example:8443;"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+
+    app.core
+        .update_client(&client.id, &input(None, None), "test")
+        .await
+        .unwrap();
+    let (b, url, html) = login_page(&app, &client, &challenge, &[("scope", "openid profile")]).await;
+    let (csp, html) = consent_page(b, url, html).await;
+    assert!(!html.contains("<img") && !html.contains("privacy policy"), "{html}");
+    assert!(csp.contains("img-src 'self';"), "{csp}");
+    app.stop().await;
+}
+
 /// A scope taken from a client while the person is signing in is not granted: the code
 /// and its tokens carry what the client is still allowed.
 async fn a_pending_request_loses_scopes_the_client_lost(backend: Backend) {
@@ -914,6 +994,7 @@ async fn password_change_and_client_deletion_end_tokens(backend: Backend) {
 }
 
 both_backends!(
+    the_consent_page_shows_the_clients_logo_and_policy,
     an_openid_request_ignores_scopes_the_client_may_not_use,
     a_pending_request_loses_scopes_the_client_lost,
     refresh_drops_scopes_the_client_lost,

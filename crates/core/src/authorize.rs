@@ -599,8 +599,10 @@ impl Portcullis {
     /// The scope a pending request would be granted now (what the consent page asks for):
     /// the requested scope less what its client has lost since. Fails like the request
     /// would if the client was disabled or lost the redirect URI meanwhile.
-    pub async fn consent_scope(&self, req: &AuthorizationRequest) -> Result<ScopeSet> {
-        Ok(self.pending_client(req).await?.2)
+    /// Also returns the client as it is now (its name, logo and policy for the page).
+    pub async fn consent_scope(&self, req: &AuthorizationRequest) -> Result<(Client, ScopeSet)> {
+        let (client, _, scope) = self.pending_client(req).await?;
+        Ok((client, scope))
     }
 
     /// Records the person's consent to a pending request (adding to earlier consent).

@@ -78,16 +78,35 @@ fn parse_origin(raw: &str) -> Result<String> {
     Ok(ascii)
 }
 
+/// A logo or policy URL shown on the consent page: https (http only on a loopback host,
+/// for development), stored as parsed.
 fn parse_optional_url(field: &'static str, raw: &Option<String>) -> Result<Option<String>> {
     match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => {
             let url = url::Url::parse(s).map_err(|e| Error::invalid(field, format!("{s}: {e}")))?;
-            if url.scheme() != "https" && url.scheme() != "http" {
-                return Err(Error::invalid(field, "must be an http(s) URL"));
+            if !is_displayable(&url) {
+                return Err(Error::invalid(
+                    field,
+                    "must be an https URL (http only on a loopback host)",
+                ));
             }
-            Ok(Some(s.to_owned()))
+            Ok(Some(url.as_str().to_owned()))
         }
+    }
+}
+
+/// Whether a page for people may link to or load `url`: https, or http on a loopback host.
+pub fn is_displayable(url: &url::Url) -> bool {
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        },
+        _ => false,
     }
 }
 

@@ -23,6 +23,17 @@ pub struct ConsentPage<'a> {
     pub client_name: &'a str,
     pub username: &'a str,
     pub scopes: Vec<String>,
+    /// The client's logo and privacy policy, when registered as https URLs.
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+}
+
+/// A registered URL the page may use (it was checked at registration; checked again, as
+/// clients registered before that check may hold others).
+fn displayable(raw: Option<&str>) -> Option<url::Url> {
+    url::Url::parse(raw?)
+        .ok()
+        .filter(portcullis_core::clients::is_displayable)
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,15 +81,31 @@ pub async fn consent_get(
         return login_first(&q.req);
     };
     let user = state.core.get_user(auth.user_id).await?;
-    let scope = state.core.consent_scope(&req).await?;
+    let (client, scope) = state.core.consent_scope(&req).await?;
+    let logo = displayable(client.logo_uri.as_deref());
     let page = ConsentPage {
         csrf: &csrf,
         req: &q.req,
-        client_name: &req.client_name,
+        client_name: &client.name,
         username: &user.username,
         scopes: scope_lines(&scope.as_string()),
+        logo_uri: logo.as_ref().map(|u| u.as_str().to_owned()),
+        policy_uri: displayable(client.policy_uri.as_deref()).map(|u| u.as_str().to_owned()),
     };
-    render(StatusCode::OK, &page)
+    let mut response = render(StatusCode::OK, &page)?;
+    if let Some(logo) = logo {
+        // The logo is the one thing this page loads from elsewhere: its origin only.
+        let csp = crate::headers::CSP.replace(
+            "img-src 'self'",
+            &format!("img-src 'self' {}", logo.origin().ascii_serialization()),
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
+    Ok(response)
 }
 
 /// `POST /consent` with `decision=allow|deny`.

@@ -6,7 +6,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Content Security Policy of every page: our own script and style only, nothing inline,
-/// no framing.
+/// no framing. The consent page adds the origin of the client's logo to `img-src`.
 ///
 /// There is deliberately no `form-action 'self'`: Chrome applies `form-action` to the
 /// redirects that follow a form submission, so it would block the 303 from
@@ -35,7 +35,12 @@ pub fn security_headers<S>(router: Router<S>, secure: bool) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let mut router = always(router, header::CONTENT_SECURITY_POLICY, CSP);
+    // A page that loads something more (the consent page, a client's logo) sets its own,
+    // built from this one.
+    let mut router = router.layer(SetResponseHeaderLayer::if_not_present(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    ));
     router = always(router, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     router = always(router, header::REFERRER_POLICY, "no-referrer");
     router = always(router, header::X_FRAME_OPTIONS, "DENY");
