@@ -139,7 +139,23 @@ pub fn admin_router(core: &Arc<Portcullis>) -> Router {
 /// bookkeeping of the SQLite writer connection wrong, after which every write failed
 /// with "begin_with at non-zero transaction depth" until a restart. Finishing the use
 /// case also means a code or refresh token is never left half-redeemed by a disconnect.
+///
+/// The body is read here first, in the request's own future: read inside the spawned
+/// task, a body that never finished would keep that task, and its connection, alive after
+/// `request_timeout` dropped this future (slowloris), and stop a graceful shutdown.
 async fn run_to_completion(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, PAGE_BODY_LIMIT).await {
+        Ok(bytes) => axum::body::Body::from(bytes),
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large or could not be read.",
+            )
+                .into_response();
+        }
+    };
+    let request = Request::from_parts(parts, body);
     match tokio::spawn(next.run(request)).await {
         Ok(response) => response,
         Err(e) => {
@@ -148,6 +164,9 @@ async fn run_to_completion(request: Request, next: Next) -> Response {
         }
     }
 }
+
+/// The largest body a page or admin request may have (axum's default for extractors).
+const PAGE_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// A running server: its addresses, its context, and how to stop it.
 pub struct Running {

@@ -46,24 +46,29 @@ impl Default for Timeouts {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests
 /// finish (each connection closes after its current response) and returns once every
-/// connection has closed. Handlers see the peer as `ConnectInfo<SocketAddr>`.
+/// connection has closed, or after `header_read + request` and a margin, ending those
+/// still open (a client that never reads its response). Handlers see the peer as
+/// `ConnectInfo<SocketAddr>`.
 pub async fn serve<L>(mut listener: L, router: Router, timeouts: Timeouts, shutdown: impl Future<Output = ()>)
 where
     L: Listener<Addr = SocketAddr>,
 {
-    // Past `request`, the client gets 408 and the handler is dropped.
+    // Past `request`, the client gets 408 and the request's future is dropped (the pages'
+    // handlers, which run to completion on their own task, have their body by then).
     let router = router.layer(TimeoutLayer::with_status_code(
         StatusCode::REQUEST_TIMEOUT,
         timeouts.request,
     ));
-    // Dropped to tell connections to finish; each holds a receiver until it closes.
+    // Dropped to tell connections to finish.
     let (stop_tx, stop_rx) = watch::channel(());
-    let (closed_tx, closed_rx) = watch::channel(());
+    let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = pin!(shutdown);
     loop {
         let (io, peer) = tokio::select! {
             conn = listener.accept() => conn,
             () = &mut shutdown => break,
+            // Reaps finished connections, so the set holds open ones only.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let service = router
             .clone()
@@ -72,8 +77,7 @@ where
                 req.map(axum::body::Body::new)
             });
         let mut stop = stop_rx.clone();
-        let closed = closed_rx.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -94,11 +98,17 @@ where
                     }
                 }
             }
-            drop(closed);
         });
     }
     drop(listener);
     drop(stop_tx);
-    drop(closed_rx);
-    closed_tx.closed().await;
+    let limit = timeouts.header_read + timeouts.request + Duration::from_secs(5);
+    let drained = tokio::time::timeout(limit, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open at shutdown; closing them"
+        );
+        connections.shutdown().await;
+    }
 }

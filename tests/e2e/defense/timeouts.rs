@@ -62,6 +62,20 @@ async fn slow_clients_are_cut_off(backend: Backend) {
         "{held:?}"
     );
 
+    // The same on a page (whose handler runs on its own task) and a kept-alive
+    // connection: the body is read in the timed part, so the connection goes too.
+    let (answer, held) = send_and_wait_for_close(
+        &app,
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 100\r\n\r\nusername=",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        held >= Duration::from_millis(1900) && held < Duration::from_secs(5),
+        "{held:?}"
+    );
+
     // A kept-alive connection is answered, then closed once it has been idle for the
     // head's time.
     let (answer, held) = send_and_wait_for_close(&app, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
