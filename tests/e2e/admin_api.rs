@@ -791,6 +791,12 @@ async fn api_keys_follow_their_operator(backend: Backend) {
 async fn api_key_guessing_is_rate_limited(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, good) = api_key(&app, AdminRole::Auditor).await;
+    // A job still using a revoked key is refused every time, but uses up nothing.
+    let (revoked_id, revoked) = api_key(&app, AdminRole::Auditor).await;
+    app.core.revoke_api_key(revoked_id, "test").await.unwrap();
+    for _ in 0..12 {
+        assert_eq!(Api::new(&app, &revoked).get("/clients").await.0, 401);
+    }
     let mut statuses = Vec::new();
     for i in 0..13 {
         let (s, v) = Api::new(&app, &format!("pcak_guess{i}")).get("/clients").await;
@@ -804,7 +810,7 @@ async fn api_key_guessing_is_rate_limited(backend: Backend) {
     let api = Api::new(&app, &good);
     assert_eq!(api.get("/clients").await.0, 200);
     app.core.audit.flush().await;
-    assert_eq!(events_of(&api, "admin.api_key.rejected").await.len(), 10);
+    assert_eq!(events_of(&api, "admin.api_key.rejected").await.len(), 22);
     app.stop().await;
 }
 

@@ -126,10 +126,13 @@ impl Portcullis {
         match (key, state) {
             (Some(k), Some(ApiKeyState::Active)) => Ok(k),
             (k, state) => {
-                // A failed check counts against the address's admin sign-in allowance,
-                // so guesses, and the audit events they write, are bounded like
-                // password guesses.
-                self.throttle.check(Bucket::AdminLoginIp, ip.as_deref())?;
+                // A guess (a key that does not exist) counts against the address's admin
+                // sign-in allowance, so guesses, and the audit events they write, are
+                // bounded like password guesses. A revoked or expired key does not: a job
+                // still using one must not lock people out of signing in from its host.
+                if k.is_none() {
+                    self.throttle.check(Bucket::AdminLoginIp, ip.as_deref())?;
+                }
                 self.audit(Event::new("admin.api_key.rejected").ip(ip).detail(serde_json::json!({
                     "api_key_id": k.map(|k| k.id),
                     "reason": state.map_or("unknown", ApiKeyState::as_str),

@@ -245,7 +245,12 @@ impl Portcullis {
         if admin.role == AdminRole::Admin && role != AdminRole::Admin {
             self.keep_an_admin(&admin, "role").await?;
         }
-        let demoted = admin.role == AdminRole::Admin && role != AdminRole::Admin;
+        if admin.role == AdminRole::Admin && role != AdminRole::Admin {
+            // A key may not do more than the operator who made it now may. Revoked first,
+            // so a failure leaves the role as it was and the command can be run again.
+            self.revoke_api_keys_of(&admin.username, Some(AdminRole::Admin), &actor)
+                .await?;
+        }
         admin.role = role;
         self.store.update_admin(&admin).await.map_err(not_found("admin"))?;
         self.audit(
@@ -253,11 +258,6 @@ impl Portcullis {
                 .by(&actor)
                 .detail(serde_json::json!({ "username": admin.username, "role": role.as_str() })),
         );
-        if demoted {
-            // A key may not do more than the operator who made it now may.
-            self.revoke_api_keys_of(&admin.username, Some(AdminRole::Admin), &actor)
-                .await?;
-        }
         Ok(())
     }
 
@@ -284,9 +284,10 @@ impl Portcullis {
         if admin.role == AdminRole::Admin {
             self.keep_an_admin(&admin, "username").await?;
         }
-        self.store.delete_admin(admin.id).await.map_err(not_found("admin"))?;
-        // Keys outlive no operator: whoever holds one acted as them.
+        // Keys outlive no operator: whoever holds one acted as them. Revoked first, so a
+        // failure leaves the account in place and the command can be run again.
         self.revoke_api_keys_of(&admin.username, None, &actor).await?;
+        self.store.delete_admin(admin.id).await.map_err(not_found("admin"))?;
         self.audit(
             Event::new("admin.admin.deleted")
                 .by(&actor)
