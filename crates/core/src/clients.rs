@@ -100,12 +100,7 @@ fn parse_optional_url(field: &'static str, raw: &Option<String>) -> Result<Optio
 pub fn is_displayable(url: &url::Url) -> bool {
     match url.scheme() {
         "https" => url.host().is_some(),
-        "http" => match url.host() {
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        },
+        "http" => portcullis_protocol::is_loopback_host(url),
         _ => false,
     }
 }

@@ -244,8 +244,6 @@ impl Portcullis {
         let mut admin = self.admin_account(username).await?;
         if admin.role == AdminRole::Admin && role != AdminRole::Admin {
             self.keep_an_admin(&admin, "role").await?;
-        }
-        if admin.role == AdminRole::Admin && role != AdminRole::Admin {
             // A key may not do more than the operator who made it now may. Revoked first,
             // so a failure leaves the role as it was and the command can be run again.
             self.revoke_api_keys_of(&admin.username, Some(AdminRole::Admin), &actor)

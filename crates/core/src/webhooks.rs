@@ -110,15 +110,6 @@ fn check_event_types(types: &[String]) -> Result<Vec<String>> {
 const DISABLED: &str = "the webhook was disabled";
 const NOT_ALLOWED: &str = "http receivers need insecure_allow_http_webhooks, which is off";
 
-fn is_loopback_host(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
 fn payload(ev: &AuditEvent) -> String {
     serde_json::json!({
         "id": ev.id,
@@ -272,11 +263,8 @@ impl Portcullis {
 
     /// https, or http to a loopback host while `insecure_allow_http_webhooks` is on.
     fn receiver_allowed(&self, url: &url::Url) -> bool {
-        match url.scheme() {
-            "https" => url.host().is_some(),
-            "http" => self.settings.defense.webhooks.insecure_allow_http && is_loopback_host(url),
-            _ => false,
-        }
+        crate::clients::is_displayable(url)
+            && (url.scheme() == "https" || self.settings.defense.webhooks.insecure_allow_http)
     }
 
     async fn deliver_one(&self, sender: &dyn WebhookSender, mut d: WebhookDelivery) -> Result<()> {

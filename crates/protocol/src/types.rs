@@ -111,13 +111,7 @@ impl RedirectUri {
                 }
             }
             "http" => {
-                let loopback = match url.host() {
-                    Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                    None => false,
-                };
-                if !loopback {
+                if !is_loopback_host(url) {
                     return Err(err("http redirect URIs are allowed only on a loopback host; use https"));
                 }
             }
@@ -178,6 +172,17 @@ impl RedirectUri {
     }
 }
 string_newtype_serde!(RedirectUri);
+
+/// Whether `url`'s host is this machine: `localhost` or a loopback IP literal (where
+/// plain `http` is tolerated for native apps and development).
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
 
 /// `uri` as written, without the `:port` of its authority; `None` when the authority
 /// does not end in a host and an optional all-digit port.

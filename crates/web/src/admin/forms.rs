@@ -55,8 +55,13 @@ impl Pairs {
 
     /// A checkbox: present and not "off".
     pub fn checked(&self, name: &str) -> bool {
-        self.0.get(name).is_some_and(|v| v.iter().any(|x| x != "off"))
+        self.0.get(name).is_some_and(|v| v.iter().any(|x| is_checked(x)))
     }
+}
+
+/// Whether a checkbox's submitted value means checked: anything but "off".
+pub fn is_checked(value: &str) -> bool {
+    value != "off"
 }
 
 /// Splits a textarea into its non-empty lines (or whitespace-separated items).

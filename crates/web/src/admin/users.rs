@@ -103,8 +103,7 @@ pub async fn users_post(
     let input = UserInput {
         username: form.username.clone(),
         email: optional_text(&form.email),
-        // A checkbox: present and not "off" (as the client form reads them).
-        email_verified: form.email_verified.as_deref().is_some_and(|v| v != "off"),
+        email_verified: form.email_verified.as_deref().is_some_and(super::forms::is_checked),
         name: optional_text(&form.name),
     };
     let errors = match state.core.create_user(&input, &form.password, &op.actor()).await {
