@@ -87,11 +87,17 @@ pub trait AdminRepo: Send + Sync {
     async fn count_admins(&self) -> StoreResult<u64>;
     /// Every operator account, by username.
     async fn list_admins(&self) -> StoreResult<Vec<Admin>>;
-    /// Replaces the password hash and role of the account with `admin.id`; `NotFound` if
-    /// absent.
-    async fn update_admin(&self, admin: &Admin) -> StoreResult<()>;
+    /// Replaces the password hash of the account `id` (and nothing else, so a concurrent
+    /// role change is not undone); `NotFound` if absent.
+    async fn set_admin_password_hash(&self, id: Uuid, password_hash: &str) -> StoreResult<()>;
+    /// Sets the role of the account `id`, unless that would leave no account with the
+    /// admin role: then nothing changes and the answer is `false`. The check and the write
+    /// are one step, so two concurrent demotions of the last two admins cannot both pass.
     /// `NotFound` if absent.
-    async fn delete_admin(&self, id: Uuid) -> StoreResult<()>;
+    async fn set_admin_role(&self, id: Uuid, role: AdminRole) -> StoreResult<bool>;
+    /// Deletes the account `id`, unless it is the last one with the admin role (`false`,
+    /// checked as in `set_admin_role`). `NotFound` if absent.
+    async fn delete_admin(&self, id: Uuid) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -229,7 +229,10 @@ impl Portcullis {
         let mut admin = self.admin_account(username).await?;
         PasswordHasher::check_policy(password.expose())?;
         admin.password_hash = self.hasher.hash(password).await?;
-        self.store.update_admin(&admin).await.map_err(not_found("admin"))?;
+        self.store
+            .set_admin_password_hash(admin.id, &admin.password_hash)
+            .await
+            .map_err(not_found("admin"))?;
         self.audit(
             Event::new("admin.admin.password_changed")
                 .by(&actor)
@@ -241,7 +244,7 @@ impl Portcullis {
     /// Changes an operator's role; the last account with the admin role keeps it.
     pub async fn set_admin_role(&self, username: &str, role: AdminRole, actor: impl Into<Actor>) -> Result<()> {
         let actor: Actor = actor.into();
-        let mut admin = self.admin_account(username).await?;
+        let admin = self.admin_account(username).await?;
         if admin.role == AdminRole::Admin && role != AdminRole::Admin {
             self.keep_an_admin(&admin, "role").await?;
             // A key may not do more than the operator who made it now may. Revoked first,
@@ -249,8 +252,15 @@ impl Portcullis {
             self.revoke_api_keys_of(&admin.username, Some(AdminRole::Admin), &actor)
                 .await?;
         }
-        admin.role = role;
-        self.store.update_admin(&admin).await.map_err(not_found("admin"))?;
+        if !self
+            .store
+            .set_admin_role(admin.id, role)
+            .await
+            .map_err(not_found("admin"))?
+        {
+            // Another admin was demoted or deleted since the check above.
+            return Err(last_admin(&admin, "role"));
+        }
         self.audit(
             Event::new("admin.admin.role_changed")
                 .by(&actor)
@@ -285,7 +295,9 @@ impl Portcullis {
         // Keys outlive no operator: whoever holds one acted as them. Revoked first, so a
         // failure leaves the account in place and the command can be run again.
         self.revoke_api_keys_of(&admin.username, None, &actor).await?;
-        self.store.delete_admin(admin.id).await.map_err(not_found("admin"))?;
+        if !self.store.delete_admin(admin.id).await.map_err(not_found("admin"))? {
+            return Err(last_admin(&admin, "username"));
+        }
         self.audit(
             Event::new("admin.admin.deleted")
                 .by(&actor)
@@ -305,10 +317,7 @@ impl Portcullis {
             .filter(|a| a.role == AdminRole::Admin && a.id != leaving.id)
             .count();
         if others == 0 {
-            return Err(Error::invalid(
-                field,
-                format!("{} is the last account with the admin role", leaving.username),
-            ));
+            return Err(last_admin(leaving, field));
         }
         Ok(())
     }
@@ -330,6 +339,13 @@ impl Portcullis {
             Err(e) => Err(e),
         }
     }
+}
+
+fn last_admin(admin: &Admin, field: &'static str) -> Error {
+    Error::invalid(
+        field,
+        format!("{} is the last account with the admin role", admin.username),
+    )
 }
 
 #[cfg(test)]

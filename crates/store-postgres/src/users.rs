@@ -14,6 +14,14 @@ use crate::codec;
 use crate::error::ResultExt;
 use crate::grants::revoke_user;
 
+/// The condition under which an account may stop having the admin role (demoted or
+/// deleted): it does not have it, or another account does.
+macro_rules! keeps_an_admin {
+    () => {
+        "(role <> 'admin' OR EXISTS (SELECT 1 FROM admins o WHERE o.role = 'admin' AND o.id <> $1))"
+    };
+}
+
 macro_rules! user_columns {
     () => {
         "id, username, email, email_verified, name, password_hash, disabled, created_at, updated_at"
@@ -226,11 +234,10 @@ impl AdminRepo for PgStore {
         .collect()
     }
 
-    async fn update_admin(&self, admin: &Admin) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE admins SET password_hash = $2, role = $3 WHERE id = $1")
-            .bind(admin.id)
-            .bind(&admin.password_hash)
-            .bind(admin.role.as_str())
+    async fn set_admin_password_hash(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE admins SET password_hash = $2 WHERE id = $1")
+            .bind(id)
+            .bind(password_hash)
             .execute(&self.pool)
             .await
             .db()?;
@@ -240,16 +247,35 @@ impl AdminRepo for PgStore {
         Ok(())
     }
 
-    async fn delete_admin(&self, id: Uuid) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM admins WHERE id = $1")
+    async fn set_admin_role(&self, id: Uuid, role: AdminRole) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.db()?;
+        lock_admins(&mut tx).await?;
+        let done = sqlx::query(concat!(
+            "UPDATE admins SET role = $2 WHERE id = $1 AND ($2 = 'admin' OR ",
+            keeps_an_admin!(),
+            ")"
+        ))
+        .bind(id)
+        .bind(role.as_str())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        let changed = done.rows_affected() > 0 || refused_or_missing(&mut tx, id).await?;
+        tx.commit().await.db()?;
+        Ok(changed)
+    }
+
+    async fn delete_admin(&self, id: Uuid) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.db()?;
+        lock_admins(&mut tx).await?;
+        let done = sqlx::query(concat!("DELETE FROM admins WHERE id = $1 AND ", keeps_an_admin!()))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        let deleted = done.rows_affected() > 0 || refused_or_missing(&mut tx, id).await?;
+        tx.commit().await.db()?;
+        Ok(deleted)
     }
 
     async fn count_admins(&self) -> StoreResult<u64> {
@@ -258,5 +284,30 @@ impl AdminRepo for PgStore {
             .await
             .db()?;
         Ok(n.unsigned_abs())
+    }
+}
+
+/// Locks every account with the admin role until the transaction ends, so demotions and
+/// deletions run one at a time: the next one's check (a new snapshot, READ COMMITTED)
+/// sees what the previous one did.
+async fn lock_admins(tx: &mut sqlx::PgConnection) -> StoreResult<()> {
+    sqlx::query("SELECT id FROM admins WHERE role = 'admin' ORDER BY id FOR UPDATE")
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// After a guarded statement changed no row: `false` if the account exists (the guard
+/// refused), `NotFound` if it does not.
+async fn refused_or_missing(tx: &mut sqlx::PgConnection, id: Uuid) -> StoreResult<bool> {
+    match sqlx::query_scalar::<_, i32>("SELECT 1 FROM admins WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?
+    {
+        Some(_) => Ok(false),
+        None => Err(StoreError::NotFound),
     }
 }

@@ -14,6 +14,14 @@ use crate::codec;
 use crate::error::ResultExt;
 use crate::grants::revoke_user;
 
+/// The condition under which an account may stop having the admin role (demoted or
+/// deleted): it does not have it, or another account does.
+macro_rules! keeps_an_admin {
+    () => {
+        "(role <> 'admin' OR EXISTS (SELECT 1 FROM admins o WHERE o.role = 'admin' AND o.id <> $1))"
+    };
+}
+
 macro_rules! user_columns {
     () => {
         "id, username, email, email_verified, name, password_hash, disabled, created_at, updated_at"
@@ -233,11 +241,10 @@ impl AdminRepo for SqliteStore {
         .collect()
     }
 
-    async fn update_admin(&self, admin: &Admin) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE admins SET password_hash = $2, role = $3 WHERE id = $1")
-            .bind(codec::uuid_text(admin.id))
-            .bind(&admin.password_hash)
-            .bind(admin.role.as_str())
+    async fn set_admin_password_hash(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE admins SET password_hash = $2 WHERE id = $1")
+            .bind(codec::uuid_text(id))
+            .bind(password_hash)
             .execute(&self.writer)
             .await
             .db()?;
@@ -247,16 +254,29 @@ impl AdminRepo for SqliteStore {
         Ok(())
     }
 
-    async fn delete_admin(&self, id: Uuid) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM admins WHERE id = $1")
+    // One statement each: SQLite runs a writing statement on the newest data, one writer
+    // at a time, so the check inside it cannot be overtaken by another demotion.
+    async fn set_admin_role(&self, id: Uuid, role: AdminRole) -> StoreResult<bool> {
+        let done = sqlx::query(concat!(
+            "UPDATE admins SET role = $2 WHERE id = $1 AND ($2 = 'admin' OR ",
+            keeps_an_admin!(),
+            ")"
+        ))
+        .bind(codec::uuid_text(id))
+        .bind(role.as_str())
+        .execute(&self.writer)
+        .await
+        .db()?;
+        Ok(done.rows_affected() > 0 || self.refused_or_missing(id).await?)
+    }
+
+    async fn delete_admin(&self, id: Uuid) -> StoreResult<bool> {
+        let done = sqlx::query(concat!("DELETE FROM admins WHERE id = $1 AND ", keeps_an_admin!()))
             .bind(codec::uuid_text(id))
             .execute(&self.writer)
             .await
             .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        Ok(done.rows_affected() > 0 || self.refused_or_missing(id).await?)
     }
 
     async fn count_admins(&self) -> StoreResult<u64> {
@@ -265,5 +285,21 @@ impl AdminRepo for SqliteStore {
             .await
             .db()?;
         Ok(n.unsigned_abs())
+    }
+}
+
+impl SqliteStore {
+    /// After a guarded statement changed no row: `false` if the account exists (the guard
+    /// refused), `NotFound` if it does not.
+    async fn refused_or_missing(&self, id: Uuid) -> StoreResult<bool> {
+        match sqlx::query_scalar::<_, i32>("SELECT 1 FROM admins WHERE id = $1")
+            .bind(codec::uuid_text(id))
+            .fetch_optional(&self.writer)
+            .await
+            .db()?
+        {
+            Some(_) => Ok(false),
+            None => Err(StoreError::NotFound),
+        }
     }
 }

@@ -400,7 +400,7 @@ pub(super) async fn admins<S: Store>(s: S) {
     s.insert_admin(&b).await.unwrap();
     assert_eq!(s.count_admins().await.unwrap(), 2);
     assert_eq!(s.get_admin_by_username("root").await.unwrap(), Some(a.clone()));
-    assert_eq!(s.get_admin_by_username("watcher").await.unwrap(), Some(b));
+    assert_eq!(s.get_admin_by_username("watcher").await.unwrap(), Some(b.clone()));
     assert_eq!(s.get_admin_by_username("nobody").await.unwrap(), None);
     let dup = Admin {
         id: Uuid::new_v4(),
@@ -412,28 +412,80 @@ pub(super) async fn admins<S: Store>(s: S) {
     // Listed by username, case-insensitively; updated and deleted by id.
     let names = |v: Vec<Admin>| v.into_iter().map(|a| a.username).collect::<Vec<_>>();
     assert_eq!(names(s.list_admins().await.unwrap()), ["root", "watcher"]);
-    let changed = Admin {
-        password_hash: "$argon2id$y".into(),
-        role: AdminRole::Auditor,
-        username: "ignored".into(),
-        ..a.clone()
-    };
-    s.update_admin(&changed).await.unwrap();
+    s.set_admin_password_hash(a.id, "$argon2id$y").await.unwrap();
+    let stored = s.get_admin_by_username("root").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.password_hash.as_str(), stored.role),
+        ("$argon2id$y", AdminRole::Admin)
+    );
+    let ghost = Uuid::new_v4();
+    assert!(matches!(
+        s.set_admin_password_hash(ghost, "$argon2id$z").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.set_admin_role(ghost, AdminRole::Admin).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(s.delete_admin(ghost).await, Err(StoreError::NotFound)));
+
+    // root is the only admin: it can be neither demoted nor deleted, and stays as it was.
+    assert!(!s.set_admin_role(a.id, AdminRole::Auditor).await.unwrap());
+    assert!(!s.delete_admin(a.id).await.unwrap());
+    assert_eq!(
+        s.get_admin_by_username("root").await.unwrap().unwrap().role,
+        AdminRole::Admin
+    );
+    // An auditor may always change; with a second admin, root may go.
+    assert!(s.set_admin_role(b.id, AdminRole::Auditor).await.unwrap());
+    assert!(s.set_admin_role(b.id, AdminRole::Admin).await.unwrap());
+    assert!(s.set_admin_role(a.id, AdminRole::Auditor).await.unwrap());
     let stored = s.get_admin_by_username("root").await.unwrap().unwrap();
     assert_eq!(
         (stored.password_hash.as_str(), stored.role),
         ("$argon2id$y", AdminRole::Auditor)
     );
-    assert_eq!(stored.username, "root", "the username is not changed");
-    let ghost = Admin {
-        id: Uuid::new_v4(),
-        ..a.clone()
-    };
-    assert!(matches!(s.update_admin(&ghost).await, Err(StoreError::NotFound)));
-    s.delete_admin(a.id).await.unwrap();
+    assert!(
+        !s.set_admin_role(b.id, AdminRole::Auditor).await.unwrap(),
+        "watcher is now the last admin"
+    );
+    assert!(s.delete_admin(a.id).await.unwrap());
     assert!(matches!(s.delete_admin(a.id).await, Err(StoreError::NotFound)));
-    assert_eq!(names(s.list_admins().await.unwrap()), ["watcher"]);
-    assert_eq!(s.count_admins().await.unwrap(), 1);
+
+    // Concurrent demotions of many admins leave exactly one: the check and the write are
+    // one step.
+    let mut ids = Vec::new();
+    for i in 0..16 {
+        let x = Admin {
+            id: Uuid::new_v4(),
+            username: format!("op{i}"),
+            role: AdminRole::Admin,
+            ..a.clone()
+        };
+        s.insert_admin(&x).await.unwrap();
+        ids.push(x.id);
+    }
+    ids.push(b.id);
+    let s = std::sync::Arc::new(s);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        let s = s.clone();
+        tasks.spawn(async move {
+            if i % 2 == 0 {
+                s.set_admin_role(id, AdminRole::Auditor).await.unwrap()
+            } else {
+                s.delete_admin(id).await.unwrap()
+            }
+        });
+    }
+    let outcomes = tasks.join_all().await;
+    assert_eq!(outcomes.iter().filter(|done| !**done).count(), 1, "{outcomes:?}");
+    let admins = s.list_admins().await.unwrap();
+    assert_eq!(
+        admins.iter().filter(|x| x.role == AdminRole::Admin).count(),
+        1,
+        "{admins:?}"
+    );
 }
 
 pub(super) async fn consents<S: Store>(s: S) {
