@@ -759,7 +759,8 @@ async fn admin_sessions_end_a_session_ttl_after_sign_in(backend: Backend) {
 }
 
 /// An edit form opened before someone else changed the client cannot silently undo that
-/// change; the same holds for an API `PUT` that says which version it read.
+/// change, even within the same second; the same holds for an API `PUT` that says which
+/// revision it read.
 async fn a_stale_client_edit_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     operator(&app, "root", AdminRole::Admin).await;
@@ -767,35 +768,34 @@ async fn a_stale_client_edit_is_refused(backend: Backend) {
     let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
     let edit = format!("/admin/clients/{}/edit", client.id);
     let (_, html) = p.get(&edit).await;
-    let marker = r#"name="updated_at" value=""#;
+    let marker = r#"name="revision" value=""#;
     let at = html
         .find(marker)
         .map(|i| i + marker.len())
-        .expect("the form carries updated_at");
-    let read_at = html[at..].split('"').next().unwrap().to_owned();
-    // Timestamps are compared to the second.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        .expect("the form carries the revision");
+    let read = html[at..].split('"').next().unwrap().to_owned();
+    assert_eq!(read, "0");
     let api = Api::new(&app, &api_key(&app, AdminRole::Admin).await.1);
-    let body = |uri: &str, updated_at: Option<&str>| {
+    let body = |uri: &str, revision: Option<i64>| {
         let mut b = serde_json::json!({
             "name": "Web",
             "redirect_uris": [uri],
             "grant_types": ["authorization_code"],
             "scopes": "openid",
         });
-        if let Some(t) = updated_at {
-            b["updated_at"] = t.into();
+        if let Some(r) = revision {
+            b["revision"] = r.into();
         }
         b
     };
     let path = format!("/clients/{}", client.id);
     let (s, v) = api.put(&path, body("https://b.example/cb", None)).await;
     assert_eq!(s, 200, "{v}");
-    let now_at = v["updated_at"].as_str().unwrap().to_owned();
+    assert_eq!(v["revision"], 1);
 
     let form = [
         ("csrf", csrf(&html)),
-        ("updated_at", read_at),
+        ("revision", read),
         ("name", "Web renamed".into()),
         ("redirect_uris", "https://a.example/cb".into()),
         ("grant_types", "authorization_code".into()),
@@ -808,17 +808,62 @@ async fn a_stale_client_edit_is_refused(backend: Backend) {
     assert!(html.contains("changed by someone else"), "{html}");
     let (_, v) = api.get(&path).await;
     assert_eq!(v["redirect_uris"], serde_json::json!(["https://b.example/cb"]), "kept");
-    assert_eq!(v["name"], "Web");
+    assert_eq!((v["name"].as_str(), v["revision"].as_i64()), (Some("Web"), Some(1)));
 
-    // The API: a PUT from the version read before the change is refused, one from the
-    // current version goes through.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (s, _) = api.put(&path, body("https://c.example/cb", Some(&now_at))).await;
-    assert_eq!(s, 200);
-    let stale = api.put(&path, body("https://d.example/cb", Some(&now_at))).await;
-    crate::admin_support::assert_field(&stale, "updated_at");
+    // The API: a PUT naming the revision read before a change is refused, one naming the
+    // current revision goes through; no waiting between them.
+    let (s, v) = api.put(&path, body("https://c.example/cb", Some(1))).await;
+    assert_eq!((s.as_u16(), v["revision"].as_i64()), (200, Some(2)), "{v}");
+    let stale = api.put(&path, body("https://d.example/cb", Some(1))).await;
+    crate::admin_support::assert_field(&stale, "revision");
     let (_, v) = api.get(&path).await;
     assert_eq!(v["redirect_uris"], serde_json::json!(["https://c.example/cb"]));
+    assert_eq!(v["revision"], 2);
+    app.stop().await;
+}
+
+/// A secret rotation is never undone by an edit or a disable running at the same time:
+/// each write names the revision it read, so one that read the old secret is refused
+/// (an edit) or done again on the new state (a disable).
+async fn a_rotated_secret_is_never_brought_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, original) = app.confidential_client("https://a.example/cb").await;
+    let core = &app.core;
+    let input = portcullis_core::clients::ClientInput {
+        name: "Edited".into(),
+        redirect_uris: vec!["https://a.example/cb".into()],
+        grant_types: vec!["authorization_code".into(), "client_credentials".into()],
+        scopes: "openid api:read".into(),
+        ..Default::default()
+    };
+    let mut secrets = vec![original];
+    let mut edits = (0, 0);
+    for round in 0..12 {
+        let (rotated, edited, toggled) = tokio::join!(
+            core.rotate_client_secret(&client.id, "test"),
+            core.update_client(&client.id, &input, "test"),
+            core.set_client_disabled(&client.id, round % 2 == 0, "test"),
+        );
+        secrets.push(rotated.expect("a rotation applies to the client as it is now"));
+        toggled.expect("so does a disable");
+        match edited {
+            Ok(_) => edits.0 += 1,
+            Err(e) => {
+                assert!(e.to_string().contains("changed by someone else"), "{e}");
+                edits.1 += 1;
+            }
+        }
+    }
+    core.set_client_disabled(&client.id, false, "test").await.unwrap();
+    let (newest, older) = secrets.split_last().unwrap();
+    let (s, v) = app.client_credentials(client.id.as_str(), newest.expose()).await;
+    assert_eq!(s, 200, "the newest secret works: {v} (edits ok/refused: {edits:?})");
+    for old in older {
+        let (s, _) = app.client_credentials(client.id.as_str(), old.expose()).await;
+        assert_eq!(s, 401, "an older secret stays dead (edits ok/refused: {edits:?})");
+    }
+    let stored = core.get_client(&client.id).await.unwrap();
+    assert_eq!(stored.revision, 12 * 2 + i64::from(edits.0) + 1);
     app.stop().await;
 }
 
@@ -881,6 +926,7 @@ both_backends!(
     user_form_fields_are_read_as_meant,
     unreadable_filters_get_the_error_page,
     a_stale_client_edit_is_refused,
+    a_rotated_secret_is_never_brought_back,
     admin_sessions_end_a_session_ttl_after_sign_in,
     operator_accounts_are_managed,
     sign_in_is_rate_limited,

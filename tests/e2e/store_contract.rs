@@ -128,6 +128,7 @@ fn client(id: &str, name: &str) -> Client {
         disabled: false,
         created_at: T0,
         updated_at: T0,
+        revision: 0,
     }
 }
 

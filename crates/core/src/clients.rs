@@ -28,10 +28,11 @@ pub struct ClientInput {
     pub cors_origins: Vec<String>,
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
-    /// When editing: the client's `updated_at` (whole seconds) as the editor read it. If
-    /// the client has changed since, the edit is refused rather than silently undoing
-    /// the other change.
-    pub if_unchanged_since: Option<i64>,
+    /// When editing: the client's `revision` as the editor read it. If the client has
+    /// changed since, the edit is refused rather than silently undoing the other change.
+    /// Without it the edit applies to the client as read just before the write, and is
+    /// still refused if another write comes in between.
+    pub if_revision: Option<i64>,
 }
 
 /// The validated fields of a client, before an id and secret are attached.
@@ -219,6 +220,7 @@ impl Portcullis {
             disabled: false,
             created_at: now,
             updated_at: now,
+            revision: 0,
         };
         self.store.insert_client(&client).await?;
         self.audit(Event::new("admin.client.created").by(&actor).client(client.id.as_str()));
@@ -230,14 +232,8 @@ impl Portcullis {
     pub async fn update_client(&self, id: &ClientId, input: &ClientInput, actor: impl Into<Actor>) -> Result<Client> {
         let actor: Actor = actor.into();
         let mut client = self.get_client(id).await?;
-        if input
-            .if_unchanged_since
-            .is_some_and(|t| t != client.updated_at.unix_timestamp())
-        {
-            return Err(Error::invalid(
-                "updated_at",
-                "the client was changed by someone else meanwhile; reload it and make your change again",
-            ));
+        if input.if_revision.is_some_and(|r| r != client.revision) {
+            return Err(stale_edit());
         }
         let mut input = input.clone();
         if input.kind.is_some_and(|k| k != client.kind) {
@@ -258,10 +254,11 @@ impl Portcullis {
         client.logo_uri = v.logo_uri;
         client.policy_uri = v.policy_uri;
         client.updated_at = self.now();
-        self.store
-            .update_client(&client, &[])
-            .await
-            .map_err(not_found("client"))?;
+        self.store.update_client(&client, &[]).await.map_err(|e| match e {
+            crate::StoreError::Stale => stale_edit(),
+            e => not_found("client")(e),
+        })?;
+        client.revision += 1;
         self.client_cache.invalidate(&client.id);
         self.audit(Event::new("admin.client.updated").by(&actor).client(id.as_str()));
         Ok(client)
@@ -278,24 +275,43 @@ impl Portcullis {
     /// Issues a new secret; the old one stops working at once.
     pub async fn rotate_client_secret(&self, id: &ClientId, actor: impl Into<Actor>) -> Result<Secret> {
         let actor: Actor = actor.into();
-        let mut client = self.get_client(id).await?;
-        if client.kind != ClientKind::Confidential {
-            return Err(Error::invalid("kind", "a public client has no secret"));
-        }
-        let secret = new_secret()?;
-        client.secret_hash = Some(sha256(secret.expose().as_bytes()));
-        client.updated_at = self.now();
-        self.store
-            .update_client(&client, &[])
-            .await
-            .map_err(not_found("client"))?;
-        self.client_cache.invalidate(&client.id);
+        let secret = retry_stale(|| async {
+            let mut client = self.get_client(id).await?;
+            if client.kind != ClientKind::Confidential {
+                return Err(Error::invalid("kind", "a public client has no secret"));
+            }
+            let secret = new_secret()?;
+            client.secret_hash = Some(sha256(secret.expose().as_bytes()));
+            client.updated_at = self.now();
+            self.store
+                .update_client(&client, &[])
+                .await
+                .map_err(not_found("client"))?;
+            Ok(secret)
+        })
+        .await?;
+        self.client_cache.invalidate(id);
         self.audit(Event::new("admin.client.secret_rotated").by(&actor).client(id.as_str()));
         Ok(secret)
     }
 
     pub async fn set_client_disabled(&self, id: &ClientId, disabled: bool, actor: impl Into<Actor>) -> Result<Client> {
         let actor: Actor = actor.into();
+        let (client, revocations) = retry_stale(|| self.write_client_disabled(id, disabled)).await?;
+        self.revocations.insert_local(&revocations);
+        self.client_cache.invalidate(&client.id);
+        let what = if disabled {
+            "admin.client.disabled"
+        } else {
+            "admin.client.enabled"
+        };
+        self.audit(Event::new(what).by(&actor).client(id.as_str()));
+        Ok(client)
+    }
+
+    /// One attempt of `set_client_disabled`: the client as written and the revocations
+    /// recorded with it.
+    async fn write_client_disabled(&self, id: &ClientId, disabled: bool) -> Result<(Client, Vec<Revocation>)> {
         let mut client = self.get_client(id).await?;
         if client.disabled && !disabled {
             // The revocation recorded when the client was disabled covers every token
@@ -343,15 +359,8 @@ impl Portcullis {
                 .map_err(not_found("client"))?;
             revocations
         };
-        self.revocations.insert_local(&revocations);
-        self.client_cache.invalidate(&client.id);
-        let what = if disabled {
-            "admin.client.disabled"
-        } else {
-            "admin.client.enabled"
-        };
-        self.audit(Event::new(what).by(&actor).client(id.as_str()));
-        Ok(client)
+        client.revision += 1;
+        Ok((client, revocations))
     }
 
     /// Revocations of the client's active grants, covering the access tokens they issued.
@@ -427,6 +436,31 @@ impl Portcullis {
             .map(Duration::seconds)
             .unwrap_or(self.settings.refresh_token_ttl)
     }
+}
+
+/// The answer to an edit made on a client that changed since the editor read it.
+fn stale_edit() -> Error {
+    Error::invalid(
+        "revision",
+        "the client was changed by someone else meanwhile; reload it and make your change again",
+    )
+}
+
+/// Runs `attempt` (read the client, change it, write it back naming the revision it read)
+/// again when another write came first. For changes that apply to the client as it is
+/// now (a new secret, a disable), not to what an editor saw; a write that keeps losing
+/// gets `Busy`.
+async fn retry_stale<T, Fut>(mut attempt: impl FnMut() -> Fut) -> Result<T>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    for _ in 0..5 {
+        match attempt().await {
+            Err(Error::Store(crate::StoreError::Stale)) => continue,
+            done => return done,
+        }
+    }
+    Err(Error::Busy)
 }
 
 pub(crate) fn not_found(what: &'static str) -> impl Fn(crate::StoreError) -> Error {

@@ -58,6 +58,9 @@ pub struct Client {
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Counts the changes to this client: a write names the revision it read and is
+    /// refused (`StoreError::Stale`) if another write came first.
+    pub revision: i64,
 }
 
 /// A person who logs in at the authorization server.

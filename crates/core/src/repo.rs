@@ -17,6 +17,9 @@ pub enum StoreError {
     /// The record to change does not exist.
     #[error("not found")]
     NotFound,
+    /// The record changed since it was read (its revision moved on); nothing was written.
+    #[error("changed meanwhile")]
+    Stale,
     /// A stored value could not be read back into a domain type.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -35,13 +38,14 @@ pub trait ClientRepo: Send + Sync {
     /// Clients whose id or name contains `search` (case-insensitive), by name.
     async fn list_clients(&self, search: Option<&str>) -> StoreResult<Vec<Client>>;
     /// Replaces every field but `id` and `created_at` and, in the same transaction,
-    /// records `revocations` (disabling a client revokes its outstanding tokens);
-    /// `NotFound` if absent.
+    /// records `revocations` (disabling a client revokes its outstanding tokens). Only
+    /// if the stored revision is still `client.revision`, which then counts up by one:
+    /// `Stale` otherwise (nothing written), `NotFound` if absent.
     async fn update_client(&self, client: &Client, revocations: &[Revocation]) -> StoreResult<()>;
     /// `update_client` for a client being disabled: in the same transaction its grants are
     /// revoked (`revoked_at = now`; refresh tokens and unused codes deleted) and covered by
     /// grant revocations next to `revocations`, so re-enabling the client does not bring a
-    /// stolen refresh token back. Consents stay. `NotFound` if absent.
+    /// stolen refresh token back. Consents stay. `Stale` and `NotFound` as there.
     async fn disable_client(&self, client: &Client, now: OffsetDateTime, revocations: &[Revocation])
     -> StoreResult<()>;
     /// Deletes the client and, in the same transaction, its codes, grants, refresh tokens

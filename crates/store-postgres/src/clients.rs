@@ -20,7 +20,7 @@ macro_rules! client_columns {
     () => {
         "id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
          first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, logo_uri, \
-         policy_uri, disabled, created_at, updated_at"
+         policy_uri, disabled, created_at, updated_at, revision"
     };
 }
 
@@ -44,6 +44,7 @@ struct ClientRow {
     disabled: bool,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    revision: i64,
 }
 
 impl ClientRow {
@@ -73,11 +74,12 @@ impl ClientRow {
             disabled: self.disabled,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            revision: self.revision,
         })
     }
 }
 
-/// Binds `$1`–`$17`: every column but `created_at`, in the order of the statements below.
+/// Binds `$1`–`$18`: every column but `created_at`, in the order of the statements below.
 fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Postgres, PgArguments>> {
     Ok(sqlx::query(sql)
         .bind(c.id.as_str().to_owned())
@@ -98,24 +100,36 @@ fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Post
         .bind(c.logo_uri.clone())
         .bind(c.policy_uri.clone())
         .bind(c.disabled)
-        .bind(c.updated_at))
+        .bind(c.updated_at)
+        .bind(c.revision))
 }
 
 const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
      grant_types, scopes, first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, \
-     logo_uri, policy_uri, disabled, updated_at, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+     logo_uri, policy_uri, disabled, updated_at, revision, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 
 const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4, redirect_uris = $5, \
      post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, require_pkce = $10, \
      access_token_ttl = $11, refresh_token_ttl = $12, cors_origins = $13, logo_uri = $14, policy_uri = $15, \
-     disabled = $16, updated_at = $17 WHERE id = $1";
+     disabled = $16, updated_at = $17, revision = $18 + 1 WHERE id = $1 AND revision = $18";
 
-/// Replaces the client's row (every field but `id` and `created_at`); `NotFound` if absent.
+/// Replaces the client's row (every field but `id` and `created_at`) if its revision is
+/// still `client.revision`, and counts the revision up; `Stale` if it is not, `NotFound` if
+/// the client is absent.
 async fn update_row(conn: &mut sqlx::PgConnection, client: &Client) -> StoreResult<()> {
     let done = bind_client(UPDATE, client)?.execute(&mut *conn).await.db()?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
+        let exists = sqlx::query_scalar::<_, i32>("SELECT 1 FROM clients WHERE id = $1")
+            .bind(client.id.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?;
+        return Err(if exists.is_some() {
+            StoreError::Stale
+        } else {
+            StoreError::NotFound
+        });
     }
     Ok(())
 }

@@ -53,9 +53,38 @@ pub(super) async fn client_update<S: Store>(s: S) {
         stored,
         Client {
             created_at: T0,
-            ..changed
+            revision: 1,
+            ..changed.clone()
         }
     );
+
+    // A write naming a revision other than the stored one changes nothing: `Stale`, for a
+    // plain update and for a disable alike.
+    let mut late = changed.clone();
+    late.name = "Late".into();
+    late.updated_at = T0 + secs(200);
+    let rev = Revocation {
+        target: RevocationTarget::ClientUntil {
+            client_id: c.id.as_str().to_owned(),
+            issued_until: 5,
+        },
+        expires_at: T0 + secs(700),
+    };
+    assert!(matches!(
+        s.update_client(&late, std::slice::from_ref(&rev)).await,
+        Err(StoreError::Stale)
+    ));
+    assert!(matches!(
+        s.disable_client(&late, T0 + secs(200), std::slice::from_ref(&rev))
+            .await,
+        Err(StoreError::Stale)
+    ));
+    assert_eq!(s.get_client(&c.id).await.unwrap().unwrap(), stored, "unchanged");
+    assert!(logged(&s, &rev.target).await.is_none(), "nothing recorded");
+    late.revision = 1;
+    s.update_client(&late, &[]).await.unwrap();
+    let stored = s.get_client(&c.id).await.unwrap().unwrap();
+    assert_eq!((stored.name.as_str(), stored.revision), ("Late", 2));
 
     let missing = client("missing", "Missing");
     assert!(matches!(
@@ -82,7 +111,13 @@ pub(super) async fn client_update_revoking<S: Store>(s: S) {
         expires_at: T0 + secs(700),
     };
     s.update_client(&disabled, std::slice::from_ref(&rev)).await.unwrap();
-    assert_eq!(s.get_client(&c.id).await.unwrap(), Some(disabled));
+    assert_eq!(
+        s.get_client(&c.id).await.unwrap(),
+        Some(Client {
+            revision: 1,
+            ..disabled
+        })
+    );
     assert_eq!(logged(&s, &rev.target).await.unwrap().revocation, rev);
 
     let missing = client("missing", "Missing");
@@ -171,7 +206,13 @@ pub(super) async fn client_disable_ends_its_grants<S: Store>(s: S) {
     s.disable_client(&disabled, at, std::slice::from_ref(&until))
         .await
         .unwrap();
-    assert_eq!(s.get_client(&c.id).await.unwrap(), Some(disabled.clone()));
+    assert_eq!(
+        s.get_client(&c.id).await.unwrap(),
+        Some(Client {
+            revision: 1,
+            ..disabled.clone()
+        })
+    );
     assert_eq!(s.get_grant(g.id).await.unwrap().unwrap().revoked_at, Some(at));
     assert_eq!(s.get_refresh_token(&r.token_hash).await.unwrap(), None);
     assert_eq!(s.get_code(&pending.code_hash, T0).await.unwrap(), None);

@@ -46,8 +46,8 @@ pub struct ClientFields {
     pub cors_origins: String,
     pub logo_uri: String,
     pub policy_uri: String,
-    /// When editing: the client's `updated_at` (Unix seconds) when the form was opened.
-    pub updated_at: String,
+    /// When editing: the client's `revision` when the form was opened.
+    pub revision: String,
 }
 
 fn joined<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
@@ -81,7 +81,7 @@ impl ClientFields {
             cors_origins: p.one("cors_origins"),
             logo_uri: p.one("logo_uri"),
             policy_uri: p.one("policy_uri"),
-            updated_at: p.one("updated_at"),
+            revision: p.one("revision"),
         }
     }
 
@@ -100,7 +100,7 @@ impl ClientFields {
             cors_origins: joined(c.cors_origins.iter().map(String::as_str)),
             logo_uri: c.logo_uri.clone().unwrap_or_default(),
             policy_uri: c.policy_uri.clone().unwrap_or_default(),
-            updated_at: c.updated_at.unix_timestamp().to_string(),
+            revision: c.revision.to_string(),
         }
     }
 
@@ -129,11 +129,11 @@ impl ClientFields {
             cors_origins: lines(&self.cors_origins),
             logo_uri: optional_text(&self.logo_uri),
             policy_uri: optional_text(&self.policy_uri),
-            if_unchanged_since: match self.updated_at.trim() {
+            if_revision: match self.revision.trim() {
                 "" => None,
-                t => Some(
-                    t.parse()
-                        .map_err(|_| FormErrors::one("updated_at", "reload the form and try again"))?,
+                r => Some(
+                    r.parse()
+                        .map_err(|_| FormErrors::one("revision", "reload the form and try again"))?,
                 ),
             },
         })

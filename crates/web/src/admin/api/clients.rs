@@ -48,9 +48,9 @@ pub struct ClientBody {
     pub cors_origins: Vec<String>,
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
-    /// `PUT` only, optional: the `updated_at` the caller read (RFC 3339). If the client has
-    /// changed since, the replacement is refused (400, field `updated_at`).
-    pub updated_at: Option<String>,
+    /// `PUT` only, optional: the `revision` the caller read. If the client has changed
+    /// since, the replacement is refused (400, field `revision`).
+    pub revision: Option<i64>,
 }
 
 impl ClientBody {
@@ -76,17 +76,7 @@ impl ClientBody {
             cors_origins: self.cors_origins,
             logo_uri: self.logo_uri,
             policy_uri: self.policy_uri,
-            if_unchanged_since: match self.updated_at.as_deref() {
-                None => None,
-                Some(t) => Some(
-                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                        .map_err(|_| ApiError::Invalid {
-                            field: "updated_at".into(),
-                            message: "must be an RFC 3339 time, as the client's updated_at".into(),
-                        })?
-                        .unix_timestamp(),
-                ),
-            },
+            if_revision: self.revision,
         })
     }
 }

@@ -30,6 +30,7 @@ pub fn client(c: &Client) -> Value {
         "disabled": c.disabled,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
+        "revision": c.revision,
     })
 }
 
