@@ -2,7 +2,10 @@
 //!
 //! `GET /notes` needs `notes:read`, `POST /notes` needs `notes:write`. Configured by:
 //! - `PORTCULLIS_ISSUER` (default `http://localhost:9090`)
-//! - `NOTES_AUDIENCE` (default `notes-api`): the `aud` tokens must carry
+//! - `NOTES_AUDIENCE` (default: the issuer): the `aud` tokens must carry. Portcullis puts
+//!   its `access_token_audience` setting there, by default its issuer, in every access
+//!   token it issues; so the audience does not keep tokens for other APIs out, the scopes
+//!   `notes:read` / `notes:write` do.
 //! - `NOTES_LISTEN` (default `127.0.0.1:8081`)
 //! - `NOTES_CLIENT_ID` and `NOTES_CLIENT_SECRET`: if both are set, tokens are checked by
 //!   introspection (revocation seen at once) instead of offline with the JWKS.

@@ -141,6 +141,9 @@ pub enum InvalidToken {
     UnsupportedAlgorithm,
     /// RFC 9068 §4: the header's `typ` is not `at+jwt` / `application/at+jwt`.
     WrongType,
+    /// RFC 7515 §4.1.11: the header has `crit`, naming extensions the token says must be
+    /// understood; we understand none.
+    CriticalHeader,
     /// No key in the JWKS has the token's `kid` (after the rate-limited refetch).
     UnknownKey,
     /// The key found for the `kid` is not for the token's `alg`.
@@ -153,10 +156,13 @@ pub enum InvalidToken {
     WrongAudience,
     /// RFC 7519 §4.1.4: `exp` has passed (beyond the leeway).
     Expired,
-    /// RFC 7519 §4.1.5: `nbf` is still in the future (beyond the leeway).
+    /// RFC 7519 §4.1.5: `nbf` is still in the future, or (§4.1.6) the token claims to be
+    /// issued (`iat`) in the future, beyond the leeway either way.
     NotYetValid,
-    /// A claim RFC 9068 §2.2 requires (`iss`, `sub`, `aud`, `exp`, `client_id`) is missing.
-    /// (A claim of the wrong JSON type makes the token [`InvalidToken::Malformed`].)
+    /// A claim RFC 9068 §2.2 requires is missing: in JWKS mode `iss`, `exp`, `aud`, `sub`,
+    /// `client_id`, `iat` or `jti`; in introspection mode `sub`, `client_id` or `exp` of the
+    /// answer (RFC 7662 §2.2 makes the rest optional there), or `iss` or `exp` of the token
+    /// itself. (A claim of the wrong JSON type makes the token [`InvalidToken::Malformed`].)
     MissingClaim,
     /// RFC 7662 §2.2: the authorization server says the token is not active (revoked,
     /// expired or unknown).
@@ -172,6 +178,7 @@ impl InvalidToken {
             Self::Malformed => "the token is malformed",
             Self::UnsupportedAlgorithm => "the token's signing algorithm is not accepted",
             Self::WrongType => "the token is not a JWT access token (typ must be at+jwt)",
+            Self::CriticalHeader => "the token requires header extensions (crit) that are not supported",
             Self::UnknownKey => "the token was signed with an unknown key",
             Self::KeyAlgorithmMismatch => "the token's algorithm does not match its key",
             Self::BadSignature => "the token's signature is invalid",

@@ -46,7 +46,7 @@ use crate::jwt::MAX_TOKEN_LEN;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let validator = JwksValidator::builder("https://id.example.com")
-///     .audience("https://api.example.com")
+///     .audience("https://id.example.com")
 ///     .build()
 ///     .await?;
 /// let app: Router = Router::new()
@@ -176,13 +176,45 @@ fn is_b64token(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
+/// Whether the query string has an `access_token` parameter (RFC 6750 §2.3), its name
+/// compared once decoded as the application behind us would decode it, so that
+/// `%61ccess_token` or `access%5Ftoken` is caught too.
 fn has_query_token(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
         q.split('&').any(|pair| {
             let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-            name == "access_token" || name.eq_ignore_ascii_case("access%5Ftoken")
+            form_urldecode(name) == b"access_token"
         })
     })
+}
+
+/// `application/x-www-form-urlencoded` decoding of a name or value (WHATWG URL §5.1): `+`
+/// is a space, `%` and two hex digits a byte, and any other `%` stays as it is.
+fn form_urldecode(input: &str) -> Vec<u8> {
+    fn hex(b: u8) -> Option<u8> {
+        char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    }
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// What the extractor leaves in the request extensions so that a later extractor on the
@@ -492,6 +524,48 @@ mod tests {
             );
         }
         assert!(bearer_token(&parts("/?my_access_token=1", &["Bearer abc"])).is_ok());
+    }
+
+    /// The parameter name is compared once form-urldecoded, as the application would read
+    /// it: any percent-encoding of any of its letters is still `access_token`.
+    #[test]
+    fn encoded_query_token_names_refused() {
+        for uri in [
+            "/?%61ccess_token=abc",
+            "/?access%5ftoken=abc",
+            "/?%61%63%63%65%73%73%5F%74%6F%6B%65%6E=abc",
+            "/?x=1&acce%73s_token",
+            "/?access_toke%6E=abc&y=2",
+        ] {
+            assert!(
+                matches!(
+                    bearer_token(&parts(uri, &["Bearer abc"])),
+                    Err(AuthError::InvalidRequest(_))
+                ),
+                "{uri}"
+            );
+        }
+        // Other names stay allowed, however they are encoded.
+        for uri in [
+            "/?access+token=abc",
+            "/?access%20token=abc",
+            "/?%41ccess_token=abc",
+            "/?access_token%=abc",
+            "/?access_tokens=abc",
+            "/?q=access_token",
+            "/?%=1&%zz=2&%6=3",
+        ] {
+            assert!(bearer_token(&parts(uri, &["Bearer abc"])).is_ok(), "{uri}");
+        }
+    }
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(form_urldecode("a+b%20c%2fd%2F"), b"a b c/d/");
+        assert_eq!(form_urldecode("%"), b"%");
+        assert_eq!(form_urldecode("%4"), b"%4");
+        assert_eq!(form_urldecode("%zz%41"), b"%zzA");
+        assert_eq!(form_urldecode("%C3%A9"), "é".as_bytes());
     }
 
     #[test]

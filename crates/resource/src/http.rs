@@ -25,6 +25,41 @@ pub(crate) fn default_client() -> Result<reqwest::Client, AuthError> {
         .map_err(|e| AuthError::Config(format!("cannot build the HTTP client: {e}")))
 }
 
+/// Refuses a URL that tokens, client credentials or key requests would travel to in clear:
+/// `https` is required (RFC 6749 §1.6, RFC 7662 §4, RFC 8414 §2), except for a loopback
+/// host (`127.0.0.0/8`, `::1`, `localhost`), where nothing crosses a network, and except
+/// when the builder opted in with `insecure_allow_http` (development only). `what` names
+/// the setting in the error, e.g. "the issuer".
+pub(crate) fn require_https(url: &str, what: &str, insecure_http: bool) -> Result<(), AuthError> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|_| AuthError::Config(format!("{what} {url:?} is not an absolute URL")))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if insecure_http || is_loopback(&parsed) => Ok(()),
+        "http" => Err(AuthError::Config(format!(
+            "{what} {url:?} is plain http on a host that is not loopback: use https, or opt in \
+             with insecure_allow_http() for development"
+        ))),
+        other => Err(AuthError::Config(format!(
+            "{what} {url:?} uses the scheme {other:?}; https is required"
+        ))),
+    }
+}
+
+/// Whether the URL's host is the local machine: `localhost` (RFC 6761 §6.3), an address in
+/// `127.0.0.0/8` (RFC 1122 §3.2.1.3) or `::1` (RFC 4291 §2.5.3). The URL parser has already
+/// lower-cased names and turned shorthand IPv4 forms such as `127.1` into dotted quads.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    if host == "localhost" {
+        return true;
+    }
+    let ip = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Largest JWKS response read (1 MiB). A real key set is a few KiB even with several
 /// RSA keys; reading an unbounded body would let a misconfigured or hostile endpoint fill
 /// the API's memory.
@@ -293,6 +328,45 @@ mod tests {
     fn form_encoding() {
         assert_eq!(form_urlencode("abc-._*XYZ09"), "abc-._*XYZ09");
         assert_eq!(form_urlencode("a b:c/d%é"), "a+b%3Ac%2Fd%25%C3%A9");
+    }
+
+    #[test]
+    fn https_required_except_on_loopback() {
+        for ok in [
+            "https://id.example",
+            "https://10.0.0.1/jwks",
+            "http://127.0.0.1:9090",
+            "http://127.1.2.3/introspect",
+            "http://127.1/",
+            "http://[::1]:8080/jwks",
+            "http://localhost:9090",
+            "http://LOCALHOST/x",
+        ] {
+            assert!(require_https(ok, "the issuer", false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://id.example",
+            "http://10.0.0.1/jwks",
+            "http://128.0.0.1",
+            "http://[::2]/",
+            "http://[::ffff:10.0.0.1]/",
+            "http://localhost.evil.example/",
+            "http://127.0.0.1.evil.example/",
+            "http://0.0.0.0/",
+        ] {
+            let err = require_https(bad, "the issuer", false).unwrap_err();
+            assert!(
+                matches!(err, AuthError::Config(ref m) if m.contains("insecure_allow_http")),
+                "{bad}: {err}"
+            );
+            assert!(require_https(bad, "the issuer", true).is_ok(), "{bad}");
+        }
+        for never in ["ftp://id.example", "file:///etc/passwd", "/introspect", "id.example"] {
+            assert!(
+                matches!(require_https(never, "the issuer", true), Err(AuthError::Config(_))),
+                "{never}"
+            );
+        }
     }
 
     #[test]

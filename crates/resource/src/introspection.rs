@@ -15,8 +15,10 @@ use tokio::sync::watch;
 use crate::claims::{VerifiedClaims, split_scope};
 use crate::clock::{Clock, SystemClock, from_unix_seconds, unix_seconds};
 use crate::error::{AuthError, InvalidToken};
-use crate::http::{MAX_INTROSPECTION_BYTES, default_client, discover, form_urlencode, read_body, retry_after};
-use crate::jwt::{Audience, ClaimRules, MAX_TOKEN_LEN};
+use crate::http::{
+    MAX_INTROSPECTION_BYTES, default_client, discover, form_urlencode, read_body, require_https, retry_after,
+};
+use crate::jwt::{Audience, ClaimRules, precheck};
 
 /// Validates tokens by calling the authorization server's introspection endpoint
 /// (RFC 7662 §2), authenticated as a confidential client with HTTP Basic
@@ -30,7 +32,7 @@ use crate::jwt::{Audience, ClaimRules, MAX_TOKEN_LEN};
 /// use portcullis_resource::IntrospectionValidator;
 ///
 /// let validator = IntrospectionValidator::builder("https://id.example.com", "notes-api", "s3cret")
-///     .audience("https://notes.example.com")
+///     .audience("https://id.example.com") // Portcullis's `access_token_audience`; by default the issuer
 ///     .cache_max_ttl(Duration::ZERO) // see a revocation on the very next request
 ///     .build()
 ///     .await?;
@@ -38,13 +40,25 @@ use crate::jwt::{Audience, ClaimRules, MAX_TOKEN_LEN};
 /// # Ok(()) }
 /// ```
 ///
-/// **Cache.** Only active answers are cached, each until the token's `exp` or for at most
+/// **No call for what cannot be a token.** Portcullis issues every access token as a JWS
+/// compact JWT with `typ` `at+jwt`, its issuer in `iss` and an `exp` (RFC 9068 §2). A token
+/// that is not three base64url parts, whose header is not JSON with that `typ` (or has
+/// `crit`), or whose payload — decoded, *not* verified — has another `iss` (when the issuer
+/// is known) or an `exp` past the leeway could never be reported active, so it is refused
+/// with [`AuthError::InvalidToken`] without calling the endpoint. A well-formed forgery
+/// still costs one call: see the crate README on rate limits.
+///
+/// **Cache.** Active answers are cached, each until the token's `exp` or for at most
 /// [`IntrospectionValidatorBuilder::cache_max_ttl`] (default 5 s), whichever comes first, and
 /// at most [`IntrospectionValidatorBuilder::cache_max_entries`] of them (default 10 000;
 /// when full, expired entries go first, then those closest to expiry). A revocation is
-/// therefore seen after at most the maximum TTL. Inactive answers are not cached, so junk
-/// tokens cannot push real ones out. Entries are keyed by the SHA-256 of the token, so the
-/// cache never holds a usable token.
+/// therefore seen after at most the maximum TTL. Refusals that follow from an answer —
+/// `active: false`, or an active answer refused here for a reason that cannot change
+/// (audience, issuer, expiry, missing claim, a refresh token) — are remembered for
+/// [`IntrospectionValidatorBuilder::refusal_cache_ttl`] (default 5 s) in a separate map of
+/// at most [`IntrospectionValidatorBuilder::refusal_cache_max_entries`] (default 10 000), so
+/// a token replayed in a loop costs one call per TTL and junk tokens cannot push real ones
+/// out. Both maps are keyed by the SHA-256 of the token, so they never hold a usable token.
 ///
 /// **Load on the authorization server.** Concurrent validations of the same token share
 /// one call: the first asks, the others wait for its answer. When the endpoint answers
@@ -69,7 +83,12 @@ struct Inner {
     clock: Arc<dyn Clock>,
     max_ttl: Duration,
     max_entries: usize,
-    cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
+    cache: Mutex<HashMap<[u8; 32], Expiring<VerifiedClaims>>>,
+    refusal_ttl: Duration,
+    max_refusals: usize,
+    /// Refusals that follow from an answer, apart from the active answers so that a flood
+    /// of junk tokens cannot evict those.
+    refusals: Mutex<HashMap<[u8; 32], Expiring<InvalidToken>>>,
     /// Introspections under way, by cache key, each with the channel its answer will be
     /// sent on to the requests waiting for it.
     in_flight: Mutex<HashMap<[u8; 32], watch::Receiver<Option<Shared>>>>,
@@ -155,8 +174,9 @@ impl Drop for Leader<'_> {
     }
 }
 
-struct CacheEntry {
-    claims: VerifiedClaims,
+/// A cached answer and when it stops being used.
+struct Expiring<T> {
+    value: T,
     until: SystemTime,
 }
 
@@ -174,7 +194,10 @@ pub struct IntrospectionValidatorBuilder {
     clock: Arc<dyn Clock>,
     max_ttl: Duration,
     max_entries: usize,
+    refusal_ttl: Duration,
+    max_refusals: usize,
     max_calls: usize,
+    insecure_http: bool,
 }
 
 /// RFC 7662 §2.2 response, read leniently (`aud` may be a string or an array) rather than
@@ -208,9 +231,10 @@ struct RawIntrospection {
 
 impl IntrospectionValidator {
     /// A validator calling `introspection_endpoint` directly for tokens meant for
-    /// `audience`, with the default settings and no discovery; `iss` is then not checked.
-    /// Use [`IntrospectionValidator::builder`] to find the endpoint from the issuer, check
-    /// `iss`, accept several audiences, or tune the cache.
+    /// `audience`, with the default settings and no discovery; `iss` is then not checked
+    /// (a token must still carry one). The endpoint must be `https`, or `http` on a
+    /// loopback host. Use [`IntrospectionValidator::builder`] to find the endpoint from the
+    /// issuer, check `iss`, accept several audiences, tune the cache, or allow plain http.
     pub fn new(
         introspection_endpoint: impl Into<String>,
         audience: impl Into<String>,
@@ -241,7 +265,10 @@ impl IntrospectionValidator {
             clock: Arc::new(SystemClock),
             max_ttl: Duration::from_secs(5),
             max_entries: 10_000,
+            refusal_ttl: Duration::from_secs(5),
+            max_refusals: 10_000,
             max_calls: 32,
+            insecure_http: false,
         }
     }
 
@@ -249,17 +276,24 @@ impl IntrospectionValidator {
     /// claims.
     ///
     /// Fails with [`AuthError::InvalidToken`] ([`InvalidToken::Inactive`] for `active:false`)
-    /// when the token is refused, and with [`AuthError::Upstream`] when the endpoint cannot
-    /// be reached, refuses our client credentials, or asked us to wait (then
-    /// [`AuthError::retry_after`] is set, and no call is made until it has passed).
+    /// when the token is refused — without a call when it cannot be a Portcullis access
+    /// token of this issuer (see the type's documentation) — and with
+    /// [`AuthError::Upstream`] when the endpoint cannot be reached, refuses our client
+    /// credentials, or asked us to wait (then [`AuthError::retry_after`] is set, and no call
+    /// is made until it has passed).
     pub async fn validate(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Err(InvalidToken::Malformed.into());
-        }
+        let inner = &*self.inner;
+        let rules = ClaimRules {
+            issuer: inner.issuer.as_deref(),
+            audiences: &inner.audiences,
+            leeway: inner.leeway,
+            now: unix_seconds(inner.clock.now()),
+        };
+        precheck(token, &rules)?;
         let key = cache_key(token);
         loop {
-            if let Some(claims) = self.cached(&key) {
-                return Ok(claims);
+            if let Some(answer) = self.cached(&key) {
+                return Ok(answer?);
             }
             match self.join(key) {
                 Flight::Lead(leader) => {
@@ -297,8 +331,8 @@ impl IntrospectionValidator {
     /// The leader's work: the cache again (a call that just finished may have filled it),
     /// the back-off, then the call.
     async fn lead(&self, token: &str, key: [u8; 32]) -> Result<VerifiedClaims, AuthError> {
-        if let Some(claims) = self.cached(&key) {
-            return Ok(claims);
+        if let Some(answer) = self.cached(&key) {
+            return Ok(answer?);
         }
         self.check_backoff()?;
         let _slot = tokio::time::timeout(CALL_SLOT_WAIT, self.inner.calls.acquire())
@@ -315,9 +349,16 @@ impl IntrospectionValidator {
         self.check_backoff()?;
         let raw = self.introspect(token).await?;
         let now = self.inner.clock.now();
-        let claims = self.check(raw, unix_seconds(now))?;
-        self.remember(key, &claims, now);
-        Ok(claims)
+        match self.check(raw, unix_seconds(now)) {
+            Ok(claims) => {
+                self.remember(key, &claims, now);
+                Ok(claims)
+            }
+            Err(reason) => {
+                self.remember_refusal(key, reason, now);
+                Err(reason.into())
+            }
+        }
     }
 
     /// Fails fast while the endpoint's `Retry-After` runs.
@@ -369,9 +410,16 @@ impl IntrospectionValidator {
         &self.inner.realm
     }
 
-    /// How many answers are cached now (expired ones included until they are evicted).
+    /// How many active answers are cached now (expired ones included until they are
+    /// evicted).
     pub fn cached_entries(&self) -> usize {
         self.lock_cache().len()
+    }
+
+    /// How many refusals are remembered now (expired ones included until they are
+    /// evicted).
+    pub fn cached_refusals(&self) -> usize {
+        self.lock(&self.inner.refusals).len()
     }
 
     /// Whether `other` is a clone of this validator (shares its state).
@@ -379,50 +427,43 @@ impl IntrospectionValidator {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], CacheEntry>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Expiring<VerifiedClaims>>> {
         self.lock(&self.inner.cache)
     }
 
-    fn cached(&self, key: &[u8; 32]) -> Option<VerifiedClaims> {
+    /// The remembered answer for a token: its claims, or why it was refused.
+    fn cached(&self, key: &[u8; 32]) -> Option<Result<VerifiedClaims, InvalidToken>> {
         let now = self.inner.clock.now();
-        let mut cache = self.lock_cache();
-        match cache.get(key) {
-            Some(entry) if now < entry.until => Some(entry.claims.clone()),
-            Some(_) => {
-                cache.remove(key);
-                None
-            }
-            None => None,
+        if let Some(claims) = lookup(&mut self.lock_cache(), key, now) {
+            return Some(Ok(claims));
         }
+        lookup(&mut self.lock(&self.inner.refusals), key, now).map(Err)
     }
 
     fn remember(&self, key: [u8; 32], claims: &VerifiedClaims, now: SystemTime) {
         let inner = &*self.inner;
-        if inner.max_entries == 0 {
-            return;
-        }
         // Never past the token's own expiry, never longer than configured.
         let until = from_unix_seconds(claims.expires_at).min(now.checked_add(inner.max_ttl).unwrap_or(now));
-        if until <= now {
+        insert_bounded(
+            &mut self.lock_cache(),
+            inner.max_entries,
+            key,
+            claims.clone(),
+            until,
+            now,
+        );
+    }
+
+    /// Remembers a refusal that follows from the answer and stays true whatever the clock
+    /// does within the TTL. `NotYetValid` will pass later, and is not remembered.
+    fn remember_refusal(&self, key: [u8; 32], reason: InvalidToken, now: SystemTime) {
+        if reason == InvalidToken::NotYetValid {
             return;
         }
-        let mut cache = self.lock_cache();
-        if cache.len() >= inner.max_entries && !cache.contains_key(&key) {
-            cache.retain(|_, e| now < e.until);
-        }
-        while cache.len() >= inner.max_entries && !cache.contains_key(&key) {
-            let Some(soonest) = cache.iter().min_by_key(|(_, e)| e.until).map(|(k, _)| *k) else {
-                break;
-            };
-            cache.remove(&soonest);
-        }
-        cache.insert(
-            key,
-            CacheEntry {
-                claims: claims.clone(),
-                until,
-            },
-        );
+        let inner = &*self.inner;
+        let until = now.checked_add(inner.refusal_ttl).unwrap_or(now);
+        let mut refusals = self.lock(&inner.refusals);
+        insert_bounded(&mut refusals, inner.max_refusals, key, reason, until, now);
     }
 
     /// RFC 7662 §2.1: `POST` the token as a form, client authenticated with HTTP Basic, the
@@ -504,7 +545,7 @@ impl IntrospectionValidator {
         };
         let audience = raw.aud.map(Audience::into_vec).unwrap_or_default();
         rules.check_audience(&audience)?;
-        rules.check_time(exp, raw.nbf)?;
+        rules.check_time(exp, raw.nbf, raw.iat)?;
         Ok(VerifiedClaims {
             issuer,
             subject: sub,
@@ -519,6 +560,43 @@ impl IntrospectionValidator {
             auth_time: None,
         })
     }
+}
+
+/// The value cached for `key` if it is still good at `now`; an expired entry is dropped.
+fn lookup<T: Clone>(cache: &mut HashMap<[u8; 32], Expiring<T>>, key: &[u8; 32], now: SystemTime) -> Option<T> {
+    match cache.get(key) {
+        Some(entry) if now < entry.until => Some(entry.value.clone()),
+        Some(_) => {
+            cache.remove(key);
+            None
+        }
+        None => None,
+    }
+}
+
+/// Caches `value` until `until` in a map of at most `max` entries (0: nothing is cached).
+/// When full, expired entries go first, then those closest to expiry.
+fn insert_bounded<T>(
+    cache: &mut HashMap<[u8; 32], Expiring<T>>,
+    max: usize,
+    key: [u8; 32],
+    value: T,
+    until: SystemTime,
+    now: SystemTime,
+) {
+    if max == 0 || until <= now {
+        return;
+    }
+    if cache.len() >= max && !cache.contains_key(&key) {
+        cache.retain(|_, e| now < e.until);
+    }
+    while cache.len() >= max && !cache.contains_key(&key) {
+        let Some(soonest) = cache.iter().min_by_key(|(_, e)| e.until).map(|(k, _)| *k) else {
+            break;
+        };
+        cache.remove(&soonest);
+    }
+    cache.insert(key, Expiring { value, until });
 }
 
 /// SHA-256 of the token: a cache key that is useless to anyone reading memory, and with no
@@ -539,22 +617,25 @@ impl IntrospectionValidatorBuilder {
 
     /// An audience this resource server answers to: the answer's `aud` must name one of
     /// them. Required, as in JWKS mode: an authorization server answers `active` for any
-    /// of its access tokens, whoever they were meant for, so without it a token issued for
-    /// another API would be accepted here (RFC 9068 §4, RFC 7662 §4). Call several times
-    /// to accept several.
+    /// of its access tokens, whatever audience they were issued for, so without it a token
+    /// for another audience would be accepted here (RFC 9068 §4, RFC 7662 §4). Call several
+    /// times to accept several.
+    ///
+    /// Portcullis puts one and the same `aud` in every access token it issues (its
+    /// `access_token_audience` setting, by default the issuer), so this does not tell one
+    /// API of a Portcullis from another: scopes do (see [`crate::Scoped`]).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self
     }
 
-    /// Clock skew tolerated on `exp` and `nbf` (default 30 s).
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
     }
 
-    /// The realm named in `WWW-Authenticate` challenges (default: the first audience, else
-    /// the client id).
+    /// The realm named in `WWW-Authenticate` challenges (default: the first audience).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = Some(realm.into());
         self
@@ -580,9 +661,34 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
-    /// The most answers kept (default 10 000); 0 disables the cache.
+    /// The most active answers kept (default 10 000); 0 disables the cache.
     pub fn cache_max_entries(mut self, entries: usize) -> Self {
         self.max_entries = entries;
+        self
+    }
+
+    /// How long a refusal that follows from an answer (`active: false`, another audience,
+    /// expired, …) is remembered (default 5 s); `Duration::ZERO` disables it. A token
+    /// never turns active again once the authorization server said it is not (RFC 7662
+    /// §2.2), so this delays nothing a legitimate caller needs; it spares the endpoint (and
+    /// its rate limit) the same rejected token sent in a loop.
+    pub fn refusal_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.refusal_ttl = ttl;
+        self
+    }
+
+    /// The most refusals remembered (default 10 000), in a map of their own so they never
+    /// push active answers out; 0 disables it.
+    pub fn refusal_cache_max_entries(mut self, entries: usize) -> Self {
+        self.max_refusals = entries;
+        self
+    }
+
+    /// Accept `http://` for the issuer and the introspection endpoint on any host, not only
+    /// on loopback ones. For development only: over plain http the client secret and every
+    /// token are readable on the path, and the answers can be forged.
+    pub fn insecure_allow_http(mut self) -> Self {
+        self.insecure_http = true;
         self
     }
 
@@ -600,6 +706,7 @@ impl IntrospectionValidatorBuilder {
         if self.issuer.is_empty() {
             return Err(AuthError::Config("the issuer is empty".into()));
         }
+        require_https(&self.issuer, "the issuer", self.insecure_http)?;
         let (endpoint, issuer) = match self.endpoint.clone() {
             Some(endpoint) => (endpoint, self.issuer.clone()),
             None => {
@@ -618,11 +725,8 @@ impl IntrospectionValidatorBuilder {
     }
 
     fn assemble(self, endpoint: String, issuer: Option<String>) -> Result<IntrospectionValidator, AuthError> {
-        if reqwest::Url::parse(&endpoint).is_err() {
-            return Err(AuthError::Config(format!(
-                "the introspection endpoint {endpoint:?} is not an absolute URL"
-            )));
-        }
+        // Discovered or configured alike: the client secret and the tokens go there.
+        require_https(&endpoint, "the introspection endpoint", self.insecure_http)?;
         if self.client_id.is_empty() {
             return Err(AuthError::Config("the client id is empty".into()));
         }
@@ -650,6 +754,9 @@ impl IntrospectionValidatorBuilder {
                 max_ttl: self.max_ttl,
                 max_entries: self.max_entries,
                 cache: Mutex::new(HashMap::new()),
+                refusal_ttl: self.refusal_ttl,
+                max_refusals: self.max_refusals,
+                refusals: Mutex::new(HashMap::new()),
                 in_flight: Mutex::new(HashMap::new()),
                 backoff_until: Mutex::new(None),
                 calls: tokio::sync::Semaphore::new(self.max_calls),

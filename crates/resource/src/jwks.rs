@@ -12,7 +12,7 @@ use reqwest::header::ACCEPT;
 use crate::claims::VerifiedClaims;
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::error::{AuthError, InvalidToken};
-use crate::http::{MAX_JWKS_BYTES, cache_lifetime, default_client, discover, read_body};
+use crate::http::{MAX_JWKS_BYTES, cache_lifetime, default_client, discover, read_body, require_https};
 use crate::jwt::{
     ClaimRules, DEFAULT_ALGORITHMS, VerifyKey, algorithm_name, check_claims, find_key, is_asymmetric, keys_from_jwks,
     parse_header, verify_signature,
@@ -27,7 +27,7 @@ use crate::jwt::{
 /// use portcullis_resource::JwksValidator;
 ///
 /// let validator = JwksValidator::builder("https://id.example.com")
-///     .audience("https://notes.example.com")
+///     .audience("https://id.example.com") // Portcullis's `access_token_audience`; by default the issuer
 ///     .build()
 ///     .await?;
 /// let claims = validator.validate("eyJ…").await?;
@@ -35,9 +35,11 @@ use crate::jwt::{
 /// # Ok(()) }
 /// ```
 ///
-/// What it checks, in order: the header (`alg` in the allow-list — never `none` nor an HMAC
-/// algorithm — and `typ` `at+jwt`), the key (`kid` in the JWKS, and the key made for that
-/// `alg`), the signature, then `iss`, `aud`, `exp` and `nbf` with the leeway.
+/// What it checks, in order: the header (no `crit`, `alg` in the allow-list — never `none`
+/// nor an HMAC algorithm — and `typ` `at+jwt`), the key (a key in the JWKS with the token's
+/// `kid` made for its `alg`), the signature, then that every claim RFC 9068 §2.2 requires is
+/// there (`iss`, `exp`, `aud`, `sub`, `client_id`, `iat`, `jti`), and `iss`, `aud`, `exp`,
+/// `nbf` and `iat` (not in the future) with the leeway.
 ///
 /// Keys are cached for the JWKS response's `Cache-Control: max-age` clamped to
 /// [`JwksValidatorBuilder::cache_ttl_bounds`]. A token whose `kid` is unknown makes the
@@ -45,7 +47,14 @@ use crate::jwt::{
 /// once per [`JwksValidatorBuilder::refetch_interval`], so a flood of made-up `kid`s costs
 /// the authorization server nothing. Keys past their lifetime are refreshed in the
 /// background while requests go on with them; if a refresh fails, the previous keys stay
-/// in use.
+/// in use — but only up to [`JwksValidatorBuilder::max_staleness`] (default 24 h) after they
+/// were fetched: past that, a validation tries to refresh them first and fails with
+/// [`AuthError::Upstream`] (503) when it cannot, rather than trusting keys the issuer may
+/// have withdrawn long ago.
+///
+/// The issuer, the JWKS location and the discovered `jwks_uri` must be `https` URLs, except
+/// on a loopback host (`127.0.0.0/8`, `::1`, `localhost`) or with
+/// [`JwksValidatorBuilder::insecure_allow_http`].
 #[derive(Clone)]
 pub struct JwksValidator {
     inner: Arc<Inner>,
@@ -62,6 +71,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     refetch_interval: Duration,
     ttl: TtlBounds,
+    max_staleness: Duration,
     keys: RwLock<Arc<KeySet>>,
     /// Held while fetching, so concurrent misses wait for one fetch instead of each
     /// starting their own.
@@ -88,6 +98,8 @@ struct KeySet {
     /// Bumped on every successful fetch, so a task that waited for the fetch lock can tell
     /// that someone else already refreshed.
     generation: u64,
+    /// When the set was fetched, for the maximum staleness.
+    fetched_at: SystemTime,
     expires_at: SystemTime,
 }
 
@@ -111,6 +123,8 @@ pub struct JwksValidatorBuilder {
     clock: Arc<dyn Clock>,
     refetch_interval: Duration,
     ttl: TtlBounds,
+    max_staleness: Duration,
+    insecure_http: bool,
 }
 
 impl JwksValidator {
@@ -133,18 +147,21 @@ impl JwksValidator {
                 min: Duration::from_secs(60),
                 max: Duration::from_secs(24 * 3600),
             },
+            max_staleness: Duration::from_secs(24 * 3600),
+            insecure_http: false,
         }
     }
 
     /// Validates a bearer token (the part after `Bearer `) and returns its claims.
     ///
     /// Fails with [`AuthError::InvalidToken`] when the token is refused, and with
-    /// [`AuthError::Upstream`] when the JWKS was needed but could not be fetched.
+    /// [`AuthError::Upstream`] when the JWKS was needed but could not be fetched, or when
+    /// the cached keys are older than the maximum staleness and could not be refreshed.
     pub async fn validate(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
         let inner = &*self.inner;
         let (header, alg) = parse_header(token, &inner.algorithms)?;
         let kid = header.kid.as_deref();
-        let keys = self.fresh_keys().await;
+        let keys = self.usable_keys().await?;
         let raw = match find_key(&keys.keys, kid, alg) {
             Ok(key) => verify_signature(token, key, alg)?,
             Err(InvalidToken::UnknownKey) => {
@@ -196,8 +213,8 @@ impl JwksValidator {
     /// The cached keys. Once their lifetime is over they are refreshed in the background
     /// (one refresh at a time) while requests go on with them: a JWKS endpoint that is slow
     /// or hangs until the timeout must not hold up requests that have a key to verify with.
-    /// On a failed refresh the stale keys stay in use, and the next attempt waits for the
-    /// refetch interval. A token whose key is not among them waits for that refresh
+    /// On a failed refresh the stale keys stay in use (up to the maximum staleness, see
+    /// `usable_keys`), and the next attempt waits for the refetch interval. A token whose key is not among them waits for that refresh
     /// instead (`refetch_for_unknown_key`).
     async fn fresh_keys(&self) -> Arc<KeySet> {
         let keys = self.current();
@@ -221,6 +238,47 @@ impl JwksValidator {
             }
         });
         keys
+    }
+
+    /// Whether `keys` were fetched longer than the maximum staleness ago. A clock that went
+    /// backwards makes them younger, not older.
+    fn too_stale(&self, keys: &KeySet) -> bool {
+        let now = self.inner.clock.now();
+        now.duration_since(keys.fetched_at)
+            .is_ok_and(|age| age > self.inner.max_staleness)
+    }
+
+    /// The keys to verify with: the cached ones (see `fresh_keys`) while they are no older
+    /// than the maximum staleness. Past it, they are refreshed first, within the refetch
+    /// interval's rate limit (a request that waited for another's fetch takes its result);
+    /// when that fails, or the rate limit forbids it, the validation fails as `Upstream`
+    /// rather than going on with keys the issuer may long have withdrawn (a key compromise is
+    /// dealt with by removing the key from the JWKS).
+    async fn usable_keys(&self) -> Result<Arc<KeySet>, AuthError> {
+        let keys = self.fresh_keys().await;
+        if !self.too_stale(&keys) {
+            return Ok(keys);
+        }
+        let inner = &*self.inner;
+        let seen_fetches = inner.fetches_finished.load(Ordering::Acquire);
+        let mut state = inner.fetch.lock().await;
+        let refreshed = if inner.fetches_finished.load(Ordering::Acquire) == seen_fetches {
+            self.fetch_locked(&mut state, keys.generation).await?
+        } else {
+            Some(self.current())
+        };
+        match refreshed {
+            Some(keys) if !self.too_stale(&keys) => Ok(keys),
+            _ => {
+                tracing::warn!(jwks_uri = %inner.jwks_uri, max_staleness = ?inner.max_staleness,
+                    "the cached JWKS is too old to trust and could not be refreshed");
+                Err(AuthError::upstream_msg(format!(
+                    "the keys from {} are older than the maximum staleness ({} s) and could not be refreshed",
+                    inner.jwks_uri,
+                    inner.max_staleness.as_secs()
+                )))
+            }
+        }
     }
 
     /// Waits until no background refresh runs (for tests that check what it fetched).
@@ -306,9 +364,12 @@ async fn fetch_key_set(inner: &Inner, now: SystemTime, generation: u64) -> Resul
     if !status.is_success() {
         return Err(AuthError::upstream_msg(format!("the JWKS at {url} answered {status}")));
     }
+    // Never cached past the maximum staleness, so a refresh is tried before keys get too
+    // old to use (`build` makes sure the minimum TTL is not longer).
     let ttl = cache_lifetime(response.headers())
         .unwrap_or(inner.ttl.default)
-        .clamp(inner.ttl.min, inner.ttl.max);
+        .clamp(inner.ttl.min, inner.ttl.max)
+        .min(inner.max_staleness);
     let body = read_body(response, MAX_JWKS_BYTES, &format!("the JWKS at {url}")).await?;
     let keys = keys_from_jwks(&body, &inner.algorithms)
         .map_err(|e| AuthError::upstream(format!("parsing the JWKS at {url}"), e))?;
@@ -322,6 +383,7 @@ async fn fetch_key_set(inner: &Inner, now: SystemTime, generation: u64) -> Resul
     Ok(KeySet {
         keys,
         generation,
+        fetched_at: now,
         expires_at,
     })
 }
@@ -329,6 +391,12 @@ async fn fetch_key_set(inner: &Inner, now: SystemTime, generation: u64) -> Resul
 impl JwksValidatorBuilder {
     /// An audience this resource server answers to: tokens must name it in `aud`
     /// (RFC 9068 §4 step 4). Required; call several times to accept several.
+    ///
+    /// Portcullis puts one and the same `aud` in every access token it issues: its
+    /// `access_token_audience` setting, by default the issuer. So with Portcullis this is
+    /// that value, and it does not tell one API from another: every API validating with it
+    /// accepts every access token of that server. Scopes separate APIs (see
+    /// [`crate::Scoped`]).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self
@@ -341,7 +409,7 @@ impl JwksValidatorBuilder {
         self
     }
 
-    /// Clock skew tolerated on `exp` and `nbf` (default 30 s), whole seconds.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s), whole seconds.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -394,6 +462,24 @@ impl JwksValidatorBuilder {
         self
     }
 
+    /// How long after their last successful fetch keys may still be used while the JWKS
+    /// cannot be refreshed (default 24 h; at least the minimum cache TTL). Past it,
+    /// validations fail with [`AuthError::Upstream`] (503) until a refresh succeeds: an
+    /// outage of the JWKS endpoint must not keep a key the issuer has withdrawn (rotated
+    /// out, or removed after a compromise) trusted forever.
+    pub fn max_staleness(mut self, max: Duration) -> Self {
+        self.max_staleness = max;
+        self
+    }
+
+    /// Accept `http://` for the issuer and the JWKS location on any host, not only on
+    /// loopback ones. For development only: over plain http anyone on the path can swap
+    /// the keys and so forge tokens.
+    pub fn insecure_allow_http(mut self) -> Self {
+        self.insecure_http = true;
+        self
+    }
+
     /// Checks the configuration, finds the JWKS (through discovery unless given) and fetches
     /// it once, so a misconfiguration shows at start-up rather than on the first request.
     pub async fn build(self) -> Result<JwksValidator, AuthError> {
@@ -417,6 +503,12 @@ impl JwksValidatorBuilder {
         if self.ttl.min > self.ttl.max {
             return Err(AuthError::Config("the minimum cache TTL exceeds the maximum".into()));
         }
+        if self.max_staleness < self.ttl.min {
+            return Err(AuthError::Config(
+                "the maximum staleness is shorter than the minimum cache TTL".into(),
+            ));
+        }
+        require_https(&self.issuer, "the issuer", self.insecure_http)?;
         let http = match self.http {
             Some(client) => client,
             None => default_client()?,
@@ -432,6 +524,9 @@ impl JwksValidatorBuilder {
                 (doc.issuer, uri)
             }
         };
+        // Discovered or configured alike: an https issuer does not vouch for keys fetched
+        // in clear.
+        require_https(&jwks_uri, "the jwks_uri", self.insecure_http)?;
         let mut inner = Inner {
             issuer,
             audiences: self.audiences,
@@ -443,9 +538,11 @@ impl JwksValidatorBuilder {
             clock: self.clock,
             refetch_interval: self.refetch_interval,
             ttl: self.ttl,
+            max_staleness: self.max_staleness,
             keys: RwLock::new(Arc::new(KeySet {
                 keys: Vec::new(),
                 generation: 0,
+                fetched_at: SystemTime::UNIX_EPOCH,
                 expires_at: SystemTime::UNIX_EPOCH,
             })),
             fetch: tokio::sync::Mutex::new(FetchState {

@@ -32,22 +32,44 @@ pub(crate) struct JoseHeader {
     pub typ: Option<String>,
     #[serde(default)]
     pub kid: Option<String>,
+    /// RFC 7515 §4.1.11: whether the header has `crit` at all, whatever its value (even
+    /// `null`), since any value of it is either a malformed header or extensions we would
+    /// have to understand.
+    #[serde(default, rename = "crit", deserialize_with = "present")]
+    has_crit: bool,
 }
 
-/// Decodes the header without trusting it, and applies the checks that need no key:
-/// the algorithm allow-list and RFC 9068 §4 step 2 (`typ`).
-pub(crate) fn parse_header(token: &str, allowed: &[Algorithm]) -> Result<(JoseHeader, Algorithm), InvalidToken> {
+/// For [`JoseHeader::has_crit`]: called only when the member is there.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
+/// Splits a JWS compact token (RFC 7515 §7.1) into its three parts and decodes the header,
+/// without trusting anything in it. Returns the header and the still-encoded payload.
+fn decode_header(token: &str) -> Result<(JoseHeader, &str), InvalidToken> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(InvalidToken::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(header), Some(_payload), Some(_signature), None) =
+    let (Some(header), Some(payload), Some(_signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(InvalidToken::Malformed);
     };
     let bytes = URL_SAFE_NO_PAD.decode(header).map_err(|_| InvalidToken::Malformed)?;
     let header: JoseHeader = serde_json::from_slice(&bytes).map_err(|_| InvalidToken::Malformed)?;
+    // RFC 7515 §4.1.11: a recipient that does not understand every extension `crit` lists
+    // must refuse the token; Portcullis uses none, so we understand none.
+    if header.has_crit {
+        return Err(InvalidToken::CriticalHeader);
+    }
+    Ok((header, payload))
+}
+
+/// Decodes the header without trusting it, and applies the checks that need no key:
+/// `crit`, the algorithm allow-list and RFC 9068 §4 step 2 (`typ`).
+pub(crate) fn parse_header(token: &str, allowed: &[Algorithm]) -> Result<(JoseHeader, Algorithm), InvalidToken> {
+    let (header, _payload) = decode_header(token)?;
     // Compared by name first, so `none` (RFC 7518 §3.6) or anything the allow-list lacks is
     // refused before a key is even looked up.
     let alg = allowed
@@ -59,6 +81,39 @@ pub(crate) fn parse_header(token: &str, allowed: &[Algorithm]) -> Result<(JoseHe
         return Err(InvalidToken::WrongType);
     }
     Ok((header, alg))
+}
+
+/// The claims [`precheck`] reads from a payload it has not verified.
+#[derive(Deserialize)]
+struct UnverifiedClaims {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    exp: Option<i64>,
+}
+
+/// Whether a token could be a live access token of our issuer, judged without a key: a JWS
+/// compact token (three base64url parts) whose header has `typ` `at+jwt` (RFC 9068 §2.1) and
+/// whose payload has `iss` equal to `rules.issuer` (when known) and an `exp` not past
+/// (RFC 9068 §2.2). Portcullis issues every access token that way, so a token failing this
+/// can never be reported active; introspection mode refuses it without calling the
+/// authorization server. Nothing read here is trusted: the signature is not checked.
+pub(crate) fn precheck(token: &str, rules: &ClaimRules<'_>) -> Result<(), InvalidToken> {
+    let (header, payload) = decode_header(token)?;
+    if !header.typ.as_deref().is_some_and(is_access_token_typ) {
+        return Err(InvalidToken::WrongType);
+    }
+    let signature = token.rsplit('.').next().unwrap_or("");
+    if signature.is_empty() || URL_SAFE_NO_PAD.decode(signature).is_err() {
+        return Err(InvalidToken::Malformed);
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| InvalidToken::Malformed)?;
+    let claims: UnverifiedClaims = serde_json::from_slice(&bytes).map_err(|_| InvalidToken::Malformed)?;
+    let (Some(iss), Some(exp)) = (claims.iss, claims.exp) else {
+        return Err(InvalidToken::MissingClaim);
+    };
+    rules.check_issuer(&iss)?;
+    rules.check_time(exp, None, None)
 }
 
 /// RFC 9068 §4: `typ` must be `at+jwt` or `application/at+jwt`; media types compare
@@ -197,8 +252,10 @@ fn key_from_jwk(jwk: &RawJwk, allowed: &[Algorithm]) -> Option<VerifyKey> {
     })
 }
 
-/// Finds the key for a token. With a `kid`, the key with that id; without one (RFC 9068 does
-/// not require it), the only key that fits the algorithm, if there is exactly one.
+/// Finds the key for a token. With a `kid`, a key with that id made for the token's `alg`:
+/// RFC 7517 §4.5 lets keys of different types share a `kid`, so the first key with the id
+/// is not necessarily the one. Without a `kid` (RFC 9068 does not require it), the only key
+/// that fits the algorithm, if there is exactly one.
 pub(crate) fn find_key<'a>(
     keys: &'a [VerifyKey],
     kid: Option<&str>,
@@ -206,15 +263,13 @@ pub(crate) fn find_key<'a>(
 ) -> Result<&'a VerifyKey, InvalidToken> {
     match kid {
         Some(kid) => {
-            let key = keys
-                .iter()
-                .find(|k| k.kid.as_deref() == Some(kid))
-                .ok_or(InvalidToken::UnknownKey)?;
-            if key.algorithms.contains(&alg) {
-                Ok(key)
-            } else {
-                Err(InvalidToken::KeyAlgorithmMismatch)
+            let mut named = keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).peekable();
+            if named.peek().is_none() {
+                return Err(InvalidToken::UnknownKey);
             }
+            named
+                .find(|k| k.algorithms.contains(&alg))
+                .ok_or(InvalidToken::KeyAlgorithmMismatch)
         }
         None => {
             let mut fitting = keys.iter().filter(|k| k.algorithms.contains(&alg));
@@ -302,19 +357,21 @@ pub(crate) struct ClaimRules<'a> {
     pub issuer: Option<&'a str>,
     /// `aud` must contain one of these (RFC 9068 §4 step 4); empty means no check.
     pub audiences: &'a [String],
-    /// Clock skew tolerated on `exp` and `nbf`, seconds.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, seconds.
     pub leeway: i64,
     /// Now, seconds since the epoch.
     pub now: i64,
 }
 
 impl ClaimRules<'_> {
-    /// RFC 7519 §4.1.4 and §4.1.5 with the leeway.
-    pub(crate) fn check_time(&self, exp: i64, nbf: Option<i64>) -> Result<(), InvalidToken> {
+    /// RFC 7519 §4.1.4 and §4.1.5 with the leeway; and an `iat` (§4.1.6) further in the
+    /// future than the leeway means a token from a skewed or forged clock, not valid yet.
+    pub(crate) fn check_time(&self, exp: i64, nbf: Option<i64>, iat: Option<i64>) -> Result<(), InvalidToken> {
         if self.now > exp.saturating_add(self.leeway) {
             return Err(InvalidToken::Expired);
         }
-        if nbf.is_some_and(|nbf| self.now.saturating_add(self.leeway) < nbf) {
+        let future = |t: i64| self.now.saturating_add(self.leeway) < t;
+        if nbf.is_some_and(future) || iat.is_some_and(future) {
             return Err(InvalidToken::NotYetValid);
         }
         Ok(())
@@ -338,17 +395,18 @@ impl ClaimRules<'_> {
     }
 }
 
-/// RFC 9068 §4 steps 3–6 (issuer, audience, time) on signed claims.
+/// RFC 9068 §4 steps 3–6 (issuer, audience, time) on signed claims, once every claim
+/// RFC 9068 §2.2 makes REQUIRED is known to be there.
 pub(crate) fn check_claims(raw: RawClaims, rules: &ClaimRules<'_>) -> Result<VerifiedClaims, InvalidToken> {
-    let (Some(iss), Some(sub), Some(aud), Some(client_id), Some(exp)) =
-        (raw.iss, raw.sub, raw.aud, raw.client_id, raw.exp)
+    let (Some(iss), Some(sub), Some(aud), Some(client_id), Some(exp), Some(iat), Some(jti)) =
+        (raw.iss, raw.sub, raw.aud, raw.client_id, raw.exp, raw.iat, raw.jti)
     else {
         return Err(InvalidToken::MissingClaim);
     };
     rules.check_issuer(&iss)?;
     let audience = aud.into_vec();
     rules.check_audience(&audience)?;
-    rules.check_time(exp, raw.nbf)?;
+    rules.check_time(exp, raw.nbf, Some(iat))?;
     Ok(VerifiedClaims {
         issuer: iss,
         subject: sub,
@@ -356,9 +414,9 @@ pub(crate) fn check_claims(raw: RawClaims, rules: &ClaimRules<'_>) -> Result<Ver
         audience,
         scopes: split_scope(raw.scope.as_deref()),
         expires_at: exp,
-        issued_at: raw.iat,
+        issued_at: Some(iat),
         not_before: raw.nbf,
-        jti: raw.jti,
+        jti: Some(jti),
         grant_id: raw.grant_id,
         auth_time: raw.auth_time,
     })
@@ -445,14 +503,190 @@ mod tests {
             leeway: 30,
             now: 1_000,
         };
-        assert!(rules.check_time(1_000, None).is_ok());
-        assert!(rules.check_time(970, None).is_ok());
-        assert_eq!(rules.check_time(969, None), Err(InvalidToken::Expired));
-        assert!(rules.check_time(2_000, Some(1_030)).is_ok());
-        assert_eq!(rules.check_time(2_000, Some(1_031)), Err(InvalidToken::NotYetValid));
+        assert!(rules.check_time(1_000, None, None).is_ok());
+        assert!(rules.check_time(970, None, None).is_ok());
+        assert_eq!(rules.check_time(969, None, None), Err(InvalidToken::Expired));
+        assert!(rules.check_time(2_000, Some(1_030), None).is_ok());
         assert_eq!(
-            rules.check_time(i64::MAX, Some(i64::MAX)),
+            rules.check_time(2_000, Some(1_031), None),
             Err(InvalidToken::NotYetValid)
         );
+        assert_eq!(
+            rules.check_time(i64::MAX, Some(i64::MAX), None),
+            Err(InvalidToken::NotYetValid)
+        );
+        // RFC 7519 §4.1.6: issued in the future beyond the leeway.
+        assert!(rules.check_time(2_000, None, Some(1_030)).is_ok());
+        assert_eq!(
+            rules.check_time(2_000, None, Some(1_031)),
+            Err(InvalidToken::NotYetValid)
+        );
+    }
+
+    /// RFC 7515 §4.1.11: any `crit`, whatever it lists (or even a malformed one), refuses
+    /// the token; we understand no extension.
+    #[test]
+    fn crit_header_refused() {
+        for header in [
+            r#"{"alg":"RS256","typ":"at+jwt","crit":["exp"],"exp":1}"#,
+            r#"{"alg":"RS256","typ":"at+jwt","crit":["b64"],"b64":false}"#,
+            r#"{"alg":"RS256","typ":"at+jwt","crit":[]}"#,
+            r#"{"alg":"RS256","typ":"at+jwt","crit":null}"#,
+        ] {
+            let token = token_with_header(header);
+            assert_eq!(
+                parse_header(&token, &DEFAULT_ALGORITHMS).err(),
+                Some(InvalidToken::CriticalHeader),
+                "{header}"
+            );
+            let rules = ClaimRules {
+                issuer: None,
+                audiences: &[],
+                leeway: 0,
+                now: 0,
+            };
+            assert_eq!(precheck(&token, &rules).err(), Some(InvalidToken::CriticalHeader));
+        }
+    }
+
+    fn claims_with(change: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> RawClaims {
+        let mut claims = serde_json::json!({
+            "iss": "https://id.example", "sub": "alice", "aud": "api", "client_id": "app",
+            "exp": 2_000, "iat": 1_000, "jti": "j1",
+        });
+        if let Some(map) = claims.as_object_mut() {
+            change(map);
+        }
+        serde_json::from_value(claims).unwrap()
+    }
+
+    /// RFC 9068 §2.2: `iat` and `jti` are REQUIRED along with the others, and an `iat`
+    /// beyond the leeway in the future is refused.
+    #[test]
+    fn required_claims() {
+        let audiences = ["api".to_owned()];
+        let rules = ClaimRules {
+            issuer: Some("https://id.example"),
+            audiences: &audiences,
+            leeway: 30,
+            now: 1_000,
+        };
+        let ok = check_claims(claims_with(|_| {}), &rules).unwrap();
+        assert_eq!((ok.issued_at, ok.jti.as_deref()), (Some(1_000), Some("j1")));
+        for claim in ["iss", "sub", "aud", "client_id", "exp", "iat", "jti"] {
+            let missing = claims_with(|c| {
+                c.remove(claim);
+            });
+            assert_eq!(
+                check_claims(missing, &rules).err(),
+                Some(InvalidToken::MissingClaim),
+                "{claim}"
+            );
+        }
+        let future = claims_with(|c| {
+            c.insert("iat".into(), 1_031.into());
+        });
+        assert_eq!(check_claims(future, &rules).err(), Some(InvalidToken::NotYetValid));
+        let skewed = claims_with(|c| {
+            c.insert("iat".into(), 1_030.into());
+        });
+        assert!(check_claims(skewed, &rules).is_ok());
+    }
+
+    /// What introspection mode refuses without a call.
+    #[test]
+    fn precheck_rules() {
+        let rules = ClaimRules {
+            issuer: Some("https://id.example"),
+            audiences: &[],
+            leeway: 30,
+            now: 1_000,
+        };
+        let token = |header: &str, payload: &str, sig: &str| {
+            format!(
+                "{}.{}.{sig}",
+                URL_SAFE_NO_PAD.encode(header),
+                URL_SAFE_NO_PAD.encode(payload)
+            )
+        };
+        let at = r#"{"alg":"RS256","typ":"at+jwt","kid":"k"}"#;
+        let good = r#"{"iss":"https://id.example","exp":1000}"#;
+        assert!(precheck(&token(at, good, "c2ln"), &rules).is_ok());
+        // `exp` just within the leeway; `typ` in its other spelling.
+        let recent = r#"{"iss":"https://id.example","exp":970}"#;
+        assert!(precheck(&token(at, recent, "c2ln"), &rules).is_ok());
+        let app = r#"{"alg":"ES256","typ":"Application/AT+JWT"}"#;
+        assert!(precheck(&token(app, good, "c2ln"), &rules).is_ok());
+        // Without a known issuer, `iss` must still be there.
+        let any_issuer = ClaimRules { issuer: None, ..rules };
+        let other = r#"{"iss":"https://other.example","exp":1000}"#;
+        assert!(precheck(&token(at, other, "c2ln"), &any_issuer).is_ok());
+
+        let cases = [
+            (
+                token(r#"{"alg":"RS256","typ":"JWT"}"#, good, "c2ln"),
+                InvalidToken::WrongType,
+            ),
+            (token(r#"{"alg":"RS256"}"#, good, "c2ln"), InvalidToken::WrongType),
+            (token(at, other, "c2ln"), InvalidToken::WrongIssuer),
+            (
+                token(at, r#"{"iss":"https://id.example","exp":969}"#, "c2ln"),
+                InvalidToken::Expired,
+            ),
+            (
+                token(at, r#"{"iss":"https://id.example"}"#, "c2ln"),
+                InvalidToken::MissingClaim,
+            ),
+            (token(at, r#"{"exp":1000}"#, "c2ln"), InvalidToken::MissingClaim),
+            (
+                token(at, r#"{"iss":"https://id.example","exp":"soon"}"#, "c2ln"),
+                InvalidToken::Malformed,
+            ),
+            (token(at, "not json", "c2ln"), InvalidToken::Malformed),
+            (token(at, good, ""), InvalidToken::Malformed),
+            (token(at, good, "!!"), InvalidToken::Malformed),
+            (
+                format!("{}.!!.c2ln", URL_SAFE_NO_PAD.encode(at)),
+                InvalidToken::Malformed,
+            ),
+        ];
+        for (t, want) in cases {
+            assert_eq!(precheck(&t, &rules).err(), Some(want), "{t}");
+        }
+        for junk in [
+            "",
+            "x",
+            "opaque-token",
+            "a.b",
+            "a.b.c",
+            "a.b.c.d",
+            &"a".repeat(MAX_TOKEN_LEN + 1),
+        ] {
+            assert_eq!(precheck(junk, &rules).err(), Some(InvalidToken::Malformed), "{junk}");
+        }
+    }
+
+    /// RFC 7517 §4.5: keys of different types may share a `kid`; the one made for the
+    /// token's algorithm is used, wherever it stands in the set.
+    #[test]
+    fn duplicate_kid_picks_the_key_for_the_algorithm() {
+        // A real P-256 point, so the EC key parses.
+        let ec = serde_json::json!({"kty": "EC", "kid": "dup", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+        let rsa = serde_json::json!({"kty": "RSA", "kid": "dup", "n": "AQAB", "e": "AQAB"});
+        for keys in [[&ec, &rsa], [&rsa, &ec]] {
+            let body = serde_json::json!({ "keys": keys });
+            let keys = keys_from_jwks(body.to_string().as_bytes(), &DEFAULT_ALGORITHMS).unwrap();
+            assert_eq!(keys.len(), 2);
+            for alg in [Algorithm::RS256, Algorithm::ES256] {
+                let key = find_key(&keys, Some("dup"), alg).unwrap();
+                assert!(key.algorithms.contains(&alg), "{alg:?}");
+            }
+            assert_eq!(
+                find_key(&keys, Some("dup"), Algorithm::EdDSA).err(),
+                Some(InvalidToken::KeyAlgorithmMismatch)
+            );
+        }
     }
 }

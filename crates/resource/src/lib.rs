@@ -23,7 +23,9 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let validator = JwksValidator::builder("http://localhost:9090")
-//!     .audience("notes-api")
+//!     // The `aud` Portcullis puts in every access token: its `access_token_audience`, by
+//!     // default the issuer. It does not tell APIs apart; the scopes required above do.
+//!     .audience("http://localhost:9090")
 //!     .build()
 //!     .await?;
 //! let app = Router::new()
@@ -33,6 +35,10 @@
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! The issuer and the JWKS or introspection endpoint must be `https` URLs, except on a
+//! loopback host (`127.0.0.0/8`, `::1`, `localhost`, as here) or when the builder opts in
+//! with `insecure_allow_http()`.
 //!
 //! Requests without a token get `401` with `WWW-Authenticate: Bearer realm="…"`; an invalid
 //! token `401` with `error="invalid_token"`; a missing scope `403` with

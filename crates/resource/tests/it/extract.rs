@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 use crate::jwks::Setup;
-use crate::support::{CLIENT_ID, CLIENT_SECRET, FakeIssuer, Key};
+use crate::support::{CLIENT_ID, CLIENT_SECRET, FakeIssuer, Key, token_shaped};
 
 struct NotesRead;
 impl ScopeRequirement for NotesRead {
@@ -203,6 +203,18 @@ async fn token_in_query_string_refused() {
     )
     .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    // Nor with the name percent-encoded, as the application would still read it.
+    for name in ["%61ccess_token", "access%5ftoken", "%61ccess%5Ftoken"] {
+        let a = call(
+            &app,
+            "GET",
+            &format!("/notes?{name}={token}"),
+            Some(&format!("Bearer {token}")),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{name}");
+        assert!(a.challenge.unwrap().contains(r#"error="invalid_request""#));
+    }
 }
 
 #[tokio::test]
@@ -215,11 +227,18 @@ async fn state_can_be_the_validator_itself() {
     assert_eq!(a.status, StatusCode::OK);
 }
 
-/// The fake issuer answers `opaque-token` as bob's, active for a minute, with `scope`.
-fn issuer_knows_bob(issuer: &FakeIssuer, scope: &str) {
+/// A token of `issuer` named `name` (its signature is never checked: the fake issuer answers
+/// for it by name).
+fn token_named(issuer: &FakeIssuer, name: &str) -> String {
+    token_shaped(&issuer.url, name, std::time::SystemTime::now())
+}
+
+/// The fake issuer answers the token it returns as bob's, active for a minute, with `scope`.
+fn issuer_knows_bob(issuer: &FakeIssuer, scope: &str) -> String {
     let now = crate::support::unix(std::time::SystemTime::now());
+    let token = token_named(issuer, "bob");
     issuer.answer(
-        "opaque-token",
+        &token,
         IntrospectionResponse {
             active: true,
             scope: Some(scope.into()),
@@ -230,6 +249,7 @@ fn issuer_knows_bob(issuer: &FakeIssuer, scope: &str) {
             ..IntrospectionResponse::default()
         },
     );
+    token
 }
 
 /// An introspection validator for `notes-api` against `issuer`, without a cache (every
@@ -246,13 +266,14 @@ async fn uncached_validator(issuer: &FakeIssuer) -> IntrospectionValidator {
 #[tokio::test]
 async fn introspection_behind_the_same_extractor() {
     let issuer = FakeIssuer::start(&[]).await;
-    issuer_knows_bob(&issuer, "notes:read");
+    let bob = format!("Bearer {}", issuer_knows_bob(&issuer, "notes:read"));
     let v = uncached_validator(&issuer).await;
     let router = app(v.clone().into());
-    let a = call(&router, "GET", "/notes", Some("Bearer opaque-token")).await;
+    let a = call(&router, "GET", "/notes", Some(&bob)).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert!(a.body.contains("bob"));
-    let a = call(&router, "GET", "/notes", Some("Bearer other-token")).await;
+    let other = format!("Bearer {}", token_named(&issuer, "other"));
+    let a = call(&router, "GET", "/notes", Some(&other)).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert!(
         a.challenge
@@ -263,7 +284,7 @@ async fn introspection_behind_the_same_extractor() {
     // The authorization server unreachable: 503, nothing about the cause in the answer.
     let down =
         IntrospectionValidator::new("http://127.0.0.1:1/introspect", "notes-api", CLIENT_ID, CLIENT_SECRET).unwrap();
-    let a = call(&app(down.into()), "GET", "/notes", Some("Bearer opaque-token")).await;
+    let a = call(&app(down.into()), "GET", "/notes", Some(&bob)).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(!a.body.contains("127.0.0.1"), "{}", a.body);
     assert!(a.challenge.is_none());
@@ -337,7 +358,7 @@ async fn claims_are_reused_only_by_the_validator_that_checked_them() {
 #[tokio::test]
 async fn the_same_validator_validates_once_per_request() {
     let issuer = FakeIssuer::start(&[]).await;
-    issuer_knows_bob(&issuer, "notes:read notes:admin");
+    let bob = format!("Bearer {}", issuer_knows_bob(&issuer, "notes:read notes:admin"));
     let v = uncached_validator(&issuer).await;
     async fn both(_read: Scoped<NotesRead>, admin: Scoped<NotesReadAndAdmin>) -> String {
         admin.subject.clone()
@@ -346,7 +367,7 @@ async fn the_same_validator_validates_once_per_request() {
         .route("/admin", get(both))
         .with_state(v.clone())
         .layer(middleware::from_fn_with_state(Validator::from(v.clone()), gate));
-    let a = call(&app, "GET", "/admin", Some("Bearer opaque-token")).await;
+    let a = call(&app, "GET", "/admin", Some(&bob)).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.body, "bob");
     assert_eq!(issuer.introspection_hits(), 1);
@@ -357,10 +378,7 @@ async fn the_same_validator_validates_once_per_request() {
         .route("/admin", get(both))
         .with_state(twin)
         .layer(middleware::from_fn_with_state(Validator::from(v), gate));
-    assert_eq!(
-        call(&app, "GET", "/admin", Some("Bearer opaque-token")).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(call(&app, "GET", "/admin", Some(&bob)).await.status, StatusCode::OK);
     assert_eq!(issuer.introspection_hits(), 3);
 }
 
@@ -400,6 +418,7 @@ async fn busy_authorization_server_is_503_with_retry_after() {
         .await
         .unwrap();
     let router = app(v.into());
+    let token = format!("Bearer {}", token_named(&issuer, "any"));
     issuer.busy(Some((StatusCode::TOO_MANY_REQUESTS, Some("7"))));
     for (advance, expected) in [(0, "7"), (2500, "5")] {
         clock.advance(Duration::from_millis(advance));
@@ -407,7 +426,7 @@ async fn busy_authorization_server_is_503_with_retry_after() {
             .clone()
             .oneshot(
                 Request::get("/notes")
-                    .header(header::AUTHORIZATION, "Bearer opaque-token")
+                    .header(header::AUTHORIZATION, &token)
                     .body(Body::empty())
                     .unwrap(),
             )

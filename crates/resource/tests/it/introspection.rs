@@ -9,28 +9,38 @@ use axum::http::StatusCode;
 use portcullis_protocol::token::IntrospectionResponse;
 use portcullis_resource::{AuthError, Clock as _, FixedClock, IntrospectionValidator, InvalidToken};
 
-use crate::support::{CLIENT_ID, CLIENT_SECRET, FakeIssuer, chunked, raw_server, unix};
+use crate::support::{CLIENT_ID, CLIENT_SECRET, FakeIssuer, chunked, raw_server, token_shaped, unix};
 
 const AUD: &str = "notes-api";
 
 struct Setup {
     issuer: FakeIssuer,
     clock: Arc<FixedClock>,
+    start: std::time::SystemTime,
 }
 
 impl Setup {
     async fn new() -> Self {
+        let clock = Arc::new(FixedClock::starting_now());
         Self {
             issuer: FakeIssuer::start(&[]).await,
-            clock: Arc::new(FixedClock::starting_now()),
+            start: clock.now(),
+            clock,
         }
     }
 
-    /// An active answer for `token`, expiring `ttl` seconds from the clock's now.
-    fn active(&self, token: &str, ttl: i64) {
+    /// The token named `name`: shaped like an access token of this issuer, so that it is
+    /// worth an introspection call; the same string for the same name throughout a test.
+    fn token(&self, name: &str) -> String {
+        token_shaped(&self.issuer.url, name, self.start)
+    }
+
+    /// An active answer for the token named `name`, expiring `ttl` seconds from the
+    /// clock's now.
+    fn active(&self, name: &str, ttl: i64) {
         let now = unix(self.clock.now());
         self.issuer.answer(
-            token,
+            &self.token(name),
             IntrospectionResponse {
                 active: true,
                 scope: Some("notes:read notes:write".into()),
@@ -41,14 +51,14 @@ impl Setup {
                 nbf: None,
                 aud: Some(AUD.into()),
                 iss: Some(self.issuer.url.clone()),
-                jti: Some(format!("jti-{token}")),
+                jti: Some(format!("jti-{name}")),
                 token_type: Some("Bearer".into()),
             },
         );
     }
 
-    fn revoke(&self, token: &str) {
-        self.issuer.answer(token, IntrospectionResponse::inactive());
+    fn revoke(&self, name: &str) {
+        self.issuer.answer(&self.token(name), IntrospectionResponse::inactive());
     }
 
     async fn validator(&self, max_ttl: Duration, max_entries: usize) -> IntrospectionValidator {
@@ -76,7 +86,7 @@ async fn active_token_accepted() {
     s.active("tok-1", 600);
     let v = s.validator(Duration::from_secs(5), 100).await;
     assert_eq!(v.introspection_endpoint(), format!("{}/introspect", s.issuer.url));
-    let claims = v.validate("tok-1").await.unwrap();
+    let claims = v.validate(&s.token("tok-1")).await.unwrap();
     assert_eq!(claims.subject, "alice");
     assert_eq!(claims.client_id, "notes-web");
     assert_eq!(claims.issuer, s.issuer.url);
@@ -91,7 +101,7 @@ async fn endpoint_given_directly() {
     let s = Setup::new().await;
     s.active("tok-1", 600);
     let v = IntrospectionValidator::new(format!("{}/introspect", s.issuer.url), AUD, CLIENT_ID, CLIENT_SECRET).unwrap();
-    assert_eq!(v.validate("tok-1").await.unwrap().subject, "alice");
+    assert_eq!(v.validate(&s.token("tok-1")).await.unwrap().subject, "alice");
     assert_eq!(
         s.issuer.state.discovery_hits.load(std::sync::atomic::Ordering::SeqCst),
         0
@@ -108,7 +118,10 @@ async fn endpoint_given_directly() {
         CLIENT_SECRET,
     )
     .unwrap();
-    assert_eq!(reason(other.validate("tok-1").await), InvalidToken::WrongAudience);
+    assert_eq!(
+        reason(other.validate(&s.token("tok-1")).await),
+        InvalidToken::WrongAudience
+    );
 }
 
 /// RFC 9068 §4 / RFC 7662 §4: the authorization server answers `active` for any of its
@@ -126,14 +139,199 @@ async fn an_audience_is_required() {
     );
 }
 
+/// Tokens that could never be reported active — not a JWS compact token, not `at+jwt`,
+/// with `crit`, another `iss`, no `iss` or `exp`, an `exp` past the leeway — are refused
+/// without a call, so a flood of them cannot use up the API's share of the endpoint's rate
+/// limit (and make it answer 429 to the tokens that matter).
 #[tokio::test]
-async fn inactive_refused_and_not_cached() {
+async fn tokens_that_cannot_be_active_cost_no_call() {
     let s = Setup::new().await;
-    let v = s.validator(Duration::from_secs(60), 100).await;
-    assert_eq!(reason(v.validate("unknown").await), InvalidToken::Inactive);
-    assert_eq!(reason(v.validate("unknown").await), InvalidToken::Inactive);
+    s.active("tok", 600);
+    let v = s.validator(Duration::from_secs(5), 100).await;
+    let now = unix(s.clock.now());
+    let shaped = |header: serde_json::Value, claims: serde_json::Value| {
+        let b64 = |v: &serde_json::Value| crate::support::b64(v.to_string().as_bytes());
+        format!("{}.{}.c2ln", b64(&header), b64(&claims))
+    };
+    let at = serde_json::json!({"alg": "RS256", "typ": "at+jwt"});
+    let iss = s.issuer.url.clone();
+    let cases = [
+        ("x".to_owned(), InvalidToken::Malformed),
+        ("opaque-token".to_owned(), InvalidToken::Malformed),
+        ("a.b.c".to_owned(), InvalidToken::Malformed),
+        (
+            shaped(
+                serde_json::json!({"alg": "RS256", "typ": "JWT"}),
+                serde_json::json!({"iss": iss, "exp": now + 60}),
+            ),
+            InvalidToken::WrongType,
+        ),
+        (
+            shaped(
+                serde_json::json!({"alg": "RS256", "typ": "at+jwt", "crit": ["x"]}),
+                serde_json::json!({"iss": iss, "exp": now + 60}),
+            ),
+            InvalidToken::CriticalHeader,
+        ),
+        (
+            shaped(
+                at.clone(),
+                serde_json::json!({"iss": "https://evil.example", "exp": now + 60}),
+            ),
+            InvalidToken::WrongIssuer,
+        ),
+        (
+            shaped(at.clone(), serde_json::json!({"exp": now + 60})),
+            InvalidToken::MissingClaim,
+        ),
+        (
+            shaped(at.clone(), serde_json::json!({"iss": iss})),
+            InvalidToken::MissingClaim,
+        ),
+        (
+            shaped(at.clone(), serde_json::json!({"iss": iss, "exp": now - 31})),
+            InvalidToken::Expired,
+        ),
+    ];
+    for (token, want) in &cases {
+        assert_eq!(reason(v.validate(token).await), *want, "{token}");
+    }
+    // Not even while the endpoint is asking everyone to wait: a 401, not a 503.
+    s.issuer.busy(Some((StatusCode::TOO_MANY_REQUESTS, Some("30"))));
+    for _ in 0..50 {
+        assert_eq!(reason(v.validate("junk").await), InvalidToken::Malformed);
+    }
+    assert_eq!(s.issuer.introspection_hits(), 0);
+    s.issuer.busy(None);
+    // So the real token is answered at once.
+    assert_eq!(v.validate(&s.token("tok")).await.unwrap().subject, "alice");
+    // An `exp` within the leeway is still worth asking about.
+    let recent = shaped(at, serde_json::json!({"iss": iss, "exp": now - 20}));
+    assert_eq!(reason(v.validate(&recent).await), InvalidToken::Inactive);
     assert_eq!(s.issuer.introspection_hits(), 2);
-    assert_eq!(v.cached_entries(), 0);
+}
+
+/// A refused token is remembered for a few seconds, in a bounded map of its own: asked about
+/// again it costs no call, and refusals never push active answers out of the cache.
+#[tokio::test]
+async fn refusals_are_remembered_briefly_apart_from_active_answers() {
+    let s = Setup::new().await;
+    s.active("tok", 600);
+    let v = IntrospectionValidator::builder(&s.issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience(AUD)
+        .clock(s.clock.clone())
+        .cache_max_ttl(Duration::from_secs(60))
+        .cache_max_entries(1)
+        .refusal_cache_max_entries(2)
+        .build()
+        .await
+        .unwrap();
+    v.validate(&s.token("tok")).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(reason(v.validate(&s.token("unknown")).await), InvalidToken::Inactive);
+    }
+    assert_eq!(s.issuer.introspection_hits(), 2, "one call for each token");
+    assert_eq!((v.cached_entries(), v.cached_refusals()), (1, 1));
+
+    // A flood of distinct refused tokens: the refusals stay bounded, the active answer stays.
+    for i in 0..5 {
+        assert_eq!(
+            reason(v.validate(&s.token(&format!("junk-{i}"))).await),
+            InvalidToken::Inactive
+        );
+    }
+    assert_eq!((v.cached_entries(), v.cached_refusals()), (1, 2));
+    let hits = s.issuer.introspection_hits();
+    v.validate(&s.token("tok")).await.unwrap();
+    assert_eq!(s.issuer.introspection_hits(), hits, "still cached");
+
+    // The default TTL is 5 s: then the endpoint is asked again.
+    s.clock.advance(Duration::from_secs(4));
+    assert_eq!(reason(v.validate(&s.token("junk-4")).await), InvalidToken::Inactive);
+    assert_eq!(s.issuer.introspection_hits(), hits);
+    s.clock.advance(Duration::from_secs(1));
+    assert_eq!(reason(v.validate(&s.token("junk-4")).await), InvalidToken::Inactive);
+    assert_eq!(s.issuer.introspection_hits(), hits + 1);
+
+    // Active answers refused here for a lasting reason are remembered too; `nbf` in the
+    // future will pass, and is not.
+    let now = unix(s.clock.now());
+    let answer = |aud: &str, nbf: Option<i64>| IntrospectionResponse {
+        active: true,
+        client_id: Some("notes-web".into()),
+        sub: Some("alice".into()),
+        exp: Some(now + 600),
+        nbf,
+        aud: Some(aud.into()),
+        ..IntrospectionResponse::default()
+    };
+    s.issuer.answer(&s.token("billing"), answer("billing-api", None));
+    s.issuer.answer(&s.token("later"), answer(AUD, Some(now + 120)));
+    let hits = s.issuer.introspection_hits();
+    for _ in 0..2 {
+        assert_eq!(
+            reason(v.validate(&s.token("billing")).await),
+            InvalidToken::WrongAudience
+        );
+        assert_eq!(reason(v.validate(&s.token("later")).await), InvalidToken::NotYetValid);
+    }
+    assert_eq!(s.issuer.introspection_hits(), hits + 3);
+
+    // Configurable, and off with a zero TTL.
+    let off = IntrospectionValidator::builder(&s.issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience(AUD)
+        .clock(s.clock.clone())
+        .refusal_cache_ttl(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let hits = s.issuer.introspection_hits();
+    for _ in 0..2 {
+        assert_eq!(reason(off.validate(&s.token("unknown")).await), InvalidToken::Inactive);
+    }
+    assert_eq!(s.issuer.introspection_hits(), hits + 2);
+    assert_eq!(off.cached_refusals(), 0);
+}
+
+/// Plain http is refused for the issuer and the endpoint, configured or discovered, unless
+/// the host is loopback (as for the fake issuer of every other test) or the builder opts in.
+#[tokio::test]
+async fn plain_http_refused_off_loopback() {
+    let s = Setup::new().await;
+    let config_error = |r: Result<IntrospectionValidator, AuthError>, what: &str| match r {
+        Err(AuthError::Config(m)) => assert!(m.contains(what) && m.contains("http"), "{m}"),
+        other => panic!("expected a configuration error about {what}, got {other:?}"),
+    };
+    config_error(
+        IntrospectionValidator::new("http://192.0.2.1/introspect", AUD, CLIENT_ID, CLIENT_SECRET),
+        "introspection endpoint",
+    );
+    IntrospectionValidator::new("https://192.0.2.1/introspect", AUD, CLIENT_ID, CLIENT_SECRET).unwrap();
+    IntrospectionValidator::new("http://localhost:9/introspect", AUD, CLIENT_ID, CLIENT_SECRET).unwrap();
+
+    let builder = |issuer: &str| IntrospectionValidator::builder(issuer, CLIENT_ID, CLIENT_SECRET).audience(AUD);
+    // Refused before anything is fetched (nothing listens there).
+    config_error(builder("http://id.example").build().await, "issuer");
+    config_error(
+        builder("https://id.example")
+            .introspection_endpoint("http://192.0.2.1/introspect")
+            .build()
+            .await,
+        "introspection endpoint",
+    );
+    let opted_in = builder("http://id.example")
+        .introspection_endpoint("http://192.0.2.1/introspect")
+        .insecure_allow_http()
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(opted_in.introspection_endpoint(), "http://192.0.2.1/introspect");
+
+    // An endpoint the discovery document names off loopback in plain http.
+    *s.issuer.state.endpoints_base.lock().unwrap() = Some("http://192.0.2.1".into());
+    config_error(builder(&s.issuer.url).build().await, "introspection endpoint");
+    let discovered = builder(&s.issuer.url).insecure_allow_http().build().await.unwrap();
+    assert_eq!(discovered.introspection_endpoint(), "http://192.0.2.1/introspect");
 }
 
 #[tokio::test]
@@ -141,9 +339,9 @@ async fn revocation_seen_at_once_without_cache() {
     let s = Setup::new().await;
     s.active("tok", 600);
     let v = s.validator(Duration::ZERO, 100).await;
-    v.validate("tok").await.unwrap();
+    v.validate(&s.token("tok")).await.unwrap();
     s.revoke("tok");
-    assert_eq!(reason(v.validate("tok").await), InvalidToken::Inactive);
+    assert_eq!(reason(v.validate(&s.token("tok")).await), InvalidToken::Inactive);
     assert_eq!(s.issuer.introspection_hits(), 2);
 }
 
@@ -152,14 +350,14 @@ async fn cache_never_outlives_the_token_exp() {
     let s = Setup::new().await;
     s.active("short", 3);
     let v = s.validator(Duration::from_secs(60), 100).await;
-    v.validate("short").await.unwrap();
+    v.validate(&s.token("short")).await.unwrap();
     s.clock.advance(Duration::from_secs(2));
-    v.validate("short").await.unwrap();
+    v.validate(&s.token("short")).await.unwrap();
     assert_eq!(s.issuer.introspection_hits(), 1, "served from the cache before exp");
     // Past exp (3 s) though well within the max TTL (60 s): asked again.
     s.clock.advance(Duration::from_secs(2));
     s.revoke("short");
-    assert_eq!(reason(v.validate("short").await), InvalidToken::Inactive);
+    assert_eq!(reason(v.validate(&s.token("short")).await), InvalidToken::Inactive);
     assert_eq!(s.issuer.introspection_hits(), 2);
 }
 
@@ -168,14 +366,14 @@ async fn cache_never_outlives_the_max_ttl() {
     let s = Setup::new().await;
     s.active("long", 3600);
     let v = s.validator(Duration::from_secs(10), 100).await;
-    v.validate("long").await.unwrap();
+    v.validate(&s.token("long")).await.unwrap();
     s.revoke("long");
     s.clock.advance(Duration::from_secs(9));
     // Still cached: the revocation is not visible yet (that is the price of the cache).
-    v.validate("long").await.unwrap();
+    v.validate(&s.token("long")).await.unwrap();
     assert_eq!(s.issuer.introspection_hits(), 1);
     s.clock.advance(Duration::from_secs(1));
-    assert_eq!(reason(v.validate("long").await), InvalidToken::Inactive);
+    assert_eq!(reason(v.validate(&s.token("long")).await), InvalidToken::Inactive);
     assert_eq!(s.issuer.introspection_hits(), 2);
 }
 
@@ -187,30 +385,30 @@ async fn cache_is_bounded() {
         s.active(t, 100 + i as i64 * 100);
     }
     let v = s.validator(Duration::from_secs(3600), 2).await;
-    v.validate("a").await.unwrap();
-    v.validate("b").await.unwrap();
+    v.validate(&s.token("a")).await.unwrap();
+    v.validate(&s.token("b")).await.unwrap();
     assert_eq!(v.cached_entries(), 2);
-    v.validate("c").await.unwrap(); // evicts "a"
+    v.validate(&s.token("c")).await.unwrap(); // evicts "a"
     assert_eq!(v.cached_entries(), 2);
     assert_eq!(s.issuer.introspection_hits(), 3);
-    v.validate("b").await.unwrap();
-    v.validate("c").await.unwrap();
+    v.validate(&s.token("b")).await.unwrap();
+    v.validate(&s.token("c")).await.unwrap();
     assert_eq!(s.issuer.introspection_hits(), 3, "b and c are cached");
-    v.validate("a").await.unwrap();
+    v.validate(&s.token("a")).await.unwrap();
     assert_eq!(s.issuer.introspection_hits(), 4, "a was evicted");
     assert_eq!(v.cached_entries(), 2);
 
     // Expired entries are dropped first when full.
     s.clock.advance(Duration::from_secs(250)); // the cache holds "c" (until 300 s) and "a" (until 100 s, stale now)
     s.active("d", 400);
-    v.validate("d").await.unwrap();
+    v.validate(&s.token("d")).await.unwrap();
     assert_eq!(v.cached_entries(), 2);
 
     // A zero bound disables the cache.
     let uncached = s.validator(Duration::from_secs(3600), 0).await;
     let hits = s.issuer.introspection_hits();
-    uncached.validate("d").await.unwrap();
-    uncached.validate("d").await.unwrap();
+    uncached.validate(&s.token("d")).await.unwrap();
+    uncached.validate(&s.token("d")).await.unwrap();
     assert_eq!(s.issuer.introspection_hits(), hits + 2);
     assert_eq!(uncached.cached_entries(), 0);
 }
@@ -282,12 +480,12 @@ async fn answers_are_checked() {
         ),
     ];
     for (i, (answer, want)) in cases.into_iter().enumerate() {
-        let token = format!("t{i}");
+        let token = s.token(&format!("t{i}"));
         s.issuer.answer(&token, answer);
         assert_eq!(reason(v.validate(&token).await), want, "case {i}");
     }
-    s.issuer.answer("ok", base);
-    v.validate("ok").await.unwrap();
+    s.issuer.answer(&s.token("ok"), base);
+    v.validate(&s.token("ok")).await.unwrap();
 }
 
 #[tokio::test]
@@ -299,7 +497,7 @@ async fn bad_client_credentials_are_an_upstream_error() {
         .build()
         .await
         .unwrap();
-    let err = v.validate("tok").await.unwrap_err();
+    let err = v.validate(&s.token("tok")).await.unwrap_err();
     assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
     assert_eq!(err.status(), 503);
     // The secret never shows in Debug output.
@@ -314,12 +512,12 @@ async fn oversized_answer_refused() {
     s.active("tok", 600);
     let v = s.validator(Duration::ZERO, 100).await;
     s.issuer.state.introspection_padding.store(64 * 1024, Ordering::SeqCst);
-    let err = v.validate("tok").await.unwrap_err();
+    let err = v.validate(&s.token("tok")).await.unwrap_err();
     assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
     assert!(err.to_string().contains("larger than"), "{err}");
     assert_eq!(err.status(), 503);
     s.issuer.state.introspection_padding.store(60 * 1024, Ordering::SeqCst);
-    v.validate("tok").await.unwrap();
+    v.validate(&s.token("tok")).await.unwrap();
 
     // In chunks, without a Content-Length.
     const CHUNKED: &str = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked";
@@ -335,18 +533,21 @@ async fn oversized_answer_refused() {
     let validator =
         |url: String| IntrospectionValidator::new(format!("{url}/introspect"), AUD, CLIENT_ID, CLIENT_SECRET).unwrap();
     let small = validator(raw_server(CHUNKED, chunked(&answer, 512)));
-    assert_eq!(small.validate("tok").await.unwrap().subject, "alice");
+    assert_eq!(small.validate(&s.token("tok")).await.unwrap().subject, "alice");
     let mut huge = answer.clone();
     huge.resize(answer.len() + 1024 * 1024, b' ');
     let err = validator(raw_server(CHUNKED, chunked(&huge, 8 * 1024)))
-        .validate("tok")
+        .validate(&s.token("tok"))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("larger than"), "{err}");
 
     // A declared length over the limit is refused before reading.
     let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000";
-    let err = validator(raw_server(head, answer)).validate("tok").await.unwrap_err();
+    let err = validator(raw_server(head, answer))
+        .validate(&s.token("tok"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("larger than"), "{err}");
 }
 
@@ -358,12 +559,19 @@ async fn concurrent_validations_of_one_token_share_one_call() {
     let s = Setup::new().await;
     s.active("tok", 600);
     *s.issuer.state.introspection_delay.lock().unwrap() = Duration::from_millis(300);
-    let v = s.validator(Duration::ZERO, 100).await;
+    let v = IntrospectionValidator::builder(&s.issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience(AUD)
+        .clock(s.clock.clone())
+        .cache_max_ttl(Duration::ZERO)
+        .refusal_cache_ttl(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
     let spawn_all = |tokens: &[&str]| {
         tokens
             .iter()
             .map(|t| {
-                let (v, t) = (v.clone(), (*t).to_owned());
+                let (v, t) = (v.clone(), s.token(t));
                 tokio::spawn(async move { v.validate(&t).await })
             })
             .collect::<Vec<_>>()
@@ -385,7 +593,7 @@ async fn concurrent_validations_of_one_token_share_one_call() {
     assert_eq!(s.issuer.introspection_hits(), 4, "one call per distinct token");
 
     // Once answered, the next validation asks again (no cache here).
-    v.validate("tok").await.unwrap();
+    v.validate(&s.token("tok")).await.unwrap();
     assert_eq!(s.issuer.introspection_hits(), 5);
 }
 
@@ -394,10 +602,11 @@ async fn concurrent_validations_of_one_token_share_one_call() {
 #[tokio::test]
 async fn calls_for_distinct_tokens_are_capped() {
     let s = Setup::new().await;
-    let tokens: Vec<String> = (0..6).map(|i| format!("tok-{i}")).collect();
-    for t in &tokens {
-        s.active(t, 600);
+    let names: Vec<String> = (0..6).map(|i| format!("tok-{i}")).collect();
+    for name in &names {
+        s.active(name, 600);
     }
+    let tokens: Vec<String> = names.iter().map(|name| s.token(name)).collect();
     *s.issuer.state.introspection_delay.lock().unwrap() = Duration::from_millis(300);
     let v = IntrospectionValidator::builder(&s.issuer.url, CLIENT_ID, CLIENT_SECRET)
         .audience(AUD)
@@ -442,8 +651,8 @@ async fn queued_calls_respect_a_back_off_that_came_meanwhile() {
         .unwrap();
     let tasks: Vec<_> = (0..3)
         .map(|i| {
-            let v = v.clone();
-            tokio::spawn(async move { v.validate(&format!("tok-{i}")).await })
+            let (v, t) = (v.clone(), s.token(&format!("tok-{i}")));
+            tokio::spawn(async move { v.validate(&t).await })
         })
         .collect();
     for task in tasks {
@@ -460,13 +669,13 @@ async fn a_dropped_call_does_not_strand_the_waiters() {
     *s.issuer.state.introspection_delay.lock().unwrap() = Duration::from_millis(300);
     let v = s.validator(Duration::ZERO, 100).await;
     let leader = {
-        let v = v.clone();
-        tokio::spawn(async move { v.validate("tok").await })
+        let (v, t) = (v.clone(), s.token("tok"));
+        tokio::spawn(async move { v.validate(&t).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     let follower = {
-        let v = v.clone();
-        tokio::spawn(async move { v.validate("tok").await })
+        let (v, t) = (v.clone(), s.token("tok"));
+        tokio::spawn(async move { v.validate(&t).await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     leader.abort();
@@ -482,22 +691,22 @@ async fn retry_after_is_honoured() {
     s.active("tok", 600);
     let v = s.validator(Duration::ZERO, 100).await;
     s.issuer.busy(Some((StatusCode::TOO_MANY_REQUESTS, Some("2"))));
-    let err = v.validate("tok").await.unwrap_err();
+    let err = v.validate(&s.token("tok")).await.unwrap_err();
     assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
     assert_eq!(err.status(), 503);
     assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
     assert_eq!(s.issuer.introspection_hits(), 1);
 
     s.issuer.busy(None);
-    let err = v.validate("tok").await.unwrap_err();
+    let err = v.validate(&s.token("tok")).await.unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
     s.clock.advance(Duration::from_millis(1500));
-    let err = v.validate("other").await.unwrap_err(); // every token: the server is busy
+    let err = v.validate(&s.token("other")).await.unwrap_err(); // every token: the server is busy
     assert_eq!(err.retry_after(), Some(Duration::from_millis(500)));
     assert_eq!(s.issuer.introspection_hits(), 1, "no call while backing off");
 
     s.clock.advance(Duration::from_millis(500));
-    assert_eq!(v.validate("tok").await.unwrap().subject, "alice");
+    assert_eq!(v.validate(&s.token("tok")).await.unwrap().subject, "alice");
     assert_eq!(s.issuer.introspection_hits(), 2);
 }
 
@@ -520,21 +729,21 @@ async fn retry_after_is_bounded_and_tolerant() {
         s.issuer.busy(Some((status, header)));
         let hits = s.issuer.introspection_hits();
         assert_eq!(
-            v.validate("tok").await.unwrap_err().retry_after(),
+            v.validate(&s.token("tok")).await.unwrap_err().retry_after(),
             Some(wait),
             "{status} {header:?}"
         );
         s.issuer.busy(None);
         s.clock.advance(wait - Duration::from_millis(1));
-        assert!(v.validate("tok").await.is_err());
+        assert!(v.validate(&s.token("tok")).await.is_err());
         assert_eq!(s.issuer.introspection_hits(), hits + 1);
         s.clock.advance(Duration::from_millis(1));
-        v.validate("tok").await.unwrap();
+        v.validate(&s.token("tok")).await.unwrap();
         assert_eq!(s.issuer.introspection_hits(), hits + 2);
     }
     // Other errors say nothing about waiting.
     s.issuer.busy(Some((StatusCode::INTERNAL_SERVER_ERROR, Some("30"))));
-    assert_eq!(v.validate("tok").await.unwrap_err().retry_after(), None);
+    assert_eq!(v.validate(&s.token("tok")).await.unwrap_err().retry_after(), None);
     s.issuer.busy(None);
-    v.validate("tok").await.unwrap();
+    v.validate(&s.token("tok")).await.unwrap();
 }

@@ -114,6 +114,11 @@ async fn expired_and_not_yet_valid() {
     assert_eq!(s.refused(&expired).await, InvalidToken::Expired);
     let future = s.token_with(|c| c["nbf"] = json!(now + 60));
     assert_eq!(s.refused(&future).await, InvalidToken::NotYetValid);
+    // Issued in the future (RFC 7519 §4.1.6), beyond the leeway; within it, accepted.
+    let from_the_future = s.token_with(|c| c["iat"] = json!(now + 31));
+    assert_eq!(s.refused(&from_the_future).await, InvalidToken::NotYetValid);
+    let skewed = s.token_with(|c| c["iat"] = json!(now + 30));
+    assert!(s.validator.validate(&skewed).await.is_ok());
 
     // A valid token expires as the clock moves on.
     let token = s.token();
@@ -184,7 +189,8 @@ async fn wrong_issuer_and_audience() {
     let none_of = s.token_with(|c| c["aud"] = json!(["billing-api"]));
     assert_eq!(s.refused(&none_of).await, InvalidToken::WrongAudience);
 
-    for claim in ["iss", "sub", "aud", "exp", "client_id"] {
+    // RFC 9068 §2.2: every one of these is REQUIRED.
+    for claim in ["iss", "sub", "aud", "exp", "client_id", "iat", "jti"] {
         let missing = s.token_with(|c| {
             c.as_object_mut().unwrap().remove(claim);
         });
@@ -251,6 +257,40 @@ async fn algorithm_allow_list() {
         rs.validate(&ec_token).await,
         Err(AuthError::InvalidToken(InvalidToken::UnsupportedAlgorithm))
     ));
+}
+
+/// RFC 7515 §4.1.11: a `crit` header names extensions that must be understood; we
+/// understand none, so a properly signed token that has one is refused.
+#[tokio::test]
+async fn crit_header_refused() {
+    let s = Setup::new().await;
+    for crit in [json!(["exp"]), json!(["b64"]), json!([]), json!("exp")] {
+        let mut header = s.key.header();
+        header["crit"] = crit.clone();
+        header["exp"] = json!(0);
+        let token = s.key.sign_with_header(&header, &s.claims());
+        assert_eq!(s.refused(&token).await, InvalidToken::CriticalHeader, "{crit}");
+    }
+}
+
+/// RFC 7517 §4.5: keys of different types may share a `kid`. The key made for the token's
+/// algorithm is used, whichever comes first in the set.
+#[tokio::test]
+async fn duplicate_kid_uses_the_key_for_the_algorithm() {
+    let (rsa, ec) = (Key::rsa("dup"), Key::ec("dup"));
+    for order in [[&ec, &rsa], [&rsa, &ec]] {
+        let issuer = FakeIssuer::start(&order).await;
+        let validator = JwksValidator::builder(&issuer.url).audience(AUD).build().await.unwrap();
+        for key in [&rsa, &ec] {
+            let token = key.sign(&claims(&issuer.url, AUD, std::time::SystemTime::now()));
+            let claims = validator
+                .validate(&token)
+                .await
+                .unwrap_or_else(|e| panic!("{} first, {}: {e}", order[0].alg(), key.alg()));
+            assert_eq!(claims.subject, "alice");
+        }
+        assert_eq!(issuer.jwks_hits(), 1);
+    }
 }
 
 #[tokio::test]
@@ -471,6 +511,132 @@ async fn failed_refresh_keeps_the_cached_keys() {
     s.validator.validate(&s.token()).await.unwrap();
     s.validator.background_refresh_done().await;
     assert_eq!(s.issuer.jwks_hits(), 4);
+}
+
+/// While the JWKS cannot be refreshed, the cached keys are used up to the maximum staleness
+/// (default 24 h after they were fetched), then no longer: validations fail as the server's
+/// fault (503) until a refresh succeeds.
+#[tokio::test]
+async fn keys_too_old_to_refresh_stop_being_trusted() {
+    let s = Setup::new().await;
+    s.issuer.state.jwks_fail.store(true, Ordering::SeqCst);
+    // Just within the 24 h, after failed background refreshes: still in use.
+    s.clock.advance(Duration::from_secs(24 * 3600));
+    s.validator.validate(&s.token()).await.unwrap();
+    s.validator.background_refresh_done().await;
+    let hits = s.issuer.jwks_hits();
+    assert_eq!(hits, 2);
+
+    s.clock.advance(Duration::from_secs(11));
+    let err = s.validator.validate(&s.token()).await.unwrap_err();
+    assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
+    assert_eq!(err.status(), 503);
+    // Tried to refresh first, and does not ask the failing server again within the interval.
+    assert_eq!(s.issuer.jwks_hits(), hits + 1);
+    let err = s.validator.validate(&s.token()).await.unwrap_err();
+    assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
+    assert!(err.to_string().contains("maximum staleness"), "{err}");
+    assert_eq!(s.issuer.jwks_hits(), hits + 1);
+
+    // Once the JWKS answers again, the next validation after the interval refreshes.
+    s.issuer.state.jwks_fail.store(false, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(10));
+    s.validator.validate(&s.token()).await.unwrap();
+    assert_eq!(s.issuer.jwks_hits(), hits + 2);
+    s.validator.validate(&s.token()).await.unwrap();
+    assert_eq!(s.issuer.jwks_hits(), hits + 2);
+}
+
+#[tokio::test]
+async fn max_staleness_is_configurable() {
+    let s = Setup::new().await;
+    let v = JwksValidator::builder(&s.issuer.url)
+        .audience(AUD)
+        .max_staleness(Duration::from_secs(600))
+        .clock(s.clock.clone())
+        .build()
+        .await
+        .unwrap();
+    s.issuer.state.jwks_fail.store(true, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(600));
+    v.validate(&s.token()).await.unwrap();
+    v.background_refresh_done().await;
+    s.clock.advance(Duration::from_secs(1));
+    assert!(matches!(v.validate(&s.token()).await, Err(AuthError::Upstream { .. })));
+
+    // Shorter than the minimum cache TTL makes no sense.
+    let err = JwksValidator::builder(&s.issuer.url)
+        .audience(AUD)
+        .max_staleness(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AuthError::Config(ref m) if m.contains("staleness")),
+        "{err}"
+    );
+}
+
+/// Plain http is refused for the issuer and the JWKS, configured or discovered, unless the
+/// host is loopback (as for the fake issuer of every other test) or the builder opts in.
+#[tokio::test]
+async fn plain_http_refused_off_loopback() {
+    let s = Setup::new().await;
+    let config_error = |r: Result<JwksValidator, AuthError>, what: &str| match r {
+        Err(AuthError::Config(m)) => assert!(m.contains(what) && m.contains("http"), "{m}"),
+        other => panic!("expected a configuration error about {what}, got {other:?}"),
+    };
+    let loopback_jwks = format!("{}/jwks", s.issuer.url);
+    // Refused before anything is fetched.
+    config_error(
+        JwksValidator::builder("http://id.example").audience(AUD).build().await,
+        "issuer",
+    );
+    config_error(
+        JwksValidator::builder("http://id.example")
+            .audience(AUD)
+            .jwks_uri(&loopback_jwks)
+            .build()
+            .await,
+        "issuer",
+    );
+    config_error(
+        JwksValidator::builder("https://id.example")
+            .audience(AUD)
+            .jwks_uri("http://192.0.2.1/jwks")
+            .build()
+            .await,
+        "jwks_uri",
+    );
+    // Opted in: the issuer may be plain http anywhere.
+    let opted_in = JwksValidator::builder("http://id.example")
+        .audience(AUD)
+        .jwks_uri(&loopback_jwks)
+        .insecure_allow_http()
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(opted_in.issuer(), "http://id.example");
+
+    // A JWKS the discovery document names off loopback in plain http.
+    *s.issuer.state.endpoints_base.lock().unwrap() = Some("http://192.0.2.1".into());
+    config_error(
+        JwksValidator::builder(&s.issuer.url).audience(AUD).build().await,
+        "jwks_uri",
+    );
+    // Opted in, it is fetched (and here, nothing answers there).
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let err = JwksValidator::builder(&s.issuer.url)
+        .audience(AUD)
+        .http_client(quick)
+        .insecure_allow_http()
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
 }
 
 /// Keys past their lifetime: requests go on with them while one refresh runs in the

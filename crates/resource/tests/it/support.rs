@@ -209,12 +209,25 @@ pub fn claims(issuer: &str, audience: &str, now: SystemTime) -> Value {
     })
 }
 
+/// A token shaped like a Portcullis access token of `issuer` — JWS compact, `typ`
+/// `at+jwt`, `iss`, an `exp` a day after `now` — named by its `jti`, with a signature
+/// nobody checks. Introspection mode sends only such tokens to the endpoint; the fake
+/// issuer's answer for it is set with [`FakeIssuer::answer`].
+pub fn token_shaped(issuer: &str, name: &str, now: SystemTime) -> String {
+    let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1"});
+    let claims = json!({"iss": issuer, "exp": unix(now) + 86_400, "jti": name});
+    format!("{}.{}", signing_input(&header, &claims), b64(b"not checked"))
+}
+
 pub const CLIENT_ID: &str = "notes api";
 pub const CLIENT_SECRET: &str = "p@ss:w+rd/é";
 
 /// What the fake issuer serves, and how often it was asked.
 pub struct FakeState {
     pub issuer: String,
+    /// Where the discovery document says the JWKS and introspection endpoints are, when
+    /// not on the issuer itself.
+    pub endpoints_base: Mutex<Option<String>>,
     pub jwks: Mutex<JwkSet>,
     pub jwks_cache_control: Mutex<Option<String>>,
     pub jwks_fail: AtomicBool,
@@ -248,6 +261,7 @@ impl FakeIssuer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(FakeState {
             issuer: url.clone(),
+            endpoints_base: Mutex::new(None),
             jwks: Mutex::new(JwkSet {
                 keys: keys.iter().map(|k| k.jwk()).collect(),
             }),
@@ -307,16 +321,18 @@ impl FakeIssuer {
 
 async fn discovery(State(state): State<Arc<FakeState>>) -> Json<ServerMetadata> {
     state.discovery_hits.fetch_add(1, Ordering::SeqCst);
+    let base = state.endpoints_base.lock().unwrap().clone();
     let at = |path: &str| format!("{}{path}", state.issuer);
+    let moved = |path: &str| format!("{}{path}", base.as_deref().unwrap_or(&state.issuer));
     let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     Json(ServerMetadata {
         issuer: state.issuer.clone(),
         authorization_endpoint: at("/authorize"),
         token_endpoint: at("/token"),
-        jwks_uri: at("/jwks"),
+        jwks_uri: moved("/jwks"),
         userinfo_endpoint: Some(at("/userinfo")),
         revocation_endpoint: Some(at("/revoke")),
-        introspection_endpoint: Some(at("/introspect")),
+        introspection_endpoint: Some(moved("/introspect")),
         end_session_endpoint: None,
         scopes_supported: strings(&["openid", "notes:read", "notes:write"]),
         response_types_supported: strings(&["code"]),
