@@ -71,7 +71,9 @@ impl CorsOrigins {
 
 /// The CORS layer: preflights answered, `Access-Control-Allow-Origin` only for a
 /// registered origin. No credentials: these endpoints take tokens and client
-/// credentials in headers or bodies, never cookies.
+/// credentials in headers or bodies, never cookies. Browser code may read
+/// `WWW-Authenticate` (RFC 6750 §3: why userinfo refused a token) and `Retry-After` (how
+/// long a 429 asks it to wait), which CORS hides by default.
 pub fn layer(origins: Arc<CorsOrigins>) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::async_predicate(
@@ -87,5 +89,6 @@ pub fn layer(origins: Arc<CorsOrigins>) -> CorsLayer {
         ))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))
 }

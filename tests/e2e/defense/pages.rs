@@ -183,6 +183,30 @@ async fn cors_only_for_registered_origins_on_browser_endpoints(backend: Backend)
         .await
         .unwrap();
     assert_eq!(allowed(&jwks).as_deref(), Some("https://spa.example"));
+    // A refused userinfo call: browser code may read why (and, on a 429, how long to wait).
+    let userinfo = http()
+        .get(app.url("/userinfo"))
+        .header("origin", "https://spa.example")
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), 401);
+    assert_eq!(allowed(&userinfo).as_deref(), Some("https://spa.example"));
+    let exposed = userinfo.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("www-authenticate") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
+    assert!(
+        userinfo.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
     let token = http()
         .post(app.url("/token"))
         .header("origin", "https://evil.example")
