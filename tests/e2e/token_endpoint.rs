@@ -186,6 +186,12 @@ async fn token_endpoint_errors(backend: Backend) {
     }
     let (s, _, b) = post_form(&app, "/token", Some((id, sec)), &[("grant_type", "authorization_code")]).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")), "missing code");
+    assert_eq!(b["error_description"], "the code parameter is missing");
+    for path in ["/revoke", "/introspect"] {
+        let (s, _, b) = post_form(&app, path, Some((id, sec)), &[("token_type_hint", "access_token")]).await;
+        assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")), "{path}");
+        assert_eq!(b["error_description"], "the token parameter is missing", "{path}");
+    }
     let (s, b) = redeem(&app, (id, sec), "made-up", &"a".repeat(43)).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "unknown code");
     let (s, b) = refresh_grant(&app, (id, sec), "made-up", None).await;

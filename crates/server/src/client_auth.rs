@@ -72,7 +72,20 @@ impl FormBody {
         let present: Vec<&(String, String)> = self.raw.iter().filter(|(_, v)| !v.is_empty()).collect();
         let encoded = serde_urlencoded::to_string(&present)
             .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the body is not valid form encoding"))?;
-        serde_urlencoded::from_str(&encoded).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))
+        serde_urlencoded::from_str(&encoded).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, describe(&e)))
+    }
+}
+
+/// A form the typed request could not take, in the words of the protocol: serde says
+/// "missing field `token`", the client sent no `token` parameter.
+fn describe(e: &serde::de::value::Error) -> String {
+    let text = e.to_string();
+    match text
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        Some(name) => format!("the {name} parameter is missing"),
+        None => text,
     }
 }
 
