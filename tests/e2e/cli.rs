@@ -145,6 +145,26 @@ async fn commands_and_their_errors(backend: Backend) {
     .await
     .unwrap_err();
     assert!(err.starts_with("--no-require-pkce"), "{err}");
+    // An ID token algorithm the server has no keys for (signing_alg is RS256 here).
+    let err = portcullis(
+        &config,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Es",
+            "--redirect-uri",
+            "https://es.example/cb",
+            "--id-token-alg",
+            "ES256",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.starts_with("id_token_signed_response_alg: this server signs with RS256 only"),
+        "{err}"
+    );
     let app = portcullis_tests::spawn_app_on(&url, None).await;
     let pkce: Vec<_> = app
         .core
@@ -156,7 +176,7 @@ async fn commands_and_their_errors(backend: Backend) {
         .collect();
     assert!(pkce.contains(&("Web".into(), true)), "{pkce:?}");
     assert!(pkce.contains(&("Legacy".into(), false)), "{pkce:?}");
-    assert!(!pkce.iter().any(|(n, _)| n == "Spa"), "{pkce:?}");
+    assert!(!pkce.iter().any(|(n, _)| n == "Spa" || n == "Es"), "{pkce:?}");
     app.stop().await;
 
     // Bad configuration: one line naming the setting.

@@ -682,6 +682,110 @@ async fn jwks_algs(app: &TestApp) -> Vec<String> {
     algs
 }
 
+/// OIDC Registration §2 `id_token_signed_response_alg`: a client registered for the
+/// server's ES256 gets ES256 ID tokens, from the code and from a refresh, which a relying
+/// party set up for ES256 verifies (one that expects only RS256 refuses them);
+/// the admin form offers and keeps the choice.
+async fn a_client_may_register_es256_id_tokens(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.signing_alg = portcullis_protocol::SigningAlg::ES256;
+    })
+    .await;
+    let (client, secret) = app
+        .core
+        .create_client(
+            &portcullis_core::clients::ClientInput {
+                name: "ES256 app".into(),
+                kind: Some(portcullis_core::model::ClientKind::Confidential),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                scopes: "openid profile".into(),
+                id_token_signed_response_alg: Some("ES256".into()),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let secret = secret.unwrap();
+    app.user("alice", PASSWORD).await;
+    let http_client = openidconnect::reqwest::Client::builder()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let rp = relying_party(&app, &http_client, client.id.as_str(), secret.expose()).await;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, _, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .url();
+    let b = browser();
+    let back = expect_redirect(authorize_in_browser(&b, &app, &auth_url, "alice", "allow").await);
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(param(&back, "code").unwrap()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http_client)
+        .await
+        .unwrap();
+    let alg_of = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().alg;
+    let id_token = tokens.id_token().expect("an ID token");
+    assert_eq!(alg_of(&id_token.to_string()), jsonwebtoken::Algorithm::ES256);
+    let rs256_only = rp
+        .id_token_verifier()
+        .set_allowed_algs(vec![openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]);
+    assert!(
+        id_token.claims(&rs256_only, &nonce).is_err(),
+        "a relying party expecting RS256 refuses it"
+    );
+    let es256 = rp
+        .id_token_verifier()
+        .set_allowed_algs(vec![openidconnect::core::CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+    let claims = id_token.claims(&es256, &nonce).unwrap();
+    // at_hash is computed for the ID token's algorithm (SHA-256 for ES256 too).
+    let expected_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&es256).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+    let refreshed = rp
+        .exchange_refresh_token(tokens.refresh_token().unwrap())
+        .unwrap()
+        .request_async(&http_client)
+        .await
+        .unwrap();
+    let id_token = refreshed.id_token().expect("an ID token on refresh");
+    assert_eq!(alg_of(&id_token.to_string()), jsonwebtoken::Algorithm::ES256);
+    id_token
+        .claims(&es256, |_: Option<&Nonce>| Ok::<(), String>(()))
+        .unwrap();
+    // Another client keeps the default (its ID tokens: the test below).
+    let (other, _) = app.confidential_client(REDIRECT).await;
+
+    // The admin form offers ES256 and shows the client's choice.
+    crate::admin_support::operator(&app, "root", portcullis_core::model::AdminRole::Admin).await;
+    let p = crate::admin_support::Pages::sign_in(&app, "root", crate::admin_support::ADMIN_PASSWORD).await;
+    let (_, html) = p.get(&format!("/admin/clients/{}/edit", client.id)).await;
+    assert!(
+        html.contains(r#"<option value="ES256" selected>ES256</option>"#),
+        "{html}"
+    );
+    let (_, html) = p.get(&format!("/admin/clients/{}/edit", other.id)).await;
+    assert!(
+        html.contains(r#"<option value="" selected>RS256 (default)</option>"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<option value="ES256">ES256</option>"#), "{html}");
+    app.stop().await;
+}
+
 /// OIDC Core §15.1 and Discovery §3: with access tokens signed ES256, ID tokens are still
 /// RS256 (the default `id_token_signed_response_alg`), from their own keys, and a
 /// relying party that knows only RS256 (the `openidconnect` crate's default) verifies them.
@@ -706,9 +810,10 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
         .json()
         .await
         .unwrap();
+    // RS256 is the default; a client may register the server's other algorithm.
     assert_eq!(
         meta["id_token_signing_alg_values_supported"],
-        serde_json::json!(["RS256"])
+        serde_json::json!(["RS256", "ES256"])
     );
     let prompts = meta["prompt_values_supported"].as_array().unwrap();
     assert!(prompts.iter().any(|p| p == "select_account"), "{prompts:?}");
@@ -1001,6 +1106,7 @@ async fn native_public_clients_ask_every_time(backend: Backend) {
 both_backends!(
     native_public_clients_ask_every_time,
     id_tokens_are_rs256_when_access_tokens_are_es256,
+    a_client_may_register_es256_id_tokens,
     signing_keys_heal_from_upgrades_and_mistakes,
     oidc_code_flow_with_openidconnect,
     authorization_errors,

@@ -125,6 +125,7 @@ fn client(id: &str, name: &str) -> Client {
         cors_origins: vec!["https://app.example".to_owned()],
         logo_uri: Some("https://app.example/logo.png".to_owned()),
         policy_uri: None,
+        id_token_signed_response_alg: None,
         disabled: false,
         created_at: T0,
         updated_at: T0,

@@ -104,6 +104,10 @@ pub struct ClientCreate {
     /// An origin allowed to call the token endpoint from a browser; repeat for several.
     #[arg(long = "cors-origin")]
     pub cors_origins: Vec<String>,
+    /// How this client's ID tokens are signed (OIDC `id_token_signed_response_alg`):
+    /// RS256, the default, or the server's `signing_alg`.
+    #[arg(long = "id-token-alg")]
+    pub id_token_alg: Option<String>,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -231,6 +235,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "first_party": c.first_party,
         "require_pkce": c.require_pkce,
         "cors_origins": c.cors_origins,
+        "id_token_signed_response_alg": c.id_token_signed_response_alg.map_or("RS256", |a| a.as_str()),
         "disabled": c.disabled,
         "created_at": c.created_at.unix_timestamp(),
     })
@@ -335,6 +340,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 first_party: c.first_party,
                 require_pkce: c.no_require_pkce.then_some(false),
                 cors_origins: c.cors_origins,
+                id_token_signed_response_alg: c.id_token_alg,
                 ..Default::default()
             };
             let (client, secret) = core.create_client(&input, ACTOR).await.map_err(user_facing)?;

@@ -1,7 +1,7 @@
 //! Client registration and management (CLI and admin), and client authentication at
 //! the token, revocation and introspection endpoints (RFC 6749 §2.3).
 
-use portcullis_protocol::{ClientId, ErrorCode, GrantType, RedirectUri, ScopeSet, Secret};
+use portcullis_protocol::{ClientId, ErrorCode, GrantType, RedirectUri, ScopeSet, Secret, SigningAlg};
 use time::Duration;
 
 use crate::admin::Actor;
@@ -9,7 +9,7 @@ use crate::audit::Event;
 use crate::crypto::{b64url, digest_eq, random_bytes, random_token, sha256};
 use crate::error::{Error, Result};
 use crate::model::{Client, ClientKind, Revocation, RevocationTarget};
-use crate::service::Portcullis;
+use crate::service::{ID_TOKEN_ALG, Portcullis};
 
 /// What an operator fills in to register or edit a client, as typed.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +28,9 @@ pub struct ClientInput {
     pub cors_origins: Vec<String>,
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
+    /// OIDC Registration §2: `RS256` (the default when empty or absent), or the server's
+    /// `signing_alg`, the only other algorithm it has keys for.
+    pub id_token_signed_response_alg: Option<String>,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -47,6 +50,7 @@ struct ValidClient {
     cors_origins: Vec<String>,
     logo_uri: Option<String>,
     policy_uri: Option<String>,
+    id_token_signed_response_alg: Option<SigningAlg>,
 }
 
 fn parse_uris(field: &'static str, raw: &[String]) -> Result<Vec<RedirectUri>> {
@@ -115,7 +119,8 @@ fn check_ttl(field: &'static str, ttl: Option<i64>, max: i64) -> Result<()> {
     }
 }
 
-fn validate(input: &ClientInput) -> Result<ValidClient> {
+/// `id_token_algs`: the algorithms the server signs ID tokens with, if a client asks.
+fn validate(input: &ClientInput, id_token_algs: &[SigningAlg]) -> Result<ValidClient> {
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Error::invalid("name", "must be 1 to 200 characters"));
@@ -177,7 +182,30 @@ fn validate(input: &ClientInput) -> Result<ValidClient> {
         cors_origins,
         logo_uri: parse_optional_url("logo_uri", &input.logo_uri)?,
         policy_uri: parse_optional_url("policy_uri", &input.policy_uri)?,
+        id_token_signed_response_alg: id_token_alg(input.id_token_signed_response_alg.as_deref(), id_token_algs)?,
     })
+}
+
+/// The registered ID token algorithm: `None` for the default (RS256), which is how RS256
+/// is stored too, so a client that names it follows the default.
+fn id_token_alg(raw: Option<&str>, available: &[SigningAlg]) -> Result<Option<SigningAlg>> {
+    const FIELD: &str = "id_token_signed_response_alg";
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let listed = || available.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
+    let alg = SigningAlg::parse(raw).map_err(|_| Error::invalid(FIELD, format!("must be one of {}", listed())))?;
+    if !available.contains(&alg) {
+        return Err(Error::invalid(
+            FIELD,
+            format!(
+                "this server signs with {} only (set signing_alg to use {})",
+                listed(),
+                alg.as_str()
+            ),
+        ));
+    }
+    Ok((alg != ID_TOKEN_ALG).then_some(alg))
 }
 
 /// A new client secret: 32 random bytes, base64url (DESIGN §4).
@@ -194,7 +222,7 @@ impl Portcullis {
         actor: impl Into<Actor>,
     ) -> Result<(Client, Option<Secret>)> {
         let actor: Actor = actor.into();
-        let v = validate(input)?;
+        let v = validate(input, &self.settings.id_token_algs())?;
         let now = self.now();
         let id = ClientId::parse(&b64url(&random_bytes::<16>()?)).map_err(|e| Error::Unexpected(e.0))?;
         let secret = match v.kind {
@@ -217,6 +245,7 @@ impl Portcullis {
             cors_origins: v.cors_origins,
             logo_uri: v.logo_uri,
             policy_uri: v.policy_uri,
+            id_token_signed_response_alg: v.id_token_signed_response_alg,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -240,7 +269,7 @@ impl Portcullis {
             return Err(Error::invalid("kind", "cannot change; register a new client instead"));
         }
         input.kind = Some(client.kind);
-        let v = validate(&input)?;
+        let v = validate(&input, &self.settings.id_token_algs())?;
         client.name = v.name;
         client.redirect_uris = v.redirect_uris;
         client.post_logout_redirect_uris = v.post_logout_redirect_uris;
@@ -253,6 +282,7 @@ impl Portcullis {
         client.cors_origins = v.cors_origins;
         client.logo_uri = v.logo_uri;
         client.policy_uri = v.policy_uri;
+        client.id_token_signed_response_alg = v.id_token_signed_response_alg;
         client.updated_at = self.now();
         self.store.update_client(&client, &[]).await.map_err(|e| match e {
             crate::StoreError::Stale => stale_edit(),
@@ -486,12 +516,38 @@ mod tests {
     }
 
     #[test]
+    fn id_token_algorithm_is_one_the_server_has_keys_for() {
+        let both = [SigningAlg::RS256, SigningAlg::ES256];
+        assert_eq!(id_token_alg(None, &both).unwrap(), None);
+        assert_eq!(id_token_alg(Some(" "), &both).unwrap(), None);
+        assert_eq!(id_token_alg(Some("RS256"), &both).unwrap(), None, "the default");
+        assert_eq!(id_token_alg(Some("ES256"), &both).unwrap(), Some(SigningAlg::ES256));
+        for (raw, available) in [
+            ("ES256", &both[..1]),
+            ("EdDSA", &both[..]),
+            ("HS256", &both[..]),
+            ("none", &both[..]),
+        ] {
+            assert!(
+                matches!(
+                    id_token_alg(Some(raw), available),
+                    Err(Error::Invalid {
+                        field: "id_token_signed_response_alg",
+                        ..
+                    })
+                ),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
     fn validation_names_the_field() {
-        assert!(validate(&input()).is_ok());
+        assert!(validate(&input(), &[ID_TOKEN_ALG]).is_ok());
         let mut i = input();
         i.redirect_uris = vec!["http://evil.example/cb".into()];
         assert!(matches!(
-            validate(&i),
+            validate(&i, &[ID_TOKEN_ALG]),
             Err(Error::Invalid {
                 field: "redirect_uris",
                 ..
@@ -501,7 +557,7 @@ mod tests {
         i.kind = Some(ClientKind::Public);
         i.grant_types = vec!["client_credentials".into()];
         assert!(matches!(
-            validate(&i),
+            validate(&i, &[ID_TOKEN_ALG]),
             Err(Error::Invalid {
                 field: "grant_types",
                 ..
@@ -510,7 +566,7 @@ mod tests {
         let mut i = input();
         i.redirect_uris.clear();
         assert!(matches!(
-            validate(&i),
+            validate(&i, &[ID_TOKEN_ALG]),
             Err(Error::Invalid {
                 field: "redirect_uris",
                 ..
@@ -519,7 +575,7 @@ mod tests {
         let mut i = input();
         i.cors_origins = vec!["https://app.example/path".into()];
         assert!(matches!(
-            validate(&i),
+            validate(&i, &[ID_TOKEN_ALG]),
             Err(Error::Invalid {
                 field: "cors_origins",
                 ..
@@ -528,6 +584,6 @@ mod tests {
         let mut i = input();
         i.kind = Some(ClientKind::Public);
         i.require_pkce = Some(false);
-        assert!(validate(&i).unwrap().require_pkce);
+        assert!(validate(&i, &[ID_TOKEN_ALG]).unwrap().require_pkce);
     }
 }

@@ -491,12 +491,15 @@ impl Portcullis {
             _ => None,
         };
         let access_alg = self.settings.signing_alg;
+        // A client registered for an algorithm the server no longer has keys for (its
+        // `signing_alg` changed) gets an error from `sign`, not an ID token it would refuse.
+        let id_alg = client.id_token_signed_response_alg.unwrap_or(ID_TOKEN_ALG);
         let job = move || -> Result<(String, Option<String>)> {
             let access_token = sign(&ring, access_alg, ACCESS_TOKEN_TYP, &claims)?;
             let id_token = match id_claims {
                 Some(mut id) => {
-                    id.at_hash = at_hash(ID_TOKEN_ALG, &access_token);
-                    Some(sign(&ring, ID_TOKEN_ALG, "JWT", &id)?)
+                    id.at_hash = at_hash(id_alg, &access_token);
+                    Some(sign(&ring, id_alg, "JWT", &id)?)
                 }
                 None => None,
             };

@@ -31,7 +31,8 @@ pub struct CoreSettings {
     /// RFC 6749 §4.1.2 recommends at most 10 minutes; DESIGN §3 uses 60 s.
     pub code_ttl: Duration,
     pub session_ttl: Duration,
-    /// The algorithm of access tokens; ID tokens are always `ID_TOKEN_ALG`.
+    /// The algorithm of access tokens; ID tokens use `ID_TOKEN_ALG` unless their client
+    /// registered this one.
     pub signing_alg: SigningAlg,
     pub max_concurrent_password_hashes: usize,
     /// Audit events older than this many days are deleted by the periodic cleanup;
@@ -43,9 +44,10 @@ pub struct CoreSettings {
     pub defense: DefenseSettings,
 }
 
-/// The algorithm of ID tokens: RS256, which OIDC Core §15.1 requires of every OP and
-/// which is the default `id_token_signed_response_alg` (OIDC Registration §2) that
-/// clients expect when they registered nothing else.
+/// The default algorithm of ID tokens: RS256, which OIDC Core §15.1 requires of every OP
+/// and which is the default `id_token_signed_response_alg` (OIDC Registration §2) that
+/// clients expect when they registered nothing else. A client may register
+/// `signing_alg` instead.
 pub const ID_TOKEN_ALG: SigningAlg = SigningAlg::RS256;
 
 impl CoreSettings {
@@ -55,6 +57,16 @@ impl CoreSettings {
         let mut algs = vec![self.signing_alg];
         if self.signing_alg != ID_TOKEN_ALG {
             algs.push(ID_TOKEN_ALG);
+        }
+        algs
+    }
+
+    /// The algorithms a client may have its ID tokens signed with, the default (RS256)
+    /// first: the server has keys for these only.
+    pub fn id_token_algs(&self) -> Vec<SigningAlg> {
+        let mut algs = vec![ID_TOKEN_ALG];
+        if self.signing_alg != ID_TOKEN_ALG {
+            algs.push(self.signing_alg);
         }
         algs
     }

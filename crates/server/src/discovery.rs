@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::CoreSettings;
-use portcullis_core::service::ID_TOKEN_ALG;
 use portcullis_protocol::discovery::ServerMetadata;
 
 use crate::ServerState;
@@ -31,9 +30,14 @@ pub fn metadata(settings: &CoreSettings) -> ServerMetadata {
         response_modes_supported: s(&["query", "form_post"]),
         grant_types_supported: s(&["authorization_code", "refresh_token", "client_credentials"]),
         subject_types_supported: s(&["public"]),
-        // OIDC Discovery §3: RS256 must be listed; ID tokens are always signed with it,
-        // whatever `signing_alg` access tokens use (a client cannot register another).
-        id_token_signing_alg_values_supported: vec![ID_TOKEN_ALG.as_str().to_owned()],
+        // OIDC Discovery §3: RS256 must be listed, and is the default; a client may
+        // register `signing_alg` instead (`id_token_signed_response_alg`), the only other
+        // algorithm the server has keys for.
+        id_token_signing_alg_values_supported: settings
+            .id_token_algs()
+            .into_iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
         token_endpoint_auth_methods_supported: client_auth.clone(),
         revocation_endpoint_auth_methods_supported: client_auth,
         introspection_endpoint_auth_methods_supported: s(&["client_secret_basic", "client_secret_post"]),

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use portcullis_core::StoreError;
 use portcullis_core::model::{Client, ClientKind, Revocation};
 use portcullis_core::repo::{ClientRepo, StoreResult};
-use portcullis_protocol::ClientId;
+use portcullis_protocol::{ClientId, SigningAlg};
 use sqlx::FromRow;
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments};
@@ -19,7 +19,7 @@ macro_rules! client_columns {
     () => {
         "id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
          first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, logo_uri, \
-         policy_uri, disabled, created_at, updated_at, revision"
+         policy_uri, disabled, created_at, updated_at, revision, id_token_signed_response_alg"
     };
 }
 
@@ -44,6 +44,7 @@ struct ClientRow {
     created_at: i64,
     updated_at: i64,
     revision: i64,
+    id_token_signed_response_alg: Option<String>,
 }
 
 impl ClientRow {
@@ -74,11 +75,19 @@ impl ClientRow {
             created_at: codec::time("clients.created_at", self.created_at)?,
             updated_at: codec::time("clients.updated_at", self.updated_at)?,
             revision: self.revision,
+            id_token_signed_response_alg: self
+                .id_token_signed_response_alg
+                .map(|a| {
+                    codec::named("clients.id_token_signed_response_alg", &a, |s| {
+                        SigningAlg::parse(s).ok()
+                    })
+                })
+                .transpose()?,
         })
     }
 }
 
-/// Binds `$1`–`$18`: every column but `created_at`, in the order of the statements below.
+/// Binds `$1`–`$19`: every column but `created_at`, in the order of the statements below.
 fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Sqlite, SqliteArguments<'static>>> {
     Ok(sqlx::query(sql)
         .bind(c.id.as_str().to_owned())
@@ -100,18 +109,20 @@ fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Sqli
         .bind(c.policy_uri.clone())
         .bind(c.disabled)
         .bind(codec::ts(c.updated_at))
-        .bind(c.revision))
+        .bind(c.revision)
+        .bind(c.id_token_signed_response_alg.map(SigningAlg::as_str)))
 }
 
 const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
      grant_types, scopes, first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, \
-     logo_uri, policy_uri, disabled, updated_at, revision, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+     logo_uri, policy_uri, disabled, updated_at, revision, id_token_signed_response_alg, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 
 const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4, redirect_uris = $5, \
      post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, require_pkce = $10, \
      access_token_ttl = $11, refresh_token_ttl = $12, cors_origins = $13, logo_uri = $14, policy_uri = $15, \
-     disabled = $16, updated_at = $17, revision = $18 + 1 WHERE id = $1 AND revision = $18";
+     disabled = $16, updated_at = $17, revision = $18 + 1, id_token_signed_response_alg = $19 \
+     WHERE id = $1 AND revision = $18";
 
 /// Replaces the client's row (every field but `id` and `created_at`) if its revision is
 /// still `client.revision`, and counts the revision up; `Stale` if it is not, `NotFound` if

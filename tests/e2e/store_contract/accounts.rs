@@ -43,6 +43,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.scopes = ScopeSet::parse("api:read").unwrap();
     changed.first_party = true;
     changed.refresh_token_ttl = Some(86400);
+    changed.id_token_signed_response_alg = Some(SigningAlg::ES256);
     changed.disabled = true;
     changed.updated_at = T0 + secs(100);
     // created_at is not updatable.

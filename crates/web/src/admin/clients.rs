@@ -46,6 +46,8 @@ pub struct ClientFields {
     pub cors_origins: String,
     pub logo_uri: String,
     pub policy_uri: String,
+    /// Empty for the default (RS256).
+    pub id_token_signed_response_alg: String,
     /// When editing: the client's `revision` when the form was opened.
     pub revision: String,
 }
@@ -81,6 +83,7 @@ impl ClientFields {
             cors_origins: p.one("cors_origins"),
             logo_uri: p.one("logo_uri"),
             policy_uri: p.one("policy_uri"),
+            id_token_signed_response_alg: p.one("id_token_signed_response_alg"),
             revision: p.one("revision"),
         }
     }
@@ -100,6 +103,10 @@ impl ClientFields {
             cors_origins: joined(c.cors_origins.iter().map(String::as_str)),
             logo_uri: c.logo_uri.clone().unwrap_or_default(),
             policy_uri: c.policy_uri.clone().unwrap_or_default(),
+            id_token_signed_response_alg: c
+                .id_token_signed_response_alg
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default(),
             revision: c.revision.to_string(),
         }
     }
@@ -129,6 +136,7 @@ impl ClientFields {
             cors_origins: lines(&self.cors_origins),
             logo_uri: optional_text(&self.logo_uri),
             policy_uri: optional_text(&self.policy_uri),
+            id_token_signed_response_alg: optional_text(&self.id_token_signed_response_alg),
             if_revision: match self.revision.trim() {
                 "" => None,
                 r => Some(
@@ -158,6 +166,7 @@ pub fn label(field: &str) -> &'static str {
         "cors_origins" => "Allowed CORS origins",
         "logo_uri" => "Logo URL",
         "policy_uri" => "Policy URL",
+        "id_token_signed_response_alg" => "ID token signature",
         _ => "Client",
     }
 }
@@ -171,6 +180,8 @@ pub struct ClientFormPage {
     pub fields: ClientFields,
     pub errors: FormErrors,
     pub grant_choices: &'static [(&'static str, &'static str)],
+    /// The ID token algorithms a client may choose, the default first.
+    pub id_token_algs: Vec<&'static str>,
 }
 
 impl ClientFormPage {
@@ -179,7 +190,13 @@ impl ClientFormPage {
     }
 }
 
-fn form_page(chrome: Chrome, editing: Option<String>, fields: ClientFields, errors: FormErrors) -> AdminResult {
+fn form_page(
+    state: &AdminState,
+    chrome: Chrome,
+    editing: Option<String>,
+    fields: ClientFields,
+    errors: FormErrors,
+) -> AdminResult {
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -191,6 +208,13 @@ fn form_page(chrome: Chrome, editing: Option<String>, fields: ClientFields, erro
         fields,
         errors,
         grant_choices: &GRANT_CHOICES,
+        id_token_algs: state
+            .core
+            .settings
+            .id_token_algs()
+            .into_iter()
+            .map(|a| a.as_str())
+            .collect(),
     };
     Ok(render(status, &page)?)
 }
@@ -253,8 +277,9 @@ pub async fn clients_get(
 }
 
 /// `GET /admin/clients/new`.
-pub async fn client_new_get(Writer(op): Writer) -> AdminResult {
+pub async fn client_new_get(State(state): State<AdminState>, Writer(op): Writer) -> AdminResult {
     form_page(
+        &state,
         op.chrome("clients").await?,
         None,
         ClientFields::defaults(),
@@ -281,11 +306,11 @@ pub async fn clients_post(
     let fields = ClientFields::from_pairs(&Pairs::new(pairs));
     let input = match fields.to_input(true) {
         Ok(i) => i,
-        Err(errors) => return form_page(op.chrome("clients").await?, None, fields, errors),
+        Err(errors) => return form_page(&state, op.chrome("clients").await?, None, fields, errors),
     };
     match state.core.create_client(&input, &op.actor()).await {
         Ok((client, secret)) => secret_page(&op, &client, secret, true).await,
-        Err(e) => form_page(op.chrome("clients").await?, None, fields, field_error(e)?),
+        Err(e) => form_page(&state, op.chrome("clients").await?, None, fields, field_error(e)?),
     }
 }
 
@@ -353,6 +378,12 @@ fn details(c: &Client) -> Vec<Detail> {
         many("Allowed CORS origins", c.cors_origins.clone()),
         many("Logo URL", c.logo_uri.iter().cloned().collect()),
         many("Policy URL", c.policy_uri.iter().cloned().collect()),
+        one(
+            "ID token signature",
+            c.id_token_signed_response_alg
+                .map_or("RS256 (default)", |a| a.as_str())
+                .into(),
+        ),
         one("Status", if c.disabled { "disabled" } else { "enabled" }.into()),
         one("Registered", when(c.created_at)),
         one("Last changed", when(c.updated_at)),
@@ -381,6 +412,7 @@ pub async fn client_edit_get(
 ) -> AdminResult {
     let client = state.core.get_client(&client_id(&id)?).await?;
     form_page(
+        &state,
         op.chrome("clients").await?,
         Some(client.id.as_str().to_owned()),
         ClientFields::from_client(&client),
@@ -403,14 +435,14 @@ pub async fn client_post(
     let editing = Some(id.as_str().to_owned());
     let input = match fields.to_input(false) {
         Ok(i) => i,
-        Err(errors) => return form_page(op.chrome("clients").await?, editing, fields, errors),
+        Err(errors) => return form_page(&state, op.chrome("clients").await?, editing, fields, errors),
     };
     match state.core.update_client(&id, &input, &op.actor()).await {
         Ok(c) => {
             set_notice(&op.session, format!("Saved {}.", c.name)).await?;
             Ok(see_other(&format!("/admin/clients/{}", c.id))?)
         }
-        Err(e) => form_page(op.chrome("clients").await?, editing, fields, field_error(e)?),
+        Err(e) => form_page(&state, op.chrome("clients").await?, editing, fields, field_error(e)?),
     }
 }
 

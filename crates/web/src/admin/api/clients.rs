@@ -48,6 +48,9 @@ pub struct ClientBody {
     pub cors_origins: Vec<String>,
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
+    /// OIDC Registration §2: `RS256` (the default when absent or null) or the server's
+    /// `signing_alg`.
+    pub id_token_signed_response_alg: Option<String>,
     /// `PUT` only, optional: the `revision` the caller read. If the client has changed
     /// since, the replacement is refused (400, field `revision`).
     pub revision: Option<i64>,
@@ -76,6 +79,7 @@ impl ClientBody {
             cors_origins: self.cors_origins,
             logo_uri: self.logo_uri,
             policy_uri: self.policy_uri,
+            id_token_signed_response_alg: self.id_token_signed_response_alg,
             if_revision: self.revision,
         })
     }

@@ -27,6 +27,7 @@ pub fn client(c: &Client) -> Value {
         "cors_origins": c.cors_origins,
         "logo_uri": c.logo_uri,
         "policy_uri": c.policy_uri,
+        "id_token_signed_response_alg": c.id_token_signed_response_alg.map_or("RS256", |a| a.as_str()),
         "disabled": c.disabled,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
