@@ -115,6 +115,42 @@ async fn relying_party(
     .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap())
 }
 
+/// An HTTP client for the relying party: redirects are the test's to follow.
+fn rp_http_client() -> openidconnect::reqwest::Client {
+    openidconnect::reqwest::Client::builder()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs alice in through `rp` in a browser, allows it, and exchanges the code with PKCE:
+/// the browser (signed in), the token response and the nonce the request carried.
+async fn sign_in_through(
+    app: &TestApp,
+    rp: &RelyingParty,
+    http_client: &openidconnect::reqwest::Client,
+) -> (reqwest::Client, openidconnect::core::CoreTokenResponse, Nonce) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, _, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .url();
+    let b = browser();
+    let back = expect_redirect(authorize_in_browser(&b, app, &auth_url, "alice", "allow").await);
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(param(&back, "code").unwrap()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(http_client)
+        .await
+        .unwrap();
+    (b, tokens, nonce)
+}
+
 async fn oidc_code_flow_with_openidconnect(backend: Backend) {
     let app = spawn_app(backend).await;
     let (client, secret) = app.confidential_client(REDIRECT).await;
@@ -710,29 +746,9 @@ async fn a_client_may_register_es256_id_tokens(backend: Backend) {
         .unwrap();
     let secret = secret.unwrap();
     app.user("alice", PASSWORD).await;
-    let http_client = openidconnect::reqwest::Client::builder()
-        .redirect(openidconnect::reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http_client = rp_http_client();
     let rp = relying_party(&app, &http_client, client.id.as_str(), secret.expose()).await;
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (auth_url, _, nonce) = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge)
-        .url();
-    let b = browser();
-    let back = expect_redirect(authorize_in_browser(&b, &app, &auth_url, "alice", "allow").await);
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(param(&back, "code").unwrap()))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&http_client)
-        .await
-        .unwrap();
+    let (_, tokens, nonce) = sign_in_through(&app, &rp, &http_client).await;
     let alg_of = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().alg;
     let id_token = tokens.id_token().expect("an ID token");
     assert_eq!(alg_of(&id_token.to_string()), jsonwebtoken::Algorithm::ES256);
