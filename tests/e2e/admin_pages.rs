@@ -864,6 +864,24 @@ async fn a_rotated_secret_is_never_brought_back(backend: Backend) {
     }
     let stored = core.get_client(&client.id).await.unwrap();
     assert_eq!(stored.revision, 12 * 2 + i64::from(edits.0) + 1);
+
+    // Many at once on one node: each is done (they take turns), none answers busy.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (core, id) = (app.core.clone(), client.id.clone());
+        tasks.spawn(async move {
+            if i % 3 == 0 {
+                core.rotate_client_secret(&id, "test").await.map(|_| ())
+            } else {
+                core.set_client_disabled(&id, i % 3 == 1, "test").await.map(|_| ())
+            }
+        });
+    }
+    for done in tasks.join_all().await {
+        done.expect("every write is done");
+    }
+    let after = core.get_client(&client.id).await.unwrap();
+    assert_eq!(after.revision, stored.revision + 12);
     app.stop().await;
 }
 

@@ -53,7 +53,18 @@ struct ValidClient {
     id_token_signed_response_alg: Option<SigningAlg>,
 }
 
+/// The most redirect URIs, post-logout redirect URIs or CORS origins one client has.
+pub const MAX_URIS: usize = 50;
+
+fn check_count(field: &'static str, raw: &[String]) -> Result<()> {
+    if raw.iter().filter(|s| !s.trim().is_empty()).count() > MAX_URIS {
+        return Err(Error::invalid(field, format!("at most {MAX_URIS}")));
+    }
+    Ok(())
+}
+
 fn parse_uris(field: &'static str, raw: &[String]) -> Result<Vec<RedirectUri>> {
+    check_count(field, raw)?;
     let mut out: Vec<RedirectUri> = Vec::new();
     for r in raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let uri = RedirectUri::parse_registered(r).map_err(|e| Error::invalid(field, format!("{r}: {e}")))?;
@@ -89,6 +100,9 @@ fn parse_optional_url(field: &'static str, raw: &Option<String>) -> Result<Optio
     match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => {
+            if s.len() > 2000 {
+                return Err(Error::invalid(field, "must be at most 2000 characters"));
+            }
             let url = url::Url::parse(s).map_err(|e| Error::invalid(field, format!("{s}: {e}")))?;
             if !is_displayable(&url) {
                 return Err(Error::invalid(
@@ -124,6 +138,10 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg]) -> Result<ValidCl
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Error::invalid("name", "must be 1 to 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        // It is printed on the consent page, the admin UI and operators' terminals.
+        return Err(Error::invalid("name", "must not contain control characters"));
     }
     let kind = input
         .kind
@@ -164,6 +182,7 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg]) -> Result<ValidCl
     let require_pkce = kind == ClientKind::Public || input.require_pkce.unwrap_or(true);
     check_ttl("access_token_ttl", input.access_token_ttl, 24 * 3600)?;
     check_ttl("refresh_token_ttl", input.refresh_token_ttl, 365 * 24 * 3600)?;
+    check_count("cors_origins", &input.cors_origins)?;
     let mut cors_origins = Vec::new();
     for o in input.cors_origins.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let o = parse_origin(o)?;
@@ -260,6 +279,7 @@ impl Portcullis {
     /// secret exists).
     pub async fn update_client(&self, id: &ClientId, input: &ClientInput, actor: impl Into<Actor>) -> Result<Client> {
         let actor: Actor = actor.into();
+        let _turn = self.client_writes.lock().await;
         let mut client = self.get_client(id).await?;
         if input.if_revision.is_some_and(|r| r != client.revision) {
             return Err(stale_edit());
@@ -305,6 +325,7 @@ impl Portcullis {
     /// Issues a new secret; the old one stops working at once.
     pub async fn rotate_client_secret(&self, id: &ClientId, actor: impl Into<Actor>) -> Result<Secret> {
         let actor: Actor = actor.into();
+        let _turn = self.client_writes.lock().await;
         let secret = retry_stale(|| async {
             let mut client = self.get_client(id).await?;
             if client.kind != ClientKind::Confidential {
@@ -327,6 +348,7 @@ impl Portcullis {
 
     pub async fn set_client_disabled(&self, id: &ClientId, disabled: bool, actor: impl Into<Actor>) -> Result<Client> {
         let actor: Actor = actor.into();
+        let _turn = self.client_writes.lock().await;
         let (client, revocations) = retry_stale(|| self.write_client_disabled(id, disabled)).await?;
         self.revocations.insert_local(&revocations);
         self.client_cache.invalidate(&client.id);
@@ -477,9 +499,9 @@ fn stale_edit() -> Error {
 }
 
 /// Runs `attempt` (read the client, change it, write it back naming the revision it read)
-/// again when another write came first. For changes that apply to the client as it is
-/// now (a new secret, a disable), not to what an editor saw; a write that keeps losing
-/// gets `Busy`.
+/// again when another write came first: another node's, since this node's take turns
+/// (`client_writes`). For changes that apply to the client as it is now (a new secret, a
+/// disable), not to what an editor saw; a write that keeps losing gets `Busy`.
 async fn retry_stale<T, Fut>(mut attempt: impl FnMut() -> Fut) -> Result<T>
 where
     Fut: std::future::Future<Output = Result<T>>,
@@ -585,5 +607,35 @@ mod tests {
         i.kind = Some(ClientKind::Public);
         i.require_pkce = Some(false);
         assert!(validate(&i, &[ID_TOKEN_ALG]).unwrap().require_pkce);
+    }
+
+    /// Found by fuzzing the admin API: what was stored although it should not have been.
+    #[test]
+    fn names_uris_and_counts_are_bounded() {
+        let field_of = |i: &ClientInput| match validate(i, &[ID_TOKEN_ALG]) {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("{:?}", other.map(|v| v.name)),
+        };
+        let mut i = input();
+        i.name = "evil\u{1b}[2J\u{7}".into();
+        assert_eq!(field_of(&i), "name");
+        let mut i = input();
+        i.redirect_uris = vec!["https:///cb".into()];
+        assert_eq!(field_of(&i), "redirect_uris");
+        let mut i = input();
+        i.post_logout_redirect_uris = vec!["https://u:p@app.example/bye".into()];
+        assert_eq!(field_of(&i), "post_logout_redirect_uris");
+        let many = |n: usize, f: fn(usize) -> String| (0..n).map(f).collect::<Vec<_>>();
+        let mut i = input();
+        i.redirect_uris = many(MAX_URIS + 1, |n| format!("https://app.example/cb{n}"));
+        assert_eq!(field_of(&i), "redirect_uris");
+        i.redirect_uris = many(MAX_URIS, |n| format!("https://app.example/cb{n}"));
+        assert!(validate(&i, &[ID_TOKEN_ALG]).is_ok());
+        let mut i = input();
+        i.cors_origins = many(MAX_URIS + 1, |n| format!("https://app{n}.example"));
+        assert_eq!(field_of(&i), "cors_origins");
+        let mut i = input();
+        i.logo_uri = Some(format!("https://app.example/{}", "l".repeat(2000)));
+        assert_eq!(field_of(&i), "logo_uri");
     }
 }

@@ -125,6 +125,10 @@ pub struct Portcullis {
     pub(crate) verified_tokens: crate::verified_tokens::VerifiedTokens,
     /// Sign-in attempts in progress, one at a time per account (`lockout`).
     pub login_attempts: Arc<crate::lockout::InFlight>,
+    /// Changes to clients made on this node, one at a time: each reads the client, changes
+    /// it and writes it back naming the revision it read, so two at once on one node
+    /// would only make one of them retry. Rare (operators' actions), so one lock for all.
+    pub(crate) client_writes: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -173,6 +177,7 @@ impl Portcullis {
             // miss only costs one more signature check.
             verified_tokens: crate::verified_tokens::VerifiedTokens::new(4096),
             login_attempts: Arc::default(),
+            client_writes: tokio::sync::Mutex::new(()),
         }))
     }
 

@@ -26,10 +26,13 @@ fn check_username(username: &str) -> Result<String> {
     if u.is_empty() || u.chars().count() > 100 {
         return Err(Error::invalid("username", "must be 1 to 100 characters"));
     }
-    if u.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    // ASCII only: names compare without regard to case, and Unicode has letters that
+    // look alike or fold in ways the stores' lower() does not (`émile` / `ÉMILE`, a
+    // precomposed `é` / `e` + combining accent), which would let two accounts look the same.
+    if !u.chars().all(|c| c.is_ascii_graphic()) {
         return Err(Error::invalid(
             "username",
-            "must not contain spaces or control characters",
+            "may use ASCII letters, digits and punctuation only, without spaces",
         ));
     }
     Ok(u.to_owned())
@@ -39,10 +42,15 @@ fn check_email(email: &Option<String>) -> Result<Option<String>> {
     match email.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(e) => {
+            // One `@`, a local part, a dotted domain, and none of the characters that
+            // would need quoting (RFC 5322 specials) or that no address has.
             let ok = e.len() <= 254
-                && e.split_once('@')
-                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
-                && !e.chars().any(char::is_whitespace);
+                && e.split_once('@').is_some_and(|(l, d)| {
+                    !l.is_empty() && !d.contains('@') && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+                })
+                && !e
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "<>()[]\\,;:\"".contains(c));
             if ok {
                 Ok(Some(e.to_owned()))
             } else {
@@ -359,6 +367,22 @@ mod tests {
         assert!(check_username("al ice").is_err());
         assert!(check_email(&Some("a@b.example".into())).is_ok());
         assert!(check_email(&Some("not-an-email".into())).is_err());
+        for bad in [
+            "a@@b.com",
+            "<a@b.com>",
+            "a@b.com.",
+            "a\"b@c.example",
+            "a@b",
+            "a,b@c.example",
+            "a@b\u{7}.example",
+        ] {
+            assert!(check_email(&Some(bad.into())).is_err(), "{bad}");
+        }
+        assert!(check_email(&Some("first.last+tag@mail.example.org".into())).is_ok());
+        for bad in ["émile", "ÉMILE", "jose\u{301}", "a\u{200b}b"] {
+            assert!(check_username(bad).is_err(), "{bad}");
+        }
+        assert!(check_username("first.last+tag@corp_1-x").is_ok());
         assert_eq!(check_email(&Some("  ".into())).unwrap(), None);
     }
 }

@@ -101,9 +101,28 @@ impl RedirectUri {
     /// Parses a URI an operator registers: stricter than [`RedirectUri::parse`] —
     /// `https`, or `http` only on a loopback host, or a private-use scheme containing a
     /// dot (RFC 8252 §7.1, RFC 9700 §2.1).
+    ///
+    /// It must also be written as browsers will be sent to it (the URL standard's
+    /// serialization, give or take the `/` of an empty path): requests name it by exact
+    /// string, and redirects go to the parsed form, so `https:///cb` (parsed as host
+    /// `cb`), a raw space, or a host in capitals would let the two differ. No user name or
+    /// password, and no `*` in the host: RFC 9700 §4.1.3 matches exactly, never by pattern.
     pub fn parse_registered(s: &str) -> Result<Self, ParseError> {
         let uri = Self::parse(s)?;
         let url = &uri.url;
+        let canonical = url.as_str();
+        let empty_path = url.path() == "/" && canonical.strip_suffix('/') == Some(s);
+        if canonical != s && !empty_path {
+            return Err(err(format!(
+                "write it as {canonical} (the form browsers are redirected to)"
+            )));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(err("redirect URI must not contain a user name or password"));
+        }
+        if url.host_str().is_some_and(|h| h.contains('*')) {
+            return Err(err("redirect URI hosts are matched exactly: no wildcards"));
+        }
         match url.scheme() {
             "https" => {
                 if url.host_str().is_none_or(str::is_empty) {
@@ -489,6 +508,27 @@ mod tests {
 
     #[test]
     fn registered_redirect_uris() {
+        for written_otherwise in [
+            "https:///cb",
+            "https://App.Example/cb",
+            "https://app.example/c b",
+            "https://app.example/c\u{0}b",
+            "https://app.example:443/cb",
+            "https://app.example/a/../cb",
+        ] {
+            let e = RedirectUri::parse_registered(written_otherwise).unwrap_err();
+            assert!(e.0.starts_with("write it as "), "{written_otherwise}: {e:?}");
+        }
+        for refused in [
+            "https://user:pw@app.example/cb",
+            "https://u@app.example/cb",
+            "https://*.example.com/cb",
+        ] {
+            assert!(RedirectUri::parse_registered(refused).is_err(), "{refused}");
+        }
+        // The `/` of an empty path may be left out; private-use URIs stay as written.
+        assert!(RedirectUri::parse_registered("https://app.example").is_ok());
+        assert!(RedirectUri::parse_registered("com.example.app:/oauth?x=1").is_ok());
         assert!(RedirectUri::parse_registered("https://app.example/cb").is_ok());
         assert!(RedirectUri::parse_registered("http://127.0.0.1:8080/cb").is_ok());
         assert!(RedirectUri::parse_registered("http://localhost/cb").is_ok());
