@@ -55,6 +55,17 @@ fn expect_redirect(step: Step) -> Url {
 
 /// Code flow with raw HTTP: returns the token response JSON.
 pub async fn obtain_tokens(app: &TestApp, client_id: &str, secret: &str, username: &str) -> Value {
+    obtain_tokens_with(app, (client_id, secret), username, "openid profile email", &[]).await
+}
+
+/// `obtain_tokens` for `scope`, with `extra` authorization request parameters.
+pub async fn obtain_tokens_with(
+    app: &TestApp,
+    (client_id, secret): (&str, &str),
+    username: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> Value {
     let b = browser();
     let verifier = "a".repeat(10) + &"verifier-".repeat(5);
     let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
@@ -63,10 +74,11 @@ pub async fn obtain_tokens(app: &TestApp, client_id: &str, secret: &str, usernam
         .append_pair("response_type", "code")
         .append_pair("client_id", client_id)
         .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", "openid profile email")
+        .append_pair("scope", scope)
         .append_pair("state", "s1")
         .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+        .append_pair("code_challenge_method", "S256")
+        .extend_pairs(extra);
     let back = expect_redirect(authorize_in_browser(&b, app, &auth, username, "allow").await);
     let code = param(&back, "code").unwrap();
     let resp = http()

@@ -8,7 +8,7 @@ use portcullis_tests::{Backend, TestApp, both_backends, browser, http, spawn_app
 use serde_json::Value;
 use url::Url;
 
-use crate::code_flow::{PASSWORD, REDIRECT, authorize_in_browser, obtain_tokens};
+use crate::code_flow::{PASSWORD, REDIRECT, authorize_in_browser, obtain_tokens, obtain_tokens_with};
 use crate::forms::{Step, follow, location, param, submit};
 
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -478,6 +478,113 @@ async fn id_token_hint_for_another_user(backend: Backend) {
     app.stop().await;
 }
 
+/// OIDC Core §5.5: a `claims` request for userinfo's `name`, essential, with scope
+/// `openid` only (the OIDF suite's oidcc-claims-essential): the token covers `profile`
+/// and userinfo returns the name. A `sub` value names the person as id_token_hint does;
+/// a malformed `claims` is invalid_request; a client that may not use `profile` gets
+/// `openid` only; a plain OAuth 2.0 request's `claims` is ignored.
+async fn claims_parameter(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let id = client.id.as_str();
+    let kim = app.user("kim", PASSWORD).await;
+    app.user("lee", PASSWORD).await;
+    let essential_name = r#"{"userinfo":{"name":{"essential":true}},"id_token":{"auth_time":{"essential":true}}}"#;
+    let tokens = obtain_tokens_with(
+        &app,
+        (id, secret.expose()),
+        "kim",
+        "openid",
+        &[("claims", essential_name)],
+    )
+    .await;
+    assert_eq!(tokens["scope"], "openid profile", "{tokens}");
+    let info: Value = http()
+        .get(app.url("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["name"], "kim Example", "{info}");
+    assert!(info.get("email").is_none(), "only what was asked: {info}");
+    // Without `claims`: no profile.
+    let plain = obtain_tokens_with(&app, (id, secret.expose()), "kim", "openid", &[]).await;
+    assert_eq!(plain["scope"], "openid");
+
+    // §5.5.1 sub value: Kim's own passes; Lee's, with Kim signed in: login_required.
+    let b = browser();
+    sign_in(&app, &b, id, "kim").await;
+    let for_sub = |sub: &str| format!(r#"{{"id_token":{{"sub":{{"value":"{sub}"}}}}}}"#);
+    let kims = for_sub(&kim.id.to_string());
+    assert_eq!(
+        prompt_none_error(&app, &b, id, &[("claims", kims.as_str())]).await,
+        None
+    );
+    let someone_else = for_sub("not-kim");
+    assert_eq!(
+        prompt_none_error(&app, &b, id, &[("claims", someone_else.as_str())])
+            .await
+            .as_deref(),
+        Some("login_required")
+    );
+    // Malformed: invalid_request, to the client, with the state.
+    for bad in ["not json", r#"{"userinfo":{"name":true}}"#, r#"{"userinfo":[]}"#] {
+        let u = auth_url(&app, &auth_params(id, &[("claims", bad), ("state", "m")]));
+        let back = location(&u, &b.get(u.clone()).send().await.unwrap());
+        assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"), "{bad}");
+        assert_eq!(param(&back, "state").as_deref(), Some("m"));
+    }
+    // A client that may use `openid` only: the claim is not released.
+    let narrow = app
+        .core
+        .create_client(
+            &portcullis_core::clients::ClientInput {
+                name: "Narrow".into(),
+                kind: Some(portcullis_core::model::ClientKind::Confidential),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into()],
+                scopes: "openid".into(),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let narrow_secret = narrow.1.unwrap();
+    let tokens = obtain_tokens_with(
+        &app,
+        (narrow.0.id.as_str(), narrow_secret.expose()),
+        "kim",
+        "openid",
+        &[("claims", essential_name)],
+    )
+    .await;
+    assert_eq!(tokens["scope"], "openid");
+    // Not an OpenID request: `claims` means nothing, even malformed.
+    let tokens = obtain_tokens_with(
+        &app,
+        (id, secret.expose()),
+        "kim",
+        "api:read",
+        &[("claims", "not json")],
+    )
+    .await;
+    assert_eq!(tokens["scope"], "api:read");
+    let meta: Value = http()
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["claims_parameter_supported"], true);
+    app.stop().await;
+}
+
 /// RFC 9700 §4.1 / RFC 6749 §4.1.2.1: Deny on a consent page left open while the client
 /// was disabled is an error page, not a redirect to a URI the client no longer has.
 async fn deny_after_the_client_was_disabled_is_an_error_page(backend: Backend) {
@@ -543,6 +650,7 @@ async fn state_comes_back_exactly_or_is_refused(backend: Backend) {
 }
 
 both_backends!(
+    claims_parameter,
     state_comes_back_exactly_or_is_refused,
     unsupported_request_parameters_have_their_own_errors,
     deny_after_the_client_was_disabled_is_an_error_page,

@@ -32,6 +32,8 @@ pub struct AuthorizeParams {
     pub request: Option<String>,
     pub request_uri: Option<String>,
     pub registration: Option<String>,
+    /// OIDC Core §5.5: individual claims the client asks for.
+    pub claims: Option<String>,
     /// Names of parameters that appeared more than once (RFC 6749 §3.1).
     pub duplicated: Vec<String>,
 }
@@ -56,6 +58,7 @@ impl AuthorizeParams {
             "request" => &mut self.request,
             "request_uri" => &mut self.request_uri,
             "registration" => &mut self.registration,
+            "claims" => &mut self.claims,
             _ => return None,
         })
     }
@@ -110,8 +113,8 @@ pub struct AuthorizationRequest {
     pub prompt_consent: bool,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
-    /// The `sub` of a valid `id_token_hint` (OIDC Core §3.1.2.1): the person the client
-    /// expects to be signed in.
+    /// The `sub` of a valid `id_token_hint` (OIDC Core §3.1.2.1), or the `sub` value the
+    /// `claims` parameter asks for (§5.5.1): the person the client expects to be signed in.
     #[serde(default)]
     pub hinted_sub: Option<String>,
     pub requested_at: i64,
@@ -300,7 +303,7 @@ impl Portcullis {
         if let Some(d) = p.duplicated.first() {
             return Err(fail(ErrorCode::InvalidRequest, &format!("parameter {d} is repeated")));
         }
-        if [&p.state, &p.nonce, &p.login_hint, &p.scope]
+        if [&p.state, &p.nonce, &p.login_hint, &p.scope, &p.claims]
             .iter()
             .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN))
         {
@@ -367,6 +370,19 @@ impl Portcullis {
                 "a requested scope is not allowed for this client",
             ));
         }
+        // OIDC Core §5.5: the `claims` parameter of an OpenID request. The claims it asks
+        // for are released as their scope's are: that scope is added when the client may
+        // use it (the consent page and the token response's `scope` show it), and they
+        // come from the UserInfo endpoint, as every scope's claims do here (ID tokens
+        // carry none; §5.5.1 lets the OP leave any out). A plain OAuth 2.0 request's
+        // `claims` means nothing and is ignored.
+        let (scope, claimed_sub) = match p.claims.as_deref() {
+            Some(raw) if scope.contains("openid") => {
+                let request = ClaimsRequest::parse(raw).map_err(|d| fail(ErrorCode::InvalidRequest, d))?;
+                (scope.union(&request.scopes().intersection(&client.scopes)), request.sub)
+            }
+            _ => (scope, None),
+        };
         // RFC 7636 §4.3 and RFC 9700 §2.1.1: S256 only; required for public clients
         // and, by default, for all.
         match p.code_challenge_method.as_deref() {
@@ -458,6 +474,17 @@ impl Portcullis {
             ),
             None => None,
         };
+        // §5.5.1: a `sub` value asked for is the person the client expects, as with
+        // id_token_hint; the two must agree.
+        let hinted_sub = match (hinted_sub, claimed_sub) {
+            (Some(h), Some(c)) if h != c => {
+                return Err(fail(
+                    ErrorCode::InvalidRequest,
+                    "id_token_hint and the claims parameter name different users",
+                ));
+            }
+            (h, c) => h.or(c),
+        };
         Ok(AuthorizationRequest {
             client_id: client.id.as_str().to_owned(),
             client_name: client.name.clone(),
@@ -541,7 +568,7 @@ impl Portcullis {
                 if not_hinted(u) {
                     return error(
                         ErrorCode::LoginRequired,
-                        "the user who signed in is not the one id_token_hint names",
+                        "the user who signed in is not the one the request names",
                     );
                 }
                 false
@@ -696,5 +723,112 @@ impl Portcullis {
             response_mode: req.response_mode,
             params,
         })
+    }
+}
+
+/// An OIDC Core §5.5 `claims` request, as far as this server acts on it: which scopes
+/// release the claims asked for, and a `sub` value asked for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ClaimsRequest {
+    /// Names of the claims asked for, in `userinfo` or `id_token`.
+    names: Vec<String>,
+    /// §5.5.1: `{"sub": {"value": "..."}}` in either member.
+    sub: Option<String>,
+}
+
+impl ClaimsRequest {
+    /// Parses the JSON object of §5.5: members `userinfo` and `id_token` (others are
+    /// ignored), each an object whose members are claim names with `null` or an object
+    /// (`essential` a boolean and `values` an array, when present).
+    fn parse(raw: &str) -> Result<Self, &'static str> {
+        const BAD: &str = "claims must be a JSON object as OIDC Core §5.5 describes";
+        let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| BAD)?;
+        let top = value.as_object().ok_or(BAD)?;
+        let mut out = Self::default();
+        for member in ["userinfo", "id_token"] {
+            let Some(requested) = top.get(member) else {
+                continue;
+            };
+            for (name, rule) in requested.as_object().ok_or(BAD)? {
+                match rule {
+                    serde_json::Value::Null => {}
+                    serde_json::Value::Object(rule) => {
+                        if rule.get("essential").is_some_and(|e| !e.is_boolean())
+                            || rule.get("values").is_some_and(|v| !v.is_array())
+                        {
+                            return Err(BAD);
+                        }
+                        if let Some(v) = rule.get("value").filter(|_| name == "sub") {
+                            let v = v.as_str().ok_or(BAD)?;
+                            if out.sub.as_deref().is_some_and(|s| s != v) {
+                                return Err("claims names two different sub values");
+                            }
+                            out.sub = Some(v.to_owned());
+                        }
+                    }
+                    _ => return Err(BAD),
+                }
+                if !out.names.contains(name) {
+                    out.names.push(name.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The scopes whose claims (OIDC Core §5.4) were asked for.
+    fn scopes(&self) -> ScopeSet {
+        let mut scopes = Vec::new();
+        for name in &self.names {
+            let scope = match name.as_str() {
+                "name" | "family_name" | "given_name" | "middle_name" | "nickname" | "preferred_username"
+                | "profile" | "picture" | "website" | "gender" | "birthdate" | "zoneinfo" | "locale" | "updated_at" => {
+                    "profile"
+                }
+                "email" | "email_verified" => "email",
+                _ => continue,
+            };
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        ScopeSet::parse(&scopes.join(" ")).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_requests() {
+        let r = ClaimsRequest::parse(
+            r#"{"userinfo":{"name":{"essential":true},"email":null,"x-custom":null},
+                "id_token":{"auth_time":{"essential":true},"sub":{"value":"u1"},"acr":{"values":["a"]}},
+                "other":{"ignored":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.sub.as_deref(), Some("u1"));
+        assert_eq!(r.scopes().as_string(), "email profile");
+        assert_eq!(
+            ClaimsRequest::parse(r#"{"id_token":{"auth_time":null}}"#)
+                .unwrap()
+                .scopes()
+                .as_string(),
+            ""
+        );
+        for bad in [
+            "",
+            "[]",
+            "null",
+            r#"{"userinfo":[]}"#,
+            r#"{"userinfo":{"name":true}}"#,
+            r#"{"userinfo":{"name":{"essential":"yes"}}}"#,
+            r#"{"userinfo":{"name":{"values":"a"}}}"#,
+            r#"{"id_token":{"sub":{"value":1}}}"#,
+            r#"{"id_token":{"sub":{"value":"a"}},"userinfo":{"sub":{"value":"b"}}}"#,
+        ] {
+            assert!(ClaimsRequest::parse(bad).is_err(), "{bad}");
+        }
     }
 }

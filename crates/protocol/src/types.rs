@@ -289,6 +289,9 @@ impl ScopeSet {
     pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
         Self(self.0.intersection(&other.0).cloned().collect())
     }
+    pub fn union(&self, other: &ScopeSet) -> ScopeSet {
+        Self(self.0.union(&other.0).cloned().collect())
+    }
     pub fn as_string(&self) -> String {
         let mut out = String::new();
         for (i, s) in self.0.iter().enumerate() {

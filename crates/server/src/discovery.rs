@@ -62,7 +62,8 @@ pub fn metadata(settings: &CoreSettings) -> ServerMetadata {
         // select_account is served by the login page (OIDC Core §3.1.2.1).
         prompt_values_supported: s(&["none", "login", "consent", "select_account"]),
         authorization_response_iss_parameter_supported: true,
-        claims_parameter_supported: false,
+        // OIDC Core §5.5, as far as `authorize` describes.
+        claims_parameter_supported: true,
         request_parameter_supported: false,
         request_uri_parameter_supported: false,
     }
