@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 mod admin_api;
+mod admin_api_input;
 mod admin_browser;
 mod admin_pages;
 mod admin_support;

@@ -147,6 +147,10 @@ async fn run_to_completion(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, PAGE_BODY_LIMIT).await {
         Ok(bytes) => axum::body::Body::from(bytes),
+        // The admin API answers in its own JSON.
+        Err(_) if parts.uri.path().starts_with(portcullis_web::admin::api::PREFIX) => {
+            return portcullis_web::admin::api::body_too_large();
+        }
         Err(_) => {
             return (
                 StatusCode::PAYLOAD_TOO_LARGE,

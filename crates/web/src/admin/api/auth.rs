@@ -2,14 +2,13 @@
 //! query string (DESIGN §5: a URL ends up in logs and histories), so a request carrying
 //! one there is refused outright. `Caller` reads, `AdminCaller` (role admin) changes.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use portcullis_core::admin::Actor;
 use portcullis_core::api_keys::API_KEY_PREFIX;
 use portcullis_core::model::{AdminRole, ApiKey};
 use portcullis_protocol::Secret;
-use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::ClientIp;
@@ -94,44 +93,5 @@ impl FromRequestParts<AdminState> for AdminCaller {
         } else {
             Err(ApiError::Forbidden)
         }
-    }
-}
-
-/// A JSON body; anything unreadable is a JSON 400 naming the problem. An empty body reads
-/// as `T::default()` for endpoints whose body is optional (see `OptionalBody`).
-#[derive(Debug, Clone)]
-pub struct ApiJson<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
-        }
-    }
-}
-
-/// A JSON body that may be left out entirely (then `T::default()`).
-#[derive(Debug, Clone)]
-pub struct OptionalBody<T>(pub T);
-
-/// Bodies are small; anything bigger is not one of ours.
-const MAX_BODY: usize = 64 * 1024;
-
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
-            .await
-            .map_err(|_| ApiError::BadRequest("the body could not be read".into()))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self(T::default()));
-        }
-        serde_json::from_slice(&bytes)
-            .map(Self)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON for this request: {e}")))
     }
 }

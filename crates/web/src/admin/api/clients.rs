@@ -2,7 +2,7 @@
 //! delete (revoking its grants and tokens), rotate the secret.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use portcullis_core::clients::ClientInput;
@@ -11,8 +11,9 @@ use portcullis_protocol::ClientId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{AdminCaller, ApiJson, Caller};
+use super::auth::{AdminCaller, Caller};
 use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::json;
 use crate::admin::AdminState;
 
@@ -52,7 +53,7 @@ pub struct ClientBody {
     /// `signing_alg`.
     pub id_token_signed_response_alg: Option<String>,
     /// `PUT` only, optional: the `revision` the caller read. If the client has changed
-    /// since, the replacement is refused (400, field `revision`).
+    /// since, the replacement is refused (400, field `revision`). Refused on `POST`.
     pub revision: Option<i64>,
 }
 
@@ -93,7 +94,7 @@ fn client_id(raw: &str) -> ApiResult<ClientId> {
 pub async fn clients_list(
     State(state): State<AdminState>,
     _caller: Caller,
-    Query(q): Query<Search>,
+    ApiQuery(q): ApiQuery<Search>,
 ) -> ApiResult<Json<Value>> {
     let clients = state.core.list_clients(Some(q.search.trim())).await?;
     Ok(Json(
@@ -108,6 +109,14 @@ pub async fn clients_create(
     AdminCaller(caller): AdminCaller,
     ApiJson(body): ApiJson<ClientBody>,
 ) -> ApiResult<Response> {
+    if body.revision.is_some() {
+        // A new client has no revision to compare with; accepting one would suggest a
+        // check that does not happen.
+        return Err(ApiError::Invalid {
+            field: "revision".into(),
+            message: "is for PUT only; leave it out when registering".into(),
+        });
+    }
     let input = body.into_input()?;
     let (client, secret) = state.core.create_client(&input, &caller.actor()).await?;
     let mut v = json::client(&client);
@@ -119,7 +128,7 @@ pub async fn clients_create(
 pub async fn client_read(
     State(state): State<AdminState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let client = state.core.get_client(&client_id(&id)?).await?;
     Ok(Json(json::client(&client)))
@@ -129,7 +138,7 @@ pub async fn client_read(
 pub async fn client_replace(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ClientBody>,
 ) -> ApiResult<Json<Value>> {
     let id = client_id(&id)?;
@@ -142,7 +151,7 @@ pub async fn client_replace(
 pub async fn client_delete(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.core.delete_client(&client_id(&id)?, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -160,7 +169,7 @@ async fn set_disabled(state: &AdminState, caller: &Caller, id: &str, disabled: b
 pub async fn client_disable(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     set_disabled(&state, &caller, &id, true).await
 }
@@ -169,7 +178,7 @@ pub async fn client_disable(
 pub async fn client_enable(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     set_disabled(&state, &caller, &id, false).await
 }
@@ -178,7 +187,7 @@ pub async fn client_enable(
 pub async fn client_rotate_secret(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let id = client_id(&id)?;
     let secret = state.core.rotate_client_secret(&id, &caller.actor()).await?;

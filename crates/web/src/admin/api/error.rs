@@ -29,6 +29,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0} already exists")]
     Conflict(String),
+    /// The body is larger than the API reads.
+    #[error("body over {limit} bytes")]
+    TooLarge { limit: usize },
     #[error("rate limited")]
     RateLimited { retry_after: u64 },
     #[error("busy")]
@@ -65,6 +68,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,6 +85,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict(_) => "conflict",
+            Self::TooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Busy => "busy",
             Self::Internal(_) => "server_error",
@@ -96,6 +101,7 @@ impl ApiError {
             Self::NotFound(what) => format!("{what} not found"),
             Self::MethodNotAllowed => "this method is not allowed on this path".into(),
             Self::Conflict(what) => format!("{what} already exists"),
+            Self::TooLarge { limit } => format!("the request body is larger than {limit} bytes"),
             Self::RateLimited { retry_after } => format!("too many requests; retry after {retry_after} s"),
             Self::Busy => "the server is busy; try again shortly".into(),
             Self::Internal(_) => "something went wrong on our side".into(),

@@ -1,11 +1,17 @@
-//! The admin API's JSON shapes of core's records. Instants are RFC 3339 in UTC; field
-//! names are the ones core's validation errors name, so a 400's `field` is a body field.
+//! The admin API's JSON shapes of core's records. Instants are RFC 3339 in UTC, whole
+//! seconds; field names are the ones core's validation errors name, so a 400's `field`
+//! is a body field.
 
 use portcullis_core::admin::{Dashboard, GrantInfo, SessionInfo};
 use portcullis_core::model::{AuditEvent, Client, SigningKeyRecord, User};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
-use crate::admin::view::rfc3339;
+/// RFC 3339 in UTC, in whole seconds: the SQLite store keeps no more, so a write's
+/// response would otherwise differ from the same record read back.
+fn rfc3339(t: OffsetDateTime) -> String {
+    crate::admin::view::rfc3339(t.replace_nanosecond(0).unwrap_or(t))
+}
 
 fn strs<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     items.into_iter().collect()

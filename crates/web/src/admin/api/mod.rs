@@ -8,11 +8,13 @@
 mod auth;
 mod clients;
 pub mod error;
+mod extract;
 mod json;
 mod system;
 mod users;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -23,6 +25,15 @@ use super::AdminState;
 
 /// Where the API is mounted.
 pub const PREFIX: &str = "/admin/api/v1";
+
+/// The API's answer to a body too large to read, for a layer in front of it that reads
+/// bodies first (the server's own limit), so the caller still gets the API's JSON.
+pub fn body_too_large() -> axum::response::Response {
+    ApiError::TooLarge {
+        limit: extract::MAX_BODY,
+    }
+    .into_response()
+}
 
 /// The OpenAPI 3.1 description, written by hand next to the handlers.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -142,6 +153,7 @@ pub fn router(state: AdminState) -> Router {
         .router
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .with_state(state)
 }
 

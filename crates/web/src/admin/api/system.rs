@@ -2,7 +2,7 @@
 //! dashboard's counts.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use portcullis_core::model::AuditFilter;
 use portcullis_protocol::SigningAlg;
 use serde::Deserialize;
@@ -11,8 +11,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::auth::{AdminCaller, Caller, OptionalBody};
+use super::auth::{AdminCaller, Caller};
 use super::error::{ApiError, ApiResult};
+use super::extract::{ApiQuery, OptionalBody};
 use super::json;
 use crate::admin::AdminState;
 
@@ -84,9 +85,8 @@ fn instant(field: &str, raw: Option<&str>) -> ApiResult<Option<OffsetDateTime>> 
 pub async fn audit_list(
     State(state): State<AdminState>,
     _caller: Caller,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let user_id = q
         .user_id
         .as_deref()

@@ -2,7 +2,7 @@
 //! password, and a user's sessions and grants (list, revoke one).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use portcullis_core::users::UserInput;
@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::auth::{AdminCaller, ApiJson, Caller};
+use super::auth::{AdminCaller, Caller};
 use super::clients::Search;
 use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::json;
 use crate::admin::AdminState;
 
@@ -45,7 +46,7 @@ fn uuid(what: &str, raw: &str) -> ApiResult<Uuid> {
 pub async fn users_list(
     State(state): State<AdminState>,
     _caller: Caller,
-    Query(q): Query<Search>,
+    ApiQuery(q): ApiQuery<Search>,
 ) -> ApiResult<Json<Value>> {
     let users = state.core.list_users(Some(q.search.trim())).await?;
     Ok(Json(
@@ -73,7 +74,7 @@ pub async fn users_create(
 pub async fn user_read(
     State(state): State<AdminState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let user = state.core.get_user(uuid("user", &id)?).await?;
     Ok(Json(json::user(&user)))
@@ -89,7 +90,7 @@ async fn set_disabled(state: &AdminState, caller: &Caller, id: &str, disabled: b
 pub async fn user_disable(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     set_disabled(&state, &caller, &id, true).await
 }
@@ -98,7 +99,7 @@ pub async fn user_disable(
 pub async fn user_enable(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     set_disabled(&state, &caller, &id, false).await
 }
@@ -107,7 +108,7 @@ pub async fn user_enable(
 pub async fn user_set_password(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> ApiResult<StatusCode> {
     state
@@ -121,7 +122,7 @@ pub async fn user_set_password(
 pub async fn user_sessions(
     State(state): State<AdminState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let sessions = state.core.list_user_sessions(uuid("user", &id)?).await?;
     Ok(Json(
@@ -133,7 +134,7 @@ pub async fn user_sessions(
 pub async fn user_session_revoke(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
-    Path((id, session)): Path<(String, String)>,
+    ApiPath((id, session)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     state
         .core
@@ -146,7 +147,7 @@ pub async fn user_session_revoke(
 pub async fn user_grants(
     State(state): State<AdminState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let grants = state.core.list_user_grants(uuid("user", &id)?).await?;
     Ok(Json(
@@ -158,7 +159,7 @@ pub async fn user_grants(
 pub async fn user_grant_revoke(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
-    Path((id, grant)): Path<(String, String)>,
+    ApiPath((id, grant)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     state
         .core
