@@ -736,26 +736,21 @@ async fn jwks_algs(app: &TestApp) -> Vec<String> {
 /// the admin form offers and keeps the choice.
 async fn a_client_may_register_es256_id_tokens(backend: Backend) {
     let (url, guard) = portcullis_tests::fresh_database(backend).await;
-    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+    let guard = guard.map(std::sync::Arc::new);
+    let app = spawn_with(&url, guard.clone(), |s| {
         s.core.signing_alg = portcullis_protocol::SigningAlg::ES256;
     })
     .await;
-    let (client, secret) = app
-        .core
-        .create_client(
-            &portcullis_core::clients::ClientInput {
-                name: "ES256 app".into(),
-                kind: Some(portcullis_core::model::ClientKind::Confidential),
-                redirect_uris: vec![REDIRECT.into()],
-                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-                scopes: "openid profile".into(),
-                id_token_signed_response_alg: Some("ES256".into()),
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+    let mut input = portcullis_core::clients::ClientInput {
+        name: "ES256 app".into(),
+        kind: Some(portcullis_core::model::ClientKind::Confidential),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: "openid profile".into(),
+        id_token_signed_response_alg: Some("ES256".into()),
+        ..Default::default()
+    };
+    let (client, secret) = app.core.create_client(&input, "test").await.unwrap();
     let secret = secret.unwrap();
     app.user("alice", PASSWORD).await;
     let http_client = rp_http_client();
@@ -811,6 +806,36 @@ async fn a_client_may_register_es256_id_tokens(backend: Backend) {
         "{html}"
     );
     assert!(html.contains(r#"<option value="ES256">ES256</option>"#), "{html}");
+    app.stop().await;
+
+    // Back to RS256 and the ES256 keys retired: the client's refresh is refused before
+    // the refresh token is used up, and works once the client is edited.
+    let app = spawn_with(&url, guard, |_| {}).await;
+    app.core
+        .retire_signing_keys(portcullis_protocol::SigningAlg::ES256, "test")
+        .await
+        .unwrap();
+    let refresh = |token: String| {
+        let (app, id, secret) = (&app, client.id.as_str(), secret.expose());
+        async move {
+            let r = http()
+                .post(app.url("/token"))
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", token.as_str())])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let token = refreshed.refresh_token().unwrap().secret().clone();
+    let (s, v) = refresh(token.clone()).await;
+    assert_eq!((s, v["error"].as_str()), (500, Some("server_error")), "{v}");
+    input.id_token_signed_response_alg = None;
+    app.core.update_client(&client.id, &input, "test").await.unwrap();
+    let (s, v) = refresh(token).await;
+    assert_eq!(s, 200, "the refresh token was not used up: {v}");
+    assert_eq!(alg_of(v["id_token"].as_str().unwrap()), jsonwebtoken::Algorithm::RS256);
     app.stop().await;
 }
 

@@ -86,6 +86,19 @@ impl Portcullis {
                 format!("this client may not use the {grant_type} grant"),
             ));
         }
+        // A client registered for ID tokens in an algorithm the server no longer signs
+        // with (`signing_alg` changed, its keys retired): refused before a code or refresh
+        // token is used up, so it works again once the client is edited.
+        if let Some(alg) = client.id_token_signed_response_alg
+            && grant_type != GrantType::ClientCredentials
+            && self.keys.ring().signer(alg).is_none()
+        {
+            return Err(Error::Unexpected(format!(
+                "client {} registered {alg} ID tokens, and this server has no active {alg} key: \
+                 edit the client or set signing_alg to {alg}",
+                client.id
+            )));
+        }
         match request {
             TokenRequest::AuthorizationCode {
                 code,
