@@ -585,6 +585,136 @@ async fn claims_parameter(backend: Backend) {
     app.stop().await;
 }
 
+/// Found by a browser probe. The consent page answers only when consent is the next step:
+/// with prompt=login it sends the person to sign in first, and Allow records nothing
+/// before that (OIDC Core §3.1.2.1). Allow sent several times at once gives one code. A
+/// login page for a request that no longer needs a login (signed in in another tab) goes
+/// on to the request's next step.
+async fn consent_and_login_follow_the_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    let id = client.id.as_str();
+    app.user("kim", PASSWORD).await;
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let b = browser();
+    // Kim signs in (prompt=login) and reaches the consent page of this client.
+    let u = auth_url(&app, &auth_params(id, &[("prompt", "login")]));
+    let Step::Page { url, html, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
+        panic!("a login page")
+    };
+    assert_eq!(url.path(), "/login");
+    // Every page loads the script that drops a second submission of a form.
+    assert!(
+        html.contains(r#"<script src="/static/forms.js" defer></script>"#),
+        "{html}"
+    );
+    let js = http().get(app.url("/static/forms.js")).send().await.unwrap();
+    assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(js.text().await.unwrap().contains("form.dataset.sent"));
+    let req = param(&url, "req").unwrap();
+    let resp = submit(&b, &url, &html, &[("username", "kim"), ("password", PASSWORD)]).await;
+    let Step::Page {
+        url: consent_url,
+        html: consent_html,
+        ..
+    } = follow(&b, &issuer, resp, url).await
+    else {
+        panic!("a consent page")
+    };
+    assert_eq!(consent_url.path(), "/consent");
+    // A new request with prompt=login: its consent page and Allow go to the login first.
+    let u = auth_url(&app, &auth_params(id, &[("prompt", "login"), ("state", "again")]));
+    let again = location(&u, &b.get(u.clone()).send().await.unwrap());
+    assert_eq!(again.path(), "/login");
+    let again_req = param(&again, "req").unwrap();
+    let mut page = issuer.join("/consent").unwrap();
+    page.query_pairs_mut().append_pair("req", &again_req);
+    let r = b.get(page.clone()).send().await.unwrap();
+    assert_eq!(location(&page, &r).path(), "/login", "GET /consent before the login");
+    let csrf = crate::forms::forms(&consent_url, &consent_html)
+        .into_iter()
+        .next()
+        .unwrap()
+        .fields
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .unwrap()
+        .1;
+    let r = b
+        .post(app.url("/consent"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("req", again_req.as_str()),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&page, &r).path(), "/login", "POST /consent before the login");
+    assert_eq!(
+        prompt_none_error(&app, &b, id, &[]).await.as_deref(),
+        Some("consent_required"),
+        "nothing was recorded"
+    );
+
+    // The first request's consent page, Allow sent four times at once: one code.
+    assert_eq!(req, param(&consent_url, "req").unwrap());
+    let posts = (0..4).map(|_| {
+        let b = b.clone();
+        let (url, csrf, req) = (app.url("/consent"), csrf.clone(), req.clone());
+        async move {
+            b.post(url)
+                .form(&[("csrf", csrf.as_str()), ("req", req.as_str()), ("decision", "allow")])
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let mut codes = 0;
+    for r in futures_join(posts).await {
+        if r.status().is_redirection() {
+            let to = location(&consent_url, &r);
+            if to.as_str().starts_with(REDIRECT) && param(&to, "code").is_some() {
+                codes += 1;
+            }
+        }
+    }
+    assert_eq!(codes, 1, "one authorization request, one code");
+
+    // Two tabs: B's request waits at the login page while A signs in; B's login page then
+    // goes on (here to the client: Kim has consented now).
+    let fresh = browser();
+    let tab_b = auth_url(&app, &auth_params(id, &[("state", "b")]));
+    let b_login = location(&tab_b, &fresh.get(tab_b.clone()).send().await.unwrap());
+    assert_eq!(b_login.path(), "/login");
+    let tab_a = auth_url(&app, &auth_params(id, &[("state", "a")]));
+    let Step::LeftIssuer(back) = authorize_in_browser(&fresh, &app, &tab_a, "kim", "allow").await else {
+        panic!("tab A signs in")
+    };
+    assert_eq!(param(&back, "state").as_deref(), Some("a"));
+    let login_b = issuer
+        .join(&format!("{}?{}", b_login.path(), b_login.query().unwrap()))
+        .unwrap();
+    let r = fresh.get(login_b.clone()).send().await.unwrap();
+    let to = location(&login_b, &r);
+    assert!(to.as_str().starts_with(REDIRECT), "{to}");
+    assert_eq!(param(&to, "state").as_deref(), Some("b"));
+    assert!(param(&to, "code").is_some());
+    app.stop().await;
+}
+
+/// Runs the futures at once (no `futures` dependency here).
+async fn futures_join<F: std::future::Future + Send + 'static>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for f in futs {
+        set.spawn(f);
+    }
+    set.join_all().await
+}
+
 /// RFC 9700 §4.1 / RFC 6749 §4.1.2.1: Deny on a consent page left open while the client
 /// was disabled is an error page, not a redirect to a URI the client no longer has.
 async fn deny_after_the_client_was_disabled_is_an_error_page(backend: Backend) {
@@ -650,6 +780,7 @@ async fn state_comes_back_exactly_or_is_refused(backend: Backend) {
 }
 
 both_backends!(
+    consent_and_login_follow_the_request,
     claims_parameter,
     state_comes_back_exactly_or_is_refused,
     unsupported_request_parameters_have_their_own_errors,

@@ -92,11 +92,29 @@ pub async fn proceed(
     id: &str,
     req: &AuthorizationRequest,
 ) -> Result<Response, PageError> {
-    let now = state.core.now().unix_timestamp();
     let auth = current_auth(session).await?;
     let next = next_step(state, req, auth.as_ref()).await?;
+    take_step(state, session, id, req, next).await
+}
+
+/// `proceed` once the next step is known.
+pub async fn take_step(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    req: &AuthorizationRequest,
+    next: Next,
+) -> Result<Response, PageError> {
+    let now = state.core.now().unix_timestamp();
     match &next {
-        Next::Respond(_) => pending::remove(session, id, now).await?,
+        Next::Respond(_) => {
+            // Answered already by a concurrent copy of this session: that answer stands
+            // (the code made here is never sent, and expires unused).
+            if !state.answered.claim(id, now) {
+                return Err(PageError::Expired);
+            }
+            pending::remove(session, id, now).await?;
+        }
         Next::Login | Next::Consent => pending::update(session, id, req, now).await?,
     }
     go_to(&next, id)

@@ -4,11 +4,11 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use portcullis_core::authorize::scope_description;
+use portcullis_core::authorize::{Next, scope_description};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::authorize::{proceed, send_response};
+use crate::authorize::{proceed, send_response, take_step};
 use crate::csrf::{CsrfForm, CsrfToken};
 use crate::error::PageError;
 use crate::page::{render, see_other};
@@ -80,6 +80,12 @@ pub async fn consent_get(
     let Some(auth) = current_auth(&session).await? else {
         return login_first(&q.req);
     };
+    // Only when consent is the next step: a request that still needs a login
+    // (prompt=login, max_age) goes there first; one that needs no consent goes on.
+    match state.core.authorize_next(&req, Some(&auth)).await? {
+        Next::Consent => {}
+        next => return take_step(&state, &session, &q.req, &req, next).await,
+    }
     let user = state.core.get_user(auth.user_id).await?;
     let (client, scope) = state.core.consent_scope(&req).await?;
     let logo = displayable(client.logo_uri.as_deref());
@@ -122,6 +128,12 @@ pub async fn consent_post(
     };
     match form.decision {
         Decision::Allow => {
+            // Consent is recorded only when it is the next step: not before a login the
+            // request still needs (prompt=login, max_age; OIDC Core §3.1.2.1).
+            match state.core.authorize_next(&req, Some(&auth)).await? {
+                Next::Consent => {}
+                next => return take_step(&state, &session, &form.req, &req, next).await,
+            }
             state.core.give_consent(&req, &auth, ip).await?;
             // Satisfies prompt=consent (OIDC Core §3.1.2.1).
             req.interaction.consent_done = true;

@@ -43,6 +43,8 @@ pub struct WebConfig {
 pub struct AppState {
     pub core: Arc<Portcullis>,
     pub cfg: WebConfig,
+    /// Pending requests answered lately (`pending::Answered`).
+    pub answered: Arc<pending::Answered>,
 }
 
 /// Name of the public surface's session cookie (DESIGN §5: `__Host-` with https).
@@ -75,7 +77,11 @@ pub fn public_router(core: Arc<Portcullis>, cfg: WebConfig) -> Router {
     let sessions = session_store::session_layer(Arc::clone(&core), PUBLIC_COOKIE, cfg.secure_cookies);
     let trusted = core.settings.defense.trusted_proxies.clone();
     let router = routes()
-        .with_state(AppState { core, cfg })
+        .with_state(AppState {
+            core,
+            cfg,
+            answered: Arc::default(),
+        })
         .layer(sessions)
         .layer(axum::Extension(trusted));
     headers::security_headers(router, cfg.secure_cookies)

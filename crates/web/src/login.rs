@@ -5,18 +5,18 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use portcullis_core::authorize::AuthSession;
+use portcullis_core::authorize::{AuthSession, Next};
 use portcullis_core::crypto::random_token;
 use portcullis_protocol::Secret;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::authorize::proceed;
+use crate::authorize::{proceed, take_step};
 use crate::csrf::{self, CsrfForm, CsrfToken};
 use crate::error::{PageError, TOO_MANY_MESSAGE, with_retry_after};
 use crate::page::render;
 use crate::pending;
-use crate::session_store::{AUTH_KEY, CLIENT_KEY, SessionClient};
+use crate::session_store::{AUTH_KEY, CLIENT_KEY, SessionClient, current_auth};
 use crate::{AppState, ClientIp};
 
 /// Shown for any failed login: it must not tell whether the username exists.
@@ -64,6 +64,16 @@ pub async fn login_get(
         Some(id) => Some(pending::get(&session, id, state.core.now().unix_timestamp()).await?),
         None => None,
     };
+    // Signed in meanwhile (in another tab) and this request needs no fresh login: on to
+    // its next step rather than asking for the password again.
+    if let (Some(id), Some(req)) = (q.req.as_deref(), req.as_ref())
+        && let Some(auth) = current_auth(&session).await?
+    {
+        match state.core.authorize_next(req, Some(&auth)).await? {
+            Next::Login => {}
+            next => return take_step(&state, &session, id, req, next).await,
+        }
+    }
     let page = LoginPage {
         csrf: &csrf,
         req: q.req.as_deref(),

@@ -1,6 +1,9 @@
 //! Authorization requests waiting for the person to log in or consent, kept in the
 //! browser session under random ids so several tabs can each have one in flight.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use portcullis_core::authorize::AuthorizationRequest;
 use portcullis_core::crypto::random_token;
 use serde::{Deserialize, Serialize};
@@ -75,4 +78,34 @@ pub async fn remove(session: &Session, id: &str, now: i64) -> Result<(), PageErr
     let mut all = load(session, now).await?;
     all.retain(|e| e.id != id);
     store(session, &all).await
+}
+
+/// Pending requests this node answered lately. Concurrent requests of one session (a
+/// double click, a script) each load their own copy of it, so taking the answered request
+/// out of the session does not stop another copy answering it again: one authorization
+/// request, two codes. This does, on this node; a copy is loaded at most one request
+/// timeout before it answers, so ids are kept a little longer than that.
+#[derive(Debug, Default)]
+pub struct Answered {
+    ids: Mutex<HashMap<String, i64>>,
+    last_purge: Mutex<i64>,
+}
+
+impl Answered {
+    /// How long an answered id is remembered (seconds): past `request_timeout`'s default.
+    const KEEP: i64 = 120;
+
+    /// Records the pending request `id` as answered at `now`: `false` if it already was.
+    pub fn claim(&self, id: &str, now: i64) -> bool {
+        let Ok(mut ids) = self.ids.lock() else {
+            return false;
+        };
+        if let Ok(mut last) = self.last_purge.lock()
+            && now - *last >= 10
+        {
+            ids.retain(|_, at| now - *at <= Self::KEEP);
+            *last = now;
+        }
+        ids.insert(id.to_owned(), now).is_none()
+    }
 }
