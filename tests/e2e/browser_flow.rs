@@ -303,6 +303,45 @@ async fn code_flow_in_headless_chromium(backend: Backend) {
     assert_eq!(r.status(), 200);
     let tokens: Value = r.json().await.unwrap();
     assert!(tokens["id_token"].is_string());
+
+    // Allow clicked twice in a row: the first submission stands (static/forms.js) and the
+    // client gets its code, not an error page about a request already answered.
+    let pairs: Vec<(String, String)> = auth
+        .query_pairs()
+        .filter(|(k, _)| k != "state")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    auth.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair("prompt", "consent")
+        .append_pair("state", "twice");
+    browser.goto(auth.as_str()).await;
+    browser.wait_for_path("/consent").await;
+    browser
+        .call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({
+                "script": "const b = document.getElementById('allow'); b.click(); setTimeout(() => b.click(), 30);",
+                "args": [],
+            })),
+        )
+        .await;
+    let back = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            // The browser also asks the callback's origin for its favicon.
+            let back = Url::parse(&format!("http://x{}", hits.recv().await.unwrap())).unwrap();
+            if back.path() != "/favicon.ico" {
+                break back;
+            }
+        }
+    })
+    .await
+    .expect("the client got an answer");
+    let get = |n: &str| back.query_pairs().find(|(k, _)| k == n).map(|(_, v)| v.into_owned());
+    assert_eq!(get("state").as_deref(), Some("twice"), "{back}");
+    assert!(get("code").is_some(), "{back}");
     browser.quit().await;
     app.stop().await;
 }
