@@ -703,6 +703,43 @@ async fn consent_and_login_follow_the_request(backend: Backend) {
     app.stop().await;
 }
 
+/// Found by a browser probe: a page anyone can load without a cookie (the login page, an
+/// authorization request) stores a session; nobody signed in to it, it lasts an hour (as
+/// its pending requests do), not `session_ttl`. Signing in gives the full lifetime.
+async fn anonymous_sessions_last_an_hour(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.user("kim", PASSWORD).await;
+    let session_of = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("portcullis_session="))
+            .map(|c| c.split(';').next().unwrap().to_owned())
+            .expect("a session cookie")
+    };
+    let expires_in = |cookie: String| {
+        let app = &app;
+        async move {
+            let hash = portcullis_core::crypto::sha256(cookie.as_bytes());
+            let now = app.core.now();
+            let row = app.core.store.load_session(&hash, now).await.unwrap().expect("stored");
+            (row.expires_at - now).whole_seconds()
+        }
+    };
+    let b = browser();
+    let r = b.get(app.url("/login")).send().await.unwrap();
+    let anonymous = expires_in(session_of(&r)).await;
+    assert!((3590..=3600).contains(&anonymous), "{anonymous}");
+    let html = r.text().await.unwrap();
+    let login = Url::parse(&app.url("/login")).unwrap();
+    let r = submit(&b, &login, &html, &[("username", "kim"), ("password", PASSWORD)]).await;
+    let signed_in = expires_in(session_of(&r)).await;
+    let ttl = app.core.settings.session_ttl.whole_seconds();
+    assert!(signed_in > ttl - 10 && signed_in <= ttl, "{signed_in} of {ttl}");
+    app.stop().await;
+}
+
 /// Runs the futures at once (no `futures` dependency here).
 async fn futures_join<F: std::future::Future + Send + 'static>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
@@ -780,6 +817,7 @@ async fn state_comes_back_exactly_or_is_refused(backend: Backend) {
 }
 
 both_backends!(
+    anonymous_sessions_last_an_hour,
     consent_and_login_follow_the_request,
     claims_parameter,
     state_comes_back_exactly_or_is_refused,

@@ -72,6 +72,17 @@ impl CoreSessionStore {
             .and_then(|a| OffsetDateTime::from_unix_timestamp(a.auth_time).ok())
             .unwrap_or_else(|| self.core.now());
         let (ip, user_agent) = client.map(|c| (c.ip, c.user_agent)).unwrap_or_default();
+        // A session nobody signed in to holds a CSRF token and requests that expire
+        // within the hour: it lasts no longer, so pages anyone can load without a cookie
+        // cannot fill the table for a whole `session_ttl`.
+        let signed_in = record.data.contains_key(AUTH_KEY) || record.data.contains_key(crate::admin::ADMIN_KEY);
+        let expires_at = if signed_in {
+            record.expiry_date
+        } else {
+            record
+                .expiry_date
+                .min(self.core.now() + time::Duration::seconds(crate::pending::MAX_AGE))
+        };
         Ok(BrowserSession {
             id_hash: id_hash(&record.id),
             data,
@@ -79,7 +90,7 @@ impl CoreSessionStore {
             user_agent,
             ip,
             created_at,
-            expires_at: record.expiry_date,
+            expires_at,
         })
     }
 }

@@ -23,7 +23,8 @@ use crate::page::{render, see_other};
 
 /// Session key of the signed-in admin. Not the public surface's `auth` key: an admin is
 /// not a user, and the session store attaches `auth` sessions to users.
-const ADMIN_KEY: &str = "admin";
+/// Session key of the signed-in operator (`AdminAuth`).
+pub(crate) const ADMIN_KEY: &str = "admin";
 
 /// Shown for any failed sign-in: it must not tell whether the account exists.
 pub const BAD_CREDENTIALS: &str = "The username or password is not correct.";

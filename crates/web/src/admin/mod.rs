@@ -28,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use portcullis_core::Portcullis;
 
+pub(crate) use auth::ADMIN_KEY;
 pub use error::AdminError;
 
 use crate::error::PageError;
