@@ -463,6 +463,12 @@ async fn wrong_password_does_not_log_in_or_reveal_users(backend: Backend) {
         let r = submit(&b, &url, &html, &[("username", user), ("password", "wrong password!")]).await;
         assert!(!r.status().is_redirection(), "a failed login stays on the login page");
         let text = r.text().await.unwrap();
+        // The error is tied to the fields it is about (WCAG 3.3.1).
+        assert_eq!(
+            text.matches(r#"aria-invalid="true" aria-describedby="error""#).count(),
+            2,
+            "{text}"
+        );
         bodies.push(text.replace(user, "USER"));
         // The form is shown again with a fresh CSRF token where needed.
         assert!(!forms(&url, bodies.last().unwrap()).is_empty());

@@ -30,7 +30,8 @@ pub struct SessionRow {
 pub struct ApplicationRow {
     pub client_id: String,
     pub name: String,
-    pub scope: String,
+    /// What the application may do, in the consent page's words.
+    pub permissions: String,
     pub since: String,
 }
 
@@ -96,7 +97,13 @@ pub async fn account_get(
         .map(|a| ApplicationRow {
             client_id: a.client_id.as_str().to_owned(),
             name: a.client_name,
-            scope: a.scope,
+            permissions: a
+                .scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(portcullis_core::authorize::scope_description)
+                .collect::<Vec<_>>()
+                .join("; "),
             since: when(a.since),
         })
         .collect();

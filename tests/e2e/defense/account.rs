@@ -65,8 +65,16 @@ async fn sessions_and_applications_are_listed_and_revocable(backend: Backend) {
     let (status, html) = account_page(&laptop, &app).await;
     assert_eq!(status, 200);
     assert!(html.contains("192.0.2.1") && html.contains("192.0.2.2"), "{html}");
-    assert_eq!(html.matches("this browser").count(), 1);
+    assert_eq!(html.matches(r#"<span class="badge">this browser</span>"#).count(), 1);
     assert!(html.contains("Test App"), "{html}");
+    // What the application may do, in the consent page's words; each button says what it
+    // acts on (WCAG 2.4.6).
+    assert!(
+        html.contains("Sign you in with your account identifier; See your name and username"),
+        "{html}"
+    );
+    assert!(html.contains(r#"aria-label="Remove access for Test App""#), "{html}");
+    assert_eq!(html.matches(r#"aria-label="Sign out "#).count(), 3, "{html}");
     // Three sessions: laptop, phone, and the browser obtain_tokens used.
     assert_eq!(app.core.list_user_sessions(alice.id).await.unwrap().len(), 3);
 
