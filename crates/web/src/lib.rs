@@ -68,6 +68,12 @@ fn routes() -> Router<AppState> {
             "/account/applications/revoke",
             post(account::account_application_revoke_post),
         )
+        // A page for people, not the empty answer that browsers replace with their own.
+        .fallback(not_found)
+}
+
+async fn not_found() -> error::PageError {
+    error::PageError::NotFound
 }
 
 /// The fully built public router: routes, session layer and security headers, with its

@@ -90,6 +90,11 @@ async fn pages_carry_security_headers_and_cookie_flags(backend: Backend) {
     check(&b, "expired request", get("/consent?req=unknown").await.unwrap()).await;
     check(&b, "logout", get("/logout").await.unwrap()).await;
     check(&b, "account, signed out", get("/account").await.unwrap()).await;
+    // An unknown address: a page saying so, not an empty 404.
+    let r = get("/no-such-page").await.unwrap();
+    assert_eq!(r.status(), 404);
+    let html = check(&b, "unknown address", r).await;
+    assert!(html.contains("Not found"), "{html}");
     // The pages of a sign-in, consent included, each checked as it is reached.
     let mut auth = Url::parse(&app.url("/authorize")).unwrap();
     auth.query_pairs_mut()
