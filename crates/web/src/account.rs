@@ -131,7 +131,7 @@ pub async fn account_session_revoke_post(
         return see_other("/login");
     };
     let own = current_handle(&session).as_deref() == Some(form.session.as_str());
-    state.core.revoke_own_session(auth.user_id, &form.session, ip).await?;
+    already_gone(state.core.revoke_own_session(auth.user_id, &form.session, ip).await)?;
     if own {
         session.flush().await?;
         return see_other("/login");
@@ -150,9 +150,21 @@ pub async fn account_application_revoke_post(
     let Some(auth) = current_auth(&session).await? else {
         return see_other("/login");
     };
-    state
-        .core
-        .revoke_own_application(auth.user_id, &form.client_id, ip)
-        .await?;
+    already_gone(
+        state
+            .core
+            .revoke_own_application(auth.user_id, &form.client_id, ip)
+            .await,
+    )?;
     see_other("/account")
+}
+
+/// A session or application that is not (or no longer) the person's: already ended, by
+/// a second click or in another tab, so the page the person returns to shows it gone.
+/// The same answer whether it ever existed, as for one that was just ended.
+fn already_gone(done: portcullis_core::Result<()>) -> Result<(), PageError> {
+    match done {
+        Ok(()) | Err(portcullis_core::Error::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

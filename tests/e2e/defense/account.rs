@@ -109,6 +109,12 @@ async fn sessions_and_applications_are_listed_and_revocable(backend: Backend) {
         .unwrap();
     assert_eq!(submit_form(&laptop, form, &[]).await.status(), 303);
     assert_eq!(account_page(&phone, &app).await.0, 303, "the phone is signed out");
+    // Sent again (a second click, another tab): back to the account page, not a 404.
+    let again = submit_form(&laptop, form, &[]).await;
+    assert_eq!(
+        (again.status().as_u16(), again.headers()["location"].to_str().unwrap()),
+        (303, "/account")
+    );
     assert_eq!(account_page(&laptop, &app).await.0, 200, "the laptop is not");
     // Another person's session cannot be named.
     let err = app
@@ -126,6 +132,11 @@ async fn sessions_and_applications_are_listed_and_revocable(backend: Backend) {
         .unwrap();
     assert_eq!(submit_form(&laptop, &form, &[]).await.status(), 303);
     assert!(!introspect_active(&app, &id, &secret, &access).await);
+    let again = submit_form(&laptop, &form, &[]).await;
+    assert_eq!(
+        (again.status().as_u16(), again.headers()["location"].to_str().unwrap()),
+        (303, "/account")
+    );
     let resp = http()
         .post(app.url("/token"))
         .basic_auth(&id, Some(&secret))
