@@ -740,6 +740,34 @@ async fn anonymous_sessions_last_an_hour(backend: Backend) {
     app.stop().await;
 }
 
+/// Found by a browser probe: a sign-out confirmation sent after the session ended (it
+/// expired, or was ended elsewhere) says the person is signed out, not that the form
+/// expired. While signed in, a wrong token is still refused.
+async fn sign_out_after_the_session_ended(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    let kim = app.user("kim", PASSWORD).await;
+    let b = browser();
+    sign_in(&app, &b, client.id.as_str(), "kim").await;
+    let page = Url::parse(&app.url("/logout")).unwrap();
+    let html = b.get(page.clone()).send().await.unwrap().text().await.unwrap();
+    let r = b
+        .post(app.url("/logout/confirm"))
+        .form(&[("csrf", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "signed in: a wrong token is refused");
+    for s in app.core.list_user_sessions(kim.id).await.unwrap() {
+        app.core.revoke_own_session(kim.id, &s.id, None).await.unwrap();
+    }
+    let r = submit(&b, &page, &html, &[]).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("You are signed out"), "{html}");
+    app.stop().await;
+}
+
 /// Runs the futures at once (no `futures` dependency here).
 async fn futures_join<F: std::future::Future + Send + 'static>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
@@ -817,6 +845,7 @@ async fn state_comes_back_exactly_or_is_refused(backend: Backend) {
 }
 
 both_backends!(
+    sign_out_after_the_session_ended,
     anonymous_sessions_last_an_hour,
     consent_and_login_follow_the_request,
     claims_parameter,

@@ -123,8 +123,18 @@ pub async fn logout_confirm_post(
     State(state): State<AppState>,
     session: Session,
     ClientIp(ip): ClientIp,
-    CsrfForm(ConfirmForm {}): CsrfForm<ConfirmForm>,
+    form: Result<CsrfForm<ConfirmForm>, PageError>,
 ) -> Result<Response, PageError> {
+    match form {
+        Ok(CsrfForm(ConfirmForm {})) => {}
+        // The session ended while the confirmation page was open (it expired, or was
+        // ended elsewhere), taking its CSRF token along: the person is signed out, which
+        // is what they asked for, so say that rather than "this form has expired".
+        Err(PageError::Csrf) if current_auth(&session).await?.is_none() => {
+            return render(StatusCode::OK, &SignedOutPage { client_name: None });
+        }
+        Err(e) => return Err(e),
+    }
     let pending: PendingLogout = session.get(SESSION_KEY).await?.unwrap_or_default();
     if let Some(auth) = current_auth(&session).await? {
         state.core.logged_out(auth.user_id, ip);
