@@ -168,10 +168,7 @@ async fn oidc_code_flow_with_openidconnect(backend: Backend) {
     let (client, secret) = app.confidential_client(REDIRECT).await;
     let user = app.user("alice", PASSWORD).await;
 
-    let http_client = openidconnect::reqwest::Client::builder()
-        .redirect(openidconnect::reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http_client = rp_http_client();
     let rp = relying_party(&app, &http_client, client.id.as_str(), secret.expose()).await;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, csrf, nonce) = rp
@@ -857,10 +854,7 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
     .await;
     let (client, secret) = app.confidential_client(REDIRECT).await;
     app.user("alice", PASSWORD).await;
-    let http_client = openidconnect::reqwest::Client::builder()
-        .redirect(openidconnect::reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http_client = rp_http_client();
     let meta: Value = http()
         .get(app.url("/.well-known/openid-configuration"))
         .send()
@@ -880,24 +874,7 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
     assert_eq!(jwks_algs(&app).await, ["ES256", "ES256", "RS256", "RS256"]);
 
     let rp = relying_party(&app, &http_client, client.id.as_str(), secret.expose()).await;
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (auth_url, _, nonce) = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge)
-        .url();
-    let b = browser();
-    let back = expect_redirect(authorize_in_browser(&b, &app, &auth_url, "alice", "allow").await);
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(param(&back, "code").unwrap()))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&http_client)
-        .await
-        .unwrap();
+    let (b, tokens, nonce) = sign_in_through(&app, &rp, &http_client).await;
     let alg_of = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().alg;
     assert_eq!(alg_of(tokens.access_token().secret()), jsonwebtoken::Algorithm::ES256);
     let id_token = tokens.id_token().expect("an ID token");
