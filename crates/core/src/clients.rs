@@ -63,11 +63,16 @@ fn check_count(field: &'static str, raw: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn parse_uris(field: &'static str, raw: &[String]) -> Result<Vec<RedirectUri>> {
+/// `stored`: the client's URIs before this edit, which stay as they are even where the
+/// rules have since become stricter, so a client registered earlier can still be edited.
+fn parse_uris(field: &'static str, raw: &[String], stored: &[RedirectUri]) -> Result<Vec<RedirectUri>> {
     check_count(field, raw)?;
     let mut out: Vec<RedirectUri> = Vec::new();
     for r in raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let uri = RedirectUri::parse_registered(r).map_err(|e| Error::invalid(field, format!("{r}: {e}")))?;
+        let uri = match stored.iter().find(|u| u.as_str() == r) {
+            Some(kept) => kept.clone(),
+            None => RedirectUri::parse_registered(r).map_err(|e| Error::invalid(field, format!("{r}: {e}")))?,
+        };
         if !out.contains(&uri) {
             out.push(uri);
         }
@@ -133,8 +138,9 @@ fn check_ttl(field: &'static str, ttl: Option<i64>, max: i64) -> Result<()> {
     }
 }
 
-/// `id_token_algs`: the algorithms the server signs ID tokens with, if a client asks.
-fn validate(input: &ClientInput, id_token_algs: &[SigningAlg]) -> Result<ValidClient> {
+/// `id_token_algs`: the algorithms the server signs ID tokens with, if a client asks;
+/// `previous`: the client being edited.
+fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<&Client>) -> Result<ValidClient> {
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Error::invalid("name", "must be 1 to 200 characters"));
@@ -146,8 +152,16 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg]) -> Result<ValidCl
     let kind = input
         .kind
         .ok_or_else(|| Error::invalid("kind", "must be confidential or public"))?;
-    let redirect_uris = parse_uris("redirect_uris", &input.redirect_uris)?;
-    let post_logout_redirect_uris = parse_uris("post_logout_redirect_uris", &input.post_logout_redirect_uris)?;
+    let redirect_uris = parse_uris(
+        "redirect_uris",
+        &input.redirect_uris,
+        previous.map_or(&[], |c| &c.redirect_uris),
+    )?;
+    let post_logout_redirect_uris = parse_uris(
+        "post_logout_redirect_uris",
+        &input.post_logout_redirect_uris,
+        previous.map_or(&[], |c| &c.post_logout_redirect_uris),
+    )?;
     let mut grant_types = Vec::new();
     for g in input.grant_types.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let g = GrantType::parse(g).map_err(|e| Error::invalid("grant_types", e.0))?;
@@ -241,7 +255,7 @@ impl Portcullis {
         actor: impl Into<Actor>,
     ) -> Result<(Client, Option<Secret>)> {
         let actor: Actor = actor.into();
-        let v = validate(input, &self.settings.id_token_algs())?;
+        let v = validate(input, &self.settings.id_token_algs(), None)?;
         let now = self.now();
         let id = ClientId::parse(&b64url(&random_bytes::<16>()?)).map_err(|e| Error::Unexpected(e.0))?;
         let secret = match v.kind {
@@ -289,7 +303,7 @@ impl Portcullis {
             return Err(Error::invalid("kind", "cannot change; register a new client instead"));
         }
         input.kind = Some(client.kind);
-        let v = validate(&input, &self.settings.id_token_algs())?;
+        let v = validate(&input, &self.settings.id_token_algs(), Some(&client))?;
         client.name = v.name;
         client.redirect_uris = v.redirect_uris;
         client.post_logout_redirect_uris = v.post_logout_redirect_uris;
@@ -565,11 +579,11 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        assert!(validate(&input(), &[ID_TOKEN_ALG]).is_ok());
+        assert!(validate(&input(), &[ID_TOKEN_ALG], None).is_ok());
         let mut i = input();
         i.redirect_uris = vec!["http://evil.example/cb".into()];
         assert!(matches!(
-            validate(&i, &[ID_TOKEN_ALG]),
+            validate(&i, &[ID_TOKEN_ALG], None),
             Err(Error::Invalid {
                 field: "redirect_uris",
                 ..
@@ -579,7 +593,7 @@ mod tests {
         i.kind = Some(ClientKind::Public);
         i.grant_types = vec!["client_credentials".into()];
         assert!(matches!(
-            validate(&i, &[ID_TOKEN_ALG]),
+            validate(&i, &[ID_TOKEN_ALG], None),
             Err(Error::Invalid {
                 field: "grant_types",
                 ..
@@ -588,7 +602,7 @@ mod tests {
         let mut i = input();
         i.redirect_uris.clear();
         assert!(matches!(
-            validate(&i, &[ID_TOKEN_ALG]),
+            validate(&i, &[ID_TOKEN_ALG], None),
             Err(Error::Invalid {
                 field: "redirect_uris",
                 ..
@@ -597,7 +611,7 @@ mod tests {
         let mut i = input();
         i.cors_origins = vec!["https://app.example/path".into()];
         assert!(matches!(
-            validate(&i, &[ID_TOKEN_ALG]),
+            validate(&i, &[ID_TOKEN_ALG], None),
             Err(Error::Invalid {
                 field: "cors_origins",
                 ..
@@ -606,13 +620,13 @@ mod tests {
         let mut i = input();
         i.kind = Some(ClientKind::Public);
         i.require_pkce = Some(false);
-        assert!(validate(&i, &[ID_TOKEN_ALG]).unwrap().require_pkce);
+        assert!(validate(&i, &[ID_TOKEN_ALG], None).unwrap().require_pkce);
     }
 
     /// Found by fuzzing the admin API: what was stored although it should not have been.
     #[test]
     fn names_uris_and_counts_are_bounded() {
-        let field_of = |i: &ClientInput| match validate(i, &[ID_TOKEN_ALG]) {
+        let field_of = |i: &ClientInput| match validate(i, &[ID_TOKEN_ALG], None) {
             Err(Error::Invalid { field, .. }) => field,
             other => panic!("{:?}", other.map(|v| v.name)),
         };
@@ -630,12 +644,18 @@ mod tests {
         i.redirect_uris = many(MAX_URIS + 1, |n| format!("https://app.example/cb{n}"));
         assert_eq!(field_of(&i), "redirect_uris");
         i.redirect_uris = many(MAX_URIS, |n| format!("https://app.example/cb{n}"));
-        assert!(validate(&i, &[ID_TOKEN_ALG]).is_ok());
+        assert!(validate(&i, &[ID_TOKEN_ALG], None).is_ok());
         let mut i = input();
         i.cors_origins = many(MAX_URIS + 1, |n| format!("https://app{n}.example"));
         assert_eq!(field_of(&i), "cors_origins");
         let mut i = input();
         i.logo_uri = Some(format!("https://app.example/{}", "l".repeat(2000)));
         assert_eq!(field_of(&i), "logo_uri");
+        // A URI registered before a rule became stricter stays editable as it was.
+        let legacy = vec!["https:///legacy".to_owned(), "https://app.example/new".to_owned()];
+        assert!(parse_uris("redirect_uris", &legacy, &[]).is_err());
+        let stored = [RedirectUri::parse("https:///legacy").unwrap()];
+        let kept = parse_uris("redirect_uris", &legacy, &stored).unwrap();
+        assert_eq!(kept[0].as_str(), "https:///legacy");
     }
 }
