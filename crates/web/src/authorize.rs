@@ -106,17 +106,19 @@ pub async fn take_step(
     next: Next,
 ) -> Result<Response, PageError> {
     let now = state.core.now().unix_timestamp();
-    match &next {
-        Next::Respond(_) => {
-            // Answered already by a concurrent copy of this session: that answer stands
-            // (the code made here is never sent, and expires unused).
-            if !state.answered.claim(id, now) {
-                return Err(PageError::Expired);
-            }
+    let next = match next {
+        Next::Respond(answer) => {
+            // Answered already by a concurrent copy of this session: its answer again,
+            // so every copy carries the one code (the one made here expires unused).
+            let first = state.answered.claim(id, &answer, now);
             pending::remove(session, id, now).await?;
+            Next::Respond(first)
         }
-        Next::Login | Next::Consent => pending::update(session, id, req, now).await?,
-    }
+        next => {
+            pending::update(session, id, req, now).await?;
+            next
+        }
+    };
     go_to(&next, id)
 }
 

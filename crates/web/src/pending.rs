@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use portcullis_core::authorize::AuthorizationRequest;
+use portcullis_core::authorize::{AuthorizationRequest, AuthorizationResponse};
 use portcullis_core::crypto::random_token;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
@@ -80,32 +80,45 @@ pub async fn remove(session: &Session, id: &str, now: i64) -> Result<(), PageErr
     store(session, &all).await
 }
 
-/// Pending requests this node answered lately. Concurrent requests of one session (a
-/// double click, a script) each load their own copy of it, so taking the answered request
-/// out of the session does not stop another copy answering it again: one authorization
-/// request, two codes. This does, on this node; a copy is loaded at most one request
-/// timeout before it answers, so ids are kept a little longer than that.
+/// Pending requests this node answered lately, with their answers. Concurrent requests
+/// of one session (a double click, a script) each load their own copy of it, so taking
+/// the answered request out of the session does not stop another copy answering it
+/// again: one authorization request, two codes. Here a later copy gets the first answer
+/// again (the same code), which is also what the browser shows after a double submit.
+/// Kept two minutes: copies are loaded within the same few seconds; one answering later
+/// than that (a request held longer by the server) would issue a second code.
 #[derive(Debug, Default)]
 pub struct Answered {
-    ids: Mutex<HashMap<String, i64>>,
+    ids: Mutex<HashMap<String, (i64, AuthorizationResponse)>>,
     last_purge: Mutex<i64>,
 }
 
 impl Answered {
-    /// How long an answered id is remembered (seconds): past `request_timeout`'s default.
     const KEEP: i64 = 120;
 
-    /// Records the pending request `id` as answered at `now`: `false` if it already was.
-    pub fn claim(&self, id: &str, now: i64) -> bool {
+    /// Records `answer` as the answer to the pending request `id` at `now`, or returns
+    /// the answer recorded first.
+    pub fn claim(&self, id: &str, answer: &AuthorizationResponse, now: i64) -> AuthorizationResponse {
         let Ok(mut ids) = self.ids.lock() else {
-            return false;
+            return answer.clone();
         };
         if let Ok(mut last) = self.last_purge.lock()
             && now - *last >= 10
         {
-            ids.retain(|_, at| now - *at <= Self::KEEP);
+            ids.retain(|_, (at, _)| now - *at <= Self::KEEP);
             *last = now;
         }
-        ids.insert(id.to_owned(), now).is_none()
+        ids.entry(id.to_owned())
+            .or_insert_with(|| (now, answer.clone()))
+            .1
+            .clone()
+    }
+
+    /// The answer recorded for the pending request `id`, if it was answered lately.
+    pub fn get(&self, id: &str, now: i64) -> Option<AuthorizationResponse> {
+        let ids = self.ids.lock().ok()?;
+        ids.get(id)
+            .filter(|(at, _)| now - *at <= Self::KEEP)
+            .map(|(_, answer)| answer.clone())
     }
 }
