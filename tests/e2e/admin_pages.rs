@@ -819,6 +819,19 @@ async fn a_stale_client_edit_is_refused(backend: Backend) {
     let (_, v) = api.get(&path).await;
     assert_eq!(v["redirect_uris"], serde_json::json!(["https://c.example/cb"]));
     assert_eq!(v["revision"], 2);
+
+    // The `updated_at` of earlier versions still works (to the second): the current one
+    // passes, one from before the last change does not.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let read_at = v["updated_at"].as_str().unwrap().to_owned();
+    let mut b = body("https://e.example/cb", None);
+    b["updated_at"] = read_at.clone().into();
+    let (s, v) = api.put(&path, b.clone()).await;
+    assert_eq!((s.as_u16(), v["revision"].as_i64()), (200, Some(3)), "{v}");
+    b["redirect_uris"] = serde_json::json!(["https://f.example/cb"]);
+    crate::admin_support::assert_field(&api.put(&path, b).await, "updated_at");
+    let (_, v) = api.get(&path).await;
+    assert_eq!(v["redirect_uris"], serde_json::json!(["https://e.example/cb"]));
     app.stop().await;
 }
 

@@ -55,6 +55,10 @@ pub struct ClientBody {
     /// `PUT` only, optional: the `revision` the caller read. If the client has changed
     /// since, the replacement is refused (400, field `revision`). Refused on `POST`.
     pub revision: Option<i64>,
+    /// Deprecated (`revision` replaces it): `PUT` only, the `updated_at` the caller read
+    /// (RFC 3339), compared to the second; refused (400, field `updated_at`) if the
+    /// client changed since.
+    pub updated_at: Option<String>,
 }
 
 impl ClientBody {
@@ -109,13 +113,18 @@ pub async fn clients_create(
     AdminCaller(caller): AdminCaller,
     ApiJson(body): ApiJson<ClientBody>,
 ) -> ApiResult<Response> {
-    if body.revision.is_some() {
-        // A new client has no revision to compare with; accepting one would suggest a
-        // check that does not happen.
-        return Err(ApiError::Invalid {
-            field: "revision".into(),
-            message: "is for PUT only; leave it out when registering".into(),
-        });
+    for (field, given) in [
+        ("revision", body.revision.is_some()),
+        ("updated_at", body.updated_at.is_some()),
+    ] {
+        if given {
+            // A new client has nothing to compare with; accepting one would suggest a
+            // check that does not happen.
+            return Err(ApiError::Invalid {
+                field: field.into(),
+                message: "is for PUT only; leave it out when registering".into(),
+            });
+        }
     }
     let input = body.into_input()?;
     let (client, secret) = state.core.create_client(&input, &caller.actor()).await?;
@@ -142,7 +151,29 @@ pub async fn client_replace(
     ApiJson(body): ApiJson<ClientBody>,
 ) -> ApiResult<Json<Value>> {
     let id = client_id(&id)?;
-    let input = body.into_input()?;
+    let read_at = body.updated_at.clone();
+    let mut input = body.into_input()?;
+    if let (Some(read_at), None) = (read_at, input.if_revision) {
+        // The check of earlier versions, kept for their callers: the revision of the
+        // client as it is when its `updated_at` still matches, so the write that follows
+        // is refused if anything changes in between.
+        let read_at =
+            time::OffsetDateTime::parse(&read_at, &time::format_description::well_known::Rfc3339).map_err(|_| {
+                ApiError::Invalid {
+                    field: "updated_at".into(),
+                    message: "must be an RFC 3339 time, as the client's updated_at".into(),
+                }
+            })?;
+        let current = state.core.get_client(&id).await?;
+        if current.updated_at.unix_timestamp() != read_at.unix_timestamp() {
+            return Err(ApiError::Invalid {
+                field: "updated_at".into(),
+                message: "the client was changed by someone else meanwhile; reload it and make your change again"
+                    .into(),
+            });
+        }
+        input.if_revision = Some(current.revision);
+    }
     let client = state.core.update_client(&id, &input, &caller.actor()).await?;
     Ok(Json(json::client(&client)))
 }
