@@ -758,10 +758,35 @@ async fn a_client_may_register_es256_id_tokens(backend: Backend) {
     app.user("alice", PASSWORD).await;
     let http_client = rp_http_client();
     let rp = relying_party(&app, &http_client, client.id.as_str(), secret.expose()).await;
-    let (_, tokens, nonce) = sign_in_through(&app, &rp, &http_client).await;
+    let (b, tokens, nonce) = sign_in_through(&app, &rp, &http_client).await;
     let alg_of = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().alg;
     let id_token = tokens.id_token().expect("an ID token");
     assert_eq!(alg_of(&id_token.to_string()), jsonwebtoken::Algorithm::ES256);
+    // The ES256 ID token is a good id_token_hint (prompt=none: a code at once) and names
+    // the person at /logout.
+    let mut hinted = Url::parse(&app.url("/authorize")).unwrap();
+    hinted
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client.id.as_str())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("prompt", "none")
+        .append_pair("id_token_hint", &id_token.to_string())
+        .append_pair("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        .append_pair("code_challenge_method", "S256");
+    let resp = b.get(hinted).send().await.unwrap();
+    let back = Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(param(&back, "code").is_some(), "{back}");
+    let mut logout = Url::parse(&app.url("/logout")).unwrap();
+    logout
+        .query_pairs_mut()
+        .append_pair("id_token_hint", &id_token.to_string());
+    let html = b.get(logout).send().await.unwrap().text().await.unwrap();
+    assert!(
+        html.contains("/logout/confirm") && !html.contains("id=\"other-account\""),
+        "{html}"
+    );
     let rs256_only = rp
         .id_token_verifier()
         .set_allowed_algs(vec![openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]);

@@ -732,7 +732,8 @@ impl Portcullis {
 struct ClaimsRequest {
     /// Names of the claims asked for, in `userinfo` or `id_token`.
     names: Vec<String>,
-    /// §5.5.1: `{"sub": {"value": "..."}}` in either member.
+    /// §5.5.1: `{"sub": {"value": "..."}}`. The spec says so of the ID token; a value
+    /// asked of userinfo is held to the same (stricter, and what the client means).
     sub: Option<String>,
 }
 

@@ -668,10 +668,11 @@ impl IntrospectionValidatorBuilder {
     }
 
     /// How long a refusal that follows from an answer (`active: false`, another audience,
-    /// expired, …) is remembered (default 5 s); `Duration::ZERO` disables it. A token
-    /// never turns active again once the authorization server said it is not (RFC 7662
-    /// §2.2), so this delays nothing a legitimate caller needs; it spares the endpoint (and
-    /// its rate limit) the same rejected token sent in a loop.
+    /// expired, …) is remembered (default 5 s); `Duration::ZERO` disables it. A token the
+    /// authorization server called inactive rarely turns active (one node of several may
+    /// briefly not know a key just rotated in), so this delays a legitimate caller at most
+    /// that long; it spares the endpoint (and its rate limit) the same rejected token sent
+    /// in a loop.
     pub fn refusal_cache_ttl(mut self, ttl: Duration) -> Self {
         self.refusal_ttl = ttl;
         self

@@ -21,9 +21,8 @@ use crate::csrf::{self, CsrfForm, CsrfToken};
 use crate::error::PageError;
 use crate::page::{render, see_other};
 
-/// Session key of the signed-in admin. Not the public surface's `auth` key: an admin is
-/// not a user, and the session store attaches `auth` sessions to users.
-/// Session key of the signed-in operator (`AdminAuth`).
+/// Session key of the signed-in operator (`AdminAuth`). Not the public surface's `auth`
+/// key: an admin is not a user, and the session store attaches `auth` sessions to users.
 pub(crate) const ADMIN_KEY: &str = "admin";
 
 /// Shown for any failed sign-in: it must not tell whether the account exists.
