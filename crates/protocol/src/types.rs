@@ -124,17 +124,21 @@ impl RedirectUri {
             let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
             let written = Url::parse(&format!("{}://{}/", url.scheme(), &rest[..end]));
             let same = written.is_ok_and(|w| {
-                !rest[..end].is_empty() && w.host() == url.host() && w.port_or_known_default() == url.port_or_known_default()
+                !rest[..end].is_empty()
+                    && w.host() == url.host()
+                    && w.port_or_known_default() == url.port_or_known_default()
             });
             if !same {
                 return Err(err("redirect URI must name its host after //"));
             }
         }
-        let path = after_scheme
-            .split(['?', '#'])
-            .next()
-            .unwrap_or_default();
-        if path.split('/').any(|seg| matches!(seg.to_ascii_lowercase().as_str(), "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e.")) {
+        let path = after_scheme.split(['?', '#']).next().unwrap_or_default();
+        if path.split('/').any(|seg| {
+            matches!(
+                seg.to_ascii_lowercase().as_str(),
+                "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."
+            )
+        }) {
             return Err(err("redirect URI must not contain . or .. path segments"));
         }
         if !url.username().is_empty() || url.password().is_some() {
