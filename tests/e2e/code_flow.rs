@@ -127,6 +127,21 @@ async fn relying_party(
     .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap())
 }
 
+/// A `prompt=none` authorization request (scope `openid`, PKCE) with `id_token_hint`.
+fn hinted_request(app: &TestApp, client_id: &str, hint: &str) -> Url {
+    let mut u = Url::parse(&app.url("/authorize")).unwrap();
+    u.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("prompt", "none")
+        .append_pair("id_token_hint", hint)
+        .append_pair("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        .append_pair("code_challenge_method", "S256");
+    u
+}
+
 /// An HTTP client for the relying party: redirects are the test's to follow.
 fn rp_http_client() -> openidconnect::reqwest::Client {
     openidconnect::reqwest::Client::builder()
@@ -764,17 +779,7 @@ async fn a_client_may_register_es256_id_tokens(backend: Backend) {
     assert_eq!(alg_of(&id_token.to_string()), jsonwebtoken::Algorithm::ES256);
     // The ES256 ID token is a good id_token_hint (prompt=none: a code at once) and names
     // the person at /logout.
-    let mut hinted = Url::parse(&app.url("/authorize")).unwrap();
-    hinted
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client.id.as_str())
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", "openid")
-        .append_pair("prompt", "none")
-        .append_pair("id_token_hint", &id_token.to_string())
-        .append_pair("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
-        .append_pair("code_challenge_method", "S256");
+    let hinted = hinted_request(&app, client.id.as_str(), &id_token.to_string());
     let resp = b.get(hinted).send().await.unwrap();
     let back = Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
     assert!(param(&back, "code").is_some(), "{back}");
@@ -915,17 +920,7 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
     .unwrap();
     assert_eq!(claims.access_token_hash(), Some(&expected_hash));
     // The RS256 ID token works as id_token_hint (OIDC Core §3.1.2.1) under ES256 settings.
-    let mut hinted = Url::parse(&app.url("/authorize")).unwrap();
-    hinted
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client.id.as_str())
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", "openid")
-        .append_pair("prompt", "none")
-        .append_pair("id_token_hint", &id_token.to_string())
-        .append_pair("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
-        .append_pair("code_challenge_method", "S256");
+    let hinted = hinted_request(&app, client.id.as_str(), &id_token.to_string());
     let resp = b.get(hinted.clone()).send().await.unwrap();
     let back = Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
     assert!(back.as_str().starts_with(REDIRECT), "{back}");
