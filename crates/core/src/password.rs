@@ -151,20 +151,36 @@ impl PasswordHasher {
         Ok(())
     }
 
+    /// Hashes the password in NFKC (`normalized`).
     pub async fn hash(&self, password: &Secret) -> Result<String> {
-        self.run(|tx| Job::Hash(password.clone(), tx)).await
+        let password = normalized(password);
+        self.run(|tx| Job::Hash(password, tx)).await
     }
 
     /// Verifies `password` against a PHC string, or against a dummy hash when `phc` is
-    /// `None`, which always fails but costs the same.
+    /// `None`, which always fails but costs the same. In NFKC first; a password typed in
+    /// another form is then also tried as typed, which hashes set before passwords were
+    /// normalized need (a second hash, for known and unknown accounts alike).
     pub async fn verify(&self, password: &Secret, phc: Option<&str>) -> Result<bool> {
         let known = phc.is_some();
         let phc = phc
             .map(str::to_owned)
             .unwrap_or_else(|| self.dummy_hash.as_ref().clone());
-        let ok = self.run(|tx| Job::Verify(password.clone(), phc, tx)).await?;
+        let nfkc = normalized(password);
+        let as_typed = (nfkc.expose() != password.expose()).then(|| (password.clone(), phc.clone()));
+        let mut ok = self.run(|tx| Job::Verify(nfkc, phc, tx)).await?;
+        if let (false, Some((password, phc))) = (ok, as_typed) {
+            ok = self.run(|tx| Job::Verify(password, phc, tx)).await?;
+        }
         Ok(ok && known)
     }
+}
+
+/// NIST SP 800-63B §5.1.1.2: a password is compared in NFKC, so the same text typed where
+/// accents come precomposed (`é`) or combining (`e` + U+0301) is one password.
+fn normalized(password: &Secret) -> Secret {
+    use unicode_normalization::UnicodeNormalization;
+    Secret::new(password.expose().nfkc().collect::<String>())
 }
 
 /// How much lower than the rest of the server the hashing threads run (nice value
@@ -342,6 +358,24 @@ mod tests {
         assert!(h.verify(&Secret::new("correct horse"), Some(&phc)).await.unwrap());
         assert!(!h.verify(&Secret::new("wrong horse"), Some(&phc)).await.unwrap());
         assert!(!h.verify(&Secret::new("correct horse"), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn passwords_compare_in_nfkc() {
+        let h = PasswordHasher::new(2).unwrap();
+        let composed = "caf\u{e9} au lait";
+        let combining = "cafe\u{301} au lait";
+        let phc = h.hash(&Secret::new(composed)).await.unwrap();
+        assert!(h.verify(&Secret::new(combining), Some(&phc)).await.unwrap());
+        let phc = h.hash(&Secret::new(combining)).await.unwrap();
+        assert!(h.verify(&Secret::new(composed), Some(&phc)).await.unwrap());
+        assert!(!h.verify(&Secret::new("cafe au lait"), Some(&phc)).await.unwrap());
+        // A hash made before normalization, of the password as typed, still verifies.
+        let params = params().unwrap();
+        let mut blocks = working_memory(params.block_count());
+        let old = hash_in(&params, combining.as_bytes(), &mut blocks).unwrap();
+        assert!(h.verify(&Secret::new(combining), Some(&old)).await.unwrap());
+        assert!(!h.verify(&Secret::new(combining), None).await.unwrap());
     }
 
     #[tokio::test]
