@@ -864,6 +864,11 @@ async fn a_client_may_register_es256_id_tokens(backend: Backend) {
     let token = refreshed.refresh_token().unwrap().secret().clone();
     let (s, v) = refresh(token.clone()).await;
     assert_eq!((s, v["error"].as_str()), (500, Some("server_error")), "{v}");
+    // A grant without `openid` makes no ID token: code and refresh work as ever.
+    let plain = obtain_tokens_with(&app, (client.id.as_str(), secret.expose()), "alice", "profile", &[]).await;
+    assert!(plain["id_token"].is_null(), "{plain}");
+    let (s, v) = refresh(plain["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(s, 200, "{v}");
     input.id_token_signed_response_alg = None;
     app.core.update_client(&client.id, &input, "test").await.unwrap();
     let (s, v) = refresh(token).await;

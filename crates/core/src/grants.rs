@@ -86,19 +86,6 @@ impl Portcullis {
                 format!("this client may not use the {grant_type} grant"),
             ));
         }
-        // A client registered for ID tokens in an algorithm the server no longer signs
-        // with (`signing_alg` changed, its keys retired): refused before a code or refresh
-        // token is used up, so it works again once the client is edited.
-        if let Some(alg) = client.id_token_signed_response_alg
-            && grant_type != GrantType::ClientCredentials
-            && self.keys.ring().signer(alg).is_none()
-        {
-            return Err(Error::Unexpected(format!(
-                "client {} registered {alg} ID tokens, and this server has no active {alg} key: \
-                 edit the client or set signing_alg to {alg}",
-                client.id
-            )));
-        }
         match request {
             TokenRequest::AuthorizationCode {
                 code,
@@ -181,6 +168,7 @@ impl Portcullis {
             (None, Some(_)) => return Err(invalid_grant("no code_challenge was sent for this code")),
             (None, None) => {}
         }
+        self.id_token_key_for(client, &stored.scope)?;
         let user = self
             .store
             .get_user(stored.user_id)
@@ -262,7 +250,10 @@ impl Portcullis {
         let scope = scope.filter(|s| !s.is_empty());
         // The common case, a live token refreshed without narrowing the scope, is one store
         // statement (issue 7). Anything else, and every error, takes the general path below.
-        if scope.is_none() && client.grant_types.contains(&GrantType::RefreshToken) {
+        if scope.is_none()
+            && client.grant_types.contains(&GrantType::RefreshToken)
+            && self.id_token_alg_has_key(client)
+        {
             let new_token = random_token()?;
             if let Some((_, grant, user)) = self
                 .store
@@ -302,6 +293,10 @@ impl Portcullis {
             }
             _ => grant.scope.clone(),
         };
+        if stored.used_at.is_none() {
+            // A used token goes on to reuse detection whatever else is wrong.
+            self.id_token_key_for(client, &scope)?;
+        }
         let (new_token, new_record) = self
             .new_refresh_token(client, &grant, now)?
             .ok_or_else(invalid_refresh_token)?;
@@ -329,6 +324,30 @@ impl Portcullis {
             RefreshRotation::Invalid => return Err(invalid_refresh_token()),
         }
         self.refreshed(client, &grant, &user, &scope, new_token, ip, now).await
+    }
+
+    /// Whether the server has a key for the algorithm `client` registered for its ID
+    /// tokens (always, for the default).
+    fn id_token_alg_has_key(&self, client: &Client) -> bool {
+        client
+            .id_token_signed_response_alg
+            .is_none_or(|alg| self.keys.ring().signer(alg).is_some())
+    }
+
+    /// A grant of `scope` that would carry an ID token in an algorithm the server no
+    /// longer signs with (`signing_alg` changed, its keys retired) is refused before its
+    /// code or refresh token is used up, so it works again once the client is edited.
+    fn id_token_key_for(&self, client: &Client, scope: &ScopeSet) -> Result<()> {
+        match client.id_token_signed_response_alg {
+            Some(alg) if scope.contains("openid") && !self.id_token_alg_has_key(client) => {
+                Err(Error::Unexpected(format!(
+                    "client {} registered {alg} ID tokens, and this server has no active {alg} key: \
+                     edit the client or set signing_alg to {alg}",
+                    client.id
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The tokens of a refresh whose old token has been rotated to `new_token`.
