@@ -250,9 +250,7 @@ impl Portcullis {
         let scope = scope.filter(|s| !s.is_empty());
         // The common case, a live token refreshed without narrowing the scope, is one store
         // statement (issue 7). Anything else, and every error, takes the general path below.
-        if scope.is_none()
-            && client.grant_types.contains(&GrantType::RefreshToken)
-            && self.id_token_alg_has_key(client)
+        if scope.is_none() && client.grant_types.contains(&GrantType::RefreshToken) && self.id_token_alg_has_key(client)
         {
             let new_token = random_token()?;
             if let Some((_, grant, user)) = self
