@@ -504,12 +504,13 @@ impl Portcullis {
     }
 }
 
+/// Why an edit made on a client that changed since the editor read it is refused.
+pub const CHANGED_MEANWHILE: &str =
+    "the client was changed by someone else meanwhile; reload it and make your change again";
+
 /// The answer to an edit made on a client that changed since the editor read it.
 fn stale_edit() -> Error {
-    Error::invalid(
-        "revision",
-        "the client was changed by someone else meanwhile; reload it and make your change again",
-    )
+    Error::invalid("revision", CHANGED_MEANWHILE)
 }
 
 /// Runs `attempt` (read the client, change it, write it back naming the revision it read)

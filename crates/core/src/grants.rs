@@ -521,8 +521,8 @@ impl Portcullis {
             _ => None,
         };
         let access_alg = self.settings.signing_alg;
-        // A client registered for an algorithm the server no longer has keys for (its
-        // `signing_alg` changed) gets an error from `sign`, not an ID token it would refuse.
+        // Checked before the code or refresh token was used (`id_token_key_for`); were the
+        // key retired in between, `sign` fails rather than use another algorithm.
         let id_alg = client.id_token_signed_response_alg.unwrap_or(ID_TOKEN_ALG);
         let job = move || -> Result<(String, Option<String>)> {
             let access_token = sign(&ring, access_alg, ACCESS_TOKEN_TYP, &claims)?;

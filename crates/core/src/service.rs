@@ -64,10 +64,8 @@ impl CoreSettings {
     /// The algorithms a client may have its ID tokens signed with, the default (RS256)
     /// first: the server has keys for these only.
     pub fn id_token_algs(&self) -> Vec<SigningAlg> {
-        let mut algs = vec![ID_TOKEN_ALG];
-        if self.signing_alg != ID_TOKEN_ALG {
-            algs.push(self.signing_alg);
-        }
+        let mut algs = self.key_algs();
+        algs.sort_by_key(|a| *a != ID_TOKEN_ALG);
         algs
     }
 

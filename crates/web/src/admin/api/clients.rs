@@ -168,8 +168,7 @@ pub async fn client_replace(
         if current.updated_at.unix_timestamp() != read_at.unix_timestamp() {
             return Err(ApiError::Invalid {
                 field: "updated_at".into(),
-                message: "the client was changed by someone else meanwhile; reload it and make your change again"
-                    .into(),
+                message: portcullis_core::clients::CHANGED_MEANWHILE.into(),
             });
         }
         input.if_revision = Some(current.revision);
