@@ -97,8 +97,27 @@ pub async fn proceed(
     take_step(state, session, id, req, next).await
 }
 
+/// For the page of one step of the pending request `id` (`is_here`: the login page or
+/// the consent page): `None` when that is the request's next step, otherwise the answer
+/// that takes it where it must go (a login it still needs, past a consent it no longer
+/// needs, back to the client).
+pub async fn unless_next(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    req: &AuthorizationRequest,
+    auth: &portcullis_core::authorize::AuthSession,
+    is_here: fn(&Next) -> bool,
+) -> Result<Option<Response>, PageError> {
+    let next = next_step(state, req, Some(auth)).await?;
+    if is_here(&next) {
+        return Ok(None);
+    }
+    take_step(state, session, id, req, next).await.map(Some)
+}
+
 /// `proceed` once the next step is known.
-pub async fn take_step(
+async fn take_step(
     state: &AppState,
     session: &Session,
     id: &str,

@@ -8,7 +8,7 @@ use portcullis_core::authorize::{Next, scope_description};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::authorize::{proceed, send_response, take_step};
+use crate::authorize::{proceed, send_response, unless_next};
 use crate::csrf::{CsrfForm, CsrfToken};
 use crate::error::PageError;
 use crate::page::{render, see_other};
@@ -61,6 +61,10 @@ fn scope_lines(scope: &str) -> Vec<String> {
     scopes.into_iter().map(scope_description).collect()
 }
 
+fn is_consent(next: &Next) -> bool {
+    matches!(next, Next::Consent)
+}
+
 fn login_first(id: &str) -> Result<Response, PageError> {
     see_other(&format!(
         "/login?req={}",
@@ -82,9 +86,8 @@ pub async fn consent_get(
     };
     // Only when consent is the next step: a request that still needs a login
     // (prompt=login, max_age) goes there first; one that needs no consent goes on.
-    match state.core.authorize_next(&req, Some(&auth)).await? {
-        Next::Consent => {}
-        next => return take_step(&state, &session, &q.req, &req, next).await,
+    if let Some(elsewhere) = unless_next(&state, &session, &q.req, &req, &auth, is_consent).await? {
+        return Ok(elsewhere);
     }
     let user = state.core.get_user(auth.user_id).await?;
     let (client, scope) = state.core.consent_scope(&req).await?;
@@ -138,9 +141,8 @@ pub async fn consent_post(
         Decision::Allow => {
             // Consent is recorded only when it is the next step: not before a login the
             // request still needs (prompt=login, max_age; OIDC Core §3.1.2.1).
-            match state.core.authorize_next(&req, Some(&auth)).await? {
-                Next::Consent => {}
-                next => return take_step(&state, &session, &form.req, &req, next).await,
+            if let Some(elsewhere) = unless_next(&state, &session, &form.req, &req, &auth, is_consent).await? {
+                return Ok(elsewhere);
             }
             state.core.give_consent(&req, &auth, ip).await?;
             // Satisfies prompt=consent (OIDC Core §3.1.2.1).

@@ -11,7 +11,7 @@ use portcullis_protocol::Secret;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::authorize::{proceed, take_step};
+use crate::authorize::{proceed, unless_next};
 use crate::csrf::{self, CsrfForm, CsrfToken};
 use crate::error::{PageError, TOO_MANY_MESSAGE, with_retry_after};
 use crate::page::render;
@@ -68,11 +68,9 @@ pub async fn login_get(
     // its next step rather than asking for the password again.
     if let (Some(id), Some(req)) = (q.req.as_deref(), req.as_ref())
         && let Some(auth) = current_auth(&session).await?
+        && let Some(elsewhere) = unless_next(&state, &session, id, req, &auth, |n| matches!(n, Next::Login)).await?
     {
-        match state.core.authorize_next(req, Some(&auth)).await? {
-            Next::Login => {}
-            next => return take_step(&state, &session, id, req, next).await,
-        }
+        return Ok(elsewhere);
     }
     let page = LoginPage {
         csrf: &csrf,
