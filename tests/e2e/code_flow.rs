@@ -142,6 +142,25 @@ fn hinted_request(app: &TestApp, client_id: &str, hint: &str) -> Url {
     u
 }
 
+/// The ID token's claims as `verifier` checks them with `nonce`, once its `at_hash`
+/// (OIDC Core §3.1.3.6, for the ID token's own algorithm) matched the access token.
+fn id_claims_with_at_hash<'a>(
+    tokens: &'a openidconnect::core::CoreTokenResponse,
+    verifier: &openidconnect::core::CoreIdTokenVerifier<'_>,
+    nonce: &Nonce,
+) -> &'a openidconnect::core::CoreIdTokenClaims {
+    let id_token = tokens.id_token().expect("an ID token");
+    let claims = id_token.claims(verifier, nonce).unwrap();
+    let expected_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+    claims
+}
+
 /// An HTTP client for the relying party: redirects are the test's to follow.
 fn rp_http_client() -> openidconnect::reqwest::Client {
     openidconnect::reqwest::Client::builder()
@@ -217,16 +236,9 @@ async fn oidc_code_flow_with_openidconnect(backend: Backend) {
         .unwrap();
     let id_token = tokens.id_token().expect("an ID token for openid");
     let verifier = rp.id_token_verifier();
-    let claims = id_token.claims(&verifier, &nonce).unwrap();
+    let claims = id_claims_with_at_hash(&tokens, &verifier, &nonce);
     assert_eq!(claims.subject().as_str(), user.id.to_string());
     assert!(claims.auth_time().is_some());
-    let expected_hash = AccessTokenHash::from_token(
-        tokens.access_token(),
-        id_token.signing_alg().unwrap(),
-        id_token.signing_key(&verifier).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
     // OIDC Core §5.4: with an access token issued, scope claims come from UserInfo only.
     assert_eq!(claims.email(), None);
     assert_eq!(claims.preferred_username(), None);
@@ -802,15 +814,8 @@ async fn a_client_may_register_es256_id_tokens(backend: Backend) {
     let es256 = rp
         .id_token_verifier()
         .set_allowed_algs(vec![openidconnect::core::CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
-    let claims = id_token.claims(&es256, &nonce).unwrap();
     // at_hash is computed for the ID token's algorithm (SHA-256 for ES256 too).
-    let expected_hash = AccessTokenHash::from_token(
-        tokens.access_token(),
-        id_token.signing_alg().unwrap(),
-        id_token.signing_key(&es256).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+    id_claims_with_at_hash(&tokens, &es256, &nonce);
     let refreshed = rp
         .exchange_refresh_token(tokens.refresh_token().unwrap())
         .unwrap()
@@ -890,14 +895,7 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
     let (client, secret) = app.confidential_client(REDIRECT).await;
     app.user("alice", PASSWORD).await;
     let http_client = rp_http_client();
-    let meta: Value = http()
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = app.get_json("/.well-known/openid-configuration").await;
     // RS256 is the default; a client may register the server's other algorithm.
     assert_eq!(
         meta["id_token_signing_alg_values_supported"],
@@ -914,16 +912,8 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
     assert_eq!(alg_of(tokens.access_token().secret()), jsonwebtoken::Algorithm::ES256);
     let id_token = tokens.id_token().expect("an ID token");
     assert_eq!(alg_of(&id_token.to_string()), jsonwebtoken::Algorithm::RS256);
-    let id_verifier = rp.id_token_verifier();
-    let claims = id_token.claims(&id_verifier, &nonce).unwrap();
     // at_hash is computed for the ID token's algorithm over the ES256 access token.
-    let expected_hash = AccessTokenHash::from_token(
-        tokens.access_token(),
-        id_token.signing_alg().unwrap(),
-        id_token.signing_key(&id_verifier).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+    id_claims_with_at_hash(&tokens, &rp.id_token_verifier(), &nonce);
     // The RS256 ID token works as id_token_hint (OIDC Core §3.1.2.1) under ES256 settings.
     let hinted = hinted_request(&app, client.id.as_str(), &id_token.to_string());
     let resp = b.get(hinted.clone()).send().await.unwrap();

@@ -573,14 +573,7 @@ async fn claims_parameter(backend: Backend) {
     )
     .await;
     assert_eq!(tokens["scope"], "api:read");
-    let meta: Value = http()
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = app.get_json("/.well-known/openid-configuration").await;
     assert_eq!(meta["claims_parameter_supported"], true);
     app.stop().await;
 }

@@ -23,14 +23,7 @@ async fn discovery_is_accepted_by_openidconnect(backend: Backend) {
     assert_eq!(meta.jwks().keys().len(), 2, "active and next keys are published");
 
     // RFC 8414 document at its own well-known path, with the same issuer.
-    let rfc8414: Value = http()
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rfc8414 = app.get_json("/.well-known/oauth-authorization-server").await;
     assert_eq!(rfc8414["issuer"], app.issuer);
     assert_eq!(rfc8414["code_challenge_methods_supported"], serde_json::json!(["S256"]));
     assert_eq!(rfc8414["authorization_response_iss_parameter_supported"], true);

@@ -54,6 +54,11 @@ impl TestApp {
         format!("{}{}", self.issuer, path)
     }
 
+    /// `GET path` on the public listener, as JSON (discovery documents, JWKS).
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        http().get(self.url(path)).send().await.unwrap().json().await.unwrap()
+    }
+
     /// Stops the server, waiting for in-flight requests.
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
