@@ -234,11 +234,11 @@ impl Portcullis {
     /// password it signed in with, `admin::credential_stamp`).
     pub async fn set_admin_password(&self, username: &str, password: &Secret, actor: impl Into<Actor>) -> Result<()> {
         let actor: Actor = actor.into();
-        let mut admin = self.admin_account(username).await?;
+        let admin = self.admin_account(username).await?;
         PasswordHasher::check_policy(password.expose())?;
-        admin.password_hash = self.hasher.hash(password).await?;
+        let hash = self.hasher.hash(password).await?;
         self.store
-            .set_admin_password_hash(admin.id, &admin.password_hash)
+            .set_admin_password_hash(admin.id, &hash)
             .await
             .map_err(not_found("admin"))?;
         self.audit(

@@ -88,9 +88,14 @@ pub async fn remove(session: &Session, id: &str, now: i64) -> Result<(), PageErr
 /// Kept two minutes: copies are loaded within the same few seconds; one answering later
 /// than that (a request held longer by the server) would issue a second code.
 #[derive(Debug, Default)]
-pub struct Answered {
-    ids: Mutex<HashMap<String, (i64, AuthorizationResponse)>>,
-    last_purge: Mutex<i64>,
+pub struct Answered(Mutex<AnsweredIds>);
+
+#[derive(Debug, Default)]
+struct AnsweredIds {
+    /// Pending request id → when it was answered, and how.
+    ids: HashMap<String, (i64, AuthorizationResponse)>,
+    /// When answers older than `KEEP` were last dropped.
+    last_purge: i64,
 }
 
 impl Answered {
@@ -99,16 +104,16 @@ impl Answered {
     /// Records `answer` as the answer to the pending request `id` at `now`, or returns
     /// the answer recorded first.
     pub fn claim(&self, id: &str, answer: &AuthorizationResponse, now: i64) -> AuthorizationResponse {
-        let Ok(mut ids) = self.ids.lock() else {
+        let Ok(mut inner) = self.0.lock() else {
             return answer.clone();
         };
-        if let Ok(mut last) = self.last_purge.lock()
-            && now - *last >= 10
-        {
-            ids.retain(|_, (at, _)| now - *at <= Self::KEEP);
-            *last = now;
+        if now - inner.last_purge >= 10 {
+            inner.ids.retain(|_, (at, _)| now - *at <= Self::KEEP);
+            inner.last_purge = now;
         }
-        ids.entry(id.to_owned())
+        inner
+            .ids
+            .entry(id.to_owned())
             .or_insert_with(|| (now, answer.clone()))
             .1
             .clone()
@@ -116,8 +121,10 @@ impl Answered {
 
     /// The answer recorded for the pending request `id`, if it was answered lately.
     pub fn get(&self, id: &str, now: i64) -> Option<AuthorizationResponse> {
-        let ids = self.ids.lock().ok()?;
-        ids.get(id)
+        let inner = self.0.lock().ok()?;
+        inner
+            .ids
+            .get(id)
             .filter(|(at, _)| now - *at <= Self::KEEP)
             .map(|(_, answer)| answer.clone())
     }
