@@ -121,13 +121,10 @@ impl RedirectUri {
         }
         let after_scheme = &s[url.scheme().len() + 1..];
         if let Some(rest) = after_scheme.strip_prefix("//") {
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let written = Url::parse(&format!("{}://{}/", url.scheme(), &rest[..end]));
-            let same = written.is_ok_and(|w| {
-                !rest[..end].is_empty()
-                    && w.host() == url.host()
-                    && w.port_or_known_default() == url.port_or_known_default()
-            });
+            let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+            let same = !authority.is_empty()
+                && Url::parse(&format!("{}://{authority}/", url.scheme()))
+                    .is_ok_and(|w| w.host() == url.host() && w.port_or_known_default() == url.port_or_known_default());
             if !same {
                 return Err(err("redirect URI must name its host after //"));
             }
