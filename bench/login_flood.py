@@ -4,6 +4,11 @@ request, loads the login page and posts the right password (argon2id verificatio
 server), over and over for DURATION seconds. Prints one JSON line with logins/s.
 
 usage: login_flood.py ISSUER CLIENT_ID REDIRECT USERNAME PASSWORD WORKERS DURATION
+
+USERNAME may contain `{n}`: worker n then signs in as that account (`flood{n}`: flood0,
+flood1, ...). Portcullis runs one sign-in per account at a time and answers 429 to more
+than 8 waiting on it (a defense against parallel guessing), so a flood of one account
+measures that queue, not the server's logins/s.
 """
 import html
 import json
@@ -26,7 +31,8 @@ def main():
     lock = threading.Lock()
     deadline = time.monotonic() + duration
 
-    def worker():
+    def worker(n):
+        account = username.replace("{n}", str(n))
         while time.monotonic() < deadline:
             s = requests.Session()
             try:
@@ -35,7 +41,7 @@ def main():
                 page = s.get(page_url).text
                 fields = {m.group(1): html.unescape(m.group(2))
                           for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)}
-                fields.update({"username": username, "password": password})
+                fields.update({"username": account, "password": password})
                 r = s.post(f"{issuer}/login", data=fields, allow_redirects=False)
                 good = r.status_code == 303 and "code=" in r.headers.get("location", "")
             except (requests.RequestException, KeyError):
@@ -44,7 +50,7 @@ def main():
                 (ok if good else failed)[0] += 1
 
     started = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(workers)]
     for t in threads:
         t.start()
     for t in threads:

@@ -21,6 +21,7 @@ LOADS=${LOADS:-}
 DURATION=${DURATION:-10s}
 CODE_DURATION=${CODE_DURATION:-4s}
 CODES_PER_RUN=${CODES_PER_RUN:-16000}
+export FLOOD_WORKERS=${FLOOD_WORKERS:-16}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 PORT=19090
 ISSUER="http://127.0.0.1:$PORT"
@@ -98,6 +99,12 @@ provision() {
         --redirect-uri http://127.0.0.1/cb --grant-type authorization_code --grant-type refresh_token --scope openid \
         ${1:+--id-token-alg "$1"} --json)
   echo 'bench password 123' | "$BIN" --config "$WORK/portcullis.toml" user create bench >/dev/null
+  # One account per login-flood worker: sign-ins to one account take turns (lockout).
+  if wanted login || wanted client_credentials_during_login_flood; then
+    for n in $(seq 0 $((FLOOD_WORKERS - 1))); do
+      echo 'bench password 123' | "$BIN" --config "$WORK/portcullis.toml" user create "flood$n" >/dev/null
+    done
+  fi
   CC_ID=$(echo "$CC" | python3 -c 'import json,sys;print(json.load(sys.stdin)["client_id"])')
   CC_SECRET=$(echo "$CC" | python3 -c 'import json,sys;print(json.load(sys.stdin)["client_secret"])')
   WEB_ID=$(echo "$WEB" | python3 -c 'import json,sys;print(json.load(sys.stdin)["client_id"])')
@@ -165,12 +172,12 @@ for backend in $BACKENDS; do
   # Password logins (argon2id) alone, then a login flood while client_credentials runs:
   # the token endpoint must stay responsive (p99) while argon2 saturates its pool.
   if wanted login; then
-    python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb bench 'bench password 123' 16 "${DURATION%s}" \
+    python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb 'flood{n}' 'bench password 123' "$FLOOD_WORKERS" "${DURATION%s}" \
       | sed -n 's/^JSON //p' | sed "s/^/{\"load\":\"login\",\"backend\":\"$backend\",\"result\":/; s/$/}/" >> "$RESULTS"
     echo "  login $backend: $(tail -1 "$RESULTS")"
   fi
   if wanted client_credentials_during_login_flood; then
-    python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb bench 'bench password 123' 16 "${DURATION%s}" \
+    python3 bench/login_flood.py "$ISSUER" "$WEB_ID" http://127.0.0.1/cb 'flood{n}' 'bench password 123' "$FLOOD_WORKERS" "${DURATION%s}" \
       > "$WORK/flood.txt" &
     flood=$!
     PATH_="/token" run_load client_credentials_during_login_flood "$backend" 16 "$DURATION" client_credentials.lua BASIC="$CC_BASIC"

@@ -2,6 +2,7 @@
 """Turns the JSON lines of bench/run.sh into a Markdown table and a JSON document:
 median requests/s over the runs, median p50/p99 latency, total errors, peak RSS."""
 import json
+import os
 import platform
 import statistics
 import sys
@@ -79,11 +80,12 @@ def main():
         f.write("\n")
         for s in startup:
             f.write(f"- {s['backend']}: start to ready {s['ready_ms']} ms, idle RSS {s['rss_idle_kb'] / 1024:.1f} MB\n")
+        workers = os.environ.get("FLOOD_WORKERS", "16")
         for r in logins:
             x = r["result"]
             during = " during the client_credentials_during_login_flood load" if r["load"] != "login" else ""
             f.write(
-                f"- {r['backend']}: password logins (argon2id, 16 workers){during} "
+                f"- {r['backend']}: password logins (argon2id, {workers} workers, one account each){during} "
                 f"{x['logins_per_s']}/s, {x['failed']} failed\n"
             )
         f.write("\n| load | store | conns | runs | req/s (median) | p50 ms | p99 ms | errors | peak RSS MB |\n")
