@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::admin_support::{Api, api_key, api_key_by, assert_error, assert_field};
+use crate::admin_support::{Api, api_key, api_key_by, assert_error, assert_field, change_operator_in_store_only};
 use crate::code_flow::{PASSWORD, REDIRECT, obtain_tokens};
 
 fn client_body(name: &str) -> Value {
@@ -724,8 +724,8 @@ async fn api_key_authentication(backend: Backend) {
                 name: name.into(),
                 key_hash: sha256(value.as_bytes()),
                 role: AdminRole::Auditor,
-                created_by: "test".into(),
-                created_at: now - Duration::days(1),
+                created_by: "admin".into(),
+                created_at: now,
                 expires_at: Some(expires_at),
                 revoked_at: None,
             })
@@ -786,6 +786,95 @@ async fn api_keys_follow_their_operator(backend: Backend) {
     app.stop().await;
 }
 
+/// A key does no more than its operator now may, whatever happened to the key itself: a
+/// demotion or deletion that reached the account but not its keys (their revocation comes
+/// after, and can fail) leaves them refused, and a key of a deleted account does not come
+/// back with a new account of the same name.
+async fn api_keys_answer_to_their_operator_as_it_is_now(backend: Backend) {
+    let app = spawn_app(backend).await;
+    crate::admin_support::operator(&app, "olga", AdminRole::Admin).await;
+    let (_, admin_key) = api_key_by(&app, AdminRole::Admin, "olga").await;
+    let (_, auditor_key) = api_key_by(&app, AdminRole::Auditor, "olga").await;
+    let status = |key: String| {
+        let app = &app;
+        async move { Api::new(app, &key).get("/clients").await.0.as_u16() }
+    };
+    assert_eq!(status(admin_key.clone()).await, 200);
+    change_operator_in_store_only(&app, "olga", Some(AdminRole::Auditor)).await;
+    assert_eq!(status(admin_key.clone()).await, 401, "more than she may now");
+    assert_eq!(status(auditor_key.clone()).await, 200, "what she may still do");
+    change_operator_in_store_only(&app, "olga", Some(AdminRole::Admin)).await;
+    assert_eq!(status(admin_key.clone()).await, 200, "she may again");
+    change_operator_in_store_only(&app, "olga", None).await;
+    assert_eq!(status(auditor_key.clone()).await, 401, "nobody to answer for it");
+    // Whole seconds apart, the precision the stores keep.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    crate::admin_support::operator(&app, "olga", AdminRole::Admin).await;
+    for key in [admin_key, auditor_key] {
+        assert_eq!(status(key).await, 401, "the new olga did not make it");
+    }
+    app.core.audit.flush().await;
+    let rejected = Api::new(&app, &api_key(&app, AdminRole::Auditor).await.1)
+        .get("/audit-events?event_type=admin.api_key.rejected")
+        .await
+        .1;
+    let reasons: Vec<&str> = rejected["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"]["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "operator_demoted").count(),
+        1,
+        "{rejected}"
+    );
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "operator_deleted").count(),
+        3,
+        "{rejected}"
+    );
+    app.stop().await;
+}
+
+/// Operators demoted and deleted all at once: exactly one keeps the admin role, and its
+/// keys keep working (a demotion refused because another came first takes nothing away).
+async fn a_refused_demotion_keeps_the_operators_keys(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut keys = vec![("admin".to_owned(), api_key(&app, AdminRole::Admin).await.1)];
+    for i in 0..8 {
+        let name = format!("op{i}");
+        crate::admin_support::operator(&app, &name, AdminRole::Admin).await;
+        keys.push((name.clone(), api_key_by(&app, AdminRole::Admin, &name).await.1));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (name, _)) in keys.iter().enumerate() {
+        let (core, name) = (app.core.clone(), name.clone());
+        tasks.spawn(async move {
+            if i % 2 == 0 {
+                core.set_admin_role(&name, AdminRole::Auditor, "test").await
+            } else {
+                core.delete_admin(&name, "test").await
+            }
+        });
+    }
+    let refused = tasks.join_all().await.into_iter().filter(Result::is_err).count();
+    assert_eq!(refused, 1);
+    let admins = app.core.list_admins().await.unwrap();
+    let last: Vec<_> = admins.iter().filter(|a| a.role == AdminRole::Admin).collect();
+    assert_eq!(last.len(), 1, "{admins:?}");
+    for (name, key) in keys {
+        let key = portcullis_protocol::Secret::new(key);
+        let authenticated = app.core.authenticate_api_key(&key, None).await;
+        assert_eq!(
+            authenticated.is_ok(),
+            name == last[0].username,
+            "{name}: {authenticated:?}"
+        );
+    }
+    app.stop().await;
+}
+
 /// Guessing API keys is limited like admin sign-in (10 a minute per address by default):
 /// past it, 429 and no more audit events; a valid key keeps working.
 async fn api_key_guessing_is_rate_limited(backend: Backend) {
@@ -817,6 +906,8 @@ async fn api_key_guessing_is_rate_limited(backend: Backend) {
 both_backends!(
     api_key_guessing_is_rate_limited,
     api_keys_follow_their_operator,
+    api_keys_answer_to_their_operator_as_it_is_now,
+    a_refused_demotion_keeps_the_operators_keys,
     api_clients,
     api_users_sessions_and_grants,
     api_keys_audit_dashboard_and_openapi,

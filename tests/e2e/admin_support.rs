@@ -18,9 +18,22 @@ pub async fn operator(app: &TestApp, username: &str, role: AdminRole) {
         .unwrap();
 }
 
-/// Creates an API key of `role`; returns its id and value.
+/// Creates an API key of `role` as the first operator (`admin`, made at first start);
+/// returns its id and value.
 pub async fn api_key(app: &TestApp, role: AdminRole) -> (uuid::Uuid, String) {
-    api_key_by(app, role, "test").await
+    api_key_by(app, role, "admin").await
+}
+
+/// Changes operator `username` in the store alone (a new role, or `None` to delete the
+/// account), without what core does beside it (revoking the account's API keys), as a
+/// change whose revocation failed leaves things.
+pub async fn change_operator_in_store_only(app: &TestApp, username: &str, role: Option<AdminRole>) {
+    let admins = app.core.list_admins().await.unwrap();
+    let id = admins.iter().find(|a| a.username == username).unwrap().id;
+    match role {
+        Some(role) => assert!(app.core.store.set_admin_role(id, role).await.unwrap()),
+        None => assert!(app.core.store.delete_admin(id).await.unwrap()),
+    }
 }
 
 /// Creates an API key of `role` as operator `creator` would on the API keys page.

@@ -113,8 +113,9 @@ impl Portcullis {
         Ok(())
     }
 
-    /// The key a bearer token names, if it is active. Unknown, revoked and expired keys
-    /// are all `BadCredentials`; the audit event says which.
+    /// The key a bearer token names, if it is active and its operator may still do what
+    /// it does. Unknown, revoked and expired keys, and keys whose operator is gone or was
+    /// demoted, are all `BadCredentials`; the audit event says which.
     pub async fn authenticate_api_key(&self, presented: &Secret, ip: Option<String>) -> Result<ApiKey> {
         let value = presented.expose();
         let key = if value.starts_with(API_KEY_PREFIX) && value.len() <= 128 {
@@ -122,10 +123,16 @@ impl Portcullis {
         } else {
             None
         };
-        let state = key.as_ref().map(|k| k.state(self.now()));
-        match (key, state) {
-            (Some(k), Some(ApiKeyState::Active)) => Ok(k),
-            (k, state) => {
+        let refusal = match &key {
+            None => Some("unknown"),
+            Some(k) => match k.state(self.now()) {
+                ApiKeyState::Active => self.creator_refusal(k).await?,
+                other => Some(other.as_str()),
+            },
+        };
+        match (key, refusal) {
+            (Some(k), None) => Ok(k),
+            (k, reason) => {
                 // A guess (a key that does not exist) counts against the address's admin
                 // sign-in allowance, so guesses, and the audit events they write, are
                 // bounded like password guesses. A revoked or expired key does not: a job
@@ -135,11 +142,27 @@ impl Portcullis {
                 }
                 self.audit(Event::new("admin.api_key.rejected").ip(ip).detail(serde_json::json!({
                     "api_key_id": k.map(|k| k.id),
-                    "reason": state.map_or("unknown", ApiKeyState::as_str),
+                    "reason": reason,
                 })));
                 Err(Error::BadCredentials)
             }
         }
+    }
+
+    /// Why `key` may no longer act although it is active, if it may not: a key does no
+    /// more than the operator who made it now may. Demoting or deleting an operator
+    /// revokes their keys, but only after the account changed (the change can be refused
+    /// by a concurrent one); this check holds in between, and keeps a key of a deleted
+    /// account from coming back with a new account of the same name.
+    async fn creator_refusal(&self, key: &ApiKey) -> Result<Option<&'static str>> {
+        let creator = self.store.get_admin_by_username(&key.created_by).await?;
+        Ok(match creator {
+            // In whole seconds: an account made in the key's second counts as its maker.
+            Some(a) if a.created_at.unix_timestamp() > key.created_at.unix_timestamp() => Some("operator_deleted"),
+            None => Some("operator_deleted"),
+            Some(a) if key.role == AdminRole::Admin && a.role != AdminRole::Admin => Some("operator_demoted"),
+            Some(_) => None,
+        })
     }
 }
 

@@ -255,10 +255,6 @@ impl Portcullis {
         let admin = self.admin_account(username).await?;
         if admin.role == AdminRole::Admin && role != AdminRole::Admin {
             self.keep_an_admin(&admin, "role").await?;
-            // A key may not do more than the operator who made it now may. Revoked first,
-            // so a failure leaves the role as it was and the command can be run again.
-            self.revoke_api_keys_of(&admin.username, Some(AdminRole::Admin), &actor)
-                .await?;
         }
         if !self
             .store
@@ -274,6 +270,14 @@ impl Portcullis {
                 .by(&actor)
                 .detail(serde_json::json!({ "username": admin.username, "role": role.as_str() })),
         );
+        if role != AdminRole::Admin {
+            // A key may not do more than the operator who made it now may. Its
+            // authentication checks that from the moment the role changed; revoking the
+            // keys makes it show. After the change, so a refused change keeps them; run
+            // again after a failure here (an auditor's run revokes what is left).
+            self.revoke_api_keys_of(&admin.username, Some(AdminRole::Admin), &actor)
+                .await?;
+        }
         Ok(())
     }
 
@@ -300,9 +304,6 @@ impl Portcullis {
         if admin.role == AdminRole::Admin {
             self.keep_an_admin(&admin, "username").await?;
         }
-        // Keys outlive no operator: whoever holds one acted as them. Revoked first, so a
-        // failure leaves the account in place and the command can be run again.
-        self.revoke_api_keys_of(&admin.username, None, &actor).await?;
         if !self.store.delete_admin(admin.id).await.map_err(not_found("admin"))? {
             return Err(last_admin(&admin, "username"));
         }
@@ -311,6 +312,10 @@ impl Portcullis {
                 .by(&actor)
                 .detail(serde_json::json!({ "username": admin.username })),
         );
+        // Keys outlive no operator: whoever holds one acted as them. Their authentication
+        // already refuses them (no account, or a newer one of that name); revoking them
+        // makes it show. After the delete, so a refused delete keeps them.
+        self.revoke_api_keys_of(&admin.username, None, &actor).await?;
         Ok(())
     }
 
