@@ -289,6 +289,68 @@ async fn refresh_rotation_and_reuse_detection(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 6749 §6 lists no `client_id` for a refresh request and only confidential clients
+/// must authenticate (§3.2.1): a public client's refresh token alone names its client,
+/// with rotation and reuse detection as usual. A confidential client's token, or an
+/// unknown one, still needs the client to authenticate.
+async fn a_public_clients_refresh_needs_no_client_id(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let public = app.public_client(REDIRECT).await;
+    app.user("alice", PASSWORD).await;
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            post_form(
+                app,
+                "/token",
+                None,
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+            )
+            .await
+        }
+    };
+    let tokens = obtain_tokens(&app, public.id.as_str(), "", "alice").await;
+    let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (s, _, b) = refresh(r1.clone()).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b["id_token"].is_string());
+    let r2 = b["refresh_token"].as_str().unwrap().to_owned();
+    let (s, _, b) = refresh(r1).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "reuse");
+    // The grant died with its tokens: r2 names no client any more, so it gets what an
+    // unknown token gets (a confidential client's live token must get the same).
+    let (s, _, b) = refresh(r2.clone()).await;
+    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")), "{b}");
+    let named = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", r2.as_str()),
+        ("client_id", public.id.as_str()),
+    ];
+    let (s, _, b) = post_form(&app, "/token", None, &named).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "the grant died");
+
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
+    let rc = obtain_tokens(&app, &id, &sec, "alice").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for token in [rc.clone(), "an unknown token".to_owned()] {
+        let (s, h, b) = refresh(token).await;
+        assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")), "{b}");
+        assert!(h["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    }
+    let (s, b) = refresh_grant(&app, (&id, &sec), &rc, None).await;
+    assert_eq!(s, 200, "left untouched: {b}");
+
+    // A disabled public client is refused like any other.
+    let tokens = obtain_tokens(&app, public.id.as_str(), "", "alice").await;
+    app.core.set_client_disabled(&public.id, true, "test").await.unwrap();
+    let (s, _, b) = refresh(tokens["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")), "{b}");
+    app.stop().await;
+}
+
 /// The operator edits `client` (registered by `confidential_client`) to allow only
 /// `scopes`, for the code and refresh grants.
 async fn allow_only(app: &TestApp, client: &portcullis_core::model::Client, scopes: &str) {
@@ -1007,6 +1069,7 @@ both_backends!(
     client_credentials_with_oauth2_crate,
     token_endpoint_errors,
     refresh_rotation_and_reuse_detection,
+    a_public_clients_refresh_needs_no_client_id,
     reuse_with_a_widened_scope_still_revokes_the_grant,
     concurrent_refresh_exactly_one_wins,
     disconnects_mid_request_leave_the_store_working,

@@ -488,6 +488,21 @@ impl Portcullis {
         }
     }
 
+    /// The public client a refresh token was issued to, for a refresh request that names
+    /// no client: RFC 6749 §6 lists no `client_id` there and only confidential clients
+    /// must authenticate (§3.2.1), so the token alone names a public client (which has
+    /// nothing more to prove). `None` for an unknown token or one of a client that must
+    /// authenticate, which then gets the usual `invalid_client`, whatever the token.
+    pub async fn public_client_of_refresh_token(&self, token: &str) -> Result<Option<Client>> {
+        let Some((stored, _)) = self.store.get_refresh_token(&sha256(token.as_bytes())).await? else {
+            return Ok(None);
+        };
+        match self.client_cache.get(self.store.as_ref(), &stored.client_id).await? {
+            Some(c) if c.kind == ClientKind::Public => self.authenticate_client(c.id.as_str(), None).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Access token lifetime for a client.
     pub fn access_ttl(&self, client: &Client) -> Duration {
         client

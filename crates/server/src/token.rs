@@ -16,6 +16,7 @@ use crate::ServerState;
 use crate::client_auth::{FormBody, authenticate};
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, read_body};
+use portcullis_core::model::Client;
 
 fn no_store(mut resp: Response) -> Response {
     let h = resp.headers_mut();
@@ -47,7 +48,10 @@ pub async fn token_post(
             ));
         }
     }
-    let client = authenticate(&state.core, &headers, &form).await?;
+    let client = match public_refresh_client(&state, &headers, &form).await? {
+        Some(client) => client,
+        None => authenticate(&state.core, &headers, &form).await?,
+    };
     // Per confidential client, once it has authenticated: a count of claimed client ids
     // would let anyone who knows an id (they travel in every authorization URL) use up
     // that client's allowance on every node. Failed guesses count against their address
@@ -70,6 +74,22 @@ pub async fn token_post(
         }
     };
     Ok(no_store(Json(response).into_response()))
+}
+
+/// A refresh request with no client authentication and no `client_id` at all: the
+/// public client its refresh token was issued to, if it was one (RFC 6749 §6).
+async fn public_refresh_client(
+    state: &ServerState,
+    headers: &HeaderMap,
+    form: &FormBody,
+) -> Result<Option<Client>, ApiError> {
+    let anonymous = !headers.contains_key(header::AUTHORIZATION)
+        && form.get("client_id").is_none()
+        && form.get("client_secret").is_none();
+    match (anonymous, form.get("grant_type"), form.get("refresh_token")) {
+        (true, Some("refresh_token"), Some(token)) => Ok(state.core.public_client_of_refresh_token(token).await?),
+        _ => Ok(None),
+    }
 }
 
 /// RFC 6749 §5.2: a malformed scope (bad characters, too many values) is invalid_scope,
