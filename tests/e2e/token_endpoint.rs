@@ -384,6 +384,11 @@ async fn refresh_drops_scopes_the_client_lost(backend: Backend) {
     assert_eq!(tokens["scope"], "email openid profile");
     let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
     allow_only(&app, &client, "openid profile").await;
+    assert_eq!(
+        introspect(&app, &id, &sec, &r1).await["scope"],
+        "openid profile",
+        "what a refresh would issue now"
+    );
     let (s, b) = refresh_grant(&app, (&id, &sec), &r1, None).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["scope"], "openid profile");

@@ -29,7 +29,7 @@ fn invalid_refresh_token() -> Error {
 /// away from a client takes it away from the tokens the client gets from its existing
 /// grants too (their refresh tokens live for weeks). RFC 6749 §5.1: the response's
 /// `scope` then names what was issued.
-fn still_allowed(client: &Client, scope: &ScopeSet) -> ScopeSet {
+pub(crate) fn still_allowed(client: &Client, scope: &ScopeSet) -> ScopeSet {
     if scope.is_subset(&client.scopes) {
         scope.clone()
     } else {

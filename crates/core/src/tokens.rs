@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::audit::Event;
 use crate::crypto::sha256;
 use crate::error::{Error, Result};
-use crate::grants::user_claims;
+use crate::grants::{still_allowed, user_claims};
 use crate::jwt::{verify_access_token, verify_access_token_with_kid};
 use crate::model::{Client, ClientKind, Revocation, RevocationTarget};
 use crate::service::Portcullis;
@@ -180,7 +180,8 @@ impl Portcullis {
             && stored.client_id == client.id;
         Ok(active.then(|| IntrospectionResponse {
             active: true,
-            scope: Some(stored.scope.as_string()),
+            // What a refresh would issue now: without scopes the client has since lost.
+            scope: Some(still_allowed(client, &stored.scope).as_string()),
             client_id: Some(stored.client_id.as_str().to_owned()),
             sub: Some(grant.user_id.to_string()),
             exp: Some(stored.expires_at.unix_timestamp()),
