@@ -441,7 +441,7 @@ async fn client_form_keeps_input_and_shows_errors_inline(backend: Backend) {
     assert_eq!(client.cors_origins, ["https://ok.example"]);
     assert!(
         app.core
-            .authenticate_client(&id, Some(&Secret::new(secret.clone())))
+            .authenticate_client(&id, Some(&Secret::new(secret.clone())), None)
             .await
             .is_ok()
     );
@@ -494,13 +494,13 @@ async fn client_form_keeps_input_and_shows_errors_inline(backend: Backend) {
     assert_ne!(rotated, secret);
     assert!(
         app.core
-            .authenticate_client(&id, Some(&Secret::new(secret)))
+            .authenticate_client(&id, Some(&Secret::new(secret)), None)
             .await
             .is_err()
     );
     assert!(
         app.core
-            .authenticate_client(&id, Some(&Secret::new(rotated)))
+            .authenticate_client(&id, Some(&Secret::new(rotated)), None)
             .await
             .is_ok()
     );

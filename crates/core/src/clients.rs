@@ -467,7 +467,7 @@ impl Portcullis {
     /// RFC 6749 §2.3: authenticates the client at a token-family endpoint. `secret` is
     /// `None` for `none` authentication (public clients). Every failure is the same
     /// `invalid_client`, so the answer does not tell which part was wrong.
-    pub async fn authenticate_client(&self, id: &str, secret: Option<&Secret>) -> Result<Client> {
+    pub async fn authenticate_client(&self, id: &str, secret: Option<&Secret>, ip: Option<&str>) -> Result<Client> {
         let invalid = || Error::oauth(ErrorCode::InvalidClient, "client authentication failed");
         let id = ClientId::parse(id).map_err(|_| invalid())?;
         let client = self.client_cache.get(self.store.as_ref(), &id).await?;
@@ -482,7 +482,11 @@ impl Portcullis {
         match client {
             Some(c) if ok && !c.disabled => Ok(Client::clone(&c)),
             _ => {
-                self.audit(Event::new("client.auth_failed").client(id.as_str()));
+                self.audit(
+                    Event::new("client.auth_failed")
+                        .client(id.as_str())
+                        .ip(ip.map(str::to_owned)),
+                );
                 Err(invalid())
             }
         }
@@ -493,12 +497,14 @@ impl Portcullis {
     /// must authenticate (§3.2.1), so the token alone names a public client (which has
     /// nothing more to prove). `None` for an unknown token or one of a client that must
     /// authenticate, which then gets the usual `invalid_client`, whatever the token.
-    pub async fn public_client_of_refresh_token(&self, token: &str) -> Result<Option<Client>> {
+    pub async fn public_client_of_refresh_token(&self, token: &str, ip: Option<&str>) -> Result<Option<Client>> {
         let Some((stored, _)) = self.store.get_refresh_token(&sha256(token.as_bytes())).await? else {
             return Ok(None);
         };
         match self.client_cache.get(self.store.as_ref(), &stored.client_id).await? {
-            Some(c) if c.kind == ClientKind::Public => self.authenticate_client(c.id.as_str(), None).await.map(Some),
+            Some(c) if c.kind == ClientKind::Public => {
+                self.authenticate_client(c.id.as_str(), None, ip).await.map(Some)
+            }
             _ => Ok(None),
         }
     }

@@ -106,7 +106,12 @@ fn decode_basic(value: &str) -> Option<(String, Secret)> {
 }
 
 /// Authenticates the client of a token-family request.
-pub async fn authenticate(core: &Portcullis, headers: &HeaderMap, form: &FormBody) -> Result<Client, ApiError> {
+pub async fn authenticate(
+    core: &Portcullis,
+    headers: &HeaderMap,
+    form: &FormBody,
+    ip: Option<&str>,
+) -> Result<Client, ApiError> {
     let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");
@@ -137,7 +142,7 @@ pub async fn authenticate(core: &Portcullis, headers: &HeaderMap, form: &FormBod
             (id.to_owned(), body_secret.map(Secret::new))
         }
     };
-    core.authenticate_client(&id, secret.as_ref())
+    core.authenticate_client(&id, secret.as_ref(), ip)
         .await
         .map_err(ApiError::from)
 }

@@ -48,9 +48,9 @@ pub async fn token_post(
             ));
         }
     }
-    let client = match public_refresh_client(&state, &headers, &form).await? {
+    let client = match public_refresh_client(&state, &headers, &form, ip.as_deref()).await? {
         Some(client) => client,
-        None => authenticate(&state.core, &headers, &form).await?,
+        None => authenticate(&state.core, &headers, &form, ip.as_deref()).await?,
     };
     // Per confidential client, once it has authenticated: a count of claimed client ids
     // would let anyone who knows an id (they travel in every authorization URL) use up
@@ -82,12 +82,13 @@ async fn public_refresh_client(
     state: &ServerState,
     headers: &HeaderMap,
     form: &FormBody,
+    ip: Option<&str>,
 ) -> Result<Option<Client>, ApiError> {
     let anonymous = !headers.contains_key(header::AUTHORIZATION)
         && form.get("client_id").is_none()
         && form.get("client_secret").is_none();
     match (anonymous, form.get("grant_type"), form.get("refresh_token")) {
-        (true, Some("refresh_token"), Some(token)) => Ok(state.core.public_client_of_refresh_token(token).await?),
+        (true, Some("refresh_token"), Some(token)) => Ok(state.core.public_client_of_refresh_token(token, ip).await?),
         _ => Ok(None),
     }
 }
@@ -132,7 +133,7 @@ pub async fn revoke_post(
     let body = read_body(body)?;
     state.core.throttle.check(Bucket::RevokeIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
-    let client = authenticate(&state.core, &headers, &form).await?;
+    let client = authenticate(&state.core, &headers, &form, ip.as_deref()).await?;
     let request: TokenOperationRequest = form.parse_as()?;
     let core = Arc::clone(&state.core);
     to_completion(async move { core.revoke(&client, &request.token, request.token_type_hint, ip).await }).await?;
@@ -151,7 +152,7 @@ pub async fn introspect_post(
     let body = read_body(body)?;
     state.core.throttle.check(Bucket::IntrospectIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
-    let client = authenticate(&state.core, &headers, &form).await?;
+    let client = authenticate(&state.core, &headers, &form, ip.as_deref()).await?;
     let request: TokenOperationRequest = form.parse_as()?;
     let response = state
         .core
