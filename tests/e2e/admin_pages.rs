@@ -102,6 +102,18 @@ async fn sign_in_and_out(backend: Backend) {
     assert_eq!(r.status(), 303);
     let after = cookie(&r).expect("a new session cookie");
     assert_ne!(before, after, "the session id changes on sign-in");
+    // Sent to the admin pages only (not to other services of this host: cookies do not
+    // tell ports apart), and kept until the browser closes.
+    let attributes = r.headers()["set-cookie"].to_str().unwrap().to_ascii_lowercase();
+    assert!(attributes.contains("; path=/admin"), "{attributes}");
+    assert!(
+        attributes.contains("httponly") && attributes.contains("samesite=lax"),
+        "{attributes}"
+    );
+    assert!(
+        !attributes.contains("max-age") && !attributes.contains("expires"),
+        "{attributes}"
+    );
     let signed = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
     let (s, dash) = signed.get("/admin").await;
     assert_eq!(s, 200);

@@ -77,7 +77,9 @@ impl CoreSessionStore {
         // cannot fill the table for a whole `session_ttl`.
         let signed_in = record.data.contains_key(AUTH_KEY) || record.data.contains_key(crate::admin::ADMIN_KEY);
         let expires_at = if signed_in {
-            record.expiry_date
+            // A cookie that lives until the browser closes (the admin's) leaves the
+            // record tower-sessions' two weeks: it lasts `session_ttl` at most.
+            record.expiry_date.min(self.core.now() + self.core.settings.session_ttl)
         } else {
             record
                 .expiry_date
@@ -154,10 +156,10 @@ pub fn cookie_name(base: &str, secure: bool) -> String {
     }
 }
 
-/// The session layer for a page router. `base` names the cookie: the admin surface runs
-/// on another port of the same host, and cookies do not tell ports apart, so each surface
-/// needs its own name. `SameSite=Lax` keeps the cookie on the top-level GET navigation
-/// that brings the person back from a client's site to `/authorize`.
+/// The session layer for the public pages. `base` names the cookie: the admin surface
+/// runs on another port of the same host, and cookies do not tell ports apart, so each
+/// surface needs its own name. `SameSite=Lax` keeps the cookie on the top-level GET
+/// navigation that brings the person back from a client's site to `/authorize`.
 pub fn session_layer(core: Arc<Portcullis>, base: &str, secure: bool) -> SessionManagerLayer<CoreSessionStore> {
     let ttl = core.settings.session_ttl;
     SessionManagerLayer::new(CoreSessionStore::new(core))
@@ -167,6 +169,28 @@ pub fn session_layer(core: Arc<Portcullis>, base: &str, secure: bool) -> Session
         .with_path("/")
         .with_secure(secure)
         .with_expiry(Expiry::OnInactivity(ttl))
+}
+
+/// The session layer for the admin pages, stricter than the public one:
+/// - The cookie is sent to `/admin` paths only. Cookies do not tell ports apart (RFC 6265
+///   §8.5), so a cookie for `/` went to every other service of the same host, a client's
+///   loopback redirect URI or logo included, and an admin session is worth stealing.
+///   With https, `__Secure-` (`__Host-` requires `Path=/`).
+/// - It lives until the browser closes (no `Max-Age`); the session itself still ends
+///   `session_ttl` after its sign-in (`admin::auth`), whatever the browser keeps.
+pub fn admin_session_layer(core: Arc<Portcullis>, base: &str, secure: bool) -> SessionManagerLayer<CoreSessionStore> {
+    let name = if secure {
+        format!("__Secure-{base}")
+    } else {
+        format!("{base}_session")
+    };
+    SessionManagerLayer::new(CoreSessionStore::new(core))
+        .with_name(name)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path(crate::admin::ADMIN_PATH)
+        .with_secure(secure)
+        .with_expiry(Expiry::OnSessionEnd)
 }
 
 /// The logged-in person of this session, if any.

@@ -43,6 +43,8 @@ pub struct AdminState {
 
 /// Base name of the admin surface's session cookie.
 pub const ADMIN_COOKIE: &str = "portcullis_admin";
+/// Where the admin pages live, and the only path their session cookie is sent to.
+pub const ADMIN_PATH: &str = "/admin";
 
 const ADMIN_CSS: &str = include_str!("../../../../static/admin.css");
 
@@ -116,7 +118,7 @@ fn pages() -> Router<AdminState> {
 /// API, with security headers. The binary merges it with the health endpoints and serves
 /// it on `admin_addr` with `into_make_service_with_connect_info::<SocketAddr>()`.
 pub fn admin_router(core: Arc<Portcullis>, cfg: WebConfig) -> Router {
-    let sessions = session_store::session_layer(Arc::clone(&core), ADMIN_COOKIE, cfg.secure_cookies);
+    let sessions = session_store::admin_session_layer(Arc::clone(&core), ADMIN_COOKIE, cfg.secure_cookies);
     // Client addresses for audit events and the sign-in limit, as on the public surface.
     let trusted = core.settings.defense.trusted_proxies.clone();
     let state = AdminState { core, cfg };
