@@ -770,6 +770,40 @@ async fn admin_sessions_end_a_session_ttl_after_sign_in(backend: Backend) {
     app.stop().await;
 }
 
+/// An admin session left without a request for `admin_idle_timeout` ends; requests keep
+/// it going (up to `session_ttl` from its sign-in).
+async fn idle_admin_sessions_end(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.admin_idle_timeout = time::Duration::seconds(2);
+    })
+    .await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let status = || async {
+        p.b.get(format!("{}/admin/clients", app.admin_url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    // Busy for twice the idle timeout: still signed in.
+    for _ in 0..8 {
+        assert_eq!(status().await, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // Then idle for longer than it.
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let r =
+        p.b.get(format!("{}/admin/clients", app.admin_url))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 303, "the idle session ended");
+    assert_eq!(r.headers()["location"], "/admin/login");
+    app.stop().await;
+}
+
 /// An edit form opened before someone else changed the client cannot silently undo that
 /// change, even within the same second; the same holds for an API `PUT` that says which
 /// revision it read.
@@ -971,6 +1005,7 @@ both_backends!(
     a_stale_client_edit_is_refused,
     a_rotated_secret_is_never_brought_back,
     admin_sessions_end_a_session_ttl_after_sign_in,
+    idle_admin_sessions_end,
     operator_accounts_are_managed,
     sign_in_is_rate_limited,
     sign_in_and_out,

@@ -32,6 +32,7 @@ pub struct RawConfig {
     pub id_token_ttl: Option<i64>,
     pub code_ttl: Option<i64>,
     pub session_ttl: Option<i64>,
+    pub admin_idle_timeout: Option<i64>,
     pub max_concurrent_password_hashes: Option<i64>,
     /// Days audit events are kept; 0 keeps them forever.
     pub audit_retention_days: Option<i64>,
@@ -142,6 +143,7 @@ const ENV_KEYS: &[&str] = &[
     "id_token_ttl",
     "code_ttl",
     "session_ttl",
+    "admin_idle_timeout",
     "max_concurrent_password_hashes",
     "audit_retention_days",
     "trusted_proxies",
@@ -218,6 +220,7 @@ impl RawConfig {
             "id_token_ttl" => self.id_token_ttl.is_some(),
             "code_ttl" => self.code_ttl.is_some(),
             "session_ttl" => self.session_ttl.is_some(),
+            "admin_idle_timeout" => self.admin_idle_timeout.is_some(),
             "max_concurrent_password_hashes" => self.max_concurrent_password_hashes.is_some(),
             "audit_retention_days" => self.audit_retention_days.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
@@ -299,6 +302,7 @@ impl RawConfig {
                 "id_token_ttl" => self.id_token_ttl = Some(int(&value)?),
                 "code_ttl" => self.code_ttl = Some(int(&value)?),
                 "session_ttl" => self.session_ttl = Some(int(&value)?),
+                "admin_idle_timeout" => self.admin_idle_timeout = Some(int(&value)?),
                 "max_concurrent_password_hashes" => self.max_concurrent_password_hashes = Some(int(&value)?),
                 "audit_retention_days" => self.audit_retention_days = Some(int(&value)?),
                 // A list in the environment: comma-separated.
@@ -469,6 +473,9 @@ impl RawConfig {
         }
         if let Some(d) = ttl("session_ttl", self.session_ttl, 60, 2_592_000)? {
             core.session_ttl = d;
+        }
+        if let Some(d) = ttl("admin_idle_timeout", self.admin_idle_timeout, 60, 86_400)? {
+            core.admin_idle_timeout = d;
         }
         let mut timeouts = crate::serve::Timeouts::default();
         if let Some(d) = ttl("header_read_timeout", self.header_read_timeout, 1, 3600)? {

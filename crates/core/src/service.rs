@@ -31,6 +31,9 @@ pub struct CoreSettings {
     /// RFC 6749 §4.1.2 recommends at most 10 minutes; DESIGN §3 uses 60 s.
     pub code_ttl: Duration,
     pub session_ttl: Duration,
+    /// An admin session with no request for this long ends (OWASP session management:
+    /// a short idle timeout for privileged sessions), within its `session_ttl`.
+    pub admin_idle_timeout: Duration,
     /// The algorithm of access tokens; ID tokens use `ID_TOKEN_ALG` unless their client
     /// registered this one.
     pub signing_alg: SigningAlg,
@@ -79,6 +82,7 @@ impl CoreSettings {
             id_token_ttl: Duration::hours(1),
             code_ttl: Duration::seconds(60),
             session_ttl: Duration::hours(12),
+            admin_idle_timeout: Duration::minutes(30),
             signing_alg: SigningAlg::RS256,
             // Argon2 is CPU-bound: more hashes at once than cores only costs memory.
             max_concurrent_password_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()).min(4),

@@ -36,6 +36,16 @@ struct AdminAuth {
     /// session. Sessions from before the stamp existed have none, and end too.
     #[serde(default)]
     stamp: String,
+    /// When a request last found the session still current (to the `LAST_SEEN_STEP`), for
+    /// `admin_idle_timeout`. Sessions from before it existed count from their sign-in.
+    #[serde(default)]
+    last_seen: i64,
+}
+
+/// How often `last_seen` is written: each write saves the session, so not on every
+/// request; a tenth of the idle timeout, at most a minute.
+fn last_seen_step(idle_timeout: i64) -> i64 {
+    (idle_timeout / 10).clamp(1, 60)
 }
 
 /// A signed-in admin of any role, with what every admin page needs.
@@ -98,13 +108,16 @@ impl FromRequestParts<AdminState> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, Self::Rejection> {
         let session = session_of(parts)?;
-        let Some(auth) = session.get::<AdminAuth>(ADMIN_KEY).await? else {
+        let Some(mut auth) = session.get::<AdminAuth>(ADMIN_KEY).await? else {
             return Err(AdminError::SignIn);
         };
         // However active, an admin session lasts `session_ttl` from its sign-in: a stolen
-        // session cookie is not an operator account for good.
-        let signed_in_for = state.core.now().unix_timestamp() - auth.signed_in_at;
-        let expired = signed_in_for > state.core.settings.session_ttl.whole_seconds();
+        // session cookie is not an operator account for good. Left idle, it ends sooner.
+        let now = state.core.now().unix_timestamp();
+        let settings = &state.core.settings;
+        let idle_timeout = settings.admin_idle_timeout.whole_seconds();
+        let last_seen = auth.last_seen.max(auth.signed_in_at);
+        let expired = now - auth.signed_in_at > settings.session_ttl.whole_seconds() || now - last_seen > idle_timeout;
         let admin = match state.core.admin_account(&auth.username).await {
             Ok(a) if !expired && auth.stamp == credential_stamp(&a) => a,
             // Expired, deleted, or the password changed since this session signed in.
@@ -114,6 +127,10 @@ impl FromRequestParts<AdminState> for Operator {
             }
             Err(e) => return Err(e.into()),
         };
+        if now - last_seen >= last_seen_step(idle_timeout) {
+            auth.last_seen = now;
+            session.insert(ADMIN_KEY, &auth).await?;
+        }
         let ip = match ClientIp::from_request_parts(parts, state).await {
             Ok(ClientIp(ip)) => ip,
             Err(never) => match never {},
@@ -207,6 +224,7 @@ pub async fn login_post(
                 stamp: credential_stamp(&admin),
                 username: admin.username,
                 signed_in_at: state.core.now().unix_timestamp(),
+                last_seen: state.core.now().unix_timestamp(),
             },
         )
         .await?;
