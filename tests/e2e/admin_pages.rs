@@ -804,6 +804,48 @@ async fn idle_admin_sessions_end(backend: Backend) {
     app.stop().await;
 }
 
+/// The admin listener answers to IP addresses, `localhost` and the names in
+/// `admin_hosts` only: a page whose own name an attacker's DNS points at the listener
+/// (DNS rebinding) gets nothing from it. The health endpoints answer anyone.
+async fn the_admin_surface_answers_to_known_host_names_only(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.defense.admin_hosts = vec!["admin.example.com".into()];
+    })
+    .await;
+    let port = app.admin_url.rsplit(':').next().unwrap().to_owned();
+    let get = |host: String, path: &'static str| {
+        let url = format!("{}{path}", app.admin_url);
+        async move {
+            let r = portcullis_tests::http()
+                .get(url)
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        "Admin.Example.com".to_owned(),
+    ] {
+        assert_eq!(get(host.clone(), "/admin/login").await.0, 200, "{host}");
+    }
+    let evil = format!("rebind.attacker.example:{port}");
+    let (s, body) = get(evil.clone(), "/admin/login").await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("admin_hosts"), "{body}");
+    let (s, body) = get(evil.clone(), "/admin/api/v1/clients").await;
+    assert_eq!(s, 400);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "bad_request");
+    assert_eq!(get(evil, "/healthz").await.0, 200);
+    app.stop().await;
+}
+
 /// An edit form opened before someone else changed the client cannot silently undo that
 /// change, even within the same second; the same holds for an API `PUT` that says which
 /// revision it read.
@@ -1006,6 +1048,7 @@ both_backends!(
     a_rotated_secret_is_never_brought_back,
     admin_sessions_end_a_session_ttl_after_sign_in,
     idle_admin_sessions_end,
+    the_admin_surface_answers_to_known_host_names_only,
     operator_accounts_are_managed,
     sign_in_is_rate_limited,
     sign_in_and_out,

@@ -38,6 +38,7 @@ pub struct RawConfig {
     pub audit_retention_days: Option<i64>,
     // Defense in depth (issue 6).
     pub trusted_proxies: Option<Vec<String>>,
+    pub admin_hosts: Option<Vec<String>>,
     pub client_ip_header: Option<String>,
     pub rate_limit_login: Option<String>,
     pub rate_limit_admin_login: Option<String>,
@@ -147,6 +148,7 @@ const ENV_KEYS: &[&str] = &[
     "max_concurrent_password_hashes",
     "audit_retention_days",
     "trusted_proxies",
+    "admin_hosts",
     "client_ip_header",
     "rate_limit_login",
     "rate_limit_admin_login",
@@ -224,6 +226,7 @@ impl RawConfig {
             "max_concurrent_password_hashes" => self.max_concurrent_password_hashes.is_some(),
             "audit_retention_days" => self.audit_retention_days.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
+            "admin_hosts" => self.admin_hosts.is_some(),
             "client_ip_header" => self.client_ip_header.is_some(),
             "rate_limit_login" => self.rate_limit_login.is_some(),
             "rate_limit_admin_login" => self.rate_limit_admin_login.is_some(),
@@ -306,16 +309,8 @@ impl RawConfig {
                 "max_concurrent_password_hashes" => self.max_concurrent_password_hashes = Some(int(&value)?),
                 "audit_retention_days" => self.audit_retention_days = Some(int(&value)?),
                 // A list in the environment: comma-separated.
-                "trusted_proxies" => {
-                    self.trusted_proxies = Some(
-                        value
-                            .split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned)
-                            .collect(),
-                    )
-                }
+                "trusted_proxies" => self.trusted_proxies = Some(comma_list(&value)),
+                "admin_hosts" => self.admin_hosts = Some(comma_list(&value)),
                 "client_ip_header" => self.client_ip_header = Some(value),
                 "rate_limit_login" => self.rate_limit_login = Some(value),
                 "rate_limit_admin_login" => self.rate_limit_admin_login = Some(value),
@@ -507,6 +502,7 @@ impl RawConfig {
         }
         let raw = DefenseRaw {
             trusted_proxies: self.trusted_proxies.as_deref(),
+            admin_hosts: self.admin_hosts.as_deref(),
             client_ip_header: self.client_ip_header.as_deref(),
             rate_limits: [
                 (Bucket::LoginIp, self.rate_limit_login.as_deref()),
@@ -545,9 +541,20 @@ impl RawConfig {
     }
 }
 
+/// A list setting in the environment: comma-separated, blanks dropped.
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The defense-in-depth settings as read, borrowed from `RawConfig`.
 struct DefenseRaw<'a> {
     trusted_proxies: Option<&'a [String]>,
+    admin_hosts: Option<&'a [String]>,
     client_ip_header: Option<&'a str>,
     rate_limits: [(Bucket, Option<&'a str>); 7],
     lockout_threshold: Option<i64>,
@@ -569,6 +576,12 @@ fn defense(d: &mut DefenseSettings, raw: &DefenseRaw<'_>, origins: &Origins) -> 
         d.trusted_proxies.networks = list
             .iter()
             .map(|n| TrustedProxies::parse_network(n).map_err(|e| cfg_err("trusted_proxies", origins, e)))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(list) = raw.admin_hosts {
+        d.admin_hosts = list
+            .iter()
+            .map(|h| portcullis_core::defense::parse_admin_host(h).map_err(|e| cfg_err("admin_hosts", origins, e)))
             .collect::<Result<_, _>>()?;
     }
     if let Some(h) = raw.client_ip_header {

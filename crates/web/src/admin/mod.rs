@@ -122,10 +122,42 @@ pub fn admin_router(core: Arc<Portcullis>, cfg: WebConfig) -> Router {
     // Client addresses for audit events and the sign-in limit, as on the public surface.
     let trusted = core.settings.defense.trusted_proxies.clone();
     let state = AdminState { core, cfg };
+    let hosts = Arc::new(state.core.settings.defense.admin_hosts.clone());
     let pages = pages().with_state(state.clone()).layer(sessions);
     let router = Router::new()
         .nest(api::PREFIX, api::router(state))
         .merge(pages)
-        .layer(axum::Extension(trusted));
+        .layer(axum::Extension(trusted))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            known_host(Arc::clone(&hosts), request, next)
+        }));
     headers::security_headers(router, cfg.secure_cookies)
+}
+
+/// Refuses a request whose `Host` the admin listener does not answer to
+/// (`admin_host_allowed`): against DNS rebinding, where a web page points its own name
+/// at the listener's (often loopback) address and drives the admin surface from an
+/// operator's browser, guessing passwords and API keys and using up the sign-in limit.
+/// A request with no `Host` (HTTP/1.0) cannot come from a browser and goes on.
+async fn known_host(
+    hosts: Arc<Vec<String>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or_default())
+        .or_else(|| request.uri().authority().map(axum::http::uri::Authority::as_str));
+    match host {
+        Some(h) if !portcullis_core::defense::admin_host_allowed(h, &hosts) => {
+            let message = "this host name is not one the admin surface answers to (admin_hosts)";
+            if request.uri().path().starts_with(api::PREFIX) {
+                api::error::ApiError::BadRequest(message.into()).into_response()
+            } else {
+                (axum::http::StatusCode::BAD_REQUEST, message).into_response()
+            }
+        }
+        _ => next.run(request).await,
+    }
 }
