@@ -86,7 +86,7 @@ async fn sign_in_and_out(backend: Backend) {
         .await
         .unwrap();
     let before = cookie(&r).expect("the sign-in page starts a session for its CSRF token");
-    assert!(before.starts_with("portcullis_admin_session="), "{before}");
+    assert!(before.starts_with("portcullis_operator_session="), "{before}");
     let token = csrf(&r.text().await.unwrap());
     let r = fresh
         .b
@@ -804,6 +804,56 @@ async fn idle_admin_sessions_end(backend: Backend) {
     app.stop().await;
 }
 
+/// An admin session signed in before the admin cookie was limited to `/admin` (its data
+/// has no `last_seen`) ends: that cookie went to every port of the host.
+async fn admin_sessions_from_before_the_path_limit_end(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let url = |path: &str| format!("{}{path}", app.admin_url);
+    let session_of = |r: &reqwest::Response| {
+        let c = r.headers()["set-cookie"].to_str().unwrap();
+        c.split(';').next().unwrap().to_owned()
+    };
+    let page = portcullis_tests::http().get(url("/admin/login")).send().await.unwrap();
+    let cookie = session_of(&page);
+    let token = csrf(&page.text().await.unwrap());
+    let signed_in = portcullis_tests::http()
+        .post(url("/admin/login"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "root"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = session_of(&signed_in);
+    let dashboard = || async {
+        portcullis_tests::http()
+            .get(url("/admin"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(dashboard().await, 200);
+    // The same session as an older version stored it.
+    let id = cookie.split_once('=').unwrap().1;
+    let hash = portcullis_core::crypto::sha256(id.as_bytes());
+    let now = app.core.now();
+    let mut row = app.core.store.load_session(&hash, now).await.unwrap().unwrap();
+    let mut data: Value = serde_json::from_str(&row.data).unwrap();
+    assert!(data["admin"]["last_seen"].as_i64().unwrap() > 0, "{data}");
+    data["admin"].as_object_mut().unwrap().remove("last_seen");
+    row.data = data.to_string();
+    assert!(app.core.store.save_session(&row).await.unwrap());
+    assert_eq!(dashboard().await, 303, "signed out");
+    app.stop().await;
+}
+
 /// The admin listener answers to IP addresses, `localhost` and the names in
 /// `admin_hosts` only: a page whose own name an attacker's DNS points at the listener
 /// (DNS rebinding) gets nothing from it. The health endpoints answer anyone.
@@ -1049,6 +1099,7 @@ both_backends!(
     admin_sessions_end_a_session_ttl_after_sign_in,
     idle_admin_sessions_end,
     the_admin_surface_answers_to_known_host_names_only,
+    admin_sessions_from_before_the_path_limit_end,
     operator_accounts_are_managed,
     sign_in_is_rate_limited,
     sign_in_and_out,

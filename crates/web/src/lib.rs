@@ -34,7 +34,9 @@ pub use session_store::CoreSessionStore;
 /// How the public pages are served.
 #[derive(Debug, Clone, Copy)]
 pub struct WebConfig {
-    /// The issuer is https: cookies get `Secure` and the `__Host-` prefix, and HSTS is sent.
+    /// The issuer is https: cookies get `Secure` and a prefix (`__Host-` for the public
+    /// pages, `__Secure-` for the admin pages, whose cookie is `Path=/admin`), and HSTS
+    /// is sent.
     pub secure_cookies: bool,
 }
 

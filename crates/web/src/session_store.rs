@@ -174,10 +174,15 @@ pub fn session_layer(core: Arc<Portcullis>, base: &str, secure: bool) -> Session
 /// The session layer for the admin pages, stricter than the public one:
 /// - The cookie is sent to `/admin` paths only. Cookies do not tell ports apart (RFC 6265
 ///   §8.5), so a cookie for `/` went to every other service of the same host, a client's
-///   loopback redirect URI or logo included, and an admin session is worth stealing.
-///   With https, `__Secure-` (`__Host-` requires `Path=/`).
-/// - It lives until the browser closes (no `Max-Age`); the session itself still ends
-///   `session_ttl` after its sign-in (`admin::auth`), whatever the browser keeps.
+///   loopback redirect URI or logo included, and an admin session is worth stealing. A
+///   path is defence in depth, not a boundary (another service's `/admin/...` still gets
+///   it): the README asks for a host name of the admin listener's own.
+/// - With https, `__Secure-`: `__Host-` requires `Path=/`. Unlike `__Host-` it does not
+///   stop a sibling subdomain planting a cookie of that name for the parent domain; a
+///   planted id is replaced at sign-in (`cycle_id`), so that can sign an operator out,
+///   not in as someone else.
+/// - It lives until the browser closes (no `Max-Age`); the session itself ends after
+///   `admin_idle_timeout` idle or `session_ttl` after its sign-in (`admin::auth`).
 pub fn admin_session_layer(core: Arc<Portcullis>, base: &str, secure: bool) -> SessionManagerLayer<CoreSessionStore> {
     let name = if secure {
         format!("__Secure-{base}")

@@ -384,6 +384,48 @@ async fn https_issuer_gets_hsts_and_host_prefixed_secure_cookie() {
     assert!(!cookie.contains("Domain"), "{cookie}");
 }
 
+/// The admin pages' cookie under https: `__Secure-` (`__Host-` requires `Path=/`), sent
+/// to `/admin` only, no `Max-Age` (it ends with the browser). A browser still holding an
+/// admin cookie of the old kind (`Path=/`, sent to every port of the host) is told to
+/// drop it.
+#[tokio::test]
+async fn admin_cookie_is_scoped_to_the_admin_pages_and_old_ones_are_dropped() {
+    let h = harness_with(WebConfig { secure_cookies: true }).await;
+    let admin = crate::admin_router(Arc::clone(&h.core), WebConfig { secure_cookies: true });
+    let request = Request::get("/admin/login")
+        .header(header::HOST, "127.0.0.1:9091")
+        .header(header::COOKIE, "__Host-portcullis_admin=old; other=1")
+        .header(header::COOKIE, "portcullis_admin_session=older")
+        .body(Body::empty())
+        .unwrap();
+    let res = admin.oneshot(request).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookies: Vec<&str> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|c| c.to_str().unwrap())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("__Secure-portcullis_operator="))
+        .unwrap_or_else(|| panic!("{cookies:?}"));
+    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/admin"] {
+        assert!(session.contains(attr), "{attr} missing from {session}");
+    }
+    assert!(
+        !session.contains("Max-Age") && !session.contains("Expires") && !session.contains("Domain"),
+        "{session}"
+    );
+    for old in [
+        "__Host-portcullis_admin=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure",
+        "portcullis_admin_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax",
+    ] {
+        assert!(cookies.contains(&old), "{old} not in {cookies:?}");
+    }
+    assert_eq!(cookies.len(), 3, "{cookies:?}");
+}
+
 #[tokio::test]
 async fn static_assets_are_embedded_with_types_and_cache() {
     let mut h = harness().await;

@@ -36,8 +36,8 @@ struct AdminAuth {
     /// session. Sessions from before the stamp existed have none, and end too.
     #[serde(default)]
     stamp: String,
-    /// When a request last found the session still current (to the `LAST_SEEN_STEP`), for
-    /// `admin_idle_timeout`. Sessions from before it existed count from their sign-in.
+    /// When a request last found the session still current (to `last_seen_step`), for
+    /// `admin_idle_timeout`. Sessions from before it existed (0) have ended.
     #[serde(default)]
     last_seen: i64,
 }
@@ -117,7 +117,11 @@ impl FromRequestParts<AdminState> for Operator {
         let settings = &state.core.settings;
         let idle_timeout = settings.admin_idle_timeout.whole_seconds();
         let last_seen = auth.last_seen.max(auth.signed_in_at);
-        let expired = now - auth.signed_in_at > settings.session_ttl.whole_seconds() || now - last_seen > idle_timeout;
+        // A session without `last_seen` was signed in before its cookie was limited to
+        // `/admin`: that cookie went to every port of the host, so the session ends.
+        let expired = auth.last_seen == 0
+            || now - auth.signed_in_at > settings.session_ttl.whole_seconds()
+            || now - last_seen > idle_timeout;
         let admin = match state.core.admin_account(&auth.username).await {
             Ok(a) if !expired && auth.stamp == credential_stamp(&a) => a,
             // Expired, deleted, or the password changed since this session signed in.

@@ -2,7 +2,7 @@
 //! operators (clients, users, signing keys, audit log, API keys, dashboard) and the admin
 //! JSON API under `/admin/api/v1`.
 //!
-//! Pages use their own session cookie (`portcullis_admin`): cookies do not tell ports
+//! Pages use their own session cookie (`portcullis_operator`): cookies do not tell ports
 //! apart, so the public surface's cookie would otherwise be sent here too. Every form POST
 //! carries the CSRF token; every handler checks the role on the server (`Operator` to
 //! read, `Writer` to change).
@@ -41,8 +41,13 @@ pub struct AdminState {
     pub cfg: WebConfig,
 }
 
-/// Base name of the admin surface's session cookie.
-pub const ADMIN_COOKIE: &str = "portcullis_admin";
+/// Base name of the admin surface's session cookie (`portcullis_operator_session`, or
+/// `__Secure-portcullis_operator` with https).
+pub const ADMIN_COOKIE: &str = "portcullis_operator";
+/// Names of the admin cookie before it was limited to `ADMIN_PATH` (`Path=/`, with a
+/// `Max-Age`): browsers still holding one are told to drop it, so it stops travelling to
+/// every port of the host. Its session is no longer accepted (`auth::Operator`).
+const OLD_ADMIN_COOKIES: [(&str, bool); 2] = [("portcullis_admin_session", false), ("__Host-portcullis_admin", true)];
 /// Where the admin pages live, and the only path their session cookie is sent to.
 pub const ADMIN_PATH: &str = "/admin";
 
@@ -130,8 +135,35 @@ pub fn admin_router(core: Arc<Portcullis>, cfg: WebConfig) -> Router {
         .layer(axum::Extension(trusted))
         .layer(axum::middleware::from_fn(move |request, next| {
             known_host(Arc::clone(&hosts), request, next)
-        }));
+        }))
+        .layer(axum::middleware::from_fn(drop_old_cookies));
     headers::security_headers(router, cfg.secure_cookies)
+}
+
+/// Tells a browser that sent an admin cookie of the old kind (`OLD_ADMIN_COOKIES`) to
+/// forget it.
+async fn drop_old_cookies(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let sent: Vec<(&str, bool)> = OLD_ADMIN_COOKIES
+        .into_iter()
+        .filter(|(name, _)| {
+            request
+                .headers()
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .any(|c| c.trim_start().starts_with(&format!("{name}=")))
+        })
+        .collect();
+    let mut response = next.run(request).await;
+    for (name, secure) in sent {
+        let secure = if secure { "; Secure" } else { "" };
+        let expired = format!("{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}");
+        if let Ok(value) = axum::http::HeaderValue::from_str(&expired) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
 }
 
 /// Refuses a request whose `Host` the admin listener does not answer to
