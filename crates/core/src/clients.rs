@@ -497,8 +497,12 @@ impl Portcullis {
     /// must authenticate (§3.2.1), so the token alone names a public client (which has
     /// nothing more to prove). `None` for an unknown token or one of a client that must
     /// authenticate, which then gets the usual `invalid_client`, whatever the token.
-    pub async fn public_client_of_refresh_token(&self, token: &str, ip: Option<&str>) -> Result<Option<Client>> {
-        let Some((stored, _)) = self.store.get_refresh_token(&sha256(token.as_bytes())).await? else {
+    pub async fn public_client_of_refresh_token(&self, token: &Secret, ip: Option<&str>) -> Result<Option<Client>> {
+        // Refresh tokens are 43 characters; nothing else needs a lookup.
+        if token.expose().len() != 43 {
+            return Ok(None);
+        }
+        let Some((stored, _)) = self.store.get_refresh_token(&sha256(token.expose().as_bytes())).await? else {
             return Ok(None);
         };
         match self.client_cache.get(self.store.as_ref(), &stored.client_id).await? {

@@ -147,6 +147,29 @@ pub async fn authenticate(
         .map_err(ApiError::from)
 }
 
+/// Authenticates the client of a `/token` request: as `authenticate`, except that a
+/// refresh request naming no client at all (no `Authorization`, `client_id` or
+/// `client_secret`) is the public client its refresh token was issued to, if it was one:
+/// RFC 6749 §6 lists no `client_id` there and only confidential clients must
+/// authenticate (§3.2.1). Anything else, that token included, gets the usual
+/// `invalid_client`.
+pub async fn authenticate_token_request(
+    core: &Portcullis,
+    headers: &HeaderMap,
+    form: &FormBody,
+    ip: Option<&str>,
+) -> Result<Client, ApiError> {
+    let anonymous = !headers.contains_key(header::AUTHORIZATION)
+        && form.get("client_id").is_none()
+        && form.get("client_secret").is_none();
+    if let (true, Some("refresh_token"), Some(token)) = (anonymous, form.get("grant_type"), form.get("refresh_token"))
+        && let Some(client) = core.public_client_of_refresh_token(&Secret::new(token), ip).await?
+    {
+        return Ok(client);
+    }
+    authenticate(core, headers, form, ip).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,10 +13,9 @@ use portcullis_protocol::token::{TokenOperationRequest, TokenRequest};
 use portcullis_protocol::{ErrorCode, ScopeSet};
 
 use crate::ServerState;
-use crate::client_auth::{FormBody, authenticate};
+use crate::client_auth::{FormBody, authenticate, authenticate_token_request};
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, read_body};
-use portcullis_core::model::Client;
 
 fn no_store(mut resp: Response) -> Response {
     let h = resp.headers_mut();
@@ -48,10 +47,7 @@ pub async fn token_post(
             ));
         }
     }
-    let client = match public_refresh_client(&state, &headers, &form, ip.as_deref()).await? {
-        Some(client) => client,
-        None => authenticate(&state.core, &headers, &form, ip.as_deref()).await?,
-    };
+    let client = authenticate_token_request(&state.core, &headers, &form, ip.as_deref()).await?;
     // Per confidential client, once it has authenticated: a count of claimed client ids
     // would let anyone who knows an id (they travel in every authorization URL) use up
     // that client's allowance on every node. Failed guesses count against their address
@@ -74,23 +70,6 @@ pub async fn token_post(
         }
     };
     Ok(no_store(Json(response).into_response()))
-}
-
-/// A refresh request with no client authentication and no `client_id` at all: the
-/// public client its refresh token was issued to, if it was one (RFC 6749 §6).
-async fn public_refresh_client(
-    state: &ServerState,
-    headers: &HeaderMap,
-    form: &FormBody,
-    ip: Option<&str>,
-) -> Result<Option<Client>, ApiError> {
-    let anonymous = !headers.contains_key(header::AUTHORIZATION)
-        && form.get("client_id").is_none()
-        && form.get("client_secret").is_none();
-    match (anonymous, form.get("grant_type"), form.get("refresh_token")) {
-        (true, Some("refresh_token"), Some(token)) => Ok(state.core.public_client_of_refresh_token(token, ip).await?),
-        _ => Ok(None),
-    }
 }
 
 /// RFC 6749 §5.2: a malformed scope (bad characters, too many values) is invalid_scope,
