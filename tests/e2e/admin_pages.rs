@@ -6,10 +6,10 @@
 
 use portcullis_core::model::AdminRole;
 use portcullis_protocol::Secret;
-use portcullis_tests::{Backend, both_backends, fresh_database, spawn_app, spawn_app_on};
+use portcullis_tests::{Backend, both_backends, fresh_database, http, spawn_app, spawn_app_on};
 use serde_json::Value;
 
-use crate::admin_support::{ADMIN_PASSWORD, Api, Pages, api_key, csrf, operator};
+use crate::admin_support::{ADMIN_PASSWORD, Api, Pages, api_key, csrf, operator, set_cookie, sign_in_by_hand};
 use crate::code_flow::{PASSWORD, REDIRECT};
 
 /// The value between `id="{id}">` and the next `<`.
@@ -73,34 +73,10 @@ async fn sign_in_and_out(backend: Backend) {
     assert!(user.contains("id=\"error\""));
 
     // Signing in gives the session a new id (session fixation): the cookie changes.
-    let fresh = Pages::new(&app);
-    let cookie = |r: &reqwest::Response| {
-        r.headers()
-            .get("set-cookie")
-            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-    };
-    let r = fresh
-        .b
-        .get(format!("{}/admin/login", app.admin_url))
-        .send()
-        .await
-        .unwrap();
-    let before = cookie(&r).expect("the sign-in page starts a session for its CSRF token");
+    let (before, token, r) = sign_in_by_hand(&app, "root").await;
     assert!(before.starts_with("portcullis_operator_session="), "{before}");
-    let token = csrf(&r.text().await.unwrap());
-    let r = fresh
-        .b
-        .post(format!("{}/admin/login", app.admin_url))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", "root"),
-            ("password", ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
     assert_eq!(r.status(), 303);
-    let after = cookie(&r).expect("a new session cookie");
+    let after = set_cookie(&r).expect("a new session cookie");
     assert_ne!(before, after, "the session id changes on sign-in");
     // Sent to the admin pages only (not to other services of this host: cookies do not
     // tell ports apart), and kept until the browser closes.
@@ -119,8 +95,14 @@ async fn sign_in_and_out(backend: Backend) {
     assert_eq!(s, 200);
     assert!(dash.contains("Dashboard") && text_of(&dash, "signed-in-as").starts_with("root"));
     // The old CSRF token died with the old session id.
-    let (s, _, _) = fresh.post("/admin/logout", &[("csrf", &token)]).await;
-    assert_eq!(s, 403);
+    let r = http()
+        .post(format!("{}/admin/logout", app.admin_url))
+        .header("cookie", &after)
+        .form(&[("csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     // Headers: CSP without inline script, no framing, no caching.
     let r = signed
         .b
@@ -810,28 +792,11 @@ async fn admin_sessions_from_before_the_path_limit_end(backend: Backend) {
     let app = spawn_app(backend).await;
     operator(&app, "root", AdminRole::Admin).await;
     let url = |path: &str| format!("{}{path}", app.admin_url);
-    let session_of = |r: &reqwest::Response| {
-        let c = r.headers()["set-cookie"].to_str().unwrap();
-        c.split(';').next().unwrap().to_owned()
-    };
-    let page = portcullis_tests::http().get(url("/admin/login")).send().await.unwrap();
-    let cookie = session_of(&page);
-    let token = csrf(&page.text().await.unwrap());
-    let signed_in = portcullis_tests::http()
-        .post(url("/admin/login"))
-        .header("cookie", &cookie)
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", "root"),
-            ("password", ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let (_, _, signed_in) = sign_in_by_hand(&app, "root").await;
     assert_eq!(signed_in.status(), 303);
-    let cookie = session_of(&signed_in);
+    let cookie = set_cookie(&signed_in).unwrap();
     let dashboard = || async {
-        portcullis_tests::http()
+        http()
             .get(url("/admin"))
             .header("cookie", &cookie)
             .send()

@@ -127,6 +127,34 @@ pub fn csrf(html: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
+/// The `name=value` of the cookie a response sets, if it sets one.
+pub fn set_cookie(r: &reqwest::Response) -> Option<String> {
+    let value = r.headers().get("set-cookie")?.to_str().ok()?;
+    value.split(';').next().map(str::to_owned)
+}
+
+/// Signs `username` in on the admin pages without a cookie jar, each cookie sent by hand:
+/// the session cookie the sign-in page set (`name=value`), its CSRF token, and the
+/// sign-in's response (which sets the next cookie).
+pub async fn sign_in_by_hand(app: &TestApp, username: &str) -> (String, String, reqwest::Response) {
+    let url = format!("{}/admin/login", app.admin_url);
+    let page = http().get(&url).send().await.unwrap();
+    let before = set_cookie(&page).expect("the sign-in page starts a session for its CSRF token");
+    let token = csrf(&page.text().await.unwrap());
+    let response = http()
+        .post(&url)
+        .header("cookie", &before)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", username),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (before, token, response)
+}
+
 /// A cookie session on the admin pages.
 pub struct Pages {
     pub base: String,
