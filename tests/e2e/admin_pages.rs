@@ -761,26 +761,27 @@ async fn idle_admin_sessions_end(backend: Backend) {
     })
     .await;
     operator(&app, "root", AdminRole::Admin).await;
-    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
-    let status = || async {
-        p.b.get(format!("{}/admin/clients", app.admin_url))
+    let (_, _, signed_in) = sign_in_by_hand(&app, "root").await;
+    let cookie = set_cookie(&signed_in).unwrap();
+    let clients = || async {
+        http()
+            .get(format!("{}/admin/clients", app.admin_url))
+            .header("cookie", &cookie)
             .send()
             .await
             .unwrap()
-            .status()
     };
     // Busy for twice the idle timeout: still signed in.
     for _ in 0..8 {
-        assert_eq!(status().await, 200);
+        assert_eq!(clients().await.status(), 200);
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    // Then idle for longer than it.
+    // Then idle for longer than it: the stored session has expired too.
     tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
-    let r =
-        p.b.get(format!("{}/admin/clients", app.admin_url))
-            .send()
-            .await
-            .unwrap();
+    let hash = portcullis_core::crypto::sha256(cookie.split_once('=').unwrap().1.as_bytes());
+    let stored = app.core.store.load_session(&hash, app.core.now()).await.unwrap();
+    assert!(stored.is_none(), "{stored:?}");
+    let r = clients().await;
     assert_eq!(r.status(), 303, "the idle session ended");
     assert_eq!(r.headers()["location"], "/admin/login");
     app.stop().await;

@@ -879,9 +879,13 @@ mod tests {
             ("PORTCULLIS_AUDIT_QUEUE_SIZE", "10"),
             ("PORTCULLIS_WEBHOOK_MAX_ATTEMPTS", "3"),
             ("PORTCULLIS_INSECURE_ALLOW_HTTP_WEBHOOKS", "true"),
+            ("PORTCULLIS_ADMIN_HOSTS", "Admin.Example.com, ops.example.org."),
+            ("PORTCULLIS_ADMIN_IDLE_TIMEOUT", "600"),
         ])
         .unwrap();
+        assert_eq!(s.core.admin_idle_timeout, time::Duration::minutes(10));
         let d = &s.core.defense;
+        assert_eq!(d.admin_hosts, ["admin.example.com", "ops.example.org"]);
         assert_eq!(d.trusted_proxies.networks.len(), 2);
         assert_eq!(d.trusted_proxies.header, ForwardedHeader::Forwarded);
         assert_eq!(d.rate_limits.get(Bucket::LoginIp).unwrap().to_string(), "5/min");
@@ -901,6 +905,9 @@ mod tests {
             ("PORTCULLIS_LOCKOUT_ACCOUNT_THRESHOLD", "0", "lockout_account_threshold"),
             ("PORTCULLIS_LOCKOUT_BASE_DELAY", "0", "lockout_base_delay"),
             ("PORTCULLIS_AUDIT_QUEUE_SIZE", "0", "audit_queue_size"),
+            ("PORTCULLIS_ADMIN_HOSTS", "admin.example.com:443", "admin_hosts"),
+            ("PORTCULLIS_ADMIN_HOSTS", "https://admin.example.com", "admin_hosts"),
+            ("PORTCULLIS_ADMIN_IDLE_TIMEOUT", "59", "admin_idle_timeout"),
             (
                 "PORTCULLIS_INSECURE_ALLOW_HTTP_WEBHOOKS",
                 "maybe",

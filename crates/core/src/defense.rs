@@ -56,6 +56,7 @@ pub fn admin_host_allowed(host: &str, admin_hosts: &[String]) -> bool {
 /// A host name for `admin_hosts`, lower-cased; an error for anything but a DNS name.
 pub fn parse_admin_host(name: &str) -> Result<String, String> {
     let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_suffix('.').unwrap_or(&name).to_owned();
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
@@ -66,7 +67,9 @@ pub fn parse_admin_host(name: &str) -> Result<String, String> {
     if name.len() <= 253 && name.split('.').all(label_ok) {
         Ok(name)
     } else {
-        Err(format!("{name:?} is not a host name (no scheme, port or path)"))
+        Err(format!(
+            "{name:?} is not a host name (no scheme, port or path; internationalized names in punycode)"
+        ))
     }
 }
 
@@ -131,7 +134,7 @@ mod tests {
         ] {
             assert!(!admin_host_allowed(refused, &named), "{refused}");
         }
-        assert_eq!(parse_admin_host(" Admin.Example.COM ").unwrap(), "admin.example.com");
+        assert_eq!(parse_admin_host(" Admin.Example.COM. ").unwrap(), "admin.example.com");
         for bad in [
             "https://a.example",
             "a.example:443",

@@ -76,10 +76,16 @@ impl CoreSessionStore {
         // within the hour: it lasts no longer, so pages anyone can load without a cookie
         // cannot fill the table for a whole `session_ttl`.
         let signed_in = record.data.contains_key(AUTH_KEY) || record.data.contains_key(crate::admin::ADMIN_KEY);
-        let expires_at = if signed_in {
-            // A cookie that lives until the browser closes (the admin's) leaves the
-            // record tower-sessions' two weeks: it lasts `session_ttl` at most.
-            record.expiry_date.min(self.core.now() + self.core.settings.session_ttl)
+        let settings = &self.core.settings;
+        let expires_at = if record.data.contains_key(crate::admin::ADMIN_KEY) {
+            // The admin cookie lives until the browser closes, which leaves the record
+            // tower-sessions' two weeks: it lasts until the session would go idle
+            // (`admin::auth` saves it at least every tenth of that while in use).
+            record
+                .expiry_date
+                .min(self.core.now() + settings.admin_idle_timeout.min(settings.session_ttl))
+        } else if signed_in {
+            record.expiry_date
         } else {
             record
                 .expiry_date

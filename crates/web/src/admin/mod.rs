@@ -187,7 +187,7 @@ async fn known_host(
             if request.uri().path().starts_with(api::PREFIX) {
                 api::error::ApiError::BadRequest(message.into()).into_response()
             } else {
-                (axum::http::StatusCode::BAD_REQUEST, message).into_response()
+                PageError::BadRequest(message.into()).into_response()
             }
         }
         _ => next.run(request).await,
