@@ -17,6 +17,7 @@ mod conformance_review;
 mod defense;
 mod forms;
 mod foundation;
+mod id_token_algs;
 mod multinode;
 mod prompts;
 mod refresh;
