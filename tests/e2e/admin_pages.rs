@@ -883,6 +883,15 @@ async fn unreadable_filters_get_the_error_page(backend: Backend) {
     }
     let (s, _) = p.get("/admin/audit?offset=0&event_type=login.failure").await;
     assert_eq!(s, 200);
+    // A path segment that is not UTF-8 names no page: the admin "not found" page.
+    for path in ["/admin/clients/%FF", "/admin/users/%FF", "/admin/clients/%FF/edit"] {
+        let r = p.b.get(format!("{}{path}", app.admin_url)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(
+            r.headers()["content-type"].to_str().unwrap().starts_with("text/html"),
+            "{path}"
+        );
+    }
     app.stop().await;
 }
 

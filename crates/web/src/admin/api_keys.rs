@@ -2,7 +2,7 @@
 //! revoke. Keys authenticate scripts to the admin API with a role and an optional expiry.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_core::api_keys::NewApiKey;
 use portcullis_core::model::AdminRole;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::AdminState;
 use super::auth::{Chrome, Operator, Writer};
 use super::clients::ButtonForm;
-use super::error::{AdminError, AdminResult};
+use super::error::{AdminError, AdminResult, PagePath};
 use super::forms::FormErrors;
 use super::view::{set_notice, when, when_opt};
 use crate::csrf::CsrfForm;
@@ -163,7 +163,7 @@ pub async fn api_keys_post(
 pub async fn api_key_revoke_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
     CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
 ) -> AdminResult {
     let id = Uuid::parse_str(&id).map_err(|_| AdminError::Page(PageError::NotFound))?;

@@ -4,7 +4,7 @@
 //! never in the session.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_core::clients::ClientInput;
 use portcullis_core::model::{Client, ClientKind};
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::AdminState;
 use super::auth::{Chrome, Operator, Writer};
-use super::error::{AdminError, AdminResult, PageQuery};
+use super::error::{AdminError, AdminResult, PagePath, PageQuery};
 use super::forms::{FormErrors, Pairs, lines, optional_seconds, optional_text};
 use super::view::{set_notice, when};
 use crate::csrf::CsrfForm;
@@ -391,7 +391,7 @@ fn details(c: &Client) -> Vec<Detail> {
 }
 
 /// `GET /admin/clients/{id}`.
-pub async fn client_get(State(state): State<AdminState>, op: Operator, Path(id): Path<String>) -> AdminResult {
+pub async fn client_get(State(state): State<AdminState>, op: Operator, PagePath(id): PagePath<String>) -> AdminResult {
     let client = state.core.get_client(&client_id(&id)?).await?;
     let page = ClientPage {
         chrome: op.chrome("clients").await?,
@@ -408,7 +408,7 @@ pub async fn client_get(State(state): State<AdminState>, op: Operator, Path(id):
 pub async fn client_edit_get(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
 ) -> AdminResult {
     let client = state.core.get_client(&client_id(&id)?).await?;
     form_page(
@@ -424,7 +424,7 @@ pub async fn client_edit_get(
 pub async fn client_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
     CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> AdminResult {
     let id = client_id(&id)?;
@@ -464,7 +464,7 @@ async fn set_disabled(state: &AdminState, op: &Operator, id: &str, disabled: boo
 pub async fn client_disable_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
     CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
 ) -> AdminResult {
     set_disabled(&state, &op, &id, true).await
@@ -474,7 +474,7 @@ pub async fn client_disable_post(
 pub async fn client_enable_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
     CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
 ) -> AdminResult {
     set_disabled(&state, &op, &id, false).await
@@ -485,7 +485,7 @@ pub async fn client_enable_post(
 pub async fn client_rotate_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
     CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
 ) -> AdminResult {
     let id = client_id(&id)?;
@@ -506,7 +506,7 @@ pub struct ClientDeletePage {
 pub async fn client_delete_get(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
 ) -> AdminResult {
     let client = state.core.get_client(&client_id(&id)?).await?;
     let page = ClientDeletePage {
@@ -521,7 +521,7 @@ pub async fn client_delete_get(
 pub async fn client_delete_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
     CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
 ) -> AdminResult {
     let id = client_id(&id)?;

@@ -2,7 +2,7 @@
 //! "sign in first" (a redirect to the sign-in page) and "your role may not do this" (403).
 
 use askama::Template;
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Response};
@@ -36,6 +36,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for PageQuery<T> {
             Err(_) => Err(AdminError::Page(PageError::BadRequest(
                 "The address has a parameter that could not be read (repeated, or not a number).".into(),
             ))),
+        }
+    }
+}
+
+/// `Path` for admin pages: a path segment that cannot be read (`/admin/clients/%FF`, not
+/// UTF-8) names no page: the admin "not found" page, not axum's plain text.
+pub struct PagePath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PagePath<T> {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AdminError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(Self(v)),
+            Err(_) => Err(AdminError::Page(PageError::NotFound)),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! and revoke a user's browser sessions (per device) and grants (per client).
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_core::users::UserInput;
 use portcullis_protocol::Secret;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::AdminState;
 use super::auth::{Chrome, Operator, Writer};
 use super::clients::{ButtonForm, SearchQuery};
-use super::error::{AdminError, AdminResult, PageQuery};
+use super::error::{AdminError, AdminResult, PagePath, PageQuery};
 use super::forms::{FormErrors, optional_text};
 use super::view::{set_notice, when, when_opt};
 use crate::csrf::CsrfForm;
@@ -207,7 +207,7 @@ async fn user_page(state: &AdminState, op: &Operator, id: Uuid, errors: FormErro
 }
 
 /// `GET /admin/users/{id}`.
-pub async fn user_get(State(state): State<AdminState>, op: Operator, Path(id): Path<String>) -> AdminResult {
+pub async fn user_get(State(state): State<AdminState>, op: Operator, PagePath(id): PagePath<String>) -> AdminResult {
     user_page(&state, &op, user_id(&id)?, FormErrors::none()).await
 }
 
@@ -227,7 +227,7 @@ async fn set_disabled(state: &AdminState, op: &Operator, id: &str, disabled: boo
 pub async fn user_disable_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
     CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
 ) -> AdminResult {
     set_disabled(&state, &op, &id, true).await
@@ -237,7 +237,7 @@ pub async fn user_disable_post(
 pub async fn user_enable_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
     CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
 ) -> AdminResult {
     set_disabled(&state, &op, &id, false).await
@@ -254,7 +254,7 @@ pub struct PasswordForm {
 pub async fn user_password_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> AdminResult {
     let id = user_id(&id)?;
@@ -274,7 +274,7 @@ pub async fn user_password_post(
 pub async fn session_revoke_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path((id, session)): Path<(String, String)>,
+    PagePath((id, session)): PagePath<(String, String)>,
     CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
 ) -> AdminResult {
     let id = user_id(&id)?;
@@ -288,7 +288,7 @@ pub async fn session_revoke_post(
 pub async fn grant_revoke_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    Path((id, grant)): Path<(String, String)>,
+    PagePath((id, grant)): PagePath<(String, String)>,
     CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
 ) -> AdminResult {
     let id = user_id(&id)?;
