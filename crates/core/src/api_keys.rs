@@ -72,12 +72,14 @@ impl Portcullis {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
         let value = Secret::new(format!("{API_KEY_PREFIX}{}", random_token()?));
+        let creator = self.store.get_admin_by_username(&actor.name).await?;
         let key = ApiKey {
             id: Uuid::new_v4(),
             name: name.to_owned(),
             key_hash: sha256(value.expose().as_bytes()),
             role: input.role,
             created_by: actor.name.clone(),
+            created_by_id: creator.map(|a| a.id),
             created_at: now,
             expires_at: input.expires_at,
             revoked_at: None,
@@ -156,12 +158,18 @@ impl Portcullis {
     /// account from coming back with a new account of the same name.
     async fn creator_refusal(&self, key: &ApiKey) -> Result<Option<&'static str>> {
         let creator = self.store.get_admin_by_username(&key.created_by).await?;
-        Ok(match creator {
-            // In whole seconds: an account made in the key's second counts as its maker.
-            Some(a) if a.created_at.unix_timestamp() > key.created_at.unix_timestamp() => Some("operator_deleted"),
-            None => Some("operator_deleted"),
-            Some(a) if key.role == AdminRole::Admin && a.role != AdminRole::Admin => Some("operator_demoted"),
-            Some(_) => None,
+        Ok(match (creator, key.created_by_id) {
+            (None, _) => Some("operator_deleted"),
+            // Another account of the same name.
+            (Some(a), Some(id)) if a.id != id => Some("operator_deleted"),
+            // A key made before its creator's id was recorded: an account made after the
+            // key is another one (in whole seconds: one made in the key's second counts
+            // as its maker).
+            (Some(a), None) if a.created_at.unix_timestamp() > key.created_at.unix_timestamp() => {
+                Some("operator_deleted")
+            }
+            (Some(a), _) if key.role == AdminRole::Admin && a.role != AdminRole::Admin => Some("operator_demoted"),
+            (Some(_), _) => None,
         })
     }
 }
@@ -180,6 +188,7 @@ mod tests {
             key_hash: [0; 32],
             role: AdminRole::Auditor,
             created_by: "a".into(),
+            created_by_id: None,
             created_at: now,
             expires_at: None,
             revoked_at: None,

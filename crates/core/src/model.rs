@@ -340,6 +340,8 @@ pub struct ApiKey {
     pub role: AdminRole,
     /// Who created it (an admin username).
     pub created_by: String,
+    /// The id of that operator account; `None` for keys made before it was recorded.
+    pub created_by_id: Option<Uuid>,
     pub created_at: OffsetDateTime,
     pub expires_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,

@@ -12,7 +12,7 @@ use crate::SqliteStore;
 use crate::codec;
 use crate::error::ResultExt;
 
-const KEY_COLUMNS: &str = "id, name, key_hash, role, created_by, created_at, expires_at, revoked_at";
+const KEY_COLUMNS: &str = "id, name, key_hash, role, created_by, created_by_id, created_at, expires_at, revoked_at";
 
 #[derive(FromRow)]
 struct ApiKeyRow {
@@ -21,6 +21,7 @@ struct ApiKeyRow {
     key_hash: Vec<u8>,
     role: String,
     created_by: String,
+    created_by_id: Option<String>,
     created_at: i64,
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
@@ -34,6 +35,7 @@ impl ApiKeyRow {
             key_hash: codec::digest("api_keys.key_hash", &self.key_hash)?,
             role: codec::named("api_keys.role", &self.role, AdminRole::parse)?,
             created_by: self.created_by,
+            created_by_id: codec::opt_uuid("api_keys.created_by_id", self.created_by_id.as_deref())?,
             created_at: codec::time("api_keys.created_at", self.created_at)?,
             expires_at: codec::opt_time("api_keys.expires_at", self.expires_at)?,
             revoked_at: codec::opt_time("api_keys.revoked_at", self.revoked_at)?,
@@ -45,14 +47,16 @@ impl ApiKeyRow {
 impl ApiKeyRepo for SqliteStore {
     async fn insert_api_key(&self, k: &ApiKey) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO api_keys (id, name, key_hash, role, created_by, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO api_keys (id, name, key_hash, role, created_by, created_by_id, created_at, expires_at, \
+                                   revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(codec::uuid_text(k.id))
         .bind(&k.name)
         .bind(k.key_hash.as_slice())
         .bind(k.role.as_str())
         .bind(&k.created_by)
+        .bind(k.created_by_id.map(codec::uuid_text))
         .bind(codec::ts(k.created_at))
         .bind(k.expires_at.map(codec::ts))
         .bind(k.revoked_at.map(codec::ts))

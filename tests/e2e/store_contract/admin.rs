@@ -17,6 +17,7 @@ fn api_key(name: &str, role: AdminRole, at: OffsetDateTime) -> ApiKey {
         key_hash: random_digest(),
         role,
         created_by: "root".to_owned(),
+        created_by_id: Some(Uuid::new_v4()),
         created_at: at,
         expires_at: None,
         revoked_at: None,
@@ -26,8 +27,10 @@ fn api_key(name: &str, role: AdminRole, at: OffsetDateTime) -> ApiKey {
 async fn api_keys_roundtrip_list_and_revoke<S: Store>(s: S) {
     assert_eq!(s.list_api_keys().await.unwrap(), vec![]);
     let older = api_key("deploy", AdminRole::Admin, T0);
+    // A key made before the creator's id was recorded has none.
     let newer = ApiKey {
         expires_at: Some(T0 + Duration::days(30)),
+        created_by_id: None,
         ..api_key("reports", AdminRole::Auditor, T0 + secs(10))
     };
     s.insert_api_key(&older).await.unwrap();
