@@ -72,10 +72,6 @@ impl CoreSessionStore {
             .and_then(|a| OffsetDateTime::from_unix_timestamp(a.auth_time).ok())
             .unwrap_or_else(|| self.core.now());
         let (ip, user_agent) = client.map(|c| (c.ip, c.user_agent)).unwrap_or_default();
-        // A session nobody signed in to holds a CSRF token and requests that expire
-        // within the hour: it lasts no longer, so pages anyone can load without a cookie
-        // cannot fill the table for a whole `session_ttl`.
-        let signed_in = record.data.contains_key(AUTH_KEY) || record.data.contains_key(crate::admin::ADMIN_KEY);
         let settings = &self.core.settings;
         let expires_at = if record.data.contains_key(crate::admin::ADMIN_KEY) {
             // The admin cookie lives until the browser closes, which leaves the record
@@ -84,9 +80,12 @@ impl CoreSessionStore {
             record
                 .expiry_date
                 .min(self.core.now() + settings.admin_idle_timeout.min(settings.session_ttl))
-        } else if signed_in {
+        } else if record.data.contains_key(AUTH_KEY) {
             record.expiry_date
         } else {
+            // A session nobody signed in to holds a CSRF token and requests that expire
+            // within the hour: it lasts no longer, so pages anyone can load without a
+            // cookie cannot fill the table for a whole `session_ttl`.
             record
                 .expiry_date
                 .min(self.core.now() + time::Duration::seconds(crate::pending::MAX_AGE))

@@ -221,14 +221,15 @@ pub async fn login_post(
     // A new session id and CSRF token on every change of privilege (session fixation).
     session.cycle_id().await?;
     csrf::rotate(&session).await?;
+    let now = state.core.now().unix_timestamp();
     session
         .insert(
             ADMIN_KEY,
             AdminAuth {
                 stamp: credential_stamp(&admin),
                 username: admin.username,
-                signed_in_at: state.core.now().unix_timestamp(),
-                last_seen: state.core.now().unix_timestamp(),
+                signed_in_at: now,
+                last_seen: now,
             },
         )
         .await?;

@@ -152,7 +152,7 @@ async fn drop_old_cookies(request: axum::extract::Request, next: axum::middlewar
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(';'))
-                .any(|c| c.trim_start().starts_with(&format!("{name}=")))
+                .any(|c| c.trim_start().split_once('=').is_some_and(|(n, _)| n == *name))
         })
         .collect();
     let mut response = next.run(request).await;
