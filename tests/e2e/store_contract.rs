@@ -73,6 +73,7 @@ contract!(
     refresh_live_rotation,
     refresh_live_concurrent_rotation,
     refresh_live_rotation_many_at_once,
+    refresh_live_rotation_mixed_at_once,
     revocation_log,
     consents,
     sessions,
@@ -369,6 +370,54 @@ async fn postgres_corrupt_values_are_reported() {
         .await
         .unwrap();
     assert!(matches!(store.list_clients(None).await, Err(StoreError::Corrupt(_))));
+}
+
+/// PostgreSQL batches concurrent refresh rotations (issue 7): a token row another
+/// transaction holds must not hold up the rotations of other tokens, and is rotated once
+/// the holder lets go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rotation_is_not_held_up_by_a_locked_token() {
+    use sqlx::Connection;
+    let url = portcullis_tests::db::fresh_postgres_url().await;
+    let store = portcullis_store_postgres::PgStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let (c, u) = setup(&store, "app", "alice").await;
+    let mut tokens = Vec::new();
+    for _ in 0..9 {
+        tokens.push(issue(&store, &c, &u, T0).await.1.token_hash);
+    }
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut tx = holder.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE")
+        .bind(tokens[0].as_slice())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let at = T0 + secs(5);
+    let rotate = |old: Digest| {
+        let store = store.clone();
+        let client_id = c.id.clone();
+        tokio::spawn(async move {
+            store
+                .rotate_live_refresh_token(&old, &client_id, &random_digest(), at, at + secs(600))
+                .await
+                .unwrap()
+                .is_some()
+        })
+    };
+    let locked = rotate(tokens[0]);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let others: Vec<_> = tokens[1..].iter().map(|t| rotate(*t)).collect();
+    for other in others {
+        let rotated = tokio::time::timeout(std::time::Duration::from_secs(5), other)
+            .await
+            .expect("a rotation waited on another token's lock")
+            .unwrap();
+        assert!(rotated);
+    }
+    assert!(!locked.is_finished());
+    tx.rollback().await.unwrap();
+    assert!(locked.await.unwrap());
 }
 
 /// DESIGN §1: both migration folders hold the same file names.

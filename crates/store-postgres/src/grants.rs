@@ -13,6 +13,7 @@ use crate::PgStore;
 use crate::codec;
 use crate::error::ResultExt;
 use crate::revocations;
+use crate::rotation::{Rotation, Rotator};
 
 macro_rules! grant_columns {
     () => {
@@ -82,7 +83,7 @@ impl RefreshRow {
 
 /// A refresh row with the grant's user (`u_` columns; the user's id is the grant's).
 #[derive(FromRow)]
-struct RefreshUserRow {
+pub(crate) struct RefreshUserRow {
     #[sqlx(flatten)]
     refresh: RefreshRow,
     u_username: String,
@@ -96,7 +97,12 @@ struct RefreshUserRow {
 }
 
 impl RefreshUserRow {
-    fn into_triple(self) -> StoreResult<(RefreshToken, Grant, User)> {
+    /// The digest of the row's refresh token: after a rotation, the successor's.
+    pub(crate) fn successor_hash(&self) -> &[u8] {
+        &self.refresh.rt_token_hash
+    }
+
+    pub(crate) fn into_triple(self) -> StoreResult<(RefreshToken, Grant, User)> {
         let (token, grant) = self.refresh.into_pair()?;
         let user = User {
             id: grant.user_id,
@@ -333,43 +339,17 @@ impl RefreshRepo for PgStore {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> StoreResult<Option<(RefreshToken, Grant, User)>> {
-        // One statement, so one round trip and no explicit transaction. A concurrent
-        // rotation of the same token waits on the row lock in the UPDATE and then re-checks
-        // `used_at IS NULL` against the committed row: one of them rotates, the other gets
-        // no row and goes on to reuse detection.
-        sqlx::query_as::<_, RefreshUserRow>(
-            "WITH used AS ( \
-                 UPDATE refresh_tokens rt SET used_at = $2 FROM grants g \
-                 WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > $2 \
-                   AND rt.client_id = $3 AND g.id = rt.grant_id \
-                   AND g.revoked_at IS NULL AND g.expires_at > $2 \
-                 RETURNING g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, \
-                           g.created_at, g.expires_at, g.revoked_at), \
-             fresh AS ( \
-                 INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
-                 SELECT $4, id, $3, scope, $2, LEAST($5, expires_at), NULL FROM used \
-                 RETURNING token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
-             SELECT used.id, used.client_id, used.user_id, used.scope, used.auth_time, used.sid, used.nonce, \
-                    used.created_at, used.expires_at, used.revoked_at, \
-                    fresh.token_hash AS rt_token_hash, fresh.grant_id AS rt_grant_id, \
-                    fresh.client_id AS rt_client_id, fresh.scope AS rt_scope, \
-                    fresh.created_at AS rt_created_at, fresh.expires_at AS rt_expires_at, \
-                    fresh.used_at AS rt_used_at, \
-                    u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, \
-                    u.name AS u_name, u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
-                    u.created_at AS u_created_at, u.updated_at AS u_updated_at \
-             FROM used JOIN fresh ON fresh.grant_id = used.id JOIN users u ON u.id = used.user_id",
-        )
-        .bind(old_hash.as_slice())
-        .bind(now)
-        .bind(client_id.as_str())
-        .bind(new_hash.as_slice())
-        .bind(expires_at)
-        .fetch_optional(&self.pool)
-        .await
-        .conflict("refresh token")?
-        .map(RefreshUserRow::into_triple)
-        .transpose()
+        let rotation = Rotation {
+            old_hash: *old_hash,
+            client_id: client_id.clone(),
+            new_hash: *new_hash,
+            now,
+            expires_at,
+        };
+        self.rotator
+            .get_or_init(|| Rotator::spawn(self.pool.clone()))
+            .rotate(&self.pool, rotation)
+            .await
     }
 
     async fn rotate_refresh_token(

@@ -12,11 +12,12 @@ mod error;
 mod grants;
 mod keys;
 mod revocations;
+mod rotation;
 mod sessions;
 mod users;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,6 +37,8 @@ pub struct PgStore {
     pool: PgPool,
     /// LISTEN connection for `wait_for_revocation`, opened on first use.
     listener: Arc<Mutex<Option<PgListener>>>,
+    /// The batching task of refresh rotation (`rotation`), started on first use.
+    rotator: Arc<OnceLock<rotation::Rotator>>,
 }
 
 impl fmt::Debug for PgStore {
@@ -80,6 +83,7 @@ impl PgStore {
         Self {
             pool,
             listener: Arc::new(Mutex::new(None)),
+            rotator: Arc::new(OnceLock::new()),
         }
     }
 

@@ -614,6 +614,80 @@ pub(super) async fn refresh_live_rotation_many_at_once<S: Store + Clone>(s: S) {
     }
 }
 
+/// Live and refused rotations at once: whatever batches the store forms, each gets the
+/// answer it would get alone, and a refused one writes nothing.
+pub(super) async fn refresh_live_rotation_mixed_at_once<S: Store + Clone + 'static>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let other = client("other", "other app");
+    s.insert_client(&other).await.unwrap();
+    let at = T0 + secs(5);
+    let (_, used) = issue(&s, &c, &u, T0).await;
+    s.rotate_live_refresh_token(&used.token_hash, &c.id, &random_digest(), T0, T0 + secs(600))
+        .await
+        .unwrap()
+        .unwrap();
+    let (revoked, of_revoked) = issue(&s, &c, &u, T0).await;
+    s.revoke_grant(revoked.id, T0, &grant_revocation(revoked.id, T0 + secs(600)))
+        .await
+        .unwrap();
+    let (_, of_other) = issue(&s, &c, &u, T0).await;
+    // (token, client presenting it, instant, whether it rotates)
+    let mut cases = vec![
+        (used.token_hash, c.id.clone(), at, false),
+        (of_revoked.token_hash, c.id.clone(), at, false),
+        (of_other.token_hash, other.id.clone(), at, false),
+        (random_digest(), c.id.clone(), at, false),
+    ];
+    let (_, expired) = issue(&s, &c, &u, T0).await;
+    cases.push((expired.token_hash, c.id.clone(), expired.expires_at, false));
+    for _ in 0..12 {
+        let (_, live) = issue(&s, &c, &u, T0).await;
+        cases.push((live.token_hash, c.id.clone(), at, true));
+    }
+    let tasks: Vec<_> = cases
+        .into_iter()
+        .map(|(old, client_id, when, rotates)| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let new_hash = random_digest();
+                let rotated = s
+                    .rotate_live_refresh_token(&old, &client_id, &new_hash, when, when + secs(600))
+                    .await
+                    .unwrap();
+                (old, new_hash, when, rotates, rotated)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (old, new_hash, when, rotates, rotated) = t.await.unwrap();
+        assert_eq!(rotated.is_some(), rotates);
+        if rotates {
+            assert_eq!(s.get_refresh_token(&old).await.unwrap().unwrap().0.used_at, Some(when));
+            assert!(s.get_refresh_token(&new_hash).await.unwrap().is_some());
+        } else {
+            assert_eq!(s.get_refresh_token(&new_hash).await.unwrap(), None);
+        }
+    }
+    assert_eq!(
+        s.get_refresh_token(&of_other.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .used_at,
+        None
+    );
+    assert_eq!(
+        s.get_refresh_token(&expired.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .used_at,
+        None
+    );
+}
+
 pub(super) async fn revocation_log<S: Store>(s: S) {
     assert!(log(&s).await.is_empty());
     let jti = Revocation {
