@@ -179,14 +179,25 @@ impl AuditSink {
     }
 
     /// Waits until every event queued so far has been written (or given up on) by the
-    /// writer, for at most two seconds (for tests and shutdown).
-    pub async fn flush(&self) {
+    /// writer, for at most two seconds (for tests and shutdown). Events still unwritten
+    /// then are reported in the log, so a shutdown while the database is unreachable does
+    /// not lose them without a trace; returns how many.
+    pub async fn flush(&self) -> u64 {
         for _ in 0..400 {
             if self.pending.load(Ordering::Acquire) == 0 {
-                return;
+                return 0;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+        let unwritten = self.pending.load(Ordering::Acquire);
+        if unwritten > 0 {
+            tracing::error!(
+                target: "audit",
+                count = unwritten,
+                "audit events not stored after waiting 2 s (is the database reachable?); those still queued are lost"
+            );
+        }
+        unwritten
     }
 }
 
