@@ -27,9 +27,13 @@ pub struct VerifiedClaims {
     pub not_before: Option<i64>,
     /// `jti`: the token's unique id.
     pub jti: Option<String>,
-    /// `grant_id` (Portcullis): the grant the token came from.
+    /// `grant_id` (Portcullis): the grant the token came from. JWKS mode only in practice:
+    /// introspection mode takes it from the answer, and Portcullis's `/introspect` does not
+    /// return it, so there it is `None`.
     pub grant_id: Option<String>,
-    /// `auth_time`: when the user authenticated, if a user was involved.
+    /// `auth_time`: when the user authenticated, if a user was involved. JWKS mode only:
+    /// always `None` in introspection mode (RFC 7662 §2.2 defines no such member, and
+    /// Portcullis's `/introspect` does not return it).
     pub auth_time: Option<i64>,
 }
 

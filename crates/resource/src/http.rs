@@ -31,8 +31,7 @@ pub(crate) fn default_client() -> Result<reqwest::Client, AuthError> {
 /// when the builder opted in with `insecure_allow_http` (development only). `what` names
 /// the setting in the error, e.g. "the issuer".
 pub(crate) fn require_https(url: &str, what: &str, insecure_http: bool) -> Result<(), AuthError> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|_| AuthError::Config(format!("{what} {url:?} is not an absolute URL")))?;
+    let parsed = absolute_url(url, what)?;
     match parsed.scheme() {
         "https" => Ok(()),
         "http" if insecure_http || is_loopback(&parsed) => Ok(()),
@@ -40,10 +39,43 @@ pub(crate) fn require_https(url: &str, what: &str, insecure_http: bool) -> Resul
             "{what} {url:?} is plain http on a host that is not loopback: use https, or opt in \
              with insecure_allow_http() for development"
         ))),
-        other => Err(AuthError::Config(format!(
-            "{what} {url:?} uses the scheme {other:?}; https is required"
-        ))),
+        other => Err(not_https(url, what, other)),
     }
+}
+
+/// [`require_https`] for an endpoint named by the discovery document of `issuer` (the
+/// configured one, which the document was checked to speak for). The loopback exception is
+/// narrower here: plain http to a loopback host is accepted only when the issuer itself is
+/// plain http on loopback, i.e. a local development server. An https issuer's document
+/// naming `http://127.0.0.1:…` would otherwise make the API send its client secret and the
+/// tokens in clear to whatever listens on that port of the API's own host (RFC 8414 §2 and
+/// RFC 7662 §4 want TLS for these endpoints); `insecure_allow_http` still opts out.
+pub(crate) fn require_https_discovered(
+    url: &str,
+    what: &str,
+    issuer: &str,
+    insecure_http: bool,
+) -> Result<(), AuthError> {
+    let parsed = absolute_url(url, what)?;
+    let local_issuer = reqwest::Url::parse(issuer).is_ok_and(|i| i.scheme() == "http" && is_loopback(&i));
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if insecure_http || (local_issuer && is_loopback(&parsed)) => Ok(()),
+        "http" => Err(AuthError::Config(format!(
+            "{what} {url:?}, named by the discovery document of {issuer:?}, is plain http: \
+             the discovery document of an issuer that is not plain http on loopback must name \
+             https endpoints (or opt in with insecure_allow_http() for development)"
+        ))),
+        other => Err(not_https(url, what, other)),
+    }
+}
+
+fn absolute_url(url: &str, what: &str) -> Result<reqwest::Url, AuthError> {
+    reqwest::Url::parse(url).map_err(|_| AuthError::Config(format!("{what} {url:?} is not an absolute URL")))
+}
+
+fn not_https(url: &str, what: &str, scheme: &str) -> AuthError {
+    AuthError::Config(format!("{what} {url:?} uses the scheme {scheme:?}; https is required"))
 }
 
 /// Whether the URL's host is the local machine: `localhost` (RFC 6761 §6.3), an address in
@@ -101,13 +133,41 @@ pub(crate) async fn read_body(mut response: reqwest::Response, limit: usize, wha
 /// 1.0 §3 / RFC 8414 §2). Read leniently rather than as the full
 /// `portcullis_protocol::discovery::ServerMetadata`, so a field the server adds or omits
 /// elsewhere cannot break token validation.
+///
+/// The endpoints are private: they are read through [`Discovered::jwks_uri`] and
+/// [`Discovered::introspection_endpoint`], which hold them to
+/// [`require_https_discovered`], so no builder can take one unchecked.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Discovered {
     pub issuer: String,
     #[serde(default)]
-    pub jwks_uri: Option<String>,
+    jwks_uri: Option<String>,
     #[serde(default)]
-    pub introspection_endpoint: Option<String>,
+    introspection_endpoint: Option<String>,
+}
+
+impl Discovered {
+    /// The `jwks_uri`, required and held to [`require_https_discovered`] for the configured
+    /// `issuer`.
+    pub(crate) fn jwks_uri(&self, issuer: &str, insecure_http: bool) -> Result<String, AuthError> {
+        let uri = self
+            .jwks_uri
+            .clone()
+            .ok_or_else(|| AuthError::Config("the discovery document has no jwks_uri".into()))?;
+        require_https_discovered(&uri, "the jwks_uri", issuer, insecure_http)?;
+        Ok(uri)
+    }
+
+    /// The `introspection_endpoint`, required and held to [`require_https_discovered`] for
+    /// the configured `issuer`.
+    pub(crate) fn introspection_endpoint(&self, issuer: &str, insecure_http: bool) -> Result<String, AuthError> {
+        let endpoint = self
+            .introspection_endpoint
+            .clone()
+            .ok_or_else(|| AuthError::Config("the discovery document has no introspection_endpoint".into()))?;
+        require_https_discovered(&endpoint, "the introspection endpoint", issuer, insecure_http)?;
+        Ok(endpoint)
+    }
 }
 
 /// Where the discovery document of `issuer` lives (OpenID Connect Discovery 1.0 §4.1).
@@ -367,6 +427,58 @@ mod tests {
                 "{never}"
             );
         }
+    }
+
+    /// An endpoint the discovery document names may be plain http to loopback only when the
+    /// issuer itself is (local development): an https issuer's document cannot send the
+    /// client secret in clear to a port on the API's own host.
+    #[test]
+    fn discovered_endpoints_follow_the_issuer() {
+        let doc = |jwks: &str, introspect: &str| -> Discovered {
+            serde_json::from_value(serde_json::json!({
+                "issuer": "x", "jwks_uri": jwks, "introspection_endpoint": introspect,
+            }))
+            .unwrap()
+        };
+        let is_downgrade = |r: Result<String, AuthError>| matches!(r, Err(AuthError::Config(ref m)) if m.contains("discovery document"));
+        for issuer in ["https://id.example", "https://127.0.0.1:8443", "http://id.example"] {
+            for url in [
+                "http://127.0.0.1:9/x",
+                "http://localhost/x",
+                "http://[::1]/x",
+                "http://id.example/x",
+            ] {
+                let d = doc(url, url);
+                assert!(is_downgrade(d.jwks_uri(issuer, false)), "{issuer} {url}");
+                assert!(is_downgrade(d.introspection_endpoint(issuer, false)), "{issuer} {url}");
+                // Opted in, plain http is accepted anywhere, as for configured endpoints.
+                assert_eq!(d.jwks_uri(issuer, true).unwrap(), url);
+                assert_eq!(d.introspection_endpoint(issuer, true).unwrap(), url);
+            }
+            let https = doc("https://keys.example/jwks", "https://id.example/introspect");
+            assert_eq!(https.jwks_uri(issuer, false).unwrap(), "https://keys.example/jwks");
+            assert!(https.introspection_endpoint(issuer, false).is_ok());
+        }
+        // A local development issuer may name local endpoints, but not remote plain http ones.
+        for issuer in ["http://127.0.0.1:9090", "http://localhost:9090", "http://[::1]:9090"] {
+            for url in ["http://127.0.0.1:9/x", "http://localhost/x", "http://[::1]/x"] {
+                assert_eq!(doc(url, url).jwks_uri(issuer, false).unwrap(), url);
+                assert_eq!(doc(url, url).introspection_endpoint(issuer, false).unwrap(), url);
+            }
+            assert!(is_downgrade(doc("http://id.example/x", "").jwks_uri(issuer, false)));
+        }
+        for bad in ["ftp://id.example/x", "/jwks"] {
+            let r = doc(bad, bad).jwks_uri("http://127.0.0.1:9090", true);
+            assert!(matches!(r, Err(AuthError::Config(_))), "{bad}");
+        }
+        let missing: Discovered = serde_json::from_str(r#"{"issuer":"x"}"#).unwrap();
+        assert!(
+            matches!(missing.jwks_uri("https://id.example", false), Err(AuthError::Config(ref m)) if m.contains("no jwks_uri"))
+        );
+        assert!(matches!(
+            missing.introspection_endpoint("https://id.example", false),
+            Err(AuthError::Config(ref m)) if m.contains("no introspection_endpoint")
+        ));
     }
 
     #[test]

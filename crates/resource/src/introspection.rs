@@ -702,7 +702,11 @@ impl IntrospectionValidatorBuilder {
     }
 
     /// Checks the configuration and, unless an endpoint was given, finds it through the
-    /// issuer's discovery document.
+    /// issuer's discovery document. The issuer and the endpoint must be `https`, or plain
+    /// http on a loopback host; a discovered endpoint may be plain http on loopback only when
+    /// the issuer is too (local development), so an https issuer's document cannot have the
+    /// client secret sent in clear. [`insecure_allow_http`](Self::insecure_allow_http) lifts
+    /// both rules.
     pub async fn build(self) -> Result<IntrospectionValidator, AuthError> {
         if self.issuer.is_empty() {
             return Err(AuthError::Config("the issuer is empty".into()));
@@ -716,9 +720,9 @@ impl IntrospectionValidatorBuilder {
                     None => default_client()?,
                 };
                 let doc = discover(&http, &self.issuer).await?;
-                let endpoint = doc
-                    .introspection_endpoint
-                    .ok_or_else(|| AuthError::Config("the discovery document has no introspection_endpoint".into()))?;
+                // The client secret goes there: an https issuer's document may not name a
+                // plain http endpoint, not even on loopback (see `require_https_discovered`).
+                let endpoint = doc.introspection_endpoint(&self.issuer, self.insecure_http)?;
                 (endpoint, doc.issuer)
             }
         };

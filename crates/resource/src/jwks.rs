@@ -18,6 +18,11 @@ use crate::jwt::{
     parse_header, verify_signature,
 };
 
+/// The shortest [`JwksValidatorBuilder::refetch_interval`] accepted. A token with an unknown
+/// `kid` makes the validator refetch the JWKS, and anyone can send one; this bounds what a
+/// flood of them costs the authorization server to one request a second per validator.
+pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Validates JWT access tokens offline against the issuer's JWKS (RFC 9068 §4).
 ///
 /// Cheap to clone (the key cache is shared). Build one with [`JwksValidator::builder`]:
@@ -50,11 +55,20 @@ use crate::jwt::{
 /// in use — but only up to [`JwksValidatorBuilder::max_staleness`] (default 24 h) after they
 /// were fetched: past that, a validation tries to refresh them first and fails with
 /// [`AuthError::Upstream`] (503) when it cannot, rather than trusting keys the issuer may
-/// have withdrawn long ago.
+/// have withdrawn long ago. A fetch that fails is one that gets no answer, an answer other
+/// than `200`, or a body that is not a JWK Set; a well-formed set always replaces the cached
+/// keys (RFC 7517 §5), even one with no key usable here (empty, or only keys for another
+/// algorithm or for encryption): tokens are then refused as
+/// [`InvalidToken::UnknownKey`] until the issuer publishes a key again. [`build`] refuses
+/// such a set, since nothing could ever be accepted with it.
+///
+/// [`build`]: JwksValidatorBuilder::build
 ///
 /// The issuer, the JWKS location and the discovered `jwks_uri` must be `https` URLs, except
 /// on a loopback host (`127.0.0.0/8`, `::1`, `localhost`) or with
-/// [`JwksValidatorBuilder::insecure_allow_http`].
+/// [`JwksValidatorBuilder::insecure_allow_http`]. For a discovered `jwks_uri` the loopback
+/// exception holds only when the issuer itself is plain http on loopback (local
+/// development): an https issuer's discovery document must name an https JWKS.
 #[derive(Clone)]
 pub struct JwksValidator {
     inner: Arc<Inner>,
@@ -373,11 +387,14 @@ async fn fetch_key_set(inner: &Inner, now: SystemTime, generation: u64) -> Resul
     let body = read_body(response, MAX_JWKS_BYTES, &format!("the JWKS at {url}")).await?;
     let keys = keys_from_jwks(&body, &inner.algorithms)
         .map_err(|e| AuthError::upstream(format!("parsing the JWKS at {url}"), e))?;
-    // An empty set would refuse every token until it expires; better keep the old keys.
+    // RFC 7517 §5: the set as published is the issuer's word on which keys are valid, and
+    // withdrawing a key (after a compromise, say) means leaving it out. So a well-formed
+    // answer with no usable key replaces the cached keys like any other, and every token
+    // is refused as `UnknownKey` until the issuer publishes one; only a failed fetch (the
+    // errors above) keeps the previous keys.
     if keys.is_empty() {
-        return Err(AuthError::upstream_msg(format!(
-            "the JWKS at {url} has no key usable with the accepted algorithms"
-        )));
+        tracing::warn!(jwks_uri = %url, "the JWKS has no key usable with the accepted algorithms; \
+            every token will be refused until it has one");
     }
     let expires_at = now.checked_add(ttl).unwrap_or(now);
     Ok(KeySet {
@@ -441,7 +458,10 @@ impl JwksValidatorBuilder {
     }
 
     /// The least time between two JWKS fetches caused by unknown `kid`s or a failed
-    /// refresh (default 10 s), counted from the end of the previous fetch.
+    /// refresh (default 10 s), counted from the end of the previous fetch. At least
+    /// [`MIN_REFETCH_INTERVAL`] (1 s): [`build`](Self::build) refuses less, since anyone can
+    /// make up a `kid`, and without this limit every forged token would cost the
+    /// authorization server a JWKS request.
     pub fn refetch_interval(mut self, interval: Duration) -> Self {
         self.refetch_interval = interval;
         self
@@ -500,6 +520,14 @@ impl JwksValidatorBuilder {
                 algorithm_name(*hmac)
             )));
         }
+        if self.refetch_interval < MIN_REFETCH_INTERVAL {
+            return Err(AuthError::Config(format!(
+                "the refetch interval ({:?}) is shorter than the minimum of {} s: it is what keeps \
+                 tokens with made-up `kid`s from making a JWKS request each",
+                self.refetch_interval,
+                MIN_REFETCH_INTERVAL.as_secs()
+            )));
+        }
         if self.ttl.min > self.ttl.max {
             return Err(AuthError::Config("the minimum cache TTL exceeds the maximum".into()));
         }
@@ -517,9 +545,10 @@ impl JwksValidatorBuilder {
             Some(uri) => (self.issuer, uri),
             None => {
                 let doc = discover(&http, &self.issuer).await?;
-                let uri = doc
-                    .jwks_uri
-                    .ok_or_else(|| AuthError::Config("the discovery document has no jwks_uri".into()))?;
+                // Held to the issuer's scheme: an https issuer's document naming a plain
+                // http (even loopback) JWKS would hand key substitution to whatever listens
+                // there.
+                let uri = doc.jwks_uri(&self.issuer, self.insecure_http)?;
                 // RFC 9068 §4 step 3: `iss` must match the issuer exactly as published.
                 (doc.issuer, uri)
             }
@@ -553,6 +582,16 @@ impl JwksValidatorBuilder {
         };
         let now = inner.clock.now();
         let keys = fetch_key_set(&inner, now, 1).await?;
+        // At start-up an empty set can only mean a misconfiguration (an allow-list that
+        // matches none of the issuer's keys, the wrong `jwks_uri`): no token could ever be
+        // accepted, so say so now rather than answer 401 to every request. Later, an empty
+        // set is the issuer withdrawing its keys, and is obeyed (see `fetch_key_set`).
+        if keys.keys.is_empty() {
+            return Err(AuthError::upstream_msg(format!(
+                "the JWKS at {} has no key usable with the accepted algorithms",
+                inner.jwks_uri
+            )));
+        }
         inner.keys = RwLock::new(Arc::new(keys));
         inner.fetch = tokio::sync::Mutex::new(FetchState { last_attempt: now });
         Ok(JwksValidator { inner: Arc::new(inner) })

@@ -162,6 +162,10 @@ struct RawJwk {
     alg: Option<String>,
     #[serde(default, rename = "use")]
     use_: Option<String>,
+    /// RFC 7517 §4.3; a value that is not an array of strings makes the key unreadable,
+    /// and so skipped.
+    #[serde(default)]
+    key_ops: Option<Vec<String>>,
     #[serde(default)]
     n: Option<String>,
     #[serde(default)]
@@ -183,7 +187,7 @@ struct RawJwkSet {
 const MAX_KEYS: usize = 64;
 
 /// Parses a JWKS document into the keys usable with `allowed`. Keys that are not for
-/// signatures, symmetric (`kty: oct`, never accepted from a JWKS), of an unknown type, or
+/// signatures (`use` other than `sig`, or `key_ops` without `verify`), symmetric (`kty: oct`, never accepted from a JWKS), of an unknown type, or
 /// malformed are skipped with a debug log rather than failing the whole set.
 pub(crate) fn keys_from_jwks(body: &[u8], allowed: &[Algorithm]) -> Result<Vec<VerifyKey>, serde_json::Error> {
     let set: RawJwkSet = serde_json::from_slice(body)?;
@@ -204,6 +208,16 @@ pub(crate) fn keys_from_jwks(body: &[u8], allowed: &[Algorithm]) -> Result<Vec<V
 fn key_from_jwk(jwk: &RawJwk, allowed: &[Algorithm]) -> Option<VerifyKey> {
     // RFC 7517 §4.2: a key marked for encryption must not verify signatures.
     if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+        return None;
+    }
+    // RFC 7517 §4.3: when `key_ops` is there, the key may be used only for the operations
+    // it lists. Both members are checked when both are present (§4.3 asks issuers to keep
+    // them consistent, and a key must pass each).
+    if jwk
+        .key_ops
+        .as_ref()
+        .is_some_and(|ops| !ops.iter().any(|op| op == "verify"))
+    {
         return None;
     }
     let (key, family): (DecodingKey, &[Algorithm]) = match jwk.kty.as_str() {
@@ -493,6 +507,31 @@ mod tests {
         );
         assert!(find_key(&keys, None, Algorithm::RS256).is_ok());
         assert!(keys_from_jwks(b"[]", &DEFAULT_ALGORITHMS).is_err());
+    }
+
+    /// RFC 7517 §4.3: a key whose `key_ops` is present and lacks `verify` never verifies,
+    /// whatever its `use` says; without `key_ops`, `use` alone decides.
+    #[test]
+    fn jwks_parsing_honours_key_ops() {
+        let rsa = |kid: &str, extra: serde_json::Value| {
+            let mut key = serde_json::json!({"kty": "RSA", "kid": kid, "n": "AQAB", "e": "AQAB"});
+            if let (Some(key), Some(extra)) = (key.as_object_mut(), extra.as_object()) {
+                key.extend(extra.clone());
+            }
+            key
+        };
+        let body = serde_json::json!({"keys": [
+            rsa("sign-only", serde_json::json!({"key_ops": ["sign"]})),
+            rsa("sig-but-encrypt", serde_json::json!({"use": "sig", "key_ops": ["encrypt"]})),
+            rsa("empty-ops", serde_json::json!({"key_ops": []})),
+            rsa("ops-not-a-list", serde_json::json!({"key_ops": "verify"})),
+            rsa("verify", serde_json::json!({"key_ops": ["verify"]})),
+            rsa("sign-and-verify", serde_json::json!({"use": "sig", "key_ops": ["sign", "verify"]})),
+            rsa("no-ops", serde_json::json!({})),
+        ]});
+        let keys = keys_from_jwks(body.to_string().as_bytes(), &DEFAULT_ALGORITHMS).unwrap();
+        let kids: Vec<_> = keys.iter().map(|k| k.kid.as_deref()).collect();
+        assert_eq!(kids, [Some("verify"), Some("sign-and-verify"), Some("no-ops")]);
     }
 
     #[test]

@@ -38,7 +38,8 @@
 //!
 //! The issuer and the JWKS or introspection endpoint must be `https` URLs, except on a
 //! loopback host (`127.0.0.0/8`, `::1`, `localhost`, as here) or when the builder opts in
-//! with `insecure_allow_http()`.
+//! with `insecure_allow_http()`. An endpoint named by the discovery document may use that
+//! loopback exception only when the issuer itself is plain http on loopback.
 //!
 //! Requests without a token get `401` with `WWW-Authenticate: Bearer realm="…"`; an invalid
 //! token `401` with `error="invalid_token"`; a missing scope `403` with

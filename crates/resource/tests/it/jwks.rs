@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use portcullis_resource::jwks::MIN_REFETCH_INTERVAL;
 use portcullis_resource::{Algorithm, AuthError, Clock as _, FixedClock, InvalidToken, JwksValidator};
 use serde_json::{Value, json};
 
@@ -402,6 +403,121 @@ async fn refetch_interval_is_configurable() {
     assert_eq!(s.issuer.jwks_hits(), before + 1);
 }
 
+/// A zero (or sub-second) refetch interval would let every token with a made-up `kid` cost
+/// the issuer a JWKS request; the builder refuses it, like its other unsafe settings.
+#[tokio::test]
+async fn refetch_interval_has_a_floor() {
+    let s = Setup::new().await;
+    let build = |interval: Duration| {
+        JwksValidator::builder(&s.issuer.url)
+            .audience(AUD)
+            .refetch_interval(interval)
+            .clock(s.clock.clone())
+            .build()
+    };
+    for too_short in [
+        Duration::ZERO,
+        Duration::from_millis(1),
+        MIN_REFETCH_INTERVAL - Duration::from_nanos(1),
+    ] {
+        let err = build(too_short).await.unwrap_err();
+        assert!(
+            matches!(err, AuthError::Config(ref m) if m.contains("refetch interval")),
+            "{too_short:?}: {err}"
+        );
+    }
+    assert_eq!(MIN_REFETCH_INTERVAL, Duration::from_secs(1));
+    let v = build(MIN_REFETCH_INTERVAL).await.unwrap();
+    // At the floor: a flood of unknown kids costs one fetch per second at most.
+    let hits = s.issuer.jwks_hits();
+    s.clock.advance(MIN_REFETCH_INTERVAL);
+    for i in 0..20 {
+        let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": format!("forged-{i}")});
+        let forged = s.key.sign_with_header(&header, &s.claims());
+        assert!(v.validate(&forged).await.is_err());
+    }
+    assert_eq!(s.issuer.jwks_hits(), hits + 1);
+}
+
+/// RFC 7517 §5: the JWK Set the issuer publishes is authoritative. A well-formed one with no
+/// key usable here — empty, only keys for encryption, for an algorithm not accepted, or
+/// whose `key_ops` exclude `verify` — withdraws the cached keys as soon as it is fetched
+/// (not after `max_staleness`): tokens are refused as for an unknown key, until the issuer
+/// publishes a key again.
+#[tokio::test]
+async fn published_set_without_usable_keys_withdraws_the_cached_keys() {
+    // The validator's own key, published in a form it may not verify with.
+    let changes = [
+        None,
+        Some(("use", json!("enc"))),
+        Some(("alg", json!("PS256"))),
+        Some(("key_ops", json!(["sign"]))),
+    ];
+    for change in changes {
+        let s = Setup::new().await;
+        let body = match change {
+            None => r#"{"keys":[]}"#.to_owned(),
+            Some((member, value)) => {
+                let mut jwk = serde_json::to_value(s.key.jwk()).unwrap();
+                jwk[member] = value;
+                json!({ "keys": [jwk] }).to_string()
+            }
+        };
+        let body = &body;
+        let token = s.token();
+        s.validator.validate(&token).await.unwrap();
+        s.issuer.set_jwks_body(Some(body));
+        // Past the keys' lifetime: a background refresh fetches the new set.
+        s.clock.advance(Duration::from_secs(301));
+        let _ = s.validator.validate(&token).await;
+        s.validator.background_refresh_done().await;
+        assert_eq!(s.issuer.jwks_hits(), 2, "{body}");
+        assert_eq!(s.refused(&token).await, InvalidToken::UnknownKey, "{body}");
+        assert_eq!(s.refused(&s.token()).await, InvalidToken::UnknownKey, "{body}");
+
+        // The issuer publishes its key again: the next refetch (after the interval) has it.
+        s.issuer.set_jwks_body(None);
+        s.clock.advance(Duration::from_secs(10));
+        s.validator.validate(&s.token()).await.unwrap();
+        assert_eq!(s.issuer.jwks_hits(), 3, "{body}");
+    }
+
+    // The same through the refetch an unknown `kid` causes: the withdrawn set is taken,
+    // and the key it no longer holds is refused at once.
+    let s = Setup::new().await;
+    s.issuer.set_jwks_body(Some(r#"{"keys":[]}"#));
+    s.clock.advance(Duration::from_secs(10));
+    let stranger = Key::ec("new").sign(&s.claims());
+    assert_eq!(s.refused(&stranger).await, InvalidToken::UnknownKey);
+    assert_eq!(s.issuer.jwks_hits(), 2);
+    assert_eq!(s.refused(&s.token()).await, InvalidToken::UnknownKey);
+}
+
+/// What is a failed fetch, which keeps the cached keys (up to `max_staleness`): no answer or
+/// an error status (see `failed_refresh_keeps_the_cached_keys`), or a body that is not a
+/// JWK Set.
+#[tokio::test]
+async fn unparseable_jwks_keeps_the_cached_keys() {
+    for body in ["not json", r#"{"nokeys":[]}"#, r#"{"keys":"k1"}"#, "[]"] {
+        let s = Setup::new().await;
+        s.issuer.set_jwks_body(Some(body));
+        s.clock.advance(Duration::from_secs(301));
+        s.validator.validate(&s.token()).await.unwrap();
+        s.validator.background_refresh_done().await;
+        assert_eq!(s.issuer.jwks_hits(), 2, "{body}");
+        s.validator.validate(&s.token()).await.unwrap();
+        // An unknown kid's refetch gets the same body: the server's fault, keys kept.
+        s.clock.advance(Duration::from_secs(10));
+        let err = s
+            .validator
+            .validate(&Key::ec("new").sign(&s.claims()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::Upstream { .. }), "{body}: {err}");
+        s.validator.validate(&s.token()).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn rotated_key_picked_up_without_restart() {
     let s = Setup::new().await;
@@ -787,16 +903,16 @@ async fn oversized_discovery_document_refused() {
 async fn queued_unknown_kids_share_one_hanging_fetch() {
     let key = Key::rsa("k1");
     let issuer = FakeIssuer::start(&[&key]).await;
-    let timeout = Duration::from_millis(300);
+    let timeout = Duration::from_millis(1200);
     let v = JwksValidator::builder(&issuer.url)
         .audience(AUD)
         .http_client(reqwest::Client::builder().timeout(timeout).build().unwrap())
-        .refetch_interval(Duration::from_millis(250))
+        .refetch_interval(MIN_REFETCH_INTERVAL)
         .build()
         .await
         .unwrap();
     *issuer.state.jwks_delay.lock().unwrap() = Duration::from_secs(5);
-    tokio::time::sleep(Duration::from_millis(300)).await; // past the refetch interval
+    tokio::time::sleep(MIN_REFETCH_INTERVAL + Duration::from_millis(50)).await;
     let stranger = Key::ec("new").sign(&claims(&issuer.url, AUD, std::time::SystemTime::now()));
     let started = std::time::Instant::now();
     let tasks: Vec<_> = (0..8)

@@ -231,6 +231,8 @@ pub struct FakeState {
     pub jwks: Mutex<JwkSet>,
     pub jwks_cache_control: Mutex<Option<String>>,
     pub jwks_fail: AtomicBool,
+    /// When set, the JWKS endpoint answers `200` with this body as is, instead of `jwks`.
+    pub jwks_body: Mutex<Option<String>>,
     /// How long the JWKS endpoint sits on a request before answering (counted as a hit
     /// when it arrives).
     pub jwks_delay: Mutex<Duration>,
@@ -267,6 +269,7 @@ impl FakeIssuer {
             }),
             jwks_cache_control: Mutex::new(None),
             jwks_fail: AtomicBool::new(false),
+            jwks_body: Mutex::new(None),
             jwks_delay: Mutex::new(Duration::ZERO),
             jwks_padding: AtomicUsize::new(0),
             introspection: Mutex::new(HashMap::new()),
@@ -290,6 +293,11 @@ impl FakeIssuer {
         *self.state.jwks.lock().unwrap() = JwkSet {
             keys: keys.iter().map(|k| k.jwk()).collect(),
         };
+    }
+
+    /// Serves `body` as the JWKS (`200`, `application/json`), or the keys again with `None`.
+    pub fn set_jwks_body(&self, body: Option<&str>) {
+        *self.state.jwks_body.lock().unwrap() = body.map(str::to_owned);
     }
 
     pub fn set_cache_control(&self, value: Option<&str>) {
@@ -362,8 +370,14 @@ async fn jwks(State(state): State<Arc<FakeState>>) -> Response {
     if state.jwks_fail.load(Ordering::SeqCst) {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    let set = state.jwks.lock().unwrap().clone();
-    let mut response = padded_json(&set, state.jwks_padding.load(Ordering::SeqCst));
+    let raw = state.jwks_body.lock().unwrap().clone();
+    let mut response = match raw {
+        Some(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        None => {
+            let set = state.jwks.lock().unwrap().clone();
+            padded_json(&set, state.jwks_padding.load(Ordering::SeqCst))
+        }
+    };
     if let Some(cc) = state.jwks_cache_control.lock().unwrap().clone() {
         response
             .headers_mut()
