@@ -12,6 +12,7 @@ mod admin_support;
 mod browser_flow;
 mod cli;
 mod code_flow;
+mod config_ops;
 mod conformance;
 mod conformance_review;
 mod defense;

@@ -193,12 +193,15 @@ impl Running {
 
 /// Serves on already-bound listeners (tests bind port 0 first to learn the issuer).
 pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListener) -> anyhow::Result<Running> {
+    // Before anything is written: a bad certificate found after migrations and the
+    // operator's bootstrap would print a password nobody can use, then never again.
+    let tls = settings.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let core = start_core(settings).await?;
     if let Some((username, password)) = core.bootstrap_admin().await? {
         // The one time this password exists in clear: the operator's console.
         println!(
-            "\nNo operator account existed, so one was created for the admin surface (http://{}).\n  username: {username}\n  password: {}\nThis password is shown only once; store it now.\n",
-            admin.local_addr()?,
+            "\nNo operator account existed, so one was created for the admin surface ({}).\n  username: {username}\n  password: {}\nThis password is shown only once; store it now.\n",
+            listener_url(admin.local_addr()?, tls.is_some()),
             password.expose()
         );
     }
@@ -207,7 +210,6 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
     }
     let maintenance = core.spawn_maintenance();
     let webhooks = core.spawn_webhook_worker(Arc::new(crate::webhook_sender::HttpsSender::new()?));
-    let tls = settings.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let (tx, rx) = watch::channel(false);
     let public_addr = public.local_addr()?;
     let admin_addr = admin.local_addr()?;
@@ -246,17 +248,24 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
     })
 }
 
+/// The base URL of a listener: both speak https when Portcullis terminates TLS.
+pub fn listener_url(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}")
+}
+
 /// `portcullis serve`: binds the configured addresses and runs until SIGTERM or Ctrl-C.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Before binding: the second bind would fail with a bare "Address already in use".
+    if crate::config::listeners_collide(settings.public_addr, settings.admin_addr) {
+        bail!("admin_addr: must differ from public_addr");
+    }
     let public = TcpListener::bind(settings.public_addr)
         .await
         .with_context(|| format!("public_addr: cannot listen on {}", settings.public_addr))?;
     let admin = TcpListener::bind(settings.admin_addr)
         .await
         .with_context(|| format!("admin_addr: cannot listen on {}", settings.admin_addr))?;
-    if settings.public_addr == settings.admin_addr {
-        bail!("admin_addr: must differ from public_addr");
-    }
     let running = serve_on(&settings, public, admin).await?;
     tracing::info!(public = %running.public_addr, admin = %running.admin_addr, issuer = %running.core.settings.issuer, "portcullis is serving");
     shutdown_signal().await;

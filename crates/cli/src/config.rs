@@ -12,6 +12,12 @@ use portcullis_core::throttle::{Bucket, RateLimit};
 use portcullis_protocol::SigningAlg;
 use serde::Deserialize;
 
+mod env;
+#[cfg(test)]
+mod tests;
+
+pub use env::{is_service_link, utf8_vars};
+
 /// The file's shape; every key optional, unknown keys refused.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,6 +178,47 @@ const ENV_KEYS: &[&str] = &[
     "insecure_allow_http_webhooks",
 ];
 
+/// A TOML error as one line naming the key (when the document parses, a type error
+/// lies inside one top-level entry) and the line and column toml points at; toml's own
+/// message carries neither, and its `Display` is a multi-line snippet.
+fn toml_error(e: &toml::de::Error, text: &str, file: &str) -> ConfigError {
+    let Some(span) = e.span() else {
+        return ConfigError {
+            setting: file.to_owned(),
+            source_note: String::new(),
+            message: e.message().to_owned(),
+        };
+    };
+    let (line, column) = line_column(text, span.start);
+    let key = toml::de::DeTable::parse(text).ok().and_then(|table| {
+        table.get_ref().iter().find_map(|(k, v)| {
+            let within = k.span().start <= span.start && span.start < v.span().end.max(k.span().end);
+            within.then(|| k.get_ref().to_string())
+        })
+    });
+    match key {
+        Some(key) => ConfigError {
+            setting: key,
+            source_note: format!(" (from {file}, line {line}, column {column})"),
+            message: e.message().to_owned(),
+        },
+        None => ConfigError {
+            setting: file.to_owned(),
+            source_note: format!(" (line {line}, column {column})"),
+            message: e.message().to_owned(),
+        },
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
 impl RawConfig {
     /// Reads the file: `path` if given (must exist), else `portcullis.toml` if present.
     pub fn from_file(path: Option<&Path>, origins: &mut Origins) -> Result<Self, ConfigError> {
@@ -190,12 +237,8 @@ impl RawConfig {
                 });
             }
         };
-        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError {
-            setting: format!("{}", path.display()),
-            source_note: String::new(),
-            message: e.message().to_owned(),
-        })?;
         let file = path.display().to_string();
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| toml_error(&e, &text, &file))?;
         for key in ENV_KEYS {
             if raw.is_set(key) {
                 origins.insert((*key).to_owned(), file.clone());
@@ -252,106 +295,6 @@ impl RawConfig {
         }
     }
 
-    /// Applies `PORTCULLIS_<KEY>` variables (and `DATABASE_URL` as a fallback for
-    /// `database_url`). An unknown `PORTCULLIS_…` variable is an error, so a typo does
-    /// not silently leave a default in place.
-    pub fn apply_env(
-        &mut self,
-        vars: impl IntoIterator<Item = (String, String)>,
-        origins: &mut Origins,
-    ) -> Result<(), ConfigError> {
-        let mut database_url_fallback = None;
-        for (name, value) in vars {
-            if name == "DATABASE_URL" {
-                database_url_fallback = Some(value);
-                continue;
-            }
-            let Some(key) = name.strip_prefix("PORTCULLIS_") else {
-                continue;
-            };
-            // Variables read by the test suite and tools, not by the server.
-            if key.starts_with("TEST_") || key.starts_with("BENCH_") {
-                continue;
-            }
-            let key = key.to_ascii_lowercase();
-            if !ENV_KEYS.contains(&key.as_str()) {
-                return Err(ConfigError {
-                    setting: name.clone(),
-                    source_note: String::new(),
-                    message: format!("unknown setting; known: {}", ENV_KEYS.join(", ")),
-                });
-            }
-            origins.insert(key.clone(), name.clone());
-            let int = |v: &str| -> Result<i64, ConfigError> {
-                let unit = if key.ends_with("_days") { "days" } else { "seconds" };
-                v.trim()
-                    .parse::<i64>()
-                    .map_err(|_| cfg_err(&key, origins, format!("{v:?} is not a whole number of {unit}")))
-            };
-            match key.as_str() {
-                "issuer" => self.issuer = Some(value),
-                "access_token_audience" => self.access_token_audience = Some(value),
-                "public_addr" => self.public_addr = Some(value),
-                "admin_addr" => self.admin_addr = Some(value),
-                "database_url" => self.database_url = Some(value),
-                "data_dir" => self.data_dir = Some(value),
-                "kek" => self.kek = Some(value),
-                "kek_file" => self.kek_file = Some(value),
-                "log_format" => self.log_format = Some(value),
-                "log_level" => self.log_level = Some(value),
-                "signing_alg" => self.signing_alg = Some(value),
-                "access_token_ttl" => self.access_token_ttl = Some(int(&value)?),
-                "refresh_token_ttl" => self.refresh_token_ttl = Some(int(&value)?),
-                "id_token_ttl" => self.id_token_ttl = Some(int(&value)?),
-                "code_ttl" => self.code_ttl = Some(int(&value)?),
-                "session_ttl" => self.session_ttl = Some(int(&value)?),
-                "admin_idle_timeout" => self.admin_idle_timeout = Some(int(&value)?),
-                "max_concurrent_password_hashes" => self.max_concurrent_password_hashes = Some(int(&value)?),
-                "audit_retention_days" => self.audit_retention_days = Some(int(&value)?),
-                // A list in the environment: comma-separated.
-                "trusted_proxies" => self.trusted_proxies = Some(comma_list(&value)),
-                "admin_hosts" => self.admin_hosts = Some(comma_list(&value)),
-                "client_ip_header" => self.client_ip_header = Some(value),
-                "rate_limit_login" => self.rate_limit_login = Some(value),
-                "rate_limit_admin_login" => self.rate_limit_admin_login = Some(value),
-                "rate_limit_token_ip" => self.rate_limit_token_ip = Some(value),
-                "rate_limit_token_client" => self.rate_limit_token_client = Some(value),
-                "rate_limit_revoke" => self.rate_limit_revoke = Some(value),
-                "rate_limit_introspect" => self.rate_limit_introspect = Some(value),
-                "rate_limit_account" => self.rate_limit_account = Some(value),
-                "lockout_threshold" => self.lockout_threshold = Some(int(&value)?),
-                "lockout_base_delay" => self.lockout_base_delay = Some(int(&value)?),
-                "lockout_max_delay" => self.lockout_max_delay = Some(int(&value)?),
-                "lockout_account_threshold" => self.lockout_account_threshold = Some(int(&value)?),
-                "lockout_account_max_delay" => self.lockout_account_max_delay = Some(int(&value)?),
-                "audit_queue_size" => self.audit_queue_size = Some(int(&value)?),
-                "tls_cert_file" => self.tls_cert_file = Some(value),
-                "tls_key_file" => self.tls_key_file = Some(value),
-                "webhook_max_attempts" => self.webhook_max_attempts = Some(int(&value)?),
-                "webhook_retry_base" => self.webhook_retry_base = Some(int(&value)?),
-                "header_read_timeout" => self.header_read_timeout = Some(int(&value)?),
-                "request_timeout" => self.request_timeout = Some(int(&value)?),
-                "insecure_allow_http_webhooks" => {
-                    self.insecure_allow_http_webhooks = Some(match value.trim() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        other => {
-                            return Err(cfg_err(&key, origins, format!("{other:?}: expected true or false")));
-                        }
-                    })
-                }
-                _ => {}
-            }
-        }
-        if self.database_url.is_none()
-            && let Some(url) = database_url_fallback
-        {
-            origins.insert("database_url".into(), "DATABASE_URL".into());
-            self.database_url = Some(url);
-        }
-        Ok(())
-    }
-
     /// Validates and fills defaults.
     pub fn validate(self, origins: &Origins) -> Result<Settings, ConfigError> {
         let issuer = self.issuer.unwrap_or_else(|| "http://localhost:9090".into());
@@ -371,6 +314,31 @@ impl RawConfig {
                 "must not have a path (Portcullis serves at the root)",
             ));
         }
+        // Credentials in the issuer would be published in discovery and in every token.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(cfg_err("issuer", origins, "must not contain a user name or password"));
+        }
+        // Clients compare the issuer exactly (OIDC Discovery §4.3), and the server decides
+        // on Secure cookies and HSTS from its `https://` prefix: an upper-case scheme or
+        // host would turn both off. With no path, query or fragment, that is the whole
+        // URL.
+        if issuer.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(cfg_err(
+                "issuer",
+                origins,
+                format!(
+                    "must be in lower case, as clients compare it exactly: {:?}",
+                    issuer.to_ascii_lowercase()
+                ),
+            ));
+        }
+        if url.scheme() == "http" && self.tls_cert_file.is_some() {
+            return Err(cfg_err(
+                "issuer",
+                origins,
+                "must be https:// when Portcullis terminates TLS itself (tls_cert_file is set)",
+            ));
+        }
         let addr = |key: &str, v: Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
             let v = v.unwrap_or_else(|| default.to_owned());
             v.parse()
@@ -378,6 +346,15 @@ impl RawConfig {
         };
         let public_addr = addr("public_addr", self.public_addr, "0.0.0.0:9090")?;
         let admin_addr = addr("admin_addr", self.admin_addr, "127.0.0.1:9091")?;
+        if listeners_collide(public_addr, admin_addr) {
+            return Err(cfg_err(
+                "admin_addr",
+                origins,
+                format!(
+                    "{admin_addr} takes the port of public_addr {public_addr}; the admin surface needs a listener of its own"
+                ),
+            ));
+        }
         let data_dir = PathBuf::from(self.data_dir.unwrap_or_else(|| "./data".into()));
         let database_url = match self.database_url {
             Some(u) => {
@@ -541,6 +518,17 @@ impl RawConfig {
     }
 }
 
+/// Whether the two listeners would ask for the same port: the same address, or the same
+/// port with either one on all addresses of that family. Checked before binding, where
+/// the second listener would fail with a bare "Address already in use". Port 0 picks a
+/// free port each time, so it never collides.
+pub(crate) fn listeners_collide(public: SocketAddr, admin: SocketAddr) -> bool {
+    public.port() == admin.port()
+        && public.port() != 0
+        && public.is_ipv4() == admin.is_ipv4()
+        && (public.ip() == admin.ip() || public.ip().is_unspecified() || admin.ip().is_unspecified())
+}
+
 /// A list setting in the environment: comma-separated, blanks dropped.
 fn comma_list(value: &str) -> Vec<String> {
     value
@@ -674,7 +662,8 @@ fn defense(d: &mut DefenseSettings, raw: &DefenseRaw<'_>, origins: &Origins) -> 
 impl Settings {
     /// Loads configuration the way `portcullis` does: file, then environment.
     pub fn load(config: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(config, std::env::vars())
+        // `vars_os`: `std::env::vars` panics on a variable that is not UTF-8, anyone's.
+        Self::load_from(config, utf8_vars(std::env::vars_os())?)
     }
 
     pub fn load_from(
@@ -705,225 +694,5 @@ impl Settings {
 
     pub fn is_postgres(&self) -> bool {
         !self.database_url.starts_with("sqlite:")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        Settings::load_from(None, vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
-    }
-
-    #[test]
-    fn defaults_work_with_nothing_set() {
-        let s = load(&[]).unwrap();
-        assert_eq!(s.core.issuer, "http://localhost:9090");
-        assert_eq!(s.public_addr.to_string(), "0.0.0.0:9090");
-        assert_eq!(s.admin_addr.to_string(), "127.0.0.1:9091");
-        assert!(s.database_url.starts_with("sqlite://./data/portcullis.db"));
-        assert_eq!(s.kek, KekSource::Generated(PathBuf::from("./data/kek")));
-    }
-
-    #[test]
-    fn errors_name_the_setting_and_its_source() {
-        let e = load(&[("PORTCULLIS_ISSUER", "https://id.example/?x=1")]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "configuration: issuer (from PORTCULLIS_ISSUER): must not contain a query or fragment"
-        );
-        let e = load(&[("PORTCULLIS_ISSUER", "not a url")]).unwrap_err();
-        assert_eq!(e.setting, "issuer");
-        let e = load(&[("PORTCULLIS_ISSUER", "https://id.example/#frag")]).unwrap_err();
-        assert_eq!(e.setting, "issuer");
-        let e = load(&[("PORTCULLIS_PUBLIC_ADDR", "nowhere")]).unwrap_err();
-        assert_eq!(e.setting, "public_addr");
-        let e = load(&[("PORTCULLIS_ISUER", "https://id.example")]).unwrap_err();
-        assert_eq!(e.setting, "PORTCULLIS_ISUER");
-        let e = load(&[("PORTCULLIS_DATABASE_URL", "mysql://x")]).unwrap_err();
-        assert_eq!(e.setting, "database_url");
-        let e = load(&[("PORTCULLIS_DATABASE_URL", "postgres://localhost/x")]).unwrap_err();
-        assert_eq!(e.setting, "kek");
-        let e = load(&[("PORTCULLIS_KEK_FILE", "/nonexistent/kek")]).unwrap_err();
-        assert_eq!(e.setting, "kek_file");
-        let e = load(&[("PORTCULLIS_KEK", "tooshort")]).unwrap_err();
-        assert_eq!(e.setting, "kek");
-        let e = load(&[("PORTCULLIS_ACCESS_TOKEN_TTL", "ten")]).unwrap_err();
-        assert_eq!(e.setting, "access_token_ttl");
-        let e = load(&[("PORTCULLIS_ACCESS_TOKEN_TTL", "5")]).unwrap_err();
-        assert_eq!(e.setting, "access_token_ttl");
-        let e = load(&[("PORTCULLIS_LOG_FORMAT", "xml")]).unwrap_err();
-        assert_eq!(e.setting, "log_format");
-        let e = load(&[("PORTCULLIS_SIGNING_ALG", "HS256")]).unwrap_err();
-        assert_eq!(e.setting, "signing_alg");
-        for key in ["PORTCULLIS_HEADER_READ_TIMEOUT", "PORTCULLIS_REQUEST_TIMEOUT"] {
-            let e = load(&[(key, "0")]).unwrap_err();
-            assert_eq!(e.setting, key.trim_start_matches("PORTCULLIS_").to_ascii_lowercase());
-        }
-    }
-
-    #[test]
-    fn request_timeouts() {
-        let s = load(&[]).unwrap();
-        assert_eq!(s.timeouts.header_read, std::time::Duration::from_secs(20));
-        assert_eq!(s.timeouts.request, std::time::Duration::from_secs(60));
-        let s = load(&[
-            ("PORTCULLIS_HEADER_READ_TIMEOUT", "5"),
-            ("PORTCULLIS_REQUEST_TIMEOUT", "120"),
-        ])
-        .unwrap();
-        assert_eq!(s.timeouts.header_read, std::time::Duration::from_secs(5));
-        assert_eq!(s.timeouts.request, std::time::Duration::from_secs(120));
-    }
-
-    #[test]
-    fn file_errors() {
-        let dir = std::env::temp_dir().join(format!("portcullis-cfg-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let missing = dir.join("missing.toml");
-        let e = Settings::load_from(Some(&missing), Vec::new()).unwrap_err();
-        assert_eq!(e.setting, "--config");
-        let unknown = dir.join("unknown.toml");
-        std::fs::write(&unknown, "isuer = \"https://x.example\"\n").unwrap();
-        let e = Settings::load_from(Some(&unknown), Vec::new()).unwrap_err();
-        assert!(e.to_string().contains("unknown field `isuer`"), "{e}");
-        let good = dir.join("good.toml");
-        std::fs::write(&good, "issuer = \"https://id.example\"\naccess_token_ttl = 300\n").unwrap();
-        let s = Settings::load_from(Some(&good), vec![("PORTCULLIS_ACCESS_TOKEN_TTL".into(), "120".into())]).unwrap();
-        assert_eq!(s.core.issuer, "https://id.example");
-        assert_eq!(s.core.access_token_ttl, time::Duration::seconds(120));
-        let bad = dir.join("bad.toml");
-        std::fs::write(&bad, "issuer = \"https://id.example/?q\"\n").unwrap();
-        let e = Settings::load_from(Some(&bad), Vec::new()).unwrap_err();
-        assert!(e.to_string().contains("issuer (from "), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn audit_retention_days() {
-        assert_eq!(load(&[]).unwrap().core.audit_retention_days, 90);
-        let s = load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "30")]).unwrap();
-        assert_eq!(s.core.audit_retention_days, 30);
-        assert_eq!(
-            load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "0")])
-                .unwrap()
-                .core
-                .audit_retention_days,
-            0
-        );
-        let e = load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "-1")]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "configuration: audit_retention_days (from PORTCULLIS_AUDIT_RETENTION_DAYS): -1 is out of range \
-             0..=36500 days (0 keeps audit events forever)"
-        );
-        let e = load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "ninety")]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "configuration: audit_retention_days (from PORTCULLIS_AUDIT_RETENTION_DAYS): \"ninety\" is not a \
-             whole number of days"
-        );
-
-        let dir = std::env::temp_dir().join(format!("portcullis-cfg-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("retention.toml");
-        std::fs::write(&file, "audit_retention_days = 365\n").unwrap();
-        let s = Settings::load_from(Some(&file), Vec::new()).unwrap();
-        assert_eq!(s.core.audit_retention_days, 365);
-        // The environment wins over the file.
-        let s = Settings::load_from(
-            Some(&file),
-            vec![("PORTCULLIS_AUDIT_RETENTION_DAYS".into(), "7".into())],
-        )
-        .unwrap();
-        assert_eq!(s.core.audit_retention_days, 7);
-        let negative = dir.join("negative.toml");
-        std::fs::write(&negative, "audit_retention_days = -30\n").unwrap();
-        let e = Settings::load_from(Some(&negative), Vec::new()).unwrap_err();
-        assert_eq!(e.setting, "audit_retention_days");
-        assert_eq!(e.source_note, format!(" (from {})", negative.display()));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn lockout_caps_left_at_their_defaults_follow_a_longer_first_wait() {
-        let d = load(&[("PORTCULLIS_LOCKOUT_BASE_DELAY", "600")]).unwrap().core.defense;
-        assert_eq!(d.lockout.base_delay, time::Duration::seconds(600));
-        assert_eq!(d.lockout.max_delay, time::Duration::seconds(900));
-        assert_eq!(d.lockout.account_max_delay, time::Duration::seconds(600));
-        for (var, setting) in [
-            ("PORTCULLIS_LOCKOUT_MAX_DELAY", "lockout_max_delay"),
-            ("PORTCULLIS_LOCKOUT_ACCOUNT_MAX_DELAY", "lockout_account_max_delay"),
-        ] {
-            let e = load(&[("PORTCULLIS_LOCKOUT_BASE_DELAY", "600"), (var, "300")]).unwrap_err();
-            assert_eq!(e.setting, setting, "{e}");
-        }
-    }
-
-    #[test]
-    fn defense_settings() {
-        let s = load(&[]).unwrap();
-        assert!(s.core.defense.trusted_proxies.networks.is_empty());
-        assert_eq!(s.core.defense.audit_queue_size, 4096);
-        assert!(s.tls.is_none());
-        let s = load(&[
-            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
-            ("PORTCULLIS_CLIENT_IP_HEADER", "forwarded"),
-            ("PORTCULLIS_RATE_LIMIT_LOGIN", "5/min"),
-            ("PORTCULLIS_RATE_LIMIT_INTROSPECT", "off"),
-            ("PORTCULLIS_LOCKOUT_THRESHOLD", "3"),
-            ("PORTCULLIS_LOCKOUT_MAX_DELAY", "60"),
-            ("PORTCULLIS_LOCKOUT_ACCOUNT_THRESHOLD", "50"),
-            ("PORTCULLIS_LOCKOUT_ACCOUNT_MAX_DELAY", "120"),
-            ("PORTCULLIS_AUDIT_QUEUE_SIZE", "10"),
-            ("PORTCULLIS_WEBHOOK_MAX_ATTEMPTS", "3"),
-            ("PORTCULLIS_INSECURE_ALLOW_HTTP_WEBHOOKS", "true"),
-            ("PORTCULLIS_ADMIN_HOSTS", "Admin.Example.com, ops.example.org."),
-            ("PORTCULLIS_ADMIN_IDLE_TIMEOUT", "600"),
-        ])
-        .unwrap();
-        assert_eq!(s.core.admin_idle_timeout, time::Duration::minutes(10));
-        let d = &s.core.defense;
-        assert_eq!(d.admin_hosts, ["admin.example.com", "ops.example.org"]);
-        assert_eq!(d.trusted_proxies.networks.len(), 2);
-        assert_eq!(d.trusted_proxies.header, ForwardedHeader::Forwarded);
-        assert_eq!(d.rate_limits.get(Bucket::LoginIp).unwrap().to_string(), "5/min");
-        assert_eq!(d.rate_limits.get(Bucket::IntrospectIp), None);
-        assert_eq!(d.lockout.threshold, 3);
-        assert_eq!(d.lockout.max_delay, time::Duration::seconds(60));
-        assert_eq!(d.lockout.account_threshold, 50);
-        assert_eq!(d.lockout.account_max_delay, time::Duration::seconds(120));
-        assert_eq!(d.audit_queue_size, 10);
-        assert_eq!(d.webhooks.max_attempts, 3);
-        assert!(d.webhooks.insecure_allow_http);
-        for (var, value, setting) in [
-            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/33", "trusted_proxies"),
-            ("PORTCULLIS_CLIENT_IP_HEADER", "x-real-ip", "client_ip_header"),
-            ("PORTCULLIS_RATE_LIMIT_TOKEN_CLIENT", "0/min", "rate_limit_token_client"),
-            ("PORTCULLIS_LOCKOUT_THRESHOLD", "0", "lockout_threshold"),
-            ("PORTCULLIS_LOCKOUT_ACCOUNT_THRESHOLD", "0", "lockout_account_threshold"),
-            ("PORTCULLIS_LOCKOUT_BASE_DELAY", "0", "lockout_base_delay"),
-            ("PORTCULLIS_AUDIT_QUEUE_SIZE", "0", "audit_queue_size"),
-            ("PORTCULLIS_ADMIN_HOSTS", "admin.example.com:443", "admin_hosts"),
-            ("PORTCULLIS_ADMIN_HOSTS", "https://admin.example.com", "admin_hosts"),
-            ("PORTCULLIS_ADMIN_IDLE_TIMEOUT", "59", "admin_idle_timeout"),
-            (
-                "PORTCULLIS_INSECURE_ALLOW_HTTP_WEBHOOKS",
-                "maybe",
-                "insecure_allow_http_webhooks",
-            ),
-        ] {
-            let e = load(&[(var, value)]).unwrap_err();
-            assert_eq!(e.setting, setting, "{e}");
-        }
-        let e = load(&[("PORTCULLIS_TLS_CERT_FILE", "/nonexistent/cert.pem")]).unwrap_err();
-        assert_eq!(e.setting, "tls_key_file");
-        let e = load(&[
-            ("PORTCULLIS_TLS_CERT_FILE", "/nonexistent/cert.pem"),
-            ("PORTCULLIS_TLS_KEY_FILE", "/nonexistent/key.pem"),
-        ])
-        .unwrap_err();
-        assert_eq!(e.setting, "tls_cert_file");
     }
 }

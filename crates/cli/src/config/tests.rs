@@ -1,0 +1,441 @@
+//! Loading and validation: every setting from the file and the environment, and the
+//! errors that name what is wrong.
+
+use super::*;
+
+fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    Settings::load_from(None, vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+}
+
+#[test]
+fn defaults_work_with_nothing_set() {
+    let s = load(&[]).unwrap();
+    assert_eq!(s.core.issuer, "http://localhost:9090");
+    assert_eq!(s.public_addr.to_string(), "0.0.0.0:9090");
+    assert_eq!(s.admin_addr.to_string(), "127.0.0.1:9091");
+    assert!(s.database_url.starts_with("sqlite://./data/portcullis.db"));
+    assert_eq!(s.kek, KekSource::Generated(PathBuf::from("./data/kek")));
+}
+
+#[test]
+fn errors_name_the_setting_and_its_source() {
+    let e = load(&[("PORTCULLIS_ISSUER", "https://id.example/?x=1")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "configuration: issuer (from PORTCULLIS_ISSUER): must not contain a query or fragment"
+    );
+    let e = load(&[("PORTCULLIS_ISSUER", "not a url")]).unwrap_err();
+    assert_eq!(e.setting, "issuer");
+    let e = load(&[("PORTCULLIS_ISSUER", "https://id.example/#frag")]).unwrap_err();
+    assert_eq!(e.setting, "issuer");
+    let e = load(&[("PORTCULLIS_PUBLIC_ADDR", "nowhere")]).unwrap_err();
+    assert_eq!(e.setting, "public_addr");
+    let e = load(&[("PORTCULLIS_ISUER", "https://id.example")]).unwrap_err();
+    assert_eq!(e.setting, "PORTCULLIS_ISUER");
+    let e = load(&[("PORTCULLIS_DATABASE_URL", "mysql://x")]).unwrap_err();
+    assert_eq!(e.setting, "database_url");
+    let e = load(&[("PORTCULLIS_DATABASE_URL", "postgres://localhost/x")]).unwrap_err();
+    assert_eq!(e.setting, "kek");
+    let e = load(&[("PORTCULLIS_KEK_FILE", "/nonexistent/kek")]).unwrap_err();
+    assert_eq!(e.setting, "kek_file");
+    let e = load(&[("PORTCULLIS_KEK", "tooshort")]).unwrap_err();
+    assert_eq!(e.setting, "kek");
+    let e = load(&[("PORTCULLIS_ACCESS_TOKEN_TTL", "ten")]).unwrap_err();
+    assert_eq!(e.setting, "access_token_ttl");
+    let e = load(&[("PORTCULLIS_ACCESS_TOKEN_TTL", "5")]).unwrap_err();
+    assert_eq!(e.setting, "access_token_ttl");
+    let e = load(&[("PORTCULLIS_LOG_FORMAT", "xml")]).unwrap_err();
+    assert_eq!(e.setting, "log_format");
+    let e = load(&[("PORTCULLIS_SIGNING_ALG", "HS256")]).unwrap_err();
+    assert_eq!(e.setting, "signing_alg");
+    for key in ["PORTCULLIS_HEADER_READ_TIMEOUT", "PORTCULLIS_REQUEST_TIMEOUT"] {
+        let e = load(&[(key, "0")]).unwrap_err();
+        assert_eq!(e.setting, key.trim_start_matches("PORTCULLIS_").to_ascii_lowercase());
+    }
+}
+
+#[test]
+fn request_timeouts() {
+    let s = load(&[]).unwrap();
+    assert_eq!(s.timeouts.header_read, std::time::Duration::from_secs(20));
+    assert_eq!(s.timeouts.request, std::time::Duration::from_secs(60));
+    let s = load(&[
+        ("PORTCULLIS_HEADER_READ_TIMEOUT", "5"),
+        ("PORTCULLIS_REQUEST_TIMEOUT", "120"),
+    ])
+    .unwrap();
+    assert_eq!(s.timeouts.header_read, std::time::Duration::from_secs(5));
+    assert_eq!(s.timeouts.request, std::time::Duration::from_secs(120));
+}
+
+#[test]
+fn file_errors() {
+    let dir = std::env::temp_dir().join(format!("portcullis-cfg-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.toml");
+    let e = Settings::load_from(Some(&missing), Vec::new()).unwrap_err();
+    assert_eq!(e.setting, "--config");
+    let unknown = dir.join("unknown.toml");
+    std::fs::write(&unknown, "isuer = \"https://x.example\"\n").unwrap();
+    let e = Settings::load_from(Some(&unknown), Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("unknown field `isuer`"), "{e}");
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "issuer = \"https://id.example\"\naccess_token_ttl = 300\n").unwrap();
+    let s = Settings::load_from(Some(&good), vec![("PORTCULLIS_ACCESS_TOKEN_TTL".into(), "120".into())]).unwrap();
+    assert_eq!(s.core.issuer, "https://id.example");
+    assert_eq!(s.core.access_token_ttl, time::Duration::seconds(120));
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "issuer = \"https://id.example/?q\"\n").unwrap();
+    let e = Settings::load_from(Some(&bad), Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("issuer (from "), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn audit_retention_days() {
+    assert_eq!(load(&[]).unwrap().core.audit_retention_days, 90);
+    let s = load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "30")]).unwrap();
+    assert_eq!(s.core.audit_retention_days, 30);
+    assert_eq!(
+        load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "0")])
+            .unwrap()
+            .core
+            .audit_retention_days,
+        0
+    );
+    let e = load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "-1")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "configuration: audit_retention_days (from PORTCULLIS_AUDIT_RETENTION_DAYS): -1 is out of range \
+         0..=36500 days (0 keeps audit events forever)"
+    );
+    let e = load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "ninety")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "configuration: audit_retention_days (from PORTCULLIS_AUDIT_RETENTION_DAYS): \"ninety\" is not a \
+         whole number of days"
+    );
+
+    let dir = std::env::temp_dir().join(format!("portcullis-cfg-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("retention.toml");
+    std::fs::write(&file, "audit_retention_days = 365\n").unwrap();
+    let s = Settings::load_from(Some(&file), Vec::new()).unwrap();
+    assert_eq!(s.core.audit_retention_days, 365);
+    // The environment wins over the file.
+    let s = Settings::load_from(
+        Some(&file),
+        vec![("PORTCULLIS_AUDIT_RETENTION_DAYS".into(), "7".into())],
+    )
+    .unwrap();
+    assert_eq!(s.core.audit_retention_days, 7);
+    let negative = dir.join("negative.toml");
+    std::fs::write(&negative, "audit_retention_days = -30\n").unwrap();
+    let e = Settings::load_from(Some(&negative), Vec::new()).unwrap_err();
+    assert_eq!(e.setting, "audit_retention_days");
+    assert_eq!(e.source_note, format!(" (from {})", negative.display()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn lockout_caps_left_at_their_defaults_follow_a_longer_first_wait() {
+    let d = load(&[("PORTCULLIS_LOCKOUT_BASE_DELAY", "600")]).unwrap().core.defense;
+    assert_eq!(d.lockout.base_delay, time::Duration::seconds(600));
+    assert_eq!(d.lockout.max_delay, time::Duration::seconds(900));
+    assert_eq!(d.lockout.account_max_delay, time::Duration::seconds(600));
+    for (var, setting) in [
+        ("PORTCULLIS_LOCKOUT_MAX_DELAY", "lockout_max_delay"),
+        ("PORTCULLIS_LOCKOUT_ACCOUNT_MAX_DELAY", "lockout_account_max_delay"),
+    ] {
+        let e = load(&[("PORTCULLIS_LOCKOUT_BASE_DELAY", "600"), (var, "300")]).unwrap_err();
+        assert_eq!(e.setting, setting, "{e}");
+    }
+}
+
+#[test]
+fn defense_settings() {
+    let s = load(&[]).unwrap();
+    assert!(s.core.defense.trusted_proxies.networks.is_empty());
+    assert_eq!(s.core.defense.audit_queue_size, 4096);
+    assert!(s.tls.is_none());
+    let s = load(&[
+        ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+        ("PORTCULLIS_CLIENT_IP_HEADER", "forwarded"),
+        ("PORTCULLIS_RATE_LIMIT_LOGIN", "5/min"),
+        ("PORTCULLIS_RATE_LIMIT_INTROSPECT", "off"),
+        ("PORTCULLIS_LOCKOUT_THRESHOLD", "3"),
+        ("PORTCULLIS_LOCKOUT_MAX_DELAY", "60"),
+        ("PORTCULLIS_LOCKOUT_ACCOUNT_THRESHOLD", "50"),
+        ("PORTCULLIS_LOCKOUT_ACCOUNT_MAX_DELAY", "120"),
+        ("PORTCULLIS_AUDIT_QUEUE_SIZE", "10"),
+        ("PORTCULLIS_WEBHOOK_MAX_ATTEMPTS", "3"),
+        ("PORTCULLIS_INSECURE_ALLOW_HTTP_WEBHOOKS", "true"),
+        ("PORTCULLIS_ADMIN_HOSTS", "Admin.Example.com, ops.example.org."),
+        ("PORTCULLIS_ADMIN_IDLE_TIMEOUT", "600"),
+    ])
+    .unwrap();
+    assert_eq!(s.core.admin_idle_timeout, time::Duration::minutes(10));
+    let d = &s.core.defense;
+    assert_eq!(d.admin_hosts, ["admin.example.com", "ops.example.org"]);
+    assert_eq!(d.trusted_proxies.networks.len(), 2);
+    assert_eq!(d.trusted_proxies.header, ForwardedHeader::Forwarded);
+    assert_eq!(d.rate_limits.get(Bucket::LoginIp).unwrap().to_string(), "5/min");
+    assert_eq!(d.rate_limits.get(Bucket::IntrospectIp), None);
+    assert_eq!(d.lockout.threshold, 3);
+    assert_eq!(d.lockout.max_delay, time::Duration::seconds(60));
+    assert_eq!(d.lockout.account_threshold, 50);
+    assert_eq!(d.lockout.account_max_delay, time::Duration::seconds(120));
+    assert_eq!(d.audit_queue_size, 10);
+    assert_eq!(d.webhooks.max_attempts, 3);
+    assert!(d.webhooks.insecure_allow_http);
+    for (var, value, setting) in [
+        ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/33", "trusted_proxies"),
+        ("PORTCULLIS_CLIENT_IP_HEADER", "x-real-ip", "client_ip_header"),
+        ("PORTCULLIS_RATE_LIMIT_TOKEN_CLIENT", "0/min", "rate_limit_token_client"),
+        ("PORTCULLIS_LOCKOUT_THRESHOLD", "0", "lockout_threshold"),
+        ("PORTCULLIS_LOCKOUT_ACCOUNT_THRESHOLD", "0", "lockout_account_threshold"),
+        ("PORTCULLIS_LOCKOUT_BASE_DELAY", "0", "lockout_base_delay"),
+        ("PORTCULLIS_AUDIT_QUEUE_SIZE", "0", "audit_queue_size"),
+        ("PORTCULLIS_ADMIN_HOSTS", "admin.example.com:443", "admin_hosts"),
+        ("PORTCULLIS_ADMIN_HOSTS", "https://admin.example.com", "admin_hosts"),
+        ("PORTCULLIS_ADMIN_IDLE_TIMEOUT", "59", "admin_idle_timeout"),
+        (
+            "PORTCULLIS_INSECURE_ALLOW_HTTP_WEBHOOKS",
+            "maybe",
+            "insecure_allow_http_webhooks",
+        ),
+    ] {
+        let e = load(&[(var, value)]).unwrap_err();
+        assert_eq!(e.setting, setting, "{e}");
+    }
+    let e = load(&[
+        ("PORTCULLIS_ISSUER", "https://id.example"),
+        ("PORTCULLIS_TLS_CERT_FILE", "/nonexistent/cert.pem"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.setting, "tls_key_file");
+    let e = load(&[
+        ("PORTCULLIS_ISSUER", "https://id.example"),
+        ("PORTCULLIS_TLS_CERT_FILE", "/nonexistent/cert.pem"),
+        ("PORTCULLIS_TLS_KEY_FILE", "/nonexistent/key.pem"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.setting, "tls_cert_file");
+}
+
+#[test]
+fn orchestrator_service_variables_are_ignored_but_typos_are_not() {
+    // What Kubernetes puts into every pod of the namespace for a Service `portcullis`
+    // with ports named `http` and `admin-api`, and Docker for a link of that name.
+    let s = load(&[
+        ("PORTCULLIS_SERVICE_HOST", "10.96.0.12"),
+        ("PORTCULLIS_SERVICE_PORT", "9090"),
+        ("PORTCULLIS_SERVICE_PORT_HTTP", "9090"),
+        ("PORTCULLIS_SERVICE_PORT_ADMIN_API", "9091"),
+        ("PORTCULLIS_PORT", "tcp://10.96.0.12:9090"),
+        ("PORTCULLIS_PORT_9090_TCP", "tcp://10.96.0.12:9090"),
+        ("PORTCULLIS_PORT_9090_TCP_ADDR", "10.96.0.12"),
+        ("PORTCULLIS_PORT_9090_TCP_PORT", "9090"),
+        ("PORTCULLIS_PORT_9090_TCP_PROTO", "tcp"),
+        ("PORTCULLIS_PORT_53_UDP", "udp://10.96.0.12:53"),
+        ("PORTCULLIS_PORT_9091_SCTP_ADDR", "10.96.0.12"),
+        ("PORTCULLIS_ACCESS_TOKEN_TTL", "120"),
+    ])
+    .unwrap();
+    assert_eq!(s.core.access_token_ttl, time::Duration::seconds(120));
+    for name in [
+        "PORTCULLIS_PORTS",
+        "PORTCULLIS_PORT_",
+        "PORTCULLIS_PORT_9090",
+        "PORTCULLIS_PORT_HTTP_TCP",
+        "PORTCULLIS_PORT_9090_HTTP",
+        "PORTCULLIS_PORT_9090_TCP_HOST",
+        "PORTCULLIS_PORT_9090_TCP_ADDR_X",
+        "PORTCULLIS_PORT_123456_TCP",
+        "PORTCULLIS_SERVICE_HOSTNAME",
+        "PORTCULLIS_SERVICE_PORT_",
+        "PORTCULLIS_SERVICE_PORT_http",
+        "PORTCULLIS_SERVICE",
+        "PORTCULLIS_PUBLIC_PORT",
+    ] {
+        let e = load(&[(name, "9090")]).unwrap_err();
+        assert_eq!(e.setting, name, "{e}");
+        assert!(e.message.starts_with("unknown setting"), "{e}");
+    }
+    // A future setting named like a service link would be ignored from the environment.
+    for key in ENV_KEYS {
+        assert!(!is_service_link(&key.to_ascii_uppercase()), "{key}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn utf8_vars_skips_foreign_non_utf8_and_names_our_own() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let os = |b: &[u8]| OsString::from_vec(b.to_vec());
+    let vars = utf8_vars([
+        (os(b"LANG"), os(b"C.UTF-8")),
+        (os(b"LEGACY\xff"), os(b"x")),
+        (os(b"LEGACY"), os(b"caf\xe9")),
+        (os(b"PORTCULLIS_LOG_LEVEL"), os(b"debug")),
+    ])
+    .unwrap();
+    assert_eq!(
+        vars,
+        [
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+            ("PORTCULLIS_LOG_LEVEL".to_owned(), "debug".to_owned())
+        ]
+    );
+    let e = utf8_vars([(os(b"PORTCULLIS_KEK"), os(b"\xff\xfe"))]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "configuration: PORTCULLIS_KEK: the value is not valid UTF-8"
+    );
+    let e = utf8_vars([(os(b"DATABASE_URL"), os(b"postgres://\xff"))]).unwrap_err();
+    assert_eq!(e.setting, "DATABASE_URL");
+    let e = utf8_vars([(os(b"PORTCULLIS_ISSU\xc9R"), os(b"https://id.example"))]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "configuration: PORTCULLIS_ISSU\u{fffd}R: the variable's name is not valid UTF-8"
+    );
+}
+
+/// Runs `Settings::load` on the real process environment, in a child process (this test
+/// binary again) whose environment holds one non-UTF-8 variable: changing this process's
+/// environment would need `unsafe` and race with the other tests.
+#[cfg(unix)]
+#[test]
+fn load_survives_a_non_utf8_environment() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    const CHILD: &str = "PORTCULLIS_TEST_CHILD_LOAD";
+    if std::env::var_os(CHILD).is_some() {
+        match Settings::load(None) {
+            Ok(_) => println!("child: loaded"),
+            Err(e) => println!("child: {e}"),
+        }
+        return;
+    }
+    let dir = std::env::temp_dir();
+    let run = |name: &[u8], value: &[u8]| -> String {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "config::tests::load_survives_a_non_utf8_environment",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env_clear()
+            .env(CHILD, "1")
+            .env(OsString::from_vec(name.to_vec()), OsString::from_vec(value.to_vec()))
+            // No `portcullis.toml` is read from there.
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let out = run(b"LEGACY_TOOL", b"caf\xe9");
+    assert!(out.contains("child: loaded"), "{out}");
+    let out = run(b"LEGACY_\xff", b"x");
+    assert!(out.contains("child: loaded"), "{out}");
+    let out = run(b"PORTCULLIS_KEK", b"\xff");
+    assert!(
+        out.contains("child: configuration: PORTCULLIS_KEK: the value is not valid UTF-8"),
+        "{out}"
+    );
+}
+
+#[test]
+fn toml_errors_name_the_key_and_where_it_is() {
+    let dir = std::env::temp_dir().join(format!("portcullis-cfg-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("types.toml");
+    let path = file.display();
+    std::fs::write(&file, "issuer = \"https://id.example\"\naccess_token_ttl = \"600\"\n").unwrap();
+    let e = Settings::load_from(Some(&file), Vec::new()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "configuration: access_token_ttl (from {path}, line 2, column 20): invalid type: string \"600\", \
+             expected i64"
+        )
+    );
+    std::fs::write(&file, "trusted_proxies = [\n  \"10.0.0.1\",\n  7,\n]\n").unwrap();
+    let e = Settings::load_from(Some(&file), Vec::new()).unwrap_err();
+    assert_eq!(e.setting, "trusted_proxies", "{e}");
+    assert!(e.source_note.contains("line 3, column 3"), "{e}");
+    std::fs::write(&file, "insecure_allow_http_webhooks = \"yes\"\n").unwrap();
+    let e = Settings::load_from(Some(&file), Vec::new()).unwrap_err();
+    assert_eq!(e.setting, "insecure_allow_http_webhooks", "{e}");
+    // A syntax error: no key to name, but the line and column.
+    std::fs::write(&file, "issuer = \"https://id.example\"\ncode_ttl = = 60\n").unwrap();
+    let e = Settings::load_from(Some(&file), Vec::new()).unwrap_err();
+    assert_eq!(e.setting, path.to_string(), "{e}");
+    assert!(e.source_note.starts_with(" (line 2, column "), "{e}");
+    assert!(!e.to_string().contains('\n'), "one line: {e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn issuer_is_refused_when_clients_or_cookies_would_see_it_wrong() {
+    let tls = [
+        ("PORTCULLIS_TLS_CERT_FILE", "/nonexistent/cert.pem"),
+        ("PORTCULLIS_TLS_KEY_FILE", "/nonexistent/key.pem"),
+    ];
+    let e = load(&[("PORTCULLIS_ISSUER", "http://id.example"), tls[0], tls[1]]).unwrap_err();
+    assert_eq!(e.setting, "issuer", "{e}");
+    assert!(
+        e.message.contains("https://") && e.message.contains("tls_cert_file"),
+        "{e}"
+    );
+    for issuer in [
+        "HTTPS://ID.EXAMPLE.COM",
+        "Https://id.example.com",
+        "https://Id.Example.com",
+        "https://id.example.com:8443/".to_ascii_uppercase().as_str(),
+    ] {
+        let e = load(&[("PORTCULLIS_ISSUER", issuer)]).unwrap_err();
+        assert_eq!(e.setting, "issuer", "{issuer}: {e}");
+        assert!(e.message.contains("lower case"), "{e}");
+    }
+    for issuer in [
+        "http://user:pw@id.example",
+        "https://user@id.example",
+        "https://:pw@id.example",
+    ] {
+        let e = load(&[("PORTCULLIS_ISSUER", issuer)]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "configuration: issuer (from PORTCULLIS_ISSUER): must not contain a user name or password"
+        );
+    }
+    let s = load(&[("PORTCULLIS_ISSUER", "https://id.example.com:8443")]).unwrap();
+    assert_eq!(s.core.issuer, "https://id.example.com:8443");
+}
+
+#[test]
+fn the_two_listeners_must_not_take_the_same_port() {
+    for (public, admin) in [
+        ("0.0.0.0:9090", "0.0.0.0:9090"),
+        ("127.0.0.1:9091", "127.0.0.1:9091"),
+        ("0.0.0.0:9091", "127.0.0.1:9091"),
+        ("10.0.0.5:9000", "0.0.0.0:9000"),
+        ("[::]:9000", "[::1]:9000"),
+    ] {
+        let e = load(&[("PORTCULLIS_PUBLIC_ADDR", public), ("PORTCULLIS_ADMIN_ADDR", admin)]).unwrap_err();
+        assert_eq!(e.setting, "admin_addr", "{public} {admin}: {e}");
+    }
+    for (public, admin) in [
+        ("0.0.0.0:9090", "127.0.0.1:9091"),
+        ("10.0.0.5:9000", "127.0.0.1:9000"),
+        ("127.0.0.1:0", "127.0.0.1:0"),
+    ] {
+        load(&[("PORTCULLIS_PUBLIC_ADDR", public), ("PORTCULLIS_ADMIN_ADDR", admin)]).unwrap();
+    }
+}

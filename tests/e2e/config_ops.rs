@@ -1,0 +1,77 @@
+//! Operator-facing start-up: a TLS configuration that cannot be loaded stops the server
+//! before anything is written, and the start banner names the right scheme.
+
+use portcullis_cli::Settings;
+use portcullis_cli::app::{listener_url, serve_on, start_core};
+use portcullis_cli::config::TlsFiles;
+use portcullis_tests::{Backend, TEST_KEK, both_backends, fresh_database};
+use tokio::net::TcpListener;
+
+/// Starts a node with `tls` on a fresh database and expects it to fail naming `setting`;
+/// then checks the database is still untouched: no operator was bootstrapped (whose
+/// password would have been printed for a server that never ran).
+async fn refused_before_writing(backend: Backend, tls: TlsFiles, setting: &str) {
+    let (url, guard) = fresh_database(backend).await;
+    let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("https://127.0.0.1:{}", public.local_addr().unwrap().port());
+    let mut settings = Settings::for_test(&issuer, &url, TEST_KEK);
+    settings.tls = Some(tls);
+    let err = match serve_on(&settings, public, admin).await {
+        Ok(running) => {
+            running.stop().await;
+            panic!("started with a bad {setting}");
+        }
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.starts_with(&format!("{setting}:")), "{err}");
+    if let Some(dir) = &guard {
+        assert!(
+            !dir.path().join("portcullis.db").exists(),
+            "the SQLite database was created before TLS was checked"
+        );
+    }
+    settings.tls = None;
+    let core = start_core(&settings).await.unwrap();
+    assert!(
+        core.bootstrap_admin().await.unwrap().is_some(),
+        "an operator was bootstrapped by the start that failed"
+    );
+    core.audit.flush().await;
+    drop(guard);
+}
+
+async fn bad_tls_files_stop_the_start_before_anything_is_written(backend: Backend) {
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-tls-bad").unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let good_cert = dir.path().join("cert.pem");
+    let other_key = dir.path().join("other-key.pem");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&good_cert, cert.pem()).unwrap();
+    std::fs::write(&other_key, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    std::fs::write(&garbage, "not a PEM file\n").unwrap();
+
+    let not_a_certificate = TlsFiles {
+        cert: garbage.clone(),
+        key: other_key.clone(),
+    };
+    refused_before_writing(backend, not_a_certificate, "tls_cert_file").await;
+    let key_of_another_certificate = TlsFiles {
+        cert: good_cert,
+        key: other_key,
+    };
+    refused_before_writing(backend, key_of_another_certificate, "tls_key_file").await;
+}
+
+both_backends!(bad_tls_files_stop_the_start_before_anything_is_written);
+
+#[test]
+fn the_banner_names_the_scheme_the_listener_speaks() {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 9091));
+    assert_eq!(listener_url(addr, true), "https://127.0.0.1:9091");
+    assert_eq!(listener_url(addr, false), "http://127.0.0.1:9091");
+}
