@@ -14,7 +14,7 @@
 //! The cost is latency where PostgreSQL's commit, not the CPU, is the bound: a rotation
 //! may wait for the running batch's commit. On a 2-core AMD EPYC (Zen 3) VM, in paired
 //! runs of `bench/run.sh`: ES256 refresh at 64 connections 2.1–4.2 times the rate, at 16
-//! connections 25% less; RS256 refresh (CPU-bound by its signatures) at 64 connections
+//! connections 10–28% less; RS256 refresh (CPU-bound by its signatures) at 64 connections
 //! +2–12%, at 16 within the noise (`bench/PROFILE.md`, eighth pass).
 
 use std::collections::HashMap;
