@@ -7,9 +7,9 @@
 //!
 //! One batch runs at a time: a rotation that finds none running goes at once, alone;
 //! rotations that arrive while one runs queue, and the next batch takes all of them (up to
-//! `MAX_BATCH`). Each rotation's answer is the one the single-row statement would have
-//! given it. A batch never waits on a row lock (SKIP LOCKED); the rotations it could not
-//! take run one by one beside it.
+//! `MAX_BATCH`). Each rotation's answer is the one it gets by itself (`rotate_one`). A
+//! batch never waits on a row lock (SKIP LOCKED); the rotations it could not take run one
+//! by one beside it.
 //!
 //! The cost is latency where PostgreSQL's commit, not the CPU, is the bound: a rotation
 //! may wait for the running batch's commit. On a 2-core AMD EPYC (Zen 3) VM, in paired
@@ -38,19 +38,46 @@ const IN_FLIGHT: usize = 1;
 /// At most this many rotations in one statement.
 const MAX_BATCH: usize = 64;
 
-/// What both statements return: the grant (`used`), the successor token (`fresh`) and
-/// the grant's user, as `RefreshUserRow` reads them.
-macro_rules! rotated_select {
-    () => {
-        "SELECT used.id, used.client_id, used.user_id, used.scope, used.auth_time, used.sid, used.nonce, \
-                used.created_at, used.expires_at, used.revoked_at, \
-                fresh.token_hash AS rt_token_hash, fresh.grant_id AS rt_grant_id, \
-                fresh.client_id AS rt_client_id, fresh.scope AS rt_scope, \
-                fresh.created_at AS rt_created_at, fresh.expires_at AS rt_expires_at, \
-                fresh.used_at AS rt_used_at, \
-                u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, \
-                u.name AS u_name, u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
-                u.created_at AS u_created_at, u.updated_at AS u_updated_at"
+/// The rotation statement over arrays, `$lock` being how it takes the token rows: the
+/// batch skips rows another transaction holds (`SKIP LOCKED`), a rotation by itself waits
+/// for them. Returns the grant (`used`), the successor token (`fresh`) and the grant's
+/// user, as `RefreshUserRow` reads them.
+macro_rules! rotation_sql {
+    ($lock:literal) => {
+        concat!(
+            "WITH req AS ( \
+                 SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::timestamptz[], $5::timestamptz[]) \
+                     AS r(old_hash, client_id, new_hash, now, expires_at)), \
+             free AS ( \
+                 SELECT rt.token_hash FROM refresh_tokens rt JOIN req ON rt.token_hash = req.old_hash \
+                 WHERE rt.used_at IS NULL FOR UPDATE OF rt ",
+            $lock,
+            "), \
+             used AS ( \
+                 UPDATE refresh_tokens rt SET used_at = req.now FROM free, req, grants g \
+                 WHERE rt.token_hash = free.token_hash AND req.old_hash = free.token_hash \
+                   AND rt.used_at IS NULL AND rt.expires_at > req.now \
+                   AND rt.client_id = req.client_id AND g.id = rt.grant_id \
+                   AND g.revoked_at IS NULL AND g.expires_at > req.now \
+                 RETURNING req.new_hash, req.now AS req_now, req.expires_at AS req_expires_at, \
+                           req.client_id AS req_client_id, \
+                           g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, \
+                           g.created_at, g.expires_at, g.revoked_at), \
+             fresh AS ( \
+                 INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
+                 SELECT new_hash, id, req_client_id, scope, req_now, LEAST(req_expires_at, expires_at), NULL FROM used \
+                 RETURNING token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
+             SELECT used.id, used.client_id, used.user_id, used.scope, used.auth_time, used.sid, used.nonce, \
+                    used.created_at, used.expires_at, used.revoked_at, \
+                    fresh.token_hash AS rt_token_hash, fresh.grant_id AS rt_grant_id, \
+                    fresh.client_id AS rt_client_id, fresh.scope AS rt_scope, \
+                    fresh.created_at AS rt_created_at, fresh.expires_at AS rt_expires_at, \
+                    fresh.used_at AS rt_used_at, \
+                    u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, \
+                    u.name AS u_name, u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
+                    u.created_at AS u_created_at, u.updated_at AS u_updated_at \
+             FROM used JOIN fresh ON fresh.token_hash = used.new_hash JOIN users u ON u.id = used.user_id"
+        )
     };
 }
 
@@ -138,7 +165,8 @@ async fn dispatch(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Job>) {
 }
 
 async fn run(pool: &PgPool, batch: Vec<Job>) {
-    let mut rotated = match rotate_many(pool, &batch).await {
+    let rotations: Vec<&Rotation> = batch.iter().map(|job| &job.rotation).collect();
+    let mut rotated = match rotate(pool, &rotations, Lock::Skip).await {
         Ok(rows) => rows,
         Err(e) => {
             // Nothing of the batch was written (one statement); each rotation gets its own
@@ -152,8 +180,8 @@ async fn run(pool: &PgPool, batch: Vec<Job>) {
             // The caller may have gone (its client disconnected); its token is rotated all
             // the same, as it would be had it run the statement itself.
             Some(row) => drop(job.reply.send(row.into_triple().map(Some))),
-            // Not rotated in the batch: not live, or locked by another transaction. The
-            // single-row statement waits for such a lock and tells which; on a task of its
+            // Not rotated in the batch: not live, or locked by another transaction.
+            // `rotate_one` waits for such a lock and tells which; on a task of its
             // own, so the wait holds up neither this batch's answers nor the next batch.
             None => {
                 let pool = pool.clone();
@@ -166,88 +194,57 @@ async fn run(pool: &PgPool, batch: Vec<Job>) {
     }
 }
 
-/// One rotation by itself: waits for a row lock where `rotate_many` skips the row.
+/// One rotation by itself. Where the batch skips a token row another transaction holds,
+/// this waits for it and then re-checks `used_at IS NULL` against the committed row: of
+/// two concurrent rotations of one token, one rotates and the other gets no row and goes
+/// on to reuse detection.
 async fn rotate_one(pool: &PgPool, r: &Rotation) -> Rotated {
-    // One statement, so one round trip and no explicit transaction. A concurrent rotation
-    // of the same token waits on the row lock in the UPDATE and then re-checks
-    // `used_at IS NULL` against the committed row: one of them rotates, the other gets no
-    // row and goes on to reuse detection.
-    sqlx::query_as::<_, RefreshUserRow>(concat!(
-        "WITH used AS ( \
-             UPDATE refresh_tokens rt SET used_at = $2 FROM grants g \
-             WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > $2 \
-               AND rt.client_id = $3 AND g.id = rt.grant_id \
-               AND g.revoked_at IS NULL AND g.expires_at > $2 \
-             RETURNING g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, \
-                       g.created_at, g.expires_at, g.revoked_at), \
-         fresh AS ( \
-             INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
-             SELECT $4, id, $3, scope, $2, LEAST($5, expires_at), NULL FROM used \
-             RETURNING token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) ",
-        rotated_select!(),
-        " FROM used JOIN fresh ON fresh.grant_id = used.id JOIN users u ON u.id = used.user_id",
-    ))
-    .bind(r.old_hash.as_slice())
-    .bind(r.now)
-    .bind(r.client_id.as_str())
-    .bind(r.new_hash.as_slice())
-    .bind(r.expires_at)
-    .fetch_optional(pool)
-    .await
-    .conflict("refresh token")?
-    .map(RefreshUserRow::into_triple)
-    .transpose()
+    rotate(pool, &[r], Lock::Wait)
+        .await?
+        .remove(r.new_hash.as_slice())
+        .map(RefreshUserRow::into_triple)
+        .transpose()
 }
 
-/// The rotated ones of `batch`, by successor digest, in one statement: each rotation
-/// under the same conditions as `rotate_one`, with its own `now` and expiry. A token row
-/// another transaction holds is skipped, not waited for (SKIP LOCKED): one contested
-/// token does not hold up the batch, and batches cannot deadlock with each other.
-async fn rotate_many(pool: &PgPool, batch: &[Job]) -> StoreResult<HashMap<Vec<u8>, RefreshUserRow>> {
-    let mut old_hashes = Vec::with_capacity(batch.len());
-    let mut client_ids = Vec::with_capacity(batch.len());
-    let mut new_hashes = Vec::with_capacity(batch.len());
-    let mut nows = Vec::with_capacity(batch.len());
-    let mut expiries = Vec::with_capacity(batch.len());
-    for Job { rotation: r, .. } in batch {
+/// How `rotate` takes the token rows.
+#[derive(Clone, Copy)]
+enum Lock {
+    /// Skips a row another transaction holds (SKIP LOCKED): one contested token does not
+    /// hold up a batch, and batches cannot deadlock with each other.
+    Skip,
+    /// Waits for it.
+    Wait,
+}
+
+/// The rotated ones of `rotations`, by successor digest, in one statement, so one round
+/// trip and no explicit transaction: each rotation with its own `now` and expiry, if its
+/// token is unused, unexpired, issued to its client, and its grant live.
+async fn rotate(pool: &PgPool, rotations: &[&Rotation], lock: Lock) -> StoreResult<HashMap<Vec<u8>, RefreshUserRow>> {
+    let mut old_hashes = Vec::with_capacity(rotations.len());
+    let mut client_ids = Vec::with_capacity(rotations.len());
+    let mut new_hashes = Vec::with_capacity(rotations.len());
+    let mut nows = Vec::with_capacity(rotations.len());
+    let mut expiries = Vec::with_capacity(rotations.len());
+    for r in rotations {
         old_hashes.push(r.old_hash.as_slice().to_vec());
         client_ids.push(r.client_id.as_str());
         new_hashes.push(r.new_hash.as_slice().to_vec());
         nows.push(r.now);
         expiries.push(r.expires_at);
     }
-    let rows = sqlx::query_as::<_, RefreshUserRow>(concat!(
-        "WITH req AS ( \
-             SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::timestamptz[], $5::timestamptz[]) \
-                 AS r(old_hash, client_id, new_hash, now, expires_at)), \
-         free AS ( \
-             SELECT rt.token_hash FROM refresh_tokens rt JOIN req ON rt.token_hash = req.old_hash \
-             WHERE rt.used_at IS NULL FOR UPDATE OF rt SKIP LOCKED), \
-         used AS ( \
-             UPDATE refresh_tokens rt SET used_at = req.now FROM free, req, grants g \
-             WHERE rt.token_hash = free.token_hash AND req.old_hash = free.token_hash \
-               AND rt.used_at IS NULL AND rt.expires_at > req.now \
-               AND rt.client_id = req.client_id AND g.id = rt.grant_id \
-               AND g.revoked_at IS NULL AND g.expires_at > req.now \
-             RETURNING req.new_hash, req.now AS req_now, req.expires_at AS req_expires_at, \
-                       req.client_id AS req_client_id, \
-                       g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, \
-                       g.created_at, g.expires_at, g.revoked_at), \
-         fresh AS ( \
-             INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
-             SELECT new_hash, id, req_client_id, scope, req_now, LEAST(req_expires_at, expires_at), NULL FROM used \
-             RETURNING token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) ",
-        rotated_select!(),
-        " FROM used JOIN fresh ON fresh.token_hash = used.new_hash JOIN users u ON u.id = used.user_id",
-    ))
-    .bind(old_hashes)
-    .bind(client_ids)
-    .bind(new_hashes)
-    .bind(nows)
-    .bind(expiries)
-    .fetch_all(pool)
-    .await
-    .conflict("refresh token")?;
+    let sql = match lock {
+        Lock::Skip => rotation_sql!("SKIP LOCKED"),
+        Lock::Wait => rotation_sql!(""),
+    };
+    let rows = sqlx::query_as::<_, RefreshUserRow>(sql)
+        .bind(old_hashes)
+        .bind(client_ids)
+        .bind(new_hashes)
+        .bind(nows)
+        .bind(expiries)
+        .fetch_all(pool)
+        .await
+        .conflict("refresh token")?;
     Ok(rows
         .into_iter()
         .map(|row| (row.successor_hash().to_vec(), row))
