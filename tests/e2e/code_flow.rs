@@ -58,6 +58,16 @@ pub async fn obtain_tokens(app: &TestApp, client_id: &str, secret: &str, usernam
     obtain_tokens_with(app, (client_id, secret), username, "openid profile email", &[]).await
 }
 
+/// A confidential client, the user alice, and the token response of one code flow she
+/// went through with it: the client's id and secret, and the tokens.
+pub async fn alice_signed_in(app: &TestApp) -> (String, String, Value) {
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("alice", PASSWORD).await;
+    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
+    let tokens = obtain_tokens(app, &id, &sec, "alice").await;
+    (id, sec, tokens)
+}
+
 /// `obtain_tokens` for `scope`, with `extra` authorization request parameters.
 pub async fn obtain_tokens_with(
     app: &TestApp,

@@ -5,15 +5,12 @@
 use portcullis_tests::{Backend, both_backends, http, spawn_app};
 use serde_json::Value;
 
-use crate::code_flow::{PASSWORD, REDIRECT, obtain_tokens};
+use crate::code_flow::{PASSWORD, REDIRECT, alice_signed_in, obtain_tokens};
 use crate::token_endpoint::{allow_only, introspect, post_form, refresh_grant};
 
 async fn refresh_rotation_and_reuse_detection(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (client, secret) = app.confidential_client(REDIRECT).await;
-    app.user("alice", PASSWORD).await;
-    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
-    let tokens = obtain_tokens(&app, &id, &sec, "alice").await;
+    let (id, sec, tokens) = alice_signed_in(&app).await;
     let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
     let a1 = tokens["access_token"].as_str().unwrap().to_owned();
 
@@ -152,10 +149,7 @@ async fn refresh_drops_scopes_the_client_lost(backend: Backend) {
 /// answer first and let the reuse go unnoticed).
 async fn reuse_with_a_widened_scope_still_revokes_the_grant(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (client, secret) = app.confidential_client(REDIRECT).await;
-    app.user("alice", PASSWORD).await;
-    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
-    let tokens = obtain_tokens(&app, &id, &sec, "alice").await;
+    let (id, sec, tokens) = alice_signed_in(&app).await;
     let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
     let (s, b) = refresh_grant(&app, (&id, &sec), &r1, None).await;
     assert_eq!(s, 200, "{b}");
@@ -176,10 +170,7 @@ async fn reuse_with_a_widened_scope_still_revokes_the_grant(backend: Backend) {
 
 async fn concurrent_refresh_exactly_one_wins(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (client, secret) = app.confidential_client(REDIRECT).await;
-    app.user("alice", PASSWORD).await;
-    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
-    let tokens = obtain_tokens(&app, &id, &sec, "alice").await;
+    let (id, sec, tokens) = alice_signed_in(&app).await;
     let r = tokens["refresh_token"].as_str().unwrap().to_owned();
     let form = [("grant_type", "refresh_token"), ("refresh_token", r.as_str())];
     let (a, b) = tokio::join!(

@@ -7,7 +7,7 @@ use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use portcullis_tests::{Backend, TestApp, both_backends, http, spawn_app};
 use serde_json::Value;
 
-use crate::code_flow::{PASSWORD, REDIRECT, obtain_tokens};
+use crate::code_flow::{PASSWORD, REDIRECT, alice_signed_in, obtain_tokens};
 
 pub(crate) async fn post_form(
     app: &TestApp,
@@ -547,13 +547,8 @@ async fn a_pending_request_loses_scopes_the_client_lost(backend: Backend) {
 /// the writer connection unusable, and every later write failed until a restart.
 async fn disconnects_mid_request_leave_the_store_working(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (client, secret) = app.confidential_client(REDIRECT).await;
-    app.user("alice", PASSWORD).await;
-    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
-    let mut refresh = obtain_tokens(&app, &id, &sec, "alice").await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (id, sec, tokens) = alice_signed_in(&app).await;
+    let mut refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     for round in 0..12u64 {
         let mut requests = Vec::new();
         for i in 0..24u64 {
@@ -701,10 +696,7 @@ async fn revocation_and_introspection(backend: Backend) {
 
 async fn userinfo_errors(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (client, secret) = app.confidential_client(REDIRECT).await;
-    app.user("alice", PASSWORD).await;
-    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
-    let tokens = obtain_tokens(&app, &id, &sec, "alice").await;
+    let (id, sec, tokens) = alice_signed_in(&app).await;
     let access = tokens["access_token"].as_str().unwrap();
 
     let r = http()
