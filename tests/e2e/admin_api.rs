@@ -510,7 +510,22 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
     assert_field(&api.post("/keys/rotate", json!({"alg": "HS256"})).await, "alg");
     // Only algorithms in use have keys (here RS256, for access and ID tokens alike).
     assert_field(&api.post("/keys/rotate", json!({"alg": "ES256"})).await, "alg");
-    let (s, rotated) = api.post("/keys/rotate", json!({"alg": "RS256"})).await;
+    // The next key was created at start: too new to sign, refused without force, and
+    // nothing changes.
+    let (s, refused) = api.post("/keys/rotate", json!({"alg": "RS256"})).await;
+    assert_field(&(s, refused.clone()), "force");
+    assert!(
+        refused["message"].as_str().unwrap().contains(next.as_str().unwrap()),
+        "{refused}"
+    );
+    let (_, unchanged) = api.get("/keys").await;
+    assert_eq!(unchanged, keys);
+    assert_error(
+        &api.post("/keys/rotate", json!({"force": "yes"})).await,
+        400,
+        "bad_request",
+    );
+    let (s, rotated) = api.post("/keys/rotate", json!({"alg": "RS256", "force": true})).await;
     assert_eq!(s, 200, "{rotated}");
     let listed = rotated["keys"].as_array().unwrap();
     let state_of = |kid: &Value| listed.iter().find(|k| &k["kid"] == kid).unwrap()["state"].clone();
@@ -521,7 +536,8 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
             .iter()
             .any(|k| k["state"] == "retired" && k["publish_until"].is_string())
     );
-    let (s, again) = api.post_empty("/keys/rotate").await;
+    assert_field(&api.post_empty("/keys/rotate").await, "force");
+    let (s, again) = api.post("/keys/rotate", json!({"force": true})).await;
     assert_eq!(s, 200, "{again}");
 
     // Dashboard.
@@ -744,7 +760,7 @@ async fn api_key_authentication(backend: Backend) {
     for reason in ["unknown", "revoked", "expired"] {
         assert!(reasons.contains(&reason), "{reasons:?}");
     }
-    api.post_empty("/keys/rotate").await;
+    api.post("/keys/rotate", json!({"force": true})).await;
     app.core.audit.flush().await;
     assert_eq!(
         events_of(&api, "key.rotated").await[0]["actor"],

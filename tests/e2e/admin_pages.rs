@@ -4,7 +4,7 @@
 //! validation errors shown next to the field with the typed input kept, the bootstrap
 //! operator signing in, and an API key created in the UI working on the API.
 
-use portcullis_core::model::AdminRole;
+use portcullis_core::model::{AdminRole, KeyState};
 use portcullis_protocol::Secret;
 use portcullis_tests::{Backend, both_backends, fresh_database, http, spawn_app, spawn_app_on};
 use serde_json::Value;
@@ -183,7 +183,7 @@ async fn csrf_on_every_form(backend: Backend) {
             vec![("password", "another passphrase")],
         ),
         ("/admin/users".into(), vec![("username", "bob"), ("password", PASSWORD)]),
-        ("/admin/keys/rotate".into(), vec![("alg", "RS256")]),
+        ("/admin/keys/rotate".into(), vec![("alg", "RS256"), ("force", "on")]),
         ("/admin/api-keys".into(), vec![("name", "k"), ("role", "admin")]),
         (format!("/admin/api-keys/{key}/revoke"), vec![]),
         (format!("/admin/clients/{c}/delete"), vec![]),
@@ -925,7 +925,48 @@ async fn user_form_fields_are_read_as_meant(backend: Backend) {
     app.stop().await;
 }
 
+/// The keys page refuses to rotate a next key created moments ago (clients may cache a
+/// JWKS without it) and says why, with nothing changed; the "rotate anyway" box forces it.
+async fn a_too_new_next_key_is_rotated_only_when_forced(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let token = p.csrf("/admin/keys").await;
+    let before = app.core.list_signing_keys().await.unwrap();
+    for force in [None, Some("off")] {
+        let mut form = vec![("csrf", token.as_str()), ("alg", "RS256")];
+        form.extend(force.map(|v| ("force", v)));
+        let (s, _, html) = p.post("/admin/keys/rotate", &form).await;
+        assert_eq!(s, 409, "{force:?}: {html}");
+        assert!(html.contains(r#"id="form-error""#), "{html}");
+        assert!(
+            html.contains("Forcing the rotation is needed: the next RS256 key"),
+            "{html}"
+        );
+        assert!(html.contains(r#"id="force""#), "the box to force it is on the page");
+        assert_eq!(app.core.list_signing_keys().await.unwrap(), before, "nothing rotated");
+    }
+    let (s, loc, body) = p
+        .post(
+            "/admin/keys/rotate",
+            &[("csrf", token.as_str()), ("alg", "RS256"), ("force", "on")],
+        )
+        .await;
+    assert_eq!((s.as_u16(), loc.as_deref()), (303, Some("/admin/keys")), "{body}");
+    let after = app.core.list_signing_keys().await.unwrap();
+    let next_before = before.iter().find(|k| k.state == KeyState::Next).unwrap();
+    assert_eq!(
+        after.iter().find(|k| k.kid == next_before.kid).unwrap().state,
+        KeyState::Active,
+        "forced: the next key signs"
+    );
+    let (_, html) = p.get("/admin/keys").await;
+    assert!(html.contains("Rotated the RS256 keys"), "{html}");
+    app.stop().await;
+}
+
 both_backends!(
+    a_too_new_next_key_is_rotated_only_when_forced,
     user_form_fields_are_read_as_meant,
     unreadable_filters_get_the_error_page,
     a_stale_client_edit_is_refused,

@@ -89,17 +89,46 @@ async fn jwks_verifies_tokens_and_rotation_publishes_before_use(backend: Backend
         .find(|k| *k != signing_kid)
         .unwrap();
 
+    // The next key was created at start: too new to sign (a JWKS fetched before it may
+    // still be cached), so a rotation now is refused and changes nothing. Once it has been
+    // published for the window, it may.
     let core = &app.core;
-    let new_next = core
-        .keys
-        .rotate(
+    let rotate_at = |now| {
+        core.keys.rotate(
             core.store.as_ref(),
             portcullis_protocol::SigningAlg::RS256,
-            core.now(),
+            now,
             core.settings.retired_key_publication(),
+            core.settings.key_publication_window(),
         )
-        .await
-        .unwrap();
+    };
+    let keys_before = core.store.list_keys().await.unwrap();
+    let next_created = keys_before.iter().find(|k| k.kid == next_kid).unwrap().created_at;
+    let ready = next_created + core.settings.key_publication_window();
+    let err = rotate_at(ready - time::Duration::seconds(1)).await.unwrap_err();
+    assert!(
+        matches!(&err, portcullis_core::Error::Invalid { field: "force", message } if message.contains(&next_kid)),
+        "{err:?}"
+    );
+    let kids_of = |keys: &[portcullis_core::model::SigningKeyRecord]| {
+        keys.iter().map(|k| (k.kid.clone(), k.state)).collect::<Vec<_>>()
+    };
+    assert_eq!(kids_of(&core.store.list_keys().await.unwrap()), kids_of(&keys_before));
+    // Two rotations at once: each promotes only the next key it checked, so the later
+    // one cannot promote the brand-new key the earlier one made.
+    let (a, b) = tokio::join!(rotate_at(ready), rotate_at(ready));
+    let (new_next, lost) = match (a, b) {
+        (Ok(kid), Err(e)) | (Err(e), Ok(kid)) => (kid, e),
+        other => panic!("exactly one rotation wins: {other:?}"),
+    };
+    // Refused as a conflict, or (had it looked after the winner finished) as too soon.
+    assert!(
+        matches!(
+            lost,
+            portcullis_core::Error::Conflict(_) | portcullis_core::Error::Invalid { field: "force", .. }
+        ),
+        "{lost:?}"
+    );
     let after: JwkSet = http().get(app.url("/jwks")).send().await.unwrap().json().await.unwrap();
     let kids: Vec<&str> = after.keys.iter().map(|k| k.kid.as_str()).collect();
     // The new next key is published, the previously published next key now signs, and

@@ -214,7 +214,7 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
         .map(|k| (k.kid, k.state))
         .collect();
     app.core
-        .rotate_signing_keys(Some(portcullis_protocol::SigningAlg::ES256), "test")
+        .rotate_signing_keys(Some(portcullis_protocol::SigningAlg::ES256), true, "test")
         .await
         .unwrap();
     let keys = app.core.list_signing_keys().await.unwrap();
@@ -233,7 +233,7 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
     );
     let e = app
         .core
-        .rotate_signing_keys(Some(portcullis_protocol::SigningAlg::EdDSA), "test")
+        .rotate_signing_keys(Some(portcullis_protocol::SigningAlg::EdDSA), true, "test")
         .await
         .unwrap_err();
     assert!(e.to_string().contains("not in use"), "{e}");

@@ -176,6 +176,7 @@ async fn jwks_mode_against_portcullis(backend: Backend) {
                 portcullis_protocol::SigningAlg::RS256,
                 core.now(),
                 core.settings.retired_key_publication(),
+                time::Duration::ZERO,
             )
             .await
             .unwrap();

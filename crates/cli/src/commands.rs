@@ -55,12 +55,18 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Rotate one algorithm's keys: its next key starts signing, the current one retires
-    /// (still published while its tokens live), a new next key is published.
+    /// (still published while its tokens live), a new next key is published. Refused
+    /// while the next key is younger than five minutes and a resync (clients may still
+    /// cache a JWKS without it), unless --force.
     Rotate {
         /// Whose keys: RS256, ES256 or EdDSA; an algorithm in use (access tokens use
         /// `signing_alg`, ID tokens RS256). Default: `signing_alg`.
         #[arg(long)]
         alg: Option<String>,
+        /// Rotate even if the next key was published too recently (after a key
+        /// compromise): resource servers may refuse the new key's tokens for a few minutes.
+        #[arg(long)]
+        force: bool,
     },
     /// Retire the keys of an algorithm no longer in use (after `signing_alg` changed and
     /// every node runs the new settings); they stay published while their tokens live.
@@ -265,6 +271,10 @@ fn client_id(raw: &str) -> anyhow::Result<ClientId> {
 /// Maps a use-case error to one clear line.
 fn user_facing(e: Error) -> anyhow::Error {
     match e {
+        Error::Invalid {
+            field: "force",
+            message,
+        } => anyhow::anyhow!("--force {message}"),
         Error::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
         Error::NotFound(what) => anyhow::anyhow!("{what} not found"),
         Error::Conflict(what) => anyhow::anyhow!("{what} already exists"),
@@ -297,11 +307,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Keys(KeysCommand::Rotate { alg }) => {
+        Command::Keys(KeysCommand::Rotate { alg, force }) => {
             let alg = alg
                 .map(|a| SigningAlg::parse(&a).map_err(|e| anyhow::anyhow!("--alg: {e}")))
                 .transpose()?;
-            let kid = core.rotate_signing_keys(alg, ACTOR).await.map_err(user_facing)?;
+            let kid = core.rotate_signing_keys(alg, force, ACTOR).await.map_err(user_facing)?;
             let alg = alg.unwrap_or(core.settings.signing_alg);
             println!("rotated the {alg} keys: the next key now signs; new next key {kid} is published");
         }

@@ -263,7 +263,15 @@ impl Portcullis {
 
     /// Rotates the keys of `alg` (default: the access tokens' algorithm; see
     /// `Keys::rotate`); returns the new next key's id. Only algorithms in use have keys.
-    pub async fn rotate_signing_keys(&self, alg: Option<SigningAlg>, actor: impl Into<Actor>) -> Result<String> {
+    /// Refused while the next key is younger than `key_publication_window`, unless
+    /// `force` (after a key compromise, when tokens refused for a few minutes are the
+    /// lesser harm).
+    pub async fn rotate_signing_keys(
+        &self,
+        alg: Option<SigningAlg>,
+        force: bool,
+        actor: impl Into<Actor>,
+    ) -> Result<String> {
         let actor = actor.into();
         let alg = alg.unwrap_or(self.settings.signing_alg);
         let in_use = self.settings.key_algs();
@@ -284,12 +292,17 @@ impl Portcullis {
                 alg,
                 self.now(),
                 self.settings.retired_key_publication(),
+                if force {
+                    Duration::ZERO
+                } else {
+                    self.settings.key_publication_window()
+                },
             )
             .await?;
         self.audit(
             Event::new("key.rotated")
                 .by(&actor)
-                .detail(serde_json::json!({ "next_kid": kid, "alg": alg.as_str() })),
+                .detail(serde_json::json!({ "next_kid": kid, "alg": alg.as_str(), "forced": force })),
         );
         Ok(kid)
     }

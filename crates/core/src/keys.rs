@@ -225,21 +225,49 @@ impl Keys {
     /// Rotation of `alg`'s keys: its next key starts signing, its active key retires but
     /// stays published for `publish_retired_for` (the longest lifetime of a token it
     /// signed), and a new next key is published. Other algorithms' keys are untouched.
+    ///
+    /// A next key created less than `min_published` ago is refused (`Invalid` on `force`):
+    /// resource servers may still hold a JWKS from before it and would refuse what it signs
+    /// (`CoreSettings::key_publication_window`; `Duration::ZERO` forces the rotation, after
+    /// a key compromise). The store promotes only the next key checked here, so a rotation
+    /// done meanwhile (whose new next key is brand new) fails with `Conflict` instead.
     pub async fn rotate(
         &self,
         store: &dyn Store,
         alg: SigningAlg,
         now: OffsetDateTime,
         publish_retired_for: Duration,
+        min_published: Duration,
     ) -> Result<String> {
+        let keys = store.list_keys().await?;
+        let current = keys
+            .iter()
+            .find(|k| k.alg == alg && k.state == KeyState::Next)
+            .ok_or_else(|| Error::Unexpected(format!("no next {alg} key to promote; start the server once first")))?;
+        let ready_at = current.created_at + min_published;
+        if now < ready_at {
+            return Err(Error::invalid(
+                "force",
+                format!(
+                    "is needed: the next {alg} key {} was published {} s ago, and resource servers may keep a \
+                     JWKS from before it for up to {} s, refusing the tokens it signs; rotate from {} ({} s \
+                     from now), or force the rotation (only after a key compromise)",
+                    current.kid,
+                    (now - current.created_at).whole_seconds().max(0),
+                    min_published.whole_seconds(),
+                    ready_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_else(|_| ready_at.to_string()),
+                    (ready_at - now).whole_seconds().max(1),
+                ),
+            ));
+        }
         let next = generate(&self.kek, alg, KeyState::Next, now).await?;
         store
-            .rotate_keys(&next, now, now + publish_retired_for)
+            .rotate_keys(&current.kid, &next, now, now + publish_retired_for)
             .await
             .map_err(|e| match e {
-                crate::StoreError::NotFound => {
-                    Error::Unexpected("no next key to promote; start the server once first".into())
-                }
+                crate::StoreError::NotFound => Error::Conflict(format!("a newer rotation of the {alg} keys")),
                 other => other.into(),
             })?;
         store.delete_expired_keys(now).await?;

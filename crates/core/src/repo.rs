@@ -110,11 +110,13 @@ pub trait KeyRepo: Send + Sync {
     /// All keys, newest first.
     async fn list_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     /// One rotation of `new_next.alg`'s keys, atomically: that algorithm's active key
-    /// becomes retired (`retired_at = now`, `publish_until`), its next key becomes active
-    /// (`activated_at = now`), and `new_next` is inserted. Other algorithms' keys are
-    /// untouched. `NotFound` if the algorithm has no next key.
+    /// becomes retired (`retired_at = now`, `publish_until`), its next key `next_kid`
+    /// becomes active (`activated_at = now`), and `new_next` is inserted. Other algorithms'
+    /// keys are untouched. `NotFound` if `next_kid` is not that algorithm's next key (any
+    /// more: a rotation done meanwhile replaced it), and then nothing changes.
     async fn rotate_keys(
         &self,
+        next_kid: &str,
         new_next: &SigningKeyRecord,
         now: OffsetDateTime,
         publish_until: OffsetDateTime,

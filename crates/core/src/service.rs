@@ -53,6 +53,12 @@ pub struct CoreSettings {
 /// `signing_alg` instead.
 pub const ID_TOKEN_ALG: SigningAlg = SigningAlg::RS256;
 
+/// How long clients may cache the JWKS and the discovery document: the `Cache-Control`
+/// the server sends with them, and the time a new key is published before it signs.
+pub const JWKS_MAX_AGE: Duration = Duration::seconds(300);
+/// `JWKS_MAX_AGE` as the header value (a test checks they agree).
+pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
+
 impl CoreSettings {
     /// The algorithms that need keys: access tokens' and ID tokens' (one when both are
     /// RS256).
@@ -100,6 +106,13 @@ impl CoreSettings {
     /// How long a retired key stays published: every token it signed has expired by then.
     pub fn retired_key_publication(&self) -> Duration {
         self.max_access_token_ttl().max(self.id_token_ttl) + Duration::minutes(5)
+    }
+
+    /// How long a next key must have been published before it may sign: a JWKS fetched
+    /// just before the key appeared may be cached for `JWKS_MAX_AGE`, and running nodes
+    /// publish a new key within one resync interval.
+    pub fn key_publication_window(&self) -> Duration {
+        JWKS_MAX_AGE + Duration::try_from(self.resync_interval).unwrap_or(Duration::MAX)
     }
 
     pub fn endpoint(&self, path: &str) -> String {
@@ -397,6 +410,16 @@ mod tests {
         })
         .await;
         (done, calls.get(), left.get())
+    }
+
+    #[test]
+    fn jwks_cache_control_says_jwks_max_age() {
+        assert_eq!(
+            JWKS_CACHE_CONTROL,
+            format!("public, max-age={}", JWKS_MAX_AGE.whole_seconds())
+        );
+        let settings = CoreSettings::for_issuer("https://id.example");
+        assert_eq!(settings.key_publication_window(), Duration::seconds(305));
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::CoreSettings;
+use portcullis_core::service::JWKS_CACHE_CONTROL;
 use portcullis_protocol::discovery::ServerMetadata;
 
 use crate::ServerState;
@@ -91,7 +92,7 @@ fn json_response(body: Arc<str>, max_age: &'static str) -> Response {
 }
 
 fn metadata_response(state: &ServerState) -> Response {
-    json_response(state.discovery.get(&state.core.settings), "public, max-age=300")
+    json_response(state.discovery.get(&state.core.settings), JWKS_CACHE_CONTROL)
 }
 
 pub async fn openid_configuration_get(State(state): State<ServerState>) -> Response {
@@ -106,9 +107,10 @@ pub async fn oauth_metadata_get(State(state): State<ServerState>) -> Response {
 
 pub async fn jwks_get(State(state): State<ServerState>) -> Response {
     let ring = state.core.keys.ring();
-    // Short max-age: a rotated-in key is published well before it signs, and resource
-    // servers refetch on an unknown kid.
-    let mut resp = json_response(Arc::clone(&ring.jwks_json), "public, max-age=300");
+    // Short max-age: a rotated-in key is published at least this long before it signs
+    // (`CoreSettings::key_publication_window`), and resource servers refetch on an
+    // unknown kid.
+    let mut resp = json_response(Arc::clone(&ring.jwks_json), JWKS_CACHE_CONTROL);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jwk-set+json"),

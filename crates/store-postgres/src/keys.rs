@@ -68,16 +68,25 @@ async fn insert(conn: &mut PgConnection, k: &SigningKeyRecord) -> StoreResult<()
     }
 }
 
-/// Makes the next key of `new_next.alg` active and inserts `new_next` as the new next key:
-/// `NotFound` without a next key, `Conflict` while that algorithm still has an active one.
-async fn promote_next(conn: &mut PgConnection, new_next: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()> {
-    let promoted =
-        sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next' AND alg = $2")
-            .bind(now)
-            .bind(new_next.alg.as_str())
-            .execute(&mut *conn)
-            .await
-            .conflict("an active signing key")?;
+/// Makes the next key of `new_next.alg` (`next_kid`, when given) active and inserts
+/// `new_next` as the new next key: `NotFound` without such a next key, `Conflict` while
+/// that algorithm still has an active one.
+async fn promote_next(
+    conn: &mut PgConnection,
+    next_kid: Option<&str>,
+    new_next: &SigningKeyRecord,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    let promoted = sqlx::query(
+        "UPDATE signing_keys SET state = 'active', activated_at = $1 \
+         WHERE state = 'next' AND alg = $2 AND ($3::text IS NULL OR kid = $3)",
+    )
+    .bind(now)
+    .bind(new_next.alg.as_str())
+    .bind(next_kid)
+    .execute(&mut *conn)
+    .await
+    .conflict("an active signing key")?;
     if promoted.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
@@ -106,6 +115,7 @@ impl KeyRepo for PgStore {
 
     async fn rotate_keys(
         &self,
+        next_kid: &str,
         new_next: &SigningKeyRecord,
         now: OffsetDateTime,
         publish_until: OffsetDateTime,
@@ -123,13 +133,13 @@ impl KeyRepo for PgStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        promote_next(&mut tx, new_next, now).await?;
+        promote_next(&mut tx, Some(next_kid), new_next, now).await?;
         tx.commit().await.db()
     }
 
     async fn promote_next_key(&self, new_next: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.db()?;
-        promote_next(&mut tx, new_next, now).await?;
+        promote_next(&mut tx, None, new_next, now).await?;
         tx.commit().await.db()
     }
 

@@ -188,7 +188,7 @@ async fn each_action_produces_exactly_its_event(backend: Backend) {
         .await
         .unwrap();
     expect!(c, app, ["user.password_changed"]);
-    app.core.rotate_signing_keys(None, "test").await.unwrap();
+    app.core.rotate_signing_keys(None, true, "test").await.unwrap();
     expect!(c, app, ["key.rotated"]);
     app.core.delete_client(&client.id, "test").await.unwrap();
     expect!(c, app, ["admin.client.deleted"]);

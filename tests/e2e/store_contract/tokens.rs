@@ -27,7 +27,15 @@ pub(super) async fn key_insert_list_and_rotate<S: Store>(s: S) {
     let now = T0 + Duration::days(30);
     let until = now + Duration::days(1);
     let newest = key("k3", KeyState::Next, now);
-    s.rotate_keys(&newest, now, until).await.unwrap();
+    // Only the next key the caller saw is promoted: a rotation done meanwhile replaced
+    // it, so a rotation that saw an older one fails and changes nothing.
+    let before = s.list_keys().await.unwrap();
+    for stale in ["k1", "k0"] {
+        let r = s.rotate_keys(stale, &newest, now, until).await;
+        assert!(matches!(r, Err(StoreError::NotFound)), "{stale}: {r:?}");
+        assert_eq!(s.list_keys().await.unwrap(), before, "{stale}");
+    }
+    s.rotate_keys("k2", &newest, now, until).await.unwrap();
     let keys = s.list_keys().await.unwrap();
     assert_eq!(
         keys,
@@ -66,7 +74,7 @@ pub(super) async fn key_insert_list_and_rotate<S: Store>(s: S) {
     ));
     let state_of = |keys: &[SigningKeyRecord], kid: &str| keys.iter().find(|k| k.kid == kid).map(|k| k.state);
     let t = later + secs(5);
-    s.rotate_keys(&es("e3", KeyState::Next, t), t, t + Duration::days(1))
+    s.rotate_keys("e2", &es("e3", KeyState::Next, t), t, t + Duration::days(1))
         .await
         .unwrap();
     let keys = s.list_keys().await.unwrap();
@@ -76,6 +84,7 @@ pub(super) async fn key_insert_list_and_rotate<S: Store>(s: S) {
     assert_eq!(state_of(&keys, "k2"), Some(KeyState::Active), "RS256 untouched");
     assert_eq!(state_of(&keys, "k3"), Some(KeyState::Next), "RS256 untouched");
     s.rotate_keys(
+        "k3",
         &key("k4", KeyState::Next, t + secs(1)),
         t + secs(1),
         t + Duration::days(1),
@@ -116,7 +125,7 @@ pub(super) async fn key_rotation_without_next_is_not_found<S: Store>(s: S) {
     };
     s.insert_key(&other).await.unwrap();
     let r = s
-        .rotate_keys(&key("k2", KeyState::Next, T0), T0 + secs(5), T0 + secs(50))
+        .rotate_keys("o1", &key("k2", KeyState::Next, T0), T0 + secs(5), T0 + secs(50))
         .await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
     // Nothing changed: the active key was not retired.

@@ -32,18 +32,31 @@ pub struct KeysPage {
     /// The algorithms that have keys: access tokens' and ID tokens' (RS256).
     pub algs: Vec<&'static str>,
     pub default_alg: &'static str,
+    /// A rotation just refused, and why.
+    pub refused: Option<Refused>,
+}
+
+pub struct Refused {
+    pub alg: &'static str,
+    pub message: String,
 }
 
 impl KeysPage {
+    /// The algorithm preselected: the one just refused, else the access tokens'.
     pub fn is_default(&self, alg: &str) -> bool {
-        alg == self.default_alg
+        alg == self.refused.as_ref().map_or(self.default_alg, |r| r.alg)
     }
 }
 
 /// `GET /admin/keys`.
 pub async fn keys_get(State(state): State<AdminState>, op: Operator) -> AdminResult {
+    let page = keys_page(&state, &op, None).await?;
+    Ok(render(StatusCode::OK, &page)?)
+}
+
+async fn keys_page(state: &AdminState, op: &Operator, refused: Option<Refused>) -> Result<KeysPage, AdminError> {
     let keys = state.core.list_signing_keys().await?;
-    let page = KeysPage {
+    Ok(KeysPage {
         chrome: op.chrome("keys").await?,
         keys: keys
             .into_iter()
@@ -59,18 +72,21 @@ pub async fn keys_get(State(state): State<AdminState>, op: Operator) -> AdminRes
             .collect(),
         algs: state.core.settings.key_algs().iter().map(|a| a.as_str()).collect(),
         default_alg: state.core.settings.signing_alg.as_str(),
-    };
-    Ok(render(StatusCode::OK, &page)?)
+        refused,
+    })
 }
 
 #[derive(Debug, Deserialize)]
 pub struct RotateForm {
     #[serde(default)]
     pub alg: String,
+    /// The "rotate anyway" checkbox.
+    pub force: Option<String>,
 }
 
 /// `POST /admin/keys/rotate`: the algorithm's next key starts signing; a new next key is
-/// published.
+/// published. A next key published too recently is refused (the page again, with why and
+/// a "rotate anyway" box) unless forced.
 pub async fn keys_rotate_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
@@ -78,11 +94,29 @@ pub async fn keys_rotate_post(
 ) -> AdminResult {
     let alg = SigningAlg::parse(&form.alg)
         .map_err(|_| AdminError::Page(PageError::BadRequest("Choose RS256, ES256 or EdDSA.".into())))?;
-    let kid = state.core.rotate_signing_keys(Some(alg), &op.actor()).await?;
-    set_notice(
-        &op.session,
-        format!("Rotated the {alg} keys: the next key now signs; the new next key is {kid}."),
-    )
-    .await?;
-    Ok(see_other("/admin/keys")?)
+    let force = form.force.as_deref().is_some_and(super::forms::is_checked);
+    let message = match state.core.rotate_signing_keys(Some(alg), force, &op.actor()).await {
+        Ok(kid) => {
+            set_notice(
+                &op.session,
+                format!("Rotated the {alg} keys: the next key now signs; the new next key is {kid}."),
+            )
+            .await?;
+            return Ok(see_other("/admin/keys")?);
+        }
+        Err(portcullis_core::Error::Invalid {
+            field: "force",
+            message,
+        }) => format!("Forcing the rotation {message}."),
+        Err(portcullis_core::Error::Conflict(_)) => {
+            format!("Another rotation of the {alg} keys was done meanwhile; look at the keys again.")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let refused = Refused {
+        alg: alg.as_str(),
+        message,
+    };
+    let page = keys_page(&state, &op, Some(refused)).await?;
+    Ok(render(StatusCode::CONFLICT, &page)?)
 }

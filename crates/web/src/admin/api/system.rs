@@ -29,6 +29,10 @@ pub struct RotateBody {
     /// Whose keys to rotate: an algorithm in use (`signing_alg` for access tokens, RS256
     /// for ID tokens); `signing_alg` when left out. Others get 400.
     pub alg: Option<String>,
+    /// Rotate even if the next key was published too recently (after a key compromise);
+    /// without it such a rotation gets 400 on `force`.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// `POST /keys/rotate`: the algorithm's next key starts signing; returns the new next
@@ -47,7 +51,7 @@ pub async fn keys_rotate(
             field: "alg".into(),
             message: "must be RS256, ES256 or EdDSA".into(),
         })?;
-    let kid = state.core.rotate_signing_keys(alg, &caller.actor()).await?;
+    let kid = state.core.rotate_signing_keys(alg, body.force, &caller.actor()).await?;
     let keys = state.core.list_signing_keys().await?;
     Ok(Json(json!({
         "next_kid": kid,
