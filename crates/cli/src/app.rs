@@ -254,8 +254,11 @@ pub fn listener_url(addr: SocketAddr, tls: bool) -> String {
     format!("{scheme}://{addr}")
 }
 
-/// `portcullis serve`: binds the configured addresses and runs until SIGTERM or Ctrl-C.
+/// `portcullis serve`: binds the configured addresses and runs until SIGTERM, SIGINT
+/// (Ctrl-C) or SIGHUP.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // First: until a handler is installed, these signals kill the process outright.
+    let signals = ShutdownSignals::install()?;
     // Before binding: the second bind would fail with a bare "Address already in use".
     if crate::config::listeners_collide(settings.public_addr, settings.admin_addr) {
         bail!("admin_addr: must differ from public_addr");
@@ -268,31 +271,59 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("admin_addr: cannot listen on {}", settings.admin_addr))?;
     let running = serve_on(&settings, public, admin).await?;
     tracing::info!(public = %running.public_addr, admin = %running.admin_addr, issuer = %running.core.settings.issuer, "portcullis is serving");
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests");
+    let signal = signals.recv().await;
+    tracing::info!(signal, "shutting down: finishing in-flight requests");
     let core = Arc::clone(&running.core);
     running.stop().await;
     core.audit.flush().await;
+    tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The signals that end the server gracefully (in-flight requests finish, the audit
+/// queue is flushed). SIGHUP is one of them: there is no configuration to reload, and
+/// its default action (a terminal closing, `systemctl kill -s HUP`, a supervisor's
+/// reload) killed the process at once, losing queued audit events.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    #[cfg(unix)]
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handler =
+            |kind: SignalKind, name: &str| signal(kind).with_context(|| format!("cannot install the {name} handler"));
+        Ok(Self {
+            terminate: handler(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: handler(SignalKind::interrupt(), "SIGINT")?,
+            hangup: handler(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {})
+    }
+
+    /// Waits for the first of the signals; its name.
+    #[cfg(unix)]
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.hangup.recv() => "SIGHUP",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn recv(self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }

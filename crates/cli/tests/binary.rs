@@ -134,3 +134,19 @@ fn human_logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
         "ANSI escape codes in redirected logs:\n{logs:?}"
     );
 }
+
+#[test]
+fn sighup_stops_the_server_gracefully() {
+    let mut server = Server::start();
+    server.signal("HUP");
+    let status = server.wait(Duration::from_secs(60));
+    let logs = server.seen.join("\n");
+    // Killed by the signal's default action, the process has no exit code.
+    assert!(status.success(), "{status:?}; stderr:\n{logs}");
+    assert!(
+        logs.contains("signal=\"SIGHUP\"") || logs.contains("signal=SIGHUP"),
+        "{logs}"
+    );
+    // Logged after the audit queue was flushed.
+    assert!(logs.lines().any(|l| l.ends_with("stopped")), "{logs}");
+}
