@@ -108,6 +108,17 @@ pub async fn start_core(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> 
     Ok(core)
 }
 
+/// Opens the store and builds the use-case context for a command that only reads: the
+/// signing keys there are loaded, none is generated.
+pub async fn start_core_read_only(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> {
+    let store = open_store(settings).await?;
+    let kek = load_kek(&settings.kek)?;
+    let core = Portcullis::start_read_only(store, Arc::new(SystemClock), settings.core.clone(), kek)
+        .await
+        .context("starting: loading signing keys")?;
+    Ok(core)
+}
+
 /// The public surface: protocol endpoints and the login/consent pages.
 pub fn public_router(core: &Arc<Portcullis>) -> Router {
     let secure_cookies = core.settings.issuer.starts_with("https://");

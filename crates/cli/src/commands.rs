@@ -287,12 +287,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         command => {
-            let core = app::start_core(&settings).await?;
+            let core = if reads_only(&command) {
+                app::start_core_read_only(&settings).await?
+            } else {
+                app::start_core(&settings).await?
+            };
             let result = run_admin_command(&core, command).await;
             core.audit.flush().await;
             result
         }
     }
+}
+
+/// Whether `command` only reads: it starts without generating the signing keys a fresh
+/// database lacks, so listing never writes. Anything not named here may write.
+fn reads_only(command: &Command) -> bool {
+    use crate::webhook_commands::WebhookCommand;
+    matches!(
+        command,
+        Command::Keys(KeysCommand::List { .. })
+            | Command::Client(ClientCommand::List { .. } | ClientCommand::Show { .. })
+            | Command::User(UserCommand::List { .. })
+            | Command::Admin(AdminCommand::List { .. })
+            | Command::Webhook(WebhookCommand::List { .. } | WebhookCommand::Deliveries { .. })
+    )
 }
 
 async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command) -> anyhow::Result<()> {
