@@ -229,3 +229,21 @@ async fn read_only_commands_write_nothing(backend: Backend) {
 }
 
 both_backends!(commands_and_their_errors, read_only_commands_write_nothing);
+
+/// `migrate` needs no key-encryption key on PostgreSQL (it touches the schema only); the
+/// other commands still refuse to start without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_runs_without_a_kek_on_postgres() {
+    let (url, _) = fresh_database(Backend::Postgres).await;
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-cli").unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(&config, format!("database_url = \"{url}\"\n")).unwrap();
+    portcullis(&config, &["migrate"]).await.unwrap();
+    for args in [&["client", "list"][..], &["keys", "rotate"][..], &["serve"][..]] {
+        let err = portcullis(&config, args).await.unwrap_err();
+        assert!(err.contains("kek") && err.contains("PostgreSQL"), "{args:?}: {err}");
+    }
+    // The schema is there: with a key, the commands run.
+    std::fs::write(&config, format!("database_url = \"{url}\"\nkek = \"{TEST_KEK}\"\n")).unwrap();
+    portcullis(&config, &["client", "list"]).await.unwrap();
+}

@@ -60,6 +60,8 @@ pub fn load_kek(source: &KekSource) -> anyhow::Result<Kek> {
             let text = std::fs::read_to_string(p).with_context(|| format!("kek_file: cannot read {}", p.display()))?;
             Kek::parse(&text).map_err(|e| anyhow::anyhow!("kek_file {}: {e}", p.display()))
         }
+        // Configuration lets only `migrate` through without a key, and it loads none.
+        KekSource::Absent => bail!("kek: not set; with PostgreSQL set PORTCULLIS_KEK or kek_file"),
         KekSource::Generated(p) => {
             if p.exists() {
                 let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;

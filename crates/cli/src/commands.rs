@@ -13,7 +13,7 @@ use portcullis_protocol::{ClientId, Secret, SigningAlg};
 use serde_json::json;
 
 use crate::app;
-use crate::config::Settings;
+use crate::config::{KekNeed, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -273,7 +273,12 @@ fn user_facing(e: Error) -> anyhow::Error {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut settings = Settings::load(cli.config.as_deref())?;
+    // Migrating touches the schema only: it needs no key-encryption key.
+    let kek_need = match cli.command {
+        Command::Migrate => KekNeed::NotNeeded,
+        _ => KekNeed::Required,
+    };
+    let mut settings = Settings::load_needing(cli.config.as_deref(), kek_need)?;
     if !matches!(cli.command, Command::Serve) {
         // Management commands print their result; logs only for problems.
         settings.log_level = "warn".into();
