@@ -2,6 +2,7 @@
 //! works, bad input fails with one clear line naming what is wrong.
 
 use clap::Parser;
+use portcullis_cli::Settings;
 use portcullis_cli::commands::{Cli, run};
 use portcullis_tests::{Backend, TEST_KEK, both_backends, fresh_database};
 
@@ -197,4 +198,56 @@ async fn commands_and_their_errors(backend: Backend) {
     drop(guard);
 }
 
-both_backends!(commands_and_their_errors);
+/// Listing writes nothing: on a migrated database without signing keys, the read-only
+/// commands leave it without (`serve` and the commands that write create them).
+async fn read_only_commands_write_nothing(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-cli").unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(&config, format!("database_url = \"{url}\"\nkek = \"{TEST_KEK}\"\n")).unwrap();
+    portcullis(&config, &["migrate"]).await.unwrap();
+    for args in [
+        &["keys", "list"][..],
+        &["keys", "list", "--json"][..],
+        &["client", "list"][..],
+        &["user", "list", "--json"][..],
+        &["admin", "list"][..],
+        &["webhook", "list"][..],
+        &["webhook", "deliveries"][..],
+    ] {
+        portcullis(&config, args).await.unwrap();
+    }
+    let err = portcullis(&config, &["client", "show", "nobody"]).await.unwrap_err();
+    assert_eq!(err, "client not found");
+
+    let settings = Settings::for_test("http://localhost:9090", &url, TEST_KEK);
+    let store = portcullis_cli::app::open_store(&settings).await.unwrap();
+    assert!(
+        store.list_keys().await.unwrap().is_empty(),
+        "a read-only command generated signing keys"
+    );
+    // A command that writes still makes sure keys exist.
+    portcullis(&config, &["user", "disable", "ghost"]).await.unwrap_err();
+    assert_eq!(store.list_keys().await.unwrap().len(), 2);
+    drop(guard);
+}
+
+both_backends!(commands_and_their_errors, read_only_commands_write_nothing);
+
+/// `migrate` needs no key-encryption key on PostgreSQL (it touches the schema only); the
+/// other commands still refuse to start without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_runs_without_a_kek_on_postgres() {
+    let (url, _) = fresh_database(Backend::Postgres).await;
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-cli").unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(&config, format!("database_url = \"{url}\"\n")).unwrap();
+    portcullis(&config, &["migrate"]).await.unwrap();
+    for args in [&["client", "list"][..], &["keys", "rotate"][..], &["serve"][..]] {
+        let err = portcullis(&config, args).await.unwrap_err();
+        assert!(err.contains("kek") && err.contains("PostgreSQL"), "{args:?}: {err}");
+    }
+    // The schema is there: with a key, the commands run.
+    std::fs::write(&config, format!("database_url = \"{url}\"\nkek = \"{TEST_KEK}\"\n")).unwrap();
+    portcullis(&config, &["client", "list"]).await.unwrap();
+}

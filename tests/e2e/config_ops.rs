@@ -1,5 +1,6 @@
 //! Operator-facing start-up: a TLS configuration that cannot be loaded stops the server
-//! before anything is written, and the start banner names the right scheme.
+//! before anything is written, the start banner names the right scheme, and the SQLite
+//! database is private to its owner.
 
 use portcullis_cli::Settings;
 use portcullis_cli::app::{listener_url, serve_on, start_core};
@@ -74,4 +75,35 @@ fn the_banner_names_the_scheme_the_listener_speaks() {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 9091));
     assert_eq!(listener_url(addr, true), "https://127.0.0.1:9091");
     assert_eq!(listener_url(addr, false), "http://127.0.0.1:9091");
+}
+
+/// The SQLite database and its `-wal` and `-shm` files hold password hashes, secret
+/// digests and personal data: readable by their owner only, like the generated KEK. A
+/// file that already exists keeps the permissions its operator gave it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| format!("{:o}", std::fs::metadata(path).unwrap().permissions().mode() & 0o777);
+
+    let (url, guard) = fresh_database(Backend::Sqlite).await;
+    let dir = guard.unwrap();
+    let settings = Settings::for_test("http://127.0.0.1:9090", &url, TEST_KEK);
+    // Generates keys: a write, so the WAL and its index exist while the store is open.
+    let core = start_core(&settings).await.unwrap();
+    for name in ["portcullis.db", "portcullis.db-wal", "portcullis.db-shm"] {
+        assert_eq!(mode(&dir.path().join(name)), "600", "{name}");
+    }
+    core.audit.flush().await;
+    drop(core);
+
+    let (url, guard) = fresh_database(Backend::Sqlite).await;
+    let dir = guard.unwrap();
+    let file = dir.path().join("portcullis.db");
+    std::fs::write(&file, b"").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let settings = Settings::for_test("http://127.0.0.1:9090", &url, TEST_KEK);
+    let core = start_core(&settings).await.unwrap();
+    assert_eq!(mode(&file), "640", "an existing file's permissions were changed");
+    core.audit.flush().await;
 }

@@ -1,12 +1,14 @@
 //! Foundation: discovery accepted by a real OIDC client, JWKS verifying what the server
 //! signs, key rotation published before use, health endpoints.
 
+use std::time::{Duration, Instant};
+
 use jsonwebtoken::{DecodingKey, Validation};
 use openidconnect::IssuerUrl;
 use openidconnect::core::CoreProviderMetadata;
 use portcullis_protocol::claims::AccessTokenClaims;
 use portcullis_protocol::jwk::JwkSet;
-use portcullis_tests::{Backend, both_backends, http, spawn_app};
+use portcullis_tests::{Backend, both_backends, fresh_database, http, spawn_app, spawn_app_on};
 use serde_json::Value;
 
 async fn discovery_is_accepted_by_openidconnect(backend: Backend) {
@@ -159,6 +161,51 @@ async fn health_endpoints(backend: Backend) {
         let r = http().get(format!("{base}/readyz")).send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
+    app.stop().await;
+}
+
+/// A TCP relay from a port of its own to `target`; aborting the task closes the port and
+/// every relayed connection, as when the database server goes down.
+async fn relay(target: String) -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        // Dropped with this task, aborting the connections.
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+/// With PostgreSQL down, `/readyz` answers 503 within its own bound, not after the
+/// pool's 10 s acquire timeout (sqlx retries a refused connection until then), which is
+/// longer than a load balancer's or Kubernetes' probe waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_promptly_when_the_database_is_down() {
+    let (url, _) = fresh_database(Backend::Postgres).await;
+    let mut via_relay = url::Url::parse(&url).unwrap();
+    let target = format!("{}:{}", via_relay.host_str().unwrap(), via_relay.port().unwrap_or(5432));
+    let (port, relay) = relay(target).await;
+    via_relay.set_port(Some(port)).unwrap();
+    let app = spawn_app_on(via_relay.as_str(), None).await;
+    let r = http().get(format!("{}/readyz", app.admin_url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    relay.abort();
+    let _ = relay.await;
+    let started = Instant::now();
+    let r = http().get(format!("{}/readyz", app.admin_url)).send().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.text().await.unwrap(), "database unreachable");
+    assert!(took < Duration::from_secs(5), "/readyz took {took:?}");
     app.stop().await;
 }
 

@@ -60,6 +60,8 @@ pub fn load_kek(source: &KekSource) -> anyhow::Result<Kek> {
             let text = std::fs::read_to_string(p).with_context(|| format!("kek_file: cannot read {}", p.display()))?;
             Kek::parse(&text).map_err(|e| anyhow::anyhow!("kek_file {}: {e}", p.display()))
         }
+        // Configuration lets only `migrate` through without a key, and it loads none.
+        KekSource::Absent => bail!("kek: not set; with PostgreSQL set PORTCULLIS_KEK or kek_file"),
         KekSource::Generated(p) => {
             if p.exists() {
                 let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -103,6 +105,17 @@ pub async fn start_core(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> 
     let store = open_store(settings).await?;
     let kek = load_kek(&settings.kek)?;
     let core = Portcullis::start(store, Arc::new(SystemClock), settings.core.clone(), kek)
+        .await
+        .context("starting: loading signing keys")?;
+    Ok(core)
+}
+
+/// Opens the store and builds the use-case context for a command that only reads: the
+/// signing keys there are loaded, none is generated.
+pub async fn start_core_read_only(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> {
+    let store = open_store(settings).await?;
+    let kek = load_kek(&settings.kek)?;
+    let core = Portcullis::start_read_only(store, Arc::new(SystemClock), settings.core.clone(), kek)
         .await
         .context("starting: loading signing keys")?;
     Ok(core)
@@ -254,8 +267,11 @@ pub fn listener_url(addr: SocketAddr, tls: bool) -> String {
     format!("{scheme}://{addr}")
 }
 
-/// `portcullis serve`: binds the configured addresses and runs until SIGTERM or Ctrl-C.
+/// `portcullis serve`: binds the configured addresses and runs until SIGTERM, SIGINT
+/// (Ctrl-C) or SIGHUP.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // First: until a handler is installed, these signals kill the process outright.
+    let signals = ShutdownSignals::install()?;
     // Before binding: the second bind would fail with a bare "Address already in use".
     if crate::config::listeners_collide(settings.public_addr, settings.admin_addr) {
         bail!("admin_addr: must differ from public_addr");
@@ -268,31 +284,59 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("admin_addr: cannot listen on {}", settings.admin_addr))?;
     let running = serve_on(&settings, public, admin).await?;
     tracing::info!(public = %running.public_addr, admin = %running.admin_addr, issuer = %running.core.settings.issuer, "portcullis is serving");
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests");
+    let signal = signals.recv().await;
+    tracing::info!(signal, "shutting down: finishing in-flight requests");
     let core = Arc::clone(&running.core);
     running.stop().await;
     core.audit.flush().await;
+    tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The signals that end the server gracefully (in-flight requests finish, the audit
+/// queue is flushed). SIGHUP is one of them: there is no configuration to reload, and
+/// its default action (a terminal closing, `systemctl kill -s HUP`, a supervisor's
+/// reload) killed the process at once, losing queued audit events.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    #[cfg(unix)]
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handler =
+            |kind: SignalKind, name: &str| signal(kind).with_context(|| format!("cannot install the {name} handler"));
+        Ok(Self {
+            terminate: handler(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: handler(SignalKind::interrupt(), "SIGINT")?,
+            hangup: handler(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {})
+    }
+
+    /// Waits for the first of the signals; its name.
+    #[cfg(unix)]
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.hangup.recv() => "SIGHUP",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn recv(self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }

@@ -13,7 +13,7 @@ use portcullis_protocol::{ClientId, Secret, SigningAlg};
 use serde_json::json;
 
 use crate::app;
-use crate::config::Settings;
+use crate::config::{KekNeed, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -283,7 +283,12 @@ fn user_facing(e: Error) -> anyhow::Error {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut settings = Settings::load(cli.config.as_deref())?;
+    // Migrating touches the schema only: it needs no key-encryption key.
+    let kek_need = match cli.command {
+        Command::Migrate => KekNeed::NotNeeded,
+        _ => KekNeed::Required,
+    };
+    let mut settings = Settings::load_needing(cli.config.as_deref(), kek_need)?;
     if !matches!(cli.command, Command::Serve) {
         // Management commands print their result; logs only for problems.
         settings.log_level = "warn".into();
@@ -297,12 +302,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         command => {
-            let core = app::start_core(&settings).await?;
+            let core = if reads_only(&command) {
+                app::start_core_read_only(&settings).await?
+            } else {
+                app::start_core(&settings).await?
+            };
             let result = run_admin_command(&core, command).await;
             core.audit.flush().await;
             result
         }
     }
+}
+
+/// Whether `command` only reads: it starts without generating the signing keys a fresh
+/// database lacks, so listing never writes. Anything not named here may write.
+fn reads_only(command: &Command) -> bool {
+    use crate::webhook_commands::WebhookCommand;
+    matches!(
+        command,
+        Command::Keys(KeysCommand::List { .. })
+            | Command::Client(ClientCommand::List { .. } | ClientCommand::Show { .. })
+            | Command::User(UserCommand::List { .. })
+            | Command::Admin(AdminCommand::List { .. })
+            | Command::Webhook(WebhookCommand::List { .. } | WebhookCommand::Deliveries { .. })
+    )
 }
 
 async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command) -> anyhow::Result<()> {

@@ -107,6 +107,16 @@ pub enum KekSource {
     File(PathBuf),
     /// The embedded default: `<data_dir>/kek`, generated on first start.
     Generated(PathBuf),
+    /// None set, with PostgreSQL, for a command that needs none (`migrate`).
+    Absent,
+}
+
+/// Whether a command needs the key-encryption key. `migrate` changes the schema only, so
+/// it runs without one, where a PostgreSQL deployment's other commands must have one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KekNeed {
+    Required,
+    NotNeeded,
 }
 
 /// Certificate chain and private key (PEM) for built-in TLS.
@@ -296,7 +306,7 @@ impl RawConfig {
     }
 
     /// Validates and fills defaults.
-    pub fn validate(self, origins: &Origins) -> Result<Settings, ConfigError> {
+    pub fn validate(self, origins: &Origins, kek_need: KekNeed) -> Result<Settings, ConfigError> {
         let issuer = self.issuer.unwrap_or_else(|| "http://localhost:9090".into());
         let url = url::Url::parse(&issuer)
             .map_err(|e| cfg_err("issuer", origins, format!("{issuer:?} is not a URL: {e}")))?;
@@ -382,6 +392,7 @@ impl RawConfig {
                 std::fs::metadata(&p).map_err(|e| cfg_err("kek_file", origins, format!("cannot read {f}: {e}")))?;
                 KekSource::File(p)
             }
+            (None, None) if is_postgres && kek_need == KekNeed::NotNeeded => KekSource::Absent,
             (None, None) if is_postgres => {
                 return Err(cfg_err(
                     "kek",
@@ -662,18 +673,31 @@ fn defense(d: &mut DefenseSettings, raw: &DefenseRaw<'_>, origins: &Origins) -> 
 impl Settings {
     /// Loads configuration the way `portcullis` does: file, then environment.
     pub fn load(config: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_needing(config, KekNeed::Required)
+    }
+
+    /// `load`, for a command that may need no key-encryption key.
+    pub fn load_needing(config: Option<&Path>, kek_need: KekNeed) -> Result<Self, ConfigError> {
         // `vars_os`: `std::env::vars` panics on a variable that is not UTF-8, anyone's.
-        Self::load_from(config, utf8_vars(std::env::vars_os())?)
+        Self::load_from_needing(config, utf8_vars(std::env::vars_os())?, kek_need)
     }
 
     pub fn load_from(
         config: Option<&Path>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        Self::load_from_needing(config, vars, KekNeed::Required)
+    }
+
+    pub fn load_from_needing(
+        config: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+        kek_need: KekNeed,
+    ) -> Result<Self, ConfigError> {
         let mut origins = Origins::new();
         let mut raw = RawConfig::from_file(config, &mut origins)?;
         raw.apply_env(vars, &mut origins)?;
-        raw.validate(&origins)
+        raw.validate(&origins, kek_need)
     }
 
     /// Settings for tests: SQLite at `database_url`, an inline key, the given issuer.

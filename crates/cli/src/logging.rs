@@ -1,5 +1,7 @@
 //! `tracing` output: human-readable by default, JSON with `log_format = "json"`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, Settings};
@@ -7,11 +9,37 @@ use crate::config::{LogFormat, Settings};
 /// Installs the global subscriber; `RUST_LOG` overrides the configured level.
 pub fn init(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
+    let ansi = colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match settings.log_format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// Whether human-format logs are coloured: only on a terminal, where someone reads them.
+/// Escape codes in a file or in journald are noise that breaks `grep` and log shippers.
+/// `NO_COLOR` set to anything but the empty string turns colour off (no-color.org).
+fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(!colour(false, None));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, Some(OsStr::new("1"))));
+        // no-color.org: an empty NO_COLOR does not count.
+        assert!(colour(true, Some(OsStr::new(""))));
+    }
 }

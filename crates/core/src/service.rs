@@ -163,14 +163,40 @@ impl Portcullis {
         settings: CoreSettings,
         kek: Kek,
     ) -> Result<Arc<Self>> {
-        let now = clock.now();
         let keys = Keys::new(kek.clone());
         let created = keys
-            .ensure_initialized(store.as_ref(), &settings.key_algs(), now)
+            .ensure_initialized(store.as_ref(), &settings.key_algs(), clock.now())
             .await?;
         if created {
             tracing::info!("generated signing keys (active and next)");
         }
+        Self::assemble(store, clock, settings, kek, keys).await
+    }
+
+    /// Builds the context the way `start` does, but writes nothing: the signing keys in
+    /// the store are loaded as they are, and none is created when some are missing. For
+    /// commands that only read (`keys list`, `client list`…), which must leave the
+    /// database as they found it. The use cases that write still write.
+    pub async fn start_read_only(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: CoreSettings,
+        kek: Kek,
+    ) -> Result<Arc<Self>> {
+        let keys = Keys::new(kek.clone());
+        keys.reload(store.as_ref(), clock.now()).await?;
+        Self::assemble(store, clock, settings, kek, keys).await
+    }
+
+    /// The rest of the context, around `keys` already loaded.
+    async fn assemble(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: CoreSettings,
+        kek: Kek,
+        keys: Keys,
+    ) -> Result<Arc<Self>> {
+        let now = clock.now();
         let revocations = RevocationSet::new();
         revocations.sync(store.as_ref(), now).await?;
         let hasher = PasswordHasher::new(settings.max_concurrent_password_hashes)?;

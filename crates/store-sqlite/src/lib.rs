@@ -43,7 +43,8 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens `url` (`sqlite://./data/portcullis.db?mode=rwc`, `sqlite::memory:`), creating
-    /// the file if missing; its directory must exist. Does not migrate.
+    /// the file if missing, readable by its owner only; its directory must exist. Does not
+    /// migrate.
     ///
     /// WAL lets readers run beside the single writer; `busy_timeout` makes a writer wait
     /// for the lock instead of failing. An in-memory database lives in one connection, so
@@ -63,6 +64,9 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory {
+            create_private(options.get_filename())?;
+        }
         let pool_options = if in_memory {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -129,6 +133,44 @@ impl SqliteStore {
             .db()?;
         Ok(done.rows_affected())
     }
+}
+
+/// Creates the database file, empty (which SQLite accepts as a new database), with mode
+/// 0600 before SQLite would create it with the process umask, usually 0644: the file holds
+/// password hashes, secret digests and personal data. SQLite gives the `-wal` and `-shm`
+/// files the main file's permissions. An existing file keeps its permissions (an
+/// operator may have chosen group access for backups), with a warning when other users
+/// have any.
+#[cfg(unix)]
+fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                    "the SQLite database is accessible to other users; it holds password hashes and personal data (chmod 600 it)"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Unexpected(Box::new(e))),
+    }
+}
+
+/// Elsewhere, SQLite creates the file with the platform's defaults.
+#[cfg(not(unix))]
+fn create_private(_path: &std::path::Path) -> Result<(), StoreError> {
+    Ok(())
 }
 
 #[async_trait]

@@ -55,6 +55,31 @@ fn errors_name_the_setting_and_its_source() {
 }
 
 #[test]
+fn migrate_needs_no_kek_with_postgresql() {
+    let vars = [("PORTCULLIS_DATABASE_URL", "postgres://localhost/x")];
+    let owned = || vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    let s = Settings::load_from_needing(None, owned(), KekNeed::NotNeeded).unwrap();
+    assert_eq!(s.kek, KekSource::Absent);
+    // Every other command still needs it.
+    let e = Settings::load_from_needing(None, owned(), KekNeed::Required).unwrap_err();
+    assert_eq!(e.setting, "kek");
+    // A key that is set is still checked, and SQLite keeps its generated default.
+    let bad = [
+        ("PORTCULLIS_DATABASE_URL", "postgres://localhost/x"),
+        ("PORTCULLIS_KEK", "tooshort"),
+    ];
+    let e = Settings::load_from_needing(
+        None,
+        bad.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        KekNeed::NotNeeded,
+    )
+    .unwrap_err();
+    assert_eq!(e.setting, "kek");
+    let s = Settings::load_from_needing(None, std::iter::empty(), KekNeed::NotNeeded).unwrap();
+    assert_eq!(s.kek, KekSource::Generated(PathBuf::from("./data/kek")));
+}
+
+#[test]
 fn request_timeouts() {
     let s = load(&[]).unwrap();
     assert_eq!(s.timeouts.header_read, std::time::Duration::from_secs(20));

@@ -1,0 +1,152 @@
+//! The `portcullis` binary itself, run as an operator runs it: what a process-level
+//! test alone can see (signals, whether stderr is a terminal).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// A `portcullis serve` child on ports 0 with its own data directory, its stderr read
+/// line by line.
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    /// Every stderr line read so far.
+    seen: Vec<String>,
+    dir: PathBuf,
+}
+
+impl Server {
+    /// Starts the server and waits until it logs that it is serving.
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("portcullis-binary-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("portcullis.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"{}\"\npublic_addr = \"127.0.0.1:0\"\nadmin_addr = \"127.0.0.1:0\"\nlog_level = \"info\"\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            // A pipe, as under systemd or with `2>file`: not a terminal.
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            lines,
+            seen: Vec::new(),
+            dir,
+        };
+        server.wait_for_line("portcullis is serving", Duration::from_secs(120));
+        server
+    }
+
+    fn wait_for_line(&mut self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    panic!("no log line with {needle:?}; stderr so far:\n{}", self.seen.join("\n"))
+                }
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, then reads the rest of its stderr.
+    fn wait(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the server did not exit; stderr:\n{}", self.seen.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The pipe closed with the process: this ends.
+        self.seen.extend(self.lines.iter());
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn human_logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let mut server = Server::start();
+    server.signal("TERM");
+    let status = server.wait(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}");
+    let logs = server.seen.join("\n");
+    assert!(logs.contains("INFO"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "ANSI escape codes in redirected logs:\n{logs:?}"
+    );
+}
+
+#[test]
+fn sighup_stops_the_server_gracefully() {
+    let mut server = Server::start();
+    server.signal("HUP");
+    let status = server.wait(Duration::from_secs(60));
+    let logs = server.seen.join("\n");
+    // Killed by the signal's default action, the process has no exit code.
+    assert!(status.success(), "{status:?}; stderr:\n{logs}");
+    assert!(
+        logs.contains("signal=\"SIGHUP\"") || logs.contains("signal=SIGHUP"),
+        "{logs}"
+    );
+    // Logged after the audit queue was flushed.
+    assert!(logs.lines().any(|l| l.ends_with("stopped")), "{logs}");
+}
