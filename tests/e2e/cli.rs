@@ -232,7 +232,78 @@ async fn read_only_commands_write_nothing(backend: Backend) {
     drop(guard);
 }
 
-both_backends!(commands_and_their_errors, read_only_commands_write_nothing);
+/// Replacing the key-encryption key: with the new key as `kek` and the old one in
+/// `previous_keks`, everything stays readable; `kek rewrap` encrypts it all again with
+/// the new key, after which the old one is needed no more and opens nothing.
+async fn the_kek_is_replaced_without_losing_a_key(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-cli").unwrap();
+    let config = dir.path().join("portcullis.toml");
+    let old = TEST_KEK;
+    let new = portcullis_core::crypto::Kek::generate().unwrap().to_text();
+    let with = |kek: &str, previous: &[&str]| {
+        let list: Vec<String> = previous.iter().map(|k| format!("{k:?}")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "database_url = \"{url}\"\nkek = \"{kek}\"\nprevious_keks = [{}]\n",
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+    };
+    with(old, &[]);
+    portcullis(&config, &["migrate"]).await.unwrap();
+    portcullis(&config, &["keys", "list"]).await.unwrap();
+    portcullis(
+        &config,
+        &["webhook", "create", "--url", "https://hooks.example/in", "--event", "*"],
+    )
+    .await
+    .unwrap();
+    portcullis(&config, &["keys", "rotate", "--force"]).await.unwrap();
+
+    // The new key alone opens nothing yet.
+    with(&new, &[]);
+    let err = portcullis(&config, &["keys", "list"]).await.unwrap_err();
+    assert!(err.contains("cannot decrypt"), "{err}");
+    // Listing the current key as a previous one, or a malformed one, is refused.
+    with(&new, &[&new]);
+    let err = portcullis(&config, &["keys", "list"]).await.unwrap_err();
+    assert!(err.starts_with("previous_keks: holds the current"), "{err}");
+    with(&new, &["short"]);
+    let err = portcullis(&config, &["keys", "list"]).await.unwrap_err();
+    assert!(err.contains("previous_keks") && err.contains("entry 1"), "{err}");
+
+    // With the old key as a previous one, all is readable; rewrap seals it anew.
+    with(&new, &[old]);
+    portcullis(&config, &["keys", "list"]).await.unwrap();
+    portcullis(&config, &["kek", "rewrap"]).await.unwrap();
+    with(&new, &[]);
+    portcullis(&config, &["keys", "list"]).await.unwrap();
+    let settings = Settings {
+        previous_keks: Vec::new(),
+        ..Settings::for_test("http://localhost:9090", &url, &new)
+    };
+    let core = portcullis_cli::app::start_core(&settings).await.unwrap();
+    let done = core.rewrap_sealed("test").await.unwrap();
+    assert_eq!(
+        (done.keys, done.webhooks),
+        (3, 1),
+        "every key and the webhook secret open with the new key alone"
+    );
+    // And the old key alone no longer opens them.
+    with(old, &[]);
+    let err = portcullis(&config, &["keys", "list"]).await.unwrap_err();
+    assert!(err.contains("cannot decrypt"), "{err}");
+    drop(guard);
+}
+
+both_backends!(
+    commands_and_their_errors,
+    read_only_commands_write_nothing,
+    the_kek_is_replaced_without_losing_a_key
+);
 
 /// `migrate` needs no key-encryption key on PostgreSQL (it touches the schema only); the
 /// other commands still refuse to start without one.

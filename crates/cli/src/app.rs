@@ -52,8 +52,23 @@ fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
         .map(Path::to_path_buf)
 }
 
-/// Loads the key-encryption key; for the embedded default, generates it on first start.
-pub fn load_kek(source: &KekSource) -> anyhow::Result<Kek> {
+/// Loads the key-encryption key, with the keys it replaces (`previous_keks`) for
+/// decrypting only.
+pub fn load_kek(settings: &Settings) -> anyhow::Result<Kek> {
+    let kek = load_current_kek(&settings.kek)?;
+    let mut previous = Vec::new();
+    for text in &settings.previous_keks {
+        let old = Kek::parse(text).map_err(|e| anyhow::anyhow!("previous_keks: {e}"))?;
+        if old.same_current(&kek) {
+            bail!("previous_keks: holds the current key-encryption key; list only the keys it replaces");
+        }
+        previous.push(old);
+    }
+    Ok(kek.with_previous(previous))
+}
+
+/// The key-encryption key itself; for the embedded default, generated on first start.
+fn load_current_kek(source: &KekSource) -> anyhow::Result<Kek> {
     match source {
         KekSource::Inline(k) => Kek::parse(k).map_err(|e| anyhow::anyhow!("kek: {e}")),
         KekSource::File(p) => {
@@ -103,7 +118,7 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 /// Opens the store and builds the use-case context (generating keys on first start).
 pub async fn start_core(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> {
     let store = open_store(settings).await?;
-    let kek = load_kek(&settings.kek)?;
+    let kek = load_kek(settings)?;
     let core = Portcullis::start(store, Arc::new(SystemClock), settings.core.clone(), kek)
         .await
         .context("starting: loading signing keys")?;
@@ -114,7 +129,7 @@ pub async fn start_core(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> 
 /// signing keys there are loaded, none is generated.
 pub async fn start_core_read_only(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> {
     let store = open_store(settings).await?;
-    let kek = load_kek(&settings.kek)?;
+    let kek = load_kek(settings)?;
     let core = Portcullis::start_read_only(store, Arc::new(SystemClock), settings.core.clone(), kek)
         .await
         .context("starting: loading signing keys")?;

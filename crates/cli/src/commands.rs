@@ -38,6 +38,9 @@ pub enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The key-encryption key (KEK) that encrypts signing keys and webhook secrets.
+    #[command(subcommand)]
+    Kek(KekCommand),
     /// Client applications.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -50,6 +53,14 @@ pub enum Command {
     /// Event webhooks: signed deliveries of audit events to HTTPS receivers.
     #[command(subcommand)]
     Webhook(crate::webhook_commands::WebhookCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KekCommand {
+    /// Encrypt every signing key and webhook secret again with the current kek, after
+    /// replacing it: set the new key as kek and the old one in previous_keks on every
+    /// node, run this once, then remove previous_keks.
+    Rewrap,
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,6 +348,14 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             let kid = core.rotate_signing_keys(alg, force, ACTOR).await.map_err(user_facing)?;
             let alg = alg.unwrap_or(core.settings.signing_alg);
             println!("rotated the {alg} keys: the next key now signs; new next key {kid} is published");
+        }
+        Command::Kek(KekCommand::Rewrap) => {
+            let done = core.rewrap_sealed(ACTOR).await.map_err(user_facing)?;
+            println!(
+                "encrypted again with the current kek: {} signing keys, {} webhook secrets; previous_keks can now be \
+                 removed from every node",
+                done.keys, done.webhooks
+            );
         }
         Command::Keys(KeysCommand::Retire { alg }) => {
             let alg = SigningAlg::parse(&alg).map_err(|e| anyhow::anyhow!("--alg: {e}"))?;

@@ -30,6 +30,8 @@ pub struct RawConfig {
     pub data_dir: Option<String>,
     pub kek: Option<String>,
     pub kek_file: Option<String>,
+    /// Key-encryption keys being replaced: they decrypt, never encrypt.
+    pub previous_keks: Option<Vec<String>>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
     pub signing_alg: Option<String>,
@@ -134,6 +136,9 @@ pub struct Settings {
     pub database_url: String,
     pub data_dir: PathBuf,
     pub kek: KekSource,
+    /// Keys `kek` replaces, until `portcullis kek rewrap` has sealed everything again
+    /// with it: they decrypt what they sealed, never encrypt.
+    pub previous_keks: Vec<String>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub core: CoreSettings,
@@ -152,6 +157,7 @@ const ENV_KEYS: &[&str] = &[
     "data_dir",
     "kek",
     "kek_file",
+    "previous_keks",
     "log_format",
     "log_level",
     "signing_alg",
@@ -267,6 +273,7 @@ impl RawConfig {
             "data_dir" => self.data_dir.is_some(),
             "kek" => self.kek.is_some(),
             "kek_file" => self.kek_file.is_some(),
+            "previous_keks" => self.previous_keks.is_some(),
             "log_format" => self.log_format.is_some(),
             "log_level" => self.log_level.is_some(),
             "signing_alg" => self.signing_alg.is_some(),
@@ -402,6 +409,16 @@ impl RawConfig {
             }
             (None, None) => KekSource::Generated(data_dir.join("kek")),
         };
+        let previous_keks = self.previous_keks.unwrap_or_default();
+        for (i, k) in previous_keks.iter().enumerate() {
+            portcullis_core::crypto::Kek::parse(k).map_err(|e| {
+                cfg_err(
+                    "previous_keks",
+                    origins,
+                    format!("entry {}: invalid key-encryption key: {e}", i + 1),
+                )
+            })?;
+        }
         let log_format = match self.log_format.as_deref() {
             None | Some("human") => LogFormat::Human,
             Some("json") => LogFormat::Json,
@@ -520,6 +537,7 @@ impl RawConfig {
             database_url,
             data_dir,
             kek,
+            previous_keks,
             log_format,
             log_level,
             core,
@@ -708,6 +726,7 @@ impl Settings {
             database_url: database_url.to_owned(),
             data_dir: std::env::temp_dir(),
             kek: KekSource::Inline(kek.to_owned()),
+            previous_keks: Vec::new(),
             log_format: LogFormat::Human,
             log_level: "warn".into(),
             core: CoreSettings::for_issuer(issuer),

@@ -14,6 +14,13 @@ use crate::error::{Error, Result};
 use crate::model::{Admin, AuditEvent, AuditFilter, Digest, Grant, Revocation, RevocationTarget, SigningKeyRecord};
 use crate::service::Portcullis;
 
+/// What `Portcullis::rewrap_sealed` sealed again with the current KEK.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rewrapped {
+    pub keys: usize,
+    pub webhooks: usize,
+}
+
 /// Who performs an admin action, and from where: every admin change is an audit event
 /// naming both (DESIGN §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,6 +336,53 @@ impl Portcullis {
                 .detail(serde_json::json!({ "alg": alg.as_str() })),
         );
         Ok(())
+    }
+
+    /// Seals every signing key and webhook secret again with the current KEK (what the
+    /// previous KEKs sealed stays readable meanwhile), so that `previous_keks` can then
+    /// be dropped. Each is rewritten on its own, so an interrupted run is simply run
+    /// again; one that no KEK opens stops it with an error naming it. Returns how many of
+    /// each were rewritten.
+    pub async fn rewrap_sealed(&self, actor: impl Into<Actor>) -> Result<Rewrapped> {
+        let actor = actor.into();
+        let mut done = Rewrapped::default();
+        let reseal = |sealed: &[u8], aad: &[u8], what: String| {
+            self.kek
+                .open(sealed, aad)
+                .and_then(|plain| self.kek.seal(&plain, aad))
+                .map_err(|e| Error::Unexpected(format!("{what}: {e}")))
+        };
+        for key in self.store.list_keys().await? {
+            let sealed = reseal(
+                &key.private_key_encrypted,
+                key.kid.as_bytes(),
+                format!("signing key {}", key.kid),
+            )?;
+            match self.store.reseal_key(&key.kid, &sealed).await {
+                Ok(()) => done.keys += 1,
+                // Deleted meanwhile (a retired key past its publication): nothing to keep.
+                Err(crate::StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for hook in self.store.list_webhooks().await? {
+            let sealed = reseal(
+                &hook.secret_encrypted,
+                hook.id.as_bytes(),
+                format!("webhook {}", hook.id),
+            )?;
+            match self.store.reseal_webhook_secret(hook.id, &sealed).await {
+                Ok(()) => done.webhooks += 1,
+                Err(crate::StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.audit(
+            Event::new("kek.rewrapped")
+                .by(&actor)
+                .detail(serde_json::json!({ "signing_keys": done.keys, "webhooks": done.webhooks })),
+        );
+        Ok(done)
     }
 
     /// One page of the audit log, newest first. `limit` 0 means the default page size.

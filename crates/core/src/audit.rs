@@ -42,7 +42,7 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 41] = [
+pub const EVENT_TYPES: [&str; 42] = [
     "login.success",
     "login.failure",
     "login.locked_out",
@@ -60,6 +60,7 @@ pub const EVENT_TYPES: [&str; 41] = [
     "user.password_changed",
     "key.rotated",
     "key.retired",
+    "kek.rewrapped",
     "admin.login.success",
     "admin.login.failure",
     "admin.login.locked_out",

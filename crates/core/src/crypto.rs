@@ -57,10 +57,15 @@ pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
     computed.as_bytes().ct_eq(challenge.as_bytes()).into()
 }
 
-/// The key-encryption key: 32 bytes that encrypt private signing keys at rest with
-/// AES-256-GCM. It never enters the database.
+/// The key-encryption key: 32 bytes that encrypt private signing keys and webhook
+/// secrets at rest with AES-256-GCM. It never enters the database. While the KEK is being
+/// replaced it also carries the keys it replaces (`previous_keks`): it opens what any of
+/// them sealed, and seals with the current one only (`Portcullis::rewrap_sealed`).
 #[derive(Clone)]
-pub struct Kek([u8; 32]);
+pub struct Kek {
+    current: [u8; 32],
+    previous: Vec<[u8; 32]>,
+}
 
 impl std::fmt::Debug for Kek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,7 +75,23 @@ impl std::fmt::Debug for Kek {
 
 impl Kek {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+        Self {
+            current: bytes,
+            previous: Vec::new(),
+        }
+    }
+
+    /// This key, which seals, with `previous` keys that only open (tried in order after
+    /// it): what they sealed stays readable until it is sealed again with this one.
+    #[must_use]
+    pub fn with_previous(mut self, previous: impl IntoIterator<Item = Kek>) -> Self {
+        self.previous = previous.into_iter().map(|k| k.current).collect();
+        self
+    }
+
+    /// Whether `other` seals with the same key as this one.
+    pub fn same_current(&self, other: &Kek) -> bool {
+        bool::from(self.current.ct_eq(&other.current))
     }
 
     pub fn generate() -> Result<Self, Error> {
@@ -100,11 +121,11 @@ impl Kek {
 
     /// The key as base64url, for writing a generated key file.
     pub fn to_text(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0)
+        URL_SAFE_NO_PAD.encode(self.current)
     }
 
-    fn key(&self) -> Result<LessSafeKey, Error> {
-        UnboundKey::new(&AES_256_GCM, &self.0)
+    fn key(bytes: &[u8; 32]) -> Result<LessSafeKey, Error> {
+        UnboundKey::new(&AES_256_GCM, bytes)
             .map(LessSafeKey::new)
             .map_err(|_| Error::Unexpected("bad key-encryption key".into()))
     }
@@ -113,7 +134,7 @@ impl Kek {
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
         let nonce_bytes = random_bytes::<NONCE_LEN>()?;
         let mut buf = plaintext.to_vec();
-        self.key()?
+        Self::key(&self.current)?
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad), &mut buf)
             .map_err(|_| Error::Unexpected("encryption failed".into()))?;
         let mut out = nonce_bytes.to_vec();
@@ -121,23 +142,25 @@ impl Kek {
         Ok(out)
     }
 
-    /// Decrypts what [`Kek::seal`] produced; fails if the key or `aad` differ.
+    /// Decrypts what [`Kek::seal`] produced with this key or one of the previous ones;
+    /// fails if none of them sealed it or `aad` differs.
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
         if sealed.len() < NONCE_LEN + 16 {
             return Err(Error::Unexpected("sealed key is too short".into()));
         }
         let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Unexpected("bad nonce".into()))?;
-        let mut buf = rest.to_vec();
-        let plain = self
-            .key()?
-            .open_in_place(nonce, Aad::from(aad), &mut buf)
-            .map_err(|_| {
-                Error::Unexpected(
-                    "cannot decrypt a signing key: wrong key-encryption key (PORTCULLIS_KEK / kek_file)?".into(),
-                )
-            })?;
-        Ok(plain.to_vec())
+        for bytes in std::iter::once(&self.current).chain(&self.previous) {
+            let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Unexpected("bad nonce".into()))?;
+            let mut buf = rest.to_vec();
+            if let Ok(plain) = Self::key(bytes)?.open_in_place(nonce, Aad::from(aad), &mut buf) {
+                return Ok(plain.to_vec());
+            }
+        }
+        Err(Error::Unexpected(
+            "cannot decrypt a stored secret: wrong key-encryption key (kek / kek_file / PORTCULLIS_KEK, or \
+             previous_keks while replacing it)?"
+                .into(),
+        ))
     }
 }
 
@@ -152,6 +175,22 @@ mod tests {
         assert_eq!(kek.open(&sealed, b"kid-1").unwrap(), b"private");
         assert!(kek.open(&sealed, b"kid-2").is_err());
         assert!(Kek::generate().unwrap().open(&sealed, b"kid-1").is_err());
+    }
+
+    #[test]
+    fn previous_keks_open_but_never_seal() {
+        let (old, other) = (Kek::generate().unwrap(), Kek::generate().unwrap());
+        let sealed_by_old = old.seal(b"private", b"kid-1").unwrap();
+        let new = Kek::generate().unwrap().with_previous([other.clone(), old.clone()]);
+        assert_eq!(new.open(&sealed_by_old, b"kid-1").unwrap(), b"private");
+        assert!(new.open(&sealed_by_old, b"kid-2").is_err(), "aad still binds");
+        // New seals use the current key: the previous ones cannot open them.
+        let sealed_by_new = new.seal(b"private", b"kid-1").unwrap();
+        assert!(old.open(&sealed_by_new, b"kid-1").is_err());
+        assert!(!new.same_current(&old) && new.same_current(&new.clone().with_previous([])));
+        // Without the old key in the ring, what it sealed is unreadable.
+        let without = Kek::generate().unwrap().with_previous([other]);
+        assert!(without.open(&sealed_by_old, b"kid-1").is_err());
     }
 
     #[test]

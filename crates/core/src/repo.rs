@@ -131,6 +131,9 @@ pub trait KeyRepo: Send + Sync {
     -> StoreResult<()>;
     /// Deletes retired keys whose `publish_until` has passed; returns how many.
     async fn delete_expired_keys(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Replaces key `kid`'s encrypted private key (the same key sealed with another KEK);
+    /// `NotFound` if the key is gone.
+    async fn reseal_key(&self, kid: &str, private_key_encrypted: &[u8]) -> StoreResult<()>;
 }
 
 /// Outcome of redeeming an authorization code.
@@ -387,6 +390,9 @@ pub trait WebhookRepo: Send + Sync {
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>>;
     /// Deletes the webhook and its deliveries; `NotFound` if absent.
     async fn delete_webhook(&self, id: Uuid) -> StoreResult<()>;
+    /// Replaces webhook `id`'s encrypted secret (the same secret sealed with another KEK);
+    /// `NotFound` if the webhook is gone.
+    async fn reseal_webhook_secret(&self, id: Uuid, secret_encrypted: &[u8]) -> StoreResult<()>;
     async fn insert_webhook_deliveries(&self, deliveries: &[WebhookDelivery]) -> StoreResult<()>;
     /// Claims up to `limit` attempts that are due at `now` (pending, or sending with an
     /// expired lease): marks them `Sending` with `next_attempt_at = lease_until` and

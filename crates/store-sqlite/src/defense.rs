@@ -233,6 +233,19 @@ impl WebhookRepo for SqliteStore {
         Ok(())
     }
 
+    async fn reseal_webhook_secret(&self, id: Uuid, secret_encrypted: &[u8]) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE webhooks SET secret_encrypted = $2 WHERE id = $1")
+            .bind(codec::uuid_text(id))
+            .bind(secret_encrypted)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn insert_webhook_deliveries(&self, deliveries: &[WebhookDelivery]) -> StoreResult<()> {
         if deliveries.is_empty() {
             return Ok(());

@@ -160,6 +160,19 @@ impl KeyRepo for SqliteStore {
         Ok(())
     }
 
+    async fn reseal_key(&self, kid: &str, private_key_encrypted: &[u8]) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE signing_keys SET private_key_encrypted = $2 WHERE kid = $1")
+            .bind(kid)
+            .bind(private_key_encrypted)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn delete_expired_keys(&self, now: OffsetDateTime) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND publish_until < $1")
             .bind(codec::ts(now))

@@ -113,6 +113,17 @@ async fn webhooks_roundtrip_and_delete_cascades<S: Store>(s: S) {
     assert_eq!(s.get_webhook(a.id).await.unwrap(), Some(a.clone()));
     assert_eq!(s.get_webhook(Uuid::new_v4()).await.unwrap(), None);
     assert_eq!(s.list_webhooks().await.unwrap(), vec![a.clone(), b.clone()]);
+    // A secret sealed again (another KEK) replaces the old one, on that webhook only.
+    let b = Webhook {
+        secret_encrypted: vec![7; 44],
+        ..b
+    };
+    s.reseal_webhook_secret(b.id, &b.secret_encrypted).await.unwrap();
+    assert_eq!(s.list_webhooks().await.unwrap(), vec![a.clone(), b.clone()]);
+    assert!(matches!(
+        s.reseal_webhook_secret(Uuid::new_v4(), &[1; 44]).await,
+        Err(StoreError::NotFound)
+    ));
     let d = delivery(&a, "login.failure", T0);
     s.insert_webhook_deliveries(std::slice::from_ref(&d)).await.unwrap();
     s.insert_webhook_deliveries(&[]).await.unwrap();

@@ -55,6 +55,26 @@ pub(super) async fn key_insert_list_and_rotate<S: Store>(s: S) {
         ]
     );
 
+    // A private key sealed again (another KEK) replaces the old one, on that key only.
+    let before = s.list_keys().await.unwrap();
+    s.reseal_key("k2", &[9; 60]).await.unwrap();
+    let after = s.list_keys().await.unwrap();
+    for (b, a) in before.iter().zip(&after) {
+        if a.kid == "k2" {
+            assert_eq!(a.private_key_encrypted, vec![9; 60]);
+            assert_eq!(
+                SigningKeyRecord {
+                    private_key_encrypted: b.private_key_encrypted.clone(),
+                    ..a.clone()
+                },
+                *b
+            );
+        } else {
+            assert_eq!(a, b);
+        }
+    }
+    assert!(matches!(s.reseal_key("k0", &[9; 60]).await, Err(StoreError::NotFound)));
+
     assert_eq!(s.delete_expired_keys(until - secs(1)).await.unwrap(), 0);
     assert_eq!(s.delete_expired_keys(until + secs(1)).await.unwrap(), 1);
     let kids: Vec<_> = s.list_keys().await.unwrap().into_iter().map(|k| k.kid).collect();

@@ -141,6 +141,7 @@ impl RawConfig {
                 // A list in the environment: comma-separated.
                 "trusted_proxies" => self.trusted_proxies = Some(comma_list(&value)),
                 "admin_hosts" => self.admin_hosts = Some(comma_list(&value)),
+                "previous_keks" => self.previous_keks = Some(comma_list(&value)),
                 "client_ip_header" => self.client_ip_header = Some(value),
                 "rate_limit_login" => self.rate_limit_login = Some(value),
                 "rate_limit_admin_login" => self.rate_limit_admin_login = Some(value),

@@ -55,6 +55,17 @@ fn errors_name_the_setting_and_its_source() {
 }
 
 #[test]
+fn previous_keks_from_the_environment() {
+    let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+    let s = load(&[("PORTCULLIS_PREVIOUS_KEKS", &format!("{a}, {b},"))]).unwrap();
+    assert_eq!(s.previous_keks, [a.clone(), b]);
+    assert!(load(&[]).unwrap().previous_keks.is_empty());
+    let e = load(&[("PORTCULLIS_PREVIOUS_KEKS", &format!("{a},nope"))]).unwrap_err();
+    assert_eq!(e.setting, "previous_keks");
+    assert!(e.message.contains("entry 2"), "{}", e.message);
+}
+
+#[test]
 fn migrate_needs_no_kek_with_postgresql() {
     let vars = [("PORTCULLIS_DATABASE_URL", "postgres://localhost/x")];
     let owned = || vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
