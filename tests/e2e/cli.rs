@@ -281,16 +281,18 @@ async fn the_kek_is_replaced_without_losing_a_key(backend: Backend) {
     portcullis(&config, &["kek", "rewrap"]).await.unwrap();
     with(&new, &[]);
     portcullis(&config, &["keys", "list"]).await.unwrap();
-    let settings = Settings {
-        previous_keks: Vec::new(),
-        ..Settings::for_test("http://localhost:9090", &url, &new)
-    };
-    let core = portcullis_cli::app::start_core(&settings).await.unwrap();
+    // Without previous_keks nothing is being replaced: refused (a forgotten swap of the
+    // configuration must not report success).
+    let err = portcullis(&config, &["kek", "rewrap"]).await.unwrap_err();
+    assert!(err.starts_with("previous_keks: is empty"), "{err}");
+    // Everything now opens with the new key alone: a rewrap finds nothing to do.
+    let unrelated = portcullis_core::crypto::Kek::generate().unwrap().to_text();
+    let core = start(&url, &new, &[&unrelated]).await;
     let done = core.rewrap_sealed("test").await.unwrap();
     assert_eq!(
         (done.keys, done.webhooks),
-        (3, 1),
-        "every key and the webhook secret open with the new key alone"
+        (0, 0),
+        "every key and the webhook secret open with the new key"
     );
     // And the old key alone no longer opens them.
     with(old, &[]);
@@ -299,10 +301,74 @@ async fn the_kek_is_replaced_without_losing_a_key(backend: Backend) {
     drop(guard);
 }
 
+/// The core on `url` with `kek` and `previous` keys, as a node configured so would run.
+async fn start(url: &str, kek: &str, previous: &[&str]) -> std::sync::Arc<portcullis_core::Portcullis> {
+    let settings = Settings {
+        previous_keks: previous.iter().map(|k| (*k).to_owned()).collect(),
+        ..Settings::for_test("http://localhost:9090", url, kek)
+    };
+    portcullis_cli::app::start_core(&settings).await.unwrap()
+}
+
+/// A node still running with the old key as its kek during the replacement keeps
+/// sealing with it: a rewrap run afterwards picks up what it wrote, it cannot promote a
+/// next key it cannot decrypt, and a node with the new key alone refuses to start on a
+/// next key it cannot decrypt (instead of failing at the next rotation).
+async fn a_node_left_on_the_old_kek_is_caught(backend: Backend) {
+    use portcullis_core::crypto::Kek;
+    let (url, guard) = fresh_database(backend).await;
+    let (old, new) = (Kek::generate().unwrap().to_text(), Kek::generate().unwrap().to_text());
+    let stale = start(&url, &old, &[]).await;
+    let replacing = start(&url, &new, &[&old]).await;
+    stale.rotate_signing_keys(None, true, "test").await.unwrap();
+    let done = replacing.rewrap_sealed("test").await.unwrap();
+    assert_eq!((done.keys, done.webhooks), (3, 0));
+
+    // After the rewrap the stale node still writes with the old key…
+    stale
+        .create_webhook("https://hooks.example/in", &["*".to_owned()], "test")
+        .await
+        .unwrap();
+    // …but cannot promote the next key, which its key no longer opens.
+    let before = replacing.store.list_keys().await.unwrap();
+    let err = stale.rotate_signing_keys(None, true, "test").await.unwrap_err();
+    assert!(err.to_string().contains("cannot be used"), "{err}");
+    assert_eq!(replacing.store.list_keys().await.unwrap(), before, "nothing rotated");
+    // A second rewrap seals what it wrote; then the new key alone opens everything.
+    let done = replacing.rewrap_sealed("test").await.unwrap();
+    assert_eq!((done.keys, done.webhooks), (0, 1));
+    let done = start(&url, &new, &[&Kek::generate().unwrap().to_text()])
+        .await
+        .rewrap_sealed("test")
+        .await
+        .unwrap();
+    assert_eq!((done.keys, done.webhooks), (0, 0));
+
+    // A next key sealed with a key this node lacks stops its start.
+    let next = before
+        .iter()
+        .find(|k| k.state == portcullis_core::model::KeyState::Next)
+        .unwrap();
+    let plain = Kek::parse(&new)
+        .unwrap()
+        .open(&next.private_key_encrypted, next.kid.as_bytes())
+        .unwrap();
+    let by_old = Kek::parse(&old).unwrap().seal(&plain, next.kid.as_bytes()).unwrap();
+    replacing.store.reseal_key(&next.kid, &by_old).await.unwrap();
+    let settings = Settings::for_test("http://localhost:9090", &url, &new);
+    let err = portcullis_cli::app::start_core(&settings).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains(&format!("next signing key {}", next.kid)),
+        "{err:#}"
+    );
+    drop(guard);
+}
+
 both_backends!(
     commands_and_their_errors,
     read_only_commands_write_nothing,
-    the_kek_is_replaced_without_losing_a_key
+    the_kek_is_replaced_without_losing_a_key,
+    a_node_left_on_the_old_kek_is_caught
 );
 
 /// `migrate` needs no key-encryption key on PostgreSQL (it touches the schema only); the

@@ -74,8 +74,9 @@ pub enum KeysCommand {
         /// `signing_alg`, ID tokens RS256). Default: `signing_alg`.
         #[arg(long)]
         alg: Option<String>,
-        /// Rotate even if the next key was published too recently (after a key
-        /// compromise): resource servers may refuse the new key's tokens for a few minutes.
+        /// Rotate even if the next key was published too recently (when the active key
+        /// must stop signing at once): resource servers may refuse the new key's tokens for
+        /// a few minutes. The retired key stays published: this revokes nothing.
         #[arg(long)]
         force: bool,
     },
@@ -352,8 +353,8 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
         Command::Kek(KekCommand::Rewrap) => {
             let done = core.rewrap_sealed(ACTOR).await.map_err(user_facing)?;
             println!(
-                "encrypted again with the current kek: {} signing keys, {} webhook secrets; previous_keks can now be \
-                 removed from every node",
+                "encrypted again with the current kek: {} signing keys, {} webhook secrets; everything now opens \
+                 with it alone, so previous_keks can be removed from every node",
                 done.keys, done.webhooks
             );
         }

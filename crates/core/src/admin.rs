@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 use crate::model::{Admin, AuditEvent, AuditFilter, Digest, Grant, Revocation, RevocationTarget, SigningKeyRecord};
 use crate::service::Portcullis;
 
+/// How many times `rewrap_sealed` looks again for secrets sealed with a previous KEK.
+const REWRAP_PASSES: usize = 3;
+
 /// What `Portcullis::rewrap_sealed` sealed again with the current KEK.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rewrapped {
@@ -271,8 +274,8 @@ impl Portcullis {
     /// Rotates the keys of `alg` (default: the access tokens' algorithm; see
     /// `Keys::rotate`); returns the new next key's id. Only algorithms in use have keys.
     /// Refused while the next key is younger than `key_publication_window`, unless
-    /// `force` (after a key compromise, when tokens refused for a few minutes are the
-    /// lesser harm).
+    /// `force` (when the active key must stop signing at once, and tokens refused for a
+    /// few minutes are the lesser harm).
     pub async fn rotate_signing_keys(
         &self,
         alg: Option<SigningAlg>,
@@ -338,26 +341,59 @@ impl Portcullis {
         Ok(())
     }
 
-    /// Seals every signing key and webhook secret again with the current KEK (what the
-    /// previous KEKs sealed stays readable meanwhile), so that `previous_keks` can then
-    /// be dropped. Each is rewritten on its own, so an interrupted run is simply run
-    /// again; one that no KEK opens stops it with an error naming it. Returns how many of
-    /// each were rewritten.
+    /// Seals every signing key and webhook secret that a previous KEK sealed again with
+    /// the current one, so that `previous_keks` can then be dropped. Each is rewritten on
+    /// its own, so an interrupted run is simply run again; one that no configured KEK
+    /// opens stops it with an error naming it. A node still sealing with the old key
+    /// meanwhile (not yet given the new configuration) leaves new items behind: the run
+    /// repeats until a pass finds none, and fails if they keep coming. Refused without
+    /// `previous_keks` (nothing is being replaced). Returns how many of each it rewrote.
     pub async fn rewrap_sealed(&self, actor: impl Into<Actor>) -> Result<Rewrapped> {
+        if !self.kek.has_previous() {
+            return Err(Error::invalid(
+                "previous_keks",
+                "is empty, so nothing is being replaced: set the new key as kek and the key it replaces in \
+                 previous_keks on every node, then run kek rewrap",
+            ));
+        }
         let actor = actor.into();
         let mut done = Rewrapped::default();
-        let reseal = |sealed: &[u8], aad: &[u8], what: String| {
-            self.kek
-                .open(sealed, aad)
-                .and_then(|plain| self.kek.seal(&plain, aad))
-                .map_err(|e| Error::Unexpected(format!("{what}: {e}")))
+        for _ in 0..REWRAP_PASSES {
+            let pass = self.rewrap_pass().await?;
+            done.keys += pass.keys;
+            done.webhooks += pass.webhooks;
+            if pass == Rewrapped::default() {
+                self.audit(
+                    Event::new("kek.rewrapped")
+                        .by(&actor)
+                        .detail(serde_json::json!({ "signing_keys": done.keys, "webhooks": done.webhooks })),
+                );
+                return Ok(done);
+            }
+        }
+        Err(Error::Unexpected(format!(
+            "after {REWRAP_PASSES} passes secrets sealed with a previous kek keep appearing: a node or command \
+             still runs with the old key as kek; give every node the new configuration, then run kek rewrap again"
+        )))
+    }
+
+    /// One pass of `rewrap_sealed`: what needed sealing again, sealed again.
+    async fn rewrap_pass(&self) -> Result<Rewrapped> {
+        let mut done = Rewrapped::default();
+        // The secret sealed again with the current key, if a previous key sealed it.
+        let reseal = |sealed: &[u8], aad: &[u8], what: String| -> Result<Option<Vec<u8>>> {
+            let failed = |e: Error| Error::Unexpected(format!("{what}: {e}"));
+            if !self.kek.needs_rewrap(sealed, aad).map_err(failed)? {
+                return Ok(None);
+            }
+            let plain = self.kek.open(sealed, aad).map_err(failed)?;
+            Ok(Some(self.kek.seal(&plain, aad)?))
         };
         for key in self.store.list_keys().await? {
-            let sealed = reseal(
-                &key.private_key_encrypted,
-                key.kid.as_bytes(),
-                format!("signing key {}", key.kid),
-            )?;
+            let what = format!("signing key {}", key.kid);
+            let Some(sealed) = reseal(&key.private_key_encrypted, key.kid.as_bytes(), what)? else {
+                continue;
+            };
             match self.store.reseal_key(&key.kid, &sealed).await {
                 Ok(()) => done.keys += 1,
                 // Deleted meanwhile (a retired key past its publication): nothing to keep.
@@ -366,22 +402,16 @@ impl Portcullis {
             }
         }
         for hook in self.store.list_webhooks().await? {
-            let sealed = reseal(
-                &hook.secret_encrypted,
-                hook.id.as_bytes(),
-                format!("webhook {}", hook.id),
-            )?;
+            let what = format!("webhook {}", hook.id);
+            let Some(sealed) = reseal(&hook.secret_encrypted, hook.id.as_bytes(), what)? else {
+                continue;
+            };
             match self.store.reseal_webhook_secret(hook.id, &sealed).await {
                 Ok(()) => done.webhooks += 1,
                 Err(crate::StoreError::NotFound) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        self.audit(
-            Event::new("kek.rewrapped")
-                .by(&actor)
-                .detail(serde_json::json!({ "signing_keys": done.keys, "webhooks": done.webhooks })),
-        );
         Ok(done)
     }
 

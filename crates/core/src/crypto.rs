@@ -89,6 +89,24 @@ impl Kek {
         self
     }
 
+    /// Whether keys this one replaces are configured (`previous_keks`).
+    pub fn has_previous(&self) -> bool {
+        !self.previous.is_empty()
+    }
+
+    /// Whether what `sealed` holds was sealed by a previous key (it opens, but should be
+    /// sealed again with this one); an error if no configured key opens it.
+    pub fn needs_rewrap(&self, sealed: &[u8], aad: &[u8]) -> Result<bool, Error> {
+        let current = Self {
+            current: self.current,
+            previous: Vec::new(),
+        };
+        if current.open(sealed, aad).is_ok() {
+            return Ok(false);
+        }
+        self.open(sealed, aad).map(|_| true)
+    }
+
     /// Whether `other` seals with the same key as this one.
     pub fn same_current(&self, other: &Kek) -> bool {
         bool::from(self.current.ct_eq(&other.current))
@@ -191,6 +209,10 @@ mod tests {
         // Without the old key in the ring, what it sealed is unreadable.
         let without = Kek::generate().unwrap().with_previous([other]);
         assert!(without.open(&sealed_by_old, b"kid-1").is_err());
+        assert!(new.needs_rewrap(&sealed_by_old, b"kid-1").unwrap());
+        assert!(!new.needs_rewrap(&sealed_by_new, b"kid-1").unwrap());
+        assert!(without.needs_rewrap(&sealed_by_old, b"kid-1").is_err());
+        assert!(new.has_previous() && !old.has_previous());
     }
 
     #[test]

@@ -228,8 +228,8 @@ impl Keys {
     ///
     /// A next key created less than `min_published` ago is refused (`Invalid` on `force`):
     /// resource servers may still hold a JWKS from before it and would refuse what it signs
-    /// (`CoreSettings::key_publication_window`; `Duration::ZERO` forces the rotation, after
-    /// a key compromise). The store promotes only the next key checked here, so a rotation
+    /// (`CoreSettings::key_publication_window`; `Duration::ZERO` forces the rotation, when
+    /// the active key must stop signing at once). The store promotes only the next key checked here, so a rotation
     /// done meanwhile (whose new next key is brand new) fails with `Conflict` instead.
     pub async fn rotate(
         &self,
@@ -251,7 +251,7 @@ impl Keys {
                 format!(
                     "is needed: the next {alg} key {} was published {} s ago, and resource servers may keep a \
                      JWKS from before it for up to {} s, refusing the tokens it signs; rotate from {} ({} s \
-                     from now), or force the rotation (only after a key compromise)",
+                     from now), or force the rotation (only when the active key must stop signing at once)",
                     current.kid,
                     (now - current.created_at).whole_seconds().max(0),
                     min_published.whole_seconds(),
@@ -262,6 +262,11 @@ impl Keys {
                 ),
             ));
         }
+        // It is about to sign: a key this node cannot decrypt (sealed by a node with
+        // another kek) would leave every node unable to sign or start.
+        self.kek
+            .open(&current.private_key_encrypted, current.kid.as_bytes())
+            .map_err(|e| Error::Unexpected(format!("the next {alg} key {} cannot be used: {e}", current.kid)))?;
         let next = generate(&self.kek, alg, KeyState::Next, now).await?;
         store
             .rotate_keys(&current.kid, &next, now, now + publish_retired_for)
@@ -270,8 +275,14 @@ impl Keys {
                 crate::StoreError::NotFound => Error::Conflict(format!("a newer rotation of the {alg} keys")),
                 other => other.into(),
             })?;
-        store.delete_expired_keys(now).await?;
-        self.reload(store, now).await?;
+        // Done: the rotation is committed. What follows is tidying, which the resync
+        // does again, so a failure here is only logged.
+        if let Err(e) = store.delete_expired_keys(now).await {
+            tracing::warn!(error = %e, "deleting expired signing keys after a rotation failed");
+        }
+        if let Err(e) = self.reload(store, now).await {
+            tracing::warn!(error = %e, "reloading the signing keys after a rotation failed; the resync retries");
+        }
         Ok(next.kid)
     }
 }
@@ -292,11 +303,19 @@ pub fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) 
         let decoding = decoding_key(&jwk)?;
         ring.verifiers.insert(rec.kid.clone(), (jwt_alg(rec.alg), decoding));
         ring.jwks.keys.push(jwk);
-        if rec.state == KeyState::Next && !ring.next_algs.contains(&rec.alg) {
-            ring.next_algs.push(rec.alg);
+        if rec.state == KeyState::Next {
+            // It signs after the next rotation: find out now, not then, that this kek
+            // cannot decrypt it (sealed by a node configured with another kek).
+            kek.open(&rec.private_key_encrypted, rec.kid.as_bytes())
+                .map_err(|e| Error::Unexpected(format!("next signing key {}: {e}", rec.kid)))?;
+            if !ring.next_algs.contains(&rec.alg) {
+                ring.next_algs.push(rec.alg);
+            }
         }
         if rec.state == KeyState::Active {
-            let der = kek.open(&rec.private_key_encrypted, rec.kid.as_bytes())?;
+            let der = kek
+                .open(&rec.private_key_encrypted, rec.kid.as_bytes())
+                .map_err(|e| Error::Unexpected(format!("active signing key {}: {e}", rec.kid)))?;
             let pair = KeyPairKind::from_der(rec.alg, &der)?;
             // Records come newest first, so the newest active key of an algorithm signs
             // (the store allows one per algorithm).

@@ -154,6 +154,47 @@ impl std::fmt::Debug for Portcullis {
     }
 }
 
+/// At start, says what the key-encryption key cannot decrypt, beyond the active and next
+/// signing keys (loading them already failed the start if it cannot): a webhook secret
+/// (its deliveries would fail) or a retired key (it signs no more) sealed with a key not
+/// configured. With `previous_keks`, also how many secrets still wait for `kek rewrap`.
+async fn report_sealed(store: &dyn Store, kek: &Kek) -> Result<()> {
+    let keys = store.list_keys().await?;
+    let hooks = store.list_webhooks().await?;
+    let sealed = keys
+        .iter()
+        .map(|k| {
+            (
+                format!("signing key {}", k.kid),
+                &k.private_key_encrypted,
+                k.kid.as_bytes().to_vec(),
+            )
+        })
+        .chain(hooks.iter().map(|h| {
+            (
+                format!("webhook {}", h.id),
+                &h.secret_encrypted,
+                h.id.as_bytes().to_vec(),
+            )
+        }));
+    let mut pending = 0;
+    for (what, secret, aad) in sealed {
+        match kek.needs_rewrap(secret, &aad) {
+            Ok(true) => pending += 1,
+            Ok(false) => {}
+            Err(e) => tracing::error!(item = %what, error = %e, "a stored secret cannot be decrypted"),
+        }
+    }
+    if pending > 0 {
+        tracing::warn!(
+            pending,
+            "secrets sealed with a key in previous_keks: once every node runs with the new kek, run `portcullis kek \
+             rewrap`, then remove previous_keks"
+        );
+    }
+    Ok(())
+}
+
 impl Portcullis {
     /// Builds the context: makes sure signing keys exist, loads keys and revocations.
     /// Must run inside a tokio runtime (it starts the audit writer).
@@ -197,6 +238,7 @@ impl Portcullis {
         keys: Keys,
     ) -> Result<Arc<Self>> {
         let now = clock.now();
+        report_sealed(store.as_ref(), &kek).await?;
         let revocations = RevocationSet::new();
         revocations.sync(store.as_ref(), now).await?;
         let hasher = PasswordHasher::new(settings.max_concurrent_password_hashes)?;

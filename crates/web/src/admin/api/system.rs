@@ -29,7 +29,7 @@ pub struct RotateBody {
     /// Whose keys to rotate: an algorithm in use (`signing_alg` for access tokens, RS256
     /// for ID tokens); `signing_alg` when left out. Others get 400.
     pub alg: Option<String>,
-    /// Rotate even if the next key was published too recently (after a key compromise);
+    /// Rotate even if the next key was published too recently (when the active key must stop signing at once);
     /// without it such a rotation gets 400 on `force`.
     #[serde(default)]
     pub force: bool,
