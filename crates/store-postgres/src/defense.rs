@@ -3,7 +3,6 @@
 //! sending one attempt twice.
 
 use async_trait::async_trait;
-use portcullis_core::StoreError;
 use portcullis_core::model::{DeliveryStatus, Digest, LoginFailures, Webhook, WebhookDelivery};
 use portcullis_core::repo::{LoginFailureRepo, StoreResult, WebhookRepo};
 use sqlx::FromRow;
@@ -12,7 +11,7 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::codec;
-use crate::error::ResultExt;
+use crate::error::{Found, ResultExt};
 
 fn failures(n: i32, last_failure_at: OffsetDateTime) -> StoreResult<LoginFailures> {
     Ok(LoginFailures {
@@ -222,28 +221,20 @@ impl WebhookRepo for PgStore {
     }
 
     async fn delete_webhook(&self, id: Uuid) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
+        sqlx::query("DELETE FROM webhooks WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .found()
     }
 
     async fn reseal_webhook_secret(&self, id: Uuid, secret_encrypted: &[u8]) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE webhooks SET secret_encrypted = $2 WHERE id = $1")
+        sqlx::query("UPDATE webhooks SET secret_encrypted = $2 WHERE id = $1")
             .bind(id)
             .bind(secret_encrypted)
             .execute(&self.pool)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .found()
     }
 
     async fn insert_webhook_deliveries(&self, deliveries: &[WebhookDelivery]) -> StoreResult<()> {

@@ -30,6 +30,20 @@ impl<T> ResultExt<T> for Result<T, sqlx::Error> {
     }
 }
 
+/// A statement that must change a row: `NotFound` when it changed none.
+pub(crate) trait Found {
+    fn found(self) -> Result<(), StoreError>;
+}
+
+impl Found for Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
+    fn found(self) -> Result<(), StoreError> {
+        if self.db()?.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
 /// `Some(constraint name, if known)` when `e` is a unique violation.
 pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<Option<&str>> {
     match e {

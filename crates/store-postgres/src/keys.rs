@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::PgStore;
 use crate::codec;
-use crate::error::{ResultExt, unique_violation};
+use crate::error::{Found, ResultExt, unique_violation};
 
 #[derive(FromRow)]
 struct KeyRow {
@@ -163,16 +163,12 @@ impl KeyRepo for PgStore {
     }
 
     async fn reseal_key(&self, kid: &str, private_key_encrypted: &[u8]) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE signing_keys SET private_key_encrypted = $2 WHERE kid = $1")
+        sqlx::query("UPDATE signing_keys SET private_key_encrypted = $2 WHERE kid = $1")
             .bind(kid)
             .bind(private_key_encrypted)
             .execute(&self.pool)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .found()
     }
 
     async fn delete_expired_keys(&self, now: OffsetDateTime) -> StoreResult<u64> {

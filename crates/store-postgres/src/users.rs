@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::codec;
-use crate::error::ResultExt;
+use crate::error::{Found, ResultExt};
 use crate::grants::revoke_user;
 
 /// The condition under which an account may stop having the admin role (demoted or
@@ -148,16 +148,13 @@ impl UserRepo for PgStore {
         revocations: &[Revocation],
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.db()?;
-        let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(password_hash)
             .bind(now)
             .execute(&mut *tx)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .found()?;
         revoke_user(&mut tx, id, now, revocations).await?;
         tx.commit().await.db()
     }
@@ -170,16 +167,13 @@ impl UserRepo for PgStore {
         revocations: &[Revocation],
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.db()?;
-        let done = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
+        sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(disabled)
             .bind(now)
             .execute(&mut *tx)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .found()?;
         if disabled {
             revoke_user(&mut tx, id, now, revocations).await?;
         }
@@ -235,16 +229,12 @@ impl AdminRepo for PgStore {
     }
 
     async fn set_admin_password_hash(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE admins SET password_hash = $2 WHERE id = $1")
+        sqlx::query("UPDATE admins SET password_hash = $2 WHERE id = $1")
             .bind(id)
             .bind(password_hash)
             .execute(&self.pool)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .found()
     }
 
     async fn set_admin_role(&self, id: Uuid, role: AdminRole) -> StoreResult<bool> {

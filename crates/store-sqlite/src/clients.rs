@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::SqliteStore;
 use crate::codec;
-use crate::error::ResultExt;
+use crate::error::{Found, ResultExt};
 use crate::revocations;
 
 macro_rules! client_columns {
@@ -204,14 +204,11 @@ impl ClientRepo for SqliteStore {
     async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         // Codes, grants, refresh tokens and consents go with it (ON DELETE CASCADE).
-        let done = sqlx::query("DELETE FROM clients WHERE id = $1")
+        sqlx::query("DELETE FROM clients WHERE id = $1")
             .bind(id.as_str())
             .execute(&mut *tx)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .found()?;
         revocations::record(&mut tx, revocations).await?;
         tx.commit().await.db()
     }

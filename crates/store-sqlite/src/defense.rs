@@ -1,7 +1,6 @@
 //! `LoginFailureRepo` and `WebhookRepo` on SQLite (issue 6).
 
 use async_trait::async_trait;
-use portcullis_core::StoreError;
 use portcullis_core::model::{DeliveryStatus, Digest, LoginFailures, Webhook, WebhookDelivery};
 use portcullis_core::repo::{LoginFailureRepo, StoreResult, WebhookRepo};
 use sqlx::FromRow;
@@ -10,7 +9,7 @@ use uuid::Uuid;
 
 use crate::SqliteStore;
 use crate::codec;
-use crate::error::ResultExt;
+use crate::error::{Found, ResultExt};
 
 fn failures(column: &str, n: i64, at: i64) -> StoreResult<LoginFailures> {
     Ok(LoginFailures {
@@ -222,28 +221,20 @@ impl WebhookRepo for SqliteStore {
     }
 
     async fn delete_webhook(&self, id: Uuid) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
+        sqlx::query("DELETE FROM webhooks WHERE id = $1")
             .bind(codec::uuid_text(id))
             .execute(&self.writer)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .found()
     }
 
     async fn reseal_webhook_secret(&self, id: Uuid, secret_encrypted: &[u8]) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE webhooks SET secret_encrypted = $2 WHERE id = $1")
+        sqlx::query("UPDATE webhooks SET secret_encrypted = $2 WHERE id = $1")
             .bind(codec::uuid_text(id))
             .bind(secret_encrypted)
             .execute(&self.writer)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .found()
     }
 
     async fn insert_webhook_deliveries(&self, deliveries: &[WebhookDelivery]) -> StoreResult<()> {

@@ -24,6 +24,20 @@ impl<T> ResultExt<T> for Result<T, sqlx::Error> {
     }
 }
 
+/// A statement that must change a row: `NotFound` when it changed none.
+pub(crate) trait Found {
+    fn found(self) -> Result<(), StoreError>;
+}
+
+impl Found for Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error> {
+    fn found(self) -> Result<(), StoreError> {
+        if self.db()?.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
 /// `Some(message)` when `e` is a unique violation. SQLite names the index or columns
 /// only in the message ("UNIQUE constraint failed: index 'signing_keys_one_active'").
 pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<&str> {

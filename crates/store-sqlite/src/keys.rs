@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::SqliteStore;
 use crate::codec;
-use crate::error::{ResultExt, unique_violation};
+use crate::error::{Found, ResultExt, unique_violation};
 
 #[derive(FromRow)]
 struct KeyRow {
@@ -161,16 +161,12 @@ impl KeyRepo for SqliteStore {
     }
 
     async fn reseal_key(&self, kid: &str, private_key_encrypted: &[u8]) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE signing_keys SET private_key_encrypted = $2 WHERE kid = $1")
+        sqlx::query("UPDATE signing_keys SET private_key_encrypted = $2 WHERE kid = $1")
             .bind(kid)
             .bind(private_key_encrypted)
             .execute(&self.writer)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .found()
     }
 
     async fn delete_expired_keys(&self, now: OffsetDateTime) -> StoreResult<u64> {

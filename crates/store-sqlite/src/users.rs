@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::SqliteStore;
 use crate::codec;
-use crate::error::ResultExt;
+use crate::error::{Found, ResultExt};
 use crate::grants::revoke_user;
 
 /// The condition under which an account may stop having the admin role (demoted or
@@ -152,16 +152,13 @@ impl UserRepo for SqliteStore {
         revocations: &[Revocation],
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
             .bind(codec::uuid_text(id))
             .bind(password_hash)
             .bind(codec::ts(now))
             .execute(&mut *tx)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .found()?;
         revoke_user(&mut tx, id, now, revocations).await?;
         tx.commit().await.db()
     }
@@ -174,16 +171,13 @@ impl UserRepo for SqliteStore {
         revocations: &[Revocation],
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
+        sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
             .bind(codec::uuid_text(id))
             .bind(disabled)
             .bind(codec::ts(now))
             .execute(&mut *tx)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .found()?;
         if disabled {
             revoke_user(&mut tx, id, now, revocations).await?;
         }
@@ -242,16 +236,12 @@ impl AdminRepo for SqliteStore {
     }
 
     async fn set_admin_password_hash(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE admins SET password_hash = $2 WHERE id = $1")
+        sqlx::query("UPDATE admins SET password_hash = $2 WHERE id = $1")
             .bind(codec::uuid_text(id))
             .bind(password_hash)
             .execute(&self.writer)
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+            .found()
     }
 
     // One statement each: SQLite runs a writing statement on the newest data, one writer
