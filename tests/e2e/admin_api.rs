@@ -642,7 +642,8 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
                 .replace("{client_id}", "c1")
                 .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{session_id}", "s1")
-                .replace("{grant_id}", &uuid::Uuid::new_v4().to_string());
+                .replace("{grant_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{kid}", "k1");
             let url = format!("{}/admin/api/v1{concrete}", app.admin_url);
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let status = http().request(m, url).send().await.unwrap().status().as_u16();
@@ -650,7 +651,7 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
             assert_eq!(status, expected, "{method} {path}");
         }
     }
-    assert_eq!(operations, 23);
+    assert_eq!(operations, 24);
     assert_error(&api.get("/nothing-here").await, 404, "not_found");
     assert_error(
         &api.call(Method::PATCH, "/clients", None).await,
@@ -940,7 +941,79 @@ async fn api_key_guessing_is_rate_limited(backend: Backend) {
     app.stop().await;
 }
 
+/// A leaked key is withdrawn: rotated out (forced), then withdrawn, it leaves the JWKS
+/// and the tokens it signed are refused at once. Only a retired key can be withdrawn.
+async fn a_leaked_key_is_withdrawn_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, admin_key) = api_key(&app, AdminRole::Admin).await;
+    let (_, auditor_key) = api_key(&app, AdminRole::Auditor).await;
+    let api = Api::new(&app, &admin_key);
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let (s, issued) = app.client_credentials(client.id.as_str(), secret.expose()).await;
+    assert_eq!(s, 200, "{issued}");
+    let token = issued["access_token"].as_str().unwrap().to_owned();
+    let leaked = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    let intro = || crate::token_endpoint::introspect(&app, client.id.as_str(), secret.expose(), &token);
+    assert_eq!(intro().await["active"], true);
+
+    // The active key cannot be withdrawn (it signs), nor the next one.
+    let (_, keys) = api.get("/keys").await;
+    let next = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "next")
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for kid in [&leaked, &next] {
+        let got = api.post_empty(&format!("/keys/{kid}/withdraw")).await;
+        assert_field(&got, "kid");
+        assert!(
+            got.1["message"].as_str().unwrap().contains("rotate it out first"),
+            "{}",
+            got.1
+        );
+    }
+    assert_error(&api.post_empty("/keys/nope/withdraw").await, 404, "not_found");
+    let (s, _) = api.post("/keys/rotate", json!({"force": true})).await;
+    assert_eq!(s, 200);
+    // Retired, it still verifies what it signed, until withdrawn.
+    assert_eq!(intro().await["active"], true);
+    let path = format!("/keys/{leaked}/withdraw");
+    assert_error(&Api::new(&app, &auditor_key).post_empty(&path).await, 403, "forbidden");
+    assert_eq!(intro().await["active"], true, "the auditor changed nothing");
+    let (s, after) = api.post_empty(&path).await;
+    assert_eq!(s, 200, "{after}");
+    assert_eq!(intro().await["active"], false, "refused at once");
+    let jwks = app.get_json("/jwks").await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(!kids.contains(&leaked.as_str()), "{kids:?}");
+    assert!(
+        kids.contains(&next.as_str()),
+        "the new active key is published: {kids:?}"
+    );
+    // New tokens, signed by the key that replaced it, work.
+    let (_, fresh) = app.client_credentials(client.id.as_str(), secret.expose()).await;
+    let fresh = fresh["access_token"].as_str().unwrap();
+    assert_eq!(
+        crate::token_endpoint::introspect(&app, client.id.as_str(), secret.expose(), fresh).await["active"],
+        true
+    );
+    app.core.audit.flush().await;
+    let withdrawn = events_of(&api, "key.withdrawn").await;
+    assert_eq!(withdrawn[0]["detail"]["kid"], leaked.as_str(), "{withdrawn:?}");
+    app.stop().await;
+}
+
 both_backends!(
+    a_leaked_key_is_withdrawn_at_once,
     api_key_guessing_is_rate_limited,
     api_keys_follow_their_operator,
     api_keys_answer_to_their_operator_as_it_is_now,

@@ -962,6 +962,27 @@ async fn a_too_new_next_key_is_rotated_only_when_forced(backend: Backend) {
     );
     let (_, html) = p.get("/admin/keys").await;
     assert!(html.contains("Rotated the RS256 keys"), "{html}");
+
+    // The retired key (only it) can be withdrawn; with the CSRF token only.
+    let retired = before.iter().find(|k| k.state == KeyState::Active).unwrap();
+    assert!(html.contains(&format!(r#"id="withdraw-{}""#, retired.kid)), "{html}");
+    assert_eq!(html.matches(r#"id="withdraw-"#).count(), 1, "{html}");
+    let path = format!("/admin/keys/{}/withdraw", retired.kid);
+    assert_eq!(p.post(&path, &[]).await.0, 403);
+    let published = |jwks: Value| {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == retired.kid.as_str())
+    };
+    assert!(published(app.get_json("/jwks").await));
+    let (s, loc, body) = p.post(&path, &[("csrf", token.as_str())]).await;
+    assert_eq!((s.as_u16(), loc.as_deref()), (303, Some("/admin/keys")), "{body}");
+    assert!(!published(app.get_json("/jwks").await), "withdrawn from the JWKS");
+    let (_, html) = p.get("/admin/keys").await;
+    assert!(html.contains(&format!("Withdrew {}", retired.kid)), "{html}");
+    assert!(!html.contains(r#"id="withdraw-"#), "nothing left to withdraw");
     app.stop().await;
 }
 

@@ -91,6 +91,10 @@ async fn commands_and_their_errors(backend: Backend) {
         .await
         .unwrap_err();
     assert!(err.starts_with("alg:") && err.contains("not in use"), "{err}");
+    let err = portcullis(&config, &["keys", "withdraw", "--kid", "nope"])
+        .await
+        .unwrap_err();
+    assert_eq!(err, "signing key not found");
     let err = portcullis(&config, &["keys", "retire", "--alg", "RS256"])
         .await
         .unwrap_err();

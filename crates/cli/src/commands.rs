@@ -80,6 +80,14 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Withdraw a retired key from the JWKS at once (for a key that leaked): the tokens it
+    /// signed stop validating here at once and at resource servers when their cached JWKS
+    /// expires. Rotate a leaked active key out first with `keys rotate --force`.
+    Withdraw {
+        /// The key's id (`keys list`).
+        #[arg(long)]
+        kid: String,
+    },
     /// Retire the keys of an algorithm no longer in use (after `signing_alg` changed and
     /// every node runs the new settings); they stay published while their tokens live.
     Retire {
@@ -357,6 +365,10 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                  with it alone, so previous_keks can be removed from every node",
                 done.keys, done.webhooks
             );
+        }
+        Command::Keys(KeysCommand::Withdraw { kid }) => {
+            core.withdraw_signing_key(&kid, ACTOR).await.map_err(user_facing)?;
+            println!("withdrew {kid}: no longer published; the tokens it signed are refused");
         }
         Command::Keys(KeysCommand::Retire { alg }) => {
             let alg = SigningAlg::parse(&alg).map_err(|e| anyhow::anyhow!("--alg: {e}"))?;

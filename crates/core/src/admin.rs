@@ -317,6 +317,45 @@ impl Portcullis {
         Ok(kid)
     }
 
+    /// Withdraws retired key `kid` from the JWKS at once, for a key that leaked: its
+    /// publication ends now, so this server refuses the tokens it signed at once (other
+    /// nodes within their resync interval) and resource servers when their cached JWKS
+    /// expires (at most `JWKS_MAX_AGE`). Tokens it signed stop working. The active key is
+    /// rotated out first (`rotate_signing_keys` with `force`; twice for the next key).
+    pub async fn withdraw_signing_key(&self, kid: &str, actor: impl Into<Actor>) -> Result<()> {
+        let actor = actor.into();
+        let keys = self.store.list_keys().await?;
+        let key = keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(Error::NotFound("signing key"))?;
+        if key.state != crate::model::KeyState::Retired {
+            return Err(Error::invalid(
+                "kid",
+                format!(
+                    "{kid} is the {} {} key: rotate it out first (a forced rotation; two for the next key), then \
+                     withdraw it",
+                    key.state.as_str(),
+                    key.alg
+                ),
+            ));
+        }
+        let now = self.now();
+        self.store.withdraw_key(kid, now).await.map_err(|e| match e {
+            crate::StoreError::NotFound => Error::NotFound("signing key"),
+            other => other.into(),
+        })?;
+        if let Err(e) = self.keys.reload(self.store.as_ref(), now).await {
+            tracing::warn!(error = %e, "reloading the signing keys after a withdrawal failed; the resync retries");
+        }
+        self.audit(
+            Event::new("key.withdrawn")
+                .by(&actor)
+                .detail(serde_json::json!({ "kid": kid, "alg": key.alg.as_str() })),
+        );
+        Ok(())
+    }
+
     /// Retires the active and next keys of `alg`, an algorithm this node does not use
     /// (after `signing_alg` changed, once every node runs the new settings): they stay
     /// published while tokens they signed may live, then the cleanup deletes them.

@@ -42,7 +42,7 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 42] = [
+pub const EVENT_TYPES: [&str; 43] = [
     "login.success",
     "login.failure",
     "login.locked_out",
@@ -60,6 +60,7 @@ pub const EVENT_TYPES: [&str; 42] = [
     "user.password_changed",
     "key.rotated",
     "key.retired",
+    "key.withdrawn",
     "kek.rewrapped",
     "admin.login.success",
     "admin.login.failure",

@@ -131,6 +131,9 @@ pub trait KeyRepo: Send + Sync {
     -> StoreResult<()>;
     /// Deletes retired keys whose `publish_until` has passed; returns how many.
     async fn delete_expired_keys(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Ends the publication of retired key `kid` at `now` (it leaves the JWKS); `NotFound`
+    /// unless it is a retired key.
+    async fn withdraw_key(&self, kid: &str, now: OffsetDateTime) -> StoreResult<()>;
     /// Replaces key `kid`'s encrypted private key (the same key sealed with another KEK);
     /// `NotFound` if the key is gone.
     async fn reseal_key(&self, kid: &str, private_key_encrypted: &[u8]) -> StoreResult<()>;

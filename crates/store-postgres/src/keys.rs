@@ -162,6 +162,15 @@ impl KeyRepo for PgStore {
         Ok(())
     }
 
+    async fn withdraw_key(&self, kid: &str, now: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE signing_keys SET publish_until = $2 WHERE kid = $1 AND state = 'retired'")
+            .bind(kid)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .found()
+    }
+
     async fn reseal_key(&self, kid: &str, private_key_encrypted: &[u8]) -> StoreResult<()> {
         sqlx::query("UPDATE signing_keys SET private_key_encrypted = $2 WHERE kid = $1")
             .bind(kid)

@@ -160,6 +160,15 @@ impl KeyRepo for SqliteStore {
         Ok(())
     }
 
+    async fn withdraw_key(&self, kid: &str, now: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE signing_keys SET publish_until = $2 WHERE kid = $1 AND state = 'retired'")
+            .bind(kid)
+            .bind(codec::ts(now))
+            .execute(&self.writer)
+            .await
+            .found()
+    }
+
     async fn reseal_key(&self, kid: &str, private_key_encrypted: &[u8]) -> StoreResult<()> {
         sqlx::query("UPDATE signing_keys SET private_key_encrypted = $2 WHERE kid = $1")
             .bind(kid)

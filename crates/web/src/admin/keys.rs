@@ -3,12 +3,14 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
+use portcullis_core::model::KeyState;
 use portcullis_protocol::SigningAlg;
 use serde::Deserialize;
 
 use super::AdminState;
 use super::auth::{Chrome, Operator, Writer};
-use super::error::{AdminError, AdminResult};
+use super::clients::ButtonForm;
+use super::error::{AdminError, AdminResult, PagePath};
 use super::view::{set_notice, when, when_opt};
 use crate::csrf::CsrfForm;
 use crate::error::PageError;
@@ -22,6 +24,8 @@ pub struct KeyRow {
     pub activated_at: String,
     pub retired_at: String,
     pub publish_until: String,
+    /// A retired key still published: it can be withdrawn.
+    pub withdrawable: bool,
 }
 
 #[derive(Template)]
@@ -56,6 +60,7 @@ pub async fn keys_get(State(state): State<AdminState>, op: Operator) -> AdminRes
 
 async fn keys_page(state: &AdminState, op: &Operator, refused: Option<Refused>) -> Result<KeysPage, AdminError> {
     let keys = state.core.list_signing_keys().await?;
+    let now = state.core.now();
     Ok(KeysPage {
         chrome: op.chrome("keys").await?,
         keys: keys
@@ -68,6 +73,7 @@ async fn keys_page(state: &AdminState, op: &Operator, refused: Option<Refused>) 
                 activated_at: when_opt(k.activated_at),
                 retired_at: when_opt(k.retired_at),
                 publish_until: when_opt(k.publish_until),
+                withdrawable: k.state == KeyState::Retired && k.publish_until.is_some_and(|t| t > now),
             })
             .collect(),
         algs: state.core.settings.key_algs().iter().map(|a| a.as_str()).collect(),
@@ -119,4 +125,21 @@ pub async fn keys_rotate_post(
     };
     let page = keys_page(&state, &op, Some(refused)).await?;
     Ok(render(StatusCode::CONFLICT, &page)?)
+}
+
+/// `POST /admin/keys/{kid}/withdraw`: a retired key leaves the JWKS at once (a key that
+/// leaked); the tokens it signed stop validating.
+pub async fn key_withdraw_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    PagePath(kid): PagePath<String>,
+    CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
+) -> AdminResult {
+    state.core.withdraw_signing_key(&kid, &op.actor()).await?;
+    set_notice(
+        &op.session,
+        format!("Withdrew {kid}: no longer published; the tokens it signed are refused."),
+    )
+    .await?;
+    Ok(see_other("/admin/keys")?)
 }

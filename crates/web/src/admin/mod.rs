@@ -109,6 +109,7 @@ fn pages() -> Router<AdminState> {
         )
         .route("/admin/keys", get(keys::keys_get))
         .route("/admin/keys/rotate", post(keys::keys_rotate_post))
+        .route("/admin/keys/{kid}/withdraw", post(keys::key_withdraw_post))
         .route("/admin/audit", get(audit::audit_get))
         .route(
             "/admin/api-keys",

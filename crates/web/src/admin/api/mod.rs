@@ -139,6 +139,7 @@ fn routes() -> Routes {
         .add(Delete, "/users/{user_id}/grants/{grant_id}", users::user_grant_revoke)
         .add(Get, "/keys", system::keys_list)
         .add(Post, "/keys/rotate", system::keys_rotate)
+        .add(Post, "/keys/{kid}/withdraw", system::key_withdraw)
         .add(Get, "/audit-events", system::audit_list)
 }
 

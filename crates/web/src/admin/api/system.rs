@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::auth::{AdminCaller, Caller};
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiQuery, OptionalBody};
+use super::extract::{ApiPath, ApiQuery, OptionalBody};
 use super::json;
 use crate::admin::AdminState;
 
@@ -57,6 +57,17 @@ pub async fn keys_rotate(
         "next_kid": kid,
         "keys": keys.iter().map(json::key).collect::<Vec<_>>(),
     })))
+}
+
+/// `POST /keys/{kid}/withdraw`: a retired key leaves the JWKS at once; returns every key.
+pub async fn key_withdraw(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    ApiPath(kid): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    state.core.withdraw_signing_key(&kid, &caller.actor()).await?;
+    let keys = state.core.list_signing_keys().await?;
+    Ok(Json(json!({ "keys": keys.iter().map(json::key).collect::<Vec<_>>() })))
 }
 
 #[derive(Debug, Deserialize)]
