@@ -229,8 +229,9 @@ impl Keys {
     /// A next key created less than `min_published` ago is refused (`Invalid` on `force`):
     /// resource servers may still hold a JWKS from before it and would refuse what it signs
     /// (`CoreSettings::key_publication_window`; `Duration::ZERO` forces the rotation, when
-    /// the active key must stop signing at once). The store promotes only the next key checked here, so a rotation
-    /// done meanwhile (whose new next key is brand new) fails with `Conflict` instead.
+    /// the active key must stop signing at once). The store promotes only the next key
+    /// checked here, so a rotation done meanwhile (whose new next key is brand new) fails
+    /// with `Conflict` instead. A next key this node cannot decrypt is never promoted.
     pub async fn rotate(
         &self,
         store: &dyn Store,
