@@ -421,11 +421,13 @@ impl Portcullis {
         let mut done = Rewrapped::default();
         // The secret sealed again with the current key, if a previous key sealed it.
         let reseal = |sealed: &[u8], aad: &[u8], what: String| -> Result<Option<Vec<u8>>> {
-            let failed = |e: Error| Error::Unexpected(format!("{what}: {e}"));
-            if !self.kek.needs_rewrap(sealed, aad).map_err(failed)? {
+            let (plain, by_previous) = self
+                .kek
+                .open_noting_key(sealed, aad)
+                .map_err(|e| Error::Unexpected(format!("{what}: {e}")))?;
+            if !by_previous {
                 return Ok(None);
             }
-            let plain = self.kek.open(sealed, aad).map_err(failed)?;
             Ok(Some(self.kek.seal(&plain, aad)?))
         };
         for key in self.store.list_keys().await? {

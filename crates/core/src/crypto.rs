@@ -94,19 +94,6 @@ impl Kek {
         !self.previous.is_empty()
     }
 
-    /// Whether what `sealed` holds was sealed by a previous key (it opens, but should be
-    /// sealed again with this one); an error if no configured key opens it.
-    pub fn needs_rewrap(&self, sealed: &[u8], aad: &[u8]) -> Result<bool, Error> {
-        let current = Self {
-            current: self.current,
-            previous: Vec::new(),
-        };
-        if current.open(sealed, aad).is_ok() {
-            return Ok(false);
-        }
-        self.open(sealed, aad).map(|_| true)
-    }
-
     /// Whether `other` seals with the same key as this one.
     pub fn same_current(&self, other: &Kek) -> bool {
         bool::from(self.current.ct_eq(&other.current))
@@ -163,15 +150,21 @@ impl Kek {
     /// Decrypts what [`Kek::seal`] produced with this key or one of the previous ones;
     /// fails if none of them sealed it or `aad` differs.
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+        self.open_noting_key(sealed, aad).map(|(plain, _)| plain)
+    }
+
+    /// [`Kek::open`], saying also whether a previous key sealed it (so it should be
+    /// sealed again with this one, `kek rewrap`).
+    pub fn open_noting_key(&self, sealed: &[u8], aad: &[u8]) -> Result<(Vec<u8>, bool), Error> {
         if sealed.len() < NONCE_LEN + 16 {
             return Err(Error::Unexpected("sealed key is too short".into()));
         }
         let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        for bytes in std::iter::once(&self.current).chain(&self.previous) {
+        for (i, bytes) in std::iter::once(&self.current).chain(&self.previous).enumerate() {
             let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Unexpected("bad nonce".into()))?;
             let mut buf = rest.to_vec();
             if let Ok(plain) = Self::key(bytes)?.open_in_place(nonce, Aad::from(aad), &mut buf) {
-                return Ok(plain.to_vec());
+                return Ok((plain.to_vec(), i > 0));
             }
         }
         Err(Error::Unexpected(
@@ -209,9 +202,9 @@ mod tests {
         // Without the old key in the ring, what it sealed is unreadable.
         let without = Kek::generate().unwrap().with_previous([other]);
         assert!(without.open(&sealed_by_old, b"kid-1").is_err());
-        assert!(new.needs_rewrap(&sealed_by_old, b"kid-1").unwrap());
-        assert!(!new.needs_rewrap(&sealed_by_new, b"kid-1").unwrap());
-        assert!(without.needs_rewrap(&sealed_by_old, b"kid-1").is_err());
+        assert!(new.open_noting_key(&sealed_by_old, b"kid-1").unwrap().1);
+        assert!(!new.open_noting_key(&sealed_by_new, b"kid-1").unwrap().1);
+        assert!(without.open_noting_key(&sealed_by_old, b"kid-1").is_err());
         assert!(new.has_previous() && !old.has_previous());
     }
 

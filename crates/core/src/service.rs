@@ -179,9 +179,9 @@ async fn report_sealed(store: &dyn Store, kek: &Kek) -> Result<()> {
         }));
     let mut pending = 0;
     for (what, secret, aad) in sealed {
-        match kek.needs_rewrap(secret, &aad) {
-            Ok(true) => pending += 1,
-            Ok(false) => {}
+        match kek.open_noting_key(secret, &aad) {
+            Ok((_, true)) => pending += 1,
+            Ok((_, false)) => {}
             Err(e) => tracing::error!(item = %what, error = %e, "a stored secret cannot be decrypted"),
         }
     }
