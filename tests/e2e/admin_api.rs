@@ -40,6 +40,17 @@ async fn client_credentials_status(app: &TestApp, id: &str, secret: &str) -> u16
         .as_u16()
 }
 
+/// The `kid` of the key in `state` in a `/keys` listing.
+fn kid_in_state(keys: &Value, state: &str) -> Value {
+    keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == state)
+        .unwrap()["kid"]
+        .clone()
+}
+
 async fn events_of(api: &Api, event_type: &str) -> Vec<Value> {
     let (s, v) = api.get(&format!("/audit-events?event_type={event_type}")).await;
     assert_eq!(s, 200, "{v}");
@@ -499,13 +510,7 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
         .map(|k| k["state"].as_str().unwrap())
         .collect();
     assert!(states.contains(&"active") && states.contains(&"next"), "{states:?}");
-    let next = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["state"] == "next")
-        .unwrap()["kid"]
-        .clone();
+    let next = kid_in_state(&keys, "next");
     assert_error(&auditor.post_empty("/keys/rotate").await, 403, "forbidden");
     assert_field(&api.post("/keys/rotate", json!({"alg": "HS256"})).await, "alg");
     // Only algorithms in use have keys (here RS256, for access and ID tokens alike).
@@ -958,15 +963,7 @@ async fn a_leaked_key_is_withdrawn_at_once(backend: Backend) {
 
     // The active key cannot be withdrawn (it signs), nor the next one.
     let (_, keys) = api.get("/keys").await;
-    let next = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["state"] == "next")
-        .unwrap()["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let next = kid_in_state(&keys, "next").as_str().unwrap().to_owned();
     for kid in [&leaked, &next] {
         let got = api.post_empty(&format!("/keys/{kid}/withdraw")).await;
         assert_field(&got, "kid");
