@@ -1,5 +1,6 @@
 //! Conformance fixes from the second review: any port on a loopback IP redirect URI,
-//! max_age=0 as prompt=login, parameters without a value treated as omitted at the
+//! max_age=0 as prompt=login (and no login more than max_age old passing), an essential
+//! acr refused, parameters without a value treated as omitted at the
 //! token-family endpoints, and a disabled client's outstanding tokens.
 
 use portcullis_core::model::AdminRole;
@@ -181,6 +182,92 @@ async fn max_age_zero_forces_a_login(backend: Backend) {
     app.stop().await;
 }
 
+/// OIDC Core §3.1.2.1: a login more than `max_age` seconds ago is repeated. `auth_time`
+/// counts whole seconds, so a login early in second S is 1.9 s old late in S+1, where
+/// the difference of whole seconds is 1: with max_age=1 that already asks for a login.
+async fn max_age_is_never_overshot(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.user("rosa", PASSWORD).await;
+    let id = client.id.as_str();
+    let b = browser();
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let sleep_until = |at: f64| tokio::time::sleep(std::time::Duration::from_secs_f64((at - unix_now()).max(0.0)));
+    for attempt in 0..5 {
+        // Sign in at the start of a second (after the first time, again with prompt=login).
+        sleep_until(unix_now().floor() + 1.02).await;
+        let t0 = unix_now();
+        let prompt: &[(&str, &str)] = if attempt == 0 { &[] } else { &[("prompt", "login")] };
+        let u = authorize_url(&app, id, REDIRECT, prompt);
+        let step = authorize_in_browser(&b, &app, &u, "rosa", "allow").await;
+        assert!(
+            matches!(step, Step::LeftIssuer(ref back) if param(back, "code").is_some()),
+            "{step:?}"
+        );
+        let t1 = unix_now();
+        if t1.floor() != t0.floor() || t1.fract() > 0.8 {
+            continue; // The login took too long to know its second and its age below.
+        }
+        // Late in the next second: over 1.1 s since the login, 1 in whole seconds.
+        sleep_until(t0.floor() + 1.9).await;
+        let u = authorize_url(&app, id, REDIRECT, &[("max_age", "1"), ("prompt", "none")]);
+        let back = location(&u, &b.get(u.clone()).send().await.unwrap());
+        assert_eq!(param(&back, "error").as_deref(), Some("login_required"), "{back}");
+        assert!(param(&back, "code").is_none());
+        // The same session is young enough for max_age=3.
+        let u = authorize_url(&app, id, REDIRECT, &[("max_age", "3"), ("prompt", "none")]);
+        let back = location(&u, &b.get(u.clone()).send().await.unwrap());
+        assert!(param(&back, "code").is_some(), "{back}");
+        app.stop().await;
+        return;
+    }
+    panic!("no login finished within the second it started in");
+}
+
+/// OIDC Core §5.5.1.1: an `acr` asked for as essential is met with one of its values or
+/// the request fails as an authentication would. This server asserts no acr, so the
+/// client gets unmet_authentication_requirements, before any login. A voluntary `acr`
+/// and `acr_values` are ignored.
+async fn an_essential_acr_is_an_unmet_requirement(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    let id = client.id.as_str();
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let b = browser();
+    for claims in [
+        r#"{"id_token":{"acr":{"essential":true,"values":["urn:example:loa:3"]}}}"#,
+        r#"{"userinfo":{"acr":{"essential":true}}}"#,
+    ] {
+        let u = authorize_url(&app, id, REDIRECT, &[("claims", claims)]);
+        let back = location(&u, &b.get(u.clone()).send().await.unwrap());
+        assert!(back.as_str().starts_with(REDIRECT), "{back}");
+        assert_eq!(
+            param(&back, "error").as_deref(),
+            Some("unmet_authentication_requirements"),
+            "{claims}"
+        );
+        assert_eq!(param(&back, "state").as_deref(), Some("st"));
+        assert_eq!(param(&back, "iss").as_deref(), Some(app.issuer.as_str()));
+        assert!(param(&back, "code").is_none());
+    }
+    for extra in [
+        ("claims", r#"{"id_token":{"acr":{"values":["urn:example:loa:3"]}}}"#),
+        ("acr_values", "urn:example:loa:3"),
+    ] {
+        let u = authorize_url(&app, id, REDIRECT, &[extra]);
+        let Step::Page { url, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
+            panic!("{extra:?}: expected the login page")
+        };
+        assert_eq!(url.path(), "/login", "{extra:?}");
+    }
+    app.stop().await;
+}
+
 /// RFC 6749 §3.2: a parameter sent without a value is omitted. So `code=` and
 /// `refresh_token=` are missing (invalid_request), and so is `token=` at /revoke
 /// (RFC 7009 §2.1) and /introspect (RFC 7662 §2.1), where it is REQUIRED.
@@ -329,6 +416,8 @@ async fn client_credentials_of(app: &TestApp, creds: (&str, &str)) -> String {
 both_backends!(
     loopback_ip_redirect_uri_accepts_any_port,
     max_age_zero_forces_a_login,
+    max_age_is_never_overshot,
+    an_essential_acr_is_an_unmet_requirement,
     empty_parameters_are_omitted_at_the_token_endpoints,
     disabling_a_client_revokes_its_outstanding_tokens,
 );

@@ -379,6 +379,15 @@ impl Portcullis {
         let (scope, claimed_sub) = match p.claims.as_deref() {
             Some(raw) if scope.contains("openid") => {
                 let request = ClaimsRequest::parse(raw).map_err(|d| fail(ErrorCode::InvalidRequest, d))?;
+                // §5.5.1.1: an essential `acr` must be met with one of its values, or the
+                // request fails as an authentication would. This server asserts no
+                // authentication context class, so it can meet none.
+                if request.essential_acr {
+                    return Err(fail(
+                        ErrorCode::UnmetAuthenticationRequirements,
+                        "acr is essential in the claims parameter, and this server asserts no acr value",
+                    ));
+                }
                 (scope.union(&request.scopes().intersection(&client.scopes)), request.sub)
             }
             _ => (scope, None),
@@ -575,10 +584,12 @@ impl Portcullis {
             }
             Some((a, u)) => {
                 req.prompt_login
-                    // OIDC Core §3.1.2.1 (errata): max_age=0 is equivalent to
-                    // prompt=login. Elapsed time counts whole seconds, so a login in
-                    // this same second would otherwise pass as fresh enough.
-                    || req.max_age.is_some_and(|m| m == 0 || now - a.auth_time > m)
+                    // OIDC Core §3.1.2.1: a login more than max_age seconds ago must be
+                    // repeated. `auth_time` and `now` are whole seconds, so the time
+                    // elapsed is up to a second more than their difference: a difference
+                    // of max_age already asks for a login (early rather than late), and
+                    // max_age=0 is prompt=login (errata), even within the same second.
+                    || req.max_age.is_some_and(|m| now - a.auth_time >= m)
                     // With prompt=none that is login_required; otherwise the login page
                     // lets the hinted person sign in.
                     || not_hinted(u)
@@ -735,6 +746,8 @@ struct ClaimsRequest {
     /// §5.5.1: `{"sub": {"value": "..."}}`. The spec says so of the ID token; a value
     /// asked of userinfo is held to the same (stricter, and what the client means).
     sub: Option<String>,
+    /// §5.5.1.1: `acr` asked for with `"essential": true`, in `id_token` or `userinfo`.
+    essential_acr: bool,
 }
 
 impl ClaimsRequest {
@@ -758,6 +771,9 @@ impl ClaimsRequest {
                             || rule.get("values").is_some_and(|v| !v.is_array())
                         {
                             return Err(BAD);
+                        }
+                        if name == "acr" && rule.get("essential") == Some(&serde_json::Value::Bool(true)) {
+                            out.essential_acr = true;
                         }
                         if let Some(v) = rule.get("value").filter(|_| name == "sub") {
                             let v = v.as_str().ok_or(BAD)?;
@@ -811,6 +827,17 @@ mod tests {
         .unwrap();
         assert_eq!(r.sub.as_deref(), Some("u1"));
         assert_eq!(r.scopes().as_string(), "email profile");
+        // acr asked for without `essential` (or with it false) may go unanswered.
+        assert!(!r.essential_acr);
+        let not_essential = ClaimsRequest::parse(r#"{"id_token":{"acr":{"essential":false,"values":["a"]}}}"#);
+        assert!(!not_essential.unwrap().essential_acr);
+        for essential in [
+            r#"{"id_token":{"acr":{"essential":true,"values":["urn:example:loa:3"]}}}"#,
+            r#"{"id_token":{"acr":{"essential":true,"value":"urn:example:loa:3"}}}"#,
+            r#"{"userinfo":{"acr":{"essential":true}}}"#,
+        ] {
+            assert!(ClaimsRequest::parse(essential).unwrap().essential_acr, "{essential}");
+        }
         assert_eq!(
             ClaimsRequest::parse(r#"{"id_token":{"auth_time":null}}"#)
                 .unwrap()

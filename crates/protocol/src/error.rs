@@ -44,6 +44,10 @@ pub enum ErrorCode {
     RequestUriNotSupported,
     /// OpenID Connect Core §3.1.2.6: the `registration` parameter is not supported.
     RegistrationNotSupported,
+    /// OpenID Connect Core Error Code unmet_authentication_requirements 1.0 (IANA OAuth
+    /// Extensions Error registry): the request makes essential an authentication
+    /// requirement the server cannot meet (an `acr` asked for with `essential`).
+    UnmetAuthenticationRequirements,
     /// Rate limiting, sent with HTTP 429 and `Retry-After` (RFC 6585 §4). RFC 6749 has no
     /// code for it; `slow_down` is the one registered code that means "you are calling
     /// too often" (RFC 8628 §3.5, IANA OAuth Extensions Error registry, token endpoint),
@@ -76,6 +80,7 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RegistrationNotSupported => "registration_not_supported",
+            Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             Self::SlowDown => "slow_down",
         }
     }
