@@ -59,6 +59,17 @@ pub const JWKS_MAX_AGE: Duration = Duration::seconds(300);
 /// `JWKS_MAX_AGE` as the header value (a test checks they agree).
 pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 
+/// The default bound on simultaneous password hashes on a machine of `cores` cores: one
+/// per two cores, at least one and at most four. Each hash takes a core and 19 MiB while
+/// it runs, so a login flood takes at most half the CPU (the token endpoint keeps the
+/// rest, whatever the hashing threads' priority) and on two cores the server stays within
+/// 64 MB under every load (issue 7; one hash per core took it to 62-65 MB). Operators who
+/// want more logins a second at the cost of that memory and CPU raise
+/// `max_concurrent_password_hashes`.
+pub fn default_password_hashes(cores: usize) -> usize {
+    (cores / 2).clamp(1, 4)
+}
+
 impl CoreSettings {
     /// The algorithms that need keys: access tokens' and ID tokens' (one when both are
     /// RS256).
@@ -90,8 +101,9 @@ impl CoreSettings {
             session_ttl: Duration::hours(12),
             admin_idle_timeout: Duration::minutes(30),
             signing_alg: SigningAlg::RS256,
-            // Argon2 is CPU-bound: more hashes at once than cores only costs memory.
-            max_concurrent_password_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()).min(4),
+            max_concurrent_password_hashes: default_password_hashes(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            ),
             audit_retention_days: 90,
             resync_interval: std::time::Duration::from_secs(5),
             defense: DefenseSettings::default(),
@@ -459,6 +471,12 @@ mod tests {
 
     use super::*;
     use crate::repo::StoreError;
+
+    #[test]
+    fn one_password_hash_per_two_cores_by_default() {
+        let defaults: Vec<usize> = [1, 2, 3, 4, 8, 16].into_iter().map(default_password_hashes).collect();
+        assert_eq!(defaults, [1, 1, 1, 2, 4, 4]);
+    }
 
     /// A table of `rows` matching rows; each call deletes up to `limit` of them and is
     /// counted. The call numbered `fail_at` (from 1) fails instead.
