@@ -76,7 +76,7 @@ stop_server() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null |
 # thousands of rows (every batch then read all of them: 31 million rows in 9 s of one
 # run). With SEED_REFRESH_TOKENS tokens (unusable: random digests, one grant) the table
 # is planned at a realistic size, as a production server's is. 0 leaves it empty.
-SEED_REFRESH_TOKENS=${SEED_REFRESH_TOKENS:-100000}
+export SEED_REFRESH_TOKENS=${SEED_REFRESH_TOKENS:-100000}
 analyze_pg() {
   [ "$1" = sqlite ] && return 0
   local have

@@ -64,6 +64,9 @@ def main():
     if rsa:
         machine["rsa2048_signs_per_s_per_core"] = rsa
         machine["rsa2048_two_core_bound_per_s"] = round(2 * rsa)
+    # run.sh seeds PostgreSQL's refresh_tokens before the refresh loads (0: near empty).
+    seed = int(__import__("os").environ.get("SEED_REFRESH_TOKENS", "0"))
+    machine["postgres_refresh_tokens_seeded"] = seed
     json.dump({"machine": machine, "startup": startup, "logins": logins, "loads": table}, open(json_out, "w"), indent=2)
     with open(md_out, "w") as f:
         f.write(
@@ -77,6 +80,12 @@ def main():
                 "with aws-lc-rs, which can differ from OpenSSL by CPU: compare `cargo bench "
                 "-p portcullis-core --bench hot_paths -- jwt_sign`).\n"
             )
+        f.write(
+            f"PostgreSQL's `refresh_tokens` table is seeded with {seed:,} unusable tokens before the "
+            "refresh loads (`SEED_REFRESH_TOKENS`), as a server in use holds.\n"
+            if seed
+            else "PostgreSQL's `refresh_tokens` table is not seeded (`SEED_REFRESH_TOKENS=0`): near empty.\n"
+        )
         f.write("\n")
         for s in startup:
             f.write(f"- {s['backend']}: start to ready {s['ready_ms']} ms, idle RSS {s['rss_idle_kb'] / 1024:.1f} MB\n")
