@@ -129,7 +129,8 @@ async fn take_step(
         Next::Respond(answer) => {
             // Answered already by a concurrent copy of this session: its answer again,
             // so every copy carries the one code (the one made here expires unused).
-            let first = state.answered.claim(id, &answer, now);
+            let sid = current_auth(session).await?.map(|a| a.sid);
+            let first = state.answered.claim(id, sid.as_deref(), &answer, now);
             pending::remove(session, id, now).await?;
             Next::Respond(first)
         }

@@ -125,16 +125,20 @@ pub async fn consent_post(
     CsrfForm(form): CsrfForm<ConsentForm>,
 ) -> Result<Response, PageError> {
     let now = state.core.now().unix_timestamp();
+    let auth = current_auth(&session).await?;
     let mut req = match pending::get(&session, &form.req, now).await {
         Ok(req) => req,
         // Sent again after it was answered (a double submit without script, the form
-        // posted twice in a row): the same answer, not an error page in its place.
-        Err(PageError::Expired) if let Some(answer) = state.answered.get(&form.req, now) => {
+        // posted twice in a row): the same answer, not an error page in its place; to
+        // the login that answered it only.
+        Err(PageError::Expired)
+            if let Some(answer) = auth.as_ref().and_then(|a| state.answered.get(&form.req, &a.sid, now)) =>
+        {
             return send_response(&answer);
         }
         Err(e) => return Err(e),
     };
-    let Some(auth) = current_auth(&session).await? else {
+    let Some(auth) = auth else {
         return login_first(&form.req);
     };
     match form.decision {

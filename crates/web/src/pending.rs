@@ -87,13 +87,17 @@ pub async fn remove(session: &Session, id: &str, now: i64) -> Result<(), PageErr
 /// again (the same code), which is also what the browser shows after a double submit.
 /// Kept two minutes: copies are loaded within the same few seconds; one answering later
 /// than that (a request held longer by the server) would issue a second code.
+/// An answer is given again only to the login that answered it (its `sid`): the request
+/// id travels in URLs (history, a proxy's log), and a browser that learned it must not
+/// fetch the code with it (RFC 9700 §4.5). An answer made without a login (an error to
+/// the client) is never given again.
 #[derive(Debug, Default)]
 pub struct Answered(Mutex<AnsweredIds>);
 
 #[derive(Debug, Default)]
 struct AnsweredIds {
-    /// Pending request id → when it was answered, and how.
-    ids: HashMap<String, (i64, AuthorizationResponse)>,
+    /// Pending request id → when it was answered, by which login (`sid`), and how.
+    ids: HashMap<String, (i64, Option<String>, AuthorizationResponse)>,
     /// When answers older than `KEEP` were last dropped.
     last_purge: i64,
 }
@@ -101,31 +105,39 @@ struct AnsweredIds {
 impl Answered {
     const KEEP: i64 = 120;
 
-    /// Records `answer` as the answer to the pending request `id` at `now`, or returns
-    /// the answer recorded first.
-    pub fn claim(&self, id: &str, answer: &AuthorizationResponse, now: i64) -> AuthorizationResponse {
+    /// Records `answer`, made by the login `sid` (if any), as the answer to the pending
+    /// request `id` at `now`; or returns the answer recorded first by the same login.
+    pub fn claim(
+        &self,
+        id: &str,
+        sid: Option<&str>,
+        answer: &AuthorizationResponse,
+        now: i64,
+    ) -> AuthorizationResponse {
         let Ok(mut inner) = self.0.lock() else {
             return answer.clone();
         };
         if now - inner.last_purge >= 10 {
-            inner.ids.retain(|_, (at, _)| now - *at <= Self::KEEP);
+            inner.ids.retain(|_, (at, _, _)| now - *at <= Self::KEEP);
             inner.last_purge = now;
         }
-        inner
+        let (_, by, first) = inner
             .ids
             .entry(id.to_owned())
-            .or_insert_with(|| (now, answer.clone()))
-            .1
-            .clone()
+            .or_insert_with(|| (now, sid.map(str::to_owned), answer.clone()));
+        match sid {
+            Some(sid) if by.as_deref() == Some(sid) => first.clone(),
+            _ => answer.clone(),
+        }
     }
 
-    /// The answer recorded for the pending request `id`, if it was answered lately.
-    pub fn get(&self, id: &str, now: i64) -> Option<AuthorizationResponse> {
+    /// The answer the login `sid` gave the pending request `id`, if lately.
+    pub fn get(&self, id: &str, sid: &str, now: i64) -> Option<AuthorizationResponse> {
         let inner = self.0.lock().ok()?;
         inner
             .ids
             .get(id)
-            .filter(|(at, _)| now - *at <= Self::KEEP)
-            .map(|(_, answer)| answer.clone())
+            .filter(|(at, by, _)| now - *at <= Self::KEEP && by.as_deref() == Some(sid))
+            .map(|(_, _, answer)| answer.clone())
     }
 }
