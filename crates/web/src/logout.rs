@@ -16,13 +16,19 @@ use crate::page::{as_get, render, see_other};
 use crate::session_store::current_auth;
 use crate::{AppState, ClientIp};
 
-/// Session key of the validated logout waiting for confirmation.
-const SESSION_KEY: &str = "logout";
+/// Session key of the validated logouts waiting for confirmation.
+const SESSION_KEY: &str = "logouts";
+/// At most this many logouts wait per session; the oldest go first.
+const MAX_PENDING: usize = 5;
 
 /// A validated logout waiting for the person's confirmation. The redirect lives in the
-/// session, never in the form, so the confirmation cannot be pointed elsewhere.
+/// session, never in the form, so the confirmation cannot be pointed elsewhere; the form
+/// names its logout by a random id, so a logout request another page starts in the same
+/// session meanwhile (another client's) does not take over a confirmation page already
+/// open, and the person goes where the page they confirmed said.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct PendingLogout {
+    id: String,
     client_name: Option<String>,
     redirect: Option<String>,
 }
@@ -31,6 +37,8 @@ struct PendingLogout {
 #[template(path = "logout.html")]
 pub struct LogoutPage<'a> {
     pub csrf: &'a str,
+    /// The id of this page's pending logout.
+    pub logout: &'a str,
     pub client_name: Option<&'a str>,
     /// The request's id_token_hint names another account than the one signed in.
     pub other_account: bool,
@@ -88,6 +96,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
         other => other.into(),
     })?;
     let pending = PendingLogout {
+        id: portcullis_core::crypto::random_token()?,
         client_name: logout.client_name,
         redirect: logout.redirect,
     };
@@ -102,21 +111,29 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
         .hinted_subject
         .as_deref()
         .is_some_and(|sub| sub != auth.user_id.to_string());
-    session.insert(SESSION_KEY, &pending).await?;
+    let mut all: Vec<PendingLogout> = session.get(SESSION_KEY).await?.unwrap_or_default();
+    all.push(pending.clone());
+    let excess = all.len().saturating_sub(MAX_PENDING);
+    all.drain(..excess);
+    session.insert(SESSION_KEY, &all).await?;
     let csrf = csrf::token(session).await?;
     render(
         StatusCode::OK,
         &LogoutPage {
             csrf: &csrf,
+            logout: &pending.id,
             client_name: pending.client_name.as_deref(),
             other_account,
         },
     )
 }
 
-/// The confirmation form has no fields of its own besides `csrf`.
+/// The confirmation form: `csrf` and the id of the logout it confirms.
 #[derive(Debug, Deserialize)]
-pub struct ConfirmForm {}
+pub struct ConfirmForm {
+    #[serde(default)]
+    logout: String,
+}
 
 /// `POST /logout/confirm`: the person confirmed; end the session.
 pub async fn logout_confirm_post(
@@ -125,8 +142,8 @@ pub async fn logout_confirm_post(
     ClientIp(ip): ClientIp,
     form: Result<CsrfForm<ConfirmForm>, PageError>,
 ) -> Result<Response, PageError> {
-    match form {
-        Ok(CsrfForm(ConfirmForm {})) => {}
+    let id = match form {
+        Ok(CsrfForm(ConfirmForm { logout })) => logout,
         // The session ended while the confirmation page was open (it expired, or was
         // ended elsewhere), taking its CSRF token along: the person is signed out, which
         // is what they asked for, so say that rather than "this form has expired".
@@ -134,8 +151,11 @@ pub async fn logout_confirm_post(
             return render(StatusCode::OK, &SignedOutPage { client_name: None });
         }
         Err(e) => return Err(e),
-    }
-    let pending: PendingLogout = session.get(SESSION_KEY).await?.unwrap_or_default();
+    };
+    // A logout no longer waiting (pushed out by newer ones) still signs out, without a
+    // redirect: the person asked to sign out, not to go anywhere in particular.
+    let all: Vec<PendingLogout> = session.get(SESSION_KEY).await?.unwrap_or_default();
+    let pending = all.into_iter().find(|p| p.id == id).unwrap_or_default();
     if let Some(auth) = current_auth(&session).await? {
         state.core.logged_out(auth.user_id, ip);
     }

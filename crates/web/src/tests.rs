@@ -648,7 +648,8 @@ async fn logout_confirms_then_ends_the_session_and_redirects_with_state() {
         "the redirect stays in the session"
     );
     let csrf = page.csrf();
-    let page = h.post("/logout/confirm", &[("csrf", &csrf)]).await;
+    let logout = hidden(&page.body, "logout");
+    let page = h.post("/logout/confirm", &[("csrf", &csrf), ("logout", &logout)]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(page.location(), format!("{LOGOUT_REDIRECT}?state=bye-1"));
     assert!(h.cookie.is_none(), "cookie removed");
