@@ -1,6 +1,7 @@
 //! Conformance fixes from the second review: any port on a loopback IP redirect URI,
 //! max_age=0 as prompt=login (and no login more than max_age old passing), an essential
-//! acr refused, parameters without a value treated as omitted at the
+//! acr refused, an answered request given again only to its login, a logout confirmation
+//! that keeps its redirect, parameters without a value treated as omitted at the
 //! token-family endpoints, and a disabled client's outstanding tokens.
 
 use portcullis_core::model::AdminRole;
@@ -10,7 +11,7 @@ use url::Url;
 
 use crate::admin_support::{Api, api_key};
 use crate::code_flow::{PASSWORD, REDIRECT, authorize_in_browser, obtain_tokens};
-use crate::forms::{Step, follow, location, param, submit};
+use crate::forms::{Step, follow, forms, location, param, submit};
 
 /// RFC 7636 Appendix B: the verifier of [`CHALLENGE`].
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -268,6 +269,135 @@ async fn an_essential_acr_is_an_unmet_requirement(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 9700 §4.5: an answered request's code is given again only to the login that
+/// answered it (a double submit). A browser that learned the request id (it is in the
+/// login and consent URLs: history, a proxy's log) and posts it to /consent gets no code,
+/// signed in as someone else or not at all.
+async fn an_answered_request_is_given_again_only_to_its_login(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.user("alice", PASSWORD).await;
+    app.user("mallory", PASSWORD).await;
+    let id = client.id.as_str();
+    let issuer = Url::parse(&app.issuer).unwrap();
+    // `user`'s consent page for a request of their own in browser `b`.
+    let consent_page = |b: reqwest::Client, user: &'static str| {
+        let u = authorize_url(&app, id, REDIRECT, &[]);
+        let issuer = issuer.clone();
+        async move {
+            let Step::Page { url, html, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await
+            else {
+                panic!("expected the login page")
+            };
+            let r = submit(&b, &url, &html, &[("username", user), ("password", PASSWORD)]).await;
+            let Step::Page { url, html, .. } = follow(&b, &issuer, r, url).await else {
+                panic!("expected the consent page")
+            };
+            assert_eq!(url.path(), "/consent");
+            (url, html)
+        }
+    };
+    let alice = browser();
+    let (url, html) = consent_page(alice.clone(), "alice").await;
+    let req = forms(&url, &html)[0]
+        .fields
+        .iter()
+        .find(|(k, _)| k == "req")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let r = submit(&alice, &url, &html, &[("decision", "allow")]).await;
+    let code = param(&location(&url, &r), "code").unwrap();
+    // The same form again (a double submit): the same answer.
+    let r = submit(&alice, &url, &html, &[("decision", "allow")]).await;
+    assert_eq!(param(&location(&url, &r), "code").as_deref(), Some(code.as_str()));
+
+    // Mallory, signed in, posts her own consent form with alice's request id.
+    let mallory = browser();
+    let (m_url, m_html) = consent_page(mallory.clone(), "mallory").await;
+    let r = submit(
+        &mallory,
+        &m_url,
+        &m_html,
+        &[("req", req.as_str()), ("decision", "allow")],
+    )
+    .await;
+    let leaked = r
+        .headers()
+        .get("location")
+        .is_some_and(|l| l.to_str().unwrap().contains(&code));
+    assert!(!leaked, "another login got the code");
+    assert!(!r.text().await.unwrap().contains(&code));
+    // Nobody signed in: a fresh browser's CSRF token from the login page.
+    let anon = browser();
+    let u = authorize_url(&app, id, REDIRECT, &[]);
+    let Step::Page {
+        url: l_url,
+        html: l_html,
+        ..
+    } = follow(&anon, &issuer, anon.get(u.clone()).send().await.unwrap(), u).await
+    else {
+        panic!("expected the login page")
+    };
+    let csrf = forms(&l_url, &l_html)[0]
+        .fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let r = anon
+        .post(app.url("/consent"))
+        .form(&[("csrf", csrf.as_str()), ("req", req.as_str()), ("decision", "deny")])
+        .send()
+        .await
+        .unwrap();
+    let leaked = r
+        .headers()
+        .get("location")
+        .is_some_and(|l| l.to_str().unwrap().contains(&code));
+    assert!(!leaked, "a browser without a login got the code");
+    assert!(!r.text().await.unwrap().contains(&code));
+    app.stop().await;
+}
+
+/// RP-Initiated Logout: a confirmation page signs out to the address it was opened for,
+/// even when another logout request (another client's, from another page) came to the
+/// same session before the person confirmed.
+async fn a_logout_confirmation_keeps_its_own_redirect(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (first, _) = app.confidential_client(REDIRECT).await;
+    let other_redirect = "https://app2.example/cb";
+    let (second, _) = app.confidential_client(other_redirect).await;
+    app.user("alice", PASSWORD).await;
+    let b = browser();
+    let u = authorize_url(&app, first.id.as_str(), REDIRECT, &[]);
+    let step = authorize_in_browser(&b, &app, &u, "alice", "allow").await;
+    assert!(matches!(step, Step::LeftIssuer(_)), "{step:?}");
+    let logout_page = |client_id: &str, redirect: &str, state: &str| {
+        let mut u = Url::parse(&app.url("/logout")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("client_id", client_id)
+            .append_pair("post_logout_redirect_uri", &format!("{redirect}/logged-out"))
+            .append_pair("state", state);
+        let b = b.clone();
+        async move {
+            let r = b.get(u.clone()).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            (u, r.text().await.unwrap())
+        }
+    };
+    let (url, html) = logout_page(first.id.as_str(), REDIRECT, "first").await;
+    let (other_url, other_html) = logout_page(second.id.as_str(), other_redirect, "second").await;
+    let r = submit(&b, &url, &html, &[]).await;
+    let back = location(&url, &r);
+    assert!(back.as_str().starts_with(&format!("{REDIRECT}/logged-out")), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("first"));
+    // The session has ended: the other page no longer signs anyone out or redirects.
+    let r = submit(&b, &other_url, &other_html, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("location").is_none());
+    app.stop().await;
+}
+
 /// RFC 6749 §3.2: a parameter sent without a value is omitted. So `code=` and
 /// `refresh_token=` are missing (invalid_request), and so is `token=` at /revoke
 /// (RFC 7009 §2.1) and /introspect (RFC 7662 §2.1), where it is REQUIRED.
@@ -418,6 +548,8 @@ both_backends!(
     max_age_zero_forces_a_login,
     max_age_is_never_overshot,
     an_essential_acr_is_an_unmet_requirement,
+    an_answered_request_is_given_again_only_to_its_login,
+    a_logout_confirmation_keeps_its_own_redirect,
     empty_parameters_are_omitted_at_the_token_endpoints,
     disabling_a_client_revokes_its_outstanding_tokens,
 );

@@ -120,13 +120,33 @@ fn parse_optional_url(field: &'static str, raw: &Option<String>) -> Result<Optio
     }
 }
 
-/// Whether a page for people may link to or load `url`: https, or http on a loopback host.
+/// Whether a page for people may link to or load `url`: https, or http on a loopback host,
+/// on an IP address or a host name of letters, digits, hyphens, underscores (container
+/// networks' service names; webhooks check receivers with this too) and dots. The consent page
+/// writes the logo's origin into its Content-Security-Policy header, where a host such as
+/// `a;script-src` or `*` (which URL parsing lets through) would add to the policy.
 pub fn is_displayable(url: &url::Url) -> bool {
-    match url.scheme() {
-        "https" => url.host().is_some(),
+    let host = match url.host() {
+        Some(url::Host::Domain(name)) => is_host_name(name),
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
+        None => false,
+    };
+    host && match url.scheme() {
+        "https" => true,
         "http" => portcullis_protocol::is_loopback_host(url),
         _ => false,
     }
+}
+
+/// Host names as URL parsing leaves them (lowercase, IDNs in punycode): RFC 1123 §2.1
+/// labels, underscores allowed.
+fn is_host_name(name: &str) -> bool {
+    name.split('.').all(|label| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 fn check_ttl(field: &'static str, ttl: Option<i64>, max: i64) -> Result<()> {
@@ -677,6 +697,25 @@ mod tests {
         let mut i = input();
         i.logo_uri = Some(format!("https://app.example/{}", "l".repeat(2000)));
         assert_eq!(field_of(&i), "logo_uri");
+        // Hosts that would write more than an origin into the consent page's CSP.
+        for host in ["a;script-src", "*", "a'b", "a,b", "*.app.example", "app.example."] {
+            let mut i = input();
+            i.logo_uri = Some(format!("https://{host}/logo.png"));
+            assert_eq!(field_of(&i), "logo_uri", "{host}");
+            i.logo_uri = None;
+            i.policy_uri = Some(format!("https://{host}/policy"));
+            assert_eq!(field_of(&i), "policy_uri", "{host}");
+        }
+        for fine in [
+            "https://cdn-1.app.example/l.png",
+            "https://xn--bcher-kva.example/l.png",
+            "https://192.0.2.1/l.png",
+            "http://127.0.0.1:8080/l.png",
+        ] {
+            let mut i = input();
+            i.logo_uri = Some(fine.to_owned());
+            assert!(validate(&i, &[ID_TOKEN_ALG], None).is_ok(), "{fine}");
+        }
         // A URI registered before a rule became stricter stays editable as it was.
         let legacy = vec!["https:///legacy".to_owned(), "https://app.example/new".to_owned()];
         assert!(parse_uris("redirect_uris", &legacy, &[]).is_err());
