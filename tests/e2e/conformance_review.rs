@@ -299,12 +299,7 @@ async fn an_answered_request_is_given_again_only_to_its_login(backend: Backend) 
     };
     let alice = browser();
     let (url, html) = consent_page(alice.clone(), "alice").await;
-    let req = forms(&url, &html)[0]
-        .fields
-        .iter()
-        .find(|(k, _)| k == "req")
-        .map(|(_, v)| v.clone())
-        .unwrap();
+    let req = form_field(&url, &html, "req");
     let r = submit(&alice, &url, &html, &[("decision", "allow")]).await;
     let code = param(&location(&url, &r), "code").unwrap();
     // The same form again (a double submit): the same answer.
@@ -321,12 +316,7 @@ async fn an_answered_request_is_given_again_only_to_its_login(backend: Backend) 
         &[("req", req.as_str()), ("decision", "allow")],
     )
     .await;
-    let leaked = r
-        .headers()
-        .get("location")
-        .is_some_and(|l| l.to_str().unwrap().contains(&code));
-    assert!(!leaked, "another login got the code");
-    assert!(!r.text().await.unwrap().contains(&code));
+    assert_no_code(r, &code, "another login").await;
     // Nobody signed in: a fresh browser's CSRF token from the login page.
     let anon = browser();
     let u = authorize_url(&app, id, REDIRECT, &[]);
@@ -338,25 +328,31 @@ async fn an_answered_request_is_given_again_only_to_its_login(backend: Backend) 
     else {
         panic!("expected the login page")
     };
-    let csrf = forms(&l_url, &l_html)[0]
-        .fields
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.clone())
-        .unwrap();
+    let csrf = form_field(&l_url, &l_html, "csrf");
     let r = anon
         .post(app.url("/consent"))
         .form(&[("csrf", csrf.as_str()), ("req", req.as_str()), ("decision", "deny")])
         .send()
         .await
         .unwrap();
-    let leaked = r
+    assert_no_code(r, &code, "a browser without a login").await;
+    app.stop().await;
+}
+
+/// `who` got neither a redirect carrying `code` nor a page (form_post) with it.
+async fn assert_no_code(r: reqwest::Response, code: &str, who: &str) {
+    let redirected = r
         .headers()
         .get("location")
-        .is_some_and(|l| l.to_str().unwrap().contains(&code));
-    assert!(!leaked, "a browser without a login got the code");
-    assert!(!r.text().await.unwrap().contains(&code));
-    app.stop().await;
+        .is_some_and(|l| l.to_str().unwrap().contains(code));
+    assert!(!redirected, "{who} got the code");
+    assert!(!r.text().await.unwrap().contains(code), "{who} got the code");
+}
+
+/// The value of the field `name` in the first form of `html`.
+fn form_field(url: &Url, html: &str, name: &str) -> String {
+    let form = forms(url, html).into_iter().next().expect("a form");
+    form.fields.into_iter().find(|(k, _)| k == name).expect(name).1
 }
 
 /// RP-Initiated Logout: a confirmation page signs out to the address it was opened for,
