@@ -341,10 +341,10 @@ impl Portcullis {
             ));
         }
         let now = self.now();
-        self.store.withdraw_key(kid, now).await.map_err(|e| match e {
-            crate::StoreError::NotFound => Error::NotFound("signing key"),
-            other => other.into(),
-        })?;
+        self.store
+            .withdraw_key(kid, now)
+            .await
+            .map_err(crate::clients::not_found("signing key"))?;
         if let Err(e) = self.keys.reload(self.store.as_ref(), now).await {
             tracing::warn!(error = %e, "reloading the signing keys after a withdrawal failed; the resync retries");
         }
