@@ -420,6 +420,63 @@ async fn postgres_rotation_is_not_held_up_by_a_locked_token() {
     assert!(locked.await.unwrap());
 }
 
+/// Refresh rotation's statement keeps one plan per connection (issue 7): left to choose,
+/// PostgreSQL planned it afresh at every execution, 7–10% of the CPU under refresh load.
+#[tokio::test]
+async fn postgres_rotation_is_planned_once_per_connection() {
+    let url = portcullis_tests::db::fresh_postgres_url().await;
+    let pool = portcullis_store_postgres::PgStore::pool_options()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let store = portcullis_store_postgres::PgStore::from_pool(pool.clone());
+    store.migrate().await.unwrap();
+    let (c, u) = setup(&store, "app", "alice").await;
+    let at = T0 + secs(5);
+    for _ in 0..8 {
+        let old = issue(&store, &c, &u, T0).await.1.token_hash;
+        let rotated = store
+            .rotate_live_refresh_token(&old, &c.id, &random_digest(), at, at + secs(600))
+            .await
+            .unwrap();
+        assert!(rotated.is_some());
+    }
+    let plans: (i64, i64) = sqlx::query_as(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+         WHERE statement LIKE '%unnest($1::bytea[]%SKIP LOCKED%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(plans, (8, 0), "(generic, custom) plans of the rotation statement");
+}
+
+/// The pool checks only connections that sat idle (issue 7: not one round trip per
+/// statement), so one PostgreSQL closed while it sat idle (a restart, a failover, an
+/// idle timeout) must still be replaced before use, not handed out to fail.
+#[tokio::test]
+async fn postgres_replaces_connections_closed_while_idle() {
+    use sqlx::Connection;
+    let url = portcullis_tests::db::fresh_postgres_url().await;
+    let store = portcullis_store_postgres::PgStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let (c, _) = setup(&store, "app", "alice").await;
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let closed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!closed.is_empty() && closed.iter().all(|&c| c));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for _ in 0..3 {
+        assert_eq!(store.get_client(&c.id).await.unwrap().unwrap().id, c.id);
+    }
+}
+
 /// DESIGN §1: both migration folders hold the same file names.
 #[test]
 fn migration_folders_match() {

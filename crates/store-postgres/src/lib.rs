@@ -25,9 +25,13 @@ use portcullis_core::repo::HealthRepo;
 use portcullis_core::{StoreError, StoreResult};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor};
 use tokio::sync::Mutex;
 
 use crate::error::ResultExt;
+
+/// A pooled connection idle this long is pinged before use (`PgStore::pool_options`).
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -67,15 +71,42 @@ impl PgStore {
         Ok(done.rows_affected())
     }
 
-    /// Connects to `url` (`postgres://user@host:5432/db`). Does not migrate.
+    /// Connects to `url` (`postgres://user@host:5432/db`) with `pool_options`. Does not
+    /// migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
+        let pool = Self::pool_options().connect(url).await.db()?;
+        Ok(Self::from_pool(pool))
+    }
+
+    /// The pool `connect` opens: ten connections, a 10 s wait for one, a liveness check
+    /// only of connections idle for a second or more, and generic plans for prepared
+    /// statements on every connection (`plan_cache_mode = force_generic_plan`), so each
+    /// statement is planned once per connection and again only when `ANALYZE`
+    /// (autovacuum) changes its tables' statistics.
+    ///
+    /// Left to choose (`auto`), PostgreSQL planned the refresh rotation statement afresh
+    /// on every execution: it compares the generic plan, made for arrays of 10 elements,
+    /// with plans for the batch's real size, smaller and so always cheaper on paper. That
+    /// planning took 7–10% of both cores under refresh load, a third of PostgreSQL's share
+    /// (`bench/PROFILE.md`, eleventh pass). Every statement here is a key lookup, a short
+    /// indexed range or a batch over arrays, for which the generic plan is the plan.
+    pub fn pool_options() -> PgPoolOptions {
+        PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await
-            .db()?;
-        Ok(Self::from_pool(pool))
+            // sqlx pings every connection it hands out by default: a round trip before each
+            // statement. Only one that sat idle for a while is checked here (a restarted
+            // or failed-over server has closed it); one in use a moment ago is not.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move { Ok(meta.idle_for < IDLE_BEFORE_PING || conn.ping().await.is_ok()) })
+            })
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET plan_cache_mode = force_generic_plan").await?;
+                    Ok(())
+                })
+            })
     }
 
     /// Wraps an existing pool.
