@@ -40,14 +40,21 @@ impl Default for DefenseSettings {
 /// port): an IP address, `localhost`, or one of `admin_hosts`. A name an attacker's DNS
 /// can point at the listener is refused unless the operator named it.
 pub fn admin_host_allowed(host: &str, admin_hosts: &[String]) -> bool {
+    // `Host` is `uri-host [":" port]` (RFC 9110 §7.2); a port is digits, and not empty here.
+    let port = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
     let name = match host.strip_prefix('[') {
         // An IPv6 literal, `[..]` with an optional port.
         Some(rest) => {
-            return rest
-                .split_once(']')
-                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+            return rest.split_once(']').is_some_and(|(ip, after)| {
+                ip.parse::<std::net::Ipv6Addr>().is_ok()
+                    && (after.is_empty() || after.strip_prefix(':').is_some_and(port))
+            });
         }
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        None => match host.rsplit_once(':') {
+            Some((name, p)) if port(p) => name,
+            Some(_) => return false,
+            None => host,
+        },
     };
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
     name.parse::<std::net::Ipv4Addr>().is_ok() || name == "localhost" || admin_hosts.contains(&name)
@@ -131,6 +138,12 @@ mod tests {
             "[nonsense]:1",
             "127.0.0.1.nip.io",
             "",
+            "[::1]evil.example",
+            "[::1]:",
+            "[::1]:80x",
+            "localhost:evil",
+            "127.0.0.1:",
+            "a:b@localhost",
         ] {
             assert!(!admin_host_allowed(refused, &named), "{refused}");
         }
