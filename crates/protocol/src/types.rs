@@ -106,7 +106,8 @@ impl RedirectUri {
     /// string, and redirects go to the parsed form. So no whitespace, control characters
     /// or backslashes (the URL standard drops or rewrites them), no `.` or `..` path
     /// segments (resolved away), and an authority that is there and parses to the
-    /// host and port redirects use (`https:///cb` parses as host `cb`). Case in the scheme
+    /// host and port redirects use (`https:///cb`, `https:/cb` and `https:cb` all parse as
+    /// host `cb`). Case in the scheme
     /// and host, an IDN host, a default port or percent-encoding may be written as the
     /// app sends them: they change how the URL is printed, not where it leads. No user
     /// name or password, and no `*` in the host: RFC 9700 §4.1.3 matches exactly, never
@@ -120,6 +121,11 @@ impl RedirectUri {
             ));
         }
         let after_scheme = &s[url.scheme().len() + 1..];
+        // The URL standard reads `https:/cb` and `https:cb` as host `cb`: http and https
+        // name their host after `//`, or not at all.
+        if matches!(url.scheme(), "http" | "https") && !after_scheme.starts_with("//") {
+            return Err(err("redirect URI must name its host after //"));
+        }
         if let Some(rest) = after_scheme.strip_prefix("//") {
             let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
             let same = !authority.is_empty()
@@ -534,6 +540,10 @@ mod tests {
     fn registered_redirect_uris() {
         for refused in [
             "https:///cb",
+            "https:/cb",
+            "https:cb",
+            "HTTPS:/evil.example/cb",
+            "http:/127.0.0.1/cb",
             "https://app.example/c b",
             "https://app.example/c\u{0}b",
             "https://app.example/a/../cb",
