@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis_protocol::ClientId;
+use portcullis_protocol::{ClientId, ScopeSet};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -14,33 +14,42 @@ use crate::error::{Error, Result};
 use crate::model::{Digest, Revocation, RevocationTarget};
 use crate::service::Portcullis;
 
-/// One application (client) a person has live grants for.
+/// One application (client) a person has allowed: a consent it may use to get tokens
+/// without asking, live grants, or both.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Application {
     pub client_id: ClientId,
     pub client_name: String,
-    /// Every scope of its live grants.
+    /// Every scope of its consent and live grants.
     pub scope: String,
-    /// When the oldest live grant was made.
+    /// When the oldest of them was given.
     pub since: OffsetDateTime,
     pub grants: usize,
 }
 
+impl Application {
+    fn add(&mut self, scope: &ScopeSet, at: OffsetDateTime) {
+        self.since = self.since.min(at);
+        for s in scope.iter() {
+            if !self.scope.split(' ').any(|x| x == s.as_str()) {
+                self.scope.push(' ');
+                self.scope.push_str(s.as_str());
+            }
+        }
+    }
+}
+
 impl Portcullis {
-    /// The applications a person has live grants for, by name.
+    /// The applications a person has allowed, by name: those with live grants and those
+    /// whose consent stands without one (the grant expired or was revoked, or its code
+    /// was never redeemed), which could still get tokens without asking.
     pub async fn list_user_applications(&self, user_id: Uuid) -> Result<Vec<Application>> {
         let mut apps: Vec<Application> = Vec::new();
         for g in self.list_user_grants(user_id).await? {
             match apps.iter_mut().find(|a| a.client_id == g.grant.client_id) {
                 Some(a) => {
                     a.grants += 1;
-                    a.since = a.since.min(g.grant.created_at);
-                    for s in g.grant.scope.iter() {
-                        if !a.scope.split(' ').any(|x| x == s.as_str()) {
-                            a.scope.push(' ');
-                            a.scope.push_str(s.as_str());
-                        }
-                    }
+                    a.add(&g.grant.scope, g.grant.created_at);
                 }
                 None => apps.push(Application {
                     client_name: g.client_name.unwrap_or_else(|| g.grant.client_id.as_str().to_owned()),
@@ -49,6 +58,21 @@ impl Portcullis {
                     since: g.grant.created_at,
                     grants: 1,
                 }),
+            }
+        }
+        for c in self.store.list_consents_for_user(user_id).await? {
+            match apps.iter_mut().find(|a| a.client_id == c.client_id) {
+                Some(a) => a.add(&c.scope, c.granted_at),
+                None => {
+                    let client_name = self.store.get_client(&c.client_id).await?.map(|c| c.name);
+                    apps.push(Application {
+                        client_name: client_name.unwrap_or_else(|| c.client_id.as_str().to_owned()),
+                        client_id: c.client_id,
+                        scope: c.scope.as_string(),
+                        since: c.granted_at,
+                        grants: 0,
+                    });
+                }
             }
         }
         apps.sort_by(|a, b| a.client_name.cmp(&b.client_name));

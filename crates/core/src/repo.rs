@@ -253,6 +253,8 @@ pub trait RevocationRepo: Send + Sync {
 #[async_trait]
 pub trait ConsentRepo: Send + Sync {
     async fn get_consent(&self, user_id: Uuid, client_id: &ClientId) -> StoreResult<Option<Consent>>;
+    /// Every consent a user has given, in no particular order.
+    async fn list_consents_for_user(&self, user_id: Uuid) -> StoreResult<Vec<Consent>>;
     /// Inserts or replaces the consent for (user, client).
     async fn upsert_consent(&self, consent: &Consent) -> StoreResult<()>;
     /// Returns false if there was none.

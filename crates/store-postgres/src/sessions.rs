@@ -46,6 +46,17 @@ impl ConsentRepo for PgStore {
         .transpose()
     }
 
+    async fn list_consents_for_user(&self, user_id: Uuid) -> StoreResult<Vec<Consent>> {
+        sqlx::query_as::<_, ConsentRow>("SELECT user_id, client_id, scope, granted_at FROM consents WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .db()?
+            .into_iter()
+            .map(ConsentRow::into_consent)
+            .collect()
+    }
+
     async fn upsert_consent(&self, c: &Consent) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \

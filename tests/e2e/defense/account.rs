@@ -8,7 +8,7 @@ use portcullis_tests::{Backend, TestApp, both_backends, browser, fresh_database,
 use url::Url;
 
 use super::sign_in;
-use crate::code_flow::{PASSWORD, REDIRECT, obtain_tokens};
+use crate::code_flow::{PASSWORD, REDIRECT, hinted_request, obtain_tokens};
 use crate::forms::{forms, submit_form};
 
 async fn account_page(b: &reqwest::Client, app: &TestApp) -> (u16, String) {
@@ -162,4 +162,60 @@ async fn sessions_and_applications_are_listed_and_revocable(backend: Backend) {
     app.stop().await;
 }
 
-both_backends!(sessions_and_applications_are_listed_and_revocable);
+/// Where a `prompt=none` request for the client `id` sends `b` back to (the ID token of an
+/// earlier sign-in as hint).
+async fn silent_authorization(b: &reqwest::Client, app: &TestApp, id: &str, id_token: &str) -> String {
+    let resp = b.get(hinted_request(app, id, id_token)).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    resp.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// A consent outlives its grants (here the client revoked its refresh token): the
+/// application can still get codes without asking, so the account page lists it, and
+/// removing it there ends that.
+async fn a_consent_without_live_grants_is_listed_and_removable(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(Arc::new), |_| {}).await;
+    let alice = app.user("alice", PASSWORD).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let (id, secret) = (client.id.as_str().to_owned(), secret.expose().to_owned());
+    let tokens = obtain_tokens(&app, &id, &secret, "alice").await;
+    let resp = http()
+        .post(app.url("/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", tokens["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(app.core.list_user_grants(alice.id).await.unwrap().is_empty());
+
+    let laptop = browser();
+    assert_eq!(sign_in(&laptop, &app, "alice", PASSWORD, None).await.status, 200);
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let back = silent_authorization(&laptop, &app, &id, id_token).await;
+    assert!(back.starts_with(REDIRECT) && back.contains("code="), "{back}");
+    let (_, html) = account_page(&laptop, &app).await;
+    assert!(html.contains(r#"aria-label="Remove access for Test App""#), "{html}");
+    assert!(
+        html.contains("Sign you in with your account identifier; See your name and username"),
+        "{html}"
+    );
+
+    let page = Url::parse(&app.url("/account")).unwrap();
+    let form = forms(&page, &html)
+        .into_iter()
+        .find(|f| f.action.path() == "/account/applications/revoke")
+        .unwrap();
+    assert_eq!(submit_form(&laptop, &form, &[]).await.status(), 303);
+    let (_, html) = account_page(&laptop, &app).await;
+    assert!(html.contains("No application has access"), "{html}");
+    let back = silent_authorization(&laptop, &app, &id, id_token).await;
+    assert!(back.contains("error=consent_required"), "{back}");
+    app.stop().await;
+}
+
+both_backends!(
+    sessions_and_applications_are_listed_and_revocable,
+    a_consent_without_live_grants_is_listed_and_removable,
+);

@@ -547,7 +547,26 @@ pub(super) async fn consents<S: Store>(s: S) {
         ..first
     };
     s.upsert_consent(&second).await.unwrap();
-    assert_eq!(s.get_consent(u.id, &c.id).await.unwrap(), Some(second));
+    assert_eq!(s.get_consent(u.id, &c.id).await.unwrap(), Some(second.clone()));
+    // Listed per user: another client's consent is there too, another user's is not.
+    let other_client = client("other", "other app");
+    s.insert_client(&other_client).await.unwrap();
+    let bob = user("bob");
+    s.insert_user(&bob).await.unwrap();
+    let to_other = Consent {
+        client_id: other_client.id.clone(),
+        ..second.clone()
+    };
+    s.upsert_consent(&to_other).await.unwrap();
+    s.upsert_consent(&Consent {
+        user_id: bob.id,
+        ..second.clone()
+    })
+    .await
+    .unwrap();
+    let mut listed = s.list_consents_for_user(u.id).await.unwrap();
+    listed.sort_by(|a, b| a.client_id.as_str().cmp(b.client_id.as_str()));
+    assert_eq!(listed, vec![second, to_other]);
     assert!(s.delete_consent(u.id, &c.id).await.unwrap());
     assert!(!s.delete_consent(u.id, &c.id).await.unwrap());
     assert_eq!(s.get_consent(u.id, &c.id).await.unwrap(), None);
