@@ -319,7 +319,8 @@ async fn repeated_parameter_with_empty_first_value(backend: Backend) {
     app.stop().await;
 }
 
-/// A disabled client's post_logout_redirect_uri is neither accepted nor redirected to.
+/// A disabled client's post_logout_redirect_uri is neither accepted nor redirected to,
+/// nor is it when the client was disabled while the confirmation page was open.
 async fn logout_ignores_a_disabled_client(backend: Backend) {
     let app = spawn_app(backend).await;
     let (client, _) = app.confidential_client(REDIRECT).await;
@@ -329,7 +330,20 @@ async fn logout_ignores_a_disabled_client(backend: Backend) {
         .append_pair("post_logout_redirect_uri", &format!("{REDIRECT}/logged-out"));
     let r = browser().get(lo.clone()).send().await.unwrap();
     assert_eq!(r.status(), 303, "enabled: redirected");
+    // Signed in, the person is asked to confirm; the client is disabled while that page
+    // is open: confirming signs out, and sends nowhere.
+    let lee = app.user("lee", PASSWORD).await;
+    let b = browser();
+    sign_in(&app, &b, client.id.as_str(), "lee").await;
+    let r = b.get(lo.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the confirmation page");
+    let html = r.text().await.unwrap();
     app.core.set_client_disabled(&client.id, true, "test").await.unwrap();
+    let r = submit(&b, &lo, &html, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("location").is_none(), "not redirected");
+    assert!(r.text().await.unwrap().contains("You are signed out"));
+    assert!(app.core.list_user_sessions(lee.id).await.unwrap().is_empty());
     let r = browser().get(lo).send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none(), "never redirected");

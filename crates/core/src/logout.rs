@@ -39,6 +39,8 @@ impl LogoutParams {
 /// A validated logout request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logout {
+    /// The client named by `client_id` or the `id_token_hint`'s audience.
+    pub client_id: Option<ClientId>,
     /// The client's name, to show on the confirmation page.
     pub client_name: Option<String>,
     /// Where to send the person after logging out, with `state` appended; only ever a
@@ -105,6 +107,7 @@ impl Portcullis {
             }
         };
         Ok(Logout {
+            client_id: client.as_ref().map(|c| c.id.clone()),
             client_name: client.map(|c| c.name),
             redirect,
             hinted_subject: hint.map(|h| h.sub),

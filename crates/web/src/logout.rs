@@ -25,12 +25,18 @@ const MAX_PENDING: usize = 5;
 /// session, never in the form, so the confirmation cannot be pointed elsewhere; the form
 /// names its logout by a random id, so a logout request another page starts in the same
 /// session meanwhile (another client's) does not take over a confirmation page already
-/// open, and the person goes where the page they confirmed said.
+/// open, and the person goes where the page they confirmed said. The redirect is checked
+/// again at confirmation: the page may have stayed open while an operator disabled the
+/// client or removed the URI (a domain given up, say).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 struct PendingLogout {
     id: String,
     client_name: Option<String>,
-    redirect: Option<String>,
+    /// The client the redirect is registered for (named, or the hint's audience).
+    client_id: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
 }
 
 #[derive(Template)]
@@ -95,14 +101,16 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
         }
         other => other.into(),
     })?;
+    let Some(auth) = current_auth(session).await? else {
+        // Nobody is signed in here: nothing to confirm.
+        return finish(logout.client_name.as_deref(), logout.redirect.as_deref());
+    };
     let pending = PendingLogout {
         id: portcullis_core::crypto::random_token()?,
         client_name: logout.client_name,
-        redirect: logout.redirect,
-    };
-    let Some(auth) = current_auth(session).await? else {
-        // Nobody is signed in here: nothing to confirm.
-        return finish(pending);
+        client_id: logout.client_id.map(|c| c.as_str().to_owned()),
+        post_logout_redirect_uri: params.post_logout_redirect_uri,
+        state: params.state,
     };
     // Signed in: the session ends only when the person confirms, never silently. When
     // the id_token_hint names someone else (RP-Initiated Logout §2: a suspect request),
@@ -156,22 +164,35 @@ pub async fn logout_confirm_post(
     // redirect: the person asked to sign out, not to go anywhere in particular.
     let all: Vec<PendingLogout> = session.get(SESSION_KEY).await?.unwrap_or_default();
     let pending = all.into_iter().find(|p| p.id == id).unwrap_or_default();
+    // Checked again as at the request; no longer valid, the person is signed out without
+    // being sent anywhere.
+    let redirect = match pending.post_logout_redirect_uri {
+        None => None,
+        Some(uri) => {
+            let params = LogoutParams {
+                id_token_hint: None,
+                client_id: pending.client_id,
+                post_logout_redirect_uri: Some(uri),
+                state: pending.state,
+            };
+            match state.core.validate_logout(&params).await {
+                Ok(logout) => logout.redirect,
+                Err(portcullis_core::Error::Invalid { .. }) => None,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
     if let Some(auth) = current_auth(&session).await? {
         state.core.logged_out(auth.user_id, ip);
     }
     // Deletes the row and clears the cookie.
     session.flush().await?;
-    finish(pending)
+    finish(pending.client_name.as_deref(), redirect.as_deref())
 }
 
-fn finish(pending: PendingLogout) -> Result<Response, PageError> {
-    match pending.redirect.as_deref() {
+fn finish(client_name: Option<&str>, redirect: Option<&str>) -> Result<Response, PageError> {
+    match redirect {
         Some(uri) => see_other(uri),
-        None => render(
-            StatusCode::OK,
-            &SignedOutPage {
-                client_name: pending.client_name.as_deref(),
-            },
-        ),
+        None => render(StatusCode::OK, &SignedOutPage { client_name }),
     }
 }
