@@ -99,6 +99,11 @@ fn decode_basic(value: &str) -> Option<(String, Secret)> {
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     let unescape = |s: &str| -> Option<String> {
+        // Each is one encoded value: a raw `&` would split it (`id:secret&x=1` must not
+        // authenticate as `id:secret`).
+        if s.contains('&') {
+            return None;
+        }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}")).ok()?;
         pairs.into_iter().next().map(|(_, v)| v)
     };
@@ -181,6 +186,13 @@ mod tests {
         assert_eq!(id, "my client");
         assert_eq!(secret.expose(), "s:cret");
         assert!(decode_basic("Bearer abc").is_none());
+        for trailing in ["id:secret&junk=1", "id&x:secret", "id:a&b"] {
+            let header = format!("Basic {}", STANDARD.encode(trailing));
+            assert!(decode_basic(&header).is_none(), "{trailing}");
+        }
+        let header = format!("Basic {}", STANDARD.encode("id%26x:a%26b"));
+        let (id, secret) = decode_basic(&header).unwrap();
+        assert_eq!((id.as_str(), secret.expose()), ("id&x", "a&b"));
     }
 
     #[derive(serde::Deserialize, Debug)]
