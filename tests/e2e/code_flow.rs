@@ -324,6 +324,22 @@ async fn authorization_errors(backend: Backend) {
     let (client, _) = app.confidential_client(REDIRECT).await;
     let public = app.public_client(REDIRECT).await;
     let id = client.id.as_str();
+    let (no_pkce, _) = app
+        .core
+        .create_client(
+            &portcullis_core::clients::ClientInput {
+                name: "Legacy RP".into(),
+                kind: Some(portcullis_core::model::ClientKind::Confidential),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into()],
+                scopes: "openid".into(),
+                require_pkce: Some(false),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
     let b = browser();
     let get = |u: Url| {
         let b = b.clone();
@@ -384,6 +400,17 @@ async fn authorization_errors(backend: Backend) {
         ),
         (
             vec![("client_id", id), ("response_type", "code"), ("scope", "openid")],
+            "invalid_request",
+        ),
+        // RFC 7636 §4.3: a method without a challenge is an error even where PKCE is
+        // optional, not a code without PKCE.
+        (
+            vec![
+                ("client_id", no_pkce.id.as_str()),
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("code_challenge_method", "S256"),
+            ],
             "invalid_request",
         ),
         (

@@ -426,6 +426,14 @@ impl Portcullis {
                     "code_challenge (PKCE, S256) is required",
                 ));
             }
+            // A method with no challenge: the client means PKCE and lost the challenge.
+            // Its code would carry no binding, which it would learn only at /token.
+            None if p.code_challenge_method.is_some() => {
+                return Err(fail(
+                    ErrorCode::InvalidRequest,
+                    "code_challenge_method was sent without code_challenge",
+                ));
+            }
             None => None,
         };
         let mut prompt_none = false;
