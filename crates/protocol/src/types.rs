@@ -244,7 +244,9 @@ fn without_port(uri: &str) -> Option<String> {
     let (host, port) = authority.split_at(host_end);
     let port_ok = match port.strip_prefix(':') {
         None => port.is_empty(),
-        Some(p) => !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()),
+        // A port as written canonically: browsers would go to `:080` as `:80` (not the URI
+        // the code records) and cannot go to port 0.
+        Some(p) => p.parse::<u16>().is_ok_and(|n| n != 0 && n.to_string() == p),
     };
     port_ok.then(|| format!("{scheme}://{host}{tail}"))
 }
@@ -529,6 +531,16 @@ mod tests {
         assert!(v6.matches_request("http://[::1]:61000/cb"));
         assert!(!v6.matches_request("http://[::2]:61000/cb"));
         // RFC 8252 §8.3: not `localhost`, and anything else stays an exact match.
+        let any_port = RedirectUri::parse_registered("http://127.0.0.1/cb").unwrap();
+        assert!(any_port.matches_request("http://127.0.0.1:65535/cb"));
+        for odd in [
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:00080/cb",
+            "http://127.0.0.1:65536/cb",
+            "http://127.0.0.1:+80/cb",
+        ] {
+            assert!(!any_port.matches_request(odd), "{odd}");
+        }
         let name = RedirectUri::parse_registered("http://localhost/cb").unwrap();
         assert!(!name.matches_request("http://localhost:53121/cb"));
         let https = RedirectUri::parse_registered("https://app.example/cb").unwrap();
