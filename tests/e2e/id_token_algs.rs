@@ -115,10 +115,25 @@ async fn a_client_may_register_es256_id_tokens(backend: Backend) {
     // Back to RS256 and the ES256 keys retired: the client's refresh is refused before
     // the refresh token is used up, and works once the client is edited.
     let app = spawn_with(&url, guard, |_| {}).await;
+    // Discovery lists ES256 while it still signs this client's ID tokens (OIDC Discovery
+    // §3), and no longer once its keys are retired.
+    let id_token_algs = || async {
+        let meta: Value = http()
+            .get(app.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        meta["id_token_signing_alg_values_supported"].clone()
+    };
+    assert_eq!(id_token_algs().await, serde_json::json!(["RS256", "ES256"]));
     app.core
         .retire_signing_keys(portcullis_protocol::SigningAlg::ES256, "test")
         .await
         .unwrap();
+    assert_eq!(id_token_algs().await, serde_json::json!(["RS256"]));
     let refresh = |token: String| {
         let (app, id, secret) = (&app, client.id.as_str(), secret.expose());
         async move {

@@ -1,20 +1,22 @@
 //! Discovery (OIDC Discovery 1.0 §3, RFC 8414 §2) and the JWKS document (RFC 7517).
-//! Both are served from pre-serialized bytes: discovery is built once, the JWKS when keys
-//! rotate.
+//! Both are served from pre-serialized bytes, built again when the keys change.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::CoreSettings;
+use portcullis_core::keys::KeyRing;
 use portcullis_core::service::JWKS_CACHE_CONTROL;
 use portcullis_protocol::discovery::ServerMetadata;
 
 use crate::ServerState;
 
-/// Builds the metadata document: everything listed here is implemented.
-pub fn metadata(settings: &CoreSettings) -> ServerMetadata {
+/// Builds the metadata document: everything listed here is implemented. `ring` is the
+/// node's keys: an algorithm `signing_alg` no longer names still signs the ID tokens of
+/// clients registered for it until its keys are retired, so it is listed until then.
+pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     let client_auth = s(&["client_secret_basic", "client_secret_post", "none"]);
     ServerMetadata {
@@ -33,12 +35,16 @@ pub fn metadata(settings: &CoreSettings) -> ServerMetadata {
         subject_types_supported: s(&["public"]),
         // OIDC Discovery §3: RS256 must be listed, and is the default; a client may
         // register `signing_alg` instead (`id_token_signed_response_alg`), the only other
-        // algorithm the server has keys for.
-        id_token_signing_alg_values_supported: settings
-            .id_token_algs()
-            .into_iter()
-            .map(|a| a.as_str().to_owned())
-            .collect(),
+        // algorithm the server makes keys for, or still be registered for an earlier one.
+        id_token_signing_alg_values_supported: {
+            let mut algs = settings.id_token_algs();
+            for k in &ring.signers {
+                if !algs.contains(&k.alg) {
+                    algs.push(k.alg);
+                }
+            }
+            algs.into_iter().map(|a| a.as_str().to_owned()).collect()
+        },
         token_endpoint_auth_methods_supported: client_auth.clone(),
         revocation_endpoint_auth_methods_supported: client_auth,
         introspection_endpoint_auth_methods_supported: s(&["client_secret_basic", "client_secret_post"]),
@@ -70,16 +76,23 @@ pub fn metadata(settings: &CoreSettings) -> ServerMetadata {
     }
 }
 
-/// The serialized document, built once: it depends on the settings only.
+/// The serialized document, built again only when the node's keys change (a rotation or
+/// retirement can change the ID token algorithms); the rest depends on the settings only.
 #[derive(Default)]
-pub struct MetadataCache(OnceLock<Arc<str>>);
+pub struct MetadataCache(RwLock<Option<(Arc<KeyRing>, Arc<str>)>>);
 
 impl MetadataCache {
-    fn get(&self, settings: &CoreSettings) -> Arc<str> {
-        Arc::clone(
-            self.0
-                .get_or_init(|| serde_json::to_string(&metadata(settings)).unwrap_or_default().into()),
-        )
+    fn get(&self, settings: &CoreSettings, ring: Arc<KeyRing>) -> Arc<str> {
+        if let Some((built_for, body)) = &*self.0.read().unwrap_or_else(PoisonError::into_inner)
+            && Arc::ptr_eq(built_for, &ring)
+        {
+            return Arc::clone(body);
+        }
+        let body: Arc<str> = serde_json::to_string(&metadata(settings, &ring))
+            .unwrap_or_default()
+            .into();
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some((ring, Arc::clone(&body)));
+        body
     }
 }
 
@@ -92,7 +105,10 @@ fn json_response(body: Arc<str>, max_age: &'static str) -> Response {
 }
 
 fn metadata_response(state: &ServerState) -> Response {
-    json_response(state.discovery.get(&state.core.settings), JWKS_CACHE_CONTROL)
+    json_response(
+        state.discovery.get(&state.core.settings, state.core.keys.ring()),
+        JWKS_CACHE_CONTROL,
+    )
 }
 
 pub async fn openid_configuration_get(State(state): State<ServerState>) -> Response {
