@@ -828,11 +828,10 @@ async fn userinfo_errors(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap();
     assert!(
-        r.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("insufficient_scope")
+        challenge.contains(r#"error="insufficient_scope""#) && challenge.ends_with(r#", scope="openid""#),
+        "{challenge}"
     );
     app.stop().await;
 }

@@ -17,6 +17,8 @@ pub struct ApiError {
     retry_after: Option<u64>,
     /// The request had no credentials at all: a bare challenge (RFC 6750 §3.1).
     bare: bool,
+    /// The scope the endpoint needs, named in an `insufficient_scope` challenge.
+    scope: Option<&'static str>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             bearer: false,
             retry_after: None,
             bare: false,
+            scope: None,
         }
     }
 
@@ -41,6 +44,13 @@ impl ApiError {
 
     pub fn bearer(mut self) -> Self {
         self.bearer = true;
+        self
+    }
+
+    /// A bearer-token endpoint that needs `scope`: an `insufficient_scope` challenge says
+    /// so (RFC 6750 §3).
+    pub fn needing_scope(mut self, scope: &'static str) -> Self {
+        self.scope = Some(scope);
         self
     }
 
@@ -114,8 +124,12 @@ impl IntoResponse for ApiError {
         };
         let challenge = if self.bearer {
             // RFC 6750 §3: the challenge carries the error code.
+            let scope = match self.scope {
+                Some(s) if self.code == ErrorCode::InsufficientScope => format!(", scope=\"{s}\""),
+                _ => String::new(),
+            };
             Some(format!(
-                "Bearer realm=\"portcullis\", error=\"{}\", error_description=\"{}\"",
+                "Bearer realm=\"portcullis\", error=\"{}\", error_description=\"{}\"{scope}",
                 self.code.as_str(),
                 description
             ))

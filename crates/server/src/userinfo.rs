@@ -72,7 +72,7 @@ async fn userinfo(state: &ServerState, token: &str) -> Result<Response, ApiError
         .core
         .userinfo(token)
         .await
-        .map_err(|e| ApiError::from(e).bearer())?;
+        .map_err(|e| ApiError::from(e).bearer().needing_scope("openid"))?;
     let mut resp = Json(info).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
