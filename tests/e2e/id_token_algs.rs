@@ -118,15 +118,7 @@ async fn a_client_may_register_es256_id_tokens(backend: Backend) {
     // Discovery lists ES256 while it still signs this client's ID tokens (OIDC Discovery
     // §3), and no longer once its keys are retired.
     let id_token_algs = || async {
-        let meta: Value = http()
-            .get(app.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        meta["id_token_signing_alg_values_supported"].clone()
+        app.get_json("/.well-known/openid-configuration").await["id_token_signing_alg_values_supported"].clone()
     };
     assert_eq!(id_token_algs().await, serde_json::json!(["RS256", "ES256"]));
     app.core
