@@ -457,6 +457,9 @@ async fn api_openapi_states_the_limits(backend: Backend) {
     for (field, at_limit, over) in [
         ("name", json!("n".repeat(name_max)), json!("n".repeat(name_max + 1))),
         ("name", json!("ok"), json!("tab\tinside")),
+        // Bidirectional formatting would let the consent page show another name.
+        ("name", json!("Café app"), json!("Safe \u{202e}ppa")),
+        ("name", json!("ok"), json!("a\u{2066}b\u{2069}")),
         (
             "redirect_uris",
             json!([long_uri(uri_max)]),
@@ -519,6 +522,7 @@ async fn api_openapi_states_the_limits(backend: Backend) {
         (json!({"password": "p".repeat(1025)}), "password"),
         (json!({"password": "é".repeat(513)}), "password"),
         (json!({"name": "n".repeat(201)}), "name"),
+        (json!({"name": "bob\u{200f}"}), "name"),
         (json!({"username": "bo b"}), "username"),
         (json!({"username": "bob\u{7}"}), "username"),
         (json!({"username": "b\u{f6}b"}), "username"),

@@ -64,8 +64,14 @@ impl Portcullis {
     pub async fn create_api_key(&self, input: &NewApiKey, actor: impl Into<Actor>) -> Result<(ApiKey, Secret)> {
         let actor = actor.into();
         let name = input.name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > 100 {
             return Err(Error::invalid("name", "must be 1 to 100 characters"));
+        }
+        if name.chars().any(crate::model::hidden_in_names) {
+            return Err(Error::invalid(
+                "name",
+                "must not contain control or bidirectional formatting characters",
+            ));
         }
         let now = self.now();
         if input.expires_at.is_some_and(|e| e <= now) {

@@ -165,9 +165,12 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Error::invalid("name", "must be 1 to 200 characters"));
     }
-    if name.chars().any(char::is_control) {
+    if name.chars().any(crate::model::hidden_in_names) {
         // It is printed on the consent page, the admin UI and operators' terminals.
-        return Err(Error::invalid("name", "must not contain control characters"));
+        return Err(Error::invalid(
+            "name",
+            "must not contain control or bidirectional formatting characters",
+        ));
     }
     let kind = input
         .kind

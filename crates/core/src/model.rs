@@ -5,6 +5,15 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// Whether `c` may not appear in a name people read (a client's, a user's, an API key's):
+/// control characters, and the invisible bidirectional formatting ones (Unicode UAX #9:
+/// U+061C, U+200E–U+200F, U+202A–U+202E, U+2066–U+2069), with which a name displays as
+/// another (on the consent page, say; "Trojan Source", CVE-2021-42574).
+pub fn hidden_in_names(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A SHA-256 digest of a high-entropy secret (client secret, token, code, session id).
 pub type Digest = [u8; 32];
 

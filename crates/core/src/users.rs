@@ -75,11 +75,11 @@ impl Portcullis {
         // Served by userinfo and shown on admin pages: bounded like a client's name.
         if name
             .as_deref()
-            .is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control))
+            .is_some_and(|n| n.chars().count() > 200 || n.chars().any(crate::model::hidden_in_names))
         {
             return Err(Error::invalid(
                 "name",
-                "must be at most 200 characters, without control characters",
+                "must be at most 200 characters, without control or bidirectional formatting characters",
             ));
         }
         let now = self.now();
