@@ -173,7 +173,19 @@ impl Portcullis {
         actor: impl Into<Actor>,
     ) -> Result<(Webhook, Secret)> {
         let actor: Actor = actor.into();
+        // As long as a client's URIs may be.
+        if url.trim().len() > 2000 {
+            return Err(Error::invalid("url", "must be at most 2000 characters"));
+        }
         let parsed = url::Url::parse(url.trim()).map_err(|e| Error::invalid("url", format!("{url}: {e}")))?;
+        // The URL is listed and written to the audit trail, which auditors read; receivers
+        // check a delivery's signature instead.
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(Error::invalid(
+                "url",
+                "must not contain a user name or password: receivers authenticate deliveries by their signature",
+            ));
+        }
         if !self.receiver_allowed(&parsed) {
             return Err(Error::invalid(
                 "url",

@@ -197,16 +197,21 @@ async fn deliveries_are_signed_and_verifiable(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.got.lock().unwrap().len(), 1);
 
-    // Only https (or loopback http with the insecure switch, as here).
-    let err = app
-        .core
-        .create_webhook("http://hooks.example/x", &["*".into()], "test")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, portcullis_core::Error::Invalid { field: "url", .. }),
-        "{err}"
-    );
+    // Only https (or loopback http with the insecure switch, as here); no credentials in
+    // the URL (it is listed and audited); no longer than a client's URIs.
+    let long = format!("https://hooks.example/{}", "x".repeat(2000));
+    for bad in [
+        "http://hooks.example/x",
+        "https://user:pass@hooks.example/x",
+        "https://user@hooks.example/x",
+        long.as_str(),
+    ] {
+        let err = app.core.create_webhook(bad, &["*".into()], "test").await.unwrap_err();
+        assert!(
+            matches!(err, portcullis_core::Error::Invalid { field: "url", .. }),
+            "{err}"
+        );
+    }
     let err = app
         .core
         .create_webhook(&url, &["Login!".into()], "test")
