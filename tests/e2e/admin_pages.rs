@@ -986,7 +986,50 @@ async fn a_too_new_next_key_is_rotated_only_when_forced(backend: Backend) {
     app.stop().await;
 }
 
+/// A client at the API's limits (50 redirect URIs of 2,000 characters) can be edited on
+/// its form: the form is larger than the pages' other forms may be.
+async fn a_client_at_the_limits_can_be_edited_on_its_form(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let api = Api::new(&app, &api_key(&app, AdminRole::Admin).await.1);
+    let uris: Vec<String> = (0..50)
+        .map(|i| {
+            let base = format!("https://rp.example/{i:02}/");
+            format!("{base}{}", "p".repeat(2000 - base.len()))
+        })
+        .collect();
+    let (s, v) = api
+        .post(
+            "/clients",
+            serde_json::json!({"name": "Wide", "kind": "confidential", "redirect_uris": uris,
+                "grant_types": ["authorization_code"], "scopes": "openid"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["client_id"].as_str().unwrap().to_owned();
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let (_, html) = p.get(&format!("/admin/clients/{id}/edit")).await;
+    let joined = uris.join("\n");
+    let form = [
+        ("csrf", csrf(&html)),
+        ("revision", "0".into()),
+        ("name", "Wide renamed".into()),
+        ("redirect_uris", joined),
+        ("grant_types", "authorization_code".into()),
+        ("scopes", "openid".into()),
+        ("require_pkce", "on".into()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, _, html) = p.post(&format!("/admin/clients/{id}"), &form).await;
+    assert_eq!(s, 303, "{html}");
+    let (_, v) = api.get(&format!("/clients/{id}")).await;
+    assert_eq!(v["name"], "Wide renamed");
+    assert_eq!(v["redirect_uris"], serde_json::json!(uris));
+    app.stop().await;
+}
+
 both_backends!(
+    a_client_at_the_limits_can_be_edited_on_its_form,
     a_too_new_next_key_is_rotated_only_when_forced,
     user_form_fields_are_read_as_meant,
     unreadable_filters_get_the_error_page,

@@ -21,7 +21,10 @@ pub const FIELD: &str = "csrf";
 /// Session key of the token.
 const SESSION_KEY: &str = "csrf";
 /// Form bodies of the pages are small; anything bigger is not one of our forms.
-const MAX_FORM_BYTES: usize = 64 * 1024;
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+/// The admin client forms: a client at every limit the API allows (50 URIs of 2,000
+/// characters in each list, percent-encoded), as the API's body limit.
+pub const MAX_CLIENT_FORM_BYTES: usize = 1024 * 1024;
 
 fn session_of(parts: &Parts) -> Result<Session, PageError> {
     parts
@@ -71,10 +74,11 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
     }
 }
 
-/// Extractor: an `application/x-www-form-urlencoded` body whose `csrf` field matches the
-/// session's token, deserialized into `T` (which may ignore the `csrf` field).
+/// Extractor: an `application/x-www-form-urlencoded` body of at most `MAX` bytes whose
+/// `csrf` field matches the session's token, deserialized into `T` (which may ignore the
+/// `csrf` field).
 #[derive(Debug, Clone)]
-pub struct CsrfForm<T>(pub T);
+pub struct CsrfForm<T, const MAX: usize = MAX_FORM_BYTES>(pub T);
 
 /// Parses a form body (or query) into pairs, keeping repeats (so callers can detect
 /// them). Values that are not UTF-8 once percent-decoded (RFC 6749 Appendix B) are
@@ -88,7 +92,7 @@ pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, PageError> {
     serde_urlencoded::from_bytes(body).map_err(|_| unreadable())
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
+impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S> for CsrfForm<T, MAX> {
     type Rejection = PageError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
@@ -106,7 +110,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
         if !is_form {
             return Err(PageError::BadRequest("The form was not sent as a form.".into()));
         }
-        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        let bytes = axum::body::to_bytes(body, MAX)
             .await
             .map_err(|_| PageError::BadRequest("The form could not be read.".into()))?;
         let pairs = form_pairs(&bytes)?;

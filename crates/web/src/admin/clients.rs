@@ -16,7 +16,7 @@ use super::auth::{Chrome, Operator, Writer};
 use super::error::{AdminError, AdminResult, PagePath, PageQuery};
 use super::forms::{FormErrors, Pairs, lines, optional_seconds, optional_text};
 use super::view::{set_notice, when};
-use crate::csrf::CsrfForm;
+use crate::csrf::{CsrfForm, MAX_CLIENT_FORM_BYTES};
 use crate::error::PageError;
 use crate::page::{render, see_other};
 
@@ -301,7 +301,7 @@ pub struct ClientSecretPage {
 pub async fn clients_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
-    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>, MAX_CLIENT_FORM_BYTES>,
 ) -> AdminResult {
     let fields = ClientFields::from_pairs(&Pairs::new(pairs));
     let input = match fields.to_input(true) {
@@ -425,7 +425,7 @@ pub async fn client_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
     PagePath(id): PagePath<String>,
-    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>, MAX_CLIENT_FORM_BYTES>,
 ) -> AdminResult {
     let id = client_id(&id)?;
     let current = state.core.get_client(&id).await?;
