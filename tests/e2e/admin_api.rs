@@ -273,6 +273,107 @@ async fn api_clients(backend: Backend) {
     app.stop().await;
 }
 
+/// `PATCH` changes what it names and keeps the rest (RFC 7396): a setting a script does
+/// not know about is not wiped, as a `PUT` that leaves it out would.
+async fn api_client_patch_keeps_what_it_does_not_name(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let api = Api::new(&app, &api_key(&app, AdminRole::Admin).await.1);
+    let auditor = Api::new(&app, &api_key(&app, AdminRole::Auditor).await.1);
+    let mut body = client_body("Billing");
+    body["first_party"] = json!(true);
+    body["policy_uri"] = json!("https://rp.example/privacy");
+    let (s, created) = api.post("/clients", body).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let path = format!("/clients/{id}");
+    let (_, before) = api.get(&path).await;
+    let settings_but = |v: &Value, skip: &[&str]| {
+        let mut v = v.clone();
+        for k in ["revision", "updated_at"].iter().chain(skip) {
+            v.as_object_mut().unwrap().remove(*k);
+        }
+        v
+    };
+
+    // As a merge patch: only the name changes.
+    let r = api
+        .http
+        .patch(format!("{}{path}", api.base))
+        .bearer_auth(&api.key)
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"name": "Billing (EU)"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let after: Value = r.json().await.unwrap();
+    assert_eq!(after["name"], "Billing (EU)");
+    assert_eq!(after["revision"], 1);
+    assert_eq!(settings_but(&after, &["name"]), settings_but(&before, &["name"]));
+    assert_eq!(api.get(&path).await.1, after, "as stored");
+
+    // null takes the default; a list is replaced whole.
+    let (s, v) = api
+        .patch(
+            &path,
+            json!({"logo_uri": null, "access_token_ttl": null, "cors_origins": ["https://b.example"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((&v["logo_uri"], &v["access_token_ttl"]), (&Value::Null, &Value::Null));
+    assert_eq!(v["cors_origins"], json!(["https://b.example"]));
+    assert_eq!(
+        settings_but(&v, &["logo_uri", "access_token_ttl", "cors_origins"]),
+        settings_but(&after, &["logo_uri", "access_token_ttl", "cors_origins"])
+    );
+    let current = api.get(&path).await.1;
+
+    // Refused, changing nothing: a stale revision, a member that is not a setting, an
+    // invalid value, the kind, an auditor, an unknown client.
+    for (patch, field) in [
+        (json!({"revision": 0, "name": "Old"}), "revision"),
+        (json!({"client_id": "other"}), "client_id"),
+        (json!({"disabled": true}), "disabled"),
+        (json!({"updated_at": current["updated_at"]}), "updated_at"),
+        (json!({"redirect_uris": ["javascript:alert(1)"]}), "redirect_uris"),
+        (json!({"kind": "public"}), "kind"),
+    ] {
+        assert_field(&api.patch(&path, patch).await, field);
+    }
+    assert_error(&api.patch(&path, json!({"name": 5})).await, 400, "bad_request");
+    assert_error(&auditor.patch(&path, json!({"name": "X"})).await, 403, "forbidden");
+    assert_error(
+        &api.patch("/clients/nope", json!({"name": "X"})).await,
+        404,
+        "not_found",
+    );
+    assert_eq!(api.get(&path).await.1, current);
+    // With the current revision it goes through.
+    let (s, v) = api.patch(&path, json!({"revision": 2, "first_party": false})).await;
+    assert_eq!(
+        (s.as_u16(), &v["first_party"], &v["revision"]),
+        (200, &json!(false), &json!(3)),
+        "{v}"
+    );
+
+    // The trail says which settings each edit changed.
+    app.core.audit.flush().await;
+    let changed: Vec<Value> = events_of(&api, "admin.client.updated")
+        .await
+        .iter()
+        .map(|e| e["detail"]["changed"].clone())
+        .collect();
+    assert_eq!(
+        changed,
+        vec![
+            json!(["first_party"]),
+            json!(["access_token_ttl", "cors_origins", "logo_uri"]),
+            json!(["name"]),
+        ]
+    );
+    app.stop().await;
+}
+
 async fn api_users_sessions_and_grants(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, admin_key) = api_key(&app, AdminRole::Admin).await;
@@ -656,7 +757,7 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
             assert_eq!(status, expected, "{method} {path}");
         }
     }
-    assert_eq!(operations, 24);
+    assert_eq!(operations, 25);
     assert_error(&api.get("/nothing-here").await, 404, "not_found");
     assert_error(
         &api.call(Method::PATCH, "/clients", None).await,
@@ -1018,5 +1119,6 @@ both_backends!(
     api_clients,
     api_users_sessions_and_grants,
     api_keys_audit_dashboard_and_openapi,
+    api_client_patch_keeps_what_it_does_not_name,
     api_key_authentication,
 );

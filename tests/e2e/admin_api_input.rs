@@ -99,10 +99,13 @@ async fn api_refusals_are_json(backend: Backend) {
             got.1
         );
     }
-    // A query string that does not fit (a repeated parameter, a number out of range).
+    // A query string that does not fit (a repeated parameter, a number out of range, a
+    // parameter the list does not take, which would otherwise list everything).
     for path in [
         "/clients?search=a&search=b",
         "/users?search=a&search=b",
+        "/users?q=nobody",
+        "/clients?name=nobody",
         "/audit-events?offset=4294967296",
         "/audit-events?limit=-1",
     ] {

@@ -100,6 +100,9 @@ impl Api {
     pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::PUT, path, Some(body)).await
     }
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::DELETE, path, None).await
     }

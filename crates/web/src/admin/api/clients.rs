@@ -1,4 +1,4 @@
-//! Admin API: clients — list and search, register, read, replace, disable and enable,
+//! Admin API: clients — list and search, register, read, replace or change, disable and enable,
 //! delete (revoking its grants and tokens), rotate the secret.
 
 use axum::Json;
@@ -17,7 +17,10 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::json;
 use crate::admin::AdminState;
 
+/// The query of the client and user lists; another parameter (a mistyped filter) is
+/// refused rather than ignored, which would list everything.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Search {
     #[serde(default)]
     pub search: String,
@@ -57,7 +60,7 @@ pub struct ClientBody {
     pub revision: Option<i64>,
     /// Deprecated (`revision` replaces it): `PUT` only, the `updated_at` the caller read
     /// (RFC 3339), compared to the second; refused (400, field `updated_at`) if the
-    /// client changed since.
+    /// client changed since, except in the same second as the change read.
     pub updated_at: Option<String>,
 }
 
@@ -173,6 +176,84 @@ pub async fn client_replace(
         }
         input.if_revision = Some(current.revision);
     }
+    let client = state.core.update_client(&id, &input, &caller.actor()).await?;
+    Ok(Json(json::client(&client)))
+}
+
+/// The members of a client's representation its settings are; the rest (`client_id`,
+/// `disabled`, the times) is not changed by editing.
+const SETTINGS: [&str; 14] = [
+    "name",
+    "kind",
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "grant_types",
+    "scopes",
+    "first_party",
+    "require_pkce",
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "cors_origins",
+    "logo_uri",
+    "policy_uri",
+    "id_token_signed_response_alg",
+];
+
+/// `PATCH /clients/{client_id}`: changes the settings the body names and keeps the
+/// others (RFC 7396 JSON merge patch: a member set to `null` takes its default). With
+/// the `revision` it read, it is refused if the client changed since; without, it is
+/// refused only if the client changes between this request's read and its write.
+pub async fn client_patch(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(patch): ApiJson<serde_json::Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let id = client_id(&id)?;
+    if let Some(field) = patch
+        .keys()
+        .find(|k| !SETTINGS.contains(&k.as_str()) && *k != "revision")
+    {
+        let message = if field == "updated_at" {
+            "is for PUT only; send revision".to_owned()
+        } else {
+            format!("is not a setting of a client; the settings are {}", SETTINGS.join(", "))
+        };
+        return Err(ApiError::Invalid {
+            field: field.clone(),
+            message,
+        });
+    }
+    let current = state.core.get_client(&id).await?;
+    let mut merged = json::client(&current);
+    let settings = merged
+        .as_object_mut()
+        .ok_or_else(|| ApiError::Internal("a client's representation is not an object".into()))?;
+    settings.retain(|k, _| SETTINGS.contains(&k.as_str()));
+    // Read as RS256, stored as the default: kept as the default.
+    if current.id_token_signed_response_alg.is_none() {
+        settings.insert("id_token_signed_response_alg".into(), Value::Null);
+    }
+    let mut revision = Some(current.revision);
+    for (k, v) in patch {
+        if k == "revision" {
+            revision = match v {
+                Value::Null => revision,
+                v => Some(v.as_i64().ok_or_else(|| ApiError::Invalid {
+                    field: "revision".into(),
+                    message: "must be the client's revision as read, an integer".into(),
+                })?),
+            };
+        } else if v.is_null() {
+            settings.remove(&k);
+        } else {
+            settings.insert(k, v);
+        }
+    }
+    let mut body: ClientBody = serde_json::from_value(merged)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON for this request: {e}")))?;
+    body.revision = revision;
+    let input = body.into_input()?;
     let client = state.core.update_client(&id, &input, &caller.actor()).await?;
     Ok(Json(json::client(&client)))
 }

@@ -44,6 +44,7 @@ pub enum Verb {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
 }
 
@@ -53,6 +54,7 @@ impl Verb {
             Self::Get => MethodFilter::GET,
             Self::Post => MethodFilter::POST,
             Self::Put => MethodFilter::PUT,
+            Self::Patch => MethodFilter::PATCH,
             Self::Delete => MethodFilter::DELETE,
         }
     }
@@ -63,6 +65,7 @@ impl Verb {
             Self::Get => "get",
             Self::Post => "post",
             Self::Put => "put",
+            Self::Patch => "patch",
             Self::Delete => "delete",
         }
     }
@@ -115,6 +118,7 @@ fn routes() -> Routes {
         .add(Post, "/clients", clients::clients_create)
         .add(Get, "/clients/{client_id}", clients::client_read)
         .add(Put, "/clients/{client_id}", clients::client_replace)
+        .add(Patch, "/clients/{client_id}", clients::client_patch)
         .add(Delete, "/clients/{client_id}", clients::client_delete)
         .add(Post, "/clients/{client_id}/disable", clients::client_disable)
         .add(Post, "/clients/{client_id}/enable", clients::client_enable)
