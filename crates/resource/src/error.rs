@@ -167,8 +167,13 @@ pub enum InvalidToken {
     /// RFC 7662 §2.2: the authorization server says the token is not active (revoked,
     /// expired or unknown).
     Inactive,
-    /// RFC 7662 §2.2: introspection says this is a refresh token, not an access token.
+    /// RFC 7662 §2.2: introspection says this is not a bearer access token (a refresh
+    /// token, or another `token_type`).
     NotAnAccessToken,
+    /// RFC 9449 §7, RFC 8705 §3: the token is bound to a key (`cnf`, or introspection's
+    /// `token_type` `DPoP`). This library checks no proof of possession, and accepting the
+    /// token as a bearer token would drop the protection the binding gives.
+    BoundToKey,
 }
 
 impl InvalidToken {
@@ -188,7 +193,8 @@ impl InvalidToken {
             Self::NotYetValid => "the token is not valid yet",
             Self::MissingClaim => "the token lacks a required claim",
             Self::Inactive => "the token is not active",
-            Self::NotAnAccessToken => "the token is not an access token",
+            Self::NotAnAccessToken => "the token is not a bearer access token",
+            Self::BoundToKey => "the token is bound to a key (cnf), which this resource server cannot check",
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::error::{AuthError, InvalidToken};
 use crate::http::{
     MAX_INTROSPECTION_BYTES, default_client, discover, form_urlencode, read_body, require_https, retry_after,
 };
-use crate::jwt::{Audience, ClaimRules, precheck};
+use crate::jwt::{Audience, ClaimRules, check_rule_settings, precheck};
 
 /// Validates tokens by calling the authorization server's introspection endpoint
 /// (RFC 7662 §2), authenticated as a confidential client with HTTP Basic
@@ -227,6 +227,9 @@ struct RawIntrospection {
     token_type: Option<String>,
     #[serde(default)]
     grant_id: Option<String>,
+    /// RFC 8705 §3.2, RFC 9449 §8: present when the token is bound to a key.
+    #[serde(default)]
+    cnf: Option<serde::de::IgnoredAny>,
 }
 
 impl IntrospectionValidator {
@@ -519,11 +522,21 @@ impl IntrospectionValidator {
         if !raw.active {
             return Err(InvalidToken::Inactive);
         }
-        // The endpoint also answers for refresh tokens, which must not open an API.
+        // A token bound to a key needs its proof checked, which this library does not do.
+        if raw.cnf.is_some()
+            || raw
+                .token_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("DPoP"))
+        {
+            return Err(InvalidToken::BoundToKey);
+        }
+        // The endpoint also answers for refresh tokens, which must not open an API; only a
+        // bearer token (RFC 6750), said so or not, does.
         if raw
             .token_type
             .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("refresh_token"))
+            .is_some_and(|t| !t.eq_ignore_ascii_case("Bearer"))
         {
             return Err(InvalidToken::NotAnAccessToken);
         }
@@ -629,7 +642,8 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
-    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s, at most 5 minutes:
+    /// building refuses more).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -740,6 +754,7 @@ impl IntrospectionValidatorBuilder {
                 "an audience is required: the answer's `aud` must name this resource server".into(),
             ));
         };
+        check_rule_settings(&self.audiences, self.leeway)?;
         let http = match self.http {
             Some(client) => client,
             None => default_client()?,

@@ -14,8 +14,8 @@ use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::error::{AuthError, InvalidToken};
 use crate::http::{MAX_JWKS_BYTES, cache_lifetime, default_client, discover, read_body, require_https};
 use crate::jwt::{
-    ClaimRules, DEFAULT_ALGORITHMS, VerifyKey, algorithm_name, check_claims, find_key, is_asymmetric, keys_from_jwks,
-    parse_header, verify_signature,
+    ClaimRules, DEFAULT_ALGORITHMS, VerifyKey, algorithm_name, check_claims, check_rule_settings, find_key,
+    is_asymmetric, keys_from_jwks, parse_header, verify_signature,
 };
 
 /// The shortest [`JwksValidatorBuilder::refetch_interval`] accepted. A token with an unknown
@@ -426,7 +426,8 @@ impl JwksValidatorBuilder {
         self
     }
 
-    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s), whole seconds.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s, at most 5 minutes:
+    /// [`build`](Self::build) refuses more), whole seconds.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -511,6 +512,7 @@ impl JwksValidatorBuilder {
                 "an audience is required: RFC 9068 §4 makes checking `aud` mandatory".into(),
             ));
         };
+        check_rule_settings(&self.audiences, self.leeway)?;
         if self.algorithms.is_empty() {
             return Err(AuthError::Config("the algorithm allow-list is empty".into()));
         }

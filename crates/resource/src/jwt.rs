@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use crate::claims::{VerifiedClaims, split_scope};
-use crate::error::InvalidToken;
+use crate::error::{AuthError, InvalidToken};
 
 /// Longest token we look at; Portcullis tokens are well under 2 KiB. Bounds the work a
 /// garbage header can cause.
@@ -338,6 +338,9 @@ pub(crate) struct RawClaims {
     grant_id: Option<String>,
     #[serde(default)]
     auth_time: Option<i64>,
+    /// RFC 7800: present when the token is bound to a key; only its presence matters.
+    #[serde(default)]
+    cnf: Option<serde::de::IgnoredAny>,
 }
 
 /// Verifies the signature with `key` and returns the claims, unchecked.
@@ -366,6 +369,28 @@ pub(crate) fn verify_signature(token: &str, key: &VerifyKey, alg: Algorithm) -> 
 }
 
 /// What the claims are checked against.
+/// The most clock skew a validator tolerates: RFC 7519 §4.1.4 speaks of "no more than a
+/// few minutes". More would keep expired tokens working.
+pub(crate) const MAX_LEEWAY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The checks of the settings both validators share: the audiences they accept name
+/// something (an empty one would match tokens with an empty `aud`), and the leeway is at
+/// most [`MAX_LEEWAY`].
+pub(crate) fn check_rule_settings(audiences: &[String], leeway: std::time::Duration) -> Result<(), AuthError> {
+    if audiences.iter().any(|a| a.trim().is_empty()) {
+        return Err(AuthError::Config(
+            "an audience is empty: it must name this resource server (RFC 9068 §4)".into(),
+        ));
+    }
+    if leeway > MAX_LEEWAY {
+        return Err(AuthError::Config(format!(
+            "the leeway ({leeway:?}) is over the maximum of {} s: it would keep expired tokens working",
+            MAX_LEEWAY.as_secs()
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) struct ClaimRules<'a> {
     /// The exact `iss` expected (RFC 9068 §4 step 3).
     pub issuer: Option<&'a str>,
@@ -412,6 +437,9 @@ impl ClaimRules<'_> {
 /// RFC 9068 §4 steps 3–6 (issuer, audience, time) on signed claims, once every claim
 /// RFC 9068 §2.2 makes REQUIRED is known to be there.
 pub(crate) fn check_claims(raw: RawClaims, rules: &ClaimRules<'_>) -> Result<VerifiedClaims, InvalidToken> {
+    if raw.cnf.is_some() {
+        return Err(InvalidToken::BoundToKey);
+    }
     let (Some(iss), Some(sub), Some(aud), Some(client_id), Some(exp), Some(iat), Some(jti)) =
         (raw.iss, raw.sub, raw.aud, raw.client_id, raw.exp, raw.iat, raw.jti)
     else {

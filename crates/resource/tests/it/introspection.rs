@@ -137,6 +137,24 @@ async fn an_audience_is_required() {
         matches!(built, Err(AuthError::Config(ref m)) if m.contains("audience")),
         "{built:?}"
     );
+    // Nor with an empty audience, or a leeway past a few minutes (RFC 7519 §4.1.4).
+    let empty = IntrospectionValidator::builder(&s.issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience("")
+        .build()
+        .await;
+    assert!(
+        matches!(empty, Err(AuthError::Config(ref m)) if m.contains("audience is empty")),
+        "{empty:?}"
+    );
+    let lax = IntrospectionValidator::builder(&s.issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience(AUD)
+        .leeway(Duration::from_secs(3600))
+        .build()
+        .await;
+    assert!(
+        matches!(lax, Err(AuthError::Config(ref m)) if m.contains("leeway")),
+        "{lax:?}"
+    );
 }
 
 /// Tokens that could never be reported active — not a JWS compact token, not `at+jwt`,
@@ -478,11 +496,40 @@ async fn answers_are_checked() {
             },
             InvalidToken::NotAnAccessToken,
         ),
+        (
+            IntrospectionResponse {
+                token_type: Some("N_A".into()),
+                ..base.clone()
+            },
+            InvalidToken::NotAnAccessToken,
+        ),
+        // RFC 9449 §8: a DPoP-bound token needs its proof checked.
+        (
+            IntrospectionResponse {
+                token_type: Some("DPoP".into()),
+                ..base.clone()
+            },
+            InvalidToken::BoundToKey,
+        ),
     ];
     for (i, (answer, want)) in cases.into_iter().enumerate() {
         let token = s.token(&format!("t{i}"));
         s.issuer.answer(&token, answer);
         assert_eq!(reason(v.validate(&token).await), want, "case {i}");
+    }
+    // RFC 8705 §3.2: a certificate-bound token (`cnf`), whatever its token_type says.
+    let mut bound = serde_json::to_value(&base).unwrap();
+    bound["cnf"] = serde_json::json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"});
+    s.issuer.answer_json(&s.token("bound"), bound);
+    assert_eq!(reason(v.validate(&s.token("bound")).await), InvalidToken::BoundToKey);
+    // Without token_type, or Bearer in any case: a bearer access token.
+    for (name, token_type) in [("absent", None), ("lower", Some("bearer"))] {
+        let answer = IntrospectionResponse {
+            token_type: token_type.map(str::to_owned),
+            ..base.clone()
+        };
+        s.issuer.answer(&s.token(name), answer);
+        v.validate(&s.token(name)).await.unwrap();
     }
     s.issuer.answer(&s.token("ok"), base);
     v.validate(&s.token("ok")).await.unwrap();

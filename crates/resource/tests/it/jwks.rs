@@ -190,6 +190,10 @@ async fn wrong_issuer_and_audience() {
     let none_of = s.token_with(|c| c["aud"] = json!(["billing-api"]));
     assert_eq!(s.refused(&none_of).await, InvalidToken::WrongAudience);
 
+    // RFC 9449 §7 / RFC 8705 §3: a token bound to a key is not taken as a bearer token.
+    let bound = s.token_with(|c| c["cnf"] = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}));
+    assert_eq!(s.refused(&bound).await, InvalidToken::BoundToKey);
+
     // RFC 9068 §2.2: every one of these is REQUIRED.
     for claim in ["iss", "sub", "aud", "exp", "client_id", "iat", "jti"] {
         let missing = s.token_with(|c| {
@@ -796,6 +800,31 @@ async fn configuration_errors() {
         matches!(no_aud, AuthError::Config(ref m) if m.contains("audience")),
         "{no_aud}"
     );
+    // An empty audience would match tokens with an empty `aud`; a leeway of more than a
+    // few minutes would keep expired tokens working (RFC 7519 §4.1.4).
+    let empty = JwksValidator::builder(&issuer.url)
+        .audience(AUD)
+        .audience(" ")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(empty, AuthError::Config(ref m) if m.contains("audience is empty")),
+        "{empty}"
+    );
+    let lax = JwksValidator::builder(&issuer.url)
+        .audience(AUD)
+        .leeway(Duration::from_secs(301))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(lax, AuthError::Config(ref m) if m.contains("leeway")), "{lax}");
+    JwksValidator::builder(&issuer.url)
+        .audience(AUD)
+        .leeway(Duration::from_secs(300))
+        .build()
+        .await
+        .unwrap();
 
     // Nothing listening: reported as the server's fault.
     let down = JwksValidator::builder("http://127.0.0.1:1")

@@ -238,7 +238,7 @@ pub struct FakeState {
     pub jwks_delay: Mutex<Duration>,
     /// Trailing whitespace added to the JWKS (still valid JSON), to make it oversized.
     pub jwks_padding: AtomicUsize,
-    pub introspection: Mutex<HashMap<String, IntrospectionResponse>>,
+    pub introspection: Mutex<HashMap<String, Value>>,
     /// Trailing whitespace added to introspection answers.
     pub introspection_padding: AtomicUsize,
     /// How long the introspection endpoint takes to answer.
@@ -305,6 +305,12 @@ impl FakeIssuer {
     }
 
     pub fn answer(&self, token: &str, response: IntrospectionResponse) {
+        self.answer_json(token, serde_json::to_value(response).unwrap());
+    }
+
+    /// Answers introspections of `token` with `response` as is (members the protocol type
+    /// lacks, such as `cnf`).
+    pub fn answer_json(&self, token: &str, response: Value) {
         self.state
             .introspection
             .lock()
@@ -449,7 +455,7 @@ async fn introspect(
         .unwrap()
         .get(&token)
         .cloned()
-        .unwrap_or_else(IntrospectionResponse::inactive);
+        .unwrap_or_else(|| serde_json::to_value(IntrospectionResponse::inactive()).unwrap());
     padded_json(&answer, state.introspection_padding.load(Ordering::SeqCst))
 }
 
