@@ -102,3 +102,71 @@ async fn a_client_disabled_at_one_node_loses_its_tokens_at_the_other() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Found by a concurrency review: revocations arriving steadily (every 100 ms here) must
+/// not keep a node from its resync, which is how it learns of keys rotated elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotated_elsewhere_are_picked_up_while_revocations_keep_coming() {
+    let (url, _) = fresh_database(Backend::Postgres).await;
+    let a = spawn_app_on(&url, None).await;
+    let issuer = a.issuer.clone();
+    let b = spawn_with(&url, None, |s| {
+        s.core.issuer = issuer.clone();
+        s.core.access_token_audience = issuer.clone();
+        s.core.resync_interval = Duration::from_millis(400);
+    })
+    .await;
+    let (client, secret) = a.confidential_client("https://app.example/cb").await;
+    let (id, sec) = (client.id.as_str().to_owned(), secret.expose().to_owned());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let revoker = {
+        let (a_url, stop) = (a.url(""), stop.clone());
+        let (id, sec) = (id.clone(), sec.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let token: Value = http()
+                    .post(format!("{a_url}/token"))
+                    .basic_auth(&id, Some(&sec))
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let r = http()
+                    .post(format!("{a_url}/revoke"))
+                    .basic_auth(&id, Some(&sec))
+                    .form(&[("token", token["access_token"].as_str().unwrap())])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kid = a.core.rotate_signing_keys(None, true, "test").await.unwrap();
+    let started = Instant::now();
+    loop {
+        let jwks: Value = http().get(b.url("/jwks")).send().await.unwrap().json().await.unwrap();
+        if jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == kid.as_str())
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "node B has not picked up the rotated key after 3 s of revocations"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    revoker.await.unwrap();
+    a.stop().await;
+    b.stop().await;
+}

@@ -294,15 +294,20 @@ impl Portcullis {
             // and revocations must keep arriving meanwhile (DESIGN §3). At most one run at
             // a time; dropping the set with this task (when it is aborted) aborts the run.
             let mut cleanups = tokio::task::JoinSet::new();
+            // A clock of its own, outside the loop: the revocations that wake the loop
+            // (steadily, on a busy cluster) must not put off the resync.
+            let period = this.settings.resync_interval;
+            let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     r = this.store.wait_for_revocation() => {
                         if let Err(e) = r {
                             tracing::warn!(error = %e, "revocation listener failed; relying on resync");
-                            tokio::time::sleep(this.settings.resync_interval).await;
+                            tokio::time::sleep(period).await;
                         }
                     }
-                    _ = tokio::time::sleep(this.settings.resync_interval) => {
+                    _ = resync.tick() => {
                         let now = this.now();
                         if let Err(e) = this.keys.reload(this.store.as_ref(), now).await {
                             tracing::error!(error = %e, "could not reload signing keys");
