@@ -893,7 +893,100 @@ async fn password_change_and_client_deletion_end_tokens(backend: Backend) {
     app.stop().await;
 }
 
+/// Found by a concurrency review: a user disabled while their codes are being redeemed
+/// keeps no grant. Each redemption either loses its code to the disable (invalid_grant) or
+/// makes a grant the disable then revokes: its access token is inactive and its refresh
+/// token gone, also once the user is enabled again.
+async fn disabling_a_user_during_code_exchanges_ends_every_grant(backend: Backend) {
+    use portcullis_core::throttle::Bucket;
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.defense.rate_limits.set(Bucket::TokenIp, None);
+        s.core.defense.rate_limits.set(Bucket::TokenClient, None);
+    })
+    .await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let dana = app.user("dana", PASSWORD).await;
+    let now = app.core.now();
+    let mut codes = Vec::new();
+    for i in 0..120 {
+        let code = format!("race-{i}-{}", uuid::Uuid::new_v4());
+        app.core
+            .store
+            .insert_code(&portcullis_core::model::AuthorizationCode {
+                code_hash: portcullis_core::crypto::sha256(code.as_bytes()),
+                client_id: client.id.clone(),
+                user_id: dana.id,
+                redirect_uri: portcullis_protocol::RedirectUri::parse(REDIRECT).unwrap(),
+                redirect_uri_explicit: true,
+                scope: portcullis_protocol::ScopeSet::parse("openid").unwrap(),
+                code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+                nonce: None,
+                auth_time: now,
+                sid: "sid".into(),
+                expires_at: now + time::Duration::seconds(60),
+                created_at: now,
+            })
+            .await
+            .unwrap();
+        codes.push(code);
+    }
+    let mut redemptions = tokio::task::JoinSet::new();
+    for code in codes {
+        let (token_url, id, secret) = (app.url("/token"), client.id.to_string(), secret.expose().to_owned());
+        redemptions.spawn(async move {
+            let r = http()
+                .post(token_url)
+                .basic_auth(id, Some(secret))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    app.core.set_user_disabled(dana.id, true, "test").await.unwrap();
+    let answers = redemptions.join_all().await;
+    let issued: Vec<&Value> = answers.iter().filter(|(s, _)| *s == 200).map(|(_, v)| v).collect();
+    assert!(
+        answers
+            .iter()
+            .all(|(s, v)| *s == 200 || (*s == 400 && v["error"] == "invalid_grant")),
+        "{answers:?}"
+    );
+    assert!(app.core.list_user_grants(dana.id).await.unwrap().is_empty());
+    for tokens in &issued {
+        assert!(
+            app.core
+                .active_access_token(tokens["access_token"].as_str().unwrap())
+                .is_none()
+        );
+    }
+    app.core.set_user_disabled(dana.id, false, "test").await.unwrap();
+    for tokens in &issued {
+        let (status, _, v) = post_form(
+            &app,
+            "/token",
+            Some((client.id.as_str(), secret.expose())),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+        assert_eq!((status, v["error"].as_str()), (400, Some("invalid_grant")), "{v}");
+    }
+    app.stop().await;
+}
+
 both_backends!(
+    disabling_a_user_during_code_exchanges_ends_every_grant,
     the_consent_page_shows_the_clients_logo_and_policy,
     an_openid_request_ignores_scopes_the_client_may_not_use,
     a_pending_request_loses_scopes_the_client_lost,

@@ -128,6 +128,17 @@ impl Portcullis {
             .collect())
     }
 
+    /// Makes a user's revocations, just written, count on this node at once: those listed
+    /// beforehand, and those the store added for grants made meanwhile (a code redeemed
+    /// while the user was being disabled), read back from it. Elsewhere they arrive as
+    /// any revocation does.
+    async fn revocations_written(&self, listed: &[Revocation]) {
+        self.revocations.insert_local(listed);
+        if let Err(e) = self.revocations.sync(self.store.as_ref(), self.now()).await {
+            tracing::warn!(error = %e, "could not read back revocations; the next resync will");
+        }
+    }
+
     /// Sets a new password; the user's grants (and their tokens) and sessions end.
     pub async fn set_user_password(&self, id: Uuid, password: &Secret, actor: impl Into<Actor>) -> Result<()> {
         let actor: Actor = actor.into();
@@ -139,7 +150,7 @@ impl Portcullis {
             .set_user_password(id, &hash, self.now(), &revocations)
             .await
             .map_err(not_found("user"))?;
-        self.revocations.insert_local(&revocations);
+        self.revocations_written(&revocations).await;
         self.audit(Event::new("user.password_changed").by(&actor).user(id));
         Ok(())
     }
@@ -157,7 +168,7 @@ impl Portcullis {
             .set_user_disabled(id, disabled, self.now(), &revocations)
             .await
             .map_err(not_found("user"))?;
-        self.revocations.insert_local(&revocations);
+        self.revocations_written(&revocations).await;
         let what = if disabled {
             "admin.user.disabled"
         } else {

@@ -164,6 +164,14 @@ pub(crate) async fn revoke_user(
     now: OffsetDateTime,
     given: &[Revocation],
 ) -> StoreResult<()> {
+    // Unused codes first, as in `revoke_client`: a redemption racing with this holds its
+    // code's row lock until it commits, so once this delete has waited for it, the grant
+    // it made is visible to the statements below (READ COMMITTED) and ends with the others.
+    sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     let revoked: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as(
         "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id, expires_at",
     )
@@ -178,11 +186,6 @@ pub(crate) async fn revoke_user(
         .await
         .db()?;
     sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await
-        .db()?;
-    sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL")
         .bind(user_id)
         .execute(&mut *conn)
         .await

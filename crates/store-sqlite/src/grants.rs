@@ -265,6 +265,13 @@ pub(crate) async fn revoke_user(
     given: &[Revocation],
 ) -> StoreResult<()> {
     let user_id = codec::uuid_text(user_id);
+    // Unused codes first, as on PostgreSQL (where the order matters; here the writer
+    // takes one transaction at a time).
+    sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL")
+        .bind(&user_id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     let revoked = revoke_grants_of(conn, Owner::User, &user_id, now).await?;
     sqlx::query("DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE user_id = $1)")
         .bind(&user_id)
@@ -272,11 +279,6 @@ pub(crate) async fn revoke_user(
         .await
         .db()?;
     sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
-        .bind(&user_id)
-        .execute(&mut *conn)
-        .await
-        .db()?;
-    sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL")
         .bind(&user_id)
         .execute(&mut *conn)
         .await
