@@ -170,3 +170,45 @@ async fn keys_rotated_elsewhere_are_picked_up_while_revocations_keep_coming() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Found by a concurrency review: node B authenticates a client from its cached copy for
+/// up to two seconds after node A disabled it; the tokens B issues meanwhile are revoked
+/// with the others, even when they fall in the second after the disable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_a_stale_copy_issues_after_a_disable_are_revoked() {
+    let (url, _) = fresh_database(Backend::Postgres).await;
+    let a = spawn_app_on(&url, None).await;
+    let issuer = a.issuer.clone();
+    let b = spawn_with(&url, None, |s| {
+        s.core.issuer = issuer.clone();
+        s.core.access_token_audience = issuer.clone();
+    })
+    .await;
+    let (client, secret) = a.confidential_client("https://app.example/cb").await;
+    let (rs, rs_secret) = a.confidential_client("https://rs.example/cb").await;
+    let (id, sec) = (client.id.as_str(), secret.expose());
+    // Each node checks the other's tokens: resource server credentials cached at both.
+    let (status, _) = b.client_credentials(id, sec).await;
+    assert_eq!(status, 200, "B has the client cached");
+    a.core.set_client_disabled(&client.id, true, "test").await.unwrap();
+    // Into the next second (iat has no finer grain), still within B's cache.
+    let second = a.core.now().unix_timestamp();
+    while a.core.now().unix_timestamp() == second {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, token) = b.client_credentials(id, sec).await;
+    assert_eq!(status, 200, "B still trusts its copy, at most 1.1 s old");
+    let access = token["access_token"].as_str().unwrap();
+    let started = Instant::now();
+    for node in [&a, &b] {
+        while introspect(node, rs.id.as_str(), rs_secret.expose(), access).await["active"] != false {
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "a token issued from a stale copy after the disable is still active"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    a.stop().await;
+    b.stop().await;
+}

@@ -1,8 +1,9 @@
 //! A short-lived cache of registered clients for the token-family endpoints, so that
 //! client authentication does not cost a database read per request (DESIGN §2: caches in a
 //! node use a short TTL). Changes made through this node invalidate at once; changes made
-//! at another node are seen within the TTL. A client deleted at another node cannot use
-//! tokens issued in that window: its revocation entry covers every token of the client.
+//! at another node are seen within the TTL. A client deleted or disabled at another node
+//! cannot use tokens issued in that window: a deleted client's revocation covers every
+//! token of the client, a disabled one's those issued up to the TTL after the disable.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -12,6 +13,11 @@ use portcullis_protocol::ClientId;
 
 use crate::model::Client;
 use crate::repo::{Store, StoreResult};
+
+/// How long a node trusts its copy of a client: a change made at another node reaches it
+/// within this. A disabled client's revocation covers the tokens issued this long after
+/// the disable, which other nodes may still issue from their copies.
+pub const CLIENT_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// Entries kept at most; past that the cache starts over (a flood of ids cannot grow it).
 const MAX_ENTRIES: usize = 10_000;

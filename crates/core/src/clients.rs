@@ -6,6 +6,7 @@ use time::Duration;
 
 use crate::admin::Actor;
 use crate::audit::Event;
+use crate::client_cache::CLIENT_CACHE_TTL;
 use crate::crypto::{b64url, digest_eq, random_bytes, random_token, sha256};
 use crate::error::{Error, Result};
 use crate::model::{Client, ClientKind, Revocation, RevocationTarget};
@@ -437,13 +438,16 @@ impl Portcullis {
     /// recorded with it.
     async fn write_client_disabled(&self, id: &ClientId, disabled: bool) -> Result<(Client, Vec<Revocation>)> {
         let mut client = self.get_client(id).await?;
+        // Other nodes may authenticate the client from their cached copy for this long
+        // after the disable, whole seconds (`iat` has no finer grain).
+        let cached_for = i64::try_from(CLIENT_CACHE_TTL.as_secs()).unwrap_or(i64::MAX);
         if client.disabled && !disabled {
             // The revocation recorded when the client was disabled covers every token
-            // issued up to the end of that second: `iat` has no finer grain, so it
-            // fails closed. Re-enabling within that second waits for it to pass, so
-            // the tokens the client gets from now on are not covered. (`updated_at`
-            // is the time of the disable, or of a later edit: never too early.)
-            let covered_until = client.updated_at.unix_timestamp();
+            // issued up to the end of the second `cached_for` after it: it fails closed.
+            // Re-enabling before that has passed waits for it, so the tokens the client
+            // gets from now on are not covered. (`updated_at` is the time of the
+            // disable, or of a later edit: never too early.)
+            let covered_until = client.updated_at.unix_timestamp().saturating_add(cached_for);
             let wait = time::OffsetDateTime::from_unix_timestamp(covered_until.saturating_add(1))
                 .map_or(Duration::ZERO, |next| next - self.now());
             if wait.is_positive() {
@@ -454,13 +458,14 @@ impl Portcullis {
         client.disabled = disabled;
         client.updated_at = now;
         // A disabled client's outstanding access tokens stop working at once
-        // (introspection, userinfo), as a deleted client's do; the tokens it gets once
+        // (introspection, userinfo), as a deleted client's do, and so do those other
+        // nodes issue from their cached copy until it expires; the tokens it gets once
         // re-enabled are not covered.
         let revocations: Vec<Revocation> = disabled
             .then(|| Revocation {
                 target: RevocationTarget::ClientUntil {
                     client_id: id.as_str().to_owned(),
-                    issued_until: now.unix_timestamp(),
+                    issued_until: now.unix_timestamp().saturating_add(cached_for),
                 },
                 expires_at: now + self.settings.max_access_token_ttl(),
             })

@@ -266,7 +266,7 @@ impl Portcullis {
             audit,
             throttle,
             kek,
-            client_cache: ClientCache::new(std::time::Duration::from_secs(2)),
+            client_cache: ClientCache::new(crate::client_cache::CLIENT_CACHE_TTL),
             signer: crate::signing_pool::SigningPool::per_core()?,
             // ~1.5 MB at most: a few thousand live tokens cover most deployments, and a
             // miss only costs one more signature check.
