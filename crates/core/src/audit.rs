@@ -227,11 +227,44 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AuditEvent>, pendi
                 "audit event"
             );
         }
-        match store.insert_audit_events(&batch).await {
+        match retrying("storing audit events", || store.insert_audit_events(&batch)).await {
             Ok(()) => crate::webhooks::enqueue(store.as_ref(), &batch).await,
             Err(e) => tracing::error!(error = %e, count = batch.len(), "could not store audit events"),
         }
         pending.fetch_sub(batch.len() as u64, Ordering::Release);
         batch.clear();
+    }
+}
+
+/// How long a write of the audit trail keeps being tried before its rows are given up.
+const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `op` until it succeeds, waiting 50 ms after the first failure and twice as long after
+/// each further one (at most 2 s), for up to [`RETRY_FOR`]: a connection killed under the
+/// writer, a database restart or a failover lose no events. A conflict on a later attempt
+/// means an earlier write was stored although its answer was lost (every row has a fresh
+/// id), and counts as done (`T::default()`). Events arriving meanwhile wait in the queue
+/// (and are dropped and counted if it fills up, as always).
+pub(crate) async fn retrying<T, F, Fut>(what: &str, mut op: F) -> crate::repo::StoreResult<T>
+where
+    T: Default,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::repo::StoreResult<T>>,
+{
+    let give_up = tokio::time::Instant::now() + RETRY_FOR;
+    let mut wait = std::time::Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(crate::repo::StoreError::Conflict(_)) if attempt > 1 => return Ok(T::default()),
+            Err(e) if tokio::time::Instant::now() + wait < give_up => {
+                tracing::warn!(error = %e, attempt, "{what} failed; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(2));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }

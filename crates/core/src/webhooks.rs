@@ -127,7 +127,7 @@ fn payload(ev: &AuditEvent) -> String {
 /// Creates the first attempt of every (event, enabled webhook) pair that matches. Runs
 /// in the audit writer, off the request path; failures are logged, not returned.
 pub(crate) async fn enqueue(store: &dyn Store, events: &[AuditEvent]) {
-    let webhooks = match store.list_webhooks().await {
+    let webhooks = match crate::audit::retrying("reading webhooks", || store.list_webhooks()).await {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, "could not read webhooks; deliveries of this batch are lost");
@@ -159,7 +159,11 @@ pub(crate) async fn enqueue(store: &dyn Store, events: &[AuditEvent]) {
     if deliveries.is_empty() {
         return;
     }
-    if let Err(e) = store.insert_webhook_deliveries(&deliveries).await {
+    if let Err(e) = crate::audit::retrying("queueing webhook deliveries", || {
+        store.insert_webhook_deliveries(&deliveries)
+    })
+    .await
+    {
         tracing::error!(error = %e, count = deliveries.len(), "could not enqueue webhook deliveries");
     }
 }

@@ -279,3 +279,57 @@ both_backends!(
     each_action_produces_exactly_its_event,
     a_full_audit_queue_never_blocks_a_token_request,
 );
+
+/// Found by a concurrency review: when PostgreSQL drops the writer's connections (killed
+/// here while idle, as a restart or failover does), the audit writer tries its batch
+/// again rather than losing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_events_survive_connections_dropped_under_the_writer() {
+    use portcullis_core::throttle::Bucket;
+    let (url, _) = fresh_database(Backend::Postgres).await;
+    let app = spawn_with(&url, None, |s| {
+        s.core.defense.rate_limits.set(Bucket::TokenIp, None);
+        s.core.defense.rate_limits.set(Bucket::TokenClient, None);
+    })
+    .await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut issued = 0;
+    for _ in 0..8 {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        for _ in 0..5 {
+            // A client read on a killed connection fails (500, README: PostgreSQL); only
+            // the tokens issued are recorded.
+            let (status, v) = app.client_credentials(client.id.as_str(), secret.expose()).await;
+            assert!(status == 200 || status == 500, "{v}");
+            issued += usize::from(status == 200);
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let started = Instant::now();
+    let stored = loop {
+        let events = app
+            .core
+            .store
+            .list_audit_events(&portcullis_core::model::AuditFilter {
+                event_type: Some("token.issued".into()),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if events.len() >= issued || started.elapsed() > Duration::from_secs(20) {
+            break events.len();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(issued >= 20, "{issued} of 40 issued");
+    assert_eq!(stored, issued);
+    app.stop().await;
+}
