@@ -340,7 +340,7 @@ async fn api_client_patch_keeps_what_it_does_not_name(backend: Backend) {
     ] {
         assert_field(&api.patch(&path, patch).await, field);
     }
-    assert_error(&api.patch(&path, json!({"name": 5})).await, 400, "bad_request");
+    assert_field(&api.patch(&path, json!({"name": 5})).await, "name");
     assert_error(&auditor.patch(&path, json!({"name": "X"})).await, 403, "forbidden");
     assert_error(
         &api.patch("/clients/nope", json!({"name": "X"})).await,
@@ -626,11 +626,7 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
     );
     let (_, unchanged) = api.get("/keys").await;
     assert_eq!(unchanged, keys);
-    assert_error(
-        &api.post("/keys/rotate", json!({"force": "yes"})).await,
-        400,
-        "bad_request",
-    );
+    assert_field(&api.post("/keys/rotate", json!({"force": "yes"})).await, "force");
     let (s, rotated) = api.post("/keys/rotate", json!({"alg": "RS256", "force": true})).await;
     assert_eq!(s, 200, "{rotated}");
     let listed = rotated["keys"].as_array().unwrap();

@@ -215,6 +215,41 @@ async fn api_bodies_must_be_json_objects(backend: Backend) {
             got.1
         );
     }
+    // A value of the wrong type names its field, as a value the server refuses does; a
+    // field the request does not take is a plain bad request.
+    let with = |patch: Value| {
+        let mut b = client_body("Typed");
+        for (k, v) in patch.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    for (body, field) in [
+        (with(json!({"name": 123})), "name"),
+        (with(json!({"access_token_ttl": "600"})), "access_token_ttl"),
+        (with(json!({"redirect_uris": [REDIRECT, 5]})), "redirect_uris[1]"),
+        (with(json!({"grant_types": null})), "grant_types"),
+    ] {
+        for (method, path) in [
+            (Method::POST, "/clients".to_owned()),
+            (Method::PUT, format!("/clients/{cid}")),
+            (Method::PATCH, format!("/clients/{cid}")),
+        ] {
+            let got = api.call(method.clone(), &path, Some(body.clone())).await;
+            assert_field(&got, field);
+            assert!(!got.1["message"].as_str().unwrap().contains(" line "), "{}", got.1);
+        }
+    }
+    assert_field(
+        &api.post("/users", json!({"username": ["alice"], "password": PASSWORD}))
+            .await,
+        "username",
+    );
+    assert_error(
+        &api.post("/clients", with(json!({"colour": "red"}))).await,
+        400,
+        "bad_request",
+    );
     assert_eq!(client_count(&api).await, 1);
     assert_eq!(
         api.get(&format!("/clients/{cid}")).await.1,

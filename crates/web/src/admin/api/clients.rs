@@ -250,8 +250,7 @@ pub async fn client_patch(
             settings.insert(k, v);
         }
     }
-    let mut body: ClientBody = serde_json::from_value(merged)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON for this request: {e}")))?;
+    let mut body: ClientBody = serde_path_to_error::deserialize(merged).map_err(super::extract::field_error)?;
     body.revision = revision;
     let input = body.into_input()?;
     let client = state.core.update_client(&id, &input, &caller.actor()).await?;

@@ -122,6 +122,25 @@ fn object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if first != Some(&b'{') {
         return Err(ApiError::BadRequest("the body must be a JSON object".into()));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON for this request: {e}")))
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(field_error)?;
+    // Nothing but whitespace may follow the object.
+    json.end()
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON for this request: {e}")))?;
+    Ok(value)
+}
+
+/// A body that does not fit the request: a value of the wrong type names its field
+/// (`name`, `redirect_uris[0]`), as a value the server refuses does; a body that is not
+/// JSON, or a field the request does not take, is a plain bad request.
+pub(crate) fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let field = e.path().to_string();
+    let inner = e.into_inner();
+    if field == "." || !inner.is_data() || inner.to_string().starts_with("unknown field") {
+        return ApiError::BadRequest(format!("the body is not valid JSON for this request: {inner}"));
+    }
+    // serde's message ends with the position in the body, which the field name replaces.
+    let message = inner.to_string();
+    let message = message.split(" at line ").next().unwrap_or_default().to_owned();
+    ApiError::Invalid { field, message }
 }
