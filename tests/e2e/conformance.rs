@@ -489,6 +489,31 @@ async fn id_token_hint_for_another_user(backend: Backend) {
     lo.query_pairs_mut().append_pair("id_token_hint", kim_hint.as_str());
     let html = b.get(lo).send().await.unwrap().text().await.unwrap();
     assert!(!html.contains("id=\"other-account\""), "{html}");
+    assert!(!html.contains("id=\"unverified\""), "{html}");
+    // A hint this server cannot verify (here forged; in life, one signed by a key since
+    // withdrawn): the person may sign out, is told why they stay, and is not redirected
+    // (RP-Initiated Logout §4), even to a registered URI.
+    let mut lo = Url::parse(&app.url("/logout")).unwrap();
+    lo.query_pairs_mut()
+        .append_pair("id_token_hint", forged.as_str())
+        .append_pair("client_id", id)
+        .append_pair("post_logout_redirect_uri", &format!("{REDIRECT}/logged-out"));
+    let r = b.get(lo.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("id=\"unverified\""), "{html}");
+    let r = submit(&b, &lo, &html, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("location").is_none(), "not redirected");
+    assert_eq!(
+        prompt_none_error(&app, &b, id, &[]).await.as_deref(),
+        Some("login_required"),
+        "signed out"
+    );
+    // Signed out already: nothing to confirm, and still no redirect.
+    let r = b.get(lo).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("location").is_none());
     app.stop().await;
 }
 

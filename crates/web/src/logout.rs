@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{RawForm, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use portcullis_core::logout::LogoutParams;
+use portcullis_core::logout::{Logout, LogoutParams};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
@@ -48,6 +48,8 @@ pub struct LogoutPage<'a> {
     pub client_name: Option<&'a str>,
     /// The request's id_token_hint names another account than the one signed in.
     pub other_account: bool,
+    /// The request's id_token_hint could not be verified: no way back to the application.
+    pub unverified: bool,
 }
 
 #[derive(Template)]
@@ -94,13 +96,31 @@ pub async fn logout_post(
 
 async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>) -> Result<Response, PageError> {
     let params = logout_params(pairs)?;
-    let logout = state.core.validate_logout(&params).await.map_err(|e| match e {
-        // Names the parameter; nothing is redirected to an unvalidated URI.
-        portcullis_core::Error::Invalid { field, message } => {
-            PageError::BadRequest(format!("The sign-out request is not valid: {field} {message}."))
+    let mut unverified = false;
+    let logout = match state.core.validate_logout(&params).await {
+        Ok(logout) => logout,
+        // A hint this server cannot verify: signed by a key withdrawn or retired since (a
+        // sign-out long after the sign-in), or not its own. RP-Initiated Logout §4: then
+        // no redirect; the person may still sign out, as at a bare `/logout`, and is told.
+        Err(portcullis_core::Error::Invalid {
+            field: "id_token_hint", ..
+        }) => {
+            unverified = true;
+            Logout {
+                client_id: None,
+                client_name: None,
+                redirect: None,
+                hinted_subject: None,
+            }
         }
-        other => other.into(),
-    })?;
+        // Names the parameter; nothing is redirected to an unvalidated URI.
+        Err(portcullis_core::Error::Invalid { field, message }) => {
+            return Err(PageError::BadRequest(format!(
+                "The sign-out request is not valid: {field} {message}."
+            )));
+        }
+        Err(other) => return Err(other.into()),
+    };
     let Some(auth) = current_auth(session).await? else {
         // Nobody is signed in here: nothing to confirm.
         return finish(logout.client_name.as_deref(), logout.redirect.as_deref());
@@ -109,7 +129,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
         id: portcullis_core::crypto::random_token()?,
         client_name: logout.client_name,
         client_id: logout.client_id.map(|c| c.as_str().to_owned()),
-        post_logout_redirect_uri: params.post_logout_redirect_uri,
+        post_logout_redirect_uri: logout.redirect.and(params.post_logout_redirect_uri),
         state: params.state,
     };
     // Signed in: the session ends only when the person confirms, never silently. When
@@ -132,6 +152,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
             logout: &pending.id,
             client_name: pending.client_name.as_deref(),
             other_account,
+            unverified,
         },
     )
 }
