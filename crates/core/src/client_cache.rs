@@ -25,42 +25,67 @@ const MAX_ENTRIES: usize = 10_000;
 #[derive(Debug)]
 pub struct ClientCache {
     ttl: Duration,
-    entries: RwLock<HashMap<ClientId, (Instant, Arc<Client>)>>,
+    entries: RwLock<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    clients: HashMap<ClientId, (Instant, Arc<Client>)>,
+    /// Invalidations so far: a read of the store that an invalidation overtook may have
+    /// read the client before the change, so it serves its request but is not cached.
+    invalidations: u64,
 }
 
 impl ClientCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Entries::default()),
         }
     }
 
     /// The client, from the cache if fresh, else from the store. Unknown ids are not cached.
     pub async fn get(&self, store: &dyn Store, id: &ClientId) -> StoreResult<Option<Arc<Client>>> {
-        if let Ok(entries) = self.entries.read()
-            && let Some((at, client)) = entries.get(id)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(Some(Arc::clone(client)));
-        }
+        let seen = match self.entries.read() {
+            Ok(entries) => {
+                if let Some((at, client)) = entries.clients.get(id)
+                    && at.elapsed() < self.ttl
+                {
+                    return Ok(Some(Arc::clone(client)));
+                }
+                entries.invalidations
+            }
+            Err(_) => u64::MAX,
+        };
         let Some(client) = store.get_client(id).await? else {
-            self.invalidate(id);
+            // Gone (deleted at another node): forgotten, without counting as an
+            // invalidation, which a flood of unknown ids would otherwise keep others'
+            // reads from being cached with.
+            if let Ok(mut entries) = self.entries.write() {
+                entries.clients.remove(id);
+            }
             return Ok(None);
         };
         let client = Arc::new(client);
-        if let Ok(mut entries) = self.entries.write() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+        if let Ok(mut entries) = self.entries.write()
+            && entries.invalidations == seen
+        {
+            if entries.clients.len() >= MAX_ENTRIES {
+                entries.clients.clear();
             }
-            entries.insert(id.clone(), (Instant::now(), Arc::clone(&client)));
+            entries
+                .clients
+                .insert(id.clone(), (Instant::now(), Arc::clone(&client)));
         }
         Ok(Some(client))
     }
 
+    /// Forgets `id`, and keeps a read of the store already under way from caching what it
+    /// may have read before the change that calls this.
     pub fn invalidate(&self, id: &ClientId) {
         if let Ok(mut entries) = self.entries.write() {
-            entries.remove(id);
+            entries.clients.remove(id);
+            entries.invalidations = entries.invalidations.wrapping_add(1);
         }
     }
 }
