@@ -755,6 +755,8 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
     }
     assert_eq!(operations, 25);
     assert_error(&api.get("/nothing-here").await, 404, "not_found");
+    assert_error(&api.get("/").await, 404, "not_found");
+    assert_error(&api.get("").await, 404, "not_found");
     assert_error(
         &api.call(Method::PATCH, "/clients", None).await,
         405,

@@ -132,6 +132,9 @@ pub fn admin_router(core: Arc<Portcullis>, cfg: WebConfig) -> Router {
     let pages = pages().with_state(state.clone()).layer(sessions);
     let router = Router::new()
         .nest(api::PREFIX, api::router(state))
+        // The API's root with a trailing slash is not inside the nest: its JSON 404 all
+        // the same, not the pages' HTML one.
+        .route(&format!("{}/", api::PREFIX), axum::routing::any(api::not_found))
         .merge(pages)
         .layer(axum::Extension(trusted))
         .layer(axum::middleware::from_fn(move |request, next| {
