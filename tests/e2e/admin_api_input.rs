@@ -336,7 +336,18 @@ async fn api_client_revision_is_put_only(backend: Backend) {
     body["revision"] = created["revision"].clone();
     let (s, updated) = api.put(&format!("/clients/{id}"), body.clone()).await;
     assert_eq!(s, 200, "{updated}");
-    assert_field(&api.put(&format!("/clients/{id}"), body).await, "revision");
+    assert_field(&api.put(&format!("/clients/{id}"), body.clone()).await, "revision");
+    // A negative revision is no revision read: said so, not "changed meanwhile".
+    body["revision"] = json!(-1);
+    let got = api.put(&format!("/clients/{id}"), body).await;
+    assert_field(&got, "revision");
+    assert!(got.1["message"].as_str().unwrap().contains("0 or more"), "{}", got.1);
+    // A refused URI is quoted in the message, shortened.
+    let mut body = client_body("Plain v3");
+    body["redirect_uris"] = json!([format!("http://evil.example/{}", "x".repeat(1900))]);
+    let got = api.put(&format!("/clients/{id}"), body).await;
+    assert_field(&got, "redirect_uris");
+    assert!(got.1["message"].as_str().unwrap().len() < 400, "{}", got.1);
     app.stop().await;
 }
 
@@ -559,6 +570,9 @@ async fn api_openapi_states_the_limits(backend: Backend) {
     for (patch, field) in [
         (json!({"password": "p".repeat(1025)}), "password"),
         (json!({"password": "é".repeat(513)}), "password"),
+        (json!({"password": "\u{0}".repeat(12)}), "password"),
+        (json!({"password": "a long pass\u{7}word"}), "password"),
+        (json!({"password": "zzzzzzzzzzzz"}), "password"),
         (json!({"name": "n".repeat(201)}), "name"),
         (json!({"name": "bob\u{200f}"}), "name"),
         (json!({"username": "bo b"}), "username"),
@@ -576,7 +590,7 @@ async fn api_openapi_states_the_limits(backend: Backend) {
     let (s, v) = api
         .post(
             "/users",
-            new_user(json!({"password": "p".repeat(1024), "name": "n".repeat(200), "email": "bob@example.com"})),
+            new_user(json!({"password": "pq".repeat(512), "name": "n".repeat(200), "email": "bob@example.com"})),
         )
         .await;
     assert_eq!(s, 201, "{v}");

@@ -66,13 +66,24 @@ fn check_count(field: &'static str, raw: &[String]) -> Result<()> {
 
 /// `stored`: the client's URIs before this edit, which stay as they are even where the
 /// rules have since become stricter, so a client registered earlier can still be edited.
+/// `value` as an error message quotes it: at most 100 characters, so a refused
+/// 2,000-character URI does not make a 2,000-character message.
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(100) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_owned(),
+    }
+}
+
 fn parse_uris(field: &'static str, raw: &[String], stored: &[RedirectUri]) -> Result<Vec<RedirectUri>> {
     check_count(field, raw)?;
     let mut out: Vec<RedirectUri> = Vec::new();
     for r in raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let uri = match stored.iter().find(|u| u.as_str() == r) {
             Some(kept) => kept.clone(),
-            None => RedirectUri::parse_registered(r).map_err(|e| Error::invalid(field, format!("{r}: {e}")))?,
+            None => {
+                RedirectUri::parse_registered(r).map_err(|e| Error::invalid(field, format!("{}: {e}", quoted(r))))?
+            }
         };
         if !out.contains(&uri) {
             out.push(uri);
@@ -82,19 +93,22 @@ fn parse_uris(field: &'static str, raw: &[String], stored: &[RedirectUri]) -> Re
 }
 
 fn parse_origin(raw: &str) -> Result<String> {
-    let url = url::Url::parse(raw).map_err(|e| Error::invalid("cors_origins", format!("{raw}: {e}")))?;
+    let url = url::Url::parse(raw).map_err(|e| Error::invalid("cors_origins", format!("{}: {e}", quoted(raw))))?;
     let origin = url.origin();
     if !origin.is_tuple() || !matches!(url.scheme(), "http" | "https") {
         return Err(Error::invalid(
             "cors_origins",
-            format!("{raw}: must be an http(s) origin"),
+            format!("{}: must be an http(s) origin", quoted(raw)),
         ));
     }
     let ascii = origin.ascii_serialization();
     if ascii != raw.trim_end_matches('/') {
         return Err(Error::invalid(
             "cors_origins",
-            format!("{raw}: must be an origin only (scheme, host, port), e.g. {ascii}"),
+            format!(
+                "{}: must be an origin only (scheme, host, port), e.g. {ascii}",
+                quoted(raw)
+            ),
         ));
     }
     Ok(ascii)
@@ -318,6 +332,12 @@ impl Portcullis {
     pub async fn update_client(&self, id: &ClientId, input: &ClientInput, actor: impl Into<Actor>) -> Result<Client> {
         let actor: Actor = actor.into();
         let _turn = self.client_writes.lock().await;
+        if input.if_revision.is_some_and(|r| r < 0) {
+            return Err(Error::invalid(
+                "revision",
+                "must be the client's revision as read: 0 or more",
+            ));
+        }
         let mut client = self.get_client(id).await?;
         if input.if_revision.is_some_and(|r| r != client.revision) {
             return Err(stale_edit());

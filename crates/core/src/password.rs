@@ -148,6 +148,17 @@ impl PasswordHasher {
         if password.len() > 1024 {
             return Err(Error::invalid("password", "must be at most 1024 bytes"));
         }
+        // Nobody types these; a password of NULs passes any length rule.
+        if password.chars().any(char::is_control) {
+            return Err(Error::invalid("password", "must not contain control characters"));
+        }
+        // NIST SP 800-63B §5.1.1.2 names repetitive passwords among those to refuse.
+        let mut chars = password.chars();
+        if let Some(first) = chars.next()
+            && chars.all(|c| c == first)
+        {
+            return Err(Error::invalid("password", "must not be one character repeated"));
+        }
         Ok(())
     }
 
