@@ -349,6 +349,17 @@ impl RawConfig {
                 ),
             ));
         }
+        // Written as it is published: the URL standard drops surrounding spaces, a default
+        // port and the like when it reads the issuer, but discovery and tokens carry the
+        // setting as written, and its `https://` prefix is what turns Secure cookies on.
+        let canonical = url.as_str().trim_end_matches('/');
+        if issuer.trim_end_matches('/') != canonical {
+            return Err(cfg_err(
+                "issuer",
+                origins,
+                format!("must be written as clients will compare it: {canonical:?}, not {issuer:?}"),
+            ));
+        }
         if url.scheme() == "http" && self.tls_cert_file.is_some() {
             return Err(cfg_err(
                 "issuer",

@@ -451,8 +451,23 @@ fn issuer_is_refused_when_clients_or_cookies_would_see_it_wrong() {
             "configuration: issuer (from PORTCULLIS_ISSUER): must not contain a user name or password"
         );
     }
+    // Published as written: surrounding spaces would be in discovery and in every token
+    // (and, leading, would turn Secure cookies off); a default port is written out.
+    for (issuer, canonical) in [
+        (" https://id.example.com", "https://id.example.com"),
+        ("https://id.example.com ", "https://id.example.com"),
+        ("https://id.example.com\t", "https://id.example.com"),
+        ("https://id.example.com:443", "https://id.example.com"),
+        ("http://localhost:80/", "http://localhost"),
+    ] {
+        let e = load(&[("PORTCULLIS_ISSUER", issuer)]).unwrap_err();
+        assert_eq!(e.setting, "issuer", "{issuer:?}: {e}");
+        assert!(e.message.contains(&format!("{canonical:?}")), "{e}");
+    }
     let s = load(&[("PORTCULLIS_ISSUER", "https://id.example.com:8443")]).unwrap();
     assert_eq!(s.core.issuer, "https://id.example.com:8443");
+    let s = load(&[("PORTCULLIS_ISSUER", "https://id.example.com/")]).unwrap();
+    assert_eq!(s.core.issuer, "https://id.example.com");
 }
 
 #[test]
