@@ -510,3 +510,33 @@ async fn migrating_twice_is_harmless() {
     pg.migrate().await.unwrap();
     pg.ping().await.unwrap();
 }
+
+/// A database a newer version migrated (found by an operator review: one `client list`
+/// of a newer binary is enough): an older binary says so, not sqlx's "previously applied
+/// but is missing".
+#[tokio::test]
+async fn a_schema_from_a_newer_version_is_named_as_such() {
+    use sqlx::Connection;
+    let newer = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES (9999, 'from the future', TRUE, $1, 0)";
+    let (url, _dir) = portcullis_tests::db::fresh_sqlite_url().await;
+    let sqlite = portcullis_store_sqlite::SqliteStore::connect(&url).await.unwrap();
+    sqlite.migrate().await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(newer).bind(vec![0_u8]).execute(&mut conn).await.unwrap();
+    let e = sqlite.migrate().await.unwrap_err().to_string();
+    assert!(
+        e.contains("migration 9999") && e.contains("a newer version migrated it"),
+        "{e}"
+    );
+    let url = portcullis_tests::db::fresh_postgres_url().await;
+    let pg = portcullis_store_postgres::PgStore::connect(&url).await.unwrap();
+    pg.migrate().await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(newer).bind(vec![0_u8]).execute(&mut conn).await.unwrap();
+    let e = pg.migrate().await.unwrap_err().to_string();
+    assert!(
+        e.contains("migration 9999") && e.contains("a newer version migrated it"),
+        "{e}"
+    );
+}

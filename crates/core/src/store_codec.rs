@@ -77,3 +77,16 @@ pub fn cover_grants(given: &[Revocation], revoked: &[(uuid::Uuid, time::OffsetDa
     }
     all
 }
+
+/// The error of a store whose schema has a migration this binary does not know: a newer
+/// Portcullis migrated it (any of its commands does, `client list` included).
+pub fn newer_schema(version: i64) -> crate::repo::StoreError {
+    crate::repo::StoreError::Unexpected(
+        format!(
+            "the database has migration {version}, which this version of Portcullis does not have: \
+             a newer version migrated it. Run that version or a later one; going back to this \
+             one needs the backup taken before the upgrade"
+        )
+        .into(),
+    )
+}

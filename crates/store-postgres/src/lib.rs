@@ -121,10 +121,10 @@ impl PgStore {
     /// Applies the embedded migrations (`migrations/postgres`). Safe to run from several
     /// nodes at once: sqlx serializes migrators with an advisory lock.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Unexpected(Box::new(e)))
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::VersionMissing(version) => portcullis_core::store_codec::newer_schema(version),
+            e => StoreError::Unexpected(Box::new(e)),
+        })
     }
 }
 

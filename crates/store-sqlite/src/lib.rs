@@ -104,10 +104,10 @@ impl SqliteStore {
 
     /// Applies the embedded migrations (`migrations/sqlite`).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Unexpected(Box::new(e)))
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::VersionMissing(version) => portcullis_core::store_codec::newer_schema(version),
+            e => StoreError::Unexpected(Box::new(e)),
+        })
     }
 
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred
