@@ -72,6 +72,7 @@ fn load_current_kek(source: &KekSource) -> anyhow::Result<Kek> {
     match source {
         KekSource::Inline(k) => Kek::parse(k).map_err(|e| anyhow::anyhow!("kek: {e}")),
         KekSource::File(p) => {
+            warn_if_shared(p);
             let text = std::fs::read_to_string(p).with_context(|| format!("kek_file: cannot read {}", p.display()))?;
             Kek::parse(&text).map_err(|e| anyhow::anyhow!("kek_file {}: {e}", p.display()))
         }
@@ -79,6 +80,7 @@ fn load_current_kek(source: &KekSource) -> anyhow::Result<Kek> {
         KekSource::Absent => bail!("kek: not set; with PostgreSQL set PORTCULLIS_KEK or kek_file"),
         KekSource::Generated(p) => {
             if p.exists() {
+                warn_if_shared(p);
                 let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
                 return Kek::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
             }
@@ -95,6 +97,25 @@ fn load_current_kek(source: &KekSource) -> anyhow::Result<Kek> {
         }
     }
 }
+
+/// Warns when other users may read the key-encryption key's file: with it and a copy of
+/// the database, they have the private signing keys.
+#[cfg(unix)]
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", meta.permissions().mode() & 0o777),
+            "the key-encryption key's file is accessible to other users; with it, the signing keys in the database can be read (chmod 600 it)"
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_path: &Path) {}
 
 #[cfg(unix)]
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {

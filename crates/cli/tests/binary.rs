@@ -150,3 +150,39 @@ fn sighup_stops_the_server_gracefully() {
     // Logged after the audit queue was flushed.
     assert!(logs.lines().any(|l| l.ends_with("stopped")), "{logs}");
 }
+
+/// A key-encryption key file other users may read is warned about, as the SQLite database
+/// is (found by an operator review): with it and a copy of the database, the signing keys
+/// can be read. One readable by its owner only is not.
+#[cfg(unix)]
+#[test]
+fn a_kek_file_others_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("portcullis-kek-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kek = dir.join("kek");
+    std::fs::write(&kek, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\n").unwrap();
+    let config = dir.join("portcullis.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = \"{}\"\nkek_file = \"{}\"\n", dir.display(), kek.display()),
+    )
+    .unwrap();
+    let list = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--config")
+            .arg(&config)
+            .args(["client", "list"])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(mode)).unwrap();
+        let logs = list();
+        assert_eq!(logs.contains("accessible to other users"), warned, "{mode:o}: {logs}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
