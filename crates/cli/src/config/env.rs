@@ -113,10 +113,24 @@ impl RawConfig {
             }
             origins.insert(key.clone(), name.clone());
             let int = |v: &str| -> Result<i64, ConfigError> {
-                let unit = if key.ends_with("_days") { "days" } else { "seconds" };
+                // Counts are counts; the rest are durations.
+                let counted = [
+                    "max_concurrent_password_hashes",
+                    "lockout_threshold",
+                    "lockout_account_threshold",
+                    "audit_queue_size",
+                    "webhook_max_attempts",
+                ];
+                let what = if key.ends_with("_days") {
+                    "a whole number of days"
+                } else if counted.contains(&key.as_str()) {
+                    "a whole number"
+                } else {
+                    "a whole number of seconds"
+                };
                 v.trim()
                     .parse::<i64>()
-                    .map_err(|_| cfg_err(&key, origins, format!("{v:?} is not a whole number of {unit}")))
+                    .map_err(|_| cfg_err(&key, origins, format!("{v:?} is not {what}")))
             };
             match key.as_str() {
                 "issuer" => self.issuer = Some(value),

@@ -151,6 +151,17 @@ fn audit_retention_days() {
         "configuration: audit_retention_days (from PORTCULLIS_AUDIT_RETENTION_DAYS): \"ninety\" is not a \
          whole number of days"
     );
+    // Each in its own unit: a count is no number of seconds.
+    let e = load(&[("PORTCULLIS_LOCKOUT_THRESHOLD", "x")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "configuration: lockout_threshold (from PORTCULLIS_LOCKOUT_THRESHOLD): \"x\" is not a whole number"
+    );
+    let e = load(&[("PORTCULLIS_CODE_TTL", "1m")]).unwrap_err();
+    assert!(
+        e.to_string().ends_with("\"1m\" is not a whole number of seconds"),
+        "{e}"
+    );
 
     let dir = std::env::temp_dir().join(format!("portcullis-cfg-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
