@@ -40,13 +40,18 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
-fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
+/// The file of a SQLite `url`, or `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<&Path> {
     let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next()?;
     if path.is_empty() || path.starts_with(":memory:") {
         return None;
     }
-    Path::new(path)
+    Some(Path::new(path))
+}
+
+fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
+    sqlite_file(url)?
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
@@ -149,6 +154,18 @@ pub async fn start_core(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> 
 /// Opens the store and builds the use-case context for a command that only reads: the
 /// signing keys there are loaded, none is generated.
 pub async fn start_core_read_only(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> {
+    // Run from another directory, a listing would otherwise create an empty database (and
+    // a key-encryption key) there and list nothing, as if the server had no data.
+    if !settings.is_postgres()
+        && let Some(file) = sqlite_file(&settings.database_url)
+        && !file.exists()
+    {
+        bail!(
+            "database_url: there is no database at {} (a listing creates none): run the command \
+             where `serve` runs, or with its --config",
+            file.display()
+        );
+    }
     let store = open_store(settings).await?;
     let kek = load_kek(settings)?;
     let core = Portcullis::start_read_only(store, Arc::new(SystemClock), settings.core.clone(), kek)

@@ -153,10 +153,11 @@ fn sighup_stops_the_server_gracefully() {
 
 /// A key-encryption key file other users may read is warned about, as the SQLite database
 /// is (found by an operator review): with it and a copy of the database, the signing keys
-/// can be read. One readable by its owner only is not.
+/// can be read. One readable by its owner only is not. And a listing with no database
+/// creates none.
 #[cfg(unix)]
 #[test]
-fn a_kek_file_others_can_read_is_warned_about() {
+fn listings_need_a_database_and_a_shared_kek_file_is_warned_about() {
     use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("portcullis-kek-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -168,14 +169,25 @@ fn a_kek_file_others_can_read_is_warned_about() {
         format!("data_dir = \"{}\"\nkek_file = \"{}\"\n", dir.display(), kek.display()),
     )
     .unwrap();
-    let list = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .arg("--config")
             .arg(&config)
-            .args(["client", "list"])
+            .args(args)
             .env_remove("RUST_LOG")
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    // A listing where there is no database yet (run from the wrong directory, say) says
+    // so and creates none (found by an operator review).
+    let out = run(&["client", "list"]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("there is no database at"), "{err}");
+    assert!(!dir.join("portcullis.db").exists(), "a listing created the database");
+    assert!(run(&["migrate"]).status.success());
+    let list = || {
+        let out = run(&["client", "list"]);
         assert!(out.status.success(), "{out:?}");
         String::from_utf8(out.stderr).unwrap()
     };
