@@ -583,3 +583,42 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
     let _ = std::io::stdout().flush();
     Ok(())
 }
+
+/// One clear line: the error and each of its causes, leaving out a cause whose text the
+/// line already ends with (errors that print their source as part of their own message,
+/// as sqlx's and the stores' do, would otherwise say it two or three times).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.ends_with(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod error_line_tests {
+    use super::error_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("store error: {0}")]
+    struct Wraps(#[source] std::io::Error);
+
+    #[test]
+    fn causes_already_said_are_not_repeated() {
+        let io = || std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied (os error 13)");
+        let e = anyhow::Error::new(Wraps(io())).context("database_url: cannot open SQLite");
+        assert_eq!(
+            error_line(&e),
+            "database_url: cannot open SQLite: store error: Permission denied (os error 13)"
+        );
+        let e = anyhow::Error::new(io()).context("kek_file: cannot read /etc/kek");
+        assert_eq!(
+            error_line(&e),
+            "kek_file: cannot read /etc/kek: Permission denied (os error 13)"
+        );
+    }
+}

@@ -15,12 +15,7 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // One clear line: the error and its causes.
-            let mut line = format!("error: {e}");
-            for cause in e.chain().skip(1) {
-                line.push_str(&format!(": {cause}"));
-            }
-            eprintln!("{line}");
+            eprintln!("error: {}", portcullis_cli::commands::error_line(&e));
             std::process::ExitCode::FAILURE
         }
     }
