@@ -275,6 +275,30 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
         .unwrap();
     let keys = app.core.list_signing_keys().await.unwrap();
     assert_eq!(live(&keys), 0);
+    // Again, or an algorithm that never had keys: nothing to retire, said so, not
+    // recorded as a retirement.
+    for alg in [
+        portcullis_protocol::SigningAlg::ES256,
+        portcullis_protocol::SigningAlg::EdDSA,
+    ] {
+        let e = app.core.retire_signing_keys(alg, "test").await.unwrap_err();
+        assert!(
+            e.to_string().contains("no") && e.to_string().contains("keys to retire"),
+            "{e}"
+        );
+    }
+    app.core.audit.flush().await;
+    let retired = app
+        .core
+        .store
+        .list_audit_events(&portcullis_core::model::AuditFilter {
+            event_type: Some("key.retired".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(retired.len(), 1, "{retired:?}");
     assert!(
         keys.iter()
             .filter(|k| k.alg == portcullis_protocol::SigningAlg::ES256)

@@ -11,7 +11,9 @@ use uuid::Uuid;
 use crate::audit::Event;
 use crate::crypto::b64url;
 use crate::error::{Error, Result};
-use crate::model::{Admin, AuditEvent, AuditFilter, Digest, Grant, Revocation, RevocationTarget, SigningKeyRecord};
+use crate::model::{
+    Admin, AuditEvent, AuditFilter, Digest, Grant, KeyState, Revocation, RevocationTarget, SigningKeyRecord,
+};
 use crate::service::Portcullis;
 
 /// How many times `rewrap_sealed` looks again for secrets sealed with a previous KEK.
@@ -366,6 +368,16 @@ impl Portcullis {
                 "alg",
                 format!("{alg} is in use: its keys sign tokens; rotate them instead"),
             ));
+        }
+        // Nothing to retire is said so, rather than recorded as a retirement.
+        let live = self
+            .store
+            .list_keys()
+            .await?
+            .into_iter()
+            .any(|k| k.alg == alg && k.state != KeyState::Retired);
+        if !live {
+            return Err(Error::invalid("alg", format!("there are no {alg} keys to retire")));
         }
         let now = self.now();
         self.store

@@ -106,6 +106,17 @@ impl Kek {
     /// Parses 32 bytes written as base64 (standard or url-safe, padded or not) or hex.
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim();
+        // Said in characters: `abcd` is hex to the eye and 3 bytes of base64 to a decoder.
+        let wrong_length = || {
+            format!(
+                "must be 32 bytes, written as 64 hex digits or 43 base64 characters (44 with padding); \
+                 got {} characters",
+                t.chars().count()
+            )
+        };
+        if !matches!(t.len(), 43 | 44 | 64) {
+            return Err(wrong_length());
+        }
         let decoded = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
             (0..32)
                 .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16))
@@ -118,9 +129,7 @@ impl Kek {
                 .or_else(|_| STANDARD.decode(t))
                 .map_err(|_| "not base64 or hex".to_owned())?
         };
-        let bytes: [u8; 32] = decoded
-            .try_into()
-            .map_err(|v: Vec<u8>| format!("must be 32 bytes, got {}", v.len()))?;
+        let bytes: [u8; 32] = decoded.try_into().map_err(|_| wrong_length())?;
         Ok(Self::from_bytes(bytes))
     }
 
@@ -215,6 +224,15 @@ mod tests {
         assert_eq!(again.to_text(), kek.to_text());
         assert!(Kek::parse(&"ab".repeat(32)).is_ok());
         assert!(Kek::parse("short").is_err());
+        // A wrong length is said in characters, whatever the input looks like.
+        for (text, got) in [("abcd", 4), (&*"ab".repeat(31), 62), (&*"A".repeat(45), 45)] {
+            let e = Kek::parse(text).err().unwrap();
+            assert!(
+                e.contains("64 hex digits") && e.ends_with(&format!("got {got} characters")),
+                "{e}"
+            );
+        }
+        assert_eq!(Kek::parse(&"!".repeat(43)).err().unwrap(), "not base64 or hex");
     }
 
     #[test]
