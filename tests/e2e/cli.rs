@@ -105,6 +105,8 @@ async fn commands_and_their_errors(backend: Backend) {
     for args in [
         &["admin", "set-role", "ghost", "--role", "auditor"][..],
         &["admin", "delete", "ghost"][..],
+        // Said before any password is asked for.
+        &["admin", "set-password", "ghost"][..],
     ] {
         assert_eq!(portcullis(&config, args).await.unwrap_err(), "admin not found");
     }

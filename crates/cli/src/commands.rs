@@ -562,6 +562,8 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             }
         }
         Command::Admin(AdminCommand::SetPassword { username }) => {
+            // Before asking for a password, as `user set-password` does.
+            core.admin_account(&username).await.map_err(user_facing)?;
             let password = read_password("New password")?;
             core.set_admin_password(&username, &password, ACTOR)
                 .await
