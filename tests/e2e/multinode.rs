@@ -21,18 +21,24 @@ async fn introspect(node: &TestApp, id: &str, secret: &str, token: &str) -> Valu
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_share_tokens_and_revocations() {
+/// Two nodes on one fresh PostgreSQL database, one issuer: B resyncs every `resync`.
+async fn two_nodes(resync: Duration) -> (TestApp, TestApp) {
     let (url, _) = fresh_database(Backend::Postgres).await;
     let a = spawn_app_on(&url, None).await;
     let issuer = a.issuer.clone();
     let b = spawn_with(&url, None, |s| {
         s.core.issuer = issuer.clone();
         s.core.access_token_audience = issuer.clone();
-        // Only LISTEN/NOTIFY can make it within the second.
-        s.core.resync_interval = Duration::from_secs(30);
+        s.core.resync_interval = resync;
     })
     .await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_tokens_and_revocations() {
+    // Only LISTEN/NOTIFY can make it within the second.
+    let (a, b) = two_nodes(Duration::from_secs(30)).await;
     let ja: Value = http().get(a.url("/jwks")).send().await.unwrap().json().await.unwrap();
     let jb: Value = http().get(b.url("/jwks")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ja, jb, "both nodes publish the keys from the shared database");
@@ -73,15 +79,7 @@ async fn two_nodes_share_tokens_and_revocations() {
 /// within a second (the revocation travels like any other).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_disabled_at_one_node_loses_its_tokens_at_the_other() {
-    let (url, _) = fresh_database(Backend::Postgres).await;
-    let a = spawn_app_on(&url, None).await;
-    let issuer = a.issuer.clone();
-    let b = spawn_with(&url, None, |s| {
-        s.core.issuer = issuer.clone();
-        s.core.access_token_audience = issuer.clone();
-        s.core.resync_interval = Duration::from_secs(30);
-    })
-    .await;
+    let (a, b) = two_nodes(Duration::from_secs(30)).await;
     let (client, secret) = a.confidential_client("https://app.example/cb").await;
     let (rs, rs_secret) = a.confidential_client("https://rs.example/cb").await;
     let (rs_id, rs_sec) = (rs.id.as_str(), rs_secret.expose());
@@ -107,15 +105,7 @@ async fn a_client_disabled_at_one_node_loses_its_tokens_at_the_other() {
 /// not keep a node from its resync, which is how it learns of keys rotated elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotated_elsewhere_are_picked_up_while_revocations_keep_coming() {
-    let (url, _) = fresh_database(Backend::Postgres).await;
-    let a = spawn_app_on(&url, None).await;
-    let issuer = a.issuer.clone();
-    let b = spawn_with(&url, None, |s| {
-        s.core.issuer = issuer.clone();
-        s.core.access_token_audience = issuer.clone();
-        s.core.resync_interval = Duration::from_millis(400);
-    })
-    .await;
+    let (a, b) = two_nodes(Duration::from_millis(400)).await;
     let (client, secret) = a.confidential_client("https://app.example/cb").await;
     let (id, sec) = (client.id.as_str().to_owned(), secret.expose().to_owned());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -176,14 +166,7 @@ async fn keys_rotated_elsewhere_are_picked_up_while_revocations_keep_coming() {
 /// with the others, even when they fall in the second after the disable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_a_stale_copy_issues_after_a_disable_are_revoked() {
-    let (url, _) = fresh_database(Backend::Postgres).await;
-    let a = spawn_app_on(&url, None).await;
-    let issuer = a.issuer.clone();
-    let b = spawn_with(&url, None, |s| {
-        s.core.issuer = issuer.clone();
-        s.core.access_token_audience = issuer.clone();
-    })
-    .await;
+    let (a, b) = two_nodes(Duration::from_secs(5)).await;
     let (client, secret) = a.confidential_client("https://app.example/cb").await;
     let (rs, rs_secret) = a.confidential_client("https://rs.example/cb").await;
     let (id, sec) = (client.id.as_str(), secret.expose());
