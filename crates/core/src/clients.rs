@@ -64,8 +64,6 @@ fn check_count(field: &'static str, raw: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `stored`: the client's URIs before this edit, which stay as they are even where the
-/// rules have since become stricter, so a client registered earlier can still be edited.
 /// `value` as an error message quotes it: at most 100 characters, so a refused
 /// 2,000-character URI does not make a 2,000-character message.
 fn quoted(value: &str) -> String {
@@ -75,6 +73,8 @@ fn quoted(value: &str) -> String {
     }
 }
 
+/// `stored`: the client's URIs before this edit, which stay as they are even where the
+/// rules have since become stricter, so a client registered earlier can still be edited.
 fn parse_uris(field: &'static str, raw: &[String], stored: &[RedirectUri]) -> Result<Vec<RedirectUri>> {
     check_count(field, raw)?;
     let mut out: Vec<RedirectUri> = Vec::new();
