@@ -511,6 +511,17 @@ async fn migrating_twice_is_harmless() {
     pg.ping().await.unwrap();
 }
 
+/// Found by an operator review: with nothing listening, the pool's "timed out" is
+/// followed by the cause, so an operator sees that the connection was refused.
+#[tokio::test]
+async fn an_unreachable_postgres_is_named_as_such() {
+    let e = match portcullis_store_postgres::PgStore::connect("postgres://postgres@127.0.0.1:1/portcullis").await {
+        Ok(_) => panic!("connected to a closed port"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.to_lowercase().contains("refused"), "{e}");
+}
+
 /// A database a newer version migrated (found by an operator review: one `client list`
 /// of a newer binary is enough): an older binary says so, not sqlx's "previously applied
 /// but is missing".

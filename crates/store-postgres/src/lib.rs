@@ -74,8 +74,18 @@ impl PgStore {
     /// Connects to `url` (`postgres://user@host:5432/db`) with `pool_options`. Does not
     /// migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = Self::pool_options().connect(url).await.db()?;
-        Ok(Self::from_pool(pool))
+        match Self::pool_options().connect(url).await {
+            Ok(pool) => Ok(Self::from_pool(pool)),
+            // The pool kept trying for its acquire timeout and says only that it timed
+            // out: one direct attempt names the cause (connection refused, no such
+            // database, authentication failed).
+            Err(sqlx::Error::PoolTimedOut) => {
+                use sqlx::Connection;
+                let cause = sqlx::PgConnection::connect(url).await.err();
+                Err(cause.unwrap_or(sqlx::Error::PoolTimedOut)).db()
+            }
+            Err(e) => Err(e).db(),
+        }
     }
 
     /// The pool `connect` opens: ten connections, a 10 s wait for one, a liveness check
