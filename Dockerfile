@@ -10,6 +10,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/portcullis /usr/local/bin/portcullis
 USER portcullis
 WORKDIR /var/lib/portcullis
+# The embedded SQLite default keeps its database and generated key-encryption key in
+# ./data here: a volume, so recreating the container does not lose them (mount a named
+# one to keep it across `docker compose down`). With PostgreSQL it stays empty.
+VOLUME /var/lib/portcullis
 EXPOSE 9090 9091
 ENTRYPOINT ["portcullis"]
 CMD ["serve"]
