@@ -40,6 +40,7 @@ pub struct RawConfig {
     pub id_token_ttl: Option<i64>,
     pub code_ttl: Option<i64>,
     pub session_ttl: Option<i64>,
+    pub session_max_age: Option<i64>,
     pub admin_idle_timeout: Option<i64>,
     pub max_concurrent_password_hashes: Option<i64>,
     /// Days audit events are kept; 0 keeps them forever.
@@ -166,6 +167,7 @@ const ENV_KEYS: &[&str] = &[
     "id_token_ttl",
     "code_ttl",
     "session_ttl",
+    "session_max_age",
     "admin_idle_timeout",
     "max_concurrent_password_hashes",
     "audit_retention_days",
@@ -282,6 +284,7 @@ impl RawConfig {
             "id_token_ttl" => self.id_token_ttl.is_some(),
             "code_ttl" => self.code_ttl.is_some(),
             "session_ttl" => self.session_ttl.is_some(),
+            "session_max_age" => self.session_max_age.is_some(),
             "admin_idle_timeout" => self.admin_idle_timeout.is_some(),
             "max_concurrent_password_hashes" => self.max_concurrent_password_hashes.is_some(),
             "audit_retention_days" => self.audit_retention_days.is_some(),
@@ -484,6 +487,9 @@ impl RawConfig {
         }
         if let Some(d) = ttl("session_ttl", self.session_ttl, 60, 2_592_000)? {
             core.session_ttl = d;
+        }
+        if let Some(d) = ttl("session_max_age", self.session_max_age, 3600, 31_536_000)? {
+            core.session_max_age = d;
         }
         if let Some(d) = ttl("admin_idle_timeout", self.admin_idle_timeout, 60, 86_400)? {
             core.admin_idle_timeout = d;

@@ -31,6 +31,9 @@ pub struct CoreSettings {
     /// RFC 6749 §4.1.2 recommends at most 10 minutes; DESIGN §3 uses 60 s.
     pub code_ttl: Duration,
     pub session_ttl: Duration,
+    /// A signed-in browser session ends this long after its last authentication, however
+    /// active (NIST SP 800-63B §4.1.3: reauthentication at least every 30 days).
+    pub session_max_age: Duration,
     /// An admin session with no request for this long ends (OWASP session management:
     /// a short idle timeout for privileged sessions), within its `session_ttl`.
     pub admin_idle_timeout: Duration,
@@ -99,6 +102,7 @@ impl CoreSettings {
             id_token_ttl: Duration::hours(1),
             code_ttl: Duration::seconds(60),
             session_ttl: Duration::hours(12),
+            session_max_age: Duration::days(30),
             admin_idle_timeout: Duration::minutes(30),
             signing_alg: SigningAlg::RS256,
             max_concurrent_password_hashes: default_password_hashes(

@@ -215,7 +215,30 @@ async fn a_consent_without_live_grants_is_listed_and_removable(backend: Backend)
     app.stop().await;
 }
 
+/// NIST SP 800-63B §4.1.3: a signed-in session ends `session_max_age` after the sign-in,
+/// however active it is (here 2 s, with a request every second).
+async fn a_session_ends_at_its_maximum_age_however_active(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(Arc::new), |s| {
+        s.core.session_max_age = time::Duration::seconds(2);
+    })
+    .await;
+    app.user("alice", PASSWORD).await;
+    let b = browser();
+    assert_eq!(sign_in(&b, &app, "alice", PASSWORD, None).await.status, 200);
+    assert_eq!(account_page(&b, &app).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(account_page(&b, &app).await.0, 200, "still within its age");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(account_page(&b, &app).await.0, 303, "past its age: signed out");
+    // Signing in again starts a new one.
+    assert_eq!(sign_in(&b, &app, "alice", PASSWORD, None).await.status, 200);
+    assert_eq!(account_page(&b, &app).await.0, 200);
+    app.stop().await;
+}
+
 both_backends!(
+    a_session_ends_at_its_maximum_age_however_active,
     sessions_and_applications_are_listed_and_revocable,
     a_consent_without_live_grants_is_listed_and_removable,
 );

@@ -149,6 +149,7 @@ impl RawConfig {
                 "id_token_ttl" => self.id_token_ttl = Some(int(&value)?),
                 "code_ttl" => self.code_ttl = Some(int(&value)?),
                 "session_ttl" => self.session_ttl = Some(int(&value)?),
+                "session_max_age" => self.session_max_age = Some(int(&value)?),
                 "admin_idle_timeout" => self.admin_idle_timeout = Some(int(&value)?),
                 "max_concurrent_password_hashes" => self.max_concurrent_password_hashes = Some(int(&value)?),
                 "audit_retention_days" => self.audit_retention_days = Some(int(&value)?),
