@@ -240,11 +240,13 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AuditEvent>, pendi
 const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `op` until it succeeds, waiting 50 ms after the first failure and twice as long after
-/// each further one (at most 2 s), for up to [`RETRY_FOR`]: a connection killed under the
-/// writer, a database restart or a failover lose no events. A conflict on a later attempt
-/// means an earlier write was stored although its answer was lost (every row has a fresh
-/// id), and counts as done (`T::default()`). Events arriving meanwhile wait in the queue
-/// (and are dropped and counted if it fills up, as always).
+/// each further one (at most 2 s), for up to [`RETRY_FOR`], as long as the store says it
+/// is unavailable (`StoreError::Unavailable`): a connection killed under the writer, a
+/// database restart or a failover lose no events, while an error trying again cannot
+/// mend fails at once. A conflict on a later attempt means an earlier write was stored
+/// although its answer was lost (every row has a fresh id), and counts as done
+/// (`T::default()`). Events arriving meanwhile wait in the queue (and are dropped and
+/// counted if it fills up, as always).
 pub(crate) async fn retrying<T, F, Fut>(what: &str, mut op: F) -> crate::repo::StoreResult<T>
 where
     T: Default,
@@ -258,7 +260,7 @@ where
         match op().await {
             Ok(v) => return Ok(v),
             Err(crate::repo::StoreError::Conflict(_)) if attempt > 1 => return Ok(T::default()),
-            Err(e) if tokio::time::Instant::now() + wait < give_up => {
+            Err(e @ crate::repo::StoreError::Unavailable(_)) if tokio::time::Instant::now() + wait < give_up => {
                 tracing::warn!(error = %e, attempt, "{what} failed; trying again");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(std::time::Duration::from_secs(2));

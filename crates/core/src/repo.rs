@@ -26,6 +26,11 @@ pub enum StoreError {
     /// Anything else (connection lost, I/O); the cause goes to the log.
     #[error("store error: {0}")]
     Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database could not be reached, or dropped the connection or the statement (a
+    /// restart, a failover, a busy or deadlocked write): the same work may succeed if
+    /// tried again.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

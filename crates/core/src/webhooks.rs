@@ -178,7 +178,7 @@ impl Portcullis {
     ) -> Result<(Webhook, Secret)> {
         let actor: Actor = actor.into();
         // As long as a client's URIs may be.
-        if url.trim().len() > 2000 {
+        if url.trim().chars().count() > 2000 {
             return Err(Error::invalid("url", "must be at most 2000 characters"));
         }
         let parsed = url::Url::parse(url.trim()).map_err(|e| Error::invalid("url", format!("{url}: {e}")))?;

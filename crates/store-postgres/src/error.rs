@@ -53,8 +53,20 @@ pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<Option<&str>> {
 }
 
 fn from_sqlx(e: sqlx::Error) -> StoreError {
+    // SQLSTATE classes 08 (connection exception), 57P (operator intervention: shutdown,
+    // terminated backend) and 40 (serialization failure, deadlock): worth trying again.
+    let transient_code = |db: &dyn sqlx::error::DatabaseError| {
+        db.code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c.starts_with("40"))
+    };
     match e {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::Corrupt(e.to_string()),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(e)),
+        sqlx::Error::Database(ref db) if transient_code(db.as_ref()) => StoreError::Unavailable(Box::new(e)),
         other => StoreError::Unexpected(Box::new(other)),
     }
 }

@@ -48,8 +48,19 @@ pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<&str> {
 }
 
 fn from_sqlx(e: sqlx::Error) -> StoreError {
+    // SQLITE_BUSY and SQLITE_LOCKED (primary codes 5 and 6, in any extended form): another
+    // writer held the database past busy_timeout; worth trying again.
+    let busy = |db: &dyn sqlx::error::DatabaseError| {
+        db.code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+    };
     match e {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::Corrupt(e.to_string()),
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+            StoreError::Unavailable(Box::new(e))
+        }
+        sqlx::Error::Database(ref db) if busy(db.as_ref()) => StoreError::Unavailable(Box::new(e)),
         other => StoreError::Unexpected(Box::new(other)),
     }
 }
