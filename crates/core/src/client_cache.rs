@@ -46,6 +46,9 @@ impl ClientCache {
 
     /// The client, from the cache if fresh, else from the store. Unknown ids are not cached.
     pub async fn get(&self, store: &dyn Store, id: &ClientId) -> StoreResult<Option<Arc<Client>>> {
+        // An entry's age counts from the start of its read: what a read begun before a
+        // change found is trusted no longer than `ttl` after that change.
+        let read_at = Instant::now();
         let seen = match self.entries.read() {
             Ok(entries) => {
                 if let Some((at, client)) = entries.clients.get(id)
@@ -73,9 +76,7 @@ impl ClientCache {
             if entries.clients.len() >= MAX_ENTRIES {
                 entries.clients.clear();
             }
-            entries
-                .clients
-                .insert(id.clone(), (Instant::now(), Arc::clone(&client)));
+            entries.clients.insert(id.clone(), (read_at, Arc::clone(&client)));
         }
         Ok(Some(client))
     }

@@ -459,8 +459,11 @@ impl Portcullis {
     async fn write_client_disabled(&self, id: &ClientId, disabled: bool) -> Result<(Client, Vec<Revocation>)> {
         let mut client = self.get_client(id).await?;
         // Other nodes may authenticate the client from their cached copy for this long
-        // after the disable, whole seconds (`iat` has no finer grain).
-        let cached_for = i64::try_from(CLIENT_CACHE_TTL.as_secs()).unwrap_or(i64::MAX);
+        // after the disable, whole seconds (`iat` has no finer grain), with a second more
+        // for the time a token takes to sign and for the nodes' clocks to differ.
+        let cached_for = i64::try_from(CLIENT_CACHE_TTL.as_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_add(1);
         if client.disabled && !disabled {
             // The revocation recorded when the client was disabled covers every token
             // issued up to the end of the second `cached_for` after it: it fails closed.
@@ -487,7 +490,8 @@ impl Portcullis {
                     client_id: id.as_str().to_owned(),
                     issued_until: now.unix_timestamp().saturating_add(cached_for),
                 },
-                expires_at: now + self.settings.max_access_token_ttl(),
+                // As long as the last token it covers lives.
+                expires_at: now + Duration::seconds(cached_for + 1) + self.settings.max_access_token_ttl(),
             })
             .into_iter()
             .collect();
