@@ -348,6 +348,18 @@ async fn api_client_patch_keeps_what_it_does_not_name(backend: Backend) {
         "not_found",
     );
     assert_eq!(api.get(&path).await.1, current);
+    // A repeated member is refused, as on PUT.
+    let r = api
+        .http
+        .patch(format!("{}{path}", api.base))
+        .bearer_auth(&api.key)
+        .header("content-type", "application/json")
+        .body(r#"{"name": "A", "name": "B"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(api.get(&path).await.1, current);
     // With the current revision it goes through.
     let (s, v) = api.patch(&path, json!({"revision": 2, "first_party": false})).await;
     assert_eq!(
@@ -356,6 +368,25 @@ async fn api_client_patch_keeps_what_it_does_not_name(backend: Backend) {
         "{v}"
     );
 
+    // Without a revision, patches sent at once all apply, each to the client as it is.
+    let patches = (0..6).map(|i| {
+        let (base, key, path) = (api.base.clone(), api.key.clone(), path.clone());
+        tokio::spawn(async move {
+            let r = http()
+                .patch(format!("{base}{path}"))
+                .bearer_auth(key)
+                .json(&json!({ "name": format!("Billing {i}") }))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    });
+    for p in patches.collect::<Vec<_>>() {
+        let (status, body) = p.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(api.get(&path).await.1["revision"], 9);
     // The trail says which settings each edit changed.
     app.core.audit.flush().await;
     let changed: Vec<Value> = events_of(&api, "admin.client.updated")
@@ -364,13 +395,14 @@ async fn api_client_patch_keeps_what_it_does_not_name(backend: Backend) {
         .map(|e| e["detail"]["changed"].clone())
         .collect();
     assert_eq!(
-        changed,
+        changed[6..],
         vec![
             json!(["first_party"]),
             json!(["access_token_ttl", "cors_origins", "logo_uri"]),
             json!(["name"]),
         ]
     );
+    assert!(changed[..6].iter().all(|c| *c == json!(["name"])), "{changed:?}");
     app.stop().await;
 }
 

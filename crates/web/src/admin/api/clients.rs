@@ -201,13 +201,13 @@ const SETTINGS: [&str; 14] = [
 
 /// `PATCH /clients/{client_id}`: changes the settings the body names and keeps the
 /// others (RFC 7396 JSON merge patch: a member set to `null` takes its default). With
-/// the `revision` it read, it is refused if the client changed since; without, it is
-/// refused only if the client changes between this request's read and its write.
+/// the `revision` it read, it is refused if the client changed since; without, it
+/// applies to the client as it is, read again if another write comes first.
 pub async fn client_patch(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
     ApiPath(id): ApiPath<String>,
-    ApiJson(patch): ApiJson<serde_json::Map<String, Value>>,
+    ApiJson(Members(patch)): ApiJson<Members>,
 ) -> ApiResult<Json<Value>> {
     let id = client_id(&id)?;
     if let Some(field) = patch
@@ -224,37 +224,73 @@ pub async fn client_patch(
             message,
         });
     }
-    let current = state.core.get_client(&id).await?;
-    let mut merged = json::client(&current);
-    let settings = merged
-        .as_object_mut()
-        .ok_or_else(|| ApiError::Internal("a client's representation is not an object".into()))?;
-    settings.retain(|k, _| SETTINGS.contains(&k.as_str()));
-    // Read as RS256, stored as the default: kept as the default.
-    if current.id_token_signed_response_alg.is_none() {
-        settings.insert("id_token_signed_response_alg".into(), Value::Null);
-    }
-    let mut revision = Some(current.revision);
-    for (k, v) in patch {
-        if k == "revision" {
-            revision = match v {
-                Value::Null => revision,
-                v => Some(v.as_i64().ok_or_else(|| ApiError::Invalid {
-                    field: "revision".into(),
-                    message: "must be the client's revision as read, an integer".into(),
-                })?),
-            };
-        } else if v.is_null() {
-            settings.remove(&k);
-        } else {
-            settings.insert(k, v);
+    let pinned = match patch.get("revision") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_i64().ok_or_else(|| ApiError::Invalid {
+            field: "revision".into(),
+            message: "must be the client's revision as read, an integer".into(),
+        })?),
+    };
+    // Without a revision the patch applies to the client as it is: a write that came
+    // between this read and this write (another node's) is read again, not refused.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let current = state.core.get_client(&id).await?;
+        let mut merged = json::client(&current);
+        let settings = merged
+            .as_object_mut()
+            .ok_or_else(|| ApiError::Internal("a client's representation is not an object".into()))?;
+        settings.retain(|k, _| SETTINGS.contains(&k.as_str()));
+        // Read as RS256, stored as the default: kept as the default.
+        if current.id_token_signed_response_alg.is_none() {
+            settings.insert("id_token_signed_response_alg".into(), Value::Null);
+        }
+        for (k, v) in &patch {
+            if k == "revision" {
+                continue;
+            }
+            if v.is_null() {
+                settings.remove(k);
+            } else {
+                settings.insert(k.clone(), v.clone());
+            }
+        }
+        let mut body: ClientBody = serde_path_to_error::deserialize(merged).map_err(super::extract::field_error)?;
+        body.revision = Some(pinned.unwrap_or(current.revision));
+        let input = body.into_input()?;
+        match state.core.update_client(&id, &input, &caller.actor()).await {
+            Err(portcullis_core::Error::Invalid { field: "revision", .. }) if pinned.is_none() && attempts < 20 => {}
+            result => return Ok(Json(json::client(&result?))),
         }
     }
-    let mut body: ClientBody = serde_path_to_error::deserialize(merged).map_err(super::extract::field_error)?;
-    body.revision = revision;
-    let input = body.into_input()?;
-    let client = state.core.update_client(&id, &input, &caller.actor()).await?;
-    Ok(Json(json::client(&client)))
+}
+
+/// A JSON object whose members are read with their names checked: a repeated one is
+/// refused, as the derived bodies of the other requests refuse it.
+pub struct Members(serde_json::Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut members = serde_json::Map::new();
+                while let Some((name, value)) = map.next_entry::<String, Value>()? {
+                    if members.contains_key(&name) {
+                        return Err(serde::de::Error::custom(format_args!("duplicate field `{name}`")));
+                    }
+                    members.insert(name, value);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// `DELETE /clients/{client_id}`: 204.
