@@ -11,8 +11,9 @@ COPY --from=build /src/target/release/portcullis /usr/local/bin/portcullis
 USER portcullis
 WORKDIR /var/lib/portcullis
 # The embedded SQLite default keeps its database and generated key-encryption key in
-# ./data here: a volume, so recreating the container does not lose them (mount a named
-# one to keep it across `docker compose down`). With PostgreSQL it stays empty.
+# ./data here: a volume, which Compose keeps when it recreates the container. With plain
+# `docker run`, mount a named volume or a directory here (`-v portcullis:/var/lib/portcullis`):
+# a new container otherwise gets a new, empty one. With PostgreSQL it stays empty.
 VOLUME /var/lib/portcullis
 EXPOSE 9090 9091
 ENTRYPOINT ["portcullis"]

@@ -950,10 +950,19 @@ async fn disabling_a_user_during_code_exchanges_ends_every_grant(backend: Backen
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         });
     }
-    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    // Disabled once the first redemptions are through, while the others are in flight.
+    let started = std::time::Instant::now();
+    while app.core.list_user_grants(dana.id).await.unwrap().is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no code redeemed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     app.core.set_user_disabled(dana.id, true, "test").await.unwrap();
     let answers = redemptions.join_all().await;
     let issued: Vec<&Value> = answers.iter().filter(|(s, _)| *s == 200).map(|(_, v)| v).collect();
+    assert!(!issued.is_empty(), "{answers:?}");
     assert!(
         answers
             .iter()

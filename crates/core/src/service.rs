@@ -300,7 +300,8 @@ impl Portcullis {
             let mut cleanups = tokio::task::JoinSet::new();
             // A clock of its own, outside the loop: the revocations that wake the loop
             // (steadily, on a busy cluster) must not put off the resync.
-            let period = this.settings.resync_interval;
+            // `interval` refuses a zero period; nothing is gained below 100 ms anyway.
+            let period = this.settings.resync_interval.max(std::time::Duration::from_millis(100));
             let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

@@ -368,7 +368,6 @@ pub(crate) fn verify_signature(token: &str, key: &VerifyKey, alg: Algorithm) -> 
         })
 }
 
-/// What the claims are checked against.
 /// The most clock skew a validator tolerates: RFC 7519 §4.1.4 speaks of "no more than a
 /// few minutes". More would keep expired tokens working.
 pub(crate) const MAX_LEEWAY: std::time::Duration = std::time::Duration::from_secs(300);
@@ -391,6 +390,7 @@ pub(crate) fn check_rule_settings(audiences: &[String], leeway: std::time::Durat
     Ok(())
 }
 
+/// What the claims are checked against.
 pub(crate) struct ClaimRules<'a> {
     /// The exact `iss` expected (RFC 9068 §4 step 3).
     pub issuer: Option<&'a str>,

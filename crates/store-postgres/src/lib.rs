@@ -81,8 +81,14 @@ impl PgStore {
             // database, authentication failed).
             Err(sqlx::Error::PoolTimedOut) => {
                 use sqlx::Connection;
-                let cause = sqlx::PgConnection::connect(url).await.err();
-                Err(cause.unwrap_or(sqlx::Error::PoolTimedOut)).db()
+                // Bounded: a host that drops packets would otherwise hold it for the
+                // system's TCP timeout.
+                let attempt = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(url)).await;
+                let cause = match attempt {
+                    Ok(Err(e)) => e,
+                    Ok(Ok(_)) | Err(_) => sqlx::Error::PoolTimedOut,
+                };
+                Err(cause).db()
             }
             Err(e) => Err(e).db(),
         }
