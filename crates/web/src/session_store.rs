@@ -80,11 +80,10 @@ impl CoreSessionStore {
             record
                 .expiry_date
                 .min(self.core.now() + settings.admin_idle_timeout.min(settings.session_ttl))
-        } else if let Some(auth) = &auth {
+        } else if auth.is_some() {
             // However active, it ends `session_max_age` after the person last signed in
-            // (NIST SP 800-63B §4.1.3); signing in again starts it afresh.
-            let signed_in = OffsetDateTime::from_unix_timestamp(auth.auth_time).unwrap_or_else(|_| self.core.now());
-            record.expiry_date.min(signed_in + settings.session_max_age)
+            // (`created_at`, NIST SP 800-63B §4.1.3); signing in again starts it afresh.
+            record.expiry_date.min(created_at + settings.session_max_age)
         } else {
             // A session nobody signed in to holds a CSRF token and requests that expire
             // within the hour: it lasts no longer, so pages anyone can load without a
