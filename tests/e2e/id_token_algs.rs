@@ -288,16 +288,7 @@ async fn id_tokens_are_rs256_when_access_tokens_are_es256(backend: Backend) {
         );
     }
     app.core.audit.flush().await;
-    let retired = app
-        .core
-        .store
-        .list_audit_events(&portcullis_core::model::AuditFilter {
-            event_type: Some("key.retired".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let retired = app.audit_events("key.retired").await;
     assert_eq!(retired.len(), 1, "{retired:?}");
     assert!(
         keys.iter()

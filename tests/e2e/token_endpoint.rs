@@ -118,16 +118,7 @@ async fn token_endpoint_errors(backend: Backend) {
     assert_eq!(h["www-authenticate"], "Basic realm=\"portcullis\"");
     // The audit trail says where the guess came from.
     app.core.audit.flush().await;
-    let failed = app
-        .core
-        .list_audit(&portcullis_core::model::AuditFilter {
-            event_type: Some("client.auth_failed".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .events;
+    let failed = app.audit_events("client.auth_failed").await;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].ip.as_deref(), Some("127.0.0.1"));
     let (s, _, b) = post_form(

@@ -11,7 +11,7 @@ use portcullis_cli::Settings;
 use portcullis_cli::app::{Running, serve_on};
 use portcullis_core::Portcullis;
 use portcullis_core::clients::ClientInput;
-use portcullis_core::model::{Client, ClientKind, User};
+use portcullis_core::model::{AuditEvent, AuditFilter, Client, ClientKind, User};
 use portcullis_core::users::UserInput;
 use portcullis_protocol::Secret;
 use tokio::net::TcpListener;
@@ -57,6 +57,20 @@ impl TestApp {
     /// `GET path` on the public listener, as JSON (discovery documents, JWKS).
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         http().get(self.url(path)).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// The stored audit events of `event_type`, newest first, as they are now (events
+    /// still queued are not among them: `core.audit.flush()` first where that matters).
+    pub async fn audit_events(&self, event_type: &str) -> Vec<AuditEvent> {
+        self.core
+            .store
+            .list_audit_events(&AuditFilter {
+                event_type: Some(event_type.to_owned()),
+                limit: 10_000,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
     }
 
     /// Stops the server, waiting for in-flight requests.

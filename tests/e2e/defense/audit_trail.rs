@@ -314,16 +314,7 @@ async fn audit_events_survive_connections_dropped_under_the_writer() {
     }
     let started = Instant::now();
     let stored = loop {
-        let events = app
-            .core
-            .store
-            .list_audit_events(&portcullis_core::model::AuditFilter {
-                event_type: Some("token.issued".into()),
-                limit: 1000,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let events = app.audit_events("token.issued").await;
         if events.len() >= issued || started.elapsed() > Duration::from_secs(20) {
             break events.len();
         }
