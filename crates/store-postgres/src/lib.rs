@@ -80,7 +80,6 @@ impl PgStore {
             // out: one direct attempt names the cause (connection refused, no such
             // database, authentication failed).
             Err(sqlx::Error::PoolTimedOut) => {
-                use sqlx::Connection;
                 // Bounded: a host that drops packets would otherwise hold it for the
                 // system's TCP timeout.
                 let attempt = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(url)).await;
