@@ -5,7 +5,7 @@
 use portcullis_tests::{Backend, both_backends, http, spawn_app};
 use serde_json::Value;
 
-use crate::code_flow::{PASSWORD, REDIRECT, alice_signed_in, obtain_tokens};
+use crate::code_flow::{PASSWORD, REDIRECT, alice_signed_in, obtain_tokens, obtain_tokens_with};
 use crate::token_endpoint::{allow_only, introspect, post_form, refresh_grant};
 
 async fn refresh_rotation_and_reuse_detection(backend: Backend) {
@@ -144,6 +144,37 @@ async fn refresh_drops_scopes_the_client_lost(backend: Backend) {
     app.stop().await;
 }
 
+/// As at `/authorize` (OIDC Core §3.1.2.1), a refresh of an OpenID grant ignores scope
+/// values the client may not use, such as the `offline_access` the authorization request
+/// asked for and did not get: a relying party that sends its configured scope on every
+/// refresh keeps working. A value the client may use but the grant lacks, a request
+/// without `openid`, and a plain OAuth 2.0 grant's refresh are still refused.
+async fn refresh_ignores_scopes_the_client_may_not_use(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    app.user("alice", PASSWORD).await;
+    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
+    let tokens = obtain_tokens_with(&app, (&id, &sec), "alice", "openid profile offline_access", &[]).await;
+    assert_eq!(tokens["scope"], "openid profile", "{tokens}");
+    let r1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+    for refused in ["offline_access", "openid profile api:read", "profile offline_access"] {
+        let (s, b) = refresh_grant(&app, (&id, &sec), &r1, Some(refused)).await;
+        assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")), "{refused}: {b}");
+    }
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r1, Some("openid profile offline_access")).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["scope"], "openid profile");
+    assert!(b["id_token"].is_string(), "{b}");
+
+    // A plain OAuth 2.0 grant: nothing is ignored, as at /authorize.
+    let tokens = obtain_tokens_with(&app, (&id, &sec), "alice", "api:read", &[]).await;
+    assert_eq!(tokens["scope"], "api:read", "{tokens}");
+    let r = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r, Some("api:read offline_access")).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")), "{b}");
+    app.stop().await;
+}
+
 /// RFC 9700 §4.14.2: a used refresh token presented again revokes the grant, even when
 /// the request also asks for a scope the grant never had (the scope check must not
 /// answer first and let the reuse go unnoticed).
@@ -186,6 +217,7 @@ both_backends!(
     refresh_rotation_and_reuse_detection,
     a_public_clients_refresh_needs_no_client_id,
     refresh_drops_scopes_the_client_lost,
+    refresh_ignores_scopes_the_client_may_not_use,
     reuse_with_a_widened_scope_still_revokes_the_grant,
     concurrent_refresh_exactly_one_wins,
 );

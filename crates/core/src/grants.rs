@@ -281,6 +281,15 @@ impl Portcullis {
         // bad scope must not dodge.
         let scope = match scope {
             Some(s) if stored.used_at.is_none() => {
+                // As at `/authorize` (OIDC Core §3.1.2.1): in an OpenID request, values
+                // this client may not use are ignored, not refused. `/authorize` dropped
+                // them from the grant (`offline_access`, typically), and a relying party
+                // that sends its configured scope again on every refresh must not fail.
+                let s = if s.contains("openid") && grant.scope.contains("openid") {
+                    s.intersection(&client.scopes)
+                } else {
+                    s
+                };
                 if !s.is_subset(&grant.scope) {
                     return Err(Error::oauth(
                         ErrorCode::InvalidScope,
