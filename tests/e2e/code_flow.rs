@@ -750,6 +750,13 @@ async fn rp_initiated_logout(backend: Backend) {
     let r = b.get(bad).send().await.unwrap();
     assert_eq!(r.status(), 400);
 
+    // Without a post-logout URI the page names the client but promises no way back.
+    let mut hint_only = Url::parse(&app.url("/logout")).unwrap();
+    hint_only.query_pairs_mut().append_pair("id_token_hint", id_token);
+    let html = b.get(hint_only).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("asked to sign you out.</p>"), "{html}");
+    assert!(!html.contains("taken back"), "{html}");
+
     let post_logout = format!("{REDIRECT}/logged-out");
     let mut lo = Url::parse(&app.url("/logout")).unwrap();
     lo.query_pairs_mut()
@@ -759,6 +766,7 @@ async fn rp_initiated_logout(backend: Backend) {
     let r = b.get(lo.clone()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
+    assert!(html.contains("You will be taken back to it afterwards."), "{html}");
     let r = submit(&b, &lo, &html, &[]).await;
     let back = crate::forms::location(&lo, &r);
     assert!(back.as_str().starts_with(&post_logout), "{back}");

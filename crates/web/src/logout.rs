@@ -46,6 +46,8 @@ pub struct LogoutPage<'a> {
     /// The id of this page's pending logout.
     pub logout: &'a str,
     pub client_name: Option<&'a str>,
+    /// A validated redirect back to the client follows the sign-out.
+    pub returns: bool,
     /// The request's id_token_hint names another account than the one signed in.
     pub other_account: bool,
     /// The request's id_token_hint could not be verified: no way back to the application.
@@ -151,6 +153,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
             csrf: &csrf,
             logout: &pending.id,
             client_name: pending.client_name.as_deref(),
+            returns: pending.post_logout_redirect_uri.is_some(),
             other_account,
             unverified,
         },
