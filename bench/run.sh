@@ -36,6 +36,9 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release -q -p portcullis-cli
   BIN=$PWD/target/release/portcullis
 fi
+# The server runs in a scratch directory: a relative BIN must not change meaning there.
+BIN=$(realpath "$BIN")
+[ -x "$BIN" ] || { echo "BIN=$BIN is not an executable" >&2; exit 1; }
 # The cost of an RSA-2048 signature on this CPU, the bound of the RS256 loads, measured
 # before any load runs (summarize.py reports it beside the figures).
 RSA_SPEED_FILE=$OUT/openssl-speed-rsa2048.txt
@@ -55,7 +58,11 @@ start_server() {
   t0=$(date +%s%N)
   (cd "$WORK" && exec "$BIN" --config "$WORK/portcullis.toml" serve >>"$WORK/server.log" 2>&1) &
   SERVER=$!
-  until curl -sf "$ISSUER/readyz" >/dev/null 2>&1; do sleep 0.005; done
+  until curl -sf "$ISSUER/readyz" >/dev/null 2>&1; do
+    # A server that exits while starting (a bad setting, a port in use) ends the run.
+    kill -0 "$SERVER" 2>/dev/null || { echo "the server exited while starting:" >&2; tail -5 "$WORK/server.log" >&2; exit 1; }
+    sleep 0.005
+  done
   t1=$(date +%s%N)
   READY_MS=$(( (t1 - t0) / 1000000 ))
 }
