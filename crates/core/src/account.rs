@@ -5,13 +5,15 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis_protocol::{ClientId, ScopeSet};
+use portcullis_protocol::{ClientId, ScopeSet, Secret};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit::Event;
 use crate::error::{Error, Result};
+use crate::lockout::Realm;
 use crate::model::{Digest, Revocation, RevocationTarget};
+use crate::password::PasswordHasher;
 use crate::service::Portcullis;
 
 /// One application (client) a person has allowed: a consent it may use to get tokens
@@ -77,6 +79,56 @@ impl Portcullis {
         }
         apps.sort_by(|a, b| a.client_name.cmp(&b.client_name));
         Ok(apps)
+    }
+
+    /// The person changes their own password. The current one is checked as at sign-in,
+    /// under the same lockout (per username and address, and per username), so a
+    /// borrowed session cannot be used to guess it; the new one must meet the policy and
+    /// differ from it. Then, as when an operator sets a password, every grant of the
+    /// account (with its tokens) and every session, this one included, ends.
+    pub async fn change_own_password(
+        &self,
+        user_id: Uuid,
+        current: &Secret,
+        new: &Secret,
+        ip: Option<String>,
+    ) -> Result<()> {
+        let user = self.get_user(user_id).await?;
+        if user.disabled {
+            return Err(Error::BadCredentials);
+        }
+        PasswordHasher::check_policy(new.expose()).map_err(|e| match e {
+            Error::Invalid { message, .. } => Error::Invalid {
+                field: "new_password",
+                message,
+            },
+            other => other,
+        })?;
+        let attempt = self.lockout_check(Realm::User, &user.username, ip.as_deref()).await?;
+        if !self.hasher.verify(current, Some(&user.password_hash)).await? {
+            self.lockout_failed(&attempt).await?;
+            self.audit(
+                Event::new("login.failure")
+                    .user(user_id)
+                    .ip(ip)
+                    .detail(serde_json::json!({ "username": user.username, "password_change": true })),
+            );
+            return Err(Error::BadCredentials);
+        }
+        self.lockout_succeeded(&attempt).await?;
+        // Compared as passwords are (NIST SP 800-63B §5.1.1.2: in NFKC).
+        use unicode_normalization::UnicodeNormalization;
+        if new.expose().nfkc().eq(current.expose().nfkc()) {
+            return Err(Error::invalid("new_password", "is the password you have now"));
+        }
+        self.replace_password(user_id, new).await?;
+        self.audit(
+            Event::new("user.password_changed")
+                .user(user_id)
+                .ip(ip)
+                .detail(serde_json::json!({ "self_service": true })),
+        );
+        Ok(())
     }
 
     /// The person signs one of their browser sessions out (`session` as listed).

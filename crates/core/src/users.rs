@@ -144,6 +144,14 @@ impl Portcullis {
         let actor: Actor = actor.into();
         PasswordHasher::check_policy(password.expose())?;
         self.get_user(id).await?;
+        self.replace_password(id, password).await?;
+        self.audit(Event::new("user.password_changed").by(&actor).user(id));
+        Ok(())
+    }
+
+    /// Stores the hash of `password` (already checked against the policy) and ends the
+    /// user's grants, their tokens and their sessions.
+    pub(crate) async fn replace_password(&self, id: Uuid, password: &Secret) -> Result<()> {
         let hash = self.hasher.hash(password).await?;
         let revocations = self.user_revocations(id).await?;
         self.store
@@ -151,7 +159,6 @@ impl Portcullis {
             .await
             .map_err(not_found("user"))?;
         self.revocations_written(&revocations).await;
-        self.audit(Event::new("user.password_changed").by(&actor).user(id));
         Ok(())
     }
 

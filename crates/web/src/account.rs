@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use portcullis_core::crypto::b64url;
 use portcullis_core::throttle::Bucket;
+use portcullis_protocol::Secret;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -42,7 +43,13 @@ pub struct AccountPage<'a> {
     pub username: &'a str,
     pub sessions: Vec<SessionRow>,
     pub applications: Vec<ApplicationRow>,
+    /// Why the password change just sent was refused.
+    pub password_error: Option<&'a str>,
 }
+
+#[derive(Template)]
+#[template(path = "password_changed.html")]
+pub struct PasswordChangedPage;
 
 #[derive(Debug, Deserialize)]
 pub struct SessionForm {
@@ -52,6 +59,22 @@ pub struct SessionForm {
 #[derive(Debug, Deserialize)]
 pub struct ApplicationForm {
     pub client_id: String,
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    pub current_password: String,
+    #[serde(default)]
+    pub new_password: String,
+    #[serde(default)]
+    pub new_password_again: String,
+}
+
+impl std::fmt::Debug for PasswordForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordForm { .. }")
+    }
 }
 
 fn when(t: OffsetDateTime) -> String {
@@ -74,8 +97,21 @@ pub async fn account_get(
     let Some(auth) = current_auth(&session).await? else {
         return see_other("/login");
     };
-    let user = state.core.get_user(auth.user_id).await?;
-    let current = current_handle(&session);
+    account_page(&state, &session, auth.user_id, &csrf, StatusCode::OK, None).await
+}
+
+/// The account page, with `password_error` next to the password form when a change was
+/// refused.
+async fn account_page(
+    state: &AppState,
+    session: &Session,
+    user_id: uuid::Uuid,
+    csrf: &str,
+    status: StatusCode,
+    password_error: Option<&str>,
+) -> Result<Response, PageError> {
+    let user = state.core.get_user(user_id).await?;
+    let current = current_handle(session);
     let sessions = state
         .core
         .list_user_sessions(user.id)
@@ -108,14 +144,59 @@ pub async fn account_get(
         })
         .collect();
     render(
-        StatusCode::OK,
+        status,
         &AccountPage {
-            csrf: &csrf,
+            csrf,
             username: &user.username,
             sessions,
             applications,
+            password_error,
         },
     )
+}
+
+/// `POST /account/password`: the person changes their password. It ends every session
+/// of the account, this one included, and every grant, so the page that follows says so
+/// and offers to sign in again. A refusal shows the account page again with the reason;
+/// the passwords typed are never sent back.
+pub async fn account_password_post(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    CsrfForm(form): CsrfForm<PasswordForm>,
+) -> Result<Response, PageError> {
+    state.core.throttle.check(Bucket::AccountIp, ip.as_deref())?;
+    let Some(auth) = current_auth(&session).await? else {
+        return see_other("/login");
+    };
+    let refused = if form.new_password != form.new_password_again {
+        Some("The two new passwords are not the same.".to_owned())
+    } else {
+        let (current, new) = (Secret::new(form.current_password), Secret::new(form.new_password));
+        match state.core.change_own_password(auth.user_id, &current, &new, ip).await {
+            Ok(()) => {
+                // The store has ended every session of the account; this clears the cookie.
+                session.flush().await?;
+                return render(StatusCode::OK, &PasswordChangedPage);
+            }
+            Err(portcullis_core::Error::BadCredentials) => Some("The current password is not right.".to_owned()),
+            Err(portcullis_core::Error::Invalid {
+                field: "new_password",
+                message,
+            }) => Some(format!("The new password {message}.")),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let csrf = crate::csrf::token(&session).await?;
+    account_page(
+        &state,
+        &session,
+        auth.user_id,
+        &csrf,
+        StatusCode::BAD_REQUEST,
+        refused.as_deref(),
+    )
+    .await
 }
 
 /// `POST /account/sessions/revoke`: signs one of the person's browsers out; ending this

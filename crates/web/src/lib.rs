@@ -65,6 +65,7 @@ fn routes() -> Router<AppState> {
         .route("/logout/confirm", post(logout::logout_confirm_post))
         .route("/static/{file}", get(assets::asset_get))
         .route("/account", get(account::account_get))
+        .route("/account/password", post(account::account_password_post))
         .route("/account/sessions/revoke", post(account::account_session_revoke_post))
         .route(
             "/account/applications/revoke",

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use portcullis_protocol::Secret;
-use portcullis_tests::{Backend, TestApp, both_backends, browser, fresh_database, http, spawn_with};
+use portcullis_tests::{Backend, TestApp, both_backends, browser, fresh_database, http, spawn_app, spawn_with};
 use url::Url;
 
 use super::sign_in;
@@ -215,6 +215,129 @@ async fn a_consent_without_live_grants_is_listed_and_removable(backend: Backend)
     app.stop().await;
 }
 
+/// The password form on the account page: what `b` gets for it filled in with
+/// `current`, `new` and `again`.
+async fn change_password(b: &reqwest::Client, app: &TestApp, current: &str, new: &str, again: &str) -> (u16, String) {
+    let (status, html) = account_page(b, app).await;
+    assert_eq!(status, 200, "signed in");
+    let page = Url::parse(&app.url("/account")).unwrap();
+    let form = forms(&page, &html)
+        .into_iter()
+        .find(|f| f.action.path() == "/account/password")
+        .expect("a password form");
+    let fields = [
+        ("current_password", current),
+        ("new_password", new),
+        ("new_password_again", again),
+    ];
+    let resp = submit_form(b, &form, &fields).await;
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+/// A person changes their own password on the account page: the current one is checked
+/// (under the sign-in lockout), the new one against the policy; then every session and
+/// grant of the account ends, as when an operator sets it, and only the new one signs in.
+async fn a_person_changes_their_own_password(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.user("alice", PASSWORD).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let (id, secret) = (client.id.as_str().to_owned(), secret.expose().to_owned());
+    let (laptop, phone) = (browser(), browser());
+    assert_eq!(sign_in(&laptop, &app, "alice", PASSWORD, None).await.status, 200);
+    assert_eq!(sign_in(&phone, &app, "alice", PASSWORD, None).await.status, 200);
+    let access = obtain_tokens(&app, &id, &secret, "alice").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    const NEW: &str = "a brand new passphrase";
+
+    // Refused, with the reason next to the form, and nothing changed.
+    for (current, new, again, reason) in [
+        ("not my password", NEW, NEW, "The current password is not right."),
+        (
+            PASSWORD,
+            NEW,
+            "a brand new passphrasf",
+            "The two new passwords are not the same.",
+        ),
+        (
+            PASSWORD,
+            "short",
+            "short",
+            "The new password must be at least 8 characters.",
+        ),
+        (
+            PASSWORD,
+            PASSWORD,
+            PASSWORD,
+            "The new password is the password you have now.",
+        ),
+    ] {
+        let (status, html) = change_password(&laptop, &app, current, new, again).await;
+        assert_eq!(status, 400, "{reason}");
+        assert!(html.contains(reason), "{reason}: {html}");
+        assert!(
+            !html.contains(new) && !html.contains(current),
+            "typed passwords are not sent back"
+        );
+    }
+    assert!(introspect_active(&app, &id, &secret, &access).await);
+    assert_eq!(account_page(&phone, &app).await.0, 200);
+    // Without its CSRF token the form is refused.
+    let resp = laptop
+        .post(app.url("/account/password"))
+        .form(&[
+            ("current_password", PASSWORD),
+            ("new_password", NEW),
+            ("new_password_again", NEW),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    let (status, html) = change_password(&laptop, &app, PASSWORD, NEW, NEW).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"id="password-changed""#), "{html}");
+    assert_eq!(account_page(&laptop, &app).await.0, 303, "this browser is signed out");
+    assert_eq!(account_page(&phone, &app).await.0, 303, "and every other");
+    assert!(app.core.list_user_grants(alice.id).await.unwrap().is_empty());
+    assert!(!introspect_active(&app, &id, &secret, &access).await);
+    let old = browser();
+    sign_in(&old, &app, "alice", PASSWORD, None).await;
+    assert_eq!(
+        account_page(&old, &app).await.0,
+        303,
+        "the old password no longer signs in"
+    );
+    assert_eq!(sign_in(&laptop, &app, "alice", NEW, None).await.status, 200);
+    assert_eq!(account_page(&laptop, &app).await.0, 200, "the new one does");
+    app.core.audit.flush().await;
+    let changed = app.audit_events("user.password_changed").await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].user_id, Some(alice.id));
+    assert_eq!(changed[0].detail["self_service"], true);
+    let failures = app.audit_events("login.failure").await;
+    assert!(
+        failures.iter().any(|e| e.detail["password_change"] == true),
+        "a wrong current password is a failed sign-in: {failures:?}"
+    );
+
+    // Guessing the current password from a signed-in browser meets the sign-in lockout
+    // (5 failures per name and address by default).
+    for _ in 0..5 {
+        assert_eq!(change_password(&laptop, &app, "guess", NEW, NEW).await.0, 400);
+    }
+    assert_eq!(
+        change_password(&laptop, &app, NEW, "another passphrase", "another passphrase")
+            .await
+            .0,
+        429
+    );
+    app.stop().await;
+}
+
 /// NIST SP 800-63B §4.1.3: a signed-in session ends `session_max_age` after the sign-in,
 /// however active it is (here 2 s, with a request every second).
 async fn a_session_ends_at_its_maximum_age_however_active(backend: Backend) {
@@ -238,6 +361,7 @@ async fn a_session_ends_at_its_maximum_age_however_active(backend: Backend) {
 }
 
 both_backends!(
+    a_person_changes_their_own_password,
     a_session_ends_at_its_maximum_age_however_active,
     sessions_and_applications_are_listed_and_revocable,
     a_consent_without_live_grants_is_listed_and_removable,
