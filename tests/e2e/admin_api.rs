@@ -472,6 +472,41 @@ async fn api_users_sessions_and_grants(backend: Backend) {
     );
     assert_error(&api.get("/users/not-a-uuid").await, 404, "not_found");
 
+    // PATCH changes the profile members it names and keeps the others.
+    let path = format!("/users/{uid}");
+    assert_error(&auditor.patch(&path, json!({"name": "X"})).await, 403, "forbidden");
+    let (s, patched) = api.patch(&path, json!({"name": "Alice Liddell"})).await;
+    assert_eq!(s, 200, "{patched}");
+    assert_eq!(
+        (&patched["name"], &patched["email"], &patched["email_verified"]),
+        (&json!("Alice Liddell"), &json!("alice@example.com"), &json!(true))
+    );
+    let (s, patched) = api.patch(&path, json!({"email": null})).await;
+    assert_eq!(s, 200, "{patched}");
+    assert_eq!(
+        (&patched["name"], &patched["email"], &patched["email_verified"]),
+        (&json!("Alice Liddell"), &Value::Null, &json!(true))
+    );
+    assert_field(&api.patch(&path, json!({"email": "nope"})).await, "email");
+    assert_field(
+        &api.patch(&path, json!({"email_verified": "yes"})).await,
+        "email_verified",
+    );
+    for refused in ["username", "disabled", "password", "updated_at"] {
+        assert_field(&api.patch(&path, json!({ refused: "x" })).await, refused);
+    }
+    assert_error(
+        &api.patch(&format!("/users/{}", uuid::Uuid::new_v4()), json!({"name": "X"}))
+            .await,
+        404,
+        "not_found",
+    );
+    assert_eq!(api.get(&path).await.1["username"], "alice", "unchanged by the refusals");
+    let (s, restored) = api
+        .patch(&path, json!({"email": "alice@example.com", "name": "Alice Example"}))
+        .await;
+    assert_eq!(s, 200, "{restored}");
+
     // Alice signs in to an application: one session, one grant.
     let (client, secret) = app.confidential_client(REDIRECT).await;
     let tokens = obtain_tokens(&app, client.id.as_str(), secret.expose(), "alice").await;
@@ -785,7 +820,7 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
             assert_eq!(status, expected, "{method} {path}");
         }
     }
-    assert_eq!(operations, 25);
+    assert_eq!(operations, 26);
     assert_error(&api.get("/nothing-here").await, 404, "not_found");
     assert_error(&api.get("/").await, 404, "not_found");
     assert_error(&api.get("").await, 404, "not_found");

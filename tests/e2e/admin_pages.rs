@@ -182,6 +182,7 @@ async fn csrf_on_every_form(backend: Backend) {
             format!("/admin/users/{u}/password"),
             vec![("password", "another passphrase")],
         ),
+        (format!("/admin/users/{u}/profile"), vec![("name", "Alice Renamed")]),
         ("/admin/users".into(), vec![("username", "bob"), ("password", PASSWORD)]),
         ("/admin/keys/rotate".into(), vec![("alg", "RS256"), ("force", "on")]),
         ("/admin/api-keys".into(), vec![("name", "k"), ("role", "admin")]),
@@ -200,6 +201,7 @@ async fn csrf_on_every_form(backend: Backend) {
     assert_eq!(app.core.list_clients(None).await.unwrap().len(), 1);
     assert!(!app.core.get_client(&client.id).await.unwrap().disabled);
     assert_eq!(app.core.list_users(None).await.unwrap().len(), 1);
+    assert_eq!(app.core.get_user(alice.id).await.unwrap().name, alice.name);
     assert_eq!(app.core.list_signing_keys().await.unwrap(), keys_before);
     assert_eq!(app.core.list_api_keys().await.unwrap().len(), 1);
     assert!(app.core.list_api_keys().await.unwrap()[0].revoked_at.is_none());
@@ -214,6 +216,10 @@ async fn csrf_on_every_form(backend: Backend) {
     }
     assert!(app.core.get_client(&client.id).await.is_err(), "deleted last");
     assert!(app.core.find_user("bob").await.is_ok());
+    assert_eq!(
+        app.core.get_user(alice.id).await.unwrap().name.as_deref(),
+        Some("Alice Renamed")
+    );
     assert_ne!(app.core.list_signing_keys().await.unwrap(), keys_before);
     assert!(
         app.core
@@ -304,6 +310,10 @@ async fn auditor_is_refused_by_the_server(backend: Backend) {
             format!("/admin/users/{u}/password"),
             vec![("password", "mallory's choice")],
         ),
+        (
+            format!("/admin/users/{u}/profile"),
+            vec![("name", "Mallory"), ("email", "mallory@example.com")],
+        ),
         (format!("/admin/users/{u}/sessions/{session}/revoke"), vec![]),
         (format!("/admin/users/{u}/grants/{g}/revoke"), vec![]),
         ("/admin/keys/rotate".into(), vec![("alg", "RS256")]),
@@ -324,7 +334,12 @@ async fn auditor_is_refused_by_the_server(backend: Backend) {
     assert_eq!(after, client_before, "the client is untouched");
     assert_eq!(app.core.list_clients(None).await.unwrap().len(), 1);
     assert_eq!(app.core.list_users(None).await.unwrap().len(), 1);
-    assert!(!app.core.get_user(alice.id).await.unwrap().disabled);
+    let after = app.core.get_user(alice.id).await.unwrap();
+    assert_eq!(
+        (after.name, after.email, after.email_verified, after.disabled),
+        (alice.name, alice.email, alice.email_verified, false),
+        "the user is untouched"
+    );
     assert!(app.core.login("alice", &Secret::new(PASSWORD), None).await.is_ok());
     assert_eq!(app.core.list_user_sessions(alice.id).await.unwrap().len(), 1);
     assert!(
@@ -925,6 +940,130 @@ async fn user_form_fields_are_read_as_meant(backend: Backend) {
     app.stop().await;
 }
 
+/// An operator edits a user's name and email on the user page: a refused form comes back
+/// with what was typed and the error at its field; a saved one is what userinfo serves at
+/// once, with sessions and grants kept.
+async fn a_users_profile_is_edited(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let alice = app.user("alice", PASSWORD).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let tokens = crate::code_flow::obtain_tokens(&app, client.id.as_str(), secret.expose(), "alice").await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let userinfo = || async {
+        portcullis_tests::http()
+            .get(app.url("/userinfo"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let before = userinfo().await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let page = format!("/admin/users/{}", alice.id);
+    let (_, html) = p.get(&page).await;
+    assert!(html.contains(r#"id="profile""#), "{html}");
+    let token = p.csrf(&page).await;
+    let action = format!("{page}/profile");
+
+    let (s, _, body) = p
+        .post(
+            &action,
+            &[
+                ("csrf", token.as_str()),
+                ("name", "Alice Typed"),
+                ("email", "not an address"),
+            ],
+        )
+        .await;
+    assert_eq!(s.as_u16(), 422, "{body}");
+    assert!(
+        body.contains(r#"id="email-error""#) && body.contains("is not an email address"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"value="Alice Typed""#) && body.contains(r#"value="not an address""#),
+        "kept: {body}"
+    );
+    let unsaved = app.core.get_user(alice.id).await.unwrap();
+    assert_eq!(
+        (unsaved.name, unsaved.email),
+        (alice.name.clone(), alice.email.clone()),
+        "nothing saved"
+    );
+
+    // Saved: a new email, not verified (the box left unticked), and a new name.
+    sleep_past_second().await;
+    let (s, _, body) = p
+        .post(
+            &action,
+            &[
+                ("csrf", token.as_str()),
+                ("name", " Alice Liddell "),
+                ("email", "al@example.org"),
+            ],
+        )
+        .await;
+    assert_eq!(s.as_u16(), 303, "{body}");
+    let saved = app.core.get_user(alice.id).await.unwrap();
+    assert_eq!(saved.name.as_deref(), Some("Alice Liddell"));
+    assert_eq!(saved.email.as_deref(), Some("al@example.org"));
+    assert!(!saved.email_verified);
+    let after = userinfo().await;
+    assert_eq!(after["name"], "Alice Liddell", "{after}");
+    assert_eq!(after["email"], "al@example.org");
+    assert_eq!(after["email_verified"], false);
+    assert!(
+        after["updated_at"].as_i64() > before["updated_at"].as_i64(),
+        "{before} {after}"
+    );
+    assert_eq!(
+        app.core.list_user_sessions(alice.id).await.unwrap().len(),
+        1,
+        "sessions stay"
+    );
+    assert_eq!(
+        app.core.list_user_grants(alice.id).await.unwrap().len(),
+        1,
+        "grants stay"
+    );
+    let (_, html) = p.get(&page).await;
+    assert!(html.contains("Profile saved."), "{html}");
+
+    // Cleared: blank name and email.
+    let (s, _, _) = p
+        .post(
+            &action,
+            &[
+                ("csrf", token.as_str()),
+                ("name", ""),
+                ("email", ""),
+                ("email_verified", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(s.as_u16(), 303);
+    let cleared = userinfo().await;
+    assert!(
+        cleared.get("name").is_none() && cleared.get("email").is_none(),
+        "{cleared}"
+    );
+    app.core.audit.flush().await;
+    let events = app.audit_events("admin.user.updated").await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].actor.as_deref(), Some("root"));
+    app.stop().await;
+}
+
+async fn sleep_past_second() {
+    let now = time::OffsetDateTime::now_utc();
+    let into = now - now.replace_nanosecond(0).unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1) - into.unsigned_abs()).await;
+}
+
 /// The keys page refuses to rotate a next key created moments ago (clients may cache a
 /// JWKS without it) and says why, with nothing changed; the "rotate anyway" box forces it.
 async fn a_too_new_next_key_is_rotated_only_when_forced(backend: Backend) {
@@ -1032,6 +1171,7 @@ both_backends!(
     a_client_at_the_limits_can_be_edited_on_its_form,
     a_too_new_next_key_is_rotated_only_when_forced,
     user_form_fields_are_read_as_meant,
+    a_users_profile_is_edited,
     unreadable_filters_get_the_error_page,
     a_stale_client_edit_is_refused,
     a_rotated_secret_is_never_brought_back,

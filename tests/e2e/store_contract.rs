@@ -56,6 +56,7 @@ contract!(
     client_delete_cascades,
     user_roundtrip_conflict_and_search,
     user_updates_of_missing_user_are_not_found,
+    user_profile_update,
     password_change_revokes_grants_sessions_and_codes,
     disabling_revokes_and_enabling_does_not,
     admins,

@@ -42,7 +42,7 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 43] = [
+pub const EVENT_TYPES: [&str; 44] = [
     "login.success",
     "login.failure",
     "login.locked_out",
@@ -73,6 +73,7 @@ pub const EVENT_TYPES: [&str; 43] = [
     "admin.client.disabled",
     "admin.client.enabled",
     "admin.user.created",
+    "admin.user.updated",
     "admin.user.disabled",
     "admin.user.enabled",
     "admin.session.revoked",

@@ -86,6 +86,9 @@ pub trait UserRepo: Send + Sync {
     ) -> StoreResult<()>;
     /// Ids of the user's grants that are not revoked.
     async fn active_grant_ids_for_user(&self, id: Uuid) -> StoreResult<Vec<Uuid>>;
+    /// Replaces the user's profile claims (`email`, `email_verified`, `name`) and sets
+    /// `updated_at`; `NotFound` when there is no such user.
+    async fn update_user_profile(&self, user: &User) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -60,28 +60,74 @@ fn check_email(email: &Option<String>) -> Result<Option<String>> {
     }
 }
 
+/// A person's display name: served by userinfo and shown on admin pages, so bounded
+/// like a client's name. Blank is none.
+fn check_name(name: &Option<String>) -> Result<Option<String>> {
+    let name = name.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if name.is_some_and(|n| n.chars().count() > 200 || n.chars().any(crate::model::hidden_in_names)) {
+        return Err(Error::invalid(
+            "name",
+            "must be at most 200 characters, without control or bidirectional formatting characters",
+        ));
+    }
+    Ok(name.map(str::to_owned))
+}
+
+/// A user's profile claims as an operator edits them: each replaces what is stored
+/// (blank or `None` clears `email` and `name`).
+#[derive(Debug, Clone, Default)]
+pub struct ProfileInput {
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
+
 impl Portcullis {
+    /// An operator edits a user's profile claims. `updated_at`, which userinfo serves,
+    /// moves on; the audit event lists what changed. Sessions and grants stay: the
+    /// claims come from the store at every userinfo call, so clients see the change at
+    /// once.
+    pub async fn update_user_profile(&self, id: Uuid, input: &ProfileInput, actor: impl Into<Actor>) -> Result<User> {
+        let actor: Actor = actor.into();
+        let email = check_email(&input.email)?;
+        let name = check_name(&input.name)?;
+        let before = self.get_user(id).await?;
+        let mut changed = Vec::new();
+        if email != before.email {
+            changed.push("email");
+        }
+        if input.email_verified != before.email_verified {
+            changed.push("email_verified");
+        }
+        if name != before.name {
+            changed.push("name");
+        }
+        if changed.is_empty() {
+            return Ok(before);
+        }
+        let user = User {
+            email,
+            email_verified: input.email_verified,
+            name,
+            updated_at: self.now().max(before.updated_at),
+            ..before
+        };
+        self.store.update_user_profile(&user).await.map_err(not_found("user"))?;
+        self.audit(
+            Event::new("admin.user.updated")
+                .by(&actor)
+                .user(id)
+                .detail(serde_json::json!({ "changed": changed })),
+        );
+        Ok(user)
+    }
+
     pub async fn create_user(&self, input: &UserInput, password: &Secret, actor: impl Into<Actor>) -> Result<User> {
         let actor: Actor = actor.into();
         let username = check_username(&input.username)?;
         let email = check_email(&input.email)?;
         PasswordHasher::check_policy(password.expose())?;
-        let name = input
-            .name
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
-        // Served by userinfo and shown on admin pages: bounded like a client's name.
-        if name
-            .as_deref()
-            .is_some_and(|n| n.chars().count() > 200 || n.chars().any(crate::model::hidden_in_names))
-        {
-            return Err(Error::invalid(
-                "name",
-                "must be at most 200 characters, without control or bidirectional formatting characters",
-            ));
-        }
+        let name = check_name(&input.name)?;
         let now = self.now();
         let user = User {
             id: Uuid::new_v4(),

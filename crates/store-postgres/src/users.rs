@@ -180,6 +180,18 @@ impl UserRepo for PgStore {
         tx.commit().await.db()
     }
 
+    async fn update_user_profile(&self, u: &User) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET email = $2, email_verified = $3, name = $4, updated_at = $5 WHERE id = $1")
+            .bind(u.id)
+            .bind(&u.email)
+            .bind(u.email_verified)
+            .bind(&u.name)
+            .bind(u.updated_at)
+            .execute(&self.pool)
+            .await
+            .found()
+    }
+
     async fn active_grant_ids_for_user(&self, id: Uuid) -> StoreResult<Vec<Uuid>> {
         sqlx::query_scalar("SELECT id FROM grants WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at, id")
             .bind(id)

@@ -339,7 +339,33 @@ pub(super) async fn user_updates_of_missing_user_are_not_found<S: Store>(s: S) {
         s.set_user_disabled(id, false, T0, &[]).await,
         Err(StoreError::NotFound)
     ));
+    let mut ghost = user("ghost");
+    ghost.id = id;
+    assert!(matches!(s.update_user_profile(&ghost).await, Err(StoreError::NotFound)));
     assert!(log(&s).await.is_empty());
+}
+
+/// A profile edit replaces `email`, `email_verified`, `name` and `updated_at`, and
+/// nothing else.
+pub(super) async fn user_profile_update<S: Store>(s: S) {
+    let alice = user("alice");
+    s.insert_user(&alice).await.unwrap();
+    let bob = user("bob");
+    s.insert_user(&bob).await.unwrap();
+    let mut edited = alice.clone();
+    edited.email = None;
+    edited.email_verified = !alice.email_verified;
+    edited.name = Some("Alice Q. Liddell".into());
+    edited.updated_at = T0 + secs(60);
+    // Fields a profile edit does not touch, changed here, stay as stored.
+    let mut sent = edited.clone();
+    sent.username = "mallory".into();
+    sent.password_hash = "changed".into();
+    sent.disabled = true;
+    sent.created_at = T0 + secs(5);
+    s.update_user_profile(&sent).await.unwrap();
+    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(edited));
+    assert_eq!(s.get_user(bob.id).await.unwrap(), Some(bob), "others unchanged");
 }
 
 pub(super) async fn password_change_revokes_grants_sessions_and_codes<S: Store>(s: S) {

@@ -99,6 +99,7 @@ fn pages() -> Router<AdminState> {
         .route("/admin/users/{id}/disable", post(users::user_disable_post))
         .route("/admin/users/{id}/enable", post(users::user_enable_post))
         .route("/admin/users/{id}/password", post(users::user_password_post))
+        .route("/admin/users/{id}/profile", post(users::user_profile_post))
         .route(
             "/admin/users/{id}/sessions/{session}/revoke",
             post(users::session_revoke_post),

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use portcullis_core::users::UserInput;
+use portcullis_core::users::{ProfileInput, UserInput};
 use portcullis_protocol::Secret;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -154,7 +154,20 @@ pub struct UserPage {
     pub updated_at: String,
     pub sessions: Vec<SessionRow>,
     pub grants: Vec<GrantRow>,
+    /// The profile form's values: the stored ones, or those just sent when refused.
+    pub profile: ProfileForm,
     pub errors: FormErrors,
+}
+
+/// The profile form (name, email, whether the address is verified).
+#[derive(Debug, Default, Deserialize)]
+pub struct ProfileForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub email_verified: Option<String>,
 }
 
 fn user_id(raw: &str) -> Result<Uuid, AdminError> {
@@ -162,7 +175,23 @@ fn user_id(raw: &str) -> Result<Uuid, AdminError> {
 }
 
 async fn user_page(state: &AdminState, op: &Operator, id: Uuid, errors: FormErrors) -> AdminResult {
+    user_page_with(state, op, id, errors, None).await
+}
+
+/// The user page; `profile` keeps a refused profile form's values.
+async fn user_page_with(
+    state: &AdminState,
+    op: &Operator,
+    id: Uuid,
+    errors: FormErrors,
+    profile: Option<ProfileForm>,
+) -> AdminResult {
     let user = state.core.get_user(id).await?;
+    let profile = profile.unwrap_or_else(|| ProfileForm {
+        name: user.name.clone().unwrap_or_default(),
+        email: user.email.clone().unwrap_or_default(),
+        email_verified: user.email_verified.then(|| "on".to_owned()),
+    });
     let sessions = state.core.list_user_sessions(id).await?;
     let grants = state.core.list_user_grants(id).await?;
     let status = if errors.is_empty() {
@@ -201,9 +230,36 @@ async fn user_page(state: &AdminState, op: &Operator, id: Uuid, errors: FormErro
                 expires_at: when_opt(Some(g.grant.expires_at)),
             })
             .collect(),
+        profile,
         errors,
     };
     Ok(render(status, &page)?)
+}
+
+/// `POST /admin/users/{id}/profile`: edits the user's name and email. A refused form
+/// comes back with what was typed.
+pub async fn user_profile_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    PagePath(id): PagePath<String>,
+    CsrfForm(form): CsrfForm<ProfileForm>,
+) -> AdminResult {
+    let id = user_id(&id)?;
+    let input = ProfileInput {
+        email: optional_text(&form.email),
+        email_verified: form.email_verified.as_deref().is_some_and(super::forms::is_checked),
+        name: optional_text(&form.name),
+    };
+    match state.core.update_user_profile(id, &input, &op.actor()).await {
+        Ok(_) => {
+            set_notice(&op.session, "Profile saved.").await?;
+            Ok(see_other(&format!("/admin/users/{id}"))?)
+        }
+        Err(portcullis_core::Error::Invalid { field, message }) => {
+            user_page_with(&state, &op, id, FormErrors::one(field, message), Some(form)).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `GET /admin/users/{id}`.

@@ -268,7 +268,7 @@ pub async fn client_patch(
 
 /// A JSON object whose members are read with their names checked: a repeated one is
 /// refused, as the derived bodies of the other requests refuse it.
-pub struct Members(serde_json::Map<String, Value>);
+pub struct Members(pub serde_json::Map<String, Value>);
 
 impl<'de> Deserialize<'de> for Members {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

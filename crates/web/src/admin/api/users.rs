@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use portcullis_core::users::UserInput;
+use portcullis_core::users::{ProfileInput, UserInput};
 use portcullis_protocol::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -68,6 +68,58 @@ pub async fn users_create(
     };
     let user = state.core.create_user(&input, &body.password, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(json::user(&user))).into_response())
+}
+
+/// The members of a user a `PATCH` may name.
+const PROFILE: [&str; 3] = ["name", "email", "email_verified"];
+
+/// A user's profile as a `PATCH` leaves it, before it is checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileBody {
+    name: Option<String>,
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: bool,
+}
+
+/// `PATCH /users/{user_id}`: changes the profile members the body names (`name`,
+/// `email`, `email_verified`) and keeps the others (RFC 7396 JSON merge patch: `null`
+/// clears a member; `email_verified` then becomes false). Sessions and grants stay.
+pub async fn user_patch(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(super::clients::Members(patch)): ApiJson<super::clients::Members>,
+) -> ApiResult<Json<Value>> {
+    let id = uuid("user", &id)?;
+    if let Some(field) = patch.keys().find(|k| !PROFILE.contains(&k.as_str())) {
+        return Err(ApiError::Invalid {
+            field: field.clone(),
+            message: format!("cannot be changed here; a PATCH may name {}", PROFILE.join(", ")),
+        });
+    }
+    let current = state.core.get_user(id).await?;
+    let mut merged = json::user(&current);
+    let members = merged
+        .as_object_mut()
+        .ok_or_else(|| ApiError::Internal("a user's representation is not an object".into()))?;
+    members.retain(|k, _| PROFILE.contains(&k.as_str()));
+    for (k, v) in patch {
+        if v.is_null() {
+            members.remove(&k);
+        } else {
+            members.insert(k, v);
+        }
+    }
+    let body: ProfileBody = serde_path_to_error::deserialize(merged).map_err(super::extract::field_error)?;
+    let input = ProfileInput {
+        email: body.email,
+        email_verified: body.email_verified,
+        name: body.name,
+    };
+    let user = state.core.update_user_profile(id, &input, &caller.actor()).await?;
+    Ok(Json(json::user(&user)))
 }
 
 /// `GET /users/{user_id}`.
