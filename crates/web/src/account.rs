@@ -45,6 +45,8 @@ pub struct AccountPage<'a> {
     pub applications: Vec<ApplicationRow>,
     /// Why the password change just sent was refused.
     pub password_error: Option<&'a str>,
+    /// Whether that was the current password (not the new one).
+    pub current_password_wrong: bool,
 }
 
 #[derive(Template)]
@@ -101,14 +103,14 @@ pub async fn account_get(
 }
 
 /// The account page, with `password_error` next to the password form when a change was
-/// refused.
+/// refused: whether it is about the current password (or the new one), and why.
 async fn account_page(
     state: &AppState,
     session: &Session,
     user_id: uuid::Uuid,
     csrf: &str,
     status: StatusCode,
-    password_error: Option<&str>,
+    password_error: Option<(bool, &str)>,
 ) -> Result<Response, PageError> {
     let user = state.core.get_user(user_id).await?;
     let current = current_handle(session);
@@ -150,7 +152,8 @@ async fn account_page(
             username: &user.username,
             sessions,
             applications,
-            password_error,
+            password_error: password_error.map(|(_, message)| message),
+            current_password_wrong: password_error.is_some_and(|(current, _)| current),
         },
     )
 }
@@ -169,8 +172,9 @@ pub async fn account_password_post(
     let Some(auth) = current_auth(&session).await? else {
         return see_other("/login");
     };
+    // (about the current password, message)
     let refused = if form.new_password != form.new_password_again {
-        Some("The two new passwords are not the same.".to_owned())
+        (false, "The two new passwords are not the same.".to_owned())
     } else {
         let (current, new) = (Secret::new(form.current_password), Secret::new(form.new_password));
         match state.core.change_own_password(auth.user_id, &current, &new, ip).await {
@@ -179,11 +183,11 @@ pub async fn account_password_post(
                 session.flush().await?;
                 return render(StatusCode::OK, &PasswordChangedPage);
             }
-            Err(portcullis_core::Error::BadCredentials) => Some("The current password is not right.".to_owned()),
+            Err(portcullis_core::Error::BadCredentials) => (true, "The current password is not right.".to_owned()),
             Err(portcullis_core::Error::Invalid {
                 field: "new_password",
                 message,
-            }) => Some(format!("The new password {message}.")),
+            }) => (false, format!("The new password {message}.")),
             Err(e) => return Err(e.into()),
         }
     };
@@ -194,7 +198,7 @@ pub async fn account_password_post(
         auth.user_id,
         &csrf,
         StatusCode::BAD_REQUEST,
-        refused.as_deref(),
+        Some((refused.0, refused.1.as_str())),
     )
     .await
 }

@@ -253,30 +253,50 @@ async fn a_person_changes_their_own_password(backend: Backend) {
     const NEW: &str = "a brand new passphrase";
 
     // Refused, with the reason next to the form, and nothing changed.
-    for (current, new, again, reason) in [
-        ("not my password", NEW, NEW, "The current password is not right."),
+    // The field the error is about is the one marked invalid (WCAG 3.3.1).
+    let marked = |html: &str, id: &str| {
+        let input = &html[html.find(&format!(r#"id="{id}""#)).unwrap()..];
+        input[..input.find('>').unwrap()].contains(r#"aria-invalid="true""#)
+    };
+    for (current, new, again, reason, field) in [
+        (
+            "not my password",
+            NEW,
+            NEW,
+            "The current password is not right.",
+            "current_password",
+        ),
         (
             PASSWORD,
             NEW,
             "a brand new passphrasf",
             "The two new passwords are not the same.",
+            "new_password",
         ),
         (
             PASSWORD,
             "short",
             "short",
             "The new password must be at least 8 characters.",
+            "new_password",
         ),
         (
             PASSWORD,
             PASSWORD,
             PASSWORD,
             "The new password is the password you have now.",
+            "new_password",
         ),
     ] {
         let (status, html) = change_password(&laptop, &app, current, new, again).await;
         assert_eq!(status, 400, "{reason}");
         assert!(html.contains(reason), "{reason}: {html}");
+        let other = if field == "new_password" {
+            "current_password"
+        } else {
+            "new_password"
+        };
+        assert!(marked(&html, field) && !marked(&html, other), "{reason}: {html}");
         assert!(
             !html.contains(new) && !html.contains(current),
             "typed passwords are not sent back"
