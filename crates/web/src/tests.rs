@@ -365,6 +365,12 @@ async fn security_headers_on_pages_errors_and_assets() {
     let page = h.get("/login").await;
     assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
     assert!(page.body.contains(r#"<html lang="en">"#));
+    // The icon every page names, so browsers do not ask for a /favicon.ico that is not there.
+    assert!(page.body.contains(r#"<link rel="icon" href="/static/favicon.svg""#));
+    let icon = h.get("/static/favicon.svg").await;
+    assert_eq!(icon.status, StatusCode::OK);
+    assert_eq!(icon.headers[header::CONTENT_TYPE], "image/svg+xml");
+    assert!(icon.body.starts_with("<svg"), "{}", icon.body);
     assert!(
         !page.body.contains("<script>") && !page.body.contains("style="),
         "no inline script or style"
