@@ -8,7 +8,7 @@ use crate::config::{LogFormat, Settings};
 
 /// Installs the global subscriber; `RUST_LOG` overrides the configured level.
 pub fn init(settings: &Settings) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives(&settings.log_level)));
     let ansi = colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -18,6 +18,19 @@ pub fn init(settings: &Settings) {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// The configured `log_level`, with tower-sessions' warning about a cookie whose session
+/// is not in the store left out: here that is ordinary (a session ended by a password
+/// change, by the person on another device, by an operator or at its maximum age, while
+/// its browser still holds the cookie), and such a request simply gets a new session.
+/// A `log_level` that names tower-sessions itself is taken as written.
+fn directives(log_level: &str) -> String {
+    if log_level.contains("tower_sessions") {
+        log_level.to_owned()
+    } else {
+        format!("{log_level},tower_sessions_core::session=error")
+    }
 }
 
 /// Whether human-format logs are coloured: only on a terminal, where someone reads them.
@@ -31,7 +44,19 @@ fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool 
 mod tests {
     use std::ffi::OsStr;
 
-    use super::colour;
+    use super::{colour, directives};
+
+    #[test]
+    fn the_ended_session_warning_is_left_out_unless_asked_for() {
+        assert_eq!(directives("info"), "info,tower_sessions_core::session=error");
+        assert_eq!(directives("warn,tower_sessions=debug"), "warn,tower_sessions=debug");
+        for level in ["info", "debug", "portcullis=trace"] {
+            assert!(
+                tracing_subscriber::EnvFilter::try_new(directives(level)).is_ok(),
+                "{level}"
+            );
+        }
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {
