@@ -506,6 +506,16 @@ async fn api_users_sessions_and_grants(backend: Backend) {
         .patch(&path, json!({"email": "alice@example.com", "name": "Alice Example"}))
         .await;
     assert_eq!(s, 200, "{restored}");
+    // DELETE: the auditor may not; a user is deleted once.
+    let (s, bob) = api
+        .post("/users", json!({"username": "doomed", "password": PASSWORD}))
+        .await;
+    assert_eq!(s, 201, "{bob}");
+    let doomed = format!("/users/{}", bob["id"].as_str().unwrap());
+    assert_error(&auditor.delete(&doomed).await, 403, "forbidden");
+    assert_eq!(api.delete(&doomed).await.0, 204);
+    assert_error(&api.delete(&doomed).await, 404, "not_found");
+    assert_error(&api.get(&doomed).await, 404, "not_found");
 
     // Alice signs in to an application: one session, one grant.
     let (client, secret) = app.confidential_client(REDIRECT).await;
@@ -820,7 +830,7 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
             assert_eq!(status, expected, "{method} {path}");
         }
     }
-    assert_eq!(operations, 26);
+    assert_eq!(operations, 27);
     assert_error(&api.get("/nothing-here").await, 404, "not_found");
     assert_error(&api.get("/").await, 404, "not_found");
     assert_error(&api.get("").await, 404, "not_found");

@@ -187,6 +187,7 @@ async fn csrf_on_every_form(backend: Backend) {
         ("/admin/keys/rotate".into(), vec![("alg", "RS256"), ("force", "on")]),
         ("/admin/api-keys".into(), vec![("name", "k"), ("role", "admin")]),
         (format!("/admin/api-keys/{key}/revoke"), vec![]),
+        (format!("/admin/users/{u}/delete"), vec![]),
         (format!("/admin/clients/{c}/delete"), vec![]),
     ];
     let keys_before = app.core.list_signing_keys().await.unwrap();
@@ -216,9 +217,9 @@ async fn csrf_on_every_form(backend: Backend) {
     }
     assert!(app.core.get_client(&client.id).await.is_err(), "deleted last");
     assert!(app.core.find_user("bob").await.is_ok());
-    assert_eq!(
-        app.core.get_user(alice.id).await.unwrap().name.as_deref(),
-        Some("Alice Renamed")
+    assert!(
+        app.core.get_user(alice.id).await.is_err(),
+        "alice deleted, last but one"
     );
     assert_ne!(app.core.list_signing_keys().await.unwrap(), keys_before);
     assert!(
@@ -273,6 +274,7 @@ async fn auditor_is_refused_by_the_server(backend: Backend) {
         format!("/admin/clients/{c}/edit"),
         format!("/admin/clients/{c}/delete"),
         "/admin/users/new".to_owned(),
+        format!("/admin/users/{u}/delete"),
     ] {
         assert_eq!(p.get(&path).await.0, 403, "{path}");
     }
@@ -314,6 +316,7 @@ async fn auditor_is_refused_by_the_server(backend: Backend) {
             format!("/admin/users/{u}/profile"),
             vec![("name", "Mallory"), ("email", "mallory@example.com")],
         ),
+        (format!("/admin/users/{u}/delete"), vec![]),
         (format!("/admin/users/{u}/sessions/{session}/revoke"), vec![]),
         (format!("/admin/users/{u}/grants/{g}/revoke"), vec![]),
         ("/admin/keys/rotate".into(), vec![("alg", "RS256")]),
@@ -1058,6 +1061,64 @@ async fn a_users_profile_is_edited(backend: Backend) {
     app.stop().await;
 }
 
+/// An operator deletes a user from the user page, after a confirmation page: their
+/// tokens are refused at once, their sessions end, and the name can be given to a new
+/// account, which applications see as another person (another `sub`).
+async fn a_user_is_deleted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let alice = app.user("alice", PASSWORD).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let (id, sec) = (client.id.as_str(), secret.expose());
+    let tokens = crate::code_flow::obtain_tokens(&app, id, sec, "alice").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let page = format!("/admin/users/{}", alice.id);
+    let (_, html) = p.get(&page).await;
+    assert!(html.contains(&format!(r#"href="{page}/delete""#)), "{html}");
+    let (s, html) = p.get(&format!("{page}/delete")).await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("Delete alice?") && html.contains("cannot be undone"),
+        "{html}"
+    );
+    assert!(app.core.get_user(alice.id).await.is_ok(), "asking deletes nothing");
+    let token = p.csrf(&page).await;
+    let (s, location, _) = p.post(&format!("{page}/delete"), &[("csrf", token.as_str())]).await;
+    assert_eq!((s.as_u16(), location.as_deref()), (303, Some("/admin/users")));
+    assert!(app.core.get_user(alice.id).await.is_err());
+    assert_eq!(
+        crate::token_endpoint::introspect(&app, id, sec, access).await["active"],
+        false,
+        "the access token is refused at once"
+    );
+    let (s, b) = crate::token_endpoint::refresh_grant(&app, (id, sec), refresh, None).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
+    let r = portcullis_tests::http()
+        .get(app.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(p.get(&page).await.0, 404);
+    let (s, _, _) = p.post(&format!("{page}/delete"), &[("csrf", token.as_str())]).await;
+    assert_eq!(s.as_u16(), 404, "deleted already");
+
+    // A new alice is another person.
+    let again = app.user("alice", PASSWORD).await;
+    let tokens = crate::code_flow::obtain_tokens(&app, id, sec, "alice").await;
+    let info = crate::token_endpoint::introspect(&app, id, sec, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["sub"], again.id.to_string());
+    assert_ne!(again.id, alice.id);
+    app.core.audit.flush().await;
+    let deleted = app.audit_events("admin.user.deleted").await;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].user_id, Some(alice.id));
+    app.stop().await;
+}
+
 async fn sleep_past_second() {
     let now = time::OffsetDateTime::now_utc();
     let into = now - now.replace_nanosecond(0).unwrap();
@@ -1172,6 +1233,7 @@ both_backends!(
     a_too_new_next_key_is_rotated_only_when_forced,
     user_form_fields_are_read_as_meant,
     a_users_profile_is_edited,
+    a_user_is_deleted,
     unreadable_filters_get_the_error_page,
     a_stale_client_edit_is_refused,
     a_rotated_secret_is_never_brought_back,

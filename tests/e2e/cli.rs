@@ -101,6 +101,8 @@ async fn commands_and_their_errors(backend: Backend) {
     assert!(err.starts_with("alg:") && err.contains("is in use"), "{err}");
     let err = portcullis(&config, &["user", "disable", "ghost"]).await.unwrap_err();
     assert_eq!(err, "user not found");
+    let err = portcullis(&config, &["user", "delete", "ghost"]).await.unwrap_err();
+    assert_eq!(err, "user not found");
     portcullis(&config, &["admin", "list", "--json"]).await.unwrap();
     for args in [
         &["admin", "set-role", "ghost", "--role", "auditor"][..],

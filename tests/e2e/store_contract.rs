@@ -59,6 +59,7 @@ contract!(
     user_profile_update,
     password_change_revokes_grants_sessions_and_codes,
     disabling_revokes_and_enabling_does_not,
+    deleting_a_user_revokes_and_removes_what_is_theirs,
     admins,
     key_insert_list_and_rotate,
     key_rotation_without_next_is_not_found,

@@ -193,6 +193,9 @@ pub enum UserCommand {
     Disable { username: String },
     /// Enable a disabled user.
     Enable { username: String },
+    /// Delete a user: their grants end, their access tokens are refused until they
+    /// expire, and their sessions and consents are removed. Cannot be undone.
+    Delete { username: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -537,6 +540,11 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 .await
                 .map_err(user_facing)?;
             println!("enabled {username}");
+        }
+        Command::User(UserCommand::Delete { username }) => {
+            let user = core.find_user(&username).await.map_err(user_facing)?;
+            core.delete_user(user.id, ACTOR).await.map_err(user_facing)?;
+            println!("deleted {username}; their sessions and grants were ended");
         }
         Command::Admin(AdminCommand::Create { username, role }) => {
             let role = AdminRole::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: must be admin or auditor"))?;

@@ -42,7 +42,7 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 44] = [
+pub const EVENT_TYPES: [&str; 45] = [
     "login.success",
     "login.failure",
     "login.locked_out",
@@ -74,6 +74,7 @@ pub const EVENT_TYPES: [&str; 44] = [
     "admin.client.enabled",
     "admin.user.created",
     "admin.user.updated",
+    "admin.user.deleted",
     "admin.user.disabled",
     "admin.user.enabled",
     "admin.session.revoked",

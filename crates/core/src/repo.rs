@@ -86,6 +86,11 @@ pub trait UserRepo: Send + Sync {
     ) -> StoreResult<()>;
     /// Ids of the user's grants that are not revoked.
     async fn active_grant_ids_for_user(&self, id: Uuid) -> StoreResult<Vec<Uuid>>;
+    /// Deletes the user, revoking in the same transaction what `set_user_disabled` does
+    /// (and recording `revocations`, so their access tokens are refused until they
+    /// expire); their codes, grants, refresh tokens, consents and sessions go with them.
+    /// `NotFound` when there is no such user.
+    async fn delete_user(&self, id: Uuid, now: OffsetDateTime, revocations: &[Revocation]) -> StoreResult<()>;
     /// Replaces the user's profile claims (`email`, `email_verified`, `name`) and sets
     /// `updated_at`; `NotFound` when there is no such user.
     async fn update_user_profile(&self, user: &User) -> StoreResult<()>;

@@ -208,6 +208,23 @@ impl Portcullis {
         Ok(())
     }
 
+    /// Deletes a user (erasure): their grants end, their access tokens are refused until
+    /// they expire, and their sessions, consents and codes go. Audit events keep the
+    /// user's id, not their name or email. A new account of the same name is another
+    /// user (another `sub`).
+    pub async fn delete_user(&self, id: Uuid, actor: impl Into<Actor>) -> Result<()> {
+        let actor: Actor = actor.into();
+        self.get_user(id).await?;
+        let revocations = self.user_revocations(id).await?;
+        self.store
+            .delete_user(id, self.now(), &revocations)
+            .await
+            .map_err(not_found("user"))?;
+        self.revocations_written(&revocations).await;
+        self.audit(Event::new("admin.user.deleted").by(&actor).user(id));
+        Ok(())
+    }
+
     /// Disabling ends the user's grants and sessions; enabling only lifts the flag.
     pub async fn set_user_disabled(&self, id: Uuid, disabled: bool, actor: impl Into<Actor>) -> Result<()> {
         let actor: Actor = actor.into();

@@ -180,6 +180,18 @@ impl UserRepo for PgStore {
         tx.commit().await.db()
     }
 
+    async fn delete_user(&self, id: Uuid, now: OffsetDateTime, revocations: &[Revocation]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        revoke_user(&mut tx, id, now, revocations).await?;
+        // Codes, grants, refresh tokens, consents and sessions go with it (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .found()?;
+        tx.commit().await.db()
+    }
+
     async fn update_user_profile(&self, u: &User) -> StoreResult<()> {
         sqlx::query("UPDATE users SET email = $2, email_verified = $3, name = $4, updated_at = $5 WHERE id = $1")
             .bind(u.id)

@@ -417,6 +417,68 @@ pub(super) async fn password_change_revokes_grants_sessions_and_codes<S: Store>(
     assert!(s.load_session(&bob_sess.id_hash, later).await.unwrap().is_some());
 }
 
+/// Deleting a user revokes their grants (the ones the caller listed and any made
+/// meanwhile, logged so their access tokens stay refused) and removes them with their
+/// codes, refresh tokens, consents and sessions; another user is untouched.
+pub(super) async fn deleting_a_user_revokes_and_removes_what_is_theirs<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let bob = user("bob");
+    s.insert_user(&bob).await.unwrap();
+    let (g1, r1) = issue(&s, &c, &u, T0).await;
+    let (g2, r2) = issue(&s, &c, &u, T0 + secs(1)).await;
+    let (bg, br) = issue(&s, &c, &bob, T0).await;
+    let pending = code(&c, &u, T0);
+    s.insert_code(&pending).await.unwrap();
+    for who in [&u, &bob] {
+        s.upsert_consent(&Consent {
+            user_id: who.id,
+            client_id: c.id.clone(),
+            scope: ScopeSet::parse("openid").unwrap(),
+            granted_at: T0,
+        })
+        .await
+        .unwrap();
+    }
+    let sess = session(Some(u.id), T0, 3600);
+    let bob_sess = session(Some(bob.id), T0, 3600);
+    assert!(s.create_session(&sess).await.unwrap());
+    assert!(s.create_session(&bob_sess).await.unwrap());
+
+    let at = T0 + secs(10);
+    s.delete_user(u.id, at, &[grant_revocation(g1.id, at + secs(600))])
+        .await
+        .unwrap();
+    assert_eq!(s.get_user(u.id).await.unwrap(), None);
+    assert_eq!(s.get_user_by_username("alice").await.unwrap(), None);
+    for (g, r) in [(&g1, &r1), (&g2, &r2)] {
+        assert_eq!(s.get_grant(g.id).await.unwrap(), None);
+        assert_eq!(s.get_refresh_token(&r.token_hash).await.unwrap(), None);
+        let entry = logged(&s, &RevocationTarget::Grant(g.id))
+            .await
+            .expect("grant revocation logged");
+        assert_eq!(entry.revocation.expires_at, at + secs(600));
+    }
+    assert_eq!(s.get_code(&pending.code_hash, at).await.unwrap(), None);
+    assert_eq!(s.get_consent(u.id, &c.id).await.unwrap(), None);
+    assert_eq!(s.load_session(&sess.id_hash, at).await.unwrap(), None);
+    assert!(!s.save_session(&sess).await.unwrap(), "not brought back by a late save");
+
+    // Bob is untouched.
+    assert_eq!(s.get_grant(bg.id).await.unwrap().unwrap().revoked_at, None);
+    assert!(s.get_refresh_token(&br.token_hash).await.unwrap().is_some());
+    assert!(s.get_consent(bob.id, &c.id).await.unwrap().is_some());
+    assert!(s.load_session(&bob_sess.id_hash, at).await.unwrap().is_some());
+
+    // Gone: a second delete finds nothing and logs nothing more.
+    let entries = log(&s).await.len();
+    assert!(matches!(s.delete_user(u.id, at, &[]).await, Err(StoreError::NotFound)));
+    assert_eq!(log(&s).await.len(), entries);
+    // The name is free again, for another user.
+    let again = user("alice");
+    s.insert_user(&again).await.unwrap();
+    assert_ne!(again.id, u.id);
+}
+
 pub(super) async fn disabling_revokes_and_enabling_does_not<S: Store>(s: S) {
     let (c, u) = setup(&s, "app", "alice").await;
     let (g, r) = issue(&s, &c, &u, T0).await;

@@ -101,6 +101,10 @@ fn pages() -> Router<AdminState> {
         .route("/admin/users/{id}/password", post(users::user_password_post))
         .route("/admin/users/{id}/profile", post(users::user_profile_post))
         .route(
+            "/admin/users/{id}/delete",
+            get(users::user_delete_get).post(users::user_delete_post),
+        )
+        .route(
             "/admin/users/{id}/sessions/{session}/revoke",
             post(users::session_revoke_post),
         )

@@ -236,6 +236,47 @@ async fn user_page_with(
     Ok(render(status, &page)?)
 }
 
+#[derive(Template)]
+#[template(path = "admin/user_delete.html")]
+pub struct UserDeletePage {
+    pub chrome: Chrome,
+    pub id: String,
+    pub username: String,
+}
+
+/// `GET /admin/users/{id}/delete`: asks before deleting.
+pub async fn user_delete_get(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    PagePath(id): PagePath<String>,
+) -> AdminResult {
+    let user = state.core.get_user(user_id(&id)?).await?;
+    let page = UserDeletePage {
+        chrome: op.chrome("users").await?,
+        id: user.id.to_string(),
+        username: user.username,
+    };
+    Ok(render(StatusCode::OK, &page)?)
+}
+
+/// `POST /admin/users/{id}/delete`: deletes the user; their grants and sessions end.
+pub async fn user_delete_post(
+    State(state): State<AdminState>,
+    Writer(op): Writer,
+    PagePath(id): PagePath<String>,
+    CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
+) -> AdminResult {
+    let id = user_id(&id)?;
+    let user = state.core.get_user(id).await?;
+    state.core.delete_user(id, &op.actor()).await?;
+    set_notice(
+        &op.session,
+        format!("Deleted {}; their sessions and grants are ended.", user.username),
+    )
+    .await?;
+    Ok(see_other("/admin/users")?)
+}
+
 /// `POST /admin/users/{id}/profile`: edits the user's name and email. A refused form
 /// comes back with what was typed.
 pub async fn user_profile_post(

@@ -131,6 +131,7 @@ fn routes() -> Routes {
         .add(Post, "/users", users::users_create)
         .add(Get, "/users/{user_id}", users::user_read)
         .add(Patch, "/users/{user_id}", users::user_patch)
+        .add(Delete, "/users/{user_id}", users::user_delete)
         .add(Post, "/users/{user_id}/disable", users::user_disable)
         .add(Post, "/users/{user_id}/enable", users::user_enable)
         .add(Post, "/users/{user_id}/password", users::user_set_password)

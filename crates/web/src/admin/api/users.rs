@@ -122,6 +122,16 @@ pub async fn user_patch(
     Ok(Json(json::user(&user)))
 }
 
+/// `DELETE /users/{user_id}`: 204; the user's grants and sessions end.
+pub async fn user_delete(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    state.core.delete_user(uuid("user", &id)?, &caller.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /users/{user_id}`.
 pub async fn user_read(
     State(state): State<AdminState>,
