@@ -89,14 +89,19 @@ fn current_handle(session: &Session) -> Option<String> {
     session.id().map(|id| b64url(&id_hash(&id)))
 }
 
+/// Session key: the person asked for the account page while signed out, so a sign-in
+/// without an authorization request goes back there.
+pub const BACK_TO_ACCOUNT: &str = "back_to_account";
+
 /// `GET /account`: the signed-in person's sessions and applications; sign in first
-/// otherwise.
+/// otherwise, and come back here after.
 pub async fn account_get(
     State(state): State<AppState>,
     session: Session,
     CsrfToken(csrf): CsrfToken,
 ) -> Result<Response, PageError> {
     let Some(auth) = current_auth(&session).await? else {
+        session.insert(BACK_TO_ACCOUNT, true).await?;
         return see_other("/login");
     };
     account_page(&state, &session, auth.user_id, &csrf, StatusCode::OK, None).await

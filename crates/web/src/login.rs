@@ -14,7 +14,7 @@ use tower_sessions::Session;
 use crate::authorize::{proceed, unless_next};
 use crate::csrf::{self, CsrfForm, CsrfToken};
 use crate::error::{PageError, TOO_MANY_MESSAGE, with_retry_after};
-use crate::page::render;
+use crate::page::{render, see_other};
 use crate::pending;
 use crate::session_store::{AUTH_KEY, CLIENT_KEY, SessionClient, current_auth};
 use crate::{AppState, ClientIp};
@@ -158,6 +158,14 @@ pub async fn login_post(
             // Satisfies prompt=login (OIDC Core §3.1.2.1).
             req.interaction.login_done = true;
             proceed(&state, &session, id, &req).await
+        }
+        // Sent here from the account page: back to it.
+        None if session
+            .remove::<bool>(crate::account::BACK_TO_ACCOUNT)
+            .await?
+            .unwrap_or(false) =>
+        {
+            see_other("/account")
         }
         None => render(
             StatusCode::OK,

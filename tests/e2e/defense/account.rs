@@ -331,8 +331,19 @@ async fn a_person_changes_their_own_password(backend: Backend) {
         303,
         "the old password no longer signs in"
     );
+    // Sent to sign in by the account page, the person comes back to it.
+    let r = laptop
+        .post(app.url("/login"))
+        .form(&[("username", "alice")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "(no CSRF token: refused, nothing changes)");
+    let back = sign_in(&laptop, &app, "alice", NEW, None).await;
+    assert_eq!(back.status, 303, "the new one does, {}", back.html);
+    assert_eq!(account_page(&laptop, &app).await.0, 200);
+    // Once: the next sign-in in this browser shows the signed-in page.
     assert_eq!(sign_in(&laptop, &app, "alice", NEW, None).await.status, 200);
-    assert_eq!(account_page(&laptop, &app).await.0, 200, "the new one does");
     app.core.audit.flush().await;
     let changed = app.audit_events("user.password_changed").await;
     assert_eq!(changed.len(), 1);
@@ -374,8 +385,8 @@ async fn a_session_ends_at_its_maximum_age_however_active(backend: Backend) {
     assert_eq!(account_page(&b, &app).await.0, 200, "still within its age");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(account_page(&b, &app).await.0, 303, "past its age: signed out");
-    // Signing in again starts a new one.
-    assert_eq!(sign_in(&b, &app, "alice", PASSWORD, None).await.status, 200);
+    // Signing in again starts a new one, and goes back to the account page it came from.
+    assert_eq!(sign_in(&b, &app, "alice", PASSWORD, None).await.status, 303);
     assert_eq!(account_page(&b, &app).await.0, 200);
     app.stop().await;
 }
