@@ -368,19 +368,66 @@ pub(super) async fn user_profile_update<S: Store>(s: S) {
     assert_eq!(s.get_user(bob.id).await.unwrap(), Some(bob), "others unchanged");
 }
 
-pub(super) async fn password_change_revokes_grants_sessions_and_codes<S: Store>(s: S) {
-    let (c, u) = setup(&s, "app", "alice").await;
+/// Alice with two grants, a pending code and a session; Bob with a grant and a session.
+struct AliceAndBob {
+    c: Client,
+    u: User,
+    bob: User,
+    g1: Grant,
+    r1: RefreshToken,
+    g2: Grant,
+    r2: RefreshToken,
+    bg: Grant,
+    br: RefreshToken,
+    pending: AuthorizationCode,
+    sess: BrowserSession,
+    bob_sess: BrowserSession,
+}
+
+async fn alice_and_bob<S: Store>(s: &S) -> AliceAndBob {
+    let (c, u) = setup(s, "app", "alice").await;
     let bob = user("bob");
     s.insert_user(&bob).await.unwrap();
-    let (g1, r1) = issue(&s, &c, &u, T0).await;
-    let (g2, r2) = issue(&s, &c, &u, T0 + secs(1)).await;
-    let (bg, br) = issue(&s, &c, &bob, T0).await;
+    let (g1, r1) = issue(s, &c, &u, T0).await;
+    let (g2, r2) = issue(s, &c, &u, T0 + secs(1)).await;
+    let (bg, br) = issue(s, &c, &bob, T0).await;
     let pending = code(&c, &u, T0);
     s.insert_code(&pending).await.unwrap();
     let sess = session(Some(u.id), T0, 3600);
     let bob_sess = session(Some(bob.id), T0, 3600);
     assert!(s.create_session(&sess).await.unwrap());
     assert!(s.create_session(&bob_sess).await.unwrap());
+    AliceAndBob {
+        c,
+        u,
+        bob,
+        g1,
+        r1,
+        g2,
+        r2,
+        bg,
+        br,
+        pending,
+        sess,
+        bob_sess,
+    }
+}
+
+pub(super) async fn password_change_revokes_grants_sessions_and_codes<S: Store>(s: S) {
+    let AliceAndBob {
+        c: _,
+        u,
+        bob: _,
+        g1,
+        r1,
+        g2,
+        r2,
+        bg,
+        br,
+        pending,
+        sess,
+        bob_sess,
+    } = alice_and_bob(&s).await;
 
     let mut ids = s.active_grant_ids_for_user(u.id).await.unwrap();
     ids.sort();
@@ -421,14 +468,20 @@ pub(super) async fn password_change_revokes_grants_sessions_and_codes<S: Store>(
 /// meanwhile, logged so their access tokens stay refused) and removes them with their
 /// codes, refresh tokens, consents and sessions; another user is untouched.
 pub(super) async fn deleting_a_user_revokes_and_removes_what_is_theirs<S: Store>(s: S) {
-    let (c, u) = setup(&s, "app", "alice").await;
-    let bob = user("bob");
-    s.insert_user(&bob).await.unwrap();
-    let (g1, r1) = issue(&s, &c, &u, T0).await;
-    let (g2, r2) = issue(&s, &c, &u, T0 + secs(1)).await;
-    let (bg, br) = issue(&s, &c, &bob, T0).await;
-    let pending = code(&c, &u, T0);
-    s.insert_code(&pending).await.unwrap();
+    let AliceAndBob {
+        c,
+        u,
+        bob,
+        g1,
+        r1,
+        g2,
+        r2,
+        bg,
+        br,
+        pending,
+        sess,
+        bob_sess,
+    } = alice_and_bob(&s).await;
     for who in [&u, &bob] {
         s.upsert_consent(&Consent {
             user_id: who.id,
@@ -439,10 +492,6 @@ pub(super) async fn deleting_a_user_revokes_and_removes_what_is_theirs<S: Store>
         .await
         .unwrap();
     }
-    let sess = session(Some(u.id), T0, 3600);
-    let bob_sess = session(Some(bob.id), T0, 3600);
-    assert!(s.create_session(&sess).await.unwrap());
-    assert!(s.create_session(&bob_sess).await.unwrap());
 
     let at = T0 + secs(10);
     s.delete_user(u.id, at, &[grant_revocation(g1.id, at + secs(600))])

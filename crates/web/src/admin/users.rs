@@ -155,7 +155,7 @@ pub struct UserPage {
     pub sessions: Vec<SessionRow>,
     pub grants: Vec<GrantRow>,
     /// The profile form's values: the stored ones, or those just sent when refused.
-    pub profile: ProfileForm,
+    pub form: ProfileForm,
     pub errors: FormErrors,
 }
 
@@ -187,7 +187,7 @@ async fn user_page_with(
     profile: Option<ProfileForm>,
 ) -> AdminResult {
     let user = state.core.get_user(id).await?;
-    let profile = profile.unwrap_or_else(|| ProfileForm {
+    let form = profile.unwrap_or_else(|| ProfileForm {
         name: user.name.clone().unwrap_or_default(),
         email: user.email.clone().unwrap_or_default(),
         email_verified: user.email_verified.then(|| "on".to_owned()),
@@ -230,7 +230,7 @@ async fn user_page_with(
                 expires_at: when_opt(Some(g.grant.expires_at)),
             })
             .collect(),
-        profile,
+        form,
         errors,
     };
     Ok(render(status, &page)?)
