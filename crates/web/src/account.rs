@@ -63,20 +63,14 @@ pub struct ApplicationForm {
     pub client_id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
-    pub current_password: String,
+    pub current_password: Secret,
     #[serde(default)]
-    pub new_password: String,
+    pub new_password: Secret,
     #[serde(default)]
-    pub new_password_again: String,
-}
-
-impl std::fmt::Debug for PasswordForm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PasswordForm { .. }")
-    }
+    pub new_password_again: Secret,
 }
 
 fn when(t: OffsetDateTime) -> String {
@@ -178,11 +172,11 @@ pub async fn account_password_post(
         return see_other("/login");
     };
     // (about the current password, message)
-    let refused = if form.new_password != form.new_password_again {
+    let refused = if form.new_password.expose() != form.new_password_again.expose() {
         (false, "The two new passwords are not the same.".to_owned())
     } else {
-        let (current, new) = (Secret::new(form.current_password), Secret::new(form.new_password));
-        match state.core.change_own_password(auth.user_id, &current, &new, ip).await {
+        let (current, new) = (&form.current_password, &form.new_password);
+        match state.core.change_own_password(auth.user_id, current, new, ip).await {
             Ok(()) => {
                 // The store has ended every session of the account; this clears the cookie.
                 session.flush().await?;
