@@ -502,7 +502,13 @@ impl Portcullis {
 /// A short fingerprint of an operator's password hash, kept in their admin session: when
 /// the password changes, the session's stamp no longer matches and the session ends.
 pub fn credential_stamp(admin: &Admin) -> String {
-    crate::crypto::b64url(&crate::crypto::sha256(admin.password_hash.as_bytes())[..12])
+    password_stamp(&admin.password_hash)
+}
+
+/// A short fingerprint of a password hash (an operator's or a person's), kept in the
+/// sessions signed in with it.
+pub fn password_stamp(password_hash: &str) -> String {
+    crate::crypto::b64url(&crate::crypto::sha256(password_hash.as_bytes())[..12])
 }
 
 #[cfg(test)]

@@ -130,6 +130,11 @@ pub struct AuthSession {
     pub auth_time: i64,
     /// Session id published in ID tokens (`sid`); not the cookie value.
     pub sid: String,
+    /// `admin::password_stamp` of the password signed in with, as read when it was
+    /// checked: a session whose stamp no longer matches the account's (a password change
+    /// that overtook the sign-in) is not signed in. Empty in sessions of earlier versions.
+    #[serde(default)]
+    pub stamp: String,
 }
 
 /// An authorization response (success or error) addressed to a validated redirect URI.

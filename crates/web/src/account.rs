@@ -94,7 +94,7 @@ pub async fn account_get(
     session: Session,
     CsrfToken(csrf): CsrfToken,
 ) -> Result<Response, PageError> {
-    let Some(auth) = current_auth(&session).await? else {
+    let Some(auth) = current_auth(&state, &session).await? else {
         session.insert(BACK_TO_ACCOUNT, true).await?;
         return see_other("/login");
     };
@@ -168,7 +168,7 @@ pub async fn account_password_post(
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response, PageError> {
     state.core.throttle.check(Bucket::AccountIp, ip.as_deref())?;
-    let Some(auth) = current_auth(&session).await? else {
+    let Some(auth) = current_auth(&state, &session).await? else {
         return see_other("/login");
     };
     // (about the current password, message)
@@ -211,7 +211,7 @@ pub async fn account_session_revoke_post(
     CsrfForm(form): CsrfForm<SessionForm>,
 ) -> Result<Response, PageError> {
     state.core.throttle.check(Bucket::AccountIp, ip.as_deref())?;
-    let Some(auth) = current_auth(&session).await? else {
+    let Some(auth) = current_auth(&state, &session).await? else {
         return see_other("/login");
     };
     let own = current_handle(&session).as_deref() == Some(form.session.as_str());
@@ -231,7 +231,7 @@ pub async fn account_application_revoke_post(
     CsrfForm(form): CsrfForm<ApplicationForm>,
 ) -> Result<Response, PageError> {
     state.core.throttle.check(Bucket::AccountIp, ip.as_deref())?;
-    let Some(auth) = current_auth(&session).await? else {
+    let Some(auth) = current_auth(&state, &session).await? else {
         return see_other("/login");
     };
     already_gone(

@@ -52,7 +52,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
         Err(AuthorizeError::Redirect(resp)) => return send_response(&resp),
         Err(AuthorizeError::Internal(e)) => return Err(e.into()),
     };
-    let auth = current_auth(session).await?;
+    let auth = current_auth(state, session).await?;
     let next = next_step(state, &req, auth.as_ref()).await?;
     // Only a request that needs the person is kept; prompt=none and single sign-on
     // answer at once without touching the session.
@@ -92,7 +92,7 @@ pub async fn proceed(
     id: &str,
     req: &AuthorizationRequest,
 ) -> Result<Response, PageError> {
-    let auth = current_auth(session).await?;
+    let auth = current_auth(state, session).await?;
     let next = next_step(state, req, auth.as_ref()).await?;
     take_step(state, session, id, req, next).await
 }
@@ -129,7 +129,7 @@ async fn take_step(
         Next::Respond(answer) => {
             // Answered already by a concurrent copy of this session: its answer again,
             // so every copy carries the one code (the one made here expires unused).
-            let sid = current_auth(session).await?.map(|a| a.sid);
+            let sid = current_auth(state, session).await?.map(|a| a.sid);
             let first = state.answered.claim(id, sid.as_deref(), &answer, now);
             pending::remove(session, id, now).await?;
             Next::Respond(first)

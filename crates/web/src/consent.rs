@@ -81,7 +81,7 @@ pub async fn consent_get(
 ) -> Result<Response, PageError> {
     let Query(q) = q.map_err(|_| PageError::Expired)?;
     let req = pending::get(&session, &q.req, state.core.now().unix_timestamp()).await?;
-    let Some(auth) = current_auth(&session).await? else {
+    let Some(auth) = current_auth(&state, &session).await? else {
         return login_first(&q.req);
     };
     // Only when consent is the next step: a request that still needs a login
@@ -125,7 +125,7 @@ pub async fn consent_post(
     CsrfForm(form): CsrfForm<ConsentForm>,
 ) -> Result<Response, PageError> {
     let now = state.core.now().unix_timestamp();
-    let auth = current_auth(&session).await?;
+    let auth = current_auth(&state, &session).await?;
     let mut req = match pending::get(&session, &form.req, now).await {
         Ok(req) => req,
         // Sent again after it was answered (a double submit without script, the form

@@ -67,7 +67,7 @@ pub async fn login_get(
     // Signed in meanwhile (in another tab) and this request needs no fresh login: on to
     // its next step rather than asking for the password again.
     if let (Some(id), Some(req)) = (q.req.as_deref(), req.as_ref())
-        && let Some(auth) = current_auth(&session).await?
+        && let Some(auth) = current_auth(&state, &session).await?
         && let Some(elsewhere) = unless_next(&state, &session, id, req, &auth, |n| matches!(n, Next::Login)).await?
     {
         return Ok(elsewhere);
@@ -142,6 +142,7 @@ pub async fn login_post(
         user_id: user.id,
         auth_time: state.core.now().unix_timestamp(),
         sid: random_token()?,
+        stamp: portcullis_core::admin::password_stamp(&user.password_hash),
     };
     session.insert(AUTH_KEY, &auth).await?;
     session

@@ -123,7 +123,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
         }
         Err(other) => return Err(other.into()),
     };
-    let Some(auth) = current_auth(session).await? else {
+    let Some(auth) = current_auth(state, session).await? else {
         // Nobody is signed in here: nothing to confirm.
         return finish(logout.client_name.as_deref(), logout.redirect.as_deref());
     };
@@ -179,7 +179,7 @@ pub async fn logout_confirm_post(
         // The session ended while the confirmation page was open (it expired, or was
         // ended elsewhere), taking its CSRF token along: the person is signed out, which
         // is what they asked for, so say that rather than "this form has expired".
-        Err(PageError::Csrf) if current_auth(&session).await?.is_none() => {
+        Err(PageError::Csrf) if current_auth(&state, &session).await?.is_none() => {
             return render(StatusCode::OK, &SignedOutPage { client_name: None });
         }
         Err(e) => return Err(e),
@@ -211,7 +211,7 @@ pub async fn logout_confirm_post(
             }
         }
     };
-    if let Some(auth) = current_auth(&session).await? {
+    if let Some(auth) = current_auth(&state, &session).await? {
         state.core.logged_out(auth.user_id, ip);
     }
     // Deletes the row and clears the cookie.

@@ -205,7 +205,25 @@ pub fn admin_session_layer(core: Arc<Portcullis>, base: &str, secure: bool) -> S
         .with_expiry(Expiry::OnSessionEnd)
 }
 
-/// The logged-in person of this session, if any.
-pub async fn current_auth(session: &Session) -> Result<Option<AuthSession>, PageError> {
-    Ok(session.get::<AuthSession>(AUTH_KEY).await?)
+/// The logged-in person of this session, if any. The account is read again: one
+/// disabled, deleted or given a new password since this session signed in (a change that
+/// overtook the sign-in, so the store's ending of the account's sessions missed this one)
+/// is not signed in here, and the session ends.
+pub async fn current_auth(state: &crate::AppState, session: &Session) -> Result<Option<AuthSession>, PageError> {
+    let Some(auth) = session.get::<AuthSession>(AUTH_KEY).await? else {
+        return Ok(None);
+    };
+    let current = match state.core.get_user(auth.user_id).await {
+        Ok(user) => {
+            !user.disabled
+                && (auth.stamp.is_empty() || auth.stamp == portcullis_core::admin::password_stamp(&user.password_hash))
+        }
+        Err(portcullis_core::Error::NotFound(_)) => false,
+        Err(e) => return Err(e.into()),
+    };
+    if !current {
+        session.flush().await?;
+        return Ok(None);
+    }
+    Ok(Some(auth))
 }

@@ -369,6 +369,64 @@ async fn a_person_changes_their_own_password(backend: Backend) {
     app.stop().await;
 }
 
+/// A sign-in whose session reaches the store after a password change, a disable or a
+/// delete ended the account's sessions (it checked the password just before) is not
+/// signed in: the session carries a stamp of the password it signed in with, and the
+/// account is read again. Here the late session is put back by hand.
+async fn a_sign_in_overtaken_by_an_account_change_is_not_signed_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.user("alice", PASSWORD).await;
+    let store = &app.core.store;
+    // Signs `b` in and returns its stored session, as a sign-in racing a change would
+    // write it after the change.
+    let signed_in = |b: reqwest::Client| {
+        let app = &app;
+        async move {
+            assert_eq!(sign_in(&b, app, "alice", PASSWORD, None).await.status, 200);
+            assert_eq!(account_page(&b, app).await.0, 200);
+            let handle = app.core.list_user_sessions(alice.id).await.unwrap().remove(0).id;
+            let hash = portcullis_core::model::Digest::try_from(
+                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, handle)
+                    .unwrap()
+                    .as_slice(),
+            )
+            .unwrap();
+            let row = app
+                .core
+                .store
+                .load_session(&hash, app.core.now())
+                .await
+                .unwrap()
+                .unwrap();
+            (b, row)
+        }
+    };
+
+    // A password change (as an operator's reset, or the person's own).
+    let (b, row) = signed_in(browser()).await;
+    app.core
+        .set_user_password(alice.id, &Secret::new("a brand new passphrase"), "test")
+        .await
+        .unwrap();
+    assert!(store.create_session(&row).await.unwrap(), "the late session is stored");
+    assert_eq!(account_page(&b, &app).await.0, 303, "but is not signed in");
+    assert!(
+        app.core.list_user_sessions(alice.id).await.unwrap().is_empty(),
+        "and is ended"
+    );
+
+    // Disabled meanwhile.
+    app.core
+        .set_user_password(alice.id, &Secret::new(PASSWORD), "test")
+        .await
+        .unwrap();
+    let (b, row) = signed_in(browser()).await;
+    app.core.set_user_disabled(alice.id, true, "test").await.unwrap();
+    assert!(store.create_session(&row).await.unwrap());
+    assert_eq!(account_page(&b, &app).await.0, 303);
+    app.stop().await;
+}
+
 /// NIST SP 800-63B §4.1.3: a signed-in session ends `session_max_age` after the sign-in,
 /// however active it is (here 2 s, with a request every second).
 async fn a_session_ends_at_its_maximum_age_however_active(backend: Backend) {
@@ -393,6 +451,7 @@ async fn a_session_ends_at_its_maximum_age_however_active(backend: Backend) {
 
 both_backends!(
     a_person_changes_their_own_password,
+    a_sign_in_overtaken_by_an_account_change_is_not_signed_in,
     a_session_ends_at_its_maximum_age_however_active,
     sessions_and_applications_are_listed_and_revocable,
     a_consent_without_live_grants_is_listed_and_removable,
