@@ -485,9 +485,31 @@ async fn api_users_sessions_and_grants(backend: Backend) {
     assert_eq!(s, 200, "{patched}");
     assert_eq!(
         (&patched["name"], &patched["email"], &patched["email_verified"]),
-        (&json!("Alice Liddell"), &Value::Null, &json!(true))
+        (&json!("Alice Liddell"), &Value::Null, &json!(false)),
+        "no address, nothing verified"
     );
+    // A new address is not verified unless the patch says so.
+    let (_, patched) = api.patch(&path, json!({"email": "a@example.org"})).await;
+    assert_eq!(patched["email_verified"], false, "{patched}");
+    let (_, patched) = api
+        .patch(&path, json!({"email": "al@example.org", "email_verified": true}))
+        .await;
+    assert_eq!(patched["email_verified"], true, "{patched}");
+    let (_, patched) = api.patch(&path, json!({"name": "Alice L."})).await;
+    assert_eq!(patched["email_verified"], true, "the same address stays verified");
+    // Two patches of different members at once: neither undoes the other.
+    for i in 0..10 {
+        let (name, email) = (format!("Alice {i}"), format!("alice{i}@example.org"));
+        let (a, b) = tokio::join!(
+            api.patch(&path, json!({ "name": name })),
+            api.patch(&path, json!({ "email": email }))
+        );
+        assert_eq!((a.0.as_u16(), b.0.as_u16()), (200, 200), "{} {}", a.1, b.1);
+        let now = api.get(&path).await.1;
+        assert_eq!((&now["name"], &now["email"]), (&json!(name), &json!(email)), "{i}");
+    }
     assert_field(&api.patch(&path, json!({"email": "nope"})).await, "email");
+    assert_field(&api.patch(&path, json!({"name": 7})).await, "name");
     assert_field(
         &api.patch(&path, json!({"email_verified": "yes"})).await,
         "email_verified",

@@ -1036,7 +1036,41 @@ async fn a_users_profile_is_edited(backend: Backend) {
     let (_, html) = p.get(&page).await;
     assert!(html.contains("Profile saved."), "{html}");
 
-    // Cleared: blank name and email.
+    // A form left open while another operator changed the name saves only the email
+    // this operator changed.
+    let (_, stale) = p.get(&page).await;
+    app.core
+        .update_user_profile(
+            alice.id,
+            &portcullis_core::users::ProfileChange {
+                name: Some(Some("Changed Meanwhile".into())),
+                ..Default::default()
+            },
+            "other",
+        )
+        .await
+        .unwrap();
+    let form = crate::forms::forms(&url::Url::parse(&app.admin_url).unwrap().join(&page).unwrap(), &stale)
+        .into_iter()
+        .find(|f| f.action.path().ends_with("/profile"))
+        .unwrap();
+    // As the browser sends it: the hidden fields, the name as shown, the new email (the
+    // box was unticked, so it is not sent).
+    let mut fields = form.fields.clone();
+    fields.push(("name".into(), "Alice Liddell".into()));
+    fields.push(("email".into(), "alice@new.example".into()));
+    let (s, _, _) = p
+        .post(
+            &action,
+            &fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 303);
+    let both = app.core.get_user(alice.id).await.unwrap();
+    assert_eq!(both.name.as_deref(), Some("Changed Meanwhile"), "kept");
+    assert_eq!(both.email.as_deref(), Some("alice@new.example"));
+
+    // Cleared: blank name and email; the box, left ticked, cannot make no address verified.
     let (s, _, _) = p
         .post(
             &action,
@@ -1045,10 +1079,13 @@ async fn a_users_profile_is_edited(backend: Backend) {
                 ("name", ""),
                 ("email", ""),
                 ("email_verified", "on"),
+                ("name_was", "Changed Meanwhile"),
+                ("email_was", "alice@new.example"),
             ],
         )
         .await;
     assert_eq!(s.as_u16(), 303);
+    assert!(!app.core.get_user(alice.id).await.unwrap().email_verified);
     let cleared = userinfo().await;
     assert!(
         cleared.get("name").is_none() && cleared.get("email").is_none(),
@@ -1056,8 +1093,9 @@ async fn a_users_profile_is_edited(backend: Backend) {
     );
     app.core.audit.flush().await;
     let events = app.audit_events("admin.user.updated").await;
-    assert_eq!(events.len(), 2);
-    assert_eq!(events[0].actor.as_deref(), Some("root"));
+    let actors: Vec<_> = events.iter().map(|e| e.actor.as_deref().unwrap_or_default()).collect();
+    assert_eq!(actors.iter().filter(|a| **a == "root").count(), 3, "{actors:?}");
+    assert_eq!(actors.iter().filter(|a| **a == "other").count(), 1, "{actors:?}");
     app.stop().await;
 }
 

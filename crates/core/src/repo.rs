@@ -92,8 +92,9 @@ pub trait UserRepo: Send + Sync {
     /// `NotFound` when there is no such user.
     async fn delete_user(&self, id: Uuid, now: OffsetDateTime, revocations: &[Revocation]) -> StoreResult<()>;
     /// Replaces the user's profile claims (`email`, `email_verified`, `name`) and sets
-    /// `updated_at`; `NotFound` when there is no such user.
-    async fn update_user_profile(&self, user: &User) -> StoreResult<()>;
+    /// `updated_at`, if they are still those of `previous` (false, and nothing written,
+    /// when another write changed them since); `NotFound` when there is no such user.
+    async fn update_user_profile(&self, user: &User, previous: &User) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -73,53 +73,84 @@ fn check_name(name: &Option<String>) -> Result<Option<String>> {
     Ok(name.map(str::to_owned))
 }
 
-/// A user's profile claims as an operator edits them: each replaces what is stored
-/// (blank or `None` clears `email` and `name`).
+/// A change to a user's profile claims, as an operator makes it: each member that is
+/// `Some` replaces what is stored (`Some(None)` or blank clears `email` and `name`); the
+/// others keep their value, whatever another change meanwhile made it.
 #[derive(Debug, Clone, Default)]
-pub struct ProfileInput {
-    pub email: Option<String>,
-    pub email_verified: bool,
-    pub name: Option<String>,
+pub struct ProfileChange {
+    pub name: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    /// Left out, it stays as it is for the same address and becomes false for another.
+    /// There is no verified address without an address: it is false when `email` is none.
+    pub email_verified: Option<bool>,
 }
 
 impl Portcullis {
     /// An operator edits a user's profile claims. `updated_at`, which userinfo serves,
     /// moves on; the audit event lists what changed. Sessions and grants stay: the
     /// claims come from the store at every userinfo call, so clients see the change at
-    /// once.
-    pub async fn update_user_profile(&self, id: Uuid, input: &ProfileInput, actor: impl Into<Actor>) -> Result<User> {
+    /// once. Only the members the change names are written: a change made meanwhile to
+    /// another member (another operator's) is kept, the store refusing a write over a
+    /// profile that is no longer the one read, and this one is applied again.
+    pub async fn update_user_profile(&self, id: Uuid, change: &ProfileChange, actor: impl Into<Actor>) -> Result<User> {
         let actor: Actor = actor.into();
-        let email = check_email(&input.email)?;
-        let name = check_name(&input.name)?;
-        let before = self.get_user(id).await?;
-        let mut changed = Vec::new();
-        if email != before.email {
-            changed.push("email");
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let before = self.get_user(id).await?;
+            let email = match &change.email {
+                Some(e) => check_email(e)?,
+                None => before.email.clone(),
+            };
+            let name = match &change.name {
+                Some(n) => check_name(n)?,
+                None => before.name.clone(),
+            };
+            let email_verified = email.is_some()
+                && change
+                    .email_verified
+                    .unwrap_or(email == before.email && before.email_verified);
+            let mut changed = Vec::new();
+            if email != before.email {
+                changed.push("email");
+            }
+            if email_verified != before.email_verified {
+                changed.push("email_verified");
+            }
+            if name != before.name {
+                changed.push("name");
+            }
+            if changed.is_empty() {
+                return Ok(before);
+            }
+            let user = User {
+                email,
+                email_verified,
+                name,
+                updated_at: self.now().max(before.updated_at),
+                ..before.clone()
+            };
+            let written = self
+                .store
+                .update_user_profile(&user, &before)
+                .await
+                .map_err(not_found("user"))?;
+            if !written {
+                if attempts < 20 {
+                    continue;
+                }
+                return Err(Error::Unexpected(
+                    "the profile kept changing while it was written".into(),
+                ));
+            }
+            self.audit(
+                Event::new("admin.user.updated")
+                    .by(&actor)
+                    .user(id)
+                    .detail(serde_json::json!({ "changed": changed })),
+            );
+            return Ok(user);
         }
-        if input.email_verified != before.email_verified {
-            changed.push("email_verified");
-        }
-        if name != before.name {
-            changed.push("name");
-        }
-        if changed.is_empty() {
-            return Ok(before);
-        }
-        let user = User {
-            email,
-            email_verified: input.email_verified,
-            name,
-            updated_at: self.now().max(before.updated_at),
-            ..before
-        };
-        self.store.update_user_profile(&user).await.map_err(not_found("user"))?;
-        self.audit(
-            Event::new("admin.user.updated")
-                .by(&actor)
-                .user(id)
-                .detail(serde_json::json!({ "changed": changed })),
-        );
-        Ok(user)
     }
 
     pub async fn create_user(&self, input: &UserInput, password: &Secret, actor: impl Into<Actor>) -> Result<User> {

@@ -192,16 +192,27 @@ impl UserRepo for PgStore {
         tx.commit().await.db()
     }
 
-    async fn update_user_profile(&self, u: &User) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET email = $2, email_verified = $3, name = $4, updated_at = $5 WHERE id = $1")
-            .bind(u.id)
-            .bind(&u.email)
-            .bind(u.email_verified)
-            .bind(&u.name)
-            .bind(u.updated_at)
-            .execute(&self.pool)
-            .await
-            .found()
+    async fn update_user_profile(&self, u: &User, previous: &User) -> StoreResult<bool> {
+        let written = sqlx::query(
+            "UPDATE users SET email = $2, email_verified = $3, name = $4, updated_at = $5 \
+             WHERE id = $1 AND email IS NOT DISTINCT FROM $6 AND email_verified = $7 AND name IS NOT DISTINCT FROM $8",
+        )
+        .bind(u.id)
+        .bind(&u.email)
+        .bind(u.email_verified)
+        .bind(&u.name)
+        .bind(u.updated_at)
+        .bind(&previous.email)
+        .bind(previous.email_verified)
+        .bind(&previous.name)
+        .execute(&self.pool)
+        .await
+        .db()?
+        .rows_affected();
+        if written == 0 && self.get_user(u.id).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        Ok(written > 0)
     }
 
     async fn active_grant_ids_for_user(&self, id: Uuid) -> StoreResult<Vec<Uuid>> {

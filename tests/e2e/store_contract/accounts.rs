@@ -341,7 +341,10 @@ pub(super) async fn user_updates_of_missing_user_are_not_found<S: Store>(s: S) {
     ));
     let mut ghost = user("ghost");
     ghost.id = id;
-    assert!(matches!(s.update_user_profile(&ghost).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        s.update_user_profile(&ghost, &ghost).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(log(&s).await.is_empty());
 }
 
@@ -363,9 +366,20 @@ pub(super) async fn user_profile_update<S: Store>(s: S) {
     sent.password_hash = "changed".into();
     sent.disabled = true;
     sent.created_at = T0 + secs(5);
-    s.update_user_profile(&sent).await.unwrap();
-    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(edited));
+    assert!(s.update_user_profile(&sent, &alice).await.unwrap());
+    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(edited.clone()));
     assert_eq!(s.get_user(bob.id).await.unwrap(), Some(bob), "others unchanged");
+    // Written over a profile that is no longer the one read: refused, nothing written.
+    let mut late = alice.clone();
+    late.name = Some("Overwritten".into());
+    late.updated_at = T0 + secs(120);
+    assert!(!s.update_user_profile(&late, &alice).await.unwrap());
+    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(edited.clone()));
+    // Read again, it is written (a null email compares as null).
+    let mut cleared = edited.clone();
+    cleared.name = None;
+    assert!(s.update_user_profile(&cleared, &edited).await.unwrap());
+    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(cleared));
 }
 
 /// Alice with two grants, a pending code and a session; Bob with a grant and a session.

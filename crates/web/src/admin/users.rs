@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use portcullis_core::users::{ProfileInput, UserInput};
+use portcullis_core::users::{ProfileChange, UserInput};
 use portcullis_protocol::Secret;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -159,7 +159,8 @@ pub struct UserPage {
     pub errors: FormErrors,
 }
 
-/// The profile form (name, email, whether the address is verified).
+/// The profile form (name, email, whether the address is verified), with the values it
+/// was shown with, so that saving it changes only what the operator changed.
 #[derive(Debug, Default, Deserialize)]
 pub struct ProfileForm {
     #[serde(default)]
@@ -168,6 +169,30 @@ pub struct ProfileForm {
     pub email: String,
     #[serde(default)]
     pub email_verified: Option<String>,
+    #[serde(default)]
+    pub name_was: String,
+    #[serde(default)]
+    pub email_was: String,
+    #[serde(default)]
+    pub email_verified_was: String,
+}
+
+impl ProfileForm {
+    fn verified(&self) -> bool {
+        self.email_verified.as_deref().is_some_and(super::forms::is_checked)
+    }
+
+    /// What the operator changed. The box counts whenever the address changed too: what
+    /// the form showed is what is saved.
+    fn change(&self) -> ProfileChange {
+        let email_changed = self.email.trim() != self.email_was.trim();
+        let verified_changed = self.verified() != (self.email_verified_was == "on");
+        ProfileChange {
+            name: (self.name.trim() != self.name_was.trim()).then(|| optional_text(&self.name)),
+            email: email_changed.then(|| optional_text(&self.email)),
+            email_verified: (email_changed || verified_changed).then(|| self.verified()),
+        }
+    }
 }
 
 fn user_id(raw: &str) -> Result<Uuid, AdminError> {
@@ -191,6 +216,9 @@ async fn user_page_with(
         name: user.name.clone().unwrap_or_default(),
         email: user.email.clone().unwrap_or_default(),
         email_verified: user.email_verified.then(|| "on".to_owned()),
+        name_was: user.name.clone().unwrap_or_default(),
+        email_was: user.email.clone().unwrap_or_default(),
+        email_verified_was: if user.email_verified { "on" } else { "off" }.to_owned(),
     });
     let sessions = state.core.list_user_sessions(id).await?;
     let grants = state.core.list_user_grants(id).await?;
@@ -286,12 +314,7 @@ pub async fn user_profile_post(
     CsrfForm(form): CsrfForm<ProfileForm>,
 ) -> AdminResult {
     let id = user_id(&id)?;
-    let input = ProfileInput {
-        email: optional_text(&form.email),
-        email_verified: form.email_verified.as_deref().is_some_and(super::forms::is_checked),
-        name: optional_text(&form.name),
-    };
-    match state.core.update_user_profile(id, &input, &op.actor()).await {
+    match state.core.update_user_profile(id, &form.change(), &op.actor()).await {
         Ok(_) => {
             set_notice(&op.session, "Profile saved.").await?;
             Ok(see_other(&format!("/admin/users/{id}"))?)

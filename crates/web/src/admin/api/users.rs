@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use portcullis_core::users::{ProfileInput, UserInput};
+use portcullis_core::users::{ProfileChange, UserInput};
 use portcullis_protocol::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -73,19 +73,23 @@ pub async fn users_create(
 /// The members of a user a `PATCH` may name.
 const PROFILE: [&str; 3] = ["name", "email", "email_verified"];
 
-/// A user's profile as a `PATCH` leaves it, before it is checked.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProfileBody {
-    name: Option<String>,
-    email: Option<String>,
-    #[serde(default)]
-    email_verified: bool,
+/// A string member of a patch: `null` clears it.
+fn text_member(field: &str, v: Value) -> ApiResult<Option<String>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        _ => Err(ApiError::Invalid {
+            field: field.to_owned(),
+            message: "must be a string or null".into(),
+        }),
+    }
 }
 
 /// `PATCH /users/{user_id}`: changes the profile members the body names (`name`,
-/// `email`, `email_verified`) and keeps the others (RFC 7396 JSON merge patch: `null`
-/// clears a member; `email_verified` then becomes false). Sessions and grants stay.
+/// `email`, `email_verified`) and keeps the others, even when another change to them
+/// comes first (RFC 7396 JSON merge patch: `null` clears a member; `email_verified` then
+/// becomes false, and so it does for another address unless the patch names it).
+/// Sessions and grants stay.
 pub async fn user_patch(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
@@ -93,32 +97,32 @@ pub async fn user_patch(
     ApiJson(super::clients::Members(patch)): ApiJson<super::clients::Members>,
 ) -> ApiResult<Json<Value>> {
     let id = uuid("user", &id)?;
-    if let Some(field) = patch.keys().find(|k| !PROFILE.contains(&k.as_str())) {
-        return Err(ApiError::Invalid {
-            field: field.clone(),
-            message: format!("cannot be changed here; a PATCH may name {}", PROFILE.join(", ")),
-        });
-    }
-    let current = state.core.get_user(id).await?;
-    let mut merged = json::user(&current);
-    let members = merged
-        .as_object_mut()
-        .ok_or_else(|| ApiError::Internal("a user's representation is not an object".into()))?;
-    members.retain(|k, _| PROFILE.contains(&k.as_str()));
+    let mut change = ProfileChange::default();
     for (k, v) in patch {
-        if v.is_null() {
-            members.remove(&k);
-        } else {
-            members.insert(k, v);
+        match k.as_str() {
+            "name" => change.name = Some(text_member("name", v)?),
+            "email" => change.email = Some(text_member("email", v)?),
+            "email_verified" => {
+                change.email_verified = Some(match v {
+                    Value::Null => false,
+                    Value::Bool(b) => b,
+                    _ => {
+                        return Err(ApiError::Invalid {
+                            field: k,
+                            message: "must be true, false or null".into(),
+                        });
+                    }
+                })
+            }
+            _ => {
+                return Err(ApiError::Invalid {
+                    field: k,
+                    message: format!("cannot be changed here; a PATCH may name {}", PROFILE.join(", ")),
+                });
+            }
         }
     }
-    let body: ProfileBody = serde_path_to_error::deserialize(merged).map_err(super::extract::field_error)?;
-    let input = ProfileInput {
-        email: body.email,
-        email_verified: body.email_verified,
-        name: body.name,
-    };
-    let user = state.core.update_user_profile(id, &input, &caller.actor()).await?;
+    let user = state.core.update_user_profile(id, &change, &caller.actor()).await?;
     Ok(Json(json::user(&user)))
 }
 
