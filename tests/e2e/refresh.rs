@@ -165,12 +165,19 @@ async fn refresh_ignores_scopes_the_client_may_not_use(backend: Backend) {
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["scope"], "openid profile");
     assert!(b["id_token"].is_string(), "{b}");
+    let r2 = b["refresh_token"].as_str().unwrap().to_owned();
 
     // A plain OAuth 2.0 grant: nothing is ignored, as at /authorize.
     let tokens = obtain_tokens_with(&app, (&id, &sec), "alice", "api:read", &[]).await;
     assert_eq!(tokens["scope"], "api:read", "{tokens}");
     let r = tokens["refresh_token"].as_str().unwrap().to_owned();
     let (s, b) = refresh_grant(&app, (&id, &sec), &r, Some("api:read offline_access")).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")), "{b}");
+
+    // Nothing left once the ignored values are dropped (the operator took `openid` from
+    // the client since): invalid_scope, not a token for no scope.
+    allow_only(&app, &client, "profile api:read").await;
+    let (s, b) = refresh_grant(&app, (&id, &sec), &r2, Some("openid")).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")), "{b}");
     app.stop().await;
 }

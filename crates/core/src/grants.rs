@@ -290,6 +290,12 @@ impl Portcullis {
                 } else {
                     s
                 };
+                if s.is_empty() {
+                    return Err(Error::oauth(
+                        ErrorCode::InvalidScope,
+                        "none of the requested scope is allowed for this client",
+                    ));
+                }
                 if !s.is_subset(&grant.scope) {
                     return Err(Error::oauth(
                         ErrorCode::InvalidScope,

@@ -241,8 +241,8 @@ impl Portcullis {
 
     /// Deletes a user (erasure): their grants end, their access tokens are refused until
     /// they expire, and their sessions, consents and codes go. Audit events keep the
-    /// user's id, not their name or email. A new account of the same name is another
-    /// user (another `sub`).
+    /// user's id (and sign-in events the username typed). A new account of the same
+    /// name is another user (another `sub`).
     pub async fn delete_user(&self, id: Uuid, actor: impl Into<Actor>) -> Result<()> {
         let actor: Actor = actor.into();
         self.get_user(id).await?;
