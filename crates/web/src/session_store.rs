@@ -110,8 +110,21 @@ impl SessionStore for CoreSessionStore {
         // 128 random bits make a collision unlikely, not impossible: draw again.
         for _ in 0..8 {
             let row = self.to_row(record)?;
-            if self.core.store.create_session(&row).await.map_err(backend)? {
-                return Ok(());
+            match self.core.store.create_session(&row).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                // The account was deleted while it signed in (its row refuses the
+                // session's): there is nothing to keep, and the browser's next request
+                // finds no session, as after any other ending of it.
+                Err(e) => {
+                    let deleted = match row.user_id {
+                        Some(user) => {
+                            matches!(self.core.get_user(user).await, Err(portcullis_core::Error::NotFound(_)))
+                        }
+                        None => false,
+                    };
+                    return if deleted { Ok(()) } else { Err(backend(e)) };
+                }
             }
             record.id = Id::default();
         }

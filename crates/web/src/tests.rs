@@ -695,3 +695,43 @@ async fn logout_without_session_needs_no_confirmation() {
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), LOGOUT_REDIRECT);
 }
+
+/// A sign-in that a delete of its account overtook: the session cannot be stored (the
+/// account's row is gone), and that is no error for the browser, whose next request
+/// simply finds no session.
+#[tokio::test]
+async fn a_session_for_a_deleted_account_is_not_stored_and_no_error() {
+    use tower_sessions::SessionStore;
+    use tower_sessions::session::{Id, Record};
+    let h = harness().await;
+    let alice = h.core.find_user("alice").await.unwrap();
+    let store = crate::CoreSessionStore::new(Arc::clone(&h.core));
+    let record = |user: uuid::Uuid| {
+        let auth = portcullis_core::authorize::AuthSession {
+            user_id: user,
+            auth_time: h.core.now().unix_timestamp(),
+            sid: "sid".into(),
+            stamp: String::new(),
+        };
+        let mut data = std::collections::HashMap::new();
+        data.insert(
+            crate::session_store::AUTH_KEY.to_owned(),
+            serde_json::to_value(auth).unwrap(),
+        );
+        Record {
+            id: Id::default(),
+            data,
+            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        }
+    };
+    let mut live = record(alice.id);
+    store.create(&mut live).await.unwrap();
+    assert!(
+        store.load(&live.id).await.unwrap().is_some(),
+        "a live account's session is stored"
+    );
+    h.core.delete_user(alice.id, "test").await.unwrap();
+    let mut late = record(alice.id);
+    store.create(&mut late).await.unwrap();
+    assert!(store.load(&late.id).await.unwrap().is_none());
+}
