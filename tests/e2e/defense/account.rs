@@ -253,10 +253,14 @@ async fn a_person_changes_their_own_password(backend: Backend) {
     const NEW: &str = "a brand new passphrase";
 
     // Refused, with the reason next to the form, and nothing changed.
-    // The field the error is about is the one marked invalid (WCAG 3.3.1).
+    // The field the error is about is the one marked invalid (WCAG 3.3.1) and focused.
     let marked = |html: &str, id: &str| {
         let input = &html[html.find(&format!(r#"id="{id}""#)).unwrap()..];
-        input[..input.find('>').unwrap()].contains(r#"aria-invalid="true""#)
+        {
+            // Invalid, and focused so that the page opens at it (the form is at the bottom).
+            let tag = &input[..input.find('>').unwrap()];
+            tag.contains(r#"aria-invalid="true""#) && tag.contains("autofocus")
+        }
     };
     for (current, new, again, reason, field) in [
         (
