@@ -497,6 +497,8 @@ async fn api_users_sessions_and_grants(backend: Backend) {
     assert_eq!(patched["email_verified"], true, "{patched}");
     let (_, patched) = api.patch(&path, json!({"name": "Alice L."})).await;
     assert_eq!(patched["email_verified"], true, "the same address stays verified");
+    let (_, patched) = api.patch(&path, json!({"email": "b@example.org"})).await;
+    assert_eq!(patched["email_verified"], false, "another one is not: {patched}");
     // Two patches of different members at once: neither undoes the other.
     for i in 0..10 {
         let (name, email) = (format!("Alice {i}"), format!("alice{i}@example.org"));

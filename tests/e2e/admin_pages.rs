@@ -1070,6 +1070,70 @@ async fn a_users_profile_is_edited(backend: Backend) {
     assert_eq!(both.name.as_deref(), Some("Changed Meanwhile"), "kept");
     assert_eq!(both.email.as_deref(), Some("alice@new.example"));
 
+    // The box ticked for the address on a form left open while another operator put
+    // another address there: refused, rather than verifying an address nobody checked.
+    let (_, stale) = p.get(&page).await;
+    let form = crate::forms::forms(&url::Url::parse(&app.admin_url).unwrap().join(&page).unwrap(), &stale)
+        .into_iter()
+        .find(|f| f.action.path().ends_with("/profile"))
+        .unwrap();
+    app.core
+        .update_user_profile(
+            alice.id,
+            &portcullis_core::users::ProfileChange {
+                email: Some(Some("someone@else.example".into())),
+                ..Default::default()
+            },
+            "other",
+        )
+        .await
+        .unwrap();
+    let mut fields = form.fields.clone();
+    fields.push(("name".into(), "Changed Meanwhile".into()));
+    fields.push(("email".into(), "alice@new.example".into()));
+    fields.push(("email_verified".into(), "on".into()));
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (s, _, body) = p.post(&action, &fields).await;
+    assert_eq!(s.as_u16(), 422, "{body}");
+    assert!(body.contains(r#"id="email_verified-error""#), "{body}");
+    assert!(!app.core.get_user(alice.id).await.unwrap().email_verified);
+    // Ticked for the address now shown, it is saved; a new address under the box left
+    // ticked is not verified.
+    let token_fields = |email: &str, was: &str, was_verified: &str| {
+        vec![
+            ("csrf".to_owned(), token.clone()),
+            ("name".to_owned(), "Changed Meanwhile".to_owned()),
+            ("email".to_owned(), email.to_owned()),
+            ("email_verified".to_owned(), "on".to_owned()),
+            ("name_was".to_owned(), "Changed Meanwhile".to_owned()),
+            ("email_was".to_owned(), was.to_owned()),
+            ("email_verified_was".to_owned(), was_verified.to_owned()),
+        ]
+    };
+    let post = |f: Vec<(String, String)>| {
+        let p = &p;
+        let action = &action;
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            p.post(action, &f).await.0.as_u16()
+        }
+    };
+    assert_eq!(
+        post(token_fields("someone@else.example", "someone@else.example", "off")).await,
+        303
+    );
+    assert!(app.core.get_user(alice.id).await.unwrap().email_verified);
+    assert_eq!(
+        post(token_fields("fixed@else.example", "someone@else.example", "on")).await,
+        303
+    );
+    let fixed = app.core.get_user(alice.id).await.unwrap();
+    assert_eq!(fixed.email.as_deref(), Some("fixed@else.example"));
+    assert!(
+        !fixed.email_verified,
+        "a new address is not verified by a box left ticked"
+    );
+
     // Cleared: blank name and email; the box, left ticked, cannot make no address verified.
     let (s, _, _) = p
         .post(
@@ -1080,7 +1144,7 @@ async fn a_users_profile_is_edited(backend: Backend) {
                 ("email", ""),
                 ("email_verified", "on"),
                 ("name_was", "Changed Meanwhile"),
-                ("email_was", "alice@new.example"),
+                ("email_was", "fixed@else.example"),
             ],
         )
         .await;
@@ -1094,8 +1158,8 @@ async fn a_users_profile_is_edited(backend: Backend) {
     app.core.audit.flush().await;
     let events = app.audit_events("admin.user.updated").await;
     let actors: Vec<_> = events.iter().map(|e| e.actor.as_deref().unwrap_or_default()).collect();
-    assert_eq!(actors.iter().filter(|a| **a == "root").count(), 3, "{actors:?}");
-    assert_eq!(actors.iter().filter(|a| **a == "other").count(), 1, "{actors:?}");
+    assert_eq!(actors.iter().filter(|a| **a == "root").count(), 5, "{actors:?}");
+    assert_eq!(actors.iter().filter(|a| **a == "other").count(), 2, "{actors:?}");
     app.stop().await;
 }
 

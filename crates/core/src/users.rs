@@ -83,6 +83,10 @@ pub struct ProfileChange {
     /// Left out, it stays as it is for the same address and becomes false for another.
     /// There is no verified address without an address: it is false when `email` is none.
     pub email_verified: Option<bool>,
+    /// The address a `Some(true)` above vouches for, when the caller knows which one it
+    /// saw (a form): if another change has since put another address there, the change
+    /// is refused rather than verifying an address nobody looked at.
+    pub verified_for: Option<Option<String>>,
 }
 
 impl Portcullis {
@@ -106,6 +110,15 @@ impl Portcullis {
                 Some(n) => check_name(n)?,
                 None => before.name.clone(),
             };
+            if change.email_verified == Some(true)
+                && let Some(seen) = &change.verified_for
+                && check_email(seen)? != email
+            {
+                return Err(Error::invalid(
+                    "email_verified",
+                    "is for an address that has changed since; check the address again",
+                ));
+            }
             let email_verified = email.is_some()
                 && change
                     .email_verified

@@ -379,7 +379,13 @@ pub(super) async fn user_profile_update<S: Store>(s: S) {
     let mut cleared = edited.clone();
     cleared.name = None;
     assert!(s.update_user_profile(&cleared, &edited).await.unwrap());
-    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(cleared));
+    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(cleared.clone()));
+    // A null name compares as null too; a stale one (a name where there is none) does not.
+    let mut named = cleared.clone();
+    named.name = Some("Named".into());
+    assert!(!s.update_user_profile(&named, &edited).await.unwrap());
+    assert!(s.update_user_profile(&named, &cleared).await.unwrap());
+    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(named));
 }
 
 /// Alice with two grants, a pending code and a session; Bob with a grant and a session.

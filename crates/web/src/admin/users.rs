@@ -182,15 +182,18 @@ impl ProfileForm {
         self.email_verified.as_deref().is_some_and(super::forms::is_checked)
     }
 
-    /// What the operator changed. The box counts whenever the address changed too: what
-    /// the form showed is what is saved.
+    /// What the operator changed. The box counts only when they changed it: a new
+    /// address under a box left ticked is not verified (core's rule for another address).
+    /// A ticked box vouches for the address on the form, new or as shown.
     fn change(&self) -> ProfileChange {
         let email_changed = self.email.trim() != self.email_was.trim();
         let verified_changed = self.verified() != (self.email_verified_was == "on");
+        let on_form = if email_changed { &self.email } else { &self.email_was };
         ProfileChange {
             name: (self.name.trim() != self.name_was.trim()).then(|| optional_text(&self.name)),
             email: email_changed.then(|| optional_text(&self.email)),
-            email_verified: (email_changed || verified_changed).then(|| self.verified()),
+            email_verified: verified_changed.then(|| self.verified()),
+            verified_for: Some(optional_text(on_form)),
         }
     }
 }
@@ -416,4 +419,51 @@ pub async fn grant_revoke_post(
     state.core.revoke_user_grant(id, grant, &op.actor()).await?;
     set_notice(&op.session, "Grant revoked; its tokens no longer work.").await?;
     Ok(see_other(&format!("/admin/users/{id}"))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProfileForm;
+
+    fn form(name: &str, email: &str, verified: bool, was: (&str, &str, bool)) -> ProfileForm {
+        ProfileForm {
+            name: name.into(),
+            email: email.into(),
+            email_verified: verified.then(|| "on".into()),
+            name_was: was.0.into(),
+            email_was: was.1.into(),
+            email_verified_was: if was.2 { "on" } else { "off" }.into(),
+        }
+    }
+
+    #[test]
+    fn a_saved_form_changes_what_the_operator_changed() {
+        let was = ("Al", "a@x.example", true);
+        // Nothing changed: nothing to write.
+        let c = form("Al", " a@x.example ", true, was).change();
+        assert_eq!((c.name, c.email, c.email_verified), (None, None, None));
+        // The name only.
+        let c = form("Alice", "a@x.example", true, was).change();
+        assert_eq!(
+            (c.name, c.email, c.email_verified),
+            (Some(Some("Alice".into())), None, None)
+        );
+        // A new address under the box left ticked: the box does not count (unverified).
+        let c = form("Al", "b@x.example", true, was).change();
+        assert_eq!((c.email, c.email_verified), (Some(Some("b@x.example".into())), None));
+        // The box ticked for the new address: it vouches for that one.
+        let c = form("Al", "b@x.example", true, ("Al", "a@x.example", false)).change();
+        assert_eq!(c.email_verified, Some(true));
+        assert_eq!(c.verified_for, Some(Some("b@x.example".into())));
+        // The box ticked for the address as shown.
+        let c = form("Al", "a@x.example", true, ("Al", "a@x.example", false)).change();
+        assert_eq!((c.email, c.email_verified), (None, Some(true)));
+        assert_eq!(c.verified_for, Some(Some("a@x.example".into())));
+        // Cleared.
+        let c = form("", "", false, was).change();
+        assert_eq!(
+            (c.name, c.email, c.email_verified),
+            (Some(None), Some(None), Some(false))
+        );
+    }
 }
