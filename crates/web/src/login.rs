@@ -145,6 +145,11 @@ pub async fn login_post(
         stamp: portcullis_core::admin::password_stamp(&user.password_hash),
     };
     session.insert(AUTH_KEY, &auth).await?;
+    // Set when the account page sent the person here; read once, below or never.
+    let back_to_account = session
+        .remove::<bool>(crate::account::BACK_TO_ACCOUNT)
+        .await?
+        .unwrap_or(false);
     session
         .insert(
             CLIENT_KEY,
@@ -161,13 +166,7 @@ pub async fn login_post(
             proceed(&state, &session, id, &req).await
         }
         // Sent here from the account page: back to it.
-        None if session
-            .remove::<bool>(crate::account::BACK_TO_ACCOUNT)
-            .await?
-            .unwrap_or(false) =>
-        {
-            see_other("/account")
-        }
+        None if back_to_account => see_other("/account"),
         None => render(
             StatusCode::OK,
             &SignedInPage {

@@ -211,7 +211,11 @@ pub async fn logout_confirm_post(
             }
         }
     };
-    if let Some(auth) = current_auth(&state, &session).await? {
+    // Whoever this session names signs out: no need to read the account first.
+    if let Some(auth) = session
+        .get::<portcullis_core::authorize::AuthSession>(crate::session_store::AUTH_KEY)
+        .await?
+    {
         state.core.logged_out(auth.user_id, ip);
     }
     // Deletes the row and clears the cookie.

@@ -221,7 +221,9 @@ pub fn admin_session_layer(core: Arc<Portcullis>, base: &str, secure: bool) -> S
 /// The logged-in person of this session, if any. The account is read again: one
 /// disabled, deleted or given a new password since this session signed in (a change that
 /// overtook the sign-in, so the store's ending of the account's sessions missed this one)
-/// is not signed in here, and the session ends.
+/// is not signed in here: the sign-in leaves the session, which takes a new id, keeping
+/// what an anonymous session holds (pending requests, the CSRF token), so the page being
+/// served goes on as for anyone not signed in and the ended cookie value is not reused.
 pub async fn current_auth(state: &crate::AppState, session: &Session) -> Result<Option<AuthSession>, PageError> {
     let Some(auth) = session.get::<AuthSession>(AUTH_KEY).await? else {
         return Ok(None);
@@ -235,7 +237,9 @@ pub async fn current_auth(state: &crate::AppState, session: &Session) -> Result<
         Err(e) => return Err(e.into()),
     };
     if !current {
-        session.flush().await?;
+        session.remove_value(AUTH_KEY).await?;
+        session.remove_value(CLIENT_KEY).await?;
+        session.cycle_id().await?;
         return Ok(None);
     }
     Ok(Some(auth))

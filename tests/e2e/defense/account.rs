@@ -348,6 +348,20 @@ async fn a_person_changes_their_own_password(backend: Backend) {
     assert_eq!(account_page(&laptop, &app).await.0, 200);
     // Once: the next sign-in in this browser shows the signed-in page.
     assert_eq!(sign_in(&laptop, &app, "alice", NEW, None).await.status, 200);
+    // Any sign-in uses the wish up, one for an application's request included.
+    app.user("bob", PASSWORD).await;
+    let b = browser();
+    assert_eq!(account_page(&b, &app).await.0, 303);
+    let mut auth = Url::parse(&app.url("/authorize")).unwrap();
+    auth.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        .append_pair("code_challenge_method", "S256");
+    crate::code_flow::authorize_in_browser(&b, &app, &auth, "bob", "allow").await;
+    assert_eq!(sign_in(&b, &app, "bob", PASSWORD, None).await.status, 200);
     app.core.audit.flush().await;
     let changed = app.audit_events("user.password_changed").await;
     assert_eq!(changed.len(), 1);
@@ -417,6 +431,15 @@ async fn a_sign_in_overtaken_by_an_account_change_is_not_signed_in(backend: Back
     assert!(
         app.core.list_user_sessions(alice.id).await.unwrap().is_empty(),
         "and is ended"
+    );
+    // The page wrote to the session (it asks to come back after signing in): under a
+    // new id, not the ended cookie value.
+    assert!(
+        store
+            .load_session(&row.id_hash, app.core.now())
+            .await
+            .unwrap()
+            .is_none()
     );
 
     // Disabled meanwhile.
