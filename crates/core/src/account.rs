@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_protocol::{ClientId, ScopeSet, Secret};
 use time::OffsetDateTime;
+use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use crate::audit::Event;
@@ -117,11 +118,12 @@ impl Portcullis {
         }
         self.lockout_succeeded(&attempt).await?;
         // Compared as passwords are (NIST SP 800-63B §5.1.1.2: in NFKC).
-        use unicode_normalization::UnicodeNormalization;
         if new.expose().nfkc().eq(current.expose().nfkc()) {
             return Err(Error::invalid("new_password", "is the password you have now"));
         }
-        self.replace_password(user_id, new).await?;
+        // Only over the password just checked: an operator's reset made meanwhile (of an
+        // account taken over, say) is not undone by the change it overtook.
+        self.replace_password(user_id, new, Some(&user.password_hash)).await?;
         self.audit(
             Event::new("user.password_changed")
                 .user(user_id)

@@ -69,10 +69,13 @@ pub trait UserRepo: Send + Sync {
     async fn list_users(&self, search: Option<&str>) -> StoreResult<Vec<User>>;
     /// Sets the password hash and, in the same transaction, revokes the user's grants
     /// (deleting their refresh tokens, recording `revocations`) and deletes their sessions.
+    /// With `replacing`, only if that is still the stored hash (`Conflict` otherwise:
+    /// another change came first).
     async fn set_user_password(
         &self,
         id: Uuid,
         password_hash: &str,
+        replacing: Option<&str>,
         now: OffsetDateTime,
         revocations: &[Revocation],
     ) -> StoreResult<()>;

@@ -234,20 +234,26 @@ impl Portcullis {
         let actor: Actor = actor.into();
         PasswordHasher::check_policy(password.expose())?;
         self.get_user(id).await?;
-        self.replace_password(id, password).await?;
+        self.replace_password(id, password, None).await?;
         self.audit(Event::new("user.password_changed").by(&actor).user(id));
         Ok(())
     }
 
     /// Stores the hash of `password` (already checked against the policy) and ends the
-    /// user's grants, their tokens and their sessions.
-    pub(crate) async fn replace_password(&self, id: Uuid, password: &Secret) -> Result<()> {
+    /// user's grants, their tokens and their sessions. With `replacing`, only over that
+    /// hash: a change that another overtook fails (`BadCredentials`: the password it
+    /// checked is no longer the account's).
+    pub(crate) async fn replace_password(&self, id: Uuid, password: &Secret, replacing: Option<&str>) -> Result<()> {
         let hash = self.hasher.hash(password).await?;
         let revocations = self.user_revocations(id).await?;
-        self.store
-            .set_user_password(id, &hash, self.now(), &revocations)
+        match self
+            .store
+            .set_user_password(id, &hash, replacing, self.now(), &revocations)
             .await
-            .map_err(not_found("user"))?;
+        {
+            Err(crate::repo::StoreError::Conflict(_)) => return Err(Error::BadCredentials),
+            other => other.map_err(not_found("user"))?,
+        }
         self.revocations_written(&revocations).await;
         Ok(())
     }

@@ -148,17 +148,30 @@ impl UserRepo for SqliteStore {
         &self,
         id: Uuid,
         password_hash: &str,
+        replacing: Option<&str>,
         now: OffsetDateTime,
         revocations: &[Revocation],
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-            .bind(codec::uuid_text(id))
-            .bind(password_hash)
-            .bind(codec::ts(now))
-            .execute(&mut *tx)
-            .await
-            .found()?;
+        let written = sqlx::query(
+            "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1 AND ($4 IS NULL OR password_hash = $4)",
+        )
+        .bind(codec::uuid_text(id))
+        .bind(password_hash)
+        .bind(codec::ts(now))
+        .bind(replacing)
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected();
+        if written == 0 {
+            return Err(match replacing {
+                Some(_) if self.get_user(id).await?.is_some() => {
+                    StoreError::Conflict("the password changed meanwhile".into())
+                }
+                _ => StoreError::NotFound,
+            });
+        }
         revoke_user(&mut tx, id, now, revocations).await?;
         tx.commit().await.db()
     }

@@ -328,7 +328,7 @@ pub(super) async fn user_roundtrip_conflict_and_search<S: Store>(s: S) {
 pub(super) async fn user_updates_of_missing_user_are_not_found<S: Store>(s: S) {
     let id = Uuid::new_v4();
     assert!(matches!(
-        s.set_user_password(id, "x", T0, &[]).await,
+        s.set_user_password(id, "x", None, T0, &[]).await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
@@ -457,9 +457,15 @@ pub(super) async fn password_change_revokes_grants_sessions_and_codes<S: Store>(
 
     // The caller listed only g1 (g2 "appeared" after it looked): both are revoked and logged.
     let later = T0 + secs(10);
-    s.set_user_password(u.id, "new-hash", later, &[grant_revocation(g1.id, later + secs(600))])
-        .await
-        .unwrap();
+    s.set_user_password(
+        u.id,
+        "new-hash",
+        None,
+        later,
+        &[grant_revocation(g1.id, later + secs(600))],
+    )
+    .await
+    .unwrap();
 
     let stored = s.get_user(u.id).await.unwrap().unwrap();
     assert_eq!(stored.password_hash, "new-hash");
@@ -482,6 +488,25 @@ pub(super) async fn password_change_revokes_grants_sessions_and_codes<S: Store>(
     assert_eq!(s.get_grant(bg.id).await.unwrap().unwrap().revoked_at, None);
     assert!(s.get_refresh_token(&br.token_hash).await.unwrap().is_some());
     assert!(s.load_session(&bob_sess.id_hash, later).await.unwrap().is_some());
+
+    // Replacing a hash that is no longer the stored one: Conflict, and nothing changes.
+    let entries = log(&s).await.len();
+    assert!(matches!(
+        s.set_user_password(u.id, "overtaken", Some("old-hash"), later, &[])
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.get_user(u.id).await.unwrap().unwrap().password_hash, "new-hash");
+    assert_eq!(log(&s).await.len(), entries);
+    assert!(matches!(
+        s.set_user_password(Uuid::new_v4(), "x", Some("new-hash"), later, &[])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    s.set_user_password(u.id, "newer-hash", Some("new-hash"), later, &[])
+        .await
+        .unwrap();
+    assert_eq!(s.get_user(u.id).await.unwrap().unwrap().password_hash, "newer-hash");
 }
 
 /// Deleting a user revokes their grants (the ones the caller listed and any made
