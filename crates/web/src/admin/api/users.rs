@@ -1,5 +1,5 @@
-//! Admin API: users — list and search, create, read, disable and enable, set the
-//! password, and a user's sessions and grants (list, revoke one).
+//! Admin API: users — list and search, create, read, edit the profile, delete, disable
+//! and enable, set the password, and a user's sessions and grants (list, revoke one).
 
 use axum::Json;
 use axum::extract::State;
