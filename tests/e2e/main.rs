@@ -9,6 +9,7 @@ mod admin_browser;
 mod admin_pages;
 mod admin_sessions;
 mod admin_support;
+mod admin_users;
 mod browser_flow;
 mod cli;
 mod code_flow;
