@@ -101,15 +101,21 @@ pub async fn account_get(
     account_page(&state, &session, auth.user_id, &csrf, StatusCode::OK, None).await
 }
 
+/// Why a password change was refused, by the field at fault.
+enum PasswordRefusal {
+    Current(String),
+    New(String),
+}
+
 /// The account page, with `password_error` next to the password form when a change was
-/// refused: whether it is about the current password (or the new one), and why.
+/// refused.
 async fn account_page(
     state: &AppState,
     session: &Session,
     user_id: uuid::Uuid,
     csrf: &str,
     status: StatusCode,
-    password_error: Option<(bool, &str)>,
+    password_error: Option<&PasswordRefusal>,
 ) -> Result<Response, PageError> {
     let user = state.core.get_user(user_id).await?;
     let current = current_handle(session);
@@ -151,8 +157,10 @@ async fn account_page(
             username: &user.username,
             sessions,
             applications,
-            password_error: password_error.map(|(_, message)| message),
-            current_password_wrong: password_error.is_some_and(|(current, _)| current),
+            password_error: password_error.map(|r| match r {
+                PasswordRefusal::Current(m) | PasswordRefusal::New(m) => m.as_str(),
+            }),
+            current_password_wrong: matches!(password_error, Some(PasswordRefusal::Current(_))),
         },
     )
 }
@@ -171,9 +179,8 @@ pub async fn account_password_post(
     let Some(auth) = current_auth(&state, &session).await? else {
         return see_other("/login");
     };
-    // (about the current password, message)
     let refused = if form.new_password.expose() != form.new_password_again.expose() {
-        (false, "The two new passwords are not the same.".to_owned())
+        PasswordRefusal::New("The two new passwords are not the same.".to_owned())
     } else {
         let (current, new) = (&form.current_password, &form.new_password);
         match state.core.change_own_password(auth.user_id, current, new, ip).await {
@@ -182,11 +189,13 @@ pub async fn account_password_post(
                 session.flush().await?;
                 return render(StatusCode::OK, &PasswordChangedPage);
             }
-            Err(portcullis_core::Error::BadCredentials) => (true, "The current password is not right.".to_owned()),
+            Err(portcullis_core::Error::BadCredentials) => {
+                PasswordRefusal::Current("The current password is not right.".to_owned())
+            }
             Err(portcullis_core::Error::Invalid {
                 field: "new_password",
                 message,
-            }) => (false, format!("The new password {message}.")),
+            }) => PasswordRefusal::New(format!("The new password {message}.")),
             Err(e) => return Err(e.into()),
         }
     };
@@ -197,7 +206,7 @@ pub async fn account_password_post(
         auth.user_id,
         &csrf,
         StatusCode::BAD_REQUEST,
-        Some((refused.0, refused.1.as_str())),
+        Some(&refused),
     )
     .await
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::auth::{AdminCaller, Caller};
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Members};
 use super::json;
 use crate::admin::AdminState;
 
@@ -263,33 +263,6 @@ pub async fn client_patch(
             Err(portcullis_core::Error::Invalid { field: "revision", .. }) if pinned.is_none() && attempts < 20 => {}
             result => return Ok(Json(json::client(&result?))),
         }
-    }
-}
-
-/// A JSON object whose members are read with their names checked: a repeated one is
-/// refused, as the derived bodies of the other requests refuse it.
-pub struct Members(pub serde_json::Map<String, Value>);
-
-impl<'de> Deserialize<'de> for Members {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Members;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
-                let mut members = serde_json::Map::new();
-                while let Some((name, value)) = map.next_entry::<String, Value>()? {
-                    if members.contains_key(&name) {
-                        return Err(serde::de::Error::custom(format_args!("duplicate field `{name}`")));
-                    }
-                    members.insert(name, value);
-                }
-                Ok(Members(members))
-            }
-        }
-        d.deserialize_map(Visit)
     }
 }
 

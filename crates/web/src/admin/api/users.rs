@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::auth::{AdminCaller, Caller};
 use super::clients::Search;
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Members};
 use super::json;
 use crate::admin::AdminState;
 
@@ -94,7 +94,7 @@ pub async fn user_patch(
     State(state): State<AdminState>,
     AdminCaller(caller): AdminCaller,
     ApiPath(id): ApiPath<String>,
-    ApiJson(super::clients::Members(patch)): ApiJson<super::clients::Members>,
+    ApiJson(Members(patch)): ApiJson<Members>,
 ) -> ApiResult<Json<Value>> {
     let id = uuid("user", &id)?;
     let mut change = ProfileChange::default();
