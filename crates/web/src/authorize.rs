@@ -16,7 +16,7 @@ use crate::csrf::form_pairs;
 use crate::error::PageError;
 use crate::page::{as_get, render, see_other};
 use crate::pending;
-use crate::session_store::current_auth;
+use crate::session_store::{current_auth, stored_auth};
 
 /// `GET /authorize`: parameters in the query string.
 pub async fn authorize_get(
@@ -129,7 +129,8 @@ async fn take_step(
         Next::Respond(answer) => {
             // Answered already by a concurrent copy of this session: its answer again,
             // so every copy carries the one code (the one made here expires unused).
-            let sid = current_auth(state, session).await?.map(|a| a.sid);
+            // Every way here ran `current_auth` first in this request.
+            let sid = stored_auth(session).await?.map(|a| a.sid);
             let first = state.answered.claim(id, sid.as_deref(), &answer, now);
             pending::remove(session, id, now).await?;
             Next::Respond(first)

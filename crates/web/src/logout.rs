@@ -13,7 +13,7 @@ use tower_sessions::Session;
 use crate::csrf::{self, CsrfForm, form_pairs};
 use crate::error::PageError;
 use crate::page::{as_get, render, see_other};
-use crate::session_store::current_auth;
+use crate::session_store::{current_auth, stored_auth};
 use crate::{AppState, ClientIp};
 
 /// Session key of the validated logouts waiting for confirmation.
@@ -212,10 +212,7 @@ pub async fn logout_confirm_post(
         }
     };
     // Whoever this session names signs out: no need to read the account first.
-    if let Some(auth) = session
-        .get::<portcullis_core::authorize::AuthSession>(crate::session_store::AUTH_KEY)
-        .await?
-    {
+    if let Some(auth) = stored_auth(&session).await? {
         state.core.logged_out(auth.user_id, ip);
     }
     // Deletes the row and clears the cookie.

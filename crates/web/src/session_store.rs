@@ -218,6 +218,13 @@ pub fn admin_session_layer(core: Arc<Portcullis>, base: &str, secure: bool) -> S
         .with_expiry(Expiry::OnSessionEnd)
 }
 
+/// The sign-in this session holds, without reading the account: for a step after
+/// `current_auth` has run in the same request (which takes out one that no longer
+/// matches), or where whoever the session names is what counts (signing out).
+pub async fn stored_auth(session: &Session) -> Result<Option<AuthSession>, PageError> {
+    Ok(session.get::<AuthSession>(AUTH_KEY).await?)
+}
+
 /// The logged-in person of this session, if any. The account is read again: one
 /// disabled, deleted or given a new password since this session signed in (a change that
 /// overtook the sign-in, so the store's ending of the account's sessions missed this one)
@@ -225,7 +232,7 @@ pub fn admin_session_layer(core: Arc<Portcullis>, base: &str, secure: bool) -> S
 /// what an anonymous session holds (pending requests, the CSRF token), so the page being
 /// served goes on as for anyone not signed in and the ended cookie value is not reused.
 pub async fn current_auth(state: &crate::AppState, session: &Session) -> Result<Option<AuthSession>, PageError> {
-    let Some(auth) = session.get::<AuthSession>(AUTH_KEY).await? else {
+    let Some(auth) = stored_auth(session).await? else {
         return Ok(None);
     };
     let current = match state.core.get_user(auth.user_id).await {
