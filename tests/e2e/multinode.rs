@@ -8,18 +8,7 @@ use std::time::{Duration, Instant};
 use portcullis_tests::{Backend, TestApp, fresh_database, http, spawn_app_on, spawn_with};
 use serde_json::Value;
 
-async fn introspect(node: &TestApp, id: &str, secret: &str, token: &str) -> Value {
-    http()
-        .post(node.url("/introspect"))
-        .basic_auth(id, Some(secret))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
+use crate::token_endpoint::introspect;
 
 /// Two nodes on one fresh PostgreSQL database, one issuer: B resyncs every `resync`.
 async fn two_nodes(resync: Duration) -> (TestApp, TestApp) {

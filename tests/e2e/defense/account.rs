@@ -18,17 +18,9 @@ async fn account_page(b: &reqwest::Client, app: &TestApp) -> (u16, String) {
 }
 
 async fn introspect_active(app: &TestApp, id: &str, secret: &str, token: &str) -> bool {
-    let v: serde_json::Value = http()
-        .post(app.url("/introspect"))
-        .basic_auth(id, Some(secret))
-        .form(&[("token", token)])
-        .send()
-        .await
+    crate::token_endpoint::introspect(app, id, secret, token).await["active"]
+        .as_bool()
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["active"].as_bool().unwrap()
 }
 
 async fn sessions_and_applications_are_listed_and_revocable(backend: Backend) {
