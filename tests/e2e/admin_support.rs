@@ -212,3 +212,10 @@ impl Pages {
         p
     }
 }
+
+/// The audit events of one type, through the API.
+pub async fn events_of(api: &Api, event_type: &str) -> Vec<Value> {
+    let (s, v) = api.get(&format!("/audit-events?event_type={event_type}")).await;
+    assert_eq!(s, 200, "{v}");
+    v["events"].as_array().unwrap().clone()
+}

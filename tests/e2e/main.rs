@@ -5,6 +5,7 @@
 
 mod admin_api;
 mod admin_api_input;
+mod admin_api_users;
 mod admin_browser;
 mod admin_pages;
 mod admin_sessions;
