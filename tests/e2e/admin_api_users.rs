@@ -15,7 +15,8 @@ async fn api_users_sessions_and_grants(backend: Backend) {
     let api = Api::new(&app, &admin_key);
     let auditor = Api::new(&app, &auditor_key);
     let alice = json!({"username": "alice", "password": PASSWORD, "email": "alice@example.com",
-                       "email_verified": true, "name": "Alice Example"});
+                       "email_verified": true, "name": "Alice Example",
+                       "given_name": "Alice", "family_name": "Example"});
 
     // Create; validation errors; 409 on a taken name; the auditor may not.
     assert_error(&auditor.post("/users", alice.clone()).await, 403, "forbidden");
@@ -24,6 +25,10 @@ async fn api_users_sessions_and_grants(backend: Backend) {
     let uid = user["id"].as_str().unwrap().to_owned();
     assert_eq!(user["username"], "alice");
     assert_eq!(user["email_verified"], true);
+    assert_eq!(
+        (&user["given_name"], &user["family_name"]),
+        (&json!("Alice"), &json!("Example"))
+    );
     assert!(user.get("password").is_none() && user.get("password_hash").is_none());
     assert_error(&api.post("/users", alice.clone()).await, 409, "conflict");
     let mut upper = alice.clone();
@@ -47,6 +52,10 @@ async fn api_users_sessions_and_grants(backend: Backend) {
         .await,
         "email",
     );
+    for field in ["given_name", "family_name"] {
+        let body = json!({"username": "bob", "password": PASSWORD, field: "x".repeat(201)});
+        assert_field(&api.post("/users", body).await, field);
+    }
     assert_error(
         &api.post("/users", json!({"username": "bob", "pass": "x"})).await,
         400,
@@ -101,6 +110,22 @@ async fn api_users_sessions_and_grants(backend: Backend) {
     assert_eq!(patched["email_verified"], true, "the same address stays verified");
     let (_, patched) = api.patch(&path, json!({"email": "b@example.org"})).await;
     assert_eq!(patched["email_verified"], false, "another one is not: {patched}");
+    // The given and family names, each on its own; null clears one.
+    let (_, patched) = api.patch(&path, json!({"family_name": "Liddell"})).await;
+    assert_eq!(
+        (&patched["given_name"], &patched["family_name"], &patched["name"]),
+        (&json!("Alice"), &json!("Liddell"), &json!("Alice L."))
+    );
+    let (_, patched) = api.patch(&path, json!({"given_name": null})).await;
+    assert_eq!(
+        (&patched["given_name"], &patched["family_name"]),
+        (&Value::Null, &json!("Liddell"))
+    );
+    assert_field(&api.patch(&path, json!({"given_name": 7})).await, "given_name");
+    assert_field(
+        &api.patch(&path, json!({"family_name": "a\u{202e}b"})).await,
+        "family_name",
+    );
     // Two patches of different members at once: neither undoes the other.
     for i in 0..10 {
         let (name, email) = (format!("Alice {i}"), format!("alice{i}@example.org"));
@@ -111,6 +136,20 @@ async fn api_users_sessions_and_grants(backend: Backend) {
         assert_eq!((a.0.as_u16(), b.0.as_u16()), (200, 200), "{} {}", a.1, b.1);
         let now = api.get(&path).await.1;
         assert_eq!((&now["name"], &now["email"]), (&json!(name), &json!(email)), "{i}");
+    }
+    for i in 0..5 {
+        let (given, family) = (format!("Alice {i}"), format!("Liddell {i}"));
+        let (a, b) = tokio::join!(
+            api.patch(&path, json!({ "given_name": given })),
+            api.patch(&path, json!({ "family_name": family }))
+        );
+        assert_eq!((a.0.as_u16(), b.0.as_u16()), (200, 200), "{} {}", a.1, b.1);
+        let now = api.get(&path).await.1;
+        assert_eq!(
+            (&now["given_name"], &now["family_name"]),
+            (&json!(given), &json!(family)),
+            "{i}"
+        );
     }
     assert_field(&api.patch(&path, json!({"email": "nope"})).await, "email");
     assert_field(&api.patch(&path, json!({"name": 7})).await, "name");

@@ -1,5 +1,5 @@
 //! The user pages of the admin surface, on both backends: the new-user form, editing a
-//! user's profile (name, email, verified) with concurrent changes kept, and deleting a
+//! user's profile (names, email, verified) with concurrent changes kept, and deleting a
 //! user (their tokens refused at once, the name free again for another person).
 
 use portcullis_core::model::AdminRole;
@@ -316,6 +316,156 @@ async fn a_user_is_deleted(backend: Backend) {
     app.stop().await;
 }
 
+/// Given and family names (OIDC Core §5.1) on the new-user form and the user page: a
+/// refused one is kept with the error at its field; a saved one is shown and served by
+/// userinfo; a change to one keeps a change made meanwhile to the other.
+async fn given_and_family_names_are_kept(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let token = p.csrf("/admin/users/new").await;
+    let (_, html) = p.get("/admin/users/new").await;
+    assert!(
+        html.contains(r#"<label for="given_name">Given name</label>"#)
+            && html.contains(r#"<label for="family_name">Family name</label>"#),
+        "{html}"
+    );
+    let bidi = "Liddell\u{202e}";
+    let form = |given: &'static str, family: &'static str| {
+        [
+            ("csrf", token.clone()),
+            ("username", "alice".to_owned()),
+            ("password", PASSWORD.to_owned()),
+            ("given_name", given.to_owned()),
+            ("family_name", family.to_owned()),
+        ]
+    };
+    let post = |f: [(&'static str, String); 5]| {
+        let p = &p;
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            p.post("/admin/users", &f).await
+        }
+    };
+    let (s, _, body) = post(form("Alice", bidi)).await;
+    assert_eq!(s.as_u16(), 422, "{body}");
+    assert!(
+        body.contains(r#"id="family_name-error""#)
+            && body.contains(r#"aria-invalid="true" aria-describedby="family_name-error""#),
+        "{body}"
+    );
+    assert!(body.contains(r#"value="Alice""#), "kept: {body}");
+    assert!(app.core.find_user("alice").await.is_err(), "nothing created");
+    let (s, _, body) = post(form(" Alice ", "Liddell")).await;
+    assert_eq!(s.as_u16(), 303, "{body}");
+    let alice = app.core.find_user("alice").await.unwrap();
+    assert_eq!(
+        (
+            alice.given_name.as_deref(),
+            alice.family_name.as_deref(),
+            alice.name.as_deref()
+        ),
+        (Some("Alice"), Some("Liddell"), None)
+    );
+    let page = format!("/admin/users/{}", alice.id);
+    let (_, html) = p.get(&page).await;
+    assert!(
+        html.contains("<dt>Given name</dt><dd>Alice</dd>") && html.contains("<dt>Family name</dt><dd>Liddell</dd>"),
+        "{html}"
+    );
+
+    // The page's form, left open while another operator changes the given name; this
+    // operator changes the family name only.
+    let form = crate::forms::forms(&url::Url::parse(&app.admin_url).unwrap().join(&page).unwrap(), &html)
+        .into_iter()
+        .find(|f| f.action.path().ends_with("/profile"))
+        .unwrap();
+    app.core
+        .update_user_profile(
+            alice.id,
+            &portcullis_core::users::ProfileChange {
+                given_name: Some(Some("Alicia".into())),
+                ..Default::default()
+            },
+            "other",
+        )
+        .await
+        .unwrap();
+    // As the browser sends it: the hidden fields, the text fields as shown but the family
+    // name (the box was unticked, so it is not sent).
+    let mut fields = form.fields.clone();
+    for (k, v) in [
+        ("name", ""),
+        ("given_name", "Alice"),
+        ("family_name", "Hargreaves"),
+        ("email", ""),
+    ] {
+        fields.push((k.into(), v.into()));
+    }
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (s, _, body) = p.post(&format!("{page}/profile"), &fields).await;
+    assert_eq!(s.as_u16(), 303, "{body}");
+    let saved = app.core.get_user(alice.id).await.unwrap();
+    assert_eq!(
+        (saved.given_name.as_deref(), saved.family_name.as_deref()),
+        (Some("Alicia"), Some("Hargreaves")),
+        "the other operator's change is kept"
+    );
+
+    // Userinfo serves them with the profile scope.
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let tokens = crate::code_flow::obtain_tokens(&app, client.id.as_str(), secret.expose(), "alice").await;
+    let info: serde_json::Value = portcullis_tests::http()
+        .get(app.url("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&info["given_name"], &info["family_name"]),
+        (&serde_json::json!("Alicia"), &serde_json::json!("Hargreaves")),
+        "{info}"
+    );
+
+    // A refused edit names its field and keeps what was typed.
+    let token = p.csrf(&page).await;
+    let long = "g".repeat(201);
+    let (s, _, body) = p
+        .post(
+            &format!("{page}/profile"),
+            &[
+                ("csrf", token.as_str()),
+                ("given_name", long.as_str()),
+                ("given_name_was", "Alicia"),
+            ],
+        )
+        .await;
+    assert_eq!(s.as_u16(), 422, "{body}");
+    assert!(
+        body.contains(r##"<a href="#given_name">given_name</a>"##) && body.contains(&format!(r#"value="{long}""#)),
+        "{body}"
+    );
+    assert_eq!(
+        app.core.get_user(alice.id).await.unwrap().given_name.as_deref(),
+        Some("Alicia")
+    );
+    app.core.audit.flush().await;
+    let changed: Vec<_> = app
+        .audit_events("admin.user.updated")
+        .await
+        .iter()
+        .map(|e| e.detail["changed"].clone())
+        .collect();
+    assert!(
+        changed.contains(&serde_json::json!(["given_name"])) && changed.contains(&serde_json::json!(["family_name"])),
+        "{changed:?}"
+    );
+    app.stop().await;
+}
+
 async fn sleep_past_second() {
     let now = time::OffsetDateTime::now_utc();
     let into = now - now.replace_nanosecond(0).unwrap();
@@ -326,4 +476,5 @@ both_backends!(
     user_form_fields_are_read_as_meant,
     a_users_profile_is_edited,
     a_user_is_deleted,
+    given_and_family_names_are_kept,
 );

@@ -270,6 +270,17 @@ async fn oidc_code_flow_with_openidconnect(backend: Backend) {
         .unwrap();
     assert_eq!(info.subject().as_str(), user.id.to_string());
     assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("alice"));
+    fn unlocalized<T: std::ops::Deref<Target = String>>(c: Option<&openidconnect::LocalizedClaim<T>>) -> Option<&str> {
+        c.and_then(|c| c.get(None)).map(|v| v.as_str())
+    }
+    assert_eq!(
+        (
+            unlocalized(info.name()),
+            unlocalized(info.given_name()),
+            unlocalized(info.family_name())
+        ),
+        (Some("alice Example"), Some("alice"), Some("Example"))
+    );
     assert_eq!(info.email().map(|e| e.as_str()), Some("alice@example.com"));
     assert_eq!(info.email_verified(), Some(true));
 

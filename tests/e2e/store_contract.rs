@@ -143,6 +143,8 @@ fn user(username: &str) -> User {
         email: Some(format!("{username}@example.com")),
         email_verified: true,
         name: Some(format!("{username} Example")),
+        given_name: Some(username.to_owned()),
+        family_name: Some("Example".to_owned()),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
         disabled: false,
         created_at: T0,

@@ -145,6 +145,8 @@ impl TestApp {
                     email: Some(format!("{username}@example.com")),
                     email_verified: true,
                     name: Some(format!("{username} Example")),
+                    given_name: Some(username.into()),
+                    family_name: Some("Example".into()),
                 },
                 &Secret::new(password),
                 "test",

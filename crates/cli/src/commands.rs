@@ -175,8 +175,13 @@ pub enum UserCommand {
         email: Option<String>,
         #[arg(long)]
         email_verified: bool,
+        /// The display name (OIDC `name`).
         #[arg(long)]
         name: Option<String>,
+        #[arg(long)]
+        given_name: Option<String>,
+        #[arg(long)]
+        family_name: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -478,6 +483,8 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             email,
             email_verified,
             name,
+            given_name,
+            family_name,
             json,
         }) => {
             let password = read_password("Password")?;
@@ -486,13 +493,16 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 email,
                 email_verified,
                 name,
+                given_name,
+                family_name,
             };
             let user = core.create_user(&input, &password, ACTOR).await.map_err(user_facing)?;
             if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &json!({"id": user.id, "username": user.username, "email": user.email})
+                        &json!({"id": user.id, "username": user.username, "email": user.email,
+                            "name": user.name, "given_name": user.given_name, "family_name": user.family_name})
                     )?
                 );
             } else {
@@ -504,7 +514,10 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             if json {
                 let list: Vec<_> = users
                     .iter()
-                    .map(|u| json!({"id": u.id, "username": u.username, "email": u.email, "name": u.name, "disabled": u.disabled}))
+                    .map(|u| {
+                        json!({"id": u.id, "username": u.username, "email": u.email, "name": u.name,
+                               "given_name": u.given_name, "family_name": u.family_name, "disabled": u.disabled})
+                    })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {

@@ -198,3 +198,69 @@ fn listings_need_a_database_and_a_shared_kek_file_is_warned_about() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `user create` reads the password from standard input and takes the profile claims as
+/// flags; `user list --json` shows them.
+#[test]
+fn a_user_is_created_with_their_names() {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("portcullis-user-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("portcullis.toml");
+    std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.display())).unwrap();
+    let command = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        c.arg("--config").arg(&config).args(args).env_remove("RUST_LOG");
+        c
+    };
+    let create = |args: &[&str]| {
+        let mut child = command(&[&["user", "create"][..], args].concat())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"a long passphrase\n").unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    assert!(command(&["migrate"]).status().unwrap().success());
+    let out = create(&[
+        "alice",
+        "--given-name",
+        "Alice",
+        "--family-name",
+        "Liddell",
+        "--name",
+        "Alice Liddell",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&created["given_name"], &created["family_name"]),
+        (&serde_json::json!("Alice"), &serde_json::json!("Liddell"))
+    );
+    let out = command(&["user", "list", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&list[0]["given_name"], &list[0]["family_name"], &list[0]["name"]),
+        (
+            &serde_json::json!("Alice"),
+            &serde_json::json!("Liddell"),
+            &serde_json::json!("Alice Liddell")
+        ),
+        "{list}"
+    );
+    // A name with a control character is refused, naming its field; no user is made.
+    let out = create(&["bob", "--family-name", "a\u{7}b"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("family_name"), "{err}");
+    let out = command(&["user", "list", "--json"]).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

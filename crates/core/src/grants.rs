@@ -42,6 +42,8 @@ pub fn user_claims(user: &User, scope: &ScopeSet) -> UserClaims {
     let mut c = UserClaims::default();
     if scope.contains("profile") {
         c.name = user.name.clone();
+        c.given_name = user.given_name.clone();
+        c.family_name = user.family_name.clone();
         c.preferred_username = Some(user.username.clone());
         c.updated_at = Some(user.updated_at.unix_timestamp());
     }

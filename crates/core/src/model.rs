@@ -84,6 +84,9 @@ pub struct User {
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
+    /// OIDC Core §5.1 `given_name` and `family_name`.
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
     /// argon2id PHC string.
     pub password_hash: String,
     pub disabled: bool,

@@ -94,7 +94,8 @@ pub trait UserRepo: Send + Sync {
     /// expire); their codes, grants, refresh tokens, consents and sessions go with them.
     /// `NotFound` when there is no such user.
     async fn delete_user(&self, id: Uuid, now: OffsetDateTime, revocations: &[Revocation]) -> StoreResult<()>;
-    /// Replaces the user's profile claims (`email`, `email_verified`, `name`) and sets
+    /// Replaces the user's profile claims (`email`, `email_verified`, `name`,
+    /// `given_name`, `family_name`) and sets
     /// `updated_at`, if they are still those of `previous` (false, and nothing written,
     /// when another write changed them since); `NotFound` when there is no such user.
     async fn update_user_profile(&self, user: &User, previous: &User) -> StoreResult<bool>;

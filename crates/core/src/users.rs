@@ -19,6 +19,8 @@ pub struct UserInput {
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
 }
 
 fn check_username(username: &str) -> Result<String> {
@@ -60,25 +62,39 @@ fn check_email(email: &Option<String>) -> Result<Option<String>> {
     }
 }
 
-/// A person's display name: served by userinfo and shown on admin pages, so bounded
-/// like a client's name. Blank is none.
-fn check_name(name: &Option<String>) -> Result<Option<String>> {
+/// A person's display name, given name or family name (`field`): served by userinfo and
+/// shown on admin pages, so bounded like a client's name. Blank is none.
+fn check_name(field: &'static str, name: &Option<String>) -> Result<Option<String>> {
     let name = name.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if name.is_some_and(|n| n.chars().count() > 200 || n.chars().any(crate::model::hidden_in_names)) {
         return Err(Error::invalid(
-            "name",
+            field,
             "must be at most 200 characters, without control or bidirectional formatting characters",
         ));
     }
     Ok(name.map(str::to_owned))
 }
 
+/// The new value of a name member: the change's, checked, or what is stored.
+fn changed_name(
+    field: &'static str,
+    change: &Option<Option<String>>,
+    stored: &Option<String>,
+) -> Result<Option<String>> {
+    match change {
+        Some(n) => check_name(field, n),
+        None => Ok(stored.clone()),
+    }
+}
+
 /// A change to a user's profile claims, as an operator makes it: each member that is
-/// `Some` replaces what is stored (`Some(None)` or blank clears `email` and `name`); the
-/// others keep their value, whatever another change meanwhile made it.
+/// `Some` replaces what is stored (`Some(None)` or blank clears it); the others keep
+/// their value, whatever another change meanwhile made it.
 #[derive(Debug, Clone, Default)]
 pub struct ProfileChange {
     pub name: Option<Option<String>>,
+    pub given_name: Option<Option<String>>,
+    pub family_name: Option<Option<String>>,
     pub email: Option<Option<String>>,
     /// Left out, it stays as it is for the same address and becomes false for another.
     /// There is no verified address without an address: it is false when `email` is none.
@@ -106,10 +122,9 @@ impl Portcullis {
                 Some(e) => check_email(e)?,
                 None => before.email.clone(),
             };
-            let name = match &change.name {
-                Some(n) => check_name(n)?,
-                None => before.name.clone(),
-            };
+            let name = changed_name("name", &change.name, &before.name)?;
+            let given_name = changed_name("given_name", &change.given_name, &before.given_name)?;
+            let family_name = changed_name("family_name", &change.family_name, &before.family_name)?;
             if change.email_verified == Some(true)
                 && let Some(seen) = &change.verified_for
                 && check_email(seen)? != email
@@ -133,6 +148,12 @@ impl Portcullis {
             if name != before.name {
                 changed.push("name");
             }
+            if given_name != before.given_name {
+                changed.push("given_name");
+            }
+            if family_name != before.family_name {
+                changed.push("family_name");
+            }
             if changed.is_empty() {
                 return Ok(before);
             }
@@ -140,6 +161,8 @@ impl Portcullis {
                 email,
                 email_verified,
                 name,
+                given_name,
+                family_name,
                 updated_at: self.now().max(before.updated_at),
                 ..before.clone()
             };
@@ -171,7 +194,9 @@ impl Portcullis {
         let username = check_username(&input.username)?;
         let email = check_email(&input.email)?;
         PasswordHasher::check_policy(password.expose())?;
-        let name = check_name(&input.name)?;
+        let name = check_name("name", &input.name)?;
+        let given_name = check_name("given_name", &input.given_name)?;
+        let family_name = check_name("family_name", &input.family_name)?;
         let now = self.now();
         let user = User {
             id: Uuid::new_v4(),
@@ -179,6 +204,8 @@ impl Portcullis {
             email,
             email_verified: input.email_verified,
             name,
+            given_name,
+            family_name,
             password_hash: self.hasher.hash(password).await?,
             disabled: false,
             created_at: now,

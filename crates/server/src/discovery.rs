@@ -61,6 +61,8 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
             "sid",
             "azp",
             "name",
+            "given_name",
+            "family_name",
             "preferred_username",
             "updated_at",
             "email",

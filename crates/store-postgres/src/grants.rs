@@ -90,6 +90,8 @@ pub(crate) struct RefreshUserRow {
     u_email: Option<String>,
     u_email_verified: bool,
     u_name: Option<String>,
+    u_given_name: Option<String>,
+    u_family_name: Option<String>,
     u_password_hash: String,
     u_disabled: bool,
     u_created_at: OffsetDateTime,
@@ -110,6 +112,8 @@ impl RefreshUserRow {
             email: self.u_email,
             email_verified: self.u_email_verified,
             name: self.u_name,
+            given_name: self.u_given_name,
+            family_name: self.u_family_name,
             password_hash: self.u_password_hash,
             disabled: self.u_disabled,
             created_at: self.u_created_at,
@@ -321,7 +325,7 @@ impl RefreshRepo for PgStore {
                     rt.scope AS rt_scope, rt.created_at AS rt_created_at, rt.expires_at AS rt_expires_at, \
                     rt.used_at AS rt_used_at, \
                     u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, \
-                    u.name AS u_name, u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
+                    u.name AS u_name, u.given_name AS u_given_name, u.family_name AS u_family_name, u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
                     u.created_at AS u_created_at, u.updated_at AS u_updated_at \
              FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id JOIN users u ON u.id = g.user_id \
              WHERE rt.token_hash = $1",

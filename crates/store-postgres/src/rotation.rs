@@ -74,7 +74,7 @@ macro_rules! rotation_sql {
                     fresh.created_at AS rt_created_at, fresh.expires_at AS rt_expires_at, \
                     fresh.used_at AS rt_used_at, \
                     u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, \
-                    u.name AS u_name, u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
+                    u.name AS u_name, u.given_name AS u_given_name, u.family_name AS u_family_name, u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
                     u.created_at AS u_created_at, u.updated_at AS u_updated_at \
              FROM used JOIN fresh ON fresh.token_hash = used.new_hash JOIN users u ON u.id = used.user_id"
         )

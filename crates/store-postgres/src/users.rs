@@ -24,7 +24,7 @@ macro_rules! keeps_an_admin {
 
 macro_rules! user_columns {
     () => {
-        "id, username, email, email_verified, name, password_hash, disabled, created_at, updated_at"
+        "id, username, email, email_verified, name, given_name, family_name, password_hash, disabled, created_at, updated_at"
     };
 }
 
@@ -35,6 +35,8 @@ struct UserRow {
     email: Option<String>,
     email_verified: bool,
     name: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
     password_hash: String,
     disabled: bool,
     created_at: OffsetDateTime,
@@ -49,6 +51,8 @@ impl From<UserRow> for User {
             email: r.email,
             email_verified: r.email_verified,
             name: r.name,
+            given_name: r.given_name,
+            family_name: r.family_name,
             password_hash: r.password_hash,
             disabled: r.disabled,
             created_at: r.created_at,
@@ -84,13 +88,15 @@ impl UserRepo for PgStore {
         sqlx::query(concat!(
             "INSERT INTO users (",
             user_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(u.id)
         .bind(&u.username)
         .bind(&u.email)
         .bind(u.email_verified)
         .bind(&u.name)
+        .bind(&u.given_name)
+        .bind(&u.family_name)
         .bind(&u.password_hash)
         .bind(u.disabled)
         .bind(u.created_at)
@@ -207,17 +213,22 @@ impl UserRepo for PgStore {
 
     async fn update_user_profile(&self, u: &User, previous: &User) -> StoreResult<bool> {
         let written = sqlx::query(
-            "UPDATE users SET email = $2, email_verified = $3, name = $4, updated_at = $5 \
-             WHERE id = $1 AND email IS NOT DISTINCT FROM $6 AND email_verified = $7 AND name IS NOT DISTINCT FROM $8",
+            "UPDATE users SET email = $2, email_verified = $3, name = $4, given_name = $5, family_name = $6, \
+             updated_at = $7 WHERE id = $1 AND email IS NOT DISTINCT FROM $8 AND email_verified = $9 AND name IS NOT DISTINCT FROM $10 \
+             AND given_name IS NOT DISTINCT FROM $11 AND family_name IS NOT DISTINCT FROM $12",
         )
         .bind(u.id)
         .bind(&u.email)
         .bind(u.email_verified)
         .bind(&u.name)
+        .bind(&u.given_name)
+        .bind(&u.family_name)
         .bind(u.updated_at)
         .bind(&previous.email)
         .bind(previous.email_verified)
         .bind(&previous.name)
+        .bind(&previous.given_name)
+        .bind(&previous.family_name)
         .execute(&self.pool)
         .await
         .db()?

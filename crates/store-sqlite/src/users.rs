@@ -24,7 +24,7 @@ macro_rules! keeps_an_admin {
 
 macro_rules! user_columns {
     () => {
-        "id, username, email, email_verified, name, password_hash, disabled, created_at, updated_at"
+        "id, username, email, email_verified, name, given_name, family_name, password_hash, disabled, created_at, updated_at"
     };
 }
 
@@ -35,6 +35,8 @@ struct UserRow {
     email: Option<String>,
     email_verified: bool,
     name: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
     password_hash: String,
     disabled: bool,
     created_at: i64,
@@ -49,6 +51,8 @@ impl UserRow {
             email: self.email,
             email_verified: self.email_verified,
             name: self.name,
+            given_name: self.given_name,
+            family_name: self.family_name,
             password_hash: self.password_hash,
             disabled: self.disabled,
             created_at: codec::time("users.created_at", self.created_at)?,
@@ -84,13 +88,15 @@ impl UserRepo for SqliteStore {
         sqlx::query(concat!(
             "INSERT INTO users (",
             user_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(codec::uuid_text(u.id))
         .bind(&u.username)
         .bind(&u.email)
         .bind(u.email_verified)
         .bind(&u.name)
+        .bind(&u.given_name)
+        .bind(&u.family_name)
         .bind(&u.password_hash)
         .bind(u.disabled)
         .bind(codec::ts(u.created_at))
@@ -211,17 +217,22 @@ impl UserRepo for SqliteStore {
 
     async fn update_user_profile(&self, u: &User, previous: &User) -> StoreResult<bool> {
         let written = sqlx::query(
-            "UPDATE users SET email = $2, email_verified = $3, name = $4, updated_at = $5 \
-             WHERE id = $1 AND email IS $6 AND email_verified = $7 AND name IS $8",
+            "UPDATE users SET email = $2, email_verified = $3, name = $4, given_name = $5, family_name = $6, \
+             updated_at = $7 WHERE id = $1 AND email IS $8 AND email_verified = $9 AND name IS $10 \
+             AND given_name IS $11 AND family_name IS $12",
         )
         .bind(codec::uuid_text(u.id))
         .bind(&u.email)
         .bind(u.email_verified)
         .bind(&u.name)
+        .bind(&u.given_name)
+        .bind(&u.family_name)
         .bind(codec::ts(u.updated_at))
         .bind(&previous.email)
         .bind(previous.email_verified)
         .bind(&previous.name)
+        .bind(&previous.given_name)
+        .bind(&previous.family_name)
         .execute(&self.writer)
         .await
         .db()?

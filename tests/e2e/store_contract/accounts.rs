@@ -348,8 +348,8 @@ pub(super) async fn user_updates_of_missing_user_are_not_found<S: Store>(s: S) {
     assert!(log(&s).await.is_empty());
 }
 
-/// A profile edit replaces `email`, `email_verified`, `name` and `updated_at`, and
-/// nothing else.
+/// A profile edit replaces `email`, `email_verified`, the three names and `updated_at`,
+/// and nothing else.
 pub(super) async fn user_profile_update<S: Store>(s: S) {
     let alice = user("alice");
     s.insert_user(&alice).await.unwrap();
@@ -359,6 +359,8 @@ pub(super) async fn user_profile_update<S: Store>(s: S) {
     edited.email = None;
     edited.email_verified = !alice.email_verified;
     edited.name = Some("Alice Q. Liddell".into());
+    edited.given_name = None;
+    edited.family_name = Some("Liddell".into());
     edited.updated_at = T0 + secs(60);
     // Fields a profile edit does not touch, changed here, stay as stored.
     let mut sent = edited.clone();
@@ -385,7 +387,19 @@ pub(super) async fn user_profile_update<S: Store>(s: S) {
     named.name = Some("Named".into());
     assert!(!s.update_user_profile(&named, &edited).await.unwrap());
     assert!(s.update_user_profile(&named, &cleared).await.unwrap());
-    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(named));
+    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(named.clone()));
+    // The given and family names are compared as well, null or not.
+    let mut renamed = named.clone();
+    renamed.given_name = Some("Alice".into());
+    let mut stale = named.clone();
+    stale.given_name = Some("Al".into());
+    assert!(!s.update_user_profile(&renamed, &stale).await.unwrap());
+    let mut stale = named.clone();
+    stale.family_name = Some("Hargreaves".into());
+    assert!(!s.update_user_profile(&renamed, &stale).await.unwrap());
+    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(named.clone()));
+    assert!(s.update_user_profile(&renamed, &named).await.unwrap());
+    assert_eq!(s.get_user(alice.id).await.unwrap(), Some(renamed));
 }
 
 /// Alice with two grants, a pending code and a session; Bob with a grant and a session.

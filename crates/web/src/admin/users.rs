@@ -73,6 +73,10 @@ pub struct UserForm {
     #[serde(default)]
     pub name: String,
     #[serde(default)]
+    pub given_name: String,
+    #[serde(default)]
+    pub family_name: String,
+    #[serde(default)]
     pub password: Secret,
 }
 
@@ -105,6 +109,8 @@ pub async fn users_post(
         email: optional_text(&form.email),
         email_verified: form.email_verified.as_deref().is_some_and(super::forms::is_checked),
         name: optional_text(&form.name),
+        given_name: optional_text(&form.given_name),
+        family_name: optional_text(&form.family_name),
     };
     let errors = match state.core.create_user(&input, &form.password, &op.actor()).await {
         Ok(user) => {
@@ -147,6 +153,8 @@ pub struct UserPage {
     pub id: String,
     pub username: String,
     pub name: String,
+    pub given_name: String,
+    pub family_name: String,
     pub email: String,
     pub email_verified: bool,
     pub disabled: bool,
@@ -159,18 +167,26 @@ pub struct UserPage {
     pub errors: FormErrors,
 }
 
-/// The profile form (name, email, whether the address is verified), with the values it
+/// The profile form (names, email, whether the address is verified), with the values it
 /// was shown with, so that saving it changes only what the operator changed.
 #[derive(Debug, Default, Deserialize)]
 pub struct ProfileForm {
     #[serde(default)]
     pub name: String,
     #[serde(default)]
+    pub given_name: String,
+    #[serde(default)]
+    pub family_name: String,
+    #[serde(default)]
     pub email: String,
     #[serde(default)]
     pub email_verified: Option<String>,
     #[serde(default)]
     pub name_was: String,
+    #[serde(default)]
+    pub given_name_was: String,
+    #[serde(default)]
+    pub family_name_was: String,
     #[serde(default)]
     pub email_was: String,
     #[serde(default)]
@@ -189,8 +205,11 @@ impl ProfileForm {
         let email_changed = self.email.trim() != self.email_was.trim();
         let verified_changed = self.verified() != (self.email_verified_was == "on");
         let on_form = if email_changed { &self.email } else { &self.email_was };
+        let text = |now: &str, was: &str| (now.trim() != was.trim()).then(|| optional_text(now));
         ProfileChange {
-            name: (self.name.trim() != self.name_was.trim()).then(|| optional_text(&self.name)),
+            name: text(&self.name, &self.name_was),
+            given_name: text(&self.given_name, &self.given_name_was),
+            family_name: text(&self.family_name, &self.family_name_was),
             email: email_changed.then(|| optional_text(&self.email)),
             email_verified: verified_changed.then(|| self.verified()),
             verified_for: Some(optional_text(on_form)),
@@ -217,9 +236,13 @@ async fn user_page_with(
     let user = state.core.get_user(id).await?;
     let form = profile.unwrap_or_else(|| ProfileForm {
         name: user.name.clone().unwrap_or_default(),
+        given_name: user.given_name.clone().unwrap_or_default(),
+        family_name: user.family_name.clone().unwrap_or_default(),
         email: user.email.clone().unwrap_or_default(),
         email_verified: user.email_verified.then(|| "on".to_owned()),
         name_was: user.name.clone().unwrap_or_default(),
+        given_name_was: user.given_name.clone().unwrap_or_default(),
+        family_name_was: user.family_name.clone().unwrap_or_default(),
         email_was: user.email.clone().unwrap_or_default(),
         email_verified_was: if user.email_verified { "on" } else { "off" }.to_owned(),
     });
@@ -235,6 +258,8 @@ async fn user_page_with(
         id: user.id.to_string(),
         username: user.username,
         name: user.name.unwrap_or_default(),
+        given_name: user.given_name.unwrap_or_default(),
+        family_name: user.family_name.unwrap_or_default(),
         email: user.email.unwrap_or_default(),
         email_verified: user.email_verified,
         disabled: user.disabled,
@@ -433,6 +458,7 @@ mod tests {
             name_was: was.0.into(),
             email_was: was.1.into(),
             email_verified_was: if was.2 { "on" } else { "off" }.into(),
+            ..ProfileForm::default()
         }
     }
 
@@ -464,6 +490,29 @@ mod tests {
         assert_eq!(
             (c.name, c.email, c.email_verified),
             (Some(None), Some(None), Some(false))
+        );
+    }
+
+    #[test]
+    fn given_and_family_names_change_on_their_own() {
+        let shown = ProfileForm {
+            given_name: "Alice".into(),
+            family_name: "Liddell".into(),
+            given_name_was: "Alice".into(),
+            family_name_was: "Liddell".into(),
+            email_verified_was: "off".into(),
+            ..ProfileForm::default()
+        };
+        let c = shown.change();
+        assert_eq!((c.name, c.given_name, c.family_name), (None, None, None));
+        let c = ProfileForm {
+            family_name: " Hargreaves ".into(),
+            ..shown
+        }
+        .change();
+        assert_eq!(
+            (c.given_name, c.family_name, c.name, c.email),
+            (None, Some(Some("Hargreaves".into())), None, None)
         );
     }
 }

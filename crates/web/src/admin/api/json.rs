@@ -48,6 +48,8 @@ pub fn user(u: &User) -> Value {
         "email": u.email,
         "email_verified": u.email_verified,
         "name": u.name,
+        "given_name": u.given_name,
+        "family_name": u.family_name,
         "disabled": u.disabled,
         "created_at": rfc3339(u.created_at),
         "updated_at": rfc3339(u.updated_at),

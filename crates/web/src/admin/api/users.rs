@@ -29,6 +29,8 @@ pub struct UserBody {
     #[serde(default)]
     pub email_verified: bool,
     pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,13 +67,15 @@ pub async fn users_create(
         email: body.email,
         email_verified: body.email_verified,
         name: body.name,
+        given_name: body.given_name,
+        family_name: body.family_name,
     };
     let user = state.core.create_user(&input, &body.password, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(json::user(&user))).into_response())
 }
 
 /// The members of a user a `PATCH` may name.
-const PROFILE: [&str; 3] = ["name", "email", "email_verified"];
+const PROFILE: [&str; 5] = ["name", "given_name", "family_name", "email", "email_verified"];
 
 /// A string member of a patch: `null` clears it.
 fn text_member(field: &str, v: Value) -> ApiResult<Option<String>> {
@@ -86,7 +90,7 @@ fn text_member(field: &str, v: Value) -> ApiResult<Option<String>> {
 }
 
 /// `PATCH /users/{user_id}`: changes the profile members the body names (`name`,
-/// `email`, `email_verified`) and keeps the others, even when another change to them
+/// `given_name`, `family_name`, `email`, `email_verified`) and keeps the others, even when another change to them
 /// comes first (RFC 7396 JSON merge patch: `null` clears a member; `email_verified` then
 /// becomes false, and so it does for another address unless the patch names it).
 /// Sessions and grants stay.
@@ -101,6 +105,8 @@ pub async fn user_patch(
     for (k, v) in patch {
         match k.as_str() {
             "name" => change.name = Some(text_member("name", v)?),
+            "given_name" => change.given_name = Some(text_member("given_name", v)?),
+            "family_name" => change.family_name = Some(text_member("family_name", v)?),
             "email" => change.email = Some(text_member("email", v)?),
             "email_verified" => {
                 change.email_verified = Some(match v {
