@@ -134,6 +134,10 @@ pub struct ClientCreate {
     /// RS256, the default, or the server's `signing_alg`.
     #[arg(long = "id-token-alg")]
     pub id_token_alg: Option<String>,
+    /// A file holding the client's public keys, a JWK Set: a confidential client then
+    /// authenticates with `private_key_jwt` (RFC 7523) and gets no secret.
+    #[arg(long = "jwks-file")]
+    pub jwks_file: Option<std::path::PathBuf>,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -270,6 +274,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "require_pkce": c.require_pkce,
         "cors_origins": c.cors_origins,
         "id_token_signed_response_alg": c.id_token_signed_response_alg.map_or("RS256", |a| a.as_str()),
+        "token_endpoint_auth_method": c.token_endpoint_auth_method(),
         "disabled": c.disabled,
         "created_at": c.created_at.unix_timestamp(),
     })
@@ -279,6 +284,7 @@ fn print_client(c: &Client) {
     println!("client_id:     {}", c.id);
     println!("name:          {}", c.name);
     println!("kind:          {}", c.kind.as_str());
+    println!("auth method:   {}", c.token_endpoint_auth_method());
     println!(
         "redirect_uris: {}",
         c.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(" ")
@@ -403,9 +409,17 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             if c.no_require_pkce && kind == ClientKind::Public {
                 anyhow::bail!("--no-require-pkce: a public client always needs PKCE");
             }
+            let jwks = c
+                .jwks_file
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("--jwks-file: cannot read {}", path.display()))
+                })
+                .transpose()?;
             let input = ClientInput {
                 name: c.name,
                 kind: Some(kind),
+                jwks,
                 redirect_uris: c.redirect_uris,
                 post_logout_redirect_uris: c.post_logout_redirect_uris,
                 grant_types: c.grant_types,

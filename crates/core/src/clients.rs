@@ -32,6 +32,11 @@ pub struct ClientInput {
     /// OIDC Registration §2: `RS256` (the default when empty or absent), or the server's
     /// `signing_alg`, the only other algorithm it has keys for.
     pub id_token_signed_response_alg: Option<String>,
+    /// A confidential client's public keys, a JWK Set (JSON), for `private_key_jwt`
+    /// instead of a secret; blank or absent for none. On an edit it replaces the keys:
+    /// registering keys ends the secret, removing them leaves the client without a way to
+    /// authenticate until its secret is rotated.
+    pub jwks: Option<String>,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -52,6 +57,7 @@ struct ValidClient {
     logo_uri: Option<String>,
     policy_uri: Option<String>,
     id_token_signed_response_alg: Option<SigningAlg>,
+    jwks: Option<String>,
 }
 
 /// The most redirect URIs, post-logout redirect URIs or CORS origins one client has.
@@ -230,6 +236,13 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         ));
     }
     let scopes = ScopeSet::parse(&input.scopes).map_err(|e| Error::invalid("scopes", e.0))?;
+    let jwks = crate::client_assertion::check_jwks(input.jwks.as_deref().unwrap_or_default())?;
+    if kind == ClientKind::Public && jwks.is_some() {
+        return Err(Error::invalid(
+            "jwks",
+            "a public client cannot keep a private key; register it as confidential to use private_key_jwt",
+        ));
+    }
     // RFC 7636 and RFC 9700 §2.1.1: PKCE is mandatory for public clients.
     let require_pkce = kind == ClientKind::Public || input.require_pkce.unwrap_or(true);
     check_ttl("access_token_ttl", input.access_token_ttl, 24 * 3600)?;
@@ -254,6 +267,7 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         logo_uri: parse_optional_url("logo_uri", &input.logo_uri)?,
         policy_uri: parse_optional_url("policy_uri", &input.policy_uri)?,
         id_token_signed_response_alg: id_token_alg(input.id_token_signed_response_alg.as_deref(), id_token_algs)?,
+        jwks,
     })
 }
 
@@ -285,8 +299,8 @@ fn new_secret() -> Result<Secret> {
 }
 
 impl Portcullis {
-    /// Registers a client; returns it and, for a confidential client, its secret — the
-    /// only time the secret exists in clear.
+    /// Registers a client; returns it and, for a confidential client without keys
+    /// (`jwks`), its secret — the only time the secret exists in clear.
     pub async fn create_client(
         &self,
         input: &ClientInput,
@@ -296,9 +310,9 @@ impl Portcullis {
         let v = validate(input, &self.settings.id_token_algs(), None)?;
         let now = self.now();
         let id = ClientId::parse(&b64url(&random_bytes::<16>()?)).map_err(|e| Error::Unexpected(e.0))?;
-        let secret = match v.kind {
-            ClientKind::Confidential => Some(new_secret()?),
-            ClientKind::Public => None,
+        let secret = match (v.kind, &v.jwks) {
+            (ClientKind::Confidential, None) => Some(new_secret()?),
+            _ => None,
         };
         let client = Client {
             id,
@@ -317,6 +331,7 @@ impl Portcullis {
             logo_uri: v.logo_uri,
             policy_uri: v.policy_uri,
             id_token_signed_response_alg: v.id_token_signed_response_alg,
+            jwks: v.jwks,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -362,6 +377,11 @@ impl Portcullis {
         client.logo_uri = v.logo_uri;
         client.policy_uri = v.policy_uri;
         client.id_token_signed_response_alg = v.id_token_signed_response_alg;
+        if v.jwks.is_some() {
+            // private_key_jwt only: the secret stops working.
+            client.secret_hash = None;
+        }
+        client.jwks = v.jwks;
         client.updated_at = self.now();
         self.store.update_client(&client, &[]).await.map_err(|e| match e {
             crate::StoreError::Stale => stale_edit(),
@@ -394,6 +414,7 @@ impl Portcullis {
                 "id_token_signed_response_alg",
                 before.id_token_signed_response_alg != client.id_token_signed_response_alg,
             ),
+            ("jwks", before.jwks != client.jwks),
         ]
         .into_iter()
         .filter_map(|(name, differs)| differs.then_some(name))
@@ -423,6 +444,12 @@ impl Portcullis {
             let mut client = self.get_client(id).await?;
             if client.kind != ClientKind::Confidential {
                 return Err(Error::invalid("kind", "a public client has no secret"));
+            }
+            if client.jwks.is_some() {
+                return Err(Error::invalid(
+                    "jwks",
+                    "this client authenticates with its registered keys (private_key_jwt); remove them to give it a secret",
+                ));
             }
             let secret = new_secret()?;
             client.secret_hash = Some(sha256(secret.expose().as_bytes()));

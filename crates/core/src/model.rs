@@ -68,12 +68,28 @@ pub struct Client {
     /// are signed; `None` is the default, RS256. One of the algorithms the server has keys
     /// for (RS256 and `signing_alg`).
     pub id_token_signed_response_alg: Option<SigningAlg>,
+    /// The public keys (a JWK Set, compact JSON) of a confidential client that
+    /// authenticates with `private_key_jwt` (RFC 7523 §2.2) instead of a secret; such a
+    /// client has no `secret_hash`.
+    pub jwks: Option<String>,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     /// Counts the changes to this client: a write names the revision it read and is
     /// refused (`StoreError::Stale`) if another write came first.
     pub revision: i64,
+}
+
+impl Client {
+    /// How it authenticates at the token endpoint, as OIDC Registration §2 names it
+    /// (a secret client may send it either way: `client_secret_basic` or `_post`).
+    pub fn token_endpoint_auth_method(&self) -> &'static str {
+        match (self.kind, &self.jwks) {
+            (ClientKind::Public, _) => "none",
+            (ClientKind::Confidential, Some(_)) => "private_key_jwt",
+            (ClientKind::Confidential, None) => "client_secret_basic",
+        }
+    }
 }
 
 /// A person who logs in at the authorization server.

@@ -58,6 +58,18 @@ pub trait ClientRepo: Send + Sync {
     async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()>;
     /// Ids of the client's grants that are not revoked.
     async fn active_grant_ids_for_client(&self, id: &ClientId) -> StoreResult<Vec<Uuid>>;
+    /// Records the `jti` of a client assertion until `expires_at` (RFC 7523 §3 item 7):
+    /// true if it was not recorded, or only as expired by `now`; false, and nothing
+    /// written, for a `jti` of this client still recorded (a replay).
+    async fn record_client_assertion(
+        &self,
+        client_id: &ClientId,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Deletes up to `limit` recorded client assertions that expired before `now`.
+    async fn delete_expired_client_assertions(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
 #[async_trait]

@@ -29,6 +29,13 @@ pub struct ServerMetadata {
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// The algorithms of `private_key_jwt` client assertions (RFC 8414 §2).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub code_challenge_methods_supported: Vec<String>,
     pub claims_supported: Vec<String>,
     pub prompt_values_supported: Vec<String>,

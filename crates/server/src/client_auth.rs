@@ -1,10 +1,12 @@
 //! Form bodies of the token-family endpoints and client authentication (RFC 6749 §2.3):
-//! `client_secret_basic`, `client_secret_post`, or `none` (public clients).
+//! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523 §2.2), or
+//! `none` (public clients).
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use portcullis_core::Portcullis;
+use portcullis_core::client_assertion::ASSERTION_TYPE;
 use portcullis_core::model::Client;
 use portcullis_protocol::{ErrorCode, Secret};
 
@@ -37,7 +39,13 @@ impl FormBody {
                 .any(|(k, _)| {
                     matches!(
                         k.as_str(),
-                        "client_secret" | "code" | "refresh_token" | "token" | "access_token" | "code_verifier"
+                        "client_secret"
+                            | "client_assertion"
+                            | "code"
+                            | "refresh_token"
+                            | "token"
+                            | "access_token"
+                            | "code_verifier"
                     )
                 })
         {
@@ -110,16 +118,45 @@ fn decode_basic(value: &str) -> Option<(String, Secret)> {
     Some((unescape(id)?, Secret::new(unescape(secret)?)))
 }
 
-/// Authenticates the client of a token-family request.
+/// Authenticates the client of a token-family request sent to `endpoint` (its path).
 pub async fn authenticate(
     core: &Portcullis,
     headers: &HeaderMap,
     form: &FormBody,
+    endpoint: &str,
     ip: Option<&str>,
 ) -> Result<Client, ApiError> {
     let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");
+    let assertion_type = form.get("client_assertion_type");
+    let assertion = form.get("client_assertion");
+    if assertion_type.is_some() || assertion.is_some() {
+        // RFC 6749 §2.3: one authentication method per request.
+        if basic.is_some() || body_secret.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "use one client authentication method, not two",
+            ));
+        }
+        let (Some(assertion_type), Some(assertion)) = (assertion_type, assertion) else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "client_assertion and client_assertion_type go together",
+            ));
+        };
+        if assertion_type != ASSERTION_TYPE {
+            // RFC 7521 §4.2: an assertion type the server does not support.
+            return Err(ApiError::new(
+                ErrorCode::InvalidClient,
+                format!("client_assertion_type must be {ASSERTION_TYPE}"),
+            ));
+        }
+        return core
+            .authenticate_client_assertion(body_id, assertion, &core.settings.endpoint(endpoint), ip)
+            .await
+            .map_err(ApiError::from);
+    }
     let (id, secret) = match basic {
         Some(value) => {
             // RFC 6749 §2.3: one authentication method per request.
@@ -166,13 +203,14 @@ pub async fn authenticate_token_request(
 ) -> Result<Client, ApiError> {
     let anonymous = !headers.contains_key(header::AUTHORIZATION)
         && form.get("client_id").is_none()
-        && form.get("client_secret").is_none();
+        && form.get("client_secret").is_none()
+        && form.get("client_assertion").is_none();
     if let (true, Some("refresh_token"), Some(token)) = (anonymous, form.get("grant_type"), form.get("refresh_token"))
         && let Some(client) = core.public_client_of_refresh_token(&Secret::new(token), ip).await?
     {
         return Ok(client);
     }
-    authenticate(core, headers, form, ip).await
+    authenticate(core, headers, form, "/token", ip).await
 }
 
 #[cfg(test)]

@@ -18,7 +18,11 @@ use crate::ServerState;
 /// clients registered for it until its keys are retired, so it is listed until then.
 pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-    let client_auth = s(&["client_secret_basic", "client_secret_post", "none"]);
+    let client_auth = s(&["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]);
+    let assertion_algs: Vec<String> = portcullis_core::client_assertion::ALGORITHMS
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect();
     ServerMetadata {
         issuer: settings.issuer.clone(),
         authorization_endpoint: settings.endpoint("/authorize"),
@@ -47,7 +51,14 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         },
         token_endpoint_auth_methods_supported: client_auth.clone(),
         revocation_endpoint_auth_methods_supported: client_auth,
-        introspection_endpoint_auth_methods_supported: s(&["client_secret_basic", "client_secret_post"]),
+        introspection_endpoint_auth_methods_supported: s(&[
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ]),
+        token_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
+        revocation_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
+        introspection_endpoint_auth_signing_alg_values_supported: assertion_algs,
         code_challenge_methods_supported: s(&["S256"]),
         claims_supported: s(&[
             "iss",

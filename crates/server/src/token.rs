@@ -112,7 +112,7 @@ pub async fn revoke_post(
     let body = read_body(body)?;
     state.core.throttle.check(Bucket::RevokeIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
-    let client = authenticate(&state.core, &headers, &form, ip.as_deref()).await?;
+    let client = authenticate(&state.core, &headers, &form, "/revoke", ip.as_deref()).await?;
     let request: TokenOperationRequest = form.parse_as()?;
     let core = Arc::clone(&state.core);
     to_completion(async move { core.revoke(&client, &request.token, request.token_type_hint, ip).await }).await?;
@@ -131,7 +131,7 @@ pub async fn introspect_post(
     let body = read_body(body)?;
     state.core.throttle.check(Bucket::IntrospectIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
-    let client = authenticate(&state.core, &headers, &form, ip.as_deref()).await?;
+    let client = authenticate(&state.core, &headers, &form, "/introspect", ip.as_deref()).await?;
     let request: TokenOperationRequest = form.parse_as()?;
     let response = state
         .core

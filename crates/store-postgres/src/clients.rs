@@ -20,7 +20,7 @@ macro_rules! client_columns {
     () => {
         "id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
          first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, logo_uri, \
-         policy_uri, disabled, created_at, updated_at, revision, id_token_signed_response_alg"
+         policy_uri, disabled, created_at, updated_at, revision, id_token_signed_response_alg, jwks"
     };
 }
 
@@ -46,6 +46,7 @@ struct ClientRow {
     updated_at: OffsetDateTime,
     revision: i64,
     id_token_signed_response_alg: Option<String>,
+    jwks: Option<String>,
 }
 
 impl ClientRow {
@@ -84,11 +85,12 @@ impl ClientRow {
                     })
                 })
                 .transpose()?,
+            jwks: self.jwks,
         })
     }
 }
 
-/// Binds `$1`–`$19`: every column but `created_at`, in the order of the statements below.
+/// Binds `$1`–`$20`: every column but `created_at`, in the order of the statements below.
 fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Postgres, PgArguments>> {
     Ok(sqlx::query(sql)
         .bind(c.id.as_str().to_owned())
@@ -111,19 +113,20 @@ fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Post
         .bind(c.disabled)
         .bind(c.updated_at)
         .bind(c.revision)
-        .bind(c.id_token_signed_response_alg.map(SigningAlg::as_str)))
+        .bind(c.id_token_signed_response_alg.map(SigningAlg::as_str))
+        .bind(c.jwks.clone()))
 }
 
 const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
      grant_types, scopes, first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, \
-     logo_uri, policy_uri, disabled, updated_at, revision, id_token_signed_response_alg, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+     logo_uri, policy_uri, disabled, updated_at, revision, id_token_signed_response_alg, jwks, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
 
 const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4, redirect_uris = $5, \
      post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, require_pkce = $10, \
      access_token_ttl = $11, refresh_token_ttl = $12, cors_origins = $13, logo_uri = $14, policy_uri = $15, \
-     disabled = $16, updated_at = $17, revision = $18 + 1, id_token_signed_response_alg = $19 \
-     WHERE id = $1 AND revision = $18";
+     disabled = $16, updated_at = $17, revision = $18 + 1, id_token_signed_response_alg = $19, \
+     jwks = $20 WHERE id = $1 AND revision = $18";
 
 /// Replaces the client's row (every field but `id` and `created_at`) if its revision is
 /// still `client.revision`, and counts the revision up; `Stale` if it is not, `NotFound` if
@@ -220,5 +223,39 @@ impl ClientRepo for PgStore {
             .fetch_all(&self.pool)
             .await
             .db()
+    }
+
+    async fn record_client_assertion(
+        &self,
+        client_id: &ClientId,
+        jti: &str,
+        expires_at: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> StoreResult<bool> {
+        // A row left by an assertion that has expired (not yet cleaned up) is taken over.
+        let done = sqlx::query(
+            "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE client_assertions.expires_at <= $4",
+        )
+        .bind(client_id.as_str())
+        .bind(jti)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_expired_client_assertions(&self, now: time::OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM client_assertions WHERE (client_id, jti) IN ( \
+                 SELECT client_id, jti FROM client_assertions WHERE expires_at < $1 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            now,
+            limit,
+        )
+        .await
     }
 }

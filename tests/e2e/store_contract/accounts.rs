@@ -44,6 +44,8 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.first_party = true;
     changed.refresh_token_ttl = Some(86400);
     changed.id_token_signed_response_alg = Some(SigningAlg::ES256);
+    changed.jwks =
+        Some(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#.into());
     changed.disabled = true;
     changed.updated_at = T0 + secs(100);
     // created_at is not updatable.
@@ -248,6 +250,55 @@ pub(super) async fn client_list_search<S: Store>(s: S) {
     assert_eq!(names(s.list_clients(Some("gamma")).await.unwrap()), ["Zeta service"]);
     assert_eq!(names(s.list_clients(Some("%")).await.unwrap()), Vec::<String>::new());
     assert_eq!(names(s.list_clients(Some("")).await.unwrap()).len(), 3);
+}
+
+/// A client assertion's `jti` is taken once per client until the assertion expires
+/// (RFC 7523 §3 item 7); expired records are taken over, and cleaned up in batches.
+pub(super) async fn client_assertions_are_recorded_once<S: Store>(s: S) {
+    let a = ClientId::parse("app-a").unwrap();
+    let b = ClientId::parse("app-b").unwrap();
+    let exp = T0 + secs(60);
+    assert!(s.record_client_assertion(&a, "j1", exp, T0).await.unwrap());
+    assert!(
+        !s.record_client_assertion(&a, "j1", exp, T0 + secs(1)).await.unwrap(),
+        "a replay"
+    );
+    assert!(
+        !s.record_client_assertion(&a, "j1", T0 + secs(3600), T0 + secs(59))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.record_client_assertion(&b, "j1", exp, T0).await.unwrap(),
+        "another client's"
+    );
+    assert!(s.record_client_assertion(&a, "j2", T0 + secs(10), T0).await.unwrap());
+    // Once expired, the record no longer blocks the jti (its assertion is refused as
+    // expired anyway).
+    assert!(
+        s.record_client_assertion(&a, "j2", T0 + secs(600), T0 + secs(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.record_client_assertion(&a, "j2", T0 + secs(600), T0 + secs(11))
+            .await
+            .unwrap()
+    );
+    // Cleanup: the two expiring at T0 + 60 go, in batches; j2 (T0 + 600) stays.
+    assert_eq!(s.delete_expired_client_assertions(T0 + secs(61), 1).await.unwrap(), 1);
+    assert_eq!(s.delete_expired_client_assertions(T0 + secs(61), 10).await.unwrap(), 1);
+    assert_eq!(s.delete_expired_client_assertions(T0 + secs(61), 10).await.unwrap(), 0);
+    assert!(
+        !s.record_client_assertion(&a, "j2", T0 + secs(700), T0 + secs(61))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.record_client_assertion(&a, "j1", exp + secs(100), T0 + secs(61))
+            .await
+            .unwrap()
+    );
 }
 
 pub(super) async fn client_delete_cascades<S: Store>(s: S) {

@@ -48,8 +48,17 @@ pub struct ClientFields {
     pub policy_uri: String,
     /// Empty for the default (RS256).
     pub id_token_signed_response_alg: String,
+    /// The JWK Set for `private_key_jwt`; empty for a secret.
+    pub jwks: String,
     /// When editing: the client's `revision` when the form was opened.
     pub revision: String,
+}
+
+/// Stored JSON as the form shows it: indented, one member a line.
+fn pretty_json(raw: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| raw.to_owned())
 }
 
 fn joined<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
@@ -84,6 +93,7 @@ impl ClientFields {
             logo_uri: p.one("logo_uri"),
             policy_uri: p.one("policy_uri"),
             id_token_signed_response_alg: p.one("id_token_signed_response_alg"),
+            jwks: p.one("jwks"),
             revision: p.one("revision"),
         }
     }
@@ -107,6 +117,7 @@ impl ClientFields {
                 .id_token_signed_response_alg
                 .map(|a| a.as_str().to_owned())
                 .unwrap_or_default(),
+            jwks: c.jwks.as_deref().map(pretty_json).unwrap_or_default(),
             revision: c.revision.to_string(),
         }
     }
@@ -137,6 +148,7 @@ impl ClientFields {
             logo_uri: optional_text(&self.logo_uri),
             policy_uri: optional_text(&self.policy_uri),
             id_token_signed_response_alg: optional_text(&self.id_token_signed_response_alg),
+            jwks: optional_text(&self.jwks),
             if_revision: match self.revision.trim() {
                 "" => None,
                 r => Some(
@@ -167,6 +179,7 @@ pub fn label(field: &str) -> &'static str {
         "logo_uri" => "Logo URL",
         "policy_uri" => "Policy URL",
         "id_token_signed_response_alg" => "ID token signature",
+        "jwks" => "Public keys (JWK Set)",
         _ => "Client",
     }
 }
@@ -295,6 +308,7 @@ pub struct ClientSecretPage {
     pub client_id: String,
     pub client_name: String,
     pub secret: Option<String>,
+    pub private_key_jwt: bool,
 }
 
 /// `POST /admin/clients`: registers a client and shows its secret, once.
@@ -321,6 +335,7 @@ async fn secret_page(op: &Operator, client: &Client, secret: Option<Secret>, cre
         client_id: client.id.as_str().to_owned(),
         client_name: client.name.clone(),
         secret: secret.map(|s| s.expose().to_owned()),
+        private_key_jwt: client.jwks.is_some(),
     };
     Ok(render(StatusCode::OK, &page)?)
 }
@@ -340,9 +355,29 @@ pub struct ClientPage {
     pub chrome: Chrome,
     pub id: String,
     pub name: String,
-    pub confidential: bool,
+    /// A confidential client that authenticates with a secret: it can be rotated.
+    pub has_secret_method: bool,
     pub disabled: bool,
     pub details: Vec<Detail>,
+}
+
+/// How the client proves itself at the token endpoint.
+fn authentication(c: &Client) -> String {
+    match (c.kind, &c.jwks, &c.secret_hash) {
+        (ClientKind::Public, _, _) => "none (public client: PKCE)".into(),
+        (_, Some(jwks), _) => {
+            let kids: Vec<String> = serde_json::from_str::<serde_json::Value>(jwks)
+                .ok()
+                .and_then(|v| v.get("keys").and_then(|k| k.as_array()).cloned())
+                .unwrap_or_default()
+                .iter()
+                .map(|k| k.get("kid").and_then(|k| k.as_str()).unwrap_or("no kid").to_owned())
+                .collect();
+            format!("private_key_jwt ({} keys: {})", kids.len(), kids.join(", "))
+        }
+        (_, None, Some(_)) => "client secret (client_secret_basic or client_secret_post)".into(),
+        (_, None, None) => "none yet: rotate the secret to issue one".into(),
+    }
 }
 
 fn details(c: &Client) -> Vec<Detail> {
@@ -352,6 +387,7 @@ fn details(c: &Client) -> Vec<Detail> {
     vec![
         one("Client ID", c.id.as_str().to_owned()),
         one("Type", c.kind.as_str().to_owned()),
+        one("Authentication", authentication(c)),
         many(
             "Redirect URIs",
             c.redirect_uris.iter().map(|u| u.as_str().to_owned()).collect(),
@@ -397,7 +433,7 @@ pub async fn client_get(State(state): State<AdminState>, op: Operator, PagePath(
         chrome: op.chrome("clients").await?,
         id: client.id.as_str().to_owned(),
         name: client.name.clone(),
-        confidential: client.kind == ClientKind::Confidential,
+        has_secret_method: client.kind == ClientKind::Confidential && client.jwks.is_none(),
         disabled: client.disabled,
         details: details(&client),
     };

@@ -55,6 +55,9 @@ pub struct ClientBody {
     /// OIDC Registration §2: `RS256` (the default when absent or null) or the server's
     /// `signing_alg`.
     pub id_token_signed_response_alg: Option<String>,
+    /// A confidential client's public keys for `private_key_jwt` (RFC 7523): a JWK Set
+    /// object; absent or null for a secret.
+    pub jwks: Option<Value>,
     /// `PUT` only, optional: the `revision` the caller read. If the client has changed
     /// since, the replacement is refused (400, field `revision`). Refused on `POST`.
     pub revision: Option<i64>,
@@ -73,6 +76,16 @@ impl ClientBody {
                 message: "must be confidential or public".into(),
             })?),
         };
+        let jwks = match self.jwks {
+            None | Some(Value::Null) => None,
+            Some(v @ Value::Object(_)) => Some(v.to_string()),
+            Some(_) => {
+                return Err(ApiError::Invalid {
+                    field: "jwks".into(),
+                    message: "must be a JWK Set: an object with a keys array, or null".into(),
+                });
+            }
+        };
         Ok(ClientInput {
             name: self.name,
             kind,
@@ -88,6 +101,7 @@ impl ClientBody {
             logo_uri: self.logo_uri,
             policy_uri: self.policy_uri,
             id_token_signed_response_alg: self.id_token_signed_response_alg,
+            jwks,
             if_revision: self.revision,
         })
     }
@@ -182,7 +196,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 14] = [
+const SETTINGS: [&str; 15] = [
     "name",
     "kind",
     "redirect_uris",
@@ -197,6 +211,7 @@ const SETTINGS: [&str; 14] = [
     "logo_uri",
     "policy_uri",
     "id_token_signed_response_alg",
+    "jwks",
 ];
 
 /// `PATCH /clients/{client_id}`: changes the settings the body names and keeps the
