@@ -17,7 +17,7 @@ use tower_sessions::Session;
 use crate::csrf::{CsrfForm, CsrfToken};
 use crate::error::PageError;
 use crate::page::{render, see_other};
-use crate::session_store::{current_auth, id_hash};
+use crate::session_store::{current_auth, current_user, id_hash};
 use crate::{AppState, ClientIp};
 
 pub struct SessionRow {
@@ -94,11 +94,11 @@ pub async fn account_get(
     session: Session,
     CsrfToken(csrf): CsrfToken,
 ) -> Result<Response, PageError> {
-    let Some(auth) = current_auth(&state, &session).await? else {
+    let Some((_, user)) = current_user(&state, &session).await? else {
         session.insert(BACK_TO_ACCOUNT, true).await?;
         return see_other("/login");
     };
-    account_page(&state, &session, auth.user_id, &csrf, StatusCode::OK, None).await
+    account_page(&state, &session, &user, &csrf, StatusCode::OK, None).await
 }
 
 /// Why a password change was refused, by the field at fault.
@@ -112,12 +112,11 @@ enum PasswordRefusal {
 async fn account_page(
     state: &AppState,
     session: &Session,
-    user_id: uuid::Uuid,
+    user: &portcullis_core::model::User,
     csrf: &str,
     status: StatusCode,
     password_error: Option<&PasswordRefusal>,
 ) -> Result<Response, PageError> {
-    let user = state.core.get_user(user_id).await?;
     let current = current_handle(session);
     let sessions = state
         .core
@@ -176,7 +175,7 @@ pub async fn account_password_post(
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response, PageError> {
     state.core.throttle.check(Bucket::AccountIp, ip.as_deref())?;
-    let Some(auth) = current_auth(&state, &session).await? else {
+    let Some((auth, user)) = current_user(&state, &session).await? else {
         return see_other("/login");
     };
     let refused = if form.new_password.expose() != form.new_password_again.expose() {
@@ -200,15 +199,7 @@ pub async fn account_password_post(
         }
     };
     let csrf = crate::csrf::token(&session).await?;
-    account_page(
-        &state,
-        &session,
-        auth.user_id,
-        &csrf,
-        StatusCode::BAD_REQUEST,
-        Some(&refused),
-    )
-    .await
+    account_page(&state, &session, &user, &csrf, StatusCode::BAD_REQUEST, Some(&refused)).await
 }
 
 /// `POST /account/sessions/revoke`: signs one of the person's browsers out; ending this

@@ -12,7 +12,7 @@ use crate::authorize::{proceed, send_response, unless_next};
 use crate::csrf::{CsrfForm, CsrfToken};
 use crate::error::PageError;
 use crate::page::{render, see_other};
-use crate::session_store::current_auth;
+use crate::session_store::{current_auth, current_user};
 use crate::{AppState, ClientIp, pending};
 
 #[derive(Template)]
@@ -81,7 +81,7 @@ pub async fn consent_get(
 ) -> Result<Response, PageError> {
     let Query(q) = q.map_err(|_| PageError::Expired)?;
     let req = pending::get(&session, &q.req, state.core.now().unix_timestamp()).await?;
-    let Some(auth) = current_auth(&state, &session).await? else {
+    let Some((auth, user)) = current_user(&state, &session).await? else {
         return login_first(&q.req);
     };
     // Only when consent is the next step: a request that still needs a login
@@ -89,7 +89,6 @@ pub async fn consent_get(
     if let Some(elsewhere) = unless_next(&state, &session, &q.req, &req, &auth, is_consent).await? {
         return Ok(elsewhere);
     }
-    let user = state.core.get_user(auth.user_id).await?;
     let (client, scope) = state.core.consent_scope(&req).await?;
     let logo = displayable(client.logo_uri.as_deref());
     let page = ConsentPage {

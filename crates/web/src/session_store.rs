@@ -232,22 +232,33 @@ pub async fn stored_auth(session: &Session) -> Result<Option<AuthSession>, PageE
 /// what an anonymous session holds (pending requests, the CSRF token), so the page being
 /// served goes on as for anyone not signed in and the ended cookie value is not reused.
 pub async fn current_auth(state: &crate::AppState, session: &Session) -> Result<Option<AuthSession>, PageError> {
+    Ok(current_user(state, session).await?.map(|(auth, _)| auth))
+}
+
+/// `current_auth` with the account it read, for pages that show it.
+pub async fn current_user(
+    state: &crate::AppState,
+    session: &Session,
+) -> Result<Option<(AuthSession, portcullis_core::model::User)>, PageError> {
     let Some(auth) = stored_auth(session).await? else {
         return Ok(None);
     };
-    let current = match state.core.get_user(auth.user_id).await {
-        Ok(user) => {
-            !user.disabled
-                && (auth.stamp.is_empty() || auth.stamp == portcullis_core::admin::password_stamp(&user.password_hash))
+    let user = match state.core.get_user(auth.user_id).await {
+        Ok(user)
+            if !user.disabled
+                && (auth.stamp.is_empty()
+                    || auth.stamp == portcullis_core::admin::password_stamp(&user.password_hash)) =>
+        {
+            Some(user)
         }
-        Err(portcullis_core::Error::NotFound(_)) => false,
+        Ok(_) | Err(portcullis_core::Error::NotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    if !current {
+    let Some(user) = user else {
         session.remove_value(AUTH_KEY).await?;
         session.remove_value(CLIENT_KEY).await?;
         session.cycle_id().await?;
         return Ok(None);
-    }
-    Ok(Some(auth))
+    };
+    Ok(Some((auth, user)))
 }
