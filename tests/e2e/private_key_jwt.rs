@@ -457,8 +457,44 @@ async fn code_flow_with_an_assertion(backend: Backend) {
     app.stop().await;
 }
 
+/// A client authenticated by its keys has the per-client `/token` limit of any
+/// confidential client (it has no secret, which once decided that).
+async fn a_keyed_client_has_its_own_rate_limit(backend: Backend) {
+    use portcullis_core::throttle::{Bucket, RateLimit};
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        let limits = &mut s.core.defense.rate_limits;
+        limits.set(Bucket::TokenClient, RateLimit::parse("3/min").unwrap());
+        limits.set(Bucket::TokenIp, RateLimit::parse("100/min").unwrap());
+    })
+    .await;
+    let es = client_key(SigningAlg::ES256, "es-1").await;
+    let input = portcullis_core::clients::ClientInput {
+        name: "Keyed".into(),
+        kind: Some(portcullis_core::model::ClientKind::Confidential),
+        grant_types: vec!["client_credentials".into()],
+        scopes: "api:read".into(),
+        jwks: Some(json!({"keys": [es.jwk]}).to_string()),
+        ..Default::default()
+    };
+    let (client, secret) = app.core.create_client(&input, "test").await.unwrap();
+    assert!(secret.is_none());
+    let id = client.id.as_str();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let assertion = sign(&es, &claims(id, &app.url("/token")));
+        statuses.push(post(&app, "/token", &assertion, &CLIENT_CREDENTIALS).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    app.stop().await;
+}
+
 async fn spawn(backend: Backend) -> TestApp {
     portcullis_tests::spawn_app(backend).await
 }
 
-both_backends!(assertions_authenticate_a_client, code_flow_with_an_assertion);
+both_backends!(
+    assertions_authenticate_a_client,
+    code_flow_with_an_assertion,
+    a_keyed_client_has_its_own_rate_limit,
+);

@@ -8,6 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use portcullis_core::model::ClientKind;
 use portcullis_core::throttle::Bucket;
 use portcullis_protocol::token::{TokenOperationRequest, TokenRequest};
 use portcullis_protocol::{ErrorCode, ScopeSet};
@@ -53,7 +54,8 @@ pub async fn token_post(
     // that client's allowance on every node. Failed guesses count against their address
     // (`TokenIp`); secrets are 256-bit and server-generated, so guessing them is futile
     // anyway. A public client's id proves nothing, so its users count per address only.
-    if client.secret_hash.is_some() {
+    // A confidential client authenticated with a secret or with its keys.
+    if client.kind == ClientKind::Confidential {
         state
             .core
             .throttle
