@@ -82,14 +82,26 @@ async fn post(app: &TestApp, path: &str, assertion: &str, form: &[(&str, &str)])
 const CLIENT_CREDENTIALS: [(&str, &str); 1] = [("grant_type", "client_credentials")];
 
 /// A `client_credentials` request refused with `invalid_client` whose description
-/// contains `why`.
+/// contains `why`: a 400, since the client did not use HTTP authentication (no `Basic`
+/// challenge, which clients such as openid-client take for a different failure).
 async fn refused(app: &TestApp, assertion: &str, extra: &[(&str, &str)], why: &str) {
-    let mut form = CLIENT_CREDENTIALS.to_vec();
-    form.extend_from_slice(extra);
-    let (s, body) = post(app, "/token", assertion, &form).await;
+    let mut fields = vec![
+        ("client_assertion_type", ASSERTION_TYPE),
+        ("client_assertion", assertion),
+    ];
+    fields.extend_from_slice(&CLIENT_CREDENTIALS);
+    fields.extend_from_slice(extra);
+    let r = http().post(app.url("/token")).form(&fields).send().await.unwrap();
+    assert!(
+        r.headers().get("www-authenticate").is_none(),
+        "{why}: {:?}",
+        r.headers()
+    );
+    let s = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
     assert_eq!(
         (s, body["error"].as_str()),
-        (401, Some("invalid_client")),
+        (400, Some("invalid_client")),
         "{why}: {body}"
     );
     let description = body["error_description"].as_str().unwrap_or_default();
@@ -138,7 +150,9 @@ async fn assertions_authenticate_a_client(backend: Backend) {
     let algs = meta["token_endpoint_auth_signing_alg_values_supported"]
         .as_array()
         .unwrap();
-    assert!(algs.contains(&json!("ES256")) && algs.contains(&json!("EdDSA")) && !algs.contains(&json!("HS256")));
+    for (alg, listed) in [("ES256", true), ("EdDSA", true), ("Ed25519", true), ("HS256", false)] {
+        assert_eq!(algs.contains(&json!(alg)), listed, "{alg}: {algs:?}");
+    }
 
     // A good assertion, to the token endpoint or to the issuer, by either key.
     let good = sign(&es, &claims(&id, &token_endpoint));
@@ -170,6 +184,24 @@ async fn assertions_authenticate_a_client(backend: Backend) {
         &sign(&es, &with(&|c| c["aud"] = json!("https://elsewhere.example/token"))),
         &[],
         "aud",
+    )
+    .await;
+    // One audience only (draft-ietf-oauth-rfc7523bis): an assertion that also names
+    // another server could have been made for it.
+    let both = json!(["https://elsewhere.example", app.issuer]);
+    refused(&app, &sign(&es, &with(&|c| c["aud"] = both.clone())), &[], "one string").await;
+    refused(
+        &app,
+        &sign(&es, &with(&|c| c["iat"] = json!(now + 600))),
+        &[],
+        "in the future",
+    )
+    .await;
+    refused(
+        &app,
+        &sign(&es, &with(&|c| c["iss"] = json!([c["iss"].clone()]))),
+        &[],
+        "iss",
     )
     .await;
     refused(
@@ -234,7 +266,32 @@ async fn assertions_authenticate_a_client(backend: Backend) {
     // Signed by a key the client did not register (under a registered kid), or with a
     // shared-secret algorithm.
     let stranger = client_key(SigningAlg::ES256, "es-1").await;
-    refused(&app, &sign(&stranger, &with(&|_| ())), &[], "signature").await;
+    let claimed = with(&|_| ());
+    refused(&app, &sign(&stranger, &claimed), &[], "not signed by a key registered").await;
+    // Its jti is not used up by that: the client's own assertion with it works.
+    let (s, body) = post(&app, "/token", &sign(&es, &claimed), &CLIENT_CREDENTIALS).await;
+    assert_eq!(s, 200, "{body}");
+    // An unknown client gets the same words (which clients use keys is not told).
+    let unknown = sign(&es, &claims("no-such-client", &token_endpoint));
+    refused(&app, &unknown, &[], "not signed by a key registered").await;
+    // Expired, but within the 60 s of leeway: accepted once, and only once (its record
+    // used to be taken over as soon as exp had passed).
+    let late = sign(&es, &with(&|c| c["exp"] = json!(now - 30)));
+    assert_eq!(post(&app, "/token", &late, &CLIENT_CREDENTIALS).await.0, 200);
+    refused(&app, &late, &[], "used before").await;
+    // RFC 9864's name for EdDSA over Ed25519, as oauth4webapi signs.
+    let header = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        br#"{"alg":"Ed25519","kid":"ed-1"}"#,
+    );
+    let payload = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        with(&|_| ()).to_string(),
+    );
+    let message = format!("{header}.{payload}");
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &ed.encoding, Algorithm::EdDSA).unwrap();
+    let (s, body) = post(&app, "/token", &format!("{message}.{signature}"), &CLIENT_CREDENTIALS).await;
+    assert_eq!(s, 200, "{body}");
     let hs = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &with(&|_| ()),
@@ -276,7 +333,8 @@ async fn assertions_authenticate_a_client(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
     // The assertion was not used up by those refusals.
     let (s, body) = post(&app, "/token", &fresh, &CLIENT_CREDENTIALS).await;
     assert_eq!(s, 200, "{body}");
@@ -284,7 +342,7 @@ async fn assertions_authenticate_a_client(backend: Backend) {
     // A client with a secret cannot use an assertion, nor this one a secret.
     let (secret_client, secret) = app.confidential_client(REDIRECT).await;
     let theirs = sign(&es, &claims(secret_client.id.as_str(), &token_endpoint));
-    refused(&app, &theirs, &[], "not registered for private_key_jwt").await;
+    refused(&app, &theirs, &[], "not signed by a key registered").await;
     let r = http()
         .post(app.url("/token"))
         .basic_auth(&id, Some(secret.expose()))
@@ -319,7 +377,13 @@ async fn assertions_authenticate_a_client(backend: Backend) {
     let (s, patched) = api.patch(&path, json!({"jwks": null})).await;
     assert_eq!(s, 200, "{patched}");
     assert_eq!(patched["token_endpoint_auth_method"], "client_secret_basic");
-    refused(&app, &sign(&es, &claims(&id, &token_endpoint)), &[], "not registered").await;
+    refused(
+        &app,
+        &sign(&es, &claims(&id, &token_endpoint)),
+        &[],
+        "not signed by a key registered",
+    )
+    .await;
     let (s, rotated) = api.post_empty(&format!("{path}/rotate-secret")).await;
     assert_eq!(s, 200, "{rotated}");
     // Keys registered again end that secret.
@@ -361,14 +425,20 @@ async fn assertions_authenticate_a_client(backend: Backend) {
 
     app.core.audit.flush().await;
     let failures = app.audit_events("client.auth_failed").await;
-    assert!(
-        failures
-            .iter()
-            .filter(|e| e.client_id.as_deref() == Some(id.as_str()))
-            .count()
-            >= 10,
-        "{failures:?}"
-    );
+    let reasons: Vec<&str> = failures
+        .iter()
+        .filter(|e| e.client_id.as_deref() == Some(id.as_str()) && e.detail["method"] == "private_key_jwt")
+        .filter_map(|e| e.detail["reason"].as_str())
+        .collect();
+    for expected in [
+        "used before",
+        "has expired",
+        "not signed by a key registered",
+        "one string",
+        "aud",
+    ] {
+        assert!(reasons.iter().any(|r| r.contains(expected)), "{expected}: {reasons:?}");
+    }
     app.stop().await;
 }
 

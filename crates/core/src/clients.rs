@@ -415,6 +415,8 @@ impl Portcullis {
                 before.id_token_signed_response_alg != client.id_token_signed_response_alg,
             ),
             ("jwks", before.jwks != client.jwks),
+            // Ended by registering keys.
+            ("secret", before.secret_hash != client.secret_hash),
         ]
         .into_iter()
         .filter_map(|(name, differs)| differs.then_some(name))

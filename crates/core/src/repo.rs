@@ -59,7 +59,7 @@ pub trait ClientRepo: Send + Sync {
     /// Ids of the client's grants that are not revoked.
     async fn active_grant_ids_for_client(&self, id: &ClientId) -> StoreResult<Vec<Uuid>>;
     /// Records the `jti` of a client assertion until `expires_at` (RFC 7523 §3 item 7):
-    /// true if it was not recorded, or only as expired by `now`; false, and nothing
+    /// true if it was not recorded, or only until before `now`; false, and nothing
     /// written, for a `jti` of this client still recorded (a replay).
     async fn record_client_assertion(
         &self,

@@ -150,12 +150,13 @@ pub async fn authenticate(
             return Err(ApiError::new(
                 ErrorCode::InvalidClient,
                 format!("client_assertion_type must be {ASSERTION_TYPE}"),
-            ));
+            )
+            .without_challenge());
         }
         return core
             .authenticate_client_assertion(body_id, assertion, &core.settings.endpoint(endpoint), ip)
             .await
-            .map_err(ApiError::from);
+            .map_err(|e| ApiError::from(e).without_challenge());
     }
     let (id, secret) = match basic {
         Some(value) => {

@@ -19,10 +19,7 @@ use crate::ServerState;
 pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     let client_auth = s(&["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]);
-    let assertion_algs: Vec<String> = portcullis_core::client_assertion::ALGORITHMS
-        .iter()
-        .map(|a| format!("{a:?}"))
-        .collect();
+    let assertion_algs = portcullis_core::client_assertion::algorithm_names();
     ServerMetadata {
         issuer: settings.issuer.clone(),
         authorization_endpoint: settings.endpoint("/authorize"),

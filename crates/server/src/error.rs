@@ -19,6 +19,10 @@ pub struct ApiError {
     bare: bool,
     /// The scope the endpoint needs, named in an `insufficient_scope` challenge.
     scope: Option<&'static str>,
+    /// The client did not use HTTP authentication (a `private_key_jwt` assertion): an
+    /// `invalid_client` is a 400 without a `Basic` challenge (RFC 6749 §5.2 asks for the
+    /// 401 and its challenge only after the `Authorization` header was used).
+    no_challenge: bool,
 }
 
 impl ApiError {
@@ -30,7 +34,14 @@ impl ApiError {
             retry_after: None,
             bare: false,
             scope: None,
+            no_challenge: false,
         }
+    }
+
+    /// See `no_challenge`.
+    pub fn without_challenge(mut self) -> Self {
+        self.no_challenge = true;
+        self
     }
 
     /// RFC 6750 §3.1: a request to a bearer-token endpoint without any authentication
@@ -115,6 +126,7 @@ impl IntoResponse for ApiError {
         let body = ErrorResponse::new(self.code, self.description);
         let description = body.error_description.as_deref().unwrap_or_default();
         let status = match self.code {
+            ErrorCode::InvalidClient if self.no_challenge => StatusCode::BAD_REQUEST,
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -133,7 +145,7 @@ impl IntoResponse for ApiError {
                 self.code.as_str(),
                 description
             ))
-        } else if self.code == ErrorCode::InvalidClient {
+        } else if self.code == ErrorCode::InvalidClient && !self.no_challenge {
             // RFC 6749 §5.2: 401 with the scheme the client can authenticate with.
             Some("Basic realm=\"portcullis\"".to_owned())
         } else {

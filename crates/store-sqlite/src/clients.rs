@@ -234,11 +234,11 @@ impl ClientRepo for SqliteStore {
         expires_at: time::OffsetDateTime,
         now: time::OffsetDateTime,
     ) -> StoreResult<bool> {
-        // A row left by an assertion that has expired (not yet cleaned up) is taken over.
+        // A row kept past its time (not yet cleaned up) is taken over.
         let done = sqlx::query(
             "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
-             WHERE client_assertions.expires_at <= $4",
+             WHERE client_assertions.expires_at < $4",
         )
         .bind(client_id.as_str())
         .bind(jti)

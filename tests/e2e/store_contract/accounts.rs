@@ -273,15 +273,20 @@ pub(super) async fn client_assertions_are_recorded_once<S: Store>(s: S) {
         "another client's"
     );
     assert!(s.record_client_assertion(&a, "j2", T0 + secs(10), T0).await.unwrap());
-    // Once expired, the record no longer blocks the jti (its assertion is refused as
-    // expired anyway).
+    // Kept until its time, that instant included (the caller keeps it past the last
+    // moment any node would take the assertion); after it, the jti is free again.
     assert!(
-        s.record_client_assertion(&a, "j2", T0 + secs(600), T0 + secs(10))
+        !s.record_client_assertion(&a, "j2", T0 + secs(600), T0 + secs(10))
             .await
             .unwrap()
     );
     assert!(
-        !s.record_client_assertion(&a, "j2", T0 + secs(600), T0 + secs(11))
+        s.record_client_assertion(&a, "j2", T0 + secs(600), T0 + secs(11))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.record_client_assertion(&a, "j2", T0 + secs(600), T0 + secs(12))
             .await
             .unwrap()
     );
