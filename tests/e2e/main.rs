@@ -22,6 +22,7 @@ mod forms;
 mod foundation;
 mod id_token_algs;
 mod multinode;
+mod par;
 mod private_key_jwt;
 mod prompts;
 mod refresh;

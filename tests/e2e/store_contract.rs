@@ -69,6 +69,7 @@ contract!(
     code_redeem_expired_or_unknown_is_invalid,
     code_concurrent_redemption,
     delete_expired_codes,
+    pushed_requests_are_taken_once,
     grants_list_count_and_revoke,
     refresh_rotate_then_reuse,
     refresh_invalid_cases,

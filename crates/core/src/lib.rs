@@ -20,6 +20,7 @@ pub mod lockout;
 pub mod logout;
 pub mod model;
 pub mod net;
+pub mod par;
 pub mod params;
 pub mod password;
 pub mod repo;

@@ -198,6 +198,24 @@ pub trait CodeRepo: Send + Sync {
     ) -> StoreResult<CodeRedemption>;
     /// Deletes at most `limit` codes that expired before `before`; returns how many.
     async fn delete_expired_codes(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+    /// Keeps a pushed authorization request (RFC 9126), serialized, under the digest of
+    /// its `request_uri`.
+    async fn insert_pushed_request(
+        &self,
+        request_hash: &Digest,
+        client_id: &ClientId,
+        request: &str,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Deletes the pushed request and returns its client and request, if it was there
+    /// and had not expired by `now`: of two concurrent takes, one gets it.
+    async fn take_pushed_request(
+        &self,
+        request_hash: &Digest,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(ClientId, String)>>;
+    /// Deletes at most `limit` pushed requests that expired before `now`.
+    async fn delete_expired_pushed_requests(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
 /// Outcome of rotating a refresh token.

@@ -359,6 +359,10 @@ impl Portcullis {
         // Consumed codes are kept a day so a late replay still revokes its grant.
         drain("auth_codes", |limit| store.delete_expired_codes(now - day, limit)).await;
         drain("revocations", |limit| store.delete_expired_revocations(now, limit)).await;
+        drain("pushed_requests", |limit| {
+            store.delete_expired_pushed_requests(now, limit)
+        })
+        .await;
         drain("client_assertions", |limit| {
             store.delete_expired_client_assertions(now, limit)
         })

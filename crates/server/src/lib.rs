@@ -8,6 +8,7 @@ mod cors;
 mod discovery;
 mod error;
 mod health;
+mod par;
 mod token;
 mod userinfo;
 
@@ -54,6 +55,7 @@ pub fn router(core: Arc<Portcullis>) -> Router {
         .route("/jwks", get(discovery::jwks_get))
         .route("/token", post(token::token_post))
         .route("/revoke", post(token::revoke_post))
+        .route("/par", post(par::par_post))
         .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post))
         .layer(cors);
     Router::new()

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use portcullis_core::model::{AuthorizationCode, Digest, Grant, RefreshToken};
 use portcullis_core::repo::{CodeRedemption, CodeRepo, StoreResult};
-use portcullis_protocol::RedirectUri;
+use portcullis_protocol::{ClientId, RedirectUri};
 use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -173,6 +173,54 @@ impl CodeRepo for PgStore {
                  SELECT code_hash FROM auth_codes WHERE expires_at < $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
             before,
+            limit,
+        )
+        .await
+    }
+
+    async fn insert_pushed_request(
+        &self,
+        request_hash: &Digest,
+        client_id: &ClientId,
+        request: &str,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO pushed_requests (request_hash, client_id, request, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(request_hash.as_slice())
+        .bind(client_id.as_str())
+        .bind(request)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .conflict("pushed request")?;
+        Ok(())
+    }
+
+    async fn take_pushed_request(
+        &self,
+        request_hash: &Digest,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(ClientId, String)>> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "DELETE FROM pushed_requests WHERE request_hash = $1 AND expires_at > $2 RETURNING client_id, request",
+        )
+        .bind(request_hash.as_slice())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?;
+        row.map(|(client_id, request)| Ok((codec::client_id("pushed_requests.client_id", &client_id)?, request)))
+            .transpose()
+    }
+
+    async fn delete_expired_pushed_requests(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM pushed_requests WHERE request_hash = ANY(ARRAY( \
+                 SELECT request_hash FROM pushed_requests WHERE expires_at < $1 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+            now,
             limit,
         )
         .await

@@ -11,6 +11,8 @@ use portcullis_core::authorize::{
 };
 use tower_sessions::Session;
 
+use portcullis_core::par::REQUEST_URI_PREFIX;
+
 use crate::AppState;
 use crate::csrf::form_pairs;
 use crate::error::PageError;
@@ -45,7 +47,19 @@ pub async fn authorize_post(
 async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>) -> Result<Response, PageError> {
     // Pairs, not a map: RFC 6749 §3.1 forbids repeated parameters, and core reports them.
     let params = AuthorizeParams::from_pairs(pairs);
-    let req = match state.core.validate_authorization(&params).await {
+    let validated = match params.request_uri.as_deref() {
+        // RFC 9126 §4: a pushed request; the browser's other parameters are not read.
+        Some(uri) if uri.starts_with(REQUEST_URI_PREFIX) => {
+            if params.duplicated.iter().any(|d| d == "client_id" || d == "request_uri") {
+                return Err(PageError::BadRequest(
+                    "The request repeats client_id or request_uri.".into(),
+                ));
+            }
+            state.core.take_pushed_request(params.client_id.as_deref(), uri).await
+        }
+        _ => state.core.validate_authorization(&params).await,
+    };
+    let req = match validated {
         Ok(req) => req,
         // RFC 6749 §4.1.2.1: a bad client_id or redirect_uri is shown, never redirected.
         Err(AuthorizeError::Page(message)) => return Err(PageError::BadRequest(message)),

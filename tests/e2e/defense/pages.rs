@@ -165,6 +165,7 @@ async fn cors_only_for_registered_origins_on_browser_endpoints(backend: Backend)
     for path in [
         "/token",
         "/revoke",
+        "/par",
         "/userinfo",
         "/jwks",
         "/.well-known/openid-configuration",

@@ -324,6 +324,42 @@ pub(super) async fn delete_expired_codes<S: Store>(s: S) {
     assert!(s.get_code(&later.code_hash, T0).await.unwrap().is_some());
 }
 
+/// A pushed authorization request (RFC 9126) is taken once, before it expires, and goes
+/// with its client; expired ones are cleaned up in batches.
+pub(super) async fn pushed_requests_are_taken_once<S: Store>(s: S) {
+    let (c, _) = setup(&s, "app", "alice").await;
+    let (first, late, doomed) = (random_digest(), random_digest(), random_digest());
+    let until = T0 + secs(90);
+    s.insert_pushed_request(&first, &c.id, r#"{"a":1}"#, until)
+        .await
+        .unwrap();
+    s.insert_pushed_request(&late, &c.id, r#"{"b":2}"#, until)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.insert_pushed_request(&first, &c.id, "{}", until).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.take_pushed_request(&first, T0 + secs(89)).await.unwrap(),
+        Some((c.id.clone(), r#"{"a":1}"#.to_owned()))
+    );
+    assert_eq!(
+        s.take_pushed_request(&first, T0 + secs(89)).await.unwrap(),
+        None,
+        "once"
+    );
+    assert_eq!(s.take_pushed_request(&late, until).await.unwrap(), None, "expired");
+    assert_eq!(s.take_pushed_request(&random_digest(), T0).await.unwrap(), None);
+    // Expired ones go in batches; the one taken too late was not deleted by the take.
+    assert_eq!(s.delete_expired_pushed_requests(until, 10).await.unwrap(), 0);
+    assert_eq!(s.delete_expired_pushed_requests(until + secs(1), 10).await.unwrap(), 1);
+    // Deleting the client deletes its pushed requests.
+    s.insert_pushed_request(&doomed, &c.id, "{}", until).await.unwrap();
+    s.delete_client(&c.id, &[]).await.unwrap();
+    assert_eq!(s.take_pushed_request(&doomed, T0).await.unwrap(), None);
+}
+
 pub(super) async fn grants_list_count_and_revoke<S: Store>(s: S) {
     let (c, u) = setup(&s, "app", "alice").await;
     let (g1, r1) = issue(&s, &c, &u, T0).await;

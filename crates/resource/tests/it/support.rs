@@ -358,6 +358,8 @@ async fn discovery(State(state): State<Arc<FakeState>>) -> Json<ServerMetadata> 
         revocation_endpoint_auth_methods_supported: vec![],
         introspection_endpoint_auth_methods_supported: strings(&["client_secret_basic"]),
         token_endpoint_auth_signing_alg_values_supported: Vec::new(),
+        pushed_authorization_request_endpoint: None,
+        require_pushed_authorization_requests: false,
         revocation_endpoint_auth_signing_alg_values_supported: Vec::new(),
         introspection_endpoint_auth_signing_alg_values_supported: Vec::new(),
         code_challenge_methods_supported: strings(&["S256"]),

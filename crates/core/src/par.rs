@@ -1,0 +1,115 @@
+//! Pushed authorization requests (RFC 9126): a client sends its authorization request
+//! straight to the server, authenticated, and gets back a `request_uri` to send the
+//! browser to `/authorize` with instead. The parameters never travel through the
+//! browser, so they can be neither read nor changed there, and a confidential client's
+//! request is known to come from it. The request is validated when pushed, kept in the
+//! store (so any node can serve the browser) for `LIFETIME`, and used once.
+
+use portcullis_protocol::ErrorCode;
+use serde::Serialize;
+use time::Duration;
+
+use crate::authorize::{AuthorizationRequest, AuthorizeError, AuthorizeParams};
+use crate::crypto::{random_token, sha256};
+use crate::error::{Error, Result};
+use crate::model::Client;
+use crate::service::Portcullis;
+
+/// RFC 9126 §2.2: the form of the `request_uri` values this server hands out.
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// How long a pushed request waits for the browser (RFC 9126 §2.2 suggests 5 to 600 s:
+/// long enough for a redirect, short enough that a leaked one is soon worthless).
+pub const LIFETIME: Duration = Duration::seconds(90);
+
+/// RFC 9126 §2.2 response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushedRequest {
+    pub request_uri: String,
+    pub expires_in: i64,
+}
+
+impl Portcullis {
+    /// Validates an authorization request pushed by `client` (already authenticated) as
+    /// `/authorize` would, and keeps it. Errors are the ones `/authorize` would give, as
+    /// JSON (RFC 9126 §2.3): a bad redirect URI, which `/authorize` shows as a page, is
+    /// `invalid_request`.
+    pub async fn push_authorization_request(&self, client: &Client, params: &AuthorizeParams) -> Result<PushedRequest> {
+        let mut params = params.clone();
+        match params.client_id.as_deref() {
+            Some(id) if id != client.id.as_str() => {
+                return Err(Error::oauth(
+                    ErrorCode::InvalidRequest,
+                    "client_id is not the client that authenticated",
+                ));
+            }
+            Some(_) => {}
+            None => params.client_id = Some(client.id.as_str().to_owned()),
+        }
+        // §2.1: a pushed request cannot itself point at one.
+        if params.request_uri.is_some() {
+            return Err(Error::oauth(ErrorCode::InvalidRequest, "request_uri cannot be pushed"));
+        }
+        let request = self.validate_authorization(&params).await.map_err(pushed_error)?;
+        let token = random_token()?;
+        let now = self.now();
+        let json = serde_json::to_string(&request).map_err(|e| Error::Unexpected(e.to_string()))?;
+        self.store
+            .insert_pushed_request(&sha256(token.as_bytes()), &client.id, &json, now + LIFETIME)
+            .await?;
+        Ok(PushedRequest {
+            request_uri: format!("{REQUEST_URI_PREFIX}{token}"),
+            expires_in: LIFETIME.whole_seconds(),
+        })
+    }
+
+    /// The pushed request a `request_uri` names, used up by this call (RFC 9126 §4): it
+    /// must be one this server handed out to `client_id`, unexpired and unused. The other
+    /// parameters of the browser's request are not read. A failure is a page: nothing
+    /// says where a redirect would be safe.
+    pub async fn take_pushed_request(
+        &self,
+        client_id: Option<&str>,
+        request_uri: &str,
+    ) -> std::result::Result<AuthorizationRequest, AuthorizeError> {
+        let gone = || {
+            AuthorizeError::Page(
+                "This sign-in link has expired or was already used. Go back to the application and start again.".into(),
+            )
+        };
+        let client_id = client_id.ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
+        let token = request_uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(gone)?;
+        let now = self.now();
+        let (owner, json) = self
+            .store
+            .take_pushed_request(&sha256(token.as_bytes()), now)
+            .await
+            .map_err(|e| AuthorizeError::Internal(e.into()))?
+            .ok_or_else(gone)?;
+        if owner.as_str() != client_id {
+            return Err(AuthorizeError::Page(
+                "The request_uri was not issued to this application.".into(),
+            ));
+        }
+        let mut request: AuthorizationRequest =
+            serde_json::from_str(&json).map_err(|e| AuthorizeError::Internal(Error::Unexpected(e.to_string())))?;
+        // The person's part starts now.
+        request.requested_at = now.unix_timestamp();
+        Ok(request)
+    }
+}
+
+/// A validation failure of a pushed request, as the JSON error RFC 9126 §2.3 asks for.
+fn pushed_error(e: AuthorizeError) -> Error {
+    match e {
+        AuthorizeError::Page(message) => Error::oauth(ErrorCode::InvalidRequest, message),
+        AuthorizeError::Redirect(response) => {
+            let param = |name: &str| response.params.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
+            let code = param("error")
+                .and_then(|c| serde_json::from_value::<ErrorCode>(serde_json::Value::String(c)).ok())
+                .unwrap_or(ErrorCode::InvalidRequest);
+            Error::oauth(code, param("error_description").unwrap_or_default())
+        }
+        AuthorizeError::Internal(e) => e,
+    }
+}

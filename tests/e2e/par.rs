@@ -1,0 +1,199 @@
+//! Pushed authorization requests (RFC 9126) on both backends: a client pushes its
+//! authorization request, authenticated, and sends the browser to `/authorize` with the
+//! `request_uri` it got; the pushed parameters are the only ones read, the request_uri
+//! works once and for its client only, and a bad pushed request is a JSON error.
+
+use portcullis_tests::{Backend, TestApp, both_backends, browser, http};
+use reqwest::header::CACHE_CONTROL;
+use serde_json::Value;
+use url::Url;
+
+use crate::code_flow::{PASSWORD, REDIRECT, authorize_in_browser};
+use crate::forms::Step;
+
+const VERIFIER: &str = "par-verifier-par-verifier-par-verifier-par-verifier";
+
+fn challenge() -> String {
+    portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(VERIFIER.as_bytes()))
+}
+
+/// The parameters of a good request, with `change` applied (a `None` value removes one).
+fn request(change: &[(&'static str, Option<&str>)]) -> Vec<(&'static str, String)> {
+    let mut p: Vec<(&'static str, String)> = vec![
+        ("response_type", "code".into()),
+        ("redirect_uri", REDIRECT.into()),
+        ("scope", "openid profile".into()),
+        ("state", "pushed-state".into()),
+        ("nonce", "pushed-nonce".into()),
+        ("code_challenge", challenge()),
+        ("code_challenge_method", "S256".into()),
+    ];
+    for (name, value) in change {
+        p.retain(|(k, _)| k != name);
+        if let Some(v) = value {
+            p.push((name, (*v).to_owned()));
+        }
+    }
+    p
+}
+
+/// POSTs `form` to `/par` as the confidential client `(id, secret)`, or as a public client
+/// naming itself when `secret` is `None`.
+async fn push(app: &TestApp, (id, secret): (&str, Option<&str>), form: &[(&'static str, String)]) -> (u16, Value) {
+    let mut r = http().post(app.url("/par"));
+    let mut form = form.to_vec();
+    match secret {
+        Some(s) => r = r.basic_auth(id, Some(s)),
+        None => form.push(("client_id", id.to_owned())),
+    }
+    let r = r.form(&form).send().await.unwrap();
+    let status = r.status().as_u16();
+    if status == 201 {
+        assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
+    }
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn authorize_url(app: &TestApp, pairs: &[(&str, &str)]) -> Url {
+    let mut u = Url::parse(&app.url("/authorize")).unwrap();
+    u.query_pairs_mut().extend_pairs(pairs);
+    u
+}
+
+async fn pushed_requests_are_used_once_by_their_client(backend: Backend) {
+    let app = portcullis_tests::spawn_app(backend).await;
+    app.user("alice", PASSWORD).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let (id, secret) = (client.id.as_str(), secret.expose());
+    let meta: Value = http()
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["pushed_authorization_request_endpoint"], app.url("/par"));
+    assert_eq!(meta["require_pushed_authorization_requests"], false);
+
+    let (s, pushed) = push(&app, (id, Some(secret)), &request(&[])).await;
+    assert_eq!(s, 201, "{pushed}");
+    assert_eq!(pushed["expires_in"], 90);
+    let uri = pushed["request_uri"].as_str().unwrap().to_owned();
+    assert!(uri.starts_with("urn:ietf:params:oauth:request_uri:"), "{uri}");
+
+    // The browser's own parameters, other than client_id, are not read: a redirect_uri
+    // or scope added there changes nothing.
+    let url = authorize_url(
+        &app,
+        &[
+            ("client_id", id),
+            ("request_uri", &uri),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("scope", "openid email"),
+            ("state", "tampered"),
+        ],
+    );
+    let back = match authorize_in_browser(&browser(), &app, &url, "alice", "allow").await {
+        Step::LeftIssuer(u) => u,
+        other => panic!("no redirect to the client: {other:?}"),
+    };
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    let param = |name: &str| back.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    assert_eq!(param("state").as_deref(), Some("pushed-state"));
+    let code = param("code").unwrap();
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let tokens: Value = r.json().await.unwrap();
+    assert_eq!(tokens["scope"], "openid profile", "{tokens}");
+    let payload = tokens["id_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["nonce"], "pushed-nonce");
+
+    // Used once: the same link again is a page, not a redirect.
+    let again = authorize_url(&app, &[("client_id", id), ("request_uri", &uri)]);
+    let r = browser().get(again).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("expired or was already used"));
+
+    // For its own client only, and only with client_id.
+    let (other, _) = app.confidential_client(REDIRECT).await;
+    let (_, pushed) = push(&app, (id, Some(secret)), &request(&[])).await;
+    let uri = pushed["request_uri"].as_str().unwrap().to_owned();
+    for pairs in [
+        vec![("client_id", other.id.as_str()), ("request_uri", uri.as_str())],
+        vec![("request_uri", uri.as_str())],
+        vec![
+            ("client_id", id),
+            ("request_uri", "urn:ietf:params:oauth:request_uri:unknown"),
+        ],
+    ] {
+        let r = browser().get(authorize_url(&app, &pairs)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{pairs:?}");
+        assert!(r.headers().get("location").is_none());
+    }
+    app.stop().await;
+}
+
+/// A pushed request is checked as `/authorize` checks one, and the answer is JSON.
+async fn bad_pushed_requests_are_json_errors(backend: Backend) {
+    let app = portcullis_tests::spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let me = (client.id.as_str(), Some(secret.expose()));
+    let some_uri = "urn:ietf:params:oauth:request_uri:x";
+    for (change, error) in [
+        (
+            vec![("redirect_uri", Some("https://evil.example/cb"))],
+            "invalid_request",
+        ),
+        (vec![("code_challenge", None)], "invalid_request"),
+        (vec![("code_challenge_method", Some("plain"))], "invalid_request"),
+        (vec![("response_type", Some("token"))], "unsupported_response_type"),
+        (vec![("scope", Some("admin"))], "invalid_scope"),
+        (vec![("request_uri", Some(some_uri))], "invalid_request"),
+        (vec![("client_id", Some("another-client"))], "invalid_request"),
+        (vec![("prompt", Some("none login"))], "invalid_request"),
+    ] {
+        let (s, body) = push(&app, me, &request(&change)).await;
+        assert_eq!((s, body["error"].as_str()), (400, Some(error)), "{change:?}: {body}");
+        assert!(
+            body["error_description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{body}"
+        );
+    }
+    // Without client authentication, or with a wrong secret.
+    let r = http().post(app.url("/par")).form(&request(&[])).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let (s, body) = push(&app, (client.id.as_str(), Some("wrong")), &request(&[])).await;
+    assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")));
+    // A public client names itself.
+    let public = app.public_client(REDIRECT).await;
+    let (s, body) = push(&app, (public.id.as_str(), None), &request(&[])).await;
+    assert_eq!(s, 201, "{body}");
+    app.stop().await;
+}
+
+both_backends!(
+    pushed_requests_are_used_once_by_their_client,
+    bad_pushed_requests_are_json_errors
+);
