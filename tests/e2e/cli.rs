@@ -227,7 +227,6 @@ async fn read_only_commands_write_nothing(backend: Backend) {
     }
     let err = portcullis(&config, &["client", "show", "nobody"]).await.unwrap_err();
     assert_eq!(err, "client not found");
-
     let settings = Settings::for_test("http://localhost:9090", &url, TEST_KEK);
     let store = portcullis_cli::app::open_store(&settings).await.unwrap();
     assert!(
@@ -237,6 +236,19 @@ async fn read_only_commands_write_nothing(backend: Backend) {
     // A command that writes still makes sure keys exist.
     portcullis(&config, &["user", "disable", "ghost"]).await.unwrap_err();
     assert_eq!(store.list_keys().await.unwrap().len(), 2);
+    // Ids are base64url: one may start with `-` and is still an id, not a flag.
+    for args in [
+        &["client", "show", "-AG3SoJgLHTG9uqzuxdMww", "--json"][..],
+        &["client", "rotate-secret", "-AG3SoJgLHTG9uqzuxdMww"][..],
+        &["client", "delete", "-AG3SoJgLHTG9uqzuxdMww"][..],
+    ] {
+        let err = portcullis(&config, args).await.unwrap_err();
+        assert_eq!(err, "client not found", "{args:?}");
+    }
+    let err = portcullis(&config, &["keys", "withdraw", "--kid", "-NoSuchKid"])
+        .await
+        .unwrap_err();
+    assert!(!err.contains("unexpected argument"), "{err}");
     drop(guard);
 }
 

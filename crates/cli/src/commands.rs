@@ -84,8 +84,8 @@ pub enum KeysCommand {
     /// signed stop validating here at once and at resource servers when their cached JWKS
     /// expires. Rotate a leaked active key out first with `keys rotate --force`.
     Withdraw {
-        /// The key's id (`keys list`).
-        #[arg(long)]
+        /// The key's id (`keys list`); base64url, so it may start with `-`.
+        #[arg(long, allow_hyphen_values = true)]
         kid: String,
     },
     /// Retire the keys of an algorithm no longer in use (after `signing_alg` changed and
@@ -156,18 +156,24 @@ pub enum ClientCommand {
     },
     /// Show one client.
     Show {
+        /// Client ids are base64url and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[arg(long)]
         json: bool,
     },
     /// Issue a new secret (the old one stops working); printed once.
     RotateSecret {
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[arg(long)]
         json: bool,
     },
     /// Delete a client and revoke everything issued to it.
-    Delete { client_id: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
