@@ -60,6 +60,35 @@ async fn commands_and_their_errors(backend: Backend) {
         .await
         .unwrap_err();
     assert!(err.starts_with("--kind"), "{err}");
+    // A client with keys (private_key_jwt): registered from a file, given no secret; a
+    // file that cannot be read, or keys that cannot be used, are refused.
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#,
+    )
+    .unwrap();
+    let keyed = [
+        "client",
+        "create",
+        "--name",
+        "Keyed",
+        "--grant-type",
+        "client_credentials",
+        "--jwks-file",
+    ];
+    portcullis(&config, &[&keyed[..], &[jwks.to_str().unwrap()]].concat())
+        .await
+        .unwrap();
+    let err = portcullis(&config, &[&keyed[..], &["/no/such/file"]].concat())
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("--jwks-file: cannot read /no/such/file"), "{err}");
+    std::fs::write(&jwks, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
+    let err = portcullis(&config, &[&keyed[..], &[jwks.to_str().unwrap()]].concat())
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("jwks: key 1"), "{err}");
     let err = portcullis(
         &config,
         &[
@@ -190,6 +219,15 @@ async fn commands_and_their_errors(backend: Backend) {
     assert!(pkce.contains(&("Web".into(), true)), "{pkce:?}");
     assert!(pkce.contains(&("Legacy".into(), false)), "{pkce:?}");
     assert!(!pkce.iter().any(|(n, _)| n == "Spa" || n == "Es"), "{pkce:?}");
+    let keyed: Vec<_> = app
+        .core
+        .list_clients(Some("Keyed"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.token_endpoint_auth_method(), c.secret_hash.is_none()))
+        .collect();
+    assert_eq!(keyed, [("private_key_jwt", true)], "one keyed client, without a secret");
     app.stop().await;
 
     // Bad configuration: one line naming the setting.
