@@ -134,7 +134,7 @@ async fn pushed_requests_are_used_once_by_their_client(backend: Backend) {
     let again = authorize_url(&app, &[("client_id", id), ("request_uri", &uri)]);
     let r = browser().get(again).send().await.unwrap();
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("expired or was already used"));
+    assert!(r.text().await.unwrap().contains("has expired, was already used"));
 
     // For its own client only, and only with client_id.
     let (other, _) = app.confidential_client(REDIRECT).await;
@@ -152,6 +152,14 @@ async fn pushed_requests_are_used_once_by_their_client(backend: Backend) {
         assert_eq!(r.status(), 400, "{pairs:?}");
         assert!(r.headers().get("location").is_none());
     }
+    // Those attempts did not use it up: its own client still can.
+    let r = browser()
+        .get(authorize_url(&app, &[("client_id", id), ("request_uri", &uri)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "on to the login page");
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
     app.stop().await;
 }
 

@@ -211,6 +211,18 @@ async fn assertions_authenticate_a_client(backend: Backend) {
         "client_id",
     )
     .await;
+    // Another kind of JWT the client signed is not an assertion.
+    let mut typed = Header::new(es.alg);
+    typed.kid = Some(es.kid.clone());
+    typed.typ = Some("at+jwt".into());
+    let access_like = jsonwebtoken::encode(&typed, &with(&|_| ()), &es.encoding).unwrap();
+    refused(&app, &access_like, &[], "typ").await;
+    typed.typ = Some("client-authentication+jwt".into());
+    let explicit = jsonwebtoken::encode(&typed, &with(&|_| ()), &es.encoding).unwrap();
+    assert_eq!(post(&app, "/token", &explicit, &CLIENT_CREDENTIALS).await.0, 200);
+    // NumericDate may be fractional (RFC 7519 §2).
+    let fractional = sign(&es, &with(&|c| c["exp"] = json!(now as f64 + 59.5)));
+    assert_eq!(post(&app, "/token", &fractional, &CLIENT_CREDENTIALS).await.0, 200);
     // Signed by a key the client did not register (under a registered kid), or with a
     // shared-secret algorithm.
     let stranger = client_key(SigningAlg::ES256, "es-1").await;

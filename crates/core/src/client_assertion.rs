@@ -71,9 +71,17 @@ pub fn check_jwks(raw: &str) -> Result<Option<String>> {
     if keys.is_empty() || keys.len() > MAX_KEYS {
         return Err(invalid_jwks(format!("must hold 1 to {MAX_KEYS} keys")));
     }
+    let mut value = value.clone();
     let mut kids = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
+    let keys = value["keys"]
+        .as_array_mut()
+        .ok_or_else(|| invalid_jwks("must hold 1 to 8 keys"))?;
+    for (i, key) in keys.iter_mut().enumerate() {
         let n = i + 1;
+        // RFC 9864's name for EdDSA over Ed25519, stored under the name jsonwebtoken knows.
+        if key.get("alg").and_then(|a| a.as_str()) == Some("Ed25519") {
+            key["alg"] = serde_json::Value::String("EdDSA".into());
+        }
         if PRIVATE_MEMBERS.iter().any(|m| key.get(m).is_some()) {
             return Err(invalid_jwks(format!(
                 "key {n} is a private or symmetric key: register the public keys only"
@@ -258,6 +266,17 @@ fn split(assertion: &str) -> Result<Parts<'_>, Refusal> {
         .ok_or_else(|| {
             refusal("the client_assertion must be signed with RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA")
         })?;
+    // RFC 7523bis explicit typing: a JWT typed as something else (an access token, a
+    // DPoP proof, a request object) is not a client assertion, whoever signed it.
+    if let Some(typ) = header.get("typ") {
+        let typ = typ.as_str().unwrap_or_default().to_ascii_lowercase();
+        let typ = typ.strip_prefix("application/").unwrap_or(&typ);
+        if typ != "jwt" && typ != "client-authentication+jwt" {
+            return Err(refusal(
+                "the client_assertion's typ must be JWT or client-authentication+jwt",
+            ));
+        }
+    }
     let kid = match header.get("kid") {
         None => None,
         Some(serde_json::Value::String(k)) => Some(k.clone()),
@@ -371,9 +390,10 @@ impl Portcullis {
         };
         // Signed by the client: now its claims count.
         let now = self.now();
-        if let Err(r) = self.check_claims(&parts, sub, endpoint, now) {
-            return Ok(Err((Some(id), r)));
-        }
+        let exp = match self.check_claims(&parts, sub, endpoint, now) {
+            Ok(exp) => exp,
+            Err(r) => return Ok(Err((Some(id), r))),
+        };
         let jti = match string("jti") {
             Some(j) if !j.is_empty() && j.chars().count() <= MAX_JTI_CHARS => j,
             _ => {
@@ -383,7 +403,6 @@ impl Portcullis {
                 )));
             }
         };
-        let exp = parts.claims.get("exp").and_then(|e| e.as_i64()).unwrap_or_default();
         // Kept until no node could take the assertion as unexpired: its leeway, and a
         // margin for nodes whose clocks disagree.
         let keep_until = OffsetDateTime::from_unix_timestamp(exp)
@@ -405,13 +424,14 @@ impl Portcullis {
 
     /// RFC 7523 §3: `iss` and `sub` the client, `aud` this server, `exp` not past and at
     /// most an hour ahead, `nbf` and `iat` not in the future, each with `LEEWAY`.
+    /// Returns `exp`.
     fn check_claims(
         &self,
         parts: &Parts<'_>,
         client_id: &str,
         endpoint: &str,
         now: OffsetDateTime,
-    ) -> std::result::Result<(), Refusal> {
+    ) -> std::result::Result<i64, Refusal> {
         let claims = &parts.claims;
         if claims.get("iss").and_then(|v| v.as_str()) != Some(client_id) {
             return Err(refusal("the client_assertion's iss must be the client_id, as a string"));
@@ -435,30 +455,37 @@ impl Portcullis {
                 )));
             }
         }
-        let number = |name: &str| -> std::result::Result<Option<i64>, Refusal> {
+        // RFC 7519 §2 NumericDate: seconds, possibly fractional; rounded the strict way
+        // (`exp` down, `nbf` and `iat` up).
+        let number = |name: &str, round: fn(f64) -> f64| -> std::result::Result<Option<i64>, Refusal> {
             match claims.get(name) {
                 None => Ok(None),
                 Some(v) => v
                     .as_i64()
+                    .or_else(|| {
+                        v.as_f64()
+                            .filter(|f| f.is_finite() && f.abs() < 1e15)
+                            .map(|f| round(f) as i64)
+                    })
                     .map(Some)
                     .ok_or_else(|| refusal(format!("the client_assertion's {name} must be a number of seconds"))),
             }
         };
         let now_s = now.unix_timestamp();
-        let exp = number("exp")?.ok_or_else(|| refusal("the client_assertion has no exp"))?;
-        if exp + LEEWAY < now_s {
+        let exp = number("exp", f64::floor)?.ok_or_else(|| refusal("the client_assertion has no exp"))?;
+        if exp.saturating_add(LEEWAY) < now_s {
             return Err(refusal("the client_assertion has expired"));
         }
-        if exp > now_s + MAX_LIFETIME.whole_seconds() + LEEWAY {
+        if exp > now_s.saturating_add(MAX_LIFETIME.whole_seconds() + LEEWAY) {
             return Err(refusal("the client_assertion's exp is more than an hour ahead"));
         }
-        if number("nbf")?.is_some_and(|nbf| nbf > now_s + LEEWAY) {
+        if number("nbf", f64::ceil)?.is_some_and(|nbf| nbf > now_s.saturating_add(LEEWAY)) {
             return Err(refusal("the client_assertion is not valid yet (nbf)"));
         }
-        if number("iat")?.is_some_and(|iat| iat > now_s + LEEWAY) {
+        if number("iat", f64::ceil)?.is_some_and(|iat| iat > now_s.saturating_add(LEEWAY)) {
             return Err(refusal("the client_assertion was issued in the future (iat)"));
         }
-        Ok(())
+        Ok(exp)
     }
 }
 
@@ -532,6 +559,11 @@ mod tests {
         assert!(field_error(&set(serde_json::json!([es]))).contains("algorithm"));
         let twice = set(serde_json::json!([good, good]));
         assert!(field_error(&twice).contains("repeats the kid"));
+        // RFC 9864's name for EdDSA over Ed25519 is registered, stored as EdDSA.
+        let ed = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "Ed25519",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        let stored = check_jwks(&set(serde_json::json!([ed]))).unwrap().unwrap();
+        assert!(stored.contains(r#""alg":"EdDSA""#), "{stored}");
         let p521 = serde_json::json!({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"});
         assert!(field_error(&set(serde_json::json!([p521]))).contains("curve"));
         assert!(field_error(&" ".repeat(10).replace(' ', "x").repeat(2000)).contains("bytes"));

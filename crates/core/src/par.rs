@@ -5,7 +5,7 @@
 //! request is known to come from it. The request is validated when pushed, kept in the
 //! store (so any node can serve the browser) for `LIFETIME`, and used once.
 
-use portcullis_protocol::ErrorCode;
+use portcullis_protocol::{ClientId, ErrorCode};
 use serde::Serialize;
 use time::Duration;
 
@@ -74,23 +74,22 @@ impl Portcullis {
     ) -> std::result::Result<AuthorizationRequest, AuthorizeError> {
         let gone = || {
             AuthorizeError::Page(
-                "This sign-in link has expired or was already used. Go back to the application and start again.".into(),
+                "This sign-in link has expired, was already used, or is not this application's. Go back to the \
+                 application and start again."
+                    .into(),
             )
         };
         let client_id = client_id.ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
+        let client_id = ClientId::parse(client_id).map_err(|_| gone())?;
         let token = request_uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(gone)?;
         let now = self.now();
-        let (owner, json) = self
+        // Another client's attempt leaves it for its own client.
+        let json = self
             .store
-            .take_pushed_request(&sha256(token.as_bytes()), now)
+            .take_pushed_request(&sha256(token.as_bytes()), &client_id, now)
             .await
             .map_err(|e| AuthorizeError::Internal(e.into()))?
             .ok_or_else(gone)?;
-        if owner.as_str() != client_id {
-            return Err(AuthorizeError::Page(
-                "The request_uri was not issued to this application.".into(),
-            ));
-        }
         let mut request: AuthorizationRequest =
             serde_json::from_str(&json).map_err(|e| AuthorizeError::Internal(Error::Unexpected(e.to_string())))?;
         // The person's part starts now.

@@ -207,13 +207,15 @@ pub trait CodeRepo: Send + Sync {
         request: &str,
         expires_at: OffsetDateTime,
     ) -> StoreResult<()>;
-    /// Deletes the pushed request and returns its client and request, if it was there
-    /// and had not expired by `now`: of two concurrent takes, one gets it.
+    /// Deletes the pushed request and returns it, if it was there, was pushed by
+    /// `client_id` and had not expired by `now`: of two concurrent takes, one gets it;
+    /// another client's attempt leaves it in place.
     async fn take_pushed_request(
         &self,
         request_hash: &Digest,
+        client_id: &ClientId,
         now: OffsetDateTime,
-    ) -> StoreResult<Option<(ClientId, String)>>;
+    ) -> StoreResult<Option<String>>;
     /// Deletes at most `limit` pushed requests that expired before `now`.
     async fn delete_expired_pushed_requests(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }

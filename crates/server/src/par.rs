@@ -7,6 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::authorize::AuthorizeParams;
+use portcullis_core::model::ClientKind;
 use portcullis_core::throttle::Bucket;
 
 use crate::ServerState;
@@ -28,6 +29,14 @@ pub async fn par_post(
     state.core.throttle.check(Bucket::TokenIp, ip.as_deref())?;
     let form = FormBody::parse(&headers, query.as_deref(), &body)?;
     let client = authenticate(&state.core, &headers, &form, "/par", ip.as_deref()).await?;
+    // As at /token: an authenticated client's own allowance (a public client's id proves
+    // nothing, so it counts per address only).
+    if client.kind == ClientKind::Confidential {
+        state
+            .core
+            .throttle
+            .check(Bucket::TokenClient, Some(client.id.as_str()))?;
+    }
     // The authentication parameters are not part of the authorization request.
     let params = AuthorizeParams::from_pairs(form.raw.iter().filter(|(k, _)| !is_authentication(k)).cloned());
     let pushed = state.core.push_authorization_request(&client, &params).await?;

@@ -172,18 +172,19 @@ impl CodeRepo for SqliteStore {
     async fn take_pushed_request(
         &self,
         request_hash: &Digest,
+        client_id: &ClientId,
         now: OffsetDateTime,
-    ) -> StoreResult<Option<(ClientId, String)>> {
-        let row: Option<(String, String)> = sqlx::query_as(
-            "DELETE FROM pushed_requests WHERE request_hash = $1 AND expires_at > $2 RETURNING client_id, request",
+    ) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "DELETE FROM pushed_requests WHERE request_hash = $1 AND client_id = $2 AND expires_at > $3 \
+             RETURNING request",
         )
         .bind(request_hash.as_slice())
+        .bind(client_id.as_str())
         .bind(codec::ts(now))
         .fetch_optional(&self.writer)
         .await
-        .db()?;
-        row.map(|(client_id, request)| Ok((codec::client_id("pushed_requests.client_id", &client_id)?, request)))
-            .transpose()
+        .db()
     }
 
     async fn delete_expired_pushed_requests(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {

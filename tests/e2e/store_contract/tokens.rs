@@ -340,24 +340,25 @@ pub(super) async fn pushed_requests_are_taken_once<S: Store>(s: S) {
         s.insert_pushed_request(&first, &c.id, "{}", until).await,
         Err(StoreError::Conflict(_))
     ));
+    let other = client("other-app", "Other");
+    s.insert_client(&other).await.unwrap();
+    let take = |hash, id, at| s.take_pushed_request(hash, id, at);
+    assert_eq!(take(&first, &other.id, T0).await.unwrap(), None, "not theirs");
     assert_eq!(
-        s.take_pushed_request(&first, T0 + secs(89)).await.unwrap(),
-        Some((c.id.clone(), r#"{"a":1}"#.to_owned()))
+        take(&first, &c.id, T0 + secs(89)).await.unwrap(),
+        Some(r#"{"a":1}"#.to_owned()),
+        "left for its own client"
     );
-    assert_eq!(
-        s.take_pushed_request(&first, T0 + secs(89)).await.unwrap(),
-        None,
-        "once"
-    );
-    assert_eq!(s.take_pushed_request(&late, until).await.unwrap(), None, "expired");
-    assert_eq!(s.take_pushed_request(&random_digest(), T0).await.unwrap(), None);
+    assert_eq!(take(&first, &c.id, T0 + secs(89)).await.unwrap(), None, "once");
+    assert_eq!(take(&late, &c.id, until).await.unwrap(), None, "expired");
+    assert_eq!(take(&random_digest(), &c.id, T0).await.unwrap(), None);
     // Expired ones go in batches; the one taken too late was not deleted by the take.
     assert_eq!(s.delete_expired_pushed_requests(until, 10).await.unwrap(), 0);
     assert_eq!(s.delete_expired_pushed_requests(until + secs(1), 10).await.unwrap(), 1);
     // Deleting the client deletes its pushed requests.
     s.insert_pushed_request(&doomed, &c.id, "{}", until).await.unwrap();
     s.delete_client(&c.id, &[]).await.unwrap();
-    assert_eq!(s.take_pushed_request(&doomed, T0).await.unwrap(), None);
+    assert_eq!(s.take_pushed_request(&doomed, &c.id, T0).await.unwrap(), None);
 }
 
 pub(super) async fn grants_list_count_and_revoke<S: Store>(s: S) {
