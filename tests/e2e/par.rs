@@ -194,6 +194,26 @@ async fn bad_pushed_requests_are_json_errors(backend: Backend) {
     assert_eq!(r.status(), 401);
     let (s, body) = push(&app, (client.id.as_str(), Some("wrong")), &request(&[])).await;
     assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")));
+    // A machine client cannot push: it has no authorization code grant.
+    let machine = portcullis_core::clients::ClientInput {
+        name: "Batch".into(),
+        kind: Some(portcullis_core::model::ClientKind::Confidential),
+        grant_types: vec!["client_credentials".into()],
+        ..Default::default()
+    };
+    let (machine, machine_secret) = app.core.create_client(&machine, "test").await.unwrap();
+    let machine_secret = machine_secret.unwrap();
+    let (s, body) = push(
+        &app,
+        (machine.id.as_str(), Some(machine_secret.expose())),
+        &request(&[]),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "{body}"
+    );
     // A public client names itself.
     let public = app.public_client(REDIRECT).await;
     let (s, body) = push(&app, (public.id.as_str(), None), &request(&[])).await;

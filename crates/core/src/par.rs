@@ -5,7 +5,7 @@
 //! request is known to come from it. The request is validated when pushed, kept in the
 //! store (so any node can serve the browser) for `LIFETIME`, and used once.
 
-use portcullis_protocol::{ClientId, ErrorCode};
+use portcullis_protocol::{ClientId, ErrorCode, GrantType};
 use serde::Serialize;
 use time::Duration;
 
@@ -45,6 +45,13 @@ impl Portcullis {
             }
             Some(_) => {}
             None => params.client_id = Some(client.id.as_str().to_owned()),
+        }
+        // Before the redirect URI: a machine client has none to check against.
+        if !client.grant_types.contains(&GrantType::AuthorizationCode) {
+            return Err(Error::oauth(
+                ErrorCode::UnauthorizedClient,
+                "this client may not use the authorization code grant",
+            ));
         }
         // §2.1: a pushed request cannot itself point at one.
         if params.request_uri.is_some() {
