@@ -221,7 +221,62 @@ async fn bad_pushed_requests_are_json_errors(backend: Backend) {
     app.stop().await;
 }
 
+/// With `require_pushed_authorization_requests`, discovery says so and an authorization
+/// request with its parameters in the URL is refused at the client's redirect URI; a
+/// pushed one goes through.
+async fn pushed_requests_can_be_required(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.require_pushed_authorization_requests = true;
+    })
+    .await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let id = client.id.as_str();
+    let meta: Value = http()
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["require_pushed_authorization_requests"], true);
+    let mut plain = vec![("client_id", id.to_owned())];
+    plain.extend(request(&[]));
+    let pairs: Vec<(&str, &str)> = plain.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = browser().get(authorize_url(&app, &pairs)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let back = Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let param = |name: &str| back.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert_eq!(param("error").as_deref(), Some("invalid_request"));
+    assert_eq!(param("state").as_deref(), Some("pushed-state"));
+    // An unknown client is still a page, never a redirect.
+    let r = browser()
+        .get(authorize_url(
+            &app,
+            &[("client_id", "nobody"), ("redirect_uri", REDIRECT)],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Pushed, it goes on to the login page.
+    let (s, pushed) = push(&app, (id, Some(secret.expose())), &request(&[])).await;
+    assert_eq!(s, 201, "{pushed}");
+    let uri = pushed["request_uri"].as_str().unwrap();
+    let r = browser()
+        .get(authorize_url(&app, &[("client_id", id), ("request_uri", uri)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
+    app.stop().await;
+}
+
 both_backends!(
+    pushed_requests_can_be_required,
     pushed_requests_are_used_once_by_their_client,
     bad_pushed_requests_are_json_errors
 );

@@ -45,6 +45,7 @@ pub struct RawConfig {
     pub max_concurrent_password_hashes: Option<i64>,
     /// Days audit events are kept; 0 keeps them forever.
     pub audit_retention_days: Option<i64>,
+    pub require_pushed_authorization_requests: Option<bool>,
     // Defense in depth (issue 6).
     pub trusted_proxies: Option<Vec<String>>,
     pub admin_hosts: Option<Vec<String>>,
@@ -171,6 +172,7 @@ const ENV_KEYS: &[&str] = &[
     "admin_idle_timeout",
     "max_concurrent_password_hashes",
     "audit_retention_days",
+    "require_pushed_authorization_requests",
     "trusted_proxies",
     "admin_hosts",
     "client_ip_header",
@@ -288,6 +290,7 @@ impl RawConfig {
             "admin_idle_timeout" => self.admin_idle_timeout.is_some(),
             "max_concurrent_password_hashes" => self.max_concurrent_password_hashes.is_some(),
             "audit_retention_days" => self.audit_retention_days.is_some(),
+            "require_pushed_authorization_requests" => self.require_pushed_authorization_requests.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
             "admin_hosts" => self.admin_hosts.is_some(),
             "client_ip_header" => self.client_ip_header.is_some(),
@@ -510,6 +513,9 @@ impl RawConfig {
                 ));
             }
             core.max_concurrent_password_hashes = usize::try_from(n).unwrap_or(4);
+        }
+        if let Some(b) = self.require_pushed_authorization_requests {
+            core.require_pushed_authorization_requests = b;
         }
         if let Some(n) = self.audit_retention_days {
             // A century is far past any retention rule and keeps `now - days` in range.

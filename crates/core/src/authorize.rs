@@ -236,9 +236,26 @@ impl Portcullis {
         }
     }
 
-    /// Validates an authorization request. The client and redirect URI are checked
-    /// before anything else; only after they are known good are errors redirected.
+    /// Validates an authorization request sent to `/authorize`. The client and redirect
+    /// URI are checked before anything else; only after they are known good are errors
+    /// redirected.
     pub async fn validate_authorization(&self, p: &AuthorizeParams) -> Result<AuthorizationRequest, AuthorizeError> {
+        self.check_authorization(p, false).await
+    }
+
+    /// `validate_authorization` for a request pushed to `/par` (RFC 9126).
+    pub(crate) async fn validate_pushed_authorization(
+        &self,
+        p: &AuthorizeParams,
+    ) -> Result<AuthorizationRequest, AuthorizeError> {
+        self.check_authorization(p, true).await
+    }
+
+    async fn check_authorization(
+        &self,
+        p: &AuthorizeParams,
+        pushed: bool,
+    ) -> Result<AuthorizationRequest, AuthorizeError> {
         // RFC 6749 §4.1.2.1: problems with client_id or redirect_uri are never redirected.
         if p.duplicated.iter().any(|d| d == "client_id" || d == "redirect_uri") {
             return Err(AuthorizeError::Page(
@@ -305,6 +322,13 @@ impl Portcullis {
             ))
         };
         let mode = mode.map_err(|d| fail(ErrorCode::InvalidRequest, d))?;
+        if self.settings.require_pushed_authorization_requests && !pushed {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "this server takes authorization requests only through its pushed authorization request \
+                 endpoint (RFC 9126)",
+            ));
+        }
         if let Some(d) = p.duplicated.first() {
             return Err(fail(ErrorCode::InvalidRequest, &format!("parameter {d} is repeated")));
         }

@@ -57,7 +57,10 @@ impl Portcullis {
         if params.request_uri.is_some() {
             return Err(Error::oauth(ErrorCode::InvalidRequest, "request_uri cannot be pushed"));
         }
-        let request = self.validate_authorization(&params).await.map_err(pushed_error)?;
+        let request = self
+            .validate_pushed_authorization(&params)
+            .await
+            .map_err(pushed_error)?;
         let token = random_token()?;
         let now = self.now();
         let json = serde_json::to_string(&request).map_err(|e| Error::Unexpected(e.to_string()))?;

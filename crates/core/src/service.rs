@@ -44,6 +44,9 @@ pub struct CoreSettings {
     /// Audit events older than this many days are deleted by the periodic cleanup;
     /// 0 keeps them forever.
     pub audit_retention_days: u32,
+    /// RFC 9126 §5: authorization requests only through `/par`; one with its parameters
+    /// in the URL is refused.
+    pub require_pushed_authorization_requests: bool,
     /// How often keys and the revocation set are re-read even without a notification.
     pub resync_interval: std::time::Duration,
     /// Trusted proxies, rate limits, lockout, audit queue, webhooks (issue 6).
@@ -109,6 +112,7 @@ impl CoreSettings {
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             ),
             audit_retention_days: 90,
+            require_pushed_authorization_requests: false,
             resync_interval: std::time::Duration::from_secs(5),
             defense: DefenseSettings::default(),
         }

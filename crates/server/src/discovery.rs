@@ -30,7 +30,7 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         introspection_endpoint: Some(settings.endpoint("/introspect")),
         end_session_endpoint: Some(settings.endpoint("/logout")),
         pushed_authorization_request_endpoint: Some(settings.endpoint("/par")),
-        require_pushed_authorization_requests: false,
+        require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
         scopes_supported: s(&["openid", "profile", "email"]),
         response_types_supported: s(&["code"]),
         response_modes_supported: s(&["query", "form_post"]),

@@ -178,13 +178,10 @@ impl RawConfig {
                 "header_read_timeout" => self.header_read_timeout = Some(int(&value)?),
                 "request_timeout" => self.request_timeout = Some(int(&value)?),
                 "insecure_allow_http_webhooks" => {
-                    self.insecure_allow_http_webhooks = Some(match value.trim() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        other => {
-                            return Err(cfg_err(&key, origins, format!("{other:?}: expected true or false")));
-                        }
-                    })
+                    self.insecure_allow_http_webhooks = Some(boolean(&key, origins, &value)?);
+                }
+                "require_pushed_authorization_requests" => {
+                    self.require_pushed_authorization_requests = Some(boolean(&key, origins, &value)?);
                 }
                 _ => {}
             }
@@ -196,5 +193,14 @@ impl RawConfig {
             self.database_url = Some(url);
         }
         Ok(())
+    }
+}
+
+/// A boolean setting from the environment: `true`/`1` or `false`/`0`.
+fn boolean(key: &str, origins: &Origins, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(cfg_err(key, origins, format!("{other:?}: expected true or false"))),
     }
 }

@@ -128,6 +128,17 @@ fn file_errors() {
 }
 
 #[test]
+fn require_pushed_authorization_requests() {
+    assert!(!load(&[]).unwrap().core.require_pushed_authorization_requests);
+    for (value, expected) in [("true", true), ("1", true), ("false", false), ("0", false)] {
+        let s = load(&[("PORTCULLIS_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS", value)]).unwrap();
+        assert_eq!(s.core.require_pushed_authorization_requests, expected, "{value}");
+    }
+    let e = load(&[("PORTCULLIS_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS", "yes")]).unwrap_err();
+    assert_eq!(e.setting, "require_pushed_authorization_requests", "{e}");
+}
+
+#[test]
 fn audit_retention_days() {
     assert_eq!(load(&[]).unwrap().core.audit_retention_days, 90);
     let s = load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "30")]).unwrap();
