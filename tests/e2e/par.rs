@@ -65,14 +65,7 @@ async fn pushed_requests_are_used_once_by_their_client(backend: Backend) {
     app.user("alice", PASSWORD).await;
     let (client, secret) = app.confidential_client(REDIRECT).await;
     let (id, secret) = (client.id.as_str(), secret.expose());
-    let meta: Value = http()
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = app.get_json("/.well-known/oauth-authorization-server").await;
     assert_eq!(meta["pushed_authorization_request_endpoint"], app.url("/par"));
     assert_eq!(meta["require_pushed_authorization_requests"], false);
 
@@ -232,14 +225,7 @@ async fn pushed_requests_can_be_required(backend: Backend) {
     .await;
     let (client, secret) = app.confidential_client(REDIRECT).await;
     let id = client.id.as_str();
-    let meta: Value = http()
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = app.get_json("/.well-known/openid-configuration").await;
     assert_eq!(meta["require_pushed_authorization_requests"], true);
     let mut plain = vec![("client_id", id.to_owned())];
     plain.extend(request(&[]));

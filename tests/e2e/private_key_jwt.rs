@@ -129,14 +129,7 @@ async fn assertions_authenticate_a_client(backend: Backend) {
     let token_endpoint = app.url("/token");
 
     // Discovery says so.
-    let meta: Value = http()
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = app.get_json("/.well-known/openid-configuration").await;
     for member in [
         "token_endpoint_auth_methods_supported",
         "introspection_endpoint_auth_methods_supported",

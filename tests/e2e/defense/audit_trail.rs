@@ -314,9 +314,19 @@ async fn audit_events_survive_connections_dropped_under_the_writer() {
     }
     let started = Instant::now();
     let stored = loop {
-        let events = app.audit_events("token.issued").await;
-        if events.len() >= issued || started.elapsed() > Duration::from_secs(20) {
-            break events.len();
+        // The pool may still hold a killed connection: that read fails, the next one works.
+        let events = app
+            .core
+            .store
+            .list_audit_events(&portcullis_core::model::AuditFilter {
+                event_type: Some("token.issued".into()),
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .map_or(0, |e| e.len());
+        if events >= issued || started.elapsed() > Duration::from_secs(20) {
+            break events;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
