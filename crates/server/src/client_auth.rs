@@ -7,10 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use portcullis_core::Portcullis;
 use portcullis_core::client_assertion::ASSERTION_TYPE;
-use portcullis_core::model::Client;
+use portcullis_core::model::{Client, ClientKind};
+use portcullis_core::throttle::Bucket;
 use portcullis_protocol::{ErrorCode, Secret};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, read_body};
 
 /// A parsed `application/x-www-form-urlencoded` body: each parameter at most once
 /// (RFC 6749 §3.2).
@@ -116,6 +117,38 @@ fn decode_basic(value: &str) -> Option<(String, Secret)> {
         pairs.into_iter().next().map(|(_, v)| v)
     };
     Some((unescape(id)?, Secret::new(unescape(secret)?)))
+}
+
+/// The start of `/revoke`, `/introspect` and `/par`: the body read, the address's
+/// allowance in `bucket` checked, the form parsed and its client authenticated for
+/// `endpoint` (its path).
+pub async fn authenticated_form(
+    core: &Portcullis,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    bucket: Bucket,
+    endpoint: &str,
+    ip: Option<&str>,
+) -> Result<(FormBody, Client), ApiError> {
+    let body = read_body(body)?;
+    core.throttle.check(bucket, ip)?;
+    let form = FormBody::parse(headers, query, &body)?;
+    let client = authenticate(core, headers, &form, endpoint, ip).await?;
+    Ok((form, client))
+}
+
+/// Per confidential client, once it has authenticated (`/token`, `/par`): a count of
+/// claimed client ids would let anyone who knows an id (they travel in every
+/// authorization URL) use up that client's allowance on every node. Failed guesses count
+/// against their address (`TokenIp`); secrets are 256-bit and server-generated, and keys
+/// asymmetric, so guessing is futile anyway. A public client's id proves nothing, so its
+/// users count per address only.
+pub fn check_client_allowance(core: &Portcullis, client: &Client) -> Result<(), ApiError> {
+    if client.kind == ClientKind::Confidential {
+        core.throttle.check(Bucket::TokenClient, Some(client.id.as_str()))?;
+    }
+    Ok(())
 }
 
 /// Authenticates the client of a token-family request sent to `endpoint` (its path).

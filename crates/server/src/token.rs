@@ -8,17 +8,16 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use portcullis_core::model::ClientKind;
 use portcullis_core::throttle::Bucket;
 use portcullis_protocol::token::{TokenOperationRequest, TokenRequest};
 use portcullis_protocol::{ErrorCode, ScopeSet};
 
 use crate::ServerState;
-use crate::client_auth::{FormBody, authenticate, authenticate_token_request};
+use crate::client_auth::{FormBody, authenticate_token_request, authenticated_form, check_client_allowance};
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, read_body};
 
-fn no_store(mut resp: Response) -> Response {
+pub(crate) fn no_store(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     // RFC 6749 §5.1: token responses must not be cached.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -49,18 +48,7 @@ pub async fn token_post(
         }
     }
     let client = authenticate_token_request(&state.core, &headers, &form, ip.as_deref()).await?;
-    // Per confidential client, once it has authenticated: a count of claimed client ids
-    // would let anyone who knows an id (they travel in every authorization URL) use up
-    // that client's allowance on every node. Failed guesses count against their address
-    // (`TokenIp`); secrets are 256-bit and server-generated, so guessing them is futile
-    // anyway. A public client's id proves nothing, so its users count per address only.
-    // A confidential client authenticated with a secret or with its keys.
-    if client.kind == ClientKind::Confidential {
-        state
-            .core
-            .throttle
-            .check(Bucket::TokenClient, Some(client.id.as_str()))?;
-    }
+    check_client_allowance(&state.core, &client)?;
     let request: TokenRequest = form.parse_as().map_err(|e| malformed_scope(&form).unwrap_or(e))?;
     let response = match request {
         // Touches no store: nothing to leave half done, and no task hand-off to pay for
@@ -111,10 +99,16 @@ pub async fn revoke_post(
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body)?;
-    state.core.throttle.check(Bucket::RevokeIp, ip.as_deref())?;
-    let form = FormBody::parse(&headers, query.as_deref(), &body)?;
-    let client = authenticate(&state.core, &headers, &form, "/revoke", ip.as_deref()).await?;
+    let (form, client) = authenticated_form(
+        &state.core,
+        &headers,
+        query.as_deref(),
+        body,
+        Bucket::RevokeIp,
+        "/revoke",
+        ip.as_deref(),
+    )
+    .await?;
     let request: TokenOperationRequest = form.parse_as()?;
     let core = Arc::clone(&state.core);
     to_completion(async move { core.revoke(&client, &request.token, request.token_type_hint, ip).await }).await?;
@@ -130,10 +124,16 @@ pub async fn introspect_post(
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body)?;
-    state.core.throttle.check(Bucket::IntrospectIp, ip.as_deref())?;
-    let form = FormBody::parse(&headers, query.as_deref(), &body)?;
-    let client = authenticate(&state.core, &headers, &form, "/introspect", ip.as_deref()).await?;
+    let (form, client) = authenticated_form(
+        &state.core,
+        &headers,
+        query.as_deref(),
+        body,
+        Bucket::IntrospectIp,
+        "/introspect",
+        ip.as_deref(),
+    )
+    .await?;
     let request: TokenOperationRequest = form.parse_as()?;
     let response = state
         .core
