@@ -281,7 +281,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "cors_origins": c.cors_origins,
         "id_token_signed_response_alg": c.id_token_signed_response_alg.map_or("RS256", |a| a.as_str()),
         "token_endpoint_auth_method": c.token_endpoint_auth_method(),
-        "jwks": c.jwks.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
+        "jwks": c.jwks_json(),
         "disabled": c.disabled,
         "created_at": c.created_at.unix_timestamp(),
     })

@@ -62,20 +62,16 @@ pub fn check_jwks(raw: &str) -> Result<Option<String>> {
     if raw.len() > MAX_JWKS_BYTES {
         return Err(invalid_jwks(format!("must be at most {MAX_JWKS_BYTES} bytes")));
     }
-    let value: serde_json::Value =
-        serde_json::from_str(raw).map_err(|_| invalid_jwks("must be a JWK Set: a JSON object with a keys array"))?;
+    let not_a_set = || invalid_jwks("must be a JWK Set: a JSON object with a keys array");
+    let mut value: serde_json::Value = serde_json::from_str(raw).map_err(|_| not_a_set())?;
     let keys = value
-        .get("keys")
-        .and_then(|k| k.as_array())
-        .ok_or_else(|| invalid_jwks("must be a JWK Set: a JSON object with a keys array"))?;
+        .get_mut("keys")
+        .and_then(|k| k.as_array_mut())
+        .ok_or_else(not_a_set)?;
     if keys.is_empty() || keys.len() > MAX_KEYS {
         return Err(invalid_jwks(format!("must hold 1 to {MAX_KEYS} keys")));
     }
-    let mut value = value.clone();
     let mut kids = Vec::new();
-    let keys = value["keys"]
-        .as_array_mut()
-        .ok_or_else(|| invalid_jwks("must hold 1 to 8 keys"))?;
     for (i, key) in keys.iter_mut().enumerate() {
         let n = i + 1;
         // RFC 9864's name for EdDSA over Ed25519, stored under the name jsonwebtoken knows.

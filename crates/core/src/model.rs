@@ -90,6 +90,11 @@ impl Client {
             (ClientKind::Confidential, None) => "client_secret_basic",
         }
     }
+
+    /// The registered keys as a JSON value, for display (`None` without keys).
+    pub fn jwks_json(&self) -> Option<serde_json::Value> {
+        self.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok())
+    }
 }
 
 /// A person who logs in at the authorization server.

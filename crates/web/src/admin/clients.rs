@@ -363,12 +363,12 @@ pub struct ClientPage {
 
 /// How the client proves itself at the token endpoint.
 fn authentication(c: &Client) -> String {
-    match (c.kind, &c.jwks, &c.secret_hash) {
+    match (c.kind, c.jwks_json(), &c.secret_hash) {
         (ClientKind::Public, _, _) => "none (public client: PKCE)".into(),
         (_, Some(jwks), _) => {
-            let kids: Vec<String> = serde_json::from_str::<serde_json::Value>(jwks)
-                .ok()
-                .and_then(|v| v.get("keys").and_then(|k| k.as_array()).cloned())
+            let kids: Vec<String> = jwks["keys"]
+                .as_array()
+                .map(Vec::as_slice)
                 .unwrap_or_default()
                 .iter()
                 .map(|k| k.get("kid").and_then(|k| k.as_str()).unwrap_or("no kid").to_owned())

@@ -34,7 +34,7 @@ pub fn client(c: &Client) -> Value {
         "logo_uri": c.logo_uri,
         "policy_uri": c.policy_uri,
         "id_token_signed_response_alg": c.id_token_signed_response_alg.map_or("RS256", |a| a.as_str()),
-        "jwks": c.jwks.as_deref().and_then(|j| serde_json::from_str::<Value>(j).ok()),
+        "jwks": c.jwks_json(),
         "token_endpoint_auth_method": c.token_endpoint_auth_method(),
         "disabled": c.disabled,
         "created_at": rfc3339(c.created_at),
