@@ -138,22 +138,16 @@ impl Portcullis {
                 && change
                     .email_verified
                     .unwrap_or(email == before.email && before.email_verified);
-            let mut changed = Vec::new();
-            if email != before.email {
-                changed.push("email");
-            }
-            if email_verified != before.email_verified {
-                changed.push("email_verified");
-            }
-            if name != before.name {
-                changed.push("name");
-            }
-            if given_name != before.given_name {
-                changed.push("given_name");
-            }
-            if family_name != before.family_name {
-                changed.push("family_name");
-            }
+            let changed: Vec<&str> = [
+                ("email", email != before.email),
+                ("email_verified", email_verified != before.email_verified),
+                ("name", name != before.name),
+                ("given_name", given_name != before.given_name),
+                ("family_name", family_name != before.family_name),
+            ]
+            .into_iter()
+            .filter_map(|(member, differs)| differs.then_some(member))
+            .collect();
             if changed.is_empty() {
                 return Ok(before);
             }
