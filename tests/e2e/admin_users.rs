@@ -134,21 +134,16 @@ async fn a_users_profile_is_edited(backend: Backend) {
     // A form left open while another operator changed the name saves only the email
     // this operator changed.
     let (_, stale) = p.get(&page).await;
-    app.core
-        .update_user_profile(
-            alice.id,
-            &portcullis_core::users::ProfileChange {
-                name: Some(Some("Changed Meanwhile".into())),
-                ..Default::default()
-            },
-            "other",
-        )
-        .await
-        .unwrap();
-    let form = crate::forms::forms(&url::Url::parse(&app.admin_url).unwrap().join(&page).unwrap(), &stale)
-        .into_iter()
-        .find(|f| f.action.path().ends_with("/profile"))
-        .unwrap();
+    changed_meanwhile(
+        &app,
+        alice.id,
+        portcullis_core::users::ProfileChange {
+            name: Some(Some("Changed Meanwhile".into())),
+            ..Default::default()
+        },
+    )
+    .await;
+    let form = profile_form(&app, &page, &stale);
     // As the browser sends it: the hidden fields, the name as shown, the new email (the
     // box was unticked, so it is not sent).
     let mut fields = form.fields.clone();
@@ -168,21 +163,16 @@ async fn a_users_profile_is_edited(backend: Backend) {
     // The box ticked for the address on a form left open while another operator put
     // another address there: refused, rather than verifying an address nobody checked.
     let (_, stale) = p.get(&page).await;
-    let form = crate::forms::forms(&url::Url::parse(&app.admin_url).unwrap().join(&page).unwrap(), &stale)
-        .into_iter()
-        .find(|f| f.action.path().ends_with("/profile"))
-        .unwrap();
-    app.core
-        .update_user_profile(
-            alice.id,
-            &portcullis_core::users::ProfileChange {
-                email: Some(Some("someone@else.example".into())),
-                ..Default::default()
-            },
-            "other",
-        )
-        .await
-        .unwrap();
+    let form = profile_form(&app, &page, &stale);
+    changed_meanwhile(
+        &app,
+        alice.id,
+        portcullis_core::users::ProfileChange {
+            email: Some(Some("someone@else.example".into())),
+            ..Default::default()
+        },
+    )
+    .await;
     let mut fields = form.fields.clone();
     fields.push(("name".into(), "Changed Meanwhile".into()));
     fields.push(("email".into(), "alice@new.example".into()));
@@ -376,23 +366,18 @@ async fn given_and_family_names_are_kept(backend: Backend) {
 
     // The page's form, left open while another operator changes the given name; this
     // operator changes the family name only.
-    let form = crate::forms::forms(&url::Url::parse(&app.admin_url).unwrap().join(&page).unwrap(), &html)
-        .into_iter()
-        .find(|f| f.action.path().ends_with("/profile"))
-        .unwrap();
-    app.core
-        .update_user_profile(
-            alice.id,
-            &portcullis_core::users::ProfileChange {
-                given_name: Some(Some("Alicia".into())),
-                ..Default::default()
-            },
-            "other",
-        )
-        .await
-        .unwrap();
-    // As the browser sends it: the hidden fields, the text fields as shown but the family
-    // name (the box was unticked, so it is not sent).
+    let form = profile_form(&app, &page, &html);
+    changed_meanwhile(
+        &app,
+        alice.id,
+        portcullis_core::users::ProfileChange {
+            given_name: Some(Some("Alicia".into())),
+            ..Default::default()
+        },
+    )
+    .await;
+    // As the browser sends it: the hidden fields, and the text fields as shown except the
+    // family name (the verified box is unticked, without an address, so it is not sent).
     let mut fields = form.fields.clone();
     for (k, v) in [
         ("name", ""),
@@ -464,6 +449,24 @@ async fn given_and_family_names_are_kept(backend: Backend) {
         "{changed:?}"
     );
     app.stop().await;
+}
+
+/// The profile form of the user page `html` (at `page`), with the hidden fields it sends.
+fn profile_form(app: &portcullis_tests::TestApp, page: &str, html: &str) -> crate::forms::Form {
+    let url = url::Url::parse(&app.admin_url).unwrap().join(page).unwrap();
+    crate::forms::forms(&url, html)
+        .into_iter()
+        .find(|f| f.action.path().ends_with("/profile"))
+        .unwrap()
+}
+
+/// Another operator's change to a user's profile, made while a form is open.
+async fn changed_meanwhile(
+    app: &portcullis_tests::TestApp,
+    user: uuid::Uuid,
+    change: portcullis_core::users::ProfileChange,
+) {
+    app.core.update_user_profile(user, &change, "other").await.unwrap();
 }
 
 async fn sleep_past_second() {
