@@ -18,6 +18,7 @@ mod config_ops;
 mod conformance;
 mod conformance_review;
 mod defense;
+mod dpop;
 mod forms;
 mod foundation;
 mod id_token_algs;

@@ -18,15 +18,15 @@ use crate::code_flow::{PASSWORD, REDIRECT, authorize_in_browser};
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A client's key pair: its private half signs assertions, its public JWK is registered.
-struct ClientKey {
-    kid: String,
-    alg: Algorithm,
-    encoding: EncodingKey,
-    jwk: Value,
+pub(crate) struct ClientKey {
+    pub(crate) kid: String,
+    pub(crate) alg: Algorithm,
+    pub(crate) encoding: EncodingKey,
+    pub(crate) jwk: Value,
 }
 
 /// A fresh key of `alg` (made as the server makes its own), named `kid`.
-async fn client_key(alg: SigningAlg, kid: &str) -> ClientKey {
+pub(crate) async fn client_key(alg: SigningAlg, kid: &str) -> ClientKey {
     let kek = Kek::from_bytes([7; 32]);
     let rec = portcullis_core::keys::generate(&kek, alg, KeyState::Active, OffsetDateTime::now_utc())
         .await

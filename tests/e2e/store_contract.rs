@@ -169,6 +169,9 @@ fn code(c: &Client, u: &User, at: OffsetDateTime) -> AuthorizationCode {
         sid: "sid-1".to_owned(),
         expires_at: at + secs(60),
         created_at: at,
+        // Every code and grant of the contract carries one, so both stores are seen to
+        // keep it (RFC 9449 §10 and §5).
+        dpop_jkt: Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".to_owned()),
     }
 }
 
@@ -184,6 +187,7 @@ fn grant_for(code: &AuthorizationCode, at: OffsetDateTime) -> Grant {
         created_at: at,
         expires_at: at + Duration::days(30),
         revoked_at: None,
+        dpop_jkt: code.dpop_jkt.clone(),
     }
 }
 

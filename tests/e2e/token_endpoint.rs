@@ -917,6 +917,7 @@ async fn disabling_a_user_during_code_exchanges_ends_every_grant(backend: Backen
                 sid: "sid".into(),
                 expires_at: now + time::Duration::seconds(60),
                 created_at: now,
+                dpop_jkt: None,
             })
             .await
             .unwrap();

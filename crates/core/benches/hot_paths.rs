@@ -24,6 +24,7 @@ fn claims(now: i64) -> AccessTokenClaims {
         jti: "0e6b4c2e-7c1e-4f4e-9a55-0d1c2b3a4f5e".into(),
         grant_id: "7d5405ab-87f6-4903-a56b-69ad39ac24cd".into(),
         auth_time: None,
+        cnf: None,
     }
 }
 

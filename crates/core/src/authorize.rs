@@ -34,6 +34,8 @@ pub struct AuthorizeParams {
     pub registration: Option<String>,
     /// OIDC Core §5.5: individual claims the client asks for.
     pub claims: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is to be bound to.
+    pub dpop_jkt: Option<String>,
     /// Names of parameters that appeared more than once (RFC 6749 §3.1).
     pub duplicated: Vec<String>,
 }
@@ -59,6 +61,7 @@ impl AuthorizeParams {
             "request_uri" => &mut self.request_uri,
             "registration" => &mut self.registration,
             "claims" => &mut self.claims,
+            "dpop_jkt" => &mut self.dpop_jkt,
             _ => return None,
         })
     }
@@ -120,6 +123,9 @@ pub struct AuthorizationRequest {
     pub requested_at: i64,
     #[serde(default)]
     pub interaction: Interaction,
+    /// RFC 9449 §10: the code is bound to this DPoP key.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 /// The logged-in person in a browser session.
@@ -465,6 +471,17 @@ impl Portcullis {
             }
             None => None,
         };
+        // RFC 9449 §10: the key the code is to be bound to.
+        let dpop_jkt = match p.dpop_jkt.as_deref() {
+            Some(j) if crate::dpop::is_thumbprint(j) => Some(j.to_owned()),
+            Some(_) => {
+                return Err(fail(
+                    ErrorCode::InvalidRequest,
+                    "dpop_jkt must be a JWK SHA-256 thumbprint: 43 base64url characters",
+                ));
+            }
+            None => None,
+        };
         let mut prompt_none = false;
         let mut prompt_login = false;
         let mut prompt_consent = false;
@@ -549,6 +566,7 @@ impl Portcullis {
             hinted_sub,
             requested_at: self.now().unix_timestamp(),
             interaction: Interaction::default(),
+            dpop_jkt,
         })
     }
 
@@ -759,6 +777,7 @@ impl Portcullis {
                 sid: auth.sid.clone(),
                 expires_at: now + self.settings.code_ttl,
                 created_at: now,
+                dpop_jkt: req.dpop_jkt.clone(),
             })
             .await?;
         let mut params = vec![("code", code)];

@@ -5,31 +5,18 @@
 //! recommends such asymmetric methods: the server holds nothing that lets anyone act as
 //! the client.
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
 use portcullis_protocol::{ClientId, ErrorCode};
 use time::{Duration, OffsetDateTime};
 
 use crate::audit::Event;
 use crate::error::{Error, Result};
+use crate::jws::{self, Compact, PRIVATE_MEMBERS, check_key, fits, named};
 use crate::model::{Client, ClientKind};
 use crate::service::Portcullis;
 
 /// RFC 7523 §2.2 `client_assertion_type`.
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// The signature algorithms a client assertion may use: asymmetric ones only.
-pub const ALGORITHMS: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
 
 /// Bounds on what a client registers and sends.
 const MAX_JWKS_BYTES: usize = 16 * 1024;
@@ -43,9 +30,6 @@ const LEEWAY: i64 = 60;
 /// How much longer than an assertion could be accepted its `jti` is kept: nodes' clocks
 /// may disagree by more than `LEEWAY`.
 const CLOCK_MARGIN: Duration = Duration::minutes(5);
-
-/// JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4).
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 fn invalid_jwks(message: impl Into<String>) -> Error {
     Error::invalid("jwks", message)
@@ -99,100 +83,6 @@ pub fn check_jwks(raw: &str) -> Result<Option<String>> {
     Ok(Some(value.to_string()))
 }
 
-/// Why a parsed JWK cannot verify client assertions, if it cannot. The key material is
-/// parsed by aws-lc-rs, as it will be for each signature, so a key that could never
-/// verify one (a point off its curve, a malformed modulus) is refused here.
-fn check_key(jwk: &Jwk) -> std::result::Result<(), &'static str> {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, ParsedPublicKey};
-    let b64 = |v: &str| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v);
-    match &jwk.algorithm {
-        AlgorithmParameters::RSA(rsa) => {
-            let (n, e) = match (b64(&rsa.n), b64(&rsa.e)) {
-                (Ok(n), Ok(e)) => (n, e),
-                _ => return Err("has an n or e that is not base64url"),
-            };
-            // Bounded above too: verifying with an 8,192-bit key costs ~16 times a 2,048-bit one.
-            let bits = n.first().map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
-            if !(2048..=4096).contains(&bits) {
-                return Err("is an RSA key of fewer than 2048 or more than 4096 bits");
-            }
-            if e != [1, 0, 1] {
-                return Err("has an RSA exponent other than 65537 (AQAB)");
-            }
-            aws_lc_rs::rsa::PublicKeyComponents { n: &n[..], e: &e[..] }
-                .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256)
-                .map_err(|_| "cannot be read as an RSA public key (n must have no leading zero bytes)")?;
-        }
-        AlgorithmParameters::EllipticCurve(ec) => {
-            let (algorithm, size) = match ec.curve {
-                EllipticCurve::P256 => (&ECDSA_P256_SHA256_FIXED, 32),
-                EllipticCurve::P384 => (&ECDSA_P384_SHA384_FIXED, 48),
-                _ => return Err("is on a curve this server does not verify (P-256 and P-384 only)"),
-            };
-            let (x, y) = match (b64(&ec.x), b64(&ec.y)) {
-                (Ok(x), Ok(y)) if x.len() == size && y.len() == size => (x, y),
-                _ => return Err("has an x or y of the wrong size for its curve"),
-            };
-            let point = [&[4u8][..], &x, &y].concat();
-            ParsedPublicKey::new(algorithm, point).map_err(|_| "is not a point on its curve")?;
-        }
-        AlgorithmParameters::OctetKeyPair(okp) => {
-            if okp.curve != EllipticCurve::Ed25519 {
-                return Err("is an OKP key that is not Ed25519");
-            }
-            let x = b64(&okp.x).map_err(|_| "has an x that is not base64url")?;
-            ParsedPublicKey::new(&ED25519, x).map_err(|_| "cannot be read as an Ed25519 public key")?;
-        }
-        AlgorithmParameters::OctetKey(_) => return Err("is a symmetric key"),
-    }
-    if jwk
-        .common
-        .public_key_use
-        .as_ref()
-        .is_some_and(|u| *u != PublicKeyUse::Signature)
-    {
-        return Err("is not for signatures (use must be sig)");
-    }
-    if let Some(alg) = &jwk.common.key_algorithm {
-        let alg = named(alg).ok_or("names an algorithm this server does not accept")?;
-        if !ALGORITHMS.contains(&alg) || !fits(jwk, alg) {
-            return Err("names an algorithm this server does not accept for it");
-        }
-    }
-    DecodingKey::from_jwk(jwk).map_err(|_| "cannot be read as a public key")?;
-    Ok(())
-}
-
-/// Whether `alg` is one the key's type signs with.
-fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
-    use Algorithm::{ES256, ES384, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512};
-    match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
-        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
-            EllipticCurve::P256 => alg == ES256,
-            EllipticCurve::P384 => alg == ES384,
-            _ => false,
-        },
-        AlgorithmParameters::OctetKeyPair(_) => alg == EdDSA,
-        AlgorithmParameters::OctetKey(_) => false,
-    }
-}
-
-/// The algorithm a JWK's `alg` names, if jsonwebtoken knows it.
-fn named(alg: &KeyAlgorithm) -> Option<Algorithm> {
-    alg.to_string().parse().ok()
-}
-
-/// A client assertion taken apart, before anything in it is trusted.
-struct Parts<'a> {
-    alg: Algorithm,
-    kid: Option<String>,
-    /// `header.payload`, what the signature covers.
-    message: &'a str,
-    signature: &'a str,
-    claims: serde_json::Map<String, serde_json::Value>,
-}
-
 /// Why an assertion was refused: the description of the `invalid_client` error, and
 /// the reason recorded in the audit event.
 #[derive(Debug)]
@@ -202,69 +92,12 @@ fn refusal(why: impl Into<String>) -> Refusal {
     Refusal(why.into())
 }
 
-/// The algorithm a JWS header names: also `Ed25519` (RFC 9864's fully specified name,
-/// which oauth4webapi uses) for EdDSA over Ed25519, the only EdDSA curve accepted.
-fn header_alg(name: &str) -> Option<Algorithm> {
-    let alg = if name == "Ed25519" {
-        Algorithm::EdDSA
-    } else {
-        name.parse().ok()?
-    };
-    ALGORITHMS.contains(&alg).then_some(alg)
-}
-
-/// The names discovery lists for `ALGORITHMS`.
-pub fn algorithm_names() -> Vec<String> {
-    let mut names: Vec<String> = ALGORITHMS
-        .iter()
-        .map(|a| match a {
-            Algorithm::RS256 => "RS256",
-            Algorithm::RS384 => "RS384",
-            Algorithm::RS512 => "RS512",
-            Algorithm::PS256 => "PS256",
-            Algorithm::PS384 => "PS384",
-            Algorithm::PS512 => "PS512",
-            Algorithm::ES256 => "ES256",
-            Algorithm::ES384 => "ES384",
-            _ => "EdDSA",
-        })
-        .map(str::to_owned)
-        .collect();
-    names.push("Ed25519".into());
-    names
-}
-
-fn split(assertion: &str) -> Result<Parts<'_>, Refusal> {
-    const NOT_A_JWT: &str = "the client_assertion is not a signed JWT (three base64url parts)";
-    if assertion.len() > MAX_ASSERTION_BYTES {
-        return Err(refusal(format!(
-            "the client_assertion is longer than {MAX_ASSERTION_BYTES} bytes"
-        )));
-    }
-    let (message, signature) = assertion.rsplit_once('.').ok_or_else(|| refusal(NOT_A_JWT))?;
-    let (header, payload) = message.split_once('.').ok_or_else(|| refusal(NOT_A_JWT))?;
-    let json = |part: &str| -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
-        let bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part)
-            .map_err(|_| refusal(NOT_A_JWT))?;
-        serde_json::from_slice(&bytes).map_err(|_| refusal(NOT_A_JWT))
-    };
-    let header = json(header)?;
-    if header.contains_key("crit") {
-        // RFC 7515 §4.1.11: no extension this server understands.
-        return Err(refusal(
-            "the client_assertion's header has crit, which this server does not support",
-        ));
-    }
-    let alg = header
-        .get("alg")
-        .and_then(|a| a.as_str())
-        .and_then(header_alg)
-        .ok_or_else(|| {
-            refusal("the client_assertion must be signed with RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA")
-        })?;
+/// The assertion taken apart, with its `kid`.
+fn split(assertion: &str) -> Result<(Compact<'_>, Option<String>), Refusal> {
+    let parts = jws::split(assertion, "the client_assertion", MAX_ASSERTION_BYTES).map_err(Refusal)?;
     // RFC 7523bis explicit typing: a JWT typed as something else (an access token, a
     // DPoP proof, a request object) is not a client assertion, whoever signed it.
-    if let Some(typ) = header.get("typ") {
+    if let Some(typ) = parts.header.get("typ") {
         let typ = typ.as_str().unwrap_or_default().to_ascii_lowercase();
         let typ = typ.strip_prefix("application/").unwrap_or(&typ);
         if typ != "jwt" && typ != "client-authentication+jwt" {
@@ -273,18 +106,12 @@ fn split(assertion: &str) -> Result<Parts<'_>, Refusal> {
             ));
         }
     }
-    let kid = match header.get("kid") {
+    let kid = match parts.header.get("kid") {
         None => None,
         Some(serde_json::Value::String(k)) => Some(k.clone()),
         Some(_) => return Err(refusal("the client_assertion's kid must be a string")),
     };
-    Ok(Parts {
-        alg,
-        kid,
-        message,
-        signature,
-        claims: json(payload)?,
-    })
+    Ok((parts, kid))
 }
 
 impl Portcullis {
@@ -327,11 +154,11 @@ impl Portcullis {
         assertion: &str,
         endpoint: &str,
     ) -> Result<std::result::Result<Client, (Option<ClientId>, Refusal)>> {
-        let parts = match split(assertion) {
+        let (parts, kid) = match split(assertion) {
             Ok(p) => p,
             Err(r) => return Ok(Err((client_id.and_then(|id| ClientId::parse(id).ok()), r))),
         };
-        let string = |name: &str| parts.claims.get(name).and_then(|v| v.as_str());
+        let string = |name: &str| parts.claim_str(name);
         let Some(sub) = string("sub") else {
             let claimed = client_id.and_then(|id| ClientId::parse(id).ok());
             return Ok(Err((
@@ -365,22 +192,14 @@ impl Portcullis {
         let verified = keys
             .iter()
             .filter(|k| {
-                parts
-                    .kid
-                    .as_ref()
-                    .is_none_or(|kid| k.common.key_id.as_ref() == Some(kid))
+                kid.as_ref().is_none_or(|kid| k.common.key_id.as_ref() == Some(kid))
                     && fits(k, parts.alg)
                     && k.common
                         .key_algorithm
                         .as_ref()
                         .is_none_or(|a| named(a) == Some(parts.alg))
             })
-            .any(|k| {
-                DecodingKey::from_jwk(k).is_ok_and(|key| {
-                    jsonwebtoken::crypto::verify(parts.signature, parts.message.as_bytes(), &key, parts.alg)
-                        .unwrap_or(false)
-                })
-            });
+            .any(|k| parts.verifies_with(k));
         let Some(client) = client.filter(|_| verified) else {
             return Ok(Err((Some(id), refusal(NOT_VERIFIED))));
         };
@@ -405,11 +224,7 @@ impl Portcullis {
             .map_err(|_| Error::Unexpected("exp out of range after its check".into()))?
             + Duration::seconds(LEEWAY)
             + CLOCK_MARGIN;
-        if !self
-            .store
-            .record_client_assertion(&client.id, jti, keep_until, now)
-            .await?
-        {
+        if !self.store.record_client_jti(&client.id, jti, keep_until, now).await? {
             return Ok(Err((
                 Some(id),
                 refusal("the client_assertion was used before (its jti is spent)"),
@@ -423,7 +238,7 @@ impl Portcullis {
     /// Returns `exp`.
     fn check_claims(
         &self,
-        parts: &Parts<'_>,
+        parts: &Compact<'_>,
         client_id: &str,
         endpoint: &str,
         now: OffsetDateTime,
@@ -451,21 +266,10 @@ impl Portcullis {
                 )));
             }
         }
-        // RFC 7519 §2 NumericDate: seconds, possibly fractional; rounded the strict way
-        // (`exp` down, `nbf` and `iat` up).
-        let number = |name: &str, round: fn(f64) -> f64| -> std::result::Result<Option<i64>, Refusal> {
-            match claims.get(name) {
-                None => Ok(None),
-                Some(v) => v
-                    .as_i64()
-                    .or_else(|| {
-                        v.as_f64()
-                            .filter(|f| f.is_finite() && f.abs() < 1e15)
-                            .map(|f| round(f) as i64)
-                    })
-                    .map(Some)
-                    .ok_or_else(|| refusal(format!("the client_assertion's {name} must be a number of seconds"))),
-            }
+        let number = |name: &str, round: fn(f64) -> f64| {
+            parts
+                .numeric_date(name, round)
+                .map_err(|()| refusal(format!("the client_assertion's {name} must be a number of seconds")))
         };
         let now_s = now.unix_timestamp();
         let exp = number("exp", f64::floor)?.ok_or_else(|| refusal("the client_assertion has no exp"))?;

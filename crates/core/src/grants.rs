@@ -1,7 +1,7 @@
 //! The token endpoint's grants (RFC 6749 §4.1.3, §4.4, §6) and the tokens they mint:
 //! RFC 9068 access tokens, OIDC ID tokens, rotating refresh tokens.
 
-use portcullis_protocol::claims::{AccessTokenClaims, IdTokenClaims, UserClaims};
+use portcullis_protocol::claims::{AccessTokenClaims, Confirmation, IdTokenClaims, UserClaims};
 use portcullis_protocol::token::{TokenRequest, TokenResponse};
 use portcullis_protocol::{ErrorCode, GrantType, PkceVerifier, RedirectUri, ScopeSet, Secret};
 use time::OffsetDateTime;
@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::audit::Event;
 use crate::crypto::{pkce_s256_matches, random_token, random_uuid, sha256};
+use crate::dpop;
 use crate::error::{Error, Result};
 use crate::jwt::{ACCESS_TOKEN_TYP, at_hash, sign};
 use crate::model::{Client, ClientKind, Grant, RefreshToken, User};
@@ -67,6 +68,30 @@ enum Signing {
     Pool,
 }
 
+/// What an authorization code is redeemed with (RFC 6749 §4.1.3, RFC 7636 §4.5).
+struct Redemption<'a> {
+    code: &'a Secret,
+    redirect_uri: Option<&'a RedirectUri>,
+    verifier: Option<&'a PkceVerifier>,
+}
+
+/// The tokens of a refresh beside the access token: the rotated refresh token, and the
+/// DPoP key the access token is bound to.
+struct Refreshed {
+    new_token: String,
+    dpop_jkt: Option<String>,
+}
+
+/// RFC 9449 §5: a grant bound to a DPoP key is refreshed only with a proof signed by it.
+fn bound_to(grant: &Grant, dpop_jkt: Option<&str>) -> Result<()> {
+    match &grant.dpop_jkt {
+        Some(bound) if dpop_jkt != Some(bound.as_str()) => Err(invalid_grant(
+            "the refresh token is bound to a DPoP key: send a DPoP proof signed with it",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The user-bound parts of a token response.
 struct UserContext<'a> {
     user: &'a User,
@@ -75,8 +100,16 @@ struct UserContext<'a> {
 }
 
 impl Portcullis {
-    /// Answers a token request from an authenticated client.
-    pub async fn token(&self, client: &Client, request: TokenRequest, ip: Option<String>) -> Result<TokenResponse> {
+    /// Answers a token request from an authenticated client. `dpop_jkt` is the thumbprint
+    /// of the key of the request's verified DPoP proof (RFC 9449 §5), if it had one: the
+    /// access token is bound to it.
+    pub async fn token(
+        &self,
+        client: &Client,
+        request: TokenRequest,
+        ip: Option<String>,
+        dpop_jkt: Option<String>,
+    ) -> Result<TokenResponse> {
         let grant_type = match &request {
             TokenRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
@@ -94,14 +127,18 @@ impl Portcullis {
                 redirect_uri,
                 code_verifier,
             } => {
-                self.exchange_code(client, &code, redirect_uri.as_ref(), code_verifier.as_ref(), ip)
-                    .await
+                let redeem = Redemption {
+                    code: &code,
+                    redirect_uri: redirect_uri.as_ref(),
+                    verifier: code_verifier.as_ref(),
+                };
+                self.exchange_code(client, redeem, ip, dpop_jkt).await
             }
             TokenRequest::RefreshToken { refresh_token, scope } => {
-                self.refresh(client, &refresh_token, scope, ip).await
+                self.refresh(client, &refresh_token, scope, ip, dpop_jkt).await
             }
             TokenRequest::ClientCredentials { scope } => {
-                let response = self.client_credentials(client, scope).await?;
+                let response = self.client_credentials(client, scope, dpop_jkt).await?;
                 // The queue takes it without waiting: the grant stays free of writes.
                 self.audit(
                     Event::new("token.issued")
@@ -118,11 +155,15 @@ impl Portcullis {
     async fn exchange_code(
         &self,
         client: &Client,
-        code: &Secret,
-        redirect_uri: Option<&RedirectUri>,
-        verifier: Option<&PkceVerifier>,
+        redeem: Redemption<'_>,
         ip: Option<String>,
+        dpop_jkt: Option<String>,
     ) -> Result<TokenResponse> {
+        let Redemption {
+            code,
+            redirect_uri,
+            verifier,
+        } = redeem;
         let now = self.now();
         let hash = sha256(code.expose().as_bytes());
         let replay_expiry = now + self.settings.max_access_token_ttl();
@@ -170,6 +211,13 @@ impl Portcullis {
             (None, Some(_)) => return Err(invalid_grant("no code_challenge was sent for this code")),
             (None, None) => {}
         }
+        // RFC 9449 §10: a code bound to a key is redeemed only with a proof signed by it.
+        // Checked before the code is used up, so a thief without the key spends nothing.
+        if stored.dpop_jkt.is_some() && stored.dpop_jkt != dpop_jkt {
+            return Err(invalid_grant(
+                "the authorization code is bound to a DPoP key (dpop_jkt): send a DPoP proof signed with it",
+            ));
+        }
         self.id_token_key_for(client, &stored.scope)?;
         let user = self
             .store
@@ -177,7 +225,7 @@ impl Portcullis {
             .await?
             .filter(|u| !u.disabled)
             .ok_or_else(|| invalid_grant("the user is no longer active"))?;
-        let grant = self.new_grant(
+        let mut grant = self.new_grant(
             client,
             user.id,
             stored.scope.clone(),
@@ -185,6 +233,11 @@ impl Portcullis {
             stored.sid.clone(),
             stored.nonce.clone(),
         );
+        // RFC 9449 §5: a public client's refresh tokens are bound to its proof's key; a
+        // confidential client's are bound to it already by its authentication.
+        if client.kind == ClientKind::Public {
+            grant.dpop_jkt = dpop_jkt.clone();
+        }
         let refresh = self.new_refresh_token(client, &grant, now)?;
         match self
             .store
@@ -220,6 +273,7 @@ impl Portcullis {
             &still_allowed(client, &grant.scope),
             Some(ctx),
             refresh.map(|(t, _)| t),
+            dpop_jkt,
             now,
         )
         .await
@@ -246,13 +300,19 @@ impl Portcullis {
         token: &Secret,
         scope: Option<ScopeSet>,
         ip: Option<String>,
+        dpop_jkt: Option<String>,
     ) -> Result<TokenResponse> {
         let now = self.now();
         let hash = sha256(token.expose().as_bytes());
         let scope = scope.filter(|s| !s.is_empty());
         // The common case, a live token refreshed without narrowing the scope, is one store
         // statement (issue 7). Anything else, and every error, takes the general path below.
-        if scope.is_none() && client.grant_types.contains(&GrantType::RefreshToken) && self.id_token_alg_has_key(client)
+        // A public client's grant may be bound to a DPoP key, which is checked before its
+        // token is used up: its refreshes take the general path.
+        if scope.is_none()
+            && client.kind == ClientKind::Confidential
+            && client.grant_types.contains(&GrantType::RefreshToken)
+            && self.id_token_alg_has_key(client)
         {
             let new_token = random_token()?;
             if let Some((_, grant, user)) = self
@@ -266,8 +326,12 @@ impl Portcullis {
                 )
                 .await?
             {
+                // A grant bound while its client was public (an operator changed the
+                // client since): still bound, though its token is now used up.
+                bound_to(&grant, dpop_jkt.as_deref())?;
                 let scope = grant.scope.clone();
-                return self.refreshed(client, &grant, &user, &scope, new_token, ip, now).await;
+                let tokens = Refreshed { new_token, dpop_jkt };
+                return self.refreshed(client, &grant, &user, &scope, tokens, ip, now).await;
             }
         }
         let (stored, grant, user) = self
@@ -278,6 +342,9 @@ impl Portcullis {
         if stored.client_id != client.id {
             return Err(invalid_refresh_token());
         }
+        // Before reuse detection: a thief without the key can neither use the token nor,
+        // by presenting it, get the grant revoked.
+        bound_to(&grant, dpop_jkt.as_deref())?;
         // RFC 6749 §6: the new scope may only narrow the original grant. A token already
         // used skips the check: it goes on to reuse detection (RFC 9700 §4.14.2), which a
         // bad scope must not dodge.
@@ -338,7 +405,8 @@ impl Portcullis {
             }
             RefreshRotation::Invalid => return Err(invalid_refresh_token()),
         }
-        self.refreshed(client, &grant, &user, &scope, new_token, ip, now).await
+        let tokens = Refreshed { new_token, dpop_jkt };
+        self.refreshed(client, &grant, &user, &scope, tokens, ip, now).await
     }
 
     /// Whether the server has a key for the algorithm `client` registered for its ID
@@ -373,7 +441,7 @@ impl Portcullis {
         grant: &Grant,
         user: &User,
         scope: &ScopeSet,
-        new_token: String,
+        tokens: Refreshed,
         ip: Option<String>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse> {
@@ -398,14 +466,20 @@ impl Portcullis {
             client,
             &still_allowed(client, scope),
             Some(ctx),
-            Some(new_token),
+            Some(tokens.new_token),
+            tokens.dpop_jkt,
             now,
         )
         .await
     }
 
     /// RFC 6749 §4.4: no user, no refresh token, and no database write.
-    async fn client_credentials(&self, client: &Client, scope: Option<ScopeSet>) -> Result<TokenResponse> {
+    async fn client_credentials(
+        &self,
+        client: &Client,
+        scope: Option<ScopeSet>,
+        dpop_jkt: Option<String>,
+    ) -> Result<TokenResponse> {
         if client.kind != ClientKind::Confidential {
             return Err(Error::oauth(
                 ErrorCode::UnauthorizedClient,
@@ -437,7 +511,8 @@ impl Portcullis {
                     .cloned(),
             ),
         };
-        self.mint(Signing::Inline, client, &scope, None, None, self.now()).await
+        self.mint(Signing::Inline, client, &scope, None, None, dpop_jkt, self.now())
+            .await
     }
 
     fn new_grant(
@@ -461,6 +536,7 @@ impl Portcullis {
             created_at: now,
             expires_at: now + self.refresh_ttl(client).max(self.access_ttl(client)),
             revoked_at: None,
+            dpop_jkt: None,
         }
     }
 
@@ -489,7 +565,8 @@ impl Portcullis {
     }
 
     /// Builds the claims and signs them where `signing` says: both signatures of a
-    /// response in one job.
+    /// response in one job. The access token is bound to the DPoP key `dpop_jkt`, if any.
+    #[allow(clippy::too_many_arguments)]
     async fn mint(
         &self,
         signing: Signing,
@@ -497,6 +574,7 @@ impl Portcullis {
         scope: &ScopeSet,
         user: Option<UserContext<'_>>,
         refresh_token: Option<String>,
+        dpop_jkt: Option<String>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse> {
         let ring = self.keys.ring();
@@ -520,6 +598,7 @@ impl Portcullis {
             }
             .to_string(),
             auth_time: user.as_ref().map(|u| u.grant.auth_time.unix_timestamp()),
+            cnf: dpop_jkt.map(|jkt| Confirmation { jkt }),
         };
         let id_claims = match (&user, scope.contains("openid")) {
             (Some(u), true) => Some(IdTokenClaims {
@@ -537,6 +616,7 @@ impl Portcullis {
             }),
             _ => None,
         };
+        let bound = claims.cnf.is_some();
         let access_alg = self.settings.signing_alg;
         // Checked before the code or refresh token was used (`id_token_key_for`); were the
         // key retired in between, `sign` fails rather than use another algorithm.
@@ -558,7 +638,7 @@ impl Portcullis {
         };
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer".into(),
+            token_type: if bound { dpop::TOKEN_TYPE } else { "Bearer" }.into(),
             expires_in: u64::try_from(ttl.whole_seconds()).unwrap_or(0),
             refresh_token,
             id_token,

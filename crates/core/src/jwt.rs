@@ -165,6 +165,7 @@ mod tests {
             jti: "j".into(),
             grant_id: "g".into(),
             auth_time: None,
+            cnf: None,
         }
     }
 

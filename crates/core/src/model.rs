@@ -214,6 +214,8 @@ pub struct AuthorizationCode {
     pub sid: String,
     pub expires_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A grant: what one user allowed one client, from which every refresh and access token
@@ -230,6 +232,9 @@ pub struct Grant {
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+    /// RFC 9449 §5: a public client's grant obtained with a DPoP proof is bound to the
+    /// proof's key (this thumbprint): its refresh tokens need proofs signed with it.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh token, stored by digest. One grant has one live refresh token at a time.

@@ -58,10 +58,11 @@ pub trait ClientRepo: Send + Sync {
     async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()>;
     /// Ids of the client's grants that are not revoked.
     async fn active_grant_ids_for_client(&self, id: &ClientId) -> StoreResult<Vec<Uuid>>;
-    /// Records the `jti` of a client assertion until `expires_at` (RFC 7523 §3 item 7):
-    /// true if it was not recorded, or only until before `now`; false, and nothing
-    /// written, for a `jti` of this client still recorded (a replay).
-    async fn record_client_assertion(
+    /// Records a one-time `jti` the client sent, until `expires_at`: a client assertion's
+    /// (RFC 7523 §3 item 7) or, prefixed `dpop:`, a DPoP proof's (RFC 9449 §11.1). True
+    /// if it was not recorded, or only until before `now`; false, and nothing written,
+    /// for a `jti` of this client still recorded (a replay).
+    async fn record_client_jti(
         &self,
         client_id: &ClientId,
         jti: &str,

@@ -129,6 +129,7 @@ mod tests {
             jti: format!("j-{iat}"),
             grant_id: Uuid::nil().to_string(),
             auth_time: None,
+            cnf: None,
         }
     }
 

@@ -3,11 +3,12 @@
 
 use portcullis_protocol::claims::{AccessTokenClaims, UserInfo};
 use portcullis_protocol::token::{IntrospectionResponse, TokenTypeHint};
-use portcullis_protocol::{ErrorCode, ScopeSet, Secret};
+use portcullis_protocol::{ClientId, ErrorCode, ScopeSet, Secret};
 use time::OffsetDateTime;
 
 use crate::audit::Event;
 use crate::crypto::sha256;
+use crate::dpop::{self, ProofContext};
 use crate::error::{Error, Result};
 use crate::grants::{still_allowed, user_claims};
 use crate::jwt::{verify_access_token, verify_access_token_with_kid};
@@ -160,7 +161,9 @@ impl Portcullis {
             aud: Some(c.aud),
             iss: Some(c.iss),
             jti: Some(c.jti),
-            token_type: Some("Bearer".into()),
+            // RFC 9449 §6.2.
+            token_type: Some(if c.cnf.is_some() { dpop::TOKEN_TYPE } else { "Bearer" }.into()),
+            cnf: c.cnf,
         })
     }
 
@@ -192,14 +195,16 @@ impl Portcullis {
         }))
     }
 
-    /// OIDC Core §5.3: claims about the user the access token was issued for.
-    pub async fn userinfo(&self, access_token: &str) -> Result<UserInfo> {
+    /// OIDC Core §5.3: claims about the user the access token was issued for. `dpop` is
+    /// the proof sent with it when the request used the DPoP scheme (RFC 9449 §7.1).
+    pub async fn userinfo(&self, access_token: &str, dpop: Option<RequestProof<'_>>) -> Result<UserInfo> {
         let claims = self.active_access_token(access_token).ok_or_else(|| {
             Error::oauth(
                 ErrorCode::InvalidToken,
                 "the access token is invalid, expired or revoked",
             )
         })?;
+        self.check_binding(&claims, access_token, dpop, "/userinfo").await?;
         let scope = ScopeSet::parse(&claims.scope).map_err(|e| Error::Unexpected(e.0))?;
         if !scope.contains("openid") {
             return Err(Error::oauth(
@@ -219,6 +224,46 @@ impl Portcullis {
             sub: user.id.to_string(),
             claims: user_claims(&user, &scope),
         })
+    }
+}
+
+/// A DPoP proof sent with an access token (RFC 9449 §7.1) to a request with `method`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestProof<'a> {
+    pub proof: &'a str,
+    pub method: &'a str,
+}
+
+impl Portcullis {
+    /// RFC 9449 §7: a DPoP-bound access token is accepted only with a proof signed by its
+    /// key (§7.1), never as a bearer token (§7.2); a token that is not bound only as one.
+    async fn check_binding(
+        &self,
+        claims: &AccessTokenClaims,
+        access_token: &str,
+        dpop: Option<RequestProof<'_>>,
+        path: &str,
+    ) -> Result<()> {
+        let refuse = |why: &str| Err(Error::oauth(ErrorCode::InvalidToken, why));
+        match (&claims.cnf, dpop) {
+            (None, None) => Ok(()),
+            (Some(_), None) => refuse("the access token is DPoP-bound: send it with the DPoP scheme and a DPoP proof"),
+            (None, Some(_)) => refuse("the access token is not DPoP-bound: send it with the Bearer scheme"),
+            (Some(cnf), Some(p)) => {
+                let client_id = ClientId::parse(&claims.client_id)
+                    .map_err(|_| Error::Unexpected("an access token this server signed names no client".into()))?;
+                let ctx = ProofContext {
+                    client_id: &client_id,
+                    method: p.method,
+                    path,
+                    access_token: Some(access_token),
+                };
+                if self.verify_dpop_proof(p.proof, ctx).await? != cnf.jkt {
+                    return refuse("the DPoP proof is not signed with the key the access token is bound to");
+                }
+                Ok(())
+            }
+        }
     }
 }
 

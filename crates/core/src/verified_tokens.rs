@@ -103,6 +103,7 @@ mod tests {
             jti: jti.into(),
             grant_id: "g".into(),
             auth_time: None,
+            cnf: None,
         }
     }
 

@@ -19,6 +19,18 @@ pub struct AccessTokenClaims {
     /// RFC 9068 §2.2.1: time of the user's authentication, when a user is involved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// RFC 9449 §6.1: the key a DPoP-bound token is bound to; such a token is refused
+    /// as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800 §3.1 confirmation, here always by RFC 7638 JWK SHA-256 thumbprint (RFC 9449
+/// §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// base64url, without padding.
+    pub jkt: String,
 }
 
 /// OpenID Connect Core §2 ID token claims.

@@ -41,6 +41,9 @@ pub struct ServerMetadata {
     pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// RFC 9449 §5.1: the algorithms of DPoP proofs.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub dpop_signing_alg_values_supported: Vec<String>,
     pub code_challenge_methods_supported: Vec<String>,
     pub claims_supported: Vec<String>,
     pub prompt_values_supported: Vec<String>,

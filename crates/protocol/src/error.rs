@@ -55,6 +55,8 @@ pub enum ErrorCode {
     /// defined only for authorization redirects. A client that does not know it still
     /// sees a 429 with the time to wait.
     SlowDown,
+    /// RFC 9449 §5 and §7.1: the DPoP proof is missing where it is needed, or invalid.
+    InvalidDpopProof,
 }
 
 impl ErrorCode {
@@ -82,6 +84,7 @@ impl ErrorCode {
             Self::RegistrationNotSupported => "registration_not_supported",
             Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             Self::SlowDown => "slow_down",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 }

@@ -88,6 +88,9 @@ pub struct IntrospectionResponse {
     pub jti: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
+    /// RFC 9449 §6.2: the key a DPoP-bound access token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::claims::Confirmation>,
 }
 
 impl IntrospectionResponse {

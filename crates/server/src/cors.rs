@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use portcullis_core::Portcullis;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -73,7 +73,8 @@ impl CorsOrigins {
 /// registered origin. No credentials: these endpoints take tokens and client
 /// credentials in headers or bodies, never cookies. Browser code may read
 /// `WWW-Authenticate` (RFC 6750 §3: why userinfo refused a token) and `Retry-After` (how
-/// long a 429 asks it to wait), which CORS hides by default.
+/// long a 429 asks it to wait), which CORS hides by default. Browser code may send a
+/// `DPoP` proof (RFC 9449 §4.1).
 pub fn layer(origins: Arc<CorsOrigins>) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::async_predicate(
@@ -88,7 +89,11 @@ pub fn layer(origins: Arc<CorsOrigins>) -> CorsLayer {
             },
         ))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("dpop"),
+        ])
         .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))
 }

@@ -19,7 +19,7 @@ use crate::ServerState;
 pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     let client_auth = s(&["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]);
-    let assertion_algs = portcullis_core::client_assertion::algorithm_names();
+    let assertion_algs = portcullis_core::jws::algorithm_names();
     ServerMetadata {
         issuer: settings.issuer.clone(),
         authorization_endpoint: settings.endpoint("/authorize"),
@@ -57,7 +57,8 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         ]),
         token_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
         revocation_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
-        introspection_endpoint_auth_signing_alg_values_supported: assertion_algs,
+        introspection_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
+        dpop_signing_alg_values_supported: assertion_algs,
         code_challenge_methods_supported: s(&["S256"]),
         claims_supported: s(&[
             "iss",

@@ -23,6 +23,13 @@ pub struct ApiError {
     /// `invalid_client` is a 400 without a `Basic` challenge (RFC 6749 §5.2 asks for the
     /// 401 and its challenge only after the `Authorization` header was used).
     no_challenge: bool,
+    /// The request used the DPoP scheme (RFC 9449 §7.1): a `DPoP` challenge.
+    dpop: bool,
+}
+
+/// RFC 9449 §7.1: a `DPoP` challenge names the proof algorithms accepted.
+fn dpop_algs() -> String {
+    format!("algs=\"{}\"", portcullis_core::jws::algorithm_names().join(" "))
 }
 
 impl ApiError {
@@ -35,7 +42,14 @@ impl ApiError {
             bare: false,
             scope: None,
             no_challenge: false,
+            dpop: false,
         }
+    }
+
+    /// See `dpop`.
+    pub fn dpop(mut self) -> Self {
+        self.dpop = true;
+        self
     }
 
     /// See `no_challenge`.
@@ -109,17 +123,21 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.bare {
-            return (
+            let mut resp = (
                 StatusCode::UNAUTHORIZED,
-                [
-                    (
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Bearer realm=\"portcullis\""),
-                    ),
-                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                ],
+                [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
             )
                 .into_response();
+            // Either scheme will do (RFC 9449 §7.1).
+            let h = resp.headers_mut();
+            h.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"portcullis\""),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("DPoP {}", dpop_algs())) {
+                h.append(header::WWW_AUTHENTICATE, v);
+            }
+            return resp;
         }
         // RFC 6749 §5.2: only the characters the RFC allows, in the body (the body's
         // constructor filters them) and the header.
@@ -128,20 +146,26 @@ impl IntoResponse for ApiError {
         let status = match self.code {
             ErrorCode::InvalidClient if self.no_challenge => StatusCode::BAD_REQUEST,
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidDpopProof if self.dpop => StatusCode::UNAUTHORIZED,
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         };
-        let challenge = if self.bearer {
-            // RFC 6750 §3: the challenge carries the error code.
+        let challenge = if self.bearer || self.dpop {
+            // RFC 6750 §3 and RFC 9449 §7.1: the challenge carries the error code.
             let scope = match self.scope {
                 Some(s) if self.code == ErrorCode::InsufficientScope => format!(", scope=\"{s}\""),
                 _ => String::new(),
             };
+            let scheme = if self.dpop {
+                format!("DPoP {}", dpop_algs())
+            } else {
+                "Bearer realm=\"portcullis\"".to_owned()
+            };
             Some(format!(
-                "Bearer realm=\"portcullis\", error=\"{}\", error_description=\"{}\"{scope}",
+                "{scheme}, error=\"{}\", error_description=\"{}\"{scope}",
                 self.code.as_str(),
                 description
             ))
@@ -185,6 +209,12 @@ mod tests {
     fn no_credentials_get_a_bare_challenge() {
         let resp = ApiError::bearer_required().into_response();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Bearer realm=\"portcullis\"");
+        let challenges: Vec<_> = resp.headers().get_all(header::WWW_AUTHENTICATE).iter().collect();
+        assert_eq!(challenges[0], "Bearer realm=\"portcullis\"");
+        assert_eq!(
+            challenges[1],
+            "DPoP algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519\""
+        );
+        assert_eq!(challenges.len(), 2);
     }
 }

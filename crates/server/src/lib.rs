@@ -6,6 +6,7 @@ mod client_auth;
 mod client_ip;
 mod cors;
 mod discovery;
+mod dpop;
 mod error;
 mod health;
 mod par;

@@ -8,10 +8,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::authorize::AuthorizeParams;
 use portcullis_core::throttle::Bucket;
+use portcullis_protocol::ErrorCode;
 
 use crate::ServerState;
 use crate::client_auth::{authenticated_form, check_client_allowance};
 use crate::client_ip::ClientIp;
+use crate::dpop;
 use crate::error::ApiError;
 use crate::token::no_store;
 
@@ -38,7 +40,19 @@ pub async fn par_post(
     // Its pushes count against the same allowance as its token requests.
     check_client_allowance(&state.core, &client)?;
     // The authentication parameters are not part of the authorization request.
-    let params = AuthorizeParams::from_pairs(form.raw.iter().filter(|(k, _)| !is_authentication(k)).cloned());
+    let mut params = AuthorizeParams::from_pairs(form.raw.iter().filter(|(k, _)| !is_authentication(k)).cloned());
+    // RFC 9449 §10.1: a proof binds the code to its key, as `dpop_jkt` would.
+    if let Some(jkt) = dpop::proof_key(&state.core, &headers, &client, "/par").await? {
+        match &params.dpop_jkt {
+            Some(asked) if *asked != jkt => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "dpop_jkt is not the thumbprint of the DPoP proof's key",
+                ));
+            }
+            _ => params.dpop_jkt = Some(jkt),
+        }
+    }
     let pushed = state.core.push_authorization_request(&client, &params).await?;
     Ok(no_store((StatusCode::CREATED, Json(pushed)).into_response()))
 }

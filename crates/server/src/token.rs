@@ -15,6 +15,7 @@ use portcullis_protocol::{ErrorCode, ScopeSet};
 use crate::ServerState;
 use crate::client_auth::{FormBody, authenticate_token_request, authenticated_form, check_client_allowance};
 use crate::client_ip::ClientIp;
+use crate::dpop;
 use crate::error::{ApiError, read_body};
 
 pub(crate) fn no_store(mut resp: Response) -> Response {
@@ -50,13 +51,15 @@ pub async fn token_post(
     let client = authenticate_token_request(&state.core, &headers, &form, ip.as_deref()).await?;
     check_client_allowance(&state.core, &client)?;
     let request: TokenRequest = form.parse_as().map_err(|e| malformed_scope(&form).unwrap_or(e))?;
+    // RFC 9449 §5: a proof binds the access token (and a public client's grant) to its key.
+    let dpop_jkt = dpop::proof_key(&state.core, &headers, &client, "/token").await?;
     let response = match request {
         // Touches no store: nothing to leave half done, and no task hand-off to pay for
         // on the hottest path.
-        TokenRequest::ClientCredentials { .. } => state.core.token(&client, request, ip).await?,
+        TokenRequest::ClientCredentials { .. } => state.core.token(&client, request, ip, dpop_jkt).await?,
         request => {
             let core = Arc::clone(&state.core);
-            to_completion(async move { core.token(&client, request, ip).await }).await?
+            to_completion(async move { core.token(&client, request, ip, dpop_jkt).await }).await?
         }
     };
     Ok(no_store(Json(response).into_response()))

@@ -1,7 +1,7 @@
 //! `/userinfo` (OIDC Core §5.3) with the access token in the `Authorization` header
 //! (RFC 6750 §2.1) or, on POST, in a form-encoded body (§2.2); never from the query
 //! string (DESIGN §5), and never in two places at once (§2: "MUST NOT use more than one
-//! method").
+//! method"). A DPoP-bound token comes with the DPoP scheme and a proof (RFC 9449 §7.1).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,12 +9,33 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use portcullis_core::tokens::RequestProof;
 use portcullis_protocol::ErrorCode;
 
 use crate::ServerState;
+use crate::dpop;
 use crate::error::{ApiError, read_body};
 
-fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+/// How the access token was sent in the `Authorization` header.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// RFC 6750 §2.1.
+    Bearer,
+    /// RFC 9449 §7.1: with a proof in the `DPoP` header.
+    Dpop,
+}
+
+impl Scheme {
+    /// An error answered with this scheme's challenge.
+    fn challenge(self, e: ApiError) -> ApiError {
+        match self {
+            Self::Bearer => e.bearer(),
+            Self::Dpop => e.dpop(),
+        }
+    }
+}
+
+fn authorization(headers: &HeaderMap) -> Result<(Scheme, &str), ApiError> {
     // RFC 6750 §3.1: no credentials at all, or credentials of another scheme (which are
     // not bearer credentials), get a bare challenge without an error code.
     let Some(value) = headers.get(header::AUTHORIZATION) else {
@@ -24,17 +45,20 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
         .to_str()
         .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the Authorization header is not readable").bearer())?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return Err(ApiError::bearer_required());
-    }
+    };
     match token.trim() {
-        // RFC 6750 §3.1: a malformed Bearer credential is invalid_request.
-        "" => Err(ApiError::new(
+        // RFC 6750 §3.1: a malformed credential is invalid_request.
+        "" => Err(scheme.challenge(ApiError::new(
             ErrorCode::InvalidRequest,
-            "the Authorization header must be Bearer <token>",
-        )
-        .bearer()),
-        token => Ok(token),
+            "the Authorization header must be Bearer <token> or DPoP <token>",
+        ))),
+        token => Ok((scheme, token)),
     }
 }
 
@@ -67,12 +91,30 @@ fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
-async fn userinfo(state: &ServerState, token: &str) -> Result<Response, ApiError> {
+async fn userinfo(
+    state: &ServerState,
+    headers: &HeaderMap,
+    method: &str,
+    (scheme, token): (Scheme, &str),
+) -> Result<Response, ApiError> {
+    let proof = match scheme {
+        Scheme::Bearer => None,
+        Scheme::Dpop => {
+            let proof = dpop::proof(headers).map_err(ApiError::dpop)?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "the DPoP scheme needs a proof in the DPoP header",
+                )
+                .dpop()
+            })?;
+            Some(RequestProof { proof, method })
+        }
+    };
     let info = state
         .core
-        .userinfo(token)
+        .userinfo(token, proof)
         .await
-        .map_err(|e| ApiError::from(e).bearer().needing_scope("openid"))?;
+        .map_err(|e| scheme.challenge(ApiError::from(e)).needing_scope("openid"))?;
     let mut resp = Json(info).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
@@ -85,7 +127,7 @@ pub async fn userinfo_get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     refuse_token_in_query(query.as_deref())?;
-    userinfo(&state, bearer_token(&headers)?).await
+    userinfo(&state, &headers, "GET", authorization(&headers)?).await
 }
 
 pub async fn userinfo_post(
@@ -98,7 +140,7 @@ pub async fn userinfo_post(
     let body = read_body(body).map_err(ApiError::bearer)?;
     let in_body = token_params(std::str::from_utf8(&body).unwrap_or(""));
     if in_body.is_empty() {
-        return userinfo(&state, bearer_token(&headers)?).await;
+        return userinfo(&state, &headers, "POST", authorization(&headers)?).await;
     }
     let refuse = |description: &'static str| Err(ApiError::new(ErrorCode::InvalidRequest, description).bearer());
     if !is_form(&headers) {
@@ -109,7 +151,7 @@ pub async fn userinfo_post(
         return refuse("the access token was sent both in the Authorization header and in the body");
     }
     match in_body.as_slice() {
-        [token] if !token.is_empty() => userinfo(&state, token).await,
+        [token] if !token.is_empty() => userinfo(&state, &headers, "POST", (Scheme::Bearer, token)).await,
         [_] => refuse("the access_token parameter is empty"),
         _ => refuse("the access_token parameter is repeated"),
     }

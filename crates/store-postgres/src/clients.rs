@@ -225,7 +225,7 @@ impl ClientRepo for PgStore {
             .db()
     }
 
-    async fn record_client_assertion(
+    async fn record_client_jti(
         &self,
         client_id: &ClientId,
         jti: &str,

@@ -16,7 +16,7 @@ use crate::grants::revoke_for_replay;
 macro_rules! code_columns {
     () => {
         "code_hash, client_id, user_id, redirect_uri, redirect_uri_explicit, scope, code_challenge, nonce, \
-         auth_time, sid, expires_at, created_at"
+         auth_time, sid, expires_at, created_at, dpop_jkt"
     };
 }
 
@@ -34,6 +34,7 @@ struct CodeRow {
     sid: String,
     expires_at: OffsetDateTime,
     created_at: OffsetDateTime,
+    dpop_jkt: Option<String>,
 }
 
 impl CodeRow {
@@ -52,6 +53,7 @@ impl CodeRow {
             sid: self.sid,
             expires_at: self.expires_at,
             created_at: self.created_at,
+            dpop_jkt: self.dpop_jkt,
         })
     }
 }
@@ -62,7 +64,7 @@ impl CodeRepo for PgStore {
         sqlx::query(concat!(
             "INSERT INTO auth_codes (",
             code_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(code.code_hash.as_slice())
         .bind(code.client_id.as_str())
@@ -76,6 +78,7 @@ impl CodeRepo for PgStore {
         .bind(&code.sid)
         .bind(code.expires_at)
         .bind(code.created_at)
+        .bind(&code.dpop_jkt)
         .execute(&self.pool)
         .await
         .conflict("authorization code")?;
@@ -117,8 +120,8 @@ impl CodeRepo for PgStore {
                  RETURNING grant_id), \
              g AS ( \
                  INSERT INTO grants (id, client_id, user_id, scope, auth_time, sid, nonce, created_at, \
-                                     expires_at, revoked_at) \
-                 SELECT grant_id, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM consumed \
+                                     expires_at, revoked_at, dpop_jkt) \
+                 SELECT grant_id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $18 FROM consumed \
                  RETURNING id), \
              r AS ( \
                  INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, \
@@ -143,6 +146,7 @@ impl CodeRepo for PgStore {
         .bind(refresh.map(|r| r.scope.as_string()))
         .bind(refresh.map(|r| r.created_at))
         .bind(refresh.map(|r| r.expires_at))
+        .bind(&grant.dpop_jkt)
         .fetch_optional(&self.pool)
         .await
         .conflict("grant")?;

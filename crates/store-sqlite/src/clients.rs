@@ -227,7 +227,7 @@ impl ClientRepo for SqliteStore {
         ids.iter().map(|s| codec::uuid("grants.id", s)).collect()
     }
 
-    async fn record_client_assertion(
+    async fn record_client_jti(
         &self,
         client_id: &ClientId,
         jti: &str,

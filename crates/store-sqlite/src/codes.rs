@@ -15,7 +15,7 @@ use crate::grants::{insert_grant, insert_refresh_token, revoke_for_replay};
 macro_rules! code_columns {
     () => {
         "code_hash, client_id, user_id, redirect_uri, redirect_uri_explicit, scope, code_challenge, nonce, \
-         auth_time, sid, expires_at, created_at"
+         auth_time, sid, expires_at, created_at, dpop_jkt"
     };
 }
 
@@ -33,6 +33,7 @@ struct CodeRow {
     sid: String,
     expires_at: i64,
     created_at: i64,
+    dpop_jkt: Option<String>,
 }
 
 impl CodeRow {
@@ -51,6 +52,7 @@ impl CodeRow {
             sid: self.sid,
             expires_at: codec::time("auth_codes.expires_at", self.expires_at)?,
             created_at: codec::time("auth_codes.created_at", self.created_at)?,
+            dpop_jkt: self.dpop_jkt,
         })
     }
 }
@@ -61,7 +63,7 @@ impl CodeRepo for SqliteStore {
         sqlx::query(concat!(
             "INSERT INTO auth_codes (",
             code_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(code.code_hash.as_slice())
         .bind(code.client_id.as_str())
@@ -75,6 +77,7 @@ impl CodeRepo for SqliteStore {
         .bind(&code.sid)
         .bind(codec::ts(code.expires_at))
         .bind(codec::ts(code.created_at))
+        .bind(&code.dpop_jkt)
         .execute(&self.writer)
         .await
         .conflict("authorization code")?;

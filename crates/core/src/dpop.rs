@@ -1,0 +1,213 @@
+//! DPoP (RFC 9449): a client proves, with each request, that it holds a private key, and
+//! the tokens it gets are bound to that key. A DPoP-bound access token is useless to
+//! whoever steals it without the key, and so is a public client's refresh token (RFC
+//! 9700 §2.2 recommends sender-constrained tokens).
+//!
+//! A proof is a JWT the client signs for one request: `typ` `dpop+jwt`, its public key
+//! in the header (`jwk`), and the request's method (`htm`) and URL (`htu`), a time
+//! (`iat`), a one-time `jti` and, with an access token, the token's hash (`ath`).
+
+use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+use portcullis_protocol::{ClientId, ErrorCode};
+use time::OffsetDateTime;
+
+use crate::crypto::{b64url, sha256};
+use crate::error::{Error, Result};
+use crate::jws::{self, PRIVATE_MEMBERS, check_key, fits, named};
+use crate::service::Portcullis;
+
+/// RFC 9449 §4.2: the `typ` of a proof.
+pub const PROOF_TYP: &str = "dpop+jwt";
+/// The token type of a DPoP-bound access token (RFC 9449 §5, §7.1), in token and
+/// introspection responses and as the `Authorization` scheme.
+pub const TOKEN_TYPE: &str = "DPoP";
+const MAX_PROOF_BYTES: usize = 8 * 1024;
+const MAX_JTI_CHARS: usize = 256;
+/// How old a proof may be (`iat`), seconds: a client makes a new one for each request.
+pub const MAX_AGE: i64 = 300;
+/// How far ahead of this server's clock a proof's `iat` may be, seconds.
+const LEEWAY: i64 = 60;
+/// How much longer than a proof could be accepted its `jti` is kept: nodes' clocks may
+/// disagree.
+const CLOCK_MARGIN: i64 = 300;
+
+fn invalid_proof(why: impl Into<String>) -> Error {
+    Error::oauth(ErrorCode::InvalidDpopProof, why)
+}
+
+/// The RFC 7638 JWK SHA-256 thumbprint, base64url: what a token is bound to (`cnf.jkt`).
+/// Only for a key `check_key` accepted (jsonwebtoken's `thumbprint` panics on a curve
+/// that does not belong to the key type).
+fn thumbprint(jwk: &Jwk) -> String {
+    jwk.thumbprint(ThumbprintHash::SHA256)
+}
+
+/// Whether `value` has the form of a JWK SHA-256 thumbprint (RFC 9449 §10 `dpop_jkt`):
+/// 32 bytes, base64url without padding.
+pub fn is_thumbprint(value: &str) -> bool {
+    value.len() == 43
+        && base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, value)
+            .is_ok_and(|bytes| bytes.len() == 32)
+}
+
+/// Whether the proof's `htu` names `endpoint`: RFC 9449 §4.3 item 9 compares them
+/// without query and fragment, after RFC 3986 §6.2.2–6.2.3 normalisation (case of the
+/// scheme and host, the default port), which parsing both does.
+fn same_target(htu: &str, endpoint: &str) -> bool {
+    let bare = |s: &str| {
+        url::Url::parse(s).ok().map(|mut u| {
+            u.set_query(None);
+            u.set_fragment(None);
+            u
+        })
+    };
+    matches!((bare(htu), bare(endpoint)), (Some(a), Some(b)) if a == b)
+}
+
+/// The request a proof came with.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofContext<'a> {
+    /// The client the request is from (the client that authenticated, or the one the
+    /// access token was issued to): a proof's `jti` is recorded under it.
+    pub client_id: &'a ClientId,
+    /// The HTTP method, `POST` or `GET`.
+    pub method: &'a str,
+    /// The path of the endpoint on this server, `/token`.
+    pub path: &'a str,
+    /// The access token sent with the proof, whose hash `ath` must be.
+    pub access_token: Option<&'a str>,
+}
+
+impl Portcullis {
+    /// Checks a DPoP proof (RFC 9449 §4.3) and returns the thumbprint of its key. Refused
+    /// with `invalid_dpop_proof` saying why; a proof is accepted once.
+    pub async fn verify_dpop_proof(&self, proof: &str, ctx: ProofContext<'_>) -> Result<String> {
+        let parts = jws::split(proof, "the DPoP proof", MAX_PROOF_BYTES).map_err(invalid_proof)?;
+        if parts.header_str("typ") != Some(PROOF_TYP) {
+            return Err(invalid_proof("the DPoP proof's typ must be dpop+jwt"));
+        }
+        let mut jwk = match parts.header.get("jwk") {
+            Some(v @ serde_json::Value::Object(_)) => v.clone(),
+            _ => {
+                return Err(invalid_proof(
+                    "the DPoP proof's header needs jwk, the public key it is signed with",
+                ));
+            }
+        };
+        if PRIVATE_MEMBERS.iter().any(|m| jwk.get(m).is_some()) {
+            return Err(invalid_proof(
+                "the DPoP proof's jwk holds a private or symmetric key: send the public key only",
+            ));
+        }
+        // RFC 9864's name for EdDSA over Ed25519, under the name jsonwebtoken knows.
+        if jwk.get("alg").and_then(|a| a.as_str()) == Some("Ed25519") {
+            jwk["alg"] = serde_json::Value::String("EdDSA".into());
+        }
+        let jwk: Jwk = serde_json::from_value(jwk).map_err(|_| {
+            invalid_proof(
+                "the DPoP proof's jwk is not a public key this server can use (RSA, EC P-256 or P-384, Ed25519)",
+            )
+        })?;
+        check_key(&jwk).map_err(|why| invalid_proof(format!("the DPoP proof's jwk {why}")))?;
+        let alg_fits = fits(&jwk, parts.alg)
+            && jwk
+                .common
+                .key_algorithm
+                .as_ref()
+                .is_none_or(|a| named(a) == Some(parts.alg));
+        if !alg_fits {
+            return Err(invalid_proof("the DPoP proof's alg is not one its jwk signs with"));
+        }
+        if !parts.verifies_with(&jwk) {
+            return Err(invalid_proof("the DPoP proof's signature does not verify with its jwk"));
+        }
+        // Signed by the key it names: now its claims count.
+        let jti = match parts.claim_str("jti") {
+            Some(j) if !j.is_empty() && j.chars().count() <= MAX_JTI_CHARS => j,
+            _ => return Err(invalid_proof("the DPoP proof needs a jti of 1 to 256 characters")),
+        };
+        if parts.claim_str("htm") != Some(ctx.method) {
+            return Err(invalid_proof(format!(
+                "the DPoP proof's htm must be {}, the method of this request",
+                ctx.method
+            )));
+        }
+        let endpoint = self.settings.endpoint(ctx.path);
+        if !parts.claim_str("htu").is_some_and(|htu| same_target(htu, &endpoint)) {
+            return Err(invalid_proof(format!(
+                "the DPoP proof's htu must be {endpoint}, the URL of this request"
+            )));
+        }
+        let now = self.now();
+        let now_s = now.unix_timestamp();
+        let iat = parts
+            .numeric_date("iat", f64::ceil)
+            .map_err(|()| invalid_proof("the DPoP proof's iat must be a number of seconds"))?
+            .ok_or_else(|| invalid_proof("the DPoP proof has no iat"))?;
+        if iat > now_s.saturating_add(LEEWAY) {
+            return Err(invalid_proof(
+                "the DPoP proof was made in the future (iat): check the client's clock",
+            ));
+        }
+        if iat < now_s.saturating_sub(MAX_AGE) {
+            return Err(invalid_proof(
+                "the DPoP proof is more than 5 minutes old (iat): make a new proof for each request",
+            ));
+        }
+        let ath = ctx.access_token.map(|token| b64url(&sha256(token.as_bytes())));
+        if ath.is_some() && parts.claim_str("ath") != ath.as_deref() {
+            return Err(invalid_proof(
+                "the DPoP proof's ath must be the SHA-256 hash of the access token, base64url",
+            ));
+        }
+        let jkt = thumbprint(&jwk);
+        // RFC 9449 §11.1: kept until no node would take the proof as recent enough.
+        let keep_until = OffsetDateTime::from_unix_timestamp(iat.saturating_add(MAX_AGE + CLOCK_MARGIN))
+            .map_err(|_| Error::Unexpected("iat out of range after its check".into()))?;
+        let key = format!("dpop:{jkt}:{jti}");
+        if !self
+            .store
+            .record_client_jti(ctx.client_id, &key, keep_until, now)
+            .await?
+        {
+            return Err(invalid_proof(
+                "the DPoP proof was used before (its jti is spent): make a new proof for each request",
+            ));
+        }
+        Ok(jkt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprints_follow_rfc_7638() {
+        // RFC 7638 §3.1's example key and thumbprint.
+        let jwk: Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        }))
+        .unwrap();
+        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert!(is_thumbprint("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"));
+        assert!(!is_thumbprint("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9X"));
+        assert!(!is_thumbprint("NzbLsXh8uDCcd+6MNwXF4W/7noWXFZAfHkxZsRGC9Xs"));
+    }
+
+    #[test]
+    fn htu_is_compared_without_query_and_fragment_after_normalisation() {
+        let at = "https://auth.example.com/token";
+        assert!(same_target("https://auth.example.com/token", at));
+        assert!(same_target("HTTPS://Auth.Example.COM:443/token?x=1#f", at));
+        assert!(!same_target("https://auth.example.com/token/", at));
+        assert!(!same_target("https://auth.example.com:8443/token", at));
+        assert!(!same_target("http://auth.example.com/token", at));
+        assert!(!same_target("https://evil.example.com/token", at));
+        assert!(!same_target("/token", at));
+    }
+}

@@ -1,0 +1,51 @@
+//! DPoP (RFC 9449) at the protocol endpoints: the `DPoP` request header, and the key
+//! the tokens of a request are bound to.
+
+use axum::http::HeaderMap;
+use portcullis_core::Portcullis;
+use portcullis_core::dpop::ProofContext;
+use portcullis_core::model::Client;
+use portcullis_protocol::ErrorCode;
+
+use crate::error::ApiError;
+
+/// The request header a proof travels in (§4.1).
+pub(crate) const HEADER: &str = "dpop";
+
+/// The request's DPoP proof, if it sent one. §4.3 item 1: one `DPoP` header at most.
+pub(crate) fn proof(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut values = headers.get_all(HEADER).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidDpopProof,
+            "send one DPoP header, not several",
+        ));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidDpopProof, "the DPoP header is not readable"))
+}
+
+/// The thumbprint of the key of the DPoP proof a `POST` to `path` by `client` carries,
+/// checked (§4.3), or `None` without a proof.
+pub(crate) async fn proof_key(
+    core: &Portcullis,
+    headers: &HeaderMap,
+    client: &Client,
+    path: &str,
+) -> Result<Option<String>, ApiError> {
+    let Some(proof) = proof(headers)? else {
+        return Ok(None);
+    };
+    let ctx = ProofContext {
+        client_id: &client.id,
+        method: "POST",
+        path,
+        access_token: None,
+    };
+    Ok(Some(core.verify_dpop_proof(proof, ctx).await?))
+}
