@@ -10,3 +10,7 @@ ALTER TABLE grants ADD COLUMN dpop_jkt TEXT;
 
 -- The `jti` of each DPoP proof accepted is kept in `client_assertions`, under the client
 -- it was sent by and prefixed `dpop:`, until no node would accept the proof again (§11.1).
+
+-- RFC 9449 §5.2 `dpop_bound_access_tokens`: the client's token requests must carry a
+-- DPoP proof.
+ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens BOOLEAN NOT NULL DEFAULT FALSE;

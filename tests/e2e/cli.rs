@@ -77,9 +77,13 @@ async fn commands_and_their_errors(backend: Backend) {
         "client_credentials",
         "--jwks-file",
     ];
-    portcullis(&config, &[&keyed[..], &[jwks.to_str().unwrap()]].concat())
-        .await
-        .unwrap();
+    // It also requires DPoP (RFC 9449 §5.2 dpop_bound_access_tokens).
+    portcullis(
+        &config,
+        &[&keyed[..], &[jwks.to_str().unwrap(), "--require-dpop"]].concat(),
+    )
+    .await
+    .unwrap();
     let err = portcullis(&config, &[&keyed[..], &["/no/such/file"]].concat())
         .await
         .unwrap_err();
@@ -225,9 +229,20 @@ async fn commands_and_their_errors(backend: Backend) {
         .await
         .unwrap()
         .into_iter()
-        .map(|c| (c.token_endpoint_auth_method(), c.secret_hash.is_none()))
+        .map(|c| {
+            (
+                c.token_endpoint_auth_method(),
+                c.secret_hash.is_none(),
+                c.dpop_bound_access_tokens,
+            )
+        })
         .collect();
-    assert_eq!(keyed, [("private_key_jwt", true)], "one keyed client, without a secret");
+    assert_eq!(
+        keyed,
+        [("private_key_jwt", true, true)],
+        "one keyed client, without a secret, requiring DPoP"
+    );
+    assert!(pkce.len() > 1 && !app.core.list_clients(Some("Web")).await.unwrap()[0].dpop_bound_access_tokens);
     app.stop().await;
 
     // Bad configuration: one line naming the setting.

@@ -28,7 +28,7 @@ fn sha256_b64(s: &str) -> String {
 
 /// RFC 7638 thumbprint of an EC or OKP key, computed here from the members, not by the
 /// server's code.
-fn thumbprint(jwk: &Value) -> String {
+pub(crate) fn thumbprint(jwk: &Value) -> String {
     let m = |k: &str| jwk[k].as_str().unwrap().to_owned();
     let canonical = match m("kty").as_str() {
         "EC" => format!(
@@ -87,7 +87,7 @@ fn proof_parts(key: &ClientKey, method: &str, url: &str, token: Option<&str>) ->
     (header, claims)
 }
 
-fn proof(key: &ClientKey, method: &str, url: &str, token: Option<&str>) -> String {
+pub(crate) fn proof(key: &ClientKey, method: &str, url: &str, token: Option<&str>) -> String {
     let (header, claims) = proof_parts(key, method, url, token);
     jws(key, &header, &claims)
 }
@@ -484,7 +484,81 @@ async fn confidential_clients_and_pushed_requests(backend: Backend) {
     app.stop().await;
 }
 
+/// A client registered with `dpop_bound_access_tokens` (RFC 9449 §5.2; admin API, admin
+/// page) gets no token without a proof; the setting can be turned off again.
+async fn clients_can_be_required_to_use_dpop(backend: Backend) {
+    use portcullis_core::model::AdminRole;
+
+    use crate::admin_support::{ADMIN_PASSWORD, Api, Pages, api_key, operator};
+    let app = portcullis_tests::spawn_app(backend).await;
+    let api = Api::new(&app, &api_key(&app, AdminRole::Admin).await.1);
+    let (s, created) = api
+        .post(
+            "/clients",
+            json!({"name": "Bound", "kind": "confidential", "grant_types": ["client_credentials"],
+                   "scopes": "api:read", "dpop_bound_access_tokens": true}),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 201, "{created}");
+    assert_eq!(created["dpop_bound_access_tokens"], true, "{created}");
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let me = (id.as_str(), Some(secret.as_str()));
+    let key = client_key(SigningAlg::ES256, "k").await;
+    let cc = [("grant_type", "client_credentials")];
+    let got = token(&app, me, &[], &cc).await;
+    assert_error(&got, 400, "invalid_dpop_proof", "dpop_bound_access_tokens");
+    let (s, body) = token(&app, me, &[&proof(&key, "POST", &app.url("/token"), None)], &cc).await;
+    assert_eq!((s, body["token_type"].as_str()), (200, Some("DPoP")), "{body}");
+    let (s, patched) = api
+        .patch(&format!("/clients/{id}"), json!({"dpop_bound_access_tokens": false}))
+        .await;
+    assert_eq!(
+        (s.as_u16(), &patched["dpop_bound_access_tokens"]),
+        (200, &json!(false)),
+        "{patched}"
+    );
+    let (s, body) = token(&app, me, &[], &cc).await;
+    assert_eq!((s, body["token_type"].as_str()), (200, Some("Bearer")), "{body}");
+
+    // The admin page's checkbox.
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let csrf = p.csrf("/admin/clients/new").await;
+    let (s, _, html) = p
+        .post(
+            "/admin/clients",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "Bound by page"),
+                ("kind", "public"),
+                ("redirect_uris", REDIRECT),
+                ("grant_types", "authorization_code"),
+                ("scopes", "openid"),
+                ("dpop_bound_access_tokens", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(s.as_u16(), 200, "{html}");
+    let clients = app.core.list_clients(Some("Bound by page")).await.unwrap();
+    assert!(clients[0].dpop_bound_access_tokens);
+    let (_, page) = p.get(&format!("/admin/clients/{}", clients[0].id)).await;
+    assert!(page.contains("DPoP required (bound access tokens)"), "{page}");
+    let (_, form) = p.get(&format!("/admin/clients/{}/edit", clients[0].id)).await;
+    assert!(form.contains(r#"id="dpop_bound_access_tokens" checked"#), "{form}");
+    app.core.audit.flush().await;
+    let events = app.audit_events("admin.client.updated").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.detail.to_string().contains("dpop_bound_access_tokens")),
+        "{events:?}"
+    );
+    app.stop().await;
+}
+
 both_backends!(
+    clients_can_be_required_to_use_dpop,
     proofs_bind_access_tokens,
     a_public_clients_tokens_are_bound,
     confidential_clients_and_pushed_requests,

@@ -132,6 +132,8 @@ fn client(id: &str, name: &str) -> Client {
         policy_uri: None,
         id_token_signed_response_alg: None,
         jwks: None,
+        // Not the default, so both stores are seen to keep it.
+        dpop_bound_access_tokens: true,
         disabled: false,
         created_at: T0,
         updated_at: T0,

@@ -138,6 +138,10 @@ pub struct ClientCreate {
     /// authenticates with `private_key_jwt` (RFC 7523) and gets no secret.
     #[arg(long = "jwks-file")]
     pub jwks_file: Option<std::path::PathBuf>,
+    /// Refuse this client's token requests that carry no DPoP proof (RFC 9449 §5.2
+    /// `dpop_bound_access_tokens`): every access token it gets is bound to its key.
+    #[arg(long)]
+    pub require_dpop: bool,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -282,6 +286,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "id_token_signed_response_alg": c.id_token_signed_response_alg.map_or("RS256", |a| a.as_str()),
         "token_endpoint_auth_method": c.token_endpoint_auth_method(),
         "jwks": c.jwks_json(),
+        "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "disabled": c.disabled,
         "created_at": c.created_at.unix_timestamp(),
     })
@@ -302,6 +307,9 @@ fn print_client(c: &Client) {
     );
     println!("scope:         {}", c.scopes);
     println!("first_party:   {}", c.first_party);
+    if c.dpop_bound_access_tokens {
+        println!("requires DPoP: true");
+    }
     println!("disabled:      {}", c.disabled);
 }
 
@@ -435,6 +443,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 require_pkce: c.no_require_pkce.then_some(false),
                 cors_origins: c.cors_origins,
                 id_token_signed_response_alg: c.id_token_alg,
+                dpop_bound_access_tokens: c.require_dpop,
                 ..Default::default()
             };
             let (client, secret) = core.create_client(&input, ACTOR).await.map_err(user_facing)?;

@@ -37,6 +37,8 @@ pub struct ClientInput {
     /// registering keys ends the secret, removing them leaves the client without a way to
     /// authenticate until its secret is rotated.
     pub jwks: Option<String>,
+    /// RFC 9449 §5.2: every token request of the client must carry a DPoP proof.
+    pub dpop_bound_access_tokens: bool,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -332,6 +334,7 @@ impl Portcullis {
             policy_uri: v.policy_uri,
             id_token_signed_response_alg: v.id_token_signed_response_alg,
             jwks: v.jwks,
+            dpop_bound_access_tokens: input.dpop_bound_access_tokens,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -382,6 +385,7 @@ impl Portcullis {
             client.secret_hash = None;
         }
         client.jwks = v.jwks;
+        client.dpop_bound_access_tokens = input.dpop_bound_access_tokens;
         client.updated_at = self.now();
         self.store.update_client(&client, &[]).await.map_err(|e| match e {
             crate::StoreError::Stale => stale_edit(),
@@ -415,6 +419,10 @@ impl Portcullis {
                 before.id_token_signed_response_alg != client.id_token_signed_response_alg,
             ),
             ("jwks", before.jwks != client.jwks),
+            (
+                "dpop_bound_access_tokens",
+                before.dpop_bound_access_tokens != client.dpop_bound_access_tokens,
+            ),
             // Ended by registering keys.
             ("secret", before.secret_hash != client.secret_hash),
         ]

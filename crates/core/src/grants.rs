@@ -121,6 +121,12 @@ impl Portcullis {
                 format!("this client may not use the {grant_type} grant"),
             ));
         }
+        if client.dpop_bound_access_tokens && dpop_jkt.is_none() {
+            return Err(Error::oauth(
+                ErrorCode::InvalidDpopProof,
+                "this client must send a DPoP proof with each token request (dpop_bound_access_tokens)",
+            ));
+        }
         match request {
             TokenRequest::AuthorizationCode {
                 code,

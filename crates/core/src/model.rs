@@ -72,6 +72,9 @@ pub struct Client {
     /// authenticates with `private_key_jwt` (RFC 7523 §2.2) instead of a secret; such a
     /// client has no `secret_hash`.
     pub jwks: Option<String>,
+    /// RFC 9449 §5.2 `dpop_bound_access_tokens`: the client's token requests must carry a
+    /// DPoP proof, so all its access tokens are bound.
+    pub dpop_bound_access_tokens: bool,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,

@@ -50,6 +50,8 @@ pub struct ClientFields {
     pub id_token_signed_response_alg: String,
     /// The JWK Set for `private_key_jwt`; empty for a secret.
     pub jwks: String,
+    /// RFC 9449 §5.2: token requests must carry a DPoP proof.
+    pub dpop_bound_access_tokens: bool,
     /// When editing: the client's `revision` when the form was opened.
     pub revision: String,
 }
@@ -94,6 +96,7 @@ impl ClientFields {
             policy_uri: p.one("policy_uri"),
             id_token_signed_response_alg: p.one("id_token_signed_response_alg"),
             jwks: p.one("jwks"),
+            dpop_bound_access_tokens: p.checked("dpop_bound_access_tokens"),
             revision: p.one("revision"),
         }
     }
@@ -118,6 +121,7 @@ impl ClientFields {
                 .map(|a| a.as_str().to_owned())
                 .unwrap_or_default(),
             jwks: c.jwks.as_deref().map(pretty_json).unwrap_or_default(),
+            dpop_bound_access_tokens: c.dpop_bound_access_tokens,
             revision: c.revision.to_string(),
         }
     }
@@ -149,6 +153,7 @@ impl ClientFields {
             policy_uri: optional_text(&self.policy_uri),
             id_token_signed_response_alg: optional_text(&self.id_token_signed_response_alg),
             jwks: optional_text(&self.jwks),
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             if_revision: match self.revision.trim() {
                 "" => None,
                 r => Some(
@@ -409,6 +414,10 @@ fn details(c: &Client) -> Vec<Detail> {
             if c.first_party { "yes" } else { "no" }.into(),
         ),
         one("PKCE required", if c.require_pkce { "yes" } else { "no" }.into()),
+        one(
+            "DPoP required (bound access tokens)",
+            if c.dpop_bound_access_tokens { "yes" } else { "no" }.into(),
+        ),
         one("Access token lifetime", ttl(c.access_token_ttl)),
         one("Refresh token lifetime", ttl(c.refresh_token_ttl)),
         many("Allowed CORS origins", c.cors_origins.clone()),

@@ -58,6 +58,9 @@ pub struct ClientBody {
     /// A confidential client's public keys for `private_key_jwt` (RFC 7523): a JWK Set
     /// object; absent or null for a secret.
     pub jwks: Option<Value>,
+    /// RFC 9449 §5.2: every token request must carry a DPoP proof.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
     /// `PUT` only, optional: the `revision` the caller read. If the client has changed
     /// since, the replacement is refused (400, field `revision`). Refused on `POST`.
     pub revision: Option<i64>,
@@ -102,6 +105,7 @@ impl ClientBody {
             policy_uri: self.policy_uri,
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             jwks,
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             if_revision: self.revision,
         })
     }
@@ -196,7 +200,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 15] = [
+const SETTINGS: [&str; 16] = [
     "name",
     "kind",
     "redirect_uris",
@@ -212,6 +216,7 @@ const SETTINGS: [&str; 15] = [
     "policy_uri",
     "id_token_signed_response_alg",
     "jwks",
+    "dpop_bound_access_tokens",
 ];
 
 /// `PATCH /clients/{client_id}`: changes the settings the body names and keeps the

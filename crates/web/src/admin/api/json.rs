@@ -36,6 +36,7 @@ pub fn client(c: &Client) -> Value {
         "id_token_signed_response_alg": c.id_token_signed_response_alg.map_or("RS256", |a| a.as_str()),
         "jwks": c.jwks_json(),
         "token_endpoint_auth_method": c.token_endpoint_auth_method(),
+        "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "disabled": c.disabled,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
