@@ -226,4 +226,86 @@ async fn introspection_mode_sees_revocation(backend: Backend) {
     app.stop().await;
 }
 
-both_backends!(jwks_mode_against_portcullis, introspection_mode_sees_revocation);
+/// A DPoP-bound token from Portcullis (`client_credentials` with a proof) is accepted by
+/// both modes with a proof of its key for the API's URL, and refused as a bearer token,
+/// with another key's proof, or with a proof for another URL.
+async fn dpop_bound_tokens_against_portcullis(backend: Backend) {
+    use axum::http::{Method, Uri};
+    use portcullis_protocol::SigningAlg;
+    use portcullis_resource::InvalidDpopProof;
+
+    use crate::dpop::proof;
+    use crate::private_key_jwt::client_key;
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client("https://app.example/cb").await;
+    let (rs, rs_secret) = app.confidential_client("https://api.example/cb").await;
+    let key = client_key(SigningAlg::ES256, "k").await;
+    let thief = client_key(SigningAlg::ES256, "t").await;
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(client.id.as_str(), Some(secret.expose()))
+        .header("DPoP", proof(&key, "POST", &app.url("/token"), None))
+        .form(&[("grant_type", "client_credentials"), ("scope", "api:read")])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    let bound = body["access_token"].as_str().unwrap().to_owned();
+    let api = "https://api.example";
+    let uri: Uri = "/notes?page=2".parse().unwrap();
+    let jwks = Validator::from(
+        JwksValidator::builder(app.issuer.clone())
+            .audience(app.issuer.clone())
+            .dpop_base_url(api)
+            .build()
+            .await
+            .unwrap(),
+    );
+    let introspection = Validator::from(
+        IntrospectionValidator::builder(app.issuer.clone(), rs.id.to_string(), rs_secret.expose().to_owned())
+            .audience(app.issuer.clone())
+            .dpop_base_url(api)
+            .build()
+            .await
+            .unwrap(),
+    );
+    for validator in [&jwks, &introspection] {
+        let good = proof(&key, "GET", &format!("{api}/notes"), Some(&bound));
+        let claims = validator
+            .validate_dpop(&bound, &good, &Method::GET, &uri)
+            .await
+            .unwrap();
+        assert_eq!(
+            claims.dpop_jkt.as_deref(),
+            Some(crate::dpop::thumbprint(&key.jwk).as_str())
+        );
+        assert_eq!(claims.client_id, client.id.as_str());
+        // The same proof again, as a bearer token, another key, another URL.
+        assert!(matches!(
+            validator.validate_dpop(&bound, &good, &Method::GET, &uri).await,
+            Err(AuthError::InvalidDpopProof(InvalidDpopProof::Replayed))
+        ));
+        assert_eq!(
+            invalid(validator.validate(&bound).await),
+            InvalidToken::DpopBoundAsBearer
+        );
+        let stolen = proof(&thief, "GET", &format!("{api}/notes"), Some(&bound));
+        assert_eq!(
+            invalid(validator.validate_dpop(&bound, &stolen, &Method::GET, &uri).await),
+            InvalidToken::DpopKeyMismatch
+        );
+        let elsewhere = proof(&key, "GET", "https://other.example/notes", Some(&bound));
+        assert!(matches!(
+            validator.validate_dpop(&bound, &elsewhere, &Method::GET, &uri).await,
+            Err(AuthError::InvalidDpopProof(InvalidDpopProof::WrongUrl))
+        ));
+    }
+    app.stop().await;
+}
+
+both_backends!(
+    jwks_mode_against_portcullis,
+    introspection_mode_sees_revocation,
+    dpop_bound_tokens_against_portcullis,
+);

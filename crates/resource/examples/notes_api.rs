@@ -9,6 +9,9 @@
 //! - `NOTES_LISTEN` (default `127.0.0.1:8081`)
 //! - `NOTES_CLIENT_ID` and `NOTES_CLIENT_SECRET`: if both are set, tokens are checked by
 //!   introspection (revocation seen at once) instead of offline with the JWKS.
+//! - `NOTES_DPOP_BASE_URL` (e.g. `http://127.0.0.1:8081`): the URL clients call this API
+//!   at; when set, DPoP-bound tokens are accepted with `Authorization: DPoP` and a `DPoP`
+//!   proof (RFC 9449), and refused otherwise.
 //!
 //! Run with `cargo run -p portcullis-resource --example notes_api`.
 
@@ -93,20 +96,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let audience = env_or("NOTES_AUDIENCE", &issuer);
     let listen = env_or("NOTES_LISTEN", "127.0.0.1:8081");
 
+    let dpop_base_url = std::env::var("NOTES_DPOP_BASE_URL").ok();
+
     let validator: Validator = match (std::env::var("NOTES_CLIENT_ID"), std::env::var("NOTES_CLIENT_SECRET")) {
-        (Ok(id), Ok(secret)) => IntrospectionValidator::builder(&issuer, id, secret)
-            .audience(&audience)
-            .cache_max_ttl(Duration::from_secs(5))
-            .build()
-            .await?
-            .into(),
-        _ => JwksValidator::builder(&issuer)
-            .audience(&audience)
-            .build()
-            .await?
-            .into(),
+        (Ok(id), Ok(secret)) => {
+            let mut builder = IntrospectionValidator::builder(&issuer, id, secret)
+                .audience(&audience)
+                .cache_max_ttl(Duration::from_secs(5));
+            if let Some(url) = &dpop_base_url {
+                builder = builder.dpop_base_url(url);
+            }
+            builder.build().await?.into()
+        }
+        _ => {
+            let mut builder = JwksValidator::builder(&issuer).audience(&audience);
+            if let Some(url) = &dpop_base_url {
+                builder = builder.dpop_base_url(url);
+            }
+            builder.build().await?.into()
+        }
     };
-    tracing::info!(%issuer, %audience, mode = match validator {
+    tracing::info!(%issuer, %audience, dpop = ?validator.dpop_base_url(), mode = match validator {
         Validator::Jwks(_) => "jwks",
         Validator::Introspection(_) => "introspection",
     }, "notes API validating tokens");

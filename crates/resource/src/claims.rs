@@ -1,6 +1,10 @@
 //! [`VerifiedClaims`]: what a handler learns about the caller once the token checked out.
 
-use crate::error::AuthError;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use crate::error::{AuthError, InvalidToken};
 
 /// The claims of an access token that passed every check (signature or introspection,
 /// issuer, audience, expiry). Handlers receive it from the extractor in [`crate::extract`].
@@ -35,6 +39,11 @@ pub struct VerifiedClaims {
     /// always `None` in introspection mode (RFC 7662 §2.2 defines no such member, and
     /// Portcullis's `/introspect` does not return it).
     pub auth_time: Option<i64>,
+    /// `cnf.jkt` (RFC 9449 §6): the RFC 7638 SHA-256 thumbprint (base64url) of the key the
+    /// token is bound to, from the JWT or the introspection answer. Claims handed out by
+    /// the extractor have it only when the request proved possession of that key with a
+    /// DPoP proof; a bound token is never accepted as a bearer token.
+    pub dpop_jkt: Option<String>,
 }
 
 impl VerifiedClaims {
@@ -75,6 +84,44 @@ impl VerifiedClaims {
     }
 }
 
+/// Reads a token's `cnf` (RFC 7800 §3.1), given as present-or-not JSON (`null` counts as
+/// present): `None` for an unbound token, the `jkt` of a DPoP-bound one (RFC 9449 §6).
+///
+/// A `cnf` that is not an object, is empty, or whose `jkt` is not the base64url of a
+/// SHA-256 digest makes the token [`InvalidToken::Malformed`]. A `cnf` with any other
+/// member (`x5t#S256` of RFC 8705, or one we do not know) binds the token to something this
+/// crate cannot check, so it is [`InvalidToken::BoundToKey`]: never taken as a bearer token,
+/// nor as a DPoP one.
+pub(crate) fn dpop_binding(cnf: Option<Value>) -> Result<Option<String>, InvalidToken> {
+    let Some(cnf) = cnf else {
+        return Ok(None);
+    };
+    let Value::Object(mut members) = cnf else {
+        return Err(InvalidToken::Malformed);
+    };
+    let jkt = members.remove("jkt");
+    if !members.is_empty() {
+        return Err(InvalidToken::BoundToKey);
+    }
+    match jkt {
+        Some(Value::String(jkt)) if is_sha256_b64url(&jkt) => Ok(Some(jkt)),
+        _ => Err(InvalidToken::Malformed),
+    }
+}
+
+/// Whether `value` is what RFC 7638 makes of a SHA-256 digest: 43 base64url characters,
+/// no padding, decoding to 32 bytes. Anything else could never equal a proof key's
+/// thumbprint.
+fn is_sha256_b64url(value: &str) -> bool {
+    value.len() == 43 && URL_SAFE_NO_PAD.decode(value).is_ok_and(|d| d.len() == 32)
+}
+
+/// For `cnf` members: called only when the member is there, so that `"cnf": null` reads as
+/// present (and malformed) rather than as absent.
+pub(crate) fn present_value<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 /// Splits an RFC 6749 §3.3 scope string; repeated spaces are tolerated.
 pub(crate) fn split_scope(scope: Option<&str>) -> Vec<String> {
     scope
@@ -99,6 +146,7 @@ mod tests {
             jti: None,
             grant_id: None,
             auth_time: None,
+            dpop_jkt: None,
         }
     }
 
@@ -112,5 +160,43 @@ mod tests {
         assert!(c.require_scope("openid").is_ok());
         let err = c.require_scopes(&["notes:read", "notes:write"]).unwrap_err();
         assert!(matches!(err, AuthError::InsufficientScope { ref required } if required == "notes:read notes:write"));
+    }
+
+    /// RFC 7800 §3.1, RFC 9449 §6: what a `cnf` makes of a token.
+    #[test]
+    fn confirmation_members() {
+        use serde_json::json;
+        let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        assert_eq!(dpop_binding(None), Ok(None));
+        assert_eq!(dpop_binding(Some(json!({ "jkt": jkt }))), Ok(Some(jkt.to_owned())));
+        for malformed in [
+            json!(null),
+            json!("jkt"),
+            json!([jkt]),
+            json!({}),
+            json!({ "jkt": 1 }),
+            json!({ "jkt": null }),
+            json!({ "jkt": "" }),
+            json!({ "jkt": format!("{jkt}=") }),
+            json!({ "jkt": &jkt[..42] }),
+            json!({ "jkt": jkt.replace('-', "+") }),
+        ] {
+            assert_eq!(
+                dpop_binding(Some(malformed.clone())),
+                Err(InvalidToken::Malformed),
+                "{malformed}"
+            );
+        }
+        for other in [
+            json!({ "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" }),
+            json!({ "jkt": jkt, "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" }),
+            json!({ "jwk": { "kty": "EC" } }),
+        ] {
+            assert_eq!(
+                dpop_binding(Some(other.clone())),
+                Err(InvalidToken::BoundToKey),
+                "{other}"
+            );
+        }
     }
 }

@@ -28,6 +28,11 @@ pub enum AuthError {
     /// check. Answered with `401`.
     #[error("{0}")]
     InvalidToken(InvalidToken),
+    /// RFC 9449 §7.1 `invalid_dpop_proof`: the request used the `DPoP` scheme and its proof
+    /// is missing or fails a check of RFC 9449 §4.3. Answered with `401` and a `DPoP`
+    /// challenge.
+    #[error("{0}")]
+    InvalidDpopProof(InvalidDpopProof),
     /// RFC 6750 §3.1 `insufficient_scope`: the token is valid but lacks a scope the route
     /// needs. `required` is the space-separated list of the scopes needed. Answered with `403`.
     #[error("the token lacks the scope {required:?}")]
@@ -50,6 +55,15 @@ pub enum AuthError {
     /// The validator is misconfigured (returned by the builders only).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The DPoP replay cache holds as many proofs as it may, every one of them still
+    /// acceptable, so a new proof cannot be remembered and is refused rather than let an
+    /// old one be replayed (RFC 9449 §11.1). Answered with `503` and `Retry-After`: the
+    /// time until the oldest entry expires (see [`AuthError::retry_after`]).
+    #[error("the DPoP replay cache is full")]
+    DpopReplayCacheFull {
+        /// When a slot frees up.
+        retry_after: Duration,
+    },
 }
 
 impl AuthError {
@@ -81,6 +95,7 @@ impl AuthError {
             Self::Upstream {
                 source: Some(source), ..
             } => source.downcast_ref::<RetryLater>().map(|r| r.after),
+            Self::DpopReplayCacheFull { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -88,10 +103,12 @@ impl AuthError {
     /// The HTTP status a resource server answers with for this error (RFC 6750 §3.1).
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::MissingToken | Self::InvalidToken(_) | Self::InvalidDpopProof(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Self::Upstream { .. } | Self::Config(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream { .. } | Self::Config(_) | Self::DpopReplayCacheFull { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -102,11 +119,25 @@ impl AuthError {
             _ => None,
         }
     }
+
+    /// The reason a DPoP proof was refused, if that is what happened.
+    pub fn invalid_dpop_proof_reason(&self) -> Option<InvalidDpopProof> {
+        match self {
+            Self::InvalidDpopProof(r) => Some(*r),
+            _ => None,
+        }
+    }
 }
 
 impl From<InvalidToken> for AuthError {
     fn from(reason: InvalidToken) -> Self {
         Self::InvalidToken(reason)
+    }
+}
+
+impl From<InvalidDpopProof> for AuthError {
+    fn from(reason: InvalidDpopProof) -> Self {
+        Self::InvalidDpopProof(reason)
     }
 }
 
@@ -170,10 +201,24 @@ pub enum InvalidToken {
     /// RFC 7662 §2.2: introspection says this is not a bearer access token (a refresh
     /// token, or another `token_type`).
     NotAnAccessToken,
-    /// RFC 9449 §7, RFC 8705 §3: the token is bound to a key (`cnf`, or introspection's
-    /// `token_type` `DPoP`). This library checks no proof of possession, and accepting the
-    /// token as a bearer token would drop the protection the binding gives.
+    /// RFC 9449 §7.2, RFC 8705 §3: the token is bound to a key this resource server cannot
+    /// check: a certificate (`cnf` with anything but `jkt`), a DPoP key while the validator
+    /// has no [DPoP base URL](crate::JwksValidatorBuilder::dpop_base_url), or introspection's
+    /// `token_type` `DPoP` without a `cnf.jkt`. Accepting it as a bearer token would drop
+    /// the protection the binding gives.
     BoundToKey,
+    /// RFC 9449 §7.2: a DPoP-bound token (`cnf.jkt`) was presented as a bearer token; it
+    /// must come with the `DPoP` scheme and a proof.
+    DpopBoundAsBearer,
+    /// RFC 9449 §7.1: the `DPoP` scheme was used with a token that is not DPoP-bound (no
+    /// `cnf.jkt`); such a token is a bearer token and goes with the `Bearer` scheme.
+    NotDpopBound,
+    /// RFC 9449 §4.3 step 12: the proof is signed with another key than the one the token
+    /// is bound to (its RFC 7638 thumbprint differs from `cnf.jkt`).
+    DpopKeyMismatch,
+    /// The `DPoP` scheme was used, but this validator has no
+    /// [DPoP base URL](crate::JwksValidatorBuilder::dpop_base_url) and so checks no proof.
+    DpopNotEnabled,
 }
 
 impl InvalidToken {
@@ -195,11 +240,93 @@ impl InvalidToken {
             Self::Inactive => "the token is not active",
             Self::NotAnAccessToken => "the token is not a bearer access token",
             Self::BoundToKey => "the token is bound to a key (cnf), which this resource server cannot check",
+            Self::DpopBoundAsBearer => {
+                "the token is DPoP-bound: send it with the DPoP authorization scheme and a DPoP proof"
+            }
+            Self::NotDpopBound => "the token is not DPoP-bound: send it with the Bearer authorization scheme",
+            Self::DpopKeyMismatch => "the token is bound to another key than the one that signed the DPoP proof",
+            Self::DpopNotEnabled => "this resource server does not accept the DPoP authorization scheme",
         }
     }
 }
 
 impl fmt::Display for InvalidToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+/// Why a DPoP proof (RFC 9449 §4) was refused. The `Display` text becomes the
+/// `error_description` of the `WWW-Authenticate: DPoP` challenge; it names the check that
+/// failed without echoing the proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidDpopProof {
+    /// RFC 9449 §7.1: the `DPoP` scheme was used without a `DPoP` header.
+    Missing,
+    /// RFC 9449 §4.3 step 1: more than one `DPoP` header.
+    Multiple,
+    /// RFC 9449 §4.3 step 2: not one JWS compact JWT (three base64url parts of JSON), or
+    /// longer than we look at, or a claim of the wrong JSON type.
+    Malformed,
+    /// RFC 9449 §4.3 step 4: the header's `typ` is not `dpop+jwt`.
+    WrongType,
+    /// RFC 9449 §4.3 step 5: `alg` is not one of the asymmetric algorithms accepted (never
+    /// `none` nor an HMAC algorithm).
+    UnsupportedAlgorithm,
+    /// RFC 7515 §4.1.11: the header has `crit`; we understand no extension.
+    CriticalHeader,
+    /// RFC 9449 §4.3 step 7: the header's `jwk` is missing, holds private key members, is
+    /// of a type or size not accepted (RSA under 2048 bits, a curve other than P-256,
+    /// P-384 or Ed25519), or does not fit `alg`.
+    InvalidKey,
+    /// RFC 9449 §4.3 step 6: the signature does not verify with the header's `jwk`.
+    BadSignature,
+    /// RFC 9449 §4.3 step 3: `jti`, `htm`, `htu`, `iat` or (with an access token) `ath` is
+    /// missing.
+    MissingClaim,
+    /// RFC 9449 §4.2: `jti` is empty or longer than 256 characters.
+    InvalidJti,
+    /// RFC 9449 §4.3 step 8: `htm` is not the request's method.
+    WrongMethod,
+    /// RFC 9449 §4.3 step 9: `htu` is not the request's URL (query and fragment ignored).
+    WrongUrl,
+    /// RFC 9449 §4.3 step 11: `iat` is further in the future than the validator allows.
+    NotYetValid,
+    /// RFC 9449 §4.3 step 11: `iat` is older than the validator allows.
+    Expired,
+    /// RFC 9449 §4.3 step 12: `ath` is not the hash of the access token sent with it.
+    AccessTokenHashMismatch,
+    /// RFC 9449 §11.1: this proof (its `jti` with its key) was already accepted by this
+    /// validator.
+    Replayed,
+}
+
+impl InvalidDpopProof {
+    /// The human-readable description sent as `error_description`.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Missing => "the DPoP authorization scheme needs a DPoP proof header",
+            Self::Multiple => "the request has more than one DPoP header",
+            Self::Malformed => "the DPoP proof is not a well-formed JWT",
+            Self::WrongType => "the DPoP proof's typ must be dpop+jwt",
+            Self::UnsupportedAlgorithm => "the DPoP proof's signing algorithm is not accepted",
+            Self::CriticalHeader => "the DPoP proof requires header extensions (crit) that are not supported",
+            Self::InvalidKey => "the DPoP proof's jwk is not an acceptable public key for its alg",
+            Self::BadSignature => "the DPoP proof's signature is invalid",
+            Self::MissingClaim => "the DPoP proof lacks a required claim (jti, htm, htu, iat, ath)",
+            Self::InvalidJti => "the DPoP proof's jti must be 1 to 256 characters",
+            Self::WrongMethod => "the DPoP proof's htm is not the method of this request",
+            Self::WrongUrl => "the DPoP proof's htu is not the URL of this request",
+            Self::NotYetValid => "the DPoP proof's iat is too far in the future",
+            Self::Expired => "the DPoP proof is too old (iat)",
+            Self::AccessTokenHashMismatch => "the DPoP proof's ath is not the hash of the access token",
+            Self::Replayed => "the DPoP proof has already been used",
+        }
+    }
+}
+
+impl fmt::Display for InvalidDpopProof {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.description())
     }

@@ -6,14 +6,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use axum::http::{Method, Uri};
 use portcullis_protocol::Secret;
 use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use crate::claims::{VerifiedClaims, split_scope};
+use crate::claims::{VerifiedClaims, dpop_binding, present_value, split_scope};
 use crate::clock::{Clock, SystemClock, from_unix_seconds, unix_seconds};
+use crate::dpop::{DpopOptions, DpopVerifier, ProofTarget, bearer_only};
 use crate::error::{AuthError, InvalidToken};
 use crate::http::{
     MAX_INTROSPECTION_BYTES, default_client, discover, form_urlencode, read_body, require_https, retry_after,
@@ -66,6 +68,12 @@ use crate::jwt::{Audience, ClaimRules, check_rule_settings, precheck};
 /// [`MAX_BACKOFF`]; [`DEFAULT_BACKOFF`] when the header is missing or malformed) and fails
 /// at once with an [`AuthError::Upstream`] whose [`AuthError::retry_after`] says how long
 /// is left; the extractor answers `503` with that `Retry-After`.
+///
+/// **DPoP.** An answer with `cnf.jkt` (RFC 9449 §6.2) is a DPoP-bound token: with
+/// [`IntrospectionValidatorBuilder::dpop_base_url`] it is accepted with a DPoP proof of that
+/// key ([`IntrospectionValidator::validate_dpop`], or the extractor for
+/// `Authorization: DPoP`), never as a bearer token. The caches hold the answer whatever
+/// the scheme the token came with; the proof is checked on every request.
 #[derive(Clone)]
 pub struct IntrospectionValidator {
     inner: Arc<Inner>,
@@ -97,6 +105,8 @@ struct Inner {
     /// Calls to the endpoint under way at once, at most `max_concurrent_calls`: a flood of
     /// distinct (made-up) tokens queues here instead of opening a connection each.
     calls: tokio::sync::Semaphore,
+    /// Set when DPoP is enabled (a base URL was configured).
+    dpop: Option<DpopVerifier>,
 }
 
 /// How long a validation waits for a free call slot before it gives up (503).
@@ -198,6 +208,7 @@ pub struct IntrospectionValidatorBuilder {
     max_refusals: usize,
     max_calls: usize,
     insecure_http: bool,
+    dpop: DpopOptions,
 }
 
 /// RFC 7662 §2.2 response, read leniently (`aud` may be a string or an array) rather than
@@ -227,9 +238,10 @@ struct RawIntrospection {
     token_type: Option<String>,
     #[serde(default)]
     grant_id: Option<String>,
-    /// RFC 8705 §3.2, RFC 9449 §8: present when the token is bound to a key.
-    #[serde(default)]
-    cnf: Option<serde::de::IgnoredAny>,
+    /// RFC 8705 §3.2, RFC 9449 §6.2: present when the token is bound to a key (read by
+    /// [`dpop_binding`]).
+    #[serde(default, deserialize_with = "present_value")]
+    cnf: Option<serde_json::Value>,
 }
 
 impl IntrospectionValidator {
@@ -272,6 +284,7 @@ impl IntrospectionValidator {
             max_refusals: 10_000,
             max_calls: 32,
             insecure_http: false,
+            dpop: DpopOptions::default(),
         }
     }
 
@@ -280,11 +293,49 @@ impl IntrospectionValidator {
     ///
     /// Fails with [`AuthError::InvalidToken`] ([`InvalidToken::Inactive`] for `active:false`)
     /// when the token is refused — without a call when it cannot be a Portcullis access
-    /// token of this issuer (see the type's documentation) — and with
-    /// [`AuthError::Upstream`] when the endpoint cannot be reached, refuses our client
-    /// credentials, or asked us to wait (then [`AuthError::retry_after`] is set, and no call
-    /// is made until it has passed).
+    /// token of this issuer (see the type's documentation); a token bound to a key is
+    /// refused too ([`InvalidToken::DpopBoundAsBearer`] when DPoP is enabled, see
+    /// [`IntrospectionValidator::validate_dpop`]; [`InvalidToken::BoundToKey`] otherwise;
+    /// RFC 9449 §7.2) — and with [`AuthError::Upstream`] when the endpoint cannot be
+    /// reached, refuses our client credentials, or asked us to wait (then
+    /// [`AuthError::retry_after`] is set, and no call is made until it has passed).
     pub async fn validate(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
+        let claims = self.validate_token(token).await?;
+        Ok(bearer_only(claims, self.inner.dpop.is_some())?)
+    }
+
+    /// Validates a DPoP-bound token with its proof (RFC 9449 §4.3, §7.1): the proof's
+    /// checks first (a bad proof costs no introspection call), then the token's, then that
+    /// the proof's key is the one the answer's `cnf.jkt` names, then that this validator has
+    /// not accepted the proof before. `method` and `uri` are the request's as received (for
+    /// axum, `OriginalUri` when routers are nested); the URL the proof's `htu` must name is
+    /// the configured DPoP base URL followed by `uri`'s path.
+    ///
+    /// Fails as [`JwksValidator::validate_dpop`](crate::JwksValidator::validate_dpop) does,
+    /// and as [`IntrospectionValidator::validate`] does for the call.
+    pub async fn validate_dpop(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &Method,
+        uri: &Uri,
+    ) -> Result<VerifiedClaims, AuthError> {
+        let dpop = self.inner.dpop.as_ref().ok_or(InvalidToken::DpopNotEnabled)?;
+        let target = ProofTarget {
+            method: method.as_str(),
+            path: uri.path(),
+        };
+        dpop.validate(token, proof, target, self.validate_token(token)).await
+    }
+
+    /// The public base URL DPoP proofs are checked against, when DPoP is enabled.
+    pub fn dpop_base_url(&self) -> Option<&str> {
+        self.inner.dpop.as_ref().map(DpopVerifier::base_url)
+    }
+
+    /// Every check of the token itself (cached); a binding (`cnf.jkt`) is returned for the
+    /// caller to deal with.
+    async fn validate_token(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
         let inner = &*self.inner;
         let rules = ClaimRules {
             issuer: inner.issuer.as_deref(),
@@ -522,21 +573,25 @@ impl IntrospectionValidator {
         if !raw.active {
             return Err(InvalidToken::Inactive);
         }
-        // A token bound to a key needs its proof checked, which this library does not do.
-        if raw.cnf.is_some()
-            || raw
-                .token_type
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("DPoP"))
-        {
-            return Err(InvalidToken::BoundToKey);
-        }
-        // The endpoint also answers for refresh tokens, which must not open an API; only a
-        // bearer token (RFC 6750), said so or not, does.
-        if raw
+        // RFC 9449 §6.2: a DPoP-bound token has `cnf.jkt` (and `token_type` `DPoP`); the
+        // binding goes into the claims, and the proof is the caller's to check. A `cnf` of
+        // another kind (RFC 8705 certificates) or an unreadable one refuses the token.
+        let dpop_jkt = dpop_binding(raw.cnf)?;
+        let dpop_typed = raw
             .token_type
             .as_deref()
-            .is_some_and(|t| !t.eq_ignore_ascii_case("Bearer"))
+            .is_some_and(|t| t.eq_ignore_ascii_case("DPoP"));
+        // Said to be DPoP-bound, but not to which key: nothing to check a proof against.
+        if dpop_typed && dpop_jkt.is_none() {
+            return Err(InvalidToken::BoundToKey);
+        }
+        // The endpoint also answers for refresh tokens, which must not open an API; only an
+        // access token — a bearer one (RFC 6750) said so or not, or a DPoP one — does.
+        if !dpop_typed
+            && raw
+                .token_type
+                .as_deref()
+                .is_some_and(|t| !t.eq_ignore_ascii_case("Bearer"))
         {
             return Err(InvalidToken::NotAnAccessToken);
         }
@@ -571,6 +626,7 @@ impl IntrospectionValidator {
             jti: raw.jti,
             grant_id: raw.grant_id,
             auth_time: None,
+            dpop_jkt,
         })
     }
 }
@@ -715,6 +771,30 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
+    /// Accept DPoP-bound access tokens (RFC 9449) with their proofs; `url` is this API's
+    /// public base URL, as clients call it. See
+    /// [`JwksValidatorBuilder::dpop_base_url`](crate::JwksValidatorBuilder::dpop_base_url):
+    /// the same rules hold.
+    pub fn dpop_base_url(mut self, url: impl Into<String>) -> Self {
+        self.dpop.base_url = Some(url.into());
+        self
+    }
+
+    /// How old and how far in the future a DPoP proof's `iat` may be; see
+    /// [`JwksValidatorBuilder::dpop_proof_window`](crate::JwksValidatorBuilder::dpop_proof_window).
+    pub fn dpop_proof_window(mut self, max_age: Duration, max_future: Duration) -> Self {
+        self.dpop.max_age = max_age;
+        self.dpop.max_future = max_future;
+        self
+    }
+
+    /// The most DPoP proofs remembered against replay; see
+    /// [`JwksValidatorBuilder::dpop_replay_cache_max_entries`](crate::JwksValidatorBuilder::dpop_replay_cache_max_entries).
+    pub fn dpop_replay_cache_max_entries(mut self, entries: usize) -> Self {
+        self.dpop.max_entries = entries;
+        self
+    }
+
     /// Checks the configuration and, unless an endpoint was given, finds it through the
     /// issuer's discovery document. The issuer and the endpoint must be `https`, or plain
     /// http on a loopback host; a discovered endpoint may be plain http on loopback only when
@@ -755,6 +835,7 @@ impl IntrospectionValidatorBuilder {
             ));
         };
         check_rule_settings(&self.audiences, self.leeway)?;
+        let dpop = self.dpop.build(Arc::clone(&self.clock), self.insecure_http)?;
         let http = match self.http {
             Some(client) => client,
             None => default_client()?,
@@ -780,6 +861,7 @@ impl IntrospectionValidatorBuilder {
                 in_flight: Mutex::new(HashMap::new()),
                 backoff_until: Mutex::new(None),
                 calls: tokio::sync::Semaphore::new(self.max_calls),
+                dpop,
             }),
         })
     }
@@ -792,6 +874,7 @@ impl fmt::Debug for IntrospectionValidator {
             .field("client_id", &self.inner.client_id)
             .field("client_secret", &self.inner.client_secret)
             .field("audiences", &self.inner.audiences)
+            .field("dpop_base_url", &self.dpop_base_url())
             .finish_non_exhaustive()
     }
 }

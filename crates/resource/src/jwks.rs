@@ -6,11 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use axum::http::{Method, Uri};
 use jsonwebtoken::Algorithm;
 use reqwest::header::ACCEPT;
 
 use crate::claims::VerifiedClaims;
 use crate::clock::{Clock, SystemClock, unix_seconds};
+use crate::dpop::{DpopOptions, DpopVerifier, ProofTarget, bearer_only};
 use crate::error::{AuthError, InvalidToken};
 use crate::http::{MAX_JWKS_BYTES, cache_lifetime, default_client, discover, read_body, require_https};
 use crate::jwt::{
@@ -69,6 +71,11 @@ pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(1);
 /// [`JwksValidatorBuilder::insecure_allow_http`]. For a discovered `jwks_uri` the loopback
 /// exception holds only when the issuer itself is plain http on loopback (local
 /// development): an https issuer's discovery document must name an https JWKS.
+///
+/// **DPoP.** With [`JwksValidatorBuilder::dpop_base_url`], tokens bound to a key
+/// (`cnf.jkt`, RFC 9449 §6.1) are accepted with a DPoP proof of that key
+/// ([`JwksValidator::validate_dpop`], or the extractor for `Authorization: DPoP`); without
+/// it they are refused. [`JwksValidator::validate`] never accepts a bound token.
 #[derive(Clone)]
 pub struct JwksValidator {
     inner: Arc<Inner>,
@@ -98,6 +105,8 @@ struct Inner {
     fetches_finished: AtomicU64,
     /// A refresh of keys past their lifetime runs in the background.
     refreshing: AtomicBool,
+    /// Set when DPoP is enabled (a base URL was configured).
+    dpop: Option<DpopVerifier>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +148,7 @@ pub struct JwksValidatorBuilder {
     ttl: TtlBounds,
     max_staleness: Duration,
     insecure_http: bool,
+    dpop: DpopOptions,
 }
 
 impl JwksValidator {
@@ -163,15 +173,57 @@ impl JwksValidator {
             },
             max_staleness: Duration::from_secs(24 * 3600),
             insecure_http: false,
+            dpop: DpopOptions::default(),
         }
     }
 
     /// Validates a bearer token (the part after `Bearer `) and returns its claims.
     ///
-    /// Fails with [`AuthError::InvalidToken`] when the token is refused, and with
-    /// [`AuthError::Upstream`] when the JWKS was needed but could not be fetched, or when
-    /// the cached keys are older than the maximum staleness and could not be refreshed.
+    /// Fails with [`AuthError::InvalidToken`] when the token is refused — a token bound to a
+    /// key (`cnf`) included: [`InvalidToken::DpopBoundAsBearer`] when DPoP is enabled
+    /// (use [`JwksValidator::validate_dpop`]), [`InvalidToken::BoundToKey`] otherwise
+    /// (RFC 9449 §7.2) — and with [`AuthError::Upstream`] when the JWKS was needed but
+    /// could not be fetched, or when the cached keys are older than the maximum staleness
+    /// and could not be refreshed.
     pub async fn validate(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
+        let claims = self.validate_token(token).await?;
+        Ok(bearer_only(claims, self.inner.dpop.is_some())?)
+    }
+
+    /// Validates a DPoP-bound token with its proof (RFC 9449 §4.3, §7.1): the proof's
+    /// checks, then the token's, then that the proof's key is the one the token is bound to,
+    /// then that this validator has not accepted the proof before. `method` and `uri` are
+    /// the request's as received (for axum, `OriginalUri` when routers are nested); the URL
+    /// the proof's `htu` must name is the configured DPoP base URL followed by `uri`'s path.
+    ///
+    /// Fails with [`AuthError::InvalidDpopProof`] for the proof,
+    /// [`AuthError::InvalidToken`] for the token ([`InvalidToken::NotDpopBound`] when it
+    /// has no `cnf.jkt`, [`InvalidToken::DpopKeyMismatch`] when it is bound to another key,
+    /// [`InvalidToken::DpopNotEnabled`] without a DPoP base URL), and
+    /// [`AuthError::DpopReplayCacheFull`] when the proof cannot be remembered.
+    pub async fn validate_dpop(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &Method,
+        uri: &Uri,
+    ) -> Result<VerifiedClaims, AuthError> {
+        let dpop = self.inner.dpop.as_ref().ok_or(InvalidToken::DpopNotEnabled)?;
+        let target = ProofTarget {
+            method: method.as_str(),
+            path: uri.path(),
+        };
+        dpop.validate(token, proof, target, self.validate_token(token)).await
+    }
+
+    /// The public base URL DPoP proofs are checked against, when DPoP is enabled.
+    pub fn dpop_base_url(&self) -> Option<&str> {
+        self.inner.dpop.as_ref().map(DpopVerifier::base_url)
+    }
+
+    /// Every check of the token itself; a binding (`cnf.jkt`) is returned for the caller to
+    /// deal with.
+    async fn validate_token(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
         let inner = &*self.inner;
         let (header, alg) = parse_header(token, &inner.algorithms)?;
         let kid = header.kid.as_deref();
@@ -501,6 +553,43 @@ impl JwksValidatorBuilder {
         self
     }
 
+    /// Accept DPoP-bound access tokens (RFC 9449) with their proofs; `url` is this API's
+    /// public base URL, as clients call it (e.g. `https://api.example.com`, or
+    /// `https://example.com/api` behind a proxy that strips `/api`). A proof's `htu` must
+    /// be this URL followed by the path the router received, compared without query and
+    /// fragment after RFC 3986 normalisation. It cannot be taken from the request: the
+    /// `Host` header is the client's to choose. Like the issuer, it must be `https` unless on
+    /// loopback or with [`insecure_allow_http`](Self::insecure_allow_http), and may have no
+    /// query or fragment.
+    ///
+    /// Without it DPoP stays off: bound tokens are refused ([`InvalidToken::BoundToKey`])
+    /// and the `DPoP` scheme gets [`InvalidToken::DpopNotEnabled`].
+    pub fn dpop_base_url(mut self, url: impl Into<String>) -> Self {
+        self.dpop.base_url = Some(url.into());
+        self
+    }
+
+    /// How old a DPoP proof's `iat` may be (default [5 min](crate::dpop::DEFAULT_PROOF_MAX_AGE),
+    /// 1 s to 1 h) and how far in the future (default
+    /// [60 s](crate::dpop::DEFAULT_PROOF_MAX_FUTURE), at most 5 min) (RFC 9449 §4.3 step 11).
+    /// Accepted proofs are remembered against replay for `max_age` after their `iat`.
+    pub fn dpop_proof_window(mut self, max_age: Duration, max_future: Duration) -> Self {
+        self.dpop.max_age = max_age;
+        self.dpop.max_future = max_future;
+        self
+    }
+
+    /// The most DPoP proofs remembered against replay (default
+    /// [100 000](crate::dpop::DEFAULT_REPLAY_CACHE_MAX_ENTRIES), at least 1). Size it for
+    /// the DPoP requests one process takes within the proof window; when every slot holds a
+    /// proof still in its window, new proofs are refused with
+    /// [`AuthError::DpopReplayCacheFull`] (503 with `Retry-After`) rather than forgetting
+    /// one that could then be replayed.
+    pub fn dpop_replay_cache_max_entries(mut self, entries: usize) -> Self {
+        self.dpop.max_entries = entries;
+        self
+    }
+
     /// Checks the configuration, finds the JWKS (through discovery unless given) and fetches
     /// it once, so a misconfiguration shows at start-up rather than on the first request.
     pub async fn build(self) -> Result<JwksValidator, AuthError> {
@@ -539,6 +628,7 @@ impl JwksValidatorBuilder {
             ));
         }
         require_https(&self.issuer, "the issuer", self.insecure_http)?;
+        let dpop = self.dpop.build(Arc::clone(&self.clock), self.insecure_http)?;
         let http = match self.http {
             Some(client) => client,
             None => default_client()?,
@@ -581,6 +671,7 @@ impl JwksValidatorBuilder {
             }),
             fetches_finished: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
+            dpop,
         };
         let now = inner.clock.now();
         let keys = fetch_key_set(&inner, now, 1).await?;
@@ -606,6 +697,7 @@ impl fmt::Debug for JwksValidator {
             .field("issuer", &self.inner.issuer)
             .field("audiences", &self.inner.audiences)
             .field("jwks_uri", &self.inner.jwks_uri)
+            .field("dpop_base_url", &self.dpop_base_url())
             .finish_non_exhaustive()
     }
 }

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::claims::{VerifiedClaims, split_scope};
+use crate::claims::{VerifiedClaims, dpop_binding, present_value, split_scope};
 use crate::error::{AuthError, InvalidToken};
 
 /// Longest token we look at; Portcullis tokens are well under 2 KiB. Bounds the work a
@@ -39,8 +39,10 @@ pub(crate) struct JoseHeader {
     has_crit: bool,
 }
 
-/// For [`JoseHeader::has_crit`]: called only when the member is there.
-fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+/// For members whose presence is what counts ([`JoseHeader::has_crit`], the private-key
+/// members of a DPoP proof's `jwk`): called only when the member is there, whatever its
+/// value, even `null`.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
@@ -116,14 +118,20 @@ pub(crate) fn precheck(token: &str, rules: &ClaimRules<'_>) -> Result<(), Invali
     rules.check_time(exp, None, None)
 }
 
-/// RFC 9068 §4: `typ` must be `at+jwt` or `application/at+jwt`; media types compare
-/// case-insensitively (RFC 7515 §4.1.9 and RFC 2045 §5.1).
+/// RFC 9068 §4: `typ` must be `at+jwt` or `application/at+jwt`.
 fn is_access_token_typ(typ: &str) -> bool {
+    is_media_type(typ, "at+jwt")
+}
+
+/// Whether the JOSE `typ` names the media type `application/{expected}`: RFC 7515 §4.1.9
+/// lets the `application/` prefix be left out, and media types compare case-insensitively
+/// (RFC 2045 §5.1).
+pub(crate) fn is_media_type(typ: &str, expected: &str) -> bool {
     let typ = match typ.get(..12) {
         Some(head) if head.eq_ignore_ascii_case("application/") => typ.get(12..).unwrap_or(""),
         _ => typ,
     };
-    typ.eq_ignore_ascii_case("at+jwt")
+    typ.eq_ignore_ascii_case(expected)
 }
 
 /// The JWA name of an algorithm (RFC 7518 §3.1, RFC 8037 §3.1).
@@ -338,9 +346,10 @@ pub(crate) struct RawClaims {
     grant_id: Option<String>,
     #[serde(default)]
     auth_time: Option<i64>,
-    /// RFC 7800: present when the token is bound to a key; only its presence matters.
-    #[serde(default)]
-    cnf: Option<serde::de::IgnoredAny>,
+    /// RFC 7800 §3.1: present when the token is bound to a key (read by
+    /// [`dpop_binding`]).
+    #[serde(default, deserialize_with = "present_value")]
+    cnf: Option<serde_json::Value>,
 }
 
 /// Verifies the signature with `key` and returns the claims, unchecked.
@@ -435,11 +444,11 @@ impl ClaimRules<'_> {
 }
 
 /// RFC 9068 §4 steps 3–6 (issuer, audience, time) on signed claims, once every claim
-/// RFC 9068 §2.2 makes REQUIRED is known to be there.
+/// RFC 9068 §2.2 makes REQUIRED is known to be there. A DPoP binding (`cnf.jkt`) is
+/// returned in the claims, for the caller to demand its proof; a `cnf` this crate cannot
+/// check or read refuses the token here.
 pub(crate) fn check_claims(raw: RawClaims, rules: &ClaimRules<'_>) -> Result<VerifiedClaims, InvalidToken> {
-    if raw.cnf.is_some() {
-        return Err(InvalidToken::BoundToKey);
-    }
+    let dpop_jkt = dpop_binding(raw.cnf)?;
     let (Some(iss), Some(sub), Some(aud), Some(client_id), Some(exp), Some(iat), Some(jti)) =
         (raw.iss, raw.sub, raw.aud, raw.client_id, raw.exp, raw.iat, raw.jti)
     else {
@@ -461,6 +470,7 @@ pub(crate) fn check_claims(raw: RawClaims, rules: &ClaimRules<'_>) -> Result<Ver
         jti: Some(jti),
         grant_id: raw.grant_id,
         auth_time: raw.auth_time,
+        dpop_jkt,
     })
 }
 
@@ -658,6 +668,36 @@ mod tests {
             c.insert("iat".into(), 1_030.into());
         });
         assert!(check_claims(skewed, &rules).is_ok());
+    }
+
+    /// RFC 9449 §6.1: a DPoP binding comes back in the claims; a `cnf` we cannot check or
+    /// read refuses the token.
+    #[test]
+    fn confirmation_claim() {
+        let audiences = ["api".to_owned()];
+        let rules = ClaimRules {
+            issuer: Some("https://id.example"),
+            audiences: &audiences,
+            leeway: 30,
+            now: 1_000,
+        };
+        let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        assert_eq!(check_claims(claims_with(|_| {}), &rules).unwrap().dpop_jkt, None);
+        let bound = claims_with(|c| {
+            c.insert("cnf".into(), serde_json::json!({ "jkt": jkt }));
+        });
+        assert_eq!(check_claims(bound, &rules).unwrap().dpop_jkt.as_deref(), Some(jkt));
+        for (cnf, want) in [
+            (serde_json::json!(null), InvalidToken::Malformed),
+            (serde_json::json!("x"), InvalidToken::Malformed),
+            (serde_json::json!({ "jkt": 1 }), InvalidToken::Malformed),
+            (serde_json::json!({ "x5t#S256": "abc" }), InvalidToken::BoundToKey),
+        ] {
+            let raw = claims_with(|c| {
+                c.insert("cnf".into(), cnf.clone());
+            });
+            assert_eq!(check_claims(raw, &rules).err(), Some(want), "{cnf}");
+        }
     }
 
     /// What introspection mode refuses without a call.

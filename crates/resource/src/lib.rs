@@ -44,14 +44,51 @@
 //! Requests without a token get `401` with `WWW-Authenticate: Bearer realm="…"`; an invalid
 //! token `401` with `error="invalid_token"`; a missing scope `403` with
 //! `error="insufficient_scope", scope="…"` (RFC 6750 §3). Tokens are read from the
-//! `Authorization: Bearer` header only, never from the query string.
+//! `Authorization` header only (`Bearer`, or `DPoP` as below), never from the query string.
+//!
+//! # DPoP
+//!
+//! Portcullis binds an access token to a client's key when the client asks for it with a
+//! DPoP proof (RFC 9449): the JWT then carries `cnf.jkt`, introspection answers with it
+//! and `token_type` `DPoP`. Such a token is never accepted as a bearer token (RFC 9449
+//! §7.2). To accept it, give the builder the API's public base URL — a proof names the URL
+//! it was made for, and the `Host` header cannot be trusted to rebuild it:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), portcullis_resource::AuthError> {
+//! let validator = portcullis_resource::JwksValidator::builder("https://id.example.com")
+//!     .audience("https://id.example.com")
+//!     .dpop_base_url("https://api.example.com")
+//!     .build()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The extractors then also take `Authorization: DPoP <token>` with one `DPoP: <proof>`
+//! header, and check the proof (RFC 9449 §4.3): `typ` `dpop+jwt`, an asymmetric `alg`
+//! ([`dpop::PROOF_ALGORITHMS`]), a public `jwk` that verifies the signature, `htm` and
+//! `htu` naming this request (query and fragment ignored), an `iat` within
+//! [`JwksValidatorBuilder::dpop_proof_window`] (default 5 minutes old to 60 s ahead), `ath`
+//! the hash of the token, and the key's RFC 7638 thumbprint equal to the token's `cnf.jkt`.
+//! Accepted proofs are remembered in memory (per validator, bounded by
+//! [`JwksValidatorBuilder::dpop_replay_cache_max_entries`]) until they expire, so a proof
+//! replayed to this process is refused; with several processes behind a load balancer a
+//! proof could still be replayed once to each, which a short proof window limits. No
+//! server nonce (`DPoP-Nonce`, RFC 9449 §9) is issued. The thumbprint is in
+//! [`VerifiedClaims::dpop_jkt`]. A bad proof is answered `401` with
+//! `WWW-Authenticate: DPoP error="invalid_dpop_proof", …, algs="…"`, a bad token sent with
+//! the DPoP scheme with `DPoP error="invalid_token"`, and a request without credentials
+//! gets both a `Bearer` and a `DPoP` challenge. Without a DPoP base URL nothing changes
+//! for bearer tokens, and bound tokens are refused.
 //!
 //! HTTPS: this crate uses `reqwest` 0.12 without a TLS backend of its own. Enable one in your
 //! application (e.g. `reqwest = { version = "0.12", features = ["rustls-tls"] }`; features
 //! unify) or pass a configured client with `http_client`.
 
+mod challenge;
 pub mod claims;
 pub mod clock;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 mod http;
@@ -61,8 +98,8 @@ mod jwt;
 
 pub use claims::VerifiedClaims;
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use error::{AuthError, InvalidToken};
-pub use extract::{AuthRejection, ScopeRequirement, Scoped, Validator, bearer_token};
+pub use error::{AuthError, InvalidDpopProof, InvalidToken};
+pub use extract::{AuthRejection, DPOP, ScopeRequirement, Scoped, Validator, bearer_token};
 pub use introspection::{IntrospectionValidator, IntrospectionValidatorBuilder};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{JwksValidator, JwksValidatorBuilder};

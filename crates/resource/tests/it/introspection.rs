@@ -48,11 +48,11 @@ impl Setup {
                 sub: Some("alice".into()),
                 exp: Some(now + ttl),
                 iat: Some(now),
-                nbf: None,
                 aud: Some(AUD.into()),
                 iss: Some(self.issuer.url.clone()),
                 jti: Some(format!("jti-{name}")),
                 token_type: Some("Bearer".into()),
+                ..IntrospectionResponse::default()
             },
         );
     }

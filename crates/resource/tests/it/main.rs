@@ -2,6 +2,7 @@
 //! 127.0.0.1:0 (one test binary, to keep link time down).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+mod dpop;
 mod extract;
 mod introspection;
 mod jwks;

@@ -1,0 +1,261 @@
+//! The answer to a refused request: its status, its `WWW-Authenticate` challenges (RFC 6750
+//! §3 for `Bearer`, RFC 9449 §7.1 for `DPoP`) and an RFC 6749 §5.2 style JSON body for
+//! clients that read bodies.
+
+use axum::Json;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use portcullis_protocol::{ErrorCode, ErrorResponse};
+use serde::Serialize;
+
+use crate::dpop::PROOF_ALGORITHMS;
+use crate::error::{AuthError, InvalidToken};
+
+/// RFC 9449 §7.1 error code for a proof that is missing or fails a check. Spelled here:
+/// the `ErrorCode` enum of `portcullis-protocol` is the server's wire vocabulary, and this
+/// crate answers with it without depending on a new variant of it.
+const INVALID_DPOP_PROOF: &str = "invalid_dpop_proof";
+
+/// The authorization scheme a request used, and so the one its challenge names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// RFC 6750.
+    Bearer,
+    /// RFC 9449.
+    Dpop,
+}
+
+impl Scheme {
+    /// The scheme to answer an error with when the request's is not known (an error a
+    /// handler returns): a problem only DPoP has is answered in its terms.
+    pub(crate) fn answering(error: &AuthError) -> Self {
+        match error {
+            AuthError::InvalidDpopProof(_)
+            | AuthError::InvalidToken(InvalidToken::NotDpopBound | InvalidToken::DpopKeyMismatch) => Self::Dpop,
+            _ => Self::Bearer,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer",
+            Self::Dpop => "DPoP",
+        }
+    }
+}
+
+/// RFC 6749 §5.2 body; the same members as `ErrorResponse`, with a code that may be one
+/// `ErrorCode` lacks.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+/// The response for `error`: its status, the challenge of `scheme` with `realm`, and when
+/// `offer_dpop` (the validator accepts DPoP) a second, `DPoP` challenge on a `401` to a
+/// request that did not use DPoP, so the client learns the scheme and its `algs`
+/// (RFC 9449 §7.1; `WWW-Authenticate` may carry several challenges, RFC 9110 §11.6.1).
+pub(crate) fn error_response(error: &AuthError, realm: Option<&str>, scheme: Scheme, offer_dpop: bool) -> Response {
+    let status = error.status();
+    let (code, description, scope) = match error {
+        AuthError::MissingToken => (None, None, None),
+        AuthError::InvalidRequest(d) => (Some(ErrorCode::InvalidRequest.as_str()), Some(*d), None),
+        AuthError::InvalidToken(reason) => (Some(ErrorCode::InvalidToken.as_str()), Some(reason.description()), None),
+        AuthError::InvalidDpopProof(reason) => (Some(INVALID_DPOP_PROOF), Some(reason.description()), None),
+        AuthError::InsufficientScope { required } => (
+            Some(ErrorCode::InsufficientScope.as_str()),
+            Some("the token lacks a scope this request needs"),
+            Some(required.as_str()),
+        ),
+        AuthError::Upstream { .. } | AuthError::Config(_) | AuthError::DpopReplayCacheFull { .. } => {
+            return unavailable(error, status);
+        }
+    };
+    let mut response = match (code, description) {
+        (Some(error), Some(error_description)) => (
+            status,
+            Json(ErrorBody {
+                error,
+                error_description,
+            }),
+        )
+            .into_response(),
+        _ => status.into_response(),
+    };
+    let mut challenges = vec![challenge(scheme, realm, code, description, scope)];
+    if offer_dpop && scheme == Scheme::Bearer && status == StatusCode::UNAUTHORIZED {
+        challenges.push(challenge(Scheme::Dpop, realm, None, None, None));
+    }
+    for challenge in challenges {
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().append(WWW_AUTHENTICATE, value);
+        }
+    }
+    response
+}
+
+/// `503` with no challenge: the request may be fine, we cannot tell now. The cause is for
+/// operators, not callers.
+fn unavailable(error: &AuthError, status: StatusCode) -> Response {
+    let description = match error {
+        // Logged where it happened, once.
+        AuthError::DpopReplayCacheFull { .. } => "the resource server is busy; try again later",
+        _ => {
+            tracing::error!(error = %error, cause = ?std::error::Error::source(error), "token validation unavailable");
+            "the authorization server cannot be reached; try again later"
+        }
+    };
+    let body = ErrorResponse::new(ErrorCode::TemporarilyUnavailable, description);
+    let mut response = (status, Json(body)).into_response();
+    // RFC 9110 §10.2.3: pass the wait on, in whole seconds rounded up, so the caller does
+    // not retry while we would refuse anyway.
+    if let Some(wait) = error.retry_after() {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        if secs > 0 {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+    }
+    response
+}
+
+/// Builds `Bearer realm="…", error="…", error_description="…", scope="…"` (RFC 6750 §3),
+/// or the same with `DPoP` and `algs="…"` last (RFC 9449 §7.1), leaving out what is absent.
+fn challenge(
+    scheme: Scheme,
+    realm: Option<&str>,
+    code: Option<&str>,
+    description: Option<&str>,
+    scope: Option<&str>,
+) -> String {
+    let mut params = Vec::new();
+    if let Some(realm) = realm {
+        params.push(format!("realm=\"{}\"", quoted_safe(realm)));
+    }
+    if let Some(code) = code {
+        params.push(format!("error=\"{code}\""));
+        if let Some(description) = description {
+            params.push(format!("error_description=\"{}\"", quoted_safe(description)));
+        }
+    }
+    if let Some(scope) = scope {
+        params.push(format!("scope=\"{}\"", quoted_safe(scope)));
+    }
+    if scheme == Scheme::Dpop {
+        params.push(format!("algs=\"{PROOF_ALGORITHMS}\""));
+    }
+    if params.is_empty() {
+        scheme.name().to_owned()
+    } else {
+        format!("{} {}", scheme.name(), params.join(", "))
+    }
+}
+
+/// RFC 6750 §3: attribute values are quoted strings of `%x20-21 / %x23-5B / %x5D-7E`; drop
+/// anything else rather than escape it.
+fn quoted_safe(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::error::InvalidDpopProof;
+
+    #[test]
+    fn challenges() {
+        assert_eq!(
+            challenge(Scheme::Bearer, Some("api"), None, None, None),
+            r#"Bearer realm="api""#
+        );
+        assert_eq!(challenge(Scheme::Bearer, None, None, None, None), "Bearer");
+        assert_eq!(
+            challenge(
+                Scheme::Bearer,
+                Some("a\"p\\i"),
+                Some("insufficient_scope"),
+                Some("needs scope"),
+                Some("x y")
+            ),
+            r#"Bearer realm="api", error="insufficient_scope", error_description="needs scope", scope="x y""#
+        );
+        assert_eq!(
+            challenge(Scheme::Dpop, None, None, None, None),
+            format!(r#"DPoP algs="{PROOF_ALGORITHMS}""#)
+        );
+        assert_eq!(
+            challenge(Scheme::Dpop, Some("api"), Some("invalid_dpop_proof"), Some("bad"), None),
+            format!(
+                r#"DPoP realm="api", error="invalid_dpop_proof", error_description="bad", algs="{PROOF_ALGORITHMS}""#
+            )
+        );
+    }
+
+    fn challenges_of(response: &Response) -> Vec<&str> {
+        response
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+
+    /// RFC 9449 §7.1: with DPoP on, a `401` to a non-DPoP request offers both schemes; a
+    /// `400`/`403`, or a validator without DPoP, only the one used.
+    #[test]
+    fn dpop_offered_alongside_bearer() {
+        let algs = format!(r#"DPoP realm="api", algs="{PROOF_ALGORITHMS}""#);
+        let missing = error_response(&AuthError::MissingToken, Some("api"), Scheme::Bearer, true);
+        assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(challenges_of(&missing), [r#"Bearer realm="api""#, algs.as_str()]);
+        let off = error_response(&AuthError::MissingToken, Some("api"), Scheme::Bearer, false);
+        assert_eq!(challenges_of(&off), [r#"Bearer realm="api""#]);
+        let bound = error_response(
+            &InvalidToken::DpopBoundAsBearer.into(),
+            Some("api"),
+            Scheme::Bearer,
+            true,
+        );
+        let found = challenges_of(&bound);
+        assert!(
+            found[0].starts_with(r#"Bearer realm="api", error="invalid_token""#),
+            "{found:?}"
+        );
+        assert_eq!(found[1], algs);
+        let bad_request = error_response(&AuthError::InvalidRequest("x"), Some("api"), Scheme::Bearer, true);
+        assert_eq!(challenges_of(&bad_request).len(), 1);
+        let proof = error_response(&InvalidDpopProof::Replayed.into(), Some("api"), Scheme::Dpop, true);
+        assert_eq!(proof.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            challenges_of(&proof),
+            [format!(
+                r#"DPoP realm="api", error="invalid_dpop_proof", error_description="the DPoP proof has already been used", algs="{PROOF_ALGORITHMS}""#
+            )]
+        );
+    }
+
+    #[test]
+    fn full_replay_cache_is_503_with_retry_after() {
+        let error = AuthError::DpopReplayCacheFull {
+            retry_after: Duration::from_millis(2500),
+        };
+        let response = error_response(&error, Some("api"), Scheme::Dpop, true);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "3");
+        assert!(challenges_of(&response).is_empty());
+    }
+
+    #[test]
+    fn handler_errors_pick_their_scheme() {
+        assert_eq!(Scheme::answering(&InvalidDpopProof::Expired.into()), Scheme::Dpop);
+        assert_eq!(Scheme::answering(&InvalidToken::DpopKeyMismatch.into()), Scheme::Dpop);
+        assert_eq!(Scheme::answering(&InvalidToken::Expired.into()), Scheme::Bearer);
+        assert_eq!(Scheme::answering(&AuthError::MissingToken), Scheme::Bearer);
+    }
+}
