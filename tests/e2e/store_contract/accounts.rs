@@ -258,35 +258,35 @@ pub(super) async fn client_assertions_are_recorded_once<S: Store>(s: S) {
     let a = ClientId::parse("app-a").unwrap();
     let b = ClientId::parse("app-b").unwrap();
     let exp = T0 + secs(60);
-    assert!(s.record_client_assertion(&a, "j1", exp, T0).await.unwrap());
+    assert!(s.record_client_jti(&a, "j1", exp, T0).await.unwrap());
     assert!(
-        !s.record_client_assertion(&a, "j1", exp, T0 + secs(1)).await.unwrap(),
+        !s.record_client_jti(&a, "j1", exp, T0 + secs(1)).await.unwrap(),
         "a replay"
     );
     assert!(
-        !s.record_client_assertion(&a, "j1", T0 + secs(3600), T0 + secs(59))
+        !s.record_client_jti(&a, "j1", T0 + secs(3600), T0 + secs(59))
             .await
             .unwrap()
     );
     assert!(
-        s.record_client_assertion(&b, "j1", exp, T0).await.unwrap(),
+        s.record_client_jti(&b, "j1", exp, T0).await.unwrap(),
         "another client's"
     );
-    assert!(s.record_client_assertion(&a, "j2", T0 + secs(10), T0).await.unwrap());
+    assert!(s.record_client_jti(&a, "j2", T0 + secs(10), T0).await.unwrap());
     // Kept until its time, that instant included (the caller keeps it past the last
     // moment any node would take the assertion); after it, the jti is free again.
     assert!(
-        !s.record_client_assertion(&a, "j2", T0 + secs(600), T0 + secs(10))
+        !s.record_client_jti(&a, "j2", T0 + secs(600), T0 + secs(10))
             .await
             .unwrap()
     );
     assert!(
-        s.record_client_assertion(&a, "j2", T0 + secs(600), T0 + secs(11))
+        s.record_client_jti(&a, "j2", T0 + secs(600), T0 + secs(11))
             .await
             .unwrap()
     );
     assert!(
-        !s.record_client_assertion(&a, "j2", T0 + secs(600), T0 + secs(12))
+        !s.record_client_jti(&a, "j2", T0 + secs(600), T0 + secs(12))
             .await
             .unwrap()
     );
@@ -295,12 +295,12 @@ pub(super) async fn client_assertions_are_recorded_once<S: Store>(s: S) {
     assert_eq!(s.delete_expired_client_assertions(T0 + secs(61), 10).await.unwrap(), 1);
     assert_eq!(s.delete_expired_client_assertions(T0 + secs(61), 10).await.unwrap(), 0);
     assert!(
-        !s.record_client_assertion(&a, "j2", T0 + secs(700), T0 + secs(61))
+        !s.record_client_jti(&a, "j2", T0 + secs(700), T0 + secs(61))
             .await
             .unwrap()
     );
     assert!(
-        s.record_client_assertion(&a, "j1", exp + secs(100), T0 + secs(61))
+        s.record_client_jti(&a, "j1", exp + secs(100), T0 + secs(61))
             .await
             .unwrap()
     );
