@@ -8,8 +8,9 @@ ALTER TABLE auth_codes ADD COLUMN dpop_jkt TEXT;
 -- grants are not bound (they authenticate).
 ALTER TABLE grants ADD COLUMN dpop_jkt TEXT;
 
--- The `jti` of each DPoP proof accepted is kept in `client_assertions`, under the client
--- it was sent by and prefixed `dpop:`, until no node would accept the proof again (§11.1).
+-- The `jti` of each DPoP proof accepted is kept in `client_assertions`, with its key's
+-- thumbprint, under the client id `dpop proofs` (which no client can have), until no
+-- node would accept the proof again (§11.1).
 
 -- RFC 9449 §5.2 `dpop_bound_access_tokens`: the client's token requests must carry a
 -- DPoP proof.

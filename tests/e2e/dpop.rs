@@ -183,8 +183,14 @@ async fn proofs_bind_access_tokens(backend: Backend) {
     assert_eq!(info["active"], true, "{info}");
     assert_eq!(info["token_type"], "DPoP", "{info}");
     assert_eq!(info["cnf"]["jkt"], thumbprint(&key.jwk), "{info}");
-    // Once only.
+    // Once only, whichever client sends it.
     let replay = token(&app, me, &[&good], &cc).await;
+    assert_error(&replay, 400, "invalid_dpop_proof", "used before");
+    let (other_client, other_secret) = app.confidential_client(REDIRECT).await;
+    let them = (other_client.id.as_str(), Some(other_secret.expose()));
+    let fresh = proof(&key, "POST", &token_url, None);
+    assert_eq!(token(&app, them, &[&fresh], &cc).await.0, 200);
+    let replay = token(&app, me, &[&fresh], &cc).await;
     assert_error(&replay, 400, "invalid_dpop_proof", "used before");
     // Without a proof: a bearer token, as before.
     let (s, body) = token(&app, me, &[], &cc).await;
@@ -349,12 +355,32 @@ async fn a_public_clients_tokens_are_bound(backend: Backend) {
     let dpop = format!("DPoP {access}");
     let (s, _, body) = userinfo(&app, &dpop, &[&proof(&key, "GET", &userinfo_url, Some(&access))]).await;
     assert_eq!((s, body["preferred_username"].as_str()), (200, Some("alice")), "{body}");
-    // As a bearer token: refused.
+    // HEAD is routed as GET, and its proof names HEAD.
+    let r = http()
+        .head(&userinfo_url)
+        .header("Authorization", &dpop)
+        .header("DPoP", proof(&key, "HEAD", &userinfo_url, Some(&access)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // As a bearer token: refused, with a DPoP challenge beside the Bearer one (§7.1).
     let (s, challenge, body) = userinfo(&app, &format!("Bearer {access}"), &[]).await;
     assert_eq!((s, body["error"].as_str()), (401, Some("invalid_token")), "{body}");
     assert!(
         challenge.starts_with("Bearer ") && challenge.contains("DPoP-bound"),
         "{challenge}"
+    );
+    let r = http()
+        .get(&userinfo_url)
+        .header("Authorization", format!("Bearer {access}"))
+        .send()
+        .await
+        .unwrap();
+    let challenges: Vec<_> = r.headers().get_all("www-authenticate").iter().collect();
+    assert!(
+        challenges.len() == 2 && challenges[1].to_str().unwrap().starts_with("DPoP algs="),
+        "{challenges:?}"
     );
     // The DPoP scheme without a proof, with a proof for another token (ath), by another
     // key, or for another method.
@@ -385,6 +411,24 @@ async fn a_public_clients_tokens_are_bound(backend: Backend) {
     let (s, body) = token(&app, me, &[&proof(&key, "POST", &token_url, None)], &refresh_form).await;
     assert_eq!((s, body["token_type"].as_str()), (200, Some("DPoP")), "{body}");
     assert_eq!(payload(body["access_token"].as_str().unwrap())["cnf"]["jkt"], jkt);
+
+    // A grant that began without a proof is bound by the first refresh with one (§5: a
+    // public client's refresh tokens are bound to the key of the proof they came with).
+    let code = sign_in(&app, &authorize_url(&app, me.0, &[])).await;
+    let (s, tokens) = token(&app, me, &[], &exchange(&code)).await;
+    assert_eq!((s, tokens["token_type"].as_str()), (200, Some("Bearer")), "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
+    let (s, body) = token(&app, me, &[&proof(&key, "POST", &token_url, None)], &refresh_form).await;
+    assert_eq!((s, body["token_type"].as_str()), (200, Some("DPoP")), "{body}");
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
+    let got = token(&app, me, &[], &refresh_form).await;
+    assert_error(&got, 400, "invalid_grant", "bound to a DPoP key");
+    let got = token(&app, me, &[&proof(&thief, "POST", &token_url, None)], &refresh_form).await;
+    assert_error(&got, 400, "invalid_grant", "bound to a DPoP key");
+    let (s, body) = token(&app, me, &[&proof(&key, "POST", &token_url, None)], &refresh_form).await;
+    assert_eq!((s, body["token_type"].as_str()), (200, Some("DPoP")), "{body}");
     app.stop().await;
 }
 

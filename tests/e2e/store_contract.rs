@@ -78,6 +78,7 @@ contract!(
     refresh_live_concurrent_rotation,
     refresh_live_rotation_many_at_once,
     refresh_live_rotation_mixed_at_once,
+    grants_are_bound_to_a_dpop_key_once,
     revocation_log,
     consents,
     sessions,

@@ -31,6 +31,10 @@ const LEEWAY: i64 = 60;
 /// disagree.
 const CLOCK_MARGIN: i64 = 300;
 
+/// Where proofs' `jti`s are recorded among the clients' one-time `jti`s: a name no
+/// client has (generated client ids are base64url, without spaces).
+const PROOFS_NAMESPACE: &str = "dpop proofs";
+
 fn invalid_proof(why: impl Into<String>) -> Error {
     Error::oauth(ErrorCode::InvalidDpopProof, why)
 }
@@ -51,25 +55,56 @@ pub fn is_thumbprint(value: &str) -> bool {
 }
 
 /// Whether the proof's `htu` names `endpoint`: RFC 9449 §4.3 item 9 compares them
-/// without query and fragment, after RFC 3986 §6.2.2–6.2.3 normalisation (case of the
-/// scheme and host, the default port), which parsing both does.
+/// without query and fragment, after RFC 3986 §6.2.2–6.2.3 normalisation: parsing does
+/// the case of the scheme and host, the default port and dot segments, and
+/// `normalize_percent` the percent-encoding of the path.
 fn same_target(htu: &str, endpoint: &str) -> bool {
     let bare = |s: &str| {
         url::Url::parse(s).ok().map(|mut u| {
             u.set_query(None);
             u.set_fragment(None);
+            let path = normalize_percent(u.path());
+            u.set_path(&path);
             u
         })
     };
     matches!((bare(htu), bare(endpoint)), (Some(a), Some(b)) if a == b)
 }
 
+/// RFC 3986 §6.2.2.1–6.2.2.2: an unreserved character percent-encoded is the character
+/// (`%74oken` is `token`), and the hex digits of the other escapes are upper case.
+fn normalize_percent(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                let c = char::from((hi * 16 + lo) as u8);
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~') {
+                    out.push(c);
+                } else {
+                    out.push_str(&format!("%{:02X}", hi * 16 + lo));
+                }
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(char::from(b));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// The request a proof came with.
 #[derive(Debug, Clone, Copy)]
 pub struct ProofContext<'a> {
-    /// The client the request is from (the client that authenticated, or the one the
-    /// access token was issued to): a proof's `jti` is recorded under it.
-    pub client_id: &'a ClientId,
     /// The HTTP method, `POST` or `GET`.
     pub method: &'a str,
     /// The path of the endpoint on this server, `/token`.
@@ -161,15 +196,13 @@ impl Portcullis {
             ));
         }
         let jkt = thumbprint(&jwk);
-        // RFC 9449 §11.1: kept until no node would take the proof as recent enough.
+        // RFC 9449 §11.1: kept until no node would take the proof as recent enough, and
+        // for every client: a proof one client sent cannot be used by another.
         let keep_until = OffsetDateTime::from_unix_timestamp(iat.saturating_add(MAX_AGE + CLOCK_MARGIN))
             .map_err(|_| Error::Unexpected("iat out of range after its check".into()))?;
-        let key = format!("dpop:{jkt}:{jti}");
-        if !self
-            .store
-            .record_client_jti(ctx.client_id, &key, keep_until, now)
-            .await?
-        {
+        let key = format!("{jkt} {jti}");
+        let namespace = ClientId::parse(PROOFS_NAMESPACE).map_err(|e| Error::Unexpected(e.0))?;
+        if !self.store.record_client_jti(&namespace, &key, keep_until, now).await? {
             return Err(invalid_proof(
                 "the DPoP proof was used before (its jti is spent): make a new proof for each request",
             ));
@@ -209,5 +242,11 @@ mod tests {
         assert!(!same_target("http://auth.example.com/token", at));
         assert!(!same_target("https://evil.example.com/token", at));
         assert!(!same_target("/token", at));
+        // RFC 3986 §6.2.2: percent-encoded unreserved characters are those characters,
+        // hex digits are compared in upper case, and dot segments are removed.
+        assert!(same_target("https://auth.example.com/%74oken", at));
+        assert!(same_target("https://auth.example.com/a/../token", at));
+        assert!(!same_target("https://auth.example.com/tok%2Fen", at));
+        assert_eq!(normalize_percent("/a%2fb%7E%zz%4"), "/a%2Fb~%zz%4");
     }
 }

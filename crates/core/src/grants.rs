@@ -349,7 +349,8 @@ impl Portcullis {
             return Err(invalid_refresh_token());
         }
         // Before reuse detection: a thief without the key can neither use the token nor,
-        // by presenting it, get the grant revoked.
+        // by presenting it here, get the grant revoked (`/revoke` still ends it: RFC 7009
+        // lets a public client revoke with its client_id alone).
         bound_to(&grant, dpop_jkt.as_deref())?;
         // RFC 6749 §6: the new scope may only narrow the original grant. A token already
         // used skips the check: it goes on to reuse detection (RFC 9700 §4.14.2), which a
@@ -410,6 +411,11 @@ impl Portcullis {
                 return Err(invalid_refresh_token());
             }
             RefreshRotation::Invalid => return Err(invalid_refresh_token()),
+        }
+        // RFC 9449 §5: a public client that refreshes with a proof binds its refresh
+        // tokens to the proof's key from now on, even if its grant began without one.
+        if let (ClientKind::Public, None, Some(jkt)) = (client.kind, &grant.dpop_jkt, &dpop_jkt) {
+            self.store.bind_grant_to_dpop_key(grant.id, jkt).await?;
         }
         let tokens = Refreshed { new_token, dpop_jkt };
         self.refreshed(client, &grant, &user, &scope, tokens, ip, now).await

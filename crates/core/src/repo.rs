@@ -59,7 +59,8 @@ pub trait ClientRepo: Send + Sync {
     /// Ids of the client's grants that are not revoked.
     async fn active_grant_ids_for_client(&self, id: &ClientId) -> StoreResult<Vec<Uuid>>;
     /// Records a one-time `jti` the client sent, until `expires_at`: a client assertion's
-    /// (RFC 7523 §3 item 7) or, prefixed `dpop:`, a DPoP proof's (RFC 9449 §11.1). True
+    /// (RFC 7523 §3 item 7) or, under the client id `dpop proofs`, a DPoP proof's (RFC
+    /// 9449 §11.1). True
     /// if it was not recorded, or only until before `now`; false, and nothing written,
     /// for a `jti` of this client still recorded (a replay).
     async fn record_client_jti(
@@ -286,6 +287,10 @@ pub trait RefreshRepo: Send + Sync {
     /// `before`; returns how many. A used token kept past its expiry still reveals a
     /// replay (RFC 9700 §4.14.2) until this deletes it.
     async fn delete_expired_refresh_tokens(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+    /// Binds a grant that is not bound yet to the DPoP key `jkt` (RFC 9449 §5: a public
+    /// client's refresh tokens, once it refreshes with a proof). False, and nothing
+    /// written, if the grant is absent or already bound.
+    async fn bind_grant_to_dpop_key(&self, grant_id: Uuid, jkt: &str) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -3,7 +3,7 @@
 
 use portcullis_protocol::claims::{AccessTokenClaims, UserInfo};
 use portcullis_protocol::token::{IntrospectionResponse, TokenTypeHint};
-use portcullis_protocol::{ClientId, ErrorCode, ScopeSet, Secret};
+use portcullis_protocol::{ErrorCode, ScopeSet, Secret};
 use time::OffsetDateTime;
 
 use crate::audit::Event;
@@ -250,10 +250,7 @@ impl Portcullis {
             (Some(_), None) => refuse("the access token is DPoP-bound: send it with the DPoP scheme and a DPoP proof"),
             (None, Some(_)) => refuse("the access token is not DPoP-bound: send it with the Bearer scheme"),
             (Some(cnf), Some(p)) => {
-                let client_id = ClientId::parse(&claims.client_id)
-                    .map_err(|_| Error::Unexpected("an access token this server signed names no client".into()))?;
                 let ctx = ProofContext {
-                    client_id: &client_id,
                     method: p.method,
                     path,
                     access_token: Some(access_token),

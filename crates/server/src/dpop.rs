@@ -4,7 +4,6 @@
 use axum::http::HeaderMap;
 use portcullis_core::Portcullis;
 use portcullis_core::dpop::ProofContext;
-use portcullis_core::model::Client;
 use portcullis_protocol::ErrorCode;
 
 use crate::error::ApiError;
@@ -30,19 +29,13 @@ pub(crate) fn proof(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         .map_err(|_| ApiError::new(ErrorCode::InvalidDpopProof, "the DPoP header is not readable"))
 }
 
-/// The thumbprint of the key of the DPoP proof a `POST` to `path` by `client` carries,
-/// checked (§4.3), or `None` without a proof.
-pub(crate) async fn proof_key(
-    core: &Portcullis,
-    headers: &HeaderMap,
-    client: &Client,
-    path: &str,
-) -> Result<Option<String>, ApiError> {
+/// The thumbprint of the key of the DPoP proof a `POST` to `path` carries, checked
+/// (§4.3), or `None` without a proof.
+pub(crate) async fn proof_key(core: &Portcullis, headers: &HeaderMap, path: &str) -> Result<Option<String>, ApiError> {
     let Some(proof) = proof(headers)? else {
         return Ok(None);
     };
     let ctx = ProofContext {
-        client_id: &client.id,
         method: "POST",
         path,
         access_token: None,

@@ -181,6 +181,15 @@ impl IntoResponse for ApiError {
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, c);
+            // RFC 9449 §7.1: a bearer-token endpoint that takes DPoP-bound tokens too
+            // says so, which tells a client that sent a bound token as a bearer token
+            // what to do instead.
+            if self.bearer
+                && !self.dpop
+                && let Ok(v) = HeaderValue::from_str(&format!("DPoP {}", dpop_algs()))
+            {
+                headers.append(header::WWW_AUTHENTICATE, v);
+            }
         }
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

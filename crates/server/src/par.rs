@@ -42,7 +42,7 @@ pub async fn par_post(
     // The authentication parameters are not part of the authorization request.
     let mut params = AuthorizeParams::from_pairs(form.raw.iter().filter(|(k, _)| !is_authentication(k)).cloned());
     // RFC 9449 §10.1: a proof binds the code to its key, as `dpop_jkt` would.
-    if let Some(jkt) = dpop::proof_key(&state.core, &headers, &client, "/par").await? {
+    if let Some(jkt) = dpop::proof_key(&state.core, &headers, "/par").await? {
         match &params.dpop_jkt {
             Some(asked) if *asked != jkt => {
                 return Err(ApiError::new(

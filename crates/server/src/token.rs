@@ -52,7 +52,7 @@ pub async fn token_post(
     check_client_allowance(&state.core, &client)?;
     let request: TokenRequest = form.parse_as().map_err(|e| malformed_scope(&form).unwrap_or(e))?;
     // RFC 9449 §5: a proof binds the access token (and a public client's grant) to its key.
-    let dpop_jkt = dpop::proof_key(&state.core, &headers, &client, "/token").await?;
+    let dpop_jkt = dpop::proof_key(&state.core, &headers, "/token").await?;
     let response = match request {
         // Touches no store: nothing to leave half done, and no task hand-off to pay for
         // on the hottest path.

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::tokens::RequestProof;
 use portcullis_protocol::ErrorCode;
@@ -121,13 +121,15 @@ async fn userinfo(
     Ok(resp)
 }
 
+/// GET, and HEAD (which axum routes here): a proof names the method the request used.
 pub async fn userinfo_get(
     State(state): State<ServerState>,
+    method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     refuse_token_in_query(query.as_deref())?;
-    userinfo(&state, &headers, "GET", authorization(&headers)?).await
+    userinfo(&state, &headers, method.as_str(), authorization(&headers)?).await
 }
 
 pub async fn userinfo_post(

@@ -429,4 +429,14 @@ impl RefreshRepo for PgStore {
         )
         .await
     }
+
+    async fn bind_grant_to_dpop_key(&self, grant_id: Uuid, jkt: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE grants SET dpop_jkt = $2 WHERE id = $1 AND dpop_jkt IS NULL")
+            .bind(grant_id)
+            .bind(jkt)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() == 1)
+    }
 }

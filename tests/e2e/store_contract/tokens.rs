@@ -818,3 +818,33 @@ pub(super) async fn revocation_log<S: Store>(s: S) {
     s.insert_revocation(&client).await.unwrap();
     assert!(log(&s).await[0].seq > moved[0].seq);
 }
+
+/// RFC 9449 §5: a grant that began without a DPoP key is bound to the first one a public
+/// client refreshes with, and only once.
+pub(super) async fn grants_are_bound_to_a_dpop_key_once<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let mut unbound = code(&c, &u, T0);
+    unbound.dpop_jkt = None;
+    s.insert_code(&unbound).await.unwrap();
+    let g = grant_for(&unbound, T0);
+    let r = refresh_for(&g, T0);
+    let outcome = s
+        .redeem_code(&unbound.code_hash, &g, Some(&r), T0, T0 + secs(600))
+        .await
+        .unwrap();
+    assert_eq!(outcome, CodeRedemption::Redeemed);
+    assert_eq!(bound_to(&s, &r).await, None);
+    let (first, second) = (
+        "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+    );
+    assert!(s.bind_grant_to_dpop_key(g.id, first).await.unwrap());
+    assert_eq!(bound_to(&s, &r).await.as_deref(), Some(first));
+    assert!(!s.bind_grant_to_dpop_key(g.id, second).await.unwrap(), "bound once");
+    assert_eq!(bound_to(&s, &r).await.as_deref(), Some(first));
+    assert!(!s.bind_grant_to_dpop_key(Uuid::new_v4(), first).await.unwrap());
+}
+
+async fn bound_to<S: Store>(s: &S, r: &RefreshToken) -> Option<String> {
+    s.get_refresh_token(&r.token_hash).await.unwrap().unwrap().1.dpop_jkt
+}
