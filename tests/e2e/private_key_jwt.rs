@@ -512,6 +512,49 @@ async fn a_keyed_client_has_its_own_rate_limit(backend: Backend) {
     app.stop().await;
 }
 
+/// With `strict_client_assertion_audience` (draft-ietf-oauth-rfc7523bis), the issuer is
+/// the only audience taken: the token endpoint's URL and the URL of the endpoint called
+/// are refused, so an assertion made for another server's endpoint cannot be played here.
+async fn strict_audience_is_the_issuer_only(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.strict_client_assertion_audience = true;
+    })
+    .await;
+    let es = client_key(SigningAlg::ES256, "es-1").await;
+    let input = portcullis_core::clients::ClientInput {
+        name: "Keyed".into(),
+        kind: Some(portcullis_core::model::ClientKind::Confidential),
+        grant_types: vec!["client_credentials".into()],
+        scopes: "api:read".into(),
+        jwks: Some(json!({"keys": [es.jwk]}).to_string()),
+        ..Default::default()
+    };
+    let (client, _) = app.core.create_client(&input, "test").await.unwrap();
+    let id = client.id.as_str();
+    for aud in [app.url("/token"), app.url("/introspect")] {
+        let assertion = sign(&es, &claims(id, &aud));
+        refused(&app, &assertion, &[], "must be this server's issuer").await;
+    }
+    let (s, body) = post(
+        &app,
+        "/token",
+        &sign(&es, &claims(id, &app.issuer)),
+        &CLIENT_CREDENTIALS,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = post(
+        &app,
+        "/introspect",
+        &sign(&es, &claims(id, &app.url("/introspect"))),
+        &[("token", "x")],
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_client")), "{body}");
+    app.stop().await;
+}
+
 async fn spawn(backend: Backend) -> TestApp {
     portcullis_tests::spawn_app(backend).await
 }
@@ -520,4 +563,5 @@ both_backends!(
     assertions_authenticate_a_client,
     code_flow_with_an_assertion,
     a_keyed_client_has_its_own_rate_limit,
+    strict_audience_is_the_issuer_only,
 );

@@ -46,6 +46,7 @@ pub struct RawConfig {
     /// Days audit events are kept; 0 keeps them forever.
     pub audit_retention_days: Option<i64>,
     pub require_pushed_authorization_requests: Option<bool>,
+    pub strict_client_assertion_audience: Option<bool>,
     // Defense in depth (issue 6).
     pub trusted_proxies: Option<Vec<String>>,
     pub admin_hosts: Option<Vec<String>>,
@@ -173,6 +174,7 @@ const ENV_KEYS: &[&str] = &[
     "max_concurrent_password_hashes",
     "audit_retention_days",
     "require_pushed_authorization_requests",
+    "strict_client_assertion_audience",
     "trusted_proxies",
     "admin_hosts",
     "client_ip_header",
@@ -291,6 +293,7 @@ impl RawConfig {
             "max_concurrent_password_hashes" => self.max_concurrent_password_hashes.is_some(),
             "audit_retention_days" => self.audit_retention_days.is_some(),
             "require_pushed_authorization_requests" => self.require_pushed_authorization_requests.is_some(),
+            "strict_client_assertion_audience" => self.strict_client_assertion_audience.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
             "admin_hosts" => self.admin_hosts.is_some(),
             "client_ip_header" => self.client_ip_header.is_some(),
@@ -516,6 +519,9 @@ impl RawConfig {
         }
         if let Some(b) = self.require_pushed_authorization_requests {
             core.require_pushed_authorization_requests = b;
+        }
+        if let Some(b) = self.strict_client_assertion_audience {
+            core.strict_client_assertion_audience = b;
         }
         if let Some(n) = self.audit_retention_days {
             // A century is far past any retention rule and keeps `now - days` in range.

@@ -248,9 +248,18 @@ impl Portcullis {
             return Err(refusal("the client_assertion's iss must be the client_id, as a string"));
         }
         let token_endpoint = self.settings.endpoint("/token");
+        let strict = self.settings.strict_client_assertion_audience;
         match claims.get("aud") {
-            Some(serde_json::Value::String(aud))
-                if *aud == self.settings.issuer || *aud == token_endpoint || aud == endpoint => {}
+            Some(serde_json::Value::String(aud)) if *aud == self.settings.issuer => {}
+            Some(serde_json::Value::String(aud)) if !strict && (*aud == token_endpoint || aud == endpoint) => {}
+            Some(serde_json::Value::String(_)) if strict => {
+                // draft-ietf-oauth-rfc7523bis: the issuer only, so that an assertion
+                // made for another server's endpoint cannot be played here.
+                return Err(refusal(format!(
+                    "the client_assertion's aud must be this server's issuer, {}",
+                    self.settings.issuer
+                )));
+            }
             Some(serde_json::Value::Array(_)) => {
                 // draft-ietf-oauth-rfc7523bis: one audience, so that an assertion made
                 // for another server cannot also name this one.

@@ -47,6 +47,10 @@ pub struct CoreSettings {
     /// RFC 9126 §5: authorization requests only through `/par`; one with its parameters
     /// in the URL is refused.
     pub require_pushed_authorization_requests: bool,
+    /// draft-ietf-oauth-rfc7523bis: a client assertion's `aud` must be the issuer; the
+    /// token endpoint's URL and the URL of the endpoint called (OIDC Core §9, RFC 9126 §2)
+    /// are refused.
+    pub strict_client_assertion_audience: bool,
     /// How often keys and the revocation set are re-read even without a notification.
     pub resync_interval: std::time::Duration,
     /// Trusted proxies, rate limits, lockout, audit queue, webhooks (issue 6).
@@ -113,6 +117,7 @@ impl CoreSettings {
             ),
             audit_retention_days: 90,
             require_pushed_authorization_requests: false,
+            strict_client_assertion_audience: false,
             resync_interval: std::time::Duration::from_secs(5),
             defense: DefenseSettings::default(),
         }
