@@ -192,6 +192,15 @@ async fn proofs_bind_access_tokens(backend: Backend) {
     assert_eq!(token(&app, them, &[&fresh], &cc).await.0, 200);
     let replay = token(&app, me, &[&fresh], &cc).await;
     assert_error(&replay, 400, "invalid_dpop_proof", "used before");
+    // Nonces are not asked for unless required.
+    let r = http()
+        .post(&token_url)
+        .basic_auth(me.0, me.1)
+        .form(&cc)
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.headers().contains_key("dpop-nonce"));
     // Without a proof: a bearer token, as before.
     let (s, body) = token(&app, me, &[], &cc).await;
     assert_eq!((s, body["token_type"].as_str()), (200, Some("Bearer")), "{body}");
@@ -601,7 +610,84 @@ async fn clients_can_be_required_to_use_dpop(backend: Backend) {
     app.stop().await;
 }
 
+/// With `require_dpop_nonce` (RFC 9449 §8), a proof without a recent nonce of this
+/// server gets `use_dpop_nonce` and the nonce in `DPoP-Nonce`; with it, the request works.
+/// Every answer of `/token`, `/par` and `/userinfo` carries a fresh nonce.
+async fn nonces_when_required(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.require_dpop_nonce = true;
+    })
+    .await;
+    app.user("alice", PASSWORD).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let me = (client.id.as_str(), Some(secret.expose()));
+    let key = client_key(SigningAlg::ES256, "k").await;
+    let (token_url, userinfo_url) = (app.url("/token"), app.url("/userinfo"));
+    let with_nonce = |method: &str, url: &str, token: Option<&str>, nonce: &str| {
+        let (header, mut claims) = proof_parts(&key, method, url, token);
+        claims["nonce"] = json!(nonce);
+        jws(&key, &header, &claims)
+    };
+    // Asked for without a nonce: use_dpop_nonce, and one to use.
+    let r = http()
+        .post(&token_url)
+        .basic_auth(me.0, me.1)
+        .header("DPoP", proof(&key, "POST", &token_url, None))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let nonce = r.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "use_dpop_nonce", "{body}");
+    let cc = [("grant_type", "client_credentials")];
+    let (s, body) = token(&app, me, &[&with_nonce("POST", &token_url, None, &nonce)], &cc).await;
+    assert_eq!((s, body["token_type"].as_str()), (200, Some("DPoP")), "{body}");
+    // Too old (ten minutes), not this server's, not a nonce.
+    let stale = app.core.dpop_nonce_at(app.core.now() - time::Duration::minutes(10));
+    let mut forged = nonce.clone().into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    for bad in [stale.as_str(), forged.as_str(), "", "nonce"] {
+        let got = token(&app, me, &[&with_nonce("POST", &token_url, None, bad)], &cc).await;
+        assert_error(&got, 400, "use_dpop_nonce", "DPoP-Nonce");
+    }
+
+    // /userinfo: a 401 with a DPoP challenge naming use_dpop_nonce, and the nonce.
+    let code = sign_in(&app, &authorize_url(&app, me.0, &[])).await;
+    let (s, tokens) = token(
+        &app,
+        me,
+        &[&with_nonce("POST", &token_url, None, &nonce)],
+        &exchange(&code),
+    )
+    .await;
+    assert_eq!(s, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let dpop = format!("DPoP {access}");
+    let r = http()
+        .get(&userinfo_url)
+        .header("Authorization", &dpop)
+        .header("DPoP", proof(&key, "GET", &userinfo_url, Some(&access)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("dpop-nonce"));
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("DPoP ") && challenge.contains(r#"error="use_dpop_nonce""#),
+        "{challenge}"
+    );
+    let (s, _, body) = userinfo(&app, &dpop, &[&with_nonce("GET", &userinfo_url, Some(&access), &nonce)]).await;
+    assert_eq!((s, body["preferred_username"].as_str()), (200, Some("alice")), "{body}");
+    app.stop().await;
+}
+
 both_backends!(
+    nonces_when_required,
     clients_can_be_required_to_use_dpop,
     proofs_bind_access_tokens,
     a_public_clients_tokens_are_bound,

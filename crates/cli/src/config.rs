@@ -47,6 +47,7 @@ pub struct RawConfig {
     pub audit_retention_days: Option<i64>,
     pub require_pushed_authorization_requests: Option<bool>,
     pub strict_client_assertion_audience: Option<bool>,
+    pub require_dpop_nonce: Option<bool>,
     // Defense in depth (issue 6).
     pub trusted_proxies: Option<Vec<String>>,
     pub admin_hosts: Option<Vec<String>>,
@@ -175,6 +176,7 @@ const ENV_KEYS: &[&str] = &[
     "audit_retention_days",
     "require_pushed_authorization_requests",
     "strict_client_assertion_audience",
+    "require_dpop_nonce",
     "trusted_proxies",
     "admin_hosts",
     "client_ip_header",
@@ -294,6 +296,7 @@ impl RawConfig {
             "audit_retention_days" => self.audit_retention_days.is_some(),
             "require_pushed_authorization_requests" => self.require_pushed_authorization_requests.is_some(),
             "strict_client_assertion_audience" => self.strict_client_assertion_audience.is_some(),
+            "require_dpop_nonce" => self.require_dpop_nonce.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
             "admin_hosts" => self.admin_hosts.is_some(),
             "client_ip_header" => self.client_ip_header.is_some(),
@@ -522,6 +525,9 @@ impl RawConfig {
         }
         if let Some(b) = self.strict_client_assertion_audience {
             core.strict_client_assertion_audience = b;
+        }
+        if let Some(b) = self.require_dpop_nonce {
+            core.require_dpop_nonce = b;
         }
         if let Some(n) = self.audit_retention_days {
             // A century is far past any retention rule and keeps `now - days` in range.

@@ -46,6 +46,11 @@ pub fn digest_eq(a: &Digest, b: &Digest) -> bool {
     a.ct_eq(b).into()
 }
 
+/// Constant-time equality of two byte strings (false for different lengths).
+pub fn digest_eq_slice(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
 pub fn b64url(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)
 }
@@ -142,6 +147,23 @@ impl Kek {
         UnboundKey::new(&AES_256_GCM, bytes)
             .map(LessSafeKey::new)
             .map_err(|_| Error::Unexpected("bad key-encryption key".into()))
+    }
+
+    /// HMAC-SHA256 tags of `message` under keys derived from this key and the previous
+    /// ones (current first) for `purpose`: what every node with the same KEK can make and
+    /// check without sharing anything else. The KEK itself never signs.
+    pub fn tags(&self, purpose: &str, message: &[u8]) -> Vec<[u8; 32]> {
+        use aws_lc_rs::hmac;
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(|k| {
+                let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k), purpose.as_bytes());
+                let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()), message);
+                let mut out = [0u8; 32];
+                out.copy_from_slice(tag.as_ref());
+                out
+            })
+            .collect()
     }
 
     /// Encrypts `plaintext`, binding it to `aad` (the key id). Output: nonce || ciphertext || tag.

@@ -35,6 +35,18 @@ const CLOCK_MARGIN: i64 = 300;
 /// client has (generated client ids are base64url, without spaces).
 const PROOFS_NAMESPACE: &str = "dpop proofs";
 
+/// RFC 9449 §8: a nonce is good for the window it was made in (`NONCE_WINDOW` seconds)
+/// and the `NONCE_WINDOWS_PAST` before it, so for 2 to 3 minutes; one made in the next
+/// window (a node whose clock is ahead) is good too.
+const NONCE_WINDOW: i64 = 60;
+const NONCE_WINDOWS_PAST: i64 = 2;
+/// What the nonces' HMAC keys are derived for (`Kek::tags`).
+const NONCE_PURPOSE: &str = "portcullis dpop nonce";
+
+fn nonce_window(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp().div_euclid(NONCE_WINDOW)
+}
+
 fn invalid_proof(why: impl Into<String>) -> Error {
     Error::oauth(ErrorCode::InvalidDpopProof, why)
 }
@@ -114,6 +126,40 @@ pub struct ProofContext<'a> {
 }
 
 impl Portcullis {
+    /// The nonce to send in `DPoP-Nonce` (RFC 9449 §8) when `require_dpop_nonce` is on:
+    /// the window it was made in and an HMAC of it under a key derived from the KEK, so
+    /// any node can check it without storing anything.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.settings.require_dpop_nonce.then(|| self.dpop_nonce_at(self.now()))
+    }
+
+    /// The nonce of the window `at` is in.
+    pub fn dpop_nonce_at(&self, at: OffsetDateTime) -> String {
+        let window = nonce_window(at).to_be_bytes();
+        let tag = self.kek.tags(NONCE_PURPOSE, &window).remove(0);
+        b64url(&[&window[..], &tag[..16]].concat())
+    }
+
+    /// Whether `nonce` is one this server made in the last few windows, with its KEK or
+    /// one it replaces (`previous_keks`).
+    fn dpop_nonce_is_fresh(&self, nonce: &str) -> bool {
+        let Ok(bytes) = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, nonce) else {
+            return false;
+        };
+        let Some((window, tag)) = bytes.split_first_chunk::<8>() else {
+            return false;
+        };
+        let now = nonce_window(self.now());
+        let made = i64::from_be_bytes(*window);
+        if made < now - NONCE_WINDOWS_PAST || made > now + 1 || tag.len() != 16 {
+            return false;
+        }
+        self.kek
+            .tags(NONCE_PURPOSE, window)
+            .iter()
+            .any(|t| crate::crypto::digest_eq_slice(&t[..16], tag))
+    }
+
     /// Checks a DPoP proof (RFC 9449 §4.3) and returns the thumbprint of its key. Refused
     /// with `invalid_dpop_proof` saying why; a proof is accepted once.
     pub async fn verify_dpop_proof(&self, proof: &str, ctx: ProofContext<'_>) -> Result<String> {
@@ -193,6 +239,14 @@ impl Portcullis {
         if ath.is_some() && parts.claim_str("ath") != ath.as_deref() {
             return Err(invalid_proof(
                 "the DPoP proof's ath must be the SHA-256 hash of the access token, base64url",
+            ));
+        }
+        // §8: with nonces required, one this server made recently; a client without one
+        // gets `use_dpop_nonce` and the nonce in `DPoP-Nonce`, and tries again.
+        if self.settings.require_dpop_nonce && !parts.claim_str("nonce").is_some_and(|n| self.dpop_nonce_is_fresh(n)) {
+            return Err(Error::oauth(
+                ErrorCode::UseDpopNonce,
+                "the DPoP proof needs the nonce this server sends in the DPoP-Nonce header",
             ));
         }
         let jkt = thumbprint(&jwk);

@@ -51,6 +51,9 @@ pub struct CoreSettings {
     /// token endpoint's URL and the URL of the endpoint called (OIDC Core §9, RFC 9126 §2)
     /// are refused.
     pub strict_client_assertion_audience: bool,
+    /// RFC 9449 §8: DPoP proofs must carry a nonce this server handed out (`DPoP-Nonce`),
+    /// so a proof made in advance is worthless.
+    pub require_dpop_nonce: bool,
     /// How often keys and the revocation set are re-read even without a notification.
     pub resync_interval: std::time::Duration,
     /// Trusted proxies, rate limits, lockout, audit queue, webhooks (issue 6).
@@ -118,6 +121,7 @@ impl CoreSettings {
             audit_retention_days: 90,
             require_pushed_authorization_requests: false,
             strict_client_assertion_audience: false,
+            require_dpop_nonce: false,
             resync_interval: std::time::Duration::from_secs(5),
             defense: DefenseSettings::default(),
         }

@@ -57,6 +57,8 @@ pub enum ErrorCode {
     SlowDown,
     /// RFC 9449 §5 and §7.1: the DPoP proof is missing where it is needed, or invalid.
     InvalidDpopProof,
+    /// RFC 9449 §8 and §9: the DPoP proof must carry the nonce in the `DPoP-Nonce` header.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -85,6 +87,7 @@ impl ErrorCode {
             Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             Self::SlowDown => "slow_down",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }

@@ -74,7 +74,7 @@ impl CorsOrigins {
 /// credentials in headers or bodies, never cookies. Browser code may read
 /// `WWW-Authenticate` (RFC 6750 §3: why userinfo refused a token) and `Retry-After` (how
 /// long a 429 asks it to wait), which CORS hides by default. Browser code may send a
-/// `DPoP` proof (RFC 9449 §4.1).
+/// `DPoP` proof (RFC 9449 §4.1) and read the `DPoP-Nonce` for the next one (§8).
 pub fn layer(origins: Arc<CorsOrigins>) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::async_predicate(
@@ -94,6 +94,10 @@ pub fn layer(origins: Arc<CorsOrigins>) -> CorsLayer {
             header::CONTENT_TYPE,
             HeaderName::from_static("dpop"),
         ])
-        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            HeaderName::from_static(crate::dpop::NONCE_HEADER),
+        ])
         .max_age(Duration::from_secs(600))
 }

@@ -1,11 +1,15 @@
 //! DPoP (RFC 9449) at the protocol endpoints: the `DPoP` request header, and the key
 //! the tokens of a request are bound to.
 
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
 use portcullis_core::Portcullis;
 use portcullis_core::dpop::ProofContext;
 use portcullis_protocol::ErrorCode;
 
+use crate::ServerState;
 use crate::error::ApiError;
 
 /// The request header a proof travels in (§4.1).
@@ -42,3 +46,17 @@ pub(crate) async fn proof_key(core: &Portcullis, headers: &HeaderMap, path: &str
     };
     Ok(Some(core.verify_dpop_proof(proof, ctx).await?))
 }
+
+/// RFC 9449 §8: with `require_dpop_nonce`, every answer of an endpoint that takes proofs
+/// carries the nonce for the next proof in `DPoP-Nonce`, errors included: that is how a
+/// client gets its first one (with `use_dpop_nonce`) and keeps it fresh.
+pub(crate) async fn nonce_header(State(state): State<ServerState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if let Some(v) = state.core.dpop_nonce().and_then(|n| HeaderValue::from_str(&n).ok()) {
+        response.headers_mut().insert(NONCE_HEADER, v);
+    }
+    response
+}
+
+/// The response header a nonce travels in (§8.1).
+pub(crate) const NONCE_HEADER: &str = "dpop-nonce";

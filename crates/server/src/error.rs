@@ -146,7 +146,7 @@ impl IntoResponse for ApiError {
         let status = match self.code {
             ErrorCode::InvalidClient if self.no_challenge => StatusCode::BAD_REQUEST,
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
-            ErrorCode::InvalidDpopProof if self.dpop => StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce if self.dpop => StatusCode::UNAUTHORIZED,
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,

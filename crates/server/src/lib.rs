@@ -54,10 +54,15 @@ pub fn router(core: Arc<Portcullis>) -> Router {
             get(discovery::oauth_metadata_get),
         )
         .route("/jwks", get(discovery::jwks_get))
-        .route("/token", post(token::token_post))
         .route("/revoke", post(token::revoke_post))
-        .route("/par", post(par::par_post))
-        .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post))
+        .merge(
+            // The endpoints that take DPoP proofs hand out nonces (RFC 9449 §8).
+            Router::new()
+                .route("/token", post(token::token_post))
+                .route("/par", post(par::par_post))
+                .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post))
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), dpop::nonce_header)),
+        )
         .layer(cors);
     Router::new()
         .route("/introspect", post(token::introspect_post))
