@@ -43,11 +43,16 @@ pub(crate) fn thumbprint(jwk: &Value) -> String {
     sha256_b64(&canonical)
 }
 
+/// `v` without its member `name`.
+fn without(v: &mut Value, name: &str) {
+    v.as_object_mut().unwrap().remove(name);
+}
+
 /// The public JWK of `key` as a proof carries it: no `kid`, no `alg` or `use` needed.
 fn public(key: &ClientKey) -> Value {
     let mut jwk = key.jwk.clone();
     for member in ["kid", "alg", "use"] {
-        jwk.as_object_mut().unwrap().remove(member);
+        without(&mut jwk, member);
     }
     jwk
 }
@@ -211,18 +216,8 @@ async fn proofs_bind_access_tokens(backend: Backend) {
     type Change = Box<dyn Fn(&mut Value, &mut Value)>;
     let cases: Vec<(&str, Change)> = vec![
         ("typ must be dpop+jwt", Box::new(|h, _| h["typ"] = json!("JWT"))),
-        (
-            "typ must be dpop+jwt",
-            Box::new(|h, _| {
-                h.as_object_mut().unwrap().remove("typ");
-            }),
-        ),
-        (
-            "needs jwk",
-            Box::new(|h, _| {
-                h.as_object_mut().unwrap().remove("jwk");
-            }),
-        ),
+        ("typ must be dpop+jwt", Box::new(|h, _| without(h, "typ"))),
+        ("needs jwk", Box::new(|h, _| without(h, "jwk"))),
         ("private or symmetric", Box::new(|h, _| h["jwk"]["d"] = json!("AAAA"))),
         ("must be signed with", Box::new(|h, _| h["alg"] = json!("HS256"))),
         ("must be signed with", Box::new(|h, _| h["alg"] = json!("none"))),
@@ -232,25 +227,10 @@ async fn proofs_bind_access_tokens(backend: Backend) {
             "htu must be",
             Box::new(|_, c| c["htu"] = json!("https://other.example/token")),
         ),
-        (
-            "htu must be",
-            Box::new(|_, c| {
-                c.as_object_mut().unwrap().remove("htu");
-            }),
-        ),
-        (
-            "jti of 1 to 256",
-            Box::new(|_, c| {
-                c.as_object_mut().unwrap().remove("jti");
-            }),
-        ),
+        ("htu must be", Box::new(|_, c| without(c, "htu"))),
+        ("jti of 1 to 256", Box::new(|_, c| without(c, "jti"))),
         ("jti of 1 to 256", Box::new(|_, c| c["jti"] = json!("j".repeat(257)))),
-        (
-            "no iat",
-            Box::new(|_, c| {
-                c.as_object_mut().unwrap().remove("iat");
-            }),
-        ),
+        ("no iat", Box::new(|_, c| without(c, "iat"))),
         ("number of seconds", Box::new(|_, c| c["iat"] = json!("now"))),
         (
             "more than 5 minutes old",

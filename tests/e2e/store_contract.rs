@@ -250,9 +250,13 @@ async fn setup<S: Store>(s: &S, client_id: &str, username: &str) -> (Client, Use
 
 /// A grant with a refresh token, made the only way grants are made: redeeming a code.
 async fn issue<S: Store>(s: &S, c: &Client, u: &User, at: OffsetDateTime) -> (Grant, RefreshToken) {
-    let code = code(c, u, at);
-    s.insert_code(&code).await.unwrap();
-    let g = grant_for(&code, at);
+    redeem(s, &code(c, u, at), at).await
+}
+
+/// Stores `code` and redeems it at `at` for a grant and its first refresh token.
+async fn redeem<S: Store>(s: &S, code: &AuthorizationCode, at: OffsetDateTime) -> (Grant, RefreshToken) {
+    s.insert_code(code).await.unwrap();
+    let g = grant_for(code, at);
     let r = refresh_for(&g, at);
     let outcome = s
         .redeem_code(&code.code_hash, &g, Some(&r), at, at + secs(600))

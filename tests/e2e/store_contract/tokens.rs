@@ -825,14 +825,7 @@ pub(super) async fn grants_are_bound_to_a_dpop_key_once<S: Store>(s: S) {
     let (c, u) = setup(&s, "app", "alice").await;
     let mut unbound = code(&c, &u, T0);
     unbound.dpop_jkt = None;
-    s.insert_code(&unbound).await.unwrap();
-    let g = grant_for(&unbound, T0);
-    let r = refresh_for(&g, T0);
-    let outcome = s
-        .redeem_code(&unbound.code_hash, &g, Some(&r), T0, T0 + secs(600))
-        .await
-        .unwrap();
-    assert_eq!(outcome, CodeRedemption::Redeemed);
+    let (g, r) = redeem(&s, &unbound, T0).await;
     assert_eq!(bound_to(&s, &r).await, None);
     let (first, second) = (
         "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
