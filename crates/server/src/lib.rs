@@ -55,14 +55,7 @@ pub fn router(core: Arc<Portcullis>) -> Router {
         )
         .route("/jwks", get(discovery::jwks_get))
         .route("/revoke", post(token::revoke_post))
-        .merge(
-            // The endpoints that take DPoP proofs hand out nonces (RFC 9449 §8).
-            Router::new()
-                .route("/token", post(token::token_post))
-                .route("/par", post(par::par_post))
-                .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post))
-                .route_layer(axum::middleware::from_fn_with_state(state.clone(), dpop::nonce_header)),
-        )
+        .merge(dpop_endpoints(&state))
         .layer(cors);
     Router::new()
         .route("/introspect", post(token::introspect_post))
@@ -71,6 +64,20 @@ pub fn router(core: Arc<Portcullis>) -> Router {
         .merge(browser_facing)
         .layer(axum::Extension(trusted))
         .with_state(state)
+}
+
+/// The endpoints that take DPoP proofs; with `require_dpop_nonce` they hand out nonces
+/// (RFC 9449 §8). Without it the layer is left out: `/token` is the hot path.
+fn dpop_endpoints(state: &ServerState) -> Router<ServerState> {
+    let router = Router::new()
+        .route("/token", post(token::token_post))
+        .route("/par", post(par::par_post))
+        .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post));
+    if state.core.settings.require_dpop_nonce {
+        router.route_layer(axum::middleware::from_fn_with_state(state.clone(), dpop::nonce_header))
+    } else {
+        router
+    }
 }
 
 /// Health endpoints alone, for the admin listener.
