@@ -266,6 +266,13 @@ async fn proofs_bind_access_tokens(backend: Backend) {
     // A refused proof issued nothing and spent nothing: the same proof alone works.
     let (s, body) = token(&app, me, &[&a], &cc).await;
     assert_eq!((s, body["token_type"].as_str()), (200, Some("DPoP")), "{body}");
+    // typ is a media type (RFC 7515 §4.1.9): any case, `application/` optional.
+    for typ in ["application/dpop+jwt", "DPoP+JWT"] {
+        let (mut header, claims) = proof_parts(&key, "POST", &token_url, None);
+        header["typ"] = json!(typ);
+        let (s, body) = token(&app, me, &[&jws(&key, &header, &claims)], &cc).await;
+        assert_eq!(s, 200, "{typ}: {body}");
+    }
     // Ed25519 keys too.
     let ed = client_key(SigningAlg::EdDSA, "ed").await;
     let (s, body) = token(&app, me, &[&proof(&ed, "POST", &token_url, None)], &cc).await;

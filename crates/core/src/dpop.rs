@@ -164,7 +164,9 @@ impl Portcullis {
     /// with `invalid_dpop_proof` saying why; a proof is accepted once.
     pub async fn verify_dpop_proof(&self, proof: &str, ctx: ProofContext<'_>) -> Result<String> {
         let parts = jws::split(proof, "the DPoP proof", MAX_PROOF_BYTES).map_err(invalid_proof)?;
-        if parts.header_str("typ") != Some(PROOF_TYP) {
+        // RFC 7515 §4.1.9: a media type, compared without case, `application/` optional.
+        let typ = parts.header_str("typ").map(str::to_ascii_lowercase);
+        if typ.as_deref().map(|t| t.strip_prefix("application/").unwrap_or(t)) != Some(PROOF_TYP) {
             return Err(invalid_proof("the DPoP proof's typ must be dpop+jwt"));
         }
         let mut jwk = match parts.header.get("jwk") {
