@@ -188,6 +188,13 @@ async fn proofs_bind_access_tokens(backend: Backend) {
     assert_eq!(info["active"], true, "{info}");
     assert_eq!(info["token_type"], "DPoP", "{info}");
     assert_eq!(info["cnf"]["jkt"], thumbprint(&key.jwk), "{info}");
+    // The audit trail names the key.
+    app.core.audit.flush().await;
+    let issued = app.audit_events("token.issued").await;
+    assert!(
+        issued.iter().any(|e| e.detail["dpop_jkt"] == thumbprint(&key.jwk)),
+        "{issued:?}"
+    );
     // Once only, whichever client sends it.
     let replay = token(&app, me, &[&good], &cc).await;
     assert_error(&replay, 400, "invalid_dpop_proof", "used before");

@@ -92,6 +92,15 @@ fn bound_to(grant: &Grant, dpop_jkt: Option<&str>) -> Result<()> {
     }
 }
 
+/// An audit event's detail, naming the DPoP key (`dpop_jkt`) the access token is bound
+/// to when it is.
+fn with_dpop_key(mut detail: serde_json::Value, dpop_jkt: Option<&str>) -> serde_json::Value {
+    if let Some(jkt) = dpop_jkt {
+        detail["dpop_jkt"] = serde_json::Value::String(jkt.to_owned());
+    }
+    detail
+}
+
 /// The user-bound parts of a token response.
 struct UserContext<'a> {
     user: &'a User,
@@ -144,13 +153,17 @@ impl Portcullis {
                 self.refresh(client, &refresh_token, scope, ip, dpop_jkt).await
             }
             TokenRequest::ClientCredentials { scope } => {
+                let jkt = dpop_jkt.clone();
                 let response = self.client_credentials(client, scope, dpop_jkt).await?;
                 // The queue takes it without waiting: the grant stays free of writes.
                 self.audit(
                     Event::new("token.issued")
                         .client(client.id.as_str())
                         .ip(ip)
-                        .detail(serde_json::json!({"grant_type": "client_credentials", "scope": response.scope})),
+                        .detail(with_dpop_key(
+                            serde_json::json!({"grant_type": "client_credentials", "scope": response.scope}),
+                            jkt.as_deref(),
+                        )),
                 );
                 Ok(response)
             }
@@ -266,7 +279,10 @@ impl Portcullis {
                 .client(client.id.as_str())
                 .user(user.id)
                 .ip(ip)
-                .detail(serde_json::json!({"grant_type": "authorization_code", "grant_id": grant.id})),
+                .detail(with_dpop_key(
+                    serde_json::json!({"grant_type": "authorization_code", "grant_id": grant.id}),
+                    dpop_jkt.as_deref(),
+                )),
         );
         let ctx = UserContext {
             user: &user,
@@ -465,7 +481,10 @@ impl Portcullis {
                 .client(client.id.as_str())
                 .user(user.id)
                 .ip(ip)
-                .detail(serde_json::json!({"grant_id": grant.id})),
+                .detail(with_dpop_key(
+                    serde_json::json!({"grant_id": grant.id}),
+                    tokens.dpop_jkt.as_deref(),
+                )),
         );
         // OIDC Core §12.2: a refreshed ID token carries no nonce.
         let ctx = UserContext {
