@@ -29,6 +29,8 @@ async fn commands_and_their_errors(backend: Backend) {
             "Web",
             "--redirect-uri",
             "https://app.example/cb",
+            "--resource",
+            "https://api.example/notes",
             "--json",
         ],
     )
@@ -242,7 +244,9 @@ async fn commands_and_their_errors(backend: Backend) {
         [("private_key_jwt", true, true)],
         "one keyed client, without a secret, requiring DPoP"
     );
-    assert!(pkce.len() > 1 && !app.core.list_clients(Some("Web")).await.unwrap()[0].dpop_bound_access_tokens);
+    let web = &app.core.list_clients(Some("Web")).await.unwrap()[0];
+    assert!(pkce.len() > 1 && !web.dpop_bound_access_tokens);
+    assert_eq!(web.resources, ["https://api.example/notes"]);
     app.stop().await;
 
     // Bad configuration: one line naming the setting.

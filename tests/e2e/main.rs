@@ -28,5 +28,6 @@ mod private_key_jwt;
 mod prompts;
 mod refresh;
 mod resource;
+mod resource_indicators;
 mod store_contract;
 mod token_endpoint;

@@ -135,6 +135,10 @@ fn client(id: &str, name: &str) -> Client {
         jwks: None,
         // Not the default, so both stores are seen to keep it.
         dpop_bound_access_tokens: true,
+        resources: vec![
+            "https://api.example/notes".to_owned(),
+            "https://api.example/files".to_owned(),
+        ],
         disabled: false,
         created_at: T0,
         updated_at: T0,
@@ -175,6 +179,7 @@ fn code(c: &Client, u: &User, at: OffsetDateTime) -> AuthorizationCode {
         // Every code and grant of the contract carries one, so both stores are seen to
         // keep it (RFC 9449 §10 and §5).
         dpop_jkt: Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".to_owned()),
+        resource: Some("https://api.example/notes".to_owned()),
     }
 }
 
@@ -191,6 +196,7 @@ fn grant_for(code: &AuthorizationCode, at: OffsetDateTime) -> Grant {
         expires_at: at + Duration::days(30),
         revoked_at: None,
         dpop_jkt: code.dpop_jkt.clone(),
+        resource: code.resource.clone(),
     }
 }
 

@@ -918,6 +918,7 @@ async fn disabling_a_user_during_code_exchanges_ends_every_grant(backend: Backen
                 expires_at: now + time::Duration::seconds(60),
                 created_at: now,
                 dpop_jkt: None,
+                resource: None,
             })
             .await
             .unwrap();

@@ -142,6 +142,10 @@ pub struct ClientCreate {
     /// `dpop_bound_access_tokens`): every access token it gets is bound to its key.
     #[arg(long)]
     pub require_dpop: bool,
+    /// An API (absolute URI) the client may ask for access tokens to with `resource`
+    /// (RFC 8707); repeat for several.
+    #[arg(long = "resource")]
+    pub resources: Vec<String>,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -150,7 +154,7 @@ pub struct ClientCreate {
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client; prints its id and, once, its secret.
-    Create(ClientCreate),
+    Create(Box<ClientCreate>),
     /// List clients.
     List {
         #[arg(long)]
@@ -287,6 +291,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "token_endpoint_auth_method": c.token_endpoint_auth_method(),
         "jwks": c.jwks_json(),
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
+        "resources": c.resources,
         "disabled": c.disabled,
         "created_at": c.created_at.unix_timestamp(),
     })
@@ -419,6 +424,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             }
         }
         Command::Client(ClientCommand::Create(c)) => {
+            let c = *c;
             let kind =
                 ClientKind::parse(&c.kind).ok_or_else(|| anyhow::anyhow!("--kind: must be confidential or public"))?;
             if c.no_require_pkce && kind == ClientKind::Public {
@@ -444,6 +450,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 cors_origins: c.cors_origins,
                 id_token_signed_response_alg: c.id_token_alg,
                 dpop_bound_access_tokens: c.require_dpop,
+                resources: c.resources,
                 ..Default::default()
             };
             let (client, secret) = core.create_client(&input, ACTOR).await.map_err(user_facing)?;

@@ -36,6 +36,8 @@ pub struct AuthorizeParams {
     pub claims: Option<String>,
     /// RFC 9449 §10: the thumbprint of the DPoP key the code is to be bound to.
     pub dpop_jkt: Option<String>,
+    /// RFC 8707: the API the access tokens are for (one per request here).
+    pub resource: Option<String>,
     /// Names of parameters that appeared more than once (RFC 6749 §3.1).
     pub duplicated: Vec<String>,
 }
@@ -62,6 +64,7 @@ impl AuthorizeParams {
             "registration" => &mut self.registration,
             "claims" => &mut self.claims,
             "dpop_jkt" => &mut self.dpop_jkt,
+            "resource" => &mut self.resource,
             _ => return None,
         })
     }
@@ -126,6 +129,9 @@ pub struct AuthorizationRequest {
     /// RFC 9449 §10: the code is bound to this DPoP key.
     #[serde(default)]
     pub dpop_jkt: Option<String>,
+    /// RFC 8707: the API asked for, one of the client's `resources`.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// The logged-in person in a browser session.
@@ -482,6 +488,17 @@ impl Portcullis {
             }
             None => None,
         };
+        // RFC 8707 §2: one of the APIs registered for the client.
+        let resource = match p.resource.as_deref() {
+            Some(r) if client.resources.iter().any(|known| known == r) => Some(r.to_owned()),
+            Some(_) => {
+                return Err(fail(
+                    ErrorCode::InvalidTarget,
+                    "resource is not an API this client may ask for tokens to",
+                ));
+            }
+            None => None,
+        };
         let mut prompt_none = false;
         let mut prompt_login = false;
         let mut prompt_consent = false;
@@ -567,6 +584,7 @@ impl Portcullis {
             requested_at: self.now().unix_timestamp(),
             interaction: Interaction::default(),
             dpop_jkt,
+            resource,
         })
     }
 
@@ -582,6 +600,10 @@ impl Portcullis {
             .filter(|c| !c.disabled)
             .ok_or_else(stale)?;
         let uri = requested_redirect(&client, &req.redirect_uri).ok_or_else(stale)?;
+        // An API taken from the client while the person was logging in (RFC 8707).
+        if req.resource.as_ref().is_some_and(|r| !client.resources.contains(r)) {
+            return Err(stale());
+        }
         let scope = ScopeSet::parse(&req.scope).map_err(|_| stale())?;
         // A scope the client lost while the person was logging in is no longer granted.
         let scope = scope.intersection(&client.scopes);
@@ -778,6 +800,7 @@ impl Portcullis {
                 expires_at: now + self.settings.code_ttl,
                 created_at: now,
                 dpop_jkt: req.dpop_jkt.clone(),
+                resource: req.resource.clone(),
             })
             .await?;
         let mut params = vec![("code", code)];

@@ -39,6 +39,8 @@ pub struct ClientInput {
     pub jwks: Option<String>,
     /// RFC 9449 §5.2: every token request of the client must carry a DPoP proof.
     pub dpop_bound_access_tokens: bool,
+    /// RFC 8707: the APIs (absolute URIs) the client may ask for access tokens to.
+    pub resources: Vec<String>,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -60,6 +62,7 @@ struct ValidClient {
     policy_uri: Option<String>,
     id_token_signed_response_alg: Option<SigningAlg>,
     jwks: Option<String>,
+    resources: Vec<String>,
 }
 
 /// The most redirect URIs, post-logout redirect URIs or CORS origins one client has.
@@ -120,6 +123,39 @@ fn parse_origin(raw: &str) -> Result<String> {
         ));
     }
     Ok(ascii)
+}
+
+/// An API a client may ask for tokens to (RFC 8707 §2): an absolute URI without a
+/// fragment, https (http only on a loopback host, for development), kept as typed:
+/// requests name it exactly.
+fn parse_resource(raw: &str) -> Result<String> {
+    const FIELD: &str = "resources";
+    if raw.len() > 2000 {
+        return Err(Error::invalid(FIELD, "each must be at most 2000 characters"));
+    }
+    let url = url::Url::parse(raw).map_err(|e| Error::invalid(FIELD, format!("{}: {e}", quoted(raw))))?;
+    if url.fragment().is_some() || raw.contains('#') {
+        return Err(Error::invalid(
+            FIELD,
+            format!("{}: must not have a fragment (RFC 8707 §2)", quoted(raw)),
+        ));
+    }
+    if !is_displayable(&url) || url.username() != "" || url.password().is_some() {
+        return Err(Error::invalid(
+            FIELD,
+            format!(
+                "{}: must be an https URL (http only on a loopback host), without user or password",
+                quoted(raw)
+            ),
+        ));
+    }
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid(
+            FIELD,
+            format!("{}: has spaces or control characters", quoted(raw)),
+        ));
+    }
+    Ok(raw.to_owned())
 }
 
 /// A logo or policy URL shown on the consent page: https (http only on a loopback host,
@@ -249,6 +285,14 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
     let require_pkce = kind == ClientKind::Public || input.require_pkce.unwrap_or(true);
     check_ttl("access_token_ttl", input.access_token_ttl, 24 * 3600)?;
     check_ttl("refresh_token_ttl", input.refresh_token_ttl, 365 * 24 * 3600)?;
+    check_count("resources", &input.resources)?;
+    let mut resources = Vec::new();
+    for r in input.resources.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let r = parse_resource(r)?;
+        if !resources.contains(&r) {
+            resources.push(r);
+        }
+    }
     check_count("cors_origins", &input.cors_origins)?;
     let mut cors_origins = Vec::new();
     for o in input.cors_origins.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
@@ -270,6 +314,7 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         policy_uri: parse_optional_url("policy_uri", &input.policy_uri)?,
         id_token_signed_response_alg: id_token_alg(input.id_token_signed_response_alg.as_deref(), id_token_algs)?,
         jwks,
+        resources,
     })
 }
 
@@ -335,6 +380,7 @@ impl Portcullis {
             id_token_signed_response_alg: v.id_token_signed_response_alg,
             jwks: v.jwks,
             dpop_bound_access_tokens: input.dpop_bound_access_tokens,
+            resources: v.resources,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -386,6 +432,7 @@ impl Portcullis {
         }
         client.jwks = v.jwks;
         client.dpop_bound_access_tokens = input.dpop_bound_access_tokens;
+        client.resources = v.resources;
         client.updated_at = self.now();
         self.store.update_client(&client, &[]).await.map_err(|e| match e {
             crate::StoreError::Stale => stale_edit(),
@@ -423,6 +470,7 @@ impl Portcullis {
                 "dpop_bound_access_tokens",
                 before.dpop_bound_access_tokens != client.dpop_bound_access_tokens,
             ),
+            ("resources", before.resources != client.resources),
             // Ended by registering keys.
             ("secret", before.secret_hash != client.secret_hash),
         ]

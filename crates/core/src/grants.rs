@@ -73,13 +73,53 @@ struct Redemption<'a> {
     code: &'a Secret,
     redirect_uri: Option<&'a RedirectUri>,
     verifier: Option<&'a PkceVerifier>,
+    /// RFC 8707 §2.2.
+    resource: Option<&'a str>,
 }
 
-/// The tokens of a refresh beside the access token: the rotated refresh token, and the
-/// DPoP key the access token is bound to.
+/// What a refresh asks for (RFC 6749 §6, RFC 8707 §2.2).
+struct Refresh<'a> {
+    token: &'a Secret,
+    scope: Option<ScopeSet>,
+    resource: Option<&'a str>,
+}
+
+/// Whom an access token is for and whose key it is bound to.
+#[derive(Default)]
+struct Target {
+    /// RFC 8707: the API asked for, the token's `aud`; `None` for the server's
+    /// `access_token_audience`.
+    audience: Option<String>,
+    /// RFC 9449: the thumbprint of the DPoP key, `cnf.jkt`.
+    dpop_jkt: Option<String>,
+}
+
+/// The tokens of a refresh beside the access token: the rotated refresh token, and whom
+/// the access token is for.
 struct Refreshed {
     new_token: String,
-    dpop_jkt: Option<String>,
+    target: Target,
+}
+
+/// RFC 8707 §2.2: the API an access token is for: the one asked for at `/token`, or
+/// without one the one the grant was asked for (`granted`). One asked for must be the
+/// grant's, or for a grant of none one of the client's `resources`; and the API must
+/// still be registered for the client.
+fn audience(client: &Client, granted: Option<&str>, asked: Option<&str>) -> Result<Option<String>> {
+    let registered = |r: &str| client.resources.iter().any(|known| known == r);
+    match (asked, granted) {
+        (None, None) => Ok(None),
+        (None, Some(g)) | (Some(g), None) if registered(g) => Ok(Some(g.to_owned())),
+        (Some(a), Some(g)) if a == g && registered(g) => Ok(Some(g.to_owned())),
+        (Some(_), Some(_)) => Err(Error::oauth(
+            ErrorCode::InvalidTarget,
+            "resource is not the API this grant was asked for",
+        )),
+        _ => Err(Error::oauth(
+            ErrorCode::InvalidTarget,
+            "resource is not an API this client may ask for tokens to",
+        )),
+    }
 }
 
 /// RFC 9449 §5: a grant bound to a DPoP key is refreshed only with a proof signed by it.
@@ -141,20 +181,35 @@ impl Portcullis {
                 code,
                 redirect_uri,
                 code_verifier,
+                resource,
             } => {
                 let redeem = Redemption {
                     code: &code,
                     redirect_uri: redirect_uri.as_ref(),
                     verifier: code_verifier.as_ref(),
+                    resource: resource.as_deref(),
                 };
                 self.exchange_code(client, redeem, ip, dpop_jkt).await
             }
-            TokenRequest::RefreshToken { refresh_token, scope } => {
-                self.refresh(client, &refresh_token, scope, ip, dpop_jkt).await
+            TokenRequest::RefreshToken {
+                refresh_token,
+                scope,
+                resource,
+            } => {
+                let asked = Refresh {
+                    token: &refresh_token,
+                    scope,
+                    resource: resource.as_deref(),
+                };
+                self.refresh(client, asked, ip, dpop_jkt).await
             }
-            TokenRequest::ClientCredentials { scope } => {
+            TokenRequest::ClientCredentials { scope, resource } => {
                 let jkt = dpop_jkt.clone();
-                let response = self.client_credentials(client, scope, dpop_jkt).await?;
+                let target = Target {
+                    audience: audience(client, None, resource.as_deref())?,
+                    dpop_jkt,
+                };
+                let response = self.client_credentials(client, scope, target).await?;
                 // The queue takes it without waiting: the grant stays free of writes.
                 self.audit(
                     Event::new("token.issued")
@@ -182,6 +237,7 @@ impl Portcullis {
             code,
             redirect_uri,
             verifier,
+            resource,
         } = redeem;
         let now = self.now();
         let hash = sha256(code.expose().as_bytes());
@@ -237,6 +293,10 @@ impl Portcullis {
                 "the authorization code is bound to a DPoP key (dpop_jkt): send a DPoP proof signed with it",
             ));
         }
+        let target = Target {
+            audience: audience(client, stored.resource.as_deref(), resource)?,
+            dpop_jkt,
+        };
         self.id_token_key_for(client, &stored.scope)?;
         let user = self
             .store
@@ -255,8 +315,9 @@ impl Portcullis {
         // RFC 9449 §5: a public client's refresh tokens are bound to its proof's key; a
         // confidential client's are bound to it already by its authentication.
         if client.kind == ClientKind::Public {
-            grant.dpop_jkt = dpop_jkt.clone();
+            grant.dpop_jkt = target.dpop_jkt.clone();
         }
+        grant.resource = stored.resource.clone();
         let refresh = self.new_refresh_token(client, &grant, now)?;
         match self
             .store
@@ -281,7 +342,7 @@ impl Portcullis {
                 .ip(ip)
                 .detail(with_dpop_key(
                     serde_json::json!({"grant_type": "authorization_code", "grant_id": grant.id}),
-                    dpop_jkt.as_deref(),
+                    target.dpop_jkt.as_deref(),
                 )),
         );
         let ctx = UserContext {
@@ -295,7 +356,7 @@ impl Portcullis {
             &still_allowed(client, &grant.scope),
             Some(ctx),
             refresh.map(|(t, _)| t),
-            dpop_jkt,
+            target,
             now,
         )
         .await
@@ -319,19 +380,19 @@ impl Portcullis {
     async fn refresh(
         &self,
         client: &Client,
-        token: &Secret,
-        scope: Option<ScopeSet>,
+        asked: Refresh<'_>,
         ip: Option<String>,
         dpop_jkt: Option<String>,
     ) -> Result<TokenResponse> {
         let now = self.now();
-        let hash = sha256(token.expose().as_bytes());
-        let scope = scope.filter(|s| !s.is_empty());
+        let hash = sha256(asked.token.expose().as_bytes());
+        let scope = asked.scope.filter(|s| !s.is_empty());
         // The common case, a live token refreshed without narrowing the scope, is one store
         // statement (issue 7). Anything else, and every error, takes the general path below.
         // A public client's grant may be bound to a DPoP key, which is checked before its
         // token is used up: its refreshes take the general path.
         if scope.is_none()
+            && asked.resource.is_none()
             && client.kind == ClientKind::Confidential
             && client.grant_types.contains(&GrantType::RefreshToken)
             && self.id_token_alg_has_key(client)
@@ -352,7 +413,12 @@ impl Portcullis {
                 // client since): still bound, though its token is now used up.
                 bound_to(&grant, dpop_jkt.as_deref())?;
                 let scope = grant.scope.clone();
-                let tokens = Refreshed { new_token, dpop_jkt };
+                // The grant's API, unless the operator has taken it from the client since.
+                let target = Target {
+                    audience: audience(client, grant.resource.as_deref(), None)?,
+                    dpop_jkt,
+                };
+                let tokens = Refreshed { new_token, target };
                 return self.refreshed(client, &grant, &user, &scope, tokens, ip, now).await;
             }
         }
@@ -368,6 +434,10 @@ impl Portcullis {
         // by presenting it here, get the grant revoked (`/revoke` still ends it: RFC 7009
         // lets a public client revoke with its client_id alone).
         bound_to(&grant, dpop_jkt.as_deref())?;
+        let target = Target {
+            audience: audience(client, grant.resource.as_deref(), asked.resource)?,
+            dpop_jkt,
+        };
         // RFC 6749 §6: the new scope may only narrow the original grant. A token already
         // used skips the check: it goes on to reuse detection (RFC 9700 §4.14.2), which a
         // bad scope must not dodge.
@@ -430,10 +500,10 @@ impl Portcullis {
         }
         // RFC 9449 §5: a public client that refreshes with a proof binds its refresh
         // tokens to the proof's key from now on, even if its grant began without one.
-        if let (ClientKind::Public, None, Some(jkt)) = (client.kind, &grant.dpop_jkt, &dpop_jkt) {
+        if let (ClientKind::Public, None, Some(jkt)) = (client.kind, &grant.dpop_jkt, &target.dpop_jkt) {
             self.store.bind_grant_to_dpop_key(grant.id, jkt).await?;
         }
-        let tokens = Refreshed { new_token, dpop_jkt };
+        let tokens = Refreshed { new_token, target };
         self.refreshed(client, &grant, &user, &scope, tokens, ip, now).await
     }
 
@@ -483,7 +553,7 @@ impl Portcullis {
                 .ip(ip)
                 .detail(with_dpop_key(
                     serde_json::json!({"grant_id": grant.id}),
-                    tokens.dpop_jkt.as_deref(),
+                    tokens.target.dpop_jkt.as_deref(),
                 )),
         );
         // OIDC Core §12.2: a refreshed ID token carries no nonce.
@@ -498,7 +568,7 @@ impl Portcullis {
             &still_allowed(client, scope),
             Some(ctx),
             Some(tokens.new_token),
-            tokens.dpop_jkt,
+            tokens.target,
             now,
         )
         .await
@@ -509,7 +579,7 @@ impl Portcullis {
         &self,
         client: &Client,
         scope: Option<ScopeSet>,
-        dpop_jkt: Option<String>,
+        target: Target,
     ) -> Result<TokenResponse> {
         if client.kind != ClientKind::Confidential {
             return Err(Error::oauth(
@@ -542,7 +612,7 @@ impl Portcullis {
                     .cloned(),
             ),
         };
-        self.mint(Signing::Inline, client, &scope, None, None, dpop_jkt, self.now())
+        self.mint(Signing::Inline, client, &scope, None, None, target, self.now())
             .await
     }
 
@@ -568,6 +638,7 @@ impl Portcullis {
             expires_at: now + self.refresh_ttl(client).max(self.access_ttl(client)),
             revoked_at: None,
             dpop_jkt: None,
+            resource: None,
         }
     }
 
@@ -596,7 +667,8 @@ impl Portcullis {
     }
 
     /// Builds the claims and signs them where `signing` says: both signatures of a
-    /// response in one job. The access token is bound to the DPoP key `dpop_jkt`, if any.
+    /// response in one job. The access token is for `target`'s API and bound to its DPoP
+    /// key, if any.
     #[allow(clippy::too_many_arguments)]
     async fn mint(
         &self,
@@ -605,7 +677,7 @@ impl Portcullis {
         scope: &ScopeSet,
         user: Option<UserContext<'_>>,
         refresh_token: Option<String>,
-        dpop_jkt: Option<String>,
+        target: Target,
         now: OffsetDateTime,
     ) -> Result<TokenResponse> {
         let ring = self.keys.ring();
@@ -617,7 +689,9 @@ impl Portcullis {
                 .as_ref()
                 .map(|u| u.user.id.to_string())
                 .unwrap_or_else(|| client.id.as_str().to_owned()),
-            aud: self.settings.access_token_audience.clone(),
+            aud: target
+                .audience
+                .unwrap_or_else(|| self.settings.access_token_audience.clone()),
             client_id: client.id.as_str().to_owned(),
             scope: scope.as_string(),
             exp: iat + ttl.whole_seconds(),
@@ -629,7 +703,7 @@ impl Portcullis {
             }
             .to_string(),
             auth_time: user.as_ref().map(|u| u.grant.auth_time.unix_timestamp()),
-            cnf: dpop_jkt.map(|jkt| Confirmation { jkt }),
+            cnf: target.dpop_jkt.map(|jkt| Confirmation { jkt }),
         };
         let id_claims = match (&user, scope.contains("openid")) {
             (Some(u), true) => Some(IdTokenClaims {

@@ -75,6 +75,9 @@ pub struct Client {
     /// RFC 9449 §5.2 `dpop_bound_access_tokens`: the client's token requests must carry a
     /// DPoP proof, so all its access tokens are bound.
     pub dpop_bound_access_tokens: bool,
+    /// RFC 8707: the APIs (absolute URIs) the client may ask for access tokens to with
+    /// `resource`; such a token's `aud` is the one asked for.
+    pub resources: Vec<String>,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -219,6 +222,8 @@ pub struct AuthorizationCode {
     pub created_at: OffsetDateTime,
     /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to.
     pub dpop_jkt: Option<String>,
+    /// RFC 8707: the API the authorization request asked for.
+    pub resource: Option<String>,
 }
 
 /// A grant: what one user allowed one client, from which every refresh and access token
@@ -238,6 +243,8 @@ pub struct Grant {
     /// RFC 9449 §5: a public client's grant obtained with a DPoP proof is bound to the
     /// proof's key (this thumbprint): its refresh tokens need proofs signed with it.
     pub dpop_jkt: Option<String>,
+    /// RFC 8707: the API the grant was asked for: its access tokens' `aud`.
+    pub resource: Option<String>,
 }
 
 /// A refresh token, stored by digest. One grant has one live refresh token at a time.

@@ -204,6 +204,14 @@ impl Portcullis {
                 "the access token is invalid, expired or revoked",
             )
         })?;
+        // RFC 8707: a token asked for another API (`resource`) is that API's, not this
+        // endpoint's.
+        if claims.aud != self.settings.access_token_audience {
+            return Err(Error::oauth(
+                ErrorCode::InvalidToken,
+                "the access token is for another API (its aud is a resource): use one issued without resource",
+            ));
+        }
         self.check_binding(&claims, access_token, dpop, "/userinfo").await?;
         let scope = ScopeSet::parse(&claims.scope).map_err(|e| Error::Unexpected(e.0))?;
         if !scope.contains("openid") {

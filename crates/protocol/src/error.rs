@@ -59,6 +59,8 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 §8 and §9: the DPoP proof must carry the nonce in the `DPoP-Nonce` header.
     UseDpopNonce,
+    /// RFC 8707 §2: the `resource` asked for is not one the client may have a token for.
+    InvalidTarget,
 }
 
 impl ErrorCode {
@@ -88,6 +90,7 @@ impl ErrorCode {
             Self::SlowDown => "slow_down",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::InvalidTarget => "invalid_target",
         }
     }
 }

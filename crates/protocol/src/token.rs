@@ -15,14 +15,20 @@ pub enum TokenRequest {
         code: Secret,
         redirect_uri: Option<RedirectUri>,
         code_verifier: Option<PkceVerifier>,
+        /// RFC 8707 §2.2: the API the access token is for.
+        resource: Option<String>,
     },
     /// RFC 6749 §6.
     RefreshToken {
         refresh_token: Secret,
         scope: Option<ScopeSet>,
+        resource: Option<String>,
     },
     /// RFC 6749 §4.4.2.
-    ClientCredentials { scope: Option<ScopeSet> },
+    ClientCredentials {
+        scope: Option<ScopeSet>,
+        resource: Option<String>,
+    },
 }
 
 /// RFC 6749 §5.1 successful token response.

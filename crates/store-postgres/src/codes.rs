@@ -16,7 +16,7 @@ use crate::grants::revoke_for_replay;
 macro_rules! code_columns {
     () => {
         "code_hash, client_id, user_id, redirect_uri, redirect_uri_explicit, scope, code_challenge, nonce, \
-         auth_time, sid, expires_at, created_at, dpop_jkt"
+         auth_time, sid, expires_at, created_at, dpop_jkt, resource"
     };
 }
 
@@ -35,6 +35,7 @@ struct CodeRow {
     expires_at: OffsetDateTime,
     created_at: OffsetDateTime,
     dpop_jkt: Option<String>,
+    resource: Option<String>,
 }
 
 impl CodeRow {
@@ -54,6 +55,7 @@ impl CodeRow {
             expires_at: self.expires_at,
             created_at: self.created_at,
             dpop_jkt: self.dpop_jkt,
+            resource: self.resource,
         })
     }
 }
@@ -64,7 +66,7 @@ impl CodeRepo for PgStore {
         sqlx::query(concat!(
             "INSERT INTO auth_codes (",
             code_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(code.code_hash.as_slice())
         .bind(code.client_id.as_str())
@@ -79,6 +81,7 @@ impl CodeRepo for PgStore {
         .bind(code.expires_at)
         .bind(code.created_at)
         .bind(&code.dpop_jkt)
+        .bind(&code.resource)
         .execute(&self.pool)
         .await
         .conflict("authorization code")?;
@@ -120,8 +123,8 @@ impl CodeRepo for PgStore {
                  RETURNING grant_id), \
              g AS ( \
                  INSERT INTO grants (id, client_id, user_id, scope, auth_time, sid, nonce, created_at, \
-                                     expires_at, revoked_at, dpop_jkt) \
-                 SELECT grant_id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $18 FROM consumed \
+                                     expires_at, revoked_at, dpop_jkt, resource) \
+                 SELECT grant_id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $18, $19 FROM consumed \
                  RETURNING id), \
              r AS ( \
                  INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, \
@@ -147,6 +150,7 @@ impl CodeRepo for PgStore {
         .bind(refresh.map(|r| r.created_at))
         .bind(refresh.map(|r| r.expires_at))
         .bind(&grant.dpop_jkt)
+        .bind(&grant.resource)
         .fetch_optional(&self.pool)
         .await
         .conflict("grant")?;

@@ -17,7 +17,7 @@ use crate::rotation::{Rotation, Rotator};
 
 macro_rules! grant_columns {
     () => {
-        "id, client_id, user_id, scope, auth_time, sid, nonce, created_at, expires_at, revoked_at, dpop_jkt"
+        "id, client_id, user_id, scope, auth_time, sid, nonce, created_at, expires_at, revoked_at, dpop_jkt, resource"
     };
 }
 
@@ -34,6 +34,7 @@ pub(crate) struct GrantRow {
     expires_at: OffsetDateTime,
     revoked_at: Option<OffsetDateTime>,
     dpop_jkt: Option<String>,
+    resource: Option<String>,
 }
 
 impl GrantRow {
@@ -50,6 +51,7 @@ impl GrantRow {
             expires_at: self.expires_at,
             revoked_at: self.revoked_at,
             dpop_jkt: self.dpop_jkt,
+            resource: self.resource,
         })
     }
 }
@@ -301,7 +303,7 @@ impl RefreshRepo for PgStore {
     async fn get_refresh_token(&self, token_hash: &Digest) -> StoreResult<Option<(RefreshToken, Grant)>> {
         sqlx::query_as::<_, RefreshRow>(
             "SELECT g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, g.created_at, \
-                    g.expires_at, g.revoked_at, g.dpop_jkt, \
+                    g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, \
                     rt.token_hash AS rt_token_hash, rt.grant_id AS rt_grant_id, rt.client_id AS rt_client_id, \
                     rt.scope AS rt_scope, rt.created_at AS rt_created_at, rt.expires_at AS rt_expires_at, \
                     rt.used_at AS rt_used_at \
@@ -322,7 +324,7 @@ impl RefreshRepo for PgStore {
         // Grants cascade with their user, so the inner join loses no live grant.
         sqlx::query_as::<_, RefreshUserRow>(
             "SELECT g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, g.created_at, \
-                    g.expires_at, g.revoked_at, g.dpop_jkt, \
+                    g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, \
                     rt.token_hash AS rt_token_hash, rt.grant_id AS rt_grant_id, rt.client_id AS rt_client_id, \
                     rt.scope AS rt_scope, rt.created_at AS rt_created_at, rt.expires_at AS rt_expires_at, \
                     rt.used_at AS rt_used_at, \

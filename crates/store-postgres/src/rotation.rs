@@ -62,13 +62,13 @@ macro_rules! rotation_sql {
                  RETURNING req.new_hash, req.now AS req_now, req.expires_at AS req_expires_at, \
                            req.client_id AS req_client_id, \
                            g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, \
-                           g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt), \
+                           g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, g.resource), \
              fresh AS ( \
                  INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
                  SELECT new_hash, id, req_client_id, scope, req_now, LEAST(req_expires_at, expires_at), NULL FROM used \
                  RETURNING token_hash, grant_id, client_id, scope, created_at, expires_at, used_at) \
              SELECT used.id, used.client_id, used.user_id, used.scope, used.auth_time, used.sid, used.nonce, \
-                    used.created_at, used.expires_at, used.revoked_at, used.dpop_jkt, \
+                    used.created_at, used.expires_at, used.revoked_at, used.dpop_jkt, used.resource, \
                     fresh.token_hash AS rt_token_hash, fresh.grant_id AS rt_grant_id, \
                     fresh.client_id AS rt_client_id, fresh.scope AS rt_scope, \
                     fresh.created_at AS rt_created_at, fresh.expires_at AS rt_expires_at, \

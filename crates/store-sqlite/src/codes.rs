@@ -15,7 +15,7 @@ use crate::grants::{insert_grant, insert_refresh_token, revoke_for_replay};
 macro_rules! code_columns {
     () => {
         "code_hash, client_id, user_id, redirect_uri, redirect_uri_explicit, scope, code_challenge, nonce, \
-         auth_time, sid, expires_at, created_at, dpop_jkt"
+         auth_time, sid, expires_at, created_at, dpop_jkt, resource"
     };
 }
 
@@ -34,6 +34,7 @@ struct CodeRow {
     expires_at: i64,
     created_at: i64,
     dpop_jkt: Option<String>,
+    resource: Option<String>,
 }
 
 impl CodeRow {
@@ -53,6 +54,7 @@ impl CodeRow {
             expires_at: codec::time("auth_codes.expires_at", self.expires_at)?,
             created_at: codec::time("auth_codes.created_at", self.created_at)?,
             dpop_jkt: self.dpop_jkt,
+            resource: self.resource,
         })
     }
 }
@@ -63,7 +65,7 @@ impl CodeRepo for SqliteStore {
         sqlx::query(concat!(
             "INSERT INTO auth_codes (",
             code_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(code.code_hash.as_slice())
         .bind(code.client_id.as_str())
@@ -78,6 +80,7 @@ impl CodeRepo for SqliteStore {
         .bind(codec::ts(code.expires_at))
         .bind(codec::ts(code.created_at))
         .bind(&code.dpop_jkt)
+        .bind(&code.resource)
         .execute(&self.writer)
         .await
         .conflict("authorization code")?;

@@ -16,7 +16,7 @@ use crate::revocations;
 
 macro_rules! grant_columns {
     () => {
-        "id, client_id, user_id, scope, auth_time, sid, nonce, created_at, expires_at, revoked_at, dpop_jkt"
+        "id, client_id, user_id, scope, auth_time, sid, nonce, created_at, expires_at, revoked_at, dpop_jkt, resource"
     };
 }
 
@@ -33,6 +33,7 @@ pub(crate) struct GrantRow {
     expires_at: i64,
     revoked_at: Option<i64>,
     dpop_jkt: Option<String>,
+    resource: Option<String>,
 }
 
 impl GrantRow {
@@ -49,6 +50,7 @@ impl GrantRow {
             expires_at: codec::time("grants.expires_at", self.expires_at)?,
             revoked_at: codec::opt_time("grants.revoked_at", self.revoked_at)?,
             dpop_jkt: self.dpop_jkt,
+            resource: self.resource,
         })
     }
 }
@@ -86,7 +88,7 @@ pub(crate) async fn insert_grant(conn: &mut SqliteConnection, g: &Grant) -> Stor
     sqlx::query(concat!(
         "INSERT INTO grants (",
         grant_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
     .bind(codec::uuid_text(g.id))
     .bind(g.client_id.as_str())
@@ -99,6 +101,7 @@ pub(crate) async fn insert_grant(conn: &mut SqliteConnection, g: &Grant) -> Stor
     .bind(codec::ts(g.expires_at))
     .bind(g.revoked_at.map(codec::ts))
     .bind(&g.dpop_jkt)
+    .bind(&g.resource)
     .execute(conn)
     .await
     .conflict("grant")?;
@@ -126,7 +129,7 @@ pub(crate) async fn insert_refresh_token(conn: &mut SqliteConnection, t: &Refres
 /// A refresh token by digest with its grant and the grant's user, as `RefreshUserRow`.
 /// Grants cascade with their user, so the inner join loses no live grant.
 const REFRESH_WITH_USER: &str = "SELECT g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, \
-        g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, \
+        g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, \
         rt.token_hash AS rt_token_hash, rt.grant_id AS rt_grant_id, rt.client_id AS rt_client_id, \
         rt.scope AS rt_scope, rt.created_at AS rt_created_at, rt.expires_at AS rt_expires_at, \
         rt.used_at AS rt_used_at, \
@@ -361,7 +364,7 @@ impl RefreshRepo for SqliteStore {
     async fn get_refresh_token(&self, token_hash: &Digest) -> StoreResult<Option<(RefreshToken, Grant)>> {
         sqlx::query_as::<_, RefreshRow>(
             "SELECT g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, g.created_at, \
-                    g.expires_at, g.revoked_at, g.dpop_jkt, \
+                    g.expires_at, g.revoked_at, g.dpop_jkt, g.resource, \
                     rt.token_hash AS rt_token_hash, rt.grant_id AS rt_grant_id, rt.client_id AS rt_client_id, \
                     rt.scope AS rt_scope, rt.created_at AS rt_created_at, rt.expires_at AS rt_expires_at, \
                     rt.used_at AS rt_used_at \

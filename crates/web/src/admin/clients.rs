@@ -44,6 +44,8 @@ pub struct ClientFields {
     pub access_token_ttl: String,
     pub refresh_token_ttl: String,
     pub cors_origins: String,
+    /// RFC 8707 APIs, one a line.
+    pub resources: String,
     pub logo_uri: String,
     pub policy_uri: String,
     /// Empty for the default (RS256).
@@ -92,6 +94,7 @@ impl ClientFields {
             access_token_ttl: p.one("access_token_ttl"),
             refresh_token_ttl: p.one("refresh_token_ttl"),
             cors_origins: p.one("cors_origins"),
+            resources: p.one("resources"),
             logo_uri: p.one("logo_uri"),
             policy_uri: p.one("policy_uri"),
             id_token_signed_response_alg: p.one("id_token_signed_response_alg"),
@@ -114,6 +117,7 @@ impl ClientFields {
             access_token_ttl: c.access_token_ttl.map(|t| t.to_string()).unwrap_or_default(),
             refresh_token_ttl: c.refresh_token_ttl.map(|t| t.to_string()).unwrap_or_default(),
             cors_origins: joined(c.cors_origins.iter().map(String::as_str)),
+            resources: joined(c.resources.iter().map(String::as_str)),
             logo_uri: c.logo_uri.clone().unwrap_or_default(),
             policy_uri: c.policy_uri.clone().unwrap_or_default(),
             id_token_signed_response_alg: c
@@ -149,6 +153,7 @@ impl ClientFields {
             access_token_ttl: optional_seconds("access_token_ttl", &self.access_token_ttl)?,
             refresh_token_ttl: optional_seconds("refresh_token_ttl", &self.refresh_token_ttl)?,
             cors_origins: lines(&self.cors_origins),
+            resources: lines(&self.resources),
             logo_uri: optional_text(&self.logo_uri),
             policy_uri: optional_text(&self.policy_uri),
             id_token_signed_response_alg: optional_text(&self.id_token_signed_response_alg),
@@ -181,6 +186,7 @@ pub fn label(field: &str) -> &'static str {
         "access_token_ttl" => "Access token lifetime",
         "refresh_token_ttl" => "Refresh token lifetime",
         "cors_origins" => "Allowed CORS origins",
+        "resources" => "APIs (resource indicators)",
         "logo_uri" => "Logo URL",
         "policy_uri" => "Policy URL",
         "id_token_signed_response_alg" => "ID token signature",
@@ -421,6 +427,7 @@ fn details(c: &Client) -> Vec<Detail> {
         one("Access token lifetime", ttl(c.access_token_ttl)),
         one("Refresh token lifetime", ttl(c.refresh_token_ttl)),
         many("Allowed CORS origins", c.cors_origins.clone()),
+        many("APIs (resource indicators)", c.resources.clone()),
         many("Logo URL", c.logo_uri.iter().cloned().collect()),
         many("Policy URL", c.policy_uri.iter().cloned().collect()),
         one(

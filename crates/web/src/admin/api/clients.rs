@@ -61,6 +61,9 @@ pub struct ClientBody {
     /// RFC 9449 §5.2: every token request must carry a DPoP proof.
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
+    /// RFC 8707: the APIs the client may ask for access tokens to.
+    #[serde(default)]
+    pub resources: Vec<String>,
     /// `PUT` only, optional: the `revision` the caller read. If the client has changed
     /// since, the replacement is refused (400, field `revision`). Refused on `POST`.
     pub revision: Option<i64>,
@@ -106,6 +109,7 @@ impl ClientBody {
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             jwks,
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
+            resources: self.resources,
             if_revision: self.revision,
         })
     }
@@ -200,7 +204,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 16] = [
+const SETTINGS: [&str; 17] = [
     "name",
     "kind",
     "redirect_uris",
@@ -217,6 +221,7 @@ const SETTINGS: [&str; 16] = [
     "id_token_signed_response_alg",
     "jwks",
     "dpop_bound_access_tokens",
+    "resources",
 ];
 
 /// `PATCH /clients/{client_id}`: changes the settings the body names and keeps the
