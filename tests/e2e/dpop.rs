@@ -649,6 +649,45 @@ async fn nonces_when_required(backend: Backend) {
         assert_error(&got, 400, "use_dpop_nonce", "DPoP-Nonce");
     }
 
+    // A private_key_jwt client asked for a nonce sends the same assertion again: the
+    // nonce is asked for before the assertion is spent.
+    let keyed = client_key(SigningAlg::ES256, "keyed").await;
+    let input = portcullis_core::clients::ClientInput {
+        name: "Keyed".into(),
+        kind: Some(portcullis_core::model::ClientKind::Confidential),
+        grant_types: vec!["client_credentials".into()],
+        scopes: "api:read".into(),
+        jwks: Some(json!({"keys": [keyed.jwk]}).to_string()),
+        ..Default::default()
+    };
+    let (keyed_client, _) = app.core.create_client(&input, "test").await.unwrap();
+    let assertion = crate::private_key_jwt::sign(
+        &keyed,
+        &crate::private_key_jwt::claims(keyed_client.id.as_str(), &app.issuer),
+    );
+    let send = |proof: String| {
+        let assertion = assertion.clone();
+        let token_url = token_url.clone();
+        async move {
+            let r = http()
+                .post(&token_url)
+                .header("DPoP", proof)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", crate::private_key_jwt::ASSERTION_TYPE),
+                    ("client_assertion", assertion.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let got = send(proof(&key, "POST", &token_url, None)).await;
+    assert_error(&got, 400, "use_dpop_nonce", "DPoP-Nonce");
+    let (s, body) = send(with_nonce("POST", &token_url, None, &nonce)).await;
+    assert_eq!((s, body["token_type"].as_str()), (200, Some("DPoP")), "{body}");
+
     // /userinfo: a 401 with a DPoP challenge naming use_dpop_nonce, and the nonce.
     let code = sign_in(&app, &authorize_url(&app, me.0, &[])).await;
     let (s, tokens) = token(

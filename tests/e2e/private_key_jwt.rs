@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::admin_support::{ADMIN_PASSWORD, Api, Pages, api_key, assert_field, operator};
 use crate::code_flow::{PASSWORD, REDIRECT, authorize_in_browser};
 
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A client's key pair: its private half signs assertions, its public JWK is registered.
 pub(crate) struct ClientKey {
@@ -48,7 +48,7 @@ pub(crate) async fn client_key(alg: SigningAlg, kid: &str) -> ClientKey {
 }
 
 /// The claims of a good assertion from `client_id` to `aud`, expiring in a minute.
-fn claims(client_id: &str, aud: &str) -> Value {
+pub(crate) fn claims(client_id: &str, aud: &str) -> Value {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     json!({
         "iss": client_id,
@@ -60,7 +60,7 @@ fn claims(client_id: &str, aud: &str) -> Value {
     })
 }
 
-fn sign(key: &ClientKey, claims: &Value) -> String {
+pub(crate) fn sign(key: &ClientKey, claims: &Value) -> String {
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.clone());
     jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()

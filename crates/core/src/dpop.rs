@@ -47,6 +47,13 @@ fn nonce_window(at: OffsetDateTime) -> i64 {
     at.unix_timestamp().div_euclid(NONCE_WINDOW)
 }
 
+fn use_dpop_nonce() -> Error {
+    Error::oauth(
+        ErrorCode::UseDpopNonce,
+        "the DPoP proof needs the nonce this server sends in the DPoP-Nonce header",
+    )
+}
+
 fn invalid_proof(why: impl Into<String>) -> Error {
     Error::oauth(ErrorCode::InvalidDpopProof, why)
 }
@@ -71,6 +78,12 @@ pub fn is_thumbprint(value: &str) -> bool {
 /// the case of the scheme and host, the default port and dot segments, and
 /// `normalize_percent` the percent-encoding of the path.
 fn same_target(htu: &str, endpoint: &str) -> bool {
+    // RFC 3986 §2 and §3: an absolute URI has no spaces, control characters, backslashes
+    // or characters outside ASCII, and an authority after `//`; the URL parser would
+    // mend each of these (WHATWG URL), which a proof's htu does not need.
+    if !htu.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') || !htu.contains("://") {
+        return false;
+    }
     let bare = |s: &str| {
         url::Url::parse(s).ok().map(|mut u| {
             u.set_query(None);
@@ -160,6 +173,25 @@ impl Portcullis {
             .any(|t| crate::crypto::digest_eq_slice(&t[..16], tag))
     }
 
+    /// RFC 9449 §8, before anything is spent: with `require_dpop_nonce`, a proof without
+    /// a fresh nonce gets `use_dpop_nonce` before the client authenticates, so the retry
+    /// the client is asked for can use the same client assertion (whose `jti` the
+    /// authentication records). Only the nonce is looked at here: a malformed proof passes
+    /// to be refused, with its reason, by `verify_dpop_proof`.
+    pub fn dpop_nonce_precheck(&self, proof: &str) -> Result<()> {
+        if !self.settings.require_dpop_nonce {
+            return Ok(());
+        }
+        match jws::split(proof, "the DPoP proof", MAX_PROOF_BYTES) {
+            Ok(parts) if !self.has_fresh_nonce(&parts) => Err(use_dpop_nonce()),
+            _ => Ok(()),
+        }
+    }
+
+    fn has_fresh_nonce(&self, parts: &jws::Compact<'_>) -> bool {
+        parts.claim_str("nonce").is_some_and(|n| self.dpop_nonce_is_fresh(n))
+    }
+
     /// Checks a DPoP proof (RFC 9449 §4.3) and returns the thumbprint of its key. Refused
     /// with `invalid_dpop_proof` saying why; a proof is accepted once.
     pub async fn verify_dpop_proof(&self, proof: &str, ctx: ProofContext<'_>) -> Result<String> {
@@ -245,11 +277,8 @@ impl Portcullis {
         }
         // §8: with nonces required, one this server made recently; a client without one
         // gets `use_dpop_nonce` and the nonce in `DPoP-Nonce`, and tries again.
-        if self.settings.require_dpop_nonce && !parts.claim_str("nonce").is_some_and(|n| self.dpop_nonce_is_fresh(n)) {
-            return Err(Error::oauth(
-                ErrorCode::UseDpopNonce,
-                "the DPoP proof needs the nonce this server sends in the DPoP-Nonce header",
-            ));
+        if self.settings.require_dpop_nonce && !self.has_fresh_nonce(&parts) {
+            return Err(use_dpop_nonce());
         }
         let jkt = thumbprint(&jwk);
         // RFC 9449 §11.1: kept until no node would take the proof as recent enough, and
@@ -298,6 +327,15 @@ mod tests {
         assert!(!same_target("http://auth.example.com/token", at));
         assert!(!same_target("https://evil.example.com/token", at));
         assert!(!same_target("/token", at));
+        for mended in [
+            " https://auth.example.com/token",
+            "https://auth.example.com/to\tken",
+            "https:auth.example.com/token",
+            "https:\\\\auth.example.com\\token",
+            "https://auth.example.com/token\u{0}",
+        ] {
+            assert!(!same_target(mended, at), "{mended:?}");
+        }
         // RFC 3986 §6.2.2: percent-encoded unreserved characters are those characters,
         // hex digits are compared in upper case, and dot segments are removed.
         assert!(same_target("https://auth.example.com/%74oken", at));

@@ -33,6 +33,15 @@ pub(crate) fn proof(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         .map_err(|_| ApiError::new(ErrorCode::InvalidDpopProof, "the DPoP header is not readable"))
 }
 
+/// RFC 9449 §8: with nonces required, a proof without a fresh one is answered
+/// `use_dpop_nonce` before the client authenticates, which would spend its assertion.
+pub(crate) fn nonce_first(core: &Portcullis, headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(proof) = proof(headers)? {
+        core.dpop_nonce_precheck(proof)?;
+    }
+    Ok(())
+}
+
 /// The thumbprint of the key of the DPoP proof a `POST` to `path` carries, checked
 /// (§4.3), or `None` without a proof.
 pub(crate) async fn proof_key(core: &Portcullis, headers: &HeaderMap, path: &str) -> Result<Option<String>, ApiError> {

@@ -27,6 +27,7 @@ pub async fn par_post(
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    dpop::nonce_first(&state.core, &headers)?;
     let (form, client) = authenticated_form(
         &state.core,
         &headers,
