@@ -65,7 +65,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The code exactly as written on the wire.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidClient => "invalid_client",

@@ -12,10 +12,8 @@ use serde::Serialize;
 use crate::dpop::PROOF_ALGORITHMS;
 use crate::error::{AuthError, InvalidToken};
 
-/// RFC 9449 §7.1 error code for a proof that is missing or fails a check. Spelled here:
-/// the `ErrorCode` enum of `portcullis-protocol` is the server's wire vocabulary, and this
-/// crate answers with it without depending on a new variant of it.
-const INVALID_DPOP_PROOF: &str = "invalid_dpop_proof";
+/// RFC 9449 §7.1 error code for a proof that is missing or fails a check.
+const INVALID_DPOP_PROOF: &str = portcullis_protocol::ErrorCode::InvalidDpopProof.as_str();
 
 /// The authorization scheme a request used, and so the one its challenge names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,11 +26,13 @@ pub(crate) enum Scheme {
 
 impl Scheme {
     /// The scheme to answer an error with when the request's is not known (an error a
-    /// handler returns): a problem only DPoP has is answered in its terms.
+    /// handler returns): a problem only DPoP has is answered in its terms, and so is a
+    /// missing scope of claims that came with the DPoP scheme.
     pub(crate) fn answering(error: &AuthError) -> Self {
         match error {
             AuthError::InvalidDpopProof(_)
-            | AuthError::InvalidToken(InvalidToken::NotDpopBound | InvalidToken::DpopKeyMismatch) => Self::Dpop,
+            | AuthError::InvalidToken(InvalidToken::NotDpopBound | InvalidToken::DpopKeyMismatch)
+            | AuthError::InsufficientScope { dpop: true, .. } => Self::Dpop,
             _ => Self::Bearer,
         }
     }
@@ -46,11 +46,12 @@ impl Scheme {
 }
 
 /// RFC 6749 §5.2 body; the same members as `ErrorResponse`, with a code that may be one
-/// `ErrorCode` lacks.
+/// `ErrorCode` lacks. The description goes through the same `error_description` filter,
+/// so a Bearer answer's body is what it was before DPoP support, byte for byte.
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
-    error_description: &'a str,
+    error_description: String,
 }
 
 /// The response for `error`: its status, the challenge of `scheme` with `realm`, and when
@@ -64,12 +65,15 @@ pub(crate) fn error_response(error: &AuthError, realm: Option<&str>, scheme: Sch
         AuthError::InvalidRequest(d) => (Some(ErrorCode::InvalidRequest.as_str()), Some(*d), None),
         AuthError::InvalidToken(reason) => (Some(ErrorCode::InvalidToken.as_str()), Some(reason.description()), None),
         AuthError::InvalidDpopProof(reason) => (Some(INVALID_DPOP_PROOF), Some(reason.description()), None),
-        AuthError::InsufficientScope { required } => (
+        AuthError::InsufficientScope { required, .. } => (
             Some(ErrorCode::InsufficientScope.as_str()),
             Some("the token lacks a scope this request needs"),
             Some(required.as_str()),
         ),
-        AuthError::Upstream { .. } | AuthError::Config(_) | AuthError::DpopReplayCacheFull { .. } => {
+        AuthError::Upstream { .. }
+        | AuthError::Config(_)
+        | AuthError::DpopReplayCacheFull { .. }
+        | AuthError::DpopKeyQuotaExceeded { .. } => {
             return unavailable(error, status);
         }
     };
@@ -78,7 +82,7 @@ pub(crate) fn error_response(error: &AuthError, realm: Option<&str>, scheme: Sch
             status,
             Json(ErrorBody {
                 error,
-                error_description,
+                error_description: portcullis_protocol::error_description(error_description),
             }),
         )
             .into_response(),
@@ -96,18 +100,30 @@ pub(crate) fn error_response(error: &AuthError, realm: Option<&str>, scheme: Sch
     response
 }
 
-/// `503` with no challenge: the request may be fine, we cannot tell now. The cause is for
-/// operators, not callers.
+/// `503` (or `429` for one DPoP key over its quota) with no challenge: the request may be
+/// fine, we cannot take it now. The cause is for operators, not callers.
 fn unavailable(error: &AuthError, status: StatusCode) -> Response {
-    let description = match error {
-        // Logged where it happened, once.
-        AuthError::DpopReplayCacheFull { .. } => "the resource server is busy; try again later",
+    let (code, description) = match error {
+        // Logged where they happened, once.
+        AuthError::DpopReplayCacheFull { .. } => (
+            ErrorCode::TemporarilyUnavailable,
+            "the resource server is busy; try again later",
+        ),
+        // RFC 6585 §4; `slow_down` as the authorization server says it to a client over its
+        // rate limit.
+        AuthError::DpopKeyQuotaExceeded { .. } => (
+            ErrorCode::SlowDown,
+            "too many DPoP proofs of this key in a short time; try again later",
+        ),
         _ => {
             tracing::error!(error = %error, cause = ?std::error::Error::source(error), "token validation unavailable");
-            "the authorization server cannot be reached; try again later"
+            (
+                ErrorCode::TemporarilyUnavailable,
+                "the authorization server cannot be reached; try again later",
+            )
         }
     };
-    let body = ErrorResponse::new(ErrorCode::TemporarilyUnavailable, description);
+    let body = ErrorResponse::new(code, description);
     let mut response = (status, Json(body)).into_response();
     // RFC 9110 §10.2.3: pass the wait on, in whole seconds rounded up, so the caller does
     // not retry while we would refuse anyway.
@@ -251,8 +267,30 @@ mod tests {
         assert!(challenges_of(&response).is_empty());
     }
 
+    /// One key over its share of the replay cache: 429 with the wait, `slow_down` as the
+    /// authorization server says it, no challenge (the credentials are not at fault).
+    #[tokio::test]
+    async fn key_over_its_quota_is_429_with_retry_after() {
+        let error = AuthError::DpopKeyQuotaExceeded {
+            retry_after: Duration::from_secs(421),
+        };
+        let response = error_response(&error, Some("api"), Scheme::Dpop, true);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[RETRY_AFTER], "421");
+        assert!(challenges_of(&response).is_empty());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "slow_down");
+    }
+
     #[test]
     fn handler_errors_pick_their_scheme() {
+        let scope = |dpop| AuthError::InsufficientScope {
+            required: "x".into(),
+            dpop,
+        };
+        assert_eq!(Scheme::answering(&scope(true)), Scheme::Dpop);
+        assert_eq!(Scheme::answering(&scope(false)), Scheme::Bearer);
         assert_eq!(Scheme::answering(&InvalidDpopProof::Expired.into()), Scheme::Dpop);
         assert_eq!(Scheme::answering(&InvalidToken::DpopKeyMismatch.into()), Scheme::Dpop);
         assert_eq!(Scheme::answering(&InvalidToken::Expired.into()), Scheme::Bearer);

@@ -53,7 +53,10 @@ impl VerifiedClaims {
     }
 
     /// Fails with [`AuthError::InsufficientScope`] (a `403` with `error="insufficient_scope"`
-    /// when returned from a handler) unless the token carries `scope`.
+    /// when returned from a handler) unless the token carries `scope`. For claims that came
+    /// with the DPoP scheme (they have a [`dpop_jkt`](Self::dpop_jkt)) the error says so, and
+    /// its challenge is a `DPoP` one with `algs` (RFC 9449 §7.1); it has no realm, which only
+    /// the validator knows ([`Scoped`](crate::Scoped) includes it).
     ///
     /// ```
     /// # use portcullis_resource::{AuthError, VerifiedClaims};
@@ -74,6 +77,7 @@ impl VerifiedClaims {
         } else {
             Err(AuthError::InsufficientScope {
                 required: scopes.join(" "),
+                dpop: self.dpop_jkt.is_some(),
             })
         }
     }
@@ -84,18 +88,24 @@ impl VerifiedClaims {
     }
 }
 
-/// Reads a token's `cnf` (RFC 7800 §3.1), given as present-or-not JSON (`null` counts as
-/// present): `None` for an unbound token, the `jkt` of a DPoP-bound one (RFC 9449 §6).
+/// Reads a token's `cnf` (RFC 7800 §3.1): `None` for an unbound token, the `jkt` of a
+/// DPoP-bound one (RFC 9449 §6). A `cnf` of `null` is no `cnf`, as it always was here:
+/// serde reads it as absent, and a token's meaning must not change when DPoP is turned on.
 ///
-/// A `cnf` that is not an object, is empty, or whose `jkt` is not the base64url of a
-/// SHA-256 digest makes the token [`InvalidToken::Malformed`]. A `cnf` with any other
-/// member (`x5t#S256` of RFC 8705, or one we do not know) binds the token to something this
-/// crate cannot check, so it is [`InvalidToken::BoundToKey`]: never taken as a bearer token,
-/// nor as a DPoP one.
-pub(crate) fn dpop_binding(cnf: Option<Value>) -> Result<Option<String>, InvalidToken> {
-    let Some(cnf) = cnf else {
+/// With DPoP off (`dpop_enabled` false) any other `cnf` is [`InvalidToken::BoundToKey`], as
+/// before DPoP support: the token is bound to something this validator does not check.
+/// With DPoP on, a `cnf` that is not an object, is empty, or whose `jkt` is not the
+/// base64url of a SHA-256 digest makes the token [`InvalidToken::Malformed`]; a `cnf` with
+/// any other member (`x5t#S256` of RFC 8705, or one we do not know) binds the token to
+/// something this crate cannot check, so it is [`InvalidToken::BoundToKey`]: never taken as
+/// a bearer token, nor as a DPoP one.
+pub(crate) fn dpop_binding(cnf: Option<Value>, dpop_enabled: bool) -> Result<Option<String>, InvalidToken> {
+    let Some(cnf) = cnf.filter(|c| !c.is_null()) else {
         return Ok(None);
     };
+    if !dpop_enabled {
+        return Err(InvalidToken::BoundToKey);
+    }
     let Value::Object(mut members) = cnf else {
         return Err(InvalidToken::Malformed);
     };
@@ -114,12 +124,6 @@ pub(crate) fn dpop_binding(cnf: Option<Value>) -> Result<Option<String>, Invalid
 /// thumbprint.
 fn is_sha256_b64url(value: &str) -> bool {
     value.len() == 43 && URL_SAFE_NO_PAD.decode(value).is_ok_and(|d| d.len() == 32)
-}
-
-/// For `cnf` members: called only when the member is there, so that `"cnf": null` reads as
-/// present (and malformed) rather than as absent.
-pub(crate) fn present_value<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    <Value as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
 /// Splits an RFC 6749 §3.3 scope string; repeated spaces are tolerated.
@@ -159,7 +163,9 @@ mod tests {
         assert!(!c.has_scope("NOTES:READ"));
         assert!(c.require_scope("openid").is_ok());
         let err = c.require_scopes(&["notes:read", "notes:write"]).unwrap_err();
-        assert!(matches!(err, AuthError::InsufficientScope { ref required } if required == "notes:read notes:write"));
+        assert!(
+            matches!(err, AuthError::InsufficientScope { ref required, dpop: false } if required == "notes:read notes:write")
+        );
     }
 
     /// RFC 7800 §3.1, RFC 9449 §6: what a `cnf` makes of a token.
@@ -167,10 +173,13 @@ mod tests {
     fn confirmation_members() {
         use serde_json::json;
         let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
-        assert_eq!(dpop_binding(None), Ok(None));
-        assert_eq!(dpop_binding(Some(json!({ "jkt": jkt }))), Ok(Some(jkt.to_owned())));
+        assert_eq!(dpop_binding(None, true), Ok(None));
+        assert_eq!(dpop_binding(Some(json!(null)), true), Ok(None));
+        assert_eq!(
+            dpop_binding(Some(json!({ "jkt": jkt })), true),
+            Ok(Some(jkt.to_owned()))
+        );
         for malformed in [
-            json!(null),
             json!("jkt"),
             json!([jkt]),
             json!({}),
@@ -182,8 +191,14 @@ mod tests {
             json!({ "jkt": jkt.replace('-', "+") }),
         ] {
             assert_eq!(
-                dpop_binding(Some(malformed.clone())),
+                dpop_binding(Some(malformed.clone()), true),
                 Err(InvalidToken::Malformed),
+                "{malformed}"
+            );
+            // With DPoP off, as before it: bound to what this validator cannot check.
+            assert_eq!(
+                dpop_binding(Some(malformed.clone()), false),
+                Err(InvalidToken::BoundToKey),
                 "{malformed}"
             );
         }
@@ -192,11 +207,35 @@ mod tests {
             json!({ "jkt": jkt, "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" }),
             json!({ "jwk": { "kty": "EC" } }),
         ] {
-            assert_eq!(
-                dpop_binding(Some(other.clone())),
-                Err(InvalidToken::BoundToKey),
-                "{other}"
-            );
+            for dpop_enabled in [true, false] {
+                assert_eq!(
+                    dpop_binding(Some(other.clone()), dpop_enabled),
+                    Err(InvalidToken::BoundToKey),
+                    "{other}"
+                );
+            }
         }
+        assert_eq!(dpop_binding(None, false), Ok(None));
+        assert_eq!(dpop_binding(Some(json!(null)), false), Ok(None));
+        assert_eq!(
+            dpop_binding(Some(json!({ "jkt": jkt })), false),
+            Err(InvalidToken::BoundToKey)
+        );
+    }
+
+    /// A missing scope says whether the claims came with the DPoP scheme, so the challenge
+    /// can answer in it.
+    #[test]
+    fn insufficient_scope_knows_the_scheme() {
+        let mut c = claims("notes:read");
+        assert!(matches!(
+            c.require_scope("x"),
+            Err(AuthError::InsufficientScope { dpop: false, .. })
+        ));
+        c.dpop_jkt = Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into());
+        assert!(matches!(
+            c.require_scopes(&["x", "y"]),
+            Err(AuthError::InsufficientScope { dpop: true, ref required }) if required == "x y"
+        ));
     }
 }

@@ -25,9 +25,9 @@ use crate::error::{AuthError, InvalidDpopProof, InvalidToken};
 use crate::http::require_https;
 use crate::jwt::{is_media_type, present};
 
-use self::htu::BaseUrl;
+use self::htu::{BaseUrl, Mismatch};
 use self::key::{ProofKey, proof_algorithm};
-use self::replay::{Refusal, ReplayCache};
+use self::replay::{KeyId, ProofId, Refusal, ReplayCache};
 
 /// How old a proof's `iat` may be unless configured otherwise. RFC 9449 §11.1 leaves the
 /// window to the server; five minutes covers clock skew and a slow network without keeping
@@ -39,8 +39,30 @@ pub const DEFAULT_PROOF_MAX_AGE: Duration = Duration::from_secs(300);
 pub const DEFAULT_PROOF_MAX_FUTURE: Duration = Duration::from_secs(60);
 
 /// The most proofs remembered against replay unless configured otherwise. Each takes about
-/// 100 bytes, so the default bounds the cache to about 10 MB.
+/// 150 bytes, so the default bounds the cache to about 15 MB.
+///
+/// A proof is remembered from when it is accepted until [`REPLAY_MARGIN`] (or `max_future`,
+/// if longer) after its `iat` leaves the window: with the default window and a proof made
+/// just now, 5 min + 60 s + 1 s = 361 s. So a process takes at most
+/// `max_entries / 361 s` ≈ 277 DPoP requests per second on average with the defaults;
+/// past that, new proofs get [`AuthError::DpopReplayCacheFull`] (503) until a slot frees.
 pub const DEFAULT_REPLAY_CACHE_MAX_ENTRIES: usize = 100_000;
+
+/// Unless configured otherwise, one key (one client instance) may hold at most the replay
+/// cache's size divided by this: a tenth of it, 10 000 proofs with
+/// [`DEFAULT_REPLAY_CACHE_MAX_ENTRIES`] — ≈ 27 requests per second sustained over the 361 s
+/// a proof is remembered, far more than one client makes. Past it, that key's new proofs
+/// get [`AuthError::DpopKeyQuotaExceeded`] (429), and every other key goes on being served:
+/// one client with one bound token cannot fill the cache and lock every other DPoP client
+/// out (RFC 9449 §11.1 asks for the memory, not at whose expense).
+pub const DEFAULT_REPLAY_CACHE_KEY_SHARE_DIVISOR: usize = 10;
+
+/// How much longer than its window a proof is remembered, at least (`max_future` if that is
+/// longer). Without it, a proof forgotten the second its `iat` left the window would be
+/// accepted again if the clock then stepped back (NTP, a VM resumed); the margin covers a
+/// step of that size. The authorization server keeps its `jti` records 5 minutes past the
+/// window for the same reason, between nodes whose clocks disagree.
+pub const REPLAY_MARGIN: Duration = Duration::from_secs(60);
 
 /// The longest proof age a builder accepts: a proof is remembered for that long, and a
 /// longer window makes a stolen proof usable longer too.
@@ -55,8 +77,8 @@ pub const MAX_PROOF_FUTURE: Duration = Duration::from_secs(300);
 /// Ed25519. Never `none` nor an HMAC algorithm (RFC 9449 §4.3 step 5).
 pub const PROOF_ALGORITHMS: &str = "ES256 ES384 EdDSA Ed25519 RS256 RS384 RS512 PS256 PS384 PS512";
 
-/// Longest proof we look at. A proof with a 8192-bit RSA key (the largest accepted) is
-/// under 5 KiB; this bounds the work a garbage header can cause.
+/// Longest proof we look at. A proof with a 4096-bit RSA key (the largest accepted) is
+/// under 3 KiB; this bounds the work a garbage header can cause.
 pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
 
 /// RFC 9449 §4.2: the `jti` is at most this many characters here (a UUID or 16 random
@@ -70,6 +92,8 @@ pub(crate) struct DpopOptions {
     pub max_age: Duration,
     pub max_future: Duration,
     pub max_entries: usize,
+    /// `None`: a [tenth](DEFAULT_REPLAY_CACHE_KEY_SHARE_DIVISOR) of `max_entries`.
+    pub max_entries_per_key: Option<usize>,
 }
 
 impl Default for DpopOptions {
@@ -79,6 +103,7 @@ impl Default for DpopOptions {
             max_age: DEFAULT_PROOF_MAX_AGE,
             max_future: DEFAULT_PROOF_MAX_FUTURE,
             max_entries: DEFAULT_REPLAY_CACHE_MAX_ENTRIES,
+            max_entries_per_key: None,
         }
     }
 }
@@ -115,14 +140,25 @@ impl DpopOptions {
                     .into(),
             ));
         }
+        let max_per_key = match self.max_entries_per_key {
+            Some(0) => {
+                return Err(AuthError::Config(
+                    "the DPoP replay cache needs room for at least one proof per key".into(),
+                ));
+            }
+            // A quota over the whole cache is no quota: as if it were the whole cache.
+            Some(n) => n.min(self.max_entries),
+            None => (self.max_entries / DEFAULT_REPLAY_CACHE_KEY_SHARE_DIVISOR).max(1),
+        };
         let seconds = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         Ok(Some(DpopVerifier {
             base_url,
             base,
             max_age: seconds(self.max_age),
             max_future: seconds(self.max_future),
+            margin: seconds(self.max_future.max(REPLAY_MARGIN)),
             clock,
-            replay: Mutex::new(ReplayCache::new(self.max_entries)),
+            replay: Mutex::new(ReplayCache::new(self.max_entries, max_per_key)),
         }))
     }
 }
@@ -136,6 +172,8 @@ pub(crate) struct DpopVerifier {
     max_age: i64,
     /// Seconds a proof's `iat` may be in the future.
     max_future: i64,
+    /// Seconds a proof is remembered past its window: [`REPLAY_MARGIN`] or `max_future`.
+    margin: i64,
     clock: Arc<dyn Clock>,
     replay: Mutex<ReplayCache>,
 }
@@ -179,8 +217,11 @@ pub(crate) struct CheckedProof {
     pub jkt: String,
     /// What the replay cache remembers the proof by: SHA-256 of the key's thumbprint and the
     /// `jti` (RFC 9449 §11.1: a `jti` is unique per key).
-    replay_key: [u8; 32],
-    /// The last second at which the proof could still be accepted, plus one.
+    replay_key: ProofId,
+    /// Whose proof it is, for the per-key quota: SHA-256 of the key's thumbprint.
+    owner: KeyId,
+    /// Until when the proof is remembered (exclusive): the last second at which it could
+    /// still be accepted, plus one, plus the margin for a clock stepping back.
     until: i64,
 }
 
@@ -189,7 +230,8 @@ pub(crate) struct CheckedProof {
 pub(crate) struct ProofTarget<'a> {
     /// The request method, as sent.
     pub method: &'a str,
-    /// The request path as the client sent it (without query), appended to the base URL.
+    /// The request path (without query) exactly as the router saw it, appended to the base
+    /// URL; it must be in normal form already (see [`BaseUrl::matches`]).
     pub path: &'a str,
 }
 
@@ -224,10 +266,19 @@ impl DpopVerifier {
         }
         // The token may have taken an introspection call: read the clock again.
         let now = unix_seconds(self.clock.now());
-        let refusal = self.lock_replay().remember(checked.replay_key, checked.until, now);
+        let refusal = self
+            .lock_replay()
+            .remember(checked.replay_key, checked.owner, checked.until, now);
         match refusal {
             Ok(()) => Ok(claims),
             Err(Refusal::Replayed) => Err(InvalidDpopProof::Replayed.into()),
+            Err(Refusal::KeyQuota { retry_after }) => {
+                // The thumbprint and client id are public; they tell the operator who it is.
+                tracing::warn!(client_id = %claims.client_id, jkt = %checked.jkt, retry_after = ?retry_after,
+                    "a DPoP key has as many proofs in the replay cache as one key may; refusing its new \
+                    proofs until one expires (raise dpop_replay_cache_max_entries_per_key?)");
+                Err(AuthError::DpopKeyQuotaExceeded { retry_after })
+            }
             Err(Refusal::Full { retry_after }) => {
                 tracing::warn!(retry_after = ?retry_after, "the DPoP replay cache is full; refusing DPoP requests \
                     until an entry expires (raise dpop_replay_cache_max_entries?)");
@@ -292,8 +343,16 @@ impl DpopVerifier {
         if htm != target.method {
             return Err(InvalidDpopProof::WrongMethod);
         }
-        // Step 9.
-        if !self.base.matches(&htu, target.path) {
+        // Step 9: `htu` normalised, the request path as the router saw it.
+        if let Err(mismatch) = self.base.matches(&htu, target.path) {
+            if mismatch == Mismatch::PathNotNormal {
+                tracing::debug!(
+                    path = target.path,
+                    "refused a DPoP proof: the request path is not in normal form (dot segments, \
+                    backslashes, needless or lower-case percent-escapes), so it cannot be matched \
+                    with htu"
+                );
+            }
             return Err(InvalidDpopProof::WrongUrl);
         }
         // Step 11 (step 10, the server nonce, is not used: we hand out no `DPoP-Nonce`).
@@ -310,7 +369,11 @@ impl DpopVerifier {
         }
         Ok(CheckedProof {
             replay_key: replay_key(&key.thumbprint, &jti),
-            until: iat.saturating_add(self.max_age).saturating_add(1),
+            owner: key_id(&key.thumbprint),
+            until: iat
+                .saturating_add(self.max_age)
+                .saturating_add(1)
+                .saturating_add(self.margin),
             jkt: key.thumbprint,
         })
     }
@@ -322,6 +385,7 @@ impl std::fmt::Debug for DpopVerifier {
             .field("base_url", &self.base_url)
             .field("max_age", &self.max_age)
             .field("max_future", &self.max_future)
+            .field("margin", &self.margin)
             .finish_non_exhaustive()
     }
 }
@@ -362,7 +426,14 @@ pub(crate) fn access_token_hash(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()))
 }
 
-fn replay_key(jkt: &str, jti: &str) -> [u8; 32] {
+/// Whose a proof is, for the per-key quota.
+fn key_id(jkt: &str) -> KeyId {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jkt.as_bytes()).as_ref());
+    id
+}
+
+fn replay_key(jkt: &str, jti: &str) -> ProofId {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     // The thumbprint has a fixed length, so the pair is unambiguous without a separator;
     // one is added all the same.

@@ -34,11 +34,17 @@ pub enum AuthError {
     #[error("{0}")]
     InvalidDpopProof(InvalidDpopProof),
     /// RFC 6750 §3.1 `insufficient_scope`: the token is valid but lacks a scope the route
-    /// needs. `required` is the space-separated list of the scopes needed. Answered with `403`.
+    /// needs. `required` is the space-separated list of the scopes needed. Answered with `403`,
+    /// in the `DPoP` scheme when `dpop` is set (RFC 9449 §7.1) and the `Bearer` one otherwise.
     #[error("the token lacks the scope {required:?}")]
     InsufficientScope {
         /// Space-separated scopes the route requires (RFC 6749 §3.3 syntax).
         required: String,
+        /// Whether the request came with the `DPoP` scheme, so that the challenge answers in
+        /// it. [`VerifiedClaims::require_scope`](crate::VerifiedClaims::require_scope) sets it
+        /// when the claims carry a DPoP binding, which claims handed out for a request do
+        /// only when it used that scheme.
+        dpop: bool,
     },
     /// The authorization server could not be reached or answered something unusable (JWKS,
     /// discovery or introspection). Answered with `503`; the cause goes to the log only.
@@ -62,6 +68,18 @@ pub enum AuthError {
     #[error("the DPoP replay cache is full")]
     DpopReplayCacheFull {
         /// When a slot frees up.
+        retry_after: Duration,
+    },
+    /// The proof's key already has as many proofs in the DPoP replay cache as one key may
+    /// ([`JwksValidatorBuilder::dpop_replay_cache_max_entries_per_key`](crate::JwksValidatorBuilder::dpop_replay_cache_max_entries_per_key)):
+    /// the proof is refused rather than let an old one of that key be replayed, and only
+    /// that key is held back, so one client cannot take the room every client needs.
+    /// Answered with `429` (RFC 6585 §4), `Retry-After` (the time until that key's oldest
+    /// proof expires, see [`AuthError::retry_after`]) and `{"error": "slow_down"}`, as the
+    /// authorization server answers a client over its rate limit.
+    #[error("the DPoP key has too many proofs in the replay cache")]
+    DpopKeyQuotaExceeded {
+        /// When one of the key's slots frees up.
         retry_after: Duration,
     },
 }
@@ -95,7 +113,9 @@ impl AuthError {
             Self::Upstream {
                 source: Some(source), ..
             } => source.downcast_ref::<RetryLater>().map(|r| r.after),
-            Self::DpopReplayCacheFull { retry_after } => Some(*retry_after),
+            Self::DpopReplayCacheFull { retry_after } | Self::DpopKeyQuotaExceeded { retry_after } => {
+                Some(*retry_after)
+            }
             _ => None,
         }
     }
@@ -106,6 +126,7 @@ impl AuthError {
             Self::MissingToken | Self::InvalidToken(_) | Self::InvalidDpopProof(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Self::DpopKeyQuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream { .. } | Self::Config(_) | Self::DpopReplayCacheFull { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -216,8 +237,10 @@ pub enum InvalidToken {
     /// RFC 9449 §4.3 step 12: the proof is signed with another key than the one the token
     /// is bound to (its RFC 7638 thumbprint differs from `cnf.jkt`).
     DpopKeyMismatch,
-    /// The `DPoP` scheme was used, but this validator has no
-    /// [DPoP base URL](crate::JwksValidatorBuilder::dpop_base_url) and so checks no proof.
+    /// [`validate_dpop`](crate::JwksValidator::validate_dpop) was called on a validator
+    /// without a [DPoP base URL](crate::JwksValidatorBuilder::dpop_base_url), which checks
+    /// no proof. (The extractors treat the `DPoP` scheme of such a validator as any scheme
+    /// they do not know: [`AuthError::MissingToken`], as before DPoP support.)
     DpopNotEnabled,
 }
 
@@ -277,8 +300,8 @@ pub enum InvalidDpopProof {
     /// RFC 7515 §4.1.11: the header has `crit`; we understand no extension.
     CriticalHeader,
     /// RFC 9449 §4.3 step 7: the header's `jwk` is missing, holds private key members, is
-    /// of a type or size not accepted (RSA under 2048 bits, a curve other than P-256,
-    /// P-384 or Ed25519), or does not fit `alg`.
+    /// of a type or size not accepted (RSA outside 2048–4096 bits or with an exponent other
+    /// than 65537, a curve other than P-256, P-384 or Ed25519), or does not fit `alg`.
     InvalidKey,
     /// RFC 9449 §4.3 step 6: the signature does not verify with the header's `jwk`.
     BadSignature,
@@ -289,7 +312,10 @@ pub enum InvalidDpopProof {
     InvalidJti,
     /// RFC 9449 §4.3 step 8: `htm` is not the request's method.
     WrongMethod,
-    /// RFC 9449 §4.3 step 9: `htu` is not the request's URL (query and fragment ignored).
+    /// RFC 9449 §4.3 step 9: `htu` is not the request's URL (query and fragment ignored),
+    /// or the request's path is not in RFC 3986 normal form (dot segments, `%2e`, a
+    /// backslash, a percent-escaped unreserved character, a lower-case escape): the router
+    /// chose its handler by that path as it is, so it is not matched with a normalised one.
     WrongUrl,
     /// RFC 9449 §4.3 step 11: `iat` is further in the future than the validator allows.
     NotYetValid,
@@ -317,7 +343,10 @@ impl InvalidDpopProof {
             Self::MissingClaim => "the DPoP proof lacks a required claim (jti, htm, htu, iat, ath)",
             Self::InvalidJti => "the DPoP proof's jti must be 1 to 256 characters",
             Self::WrongMethod => "the DPoP proof's htm is not the method of this request",
-            Self::WrongUrl => "the DPoP proof's htu is not the URL of this request",
+            Self::WrongUrl => {
+                "the DPoP proof's htu is not the URL of this request, or the request path is not in \
+                 normal form (no dot segments, backslashes, or needless or lower-case percent-escapes)"
+            }
             Self::NotYetValid => "the DPoP proof's iat is too far in the future",
             Self::Expired => "the DPoP proof is too old (iat)",
             Self::AccessTokenHashMismatch => "the DPoP proof's ath is not the hash of the access token",

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::challenge::{Scheme, error_response};
 use crate::claims::VerifiedClaims;
-use crate::error::{AuthError, InvalidDpopProof, InvalidToken};
+use crate::error::{AuthError, InvalidDpopProof};
 use crate::introspection::IntrospectionValidator;
 use crate::jwks::JwksValidator;
 use crate::jwt::MAX_TOKEN_LEN;
@@ -108,7 +108,8 @@ impl Validator {
     }
 
     /// Reads the request's credentials, validates them, and returns the claims or the
-    /// rejection to answer with:
+    /// rejection to answer with — what the [`VerifiedClaims`] extractor does, for a
+    /// middleware of your own:
     ///
     /// - `Authorization: Bearer` (see [`bearer_token`]): the token must not be bound to a
     ///   key (RFC 9449 §7.2). A `DPoP` header alongside is ignored — RFC 9449 lets a
@@ -118,11 +119,48 @@ impl Validator {
     ///   header with a proof that passes every check of
     ///   [`JwksValidator::validate_dpop`], for this request's method and path — the
     ///   path of [`OriginalUri`] when there is one, so a nested router checks the URL the
-    ///   client called. Without a DPoP base URL the scheme is refused
-    ///   ([`InvalidToken::DpopNotEnabled`]).
-    pub async fn authenticate(&self, parts: &Parts) -> Result<VerifiedClaims, AuthRejection> {
+    ///   client called. Without a DPoP base URL the scheme is one this validator does not
+    ///   know, as any other: [`AuthError::MissingToken`].
+    ///
+    /// The result is recorded in `parts`' extensions, where the extractors look, so an
+    /// extractor in the handler behind this middleware (with this same validator) takes it
+    /// instead of checking the request again — which for DPoP would find the proof already
+    /// used. Pass the parts on to the handler, e.g. with `Request::from_parts`. A result
+    /// recorded there by an extractor or an earlier call is taken likewise.
+    ///
+    /// ```
+    /// use axum::extract::{Request, State};
+    /// use axum::middleware::Next;
+    /// use axum::response::{IntoResponse, Response};
+    /// use portcullis_resource::Validator;
+    ///
+    /// async fn require_token(State(validator): State<Validator>, request: Request, next: Next) -> Response {
+    ///     let (mut parts, body) = request.into_parts();
+    ///     if let Err(rejection) = validator.authenticate(&mut parts).await {
+    ///         return rejection.into_response();
+    ///     }
+    ///     next.run(Request::from_parts(parts, body)).await
+    /// }
+    /// ```
+    pub async fn authenticate(&self, parts: &mut Parts) -> Result<VerifiedClaims, AuthRejection> {
         let credentials = self.credentials(parts)?;
-        self.check(&credentials, parts).await
+        if let Some(done) = parts.extensions.get::<Authenticated>()
+            && done.validator.is_same(self)
+            && *done.token == *credentials.token()
+            && done.proof.as_deref() == credentials.proof()
+        {
+            return Ok(done.claims.clone());
+        }
+        let claims = self.check(&credentials, parts).await?;
+        let token = Box::from(credentials.token());
+        let proof = credentials.proof().map(Box::from);
+        parts.extensions.insert(Authenticated {
+            validator: self.clone(),
+            token,
+            proof,
+            claims: claims.clone(),
+        });
+        Ok(claims)
     }
 
     /// The request's credentials, with the checks of their syntax.
@@ -134,8 +172,10 @@ impl Validator {
                 Ok(Credentials::Bearer(token))
             }
             Scheme::Dpop => {
+                // With DPoP off the scheme is one we do not know, answered as before DPoP
+                // support: no credentials (RFC 6750 §3.1), a bare `Bearer` challenge.
                 if self.dpop_base_url().is_none() {
-                    return Err(self.reject(InvalidToken::DpopNotEnabled.into(), Scheme::Bearer));
+                    return Err(self.reject(AuthError::MissingToken, Scheme::Bearer));
                 }
                 let token = checked_token(token, "malformed DPoP token").map_err(|e| self.reject(e, scheme))?;
                 let proof = dpop_proof(parts).map_err(|e| self.reject(e, scheme))?;
@@ -351,8 +391,8 @@ fn form_urldecode(input: &str) -> Vec<u8> {
     out
 }
 
-/// What the extractor leaves in the request extensions so that a later extractor on the
-/// same request need not validate the token again. It names the validator that checked the
+/// What the extractor (or [`Validator::authenticate`]) leaves in the request extensions so
+/// that a later extractor on the same request need not validate the token again. It names the validator that checked the
 /// token, the token itself and its DPoP proof: a router or layer with another validator
 /// (another audience or issuer) must check the token against its own rules, and a
 /// middleware that swapped the `Authorization` or `DPoP` header must not inherit the claims
@@ -386,25 +426,7 @@ where
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let validator = Validator::from_ref(state);
-        let credentials = validator.credentials(parts)?;
-        if let Some(done) = parts.extensions.get::<Authenticated>()
-            && done.validator.is_same(&validator)
-            && *done.token == *credentials.token()
-            && done.proof.as_deref() == credentials.proof()
-        {
-            return Ok(done.claims.clone());
-        }
-        let claims = validator.check(&credentials, parts).await?;
-        let token = Box::from(credentials.token());
-        let proof = credentials.proof().map(Box::from);
-        parts.extensions.insert(Authenticated {
-            validator,
-            token,
-            proof,
-            claims: claims.clone(),
-        });
-        Ok(claims)
+        Validator::from_ref(state).authenticate(parts).await
     }
 }
 
@@ -471,12 +493,8 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let claims = VerifiedClaims::from_request_parts(parts, state).await?;
         claims.require_scopes(R::SCOPES).map_err(|error| {
-            // Claims with a binding came through the DPoP scheme (a bound token is never
-            // accepted as a bearer token): answer in its terms.
-            let scheme = match claims.dpop_jkt {
-                Some(_) => Scheme::Dpop,
-                None => Scheme::Bearer,
-            };
+            // The error knows whether the claims came through the DPoP scheme.
+            let scheme = Scheme::answering(&error);
             Validator::from_ref(state).reject(error, scheme)
         })?;
         Ok(Self {
@@ -489,7 +507,8 @@ where
 /// An [`AuthError`] on its way to becoming a response, with the realm to name in the
 /// challenge and the scheme it answers. Returned by the extractors; handlers may return it
 /// (or a plain [`AuthError`], which gives a challenge without a realm, in the `DPoP` scheme
-/// for an error only DPoP has and the `Bearer` one otherwise).
+/// for an error only DPoP has or a missing scope of DPoP claims, and the `Bearer` one
+/// otherwise).
 #[derive(Debug)]
 pub struct AuthRejection {
     error: AuthError,

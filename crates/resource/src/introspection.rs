@@ -13,7 +13,7 @@ use reqwest::header::ACCEPT;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use crate::claims::{VerifiedClaims, dpop_binding, present_value, split_scope};
+use crate::claims::{VerifiedClaims, dpop_binding, split_scope};
 use crate::clock::{Clock, SystemClock, from_unix_seconds, unix_seconds};
 use crate::dpop::{DpopOptions, DpopVerifier, ProofTarget, bearer_only};
 use crate::error::{AuthError, InvalidToken};
@@ -239,8 +239,8 @@ struct RawIntrospection {
     #[serde(default)]
     grant_id: Option<String>,
     /// RFC 8705 §3.2, RFC 9449 §6.2: present when the token is bound to a key (read by
-    /// [`dpop_binding`]).
-    #[serde(default, deserialize_with = "present_value")]
+    /// [`dpop_binding`]; `null` reads as absent).
+    #[serde(default)]
     cnf: Option<serde_json::Value>,
 }
 
@@ -309,7 +309,7 @@ impl IntrospectionValidator {
     /// the proof's key is the one the answer's `cnf.jkt` names, then that this validator has
     /// not accepted the proof before. `method` and `uri` are the request's as received (for
     /// axum, `OriginalUri` when routers are nested); the URL the proof's `htu` must name is
-    /// the configured DPoP base URL followed by `uri`'s path.
+    /// the configured DPoP base URL followed by `uri`'s path exactly as the router saw it.
     ///
     /// Fails as [`JwksValidator::validate_dpop`](crate::JwksValidator::validate_dpop) does,
     /// and as [`IntrospectionValidator::validate`] does for the call.
@@ -575,8 +575,9 @@ impl IntrospectionValidator {
         }
         // RFC 9449 §6.2: a DPoP-bound token has `cnf.jkt` (and `token_type` `DPoP`); the
         // binding goes into the claims, and the proof is the caller's to check. A `cnf` of
-        // another kind (RFC 8705 certificates) or an unreadable one refuses the token.
-        let dpop_jkt = dpop_binding(raw.cnf)?;
+        // another kind (RFC 8705 certificates) or an unreadable one refuses the token; with
+        // DPoP off, any `cnf` does, here, as before DPoP support (so the refusal is cached).
+        let dpop_jkt = dpop_binding(raw.cnf, inner.dpop.is_some())?;
         let dpop_typed = raw
             .token_type
             .as_deref()
@@ -792,6 +793,13 @@ impl IntrospectionValidatorBuilder {
     /// [`JwksValidatorBuilder::dpop_replay_cache_max_entries`](crate::JwksValidatorBuilder::dpop_replay_cache_max_entries).
     pub fn dpop_replay_cache_max_entries(mut self, entries: usize) -> Self {
         self.dpop.max_entries = entries;
+        self
+    }
+
+    /// The most DPoP proofs of one key remembered against replay; see
+    /// [`JwksValidatorBuilder::dpop_replay_cache_max_entries_per_key`](crate::JwksValidatorBuilder::dpop_replay_cache_max_entries_per_key).
+    pub fn dpop_replay_cache_max_entries_per_key(mut self, entries: usize) -> Self {
+        self.dpop.max_entries_per_key = Some(entries);
         self
     }
 

@@ -194,13 +194,16 @@ impl JwksValidator {
     /// checks, then the token's, then that the proof's key is the one the token is bound to,
     /// then that this validator has not accepted the proof before. `method` and `uri` are
     /// the request's as received (for axum, `OriginalUri` when routers are nested); the URL
-    /// the proof's `htu` must name is the configured DPoP base URL followed by `uri`'s path.
+    /// the proof's `htu` must name is the configured DPoP base URL followed by `uri`'s path
+    /// exactly as the router saw it, which must be in normal form (see
+    /// [`JwksValidatorBuilder::dpop_base_url`]).
     ///
     /// Fails with [`AuthError::InvalidDpopProof`] for the proof,
     /// [`AuthError::InvalidToken`] for the token ([`InvalidToken::NotDpopBound`] when it
     /// has no `cnf.jkt`, [`InvalidToken::DpopKeyMismatch`] when it is bound to another key,
     /// [`InvalidToken::DpopNotEnabled`] without a DPoP base URL), and
-    /// [`AuthError::DpopReplayCacheFull`] when the proof cannot be remembered.
+    /// [`AuthError::DpopKeyQuotaExceeded`] or [`AuthError::DpopReplayCacheFull`] when the
+    /// proof cannot be remembered.
     pub async fn validate_dpop(
         &self,
         token: &str,
@@ -243,7 +246,7 @@ impl JwksValidator {
             leeway: inner.leeway,
             now: unix_seconds(inner.clock.now()),
         };
-        Ok(check_claims(raw, &rules)?)
+        Ok(check_claims(raw, &rules, inner.dpop.is_some())?)
     }
 
     /// The `iss` tokens must carry.
@@ -556,14 +559,19 @@ impl JwksValidatorBuilder {
     /// Accept DPoP-bound access tokens (RFC 9449) with their proofs; `url` is this API's
     /// public base URL, as clients call it (e.g. `https://api.example.com`, or
     /// `https://example.com/api` behind a proxy that strips `/api`). A proof's `htu` must
-    /// be this URL followed by the path the router received, compared without query and
-    /// fragment after RFC 3986 normalisation. It cannot be taken from the request: the
+    /// be this URL followed by the path the router received, exactly as it received it;
+    /// `htu` is compared without query and fragment after RFC 3986 normalisation, and a
+    /// request path that normalisation would change (dot segments, `%2e`, a backslash, a
+    /// percent-escaped unreserved character, a lower-case escape) matches no proof
+    /// ([`InvalidDpopProof::WrongUrl`](crate::InvalidDpopProof::WrongUrl)): the router chose
+    /// its handler by that path as it is. The URL cannot be taken from the request: the
     /// `Host` header is the client's to choose. Like the issuer, it must be `https` unless on
     /// loopback or with [`insecure_allow_http`](Self::insecure_allow_http), and may have no
     /// query or fragment.
     ///
-    /// Without it DPoP stays off: bound tokens are refused ([`InvalidToken::BoundToKey`])
-    /// and the `DPoP` scheme gets [`InvalidToken::DpopNotEnabled`].
+    /// Without it DPoP stays off and nothing changes from before DPoP support: bound tokens
+    /// are refused ([`InvalidToken::BoundToKey`]), and the `DPoP` scheme is one the
+    /// extractors do not know ([`AuthError::MissingToken`]).
     pub fn dpop_base_url(mut self, url: impl Into<String>) -> Self {
         self.dpop.base_url = Some(url.into());
         self
@@ -572,7 +580,9 @@ impl JwksValidatorBuilder {
     /// How old a DPoP proof's `iat` may be (default [5 min](crate::dpop::DEFAULT_PROOF_MAX_AGE),
     /// 1 s to 1 h) and how far in the future (default
     /// [60 s](crate::dpop::DEFAULT_PROOF_MAX_FUTURE), at most 5 min) (RFC 9449 §4.3 step 11).
-    /// Accepted proofs are remembered against replay for `max_age` after their `iat`.
+    /// Accepted proofs are remembered against replay until `max_age` after their `iat`, and
+    /// [60 s](crate::dpop::REPLAY_MARGIN) longer (or `max_future`, if longer) in case the
+    /// clock steps back.
     pub fn dpop_proof_window(mut self, max_age: Duration, max_future: Duration) -> Self {
         self.dpop.max_age = max_age;
         self.dpop.max_future = max_future;
@@ -581,12 +591,27 @@ impl JwksValidatorBuilder {
 
     /// The most DPoP proofs remembered against replay (default
     /// [100 000](crate::dpop::DEFAULT_REPLAY_CACHE_MAX_ENTRIES), at least 1). Size it for
-    /// the DPoP requests one process takes within the proof window; when every slot holds a
-    /// proof still in its window, new proofs are refused with
+    /// the DPoP requests one process takes in the time a proof is remembered (max_age +
+    /// margin + 1 s, 361 s by default: the default takes ≈ 277 requests per second); when
+    /// every slot holds a proof still remembered, new proofs are refused with
     /// [`AuthError::DpopReplayCacheFull`] (503 with `Retry-After`) rather than forgetting
     /// one that could then be replayed.
     pub fn dpop_replay_cache_max_entries(mut self, entries: usize) -> Self {
         self.dpop.max_entries = entries;
+        self
+    }
+
+    /// The most DPoP proofs of one key remembered against replay (default: a
+    /// [tenth](crate::dpop::DEFAULT_REPLAY_CACHE_KEY_SHARE_DIVISOR) of
+    /// [`dpop_replay_cache_max_entries`](Self::dpop_replay_cache_max_entries), 10 000 by
+    /// default; at least 1; more than the whole cache counts as the whole cache). Past it,
+    /// that key's new proofs are refused with [`AuthError::DpopKeyQuotaExceeded`] (429 with
+    /// `Retry-After`) while other keys go on being served, so that one client with one bound
+    /// token cannot fill the cache and lock every other DPoP client out. The default is ≈ 27
+    /// requests per second per key, sustained; raise it for a backend that calls faster with
+    /// one key.
+    pub fn dpop_replay_cache_max_entries_per_key(mut self, entries: usize) -> Self {
+        self.dpop.max_entries_per_key = Some(entries);
         self
     }
 

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::claims::{VerifiedClaims, dpop_binding, present_value, split_scope};
+use crate::claims::{VerifiedClaims, dpop_binding, split_scope};
 use crate::error::{AuthError, InvalidToken};
 
 /// Longest token we look at; Portcullis tokens are well under 2 KiB. Bounds the work a
@@ -347,8 +347,8 @@ pub(crate) struct RawClaims {
     #[serde(default)]
     auth_time: Option<i64>,
     /// RFC 7800 §3.1: present when the token is bound to a key (read by
-    /// [`dpop_binding`]).
-    #[serde(default, deserialize_with = "present_value")]
+    /// [`dpop_binding`]; `null` reads as absent).
+    #[serde(default)]
     cnf: Option<serde_json::Value>,
 }
 
@@ -444,11 +444,16 @@ impl ClaimRules<'_> {
 }
 
 /// RFC 9068 §4 steps 3–6 (issuer, audience, time) on signed claims, once every claim
-/// RFC 9068 §2.2 makes REQUIRED is known to be there. A DPoP binding (`cnf.jkt`) is
-/// returned in the claims, for the caller to demand its proof; a `cnf` this crate cannot
-/// check or read refuses the token here.
-pub(crate) fn check_claims(raw: RawClaims, rules: &ClaimRules<'_>) -> Result<VerifiedClaims, InvalidToken> {
-    let dpop_jkt = dpop_binding(raw.cnf)?;
+/// RFC 9068 §2.2 makes REQUIRED is known to be there. With DPoP enabled, a DPoP binding
+/// (`cnf.jkt`) is returned in the claims, for the caller to demand its proof; a `cnf` this
+/// crate cannot check or read refuses the token here, and so does any `cnf` with DPoP off
+/// (first of all, as before DPoP support).
+pub(crate) fn check_claims(
+    raw: RawClaims,
+    rules: &ClaimRules<'_>,
+    dpop_enabled: bool,
+) -> Result<VerifiedClaims, InvalidToken> {
+    let dpop_jkt = dpop_binding(raw.cnf, dpop_enabled)?;
     let (Some(iss), Some(sub), Some(aud), Some(client_id), Some(exp), Some(iat), Some(jti)) =
         (raw.iss, raw.sub, raw.aud, raw.client_id, raw.exp, raw.iat, raw.jti)
     else {
@@ -648,14 +653,14 @@ mod tests {
             leeway: 30,
             now: 1_000,
         };
-        let ok = check_claims(claims_with(|_| {}), &rules).unwrap();
+        let ok = check_claims(claims_with(|_| {}), &rules, true).unwrap();
         assert_eq!((ok.issued_at, ok.jti.as_deref()), (Some(1_000), Some("j1")));
         for claim in ["iss", "sub", "aud", "client_id", "exp", "iat", "jti"] {
             let missing = claims_with(|c| {
                 c.remove(claim);
             });
             assert_eq!(
-                check_claims(missing, &rules).err(),
+                check_claims(missing, &rules, true).err(),
                 Some(InvalidToken::MissingClaim),
                 "{claim}"
             );
@@ -663,15 +668,19 @@ mod tests {
         let future = claims_with(|c| {
             c.insert("iat".into(), 1_031.into());
         });
-        assert_eq!(check_claims(future, &rules).err(), Some(InvalidToken::NotYetValid));
+        assert_eq!(
+            check_claims(future, &rules, true).err(),
+            Some(InvalidToken::NotYetValid)
+        );
         let skewed = claims_with(|c| {
             c.insert("iat".into(), 1_030.into());
         });
-        assert!(check_claims(skewed, &rules).is_ok());
+        assert!(check_claims(skewed, &rules, true).is_ok());
     }
 
     /// RFC 9449 §6.1: a DPoP binding comes back in the claims; a `cnf` we cannot check or
-    /// read refuses the token.
+    /// read refuses the token. With DPoP off, any `cnf` but `null` refuses it first of all,
+    /// with the reason it had before DPoP support.
     #[test]
     fn confirmation_claim() {
         let audiences = ["api".to_owned()];
@@ -682,22 +691,51 @@ mod tests {
             now: 1_000,
         };
         let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
-        assert_eq!(check_claims(claims_with(|_| {}), &rules).unwrap().dpop_jkt, None);
-        let bound = claims_with(|c| {
-            c.insert("cnf".into(), serde_json::json!({ "jkt": jkt }));
-        });
-        assert_eq!(check_claims(bound, &rules).unwrap().dpop_jkt.as_deref(), Some(jkt));
-        for (cnf, want) in [
-            (serde_json::json!(null), InvalidToken::Malformed),
-            (serde_json::json!("x"), InvalidToken::Malformed),
-            (serde_json::json!({ "jkt": 1 }), InvalidToken::Malformed),
-            (serde_json::json!({ "x5t#S256": "abc" }), InvalidToken::BoundToKey),
-        ] {
-            let raw = claims_with(|c| {
+        let with_cnf = |cnf: &serde_json::Value| {
+            claims_with(|c| {
                 c.insert("cnf".into(), cnf.clone());
-            });
-            assert_eq!(check_claims(raw, &rules).err(), Some(want), "{cnf}");
+            })
+        };
+        for dpop_enabled in [true, false] {
+            assert_eq!(
+                check_claims(claims_with(|_| {}), &rules, dpop_enabled)
+                    .unwrap()
+                    .dpop_jkt,
+                None
+            );
+            // `null` is no `cnf`, as it was before DPoP support.
+            let null = check_claims(with_cnf(&serde_json::json!(null)), &rules, dpop_enabled);
+            assert_eq!(null.unwrap().dpop_jkt, None);
         }
+        let bound = with_cnf(&serde_json::json!({ "jkt": jkt }));
+        assert_eq!(
+            check_claims(bound, &rules, true).unwrap().dpop_jkt.as_deref(),
+            Some(jkt)
+        );
+        for (cnf, on) in [
+            (serde_json::json!({ "jkt": jkt }), None),
+            (serde_json::json!("x"), Some(InvalidToken::Malformed)),
+            (serde_json::json!({}), Some(InvalidToken::Malformed)),
+            (serde_json::json!({ "jkt": 1 }), Some(InvalidToken::Malformed)),
+            (serde_json::json!({ "x5t#S256": "abc" }), Some(InvalidToken::BoundToKey)),
+        ] {
+            assert_eq!(check_claims(with_cnf(&cnf), &rules, true).err(), on, "{cnf}");
+            assert_eq!(
+                check_claims(with_cnf(&cnf), &rules, false).err(),
+                Some(InvalidToken::BoundToKey),
+                "{cnf}"
+            );
+        }
+        // With DPoP off the binding is refused before anything else is looked at.
+        let expired_bound = claims_with(|c| {
+            c.insert("cnf".into(), serde_json::json!({ "jkt": jkt }));
+            c.insert("exp".into(), serde_json::json!(1));
+            c.remove("sub");
+        });
+        assert_eq!(
+            check_claims(expired_bound, &rules, false).err(),
+            Some(InvalidToken::BoundToKey)
+        );
     }
 
     /// What introspection mode refuses without a call.

@@ -66,20 +66,25 @@
 //!
 //! The extractors then also take `Authorization: DPoP <token>` with one `DPoP: <proof>`
 //! header, and check the proof (RFC 9449 §4.3): `typ` `dpop+jwt`, an asymmetric `alg`
-//! ([`dpop::PROOF_ALGORITHMS`]), a public `jwk` that verifies the signature, `htm` and
-//! `htu` naming this request (query and fragment ignored), an `iat` within
-//! [`JwksValidatorBuilder::dpop_proof_window`] (default 5 minutes old to 60 s ahead), `ath`
-//! the hash of the token, and the key's RFC 7638 thumbprint equal to the token's `cnf.jkt`.
-//! Accepted proofs are remembered in memory (per validator, bounded by
-//! [`JwksValidatorBuilder::dpop_replay_cache_max_entries`]) until they expire, so a proof
-//! replayed to this process is refused; with several processes behind a load balancer a
-//! proof could still be replayed once to each, which a short proof window limits. No
-//! server nonce (`DPoP-Nonce`, RFC 9449 §9) is issued. The thumbprint is in
-//! [`VerifiedClaims::dpop_jkt`]. A bad proof is answered `401` with
-//! `WWW-Authenticate: DPoP error="invalid_dpop_proof", …, algs="…"`, a bad token sent with
-//! the DPoP scheme with `DPoP error="invalid_token"`, and a request without credentials
-//! gets both a `Bearer` and a `DPoP` challenge. Without a DPoP base URL nothing changes
-//! for bearer tokens, and bound tokens are refused.
+//! ([`dpop::PROOF_ALGORITHMS`]), a public `jwk` that verifies the signature (RSA keys of
+//! 2048–4096 bits with exponent 65537, as the authorization server takes), `htm` and
+//! `htu` naming this request (query and fragment ignored; `htu` normalised, the request
+//! path taken exactly as the router saw it, and refused unless in normal form), an `iat`
+//! within [`JwksValidatorBuilder::dpop_proof_window`] (default 5 minutes old to 60 s ahead),
+//! `ath` the hash of the token, and the key's RFC 7638 thumbprint equal to the token's
+//! `cnf.jkt`. Accepted proofs are remembered in memory (per validator, bounded by
+//! [`JwksValidatorBuilder::dpop_replay_cache_max_entries`] in all and
+//! [`JwksValidatorBuilder::dpop_replay_cache_max_entries_per_key`] per key) until they
+//! expire and a [margin](dpop::REPLAY_MARGIN) more, so a proof replayed to this process is
+//! refused; with several processes behind a load balancer a proof could still be replayed
+//! once to each, which a short proof window limits. No server nonce (`DPoP-Nonce`, RFC
+//! 9449 §9) is issued. The thumbprint is in [`VerifiedClaims::dpop_jkt`]. A bad proof is
+//! answered `401` with `WWW-Authenticate: DPoP error="invalid_dpop_proof", …, algs="…"`, a
+//! bad token sent with the DPoP scheme with `DPoP error="invalid_token"`, a missing scope
+//! of a DPoP request with `DPoP error="insufficient_scope"`, and a request without
+//! credentials gets both a `Bearer` and a `DPoP` challenge. Without a DPoP base URL
+//! everything is as before DPoP support: `Authorization: DPoP` is an unknown scheme (no
+//! credentials), and a token with a `cnf` is refused.
 //!
 //! HTTPS: this crate uses `reqwest` 0.12 without a TLS backend of its own. Enable one in your
 //! application (e.g. `reqwest = { version = "0.12", features = ["rustls-tls"] }`; features

@@ -1,13 +1,32 @@
 //! RFC 9449 §4.3 step 9: does a proof's `htu` name the URL of the request, ignoring query
 //! and fragment, after RFC 3986 §6.2.2–6.2.3 normalisation?
+//!
+//! Only the proof's `htu` is normalised. The request's path is taken exactly as the router
+//! saw it, because that is what chose the handler: axum routes on the raw path, so
+//! `/files/../notes`, `/%6Eotes` and `/notes` reach different handlers even though they
+//! normalise to one URL. A request path that normalisation would change is therefore not
+//! matched at all (see [`BaseUrl::matches`]).
 
 /// The API's public base URL, as the configuration gave it and normalised once: what the
 /// request path is appended to, so that `htu` is compared with the URL the client called
 /// rather than one built from the request's (client-chosen) `Host` header.
 #[derive(Debug, Clone)]
 pub(crate) struct BaseUrl {
-    /// `scheme://host[:port]` and the path without its trailing `/`.
+    /// `scheme://host:port` (the port always written out) and the normalised path without
+    /// its trailing `/`: the form [`normalize`] gives.
     prefix: String,
+}
+
+/// Why a proof's `htu` does not name the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mismatch {
+    /// The request path is not in the form normalisation gives (dot segments, `%2e`, a
+    /// backslash, a percent-escaped unreserved character, a lower-case escape, a character
+    /// that must be escaped): the router may have chosen its handler by a path that names
+    /// another URL than the one the proof would be compared with, so none is.
+    PathNotNormal,
+    /// `htu` names another URL, or is no http(s) URL.
+    OtherUrl,
 }
 
 impl BaseUrl {
@@ -17,33 +36,38 @@ impl BaseUrl {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err("must be an http or https URL");
         }
-        let Some(host) = parsed.host_str() else {
+        if parsed.host_str().is_none() {
             return Err("has no host");
-        };
+        }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err("must not have user info");
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err("must not have a query or a fragment: requests are matched by path");
         }
-        let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
-        let path = parsed.path().trim_end_matches('/');
+        let normalized = normalize(url).ok_or("is not an absolute URL")?;
         Ok(Self {
-            prefix: format!("{}://{host}{port}{path}", parsed.scheme()),
+            prefix: normalized.trim_end_matches('/').to_owned(),
         })
     }
 
-    /// Whether `htu` names the request whose path (as sent, without query) is `path`,
-    /// under this base URL. Both URLs are compared normalised; one that does not parse as an
-    /// http(s) URL with a host, or has user info, never matches.
-    pub(crate) fn matches(&self, htu: &str, path: &str) -> bool {
+    /// Whether `htu` names the request whose path, as the router saw it (without query), is
+    /// `path`, under this base URL. `htu` is compared normalised (RFC 9449 §4.3 step 9, RFC
+    /// 3986 §6.2.2–6.2.3); one that does not parse as an http(s) URL with a host, or has
+    /// user info, never matches. The request path is not normalised: it must already be in
+    /// normal form, else nothing matches it ([`Mismatch::PathNotNormal`]).
+    pub(crate) fn matches(&self, htu: &str, path: &str) -> Result<(), Mismatch> {
         if !path.starts_with('/') {
-            return false;
+            return Err(Mismatch::PathNotNormal);
         }
-        let Some(expected) = normalize(&format!("{}{path}", self.prefix)) else {
-            return false;
-        };
-        normalize(htu).is_some_and(|got| got == expected)
+        let expected = format!("{}{path}", self.prefix);
+        if normalize(&expected).as_deref() != Some(expected.as_str()) {
+            return Err(Mismatch::PathNotNormal);
+        }
+        match normalize(htu) {
+            Some(got) if got == expected => Ok(()),
+            _ => Err(Mismatch::OtherUrl),
+        }
     }
 }
 
@@ -108,11 +132,18 @@ mod tests {
 
     #[test]
     fn base_url_settings() {
-        assert_eq!(base("https://API.Example.com").prefix, "https://api.example.com");
-        assert_eq!(base("https://api.example.com:443/").prefix, "https://api.example.com");
+        assert_eq!(base("https://API.Example.com").prefix, "https://api.example.com:443");
+        assert_eq!(
+            base("https://api.example.com:443/").prefix,
+            "https://api.example.com:443"
+        );
         assert_eq!(
             base("https://api.example.com:8443/v1/").prefix,
             "https://api.example.com:8443/v1"
+        );
+        assert_eq!(
+            base("https://api.example.com/a/./%7e/../v%31").prefix,
+            "https://api.example.com:443/a/v1"
         );
         assert_eq!(base("http://[::1]:8080").prefix, "http://[::1]:8080");
         for (bad, why) in [
@@ -136,7 +167,7 @@ mod tests {
         }
     }
 
-    /// RFC 9449 §4.3 step 9 with RFC 3986 §6.2.2–6.2.3 normalisation.
+    /// RFC 9449 §4.3 step 9 with RFC 3986 §6.2.2–6.2.3 normalisation of `htu`.
     #[test]
     fn htu_matching() {
         let api = base("https://api.example.com");
@@ -152,7 +183,7 @@ mod tests {
             "https://api.example.com/%6Eotes",
             "https://api.example.com/%6eotes",
         ] {
-            assert!(api.matches(htu, "/notes"), "{htu}");
+            assert_eq!(api.matches(htu, "/notes"), Ok(()), "{htu}");
         }
         for htu in [
             "http://api.example.com/notes",
@@ -169,22 +200,97 @@ mod tests {
             "urn:x:notes",
             "ftp://api.example.com/notes",
         ] {
-            assert!(!api.matches(htu, "/notes"), "{htu}");
+            assert_eq!(api.matches(htu, "/notes"), Err(Mismatch::OtherUrl), "{htu}");
         }
-        // The request path is normalised alike.
-        assert!(api.matches("https://api.example.com/a~b", "/a%7eb"));
-        assert!(api.matches("https://api.example.com/a%2fb", "/a%2Fb"));
-        assert!(!api.matches("https://api.example.com/a/b", "/a%2Fb"));
-        assert!(api.matches("https://api.example.com/", "/"));
-        assert!(!api.matches("https://api.example.com/", "*"));
+        // `htu` is normalised to meet a request path in normal form.
+        assert_eq!(api.matches("https://api.example.com/a%7eb", "/a~b"), Ok(()));
+        assert_eq!(api.matches("https://api.example.com/a%2fb", "/a%2Fb"), Ok(()));
+        assert_eq!(api.matches("https://api.example.com/caf%c3%a9", "/caf%C3%A9"), Ok(()));
+        assert_eq!(
+            api.matches("https://api.example.com/a/b", "/a%2Fb"),
+            Err(Mismatch::OtherUrl)
+        );
+        assert_eq!(api.matches("https://api.example.com/", "/"), Ok(()));
 
         // A base path prefixes the path the router saw.
         let v1 = base("https://api.example.com:8443/v1/");
-        assert!(v1.matches("https://api.example.com:8443/v1/notes", "/notes"));
-        assert!(!v1.matches("https://api.example.com:8443/notes", "/notes"));
-        assert!(!v1.matches("https://api.example.com/v1/notes", "/notes"));
+        assert_eq!(v1.matches("https://api.example.com:8443/v1/notes", "/notes"), Ok(()));
+        assert_eq!(
+            v1.matches("https://api.example.com:8443/notes", "/notes"),
+            Err(Mismatch::OtherUrl)
+        );
+        assert_eq!(
+            v1.matches("https://api.example.com/v1/notes", "/notes"),
+            Err(Mismatch::OtherUrl)
+        );
         let local = base("http://127.0.0.1:80");
-        assert!(local.matches("http://127.0.0.1/x", "/x"));
+        assert_eq!(local.matches("http://127.0.0.1/x", "/x"), Ok(()));
+    }
+
+    /// The request path is taken as the router saw it: one that normalisation would change
+    /// matches no `htu` at all, not even the one it normalises to, since the router may
+    /// have given it to another handler than the normalised path's.
+    #[test]
+    fn request_path_must_be_in_normal_form() {
+        let api = base("https://api.example.com");
+        for path in [
+            "/files/../notes",
+            "/files/./../notes",
+            "/./notes",
+            "/notes/.",
+            "/files/%2e%2e/notes",
+            "/files/%2E%2E/notes",
+            "/files/.%2e/notes",
+            "/files/x/%2E./../notes",
+            "/%6Eotes",
+            "/note%73",
+            "/a%7eb",
+            "/a%7Eb",
+            "/a%2fb",
+            "/caf%c3%a9",
+            "/x\\..\\notes",
+            "/notes\\",
+            "/no\ttes",
+            "/notes\n",
+            "/no tes",
+            "/a\"b",
+            "/a{b}",
+            "/a#b",
+            "/café",
+            "*",
+            "",
+            "notes",
+        ] {
+            let normalised = normalize(&format!("https://api.example.com{path}")).unwrap_or_default();
+            for htu in [format!("https://api.example.com{path}"), normalised] {
+                assert_eq!(
+                    api.matches(&htu, path),
+                    Err(Mismatch::PathNotNormal),
+                    "{path:?} {htu:?}"
+                );
+            }
+        }
+        // Under a base path, a request path cannot climb out of it either.
+        let api = base("https://example.com/api");
+        assert_eq!(
+            api.matches("https://example.com/other/v1/notes", "/v1/../../other/v1/notes"),
+            Err(Mismatch::PathNotNormal)
+        );
+        // What normalisation leaves alone passes: reserved characters escaped in upper case,
+        // sub-delimiters, `%` not followed by two hex digits, repeated slashes.
+        let api = base("https://api.example.com");
+        for path in [
+            "/a%2Fb",
+            "/caf%C3%A9",
+            "/a;b=c,d",
+            "/a%zz",
+            "/a//b",
+            "/~user/.hidden",
+            "/a..b/..c",
+        ] {
+            let htu = format!("https://api.example.com{path}");
+            assert_eq!(api.matches(&htu, path), Ok(()), "{path}");
+        }
     }
 
     #[test]

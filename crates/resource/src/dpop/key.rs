@@ -16,9 +16,15 @@ use crate::jwt::present;
 /// The smallest RSA modulus accepted (RFC 8725 §3.5, NIST SP 800-57: 2048 bits).
 const MIN_RSA_BITS: usize = 2048;
 
-/// The largest RSA modulus accepted: verification cost grows with it, and aws-lc-rs
-/// verifies up to this size.
-const MAX_RSA_BITS: usize = 8192;
+/// The largest RSA modulus accepted, as at the authorization server: verification cost
+/// grows with it (an 8192-bit key costs about five times an ES256 check, paid before the
+/// request is authenticated), and no client needs more.
+const MAX_RSA_BITS: usize = 4096;
+
+/// The one RSA public exponent accepted, as at the authorization server: 65537 (`AQAB`),
+/// what every library generates. A large exponent makes each check slower; a tiny one has
+/// no use but to probe verifiers.
+const RSA_EXPONENT: [u8; 3] = [1, 0, 1];
 
 /// The `alg` of a proof, if it is one we accept (RFC 9449 §4.3 step 5): the asymmetric JWS
 /// algorithms of [`super::PROOF_ALGORITHMS`]. `Ed25519` (RFC 9864) is EdDSA restricted to
@@ -136,8 +142,12 @@ impl ProofKey {
                 };
                 let modulus = decode(&n).ok_or(BAD)?;
                 let exponent = decode(&e).ok_or(BAD)?;
-                let bits = bit_length(&modulus);
-                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) || exponent.is_empty() || exponent.len() > 8 {
+                // RFC 7518 §6.3.1.1: no leading zero octet, so one key has one encoding (and
+                // one thumbprint).
+                if modulus.first() == Some(&0)
+                    || !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bit_length(&modulus))
+                    || exponent != RSA_EXPONENT
+                {
                     return Err(BAD);
                 }
                 AlgorithmParameters::RSA(RSAKeyParameters {
@@ -297,6 +307,11 @@ mod tests {
         let small_n = URL_SAFE_NO_PAD.encode([0xC5u8; 128]); // 1024 bits
         let padded_small_n = URL_SAFE_NO_PAD.encode([[0u8; 128], [0xC5u8; 128]].concat());
         let huge_n = URL_SAFE_NO_PAD.encode(vec![0xC5u8; 1025]); // 8200 bits
+        let n_4104 = URL_SAFE_NO_PAD.encode(vec![0xC5u8; 513]);
+        let n_8192 = URL_SAFE_NO_PAD.encode(vec![0xC5u8; 1024]);
+        // The RFC 7638 key's modulus with a leading zero octet: the same key, another
+        // encoding (RFC 7518 §6.3.1.1 forbids it).
+        let zero_led_n = URL_SAFE_NO_PAD.encode([&[0u8][..], &decode(RFC7638_N).unwrap()].concat());
         let cases = [
             // Private members, whatever their value.
             (
@@ -334,7 +349,18 @@ mod tests {
             (with(&rsa, "n", json!(small_n)), "RS256"),
             (with(&rsa, "n", json!(padded_small_n)), "RS256"),
             (with(&rsa, "n", json!(huge_n)), "RS256"),
+            (with(&rsa, "n", json!(n_4104)), "RS256"),
+            (with(&rsa, "n", json!(n_8192)), "RS512"),
+            (with(&rsa, "n", json!(zero_led_n)), "RS256"),
             (with(&rsa, "e", json!("")), "RS256"),
+            // Exponents: 65537 only, as at the authorization server.
+            (with(&rsa, "e", json!("AA")), "RS256"),
+            (with(&rsa, "e", json!("AQ")), "RS256"),
+            (with(&rsa, "e", json!("Aw")), "RS256"),
+            (with(&rsa, "e", json!("AAEAAQ")), "RS256"),
+            (with(&rsa, "e", json!("AQAA")), "RS256"),
+            (with(&rsa, "e", json!("AQAC")), "RS256"),
+            (with(&rsa, "e", json!(URL_SAFE_NO_PAD.encode([0xffu8; 8]))), "RS256"),
             (with(&ec, "x", json!(&P256_X[..40])), "ES256"),
             (with(&ec, "x", json!(format!("{P256_X}="))), "ES256"),
             (with(&ec, "y", json!(P256_Y.replace('_', "/"))), "ES256"),
@@ -352,6 +378,11 @@ mod tests {
                 Some(InvalidDpopProof::InvalidKey),
                 "{alg} {jwk}"
             );
+        }
+        // RSA from 2048 to 4096 bits.
+        for bytes in [256, 384, 512] {
+            let n = URL_SAFE_NO_PAD.encode(vec![0xC5u8; bytes]);
+            assert!(key(with(&rsa, "n", json!(n)), "PS384").is_ok(), "{bytes}");
         }
         // A key labelled with either name of EdDSA serves both.
         assert!(key(with(&ed, "alg", json!("Ed25519")), "EdDSA").is_ok());

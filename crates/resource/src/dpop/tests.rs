@@ -180,7 +180,8 @@ fn good_proofs_of_every_key_type() {
             let header = json!({"typ": "dpop+jwt", "alg": alg, "jwk": key.jwk()});
             let checked = check(&v, &key.proof_with(&header, &claims())).unwrap_or_else(|e| panic!("{alg}: {e}"));
             assert_eq!(checked.jkt, key.thumbprint(), "{alg}");
-            assert_eq!(checked.until, NOW + 300 + 1);
+            // Remembered until the window closes, and the margin for a clock stepping back.
+            assert_eq!(checked.until, NOW + 300 + 1 + 60);
         }
     }
 }
@@ -521,39 +522,180 @@ async fn full_replay_cache_refuses_new_proofs() {
     .build(clock.clone(), false)
     .unwrap()
     .unwrap();
-    let key = TestKey::ed();
-    let jkt = Some(key.thumbprint());
+    let keys = [TestKey::ed(), TestKey::ed(), TestKey::ed()];
     let runs = AtomicUsize::new(0);
     let now = || unix_seconds(clock.now());
-    let proof = |jti: &str, iat: i64| key.proof(&claims_with(|c| (c["jti"], c["iat"]) = (json!(jti), json!(iat))));
-    for (jti, iat) in [("a", NOW - 100), ("b", NOW)] {
-        let r = v
-            .validate(TOKEN, &proof(jti, iat), GET_NOTES, token_bound_to(jkt.clone(), &runs))
-            .await;
-        assert!(r.is_ok(), "{jti}");
-    }
-    let full = v
-        .validate(TOKEN, &proof("c", NOW), GET_NOTES, token_bound_to(jkt.clone(), &runs))
-        .await;
+    let send = |n: usize, jti: &'static str, iat: i64| {
+        let key = &keys[n];
+        let proof = key.proof(&claims_with(|c| (c["jti"], c["iat"]) = (json!(jti), json!(iat))));
+        let bound = token_bound_to(Some(key.thumbprint()), &runs);
+        let v = &v;
+        async move { v.validate(TOKEN, &proof, GET_NOTES, bound).await }
+    };
+    assert!(send(0, "a", NOW - 100).await.is_ok());
+    assert!(send(1, "b", NOW).await.is_ok());
+    let full = send(2, "c", NOW).await;
+    // "a" is forgotten 300 s + 1 s + the 60 s margin after its `iat`.
     assert!(
-        matches!(full, Err(AuthError::DpopReplayCacheFull { retry_after }) if retry_after == Duration::from_secs(201)),
+        matches!(full, Err(AuthError::DpopReplayCacheFull { retry_after }) if retry_after == Duration::from_secs(261)),
         "{full:?}"
     );
     // The refused proof was not remembered: it passes once there is room.
-    clock.advance(Duration::from_secs(201));
-    assert_eq!(now(), NOW + 201);
-    let later = v
-        .validate(TOKEN, &proof("c", NOW), GET_NOTES, token_bound_to(jkt.clone(), &runs))
-        .await;
+    clock.advance(Duration::from_secs(261));
+    assert_eq!(now(), NOW + 261);
+    let later = send(2, "c", NOW).await;
     assert!(later.is_ok(), "{later:?}");
     // "b" is still remembered.
-    let replay = v
-        .validate(TOKEN, &proof("b", NOW), GET_NOTES, token_bound_to(jkt, &runs))
-        .await;
     assert!(matches!(
-        replay,
+        send(1, "b", NOW).await,
         Err(AuthError::InvalidDpopProof(InvalidDpopProof::Replayed))
     ));
+}
+
+/// One client with one bound token cannot fill the cache: past its share (a tenth of the
+/// cache unless configured) its own new proofs are refused with 429 and the time until its
+/// oldest expires, while every other key is served. (Before the per-key quota, the victim
+/// here got 503 for 361 s.)
+#[tokio::test]
+async fn one_key_cannot_lock_out_the_others() {
+    let clock = Arc::new(FixedClock::new(UNIX_EPOCH + Duration::from_secs(NOW as u64)));
+    let v = DpopOptions {
+        base_url: Some(BASE.into()),
+        max_entries: 1000,
+        ..DpopOptions::default()
+    }
+    .build(clock.clone(), false)
+    .unwrap()
+    .unwrap();
+    let attacker = TestKey::ed();
+    let ajkt = Some(attacker.thumbprint());
+    let runs = AtomicUsize::new(0);
+    // Proofs 60 s in the future are remembered longest: 60 + 300 + 1 + 60 s.
+    let attack = |i: usize| {
+        attacker.proof(&claims_with(|c| {
+            c["jti"] = json!(format!("j{i}"));
+            c["iat"] = json!(NOW + 60);
+        }))
+    };
+    for i in 0..100 {
+        let r = v
+            .validate(TOKEN, &attack(i), GET_NOTES, token_bound_to(ajkt.clone(), &runs))
+            .await;
+        assert!(r.is_ok(), "{i}: {r:?}");
+    }
+    for i in 100..1000 {
+        let r = v
+            .validate(TOKEN, &attack(i), GET_NOTES, token_bound_to(ajkt.clone(), &runs))
+            .await;
+        assert!(
+            matches!(r, Err(AuthError::DpopKeyQuotaExceeded { retry_after }) if retry_after.as_secs() == 421),
+            "{i}: {r:?}"
+        );
+    }
+    assert_eq!(v.lock_replay().len(), 100);
+    // Every other client goes on being served, each up to its own share.
+    for _ in 0..9 {
+        let victim = TestKey::ec256();
+        let vjkt = Some(victim.thumbprint());
+        for i in 0..100 {
+            let proof = victim.proof(&claims_with(|c| c["jti"] = json!(format!("v{i}"))));
+            let r = v
+                .validate(TOKEN, &proof, GET_NOTES, token_bound_to(vjkt.clone(), &runs))
+                .await;
+            assert!(r.is_ok(), "{r:?}");
+        }
+    }
+    // Only when many keys together fill it is everyone held back.
+    let late = TestKey::ec256();
+    let r = v
+        .validate(
+            TOKEN,
+            &late.proof(&claims()),
+            GET_NOTES,
+            token_bound_to(Some(late.thumbprint()), &runs),
+        )
+        .await;
+    assert!(matches!(r, Err(AuthError::DpopReplayCacheFull { .. })), "{r:?}");
+}
+
+/// The share of one key as configured, and never more than the cache.
+#[tokio::test]
+async fn key_quota_as_configured() {
+    let runs = AtomicUsize::new(0);
+    for (max_entries, per_key, allowed) in [(10, Some(3), 3), (10, Some(50), 10), (5, None, 1), (100, None, 10)] {
+        let v = verifier_with(DpopOptions {
+            base_url: Some(BASE.into()),
+            max_entries,
+            max_entries_per_key: per_key,
+            ..DpopOptions::default()
+        });
+        let key = TestKey::ed();
+        let mut accepted = 0;
+        for i in 0..20 {
+            let proof = key.proof(&claims_with(|c| c["jti"] = json!(format!("j{i}"))));
+            if v.validate(TOKEN, &proof, GET_NOTES, token_bound_to(Some(key.thumbprint()), &runs))
+                .await
+                .is_ok()
+            {
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, allowed, "{max_entries} {per_key:?}");
+    }
+}
+
+/// RFC 9449 §11.1 when the clock steps back: a proof stays remembered a margin past its
+/// window, so a step back of up to that margin after the window closed cannot bring it
+/// back into the window while it is forgotten.
+#[tokio::test]
+async fn replay_after_the_clock_steps_back() {
+    let clock = Arc::new(FixedClock::new(UNIX_EPOCH + Duration::from_secs(NOW as u64)));
+    let at = |t: i64| clock.set(UNIX_EPOCH + Duration::from_secs(t as u64));
+    let v = DpopOptions {
+        base_url: Some(BASE.into()),
+        ..DpopOptions::default()
+    }
+    .build(clock.clone(), false)
+    .unwrap()
+    .unwrap();
+    let key = TestKey::ed();
+    let jkt = Some(key.thumbprint());
+    let runs = AtomicUsize::new(0);
+    let proof = key.proof(&claims()); // iat = NOW
+    let other = |jti: &str, iat: i64| key.proof(&claims_with(|c| (c["jti"], c["iat"]) = (json!(jti), json!(iat))));
+    let send = |proof: String| {
+        let (v, bound) = (&v, token_bound_to(jkt.clone(), &runs));
+        async move { v.validate(TOKEN, &proof, GET_NOTES, bound).await }
+    };
+    let reason = |r: Result<VerifiedClaims, AuthError>| r.err().and_then(|e| e.invalid_dpop_proof_reason());
+    assert!(send(proof.clone()).await.is_ok());
+    // Just past the window, another request purges what has expired: not this proof yet.
+    at(NOW + 301);
+    assert!(send(other("o1", NOW + 301)).await.is_ok());
+    // The clock steps back 3 s: the proof is in its window again, and still remembered.
+    at(NOW + 298);
+    assert_eq!(reason(send(proof.clone()).await), Some(InvalidDpopProof::Replayed));
+    // Past the margin too it is forgotten...
+    at(NOW + 361);
+    assert!(send(other("o2", NOW + 361)).await.is_ok());
+    assert_eq!(v.lock_replay().len(), 2, "o1 and o2");
+    // ... and a step back of up to the margin leaves it out of its window.
+    at(NOW + 301);
+    assert_eq!(reason(send(proof.clone()).await), Some(InvalidDpopProof::Expired));
+    // A longer future window makes a longer margin.
+    let v = DpopOptions {
+        base_url: Some(BASE.into()),
+        max_future: Duration::from_secs(120),
+        ..DpopOptions::default()
+    }
+    .build(clock.clone(), false)
+    .unwrap()
+    .unwrap();
+    at(NOW);
+    assert_eq!(
+        v.check_proof(&proof, GET_NOTES, TOKEN, NOW).unwrap().until,
+        NOW + 300 + 1 + 120
+    );
 }
 
 #[test]
@@ -595,6 +737,11 @@ fn settings_checked_at_build() {
         ..with_base(BASE)
     };
     assert!(config_error(no_room, false).contains("replay cache"));
+    let no_room_per_key = DpopOptions {
+        max_entries_per_key: Some(0),
+        ..with_base(BASE)
+    };
+    assert!(config_error(no_room_per_key, false).contains("per key"));
 }
 
 /// RFC 9449 §7.2: a bound token is no bearer token; which reason depends on whether the
@@ -611,4 +758,107 @@ async fn bound_tokens_are_not_bearer_tokens() {
         Some(InvalidToken::DpopBoundAsBearer)
     );
     assert_eq!(bearer_only(bound, false).err(), Some(InvalidToken::BoundToKey));
+}
+
+/// RFC 9449 §4.3 step 9 against the path the router routes on: a request path that is not
+/// in normal form matches no proof, not even one for the URL it normalises to, since the
+/// router may have given it to another handler than that URL's.
+#[test]
+fn request_path_taken_as_routed() {
+    let v = verifier();
+    let key = TestKey::ec256();
+    let proof = key.proof(&claims()); // htu https://api.example.com/notes
+    for path in [
+        "/files/../notes",
+        "/files/%2e%2e/notes",
+        "/files/x/%2E./../notes",
+        "/%6Eotes",
+        "/note%73",
+        "/x\\..\\notes",
+        "/./notes",
+    ] {
+        let target = ProofTarget { method: "GET", path };
+        assert_eq!(
+            v.check_proof(&proof, target, TOKEN, NOW).err(),
+            Some(InvalidDpopProof::WrongUrl),
+            "{path}"
+        );
+    }
+    // The proof's own `htu` may still be written any equivalent way.
+    let dotted = key.proof(&claims_with(|c| {
+        c["htu"] = json!("https://api.example.com/x/../%6Eotes")
+    }));
+    assert!(check(&v, &dotted).is_ok());
+}
+
+/// Signs `claims` under `header` with a junk signature: for keys whose private half we do
+/// not have, refused before any signature is checked.
+fn junk_signed(header: &Value, sig_len: usize) -> String {
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims().to_string().as_bytes()),
+        b64(&vec![0x5a; sig_len])
+    )
+}
+
+/// RSA proof keys as the authorization server takes them: 2048 to 4096 bits, exponent
+/// 65537, no leading zero in the modulus. Anything else is refused as a key, before the
+/// signature is checked (an 8192-bit key costs about five ES256 checks, and needs no
+/// authentication to send).
+#[test]
+fn rsa_keys_within_the_authorization_servers_limits() {
+    let v = verifier();
+    let rsa = TestKey::rsa();
+    let jwk = rsa.jwk();
+    let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+    let zero_led = [&[0u8][..], &n].concat();
+    let mut cases = vec![json!({"kty": "RSA", "n": b64(&zero_led), "e": "AQAB"})];
+    for e in [
+        &[0u8][..],
+        &[1],
+        &[3],
+        &[0, 1, 0, 1],
+        &[0xff; 8],
+        &[1, 0, 0],
+        &[1, 0, 1, 0],
+    ] {
+        cases.push(json!({"kty": "RSA", "n": jwk["n"], "e": b64(e)}));
+    }
+    for jwk in cases {
+        // Signed by the real key, so only the key's form can be at fault.
+        let header = json!({"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk});
+        assert_eq!(
+            check(&v, &rsa.proof_with(&header, &claims())).err(),
+            Some(InvalidDpopProof::InvalidKey),
+            "{jwk}"
+        );
+    }
+    for bytes in [513, 768, 1024] {
+        let mut n = vec![0u8; bytes];
+        aws_lc_rs::rand::fill(&mut n).unwrap();
+        n[0] |= 0x80;
+        for alg in ["RS512", "PS512"] {
+            let header = json!({"typ": "dpop+jwt", "alg": alg, "jwk": {"kty": "RSA", "n": b64(&n), "e": "AQAB"}});
+            assert_eq!(
+                check(&v, &junk_signed(&header, bytes)).err(),
+                Some(InvalidDpopProof::InvalidKey),
+                "{bytes} {alg}"
+            );
+        }
+    }
+    // A 4096-bit modulus is a key; this one signed nothing, so the signature is what fails.
+    let mut n = vec![0u8; 512];
+    aws_lc_rs::rand::fill(&mut n).unwrap();
+    n[0] |= 0x80;
+    let header = json!({"typ": "dpop+jwt", "alg": "RS256", "jwk": {"kty": "RSA", "n": b64(&n), "e": "AQAB"}});
+    assert_ne!(
+        check(&v, &junk_signed(&header, 512)).err(),
+        Some(InvalidDpopProof::InvalidKey)
+    );
+    // And a real key passes, `typ` written any accepted way.
+    for typ in ["dpop+jwt", "application/dpop+jwt", "DPoP+JWT"] {
+        let header = json!({"typ": typ, "alg": "PS256", "jwk": rsa.jwk()});
+        assert!(check(&v, &rsa.proof_with(&header, &claims())).is_ok(), "{typ}");
+    }
 }

@@ -21,10 +21,10 @@ use tower::ServiceExt as _;
 use crate::jwks::Setup;
 use crate::support::{CLIENT_ID, CLIENT_SECRET, FakeIssuer, Key, b64, sign_hs256, token_shaped, unix, unsigned};
 
-const BASE: &str = "https://api.example.com";
-const REALM: &str = "notes-api";
+pub const BASE: &str = "https://api.example.com";
+pub const REALM: &str = "notes-api";
 
-struct NotesRead;
+pub struct NotesRead;
 impl ScopeRequirement for NotesRead {
     const SCOPES: &'static [&'static str] = &["notes:read"];
 }
@@ -34,7 +34,7 @@ impl ScopeRequirement for NotesAdmin {
     const SCOPES: &'static [&'static str] = &["notes:admin"];
 }
 
-async fn notes_get(caller: Scoped<NotesRead>) -> Json<Value> {
+pub async fn notes_get(caller: Scoped<NotesRead>) -> Json<Value> {
     Json(json!({"sub": caller.subject, "jkt": caller.dpop_jkt}))
 }
 
@@ -42,7 +42,7 @@ async fn admin(_caller: Scoped<NotesAdmin>) -> &'static str {
     "admin"
 }
 
-fn app(validator: impl Into<Validator>) -> Router {
+pub fn app(validator: impl Into<Validator>) -> Router {
     Router::new()
         .route("/notes", get(notes_get).post(notes_get))
         .route("/admin", get(admin))
@@ -51,7 +51,7 @@ fn app(validator: impl Into<Validator>) -> Router {
 
 /// RFC 7638 SHA-256 thumbprint of a test key, computed here from its JWK's required members
 /// in lexicographic order.
-fn thumbprint(key: &Key) -> String {
+pub fn thumbprint(key: &Key) -> String {
     let jwk = key.jwk();
     let canonical = match jwk.kty.as_str() {
         "EC" => format!(
@@ -76,14 +76,14 @@ fn ath(token: &str) -> String {
 }
 
 /// A client holding a DPoP key, making proofs at the test clock's time.
-struct Client {
-    key: Key,
-    now: i64,
+pub struct Client {
+    pub key: Key,
+    pub now: i64,
     next_jti: std::cell::Cell<u32>,
 }
 
 impl Client {
-    fn new(key: Key, now: i64) -> Self {
+    pub fn new(key: Key, now: i64) -> Self {
         Self {
             key,
             now,
@@ -102,12 +102,18 @@ impl Client {
         json!({"jti": format!("jti-{jti}"), "htm": method, "htu": url, "iat": self.now, "ath": ath(token)})
     }
 
-    fn proof(&self, method: &str, url: &str, token: &str) -> String {
+    pub fn proof(&self, method: &str, url: &str, token: &str) -> String {
         self.key
             .sign_with_header(&self.header(), &self.claims(method, url, token))
     }
 
-    fn proof_with(&self, method: &str, url: &str, token: &str, change: impl FnOnce(&mut Value, &mut Value)) -> String {
+    pub fn proof_with(
+        &self,
+        method: &str,
+        url: &str,
+        token: &str,
+        change: impl FnOnce(&mut Value, &mut Value),
+    ) -> String {
         let (mut header, mut claims) = (self.header(), self.claims(method, url, token));
         change(&mut header, &mut claims);
         self.key.sign_with_header(&header, &claims)
@@ -116,14 +122,14 @@ impl Client {
 
 /// The JWKS setup of `jwks.rs` plus a validator for the same issuer with DPoP on, and a
 /// client with an EC key.
-struct DpopSetup {
-    s: Setup,
-    validator: JwksValidator,
-    client: Client,
+pub struct DpopSetup {
+    pub s: Setup,
+    pub validator: JwksValidator,
+    pub client: Client,
 }
 
 impl DpopSetup {
-    async fn new() -> Self {
+    pub async fn new() -> Self {
         Self::with_client_key(Key::ec("client")).await
     }
 
@@ -135,11 +141,11 @@ impl DpopSetup {
     }
 
     /// An access token bound to the client's key.
-    fn bound_token(&self) -> String {
+    pub fn bound_token(&self) -> String {
         self.bound_token_with(|_| {})
     }
 
-    fn bound_token_with(&self, change: impl FnOnce(&mut Value)) -> String {
+    pub fn bound_token_with(&self, change: impl FnOnce(&mut Value)) -> String {
         let mut c = self.s.claims();
         c["cnf"] = json!({"jkt": thumbprint(&self.client.key)});
         change(&mut c);
@@ -147,7 +153,7 @@ impl DpopSetup {
     }
 }
 
-async fn dpop_validator(
+pub async fn dpop_validator(
     s: &Setup,
     configure: impl FnOnce(portcullis_resource::JwksValidatorBuilder) -> portcullis_resource::JwksValidatorBuilder,
 ) -> JwksValidator {
@@ -158,20 +164,20 @@ async fn dpop_validator(
     configure(builder).build().await.unwrap()
 }
 
-struct Answer {
-    status: StatusCode,
-    challenges: Vec<String>,
-    retry_after: Option<String>,
-    body: String,
+pub struct Answer {
+    pub status: StatusCode,
+    pub challenges: Vec<String>,
+    pub retry_after: Option<String>,
+    pub body: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap()
     }
 
     /// The one challenge, which must be a `DPoP` one naming the algorithms and `error`.
-    fn dpop_error(&self) -> (String, String) {
+    pub fn dpop_error(&self) -> (String, String) {
         assert_eq!(self.status, StatusCode::UNAUTHORIZED, "{}", self.body);
         assert_eq!(self.challenges.len(), 1, "{:?}", self.challenges);
         let challenge = &self.challenges[0];
@@ -187,7 +193,7 @@ impl Answer {
     }
 }
 
-async fn send(app: &Router, method: &str, uri: &str, headers: &[(&str, &str)]) -> Answer {
+pub async fn send(app: &Router, method: &str, uri: &str, headers: &[(&str, &str)]) -> Answer {
     let mut req = Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         req = req.header(*name, *value);
@@ -214,16 +220,16 @@ async fn send(app: &Router, method: &str, uri: &str, headers: &[(&str, &str)]) -
 }
 
 /// `GET /notes` with the DPoP scheme, `token` and `proof`.
-async fn dpop_get(app: &Router, token: &str, proof: &str) -> Answer {
+pub async fn dpop_get(app: &Router, token: &str, proof: &str) -> Answer {
     let auth = format!("DPoP {token}");
     send(app, "GET", "/notes", &[("authorization", &auth), ("dpop", proof)]).await
 }
 
-fn proof_error(description: InvalidDpopProof) -> (String, String) {
+pub fn proof_error(description: InvalidDpopProof) -> (String, String) {
     ("invalid_dpop_proof".into(), description.description().into())
 }
 
-fn token_error(description: InvalidToken) -> (String, String) {
+pub fn token_error(description: InvalidToken) -> (String, String) {
     ("invalid_token".into(), description.description().into())
 }
 
@@ -508,44 +514,14 @@ async fn no_credentials_offers_both_schemes() {
     }
 }
 
-/// Without a DPoP base URL, DPoP stays off: the scheme is refused with a clear reason, and a
-/// bound token is no bearer token either.
-#[tokio::test]
-async fn dpop_off_without_base_url() {
-    let d = DpopSetup::new().await;
-    let app = app(d.s.validator.clone());
-    let token = d.bound_token();
-    let proof = d.client.proof("GET", "https://api.example.com/notes", &token);
-    let a = dpop_get(&app, &token, &proof).await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        a.challenges,
-        [format!(
-            r#"Bearer realm="notes-api", error="invalid_token", error_description="{}""#,
-            InvalidToken::DpopNotEnabled.description()
-        )]
-    );
-    let a = send(&app, "GET", "/notes", &[("authorization", &format!("Bearer {token}"))]).await;
-    assert!(
-        a.challenges[0].contains(InvalidToken::BoundToKey.description()),
-        "{:?}",
-        a.challenges
-    );
-    assert!(matches!(
-        d.s.validator
-            .validate_dpop(&token, &proof, &"GET".parse().unwrap(), &"/notes".parse().unwrap())
-            .await,
-        Err(AuthError::InvalidToken(InvalidToken::DpopNotEnabled))
-    ));
-}
-
 /// A token with a `cnf` that is not an object, or whose `jkt` is not a thumbprint, is
-/// malformed in either scheme.
+/// malformed in either scheme. A `cnf` of `null` is no `cnf`: the token is a bearer token,
+/// as it was before DPoP support and as it is with DPoP off.
 #[tokio::test]
 async fn malformed_cnf_is_an_invalid_token() {
     let d = DpopSetup::new().await;
     let app = app(d.validator.clone());
-    for cnf in [json!("jkt"), json!({"jkt": 42}), json!({"jkt": "short"}), json!(null)] {
+    for cnf in [json!("jkt"), json!({"jkt": 42}), json!({"jkt": "short"}), json!({})] {
         let token = d.bound_token_with(|c| c["cnf"] = cnf.clone());
         let proof = d.client.proof("GET", "https://api.example.com/notes", &token);
         assert_eq!(
@@ -556,6 +532,14 @@ async fn malformed_cnf_is_an_invalid_token() {
         let a = send(&app, "GET", "/notes", &[("authorization", &format!("Bearer {token}"))]).await;
         assert!(a.challenges[0].contains(r#"error="invalid_token""#), "{cnf}");
     }
+    let null = d.bound_token_with(|c| c["cnf"] = json!(null));
+    let a = send(&app, "GET", "/notes", &[("authorization", &format!("Bearer {null}"))]).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let proof = d.client.proof("GET", "https://api.example.com/notes", &null);
+    assert_eq!(
+        dpop_get(&app, &null, &proof).await.dpop_error(),
+        token_error(InvalidToken::NotDpopBound)
+    );
 }
 
 /// A layer and two extractors with the same validator check the proof once: checking it
@@ -643,17 +627,138 @@ async fn full_replay_cache_is_503() {
         dpop_get(&app, &token, &d.client.proof("GET", url, &token)).await.status,
         StatusCode::OK
     );
-    let a = dpop_get(&app, &token, &d.client.proof("GET", url, &token)).await;
+    // Another client: the cache has no room for it.
+    let other = Client::new(Key::ed("other"), d.client.now);
+    let other_token = d.s.key.sign(&{
+        let mut c = d.s.claims();
+        c["cnf"] = json!({"jkt": thumbprint(&other.key)});
+        c
+    });
+    let a = dpop_get(&app, &other_token, &other.proof("GET", url, &other_token)).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(a.challenges.is_empty());
     assert_eq!(a.json()["error"], "temporarily_unavailable");
-    // The first proof is forgotten 31 s after its `iat`: then there is room.
-    assert_eq!(a.retry_after.as_deref(), Some("31"));
-    d.s.clock.advance(Duration::from_secs(31));
+    // The first proof is forgotten 30 s + 1 s + the 60 s margin after its `iat`.
+    assert_eq!(a.retry_after.as_deref(), Some("91"));
+    d.s.clock.advance(Duration::from_secs(91));
     let fresh = d
         .client
         .proof_with("GET", url, &token, |_, c| c["iat"] = json!(unix(d.s.clock.now())));
     assert_eq!(dpop_get(&app, &token, &fresh).await.status, StatusCode::OK);
+}
+
+/// One key over its share of the replay cache gets `429` with `Retry-After` (and
+/// `slow_down`, as the authorization server says it), and only that key: another client is
+/// served.
+#[tokio::test]
+async fn one_key_over_its_quota_is_429() {
+    let d = DpopSetup::new().await;
+    let validator = dpop_validator(&d.s, |b| b.dpop_replay_cache_max_entries_per_key(2)).await;
+    let app = app(validator);
+    let token = d.bound_token();
+    let url = "https://api.example.com/notes";
+    for _ in 0..2 {
+        let a = dpop_get(&app, &token, &d.client.proof("GET", url, &token)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    let a = dpop_get(&app, &token, &d.client.proof("GET", url, &token)).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(a.challenges.is_empty());
+    assert_eq!(a.json()["error"], "slow_down");
+    // 300 s + 1 s + the 60 s margin.
+    assert_eq!(a.retry_after.as_deref(), Some("361"));
+    let other = Client::new(Key::ed("other"), d.client.now);
+    let other_token = d.s.key.sign(&{
+        let mut c = d.s.claims();
+        c["cnf"] = json!({"jkt": thumbprint(&other.key)});
+        c
+    });
+    let a = dpop_get(&app, &other_token, &other.proof("GET", url, &other_token)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
+
+/// A middleware that calls `Validator::authenticate` and a handler that extracts the claims
+/// check a DPoP proof once: the result is recorded where the extractor looks. (It was not,
+/// and the extractor saw the proof as a replay: every DPoP request failed.)
+#[tokio::test]
+async fn authenticate_in_a_middleware_then_an_extractor() {
+    async fn gate(
+        axum::extract::State(v): axum::extract::State<Validator>,
+        request: Request<Body>,
+        next: Next,
+    ) -> Response {
+        let (mut parts, body) = request.into_parts();
+        if let Err(rejection) = v.authenticate(&mut parts).await {
+            return axum::response::IntoResponse::into_response(rejection);
+        }
+        next.run(Request::from_parts(parts, body)).await
+    }
+    let d = DpopSetup::new().await;
+    let validator = Validator::from(d.validator.clone());
+    let app = Router::new()
+        .route("/notes", get(notes_get))
+        .with_state(validator.clone())
+        .layer(middleware::from_fn_with_state(validator, gate));
+    let bearer = send(
+        &app,
+        "GET",
+        "/notes",
+        &[("authorization", &format!("Bearer {}", d.s.token()))],
+    )
+    .await;
+    assert_eq!(bearer.status, StatusCode::OK);
+    let token = d.bound_token();
+    let proof = d.client.proof("GET", "https://api.example.com/notes", &token);
+    let a = dpop_get(&app, &token, &proof).await;
+    assert_eq!(a.status, StatusCode::OK, "{} {:?}", a.body, a.challenges);
+    assert_eq!(a.json(), json!({"sub": "alice", "jkt": thumbprint(&d.client.key)}));
+    // The middleware refuses what it should: the same proof again.
+    let again = dpop_get(&app, &token, &proof).await;
+    assert_eq!(again.dpop_error(), proof_error(InvalidDpopProof::Replayed));
+}
+
+/// `claims.require_scope(…)?` in a handler answers a DPoP request in the DPoP scheme, with
+/// `algs` (no realm: the handler's error does not know it), and a Bearer one as before.
+#[tokio::test]
+async fn require_scope_in_a_handler_answers_in_the_request_scheme() {
+    async fn post(claims: VerifiedClaims) -> Result<&'static str, AuthError> {
+        claims.require_scope("notes:write")?;
+        Ok("saved")
+    }
+    let d = DpopSetup::new().await;
+    let app = Router::new()
+        .route("/notes", axum::routing::post(post))
+        .with_state(Validator::from(d.validator.clone()));
+    let token = d.bound_token();
+    let proof = d.client.proof("POST", "https://api.example.com/notes", &token);
+    let a = send(
+        &app,
+        "POST",
+        "/notes",
+        &[("authorization", &format!("DPoP {token}")), ("dpop", &proof)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        a.challenges,
+        [format!(
+            r#"DPoP error="insufficient_scope", error_description="the token lacks a scope this request needs", scope="notes:write", algs="{PROOF_ALGORITHMS}""#
+        )]
+    );
+    let a = send(
+        &app,
+        "POST",
+        "/notes",
+        &[("authorization", &format!("Bearer {}", d.s.token()))],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        a.challenges,
+        [
+            r#"Bearer error="insufficient_scope", error_description="the token lacks a scope this request needs", scope="notes:write""#
+        ]
+    );
 }
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 mod dpop;
+mod dpop_off;
+mod dpop_paths;
 mod extract;
 mod introspection;
 mod jwks;
