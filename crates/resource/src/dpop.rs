@@ -225,6 +225,24 @@ pub(crate) struct CheckedProof {
     until: i64,
 }
 
+/// What `validate_dpop` of either validator does: `dpop` is its verifier (`None` when
+/// DPoP is off), `validate_token` its check of the token itself.
+pub(crate) async fn validate_with(
+    dpop: Option<&DpopVerifier>,
+    token: &str,
+    proof: &str,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    validate_token: impl Future<Output = Result<VerifiedClaims, AuthError>>,
+) -> Result<VerifiedClaims, AuthError> {
+    let dpop = dpop.ok_or(InvalidToken::DpopNotEnabled)?;
+    let target = ProofTarget {
+        method: method.as_str(),
+        path: uri.path(),
+    };
+    dpop.validate(token, proof, target, validate_token).await
+}
+
 /// What a request tells about itself for RFC 9449 §4.3 steps 8 and 9.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ProofTarget<'a> {

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::claims::{VerifiedClaims, dpop_binding, split_scope};
 use crate::clock::{Clock, SystemClock, from_unix_seconds, unix_seconds};
-use crate::dpop::{DpopOptions, DpopVerifier, ProofTarget, bearer_only};
+use crate::dpop::{DpopOptions, DpopVerifier, bearer_only};
 use crate::error::{AuthError, InvalidToken};
 use crate::http::{
     MAX_INTROSPECTION_BYTES, default_client, discover, form_urlencode, read_body, require_https, retry_after,
@@ -320,12 +320,8 @@ impl IntrospectionValidator {
         method: &Method,
         uri: &Uri,
     ) -> Result<VerifiedClaims, AuthError> {
-        let dpop = self.inner.dpop.as_ref().ok_or(InvalidToken::DpopNotEnabled)?;
-        let target = ProofTarget {
-            method: method.as_str(),
-            path: uri.path(),
-        };
-        dpop.validate(token, proof, target, self.validate_token(token)).await
+        let dpop = self.inner.dpop.as_ref();
+        crate::dpop::validate_with(dpop, token, proof, method, uri, self.validate_token(token)).await
     }
 
     /// The public base URL DPoP proofs are checked against, when DPoP is enabled.

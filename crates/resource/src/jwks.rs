@@ -12,7 +12,7 @@ use reqwest::header::ACCEPT;
 
 use crate::claims::VerifiedClaims;
 use crate::clock::{Clock, SystemClock, unix_seconds};
-use crate::dpop::{DpopOptions, DpopVerifier, ProofTarget, bearer_only};
+use crate::dpop::{DpopOptions, DpopVerifier, bearer_only};
 use crate::error::{AuthError, InvalidToken};
 use crate::http::{MAX_JWKS_BYTES, cache_lifetime, default_client, discover, read_body, require_https};
 use crate::jwt::{
@@ -211,12 +211,8 @@ impl JwksValidator {
         method: &Method,
         uri: &Uri,
     ) -> Result<VerifiedClaims, AuthError> {
-        let dpop = self.inner.dpop.as_ref().ok_or(InvalidToken::DpopNotEnabled)?;
-        let target = ProofTarget {
-            method: method.as_str(),
-            path: uri.path(),
-        };
-        dpop.validate(token, proof, target, self.validate_token(token)).await
+        let dpop = self.inner.dpop.as_ref();
+        crate::dpop::validate_with(dpop, token, proof, method, uri, self.validate_token(token)).await
     }
 
     /// The public base URL DPoP proofs are checked against, when DPoP is enabled.
