@@ -190,19 +190,50 @@ async fn tokens_are_for_the_api_asked_for(backend: Backend) {
     let (s, body) = send(form(None, body["refresh_token"].as_str().unwrap())).await;
     assert_eq!((s, aud(&body)), (200, json!(NOTES)), "{body}");
 
-    // The operator takes the notes API from the client: the grant's tokens stop.
+    // A used refresh token with a bad resource still goes to reuse detection (RFC 9700
+    // §4.14.2): the grant ends.
+    assert_eq!(send(form(Some(FILES), &refresh)).await.1["error"], "invalid_grant");
+    let (s, _) = send(form(None, body["refresh_token"].as_str().unwrap())).await;
+    assert_eq!(s, 400, "the grant was revoked");
+    // A fresh grant for the notes API.
+    let code = match authorize_in_browser(&browser(), &app, &auth(NOTES), "alice", "allow").await {
+        Step::LeftIssuer(u) => param(&u, "code").unwrap(),
+        other => panic!("no redirect back: {other:?}"),
+    };
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let (s, body) = token(&app, me, &exchange).await;
+    assert_eq!((s, aud(&body)), (200, json!(NOTES)), "{body}");
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+
+    // The operator takes the notes API from the client: the grant's refreshes are refused
+    // and spend nothing, so giving it back lets them work again.
     let api = Api::new(&app, &api_key(&app, AdminRole::Admin).await.1);
     let (s, patched) = api
         .patch(&format!("/clients/{}", me.0), json!({"resources": [FILES]}))
         .await;
     assert_eq!((s.as_u16(), &patched["resources"]), (200, &json!([FILES])), "{patched}");
-    assert_invalid_target(&send(form(None, body["refresh_token"].as_str().unwrap())).await);
+    assert_invalid_target(&send(form(None, &refresh)).await);
+    let (s, _) = api
+        .patch(&format!("/clients/{}", me.0), json!({"resources": [FILES, NOTES]}))
+        .await;
+    assert_eq!(s.as_u16(), 200);
+    let (s, body) = send(form(None, &refresh)).await;
+    assert_eq!((s, aud(&body)), (200, json!(NOTES)), "{body}");
     // Registration refuses what is not an absolute https URI without a fragment.
     for bad in [
         "api.example/notes",
         "https://api.example/notes#x",
         "http://api.example/notes",
         "ftp://api.example",
+        "http://localhost\\@evil.example/",
+        "https:api.example",
+        "https:/api.example",
+        "https://api.example/ü",
     ] {
         let got = api
             .patch(&format!("/clients/{}", me.0), json!({"resources": [bad]}))
@@ -218,7 +249,7 @@ async fn tokens_are_for_the_api_asked_for(backend: Backend) {
         "{page}"
     );
     let (_, form) = p.get(&format!("/admin/clients/{}/edit", me.0)).await;
-    assert!(form.contains(&format!(">{FILES}</textarea>")), "{form}");
+    assert!(form.contains(&format!(">{FILES}\n{NOTES}</textarea>")), "{form}");
     app.stop().await;
 }
 

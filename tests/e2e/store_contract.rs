@@ -79,6 +79,7 @@ contract!(
     refresh_live_rotation_many_at_once,
     refresh_live_rotation_mixed_at_once,
     grants_are_bound_to_a_dpop_key_once,
+    live_rotation_leaves_grants_for_an_api,
     revocation_log,
     consents,
     sessions,
@@ -179,7 +180,7 @@ fn code(c: &Client, u: &User, at: OffsetDateTime) -> AuthorizationCode {
         // Every code and grant of the contract carries one, so both stores are seen to
         // keep it (RFC 9449 §10 and §5).
         dpop_jkt: Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".to_owned()),
-        resource: Some("https://api.example/notes".to_owned()),
+        resource: None,
     }
 }
 

@@ -149,10 +149,18 @@ fn parse_resource(raw: &str) -> Result<String> {
             ),
         ));
     }
-    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // RFC 3986 as typed: the URL parser mends backslashes, missing slashes and the like
+    // (`http://localhost\@evil.example/` is loopback to it, evil.example to others).
+    let scheme_slashes = format!("{}://", url.scheme());
+    if !raw.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        || !raw.to_ascii_lowercase().starts_with(&scheme_slashes)
+    {
         return Err(Error::invalid(
             FIELD,
-            format!("{}: has spaces or control characters", quoted(raw)),
+            format!(
+                "{}: must be an absolute URI as RFC 3986 writes it: ASCII, no spaces or backslashes, {scheme_slashes} and a host",
+                quoted(raw)
+            ),
         ));
     }
     Ok(raw.to_owned())

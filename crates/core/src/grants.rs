@@ -413,9 +413,10 @@ impl Portcullis {
                 // client since): still bound, though its token is now used up.
                 bound_to(&grant, dpop_jkt.as_deref())?;
                 let scope = grant.scope.clone();
-                // The grant's API, unless the operator has taken it from the client since.
+                // The store took no grant asked for an API (RFC 8707): those go the general
+                // way, which checks the API is still the client's before spending anything.
                 let target = Target {
-                    audience: audience(client, grant.resource.as_deref(), None)?,
+                    audience: None,
                     dpop_jkt,
                 };
                 let tokens = Refreshed { new_token, target };
@@ -434,8 +435,12 @@ impl Portcullis {
         // by presenting it here, get the grant revoked (`/revoke` still ends it: RFC 7009
         // lets a public client revoke with its client_id alone).
         bound_to(&grant, dpop_jkt.as_deref())?;
+        // A used token goes on to reuse detection, which a bad resource must not dodge.
         let target = Target {
-            audience: audience(client, grant.resource.as_deref(), asked.resource)?,
+            audience: match stored.used_at {
+                None => audience(client, grant.resource.as_deref(), asked.resource)?,
+                Some(_) => None,
+            },
             dpop_jkt,
         };
         // RFC 6749 §6: the new scope may only narrow the original grant. A token already

@@ -263,8 +263,10 @@ pub trait RefreshRepo: Send + Sync {
     /// revoked nor expired, marks it used and inserts its successor `new_hash` with the
     /// grant's scope, expiring at `expires_at` or at the grant's expiry if that is sooner.
     /// Returns the successor with its grant and the grant's user. `None` when any of
-    /// this does not hold, and then nothing is written: the caller takes the general path
-    /// (`get_refresh_token_with_user`, then `rotate_refresh_token`), which tells why.
+    /// this does not hold, or the grant was asked for an API (RFC 8707: whether the client
+    /// may still have tokens for it is checked before anything is spent), and then nothing
+    /// is written: the caller takes the general path (`get_refresh_token_with_user`, then
+    /// `rotate_refresh_token`), which tells why.
     async fn rotate_live_refresh_token(
         &self,
         old_hash: &Digest,

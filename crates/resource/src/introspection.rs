@@ -687,9 +687,10 @@ impl IntrospectionValidatorBuilder {
     /// for another audience would be accepted here (RFC 9068 §4, RFC 7662 §4). Call several
     /// times to accept several.
     ///
-    /// Portcullis puts one and the same `aud` in every access token it issues (its
-    /// `access_token_audience` setting, by default the issuer), so this does not tell one
-    /// API of a Portcullis from another: scopes do (see [`crate::Scoped`]).
+    /// Portcullis puts its `access_token_audience` setting (by default the issuer) in every
+    /// access token asked for without `resource`, which does not tell one API from another;
+    /// a token asked for with `resource` (RFC 8707) names that API. Use your API's URI here
+    /// when its clients ask for it, and scopes either way (see [`crate::Scoped`]).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self

@@ -460,11 +460,11 @@ impl JwksValidatorBuilder {
     /// An audience this resource server answers to: tokens must name it in `aud`
     /// (RFC 9068 §4 step 4). Required; call several times to accept several.
     ///
-    /// Portcullis puts one and the same `aud` in every access token it issues: its
-    /// `access_token_audience` setting, by default the issuer. So with Portcullis this is
-    /// that value, and it does not tell one API from another: every API validating with it
-    /// accepts every access token of that server. Scopes separate APIs (see
-    /// [`crate::Scoped`]).
+    /// Portcullis puts its `access_token_audience` setting (by default the issuer) in every
+    /// access token asked for without `resource`: every API validating with that value
+    /// accepts every such token. A token asked for with `resource` (RFC 8707) names that
+    /// API instead: use your API's URI here when its clients ask for it, so no token meant
+    /// for another API passes. Scopes separate APIs too (see [`crate::Scoped`]).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self

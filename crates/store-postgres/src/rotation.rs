@@ -58,7 +58,7 @@ macro_rules! rotation_sql {
                  WHERE rt.token_hash = free.token_hash AND req.old_hash = free.token_hash \
                    AND rt.used_at IS NULL AND rt.expires_at > req.now \
                    AND rt.client_id = req.client_id AND g.id = rt.grant_id \
-                   AND g.revoked_at IS NULL AND g.expires_at > req.now \
+                   AND g.revoked_at IS NULL AND g.expires_at > req.now AND g.resource IS NULL \
                  RETURNING req.new_hash, req.now AS req_now, req.expires_at AS req_expires_at, \
                            req.client_id AS req_client_id, \
                            g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.sid, g.nonce, \

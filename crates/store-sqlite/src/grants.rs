@@ -406,7 +406,8 @@ impl RefreshRepo for SqliteStore {
             "UPDATE refresh_tokens SET used_at = $2 \
              WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND client_id = $3 \
                AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
-                                AND g.revoked_at IS NULL AND g.expires_at > $2) \
+                                AND g.revoked_at IS NULL AND g.expires_at > $2 \
+                                AND g.resource IS NULL) \
              RETURNING grant_id",
         )
         .bind(old_hash.as_slice())

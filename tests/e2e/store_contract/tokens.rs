@@ -841,3 +841,29 @@ pub(super) async fn grants_are_bound_to_a_dpop_key_once<S: Store>(s: S) {
 async fn bound_to<S: Store>(s: &S, r: &RefreshToken) -> Option<String> {
     s.get_refresh_token(&r.token_hash).await.unwrap().unwrap().1.dpop_jkt
 }
+
+/// RFC 8707: a grant asked for an API is not rotated by the one-statement path, which
+/// cannot check the API is still the client's; nothing is written, and the general path
+/// keeps the API.
+pub(super) async fn live_rotation_leaves_grants_for_an_api<S: Store>(s: S) {
+    let (c, u) = setup(&s, "app", "alice").await;
+    let mut for_notes = code(&c, &u, T0);
+    for_notes.resource = Some("https://api.example/notes".to_owned());
+    let (g, r) = redeem(&s, &for_notes, T0).await;
+    let at = T0 + secs(60);
+    let taken = s
+        .rotate_live_refresh_token(&r.token_hash, &c.id, &random_digest(), at, at + secs(600))
+        .await
+        .unwrap();
+    assert_eq!(taken, None);
+    let (stored, grant) = s.get_refresh_token(&r.token_hash).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.used_at, grant.resource.as_deref()),
+        (None, Some("https://api.example/notes"))
+    );
+    let outcome = s
+        .rotate_refresh_token(&r.token_hash, &refresh_for(&g, at), at, at + secs(600))
+        .await
+        .unwrap();
+    assert_eq!(outcome, RefreshRotation::Rotated);
+}
