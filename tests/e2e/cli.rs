@@ -31,6 +31,7 @@ async fn commands_and_their_errors(backend: Backend) {
             "https://app.example/cb",
             "--resource",
             "https://api.example/notes",
+            "--require-par",
             "--json",
         ],
     )
@@ -247,6 +248,7 @@ async fn commands_and_their_errors(backend: Backend) {
     let web = &app.core.list_clients(Some("Web")).await.unwrap()[0];
     assert!(pkce.len() > 1 && !web.dpop_bound_access_tokens);
     assert_eq!(web.resources, ["https://api.example/notes"]);
+    assert!(web.require_pushed_authorization_requests);
     app.stop().await;
 
     // Bad configuration: one line naming the setting.

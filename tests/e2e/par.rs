@@ -261,7 +261,71 @@ async fn pushed_requests_can_be_required(backend: Backend) {
     app.stop().await;
 }
 
+/// A client registered with `require_pushed_authorization_requests` (RFC 9126 §6; admin
+/// API, admin page) has its plain authorization requests refused at its redirect URI,
+/// while other clients' go through; its pushed ones work.
+async fn one_client_can_require_pushed_requests(backend: Backend) {
+    use portcullis_core::model::AdminRole;
+
+    use crate::admin_support::{ADMIN_PASSWORD, Api, Pages, api_key, operator};
+    let app = portcullis_tests::spawn_app(backend).await;
+    app.user("alice", PASSWORD).await;
+    let (other, _) = app.confidential_client(REDIRECT).await;
+    let api = Api::new(&app, &api_key(&app, AdminRole::Admin).await.1);
+    let (s, created) = api
+        .post(
+            "/clients",
+            serde_json::json!({"name": "Pushed only", "kind": "confidential", "redirect_uris": [REDIRECT],
+                   "grant_types": ["authorization_code"], "scopes": "openid profile",
+                   "require_pushed_authorization_requests": true}),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 201, "{created}");
+    assert_eq!(created["require_pushed_authorization_requests"], true);
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let plain = |client: &str| {
+        let mut p = vec![("client_id", client.to_owned())];
+        p.extend(request(&[]));
+        p
+    };
+    let pairs = plain(&id);
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = browser().get(authorize_url(&app, &pairs)).send().await.unwrap();
+    let back = Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let param = |u: &Url, name: &str| u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"));
+    assert!(param(&back, "error_description").unwrap().contains("pushed"), "{back}");
+    // Another client's plain request goes on to the login page.
+    let pairs = plain(other.id.as_str());
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = browser().get(authorize_url(&app, &pairs)).send().await.unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
+    // Pushed, it works to the end.
+    let (s, pushed) = push(&app, (&id, Some(&secret)), &request(&[])).await;
+    assert_eq!(s, 201, "{pushed}");
+    let uri = pushed["request_uri"].as_str().unwrap();
+    let url = authorize_url(&app, &[("client_id", id.as_str()), ("request_uri", uri)]);
+    match authorize_in_browser(&browser(), &app, &url, "alice", "allow").await {
+        Step::LeftIssuer(u) => assert!(param(&u, "code").is_some(), "{u}"),
+        other => panic!("no redirect back: {other:?}"),
+    }
+    // The admin page shows it and its edit form keeps it.
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let (_, page) = p.get(&format!("/admin/clients/{id}")).await;
+    assert!(page.contains("Pushed authorization requests required"), "{page}");
+    let (_, form) = p.get(&format!("/admin/clients/{id}/edit")).await;
+    assert!(
+        form.contains(r#"id="require_pushed_authorization_requests" checked"#),
+        "{form}"
+    );
+    app.stop().await;
+}
+
 both_backends!(
+    one_client_can_require_pushed_requests,
     pushed_requests_can_be_required,
     pushed_requests_are_used_once_by_their_client,
     bad_pushed_requests_are_json_errors

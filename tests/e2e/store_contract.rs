@@ -140,6 +140,7 @@ fn client(id: &str, name: &str) -> Client {
             "https://api.example/notes".to_owned(),
             "https://api.example/files".to_owned(),
         ],
+        require_pushed_authorization_requests: true,
         disabled: false,
         created_at: T0,
         updated_at: T0,

@@ -146,6 +146,10 @@ pub struct ClientCreate {
     /// (RFC 8707); repeat for several.
     #[arg(long = "resource")]
     pub resources: Vec<String>,
+    /// Take this client's authorization requests only through `/par` (RFC 9126 §6
+    /// `require_pushed_authorization_requests`).
+    #[arg(long)]
+    pub require_par: bool,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -292,6 +296,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "jwks": c.jwks_json(),
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "resources": c.resources,
+        "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
         "disabled": c.disabled,
         "created_at": c.created_at.unix_timestamp(),
     })
@@ -451,6 +456,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 id_token_signed_response_alg: c.id_token_alg,
                 dpop_bound_access_tokens: c.require_dpop,
                 resources: c.resources,
+                require_pushed_authorization_requests: c.require_par,
                 ..Default::default()
             };
             let (client, secret) = core.create_client(&input, ACTOR).await.map_err(user_facing)?;

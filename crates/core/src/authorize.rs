@@ -334,11 +334,14 @@ impl Portcullis {
             ))
         };
         let mode = mode.map_err(|d| fail(ErrorCode::InvalidRequest, d))?;
-        if self.settings.require_pushed_authorization_requests && !pushed {
+        // RFC 9126 §5 for the server, §6 for the client.
+        if (self.settings.require_pushed_authorization_requests || client.require_pushed_authorization_requests)
+            && !pushed
+        {
             return Err(fail(
                 ErrorCode::InvalidRequest,
-                "this server takes authorization requests only through its pushed authorization request \
-                 endpoint (RFC 9126)",
+                "authorization requests of this client are taken only through the pushed authorization \
+                 request endpoint (RFC 9126)",
             ));
         }
         if let Some(d) = p.duplicated.first() {

@@ -41,6 +41,8 @@ pub struct ClientInput {
     pub dpop_bound_access_tokens: bool,
     /// RFC 8707: the APIs (absolute URIs) the client may ask for access tokens to.
     pub resources: Vec<String>,
+    /// RFC 9126 §6: authorization requests only through `/par`.
+    pub require_pushed_authorization_requests: bool,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -389,6 +391,7 @@ impl Portcullis {
             jwks: v.jwks,
             dpop_bound_access_tokens: input.dpop_bound_access_tokens,
             resources: v.resources,
+            require_pushed_authorization_requests: input.require_pushed_authorization_requests,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -441,6 +444,7 @@ impl Portcullis {
         client.jwks = v.jwks;
         client.dpop_bound_access_tokens = input.dpop_bound_access_tokens;
         client.resources = v.resources;
+        client.require_pushed_authorization_requests = input.require_pushed_authorization_requests;
         client.updated_at = self.now();
         self.store.update_client(&client, &[]).await.map_err(|e| match e {
             crate::StoreError::Stale => stale_edit(),
@@ -479,6 +483,10 @@ impl Portcullis {
                 before.dpop_bound_access_tokens != client.dpop_bound_access_tokens,
             ),
             ("resources", before.resources != client.resources),
+            (
+                "require_pushed_authorization_requests",
+                before.require_pushed_authorization_requests != client.require_pushed_authorization_requests,
+            ),
             // Ended by registering keys.
             ("secret", before.secret_hash != client.secret_hash),
         ]

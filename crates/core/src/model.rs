@@ -78,6 +78,8 @@ pub struct Client {
     /// RFC 8707: the APIs (absolute URIs) the client may ask for access tokens to with
     /// `resource`; such a token's `aud` is the one asked for.
     pub resources: Vec<String>,
+    /// RFC 9126 §6: the client's authorization requests are taken only through `/par`.
+    pub require_pushed_authorization_requests: bool,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,

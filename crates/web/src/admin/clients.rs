@@ -54,6 +54,8 @@ pub struct ClientFields {
     pub jwks: String,
     /// RFC 9449 §5.2: token requests must carry a DPoP proof.
     pub dpop_bound_access_tokens: bool,
+    /// RFC 9126 §6: authorization requests only through `/par`.
+    pub require_pushed_authorization_requests: bool,
     /// When editing: the client's `revision` when the form was opened.
     pub revision: String,
 }
@@ -100,6 +102,7 @@ impl ClientFields {
             id_token_signed_response_alg: p.one("id_token_signed_response_alg"),
             jwks: p.one("jwks"),
             dpop_bound_access_tokens: p.checked("dpop_bound_access_tokens"),
+            require_pushed_authorization_requests: p.checked("require_pushed_authorization_requests"),
             revision: p.one("revision"),
         }
     }
@@ -126,6 +129,7 @@ impl ClientFields {
                 .unwrap_or_default(),
             jwks: c.jwks.as_deref().map(pretty_json).unwrap_or_default(),
             dpop_bound_access_tokens: c.dpop_bound_access_tokens,
+            require_pushed_authorization_requests: c.require_pushed_authorization_requests,
             revision: c.revision.to_string(),
         }
     }
@@ -159,6 +163,7 @@ impl ClientFields {
             id_token_signed_response_alg: optional_text(&self.id_token_signed_response_alg),
             jwks: optional_text(&self.jwks),
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             if_revision: match self.revision.trim() {
                 "" => None,
                 r => Some(
@@ -423,6 +428,15 @@ fn details(c: &Client) -> Vec<Detail> {
         one(
             "DPoP required (bound access tokens)",
             if c.dpop_bound_access_tokens { "yes" } else { "no" }.into(),
+        ),
+        one(
+            "Pushed authorization requests required",
+            if c.require_pushed_authorization_requests {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
         ),
         one("Access token lifetime", ttl(c.access_token_ttl)),
         one("Refresh token lifetime", ttl(c.refresh_token_ttl)),

@@ -64,6 +64,9 @@ pub struct ClientBody {
     /// RFC 8707: the APIs the client may ask for access tokens to.
     #[serde(default)]
     pub resources: Vec<String>,
+    /// RFC 9126 §6: authorization requests only through `/par`.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
     /// `PUT` only, optional: the `revision` the caller read. If the client has changed
     /// since, the replacement is refused (400, field `revision`). Refused on `POST`.
     pub revision: Option<i64>,
@@ -110,6 +113,7 @@ impl ClientBody {
             jwks,
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             resources: self.resources,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             if_revision: self.revision,
         })
     }
@@ -204,7 +208,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 17] = [
+const SETTINGS: [&str; 18] = [
     "name",
     "kind",
     "redirect_uris",
@@ -222,6 +226,7 @@ const SETTINGS: [&str; 17] = [
     "jwks",
     "dpop_bound_access_tokens",
     "resources",
+    "require_pushed_authorization_requests",
 ];
 
 /// `PATCH /clients/{client_id}`: changes the settings the body names and keeps the

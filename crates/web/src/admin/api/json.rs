@@ -38,6 +38,7 @@ pub fn client(c: &Client) -> Value {
         "token_endpoint_auth_method": c.token_endpoint_auth_method(),
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "resources": c.resources,
+        "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
         "disabled": c.disabled,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
