@@ -152,18 +152,16 @@ impl Kek {
     /// HMAC-SHA256 tags of `message` under keys derived from this key and the previous
     /// ones (current first) for `purpose`: what every node with the same KEK can make and
     /// check without sharing anything else. The KEK itself never signs.
-    pub fn tags(&self, purpose: &str, message: &[u8]) -> Vec<[u8; 32]> {
+    /// Lazy: a caller that needs only the current key's tag computes only that one.
+    pub fn tags<'a>(&'a self, purpose: &'a str, message: &'a [u8]) -> impl Iterator<Item = [u8; 32]> + 'a {
         use aws_lc_rs::hmac;
-        std::iter::once(&self.current)
-            .chain(&self.previous)
-            .map(|k| {
-                let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k), purpose.as_bytes());
-                let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()), message);
-                let mut out = [0u8; 32];
-                out.copy_from_slice(tag.as_ref());
-                out
-            })
-            .collect()
+        std::iter::once(&self.current).chain(&self.previous).map(move |k| {
+            let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k), purpose.as_bytes());
+            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()), message);
+            let mut out = [0u8; 32];
+            out.copy_from_slice(tag.as_ref());
+            out
+        })
     }
 
     /// Encrypts `plaintext`, binding it to `aad` (the key id). Output: nonce || ciphertext || tag.

@@ -85,7 +85,6 @@ struct Refresh<'a> {
 }
 
 /// Whom an access token is for and whose key it is bound to.
-#[derive(Default)]
 struct Target {
     /// RFC 8707: the API asked for, the token's `aud`; `None` for the server's
     /// `access_token_audience`.

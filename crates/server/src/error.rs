@@ -27,9 +27,10 @@ pub struct ApiError {
     dpop: bool,
 }
 
-/// RFC 9449 §7.1: a `DPoP` challenge names the proof algorithms accepted.
-fn dpop_algs() -> String {
-    format!("algs=\"{}\"", portcullis_core::jws::algorithm_names().join(" "))
+/// RFC 9449 §7.1: a `DPoP` challenge names the proof algorithms accepted. Made once.
+fn dpop_scheme() -> &'static str {
+    static SCHEME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SCHEME.get_or_init(|| format!("DPoP algs=\"{}\"", portcullis_core::jws::algorithm_names().join(" ")))
 }
 
 impl ApiError {
@@ -134,7 +135,7 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"portcullis\""),
             );
-            if let Ok(v) = HeaderValue::from_str(&format!("DPoP {}", dpop_algs())) {
+            if let Ok(v) = HeaderValue::from_str(dpop_scheme()) {
                 h.append(header::WWW_AUTHENTICATE, v);
             }
             return resp;
@@ -160,9 +161,9 @@ impl IntoResponse for ApiError {
                 _ => String::new(),
             };
             let scheme = if self.dpop {
-                format!("DPoP {}", dpop_algs())
+                dpop_scheme()
             } else {
-                "Bearer realm=\"portcullis\"".to_owned()
+                "Bearer realm=\"portcullis\""
             };
             Some(format!(
                 "{scheme}, error=\"{}\", error_description=\"{}\"{scope}",
@@ -186,7 +187,7 @@ impl IntoResponse for ApiError {
             // what to do instead.
             if self.bearer
                 && !self.dpop
-                && let Ok(v) = HeaderValue::from_str(&format!("DPoP {}", dpop_algs()))
+                && let Ok(v) = HeaderValue::from_str(dpop_scheme())
             {
                 headers.append(header::WWW_AUTHENTICATE, v);
             }
