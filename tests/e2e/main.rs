@@ -18,6 +18,7 @@ mod config_ops;
 mod conformance;
 mod conformance_review;
 mod defense;
+mod device;
 mod dpop;
 mod forms;
 mod foundation;

@@ -13,9 +13,11 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 mod accounts;
+mod devices;
 mod tokens;
 
 use accounts::*;
+use devices::*;
 use tokens::*;
 
 /// Generates `sqlite::<case>` and `postgres::<case>` for each `async fn <case>(store)`.
@@ -70,6 +72,14 @@ contract!(
     code_concurrent_redemption,
     delete_expired_codes,
     pushed_requests_are_taken_once,
+    device_insert_conflict_and_pending_lookup,
+    device_decisions_are_recorded_once,
+    device_polls_slow_down_and_report_decisions,
+    device_redemption_is_once,
+    device_concurrent_redemption,
+    device_authorizations_go_with_client_and_user,
+    delete_expired_device_authorizations,
+    device_approvals_end_with_the_account_or_client,
     grants_list_count_and_revoke,
     refresh_rotate_then_reuse,
     refresh_invalid_cases,

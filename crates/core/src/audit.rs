@@ -42,7 +42,7 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 45] = [
+pub const EVENT_TYPES: [&str; 47] = [
     "login.success",
     "login.failure",
     "login.locked_out",
@@ -50,6 +50,8 @@ pub const EVENT_TYPES: [&str; 45] = [
     "consent.granted",
     "consent.denied",
     "consent.revoked",
+    "device.approved",
+    "device.denied",
     "token.issued",
     "token.refreshed",
     "token.revoked",

@@ -211,6 +211,42 @@ fn requested_redirect(client: &Client, requested: &str) -> Option<RedirectUri> {
     RedirectUri::parse(requested).ok()
 }
 
+/// The scope a request for `client` asks for with `raw` (RFC 6749 §3.3), or what is wrong
+/// with it (an `invalid_scope` description that does not echo what the client sent, RFC
+/// 6749 §4.1.2.1). OIDC Core §3.1.2.1: in an OpenID request, "scope values used that are
+/// not understood by an implementation SHOULD be ignored"; values this client may not use
+/// are dropped (RFC 6749 §3.3 lets the server narrow), and the consent page and the token
+/// response's `scope` show what is granted. A plain OAuth 2.0 request, or a client that
+/// may not use `openid`, still gets invalid_scope.
+pub(crate) fn requested_scope(client: &Client, raw: &str) -> std::result::Result<ScopeSet, String> {
+    let scope = ScopeSet::parse(raw).map_err(|e| e.0)?;
+    if scope.is_empty() {
+        return Err("scope is required".into());
+    }
+    let scope = if scope.contains("openid") && client.scopes.contains("openid") {
+        scope.intersection(&client.scopes)
+    } else {
+        scope
+    };
+    if !scope.difference(&client.scopes).is_empty() {
+        return Err("a requested scope is not allowed for this client".into());
+    }
+    Ok(scope)
+}
+
+/// RFC 8707 §2: the API a request asks for, one of those registered for the client, or an
+/// `invalid_target` description.
+pub(crate) fn requested_resource(
+    client: &Client,
+    raw: Option<&str>,
+) -> std::result::Result<Option<String>, &'static str> {
+    match raw {
+        Some(r) if client.resources.iter().any(|known| known == r) => Ok(Some(r.to_owned())),
+        Some(_) => Err("resource is not an API this client may ask for tokens to"),
+        None => Ok(None),
+    }
+}
+
 /// Plain-words description of a scope for the consent page.
 pub fn scope_description(scope: &str) -> String {
     match scope {
@@ -393,27 +429,7 @@ impl Portcullis {
             .scope
             .as_deref()
             .ok_or_else(|| fail(ErrorCode::InvalidScope, "scope is required"))?;
-        let scope = ScopeSet::parse(scope).map_err(|e| fail(ErrorCode::InvalidScope, &e.0))?;
-        if scope.is_empty() {
-            return Err(fail(ErrorCode::InvalidScope, "scope is required"));
-        }
-        // OIDC Core §3.1.2.1: in an OpenID request, "scope values used that are not
-        // understood by an implementation SHOULD be ignored"; values this client may not
-        // use are dropped (RFC 6749 §3.3 lets the server narrow), and the consent page and
-        // the token response's `scope` show what is granted. A plain OAuth 2.0 request,
-        // or a client that may not use `openid`, still gets invalid_scope.
-        let scope = if scope.contains("openid") && client.scopes.contains("openid") {
-            scope.intersection(&client.scopes)
-        } else {
-            scope
-        };
-        if !scope.difference(&client.scopes).is_empty() {
-            // RFC 6749 §4.1.2.1: the description does not echo what the client sent.
-            return Err(fail(
-                ErrorCode::InvalidScope,
-                "a requested scope is not allowed for this client",
-            ));
-        }
+        let scope = requested_scope(&client, scope).map_err(|d| fail(ErrorCode::InvalidScope, &d))?;
         // OIDC Core §5.5: the `claims` parameter of an OpenID request. The claims it asks
         // for are released as their scope's are: that scope is added when the client may
         // use it (the consent page and the token response's `scope` show it), and they
@@ -491,17 +507,8 @@ impl Portcullis {
             }
             None => None,
         };
-        // RFC 8707 §2: one of the APIs registered for the client.
-        let resource = match p.resource.as_deref() {
-            Some(r) if client.resources.iter().any(|known| known == r) => Some(r.to_owned()),
-            Some(_) => {
-                return Err(fail(
-                    ErrorCode::InvalidTarget,
-                    "resource is not an API this client may ask for tokens to",
-                ));
-            }
-            None => None,
-        };
+        let resource =
+            requested_resource(&client, p.resource.as_deref()).map_err(|d| fail(ErrorCode::InvalidTarget, d))?;
         let mut prompt_none = false;
         let mut prompt_login = false;
         let mut prompt_consent = false;

@@ -270,10 +270,13 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
             "the authorization_code grant needs at least one redirect URI",
         ));
     }
-    if grant_types.contains(&GrantType::RefreshToken) && !grant_types.contains(&GrantType::AuthorizationCode) {
+    if grant_types.contains(&GrantType::RefreshToken)
+        && !grant_types.contains(&GrantType::AuthorizationCode)
+        && !grant_types.contains(&GrantType::DeviceCode)
+    {
         return Err(Error::invalid(
             "grant_types",
-            "refresh_token is only issued with authorization_code",
+            "refresh_token is only issued with authorization_code or the device grant",
         ));
     }
     if kind == ClientKind::Public && grant_types.contains(&GrantType::ClientCredentials) {

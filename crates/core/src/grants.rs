@@ -12,8 +12,8 @@ use crate::crypto::{pkce_s256_matches, random_token, random_uuid, sha256};
 use crate::dpop;
 use crate::error::{Error, Result};
 use crate::jwt::{ACCESS_TOKEN_TYP, at_hash, sign};
-use crate::model::{Client, ClientKind, Grant, RefreshToken, User};
-use crate::repo::{CodeRedemption, RefreshRotation};
+use crate::model::{Client, ClientKind, DeviceDecision, Grant, RefreshToken, User};
+use crate::repo::{CodeRedemption, DevicePoll, RefreshRotation};
 use crate::service::ID_TOKEN_ALG;
 use crate::service::Portcullis;
 
@@ -162,6 +162,7 @@ impl Portcullis {
             TokenRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
             TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
+            TokenRequest::DeviceCode { .. } => GrantType::DeviceCode,
         };
         if !client.grant_types.contains(&grant_type) {
             return Err(Error::oauth(
@@ -176,6 +177,10 @@ impl Portcullis {
             ));
         }
         match request {
+            TokenRequest::DeviceCode { device_code, resource } => {
+                self.exchange_device_code(client, &device_code, resource.as_deref(), ip, dpop_jkt)
+                    .await
+            }
             TokenRequest::AuthorizationCode {
                 code,
                 redirect_uri,
@@ -348,6 +353,106 @@ impl Portcullis {
             user: &user,
             grant: &grant,
             nonce: stored.nonce.clone(),
+        };
+        self.mint(
+            Signing::Pool,
+            client,
+            &still_allowed(client, &grant.scope),
+            Some(ctx),
+            refresh.map(|(t, _)| t),
+            target,
+            now,
+        )
+        .await
+    }
+
+    /// RFC 8628 §3.4–3.5: one poll of a device code. Until the person decides, the answer
+    /// is `authorization_pending` (or `slow_down`, polled too soon); then `access_denied`,
+    /// or the tokens, once.
+    async fn exchange_device_code(
+        &self,
+        client: &Client,
+        device_code: &Secret,
+        resource: Option<&str>,
+        ip: Option<String>,
+        dpop_jkt: Option<String>,
+    ) -> Result<TokenResponse> {
+        let now = self.now();
+        let hash = sha256(device_code.expose().as_bytes());
+        let device = match self.store.poll_device_authorization(&hash, &client.id, now).await? {
+            DevicePoll::Invalid => return Err(invalid_grant("the device code is invalid or already used")),
+            DevicePoll::Expired => {
+                return Err(Error::oauth(
+                    ErrorCode::ExpiredToken,
+                    "the device code expired: start a new device authorization",
+                ));
+            }
+            DevicePoll::Pending => {
+                return Err(Error::oauth(
+                    ErrorCode::AuthorizationPending,
+                    "the person has not yet allowed or denied the request",
+                ));
+            }
+            DevicePoll::SlowDown => {
+                return Err(Error::oauth(
+                    ErrorCode::SlowDown,
+                    "polled too soon: wait 5 seconds longer between polls from now on",
+                ));
+            }
+            DevicePoll::Denied => return Err(Error::oauth(ErrorCode::AccessDenied, "the person denied the request")),
+            DevicePoll::Approved(device) => *device,
+        };
+        let DeviceDecision::Approved {
+            user_id,
+            auth_time,
+            sid,
+        } = device.decision
+        else {
+            return Err(Error::Unexpected(
+                "an approved device authorization without its approval".into(),
+            ));
+        };
+        // Checked before the device code is used up: a bad resource spends nothing.
+        let target = Target {
+            audience: audience(client, device.resource.as_deref(), resource)?,
+            dpop_jkt,
+        };
+        self.id_token_key_for(client, &device.scope)?;
+        let user = self
+            .store
+            .get_user(user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| invalid_grant("the user is no longer active"))?;
+        let mut grant = self.new_grant(client, user.id, device.scope.clone(), auth_time, sid, None);
+        // As for a code (RFC 9449 §5): a public client's grant is bound to its proof's key.
+        if client.kind == ClientKind::Public {
+            grant.dpop_jkt = target.dpop_jkt.clone();
+        }
+        grant.resource = device.resource.clone();
+        let refresh = self.new_refresh_token(client, &grant, now)?;
+        if !self
+            .store
+            .redeem_device_authorization(&hash, &grant, refresh.as_ref().map(|(_, r)| r), now)
+            .await?
+        {
+            // Another poll redeemed it a moment ago.
+            return Err(invalid_grant("the device code is invalid or already used"));
+        }
+        self.audit(
+            Event::new("token.issued")
+                .client(client.id.as_str())
+                .user(user.id)
+                .ip(ip)
+                .detail(with_dpop_key(
+                    serde_json::json!({"grant_type": GrantType::DeviceCode.as_str(), "grant_id": grant.id}),
+                    target.dpop_jkt.as_deref(),
+                )),
+        );
+        let ctx = UserContext {
+            user: &user,
+            grant: &grant,
+            nonce: None,
         };
         self.mint(
             Signing::Pool,

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod clock;
 pub mod crypto;
 pub mod defense;
+pub mod device;
 pub mod dpop;
 pub mod error;
 pub mod grants;

@@ -228,6 +228,40 @@ pub struct AuthorizationCode {
     pub resource: Option<String>,
 }
 
+/// A device authorization request (RFC 8628 §3.1), stored by the digests of its device
+/// code and its user code: waiting for the person to decide, decided, then redeemed once
+/// by its client's polling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceAuthorization {
+    pub device_code_hash: Digest,
+    /// The digest of the normalised user code (`crate::device::normalise_user_code`).
+    pub user_code_hash: Digest,
+    pub client_id: ClientId,
+    pub scope: ScopeSet,
+    /// RFC 8707: the API the request asked for.
+    pub resource: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    /// The least number of seconds between two polls (§3.2 `interval`); each poll that
+    /// came sooner adds 5 (§3.5 `slow_down`).
+    pub interval: i64,
+    pub last_polled_at: Option<OffsetDateTime>,
+    pub decision: DeviceDecision,
+}
+
+/// What the person decided on a device authorization request (RFC 8628 §3.3).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceDecision {
+    Pending,
+    /// Allowed by `user_id`, signed in at `auth_time` in the browser session `sid`.
+    Approved {
+        user_id: Uuid,
+        auth_time: OffsetDateTime,
+        sid: String,
+    },
+    Denied,
+}
+
 /// A grant: what one user allowed one client, from which every refresh and access token
 /// of one authorization descends.
 #[derive(Debug, Clone, PartialEq)]

@@ -222,6 +222,69 @@ pub trait CodeRepo: Send + Sync {
     async fn delete_expired_pushed_requests(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
+/// What one poll of a device code finds (RFC 8628 §3.4, §3.5).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DevicePoll {
+    /// No such device code for this client, or it was redeemed already.
+    Invalid,
+    /// It expired before anyone decided, or before it was redeemed.
+    Expired,
+    /// Not decided yet.
+    Pending,
+    /// Not decided yet, and this poll came sooner than `interval` seconds after the last:
+    /// the interval is now 5 s longer.
+    SlowDown,
+    Denied,
+    /// Approved and not yet redeemed.
+    Approved(Box<DeviceAuthorization>),
+}
+
+#[async_trait]
+pub trait DeviceRepo: Send + Sync {
+    /// `Conflict` when its device code or user code is taken (the caller draws another
+    /// user code).
+    async fn insert_device_authorization(&self, device: &DeviceAuthorization) -> StoreResult<()>;
+    /// The undecided device authorization with this user code, if it has not expired by
+    /// `now`.
+    async fn get_pending_device_authorization(
+        &self,
+        user_code_hash: &Digest,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<DeviceAuthorization>>;
+    /// Records `decision` (approved or denied) on the undecided device authorization with
+    /// this user code if it has not expired by `now`: false, and nothing written,
+    /// otherwise (decided meanwhile, in another tab say, or expired).
+    async fn decide_device_authorization(
+        &self,
+        user_code_hash: &Digest,
+        decision: &DeviceDecision,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// One poll by `client_id` at `now`, in one step: an undecided one records the poll
+    /// (`last_polled_at = now`) and, if it came less than `interval` seconds after the
+    /// last one, lengthens the interval by 5 s (`SlowDown`). Another client's device code
+    /// is `Invalid` and left as it was.
+    async fn poll_device_authorization(
+        &self,
+        device_code_hash: &Digest,
+        client_id: &ClientId,
+        now: OffsetDateTime,
+    ) -> StoreResult<DevicePoll>;
+    /// In one transaction: marks the approved device authorization redeemed, if it is
+    /// approved, not redeemed and not expired by `now`, and stores `grant` and `refresh`.
+    /// False, and nothing written, otherwise (of two concurrent redemptions, one wins).
+    async fn redeem_device_authorization(
+        &self,
+        device_code_hash: &Digest,
+        grant: &Grant,
+        refresh: Option<&RefreshToken>,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Deletes at most `limit` device authorizations that expired before `before`,
+    /// redeemed or not.
+    async fn delete_expired_device_authorizations(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+}
+
 /// Outcome of rotating a refresh token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RefreshRotation {
@@ -382,6 +445,7 @@ pub trait Store:
     + AdminRepo
     + KeyRepo
     + CodeRepo
+    + DeviceRepo
     + GrantRepo
     + RefreshRepo
     + RevocationRepo
@@ -405,6 +469,7 @@ impl<T> Store for T where
         + AdminRepo
         + KeyRepo
         + CodeRepo
+        + DeviceRepo
         + GrantRepo
         + RefreshRepo
         + RevocationRepo

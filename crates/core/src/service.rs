@@ -30,6 +30,11 @@ pub struct CoreSettings {
     pub id_token_ttl: Duration,
     /// RFC 6749 §4.1.2 recommends at most 10 minutes; DESIGN §3 uses 60 s.
     pub code_ttl: Duration,
+    /// RFC 8628 §3.2 `expires_in`: how long a device code and its user code wait for the
+    /// person and then for the device.
+    pub device_code_ttl: Duration,
+    /// RFC 8628 §3.2 `interval`: the least number of seconds between a device's polls.
+    pub device_poll_interval: i64,
     pub session_ttl: Duration,
     /// A signed-in browser session ends this long after its last authentication, however
     /// active (NIST SP 800-63B §4.1.3: reauthentication at least every 30 days).
@@ -111,6 +116,8 @@ impl CoreSettings {
             refresh_token_ttl: Duration::days(30),
             id_token_ttl: Duration::hours(1),
             code_ttl: Duration::seconds(60),
+            device_code_ttl: Duration::minutes(10),
+            device_poll_interval: 5,
             session_ttl: Duration::hours(12),
             session_max_age: Duration::days(30),
             admin_idle_timeout: Duration::minutes(30),
@@ -374,6 +381,10 @@ impl Portcullis {
         drain("revocations", |limit| store.delete_expired_revocations(now, limit)).await;
         drain("pushed_requests", |limit| {
             store.delete_expired_pushed_requests(now, limit)
+        })
+        .await;
+        drain("device_authorizations", |limit| {
+            store.delete_expired_device_authorizations(now, limit)
         })
         .await;
         drain("client_assertions", |limit| {

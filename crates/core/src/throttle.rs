@@ -35,6 +35,9 @@ pub enum Bucket {
     IntrospectIp,
     /// Form posts of the account page (revoking sessions and applications), per IP.
     AccountIp,
+    /// User codes entered on the device verification page (RFC 8628 §5.1: against
+    /// guessing), per IP.
+    DeviceIp,
 }
 
 /// The key an address is limited under: an IPv4 address as is, an IPv6 address by its
@@ -57,7 +60,7 @@ pub fn address_key(ip: &str) -> String {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 7] = [
+    pub const ALL: [Bucket; 8] = [
         Self::LoginIp,
         Self::AdminLoginIp,
         Self::TokenIp,
@@ -65,6 +68,7 @@ impl Bucket {
         Self::RevokeIp,
         Self::IntrospectIp,
         Self::AccountIp,
+        Self::DeviceIp,
     ];
 
     /// The configuration key of this bucket's limit.
@@ -77,6 +81,7 @@ impl Bucket {
             Self::RevokeIp => "rate_limit_revoke",
             Self::IntrospectIp => "rate_limit_introspect",
             Self::AccountIp => "rate_limit_account",
+            Self::DeviceIp => "rate_limit_device",
         }
     }
 
@@ -95,6 +100,7 @@ impl Bucket {
             Self::RevokeIp => (300, 60),
             Self::IntrospectIp => (3000, 60),
             Self::AccountIp => (60, 60),
+            Self::DeviceIp => (10, 60),
         };
         NonZeroU32::new(count).map(|count| RateLimit {
             count,

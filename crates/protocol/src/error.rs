@@ -61,6 +61,10 @@ pub enum ErrorCode {
     UseDpopNonce,
     /// RFC 8707 §2: the `resource` asked for is not one the client may have a token for.
     InvalidTarget,
+    /// RFC 8628 §3.5: the person has not decided on the device authorization yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: the device code expired before it was redeemed.
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -91,6 +95,8 @@ impl ErrorCode {
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
             Self::InvalidTarget => "invalid_target",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::ExpiredToken => "expired_token",
         }
     }
 }

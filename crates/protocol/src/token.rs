@@ -29,6 +29,12 @@ pub enum TokenRequest {
         scope: Option<ScopeSet>,
         resource: Option<String>,
     },
+    /// RFC 8628 §3.4.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode {
+        device_code: Secret,
+        resource: Option<String>,
+    },
 }
 
 /// RFC 6749 §5.1 successful token response.

@@ -439,21 +439,30 @@ pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    /// RFC 8628 §3.4: `urn:ietf:params:oauth:grant-type:device_code`.
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [Self::AuthorizationCode, Self::RefreshToken, Self::ClientCredentials];
+    pub const ALL: [GrantType; 4] = [
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+        Self::DeviceCode,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::DeviceCode => DEVICE_CODE_GRANT,
         }
     }
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         Self::ALL.into_iter().find(|g| g.as_str() == s).ok_or_else(|| {
             err(format!(
-                "unknown grant type {s:?}; expected one of authorization_code, refresh_token, client_credentials"
+                "unknown grant type {s:?}; expected one of authorization_code, refresh_token, client_credentials, \
+                 {DEVICE_CODE_GRANT}"
             ))
         })
     }
@@ -464,6 +473,9 @@ impl fmt::Display for GrantType {
         f.write_str(self.as_str())
     }
 }
+
+/// The device authorization grant's `grant_type` (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// Signing algorithms Portcullis can sign with (RFC 7518 §3.1, RFC 8037).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

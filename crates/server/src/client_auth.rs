@@ -47,6 +47,7 @@ impl FormBody {
                             | "token"
                             | "access_token"
                             | "code_verifier"
+                            | "device_code"
                     )
                 })
         {

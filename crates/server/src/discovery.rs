@@ -31,10 +31,16 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         end_session_endpoint: Some(settings.endpoint("/logout")),
         pushed_authorization_request_endpoint: Some(settings.endpoint("/par")),
         require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
+        device_authorization_endpoint: Some(settings.endpoint("/device_authorization")),
         scopes_supported: s(&["openid", "profile", "email"]),
         response_types_supported: s(&["code"]),
         response_modes_supported: s(&["query", "form_post"]),
-        grant_types_supported: s(&["authorization_code", "refresh_token", "client_credentials"]),
+        grant_types_supported: s(&[
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            portcullis_protocol::DEVICE_CODE_GRANT,
+        ]),
         subject_types_supported: s(&["public"]),
         // OIDC Discovery §3: RS256 must be listed, and is the default; a client may
         // register `signing_alg` instead (`id_token_signed_response_alg`), the only other

@@ -151,7 +151,8 @@ impl IntoResponse for ApiError {
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
+            // A rate limit; a device polling too soon (RFC 8628 §3.5) gets a plain 400.
+            ErrorCode::SlowDown if self.retry_after.is_some() => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         };
         let challenge = if self.bearer || self.dpop {

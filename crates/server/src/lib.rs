@@ -5,6 +5,7 @@
 mod client_auth;
 mod client_ip;
 mod cors;
+mod device;
 mod discovery;
 mod dpop;
 mod error;
@@ -59,6 +60,7 @@ pub fn router(core: Arc<Portcullis>) -> Router {
         .layer(cors);
     Router::new()
         .route("/introspect", post(token::introspect_post))
+        .route("/device_authorization", post(device::device_authorization_post))
         .route("/healthz", get(health::healthz_get))
         .route("/readyz", get(health::readyz_get))
         .merge(browser_facing)

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::throttle::Bucket;
 use portcullis_protocol::token::{TokenOperationRequest, TokenRequest};
-use portcullis_protocol::{ErrorCode, ScopeSet};
+use portcullis_protocol::{DEVICE_CODE_GRANT, ErrorCode, ScopeSet};
 
 use crate::ServerState;
 use crate::client_auth::{FormBody, authenticate_token_request, authenticated_form, check_client_allowance};
@@ -39,12 +39,13 @@ pub async fn token_post(
     // Check the grant type before anything else, to tell "missing" from "unsupported".
     match form.get("grant_type") {
         None => return Err(ApiError::new(ErrorCode::InvalidRequest, "grant_type is required")),
-        Some("authorization_code" | "refresh_token" | "client_credentials") => {}
+        Some("authorization_code" | "refresh_token" | "client_credentials" | DEVICE_CODE_GRANT) => {}
         Some(_) => {
             // No echo of the value (RFC 6749 §5.2 limits error_description's characters).
             return Err(ApiError::new(
                 ErrorCode::UnsupportedGrantType,
-                "grant_type must be authorization_code, refresh_token or client_credentials",
+                "grant_type must be authorization_code, refresh_token, client_credentials or \
+                 urn:ietf:params:oauth:grant-type:device_code",
             ));
         }
     }

@@ -163,7 +163,8 @@ pub(crate) async fn revoke_for_replay(
 }
 
 /// Revokes every live grant of a user, deletes the refresh tokens of all their grants,
-/// their browser sessions and their codes not yet redeemed, and records `given` — plus a
+/// their browser sessions and their codes and device approvals not yet redeemed, and
+/// records `given` — plus a
 /// grant revocation for each grant revoked here that `given` misses (one created after
 /// the caller listed them).
 pub(crate) async fn revoke_user(
@@ -175,11 +176,14 @@ pub(crate) async fn revoke_user(
     // Unused codes first, as in `revoke_client`: a redemption racing with this holds its
     // code's row lock until it commits, so once this delete has waited for it, the grant
     // it made is visible to the statements below (READ COMMITTED) and ends with the others.
-    sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await
-        .db()?;
+    // Device approvals not yet redeemed likewise (RFC 8628): a device must not sign in
+    // with an approval the person's password change or disable came after.
+    for sql in [
+        "DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL",
+        "DELETE FROM device_authorizations WHERE user_id = $1 AND redeemed_at IS NULL",
+    ] {
+        sqlx::query(sql).bind(user_id).execute(&mut *conn).await.db()?;
+    }
     let revoked: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as(
         "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id, expires_at",
     )
@@ -212,11 +216,12 @@ pub(crate) async fn revoke_client(
     // Unused codes first: a redemption racing with this holds its code's row lock until it
     // commits, so once this delete has waited for it, the grant and refresh token it made
     // are visible to the statements below (READ COMMITTED) and end with the others.
-    sqlx::query("DELETE FROM auth_codes WHERE client_id = $1 AND consumed_at IS NULL")
-        .bind(client_id)
-        .execute(&mut *conn)
-        .await
-        .db()?;
+    for sql in [
+        "DELETE FROM auth_codes WHERE client_id = $1 AND consumed_at IS NULL",
+        "DELETE FROM device_authorizations WHERE client_id = $1 AND redeemed_at IS NULL",
+    ] {
+        sqlx::query(sql).bind(client_id).execute(&mut *conn).await.db()?;
+    }
     let revoked: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as(
         "UPDATE grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL RETURNING id, expires_at",
     )

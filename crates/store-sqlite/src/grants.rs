@@ -257,6 +257,7 @@ pub(crate) async fn revoke_client(
     let revoked = revoke_grants_of(conn, Owner::Client, client_id, now).await?;
     for sql in [
         "DELETE FROM auth_codes WHERE client_id = $1 AND consumed_at IS NULL",
+        "DELETE FROM device_authorizations WHERE client_id = $1 AND redeemed_at IS NULL",
         "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1)",
     ] {
         sqlx::query(sql).bind(client_id).execute(&mut *conn).await.db()?;
@@ -265,7 +266,8 @@ pub(crate) async fn revoke_client(
 }
 
 /// Revokes every live grant of a user, deletes the refresh tokens of all their grants,
-/// their browser sessions and their codes not yet redeemed, and records `given` — plus a
+/// their browser sessions and their codes and device approvals not yet redeemed, and
+/// records `given` — plus a
 /// grant revocation for each grant revoked here that `given` misses (one created after
 /// the caller listed them).
 pub(crate) async fn revoke_user(
@@ -277,11 +279,14 @@ pub(crate) async fn revoke_user(
     let user_id = codec::uuid_text(user_id);
     // Unused codes first, as on PostgreSQL (where the order matters; here the writer
     // takes one transaction at a time).
-    sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL")
-        .bind(&user_id)
-        .execute(&mut *conn)
-        .await
-        .db()?;
+    // Device approvals not yet redeemed likewise (RFC 8628): a device must not sign in
+    // with an approval the person's password change or disable came after.
+    for sql in [
+        "DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL",
+        "DELETE FROM device_authorizations WHERE user_id = $1 AND redeemed_at IS NULL",
+    ] {
+        sqlx::query(sql).bind(&user_id).execute(&mut *conn).await.db()?;
+    }
     let revoked = revoke_grants_of(conn, Owner::User, &user_id, now).await?;
     sqlx::query("DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE user_id = $1)")
         .bind(&user_id)

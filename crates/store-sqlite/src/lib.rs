@@ -8,6 +8,7 @@ mod clients;
 mod codec;
 mod codes;
 mod defense;
+mod devices;
 mod error;
 mod grants;
 mod keys;

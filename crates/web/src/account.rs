@@ -95,6 +95,7 @@ pub async fn account_get(
     CsrfToken(csrf): CsrfToken,
 ) -> Result<Response, PageError> {
     let Some((_, user)) = current_user(&state, &session).await? else {
+        session.remove_value(crate::device::BACK_TO_DEVICE).await?;
         session.insert(BACK_TO_ACCOUNT, true).await?;
         return see_other("/login");
     };

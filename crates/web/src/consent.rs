@@ -30,7 +30,7 @@ pub struct ConsentPage<'a> {
 
 /// A registered URL the page may use (it was checked at registration; checked again, as
 /// clients registered before that check may hold others).
-fn displayable(raw: Option<&str>) -> Option<url::Url> {
+pub(crate) fn displayable(raw: Option<&str>) -> Option<url::Url> {
     url::Url::parse(raw?)
         .ok()
         .filter(portcullis_core::clients::is_displayable)
@@ -55,7 +55,7 @@ pub struct ConsentForm {
 }
 
 /// The requested scopes in plain words, signing-in (`openid`) first.
-fn scope_lines(scope: &str) -> Vec<String> {
+pub(crate) fn scope_lines(scope: &str) -> Vec<String> {
     let mut scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
     scopes.sort_by_key(|s| *s != "openid");
     scopes.into_iter().map(scope_description).collect()
@@ -101,19 +101,23 @@ pub async fn consent_get(
         policy_uri: displayable(client.policy_uri.as_deref()).map(|u| u.as_str().to_owned()),
     };
     let mut response = render(StatusCode::OK, &page)?;
-    if let Some(logo) = logo {
-        // The logo is the one thing this page loads from elsewhere: its origin only.
-        let csp = crate::headers::CSP.replace(
-            "img-src 'self'",
-            &format!("img-src 'self' {}", logo.origin().ascii_serialization()),
-        );
-        if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
-            response
-                .headers_mut()
-                .insert(axum::http::header::CONTENT_SECURITY_POLICY, v);
-        }
-    }
+    allow_logo(&mut response, logo.as_ref());
     Ok(response)
+}
+
+/// Lets a page show the client's logo: the one thing it loads from elsewhere, from its
+/// origin only.
+pub(crate) fn allow_logo(response: &mut Response, logo: Option<&url::Url>) {
+    let Some(logo) = logo else { return };
+    let csp = crate::headers::CSP.replace(
+        "img-src 'self'",
+        &format!("img-src 'self' {}", logo.origin().ascii_serialization()),
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, v);
+    }
 }
 
 /// `POST /consent` with `decision=allow|deny`.

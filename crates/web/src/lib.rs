@@ -8,6 +8,7 @@ pub mod authorize;
 pub mod client_ip;
 pub mod consent;
 pub mod csrf;
+pub mod device;
 pub mod error;
 pub mod headers;
 pub mod login;
@@ -61,6 +62,8 @@ fn routes() -> Router<AppState> {
         )
         .route("/login", get(login::login_get).post(login::login_post))
         .route("/consent", get(consent::consent_get).post(consent::consent_post))
+        .route("/device", get(device::device_get).post(device::device_post))
+        .route("/device/decision", post(device::device_decision_post))
         .route("/logout", get(logout::logout_get).post(logout::logout_post))
         .route("/logout/confirm", post(logout::logout_confirm_post))
         .route("/static/{file}", get(assets::asset_get))

@@ -150,6 +150,7 @@ pub async fn login_post(
         .remove::<bool>(crate::account::BACK_TO_ACCOUNT)
         .await?
         .unwrap_or(false);
+    let back_to_device = session.remove::<String>(crate::device::BACK_TO_DEVICE).await?;
     session
         .insert(
             CLIENT_KEY,
@@ -165,6 +166,8 @@ pub async fn login_post(
             req.interaction.login_done = true;
             proceed(&state, &session, id, &req).await
         }
+        // Sent here from the device verification page: back to it, code and all.
+        None if let Some(code) = back_to_device => see_other(&crate::device::after_sign_in(&code)),
         // Sent here from the account page: back to it.
         None if back_to_account => see_other("/account"),
         None => render(

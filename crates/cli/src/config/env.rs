@@ -165,6 +165,7 @@ impl RawConfig {
                 "rate_limit_revoke" => self.rate_limit_revoke = Some(value),
                 "rate_limit_introspect" => self.rate_limit_introspect = Some(value),
                 "rate_limit_account" => self.rate_limit_account = Some(value),
+                "rate_limit_device" => self.rate_limit_device = Some(value),
                 "lockout_threshold" => self.lockout_threshold = Some(int(&value)?),
                 "lockout_base_delay" => self.lockout_base_delay = Some(int(&value)?),
                 "lockout_max_delay" => self.lockout_max_delay = Some(int(&value)?),

@@ -21,9 +21,16 @@ use crate::error::PageError;
 use crate::page::{render, see_other};
 
 /// The grant types a client can be registered for, with what the form says about them.
-pub const GRANT_CHOICES: [(&str, &str); 3] = [
+pub const GRANT_CHOICES: [(&str, &str); 4] = [
     ("authorization_code", "Authorization code with PKCE (people sign in)"),
-    ("refresh_token", "Refresh token (with authorization code)"),
+    (
+        portcullis_protocol::DEVICE_CODE_GRANT,
+        "Device authorization (TVs, command-line tools: people sign in on another device)",
+    ),
+    (
+        "refresh_token",
+        "Refresh token (with authorization code or device authorization)",
+    ),
     (
         "client_credentials",
         "Client credentials (machine to machine; confidential only)",

@@ -1,0 +1,274 @@
+//! `DeviceRepo` on SQLite: device authorization requests (RFC 8628), decided in a browser
+//! and redeemed once by their client's polling.
+
+use async_trait::async_trait;
+use portcullis_core::StoreError;
+use portcullis_core::model::{DeviceAuthorization, DeviceDecision, Digest, Grant, RefreshToken};
+use portcullis_core::repo::{DevicePoll, DeviceRepo, StoreResult};
+use portcullis_protocol::ClientId;
+use sqlx::FromRow;
+use time::{Duration, OffsetDateTime};
+
+use crate::SqliteStore;
+use crate::codec;
+use crate::error::ResultExt;
+use crate::grants::{insert_grant, insert_refresh_token};
+
+macro_rules! device_columns {
+    () => {
+        "device_code_hash, user_code_hash, client_id, scope, resource, created_at, expires_at, interval_secs, \
+         last_polled_at, status, user_id, auth_time, sid"
+    };
+}
+
+#[derive(FromRow)]
+struct DeviceRow {
+    device_code_hash: Vec<u8>,
+    user_code_hash: Vec<u8>,
+    client_id: String,
+    scope: String,
+    resource: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    interval_secs: i64,
+    last_polled_at: Option<i64>,
+    status: String,
+    user_id: Option<String>,
+    auth_time: Option<i64>,
+    sid: Option<String>,
+}
+
+impl DeviceRow {
+    fn into_device(self) -> StoreResult<DeviceAuthorization> {
+        let decision = match (self.status.as_str(), self.user_id, self.auth_time, self.sid) {
+            ("pending", ..) => DeviceDecision::Pending,
+            ("denied", ..) => DeviceDecision::Denied,
+            ("approved", Some(user_id), Some(auth_time), Some(sid)) => DeviceDecision::Approved {
+                user_id: codec::uuid("device_authorizations.user_id", &user_id)?,
+                auth_time: codec::time("device_authorizations.auth_time", auth_time)?,
+                sid,
+            },
+            ("approved", ..) => {
+                return Err(codec::corrupt(
+                    "device_authorizations.status",
+                    "approved without its approver",
+                ));
+            }
+            (other, ..) => {
+                return Err(codec::corrupt(
+                    "device_authorizations.status",
+                    format!("unknown value {other:?}"),
+                ));
+            }
+        };
+        Ok(DeviceAuthorization {
+            device_code_hash: codec::digest("device_authorizations.device_code_hash", &self.device_code_hash)?,
+            user_code_hash: codec::digest("device_authorizations.user_code_hash", &self.user_code_hash)?,
+            client_id: codec::client_id("device_authorizations.client_id", &self.client_id)?,
+            scope: codec::scope("device_authorizations.scope", &self.scope)?,
+            resource: self.resource,
+            created_at: codec::time("device_authorizations.created_at", self.created_at)?,
+            expires_at: codec::time("device_authorizations.expires_at", self.expires_at)?,
+            interval: self.interval_secs,
+            last_polled_at: codec::opt_time("device_authorizations.last_polled_at", self.last_polled_at)?,
+            decision,
+        })
+    }
+}
+
+/// The stored `status` of a decision.
+fn status(decision: &DeviceDecision) -> &'static str {
+    match decision {
+        DeviceDecision::Pending => "pending",
+        DeviceDecision::Approved { .. } => "approved",
+        DeviceDecision::Denied => "denied",
+    }
+}
+
+/// The approver columns (`user_id`, `auth_time`, `sid`): set only for an approval.
+fn approver(decision: &DeviceDecision) -> (Option<String>, Option<i64>, Option<&str>) {
+    match decision {
+        DeviceDecision::Approved {
+            user_id,
+            auth_time,
+            sid,
+        } => (
+            Some(codec::uuid_text(*user_id)),
+            Some(codec::ts(*auth_time)),
+            Some(sid.as_str()),
+        ),
+        DeviceDecision::Pending | DeviceDecision::Denied => (None, None, None),
+    }
+}
+
+#[async_trait]
+impl DeviceRepo for SqliteStore {
+    async fn insert_device_authorization(&self, device: &DeviceAuthorization) -> StoreResult<()> {
+        let (user_id, auth_time, sid) = approver(&device.decision);
+        sqlx::query(concat!(
+            "INSERT INTO device_authorizations (",
+            device_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(device.device_code_hash.as_slice())
+        .bind(device.user_code_hash.as_slice())
+        .bind(device.client_id.as_str())
+        .bind(device.scope.as_string())
+        .bind(&device.resource)
+        .bind(codec::ts(device.created_at))
+        .bind(codec::ts(device.expires_at))
+        .bind(device.interval)
+        .bind(device.last_polled_at.map(codec::ts))
+        .bind(status(&device.decision))
+        .bind(user_id)
+        .bind(auth_time)
+        .bind(sid)
+        .execute(&self.writer)
+        .await
+        .conflict("device authorization")?;
+        Ok(())
+    }
+
+    async fn get_pending_device_authorization(
+        &self,
+        user_code_hash: &Digest,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<DeviceAuthorization>> {
+        sqlx::query_as::<_, DeviceRow>(concat!(
+            "SELECT ",
+            device_columns!(),
+            " FROM device_authorizations WHERE user_code_hash = $1 AND status = 'pending' \
+             AND redeemed_at IS NULL AND expires_at > $2"
+        ))
+        .bind(user_code_hash.as_slice())
+        .bind(codec::ts(now))
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .map(DeviceRow::into_device)
+        .transpose()
+    }
+
+    async fn decide_device_authorization(
+        &self,
+        user_code_hash: &Digest,
+        decision: &DeviceDecision,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        // A caller's mistake: "undecided" is not a decision to record.
+        if *decision == DeviceDecision::Pending {
+            return Err(StoreError::Unexpected(
+                "a device authorization cannot be decided pending".into(),
+            ));
+        }
+        let (user_id, auth_time, sid) = approver(decision);
+        let done = sqlx::query(
+            "UPDATE device_authorizations SET status = $2, user_id = $3, auth_time = $4, sid = $5 \
+             WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $6",
+        )
+        .bind(user_code_hash.as_slice())
+        .bind(status(decision))
+        .bind(user_id)
+        .bind(auth_time)
+        .bind(sid)
+        .bind(codec::ts(now))
+        .execute(&self.writer)
+        .await
+        .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn poll_device_authorization(
+        &self,
+        device_code_hash: &Digest,
+        client_id: &ClientId,
+        now: OffsetDateTime,
+    ) -> StoreResult<DevicePoll> {
+        // The read and the poll's write in one write transaction, so two polls at once
+        // cannot both find the last poll long enough ago.
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query_as::<_, DeviceRow>(concat!(
+            "SELECT ",
+            device_columns!(),
+            " FROM device_authorizations WHERE device_code_hash = $1 AND client_id = $2 AND redeemed_at IS NULL"
+        ))
+        .bind(device_code_hash.as_slice())
+        .bind(client_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        let Some(row) = row else {
+            return Ok(DevicePoll::Invalid);
+        };
+        let device = row.into_device()?;
+        if device.expires_at <= now {
+            return Ok(DevicePoll::Expired);
+        }
+        match device.decision {
+            DeviceDecision::Denied => return Ok(DevicePoll::Denied),
+            DeviceDecision::Approved { .. } => return Ok(DevicePoll::Approved(Box::new(device))),
+            DeviceDecision::Pending => {}
+        }
+        // RFC 8628 §3.5: a poll sooner than the interval is told to slow down, and the
+        // interval grows for all later polls.
+        let too_soon = device
+            .last_polled_at
+            .is_some_and(|last| now < last + Duration::seconds(device.interval));
+        let sql = if too_soon {
+            "UPDATE device_authorizations SET last_polled_at = $2, interval_secs = interval_secs + 5 \
+             WHERE device_code_hash = $1"
+        } else {
+            "UPDATE device_authorizations SET last_polled_at = $2 WHERE device_code_hash = $1"
+        };
+        sqlx::query(sql)
+            .bind(device_code_hash.as_slice())
+            .bind(codec::ts(now))
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()?;
+        Ok(if too_soon {
+            DevicePoll::SlowDown
+        } else {
+            DevicePoll::Pending
+        })
+    }
+
+    async fn redeem_device_authorization(
+        &self,
+        device_code_hash: &Digest,
+        grant: &Grant,
+        refresh: Option<&RefreshToken>,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let redeemed = sqlx::query(
+            "UPDATE device_authorizations SET redeemed_at = $2 \
+             WHERE device_code_hash = $1 AND status = 'approved' AND redeemed_at IS NULL AND expires_at > $2",
+        )
+        .bind(device_code_hash.as_slice())
+        .bind(codec::ts(now))
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        if redeemed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_grant(&mut tx, grant).await?;
+        if let Some(refresh) = refresh {
+            insert_refresh_token(&mut tx, refresh).await?;
+        }
+        tx.commit().await.db()?;
+        Ok(true)
+    }
+
+    async fn delete_expired_device_authorizations(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM device_authorizations WHERE rowid IN \
+             (SELECT rowid FROM device_authorizations WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)",
+            before,
+            limit,
+        )
+        .await
+    }
+}
