@@ -28,11 +28,18 @@ fn payload(jwt: &str) -> Value {
         .unwrap()
 }
 
-/// A node whose devices may poll every second (the default is 5), with `adjust` applied.
+/// A node whose devices may poll every second (the default is 5) and whose tests may type
+/// many codes, with `adjust` applied.
 async fn app_with(backend: Backend, adjust: impl FnOnce(&mut portcullis_cli::Settings)) -> TestApp {
     let (url, guard) = portcullis_tests::fresh_database(backend).await;
     spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
         s.core.device_poll_interval = 1;
+        // Tests type many codes from one address; `verification_page` sets its own limit.
+        let limit = portcullis_core::throttle::RateLimit::parse("600/min").unwrap();
+        s.core
+            .defense
+            .rate_limits
+            .set(portcullis_core::throttle::Bucket::DeviceIp, limit);
         adjust(s);
     })
     .await
@@ -314,7 +321,20 @@ async fn polling_answers(backend: Backend) {
     );
     assert!(id_token.get("nonce").is_none(), "{id_token}");
     assert!(tokens["refresh_token"].is_string());
+    // Polled again: whoever polled first may have copied the device code, so the grant it
+    // got is revoked (as for a code used twice).
     assert_error(&poll(&app, me, device_code).await, "invalid_grant");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (s, body) = post(
+        &app,
+        "/token",
+        me,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    app.core.audit.flush().await;
+    assert_eq!(app.audit_events("code.replay_detected").await.len(), 1);
 
     // The device code belongs in the body only.
     let r = http()
@@ -346,6 +366,12 @@ async fn device_codes_expire(backend: Backend) {
     );
     assert_error(
         &poll(&app, me, approved["device_code"].as_str().unwrap()).await,
+        "expired_token",
+    );
+    // Still so after the periodic cleanup: expired requests are kept a day.
+    app.core.cleanup(app.core.now()).await;
+    assert_error(
+        &poll(&app, me, device["device_code"].as_str().unwrap()).await,
         "expired_token",
     );
     let (b, url, page) = sign_in_at_device_page(&app, "alice", None).await;
@@ -630,7 +656,161 @@ async fn dpop_bound_device_tokens(backend: Backend) {
     assert_eq!(payload(again["access_token"].as_str().unwrap())["cnf"]["jkt"], jkt);
 }
 
+/// What changes between the request, the person's decision and the device's poll: the
+/// client's scopes (the grant is what the person was shown), the person (disabled), the
+/// client (disabled, or no longer allowed the grant), a second decision.
+async fn changes_mid_flow(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let alice = app.user("alice", PASSWORD).await;
+    let (client, _) = device_client(&app, ClientKind::Public).await;
+    let me = (client.id.as_str(), None);
+    let input = |scopes: &str, grants: &[&str]| ClientInput {
+        name: "Living-room TV".into(),
+        kind: Some(ClientKind::Public),
+        grant_types: grants.iter().map(|g| (*g).to_owned()).collect(),
+        scopes: scopes.into(),
+        resources: vec![NOTES.into()],
+        ..Default::default()
+    };
+    let both = [DEVICE_CODE_GRANT, "refresh_token"];
+
+    // The operator takes `profile` away while the confirmation page is open: Allow shows
+    // the page again with what is asked for now; given back before the device polls, it
+    // is still not granted.
+    let device = authorize_device(&app, me, "openid profile").await;
+    let (b, url, page) = sign_in_at_device_page(&app, "alice", None).await;
+    let step = type_code(&app, &b, &url, &page, device["user_code"].as_str().unwrap()).await;
+    app.core
+        .update_client(&client.id, &input("openid notes:read", &both), "test")
+        .await
+        .unwrap();
+    let (s, again) = decide(&app, &b, step, "allow").await;
+    assert_eq!(s, 200);
+    assert!(again.contains("has changed since this page was shown"), "{again}");
+    assert!(again.contains("name=\"scope\" value=\"openid\""), "{again}");
+    let again = Step::Page {
+        url: Url::parse(&app.url("/device/decision")).unwrap(),
+        status: 200,
+        html: again,
+    };
+    let (s, done) = decide(&app, &b, again, "allow").await;
+    assert_eq!(s, 200);
+    assert!(done.contains("Device connected"), "{done}");
+    app.core
+        .update_client(&client.id, &input("openid profile notes:read", &both), "test")
+        .await
+        .unwrap();
+    let (s, tokens) = poll(&app, me, device["device_code"].as_str().unwrap()).await;
+    assert_eq!((s, tokens["scope"].as_str()), (200, Some("openid")), "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (s, body) = post(
+        &app,
+        "/token",
+        me,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    assert_eq!((s, body["scope"].as_str()), (200, Some("openid")), "{body}");
+
+    // A decision posted again, the other way: the first stands.
+    let denied = authorize_device(&app, me, "openid").await;
+    let (b, url, page) = sign_in_at_device_page(&app, "alice", None).await;
+    let step = type_code(&app, &b, &url, &page, denied["user_code"].as_str().unwrap()).await;
+    let Step::Page { html: confirm, .. } = &step else {
+        panic!("{step:?}")
+    };
+    let replay = Step::Page {
+        url: url.clone(),
+        status: 200,
+        html: confirm.clone(),
+    };
+    let (_, first) = decide(&app, &b, step, "deny").await;
+    assert!(first.contains("Device not connected"), "{first}");
+    let (s, second) = decide(&app, &b, replay, "allow").await;
+    assert_eq!(s, 200);
+    assert!(second.contains("That code is not valid"), "{second}");
+    assert_error(
+        &poll(&app, me, denied["device_code"].as_str().unwrap()).await,
+        "access_denied",
+    );
+
+    // The person disabled after allowing: nothing for the device.
+    let approved = authorize_device(&app, me, "openid").await;
+    sign_in_and_decide(&app, "alice", approved["user_code"].as_str().unwrap(), "allow").await;
+    app.core.set_user_disabled(alice.id, true, "test").await.unwrap();
+    assert_error(
+        &poll(&app, me, approved["device_code"].as_str().unwrap()).await,
+        "invalid_grant",
+    );
+    app.core.set_user_disabled(alice.id, false, "test").await.unwrap();
+
+    // After an approval, the client is no longer allowed the grant, then it is disabled.
+    let approved = authorize_device(&app, me, "openid").await;
+    sign_in_and_decide(&app, "alice", approved["user_code"].as_str().unwrap(), "allow").await;
+    let code = approved["device_code"].as_str().unwrap();
+    let mut web = input("openid", &["authorization_code"]);
+    web.redirect_uris = vec!["https://rp.example/cb".into()];
+    app.core.update_client(&client.id, &web, "test").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await; // the client cache
+    let (s, body) = poll(&app, me, code).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "{body}"
+    );
+    app.core
+        .update_client(&client.id, &input("openid", &both), "test")
+        .await
+        .unwrap();
+    app.core.set_client_disabled(&client.id, true, "test").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (s, body) = poll(&app, me, code).await;
+    assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
+
+    // A public client's poll must name it.
+    let r = http()
+        .post(app.url("/token"))
+        .form(&[("grant_type", DEVICE_CODE_GRANT), ("device_code", code)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+}
+
+/// The sign-in goes back to the verification page only, whatever the code in the link.
+async fn the_way_back_from_sign_in_stays_here(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    app.user("alice", PASSWORD).await;
+    let long = "B".repeat(33);
+    for (code, back) in [
+        ("//evil.example", "/device?user_code=%2F%2Fevil.example"),
+        (
+            "https://evil.example/",
+            "/device?user_code=https%3A%2F%2Fevil.example%2F",
+        ),
+        (
+            "WDJB\r\nSet-Cookie: x=1",
+            "/device?user_code=WDJB%0D%0ASet-Cookie%3A+x%3D1",
+        ),
+        (long.as_str(), "/device"),
+    ] {
+        let b = browser();
+        let mut url = Url::parse(&app.url("/device")).unwrap();
+        url.query_pairs_mut().append_pair("user_code", code);
+        let r = b.get(url.clone()).send().await.unwrap();
+        let login = location(&url, &r);
+        let html = b.get(login.clone()).send().await.unwrap().text().await.unwrap();
+        let form = forms(&login, &html).remove(0);
+        let r = submit_form(&b, &form, &[("username", "alice"), ("password", PASSWORD)]).await;
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], back, "{code:?}");
+    }
+}
+
 both_backends!(
+    changes_mid_flow,
+    the_way_back_from_sign_in_stays_here,
     device_flow_with_oauth2_and_chromium,
     polling_answers,
     device_codes_expire,

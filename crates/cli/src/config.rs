@@ -39,6 +39,8 @@ pub struct RawConfig {
     pub refresh_token_ttl: Option<i64>,
     pub id_token_ttl: Option<i64>,
     pub code_ttl: Option<i64>,
+    pub device_code_ttl: Option<i64>,
+    pub device_poll_interval: Option<i64>,
     pub session_ttl: Option<i64>,
     pub session_max_age: Option<i64>,
     pub admin_idle_timeout: Option<i64>,
@@ -170,6 +172,8 @@ const ENV_KEYS: &[&str] = &[
     "refresh_token_ttl",
     "id_token_ttl",
     "code_ttl",
+    "device_code_ttl",
+    "device_poll_interval",
     "session_ttl",
     "session_max_age",
     "admin_idle_timeout",
@@ -291,6 +295,8 @@ impl RawConfig {
             "refresh_token_ttl" => self.refresh_token_ttl.is_some(),
             "id_token_ttl" => self.id_token_ttl.is_some(),
             "code_ttl" => self.code_ttl.is_some(),
+            "device_code_ttl" => self.device_code_ttl.is_some(),
+            "device_poll_interval" => self.device_poll_interval.is_some(),
             "session_ttl" => self.session_ttl.is_some(),
             "session_max_age" => self.session_max_age.is_some(),
             "admin_idle_timeout" => self.admin_idle_timeout.is_some(),
@@ -496,6 +502,12 @@ impl RawConfig {
         }
         if let Some(d) = ttl("code_ttl", self.code_ttl, 10, 600)? {
             core.code_ttl = d;
+        }
+        if let Some(d) = ttl("device_code_ttl", self.device_code_ttl, 60, 1800)? {
+            core.device_code_ttl = d;
+        }
+        if let Some(d) = ttl("device_poll_interval", self.device_poll_interval, 1, 60)? {
+            core.device_poll_interval = d.whole_seconds();
         }
         if let Some(d) = ttl("session_ttl", self.session_ttl, 60, 2_592_000)? {
             core.session_ttl = d;

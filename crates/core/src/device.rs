@@ -12,8 +12,8 @@
 //! the person to confirm, showing the code and what the device asks for (§5.4: a link
 //! with the code filled in may come from an attacker).
 
+use portcullis_protocol::token::DeviceAuthorizationResponse;
 use portcullis_protocol::{ClientId, ErrorCode, GrantType, ScopeSet};
-use serde::Serialize;
 
 use crate::audit::Event;
 use crate::authorize::{AuthSession, requested_resource, requested_scope};
@@ -68,18 +68,17 @@ fn user_code_hash(normalised: &str) -> crate::model::Digest {
     sha256(normalised.as_bytes())
 }
 
-/// RFC 8628 §3.2 device authorization response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeviceAuthorizationResponse {
-    pub device_code: String,
-    /// As shown to people, with a dash in the middle.
-    pub user_code: String,
-    pub verification_uri: String,
-    /// The verification page with the user code filled in, for a QR code or a link.
-    pub verification_uri_complete: String,
-    pub expires_in: i64,
-    /// Seconds the device waits between polls.
-    pub interval: i64,
+/// What became of a decision on a device authorization.
+#[derive(Debug, Clone)]
+pub enum DeviceOutcome {
+    /// Recorded, on a request of this client.
+    Decided(Client),
+    /// What the request would grant is no longer what the person was shown (an operator
+    /// changed the client's scopes meanwhile): nothing recorded; show it again.
+    Changed(PendingDevice),
+    /// No request with this user code is waiting any more (decided meanwhile, expired,
+    /// its client disabled).
+    Gone,
 }
 
 /// A device authorization waiting for the person, as the verification page shows it.
@@ -180,24 +179,30 @@ impl Portcullis {
     }
 
     /// §3.3: the signed-in person `auth` allows (`allow`) or denies the device
-    /// authorization with this user code. False when there is none to decide any more
-    /// (decided meanwhile, expired, its client disabled).
+    /// authorization with this user code, having been shown `shown_scope` (the scope of
+    /// its `PendingDevice`, as a string): an approval grants exactly that, and only while
+    /// it is still what the request would grant.
     pub async fn decide_device(
         &self,
         typed: &str,
+        shown_scope: &str,
         auth: &AuthSession,
         allow: bool,
         ip: Option<String>,
-    ) -> Result<bool> {
+    ) -> Result<DeviceOutcome> {
         let Some(pending) = self.pending_device(typed).await? else {
-            return Ok(false);
+            return Ok(DeviceOutcome::Gone);
         };
+        if allow && pending.scope.as_string() != shown_scope {
+            return Ok(DeviceOutcome::Changed(pending));
+        }
         let decision = if allow {
             DeviceDecision::Approved {
                 user_id: auth.user_id,
                 auth_time: time::OffsetDateTime::from_unix_timestamp(auth.auth_time)
                     .map_err(|e| Error::Unexpected(format!("auth_time: {e}")))?,
                 sid: auth.sid.clone(),
+                scope: pending.scope.clone(),
             }
         } else {
             DeviceDecision::Denied
@@ -206,16 +211,17 @@ impl Portcullis {
             .store
             .decide_device_authorization(&user_code_hash(&pending.user_code), &decision, self.now())
             .await?;
-        if decided {
-            self.audit(
-                Event::new(if allow { "device.approved" } else { "device.denied" })
-                    .client(pending.client.id.as_str())
-                    .user(auth.user_id)
-                    .ip(ip)
-                    .detail(serde_json::json!({ "scope": pending.scope.as_string() })),
-            );
+        if !decided {
+            return Ok(DeviceOutcome::Gone);
         }
-        Ok(decided)
+        self.audit(
+            Event::new(if allow { "device.approved" } else { "device.denied" })
+                .client(pending.client.id.as_str())
+                .user(auth.user_id)
+                .ip(ip)
+                .detail(serde_json::json!({ "scope": pending.scope.as_string() })),
+        );
+        Ok(DeviceOutcome::Decided(pending.client))
     }
 
     /// The client `id`, if it exists, is enabled and may use the device grant.

@@ -12,7 +12,7 @@ use crate::crypto::{pkce_s256_matches, random_token, random_uuid, sha256};
 use crate::dpop;
 use crate::error::{Error, Result};
 use crate::jwt::{ACCESS_TOKEN_TYP, at_hash, sign};
-use crate::model::{Client, ClientKind, DeviceDecision, Grant, RefreshToken, User};
+use crate::model::{Client, ClientKind, DeviceDecision, Grant, RefreshToken, Revocation, RevocationTarget, User};
 use crate::repo::{CodeRedemption, DevicePoll, RefreshRotation};
 use crate::service::ID_TOKEN_ALG;
 use crate::service::Portcullis;
@@ -380,7 +380,18 @@ impl Portcullis {
         let now = self.now();
         let hash = sha256(device_code.expose().as_bytes());
         let device = match self.store.poll_device_authorization(&hash, &client.id, now).await? {
-            DevicePoll::Invalid => return Err(invalid_grant("the device code is invalid or already used")),
+            DevicePoll::Invalid => return Err(invalid_grant("the device code is invalid")),
+            // As for a code used twice (RFC 6749 §4.1.2, DESIGN §3): whoever polled first
+            // may have copied the device code, so what it got is revoked.
+            DevicePoll::Redeemed { grant_id } => {
+                let revocation = Revocation {
+                    target: RevocationTarget::Grant(grant_id),
+                    expires_at: now + self.settings.max_access_token_ttl(),
+                };
+                self.store.revoke_grant(grant_id, now, &revocation).await?;
+                self.on_code_replay(client, grant_id, ip);
+                return Err(invalid_grant("the device code was already used"));
+            }
             DevicePoll::Expired => {
                 return Err(Error::oauth(
                     ErrorCode::ExpiredToken,
@@ -406,6 +417,7 @@ impl Portcullis {
             user_id,
             auth_time,
             sid,
+            scope,
         } = device.decision
         else {
             return Err(Error::Unexpected(
@@ -417,14 +429,15 @@ impl Portcullis {
             audience: audience(client, device.resource.as_deref(), resource)?,
             dpop_jkt,
         };
-        self.id_token_key_for(client, &device.scope)?;
+        self.id_token_key_for(client, &scope)?;
         let user = self
             .store
             .get_user(user_id)
             .await?
             .filter(|u| !u.disabled)
             .ok_or_else(|| invalid_grant("the user is no longer active"))?;
-        let mut grant = self.new_grant(client, user.id, device.scope.clone(), auth_time, sid, None);
+        // What the person allowed, which may be less than what the device asked for.
+        let mut grant = self.new_grant(client, user.id, scope, auth_time, sid, None);
         // As for a code (RFC 9449 §5): a public client's grant is bound to its proof's key.
         if client.kind == ClientKind::Public {
             grant.dpop_jkt = target.dpop_jkt.clone();
@@ -437,7 +450,7 @@ impl Portcullis {
             .await?
         {
             // Another poll redeemed it a moment ago.
-            return Err(invalid_grant("the device code is invalid or already used"));
+            return Err(invalid_grant("the device code was already used"));
         }
         self.audit(
             Event::new("token.issued")

@@ -253,11 +253,14 @@ pub struct DeviceAuthorization {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceDecision {
     Pending,
-    /// Allowed by `user_id`, signed in at `auth_time` in the browser session `sid`.
+    /// Allowed by `user_id`, signed in at `auth_time` in the browser session `sid`, for
+    /// `scope`: what the verification page showed them (the request's scope, less what
+    /// its client had lost by then).
     Approved {
         user_id: Uuid,
         auth_time: OffsetDateTime,
         sid: String,
+        scope: ScopeSet,
     },
     Denied,
 }

@@ -225,8 +225,13 @@ pub trait CodeRepo: Send + Sync {
 /// What one poll of a device code finds (RFC 8628 §3.4, §3.5).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DevicePoll {
-    /// No such device code for this client, or it was redeemed already.
+    /// No such device code for this client.
     Invalid,
+    /// Redeemed already, into the grant `grant_id` (kept a day after it expired, as used
+    /// codes are).
+    Redeemed {
+        grant_id: Uuid,
+    },
     /// It expired before anyone decided, or before it was redeemed.
     Expired,
     /// Not decided yet.
@@ -262,16 +267,18 @@ pub trait DeviceRepo: Send + Sync {
     ) -> StoreResult<bool>;
     /// One poll by `client_id` at `now`, in one step: an undecided one records the poll
     /// (`last_polled_at = now`) and, if it came less than `interval` seconds after the
-    /// last one, lengthens the interval by 5 s (`SlowDown`). Another client's device code
-    /// is `Invalid` and left as it was.
+    /// last one, lengthens the interval by 5 s (`SlowDown`). Times are compared in whole
+    /// seconds (SQLite keeps no more), so a device that waits `interval` seconds is never
+    /// told to slow down. Another client's device code is `Invalid` and left as it was.
     async fn poll_device_authorization(
         &self,
         device_code_hash: &Digest,
         client_id: &ClientId,
         now: OffsetDateTime,
     ) -> StoreResult<DevicePoll>;
-    /// In one transaction: marks the approved device authorization redeemed, if it is
-    /// approved, not redeemed and not expired by `now`, and stores `grant` and `refresh`.
+    /// In one transaction: marks the approved device authorization redeemed (into
+    /// `grant`), if it is approved, not redeemed and not expired by `now`, and stores
+    /// `grant` and `refresh`.
     /// False, and nothing written, otherwise (of two concurrent redemptions, one wins).
     async fn redeem_device_authorization(
         &self,

@@ -383,8 +383,10 @@ impl Portcullis {
             store.delete_expired_pushed_requests(now, limit)
         })
         .await;
+        // Kept a day too: a late poll still gets expired_token, and a replayed device code
+        // still revokes its grant.
         drain("device_authorizations", |limit| {
-            store.delete_expired_device_authorizations(now, limit)
+            store.delete_expired_device_authorizations(now - day, limit)
         })
         .await;
         drain("client_assertions", |limit| {

@@ -18,7 +18,8 @@ pub enum ErrorCode {
     UnsupportedGrantType,
     /// RFC 6749 §5.2 / §4.1.2.1: the scope is invalid, unknown or exceeds what is allowed.
     InvalidScope,
-    /// RFC 6749 §4.1.2.1: the resource owner or server denied the request.
+    /// RFC 6749 §4.1.2.1: the resource owner or server denied the request; RFC 8628 §3.5:
+    /// the person denied the device authorization request.
     AccessDenied,
     /// RFC 6749 §4.1.2.1: the response type is not supported.
     UnsupportedResponseType,
@@ -53,7 +54,8 @@ pub enum ErrorCode {
     /// too often" (RFC 8628 §3.5, IANA OAuth Extensions Error registry, token endpoint),
     /// whereas `temporarily_unavailable` (RFC 6749 §4.1.2.1) blames the server and is
     /// defined only for authorization redirects. A client that does not know it still
-    /// sees a 429 with the time to wait.
+    /// sees a 429 with the time to wait. Also its own RFC 8628 §3.5 meaning: a device
+    /// polling sooner than its interval (a 400, as the other polling errors).
     SlowDown,
     /// RFC 9449 §5 and §7.1: the DPoP proof is missing where it is needed, or invalid.
     InvalidDpopProof,

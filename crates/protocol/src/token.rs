@@ -37,6 +37,43 @@ pub enum TokenRequest {
     },
 }
 
+/// RFC 8628 §3.1 device authorization request, beside the client's authentication.
+#[derive(Debug, Deserialize)]
+pub struct DeviceAuthorizationRequest {
+    /// Required here (RFC 6749 §3.3 lets the server refuse a request without one); parsed
+    /// by the server, so a malformed one is `invalid_scope`.
+    pub scope: Option<String>,
+    /// RFC 8707 §2: the API the token is to be for.
+    pub resource: Option<String>,
+}
+
+/// RFC 8628 §3.2 device authorization response.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuthorizationResponse {
+    pub device_code: String,
+    /// As shown to people, with a dash in the middle.
+    pub user_code: String,
+    pub verification_uri: String,
+    /// The verification page with the user code filled in, for a QR code or a link.
+    pub verification_uri_complete: String,
+    pub expires_in: i64,
+    /// Seconds the device waits between polls.
+    pub interval: i64,
+}
+
+/// The device code is a credential: kept out of logs.
+impl std::fmt::Debug for DeviceAuthorizationResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceAuthorizationResponse")
+            .field("device_code", &"<redacted>")
+            .field("user_code", &self.user_code)
+            .field("verification_uri", &self.verification_uri)
+            .field("expires_in", &self.expires_in)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
 /// RFC 6749 §5.1 successful token response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenResponse {

@@ -440,6 +440,7 @@ pub enum GrantType {
     RefreshToken,
     ClientCredentials,
     /// RFC 8628 §3.4: `urn:ietf:params:oauth:grant-type:device_code`.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
     DeviceCode,
 }
 

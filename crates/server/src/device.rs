@@ -7,6 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use portcullis_core::throttle::Bucket;
+use portcullis_protocol::token::DeviceAuthorizationRequest;
 
 use crate::ServerState;
 use crate::client_auth::{authenticated_form, check_client_allowance};
@@ -36,9 +37,10 @@ pub async fn device_authorization_post(
     )
     .await?;
     check_client_allowance(&state.core, &client)?;
+    let request: DeviceAuthorizationRequest = form.parse_as()?;
     let response = state
         .core
-        .device_authorization(&client, form.get("scope"), form.get("resource"))
+        .device_authorization(&client, request.scope.as_deref(), request.resource.as_deref())
         .await?;
     Ok(no_store(Json(response).into_response()))
 }

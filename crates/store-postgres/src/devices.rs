@@ -7,7 +7,7 @@ use portcullis_core::model::{DeviceAuthorization, DeviceDecision, Digest, Grant,
 use portcullis_core::repo::{DevicePoll, DeviceRepo, StoreResult};
 use portcullis_protocol::ClientId;
 use sqlx::FromRow;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::PgStore;
@@ -17,7 +17,7 @@ use crate::error::ResultExt;
 macro_rules! device_columns {
     () => {
         "device_code_hash, user_code_hash, client_id, scope, resource, created_at, expires_at, interval_secs, \
-         last_polled_at, status, user_id, auth_time, sid"
+         last_polled_at, status, user_id, auth_time, sid, approved_scope"
     };
 }
 
@@ -36,17 +36,34 @@ struct DeviceRow {
     user_id: Option<Uuid>,
     auth_time: Option<OffsetDateTime>,
     sid: Option<String>,
+    approved_scope: Option<String>,
+}
+
+/// A row as a poll reads it: with what its redemption made, if it was redeemed.
+#[derive(FromRow)]
+struct PolledRow {
+    #[sqlx(flatten)]
+    device: DeviceRow,
+    redeemed_at: Option<OffsetDateTime>,
+    grant_id: Option<Uuid>,
 }
 
 impl DeviceRow {
     fn into_device(self) -> StoreResult<DeviceAuthorization> {
-        let decision = match (self.status.as_str(), self.user_id, self.auth_time, self.sid) {
+        let decision = match (
+            self.status.as_str(),
+            self.user_id,
+            self.auth_time,
+            self.sid,
+            self.approved_scope,
+        ) {
             ("pending", ..) => DeviceDecision::Pending,
             ("denied", ..) => DeviceDecision::Denied,
-            ("approved", Some(user_id), Some(auth_time), Some(sid)) => DeviceDecision::Approved {
+            ("approved", Some(user_id), Some(auth_time), Some(sid), Some(scope)) => DeviceDecision::Approved {
                 user_id,
                 auth_time,
                 sid,
+                scope: codec::scope("device_authorizations.approved_scope", &scope)?,
             },
             ("approved", ..) => {
                 return Err(codec::corrupt(
@@ -85,26 +102,33 @@ fn status(decision: &DeviceDecision) -> &'static str {
     }
 }
 
-/// The approver columns (`user_id`, `auth_time`, `sid`): set only for an approval.
-fn approver(decision: &DeviceDecision) -> (Option<Uuid>, Option<OffsetDateTime>, Option<&str>) {
+/// The approver columns (`user_id`, `auth_time`, `sid`, `approved_scope`): set only for
+/// an approval.
+fn approver(decision: &DeviceDecision) -> (Option<Uuid>, Option<OffsetDateTime>, Option<&str>, Option<String>) {
     match decision {
         DeviceDecision::Approved {
             user_id,
             auth_time,
             sid,
-        } => (Some(*user_id), Some(*auth_time), Some(sid.as_str())),
-        DeviceDecision::Pending | DeviceDecision::Denied => (None, None, None),
+            scope,
+        } => (
+            Some(*user_id),
+            Some(*auth_time),
+            Some(sid.as_str()),
+            Some(scope.as_string()),
+        ),
+        DeviceDecision::Pending | DeviceDecision::Denied => (None, None, None, None),
     }
 }
 
 #[async_trait]
 impl DeviceRepo for PgStore {
     async fn insert_device_authorization(&self, device: &DeviceAuthorization) -> StoreResult<()> {
-        let (user_id, auth_time, sid) = approver(&device.decision);
+        let (user_id, auth_time, sid, approved_scope) = approver(&device.decision);
         sqlx::query(concat!(
             "INSERT INTO device_authorizations (",
             device_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(device.device_code_hash.as_slice())
         .bind(device.user_code_hash.as_slice())
@@ -119,6 +143,7 @@ impl DeviceRepo for PgStore {
         .bind(user_id)
         .bind(auth_time)
         .bind(sid)
+        .bind(approved_scope)
         .execute(&self.pool)
         .await
         .conflict("device authorization")?;
@@ -157,12 +182,12 @@ impl DeviceRepo for PgStore {
                 "a device authorization cannot be decided pending".into(),
             ));
         }
-        let (user_id, auth_time, sid) = approver(decision);
+        let (user_id, auth_time, sid, approved_scope) = approver(decision);
         // Of two decisions at once, the second waits on the row lock and then finds it
         // decided.
         let done = sqlx::query(
-            "UPDATE device_authorizations SET status = $2, user_id = $3, auth_time = $4, sid = $5 \
-             WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $6",
+            "UPDATE device_authorizations SET status = $2, user_id = $3, auth_time = $4, sid = $5, \
+             approved_scope = $7 WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $6",
         )
         .bind(user_code_hash.as_slice())
         .bind(status(decision))
@@ -170,6 +195,7 @@ impl DeviceRepo for PgStore {
         .bind(auth_time)
         .bind(sid)
         .bind(now)
+        .bind(approved_scope)
         .execute(&self.pool)
         .await
         .db()?;
@@ -185,10 +211,10 @@ impl DeviceRepo for PgStore {
         // The row is locked from the read to the poll's write, so two polls at once cannot
         // both find the last poll long enough ago.
         let mut tx = self.pool.begin().await.db()?;
-        let row = sqlx::query_as::<_, DeviceRow>(concat!(
+        let row = sqlx::query_as::<_, PolledRow>(concat!(
             "SELECT ",
             device_columns!(),
-            " FROM device_authorizations WHERE device_code_hash = $1 AND client_id = $2 AND redeemed_at IS NULL \
+            ", redeemed_at, grant_id FROM device_authorizations WHERE device_code_hash = $1 AND client_id = $2 \
              FOR UPDATE"
         ))
         .bind(device_code_hash.as_slice())
@@ -199,7 +225,13 @@ impl DeviceRepo for PgStore {
         let Some(row) = row else {
             return Ok(DevicePoll::Invalid);
         };
-        let device = row.into_device()?;
+        if row.redeemed_at.is_some() {
+            let grant_id = row
+                .grant_id
+                .ok_or_else(|| codec::corrupt("device_authorizations.grant_id", "redeemed without its grant"))?;
+            return Ok(DevicePoll::Redeemed { grant_id });
+        }
+        let device = row.device.into_device()?;
         if device.expires_at <= now {
             return Ok(DevicePoll::Expired);
         }
@@ -210,9 +242,11 @@ impl DeviceRepo for PgStore {
         }
         // RFC 8628 §3.5: a poll sooner than the interval is told to slow down, and the
         // interval grows for all later polls.
+        // In whole seconds, as on SQLite (which keeps no more): a device that waits
+        // `interval` seconds between polls is never told to slow down.
         let too_soon = device
             .last_polled_at
-            .is_some_and(|last| now < last + Duration::seconds(device.interval));
+            .is_some_and(|last| now.unix_timestamp() < last.unix_timestamp() + device.interval);
         let sql = if too_soon {
             "UPDATE device_authorizations SET last_polled_at = $2, interval_secs = interval_secs + 5 \
              WHERE device_code_hash = $1"
@@ -246,7 +280,7 @@ impl DeviceRepo for PgStore {
         // checked at the end of the statement, when the grant row exists.
         let redeemed: Option<Uuid> = sqlx::query_scalar(
             "WITH redeemed AS ( \
-                 UPDATE device_authorizations SET redeemed_at = $2 \
+                 UPDATE device_authorizations SET redeemed_at = $2, grant_id = $3 \
                  WHERE device_code_hash = $1 AND status = 'approved' AND redeemed_at IS NULL \
                        AND expires_at > $2 \
                  RETURNING 1), \

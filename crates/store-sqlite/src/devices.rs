@@ -7,7 +7,7 @@ use portcullis_core::model::{DeviceAuthorization, DeviceDecision, Digest, Grant,
 use portcullis_core::repo::{DevicePoll, DeviceRepo, StoreResult};
 use portcullis_protocol::ClientId;
 use sqlx::FromRow;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::SqliteStore;
 use crate::codec;
@@ -17,7 +17,7 @@ use crate::grants::{insert_grant, insert_refresh_token};
 macro_rules! device_columns {
     () => {
         "device_code_hash, user_code_hash, client_id, scope, resource, created_at, expires_at, interval_secs, \
-         last_polled_at, status, user_id, auth_time, sid"
+         last_polled_at, status, user_id, auth_time, sid, approved_scope"
     };
 }
 
@@ -36,17 +36,34 @@ struct DeviceRow {
     user_id: Option<String>,
     auth_time: Option<i64>,
     sid: Option<String>,
+    approved_scope: Option<String>,
+}
+
+/// A row as a poll reads it: with what its redemption made, if it was redeemed.
+#[derive(FromRow)]
+struct PolledRow {
+    #[sqlx(flatten)]
+    device: DeviceRow,
+    redeemed_at: Option<i64>,
+    grant_id: Option<String>,
 }
 
 impl DeviceRow {
     fn into_device(self) -> StoreResult<DeviceAuthorization> {
-        let decision = match (self.status.as_str(), self.user_id, self.auth_time, self.sid) {
+        let decision = match (
+            self.status.as_str(),
+            self.user_id,
+            self.auth_time,
+            self.sid,
+            self.approved_scope,
+        ) {
             ("pending", ..) => DeviceDecision::Pending,
             ("denied", ..) => DeviceDecision::Denied,
-            ("approved", Some(user_id), Some(auth_time), Some(sid)) => DeviceDecision::Approved {
+            ("approved", Some(user_id), Some(auth_time), Some(sid), Some(scope)) => DeviceDecision::Approved {
                 user_id: codec::uuid("device_authorizations.user_id", &user_id)?,
                 auth_time: codec::time("device_authorizations.auth_time", auth_time)?,
                 sid,
+                scope: codec::scope("device_authorizations.approved_scope", &scope)?,
             },
             ("approved", ..) => {
                 return Err(codec::corrupt(
@@ -85,30 +102,33 @@ fn status(decision: &DeviceDecision) -> &'static str {
     }
 }
 
-/// The approver columns (`user_id`, `auth_time`, `sid`): set only for an approval.
-fn approver(decision: &DeviceDecision) -> (Option<String>, Option<i64>, Option<&str>) {
+/// The approver columns (`user_id`, `auth_time`, `sid`, `approved_scope`): set only for
+/// an approval.
+fn approver(decision: &DeviceDecision) -> (Option<String>, Option<i64>, Option<&str>, Option<String>) {
     match decision {
         DeviceDecision::Approved {
             user_id,
             auth_time,
             sid,
+            scope,
         } => (
             Some(codec::uuid_text(*user_id)),
             Some(codec::ts(*auth_time)),
             Some(sid.as_str()),
+            Some(scope.as_string()),
         ),
-        DeviceDecision::Pending | DeviceDecision::Denied => (None, None, None),
+        DeviceDecision::Pending | DeviceDecision::Denied => (None, None, None, None),
     }
 }
 
 #[async_trait]
 impl DeviceRepo for SqliteStore {
     async fn insert_device_authorization(&self, device: &DeviceAuthorization) -> StoreResult<()> {
-        let (user_id, auth_time, sid) = approver(&device.decision);
+        let (user_id, auth_time, sid, approved_scope) = approver(&device.decision);
         sqlx::query(concat!(
             "INSERT INTO device_authorizations (",
             device_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(device.device_code_hash.as_slice())
         .bind(device.user_code_hash.as_slice())
@@ -123,6 +143,7 @@ impl DeviceRepo for SqliteStore {
         .bind(user_id)
         .bind(auth_time)
         .bind(sid)
+        .bind(approved_scope)
         .execute(&self.writer)
         .await
         .conflict("device authorization")?;
@@ -161,10 +182,10 @@ impl DeviceRepo for SqliteStore {
                 "a device authorization cannot be decided pending".into(),
             ));
         }
-        let (user_id, auth_time, sid) = approver(decision);
+        let (user_id, auth_time, sid, approved_scope) = approver(decision);
         let done = sqlx::query(
-            "UPDATE device_authorizations SET status = $2, user_id = $3, auth_time = $4, sid = $5 \
-             WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $6",
+            "UPDATE device_authorizations SET status = $2, user_id = $3, auth_time = $4, sid = $5, \
+             approved_scope = $7 WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $6",
         )
         .bind(user_code_hash.as_slice())
         .bind(status(decision))
@@ -172,6 +193,7 @@ impl DeviceRepo for SqliteStore {
         .bind(auth_time)
         .bind(sid)
         .bind(codec::ts(now))
+        .bind(approved_scope)
         .execute(&self.writer)
         .await
         .db()?;
@@ -187,10 +209,10 @@ impl DeviceRepo for SqliteStore {
         // The read and the poll's write in one write transaction, so two polls at once
         // cannot both find the last poll long enough ago.
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query_as::<_, DeviceRow>(concat!(
+        let row = sqlx::query_as::<_, PolledRow>(concat!(
             "SELECT ",
             device_columns!(),
-            " FROM device_authorizations WHERE device_code_hash = $1 AND client_id = $2 AND redeemed_at IS NULL"
+            ", redeemed_at, grant_id FROM device_authorizations WHERE device_code_hash = $1 AND client_id = $2"
         ))
         .bind(device_code_hash.as_slice())
         .bind(client_id.as_str())
@@ -200,7 +222,15 @@ impl DeviceRepo for SqliteStore {
         let Some(row) = row else {
             return Ok(DevicePoll::Invalid);
         };
-        let device = row.into_device()?;
+        if row.redeemed_at.is_some() {
+            let grant_id = row
+                .grant_id
+                .ok_or_else(|| codec::corrupt("device_authorizations.grant_id", "redeemed without its grant"))?;
+            return Ok(DevicePoll::Redeemed {
+                grant_id: codec::uuid("device_authorizations.grant_id", &grant_id)?,
+            });
+        }
+        let device = row.device.into_device()?;
         if device.expires_at <= now {
             return Ok(DevicePoll::Expired);
         }
@@ -213,7 +243,7 @@ impl DeviceRepo for SqliteStore {
         // interval grows for all later polls.
         let too_soon = device
             .last_polled_at
-            .is_some_and(|last| now < last + Duration::seconds(device.interval));
+            .is_some_and(|last| now.unix_timestamp() < last.unix_timestamp() + device.interval);
         let sql = if too_soon {
             "UPDATE device_authorizations SET last_polled_at = $2, interval_secs = interval_secs + 5 \
              WHERE device_code_hash = $1"
@@ -243,11 +273,12 @@ impl DeviceRepo for SqliteStore {
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let redeemed = sqlx::query(
-            "UPDATE device_authorizations SET redeemed_at = $2 \
+            "UPDATE device_authorizations SET redeemed_at = $2, grant_id = $3 \
              WHERE device_code_hash = $1 AND status = 'approved' AND redeemed_at IS NULL AND expires_at > $2",
         )
         .bind(device_code_hash.as_slice())
         .bind(codec::ts(now))
+        .bind(codec::uuid_text(grant.id))
         .execute(&mut *tx)
         .await
         .db()?;

@@ -134,11 +134,11 @@ pub async fn consent_post(
         // Sent again after it was answered (a double submit without script, the form
         // posted twice in a row): the same answer, not an error page in its place; to
         // the login that answered it only.
-        Err(PageError::Expired)
-            if let Some(answer) = auth.as_ref().and_then(|a| state.answered.get(&form.req, &a.sid, now)) =>
-        {
-            return send_response(&answer);
-        }
+        // (A match rather than an `if let` guard, which needs Rust 1.95: rust-version is 1.88.)
+        Err(PageError::Expired) => match auth.as_ref().and_then(|a| state.answered.get(&form.req, &a.sid, now)) {
+            Some(answer) => return send_response(&answer),
+            None => return Err(PageError::Expired),
+        },
         Err(e) => return Err(e),
     };
     let Some(auth) = auth else {

@@ -9,6 +9,8 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use portcullis_core::device::{DeviceOutcome, PendingDevice};
+use portcullis_core::model::User;
 use portcullis_core::throttle::Bucket;
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -26,6 +28,8 @@ pub const BACK_TO_DEVICE: &str = "back_to_device";
 
 /// What a person may have typed: longer input is not a code, and is not shown back.
 const MAX_TYPED: usize = 32;
+
+const CHANGED: &str = "What the application asks for has changed since this page was shown. Check it again.";
 
 const NOT_WAITING: &str =
     "That code is not valid, or it has expired or been used. Check the code your device shows now.";
@@ -47,9 +51,13 @@ pub struct DeviceConfirmPage<'a> {
     pub client_name: &'a str,
     /// As the device shows it: `WDJB-MJHT`.
     pub user_code: &'a str,
+    /// The scope shown, as a string: what an Allow grants.
+    pub scope: String,
     pub scopes: Vec<String>,
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
+    /// Why the page is shown again.
+    pub notice: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -73,6 +81,9 @@ pub struct DeviceForm {
 #[derive(Debug, Deserialize)]
 pub struct DeviceDecisionForm {
     pub user_code: String,
+    /// The scope the confirmation page showed.
+    #[serde(default)]
+    pub scope: String,
     pub decision: Decision,
 }
 
@@ -113,22 +124,27 @@ fn code_page(csrf: &str, username: &str, user_code: &str, error: Option<&str>) -
     render(StatusCode::OK, &page)
 }
 
-/// Counts one code typed from `ip`: the code form again, with the wait, when over the
-/// limit.
+/// Counts one code typed by `user` from `ip`, against the address's allowance and the
+/// account's (DESIGN §5: per IP and per account): the code form again, with the wait,
+/// when over either.
 fn throttled(
     state: &AppState,
     ip: Option<&str>,
     csrf: &str,
-    username: &str,
+    user: &User,
     code: &str,
 ) -> Result<Option<Response>, PageError> {
-    let Err(portcullis_core::Error::RateLimited { retry_after }) = state.core.throttle.check(Bucket::DeviceIp, ip)
+    let throttle = &state.core.throttle;
+    let account = format!("account {}", user.id);
+    let Err(portcullis_core::Error::RateLimited { retry_after }) = throttle
+        .check(Bucket::DeviceIp, ip)
+        .and_then(|()| throttle.check(Bucket::DeviceIp, Some(&account)))
     else {
         return Ok(None);
     };
     let page = DevicePage {
         csrf,
-        username,
+        username: &user.username,
         user_code: typed(code),
         error: Some(TOO_MANY_MESSAGE),
     };
@@ -163,22 +179,35 @@ pub async fn device_post(
         return sign_in_first(&session, &form.user_code).await;
     };
     let csrf = csrf::token(&session).await?;
-    if let Some(wait) = throttled(&state, ip.as_deref(), &csrf, &user.username, &form.user_code)? {
+    if let Some(wait) = throttled(&state, ip.as_deref(), &csrf, &user, &form.user_code)? {
         return Ok(wait);
     }
     let Some(pending) = state.core.pending_device(&form.user_code).await? else {
         return code_page(&csrf, &user.username, &form.user_code, Some(NOT_WAITING));
     };
+    confirm_page(&csrf, &user.username, &pending, None)
+}
+
+/// The confirmation page of `pending`, with `notice` when it is shown again.
+fn confirm_page(
+    csrf: &str,
+    username: &str,
+    pending: &PendingDevice,
+    notice: Option<&str>,
+) -> Result<Response, PageError> {
     let logo = displayable(pending.client.logo_uri.as_deref());
     let shown = portcullis_core::device::display_user_code(&pending.user_code);
+    let scope = pending.scope.as_string();
     let page = DeviceConfirmPage {
-        csrf: &csrf,
-        username: &user.username,
+        csrf,
+        username,
         client_name: &pending.client.name,
         user_code: &shown,
-        scopes: scope_lines(&pending.scope.as_string()),
+        scopes: scope_lines(&scope),
+        scope,
         logo_uri: logo.as_ref().map(|u| u.as_str().to_owned()),
         policy_uri: displayable(pending.client.policy_uri.as_deref()).map(|u| u.as_str().to_owned()),
+        notice,
     };
     let mut response = render(StatusCode::OK, &page)?;
     allow_logo(&mut response, logo.as_ref());
@@ -198,22 +227,27 @@ pub async fn device_decision_post(
     };
     let csrf = csrf::token(&session).await?;
     // Posted straight, this form could be used to try codes too: it counts as one.
-    if let Some(wait) = throttled(&state, ip.as_deref(), &csrf, &user.username, &form.user_code)? {
+    if let Some(wait) = throttled(&state, ip.as_deref(), &csrf, &user, &form.user_code)? {
         return Ok(wait);
     }
-    let Some(pending) = state.core.pending_device(&form.user_code).await? else {
-        return code_page(&csrf, &user.username, "", Some(NOT_WAITING));
-    };
     let allow = matches!(form.decision, Decision::Allow);
-    if !state.core.decide_device(&form.user_code, &auth, allow, ip).await? {
+    let client = match state
+        .core
+        .decide_device(&form.user_code, &form.scope, &auth, allow, ip)
+        .await?
+    {
+        DeviceOutcome::Decided(client) => client,
+        DeviceOutcome::Changed(pending) => {
+            return confirm_page(&csrf, &user.username, &pending, Some(CHANGED));
+        }
         // Decided in another tab, or expired, a moment ago.
-        return code_page(&csrf, &user.username, "", Some(NOT_WAITING));
-    }
+        DeviceOutcome::Gone => return code_page(&csrf, &user.username, "", Some(NOT_WAITING)),
+    };
     render(
         StatusCode::OK,
         &DeviceDonePage {
             allowed: allow,
-            client_name: &pending.client.name,
+            client_name: &client.name,
         },
     )
 }

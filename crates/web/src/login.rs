@@ -166,15 +166,17 @@ pub async fn login_post(
             req.interaction.login_done = true;
             proceed(&state, &session, id, &req).await
         }
-        // Sent here from the device verification page: back to it, code and all.
-        None if let Some(code) = back_to_device => see_other(&crate::device::after_sign_in(&code)),
-        // Sent here from the account page: back to it.
-        None if back_to_account => see_other("/account"),
-        None => render(
-            StatusCode::OK,
-            &SignedInPage {
-                username: &user.username,
-            },
-        ),
+        None => match back_to_device {
+            // Sent here from the device verification page: back to it, code and all.
+            Some(code) => see_other(&crate::device::after_sign_in(&code)),
+            // Sent here from the account page: back to it.
+            None if back_to_account => see_other("/account"),
+            None => render(
+                StatusCode::OK,
+                &SignedInPage {
+                    username: &user.username,
+                },
+            ),
+        },
     }
 }

@@ -21,12 +21,14 @@ fn device(c: &Client, at: OffsetDateTime) -> DeviceAuthorization {
     }
 }
 
-/// `u`'s approval, signed in 5 s before `at`.
+/// `u`'s approval, signed in 5 s before `at`, of less than the request asked for (the
+/// client lost `profile` before the person was shown the request).
 fn approval(u: &User, at: OffsetDateTime) -> DeviceDecision {
     DeviceDecision::Approved {
         user_id: u.id,
         auth_time: at - secs(5),
         sid: "sid-device".to_owned(),
+        scope: ScopeSet::parse("openid").unwrap(),
     }
 }
 
@@ -36,6 +38,7 @@ fn device_grant(d: &DeviceAuthorization, decision: &DeviceDecision, at: OffsetDa
         user_id,
         auth_time,
         sid,
+        scope,
     } = decision
     else {
         panic!("not an approval: {decision:?}");
@@ -44,7 +47,7 @@ fn device_grant(d: &DeviceAuthorization, decision: &DeviceDecision, at: OffsetDa
         id: Uuid::new_v4(),
         client_id: d.client_id.clone(),
         user_id: *user_id,
-        scope: d.scope.clone(),
+        scope: scope.clone(),
         auth_time: *auth_time,
         sid: sid.clone(),
         nonce: None,
@@ -353,8 +356,20 @@ pub(super) async fn device_redemption_is_once<S: Store>(s: S) {
     );
     assert_eq!(s.get_grant(g2.id).await.unwrap(), None);
     assert_eq!(s.get_refresh_token(&r2.token_hash).await.unwrap(), None);
+    // Polled again, it names the grant it made (so the caller can revoke it), even after
+    // it expired; for another client it is no code at all.
+    for when in [at + secs(10), d.expires_at + secs(3600)] {
+        assert_eq!(
+            s.poll_device_authorization(&d.device_code_hash, &c.id, when)
+                .await
+                .unwrap(),
+            DevicePoll::Redeemed { grant_id: g.id }
+        );
+    }
+    let other = client("other", "Other");
+    s.insert_client(&other).await.unwrap();
     assert_eq!(
-        s.poll_device_authorization(&d.device_code_hash, &c.id, at + secs(10))
+        s.poll_device_authorization(&d.device_code_hash, &other.id, at + secs(10))
             .await
             .unwrap(),
         DevicePoll::Invalid

@@ -148,6 +148,8 @@ impl RawConfig {
                 "refresh_token_ttl" => self.refresh_token_ttl = Some(int(&value)?),
                 "id_token_ttl" => self.id_token_ttl = Some(int(&value)?),
                 "code_ttl" => self.code_ttl = Some(int(&value)?),
+                "device_code_ttl" => self.device_code_ttl = Some(int(&value)?),
+                "device_poll_interval" => self.device_poll_interval = Some(int(&value)?),
                 "session_ttl" => self.session_ttl = Some(int(&value)?),
                 "session_max_age" => self.session_max_age = Some(int(&value)?),
                 "admin_idle_timeout" => self.admin_idle_timeout = Some(int(&value)?),

@@ -139,6 +139,29 @@ fn require_pushed_authorization_requests() {
 }
 
 #[test]
+fn device_authorization_settings() {
+    let s = load(&[]).unwrap();
+    assert_eq!(s.core.device_code_ttl, time::Duration::minutes(10));
+    assert_eq!(s.core.device_poll_interval, 5);
+    let s = load(&[
+        ("PORTCULLIS_DEVICE_CODE_TTL", "900"),
+        ("PORTCULLIS_DEVICE_POLL_INTERVAL", "10"),
+    ])
+    .unwrap();
+    assert_eq!(s.core.device_code_ttl, time::Duration::seconds(900));
+    assert_eq!(s.core.device_poll_interval, 10);
+    for (key, bad) in [
+        ("PORTCULLIS_DEVICE_CODE_TTL", "59"),
+        ("PORTCULLIS_DEVICE_CODE_TTL", "1801"),
+        ("PORTCULLIS_DEVICE_POLL_INTERVAL", "0"),
+        ("PORTCULLIS_DEVICE_POLL_INTERVAL", "61"),
+    ] {
+        let e = load(&[(key, bad)]).unwrap_err();
+        assert_eq!(e.setting, key.trim_start_matches("PORTCULLIS_").to_ascii_lowercase());
+    }
+}
+
+#[test]
 fn audit_retention_days() {
     assert_eq!(load(&[]).unwrap().core.audit_retention_days, 90);
     let s = load(&[("PORTCULLIS_AUDIT_RETENTION_DAYS", "30")]).unwrap();
