@@ -8,6 +8,8 @@ CREATE TABLE device_authorizations (
     client_id        TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
     scope            TEXT NOT NULL,
     resource         TEXT,
+    -- The address the device asked from, shown on the verification page.
+    requested_from   TEXT,
     created_at       INTEGER NOT NULL,
     expires_at       INTEGER NOT NULL,
     interval_secs    INTEGER NOT NULL,

@@ -578,6 +578,11 @@ async fn verification_page(backend: Backend) {
     let step = type_code(&app, &b, &url, &page, user_code).await;
     let Step::Page { html, .. } = &step else { panic!() };
     assert!(html.contains(user_code) && html.contains("Living-room TV"), "{html}");
+    // When and where the device asked (RFC 8628 §5.4).
+    assert!(
+        html.contains("The device asked less than a minute ago, from the address <strong>127.0.0.1</strong>."),
+        "{html}"
+    );
     // The fourth code typed from this address this minute is over the limit.
     match type_code(&app, &b, &url, &page, user_code).await {
         Step::Page { status, html, .. } => {

@@ -89,16 +89,21 @@ pub struct PendingDevice {
     pub client: Client,
     /// What the device would get: what it asked for, less what its client has lost since.
     pub scope: ScopeSet,
+    /// When and from which address the device asked (§5.4).
+    pub requested_at: time::OffsetDateTime,
+    pub requested_from: Option<String>,
 }
 
 impl Portcullis {
     /// §3.1–3.2: a device authorization request from `client` (authenticated as at
-    /// `/token`), asking for `scope` and, optionally, an API (`resource`, RFC 8707).
+    /// `/token`) from the address `ip`, asking for `scope` and, optionally, an API
+    /// (`resource`, RFC 8707).
     pub async fn device_authorization(
         &self,
         client: &Client,
         scope: Option<&str>,
         resource: Option<&str>,
+        ip: Option<String>,
     ) -> Result<DeviceAuthorizationResponse> {
         if !client.grant_types.contains(&GrantType::DeviceCode) {
             return Err(Error::oauth(
@@ -117,6 +122,7 @@ impl Portcullis {
             client_id: client.id.clone(),
             scope,
             resource,
+            requested_from: ip,
             created_at: now,
             expires_at: now + self.settings.device_code_ttl,
             interval: self.settings.device_poll_interval,
@@ -175,6 +181,8 @@ impl Portcullis {
             user_code,
             client,
             scope,
+            requested_at: device.created_at,
+            requested_from: device.requested_from,
         }))
     }
 

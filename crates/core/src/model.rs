@@ -240,6 +240,9 @@ pub struct DeviceAuthorization {
     pub scope: ScopeSet,
     /// RFC 8707: the API the request asked for.
     pub resource: Option<String>,
+    /// The address the device asked from, shown to the person (RFC 8628 §5.4: a request
+    /// from far away may be someone else's).
+    pub requested_from: Option<String>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     /// The least number of seconds between two polls (§3.2 `interval`); each poll that

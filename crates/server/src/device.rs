@@ -40,7 +40,7 @@ pub async fn device_authorization_post(
     let request: DeviceAuthorizationRequest = form.parse_as()?;
     let response = state
         .core
-        .device_authorization(&client, request.scope.as_deref(), request.resource.as_deref())
+        .device_authorization(&client, request.scope.as_deref(), request.resource.as_deref(), ip)
         .await?;
     Ok(no_store(Json(response).into_response()))
 }

@@ -16,8 +16,8 @@ use crate::error::ResultExt;
 
 macro_rules! device_columns {
     () => {
-        "device_code_hash, user_code_hash, client_id, scope, resource, created_at, expires_at, interval_secs, \
-         last_polled_at, status, user_id, auth_time, sid, approved_scope"
+        "device_code_hash, user_code_hash, client_id, scope, resource, requested_from, created_at, expires_at, \
+         interval_secs, last_polled_at, status, user_id, auth_time, sid, approved_scope"
     };
 }
 
@@ -28,6 +28,7 @@ struct DeviceRow {
     client_id: String,
     scope: String,
     resource: Option<String>,
+    requested_from: Option<String>,
     created_at: OffsetDateTime,
     expires_at: OffsetDateTime,
     interval_secs: i64,
@@ -84,6 +85,7 @@ impl DeviceRow {
             client_id: codec::client_id("device_authorizations.client_id", &self.client_id)?,
             scope: codec::scope("device_authorizations.scope", &self.scope)?,
             resource: self.resource,
+            requested_from: self.requested_from,
             created_at: self.created_at,
             expires_at: self.expires_at,
             interval: self.interval_secs,
@@ -128,13 +130,14 @@ impl DeviceRepo for PgStore {
         sqlx::query(concat!(
             "INSERT INTO device_authorizations (",
             device_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(device.device_code_hash.as_slice())
         .bind(device.user_code_hash.as_slice())
         .bind(device.client_id.as_str())
         .bind(device.scope.as_string())
         .bind(&device.resource)
+        .bind(&device.requested_from)
         .bind(device.created_at)
         .bind(device.expires_at)
         .bind(device.interval)

@@ -58,6 +58,9 @@ pub struct DeviceConfirmPage<'a> {
     pub policy_uri: Option<String>,
     /// Why the page is shown again.
     pub notice: Option<&'a str>,
+    /// When the device asked ("3 minutes ago") and from where (§5.4).
+    pub requested: String,
+    pub requested_from: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -185,11 +188,21 @@ pub async fn device_post(
     let Some(pending) = state.core.pending_device(&form.user_code).await? else {
         return code_page(&csrf, &user.username, &form.user_code, Some(NOT_WAITING));
     };
-    confirm_page(&csrf, &user.username, &pending, None)
+    confirm_page(&state, &csrf, &user.username, &pending, None)
+}
+
+/// How long ago `at` was, in words.
+fn ago(now: time::OffsetDateTime, at: time::OffsetDateTime) -> String {
+    match (now - at).whole_minutes() {
+        ..1 => "less than a minute ago".to_owned(),
+        1 => "a minute ago".to_owned(),
+        n => format!("{n} minutes ago"),
+    }
 }
 
 /// The confirmation page of `pending`, with `notice` when it is shown again.
 fn confirm_page(
+    state: &AppState,
     csrf: &str,
     username: &str,
     pending: &PendingDevice,
@@ -208,6 +221,8 @@ fn confirm_page(
         logo_uri: logo.as_ref().map(|u| u.as_str().to_owned()),
         policy_uri: displayable(pending.client.policy_uri.as_deref()).map(|u| u.as_str().to_owned()),
         notice,
+        requested: ago(state.core.now(), pending.requested_at),
+        requested_from: pending.requested_from.as_deref(),
     };
     let mut response = render(StatusCode::OK, &page)?;
     allow_logo(&mut response, logo.as_ref());
@@ -238,7 +253,7 @@ pub async fn device_decision_post(
     {
         DeviceOutcome::Decided(client) => client,
         DeviceOutcome::Changed(pending) => {
-            return confirm_page(&csrf, &user.username, &pending, Some(CHANGED));
+            return confirm_page(&state, &csrf, &user.username, &pending, Some(CHANGED));
         }
         // Decided in another tab, or expired, a moment ago.
         DeviceOutcome::Gone => return code_page(&csrf, &user.username, "", Some(NOT_WAITING)),

@@ -13,6 +13,7 @@ fn device(c: &Client, at: OffsetDateTime) -> DeviceAuthorization {
         scope: ScopeSet::parse("openid profile").unwrap(),
         // Every request of the contract asks for an API, so both stores are seen to keep it.
         resource: Some("https://api.example/notes".to_owned()),
+        requested_from: Some("192.0.2.7".to_owned()),
         created_at: at,
         expires_at: at + secs(600),
         interval: 5,
