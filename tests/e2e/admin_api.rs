@@ -404,6 +404,127 @@ async fn api_client_patch_keeps_what_it_does_not_name(backend: Backend) {
     app.stop().await;
 }
 
+/// `jwks_uri` (OIDC Registration §2), where a `private_key_jwt` client publishes its keys:
+/// written by `POST`, `PUT` and `PATCH` and read back as written; registering it ends the
+/// client's secret, `null` removes it. Refused values name the field and change nothing.
+async fn api_client_jwks_uri(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let api = Api::new(&app, &api_key(&app, AdminRole::Admin).await.1);
+    const PUBLISHED: &str = "https://rp.example/.well-known/jwks.json";
+    let mut body = client_body("Published");
+    body["jwks_uri"] = json!(PUBLISHED);
+    let (s, created) = api.post("/clients", body.clone()).await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["client_secret"], Value::Null, "no secret: {created}");
+    assert_eq!(created["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(
+        (&created["jwks_uri"], &created["jwks"]),
+        (&json!(PUBLISHED), &Value::Null)
+    );
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let path = format!("/clients/{id}");
+    let (_, read) = api.get(&path).await;
+    let mut expected = created.clone();
+    expected.as_object_mut().unwrap().remove("client_secret");
+    assert_eq!(read, expected);
+    let (_, list) = api.get("/clients?search=Published").await;
+    assert_eq!(list["clients"][0]["jwks_uri"], PUBLISHED);
+    // No secret to rotate: the keys are how it authenticates.
+    assert_field(&api.post_empty(&format!("{path}/rotate-secret")).await, "jwks_uri");
+
+    // PATCH changes it alone; PUT replaces it (http on a loopback host is fine).
+    let (s, v) = api
+        .patch(&path, json!({"jwks_uri": "https://rp.example/keys/v2"}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["jwks_uri"], "https://rp.example/keys/v2");
+    assert_eq!(v["name"], "Published");
+    assert_eq!(api.get(&path).await.1, v, "as stored");
+    body["jwks_uri"] = json!("http://127.0.0.1:8080/jwks");
+    let (s, v) = api.put(&path, body.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["jwks_uri"], "http://127.0.0.1:8080/jwks");
+    assert_eq!(v["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(api.get(&path).await.1, v, "as stored");
+
+    // Refused, naming jwks_uri, on every write: http on another host, a fragment, user
+    // and password, not a URL, not a string, keys inline as well, a public client.
+    let current = api.get(&path).await.1;
+    let jwk = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1",
+                               "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]});
+    let refused = [
+        json!({"jwks_uri": "http://rp.example/jwks"}),
+        json!({"jwks_uri": "https://rp.example/jwks#keys"}),
+        json!({"jwks_uri": "https://user:pw@rp.example/jwks"}),
+        json!({"jwks_uri": "/jwks"}),
+        json!({"jwks_uri": 5}),
+        json!({"jwks_uri": "https://rp.example/jwks", "jwks": jwk}),
+    ];
+    let clients_before = api.get("/clients").await.1;
+    for patch in &refused {
+        let mut b = client_body("Refused");
+        let mut replacement = body.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            b[k] = v.clone();
+            replacement[k] = v.clone();
+        }
+        assert_field(&api.post("/clients", b).await, "jwks_uri");
+        assert_field(&api.put(&path, replacement).await, "jwks_uri");
+        assert_field(&api.patch(&path, patch.clone()).await, "jwks_uri");
+    }
+    // Keys inline on a client that has a jwks_uri: remove the one to register the other.
+    assert_field(&api.patch(&path, json!({"jwks": jwk})).await, "jwks_uri");
+    let (s, v) = api
+        .post(
+            "/clients",
+            json!({"name": "SPA", "kind": "public", "redirect_uris": [REDIRECT],
+                   "grant_types": ["authorization_code"], "scopes": "openid",
+                   "jwks_uri": PUBLISHED}),
+        )
+        .await;
+    assert_field(&(s, v), "jwks_uri");
+    assert_eq!(api.get("/clients").await.1, clients_before, "nothing created");
+    assert_eq!(api.get(&path).await.1, current, "nothing changed");
+
+    // A secret client given a jwks_uri: its secret stops working at once.
+    let (_, billing) = api.post("/clients", client_body("Billing")).await;
+    let billing_id = billing["client_id"].as_str().unwrap().to_owned();
+    let secret = billing["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(client_credentials_status(&app, &billing_id, &secret).await, 200);
+    let (s, v) = api
+        .patch(&format!("/clients/{billing_id}"), json!({"jwks_uri": PUBLISHED}))
+        .await;
+    assert_eq!(
+        (s.as_u16(), &v["token_endpoint_auth_method"]),
+        (200, &json!("private_key_jwt")),
+        "{v}"
+    );
+    assert_eq!(client_credentials_status(&app, &billing_id, &secret).await, 401);
+
+    // null removes it: the client has no way to authenticate until a secret is issued.
+    let (s, v) = api.patch(&path, json!({"jwks_uri": null})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (&v["jwks_uri"], &v["token_endpoint_auth_method"]),
+        (&Value::Null, &json!("client_secret_basic"))
+    );
+    let (s, rotated) = api.post_empty(&format!("{path}/rotate-secret")).await;
+    assert_eq!(s, 200, "{rotated}");
+    let secret = rotated["client_secret"].as_str().unwrap();
+    assert_eq!(client_credentials_status(&app, &id, secret).await, 200);
+    // The trail names the setting.
+    app.core.audit.flush().await;
+    let changed: Vec<Value> = events_of(&api, "admin.client.updated")
+        .await
+        .iter()
+        .filter(|e| e["client_id"] == id.as_str())
+        .map(|e| e["detail"]["changed"].clone())
+        .collect();
+    assert!(changed.iter().all(|c| *c == json!(["jwks_uri"])), "{changed:?}");
+    assert_eq!(changed.len(), 3, "{changed:?}");
+    app.stop().await;
+}
+
 async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, admin_key) = api_key(&app, AdminRole::Admin).await;
@@ -927,5 +1048,6 @@ both_backends!(
     api_clients,
     api_keys_audit_dashboard_and_openapi,
     api_client_patch_keeps_what_it_does_not_name,
+    api_client_jwks_uri,
     api_key_authentication,
 );

@@ -477,7 +477,14 @@ async fn api_openapi_states_the_limits(backend: Backend) {
 
     // Nullable fields are documented as such and accepted as null.
     let input = &schemas["ClientInput"]["properties"];
-    for field in ["kind", "require_pkce", "revision", "access_token_ttl", "logo_uri"] {
+    for field in [
+        "kind",
+        "require_pkce",
+        "revision",
+        "access_token_ttl",
+        "logo_uri",
+        "jwks_uri",
+    ] {
         assert!(
             input[field]["type"]
                 .as_array()
@@ -523,6 +530,11 @@ async fn api_openapi_states_the_limits(backend: Backend) {
             "policy_uri",
             json!(long_uri(max(&input["policy_uri"]["maxLength"]))),
             json!(long_uri(max(&input["policy_uri"]["maxLength"]) + 1)),
+        ),
+        (
+            "jwks_uri",
+            json!(long_uri(max(&input["jwks_uri"]["maxLength"]))),
+            json!(long_uri(max(&input["jwks_uri"]["maxLength"]) + 1)),
         ),
     ] {
         let mut body = client_body("Limits");

@@ -1016,7 +1016,108 @@ async fn a_client_at_the_limits_can_be_edited_on_its_form(backend: Backend) {
     app.stop().await;
 }
 
+/// A client registered on the form with the URL where it publishes its keys
+/// (`jwks_uri`): a refused value comes back next to its field, kept; a good one gives no
+/// secret, and the client's page says it authenticates with `private_key_jwt` and where
+/// its keys are read from. The edit form shows it, changes it and removes it.
+async fn a_client_is_registered_with_a_jwks_uri_on_its_form(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let (_, new) = p.get("/admin/clients/new").await;
+    assert!(
+        new.contains(r#"<label for="jwks_uri">Public keys URL (jwks_uri)</label>"#)
+            && new.contains("again (at most every 10 s) when an assertion does not verify with the keys known"),
+        "{new}"
+    );
+    let token = csrf(&new);
+    let form = |kind: &str, jwks: &str, jwks_uri: &str| {
+        vec![
+            ("csrf", token.clone()),
+            ("name", "Published keys".to_owned()),
+            ("kind", kind.to_owned()),
+            ("redirect_uris", REDIRECT.to_owned()),
+            ("grant_types", "authorization_code".to_owned()),
+            ("scopes", "openid profile".to_owned()),
+            ("require_pkce", "on".to_owned()),
+            ("jwks", jwks.to_owned()),
+            ("jwks_uri", jwks_uri.to_owned()),
+        ]
+    };
+    let send = |path: String, f: Vec<(&'static str, String)>| {
+        let p = &p;
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            p.post(&path, &f).await
+        }
+    };
+    const URI: &str = "https://keys.example/jwks.json";
+    let jwk =
+        r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+    for (kind, jwks, uri, why) in [
+        ("confidential", "", "http://keys.example/jwks.json", "https"),
+        ("confidential", "", "https://keys.example/jwks.json#k1", "fragment"),
+        ("confidential", jwk, URI, "not both"),
+        ("public", "", URI, "public client"),
+    ] {
+        let (s, _, html) = send("/admin/clients".into(), form(kind, jwks, uri)).await;
+        assert_eq!(s, 422, "{uri}: {html}");
+        assert!(text_of(&html, "jwks_uri-error").contains(why), "{why}: {html}");
+        assert!(
+            html.contains(r##"<a href="#jwks_uri">Public keys URL (jwks_uri)</a>"##),
+            "the summary names the field: {html}"
+        );
+        assert!(
+            html.contains(&format!(r#"value="{uri}""#)) && html.contains(r#"jwks_uri-error" aria-invalid="true""#),
+            "kept and marked: {html}"
+        );
+    }
+    assert!(app.core.list_clients(None).await.unwrap().is_empty());
+
+    // Registered: no secret; its page says how it authenticates and offers no rotation.
+    let (s, _, html) = send("/admin/clients".into(), form("confidential", "", URI)).await;
+    assert_eq!(s, 200, "{html}");
+    assert!(!html.contains(r#"id="client-secret""#), "{html}");
+    assert_eq!(text_of(&html, "client-jwks-uri"), URI);
+    let id = text_of(&html, "client-id");
+    let (_, page) = p.get(&format!("/admin/clients/{id}")).await;
+    assert!(
+        page.contains(&format!("private_key_jwt (keys read from {URI})")) && !page.contains(r#"id="rotate-secret""#),
+        "{page}"
+    );
+    let client_id = portcullis_protocol::ClientId::parse(&id).unwrap();
+    let client = app.core.get_client(&client_id).await.unwrap();
+    assert_eq!(
+        (client.jwks_uri.as_deref(), client.secret_hash.is_none()),
+        (Some(URI), true)
+    );
+
+    // The edit form shows it; saving changes it, and an empty field removes it.
+    let (_, edit) = p.get(&format!("/admin/clients/{id}/edit")).await;
+    assert!(
+        edit.contains(&format!(r#"name="jwks_uri" type="text" inputmode="url" value="{URI}""#)),
+        "{edit}"
+    );
+    // (The kind the form sends is ignored: it is fixed at registration.)
+    let edited = |uri: &str| form("confidential", "", uri);
+    let (s, loc, html) = send(format!("/admin/clients/{id}"), edited("http://127.0.0.1:8080/jwks")).await;
+    assert_eq!((s.as_u16(), loc), (303, Some(format!("/admin/clients/{id}"))), "{html}");
+    let client = app.core.get_client(&client_id).await.unwrap();
+    assert_eq!(client.jwks_uri.as_deref(), Some("http://127.0.0.1:8080/jwks"));
+    let (s, _, html) = send(format!("/admin/clients/{id}"), edited("")).await;
+    assert_eq!(s, 303, "{html}");
+    let client = app.core.get_client(&client_id).await.unwrap();
+    assert_eq!((client.jwks_uri.as_deref(), client.has_keys()), (None, false));
+    let (_, page) = p.get(&format!("/admin/clients/{id}")).await;
+    assert!(
+        page.contains("none yet: rotate the secret to issue one") && page.contains(r#"id="rotate-secret""#),
+        "{page}"
+    );
+    app.stop().await;
+}
+
 both_backends!(
+    a_client_is_registered_with_a_jwks_uri_on_its_form,
     a_client_at_the_limits_can_be_edited_on_its_form,
     a_too_new_next_key_is_rotated_only_when_forced,
     unreadable_filters_get_the_error_page,

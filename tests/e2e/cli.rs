@@ -443,8 +443,109 @@ async fn a_node_left_on_the_old_kek_is_caught(backend: Backend) {
     drop(guard);
 }
 
+/// `client create --jwks-uri`: the client authenticates with the keys it publishes there
+/// (`private_key_jwt`) and gets no secret; `client show` reads it back. A URL core
+/// refuses, a public client, and keys given both ways are refused, naming what is wrong.
+async fn a_client_with_a_jwks_uri_gets_no_secret(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-cli").unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(&config, format!("database_url = \"{url}\"\nkek = \"{TEST_KEK}\"\n")).unwrap();
+    portcullis(&config, &["migrate"]).await.unwrap();
+    const URI: &str = "https://keys.example/jwks.json";
+    let create = |name: &'static str, more: &'static [&'static str]| {
+        let config = config.clone();
+        async move {
+            let args = [
+                &["client", "create", "--name", name, "--grant-type", "client_credentials"][..],
+                more,
+            ]
+            .concat();
+            portcullis(&config, &args).await
+        }
+    };
+    create("Published", &["--jwks-uri", URI]).await.unwrap();
+    create(
+        "Published json",
+        &["--jwks-uri", "http://127.0.0.1:8080/jwks", "--json"],
+    )
+    .await
+    .unwrap();
+
+    for (more, starts) in [
+        (&["--jwks-uri", "http://keys.example/jwks.json"][..], "jwks_uri:"),
+        (&["--jwks-uri", "https://keys.example/jwks.json#k1"][..], "jwks_uri:"),
+        (&["--jwks-uri", "keys.example/jwks.json"][..], "jwks_uri:"),
+    ] {
+        let err = create("Refused", more).await.unwrap_err();
+        assert!(err.starts_with(starts), "{more:?}: {err}");
+    }
+    let err = portcullis(
+        &config,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Spa",
+            "--kind",
+            "public",
+            "--redirect-uri",
+            "https://spa.example/cb",
+            "--grant-type",
+            "authorization_code",
+            "--jwks-uri",
+            URI,
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.starts_with("jwks_uri:") && err.contains("public client"), "{err}");
+    // Keys from a file and from a URL: one or the other (said before the file is read).
+    let err = create("Both", &["--jwks-file", "/no/such/file", "--jwks-uri", URI])
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("--jwks-uri") && err.contains("cannot be used with"),
+        "{err}"
+    );
+
+    let app = portcullis_tests::spawn_app_on(&url, None).await;
+    let clients = app.core.list_clients(Some("Published")).await.unwrap();
+    let mut got: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.jwks_uri.as_deref(),
+                c.token_endpoint_auth_method(),
+                c.secret_hash.is_none(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("Published", Some(URI), "private_key_jwt", true),
+            (
+                "Published json",
+                Some("http://127.0.0.1:8080/jwks"),
+                "private_key_jwt",
+                true
+            ),
+        ]
+    );
+    assert_eq!(app.core.list_clients(None).await.unwrap().len(), 2, "nothing else made");
+    app.stop().await;
+    let id = clients[0].id.as_str();
+    portcullis(&config, &["client", "show", id]).await.unwrap();
+    portcullis(&config, &["client", "show", id, "--json"]).await.unwrap();
+    drop(guard);
+}
+
 both_backends!(
     commands_and_their_errors,
+    a_client_with_a_jwks_uri_gets_no_secret,
     read_only_commands_write_nothing,
     the_kek_is_replaced_without_losing_a_key,
     a_node_left_on_the_old_kek_is_caught

@@ -23,6 +23,7 @@ mod dpop;
 mod forms;
 mod foundation;
 mod id_token_algs;
+mod jwks_uri;
 mod multinode;
 mod par;
 mod private_key_jwt;

@@ -144,6 +144,9 @@ fn client(id: &str, name: &str) -> Client {
         policy_uri: None,
         id_token_signed_response_alg: None,
         jwks: None,
+        // Stored and read back as any setting (a client has keys inline or at a URL, which
+        // the use cases check, not the store).
+        jwks_uri: Some("https://keys.example/jwks".into()),
         // Not the default, so both stores are seen to keep it.
         dpop_bound_access_tokens: true,
         resources: vec![

@@ -275,7 +275,9 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
         tracing::warn!(issuer = %core.settings.issuer, "the issuer is http: this is for development only; use https in production");
     }
     let maintenance = core.spawn_maintenance();
-    let webhooks = core.spawn_webhook_worker(Arc::new(crate::webhook_sender::HttpsSender::new()?));
+    let https = Arc::new(crate::webhook_sender::HttpsSender::new()?);
+    core.remote_jwks.set_fetcher(Arc::clone(&https) as _);
+    let webhooks = core.spawn_webhook_worker(https);
     let (tx, rx) = watch::channel(false);
     let public_addr = public.local_addr()?;
     let admin_addr = admin.local_addr()?;

@@ -139,6 +139,12 @@ pub struct ClientCreate {
     /// authenticates with `private_key_jwt` (RFC 7523) and gets no secret.
     #[arg(long = "jwks-file")]
     pub jwks_file: Option<std::path::PathBuf>,
+    /// Instead of --jwks-file: the https URL where the client publishes its public keys
+    /// (OIDC `jwks_uri`; http only on a loopback host), read when needed and again when
+    /// an assertion does not verify with the keys known. The client then authenticates with
+    /// `private_key_jwt` and gets no secret.
+    #[arg(long = "jwks-uri", conflicts_with = "jwks_file")]
+    pub jwks_uri: Option<String>,
     /// Refuse this client's token requests that carry no DPoP proof (RFC 9449 §5.2
     /// `dpop_bound_access_tokens`): every access token it gets is bound to its key.
     #[arg(long)]
@@ -295,6 +301,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "id_token_signed_response_alg": c.id_token_signed_response_alg.map_or("RS256", |a| a.as_str()),
         "token_endpoint_auth_method": c.token_endpoint_auth_method(),
         "jwks": c.jwks_json(),
+        "jwks_uri": c.jwks_uri,
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "resources": c.resources,
         "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
@@ -308,6 +315,9 @@ fn print_client(c: &Client) {
     println!("name:          {}", c.name);
     println!("kind:          {}", c.kind.as_str());
     println!("auth method:   {}", c.token_endpoint_auth_method());
+    if let Some(uri) = &c.jwks_uri {
+        println!("jwks_uri:      {uri}");
+    }
     println!(
         "redirect_uris: {}",
         c.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(" ")
@@ -447,6 +457,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 name: c.name,
                 kind: Some(kind),
                 jwks,
+                jwks_uri: c.jwks_uri,
                 redirect_uris: c.redirect_uris,
                 post_logout_redirect_uris: c.post_logout_redirect_uris,
                 grant_types: c.grant_types,

@@ -1,6 +1,7 @@
-//! The HTTPS client behind core's `WebhookSender` port: `http_client` on rustls with the
-//! aws-lc-rs provider and the system's trust store, no redirects — a redirect could
-//! lead a signed delivery somewhere the operator never registered.
+//! The HTTPS client behind core's `WebhookSender` and `JwksFetcher` ports: `http_client`
+//! on rustls with the aws-lc-rs provider and the system's trust store, no redirects — a
+//! redirect could lead a signed delivery somewhere the operator never registered, or the
+//! server to keys at an address nobody registered.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::http::Method;
+use portcullis_core::remote_jwks::{JwksFetcher, MAX_BYTES};
 use portcullis_core::webhooks::WebhookSender;
 
 use crate::http_client;
@@ -66,5 +68,35 @@ impl WebhookSender for HttpsSender {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
         }
+    }
+}
+
+/// How long a client's host has to answer for its keys: an assertion waits for them.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[async_trait]
+impl JwksFetcher for HttpsSender {
+    async fn fetch(&self, url: &str) -> Result<String, String> {
+        let url = url::Url::parse(url).map_err(|e| e.to_string())?;
+        let headers = [
+            ("Accept", "application/jwk-set+json, application/json".to_owned()),
+            (
+                "User-Agent",
+                concat!("Portcullis/", env!("CARGO_PKG_VERSION")).to_owned(),
+            ),
+        ];
+        let tls = self.tls().await?;
+        let get = http_client::send(tls, Method::GET, &url, &headers, Bytes::new(), true);
+        let (status, _, body) = match tokio::time::timeout(JWKS_TIMEOUT, get).await {
+            Ok(answer) => answer?,
+            Err(_) => return Err(format!("no answer within {} s", JWKS_TIMEOUT.as_secs())),
+        };
+        if status != axum::http::StatusCode::OK {
+            return Err(format!("answered {status}"));
+        }
+        if body.len() > MAX_BYTES {
+            return Err(format!("the answer is over {MAX_BYTES} bytes"));
+        }
+        String::from_utf8(body.to_vec()).map_err(|_| "the answer is not UTF-8".to_owned())
     }
 }

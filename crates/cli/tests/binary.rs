@@ -264,3 +264,60 @@ fn a_user_is_created_with_their_names() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `client create --jwks-uri` prints how the client authenticates and where its keys are,
+/// and no secret (there is none); `--json` and `client show` say the same.
+#[test]
+fn a_client_with_a_jwks_uri_is_printed_without_a_secret() {
+    let dir = std::env::temp_dir().join(format!("portcullis-jwks-uri-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("portcullis.toml");
+    std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.display())).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    const URI: &str = "https://keys.example/jwks.json";
+    let create = [
+        "client",
+        "create",
+        "--grant-type",
+        "client_credentials",
+        "--jwks-uri",
+        URI,
+    ];
+    run(&["migrate"]);
+    let printed = run(&[&create[..], &["--name", "Published"]].concat());
+    assert!(
+        printed.contains("auth method:   private_key_jwt\n") && printed.contains(&format!("jwks_uri:      {URI}\n")),
+        "{printed}"
+    );
+    assert!(!printed.contains("secret"), "{printed}");
+    let created: serde_json::Value =
+        serde_json::from_str(&run(&[&create[..], &["--name", "Published json", "--json"]].concat())).unwrap();
+    assert_eq!(
+        (
+            &created["jwks_uri"],
+            &created["client_secret"],
+            &created["token_endpoint_auth_method"]
+        ),
+        (
+            &serde_json::json!(URI),
+            &serde_json::Value::Null,
+            &serde_json::json!("private_key_jwt")
+        ),
+        "{created}"
+    );
+    let id = created["client_id"].as_str().unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&run(&["client", "show", id, "--json"])).unwrap();
+    assert_eq!(shown["jwks_uri"], URI, "{shown}");
+    assert!(run(&["client", "show", id]).contains(&format!("jwks_uri:      {URI}\n")));
+    let _ = std::fs::remove_dir_all(&dir);
+}

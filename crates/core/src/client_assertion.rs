@@ -176,30 +176,54 @@ impl Portcullis {
             )));
         }
         let client = self.client_cache.get(self.store.as_ref(), &id).await?;
-        let keys = match client.as_deref() {
+        let verifies = |keys: &[Jwk]| {
+            keys.iter()
+                .filter(|k| {
+                    kid.as_ref().is_none_or(|kid| k.common.key_id.as_ref() == Some(kid))
+                        && fits(k, parts.alg)
+                        && k.common
+                            .key_algorithm
+                            .as_ref()
+                            .is_none_or(|a| named(a) == Some(parts.alg))
+                })
+                .any(|k| parts.verifies_with(k))
+        };
+        let verified = match client.as_deref() {
             Some(Client {
                 kind: ClientKind::Confidential,
                 disabled: false,
                 jwks: Some(jwks),
                 ..
-            }) => {
-                serde_json::from_str::<JwkSet>(jwks)
+            }) => verifies(
+                &serde_json::from_str::<JwkSet>(jwks)
                     .map_err(|e| Error::Unexpected(format!("client {} has unreadable keys: {e}", id.as_str())))?
-                    .keys
+                    .keys,
+            ),
+            Some(Client {
+                kind: ClientKind::Confidential,
+                disabled: false,
+                jwks_uri: Some(url),
+                ..
+            }) => {
+                // The keys known, then (a rollover: the client signs with a key published
+                // since) the keys published now.
+                let known = self.remote_jwks.keys(&id, url, false).await;
+                if known.as_ref().is_ok_and(|keys| verifies(keys)) {
+                    true
+                } else {
+                    match self.remote_jwks.keys(&id, url, true).await {
+                        Ok(keys) => verifies(&keys),
+                        Err(_) => {
+                            return Ok(Err((
+                                Some(id),
+                                refusal("the client's keys could not be read from its jwks_uri"),
+                            )));
+                        }
+                    }
+                }
             }
-            _ => Vec::new(),
+            _ => false,
         };
-        let verified = keys
-            .iter()
-            .filter(|k| {
-                kid.as_ref().is_none_or(|kid| k.common.key_id.as_ref() == Some(kid))
-                    && fits(k, parts.alg)
-                    && k.common
-                        .key_algorithm
-                        .as_ref()
-                        .is_none_or(|a| named(a) == Some(parts.alg))
-            })
-            .any(|k| parts.verifies_with(k));
         let Some(client) = client.filter(|_| verified) else {
             return Ok(Err((Some(id), refusal(NOT_VERIFIED))));
         };

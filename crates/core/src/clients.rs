@@ -37,6 +37,10 @@ pub struct ClientInput {
     /// registering keys ends the secret, removing them leaves the client without a way to
     /// authenticate until its secret is rotated.
     pub jwks: Option<String>,
+    /// Where the client publishes its public keys (OIDC Registration §2 `jwks_uri`),
+    /// instead of `jwks`: an https URL (http only on a loopback host). Registering it ends
+    /// the secret, as registering keys does.
+    pub jwks_uri: Option<String>,
     /// RFC 9449 §5.2: every token request of the client must carry a DPoP proof.
     pub dpop_bound_access_tokens: bool,
     /// RFC 8707: the APIs (absolute URIs) the client may ask for access tokens to.
@@ -64,6 +68,7 @@ struct ValidClient {
     policy_uri: Option<String>,
     id_token_signed_response_alg: Option<SigningAlg>,
     jwks: Option<String>,
+    jwks_uri: Option<String>,
     resources: Vec<String>,
 }
 
@@ -131,20 +136,25 @@ fn parse_origin(raw: &str) -> Result<String> {
 /// fragment, https (http only on a loopback host, for development), kept as typed:
 /// requests name it exactly.
 fn parse_resource(raw: &str) -> Result<String> {
-    const FIELD: &str = "resources";
+    parse_https_uri("resources", raw)
+}
+
+/// An absolute https URI (http only on a loopback host), written as RFC 3986 has it,
+/// without fragment, user or password: an API (`resources`) or a `jwks_uri`.
+fn parse_https_uri(field: &'static str, raw: &str) -> Result<String> {
     if raw.len() > 2000 {
-        return Err(Error::invalid(FIELD, "each must be at most 2000 characters"));
+        return Err(Error::invalid(field, "each must be at most 2000 characters"));
     }
-    let url = url::Url::parse(raw).map_err(|e| Error::invalid(FIELD, format!("{}: {e}", quoted(raw))))?;
+    let url = url::Url::parse(raw).map_err(|e| Error::invalid(field, format!("{}: {e}", quoted(raw))))?;
     if url.fragment().is_some() || raw.contains('#') {
         return Err(Error::invalid(
-            FIELD,
-            format!("{}: must not have a fragment (RFC 8707 §2)", quoted(raw)),
+            field,
+            format!("{}: must not have a fragment", quoted(raw)),
         ));
     }
     if !is_displayable(&url) || url.username() != "" || url.password().is_some() {
         return Err(Error::invalid(
-            FIELD,
+            field,
             format!(
                 "{}: must be an https URL (http only on a loopback host), without user or password",
                 quoted(raw)
@@ -158,7 +168,7 @@ fn parse_resource(raw: &str) -> Result<String> {
         || !raw.to_ascii_lowercase().starts_with(&scheme_slashes)
     {
         return Err(Error::invalid(
-            FIELD,
+            field,
             format!(
                 "{}: must be an absolute URI as RFC 3986 writes it: ASCII, no spaces or backslashes, {scheme_slashes} and a host",
                 quoted(raw)
@@ -294,6 +304,23 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
             "a public client cannot keep a private key; register it as confidential to use private_key_jwt",
         ));
     }
+    let jwks_uri = match input.jwks_uri.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(_) if kind == ClientKind::Public => {
+            return Err(Error::invalid(
+                "jwks_uri",
+                "a public client cannot keep a private key; register it as confidential to use private_key_jwt",
+            ));
+        }
+        // OIDC Registration §2: "MUST NOT both be present".
+        Some(_) if jwks.is_some() => {
+            return Err(Error::invalid(
+                "jwks_uri",
+                "register the keys either inline (jwks) or at a jwks_uri, not both",
+            ));
+        }
+        Some(raw) => Some(parse_https_uri("jwks_uri", raw)?),
+    };
     // RFC 7636 and RFC 9700 §2.1.1: PKCE is mandatory for public clients.
     let require_pkce = kind == ClientKind::Public || input.require_pkce.unwrap_or(true);
     check_ttl("access_token_ttl", input.access_token_ttl, 24 * 3600)?;
@@ -327,6 +354,7 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         policy_uri: parse_optional_url("policy_uri", &input.policy_uri)?,
         id_token_signed_response_alg: id_token_alg(input.id_token_signed_response_alg.as_deref(), id_token_algs)?,
         jwks,
+        jwks_uri,
         resources,
     })
 }
@@ -370,8 +398,8 @@ impl Portcullis {
         let v = validate(input, &self.settings.id_token_algs(), None)?;
         let now = self.now();
         let id = ClientId::parse(&b64url(&random_bytes::<16>()?)).map_err(|e| Error::Unexpected(e.0))?;
-        let secret = match (v.kind, &v.jwks) {
-            (ClientKind::Confidential, None) => Some(new_secret()?),
+        let secret = match v.kind {
+            ClientKind::Confidential if v.jwks.is_none() && v.jwks_uri.is_none() => Some(new_secret()?),
             _ => None,
         };
         let client = Client {
@@ -392,6 +420,7 @@ impl Portcullis {
             policy_uri: v.policy_uri,
             id_token_signed_response_alg: v.id_token_signed_response_alg,
             jwks: v.jwks,
+            jwks_uri: v.jwks_uri,
             dpop_bound_access_tokens: input.dpop_bound_access_tokens,
             resources: v.resources,
             require_pushed_authorization_requests: input.require_pushed_authorization_requests,
@@ -440,11 +469,12 @@ impl Portcullis {
         client.logo_uri = v.logo_uri;
         client.policy_uri = v.policy_uri;
         client.id_token_signed_response_alg = v.id_token_signed_response_alg;
-        if v.jwks.is_some() {
+        if v.jwks.is_some() || v.jwks_uri.is_some() {
             // private_key_jwt only: the secret stops working.
             client.secret_hash = None;
         }
         client.jwks = v.jwks;
+        client.jwks_uri = v.jwks_uri;
         client.dpop_bound_access_tokens = input.dpop_bound_access_tokens;
         client.resources = v.resources;
         client.require_pushed_authorization_requests = input.require_pushed_authorization_requests;
@@ -481,6 +511,7 @@ impl Portcullis {
                 before.id_token_signed_response_alg != client.id_token_signed_response_alg,
             ),
             ("jwks", before.jwks != client.jwks),
+            ("jwks_uri", before.jwks_uri != client.jwks_uri),
             (
                 "dpop_bound_access_tokens",
                 before.dpop_bound_access_tokens != client.dpop_bound_access_tokens,
@@ -522,9 +553,9 @@ impl Portcullis {
             if client.kind != ClientKind::Confidential {
                 return Err(Error::invalid("kind", "a public client has no secret"));
             }
-            if client.jwks.is_some() {
+            if client.has_keys() {
                 return Err(Error::invalid(
-                    "jwks",
+                    if client.jwks.is_some() { "jwks" } else { "jwks_uri" },
                     "this client authenticates with its registered keys (private_key_jwt); remove them to give it a secret",
                 ));
             }

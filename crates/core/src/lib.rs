@@ -26,6 +26,7 @@ pub mod net;
 pub mod par;
 pub mod params;
 pub mod password;
+pub mod remote_jwks;
 pub mod repo;
 pub mod revocation;
 pub mod service;

@@ -72,6 +72,10 @@ pub struct Client {
     /// authenticates with `private_key_jwt` (RFC 7523 §2.2) instead of a secret; such a
     /// client has no `secret_hash`.
     pub jwks: Option<String>,
+    /// OIDC Registration §2 `jwks_uri`: where a confidential client that authenticates
+    /// with `private_key_jwt` publishes its public keys, instead of `jwks` (never both);
+    /// read when needed and again when an assertion names a key not seen (a rollover).
+    pub jwks_uri: Option<String>,
     /// RFC 9449 §5.2 `dpop_bound_access_tokens`: the client's token requests must carry a
     /// DPoP proof, so all its access tokens are bound.
     pub dpop_bound_access_tokens: bool,
@@ -92,11 +96,17 @@ impl Client {
     /// How it authenticates at the token endpoint, as OIDC Registration §2 names it
     /// (a secret client may send it either way: `client_secret_basic` or `_post`).
     pub fn token_endpoint_auth_method(&self) -> &'static str {
-        match (self.kind, &self.jwks) {
+        match (self.kind, self.has_keys()) {
             (ClientKind::Public, _) => "none",
-            (ClientKind::Confidential, Some(_)) => "private_key_jwt",
-            (ClientKind::Confidential, None) => "client_secret_basic",
+            (ClientKind::Confidential, true) => "private_key_jwt",
+            (ClientKind::Confidential, false) => "client_secret_basic",
         }
+    }
+
+    /// Whether it authenticates with keys (`private_key_jwt`), registered inline or at a
+    /// `jwks_uri`; then it has no secret.
+    pub fn has_keys(&self) -> bool {
+        self.jwks.is_some() || self.jwks_uri.is_some()
     }
 
     /// The registered keys as a JSON value, for display (`None` without keys).

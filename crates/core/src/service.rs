@@ -35,6 +35,8 @@ pub struct CoreSettings {
     pub device_code_ttl: Duration,
     /// RFC 8628 §3.2 `interval`: the least number of seconds between a device's polls.
     pub device_poll_interval: i64,
+    /// The least time between two reads of one client's `jwks_uri`.
+    pub jwks_uri_retry_gap: std::time::Duration,
     pub session_ttl: Duration,
     /// A signed-in browser session ends this long after its last authentication, however
     /// active (NIST SP 800-63B §4.1.3: reauthentication at least every 30 days).
@@ -118,6 +120,7 @@ impl CoreSettings {
             code_ttl: Duration::seconds(60),
             device_code_ttl: Duration::minutes(10),
             device_poll_interval: 5,
+            jwks_uri_retry_gap: crate::remote_jwks::RETRY_GAP,
             session_ttl: Duration::hours(12),
             session_max_age: Duration::days(30),
             admin_idle_timeout: Duration::minutes(30),
@@ -170,6 +173,8 @@ pub struct Portcullis {
     pub(crate) kek: Kek,
     /// Clients for client authentication, kept for a couple of seconds.
     pub(crate) client_cache: ClientCache,
+    /// Keys clients publish at their `jwks_uri`; the binary installs its HTTP client.
+    pub remote_jwks: crate::remote_jwks::RemoteJwks,
     /// Where tokens are signed, off the async runtime.
     pub(crate) signer: crate::signing_pool::SigningPool,
     /// Access tokens whose signature was already verified (introspection, userinfo).
@@ -280,6 +285,7 @@ impl Portcullis {
         let hasher = PasswordHasher::new(settings.max_concurrent_password_hashes)?;
         let audit = AuditSink::spawn(Arc::clone(&store), settings.defense.audit_queue_size);
         let throttle = Throttle::new(&settings.defense.rate_limits);
+        let remote_jwks = crate::remote_jwks::RemoteJwks::new(settings.jwks_uri_retry_gap);
         Ok(Arc::new(Self {
             store,
             clock,
@@ -291,6 +297,7 @@ impl Portcullis {
             throttle,
             kek,
             client_cache: ClientCache::new(crate::client_cache::CLIENT_CACHE_TTL),
+            remote_jwks,
             signer: crate::signing_pool::SigningPool::per_core()?,
             // ~1.5 MB at most: a few thousand live tokens cover most deployments, and a
             // miss only costs one more signature check.

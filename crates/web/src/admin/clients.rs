@@ -59,6 +59,9 @@ pub struct ClientFields {
     pub id_token_signed_response_alg: String,
     /// The JWK Set for `private_key_jwt`; empty for a secret.
     pub jwks: String,
+    /// Where the client publishes its keys for `private_key_jwt` (`jwks_uri`), instead
+    /// of `jwks`; empty for none.
+    pub jwks_uri: String,
     /// RFC 9449 §5.2: token requests must carry a DPoP proof.
     pub dpop_bound_access_tokens: bool,
     /// RFC 9126 §6: authorization requests only through `/par`.
@@ -108,6 +111,7 @@ impl ClientFields {
             policy_uri: p.one("policy_uri"),
             id_token_signed_response_alg: p.one("id_token_signed_response_alg"),
             jwks: p.one("jwks"),
+            jwks_uri: p.one("jwks_uri"),
             dpop_bound_access_tokens: p.checked("dpop_bound_access_tokens"),
             require_pushed_authorization_requests: p.checked("require_pushed_authorization_requests"),
             revision: p.one("revision"),
@@ -135,6 +139,7 @@ impl ClientFields {
                 .map(|a| a.as_str().to_owned())
                 .unwrap_or_default(),
             jwks: c.jwks.as_deref().map(pretty_json).unwrap_or_default(),
+            jwks_uri: c.jwks_uri.clone().unwrap_or_default(),
             dpop_bound_access_tokens: c.dpop_bound_access_tokens,
             require_pushed_authorization_requests: c.require_pushed_authorization_requests,
             revision: c.revision.to_string(),
@@ -169,6 +174,7 @@ impl ClientFields {
             policy_uri: optional_text(&self.policy_uri),
             id_token_signed_response_alg: optional_text(&self.id_token_signed_response_alg),
             jwks: optional_text(&self.jwks),
+            jwks_uri: optional_text(&self.jwks_uri),
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             if_revision: match self.revision.trim() {
@@ -203,6 +209,7 @@ pub fn label(field: &str) -> &'static str {
         "policy_uri" => "Policy URL",
         "id_token_signed_response_alg" => "ID token signature",
         "jwks" => "Public keys (JWK Set)",
+        "jwks_uri" => "Public keys URL (jwks_uri)",
         _ => "Client",
     }
 }
@@ -332,6 +339,8 @@ pub struct ClientSecretPage {
     pub client_name: String,
     pub secret: Option<String>,
     pub private_key_jwt: bool,
+    /// Where a `private_key_jwt` client publishes its keys, if it does.
+    pub jwks_uri: Option<String>,
 }
 
 /// `POST /admin/clients`: registers a client and shows its secret, once.
@@ -358,7 +367,8 @@ async fn secret_page(op: &Operator, client: &Client, secret: Option<Secret>, cre
         client_id: client.id.as_str().to_owned(),
         client_name: client.name.clone(),
         secret: secret.map(|s| s.expose().to_owned()),
-        private_key_jwt: client.jwks.is_some(),
+        private_key_jwt: client.has_keys(),
+        jwks_uri: client.jwks_uri.clone(),
     };
     Ok(render(StatusCode::OK, &page)?)
 }
@@ -386,9 +396,9 @@ pub struct ClientPage {
 
 /// How the client proves itself at the token endpoint.
 fn authentication(c: &Client) -> String {
-    match (c.kind, c.jwks_json(), &c.secret_hash) {
-        (ClientKind::Public, _, _) => "none (public client: PKCE)".into(),
-        (_, Some(jwks), _) => {
+    match (c.kind, c.jwks_json(), &c.jwks_uri, &c.secret_hash) {
+        (ClientKind::Public, ..) => "none (public client: PKCE)".into(),
+        (_, Some(jwks), _, _) => {
             let kids: Vec<String> = jwks["keys"]
                 .as_array()
                 .map(Vec::as_slice)
@@ -398,8 +408,9 @@ fn authentication(c: &Client) -> String {
                 .collect();
             format!("private_key_jwt ({} keys: {})", kids.len(), kids.join(", "))
         }
-        (_, None, Some(_)) => "client secret (client_secret_basic or client_secret_post)".into(),
-        (_, None, None) => "none yet: rotate the secret to issue one".into(),
+        (_, None, Some(uri), _) => format!("private_key_jwt (keys read from {uri})"),
+        (_, None, None, Some(_)) => "client secret (client_secret_basic or client_secret_post)".into(),
+        (_, None, None, None) => "none yet: rotate the secret to issue one".into(),
     }
 }
 
@@ -470,7 +481,7 @@ pub async fn client_get(State(state): State<AdminState>, op: Operator, PagePath(
         chrome: op.chrome("clients").await?,
         id: client.id.as_str().to_owned(),
         name: client.name.clone(),
-        has_secret_method: client.kind == ClientKind::Confidential && client.jwks.is_none(),
+        has_secret_method: client.kind == ClientKind::Confidential && !client.has_keys(),
         disabled: client.disabled,
         details: details(&client),
     };
@@ -606,4 +617,128 @@ pub async fn client_delete_post(
     )
     .await?;
     Ok(see_other("/admin/clients")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_protocol::{GrantType, RedirectUri, ScopeSet};
+
+    use super::*;
+
+    const URI: &str = "https://keys.example/jwks.json";
+
+    fn chrome() -> Chrome {
+        Chrome {
+            username: "root".into(),
+            role: "admin",
+            can_write: true,
+            csrf: "token".into(),
+            section: "clients",
+            notice: None,
+        }
+    }
+
+    fn client(jwks_uri: Option<&str>) -> Client {
+        Client {
+            id: ClientId::parse("published").unwrap(),
+            name: "Published".into(),
+            kind: ClientKind::Confidential,
+            secret_hash: None,
+            redirect_uris: vec![RedirectUri::parse("https://app.example/cb").unwrap()],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: ScopeSet::parse("openid").unwrap(),
+            first_party: false,
+            require_pkce: true,
+            access_token_ttl: None,
+            refresh_token_ttl: None,
+            cors_origins: vec![],
+            logo_uri: None,
+            policy_uri: None,
+            id_token_signed_response_alg: None,
+            jwks: None,
+            jwks_uri: jwks_uri.map(str::to_owned),
+            dpop_bound_access_tokens: false,
+            resources: vec![],
+            require_pushed_authorization_requests: false,
+            disabled: false,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            revision: 0,
+        }
+    }
+
+    /// The form's field reaches core as typed (trimmed), empty as none, and a client's
+    /// value comes back on its edit form.
+    #[test]
+    fn the_form_carries_the_jwks_uri() {
+        let pairs = |v: &str| {
+            Pairs::new(vec![
+                ("kind".into(), "confidential".into()),
+                ("jwks_uri".into(), v.into()),
+            ])
+        };
+        let input = ClientFields::from_pairs(&pairs(&format!(" {URI} ")))
+            .to_input(true)
+            .unwrap();
+        assert_eq!(input.jwks_uri.as_deref(), Some(URI));
+        let input = ClientFields::from_pairs(&pairs("  ")).to_input(true).unwrap();
+        assert_eq!(input.jwks_uri, None);
+        assert_eq!(ClientFields::from_client(&client(Some(URI))).jwks_uri, URI);
+        assert_eq!(ClientFields::from_client(&client(None)).jwks_uri, "");
+        assert_eq!(label("jwks_uri"), "Public keys URL (jwks_uri)");
+    }
+
+    /// A refused value is shown again in its field, marked, with core's message beside it
+    /// and the field's label in the summary.
+    #[test]
+    fn a_refused_jwks_uri_is_kept_and_named() {
+        let fields = ClientFields {
+            jwks_uri: "http://keys.example/jwks".into(),
+            ..ClientFields::defaults()
+        };
+        let page = ClientFormPage {
+            chrome: chrome(),
+            editing: None,
+            fields,
+            errors: FormErrors::one("jwks_uri", "must be an https URL"),
+            grant_choices: &GRANT_CHOICES,
+            id_token_algs: vec!["RS256"],
+        };
+        let html = page.render().unwrap();
+        assert!(
+            html.contains(r#"value="http://keys.example/jwks""#)
+                && html.contains(r#"aria-describedby="jwks_uri-hint jwks_uri-error" aria-invalid="true""#)
+                && html.contains(r#"<p class="field-error" id="jwks_uri-error">must be an https URL</p>"#)
+                && html.contains(r##"<a href="#jwks_uri">Public keys URL (jwks_uri)</a>"##),
+            "{html}"
+        );
+    }
+
+    /// A client with a `jwks_uri` authenticates with `private_key_jwt`: its page says so
+    /// and where the keys are read from, offers no secret rotation, and its registration
+    /// page shows no secret but the URL.
+    #[test]
+    fn a_jwks_uri_client_is_shown_as_private_key_jwt() {
+        let c = client(Some(URI));
+        assert_eq!(authentication(&c), format!("private_key_jwt (keys read from {URI})"));
+        assert_eq!(
+            authentication(&client(None)),
+            "none yet: rotate the secret to issue one"
+        );
+        let page = ClientSecretPage {
+            chrome: chrome(),
+            created: true,
+            client_id: c.id.as_str().to_owned(),
+            client_name: c.name.clone(),
+            secret: None,
+            private_key_jwt: c.has_keys(),
+            jwks_uri: c.jwks_uri.clone(),
+        };
+        let html = page.render().unwrap();
+        assert!(
+            html.contains(&format!(r#"<code id="client-jwks-uri">{URI}</code>"#)) && !html.contains("client-secret"),
+            "{html}"
+        );
+    }
 }

@@ -58,6 +58,9 @@ pub struct ClientBody {
     /// A confidential client's public keys for `private_key_jwt` (RFC 7523): a JWK Set
     /// object; absent or null for a secret.
     pub jwks: Option<Value>,
+    /// OIDC Registration §2: where a confidential client publishes its public keys for
+    /// `private_key_jwt`, instead of `jwks`; absent or null for none.
+    pub jwks_uri: Option<String>,
     /// RFC 9449 §5.2: every token request must carry a DPoP proof.
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
@@ -111,6 +114,7 @@ impl ClientBody {
             policy_uri: self.policy_uri,
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             jwks,
+            jwks_uri: self.jwks_uri,
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             resources: self.resources,
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
@@ -208,7 +212,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 18] = [
+const SETTINGS: [&str; 19] = [
     "name",
     "kind",
     "redirect_uris",
@@ -224,6 +228,7 @@ const SETTINGS: [&str; 18] = [
     "policy_uri",
     "id_token_signed_response_alg",
     "jwks",
+    "jwks_uri",
     "dpop_bound_access_tokens",
     "resources",
     "require_pushed_authorization_requests",

@@ -35,6 +35,7 @@ pub fn client(c: &Client) -> Value {
         "policy_uri": c.policy_uri,
         "id_token_signed_response_alg": c.id_token_signed_response_alg.map_or("RS256", |a| a.as_str()),
         "jwks": c.jwks_json(),
+        "jwks_uri": c.jwks_uri,
         "token_endpoint_auth_method": c.token_endpoint_auth_method(),
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "resources": c.resources,

@@ -1,0 +1,266 @@
+//! `private_key_jwt` with keys the client publishes at its `jwks_uri` (OIDC Registration
+//! §2) on both backends: read when first needed, kept, read again when an assertion is
+//! signed by a key not seen (a rollover), never more than once per 10 s per client; a
+//! `jwks_uri` that cannot be read, redirects, or publishes a private key authenticates
+//! nobody.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use portcullis_core::clients::ClientInput;
+use portcullis_core::model::ClientKind;
+use portcullis_protocol::SigningAlg;
+use portcullis_tests::{Backend, TestApp, both_backends, http};
+use serde_json::{Value, json};
+
+use crate::private_key_jwt::{ASSERTION_TYPE, ClientKey, claims, client_key, sign};
+
+/// What the client's key host answers, and how often it was asked.
+#[derive(Clone, Default)]
+struct Published {
+    answer: Arc<Mutex<(u16, String)>>,
+    hits: Arc<AtomicUsize>,
+}
+
+impl Published {
+    fn set(&self, status: u16, body: String) {
+        *self.answer.lock().unwrap() = (status, body);
+    }
+    fn keys(&self, keys: &[&ClientKey]) {
+        let set = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
+        self.set(200, set.to_string());
+    }
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// Serves `/jwks` from `published`, and `/moved` as a redirect to it: the base URL.
+async fn key_host(published: Published) -> String {
+    async fn jwks(State(p): State<Published>) -> impl IntoResponse {
+        p.hits.fetch_add(1, Ordering::SeqCst);
+        let (status, body) = p.answer.lock().unwrap().clone();
+        (
+            StatusCode::from_u16(status).unwrap(),
+            [("content-type", "application/json")],
+            body,
+        )
+    }
+    async fn moved() -> impl IntoResponse {
+        (StatusCode::FOUND, [("location", "/jwks")])
+    }
+    let app = axum::Router::new()
+        .route("/jwks", axum::routing::get(jwks))
+        .route("/moved", axum::routing::get(moved))
+        .with_state(published);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+fn input(jwks_uri: &str) -> ClientInput {
+    ClientInput {
+        name: "Published keys".into(),
+        kind: Some(ClientKind::Confidential),
+        grant_types: vec!["client_credentials".into()],
+        scopes: "api:read".into(),
+        jwks_uri: Some(jwks_uri.into()),
+        ..Default::default()
+    }
+}
+
+/// `client_credentials` with an assertion signed by `key`: the status and the body.
+async fn token(app: &TestApp, client_id: &str, key: &ClientKey) -> (u16, Value) {
+    let assertion = sign(key, &claims(client_id, &app.issuer));
+    let r = http()
+        .post(app.url("/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", &assertion),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn assert_refused(got: &(u16, Value), why: &str) {
+    assert_eq!(
+        (got.0, got.1["error"].as_str()),
+        (400, Some("invalid_client")),
+        "{}",
+        got.1
+    );
+    let description = got.1["error_description"].as_str().unwrap_or_default();
+    assert!(description.contains(why), "expected {why:?}: {}", got.1);
+}
+
+/// A node that reads a client's keys again after 1 s rather than 10.
+async fn app(backend: Backend) -> TestApp {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    portcullis_tests::spawn_with(&url, guard.map(Arc::new), |s| {
+        s.core.jwks_uri_retry_gap = std::time::Duration::from_secs(1);
+    })
+    .await
+}
+
+async fn keys_are_read_kept_and_read_again_for_a_new_key(backend: Backend) {
+    let app = app(backend).await;
+    let published = Published::default();
+    let host = key_host(published.clone()).await;
+    let (a, b, c) = (
+        client_key(SigningAlg::ES256, "a").await,
+        client_key(SigningAlg::RS256, "b").await,
+        client_key(SigningAlg::EdDSA, "c").await,
+    );
+    published.keys(&[&a]);
+    let (client, secret) = app
+        .core
+        .create_client(&input(&format!("{host}/jwks")), "test")
+        .await
+        .unwrap();
+    assert!(secret.is_none(), "a client with a jwks_uri has no secret");
+    assert_eq!(client.token_endpoint_auth_method(), "private_key_jwt");
+    let id = client.id.as_str();
+
+    let (s, body) = token(&app, id, &a).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, _) = token(&app, id, &a).await;
+    assert_eq!((s, published.hits()), (200, 1), "kept, not read for every request");
+
+    // Rollover: the client publishes its new key, then signs with it (later than the
+    // retry gap after the last read, as a rollover is).
+    published.keys(&[&a, &b]);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (s, body) = token(&app, id, &b).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(published.hits(), 2, "read again for the key not seen");
+    // A key never published: refused, and not read again so soon.
+    assert_refused(&token(&app, id, &c).await, "not signed by a key registered");
+    assert_eq!(published.hits(), 2);
+    // Another node reads for itself.
+    let other = portcullis_tests::spawn_app_on(&app.database_url, None).await;
+    let (s, _) = token(&other, id, &b).await;
+    assert_eq!((s, published.hits()), (200, 3));
+
+    // An edit to another URL: its keys, read at once.
+    let moved_keys = Published::default();
+    let host2 = key_host(moved_keys.clone()).await;
+    moved_keys.keys(&[&c]);
+    app.core
+        .update_client(&client.id, &input(&format!("{host2}/jwks")), "test")
+        .await
+        .unwrap();
+    let (s, body) = token(&app, id, &c).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(moved_keys.hits(), 1);
+    // Such a client has no secret to rotate.
+    let e = app.core.rotate_client_secret(&client.id, "test").await.unwrap_err();
+    assert!(e.to_string().contains("jwks_uri"), "{e}");
+}
+
+async fn unreadable_keys_authenticate_nobody(backend: Backend) {
+    let app = portcullis_tests::spawn_app(backend).await;
+    let key = client_key(SigningAlg::ES256, "k").await;
+    let mut private = key.jwk.clone();
+    private["d"] = json!("AAAA");
+    // An error answer, a redirect (not followed), a private key published, not JSON.
+    let cases: [(&str, u16, String); 4] = [
+        ("/jwks", 500, "{}".into()),
+        ("/moved", 200, String::new()),
+        ("/jwks", 200, json!({"keys": [private]}).to_string()),
+        ("/jwks", 200, "<html>".into()),
+    ];
+    for (path, status, body) in cases {
+        let published = Published::default();
+        let host = key_host(published.clone()).await;
+        if path == "/moved" {
+            published.keys(&[&key]);
+        } else {
+            published.set(status, body);
+        }
+        let (client, _) = app
+            .core
+            .create_client(&input(&format!("{host}{path}")), "test")
+            .await
+            .unwrap();
+        assert_refused(
+            &token(&app, client.id.as_str(), &key).await,
+            "could not be read from its jwks_uri",
+        );
+        assert_eq!(published.hits(), usize::from(path != "/moved"), "{path}");
+    }
+    app.core.audit.flush().await;
+    let failures = app.audit_events("client.auth_failed").await;
+    assert_eq!(failures.len(), 4);
+    assert!(
+        failures
+            .iter()
+            .all(|e| e.detail["reason"] == "the client's keys could not be read from its jwks_uri")
+    );
+}
+
+async fn registration_rules(backend: Backend) {
+    let app = portcullis_tests::spawn_app(backend).await;
+    let key = client_key(SigningAlg::ES256, "k").await;
+    let field = |r: portcullis_core::Result<_>| match r {
+        Err(portcullis_core::Error::Invalid { field, .. }) => field,
+        other => panic!("{:?}", other.map(|_: (portcullis_core::model::Client, _)| ())),
+    };
+    let both = ClientInput {
+        jwks: Some(json!({"keys": [key.jwk]}).to_string()),
+        ..input("https://keys.example/jwks")
+    };
+    assert_eq!(field(app.core.create_client(&both, "test").await), "jwks_uri");
+    let public = ClientInput {
+        kind: Some(ClientKind::Public),
+        grant_types: vec!["authorization_code".into()],
+        redirect_uris: vec!["https://rp.example/cb".into()],
+        ..input("https://keys.example/jwks")
+    };
+    assert_eq!(field(app.core.create_client(&public, "test").await), "jwks_uri");
+    for bad in [
+        "http://keys.example/jwks",
+        "https://keys.example/jwks#k",
+        "https://user@keys.example/jwks",
+        "keys.example/jwks",
+        "https://keys.example\\@evil.example/",
+    ] {
+        assert_eq!(
+            field(app.core.create_client(&input(bad), "test").await),
+            "jwks_uri",
+            "{bad}"
+        );
+    }
+    // A client that had a secret loses it when it registers a jwks_uri.
+    let (client, secret) = app
+        .core
+        .create_client(
+            &ClientInput {
+                jwks_uri: None,
+                ..input("")
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    assert!(secret.is_some());
+    let edited = app
+        .core
+        .update_client(&client.id, &input("https://keys.example/jwks"), "test")
+        .await
+        .unwrap();
+    assert!(edited.secret_hash.is_none());
+    assert_eq!(edited.jwks_uri.as_deref(), Some("https://keys.example/jwks"));
+}
+
+both_backends!(
+    keys_are_read_kept_and_read_again_for_a_new_key,
+    unreadable_keys_authenticate_nobody,
+    registration_rules,
+);
