@@ -189,20 +189,105 @@ async fn unreadable_keys_authenticate_nobody(backend: Backend) {
             .create_client(&input(&format!("{host}{path}")), "test")
             .await
             .unwrap();
+        // Told as a bad signature is: the caller learns nothing of the client's keys.
         assert_refused(
             &token(&app, client.id.as_str(), &key).await,
-            "could not be read from its jwks_uri",
+            "not signed by a key registered",
         );
         assert_eq!(published.hits(), usize::from(path != "/moved"), "{path}");
     }
-    app.core.audit.flush().await;
-    let failures = app.audit_events("client.auth_failed").await;
-    assert_eq!(failures.len(), 4);
-    assert!(
-        failures
-            .iter()
-            .all(|e| e.detail["reason"] == "the client's keys could not be read from its jwks_uri")
+    // A body over 64 KiB is not read.
+    let published = Published::default();
+    let host = key_host(published.clone()).await;
+    let padding = "x".repeat(70 * 1024);
+    published.set(200, json!({"keys": [key.jwk], "padding": padding}).to_string());
+    let (client, _) = app
+        .core
+        .create_client(&input(&format!("{host}/jwks")), "test")
+        .await
+        .unwrap();
+    assert_refused(
+        &token(&app, client.id.as_str(), &key).await,
+        "not signed by a key registered",
     );
+    // Disabled, the client's keys are not even read.
+    let published = Published::default();
+    let host = key_host(published.clone()).await;
+    published.keys(&[&key]);
+    let (client, _) = app
+        .core
+        .create_client(&input(&format!("{host}/jwks")), "test")
+        .await
+        .unwrap();
+    app.core.set_client_disabled(&client.id, true, "test").await.unwrap();
+    assert_refused(
+        &token(&app, client.id.as_str(), &key).await,
+        "not signed by a key registered",
+    );
+    assert_eq!(published.hits(), 0);
+
+    // The cause is in the audit trail, for operators.
+    app.core.audit.flush().await;
+    let causes: Vec<String> = app
+        .audit_events("client.auth_failed")
+        .await
+        .into_iter()
+        .filter_map(|e| e.detail["cause"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(causes.len(), 5, "{causes:?}");
+    for expected in [
+        "answered 500",
+        "answered 302",
+        "publishes a private or symmetric key",
+        "not JSON",
+        "over 65536 bytes",
+    ] {
+        assert!(causes.iter().any(|c| c.contains(expected)), "{expected}: {causes:?}");
+    }
+}
+
+/// A JWK Set read replaces the keys known, even with none: a key the client withdrew is
+/// refused once the set was read again. A failed read leaves the keys known.
+async fn withdrawn_keys_are_refused(backend: Backend) {
+    let app = app(backend).await;
+    let published = Published::default();
+    let host = key_host(published.clone()).await;
+    let (a, b) = (
+        client_key(SigningAlg::ES256, "a").await,
+        client_key(SigningAlg::ES256, "b").await,
+    );
+    published.keys(&[&a]);
+    let (client, _) = app
+        .core
+        .create_client(&input(&format!("{host}/jwks")), "test")
+        .await
+        .unwrap();
+    let id = client.id.as_str();
+    assert_eq!(token(&app, id, &a).await.0, 200);
+    let gap = std::time::Duration::from_millis(1100);
+
+    // The host fails: an assertion by a key not known reads again, and the known keys
+    // stay.
+    published.set(500, "{}".into());
+    tokio::time::sleep(gap).await;
+    assert_refused(&token(&app, id, &b).await, "not signed by a key registered");
+    assert_eq!(published.hits(), 2);
+    assert_eq!(token(&app, id, &a).await.0, 200, "still known");
+
+    // The client withdraws its keys: once read, they are refused.
+    published.set(200, json!({"keys": []}).to_string());
+    tokio::time::sleep(gap).await;
+    assert_refused(&token(&app, id, &b).await, "not signed by a key registered");
+    assert_eq!(published.hits(), 3);
+    assert_refused(&token(&app, id, &a).await, "not signed by a key registered");
+    // And so with a 404.
+    published.keys(&[&a]);
+    tokio::time::sleep(gap).await;
+    assert_eq!(token(&app, id, &a).await.0, 200);
+    published.set(404, String::new());
+    tokio::time::sleep(gap).await;
+    assert_refused(&token(&app, id, &b).await, "not signed by a key registered");
+    assert_refused(&token(&app, id, &a).await, "not signed by a key registered");
 }
 
 async fn registration_rules(backend: Backend) {
@@ -260,6 +345,7 @@ async fn registration_rules(backend: Backend) {
 }
 
 both_backends!(
+    withdrawn_keys_are_refused,
     keys_are_read_kept_and_read_again_for_a_new_key,
     unreadable_keys_authenticate_nobody,
     registration_rules,

@@ -12,21 +12,19 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// Bodies longer than this are cut off with an error; receivers' answers are small.
-const MAX_RESPONSE: usize = 1 << 20;
-
 /// A response: status, headers, body.
 pub type Answer = (StatusCode, HeaderMap, Bytes);
 
-/// Sends one request to `url` (http or https, verified against `tls`'s roots). `read_body`
-/// false answers with an empty body without waiting for it.
+/// Sends one request to `url` (http or https, verified against `tls`'s roots). With
+/// `read_body`, the answer's body is read, up to that many bytes (a longer one is an
+/// error); without, the answer comes with an empty body, not waited for.
 pub async fn send(
     tls: &Arc<rustls::ClientConfig>,
     method: Method,
     url: &url::Url,
     headers: &[(&str, String)],
     body: Bytes,
-    read_body: bool,
+    read_body: Option<usize>,
 ) -> Result<Answer, String> {
     let host = match url.host() {
         Some(url::Host::Domain(d)) => d.to_owned(),
@@ -66,7 +64,7 @@ pub async fn send(
     }
 }
 
-async fn exchange<T>(io: T, request: Request<Full<Bytes>>, read_body: bool) -> Result<Answer, String>
+async fn exchange<T>(io: T, request: Request<Full<Bytes>>, read_body: Option<usize>) -> Result<Answer, String>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -79,8 +77,8 @@ where
     let result = async {
         let response = sender.send_request(request).await.map_err(|e| format!("HTTP: {e}"))?;
         let (parts, body) = response.into_parts();
-        let bytes = if read_body {
-            Limited::new(body, MAX_RESPONSE)
+        let bytes = if let Some(limit) = read_body {
+            Limited::new(body, limit)
                 .collect()
                 .await
                 .map_err(|e| format!("reading the response: {e}"))?

@@ -5,6 +5,8 @@
 //! recommends such asymmetric methods: the server holds nothing that lets anyone act as
 //! the client.
 
+use std::sync::Arc;
+
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use portcullis_protocol::{ClientId, ErrorCode};
 use time::{Duration, OffsetDateTime};
@@ -84,17 +86,18 @@ pub fn check_jwks(raw: &str) -> Result<Option<String>> {
 }
 
 /// Why an assertion was refused: the description of the `invalid_client` error, and
-/// the reason recorded in the audit event.
+/// the reason recorded in the audit event, with a cause for the audit event only (what
+/// the caller may not learn).
 #[derive(Debug)]
-struct Refusal(String);
+struct Refusal(String, Option<String>);
 
 fn refusal(why: impl Into<String>) -> Refusal {
-    Refusal(why.into())
+    Refusal(why.into(), None)
 }
 
 /// The assertion taken apart, with its `kid`.
 fn split(assertion: &str) -> Result<(Compact<'_>, Option<String>), Refusal> {
-    let parts = jws::split(assertion, "the client_assertion", MAX_ASSERTION_BYTES).map_err(Refusal)?;
+    let parts = jws::split(assertion, "the client_assertion", MAX_ASSERTION_BYTES).map_err(refusal)?;
     // RFC 7523bis explicit typing: a JWT typed as something else (an access token, a
     // DPoP proof, a request object) is not a client assertion, whoever signed it.
     if let Some(typ) = parts.header.get("typ") {
@@ -130,10 +133,14 @@ impl Portcullis {
     ) -> Result<Client> {
         match self.verify_assertion(client_id, assertion, endpoint).await {
             Ok(Ok(client)) => Ok(client),
-            Ok(Err((claimed, Refusal(why)))) => {
+            Ok(Err((claimed, Refusal(why, cause)))) => {
+                let mut detail = serde_json::json!({ "method": "private_key_jwt", "reason": why });
+                if let Some(cause) = cause {
+                    detail["cause"] = serde_json::Value::String(cause);
+                }
                 let mut event = Event::new("client.auth_failed")
                     .ip(ip.map(str::to_owned))
-                    .detail(serde_json::json!({ "method": "private_key_jwt", "reason": why }));
+                    .detail(detail);
                 if let Some(id) = claimed {
                     event = event.client(id.as_str());
                 }
@@ -206,18 +213,21 @@ impl Portcullis {
                 ..
             }) => {
                 // The keys known, then (a rollover: the client signs with a key published
-                // since) the keys published now.
+                // since) the keys published now. A failure to read them is told to the
+                // caller as a bad signature is (an unknown client, a client without keys
+                // and a bad signature get the same words); its cause goes to the audit
+                // event only.
                 let known = self.remote_jwks.keys(&id, url, false).await;
                 if known.as_ref().is_ok_and(|keys| verifies(keys)) {
                     true
                 } else {
                     match self.remote_jwks.keys(&id, url, true).await {
+                        // The same keys (no new read): not checked twice.
+                        Ok(keys) if known.as_ref().is_ok_and(|k| Arc::ptr_eq(k, &keys)) => false,
                         Ok(keys) => verifies(&keys),
-                        Err(_) => {
-                            return Ok(Err((
-                                Some(id),
-                                refusal("the client's keys could not be read from its jwks_uri"),
-                            )));
+                        Err(why) => {
+                            let cause = format!("the keys could not be read from its jwks_uri: {why}");
+                            return Ok(Err((Some(id), Refusal(NOT_VERIFIED.into(), Some(cause)))));
                         }
                     }
                 }

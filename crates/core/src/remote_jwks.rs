@@ -1,10 +1,14 @@
 //! Keys a `private_key_jwt` client publishes at its `jwks_uri` (OIDC Registration §2, OIDC
 //! Core §10.1.1), instead of registering them here: read when first needed, kept
-//! `FRESH`, and read again when an assertion does not verify with the keys known (a key
-//! rollover: the client publishes its new key, then signs with it). Reads are at most one
-//! per `RETRY_GAP` (a setting, `CoreSettings::jwks_uri_retry_gap`) per client, so
-//! assertions naming keys nobody published cannot make this server hammer the client's
-//! host; when a read fails, the keys last read stay usable for `STALE_LIMIT`.
+//! `FRESH` (then read again in the background while still used), and read again at once
+//! when an assertion does not verify with the keys known (a key rollover: the client
+//! publishes its new key, then signs with it). A read starts at most once per retry gap
+//! (`RETRY_GAP` by default, `CoreSettings::jwks_uri_retry_gap`) per client, counted from
+//! its start and finished even if the request that started it is dropped, so assertions
+//! naming keys nobody published cannot make this server hammer the client's host. A JWK
+//! Set read replaces the keys known, even with none usable; a set that publishes a private
+//! key, or a `404`/`410`, withdraws them; any other failure leaves them usable for
+//! `STALE_LIMIT`.
 //!
 //! The HTTP request itself is a port (`JwksFetcher`): the binary implements it (no
 //! redirects, bounded time and size).
@@ -25,33 +29,77 @@ pub const FRESH: Duration = Duration::from_secs(300);
 pub const RETRY_GAP: Duration = Duration::from_secs(10);
 /// How long keys last read stay usable while reading them again fails.
 pub const STALE_LIMIT: Duration = Duration::from_secs(3600);
-/// The largest JWK Set read, and the most keys in it.
+/// The largest JWK Set read.
 pub const MAX_BYTES: usize = 64 * 1024;
-const MAX_KEYS: usize = 100;
 
 /// GETs a client's `jwks_uri`.
 #[async_trait]
 pub trait JwksFetcher: Send + Sync {
-    /// The body of a `200` answer to `GET url`, or why there is none. Redirects are not
-    /// followed; a body over `MAX_BYTES` is an error.
-    async fn fetch(&self, url: &str) -> Result<String, String>;
+    /// The status and body of the answer to `GET url`, or why there is none (no
+    /// connection, no answer in time, a body over `MAX_BYTES`). Redirects are not
+    /// followed: a `3xx` is an answer like any other.
+    async fn fetch(&self, url: &str) -> Result<(u16, String), String>;
 }
 
 /// What was last read for one client.
 struct Entry {
     url: String,
-    /// The signing keys last read, and when; `None` if no read succeeded.
+    /// The signing keys last read, and when; `None` if none are to be used (never read,
+    /// or withdrawn).
     keys: Option<(Arc<Vec<Jwk>>, Instant)>,
-    last_attempt: Instant,
+    /// When the last read started (`retry_gap` counts from it) and ended.
+    last_attempt: Option<Instant>,
+    last_done: Option<Instant>,
     last_error: Option<String>,
 }
+
+impl Entry {
+    fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            keys: None,
+            last_attempt: None,
+            last_done: None,
+            last_error: None,
+        }
+    }
+
+    /// Whether a read has started and not finished.
+    fn reading(&self) -> bool {
+        match (self.last_attempt, self.last_done) {
+            (Some(at), Some(done)) => done < at,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
+    /// The keys last read, if read within `STALE_LIMIT` of `now`.
+    fn usable(&self, now: Instant) -> Option<Arc<Vec<Jwk>>> {
+        self.keys
+            .as_ref()
+            .filter(|(_, read)| now.duration_since(*read) < STALE_LIMIT)
+            .map(|(keys, _)| Arc::clone(keys))
+    }
+
+    /// The keys last read if usable, or else why there are none.
+    fn answer(&self, now: Instant) -> KeysAnswer {
+        self.usable(now)
+            .ok_or_else(|| self.last_error.clone().unwrap_or_else(|| "no keys read".into()))
+    }
+}
+
+type Entries = Arc<Mutex<HashMap<ClientId, Entry>>>;
+
+/// The keys to verify with, or why there are none.
+type KeysAnswer = Result<Arc<Vec<Jwk>>, String>;
 
 /// The node's cache of clients' published keys.
 pub struct RemoteJwks {
     retry_gap: Duration,
     fetcher: OnceLock<Arc<dyn JwksFetcher>>,
-    entries: Mutex<HashMap<ClientId, Entry>>,
-    /// One read at a time per client: requests that need the same keys wait for it.
+    entries: Entries,
+    /// One blocking read at a time per client: requests that need the same keys wait for
+    /// it.
     reading: Mutex<HashMap<ClientId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -61,28 +109,41 @@ impl std::fmt::Debug for RemoteJwks {
     }
 }
 
-/// The usable signing keys of a published JWK Set: keys for another use (`use` other than
-/// `sig`) or of a kind this server cannot verify with are left out. A set that publishes a
-/// private or symmetric key is refused whole: whoever made it cannot be trusted with the
-/// others.
-pub fn signing_keys(body: &str) -> Result<Vec<Jwk>, String> {
-    if body.len() > MAX_BYTES {
-        return Err(format!("the JWK Set is over {MAX_BYTES} bytes"));
+/// What a published answer means for the keys.
+#[derive(Debug, PartialEq)]
+enum Read {
+    /// These keys replace those known (none usable: every assertion is refused).
+    Keys(Vec<Jwk>),
+    /// The keys known are no longer to be used: the set publishes a private key, or the
+    /// client's host says it is gone (`404`, `410`).
+    Withdrawn(String),
+    /// Nothing learned (an error answer, not a JWK Set): the keys known stay usable for a
+    /// while.
+    Failed(String),
+}
+
+/// The signing keys of a published JWK Set: at most `MAX_USABLE`, the first of each `kid`;
+/// keys for another use (`use` other than `sig`) or of a kind this server cannot verify
+/// with are left out.
+fn read_answer(status: u16, body: &str) -> Read {
+    match status {
+        200 => {}
+        404 | 410 => return Read::Withdrawn(format!("answered {status}: the keys are gone")),
+        other => return Read::Failed(format!("answered {other}")),
     }
-    let value: serde_json::Value = serde_json::from_str(body).map_err(|_| "it is not JSON".to_owned())?;
-    let keys = value
-        .get("keys")
-        .and_then(|k| k.as_array())
-        .ok_or("it is not a JWK Set: a JSON object with a keys array")?;
-    if keys.len() > MAX_KEYS {
-        return Err(format!("the JWK Set holds over {MAX_KEYS} keys"));
-    }
-    let mut usable = Vec::new();
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Read::Failed("the answer is not JSON".into());
+    };
+    let Some(keys) = value.get("keys").and_then(|k| k.as_array()) else {
+        return Read::Failed("the answer is not a JWK Set: a JSON object with a keys array".into());
+    };
+    let mut usable: Vec<Jwk> = Vec::new();
     for key in keys {
+        // Whoever published a private key cannot be trusted with the others.
         if PRIVATE_MEMBERS.iter().any(|m| key.get(m).is_some()) {
-            return Err("the JWK Set publishes a private or symmetric key".into());
+            return Read::Withdrawn("the JWK Set publishes a private or symmetric key".into());
         }
-        if key.get("use").is_some_and(|u| u != "sig") {
+        if key.get("use").is_some_and(|u| u != "sig") || usable.len() == MAX_USABLE {
             continue;
         }
         let mut key = key.clone();
@@ -92,15 +153,21 @@ pub fn signing_keys(body: &str) -> Result<Vec<Jwk>, String> {
         }
         if let Ok(jwk) = serde_json::from_value::<Jwk>(key)
             && check_key(&jwk).is_ok()
+            && (jwk.common.key_id.is_none() || usable.iter().all(|k| k.common.key_id != jwk.common.key_id))
         {
             usable.push(jwk);
         }
     }
-    if usable.is_empty() {
-        return Err("the JWK Set holds no signing key this server can use".into());
-    }
-    Ok(usable)
+    Read::Keys(usable)
 }
+
+/// How long a request waits for a read another (dropped) request started: longer than
+/// the fetcher's own time limit.
+const READ_WAIT_STEP: Duration = Duration::from_millis(20);
+const READ_WAIT_STEPS: u32 = 400;
+
+/// The most keys of one set used: each is tried on an assertion without `kid`.
+pub const MAX_USABLE: usize = 16;
 
 impl RemoteJwks {
     /// A cache that reads one client's keys at most once per `retry_gap`.
@@ -108,7 +175,7 @@ impl RemoteJwks {
         Self {
             retry_gap,
             fetcher: OnceLock::new(),
-            entries: Mutex::default(),
+            entries: Entries::default(),
             reading: Mutex::default(),
         }
     }
@@ -118,13 +185,15 @@ impl RemoteJwks {
         let _ = self.fetcher.set(fetcher);
     }
 
-    /// The keys published at `url` by client `id`: those read within `FRESH`, unless
-    /// `again` (the known ones did not verify an assertion), or else read now. A read is
-    /// not tried within the retry gap of the last one: the keys last read are used, or the
-    /// last error given.
-    pub async fn keys(&self, id: &ClientId, url: &str, again: bool) -> Result<Arc<Vec<Jwk>>, String> {
+    /// The keys published at `url` by client `id`. Those read within `FRESH`, unless
+    /// `again` (the known ones did not verify an assertion). Older ones still usable are
+    /// answered at once while they are read again in the background; otherwise they are
+    /// read now. A read is not started within the retry gap of the last one: the keys
+    /// known are used, or the last error given. A read, once started, finishes and is
+    /// recorded even if the request that started it is dropped.
+    pub async fn keys(&self, id: &ClientId, url: &str, again: bool) -> KeysAnswer {
         let started = Instant::now();
-        if let Some(answer) = self.cached(id, url, again, started) {
+        if let Some(answer) = self.without_waiting(id, url, again, started) {
             return answer;
         }
         let lock = {
@@ -132,95 +201,140 @@ impl RemoteJwks {
             Arc::clone(reading.entry(id.clone()).or_default())
         };
         let _turn = lock.lock().await;
-        // Read by another request while this one waited: that answer.
-        if let Some(answer) = self.answer_since(id, url, started) {
-            return answer;
-        }
-        let fetcher = self
-            .fetcher
-            .get()
-            .ok_or("this node cannot read jwks_uri (no HTTP client)")?;
-        let read = fetcher.fetch(url).await.and_then(|body| signing_keys(&body));
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = entries.entry(id.clone()).or_insert_with(|| Entry {
-            url: url.to_owned(),
-            keys: None,
-            last_attempt: now,
-            last_error: None,
-        });
-        if entry.url != url {
-            *entry = Entry {
-                url: url.to_owned(),
-                keys: None,
-                last_attempt: now,
-                last_error: None,
-            };
-        }
-        entry.last_attempt = now;
-        match read {
-            Ok(keys) => {
-                let keys = Arc::new(keys);
-                entry.keys = Some((Arc::clone(&keys), now));
-                entry.last_error = None;
-                Ok(keys)
+        // A read started by a request that was dropped may still be running: its answer.
+        for _ in 0..READ_WAIT_STEPS {
+            if !self.entry_is(id, url, Entry::reading) {
+                break;
             }
-            Err(why) => {
-                tracing::warn!(client = %id.as_str(), %url, error = %why, "could not read a client's jwks_uri");
-                entry.last_error = Some(why.clone());
-                usable_stale(entry, now).ok_or(why)
-            }
+            tokio::time::sleep(READ_WAIT_STEP).await;
         }
+        {
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            let entry = entries.entry(id.clone()).or_insert_with(|| Entry::new(url));
+            if entry.url != url {
+                *entry = Entry::new(url);
+            }
+            // Read by another request while this one waited, or too lately to read again.
+            if entry.last_done.is_some_and(|done| done >= started)
+                || entry.reading()
+                || entry
+                    .last_attempt
+                    .is_some_and(|at| started.duration_since(at) < self.retry_gap)
+            {
+                return entry.answer(Instant::now());
+            }
+            entry.last_attempt = Some(Instant::now());
+        }
+        let read = self.spawn_read(id, url)?;
+        read.await.map_err(|e| format!("the read of the keys failed: {e}"))?
     }
 
-    /// The answer from what is cached, when no read is due.
-    fn cached(&self, id: &ClientId, url: &str, again: bool, now: Instant) -> Option<Result<Arc<Vec<Jwk>>, String>> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = entries.get(id).filter(|e| e.url == url)?;
+    /// The answer from what is known, when the request need not wait for a read.
+    fn without_waiting(&self, id: &ClientId, url: &str, again: bool, now: Instant) -> Option<KeysAnswer> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = entries.get_mut(id).filter(|e| e.url == url)?;
         let fresh = entry
             .keys
             .as_ref()
-            .filter(|(_, read)| now.duration_since(*read) < FRESH)
-            .map(|(keys, _)| Arc::clone(keys));
-        match fresh {
-            Some(keys) if !again => Some(Ok(keys)),
-            // Tried lately: no new read yet.
-            _ if now.duration_since(entry.last_attempt) < self.retry_gap => Some(
-                usable_stale(entry, now)
-                    .ok_or_else(|| entry.last_error.clone().unwrap_or_else(|| "no key verified it".into())),
-            ),
-            _ => None,
+            .is_some_and(|(_, read)| now.duration_since(*read) < FRESH);
+        if fresh && !again {
+            return Some(entry.answer(now));
         }
+        if entry.reading() {
+            // Keys still usable do while they are read again; otherwise wait for the read.
+            return entry.usable(now).filter(|_| !again).map(Ok);
+        }
+        if entry
+            .last_attempt
+            .is_some_and(|at| now.duration_since(at) < self.retry_gap)
+        {
+            return Some(entry.answer(now));
+        }
+        // Older keys still usable: answered now, read again meanwhile.
+        let stale = entry.usable(now).filter(|_| !again)?;
+        entry.last_attempt = Some(now);
+        drop(entries);
+        if self.spawn_read(id, url).is_err() {
+            tracing::warn!("no HTTP client to read a client's jwks_uri with");
+        }
+        Some(Ok(stale))
     }
 
-    /// The answer of a read that finished after `since`.
-    fn answer_since(&self, id: &ClientId, url: &str, since: Instant) -> Option<Result<Arc<Vec<Jwk>>, String>> {
+    /// Whether the entry of `id` for `url` is as `test` says.
+    fn entry_is(&self, id: &ClientId, url: &str, test: fn(&Entry) -> bool) -> bool {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = entries.get(id).filter(|e| e.url == url && e.last_attempt >= since)?;
-        Some(usable_stale(entry, entry.last_attempt).ok_or_else(|| entry.last_error.clone().unwrap_or_default()))
+        entries.get(id).is_some_and(|e| e.url == url && test(e))
     }
-}
 
-/// The keys last read, if read within `STALE_LIMIT` of `now`.
-fn usable_stale(entry: &Entry, now: Instant) -> Option<Arc<Vec<Jwk>>> {
-    entry
-        .keys
-        .as_ref()
-        .filter(|(_, read)| now.duration_since(*read) < STALE_LIMIT)
-        .map(|(keys, _)| Arc::clone(keys))
+    /// Reads `url` on a task of its own and records what it learned: the keys, or why
+    /// not.
+    fn spawn_read(&self, id: &ClientId, url: &str) -> Result<tokio::task::JoinHandle<KeysAnswer>, String> {
+        let fetcher = Arc::clone(
+            self.fetcher
+                .get()
+                .ok_or("this node cannot read jwks_uri (no HTTP client)")?,
+        );
+        let (entries, id, url) = (Arc::clone(&self.entries), id.clone(), url.to_owned());
+        Ok(tokio::spawn(async move {
+            let read = match fetcher.fetch(&url).await {
+                Ok((status, body)) => read_answer(status, &body),
+                Err(why) => Read::Failed(why),
+            };
+            let now = Instant::now();
+            let (answer, problem) = {
+                let mut all = entries.lock().unwrap_or_else(PoisonError::into_inner);
+                let entry = all.entry(id.clone()).or_insert_with(|| Entry::new(&url));
+                if entry.url != url {
+                    // The client was edited meanwhile: this read is of no use.
+                    return Err("the client's jwks_uri changed".into());
+                }
+                entry.last_done = Some(now);
+                let problem = match read {
+                    Read::Keys(keys) => {
+                        entry.keys = Some((Arc::new(keys), now));
+                        entry.last_error = None;
+                        None
+                    }
+                    Read::Withdrawn(why) => {
+                        entry.keys = None;
+                        entry.last_error = Some(why.clone());
+                        Some(why)
+                    }
+                    Read::Failed(why) => {
+                        entry.last_error = Some(why.clone());
+                        Some(why)
+                    }
+                };
+                (entry.answer(now), problem)
+            };
+            if let Some(why) = problem {
+                tracing::warn!(client = %id.as_str(), %url, error = %why, "could not use a client's jwks_uri");
+            }
+            answer
+        }))
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     fn ec_key(kid: &str) -> serde_json::Value {
-        // A real P-256 public key.
+        // A real P-256 public key (RFC 7517 A.1).
         serde_json::json!({
             "kty": "EC", "crv": "P-256", "kid": kid,
             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
         })
+    }
+
+    fn kids(read: Read) -> Vec<String> {
+        match read {
+            Read::Keys(keys) => keys.into_iter().map(|k| k.common.key_id.unwrap()).collect(),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -230,30 +344,37 @@ mod tests {
         let mut sig = ec_key("sig");
         sig["use"] = "sig".into();
         let odd = serde_json::json!({"kty": "OKP", "crv": "X25519", "kid": "x", "x": "AAAA"});
-        let set = serde_json::json!({"keys": [enc, sig, ec_key("plain"), odd]}).to_string();
-        let kids: Vec<_> = signing_keys(&set)
-            .unwrap()
-            .into_iter()
-            .map(|k| k.common.key_id.unwrap())
-            .collect();
-        assert_eq!(kids, ["sig", "plain"]);
+        let set = serde_json::json!({"keys": [enc, sig, ec_key("plain"), odd, ec_key("sig")]}).to_string();
+        assert_eq!(kids(read_answer(200, &set)), ["sig", "plain"], "the first of each kid");
+        let many: Vec<_> = (0..40).map(|i| ec_key(&format!("k{i}"))).collect();
+        let many = serde_json::json!({ "keys": many }).to_string();
+        assert_eq!(kids(read_answer(200, &many)).len(), MAX_USABLE);
+        assert_eq!(kids(read_answer(200, "{\"keys\": []}")), Vec::<String>::new());
         let mut private = ec_key("p");
         private["d"] = "AAAA".into();
-        let e = signing_keys(&serde_json::json!({"keys": [ec_key("a"), private]}).to_string()).unwrap_err();
-        assert!(e.contains("private"), "{e}");
-        assert!(signing_keys("[]").is_err());
-        assert!(signing_keys("{\"keys\": []}").is_err());
-        assert!(signing_keys(&" ".repeat(MAX_BYTES + 1)).is_err());
+        let leaked = serde_json::json!({"keys": [ec_key("a"), private]}).to_string();
+        assert!(matches!(read_answer(200, &leaked), Read::Withdrawn(w) if w.contains("private")));
+        assert!(matches!(read_answer(404, ""), Read::Withdrawn(_)));
+        assert!(matches!(read_answer(410, ""), Read::Withdrawn(_)));
+        assert!(matches!(read_answer(500, &set), Read::Failed(_)));
+        assert!(matches!(read_answer(302, ""), Read::Failed(_)));
+        assert!(matches!(read_answer(200, "<html>"), Read::Failed(_)));
+        assert!(matches!(read_answer(200, "[]"), Read::Failed(_)));
     }
 
-    /// Answers from a list, counting calls.
-    struct Script(Mutex<Vec<Result<String, String>>>, std::sync::atomic::AtomicUsize);
+    /// Answers from a list, counting calls; waits `delay` first.
+    struct Script {
+        answers: Mutex<Vec<Result<(u16, String), String>>>,
+        calls: AtomicUsize,
+        delay: Duration,
+    }
 
     #[async_trait]
     impl JwksFetcher for Script {
-        async fn fetch(&self, _url: &str) -> Result<String, String> {
-            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut answers = self.0.lock().unwrap();
+        async fn fetch(&self, _url: &str) -> Result<(u16, String), String> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            let mut answers = self.answers.lock().unwrap();
             if answers.is_empty() {
                 Err("no more answers".into())
             } else {
@@ -262,36 +383,40 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn reads_are_cached_and_spaced() {
-        let one = serde_json::json!({"keys": [ec_key("one")]}).to_string();
-        let two = serde_json::json!({"keys": [ec_key("two")]}).to_string();
-        let script = Arc::new(Script(
-            Mutex::new(vec![Ok(one), Err("down".into()), Ok(two)]),
-            Default::default(),
-        ));
+    fn cache(answers: Vec<Result<(u16, String), String>>, delay: Duration) -> (Arc<Script>, RemoteJwks) {
+        let script = Arc::new(Script {
+            answers: Mutex::new(answers),
+            calls: AtomicUsize::new(0),
+            delay,
+        });
         let cache = RemoteJwks::new(RETRY_GAP);
         cache.set_fetcher(Arc::clone(&script) as Arc<dyn JwksFetcher>);
+        (script, cache)
+    }
+
+    fn set(kid: &str) -> Result<(u16, String), String> {
+        Ok((200, serde_json::json!({"keys": [ec_key(kid)]}).to_string()))
+    }
+
+    const URL: &str = "https://c.example/jwks";
+
+    #[tokio::test]
+    async fn reads_are_kept_and_spaced() {
+        let (script, cache) = cache(vec![set("one"), Err("down".into()), set("two")], Duration::ZERO);
         let id = ClientId::parse("c").unwrap();
-        let kid = |k: &Arc<Vec<Jwk>>| k[0].common.key_id.clone().unwrap();
-        let calls = || script.1.load(std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(
-            kid(&cache.keys(&id, "https://c.example/jwks", false).await.unwrap()),
-            "one"
-        );
-        assert_eq!(
-            kid(&cache.keys(&id, "https://c.example/jwks", false).await.unwrap()),
-            "one"
-        );
+        let kid = |k: Arc<Vec<Jwk>>| k[0].common.key_id.clone().unwrap();
+        let calls = || script.calls.load(Ordering::SeqCst);
+        assert_eq!(kid(cache.keys(&id, URL, false).await.unwrap()), "one");
+        assert_eq!(kid(cache.keys(&id, URL, false).await.unwrap()), "one");
         assert_eq!(calls(), 1, "fresh keys are not read again");
         // Asked again at once: within the gap, the keys known.
-        assert_eq!(
-            kid(&cache.keys(&id, "https://c.example/jwks", true).await.unwrap()),
-            "one"
-        );
+        assert_eq!(kid(cache.keys(&id, URL, true).await.unwrap()), "one");
         assert_eq!(calls(), 1);
-        // Another URL (the client was edited) is read at once, and fails.
-        assert!(cache.keys(&id, "https://c.example/new", false).await.is_err());
+        // Another URL (the client was edited) is read at once, and fails...
+        assert_eq!(
+            cache.keys(&id, "https://c.example/new", false).await.unwrap_err(),
+            "down"
+        );
         assert_eq!(calls(), 2);
         // ... and is not read again within the gap.
         assert_eq!(
@@ -299,5 +424,31 @@ mod tests {
             "down"
         );
         assert_eq!(calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_read_finishes_when_its_request_is_dropped() {
+        let (script, cache) = cache(vec![set("one")], Duration::from_millis(200));
+        let id = ClientId::parse("c").unwrap();
+        // The request gives up halfway through the read.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), cache.keys(&id, URL, false))
+                .await
+                .is_err()
+        );
+        // Another at once: no second read within the gap; the first one's keys once done.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let keys = cache.keys(&id, URL, false).await.unwrap();
+        assert_eq!(keys[0].common.key_id.as_deref(), Some("one"));
+        assert_eq!(script.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_one_read() {
+        let (script, cache) = cache(vec![set("one"), set("two")], Duration::from_millis(100));
+        let id = ClientId::parse("c").unwrap();
+        let (a, b) = tokio::join!(cache.keys(&id, URL, false), cache.keys(&id, URL, false));
+        assert!(a.is_ok() && b.is_ok());
+        assert_eq!(script.calls.load(Ordering::SeqCst), 1);
     }
 }

@@ -29,7 +29,7 @@ async fn get(tls: &Arc<rustls::ClientConfig>, url: &str) -> Result<Answer, Strin
         &url::Url::parse(url).unwrap(),
         &[],
         Default::default(),
-        true,
+        Some(1 << 20),
     )
     .await
 }
