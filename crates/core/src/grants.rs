@@ -140,6 +140,16 @@ fn with_dpop_key(mut detail: serde_json::Value, dpop_jkt: Option<&str>) -> serde
     detail
 }
 
+/// What a person approved: a code's or a device approval's.
+struct Approval {
+    user_id: Uuid,
+    scope: ScopeSet,
+    auth_time: OffsetDateTime,
+    sid: String,
+    nonce: Option<String>,
+    resource: Option<String>,
+}
+
 /// The user-bound parts of a token response.
 struct UserContext<'a> {
     user: &'a User,
@@ -301,28 +311,21 @@ impl Portcullis {
             audience: audience(client, stored.resource.as_deref(), resource)?,
             dpop_jkt,
         };
-        self.id_token_key_for(client, &stored.scope)?;
-        let user = self
-            .store
-            .get_user(stored.user_id)
-            .await?
-            .filter(|u| !u.disabled)
-            .ok_or_else(|| invalid_grant("the user is no longer active"))?;
-        let mut grant = self.new_grant(
-            client,
-            user.id,
-            stored.scope.clone(),
-            stored.auth_time,
-            stored.sid.clone(),
-            stored.nonce.clone(),
-        );
-        // RFC 9449 §5: a public client's refresh tokens are bound to its proof's key; a
-        // confidential client's are bound to it already by its authentication.
-        if client.kind == ClientKind::Public {
-            grant.dpop_jkt = target.dpop_jkt.clone();
-        }
-        grant.resource = stored.resource.clone();
-        let refresh = self.new_refresh_token(client, &grant, now)?;
+        let (user, grant, refresh) = self
+            .person_grant(
+                client,
+                &target,
+                Approval {
+                    user_id: stored.user_id,
+                    scope: stored.scope.clone(),
+                    auth_time: stored.auth_time,
+                    sid: stored.sid.clone(),
+                    nonce: stored.nonce.clone(),
+                    resource: stored.resource.clone(),
+                },
+                now,
+            )
+            .await?;
         match self
             .store
             .redeem_code(&hash, &grant, refresh.as_ref().map(|(_, r)| r), now, replay_expiry)
@@ -339,28 +342,15 @@ impl Portcullis {
                 ));
             }
         }
-        self.audit(
-            Event::new("token.issued")
-                .client(client.id.as_str())
-                .user(user.id)
-                .ip(ip)
-                .detail(with_dpop_key(
-                    serde_json::json!({"grant_type": "authorization_code", "grant_id": grant.id}),
-                    target.dpop_jkt.as_deref(),
-                )),
-        );
-        let ctx = UserContext {
-            user: &user,
-            grant: &grant,
-            nonce: stored.nonce.clone(),
-        };
-        self.mint(
-            Signing::Pool,
+        let refresh = refresh.map(|(t, _)| t);
+        self.issue_to_person(
             client,
-            &still_allowed(client, &grant.scope),
-            Some(ctx),
-            refresh.map(|(t, _)| t),
+            &user,
+            &grant,
+            refresh,
             target,
+            GrantType::AuthorizationCode,
+            ip,
             now,
         )
         .await
@@ -429,21 +419,16 @@ impl Portcullis {
             audience: audience(client, device.resource.as_deref(), resource)?,
             dpop_jkt,
         };
-        self.id_token_key_for(client, &scope)?;
-        let user = self
-            .store
-            .get_user(user_id)
-            .await?
-            .filter(|u| !u.disabled)
-            .ok_or_else(|| invalid_grant("the user is no longer active"))?;
         // What the person allowed, which may be less than what the device asked for.
-        let mut grant = self.new_grant(client, user.id, scope, auth_time, sid, None);
-        // As for a code (RFC 9449 §5): a public client's grant is bound to its proof's key.
-        if client.kind == ClientKind::Public {
-            grant.dpop_jkt = target.dpop_jkt.clone();
-        }
-        grant.resource = device.resource.clone();
-        let refresh = self.new_refresh_token(client, &grant, now)?;
+        let approval = Approval {
+            user_id,
+            scope,
+            auth_time,
+            sid,
+            nonce: None,
+            resource: device.resource.clone(),
+        };
+        let (user, grant, refresh) = self.person_grant(client, &target, approval, now).await?;
         if !self
             .store
             .redeem_device_authorization(&hash, &grant, refresh.as_ref().map(|(_, r)| r), now)
@@ -452,27 +437,80 @@ impl Portcullis {
             // Another poll redeemed it a moment ago.
             return Err(invalid_grant("the device code was already used"));
         }
+        let refresh = refresh.map(|(t, _)| t);
+        self.issue_to_person(client, &user, &grant, refresh, target, GrantType::DeviceCode, ip, now)
+            .await
+    }
+
+    /// The grant a person's approval (a code, a device approval) becomes, with its first
+    /// refresh token, for `target`; the person, who must still be active. Checked first:
+    /// an ID token could be signed for the client.
+    async fn person_grant(
+        &self,
+        client: &Client,
+        target: &Target,
+        approval: Approval,
+        now: OffsetDateTime,
+    ) -> Result<(User, Grant, Option<(String, RefreshToken)>)> {
+        self.id_token_key_for(client, &approval.scope)?;
+        let user = self
+            .store
+            .get_user(approval.user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| invalid_grant("the user is no longer active"))?;
+        let mut grant = self.new_grant(
+            client,
+            user.id,
+            approval.scope,
+            approval.auth_time,
+            approval.sid,
+            approval.nonce,
+        );
+        // RFC 9449 §5: a public client's refresh tokens are bound to its proof's key; a
+        // confidential client's are bound to it already by its authentication.
+        if client.kind == ClientKind::Public {
+            grant.dpop_jkt = target.dpop_jkt.clone();
+        }
+        grant.resource = approval.resource;
+        let refresh = self.new_refresh_token(client, &grant, now)?;
+        Ok((user, grant, refresh))
+    }
+
+    /// The tokens of a grant just made from a person's approval, and its audit event.
+    #[allow(clippy::too_many_arguments)]
+    async fn issue_to_person(
+        &self,
+        client: &Client,
+        user: &User,
+        grant: &Grant,
+        refresh_token: Option<String>,
+        target: Target,
+        grant_type: GrantType,
+        ip: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse> {
         self.audit(
             Event::new("token.issued")
                 .client(client.id.as_str())
                 .user(user.id)
                 .ip(ip)
                 .detail(with_dpop_key(
-                    serde_json::json!({"grant_type": GrantType::DeviceCode.as_str(), "grant_id": grant.id}),
+                    serde_json::json!({"grant_type": grant_type.as_str(), "grant_id": grant.id}),
                     target.dpop_jkt.as_deref(),
                 )),
         );
         let ctx = UserContext {
-            user: &user,
-            grant: &grant,
-            nonce: None,
+            user,
+            grant,
+            nonce: grant.nonce.clone(),
         };
         self.mint(
             Signing::Pool,
             client,
             &still_allowed(client, &grant.scope),
             Some(ctx),
-            refresh.map(|(t, _)| t),
+            refresh_token,
             target,
             now,
         )
