@@ -116,7 +116,7 @@ pub fn after_sign_in(code: &str) -> String {
     }
 }
 
-/// The code form, with `error` (and its status) when the last code was refused.
+/// The code form, with `error` when the last code was refused.
 fn code_page(csrf: &str, username: &str, user_code: &str, error: Option<&str>) -> Result<Response, PageError> {
     let page = DevicePage {
         csrf,
