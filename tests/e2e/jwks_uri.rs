@@ -344,7 +344,75 @@ async fn registration_rules(backend: Backend) {
     assert_eq!(edited.jwks_uri.as_deref(), Some("https://keys.example/jwks"));
 }
 
+/// Every endpoint that authenticates clients takes keys read from a `jwks_uri`:
+/// `/introspect`, `/revoke`, `/par` and `/device_authorization` as `/token` does.
+async fn every_client_endpoint_takes_published_keys(backend: Backend) {
+    let app = portcullis_tests::spawn_app(backend).await;
+    let published = Published::default();
+    let host = key_host(published.clone()).await;
+    let key = client_key(SigningAlg::ES256, "k").await;
+    published.keys(&[&key]);
+    let all = ClientInput {
+        grant_types: vec![
+            "client_credentials".into(),
+            "authorization_code".into(),
+            portcullis_protocol::DEVICE_CODE_GRANT.into(),
+        ],
+        redirect_uris: vec!["https://rp.example/cb".into()],
+        scopes: "openid api:read".into(),
+        ..input(&format!("{host}/jwks"))
+    };
+    let (client, _) = app.core.create_client(&all, "test").await.unwrap();
+    let id = client.id.as_str();
+    let (s, tokens) = token(&app, id, &key).await;
+    assert_eq!(s, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(b"v".repeat(43).as_slice()));
+    let cases: [(&str, Vec<(&str, &str)>, u16); 4] = [
+        ("/introspect", vec![("token", access)], 200),
+        (
+            "/par",
+            vec![
+                ("response_type", "code"),
+                ("redirect_uri", "https://rp.example/cb"),
+                ("scope", "openid"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+            201,
+        ),
+        ("/device_authorization", vec![("scope", "openid")], 200),
+        ("/revoke", vec![("token", access)], 200),
+    ];
+    for (path, form, status) in cases {
+        // The issuer is the audience every endpoint takes.
+        let assertion = sign(&key, &claims(id, &app.issuer));
+        let mut fields = vec![
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion.as_str()),
+        ];
+        fields.extend(form);
+        let r = http().post(app.url(path)).form(&fields).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}: {}", r.text().await.unwrap());
+    }
+    assert_eq!(published.hits(), 1, "read once, kept for all");
+    // The token revoked above is no longer active.
+    let assertion = sign(&key, &claims(id, &app.issuer));
+    let r = http()
+        .post(app.url("/introspect"))
+        .form(&[
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion.as_str()),
+            ("token", access),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["active"], false);
+}
+
 both_backends!(
+    every_client_endpoint_takes_published_keys,
     withdrawn_keys_are_refused,
     keys_are_read_kept_and_read_again_for_a_new_key,
     unreadable_keys_authenticate_nobody,
