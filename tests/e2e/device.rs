@@ -739,6 +739,19 @@ async fn changes_mid_flow(backend: Backend) {
         "access_denied",
     );
 
+    // The person withdraws the application's access (on /account) before the device
+    // polled: its approval goes too.
+    let approved = authorize_device(&app, me, "openid").await;
+    sign_in_and_decide(&app, "alice", approved["user_code"].as_str().unwrap(), "allow").await;
+    app.core
+        .revoke_own_application(alice.id, client.id.as_str(), None)
+        .await
+        .unwrap();
+    assert_error(
+        &poll(&app, me, approved["device_code"].as_str().unwrap()).await,
+        "invalid_grant",
+    );
+
     // The person disabled after allowing: nothing for the device.
     let approved = authorize_device(&app, me, "openid").await;
     sign_in_and_decide(&app, "alice", approved["user_code"].as_str().unwrap(), "allow").await;

@@ -80,6 +80,7 @@ contract!(
     device_authorizations_go_with_client_and_user,
     delete_expired_device_authorizations,
     device_approvals_end_with_the_account_or_client,
+    device_approvals_withdrawn_by_their_person,
     grants_list_count_and_revoke,
     refresh_rotate_then_reuse,
     refresh_invalid_cases,

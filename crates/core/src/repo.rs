@@ -287,6 +287,9 @@ pub trait DeviceRepo: Send + Sync {
         refresh: Option<&RefreshToken>,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
+    /// Deletes `user_id`'s approvals for `client_id` not yet redeemed (the person withdrew
+    /// the application's access); returns how many.
+    async fn delete_device_approvals(&self, user_id: Uuid, client_id: &ClientId) -> StoreResult<u64>;
     /// Deletes at most `limit` device authorizations that expired before `before`,
     /// redeemed or not.
     async fn delete_expired_device_authorizations(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;

@@ -323,6 +323,18 @@ impl DeviceRepo for PgStore {
         Ok(redeemed.is_some())
     }
 
+    async fn delete_device_approvals(&self, user_id: Uuid, client_id: &ClientId) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM device_authorizations WHERE user_id = $1 AND client_id = $2 AND redeemed_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(client_id.as_str())
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(done.rows_affected())
+    }
+
     async fn delete_expired_device_authorizations(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
         // Bounded like the retention deletes; the statement's shape is explained at
         // `delete_expired_refresh_tokens`.

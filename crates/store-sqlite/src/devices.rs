@@ -8,6 +8,7 @@ use portcullis_core::repo::{DevicePoll, DeviceRepo, StoreResult};
 use portcullis_protocol::ClientId;
 use sqlx::FromRow;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::SqliteStore;
 use crate::codec;
@@ -294,6 +295,18 @@ impl DeviceRepo for SqliteStore {
         }
         tx.commit().await.db()?;
         Ok(true)
+    }
+
+    async fn delete_device_approvals(&self, user_id: Uuid, client_id: &ClientId) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM device_authorizations WHERE user_id = $1 AND client_id = $2 AND redeemed_at IS NULL",
+        )
+        .bind(codec::uuid_text(user_id))
+        .bind(client_id.as_str())
+        .execute(&self.writer)
+        .await
+        .db()?;
+        Ok(done.rows_affected())
     }
 
     async fn delete_expired_device_authorizations(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {

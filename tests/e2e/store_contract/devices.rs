@@ -609,3 +609,39 @@ pub(super) async fn device_approvals_end_with_the_account_or_client<S: Store>(s:
         1
     );
 }
+
+/// The person withdraws an application's access: their approvals for it not yet redeemed
+/// go; other people's, other clients' and redeemed ones stay.
+pub(super) async fn device_approvals_withdrawn_by_their_person<S: Store>(s: S) {
+    let (c, u) = setup(&s, "tv", "alice").await;
+    let bob = user("bob");
+    s.insert_user(&bob).await.unwrap();
+    let other = client("other", "Other");
+    s.insert_client(&other).await.unwrap();
+    let at = T0 + secs(30);
+    let mine = device(&c, T0);
+    approved(&s, &mine, &u, at).await;
+    let bobs = device(&c, T0);
+    approved(&s, &bobs, &bob, at).await;
+    let elsewhere = device(&other, T0);
+    approved(&s, &elsewhere, &u, at).await;
+    let redeemed = device(&c, T0);
+    let decision = approved(&s, &redeemed, &u, at).await;
+    let grant = device_grant(&redeemed, &decision, at);
+    assert!(
+        s.redeem_device_authorization(&redeemed.device_code_hash, &grant, None, at)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.delete_device_approvals(u.id, &c.id).await.unwrap(), 1);
+    assert_eq!(s.delete_device_approvals(u.id, &c.id).await.unwrap(), 0);
+    let poll = |d: &DeviceAuthorization, client: &Client| {
+        let (hash, id) = (d.device_code_hash, client.id.clone());
+        let s = &s;
+        async move { s.poll_device_authorization(&hash, &id, at).await.unwrap() }
+    };
+    assert_eq!(poll(&mine, &c).await, DevicePoll::Invalid);
+    assert!(matches!(poll(&bobs, &c).await, DevicePoll::Approved(_)));
+    assert!(matches!(poll(&elsewhere, &other).await, DevicePoll::Approved(_)));
+    assert_eq!(poll(&redeemed, &c).await, DevicePoll::Redeemed { grant_id: grant.id });
+}
