@@ -368,7 +368,7 @@ async fn every_client_endpoint_takes_published_keys(backend: Backend) {
     assert_eq!(s, 200, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();
     let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(b"v".repeat(43).as_slice()));
-    let cases: [(&str, Vec<(&str, &str)>, u16); 4] = [
+    let cases = [
         ("/introspect", vec![("token", access)], 200),
         (
             "/par",
