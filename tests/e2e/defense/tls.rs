@@ -86,6 +86,45 @@ async fn built_in_tls_with_secure_cookies_and_hsts(backend: Backend) {
     let strict = trusting(rustls::RootCertStore::empty());
     let err = get(&strict, &format!("{base}/healthz")).await.unwrap_err();
     assert!(err.starts_with("TLS with"), "{err}");
+
+    // Nor does the server itself when it reads a client's jwks_uri: keys behind a
+    // certificate the system does not trust authenticate nobody.
+    let key = crate::private_key_jwt::client_key(portcullis_protocol::SigningAlg::ES256, "k").await;
+    let input = portcullis_core::clients::ClientInput {
+        name: "Keys behind an untrusted certificate".into(),
+        kind: Some(portcullis_core::model::ClientKind::Confidential),
+        grant_types: vec!["client_credentials".into()],
+        scopes: "api:read".into(),
+        jwks_uri: Some(format!("{base}/jwks")),
+        ..Default::default()
+    };
+    let (published, _) = app.core.create_client(&input, "test").await.unwrap();
+    let assertion = crate::private_key_jwt::sign(&key, &crate::private_key_jwt::claims(published.id.as_str(), &base));
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("client_assertion_type", crate::private_key_jwt::ASSERTION_TYPE)
+        .append_pair("client_assertion", &assertion)
+        .finish();
+    let (status, _, body) = send(
+        &client,
+        Method::POST,
+        &url::Url::parse(&format!("{base}/token")).unwrap(),
+        &[("content-type", "application/x-www-form-urlencoded".to_owned())],
+        form.into(),
+        Some(1 << 16),
+    )
+    .await
+    .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_client")),
+        "{body}"
+    );
+    app.core.audit.flush().await;
+    let failure = app.audit_events("client.auth_failed").await.remove(0);
+    let cause = failure.detail["cause"].as_str().unwrap_or_default();
+    assert!(cause.contains("TLS with"), "{cause}");
     app.stop().await;
 }
 
