@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::PgStore;
 use crate::codec;
 use crate::error::ResultExt;
-use crate::grants::revoke_for_replay;
+use crate::grants::{bind_new_grant, insert_new_grant, revoke_for_replay};
 
 macro_rules! code_columns {
     () => {
@@ -116,41 +116,19 @@ impl CodeRepo for PgStore {
         // concurrent redemption waits on the row lock in the UPDATE and then finds the
         // code consumed, so it inserts nothing. The refresh token's foreign key is checked
         // at the end of the statement, when the grant row exists.
-        let redeemed: Option<Uuid> = sqlx::query_scalar(
-            "WITH consumed AS ( \
-                 UPDATE auth_codes SET consumed_at = $2, grant_id = $3 \
-                 WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 \
-                 RETURNING grant_id), \
-             g AS ( \
-                 INSERT INTO grants (id, client_id, user_id, scope, auth_time, sid, nonce, created_at, \
-                                     expires_at, revoked_at, dpop_jkt, resource) \
-                 SELECT grant_id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $18, $19 FROM consumed \
-                 RETURNING id), \
-             r AS ( \
-                 INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, \
-                                             used_at) \
-                 SELECT $13, id, $14, $15, $16, $17, NULL FROM g WHERE $13::bytea IS NOT NULL) \
-             SELECT id FROM g",
+        let redeemed: Option<Uuid> = bind_new_grant(
+            sqlx::query_scalar(concat!(
+                "WITH consumed AS ( \
+                     UPDATE auth_codes SET consumed_at = $2, grant_id = $3 \
+                     WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 \
+                     RETURNING 1), ",
+                insert_new_grant!()
+            ))
+            .bind(code_hash.as_slice())
+            .bind(now),
+            grant,
+            refresh,
         )
-        .bind(code_hash.as_slice())
-        .bind(now)
-        .bind(grant.id)
-        .bind(grant.client_id.as_str())
-        .bind(grant.user_id)
-        .bind(grant.scope.as_string())
-        .bind(grant.auth_time)
-        .bind(&grant.sid)
-        .bind(&grant.nonce)
-        .bind(grant.created_at)
-        .bind(grant.expires_at)
-        .bind(grant.revoked_at)
-        .bind(refresh.map(|r| r.token_hash.as_slice()))
-        .bind(refresh.map(|r| r.client_id.as_str()))
-        .bind(refresh.map(|r| r.scope.as_string()))
-        .bind(refresh.map(|r| r.created_at))
-        .bind(refresh.map(|r| r.expires_at))
-        .bind(&grant.dpop_jkt)
-        .bind(&grant.resource)
         .fetch_optional(&self.pool)
         .await
         .conflict("grant")?;

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use portcullis_core::model::{Digest, Grant, RefreshToken, Revocation, RevocationTarget, User};
 use portcullis_core::repo::{GrantRepo, RefreshRepo, RefreshRotation, StoreResult};
 use portcullis_protocol::ClientId;
-use sqlx::{FromRow, PgConnection};
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryScalar;
+use sqlx::{FromRow, PgConnection, Postgres};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -141,6 +143,54 @@ pub(crate) async fn revoke_one(conn: &mut PgConnection, id: Uuid, now: OffsetDat
         .await
         .db()?;
     Ok(done.rows_affected() > 0)
+}
+
+/// The rest of a statement whose first CTE, `consumed`, yields one row when an
+/// authorization code or a device authorization was just used up: it inserts the new grant
+/// ($3 to $14) and its first refresh token ($15 to $19; none when $15 is null), and answers
+/// the grant's id. Bind them with `bind_new_grant`. One statement is one round trip, atomic
+/// as any (issue 7); the refresh token's foreign key is checked at its end, when the grant
+/// row exists.
+macro_rules! insert_new_grant {
+    () => {
+        "g AS ( \
+             INSERT INTO grants (id, client_id, user_id, scope, auth_time, sid, nonce, created_at, \
+                                 expires_at, revoked_at, dpop_jkt, resource) \
+             SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM consumed \
+             RETURNING id), \
+         r AS ( \
+             INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at, \
+                                         used_at) \
+             SELECT $15, id, $16, $17, $18, $19, NULL FROM g WHERE $15::bytea IS NOT NULL) \
+         SELECT id FROM g"
+    };
+}
+pub(crate) use insert_new_grant;
+
+/// Binds $3 to $19 of `insert_new_grant`: `grant` and `refresh`.
+pub(crate) fn bind_new_grant<'q, O>(
+    query: QueryScalar<'q, Postgres, O, PgArguments>,
+    grant: &'q Grant,
+    refresh: Option<&'q RefreshToken>,
+) -> QueryScalar<'q, Postgres, O, PgArguments> {
+    query
+        .bind(grant.id)
+        .bind(grant.client_id.as_str())
+        .bind(grant.user_id)
+        .bind(grant.scope.as_string())
+        .bind(grant.auth_time)
+        .bind(&grant.sid)
+        .bind(&grant.nonce)
+        .bind(grant.created_at)
+        .bind(grant.expires_at)
+        .bind(grant.revoked_at)
+        .bind(&grant.dpop_jkt)
+        .bind(&grant.resource)
+        .bind(refresh.map(|r| r.token_hash.as_slice()))
+        .bind(refresh.map(|r| r.client_id.as_str()))
+        .bind(refresh.map(|r| r.scope.as_string()))
+        .bind(refresh.map(|r| r.created_at))
+        .bind(refresh.map(|r| r.expires_at))
 }
 
 /// Revokes a grant because a code or refresh token was presented twice, recording a
