@@ -196,6 +196,8 @@ impl RemoteJwks {
         if let Some(answer) = self.without_waiting(id, url, again, started) {
             return answer;
         }
+        // Before a read is marked as started: without a client none would ever finish.
+        let fetcher = self.fetcher()?;
         let lock = {
             let mut reading = self.reading.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(reading.entry(id.clone()).or_default())
@@ -225,7 +227,7 @@ impl RemoteJwks {
             }
             entry.last_attempt = Some(Instant::now());
         }
-        let read = self.spawn_read(id, url)?;
+        let read = self.spawn_read(fetcher, id, url);
         read.await.map_err(|e| format!("the read of the keys failed: {e}"))?
     }
 
@@ -252,10 +254,10 @@ impl RemoteJwks {
         }
         // Older keys still usable: answered now, read again meanwhile.
         let stale = entry.usable(now).filter(|_| !again)?;
-        entry.last_attempt = Some(now);
-        drop(entries);
-        if self.spawn_read(id, url).is_err() {
-            tracing::warn!("no HTTP client to read a client's jwks_uri with");
+        if let Ok(fetcher) = self.fetcher() {
+            entry.last_attempt = Some(now);
+            drop(entries);
+            self.spawn_read(fetcher, id, url);
         }
         Some(Ok(stale))
     }
@@ -266,16 +268,24 @@ impl RemoteJwks {
         entries.get(id).is_some_and(|e| e.url == url && test(e))
     }
 
-    /// Reads `url` on a task of its own and records what it learned: the keys, or why
-    /// not.
-    fn spawn_read(&self, id: &ClientId, url: &str) -> Result<tokio::task::JoinHandle<KeysAnswer>, String> {
-        let fetcher = Arc::clone(
-            self.fetcher
-                .get()
-                .ok_or("this node cannot read jwks_uri (no HTTP client)")?,
-        );
+    /// The HTTP client installed, or why there is none.
+    fn fetcher(&self) -> Result<Arc<dyn JwksFetcher>, String> {
+        self.fetcher
+            .get()
+            .map(Arc::clone)
+            .ok_or_else(|| "this node cannot read jwks_uri (no HTTP client)".to_owned())
+    }
+
+    /// Reads `url` with `fetcher` on a task of its own and records what it learned: the
+    /// keys, or why not.
+    fn spawn_read(
+        &self,
+        fetcher: Arc<dyn JwksFetcher>,
+        id: &ClientId,
+        url: &str,
+    ) -> tokio::task::JoinHandle<KeysAnswer> {
         let (entries, id, url) = (Arc::clone(&self.entries), id.clone(), url.to_owned());
-        Ok(tokio::spawn(async move {
+        tokio::spawn(async move {
             let read = match fetcher.fetch(&url).await {
                 Ok((status, body)) => read_answer(status, &body),
                 Err(why) => Read::Failed(why),
@@ -311,7 +321,7 @@ impl RemoteJwks {
                 tracing::warn!(client = %id.as_str(), %url, error = %why, "could not use a client's jwks_uri");
             }
             answer
-        }))
+        })
     }
 }
 
@@ -441,6 +451,27 @@ mod tests {
         let keys = cache.keys(&id, URL, false).await.unwrap();
         assert_eq!(keys[0].common.key_id.as_deref(), Some("one"));
         assert_eq!(script.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn without_a_client_nothing_is_left_half_read() {
+        let cache = RemoteJwks::new(RETRY_GAP);
+        let id = ClientId::parse("c").unwrap();
+        assert!(
+            cache
+                .keys(&id, URL, false)
+                .await
+                .unwrap_err()
+                .contains("no HTTP client")
+        );
+        // Installed later (a node's start), the next request reads at once.
+        let (script, _) = super::tests::cache(vec![set("one")], Duration::ZERO);
+        cache.set_fetcher(Arc::clone(&script) as Arc<dyn JwksFetcher>);
+        let keys = tokio::time::timeout(Duration::from_secs(1), cache.keys(&id, URL, false))
+            .await
+            .expect("no wait for a read that never started")
+            .unwrap();
+        assert_eq!(keys[0].common.key_id.as_deref(), Some("one"));
     }
 
     #[tokio::test]
