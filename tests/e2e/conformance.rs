@@ -279,7 +279,8 @@ async fn unsupported_request_parameters_have_their_own_errors(backend: Backend) 
     let (client, _) = app.confidential_client(REDIRECT).await;
     let id = client.id.as_str();
     for (name, value, error) in [
-        ("request", "eyJhbGciOiJub25lIn0.e30.", "request_not_supported"),
+        // Request objects are taken signed only (discovery lists no `none`).
+        ("request", "eyJhbGciOiJub25lIn0.e30.", "invalid_request_object"),
         (
             "request_uri",
             "https://rp.example/request.jwt",

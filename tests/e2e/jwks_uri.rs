@@ -20,26 +20,26 @@ use crate::private_key_jwt::{ASSERTION_TYPE, ClientKey, claims, client_key, sign
 
 /// What the client's key host answers, and how often it was asked.
 #[derive(Clone, Default)]
-struct Published {
+pub(crate) struct Published {
     answer: Arc<Mutex<(u16, String)>>,
     hits: Arc<AtomicUsize>,
 }
 
 impl Published {
-    fn set(&self, status: u16, body: String) {
+    pub(crate) fn set(&self, status: u16, body: String) {
         *self.answer.lock().unwrap() = (status, body);
     }
-    fn keys(&self, keys: &[&ClientKey]) {
+    pub(crate) fn keys(&self, keys: &[&ClientKey]) {
         let set = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
         self.set(200, set.to_string());
     }
-    fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
 }
 
 /// Serves `/jwks` from `published`, and `/moved` as a redirect to it: the base URL.
-async fn key_host(published: Published) -> String {
+pub(crate) async fn key_host(published: Published) -> String {
     async fn jwks(State(p): State<Published>) -> impl IntoResponse {
         p.hits.fetch_add(1, Ordering::SeqCst);
         let (status, body) = p.answer.lock().unwrap().clone();

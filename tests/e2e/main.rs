@@ -29,6 +29,7 @@ mod par;
 mod private_key_jwt;
 mod prompts;
 mod refresh;
+mod request_object;
 mod resource;
 mod resource_indicators;
 mod store_contract;

@@ -288,7 +288,65 @@ impl Portcullis {
     /// URI are checked before anything else; only after they are known good are errors
     /// redirected.
     pub async fn validate_authorization(&self, p: &AuthorizeParams) -> Result<AuthorizationRequest, AuthorizeError> {
-        self.check_authorization(p, false).await
+        match p.request.as_deref() {
+            Some(jwt) => {
+                let inside = self.front_channel_request_object(p, jwt).await?;
+                self.check_authorization(&inside, false).await
+            }
+            None => self.check_authorization(p, false).await,
+        }
+    }
+
+    /// The parameters of the request object `jwt` sent to `/authorize` with `p` (RFC
+    /// 9101 §5). The client is found by the `client_id` beside it, with the errors
+    /// `/authorize` shows as pages. An object that is not valid is `invalid_request_object`
+    /// sent to the `redirect_uri` beside it if the client registered it, else shown:
+    /// nothing inside can be trusted yet.
+    async fn front_channel_request_object(
+        &self,
+        p: &AuthorizeParams,
+        jwt: &str,
+    ) -> Result<AuthorizeParams, AuthorizeError> {
+        if p.duplicated.iter().any(|d| d == "client_id" || d == "request") {
+            return Err(AuthorizeError::Page("The request repeats client_id or request.".into()));
+        }
+        let client = self.requesting_client(p.client_id.as_deref()).await?;
+        let fail = |code: ErrorCode, description: &str| match p
+            .redirect_uri
+            .as_deref()
+            .and_then(|raw| requested_redirect(&client, raw))
+        {
+            Some(uri) => AuthorizeError::Redirect(self.error_response(
+                &uri,
+                ResponseMode::Query,
+                p.state.as_deref(),
+                code,
+                description,
+            )),
+            None => AuthorizeError::Page(format!("The application's request cannot be used: {description}.")),
+        };
+        if p.request_uri.is_some() {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "request and request_uri cannot both be sent",
+            ));
+        }
+        self.open_request_object(&client, p, jwt)
+            .await?
+            .map_err(|refused| fail(ErrorCode::InvalidRequestObject, &refused.0))
+    }
+
+    /// The enabled client a request names with `client_id`, or the page saying why not.
+    async fn requesting_client(&self, client_id: Option<&str>) -> Result<Client, AuthorizeError> {
+        let client_id = client_id.ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
+        let client_id =
+            ClientId::parse(client_id).map_err(|_| AuthorizeError::Page("The client_id is not valid.".into()))?;
+        match self.store.get_client(&client_id).await.map_err(Error::from)? {
+            Some(c) if !c.disabled => Ok(c),
+            _ => Err(AuthorizeError::Page(
+                "The application that sent you here is not registered.".into(),
+            )),
+        }
     }
 
     /// `validate_authorization` for a request pushed to `/par` (RFC 9126).
@@ -310,20 +368,7 @@ impl Portcullis {
                 "The request repeats client_id or redirect_uri.".into(),
             ));
         }
-        let client_id = p
-            .client_id
-            .as_deref()
-            .ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
-        let client_id =
-            ClientId::parse(client_id).map_err(|_| AuthorizeError::Page("The client_id is not valid.".into()))?;
-        let client = match self.store.get_client(&client_id).await.map_err(Error::from)? {
-            Some(c) if !c.disabled => c,
-            _ => {
-                return Err(AuthorizeError::Page(
-                    "The application that sent you here is not registered.".into(),
-                ));
-            }
-        };
+        let client = self.requesting_client(p.client_id.as_deref()).await?;
         let (redirect_uri, explicit) = match p.redirect_uri.as_deref() {
             Some(raw) => {
                 // RFC 9700 §4.1.3: exact string comparison; RFC 8252 §7.3: any port on
@@ -389,17 +434,21 @@ impl Portcullis {
         {
             return Err(fail(ErrorCode::InvalidRequest, "a parameter is too long"));
         }
-        // OIDC Core §6: request objects are not supported.
+        // RFC 9101 §4: no request object inside one (`validate_authorization` and
+        // `/par` open the outer one before this).
         if p.request.is_some() {
             return Err(fail(
-                ErrorCode::RequestNotSupported,
-                "the request parameter is not supported",
+                ErrorCode::InvalidRequestObject,
+                "a request object cannot carry another",
             ));
         }
+        // RFC 9101 §5.2: only the request URIs `/par` hands out, taken by `/authorize`
+        // before this; a URL to fetch the request from is not supported.
         if p.request_uri.is_some() {
             return Err(fail(
                 ErrorCode::RequestUriNotSupported,
-                "the request_uri parameter is not supported",
+                "the request_uri parameter is not supported, other than those from the pushed authorization \
+                 request endpoint",
             ));
         }
         // OIDC Core §7.2.1: for self-issued OPs only; clients are registered by an operator.

@@ -109,6 +109,14 @@ fn split(assertion: &str) -> Result<(Compact<'_>, Option<String>), Refusal> {
             ));
         }
     }
+    // RFC 9101 §10.8: a request object travels through the browser, signed by the
+    // client with its iss and an aud of this server; one without typ must not pass as
+    // the client's credential for whoever read it there.
+    if parts.claims.contains_key("response_type") {
+        return Err(refusal(
+            "the client_assertion carries response_type: a request object is not a client assertion",
+        ));
+    }
     let kid = match parts.header.get("kid") {
         None => None,
         Some(serde_json::Value::String(k)) => Some(k.clone()),
@@ -183,56 +191,15 @@ impl Portcullis {
             )));
         }
         let client = self.client_cache.get(self.store.as_ref(), &id).await?;
-        let verifies = |keys: &[Jwk]| {
-            keys.iter()
-                .filter(|k| {
-                    kid.as_ref().is_none_or(|kid| k.common.key_id.as_ref() == Some(kid))
-                        && fits(k, parts.alg)
-                        && k.common
-                            .key_algorithm
-                            .as_ref()
-                            .is_none_or(|a| named(a) == Some(parts.alg))
-                })
-                .any(|k| parts.verifies_with(k))
-        };
         let verified = match client.as_deref() {
-            Some(Client {
-                kind: ClientKind::Confidential,
-                disabled: false,
-                jwks: Some(jwks),
-                ..
-            }) => verifies(
-                &serde_json::from_str::<JwkSet>(jwks)
-                    .map_err(|e| Error::Unexpected(format!("client {} has unreadable keys: {e}", id.as_str())))?
-                    .keys,
-            ),
-            Some(Client {
-                kind: ClientKind::Confidential,
-                disabled: false,
-                jwks_uri: Some(url),
-                ..
-            }) => {
-                // The keys known, then (a rollover: the client signs with a key published
-                // since) the keys published now. A failure to read them is told to the
-                // caller as a bad signature is (an unknown client, a client without keys
-                // and a bad signature get the same words); its cause goes to the audit
-                // event only.
-                let known = self.remote_jwks.keys(&id, url, false).await;
-                if known.as_ref().is_ok_and(|keys| verifies(keys)) {
-                    true
-                } else {
-                    match self.remote_jwks.keys(&id, url, true).await {
-                        // The same keys (no new read): not checked twice.
-                        Ok(keys) if known.as_ref().is_ok_and(|k| Arc::ptr_eq(k, &keys)) => false,
-                        Ok(keys) => verifies(&keys),
-                        Err(why) => {
-                            let cause = format!("the keys could not be read from its jwks_uri: {why}");
-                            return Ok(Err((Some(id), Refusal(NOT_VERIFIED.into(), Some(cause)))));
-                        }
-                    }
+            Some(c) => match self.signed_by_client(c, &parts, kid.as_deref()).await? {
+                Ok(verified) => verified,
+                Err(why) => {
+                    let cause = format!("the keys could not be read from its jwks_uri: {why}");
+                    return Ok(Err((Some(id), Refusal(NOT_VERIFIED.into(), Some(cause)))));
                 }
-            }
-            _ => false,
+            },
+            None => false,
         };
         let Some(client) = client.filter(|_| verified) else {
             return Ok(Err((Some(id), refusal(NOT_VERIFIED))));
@@ -265,6 +232,53 @@ impl Portcullis {
             )));
         }
         Ok(Ok(Client::clone(&client)))
+    }
+
+    /// Whether `parts` is signed by one of the keys `client` registered (inline, or at
+    /// its `jwks_uri`) with the key `kid` names, if it names one: `false` for a client
+    /// that may not sign (public, disabled, without keys). `Err` with why, when the keys
+    /// at its `jwks_uri` could not be read. A signature that does not verify with the
+    /// keys known makes the keys be read again (a rollover: the client signs with a key
+    /// published since). Client assertions and request objects are checked with it.
+    pub(crate) async fn signed_by_client(
+        &self,
+        client: &Client,
+        parts: &Compact<'_>,
+        kid: Option<&str>,
+    ) -> Result<std::result::Result<bool, String>> {
+        let verifies = |keys: &[Jwk]| {
+            keys.iter()
+                .filter(|k| {
+                    kid.is_none_or(|kid| k.common.key_id.as_deref() == Some(kid))
+                        && fits(k, parts.alg)
+                        && k.common
+                            .key_algorithm
+                            .as_ref()
+                            .is_none_or(|a| named(a) == Some(parts.alg))
+                })
+                .any(|k| parts.verifies_with(k))
+        };
+        if client.kind != ClientKind::Confidential || client.disabled {
+            return Ok(Ok(false));
+        }
+        if let Some(jwks) = &client.jwks {
+            let keys = serde_json::from_str::<JwkSet>(jwks)
+                .map_err(|e| Error::Unexpected(format!("client {} has unreadable keys: {e}", client.id.as_str())))?;
+            return Ok(Ok(verifies(&keys.keys)));
+        }
+        let Some(url) = &client.jwks_uri else {
+            return Ok(Ok(false));
+        };
+        let known = self.remote_jwks.keys(&client.id, url, false).await;
+        if known.as_ref().is_ok_and(|keys| verifies(keys)) {
+            return Ok(Ok(true));
+        }
+        Ok(match self.remote_jwks.keys(&client.id, url, true).await {
+            // The same keys (no new read): not checked twice.
+            Ok(keys) if known.as_ref().is_ok_and(|k| Arc::ptr_eq(k, &keys)) => Ok(false),
+            Ok(keys) => Ok(verifies(&keys)),
+            Err(why) => Err(why.to_string()),
+        })
     }
 
     /// RFC 7523 §3: `iss` and `sub` the client, `aud` this server, `exp` not past and at

@@ -28,6 +28,7 @@ pub mod params;
 pub mod password;
 pub mod remote_jwks;
 pub mod repo;
+pub mod request_object;
 pub mod revocation;
 pub mod service;
 pub mod signing_pool;

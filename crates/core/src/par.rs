@@ -34,7 +34,17 @@ impl Portcullis {
     /// `/authorize` would, and keeps it. Errors are the ones `/authorize` would give, as
     /// JSON (RFC 9126 §2.3): a bad redirect URI, which `/authorize` shows as a page, is
     /// `invalid_request`.
-    pub async fn push_authorization_request(&self, client: &Client, params: &AuthorizeParams) -> Result<PushedRequest> {
+    ///
+    /// The request may be a request object (RFC 9126 §3, RFC 9101): its parameters are
+    /// then the only ones read. `proof_jkt` is the thumbprint of the key of the DPoP
+    /// proof sent with the push (RFC 9449 §10.1), which binds the code as `dpop_jkt`
+    /// would.
+    pub async fn push_authorization_request(
+        &self,
+        client: &Client,
+        params: &AuthorizeParams,
+        proof_jkt: Option<String>,
+    ) -> Result<PushedRequest> {
         let mut params = params.clone();
         match params.client_id.as_deref() {
             Some(id) if id != client.id.as_str() => {
@@ -56,6 +66,26 @@ impl Portcullis {
         // §2.1: a pushed request cannot itself point at one.
         if params.request_uri.is_some() {
             return Err(Error::oauth(ErrorCode::InvalidRequest, "request_uri cannot be pushed"));
+        }
+        if params.duplicated.iter().any(|d| d == "request") {
+            return Err(Error::oauth(ErrorCode::InvalidRequest, "parameter request is repeated"));
+        }
+        if let Some(jwt) = params.request.take() {
+            params = self
+                .open_request_object(client, &params, &jwt)
+                .await?
+                .map_err(|refused| Error::oauth(ErrorCode::InvalidRequestObject, refused.0))?;
+        }
+        if let Some(jkt) = proof_jkt {
+            match &params.dpop_jkt {
+                Some(asked) if *asked != jkt => {
+                    return Err(Error::oauth(
+                        ErrorCode::InvalidDpopProof,
+                        "dpop_jkt is not the thumbprint of the DPoP proof's key",
+                    ));
+                }
+                _ => params.dpop_jkt = Some(jkt),
+            }
         }
         let request = self
             .validate_pushed_authorization(&params)

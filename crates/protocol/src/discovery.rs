@@ -44,6 +44,9 @@ pub struct ServerMetadata {
     pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// RFC 9101 §10.1, OIDC Discovery §3: the algorithms request objects may be signed with.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub request_object_signing_alg_values_supported: Vec<String>,
     /// RFC 9449 §5.1: the algorithms of DPoP proofs.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub dpop_signing_alg_values_supported: Vec<String>,

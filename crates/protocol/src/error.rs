@@ -45,6 +45,9 @@ pub enum ErrorCode {
     RequestUriNotSupported,
     /// OpenID Connect Core §3.1.2.6: the `registration` parameter is not supported.
     RegistrationNotSupported,
+    /// RFC 9101 §7 and OpenID Connect Core §3.1.2.6: the request object (`request`) is
+    /// not valid: not signed by the client, not for this server, expired, or malformed.
+    InvalidRequestObject,
     /// OpenID Connect Core Error Code unmet_authentication_requirements 1.0 (IANA OAuth
     /// Extensions Error registry): the request makes essential an authentication
     /// requirement the server cannot meet (an `acr` asked for with `essential`).
@@ -92,6 +95,7 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RegistrationNotSupported => "registration_not_supported",
+            Self::InvalidRequestObject => "invalid_request_object",
             Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             Self::SlowDown => "slow_down",
             Self::InvalidDpopProof => "invalid_dpop_proof",

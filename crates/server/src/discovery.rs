@@ -64,6 +64,8 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         token_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
         revocation_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
         introspection_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
+        // RFC 9101: signed with the keys of `private_key_jwt`, so the same algorithms.
+        request_object_signing_alg_values_supported: assertion_algs.clone(),
         dpop_signing_alg_values_supported: assertion_algs,
         code_challenge_methods_supported: s(&["S256"]),
         claims_supported: s(&[
@@ -90,7 +92,7 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         authorization_response_iss_parameter_supported: true,
         // OIDC Core §5.5, as far as `authorize` describes.
         claims_parameter_supported: true,
-        request_parameter_supported: false,
+        request_parameter_supported: true,
         request_uri_parameter_supported: false,
     }
 }

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::authorize::AuthorizeParams;
 use portcullis_core::throttle::Bucket;
-use portcullis_protocol::ErrorCode;
 
 use crate::ServerState;
 use crate::client_auth::{authenticated_form, check_client_allowance};
@@ -41,20 +40,13 @@ pub async fn par_post(
     // Its pushes count against the same allowance as its token requests.
     check_client_allowance(&state.core, &client)?;
     // The authentication parameters are not part of the authorization request.
-    let mut params = AuthorizeParams::from_pairs(form.raw.iter().filter(|(k, _)| !is_authentication(k)).cloned());
+    let params = AuthorizeParams::from_pairs(form.raw.iter().filter(|(k, _)| !is_authentication(k)).cloned());
     // RFC 9449 §10.1: a proof binds the code to its key, as `dpop_jkt` would.
-    if let Some(jkt) = dpop::proof_key(&state.core, &headers, "/par").await? {
-        match &params.dpop_jkt {
-            Some(asked) if *asked != jkt => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidDpopProof,
-                    "dpop_jkt is not the thumbprint of the DPoP proof's key",
-                ));
-            }
-            _ => params.dpop_jkt = Some(jkt),
-        }
-    }
-    let pushed = state.core.push_authorization_request(&client, &params).await?;
+    let proof_jkt = dpop::proof_key(&state.core, &headers, "/par").await?;
+    let pushed = state
+        .core
+        .push_authorization_request(&client, &params, proof_jkt)
+        .await?;
     Ok(no_store((StatusCode::CREATED, Json(pushed)).into_response()))
 }
 

@@ -49,7 +49,8 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
     let params = AuthorizeParams::from_pairs(pairs);
     let validated = match params.request_uri.as_deref() {
         // RFC 9126 §4: a pushed request; the browser's other parameters are not read.
-        Some(uri) if uri.starts_with(REQUEST_URI_PREFIX) => {
+        // With a request object too, core refuses the pair.
+        Some(uri) if uri.starts_with(REQUEST_URI_PREFIX) && params.request.is_none() => {
             if params.duplicated.iter().any(|d| d == "client_id" || d == "request_uri") {
                 return Err(PageError::BadRequest(
                     "The request repeats client_id or request_uri.".into(),
