@@ -186,6 +186,10 @@ impl RawConfig {
                 "require_pushed_authorization_requests" => {
                     self.require_pushed_authorization_requests = Some(boolean(&key, origins, &value)?);
                 }
+                "strict_client_assertion_audience" => {
+                    self.strict_client_assertion_audience = Some(boolean(&key, origins, &value)?);
+                }
+                "require_dpop_nonce" => self.require_dpop_nonce = Some(boolean(&key, origins, &value)?),
                 _ => {}
             }
         }

@@ -138,6 +138,18 @@ fn require_pushed_authorization_requests() {
     assert_eq!(e.setting, "require_pushed_authorization_requests", "{e}");
 }
 
+/// A variable the server accepts is also read: none is taken and then dropped.
+#[test]
+fn every_setting_is_read_from_the_environment() {
+    for key in ENV_KEYS {
+        let mut raw = RawConfig::default();
+        let var = format!("PORTCULLIS_{}", key.to_ascii_uppercase());
+        raw.apply_env([(var.clone(), "1".to_owned())], &mut Origins::new())
+            .unwrap_or_else(|e| panic!("{var}: {e}"));
+        assert!(raw.is_set(key), "{var} is accepted but not read");
+    }
+}
+
 #[test]
 fn device_authorization_settings() {
     let s = load(&[]).unwrap();
