@@ -525,6 +525,111 @@ async fn api_client_jwks_uri(backend: Backend) {
     app.stop().await;
 }
 
+/// `require_signed_request_object` (RFC 9101 §10.5): false unless sent, written by
+/// `POST`, `PUT` and `PATCH` and read back as written, for a client with keys inline or
+/// at a URL. A client without keys cannot have it (400 naming the member), nor lose its
+/// keys while it has it; refused writes change nothing, and the trail names the setting.
+async fn api_client_require_signed_request_object(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let api = Api::new(&app, &api_key(&app, AdminRole::Admin).await.1);
+    const FIELD: &str = "require_signed_request_object";
+    let jwk = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1",
+                               "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]});
+    let mut body = client_body("Signed only");
+    body["jwks"] = jwk.clone();
+    body[FIELD] = json!(true);
+    let (s, created) = api.post("/clients", body.clone()).await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created[FIELD], true);
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let path = format!("/clients/{id}");
+    let (_, read) = api.get(&path).await;
+    let mut expected = created.clone();
+    expected.as_object_mut().unwrap().remove("client_secret");
+    assert_eq!(read, expected);
+    let (_, list) = api.get("/clients?search=Signed").await;
+    assert_eq!(list["clients"][0][FIELD], true);
+    let (s, published) = api
+        .post(
+            "/clients",
+            json!({"name": "Published", "kind": "confidential", "redirect_uris": [REDIRECT],
+                   "grant_types": ["authorization_code"], "scopes": "openid",
+                   "jwks_uri": "https://rp.example/jwks", FIELD: true}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), &published[FIELD]), (201, &json!(true)), "{published}");
+    // Left out: false.
+    let (s, billing) = api.post("/clients", client_body("Billing")).await;
+    assert_eq!((s.as_u16(), &billing[FIELD]), (201, &json!(false)), "{billing}");
+    let billing_path = format!("/clients/{}", billing["client_id"].as_str().unwrap());
+
+    // PATCH changes it alone; PUT replaces it, and leaving it out of a PUT clears it.
+    let (s, v) = api.patch(&path, json!({FIELD: false})).await;
+    assert_eq!(
+        (s.as_u16(), &v[FIELD], &v["name"]),
+        (200, &json!(false), &json!("Signed only")),
+        "{v}"
+    );
+    assert_eq!(api.get(&path).await.1, v, "as stored");
+    let (s, v) = api.patch(&path, json!({FIELD: true})).await;
+    assert_eq!((s.as_u16(), &v[FIELD]), (200, &json!(true)), "{v}");
+    assert_eq!(api.get(&path).await.1, v, "as stored");
+    let mut replacement = body.clone();
+    replacement.as_object_mut().unwrap().remove(FIELD);
+    let (s, v) = api.put(&path, replacement).await;
+    assert_eq!((s.as_u16(), &v[FIELD]), (200, &json!(false)), "{v}");
+    let (s, v) = api.put(&path, body.clone()).await;
+    assert_eq!((s.as_u16(), &v[FIELD]), (200, &json!(true)), "{v}");
+    assert_eq!(api.get(&path).await.1, v, "as stored");
+
+    // Refused, naming it: on a client without keys (POST, PUT, PATCH), keys removed while
+    // it is set, and not a boolean.
+    let current = api.get(&path).await.1;
+    let billing_before = api.get(&billing_path).await.1;
+    let clients_before = api.get("/clients").await.1;
+    let mut keyless = client_body("Keyless");
+    keyless[FIELD] = json!(true);
+    assert_field(&api.post("/clients", keyless.clone()).await, FIELD);
+    let (s, v) = api
+        .post(
+            "/clients",
+            json!({"name": "SPA", "kind": "public", "redirect_uris": [REDIRECT],
+                   "grant_types": ["authorization_code"], "scopes": "openid", FIELD: true}),
+        )
+        .await;
+    assert_field(&(s, v), FIELD);
+    assert_field(&api.put(&billing_path, keyless).await, FIELD);
+    assert_field(&api.patch(&billing_path, json!({FIELD: true})).await, FIELD);
+    assert_field(&api.patch(&path, json!({"jwks": null})).await, FIELD);
+    let mut without_keys = body.clone();
+    without_keys.as_object_mut().unwrap().remove("jwks");
+    assert_field(&api.put(&path, without_keys).await, FIELD);
+    assert_field(&api.patch(&path, json!({FIELD: "yes"})).await, FIELD);
+    assert_eq!(api.get("/clients").await.1, clients_before, "nothing created");
+    assert_eq!(api.get(&path).await.1, current, "nothing changed");
+    assert_eq!(api.get(&billing_path).await.1, billing_before, "nothing changed");
+
+    // null takes the default; then the keys may go.
+    let (s, v) = api.patch(&path, json!({FIELD: null})).await;
+    assert_eq!((s.as_u16(), &v[FIELD]), (200, &json!(false)), "{v}");
+    let (s, v) = api.patch(&path, json!({"jwks": null})).await;
+    assert_eq!((s.as_u16(), &v["jwks"]), (200, &Value::Null), "{v}");
+    // The trail names the setting.
+    app.core.audit.flush().await;
+    let changed: Vec<Value> = events_of(&api, "admin.client.updated")
+        .await
+        .iter()
+        .filter(|e| e["client_id"] == id.as_str())
+        .map(|e| e["detail"]["changed"].clone())
+        .collect();
+    assert_eq!(
+        changed.iter().filter(|c| **c == json!([FIELD])).count(),
+        5,
+        "{changed:?}"
+    );
+    app.stop().await;
+}
+
 async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, admin_key) = api_key(&app, AdminRole::Admin).await;
@@ -1049,5 +1154,6 @@ both_backends!(
     api_keys_audit_dashboard_and_openapi,
     api_client_patch_keeps_what_it_does_not_name,
     api_client_jwks_uri,
+    api_client_require_signed_request_object,
     api_key_authentication,
 );

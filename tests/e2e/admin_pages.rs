@@ -1116,7 +1116,123 @@ async fn a_client_is_registered_with_a_jwks_uri_on_its_form(backend: Backend) {
     app.stop().await;
 }
 
+/// "Require signed request objects" (RFC 9101 §10.5) on the client form: without keys the
+/// form comes back with the error beside the box, kept ticked; with keys the client has the
+/// setting, its page says so and its edit form keeps it, and unticking it clears it.
+async fn a_client_requires_signed_request_objects_on_its_form(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let (_, new) = p.get("/admin/clients/new").await;
+    assert!(
+        new.contains(r#"name="require_signed_request_object" id="require_signed_request_object">"#)
+            && new.contains("Require signed request objects <span class=\"hint\">— RFC 9101: the app must send")
+            && new.contains("needs keys (private_key_jwt)"),
+        "{new}"
+    );
+    let token = csrf(&new);
+    let form = |jwks_uri: &str, required: bool| {
+        let mut f = vec![
+            ("csrf", token.clone()),
+            ("name", "Signed only".to_owned()),
+            ("kind", "confidential".to_owned()),
+            ("redirect_uris", REDIRECT.to_owned()),
+            ("grant_types", "authorization_code".to_owned()),
+            ("scopes", "openid profile".to_owned()),
+            ("require_pkce", "on".to_owned()),
+            ("jwks_uri", jwks_uri.to_owned()),
+        ];
+        if required {
+            f.push(("require_signed_request_object", "on".to_owned()));
+        }
+        f
+    };
+    let send = |path: String, f: Vec<(&'static str, String)>| {
+        let p = &p;
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            p.post(&path, &f).await
+        }
+    };
+    let refused = |html: &str| {
+        assert!(
+            text_of(html, "require_signed_request_object-error").contains("jwks or jwks_uri")
+                && html.contains(r##"<a href="#require_signed_request_object">Require signed request objects</a>"##)
+                && html.contains(
+                    r#"id="require_signed_request_object" checked aria-invalid="true" aria-describedby="require_signed_request_object-error">"#
+                ),
+            "{html}"
+        );
+    };
+
+    // No keys: refused, nothing registered.
+    let (s, _, html) = send("/admin/clients".into(), form("", true)).await;
+    assert_eq!(s, 422, "{html}");
+    refused(&html);
+    assert!(app.core.list_clients(None).await.unwrap().is_empty());
+
+    // With keys: registered with the setting, shown on its page and its edit form.
+    const URI: &str = "https://keys.example/jwks.json";
+    let (s, _, html) = send("/admin/clients".into(), form(URI, true)).await;
+    assert_eq!(s, 200, "{html}");
+    let id = text_of(&html, "client-id");
+    let client_id = portcullis_protocol::ClientId::parse(&id).unwrap();
+    assert!(
+        app.core
+            .get_client(&client_id)
+            .await
+            .unwrap()
+            .require_signed_request_object
+    );
+    let shown = |page: &str| {
+        let at = page
+            .find("<dt>Signed request objects required</dt>")
+            .unwrap_or_else(|| panic!("{page}"));
+        page[at..].split("</dd>").next().unwrap().to_owned()
+    };
+    let (_, page) = p.get(&format!("/admin/clients/{id}")).await;
+    assert!(shown(&page).contains(r#"<span class="value">yes</span>"#), "{page}");
+    let (_, edit) = p.get(&format!("/admin/clients/{id}/edit")).await;
+    assert!(
+        edit.contains(r#"id="require_signed_request_object" checked>"#),
+        "{edit}"
+    );
+
+    // Editing: unticked clears it; ticked again without the keys is refused on the edit form.
+    let (s, loc, html) = send(format!("/admin/clients/{id}"), form(URI, false)).await;
+    assert_eq!((s.as_u16(), loc), (303, Some(format!("/admin/clients/{id}"))), "{html}");
+    assert!(
+        !app.core
+            .get_client(&client_id)
+            .await
+            .unwrap()
+            .require_signed_request_object
+    );
+    let (_, page) = p.get(&format!("/admin/clients/{id}")).await;
+    assert!(shown(&page).contains(r#"<span class="value">no</span>"#), "{page}");
+    let (s, _, html) = send(format!("/admin/clients/{id}"), form("", true)).await;
+    assert_eq!(s, 422, "{html}");
+    refused(&html);
+    let client = app.core.get_client(&client_id).await.unwrap();
+    assert_eq!(
+        (client.require_signed_request_object, client.jwks_uri.as_deref()),
+        (false, Some(URI)),
+        "unchanged"
+    );
+    let (s, _, html) = send(format!("/admin/clients/{id}"), form(URI, true)).await;
+    assert_eq!(s, 303, "{html}");
+    assert!(
+        app.core
+            .get_client(&client_id)
+            .await
+            .unwrap()
+            .require_signed_request_object
+    );
+    app.stop().await;
+}
+
 both_backends!(
+    a_client_requires_signed_request_objects_on_its_form,
     a_client_is_registered_with_a_jwks_uri_on_its_form,
     a_client_at_the_limits_can_be_edited_on_its_form,
     a_too_new_next_key_is_rotated_only_when_forced,

@@ -80,13 +80,41 @@ async fn commands_and_their_errors(backend: Backend) {
         "client_credentials",
         "--jwks-file",
     ];
-    // It also requires DPoP (RFC 9449 §5.2 dpop_bound_access_tokens).
+    // It also requires DPoP (RFC 9449 §5.2 dpop_bound_access_tokens) and request objects
+    // it signs with those keys (RFC 9101 §10.5 require_signed_request_object).
     portcullis(
         &config,
-        &[&keyed[..], &[jwks.to_str().unwrap(), "--require-dpop"]].concat(),
+        &[
+            &keyed[..],
+            &[
+                jwks.to_str().unwrap(),
+                "--require-dpop",
+                "--require-signed-request-object",
+            ],
+        ]
+        .concat(),
     )
     .await
     .unwrap();
+    // Without keys to sign with, a client cannot require signed request objects.
+    let err = portcullis(
+        &config,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Unsigned",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--require-signed-request-object",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.starts_with("require_signed_request_object:") && err.contains("jwks or jwks_uri"),
+        "{err}"
+    );
     let err = portcullis(&config, &[&keyed[..], &["/no/such/file"]].concat())
         .await
         .unwrap_err();
@@ -225,7 +253,10 @@ async fn commands_and_their_errors(backend: Backend) {
         .collect();
     assert!(pkce.contains(&("Web".into(), true)), "{pkce:?}");
     assert!(pkce.contains(&("Legacy".into(), false)), "{pkce:?}");
-    assert!(!pkce.iter().any(|(n, _)| n == "Spa" || n == "Es"), "{pkce:?}");
+    assert!(
+        !pkce.iter().any(|(n, _)| n == "Spa" || n == "Es" || n == "Unsigned"),
+        "{pkce:?}"
+    );
     let keyed: Vec<_> = app
         .core
         .list_clients(Some("Keyed"))
@@ -237,18 +268,19 @@ async fn commands_and_their_errors(backend: Backend) {
                 c.token_endpoint_auth_method(),
                 c.secret_hash.is_none(),
                 c.dpop_bound_access_tokens,
+                c.require_signed_request_object,
             )
         })
         .collect();
     assert_eq!(
         keyed,
-        [("private_key_jwt", true, true)],
-        "one keyed client, without a secret, requiring DPoP"
+        [("private_key_jwt", true, true, true)],
+        "one keyed client, without a secret, requiring DPoP and signed request objects"
     );
     let web = &app.core.list_clients(Some("Web")).await.unwrap()[0];
     assert!(pkce.len() > 1 && !web.dpop_bound_access_tokens);
     assert_eq!(web.resources, ["https://api.example/notes"]);
-    assert!(web.require_pushed_authorization_requests);
+    assert!(web.require_pushed_authorization_requests && !web.require_signed_request_object);
     app.stop().await;
 
     // Bad configuration: one line naming the setting.

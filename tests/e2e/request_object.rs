@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::code_flow::{PASSWORD, REDIRECT, authorize_in_browser};
+use crate::dpop::{proof, thumbprint};
 use crate::forms::Step;
 use crate::jwks_uri::{Published, key_host};
 use crate::private_key_jwt::{ASSERTION_TYPE, ClientKey, claims, client_key, sign};
@@ -27,6 +28,11 @@ fn challenge() -> String {
 
 /// A client with `keys` registered, for the code flow.
 async fn keyed_client(app: &TestApp, keys: &[&ClientKey], par_only: bool) -> String {
+    client_with(app, keys, par_only, false).await
+}
+
+/// `keyed_client`, also requiring its requests to be signed if `signed_only`.
+async fn client_with(app: &TestApp, keys: &[&ClientKey], par_only: bool, signed_only: bool) -> String {
     let jwks = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
     let (client, secret) = app
         .core
@@ -39,6 +45,7 @@ async fn keyed_client(app: &TestApp, keys: &[&ClientKey], par_only: bool) -> Str
                 scopes: "openid profile email".into(),
                 jwks: Some(jwks.to_string()),
                 require_pushed_authorization_requests: par_only,
+                require_signed_request_object: signed_only,
                 ..Default::default()
             },
             "test",
@@ -121,7 +128,12 @@ async fn exchange(app: &TestApp, client_id: &str, key: &ClientKey, code: &str) -
 }
 
 fn payload(jwt: &str) -> Value {
-    let part = jwt.split('.').nth(1).unwrap();
+    payload_of(jwt, 1)
+}
+
+/// Part `n` of a compact JWT, decoded (0: the header, 1: the payload).
+fn payload_of(jwt: &str, n: usize) -> Value {
+    let part = jwt.split('.').nth(n).unwrap();
     serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).unwrap())
         .unwrap()
 }
@@ -161,6 +173,11 @@ async fn signed_requests_are_read_alone(backend: Backend) {
             ("redirect_uri", "https://evil.example/cb"),
             ("scope", "openid"),
             ("state", "outside-state"),
+            // Each would change the answer if read: a login_required error, a page
+            // that posts, a refusal of a malformed thumbprint.
+            ("prompt", "none"),
+            ("response_mode", "form_post"),
+            ("dpop_jkt", "not-a-thumbprint"),
         ],
     );
     let back = match authorize_in_browser(&browser(), &app, &url, "alice", "allow").await {
@@ -180,7 +197,9 @@ async fn signed_requests_are_read_alone(backend: Backend) {
     claims["aud"] = json!(["https://other.example", app.issuer]);
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(rs.kid.clone());
+    header.typ = None;
     let jwt = jsonwebtoken::encode(&header, &claims, &rs.encoding).unwrap();
+    assert!(!payload_of(&jwt, 0).as_object().unwrap().contains_key("typ"));
     let r = browser()
         .get(authorize_url(&app, &[("client_id", &id), ("request", &jwt)]))
         .send()
@@ -367,13 +386,28 @@ async fn bad_request_objects_are_refused(backend: Backend) {
 
 /// POSTs `form` to `/par`, authenticated by an assertion signed by `key`.
 async fn push(app: &TestApp, client_id: &str, key: &ClientKey, form: &[(&str, &str)]) -> (u16, Value) {
+    push_with(app, client_id, key, form, None).await
+}
+
+/// `push`, with a DPoP proof signed by `dpop` if any.
+async fn push_with(
+    app: &TestApp,
+    client_id: &str,
+    key: &ClientKey,
+    form: &[(&str, &str)],
+    dpop: Option<&ClientKey>,
+) -> (u16, Value) {
     let assertion = sign(key, &claims(client_id, &app.issuer));
     let mut fields = vec![
         ("client_assertion_type", ASSERTION_TYPE),
         ("client_assertion", assertion.as_str()),
     ];
     fields.extend_from_slice(form);
-    let r = http().post(app.url("/par")).form(&fields).send().await.unwrap();
+    let mut r = http().post(app.url("/par")).form(&fields);
+    if let Some(k) = dpop {
+        r = r.header("DPoP", proof(k, "POST", &app.url("/par"), None));
+    }
+    let r = r.send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
@@ -419,6 +453,175 @@ async fn pushed_request_objects(backend: Backend) {
     }
     let (s, body) = push(&app, &id, &es, &[("request", &jwt), ("request", &jwt)]).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+
+    // RFC 9449 §10.1: a proof sent with the push binds the code; a dpop_jkt inside the
+    // object must name the proof's key, and one beside it is not read.
+    let holder = client_key(SigningAlg::ES256, "dpop").await;
+    let stranger = client_key(SigningAlg::ES256, "dpop-2").await;
+    let inside = |jkt: &str| signed(&es, &object(&app, &id, &[("dpop_jkt", json!(jkt))]));
+    let (s, body) = push_with(
+        &app,
+        &id,
+        &es,
+        &[("request", &inside(&thumbprint(&stranger.jwk)))],
+        Some(&holder),
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_dpop_proof")), "{body}");
+    let (s, body) = push_with(
+        &app,
+        &id,
+        &es,
+        &[("request", &inside(&thumbprint(&holder.jwk)))],
+        Some(&holder),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let beside = thumbprint(&stranger.jwk);
+    let (s, body) = push_with(
+        &app,
+        &id,
+        &es,
+        &[
+            ("request", &signed(&es, &object(&app, &id, &[]))),
+            ("dpop_jkt", &beside),
+        ],
+        Some(&holder),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    app.stop().await;
+}
+
+/// RFC 8707 in an object: `resource` as a string or an array; one API per request here,
+/// so an array of two is refused as the parameter sent twice is.
+async fn resources_in_objects(backend: Backend) {
+    let app = portcullis_tests::spawn_app(backend).await;
+    let es = client_key(SigningAlg::ES256, "es-1").await;
+    let api = "https://api.one.example/";
+    let jwks = json!({"keys": [es.jwk.clone()]});
+    let (client, _) = app
+        .core
+        .create_client(
+            &ClientInput {
+                name: "Signed requests for an API".into(),
+                kind: Some(ClientKind::Confidential),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into()],
+                scopes: "openid".into(),
+                jwks: Some(jwks.to_string()),
+                resources: vec![api.into(), "https://api.two.example/".into()],
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let id = client.id.as_str();
+    for resource in [json!(api), json!([api])] {
+        let jwt = signed(
+            &es,
+            &object(&app, id, &[("scope", json!("openid")), ("resource", resource)]),
+        );
+        let u = send(&app, id, &jwt, &[]).await.unwrap();
+        assert_eq!(u.path(), "/login", "{u}");
+    }
+    let two = json!([api, "https://api.two.example/"]);
+    let jwt = signed(&es, &object(&app, id, &[("scope", json!("openid")), ("resource", two)]));
+    let back = send(&app, id, &jwt, &[]).await.unwrap();
+    assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("inside-state"));
+    assert!(
+        param(&back, "error_description")
+            .unwrap()
+            .contains("resource is repeated")
+    );
+    let jwt = signed(&es, &object(&app, id, &[("resource", json!([1]))]));
+    refused_with(&app, id, &jwt, "invalid_request_object", "resource must be a string").await;
+    app.stop().await;
+}
+
+/// The parameters of a plain request (no object) from `client_id`.
+fn plain(client_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("client_id", client_id.to_owned()),
+        ("response_type", "code".into()),
+        ("redirect_uri", REDIRECT.into()),
+        ("scope", "openid".into()),
+        ("state", "plain-state".into()),
+        ("code_challenge", challenge()),
+        ("code_challenge_method", "S256".into()),
+    ]
+}
+
+/// A plain request from `client_id` is refused at its redirect URI, saying objects are
+/// required.
+async fn plain_is_refused(app: &TestApp, client_id: &str) {
+    let pairs = plain(client_id);
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = browser().get(authorize_url(app, &pairs)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let back = Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("plain-state"));
+    assert!(
+        param(&back, "error_description").unwrap().contains("request objects"),
+        "{back}"
+    );
+}
+
+/// RFC 9101 §10.5: a client registered with `require_signed_request_object` is taken only
+/// with an object, through the browser or pushed; a plain push is a JSON error.
+async fn a_client_can_require_objects(backend: Backend) {
+    let app = portcullis_tests::spawn_app(backend).await;
+    let es = client_key(SigningAlg::ES256, "es-1").await;
+    let id = client_with(&app, &[&es], false, true).await;
+    assert_eq!(
+        app.get_json("/.well-known/openid-configuration").await["require_signed_request_object"],
+        false
+    );
+    plain_is_refused(&app, &id).await;
+    let u = send(&app, &id, &signed(&es, &object(&app, &id, &[])), &[])
+        .await
+        .unwrap();
+    assert_eq!(u.path(), "/login", "{u}");
+    let form = plain(&id);
+    let form: Vec<(&str, &str)> = form.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, body) = push(&app, &id, &es, &form).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    let (s, body) = push(&app, &id, &es, &[("request", &signed(&es, &object(&app, &id, &[])))]).await;
+    assert_eq!(s, 201, "{body}");
+    // Another client of the same server is not affected.
+    let other = keyed_client(&app, &[&es], false).await;
+    let pairs = plain(&other);
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = browser().get(authorize_url(&app, &pairs)).send().await.unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
+    app.stop().await;
+}
+
+/// The server-wide `require_signed_request_object`: every client's requests, said in
+/// discovery.
+async fn the_server_can_require_objects(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.require_signed_request_object = true;
+    })
+    .await;
+    assert_eq!(
+        app.get_json("/.well-known/openid-configuration").await["require_signed_request_object"],
+        true
+    );
+    let (secret_client, _) = app.confidential_client(REDIRECT).await;
+    plain_is_refused(&app, secret_client.id.as_str()).await;
+    let es = client_key(SigningAlg::ES256, "es-1").await;
+    let id = keyed_client(&app, &[&es], false).await;
+    plain_is_refused(&app, &id).await;
+    let u = send(&app, &id, &signed(&es, &object(&app, &id, &[])), &[])
+        .await
+        .unwrap();
+    assert_eq!(u.path(), "/login", "{u}");
     app.stop().await;
 }
 
@@ -473,6 +676,7 @@ async fn published_keys_verify_objects(backend: Backend) {
         "is not signed by a key registered for the client",
     )
     .await;
+    assert_eq!(published.hits(), 3, "read again before refusing");
     app.stop().await;
 }
 
@@ -517,4 +721,7 @@ both_backends!(
     pushed_request_objects,
     an_object_is_not_an_assertion,
     published_keys_verify_objects,
+    a_client_can_require_objects,
+    the_server_can_require_objects,
+    resources_in_objects,
 );

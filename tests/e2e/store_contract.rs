@@ -155,6 +155,9 @@ fn client(id: &str, name: &str) -> Client {
             "https://api.example/files".to_owned(),
         ],
         require_pushed_authorization_requests: true,
+        // Not the default either; `client_roundtrip_and_conflict` and `client_update` also
+        // store it false and switch it both ways.
+        require_signed_request_object: true,
         disabled: false,
         created_at: T0,
         updated_at: T0,

@@ -157,6 +157,11 @@ pub struct ClientCreate {
     /// `require_pushed_authorization_requests`).
     #[arg(long)]
     pub require_par: bool,
+    /// Take this client's authorization requests only as request objects it signs
+    /// (RFC 9101 §10.5 `require_signed_request_object`); needs its keys (--jwks-file or
+    /// --jwks-uri).
+    #[arg(long)]
+    pub require_signed_request_object: bool,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -305,6 +310,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "resources": c.resources,
         "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
+        "require_signed_request_object": c.require_signed_request_object,
         "disabled": c.disabled,
         "created_at": c.created_at.unix_timestamp(),
     })
@@ -469,6 +475,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 dpop_bound_access_tokens: c.require_dpop,
                 resources: c.resources,
                 require_pushed_authorization_requests: c.require_par,
+                require_signed_request_object: c.require_signed_request_object,
                 ..Default::default()
             };
             let (client, secret) = core.create_client(&input, ACTOR).await.map_err(user_facing)?;

@@ -48,6 +48,7 @@ pub struct RawConfig {
     /// Days audit events are kept; 0 keeps them forever.
     pub audit_retention_days: Option<i64>,
     pub require_pushed_authorization_requests: Option<bool>,
+    pub require_signed_request_object: Option<bool>,
     pub strict_client_assertion_audience: Option<bool>,
     pub require_dpop_nonce: Option<bool>,
     // Defense in depth (issue 6).
@@ -180,6 +181,7 @@ const ENV_KEYS: &[&str] = &[
     "max_concurrent_password_hashes",
     "audit_retention_days",
     "require_pushed_authorization_requests",
+    "require_signed_request_object",
     "strict_client_assertion_audience",
     "require_dpop_nonce",
     "trusted_proxies",
@@ -303,6 +305,7 @@ impl RawConfig {
             "max_concurrent_password_hashes" => self.max_concurrent_password_hashes.is_some(),
             "audit_retention_days" => self.audit_retention_days.is_some(),
             "require_pushed_authorization_requests" => self.require_pushed_authorization_requests.is_some(),
+            "require_signed_request_object" => self.require_signed_request_object.is_some(),
             "strict_client_assertion_audience" => self.strict_client_assertion_audience.is_some(),
             "require_dpop_nonce" => self.require_dpop_nonce.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
@@ -537,6 +540,9 @@ impl RawConfig {
         }
         if let Some(b) = self.require_pushed_authorization_requests {
             core.require_pushed_authorization_requests = b;
+        }
+        if let Some(b) = self.require_signed_request_object {
+            core.require_signed_request_object = b;
         }
         if let Some(b) = self.strict_client_assertion_audience {
             core.strict_client_assertion_audience = b;

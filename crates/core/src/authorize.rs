@@ -200,6 +200,15 @@ pub enum Next {
 
 const MAX_PARAM_LEN: usize = 2048;
 
+/// How a request reached `check_authorization`.
+#[derive(Debug, Clone, Copy)]
+struct Via {
+    /// Pushed to `/par` (RFC 9126).
+    pushed: bool,
+    /// As a request object the client signed (RFC 9101).
+    signed: bool,
+}
+
 /// The redirect URI of a request, as requested (with its port), when `client`
 /// registered it — RFC 9700 §4.1.3 exact match, or RFC 8252 §7.3 any port on a
 /// loopback IP literal ([`RedirectUri::matches_request`]). The code records and the
@@ -291,9 +300,25 @@ impl Portcullis {
         match p.request.as_deref() {
             Some(jwt) => {
                 let inside = self.front_channel_request_object(p, jwt).await?;
-                self.check_authorization(&inside, false).await
+                self.check_authorization(
+                    &inside,
+                    Via {
+                        pushed: false,
+                        signed: true,
+                    },
+                )
+                .await
             }
-            None => self.check_authorization(p, false).await,
+            None => {
+                self.check_authorization(
+                    p,
+                    Via {
+                        pushed: false,
+                        signed: false,
+                    },
+                )
+                .await
+            }
         }
     }
 
@@ -349,19 +374,17 @@ impl Portcullis {
         }
     }
 
-    /// `validate_authorization` for a request pushed to `/par` (RFC 9126).
+    /// `validate_authorization` for a request pushed to `/par` (RFC 9126), `signed` when
+    /// it came as a request object (opened already).
     pub(crate) async fn validate_pushed_authorization(
         &self,
         p: &AuthorizeParams,
+        signed: bool,
     ) -> Result<AuthorizationRequest, AuthorizeError> {
-        self.check_authorization(p, true).await
+        self.check_authorization(p, Via { pushed: true, signed }).await
     }
 
-    async fn check_authorization(
-        &self,
-        p: &AuthorizeParams,
-        pushed: bool,
-    ) -> Result<AuthorizationRequest, AuthorizeError> {
+    async fn check_authorization(&self, p: &AuthorizeParams, via: Via) -> Result<AuthorizationRequest, AuthorizeError> {
         // RFC 6749 §4.1.2.1: problems with client_id or redirect_uri are never redirected.
         if p.duplicated.iter().any(|d| d == "client_id" || d == "redirect_uri") {
             return Err(AuthorizeError::Page(
@@ -417,12 +440,20 @@ impl Portcullis {
         let mode = mode.map_err(|d| fail(ErrorCode::InvalidRequest, d))?;
         // RFC 9126 §5 for the server, §6 for the client.
         if (self.settings.require_pushed_authorization_requests || client.require_pushed_authorization_requests)
-            && !pushed
+            && !via.pushed
         {
             return Err(fail(
                 ErrorCode::InvalidRequest,
                 "authorization requests of this client are taken only through the pushed authorization \
                  request endpoint (RFC 9126)",
+            ));
+        }
+        // RFC 9101 §10.5 for the server and for the client.
+        if (self.settings.require_signed_request_object || client.require_signed_request_object) && !via.signed {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "authorization requests of this client are taken only as request objects it signs (request, RFC \
+                 9101)",
             ));
         }
         if let Some(d) = p.duplicated.first() {

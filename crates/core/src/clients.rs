@@ -47,6 +47,9 @@ pub struct ClientInput {
     pub resources: Vec<String>,
     /// RFC 9126 §6: authorization requests only through `/par`.
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9101 §10.5: authorization requests only as signed request objects; the
+    /// client must have keys (`jwks` or `jwks_uri`) to sign them with.
+    pub require_signed_request_object: bool,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -321,6 +324,12 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         }
         Some(raw) => Some(parse_https_uri("jwks_uri", raw)?),
     };
+    if input.require_signed_request_object && jwks.is_none() && jwks_uri.is_none() {
+        return Err(Error::invalid(
+            "require_signed_request_object",
+            "the client must register its public keys (jwks or jwks_uri) to sign its requests with",
+        ));
+    }
     // RFC 7636 and RFC 9700 §2.1.1: PKCE is mandatory for public clients.
     let require_pkce = kind == ClientKind::Public || input.require_pkce.unwrap_or(true);
     check_ttl("access_token_ttl", input.access_token_ttl, 24 * 3600)?;
@@ -424,6 +433,7 @@ impl Portcullis {
             dpop_bound_access_tokens: input.dpop_bound_access_tokens,
             resources: v.resources,
             require_pushed_authorization_requests: input.require_pushed_authorization_requests,
+            require_signed_request_object: input.require_signed_request_object,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -478,6 +488,7 @@ impl Portcullis {
         client.dpop_bound_access_tokens = input.dpop_bound_access_tokens;
         client.resources = v.resources;
         client.require_pushed_authorization_requests = input.require_pushed_authorization_requests;
+        client.require_signed_request_object = input.require_signed_request_object;
         client.updated_at = self.now();
         self.store.update_client(&client, &[]).await.map_err(|e| match e {
             crate::StoreError::Stale => stale_edit(),
@@ -520,6 +531,10 @@ impl Portcullis {
             (
                 "require_pushed_authorization_requests",
                 before.require_pushed_authorization_requests != client.require_pushed_authorization_requests,
+            ),
+            (
+                "require_signed_request_object",
+                before.require_signed_request_object != client.require_signed_request_object,
             ),
             // Ended by registering keys.
             ("secret", before.secret_hash != client.secret_hash),

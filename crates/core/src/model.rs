@@ -84,6 +84,9 @@ pub struct Client {
     pub resources: Vec<String>,
     /// RFC 9126 §6: the client's authorization requests are taken only through `/par`.
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9101 §10.5: the client's authorization requests are taken only as request
+    /// objects it signs (`request`, at `/authorize` or `/par`).
+    pub require_signed_request_object: bool,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,

@@ -70,6 +70,7 @@ impl Portcullis {
         if params.duplicated.iter().any(|d| d == "request") {
             return Err(Error::oauth(ErrorCode::InvalidRequest, "parameter request is repeated"));
         }
+        let signed = params.request.is_some();
         if let Some(jwt) = params.request.take() {
             params = self
                 .open_request_object(client, &params, &jwt)
@@ -88,7 +89,7 @@ impl Portcullis {
             }
         }
         let request = self
-            .validate_pushed_authorization(&params)
+            .validate_pushed_authorization(&params, signed)
             .await
             .map_err(pushed_error)?;
         let token = random_token()?;

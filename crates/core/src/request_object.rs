@@ -145,7 +145,8 @@ fn split(jwt: &str) -> std::result::Result<Compact<'_>, Refused> {
 }
 
 /// The request's parameters, from the object's claims: strings as they are, numbers
-/// (`max_age`) in decimal, the `claims` request as JSON. Claims this server does not
+/// (`max_age`) in decimal, the `claims` request as JSON, a `resource` array as that
+/// parameter repeated. Claims this server does not
 /// read as parameters are ignored, as unknown parameters are.
 fn params(
     parts: &Compact<'_>,
@@ -163,6 +164,12 @@ fn params(
             return Err(refused(format!("the request object must not contain {name}")));
         }
         let value = match (name.as_str(), value) {
+            // RFC 8707 §2 allows several; each counts as the parameter sent once more
+            // (one per request here, so more than one is refused as a repeat is).
+            ("resource", serde_json::Value::Array(all)) if all.iter().all(serde_json::Value::is_string) => {
+                pairs.extend(all.iter().filter_map(|r| Some((name.clone(), r.as_str()?.to_owned()))));
+                continue;
+            }
             (_, serde_json::Value::String(s)) => s.clone(),
             (_, serde_json::Value::Number(n)) if n.is_u64() || n.is_i64() => n.to_string(),
             ("claims", serde_json::Value::Object(_)) => value.to_string(),

@@ -54,6 +54,9 @@ pub struct CoreSettings {
     /// RFC 9126 §5: authorization requests only through `/par`; one with its parameters
     /// in the URL is refused.
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9101 §10.5: authorization requests only as request objects the client signs;
+    /// a client without keys cannot sign in anyone.
+    pub require_signed_request_object: bool,
     /// draft-ietf-oauth-rfc7523bis: a client assertion's `aud` must be the issuer; the
     /// token endpoint's URL and the URL of the endpoint called (OIDC Core §9, RFC 9126 §2)
     /// are refused.
@@ -130,6 +133,7 @@ impl CoreSettings {
             ),
             audit_retention_days: 90,
             require_pushed_authorization_requests: false,
+            require_signed_request_object: false,
             strict_client_assertion_audience: false,
             require_dpop_nonce: false,
             resync_interval: std::time::Duration::from_secs(5),

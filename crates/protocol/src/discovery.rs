@@ -23,6 +23,9 @@ pub struct ServerMetadata {
     pub pushed_authorization_request_endpoint: Option<String>,
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9101 §10.5.
+    #[serde(default)]
+    pub require_signed_request_object: bool,
     /// RFC 8628 §4.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_authorization_endpoint: Option<String>,

@@ -31,6 +31,7 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         end_session_endpoint: Some(settings.endpoint("/logout")),
         pushed_authorization_request_endpoint: Some(settings.endpoint("/par")),
         require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
+        require_signed_request_object: settings.require_signed_request_object,
         device_authorization_endpoint: Some(settings.endpoint("/device_authorization")),
         scopes_supported: s(&["openid", "profile", "email"]),
         response_types_supported: s(&["code"]),

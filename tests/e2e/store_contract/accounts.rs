@@ -24,6 +24,7 @@ pub(super) async fn client_roundtrip_and_conflict<S: Store>(s: S) {
     p.cors_origins = vec![];
     p.access_token_ttl = None;
     p.logo_uri = None;
+    p.require_signed_request_object = false;
     s.insert_client(&p).await.unwrap();
     assert_eq!(s.get_client(&p.id).await.unwrap(), Some(p));
 
@@ -46,6 +47,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.id_token_signed_response_alg = Some(SigningAlg::ES256);
     changed.jwks =
         Some(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#.into());
+    changed.require_signed_request_object = false;
     changed.disabled = true;
     changed.updated_at = T0 + secs(100);
     // created_at is not updatable.
@@ -85,9 +87,17 @@ pub(super) async fn client_update<S: Store>(s: S) {
     assert_eq!(s.get_client(&c.id).await.unwrap().unwrap(), stored, "unchanged");
     assert!(logged(&s, &rev.target).await.is_none(), "nothing recorded");
     late.revision = 1;
+    late.require_signed_request_object = true;
     s.update_client(&late, &[]).await.unwrap();
     let stored = s.get_client(&c.id).await.unwrap().unwrap();
-    assert_eq!((stored.name.as_str(), stored.revision), ("Late", 2));
+    assert_eq!(
+        (
+            stored.name.as_str(),
+            stored.revision,
+            stored.require_signed_request_object
+        ),
+        ("Late", 2, true)
+    );
 
     let missing = client("missing", "Missing");
     assert!(matches!(

@@ -186,6 +186,9 @@ impl RawConfig {
                 "require_pushed_authorization_requests" => {
                     self.require_pushed_authorization_requests = Some(boolean(&key, origins, &value)?);
                 }
+                "require_signed_request_object" => {
+                    self.require_signed_request_object = Some(boolean(&key, origins, &value)?);
+                }
                 "strict_client_assertion_audience" => {
                     self.strict_client_assertion_audience = Some(boolean(&key, origins, &value)?);
                 }

@@ -138,6 +138,15 @@ fn require_pushed_authorization_requests() {
     assert_eq!(e.setting, "require_pushed_authorization_requests", "{e}");
 }
 
+#[test]
+fn require_signed_request_object() {
+    assert!(!load(&[]).unwrap().core.require_signed_request_object);
+    let s = load(&[("PORTCULLIS_REQUIRE_SIGNED_REQUEST_OBJECT", "true")]).unwrap();
+    assert!(s.core.require_signed_request_object);
+    let e = load(&[("PORTCULLIS_REQUIRE_SIGNED_REQUEST_OBJECT", "yes")]).unwrap_err();
+    assert_eq!(e.setting, "require_signed_request_object", "{e}");
+}
+
 /// A variable the server accepts is also read: none is taken and then dropped.
 #[test]
 fn every_setting_is_read_from_the_environment() {

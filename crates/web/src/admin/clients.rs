@@ -66,6 +66,8 @@ pub struct ClientFields {
     pub dpop_bound_access_tokens: bool,
     /// RFC 9126 §6: authorization requests only through `/par`.
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9101 §10.5: authorization requests only as request objects the client signs.
+    pub require_signed_request_object: bool,
     /// When editing: the client's `revision` when the form was opened.
     pub revision: String,
 }
@@ -114,6 +116,7 @@ impl ClientFields {
             jwks_uri: p.one("jwks_uri"),
             dpop_bound_access_tokens: p.checked("dpop_bound_access_tokens"),
             require_pushed_authorization_requests: p.checked("require_pushed_authorization_requests"),
+            require_signed_request_object: p.checked("require_signed_request_object"),
             revision: p.one("revision"),
         }
     }
@@ -142,6 +145,7 @@ impl ClientFields {
             jwks_uri: c.jwks_uri.clone().unwrap_or_default(),
             dpop_bound_access_tokens: c.dpop_bound_access_tokens,
             require_pushed_authorization_requests: c.require_pushed_authorization_requests,
+            require_signed_request_object: c.require_signed_request_object,
             revision: c.revision.to_string(),
         }
     }
@@ -177,6 +181,7 @@ impl ClientFields {
             jwks_uri: optional_text(&self.jwks_uri),
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
+            require_signed_request_object: self.require_signed_request_object,
             if_revision: match self.revision.trim() {
                 "" => None,
                 r => Some(
@@ -210,6 +215,7 @@ pub fn label(field: &str) -> &'static str {
         "id_token_signed_response_alg" => "ID token signature",
         "jwks" => "Public keys (JWK Set)",
         "jwks_uri" => "Public keys URL (jwks_uri)",
+        "require_signed_request_object" => "Require signed request objects",
         _ => "Client",
     }
 }
@@ -456,6 +462,10 @@ fn details(c: &Client) -> Vec<Detail> {
             }
             .into(),
         ),
+        one(
+            "Signed request objects required",
+            if c.require_signed_request_object { "yes" } else { "no" }.into(),
+        ),
         one("Access token lifetime", ttl(c.access_token_ttl)),
         one("Refresh token lifetime", ttl(c.refresh_token_ttl)),
         many("Allowed CORS origins", c.cors_origins.clone()),
@@ -661,6 +671,7 @@ mod tests {
             dpop_bound_access_tokens: false,
             resources: vec![],
             require_pushed_authorization_requests: false,
+            require_signed_request_object: false,
             disabled: false,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,

@@ -70,6 +70,10 @@ pub struct ClientBody {
     /// RFC 9126 §6: authorization requests only through `/par`.
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9101 §10.5: authorization requests only as request objects the client signs
+    /// (the client must have `jwks` or `jwks_uri`).
+    #[serde(default)]
+    pub require_signed_request_object: bool,
     /// `PUT` only, optional: the `revision` the caller read. If the client has changed
     /// since, the replacement is refused (400, field `revision`). Refused on `POST`.
     pub revision: Option<i64>,
@@ -118,6 +122,7 @@ impl ClientBody {
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             resources: self.resources,
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
+            require_signed_request_object: self.require_signed_request_object,
             if_revision: self.revision,
         })
     }
@@ -212,7 +217,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 19] = [
+const SETTINGS: [&str; 20] = [
     "name",
     "kind",
     "redirect_uris",
@@ -232,6 +237,7 @@ const SETTINGS: [&str; 19] = [
     "dpop_bound_access_tokens",
     "resources",
     "require_pushed_authorization_requests",
+    "require_signed_request_object",
 ];
 
 /// `PATCH /clients/{client_id}`: changes the settings the body names and keeps the

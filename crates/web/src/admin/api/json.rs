@@ -40,6 +40,7 @@ pub fn client(c: &Client) -> Value {
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "resources": c.resources,
         "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
+        "require_signed_request_object": c.require_signed_request_object,
         "disabled": c.disabled,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),

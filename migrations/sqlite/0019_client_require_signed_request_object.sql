@@ -1,0 +1,3 @@
+-- RFC 9101 §10.5 `require_signed_request_object` client metadata: this client's
+-- authorization requests are taken only as request objects it signs.
+ALTER TABLE clients ADD COLUMN require_signed_request_object INTEGER NOT NULL DEFAULT 0;
