@@ -630,6 +630,99 @@ async fn api_client_require_signed_request_object(backend: Backend) {
     app.stop().await;
 }
 
+/// `backchannel_logout_uri` (OpenID Connect Back-Channel Logout 1.0 §2.2), where the
+/// client is sent logout tokens: none unless sent, written by `POST`, `PUT` and `PATCH`
+/// and read back as written, `null` removes it. Refused values are a 400 naming the
+/// member and change nothing; the trail names the setting.
+async fn api_client_backchannel_logout_uri(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let api = Api::new(&app, &api_key(&app, AdminRole::Admin).await.1);
+    const FIELD: &str = "backchannel_logout_uri";
+    const LOGOUT: &str = "https://rp.example/backchannel-logout";
+    let mut body = client_body("Told of sign-outs");
+    body[FIELD] = json!(LOGOUT);
+    let (s, created) = api.post("/clients", body.clone()).await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created[FIELD], LOGOUT);
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let path = format!("/clients/{id}");
+    let (_, read) = api.get(&path).await;
+    let mut expected = created.clone();
+    expected.as_object_mut().unwrap().remove("client_secret");
+    assert_eq!(read, expected);
+    let (_, list) = api.get("/clients?search=sign-outs").await;
+    assert_eq!(list["clients"][0][FIELD], LOGOUT);
+    // Left out: none, as null.
+    let (s, billing) = api.post("/clients", client_body("Billing")).await;
+    assert_eq!((s.as_u16(), &billing[FIELD]), (201, &Value::Null), "{billing}");
+
+    // PATCH changes it alone; PUT replaces it (http on a loopback host is fine), and
+    // leaving it out of a PUT removes it.
+    let (s, v) = api.patch(&path, json!({FIELD: "https://rp.example/logout/v2"})).await;
+    assert_eq!(
+        (s.as_u16(), &v[FIELD], &v["name"]),
+        (200, &json!("https://rp.example/logout/v2"), &json!("Told of sign-outs")),
+        "{v}"
+    );
+    assert_eq!(api.get(&path).await.1, v, "as stored");
+    body[FIELD] = json!("http://127.0.0.1:8080/logout");
+    let (s, v) = api.put(&path, body.clone()).await;
+    assert_eq!(
+        (s.as_u16(), &v[FIELD]),
+        (200, &json!("http://127.0.0.1:8080/logout")),
+        "{v}"
+    );
+    assert_eq!(api.get(&path).await.1, v, "as stored");
+    let mut replacement = body.clone();
+    replacement.as_object_mut().unwrap().remove(FIELD);
+    let (s, v) = api.put(&path, replacement).await;
+    assert_eq!((s.as_u16(), &v[FIELD]), (200, &Value::Null), "{v}");
+    let (s, v) = api.put(&path, body.clone()).await;
+    assert_eq!(
+        (s.as_u16(), &v[FIELD]),
+        (200, &json!("http://127.0.0.1:8080/logout")),
+        "{v}"
+    );
+
+    // Refused, naming it, on every write: http on another host, a fragment, user and
+    // password, not absolute, not a string.
+    let current = api.get(&path).await.1;
+    let clients_before = api.get("/clients").await.1;
+    for bad in [
+        json!("http://rp.example/logout"),
+        json!("https://rp.example/logout#now"),
+        json!("https://user:pw@rp.example/logout"),
+        json!("/logout"),
+        json!(5),
+    ] {
+        let mut b = client_body("Refused");
+        b[FIELD] = bad.clone();
+        let mut replacement = body.clone();
+        replacement[FIELD] = bad.clone();
+        assert_field(&api.post("/clients", b).await, FIELD);
+        assert_field(&api.put(&path, replacement).await, FIELD);
+        assert_field(&api.patch(&path, json!({FIELD: bad})).await, FIELD);
+    }
+    assert_eq!(api.get("/clients").await.1, clients_before, "nothing created");
+    assert_eq!(api.get(&path).await.1, current, "nothing changed");
+
+    // null removes it.
+    let (s, v) = api.patch(&path, json!({FIELD: null})).await;
+    assert_eq!((s.as_u16(), &v[FIELD]), (200, &Value::Null), "{v}");
+    assert_eq!(api.get(&path).await.1, v, "as stored");
+    // The trail names the setting: the two PATCHes, the three PUTs and the null.
+    app.core.audit.flush().await;
+    let changed: Vec<Value> = events_of(&api, "admin.client.updated")
+        .await
+        .iter()
+        .filter(|e| e["client_id"] == id.as_str())
+        .map(|e| e["detail"]["changed"].clone())
+        .collect();
+    assert!(changed.iter().all(|c| *c == json!([FIELD])), "{changed:?}");
+    assert_eq!(changed.len(), 5, "{changed:?}");
+    app.stop().await;
+}
+
 async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, admin_key) = api_key(&app, AdminRole::Admin).await;
@@ -1155,5 +1248,6 @@ both_backends!(
     api_client_patch_keeps_what_it_does_not_name,
     api_client_jwks_uri,
     api_client_require_signed_request_object,
+    api_client_backchannel_logout_uri,
     api_key_authentication,
 );

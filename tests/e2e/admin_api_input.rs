@@ -484,6 +484,7 @@ async fn api_openapi_states_the_limits(backend: Backend) {
         "access_token_ttl",
         "logo_uri",
         "jwks_uri",
+        "backchannel_logout_uri",
     ] {
         assert!(
             input[field]["type"]
@@ -535,6 +536,11 @@ async fn api_openapi_states_the_limits(backend: Backend) {
             "jwks_uri",
             json!(long_uri(max(&input["jwks_uri"]["maxLength"]))),
             json!(long_uri(max(&input["jwks_uri"]["maxLength"]) + 1)),
+        ),
+        (
+            "backchannel_logout_uri",
+            json!(long_uri(max(&input["backchannel_logout_uri"]["maxLength"]))),
+            json!(long_uri(max(&input["backchannel_logout_uri"]["maxLength"]) + 1)),
         ),
     ] {
         let mut body = client_body("Limits");

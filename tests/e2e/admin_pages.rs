@@ -1231,7 +1231,120 @@ async fn a_client_requires_signed_request_objects_on_its_form(backend: Backend) 
     app.stop().await;
 }
 
+/// A client registered on the form with the URL it is sent logout tokens at
+/// (`backchannel_logout_uri`): the field is on the form with its hint; a refused value
+/// comes back next to it, kept and marked, and nothing is registered; a good one is
+/// stored and shown on the client's page. The edit form shows it, changes it and
+/// removes it.
+async fn a_client_is_registered_with_a_backchannel_logout_uri_on_its_form(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let (_, new) = p.get("/admin/clients/new").await;
+    assert!(
+        new.contains(r#"<label for="backchannel_logout_uri">Back-channel logout URL</label>"#)
+            && new.contains(
+                "OpenID Connect Back-Channel Logout: the app is sent a logout token here when someone it signed \
+                 in signs out"
+            ),
+        "{new}"
+    );
+    let token = csrf(&new);
+    let form = |uri: &str| {
+        vec![
+            ("csrf", token.clone()),
+            ("name", "Told of sign-outs".to_owned()),
+            ("kind", "confidential".to_owned()),
+            ("redirect_uris", REDIRECT.to_owned()),
+            ("grant_types", "authorization_code".to_owned()),
+            ("scopes", "openid profile".to_owned()),
+            ("require_pkce", "on".to_owned()),
+            ("backchannel_logout_uri", uri.to_owned()),
+        ]
+    };
+    let send = |path: String, f: Vec<(&'static str, String)>| {
+        let p = &p;
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            p.post(&path, &f).await
+        }
+    };
+    const URI: &str = "https://app.example/backchannel-logout";
+    for (uri, why) in [
+        ("http://app.example/logout", "https"),
+        ("https://app.example/logout#now", "fragment"),
+        ("app.example/logout", "app.example/logout"),
+    ] {
+        let (s, _, html) = send("/admin/clients".into(), form(uri)).await;
+        assert_eq!(s, 422, "{uri}: {html}");
+        assert!(
+            text_of(&html, "backchannel_logout_uri-error").contains(why),
+            "{why}: {html}"
+        );
+        assert!(
+            html.contains(r##"<a href="#backchannel_logout_uri">Back-channel logout URL</a>"##),
+            "the summary names the field: {html}"
+        );
+        assert!(
+            html.contains(&format!(r#"value="{uri}""#))
+                && html.contains(r#"backchannel_logout_uri-error" aria-invalid="true""#),
+            "kept and marked: {html}"
+        );
+    }
+    assert!(app.core.list_clients(None).await.unwrap().is_empty());
+
+    // Registered; its page shows the URL.
+    let (s, _, html) = send("/admin/clients".into(), form(&format!(" {URI} "))).await;
+    assert_eq!(s, 200, "{html}");
+    let id = text_of(&html, "client-id");
+    let client_id = portcullis_protocol::ClientId::parse(&id).unwrap();
+    let client = app.core.get_client(&client_id).await.unwrap();
+    assert_eq!(client.backchannel_logout_uri.as_deref(), Some(URI));
+    let shown = |page: &str| {
+        let at = page
+            .find("<dt>Back-channel logout URL</dt>")
+            .unwrap_or_else(|| panic!("not on the client's page: {page}"));
+        page[at..].split("</dd>").next().unwrap().to_owned()
+    };
+    let (_, page) = p.get(&format!("/admin/clients/{id}")).await;
+    assert!(
+        shown(&page).contains(&format!(r#"<span class="value">{URI}</span>"#)),
+        "{page}"
+    );
+
+    // The edit form shows it; saving changes it, a refused value is shown beside the
+    // field and changes nothing, and an empty field removes it.
+    let (_, edit) = p.get(&format!("/admin/clients/{id}/edit")).await;
+    assert!(
+        edit.contains(&format!(
+            r#"name="backchannel_logout_uri" type="text" inputmode="url" value="{URI}""#
+        )),
+        "{edit}"
+    );
+    let (s, loc, html) = send(format!("/admin/clients/{id}"), form("http://127.0.0.1:8080/logout")).await;
+    assert_eq!((s.as_u16(), loc), (303, Some(format!("/admin/clients/{id}"))), "{html}");
+    let client = app.core.get_client(&client_id).await.unwrap();
+    assert_eq!(
+        client.backchannel_logout_uri.as_deref(),
+        Some("http://127.0.0.1:8080/logout")
+    );
+    let (s, _, html) = send(format!("/admin/clients/{id}"), form("http://app.example/logout")).await;
+    assert_eq!(s, 422, "{html}");
+    assert!(
+        text_of(&html, "backchannel_logout_uri-error").contains("https"),
+        "{html}"
+    );
+    let (s, _, html) = send(format!("/admin/clients/{id}"), form("")).await;
+    assert_eq!(s, 303, "{html}");
+    let client = app.core.get_client(&client_id).await.unwrap();
+    assert_eq!(client.backchannel_logout_uri, None);
+    let (_, page) = p.get(&format!("/admin/clients/{id}")).await;
+    assert!(shown(&page).contains(r#"<span class="muted">none</span>"#), "{page}");
+    app.stop().await;
+}
+
 both_backends!(
+    a_client_is_registered_with_a_backchannel_logout_uri_on_its_form,
     a_client_requires_signed_request_objects_on_its_form,
     a_client_is_registered_with_a_jwks_uri_on_its_form,
     a_client_at_the_limits_can_be_edited_on_its_form,

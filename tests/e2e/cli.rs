@@ -575,8 +575,87 @@ async fn a_client_with_a_jwks_uri_gets_no_secret(backend: Backend) {
     drop(guard);
 }
 
+/// `client create --backchannel-logout-uri`: the client is stored with the URL it is sent
+/// logout tokens at, as typed (http on a loopback host too); `client show` reads it back.
+/// A URL core refuses fails with core's message for the field, and nothing is made.
+async fn a_client_is_created_with_a_backchannel_logout_uri(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-cli").unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(&config, format!("database_url = \"{url}\"\nkek = \"{TEST_KEK}\"\n")).unwrap();
+    portcullis(&config, &["migrate"]).await.unwrap();
+    const URI: &str = "https://app.example/backchannel-logout";
+    let create = |name: &str, more: &[&str]| {
+        let config = config.clone();
+        let args: Vec<String> = [
+            "client",
+            "create",
+            "--name",
+            name,
+            "--redirect-uri",
+            "https://app.example/cb",
+        ]
+        .iter()
+        .chain(more)
+        .map(|a| (*a).to_owned())
+        .collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            portcullis(&config, &args).await
+        }
+    };
+    create("Told", &["--backchannel-logout-uri", URI]).await.unwrap();
+    create(
+        "Told json",
+        &["--backchannel-logout-uri", "http://127.0.0.1:8080/logout", "--json"],
+    )
+    .await
+    .unwrap();
+    create("Untold", &[]).await.unwrap();
+
+    for (uri, says) in [
+        (
+            "http://app.example/logout",
+            "must be an https URL (http only on a loopback host)",
+        ),
+        ("https://app.example/logout#now", "must not have a fragment"),
+        ("app.example/logout", "app.example/logout"),
+    ] {
+        let err = create("Refused", &["--backchannel-logout-uri", uri]).await.unwrap_err();
+        assert!(
+            err.starts_with("backchannel_logout_uri:") && err.contains(says),
+            "{uri}: {err}"
+        );
+    }
+
+    let app = portcullis_tests::spawn_app_on(&url, None).await;
+    let clients = app.core.list_clients(None).await.unwrap();
+    let mut got: Vec<_> = clients
+        .iter()
+        .map(|c| (c.name.as_str(), c.backchannel_logout_uri.as_deref()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("Told", Some(URI)),
+            ("Told json", Some("http://127.0.0.1:8080/logout")),
+            ("Untold", None),
+        ],
+        "nothing else made"
+    );
+    app.stop().await;
+    for c in &clients {
+        let id = c.id.as_str();
+        portcullis(&config, &["client", "show", id]).await.unwrap();
+        portcullis(&config, &["client", "show", id, "--json"]).await.unwrap();
+    }
+    drop(guard);
+}
+
 both_backends!(
     commands_and_their_errors,
+    a_client_is_created_with_a_backchannel_logout_uri,
     a_client_with_a_jwks_uri_gets_no_secret,
     read_only_commands_write_nothing,
     the_kek_is_replaced_without_losing_a_key,

@@ -11,6 +11,7 @@ mod admin_pages;
 mod admin_sessions;
 mod admin_support;
 mod admin_users;
+mod backchannel;
 mod browser_flow;
 mod cli;
 mod code_flow;

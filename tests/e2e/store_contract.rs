@@ -82,6 +82,7 @@ contract!(
     device_approvals_end_with_the_account_or_client,
     device_approvals_withdrawn_by_their_person,
     grants_list_count_and_revoke,
+    grants_list_signed_in,
     refresh_rotate_then_reuse,
     refresh_invalid_cases,
     refresh_concurrent_rotation,
@@ -158,6 +159,9 @@ fn client(id: &str, name: &str) -> Client {
         // Not the default either; `client_roundtrip_and_conflict` and `client_update` also
         // store it false and switch it both ways.
         require_signed_request_object: true,
+        // Set here; `client_roundtrip_and_conflict` and `client_update` also store none and
+        // switch it both ways.
+        backchannel_logout_uri: Some("https://app.example/backchannel-logout".into()),
         disabled: false,
         created_at: T0,
         updated_at: T0,
@@ -238,11 +242,13 @@ fn grant_revocation(id: Uuid, expires_at: OffsetDateTime) -> Revocation {
     }
 }
 
+/// A session, signed in (with a `sid` of its own) if it has a user.
 fn session(user_id: Option<Uuid>, at: OffsetDateTime, ttl: i64) -> BrowserSession {
     BrowserSession {
         id_hash: random_digest(),
         data: r#"{"csrf":"abc"}"#.to_owned(),
         user_id,
+        sid: user_id.map(|_| format!("sid-{}", Uuid::new_v4().simple())),
         user_agent: Some("test-agent/1.0".to_owned()),
         ip: Some("192.0.2.1".to_owned()),
         created_at: at,

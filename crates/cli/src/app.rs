@@ -277,6 +277,7 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
     let maintenance = core.spawn_maintenance();
     let https = Arc::new(crate::webhook_sender::HttpsSender::new()?);
     core.remote_jwks.set_fetcher(Arc::clone(&https) as _);
+    let logouts = core.spawn_logout_worker(Arc::clone(&https) as _);
     let webhooks = core.spawn_webhook_worker(https);
     let (tx, rx) = watch::channel(false);
     let public_addr = public.local_addr()?;
@@ -301,11 +302,13 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
     }
     let maint_abort = maintenance.abort_handle();
     let webhooks_abort = webhooks.abort_handle();
+    let logouts_abort = logouts.abort_handle();
     let mut rx_m = rx.clone();
     tasks.push(tokio::spawn(async move {
         let _ = rx_m.wait_for(|stop| *stop).await;
         maint_abort.abort();
         webhooks_abort.abort();
+        logouts_abort.abort();
     }));
     Ok(Running {
         public_addr,

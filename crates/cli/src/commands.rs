@@ -162,6 +162,11 @@ pub struct ClientCreate {
     /// --jwks-uri).
     #[arg(long)]
     pub require_signed_request_object: bool,
+    /// The https URL (http only on a loopback host) where the client is sent a logout
+    /// token when someone it signed in signs out (OpenID Connect Back-Channel Logout
+    /// `backchannel_logout_uri`).
+    #[arg(long = "backchannel-logout-uri")]
+    pub backchannel_logout_uri: Option<String>,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -311,6 +316,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "resources": c.resources,
         "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
         "require_signed_request_object": c.require_signed_request_object,
+        "backchannel_logout_uri": c.backchannel_logout_uri,
         "disabled": c.disabled,
         "created_at": c.created_at.unix_timestamp(),
     })
@@ -328,6 +334,9 @@ fn print_client(c: &Client) {
         "redirect_uris: {}",
         c.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(" ")
     );
+    if let Some(uri) = &c.backchannel_logout_uri {
+        println!("backchannel_logout_uri: {uri}");
+    }
     println!(
         "grant_types:   {}",
         c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" ")
@@ -476,6 +485,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 resources: c.resources,
                 require_pushed_authorization_requests: c.require_par,
                 require_signed_request_object: c.require_signed_request_object,
+                backchannel_logout_uri: c.backchannel_logout_uri,
                 ..Default::default()
             };
             let (client, secret) = core.create_client(&input, ACTOR).await.map_err(user_facing)?;

@@ -321,3 +321,49 @@ fn a_client_with_a_jwks_uri_is_printed_without_a_secret() {
     assert!(run(&["client", "show", id]).contains(&format!("jwks_uri:      {URI}\n")));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `client create --backchannel-logout-uri` prints the URL, `--json` has it (null when
+/// not given) and `client show` prints it only when set.
+#[test]
+fn a_client_with_a_backchannel_logout_uri_is_printed_with_it() {
+    let dir = std::env::temp_dir().join(format!("portcullis-backchannel-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("portcullis.toml");
+    std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.display())).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    const URI: &str = "https://app.example/backchannel-logout";
+    let line = format!("backchannel_logout_uri: {URI}\n");
+    let create = ["client", "create", "--redirect-uri", "https://app.example/cb"];
+    run(&["migrate"]);
+    let printed = run(&[&create[..], &["--name", "Told", "--backchannel-logout-uri", URI]].concat());
+    assert!(printed.contains(&line), "{printed}");
+    let created: serde_json::Value = serde_json::from_str(&run(&[
+        &create[..],
+        &["--name", "Told json", "--backchannel-logout-uri", URI, "--json"],
+    ]
+    .concat()))
+    .unwrap();
+    assert_eq!(created["backchannel_logout_uri"], URI, "{created}");
+    let id = created["client_id"].as_str().unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&run(&["client", "show", id, "--json"])).unwrap();
+    assert_eq!(shown["backchannel_logout_uri"], URI, "{shown}");
+    assert!(run(&["client", "show", id]).contains(&line));
+
+    let untold: serde_json::Value =
+        serde_json::from_str(&run(&[&create[..], &["--name", "Untold", "--json"]].concat())).unwrap();
+    assert_eq!(untold["backchannel_logout_uri"], serde_json::Value::Null, "{untold}");
+    let id = untold["client_id"].as_str().unwrap();
+    let printed = run(&["client", "show", id]);
+    assert!(!printed.contains("backchannel_logout_uri"), "{printed}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

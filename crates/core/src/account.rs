@@ -133,6 +133,26 @@ impl Portcullis {
         Ok(())
     }
 
+    /// Deletes the browser session `id_hash` of `user_id` (`NotFound` if there is no
+    /// such session of theirs) and tells the clients signed in from it (OIDC
+    /// Back-Channel Logout).
+    pub(crate) async fn end_session(&self, user_id: Uuid, id_hash: &Digest) -> Result<()> {
+        let sid = self
+            .store
+            .list_sessions_for_user(user_id, self.now())
+            .await?
+            .into_iter()
+            .find(|s| s.id_hash == *id_hash)
+            .and_then(|s| s.sid);
+        if !self.store.delete_user_session(user_id, id_hash).await? {
+            return Err(Error::NotFound("session"));
+        }
+        if let Some(sid) = sid {
+            self.announce_sign_out(user_id, Some(&sid)).await;
+        }
+        Ok(())
+    }
+
     /// The person signs one of their browser sessions out (`session` as listed).
     pub async fn revoke_own_session(&self, user_id: Uuid, session: &str, ip: Option<String>) -> Result<()> {
         let id_hash = URL_SAFE_NO_PAD
@@ -140,9 +160,7 @@ impl Portcullis {
             .ok()
             .and_then(|b| Digest::try_from(b.as_slice()).ok())
             .ok_or(Error::NotFound("session"))?;
-        if !self.store.delete_user_session(user_id, &id_hash).await? {
-            return Err(Error::NotFound("session"));
-        }
+        self.end_session(user_id, &id_hash).await?;
         self.audit(
             Event::new("session.revoked")
                 .user(user_id)

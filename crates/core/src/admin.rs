@@ -213,9 +213,7 @@ impl Portcullis {
     pub async fn revoke_user_session(&self, user_id: Uuid, session: &str, actor: impl Into<Actor>) -> Result<()> {
         let actor = actor.into();
         let id_hash = parse_session_handle(session).ok_or(Error::NotFound("session"))?;
-        if !self.store.delete_user_session(user_id, &id_hash).await? {
-            return Err(Error::NotFound("session"));
-        }
+        self.end_session(user_id, &id_hash).await?;
         self.audit(
             Event::new("admin.session.revoked")
                 .by(&actor)

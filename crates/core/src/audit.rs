@@ -42,11 +42,12 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 47] = [
+pub const EVENT_TYPES: [&str; 48] = [
     "login.success",
     "login.failure",
     "login.locked_out",
     "logout",
+    "logout.backchannel_failed",
     "consent.granted",
     "consent.denied",
     "consent.revoked",

@@ -50,6 +50,9 @@ pub struct ClientInput {
     /// RFC 9101 §10.5: authorization requests only as signed request objects; the
     /// client must have keys (`jwks` or `jwks_uri`) to sign them with.
     pub require_signed_request_object: bool,
+    /// OIDC Back-Channel Logout §2.2: where the client is told of sign-outs; an https URL
+    /// (http only on a loopback host), blank for none.
+    pub backchannel_logout_uri: Option<String>,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -73,6 +76,7 @@ struct ValidClient {
     jwks: Option<String>,
     jwks_uri: Option<String>,
     resources: Vec<String>,
+    backchannel_logout_uri: Option<String>,
 }
 
 /// The most redirect URIs, post-logout redirect URIs or CORS origins one client has.
@@ -143,7 +147,8 @@ fn parse_resource(raw: &str) -> Result<String> {
 }
 
 /// An absolute https URI (http only on a loopback host), written as RFC 3986 has it,
-/// without fragment, user or password: an API (`resources`) or a `jwks_uri`.
+/// without fragment, user or password: an API (`resources`), a `jwks_uri`, a
+/// `backchannel_logout_uri`.
 fn parse_https_uri(field: &'static str, raw: &str) -> Result<String> {
     if raw.len() > 2000 {
         return Err(Error::invalid(field, "each must be at most 2000 characters"));
@@ -324,6 +329,15 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         }
         Some(raw) => Some(parse_https_uri("jwks_uri", raw)?),
     };
+    let backchannel_logout_uri = match input
+        .backchannel_logout_uri
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(raw) => Some(parse_https_uri("backchannel_logout_uri", raw)?),
+        None => None,
+    };
     if input.require_signed_request_object && jwks.is_none() && jwks_uri.is_none() {
         return Err(Error::invalid(
             "require_signed_request_object",
@@ -365,6 +379,7 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         jwks,
         jwks_uri,
         resources,
+        backchannel_logout_uri,
     })
 }
 
@@ -434,6 +449,7 @@ impl Portcullis {
             resources: v.resources,
             require_pushed_authorization_requests: input.require_pushed_authorization_requests,
             require_signed_request_object: input.require_signed_request_object,
+            backchannel_logout_uri: v.backchannel_logout_uri,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -489,6 +505,7 @@ impl Portcullis {
         client.resources = v.resources;
         client.require_pushed_authorization_requests = input.require_pushed_authorization_requests;
         client.require_signed_request_object = input.require_signed_request_object;
+        client.backchannel_logout_uri = v.backchannel_logout_uri;
         client.updated_at = self.now();
         self.store.update_client(&client, &[]).await.map_err(|e| match e {
             crate::StoreError::Stale => stale_edit(),
@@ -535,6 +552,10 @@ impl Portcullis {
             (
                 "require_signed_request_object",
                 before.require_signed_request_object != client.require_signed_request_object,
+            ),
+            (
+                "backchannel_logout_uri",
+                before.backchannel_logout_uri != client.backchannel_logout_uri,
             ),
             // Ended by registering keys.
             ("secret", before.secret_hash != client.secret_hash),

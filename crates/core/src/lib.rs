@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod authorize;
+pub mod backchannel;
 pub mod client_assertion;
 pub mod client_cache;
 pub mod clients;

@@ -114,8 +114,11 @@ impl Portcullis {
         })
     }
 
-    /// Records a logout; the web layer ends the browser session.
-    pub fn logged_out(&self, user_id: uuid::Uuid, ip: Option<String>) {
+    /// Records a logout of the browser session `sid`, and tells the clients signed in
+    /// from it that registered for it (OIDC Back-Channel Logout); the web layer ends the
+    /// browser session.
+    pub async fn logged_out(&self, user_id: uuid::Uuid, sid: &str, ip: Option<String>) {
         self.audit(Event::new("logout").user(user_id).ip(ip));
+        self.announce_sign_out(user_id, Some(sid)).await;
     }
 }

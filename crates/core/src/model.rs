@@ -87,6 +87,9 @@ pub struct Client {
     /// RFC 9101 §10.5: the client's authorization requests are taken only as request
     /// objects it signs (`request`, at `/authorize` or `/par`).
     pub require_signed_request_object: bool,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.2: where the client is told, with a
+    /// logout token, that a person it signed in has signed out here.
+    pub backchannel_logout_uri: Option<String>,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -399,6 +402,9 @@ pub struct BrowserSession {
     pub data: String,
     /// The logged-in user, so sessions can be listed and ended per user.
     pub user_id: Option<Uuid>,
+    /// The `sid` the session's sign-in put in ID tokens (OIDC Front- and Back-Channel
+    /// Logout), so its end can be told to the clients it signed in to.
+    pub sid: Option<String>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub created_at: OffsetDateTime,

@@ -311,6 +311,17 @@ pub trait GrantRepo: Send + Sync {
     async fn get_grant(&self, id: Uuid) -> StoreResult<Option<Grant>>;
     /// The user's grants that are not revoked and not expired.
     async fn list_grants_for_user(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<Vec<Grant>>;
+    /// The clients the user signed in to, each with the browser session (`sid`) it was
+    /// signed in from: the distinct `(client_id, sid)` pairs of the user's grants still
+    /// stored, whatever their state (revoked or expired ones too: the client's own
+    /// session may outlive its tokens), only those of session `sid` if given. At most
+    /// `limit` pairs, the most recently granted first.
+    async fn list_signed_in(
+        &self,
+        user_id: Uuid,
+        sid: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ClientId, String)>>;
     /// Marks the grant revoked, deletes its refresh tokens and records `revocation`, in
     /// one transaction. Returns false if the grant did not exist or was already revoked.
     async fn revoke_grant(&self, id: Uuid, now: OffsetDateTime, revocation: &Revocation) -> StoreResult<bool>;

@@ -37,6 +37,9 @@ pub struct CoreSettings {
     pub device_poll_interval: i64,
     /// The least time between two reads of one client's `jwks_uri`.
     pub jwks_uri_retry_gap: std::time::Duration,
+    /// The waits before each further try of a back-channel logout delivery
+    /// (`backchannel::RETRY_DELAYS`; shorter in tests).
+    pub backchannel_logout_retry_delays: Vec<std::time::Duration>,
     pub session_ttl: Duration,
     /// A signed-in browser session ends this long after its last authentication, however
     /// active (NIST SP 800-63B §4.1.3: reauthentication at least every 30 days).
@@ -124,6 +127,7 @@ impl CoreSettings {
             device_code_ttl: Duration::minutes(10),
             device_poll_interval: 5,
             jwks_uri_retry_gap: crate::remote_jwks::RETRY_GAP,
+            backchannel_logout_retry_delays: crate::backchannel::RETRY_DELAYS.to_vec(),
             session_ttl: Duration::hours(12),
             session_max_age: Duration::days(30),
             admin_idle_timeout: Duration::minutes(30),
@@ -189,6 +193,8 @@ pub struct Portcullis {
     /// it and writes it back naming the revision it read, so two at once on one node
     /// would only make one of them retry. Rare (operators' actions), so one lock for all.
     pub(crate) client_writes: tokio::sync::Mutex<()>,
+    /// Logout tokens waiting to be sent to clients (OIDC Back-Channel Logout).
+    pub(crate) logout_queue: crate::backchannel::LogoutQueue,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -308,6 +314,7 @@ impl Portcullis {
             verified_tokens: crate::verified_tokens::VerifiedTokens::new(4096),
             login_attempts: Arc::default(),
             client_writes: tokio::sync::Mutex::new(()),
+            logout_queue: crate::backchannel::LogoutQueue::default(),
         }))
     }
 

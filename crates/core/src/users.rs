@@ -276,6 +276,7 @@ impl Portcullis {
             other => other.map_err(not_found("user"))?,
         }
         self.revocations_written(&revocations).await;
+        self.announce_sign_out(id, None).await;
         Ok(())
     }
 
@@ -287,11 +288,17 @@ impl Portcullis {
         let actor: Actor = actor.into();
         // An unknown id has no grants to list, and the store's delete says NotFound.
         let revocations = self.user_revocations(id).await?;
+        // Read first: the grants that name the clients go with the account.
+        let notices = self.logout_notices(id, None).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not prepare back-channel logout tokens");
+            Vec::new()
+        });
         self.store
             .delete_user(id, self.now(), &revocations)
             .await
             .map_err(not_found("user"))?;
         self.revocations_written(&revocations).await;
+        self.send_logout_notices(notices);
         self.audit(Event::new("admin.user.deleted").by(&actor).user(id));
         Ok(())
     }
@@ -310,6 +317,9 @@ impl Portcullis {
             .await
             .map_err(not_found("user"))?;
         self.revocations_written(&revocations).await;
+        if disabled {
+            self.announce_sign_out(id, None).await;
+        }
         let what = if disabled {
             "admin.user.disabled"
         } else {

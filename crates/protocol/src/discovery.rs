@@ -18,6 +18,11 @@ pub struct ServerMetadata {
     pub introspection_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_session_endpoint: Option<String>,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.1.
+    #[serde(default)]
+    pub backchannel_logout_supported: bool,
+    #[serde(default)]
+    pub backchannel_logout_session_supported: bool,
     /// RFC 9126 §5.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed_authorization_request_endpoint: Option<String>,

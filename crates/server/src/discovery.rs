@@ -29,6 +29,9 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         revocation_endpoint: Some(settings.endpoint("/revoke")),
         introspection_endpoint: Some(settings.endpoint("/introspect")),
         end_session_endpoint: Some(settings.endpoint("/logout")),
+        // Every logout token carries `sid` as well as `sub`.
+        backchannel_logout_supported: true,
+        backchannel_logout_session_supported: true,
         pushed_authorization_request_endpoint: Some(settings.endpoint("/par")),
         require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
         require_signed_request_object: settings.require_signed_request_object,

@@ -22,7 +22,7 @@ macro_rules! client_columns {
          first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, logo_uri, \
          policy_uri, disabled, created_at, updated_at, revision, id_token_signed_response_alg, jwks, \
          dpop_bound_access_tokens, resources, require_pushed_authorization_requests, jwks_uri, \
-         require_signed_request_object"
+         require_signed_request_object, backchannel_logout_uri"
     };
 }
 
@@ -54,6 +54,7 @@ struct ClientRow {
     require_pushed_authorization_requests: bool,
     jwks_uri: Option<String>,
     require_signed_request_object: bool,
+    backchannel_logout_uri: Option<String>,
 }
 
 impl ClientRow {
@@ -98,11 +99,12 @@ impl ClientRow {
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             jwks_uri: self.jwks_uri,
             require_signed_request_object: self.require_signed_request_object,
+            backchannel_logout_uri: self.backchannel_logout_uri,
         })
     }
 }
 
-/// Binds `$1`–`$25`: every column but `created_at`, in the order of the statements below.
+/// Binds `$1`–`$26`: every column but `created_at`, in the order of the statements below.
 fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Postgres, PgArguments>> {
     Ok(sqlx::query(sql)
         .bind(c.id.as_str().to_owned())
@@ -131,24 +133,25 @@ fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Post
         .bind(codec::to_json_list(c.resources.iter().map(String::as_str))?)
         .bind(c.require_pushed_authorization_requests)
         .bind(c.jwks_uri.clone())
-        .bind(c.require_signed_request_object))
+        .bind(c.require_signed_request_object)
+        .bind(c.backchannel_logout_uri.clone()))
 }
 
 const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
      grant_types, scopes, first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, \
      logo_uri, policy_uri, disabled, updated_at, revision, id_token_signed_response_alg, jwks, \
      dpop_bound_access_tokens, resources, require_pushed_authorization_requests, jwks_uri, \
-     require_signed_request_object, created_at) \
+     require_signed_request_object, backchannel_logout_uri, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-     $23, $24, $25, $26)";
+     $23, $24, $25, $26, $27)";
 
 const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4, redirect_uris = $5, \
      post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, require_pkce = $10, \
      access_token_ttl = $11, refresh_token_ttl = $12, cors_origins = $13, logo_uri = $14, policy_uri = $15, \
      disabled = $16, updated_at = $17, revision = $18 + 1, id_token_signed_response_alg = $19, \
      jwks = $20, dpop_bound_access_tokens = $21, resources = $22, \
-     require_pushed_authorization_requests = $23, jwks_uri = $24, require_signed_request_object = $25 \
-     WHERE id = $1 AND revision = $18";
+     require_pushed_authorization_requests = $23, jwks_uri = $24, require_signed_request_object = $25, \
+     backchannel_logout_uri = $26 WHERE id = $1 AND revision = $18";
 
 /// Replaces the client's row (every field but `id` and `created_at`) if its revision is
 /// still `client.revision`, and counts the revision up; `Stale` if it is not, `NotFound` if

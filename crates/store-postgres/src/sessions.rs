@@ -88,6 +88,7 @@ struct SessionRow {
     id_hash: Vec<u8>,
     data: String,
     user_id: Option<Uuid>,
+    sid: Option<String>,
     user_agent: Option<String>,
     ip: Option<String>,
     created_at: OffsetDateTime,
@@ -100,6 +101,7 @@ impl SessionRow {
             id_hash: codec::digest("browser_sessions.id_hash", &self.id_hash)?,
             data: self.data,
             user_id: self.user_id,
+            sid: self.sid,
             user_agent: self.user_agent,
             ip: self.ip,
             created_at: self.created_at,
@@ -108,14 +110,15 @@ impl SessionRow {
     }
 }
 
-/// A statement taking a session's columns as parameters 1–7, in the order of
-/// `browser_sessions` (id_hash, data, user_id, user_agent, ip, created_at, expires_at).
+/// A statement taking a session's columns as parameters 1–8: id_hash, data, user_id, sid,
+/// user_agent, ip, created_at, expires_at.
 macro_rules! session_query {
     ($sql:expr, $s:expr) => {
         sqlx::query($sql)
             .bind($s.id_hash.as_slice())
             .bind(&$s.data)
             .bind($s.user_id)
+            .bind(&$s.sid)
             .bind(&$s.user_agent)
             .bind(&$s.ip)
             .bind($s.created_at)
@@ -127,8 +130,8 @@ macro_rules! session_query {
 impl SessionRepo for PgStore {
     async fn save_session(&self, s: &BrowserSession) -> StoreResult<bool> {
         let done = session_query!(
-            "UPDATE browser_sessions SET data = $2, user_id = $3, user_agent = $4, ip = $5, \
-             created_at = $6, expires_at = $7 WHERE id_hash = $1",
+            "UPDATE browser_sessions SET data = $2, user_id = $3, sid = $4, user_agent = $5, \
+             ip = $6, created_at = $7, expires_at = $8 WHERE id_hash = $1",
             s
         )
         .execute(&self.pool)
@@ -139,8 +142,8 @@ impl SessionRepo for PgStore {
 
     async fn create_session(&self, s: &BrowserSession) -> StoreResult<bool> {
         let done = session_query!(
-            "INSERT INTO browser_sessions (id_hash, data, user_id, user_agent, ip, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id_hash) DO NOTHING",
+            "INSERT INTO browser_sessions (id_hash, data, user_id, sid, user_agent, ip, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id_hash) DO NOTHING",
             s
         )
         .execute(&self.pool)
@@ -151,7 +154,7 @@ impl SessionRepo for PgStore {
 
     async fn load_session(&self, id_hash: &Digest, now: OffsetDateTime) -> StoreResult<Option<BrowserSession>> {
         sqlx::query_as::<_, SessionRow>(
-            "SELECT id_hash, data, user_id, user_agent, ip, created_at, expires_at FROM browser_sessions \
+            "SELECT id_hash, data, user_id, sid, user_agent, ip, created_at, expires_at FROM browser_sessions \
              WHERE id_hash = $1 AND expires_at > $2",
         )
         .bind(id_hash.as_slice())
@@ -174,7 +177,7 @@ impl SessionRepo for PgStore {
 
     async fn list_sessions_for_user(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<Vec<BrowserSession>> {
         sqlx::query_as::<_, SessionRow>(
-            "SELECT id_hash, data, user_id, user_agent, ip, created_at, expires_at FROM browser_sessions \
+            "SELECT id_hash, data, user_id, sid, user_agent, ip, created_at, expires_at FROM browser_sessions \
              WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id_hash",
         )
         .bind(user_id)

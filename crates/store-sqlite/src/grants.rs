@@ -330,6 +330,30 @@ impl GrantRepo for SqliteStore {
         .collect()
     }
 
+    async fn list_signed_in(
+        &self,
+        user_id: Uuid,
+        sid: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ClientId, String)>> {
+        // Every grant still stored, whatever its state; the grant's own client and sid
+        // are what the sign-in told the client. Ties on time are broken by name so the
+        // order (and which pairs a limit leaves out) does not depend on the plan.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT client_id, sid FROM grants WHERE user_id = $1 AND ($2 IS NULL OR sid = $2) \
+             GROUP BY client_id, sid ORDER BY max(created_at) DESC, client_id, sid LIMIT $3",
+        )
+        .bind(codec::uuid_text(user_id))
+        .bind(sid)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.into_iter()
+            .map(|(client_id, sid)| Ok((codec::client_id("grants.client_id", &client_id)?, sid)))
+            .collect()
+    }
+
     async fn revoke_grant(&self, id: Uuid, now: OffsetDateTime, revocation: &Revocation) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         if !revoke_one(&mut tx, id, now).await? {

@@ -213,7 +213,7 @@ pub async fn logout_confirm_post(
     };
     // Whoever this session names signs out: no need to read the account first.
     if let Some(auth) = stored_auth(&session).await? {
-        state.core.logged_out(auth.user_id, ip);
+        state.core.logged_out(auth.user_id, &auth.sid, ip).await;
     }
     // Deletes the row and clears the cookie.
     session.flush().await?;

@@ -95,7 +95,8 @@ impl CoreSessionStore {
         Ok(BrowserSession {
             id_hash: id_hash(&record.id),
             data,
-            user_id: auth.map(|a| a.user_id),
+            user_id: auth.as_ref().map(|a| a.user_id),
+            sid: auth.map(|a| a.sid),
             user_agent,
             ip,
             created_at,

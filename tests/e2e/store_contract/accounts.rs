@@ -25,6 +25,7 @@ pub(super) async fn client_roundtrip_and_conflict<S: Store>(s: S) {
     p.access_token_ttl = None;
     p.logo_uri = None;
     p.require_signed_request_object = false;
+    p.backchannel_logout_uri = None;
     s.insert_client(&p).await.unwrap();
     assert_eq!(s.get_client(&p.id).await.unwrap(), Some(p));
 
@@ -48,6 +49,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.jwks =
         Some(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#.into());
     changed.require_signed_request_object = false;
+    changed.backchannel_logout_uri = None;
     changed.disabled = true;
     changed.updated_at = T0 + secs(100);
     // created_at is not updatable.
@@ -88,15 +90,17 @@ pub(super) async fn client_update<S: Store>(s: S) {
     assert!(logged(&s, &rev.target).await.is_none(), "nothing recorded");
     late.revision = 1;
     late.require_signed_request_object = true;
+    late.backchannel_logout_uri = Some("http://127.0.0.1:9000/logout".into());
     s.update_client(&late, &[]).await.unwrap();
     let stored = s.get_client(&c.id).await.unwrap().unwrap();
     assert_eq!(
         (
             stored.name.as_str(),
             stored.revision,
-            stored.require_signed_request_object
+            stored.require_signed_request_object,
+            stored.backchannel_logout_uri.as_deref()
         ),
-        ("Late", 2, true)
+        ("Late", 2, true, Some("http://127.0.0.1:9000/logout"))
     );
 
     let missing = client("missing", "Missing");
@@ -837,6 +841,7 @@ pub(super) async fn consents<S: Store>(s: S) {
 pub(super) async fn sessions<S: Store>(s: S) {
     let (_, u) = setup(&s, "app", "alice").await;
     let anonymous = session(None, T0, 600);
+    assert_eq!(anonymous.sid, None);
     // Save only updates: a session not created (or deleted since) stays absent.
     assert!(!s.save_session(&anonymous).await.unwrap());
     assert_eq!(s.load_session(&anonymous.id_hash, T0).await.unwrap(), None);
@@ -846,10 +851,11 @@ pub(super) async fn sessions<S: Store>(s: S) {
         Some(anonymous.clone())
     );
 
-    // Save replaces; logging in attaches the user.
+    // Save replaces; logging in attaches the user and the sign-in's sid.
     let logged_in = BrowserSession {
         data: r#"{"user":"alice"}"#.into(),
         user_id: Some(u.id),
+        sid: Some("sid-alice".into()),
         ip: None,
         ..anonymous.clone()
     };
@@ -873,7 +879,9 @@ pub(super) async fn sessions<S: Store>(s: S) {
         Some(logged_in.clone())
     );
     let short = session(Some(u.id), T0 + secs(1), 10);
+    assert!(short.sid.is_some());
     assert!(s.create_session(&short).await.unwrap());
+    assert_eq!(s.load_session(&short.id_hash, T0).await.unwrap(), Some(short.clone()));
 
     // Expired sessions are hidden, then deleted.
     assert_eq!(s.load_session(&short.id_hash, short.expires_at).await.unwrap(), None);
@@ -893,6 +901,16 @@ pub(super) async fn sessions<S: Store>(s: S) {
     assert_eq!(s.delete_expired_sessions(short.expires_at, 1).await.unwrap(), 1);
     assert_eq!(s.delete_expired_sessions(short.expires_at, 1).await.unwrap(), 0);
     assert_eq!(s.load_session(&short.id_hash, T0).await.unwrap(), None);
+
+    // Signed out in place (the session kept, anonymous again): saving clears the sid.
+    let signed_out = BrowserSession {
+        user_id: None,
+        sid: None,
+        ..logged_in.clone()
+    };
+    assert!(s.save_session(&signed_out).await.unwrap());
+    assert_eq!(s.load_session(&logged_in.id_hash, T0).await.unwrap(), Some(signed_out));
+    assert_eq!(s.list_sessions_for_user(u.id, T0).await.unwrap(), vec![]);
 
     s.delete_session(&logged_in.id_hash).await.unwrap();
     assert_eq!(s.load_session(&logged_in.id_hash, T0).await.unwrap(), None);

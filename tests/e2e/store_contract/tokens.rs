@@ -409,6 +409,86 @@ pub(super) async fn grants_list_count_and_revoke<S: Store>(s: S) {
     assert_eq!(s.get_grant(unknown).await.unwrap(), None);
 }
 
+/// The clients a user signed in to, by session: the distinct (client, sid) pairs of the
+/// user's grants still stored, revoked and expired ones too, the most recently granted
+/// first.
+pub(super) async fn grants_list_signed_in<S: Store>(s: S) {
+    let (app, alice) = setup(&s, "app", "alice").await;
+    let other = client("other", "Other");
+    s.insert_client(&other).await.unwrap();
+    let bob = user("bob");
+    s.insert_user(&bob).await.unwrap();
+    // A grant of `c` to `u` from session `sid`, made at `at`, expiring at `expires_at`.
+    let grant = async |c: &Client, u: &User, sid: &str, at: OffsetDateTime, expires_at: OffsetDateTime| {
+        let mut k = code(c, u, at);
+        k.sid = sid.to_owned();
+        s.insert_code(&k).await.unwrap();
+        let g = Grant {
+            expires_at,
+            ..grant_for(&k, at)
+        };
+        assert_eq!(
+            s.redeem_code(&k.code_hash, &g, None, at, at + secs(600)).await.unwrap(),
+            CodeRedemption::Redeemed
+        );
+        g
+    };
+    let month = Duration::days(30);
+    assert_eq!(s.list_signed_in(alice.id, None, 10).await.unwrap(), vec![]);
+
+    // Two grants of one pair: listed once, as of the later.
+    grant(&app, &alice, "sid-1", T0, T0 + month).await;
+    grant(&app, &alice, "sid-1", T0 + secs(10), T0 + month).await;
+    // Revoked since.
+    let revoked = grant(&other, &alice, "sid-1", T0 + secs(5), T0 + month).await;
+    let at = T0 + secs(30);
+    assert!(
+        s.revoke_grant(revoked.id, at, &grant_revocation(revoked.id, at + secs(600)))
+            .await
+            .unwrap()
+    );
+    // Expired (the query takes no time: a grant counts as long as it is stored).
+    grant(&app, &alice, "sid-2", T0 + secs(20), T0 + secs(21)).await;
+    grant(&other, &alice, "sid-3", T0 + secs(3), T0 + month).await;
+    // Someone else's, from a session of the same name and later than all of alice's.
+    grant(&app, &bob, "sid-1", T0 + secs(100), T0 + month).await;
+
+    let pair = |c: &Client, sid: &str| (c.id.clone(), sid.to_owned());
+    let all = vec![
+        pair(&app, "sid-2"),
+        pair(&app, "sid-1"),
+        pair(&other, "sid-1"),
+        pair(&other, "sid-3"),
+    ];
+    assert_eq!(s.list_signed_in(alice.id, None, 10).await.unwrap(), all);
+    assert_eq!(
+        s.list_signed_in(alice.id, Some("sid-1"), 10).await.unwrap(),
+        vec![pair(&app, "sid-1"), pair(&other, "sid-1")]
+    );
+    assert_eq!(
+        s.list_signed_in(alice.id, Some("sid-2"), 10).await.unwrap(),
+        vec![pair(&app, "sid-2")]
+    );
+    assert_eq!(s.list_signed_in(alice.id, Some("sid-9"), 10).await.unwrap(), vec![]);
+    assert_eq!(
+        s.list_signed_in(bob.id, None, 10).await.unwrap(),
+        vec![pair(&app, "sid-1")]
+    );
+    assert_eq!(s.list_signed_in(Uuid::new_v4(), None, 10).await.unwrap(), vec![]);
+
+    // The limit keeps the most recent pairs.
+    assert_eq!(s.list_signed_in(alice.id, None, 2).await.unwrap(), all[..2]);
+    assert_eq!(
+        s.list_signed_in(alice.id, Some("sid-1"), 1).await.unwrap(),
+        vec![pair(&app, "sid-1")]
+    );
+    assert_eq!(s.list_signed_in(alice.id, None, 4).await.unwrap(), all);
+
+    // Once retention deletes the expired grant, its pair is gone.
+    assert_eq!(s.delete_expired_grants(T0 + secs(22), 100).await.unwrap(), 1);
+    assert_eq!(s.list_signed_in(alice.id, None, 10).await.unwrap(), all[1..]);
+}
+
 pub(super) async fn refresh_rotate_then_reuse<S: Store>(s: S) {
     let (c, u) = setup(&s, "app", "alice").await;
     let (g, r1) = issue(&s, &c, &u, T0).await;

@@ -68,6 +68,8 @@ pub struct ClientFields {
     pub require_pushed_authorization_requests: bool,
     /// RFC 9101 §10.5: authorization requests only as request objects the client signs.
     pub require_signed_request_object: bool,
+    /// OIDC Back-Channel Logout: where the client is sent logout tokens; empty for none.
+    pub backchannel_logout_uri: String,
     /// When editing: the client's `revision` when the form was opened.
     pub revision: String,
 }
@@ -117,6 +119,7 @@ impl ClientFields {
             dpop_bound_access_tokens: p.checked("dpop_bound_access_tokens"),
             require_pushed_authorization_requests: p.checked("require_pushed_authorization_requests"),
             require_signed_request_object: p.checked("require_signed_request_object"),
+            backchannel_logout_uri: p.one("backchannel_logout_uri"),
             revision: p.one("revision"),
         }
     }
@@ -146,6 +149,7 @@ impl ClientFields {
             dpop_bound_access_tokens: c.dpop_bound_access_tokens,
             require_pushed_authorization_requests: c.require_pushed_authorization_requests,
             require_signed_request_object: c.require_signed_request_object,
+            backchannel_logout_uri: c.backchannel_logout_uri.clone().unwrap_or_default(),
             revision: c.revision.to_string(),
         }
     }
@@ -182,6 +186,7 @@ impl ClientFields {
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             require_signed_request_object: self.require_signed_request_object,
+            backchannel_logout_uri: optional_text(&self.backchannel_logout_uri),
             if_revision: match self.revision.trim() {
                 "" => None,
                 r => Some(
@@ -216,6 +221,7 @@ pub fn label(field: &str) -> &'static str {
         "jwks" => "Public keys (JWK Set)",
         "jwks_uri" => "Public keys URL (jwks_uri)",
         "require_signed_request_object" => "Require signed request objects",
+        "backchannel_logout_uri" => "Back-channel logout URL",
         _ => "Client",
     }
 }
@@ -438,6 +444,10 @@ fn details(c: &Client) -> Vec<Detail> {
                 .iter()
                 .map(|u| u.as_str().to_owned())
                 .collect(),
+        ),
+        many(
+            "Back-channel logout URL",
+            c.backchannel_logout_uri.iter().cloned().collect(),
         ),
         many(
             "Grant types",
@@ -672,6 +682,7 @@ mod tests {
             resources: vec![],
             require_pushed_authorization_requests: false,
             require_signed_request_object: false,
+            backchannel_logout_uri: None,
             disabled: false,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
@@ -722,6 +733,85 @@ mod tests {
                 && html.contains(r#"aria-describedby="jwks_uri-hint jwks_uri-error" aria-invalid="true""#)
                 && html.contains(r#"<p class="field-error" id="jwks_uri-error">must be an https URL</p>"#)
                 && html.contains(r##"<a href="#jwks_uri">Public keys URL (jwks_uri)</a>"##),
+            "{html}"
+        );
+    }
+
+    /// The back-channel logout URL reaches core as typed (trimmed), empty as none, comes
+    /// back on the edit form, and is listed on the client's page (as "none" when unset).
+    #[test]
+    fn the_form_carries_the_backchannel_logout_uri() {
+        const LOGOUT: &str = "https://app.example/backchannel-logout";
+        let pairs = |v: &str| {
+            Pairs::new(vec![
+                ("kind".into(), "confidential".into()),
+                ("backchannel_logout_uri".into(), v.into()),
+            ])
+        };
+        let input = ClientFields::from_pairs(&pairs(&format!(" {LOGOUT} ")))
+            .to_input(true)
+            .unwrap();
+        assert_eq!(input.backchannel_logout_uri.as_deref(), Some(LOGOUT));
+        let input = ClientFields::from_pairs(&pairs("  ")).to_input(true).unwrap();
+        assert_eq!(input.backchannel_logout_uri, None);
+        let set = Client {
+            backchannel_logout_uri: Some(LOGOUT.into()),
+            ..client(None)
+        };
+        assert_eq!(ClientFields::from_client(&set).backchannel_logout_uri, LOGOUT);
+        assert_eq!(ClientFields::from_client(&client(None)).backchannel_logout_uri, "");
+        assert_eq!(label("backchannel_logout_uri"), "Back-channel logout URL");
+        let shown = |c: &Client| {
+            details(c)
+                .into_iter()
+                .find(|d| d.label == "Back-channel logout URL")
+                .map(|d| d.values)
+        };
+        assert_eq!(shown(&set), Some(vec![LOGOUT.to_owned()]));
+        assert_eq!(shown(&client(None)), Some(vec![]));
+    }
+
+    /// The field is on the form with its hint; a refused value is shown again, marked,
+    /// with core's message beside it and the field's label in the summary.
+    #[test]
+    fn a_refused_backchannel_logout_uri_is_kept_and_named() {
+        let page = |fields: ClientFields, errors: FormErrors| ClientFormPage {
+            chrome: chrome(),
+            editing: None,
+            fields,
+            errors,
+            grant_choices: &GRANT_CHOICES,
+            id_token_algs: vec!["RS256"],
+        };
+        let html = page(ClientFields::defaults(), FormErrors::none()).render().unwrap();
+        assert!(
+            html.contains(r#"<label for="backchannel_logout_uri">Back-channel logout URL</label>"#)
+                && html.contains(
+                    "OpenID Connect Back-Channel Logout: the app is sent a logout token here when someone it \
+                     signed in signs out"
+                )
+                && html.contains(r#"name="backchannel_logout_uri""#)
+                && html.contains(r#"aria-describedby="backchannel_logout_uri-hint""#),
+            "{html}"
+        );
+        let fields = ClientFields {
+            backchannel_logout_uri: "http://app.example/logout".into(),
+            ..ClientFields::defaults()
+        };
+        let html = page(
+            fields,
+            FormErrors::one("backchannel_logout_uri", "must be an https URL"),
+        )
+        .render()
+        .unwrap();
+        assert!(
+            html.contains(r#"value="http://app.example/logout""#)
+                && html.contains(
+                    r#"aria-describedby="backchannel_logout_uri-hint backchannel_logout_uri-error" aria-invalid="true""#
+                )
+                && html
+                    .contains(r#"<p class="field-error" id="backchannel_logout_uri-error">must be an https URL</p>"#)
+                && html.contains(r##"<a href="#backchannel_logout_uri">Back-channel logout URL</a>"##),
             "{html}"
         );
     }

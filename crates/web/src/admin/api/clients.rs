@@ -74,6 +74,9 @@ pub struct ClientBody {
     /// (the client must have `jwks` or `jwks_uri`).
     #[serde(default)]
     pub require_signed_request_object: bool,
+    /// OIDC Back-Channel Logout 1.0 §2.2: where the client is sent logout tokens; absent
+    /// or null for none.
+    pub backchannel_logout_uri: Option<String>,
     /// `PUT` only, optional: the `revision` the caller read. If the client has changed
     /// since, the replacement is refused (400, field `revision`). Refused on `POST`.
     pub revision: Option<i64>,
@@ -123,6 +126,7 @@ impl ClientBody {
             resources: self.resources,
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             require_signed_request_object: self.require_signed_request_object,
+            backchannel_logout_uri: self.backchannel_logout_uri,
             if_revision: self.revision,
         })
     }
@@ -217,7 +221,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 20] = [
+const SETTINGS: [&str; 21] = [
     "name",
     "kind",
     "redirect_uris",
@@ -238,6 +242,7 @@ const SETTINGS: [&str; 20] = [
     "resources",
     "require_pushed_authorization_requests",
     "require_signed_request_object",
+    "backchannel_logout_uri",
 ];
 
 /// `PATCH /clients/{client_id}`: changes the settings the body names and keeps the

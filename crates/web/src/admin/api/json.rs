@@ -41,6 +41,7 @@ pub fn client(c: &Client) -> Value {
         "resources": c.resources,
         "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
         "require_signed_request_object": c.require_signed_request_object,
+        "backchannel_logout_uri": c.backchannel_logout_uri,
         "disabled": c.disabled,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),

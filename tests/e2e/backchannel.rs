@@ -1,0 +1,367 @@
+//! OpenID Connect Back-Channel Logout 1.0 on both backends: when a person's session
+//! ends here, each client they signed in to from it that registered a
+//! `backchannel_logout_uri` is POSTed a logout token it can verify with the JWKS, naming
+//! the person and the session; others are told nothing; a client that fails is tried
+//! again, and one that never answers is an audit event.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+use portcullis_core::clients::ClientInput;
+use portcullis_core::model::ClientKind;
+use portcullis_tests::{Backend, TestApp, both_backends, browser, http};
+use serde_json::Value;
+use url::Url;
+
+use crate::code_flow::{PASSWORD, REDIRECT, authorize_in_browser};
+use crate::forms::{Step, param, submit};
+
+/// What a client's logout endpoint received, and the statuses it answers with (200
+/// once they run out).
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<(String, String)>>>,
+    answers: Arc<Mutex<Vec<u16>>>,
+}
+
+impl Receiver {
+    /// The logout tokens received, after waiting for `n` of them (at most 5 s).
+    async fn tokens(&self, n: usize) -> Vec<String> {
+        for _ in 0..100 {
+            if self.got.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.got.lock().unwrap().iter().map(|(_, body)| body.clone()).collect()
+    }
+    fn count(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+    fn answer(&self, statuses: &[u16]) {
+        *self.answers.lock().unwrap() = statuses.to_vec();
+    }
+}
+
+/// Serves `POST /bcl`: the URL.
+async fn receiver(r: Receiver) -> String {
+    async fn logout(State(r): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let token = url::form_urlencoded::parse(body.as_bytes())
+            .find(|(k, _)| k == "logout_token")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        r.got.lock().unwrap().push((content_type, token));
+        let mut answers = r.answers.lock().unwrap();
+        let status = if answers.is_empty() { 200 } else { answers.remove(0) };
+        StatusCode::from_u16(status).unwrap()
+    }
+    let app = axum::Router::new()
+        .route("/bcl", axum::routing::post(logout))
+        .with_state(r);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/bcl", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// A node that tries a delivery again after 100 ms, twice.
+async fn app(backend: Backend) -> TestApp {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    portcullis_tests::spawn_with(&url, guard.map(Arc::new), |s| {
+        s.core.backchannel_logout_retry_delays = vec![Duration::from_millis(100); 2];
+    })
+    .await
+}
+
+/// A confidential code-flow client, told of sign-outs at `logout_uri` if given: its id
+/// and secret.
+async fn client(app: &TestApp, logout_uri: Option<&str>) -> (String, String) {
+    let (c, s) = app
+        .core
+        .create_client(
+            &ClientInput {
+                name: "Relying party".into(),
+                kind: Some(ClientKind::Confidential),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec![format!("{REDIRECT}/logged-out")],
+                grant_types: vec!["authorization_code".into()],
+                scopes: "openid profile".into(),
+                backchannel_logout_uri: logout_uri.map(str::to_owned),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    (c.id.as_str().to_owned(), s.unwrap().expose().to_owned())
+}
+
+/// Signs `username` in to `(id, secret)` in the browser `b` and redeems the code: the ID
+/// token's claims.
+async fn sign_in(app: &TestApp, b: &reqwest::Client, (id, secret): (&str, &str), username: &str) -> Value {
+    let verifier = "bcl-verifier-".repeat(4);
+    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
+    let mut auth = Url::parse(&app.url("/authorize")).unwrap();
+    auth.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let back = match authorize_in_browser(b, app, &auth, username, "allow").await {
+        Step::LeftIssuer(u) => u,
+        other => panic!("not signed in: {other:?}"),
+    };
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &param(&back, "code").unwrap()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let tokens: Value = r.json().await.unwrap();
+    let part = tokens["id_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).unwrap())
+        .unwrap()
+}
+
+/// The logout token's claims, once its signature (by a key in `/jwks`), `typ`, `iss` and
+/// `aud` are checked.
+async fn verified(app: &TestApp, token: &str, client_id: &str) -> Value {
+    let header = decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(app.get_json("/jwks").await).unwrap();
+    let key = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("signed by a published key");
+    let mut v = Validation::new(header.alg);
+    v.set_audience(&[client_id]);
+    v.set_issuer(&[&app.issuer]);
+    v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    decode::<Value>(token, &DecodingKey::from_jwk(key).unwrap(), &v)
+        .unwrap()
+        .claims
+}
+
+/// OIDC Back-Channel Logout §2.4: what every logout token carries.
+fn assert_logout_claims(claims: &Value, sub: &str, sid: &str) {
+    assert_eq!(claims["sub"], sub, "{claims}");
+    assert_eq!(claims["sid"], sid, "{claims}");
+    assert_eq!(
+        claims["events"],
+        serde_json::json!({"http://schemas.openid.net/event/backchannel-logout": {}})
+    );
+    assert!(claims.get("nonce").is_none(), "§2.4: never a nonce");
+    assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 120);
+}
+
+/// RP-initiated logout: the clients signed in from this browser that registered are
+/// told, once each; those that did not, or were signed in from another browser, are not.
+async fn signing_out_tells_the_clients_of_the_session(backend: Backend) {
+    let app = app(backend).await;
+    let meta = app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(meta["backchannel_logout_supported"], true);
+    assert_eq!(meta["backchannel_logout_session_supported"], true);
+    let kim = app.user("kim", PASSWORD).await;
+    let (told, told_at) = (Receiver::default(), Receiver::default());
+    let url = receiver(told.clone()).await;
+    let other_url = receiver(told_at.clone()).await;
+    let a = client(&app, Some(&url)).await;
+    let quiet = client(&app, None).await;
+    let b_client = client(&app, Some(&other_url)).await;
+    let b = browser();
+    let id_token = sign_in(&app, &b, (&a.0, &a.1), "kim").await;
+    sign_in(&app, &b, (&quiet.0, &quiet.1), "kim").await;
+    // Twice from this browser to the same client: told once for the session.
+    sign_in(&app, &b, (&a.0, &a.1), "kim").await;
+    // The other client is signed in from another browser only.
+    sign_in(&app, &browser(), (&b_client.0, &b_client.1), "kim").await;
+    let sid = id_token["sid"].as_str().unwrap().to_owned();
+
+    let page = Url::parse(&app.url("/logout")).unwrap();
+    let html = b.get(page.clone()).send().await.unwrap().text().await.unwrap();
+    let r = submit(&b, &page, &html, &[]).await;
+    assert_eq!(r.status(), 200);
+    let tokens = told.tokens(1).await;
+    assert_eq!(tokens.len(), 1, "one token for the session");
+    let (content_type, _) = told.got.lock().unwrap()[0].clone();
+    assert_eq!(content_type, "application/x-www-form-urlencoded");
+    let claims = verified(&app, &tokens[0], &a.0).await;
+    assert_logout_claims(&claims, &kim.id.to_string(), &sid);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(told.count(), 1);
+    assert_eq!(
+        told_at.count(),
+        0,
+        "signed in from another browser, which is still signed in"
+    );
+    app.stop().await;
+}
+
+/// Endings of all a person's sessions (a password set by an operator, disabling,
+/// deleting) tell every client of every session; an operator or the person ending one
+/// browser session tells that session's clients.
+async fn other_endings_tell_the_clients(backend: Backend) {
+    let app = app(backend).await;
+    let kim = app.user("kim", PASSWORD).await;
+    let told = Receiver::default();
+    let url = receiver(told.clone()).await;
+    let a = client(&app, Some(&url)).await;
+    let (b1, b2) = (browser(), browser());
+    let sid1 = sign_in(&app, &b1, (&a.0, &a.1), "kim").await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sid2 = sign_in(&app, &b2, (&a.0, &a.1), "kim").await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(sid1, sid2);
+    let sids = |tokens: &[String]| {
+        let mut s: Vec<String> = tokens
+            .iter()
+            .map(|t| {
+                let part = t.split('.').nth(1).unwrap();
+                let c: Value = serde_json::from_slice(
+                    &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).unwrap(),
+                )
+                .unwrap();
+                c["sid"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    let mut both = vec![sid1.clone(), sid2.clone()];
+    both.sort();
+
+    // The person signs out the first browser on their account page.
+    let first = app
+        .core
+        .list_user_sessions(kim.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect::<Vec<_>>();
+    assert_eq!(first.len(), 2);
+    let own = first[1].clone();
+    app.core.revoke_own_session(kim.id, &own, None).await.unwrap();
+    let got = told.tokens(1).await;
+    assert_eq!(got.len(), 1);
+    let ended = sids(&got)[0].clone();
+    assert!(both.contains(&ended), "{ended}");
+    // An operator ends the other one.
+    let other = app.core.list_user_sessions(kim.id).await.unwrap()[0].id.clone();
+    app.core.revoke_user_session(kim.id, &other, "test").await.unwrap();
+    let got = told.tokens(2).await;
+    assert_eq!(sids(&got), both, "each browser's session told once");
+
+    // A password set by an operator ends every session: both are told again (the
+    // client ignores a session it already ended).
+    for end in ["password", "disable", "delete"] {
+        told.got.lock().unwrap().clear();
+        match end {
+            "password" => app
+                .core
+                .set_user_password(
+                    kim.id,
+                    &portcullis_protocol::Secret::new("another long passphrase"),
+                    "test",
+                )
+                .await
+                .unwrap(),
+            "disable" => app.core.set_user_disabled(kim.id, true, "test").await.unwrap(),
+            _ => app.core.delete_user(kim.id, "test").await.unwrap(),
+        }
+        let got = told.tokens(2).await;
+        assert_eq!(sids(&got), both, "{end}");
+        for t in &got {
+            assert_eq!(verified(&app, t, &a.0).await["sub"], kim.id.to_string(), "{end}");
+        }
+    }
+    app.stop().await;
+}
+
+/// §2.5 and §2.8: a failure is tried again; a 400 (the client refused the token) is
+/// not; a client that never takes it is a `logout.backchannel_failed` audit event.
+async fn failed_deliveries_are_retried_then_audited(backend: Backend) {
+    let app = app(backend).await;
+    let kim = app.user("kim", PASSWORD).await;
+    let told = Receiver::default();
+    let url = receiver(told.clone()).await;
+    let a = client(&app, Some(&url)).await;
+    sign_in(&app, &browser(), (&a.0, &a.1), "kim").await;
+    let failed = async |app: &TestApp| {
+        app.core.audit.flush().await;
+        app.audit_events("logout.backchannel_failed").await
+    };
+
+    // Down once, then up: delivered on the second try, nothing audited.
+    told.answer(&[503]);
+    app.core.announce_sign_out(kim.id, None).await;
+    assert_eq!(told.tokens(2).await.len(), 2);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(told.count(), 2);
+    assert!(failed(&app).await.is_empty());
+
+    // A 400 is not tried again.
+    told.got.lock().unwrap().clear();
+    told.answer(&[400, 200]);
+    app.core.announce_sign_out(kim.id, None).await;
+    told.tokens(1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(told.count(), 1);
+    let events = failed(&app).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].client_id.as_deref(), Some(a.0.as_str()));
+    assert!(
+        events[0].detail["reason"].as_str().unwrap().contains("400"),
+        "{:?}",
+        events[0].detail
+    );
+
+    // Never up: three tries (the first and two more), then audited.
+    told.got.lock().unwrap().clear();
+    told.answer(&[500, 500, 500, 200]);
+    app.core.announce_sign_out(kim.id, None).await;
+    told.tokens(3).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(told.count(), 3);
+    let events = failed(&app).await;
+    assert_eq!(events.len(), 2);
+    assert!(
+        events[0].detail["reason"].as_str().unwrap().contains("500"),
+        "{:?}",
+        events[0].detail
+    );
+    app.stop().await;
+}
+
+both_backends!(
+    signing_out_tells_the_clients_of_the_session,
+    other_endings_tell_the_clients,
+    failed_deliveries_are_retried_then_audited,
+);
