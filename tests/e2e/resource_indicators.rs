@@ -77,7 +77,8 @@ async fn tokens_are_for_the_api_asked_for(backend: Backend) {
     for bad in ["https://api.example/other", "https://api.example/notes/", "not a uri"] {
         assert_invalid_target(&token(&app, me, &[("grant_type", "client_credentials"), ("resource", bad)]).await);
     }
-    // One resource per request.
+    // One resource per request: two are a combination this server does not issue a
+    // token for (RFC 8707 §2).
     let (s, body) = token(
         &app,
         me,
@@ -88,7 +89,11 @@ async fn tokens_are_for_the_api_asked_for(backend: Backend) {
         ],
     )
     .await;
-    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_target")), "{body}");
+    assert!(
+        body["error_description"].as_str().unwrap().contains("one API"),
+        "{body}"
+    );
 
     // A code asked for the notes API: its tokens are for it, and only for it.
     let auth = |resource: &str| {

@@ -200,6 +200,10 @@ pub enum Next {
 
 const MAX_PARAM_LEN: usize = 2048;
 
+/// RFC 8707 §2: several `resource` values are allowed, and a combination the server
+/// will not issue a token for is `invalid_target`. Here a token is for one API.
+pub const ONE_RESOURCE: &str = "this server issues tokens for one API (resource) per request";
+
 /// How a request reached `check_authorization`.
 #[derive(Debug, Clone, Copy)]
 struct Via {
@@ -455,6 +459,9 @@ impl Portcullis {
                 "authorization requests of this client are taken only as request objects it signs (request, RFC \
                  9101)",
             ));
+        }
+        if p.duplicated.iter().any(|d| d == "resource") {
+            return Err(fail(ErrorCode::InvalidTarget, ONE_RESOURCE));
         }
         if let Some(d) = p.duplicated.first() {
             return Err(fail(ErrorCode::InvalidRequest, &format!("parameter {d} is repeated")));

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use portcullis_core::Portcullis;
+use portcullis_core::authorize::ONE_RESOURCE;
 use portcullis_core::client_assertion::ASSERTION_TYPE;
 use portcullis_core::model::{Client, ClientKind};
 use portcullis_core::throttle::Bucket;
@@ -60,6 +61,11 @@ impl FormBody {
             .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the body is not valid form encoding"))?;
         for (i, (k, _)) in raw.iter().enumerate() {
             if raw[..i].iter().any(|(k2, _)| k2 == k) {
+                // RFC 8707 §2 allows several; a combination the server will not issue a
+                // token for is invalid_target.
+                if k == "resource" {
+                    return Err(ApiError::new(ErrorCode::InvalidTarget, ONE_RESOURCE));
+                }
                 // The name is the client's input: not echoed (RFC 6749 §5.2).
                 return Err(ApiError::new(ErrorCode::InvalidRequest, "a parameter is repeated"));
             }
