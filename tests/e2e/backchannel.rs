@@ -305,6 +305,47 @@ async fn other_endings_tell_the_clients(backend: Backend) {
     app.stop().await;
 }
 
+/// A management command that ends someone's sessions (`portcullis user disable`) runs
+/// no server: it delivers the logout tokens itself before it exits.
+async fn commands_tell_the_clients_before_they_exit(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_app_on(&url, guard.map(Arc::new)).await;
+    app.user("kim", PASSWORD).await;
+    let told = Receiver::default();
+    let a = client(&app, Some(&receiver(told.clone()).await)).await;
+    let sid = sign_in(&app, &browser(), (&a.0, &a.1), "kim").await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-bcl").unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"{}\"\ndatabase_url = \"{url}\"\nkek = \"{}\"\n",
+            app.issuer,
+            portcullis_tests::TEST_KEK
+        ),
+    )
+    .unwrap();
+    let argv = [
+        "portcullis",
+        "--config",
+        config.to_str().unwrap(),
+        "user",
+        "disable",
+        "kim",
+    ];
+    portcullis_cli::commands::run(clap::Parser::try_parse_from(argv).unwrap())
+        .await
+        .unwrap();
+    // Delivered before the command returned.
+    assert_eq!(told.count(), 1);
+    let token = told.tokens(1).await.remove(0);
+    assert_eq!(verified(&app, &token, &a.0).await["sid"], sid);
+    app.stop().await;
+}
+
 /// §2.5 and §2.8: a failure is tried again; a 400 (the client refused the token) is
 /// not; a client that never takes it is a `logout.backchannel_failed` audit event.
 async fn failed_deliveries_are_retried_then_audited(backend: Backend) {
@@ -364,4 +405,5 @@ both_backends!(
     signing_out_tells_the_clients_of_the_session,
     other_endings_tell_the_clients,
     failed_deliveries_are_retried_then_audited,
+    commands_tell_the_clients_before_they_exit,
 );

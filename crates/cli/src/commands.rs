@@ -393,10 +393,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 app::start_core(&settings).await?
             };
             let result = run_admin_command(&core, command).await;
+            // An action that ended someone's sessions queued logout tokens for the
+            // clients they signed in to (OIDC Back-Channel Logout): no server of this
+            // process sends them, so they go now.
+            if result.is_ok() {
+                tell_signed_out_clients(&core).await?;
+            }
             core.audit.flush().await;
             result
         }
     }
+}
+
+/// Delivers the logout tokens the command queued, saying so if there were any.
+async fn tell_signed_out_clients(core: &std::sync::Arc<portcullis_core::Portcullis>) -> anyhow::Result<()> {
+    if !core.has_queued_logouts() {
+        return Ok(());
+    }
+    let sender = std::sync::Arc::new(crate::webhook_sender::HttpsSender::new()?);
+    println!("telling the applications they were signed in to (back-channel logout)…");
+    let (told, failed) = core.deliver_queued_logouts(sender).await;
+    println!("logout tokens delivered: {told}, not delivered: {failed}");
+    if failed > 0 {
+        println!("(the reasons are in the audit log: logout.backchannel_failed)");
+    }
+    Ok(())
 }
 
 /// Whether `command` only reads: it starts without generating the signing keys a fresh

@@ -17,7 +17,9 @@
 //! redirects followed, tried again after 2, 10 and 30 s while the token is still valid,
 //! except after a `400` (§2.8: the client refused the token, which will not change). A
 //! delivery that never succeeds is a `logout.backchannel_failed` audit event. The queue
-//! is in memory: tokens still waiting when the node stops are not sent.
+//! is in memory: tokens still waiting when the node stops are not sent. A management
+//! command (`portcullis user set-password`, say) runs no worker: it delivers what its
+//! action queued before it exits (`deliver_queued_logouts`).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -184,9 +186,37 @@ impl Portcullis {
         })
     }
 
+    /// Whether logout tokens wait in this process's queue (none are taken out before the
+    /// worker or `deliver_queued_logouts` starts).
+    pub fn has_queued_logouts(&self) -> bool {
+        self.logout_queue.tx.max_capacity() != self.logout_queue.tx.capacity()
+    }
+
+    /// Delivers the tokens queued so far, all at once, and waits for them (their tries
+    /// included): for a process that runs no worker, a management command, before it
+    /// exits. The number delivered and the number that failed (each an audit event).
+    pub async fn deliver_queued_logouts(self: &Arc<Self>, sender: Arc<dyn WebhookSender>) -> (usize, usize) {
+        let rx = self
+            .logout_queue
+            .rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(mut rx) = rx else { return (0, 0) };
+        let mut deliveries = tokio::task::JoinSet::new();
+        while let Ok(notice) = rx.try_recv() {
+            let core = Arc::clone(self);
+            let sender = Arc::clone(&sender);
+            deliveries.spawn(async move { core.deliver_logout(sender.as_ref(), &notice).await });
+        }
+        let delivered = deliveries.join_all().await;
+        let ok = delivered.iter().filter(|d| **d).count();
+        (ok, delivered.len() - ok)
+    }
+
     /// §2.5: POSTs the token until the client answers 2xx, the tries run out, or it
-    /// answers 400.
-    async fn deliver_logout(&self, sender: &dyn WebhookSender, notice: &Notice) {
+    /// answers 400. Whether it was delivered.
+    async fn deliver_logout(&self, sender: &dyn WebhookSender, notice: &Notice) -> bool {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("logout_token", &notice.token)
             .finish();
@@ -196,7 +226,7 @@ impl Portcullis {
         for wait in std::iter::once(&Duration::ZERO).chain(delays.iter()) {
             tokio::time::sleep(*wait).await;
             match sender.post(&notice.url, &headers, &body, TIMEOUT).await {
-                Ok(status) if (200..300).contains(&status) => return,
+                Ok(status) if (200..300).contains(&status) => return true,
                 Ok(400) => {
                     why = "the client refused the logout token (400)".into();
                     break;
@@ -207,6 +237,7 @@ impl Portcullis {
         }
         tracing::warn!(client = notice.client_id.as_str(), reason = %why, "a back-channel logout was not delivered");
         self.audit(logout_failed(notice, &why));
+        false
     }
 }
 
