@@ -106,7 +106,18 @@ async fn client(app: &TestApp, logout_uri: Option<&str>) -> (String, String) {
 
 /// Signs `username` in to `(id, secret)` in the browser `b` and redeems the code: the ID
 /// token's claims.
-async fn sign_in(app: &TestApp, b: &reqwest::Client, (id, secret): (&str, &str), username: &str) -> Value {
+async fn sign_in(app: &TestApp, b: &reqwest::Client, client: (&str, &str), username: &str) -> Value {
+    sign_in_with(app, b, client, username, &[]).await
+}
+
+/// `sign_in` with `extra` parameters in the authorization request.
+async fn sign_in_with(
+    app: &TestApp,
+    b: &reqwest::Client,
+    (id, secret): (&str, &str),
+    username: &str,
+    extra: &[(&str, &str)],
+) -> Value {
     let verifier = "bcl-verifier-".repeat(4);
     let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
     let mut auth = Url::parse(&app.url("/authorize")).unwrap();
@@ -116,7 +127,8 @@ async fn sign_in(app: &TestApp, b: &reqwest::Client, (id, secret): (&str, &str),
         .append_pair("redirect_uri", REDIRECT)
         .append_pair("scope", "openid")
         .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+        .append_pair("code_challenge_method", "S256")
+        .extend_pairs(extra);
     let back = match authorize_in_browser(b, app, &auth, username, "allow").await {
         Step::LeftIssuer(u) => u,
         other => panic!("not signed in: {other:?}"),
@@ -220,6 +232,39 @@ async fn signing_out_tells_the_clients_of_the_session(backend: Backend) {
     app.stop().await;
 }
 
+/// Signing in again in the same browser keeps its session: the same person keeps its
+/// `sid` (its clients are still told when it ends); another person's sign-in ends the
+/// previous person's session, and its clients are told then. A disabled client is told
+/// nothing.
+async fn signing_in_again_keeps_or_ends_the_session(backend: Backend) {
+    let app = app(backend).await;
+    let kim = app.user("kim", PASSWORD).await;
+    app.user("bob", PASSWORD).await;
+    let (told, told_disabled) = (Receiver::default(), Receiver::default());
+    let a = client(&app, Some(&receiver(told.clone()).await)).await;
+    let d = client(&app, Some(&receiver(told_disabled.clone()).await)).await;
+    let b = browser();
+    let sid = sign_in(&app, &b, (&a.0, &a.1), "kim").await["sid"].clone();
+    let again = sign_in_with(&app, &b, (&d.0, &d.1), "kim", &[("prompt", "login")]).await;
+    assert_eq!(again["sid"], sid, "signed in again: the same session");
+    let again = sign_in_with(&app, &b, (&a.0, &a.1), "kim", &[("max_age", "0")]).await;
+    assert_eq!(again["sid"], sid);
+    app.core
+        .set_client_disabled(&portcullis_protocol::ClientId::parse(&d.0).unwrap(), true, "test")
+        .await
+        .unwrap();
+    // Bob signs in over kim's session: kim's session is over.
+    let bob = sign_in_with(&app, &b, (&a.0, &a.1), "bob", &[("prompt", "login")]).await;
+    assert_ne!(bob["sid"], sid);
+    let got = told.tokens(1).await;
+    assert_eq!(got.len(), 1);
+    let claims = verified(&app, &got[0], &a.0).await;
+    assert_logout_claims(&claims, &kim.id.to_string(), sid.as_str().unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(told_disabled.count(), 0, "a disabled client is told nothing");
+    app.stop().await;
+}
+
 /// Endings of all a person's sessions (a password set by an operator, disabling,
 /// deleting) tell every client of every session; an operator or the person ending one
 /// browser session tells that session's clients.
@@ -239,48 +284,38 @@ async fn other_endings_tell_the_clients(backend: Backend) {
         .unwrap()
         .to_owned();
     assert_ne!(sid1, sid2);
-    let sids = |tokens: &[String]| {
-        let mut s: Vec<String> = tokens
-            .iter()
-            .map(|t| {
-                let part = t.split('.').nth(1).unwrap();
-                let c: Value = serde_json::from_slice(
-                    &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).unwrap(),
-                )
-                .unwrap();
-                c["sid"].as_str().unwrap().to_owned()
-            })
-            .collect();
-        s.sort();
-        s
+    let sid_of = |t: &String| {
+        let part = t.split('.').nth(1).unwrap();
+        let c: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).unwrap(),
+        )
+        .unwrap();
+        c["sid"].as_str().map(str::to_owned)
     };
-    let mut both = vec![sid1.clone(), sid2.clone()];
-    both.sort();
+    // Whether the browser `b` is still signed in (its account page shows).
+    let signed_in = async |b: &reqwest::Client| b.get(app.url("/account")).send().await.unwrap().status() == 200;
 
-    // The person signs out the first browser on their account page.
-    let first = app
-        .core
-        .list_user_sessions(kim.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.id)
-        .collect::<Vec<_>>();
+    // The person signs out one browser on their account page: that browser's session
+    // is named.
+    let first = app.core.list_user_sessions(kim.id).await.unwrap();
     assert_eq!(first.len(), 2);
-    let own = first[1].clone();
-    app.core.revoke_own_session(kim.id, &own, None).await.unwrap();
+    app.core.revoke_own_session(kim.id, &first[1].id, None).await.unwrap();
     let got = told.tokens(1).await;
     assert_eq!(got.len(), 1);
-    let ended = sids(&got)[0].clone();
-    assert!(both.contains(&ended), "{ended}");
+    let (ended, kept) = match (signed_in(&b1).await, signed_in(&b2).await) {
+        (false, true) => (&sid1, &sid2),
+        (true, false) => (&sid2, &sid1),
+        other => panic!("one browser signed out: {other:?}"),
+    };
+    assert_eq!(sid_of(&got[0]).as_ref(), Some(ended));
     // An operator ends the other one.
     let other = app.core.list_user_sessions(kim.id).await.unwrap()[0].id.clone();
     app.core.revoke_user_session(kim.id, &other, "test").await.unwrap();
     let got = told.tokens(2).await;
-    assert_eq!(sids(&got), both, "each browser's session told once");
+    assert_eq!(sid_of(&got[1]).as_ref(), Some(kept));
 
-    // A password set by an operator ends every session: both are told again (the
-    // client ignores a session it already ended).
+    // An ending of all the person's sessions: one token per client, naming the person
+    // only (§2.4: no sid; the client ends all its sessions of theirs).
     for end in ["password", "disable", "delete"] {
         told.got.lock().unwrap().clear();
         match end {
@@ -296,11 +331,12 @@ async fn other_endings_tell_the_clients(backend: Backend) {
             "disable" => app.core.set_user_disabled(kim.id, true, "test").await.unwrap(),
             _ => app.core.delete_user(kim.id, "test").await.unwrap(),
         }
-        let got = told.tokens(2).await;
-        assert_eq!(sids(&got), both, "{end}");
-        for t in &got {
-            assert_eq!(verified(&app, t, &a.0).await["sub"], kim.id.to_string(), "{end}");
-        }
+        let got = told.tokens(1).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(told.count(), 1, "{end}: once for the client");
+        let claims = verified(&app, &got[0], &a.0).await;
+        assert_eq!(claims["sub"], kim.id.to_string(), "{end}");
+        assert!(claims.get("sid").is_none(), "{end}: {claims}");
     }
     app.stop().await;
 }
@@ -310,13 +346,10 @@ async fn other_endings_tell_the_clients(backend: Backend) {
 async fn commands_tell_the_clients_before_they_exit(backend: Backend) {
     let (url, guard) = portcullis_tests::fresh_database(backend).await;
     let app = portcullis_tests::spawn_app_on(&url, guard.map(Arc::new)).await;
-    app.user("kim", PASSWORD).await;
+    let kim = app.user("kim", PASSWORD).await;
     let told = Receiver::default();
     let a = client(&app, Some(&receiver(told.clone()).await)).await;
-    let sid = sign_in(&app, &browser(), (&a.0, &a.1), "kim").await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    sign_in(&app, &browser(), (&a.0, &a.1), "kim").await;
     let dir = portcullis_tests::db::TempDirGuard::new("portcullis-bcl").unwrap();
     let config = dir.path().join("portcullis.toml");
     std::fs::write(
@@ -342,7 +375,9 @@ async fn commands_tell_the_clients_before_they_exit(backend: Backend) {
     // Delivered before the command returned.
     assert_eq!(told.count(), 1);
     let token = told.tokens(1).await.remove(0);
-    assert_eq!(verified(&app, &token, &a.0).await["sid"], sid);
+    let claims = verified(&app, &token, &a.0).await;
+    assert_eq!(claims["sub"], kim.id.to_string());
+    assert!(claims.get("sid").is_none(), "all of kim's sessions: {claims}");
     app.stop().await;
 }
 
@@ -406,4 +441,5 @@ both_backends!(
     other_endings_tell_the_clients,
     failed_deliveries_are_retried_then_audited,
     commands_tell_the_clients_before_they_exit,
+    signing_in_again_keeps_or_ends_the_session,
 );

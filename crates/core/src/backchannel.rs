@@ -1,25 +1,29 @@
 //! OpenID Connect Back-Channel Logout 1.0: when a person's session here ends (they sign
-//! out, sign out a browser on their account page, change their password; an operator
-//! ends their sessions, disables or deletes them), each client they signed in to from
-//! it that registered a `backchannel_logout_uri` is sent a logout token there, server
-//! to server, so that it can end its own session too.
+//! out, sign out a browser on their account page, sign in as someone else in the same
+//! browser, change their password; an operator ends their sessions, disables or deletes
+//! them), each client they signed in to from it that registered a
+//! `backchannel_logout_uri` is sent a logout token there, server to server, so that it
+//! can end its own session too.
 //!
 //! The token (§2.4) is a JWT this server signs with the key of the client's ID tokens:
 //! typed `logout+jwt`, `iss`, `aud` the client, `iat`, `exp` two minutes later, a `jti`,
-//! `sub`, `sid` (the session its ID tokens named: always sent, so a client that
-//! registered `backchannel_logout_session_required` has it), and the logout `events`
-//! member; never a `nonce`. The clients are those of the person's grants (revoked or
-//! expired ones too, while they are stored: the client's session may outlive its
-//! tokens), one token per client and session.
+//! `sub`, the logout `events` member, and never a `nonce`. The end of one browser
+//! session names it with `sid` (the session its ID tokens named), and goes to the
+//! clients signed in from it; the end of all a person's sessions names the person only
+//! (no `sid`: the client ends all its sessions of theirs) and goes once to each client
+//! they were signed in to. The clients are those of the person's grants, revoked or
+//! expired ones too while they are stored (the client's session may outlive its
+//! tokens).
 //!
 //! Delivery (§2.5) is a form POST of `logout_token`, from a queue on the node where the
 //! session ended, so a slow client never holds up the sign-out: at most 5 s per try, no
-//! redirects followed, tried again after 2, 10 and 30 s while the token is still valid,
-//! except after a `400` (§2.8: the client refused the token, which will not change). A
-//! delivery that never succeeds is a `logout.backchannel_failed` audit event. The queue
-//! is in memory: tokens still waiting when the node stops are not sent. A management
-//! command (`portcullis user set-password`, say) runs no worker: it delivers what its
-//! action queued before it exits (`deliver_queued_logouts`).
+//! redirects followed, tried again after 2, 10 and 30 s, except after a `400` (§2.8: the
+//! client refused the token, which will not change). Each try signs the token anew, so
+//! none is sent expired, and holds one of 32 slots only while it runs. A delivery that
+//! never succeeds is a `logout.backchannel_failed` audit event. The queue is in memory:
+//! tokens still waiting when the node stops are not sent. A management command
+//! (`portcullis user set-password`, say) runs no worker: it delivers what its action
+//! queued before it exits (`deliver_queued_logouts`).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -31,9 +35,9 @@ use uuid::Uuid;
 
 use crate::audit::Event;
 use crate::error::Result;
-use crate::model::Client;
 use crate::service::{ID_TOKEN_ALG, Portcullis};
 use crate::webhooks::WebhookSender;
+use portcullis_protocol::SigningAlg;
 
 /// §2.4: the member of `events` that makes a JWT a logout token.
 pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -42,9 +46,11 @@ pub const TYP: &str = "logout+jwt";
 /// How long a logout token is valid: long enough for the tries, short enough that one
 /// read from a log is soon worthless.
 const LIFETIME: i64 = 120;
-/// The (client, session) pairs told of one sign-out, at most: a person with more
-/// sessions than this is told by the most recent.
-const MAX_PER_SIGN_OUT: u32 = 100;
+/// The clients told of the end of one session, at most.
+const MAX_PER_SESSION: u32 = 1_000;
+/// The (client, session) pairs read to find the clients told of the end of all a
+/// person's sessions, at most (the most recent first).
+const MAX_PER_PERSON: u32 = 10_000;
 /// Tokens waiting for delivery on this node, at most; more are dropped (and logged).
 const QUEUE: usize = 10_000;
 /// Deliveries in flight at once.
@@ -61,18 +67,24 @@ struct LogoutClaims<'a> {
     aud: &'a str,
     iat: i64,
     exp: i64,
-    jti: String,
-    sid: &'a str,
+    jti: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
     events: serde_json::Value,
 }
 
-/// A logout token to deliver to one client.
+/// A logout token to deliver to one client, signed when it is sent (each try anew, so
+/// no try sends an expired one).
 #[derive(Debug, Clone)]
 pub struct Notice {
     client_id: ClientId,
     user_id: Uuid,
+    /// The session ended; `None` when all the person's sessions did (the token then
+    /// names the person only, §2.4, and the client ends all its sessions of theirs).
+    sid: Option<String>,
+    alg: SigningAlg,
     url: String,
-    token: String,
+    jti: String,
 }
 
 /// The tokens waiting on this node, and the worker's end of the queue until it starts.
@@ -93,15 +105,28 @@ impl Default for LogoutQueue {
 
 impl Portcullis {
     /// The logout tokens for the end of `user_id`'s browser session `sid`, or of all
-    /// their sessions with `None`: one per client signed in to from it that registered a
-    /// `backchannel_logout_uri`. Read before the ending (deleting a person deletes their
-    /// grants), queued with `send_logout_notices` after it.
+    /// their sessions with `None`: for a session, one per client signed in from it; for
+    /// all, one per client they were ever signed in to (while its grants are stored),
+    /// naming the person only. Only clients that registered a `backchannel_logout_uri`
+    /// and are not disabled. Read before the ending (deleting a person deletes their
+    /// grants), queued with `send_logout_notices` after it. A client that cannot be
+    /// read is left out (and logged), never the others.
     pub async fn logout_notices(&self, user_id: Uuid, sid: Option<&str>) -> Result<Vec<Notice>> {
-        let pairs = self.store.list_signed_in(user_id, sid, MAX_PER_SIGN_OUT).await?;
-        let mut notices = Vec::new();
-        for (client_id, sid) in pairs {
-            let Some(client) = self.client_cache.get(self.store.as_ref(), &client_id).await? else {
+        let limit = if sid.is_some() { MAX_PER_SESSION } else { MAX_PER_PERSON };
+        let pairs = self.store.list_signed_in(user_id, sid, limit).await?;
+        let mut notices: Vec<Notice> = Vec::new();
+        for (client_id, session) in pairs {
+            let session = sid.map(|_| session);
+            if notices.iter().any(|n| n.client_id == client_id && n.sid == session) {
                 continue;
+            }
+            let client = match self.client_cache.get(self.store.as_ref(), &client_id).await {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(client = client_id.as_str(), error = %e, "back-channel logout: the client could not be read");
+                    continue;
+                }
             };
             // A disabled client's sessions were its users' to end; it is told nothing.
             let (false, Some(url)) = (client.disabled, client.backchannel_logout_uri.as_deref()) else {
@@ -110,8 +135,10 @@ impl Portcullis {
             notices.push(Notice {
                 client_id,
                 user_id,
+                sid: session,
+                alg: client.id_token_signed_response_alg.unwrap_or(ID_TOKEN_ALG),
                 url: url.to_owned(),
-                token: self.logout_token(&client, user_id, &sid)?,
+                jti: Uuid::new_v4().to_string(),
             });
         }
         Ok(notices)
@@ -142,21 +169,25 @@ impl Portcullis {
         }
     }
 
-    /// §2.4: the logout token for `client` about `user_id`'s session `sid`.
-    fn logout_token(&self, client: &Client, user_id: Uuid, sid: &str) -> Result<String> {
+    /// §2.4: the logout token of `notice`, signed now, off the async runtime.
+    async fn logout_token(&self, notice: &Notice) -> Result<String> {
         let now = self.now().unix_timestamp();
-        let claims = LogoutClaims {
+        let claims = serde_json::to_value(LogoutClaims {
             iss: &self.settings.issuer,
-            sub: user_id.to_string(),
-            aud: client.id.as_str(),
+            sub: notice.user_id.to_string(),
+            aud: notice.client_id.as_str(),
             iat: now,
             exp: now + LIFETIME,
-            jti: Uuid::new_v4().to_string(),
-            sid,
+            jti: &notice.jti,
+            sid: notice.sid.as_deref(),
             events: serde_json::json!({ EVENT: {} }),
-        };
-        let alg = client.id_token_signed_response_alg.unwrap_or(ID_TOKEN_ALG);
-        crate::jwt::sign(&self.keys.ring(), alg, TYP, &claims)
+        })
+        .map_err(|e| crate::error::Error::Unexpected(format!("logout token: {e}")))?;
+        let ring = self.keys.ring();
+        let alg = notice.alg;
+        self.signer
+            .run(move || crate::jwt::sign(&ring, alg, TYP, &claims))
+            .await?
     }
 
     /// Delivers the queued logout tokens until the process ends; the binary starts it
@@ -173,15 +204,10 @@ impl Portcullis {
             let Some(mut rx) = rx else { return };
             let slots = Arc::new(Semaphore::new(CONCURRENCY));
             while let Some(notice) = rx.recv().await {
-                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                    return;
-                };
                 let core = Arc::clone(&core);
                 let sender = Arc::clone(&sender);
-                tokio::spawn(async move {
-                    core.deliver_logout(sender.as_ref(), &notice).await;
-                    drop(slot);
-                });
+                let slots = Arc::clone(&slots);
+                tokio::spawn(async move { core.deliver_logout(sender.as_ref(), &notice, &slots).await });
             }
         })
     }
@@ -203,11 +229,13 @@ impl Portcullis {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         let Some(mut rx) = rx else { return (0, 0) };
+        let slots = Arc::new(Semaphore::new(CONCURRENCY));
         let mut deliveries = tokio::task::JoinSet::new();
         while let Ok(notice) = rx.try_recv() {
             let core = Arc::clone(self);
             let sender = Arc::clone(&sender);
-            deliveries.spawn(async move { core.deliver_logout(sender.as_ref(), &notice).await });
+            let slots = Arc::clone(&slots);
+            deliveries.spawn(async move { core.deliver_logout(sender.as_ref(), &notice, &slots).await });
         }
         let delivered = deliveries.join_all().await;
         let ok = delivered.iter().filter(|d| **d).count();
@@ -215,16 +243,26 @@ impl Portcullis {
     }
 
     /// §2.5: POSTs the token until the client answers 2xx, the tries run out, or it
-    /// answers 400. Whether it was delivered.
-    async fn deliver_logout(&self, sender: &dyn WebhookSender, notice: &Notice) -> bool {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("logout_token", &notice.token)
-            .finish();
+    /// answers 400. Each try holds one of `slots` while it runs, never while it waits
+    /// for the next, so a client that does not answer does not hold up the others.
+    /// Whether it was delivered.
+    async fn deliver_logout(&self, sender: &dyn WebhookSender, notice: &Notice, slots: &Arc<Semaphore>) -> bool {
         let headers = [("Content-Type", "application/x-www-form-urlencoded".to_owned())];
         let delays = &self.settings.backchannel_logout_retry_delays;
         let mut why = String::new();
         for wait in std::iter::once(&Duration::ZERO).chain(delays.iter()) {
             tokio::time::sleep(*wait).await;
+            let _slot = Arc::clone(slots).acquire_owned().await;
+            let token = match self.logout_token(notice).await {
+                Ok(t) => t,
+                Err(e) => {
+                    why = format!("the logout token could not be signed: {e}");
+                    break;
+                }
+            };
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("logout_token", &token)
+                .finish();
             match sender.post(&notice.url, &headers, &body, TIMEOUT).await {
                 Ok(status) if (200..300).contains(&status) => return true,
                 Ok(400) => {

@@ -209,7 +209,10 @@ impl Portcullis {
                 user_id: auth.user_id,
                 auth_time: time::OffsetDateTime::from_unix_timestamp(auth.auth_time)
                     .map_err(|e| Error::Unexpected(format!("auth_time: {e}")))?,
-                sid: auth.sid.clone(),
+                // The device's own session, not the browser's: signing out of the
+                // browser it was approved in does not sign the device out (OIDC
+                // Back-Channel Logout tells the clients of a browser session's grants).
+                sid: crate::crypto::random_token()?,
                 scope: pending.scope.clone(),
             }
         } else {

@@ -16,7 +16,7 @@ use crate::csrf::{self, CsrfForm, CsrfToken};
 use crate::error::{PageError, TOO_MANY_MESSAGE, with_retry_after};
 use crate::page::{render, see_other};
 use crate::pending;
-use crate::session_store::{AUTH_KEY, CLIENT_KEY, SessionClient, current_auth};
+use crate::session_store::{AUTH_KEY, CLIENT_KEY, SessionClient, current_auth, stored_auth};
 use crate::{AppState, ClientIp};
 
 /// Shown for any failed login: it must not tell whether the username exists.
@@ -134,6 +134,21 @@ pub async fn login_post(
         }
         Err(e) => return Err(e.into()),
     };
+    // The same person signing in again (prompt=login, max_age) keeps the session's
+    // `sid`, so the clients signed in from it are still told when it ends (OIDC
+    // Back-Channel Logout); another person's sign-in ends the previous one's session,
+    // and its clients are told now.
+    let sid = match stored_auth(&session).await? {
+        Some(previous) if previous.user_id == user.id => previous.sid,
+        Some(previous) => {
+            state
+                .core
+                .announce_sign_out(previous.user_id, Some(&previous.sid))
+                .await;
+            random_token()?
+        }
+        None => random_token()?,
+    };
     // A new session id on every change of privilege, against session fixation; the
     // CSRF token goes with the old id.
     session.cycle_id().await?;
@@ -141,7 +156,7 @@ pub async fn login_post(
     let auth = AuthSession {
         user_id: user.id,
         auth_time: state.core.now().unix_timestamp(),
-        sid: random_token()?,
+        sid,
         stamp: portcullis_core::admin::password_stamp(&user.password_hash),
     };
     session.insert(AUTH_KEY, &auth).await?;
