@@ -193,23 +193,35 @@ impl Portcullis {
     /// Delivers the queued logout tokens until the process ends; the binary starts it
     /// with its HTTP client. Only the first call has a queue to read.
     pub fn spawn_logout_worker(self: &Arc<Self>, sender: Arc<dyn WebhookSender>) -> tokio::task::JoinHandle<()> {
-        let rx = self
-            .logout_queue
-            .rx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let rx = self.take_logout_queue();
         let core = Arc::clone(self);
         tokio::spawn(async move {
             let Some(mut rx) = rx else { return };
             let slots = Arc::new(Semaphore::new(CONCURRENCY));
             while let Some(notice) = rx.recv().await {
-                let core = Arc::clone(&core);
-                let sender = Arc::clone(&sender);
-                let slots = Arc::clone(&slots);
-                tokio::spawn(async move { core.deliver_logout(sender.as_ref(), &notice, &slots).await });
+                tokio::spawn(core.delivery(&sender, notice, &slots));
             }
         })
+    }
+
+    /// The worker's end of the queue, for the first caller only.
+    fn take_logout_queue(&self) -> Option<mpsc::Receiver<Notice>> {
+        self.logout_queue
+            .rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// `deliver_logout` of `notice`, as a task of its own.
+    fn delivery(
+        self: &Arc<Self>,
+        sender: &Arc<dyn WebhookSender>,
+        notice: Notice,
+        slots: &Arc<Semaphore>,
+    ) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let (core, sender, slots) = (Arc::clone(self), Arc::clone(sender), Arc::clone(slots));
+        async move { core.deliver_logout(sender.as_ref(), &notice, &slots).await }
     }
 
     /// Whether logout tokens wait in this process's queue (none are taken out before the
@@ -222,20 +234,13 @@ impl Portcullis {
     /// included): for a process that runs no worker, a management command, before it
     /// exits. The number delivered and the number that failed (each an audit event).
     pub async fn deliver_queued_logouts(self: &Arc<Self>, sender: Arc<dyn WebhookSender>) -> (usize, usize) {
-        let rx = self
-            .logout_queue
-            .rx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let Some(mut rx) = rx else { return (0, 0) };
+        let Some(mut rx) = self.take_logout_queue() else {
+            return (0, 0);
+        };
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
         let mut deliveries = tokio::task::JoinSet::new();
         while let Ok(notice) = rx.try_recv() {
-            let core = Arc::clone(self);
-            let sender = Arc::clone(&sender);
-            let slots = Arc::clone(&slots);
-            deliveries.spawn(async move { core.deliver_logout(sender.as_ref(), &notice, &slots).await });
+            deliveries.spawn(self.delivery(&sender, notice, &slots));
         }
         let delivered = deliveries.join_all().await;
         let ok = delivered.iter().filter(|d| **d).count();
