@@ -283,6 +283,14 @@ async fn a_person_changes_their_own_password(backend: Backend) {
             "The new password is the password you have now.",
             "new_password",
         ),
+        // NIST SP 800-63B §5.1.1.2: a commonly used password, in any case.
+        (
+            PASSWORD,
+            "Sunshine",
+            "Sunshine",
+            "most commonly used passwords",
+            "new_password",
+        ),
     ] {
         let (status, html) = change_password(&laptop, &app, current, new, again).await;
         assert_eq!(status, 400, "{reason}");
