@@ -11,8 +11,8 @@
 //! session names it with `sid` (the session its ID tokens named), and goes to the
 //! clients signed in from it; the end of all a person's sessions names the person only
 //! (no `sid`: the client ends all its sessions of theirs) and goes once to each client
-//! they were signed in to. The clients are those of the person's grants, revoked or
-//! expired ones too while they are stored (the client's session may outlive its
+//! they were signed in to. The clients are those of the person's OpenID grants, revoked
+//! or expired ones too while they are stored (the client's session may outlive its
 //! tokens).
 //!
 //! Delivery (§2.5) is a form POST of `logout_token`, from a queue on the node where the

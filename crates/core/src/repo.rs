@@ -312,7 +312,8 @@ pub trait GrantRepo: Send + Sync {
     /// The user's grants that are not revoked and not expired.
     async fn list_grants_for_user(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<Vec<Grant>>;
     /// The clients the user signed in to, each with the browser session (`sid`) it was
-    /// signed in from: the distinct `(client_id, sid)` pairs of the user's grants still
+    /// signed in from: the distinct `(client_id, sid)` pairs of the user's OpenID grants
+    /// (`openid` in their scope: the client got an ID token naming the session) still
     /// stored, whatever their state (revoked or expired ones too: the client's own
     /// session may outlive its tokens), only those of session `sid` if given. At most
     /// `limit` pairs, the most recently granted first.

@@ -452,6 +452,18 @@ pub(super) async fn grants_list_signed_in<S: Store>(s: S) {
     grant(&other, &alice, "sid-3", T0 + secs(3), T0 + month).await;
     // Someone else's, from a session of the same name and later than all of alice's.
     grant(&app, &bob, "sid-1", T0 + secs(100), T0 + month).await;
+    // Not an OpenID grant: that client got no ID token, so knows no session.
+    let mut plain = code(&other, &alice, T0 + secs(200));
+    plain.sid = "sid-4".into();
+    plain.scope = ScopeSet::parse("profile api:openid").unwrap();
+    s.insert_code(&plain).await.unwrap();
+    let g = grant_for(&plain, T0 + secs(200));
+    assert_eq!(
+        s.redeem_code(&plain.code_hash, &g, None, T0 + secs(200), T0 + secs(800))
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed
+    );
 
     let pair = |c: &Client, sid: &str| (c.id.clone(), sid.to_owned());
     let all = vec![
