@@ -114,8 +114,29 @@ async fn sign_in(app: &TestApp, b: &reqwest::Client, client: (&str, &str), usern
 async fn sign_in_with(
     app: &TestApp,
     b: &reqwest::Client,
+    client: (&str, &str),
+    username: &str,
+    extra: &[(&str, &str)],
+) -> Value {
+    let tokens = sign_in_tokens(app, b, client, username, "openid", extra).await;
+    let part = tokens["id_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).unwrap())
+        .unwrap()
+}
+
+/// The token response of a sign-in asking for `scope`.
+async fn sign_in_tokens(
+    app: &TestApp,
+    b: &reqwest::Client,
     (id, secret): (&str, &str),
     username: &str,
+    scope: &str,
     extra: &[(&str, &str)],
 ) -> Value {
     let verifier = "bcl-verifier-".repeat(4);
@@ -125,7 +146,7 @@ async fn sign_in_with(
         .append_pair("response_type", "code")
         .append_pair("client_id", id)
         .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", "openid")
+        .append_pair("scope", scope)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
         .extend_pairs(extra);
@@ -146,16 +167,7 @@ async fn sign_in_with(
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let tokens: Value = r.json().await.unwrap();
-    let part = tokens["id_token"]
-        .as_str()
-        .unwrap()
-        .split('.')
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).unwrap())
-        .unwrap()
+    r.json().await.unwrap()
 }
 
 /// The logout token's claims, once its signature (by a key in `/jwks`), `typ`, `iss` and
@@ -229,6 +241,59 @@ async fn signing_out_tells_the_clients_of_the_session(backend: Backend) {
         0,
         "signed in from another browser, which is still signed in"
     );
+    app.stop().await;
+}
+
+/// OIDC Back-Channel Logout §2.7: the refresh tokens of the session signed out end with
+/// it, unless they were granted with `offline_access`; those of another session stay.
+async fn signing_out_ends_the_session_refresh_tokens(backend: Backend) {
+    let app = app(backend).await;
+    let kim = app.user("kim", PASSWORD).await;
+    let (c, s) = app
+        .core
+        .create_client(
+            &ClientInput {
+                name: "Keeps access".into(),
+                kind: Some(ClientKind::Confidential),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                scopes: "openid offline_access".into(),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let me = (c.id.as_str(), s.as_ref().unwrap().expose());
+    let b = browser();
+    let online = sign_in_tokens(&app, &b, me, "kim", "openid", &[]).await;
+    let offline = sign_in_tokens(&app, &b, me, "kim", "openid offline_access", &[]).await;
+    let elsewhere = sign_in_tokens(&app, &browser(), me, "kim", "openid", &[]).await;
+    let refresh = async |tokens: &Value| {
+        http()
+            .post(app.url("/token"))
+            .basic_auth(me.0, Some(me.1))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let page = Url::parse(&app.url("/logout")).unwrap();
+    let html = b.get(page.clone()).send().await.unwrap().text().await.unwrap();
+    assert_eq!(submit(&b, &page, &html, &[]).await.status(), 200);
+    assert_eq!(refresh(&online).await, 400, "ended with the session");
+    assert_eq!(refresh(&offline).await, 200, "offline access outlives the session");
+    assert_eq!(refresh(&elsewhere).await, 200, "another browser's session");
+    app.core.audit.flush().await;
+    let ended = app.audit_events("session.grants_ended").await;
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].user_id, Some(kim.id));
+    assert_eq!(ended[0].detail["grants"].as_array().unwrap().len(), 1);
     app.stop().await;
 }
 
@@ -442,4 +507,5 @@ both_backends!(
     failed_deliveries_are_retried_then_audited,
     commands_tell_the_clients_before_they_exit,
     signing_in_again_keeps_or_ends_the_session,
+    signing_out_ends_the_session_refresh_tokens,
 );

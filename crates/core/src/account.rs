@@ -134,8 +134,7 @@ impl Portcullis {
     }
 
     /// Deletes the browser session `id_hash` of `user_id` (`NotFound` if there is no
-    /// such session of theirs) and tells the clients signed in from it (OIDC
-    /// Back-Channel Logout).
+    /// such session of theirs) and ends what ends with it (`session_ended`).
     pub(crate) async fn end_session(&self, user_id: Uuid, id_hash: &Digest) -> Result<()> {
         let sid = self
             .store
@@ -148,7 +147,7 @@ impl Portcullis {
             return Err(Error::NotFound("session"));
         }
         if let Some(sid) = sid {
-            self.announce_sign_out(user_id, Some(&sid)).await;
+            self.session_ended(user_id, &sid).await;
         }
         Ok(())
     }

@@ -42,12 +42,13 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 48] = [
+pub const EVENT_TYPES: [&str; 49] = [
     "login.success",
     "login.failure",
     "login.locked_out",
     "logout",
     "logout.backchannel_failed",
+    "session.grants_ended",
     "consent.granted",
     "consent.denied",
     "consent.revoked",

@@ -6,6 +6,7 @@ use portcullis_protocol::ClientId;
 use crate::audit::Event;
 use crate::error::{Error, Result};
 use crate::jwt::verify_id_token_hint;
+use crate::model::{Revocation, RevocationTarget};
 use crate::service::Portcullis;
 
 /// Parameters of a logout request as received.
@@ -114,11 +115,56 @@ impl Portcullis {
         })
     }
 
-    /// Records a logout of the browser session `sid`, and tells the clients signed in
-    /// from it that registered for it (OIDC Back-Channel Logout); the web layer ends the
-    /// browser session.
+    /// Records a logout of the browser session `sid` and ends what ends with it
+    /// (`session_ended`); the web layer ends the browser session.
     pub async fn logged_out(&self, user_id: uuid::Uuid, sid: &str, ip: Option<String>) {
         self.audit(Event::new("logout").user(user_id).ip(ip));
-        self.announce_sign_out(user_id, Some(sid)).await;
+        self.session_ended(user_id, sid).await;
+    }
+
+    /// The browser session `sid` of `user_id` has ended (signed out, ended on the
+    /// account page or by an operator, replaced by another person's sign-in): its grants
+    /// without `offline_access` end with it (OIDC Back-Channel Logout §2.7; OIDC Core
+    /// §11: only offline access outlives the session), and the clients signed in from it
+    /// are told (Back-Channel Logout). Never fails: a problem is logged.
+    pub async fn session_ended(&self, user_id: uuid::Uuid, sid: &str) {
+        // Read first: the ended grants are the session's too, and their clients are told.
+        let notices = self.logout_notices(user_id, Some(sid)).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not prepare back-channel logout tokens");
+            Vec::new()
+        });
+        if let Err(e) = self.end_session_grants(user_id, sid).await {
+            tracing::warn!(error = %e, "could not end the grants of a session that ended");
+        }
+        self.send_logout_notices(notices);
+    }
+
+    /// Revokes the live grants of `user_id` made in the browser session `sid` whose scope
+    /// lacks `offline_access`.
+    async fn end_session_grants(&self, user_id: uuid::Uuid, sid: &str) -> Result<()> {
+        let now = self.now();
+        let grants = self.store.list_grants_for_user(user_id, now).await?;
+        let mut ended = Vec::new();
+        for grant in grants
+            .iter()
+            .filter(|g| g.sid == sid && !g.scope.contains("offline_access"))
+        {
+            let revocation = Revocation {
+                target: RevocationTarget::Grant(grant.id),
+                expires_at: now + self.settings.max_access_token_ttl(),
+            };
+            if self.store.revoke_grant(grant.id, now, &revocation).await? {
+                self.revocations.insert_local(std::slice::from_ref(&revocation));
+                ended.push(serde_json::json!({ "grant_id": grant.id, "client_id": grant.client_id.as_str() }));
+            }
+        }
+        if !ended.is_empty() {
+            self.audit(
+                Event::new("session.grants_ended")
+                    .user(user_id)
+                    .detail(serde_json::json!({ "grants": ended })),
+            );
+        }
+        Ok(())
     }
 }

@@ -141,10 +141,7 @@ pub async fn login_post(
     let sid = match stored_auth(&session).await? {
         Some(previous) if previous.user_id == user.id => previous.sid,
         Some(previous) => {
-            state
-                .core
-                .announce_sign_out(previous.user_id, Some(&previous.sid))
-                .await;
+            state.core.session_ended(previous.user_id, &previous.sid).await;
             random_token()?
         }
         None => random_token()?,
