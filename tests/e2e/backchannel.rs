@@ -134,12 +134,29 @@ async fn sign_in_with(
 async fn sign_in_tokens(
     app: &TestApp,
     b: &reqwest::Client,
-    (id, secret): (&str, &str),
+    client: (&str, &str),
     username: &str,
     scope: &str,
     extra: &[(&str, &str)],
 ) -> Value {
-    let verifier = "bcl-verifier-".repeat(4);
+    let code = code_for(app, b, client.0, username, scope, extra).await;
+    let r = redeem(app, client, &code).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+const VERIFIER: &str = "bcl-verifier-bcl-verifier-bcl-verifier-bcl-verifier-";
+
+/// A code for `username` signed in to `id` in the browser `b`, not redeemed.
+async fn code_for(
+    app: &TestApp,
+    b: &reqwest::Client,
+    id: &str,
+    username: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let verifier = VERIFIER;
     let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
     let mut auth = Url::parse(&app.url("/authorize")).unwrap();
     auth.query_pairs_mut()
@@ -150,24 +167,26 @@ async fn sign_in_tokens(
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
         .extend_pairs(extra);
-    let back = match authorize_in_browser(b, app, &auth, username, "allow").await {
-        Step::LeftIssuer(u) => u,
+    match authorize_in_browser(b, app, &auth, username, "allow").await {
+        Step::LeftIssuer(u) => param(&u, "code").unwrap(),
         other => panic!("not signed in: {other:?}"),
-    };
-    let r = http()
+    }
+}
+
+/// `code` redeemed at `/token` by `(id, secret)`.
+async fn redeem(app: &TestApp, (id, secret): (&str, &str), code: &str) -> reqwest::Response {
+    http()
         .post(app.url("/token"))
         .basic_auth(id, Some(secret))
         .form(&[
             ("grant_type", "authorization_code"),
-            ("code", &param(&back, "code").unwrap()),
+            ("code", code),
             ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
+            ("code_verifier", VERIFIER),
         ])
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+        .unwrap()
 }
 
 /// The logout token's claims, once its signature (by a key in `/jwks`), `typ`, `iss` and
@@ -257,7 +276,7 @@ async fn signing_out_ends_the_session_refresh_tokens(backend: Backend) {
                 kind: Some(ClientKind::Confidential),
                 redirect_uris: vec![REDIRECT.into()],
                 grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-                scopes: "openid offline_access".into(),
+                scopes: "openid offline_access api:read".into(),
                 ..Default::default()
             },
             "test",
@@ -269,6 +288,10 @@ async fn signing_out_ends_the_session_refresh_tokens(backend: Backend) {
     let online = sign_in_tokens(&app, &b, me, "kim", "openid", &[]).await;
     let offline = sign_in_tokens(&app, &b, me, "kim", "openid offline_access", &[]).await;
     let elsewhere = sign_in_tokens(&app, &browser(), me, "kim", "openid", &[]).await;
+    // A plain OAuth 2.0 grant is no sign-in: it stays.
+    let plain = sign_in_tokens(&app, &b, me, "kim", "api:read", &[]).await;
+    // A code of the session not yet redeemed when it ends.
+    let pending = code_for(&app, &b, me.0, "kim", "openid", &[]).await;
     let refresh = async |tokens: &Value| {
         http()
             .post(app.url("/token"))
@@ -289,6 +312,10 @@ async fn signing_out_ends_the_session_refresh_tokens(backend: Backend) {
     assert_eq!(refresh(&online).await, 400, "ended with the session");
     assert_eq!(refresh(&offline).await, 200, "offline access outlives the session");
     assert_eq!(refresh(&elsewhere).await, 200, "another browser's session");
+    assert_eq!(refresh(&plain).await, 200, "not an OpenID grant");
+    let r = redeem(&app, me, &pending).await;
+    assert_eq!(r.status(), 400, "the session's codes end with it");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
     app.core.audit.flush().await;
     let ended = app.audit_events("session.grants_ended").await;
     assert_eq!(ended.len(), 1);

@@ -83,6 +83,7 @@ contract!(
     device_approvals_withdrawn_by_their_person,
     grants_list_count_and_revoke,
     grants_list_signed_in,
+    codes_of_an_ended_session,
     refresh_rotate_then_reuse,
     refresh_invalid_cases,
     refresh_concurrent_rotation,

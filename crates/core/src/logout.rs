@@ -123,10 +123,12 @@ impl Portcullis {
     }
 
     /// The browser session `sid` of `user_id` has ended (signed out, ended on the
-    /// account page or by an operator, replaced by another person's sign-in): its grants
-    /// without `offline_access` end with it (OIDC Back-Channel Logout §2.7; OIDC Core
-    /// §11: only offline access outlives the session), and the clients signed in from it
-    /// are told (Back-Channel Logout). Never fails: a problem is logged.
+    /// account page or by an operator, replaced by another person's sign-in): its OpenID
+    /// grants without `offline_access` end with it (OIDC Back-Channel Logout §2.7; OIDC
+    /// Core §11: only offline access outlives the session), as do its codes not yet
+    /// redeemed, and the clients signed in from it are told (Back-Channel Logout). Never
+    /// fails: a problem is logged. (A session that expires is not told here: nothing
+    /// ends with it but the browser's sign-in.)
     pub async fn session_ended(&self, user_id: uuid::Uuid, sid: &str) {
         // Read first: the ended grants are the session's too, and their clients are told.
         let notices = self.logout_notices(user_id, Some(sid)).await.unwrap_or_else(|e| {
@@ -139,23 +141,34 @@ impl Portcullis {
         self.send_logout_notices(notices);
     }
 
-    /// Revokes the live grants of `user_id` made in the browser session `sid` whose scope
-    /// lacks `offline_access`.
+    /// Ends what the browser session `sid` of `user_id` gave that lasts only as long as
+    /// it: its codes not yet redeemed, and its live OpenID grants (`openid` in the
+    /// scope: a plain OAuth grant is no sign-in) whose scope lacks `offline_access`.
+    /// Goes on past a grant it fails to revoke; the first error is returned at the end.
     async fn end_session_grants(&self, user_id: uuid::Uuid, sid: &str) -> Result<()> {
+        // First, so no code of the session starts a grant after the list below.
+        self.store.delete_session_codes(user_id, sid).await?;
         let now = self.now();
         let grants = self.store.list_grants_for_user(user_id, now).await?;
         let mut ended = Vec::new();
+        let mut failed = None;
         for grant in grants
             .iter()
-            .filter(|g| g.sid == sid && !g.scope.contains("offline_access"))
+            .filter(|g| g.sid == sid && g.scope.contains("openid") && !g.scope.contains("offline_access"))
         {
             let revocation = Revocation {
                 target: RevocationTarget::Grant(grant.id),
                 expires_at: now + self.settings.max_access_token_ttl(),
             };
-            if self.store.revoke_grant(grant.id, now, &revocation).await? {
-                self.revocations.insert_local(std::slice::from_ref(&revocation));
-                ended.push(serde_json::json!({ "grant_id": grant.id, "client_id": grant.client_id.as_str() }));
+            match self.store.revoke_grant(grant.id, now, &revocation).await {
+                Ok(true) => {
+                    self.revocations.insert_local(std::slice::from_ref(&revocation));
+                    ended.push(serde_json::json!({ "grant_id": grant.id, "client_id": grant.client_id.as_str() }));
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
             }
         }
         if !ended.is_empty() {
@@ -165,6 +178,6 @@ impl Portcullis {
                     .detail(serde_json::json!({ "grants": ended })),
             );
         }
-        Ok(())
+        failed.map_or(Ok(()), |e| Err(e.into()))
     }
 }

@@ -200,6 +200,9 @@ pub trait CodeRepo: Send + Sync {
     ) -> StoreResult<CodeRedemption>;
     /// Deletes at most `limit` codes that expired before `before`; returns how many.
     async fn delete_expired_codes(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+    /// Deletes the codes not yet redeemed that `user_id` was given in the browser
+    /// session `sid` (it ended: none may start a grant of it now); returns how many.
+    async fn delete_session_codes(&self, user_id: Uuid, sid: &str) -> StoreResult<u64>;
     /// Keeps a pushed authorization request (RFC 9126), serialized, under the digest of
     /// its `request_uri`.
     async fn insert_pushed_request(

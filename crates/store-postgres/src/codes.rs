@@ -164,6 +164,16 @@ impl CodeRepo for PgStore {
         .await
     }
 
+    async fn delete_session_codes(&self, user_id: Uuid, sid: &str) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND sid = $2 AND consumed_at IS NULL")
+            .bind(user_id)
+            .bind(sid)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected())
+    }
+
     async fn insert_pushed_request(
         &self,
         request_hash: &Digest,

@@ -328,7 +328,7 @@ impl GrantRepo for PgStore {
         // order (and which pairs a limit leaves out) does not depend on the plan.
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT client_id, sid FROM grants WHERE user_id = $1 AND ($2::text IS NULL OR sid = $2) \
-             AND ' ' || scope || ' ' LIKE '% openid %' \
+             AND position(' openid ' in ' ' || scope || ' ') > 0 \
              GROUP BY client_id, sid ORDER BY max(created_at) DESC, client_id, sid LIMIT $3",
         )
         .bind(user_id)

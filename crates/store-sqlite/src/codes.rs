@@ -6,6 +6,7 @@ use portcullis_core::repo::{CodeRedemption, CodeRepo, StoreResult};
 use portcullis_protocol::{ClientId, RedirectUri};
 use sqlx::FromRow;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::SqliteStore;
 use crate::codec;
@@ -153,6 +154,16 @@ impl CodeRepo for SqliteStore {
             limit,
         )
         .await
+    }
+
+    async fn delete_session_codes(&self, user_id: Uuid, sid: &str) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND sid = $2 AND consumed_at IS NULL")
+            .bind(codec::uuid_text(user_id))
+            .bind(sid)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        Ok(done.rows_affected())
     }
 
     async fn insert_pushed_request(

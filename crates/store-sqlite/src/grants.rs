@@ -341,7 +341,7 @@ impl GrantRepo for SqliteStore {
         // order (and which pairs a limit leaves out) does not depend on the plan.
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT client_id, sid FROM grants WHERE user_id = $1 AND ($2 IS NULL OR sid = $2) \
-             AND ' ' || scope || ' ' LIKE '% openid %' \
+             AND instr(' ' || scope || ' ', ' openid ') > 0 \
              GROUP BY client_id, sid ORDER BY max(created_at) DESC, client_id, sid LIMIT $3",
         )
         .bind(codec::uuid_text(user_id))

@@ -194,6 +194,49 @@ pub(super) async fn code_get_conflict_and_expiry<S: Store>(s: S) {
     assert!(matches!(s.insert_code(&k).await, Err(StoreError::Conflict(_))));
 }
 
+/// A session's end deletes its codes not yet redeemed: not those redeemed (a replay must
+/// still find its grant), nor another session's or another person's.
+pub(super) async fn codes_of_an_ended_session<S: Store>(s: S) {
+    let (c, alice) = setup(&s, "app", "alice").await;
+    let bob = user("bob");
+    s.insert_user(&bob).await.unwrap();
+    let with = |u: &User, sid: &str| {
+        let mut k = code(&c, u, T0);
+        k.sid = sid.to_owned();
+        k
+    };
+    let (pending, redeemed, other_session, other_person) = (
+        with(&alice, "s1"),
+        with(&alice, "s1"),
+        with(&alice, "s2"),
+        with(&bob, "s1"),
+    );
+    for k in [&pending, &redeemed, &other_session, &other_person] {
+        s.insert_code(k).await.unwrap();
+    }
+    let g = grant_for(&redeemed, T0);
+    assert_eq!(
+        s.redeem_code(&redeemed.code_hash, &g, None, T0, T0 + secs(600))
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed
+    );
+    assert_eq!(s.delete_session_codes(alice.id, "s1").await.unwrap(), 1);
+    assert_eq!(s.get_code(&pending.code_hash, T0).await.unwrap(), None);
+    for k in [&other_session, &other_person] {
+        assert!(s.get_code(&k.code_hash, T0).await.unwrap().is_some());
+    }
+    // The redeemed one still answers a replay by revoking its grant.
+    let again = grant_for(&redeemed, T0 + secs(1));
+    assert_eq!(
+        s.redeem_code(&redeemed.code_hash, &again, None, T0 + secs(1), T0 + secs(600))
+            .await
+            .unwrap(),
+        CodeRedemption::Replayed { grant_id: g.id }
+    );
+    assert_eq!(s.delete_session_codes(alice.id, "s1").await.unwrap(), 0);
+}
+
 pub(super) async fn code_redeem_then_replay<S: Store>(s: S) {
     let (c, u) = setup(&s, "app", "alice").await;
     let k = code(&c, &u, T0);
