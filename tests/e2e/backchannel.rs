@@ -354,6 +354,12 @@ async fn signing_in_again_keeps_or_ends_the_session(backend: Backend) {
     assert_logout_claims(&claims, &kim.id.to_string(), sid.as_str().unwrap());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(told_disabled.count(), 0, "a disabled client is told nothing");
+    app.core.audit.flush().await;
+    let logouts = app.audit_events("logout").await;
+    assert!(
+        logouts.iter().any(|e| e.user_id == Some(kim.id)),
+        "kim's sign-out is recorded"
+    );
     app.stop().await;
 }
 

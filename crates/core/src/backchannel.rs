@@ -53,8 +53,11 @@ const MAX_PER_SESSION: u32 = 1_000;
 const MAX_PER_PERSON: u32 = 10_000;
 /// Tokens waiting for delivery on this node, at most; more are dropped (and logged).
 const QUEUE: usize = 10_000;
-/// Deliveries in flight at once.
+/// Tries running at once.
 const CONCURRENCY: usize = 32;
+/// Deliveries started and not finished at once (most wait for their next try); past
+/// this, tokens wait in the queue.
+const IN_FLIGHT: usize = 1_000;
 /// The wait for each try.
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// The waits before the tries after the first.
@@ -198,8 +201,18 @@ impl Portcullis {
         tokio::spawn(async move {
             let Some(mut rx) = rx else { return };
             let slots = Arc::new(Semaphore::new(CONCURRENCY));
+            // Deliveries started and not finished (waiting for a try, or trying): taken
+            // from the queue only while fewer than this, so the queue's bound holds.
+            let started = Arc::new(Semaphore::new(IN_FLIGHT));
             while let Some(notice) = rx.recv().await {
-                tokio::spawn(core.delivery(&sender, notice, &slots));
+                let Ok(permit) = Arc::clone(&started).acquire_owned().await else {
+                    return;
+                };
+                let delivery = core.delivery(&sender, notice, &slots);
+                tokio::spawn(async move {
+                    delivery.await;
+                    drop(permit);
+                });
             }
         })
     }

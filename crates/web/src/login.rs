@@ -141,7 +141,8 @@ pub async fn login_post(
     let sid = match stored_auth(&session).await? {
         Some(previous) if previous.user_id == user.id => previous.sid,
         Some(previous) => {
-            state.core.session_ended(previous.user_id, &previous.sid).await;
+            // A sign-out of the previous person, recorded as one.
+            state.core.logged_out(previous.user_id, &previous.sid, ip.clone()).await;
             random_token()?
         }
         None => random_token()?,
