@@ -182,6 +182,30 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Waits (up to 5 s) until an element matching `css` is on the page: after a click
+    /// whose answer is a page at the same path, `wait_for_path` cannot tell the new page
+    /// from the old one.
+    pub async fn wait_for(&self, css: &str) {
+        let url = format!("{}/session/{}/element", self.base, self.session);
+        for _ in 0..100 {
+            let v: Value = self
+                .client
+                .post(&url)
+                .json(&json!({"using": "css selector", "value": css}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["value"].get("error").is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no {css} on {}:\n{}", self.url().await, self.source().await);
+    }
+
     pub async fn wait_for_path(&self, path: &str) -> Url {
         for _ in 0..100 {
             let u = self.url().await;

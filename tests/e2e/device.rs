@@ -215,7 +215,8 @@ async fn device_flow_with_oauth2_and_chromium(backend: Backend) {
     assert_eq!(at.query_pairs().find(|(k, _)| k == "user_code").unwrap().1, user_code);
     browser.screenshot("device-code").await;
     browser.click("#continue").await;
-    browser.wait_for_path("/device").await;
+    // The confirmation page is at /device too: wait for what only it has.
+    browser.wait_for("#user-code").await;
     assert_eq!(
         browser.text("#user-code").await,
         user_code,
