@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::audit::Event;
 use crate::error::{Error, Result};
 use crate::lockout::Realm;
-use crate::model::{Digest, Revocation, RevocationTarget};
+use crate::model::Digest;
 use crate::password::PasswordHasher;
 use crate::service::Portcullis;
 
@@ -191,15 +191,8 @@ impl Portcullis {
         if grants.is_empty() && !had_consent && approvals == 0 {
             return Err(Error::NotFound("application"));
         }
-        let expires_at = now + self.settings.max_access_token_ttl();
         for id in &grants {
-            let revocation = Revocation {
-                target: RevocationTarget::Grant(*id),
-                expires_at,
-            };
-            if self.store.revoke_grant(*id, now, &revocation).await? {
-                self.revocations.insert_local(std::slice::from_ref(&revocation));
-            }
+            self.revoke_grant_now(*id, now).await?;
         }
         self.audit(
             Event::new("consent.revoked")

@@ -11,9 +11,7 @@ use uuid::Uuid;
 use crate::audit::Event;
 use crate::crypto::b64url;
 use crate::error::{Error, Result};
-use crate::model::{
-    Admin, AuditEvent, AuditFilter, Digest, Grant, KeyState, Revocation, RevocationTarget, SigningKeyRecord,
-};
+use crate::model::{Admin, AuditEvent, AuditFilter, Digest, Grant, KeyState, SigningKeyRecord};
 use crate::service::Portcullis;
 
 /// How many times `rewrap_sealed` looks again for secrets sealed with a previous KEK.
@@ -246,15 +244,9 @@ impl Portcullis {
             .await?
             .filter(|g| g.user_id == user_id)
             .ok_or(Error::NotFound("grant"))?;
-        let now = self.now();
-        let revocation = Revocation {
-            target: RevocationTarget::Grant(grant.id),
-            expires_at: now + self.settings.max_access_token_ttl(),
-        };
-        if !self.store.revoke_grant(grant.id, now, &revocation).await? {
+        if !self.revoke_grant_now(grant.id, self.now()).await? {
             return Err(Error::NotFound("grant"));
         }
-        self.revocations.insert_local(std::slice::from_ref(&revocation));
         self.store.delete_consent(user_id, &grant.client_id).await?;
         self.audit(
             Event::new("admin.grant.revoked")

@@ -113,10 +113,17 @@ impl Portcullis {
     /// naming the person only. Only clients that registered a `backchannel_logout_uri`
     /// and are not disabled. Read before the ending (deleting a person deletes their
     /// grants), queued with `send_logout_notices` after it. A client that cannot be
-    /// read is left out (and logged), never the others.
-    pub async fn logout_notices(&self, user_id: Uuid, sid: Option<&str>) -> Result<Vec<Notice>> {
+    /// read is left out (and logged), never the others; if the grants cannot be read,
+    /// there are none (logged too): an ending is never failed by its notices.
+    pub async fn logout_notices(&self, user_id: Uuid, sid: Option<&str>) -> Vec<Notice> {
         let limit = if sid.is_some() { MAX_PER_SESSION } else { MAX_PER_PERSON };
-        let pairs = self.store.list_signed_in(user_id, sid, limit).await?;
+        let pairs = match self.store.list_signed_in(user_id, sid, limit).await {
+            Ok(pairs) => pairs,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not prepare back-channel logout tokens");
+                return Vec::new();
+            }
+        };
         let mut notices: Vec<Notice> = Vec::new();
         for (client_id, session) in pairs {
             let session = sid.map(|_| session);
@@ -144,7 +151,7 @@ impl Portcullis {
                 jti: Uuid::new_v4().to_string(),
             });
         }
-        Ok(notices)
+        notices
     }
 
     /// Queues `notices` for delivery. A full queue drops them, with a warning.
@@ -163,13 +170,9 @@ impl Portcullis {
         }
     }
 
-    /// `logout_notices` then `send_logout_notices`, for an ending that has happened;
-    /// a failure to read is logged, never the sign-out's failure.
+    /// `logout_notices` then `send_logout_notices`, for an ending that has happened.
     pub async fn announce_sign_out(&self, user_id: Uuid, sid: Option<&str>) {
-        match self.logout_notices(user_id, sid).await {
-            Ok(notices) => self.send_logout_notices(notices),
-            Err(e) => tracing::warn!(error = %e, "could not prepare back-channel logout tokens"),
-        }
+        self.send_logout_notices(self.logout_notices(user_id, sid).await);
     }
 
     /// §2.4: the logout token of `notice`, signed now, off the async runtime.

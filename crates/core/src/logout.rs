@@ -6,7 +6,6 @@ use portcullis_protocol::ClientId;
 use crate::audit::Event;
 use crate::error::{Error, Result};
 use crate::jwt::verify_id_token_hint;
-use crate::model::{Revocation, RevocationTarget};
 use crate::service::Portcullis;
 
 /// Parameters of a logout request as received.
@@ -131,10 +130,7 @@ impl Portcullis {
     /// ends with it but the browser's sign-in.)
     pub async fn session_ended(&self, user_id: uuid::Uuid, sid: &str) {
         // Read first: the ended grants are the session's too, and their clients are told.
-        let notices = self.logout_notices(user_id, Some(sid)).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not prepare back-channel logout tokens");
-            Vec::new()
-        });
+        let notices = self.logout_notices(user_id, Some(sid)).await;
         if let Err(e) = self.end_session_grants(user_id, sid).await {
             tracing::warn!(error = %e, "could not end the grants of a session that ended");
         }
@@ -156,13 +152,8 @@ impl Portcullis {
             .iter()
             .filter(|g| g.sid == sid && g.scope.contains("openid") && !g.scope.contains("offline_access"))
         {
-            let revocation = Revocation {
-                target: RevocationTarget::Grant(grant.id),
-                expires_at: now + self.settings.max_access_token_ttl(),
-            };
-            match self.store.revoke_grant(grant.id, now, &revocation).await {
+            match self.revoke_grant_now(grant.id, now).await {
                 Ok(true) => {
-                    self.revocations.insert_local(std::slice::from_ref(&revocation));
                     ended.push(serde_json::json!({ "grant_id": grant.id, "client_id": grant.client_id.as_str() }));
                 }
                 Ok(false) => {}
@@ -178,6 +169,6 @@ impl Portcullis {
                     .detail(serde_json::json!({ "grants": ended })),
             );
         }
-        failed.map_or(Ok(()), |e| Err(e.into()))
+        failed.map_or(Ok(()), Err)
     }
 }

@@ -16,6 +16,21 @@ use crate::model::{Client, ClientKind, Revocation, RevocationTarget};
 use crate::service::Portcullis;
 
 impl Portcullis {
+    /// Revokes the grant `id` at `now`: its refresh tokens are deleted and its access
+    /// tokens denied until the longest of them would have expired, on this node at once
+    /// and on the others at their next sync (DESIGN §3). False if it was not live.
+    pub(crate) async fn revoke_grant_now(&self, id: uuid::Uuid, now: time::OffsetDateTime) -> Result<bool> {
+        let revocation = Revocation {
+            target: RevocationTarget::Grant(id),
+            expires_at: now + self.settings.max_access_token_ttl(),
+        };
+        let revoked = self.store.revoke_grant(id, now, &revocation).await?;
+        if revoked {
+            self.revocations.insert_local(std::slice::from_ref(&revocation));
+        }
+        Ok(revoked)
+    }
+
     /// A JWT access token this server issued that is valid now and not revoked.
     /// A signature is checked once per token and node (`verified_tokens`); expiry,
     /// the signing key and revocation are checked on every call.
@@ -68,14 +83,8 @@ impl Portcullis {
             if stored.client_id != client.id {
                 return Err(not_this_clients());
             }
-            let now = self.now();
-            let revocation = Revocation {
-                target: RevocationTarget::Grant(grant.id),
-                expires_at: now + self.settings.max_access_token_ttl(),
-            };
             // RFC 7009 §2.1: revoking a refresh token revokes the grant and its access tokens.
-            if self.store.revoke_grant(grant.id, now, &revocation).await? {
-                self.revocations.insert_local(std::slice::from_ref(&revocation));
+            if self.revoke_grant_now(grant.id, self.now()).await? {
                 self.audit(
                     Event::new("token.revoked")
                         .client(client.id.as_str())

@@ -289,10 +289,7 @@ impl Portcullis {
         // An unknown id has no grants to list, and the store's delete says NotFound.
         let revocations = self.user_revocations(id).await?;
         // Read first: the grants that name the clients go with the account.
-        let notices = self.logout_notices(id, None).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not prepare back-channel logout tokens");
-            Vec::new()
-        });
+        let notices = self.logout_notices(id, None).await;
         self.store
             .delete_user(id, self.now(), &revocations)
             .await
