@@ -13,7 +13,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::Event;
 use crate::error::{Error, Result};
-use crate::jws::{self, Compact, PRIVATE_MEMBERS, check_key, fits, named};
+use crate::jws::{self, Compact, LEEWAY, PRIVATE_MEMBERS, check_key, fits, named};
 use crate::model::{Client, ClientKind};
 use crate::service::Portcullis;
 
@@ -25,10 +25,6 @@ const MAX_JWKS_BYTES: usize = 16 * 1024;
 const MAX_KEYS: usize = 8;
 const MAX_ASSERTION_BYTES: usize = 8 * 1024;
 const MAX_JTI_CHARS: usize = 256;
-/// How far ahead an assertion's `exp` may be: its `jti` is kept until then.
-const MAX_LIFETIME: Duration = Duration::hours(1);
-/// Clock skew allowed on `exp`, `nbf` and `iat`, seconds.
-const LEEWAY: i64 = 60;
 /// How much longer than an assertion could be accepted its `jti` is kept: nodes' clocks
 /// may disagree by more than `LEEWAY`.
 const CLOCK_MARGIN: Duration = Duration::minutes(5);
@@ -323,26 +319,9 @@ impl Portcullis {
                 )));
             }
         }
-        let number = |name: &str, round: fn(f64) -> f64| {
-            parts
-                .numeric_date(name, round)
-                .map_err(|()| refusal(format!("the client_assertion's {name} must be a number of seconds")))
-        };
-        let now_s = now.unix_timestamp();
-        let exp = number("exp", f64::floor)?.ok_or_else(|| refusal("the client_assertion has no exp"))?;
-        if exp.saturating_add(LEEWAY) < now_s {
-            return Err(refusal("the client_assertion has expired"));
-        }
-        if exp > now_s.saturating_add(MAX_LIFETIME.whole_seconds() + LEEWAY) {
-            return Err(refusal("the client_assertion's exp is more than an hour ahead"));
-        }
-        if number("nbf", f64::ceil)?.is_some_and(|nbf| nbf > now_s.saturating_add(LEEWAY)) {
-            return Err(refusal("the client_assertion is not valid yet (nbf)"));
-        }
-        if number("iat", f64::ceil)?.is_some_and(|iat| iat > now_s.saturating_add(LEEWAY)) {
-            return Err(refusal("the client_assertion was issued in the future (iat)"));
-        }
-        Ok(exp)
+        parts
+            .check_lifetime("the client_assertion", now.unix_timestamp())
+            .map_err(refusal)
     }
 }
 

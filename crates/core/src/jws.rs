@@ -23,6 +23,13 @@ pub const ALGORITHMS: [Algorithm; 9] = [
     Algorithm::EdDSA,
 ];
 
+/// Clock skew allowed on the `exp`, `nbf` and `iat` of a JWT a client made, seconds.
+pub(crate) const LEEWAY: i64 = 60;
+/// How far ahead the `exp` of a client's assertion or request object may be, seconds:
+/// an assertion's `jti` is kept until then, and a request object leaks with the URL it
+/// travels in (an hour is also the bound FAPI 2.0 sets on `exp - nbf`).
+const MAX_LIFETIME: i64 = 3600;
+
 /// JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4).
 pub(crate) const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
@@ -168,6 +175,31 @@ impl Compact<'_> {
     /// A claim, if it is a string.
     pub(crate) fn claim_str(&self, name: &str) -> Option<&str> {
         self.claims.get(name).and_then(|v| v.as_str())
+    }
+
+    /// RFC 7519 §4.1.4–4.1.6 for a short-lived JWT a client made, called `what` in the
+    /// error ("the client_assertion", "the request object"): an `exp` not past and at
+    /// most an hour ahead, `nbf` and `iat` (when present) not in the future, each with
+    /// `LEEWAY` seconds of clock skew. Returns `exp`, or why not.
+    pub(crate) fn check_lifetime(&self, what: &str, now: i64) -> Result<i64, String> {
+        let number = |name: &str, round: fn(f64) -> f64| {
+            self.numeric_date(name, round)
+                .map_err(|()| format!("{what}'s {name} must be a number of seconds"))
+        };
+        let exp = number("exp", f64::floor)?.ok_or_else(|| format!("{what} has no exp"))?;
+        if exp.saturating_add(LEEWAY) < now {
+            return Err(format!("{what} has expired"));
+        }
+        if exp > now.saturating_add(MAX_LIFETIME + LEEWAY) {
+            return Err(format!("{what}'s exp is more than an hour ahead"));
+        }
+        if number("nbf", f64::ceil)?.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY)) {
+            return Err(format!("{what} is not valid yet (nbf)"));
+        }
+        if number("iat", f64::ceil)?.is_some_and(|iat| iat > now.saturating_add(LEEWAY)) {
+            return Err(format!("{what} was issued in the future (iat)"));
+        }
+        Ok(exp)
     }
 
     /// A NumericDate claim (RFC 7519 §2: seconds, possibly fractional), rounded with

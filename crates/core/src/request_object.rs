@@ -21,11 +21,6 @@ use crate::service::Portcullis;
 /// Bound on a request object: a URL this long still fits every browser, and the
 /// largest `claims` request is far smaller.
 const MAX_BYTES: usize = 16 * 1024;
-/// How far ahead an object's `exp` may be (the bound FAPI 2.0 sets on `exp - nbf`): a
-/// request object leaks with the URL it travels in, and should not stay usable long.
-const MAX_LIFETIME: i64 = 3600;
-/// Clock skew allowed on `exp`, `nbf` and `iat`, seconds.
-const LEEWAY: i64 = 60;
 /// Claims of the JWT itself, not parameters of the request.
 const JWT_CLAIMS: [&str; 6] = ["iss", "aud", "exp", "nbf", "iat", "jti"];
 
@@ -101,25 +96,9 @@ impl Portcullis {
                 "the request object's aud must be this server's issuer, {issuer}"
             )));
         }
-        let number = |name: &str, round: fn(f64) -> f64| {
-            parts
-                .numeric_date(name, round)
-                .map_err(|()| refused(format!("the request object's {name} must be a number of seconds")))
-        };
-        let now = self.now().unix_timestamp();
-        let exp = number("exp", f64::floor)?.ok_or_else(|| refused("the request object has no exp"))?;
-        if exp.saturating_add(LEEWAY) < now {
-            return Err(refused("the request object has expired"));
-        }
-        if exp > now.saturating_add(MAX_LIFETIME + LEEWAY) {
-            return Err(refused("the request object's exp is more than an hour ahead"));
-        }
-        if number("nbf", f64::ceil)?.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY)) {
-            return Err(refused("the request object is not valid yet (nbf)"));
-        }
-        if number("iat", f64::ceil)?.is_some_and(|iat| iat > now.saturating_add(LEEWAY)) {
-            return Err(refused("the request object was issued in the future (iat)"));
-        }
+        parts
+            .check_lifetime("the request object", self.now().unix_timestamp())
+            .map_err(Refused)?;
         Ok(())
     }
 }
