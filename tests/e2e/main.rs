@@ -30,6 +30,7 @@ mod par;
 mod private_key_jwt;
 mod prompts;
 mod refresh;
+mod registration;
 mod request_object;
 mod resource;
 mod resource_indicators;

@@ -163,6 +163,7 @@ fn client(id: &str, name: &str) -> Client {
         // Set here; `client_roundtrip_and_conflict` and `client_update` also store none and
         // switch it both ways.
         backchannel_logout_uri: Some("https://app.example/backchannel-logout".into()),
+        registration_token_hash: Some([7; 32]),
         disabled: false,
         created_at: T0,
         updated_at: T0,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use portcullis_core::CoreSettings;
 use portcullis_core::defense::DefenseSettings;
 use portcullis_core::net::{ForwardedHeader, TrustedProxies};
+use portcullis_core::registration::RegistrationMode;
 use portcullis_core::throttle::{Bucket, RateLimit};
 use portcullis_protocol::SigningAlg;
 use serde::Deserialize;
@@ -51,6 +52,10 @@ pub struct RawConfig {
     pub require_signed_request_object: Option<bool>,
     pub strict_client_assertion_audience: Option<bool>,
     pub require_dpop_nonce: Option<bool>,
+    /// RFC 7591: `off` (the default) or `open`.
+    pub registration: Option<String>,
+    /// The scopes clients that register themselves may have, space-separated.
+    pub registration_scopes: Option<String>,
     // Defense in depth (issue 6).
     pub trusted_proxies: Option<Vec<String>>,
     pub admin_hosts: Option<Vec<String>>,
@@ -63,6 +68,7 @@ pub struct RawConfig {
     pub rate_limit_introspect: Option<String>,
     pub rate_limit_account: Option<String>,
     pub rate_limit_device: Option<String>,
+    pub rate_limit_register: Option<String>,
     pub lockout_threshold: Option<i64>,
     pub lockout_base_delay: Option<i64>,
     pub lockout_max_delay: Option<i64>,
@@ -184,6 +190,8 @@ const ENV_KEYS: &[&str] = &[
     "require_signed_request_object",
     "strict_client_assertion_audience",
     "require_dpop_nonce",
+    "registration",
+    "registration_scopes",
     "trusted_proxies",
     "admin_hosts",
     "client_ip_header",
@@ -195,6 +203,7 @@ const ENV_KEYS: &[&str] = &[
     "rate_limit_introspect",
     "rate_limit_account",
     "rate_limit_device",
+    "rate_limit_register",
     "lockout_threshold",
     "lockout_base_delay",
     "lockout_max_delay",
@@ -308,6 +317,8 @@ impl RawConfig {
             "require_signed_request_object" => self.require_signed_request_object.is_some(),
             "strict_client_assertion_audience" => self.strict_client_assertion_audience.is_some(),
             "require_dpop_nonce" => self.require_dpop_nonce.is_some(),
+            "registration" => self.registration.is_some(),
+            "registration_scopes" => self.registration_scopes.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
             "admin_hosts" => self.admin_hosts.is_some(),
             "client_ip_header" => self.client_ip_header.is_some(),
@@ -319,6 +330,7 @@ impl RawConfig {
             "rate_limit_introspect" => self.rate_limit_introspect.is_some(),
             "rate_limit_account" => self.rate_limit_account.is_some(),
             "rate_limit_device" => self.rate_limit_device.is_some(),
+            "rate_limit_register" => self.rate_limit_register.is_some(),
             "lockout_threshold" => self.lockout_threshold.is_some(),
             "lockout_base_delay" => self.lockout_base_delay.is_some(),
             "lockout_max_delay" => self.lockout_max_delay.is_some(),
@@ -550,6 +562,14 @@ impl RawConfig {
         if let Some(b) = self.require_dpop_nonce {
             core.require_dpop_nonce = b;
         }
+        if let Some(mode) = &self.registration {
+            core.registration = RegistrationMode::parse(mode.trim())
+                .ok_or_else(|| cfg_err("registration", origins, format!("{mode:?}: expected off or open")))?;
+        }
+        if let Some(scopes) = &self.registration_scopes {
+            core.registration_scopes = portcullis_protocol::ScopeSet::parse(scopes)
+                .map_err(|e| cfg_err("registration_scopes", origins, e.0))?;
+        }
         if let Some(n) = self.audit_retention_days {
             // A century is far past any retention rule and keeps `now - days` in range.
             if !(0..=36_500).contains(&n) {
@@ -574,6 +594,7 @@ impl RawConfig {
                 (Bucket::IntrospectIp, self.rate_limit_introspect.as_deref()),
                 (Bucket::AccountIp, self.rate_limit_account.as_deref()),
                 (Bucket::DeviceIp, self.rate_limit_device.as_deref()),
+                (Bucket::RegisterIp, self.rate_limit_register.as_deref()),
             ],
             lockout_threshold: self.lockout_threshold,
             lockout_base_delay: self.lockout_base_delay,
@@ -630,7 +651,7 @@ struct DefenseRaw<'a> {
     trusted_proxies: Option<&'a [String]>,
     admin_hosts: Option<&'a [String]>,
     client_ip_header: Option<&'a str>,
-    rate_limits: [(Bucket, Option<&'a str>); 8],
+    rate_limits: [(Bucket, Option<&'a str>); 9],
     lockout_threshold: Option<i64>,
     lockout_base_delay: Option<i64>,
     lockout_max_delay: Option<i64>,

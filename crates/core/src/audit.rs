@@ -42,7 +42,7 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 49] = [
+pub const EVENT_TYPES: [&str; 52] = [
     "login.success",
     "login.failure",
     "login.locked_out",
@@ -76,6 +76,9 @@ pub const EVENT_TYPES: [&str; 49] = [
     "admin.client.deleted",
     "admin.client.disabled",
     "admin.client.enabled",
+    "client.registered",
+    "client.registration_updated",
+    "client.registration_deleted",
     "admin.user.created",
     "admin.user.updated",
     "admin.user.deleted",

@@ -170,6 +170,16 @@ impl AuthorizationResponse {
         }
         url.to_string()
     }
+
+    /// An error response (RFC 6749 §4.1.2.1), not a code.
+    pub fn is_error(&self) -> bool {
+        self.params.iter().any(|(k, _)| *k == "error")
+    }
+
+    /// A parameter's value.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// Why an authorization request cannot proceed.

@@ -418,7 +418,19 @@ impl Portcullis {
         input: &ClientInput,
         actor: impl Into<Actor>,
     ) -> Result<(Client, Option<Secret>)> {
-        let actor: Actor = actor.into();
+        self.insert_client(input, &actor.into(), None, "admin.client.created")
+            .await
+    }
+
+    /// `create_client`, for a client that registered itself too (RFC 7591): it keeps
+    /// the SHA-256 of its registration access token, and `event` is audited.
+    pub(crate) async fn insert_client(
+        &self,
+        input: &ClientInput,
+        actor: &Actor,
+        registration_token_hash: Option<crate::model::Digest>,
+        event: &'static str,
+    ) -> Result<(Client, Option<Secret>)> {
         let v = validate(input, &self.settings.id_token_algs(), None)?;
         let now = self.now();
         let id = ClientId::parse(&b64url(&random_bytes::<16>()?)).map_err(|e| Error::Unexpected(e.0))?;
@@ -450,20 +462,33 @@ impl Portcullis {
             require_pushed_authorization_requests: input.require_pushed_authorization_requests,
             require_signed_request_object: input.require_signed_request_object,
             backchannel_logout_uri: v.backchannel_logout_uri,
+            registration_token_hash,
             disabled: false,
             created_at: now,
             updated_at: now,
             revision: 0,
         };
         self.store.insert_client(&client).await?;
-        self.audit(Event::new("admin.client.created").by(&actor).client(client.id.as_str()));
+        self.audit(Event::new(event).by(actor).client(client.id.as_str()));
         Ok((client, secret))
     }
 
     /// Replaces a client's settings; the kind cannot change (it decides whether a
     /// secret exists).
     pub async fn update_client(&self, id: &ClientId, input: &ClientInput, actor: impl Into<Actor>) -> Result<Client> {
-        let actor: Actor = actor.into();
+        self.update_client_as(id, input, &actor.into(), "admin.client.updated")
+            .await
+    }
+
+    /// `update_client`, auditing `event` (a client replacing its own registration,
+    /// RFC 7592 §2.2, is not an operator's edit).
+    pub(crate) async fn update_client_as(
+        &self,
+        id: &ClientId,
+        input: &ClientInput,
+        actor: &Actor,
+        event: &'static str,
+    ) -> Result<Client> {
         let _turn = self.client_writes.lock().await;
         if input.if_revision.is_some_and(|r| r < 0) {
             return Err(Error::invalid(
@@ -564,8 +589,8 @@ impl Portcullis {
         .filter_map(|(name, differs)| differs.then_some(name))
         .collect();
         self.audit(
-            Event::new("admin.client.updated")
-                .by(&actor)
+            Event::new(event)
+                .by(actor)
                 .client(id.as_str())
                 .detail(serde_json::json!({ "changed": changed })),
         );
@@ -705,7 +730,11 @@ impl Portcullis {
     /// Deletes a client with its grants, refresh tokens, codes and consents; its
     /// outstanding access tokens are revoked.
     pub async fn delete_client(&self, id: &ClientId, actor: impl Into<Actor>) -> Result<()> {
-        let actor: Actor = actor.into();
+        self.delete_client_as(id, &actor.into(), "admin.client.deleted").await
+    }
+
+    /// `delete_client`, auditing `event`.
+    pub(crate) async fn delete_client_as(&self, id: &ClientId, actor: &Actor, event: &'static str) -> Result<()> {
         let expires_at = self.now() + self.settings.max_access_token_ttl();
         let mut revocations = self.grant_revocations(id).await?;
         revocations.push(Revocation {
@@ -718,7 +747,7 @@ impl Portcullis {
             .map_err(not_found("client"))?;
         self.client_cache.invalidate(id);
         self.revocations.insert_local(&revocations);
-        self.audit(Event::new("admin.client.deleted").by(&actor).client(id.as_str()));
+        self.audit(Event::new(event).by(actor).client(id.as_str()));
         Ok(())
     }
 

@@ -27,6 +27,7 @@ pub mod net;
 pub mod par;
 pub mod params;
 pub mod password;
+pub mod registration;
 pub mod remote_jwks;
 pub mod repo;
 pub mod request_object;

@@ -90,6 +90,9 @@ pub struct Client {
     /// OpenID Connect Back-Channel Logout 1.0 §2.2: where the client is told, with a
     /// logout token, that a person it signed in has signed out here.
     pub backchannel_logout_uri: Option<String>,
+    /// RFC 7591 and RFC 7592: SHA-256 of the registration access token of a client that
+    /// registered itself at `/register`; `None` for clients an operator registered.
+    pub registration_token_hash: Option<Digest>,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use portcullis_protocol::SigningAlg;
+use portcullis_protocol::{ScopeSet, SigningAlg};
 use time::{Duration, OffsetDateTime};
 
 use crate::audit::{AuditSink, Event};
@@ -60,6 +60,11 @@ pub struct CoreSettings {
     /// RFC 9101 §10.5: authorization requests only as request objects the client signs;
     /// a client without keys cannot sign in anyone.
     pub require_signed_request_object: bool,
+    /// RFC 7591: whether clients may register themselves at `/register`.
+    pub registration: crate::registration::RegistrationMode,
+    /// The scopes a client that registers itself may register (and has when it names
+    /// none).
+    pub registration_scopes: ScopeSet,
     /// draft-ietf-oauth-rfc7523bis: a client assertion's `aud` must be the issuer; the
     /// token endpoint's URL and the URL of the endpoint called (OIDC Core §9, RFC 9126 §2)
     /// are refused.
@@ -138,6 +143,8 @@ impl CoreSettings {
             audit_retention_days: 90,
             require_pushed_authorization_requests: false,
             require_signed_request_object: false,
+            registration: crate::registration::RegistrationMode::Off,
+            registration_scopes: ScopeSet::parse(crate::registration::DEFAULT_SCOPES).unwrap_or_default(),
             strict_client_assertion_audience: false,
             require_dpop_nonce: false,
             resync_interval: std::time::Duration::from_secs(5),

@@ -38,6 +38,8 @@ pub enum Bucket {
     /// User codes entered on the device verification page (RFC 8628 §5.1: against
     /// guessing), per IP.
     DeviceIp,
+    /// Clients registering themselves at `/register` (RFC 7591), per IP.
+    RegisterIp,
 }
 
 /// The key an address is limited under: an IPv4 address as is, an IPv6 address by its
@@ -60,7 +62,7 @@ pub fn address_key(ip: &str) -> String {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 8] = [
+    pub const ALL: [Bucket; 9] = [
         Self::LoginIp,
         Self::AdminLoginIp,
         Self::TokenIp,
@@ -69,6 +71,7 @@ impl Bucket {
         Self::IntrospectIp,
         Self::AccountIp,
         Self::DeviceIp,
+        Self::RegisterIp,
     ];
 
     /// The configuration key of this bucket's limit.
@@ -82,6 +85,7 @@ impl Bucket {
             Self::IntrospectIp => "rate_limit_introspect",
             Self::AccountIp => "rate_limit_account",
             Self::DeviceIp => "rate_limit_device",
+            Self::RegisterIp => "rate_limit_register",
         }
     }
 
@@ -101,6 +105,7 @@ impl Bucket {
             Self::IntrospectIp => (3000, 60),
             Self::AccountIp => (60, 60),
             Self::DeviceIp => (10, 60),
+            Self::RegisterIp => (20, 3600),
         };
         NonZeroU32::new(count).map(|count| RateLimit {
             count,

@@ -18,6 +18,10 @@ pub struct ServerMetadata {
     pub introspection_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_session_endpoint: Option<String>,
+    /// RFC 8414 §2 and OIDC Discovery §3: where clients register themselves (RFC 7591);
+    /// present only when the server takes such registrations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
     /// OpenID Connect Back-Channel Logout 1.0 §2.1.
     #[serde(default)]
     pub backchannel_logout_supported: bool,

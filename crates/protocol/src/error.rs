@@ -70,6 +70,11 @@ pub enum ErrorCode {
     AuthorizationPending,
     /// RFC 8628 §3.5: the device code expired before it was redeemed.
     ExpiredToken,
+    /// RFC 7591 §3.2.2: a redirect URI of a client registering itself is not allowed.
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: another metadata field of a client registering itself is invalid
+    /// or not one this server allows.
+    InvalidClientMetadata,
 }
 
 impl ErrorCode {
@@ -103,6 +108,8 @@ impl ErrorCode {
             Self::InvalidTarget => "invalid_target",
             Self::AuthorizationPending => "authorization_pending",
             Self::ExpiredToken => "expired_token",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
         }
     }
 }

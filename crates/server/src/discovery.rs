@@ -29,6 +29,8 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         revocation_endpoint: Some(settings.endpoint("/revoke")),
         introspection_endpoint: Some(settings.endpoint("/introspect")),
         end_session_endpoint: Some(settings.endpoint("/logout")),
+        registration_endpoint: (settings.registration != portcullis_core::registration::RegistrationMode::Off)
+            .then(|| settings.endpoint("/register")),
         // Every logout token carries `sid` as well as `sub`.
         backchannel_logout_supported: true,
         backchannel_logout_session_supported: true,

@@ -11,6 +11,7 @@ mod dpop;
 mod error;
 mod health;
 mod par;
+mod registration;
 mod token;
 mod userinfo;
 
@@ -64,6 +65,7 @@ pub fn router(core: Arc<Portcullis>) -> Router {
         .route("/healthz", get(health::healthz_get))
         .route("/readyz", get(health::readyz_get))
         .merge(browser_facing)
+        .merge(registration_endpoints(&state))
         .layer(axum::Extension(trusted))
         .with_state(state)
 }
@@ -79,6 +81,24 @@ fn dpop_endpoints(state: &ServerState) -> Router<ServerState> {
         router.route_layer(axum::middleware::from_fn_with_state(state.clone(), dpop::nonce_header))
     } else {
         router
+    }
+}
+
+/// RFC 7591 and RFC 7592, when clients may register themselves; otherwise nothing (a
+/// 404, and no `registration_endpoint` in discovery).
+fn registration_endpoints(state: &ServerState) -> Router<ServerState> {
+    use portcullis_core::registration::RegistrationMode;
+    match state.core.settings.registration {
+        RegistrationMode::Off => Router::new(),
+        RegistrationMode::Open => Router::new()
+            .route("/register", post(registration::register_post))
+            .route(
+                "/register/{client_id}",
+                get(registration::registration_get)
+                    .put(registration::registration_put)
+                    .delete(registration::registration_delete),
+            )
+            .layer(axum::extract::DefaultBodyLimit::max(registration::MAX_BODY)),
     }
 }
 

@@ -22,7 +22,7 @@ macro_rules! client_columns {
          first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, logo_uri, \
          policy_uri, disabled, created_at, updated_at, revision, id_token_signed_response_alg, jwks, \
          dpop_bound_access_tokens, resources, require_pushed_authorization_requests, jwks_uri, \
-         require_signed_request_object, backchannel_logout_uri"
+         require_signed_request_object, backchannel_logout_uri, registration_token_hash"
     };
 }
 
@@ -55,6 +55,7 @@ struct ClientRow {
     jwks_uri: Option<String>,
     require_signed_request_object: bool,
     backchannel_logout_uri: Option<String>,
+    registration_token_hash: Option<Vec<u8>>,
 }
 
 impl ClientRow {
@@ -100,11 +101,15 @@ impl ClientRow {
             jwks_uri: self.jwks_uri,
             require_signed_request_object: self.require_signed_request_object,
             backchannel_logout_uri: self.backchannel_logout_uri,
+            registration_token_hash: self
+                .registration_token_hash
+                .map(|h| codec::digest("clients.registration_token_hash", &h))
+                .transpose()?,
         })
     }
 }
 
-/// Binds `$1`–`$26`: every column but `created_at`, in the order of the statements below.
+/// Binds `$1`–`$27`: every column but `created_at`, in the order of the statements below.
 fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Postgres, PgArguments>> {
     Ok(sqlx::query(sql)
         .bind(c.id.as_str().to_owned())
@@ -134,16 +139,17 @@ fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Post
         .bind(c.require_pushed_authorization_requests)
         .bind(c.jwks_uri.clone())
         .bind(c.require_signed_request_object)
-        .bind(c.backchannel_logout_uri.clone()))
+        .bind(c.backchannel_logout_uri.clone())
+        .bind(c.registration_token_hash.map(|h| h.to_vec())))
 }
 
 const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
      grant_types, scopes, first_party, require_pkce, access_token_ttl, refresh_token_ttl, cors_origins, \
      logo_uri, policy_uri, disabled, updated_at, revision, id_token_signed_response_alg, jwks, \
      dpop_bound_access_tokens, resources, require_pushed_authorization_requests, jwks_uri, \
-     require_signed_request_object, backchannel_logout_uri, created_at) \
+     require_signed_request_object, backchannel_logout_uri, registration_token_hash, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-     $23, $24, $25, $26, $27)";
+     $23, $24, $25, $26, $27, $28)";
 
 const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4, redirect_uris = $5, \
      post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, require_pkce = $10, \
@@ -151,7 +157,7 @@ const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4,
      disabled = $16, updated_at = $17, revision = $18 + 1, id_token_signed_response_alg = $19, \
      jwks = $20, dpop_bound_access_tokens = $21, resources = $22, \
      require_pushed_authorization_requests = $23, jwks_uri = $24, require_signed_request_object = $25, \
-     backchannel_logout_uri = $26 WHERE id = $1 AND revision = $18";
+     backchannel_logout_uri = $26, registration_token_hash = $27 WHERE id = $1 AND revision = $18";
 
 /// Replaces the client's row (every field but `id` and `created_at`) if its revision is
 /// still `client.revision`, and counts the revision up; `Stale` if it is not, `NotFound` if

@@ -64,7 +64,9 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
         Ok(req) => req,
         // RFC 6749 §4.1.2.1: a bad client_id or redirect_uri is shown, never redirected.
         Err(AuthorizeError::Page(message)) => return Err(PageError::BadRequest(message)),
-        Err(AuthorizeError::Redirect(resp)) => return send_response(&resp),
+        Err(AuthorizeError::Redirect(resp)) => {
+            return send_unprompted(state, params.client_id.as_deref(), &resp).await;
+        }
         Err(AuthorizeError::Internal(e)) => return Err(e.into()),
     };
     let auth = current_auth(state, session).await?;
@@ -72,7 +74,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
     // Only a request that needs the person is kept; prompt=none and single sign-on
     // answer at once without touching the session.
     match next {
-        Next::Respond(resp) => send_response(&resp),
+        Next::Respond(resp) => send_unprompted(state, Some(&req.client_id), &resp).await,
         Next::Login | Next::Consent => {
             let id = pending::insert(session, &req, state.core.now().unix_timestamp()).await?;
             go_to(&next, &id)
@@ -156,6 +158,55 @@ async fn take_step(
         }
     };
     go_to(&next, id)
+}
+
+/// RFC 9700 §4.11.2: anyone can register a client with redirect URIs of their choosing
+/// when registration is open (RFC 7591), and an erroneous request (a bad scope,
+/// `prompt=none` for someone not signed in) would then make this server send the
+/// browser there by itself, lending the attacker its name. An error for a client that
+/// registered itself, answered before the person has seen a page of this request, is
+/// therefore shown first, with the host it goes to and a link on: the person decides.
+/// Other answers, and every answer to an operator's client, go on at once.
+async fn send_unprompted(
+    state: &AppState,
+    client_id: Option<&str>,
+    resp: &AuthorizationResponse,
+) -> Result<Response, PageError> {
+    if resp.is_error()
+        && let Some(id) = client_id
+        && let Some(client) = state.core.self_registered_client(id).await
+    {
+        let page = LeavingPage {
+            client_name: &client.name,
+            host: crate::consent::redirect_host(resp.redirect_uri.as_str()),
+            error: resp.param("error").unwrap_or_default(),
+            description: resp.param("error_description"),
+            location: (resp.response_mode == ResponseMode::Query).then(|| resp.query_url()),
+            action: resp.redirect_uri.as_str(),
+            params: &resp.params,
+        };
+        let mut response = render(StatusCode::OK, &page)?;
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(response);
+    }
+    send_response(resp)
+}
+
+/// See `send_unprompted`.
+#[derive(Template)]
+#[template(path = "leaving.html")]
+pub struct LeavingPage<'a> {
+    pub client_name: &'a str,
+    pub host: String,
+    pub error: &'a str,
+    pub description: Option<&'a str>,
+    /// The redirect URI with the error in its query; `None` for `form_post`, which posts
+    /// `params` to `action` when the person chooses to go on.
+    pub location: Option<String>,
+    pub action: &'a str,
+    pub params: &'a [(&'static str, String)],
 }
 
 /// The auto-submitting page of the form_post response mode.

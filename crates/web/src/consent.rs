@@ -26,6 +26,22 @@ pub struct ConsentPage<'a> {
     /// The client's logo and privacy policy, when registered as https URLs.
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
+    /// The client registered itself (RFC 7591): its name and logo are its own word, so
+    /// the page says so and names the host the answer goes to.
+    pub self_registered: bool,
+    pub redirect_host: String,
+}
+
+/// Where the browser is sent with the answer, as a person reads it: the host, or the
+/// scheme of an app's private-use redirect URI.
+pub(crate) fn redirect_host(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(u) => match u.host_str() {
+            Some(h) if !h.is_empty() => h.to_owned(),
+            _ => u.scheme().to_owned(),
+        },
+        Err(_) => String::new(),
+    }
 }
 
 /// A registered URL the page may use (it was checked at registration; checked again, as
@@ -99,6 +115,8 @@ pub async fn consent_get(
         scopes: scope_lines(&scope.as_string()),
         logo_uri: logo.as_ref().map(|u| u.as_str().to_owned()),
         policy_uri: displayable(client.policy_uri.as_deref()).map(|u| u.as_str().to_owned()),
+        self_registered: client.registration_token_hash.is_some(),
+        redirect_host: redirect_host(&req.redirect_uri),
     };
     let mut response = render(StatusCode::OK, &page)?;
     allow_logo(&mut response, logo.as_ref());

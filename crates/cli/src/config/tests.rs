@@ -556,3 +556,41 @@ fn the_two_listeners_must_not_take_the_same_port() {
         load(&[("PORTCULLIS_PUBLIC_ADDR", public), ("PORTCULLIS_ADMIN_ADDR", admin)]).unwrap();
     }
 }
+
+#[test]
+fn registration_settings() {
+    use portcullis_core::registration::RegistrationMode;
+    let s = load(&[]).unwrap();
+    assert_eq!(s.core.registration, RegistrationMode::Off);
+    assert_eq!(
+        s.core.registration_scopes.as_string(),
+        "email offline_access openid profile"
+    );
+    let s = load(&[
+        ("PORTCULLIS_REGISTRATION", "open"),
+        ("PORTCULLIS_REGISTRATION_SCOPES", "openid notes:read"),
+        ("PORTCULLIS_RATE_LIMIT_REGISTER", "5/h"),
+    ])
+    .unwrap();
+    assert_eq!(s.core.registration, RegistrationMode::Open);
+    assert_eq!(s.core.registration_scopes.as_string(), "notes:read openid");
+    assert_eq!(
+        s.core
+            .defense
+            .rate_limits
+            .get(portcullis_core::throttle::Bucket::RegisterIp),
+        portcullis_core::throttle::RateLimit::parse("5/h").unwrap()
+    );
+    for (key, bad) in [
+        ("PORTCULLIS_REGISTRATION", "anyone"),
+        ("PORTCULLIS_REGISTRATION_SCOPES", "openid \"x\""),
+        ("PORTCULLIS_RATE_LIMIT_REGISTER", "lots"),
+    ] {
+        let e = load(&[(key, bad)]).unwrap_err();
+        assert_eq!(
+            e.setting,
+            key.trim_start_matches("PORTCULLIS_").to_ascii_lowercase(),
+            "{e}"
+        );
+    }
+}

@@ -433,6 +433,15 @@ fn details(c: &Client) -> Vec<Detail> {
     vec![
         one("Client ID", c.id.as_str().to_owned()),
         one("Type", c.kind.as_str().to_owned()),
+        one(
+            "Registered by",
+            if c.registration_token_hash.is_some() {
+                "the client itself, at /register (RFC 7591): its name and URLs are its own word"
+            } else {
+                "an operator"
+            }
+            .into(),
+        ),
         one("Authentication", authentication(c)),
         many(
             "Redirect URIs",
@@ -683,6 +692,7 @@ mod tests {
             require_pushed_authorization_requests: false,
             require_signed_request_object: false,
             backchannel_logout_uri: None,
+            registration_token_hash: None,
             disabled: false,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,

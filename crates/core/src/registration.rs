@@ -1,0 +1,616 @@
+//! Dynamic client registration (RFC 7591) and its management protocol (RFC 7592).
+//!
+//! With `registration = "open"` anyone may register a client at `/register` (the
+//! Model Context Protocol's clients, for one, register themselves so). Such a client is
+//! always a third party under rules an operator's clients are not held to:
+//! - it is shown the consent page, which says it registered itself;
+//! - it may use the grants a person approves (`authorization_code` with PKCE,
+//!   `refresh_token`, the device grant), never `client_credentials`, which nobody
+//!   approves;
+//! - it may register only the scopes in `registration_scopes`;
+//! - it gets no API (`resources`), CORS origins or lifetimes of its own: an operator may
+//!   add them in the admin UI;
+//! - it names no URL the server itself would call (`jwks_uri`, `backchannel_logout_uri`):
+//!   the server would send requests to an address of anyone's choosing, inside its own
+//!   network too. Keys are registered inline (`jwks`); an operator may add a
+//!   back-channel logout URL;
+//! - registrations are limited per address (`rate_limit_register`).
+//!
+//! It is answered with a registration access token (RFC 7592 §3), stored as its SHA-256
+//! like every secret (DESIGN §2), with which it reads, replaces and deletes its own
+//! registration at `/register/{client_id}`.
+
+use portcullis_protocol::{ClientId, ErrorCode, GrantType, ScopeSet, Secret};
+use serde_json::{Map, Value, json};
+
+use crate::admin::Actor;
+use crate::clients::ClientInput;
+use crate::crypto::{digest_eq, random_token, sha256};
+use crate::error::{Error, Result};
+use crate::model::{Client, ClientKind};
+use crate::service::{CoreSettings, Portcullis};
+use crate::throttle::Bucket;
+
+/// Whether clients may register themselves (setting `registration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RegistrationMode {
+    /// No `/register` endpoint; operators register clients (the default).
+    #[default]
+    Off,
+    /// Anyone may register a client, under the rules above.
+    Open,
+}
+
+impl RegistrationMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "open" => Some(Self::Open),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Open => "open",
+        }
+    }
+}
+
+/// The scopes a client that registers itself may register, unless `registration_scopes`
+/// says otherwise: the OpenID Connect ones a person consents to.
+pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
+
+/// The name of a client that registered without a `client_name`.
+const UNNAMED: &str = "Unnamed application";
+
+/// Metadata naming encryption: this server neither encrypts nor decrypts JWTs.
+const ENCRYPTION_METADATA: [&str; 8] = [
+    "id_token_encrypted_response_alg",
+    "id_token_encrypted_response_enc",
+    "userinfo_encrypted_response_alg",
+    "userinfo_encrypted_response_enc",
+    "request_object_encryption_alg",
+    "request_object_encryption_enc",
+    "authorization_encrypted_response_alg",
+    "authorization_encrypted_response_enc",
+];
+
+/// A registration as it stands after a write: the client, and what exists in clear only
+/// now (a new client secret, a new registration access token).
+#[derive(Debug)]
+pub struct Registered {
+    pub client: Client,
+    pub secret: Option<Secret>,
+    pub token: Option<Secret>,
+}
+
+fn metadata_error(message: impl Into<String>) -> Error {
+    Error::oauth(ErrorCode::InvalidClientMetadata, message)
+}
+
+/// RFC 7592 §2: every failure to authenticate, an unknown client included, is the same
+/// `invalid_token`, so the answer does not tell whether the client exists.
+fn bad_token() -> Error {
+    Error::oauth(
+        ErrorCode::InvalidToken,
+        "the registration access token is not valid for this client",
+    )
+}
+
+/// The metadata document as sent, read field by field.
+struct Metadata<'a>(&'a Map<String, Value>);
+
+impl<'a> Metadata<'a> {
+    /// A present, non-null field.
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(metadata_error(format!("{name} must be a string"))),
+        }
+    }
+
+    fn strings(&self, name: &str) -> Result<Option<Vec<String>>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(metadata_error(format!("{name} must be an array of strings"))),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(_) => Err(metadata_error(format!("{name} must be an array of strings"))),
+        }
+    }
+
+    fn boolean(&self, name: &str) -> Result<bool> {
+        match self.get(name) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(metadata_error(format!("{name} must be true or false"))),
+        }
+    }
+}
+
+/// RFC 7591 §2 read into what an operator would type for the same client, under the
+/// rules of the module comment. Metadata this server does not know is ignored (§2); what
+/// it knows but cannot honour is refused, so the client does not go on believing it.
+fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
+    let Value::Object(map) = metadata else {
+        return Err(metadata_error("the registration must be a JSON object"));
+    };
+    let m = Metadata(map);
+    let method = m
+        .string("token_endpoint_auth_method")?
+        .unwrap_or_else(|| "client_secret_basic".to_owned());
+    let jwks = match m.get("jwks") {
+        None => None,
+        Some(keys @ Value::Object(_)) => Some(keys.to_string()),
+        Some(_) => return Err(metadata_error("jwks must be a JWK Set (a JSON object)")),
+    };
+    for server_side in ["jwks_uri", "backchannel_logout_uri"] {
+        if m.get(server_side).is_some() {
+            return Err(metadata_error(format!(
+                "{server_side} is not open to clients that register themselves: this server would call an address of anyone's choosing; {}",
+                if server_side == "jwks_uri" {
+                    "register the public keys inline (jwks)"
+                } else {
+                    "ask an operator"
+                }
+            )));
+        }
+    }
+    let has_keys = jwks.is_some();
+    let kind = match method.as_str() {
+        "none" => ClientKind::Public,
+        "client_secret_basic" | "client_secret_post" => ClientKind::Confidential,
+        "private_key_jwt" if has_keys => ClientKind::Confidential,
+        "private_key_jwt" => {
+            return Err(metadata_error("private_key_jwt needs the client's public keys: jwks"));
+        }
+        other => {
+            return Err(metadata_error(format!(
+                "token_endpoint_auth_method {other} is not supported; use client_secret_basic, client_secret_post, private_key_jwt or none"
+            )));
+        }
+    };
+    if has_keys && method != "private_key_jwt" {
+        // A client with keys authenticates with them here, never with a secret.
+        return Err(metadata_error(
+            "jwks is registered with token_endpoint_auth_method private_key_jwt",
+        ));
+    }
+    for alg_field in ["token_endpoint_auth_signing_alg", "request_object_signing_alg"] {
+        if let Some(alg) = m.string(alg_field)?
+            && !crate::jws::algorithm_names().contains(&alg)
+        {
+            return Err(metadata_error(format!(
+                "{alg_field} {alg} is not supported; use one of {}",
+                crate::jws::algorithm_names().join(", ")
+            )));
+        }
+    }
+    if let Some(name) = ENCRYPTION_METADATA.iter().find(|n| m.get(n).is_some()) {
+        return Err(metadata_error(format!(
+            "{name}: this server does not encrypt or decrypt JWTs"
+        )));
+    }
+    if m.get("userinfo_signed_response_alg").is_some() {
+        return Err(metadata_error(
+            "userinfo_signed_response_alg: the UserInfo endpoint answers in plain JSON only",
+        ));
+    }
+    if let Some(subject_type) = m.string("subject_type")?
+        && subject_type != "public"
+    {
+        return Err(metadata_error(format!(
+            "subject_type {subject_type} is not supported; only public"
+        )));
+    }
+    if m.boolean("tls_client_certificate_bound_access_tokens")? {
+        return Err(metadata_error(
+            "tls_client_certificate_bound_access_tokens: use DPoP (dpop_bound_access_tokens) instead",
+        ));
+    }
+    // RFC 7591 §2: absent means authorization_code, and the code response type.
+    let grant_types = m
+        .strings("grant_types")?
+        .unwrap_or_else(|| vec!["authorization_code".to_owned()]);
+    for g in &grant_types {
+        match GrantType::parse(g) {
+            Ok(GrantType::ClientCredentials) => {
+                return Err(metadata_error(
+                    "client_credentials is not open to clients that register themselves: nobody approves its tokens; ask an operator",
+                ));
+            }
+            Ok(_) => {}
+            Err(_) => return Err(metadata_error(format!("grant type {g} is not supported"))),
+        }
+    }
+    let with_code = grant_types.iter().any(|g| g == "authorization_code");
+    // Absent: what the grants use (RFC 7591 §2's default, `code`, unless the client
+    // registers no authorization_code grant).
+    let response_types = m
+        .strings("response_types")?
+        .unwrap_or_else(|| if with_code { vec!["code".to_owned()] } else { Vec::new() });
+    if let Some(other) = response_types.iter().find(|r| *r != "code") {
+        return Err(metadata_error(format!(
+            "response type {other} is not supported; only code"
+        )));
+    }
+    // §2.1: the two must agree.
+    if response_types.is_empty() == with_code {
+        return Err(metadata_error(
+            "response_types must be [\"code\"] with the authorization_code grant, and empty without it",
+        ));
+    }
+    let allowed = &settings.registration_scopes;
+    let scopes = match m.string("scope")? {
+        None => allowed.as_string(),
+        Some(asked) => {
+            let asked = ScopeSet::parse(&asked).map_err(|e| metadata_error(format!("scope: {}", e.0)))?;
+            if let Some(s) = asked.iter().find(|s| !allowed.contains(s.as_str())) {
+                let s = s.as_str();
+                return Err(metadata_error(format!(
+                    "scope {s} is not open to clients that register themselves; ask an operator"
+                )));
+            }
+            asked.as_string()
+        }
+    };
+    let name = m
+        .string("client_name")?
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| UNNAMED.to_owned());
+    Ok(ClientInput {
+        name,
+        kind: Some(kind),
+        redirect_uris: m.strings("redirect_uris")?.unwrap_or_default(),
+        post_logout_redirect_uris: m.strings("post_logout_redirect_uris")?.unwrap_or_default(),
+        grant_types,
+        scopes,
+        first_party: false,
+        require_pkce: None,
+        access_token_ttl: None,
+        refresh_token_ttl: None,
+        cors_origins: Vec::new(),
+        logo_uri: m.string("logo_uri")?,
+        policy_uri: m.string("policy_uri")?,
+        id_token_signed_response_alg: m.string("id_token_signed_response_alg")?,
+        jwks,
+        jwks_uri: None,
+        dpop_bound_access_tokens: m.boolean("dpop_bound_access_tokens")?,
+        resources: Vec::new(),
+        require_pushed_authorization_requests: m.boolean("require_pushed_authorization_requests")?,
+        require_signed_request_object: m.boolean("require_signed_request_object")?,
+        backchannel_logout_uri: None,
+        if_revision: None,
+    })
+}
+
+/// A field refused by the checks every client goes through, in RFC 7591 §3.2.2's words:
+/// redirect URIs have their own code; the field is named as the metadata names it.
+fn as_registration_error(e: Error) -> Error {
+    match e {
+        Error::Invalid { field, message } => {
+            let (code, field) = match field {
+                "redirect_uris" | "post_logout_redirect_uris" => (ErrorCode::InvalidRedirectUri, field),
+                "name" => (ErrorCode::InvalidClientMetadata, "client_name"),
+                "scopes" => (ErrorCode::InvalidClientMetadata, "scope"),
+                other => (ErrorCode::InvalidClientMetadata, other),
+            };
+            Error::oauth(code, format!("{field}: {message}"))
+        }
+        other => other,
+    }
+}
+
+/// The metadata of a registered client as RFC 7591 §3.2.1 and RFC 7592 §3 answer it:
+/// what is registered, with the server's own additions.
+pub fn registration_response(settings: &CoreSettings, r: &Registered) -> Value {
+    let c = &r.client;
+    fn uris(list: &[portcullis_protocol::RedirectUri]) -> Vec<&str> {
+        list.iter().map(|u| u.as_str()).collect()
+    }
+    let mut grant_types: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+    grant_types.sort_unstable();
+    let response_types: Vec<&str> = if c.grant_types.contains(&GrantType::AuthorizationCode) {
+        vec!["code"]
+    } else {
+        Vec::new()
+    };
+    let mut out = json!({
+        "client_id": c.id.as_str(),
+        "client_id_issued_at": c.created_at.unix_timestamp(),
+        "client_name": c.name,
+        "redirect_uris": uris(&c.redirect_uris),
+        "grant_types": grant_types,
+        "response_types": response_types,
+        "token_endpoint_auth_method": c.token_endpoint_auth_method(),
+        "scope": c.scopes.as_string(),
+        "subject_type": "public",
+        "id_token_signed_response_alg": c
+            .id_token_signed_response_alg
+            .unwrap_or(crate::service::ID_TOKEN_ALG)
+            .as_str(),
+        "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
+        "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
+        "require_signed_request_object": c.require_signed_request_object,
+        "registration_client_uri": settings.endpoint(&format!("/register/{}", c.id.as_str())),
+    });
+    let Value::Object(o) = &mut out else { unreachable!() };
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            o.insert(k.to_owned(), v);
+        }
+    };
+    put(
+        "post_logout_redirect_uris",
+        (!c.post_logout_redirect_uris.is_empty()).then(|| json!(uris(&c.post_logout_redirect_uris))),
+    );
+    put("logo_uri", c.logo_uri.clone().map(Value::String));
+    put("policy_uri", c.policy_uri.clone().map(Value::String));
+    put("jwks_uri", c.jwks_uri.clone().map(Value::String));
+    put("jwks", c.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok()));
+    put(
+        "backchannel_logout_uri",
+        c.backchannel_logout_uri.clone().map(Value::String),
+    );
+    // Every logout token carries `sid`.
+    put(
+        "backchannel_logout_session_required",
+        c.backchannel_logout_uri.is_some().then_some(Value::Bool(true)),
+    );
+    if let Some(secret) = &r.secret {
+        put("client_secret", Some(Value::String(secret.expose().to_owned())));
+        // RFC 7591 §3.2.1: 0, it does not expire.
+        put("client_secret_expires_at", Some(json!(0)));
+    }
+    if let Some(token) = &r.token {
+        put(
+            "registration_access_token",
+            Some(Value::String(token.expose().to_owned())),
+        );
+    }
+    out
+}
+
+impl Portcullis {
+    /// RFC 7591 §3: registers a client from its metadata. `ip` is the address it came
+    /// from, counted against `rate_limit_register`.
+    pub async fn register_client(&self, metadata: &Value, ip: Option<&str>) -> Result<Registered> {
+        if self.settings.registration == RegistrationMode::Off {
+            return Err(Error::NotFound("registration endpoint"));
+        }
+        self.throttle.check(Bucket::RegisterIp, ip)?;
+        let input = to_input(metadata, &self.settings)?;
+        let token = Secret::new(random_token()?);
+        let actor = Actor::new("registration", ip.map(str::to_owned));
+        let (client, secret) = self
+            .insert_client(
+                &input,
+                &actor,
+                Some(sha256(token.expose().as_bytes())),
+                "client.registered",
+            )
+            .await
+            .map_err(as_registration_error)?;
+        Ok(Registered {
+            client,
+            secret,
+            token: Some(token),
+        })
+    }
+
+    /// The client `id` names, if it registered itself (RFC 7591); `None` otherwise or if
+    /// it cannot be read.
+    pub async fn self_registered_client(&self, id: &str) -> Option<std::sync::Arc<Client>> {
+        let id = ClientId::parse(id).ok()?;
+        let client = self.client_cache.get(self.store.as_ref(), &id).await.ok()??;
+        client.registration_token_hash.is_some().then_some(client)
+    }
+
+    /// RFC 7592 §2: the client a registration access token was issued to, if `id` names
+    /// it. Only clients that registered themselves have such tokens.
+    pub async fn registered_client(&self, id: &str, token: &str) -> Result<Client> {
+        if self.settings.registration == RegistrationMode::Off {
+            return Err(Error::NotFound("registration endpoint"));
+        }
+        let id = ClientId::parse(id).map_err(|_| bad_token())?;
+        let client = self.store.get_client(&id).await?.ok_or_else(bad_token)?;
+        match client.registration_token_hash {
+            Some(stored) if digest_eq(&stored, &sha256(token.as_bytes())) => Ok(client),
+            _ => Err(bad_token()),
+        }
+    }
+
+    /// RFC 7592 §2.2: replaces the registration with `metadata`. What an operator set
+    /// that a registration cannot (APIs, CORS origins, lifetimes, a back-channel logout
+    /// URL) stays. A client that
+    /// moves from keys to a secret is issued a new secret.
+    pub async fn update_registration(
+        &self,
+        id: &str,
+        token: &str,
+        metadata: &Value,
+        ip: Option<&str>,
+    ) -> Result<Registered> {
+        let client = self.registered_client(id, token).await?;
+        if let Value::Object(map) = metadata {
+            match map.get("client_id") {
+                Some(Value::String(sent)) if sent == client.id.as_str() => {}
+                _ => {
+                    return Err(Error::oauth(
+                        ErrorCode::InvalidRequest,
+                        "client_id must be sent, and be the client's own",
+                    ));
+                }
+            }
+            // §2.2: a secret sent must be the current one; a client never chooses its own.
+            if let Some(sent) = map.get("client_secret").filter(|v| !v.is_null()) {
+                let current = client.secret_hash;
+                let matches = sent
+                    .as_str()
+                    .zip(current)
+                    .is_some_and(|(s, h)| digest_eq(&h, &sha256(s.as_bytes())));
+                if !matches {
+                    return Err(Error::oauth(
+                        ErrorCode::InvalidRequest,
+                        "client_secret does not match the client's current secret",
+                    ));
+                }
+            }
+        }
+        let mut input = to_input(metadata, &self.settings)?;
+        if input.kind != Some(client.kind) {
+            return Err(metadata_error(
+                "token_endpoint_auth_method cannot change between none and the others; register a new client instead",
+            ));
+        }
+        input.first_party = client.first_party;
+        input.access_token_ttl = client.access_token_ttl;
+        input.refresh_token_ttl = client.refresh_token_ttl;
+        input.cors_origins = client.cors_origins.clone();
+        input.resources = client.resources.clone();
+        input.backchannel_logout_uri = client.backchannel_logout_uri.clone();
+        input.if_revision = Some(client.revision);
+        let actor = Actor::new(format!("registration:{}", client.id.as_str()), ip.map(str::to_owned));
+        let updated = self
+            .update_client_as(&client.id, &input, &actor, "client.registration_updated")
+            .await
+            .map_err(as_registration_error)?;
+        let secret = if updated.kind == ClientKind::Confidential && !updated.has_keys() && updated.secret_hash.is_none()
+        {
+            Some(self.rotate_client_secret(&updated.id, &actor).await?)
+        } else {
+            None
+        };
+        let client = if secret.is_some() {
+            self.get_client(&updated.id).await?
+        } else {
+            updated
+        };
+        Ok(Registered {
+            client,
+            secret,
+            token: None,
+        })
+    }
+
+    /// RFC 7592 §2.3: deletes the registration, with the client's grants and tokens.
+    pub async fn delete_registration(&self, id: &str, token: &str, ip: Option<&str>) -> Result<()> {
+        let client = self.registered_client(id, token).await?;
+        let actor = Actor::new(format!("registration:{}", client.id.as_str()), ip.map(str::to_owned));
+        self.delete_client_as(&client.id, &actor, "client.registration_deleted")
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CoreSettings {
+        CoreSettings::for_issuer("https://id.example")
+    }
+
+    fn input(metadata: Value) -> Result<ClientInput> {
+        to_input(&metadata, &settings())
+    }
+
+    fn refused(metadata: Value) -> String {
+        match input(metadata) {
+            Err(Error::OAuth {
+                code: ErrorCode::InvalidClientMetadata,
+                description,
+            }) => description,
+            other => panic!("expected invalid_client_metadata, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_rfc_7591() {
+        let i = input(json!({"redirect_uris": ["https://app.example/cb"]})).unwrap();
+        assert_eq!(i.kind, Some(ClientKind::Confidential));
+        assert_eq!(i.grant_types, ["authorization_code"]);
+        assert_eq!(i.scopes, "email offline_access openid profile");
+        assert_eq!(i.name, UNNAMED);
+        assert!(!i.first_party);
+        assert!(i.resources.is_empty() && i.cors_origins.is_empty());
+        let public = input(json!({"token_endpoint_auth_method": "none", "client_name": "CLI"})).unwrap();
+        assert_eq!(public.kind, Some(ClientKind::Public));
+        assert_eq!(public.name, "CLI");
+    }
+
+    #[test]
+    fn what_nobody_approves_or_the_server_cannot_do_is_refused() {
+        assert!(
+            refused(json!({"grant_types": ["client_credentials"], "response_types": []}))
+                .contains("client_credentials")
+        );
+        assert!(refused(json!({"grant_types": ["implicit"]})).contains("implicit"));
+        assert!(refused(json!({"response_types": ["token"]})).contains("token"));
+        assert!(
+            refused(json!({"grant_types": ["refresh_token"], "response_types": ["code"]})).contains("response_types")
+        );
+        assert!(refused(json!({"response_types": []})).contains("response_types"));
+        assert!(refused(json!({"scope": "openid admin"})).contains("admin"));
+        assert!(refused(json!({"token_endpoint_auth_method": "client_secret_jwt"})).contains("client_secret_jwt"));
+        assert!(refused(json!({"token_endpoint_auth_method": "private_key_jwt"})).contains("jwks"));
+        assert!(refused(json!({"jwks": {"keys": []}})).contains("private_key_jwt"));
+        assert!(refused(json!({"jwks": "x", "token_endpoint_auth_method": "private_key_jwt"})).contains("JWK Set"));
+        assert!(refused(json!({"subject_type": "pairwise"})).contains("pairwise"));
+        for server_side in ["jwks_uri", "backchannel_logout_uri"] {
+            let e =
+                refused(json!({server_side: "https://10.0.0.1/x", "token_endpoint_auth_method": "private_key_jwt"}));
+            assert!(e.starts_with(server_side), "{e}");
+        }
+        assert!(refused(json!({"id_token_encrypted_response_alg": "RSA-OAEP"})).contains("encrypt"));
+        assert!(refused(json!({"userinfo_signed_response_alg": "RS256"})).contains("userinfo"));
+        assert!(refused(json!({"request_object_signing_alg": "none"})).contains("none"));
+        assert!(refused(json!({"redirect_uris": "https://app.example/cb"})).contains("array"));
+        assert!(refused(json!({"client_name": 7})).contains("string"));
+        assert!(refused(json!({"dpop_bound_access_tokens": "yes"})).contains("true or false"));
+        assert!(refused(json!([1, 2])).contains("object"));
+    }
+
+    #[test]
+    fn what_is_unknown_is_ignored_and_what_is_allowed_is_kept() {
+        let i = input(json!({
+            "redirect_uris": ["https://app.example/cb"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid offline_access",
+            "software_id": "x",
+            "contacts": ["a@b.example"],
+            "subject_type": "public",
+            "request_object_signing_alg": "ES256",
+            "dpop_bound_access_tokens": true,
+            "client_name": null,
+        }))
+        .unwrap();
+        assert_eq!(i.grant_types, ["authorization_code", "refresh_token"]);
+        assert_eq!(i.scopes, "offline_access openid");
+        assert!(i.dpop_bound_access_tokens);
+        assert_eq!(i.name, UNNAMED);
+    }
+
+    #[test]
+    fn refusals_of_the_common_checks_name_the_metadata() {
+        let e = as_registration_error(Error::invalid("redirect_uris", "bad"));
+        assert!(
+            matches!(e, Error::OAuth { code: ErrorCode::InvalidRedirectUri, ref description } if description == "redirect_uris: bad")
+        );
+        let e = as_registration_error(Error::invalid("name", "too long"));
+        assert!(
+            matches!(e, Error::OAuth { code: ErrorCode::InvalidClientMetadata, ref description } if description == "client_name: too long")
+        );
+    }
+}

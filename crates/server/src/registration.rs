@@ -1,0 +1,183 @@
+//! `/register` (RFC 7591 §3) and `/register/{client_id}` (RFC 7592 §2), mounted only
+//! when clients may register themselves (`registration = "open"`).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portcullis_core::registration::{Registered, registration_response};
+use portcullis_protocol::{ErrorCode, ErrorResponse};
+
+use crate::ServerState;
+use crate::client_ip::ClientIp;
+use crate::error::{ApiError, read_body};
+use crate::token::no_store;
+
+/// The largest registration read: a JWK Set of a few keys and fifty redirect URIs fit.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// A JSON body (RFC 7591 §3.1: `application/json`).
+fn metadata(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<serde_json::Value, ApiError> {
+    let body = read_body(body)?;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "send the client metadata as application/json",
+        ));
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidClientMetadata, format!("the body is not JSON: {e}")))
+}
+
+fn answer(state: &ServerState, status: StatusCode, registered: &Registered) -> Response {
+    no_store((status, Json(registration_response(&state.core.settings, registered))).into_response())
+}
+
+/// RFC 7592 §2 and RFC 6750 §3: a missing or wrong registration access token is a 401
+/// with a `Bearer` challenge (the DPoP scheme is not offered: these are not access
+/// tokens).
+fn unauthorized(error: Option<(ErrorCode, String)>) -> Response {
+    let (challenge, body) = match error {
+        None => ("Bearer realm=\"portcullis\"".to_owned(), None),
+        Some((code, description)) => {
+            let body = ErrorResponse::new(code, description);
+            let challenge = format!(
+                "Bearer realm=\"portcullis\", error=\"{}\", error_description=\"{}\"",
+                code.as_str(),
+                body.error_description.as_deref().unwrap_or_default()
+            );
+            (challenge, Some(body))
+        }
+    };
+    let mut resp = match body {
+        Some(body) => (StatusCode::UNAUTHORIZED, Json(body)).into_response(),
+        None => StatusCode::UNAUTHORIZED.into_response(),
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        h.insert(header::WWW_AUTHENTICATE, v);
+    }
+    no_store(resp)
+}
+
+/// The registration access token of `Authorization: Bearer …`.
+fn registration_token(headers: &HeaderMap) -> Result<String, Response> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(None));
+    };
+    let invalid = || {
+        unauthorized(Some((
+            ErrorCode::InvalidRequest,
+            "the Authorization header must be Bearer and the registration access token".to_owned(),
+        )))
+    };
+    let value = value.to_str().map_err(|_| invalid())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(invalid)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(invalid());
+    }
+    Ok(token.to_owned())
+}
+
+/// A core error at the management endpoint: a bad token is a 401 challenge.
+fn managed(e: portcullis_core::Error) -> Response {
+    match e {
+        portcullis_core::Error::OAuth {
+            code: ErrorCode::InvalidToken,
+            description,
+        } => unauthorized(Some((ErrorCode::InvalidToken, description))),
+        other => ApiError::from(other).into_response(),
+    }
+}
+
+/// `POST /register`: RFC 7591 §3.1; `201` with the client's metadata, its secret (when
+/// it has one) and its registration access token (§3.2.1).
+pub async fn register_post(
+    State(state): State<ServerState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let metadata = metadata(&headers, body)?;
+    let registered = state.core.register_client(&metadata, ip.as_deref()).await?;
+    Ok(answer(&state, StatusCode::CREATED, &registered))
+}
+
+/// `GET /register/{client_id}`: RFC 7592 §2.1.
+pub async fn registration_get(
+    State(state): State<ServerState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let token = match registration_token(&headers) {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    match state.core.registered_client(&id, &token).await {
+        Ok(client) => answer(
+            &state,
+            StatusCode::OK,
+            &Registered {
+                client,
+                secret: None,
+                token: None,
+            },
+        ),
+        Err(e) => managed(e),
+    }
+}
+
+/// `PUT /register/{client_id}`: RFC 7592 §2.2, the whole registration replaced.
+pub async fn registration_put(
+    State(state): State<ServerState>,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let token = match registration_token(&headers) {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    // The token first: whoever does not hold it learns nothing from the body's checks.
+    if let Err(e) = state.core.registered_client(&id, &token).await {
+        return managed(e);
+    }
+    let metadata = match metadata(&headers, body) {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    match state
+        .core
+        .update_registration(&id, &token, &metadata, ip.as_deref())
+        .await
+    {
+        Ok(registered) => answer(&state, StatusCode::OK, &registered),
+        Err(e) => managed(e),
+    }
+}
+
+/// `DELETE /register/{client_id}`: RFC 7592 §2.3, `204` once the client is gone.
+pub async fn registration_delete(
+    State(state): State<ServerState>,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let token = match registration_token(&headers) {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    match state.core.delete_registration(&id, &token, ip.as_deref()).await {
+        Ok(()) => no_store(StatusCode::NO_CONTENT.into_response()),
+        Err(e) => managed(e),
+    }
+}

@@ -1,0 +1,564 @@
+//! Dynamic client registration (RFC 7591) and its management (RFC 7592): a client
+//! registered with the `openidconnect` crate signs a person in; its registration is read,
+//! replaced and deleted with its registration access token; every refusal is in the
+//! RFCs' format and stores nothing.
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreClientRegistrationRequest, CoreGrantType, CoreProviderMetadata,
+};
+use openidconnect::registration::EmptyAdditionalClientMetadata;
+use openidconnect::{
+    AuthorizationCode, ClientName, CsrfToken, IssuerUrl, LocalizedClaim, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    RedirectUrl, Scope, TokenResponse,
+};
+use portcullis_core::registration::RegistrationMode;
+use portcullis_core::throttle::{Bucket, RateLimit};
+use portcullis_tests::{Backend, TestApp, both_backends, browser, http, spawn_app};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::code_flow::{PASSWORD, REDIRECT, rp_http_client};
+use crate::forms::{Step, follow, param, submit};
+
+async fn open_registration(backend: Backend) -> TestApp {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.registration = RegistrationMode::Open;
+    })
+    .await
+}
+
+async fn register(app: &TestApp, metadata: &Value) -> (u16, Value) {
+    let r = http().post(app.url("/register")).json(metadata).send().await.unwrap();
+    let status = r.status().as_u16();
+    if status == 201 || status == 400 {
+        assert_eq!(r.headers()["cache-control"], "no-store");
+    }
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// `GET`, `PUT` or `DELETE` on the client's registration, with `token` as bearer.
+async fn manage(method: reqwest::Method, uri: &str, token: Option<&str>, body: Option<&Value>) -> reqwest::Response {
+    let mut r = http().request(method, uri);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    r.send().await.unwrap()
+}
+
+fn challenge(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// Registered with the `openidconnect` crate from discovery, the client signs alice in
+/// through the real pages: the consent page says it registered itself and where the
+/// answer goes; the tokens verify.
+async fn a_client_registers_and_signs_in(backend: Backend) {
+    let app = open_registration(backend).await;
+    app.user("alice", PASSWORD).await;
+    let http_client = rp_http_client();
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), &http_client)
+        .await
+        .unwrap();
+    let endpoint = meta
+        .registration_endpoint()
+        .expect("registration_endpoint in discovery")
+        .clone();
+    assert_eq!(endpoint.as_str(), app.url("/register"));
+    let mut name = LocalizedClaim::new();
+    name.insert(None, ClientName::new("Notes for You".into()));
+    let registered = CoreClientRegistrationRequest::new(
+        vec![RedirectUrl::new(REDIRECT.into()).unwrap()],
+        EmptyAdditionalClientMetadata {},
+    )
+    .set_client_name(Some(name))
+    .set_grant_types(Some(vec![
+        CoreGrantType::AuthorizationCode,
+        CoreGrantType::RefreshToken,
+    ]))
+    .register_async(&endpoint, &http_client)
+    .await
+    .unwrap();
+    let id = registered.client_id().clone();
+    let secret = registered
+        .client_secret()
+        .expect("a secret for client_secret_basic")
+        .clone();
+    assert!(registered.registration_access_token().is_some());
+    assert_eq!(
+        registered.registration_client_uri().unwrap().as_str(),
+        app.url(&format!("/register/{}", id.as_str()))
+    );
+    let stored = app
+        .core
+        .get_client(&portcullis_protocol::ClientId::parse(id.as_str()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored.name, "Notes for You");
+    assert!(!stored.first_party && stored.require_pkce && stored.resources.is_empty());
+    app.core.audit.flush().await;
+    let events = app.audit_events("client.registered").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].client_id.as_deref(), Some(id.as_str()));
+
+    let rp = CoreClient::from_provider_metadata(meta, id.clone(), Some(secret))
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (pkce, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, csrf, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("offline_access".into()))
+        .add_extra_param("prompt", "consent")
+        .set_pkce_challenge(pkce)
+        .url();
+    let b = browser();
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let resp = b.get(auth_url.clone()).send().await.unwrap();
+    let Step::Page { url, html, .. } = follow(&b, &issuer, resp, auth_url.clone()).await else {
+        panic!("expected the login page")
+    };
+    assert_eq!(url.path(), "/login");
+    let resp = submit(&b, &url, &html, &[("username", "alice"), ("password", PASSWORD)]).await;
+    let Step::Page { url, html, .. } = follow(&b, &issuer, resp, url.clone()).await else {
+        panic!("expected the consent page")
+    };
+    assert_eq!(url.path(), "/consent", "{html}");
+    assert!(html.contains(r#"id="self-registered""#), "{html}");
+    assert!(html.contains("<strong>rp.example</strong>"), "{html}");
+    let resp = submit(&b, &url, &html, &[("decision", "allow")]).await;
+    let Step::LeftIssuer(back) = follow(&b, &issuer, resp, url.clone()).await else {
+        panic!("expected the redirect back")
+    };
+    assert_eq!(param(&back, "state").as_deref(), Some(csrf.secret().as_str()));
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(param(&back, "code").unwrap()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http_client)
+        .await
+        .unwrap();
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), &nonce)
+        .unwrap();
+    assert_eq!(claims.audiences()[0].as_str(), id.as_str());
+    assert!(
+        tokens.refresh_token().is_some(),
+        "offline_access was registered and granted"
+    );
+
+    // An operator's client never shows the notice.
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let tokens = crate::code_flow::obtain_tokens(&app, client.id.as_str(), secret.expose(), "alice").await;
+    assert!(tokens["access_token"].is_string());
+    app.stop().await;
+}
+
+/// RFC 7592: read, replace and delete with the registration access token; every wrong
+/// token (or none, or another client's) is a 401 that tells nothing.
+async fn a_client_manages_its_registration(backend: Backend) {
+    let app = open_registration(backend).await;
+    let (status, first) = register(
+        &app,
+        &json!({
+            "client_name": "First",
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid email",
+            "contacts": ["ops@rp.example"],
+            "software_id": "ignored",
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(first["scope"], "email openid");
+    assert_eq!(first["response_types"], json!(["code"]));
+    assert_eq!(first["client_secret_expires_at"], 0);
+    assert!(
+        first.get("contacts").is_none(),
+        "what is not kept is not echoed: {first}"
+    );
+    let id = first["client_id"].as_str().unwrap();
+    let token = first["registration_access_token"].as_str().unwrap();
+    let uri = first["registration_client_uri"].as_str().unwrap();
+    let secret = first["client_secret"].as_str().unwrap();
+    let (_, second) = register(&app, &json!({"redirect_uris": [REDIRECT]})).await;
+    let other_token = second["registration_access_token"].as_str().unwrap();
+    assert_eq!(second["client_name"], "Unnamed application");
+
+    let r = manage(reqwest::Method::GET, uri, Some(token), None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let read: Value = r.json().await.unwrap();
+    assert_eq!(read["client_id"], id);
+    assert_eq!(read["client_name"], "First");
+    assert!(read.get("client_secret").is_none() && read.get("registration_access_token").is_none());
+
+    for (label, t) in [
+        ("another client's", Some(other_token)),
+        ("wrong", Some("nope")),
+        ("none", None),
+    ] {
+        let r = manage(reqwest::Method::GET, uri, t, None).await;
+        assert_eq!(r.status(), 401, "{label}");
+        let c = challenge(&r);
+        assert!(c.starts_with("Bearer"), "{label}: {c}");
+        assert_eq!(c.contains("invalid_token"), t.is_some(), "{label}: {c}");
+        assert!(!c.contains("DPoP"), "{label}: {c}");
+    }
+    // An operator's client has no registration to manage, whatever the token.
+    let (operator_client, _) = app.confidential_client(REDIRECT).await;
+    let r = manage(
+        reqwest::Method::GET,
+        &app.url(&format!("/register/{}", operator_client.id.as_str())),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    let r = manage(
+        reqwest::Method::GET,
+        &app.url("/register/no-such-client"),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+
+    // An operator adds what a registration cannot ask for; a replacement keeps it.
+    let client_id = portcullis_protocol::ClientId::parse(id).unwrap();
+    let mut edit = portcullis_core::clients::ClientInput {
+        name: "First".into(),
+        kind: Some(portcullis_core::model::ClientKind::Confidential),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: "openid email".into(),
+        cors_origins: vec!["https://rp.example".into()],
+        ..Default::default()
+    };
+    edit.access_token_ttl = Some(120);
+    app.core.update_client(&client_id, &edit, "ops").await.unwrap();
+
+    let replaced = json!({
+        "client_id": id,
+        "client_secret": secret,
+        "client_name": "Renamed",
+        "redirect_uris": [REDIRECT, "https://rp.example/second"],
+        "grant_types": ["authorization_code"],
+        "scope": "openid",
+    });
+    let r = manage(reqwest::Method::PUT, uri, Some(token), Some(&replaced)).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["client_name"], "Renamed");
+    assert_eq!(body["redirect_uris"], json!([REDIRECT, "https://rp.example/second"]));
+    assert_eq!(body["grant_types"], json!(["authorization_code"]));
+    assert!(body.get("client_secret").is_none(), "the secret stays as it was");
+    let stored = app.core.get_client(&client_id).await.unwrap();
+    assert_eq!(stored.cors_origins, ["https://rp.example"]);
+    assert_eq!(stored.access_token_ttl, Some(120));
+    assert_eq!(stored.scopes.as_string(), "openid");
+    let (s, _) = app.client_credentials(id, secret).await;
+    assert_eq!(
+        s, 400,
+        "the secret still authenticates (client_credentials is simply not its grant)"
+    );
+
+    // Refused replacements change nothing.
+    let mut without_id = replaced.clone();
+    without_id.as_object_mut().unwrap().remove("client_id");
+    let mut wrong_secret = replaced.clone();
+    wrong_secret["client_secret"] = json!("guessed");
+    let mut to_public = replaced.clone();
+    to_public["token_endpoint_auth_method"] = json!("none");
+    let mut bad_uri = replaced.clone();
+    bad_uri["redirect_uris"] = json!(["http://rp.example/cb"]);
+    for (label, body, code) in [
+        ("no client_id", &without_id, "invalid_request"),
+        ("a wrong secret", &wrong_secret, "invalid_request"),
+        ("a change of kind", &to_public, "invalid_client_metadata"),
+        ("an http redirect URI", &bad_uri, "invalid_redirect_uri"),
+    ] {
+        let r = manage(reqwest::Method::PUT, uri, Some(token), Some(body)).await;
+        assert_eq!(r.status(), 400, "{label}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"], code, "{label}: {e}");
+    }
+    let r = manage(reqwest::Method::PUT, uri, Some(other_token), Some(&replaced)).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(app.core.get_client(&client_id).await.unwrap().name, "Renamed");
+    app.core.audit.flush().await;
+    assert_eq!(app.audit_events("client.registration_updated").await.len(), 1);
+
+    let r = manage(reqwest::Method::DELETE, uri, Some(other_token), None).await;
+    assert_eq!(r.status(), 401);
+    let r = manage(reqwest::Method::DELETE, uri, Some(token), None).await;
+    assert_eq!(r.status(), 204);
+    let r = manage(reqwest::Method::GET, uri, Some(token), None).await;
+    assert_eq!(r.status(), 401, "gone, and its token with it");
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "its secret no longer authenticates");
+    app.core.audit.flush().await;
+    assert_eq!(app.audit_events("client.registration_deleted").await.len(), 1);
+    app.stop().await;
+}
+
+/// Refusals: the RFC 7591 §3.2.2 codes, and nothing stored.
+async fn bad_registrations_are_refused(backend: Backend) {
+    let app = open_registration(backend).await;
+    let cases = [
+        (
+            json!({"grant_types": ["client_credentials"], "response_types": []}),
+            "invalid_client_metadata",
+            "client_credentials",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "scope": "openid admin"}),
+            "invalid_client_metadata",
+            "admin",
+        ),
+        (
+            json!({"redirect_uris": ["http://rp.example/cb"]}),
+            "invalid_redirect_uri",
+            "redirect_uris",
+        ),
+        (
+            json!({"redirect_uris": ["https://rp.example/cb#frag"]}),
+            "invalid_redirect_uri",
+            "redirect_uris",
+        ),
+        (
+            json!({"client_name": "no redirect"}),
+            "invalid_redirect_uri",
+            "redirect URI",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+            "jwks",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "response_types": ["code id_token"]}),
+            "invalid_client_metadata",
+            "response type",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "id_token_signed_response_alg": "HS256"}),
+            "invalid_client_metadata",
+            "id_token_signed_response_alg",
+        ),
+        // Nothing the server itself would call: an address of anyone's choosing.
+        (
+            json!({"redirect_uris": [REDIRECT], "jwks_uri": "https://127.0.0.1/jwks", "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+            "jwks_uri",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "backchannel_logout_uri": "https://10.0.0.1/logout"}),
+            "invalid_client_metadata",
+            "backchannel_logout_uri",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "client_name": "a\u{202e}b"}),
+            "invalid_client_metadata",
+            "client_name",
+        ),
+        (json!("just a string"), "invalid_client_metadata", "object"),
+    ];
+    for (metadata, code, words) in cases {
+        let (status, body) = register(&app, &metadata).await;
+        assert_eq!(status, 400, "{metadata}: {body}");
+        assert_eq!(body["error"], code, "{metadata}: {body}");
+        assert!(
+            body["error_description"].as_str().unwrap().contains(words),
+            "{metadata}: {body}"
+        );
+    }
+    let r = http()
+        .post(app.url("/register"))
+        .header("content-type", "text/plain")
+        .body(r#"{"redirect_uris": ["https://rp.example/callback"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    let r = http()
+        .post(app.url("/register"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client_metadata");
+    let r = http()
+        .post(app.url("/register"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 70 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a body over 64 KiB");
+    assert!(app.core.list_clients(None).await.unwrap().is_empty());
+
+    // A public client (PKCE, no secret) and a device-only client register.
+    let (status, public) = register(
+        &app,
+        &json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{public}");
+    assert!(public.get("client_secret").is_none());
+    assert_eq!(public["token_endpoint_auth_method"], "none");
+    let (status, device) = register(
+        &app,
+        &json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{device}");
+    assert_eq!(device["response_types"], json!([]));
+    app.stop().await;
+}
+
+/// `rate_limit_register` counts registrations per address.
+async fn registrations_are_rate_limited(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.registration = RegistrationMode::Open;
+        s.core
+            .defense
+            .rate_limits
+            .set(Bucket::RegisterIp, RateLimit::parse("2/h").unwrap());
+    })
+    .await;
+    let metadata = json!({"redirect_uris": [REDIRECT]});
+    for _ in 0..2 {
+        assert_eq!(register(&app, &metadata).await.0, 201);
+    }
+    let r = http().post(app.url("/register")).json(&metadata).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(app.core.list_clients(None).await.unwrap().len(), 2);
+    app.stop().await;
+}
+
+/// Off by default: no endpoint, nothing in discovery.
+async fn registration_is_off_by_default(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let meta = app.get_json("/.well-known/openid-configuration").await;
+    assert!(meta.get("registration_endpoint").is_none(), "{meta}");
+    let r = http()
+        .post(app.url("/register"))
+        .json(&json!({"redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(app.core.list_clients(None).await.unwrap().is_empty());
+    app.stop().await;
+}
+
+/// RFC 9700 §4.11.2: an error for a self-registered client, before the person has seen
+/// a page, is shown with the host it goes to and a link on; an operator's client is
+/// answered at once.
+async fn errors_of_self_registered_clients_are_shown_first(backend: Backend) {
+    let app = open_registration(backend).await;
+    let (status, registered) = register(
+        &app,
+        &json!({"client_name": "Evil Co", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{registered}");
+    let self_registered = registered["client_id"].as_str().unwrap().to_owned();
+    let operator = app.public_client(REDIRECT).await;
+    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(b"verifier"));
+    let url = |client: &str, extra: &[(&str, &str)]| {
+        let mut u = Url::parse(&app.url("/authorize")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("state", "st")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .extend_pairs(extra);
+        u
+    };
+    let cases: [(&str, &[(&str, &str)], &str); 3] = [
+        ("a scope it may not have", &[("scope", "admin")], "invalid_scope"),
+        (
+            "prompt=none for nobody signed in",
+            &[("scope", "openid"), ("prompt", "none")],
+            "login_required",
+        ),
+        (
+            "the same, as form_post",
+            &[("scope", "openid"), ("prompt", "none"), ("response_mode", "form_post")],
+            "login_required",
+        ),
+    ];
+    for (label, extra, error) in cases {
+        let form_post = extra.contains(&("response_mode", "form_post"));
+        let r = browser().get(url(&self_registered, extra)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{label}: shown, not redirected");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let html = r.text().await.unwrap();
+        assert!(html.contains(r#"id="self-registered""#), "{label}: {html}");
+        assert!(
+            html.contains("<strong>rp.example</strong>") && html.contains("Evil Co"),
+            "{label}: {html}"
+        );
+        assert!(html.contains(&format!("<code>{error}</code>")), "{label}: {html}");
+        if form_post {
+            assert!(
+                html.contains(&format!(r#"<form method="post" action="{REDIRECT}">"#)),
+                "{label}: {html}"
+            );
+            assert!(
+                html.contains(&format!(r#"name="error" value="{error}""#)),
+                "{label}: {html}"
+            );
+            assert!(!html.contains("form_post.js"), "{label}: never sent on by itself");
+        } else {
+            let link = format!(r#"href="{REDIRECT}?error={error}"#);
+            assert!(html.contains(&link), "{label}: {html}");
+        }
+        let r = browser().get(url(operator.id.as_str(), extra)).send().await.unwrap();
+        if form_post {
+            assert_eq!(r.status(), 200, "{label}");
+            assert!(r.text().await.unwrap().contains("form_post.js"), "{label}");
+        } else {
+            assert_eq!(r.status(), 303, "{label}: an operator's client is answered at once");
+            let to = r.headers()["location"].to_str().unwrap();
+            assert!(to.starts_with(&format!("{REDIRECT}?error={error}")), "{label}: {to}");
+        }
+    }
+    app.stop().await;
+}
+
+both_backends!(
+    errors_of_self_registered_clients_are_shown_first,
+    a_client_registers_and_signs_in,
+    a_client_manages_its_registration,
+    bad_registrations_are_refused,
+    registrations_are_rate_limited,
+    registration_is_off_by_default,
+);
