@@ -107,7 +107,7 @@ async fn a_client_registers_and_signs_in(backend: Backend) {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].client_id.as_deref(), Some(id.as_str()));
 
-    let rp = CoreClient::from_provider_metadata(meta, id.clone(), Some(secret))
+    let rp = CoreClient::from_provider_metadata(meta, id.clone(), Some(secret.clone()))
         .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
     let (pkce, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, csrf, nonce) = rp
@@ -158,9 +158,33 @@ async fn a_client_registers_and_signs_in(backend: Backend) {
     );
 
     // An operator's client never shows the notice.
-    let (client, secret) = app.confidential_client(REDIRECT).await;
-    let tokens = crate::code_flow::obtain_tokens(&app, client.id.as_str(), secret.expose(), "alice").await;
-    assert!(tokens["access_token"].is_string());
+    let (client, operator_secret) = app.confidential_client(REDIRECT).await;
+    let theirs = crate::code_flow::obtain_tokens(&app, client.id.as_str(), operator_secret.expose(), "alice").await;
+    let theirs = theirs["access_token"].as_str().unwrap();
+
+    // RFC 7662 §4: it introspects its own access tokens only; an operator's client
+    // (a resource server) introspects both.
+    let introspect = |who: (String, String), token: String| {
+        let url = app.url("/introspect");
+        async move {
+            let r = http()
+                .post(url)
+                .basic_auth(who.0, Some(who.1))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()["active"].as_bool().unwrap()
+        }
+    };
+    let registered = (id.as_str().to_owned(), secret.secret().clone());
+    let operator = (client.id.as_str().to_owned(), operator_secret.expose().to_owned());
+    let own = tokens.access_token().secret().clone();
+    assert!(introspect(registered.clone(), own.clone()).await);
+    assert!(!introspect(registered, theirs.to_owned()).await);
+    assert!(introspect(operator.clone(), own).await);
+    assert!(introspect(operator, theirs.to_owned()).await);
     app.stop().await;
 }
 

@@ -145,10 +145,10 @@ impl Portcullis {
                 return Ok(r);
             }
             return Ok(self
-                .introspect_access(token)
+                .introspect_access(client, token)
                 .unwrap_or_else(IntrospectionResponse::inactive));
         }
-        if let Some(r) = self.introspect_access(token) {
+        if let Some(r) = self.introspect_access(client, token) {
             return Ok(r);
         }
         Ok(self
@@ -157,8 +157,14 @@ impl Portcullis {
             .unwrap_or_else(IntrospectionResponse::inactive))
     }
 
-    fn introspect_access(&self, token: &Secret) -> Option<IntrospectionResponse> {
+    fn introspect_access(&self, client: &Client, token: &Secret) -> Option<IntrospectionResponse> {
         let c = self.active_access_token(token.expose())?;
+        // RFC 7662 §4 (token scanning): a client that registered itself (RFC 7591) is
+        // nobody's resource server, and anyone can be one when registration is open; it
+        // learns about its own access tokens only.
+        if client.registration_token_hash.is_some() && c.client_id != client.id.as_str() {
+            return None;
+        }
         Some(IntrospectionResponse {
             active: true,
             scope: Some(c.scope),
