@@ -578,7 +578,104 @@ async fn errors_of_self_registered_clients_are_shown_first(backend: Backend) {
     app.stop().await;
 }
 
+/// An MCP client as the Model Context Protocol has it: it registers as a public client
+/// with a loopback redirect URI, and asks for a token to the MCP server with `resource`
+/// (RFC 8707), one of `registration_resources`; the access token is for that server.
+async fn an_mcp_client_gets_a_token_for_its_server(backend: Backend) {
+    const MCP: &str = "https://mcp.example/mcp";
+    const LOOPBACK: &str = "http://127.0.0.1:33418/callback";
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.registration = RegistrationMode::Open;
+        s.core.registration_resources = vec![MCP.to_owned()];
+    })
+    .await;
+    app.user("alice", PASSWORD).await;
+    let (status, registered) = register(
+        &app,
+        &json!({
+            "client_name": "Some MCP client",
+            "redirect_uris": [LOOPBACK],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{registered}");
+    let id = registered["client_id"].as_str().unwrap();
+    let verifier = "mcp-verifier-".repeat(4);
+    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
+    let authorize = |resource: &str| {
+        let mut u = Url::parse(&app.url("/authorize")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", id)
+            // Another port than registered: RFC 8252 §7.3.
+            .append_pair("redirect_uri", "http://127.0.0.1:50123/callback")
+            .append_pair("scope", "openid offline_access")
+            .append_pair("state", "st")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("resource", resource);
+        u
+    };
+    // Another API is refused (shown first: the client registered itself).
+    let r = browser()
+        .get(authorize("https://other.example/api"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("<code>invalid_target</code>"));
+
+    let b = browser();
+    let step = crate::code_flow::authorize_in_browser(&b, &app, &authorize(MCP), "alice", "allow").await;
+    let Step::LeftIssuer(back) = step else {
+        panic!("expected the redirect back")
+    };
+    let code = param(&back, "code").unwrap();
+    let r = http()
+        .post(app.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", id),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:50123/callback"),
+            ("code_verifier", &verifier),
+            ("resource", MCP),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let tokens: Value = r.json().await.unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            tokens["access_token"].as_str().unwrap().split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], MCP, "{claims}");
+    assert_eq!(claims["client_id"], id, "{claims}");
+    let r = http()
+        .post(app.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", id),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("resource", MCP),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
 both_backends!(
+    an_mcp_client_gets_a_token_for_its_server,
     errors_of_self_registered_clients_are_shown_first,
     a_client_registers_and_signs_in,
     a_client_manages_its_registration,

@@ -56,6 +56,8 @@ pub struct RawConfig {
     pub registration: Option<String>,
     /// The scopes clients that register themselves may have, space-separated.
     pub registration_scopes: Option<String>,
+    /// The APIs (RFC 8707) clients that register themselves may ask for tokens to.
+    pub registration_resources: Option<Vec<String>>,
     // Defense in depth (issue 6).
     pub trusted_proxies: Option<Vec<String>>,
     pub admin_hosts: Option<Vec<String>>,
@@ -192,6 +194,7 @@ const ENV_KEYS: &[&str] = &[
     "require_dpop_nonce",
     "registration",
     "registration_scopes",
+    "registration_resources",
     "trusted_proxies",
     "admin_hosts",
     "client_ip_header",
@@ -319,6 +322,7 @@ impl RawConfig {
             "require_dpop_nonce" => self.require_dpop_nonce.is_some(),
             "registration" => self.registration.is_some(),
             "registration_scopes" => self.registration_scopes.is_some(),
+            "registration_resources" => self.registration_resources.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
             "admin_hosts" => self.admin_hosts.is_some(),
             "client_ip_header" => self.client_ip_header.is_some(),
@@ -569,6 +573,13 @@ impl RawConfig {
         if let Some(scopes) = &self.registration_scopes {
             core.registration_scopes = portcullis_protocol::ScopeSet::parse(scopes)
                 .map_err(|e| cfg_err("registration_scopes", origins, e.0))?;
+        }
+        if let Some(resources) = &self.registration_resources {
+            core.registration_resources = resources
+                .iter()
+                .map(|r| portcullis_core::clients::parse_resource(r.trim()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| cfg_err("registration_resources", origins, e.to_string()))?;
         }
         if let Some(n) = self.audit_retention_days {
             // A century is far past any retention rule and keeps `now - days` in range.

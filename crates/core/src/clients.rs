@@ -142,7 +142,7 @@ fn parse_origin(raw: &str) -> Result<String> {
 /// An API a client may ask for tokens to (RFC 8707 §2): an absolute URI without a
 /// fragment, https (http only on a loopback host, for development), kept as typed:
 /// requests name it exactly.
-fn parse_resource(raw: &str) -> Result<String> {
+pub fn parse_resource(raw: &str) -> Result<String> {
     parse_https_uri("resources", raw)
 }
 

@@ -8,8 +8,9 @@
 //!   `refresh_token`, the device grant), never `client_credentials`, which nobody
 //!   approves;
 //! - it may register only the scopes in `registration_scopes`;
-//! - it gets no API (`resources`), CORS origins or lifetimes of its own: an operator may
-//!   add them in the admin UI;
+//! - it may ask for tokens to the APIs in `registration_resources` (RFC 8707, as MCP
+//!   clients do), given to it when it registers; no CORS origins or lifetimes of its
+//!   own: an operator may add them, and more APIs, in the admin UI;
 //! - it names no URL the server itself would call (`jwks_uri`, `backchannel_logout_uri`):
 //!   the server would send requests to an address of anyone's choosing, inside its own
 //!   network too. Keys are registered inline (`jwks`); an operator may add a
@@ -288,7 +289,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         jwks,
         jwks_uri: None,
         dpop_bound_access_tokens: m.boolean("dpop_bound_access_tokens")?,
-        resources: Vec::new(),
+        resources: settings.registration_resources.clone(),
         require_pushed_authorization_requests: m.boolean("require_pushed_authorization_requests")?,
         require_signed_request_object: m.boolean("require_signed_request_object")?,
         backchannel_logout_uri: None,
@@ -545,6 +546,10 @@ mod tests {
         assert_eq!(i.name, UNNAMED);
         assert!(!i.first_party);
         assert!(i.resources.is_empty() && i.cors_origins.is_empty());
+        let mut open_apis = settings();
+        open_apis.registration_resources = vec!["https://mcp.example/mcp".into()];
+        let i = to_input(&json!({"token_endpoint_auth_method": "none"}), &open_apis).unwrap();
+        assert_eq!(i.resources, ["https://mcp.example/mcp"]);
         let public = input(json!({"token_endpoint_auth_method": "none", "client_name": "CLI"})).unwrap();
         assert_eq!(public.kind, Some(ClientKind::Public));
         assert_eq!(public.name, "CLI");

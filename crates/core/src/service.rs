@@ -65,6 +65,9 @@ pub struct CoreSettings {
     /// The scopes a client that registers itself may register (and has when it names
     /// none).
     pub registration_scopes: ScopeSet,
+    /// The APIs (RFC 8707) a client that registers itself may ask for tokens to, as
+    /// MCP clients do (`resource`): given to each such client when it registers.
+    pub registration_resources: Vec<String>,
     /// draft-ietf-oauth-rfc7523bis: a client assertion's `aud` must be the issuer; the
     /// token endpoint's URL and the URL of the endpoint called (OIDC Core §9, RFC 9126 §2)
     /// are refused.
@@ -145,6 +148,7 @@ impl CoreSettings {
             require_signed_request_object: false,
             registration: crate::registration::RegistrationMode::Off,
             registration_scopes: ScopeSet::parse(crate::registration::DEFAULT_SCOPES).unwrap_or_default(),
+            registration_resources: Vec::new(),
             strict_client_assertion_audience: false,
             require_dpop_nonce: false,
             resync_interval: std::time::Duration::from_secs(5),

@@ -570,8 +570,16 @@ fn registration_settings() {
         ("PORTCULLIS_REGISTRATION", "open"),
         ("PORTCULLIS_REGISTRATION_SCOPES", "openid notes:read"),
         ("PORTCULLIS_RATE_LIMIT_REGISTER", "5/h"),
+        (
+            "PORTCULLIS_REGISTRATION_RESOURCES",
+            "https://mcp.example/mcp, https://api.example",
+        ),
     ])
     .unwrap();
+    assert_eq!(
+        s.core.registration_resources,
+        ["https://mcp.example/mcp", "https://api.example"]
+    );
     assert_eq!(s.core.registration, RegistrationMode::Open);
     assert_eq!(s.core.registration_scopes.as_string(), "notes:read openid");
     assert_eq!(
@@ -585,6 +593,7 @@ fn registration_settings() {
         ("PORTCULLIS_REGISTRATION", "anyone"),
         ("PORTCULLIS_REGISTRATION_SCOPES", "openid \"x\""),
         ("PORTCULLIS_RATE_LIMIT_REGISTER", "lots"),
+        ("PORTCULLIS_REGISTRATION_RESOURCES", "http://mcp.example/mcp"),
     ] {
         let e = load(&[(key, bad)]).unwrap_err();
         assert_eq!(
