@@ -674,7 +674,137 @@ async fn an_mcp_client_gets_a_token_for_its_server(backend: Backend) {
     app.stop().await;
 }
 
+/// The whole chain an MCP client follows, against an API protected with
+/// `portcullis-resource`: the API's `401` names its protected resource metadata (RFC
+/// 9728), which names Portcullis; discovery names `/register`; the client registers,
+/// signs alice in with `resource` set to the API, and calls it with the token.
+async fn from_an_api_challenge_to_a_call(backend: Backend) {
+    use portcullis_resource::{JwksValidator, ProtectedResourceMetadata, VerifiedClaims};
+    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", api_listener.local_addr().unwrap());
+    let resource = format!("{api}/mcp");
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.registration = RegistrationMode::Open;
+        s.core.registration_resources = vec![resource.clone()];
+    })
+    .await;
+    let alice = app.user("alice", PASSWORD).await;
+    let metadata = ProtectedResourceMetadata::new(resource.clone(), app.issuer.clone()).scopes(["openid"]);
+    let validator = JwksValidator::builder(app.issuer.clone())
+        .audience(resource.clone())
+        .resource_metadata(metadata.url().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let router = axum::Router::new()
+        .route(
+            "/mcp",
+            axum::routing::get(|claims: VerifiedClaims| async move { claims.subject }),
+        )
+        .with_state(validator)
+        .merge(metadata.router().unwrap());
+    let server = tokio::spawn(async move { axum::serve(api_listener, router).await });
+
+    // 1. The API's challenge names its metadata, which names the authorization server.
+    let r = http().get(&resource).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let first = challenge(&r);
+    let prm_url = format!("{api}/.well-known/oauth-protected-resource/mcp");
+    assert!(
+        first.contains(&format!(r#"resource_metadata="{prm_url}""#)),
+        "{first}"
+    );
+    let prm: Value = http().get(&prm_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(prm["resource"], resource.as_str());
+    let issuer = prm["authorization_servers"][0].as_str().unwrap();
+    assert_eq!(issuer, app.issuer);
+    // 2. RFC 8414 discovery names the registration endpoint.
+    let meta: Value = http()
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoint = meta["registration_endpoint"].as_str().unwrap();
+    // 3. Registration, then the code flow for the API.
+    let r = http()
+        .post(endpoint)
+        .json(&json!({
+            "client_name": "An MCP client",
+            "redirect_uris": ["http://127.0.0.1:40000/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let client: Value = r.json().await.unwrap();
+    let id = client["client_id"].as_str().unwrap();
+    let verifier = "chain-verifier-".repeat(4);
+    let pkce = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
+    let mut authorize = Url::parse(meta["authorization_endpoint"].as_str().unwrap()).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", id)
+        .append_pair("redirect_uri", "http://127.0.0.1:40000/callback")
+        .append_pair("scope", "openid")
+        .append_pair("state", "st")
+        .append_pair("code_challenge", &pkce)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", &resource);
+    let b = browser();
+    let Step::LeftIssuer(back) = crate::code_flow::authorize_in_browser(&b, &app, &authorize, "alice", "allow").await
+    else {
+        panic!("expected the redirect back")
+    };
+    let tokens: Value = http()
+        .post(meta["token_endpoint"].as_str().unwrap())
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", id),
+            ("code", &param(&back, "code").unwrap()),
+            ("redirect_uri", "http://127.0.0.1:40000/callback"),
+            ("code_verifier", &verifier),
+            ("resource", &resource),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    // 4. The API takes it.
+    let r = http().get(&resource).bearer_auth(access).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), alice.id.to_string());
+    // A token for another audience (the issuer's, without `resource`) is refused, the
+    // challenge again naming the metadata.
+    let (operator, secret) = app.confidential_client(REDIRECT).await;
+    let other = crate::code_flow::obtain_tokens(&app, operator.id.as_str(), secret.expose(), "alice").await;
+    let r = http()
+        .get(&resource)
+        .bearer_auth(other["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let refused = challenge(&r);
+    assert!(
+        refused.contains("invalid_token") && refused.contains(&format!(r#"resource_metadata="{prm_url}""#)),
+        "{refused}"
+    );
+    server.abort();
+    app.stop().await;
+}
+
 both_backends!(
+    from_an_api_challenge_to_a_call,
     an_mcp_client_gets_a_token_for_its_server,
     errors_of_self_registered_clients_are_shown_first,
     a_client_registers_and_signs_in,

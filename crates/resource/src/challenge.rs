@@ -58,7 +58,15 @@ struct ErrorBody<'a> {
 /// `offer_dpop` (the validator accepts DPoP) a second, `DPoP` challenge on a `401` to a
 /// request that did not use DPoP, so the client learns the scheme and its `algs`
 /// (RFC 9449 §7.1; `WWW-Authenticate` may carry several challenges, RFC 9110 §11.6.1).
-pub(crate) fn error_response(error: &AuthError, realm: Option<&str>, scheme: Scheme, offer_dpop: bool) -> Response {
+/// `resource_metadata`: the URL of the API's protected resource metadata (RFC 9728 §5.1),
+/// named in every challenge.
+pub(crate) fn error_response(
+    error: &AuthError,
+    realm: Option<&str>,
+    resource_metadata: Option<&str>,
+    scheme: Scheme,
+    offer_dpop: bool,
+) -> Response {
     let status = error.status();
     let (code, description, scope) = match error {
         AuthError::MissingToken => (None, None, None),
@@ -88,9 +96,9 @@ pub(crate) fn error_response(error: &AuthError, realm: Option<&str>, scheme: Sch
             .into_response(),
         _ => status.into_response(),
     };
-    let mut challenges = vec![challenge(scheme, realm, code, description, scope)];
+    let mut challenges = vec![challenge(scheme, realm, code, description, scope, resource_metadata)];
     if offer_dpop && scheme == Scheme::Bearer && status == StatusCode::UNAUTHORIZED {
-        challenges.push(challenge(Scheme::Dpop, realm, None, None, None));
+        challenges.push(challenge(Scheme::Dpop, realm, None, None, None, resource_metadata));
     }
     for challenge in challenges {
         if let Ok(value) = HeaderValue::from_str(&challenge) {
@@ -137,13 +145,15 @@ fn unavailable(error: &AuthError, status: StatusCode) -> Response {
 }
 
 /// Builds `Bearer realm="…", error="…", error_description="…", scope="…"` (RFC 6750 §3),
-/// or the same with `DPoP` and `algs="…"` last (RFC 9449 §7.1), leaving out what is absent.
+/// then `resource_metadata="…"` (RFC 9728 §5.1), or the same with `DPoP` and `algs="…"`
+/// last (RFC 9449 §7.1), leaving out what is absent.
 fn challenge(
     scheme: Scheme,
     realm: Option<&str>,
     code: Option<&str>,
     description: Option<&str>,
     scope: Option<&str>,
+    resource_metadata: Option<&str>,
 ) -> String {
     let mut params = Vec::new();
     if let Some(realm) = realm {
@@ -157,6 +167,9 @@ fn challenge(
     }
     if let Some(scope) = scope {
         params.push(format!("scope=\"{}\"", quoted_safe(scope)));
+    }
+    if let Some(url) = resource_metadata {
+        params.push(format!("resource_metadata=\"{}\"", quoted_safe(url)));
     }
     if scheme == Scheme::Dpop {
         params.push(format!("algs=\"{PROOF_ALGORITHMS}\""));
@@ -187,28 +200,55 @@ mod tests {
     #[test]
     fn challenges() {
         assert_eq!(
-            challenge(Scheme::Bearer, Some("api"), None, None, None),
+            challenge(Scheme::Bearer, Some("api"), None, None, None, None),
             r#"Bearer realm="api""#
         );
-        assert_eq!(challenge(Scheme::Bearer, None, None, None, None), "Bearer");
+        assert_eq!(challenge(Scheme::Bearer, None, None, None, None, None), "Bearer");
         assert_eq!(
             challenge(
                 Scheme::Bearer,
                 Some("a\"p\\i"),
                 Some("insufficient_scope"),
                 Some("needs scope"),
-                Some("x y")
+                Some("x y"),
+                None
             ),
             r#"Bearer realm="api", error="insufficient_scope", error_description="needs scope", scope="x y""#
         );
         assert_eq!(
-            challenge(Scheme::Dpop, None, None, None, None),
+            challenge(Scheme::Dpop, None, None, None, None, None),
             format!(r#"DPoP algs="{PROOF_ALGORITHMS}""#)
         );
         assert_eq!(
-            challenge(Scheme::Dpop, Some("api"), Some("invalid_dpop_proof"), Some("bad"), None),
+            challenge(
+                Scheme::Dpop,
+                Some("api"),
+                Some("invalid_dpop_proof"),
+                Some("bad"),
+                None,
+                None
+            ),
             format!(
                 r#"DPoP realm="api", error="invalid_dpop_proof", error_description="bad", algs="{PROOF_ALGORITHMS}""#
+            )
+        );
+        // RFC 9728 §5.1.
+        let prm = Some("https://api.example/.well-known/oauth-protected-resource/mcp");
+        assert_eq!(
+            challenge(
+                Scheme::Bearer,
+                Some("api"),
+                Some("invalid_token"),
+                Some("expired"),
+                None,
+                prm
+            ),
+            r#"Bearer realm="api", error="invalid_token", error_description="expired", resource_metadata="https://api.example/.well-known/oauth-protected-resource/mcp""#
+        );
+        assert_eq!(
+            challenge(Scheme::Dpop, None, None, None, None, prm),
+            format!(
+                r#"DPoP resource_metadata="https://api.example/.well-known/oauth-protected-resource/mcp", algs="{PROOF_ALGORITHMS}""#
             )
         );
     }
@@ -227,14 +267,15 @@ mod tests {
     #[test]
     fn dpop_offered_alongside_bearer() {
         let algs = format!(r#"DPoP realm="api", algs="{PROOF_ALGORITHMS}""#);
-        let missing = error_response(&AuthError::MissingToken, Some("api"), Scheme::Bearer, true);
+        let missing = error_response(&AuthError::MissingToken, Some("api"), None, Scheme::Bearer, true);
         assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(challenges_of(&missing), [r#"Bearer realm="api""#, algs.as_str()]);
-        let off = error_response(&AuthError::MissingToken, Some("api"), Scheme::Bearer, false);
+        let off = error_response(&AuthError::MissingToken, Some("api"), None, Scheme::Bearer, false);
         assert_eq!(challenges_of(&off), [r#"Bearer realm="api""#]);
         let bound = error_response(
             &InvalidToken::DpopBoundAsBearer.into(),
             Some("api"),
+            None,
             Scheme::Bearer,
             true,
         );
@@ -244,9 +285,15 @@ mod tests {
             "{found:?}"
         );
         assert_eq!(found[1], algs);
-        let bad_request = error_response(&AuthError::InvalidRequest("x"), Some("api"), Scheme::Bearer, true);
+        let bad_request = error_response(&AuthError::InvalidRequest("x"), Some("api"), None, Scheme::Bearer, true);
         assert_eq!(challenges_of(&bad_request).len(), 1);
-        let proof = error_response(&InvalidDpopProof::Replayed.into(), Some("api"), Scheme::Dpop, true);
+        let proof = error_response(
+            &InvalidDpopProof::Replayed.into(),
+            Some("api"),
+            None,
+            Scheme::Dpop,
+            true,
+        );
         assert_eq!(proof.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
             challenges_of(&proof),
@@ -261,7 +308,7 @@ mod tests {
         let error = AuthError::DpopReplayCacheFull {
             retry_after: Duration::from_millis(2500),
         };
-        let response = error_response(&error, Some("api"), Scheme::Dpop, true);
+        let response = error_response(&error, Some("api"), None, Scheme::Dpop, true);
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[RETRY_AFTER], "3");
         assert!(challenges_of(&response).is_empty());
@@ -274,7 +321,7 @@ mod tests {
         let error = AuthError::DpopKeyQuotaExceeded {
             retry_after: Duration::from_secs(421),
         };
-        let response = error_response(&error, Some("api"), Scheme::Dpop, true);
+        let response = error_response(&error, Some("api"), None, Scheme::Dpop, true);
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[RETRY_AFTER], "421");
         assert!(challenges_of(&response).is_empty());

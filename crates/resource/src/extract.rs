@@ -107,6 +107,14 @@ impl Validator {
         }
     }
 
+    /// The URL of the API's protected resource metadata (RFC 9728), named in challenges.
+    pub fn resource_metadata(&self) -> Option<&str> {
+        match self {
+            Self::Jwks(v) => v.resource_metadata(),
+            Self::Introspection(v) => v.resource_metadata(),
+        }
+    }
+
     /// Reads the request's credentials, validates them, and returns the claims or the
     /// rejection to answer with — what the [`VerifiedClaims`] extractor does, for a
     /// middleware of your own:
@@ -211,6 +219,7 @@ impl Validator {
         AuthRejection {
             error,
             realm: Some(Arc::from(self.realm())),
+            resource_metadata: self.resource_metadata().map(Arc::from),
             scheme,
             offer_dpop: self.dpop_base_url().is_some(),
         }
@@ -513,6 +522,8 @@ where
 pub struct AuthRejection {
     error: AuthError,
     realm: Option<Arc<str>>,
+    /// RFC 9728 §5.1: where the API's protected resource metadata is.
+    resource_metadata: Option<Arc<str>>,
     /// The scheme the request used: its challenge answers (RFC 6750 §3, RFC 9449 §7.1).
     scheme: Scheme,
     /// Whether the validator accepts DPoP: a `401` to a request that did not use it then
@@ -538,6 +549,7 @@ impl From<AuthError> for AuthRejection {
             scheme: Scheme::answering(&error),
             error,
             realm: None,
+            resource_metadata: None,
             offer_dpop: false,
         }
     }
@@ -557,13 +569,19 @@ impl std::error::Error for AuthRejection {
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        error_response(&self.error, self.realm.as_deref(), self.scheme, self.offer_dpop)
+        error_response(
+            &self.error,
+            self.realm.as_deref(),
+            self.resource_metadata.as_deref(),
+            self.scheme,
+            self.offer_dpop,
+        )
     }
 }
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        error_response(&self, None, Scheme::answering(&self), false)
+        error_response(&self, None, None, Scheme::answering(&self), false)
     }
 }
 

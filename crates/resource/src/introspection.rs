@@ -87,6 +87,8 @@ struct Inner {
     audiences: Vec<String>,
     leeway: i64,
     realm: String,
+    /// RFC 9728 §5.1: named in every challenge.
+    resource_metadata: Option<String>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     max_ttl: Duration,
@@ -200,6 +202,7 @@ pub struct IntrospectionValidatorBuilder {
     audiences: Vec<String>,
     leeway: Duration,
     realm: Option<String>,
+    resource_metadata: Option<String>,
     http: Option<reqwest::Client>,
     clock: Arc<dyn Clock>,
     max_ttl: Duration,
@@ -276,6 +279,7 @@ impl IntrospectionValidator {
             audiences: Vec::new(),
             leeway: Duration::from_secs(30),
             realm: None,
+            resource_metadata: None,
             http: None,
             clock: Arc::new(SystemClock),
             max_ttl: Duration::from_secs(5),
@@ -458,6 +462,11 @@ impl IntrospectionValidator {
     /// The realm named in `WWW-Authenticate` challenges (RFC 6750 §3).
     pub fn realm(&self) -> &str {
         &self.inner.realm
+    }
+
+    /// The URL of the API's protected resource metadata (RFC 9728), named in challenges.
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.inner.resource_metadata.as_deref()
     }
 
     /// How many active answers are cached now (expired ones included until they are
@@ -709,6 +718,15 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
+    /// The URL of the API's protected resource metadata (RFC 9728 §5.1; see
+    /// [`ProtectedResourceMetadata::url`](crate::ProtectedResourceMetadata::url)), named
+    /// as `resource_metadata` in every `WWW-Authenticate` challenge, so a client that
+    /// calls without a token finds the authorization server.
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
+    }
+
     /// The HTTP client for discovery and introspection, e.g. one with TLS configured. It
     /// should not follow redirects and should have timeouts.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
@@ -855,6 +873,7 @@ impl IntrospectionValidatorBuilder {
                 audiences: self.audiences,
                 leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
                 realm,
+                resource_metadata: self.resource_metadata,
                 http,
                 clock: self.clock,
                 max_ttl: self.max_ttl,

@@ -88,6 +88,8 @@ struct Inner {
     leeway: i64,
     jwks_uri: String,
     realm: String,
+    /// RFC 9728 §5.1: named in every challenge.
+    resource_metadata: Option<String>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     refetch_interval: Duration,
@@ -142,6 +144,7 @@ pub struct JwksValidatorBuilder {
     leeway: Duration,
     jwks_uri: Option<String>,
     realm: Option<String>,
+    resource_metadata: Option<String>,
     http: Option<reqwest::Client>,
     clock: Arc<dyn Clock>,
     refetch_interval: Duration,
@@ -163,6 +166,7 @@ impl JwksValidator {
             leeway: Duration::from_secs(30),
             jwks_uri: None,
             realm: None,
+            resource_metadata: None,
             http: None,
             clock: Arc::new(SystemClock),
             refetch_interval: Duration::from_secs(10),
@@ -263,6 +267,11 @@ impl JwksValidator {
     /// The realm named in `WWW-Authenticate` challenges (RFC 6750 §3).
     pub fn realm(&self) -> &str {
         &self.inner.realm
+    }
+
+    /// The URL of the API's protected resource metadata (RFC 9728), named in challenges.
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.inner.resource_metadata.as_deref()
     }
 
     /// Whether `other` is a clone of this validator (shares its state).
@@ -496,6 +505,15 @@ impl JwksValidatorBuilder {
         self
     }
 
+    /// The URL of the API's protected resource metadata (RFC 9728 §5.1; see
+    /// [`ProtectedResourceMetadata::url`](crate::ProtectedResourceMetadata::url)), named
+    /// as `resource_metadata` in every `WWW-Authenticate` challenge, so a client that
+    /// calls without a token finds the authorization server.
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
+    }
+
     /// The HTTP client for discovery and JWKS requests, e.g. one with TLS or a proxy
     /// configured. It should not follow redirects and should have timeouts.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
@@ -676,6 +694,7 @@ impl JwksValidatorBuilder {
             leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
             jwks_uri,
             realm: self.realm.unwrap_or(first_audience),
+            resource_metadata: self.resource_metadata,
             http,
             clock: self.clock,
             refetch_interval: self.refetch_interval,

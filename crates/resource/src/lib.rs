@@ -100,6 +100,7 @@ mod http;
 pub mod introspection;
 pub mod jwks;
 mod jwt;
+pub mod metadata;
 
 pub use claims::VerifiedClaims;
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -108,3 +109,4 @@ pub use extract::{AuthRejection, DPOP, ScopeRequirement, Scoped, Validator, bear
 pub use introspection::{IntrospectionValidator, IntrospectionValidatorBuilder};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{JwksValidator, JwksValidatorBuilder};
+pub use metadata::ProtectedResourceMetadata;
