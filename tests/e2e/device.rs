@@ -827,7 +827,46 @@ async fn the_way_back_from_sign_in_stays_here(backend: Backend) {
     }
 }
 
+/// A device client that registered itself (RFC 7591): the confirmation page says so,
+/// as it does not for an operator's client.
+async fn self_registered_device_clients_are_marked(backend: Backend) {
+    let app = app_with(backend, |s| {
+        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
+    })
+    .await;
+    app.user("alice", PASSWORD).await;
+    let r = http()
+        .post(app.url("/register"))
+        .json(&serde_json::json!({
+            "client_name": "Totally the TV",
+            "grant_types": [DEVICE_CODE_GRANT],
+            "token_endpoint_auth_method": "none",
+            "scope": "openid",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let registered: Value = r.json().await.unwrap();
+    let (operator, _) = device_client(&app, ClientKind::Public).await;
+    for (id, marked) in [
+        (registered["client_id"].as_str().unwrap(), true),
+        (operator.id.as_str(), false),
+    ] {
+        let device = authorize_device(&app, (id, None), "openid").await;
+        let (b, url, page) = sign_in_at_device_page(&app, "alice", None).await;
+        let step = type_code(&app, &b, &url, &page, device["user_code"].as_str().unwrap()).await;
+        let Step::Page { html, .. } = step else {
+            panic!("expected the confirmation page")
+        };
+        assert!(html.contains(r#"id="user-code""#), "{html}");
+        assert_eq!(html.contains(r#"id="self-registered""#), marked, "{html}");
+    }
+    app.stop().await;
+}
+
 both_backends!(
+    self_registered_device_clients_are_marked,
     changes_mid_flow,
     the_way_back_from_sign_in_stays_here,
     device_flow_with_oauth2_and_chromium,

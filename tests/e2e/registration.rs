@@ -201,6 +201,7 @@ async fn a_client_manages_its_registration(backend: Backend) {
             "scope": "openid email",
             "contacts": ["ops@rp.example"],
             "software_id": "ignored",
+            "token_endpoint_auth_signing_alg": "ES256",
         }),
     )
     .await;
@@ -213,24 +214,32 @@ async fn a_client_manages_its_registration(backend: Backend) {
         first.get("contacts").is_none(),
         "what is not kept is not echoed: {first}"
     );
+    assert!(first.get("token_endpoint_auth_signing_alg").is_none(), "{first}");
     let id = first["client_id"].as_str().unwrap();
-    let token = first["registration_access_token"].as_str().unwrap();
     let uri = first["registration_client_uri"].as_str().unwrap();
     let secret = first["client_secret"].as_str().unwrap();
     let (_, second) = register(&app, &json!({"redirect_uris": [REDIRECT]})).await;
-    let other_token = second["registration_access_token"].as_str().unwrap();
+    let other_token = second["registration_access_token"].as_str().unwrap().to_owned();
     assert_eq!(second["client_name"], "Unnamed application");
 
-    let r = manage(reqwest::Method::GET, uri, Some(token), None).await;
+    // A read answers with a new token (RFC 7592 §3); the one used is spent.
+    let spent = first["registration_access_token"].as_str().unwrap().to_owned();
+    let r = manage(reqwest::Method::GET, uri, Some(&spent), None).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let read: Value = r.json().await.unwrap();
     assert_eq!(read["client_id"], id);
     assert_eq!(read["client_name"], "First");
-    assert!(read.get("client_secret").is_none() && read.get("registration_access_token").is_none());
+    assert!(read.get("client_secret").is_none());
+    let mut token = read["registration_access_token"].as_str().unwrap().to_owned();
+    assert_ne!(token, spent);
+    assert_eq!(
+        manage(reqwest::Method::GET, uri, Some(&spent), None).await.status(),
+        401
+    );
 
     for (label, t) in [
-        ("another client's", Some(other_token)),
+        ("another client's", Some(other_token.as_str())),
         ("wrong", Some("nope")),
         ("none", None),
     ] {
@@ -241,12 +250,25 @@ async fn a_client_manages_its_registration(backend: Backend) {
         assert_eq!(c.contains("invalid_token"), t.is_some(), "{label}: {c}");
         assert!(!c.contains("DPoP"), "{label}: {c}");
     }
+    // RFC 6750 §3.1: another scheme is no credentials; a Bearer without a token is
+    // malformed.
+    let r = http()
+        .get(uri)
+        .header("authorization", "Basic YTpi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(challenge(&r), r#"Bearer realm="portcullis""#);
+    let r = http().get(uri).header("authorization", "Bearer ").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
     // An operator's client has no registration to manage, whatever the token.
     let (operator_client, _) = app.confidential_client(REDIRECT).await;
     let r = manage(
         reqwest::Method::GET,
         &app.url(&format!("/register/{}", operator_client.id.as_str())),
-        Some(token),
+        Some(&token),
         None,
     )
     .await;
@@ -254,25 +276,11 @@ async fn a_client_manages_its_registration(backend: Backend) {
     let r = manage(
         reqwest::Method::GET,
         &app.url("/register/no-such-client"),
-        Some(token),
+        Some(&token),
         None,
     )
     .await;
     assert_eq!(r.status(), 401);
-
-    // An operator adds what a registration cannot ask for; a replacement keeps it.
-    let client_id = portcullis_protocol::ClientId::parse(id).unwrap();
-    let mut edit = portcullis_core::clients::ClientInput {
-        name: "First".into(),
-        kind: Some(portcullis_core::model::ClientKind::Confidential),
-        redirect_uris: vec![REDIRECT.into()],
-        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-        scopes: "openid email".into(),
-        cors_origins: vec!["https://rp.example".into()],
-        ..Default::default()
-    };
-    edit.access_token_ttl = Some(120);
-    app.core.update_client(&client_id, &edit, "ops").await.unwrap();
 
     let replaced = json!({
         "client_id": id,
@@ -282,24 +290,31 @@ async fn a_client_manages_its_registration(backend: Backend) {
         "grant_types": ["authorization_code"],
         "scope": "openid",
     });
-    let r = manage(reqwest::Method::PUT, uri, Some(token), Some(&replaced)).await;
+    let r = manage(reqwest::Method::PUT, uri, Some(&token), Some(&replaced)).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["client_name"], "Renamed");
     assert_eq!(body["redirect_uris"], json!([REDIRECT, "https://rp.example/second"]));
     assert_eq!(body["grant_types"], json!(["authorization_code"]));
     assert!(body.get("client_secret").is_none(), "the secret stays as it was");
-    let stored = app.core.get_client(&client_id).await.unwrap();
-    assert_eq!(stored.cors_origins, ["https://rp.example"]);
-    assert_eq!(stored.access_token_ttl, Some(120));
-    assert_eq!(stored.scopes.as_string(), "openid");
+    let renewed = body["registration_access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        manage(reqwest::Method::GET, uri, Some(&token), None).await.status(),
+        401
+    );
+    token = renewed;
+    let client_id = portcullis_protocol::ClientId::parse(id).unwrap();
+    assert_eq!(
+        app.core.get_client(&client_id).await.unwrap().scopes.as_string(),
+        "openid"
+    );
     let (s, _) = app.client_credentials(id, secret).await;
     assert_eq!(
         s, 400,
         "the secret still authenticates (client_credentials is simply not its grant)"
     );
 
-    // Refused replacements change nothing.
+    // Refused replacements change nothing, and leave the token as it was.
     let mut without_id = replaced.clone();
     without_id.as_object_mut().unwrap().remove("client_id");
     let mut wrong_secret = replaced.clone();
@@ -314,26 +329,79 @@ async fn a_client_manages_its_registration(backend: Backend) {
         ("a change of kind", &to_public, "invalid_client_metadata"),
         ("an http redirect URI", &bad_uri, "invalid_redirect_uri"),
     ] {
-        let r = manage(reqwest::Method::PUT, uri, Some(token), Some(body)).await;
+        let r = manage(reqwest::Method::PUT, uri, Some(&token), Some(body)).await;
         assert_eq!(r.status(), 400, "{label}");
         let e: Value = r.json().await.unwrap();
         assert_eq!(e["error"], code, "{label}: {e}");
     }
-    let r = manage(reqwest::Method::PUT, uri, Some(other_token), Some(&replaced)).await;
+    let r = manage(reqwest::Method::PUT, uri, Some(&other_token), Some(&replaced)).await;
     assert_eq!(r.status(), 401);
     assert_eq!(app.core.get_client(&client_id).await.unwrap().name, "Renamed");
     app.core.audit.flush().await;
     assert_eq!(app.audit_events("client.registration_updated").await.len(), 1);
 
-    let r = manage(reqwest::Method::DELETE, uri, Some(other_token), None).await;
+    // Disabled by an operator: 403, nothing changes; enabled again, it is back.
+    app.core.set_client_disabled(&client_id, true, "ops").await.unwrap();
+    for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE] {
+        let body = (method == reqwest::Method::PUT).then_some(&replaced);
+        let r = manage(method.clone(), uri, Some(&token), body).await;
+        assert_eq!(r.status(), 403, "{method}");
+    }
+    app.core.set_client_disabled(&client_id, false, "ops").await.unwrap();
+    let r = manage(reqwest::Method::GET, uri, Some(&token), None).await;
+    assert_eq!(r.status(), 200);
+    token = r.json::<Value>().await.unwrap()["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // An operator who makes it first-party takes it over: the token ends.
+    let mut vouch = portcullis_core::clients::ClientInput {
+        name: "Renamed".into(),
+        kind: Some(portcullis_core::model::ClientKind::Confidential),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: vec!["authorization_code".into()],
+        scopes: "openid".into(),
+        ..Default::default()
+    };
+    // A narrower edit leaves the registration to the client.
+    app.core.update_client(&client_id, &vouch, "ops").await.unwrap();
+    assert!(
+        app.core
+            .get_client(&client_id)
+            .await
+            .unwrap()
+            .registration_token_hash
+            .is_some()
+    );
+    vouch.first_party = true;
+    app.core.update_client(&client_id, &vouch, "ops").await.unwrap();
+    assert!(
+        app.core
+            .get_client(&client_id)
+            .await
+            .unwrap()
+            .registration_token_hash
+            .is_none()
+    );
+    assert_eq!(
+        manage(reqwest::Method::GET, uri, Some(&token), None).await.status(),
+        401
+    );
+
+    // The second deletes itself.
+    let second_uri = second["registration_client_uri"].as_str().unwrap();
+    let second_id = second["client_id"].as_str().unwrap();
+    let second_secret = second["client_secret"].as_str().unwrap();
+    let r = manage(reqwest::Method::DELETE, second_uri, Some(&token), None).await;
     assert_eq!(r.status(), 401);
-    let r = manage(reqwest::Method::DELETE, uri, Some(token), None).await;
+    let r = manage(reqwest::Method::DELETE, second_uri, Some(&other_token), None).await;
     assert_eq!(r.status(), 204);
-    let r = manage(reqwest::Method::GET, uri, Some(token), None).await;
+    let r = manage(reqwest::Method::GET, second_uri, Some(&other_token), None).await;
     assert_eq!(r.status(), 401, "gone, and its token with it");
     let r = http()
         .post(app.url("/token"))
-        .basic_auth(id, Some(secret))
+        .basic_auth(second_id, Some(second_secret))
         .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
         .send()
         .await
@@ -711,10 +779,7 @@ async fn from_an_api_challenge_to_a_call(backend: Backend) {
     assert_eq!(r.status(), 401);
     let first = challenge(&r);
     let prm_url = format!("{api}/.well-known/oauth-protected-resource/mcp");
-    assert!(
-        first.contains(&format!(r#"resource_metadata="{prm_url}""#)),
-        "{first}"
-    );
+    assert!(first.contains(&format!(r#"resource_metadata="{prm_url}""#)), "{first}");
     let prm: Value = http().get(&prm_url).send().await.unwrap().json().await.unwrap();
     assert_eq!(prm["resource"], resource.as_str());
     let issuer = prm["authorization_servers"][0].as_str().unwrap();
@@ -803,7 +868,139 @@ async fn from_an_api_challenge_to_a_call(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 9700 §4.11.2 after the login page, and at `/logout`: an error found once the
+/// person signed in (a `claims` request naming someone else) is shown, not sent; a
+/// sign-out offers a self-registered client's redirect as a link. Its logo from another
+/// host is not shown. An operator's client is redirected as before.
+async fn self_registered_clients_never_redirect_by_themselves(backend: Backend) {
+    let app = open_registration(backend).await;
+    app.user("alice", PASSWORD).await;
+    let (status, registered) = register(
+        &app,
+        &json!({
+            "client_name": "Evil Co",
+            "redirect_uris": [REDIRECT],
+            "post_logout_redirect_uris": ["https://rp.example/bye"],
+            "logo_uri": "https://bank.example/logo.png",
+            "token_endpoint_auth_method": "none",
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{registered}");
+    let id = registered["client_id"].as_str().unwrap();
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(b"verifier"));
+    let mut auth = Url::parse(&app.url("/authorize")).unwrap();
+    auth.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("state", "st")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("claims", r#"{"id_token":{"sub":{"value":"somebody-else"}}}"#);
+    let b = browser();
+    let resp = b.get(auth.clone()).send().await.unwrap();
+    let Step::Page { url, html, .. } = follow(&b, &issuer, resp, auth.clone()).await else {
+        panic!("expected the login page")
+    };
+    assert_eq!(url.path(), "/login");
+    assert!(
+        html.contains(r#"id="self-registered""#) && html.contains("<strong>rp.example</strong>"),
+        "{html}"
+    );
+    let resp = submit(&b, &url, &html, &[("username", "alice"), ("password", PASSWORD)]).await;
+    match follow(&b, &issuer, resp, url.clone()).await {
+        Step::Page { html, status, .. } => {
+            assert_eq!(status, 200);
+            assert!(html.contains("<code>login_required</code>"), "{html}");
+            assert!(
+                html.contains(&format!(r#"href="{REDIRECT}?error=login_required"#)),
+                "{html}"
+            );
+        }
+        Step::LeftIssuer(u) => panic!("sent to {u} by itself"),
+    }
+
+    // Its consent page shows no logo from another host than its redirect URIs'.
+    let mut plain = auth.clone();
+    plain.query_pairs_mut().clear();
+    for (k, v) in auth.query_pairs().filter(|(k, _)| k != "claims") {
+        plain.query_pairs_mut().append_pair(&k, &v);
+    }
+    let resp = b.get(plain.clone()).send().await.unwrap();
+    let Step::Page { url, html, .. } = follow(&b, &issuer, resp, plain.clone()).await else {
+        panic!("expected the consent page")
+    };
+    assert_eq!(url.path(), "/consent", "{html}");
+    assert!(
+        !html.contains("client-logo") && !html.contains("bank.example"),
+        "{html}"
+    );
+
+    // Sign-out, nobody signed in: a link, not a redirect.
+    let logout = |client: &str, to: &str| {
+        let mut u = Url::parse(&app.url("/logout")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("client_id", client)
+            .append_pair("post_logout_redirect_uri", to)
+            .append_pair("state", "s1");
+        u
+    };
+    let r = browser()
+        .get(logout(id, "https://rp.example/bye"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"id="self-registered""#), "{html}");
+    assert!(html.contains(r#"href="https://rp.example/bye?state=s1""#), "{html}");
+    // Signed in: confirmed, then the same.
+    let r = b.get(logout(id, "https://rp.example/bye")).send().await.unwrap();
+    let logout_url = logout(id, "https://rp.example/bye");
+    let Step::Page { url, html, .. } = follow(&b, &issuer, r, logout_url).await else {
+        panic!("expected the confirmation page")
+    };
+    assert!(html.contains("offered a link back"), "{html}");
+    let resp = submit(&b, &url, &html, &[]).await;
+    match follow(&b, &issuer, resp, url.clone()).await {
+        Step::Page { html, .. } => {
+            assert!(html.contains("You are signed out"), "{html}");
+            assert!(html.contains(r#"href="https://rp.example/bye?state=s1""#), "{html}");
+        }
+        Step::LeftIssuer(u) => panic!("sent to {u} by itself"),
+    }
+    // An operator's client is sent back at once.
+    let (operator, _) = app
+        .core
+        .create_client(
+            &portcullis_core::clients::ClientInput {
+                name: "Ops app".into(),
+                kind: Some(portcullis_core::model::ClientKind::Public),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec!["https://rp.example/bye".into()],
+                grant_types: vec!["authorization_code".into()],
+                scopes: "openid".into(),
+                ..Default::default()
+            },
+            "ops",
+        )
+        .await
+        .unwrap();
+    let r = browser()
+        .get(logout(operator.id.as_str(), "https://rp.example/bye"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "https://rp.example/bye?state=s1");
+    app.stop().await;
+}
+
 both_backends!(
+    self_registered_clients_never_redirect_by_themselves,
     from_an_api_challenge_to_a_call,
     an_mcp_client_gets_a_token_for_its_server,
     errors_of_self_registered_clients_are_shown_first,

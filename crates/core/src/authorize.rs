@@ -132,6 +132,9 @@ pub struct AuthorizationRequest {
     /// RFC 8707: the API asked for, one of the client's `resources`.
     #[serde(default)]
     pub resource: Option<String>,
+    /// The client registered itself (RFC 7591): the login page says so.
+    #[serde(default)]
+    pub self_registered: bool,
 }
 
 /// The logged-in person in a browser session.
@@ -675,6 +678,7 @@ impl Portcullis {
         Ok(AuthorizationRequest {
             client_id: client.id.as_str().to_owned(),
             client_name: client.name.clone(),
+            self_registered: client.registration_token_hash.is_some(),
             redirect_uri: redirect_uri.as_str().to_owned(),
             redirect_uri_explicit: explicit,
             scope: scope.as_string(),

@@ -476,18 +476,25 @@ impl Portcullis {
     /// Replaces a client's settings; the kind cannot change (it decides whether a
     /// secret exists).
     pub async fn update_client(&self, id: &ClientId, input: &ClientInput, actor: impl Into<Actor>) -> Result<Client> {
-        self.update_client_as(id, input, &actor.into(), "admin.client.updated")
+        self.update_client_as(id, input, &actor.into(), "admin.client.updated", true)
             .await
     }
 
     /// `update_client`, auditing `event` (a client replacing its own registration,
-    /// RFC 7592 §2.2, is not an operator's edit).
+    /// RFC 7592 §2.2, is not an operator's edit: `by_operator` false).
+    ///
+    /// An operator who gives a client that registered itself what a registration cannot
+    /// have (first-party status, lifetimes, CORS origins, APIs beyond
+    /// `registration_resources`, a URL the server calls) vouches for it and takes it
+    /// over: its registration access token ends, so whoever holds it cannot then point
+    /// what the operator granted elsewhere, and it is no longer shown as self-registered.
     pub(crate) async fn update_client_as(
         &self,
         id: &ClientId,
         input: &ClientInput,
         actor: &Actor,
         event: &'static str,
+        by_operator: bool,
     ) -> Result<Client> {
         let _turn = self.client_writes.lock().await;
         if input.if_revision.is_some_and(|r| r < 0) {
@@ -531,6 +538,19 @@ impl Portcullis {
         client.require_pushed_authorization_requests = input.require_pushed_authorization_requests;
         client.require_signed_request_object = input.require_signed_request_object;
         client.backchannel_logout_uri = v.backchannel_logout_uri;
+        let vouched = client.first_party
+            || client.access_token_ttl.is_some()
+            || client.refresh_token_ttl.is_some()
+            || !client.cors_origins.is_empty()
+            || client
+                .resources
+                .iter()
+                .any(|r| !self.settings.registration_resources.contains(r))
+            || client.jwks_uri.is_some()
+            || client.backchannel_logout_uri.is_some();
+        if by_operator && vouched {
+            client.registration_token_hash = None;
+        }
         client.updated_at = self.now();
         self.store.update_client(&client, &[]).await.map_err(|e| match e {
             crate::StoreError::Stale => stale_edit(),
@@ -584,6 +604,11 @@ impl Portcullis {
             ),
             // Ended by registering keys.
             ("secret", before.secret_hash != client.secret_hash),
+            // Taken over by an operator (see above).
+            (
+                "registration_access_token",
+                before.registration_token_hash != client.registration_token_hash,
+            ),
         ]
         .into_iter()
         .filter_map(|(name, differs)| differs.then_some(name))

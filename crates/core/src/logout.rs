@@ -48,6 +48,9 @@ pub struct Logout {
     pub redirect: Option<String>,
     /// The `sub` of the `id_token_hint`, to check against the session's user.
     pub hinted_subject: Option<String>,
+    /// The client registered itself (RFC 7591): its redirect is offered as a link, never
+    /// followed by itself (RFC 9700 §4.11.2: anyone could register the URI).
+    pub self_registered: bool,
 }
 
 impl Portcullis {
@@ -107,6 +110,7 @@ impl Portcullis {
             }
         };
         Ok(Logout {
+            self_registered: client.as_ref().is_some_and(|c| c.registration_token_hash.is_some()),
             client_id: client.as_ref().map(|c| c.id.clone()),
             client_name: client.map(|c| c.name),
             redirect,

@@ -157,6 +157,8 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         Some(keys @ Value::Object(_)) => Some(keys.to_string()),
         Some(_) => return Err(metadata_error("jwks must be a JWK Set (a JSON object)")),
     };
+    // (A client an operator gave one of these is no longer self-registered: see
+    // `update_client_as`.)
     for server_side in ["jwks_uri", "backchannel_logout_uri"] {
         if m.get(server_side).is_some() {
             return Err(metadata_error(format!(
@@ -189,6 +191,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             "jwks is registered with token_endpoint_auth_method private_key_jwt",
         ));
     }
+
     for alg_field in ["token_endpoint_auth_signing_alg", "request_object_signing_alg"] {
         if let Some(alg) = m.string(alg_field)?
             && !crate::jws::algorithm_names().contains(&alg)
@@ -267,6 +270,31 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             asked.as_string()
         }
     };
+    let redirect_uris = m.strings("redirect_uris")?.unwrap_or_default();
+    let post_logout_redirect_uris = m.strings("post_logout_redirect_uris")?.unwrap_or_default();
+    // Not this server's own host: a redirect there could lead on anywhere (its own
+    // `/logout`, `/authorize` with another client), under its name.
+    let own_host = url::Url::parse(&settings.issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    for (field, uri) in redirect_uris.iter().map(|u| ("redirect_uris", u)).chain(
+        post_logout_redirect_uris
+            .iter()
+            .map(|u| ("post_logout_redirect_uris", u)),
+    ) {
+        let Ok(url) = url::Url::parse(uri.trim()) else {
+            continue;
+        };
+        // Loopback is the native apps' (RFC 8252 §7.3), even when a development server
+        // runs there too.
+        let host = url.host_str().map(str::to_owned);
+        if host.is_some() && host == own_host && !portcullis_protocol::is_loopback_host(&url) {
+            return Err(Error::oauth(
+                ErrorCode::InvalidRedirectUri,
+                format!("{field}: must not be on this server's own host"),
+            ));
+        }
+    }
     let name = m
         .string("client_name")?
         .filter(|n| !n.trim().is_empty())
@@ -274,8 +302,8 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
     Ok(ClientInput {
         name,
         kind: Some(kind),
-        redirect_uris: m.strings("redirect_uris")?.unwrap_or_default(),
-        post_logout_redirect_uris: m.strings("post_logout_redirect_uris")?.unwrap_or_default(),
+        redirect_uris,
+        post_logout_redirect_uris,
         grant_types,
         scopes,
         first_party: false,
@@ -411,16 +439,20 @@ impl Portcullis {
         })
     }
 
-    /// The client `id` names, if it registered itself (RFC 7591); `None` otherwise or if
-    /// it cannot be read.
-    pub async fn self_registered_client(&self, id: &str) -> Option<std::sync::Arc<Client>> {
-        let id = ClientId::parse(id).ok()?;
-        let client = self.client_cache.get(self.store.as_ref(), &id).await.ok()??;
-        client.registration_token_hash.is_some().then_some(client)
+    /// The client `id` names, if it registered itself (RFC 7591); `None` otherwise (an
+    /// operator's client, or none). A store failure is an error, not a `None`.
+    pub async fn self_registered_client(&self, id: &str) -> Result<Option<std::sync::Arc<Client>>> {
+        let Ok(id) = ClientId::parse(id) else {
+            return Ok(None);
+        };
+        let client = self.client_cache.get(self.store.as_ref(), &id).await?;
+        Ok(client.filter(|c| c.registration_token_hash.is_some()))
     }
 
     /// RFC 7592 §2: the client a registration access token was issued to, if `id` names
-    /// it. Only clients that registered themselves have such tokens.
+    /// it. Only clients that registered themselves have such tokens. A client an operator
+    /// disabled may not change or delete its registration (§2: `403`), so a disable for
+    /// an investigation holds.
     pub async fn registered_client(&self, id: &str, token: &str) -> Result<Client> {
         if self.settings.registration == RegistrationMode::Off {
             return Err(Error::NotFound("registration endpoint"));
@@ -428,15 +460,59 @@ impl Portcullis {
         let id = ClientId::parse(id).map_err(|_| bad_token())?;
         let client = self.store.get_client(&id).await?.ok_or_else(bad_token)?;
         match client.registration_token_hash {
-            Some(stored) if digest_eq(&stored, &sha256(token.as_bytes())) => Ok(client),
-            _ => Err(bad_token()),
+            Some(stored) if digest_eq(&stored, &sha256(token.as_bytes())) => {}
+            _ => return Err(bad_token()),
         }
+        if client.disabled {
+            return Err(Error::oauth(
+                ErrorCode::AccessDenied,
+                "an operator disabled this client; its registration cannot be read or changed",
+            ));
+        }
+        Ok(client)
     }
 
-    /// RFC 7592 §2.2: replaces the registration with `metadata`. What an operator set
-    /// that a registration cannot (APIs, CORS origins, lifetimes, a back-channel logout
-    /// URL) stays. A client that
-    /// moves from keys to a secret is issued a new secret.
+    /// RFC 7592 §2.1: the registration as it stands, with a new registration access
+    /// token (§3 requires one in every answer; only its digest is kept, so a new one is
+    /// issued and the one used stops working, as §2.1 allows).
+    pub async fn read_registration(&self, id: &str, token: &str) -> Result<Registered> {
+        let client = self.registered_client(id, token).await?;
+        let (client, token) = self.reissue_registration_token(&client.id, token).await?;
+        Ok(Registered {
+            client,
+            secret: None,
+            token: Some(token),
+        })
+    }
+
+    /// A new registration access token for the client, if `presented` is still its
+    /// token: of two requests made with one token, one gets the new token, the other a
+    /// `401`.
+    async fn reissue_registration_token(&self, id: &ClientId, presented: &str) -> Result<(Client, Secret)> {
+        let _turn = self.client_writes.lock().await;
+        let mut client = self.store.get_client(id).await?.ok_or_else(bad_token)?;
+        match client.registration_token_hash {
+            Some(stored) if digest_eq(&stored, &sha256(presented.as_bytes())) => {}
+            _ => return Err(bad_token()),
+        }
+        let token = Secret::new(random_token()?);
+        client.registration_token_hash = Some(sha256(token.expose().as_bytes()));
+        client.updated_at = self.now();
+        self.store.update_client(&client, &[]).await.map_err(|e| match e {
+            // Changed or deleted meanwhile, on another node: the token used is spent.
+            crate::StoreError::Stale | crate::StoreError::NotFound => bad_token(),
+            other => other.into(),
+        })?;
+        client.revision += 1;
+        self.client_cache.invalidate(id);
+        Ok((client, token))
+    }
+
+    /// RFC 7592 §2.2: replaces the registration with `metadata`. Its APIs stay as they
+    /// are (an operator may have changed them within `registration_resources`; anything
+    /// more takes the client over, see `update_client_as`). A client that moves from keys
+    /// to a secret is issued a new secret; the answer carries a new registration access
+    /// token. Counted against `rate_limit_register`, as registrations are.
     pub async fn update_registration(
         &self,
         id: &str,
@@ -445,6 +521,7 @@ impl Portcullis {
         ip: Option<&str>,
     ) -> Result<Registered> {
         let client = self.registered_client(id, token).await?;
+        self.throttle.check(Bucket::RegisterIp, ip)?;
         if let Value::Object(map) = metadata {
             match map.get("client_id") {
                 Some(Value::String(sent)) if sent == client.id.as_str() => {}
@@ -476,42 +553,43 @@ impl Portcullis {
                 "token_endpoint_auth_method cannot change between none and the others; register a new client instead",
             ));
         }
-        input.first_party = client.first_party;
-        input.access_token_ttl = client.access_token_ttl;
-        input.refresh_token_ttl = client.refresh_token_ttl;
-        input.cors_origins = client.cors_origins.clone();
         input.resources = client.resources.clone();
-        input.backchannel_logout_uri = client.backchannel_logout_uri.clone();
         input.if_revision = Some(client.revision);
         let actor = Actor::new(format!("registration:{}", client.id.as_str()), ip.map(str::to_owned));
+        let gone = |e: Error| match e {
+            // Deleted meanwhile.
+            Error::NotFound(_) => bad_token(),
+            other => as_registration_error(other),
+        };
         let updated = self
-            .update_client_as(&client.id, &input, &actor, "client.registration_updated")
+            .update_client_as(&client.id, &input, &actor, "client.registration_updated", false)
             .await
-            .map_err(as_registration_error)?;
+            .map_err(gone)?;
         let secret = if updated.kind == ClientKind::Confidential && !updated.has_keys() && updated.secret_hash.is_none()
         {
-            Some(self.rotate_client_secret(&updated.id, &actor).await?)
+            Some(self.rotate_client_secret(&updated.id, &actor).await.map_err(gone)?)
         } else {
             None
         };
-        let client = if secret.is_some() {
-            self.get_client(&updated.id).await?
-        } else {
-            updated
-        };
+        let (client, token) = self.reissue_registration_token(&updated.id, token).await?;
         Ok(Registered {
             client,
             secret,
-            token: None,
+            token: Some(token),
         })
     }
 
     /// RFC 7592 §2.3: deletes the registration, with the client's grants and tokens.
     pub async fn delete_registration(&self, id: &str, token: &str, ip: Option<&str>) -> Result<()> {
         let client = self.registered_client(id, token).await?;
+        self.throttle.check(Bucket::RegisterIp, ip)?;
         let actor = Actor::new(format!("registration:{}", client.id.as_str()), ip.map(str::to_owned));
         self.delete_client_as(&client.id, &actor, "client.registration_deleted")
             .await
+            .map_err(|e| match e {
+                Error::NotFound(_) => bad_token(),
+                other => other,
+            })
     }
 }
 
@@ -585,6 +663,11 @@ mod tests {
         assert!(refused(json!({"client_name": 7})).contains("string"));
         assert!(refused(json!({"dpop_bound_access_tokens": "yes"})).contains("true or false"));
         assert!(refused(json!([1, 2])).contains("object"));
+        let own = input(json!({"redirect_uris": ["https://id.example/logout"]}));
+        assert!(
+            matches!(own, Err(Error::OAuth { code: ErrorCode::InvalidRedirectUri, ref description }) if description.contains("own host")),
+            "{own:?}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! let app = Router::new()
 //!     .route("/mcp", get(|claims: VerifiedClaims| async move { claims.subject }))
 //!     .with_state(validator)
-//!     .merge(metadata.router()?);
+//!     .merge(metadata.router::<()>()?);
 //! # Ok(()) }
 //! ```
 

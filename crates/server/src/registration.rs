@@ -67,33 +67,47 @@ fn unauthorized(error: Option<(ErrorCode, String)>) -> Response {
     no_store(resp)
 }
 
-/// The registration access token of `Authorization: Bearer …`.
+/// The registration access token of `Authorization: Bearer …`. RFC 6750 §3.1: no
+/// header, or another scheme, is a request without credentials (a bare challenge); a
+/// `Bearer` header without a token is a malformed request (`400 invalid_request`).
 fn registration_token(headers: &HeaderMap) -> Result<String, Response> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(unauthorized(None));
-    };
-    let invalid = || {
-        unauthorized(Some((
-            ErrorCode::InvalidRequest,
-            "the Authorization header must be Bearer and the registration access token".to_owned(),
-        )))
-    };
-    let value = value.to_str().map_err(|_| invalid())?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(invalid)?;
+    }
     let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(invalid());
+    if token.is_empty() || token.contains(' ') {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the Authorization header must be Bearer and the registration access token",
+        )
+        .into_response());
     }
     Ok(token.to_owned())
 }
 
-/// A core error at the management endpoint: a bad token is a 401 challenge.
+/// A core error at the management endpoint: a bad token is a 401 challenge; a client an
+/// operator disabled is a 403 (RFC 7592 §2).
 fn managed(e: portcullis_core::Error) -> Response {
     match e {
         portcullis_core::Error::OAuth {
             code: ErrorCode::InvalidToken,
             description,
         } => unauthorized(Some((ErrorCode::InvalidToken, description))),
+        portcullis_core::Error::OAuth {
+            code: ErrorCode::AccessDenied,
+            description,
+        } => no_store(
+            (
+                StatusCode::FORBIDDEN,
+                Json(ErrorResponse::new(ErrorCode::AccessDenied, description)),
+            )
+                .into_response(),
+        ),
         other => ApiError::from(other).into_response(),
     }
 }
@@ -121,16 +135,8 @@ pub async fn registration_get(
         Ok(t) => t,
         Err(resp) => return resp,
     };
-    match state.core.registered_client(&id, &token).await {
-        Ok(client) => answer(
-            &state,
-            StatusCode::OK,
-            &Registered {
-                client,
-                secret: None,
-                token: None,
-            },
-        ),
+    match state.core.read_registration(&id, &token).await {
+        Ok(registered) => answer(&state, StatusCode::OK, &registered),
         Err(e) => managed(e),
     }
 }

@@ -150,7 +150,9 @@ async fn take_step(
             let sid = stored_auth(session).await?.map(|a| a.sid);
             let first = state.answered.claim(id, sid.as_deref(), &answer, now);
             pending::remove(session, id, now).await?;
-            Next::Respond(first)
+            // An error after the login page (an id_token_hint or `claims` naming someone
+            // else, a scope taken away meanwhile) is no answer the person chose either.
+            return send_unprompted(state, Some(&req.client_id), &first).await;
         }
         next => {
             pending::update(session, id, req, now).await?;
@@ -164,9 +166,10 @@ async fn take_step(
 /// when registration is open (RFC 7591), and an erroneous request (a bad scope,
 /// `prompt=none` for someone not signed in) would then make this server send the
 /// browser there by itself, lending the attacker its name. An error for a client that
-/// registered itself, answered before the person has seen a page of this request, is
-/// therefore shown first, with the host it goes to and a link on: the person decides.
-/// Other answers, and every answer to an operator's client, go on at once.
+/// registered itself is therefore shown first, with the host it goes to and a link on:
+/// the person decides. The one error sent on at once is the person's own Deny on the
+/// consent page, which names the host beforehand. Codes, and every answer to an
+/// operator's client, go on at once; if the client cannot be read, nothing is sent.
 async fn send_unprompted(
     state: &AppState,
     client_id: Option<&str>,
@@ -174,7 +177,7 @@ async fn send_unprompted(
 ) -> Result<Response, PageError> {
     if resp.is_error()
         && let Some(id) = client_id
-        && let Some(client) = state.core.self_registered_client(id).await
+        && let Some(client) = state.core.self_registered_client(id).await?
     {
         let page = LeavingPage {
             client_name: &client.name,

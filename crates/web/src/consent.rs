@@ -44,6 +44,21 @@ pub(crate) fn redirect_host(redirect_uri: &str) -> String {
     }
 }
 
+/// The client's logo, if a page may show it: displayable, and for a client that
+/// registered itself on the host of one of its redirect URIs (OIDC Registration §9.1),
+/// so that it cannot borrow a bank's logo, nor watch who opens the page from elsewhere.
+pub(crate) fn client_logo(client: &portcullis_core::model::Client) -> Option<url::Url> {
+    let logo = displayable(client.logo_uri.as_deref())?;
+    if client.registration_token_hash.is_none() {
+        return Some(logo);
+    }
+    client
+        .redirect_uris
+        .iter()
+        .any(|u| u.url().host_str().is_some() && u.url().host_str() == logo.host_str())
+        .then_some(logo)
+}
+
 /// A registered URL the page may use (it was checked at registration; checked again, as
 /// clients registered before that check may hold others).
 pub(crate) fn displayable(raw: Option<&str>) -> Option<url::Url> {
@@ -106,7 +121,7 @@ pub async fn consent_get(
         return Ok(elsewhere);
     }
     let (client, scope) = state.core.consent_scope(&req).await?;
-    let logo = displayable(client.logo_uri.as_deref());
+    let logo = client_logo(&client);
     let page = ConsentPage {
         csrf: &csrf,
         req: &q.req,

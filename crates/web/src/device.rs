@@ -61,6 +61,8 @@ pub struct DeviceConfirmPage<'a> {
     /// When the device asked ("3 minutes ago") and from where (§5.4).
     pub requested: String,
     pub requested_from: Option<&'a str>,
+    /// The client registered itself (RFC 7591): the page says so.
+    pub self_registered: bool,
 }
 
 #[derive(Template)]
@@ -208,7 +210,7 @@ fn confirm_page(
     pending: &PendingDevice,
     notice: Option<&str>,
 ) -> Result<Response, PageError> {
-    let logo = displayable(pending.client.logo_uri.as_deref());
+    let logo = crate::consent::client_logo(&pending.client);
     let shown = portcullis_core::device::display_user_code(&pending.user_code);
     let scope = pending.scope.as_string();
     let page = DeviceConfirmPage {
@@ -223,6 +225,7 @@ fn confirm_page(
         notice,
         requested: ago(state.core.now(), pending.requested_at),
         requested_from: pending.requested_from.as_deref(),
+        self_registered: pending.client.registration_token_hash.is_some(),
     };
     let mut response = render(StatusCode::OK, &page)?;
     allow_logo(&mut response, logo.as_ref());

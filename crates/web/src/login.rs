@@ -30,6 +30,9 @@ pub struct LoginPage<'a> {
     pub client_name: Option<&'a str>,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// The client registered itself (RFC 7591); `redirect_host` is where it sends back to.
+    pub self_registered: bool,
+    pub redirect_host: String,
 }
 
 #[derive(Template)]
@@ -76,6 +79,11 @@ pub async fn login_get(
         csrf: &csrf,
         req: q.req.as_deref(),
         client_name: req.as_ref().map(|r| r.client_name.as_str()),
+        self_registered: req.as_ref().is_some_and(|r| r.self_registered),
+        redirect_host: req
+            .as_ref()
+            .map(|r| crate::consent::redirect_host(&r.redirect_uri))
+            .unwrap_or_default(),
         username: req.as_ref().and_then(|r| r.login_hint.as_deref()).unwrap_or_default(),
         error: None,
     };
@@ -112,6 +120,12 @@ pub async fn login_post(
                 csrf: &csrf,
                 req: form.req.as_deref(),
                 client_name: pending.as_ref().map(|(_, r)| r.client_name.as_str()),
+                self_registered: pending.as_ref().map(|(_, r)| r).is_some_and(|r| r.self_registered),
+                redirect_host: pending
+                    .as_ref()
+                    .map(|(_, r)| r)
+                    .map(|r| crate::consent::redirect_host(&r.redirect_uri))
+                    .unwrap_or_default(),
                 username: &form.username,
                 error: Some(BAD_CREDENTIALS),
             };
@@ -124,6 +138,12 @@ pub async fn login_post(
                 csrf: &csrf,
                 req: form.req.as_deref(),
                 client_name: pending.as_ref().map(|(_, r)| r.client_name.as_str()),
+                self_registered: pending.as_ref().map(|(_, r)| r).is_some_and(|r| r.self_registered),
+                redirect_host: pending
+                    .as_ref()
+                    .map(|(_, r)| r)
+                    .map(|r| crate::consent::redirect_host(&r.redirect_uri))
+                    .unwrap_or_default(),
                 username: &form.username,
                 error: Some(TOO_MANY_MESSAGE),
             };

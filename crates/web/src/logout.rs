@@ -52,12 +52,17 @@ pub struct LogoutPage<'a> {
     pub other_account: bool,
     /// The request's id_token_hint could not be verified: no way back to the application.
     pub unverified: bool,
+    /// The client registered itself: the way back is a link (see `SignedOutPage`).
+    pub self_registered: bool,
 }
 
 #[derive(Template)]
 #[template(path = "signed_out.html")]
 pub struct SignedOutPage<'a> {
     pub client_name: Option<&'a str>,
+    /// The redirect of a client that registered itself, offered as a link with its host
+    /// (RFC 9700 §4.11.2), never followed by itself.
+    pub offered: Option<(String, &'a str)>,
 }
 
 /// RP-Initiated Logout §2: the parameters this server reads; others are ignored.
@@ -113,6 +118,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
                 client_name: None,
                 redirect: None,
                 hinted_subject: None,
+                self_registered: false,
             }
         }
         // Names the parameter; nothing is redirected to an unvalidated URI.
@@ -125,7 +131,11 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
     };
     let Some(auth) = current_auth(state, session).await? else {
         // Nobody is signed in here: nothing to confirm.
-        return finish(logout.client_name.as_deref(), logout.redirect.as_deref());
+        return finish(
+            logout.client_name.as_deref(),
+            logout.redirect.as_deref(),
+            logout.self_registered,
+        );
     };
     let pending = PendingLogout {
         id: portcullis_core::crypto::random_token()?,
@@ -156,6 +166,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
             returns: pending.post_logout_redirect_uri.is_some(),
             other_account,
             unverified,
+            self_registered: logout.self_registered,
         },
     )
 }
@@ -180,7 +191,13 @@ pub async fn logout_confirm_post(
         // ended elsewhere), taking its CSRF token along: the person is signed out, which
         // is what they asked for, so say that rather than "this form has expired".
         Err(PageError::Csrf) if current_auth(&state, &session).await?.is_none() => {
-            return render(StatusCode::OK, &SignedOutPage { client_name: None });
+            return render(
+                StatusCode::OK,
+                &SignedOutPage {
+                    client_name: None,
+                    offered: None,
+                },
+            );
         }
         Err(e) => return Err(e),
     };
@@ -190,8 +207,8 @@ pub async fn logout_confirm_post(
     let pending = all.into_iter().find(|p| p.id == id).unwrap_or_default();
     // Checked again as at the request; no longer valid, the person is signed out without
     // being sent anywhere.
-    let redirect = match pending.post_logout_redirect_uri {
-        None => None,
+    let (redirect, self_registered) = match pending.post_logout_redirect_uri {
+        None => (None, false),
         Some(uri) => {
             let params = LogoutParams {
                 id_token_hint: None,
@@ -200,13 +217,13 @@ pub async fn logout_confirm_post(
                 state: pending.state,
             };
             match state.core.validate_logout(&params).await {
-                Ok(logout) => logout.redirect,
-                Err(portcullis_core::Error::Invalid { .. }) => None,
+                Ok(logout) => (logout.redirect, logout.self_registered),
+                Err(portcullis_core::Error::Invalid { .. }) => (None, false),
                 // The person asked to sign out: that happens, without a redirect this
                 // could not check.
                 Err(e) => {
                     tracing::warn!(error = %e, "could not check the sign-out redirect again; signing out without it");
-                    None
+                    (None, false)
                 }
             }
         }
@@ -217,12 +234,20 @@ pub async fn logout_confirm_post(
     }
     // Deletes the row and clears the cookie.
     session.flush().await?;
-    finish(pending.client_name.as_deref(), redirect.as_deref())
+    finish(pending.client_name.as_deref(), redirect.as_deref(), self_registered)
 }
 
-fn finish(client_name: Option<&str>, redirect: Option<&str>) -> Result<Response, PageError> {
+/// The end of a sign-out: the client's redirect, or the signed-out page (offering the
+/// redirect of a client that registered itself as a link).
+fn finish(client_name: Option<&str>, redirect: Option<&str>, self_registered: bool) -> Result<Response, PageError> {
     match redirect {
-        Some(uri) => see_other(uri),
-        None => render(StatusCode::OK, &SignedOutPage { client_name }),
+        Some(uri) if !self_registered => see_other(uri),
+        _ => render(
+            StatusCode::OK,
+            &SignedOutPage {
+                client_name,
+                offered: redirect.map(|uri| (crate::consent::redirect_host(uri), uri)),
+            },
+        ),
     }
 }
