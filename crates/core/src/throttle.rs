@@ -38,7 +38,8 @@ pub enum Bucket {
     /// User codes entered on the device verification page (RFC 8628 §5.1: against
     /// guessing), per IP.
     DeviceIp,
-    /// Clients registering themselves at `/register` (RFC 7591), per IP.
+    /// Clients registering themselves at `/register` (RFC 7591), per IP; IPv6 per /48,
+    /// a whole site's allocation, as each registration is a row kept.
     RegisterIp,
 }
 
@@ -48,12 +49,17 @@ pub enum Bucket {
 /// `lockout`) would give it 2^64 allowances. IPv4-mapped IPv6 addresses count as IPv4.
 /// Anything else (no address known: "unknown") is used as is, bounded in length.
 pub fn address_key(ip: &str) -> String {
+    address_key_by(ip, 64)
+}
+
+/// `address_key`, with IPv6 addresses counted by their first `v6_bits` bits.
+fn address_key_by(ip: &str, v6_bits: u32) -> String {
     match ip.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
             None => {
-                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+                let prefix = u128::from(v6) & !((1u128 << (128 - v6_bits)) - 1);
+                format!("{}/{v6_bits}", std::net::Ipv6Addr::from(prefix))
             }
         },
         Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
@@ -215,7 +221,7 @@ impl Throttle {
         };
         let key = key.unwrap_or("unknown");
         let key = if bucket.per_address() {
-            address_key(key)
+            address_key_by(key, if bucket == Bucket::RegisterIp { 48 } else { 64 })
         } else {
             // Keys are untrusted input (client ids); bound what one entry can hold.
             key.chars().take(128).collect()
@@ -302,5 +308,19 @@ mod tests {
         assert_eq!(address_key("::ffff:192.0.2.1"), "192.0.2.1");
         assert_eq!(address_key("unknown"), "unknown");
         assert_eq!(address_key(&"x".repeat(500)).len(), 128);
+        assert_eq!(address_key_by("2001:db8:1:2:3:4:5:6", 48), "2001:db8:1::/48");
+        assert_eq!(address_key_by("192.0.2.1", 48), "192.0.2.1");
+    }
+
+    #[test]
+    fn registrations_count_per_ipv6_site() {
+        let mut limits = RateLimits::default();
+        limits.set(Bucket::RegisterIp, RateLimit::parse("1/h").unwrap());
+        let t = Throttle::new(&limits);
+        t.check(Bucket::RegisterIp, Some("2001:db8:1:2::1")).unwrap();
+        // Another /64 of the same /48 shares the allowance...
+        assert!(t.check(Bucket::RegisterIp, Some("2001:db8:1:ffff::1")).is_err());
+        // ...another /48 has its own.
+        t.check(Bucket::RegisterIp, Some("2001:db8:2::1")).unwrap();
     }
 }
