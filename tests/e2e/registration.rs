@@ -999,7 +999,50 @@ async fn self_registered_clients_never_redirect_by_themselves(backend: Backend) 
     app.stop().await;
 }
 
+/// `registration_unused_client_days`: the periodic cleanup deletes self-registered
+/// clients that hold no grant once they are that old; one someone signed in with, and
+/// an operator's, stay.
+async fn unused_registrations_are_forgotten(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.registration = RegistrationMode::Open;
+        s.core.registration_unused_client_days = 10;
+    })
+    .await;
+    app.user("alice", PASSWORD).await;
+    let mut ids = Vec::new();
+    for name in ["unused", "used"] {
+        let (status, body) = register(&app, &json!({"client_name": name, "redirect_uris": [REDIRECT]})).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push((
+            body["client_id"].as_str().unwrap().to_owned(),
+            body["client_secret"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let tokens = crate::code_flow::obtain_tokens(&app, &ids[1].0, &ids[1].1, "alice").await;
+    assert!(tokens["refresh_token"].is_string() || tokens["access_token"].is_string());
+    let (operator, _) = app.confidential_client(REDIRECT).await;
+    let get = |id: &str| {
+        let core = std::sync::Arc::clone(&app.core);
+        let id = portcullis_protocol::ClientId::parse(id).unwrap();
+        async move { core.get_client(&id).await.is_ok() }
+    };
+    // Not old enough yet.
+    app.core.cleanup(app.core.now() + time::Duration::days(9)).await;
+    assert!(get(&ids[0].0).await);
+    app.core.cleanup(app.core.now() + time::Duration::days(11)).await;
+    assert!(!get(&ids[0].0).await, "unused for ten days: deleted");
+    assert!(get(&ids[1].0).await, "it holds a grant");
+    assert!(get(operator.id.as_str()).await);
+    app.core.audit.flush().await;
+    let events = app.audit_events("client.registration_expired").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].client_id.as_deref(), Some(ids[0].0.as_str()));
+    app.stop().await;
+}
+
 both_backends!(
+    unused_registrations_are_forgotten,
     self_registered_clients_never_redirect_by_themselves,
     from_an_api_challenge_to_a_call,
     an_mcp_client_gets_a_token_for_its_server,

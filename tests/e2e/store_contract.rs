@@ -56,6 +56,7 @@ contract!(
     client_disable_ends_its_grants,
     client_list_search,
     client_delete_cascades,
+    unused_registered_clients_are_listed,
     client_assertions_are_recorded_once,
     user_roundtrip_conflict_and_search,
     user_updates_of_missing_user_are_not_found,

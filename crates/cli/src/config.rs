@@ -58,6 +58,7 @@ pub struct RawConfig {
     pub registration_scopes: Option<String>,
     /// The APIs (RFC 8707) clients that register themselves may ask for tokens to.
     pub registration_resources: Option<Vec<String>>,
+    pub registration_unused_client_days: Option<i64>,
     // Defense in depth (issue 6).
     pub trusted_proxies: Option<Vec<String>>,
     pub admin_hosts: Option<Vec<String>>,
@@ -195,6 +196,7 @@ const ENV_KEYS: &[&str] = &[
     "registration",
     "registration_scopes",
     "registration_resources",
+    "registration_unused_client_days",
     "trusted_proxies",
     "admin_hosts",
     "client_ip_header",
@@ -323,6 +325,7 @@ impl RawConfig {
             "registration" => self.registration.is_some(),
             "registration_scopes" => self.registration_scopes.is_some(),
             "registration_resources" => self.registration_resources.is_some(),
+            "registration_unused_client_days" => self.registration_unused_client_days.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
             "admin_hosts" => self.admin_hosts.is_some(),
             "client_ip_header" => self.client_ip_header.is_some(),
@@ -573,6 +576,16 @@ impl RawConfig {
         if let Some(scopes) = &self.registration_scopes {
             core.registration_scopes = portcullis_protocol::ScopeSet::parse(scopes)
                 .map_err(|e| cfg_err("registration_scopes", origins, e.0))?;
+        }
+        if let Some(days) = self.registration_unused_client_days {
+            core.registration_unused_client_days =
+                u32::try_from(days).ok().filter(|d| *d <= 3650).ok_or_else(|| {
+                    cfg_err(
+                        "registration_unused_client_days",
+                        origins,
+                        "must be between 0 and 3650 days (0 keeps them)",
+                    )
+                })?;
         }
         if let Some(resources) = &self.registration_resources {
             core.registration_resources = resources

@@ -42,7 +42,7 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 52] = [
+pub const EVENT_TYPES: [&str; 53] = [
     "login.success",
     "login.failure",
     "login.locked_out",
@@ -79,6 +79,7 @@ pub const EVENT_TYPES: [&str; 52] = [
     "client.registered",
     "client.registration_updated",
     "client.registration_deleted",
+    "client.registration_expired",
     "admin.user.created",
     "admin.user.updated",
     "admin.user.deleted",

@@ -68,6 +68,9 @@ pub struct CoreSettings {
     /// The APIs (RFC 8707) a client that registers itself may ask for tokens to, as
     /// MCP clients do (`resource`): given to each such client when it registers.
     pub registration_resources: Vec<String>,
+    /// Days after which a client that registered itself and holds no grant (nobody
+    /// signed in with it, or their grants have ended) is deleted; 0 keeps them.
+    pub registration_unused_client_days: u32,
     /// draft-ietf-oauth-rfc7523bis: a client assertion's `aud` must be the issuer; the
     /// token endpoint's URL and the URL of the endpoint called (OIDC Core §9, RFC 9126 §2)
     /// are refused.
@@ -149,6 +152,7 @@ impl CoreSettings {
             registration: crate::registration::RegistrationMode::Off,
             registration_scopes: ScopeSet::parse(crate::registration::DEFAULT_SCOPES).unwrap_or_default(),
             registration_resources: Vec::new(),
+            registration_unused_client_days: 30,
             strict_client_assertion_audience: false,
             require_dpop_nonce: false,
             resync_interval: std::time::Duration::from_secs(5),
@@ -438,6 +442,37 @@ impl Portcullis {
         }
         self.throttle.forget_idle();
         self.retention(now).await;
+        self.forget_unused_registrations(now).await;
+    }
+
+    /// Deletes clients that registered themselves (RFC 7591) and have held no grant for
+    /// `registration_unused_client_days`: with open registration, clients that register
+    /// again at every start would otherwise pile up. At most `RETENTION_BATCH` a run.
+    async fn forget_unused_registrations(&self, now: OffsetDateTime) {
+        let days = self.settings.registration_unused_client_days;
+        let Some(before) = (days > 0)
+            .then(|| now.checked_sub(Duration::days(i64::from(days))))
+            .flatten()
+        else {
+            return;
+        };
+        let ids = match self.store.unused_registered_clients(before, RETENTION_BATCH).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the unused self-registered clients");
+                return;
+            }
+        };
+        let actor = crate::admin::Actor::from("cleanup");
+        for id in ids {
+            match self.delete_client_as(&id, &actor, "client.registration_expired").await {
+                // Deleted meanwhile by its owner or an operator.
+                Ok(()) | Err(crate::Error::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, client = %id.as_str(), "could not delete an unused self-registered client")
+                }
+            }
+        }
     }
 
     /// Deletes refresh tokens and grants a day after they expired, and audit events past

@@ -256,6 +256,24 @@ impl ClientRepo for PgStore {
             .db()
     }
 
+    async fn unused_registered_clients(
+        &self,
+        created_before: time::OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<ClientId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM clients WHERE registration_token_hash IS NOT NULL AND created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM grants WHERE grants.client_id = clients.id) \
+             ORDER BY created_at, id LIMIT $2",
+        )
+        .bind(created_before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        ids.iter().map(|s| codec::client_id("clients.id", s)).collect()
+    }
+
     async fn record_client_jti(
         &self,
         client_id: &ClientId,

@@ -359,6 +359,46 @@ pub(super) async fn client_delete_cascades<S: Store>(s: S) {
     assert!(matches!(s.delete_client(&c.id, &[]).await, Err(StoreError::NotFound)));
 }
 
+/// Self-registered clients without a grant, registered before the cut-off, oldest
+/// first, up to the limit; an operator's client, a newer one or one with a grant (even
+/// revoked) is not listed.
+pub(super) async fn unused_registered_clients_are_listed<S: Store>(s: S) {
+    let at = |id: &str, created: OffsetDateTime, registered: bool| {
+        let mut c = client(id, id);
+        c.created_at = created;
+        c.registration_token_hash = registered.then_some([9; 32]);
+        c
+    };
+    for c in [
+        at("old-b", T0 + secs(20), true),
+        at("old-a", T0 + secs(10), true),
+        at("operators", T0, false),
+        at("new", T0 + secs(1000), true),
+        at("in-use", T0, true),
+    ] {
+        s.insert_client(&c).await.unwrap();
+    }
+    let u = user("alice");
+    s.insert_user(&u).await.unwrap();
+    let in_use = s
+        .get_client(&ClientId::parse("in-use").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let (g, _) = issue(&s, &in_use, &u, T0).await;
+    s.revoke_grant(g.id, T0 + secs(5), &grant_revocation(g.id, T0 + secs(600)))
+        .await
+        .unwrap();
+    let cut = T0 + secs(500);
+    let ids = |v: Vec<ClientId>| v.iter().map(|c| c.as_str().to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.unused_registered_clients(cut, 10).await.unwrap()),
+        ["old-a", "old-b"]
+    );
+    assert_eq!(ids(s.unused_registered_clients(cut, 1).await.unwrap()), ["old-a"]);
+    assert!(s.unused_registered_clients(T0, 10).await.unwrap().is_empty());
+}
+
 pub(super) async fn user_roundtrip_conflict_and_search<S: Store>(s: S) {
     let alice = user("alice");
     s.insert_user(&alice).await.unwrap();

@@ -562,6 +562,7 @@ fn registration_settings() {
     use portcullis_core::registration::RegistrationMode;
     let s = load(&[]).unwrap();
     assert_eq!(s.core.registration, RegistrationMode::Off);
+    assert_eq!(s.core.registration_unused_client_days, 30);
     assert_eq!(
         s.core.registration_scopes.as_string(),
         "email offline_access openid profile"
@@ -570,6 +571,7 @@ fn registration_settings() {
         ("PORTCULLIS_REGISTRATION", "open"),
         ("PORTCULLIS_REGISTRATION_SCOPES", "openid notes:read"),
         ("PORTCULLIS_RATE_LIMIT_REGISTER", "5/h"),
+        ("PORTCULLIS_REGISTRATION_UNUSED_CLIENT_DAYS", "0"),
         (
             "PORTCULLIS_REGISTRATION_RESOURCES",
             "https://mcp.example/mcp, https://api.example",
@@ -581,6 +583,7 @@ fn registration_settings() {
         ["https://mcp.example/mcp", "https://api.example"]
     );
     assert_eq!(s.core.registration, RegistrationMode::Open);
+    assert_eq!(s.core.registration_unused_client_days, 0);
     assert_eq!(s.core.registration_scopes.as_string(), "notes:read openid");
     assert_eq!(
         s.core
@@ -594,6 +597,8 @@ fn registration_settings() {
         ("PORTCULLIS_REGISTRATION_SCOPES", "openid \"x\""),
         ("PORTCULLIS_RATE_LIMIT_REGISTER", "lots"),
         ("PORTCULLIS_REGISTRATION_RESOURCES", "http://mcp.example/mcp"),
+        ("PORTCULLIS_REGISTRATION_UNUSED_CLIENT_DAYS", "-1"),
+        ("PORTCULLIS_REGISTRATION_UNUSED_CLIENT_DAYS", "3651"),
     ] {
         let e = load(&[(key, bad)]).unwrap_err();
         assert_eq!(
