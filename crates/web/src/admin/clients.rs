@@ -289,6 +289,8 @@ pub struct ClientRow {
     pub kind: &'static str,
     pub grant_types: String,
     pub disabled: bool,
+    /// Registered itself at `/register` (RFC 7591).
+    pub self_registered: bool,
     pub created_at: String,
 }
 
@@ -324,6 +326,7 @@ pub async fn clients_get(
                 kind: c.kind.as_str(),
                 grant_types: c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", "),
                 disabled: c.disabled,
+                self_registered: c.registration_token_hash.is_some(),
                 created_at: when(c.created_at),
             })
             .collect(),
@@ -779,6 +782,42 @@ mod tests {
         };
         assert_eq!(shown(&set), Some(vec![LOGOUT.to_owned()]));
         assert_eq!(shown(&client(None)), Some(vec![]));
+    }
+
+    /// A client that registered itself is marked in the list and on its page.
+    #[test]
+    fn self_registered_clients_are_marked() {
+        let row = |self_registered| ClientRow {
+            id: "c1".into(),
+            name: "Notes".into(),
+            kind: "public",
+            grant_types: "authorization_code".into(),
+            disabled: false,
+            self_registered,
+            created_at: "today".into(),
+        };
+        let list = |rows| {
+            ClientsPage {
+                chrome: chrome(),
+                search: String::new(),
+                clients: rows,
+            }
+            .render()
+            .unwrap()
+        };
+        assert!(list(vec![row(true)]).contains(r#"<span class="badge self""#));
+        assert!(!list(vec![row(false)]).contains("self-registered"));
+        let by = |c: &Client| {
+            details(c)
+                .into_iter()
+                .find(|d| d.label == "Registered by")
+                .map(|d| d.values)
+                .unwrap()
+        };
+        let mut c = client(None);
+        assert_eq!(by(&c), ["an operator"]);
+        c.registration_token_hash = Some([1; 32]);
+        assert!(by(&c)[0].starts_with("the client itself"));
     }
 
     /// The field is on the form with its hint; a refused value is shown again, marked,
