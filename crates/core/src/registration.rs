@@ -3,19 +3,23 @@
 //! With `registration = "open"` anyone may register a client at `/register` (the
 //! Model Context Protocol's clients, for one, register themselves so). Such a client is
 //! always a third party under rules an operator's clients are not held to:
-//! - it is shown the consent page, which says it registered itself;
+//! - the login, consent and device pages say it registered itself, and its error
+//!   answers and post-logout redirects wait for the person's click (RFC 9700 §4.11.2,
+//!   in `portcullis-web`);
 //! - it may use the grants a person approves (`authorization_code` with PKCE,
 //!   `refresh_token`, the device grant), never `client_credentials`, which nobody
 //!   approves;
 //! - it may register only the scopes in `registration_scopes`;
 //! - it may ask for tokens to the APIs in `registration_resources` (RFC 8707, as MCP
 //!   clients do), given to it when it registers; no CORS origins or lifetimes of its
-//!   own: an operator may add them, and more APIs, in the admin UI;
+//!   own;
 //! - it names no URL the server itself would call (`jwks_uri`, `backchannel_logout_uri`):
 //!   the server would send requests to an address of anyone's choosing, inside its own
-//!   network too. Keys are registered inline (`jwks`); an operator may add a
-//!   back-channel logout URL;
-//! - registrations are limited per address (`rate_limit_register`).
+//!   network too. Keys are registered inline (`jwks`);
+//! - registrations are limited per address (`rate_limit_register`), and one that holds
+//!   no grant is deleted after `registration_unused_client_days`.
+//!
+//! An operator who grants it more takes it over (`clients::update_client_as`).
 //!
 //! It is answered with a registration access token (RFC 7592 §3), stored as its SHA-256
 //! like every secret (DESIGN §2), with which it reads, replaces and deletes its own
@@ -191,7 +195,8 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             "jwks is registered with token_endpoint_auth_method private_key_jwt",
         ));
     }
-
+    // Every algorithm in discovery is taken from every client: one of those is not
+    // registered (nor echoed); another is refused, so the client knows.
     for alg_field in ["token_endpoint_auth_signing_alg", "request_object_signing_alg"] {
         if let Some(alg) = m.string(alg_field)?
             && !crate::jws::algorithm_names().contains(&alg)
