@@ -594,7 +594,9 @@ async fn errors_of_self_registered_clients_are_shown_first(backend: Backend) {
             .extend_pairs(extra);
         u
     };
-    let cases: [(&str, &[(&str, &str)], &str); 3] = [
+    /// What the case is, its extra parameters, the error expected.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
         ("a scope it may not have", &[("scope", "admin")], "invalid_scope"),
         (
             "prompt=none for nobody signed in",

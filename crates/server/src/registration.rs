@@ -70,24 +70,39 @@ fn unauthorized(error: Option<(ErrorCode, String)>) -> Response {
 /// The registration access token of `Authorization: Bearer …`. RFC 6750 §3.1: no
 /// header, or another scheme, is a request without credentials (a bare challenge); a
 /// `Bearer` header without a token is a malformed request (`400 invalid_request`).
-fn registration_token(headers: &HeaderMap) -> Result<String, Response> {
+fn registration_token(headers: &HeaderMap) -> Result<String, NoToken> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(unauthorized(None));
+        return Err(NoToken::Missing);
     }
     let token = token.trim();
     if token.is_empty() || token.contains(' ') {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "the Authorization header must be Bearer and the registration access token",
-        )
-        .into_response());
+        return Err(NoToken::Malformed);
     }
     Ok(token.to_owned())
+}
+
+/// Why `registration_token` found none.
+enum NoToken {
+    Missing,
+    Malformed,
+}
+
+impl IntoResponse for NoToken {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Missing => unauthorized(None),
+            Self::Malformed => ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the Authorization header must be Bearer and the registration access token",
+            )
+            .into_response(),
+        }
+    }
 }
 
 /// A core error at the management endpoint: a bad token is a 401 challenge; a client an
@@ -133,7 +148,7 @@ pub async fn registration_get(
 ) -> Response {
     let token = match registration_token(&headers) {
         Ok(t) => t,
-        Err(resp) => return resp,
+        Err(no) => return no.into_response(),
     };
     match state.core.read_registration(&id, &token).await {
         Ok(registered) => answer(&state, StatusCode::OK, &registered),
@@ -151,7 +166,7 @@ pub async fn registration_put(
 ) -> Response {
     let token = match registration_token(&headers) {
         Ok(t) => t,
-        Err(resp) => return resp,
+        Err(no) => return no.into_response(),
     };
     // The token first: whoever does not hold it learns nothing from the body's checks.
     if let Err(e) = state.core.registered_client(&id, &token).await {
@@ -180,7 +195,7 @@ pub async fn registration_delete(
 ) -> Response {
     let token = match registration_token(&headers) {
         Ok(t) => t,
-        Err(resp) => return resp,
+        Err(no) => return no.into_response(),
     };
     match state.core.delete_registration(&id, &token, ip.as_deref()).await {
         Ok(()) => no_store(StatusCode::NO_CONTENT.into_response()),
