@@ -24,6 +24,11 @@ async fn open_registration(backend: Backend) -> TestApp {
     let (url, guard) = portcullis_tests::fresh_database(backend).await;
     portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
         s.core.registration = RegistrationMode::Open;
+        // Every test registers and manages from 127.0.0.1.
+        s.core
+            .defense
+            .rate_limits
+            .set(Bucket::RegisterIp, RateLimit::parse("600/h").unwrap());
     })
     .await
 }
@@ -262,6 +267,11 @@ async fn a_client_manages_its_registration(backend: Backend) {
     assert_eq!(challenge(&r), r#"Bearer realm="portcullis""#);
     let r = http().get(uri).header("authorization", "Bearer ").send().await.unwrap();
     assert_eq!(r.status(), 400);
+    assert!(
+        challenge(&r).contains(r#"error="invalid_request""#),
+        "{}",
+        challenge(&r)
+    );
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
     // An operator's client has no registration to manage, whatever the token.
     let (operator_client, _) = app.confidential_client(REDIRECT).await;
@@ -355,8 +365,9 @@ async fn a_client_manages_its_registration(backend: Backend) {
         .unwrap()
         .to_owned();
 
-    // An operator who makes it first-party takes it over: the token ends.
-    let mut vouch = portcullis_core::clients::ClientInput {
+    // An operator's edit, even a narrower one, takes the registration over: the token
+    // ends, so a PUT cannot undo it; the client stays marked as self-registered.
+    let narrower = portcullis_core::clients::ClientInput {
         name: "Renamed".into(),
         kind: Some(portcullis_core::model::ClientKind::Confidential),
         redirect_uris: vec![REDIRECT.into()],
@@ -364,26 +375,9 @@ async fn a_client_manages_its_registration(backend: Backend) {
         scopes: "openid".into(),
         ..Default::default()
     };
-    // A narrower edit leaves the registration to the client.
-    app.core.update_client(&client_id, &vouch, "ops").await.unwrap();
-    assert!(
-        app.core
-            .get_client(&client_id)
-            .await
-            .unwrap()
-            .registration_token_hash
-            .is_some()
-    );
-    vouch.first_party = true;
-    app.core.update_client(&client_id, &vouch, "ops").await.unwrap();
-    assert!(
-        app.core
-            .get_client(&client_id)
-            .await
-            .unwrap()
-            .registration_token_hash
-            .is_none()
-    );
+    app.core.update_client(&client_id, &narrower, "ops").await.unwrap();
+    let taken = app.core.get_client(&client_id).await.unwrap();
+    assert!(taken.registration_token_hash.is_none() && taken.self_registered);
     assert_eq!(
         manage(reqwest::Method::GET, uri, Some(&token), None).await.status(),
         401
@@ -1043,7 +1037,66 @@ async fn unused_registrations_are_forgotten(backend: Backend) {
     app.stop().await;
 }
 
+/// Two requests with one registration access token at once: one wins, the other gets a
+/// `401` (or a `503` to retry, nothing written); an update answered with an error was not
+/// made, and a token spent by a read deletes nothing.
+async fn one_token_serves_one_request_at_a_time(backend: Backend) {
+    let app = open_registration(backend).await;
+    let (_, body) = register(
+        &app,
+        &json!({"client_name": "n0", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    let id = body["client_id"].as_str().unwrap().to_owned();
+    let uri = body["registration_client_uri"].as_str().unwrap().to_owned();
+    let mut token = body["registration_access_token"].as_str().unwrap().to_owned();
+    let client_id = portcullis_protocol::ClientId::parse(&id).unwrap();
+    for round in 1..=8 {
+        let name = format!("n{round}");
+        let put = json!({"client_id": id, "client_name": name, "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"});
+        let (a, b) = tokio::join!(
+            manage(reqwest::Method::PUT, &uri, Some(&token), Some(&put)),
+            manage(reqwest::Method::GET, &uri, Some(&token), None),
+        );
+        let (a_status, b_status) = (a.status().as_u16(), b.status().as_u16());
+        let (a, b): (Value, Value) = (a.json().await.unwrap_or_default(), b.json().await.unwrap_or_default());
+        assert!(
+            !(a_status == 200 && b_status == 200),
+            "round {round}: both won: {a} {b}"
+        );
+        for (status, body) in [(a_status, &a), (b_status, &b)] {
+            assert!([200, 401, 503].contains(&status), "round {round}: {status} {body}");
+        }
+        let stored = app.core.get_client(&client_id).await.unwrap().name;
+        assert_eq!(
+            stored == name,
+            a_status == 200,
+            "round {round}: PUT {a_status}, stored {stored}"
+        );
+        let winner = if a_status == 200 { &a } else { &b };
+        if let Some(t) = winner["registration_access_token"].as_str() {
+            token = t.to_owned();
+        } else {
+            // Neither won (both refused as busy): the token is still good.
+            assert_eq!((a_status, b_status), (503, 503), "round {round}");
+        }
+    }
+    // A read and a delete at once: never a new token for a deleted client.
+    let (get, delete) = tokio::join!(
+        manage(reqwest::Method::GET, &uri, Some(&token), None),
+        manage(reqwest::Method::DELETE, &uri, Some(&token), None),
+    );
+    assert!(
+        !(get.status() == 200 && delete.status() == 204),
+        "both won: {} {}",
+        get.status(),
+        delete.status()
+    );
+    app.stop().await;
+}
+
 both_backends!(
+    one_token_serves_one_request_at_a_time,
     unused_registrations_are_forgotten,
     self_registered_clients_never_redirect_by_themselves,
     from_an_api_challenge_to_a_call,

@@ -165,6 +165,8 @@ fn client(id: &str, name: &str) -> Client {
         // switch it both ways.
         backchannel_logout_uri: Some("https://app.example/backchannel-logout".into()),
         registration_token_hash: Some([7; 32]),
+        // Not the default; stored and read back.
+        self_registered: true,
         disabled: false,
         created_at: T0,
         updated_at: T0,

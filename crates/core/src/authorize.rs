@@ -678,7 +678,7 @@ impl Portcullis {
         Ok(AuthorizationRequest {
             client_id: client.id.as_str().to_owned(),
             client_name: client.name.clone(),
-            self_registered: client.registration_token_hash.is_some(),
+            self_registered: client.self_registered,
             redirect_uri: redirect_uri.as_str().to_owned(),
             redirect_uri_explicit: explicit,
             scope: scope.as_string(),

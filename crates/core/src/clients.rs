@@ -12,6 +12,17 @@ use crate::error::{Error, Result};
 use crate::model::{Client, ClientKind, Revocation, RevocationTarget};
 use crate::service::{ID_TOKEN_ALG, Portcullis};
 
+/// Who edits a client (`update_client_as`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Editor {
+    Operator,
+    /// The client itself (RFC 7592 §2.2); its registration access token is replaced by
+    /// the one with this digest in the same write.
+    Registration {
+        next_token_hash: crate::model::Digest,
+    },
+}
+
 /// What an operator fills in to register or edit a client, as typed.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInput {
@@ -462,6 +473,7 @@ impl Portcullis {
             require_pushed_authorization_requests: input.require_pushed_authorization_requests,
             require_signed_request_object: input.require_signed_request_object,
             backchannel_logout_uri: v.backchannel_logout_uri,
+            self_registered: registration_token_hash.is_some(),
             registration_token_hash,
             disabled: false,
             created_at: now,
@@ -476,26 +488,21 @@ impl Portcullis {
     /// Replaces a client's settings; the kind cannot change (it decides whether a
     /// secret exists).
     pub async fn update_client(&self, id: &ClientId, input: &ClientInput, actor: impl Into<Actor>) -> Result<Client> {
-        self.update_client_as(id, input, &actor.into(), "admin.client.updated", true)
+        self.update_client_as(id, input, &actor.into(), "admin.client.updated", Editor::Operator)
             .await
+            .map(|(client, _)| client)
     }
 
-    /// `update_client`, auditing `event` (a client replacing its own registration,
-    /// RFC 7592 §2.2, is not an operator's edit: `by_operator` false).
-    ///
-    /// An operator who gives a client that registered itself what a registration cannot
-    /// have (first-party status, lifetimes, CORS origins, APIs beyond
-    /// `registration_resources`, a URL the server calls) vouches for it and takes it
-    /// over: its registration access token ends, so whoever holds it cannot then point
-    /// what the operator granted elsewhere, and it is no longer shown as self-registered.
+    /// `update_client`, auditing `event`, by `editor`; with the secret issued in the same
+    /// write to a client of the registration that moves from keys to a secret.
     pub(crate) async fn update_client_as(
         &self,
         id: &ClientId,
         input: &ClientInput,
         actor: &Actor,
         event: &'static str,
-        by_operator: bool,
-    ) -> Result<Client> {
+        editor: Editor,
+    ) -> Result<(Client, Option<Secret>)> {
         let _turn = self.client_writes.lock().await;
         if input.if_revision.is_some_and(|r| r < 0) {
             return Err(Error::invalid(
@@ -538,18 +545,20 @@ impl Portcullis {
         client.require_pushed_authorization_requests = input.require_pushed_authorization_requests;
         client.require_signed_request_object = input.require_signed_request_object;
         client.backchannel_logout_uri = v.backchannel_logout_uri;
-        let vouched = client.first_party
-            || client.access_token_ttl.is_some()
-            || client.refresh_token_ttl.is_some()
-            || !client.cors_origins.is_empty()
-            || client
-                .resources
-                .iter()
-                .any(|r| !self.settings.registration_resources.contains(r))
-            || client.jwks_uri.is_some()
-            || client.backchannel_logout_uri.is_some();
-        if by_operator && vouched {
-            client.registration_token_hash = None;
+        let mut secret = None;
+        match editor {
+            // An operator's edit takes a self-registered client's registration over: its
+            // token ends, so neither what the operator granted nor what they restricted
+            // can be undone by whoever holds it. The client stays marked as self-registered.
+            Editor::Operator => client.registration_token_hash = None,
+            Editor::Registration { next_token_hash } => {
+                client.registration_token_hash = Some(next_token_hash);
+                if client.kind == ClientKind::Confidential && !client.has_keys() && client.secret_hash.is_none() {
+                    let issued = new_secret()?;
+                    client.secret_hash = Some(sha256(issued.expose().as_bytes()));
+                    secret = Some(issued);
+                }
+            }
         }
         client.updated_at = self.now();
         self.store.update_client(&client, &[]).await.map_err(|e| match e {
@@ -607,7 +616,7 @@ impl Portcullis {
             // Taken over by an operator (see above).
             (
                 "registration_access_token",
-                before.registration_token_hash != client.registration_token_hash,
+                before.registration_token_hash.is_some() && client.registration_token_hash.is_none(),
             ),
         ]
         .into_iter()
@@ -619,7 +628,7 @@ impl Portcullis {
                 .client(id.as_str())
                 .detail(serde_json::json!({ "changed": changed })),
         );
-        Ok(client)
+        Ok((client, secret))
     }
 
     pub async fn get_client(&self, id: &ClientId) -> Result<Client> {

@@ -110,7 +110,7 @@ impl Portcullis {
             }
         };
         Ok(Logout {
-            self_registered: client.as_ref().is_some_and(|c| c.registration_token_hash.is_some()),
+            self_registered: client.as_ref().is_some_and(|c| c.self_registered),
             client_id: client.as_ref().map(|c| c.id.clone()),
             client_name: client.map(|c| c.name),
             redirect,

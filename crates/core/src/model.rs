@@ -93,6 +93,10 @@ pub struct Client {
     /// RFC 7591 and RFC 7592: SHA-256 of the registration access token of a client that
     /// registered itself at `/register`; `None` for clients an operator registered.
     pub registration_token_hash: Option<Digest>,
+    /// The client registered itself at `/register` (RFC 7591): its name and URIs are its
+    /// own word, so pages mark it and its redirects wait for a click. Never cleared, not
+    /// even when an operator takes its registration over (ending the token above).
+    pub self_registered: bool,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,

@@ -281,7 +281,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
     // `/logout`, `/authorize` with another client), under its name.
     let own_host = url::Url::parse(&settings.issuer)
         .ok()
-        .and_then(|u| u.host_str().map(str::to_owned));
+        .and_then(|u| u.host_str().map(|h| h.trim_end_matches('.').to_owned()));
     for (field, uri) in redirect_uris.iter().map(|u| ("redirect_uris", u)).chain(
         post_logout_redirect_uris
             .iter()
@@ -292,7 +292,8 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         };
         // Loopback is the native apps' (RFC 8252 §7.3), even when a development server
         // runs there too.
-        let host = url.host_str().map(str::to_owned);
+        // A trailing dot names the same host.
+        let host = url.host_str().map(|h| h.trim_end_matches('.').to_owned());
         if host.is_some() && host == own_host && !portcullis_protocol::is_loopback_host(&url) {
             return Err(Error::oauth(
                 ErrorCode::InvalidRedirectUri,
@@ -451,7 +452,7 @@ impl Portcullis {
             return Ok(None);
         };
         let client = self.client_cache.get(self.store.as_ref(), &id).await?;
-        Ok(client.filter(|c| c.registration_token_hash.is_some()))
+        Ok(client.filter(|c| c.self_registered))
     }
 
     /// RFC 7592 §2: the client a registration access token was issued to, if `id` names
@@ -479,9 +480,11 @@ impl Portcullis {
 
     /// RFC 7592 §2.1: the registration as it stands, with a new registration access
     /// token (§3 requires one in every answer; only its digest is kept, so a new one is
-    /// issued and the one used stops working, as §2.1 allows).
-    pub async fn read_registration(&self, id: &str, token: &str) -> Result<Registered> {
+    /// issued and the one used stops working, as §2.1 allows). Counted against
+    /// `rate_limit_register`: each read is a write.
+    pub async fn read_registration(&self, id: &str, token: &str, ip: Option<&str>) -> Result<Registered> {
         let client = self.registered_client(id, token).await?;
+        self.throttle.check(Bucket::RegisterIp, ip)?;
         let (client, token) = self.reissue_registration_token(&client.id, token).await?;
         Ok(Registered {
             client,
@@ -492,25 +495,31 @@ impl Portcullis {
 
     /// A new registration access token for the client, if `presented` is still its
     /// token: of two requests made with one token, one gets the new token, the other a
-    /// `401`.
+    /// `401`. Another write to the client meanwhile (an operator's, on another node) is
+    /// read again and the token checked again.
     async fn reissue_registration_token(&self, id: &ClientId, presented: &str) -> Result<(Client, Secret)> {
         let _turn = self.client_writes.lock().await;
-        let mut client = self.store.get_client(id).await?.ok_or_else(bad_token)?;
-        match client.registration_token_hash {
-            Some(stored) if digest_eq(&stored, &sha256(presented.as_bytes())) => {}
-            _ => return Err(bad_token()),
+        for _ in 0..5 {
+            let mut client = self.store.get_client(id).await?.ok_or_else(bad_token)?;
+            match client.registration_token_hash {
+                Some(stored) if digest_eq(&stored, &sha256(presented.as_bytes())) => {}
+                _ => return Err(bad_token()),
+            }
+            let token = Secret::new(random_token()?);
+            client.registration_token_hash = Some(sha256(token.expose().as_bytes()));
+            client.updated_at = self.now();
+            match self.store.update_client(&client, &[]).await {
+                Ok(()) => {
+                    client.revision += 1;
+                    self.client_cache.invalidate(id);
+                    return Ok((client, token));
+                }
+                Err(crate::StoreError::Stale) => continue,
+                Err(crate::StoreError::NotFound) => return Err(bad_token()),
+                Err(e) => return Err(e.into()),
+            }
         }
-        let token = Secret::new(random_token()?);
-        client.registration_token_hash = Some(sha256(token.expose().as_bytes()));
-        client.updated_at = self.now();
-        self.store.update_client(&client, &[]).await.map_err(|e| match e {
-            // Changed or deleted meanwhile, on another node: the token used is spent.
-            crate::StoreError::Stale | crate::StoreError::NotFound => bad_token(),
-            other => other.into(),
-        })?;
-        client.revision += 1;
-        self.client_cache.invalidate(id);
-        Ok((client, token))
+        Err(Error::Busy)
     }
 
     /// RFC 7592 §2.2: replaces the registration with `metadata`. Its APIs stay as they
@@ -561,33 +570,44 @@ impl Portcullis {
         input.resources = client.resources.clone();
         input.if_revision = Some(client.revision);
         let actor = Actor::new(format!("registration:{}", client.id.as_str()), ip.map(str::to_owned));
-        let gone = |e: Error| match e {
-            // Deleted meanwhile.
-            Error::NotFound(_) => bad_token(),
-            other => as_registration_error(other),
+        // The new token, and a secret for a client moving from keys to one, are written
+        // with the change: an answer lost is a change with its token, never half of one.
+        let next = Secret::new(random_token()?);
+        let editor = crate::clients::Editor::Registration {
+            next_token_hash: sha256(next.expose().as_bytes()),
         };
         let updated = self
-            .update_client_as(&client.id, &input, &actor, "client.registration_updated", false)
-            .await
-            .map_err(gone)?;
-        let secret = if updated.kind == ClientKind::Confidential && !updated.has_keys() && updated.secret_hash.is_none()
-        {
-            Some(self.rotate_client_secret(&updated.id, &actor).await.map_err(gone)?)
-        } else {
-            None
+            .update_client_as(&client.id, &input, &actor, "client.registration_updated", editor)
+            .await;
+        let (client, secret) = match updated {
+            Ok(done) => done,
+            Err(Error::NotFound(_)) => return Err(bad_token()),
+            // Written meanwhile, since the token was checked (another use of the token,
+            // an operator's edit): nothing was written here. Spent, the token is a 401;
+            // still good, the client may try again.
+            Err(Error::Invalid { field: "revision", .. }) => {
+                return Err(match self.registered_client(id, token).await {
+                    Ok(_) => Error::Busy,
+                    Err(e) => e,
+                });
+            }
+            Err(other) => return Err(as_registration_error(other)),
         };
-        let (client, token) = self.reissue_registration_token(&updated.id, token).await?;
         Ok(Registered {
             client,
             secret,
-            token: Some(token),
+            token: Some(next),
         })
     }
 
     /// RFC 7592 §2.3: deletes the registration, with the client's grants and tokens.
     pub async fn delete_registration(&self, id: &str, token: &str, ip: Option<&str>) -> Result<()> {
-        let client = self.registered_client(id, token).await?;
+        self.registered_client(id, token).await?;
         self.throttle.check(Bucket::RegisterIp, ip)?;
+        // Checked again in turn with this node's other client writes, so a token another
+        // request has just spent (a read, an update) deletes nothing.
+        let _turn = self.client_writes.lock().await;
+        let client = self.registered_client(id, token).await?;
         let actor = Actor::new(format!("registration:{}", client.id.as_str()), ip.map(str::to_owned));
         self.delete_client_as(&client.id, &actor, "client.registration_deleted")
             .await
@@ -668,7 +688,7 @@ mod tests {
         assert!(refused(json!({"client_name": 7})).contains("string"));
         assert!(refused(json!({"dpop_bound_access_tokens": "yes"})).contains("true or false"));
         assert!(refused(json!([1, 2])).contains("object"));
-        let own = input(json!({"redirect_uris": ["https://id.example/logout"]}));
+        let own = input(json!({"redirect_uris": ["https://id.example./logout"]}));
         assert!(
             matches!(own, Err(Error::OAuth { code: ErrorCode::InvalidRedirectUri, ref description }) if description.contains("own host")),
             "{own:?}"

@@ -58,8 +58,9 @@ pub trait ClientRepo: Send + Sync {
     async fn delete_client(&self, id: &ClientId, revocations: &[Revocation]) -> StoreResult<()>;
     /// Ids of the client's grants that are not revoked.
     async fn active_grant_ids_for_client(&self, id: &ClientId) -> StoreResult<Vec<Uuid>>;
-    /// Up to `limit` clients that registered themselves (a `registration_token_hash`)
-    /// before `created_before` and hold no grant, oldest first.
+    /// Up to `limit` clients that registered themselves (`self_registered`), are still
+    /// managed with their registration access token (not taken over by an operator), are
+    /// not disabled, registered before `created_before` and hold no grant, oldest first.
     async fn unused_registered_clients(&self, created_before: OffsetDateTime, limit: u32)
     -> StoreResult<Vec<ClientId>>;
     /// Records a one-time `jti` the client sent, until `expires_at`: a client assertion's

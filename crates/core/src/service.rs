@@ -450,6 +450,10 @@ impl Portcullis {
     /// again at every start would otherwise pile up. At most `RETENTION_BATCH` a run.
     async fn forget_unused_registrations(&self, now: OffsetDateTime) {
         let days = self.settings.registration_unused_client_days;
+        // With registration off, a client deleted could not register again.
+        if self.settings.registration == crate::registration::RegistrationMode::Off {
+            return;
+        }
         let Some(before) = (days > 0)
             .then(|| now.checked_sub(Duration::days(i64::from(days))))
             .flatten()

@@ -162,7 +162,7 @@ impl Portcullis {
         // RFC 7662 §4 (token scanning): a client that registered itself (RFC 7591) is
         // nobody's resource server, and anyone can be one when registration is open; it
         // learns about its own access tokens only.
-        if client.registration_token_hash.is_some() && c.client_id != client.id.as_str() {
+        if client.self_registered && c.client_id != client.id.as_str() {
             return None;
         }
         Some(IntrospectionResponse {

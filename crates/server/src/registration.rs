@@ -44,6 +44,11 @@ fn answer(state: &ServerState, status: StatusCode, registered: &Registered) -> R
 /// with a `Bearer` challenge (the DPoP scheme is not offered: these are not access
 /// tokens).
 fn unauthorized(error: Option<(ErrorCode, String)>) -> Response {
+    challenged(StatusCode::UNAUTHORIZED, error)
+}
+
+/// `status` with a `Bearer` challenge naming `error`, if any, and the JSON error body.
+fn challenged(status: StatusCode, error: Option<(ErrorCode, String)>) -> Response {
     let (challenge, body) = match error {
         None => ("Bearer realm=\"portcullis\"".to_owned(), None),
         Some((code, description)) => {
@@ -57,8 +62,8 @@ fn unauthorized(error: Option<(ErrorCode, String)>) -> Response {
         }
     };
     let mut resp = match body {
-        Some(body) => (StatusCode::UNAUTHORIZED, Json(body)).into_response(),
-        None => StatusCode::UNAUTHORIZED.into_response(),
+        Some(body) => (status, Json(body)).into_response(),
+        None => status.into_response(),
     };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&challenge) {
@@ -96,11 +101,14 @@ impl IntoResponse for NoToken {
     fn into_response(self) -> Response {
         match self {
             Self::Missing => unauthorized(None),
-            Self::Malformed => ApiError::new(
-                ErrorCode::InvalidRequest,
-                "the Authorization header must be Bearer and the registration access token",
-            )
-            .into_response(),
+            // RFC 6750 §3: a 400 with its challenge, naming the error.
+            Self::Malformed => challenged(
+                StatusCode::BAD_REQUEST,
+                Some((
+                    ErrorCode::InvalidRequest,
+                    "the Authorization header must be Bearer and the registration access token".to_owned(),
+                )),
+            ),
         }
     }
 }
@@ -143,6 +151,7 @@ pub async fn register_post(
 /// `GET /register/{client_id}`: RFC 7592 §2.1.
 pub async fn registration_get(
     State(state): State<ServerState>,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -150,7 +159,7 @@ pub async fn registration_get(
         Ok(t) => t,
         Err(no) => return no.into_response(),
     };
-    match state.core.read_registration(&id, &token).await {
+    match state.core.read_registration(&id, &token, ip.as_deref()).await {
         Ok(registered) => answer(&state, StatusCode::OK, &registered),
         Err(e) => managed(e),
     }

@@ -49,8 +49,12 @@ pub(crate) fn redirect_host(redirect_uri: &str) -> String {
 /// so that it cannot borrow a bank's logo, nor watch who opens the page from elsewhere.
 pub(crate) fn client_logo(client: &portcullis_core::model::Client) -> Option<url::Url> {
     let logo = displayable(client.logo_uri.as_deref())?;
-    if client.registration_token_hash.is_none() {
+    if !client.self_registered {
         return Some(logo);
+    }
+    // Not from a loopback host either: the person's own machine's services.
+    if logo.scheme() != "https" || portcullis_protocol::is_loopback_host(&logo) {
+        return None;
     }
     client
         .redirect_uris
@@ -130,7 +134,7 @@ pub async fn consent_get(
         scopes: scope_lines(&scope.as_string()),
         logo_uri: logo.as_ref().map(|u| u.as_str().to_owned()),
         policy_uri: displayable(client.policy_uri.as_deref()).map(|u| u.as_str().to_owned()),
-        self_registered: client.registration_token_hash.is_some(),
+        self_registered: client.self_registered,
         redirect_host: redirect_host(&req.redirect_uri),
     };
     let mut response = render(StatusCode::OK, &page)?;
@@ -168,9 +172,11 @@ pub async fn consent_post(
         // posted twice in a row): the same answer, not an error page in its place; to
         // the login that answered it only.
         // (A match rather than an `if let` guard, which needs Rust 1.95: rust-version is 1.88.)
+        // An error answer is not sent again: its client may have registered itself, and
+        // its redirects wait for a click (RFC 9700 §4.11.2, `send_unprompted`).
         Err(PageError::Expired) => match auth.as_ref().and_then(|a| state.answered.get(&form.req, &a.sid, now)) {
-            Some(answer) => return send_response(&answer),
-            None => return Err(PageError::Expired),
+            Some(answer) if !answer.is_error() => return send_response(&answer),
+            _ => return Err(PageError::Expired),
         },
         Err(e) => return Err(e),
     };

@@ -225,7 +225,7 @@ fn confirm_page(
         notice,
         requested: ago(state.core.now(), pending.requested_at),
         requested_from: pending.requested_from.as_deref(),
-        self_registered: pending.client.registration_token_hash.is_some(),
+        self_registered: pending.client.self_registered,
     };
     let mut response = render(StatusCode::OK, &page)?;
     allow_logo(&mut response, logo.as_ref());

@@ -326,7 +326,7 @@ pub async fn clients_get(
                 kind: c.kind.as_str(),
                 grant_types: c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", "),
                 disabled: c.disabled,
-                self_registered: c.registration_token_hash.is_some(),
+                self_registered: c.self_registered,
                 created_at: when(c.created_at),
             })
             .collect(),
@@ -438,7 +438,7 @@ fn details(c: &Client) -> Vec<Detail> {
         one("Type", c.kind.as_str().to_owned()),
         one(
             "Registered by",
-            if c.registration_token_hash.is_some() {
+            if c.self_registered {
                 "the client itself, at /register (RFC 7591): its name and URLs are its own word"
             } else {
                 "an operator"
@@ -696,6 +696,7 @@ mod tests {
             require_signed_request_object: false,
             backchannel_logout_uri: None,
             registration_token_hash: None,
+            self_registered: false,
             disabled: false,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
@@ -816,7 +817,7 @@ mod tests {
         };
         let mut c = client(None);
         assert_eq!(by(&c), ["an operator"]);
-        c.registration_token_hash = Some([1; 32]);
+        c.self_registered = true;
         assert!(by(&c)[0].starts_with("the client itself"));
     }
 

@@ -43,7 +43,7 @@ pub fn client(c: &Client) -> Value {
         "require_signed_request_object": c.require_signed_request_object,
         "backchannel_logout_uri": c.backchannel_logout_uri,
         "disabled": c.disabled,
-        "self_registered": c.registration_token_hash.is_some(),
+        "self_registered": c.self_registered,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
         "revision": c.revision,
