@@ -110,10 +110,17 @@ impl ProtectedResourceMetadata {
         // §2: https, no fragment; a query is discouraged and would not survive the
         // well-known path of §3.1.
         let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        // A path segment axum would read as a parameter (`:x`, `*x`, `{x}`) cannot be
+        // routed as it is.
+        let routable = !url
+            .path()
+            .split('/')
+            .any(|seg| seg.starts_with([':', '*']) || seg.contains(['{', '}']));
         if !(url.scheme() == "https" || url.scheme() == "http" && loopback)
             || url.fragment().is_some()
             || url.query().is_some()
             || url.host_str().is_none()
+            || !routable
         {
             return Err(AuthError::Config(format!(
                 "resource {:?} must be an https URL (http only on loopback) without query or fragment",
@@ -189,6 +196,8 @@ mod tests {
             "http://api.example.com/x",
             "https://api.example.com/x?y=1",
             "https://api.example.com/x#f",
+            "https://api.example.com/:x",
+            "https://api.example.com/a/*rest",
             "api",
         ] {
             assert!(
