@@ -1095,7 +1095,53 @@ async fn one_token_serves_one_request_at_a_time(backend: Backend) {
     app.stop().await;
 }
 
+/// With open registration, anyone could register an origin, so CORS answers any origin
+/// (`*`, no credentials): a browser-based client registers, signs in and calls from its
+/// own page. (With registration off, only registered origins: `defense::pages`.)
+async fn browser_clients_may_register_from_any_origin(backend: Backend) {
+    let app = open_registration(backend).await;
+    let preflight = |path: &str, method: &str| {
+        http()
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("origin", "http://localhost:6274")
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+    };
+    for (path, method) in [
+        ("/register", "POST"),
+        ("/register/some-client", "PUT"),
+        ("/register/some-client", "DELETE"),
+        ("/token", "POST"),
+        ("/.well-known/oauth-authorization-server", "GET"),
+        ("/jwks", "GET"),
+    ] {
+        let r = preflight(path, method).await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        assert_eq!(r.headers()["access-control-allow-origin"], "*", "{path}");
+        assert!(
+            r.headers()["access-control-allow-methods"]
+                .to_str()
+                .unwrap()
+                .contains(method),
+            "{path}"
+        );
+        assert!(!r.headers().contains_key("access-control-allow-credentials"), "{path}");
+    }
+    let r = http()
+        .post(app.url("/register"))
+        .header("origin", "http://localhost:6274")
+        .json(&json!({"redirect_uris": ["http://localhost:6274/oauth/callback"], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    app.stop().await;
+}
+
 both_backends!(
+    browser_clients_may_register_from_any_origin,
     one_token_serves_one_request_at_a_time,
     unused_registrations_are_forgotten,
     self_registered_clients_never_redirect_by_themselves,

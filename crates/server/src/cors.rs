@@ -76,18 +76,36 @@ impl CorsOrigins {
 /// long a 429 asks it to wait), which CORS hides by default. Browser code may send a
 /// `DPoP` proof (RFC 9449 §4.1) and read the `DPoP-Nonce` for the next one (§8).
 pub fn layer(origins: Arc<CorsOrigins>) -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::async_predicate(
-            move |origin: HeaderValue, _parts: &Parts| {
-                let origins = Arc::clone(&origins);
-                async move {
-                    match origin.to_str() {
-                        Ok(o) => origins.allows(o).await,
-                        Err(_) => false,
-                    }
+    rules(AllowOrigin::async_predicate(
+        move |origin: HeaderValue, _parts: &Parts| {
+            let origins = Arc::clone(&origins);
+            async move {
+                match origin.to_str() {
+                    Ok(o) => origins.allows(o).await,
+                    Err(_) => false,
                 }
-            },
-        ))
+            }
+        },
+    ))
+}
+
+/// The layer while clients may register themselves (`registration = "open"`): any origin
+/// could be registered by anyone, so a list of registered origins protects nothing, and
+/// browser-based clients (an MCP inspector, a SPA) register, sign in and call from their
+/// own origin. `Access-Control-Allow-Origin: *`, still without credentials: no endpoint
+/// here reads a cookie.
+pub fn open_layer() -> CorsLayer {
+    rules(AllowOrigin::any())
+}
+
+/// `open_layer` for `/register` and `/register/{id}`, which take `PUT` and `DELETE` too.
+pub fn registration_layer() -> CorsLayer {
+    open_layer().allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+}
+
+fn rules(origin: AllowOrigin) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(origin)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([
             header::AUTHORIZATION,

@@ -44,7 +44,12 @@ impl ServerState {
 /// for `ClientIp`.
 pub fn router(core: Arc<Portcullis>) -> Router {
     let trusted = core.settings.defense.trusted_proxies.clone();
-    let cors = cors::layer(Arc::new(cors::CorsOrigins::new(Arc::clone(&core))));
+    let cors = match core.settings.registration {
+        portcullis_core::registration::RegistrationMode::Off => {
+            cors::layer(Arc::new(cors::CorsOrigins::new(Arc::clone(&core))))
+        }
+        portcullis_core::registration::RegistrationMode::Open => cors::open_layer(),
+    };
     let state = ServerState::new(core);
     let browser_facing = Router::new()
         .route(
@@ -98,7 +103,8 @@ fn registration_endpoints(state: &ServerState) -> Router<ServerState> {
                     .put(registration::registration_put)
                     .delete(registration::registration_delete),
             )
-            .layer(axum::extract::DefaultBodyLimit::max(registration::MAX_BODY)),
+            .layer(axum::extract::DefaultBodyLimit::max(registration::MAX_BODY))
+            .layer(cors::registration_layer()),
     }
 }
 
