@@ -92,7 +92,7 @@ fn registration_token(headers: &HeaderMap) -> Result<String, NoToken> {
 }
 
 /// Why `registration_token` found none.
-enum NoToken {
+pub enum NoToken {
     Missing,
     Malformed,
 }
@@ -148,21 +148,52 @@ pub async fn register_post(
     Ok(answer(&state, StatusCode::CREATED, &registered))
 }
 
+/// Why a management request is refused: no usable token, a core refusal (a bad token is
+/// a `401` challenge, see `managed`), or a bad body.
+pub enum Refused {
+    Token(NoToken),
+    Core(portcullis_core::Error),
+    Request(ApiError),
+}
+
+impl From<NoToken> for Refused {
+    fn from(e: NoToken) -> Self {
+        Self::Token(e)
+    }
+}
+
+impl From<portcullis_core::Error> for Refused {
+    fn from(e: portcullis_core::Error) -> Self {
+        Self::Core(e)
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Self::Request(e)
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Token(e) => e.into_response(),
+            Self::Core(e) => managed(e),
+            Self::Request(e) => e.into_response(),
+        }
+    }
+}
+
 /// `GET /register/{client_id}`: RFC 7592 §2.1.
 pub async fn registration_get(
     State(state): State<ServerState>,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let token = match registration_token(&headers) {
-        Ok(t) => t,
-        Err(no) => return no.into_response(),
-    };
-    match state.core.read_registration(&id, &token, ip.as_deref()).await {
-        Ok(registered) => answer(&state, StatusCode::OK, &registered),
-        Err(e) => managed(e),
-    }
+) -> Result<Response, Refused> {
+    let token = registration_token(&headers)?;
+    let registered = state.core.read_registration(&id, &token, ip.as_deref()).await?;
+    Ok(answer(&state, StatusCode::OK, &registered))
 }
 
 /// `PUT /register/{client_id}`: RFC 7592 §2.2, the whole registration replaced.
@@ -172,27 +203,16 @@ pub async fn registration_put(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let token = match registration_token(&headers) {
-        Ok(t) => t,
-        Err(no) => return no.into_response(),
-    };
+) -> Result<Response, Refused> {
+    let token = registration_token(&headers)?;
     // The token first: whoever does not hold it learns nothing from the body's checks.
-    if let Err(e) = state.core.registered_client(&id, &token).await {
-        return managed(e);
-    }
-    let metadata = match metadata(&headers, body) {
-        Ok(m) => m,
-        Err(e) => return e.into_response(),
-    };
-    match state
+    state.core.registered_client(&id, &token).await?;
+    let metadata = metadata(&headers, body)?;
+    let registered = state
         .core
         .update_registration(&id, &token, &metadata, ip.as_deref())
-        .await
-    {
-        Ok(registered) => answer(&state, StatusCode::OK, &registered),
-        Err(e) => managed(e),
-    }
+        .await?;
+    Ok(answer(&state, StatusCode::OK, &registered))
 }
 
 /// `DELETE /register/{client_id}`: RFC 7592 §2.3, `204` once the client is gone.
@@ -201,13 +221,8 @@ pub async fn registration_delete(
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let token = match registration_token(&headers) {
-        Ok(t) => t,
-        Err(no) => return no.into_response(),
-    };
-    match state.core.delete_registration(&id, &token, ip.as_deref()).await {
-        Ok(()) => no_store(StatusCode::NO_CONTENT.into_response()),
-        Err(e) => managed(e),
-    }
+) -> Result<Response, Refused> {
+    let token = registration_token(&headers)?;
+    state.core.delete_registration(&id, &token, ip.as_deref()).await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
