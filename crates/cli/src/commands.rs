@@ -318,6 +318,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "require_signed_request_object": c.require_signed_request_object,
         "backchannel_logout_uri": c.backchannel_logout_uri,
         "disabled": c.disabled,
+        "self_registered": c.self_registered,
         "created_at": c.created_at.unix_timestamp(),
     })
 }
@@ -327,6 +328,9 @@ fn print_client(c: &Client) {
     println!("name:          {}", c.name);
     println!("kind:          {}", c.kind.as_str());
     println!("auth method:   {}", c.token_endpoint_auth_method());
+    if c.self_registered {
+        println!("registered by: the client itself, at /register (RFC 7591)");
+    }
     if let Some(uri) = &c.jwks_uri {
         println!("jwks_uri:      {uri}");
     }

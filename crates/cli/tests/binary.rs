@@ -354,6 +354,7 @@ fn a_client_with_a_backchannel_logout_uri_is_printed_with_it() {
     .concat()))
     .unwrap();
     assert_eq!(created["backchannel_logout_uri"], URI, "{created}");
+    assert_eq!(created["self_registered"], false, "{created}");
     let id = created["client_id"].as_str().unwrap();
     let shown: serde_json::Value = serde_json::from_str(&run(&["client", "show", id, "--json"])).unwrap();
     assert_eq!(shown["backchannel_logout_uri"], URI, "{shown}");
