@@ -500,11 +500,7 @@ impl Portcullis {
     async fn reissue_registration_token(&self, id: &ClientId, presented: &str) -> Result<(Client, Secret)> {
         let _turn = self.client_writes.lock().await;
         for _ in 0..5 {
-            let mut client = self.store.get_client(id).await?.ok_or_else(bad_token)?;
-            match client.registration_token_hash {
-                Some(stored) if digest_eq(&stored, &sha256(presented.as_bytes())) => {}
-                _ => return Err(bad_token()),
-            }
+            let mut client = self.registered_client(id.as_str(), presented).await?;
             let token = Secret::new(random_token()?);
             client.registration_token_hash = Some(sha256(token.expose().as_bytes()));
             client.updated_at = self.now();
