@@ -105,25 +105,20 @@ impl ProtectedResourceMetadata {
     }
 
     fn parsed(&self) -> Result<Url, AuthError> {
+        // §2: https (http on loopback, as for the issuer), no fragment; a query is
+        // discouraged and would not survive the well-known path of §3.1.
+        crate::http::require_https(&self.resource, "the resource", false)?;
         let url = Url::parse(&self.resource)
             .map_err(|_| AuthError::Config(format!("resource {:?} is not a URL", self.resource)))?;
-        // §2: https, no fragment; a query is discouraged and would not survive the
-        // well-known path of §3.1.
-        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         // A path segment axum would read as a parameter (`:x`, `*x`, `{x}`) cannot be
         // routed as it is.
         let routable = !url
             .path()
             .split('/')
             .any(|seg| seg.starts_with([':', '*']) || seg.contains(['{', '}']));
-        if !(url.scheme() == "https" || url.scheme() == "http" && loopback)
-            || url.fragment().is_some()
-            || url.query().is_some()
-            || url.host_str().is_none()
-            || !routable
-        {
+        if url.fragment().is_some() || url.query().is_some() || url.host_str().is_none() || !routable {
             return Err(AuthError::Config(format!(
-                "resource {:?} must be an https URL (http only on loopback) without query or fragment",
+                "resource {:?} must be a URL without query or fragment, and without path segments like :x or *x",
                 self.resource
             )));
         }
