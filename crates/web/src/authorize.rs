@@ -65,7 +65,12 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
         // RFC 6749 §4.1.2.1: a bad client_id or redirect_uri is shown, never redirected.
         Err(AuthorizeError::Page(message)) => return Err(PageError::BadRequest(message)),
         Err(AuthorizeError::Redirect(resp)) => {
-            return send_unprompted(state, params.client_id.as_deref(), &resp).await;
+            // No validated request to tell whose answer it is: the client is read.
+            let client = match params.client_id.as_deref() {
+                Some(id) => state.core.self_registered_client(id).await?,
+                None => None,
+            };
+            return send_unprompted(&resp, client.as_deref().map(|c| c.name.as_str()));
         }
         Err(AuthorizeError::Internal(e)) => return Err(e.into()),
     };
@@ -74,7 +79,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
     // Only a request that needs the person is kept; prompt=none and single sign-on
     // answer at once without touching the session.
     match next {
-        Next::Respond(resp) => send_unprompted(state, Some(&req.client_id), &resp).await,
+        Next::Respond(resp) => send_unprompted(&resp, self_registered(&req)),
         Next::Login | Next::Consent => {
             let id = pending::insert(session, &req, state.core.now().unix_timestamp()).await?;
             go_to(&next, &id)
@@ -152,7 +157,7 @@ async fn take_step(
             pending::remove(session, id, now).await?;
             // An error after the login page (an id_token_hint or `claims` naming someone
             // else, a scope taken away meanwhile) is no answer the person chose either.
-            return send_unprompted(state, Some(&req.client_id), &first).await;
+            return send_unprompted(&first, self_registered(req));
         }
         next => {
             pending::update(session, id, req, now).await?;
@@ -169,18 +174,14 @@ async fn take_step(
 /// registered itself is therefore shown first, with the host it goes to and a link on:
 /// the person decides. The one error sent on at once is the person's own Deny on the
 /// consent page, which names the host beforehand. Codes, and every answer to an
-/// operator's client, go on at once; if the client cannot be read, nothing is sent.
-async fn send_unprompted(
-    state: &AppState,
-    client_id: Option<&str>,
-    resp: &AuthorizationResponse,
-) -> Result<Response, PageError> {
+/// operator's client, go on at once. `self_registered`: the name of the client if it
+/// registered itself.
+fn send_unprompted(resp: &AuthorizationResponse, self_registered: Option<&str>) -> Result<Response, PageError> {
     if resp.is_error()
-        && let Some(id) = client_id
-        && let Some(client) = state.core.self_registered_client(id).await?
+        && let Some(client_name) = self_registered
     {
         let page = LeavingPage {
-            client_name: &client.name,
+            client_name,
             host: crate::consent::redirect_host(resp.redirect_uri.as_str()),
             error: resp.param("error").unwrap_or_default(),
             description: resp.param("error_description"),
@@ -195,6 +196,12 @@ async fn send_unprompted(
         return Ok(response);
     }
     send_response(resp)
+}
+
+/// The name of the request's client if it registered itself, for `send_unprompted`
+/// (the mark is kept with the request, and a client never loses it).
+fn self_registered(req: &AuthorizationRequest) -> Option<&str> {
+    req.self_registered.then_some(req.client_name.as_str())
 }
 
 /// See `send_unprompted`.
