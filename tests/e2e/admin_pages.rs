@@ -1343,8 +1343,79 @@ async fn a_client_is_registered_with_a_backchannel_logout_uri_on_its_form(backen
     app.stop().await;
 }
 
+/// Pairwise subject identifiers on the client form: chosen with the radio, the sector
+/// taken from the redirect URIs when left empty and shown on the client's page; a bad
+/// sector comes back beside its field; the edit form shows what is set, and switching
+/// back to public drops the sector.
+async fn a_client_is_given_pairwise_identifiers_on_its_form(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let (_, new) = p.get("/admin/clients/new").await;
+    assert!(
+        new.contains(r#"id="subject_type-public" checked"#) && new.contains(r#"<label for="sector_identifier">"#),
+        "{new}"
+    );
+    let token = csrf(&new);
+    let form = |subject_type: &str, sector: &str| {
+        vec![
+            ("csrf", token.clone()),
+            ("name", "Pairwise".to_owned()),
+            ("kind", "confidential".to_owned()),
+            ("redirect_uris", REDIRECT.to_owned()),
+            ("grant_types", "authorization_code".to_owned()),
+            ("scopes", "openid".to_owned()),
+            ("require_pkce", "on".to_owned()),
+            ("subject_type", subject_type.to_owned()),
+            ("sector_identifier", sector.to_owned()),
+        ]
+    };
+    let send = |path: String, f: Vec<(&'static str, String)>| {
+        let p = &p;
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            p.post(&path, &f).await
+        }
+    };
+    let (s, _, html) = send("/admin/clients".into(), form("pairwise", "https://rp.example")).await;
+    assert_eq!(s, 422, "{html}");
+    assert!(
+        text_of(&html, "sector_identifier-error").contains("host name"),
+        "{html}"
+    );
+    assert!(html.contains(r#"value="https://rp.example""#), "kept: {html}");
+    assert!(app.core.list_clients(None).await.unwrap().is_empty());
+
+    let (s, _, html) = send("/admin/clients".into(), form("pairwise", "")).await;
+    assert_eq!(s, 200, "{html}");
+    let id = text_of(&html, "client-id");
+    let client_id = portcullis_protocol::ClientId::parse(&id).unwrap();
+    assert_eq!(
+        app.core
+            .get_client(&client_id)
+            .await
+            .unwrap()
+            .pairwise_sector
+            .as_deref(),
+        Some("rp.example")
+    );
+    let (_, page) = p.get(&format!("/admin/clients/{id}")).await;
+    assert!(page.contains("pairwise, sector rp.example"), "{page}");
+    let (_, edit) = p.get(&format!("/admin/clients/{id}/edit")).await;
+    assert!(
+        edit.contains(r#"id="subject_type-pairwise" checked"#)
+            && edit.contains(r#"name="sector_identifier" type="text" value="rp.example""#),
+        "{edit}"
+    );
+    let (s, _, html) = send(format!("/admin/clients/{id}"), form("public", "rp.example")).await;
+    assert_eq!(s, 303, "{html}");
+    assert_eq!(app.core.get_client(&client_id).await.unwrap().pairwise_sector, None);
+    app.stop().await;
+}
+
 both_backends!(
     a_client_is_registered_with_a_backchannel_logout_uri_on_its_form,
+    a_client_is_given_pairwise_identifiers_on_its_form,
     a_client_requires_signed_request_objects_on_its_form,
     a_client_is_registered_with_a_jwks_uri_on_its_form,
     a_client_at_the_limits_can_be_edited_on_its_form,

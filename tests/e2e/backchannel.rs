@@ -534,8 +534,48 @@ async fn failed_deliveries_are_retried_then_audited(backend: Backend) {
     app.stop().await;
 }
 
+/// OIDC Core §8.1: a pairwise client is told of a sign-out under the identifier its ID
+/// tokens gave it, not the public one.
+async fn a_pairwise_client_is_told_under_its_own_identifier(backend: Backend) {
+    let app = app(backend).await;
+    let kim = app.user("kim", PASSWORD).await;
+    let told = Receiver::default();
+    let url = receiver(told.clone()).await;
+    let (c, s) = app
+        .core
+        .create_client(
+            &ClientInput {
+                name: "Pairwise relying party".into(),
+                kind: Some(ClientKind::Confidential),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into()],
+                scopes: "openid".into(),
+                backchannel_logout_uri: Some(url),
+                subject_type: Some("pairwise".into()),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let me = (c.id.as_str(), s.as_ref().unwrap().expose());
+    let b = browser();
+    let id_token = sign_in(&app, &b, me, "kim").await;
+    let sub = id_token["sub"].as_str().unwrap();
+    assert_ne!(sub, kim.id.to_string());
+    let page = Url::parse(&app.url("/logout")).unwrap();
+    let html = b.get(page.clone()).send().await.unwrap().text().await.unwrap();
+    assert_eq!(submit(&b, &page, &html, &[]).await.status(), 200);
+    let tokens = told.tokens(1).await;
+    assert_eq!(tokens.len(), 1);
+    let claims = verified(&app, &tokens[0], me.0).await;
+    assert_logout_claims(&claims, sub, id_token["sid"].as_str().unwrap());
+    app.stop().await;
+}
+
 both_backends!(
     signing_out_tells_the_clients_of_the_session,
+    a_pairwise_client_is_told_under_its_own_identifier,
     other_endings_tell_the_clients,
     failed_deliveries_are_retried_then_audited,
     commands_tell_the_clients_before_they_exit,

@@ -324,9 +324,14 @@ async fn read_only_commands_write_nothing(backend: Backend) {
         store.list_keys().await.unwrap().is_empty(),
         "a read-only command generated signing keys"
     );
+    assert!(
+        store.list_server_secrets().await.unwrap().is_empty(),
+        "a read-only command made the pairwise subject key"
+    );
     // A command that writes still makes sure keys exist.
     portcullis(&config, &["user", "disable", "ghost"]).await.unwrap_err();
     assert_eq!(store.list_keys().await.unwrap().len(), 2);
+    assert_eq!(store.list_server_secrets().await.unwrap().len(), 1);
     // Ids are base64url: one may start with `-` and is still an id, not a flag.
     for args in [
         &["client", "show", "-AG3SoJgLHTG9uqzuxdMww", "--json"][..],
@@ -401,9 +406,9 @@ async fn the_kek_is_replaced_without_losing_a_key(backend: Backend) {
     let core = start(&url, &new, &[&unrelated]).await;
     let done = core.rewrap_sealed("test").await.unwrap();
     assert_eq!(
-        (done.keys, done.webhooks),
-        (0, 0),
-        "every key and the webhook secret open with the new key"
+        (done.keys, done.webhooks, done.server_secrets),
+        (0, 0, 0),
+        "every key, the webhook secret and the pairwise key open with the new key"
     );
     // And the old key alone no longer opens them.
     with(old, &[]);
@@ -433,7 +438,8 @@ async fn a_node_left_on_the_old_kek_is_caught(backend: Backend) {
     let replacing = start(&url, &new, &[&old]).await;
     stale.rotate_signing_keys(None, true, "test").await.unwrap();
     let done = replacing.rewrap_sealed("test").await.unwrap();
-    assert_eq!((done.keys, done.webhooks), (3, 0));
+    // The stale node started first: it made the pairwise subject key, with its kek.
+    assert_eq!((done.keys, done.webhooks, done.server_secrets), (3, 0, 1));
 
     // After the rewrap the stale node still writes with the old key…
     stale
@@ -447,13 +453,13 @@ async fn a_node_left_on_the_old_kek_is_caught(backend: Backend) {
     assert_eq!(replacing.store.list_keys().await.unwrap(), before, "nothing rotated");
     // A second rewrap seals what it wrote; then the new key alone opens everything.
     let done = replacing.rewrap_sealed("test").await.unwrap();
-    assert_eq!((done.keys, done.webhooks), (0, 1));
+    assert_eq!((done.keys, done.webhooks, done.server_secrets), (0, 1, 0));
     let done = start(&url, &new, &[&Kek::generate().unwrap().to_text()])
         .await
         .rewrap_sealed("test")
         .await
         .unwrap();
-    assert_eq!((done.keys, done.webhooks), (0, 0));
+    assert_eq!((done.keys, done.webhooks, done.server_secrets), (0, 0, 0));
 
     // A next key sealed with a key this node lacks stops its start.
     let next = before
@@ -653,8 +659,69 @@ async fn a_client_is_created_with_a_backchannel_logout_uri(backend: Backend) {
     drop(guard);
 }
 
+/// `client create --pairwise`, with or without `--sector-identifier`; the sector alone
+/// is refused.
+async fn a_client_is_created_with_pairwise_identifiers(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-cli").unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(&config, format!("database_url = \"{url}\"\nkek = \"{TEST_KEK}\"\n")).unwrap();
+    portcullis(&config, &["migrate"]).await.unwrap();
+    let create = |name: &str, more: &[&str]| {
+        let mut args = vec![
+            "client",
+            "create",
+            "--name",
+            name,
+            "--redirect-uri",
+            "https://app.example/cb",
+        ];
+        args.extend_from_slice(more);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let config = config.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            portcullis(&config, &args).await
+        }
+    };
+    create("Host", &["--pairwise"]).await.unwrap();
+    create("Named", &["--pairwise", "--sector-identifier", "example.com", "--json"])
+        .await
+        .unwrap();
+    create("Public", &[]).await.unwrap();
+    let err = create("Sector alone", &["--sector-identifier", "example.com"])
+        .await
+        .unwrap_err();
+    assert!(err.contains("--pairwise"), "{err}");
+    let err = create("Bad", &["--pairwise", "--sector-identifier", "https://example.com"])
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("sector_identifier:"), "{err}");
+    let app = portcullis_tests::spawn_app_on(&url, None).await;
+    let clients = app.core.list_clients(None).await.unwrap();
+    let mut got: Vec<_> = clients
+        .iter()
+        .map(|c| (c.name.as_str(), c.pairwise_sector.as_deref()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("Host", Some("app.example")),
+            ("Named", Some("example.com")),
+            ("Public", None)
+        ]
+    );
+    app.stop().await;
+    for c in &clients {
+        portcullis(&config, &["client", "show", c.id.as_str()]).await.unwrap();
+    }
+    drop(guard);
+}
+
 both_backends!(
     commands_and_their_errors,
+    a_client_is_created_with_pairwise_identifiers,
     a_client_is_created_with_a_backchannel_logout_uri,
     a_client_with_a_jwks_uri_gets_no_secret,
     read_only_commands_write_nothing,

@@ -14,7 +14,7 @@ use crate::forms::{Step, follow, location, param, submit};
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// An authorization request for `client_id` (scope `openid`, PKCE) plus `extra`.
-fn auth_params<'a>(client_id: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn auth_params<'a>(client_id: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut p = vec![
         ("response_type", "code"),
         ("client_id", client_id),
@@ -27,7 +27,7 @@ fn auth_params<'a>(client_id: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a
     p
 }
 
-fn auth_url(app: &TestApp, params: &[(&str, &str)]) -> Url {
+pub(crate) fn auth_url(app: &TestApp, params: &[(&str, &str)]) -> Url {
     let mut u = Url::parse(&app.url("/authorize")).unwrap();
     u.query_pairs_mut().extend_pairs(params);
     u
@@ -39,7 +39,7 @@ fn allowed_description(s: &str) -> bool {
 }
 
 /// Signs `username` in with `b` and consents for `client_id`.
-async fn sign_in(app: &TestApp, b: &reqwest::Client, client_id: &str, username: &str) {
+pub(crate) async fn sign_in(app: &TestApp, b: &reqwest::Client, client_id: &str, username: &str) {
     let u = auth_url(app, &auth_params(client_id, &[]));
     let step = authorize_in_browser(b, app, &u, username, "allow").await;
     assert!(
@@ -49,7 +49,7 @@ async fn sign_in(app: &TestApp, b: &reqwest::Client, client_id: &str, username: 
 }
 
 /// The error of a `prompt=none` request in browser `b` (None when a code came back).
-async fn prompt_none_error(
+pub(crate) async fn prompt_none_error(
     app: &TestApp,
     b: &reqwest::Client,
     client_id: &str,

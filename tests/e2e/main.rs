@@ -26,6 +26,7 @@ mod foundation;
 mod id_token_algs;
 mod jwks_uri;
 mod multinode;
+mod pairwise;
 mod par;
 mod private_key_jwt;
 mod prompts;

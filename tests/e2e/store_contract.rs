@@ -67,6 +67,7 @@ contract!(
     admins,
     key_insert_list_and_rotate,
     key_rotation_without_next_is_not_found,
+    server_secrets_are_made_once,
     code_get_conflict_and_expiry,
     code_redeem_then_replay,
     code_redeem_expired_or_unknown_is_invalid,
@@ -167,6 +168,8 @@ fn client(id: &str, name: &str) -> Client {
         registration_token_hash: Some([7; 32]),
         // Not the default; stored and read back.
         self_registered: true,
+        // Set here; `client_update` also stores none and switches it both ways.
+        pairwise_sector: Some("app.example".into()),
         disabled: false,
         created_at: T0,
         updated_at: T0,

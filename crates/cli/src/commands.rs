@@ -167,6 +167,14 @@ pub struct ClientCreate {
     /// `backchannel_logout_uri`).
     #[arg(long = "backchannel-logout-uri")]
     pub backchannel_logout_uri: Option<String>,
+    /// Give the client pairwise subject identifiers (OpenID Connect Core §8.1): it sees
+    /// each person under an identifier of its sector's own.
+    #[arg(long)]
+    pub pairwise: bool,
+    /// With --pairwise: the sector, a host name shared by the clients that are to see
+    /// people alike; by default the host of the redirect URIs.
+    #[arg(long = "sector-identifier", requires = "pairwise")]
+    pub sector_identifier: Option<String>,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -317,6 +325,8 @@ fn client_json(c: &Client) -> serde_json::Value {
         "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
         "require_signed_request_object": c.require_signed_request_object,
         "backchannel_logout_uri": c.backchannel_logout_uri,
+        "subject_type": if c.pairwise_sector.is_some() { "pairwise" } else { "public" },
+        "sector_identifier": c.pairwise_sector,
         "disabled": c.disabled,
         "self_registered": c.self_registered,
         "created_at": c.created_at.unix_timestamp(),
@@ -340,6 +350,9 @@ fn print_client(c: &Client) {
     );
     if let Some(uri) = &c.backchannel_logout_uri {
         println!("backchannel_logout_uri: {uri}");
+    }
+    if let Some(sector) = &c.pairwise_sector {
+        println!("subject_type:  pairwise (sector {sector})");
     }
     println!(
         "grant_types:   {}",
@@ -451,9 +464,9 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
         Command::Kek(KekCommand::Rewrap) => {
             let done = core.rewrap_sealed(ACTOR).await.map_err(user_facing)?;
             println!(
-                "encrypted again with the current kek: {} signing keys, {} webhook secrets; everything now opens \
-                 with it alone, so previous_keks can be removed from every node",
-                done.keys, done.webhooks
+                "encrypted again with the current kek: {} signing keys, {} webhook secrets, {} server secrets; \
+                 everything now opens with it alone, so previous_keks can be removed from every node",
+                done.keys, done.webhooks, done.server_secrets
             );
         }
         Command::Keys(KeysCommand::Withdraw { kid }) => {
@@ -511,6 +524,8 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 require_pushed_authorization_requests: c.require_par,
                 require_signed_request_object: c.require_signed_request_object,
                 backchannel_logout_uri: c.backchannel_logout_uri,
+                subject_type: c.pairwise.then(|| "pairwise".to_owned()),
+                sector_identifier: c.sector_identifier,
                 ..Default::default()
             };
             let (client, secret) = core.create_client(&input, ACTOR).await.map_err(user_facing)?;

@@ -22,6 +22,8 @@ const REWRAP_PASSES: usize = 3;
 pub struct Rewrapped {
     pub keys: usize,
     pub webhooks: usize,
+    /// The server's own secrets (the pairwise subject key).
+    pub server_secrets: usize,
 }
 
 /// Who performs an admin action, and from where: every admin change is an audit event
@@ -382,7 +384,7 @@ impl Portcullis {
         Ok(())
     }
 
-    /// Seals every signing key and webhook secret that a previous KEK sealed again with
+    /// Seals every signing key, webhook secret and server secret that a previous KEK sealed again with
     /// the current one, so that `previous_keks` can then be dropped. Each is rewritten on
     /// its own, so an interrupted run is simply run again; one that no configured KEK
     /// opens stops it with an error naming it. A node still sealing with the old key
@@ -403,12 +405,13 @@ impl Portcullis {
             let pass = self.rewrap_pass().await?;
             done.keys += pass.keys;
             done.webhooks += pass.webhooks;
+            done.server_secrets += pass.server_secrets;
             if pass == Rewrapped::default() {
-                self.audit(
-                    Event::new("kek.rewrapped")
-                        .by(&actor)
-                        .detail(serde_json::json!({ "signing_keys": done.keys, "webhooks": done.webhooks })),
-                );
+                self.audit(Event::new("kek.rewrapped").by(&actor).detail(serde_json::json!({
+                    "signing_keys": done.keys,
+                    "webhooks": done.webhooks,
+                    "server_secrets": done.server_secrets,
+                })));
                 return Ok(done);
             }
         }
@@ -454,6 +457,14 @@ impl Portcullis {
                 Err(crate::StoreError::NotFound) => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        for (name, sealed) in self.store.list_server_secrets().await? {
+            let aad = crate::subject::secret_aad(&name);
+            let Some(sealed) = reseal(&sealed, &aad, format!("server secret {name}"))? else {
+                continue;
+            };
+            self.store.reseal_server_secret(&name, &sealed).await?;
+            done.server_secrets += 1;
         }
         Ok(done)
     }

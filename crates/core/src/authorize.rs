@@ -652,16 +652,35 @@ impl Portcullis {
         // OIDC Core §3.1.2.1 id_token_hint: an ID token we issued; an expired one is
         // still a valid hint. Anything else is invalid_request.
         let hinted_sub = match p.id_token_hint.as_deref() {
-            Some(t) => Some(
-                verify_id_token_hint(&self.keys.ring(), t, &self.settings.issuer)
-                    .map_err(|_| {
-                        fail(
+            Some(t) => {
+                let hint = verify_id_token_hint(&self.keys.ring(), t, &self.settings.issuer).map_err(|_| {
+                    fail(
+                        ErrorCode::InvalidRequest,
+                        "id_token_hint is not an ID token this server issued",
+                    )
+                })?;
+                // Issued to another client: its `sub` names the person as this one sees
+                // them only if both see people alike (OIDC Core §8); a pairwise
+                // identifier cannot be translated.
+                if hint.aud != client.id.as_str() {
+                    let other = match ClientId::parse(&hint.aud) {
+                        Ok(id) => self.store.get_client(&id).await.map_err(Error::from)?,
+                        Err(_) => None,
+                    };
+                    let alike = match other {
+                        Some(other) => other.pairwise_sector == client.pairwise_sector,
+                        // Deleted since: a public identifier is everyone's.
+                        None => client.pairwise_sector.is_none() && uuid::Uuid::parse_str(&hint.sub).is_ok(),
+                    };
+                    if !alike {
+                        return Err(fail(
                             ErrorCode::InvalidRequest,
-                            "id_token_hint is not an ID token this server issued",
-                        )
-                    })?
-                    .sub,
-            ),
+                            "id_token_hint was issued to another application, which sees people under other identifiers",
+                        ));
+                    }
+                }
+                Some(hint.sub)
+            }
             None => None,
         };
         // §5.5.1: a `sub` value asked for is the person the client expects, as with
@@ -753,7 +772,16 @@ impl Portcullis {
             );
         }
         // OIDC Core §3.1.2.1: the person id_token_hint names is not the one signed in.
-        let not_hinted = |u: &User| req.hinted_sub.as_ref().is_some_and(|sub| *sub != u.id.to_string());
+        // The hint is in the client's terms (its ID tokens' `sub`, OIDC Core §8).
+        let signed_in_sub = match (&req.hinted_sub, &user) {
+            (Some(_), Some((_, u))) => Some(self.subject(&client, u.id)?),
+            _ => None,
+        };
+        let not_hinted = |_: &User| {
+            req.hinted_sub
+                .as_ref()
+                .is_some_and(|sub| Some(sub) != signed_in_sub.as_ref())
+        };
         // A login done during this request satisfies prompt=login and max_age (however
         // long the consent page took; OIDC Core §3.1.2.1).
         let needs_login = match &user {

@@ -82,6 +82,8 @@ struct LogoutClaims<'a> {
 pub struct Notice {
     client_id: ClientId,
     user_id: Uuid,
+    /// The person as the client sees them (OIDC Core §8).
+    sub: String,
     /// The session ended; `None` when all the person's sessions did (the token then
     /// names the person only, §2.4, and the client ends all its sessions of theirs).
     sid: Option<String>,
@@ -142,9 +144,17 @@ impl Portcullis {
             let (false, Some(url)) = (client.disabled, client.backchannel_logout_uri.as_deref()) else {
                 continue;
             };
+            let sub = match self.subject(&client, user_id) {
+                Ok(sub) => sub,
+                Err(e) => {
+                    tracing::warn!(client = client_id.as_str(), error = %e, "back-channel logout: no subject");
+                    continue;
+                }
+            };
             notices.push(Notice {
                 client_id,
                 user_id,
+                sub,
                 sid: session,
                 alg: client.id_token_signed_response_alg.unwrap_or(ID_TOKEN_ALG),
                 url: url.to_owned(),
@@ -180,7 +190,7 @@ impl Portcullis {
         let now = self.now().unix_timestamp();
         let claims = serde_json::to_value(LogoutClaims {
             iss: &self.settings.issuer,
-            sub: notice.user_id.to_string(),
+            sub: notice.sub.clone(),
             aud: notice.client_id.as_str(),
             iat: now,
             exp: now + LIFETIME,

@@ -64,6 +64,13 @@ pub struct ClientInput {
     /// OIDC Back-Channel Logout §2.2: where the client is told of sign-outs; an https URL
     /// (http only on a loopback host), blank for none.
     pub backchannel_logout_uri: Option<String>,
+    /// OIDC Core §8: `public` (the default when blank or absent) or `pairwise`.
+    pub subject_type: Option<String>,
+    /// With `pairwise`: the sector (a host name) whose clients see one person under one
+    /// identifier. Blank: on an edit, the sector the client has; otherwise the one host
+    /// its redirect URIs name (loopback aside), or, when they name none, the client
+    /// alone. Changing it changes every `sub` the client sees. Ignored with `public`.
+    pub sector_identifier: Option<String>,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -88,6 +95,71 @@ struct ValidClient {
     jwks_uri: Option<String>,
     resources: Vec<String>,
     backchannel_logout_uri: Option<String>,
+    subjects: Subjects,
+}
+
+/// How a client is to see people's identifiers, as validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Subjects {
+    Public,
+    /// Pairwise in the sector named, or (`None`) in the one its editor does not name.
+    Pairwise(Option<String>),
+}
+
+impl Subjects {
+    fn parse(input: &ClientInput) -> Result<Self> {
+        let blank = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let sector = blank(&input.sector_identifier);
+        match blank(&input.subject_type).as_deref() {
+            // A sector means nothing then (a form switched back to public still has one).
+            None | Some("public") => Ok(Self::Public),
+            Some("pairwise") => match sector {
+                None => Ok(Self::Pairwise(None)),
+                Some(s) => {
+                    let s = s.to_ascii_lowercase();
+                    if s.len() > 253 || !is_host_name(&s) {
+                        return Err(Error::invalid(
+                            "sector_identifier",
+                            "must be a host name, such as app.example.com (no scheme, port or path)",
+                        ));
+                    }
+                    Ok(Self::Pairwise(Some(s)))
+                }
+            },
+            Some(_) => Err(Error::invalid("subject_type", "must be public or pairwise")),
+        }
+    }
+}
+
+/// The sector of pairwise client `id` whose editor names none (OIDC Core §8.1): the host
+/// of its redirect URIs. Loopback addresses are every native app's, and private-use
+/// schemes name no host: such URIs are left out, and a client with no other has a
+/// sector of its own, its id. Several hosts cannot be told apart from several parties.
+pub(crate) fn redirect_sector(redirect_uris: &[RedirectUri], id: &ClientId) -> Result<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for uri in redirect_uris {
+        let url = uri.url();
+        let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+            continue;
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let loopback = portcullis_protocol::is_loopback_host(url) || host == "localhost";
+        if !loopback && !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    match hosts.as_slice() {
+        [] => Ok(id.as_str().to_owned()),
+        [one] => Ok(one.clone()),
+        _ => Err(Error::invalid(
+            "sector_identifier",
+            format!(
+                "the redirect URIs name several hosts ({}): pairwise subject identifiers need them on one host, \
+                 or a sector identifier naming the host they share",
+                hosts.join(", ")
+            ),
+        )),
+    }
 }
 
 /// The most redirect URIs, post-logout redirect URIs or CORS origins one client has.
@@ -391,6 +463,7 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         jwks_uri,
         resources,
         backchannel_logout_uri,
+        subjects: Subjects::parse(input)?,
     })
 }
 
@@ -445,6 +518,11 @@ impl Portcullis {
         let v = validate(input, &self.settings.id_token_algs(), None)?;
         let now = self.now();
         let id = ClientId::parse(&b64url(&random_bytes::<16>()?)).map_err(|e| Error::Unexpected(e.0))?;
+        let pairwise_sector = match &v.subjects {
+            Subjects::Public => None,
+            Subjects::Pairwise(Some(s)) => Some(s.clone()),
+            Subjects::Pairwise(None) => Some(redirect_sector(&v.redirect_uris, &id)?),
+        };
         let secret = match v.kind {
             ClientKind::Confidential if v.jwks.is_none() && v.jwks_uri.is_none() => Some(new_secret()?),
             _ => None,
@@ -475,6 +553,7 @@ impl Portcullis {
             backchannel_logout_uri: v.backchannel_logout_uri,
             self_registered: registration_token_hash.is_some(),
             registration_token_hash,
+            pairwise_sector,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -521,6 +600,19 @@ impl Portcullis {
         input.kind = Some(client.kind);
         let v = validate(&input, &self.settings.id_token_algs(), Some(&client))?;
         let before = client.clone();
+        client.pairwise_sector = match (&v.subjects, editor) {
+            (Subjects::Public, _) => None,
+            (Subjects::Pairwise(Some(s)), _) => Some(s.clone()),
+            // The identifiers it has handed out stay valid: the sector does not follow
+            // the redirect URIs an operator edits.
+            (Subjects::Pairwise(None), Editor::Operator) if client.pairwise_sector.is_some() => {
+                client.pairwise_sector.clone()
+            }
+            // The client's own word: the sector is its redirect URIs' host, always, so it
+            // cannot keep a sector whose URIs it no longer has (OIDC Core §8.1 asks for a
+            // sector_identifier_uri the client controls; this server reads none).
+            (Subjects::Pairwise(None), _) => Some(redirect_sector(&v.redirect_uris, &client.id)?),
+        };
         client.name = v.name;
         client.redirect_uris = v.redirect_uris;
         client.post_logout_redirect_uris = v.post_logout_redirect_uris;
@@ -611,6 +703,7 @@ impl Portcullis {
                 "backchannel_logout_uri",
                 before.backchannel_logout_uri != client.backchannel_logout_uri,
             ),
+            ("pairwise_sector", before.pairwise_sector != client.pairwise_sector),
             // Ended by registering keys.
             ("secret", before.secret_hash != client.secret_hash),
             // Taken over by an operator (see above).
@@ -922,6 +1015,68 @@ mod tests {
                 "{raw}"
             );
         }
+    }
+
+    #[test]
+    fn subject_types_and_sectors_are_read_or_refused() {
+        let with = |t: Option<&str>, sector: Option<&str>| {
+            Subjects::parse(&ClientInput {
+                subject_type: t.map(str::to_owned),
+                sector_identifier: sector.map(str::to_owned),
+                ..input()
+            })
+        };
+        assert_eq!(with(None, None).unwrap(), Subjects::Public);
+        assert_eq!(with(Some(" "), None).unwrap(), Subjects::Public);
+        assert_eq!(with(Some("public"), Some("a.example")).unwrap(), Subjects::Public);
+        assert_eq!(with(Some("pairwise"), Some("")).unwrap(), Subjects::Pairwise(None));
+        assert_eq!(
+            with(Some("pairwise"), Some(" App.Example ")).unwrap(),
+            Subjects::Pairwise(Some("app.example".into()))
+        );
+        let field = |r: Result<Subjects>| match r {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(with(Some("Pairwise"), None)), "subject_type");
+        for bad in [
+            "https://a.example",
+            "a.example:443",
+            "a.example/x",
+            "a b",
+            "a..example",
+            &"a".repeat(64),
+        ] {
+            assert_eq!(field(with(Some("pairwise"), Some(bad))), "sector_identifier", "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_redirect_sector_is_the_one_host_they_name() {
+        let id = ClientId::parse("client-1").unwrap();
+        let sector = |uris: &[&str]| {
+            let uris: Vec<RedirectUri> = uris.iter().map(|u| RedirectUri::parse(u).unwrap()).collect();
+            redirect_sector(&uris, &id)
+        };
+        assert_eq!(
+            sector(&[
+                "https://App.Example/a",
+                "https://app.example/b",
+                "http://127.0.0.1:80/cb"
+            ])
+            .unwrap(),
+            "app.example"
+        );
+        // Loopback, `localhost` and private-use schemes are nobody's own: a sector alone.
+        assert_eq!(
+            sector(&["http://localhost:8080/cb", "http://[::1]/cb", "com.example.app:/cb"]).unwrap(),
+            "client-1"
+        );
+        assert_eq!(sector(&[]).unwrap(), "client-1");
+        assert!(matches!(
+            sector(&["https://a.example/cb", "https://b.example/cb"]),
+            Err(Error::Invalid { field: "sector_identifier", ref message }) if message.contains("a.example, b.example")
+        ));
     }
 
     #[test]

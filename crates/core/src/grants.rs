@@ -843,12 +843,15 @@ impl Portcullis {
         let ring = self.keys.ring();
         let ttl = self.access_ttl(client);
         let iat = now.unix_timestamp();
+        // OIDC Core §8: the person as this client sees them, in its access tokens too, so
+        // that what it can read (a JWT) does not give the public identifier away.
+        let subject = match &user {
+            Some(u) => self.subject(client, u.user.id)?,
+            None => client.id.as_str().to_owned(),
+        };
         let claims = AccessTokenClaims {
             iss: self.settings.issuer.clone(),
-            sub: user
-                .as_ref()
-                .map(|u| u.user.id.to_string())
-                .unwrap_or_else(|| client.id.as_str().to_owned()),
+            sub: subject.clone(),
             aud: target
                 .audience
                 .unwrap_or_else(|| self.settings.access_token_audience.clone()),
@@ -868,7 +871,7 @@ impl Portcullis {
         let id_claims = match (&user, scope.contains("openid")) {
             (Some(u), true) => Some(IdTokenClaims {
                 iss: self.settings.issuer.clone(),
-                sub: u.user.id.to_string(),
+                sub: subject,
                 aud: client.id.as_str().to_owned(),
                 exp: iat + self.settings.id_token_ttl.whole_seconds(),
                 iat,

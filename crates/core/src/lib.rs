@@ -35,6 +35,7 @@ pub mod revocation;
 pub mod service;
 pub mod signing_pool;
 pub mod store_codec;
+pub mod subject;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

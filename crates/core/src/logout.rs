@@ -46,8 +46,11 @@ pub struct Logout {
     /// Where to send the person after logging out, with `state` appended; only ever a
     /// URI registered for the client.
     pub redirect: Option<String>,
-    /// The `sub` of the `id_token_hint`, to check against the session's user.
+    /// The `sub` of the `id_token_hint`, to check against the session's user
+    /// (`hint_names_another`).
     pub hinted_subject: Option<String>,
+    /// The pairwise sector of the client (OIDC Core §8.1), whose terms the hint is in.
+    pub client_sector: Option<String>,
     /// The client registered itself (RFC 7591): its redirect is offered as a link, never
     /// followed by itself (RFC 9700 §4.11.2: anyone could register the URI).
     pub self_registered: bool,
@@ -111,10 +114,20 @@ impl Portcullis {
         };
         Ok(Logout {
             self_registered: client.as_ref().is_some_and(|c| c.self_registered),
+            client_sector: client.as_ref().and_then(|c| c.pairwise_sector.clone()),
             client_id: client.as_ref().map(|c| c.id.clone()),
             client_name: client.map(|c| c.name),
             redirect,
             hinted_subject: hint.map(|h| h.sub),
+        })
+    }
+
+    /// Whether the logout's `id_token_hint` names someone other than `user` (RP-Initiated
+    /// Logout §2: a suspect request). A hint is in its client's terms (OIDC Core §8).
+    pub fn hint_names_another(&self, logout: &Logout, user: uuid::Uuid) -> bool {
+        logout.hinted_subject.as_deref().is_some_and(|sub| {
+            self.subject_in(logout.client_sector.as_deref(), user)
+                .map_or(true, |seen| seen != sub)
         })
     }
 

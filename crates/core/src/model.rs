@@ -97,6 +97,10 @@ pub struct Client {
     /// own word, so pages mark it and its redirects wait for a click. Never cleared, not
     /// even when an operator takes its registration over (ending the token above).
     pub self_registered: bool,
+    /// OIDC Core §8.1: the sector of a client that sees people under pairwise subject
+    /// identifiers (`subject::PairwiseKey`), a host name, or the client's own id when its
+    /// redirect URIs name no host it could share; `None` for the public identifier.
+    pub pairwise_sector: Option<String>,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,

@@ -217,12 +217,18 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             "userinfo_signed_response_alg: the UserInfo endpoint answers in plain JSON only",
         ));
     }
-    if let Some(subject_type) = m.string("subject_type")?
-        && subject_type != "public"
-    {
+    let subject_type = m.string("subject_type")?;
+    if let Some(other) = subject_type.as_deref().filter(|t| !matches!(*t, "public" | "pairwise")) {
         return Err(metadata_error(format!(
-            "subject_type {subject_type} is not supported; only public"
+            "subject_type {other} is not supported; use public or pairwise"
         )));
+    }
+    // OIDC Core §8.1: fetching it would be a request to an address of anyone's choosing
+    // (as jwks_uri). The sector of a pairwise client is its redirect URIs' one host.
+    if m.get("sector_identifier_uri").is_some() {
+        return Err(metadata_error(
+            "sector_identifier_uri is not supported: a pairwise client's sector is the host of its redirect URIs, which must then name one host",
+        ));
     }
     if m.boolean("tls_client_certificate_bound_access_tokens")? {
         return Err(metadata_error(
@@ -327,6 +333,8 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         require_pushed_authorization_requests: m.boolean("require_pushed_authorization_requests")?,
         require_signed_request_object: m.boolean("require_signed_request_object")?,
         backchannel_logout_uri: None,
+        subject_type,
+        sector_identifier: None,
         if_revision: None,
     })
 }
@@ -340,6 +348,7 @@ fn as_registration_error(e: Error) -> Error {
                 "redirect_uris" | "post_logout_redirect_uris" => (ErrorCode::InvalidRedirectUri, field),
                 "name" => (ErrorCode::InvalidClientMetadata, "client_name"),
                 "scopes" => (ErrorCode::InvalidClientMetadata, "scope"),
+                "sector_identifier" => (ErrorCode::InvalidClientMetadata, "subject_type"),
                 other => (ErrorCode::InvalidClientMetadata, other),
             };
             Error::oauth(code, format!("{field}: {message}"))
@@ -371,7 +380,7 @@ pub fn registration_response(settings: &CoreSettings, r: &Registered) -> Value {
         "response_types": response_types,
         "token_endpoint_auth_method": c.token_endpoint_auth_method(),
         "scope": c.scopes.as_string(),
-        "subject_type": "public",
+        "subject_type": if c.pairwise_sector.is_some() { "pairwise" } else { "public" },
         "id_token_signed_response_alg": c
             .id_token_signed_response_alg
             .unwrap_or(crate::service::ID_TOKEN_ALG)
@@ -671,7 +680,11 @@ mod tests {
         assert!(refused(json!({"token_endpoint_auth_method": "private_key_jwt"})).contains("jwks"));
         assert!(refused(json!({"jwks": {"keys": []}})).contains("private_key_jwt"));
         assert!(refused(json!({"jwks": "x", "token_endpoint_auth_method": "private_key_jwt"})).contains("JWK Set"));
-        assert!(refused(json!({"subject_type": "pairwise"})).contains("pairwise"));
+        assert!(refused(json!({"subject_type": "secret"})).contains("public or pairwise"));
+        assert!(
+            refused(json!({"subject_type": "pairwise", "sector_identifier_uri": "https://a.example/s.json"}))
+                .contains("sector_identifier_uri")
+        );
         for server_side in ["jwks_uri", "backchannel_logout_uri"] {
             let e =
                 refused(json!({server_side: "https://10.0.0.1/x", "token_endpoint_auth_method": "private_key_jwt"}));

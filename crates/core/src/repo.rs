@@ -174,6 +174,16 @@ pub trait KeyRepo: Send + Sync {
     /// Replaces key `kid`'s encrypted private key (the same key sealed with another KEK);
     /// `NotFound` if the key is gone.
     async fn reseal_key(&self, kid: &str, private_key_encrypted: &[u8]) -> StoreResult<()>;
+    /// The server's own secret `name` (sealed with the KEK), if it has been made.
+    async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Stores secret `name` unless it exists; a node that loses the race to make it
+    /// reads the winner's with `server_secret`.
+    async fn insert_server_secret(&self, name: &str, secret_encrypted: &[u8], now: OffsetDateTime) -> StoreResult<()>;
+    /// Every server secret, by name.
+    async fn list_server_secrets(&self) -> StoreResult<Vec<(String, Vec<u8>)>>;
+    /// Replaces secret `name` (the same secret sealed with another KEK); `NotFound` if
+    /// it is gone.
+    async fn reseal_server_secret(&self, name: &str, secret_encrypted: &[u8]) -> StoreResult<()>;
 }
 
 /// Outcome of redeeming an authorization code.

@@ -210,6 +210,9 @@ pub struct Portcullis {
     pub(crate) client_writes: tokio::sync::Mutex<()>,
     /// Logout tokens waiting to be sent to clients (OIDC Back-Channel Logout).
     pub(crate) logout_queue: crate::backchannel::LogoutQueue,
+    /// The key of pairwise subject identifiers (OIDC Core §8.1); `None` after a
+    /// read-only start on a database that has none yet.
+    pub(crate) pairwise: Option<crate::subject::PairwiseKey>,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -227,6 +230,7 @@ impl std::fmt::Debug for Portcullis {
 async fn report_sealed(store: &dyn Store, kek: &Kek) -> Result<()> {
     let keys = store.list_keys().await?;
     let hooks = store.list_webhooks().await?;
+    let secrets = store.list_server_secrets().await?;
     let sealed = keys
         .iter()
         .map(|k| {
@@ -241,6 +245,13 @@ async fn report_sealed(store: &dyn Store, kek: &Kek) -> Result<()> {
                 format!("webhook {}", h.id),
                 &h.secret_encrypted,
                 h.id.as_bytes().to_vec(),
+            )
+        }))
+        .chain(secrets.iter().map(|(name, sealed)| {
+            (
+                format!("server secret {name}"),
+                sealed,
+                crate::subject::secret_aad(name),
             )
         }));
     let mut pending = 0;
@@ -277,7 +288,8 @@ impl Portcullis {
         if created {
             tracing::info!("generated signing keys (active and next)");
         }
-        Self::assemble(store, clock, settings, kek, keys).await
+        let pairwise = crate::subject::PairwiseKey::load(store.as_ref(), &kek, true, clock.now()).await?;
+        Self::assemble(store, clock, settings, kek, keys, pairwise).await
     }
 
     /// Builds the context the way `start` does, but writes nothing: the signing keys in
@@ -292,7 +304,8 @@ impl Portcullis {
     ) -> Result<Arc<Self>> {
         let keys = Keys::new(kek.clone());
         keys.reload(store.as_ref(), clock.now()).await?;
-        Self::assemble(store, clock, settings, kek, keys).await
+        let pairwise = crate::subject::PairwiseKey::load(store.as_ref(), &kek, false, clock.now()).await?;
+        Self::assemble(store, clock, settings, kek, keys, pairwise).await
     }
 
     /// The rest of the context, around `keys` already loaded.
@@ -302,6 +315,7 @@ impl Portcullis {
         settings: CoreSettings,
         kek: Kek,
         keys: Keys,
+        pairwise: Option<crate::subject::PairwiseKey>,
     ) -> Result<Arc<Self>> {
         let now = clock.now();
         report_sealed(store.as_ref(), &kek).await?;
@@ -330,6 +344,7 @@ impl Portcullis {
             login_attempts: Arc::default(),
             client_writes: tokio::sync::Mutex::new(()),
             logout_queue: crate::backchannel::LogoutQueue::default(),
+            pairwise,
         }))
     }
 

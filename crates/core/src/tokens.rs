@@ -196,12 +196,15 @@ impl Portcullis {
             && grant.revoked_at.is_none()
             && grant.expires_at > now
             && stored.client_id == client.id;
-        Ok(active.then(|| IntrospectionResponse {
+        if !active {
+            return Ok(None);
+        }
+        Ok(Some(IntrospectionResponse {
             active: true,
             // What a refresh would issue now: without scopes the client has since lost.
             scope: Some(still_allowed(client, &stored.scope).as_string()),
             client_id: Some(stored.client_id.as_str().to_owned()),
-            sub: Some(grant.user_id.to_string()),
+            sub: Some(self.subject(client, grant.user_id)?),
             exp: Some(stored.expires_at.unix_timestamp()),
             iat: Some(stored.created_at.unix_timestamp()),
             iss: Some(self.settings.issuer.clone()),
@@ -235,8 +238,21 @@ impl Portcullis {
                 "the access token lacks the openid scope",
             ));
         }
-        let user_id = uuid::Uuid::parse_str(&claims.sub)
-            .map_err(|_| Error::oauth(ErrorCode::InvalidToken, "the access token has no user"))?;
+        let no_user = || Error::oauth(ErrorCode::InvalidToken, "the access token has no user");
+        let user_id = match uuid::Uuid::parse_str(&claims.sub) {
+            Ok(id) => id,
+            // A pairwise identifier (OIDC Core §8.1) leads back to nobody: the token's
+            // grant names the person.
+            Err(_) => {
+                let grant_id = uuid::Uuid::parse_str(&claims.grant_id).map_err(|_| no_user())?;
+                self.store
+                    .get_grant(grant_id)
+                    .await?
+                    .filter(|g| g.client_id.as_str() == claims.client_id)
+                    .ok_or_else(no_user)?
+                    .user_id
+            }
+        };
         let user = self
             .store
             .get_user(user_id)
@@ -244,7 +260,8 @@ impl Portcullis {
             .filter(|u| !u.disabled)
             .ok_or_else(|| Error::oauth(ErrorCode::InvalidToken, "the user is no longer active"))?;
         Ok(UserInfo {
-            sub: user.id.to_string(),
+            // What the client saw in its ID token (OIDC Core §5.3.2: they must match).
+            sub: claims.sub,
             claims: user_claims(&user, &scope),
         })
     }

@@ -47,7 +47,7 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
             "client_credentials",
             portcullis_protocol::DEVICE_CODE_GRANT,
         ]),
-        subject_types_supported: s(&["public"]),
+        subject_types_supported: s(&["public", "pairwise"]),
         // OIDC Discovery §3: RS256 must be listed, and is the default; a client may
         // register `signing_alg` instead (`id_token_signed_response_alg`), the only other
         // algorithm the server makes keys for, or still be registered for an earlier one.

@@ -180,6 +180,44 @@ impl KeyRepo for PgStore {
             .found()
     }
 
+    async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT secret_encrypted FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .db()
+    }
+
+    async fn insert_server_secret(&self, name: &str, secret_encrypted: &[u8], now: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, secret_encrypted, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(secret_encrypted)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn list_server_secrets(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        sqlx::query_as("SELECT name, secret_encrypted FROM server_secrets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .db()
+    }
+
+    async fn reseal_server_secret(&self, name: &str, secret_encrypted: &[u8]) -> StoreResult<()> {
+        sqlx::query("UPDATE server_secrets SET secret_encrypted = $2 WHERE name = $1")
+            .bind(name)
+            .bind(secret_encrypted)
+            .execute(&self.pool)
+            .await
+            .found()
+    }
+
     async fn delete_expired_keys(&self, now: OffsetDateTime) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND publish_until < $1")
             .bind(now)

@@ -118,6 +118,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
                 client_name: None,
                 redirect: None,
                 hinted_subject: None,
+                client_sector: None,
                 self_registered: false,
             }
         }
@@ -137,6 +138,10 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
             logout.self_registered,
         );
     };
+    // Signed in: the session ends only when the person confirms, never silently. When
+    // the id_token_hint names someone else (RP-Initiated Logout §2: a suspect request),
+    // the confirmation page says so, and the person decides.
+    let other_account = state.core.hint_names_another(&logout, auth.user_id);
     let pending = PendingLogout {
         id: portcullis_core::crypto::random_token()?,
         client_name: logout.client_name,
@@ -144,13 +149,6 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
         post_logout_redirect_uri: logout.redirect.and(params.post_logout_redirect_uri),
         state: params.state,
     };
-    // Signed in: the session ends only when the person confirms, never silently. When
-    // the id_token_hint names someone else (RP-Initiated Logout §2: a suspect request),
-    // the confirmation page says so, and the person decides.
-    let other_account = logout
-        .hinted_subject
-        .as_deref()
-        .is_some_and(|sub| sub != auth.user_id.to_string());
     let mut all: Vec<PendingLogout> = session.get(SESSION_KEY).await?.unwrap_or_default();
     all.push(pending.clone());
     let excess = all.len().saturating_sub(MAX_PENDING);

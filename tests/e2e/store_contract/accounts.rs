@@ -50,6 +50,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
         Some(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#.into());
     changed.require_signed_request_object = false;
     changed.backchannel_logout_uri = None;
+    changed.pairwise_sector = None;
     changed.disabled = true;
     changed.updated_at = T0 + secs(100);
     // created_at is not updatable.
@@ -91,6 +92,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     late.revision = 1;
     late.require_signed_request_object = true;
     late.backchannel_logout_uri = Some("http://127.0.0.1:9000/logout".into());
+    late.pairwise_sector = Some("other.example".into());
     s.update_client(&late, &[]).await.unwrap();
     let stored = s.get_client(&c.id).await.unwrap().unwrap();
     assert_eq!(
@@ -98,9 +100,16 @@ pub(super) async fn client_update<S: Store>(s: S) {
             stored.name.as_str(),
             stored.revision,
             stored.require_signed_request_object,
-            stored.backchannel_logout_uri.as_deref()
+            stored.backchannel_logout_uri.as_deref(),
+            stored.pairwise_sector.as_deref()
         ),
-        ("Late", 2, true, Some("http://127.0.0.1:9000/logout"))
+        (
+            "Late",
+            2,
+            true,
+            Some("http://127.0.0.1:9000/logout"),
+            Some("other.example")
+        )
     );
 
     let missing = client("missing", "Missing");

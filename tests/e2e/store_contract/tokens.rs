@@ -135,6 +135,39 @@ pub(super) async fn key_insert_list_and_rotate<S: Store>(s: S) {
     assert_eq!(state_of(&keys, "k4"), Some(KeyState::Next));
 }
 
+/// The server's own secrets: made once (the first insert wins, a second is ignored),
+/// read back, listed by name, resealed in place.
+pub(super) async fn server_secrets_are_made_once<S: Store>(s: S) {
+    assert_eq!(s.server_secret("pairwise").await.unwrap(), None);
+    assert!(s.list_server_secrets().await.unwrap().is_empty());
+    s.insert_server_secret("pairwise", b"first", T0).await.unwrap();
+    // Another node's, a moment later: the stored one stays.
+    s.insert_server_secret("pairwise", b"second", T0 + secs(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.server_secret("pairwise").await.unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    s.insert_server_secret("another", b"x", T0).await.unwrap();
+    assert_eq!(
+        s.list_server_secrets().await.unwrap(),
+        [
+            ("another".to_owned(), b"x".to_vec()),
+            ("pairwise".to_owned(), b"first".to_vec())
+        ]
+    );
+    s.reseal_server_secret("pairwise", b"resealed").await.unwrap();
+    assert_eq!(
+        s.server_secret("pairwise").await.unwrap().as_deref(),
+        Some(&b"resealed"[..])
+    );
+    assert!(matches!(
+        s.reseal_server_secret("missing", b"x").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 pub(super) async fn key_rotation_without_next_is_not_found<S: Store>(s: S) {
     let active = key("k1", KeyState::Active, T0);
     s.insert_key(&active).await.unwrap();

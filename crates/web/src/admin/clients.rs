@@ -70,6 +70,11 @@ pub struct ClientFields {
     pub require_signed_request_object: bool,
     /// OIDC Back-Channel Logout: where the client is sent logout tokens; empty for none.
     pub backchannel_logout_uri: String,
+    /// OIDC Core §8: `public` or `pairwise`.
+    pub subject_type: String,
+    /// With `pairwise`: the sector (a host name); empty to keep the client's, or to take
+    /// its redirect URIs' host.
+    pub sector_identifier: String,
     /// When editing: the client's `revision` when the form was opened.
     pub revision: String,
 }
@@ -93,6 +98,7 @@ impl ClientFields {
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             scopes: "openid profile email".into(),
             require_pkce: true,
+            subject_type: "public".into(),
             ..Self::default()
         }
     }
@@ -120,6 +126,8 @@ impl ClientFields {
             require_pushed_authorization_requests: p.checked("require_pushed_authorization_requests"),
             require_signed_request_object: p.checked("require_signed_request_object"),
             backchannel_logout_uri: p.one("backchannel_logout_uri"),
+            subject_type: p.one("subject_type"),
+            sector_identifier: p.one("sector_identifier"),
             revision: p.one("revision"),
         }
     }
@@ -150,6 +158,13 @@ impl ClientFields {
             require_pushed_authorization_requests: c.require_pushed_authorization_requests,
             require_signed_request_object: c.require_signed_request_object,
             backchannel_logout_uri: c.backchannel_logout_uri.clone().unwrap_or_default(),
+            subject_type: if c.pairwise_sector.is_some() {
+                "pairwise"
+            } else {
+                "public"
+            }
+            .into(),
+            sector_identifier: c.pairwise_sector.clone().unwrap_or_default(),
             revision: c.revision.to_string(),
         }
     }
@@ -187,6 +202,8 @@ impl ClientFields {
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             require_signed_request_object: self.require_signed_request_object,
             backchannel_logout_uri: optional_text(&self.backchannel_logout_uri),
+            subject_type: optional_text(&self.subject_type),
+            sector_identifier: optional_text(&self.sector_identifier),
             if_revision: match self.revision.trim() {
                 "" => None,
                 r => Some(
@@ -222,6 +239,8 @@ pub fn label(field: &str) -> &'static str {
         "jwks_uri" => "Public keys URL (jwks_uri)",
         "require_signed_request_object" => "Require signed request objects",
         "backchannel_logout_uri" => "Back-channel logout URL",
+        "subject_type" => "Subject identifiers",
+        "sector_identifier" => "Sector identifier",
         _ => "Client",
     }
 }
@@ -467,6 +486,13 @@ fn details(c: &Client) -> Vec<Detail> {
         ),
         one("Allowed scopes", c.scopes.as_string()),
         one(
+            "Subject identifiers",
+            match &c.pairwise_sector {
+                None => "public: the person's id, the same for every app".into(),
+                Some(sector) => format!("pairwise, sector {sector}"),
+            },
+        ),
+        one(
             "First party (no consent page)",
             if c.first_party { "yes" } else { "no" }.into(),
         ),
@@ -697,6 +723,7 @@ mod tests {
             backchannel_logout_uri: None,
             registration_token_hash: None,
             self_registered: false,
+            pairwise_sector: None,
             disabled: false,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,

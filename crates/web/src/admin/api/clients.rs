@@ -77,6 +77,11 @@ pub struct ClientBody {
     /// OIDC Back-Channel Logout 1.0 §2.2: where the client is sent logout tokens; absent
     /// or null for none.
     pub backchannel_logout_uri: Option<String>,
+    /// OIDC Core §8: `public` (absent or null) or `pairwise`.
+    pub subject_type: Option<String>,
+    /// With `pairwise`: the sector, a host name; absent or null keeps the client's, or
+    /// for a client not yet pairwise takes its redirect URIs' host.
+    pub sector_identifier: Option<String>,
     /// `PUT` only, optional: the `revision` the caller read. If the client has changed
     /// since, the replacement is refused (400, field `revision`). Refused on `POST`.
     pub revision: Option<i64>,
@@ -127,6 +132,8 @@ impl ClientBody {
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             require_signed_request_object: self.require_signed_request_object,
             backchannel_logout_uri: self.backchannel_logout_uri,
+            subject_type: self.subject_type,
+            sector_identifier: self.sector_identifier,
             if_revision: self.revision,
         })
     }
@@ -221,7 +228,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 21] = [
+const SETTINGS: [&str; 23] = [
     "name",
     "kind",
     "redirect_uris",
@@ -243,6 +250,8 @@ const SETTINGS: [&str; 21] = [
     "require_pushed_authorization_requests",
     "require_signed_request_object",
     "backchannel_logout_uri",
+    "subject_type",
+    "sector_identifier",
 ];
 
 /// `PATCH /clients/{client_id}`: changes the settings the body names and keeps the
