@@ -876,8 +876,141 @@ async fn native_public_clients_ask_every_time(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 6749 §3.3: a request without a scope (absent or empty) is granted the client's
+/// default, its scopes but the OpenID ones (no sign-in is implied), shown on the consent
+/// page; a client with only OpenID scopes still gets invalid_scope. The same at
+/// `/device_authorization`.
+async fn a_request_without_scope_gets_the_clients_default(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.user("alice", PASSWORD).await;
+    app.user("bob", PASSWORD).await;
+    let create = |scopes: &str, grants: &[&str]| {
+        let input = portcullis_core::clients::ClientInput {
+            name: "API app".into(),
+            kind: Some(portcullis_core::model::ClientKind::Confidential),
+            redirect_uris: vec![REDIRECT.into()],
+            grant_types: grants.iter().map(|g| (*g).to_owned()).collect(),
+            scopes: scopes.into(),
+            ..Default::default()
+        };
+        let app = &app;
+        async move {
+            let (c, s) = app.core.create_client(&input, "test").await.unwrap();
+            (c.id.as_str().to_owned(), s.unwrap().expose().to_owned())
+        }
+    };
+    let grants = [
+        "authorization_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ];
+    let api = create("openid profile offline_access notes:read notes:write", &grants).await;
+    let oidc_only = create("openid profile email", &grants).await;
+    let verifier = "scope-default-verifier-".repeat(2);
+    let challenge = portcullis_core::crypto::b64url(&portcullis_core::crypto::sha256(verifier.as_bytes()));
+    let request = |id: &str, scope: Option<&str>| {
+        let mut u = Url::parse(&app.url("/authorize")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", id)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("state", "st")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        if let Some(s) = scope {
+            u.query_pairs_mut().append_pair("scope", s);
+        }
+        u
+    };
+    // Each person once: a consent given covers the next request.
+    for (scope, person) in [(None, "alice"), (Some(""), "bob")] {
+        let b = browser();
+        // The consent page asks for the default.
+        let u = request(&api.0, scope);
+        let issuer = Url::parse(&app.issuer).unwrap();
+        let Step::Page { url, html, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u.clone()).await
+        else {
+            panic!("the login page")
+        };
+        let r = submit(&b, &url, &html, &[("username", person), ("password", PASSWORD)]).await;
+        let step = follow(&b, &issuer, r, url).await;
+        let Step::Page { url, html, .. } = step else {
+            panic!("the consent page: {step:?}")
+        };
+        assert_eq!(url.path(), "/consent");
+        assert!(html.contains("notes:read") && html.contains("notes:write"), "{html}");
+        assert!(!html.to_lowercase().contains("offline"), "{html}");
+        let back = expect_redirect(
+            follow(
+                &b,
+                &issuer,
+                submit(&b, &url, &html, &[("decision", "allow")]).await,
+                url,
+            )
+            .await,
+        );
+        let code = param(&back, "code").expect("a code");
+        let r = http()
+            .post(app.url("/token"))
+            .basic_auth(&api.0, Some(&api.1))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let tokens: Value = r.json().await.unwrap();
+        assert_eq!(tokens["scope"], "notes:read notes:write", "{scope:?}");
+        assert!(tokens.get("id_token").is_none(), "no sign-in was asked for");
+
+        // Nothing to default to: invalid_scope, to the client, with its state.
+        let u = request(&oidc_only.0, scope);
+        let back = crate::forms::location(&u, &browser().get(u.clone()).send().await.unwrap());
+        assert!(back.as_str().starts_with(REDIRECT), "{back}");
+        assert_eq!(param(&back, "error").as_deref(), Some("invalid_scope"));
+        assert!(
+            param(&back, "error_description")
+                .unwrap()
+                .contains("no scope to be granted by default")
+        );
+        assert_eq!(param(&back, "state").as_deref(), Some("st"));
+    }
+
+    // The device flow too.
+    let device = |(id, secret): (&str, &str)| {
+        http()
+            .post(app.url("/device_authorization"))
+            .basic_auth(id, Some(secret))
+            .form(&[("client_id", id)])
+            .send()
+    };
+    let r = device((&api.0, &api.1)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let d: Value = r.json().await.unwrap();
+    let pending = app
+        .core
+        .pending_device(d["user_code"].as_str().unwrap())
+        .await
+        .unwrap()
+        .expect("pending");
+    assert_eq!(
+        pending.scope.as_string(),
+        "notes:read notes:write",
+        "what the person is asked to allow"
+    );
+    let r = device((&oidc_only.0, &oidc_only.1)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_scope");
+    app.stop().await;
+}
+
 both_backends!(
     native_public_clients_ask_every_time,
+    a_request_without_scope_gets_the_clients_default,
     oidc_code_flow_with_openidconnect,
     authorization_errors,
     wrong_password_does_not_log_in_or_reveal_users,

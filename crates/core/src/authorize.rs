@@ -244,10 +244,19 @@ fn requested_redirect(client: &Client, requested: &str) -> Option<RedirectUri> {
 /// are dropped (RFC 6749 §3.3 lets the server narrow), and the consent page and the token
 /// response's `scope` show what is granted. A plain OAuth 2.0 request, or a client that
 /// may not use `openid`, still gets invalid_scope.
-pub(crate) fn requested_scope(client: &Client, raw: &str) -> std::result::Result<ScopeSet, String> {
-    let scope = ScopeSet::parse(raw).map_err(|e| e.0)?;
+///
+/// Without a scope (absent or empty), the client's default (`default_scope`, RFC 6749
+/// §3.3: "a pre-defined default value"); a client with none gets invalid_scope.
+pub(crate) fn requested_scope(client: &Client, raw: Option<&str>) -> std::result::Result<ScopeSet, String> {
+    let scope = ScopeSet::parse(raw.unwrap_or_default()).map_err(|e| e.0)?;
     if scope.is_empty() {
-        return Err("scope is required".into());
+        let default = default_scope(client);
+        if default.is_empty() {
+            return Err(
+                "scope is required: this application has no scope to be granted by default (only OpenID scopes)".into(),
+            );
+        }
+        return Ok(default);
     }
     let scope = if scope.contains("openid") && client.scopes.contains("openid") {
         scope.intersection(&client.scopes)
@@ -271,6 +280,19 @@ pub(crate) fn requested_resource(
         Some(_) => Err("resource is not an API this client may ask for tokens to"),
         None => Ok(None),
     }
+}
+
+/// What a request without a scope is granted (RFC 6749 §3.3): every scope of the client
+/// but the OpenID ones (`openid`, `profile`, `email`, `offline_access`), which a client
+/// asks for by name: a sign-in (an ID token, a nonce to check) is never implied.
+pub(crate) fn default_scope(client: &Client) -> ScopeSet {
+    ScopeSet::from_scopes(
+        client
+            .scopes
+            .iter()
+            .filter(|s| !matches!(s.as_str(), "openid" | "profile" | "email" | "offline_access"))
+            .cloned(),
+    )
 }
 
 /// Plain-words description of a scope for the consent page.
@@ -525,11 +547,7 @@ impl Portcullis {
                 "this client may not use the authorization code grant",
             ));
         }
-        let scope = p
-            .scope
-            .as_deref()
-            .ok_or_else(|| fail(ErrorCode::InvalidScope, "scope is required"))?;
-        let scope = requested_scope(&client, scope).map_err(|d| fail(ErrorCode::InvalidScope, &d))?;
+        let scope = requested_scope(&client, p.scope.as_deref()).map_err(|d| fail(ErrorCode::InvalidScope, &d))?;
         // OIDC Core §5.5: the `claims` parameter of an OpenID request. The claims it asks
         // for are released as their scope's are: that scope is added when the client may
         // use it (the consent page and the token response's `scope` show it), and they

@@ -111,7 +111,6 @@ impl Portcullis {
                 "this client may not use the device authorization grant",
             ));
         }
-        let scope = scope.ok_or_else(|| Error::oauth(ErrorCode::InvalidScope, "scope is required"))?;
         let scope = requested_scope(client, scope).map_err(|d| Error::oauth(ErrorCode::InvalidScope, d))?;
         let resource = requested_resource(client, resource).map_err(|d| Error::oauth(ErrorCode::InvalidTarget, d))?;
         let now = self.now();

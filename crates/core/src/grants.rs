@@ -764,13 +764,7 @@ impl Portcullis {
                 }
                 s
             }
-            _ => ScopeSet::from_scopes(
-                client
-                    .scopes
-                    .iter()
-                    .filter(|s| !matches!(s.as_str(), "openid" | "profile" | "email" | "offline_access"))
-                    .cloned(),
-            ),
+            _ => crate::authorize::default_scope(client),
         };
         self.mint(Signing::Inline, client, &scope, None, None, target, self.now())
             .await
