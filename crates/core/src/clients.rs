@@ -132,24 +132,28 @@ impl Subjects {
 }
 
 /// The sector of pairwise client `id` whose editor names none (OIDC Core §8.1): the host
-/// of its redirect URIs. Loopback addresses are every native app's, and private-use
-/// schemes name no host: such URIs are left out, and a client with no other has a
-/// sector of its own, its id. Several hosts cannot be told apart from several parties.
+/// of its redirect URIs. Loopback addresses are every native app's and private-use
+/// schemes name no host, so a client whose redirects are only such has a sector of its
+/// own, its id. Beside a host they count as another (§8.1: several hosts need a sector
+/// named): a code sent to one of them would otherwise carry the identifiers of a site
+/// whose host anyone can list.
 pub(crate) fn redirect_sector(redirect_uris: &[RedirectUri], id: &ClientId) -> Result<String> {
+    const LOCAL: &str = "loopback or private-use redirects";
     let mut hosts: Vec<String> = Vec::new();
     for uri in redirect_uris {
         let url = uri.url();
-        let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-            continue;
-        };
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let loopback = portcullis_protocol::is_loopback_host(url) || host == "localhost";
-        if !loopback && !hosts.contains(&host) {
+        let host = url
+            .host_str()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .filter(|h| !h.is_empty() && h != "localhost" && !portcullis_protocol::is_loopback_host(url))
+            .unwrap_or_else(|| LOCAL.to_owned());
+        if !hosts.contains(&host) {
             hosts.push(host);
         }
     }
     match hosts.as_slice() {
         [] => Ok(id.as_str().to_owned()),
+        [local] if local == LOCAL => Ok(id.as_str().to_owned()),
         [one] => Ok(one.clone()),
         _ => Err(Error::invalid(
             "sector_identifier",
@@ -732,6 +736,7 @@ impl Portcullis {
         Ok(self.store.list_clients(search.filter(|s| !s.is_empty())).await?)
     }
 
+
     /// Issues a new secret; the old one stops working at once.
     pub async fn rotate_client_secret(&self, id: &ClientId, actor: impl Into<Actor>) -> Result<Secret> {
         let actor: Actor = actor.into();
@@ -1059,12 +1064,7 @@ mod tests {
             redirect_sector(&uris, &id)
         };
         assert_eq!(
-            sector(&[
-                "https://App.Example/a",
-                "https://app.example/b",
-                "http://127.0.0.1:80/cb"
-            ])
-            .unwrap(),
+            sector(&["https://App.Example/a", "https://app.example./b"]).unwrap(),
             "app.example"
         );
         // Loopback, `localhost` and private-use schemes are nobody's own: a sector alone.
@@ -1073,10 +1073,26 @@ mod tests {
             "client-1"
         );
         assert_eq!(sector(&[]).unwrap(), "client-1");
-        assert!(matches!(
-            sector(&["https://a.example/cb", "https://b.example/cb"]),
-            Err(Error::Invalid { field: "sector_identifier", ref message }) if message.contains("a.example, b.example")
-        ));
+        let several = |uris: &[&str], named: &str| {
+            assert!(
+                matches!(
+                    sector(uris),
+                    Err(Error::Invalid { field: "sector_identifier", ref message }) if message.contains(named)
+                ),
+                "{uris:?}"
+            );
+        };
+        several(
+            &["https://a.example/cb", "https://b.example/cb"],
+            "a.example, b.example",
+        );
+        // Beside a host, a loopback or private-use redirect is another: whoever gets the
+        // code there must not see the host's identifiers.
+        several(&["https://a.example/cb", "http://127.0.0.1/cb"], "a.example, loopback");
+        several(
+            &["com.example.app:/cb", "https://a.example/cb"],
+            "loopback or private-use redirects, a.example",
+        );
     }
 
     #[test]
