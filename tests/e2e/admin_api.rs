@@ -1237,8 +1237,99 @@ async fn a_leaked_key_is_withdrawn_at_once(backend: Backend) {
     app.stop().await;
 }
 
+/// The client and user lists come a page at a time: `limit` (100 by default, at most
+/// 1000) after `offset`, with `next_offset` until the last page; a search pages too.
+async fn api_lists_are_paged(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let api = Api::new(&app, &api_key(&app, AdminRole::Auditor).await.1);
+    for i in 0..5 {
+        app.core
+            .create_client(
+                &portcullis_core::clients::ClientInput {
+                    name: format!("Paged {i}"),
+                    kind: Some(portcullis_core::model::ClientKind::Confidential),
+                    grant_types: vec!["client_credentials".into()],
+                    scopes: "api:read".into(),
+                    ..Default::default()
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+    }
+    app.core
+        .create_client(
+            &portcullis_core::clients::ClientInput {
+                name: "Other".into(),
+                kind: Some(portcullis_core::model::ClientKind::Confidential),
+                grant_types: vec!["client_credentials".into()],
+                scopes: "api:read".into(),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let names = |v: &Value, list: &str| {
+        v[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                c[if list == "clients" { "name" } else { "username" }]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (s, all) = api.get("/clients").await;
+    assert_eq!((s.as_u16(), &all["next_offset"]), (200, &Value::Null), "{all}");
+    assert_eq!(names(&all, "clients").len(), 6, "one page holds them all by default");
+    let (_, first) = api.get("/clients?search=paged&limit=2").await;
+    assert_eq!(names(&first, "clients"), ["Paged 0", "Paged 1"]);
+    assert_eq!(first["next_offset"], 2);
+    let (_, second) = api.get("/clients?search=paged&limit=2&offset=2").await;
+    assert_eq!(names(&second, "clients"), ["Paged 2", "Paged 3"]);
+    let (_, last) = api.get("/clients?search=paged&limit=2&offset=4").await;
+    assert_eq!(names(&last, "clients"), ["Paged 4"]);
+    assert_eq!(last["next_offset"], Value::Null);
+    let (_, past) = api.get("/clients?limit=2&offset=40").await;
+    assert_eq!((names(&past, "clients").len(), &past["next_offset"]), (0, &Value::Null));
+    // Exactly a page's worth: no next page.
+    let (_, exact) = api.get("/clients?search=paged&limit=5").await;
+    assert_eq!(
+        (names(&exact, "clients").len(), &exact["next_offset"]),
+        (5, &Value::Null)
+    );
+
+    for name in ["ann", "bea", "cid"] {
+        app.user(name, PASSWORD).await;
+    }
+    let (_, users) = api.get("/users?limit=2").await;
+    assert_eq!(
+        (names(&users, "users"), &users["next_offset"]),
+        (vec!["ann".to_owned(), "bea".into()], &json!(2))
+    );
+    let (_, users) = api.get("/users?limit=2&offset=2").await;
+    assert_eq!(
+        (names(&users, "users"), &users["next_offset"]),
+        (vec!["cid".to_owned()], &Value::Null)
+    );
+
+    for path in ["/clients?limit=1001", "/users?limit=5000"] {
+        assert_field(&api.get(path).await, "limit");
+    }
+    for path in ["/clients?offset=-1", "/users?limit=x"] {
+        let (s, v) = api.get(path).await;
+        assert_eq!(s.as_u16(), 400, "{path}: {v}");
+    }
+    app.stop().await;
+}
+
 both_backends!(
     a_leaked_key_is_withdrawn_at_once,
+    api_lists_are_paged,
     api_key_guessing_is_rate_limited,
     api_keys_follow_their_operator,
     api_keys_answer_to_their_operator_as_it_is_now,

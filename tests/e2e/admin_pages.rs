@@ -1413,8 +1413,63 @@ async fn a_client_is_given_pairwise_identifiers_on_its_form(backend: Backend) {
     app.stop().await;
 }
 
+/// The client list shows 50 at a time, with links to the next and previous pages that
+/// keep the search; a short list has no pager.
+async fn the_client_list_is_paged(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Auditor).await;
+    for i in 0..55 {
+        app.core
+            .create_client(
+                &portcullis_core::clients::ClientInput {
+                    name: format!("App {i:02}"),
+                    kind: Some(portcullis_core::model::ClientKind::Confidential),
+                    grant_types: vec!["client_credentials".into()],
+                    scopes: "api:read".into(),
+                    ..Default::default()
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+    }
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let rows = |html: &str| html.matches("<a href=\"/admin/clients/").count();
+    let (_, first) = p.get("/admin/clients").await;
+    assert_eq!(rows(&first), 50, "{first}");
+    assert!(first.contains("App 00") && first.contains("App 49") && !first.contains("App 50"));
+    assert!(
+        first.contains("Showing 1–50") && !first.contains("id=\"prev-page\""),
+        "{first}"
+    );
+    assert!(
+        first.contains(r#"<a href="/admin/clients?offset=50" rel="next" id="next-page">"#),
+        "{first}"
+    );
+    let (_, second) = p.get("/admin/clients?offset=50").await;
+    assert_eq!(rows(&second), 5);
+    assert!(
+        second.contains("App 54") && second.contains("Showing 51–55"),
+        "{second}"
+    );
+    assert!(
+        second.contains(r#"<a href="/admin/clients" rel="prev" id="prev-page">"#)
+            && !second.contains("id=\"next-page\"")
+    );
+    let (_, past) = p.get("/admin/clients?offset=500").await;
+    assert!(past.contains("No clients on this page"), "{past}");
+    // A search keeps to its results, and short results have no pager.
+    let (_, found) = p.get("/admin/clients?q=app+5").await;
+    assert_eq!(rows(&found), 5, "{found}");
+    assert!(!found.contains("class=\"pager\""), "{found}");
+    let (_, users) = p.get("/admin/users").await;
+    assert!(!users.contains("class=\"pager\""), "{users}");
+    app.stop().await;
+}
+
 both_backends!(
     a_client_is_registered_with_a_backchannel_logout_uri_on_its_form,
+    the_client_list_is_paged,
     a_client_is_given_pairwise_identifiers_on_its_form,
     a_client_requires_signed_request_objects_on_its_form,
     a_client_is_registered_with_a_jwks_uri_on_its_form,

@@ -102,6 +102,41 @@ pub struct AuditPage {
     pub next_offset: Option<u32>,
 }
 
+/// One page of the client or user list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage<T> {
+    pub items: Vec<T>,
+    /// Offset of the next page, if there is one.
+    pub next_offset: Option<u32>,
+}
+
+/// Page size of the client and user lists when none is asked for, and the largest.
+pub const LIST_PAGE_DEFAULT: u32 = 100;
+pub const LIST_PAGE_MAX: u32 = 1000;
+
+/// The page size asked for (0: the default), or what is wrong with it.
+pub(crate) fn list_limit(limit: u32) -> Result<u32> {
+    match limit {
+        0 => Ok(LIST_PAGE_DEFAULT),
+        n if n > LIST_PAGE_MAX => Err(Error::invalid(
+            "limit",
+            format!("must be between 1 and {LIST_PAGE_MAX}"),
+        )),
+        n => Ok(n),
+    }
+}
+
+/// A page of `limit` items from `rows` fetched with one more than `limit` after
+/// `offset`: the extra row tells whether a next page exists.
+pub(crate) fn list_page<T>(mut rows: Vec<T>, limit: u32, offset: u32) -> ListPage<T> {
+    let next_offset = (rows.len() > limit as usize).then(|| offset.saturating_add(limit));
+    rows.truncate(limit as usize);
+    ListPage {
+        items: rows,
+        next_offset,
+    }
+}
+
 /// Page size when none is asked for, and the largest allowed.
 pub const AUDIT_PAGE_DEFAULT: u32 = 50;
 pub const AUDIT_PAGE_MAX: u32 = 200;

@@ -736,6 +736,21 @@ impl Portcullis {
         Ok(self.store.list_clients(search.filter(|s| !s.is_empty())).await?)
     }
 
+    /// One page of `list_clients`: `limit` clients (0: `LIST_PAGE_DEFAULT`, at most
+    /// `LIST_PAGE_MAX`) after `offset`.
+    pub async fn list_clients_page(
+        &self,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<crate::admin::ListPage<Client>> {
+        let limit = crate::admin::list_limit(limit)?;
+        let rows = self
+            .store
+            .clients_page(search.filter(|s| !s.is_empty()), limit + 1, offset)
+            .await?;
+        Ok(crate::admin::list_page(rows, limit, offset))
+    }
 
     /// Issues a new secret; the old one stops working at once.
     pub async fn rotate_client_secret(&self, id: &ClientId, actor: impl Into<Actor>) -> Result<Secret> {

@@ -40,8 +40,13 @@ pub trait ClientRepo: Send + Sync {
     /// Fails with `Conflict` when the id is taken.
     async fn insert_client(&self, client: &Client) -> StoreResult<()>;
     async fn get_client(&self, id: &ClientId) -> StoreResult<Option<Client>>;
-    /// Clients whose id or name contains `search` (case-insensitive), by name.
-    async fn list_clients(&self, search: Option<&str>) -> StoreResult<Vec<Client>>;
+    /// Clients whose id or name contains `search` (case-insensitive), by name then id:
+    /// at most `limit`, after skipping `offset`.
+    async fn clients_page(&self, search: Option<&str>, limit: u32, offset: u32) -> StoreResult<Vec<Client>>;
+    /// Every client `clients_page` would list.
+    async fn list_clients(&self, search: Option<&str>) -> StoreResult<Vec<Client>> {
+        self.clients_page(search, u32::MAX, 0).await
+    }
     /// Replaces every field but `id` and `created_at` and, in the same transaction,
     /// records `revocations` (disabling a client revokes its outstanding tokens). Only
     /// if the stored revision is still `client.revision`, which then counts up by one:
@@ -85,7 +90,13 @@ pub trait UserRepo: Send + Sync {
     async fn insert_user(&self, user: &User) -> StoreResult<()>;
     async fn get_user(&self, id: Uuid) -> StoreResult<Option<User>>;
     async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
-    async fn list_users(&self, search: Option<&str>) -> StoreResult<Vec<User>>;
+    /// Users whose username, email or name contains `search` (case-insensitive), by
+    /// username then id: at most `limit`, after skipping `offset`.
+    async fn users_page(&self, search: Option<&str>, limit: u32, offset: u32) -> StoreResult<Vec<User>>;
+    /// Every user `users_page` would list.
+    async fn list_users(&self, search: Option<&str>) -> StoreResult<Vec<User>> {
+        self.users_page(search, u32::MAX, 0).await
+    }
     /// Sets the password hash and, in the same transaction, revokes the user's grants
     /// (deleting their refresh tokens, recording `revocations`) and deletes their sessions.
     /// With `replacing`, only if that is still the stored hash (`Conflict` otherwise:

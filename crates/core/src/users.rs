@@ -225,6 +225,22 @@ impl Portcullis {
         Ok(self.store.list_users(search.filter(|s| !s.is_empty())).await?)
     }
 
+    /// One page of `list_users`: `limit` users (0: `LIST_PAGE_DEFAULT`, at most
+    /// `LIST_PAGE_MAX`) after `offset`.
+    pub async fn list_users_page(
+        &self,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<crate::admin::ListPage<User>> {
+        let limit = crate::admin::list_limit(limit)?;
+        let rows = self
+            .store
+            .users_page(search.filter(|s| !s.is_empty()), limit + 1, offset)
+            .await?;
+        Ok(crate::admin::list_page(rows, limit, offset))
+    }
+
     async fn user_revocations(&self, id: Uuid) -> Result<Vec<Revocation>> {
         let expires_at = self.now() + self.settings.max_access_token_ttl();
         Ok(self

@@ -208,15 +208,17 @@ impl ClientRepo for PgStore {
             .transpose()
     }
 
-    async fn list_clients(&self, search: Option<&str>) -> StoreResult<Vec<Client>> {
+    async fn clients_page(&self, search: Option<&str>, limit: u32, offset: u32) -> StoreResult<Vec<Client>> {
         sqlx::query_as::<_, ClientRow>(concat!(
             "SELECT ",
             client_columns!(),
             " FROM clients WHERE $1::text IS NULL \
               OR strpos(lower(id), lower($1)) > 0 OR strpos(lower(name), lower($1)) > 0 \
-             ORDER BY lower(name), id"
+             ORDER BY lower(name), id LIMIT $2 OFFSET $3"
         ))
         .bind(search)
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
         .fetch_all(&self.pool)
         .await
         .db()?

@@ -129,7 +129,7 @@ impl UserRepo for PgStore {
         Ok(row.map(User::from))
     }
 
-    async fn list_users(&self, search: Option<&str>) -> StoreResult<Vec<User>> {
+    async fn users_page(&self, search: Option<&str>, limit: u32, offset: u32) -> StoreResult<Vec<User>> {
         let rows = sqlx::query_as::<_, UserRow>(concat!(
             "SELECT ",
             user_columns!(),
@@ -137,9 +137,11 @@ impl UserRepo for PgStore {
               OR strpos(lower(username), lower($1)) > 0 \
               OR strpos(lower(email), lower($1)) > 0 \
               OR strpos(lower(name), lower($1)) > 0 \
-             ORDER BY lower(username)"
+             ORDER BY lower(username), id LIMIT $2 OFFSET $3"
         ))
         .bind(search)
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
         .fetch_all(&self.pool)
         .await
         .db()?;

@@ -273,6 +273,21 @@ pub(super) async fn client_list_search<S: Store>(s: S) {
     assert_eq!(names(s.list_clients(Some("gamma")).await.unwrap()), ["Zeta service"]);
     assert_eq!(names(s.list_clients(Some("%")).await.unwrap()), Vec::<String>::new());
     assert_eq!(names(s.list_clients(Some("")).await.unwrap()).len(), 3);
+    // A page at a time, in the same order; names that tie are ordered by id.
+    s.insert_client(&client("b1", "beta")).await.unwrap();
+    assert_eq!(names(s.clients_page(None, 2, 0).await.unwrap()), ["alpha App", "beta"]);
+    assert_eq!(
+        s.clients_page(None, 2, 1)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        ["b1", "b2"]
+    );
+    assert_eq!(names(s.clients_page(Some("a"), 10, 3).await.unwrap()), ["Zeta service"]);
+    assert!(s.clients_page(None, 10, 4).await.unwrap().is_empty());
+    assert!(s.clients_page(None, 0, 0).await.unwrap().is_empty());
 }
 
 /// A client assertion's `jti` is taken once per client until the assertion expires
@@ -441,6 +456,9 @@ pub(super) async fn user_roundtrip_conflict_and_search<S: Store>(s: S) {
     assert_eq!(names(s.list_users(Some("ROBERT")).await.unwrap()), ["bob", "carol"]);
     assert_eq!(names(s.list_users(Some("LIC")).await.unwrap()), ["alice"]);
     assert_eq!(names(s.list_users(Some("_")).await.unwrap()), Vec::<String>::new());
+    assert_eq!(names(s.users_page(None, 2, 0).await.unwrap()), ["alice", "bob"]);
+    assert_eq!(names(s.users_page(None, 2, 2).await.unwrap()), ["carol"]);
+    assert_eq!(names(s.users_page(Some("ROBERT"), 1, 1).await.unwrap()), ["carol"]);
     assert_eq!(s.get_user(bob.id).await.unwrap(), Some(bob));
 }
 

@@ -319,25 +319,34 @@ pub struct ClientsPage {
     pub chrome: Chrome,
     pub search: String,
     pub clients: Vec<ClientRow>,
+    pub pager: super::view::Pager,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
     #[serde(default)]
     pub q: String,
+    /// The page's first row, counted from 0.
+    #[serde(default)]
+    pub offset: u32,
 }
 
-/// `GET /admin/clients[?q=…]`.
+/// `GET /admin/clients[?q=…][&offset=…]`, a page at a time.
 pub async fn clients_get(
     State(state): State<AdminState>,
     op: Operator,
-    PageQuery(SearchQuery { q }): PageQuery<SearchQuery>,
+    PageQuery(SearchQuery { q, offset }): PageQuery<SearchQuery>,
 ) -> AdminResult {
-    let clients = state.core.list_clients(Some(q.trim())).await?;
+    let list = state
+        .core
+        .list_clients_page(Some(q.trim()), super::view::LIST_PAGE, offset)
+        .await?;
     let page = ClientsPage {
         chrome: op.chrome("clients").await?,
+        pager: super::view::Pager::new("/admin/clients", &q, offset, list.items.len(), list.next_offset),
         search: q,
-        clients: clients
+        clients: list
+            .items
             .iter()
             .map(|c| ClientRow {
                 id: c.id.as_str().to_owned(),
@@ -829,6 +838,7 @@ mod tests {
                 chrome: chrome(),
                 search: String::new(),
                 clients: rows,
+                pager: super::super::view::Pager::new("/admin/clients", "", 0, 1, None),
             }
             .render()
             .unwrap()

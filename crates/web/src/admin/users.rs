@@ -34,19 +34,25 @@ pub struct UsersPage {
     pub chrome: Chrome,
     pub search: String,
     pub users: Vec<UserRow>,
+    pub pager: super::view::Pager,
 }
 
-/// `GET /admin/users[?q=…]`.
+/// `GET /admin/users[?q=…][&offset=…]`, a page at a time.
 pub async fn users_get(
     State(state): State<AdminState>,
     op: Operator,
-    PageQuery(SearchQuery { q }): PageQuery<SearchQuery>,
+    PageQuery(SearchQuery { q, offset }): PageQuery<SearchQuery>,
 ) -> AdminResult {
-    let users = state.core.list_users(Some(q.trim())).await?;
+    let list = state
+        .core
+        .list_users_page(Some(q.trim()), super::view::LIST_PAGE, offset)
+        .await?;
     let page = UsersPage {
         chrome: op.chrome("users").await?,
+        pager: super::view::Pager::new("/admin/users", &q, offset, list.items.len(), list.next_offset),
         search: q,
-        users: users
+        users: list
+            .items
             .into_iter()
             .map(|u| UserRow {
                 id: u.id.to_string(),

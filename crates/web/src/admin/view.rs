@@ -57,3 +57,77 @@ mod tests {
         assert_eq!(when_opt(None), "—");
     }
 }
+
+/// How many clients or users a page of their list shows.
+pub const LIST_PAGE: u32 = 50;
+
+/// The links between the pages of a searchable list (`templates/admin/pager.html`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pager {
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    /// The positions of the first and last rows shown, counted from 1.
+    pub first_shown: u32,
+    pub last_shown: u32,
+}
+
+impl Pager {
+    /// For the page of `shown` rows at `offset` of the list at `path` searched for `q`,
+    /// followed by a page at `next_offset` if there is one.
+    pub fn new(path: &str, q: &str, offset: u32, shown: usize, next_offset: Option<u32>) -> Self {
+        let link = |offset: u32| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            if !q.is_empty() {
+                query.append_pair("q", q);
+            }
+            if offset > 0 {
+                query.append_pair("offset", &offset.to_string());
+            }
+            let query = query.finish();
+            if query.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{query}")
+            }
+        };
+        Self {
+            prev: (offset > 0).then(|| link(offset.saturating_sub(LIST_PAGE))),
+            next: next_offset.map(link),
+            first_shown: offset.saturating_add(1),
+            last_shown: offset.saturating_add(u32::try_from(shown).unwrap_or(u32::MAX)),
+        }
+    }
+
+    /// Whether there is more than one page (else the pager is not shown).
+    pub fn paged(&self) -> bool {
+        self.prev.is_some() || self.next.is_some()
+    }
+}
+
+#[cfg(test)]
+mod pager_tests {
+    use super::*;
+
+    #[test]
+    fn links_keep_the_search_and_step_a_page() {
+        let p = Pager::new("/admin/users", "a&b", 50, 50, Some(100));
+        assert_eq!(p.prev.as_deref(), Some("/admin/users?q=a%26b"));
+        assert_eq!(p.next.as_deref(), Some("/admin/users?q=a%26b&offset=100"));
+        assert_eq!((p.first_shown, p.last_shown), (51, 100));
+        let first = Pager::new("/admin/clients", "", 0, 3, None);
+        assert_eq!(
+            first,
+            Pager {
+                prev: None,
+                next: None,
+                first_shown: 1,
+                last_shown: 3
+            }
+        );
+        assert!(!first.paged());
+        assert_eq!(
+            Pager::new("/admin/clients", "", 0, 50, Some(50)).next.as_deref(),
+            Some("/admin/clients?offset=50")
+        );
+    }
+}

@@ -24,6 +24,11 @@ use crate::admin::AdminState;
 pub struct Search {
     #[serde(default)]
     pub search: String,
+    /// Page size; 0 or absent for the default (100), at most 1000.
+    #[serde(default)]
+    pub limit: u32,
+    #[serde(default)]
+    pub offset: u32,
 }
 
 /// The client body of `POST` and `PUT`. Every field may be left out; core's validation
@@ -143,16 +148,21 @@ fn client_id(raw: &str) -> ApiResult<ClientId> {
     ClientId::parse(raw).map_err(|_| ApiError::NotFound("client".into()))
 }
 
-/// `GET /clients[?search=…]`.
+/// `GET /clients[?search=…][&limit=…][&offset=…]`: by name, with `next_offset` when
+/// there is another page.
 pub async fn clients_list(
     State(state): State<AdminState>,
     _caller: Caller,
     ApiQuery(q): ApiQuery<Search>,
 ) -> ApiResult<Json<Value>> {
-    let clients = state.core.list_clients(Some(q.search.trim())).await?;
-    Ok(Json(
-        json!({ "clients": clients.iter().map(json::client).collect::<Vec<_>>() }),
-    ))
+    let page = state
+        .core
+        .list_clients_page(Some(q.search.trim()), q.limit, q.offset)
+        .await?;
+    Ok(Json(json!({
+        "clients": page.items.iter().map(json::client).collect::<Vec<_>>(),
+        "next_offset": page.next_offset,
+    })))
 }
 
 /// `POST /clients`: 201 with the client and, for a confidential one, `client_secret` —

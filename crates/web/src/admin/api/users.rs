@@ -44,16 +44,21 @@ fn uuid(what: &str, raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(what.to_owned()))
 }
 
-/// `GET /users[?search=…]`.
+/// `GET /users[?search=…][&limit=…][&offset=…]`: by username, with `next_offset` when
+/// there is another page.
 pub async fn users_list(
     State(state): State<AdminState>,
     _caller: Caller,
     ApiQuery(q): ApiQuery<Search>,
 ) -> ApiResult<Json<Value>> {
-    let users = state.core.list_users(Some(q.search.trim())).await?;
-    Ok(Json(
-        json!({ "users": users.iter().map(json::user).collect::<Vec<_>>() }),
-    ))
+    let page = state
+        .core
+        .list_users_page(Some(q.search.trim()), q.limit, q.offset)
+        .await?;
+    Ok(Json(json!({
+        "users": page.items.iter().map(json::user).collect::<Vec<_>>(),
+        "next_offset": page.next_offset,
+    })))
 }
 
 /// `POST /users`: 201; 409 when the username is taken.
