@@ -252,7 +252,7 @@ impl Drop for Browser {
 }
 
 /// The client's redirect endpoint: records the query of each request it gets.
-async fn callback_server() -> (String, mpsc::UnboundedReceiver<String>) {
+pub(crate) async fn callback_server() -> (String, mpsc::UnboundedReceiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://127.0.0.1:{}/callback", listener.local_addr().unwrap().port());
     let (tx, rx) = mpsc::unbounded_channel();

@@ -23,6 +23,7 @@ mod device;
 mod dpop;
 mod forms;
 mod foundation;
+mod frontchannel;
 mod id_token_algs;
 mod jwks_uri;
 mod multinode;

@@ -48,7 +48,7 @@ async fn client_at(app: &TestApp, subject_type: &str, sector: Option<&str>, redi
 }
 
 /// The claims of a JWT, unverified (the tests that need it verify it elsewhere).
-fn jwt_claims(token: &str) -> Value {
+pub(crate) fn jwt_claims(token: &str) -> Value {
     let part = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).unwrap())
         .unwrap()

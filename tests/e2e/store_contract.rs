@@ -170,6 +170,8 @@ fn client(id: &str, name: &str) -> Client {
         self_registered: true,
         // Set here; `client_update` also stores none and switches it both ways.
         pairwise_sector: Some("app.example".into()),
+        // Set here; `client_update` also stores none and sets it back.
+        frontchannel_logout_uri: Some("https://app.example/frontchannel-logout".into()),
         disabled: false,
         created_at: T0,
         updated_at: T0,

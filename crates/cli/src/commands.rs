@@ -167,6 +167,11 @@ pub struct ClientCreate {
     /// `backchannel_logout_uri`).
     #[arg(long = "backchannel-logout-uri")]
     pub backchannel_logout_uri: Option<String>,
+    /// The client's page that a sign-out here loads in a hidden iframe, with `iss` and
+    /// `sid` (OpenID Connect Front-Channel Logout `frontchannel_logout_uri`); on the
+    /// origin of one of its redirect URIs.
+    #[arg(long = "frontchannel-logout-uri")]
+    pub frontchannel_logout_uri: Option<String>,
     /// Give the client pairwise subject identifiers (OpenID Connect Core §8.1): it sees
     /// each person under an identifier of its sector's own.
     #[arg(long)]
@@ -325,6 +330,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
         "require_signed_request_object": c.require_signed_request_object,
         "backchannel_logout_uri": c.backchannel_logout_uri,
+        "frontchannel_logout_uri": c.frontchannel_logout_uri,
         "subject_type": if c.pairwise_sector.is_some() { "pairwise" } else { "public" },
         "sector_identifier": c.pairwise_sector,
         "disabled": c.disabled,
@@ -350,6 +356,9 @@ fn print_client(c: &Client) {
     );
     if let Some(uri) = &c.backchannel_logout_uri {
         println!("backchannel_logout_uri: {uri}");
+    }
+    if let Some(uri) = &c.frontchannel_logout_uri {
+        println!("frontchannel_logout_uri: {uri}");
     }
     if let Some(sector) = &c.pairwise_sector {
         println!("subject_type:  pairwise (sector {sector})");
@@ -524,6 +533,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 require_pushed_authorization_requests: c.require_par,
                 require_signed_request_object: c.require_signed_request_object,
                 backchannel_logout_uri: c.backchannel_logout_uri,
+                frontchannel_logout_uri: c.frontchannel_logout_uri,
                 subject_type: c.pairwise.then(|| "pairwise".to_owned()),
                 sector_identifier: c.sector_identifier,
                 ..Default::default()

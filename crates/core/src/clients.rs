@@ -64,6 +64,10 @@ pub struct ClientInput {
     /// OIDC Back-Channel Logout §2.2: where the client is told of sign-outs; an https URL
     /// (http only on a loopback host), blank for none.
     pub backchannel_logout_uri: Option<String>,
+    /// OIDC Front-Channel Logout §2: the client's page a sign-out loads in a hidden
+    /// iframe; https (http only on a loopback host), on the origin (scheme, host, port)
+    /// of one of its redirect URIs; blank for none.
+    pub frontchannel_logout_uri: Option<String>,
     /// OIDC Core §8: `public` (the default when blank or absent) or `pairwise`.
     pub subject_type: Option<String>,
     /// With `pairwise`: the sector (a host name) whose clients see one person under one
@@ -95,6 +99,7 @@ struct ValidClient {
     jwks_uri: Option<String>,
     resources: Vec<String>,
     backchannel_logout_uri: Option<String>,
+    frontchannel_logout_uri: Option<String>,
     subjects: Subjects,
 }
 
@@ -425,6 +430,34 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         Some(raw) => Some(parse_https_uri("backchannel_logout_uri", raw)?),
         None => None,
     };
+    let frontchannel_logout_uri = match input
+        .frontchannel_logout_uri
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(raw) => {
+            const FIELD: &str = "frontchannel_logout_uri";
+            let uri = parse_https_uri(FIELD, raw)?;
+            // §2: "The domain, port, and scheme of this URL MUST be the same as that of
+            // a registered Redirection URI value": the pages a sign-out frames are the
+            // client's own, never a third party's.
+            let origin = url::Url::parse(&uri)
+                .map_err(|e| Error::invalid(FIELD, e.to_string()))?
+                .origin();
+            if !redirect_uris.iter().any(|r| r.url().origin() == origin) {
+                return Err(Error::invalid(
+                    FIELD,
+                    format!(
+                        "{}: must be on the origin (scheme, host and port) of one of the redirect URIs",
+                        quoted(raw)
+                    ),
+                ));
+            }
+            Some(uri)
+        }
+        None => None,
+    };
     if input.require_signed_request_object && jwks.is_none() && jwks_uri.is_none() {
         return Err(Error::invalid(
             "require_signed_request_object",
@@ -467,6 +500,7 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         jwks_uri,
         resources,
         backchannel_logout_uri,
+        frontchannel_logout_uri,
         subjects: Subjects::parse(input)?,
     })
 }
@@ -555,6 +589,7 @@ impl Portcullis {
             require_pushed_authorization_requests: input.require_pushed_authorization_requests,
             require_signed_request_object: input.require_signed_request_object,
             backchannel_logout_uri: v.backchannel_logout_uri,
+            frontchannel_logout_uri: v.frontchannel_logout_uri,
             self_registered: registration_token_hash.is_some(),
             registration_token_hash,
             pairwise_sector,
@@ -641,6 +676,7 @@ impl Portcullis {
         client.require_pushed_authorization_requests = input.require_pushed_authorization_requests;
         client.require_signed_request_object = input.require_signed_request_object;
         client.backchannel_logout_uri = v.backchannel_logout_uri;
+        client.frontchannel_logout_uri = v.frontchannel_logout_uri;
         let mut secret = None;
         match editor {
             // An operator's edit takes a self-registered client's registration over: its
@@ -706,6 +742,10 @@ impl Portcullis {
             (
                 "backchannel_logout_uri",
                 before.backchannel_logout_uri != client.backchannel_logout_uri,
+            ),
+            (
+                "frontchannel_logout_uri",
+                before.frontchannel_logout_uri != client.frontchannel_logout_uri,
             ),
             ("pairwise_sector", before.pairwise_sector != client.pairwise_sector),
             // Ended by registering keys.

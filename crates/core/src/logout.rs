@@ -1,5 +1,5 @@
 //! OpenID Connect RP-Initiated Logout 1.0: validating the logout request and where to
-//! send the person afterwards.
+//! send the person afterwards; the pages of Front-Channel Logout 1.0 to load on the way.
 
 use portcullis_protocol::ClientId;
 
@@ -7,6 +7,9 @@ use crate::audit::Event;
 use crate::error::{Error, Result};
 use crate::jwt::verify_id_token_hint;
 use crate::service::Portcullis;
+
+/// The most front-channel logout pages one sign-out loads.
+pub const MAX_FRONTCHANNEL: u32 = 50;
 
 /// Parameters of a logout request as received.
 #[derive(Debug, Clone, Default)]
@@ -132,10 +135,56 @@ impl Portcullis {
     }
 
     /// Records a logout of the browser session `sid` and ends what ends with it
-    /// (`session_ended`); the web layer ends the browser session.
-    pub async fn logged_out(&self, user_id: uuid::Uuid, sid: &str, ip: Option<String>) {
+    /// (`session_ended`); the web layer ends the browser session. Returns the pages the
+    /// browser is to load for the clients signed in from it (`frontchannel_logout_urls`).
+    pub async fn logged_out(&self, user_id: uuid::Uuid, sid: &str, ip: Option<String>) -> Vec<String> {
+        let pages = self.frontchannel_logout_urls(user_id, sid).await;
         self.audit(Event::new("logout").user(user_id).ip(ip));
         self.session_ended(user_id, sid).await;
+        pages
+    }
+
+    /// OpenID Connect Front-Channel Logout 1.0 §2–3: the `frontchannel_logout_uri` of each
+    /// client signed in from browser session `sid` (as Back-Channel Logout finds them),
+    /// with `iss` and `sid` added, for the sign-out page to load in hidden iframes. A
+    /// disabled client gets none; at most `MAX_FRONTCHANNEL`. Never fails: a list that
+    /// cannot be read is logged and empty, and the sign-out goes on.
+    pub async fn frontchannel_logout_urls(&self, user_id: uuid::Uuid, sid: &str) -> Vec<String> {
+        let pairs = match self.store.list_signed_in(user_id, Some(sid), MAX_FRONTCHANNEL).await {
+            Ok(pairs) => pairs,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the clients for front-channel logout");
+                return Vec::new();
+            }
+        };
+        let mut seen: Vec<ClientId> = Vec::new();
+        let mut pages = Vec::new();
+        for (client_id, _) in pairs {
+            if seen.contains(&client_id) {
+                continue;
+            }
+            seen.push(client_id.clone());
+            let client = match self.client_cache.get(self.store.as_ref(), &client_id).await {
+                Ok(Some(c)) if !c.disabled => c,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(client = client_id.as_str(), error = %e, "front-channel logout: the client could not be read");
+                    continue;
+                }
+            };
+            let Some(mut url) = client
+                .frontchannel_logout_uri
+                .as_deref()
+                .and_then(|u| url::Url::parse(u).ok())
+            else {
+                continue;
+            };
+            url.query_pairs_mut()
+                .append_pair("iss", &self.settings.issuer)
+                .append_pair("sid", sid);
+            pages.push(url.to_string());
+        }
+        pages
     }
 
     /// The browser session `sid` of `user_id` has ended (signed out, ended on the

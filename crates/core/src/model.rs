@@ -90,6 +90,10 @@ pub struct Client {
     /// OpenID Connect Back-Channel Logout 1.0 §2.2: where the client is told, with a
     /// logout token, that a person it signed in has signed out here.
     pub backchannel_logout_uri: Option<String>,
+    /// OpenID Connect Front-Channel Logout 1.0 §2: the client's page that a sign-out here
+    /// loads in a hidden iframe (with `iss` and `sid`); on the origin of one of its
+    /// redirect URIs.
+    pub frontchannel_logout_uri: Option<String>,
     /// RFC 7591 and RFC 7592: SHA-256 of the registration access token of a client that
     /// registered itself at `/register`; `None` for clients an operator registered.
     pub registration_token_hash: Option<Digest>,

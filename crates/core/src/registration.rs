@@ -333,6 +333,10 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         require_pushed_authorization_requests: m.boolean("require_pushed_authorization_requests")?,
         require_signed_request_object: m.boolean("require_signed_request_object")?,
         backchannel_logout_uri: None,
+        // Loaded by the person's browser, never called by this server; on the origin of
+        // a redirect URI (checked with the rest). `frontchannel_logout_session_required`
+        // needs nothing: `iss` and `sid` are always sent.
+        frontchannel_logout_uri: m.string("frontchannel_logout_uri")?,
         subject_type,
         sector_identifier: None,
         if_revision: None,
@@ -412,6 +416,15 @@ pub fn registration_response(settings: &CoreSettings, r: &Registered) -> Value {
     put(
         "backchannel_logout_session_required",
         c.backchannel_logout_uri.is_some().then_some(Value::Bool(true)),
+    );
+    put(
+        "frontchannel_logout_uri",
+        c.frontchannel_logout_uri.clone().map(Value::String),
+    );
+    // Every front-channel logout carries `iss` and `sid`.
+    put(
+        "frontchannel_logout_session_required",
+        c.frontchannel_logout_uri.is_some().then_some(Value::Bool(true)),
     );
     if let Some(secret) = &r.secret {
         put("client_secret", Some(Value::String(secret.expose().to_owned())));

@@ -27,6 +27,11 @@ pub struct ServerMetadata {
     pub backchannel_logout_supported: bool,
     #[serde(default)]
     pub backchannel_logout_session_supported: bool,
+    /// OpenID Connect Front-Channel Logout 1.0 §3.
+    #[serde(default)]
+    pub frontchannel_logout_supported: bool,
+    #[serde(default)]
+    pub frontchannel_logout_session_supported: bool,
     /// RFC 9126 §5.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed_authorization_request_endpoint: Option<String>,

@@ -34,6 +34,9 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         // Every logout token carries `sid` as well as `sub`.
         backchannel_logout_supported: true,
         backchannel_logout_session_supported: true,
+        // Every front-channel logout URL is loaded with `iss` and `sid`.
+        frontchannel_logout_supported: true,
+        frontchannel_logout_session_supported: true,
         pushed_authorization_request_endpoint: Some(settings.endpoint("/par")),
         require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
         require_signed_request_object: settings.require_signed_request_object,

@@ -1,4 +1,4 @@
-//! Static assets (stylesheet, the form_post and double-submit scripts, the icon) embedded in the binary so it runs
+//! Static assets (stylesheet, the form_post, double-submit and front-channel logout scripts, the icon) embedded in the binary so it runs
 //! from any directory.
 
 use axum::extract::Path;
@@ -14,6 +14,7 @@ const CACHE: &str = "public, max-age=3600";
 const STYLE_CSS: &str = include_str!("../../../static/style.css");
 const FORM_POST_JS: &str = include_str!("../../../static/form_post.js");
 const FORMS_JS: &str = include_str!("../../../static/forms.js");
+const FRONTCHANNEL_JS: &str = include_str!("../../../static/frontchannel.js");
 const FAVICON_SVG: &str = include_str!("../../../static/favicon.svg");
 
 /// `GET /static/{file}`.
@@ -22,6 +23,7 @@ pub async fn asset_get(Path(file): Path<String>) -> Result<Response, PageError> 
         "style.css" => ("text/css; charset=utf-8", STYLE_CSS),
         "form_post.js" => ("text/javascript; charset=utf-8", FORM_POST_JS),
         "forms.js" => ("text/javascript; charset=utf-8", FORMS_JS),
+        "frontchannel.js" => ("text/javascript; charset=utf-8", FRONTCHANNEL_JS),
         "favicon.svg" => ("image/svg+xml", FAVICON_SVG),
         _ => return Err(PageError::NotFound),
     };

@@ -63,6 +63,11 @@ pub struct SignedOutPage<'a> {
     /// The redirect of a client that registered itself, offered as a link with its host
     /// (RFC 9700 §4.11.2), never followed by itself.
     pub offered: Option<(String, &'a str)>,
+    /// Front-Channel Logout: the clients' pages to load in hidden iframes.
+    pub frames: &'a [String],
+    /// The redirect to follow once the frames have loaded (`static/frontchannel.js`), or
+    /// with a click: with frames to load, the sign-out cannot be a 303.
+    pub then: Option<(String, &'a str)>,
 }
 
 /// RP-Initiated Logout §2: the parameters this server reads; others are ignored.
@@ -194,6 +199,8 @@ pub async fn logout_confirm_post(
                 &SignedOutPage {
                     client_name: None,
                     offered: None,
+                    frames: &[],
+                    then: None,
                 },
             );
         }
@@ -227,12 +234,48 @@ pub async fn logout_confirm_post(
         }
     };
     // Whoever this session names signs out: no need to read the account first.
-    if let Some(auth) = stored_auth(&session).await? {
-        state.core.logged_out(auth.user_id, &auth.sid, ip).await;
-    }
+    let frames = match stored_auth(&session).await? {
+        Some(auth) => state.core.logged_out(auth.user_id, &auth.sid, ip).await,
+        None => Vec::new(),
+    };
     // Deletes the row and clears the cookie.
     session.flush().await?;
-    finish(pending.client_name.as_deref(), redirect.as_deref(), self_registered)
+    if frames.is_empty() {
+        return finish(pending.client_name.as_deref(), redirect.as_deref(), self_registered);
+    }
+    fn link(uri: &str) -> (String, &str) {
+        (crate::consent::redirect_host(uri), uri)
+    }
+    let redirect = redirect.as_deref();
+    let mut response = render(
+        StatusCode::OK,
+        &SignedOutPage {
+            client_name: pending.client_name.as_deref(),
+            offered: redirect.filter(|_| self_registered).map(link),
+            frames: &frames,
+            then: redirect.filter(|_| !self_registered).map(link),
+        },
+    )?;
+    allow_frames(&mut response, &frames);
+    Ok(response)
+}
+
+/// Lets the signed-out page frame the clients' front-channel logout pages: their
+/// origins only, each page sandboxed in the template (no top navigation, no popups).
+fn allow_frames(response: &mut Response, frames: &[String]) {
+    let mut origins: Vec<String> = frames
+        .iter()
+        .filter_map(|f| url::Url::parse(f).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .collect();
+    origins.sort();
+    origins.dedup();
+    let csp = format!("{}; frame-src {}", crate::headers::CSP, origins.join(" "));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, v);
+    }
 }
 
 /// The end of a sign-out: the client's redirect, or the signed-out page (offering the
@@ -245,6 +288,8 @@ fn finish(client_name: Option<&str>, redirect: Option<&str>, self_registered: bo
             &SignedOutPage {
                 client_name,
                 offered: redirect.map(|uri| (crate::consent::redirect_host(uri), uri)),
+                frames: &[],
+                then: None,
             },
         ),
     }

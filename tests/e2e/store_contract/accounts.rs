@@ -51,6 +51,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.require_signed_request_object = false;
     changed.backchannel_logout_uri = None;
     changed.pairwise_sector = None;
+    changed.frontchannel_logout_uri = None;
     changed.disabled = true;
     changed.updated_at = T0 + secs(100);
     // created_at is not updatable.
@@ -93,6 +94,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     late.require_signed_request_object = true;
     late.backchannel_logout_uri = Some("http://127.0.0.1:9000/logout".into());
     late.pairwise_sector = Some("other.example".into());
+    late.frontchannel_logout_uri = Some("http://127.0.0.1:8080/fc".into());
     s.update_client(&late, &[]).await.unwrap();
     let stored = s.get_client(&c.id).await.unwrap().unwrap();
     assert_eq!(
@@ -101,14 +103,16 @@ pub(super) async fn client_update<S: Store>(s: S) {
             stored.revision,
             stored.require_signed_request_object,
             stored.backchannel_logout_uri.as_deref(),
-            stored.pairwise_sector.as_deref()
+            stored.pairwise_sector.as_deref(),
+            stored.frontchannel_logout_uri.as_deref()
         ),
         (
             "Late",
             2,
             true,
             Some("http://127.0.0.1:9000/logout"),
-            Some("other.example")
+            Some("other.example"),
+            Some("http://127.0.0.1:8080/fc")
         )
     );
 

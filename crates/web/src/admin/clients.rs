@@ -70,6 +70,8 @@ pub struct ClientFields {
     pub require_signed_request_object: bool,
     /// OIDC Back-Channel Logout: where the client is sent logout tokens; empty for none.
     pub backchannel_logout_uri: String,
+    /// OIDC Front-Channel Logout: the page a sign-out loads in an iframe; empty for none.
+    pub frontchannel_logout_uri: String,
     /// OIDC Core §8: `public` or `pairwise`.
     pub subject_type: String,
     /// With `pairwise`: the sector (a host name); empty to keep the client's, or to take
@@ -126,6 +128,7 @@ impl ClientFields {
             require_pushed_authorization_requests: p.checked("require_pushed_authorization_requests"),
             require_signed_request_object: p.checked("require_signed_request_object"),
             backchannel_logout_uri: p.one("backchannel_logout_uri"),
+            frontchannel_logout_uri: p.one("frontchannel_logout_uri"),
             subject_type: p.one("subject_type"),
             sector_identifier: p.one("sector_identifier"),
             revision: p.one("revision"),
@@ -158,6 +161,7 @@ impl ClientFields {
             require_pushed_authorization_requests: c.require_pushed_authorization_requests,
             require_signed_request_object: c.require_signed_request_object,
             backchannel_logout_uri: c.backchannel_logout_uri.clone().unwrap_or_default(),
+            frontchannel_logout_uri: c.frontchannel_logout_uri.clone().unwrap_or_default(),
             subject_type: if c.pairwise_sector.is_some() {
                 "pairwise"
             } else {
@@ -202,6 +206,7 @@ impl ClientFields {
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             require_signed_request_object: self.require_signed_request_object,
             backchannel_logout_uri: optional_text(&self.backchannel_logout_uri),
+            frontchannel_logout_uri: optional_text(&self.frontchannel_logout_uri),
             subject_type: optional_text(&self.subject_type),
             sector_identifier: optional_text(&self.sector_identifier),
             if_revision: match self.revision.trim() {
@@ -239,6 +244,7 @@ pub fn label(field: &str) -> &'static str {
         "jwks_uri" => "Public keys URL (jwks_uri)",
         "require_signed_request_object" => "Require signed request objects",
         "backchannel_logout_uri" => "Back-channel logout URL",
+        "frontchannel_logout_uri" => "Front-channel logout URL",
         "subject_type" => "Subject identifiers",
         "sector_identifier" => "Sector identifier",
         _ => "Client",
@@ -490,6 +496,10 @@ fn details(c: &Client) -> Vec<Detail> {
             c.backchannel_logout_uri.iter().cloned().collect(),
         ),
         many(
+            "Front-channel logout URL",
+            c.frontchannel_logout_uri.iter().cloned().collect(),
+        ),
+        many(
             "Grant types",
             c.grant_types.iter().map(|g| g.as_str().to_owned()).collect(),
         ),
@@ -733,6 +743,7 @@ mod tests {
             registration_token_hash: None,
             self_registered: false,
             pairwise_sector: None,
+            frontchannel_logout_uri: None,
             disabled: false,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
@@ -789,6 +800,32 @@ mod tests {
 
     /// The back-channel logout URL reaches core as typed (trimmed), empty as none, comes
     /// back on the edit form, and is listed on the client's page (as "none" when unset).
+    #[test]
+    fn the_form_carries_the_frontchannel_logout_uri() {
+        const PAGE: &str = "https://app.example/frontchannel-logout";
+        let pairs = |v: &str| {
+            Pairs::new(vec![
+                ("kind".into(), "confidential".into()),
+                ("frontchannel_logout_uri".into(), v.into()),
+            ])
+        };
+        let input = ClientFields::from_pairs(&pairs(PAGE)).to_input(true).unwrap();
+        assert_eq!(input.frontchannel_logout_uri.as_deref(), Some(PAGE));
+        let input = ClientFields::from_pairs(&pairs(" ")).to_input(true).unwrap();
+        assert_eq!(input.frontchannel_logout_uri, None);
+        let set = Client {
+            frontchannel_logout_uri: Some(PAGE.into()),
+            ..client(None)
+        };
+        assert_eq!(ClientFields::from_client(&set).frontchannel_logout_uri, PAGE);
+        assert_eq!(label("frontchannel_logout_uri"), "Front-channel logout URL");
+        assert!(
+            details(&set)
+                .into_iter()
+                .any(|d| d.label == "Front-channel logout URL" && d.values == [PAGE])
+        );
+    }
+
     #[test]
     fn the_form_carries_the_backchannel_logout_uri() {
         const LOGOUT: &str = "https://app.example/backchannel-logout";

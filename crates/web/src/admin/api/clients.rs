@@ -82,6 +82,9 @@ pub struct ClientBody {
     /// OIDC Back-Channel Logout 1.0 §2.2: where the client is sent logout tokens; absent
     /// or null for none.
     pub backchannel_logout_uri: Option<String>,
+    /// OpenID Connect Front-Channel Logout 1.0 §2: the page a sign-out loads in a hidden
+    /// iframe; absent or null for none.
+    pub frontchannel_logout_uri: Option<String>,
     /// OIDC Core §8: `public` (absent or null) or `pairwise`.
     pub subject_type: Option<String>,
     /// With `pairwise`: the sector, a host name; absent or null keeps the client's, or
@@ -137,6 +140,7 @@ impl ClientBody {
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             require_signed_request_object: self.require_signed_request_object,
             backchannel_logout_uri: self.backchannel_logout_uri,
+            frontchannel_logout_uri: self.frontchannel_logout_uri,
             subject_type: self.subject_type,
             sector_identifier: self.sector_identifier,
             if_revision: self.revision,
@@ -238,7 +242,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 23] = [
+const SETTINGS: [&str; 24] = [
     "name",
     "kind",
     "redirect_uris",
@@ -260,6 +264,7 @@ const SETTINGS: [&str; 23] = [
     "require_pushed_authorization_requests",
     "require_signed_request_object",
     "backchannel_logout_uri",
+    "frontchannel_logout_uri",
     "subject_type",
     "sector_identifier",
 ];
