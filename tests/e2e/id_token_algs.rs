@@ -369,8 +369,150 @@ async fn signing_keys_heal_from_upgrades_and_mistakes(backend: Backend) {
     app.stop().await;
 }
 
+/// OIDC Core §5.3.2 with `userinfo_signed_response_alg`: UserInfo answers such a client
+/// with a JWT (`application/jwt`) signed by a key in the JWKS, with `iss`, `aud` and the
+/// claims the JSON answer has, which the `openidconnect` crate verifies; other clients
+/// keep plain JSON. Discovery lists the algorithms; an algorithm without keys is refused
+/// at registration (admin API and `/register`), where a good one is echoed.
+async fn a_client_may_register_signed_userinfo(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.signing_alg = portcullis_protocol::SigningAlg::ES256;
+        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
+    })
+    .await;
+    let meta = app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(
+        meta["userinfo_signing_alg_values_supported"],
+        serde_json::json!(["RS256", "ES256"])
+    );
+    let input = |alg: Option<&str>| portcullis_core::clients::ClientInput {
+        name: "Signed UserInfo".into(),
+        kind: Some(portcullis_core::model::ClientKind::Confidential),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: vec!["authorization_code".into()],
+        scopes: "openid profile email".into(),
+        userinfo_signed_response_alg: alg.map(str::to_owned),
+        ..Default::default()
+    };
+    app.user("alice", PASSWORD).await;
+    for alg in ["RS256", "ES256"] {
+        let (client, secret) = app.core.create_client(&input(Some(alg)), "test").await.unwrap();
+        let secret = secret.unwrap();
+        let tokens = obtain_tokens_with(
+            &app,
+            (client.id.as_str(), secret.expose()),
+            "alice",
+            "openid profile email",
+            &[],
+        )
+        .await;
+        let access = tokens["access_token"].as_str().unwrap();
+        let r = http()
+            .get(app.url("/userinfo"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/jwt");
+        let jwt = r.text().await.unwrap();
+        let header = jsonwebtoken::decode_header(&jwt).unwrap();
+        assert_eq!(format!("{:?}", header.alg), alg);
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(app.get_json("/jwks").await).unwrap();
+        let key = jwks
+            .find(header.kid.as_deref().unwrap())
+            .expect("signed by a published key");
+        let mut v = jsonwebtoken::Validation::new(header.alg);
+        v.set_audience(&[client.id.as_str()]);
+        v.set_issuer(&[&app.issuer]);
+        v.set_required_spec_claims(&["iss", "aud", "sub"]);
+        let claims = jsonwebtoken::decode::<Value>(&jwt, &jsonwebtoken::DecodingKey::from_jwk(key).unwrap(), &v)
+            .unwrap()
+            .claims;
+        let id_claims = crate::pairwise::jwt_claims(tokens["id_token"].as_str().unwrap());
+        assert_eq!(claims["sub"], id_claims["sub"]);
+        assert_eq!(claims["preferred_username"], "alice");
+        assert_eq!(claims["email"], "alice@example.com");
+
+        // A real relying party verifies it too (the `openidconnect` crate's UserInfo
+        // verifier takes RS256 only).
+        if alg != "RS256" {
+            continue;
+        }
+        let http_client = rp_http_client();
+        let rp = relying_party(&app, &http_client, client.id.as_str(), secret.expose()).await;
+        let (_, tokens, _) = sign_in_through(&app, &rp, &http_client).await;
+        let info: openidconnect::core::CoreUserInfoClaims = rp
+            .user_info(tokens.access_token().clone(), None)
+            .unwrap()
+            .require_signed_response(true)
+            .request_async(&http_client)
+            .await
+            .unwrap();
+        assert_eq!(info.subject().as_str(), claims["sub"].as_str().unwrap());
+    }
+    // Plain JSON for the others.
+    let (plain, secret) = app.core.create_client(&input(None), "test").await.unwrap();
+    let tokens = obtain_tokens_with(
+        &app,
+        (plain.id.as_str(), secret.unwrap().expose()),
+        "alice",
+        "openid",
+        &[],
+    )
+    .await;
+    let r = http()
+        .get(app.url("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/json");
+
+    // Refused: an algorithm without keys here, or none at all.
+    for bad in ["EdDSA", "HS256", "none"] {
+        let e = app.core.create_client(&input(Some(bad)), "test").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                portcullis_core::Error::Invalid {
+                    field: "userinfo_signed_response_alg",
+                    ..
+                }
+            ),
+            "{bad}: {e:?}"
+        );
+    }
+    let register = |alg: &str| {
+        http()
+            .post(app.url("/register"))
+            .json(&serde_json::json!({"redirect_uris": [REDIRECT], "userinfo_signed_response_alg": alg}))
+            .send()
+    };
+    let r = register("ES256").await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["userinfo_signed_response_alg"],
+        "ES256"
+    );
+    let r = register("PS256").await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_client_metadata");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("userinfo_signed_response_alg:"),
+        "{e}"
+    );
+    app.stop().await;
+}
+
 both_backends!(
     a_client_may_register_es256_id_tokens,
+    a_client_may_register_signed_userinfo,
     id_tokens_are_rs256_when_access_tokens_are_es256,
     signing_keys_heal_from_upgrades_and_mistakes,
 );

@@ -172,6 +172,11 @@ pub struct ClientCreate {
     /// origin of one of its redirect URIs.
     #[arg(long = "frontchannel-logout-uri")]
     pub frontchannel_logout_uri: Option<String>,
+    /// Answer the client's UserInfo requests with a JWT signed with this algorithm
+    /// (`userinfo_signed_response_alg`: RS256 or the server's signing_alg) instead of
+    /// plain JSON.
+    #[arg(long = "userinfo-alg")]
+    pub userinfo_alg: Option<String>,
     /// Give the client pairwise subject identifiers (OpenID Connect Core §8.1): it sees
     /// each person under an identifier of its sector's own.
     #[arg(long)]
@@ -331,6 +336,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "require_signed_request_object": c.require_signed_request_object,
         "backchannel_logout_uri": c.backchannel_logout_uri,
         "frontchannel_logout_uri": c.frontchannel_logout_uri,
+        "userinfo_signed_response_alg": c.userinfo_signed_response_alg.map(|a| a.as_str()),
         "subject_type": if c.pairwise_sector.is_some() { "pairwise" } else { "public" },
         "sector_identifier": c.pairwise_sector,
         "disabled": c.disabled,
@@ -534,6 +540,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 require_signed_request_object: c.require_signed_request_object,
                 backchannel_logout_uri: c.backchannel_logout_uri,
                 frontchannel_logout_uri: c.frontchannel_logout_uri,
+                userinfo_signed_response_alg: c.userinfo_alg,
                 subject_type: c.pairwise.then(|| "pairwise".to_owned()),
                 sector_identifier: c.sector_identifier,
                 ..Default::default()

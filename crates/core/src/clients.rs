@@ -43,6 +43,9 @@ pub struct ClientInput {
     /// OIDC Registration §2: `RS256` (the default when empty or absent), or the server's
     /// `signing_alg`, the only other algorithm it has keys for.
     pub id_token_signed_response_alg: Option<String>,
+    /// OIDC Registration §2: blank or absent for plain JSON from UserInfo, or an algorithm
+    /// the server signs ID tokens with (RS256 and `signing_alg`) for a signed JWT.
+    pub userinfo_signed_response_alg: Option<String>,
     /// A confidential client's public keys, a JWK Set (JSON), for `private_key_jwt`
     /// instead of a secret; blank or absent for none. On an edit it replaces the keys:
     /// registering keys ends the secret, removing them leaves the client without a way to
@@ -95,6 +98,7 @@ struct ValidClient {
     logo_uri: Option<String>,
     policy_uri: Option<String>,
     id_token_signed_response_alg: Option<SigningAlg>,
+    userinfo_signed_response_alg: Option<SigningAlg>,
     jwks: Option<String>,
     jwks_uri: Option<String>,
     resources: Vec<String>,
@@ -496,6 +500,7 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         logo_uri: parse_optional_url("logo_uri", &input.logo_uri)?,
         policy_uri: parse_optional_url("policy_uri", &input.policy_uri)?,
         id_token_signed_response_alg: id_token_alg(input.id_token_signed_response_alg.as_deref(), id_token_algs)?,
+        userinfo_signed_response_alg: userinfo_alg(input.userinfo_signed_response_alg.as_deref(), id_token_algs)?,
         jwks,
         jwks_uri,
         resources,
@@ -525,6 +530,23 @@ fn id_token_alg(raw: Option<&str>, available: &[SigningAlg]) -> Result<Option<Si
         ));
     }
     Ok((alg != ID_TOKEN_ALG).then_some(alg))
+}
+
+/// The registered UserInfo algorithm: `None` for plain JSON (the default), else one of
+/// the algorithms ID tokens are signed with, RS256 included (it is not a default here).
+fn userinfo_alg(raw: Option<&str>, available: &[SigningAlg]) -> Result<Option<SigningAlg>> {
+    const FIELD: &str = "userinfo_signed_response_alg";
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let listed = || available.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
+    match SigningAlg::parse(raw) {
+        Ok(alg) if available.contains(&alg) => Ok(Some(alg)),
+        _ => Err(Error::invalid(
+            FIELD,
+            format!("must be one of {} (or empty for plain JSON)", listed()),
+        )),
+    }
 }
 
 /// A new client secret: 32 random bytes, base64url (DESIGN §4).
@@ -582,6 +604,7 @@ impl Portcullis {
             logo_uri: v.logo_uri,
             policy_uri: v.policy_uri,
             id_token_signed_response_alg: v.id_token_signed_response_alg,
+            userinfo_signed_response_alg: v.userinfo_signed_response_alg,
             jwks: v.jwks,
             jwks_uri: v.jwks_uri,
             dpop_bound_access_tokens: input.dpop_bound_access_tokens,
@@ -665,6 +688,7 @@ impl Portcullis {
         client.logo_uri = v.logo_uri;
         client.policy_uri = v.policy_uri;
         client.id_token_signed_response_alg = v.id_token_signed_response_alg;
+        client.userinfo_signed_response_alg = v.userinfo_signed_response_alg;
         if v.jwks.is_some() || v.jwks_uri.is_some() {
             // private_key_jwt only: the secret stops working.
             client.secret_hash = None;
@@ -723,6 +747,10 @@ impl Portcullis {
             (
                 "id_token_signed_response_alg",
                 before.id_token_signed_response_alg != client.id_token_signed_response_alg,
+            ),
+            (
+                "userinfo_signed_response_alg",
+                before.userinfo_signed_response_alg != client.userinfo_signed_response_alg,
             ),
             ("jwks", before.jwks != client.jwks),
             ("jwks_uri", before.jwks_uri != client.jwks_uri),

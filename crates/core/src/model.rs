@@ -68,6 +68,10 @@ pub struct Client {
     /// are signed; `None` is the default, RS256. One of the algorithms the server has keys
     /// for (RS256 and `signing_alg`).
     pub id_token_signed_response_alg: Option<SigningAlg>,
+    /// OIDC Registration §2 `userinfo_signed_response_alg`: UserInfo answers this client
+    /// with a JWT signed so (`application/jwt`); `None` for plain JSON (no default
+    /// algorithm here: unsigned is the default).
+    pub userinfo_signed_response_alg: Option<SigningAlg>,
     /// The public keys (a JWK Set, compact JSON) of a confidential client that
     /// authenticates with `private_key_jwt` (RFC 7523 §2.2) instead of a secret; such a
     /// client has no `secret_hash`.

@@ -212,11 +212,6 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             "{name}: this server does not encrypt or decrypt JWTs"
         )));
     }
-    if m.get("userinfo_signed_response_alg").is_some() {
-        return Err(metadata_error(
-            "userinfo_signed_response_alg: the UserInfo endpoint answers in plain JSON only",
-        ));
-    }
     let subject_type = m.string("subject_type")?;
     if let Some(other) = subject_type.as_deref().filter(|t| !matches!(*t, "public" | "pairwise")) {
         return Err(metadata_error(format!(
@@ -326,6 +321,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         logo_uri: m.string("logo_uri")?,
         policy_uri: m.string("policy_uri")?,
         id_token_signed_response_alg: m.string("id_token_signed_response_alg")?,
+        userinfo_signed_response_alg: m.string("userinfo_signed_response_alg")?,
         jwks,
         jwks_uri: None,
         dpop_bound_access_tokens: m.boolean("dpop_bound_access_tokens")?,
@@ -403,6 +399,11 @@ pub fn registration_response(settings: &CoreSettings, r: &Registered) -> Value {
     put(
         "post_logout_redirect_uris",
         (!c.post_logout_redirect_uris.is_empty()).then(|| json!(uris(&c.post_logout_redirect_uris))),
+    );
+    put(
+        "userinfo_signed_response_alg",
+        c.userinfo_signed_response_alg
+            .map(|a| Value::String(a.as_str().to_owned())),
     );
     put("logo_uri", c.logo_uri.clone().map(Value::String));
     put("policy_uri", c.policy_uri.clone().map(Value::String));
@@ -704,7 +705,7 @@ mod tests {
             assert!(e.starts_with(server_side), "{e}");
         }
         assert!(refused(json!({"id_token_encrypted_response_alg": "RSA-OAEP"})).contains("encrypt"));
-        assert!(refused(json!({"userinfo_signed_response_alg": "RS256"})).contains("userinfo"));
+        assert!(refused(json!({"userinfo_signed_response_alg": 256})).contains("string"));
         assert!(refused(json!({"request_object_signing_alg": "none"})).contains("none"));
         assert!(refused(json!({"redirect_uris": "https://app.example/cb"})).contains("array"));
         assert!(refused(json!({"client_name": 7})).contains("string"));

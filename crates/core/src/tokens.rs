@@ -3,7 +3,7 @@
 
 use portcullis_protocol::claims::{AccessTokenClaims, UserInfo};
 use portcullis_protocol::token::{IntrospectionResponse, TokenTypeHint};
-use portcullis_protocol::{ErrorCode, ScopeSet, Secret};
+use portcullis_protocol::{ClientId, ErrorCode, ScopeSet, Secret};
 use time::OffsetDateTime;
 
 use crate::audit::Event;
@@ -213,9 +213,41 @@ impl Portcullis {
         }))
     }
 
-    /// OIDC Core §5.3: claims about the user the access token was issued for. `dpop` is
-    /// the proof sent with it when the request used the DPoP scheme (RFC 9449 §7.1).
-    pub async fn userinfo(&self, access_token: &str, dpop: Option<RequestProof<'_>>) -> Result<UserInfo> {
+    /// OIDC Core §5.3: claims about the user the access token was issued for, as plain
+    /// JSON or, for a client registered with `userinfo_signed_response_alg`, as a JWT
+    /// signed so, with `iss` and `aud` (§5.3.2). `dpop` is the proof sent with the token
+    /// when the request used the DPoP scheme (RFC 9449 §7.1).
+    pub async fn userinfo(&self, access_token: &str, dpop: Option<RequestProof<'_>>) -> Result<UserInfoAnswer> {
+        let (info, client_id) = self.userinfo_claims(access_token, dpop).await?;
+        let client = match ClientId::parse(&client_id) {
+            Ok(id) => self.client_cache.get(self.store.as_ref(), &id).await?,
+            Err(_) => None,
+        };
+        let Some(alg) = client.and_then(|c| c.userinfo_signed_response_alg) else {
+            return Ok(UserInfoAnswer::Json(info));
+        };
+        let mut claims = serde_json::to_value(&info).map_err(|e| Error::Unexpected(format!("userinfo: {e}")))?;
+        if let serde_json::Value::Object(o) = &mut claims {
+            o.insert("iss".into(), self.settings.issuer.clone().into());
+            o.insert("aud".into(), client_id.clone().into());
+        }
+        let ring = self.keys.ring();
+        if ring.signer(alg).is_none() {
+            // `signing_alg` changed and its keys were retired: as for ID tokens.
+            return Err(Error::Unexpected(format!(
+                "client {client_id} registered {alg} UserInfo responses, and this server has no active {alg} key: \
+                 edit the client or set signing_alg to {alg}"
+            )));
+        }
+        let jwt = self
+            .signer
+            .run(move || crate::jwt::sign(&ring, alg, "JWT", &claims))
+            .await??;
+        Ok(UserInfoAnswer::Jwt(jwt))
+    }
+
+    /// The claims of `userinfo`, and the id of the client the token was issued to.
+    async fn userinfo_claims(&self, access_token: &str, dpop: Option<RequestProof<'_>>) -> Result<(UserInfo, String)> {
         let claims = self.active_access_token(access_token).ok_or_else(|| {
             Error::oauth(
                 ErrorCode::InvalidToken,
@@ -259,12 +291,24 @@ impl Portcullis {
             .await?
             .filter(|u| !u.disabled)
             .ok_or_else(|| Error::oauth(ErrorCode::InvalidToken, "the user is no longer active"))?;
-        Ok(UserInfo {
-            // What the client saw in its ID token (OIDC Core §5.3.2: they must match).
-            sub: claims.sub,
-            claims: user_claims(&user, &scope),
-        })
+        Ok((
+            UserInfo {
+                // What the client saw in its ID token (OIDC Core §5.3.2: they must match).
+                sub: claims.sub,
+                claims: user_claims(&user, &scope),
+            },
+            claims.client_id,
+        ))
     }
+}
+
+/// What UserInfo answers (OIDC Core §5.3.2).
+#[derive(Debug, Clone)]
+pub enum UserInfoAnswer {
+    /// `application/json`.
+    Json(UserInfo),
+    /// `application/jwt`, signed with the client's `userinfo_signed_response_alg`.
+    Jwt(String),
 }
 
 /// A DPoP proof sent with an access token (RFC 9449 §7.1) to a request with `method`.

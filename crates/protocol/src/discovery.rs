@@ -49,6 +49,10 @@ pub struct ServerMetadata {
     pub grant_types_supported: Vec<String>,
     pub subject_types_supported: Vec<String>,
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// OIDC Discovery §3: the algorithms UserInfo responses may be signed with (a client
+    /// registers one with `userinfo_signed_response_alg`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub userinfo_signing_alg_values_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub revocation_endpoint_auth_methods_supported: Vec<String>,

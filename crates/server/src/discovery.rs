@@ -63,6 +63,13 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
             }
             algs.into_iter().map(|a| a.as_str().to_owned()).collect()
         },
+        // What a client may register (`userinfo_signed_response_alg`); unsigned JSON is
+        // the default.
+        userinfo_signing_alg_values_supported: settings
+            .id_token_algs()
+            .into_iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
         token_endpoint_auth_methods_supported: client_auth.clone(),
         revocation_endpoint_auth_methods_supported: client_auth,
         introspection_endpoint_auth_methods_supported: s(&[

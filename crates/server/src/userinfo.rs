@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use portcullis_core::tokens::RequestProof;
+use portcullis_core::tokens::{RequestProof, UserInfoAnswer};
 use portcullis_protocol::ErrorCode;
 
 use crate::ServerState;
@@ -115,7 +115,10 @@ async fn userinfo(
         .userinfo(token, proof)
         .await
         .map_err(|e| scheme.challenge(ApiError::from(e)).needing_scope("openid"))?;
-    let mut resp = Json(info).into_response();
+    let mut resp = match info {
+        UserInfoAnswer::Json(info) => Json(info).into_response(),
+        UserInfoAnswer::Jwt(jwt) => ([(header::CONTENT_TYPE, "application/jwt")], jwt).into_response(),
+    };
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     Ok(resp)

@@ -52,6 +52,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.backchannel_logout_uri = None;
     changed.pairwise_sector = None;
     changed.frontchannel_logout_uri = None;
+    changed.userinfo_signed_response_alg = Some(SigningAlg::EdDSA);
     changed.disabled = true;
     changed.updated_at = T0 + secs(100);
     // created_at is not updatable.

@@ -57,6 +57,8 @@ pub struct ClientFields {
     pub policy_uri: String,
     /// Empty for the default (RS256).
     pub id_token_signed_response_alg: String,
+    /// Empty for plain JSON.
+    pub userinfo_signed_response_alg: String,
     /// The JWK Set for `private_key_jwt`; empty for a secret.
     pub jwks: String,
     /// Where the client publishes its keys for `private_key_jwt` (`jwks_uri`), instead
@@ -122,6 +124,7 @@ impl ClientFields {
             logo_uri: p.one("logo_uri"),
             policy_uri: p.one("policy_uri"),
             id_token_signed_response_alg: p.one("id_token_signed_response_alg"),
+            userinfo_signed_response_alg: p.one("userinfo_signed_response_alg"),
             jwks: p.one("jwks"),
             jwks_uri: p.one("jwks_uri"),
             dpop_bound_access_tokens: p.checked("dpop_bound_access_tokens"),
@@ -153,6 +156,10 @@ impl ClientFields {
             policy_uri: c.policy_uri.clone().unwrap_or_default(),
             id_token_signed_response_alg: c
                 .id_token_signed_response_alg
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default(),
+            userinfo_signed_response_alg: c
+                .userinfo_signed_response_alg
                 .map(|a| a.as_str().to_owned())
                 .unwrap_or_default(),
             jwks: c.jwks.as_deref().map(pretty_json).unwrap_or_default(),
@@ -200,6 +207,7 @@ impl ClientFields {
             logo_uri: optional_text(&self.logo_uri),
             policy_uri: optional_text(&self.policy_uri),
             id_token_signed_response_alg: optional_text(&self.id_token_signed_response_alg),
+            userinfo_signed_response_alg: optional_text(&self.userinfo_signed_response_alg),
             jwks: optional_text(&self.jwks),
             jwks_uri: optional_text(&self.jwks_uri),
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
@@ -240,6 +248,7 @@ pub fn label(field: &str) -> &'static str {
         "logo_uri" => "Logo URL",
         "policy_uri" => "Policy URL",
         "id_token_signed_response_alg" => "ID token signature",
+        "userinfo_signed_response_alg" => "UserInfo signature",
         "jwks" => "Public keys (JWK Set)",
         "jwks_uri" => "Public keys URL (jwks_uri)",
         "require_signed_request_object" => "Require signed request objects",
@@ -545,6 +554,12 @@ fn details(c: &Client) -> Vec<Detail> {
                 .map_or("RS256 (default)", |a| a.as_str())
                 .into(),
         ),
+        one(
+            "UserInfo signature",
+            c.userinfo_signed_response_alg
+                .map_or("none: plain JSON (default)", |a| a.as_str())
+                .into(),
+        ),
         one("Status", if c.disabled { "disabled" } else { "enabled" }.into()),
         one("Registered", when(c.created_at)),
         one("Last changed", when(c.updated_at)),
@@ -744,6 +759,7 @@ mod tests {
             self_registered: false,
             pairwise_sector: None,
             frontchannel_logout_uri: None,
+            userinfo_signed_response_alg: None,
             disabled: false,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,

@@ -85,6 +85,9 @@ pub struct ClientBody {
     /// OpenID Connect Front-Channel Logout 1.0 §2: the page a sign-out loads in a hidden
     /// iframe; absent or null for none.
     pub frontchannel_logout_uri: Option<String>,
+    /// OIDC Registration §2: UserInfo answers as a JWT signed with this algorithm; absent
+    /// or null for plain JSON.
+    pub userinfo_signed_response_alg: Option<String>,
     /// OIDC Core §8: `public` (absent or null) or `pairwise`.
     pub subject_type: Option<String>,
     /// With `pairwise`: the sector, a host name; absent or null keeps the client's, or
@@ -141,6 +144,7 @@ impl ClientBody {
             require_signed_request_object: self.require_signed_request_object,
             backchannel_logout_uri: self.backchannel_logout_uri,
             frontchannel_logout_uri: self.frontchannel_logout_uri,
+            userinfo_signed_response_alg: self.userinfo_signed_response_alg,
             subject_type: self.subject_type,
             sector_identifier: self.sector_identifier,
             if_revision: self.revision,
@@ -242,7 +246,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 24] = [
+const SETTINGS: [&str; 25] = [
     "name",
     "kind",
     "redirect_uris",
@@ -265,6 +269,7 @@ const SETTINGS: [&str; 24] = [
     "require_signed_request_object",
     "backchannel_logout_uri",
     "frontchannel_logout_uri",
+    "userinfo_signed_response_alg",
     "subject_type",
     "sector_identifier",
 ];
