@@ -534,8 +534,8 @@ async fn failed_deliveries_are_retried_then_audited(backend: Backend) {
     app.stop().await;
 }
 
-/// OIDC Core §8.1: a pairwise client is told of a sign-out under the identifier its ID
-/// tokens gave it, not the public one.
+/// OIDC Core §8.1: a pairwise client is told of a sign-out under the identifier and the
+/// session id its ID tokens gave it, neither of them another client's.
 async fn a_pairwise_client_is_told_under_its_own_identifier(backend: Backend) {
     let app = app(backend).await;
     let kim = app.user("kim", PASSWORD).await;
@@ -563,6 +563,14 @@ async fn a_pairwise_client_is_told_under_its_own_identifier(backend: Backend) {
     let id_token = sign_in(&app, &b, me, "kim").await;
     let sub = id_token["sub"].as_str().unwrap();
     assert_ne!(sub, kim.id.to_string());
+    // Nor is the session named alike to another client signed in from the same browser:
+    // the two could match their people up by it.
+    let public = client(&app, None).await;
+    let public_id_token = sign_in(&app, &b, (&public.0, &public.1), "kim").await;
+    assert_eq!(public_id_token["sub"], kim.id.to_string());
+    assert_ne!(id_token["sid"], public_id_token["sid"], "a sid of its own");
+    let again = sign_in(&app, &b, me, "kim").await;
+    assert_eq!(again["sid"], id_token["sid"], "stable for the session");
     let page = Url::parse(&app.url("/logout")).unwrap();
     let html = b.get(page.clone()).send().await.unwrap().text().await.unwrap();
     assert_eq!(submit(&b, &page, &html, &[]).await.status(), 200);

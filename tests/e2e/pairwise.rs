@@ -436,6 +436,11 @@ async fn a_registered_client_may_ask_for_pairwise_identifiers(backend: Backend) 
             json!({"redirect_uris": [REDIRECT, "com.attacker.app:/cb"], "subject_type": "pairwise"}),
             "several hosts",
         ),
+        // A private-use scheme's authority is not a host the client holds.
+        (
+            json!({"redirect_uris": [REDIRECT, "com.attacker.app://rp.example/cb"], "subject_type": "pairwise"}),
+            "several hosts",
+        ),
         (
             json!({"redirect_uris": [REDIRECT], "subject_type": "ephemeral"}),
             "subject_type",
@@ -449,6 +454,38 @@ async fn a_registered_client_may_ask_for_pairwise_identifiers(backend: Backend) 
     }
     let public = register(json!({"redirect_uris": [REDIRECT]})).await;
     assert_eq!(public.json::<Value>().await.unwrap()["subject_type"], "public");
+    // Its tokens reach a device-grant client without a redirect: the hosts it lists prove
+    // nothing, so it is a sector by itself; so is a client whose only redirect is a
+    // private-use scheme naming someone's host.
+    for body in [
+        json!({
+            "subject_type": "pairwise",
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code", "urn:ietf:params:oauth:grant-type:device_code"],
+            "token_endpoint_auth_method": "none",
+        }),
+        json!({
+            "subject_type": "pairwise",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
+            "response_types": [],
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+        }),
+        json!({"subject_type": "pairwise", "redirect_uris": ["com.attacker.app://rp.example/cb"], "token_endpoint_auth_method": "none"}),
+    ] {
+        let r = register(body.clone()).await;
+        assert_eq!(r.status(), 201, "{body}");
+        let id = r.json::<Value>().await.unwrap()["client_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stored = app
+            .core
+            .get_client(&portcullis_protocol::ClientId::parse(&id).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(stored.pairwise_sector.as_deref(), Some(id.as_str()), "{body}");
+    }
     app.stop().await;
 }
 

@@ -127,11 +127,13 @@ impl Portcullis {
             }
         };
         let mut notices: Vec<Notice> = Vec::new();
+        let mut seen: Vec<(ClientId, Option<String>)> = Vec::new();
         for (client_id, session) in pairs {
             let session = sid.map(|_| session);
-            if notices.iter().any(|n| n.client_id == client_id && n.sid == session) {
+            if seen.iter().any(|(c, s)| *c == client_id && *s == session) {
                 continue;
             }
+            seen.push((client_id.clone(), session.clone()));
             let client = match self.client_cache.get(self.store.as_ref(), &client_id).await {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
@@ -144,8 +146,13 @@ impl Portcullis {
             let (false, Some(url)) = (client.disabled, client.backchannel_logout_uri.as_deref()) else {
                 continue;
             };
-            let sub = match self.subject(&client, user_id) {
-                Ok(sub) => sub,
+            // The person and the session as the client knows them (OIDC Core §8).
+            let seen_as = self.subject(&client, user_id).and_then(|sub| {
+                let sid = session.as_deref().map(|s| self.session_id(&client, s)).transpose()?;
+                Ok((sub, sid))
+            });
+            let (sub, session) = match seen_as {
+                Ok(ids) => ids,
                 Err(e) => {
                     tracing::warn!(client = client_id.as_str(), error = %e, "back-channel logout: no subject");
                     continue;

@@ -141,11 +141,12 @@ impl Subjects {
 }
 
 /// The sector of pairwise client `id` whose editor names none (OIDC Core §8.1): the host
-/// of its redirect URIs. Loopback addresses are every native app's and private-use
-/// schemes name no host, so a client whose redirects are only such has a sector of its
-/// own, its id. Beside a host they count as another (§8.1: several hosts need a sector
-/// named): a code sent to one of them would otherwise carry the identifiers of a site
-/// whose host anyone can list.
+/// of its https redirect URIs. Loopback addresses are every native app's, and a
+/// private-use scheme's authority (`com.example.app://host/cb`) is whatever the app
+/// says, so a client whose redirects are only such has a sector of its own, its id.
+/// Beside a host they count as another (§8.1: several hosts need a sector named): a code
+/// sent to one of them would otherwise carry the identifiers of a site whose host anyone
+/// can list.
 pub(crate) fn redirect_sector(redirect_uris: &[RedirectUri], id: &ClientId) -> Result<String> {
     const LOCAL: &str = "loopback or private-use redirects";
     let mut hosts: Vec<String> = Vec::new();
@@ -154,7 +155,12 @@ pub(crate) fn redirect_sector(redirect_uris: &[RedirectUri], id: &ClientId) -> R
         let host = url
             .host_str()
             .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-            .filter(|h| !h.is_empty() && h != "localhost" && !portcullis_protocol::is_loopback_host(url))
+            .filter(|h| {
+                url.scheme() == "https"
+                    && !h.is_empty()
+                    && h != "localhost"
+                    && !portcullis_protocol::is_loopback_host(url)
+            })
             .unwrap_or_else(|| LOCAL.to_owned());
         if !hosts.contains(&host) {
             hosts.push(host);
@@ -173,6 +179,16 @@ pub(crate) fn redirect_sector(redirect_uris: &[RedirectUri], id: &ClientId) -> R
             ),
         )),
     }
+}
+
+/// `redirect_sector`, except for a client that registered itself and may use the device
+/// grant: its tokens reach it without any redirect, so the hosts it lists prove nothing
+/// (they may be anyone's), and it is a sector by itself.
+fn own_or_redirect_sector(v: &ValidClient, self_registered: bool, id: &ClientId) -> Result<String> {
+    if self_registered && v.grant_types.contains(&GrantType::DeviceCode) {
+        return Ok(id.as_str().to_owned());
+    }
+    redirect_sector(&v.redirect_uris, id)
 }
 
 /// The most redirect URIs, post-logout redirect URIs or CORS origins one client has.
@@ -581,7 +597,7 @@ impl Portcullis {
         let pairwise_sector = match &v.subjects {
             Subjects::Public => None,
             Subjects::Pairwise(Some(s)) => Some(s.clone()),
-            Subjects::Pairwise(None) => Some(redirect_sector(&v.redirect_uris, &id)?),
+            Subjects::Pairwise(None) => Some(own_or_redirect_sector(&v, registration_token_hash.is_some(), &id)?),
         };
         let secret = match v.kind {
             ClientKind::Confidential if v.jwks.is_none() && v.jwks_uri.is_none() => Some(new_secret()?),
@@ -673,7 +689,7 @@ impl Portcullis {
             // The client's own word: the sector is its redirect URIs' host, always, so it
             // cannot keep a sector whose URIs it no longer has (OIDC Core §8.1 asks for a
             // sector_identifier_uri the client controls; this server reads none).
-            (Subjects::Pairwise(None), _) => Some(redirect_sector(&v.redirect_uris, &client.id)?),
+            (Subjects::Pairwise(None), _) => Some(own_or_redirect_sector(&v, client.self_registered, &client.id)?),
         };
         client.name = v.name;
         client.redirect_uris = v.redirect_uris;
@@ -1155,6 +1171,8 @@ mod tests {
             sector(&["http://localhost:8080/cb", "http://[::1]/cb", "com.example.app:/cb"]).unwrap(),
             "client-1"
         );
+        // A private-use scheme's authority is the app's word, not a host it holds.
+        assert_eq!(sector(&["com.evil.app://app.example/cb"]).unwrap(), "client-1");
         assert_eq!(sector(&[]).unwrap(), "client-1");
         let several = |uris: &[&str], named: &str| {
             assert!(
@@ -1172,6 +1190,10 @@ mod tests {
         // Beside a host, a loopback or private-use redirect is another: whoever gets the
         // code there must not see the host's identifiers.
         several(&["https://a.example/cb", "http://127.0.0.1/cb"], "a.example, loopback");
+        several(
+            &["https://a.example/cb", "com.evil.app://A.EXAMPLE/cb"],
+            "a.example, loopback",
+        );
         several(
             &["com.example.app:/cb", "https://a.example/cb"],
             "loopback or private-use redirects, a.example",

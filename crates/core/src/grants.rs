@@ -873,7 +873,7 @@ impl Portcullis {
                 nonce: u.nonce.clone(),
                 // Filled in once the access token is signed (OIDC Core §3.1.3.6).
                 at_hash: String::new(),
-                sid: u.grant.sid.clone(),
+                sid: self.session_id(client, &u.grant.sid)?,
                 azp: client.id.as_str().to_owned(),
             }),
             _ => None,

@@ -179,9 +179,12 @@ impl Portcullis {
             else {
                 continue;
             };
+            let Ok(client_sid) = self.session_id(&client, sid) else {
+                continue;
+            };
             url.query_pairs_mut()
                 .append_pair("iss", &self.settings.issuer)
-                .append_pair("sid", sid);
+                .append_pair("sid", &client_sid);
             pages.push(url.to_string());
         }
         pages

@@ -175,6 +175,13 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             )));
         }
     }
+    // Its sign-out page would load it, cookies and all, in every browser that signed in
+    // to the client: redirect URIs prove no hold on an origin, so it could be anyone's.
+    if m.get("frontchannel_logout_uri").is_some() {
+        return Err(metadata_error(
+            "frontchannel_logout_uri is not open to clients that register themselves: the sign-out page would load an address of anyone's choosing; ask an operator",
+        ));
+    }
     let has_keys = jwks.is_some();
     let kind = match method.as_str() {
         "none" => ClientKind::Public,
@@ -329,10 +336,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         require_pushed_authorization_requests: m.boolean("require_pushed_authorization_requests")?,
         require_signed_request_object: m.boolean("require_signed_request_object")?,
         backchannel_logout_uri: None,
-        // Loaded by the person's browser, never called by this server; on the origin of
-        // a redirect URI (checked with the rest). `frontchannel_logout_session_required`
-        // needs nothing: `iss` and `sid` are always sent.
-        frontchannel_logout_uri: m.string("frontchannel_logout_uri")?,
+        frontchannel_logout_uri: None,
         subject_type,
         sector_identifier: None,
         if_revision: None,

@@ -87,6 +87,26 @@ impl Portcullis {
         self.subject_in(client.pairwise_sector.as_deref(), user)
     }
 
+    /// The `sid` `client` sees for browser session `sid` (OIDC Front-Channel and
+    /// Back-Channel Logout: a session "at an RP"): the session's own for a public client;
+    /// for a pairwise one, HMAC-SHA256 of its id and the session's, so that two clients
+    /// signed in from one browser cannot match their people up by the session either.
+    pub fn session_id(&self, client: &Client, sid: &str) -> Result<String> {
+        if client.pairwise_sector.is_none() {
+            return Ok(sid.to_owned());
+        }
+        let key = self
+            .pairwise
+            .as_ref()
+            .ok_or_else(|| Error::Unexpected("the pairwise subject key is not loaded (read-only start)".into()))?;
+        let mut ctx = hmac::Context::with_key(&key.0);
+        ctx.update(b"sid\0");
+        ctx.update(client.id.as_str().as_bytes());
+        ctx.update(&[0]);
+        ctx.update(sid.as_bytes());
+        Ok(b64url(ctx.sign().as_ref()))
+    }
+
     /// The `sub` a client of `sector` sees for `user`: the public identifier without one.
     pub fn subject_in(&self, sector: Option<&str>, user: Uuid) -> Result<String> {
         match sector {
