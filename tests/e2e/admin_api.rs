@@ -874,7 +874,8 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
                 .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{session_id}", "s1")
                 .replace("{grant_id}", &uuid::Uuid::new_v4().to_string())
-                .replace("{kid}", "k1");
+                .replace("{kid}", "k1")
+                .replace("{id}", &uuid::Uuid::new_v4().to_string());
             let url = format!("{}/admin/api/v1{concrete}", app.admin_url);
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let status = http().request(m, url).send().await.unwrap().status().as_u16();
@@ -882,7 +883,7 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
             assert_eq!(status, expected, "{method} {path}");
         }
     }
-    assert_eq!(operations, 27);
+    assert_eq!(operations, 30);
     assert_error(&api.get("/nothing-here").await, 404, "not_found");
     assert_error(&api.get("/").await, 404, "not_found");
     assert_error(&api.get("").await, 404, "not_found");

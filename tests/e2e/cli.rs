@@ -719,8 +719,72 @@ async fn a_client_is_created_with_pairwise_identifiers(backend: Backend) {
     drop(guard);
 }
 
+/// `initial-token create|list|revoke`; bad input named; list and read-only commands
+/// make nothing.
+async fn initial_tokens_are_handed_out_and_revoked(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-cli").unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(&config, format!("database_url = \"{url}\"\nkek = \"{TEST_KEK}\"\n")).unwrap();
+    portcullis(&config, &["migrate"]).await.unwrap();
+    portcullis(&config, &["initial-token", "list"]).await.unwrap();
+    portcullis(
+        &config,
+        &[
+            "initial-token",
+            "create",
+            "--name",
+            "CI",
+            "--days",
+            "3",
+            "--uses",
+            "2",
+            "--json",
+        ],
+    )
+    .await
+    .unwrap();
+    portcullis(&config, &["initial-token", "create", "--name", "Open-ended"])
+        .await
+        .unwrap();
+    for (args, says) in [
+        (
+            &["initial-token", "create", "--name", "x", "--days", "400"][..],
+            "days:",
+        ),
+        (&["initial-token", "create", "--name", "x", "--uses", "0"][..], "uses:"),
+        (&["initial-token", "create", "--name", " "][..], "name:"),
+    ] {
+        let err = portcullis(&config, args).await.unwrap_err();
+        assert!(err.starts_with(says), "{args:?}: {err}");
+    }
+    let settings = Settings::for_test("http://localhost:9090", &url, TEST_KEK);
+    let store = portcullis_cli::app::open_store(&settings).await.unwrap();
+    let tokens = store.list_initial_access_tokens().await.unwrap();
+    let mut got: Vec<_> = tokens.iter().map(|t| (t.name.as_str(), t.uses_left)).collect();
+    got.sort();
+    assert_eq!(got, [("CI", Some(2)), ("Open-ended", None)]);
+    let ci = tokens.iter().find(|t| t.name == "CI").unwrap();
+    assert_eq!(ci.expires_at - ci.created_at, time::Duration::days(3));
+    let id = ci.id.to_string();
+    portcullis(&config, &["initial-token", "revoke", &id]).await.unwrap();
+    portcullis(&config, &["initial-token", "list", "--json"]).await.unwrap();
+    let ci = store
+        .get_initial_access_token_by_hash(&ci.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ci.revoked_at.is_some());
+    let err = portcullis(&config, &["initial-token", "revoke", &uuid::Uuid::new_v4().to_string()])
+        .await
+        .unwrap_err();
+    assert_eq!(err, "initial access token not found");
+    drop(guard);
+}
+
 both_backends!(
     commands_and_their_errors,
+    initial_tokens_are_handed_out_and_revoked,
     a_client_is_created_with_pairwise_identifiers,
     a_client_is_created_with_a_backchannel_logout_uri,
     a_client_with_a_jwks_uri_gets_no_secret,

@@ -25,6 +25,7 @@ mod forms;
 mod foundation;
 mod frontchannel;
 mod id_token_algs;
+mod initial_tokens;
 mod jwks_uri;
 mod multinode;
 mod pairwise;

@@ -53,6 +53,10 @@ pub enum Command {
     /// Event webhooks: signed deliveries of audit events to HTTPS receivers.
     #[command(subcommand)]
     Webhook(crate::webhook_commands::WebhookCommand),
+    /// Initial access tokens: with registration = "token", what a client needs to
+    /// register itself at /register (RFC 7591 §3).
+    #[command(subcommand)]
+    InitialToken(crate::initial_token_commands::InitialTokenCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -463,6 +467,7 @@ fn reads_only(command: &Command) -> bool {
             | Command::User(UserCommand::List { .. })
             | Command::Admin(AdminCommand::List { .. })
             | Command::Webhook(WebhookCommand::List { .. } | WebhookCommand::Deliveries { .. })
+            | Command::InitialToken(crate::initial_token_commands::InitialTokenCommand::List { .. })
     )
 }
 
@@ -730,6 +735,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             println!("deleted operator account {username}");
         }
         Command::Webhook(c) => crate::webhook_commands::run(core, c, ACTOR).await?,
+        Command::InitialToken(c) => crate::initial_token_commands::run(core, c, ACTOR).await?,
         Command::Serve | Command::Migrate => {}
     }
     let _ = std::io::stdout().flush();

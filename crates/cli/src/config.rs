@@ -570,8 +570,13 @@ impl RawConfig {
             core.require_dpop_nonce = b;
         }
         if let Some(mode) = &self.registration {
-            core.registration = RegistrationMode::parse(mode.trim())
-                .ok_or_else(|| cfg_err("registration", origins, format!("{mode:?}: expected off or open")))?;
+            core.registration = RegistrationMode::parse(mode.trim()).ok_or_else(|| {
+                cfg_err(
+                    "registration",
+                    origins,
+                    format!("{mode:?}: expected off, open or token"),
+                )
+            })?;
         }
         if let Some(scopes) = &self.registration_scopes {
             core.registration_scopes = portcullis_protocol::ScopeSet::parse(scopes)

@@ -5,6 +5,7 @@ pub mod app;
 pub mod commands;
 pub mod config;
 pub mod http_client;
+pub mod initial_token_commands;
 pub mod logging;
 pub mod serve;
 pub mod tls;

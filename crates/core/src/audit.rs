@@ -42,7 +42,7 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 53] = [
+pub const EVENT_TYPES: [&str; 55] = [
     "login.success",
     "login.failure",
     "login.locked_out",
@@ -89,6 +89,8 @@ pub const EVENT_TYPES: [&str; 53] = [
     "admin.grant.revoked",
     "admin.api_key.created",
     "admin.api_key.revoked",
+    "admin.initial_access_token.created",
+    "admin.initial_access_token.revoked",
     "admin.api_key.rejected",
     "admin.admin.created",
     "admin.admin.password_changed",

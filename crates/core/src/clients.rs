@@ -181,6 +181,18 @@ pub(crate) fn redirect_sector(redirect_uris: &[RedirectUri], id: &ClientId) -> R
     }
 }
 
+/// Whether `input` would be taken for a new client that registered itself (or not):
+/// the checks of `insert_client`, without writing anything.
+pub(crate) fn check_new_client(input: &ClientInput, id_token_algs: &[SigningAlg], self_registered: bool) -> Result<()> {
+    let v = validate(input, id_token_algs, None)?;
+    if v.subjects == Subjects::Pairwise(None) {
+        // The id does not change whether the redirect URIs name one sector.
+        let id = ClientId::parse("client").map_err(|e| Error::Unexpected(e.0))?;
+        own_or_redirect_sector(&v, self_registered, &id)?;
+    }
+    Ok(())
+}
+
 /// `redirect_sector`, except for a client that registered itself and may use the device
 /// grant: its tokens reach it without any redirect, so the hosts it lists prove nothing
 /// (they may be anyone's), and it is a sector by itself.
@@ -578,18 +590,20 @@ impl Portcullis {
         input: &ClientInput,
         actor: impl Into<Actor>,
     ) -> Result<(Client, Option<Secret>)> {
-        self.insert_client(input, &actor.into(), None, "admin.client.created")
+        self.insert_client(input, &actor.into(), None, "admin.client.created", None)
             .await
     }
 
     /// `create_client`, for a client that registered itself too (RFC 7591): it keeps
-    /// the SHA-256 of its registration access token, and `event` is audited.
+    /// the SHA-256 of its registration access token, and `event` is audited (with
+    /// `detail`, if any).
     pub(crate) async fn insert_client(
         &self,
         input: &ClientInput,
         actor: &Actor,
         registration_token_hash: Option<crate::model::Digest>,
         event: &'static str,
+        detail: Option<serde_json::Value>,
     ) -> Result<(Client, Option<Secret>)> {
         let v = validate(input, &self.settings.id_token_algs(), None)?;
         let now = self.now();
@@ -638,7 +652,11 @@ impl Portcullis {
             revision: 0,
         };
         self.store.insert_client(&client).await?;
-        self.audit(Event::new(event).by(actor).client(client.id.as_str()));
+        let mut e = Event::new(event).by(actor).client(client.id.as_str());
+        if let Some(detail) = detail {
+            e = e.detail(detail);
+        }
+        self.audit(e);
         Ok((client, secret))
     }
 

@@ -17,6 +17,7 @@ pub mod device;
 pub mod dpop;
 pub mod error;
 pub mod grants;
+pub mod initial_tokens;
 pub mod jws;
 pub mod jwt;
 pub mod keys;

@@ -475,6 +475,23 @@ pub struct ApiKey {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
+/// An initial access token (RFC 7591 §3): with `registration = "token"`, what a client
+/// needs to register itself. An operator hands it out; it is kept as a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialAccessToken {
+    pub id: Uuid,
+    /// What the operator called it ("partner onboarding").
+    pub name: String,
+    pub token_hash: Digest,
+    /// Who created it (an admin username, or `cli`).
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    /// How many more registrations it allows; `None` for any number until it expires.
+    pub uses_left: Option<i64>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
 /// Failed sign-ins of one (account, address) pair, or of one account from all addresses
 /// (issue 6, `lockout`), keyed by a digest so the
 /// store never holds the usernames people mistype (often a password).

@@ -44,6 +44,9 @@ pub enum RegistrationMode {
     Off,
     /// Anyone may register a client, under the rules above.
     Open,
+    /// A client registers itself under the same rules, with an initial access token an
+    /// operator handed out (RFC 7591 §3, `initial_tokens`).
+    Token,
 }
 
 impl RegistrationMode {
@@ -51,6 +54,7 @@ impl RegistrationMode {
         match s {
             "off" => Some(Self::Off),
             "open" => Some(Self::Open),
+            "token" => Some(Self::Token),
             _ => None,
         }
     }
@@ -59,6 +63,7 @@ impl RegistrationMode {
         match self {
             Self::Off => "off",
             Self::Open => "open",
+            Self::Token => "token",
         }
     }
 }
@@ -448,12 +453,39 @@ pub fn registration_response(settings: &CoreSettings, r: &Registered) -> Value {
 impl Portcullis {
     /// RFC 7591 §3: registers a client from its metadata. `ip` is the address it came
     /// from, counted against `rate_limit_register`.
-    pub async fn register_client(&self, metadata: &Value, ip: Option<&str>) -> Result<Registered> {
+    pub async fn register_client(
+        &self,
+        metadata: &Value,
+        ip: Option<&str>,
+        initial_token: Option<&str>,
+    ) -> Result<Registered> {
         if self.settings.registration == RegistrationMode::Off {
             return Err(Error::NotFound("registration endpoint"));
         }
         self.throttle.check(Bucket::RegisterIp, ip)?;
+        // RFC 7591 §3: with tokens, one that works before anything else is looked at.
+        let initial_token = match self.settings.registration {
+            RegistrationMode::Token => {
+                let value = initial_token.ok_or_else(|| {
+                    Error::oauth(ErrorCode::InvalidToken, "registration needs an initial access token")
+                })?;
+                self.check_initial_access_token(value).await?;
+                Some(value)
+            }
+            _ => None,
+        };
         let input = to_input(metadata, &self.settings)?;
+        // Spent only for a registration that is otherwise good (a refused one keeps its
+        // use), and before the client exists (of two racing for the last use, one waits
+        // for nothing).
+        let spent = match initial_token {
+            Some(value) => {
+                crate::clients::check_new_client(&input, &self.settings.id_token_algs(), true)
+                    .map_err(as_registration_error)?;
+                Some(self.spend_initial_access_token(value).await?)
+            }
+            None => None,
+        };
         let token = Secret::new(random_token()?);
         let actor = Actor::new("registration", ip.map(str::to_owned));
         let (client, secret) = self
@@ -462,6 +494,7 @@ impl Portcullis {
                 &actor,
                 Some(sha256(token.expose().as_bytes())),
                 "client.registered",
+                spent.map(|id| serde_json::json!({ "initial_access_token_id": id })),
             )
             .await
             .map_err(as_registration_error)?;

@@ -470,6 +470,18 @@ pub trait ApiKeyRepo: Send + Sync {
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
     /// Sets `revoked_at`; false if the key does not exist or was already revoked.
     async fn revoke_api_key(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+    /// Initial access tokens (RFC 7591 §3). `Conflict` if the id or digest is taken.
+    async fn insert_initial_access_token(&self, token: &InitialAccessToken) -> StoreResult<()>;
+    /// Every initial access token, spent, expired and revoked ones included, newest first.
+    async fn list_initial_access_tokens(&self) -> StoreResult<Vec<InitialAccessToken>>;
+    async fn get_initial_access_token_by_hash(&self, token_hash: &Digest) -> StoreResult<Option<InitialAccessToken>>;
+    /// Sets `revoked_at`; false if the token does not exist or was already revoked.
+    async fn revoke_initial_access_token(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+    /// Spends one registration of the token with this digest, atomically: counts its
+    /// `uses_left` down if it has a limit, when it is neither revoked, expired at `now`
+    /// nor used up. Its id when it was spent; `None` otherwise (so of two registrations
+    /// racing for its last use, one gets `None`).
+    async fn spend_initial_access_token(&self, token_hash: &Digest, now: OffsetDateTime) -> StoreResult<Option<Uuid>>;
 }
 
 /// Reads and single-row changes only the admin surface needs (issue 4).

@@ -44,8 +44,12 @@ impl ServerState {
 /// for `ClientIp`.
 pub fn router(core: Arc<Portcullis>) -> Router {
     let trusted = core.settings.defense.trusted_proxies.clone();
+    // With open registration anyone could register any origin, so the registered ones
+    // protect nothing: any origin, without credentials. With tokens, clients are an
+    // operator's choice: their registered origins, as without registration.
     let cors = match core.settings.registration {
-        portcullis_core::registration::RegistrationMode::Off => {
+        portcullis_core::registration::RegistrationMode::Off
+        | portcullis_core::registration::RegistrationMode::Token => {
             cors::layer(Arc::new(cors::CorsOrigins::new(Arc::clone(&core))))
         }
         portcullis_core::registration::RegistrationMode::Open => cors::open_layer(),
@@ -89,13 +93,14 @@ fn dpop_endpoints(state: &ServerState) -> Router<ServerState> {
     }
 }
 
-/// RFC 7591 and RFC 7592, when clients may register themselves; otherwise nothing (a
-/// 404, and no `registration_endpoint` in discovery).
+/// RFC 7591 and RFC 7592, when clients may register themselves (openly or with an
+/// initial access token); otherwise nothing (a 404, and no `registration_endpoint` in
+/// discovery).
 fn registration_endpoints(state: &ServerState) -> Router<ServerState> {
     use portcullis_core::registration::RegistrationMode;
     match state.core.settings.registration {
         RegistrationMode::Off => Router::new(),
-        RegistrationMode::Open => Router::new()
+        RegistrationMode::Open | RegistrationMode::Token => Router::new()
             .route("/register", post(registration::register_post))
             .route(
                 "/register/{client_id}",

@@ -1,5 +1,6 @@
 //! `/register` (RFC 7591 §3) and `/register/{client_id}` (RFC 7592 §2), mounted only
-//! when clients may register themselves (`registration = "open"`).
+//! when clients may register themselves (`registration = "open"`, or `"token"` with an
+//! initial access token).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -106,7 +107,7 @@ impl IntoResponse for NoToken {
                 StatusCode::BAD_REQUEST,
                 Some((
                     ErrorCode::InvalidRequest,
-                    "the Authorization header must be Bearer and the registration access token".to_owned(),
+                    "the Authorization header must be Bearer and the token".to_owned(),
                 )),
             ),
         }
@@ -136,15 +137,25 @@ fn managed(e: portcullis_core::Error) -> Response {
 }
 
 /// `POST /register`: RFC 7591 §3.1; `201` with the client's metadata, its secret (when
-/// it has one) and its registration access token (§3.2.1).
+/// it has one) and its registration access token (§3.2.1). A missing, wrong or spent
+/// initial access token is a `401` Bearer challenge, as a registration access token's.
 pub async fn register_post(
     State(state): State<ServerState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refused> {
+    // RFC 7591 §3: with `registration = "token"`, the initial access token as a bearer
+    // token (RFC 6750 §2.1), looked at before the body.
+    let initial_token = match state.core.settings.registration {
+        portcullis_core::registration::RegistrationMode::Token => Some(registration_token(&headers)?),
+        _ => None,
+    };
     let metadata = metadata(&headers, body)?;
-    let registered = state.core.register_client(&metadata, ip.as_deref()).await?;
+    let registered = state
+        .core
+        .register_client(&metadata, ip.as_deref(), initial_token.as_deref())
+        .await?;
     Ok(answer(&state, StatusCode::CREATED, &registered))
 }
 

@@ -1,8 +1,8 @@
-//! `ApiKeyRepo` and `AdminViewRepo` on PostgreSQL: admin API keys and the admin
+//! `ApiKeyRepo` and `AdminViewRepo` on PostgreSQL: admin API keys, initial access tokens and the admin
 //! surface's counts and single-session revocation (issue 4).
 
 use async_trait::async_trait;
-use portcullis_core::model::{AdminRole, ApiKey, Digest};
+use portcullis_core::model::{AdminRole, ApiKey, Digest, InitialAccessToken};
 use portcullis_core::repo::{AdminViewRepo, ApiKeyRepo, StoreResult};
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -38,6 +38,35 @@ impl ApiKeyRow {
             created_by_id: self.created_by_id,
             created_at: self.created_at,
             expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+const TOKEN_COLUMNS: &str = "id, name, token_hash, created_by, created_at, expires_at, uses_left, revoked_at";
+
+#[derive(FromRow)]
+struct InitialAccessTokenRow {
+    id: Uuid,
+    name: String,
+    token_hash: Vec<u8>,
+    created_by: String,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    uses_left: Option<i64>,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl InitialAccessTokenRow {
+    fn into_token(self) -> StoreResult<InitialAccessToken> {
+        Ok(InitialAccessToken {
+            id: self.id,
+            name: self.name,
+            token_hash: codec::digest("initial_access_tokens.token_hash", &self.token_hash)?,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            uses_left: self.uses_left,
             revoked_at: self.revoked_at,
         })
     }
@@ -96,6 +125,74 @@ impl ApiKeyRepo for PgStore {
             .await
             .db()?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_initial_access_token(&self, t: &InitialAccessToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO initial_access_tokens (id, name, token_hash, created_by, created_at, expires_at, uses_left, \
+                                                revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(t.id)
+        .bind(&t.name)
+        .bind(t.token_hash.as_slice())
+        .bind(&t.created_by)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .bind(t.uses_left)
+        .bind(t.revoked_at)
+        .execute(&self.pool)
+        .await
+        .conflict("initial access token")?;
+        Ok(())
+    }
+
+    async fn list_initial_access_tokens(&self) -> StoreResult<Vec<InitialAccessToken>> {
+        sqlx::query_as::<_, InitialAccessTokenRow>(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM initial_access_tokens ORDER BY created_at DESC, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .db()?
+        .into_iter()
+        .map(InitialAccessTokenRow::into_token)
+        .collect()
+    }
+
+    async fn get_initial_access_token_by_hash(&self, token_hash: &Digest) -> StoreResult<Option<InitialAccessToken>> {
+        sqlx::query_as::<_, InitialAccessTokenRow>(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM initial_access_tokens WHERE token_hash = $1"
+        ))
+        .bind(token_hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .map(InitialAccessTokenRow::into_token)
+        .transpose()
+    }
+
+    async fn revoke_initial_access_token(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE initial_access_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn spend_initial_access_token(&self, token_hash: &Digest, now: OffsetDateTime) -> StoreResult<Option<Uuid>> {
+        let id: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE initial_access_tokens SET uses_left = uses_left - 1 \
+             WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND (uses_left IS NULL OR uses_left > 0) \
+             RETURNING id",
+        )
+        .bind(token_hash.as_slice())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?;
+        Ok(id)
     }
 }
 

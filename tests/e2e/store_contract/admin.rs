@@ -8,6 +8,7 @@ contract!(
     api_key_conflicts,
     admin_counts,
     delete_user_session_only_for_its_user,
+    initial_access_tokens_are_spent_once_each,
 );
 
 fn api_key(name: &str, role: AdminRole, at: OffsetDateTime) -> ApiKey {
@@ -138,4 +139,105 @@ async fn delete_user_session_only_for_its_user<S: Store>(s: S) {
     // Only that one.
     assert_eq!(s.list_sessions_for_user(alice.id, T0).await.unwrap(), vec![other]);
     assert!(s.load_session(&anonymous.id_hash, T0).await.unwrap().is_some());
+}
+
+/// Initial access tokens: read back and listed newest first; a use spent while active
+/// (not revoked, not expired, uses left), counted down, never below zero; a token
+/// without a limit is not counted; of many spending the last use at once, one wins.
+async fn initial_access_tokens_are_spent_once_each<S: Store>(s: S) {
+    let token = |name: &str, at: OffsetDateTime, uses: Option<i64>| InitialAccessToken {
+        id: Uuid::new_v4(),
+        name: name.to_owned(),
+        token_hash: random_digest(),
+        created_by: "root".to_owned(),
+        created_at: at,
+        expires_at: at + secs(3600),
+        uses_left: uses,
+        revoked_at: None,
+    };
+    let two = token("two", T0, Some(2));
+    let unlimited = token("unlimited", T0 + secs(1), None);
+    s.insert_initial_access_token(&two).await.unwrap();
+    s.insert_initial_access_token(&unlimited).await.unwrap();
+    assert!(matches!(
+        s.insert_initial_access_token(&two).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.list_initial_access_tokens().await.unwrap(),
+        vec![unlimited.clone(), two.clone()]
+    );
+    assert_eq!(
+        s.get_initial_access_token_by_hash(&two.token_hash).await.unwrap(),
+        Some(two.clone())
+    );
+    let at = T0 + secs(10);
+    assert_eq!(
+        s.spend_initial_access_token(&two.token_hash, at).await.unwrap(),
+        Some(two.id)
+    );
+    assert_eq!(
+        s.spend_initial_access_token(&two.token_hash, at).await.unwrap(),
+        Some(two.id)
+    );
+    assert_eq!(
+        s.spend_initial_access_token(&two.token_hash, at).await.unwrap(),
+        None,
+        "used up"
+    );
+    let stored = s
+        .get_initial_access_token_by_hash(&two.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.uses_left, Some(0));
+    for _ in 0..3 {
+        assert_eq!(
+            s.spend_initial_access_token(&unlimited.token_hash, at).await.unwrap(),
+            Some(unlimited.id)
+        );
+    }
+    let stored = s
+        .get_initial_access_token_by_hash(&unlimited.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.uses_left, None);
+    // Expired at its expiry; unknown; revoked.
+    assert_eq!(
+        s.spend_initial_access_token(&unlimited.token_hash, unlimited.expires_at)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(s.spend_initial_access_token(&random_digest(), at).await.unwrap(), None);
+    assert!(s.revoke_initial_access_token(unlimited.id, at).await.unwrap());
+    assert!(
+        !s.revoke_initial_access_token(unlimited.id, at).await.unwrap(),
+        "already revoked"
+    );
+    assert!(!s.revoke_initial_access_token(Uuid::new_v4(), at).await.unwrap());
+    assert_eq!(
+        s.spend_initial_access_token(&unlimited.token_hash, at).await.unwrap(),
+        None
+    );
+
+    // One last use, many at once.
+    let last = token("last", T0, Some(1));
+    s.insert_initial_access_token(&last).await.unwrap();
+    let s = std::sync::Arc::new(s);
+    let tries: Vec<_> = (0..8)
+        .map(|_| {
+            let s = std::sync::Arc::clone(&s);
+            let hash = last.token_hash;
+            tokio::spawn(async move { s.spend_initial_access_token(&hash, at).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tries {
+        if t.await.unwrap().is_some() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
 }

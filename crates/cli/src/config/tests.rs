@@ -592,6 +592,10 @@ fn registration_settings() {
             .get(portcullis_core::throttle::Bucket::RegisterIp),
         portcullis_core::throttle::RateLimit::parse("5/h").unwrap()
     );
+    assert_eq!(
+        load(&[("PORTCULLIS_REGISTRATION", "token")]).unwrap().core.registration,
+        RegistrationMode::Token
+    );
     for (key, bad) in [
         ("PORTCULLIS_REGISTRATION", "anyone"),
         ("PORTCULLIS_REGISTRATION_SCOPES", "openid \"x\""),

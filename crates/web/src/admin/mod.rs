@@ -15,6 +15,7 @@ mod clients;
 mod dashboard;
 mod error;
 mod forms;
+mod initial_tokens;
 mod keys;
 mod users;
 mod view;
@@ -121,6 +122,14 @@ fn pages() -> Router<AdminState> {
             get(api_keys::api_keys_get).post(api_keys::api_keys_post),
         )
         .route("/admin/api-keys/{id}/revoke", post(api_keys::api_key_revoke_post))
+        .route(
+            "/admin/initial-tokens",
+            get(initial_tokens::initial_tokens_get).post(initial_tokens::initial_tokens_post),
+        )
+        .route(
+            "/admin/initial-tokens/{id}/revoke",
+            post(initial_tokens::initial_token_revoke_post),
+        )
         .route("/static/{file}", get(admin_asset_get))
         .fallback(not_found)
 }

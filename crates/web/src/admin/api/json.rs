@@ -54,6 +54,20 @@ pub fn client(c: &Client) -> Value {
     })
 }
 
+/// An initial access token (never its value, which exists only in the creation answer).
+pub fn initial_token(t: &portcullis_core::model::InitialAccessToken, now: OffsetDateTime) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "state": portcullis_core::initial_tokens::status(t, now),
+        "uses_left": t.uses_left,
+        "created_by": t.created_by,
+        "created_at": rfc3339(t.created_at),
+        "expires_at": rfc3339(t.expires_at),
+        "revoked_at": t.revoked_at.map(rfc3339),
+    })
+}
+
 pub fn user(u: &User) -> Value {
     json!({
         "id": u.id,

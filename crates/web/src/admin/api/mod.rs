@@ -146,6 +146,9 @@ fn routes() -> Routes {
         .add(Get, "/keys", system::keys_list)
         .add(Post, "/keys/rotate", system::keys_rotate)
         .add(Post, "/keys/{kid}/withdraw", system::key_withdraw)
+        .add(Get, "/initial-access-tokens", system::initial_tokens_list)
+        .add(Post, "/initial-access-tokens", system::initial_tokens_create)
+        .add(Post, "/initial-access-tokens/{id}/revoke", system::initial_token_revoke)
         .add(Get, "/audit-events", system::audit_list)
 }
 

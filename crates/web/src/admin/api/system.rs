@@ -1,5 +1,5 @@
-//! Admin API: signing keys (list, rotate), the audit log (filter and page), and the
-//! dashboard's counts.
+//! Admin API: signing keys (list, rotate), initial access tokens (list, create,
+//! revoke), the audit log (filter and page), and the dashboard's counts.
 
 use axum::Json;
 use axum::extract::State;
@@ -68,6 +68,63 @@ pub async fn key_withdraw(
     state.core.withdraw_signing_key(&kid, &caller.actor()).await?;
     let keys = state.core.list_signing_keys().await?;
     Ok(Json(json!({ "keys": keys.iter().map(json::key).collect::<Vec<_>>() })))
+}
+
+/// `GET /initial-access-tokens`: every one, newest first (never their values).
+pub async fn initial_tokens_list(State(state): State<AdminState>, _caller: Caller) -> ApiResult<Json<Value>> {
+    let now = state.core.now();
+    let tokens = state.core.list_initial_access_tokens().await?;
+    Ok(Json(json!({
+        "initial_access_tokens": tokens.iter().map(|t| json::initial_token(t, now)).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitialTokenBody {
+    #[serde(default)]
+    pub name: String,
+    /// Days until it expires (1 to 365); the default (7) when left out.
+    #[serde(default)]
+    pub days: u32,
+    /// How many registrations it allows (1 or more); no limit when left out.
+    pub uses: Option<u32>,
+}
+
+/// `POST /initial-access-tokens`: 201 with the token and its value, shown only here.
+pub async fn initial_tokens_create(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    super::extract::ApiJson(body): super::extract::ApiJson<InitialTokenBody>,
+) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
+    let input = portcullis_core::initial_tokens::NewInitialAccessToken {
+        name: body.name,
+        days: body.days,
+        uses: body.uses,
+    };
+    let (token, value) = state.core.create_initial_access_token(&input, &caller.actor()).await?;
+    let mut v = json::initial_token(&token, state.core.now());
+    v["token"] = Value::String(value.expose().to_owned());
+    Ok((axum::http::StatusCode::CREATED, Json(v)))
+}
+
+/// `POST /initial-access-tokens/{id}/revoke`: registrations with it stop at once.
+pub async fn initial_token_revoke(
+    State(state): State<AdminState>,
+    AdminCaller(caller): AdminCaller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("initial access token".into()))?;
+    state.core.revoke_initial_access_token(id, &caller.actor()).await?;
+    let now = state.core.now();
+    let token = state
+        .core
+        .list_initial_access_tokens()
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ApiError::NotFound("initial access token".into()))?;
+    Ok(Json(json::initial_token(&token, now)))
 }
 
 #[derive(Debug, Deserialize)]
