@@ -59,20 +59,27 @@ impl ApiKey {
     }
 }
 
+/// The name an operator gives a credential (an API key, an initial access token),
+/// trimmed: 1 to 100 characters, none hidden (it is shown on pages and terminals).
+pub(crate) fn label(name: &str) -> Result<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::invalid("name", "must be 1 to 100 characters"));
+    }
+    if name.chars().any(crate::model::hidden_in_names) {
+        return Err(Error::invalid(
+            "name",
+            "must not contain control or bidirectional formatting characters",
+        ));
+    }
+    Ok(name)
+}
+
 impl Portcullis {
     /// Creates a key; returns it and its value — the only time the value exists in clear.
     pub async fn create_api_key(&self, input: &NewApiKey, actor: impl Into<Actor>) -> Result<(ApiKey, Secret)> {
         let actor = actor.into();
-        let name = input.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(Error::invalid("name", "must be 1 to 100 characters"));
-        }
-        if name.chars().any(crate::model::hidden_in_names) {
-            return Err(Error::invalid(
-                "name",
-                "must not contain control or bidirectional formatting characters",
-            ));
-        }
+        let name = label(&input.name)?;
         let now = self.now();
         if input.expires_at.is_some_and(|e| e <= now) {
             return Err(Error::invalid("expires_at", "must be in the future"));

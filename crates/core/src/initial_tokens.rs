@@ -60,16 +60,7 @@ impl Portcullis {
         actor: impl Into<Actor>,
     ) -> Result<(InitialAccessToken, Secret)> {
         let actor = actor.into();
-        let name = input.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(Error::invalid("name", "must be 1 to 100 characters"));
-        }
-        if name.chars().any(crate::model::hidden_in_names) {
-            return Err(Error::invalid(
-                "name",
-                "must not contain control or bidirectional formatting characters",
-            ));
-        }
+        let name = crate::api_keys::label(&input.name)?;
         let days = match input.days {
             0 => DEFAULT_DAYS,
             d if d > MAX_DAYS => {

@@ -91,14 +91,10 @@ impl ClientRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             revision: self.revision,
-            id_token_signed_response_alg: self
-                .id_token_signed_response_alg
-                .map(|a| {
-                    codec::named("clients.id_token_signed_response_alg", &a, |s| {
-                        SigningAlg::parse(s).ok()
-                    })
-                })
-                .transpose()?,
+            id_token_signed_response_alg: alg(
+                "clients.id_token_signed_response_alg",
+                self.id_token_signed_response_alg,
+            )?,
             jwks: self.jwks,
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             resources: codec::strings("clients.resources", &self.resources)?,
@@ -113,16 +109,19 @@ impl ClientRow {
             self_registered: self.self_registered,
             pairwise_sector: self.pairwise_sector,
             frontchannel_logout_uri: self.frontchannel_logout_uri,
-            userinfo_signed_response_alg: self
-                .userinfo_signed_response_alg
-                .map(|a| {
-                    codec::named("clients.userinfo_signed_response_alg", &a, |s| {
-                        SigningAlg::parse(s).ok()
-                    })
-                })
-                .transpose()?,
+            userinfo_signed_response_alg: alg(
+                "clients.userinfo_signed_response_alg",
+                self.userinfo_signed_response_alg,
+            )?,
         })
     }
+}
+
+/// A stored algorithm name, if any.
+fn alg(column: &str, stored: Option<String>) -> StoreResult<Option<SigningAlg>> {
+    stored
+        .map(|a| codec::named(column, &a, |s| SigningAlg::parse(s).ok()))
+        .transpose()
 }
 
 /// Binds `$1`–`$31`: every column but `created_at`, in the order of the statements below.
