@@ -78,9 +78,16 @@ fn query(url: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The `src` of every front-channel iframe of a page.
+/// The address of every front-channel iframe of a page (given by its script); each is
+/// also in the page's `<noscript>`, with `src`.
 fn frames(html: &str) -> Vec<String> {
-    html.split("<iframe class=\"frontchannel\" src=\"")
+    let scripted = html.matches("<iframe class=\"frontchannel\" data-src=\"").count();
+    let plain = html.matches("<iframe class=\"frontchannel\" src=\"").count();
+    assert_eq!(
+        scripted, plain,
+        "each frame also for browsers without JavaScript: {html}"
+    );
+    html.split("<iframe class=\"frontchannel\" data-src=\"")
         .skip(1)
         .map(|rest| {
             rest.split('"')
@@ -220,6 +227,8 @@ async fn the_uri_is_on_a_redirect_origin(backend: Backend) {
         assert_eq!((s.as_u16(), &v["frontchannel_logout_uri"]), (201, &json!(ok)), "{v}");
     }
     for bad in [
+        "https://app.example:8443/logout?sid=forged",
+        "https://app.example:8443/logout?a=1&iss=https://evil.example",
         "https://app.example/logout",
         "https://evil.example/logout",
         "http://app.example:8443/logout",

@@ -474,9 +474,18 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
             // §2: "The domain, port, and scheme of this URL MUST be the same as that of
             // a registered Redirection URI value": the pages a sign-out frames are the
             // client's own, never a third party's.
-            let origin = url::Url::parse(&uri)
-                .map_err(|e| Error::invalid(FIELD, e.to_string()))?
-                .origin();
+            let url = url::Url::parse(&uri).map_err(|e| Error::invalid(FIELD, e.to_string()))?;
+            // §2: the server adds them; a page that also names its own would read those.
+            if url.query_pairs().any(|(k, _)| k == "iss" || k == "sid") {
+                return Err(Error::invalid(
+                    FIELD,
+                    format!(
+                        "{}: must not have iss or sid in its query: they are added at each sign-out",
+                        quoted(raw)
+                    ),
+                ));
+            }
+            let origin = url.origin();
             if !redirect_uris.iter().any(|r| r.url().origin() == origin) {
                 return Err(Error::invalid(
                     FIELD,

@@ -36,8 +36,10 @@ pub struct ConsentPage<'a> {
 /// scheme of an app's private-use redirect URI.
 pub(crate) fn redirect_host(redirect_uri: &str) -> String {
     match url::Url::parse(redirect_uri) {
-        Ok(u) => match u.host_str() {
-            Some(h) if !h.is_empty() => h.to_owned(),
+        // With an explicit port: two sites on one host are told apart.
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(port)) if !h.is_empty() => format!("{h}:{port}"),
+            (Some(h), None) if !h.is_empty() => h.to_owned(),
             _ => u.scheme().to_owned(),
         },
         Err(_) => String::new(),
