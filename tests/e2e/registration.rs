@@ -645,11 +645,13 @@ async fn errors_of_self_registered_clients_are_shown_first(backend: Backend) {
 /// An MCP client as the Model Context Protocol has it: it registers as a public client
 /// with a loopback redirect URI, and asks for a token to the MCP server with `resource`
 /// (RFC 8707), one of `registration_resources`; the access token is for that server.
+/// Once the server leaves `registration_resources`, such clients lose it.
 async fn an_mcp_client_gets_a_token_for_its_server(backend: Backend) {
     const MCP: &str = "https://mcp.example/mcp";
     const LOOPBACK: &str = "http://127.0.0.1:33418/callback";
     let (url, guard) = portcullis_tests::fresh_database(backend).await;
-    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+    let guard = guard.map(std::sync::Arc::new);
+    let app = portcullis_tests::spawn_with(&url, guard.clone(), |s| {
         s.core.registration = RegistrationMode::Open;
         s.core.registration_resources = vec![MCP.to_owned()];
     })
@@ -735,6 +737,69 @@ async fn an_mcp_client_gets_a_token_for_its_server(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let refreshed: Value = r.json().await.unwrap();
+
+    // Another client registers the same way; an operator takes it over (any edit).
+    let (_, taken) = register(
+        &app,
+        &json!({"redirect_uris": [LOOPBACK], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    let taken_id = taken["client_id"].as_str().unwrap().to_owned();
+    let api = crate::admin_support::Api::new(
+        &app,
+        &crate::admin_support::api_key(&app, portcullis_core::model::AdminRole::Admin)
+            .await
+            .1,
+    );
+    let (s, v) = api
+        .patch(&format!("/clients/{taken_id}"), json!({"name": "Taken over"}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    app.stop().await;
+
+    // The server is no longer in registration_resources: clients that registered
+    // themselves lose it (a refresh for it, a new sign-in for it); one an operator took
+    // over keeps what it has.
+    let app = portcullis_tests::spawn_with(&url, guard, |s| {
+        s.core.registration = RegistrationMode::Open;
+        s.core.registration_resources = Vec::new();
+    })
+    .await;
+    let r = http()
+        .post(app.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", id),
+            ("refresh_token", refreshed["refresh_token"].as_str().unwrap()),
+            ("resource", MCP),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_target");
+    let authorize = |client: &str| {
+        let mut u = Url::parse(&app.url("/authorize")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client)
+            .append_pair("redirect_uri", LOOPBACK)
+            .append_pair("scope", "openid")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("resource", MCP);
+        u
+    };
+    let r = browser().get(authorize(id)).send().await.unwrap();
+    assert!(r.text().await.unwrap().contains("<code>invalid_target</code>"));
+    let r = browser().get(authorize(&taken_id)).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "the taken-over client keeps the API: on to the login page"
+    );
+    assert!(r.headers()["location"].to_str().unwrap().contains("/login"));
     app.stop().await;
 }
 

@@ -272,11 +272,11 @@ pub(crate) fn requested_scope(client: &Client, raw: Option<&str>) -> std::result
 /// RFC 8707 §2: the API a request asks for, one of those registered for the client, or an
 /// `invalid_target` description.
 pub(crate) fn requested_resource(
-    client: &Client,
+    allowed: impl Fn(&str) -> bool,
     raw: Option<&str>,
 ) -> std::result::Result<Option<String>, &'static str> {
     match raw {
-        Some(r) if client.resources.iter().any(|known| known == r) => Ok(Some(r.to_owned())),
+        Some(r) if allowed(r) => Ok(Some(r.to_owned())),
         Some(_) => Err("resource is not an API this client may ask for tokens to"),
         None => Ok(None),
     }
@@ -625,8 +625,8 @@ impl Portcullis {
             }
             None => None,
         };
-        let resource =
-            requested_resource(&client, p.resource.as_deref()).map_err(|d| fail(ErrorCode::InvalidTarget, d))?;
+        let resource = requested_resource(|r| self.resource_allowed(&client, r), p.resource.as_deref())
+            .map_err(|d| fail(ErrorCode::InvalidTarget, d))?;
         let mut prompt_none = false;
         let mut prompt_login = false;
         let mut prompt_consent = false;
@@ -749,7 +749,11 @@ impl Portcullis {
             .ok_or_else(stale)?;
         let uri = requested_redirect(&client, &req.redirect_uri).ok_or_else(stale)?;
         // An API taken from the client while the person was logging in (RFC 8707).
-        if req.resource.as_ref().is_some_and(|r| !client.resources.contains(r)) {
+        if req
+            .resource
+            .as_ref()
+            .is_some_and(|r| !self.resource_allowed(&client, r))
+        {
             return Err(stale());
         }
         let scope = ScopeSet::parse(&req.scope).map_err(|_| stale())?;

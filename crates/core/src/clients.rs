@@ -839,6 +839,17 @@ impl Portcullis {
         Ok((client, secret))
     }
 
+    /// RFC 8707: whether `client` may ask for tokens to API `r` now: one of its
+    /// `resources` and, for a client that registered itself and still manages its own
+    /// registration, one of `registration_resources` still (an API removed there is taken
+    /// from such clients too; one an operator granted a client they took over stays).
+    pub(crate) fn resource_allowed(&self, client: &Client, r: &str) -> bool {
+        client.resources.iter().any(|known| known == r)
+            && (!client.self_registered
+                || client.registration_token_hash.is_none()
+                || self.settings.registration_resources.iter().any(|known| known == r))
+    }
+
     pub async fn get_client(&self, id: &ClientId) -> Result<Client> {
         self.store.get_client(id).await?.ok_or(Error::NotFound("client"))
     }

@@ -112,7 +112,8 @@ impl Portcullis {
             ));
         }
         let scope = requested_scope(client, scope).map_err(|d| Error::oauth(ErrorCode::InvalidScope, d))?;
-        let resource = requested_resource(client, resource).map_err(|d| Error::oauth(ErrorCode::InvalidTarget, d))?;
+        let resource = requested_resource(|r| self.resource_allowed(client, r), resource)
+            .map_err(|d| Error::oauth(ErrorCode::InvalidTarget, d))?;
         let now = self.now();
         let device_code = random_token()?;
         let mut device = DeviceAuthorization {
@@ -169,7 +170,11 @@ impl Portcullis {
             return Ok(None);
         };
         // An API taken from the client since: its token request would fail anyway.
-        if device.resource.as_ref().is_some_and(|r| !client.resources.contains(r)) {
+        if device
+            .resource
+            .as_ref()
+            .is_some_and(|r| !self.resource_allowed(&client, r))
+        {
             return Ok(None);
         }
         let scope = crate::grants::still_allowed(&client, &device.scope);

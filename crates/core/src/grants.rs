@@ -103,9 +103,8 @@ struct Refreshed {
 /// RFC 8707 §2.2: the API an access token is for: the one asked for at `/token`, or
 /// without one the one the grant was asked for (`granted`). One asked for must be the
 /// grant's, or for a grant of none one of the client's `resources`; and the API must
-/// still be registered for the client.
-fn audience(client: &Client, granted: Option<&str>, asked: Option<&str>) -> Result<Option<String>> {
-    let registered = |r: &str| client.resources.iter().any(|known| known == r);
+/// still be `registered` for the client (`Portcullis::resource_allowed`).
+fn audience(registered: impl Fn(&str) -> bool, granted: Option<&str>, asked: Option<&str>) -> Result<Option<String>> {
     match (asked, granted) {
         (None, None) => Ok(None),
         (None, Some(g)) | (Some(g), None) if registered(g) => Ok(Some(g.to_owned())),
@@ -220,7 +219,7 @@ impl Portcullis {
             TokenRequest::ClientCredentials { scope, resource } => {
                 let jkt = dpop_jkt.clone();
                 let target = Target {
-                    audience: audience(client, None, resource.as_deref())?,
+                    audience: audience(|r| self.resource_allowed(client, r), None, resource.as_deref())?,
                     dpop_jkt,
                 };
                 let response = self.client_credentials(client, scope, target).await?;
@@ -308,7 +307,11 @@ impl Portcullis {
             ));
         }
         let target = Target {
-            audience: audience(client, stored.resource.as_deref(), resource)?,
+            audience: audience(
+                |r| self.resource_allowed(client, r),
+                stored.resource.as_deref(),
+                resource,
+            )?,
             dpop_jkt,
         };
         let (user, grant, refresh) = self
@@ -416,7 +419,11 @@ impl Portcullis {
         };
         // Checked before the device code is used up: a bad resource spends nothing.
         let target = Target {
-            audience: audience(client, device.resource.as_deref(), resource)?,
+            audience: audience(
+                |r| self.resource_allowed(client, r),
+                device.resource.as_deref(),
+                resource,
+            )?,
             dpop_jkt,
         };
         // What the person allowed, which may be less than what the device asked for.
@@ -593,7 +600,11 @@ impl Portcullis {
         // A used token goes on to reuse detection, which a bad resource must not dodge.
         let target = Target {
             audience: match stored.used_at {
-                None => audience(client, grant.resource.as_deref(), asked.resource)?,
+                None => audience(
+                    |r| self.resource_allowed(client, r),
+                    grant.resource.as_deref(),
+                    asked.resource,
+                )?,
                 Some(_) => None,
             },
             dpop_jkt,
