@@ -174,6 +174,20 @@ async fn a_pairwise_client_sees_people_under_its_sector_identifier(backend: Back
     );
     let bobs = sub_for(&app, (&a.0, &a.1), "bob").await;
     assert_ne!(bobs, sub, "another person, another identifier");
+    // An operator sees, per grant, what each application knows the person by.
+    let api = Api::new(&app, &api_key(&app, AdminRole::Auditor).await.1);
+    let (_, grants) = api.get(&format!("/users/{}/grants", alice.id)).await;
+    let known_as = |client: &str| {
+        grants["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["client_id"] == client)
+            .map(|g| g["sub"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(known_as(&a.0).as_deref(), Some(sub.as_str()), "{grants}");
+    assert_eq!(known_as(&other_sector.0).as_deref(), Some(elsewhere.as_str()));
+    assert_eq!(known_as(&public.0), Some(alice.id.to_string()));
 
     // Another node on the same database computes the same identifiers (one key, made
     // once and kept sealed in the database)…

@@ -370,6 +370,9 @@ fn print_client(c: &Client) {
     if let Some(uri) = &c.frontchannel_logout_uri {
         println!("frontchannel_logout_uri: {uri}");
     }
+    if let Some(alg) = c.userinfo_signed_response_alg {
+        println!("userinfo_signed_response_alg: {alg}");
+    }
     if let Some(sector) = &c.pairwise_sector {
         println!("subject_type:  pairwise (sector {sector})");
     }

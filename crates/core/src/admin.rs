@@ -92,6 +92,9 @@ pub struct SessionInfo {
 pub struct GrantInfo {
     pub grant: Grant,
     pub client_name: Option<String>,
+    /// The `sub` the client knows the person by (OIDC Core §8: pairwise for a pairwise
+    /// client), so an operator can match what an application reports.
+    pub subject: String,
 }
 
 /// One page of the audit log.
@@ -264,8 +267,16 @@ impl Portcullis {
         let grants = self.store.list_grants_for_user(user_id, self.now()).await?;
         let mut out = Vec::with_capacity(grants.len());
         for grant in grants {
-            let client_name = self.store.get_client(&grant.client_id).await?.map(|c| c.name);
-            out.push(GrantInfo { grant, client_name });
+            let client = self.store.get_client(&grant.client_id).await?;
+            let subject = match &client {
+                Some(c) => self.subject(c, user_id)?,
+                None => user_id.to_string(),
+            };
+            out.push(GrantInfo {
+                grant,
+                client_name: client.map(|c| c.name),
+                subject,
+            });
         }
         Ok(out)
     }

@@ -147,6 +147,8 @@ pub struct GrantRow {
     pub id: String,
     pub client_id: String,
     pub client_name: String,
+    /// The `sub` the client knows the person by.
+    pub subject: String,
     pub scope: String,
     pub created_at: String,
     pub expires_at: String,
@@ -287,6 +289,7 @@ async fn user_page_with(
                 id: g.grant.id.to_string(),
                 client_id: g.grant.client_id.as_str().to_owned(),
                 client_name: g.client_name.unwrap_or_else(|| g.grant.client_id.as_str().to_owned()),
+                subject: g.subject,
                 scope: g.grant.scope.as_string(),
                 created_at: when(g.grant.created_at),
                 expires_at: when_opt(Some(g.grant.expires_at)),

@@ -97,6 +97,7 @@ pub fn grant(g: &GrantInfo) -> Value {
     json!({
         "id": g.grant.id,
         "client_id": g.grant.client_id.as_str(),
+        "sub": g.subject,
         "client_name": g.client_name,
         "scope": g.grant.scope.as_string(),
         "auth_time": rfc3339(g.grant.auth_time),
