@@ -396,12 +396,23 @@ async fn a_registered_client_may_ask_for_pairwise_identifiers(backend: Backend) 
     let r = register(json!({
         "redirect_uris": [REDIRECT],
         "subject_type": "pairwise",
-        "scope": "openid",
+        "scope": "openid offline_access",
+        "grant_types": ["authorization_code", "refresh_token"],
     }))
     .await;
     assert_eq!(r.status(), 201);
     let reg: Value = r.json().await.unwrap();
     assert_eq!(reg["subject_type"], "pairwise");
+    app.user("alice", PASSWORD).await;
+    let secret = reg["client_secret"].as_str().unwrap();
+    let before_move = obtain_tokens_with(
+        &app,
+        (reg["client_id"].as_str().unwrap(), secret),
+        "alice",
+        "openid offline_access",
+        &[],
+    )
+    .await;
     let id = reg["client_id"].as_str().unwrap();
     let stored = app
         .core
@@ -417,7 +428,8 @@ async fn a_registered_client_may_ask_for_pairwise_identifiers(backend: Backend) 
             "client_id": id,
             "redirect_uris": ["https://moved.example/cb"],
             "subject_type": "pairwise",
-            "scope": "openid",
+            "scope": "openid offline_access",
+            "grant_types": ["authorization_code", "refresh_token"],
         }))
         .send()
         .await
@@ -430,6 +442,27 @@ async fn a_registered_client_may_ask_for_pairwise_identifiers(backend: Backend) 
         .await
         .unwrap();
     assert_eq!(stored.pairwise_sector.as_deref(), Some("moved.example"));
+    // Its grants of the old sector ended with the move: no refresh carries alice into
+    // the new sector under its identifier there, and the old access token is refused.
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", before_move["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let r = http()
+        .get(app.url("/userinfo"))
+        .bearer_auth(before_move["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 
     for (body, says) in [
         (

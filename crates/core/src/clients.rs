@@ -760,6 +760,16 @@ impl Portcullis {
             }
         }
         client.updated_at = self.now();
+        // OIDC Core §8: a client sees a person under one `sub`. With another sector (or
+        // public instead of pairwise, or back) its grants would go on under another, and
+        // a client that registered itself could move to a sector whose people it may not
+        // see: they end first, so only new sign-ins see the new identifiers.
+        if before.pairwise_sector != client.pairwise_sector {
+            let now = self.now();
+            for grant in self.store.active_grant_ids_for_client(&client.id).await? {
+                self.revoke_grant_now(grant, now).await?;
+            }
+        }
         self.store.update_client(&client, &[]).await.map_err(|e| match e {
             crate::StoreError::Stale => stale_edit(),
             e => not_found("client")(e),
