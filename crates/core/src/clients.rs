@@ -855,8 +855,7 @@ impl Portcullis {
     /// from such clients too; one an operator granted a client they took over stays).
     pub(crate) fn resource_allowed(&self, client: &Client, r: &str) -> bool {
         client.resources.iter().any(|known| known == r)
-            && (!client.self_registered
-                || client.registration_token_hash.is_none()
+            && (!client.manages_own_registration()
                 || self.settings.registration_resources.iter().any(|known| known == r))
     }
 

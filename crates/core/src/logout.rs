@@ -165,7 +165,9 @@ impl Portcullis {
             }
             seen.push(client_id.clone());
             let client = match self.client_cache.get(self.store.as_ref(), &client_id).await {
-                Ok(Some(c)) if !c.disabled => c,
+                // A client that manages its own registration has no front-channel page
+                // (`/register` refuses one): only an operator gives it one, taking it over.
+                Ok(Some(c)) if !c.disabled && !c.manages_own_registration() => c,
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::warn!(client = client_id.as_str(), error = %e, "front-channel logout: the client could not be read");

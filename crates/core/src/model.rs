@@ -118,6 +118,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// It registered itself and still manages its registration (RFC 7592): no operator
+    /// has taken it over.
+    pub fn manages_own_registration(&self) -> bool {
+        self.self_registered && self.registration_token_hash.is_some()
+    }
+
     /// How it authenticates at the token endpoint, as OIDC Registration §2 names it
     /// (a secret client may send it either way: `client_secret_basic` or `_post`).
     pub fn token_endpoint_auth_method(&self) -> &'static str {

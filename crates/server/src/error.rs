@@ -155,7 +155,9 @@ impl IntoResponse for ApiError {
             ErrorCode::SlowDown if self.retry_after.is_some() => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         };
-        let challenge = if self.bearer || self.dpop {
+        // RFC 6750 §3.1 and RFC 9449 §7.1 name only client errors: a server error carries
+        // no challenge.
+        let challenge = if (self.bearer || self.dpop) && status.is_client_error() {
             // RFC 6750 §3 and RFC 9449 §7.1: the challenge carries the error code.
             let scope = match self.scope {
                 Some(s) if self.code == ErrorCode::InsufficientScope => format!(", scope=\"{s}\""),
@@ -227,5 +229,22 @@ mod tests {
             "DPoP algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519\""
         );
         assert_eq!(challenges.len(), 2);
+    }
+
+    #[test]
+    fn server_errors_carry_no_challenge() {
+        for e in [
+            ApiError::new(ErrorCode::ServerError, "internal error").bearer(),
+            ApiError::new(ErrorCode::TemporarilyUnavailable, "busy").dpop(),
+        ] {
+            let resp = e.into_response();
+            assert!(resp.status().is_server_error());
+            assert!(resp.headers().get(header::WWW_AUTHENTICATE).is_none());
+        }
+        let resp = ApiError::new(ErrorCode::InvalidToken, "expired")
+            .bearer()
+            .into_response();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert!(resp.headers().get(header::WWW_AUTHENTICATE).is_some());
     }
 }
