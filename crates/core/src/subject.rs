@@ -95,11 +95,7 @@ impl Portcullis {
         if client.pairwise_sector.is_none() {
             return Ok(sid.to_owned());
         }
-        let key = self
-            .pairwise
-            .as_ref()
-            .ok_or_else(|| Error::Unexpected("the pairwise subject key is not loaded (read-only start)".into()))?;
-        let mut ctx = hmac::Context::with_key(&key.0);
+        let mut ctx = hmac::Context::with_key(&self.pairwise_key()?.0);
         ctx.update(b"sid\0");
         ctx.update(client.id.as_str().as_bytes());
         ctx.update(&[0]);
@@ -111,12 +107,15 @@ impl Portcullis {
     pub fn subject_in(&self, sector: Option<&str>, user: Uuid) -> Result<String> {
         match sector {
             None => Ok(user.to_string()),
-            Some(sector) => Ok(self
-                .pairwise
-                .as_ref()
-                .ok_or_else(|| Error::Unexpected("the pairwise subject key is not loaded (read-only start)".into()))?
-                .subject(sector, user)),
+            Some(sector) => Ok(self.pairwise_key()?.subject(sector, user)),
         }
+    }
+
+    /// The pairwise key; an error after a read-only start on a database without one.
+    fn pairwise_key(&self) -> Result<&PairwiseKey> {
+        self.pairwise
+            .as_ref()
+            .ok_or_else(|| Error::Unexpected("the pairwise subject key is not loaded (read-only start)".into()))
     }
 }
 
