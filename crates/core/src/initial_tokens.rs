@@ -102,8 +102,9 @@ impl Portcullis {
     }
 
     /// Revokes a token: registrations with it are refused from now on (those made stay).
-    /// `NotFound` if there is none; revoking one again changes nothing.
-    pub async fn revoke_initial_access_token(&self, id: Uuid, actor: impl Into<Actor>) -> Result<()> {
+    /// Returns it as it is now; `NotFound` if there is none; revoking one again changes
+    /// nothing.
+    pub async fn revoke_initial_access_token(&self, id: Uuid, actor: impl Into<Actor>) -> Result<InitialAccessToken> {
         let actor = actor.into();
         if self.store.revoke_initial_access_token(id, self.now()).await? {
             self.audit(
@@ -111,19 +112,13 @@ impl Portcullis {
                     .by(&actor)
                     .detail(serde_json::json!({ "initial_access_token_id": id })),
             );
-            return Ok(());
         }
-        let exists = self
-            .store
+        self.store
             .list_initial_access_tokens()
             .await?
-            .iter()
-            .any(|t| t.id == id);
-        if exists {
-            Ok(())
-        } else {
-            Err(Error::NotFound("initial access token"))
-        }
+            .into_iter()
+            .find(|t| t.id == id)
+            .ok_or(Error::NotFound("initial access token"))
     }
 
     /// Whether `value` is a token a registration may use now (`InvalidToken` if not),

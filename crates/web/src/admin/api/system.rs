@@ -115,16 +115,8 @@ pub async fn initial_token_revoke(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("initial access token".into()))?;
-    state.core.revoke_initial_access_token(id, &caller.actor()).await?;
-    let now = state.core.now();
-    let token = state
-        .core
-        .list_initial_access_tokens()
-        .await?
-        .into_iter()
-        .find(|t| t.id == id)
-        .ok_or_else(|| ApiError::NotFound("initial access token".into()))?;
-    Ok(Json(json::initial_token(&token, now)))
+    let token = state.core.revoke_initial_access_token(id, &caller.actor()).await?;
+    Ok(Json(json::initial_token(&token, state.core.now())))
 }
 
 #[derive(Debug, Deserialize)]
