@@ -35,6 +35,7 @@ use uuid::Uuid;
 
 use crate::audit::Event;
 use crate::error::Result;
+use crate::model::Client;
 use crate::service::{ID_TOKEN_ALG, Portcullis};
 use crate::webhooks::WebhookSender;
 use portcullis_protocol::SigningAlg;
@@ -119,31 +120,10 @@ impl Portcullis {
     /// there are none (logged too): an ending is never failed by its notices.
     pub async fn logout_notices(&self, user_id: Uuid, sid: Option<&str>) -> Vec<Notice> {
         let limit = if sid.is_some() { MAX_PER_SESSION } else { MAX_PER_PERSON };
-        let pairs = match self.store.list_signed_in(user_id, sid, limit).await {
-            Ok(pairs) => pairs,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not prepare back-channel logout tokens");
-                return Vec::new();
-            }
-        };
         let mut notices: Vec<Notice> = Vec::new();
-        let mut seen: Vec<(ClientId, Option<String>)> = Vec::new();
-        for (client_id, session) in pairs {
-            let session = sid.map(|_| session);
-            if seen.iter().any(|(c, s)| *c == client_id && *s == session) {
-                continue;
-            }
-            seen.push((client_id.clone(), session.clone()));
-            let client = match self.client_cache.get(self.store.as_ref(), &client_id).await {
-                Ok(Some(c)) => c,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(client = client_id.as_str(), error = %e, "back-channel logout: the client could not be read");
-                    continue;
-                }
-            };
-            // A disabled client's sessions were its users' to end; it is told nothing.
-            let (false, Some(url)) = (client.disabled, client.backchannel_logout_uri.as_deref()) else {
+        for (client, session) in self.signed_in_clients(user_id, sid, limit, "back-channel").await {
+            let client_id = client.id.clone();
+            let Some(url) = client.backchannel_logout_uri.as_deref() else {
                 continue;
             };
             // The person and the session as the client knows them (OIDC Core §8).
@@ -169,6 +149,45 @@ impl Portcullis {
             });
         }
         notices
+    }
+
+    /// The clients signed in from `user_id`'s browser session `sid`, or from any of their
+    /// sessions with `None` (each with its session then), at most `limit` pairs, each pair
+    /// once: what the logout channels tell (`what` names the channel in the logs). A
+    /// disabled client is left out (its sessions were its users' to end), as is one that
+    /// cannot be read (logged); if the grants cannot be read there are none (logged too):
+    /// an ending is never failed by what it tells.
+    pub(crate) async fn signed_in_clients(
+        &self,
+        user_id: Uuid,
+        sid: Option<&str>,
+        limit: u32,
+        what: &str,
+    ) -> Vec<(Arc<Client>, Option<String>)> {
+        let pairs = match self.store.list_signed_in(user_id, sid, limit).await {
+            Ok(pairs) => pairs,
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} logout: could not list the clients signed in");
+                return Vec::new();
+            }
+        };
+        let mut seen: Vec<(ClientId, Option<String>)> = Vec::new();
+        let mut clients = Vec::new();
+        for (client_id, session) in pairs {
+            let session = sid.map(|_| session);
+            if seen.iter().any(|(c, s)| *c == client_id && *s == session) {
+                continue;
+            }
+            seen.push((client_id.clone(), session.clone()));
+            match self.client_cache.get(self.store.as_ref(), &client_id).await {
+                Ok(Some(c)) if !c.disabled => clients.push((c, session)),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(client = client_id.as_str(), error = %e, "{what} logout: the client could not be read");
+                }
+            }
+        }
+        clients
     }
 
     /// Queues `notices` for delivery. A full queue drops them, with a warning.

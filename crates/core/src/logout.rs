@@ -150,30 +150,16 @@ impl Portcullis {
     /// disabled client gets none; at most `MAX_FRONTCHANNEL`. Never fails: a list that
     /// cannot be read is logged and empty, and the sign-out goes on.
     pub async fn frontchannel_logout_urls(&self, user_id: uuid::Uuid, sid: &str) -> Vec<String> {
-        let pairs = match self.store.list_signed_in(user_id, Some(sid), MAX_FRONTCHANNEL).await {
-            Ok(pairs) => pairs,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list the clients for front-channel logout");
-                return Vec::new();
-            }
-        };
-        let mut seen: Vec<ClientId> = Vec::new();
         let mut pages = Vec::new();
-        for (client_id, _) in pairs {
-            if seen.contains(&client_id) {
+        for (client, _) in self
+            .signed_in_clients(user_id, Some(sid), MAX_FRONTCHANNEL, "front-channel")
+            .await
+        {
+            // A client that manages its own registration has no front-channel page
+            // (`/register` refuses one): only an operator gives it one, taking it over.
+            if client.manages_own_registration() {
                 continue;
             }
-            seen.push(client_id.clone());
-            let client = match self.client_cache.get(self.store.as_ref(), &client_id).await {
-                // A client that manages its own registration has no front-channel page
-                // (`/register` refuses one): only an operator gives it one, taking it over.
-                Ok(Some(c)) if !c.disabled && !c.manages_own_registration() => c,
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::warn!(client = client_id.as_str(), error = %e, "front-channel logout: the client could not be read");
-                    continue;
-                }
-            };
             let Some(mut url) = client
                 .frontchannel_logout_uri
                 .as_deref()
