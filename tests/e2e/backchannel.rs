@@ -581,7 +581,73 @@ async fn a_pairwise_client_is_told_under_its_own_identifier(backend: Backend) {
     app.stop().await;
 }
 
+/// A client that registered itself (RFC 7591) is told of sign-outs at the
+/// `backchannel_logout_uri` it registered when that is a public address (`outbound`;
+/// here loopback stands in for one, allowed by `outbound_allowed_networks`). A node that
+/// does not allow the address sends nothing and audits why.
+async fn a_self_registered_client_is_told_at_public_addresses_only(backend: Backend) {
+    let (db, guard) = portcullis_tests::fresh_database(backend).await;
+    let allowing = portcullis_tests::spawn_with(&db, guard.map(Arc::new), |s| {
+        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
+        s.core.outbound.allowed_networks = vec!["127.0.0.1/32".parse().unwrap()];
+        s.core.backchannel_logout_retry_delays = vec![Duration::from_millis(100); 2];
+    })
+    .await;
+    let kim = allowing.user("kim", PASSWORD).await;
+    let told = Receiver::default();
+    let url = receiver(told.clone()).await;
+    let r = http()
+        .post(allowing.url("/register"))
+        .json(&serde_json::json!({"redirect_uris": [REDIRECT], "backchannel_logout_uri": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let registered: Value = r.json().await.unwrap();
+    assert_eq!(registered["backchannel_logout_uri"], url.as_str(), "{registered}");
+    assert_eq!(registered["backchannel_logout_session_required"], true);
+    let client = (
+        registered["client_id"].as_str().unwrap(),
+        registered["client_secret"].as_str().unwrap(),
+    );
+    let b = browser();
+    let claims = sign_in(&allowing, &b, client, "kim").await;
+    allowing.core.announce_sign_out(kim.id, None).await;
+    let tokens = told.tokens(1).await;
+    assert_eq!(tokens.len(), 1);
+    let logout = verified(&allowing, &tokens[0], client.0).await;
+    assert_eq!(logout["sub"], claims["sub"]);
+
+    // A node that allows public addresses only, on the same database.
+    let issuer = allowing.issuer.clone();
+    let strict = portcullis_tests::spawn_with(&db, None, |s| {
+        s.core.issuer = issuer.clone();
+        s.core.access_token_audience = issuer.clone();
+        s.core.backchannel_logout_retry_delays = vec![Duration::from_millis(100); 2];
+    })
+    .await;
+    sign_in(&allowing, &b, client, "kim").await;
+    strict.core.announce_sign_out(kim.id, None).await;
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        strict.core.audit.flush().await;
+        events = strict.audit_events("logout.backchannel_failed").await;
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].client_id.as_deref(), Some(client.0));
+    let reason = events[0].detail["reason"].as_str().unwrap();
+    assert!(reason.contains("127.0.0.1 is not a public address"), "{reason}");
+    assert_eq!(told.count(), 1, "nothing was sent");
+    strict.stop().await;
+    allowing.stop().await;
+}
+
 both_backends!(
+    a_self_registered_client_is_told_at_public_addresses_only,
     signing_out_tells_the_clients_of_the_session,
     a_pairwise_client_is_told_under_its_own_identifier,
     other_endings_tell_the_clients,

@@ -411,7 +411,97 @@ async fn every_client_endpoint_takes_published_keys(backend: Backend) {
     assert_eq!(r.json::<Value>().await.unwrap()["active"], false);
 }
 
+/// A client that registered itself (RFC 7591) may publish its keys at a `jwks_uri`
+/// too, read at public addresses only (`outbound`): here loopback stands in for one,
+/// allowed by `outbound_allowed_networks`. A node that does not allow it sends no request
+/// and authenticates nobody with those keys; it refuses to register such an address too.
+async fn a_self_registered_client_is_read_at_public_addresses_only(backend: Backend) {
+    let (db, guard) = portcullis_tests::fresh_database(backend).await;
+    let allowing = portcullis_tests::spawn_with(&db, guard.map(Arc::new), |s| {
+        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
+        s.core.outbound.allowed_networks = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let published = Published::default();
+    let host = key_host(published.clone()).await;
+    let key = client_key(SigningAlg::ES256, "self-1").await;
+    published.keys(&[&key]);
+    let metadata = json!({
+        "redirect_uris": ["https://rp.example/callback"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": format!("{host}/jwks"),
+    });
+    let r = http()
+        .post(allowing.url("/register"))
+        .json(&metadata)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let registered: Value = r.json().await.unwrap();
+    assert_eq!(registered["jwks_uri"], format!("{host}/jwks"), "{registered}");
+    assert_eq!(registered["token_endpoint_auth_method"], "private_key_jwt");
+    assert!(registered.get("client_secret").is_none(), "{registered}");
+    let id = registered["client_id"].as_str().unwrap();
+    let revoke = async |app: &TestApp| {
+        let assertion = sign(&key, &claims(id, &allowing.issuer));
+        let r = http()
+            .post(app.url("/revoke"))
+            .form(&[
+                ("token", "not-a-token"),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(revoke(&allowing).await, (200, String::new()));
+    assert_eq!(published.hits(), 1);
+
+    // A node that allows public addresses only: the same client, the same database.
+    let issuer = allowing.issuer.clone();
+    let strict = portcullis_tests::spawn_with(&db, None, |s| {
+        s.core.issuer = issuer.clone();
+        s.core.access_token_audience = issuer.clone();
+        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
+    })
+    .await;
+    let (status, body) = revoke(&strict).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client")),
+        "{body}"
+    );
+    assert_eq!(
+        published.hits(),
+        1,
+        "no request was sent (the node's key cache was empty)"
+    );
+    let r = http()
+        .post(strict.url("/register"))
+        .json(&metadata)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let refused: Value = r.json().await.unwrap();
+    assert_eq!(refused["error"], "invalid_client_metadata");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("jwks_uri: 127.0.0.1 is not a public address"),
+        "{refused}"
+    );
+    strict.stop().await;
+    allowing.stop().await;
+}
+
 both_backends!(
+    a_self_registered_client_is_read_at_public_addresses_only,
     every_client_endpoint_takes_published_keys,
     withdrawn_keys_are_refused,
     keys_are_read_kept_and_read_again_for_a_new_key,

@@ -450,7 +450,7 @@ async fn bad_registrations_are_refused(backend: Backend) {
             "invalid_client_metadata",
             "id_token_signed_response_alg",
         ),
-        // Nothing the server itself would call: an address of anyone's choosing.
+        // No address inside the server's network for the server to call (`outbound`).
         (
             json!({"redirect_uris": [REDIRECT], "jwks_uri": "https://127.0.0.1/jwks", "token_endpoint_auth_method": "private_key_jwt"}),
             "invalid_client_metadata",

@@ -275,7 +275,7 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
         tracing::warn!(issuer = %core.settings.issuer, "the issuer is http: this is for development only; use https in production");
     }
     let maintenance = core.spawn_maintenance();
-    let https = Arc::new(crate::webhook_sender::HttpsSender::new()?);
+    let https = Arc::new(crate::webhook_sender::HttpsSender::new(core.settings.outbound.clone())?);
     core.remote_jwks.set_fetcher(Arc::clone(&https) as _);
     let logouts = core.spawn_logout_worker(Arc::clone(&https) as _);
     let webhooks = core.spawn_webhook_worker(https);

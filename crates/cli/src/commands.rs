@@ -449,7 +449,7 @@ async fn tell_signed_out_clients(core: &std::sync::Arc<portcullis_core::Portcull
     if !core.has_queued_logouts() {
         return Ok(());
     }
-    let sender = std::sync::Arc::new(crate::webhook_sender::HttpsSender::new()?);
+    let sender = std::sync::Arc::new(crate::webhook_sender::HttpsSender::new(core.settings.outbound.clone())?);
     println!("telling the applications they were signed in to (back-channel logout)…");
     let (told, failed) = core.deliver_queued_logouts(sender).await;
     println!("logout tokens delivered: {told}, not delivered: {failed}");

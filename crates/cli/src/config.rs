@@ -59,6 +59,9 @@ pub struct RawConfig {
     /// The APIs (RFC 8707) clients that register themselves may ask for tokens to.
     pub registration_resources: Option<Vec<String>>,
     pub registration_unused_client_days: Option<i64>,
+    /// Networks that requests to addresses clients registered themselves may reach
+    /// besides public ones (`jwks_uri`, `backchannel_logout_uri`, `sector_identifier_uri`).
+    pub outbound_allowed_networks: Option<Vec<String>>,
     // Defense in depth (issue 6).
     pub trusted_proxies: Option<Vec<String>>,
     pub admin_hosts: Option<Vec<String>>,
@@ -197,6 +200,7 @@ const ENV_KEYS: &[&str] = &[
     "registration_scopes",
     "registration_resources",
     "registration_unused_client_days",
+    "outbound_allowed_networks",
     "trusted_proxies",
     "admin_hosts",
     "client_ip_header",
@@ -326,6 +330,7 @@ impl RawConfig {
             "registration_scopes" => self.registration_scopes.is_some(),
             "registration_resources" => self.registration_resources.is_some(),
             "registration_unused_client_days" => self.registration_unused_client_days.is_some(),
+            "outbound_allowed_networks" => self.outbound_allowed_networks.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
             "admin_hosts" => self.admin_hosts.is_some(),
             "client_ip_header" => self.client_ip_header.is_some(),
@@ -598,6 +603,12 @@ impl RawConfig {
                 .map(|r| portcullis_core::clients::parse_resource(r.trim()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| cfg_err("registration_resources", origins, e.to_string()))?;
+        }
+        if let Some(list) = &self.outbound_allowed_networks {
+            core.outbound.allowed_networks = list
+                .iter()
+                .map(|n| TrustedProxies::parse_network(n).map_err(|e| cfg_err("outbound_allowed_networks", origins, e)))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(n) = self.audit_retention_days {
             // A century is far past any retention rule and keeps `now - days` in range.

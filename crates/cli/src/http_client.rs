@@ -2,12 +2,14 @@
 //! request: what webhook deliveries need, and nothing that changes how other crates'
 //! HTTP clients are built. Never follows redirects.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
+use portcullis_core::outbound::{OutboundPolicy, Reach};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -15,11 +17,17 @@ use tokio_rustls::TlsConnector;
 /// A response: status, headers, body.
 pub type Answer = (StatusCode, HeaderMap, Bytes);
 
-/// Sends one request to `url` (http or https, verified against `tls`'s roots). With
-/// `read_body`, the answer's body is read, up to that many bytes (a longer one is an
-/// error); without, the answer comes with an empty body, not waited for.
+/// Sends one request to `url` (http or https, verified against `tls`'s roots), at an
+/// address `policy` permits for `reach`: the host is looked up once, refused if any of
+/// its addresses is not permitted, and the connection made to an address checked (no
+/// second lookup can lead elsewhere). With `read_body`, the answer's body is read, up to
+/// that many bytes (a longer one is an error); without, the answer comes with an empty
+/// body, not waited for.
+#[allow(clippy::too_many_arguments)]
 pub async fn send(
     tls: &Arc<rustls::ClientConfig>,
+    policy: &OutboundPolicy,
+    reach: Reach,
     method: Method,
     url: &url::Url,
     headers: &[(&str, String)],
@@ -47,7 +55,7 @@ pub async fn send(
         request = request.header(*name, value);
     }
     let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
-    let tcp = TcpStream::connect((host.as_str(), port))
+    let tcp = connect(policy, reach, url, &host, port)
         .await
         .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
     match url.scheme() {
@@ -61,6 +69,45 @@ pub async fn send(
         }
         "http" => exchange(TokioIo::new(tcp), request, read_body).await,
         other => Err(format!("unsupported scheme {other}")),
+    }
+}
+
+/// A connection to `host`'s first address that answers, all of them checked first.
+async fn connect(
+    policy: &OutboundPolicy,
+    reach: Reach,
+    url: &url::Url,
+    host: &str,
+    port: u16,
+) -> Result<TcpStream, String> {
+    if let Some(why) = policy.refuses_host(reach, url) {
+        return Err(format!("refused: {why}"));
+    }
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot look up {host}: {e}"))?
+        .collect();
+    check_addresses(policy, reach, host, &addresses)?;
+    let mut last = format!("{host} has no address");
+    for address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+/// Whether `policy` permits each of the addresses `host` resolved to for `reach`: one it
+/// does not is enough to refuse the host (a name that leads inside the network as well
+/// as outside is not trusted to lead outside).
+fn check_addresses(policy: &OutboundPolicy, reach: Reach, host: &str, addresses: &[SocketAddr]) -> Result<(), String> {
+    match addresses.iter().find(|a| !policy.permits(reach, a.ip())) {
+        Some(refused) => Err(format!(
+            "refused: {host} leads to {}, which is not a public address",
+            refused.ip()
+        )),
+        None => Ok(()),
     }
 }
 
@@ -113,4 +160,86 @@ pub fn system_roots() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addresses(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_name_leading_to_one_address_that_is_not_public_is_refused() {
+        let policy = OutboundPolicy::default();
+        let public = addresses(&["93.184.215.14:443", "[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:443"]);
+        assert_eq!(check_addresses(&policy, Reach::Public, "rp.example", &public), Ok(()));
+        let mixed = addresses(&["93.184.215.14:443", "10.0.0.7:443"]);
+        let e = check_addresses(&policy, Reach::Public, "rp.example", &mixed).unwrap_err();
+        assert!(e.contains("rp.example leads to 10.0.0.7"), "{e}");
+        let metadata = addresses(&["[::ffff:169.254.169.254]:80"]);
+        assert!(check_addresses(&policy, Reach::Public, "rebound.example", &metadata).is_err());
+        assert_eq!(check_addresses(&policy, Reach::Any, "rp.example", &mixed), Ok(()));
+        let allowed = OutboundPolicy {
+            allowed_networks: vec!["10.0.0.0/8".parse().unwrap()],
+        };
+        assert_eq!(check_addresses(&allowed, Reach::Public, "rp.example", &mixed), Ok(()));
+    }
+
+    /// A listener on loopback that answers `200` to each connection: its URL and how
+    /// many connections it took.
+    async fn answering() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}/x", listener.local_addr().unwrap().port());
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&taken);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n[]")
+                    .await;
+            }
+        });
+        (url, taken)
+    }
+
+    #[tokio::test]
+    async fn requests_reach_loopback_only_when_the_policy_permits_it() {
+        let tls = system_roots().unwrap();
+        let (url, taken) = answering().await;
+        let url = url::Url::parse(&url).unwrap();
+        let get = |policy: OutboundPolicy, reach: Reach, url: url::Url| {
+            let tls = Arc::clone(&tls);
+            async move { send(&tls, &policy, reach, Method::GET, &url, &[], Bytes::new(), Some(64)).await }
+        };
+        let e = get(OutboundPolicy::default(), Reach::Public, url.clone())
+            .await
+            .unwrap_err();
+        assert!(e.contains("not a public address"), "{e}");
+        let mut by_name = url.clone();
+        by_name.set_host(Some("localhost")).unwrap();
+        let e = get(OutboundPolicy::default(), Reach::Public, by_name)
+            .await
+            .unwrap_err();
+        assert!(e.contains("localhost is this machine"), "{e}");
+        assert_eq!(
+            taken.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "no connection was made"
+        );
+
+        let (status, _, body) = get(OutboundPolicy::default(), Reach::Any, url.clone()).await.unwrap();
+        assert_eq!((status.as_u16(), &body[..]), (200, &b"[]"[..]));
+        let loopback = OutboundPolicy {
+            allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        };
+        let (status, _, _) = get(loopback, Reach::Public, url).await.unwrap();
+        assert_eq!(status.as_u16(), 200);
+        assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 }

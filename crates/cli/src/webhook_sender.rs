@@ -1,7 +1,8 @@
-//! The HTTPS client behind core's `WebhookSender` and `JwksFetcher` ports: `http_client`
-//! on rustls with the aws-lc-rs provider and the system's trust store, no redirects — a
-//! redirect could lead a signed delivery somewhere the operator never registered, or the
-//! server to keys at an address nobody registered.
+//! The HTTPS client behind core's `WebhookSender` and `outbound::Fetcher` ports:
+//! `http_client` on rustls with the aws-lc-rs provider and the system's trust store, no
+//! redirects (a redirect could lead a signed delivery somewhere the operator never
+//! registered, or the server to keys at an address nobody registered), and for what
+//! clients registered themselves, public addresses only (`outbound`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,20 +10,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::http::Method;
-use portcullis_core::remote_jwks::{JwksFetcher, MAX_BYTES};
+use portcullis_core::outbound::{Fetcher, OutboundPolicy, Reach};
 use portcullis_core::webhooks::WebhookSender;
 
 use crate::http_client;
 
 pub struct HttpsSender {
+    policy: OutboundPolicy,
     /// Read at the first delivery, not at start: parsing the system's trust store takes
     /// ~20 ms, which start-up (issue 7: start to ready) should not wait for.
     tls: tokio::sync::OnceCell<Arc<rustls::ClientConfig>>,
 }
 
 impl HttpsSender {
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new(policy: OutboundPolicy) -> anyhow::Result<Self> {
         Ok(Self {
+            policy,
             tls: tokio::sync::OnceCell::new(),
         })
     }
@@ -44,6 +47,7 @@ impl WebhookSender for HttpsSender {
     async fn post(
         &self,
         url: &str,
+        reach: Reach,
         headers: &[(&'static str, String)],
         body: &str,
         timeout: Duration,
@@ -57,6 +61,8 @@ impl WebhookSender for HttpsSender {
         let tls = self.tls().await?;
         let send = http_client::send(
             tls,
+            &self.policy,
+            reach,
             Method::POST,
             &url,
             &all,
@@ -71,15 +77,19 @@ impl WebhookSender for HttpsSender {
     }
 }
 
-/// How long a client's host has to answer for its keys: an assertion waits for them.
-const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
-
 #[async_trait]
-impl JwksFetcher for HttpsSender {
-    async fn fetch(&self, url: &str) -> Result<(u16, String), String> {
+impl Fetcher for HttpsSender {
+    async fn get(
+        &self,
+        url: &str,
+        accept: &'static str,
+        reach: Reach,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<(u16, String), String> {
         let url = url::Url::parse(url).map_err(|e| e.to_string())?;
         let headers = [
-            ("Accept", "application/jwk-set+json, application/json".to_owned()),
+            ("Accept", accept.to_owned()),
             (
                 "User-Agent",
                 concat!("Portcullis/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -87,16 +97,25 @@ impl JwksFetcher for HttpsSender {
         ];
         let tls = self.tls().await?;
         // Read up to the limit only: a longer body is an error, not buffered.
-        let get = http_client::send(tls, Method::GET, &url, &headers, Bytes::new(), Some(MAX_BYTES));
-        let (status, _, body) = match tokio::time::timeout(JWKS_TIMEOUT, get).await {
+        let get = http_client::send(
+            tls,
+            &self.policy,
+            reach,
+            Method::GET,
+            &url,
+            &headers,
+            Bytes::new(),
+            Some(limit),
+        );
+        let (status, _, body) = match tokio::time::timeout(timeout, get).await {
             Ok(answer) => answer.map_err(|e| {
                 if e.starts_with("reading the response") {
-                    format!("the answer is over {MAX_BYTES} bytes, or was cut off")
+                    format!("the answer is over {limit} bytes, or was cut off")
                 } else {
                     e
                 }
             })?,
-            Err(_) => return Err(format!("no answer within {} s", JWKS_TIMEOUT.as_secs())),
+            Err(_) => return Err(format!("no answer within {} s", timeout.as_secs())),
         };
         let body = String::from_utf8(body.to_vec()).map_err(|_| "the answer is not UTF-8".to_owned())?;
         Ok((status.as_u16(), body))

@@ -36,6 +36,7 @@ use uuid::Uuid;
 use crate::audit::Event;
 use crate::error::Result;
 use crate::model::Client;
+use crate::outbound::Reach;
 use crate::service::{ID_TOKEN_ALG, Portcullis};
 use crate::webhooks::WebhookSender;
 use portcullis_protocol::SigningAlg;
@@ -90,6 +91,8 @@ pub struct Notice {
     sid: Option<String>,
     alg: SigningAlg,
     url: String,
+    /// Where `url` may lead: public addresses only if the client registered itself.
+    reach: Reach,
     jti: String,
 }
 
@@ -145,6 +148,7 @@ impl Portcullis {
                 sid: session,
                 alg: client.id_token_signed_response_alg.unwrap_or(ID_TOKEN_ALG),
                 url: url.to_owned(),
+                reach: Reach::of(&client),
                 jti: Uuid::new_v4().to_string(),
             });
         }
@@ -320,7 +324,7 @@ impl Portcullis {
             let body = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("logout_token", &token)
                 .finish();
-            match sender.post(&notice.url, &headers, &body, TIMEOUT).await {
+            match sender.post(&notice.url, notice.reach, &headers, &body, TIMEOUT).await {
                 Ok(status) if (200..300).contains(&status) => return true,
                 Ok(400) => {
                     why = "the client refused the logout token (400)".into();

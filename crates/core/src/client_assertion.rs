@@ -265,16 +265,25 @@ impl Portcullis {
         let Some(url) = &client.jwks_uri else {
             return Ok(Ok(false));
         };
-        let known = self.remote_jwks.keys(&client.id, url, false).await;
+        let known = self
+            .remote_jwks
+            .keys(&client.id, url, crate::outbound::Reach::of(client), false)
+            .await;
         if known.as_ref().is_ok_and(|keys| verifies(keys)) {
             return Ok(Ok(true));
         }
-        Ok(match self.remote_jwks.keys(&client.id, url, true).await {
-            // The same keys (no new read): not checked twice.
-            Ok(keys) if known.as_ref().is_ok_and(|k| Arc::ptr_eq(k, &keys)) => Ok(false),
-            Ok(keys) => Ok(verifies(&keys)),
-            Err(why) => Err(why.to_string()),
-        })
+        Ok(
+            match self
+                .remote_jwks
+                .keys(&client.id, url, crate::outbound::Reach::of(client), true)
+                .await
+            {
+                // The same keys (no new read): not checked twice.
+                Ok(keys) if known.as_ref().is_ok_and(|k| Arc::ptr_eq(k, &keys)) => Ok(false),
+                Ok(keys) => Ok(verifies(&keys)),
+                Err(why) => Err(why.to_string()),
+            },
+        )
     }
 
     /// RFC 7523 §3: `iss` and `sub` the client, `aud` this server, `exp` not past and at

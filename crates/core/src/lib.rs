@@ -25,6 +25,7 @@ pub mod lockout;
 pub mod logout;
 pub mod model;
 pub mod net;
+pub mod outbound;
 pub mod par;
 pub mod params;
 pub mod password;

@@ -13,9 +13,10 @@
 //! - it may ask for tokens to the APIs in `registration_resources` (RFC 8707, as MCP
 //!   clients do), given to it when it registers; no CORS origins or lifetimes of its
 //!   own;
-//! - it names no URL the server itself would call (`jwks_uri`, `backchannel_logout_uri`):
-//!   the server would send requests to an address of anyone's choosing, inside its own
-//!   network too. Keys are registered inline (`jwks`);
+//! - the addresses the server itself calls for it (`jwks_uri`, `backchannel_logout_uri`)
+//!   must be public ones (`outbound`): it could name any address, inside the server's
+//!   own network too. A `frontchannel_logout_uri` (which browsers would load) it may not
+//!   name at all;
 //! - registrations are limited per address (`rate_limit_register`), and one that holds
 //!   no grant is deleted after `registration_unused_client_days`.
 //!
@@ -33,6 +34,7 @@ use crate::clients::ClientInput;
 use crate::crypto::{digest_eq, random_token, sha256};
 use crate::error::{Error, Result};
 use crate::model::{Client, ClientKind};
+use crate::outbound::Reach;
 use crate::service::{CoreSettings, Portcullis};
 use crate::throttle::Bucket;
 
@@ -166,17 +168,21 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         Some(keys @ Value::Object(_)) => Some(keys.to_string()),
         Some(_) => return Err(metadata_error("jwks must be a JWK Set (a JSON object)")),
     };
-    // (A client an operator gave one of these is no longer self-registered: see
-    // `update_client_as`.)
-    for server_side in ["jwks_uri", "backchannel_logout_uri"] {
-        if m.get(server_side).is_some() {
+    // Addresses this server will call: a public one (`outbound`), checked again at each
+    // request (a name may lead anywhere), refused now if its host alone says enough.
+    let jwks_uri = m.string("jwks_uri")?;
+    let backchannel_logout_uri = m.string("backchannel_logout_uri")?;
+    for (field, uri) in [
+        ("jwks_uri", &jwks_uri),
+        ("backchannel_logout_uri", &backchannel_logout_uri),
+    ] {
+        let why = uri
+            .as_deref()
+            .and_then(|u| url::Url::parse(u.trim()).ok())
+            .and_then(|u| settings.outbound.refuses_host(Reach::Public, &u));
+        if let Some(why) = why {
             return Err(metadata_error(format!(
-                "{server_side} is not open to clients that register themselves: this server would call an address of anyone's choosing; {}",
-                if server_side == "jwks_uri" {
-                    "register the public keys inline (jwks)"
-                } else {
-                    "ask an operator"
-                }
+                "{field}: {why}; this server calls only public addresses for clients that register themselves"
             )));
         }
     }
@@ -187,13 +193,15 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             "frontchannel_logout_uri is not open to clients that register themselves: the sign-out page would load an address of anyone's choosing; ask an operator",
         ));
     }
-    let has_keys = jwks.is_some();
+    let has_keys = jwks.is_some() || jwks_uri.is_some();
     let kind = match method.as_str() {
         "none" => ClientKind::Public,
         "client_secret_basic" | "client_secret_post" => ClientKind::Confidential,
         "private_key_jwt" if has_keys => ClientKind::Confidential,
         "private_key_jwt" => {
-            return Err(metadata_error("private_key_jwt needs the client's public keys: jwks"));
+            return Err(metadata_error(
+                "private_key_jwt needs the client's public keys: jwks or jwks_uri",
+            ));
         }
         other => {
             return Err(metadata_error(format!(
@@ -204,7 +212,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
     if has_keys && method != "private_key_jwt" {
         // A client with keys authenticates with them here, never with a secret.
         return Err(metadata_error(
-            "jwks is registered with token_endpoint_auth_method private_key_jwt",
+            "jwks and jwks_uri are registered with token_endpoint_auth_method private_key_jwt",
         ));
     }
     // Every algorithm in discovery is taken from every client: one of those is not
@@ -335,12 +343,12 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         id_token_signed_response_alg: m.string("id_token_signed_response_alg")?,
         userinfo_signed_response_alg: m.string("userinfo_signed_response_alg")?,
         jwks,
-        jwks_uri: None,
+        jwks_uri,
         dpop_bound_access_tokens: m.boolean("dpop_bound_access_tokens")?,
         resources: settings.registration_resources.clone(),
         require_pushed_authorization_requests: m.boolean("require_pushed_authorization_requests")?,
         require_signed_request_object: m.boolean("require_signed_request_object")?,
-        backchannel_logout_uri: None,
+        backchannel_logout_uri,
         frontchannel_logout_uri: None,
         subject_type,
         sector_identifier: None,
@@ -737,10 +745,17 @@ mod tests {
                 .contains("sector_identifier_uri")
         );
         for server_side in ["jwks_uri", "backchannel_logout_uri"] {
-            let e =
-                refused(json!({server_side: "https://10.0.0.1/x", "token_endpoint_auth_method": "private_key_jwt"}));
-            assert!(e.starts_with(server_side), "{e}");
+            for private in [
+                "https://10.0.0.1/x",
+                "http://127.0.0.1:8080/x",
+                "https://localhost/x",
+                "https://[fe80::1]/x",
+            ] {
+                let e = refused(json!({server_side: private, "token_endpoint_auth_method": "private_key_jwt"}));
+                assert!(e.starts_with(server_side) && e.contains("public"), "{e}");
+            }
         }
+        assert!(refused(json!({"jwks_uri": "https://rp.example/keys"})).contains("private_key_jwt"));
         assert!(refused(json!({"id_token_encrypted_response_alg": "RSA-OAEP"})).contains("encrypt"));
         assert!(refused(json!({"userinfo_signed_response_alg": 256})).contains("string"));
         assert!(refused(json!({"request_object_signing_alg": "none"})).contains("none"));

@@ -10,18 +10,19 @@
 //! key, or a `404`/`410`, withdraws them; any other failure leaves them usable for
 //! `STALE_LIMIT`.
 //!
-//! The HTTP request itself is a port (`JwksFetcher`): the binary implements it (no
-//! redirects, bounded time and size).
+//! The HTTP request itself is a port (`outbound::Fetcher`): the binary implements it (no
+//! redirects, bounded time and size, public addresses only for a client that registered
+//! itself).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use jsonwebtoken::jwk::Jwk;
 use portcullis_protocol::ClientId;
 
 use crate::jws::{PRIVATE_MEMBERS, check_key};
+use crate::outbound::{Fetcher, JWK_SET, Reach};
 
 /// How long keys read are used without reading them again.
 pub const FRESH: Duration = Duration::from_secs(300);
@@ -32,14 +33,8 @@ pub const STALE_LIMIT: Duration = Duration::from_secs(3600);
 /// The largest JWK Set read.
 pub const MAX_BYTES: usize = 64 * 1024;
 
-/// GETs a client's `jwks_uri`.
-#[async_trait]
-pub trait JwksFetcher: Send + Sync {
-    /// The status and body of the answer to `GET url`, or why there is none (no
-    /// connection, no answer in time, a body over `MAX_BYTES`). Redirects are not
-    /// followed: a `3xx` is an answer like any other.
-    async fn fetch(&self, url: &str) -> Result<(u16, String), String>;
-}
+/// How long a client's host has to answer for its keys: an assertion waits for them.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What was last read for one client.
 struct Entry {
@@ -96,7 +91,7 @@ type KeysAnswer = Result<Arc<Vec<Jwk>>, String>;
 /// The node's cache of clients' published keys.
 pub struct RemoteJwks {
     retry_gap: Duration,
-    fetcher: OnceLock<Arc<dyn JwksFetcher>>,
+    fetcher: OnceLock<Arc<dyn Fetcher>>,
     entries: Entries,
     /// One blocking read at a time per client: requests that need the same keys wait for
     /// it.
@@ -181,19 +176,19 @@ impl RemoteJwks {
     }
 
     /// Installs the HTTP client; the first one installed stays.
-    pub fn set_fetcher(&self, fetcher: Arc<dyn JwksFetcher>) {
+    pub fn set_fetcher(&self, fetcher: Arc<dyn Fetcher>) {
         let _ = self.fetcher.set(fetcher);
     }
 
-    /// The keys published at `url` by client `id`. Those read within `FRESH`, unless
+    /// The keys published at `url` by client `id`, read with `reach`. Those read within `FRESH`, unless
     /// `again` (the known ones did not verify an assertion). Older ones still usable are
     /// answered at once while they are read again in the background; otherwise they are
     /// read now. A read is not started within the retry gap of the last one: the keys
     /// known are used, or the last error given. A read, once started, finishes and is
     /// recorded even if the request that started it is dropped.
-    pub async fn keys(&self, id: &ClientId, url: &str, again: bool) -> KeysAnswer {
+    pub async fn keys(&self, id: &ClientId, url: &str, reach: Reach, again: bool) -> KeysAnswer {
         let started = Instant::now();
-        if let Some(answer) = self.without_waiting(id, url, again, started) {
+        if let Some(answer) = self.without_waiting(id, url, reach, again, started) {
             return answer;
         }
         // Before a read is marked as started: without a client none would ever finish.
@@ -227,12 +222,12 @@ impl RemoteJwks {
             }
             entry.last_attempt = Some(Instant::now());
         }
-        let read = self.spawn_read(fetcher, id, url);
+        let read = self.spawn_read(fetcher, id, url, reach);
         read.await.map_err(|e| format!("the read of the keys failed: {e}"))?
     }
 
     /// The answer from what is known, when the request need not wait for a read.
-    fn without_waiting(&self, id: &ClientId, url: &str, again: bool, now: Instant) -> Option<KeysAnswer> {
+    fn without_waiting(&self, id: &ClientId, url: &str, reach: Reach, again: bool, now: Instant) -> Option<KeysAnswer> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = entries.get_mut(id).filter(|e| e.url == url)?;
         let fresh = entry
@@ -257,7 +252,7 @@ impl RemoteJwks {
         if let Ok(fetcher) = self.fetcher() {
             entry.last_attempt = Some(now);
             drop(entries);
-            self.spawn_read(fetcher, id, url);
+            self.spawn_read(fetcher, id, url, reach);
         }
         Some(Ok(stale))
     }
@@ -269,7 +264,7 @@ impl RemoteJwks {
     }
 
     /// The HTTP client installed, or why there is none.
-    fn fetcher(&self) -> Result<Arc<dyn JwksFetcher>, String> {
+    fn fetcher(&self) -> Result<Arc<dyn Fetcher>, String> {
         self.fetcher
             .get()
             .map(Arc::clone)
@@ -280,13 +275,14 @@ impl RemoteJwks {
     /// keys, or why not.
     fn spawn_read(
         &self,
-        fetcher: Arc<dyn JwksFetcher>,
+        fetcher: Arc<dyn Fetcher>,
         id: &ClientId,
         url: &str,
+        reach: Reach,
     ) -> tokio::task::JoinHandle<KeysAnswer> {
         let (entries, id, url) = (Arc::clone(&self.entries), id.clone(), url.to_owned());
         tokio::spawn(async move {
-            let read = match fetcher.fetch(&url).await {
+            let read = match fetcher.get(&url, JWK_SET, reach, MAX_BYTES, TIMEOUT).await {
                 Ok((status, body)) => read_answer(status, &body),
                 Err(why) => Read::Failed(why),
             };
@@ -379,9 +375,16 @@ mod tests {
         delay: Duration,
     }
 
-    #[async_trait]
-    impl JwksFetcher for Script {
-        async fn fetch(&self, _url: &str) -> Result<(u16, String), String> {
+    #[async_trait::async_trait]
+    impl Fetcher for Script {
+        async fn get(
+            &self,
+            _url: &str,
+            _accept: &'static str,
+            _reach: Reach,
+            _limit: usize,
+            _timeout: Duration,
+        ) -> Result<(u16, String), String> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(self.delay).await;
             let mut answers = self.answers.lock().unwrap();
@@ -400,7 +403,7 @@ mod tests {
             delay,
         });
         let cache = RemoteJwks::new(RETRY_GAP);
-        cache.set_fetcher(Arc::clone(&script) as Arc<dyn JwksFetcher>);
+        cache.set_fetcher(Arc::clone(&script) as Arc<dyn Fetcher>);
         (script, cache)
     }
 
@@ -416,21 +419,27 @@ mod tests {
         let id = ClientId::parse("c").unwrap();
         let kid = |k: Arc<Vec<Jwk>>| k[0].common.key_id.clone().unwrap();
         let calls = || script.calls.load(Ordering::SeqCst);
-        assert_eq!(kid(cache.keys(&id, URL, false).await.unwrap()), "one");
-        assert_eq!(kid(cache.keys(&id, URL, false).await.unwrap()), "one");
+        assert_eq!(kid(cache.keys(&id, URL, Reach::Any, false).await.unwrap()), "one");
+        assert_eq!(kid(cache.keys(&id, URL, Reach::Any, false).await.unwrap()), "one");
         assert_eq!(calls(), 1, "fresh keys are not read again");
         // Asked again at once: within the gap, the keys known.
-        assert_eq!(kid(cache.keys(&id, URL, true).await.unwrap()), "one");
+        assert_eq!(kid(cache.keys(&id, URL, Reach::Any, true).await.unwrap()), "one");
         assert_eq!(calls(), 1);
         // Another URL (the client was edited) is read at once, and fails...
         assert_eq!(
-            cache.keys(&id, "https://c.example/new", false).await.unwrap_err(),
+            cache
+                .keys(&id, "https://c.example/new", Reach::Any, false)
+                .await
+                .unwrap_err(),
             "down"
         );
         assert_eq!(calls(), 2);
         // ... and is not read again within the gap.
         assert_eq!(
-            cache.keys(&id, "https://c.example/new", true).await.unwrap_err(),
+            cache
+                .keys(&id, "https://c.example/new", Reach::Any, true)
+                .await
+                .unwrap_err(),
             "down"
         );
         assert_eq!(calls(), 2);
@@ -442,13 +451,13 @@ mod tests {
         let id = ClientId::parse("c").unwrap();
         // The request gives up halfway through the read.
         assert!(
-            tokio::time::timeout(Duration::from_millis(50), cache.keys(&id, URL, false))
+            tokio::time::timeout(Duration::from_millis(50), cache.keys(&id, URL, Reach::Any, false))
                 .await
                 .is_err()
         );
         // Another at once: no second read within the gap; the first one's keys once done.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let keys = cache.keys(&id, URL, false).await.unwrap();
+        let keys = cache.keys(&id, URL, Reach::Any, false).await.unwrap();
         assert_eq!(keys[0].common.key_id.as_deref(), Some("one"));
         assert_eq!(script.calls.load(Ordering::SeqCst), 1);
     }
@@ -459,15 +468,15 @@ mod tests {
         let id = ClientId::parse("c").unwrap();
         assert!(
             cache
-                .keys(&id, URL, false)
+                .keys(&id, URL, Reach::Any, false)
                 .await
                 .unwrap_err()
                 .contains("no HTTP client")
         );
         // Installed later (a node's start), the next request reads at once.
         let (script, _) = super::tests::cache(vec![set("one")], Duration::ZERO);
-        cache.set_fetcher(Arc::clone(&script) as Arc<dyn JwksFetcher>);
-        let keys = tokio::time::timeout(Duration::from_secs(1), cache.keys(&id, URL, false))
+        cache.set_fetcher(Arc::clone(&script) as Arc<dyn Fetcher>);
+        let keys = tokio::time::timeout(Duration::from_secs(1), cache.keys(&id, URL, Reach::Any, false))
             .await
             .expect("no wait for a read that never started")
             .unwrap();
@@ -478,7 +487,10 @@ mod tests {
     async fn concurrent_requests_share_one_read() {
         let (script, cache) = cache(vec![set("one"), set("two")], Duration::from_millis(100));
         let id = ClientId::parse("c").unwrap();
-        let (a, b) = tokio::join!(cache.keys(&id, URL, false), cache.keys(&id, URL, false));
+        let (a, b) = tokio::join!(
+            cache.keys(&id, URL, Reach::Any, false),
+            cache.keys(&id, URL, Reach::Any, false)
+        );
         assert!(a.is_ok() && b.is_ok());
         assert_eq!(script.calls.load(Ordering::SeqCst), 1);
     }

@@ -71,6 +71,9 @@ pub struct CoreSettings {
     /// Days after which a client that registered itself and holds no grant (nobody
     /// signed in with it, or their grants have ended) is deleted; 0 keeps them.
     pub registration_unused_client_days: u32,
+    /// Networks that are not public but that requests to addresses clients registered
+    /// themselves may reach all the same (`outbound::OutboundPolicy`).
+    pub outbound: crate::outbound::OutboundPolicy,
     /// draft-ietf-oauth-rfc7523bis: a client assertion's `aud` must be the issuer; the
     /// token endpoint's URL and the URL of the endpoint called (OIDC Core §9, RFC 9126 §2)
     /// are refused.
@@ -153,6 +156,7 @@ impl CoreSettings {
             registration_scopes: ScopeSet::parse(crate::registration::DEFAULT_SCOPES).unwrap_or_default(),
             registration_resources: Vec::new(),
             registration_unused_client_days: 30,
+            outbound: crate::outbound::OutboundPolicy::default(),
             strict_client_assertion_audience: false,
             require_dpop_nonce: false,
             resync_interval: std::time::Duration::from_secs(5),

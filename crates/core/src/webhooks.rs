@@ -43,11 +43,13 @@ const MAX_BACKOFF: Duration = Duration::hours(1);
 /// Posts one delivery; the binary implements it with an HTTPS client.
 #[async_trait]
 pub trait WebhookSender: Send + Sync {
-    /// POSTs `body` (JSON) with `headers` to `url` within `timeout`; the HTTP status,
-    /// or why no status was received. Must not follow redirects.
+    /// POSTs `body` with `headers` to `url` within `timeout`, if `reach` permits its
+    /// address (`outbound`); the HTTP status, or why no status was received. Must not
+    /// follow redirects.
     async fn post(
         &self,
         url: &str,
+        reach: crate::outbound::Reach,
         headers: &[(&'static str, String)],
         body: &str,
         timeout: std::time::Duration,
@@ -301,7 +303,9 @@ impl Portcullis {
                     (EVENT_HEADER, d.event_type.clone()),
                     (DELIVERY_HEADER, d.id.to_string()),
                 ];
-                sender.post(&w.url, &headers, &d.payload, cfg.timeout).await
+                sender
+                    .post(&w.url, crate::outbound::Reach::Any, &headers, &d.payload, cfg.timeout)
+                    .await
             }
             _ => Err(DISABLED.to_owned()),
         };

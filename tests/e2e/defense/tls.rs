@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::http::Method;
 use portcullis_cli::config::TlsFiles;
 use portcullis_cli::http_client::{Answer, send};
+use portcullis_core::outbound::{OutboundPolicy, Reach};
 use portcullis_tests::{Backend, both_backends, fresh_database, spawn_with};
 
 use super::pages::assert_page_headers;
@@ -25,6 +26,8 @@ fn trusting(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
 async fn get(tls: &Arc<rustls::ClientConfig>, url: &str) -> Result<Answer, String> {
     send(
         tls,
+        &OutboundPolicy::default(),
+        Reach::Any,
         Method::GET,
         &url::Url::parse(url).unwrap(),
         &[],
@@ -107,6 +110,8 @@ async fn built_in_tls_with_secure_cookies_and_hsts(backend: Backend) {
         .finish();
     let (status, _, body) = send(
         &client,
+        &OutboundPolicy::default(),
+        Reach::Any,
         Method::POST,
         &url::Url::parse(&format!("{base}/token")).unwrap(),
         &[("content-type", "application/x-www-form-urlencoded".to_owned())],

@@ -172,6 +172,7 @@ impl RawConfig {
                 "registration" => self.registration = Some(value),
                 "registration_scopes" => self.registration_scopes = Some(value),
                 "registration_resources" => self.registration_resources = Some(comma_list(&value)),
+                "outbound_allowed_networks" => self.outbound_allowed_networks = Some(comma_list(&value)),
                 "registration_unused_client_days" => self.registration_unused_client_days = Some(int(&value)?),
                 "lockout_threshold" => self.lockout_threshold = Some(int(&value)?),
                 "lockout_base_delay" => self.lockout_base_delay = Some(int(&value)?),

@@ -585,6 +585,23 @@ fn registration_settings() {
     assert_eq!(s.core.registration, RegistrationMode::Open);
     assert_eq!(s.core.registration_unused_client_days, 0);
     assert_eq!(s.core.registration_scopes.as_string(), "notes:read openid");
+    assert!(
+        s.core.outbound.allowed_networks.is_empty(),
+        "public addresses only by default"
+    );
+    let s = load(&[(
+        "PORTCULLIS_OUTBOUND_ALLOWED_NETWORKS",
+        "10.20.0.0/16, fd00::/8,192.168.1.5",
+    )])
+    .unwrap();
+    let nets: Vec<String> = s
+        .core
+        .outbound
+        .allowed_networks
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(nets, ["10.20.0.0/16", "fd00::/8", "192.168.1.5/32"]);
     assert_eq!(
         s.core
             .defense
@@ -603,6 +620,7 @@ fn registration_settings() {
         ("PORTCULLIS_REGISTRATION_RESOURCES", "http://mcp.example/mcp"),
         ("PORTCULLIS_REGISTRATION_UNUSED_CLIENT_DAYS", "-1"),
         ("PORTCULLIS_REGISTRATION_UNUSED_CLIENT_DAYS", "3651"),
+        ("PORTCULLIS_OUTBOUND_ALLOWED_NETWORKS", "10.0.0.0/8, intranet"),
     ] {
         let e = load(&[(key, bad)]).unwrap_err();
         assert_eq!(
