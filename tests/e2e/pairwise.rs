@@ -380,9 +380,9 @@ async fn the_admin_api_sets_and_keeps_the_sector(backend: Backend) {
     app.stop().await;
 }
 
-/// RFC 7591 with OIDC Registration §2 `subject_type`: a self-registered pairwise
-/// client's sector is its redirect URIs' host, always (it cannot keep a sector whose
-/// URIs it has left); `sector_identifier_uri` is not fetched but refused.
+/// RFC 7591 with OIDC Registration §2 `subject_type`: without a `sector_identifier_uri`,
+/// a self-registered pairwise client's sector is its redirect URIs' host, always (it
+/// cannot keep a sector whose URIs it has left).
 async fn a_registered_client_may_ask_for_pairwise_identifiers(backend: Backend) {
     let (url, guard) = portcullis_tests::fresh_database(backend).await;
     let app = portcullis_tests::spawn_with(&url, guard.map(Arc::new), |s| {
@@ -466,10 +466,6 @@ async fn a_registered_client_may_ask_for_pairwise_identifiers(backend: Backend) 
 
     for (body, says) in [
         (
-            json!({"redirect_uris": [REDIRECT], "subject_type": "pairwise", "sector_identifier_uri": "https://rp.example/sector.json"}),
-            "sector_identifier_uri",
-        ),
-        (
             json!({"redirect_uris": [REDIRECT, "https://other.example/cb"], "subject_type": "pairwise"}),
             "several hosts",
         ),
@@ -536,7 +532,162 @@ async fn a_registered_client_may_ask_for_pairwise_identifiers(backend: Backend) 
     app.stop().await;
 }
 
+/// Serves the lists of redirect URIs a `sector_identifier_uri` names: `/{name}` answers
+/// what `lists` holds for it (status and body), 404 otherwise. The base URL.
+async fn list_host(lists: Vec<(&'static str, u16, String)>) -> String {
+    let lists = Arc::new(lists);
+    let app = axum::Router::new().route(
+        "/{name}",
+        axum::routing::get(async move |axum::extract::Path(name): axum::extract::Path<String>| {
+            match lists.iter().find(|(n, _, _)| *n == name) {
+                Some((_, status, body)) => (axum::http::StatusCode::from_u16(*status).unwrap(), body.clone()),
+                None => (axum::http::StatusCode::NOT_FOUND, String::new()),
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+/// OIDC Core §8.1 and Registration §2: a client that registers itself with a
+/// `sector_identifier_uri` (read at a public address: loopback stands in for one here,
+/// allowed by `outbound_allowed_networks`) whose JSON array lists each of its redirect
+/// URIs is pairwise in that URL's host, so clients of other hosts on the same list see a
+/// person alike, and one host's clients do not. A list that leaves a redirect URI out,
+/// is no array, is not there, or sits at an address not allowed, is refused; so is a
+/// list for a client that gets tokens without a redirect.
+async fn a_sector_identifier_uri_gathers_the_hosts_it_lists(backend: Backend) {
+    const OTHER: &str = "https://other.example/cb";
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(Arc::new), |s| {
+        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
+        s.core.outbound.allowed_networks = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let host = list_host(vec![
+        ("sectors.json", 200, json!([REDIRECT, OTHER]).to_string()),
+        ("short.json", 200, json!([REDIRECT]).to_string()),
+        (
+            "object.json",
+            200,
+            json!({"redirect_uris": [REDIRECT, OTHER]}).to_string(),
+        ),
+        ("broken.json", 500, json!([REDIRECT, OTHER]).to_string()),
+    ])
+    .await;
+    let register = |body: Value| {
+        let app = &app;
+        async move {
+            let r = http().post(app.url("/register")).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let listed = |redirects: &[&str], list: &str| {
+        json!({
+            "redirect_uris": redirects,
+            "subject_type": "pairwise",
+            "sector_identifier_uri": format!("{host}/{list}"),
+        })
+    };
+    let (status, one) = register(listed(&[REDIRECT], "sectors.json")).await;
+    assert_eq!(status, 201, "{one}");
+    assert_eq!(one["sector_identifier_uri"], format!("{host}/sectors.json"));
+    assert_eq!(one["subject_type"], "pairwise");
+    // Two hosts: one sector, as the list vouches for both.
+    let (status, both) = register(listed(&[REDIRECT, OTHER], "sectors.json")).await;
+    assert_eq!(status, 201, "{both}");
+    let (status, alone) = register(json!({"redirect_uris": [REDIRECT], "subject_type": "pairwise"})).await;
+    assert_eq!(status, 201, "{alone}");
+    for reg in [&one, &both] {
+        let stored = app
+            .core
+            .get_client(&portcullis_protocol::ClientId::parse(reg["client_id"].as_str().unwrap()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(stored.pairwise_sector.as_deref(), Some("127.0.0.1"));
+    }
+    let alice = app.user("alice", PASSWORD).await;
+    let creds = |reg: &Value| {
+        (
+            reg["client_id"].as_str().unwrap().to_owned(),
+            reg["client_secret"].as_str().unwrap().to_owned(),
+        )
+    };
+    let sub = async |reg: &Value| {
+        let (id, secret) = creds(reg);
+        sub_for(&app, (&id, &secret), "alice").await
+    };
+    let (sub_one, sub_both, sub_alone) = (sub(&one).await, sub(&both).await, sub(&alone).await);
+    assert_eq!(sub_one, sub_both, "one sector");
+    assert_ne!(sub_one, sub_alone, "the redirect host's own sector is another");
+    assert_ne!(sub_one, alice.id.to_string());
+    // Read again on a replacement (RFC 7592), which keeps the sector and so the grants.
+    let (id, _) = creds(&both);
+    let r = http()
+        .put(both["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(both["registration_access_token"].as_str().unwrap())
+        .json(&{
+            let mut body = listed(&[REDIRECT, OTHER], "sectors.json");
+            body["client_id"] = json!(id);
+            body
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["sector_identifier_uri"],
+        format!("{host}/sectors.json")
+    );
+
+    let refusals = [
+        (
+            listed(&[REDIRECT, OTHER], "short.json"),
+            "does not list the redirect URI https://other.example/cb",
+        ),
+        (listed(&[REDIRECT], "object.json"), "not a JSON array"),
+        (listed(&[REDIRECT], "broken.json"), "answered 500"),
+        (listed(&[REDIRECT], "missing.json"), "answered 404"),
+        (
+            {
+                let mut body = listed(&[REDIRECT], "sectors.json");
+                body["sector_identifier_uri"] =
+                    json!(format!("{}/sectors.json", host.replace("127.0.0.1", "127.0.0.2")));
+                body
+            },
+            "127.0.0.2 is not a public address",
+        ),
+        (
+            {
+                let mut body = listed(&[REDIRECT], "sectors.json");
+                body["grant_types"] = json!(["authorization_code", "urn:ietf:params:oauth:grant-type:device_code"]);
+                body["token_endpoint_auth_method"] = json!("none");
+                body
+            },
+            "no device grant",
+        ),
+        (
+            {
+                let mut body = listed(&[REDIRECT], "sectors.json");
+                body["sector_identifier_uri"] = json!("ftp://rp.example/sectors.json");
+                body
+            },
+            "sector_identifier_uri",
+        ),
+    ];
+    for (body, says) in refusals {
+        let (status, e) = register(body.clone()).await;
+        assert_eq!(status, 400, "{body}: {e}");
+        assert_eq!(e["error"], "invalid_client_metadata", "{e}");
+        assert!(e["error_description"].as_str().unwrap().contains(says), "{says}: {e}");
+    }
+    app.stop().await;
+}
+
 both_backends!(
+    a_sector_identifier_uri_gathers_the_hosts_it_lists,
     a_pairwise_client_sees_people_under_its_sector_identifier,
     hints_are_read_in_the_clients_terms,
     the_admin_api_sets_and_keeps_the_sector,

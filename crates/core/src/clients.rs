@@ -78,6 +78,11 @@ pub struct ClientInput {
     /// its redirect URIs name (loopback aside), or, when they name none, the client
     /// alone. Changing it changes every `sub` the client sees. Ignored with `public`.
     pub sector_identifier: Option<String>,
+    /// OIDC Core §8.1: the https URL of the JSON array of redirect URIs a client that
+    /// registers itself names (RFC 7591 registration reads and checks it first, and names
+    /// its host as `sector_identifier`). Operators name a `sector_identifier` instead; on
+    /// their edits the client keeps the one it has while its sector stays.
+    pub sector_identifier_uri: Option<String>,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -104,6 +109,7 @@ struct ValidClient {
     resources: Vec<String>,
     backchannel_logout_uri: Option<String>,
     frontchannel_logout_uri: Option<String>,
+    sector_identifier_uri: Option<String>,
     subjects: Subjects,
 }
 
@@ -273,7 +279,7 @@ pub fn parse_resource(raw: &str) -> Result<String> {
 /// An absolute https URI (http only on a loopback host), written as RFC 3986 has it,
 /// without fragment, user or password: an API (`resources`), a `jwks_uri`, a
 /// `backchannel_logout_uri`.
-fn parse_https_uri(field: &'static str, raw: &str) -> Result<String> {
+pub(crate) fn parse_https_uri(field: &'static str, raw: &str) -> Result<String> {
     if raw.len() > 2000 {
         return Err(Error::invalid(field, "each must be at most 2000 characters"));
     }
@@ -543,6 +549,10 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         resources,
         backchannel_logout_uri,
         frontchannel_logout_uri,
+        sector_identifier_uri: match input.sector_identifier_uri.as_deref().map(str::trim) {
+            Some(raw) if !raw.is_empty() => Some(parse_https_uri("sector_identifier_uri", raw)?),
+            _ => None,
+        },
         subjects: Subjects::parse(input)?,
     })
 }
@@ -655,6 +665,7 @@ impl Portcullis {
             self_registered: registration_token_hash.is_some(),
             registration_token_hash,
             pairwise_sector,
+            sector_identifier_uri: v.sector_identifier_uri,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -744,6 +755,14 @@ impl Portcullis {
         client.require_signed_request_object = input.require_signed_request_object;
         client.backchannel_logout_uri = v.backchannel_logout_uri;
         client.frontchannel_logout_uri = v.frontchannel_logout_uri;
+        client.sector_identifier_uri = match editor {
+            // It still names the sector it was read for, or nothing.
+            Editor::Operator if client.pairwise_sector == before.pairwise_sector => {
+                before.sector_identifier_uri.clone()
+            }
+            Editor::Operator => None,
+            Editor::Registration { .. } => v.sector_identifier_uri,
+        };
         let mut secret = None;
         match editor {
             // An operator's edit takes a self-registered client's registration over: its

@@ -98,6 +98,9 @@ pub struct Client {
     /// loads in a hidden iframe (with `iss` and `sid`); on the origin of one of its
     /// redirect URIs.
     pub frontchannel_logout_uri: Option<String>,
+    /// OIDC Core §8.1: the URL of the JSON array of redirect URIs a pairwise client
+    /// registered itself with (read and checked then); its host is `pairwise_sector`.
+    pub sector_identifier_uri: Option<String>,
     /// RFC 7591 and RFC 7592: SHA-256 of the registration access token of a client that
     /// registered itself at `/register`; `None` for clients an operator registered.
     pub registration_token_hash: Option<Digest>,

@@ -38,6 +38,11 @@ use crate::outbound::Reach;
 use crate::service::{CoreSettings, Portcullis};
 use crate::throttle::Bucket;
 
+/// The largest list read at a `sector_identifier_uri`.
+const SECTOR_LIST_MAX_BYTES: usize = 64 * 1024;
+/// How long its host has to answer: the registration waits for it.
+const SECTOR_LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Whether clients may register themselves (setting `registration`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RegistrationMode {
@@ -238,13 +243,6 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             "subject_type {other} is not supported; use public or pairwise"
         )));
     }
-    // OIDC Core §8.1: fetching it would be a request to an address of anyone's choosing
-    // (as jwks_uri). The sector of a pairwise client is its redirect URIs' one host.
-    if m.get("sector_identifier_uri").is_some() {
-        return Err(metadata_error(
-            "sector_identifier_uri is not supported: a pairwise client's sector is the host of its redirect URIs, which must then name one host",
-        ));
-    }
     if m.boolean("tls_client_certificate_bound_access_tokens")? {
         return Err(metadata_error(
             "tls_client_certificate_bound_access_tokens: use DPoP (dpop_bound_access_tokens) instead",
@@ -297,6 +295,25 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         }
     };
     let redirect_uris = m.strings("redirect_uris")?.unwrap_or_default();
+    // OIDC Core §8.1: read by `read_sector_identifier_uri`, at a public address.
+    let sector_identifier_uri = m.string("sector_identifier_uri")?;
+    if let Some(uri) = &sector_identifier_uri {
+        let url =
+            crate::clients::parse_https_uri("sector_identifier_uri", uri.trim()).map_err(as_registration_error)?;
+        let url = url::Url::parse(&url).map_err(|e| metadata_error(format!("sector_identifier_uri: {e}")))?;
+        if let Some(why) = settings.outbound.refuses_host(Reach::Public, &url) {
+            return Err(metadata_error(format!(
+                "sector_identifier_uri: {why}; this server reads only public addresses for clients that register themselves"
+            )));
+        }
+        // Its list vouches for redirect URIs: a client that gets tokens without one could
+        // take any host's sector whose list it can read.
+        if redirect_uris.is_empty() || grant_types.iter().any(|g| g == GrantType::DeviceCode.as_str()) {
+            return Err(metadata_error(
+                "sector_identifier_uri is for clients whose tokens reach them at redirect URIs only: register redirect_uris, and no device grant",
+            ));
+        }
+    }
     let post_logout_redirect_uris = m.strings("post_logout_redirect_uris")?.unwrap_or_default();
     // Not this server's own host: a redirect there could lead on anywhere (its own
     // `/logout`, `/authorize` with another client), under its name.
@@ -352,6 +369,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         frontchannel_logout_uri: None,
         subject_type,
         sector_identifier: None,
+        sector_identifier_uri,
         if_revision: None,
     })
 }
@@ -425,6 +443,10 @@ pub fn registration_response(settings: &CoreSettings, r: &Registered) -> Value {
     put("logo_uri", c.logo_uri.clone().map(Value::String));
     put("policy_uri", c.policy_uri.clone().map(Value::String));
     put("jwks_uri", c.jwks_uri.clone().map(Value::String));
+    put(
+        "sector_identifier_uri",
+        c.sector_identifier_uri.clone().map(Value::String),
+    );
     put("jwks", c.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok()));
     put(
         "backchannel_logout_uri",
@@ -482,7 +504,8 @@ impl Portcullis {
             }
             _ => None,
         };
-        let input = to_input(metadata, &self.settings)?;
+        let mut input = to_input(metadata, &self.settings)?;
+        self.read_sector_identifier_uri(&mut input).await?;
         // Spent only for a registration that is otherwise good (a refused one keeps its
         // use), and before the client exists (of two racing for the last use, one waits
         // for nothing).
@@ -511,6 +534,53 @@ impl Portcullis {
             secret,
             token: Some(token),
         })
+    }
+
+    /// OIDC Core §8.1 and Registration §5: the JSON array at the client's
+    /// `sector_identifier_uri` (read at a public address, `outbound`) must list each of
+    /// its redirect URIs; the URL's host is then the sector of a pairwise client, which
+    /// may so share one with clients of other hosts the same list vouches for.
+    async fn read_sector_identifier_uri(&self, input: &mut ClientInput) -> Result<()> {
+        let Some(uri) = input.sector_identifier_uri.as_deref().map(str::trim) else {
+            return Ok(());
+        };
+        let host = url::Url::parse(uri)
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| h.trim_end_matches('.').trim_matches(['[', ']']).to_ascii_lowercase())
+            })
+            .ok_or_else(|| metadata_error("sector_identifier_uri: must be an https URL with a host"))?;
+        let unreadable = |why: String| metadata_error(format!("sector_identifier_uri could not be read: {why}"));
+        let fetcher = self.remote_jwks.fetcher().map_err(unreadable)?;
+        let (status, body) = fetcher
+            .get(
+                uri,
+                crate::outbound::JSON,
+                Reach::Public,
+                SECTOR_LIST_MAX_BYTES,
+                SECTOR_LIST_TIMEOUT,
+            )
+            .await
+            .map_err(unreadable)?;
+        if status != 200 {
+            return Err(unreadable(format!("it answered {status}, not 200")));
+        }
+        let listed: Vec<String> = serde_json::from_str(&body)
+            .map_err(|_| unreadable("its answer is not a JSON array of redirect URIs".into()))?;
+        if let Some(missing) = input
+            .redirect_uris
+            .iter()
+            .find(|r| !listed.iter().any(|l| l == r.trim()))
+        {
+            return Err(metadata_error(format!(
+                "sector_identifier_uri does not list the redirect URI {missing}"
+            )));
+        }
+        if input.subject_type.as_deref().map(str::trim) == Some("pairwise") {
+            input.sector_identifier = Some(host);
+        }
+        Ok(())
     }
 
     /// The client `id` names, if it registered itself (RFC 7591); `None` otherwise (an
@@ -633,6 +703,7 @@ impl Portcullis {
         }
         input.resources = client.resources.clone();
         input.if_revision = Some(client.revision);
+        self.read_sector_identifier_uri(&mut input).await?;
         let actor = Actor::new(format!("registration:{}", client.id.as_str()), ip.map(str::to_owned));
         // The new token, and a secret for a client moving from keys to one, are written
         // with the change: an answer lost is a change with its token, never half of one.

@@ -264,7 +264,8 @@ impl RemoteJwks {
     }
 
     /// The HTTP client installed, or why there is none.
-    fn fetcher(&self) -> Result<Arc<dyn Fetcher>, String> {
+    /// The HTTP client installed, which reads the other documents clients publish too.
+    pub(crate) fn fetcher(&self) -> Result<Arc<dyn Fetcher>, String> {
         self.fetcher
             .get()
             .map(Arc::clone)

@@ -26,6 +26,7 @@ pub(super) async fn client_roundtrip_and_conflict<S: Store>(s: S) {
     p.logo_uri = None;
     p.require_signed_request_object = false;
     p.backchannel_logout_uri = None;
+    p.sector_identifier_uri = None;
     s.insert_client(&p).await.unwrap();
     assert_eq!(s.get_client(&p.id).await.unwrap(), Some(p));
 
@@ -52,6 +53,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.backchannel_logout_uri = None;
     changed.pairwise_sector = None;
     changed.frontchannel_logout_uri = None;
+    changed.sector_identifier_uri = None;
     changed.userinfo_signed_response_alg = Some(SigningAlg::EdDSA);
     changed.disabled = true;
     changed.updated_at = T0 + secs(100);
@@ -96,6 +98,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     late.backchannel_logout_uri = Some("http://127.0.0.1:9000/logout".into());
     late.pairwise_sector = Some("other.example".into());
     late.frontchannel_logout_uri = Some("http://127.0.0.1:8080/fc".into());
+    late.sector_identifier_uri = Some("https://other.example/sectors.json".into());
     s.update_client(&late, &[]).await.unwrap();
     let stored = s.get_client(&c.id).await.unwrap().unwrap();
     assert_eq!(
@@ -105,7 +108,8 @@ pub(super) async fn client_update<S: Store>(s: S) {
             stored.require_signed_request_object,
             stored.backchannel_logout_uri.as_deref(),
             stored.pairwise_sector.as_deref(),
-            stored.frontchannel_logout_uri.as_deref()
+            stored.frontchannel_logout_uri.as_deref(),
+            stored.sector_identifier_uri.as_deref()
         ),
         (
             "Late",
@@ -113,7 +117,8 @@ pub(super) async fn client_update<S: Store>(s: S) {
             true,
             Some("http://127.0.0.1:9000/logout"),
             Some("other.example"),
-            Some("http://127.0.0.1:8080/fc")
+            Some("http://127.0.0.1:8080/fc"),
+            Some("https://other.example/sectors.json")
         )
     );
 

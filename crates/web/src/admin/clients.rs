@@ -217,6 +217,8 @@ impl ClientFields {
             frontchannel_logout_uri: optional_text(&self.frontchannel_logout_uri),
             subject_type: optional_text(&self.subject_type),
             sector_identifier: optional_text(&self.sector_identifier),
+            // Operators name the sector; the list is a self-registering client's.
+            sector_identifier_uri: None,
             if_revision: match self.revision.trim() {
                 "" => None,
                 r => Some(
@@ -758,6 +760,7 @@ mod tests {
             registration_token_hash: None,
             self_registered: false,
             pairwise_sector: None,
+            sector_identifier_uri: None,
             frontchannel_logout_uri: None,
             userinfo_signed_response_alg: None,
             disabled: false,

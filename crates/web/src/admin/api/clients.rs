@@ -147,6 +147,8 @@ impl ClientBody {
             userinfo_signed_response_alg: self.userinfo_signed_response_alg,
             subject_type: self.subject_type,
             sector_identifier: self.sector_identifier,
+            // Operators name the sector; the list is a self-registering client's.
+            sector_identifier_uri: None,
             if_revision: self.revision,
         })
     }

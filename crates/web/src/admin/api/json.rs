@@ -43,6 +43,7 @@ pub fn client(c: &Client) -> Value {
         "require_signed_request_object": c.require_signed_request_object,
         "backchannel_logout_uri": c.backchannel_logout_uri,
         "frontchannel_logout_uri": c.frontchannel_logout_uri,
+        "sector_identifier_uri": c.sector_identifier_uri,
         "userinfo_signed_response_alg": c.userinfo_signed_response_alg.map(|a| a.as_str()),
         "subject_type": if c.pairwise_sector.is_some() { "pairwise" } else { "public" },
         "sector_identifier": c.pairwise_sector,
