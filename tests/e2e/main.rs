@@ -27,6 +27,7 @@ mod frontchannel;
 mod id_token_algs;
 mod initial_tokens;
 mod jwks_uri;
+mod jwt_introspection;
 mod multinode;
 mod pairwise;
 mod par;

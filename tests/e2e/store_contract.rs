@@ -173,6 +173,7 @@ fn client(id: &str, name: &str) -> Client {
         // Set here; `client_update` also stores none and sets it back.
         frontchannel_logout_uri: Some("https://app.example/frontchannel-logout".into()),
         sector_identifier_uri: Some("https://app.example/sectors.json".into()),
+        introspection_signed_response_alg: Some(SigningAlg::ES256),
         // Set here; `client_update` also stores another.
         userinfo_signed_response_alg: Some(SigningAlg::RS256),
         disabled: false,

@@ -181,6 +181,11 @@ pub struct ClientCreate {
     /// plain JSON.
     #[arg(long = "userinfo-alg")]
     pub userinfo_alg: Option<String>,
+    /// Sign the JWTs that answer the client at /introspect when it asks for them (RFC
+    /// 9701, `introspection_signed_response_alg`) with this algorithm: RS256 (the
+    /// default) or the server's signing_alg.
+    #[arg(long = "introspection-alg")]
+    pub introspection_alg: Option<String>,
     /// Give the client pairwise subject identifiers (OpenID Connect Core §8.1): it sees
     /// each person under an identifier of its sector's own.
     #[arg(long)]
@@ -341,6 +346,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "backchannel_logout_uri": c.backchannel_logout_uri,
         "frontchannel_logout_uri": c.frontchannel_logout_uri,
         "userinfo_signed_response_alg": c.userinfo_signed_response_alg.map(|a| a.as_str()),
+        "introspection_signed_response_alg": c.introspection_signed_response_alg.map_or("RS256", |a| a.as_str()),
         "subject_type": if c.pairwise_sector.is_some() { "pairwise" } else { "public" },
         "sector_identifier": c.pairwise_sector,
         "disabled": c.disabled,
@@ -372,6 +378,9 @@ fn print_client(c: &Client) {
     }
     if let Some(alg) = c.userinfo_signed_response_alg {
         println!("userinfo_signed_response_alg: {alg}");
+    }
+    if let Some(alg) = c.introspection_signed_response_alg {
+        println!("introspection_signed_response_alg: {alg}");
     }
     if let Some(sector) = &c.pairwise_sector {
         println!("subject_type:  pairwise (sector {sector})");
@@ -549,6 +558,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 backchannel_logout_uri: c.backchannel_logout_uri,
                 frontchannel_logout_uri: c.frontchannel_logout_uri,
                 userinfo_signed_response_alg: c.userinfo_alg,
+                introspection_signed_response_alg: c.introspection_alg,
                 subject_type: c.pairwise.then(|| "pairwise".to_owned()),
                 sector_identifier: c.sector_identifier,
                 ..Default::default()

@@ -46,6 +46,10 @@ pub struct ClientInput {
     /// OIDC Registration §2: blank or absent for plain JSON from UserInfo, or an algorithm
     /// the server signs ID tokens with (RS256 and `signing_alg`) for a signed JWT.
     pub userinfo_signed_response_alg: Option<String>,
+    /// RFC 9701 §6: `RS256` (the default when empty or absent), or the server's
+    /// `signing_alg`, for the JWTs that answer the client at `/introspect` when it asks
+    /// for `application/token-introspection+jwt`.
+    pub introspection_signed_response_alg: Option<String>,
     /// A confidential client's public keys, a JWK Set (JSON), for `private_key_jwt`
     /// instead of a secret; blank or absent for none. On an edit it replaces the keys:
     /// registering keys ends the secret, removing them leaves the client without a way to
@@ -104,6 +108,7 @@ struct ValidClient {
     policy_uri: Option<String>,
     id_token_signed_response_alg: Option<SigningAlg>,
     userinfo_signed_response_alg: Option<SigningAlg>,
+    introspection_signed_response_alg: Option<SigningAlg>,
     jwks: Option<String>,
     jwks_uri: Option<String>,
     resources: Vec<String>,
@@ -543,6 +548,11 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         logo_uri: parse_optional_url("logo_uri", &input.logo_uri)?,
         policy_uri: parse_optional_url("policy_uri", &input.policy_uri)?,
         id_token_signed_response_alg: id_token_alg(input.id_token_signed_response_alg.as_deref(), id_token_algs)?,
+        introspection_signed_response_alg: rs256_by_default(
+            "introspection_signed_response_alg",
+            input.introspection_signed_response_alg.as_deref(),
+            id_token_algs,
+        )?,
         userinfo_signed_response_alg: userinfo_alg(input.userinfo_signed_response_alg.as_deref(), id_token_algs)?,
         jwks,
         jwks_uri,
@@ -560,15 +570,20 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
 /// The registered ID token algorithm: `None` for the default (RS256), which is how RS256
 /// is stored too, so a client that names it follows the default.
 fn id_token_alg(raw: Option<&str>, available: &[SigningAlg]) -> Result<Option<SigningAlg>> {
-    const FIELD: &str = "id_token_signed_response_alg";
+    rs256_by_default("id_token_signed_response_alg", raw, available)
+}
+
+/// A registered algorithm whose default is RS256 (ID tokens, RFC 9701 introspection
+/// responses): `None` for the default, which is how RS256 is stored too.
+fn rs256_by_default(field: &'static str, raw: Option<&str>, available: &[SigningAlg]) -> Result<Option<SigningAlg>> {
     let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     let listed = || available.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
-    let alg = SigningAlg::parse(raw).map_err(|_| Error::invalid(FIELD, format!("must be one of {}", listed())))?;
+    let alg = SigningAlg::parse(raw).map_err(|_| Error::invalid(field, format!("must be one of {}", listed())))?;
     if !available.contains(&alg) {
         return Err(Error::invalid(
-            FIELD,
+            field,
             format!(
                 "this server signs with {} only (set signing_alg to use {})",
                 listed(),
@@ -654,6 +669,7 @@ impl Portcullis {
             policy_uri: v.policy_uri,
             id_token_signed_response_alg: v.id_token_signed_response_alg,
             userinfo_signed_response_alg: v.userinfo_signed_response_alg,
+            introspection_signed_response_alg: v.introspection_signed_response_alg,
             jwks: v.jwks,
             jwks_uri: v.jwks_uri,
             dpop_bound_access_tokens: input.dpop_bound_access_tokens,
@@ -743,6 +759,7 @@ impl Portcullis {
         client.policy_uri = v.policy_uri;
         client.id_token_signed_response_alg = v.id_token_signed_response_alg;
         client.userinfo_signed_response_alg = v.userinfo_signed_response_alg;
+        client.introspection_signed_response_alg = v.introspection_signed_response_alg;
         if v.jwks.is_some() || v.jwks_uri.is_some() {
             // private_key_jwt only: the secret stops working.
             client.secret_hash = None;
@@ -823,6 +840,10 @@ impl Portcullis {
             (
                 "userinfo_signed_response_alg",
                 before.userinfo_signed_response_alg != client.userinfo_signed_response_alg,
+            ),
+            (
+                "introspection_signed_response_alg",
+                before.introspection_signed_response_alg != client.introspection_signed_response_alg,
             ),
             ("jwks", before.jwks != client.jwks),
             ("jwks_uri", before.jwks_uri != client.jwks_uri),

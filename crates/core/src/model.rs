@@ -72,6 +72,10 @@ pub struct Client {
     /// with a JWT signed so (`application/jwt`); `None` for plain JSON (no default
     /// algorithm here: unsigned is the default).
     pub userinfo_signed_response_alg: Option<SigningAlg>,
+    /// RFC 9701 §6 `introspection_signed_response_alg`: how the JWTs that answer this
+    /// client at `/introspect` (when it asks for them) are signed; `None` is the default,
+    /// RS256.
+    pub introspection_signed_response_alg: Option<SigningAlg>,
     /// The public keys (a JWK Set, compact JSON) of a confidential client that
     /// authenticates with `private_key_jwt` (RFC 7523 §2.2) instead of a secret; such a
     /// client has no `secret_hash`.

@@ -83,7 +83,7 @@ pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
 const UNNAMED: &str = "Unnamed application";
 
 /// Metadata naming encryption: this server neither encrypts nor decrypts JWTs.
-const ENCRYPTION_METADATA: [&str; 8] = [
+const ENCRYPTION_METADATA: [&str; 10] = [
     "id_token_encrypted_response_alg",
     "id_token_encrypted_response_enc",
     "userinfo_encrypted_response_alg",
@@ -92,6 +92,8 @@ const ENCRYPTION_METADATA: [&str; 8] = [
     "request_object_encryption_enc",
     "authorization_encrypted_response_alg",
     "authorization_encrypted_response_enc",
+    "introspection_encrypted_response_alg",
+    "introspection_encrypted_response_enc",
 ];
 
 /// A registration as it stands after a write: the client, and what exists in clear only
@@ -359,6 +361,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         policy_uri: m.string("policy_uri")?,
         id_token_signed_response_alg: m.string("id_token_signed_response_alg")?,
         userinfo_signed_response_alg: m.string("userinfo_signed_response_alg")?,
+        introspection_signed_response_alg: m.string("introspection_signed_response_alg")?,
         jwks,
         jwks_uri,
         dpop_bound_access_tokens: m.boolean("dpop_bound_access_tokens")?,
@@ -418,6 +421,10 @@ pub fn registration_response(settings: &CoreSettings, r: &Registered) -> Value {
         "subject_type": if c.pairwise_sector.is_some() { "pairwise" } else { "public" },
         "id_token_signed_response_alg": c
             .id_token_signed_response_alg
+            .unwrap_or(crate::service::ID_TOKEN_ALG)
+            .as_str(),
+        "introspection_signed_response_alg": c
+            .introspection_signed_response_alg
             .unwrap_or(crate::service::ID_TOKEN_ALG)
             .as_str(),
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,

@@ -15,6 +15,10 @@ use crate::jwt::{verify_access_token, verify_access_token_with_kid};
 use crate::model::{Client, ClientKind, Revocation, RevocationTarget};
 use crate::service::Portcullis;
 
+/// RFC 9701 §5: the `typ` of an introspection response JWT (its media type,
+/// `application/token-introspection+jwt`, without `application/`).
+pub const INTROSPECTION_JWT_TYP: &str = "token-introspection+jwt";
+
 impl Portcullis {
     /// Revokes the grant `id` at `now`: its refresh tokens are deleted and its access
     /// tokens denied until the longest of them would have expired, on this node at once
@@ -211,6 +215,36 @@ impl Portcullis {
             token_type: Some("refresh_token".into()),
             ..Default::default()
         }))
+    }
+
+    /// RFC 9701 §5: `response` (the introspection answer to `client`) as a JWT signed
+    /// with the client's `introspection_signed_response_alg` (RS256 by default), typed
+    /// `token-introspection+jwt`, for `client` (`aud`), with the answer in
+    /// `token_introspection` and no `sub` or `exp` of its own, so it cannot pass for an
+    /// access token or an ID token (§8.1).
+    pub async fn introspection_jwt(&self, client: &Client, response: &IntrospectionResponse) -> Result<String> {
+        let alg = client
+            .introspection_signed_response_alg
+            .unwrap_or(crate::service::ID_TOKEN_ALG);
+        let claims = serde_json::json!({
+            "iss": self.settings.issuer,
+            "aud": client.id.as_str(),
+            "iat": self.now().unix_timestamp(),
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "token_introspection": response,
+        });
+        let ring = self.keys.ring();
+        if ring.signer(alg).is_none() {
+            // `signing_alg` changed and its keys were retired: as for ID tokens.
+            return Err(Error::Unexpected(format!(
+                "client {} registered {alg} introspection responses, and this server has no active {alg} key: \
+                 edit the client or set signing_alg to {alg}",
+                client.id.as_str()
+            )));
+        }
+        self.signer
+            .run(move || crate::jwt::sign(&ring, alg, INTROSPECTION_JWT_TYP, &claims))
+            .await?
     }
 
     /// OIDC Core §5.3: claims about the user the access token was issued for, as plain

@@ -53,6 +53,10 @@ pub struct ServerMetadata {
     /// registers one with `userinfo_signed_response_alg`).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub userinfo_signing_alg_values_supported: Vec<String>,
+    /// RFC 9701 §7: the algorithms introspection answers asked for as JWTs may be signed
+    /// with (a client registers one with `introspection_signed_response_alg`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub introspection_signing_alg_values_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub revocation_endpoint_auth_methods_supported: Vec<String>,

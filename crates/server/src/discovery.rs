@@ -70,6 +70,12 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
             .into_iter()
             .map(|a| a.as_str().to_owned())
             .collect(),
+        // RFC 9701: RS256 (the default) and `signing_alg`, as for ID tokens.
+        introspection_signing_alg_values_supported: settings
+            .id_token_algs()
+            .into_iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
         token_endpoint_auth_methods_supported: client_auth.clone(),
         revocation_endpoint_auth_methods_supported: client_auth,
         introspection_endpoint_auth_methods_supported: s(&[

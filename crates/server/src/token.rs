@@ -144,5 +144,36 @@ pub async fn introspect_post(
         .core
         .introspect(&client, &request.token, request.token_type_hint)
         .await?;
-    Ok(no_store(Json(response).into_response()))
+    if !accepts(&headers, INTROSPECTION_JWT) {
+        return Ok(no_store(Json(response).into_response()));
+    }
+    // RFC 9701 §4: the resource server asked for a signed answer.
+    let core = Arc::clone(&state.core);
+    let jwt = to_completion(async move { core.introspection_jwt(&client, &response).await }).await?;
+    Ok(no_store(
+        ([(header::CONTENT_TYPE, INTROSPECTION_JWT)], jwt).into_response(),
+    ))
+}
+
+/// RFC 9701 §4: the media type of a signed introspection answer.
+const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";
+
+/// Whether an `Accept` header of the request names `media_type` (RFC 9110 §12.5.1: any
+/// case, parameters aside) with a quality above 0.
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let named = parts.next().is_some_and(|t| t.eq_ignore_ascii_case(media_type));
+            let refused = parts.any(|p| {
+                p.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("q") && v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+                })
+            });
+            named && !refused
+        })
 }

@@ -22,7 +22,8 @@ macro_rules! client_columns {
          policy_uri, disabled, created_at, updated_at, revision, id_token_signed_response_alg, jwks, \
          dpop_bound_access_tokens, resources, require_pushed_authorization_requests, jwks_uri, \
          require_signed_request_object, backchannel_logout_uri, registration_token_hash, self_registered, \
-         pairwise_sector, frontchannel_logout_uri, userinfo_signed_response_alg, sector_identifier_uri"
+         pairwise_sector, frontchannel_logout_uri, userinfo_signed_response_alg, sector_identifier_uri, \
+         introspection_signed_response_alg"
     };
 }
 
@@ -61,6 +62,7 @@ struct ClientRow {
     frontchannel_logout_uri: Option<String>,
     userinfo_signed_response_alg: Option<String>,
     sector_identifier_uri: Option<String>,
+    introspection_signed_response_alg: Option<String>,
 }
 
 impl ClientRow {
@@ -114,6 +116,10 @@ impl ClientRow {
                 self.userinfo_signed_response_alg,
             )?,
             sector_identifier_uri: self.sector_identifier_uri,
+            introspection_signed_response_alg: alg(
+                "clients.introspection_signed_response_alg",
+                self.introspection_signed_response_alg,
+            )?,
         })
     }
 }
@@ -125,7 +131,7 @@ fn alg(column: &str, stored: Option<String>) -> StoreResult<Option<SigningAlg>> 
         .transpose()
 }
 
-/// Binds `$1`–`$32`: every column but `created_at`, in the order of the statements below.
+/// Binds `$1`–`$33`: every column but `created_at`, in the order of the statements below.
 fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Sqlite, SqliteArguments<'static>>> {
     Ok(sqlx::query(sql)
         .bind(c.id.as_str().to_owned())
@@ -161,7 +167,8 @@ fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Sqli
         .bind(c.pairwise_sector.clone())
         .bind(c.frontchannel_logout_uri.clone())
         .bind(c.userinfo_signed_response_alg.map(SigningAlg::as_str))
-        .bind(c.sector_identifier_uri.clone()))
+        .bind(c.sector_identifier_uri.clone())
+        .bind(c.introspection_signed_response_alg.map(SigningAlg::as_str)))
 }
 
 const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
@@ -169,9 +176,10 @@ const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect
      logo_uri, policy_uri, disabled, updated_at, revision, id_token_signed_response_alg, jwks, \
      dpop_bound_access_tokens, resources, require_pushed_authorization_requests, jwks_uri, \
      require_signed_request_object, backchannel_logout_uri, registration_token_hash, self_registered, \
-     pairwise_sector, frontchannel_logout_uri, userinfo_signed_response_alg, sector_identifier_uri, created_at) \
+     pairwise_sector, frontchannel_logout_uri, userinfo_signed_response_alg, sector_identifier_uri, \
+     introspection_signed_response_alg, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
-     $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)";
+     $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)";
 
 const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4, redirect_uris = $5, \
      post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, require_pkce = $10, \
@@ -181,7 +189,7 @@ const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4,
      require_pushed_authorization_requests = $23, jwks_uri = $24, require_signed_request_object = $25, \
      backchannel_logout_uri = $26, registration_token_hash = $27, self_registered = $28, \
      pairwise_sector = $29, frontchannel_logout_uri = $30, userinfo_signed_response_alg = $31, \
-     sector_identifier_uri = $32 WHERE id = $1 AND revision = $18";
+     sector_identifier_uri = $32, introspection_signed_response_alg = $33 WHERE id = $1 AND revision = $18";
 
 /// Replaces the client's row (every field but `id` and `created_at`) if its revision is
 /// still `client.revision`, and counts the revision up; `Stale` if it is not, `NotFound` if

@@ -54,6 +54,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.pairwise_sector = None;
     changed.frontchannel_logout_uri = None;
     changed.sector_identifier_uri = None;
+    changed.introspection_signed_response_alg = None;
     changed.userinfo_signed_response_alg = Some(SigningAlg::EdDSA);
     changed.disabled = true;
     changed.updated_at = T0 + secs(100);
@@ -99,6 +100,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     late.pairwise_sector = Some("other.example".into());
     late.frontchannel_logout_uri = Some("http://127.0.0.1:8080/fc".into());
     late.sector_identifier_uri = Some("https://other.example/sectors.json".into());
+    late.introspection_signed_response_alg = Some(SigningAlg::EdDSA);
     s.update_client(&late, &[]).await.unwrap();
     let stored = s.get_client(&c.id).await.unwrap().unwrap();
     assert_eq!(
@@ -109,7 +111,8 @@ pub(super) async fn client_update<S: Store>(s: S) {
             stored.backchannel_logout_uri.as_deref(),
             stored.pairwise_sector.as_deref(),
             stored.frontchannel_logout_uri.as_deref(),
-            stored.sector_identifier_uri.as_deref()
+            stored.sector_identifier_uri.as_deref(),
+            stored.introspection_signed_response_alg,
         ),
         (
             "Late",
@@ -118,7 +121,8 @@ pub(super) async fn client_update<S: Store>(s: S) {
             Some("http://127.0.0.1:9000/logout"),
             Some("other.example"),
             Some("http://127.0.0.1:8080/fc"),
-            Some("https://other.example/sectors.json")
+            Some("https://other.example/sectors.json"),
+            Some(SigningAlg::EdDSA),
         )
     );
 

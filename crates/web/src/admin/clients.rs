@@ -59,6 +59,8 @@ pub struct ClientFields {
     pub id_token_signed_response_alg: String,
     /// Empty for plain JSON.
     pub userinfo_signed_response_alg: String,
+    /// Empty for the default (RS256).
+    pub introspection_signed_response_alg: String,
     /// The JWK Set for `private_key_jwt`; empty for a secret.
     pub jwks: String,
     /// Where the client publishes its keys for `private_key_jwt` (`jwks_uri`), instead
@@ -125,6 +127,7 @@ impl ClientFields {
             policy_uri: p.one("policy_uri"),
             id_token_signed_response_alg: p.one("id_token_signed_response_alg"),
             userinfo_signed_response_alg: p.one("userinfo_signed_response_alg"),
+            introspection_signed_response_alg: p.one("introspection_signed_response_alg"),
             jwks: p.one("jwks"),
             jwks_uri: p.one("jwks_uri"),
             dpop_bound_access_tokens: p.checked("dpop_bound_access_tokens"),
@@ -160,6 +163,10 @@ impl ClientFields {
                 .unwrap_or_default(),
             userinfo_signed_response_alg: c
                 .userinfo_signed_response_alg
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default(),
+            introspection_signed_response_alg: c
+                .introspection_signed_response_alg
                 .map(|a| a.as_str().to_owned())
                 .unwrap_or_default(),
             jwks: c.jwks.as_deref().map(pretty_json).unwrap_or_default(),
@@ -208,6 +215,7 @@ impl ClientFields {
             policy_uri: optional_text(&self.policy_uri),
             id_token_signed_response_alg: optional_text(&self.id_token_signed_response_alg),
             userinfo_signed_response_alg: optional_text(&self.userinfo_signed_response_alg),
+            introspection_signed_response_alg: optional_text(&self.introspection_signed_response_alg),
             jwks: optional_text(&self.jwks),
             jwks_uri: optional_text(&self.jwks_uri),
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
@@ -251,6 +259,7 @@ pub fn label(field: &str) -> &'static str {
         "policy_uri" => "Policy URL",
         "id_token_signed_response_alg" => "ID token signature",
         "userinfo_signed_response_alg" => "UserInfo signature",
+        "introspection_signed_response_alg" => "Introspection answer signature",
         "jwks" => "Public keys (JWK Set)",
         "jwks_uri" => "Public keys URL (jwks_uri)",
         "require_signed_request_object" => "Require signed request objects",
@@ -562,6 +571,12 @@ fn details(c: &Client) -> Vec<Detail> {
                 .map_or("none: plain JSON (default)", |a| a.as_str())
                 .into(),
         ),
+        one(
+            "Introspection answer signature",
+            c.introspection_signed_response_alg
+                .map_or("RS256 (default)", |a| a.as_str())
+                .into(),
+        ),
         one("Status", if c.disabled { "disabled" } else { "enabled" }.into()),
         one("Registered", when(c.created_at)),
         one("Last changed", when(c.updated_at)),
@@ -762,6 +777,7 @@ mod tests {
             pairwise_sector: None,
             sector_identifier_uri: None,
             frontchannel_logout_uri: None,
+            introspection_signed_response_alg: None,
             userinfo_signed_response_alg: None,
             disabled: false,
             created_at: time::OffsetDateTime::UNIX_EPOCH,

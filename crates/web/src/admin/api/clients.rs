@@ -88,6 +88,9 @@ pub struct ClientBody {
     /// OIDC Registration §2: UserInfo answers as a JWT signed with this algorithm; absent
     /// or null for plain JSON.
     pub userinfo_signed_response_alg: Option<String>,
+    /// RFC 9701 §6: the algorithm of the JWTs that answer the client at `/introspect`
+    /// when it asks for them; absent or null for the default, RS256.
+    pub introspection_signed_response_alg: Option<String>,
     /// OIDC Core §8: `public` (absent or null) or `pairwise`.
     pub subject_type: Option<String>,
     /// With `pairwise`: the sector, a host name; absent or null keeps the client's, or
@@ -145,6 +148,7 @@ impl ClientBody {
             backchannel_logout_uri: self.backchannel_logout_uri,
             frontchannel_logout_uri: self.frontchannel_logout_uri,
             userinfo_signed_response_alg: self.userinfo_signed_response_alg,
+            introspection_signed_response_alg: self.introspection_signed_response_alg,
             subject_type: self.subject_type,
             sector_identifier: self.sector_identifier,
             // Operators name the sector; the list is a self-registering client's.
@@ -248,7 +252,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 25] = [
+const SETTINGS: [&str; 26] = [
     "name",
     "kind",
     "redirect_uris",
@@ -272,6 +276,7 @@ const SETTINGS: [&str; 25] = [
     "backchannel_logout_uri",
     "frontchannel_logout_uri",
     "userinfo_signed_response_alg",
+    "introspection_signed_response_alg",
     "subject_type",
     "sector_identifier",
 ];

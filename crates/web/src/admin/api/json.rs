@@ -45,6 +45,7 @@ pub fn client(c: &Client) -> Value {
         "frontchannel_logout_uri": c.frontchannel_logout_uri,
         "sector_identifier_uri": c.sector_identifier_uri,
         "userinfo_signed_response_alg": c.userinfo_signed_response_alg.map(|a| a.as_str()),
+        "introspection_signed_response_alg": c.introspection_signed_response_alg.map_or("RS256", |a| a.as_str()),
         "subject_type": if c.pairwise_sector.is_some() { "pairwise" } else { "public" },
         "sector_identifier": c.pairwise_sector,
         "disabled": c.disabled,
