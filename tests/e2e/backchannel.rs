@@ -646,7 +646,71 @@ async fn a_self_registered_client_is_told_at_public_addresses_only(backend: Back
     allowing.stop().await;
 }
 
+/// Clients that registered themselves and never answer hold up only one another: an
+/// operator's client is told at once while more of them than all the tries that may run
+/// together hang.
+async fn clients_that_never_answer_hold_up_no_operator_client(backend: Backend) {
+    async fn hang() -> StatusCode {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        StatusCode::OK
+    }
+    let (db, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&db, guard.map(Arc::new), |s| {
+        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
+        s.core.outbound.allowed_networks = vec!["127.0.0.1/32".parse().unwrap()];
+        s.core.backchannel_logout_retry_delays = vec![Duration::from_millis(100); 2];
+        s.core.defense.rate_limits.set(
+            portcullis_core::throttle::Bucket::RegisterIp,
+            portcullis_core::throttle::RateLimit::parse("600/h").unwrap(),
+        );
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging = format!("http://127.0.0.1:{}/bcl", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        axum::serve(listener, axum::Router::new().route("/bcl", axum::routing::post(hang)))
+            .await
+            .unwrap()
+    });
+    let kim = app.user("kim", PASSWORD).await;
+    let b = browser();
+    // More than the tries all clients may run at once (32).
+    for _ in 0..34 {
+        let r = http()
+            .post(app.url("/register"))
+            .json(&serde_json::json!({"redirect_uris": [REDIRECT], "backchannel_logout_uri": hanging}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let reg: Value = r.json().await.unwrap();
+        let client = (
+            reg["client_id"].as_str().unwrap(),
+            reg["client_secret"].as_str().unwrap(),
+        );
+        sign_in(&app, &b, client, "kim").await;
+    }
+    app.core.announce_sign_out(kim.id, None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While those hang, another person signs out of an operator's client.
+    let lee = app.user("lee", PASSWORD).await;
+    let told = Receiver::default();
+    let url = receiver(told.clone()).await;
+    let operators = client(&app, Some(&url)).await;
+    sign_in(&app, &browser(), (&operators.0, &operators.1), "lee").await;
+    app.core.announce_sign_out(lee.id, None).await;
+    let started = std::time::Instant::now();
+    assert_eq!(told.tokens(1).await.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "told after {:?}",
+        started.elapsed()
+    );
+    app.stop().await;
+}
+
 both_backends!(
+    clients_that_never_answer_hold_up_no_operator_client,
     a_self_registered_client_is_told_at_public_addresses_only,
     signing_out_tells_the_clients_of_the_session,
     a_pairwise_client_is_told_under_its_own_identifier,

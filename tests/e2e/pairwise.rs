@@ -567,7 +567,11 @@ async fn a_sector_identifier_uri_gathers_the_hosts_it_lists(backend: Backend) {
     })
     .await;
     let host = list_host(vec![
-        ("sectors.json", 200, json!([REDIRECT, OTHER]).to_string()),
+        (
+            "sectors.json",
+            200,
+            json!([REDIRECT, OTHER, "com.rp.app:/cb", "http://127.0.0.1:5555/cb"]).to_string(),
+        ),
         ("short.json", 200, json!([REDIRECT]).to_string()),
         (
             "object.json",
@@ -649,6 +653,24 @@ async fn a_sector_identifier_uri_gathers_the_hosts_it_lists(backend: Backend) {
         ),
         (listed(&[REDIRECT], "object.json"), "not a JSON array"),
         (listed(&[REDIRECT], "broken.json"), "answered 500"),
+        // Listed, but anybody's app could receive them: no sector of a host's.
+        (
+            listed(&[REDIRECT, "com.rp.app:/cb"], "sectors.json"),
+            "no loopback or private-use redirects",
+        ),
+        (
+            listed(&[REDIRECT, "http://127.0.0.1:5555/cb"], "sectors.json"),
+            "no loopback or private-use redirects",
+        ),
+        // Why not is not told: nothing of what is where in the server's network.
+        (
+            {
+                let mut body = listed(&[REDIRECT], "sectors.json");
+                body["sector_identifier_uri"] = json!("http://127.0.0.1:1/sectors.json");
+                body
+            },
+            "sector_identifier_uri could not be read (no answer from a public address, or not in time)",
+        ),
         (listed(&[REDIRECT], "missing.json"), "answered 404"),
         (
             {
@@ -681,7 +703,9 @@ async fn a_sector_identifier_uri_gathers_the_hosts_it_lists(backend: Backend) {
         let (status, e) = register(body.clone()).await;
         assert_eq!(status, 400, "{body}: {e}");
         assert_eq!(e["error"], "invalid_client_metadata", "{e}");
-        assert!(e["error_description"].as_str().unwrap().contains(says), "{says}: {e}");
+        let description = e["error_description"].as_str().unwrap();
+        assert!(description.contains(says), "{says}: {e}");
+        assert!(!description.contains("connect"), "{e}");
     }
     app.stop().await;
 }

@@ -60,6 +60,11 @@ const CONCURRENCY: usize = 32;
 /// Deliveries started and not finished at once (most wait for their next try); past
 /// this, tokens wait in the queue.
 const IN_FLIGHT: usize = 1_000;
+/// The same for clients that registered themselves, apart: one that never answers (or
+/// many of them, registered by one person to sign in to) holds up only such clients,
+/// never an operator's. Past this, their tokens are not sent (and audited).
+const SELF_REGISTERED_CONCURRENCY: usize = 8;
+const SELF_REGISTERED_IN_FLIGHT: usize = 200;
 /// The wait for each try.
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// The waits before the tries after the first.
@@ -243,13 +248,31 @@ impl Portcullis {
         let core = Arc::clone(self);
         tokio::spawn(async move {
             let Some(mut rx) = rx else { return };
-            let slots = Arc::new(Semaphore::new(CONCURRENCY));
+            let slots = Slots::new();
             // Deliveries started and not finished (waiting for a try, or trying): taken
             // from the queue only while fewer than this, so the queue's bound holds.
             let started = Arc::new(Semaphore::new(IN_FLIGHT));
+            let started_self_registered = Arc::new(Semaphore::new(SELF_REGISTERED_IN_FLIGHT));
             while let Some(notice) = rx.recv().await {
-                let Ok(permit) = Arc::clone(&started).acquire_owned().await else {
-                    return;
+                let permit = match notice.reach {
+                    Reach::Any => match Arc::clone(&started).acquire_owned().await {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    },
+                    // Never waited for: the tokens behind it may be for operators' clients.
+                    Reach::Public => match Arc::clone(&started_self_registered).try_acquire_owned() {
+                        Ok(permit) => permit,
+                        Err(_) => {
+                            let why = "too many deliveries to clients that registered themselves are under way";
+                            tracing::warn!(
+                                client = notice.client_id.as_str(),
+                                reason = why,
+                                "a back-channel logout was not delivered"
+                            );
+                            core.audit(logout_failed(&notice, why));
+                            continue;
+                        }
+                    },
                 };
                 let delivery = core.delivery(&sender, notice, &slots);
                 tokio::spawn(async move {
@@ -274,9 +297,13 @@ impl Portcullis {
         self: &Arc<Self>,
         sender: &Arc<dyn WebhookSender>,
         notice: Notice,
-        slots: &Arc<Semaphore>,
+        slots: &Slots,
     ) -> impl std::future::Future<Output = bool> + Send + 'static {
-        let (core, sender, slots) = (Arc::clone(self), Arc::clone(sender), Arc::clone(slots));
+        let slots = Arc::clone(match notice.reach {
+            Reach::Any => &slots.operators,
+            Reach::Public => &slots.self_registered,
+        });
+        let (core, sender) = (Arc::clone(self), Arc::clone(sender));
         async move { core.deliver_logout(sender.as_ref(), &notice, &slots).await }
     }
 
@@ -293,7 +320,7 @@ impl Portcullis {
         let Some(mut rx) = self.take_logout_queue() else {
             return (0, 0);
         };
-        let slots = Arc::new(Semaphore::new(CONCURRENCY));
+        let slots = Slots::new();
         let mut deliveries = tokio::task::JoinSet::new();
         while let Ok(notice) = rx.try_recv() {
             deliveries.spawn(self.delivery(&sender, notice, &slots));
@@ -337,6 +364,21 @@ impl Portcullis {
         tracing::warn!(client = notice.client_id.as_str(), reason = %why, "a back-channel logout was not delivered");
         self.audit(logout_failed(notice, &why));
         false
+    }
+}
+
+/// The tries that may run at once: clients that registered themselves have their own.
+struct Slots {
+    operators: Arc<Semaphore>,
+    self_registered: Arc<Semaphore>,
+}
+
+impl Slots {
+    fn new() -> Self {
+        Self {
+            operators: Arc::new(Semaphore::new(CONCURRENCY)),
+            self_registered: Arc::new(Semaphore::new(SELF_REGISTERED_CONCURRENCY)),
+        }
     }
 }
 

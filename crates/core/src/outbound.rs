@@ -101,6 +101,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 100 && (64..128).contains(&b)) // shared address space (RFC 6598)
         || a == 127 // loopback
         || (a == 169 && b == 254) // link-local, cloud metadata services
+        || ip == Ipv4Addr::new(168, 63, 129, 16) // Azure's host services (WireServer), on a public address
         || (a == 172 && (16..32).contains(&b)) // private
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments (RFC 6890)
         || (a == 192 && b == 0 && c == 2) // documentation (RFC 5737)
@@ -188,6 +189,7 @@ mod tests {
             "127.0.0.1",
             "127.255.0.1",
             "169.254.169.254",
+            "168.63.129.16",
             "172.16.0.1",
             "172.31.255.255",
             "192.0.0.8",

@@ -308,11 +308,23 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
                 "sector_identifier_uri: {why}; this server reads only public addresses for clients that register themselves"
             )));
         }
-        // Its list vouches for redirect URIs: a client that gets tokens without one could
-        // take any host's sector whose list it can read.
-        if redirect_uris.is_empty() || grant_types.iter().any(|g| g == GrantType::DeviceCode.as_str()) {
+        // Its list vouches for redirect URIs: a client that gets tokens without one, or at
+        // one anybody's app may receive (loopback, a private-use scheme), could take the
+        // sector of any host whose list names such a URI (as `clients::redirect_sector`).
+        let on_a_host = |r: &String| {
+            url::Url::parse(r.trim()).is_ok_and(|u| {
+                u.scheme() == "https"
+                    && u.host_str()
+                        .is_some_and(|h| !h.trim_end_matches('.').eq_ignore_ascii_case("localhost"))
+                    && !portcullis_protocol::is_loopback_host(&u)
+            })
+        };
+        if redirect_uris.is_empty()
+            || !redirect_uris.iter().all(on_a_host)
+            || grant_types.iter().any(|g| g == GrantType::DeviceCode.as_str())
+        {
             return Err(metadata_error(
-                "sector_identifier_uri is for clients whose tokens reach them at redirect URIs only: register redirect_uris, and no device grant",
+                "sector_identifier_uri is for clients whose tokens reach them only at https redirect URIs on a host: no loopback or private-use redirects, no device grant",
             ));
         }
     }
@@ -558,7 +570,19 @@ impl Portcullis {
                     .map(|h| h.trim_end_matches('.').trim_matches(['[', ']']).to_ascii_lowercase())
             })
             .ok_or_else(|| metadata_error("sector_identifier_uri: must be an https URL with a host"))?;
-        let unreadable = |why: String| metadata_error(format!("sector_identifier_uri could not be read: {why}"));
+        if input.subject_type.as_deref().map(str::trim) == Some("pairwise") {
+            input.sector_identifier = Some(host);
+        }
+        // Everything else first: a registration that would be refused anyway reads
+        // nothing, so /register is no way to send requests for free.
+        crate::clients::check_new_client(input, &self.settings.id_token_algs(), true).map_err(as_registration_error)?;
+        // Why it could not be read stays in the log: the answer would tell the registrant
+        // which names resolve where, and which hosts and ports answer, from this
+        // server's place in the network.
+        let unreadable = |why: String| {
+            tracing::info!(url = uri, reason = %why, "a sector_identifier_uri could not be read");
+            metadata_error("sector_identifier_uri could not be read (no answer from a public address, or not in time)")
+        };
         let fetcher = self.remote_jwks.fetcher().map_err(unreadable)?;
         let (status, body) = fetcher
             .get(
@@ -571,10 +595,12 @@ impl Portcullis {
             .await
             .map_err(unreadable)?;
         if status != 200 {
-            return Err(unreadable(format!("it answered {status}, not 200")));
+            return Err(metadata_error(format!(
+                "sector_identifier_uri answered {status}, not 200 with a JSON array of redirect URIs"
+            )));
         }
         let listed: Vec<String> = serde_json::from_str(&body)
-            .map_err(|_| unreadable("its answer is not a JSON array of redirect URIs".into()))?;
+            .map_err(|_| metadata_error("sector_identifier_uri: its answer is not a JSON array of redirect URIs"))?;
         if let Some(missing) = input
             .redirect_uris
             .iter()
@@ -583,9 +609,6 @@ impl Portcullis {
             return Err(metadata_error(format!(
                 "sector_identifier_uri does not list the redirect URI {missing}"
             )));
-        }
-        if input.subject_type.as_deref().map(str::trim) == Some("pairwise") {
-            input.sector_identifier = Some(host);
         }
         Ok(())
     }
