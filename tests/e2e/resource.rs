@@ -226,6 +226,86 @@ async fn introspection_mode_sees_revocation(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 9701 with Portcullis: a validator that asks for signed answers verifies them
+/// against the JWKS (a resource server registered for ES256 answers too), sees a
+/// revocation, and refuses the keys of another issuer when built.
+async fn introspection_mode_with_signed_answers(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.signing_alg = portcullis_protocol::SigningAlg::ES256;
+    })
+    .await;
+    let (client, secret) = app.confidential_client("https://app.example/cb").await;
+    let (id, sec) = (client.id.to_string(), secret.expose().to_owned());
+    let t = token(&app, &id, &sec, "api:read").await;
+    let keys = || async {
+        JwksValidator::builder(app.issuer.clone())
+            .audience(app.issuer.clone())
+            .build()
+            .await
+            .unwrap()
+    };
+    let (rs, rs_secret) = app
+        .core
+        .create_client(
+            &portcullis_core::clients::ClientInput {
+                name: "Notes API".into(),
+                kind: Some(portcullis_core::model::ClientKind::Confidential),
+                grant_types: vec!["client_credentials".into()],
+                scopes: "api:read".into(),
+                introspection_signed_response_alg: Some("ES256".into()),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let (default_rs, default_secret) = app.confidential_client("https://api.example/cb").await;
+    let mut validators = Vec::new();
+    for (rs_id, rs_secret) in [
+        (rs.id.to_string(), rs_secret.unwrap().expose().to_owned()),
+        (default_rs.id.to_string(), default_secret.expose().to_owned()),
+    ] {
+        let validator = IntrospectionValidator::builder(app.issuer.clone(), rs_id, rs_secret)
+            .audience(app.issuer.clone())
+            .cache_max_ttl(Duration::ZERO)
+            .signed_answers(keys().await)
+            .build()
+            .await
+            .unwrap();
+        let claims = validator.validate(&t).await.unwrap();
+        assert_eq!(claims.client_id, id);
+        assert_eq!(claims.scopes, ["api:read"]);
+        validators.push(validator);
+    }
+    let r = http()
+        .post(app.url("/revoke"))
+        .basic_auth(&id, Some(&sec))
+        .form(&[("token", t.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for validator in &validators {
+        assert_eq!(invalid(validator.validate(&t).await), InvalidToken::Inactive);
+    }
+    let other = portcullis_tests::spawn_app(backend).await;
+    let other_keys = JwksValidator::builder(other.issuer.clone())
+        .audience(other.issuer.clone())
+        .build()
+        .await
+        .unwrap();
+    let e = IntrospectionValidator::builder(app.issuer.clone(), rs.id.to_string(), "unused")
+        .audience(app.issuer.clone())
+        .signed_answers(other_keys)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AuthError::Config(_)), "{e:?}");
+    other.stop().await;
+    app.stop().await;
+}
+
 /// A DPoP-bound token from Portcullis (`client_credentials` with a proof) is accepted by
 /// both modes with a proof of its key for the API's URL, and refused as a bearer token,
 /// with another key's proof, or with a proof for another URL.
@@ -307,5 +387,6 @@ async fn dpop_bound_tokens_against_portcullis(backend: Backend) {
 both_backends!(
     jwks_mode_against_portcullis,
     introspection_mode_sees_revocation,
+    introspection_mode_with_signed_answers,
     dpop_bound_tokens_against_portcullis,
 );

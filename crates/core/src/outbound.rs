@@ -143,10 +143,14 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     }
     // Global unicast is 2000::/3; everything else (link-local, unique local, multicast,
     // the local-use NAT64 prefix 64:ff9b:1::/48, discard-only 100::/64) is not.
-    (s[0] & 0xe000) == 0x2000
-        && !(s[0] == 0x2001 && s[1] < 0x0200) // IETF protocol assignments, 2001::/23 (Teredo among them)
-        && !(s[0] == 0x2001 && s[1] == 0x0db8) // documentation (RFC 3849)
-        && !(s[0] & 0xfff0 == 0x3ff0) // documentation, 3fff::/20 (RFC 9637)
+    let special = match s[0] {
+        // IETF protocol assignments, 2001::/23 (Teredo among them); documentation (RFC 3849)
+        0x2001 => s[1] < 0x0200 || s[1] == 0x0db8,
+        // documentation, 3fff::/20 (RFC 9637)
+        0x3fff => s[1] < 0x1000,
+        _ => false,
+    };
+    (s[0] & 0xe000) == 0x2000 && !special
 }
 
 /// The `Accept` of a JWK Set read.
@@ -241,6 +245,7 @@ mod tests {
             "2002:7f00:1::1", // 6to4 of 127.0.0.1
             "2002:c0a8:101::1",
             "3fff::1",
+            "3fff:fff::1",
             "fc00::1",
             "fd12:3456::1",
             "fe80::1",
@@ -256,6 +261,8 @@ mod tests {
             "64:ff9b::808:808",
             "2002:808:808::1",
             "2001:4860::8888",
+            "3fff:1000::1",
+            "3ff0::1",
         ] {
             assert!(public(ip), "{ip}");
         }

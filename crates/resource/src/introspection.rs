@@ -20,6 +20,7 @@ use crate::error::{AuthError, InvalidToken};
 use crate::http::{
     MAX_INTROSPECTION_BYTES, default_client, discover, form_urlencode, read_body, require_https, retry_after,
 };
+use crate::jwks::JwksValidator;
 use crate::jwt::{Audience, ClaimRules, check_rule_settings, precheck};
 
 /// Validates tokens by calling the authorization server's introspection endpoint
@@ -109,6 +110,8 @@ struct Inner {
     calls: tokio::sync::Semaphore,
     /// Set when DPoP is enabled (a base URL was configured).
     dpop: Option<DpopVerifier>,
+    /// Set when answers are asked for signed (RFC 9701): the issuer's keys.
+    signed: Option<JwksValidator>,
 }
 
 /// How long a validation waits for a free call slot before it gives up (503).
@@ -212,7 +215,23 @@ pub struct IntrospectionValidatorBuilder {
     max_calls: usize,
     insecure_http: bool,
     dpop: DpopOptions,
+    signed: Option<JwksValidator>,
 }
+
+/// RFC 9701 §5: a signed introspection answer's claims.
+#[derive(Deserialize)]
+struct SignedAnswer {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
+    iat: Option<i64>,
+    token_introspection: RawIntrospection,
+}
+
+/// RFC 9701 §4: the media type of a signed answer, asked for with `Accept`.
+const SIGNED_ANSWER: &str = "application/token-introspection+jwt";
 
 /// RFC 7662 §2.2 response, read leniently (`aud` may be a string or an array) rather than
 /// as `portcullis_protocol::token::IntrospectionResponse`.
@@ -289,6 +308,7 @@ impl IntrospectionValidator {
             max_calls: 32,
             insecure_http: false,
             dpop: DpopOptions::default(),
+            signed: None,
         }
     }
 
@@ -537,7 +557,14 @@ impl IntrospectionValidator {
                 form_urlencode(&inner.client_id),
                 Some(form_urlencode(inner.client_secret.expose())),
             )
-            .header(ACCEPT, "application/json")
+            .header(
+                ACCEPT,
+                if inner.signed.is_some() {
+                    SIGNED_ANSWER
+                } else {
+                    "application/json"
+                },
+            )
             .form(&[("token", token), ("token_type_hint", "access_token")])
             .send()
             .await
@@ -568,8 +595,54 @@ impl IntrospectionValidator {
             )));
         }
         let what = format!("the introspection response from {url}");
+        let Some(keys) = &inner.signed else {
+            let body = read_body(response, MAX_INTROSPECTION_BYTES, &what).await?;
+            return serde_json::from_slice(&body).map_err(|e| AuthError::upstream(format!("parsing {what}"), e));
+        };
+        // RFC 9701 §5: a JWT, or nothing that counts (an answer in JSON could have come from
+        // anyone on the way).
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned();
         let body = read_body(response, MAX_INTROSPECTION_BYTES, &what).await?;
-        serde_json::from_slice(&body).map_err(|e| AuthError::upstream(format!("parsing {what}"), e))
+        if !content_type.eq_ignore_ascii_case(SIGNED_ANSWER) {
+            return Err(AuthError::upstream_msg(format!(
+                "{what} is {content_type:?}, not the signed answer asked for ({SIGNED_ANSWER})"
+            )));
+        }
+        let jws = std::str::from_utf8(&body)
+            .map_err(|e| AuthError::upstream(format!("reading {what}"), e))?
+            .trim();
+        let answer: SignedAnswer = keys.verify_typed(jws, "token-introspection+jwt").await.map_err(|e| {
+            AuthError::upstream_msg(format!("{what} is not signed by the issuer as RFC 9701 asks: {e}"))
+        })?;
+        self.check_signed(answer, &what)
+    }
+
+    /// RFC 9701 §5: the signed answer is the issuer's, for this client, and not from the
+    /// future; its RFC 7662 answer is inside.
+    fn check_signed(&self, answer: SignedAnswer, what: &str) -> Result<RawIntrospection, AuthError> {
+        let inner = &*self.inner;
+        let refused = |why: &str| Err(AuthError::upstream_msg(format!("{what} is refused: {why}")));
+        let expected_issuer = inner.signed.as_ref().map(JwksValidator::issuer).unwrap_or_default();
+        if answer.iss.as_deref() != Some(expected_issuer) {
+            return refused("its iss is not the issuer");
+        }
+        let audience = answer.aud.map(Audience::into_vec).unwrap_or_default();
+        if !audience.contains(&inner.client_id) {
+            return refused("its aud does not name this client");
+        }
+        let now = unix_seconds(inner.clock.now());
+        match answer.iat {
+            Some(iat) if iat <= now.saturating_add(inner.leeway) => Ok(answer.token_introspection),
+            Some(_) => refused("its iat is in the future"),
+            None => refused("it has no iat"),
+        }
     }
 
     fn check(&self, raw: RawIntrospection, now: i64) -> Result<VerifiedClaims, InvalidToken> {
@@ -684,6 +757,19 @@ fn cache_key(token: &str) -> [u8; 32] {
 }
 
 impl IntrospectionValidatorBuilder {
+    /// Asks for signed answers (RFC 9701: `Accept: application/token-introspection+jwt`) and
+    /// takes only those: a JWT typed `token-introspection+jwt`, signed with a key `keys`
+    /// knows (the issuer's JWKS; the validator's allowed algorithms apply), whose `iss` is
+    /// that issuer, whose `aud` names this client and whose `iat` is not in the future.
+    /// Any other answer, a plain JSON one included, is an [`AuthError::Upstream`]: an
+    /// answer in the clear could have been changed by any TLS-terminating hop on the way.
+    /// Portcullis signs them with the client's `introspection_signed_response_alg` (RS256
+    /// by default).
+    pub fn signed_answers(mut self, keys: JwksValidator) -> Self {
+        self.signed = Some(keys);
+        self
+    }
+
     /// Call this endpoint instead of the one named by the discovery document.
     pub fn introspection_endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoint = Some(url.into());
@@ -858,6 +944,14 @@ impl IntrospectionValidatorBuilder {
             ));
         };
         check_rule_settings(&self.audiences, self.leeway)?;
+        if let (Some(keys), Some(issuer)) = (&self.signed, &issuer)
+            && keys.issuer() != issuer
+        {
+            return Err(AuthError::Config(format!(
+                "the keys for signed answers are {}'s, not the issuer's ({issuer})",
+                keys.issuer()
+            )));
+        }
         let dpop = self.dpop.build(Arc::clone(&self.clock), self.insecure_http)?;
         let http = match self.http {
             Some(client) => client,
@@ -886,6 +980,7 @@ impl IntrospectionValidatorBuilder {
                 backoff_until: Mutex::new(None),
                 calls: tokio::sync::Semaphore::new(self.max_calls),
                 dpop,
+                signed: self.signed,
             }),
         })
     }

@@ -17,7 +17,7 @@ use crate::error::{AuthError, InvalidToken};
 use crate::http::{MAX_JWKS_BYTES, cache_lifetime, default_client, discover, read_body, require_https};
 use crate::jwt::{
     ClaimRules, DEFAULT_ALGORITHMS, VerifyKey, algorithm_name, check_claims, check_rule_settings, find_key,
-    is_asymmetric, keys_from_jwks, parse_header, verify_signature,
+    is_asymmetric, is_media_type, keys_from_jwks, parse_header, parse_typed_header, verify_signature_as,
 };
 
 /// The shortest [`JwksValidatorBuilder::refetch_interval`] accepted. A token with an unknown
@@ -229,17 +229,7 @@ impl JwksValidator {
     async fn validate_token(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
         let inner = &*self.inner;
         let (header, alg) = parse_header(token, &inner.algorithms)?;
-        let kid = header.kid.as_deref();
-        let keys = self.usable_keys().await?;
-        let raw = match find_key(&keys.keys, kid, alg) {
-            Ok(key) => verify_signature(token, key, alg)?,
-            Err(InvalidToken::UnknownKey) => {
-                let keys = self.refetch_for_unknown_key(keys.generation).await?;
-                let key = find_key(&keys.keys, kid, alg)?;
-                verify_signature(token, key, alg)?
-            }
-            Err(other) => return Err(other.into()),
-        };
+        let raw = self.verified_payload(token, header.kid.as_deref(), alg).await?;
         let rules = ClaimRules {
             issuer: Some(&inner.issuer),
             audiences: &inner.audiences,
@@ -247,6 +237,38 @@ impl JwksValidator {
             now: unix_seconds(inner.clock.now()),
         };
         Ok(check_claims(raw, &rules, inner.dpop.is_some())?)
+    }
+
+    /// The payload of `token`, once its signature verifies with the published key `kid`
+    /// names (or the only one for `alg`): the keys are fetched again for a key not known.
+    async fn verified_payload<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<T, AuthError> {
+        let keys = self.usable_keys().await?;
+        Ok(match find_key(&keys.keys, kid, alg) {
+            Ok(key) => verify_signature_as(token, key, alg)?,
+            Err(InvalidToken::UnknownKey) => {
+                let keys = self.refetch_for_unknown_key(keys.generation).await?;
+                let key = find_key(&keys.keys, kid, alg)?;
+                verify_signature_as(token, key, alg)?
+            }
+            Err(other) => return Err(other.into()),
+        })
+    }
+
+    /// The payload of a JWS of the media type `application/{typ}` that the issuer signed
+    /// with one of its published keys and an allowed algorithm (RFC 9701 §5: a signed
+    /// introspection answer); its claims are the caller's to check.
+    pub(crate) async fn verify_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        jws: &str,
+        typ: &str,
+    ) -> Result<T, AuthError> {
+        let (header, alg) = parse_typed_header(jws, &self.inner.algorithms, |t| is_media_type(t, typ))?;
+        self.verified_payload(jws, header.kid.as_deref(), alg).await
     }
 
     /// The `iss` tokens must carry.

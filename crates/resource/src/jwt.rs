@@ -71,6 +71,16 @@ fn decode_header(token: &str) -> Result<(JoseHeader, &str), InvalidToken> {
 /// Decodes the header without trusting it, and applies the checks that need no key:
 /// `crit`, the algorithm allow-list and RFC 9068 §4 step 2 (`typ`).
 pub(crate) fn parse_header(token: &str, allowed: &[Algorithm]) -> Result<(JoseHeader, Algorithm), InvalidToken> {
+    parse_typed_header(token, allowed, is_access_token_typ)
+}
+
+/// [`parse_header`] for a JWS whose `typ` passes `typ_ok` (a signed introspection answer,
+/// RFC 9701 §5, is `token-introspection+jwt`).
+pub(crate) fn parse_typed_header(
+    token: &str,
+    allowed: &[Algorithm],
+    typ_ok: impl Fn(&str) -> bool,
+) -> Result<(JoseHeader, Algorithm), InvalidToken> {
     let (header, _payload) = decode_header(token)?;
     // Compared by name first, so `none` (RFC 7518 §3.6) or anything the allow-list lacks is
     // refused before a key is even looked up.
@@ -79,7 +89,7 @@ pub(crate) fn parse_header(token: &str, allowed: &[Algorithm]) -> Result<(JoseHe
         .copied()
         .find(|a| algorithm_name(*a) == header.alg)
         .ok_or(InvalidToken::UnsupportedAlgorithm)?;
-    if !header.typ.as_deref().is_some_and(is_access_token_typ) {
+    if !header.typ.as_deref().is_some_and(typ_ok) {
         return Err(InvalidToken::WrongType);
     }
     Ok((header, alg))
@@ -352,8 +362,13 @@ pub(crate) struct RawClaims {
     cnf: Option<serde_json::Value>,
 }
 
-/// Verifies the signature with `key` and returns the claims, unchecked.
-pub(crate) fn verify_signature(token: &str, key: &VerifyKey, alg: Algorithm) -> Result<RawClaims, InvalidToken> {
+/// Verifies the signature with `key` and returns the payload (claims such as
+/// [`RawClaims`]), unchecked.
+pub(crate) fn verify_signature_as<T: serde::de::DeserializeOwned>(
+    token: &str,
+    key: &VerifyKey,
+    alg: Algorithm,
+) -> Result<T, InvalidToken> {
     // Time, audience and issuer are checked by `check_claims` against our own clock, so
     // `jsonwebtoken` checks only the signature and the (single) algorithm here.
     let mut validation = Validation::new(alg);
@@ -361,7 +376,7 @@ pub(crate) fn verify_signature(token: &str, key: &VerifyKey, alg: Algorithm) -> 
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
-    jsonwebtoken::decode::<RawClaims>(token, &key.key, &validation)
+    jsonwebtoken::decode::<T>(token, &key.key, &validation)
         .map(|data| data.claims)
         .map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;

@@ -794,3 +794,104 @@ async fn retry_after_is_bounded_and_tolerant() {
     s.issuer.busy(None);
     v.validate(&s.token("tok")).await.unwrap();
 }
+
+/// RFC 9701: with `signed_answers`, only a JWT typed `token-introspection+jwt`, signed by
+/// a key of the issuer's JWKS, from the issuer, for this client and not from the future
+/// is taken; anything else (plain JSON too) is the authorization server's failure.
+#[tokio::test]
+async fn signed_answers_are_checked() {
+    use serde_json::json;
+    let key = crate::support::Key::ec("k1");
+    let stranger = crate::support::Key::ec("k1");
+    let issuer = FakeIssuer::start(&[&key]).await;
+    let keys = portcullis_resource::JwksValidator::builder(&issuer.url)
+        .audience(AUD)
+        .build()
+        .await
+        .unwrap();
+    let v = IntrospectionValidator::builder(&issuer.url, CLIENT_ID, CLIENT_SECRET)
+        .audience(AUD)
+        .cache_max_ttl(Duration::ZERO)
+        .signed_answers(keys)
+        .build()
+        .await
+        .unwrap();
+    let now = unix(std::time::SystemTime::now());
+    let token = token_shaped(&issuer.url, "t", std::time::SystemTime::now());
+    let active = json!({
+        "active": true, "sub": "alice", "client_id": "notes-web", "exp": now + 600, "iat": now,
+        "aud": AUD, "iss": issuer.url, "scope": "notes:read", "token_type": "Bearer",
+    });
+    let answer = |iss: &str, aud: &str, iat: Option<i64>| {
+        let mut claims = json!({"iss": iss, "aud": aud, "jti": "a1", "token_introspection": active});
+        if let Some(iat) = iat {
+            claims["iat"] = json!(iat);
+        }
+        claims
+    };
+    let typed = |k: &crate::support::Key, typ: &str| json!({"alg": k.alg(), "kid": k.kid(), "typ": typ});
+    const JWT: &str = "application/token-introspection+jwt";
+    let good = key.sign_with_header(
+        &typed(&key, "token-introspection+jwt"),
+        &answer(&issuer.url, CLIENT_ID, Some(now)),
+    );
+    issuer.answer_raw(Some((JWT, &good)));
+    assert_eq!(v.validate(&token).await.unwrap().subject, "alice");
+    let refused = [
+        ("application/json", active.to_string()),
+        ("application/jwt", good.clone()),
+        (
+            JWT,
+            stranger.sign_with_header(
+                &typed(&stranger, "token-introspection+jwt"),
+                &answer(&issuer.url, CLIENT_ID, Some(now)),
+            ),
+        ),
+        (
+            JWT,
+            key.sign_with_header(&typed(&key, "at+jwt"), &answer(&issuer.url, CLIENT_ID, Some(now))),
+        ),
+        (
+            JWT,
+            key.sign_with_header(
+                &typed(&key, "token-introspection+jwt"),
+                &answer(&issuer.url, "other-api", Some(now)),
+            ),
+        ),
+        (
+            JWT,
+            key.sign_with_header(
+                &typed(&key, "token-introspection+jwt"),
+                &answer("https://evil.example", CLIENT_ID, Some(now)),
+            ),
+        ),
+        (
+            JWT,
+            key.sign_with_header(
+                &typed(&key, "token-introspection+jwt"),
+                &answer(&issuer.url, CLIENT_ID, Some(now + 3600)),
+            ),
+        ),
+        (
+            JWT,
+            key.sign_with_header(
+                &typed(&key, "token-introspection+jwt"),
+                &answer(&issuer.url, CLIENT_ID, None),
+            ),
+        ),
+        (JWT, {
+            let last = if good.ends_with('A') { "B" } else { "A" };
+            format!("{}{last}", &good[..good.len() - 1])
+        }),
+    ];
+    for (content_type, body) in refused {
+        issuer.answer_raw(Some((content_type, &body)));
+        let r = v.validate(&token).await;
+        assert!(
+            matches!(r, Err(AuthError::Upstream { .. })),
+            "{content_type} {body}: {r:?}"
+        );
+    }
+    issuer.answer_raw(Some((JWT, &good)));
+    assert!(v.validate(&token).await.is_ok(), "nothing refused was remembered");
+}

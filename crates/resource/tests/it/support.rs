@@ -245,6 +245,8 @@ pub struct FakeState {
     /// When set, every introspection is answered with this status and `Retry-After`
     /// value (if any) instead.
     pub introspection_busy: Mutex<Option<(StatusCode, Option<String>)>>,
+    /// When set, every introspection is answered `200` with this content type and body.
+    pub introspection_raw: Mutex<Option<(String, String)>>,
     pub discovery_hits: AtomicUsize,
     pub jwks_hits: AtomicUsize,
     pub introspection_hits: AtomicUsize,
@@ -275,6 +277,7 @@ impl FakeIssuer {
             introspection_padding: AtomicUsize::new(0),
             introspection_delay: Mutex::new(Duration::ZERO),
             introspection_busy: Mutex::new(None),
+            introspection_raw: Mutex::new(None),
             discovery_hits: AtomicUsize::new(0),
             jwks_hits: AtomicUsize::new(0),
             introspection_hits: AtomicUsize::new(0),
@@ -325,6 +328,12 @@ impl FakeIssuer {
     /// with `None`.
     pub fn busy(&self, answer: Option<(StatusCode, Option<&str>)>) {
         *self.state.introspection_busy.lock().unwrap() = answer.map(|(s, r)| (s, r.map(str::to_owned)));
+    }
+
+    /// Answers every introspection `200` with `content_type` and `body` as given, or
+    /// normally again with `None`.
+    pub fn answer_raw(&self, answer: Option<(&str, &str)>) {
+        *self.state.introspection_raw.lock().unwrap() = answer.map(|(t, b)| (t.to_owned(), b.to_owned()));
     }
 
     pub fn introspection_hits(&self) -> usize {
@@ -447,6 +456,9 @@ async fn introspect(
                 .insert(header::RETRY_AFTER, value.parse().unwrap());
         }
         return response;
+    }
+    if let Some((content_type, body)) = state.introspection_raw.lock().unwrap().clone() {
+        return ([(header::CONTENT_TYPE, content_type)], body).into_response();
     }
     let token = form.get("token").cloned().unwrap_or_default();
     let answer = state
