@@ -605,7 +605,7 @@ async fn a_self_registered_client_is_told_at_public_addresses_only(backend: Back
     assert_eq!(r.status(), 201);
     let registered: Value = r.json().await.unwrap();
     assert_eq!(registered["backchannel_logout_uri"], url.as_str(), "{registered}");
-    assert_eq!(registered["backchannel_logout_session_required"], true);
+    assert_eq!(registered["backchannel_logout_session_required"], false, "the default");
     let client = (
         registered["client_id"].as_str().unwrap(),
         registered["client_secret"].as_str().unwrap(),
@@ -709,7 +709,88 @@ async fn clients_that_never_answer_hold_up_no_operator_client(backend: Backend) 
     app.stop().await;
 }
 
+/// Back-Channel Logout §2.2: a client that registers `backchannel_logout_session_required`
+/// is told of the end of all a person's sessions one session at a time, each token naming
+/// its session; another is told once, in a token naming the person only. The value is
+/// echoed (false by default); one that is not a boolean is refused.
+async fn clients_that_require_sessions_are_told_of_each(backend: Backend) {
+    let (db, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&db, guard.map(Arc::new), |s| {
+        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
+        s.core.outbound.allowed_networks = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let kim = app.user("kim", PASSWORD).await;
+    let (each, once) = (Receiver::default(), Receiver::default());
+    let register = async |body: serde_json::Value| {
+        let r = http().post(app.url("/register")).json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let (status, a) = register(serde_json::json!({
+        "redirect_uris": [REDIRECT],
+        "backchannel_logout_uri": receiver(each.clone()).await,
+        "backchannel_logout_session_required": true,
+    }))
+    .await;
+    assert_eq!(
+        (status, &a["backchannel_logout_session_required"]),
+        (201, &Value::Bool(true))
+    );
+    let (status, b) = register(serde_json::json!({
+        "redirect_uris": [REDIRECT],
+        "backchannel_logout_uri": receiver(once.clone()).await,
+    }))
+    .await;
+    assert_eq!(
+        (status, &b["backchannel_logout_session_required"]),
+        (201, &Value::Bool(false))
+    );
+    let (status, e) = register(serde_json::json!({
+        "redirect_uris": [REDIRECT],
+        "backchannel_logout_uri": "http://127.0.0.1:9/bcl",
+        "backchannel_logout_session_required": "yes",
+    }))
+    .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{e}"
+    );
+    let creds = |reg: &Value| {
+        (
+            reg["client_id"].as_str().unwrap().to_owned(),
+            reg["client_secret"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (a, b) = (creds(&a), creds(&b));
+    let mut sids = Vec::new();
+    for browser in [browser(), browser()] {
+        let claims = sign_in(&app, &browser, (&a.0, &a.1), "kim").await;
+        sids.push(claims["sid"].as_str().unwrap().to_owned());
+        sign_in(&app, &browser, (&b.0, &b.1), "kim").await;
+    }
+    assert_ne!(sids[0], sids[1], "two sessions");
+    app.core.announce_sign_out(kim.id, None).await;
+    let mut told: Vec<String> = Vec::new();
+    for token in each.tokens(2).await {
+        let claims = verified(&app, &token, &a.0).await;
+        assert_eq!(claims["sub"], kim.id.to_string());
+        told.push(claims["sid"].as_str().expect("a session named").to_owned());
+    }
+    told.sort();
+    sids.sort();
+    assert_eq!(told, sids, "one token per session");
+    let tokens = once.tokens(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(once.count(), 1, "one token for all sessions");
+    let claims = verified(&app, &tokens[0], &b.0).await;
+    assert_eq!(claims["sub"], kim.id.to_string());
+    assert!(claims.get("sid").is_none(), "{claims}");
+    app.stop().await;
+}
+
 both_backends!(
+    clients_that_require_sessions_are_told_of_each,
     clients_that_never_answer_hold_up_no_operator_client,
     a_self_registered_client_is_told_at_public_addresses_only,
     signing_out_tells_the_clients_of_the_session,

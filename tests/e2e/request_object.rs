@@ -711,7 +711,84 @@ async fn an_object_is_not_an_assertion(backend: Backend) {
     app.stop().await;
 }
 
+/// OIDC Registration §2: a client that registers `token_endpoint_auth_signing_alg` and
+/// `request_object_signing_alg` has them echoed, and anything it signs with another of
+/// its keys' algorithms is refused; an algorithm the server does not take is refused at
+/// registration.
+async fn registered_algorithms_are_the_only_ones_taken(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
+    })
+    .await;
+    let es = client_key(SigningAlg::ES256, "es").await;
+    let rs = client_key(SigningAlg::RS256, "rs").await;
+    let metadata = json!({
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [es.jwk, rs.jwk]},
+        "token_endpoint_auth_signing_alg": "ES256",
+        "request_object_signing_alg": "RS256",
+    });
+    let r = http().post(app.url("/register")).json(&metadata).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let reg: Value = r.json().await.unwrap();
+    assert_eq!(reg["token_endpoint_auth_signing_alg"], "ES256");
+    assert_eq!(reg["request_object_signing_alg"], "RS256");
+    let id = reg["client_id"].as_str().unwrap();
+    let revoke = async |key: &ClientKey| {
+        let assertion = sign(key, &claims(id, &app.issuer));
+        let r = http()
+            .post(app.url("/revoke"))
+            .form(&[
+                ("token", "not-a-token"),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let (status, body) = revoke(&rs).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"], "invalid_client");
+    assert_eq!(revoke(&es).await, (200, String::new()));
+
+    let (status, e) = push(&app, id, &es, &[("request", &signed(&es, &object(&app, id, &[])))]).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_request_object")),
+        "{e}"
+    );
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("request_object_signing_alg"),
+        "{e}"
+    );
+    let (status, pushed) = push(&app, id, &es, &[("request", &signed(&rs, &object(&app, id, &[])))]).await;
+    assert_eq!(status, 201, "{pushed}");
+
+    let mut bad = metadata.clone();
+    bad["token_endpoint_auth_signing_alg"] = json!("HS256");
+    let r = http().post(app.url("/register")).json(&bad).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_client_metadata");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("token_endpoint_auth_signing_alg: HS256 is not taken"),
+        "{e}"
+    );
+    app.stop().await;
+}
+
 both_backends!(
+    registered_algorithms_are_the_only_ones_taken,
     signed_requests_are_read_alone,
     bad_request_objects_are_refused,
     pushed_request_objects,

@@ -174,6 +174,9 @@ fn client(id: &str, name: &str) -> Client {
         frontchannel_logout_uri: Some("https://app.example/frontchannel-logout".into()),
         sector_identifier_uri: Some("https://app.example/sectors.json".into()),
         introspection_signed_response_alg: Some(SigningAlg::ES256),
+        token_endpoint_auth_signing_alg: Some("PS256".into()),
+        request_object_signing_alg: Some("EdDSA".into()),
+        backchannel_logout_session_required: true,
         // Set here; `client_update` also stores another.
         userinfo_signed_response_alg: Some(SigningAlg::RS256),
         disabled: false,

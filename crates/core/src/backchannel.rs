@@ -183,18 +183,22 @@ impl Portcullis {
         let mut seen: Vec<(ClientId, Option<String>)> = Vec::new();
         let mut clients = Vec::new();
         for (client_id, session) in pairs {
-            let session = sid.map(|_| session);
+            let client = match self.client_cache.get(self.store.as_ref(), &client_id).await {
+                Ok(Some(c)) if !c.disabled => c,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(client = client_id.as_str(), error = %e, "{what} logout: the client could not be read");
+                    continue;
+                }
+            };
+            // All the person's sessions: one for the client, unless it needs each named
+            // (Back-Channel Logout §2.2 `backchannel_logout_session_required`).
+            let session = (sid.is_some() || client.backchannel_logout_session_required).then_some(session);
             if seen.iter().any(|(c, s)| *c == client_id && *s == session) {
                 continue;
             }
-            seen.push((client_id.clone(), session.clone()));
-            match self.client_cache.get(self.store.as_ref(), &client_id).await {
-                Ok(Some(c)) if !c.disabled => clients.push((c, session)),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(client = client_id.as_str(), error = %e, "{what} logout: the client could not be read");
-                }
-            }
+            seen.push((client_id, session.clone()));
+            clients.push((client, session));
         }
         clients
     }

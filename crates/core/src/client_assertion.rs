@@ -200,6 +200,16 @@ impl Portcullis {
         let Some(client) = client.filter(|_| verified) else {
             return Ok(Err((Some(id), refusal(NOT_VERIFIED))));
         };
+        // OIDC Registration §2: "MUST be rejected" if signed with another algorithm than
+        // the one the client registered.
+        if let Some(only) = &client.token_endpoint_auth_signing_alg
+            && crate::jws::algorithm_name(parts.alg) != only
+        {
+            return Ok(Err((
+                Some(id),
+                refusal("the client_assertion is not signed with the client's token_endpoint_auth_signing_alg"),
+            )));
+        }
         // Signed by the client: now its claims count.
         let now = self.now();
         let exp = match self.check_claims(&parts, sub, endpoint, now) {

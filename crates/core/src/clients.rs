@@ -87,6 +87,13 @@ pub struct ClientInput {
     /// its host as `sector_identifier`). Operators name a `sector_identifier` instead; on
     /// their edits the client keeps the one it has while its sector stays.
     pub sector_identifier_uri: Option<String>,
+    /// OIDC Registration §2, as a client registering itself names them: the algorithm
+    /// its client assertions and its request objects must be signed with (one of
+    /// discovery's; `Ed25519` is EdDSA), and whether its logout tokens must name a session
+    /// (Back-Channel Logout §2.2). Operators' edits keep what the client has.
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    pub request_object_signing_alg: Option<String>,
+    pub backchannel_logout_session_required: bool,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -115,6 +122,8 @@ struct ValidClient {
     backchannel_logout_uri: Option<String>,
     frontchannel_logout_uri: Option<String>,
     sector_identifier_uri: Option<String>,
+    token_endpoint_auth_signing_alg: Option<String>,
+    request_object_signing_alg: Option<String>,
     subjects: Subjects,
 }
 
@@ -470,6 +479,13 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
+        // Back-Channel Logout §2.2: http only for a confidential client.
+        Some(raw) if kind == ClientKind::Public && raw.get(..7).is_some_and(|h| h.eq_ignore_ascii_case("http://")) => {
+            return Err(Error::invalid(
+                "backchannel_logout_uri",
+                "must be https for a public client (http only for a confidential one, on a loopback host)",
+            ));
+        }
         Some(raw) => Some(parse_https_uri("backchannel_logout_uri", raw)?),
         None => None,
     };
@@ -563,8 +579,35 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
             Some(raw) if !raw.is_empty() => Some(parse_https_uri("sector_identifier_uri", raw)?),
             _ => None,
         },
+        token_endpoint_auth_signing_alg: signing_alg(
+            "token_endpoint_auth_signing_alg",
+            input.token_endpoint_auth_signing_alg.as_deref(),
+        )?,
+        request_object_signing_alg: signing_alg(
+            "request_object_signing_alg",
+            input.request_object_signing_alg.as_deref(),
+        )?,
         subjects: Subjects::parse(input)?,
     })
+}
+
+/// An algorithm a client's JWTs must be signed with: one of those taken from clients
+/// (`jws::algorithm_names`), by its JWA name (`Ed25519` is stored as EdDSA); blank for any.
+pub(crate) fn signing_alg(field: &'static str, raw: Option<&str>) -> Result<Option<String>> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    match crate::jws::header_alg(raw) {
+        Some(alg) => Ok(Some(crate::jws::algorithm_name(alg).to_owned())),
+        None => Err(Error::invalid(
+            field,
+            format!(
+                "{} is not taken; use one of {}",
+                quoted(raw),
+                crate::jws::algorithm_names().join(", ")
+            ),
+        )),
+    }
 }
 
 /// The registered ID token algorithm: `None` for the default (RS256), which is how RS256
@@ -651,6 +694,7 @@ impl Portcullis {
             ClientKind::Confidential if v.jwks.is_none() && v.jwks_uri.is_none() => Some(new_secret()?),
             _ => None,
         };
+        let session_required = input.backchannel_logout_session_required && v.backchannel_logout_uri.is_some();
         let client = Client {
             id,
             name: v.name,
@@ -682,6 +726,9 @@ impl Portcullis {
             registration_token_hash,
             pairwise_sector,
             sector_identifier_uri: v.sector_identifier_uri,
+            token_endpoint_auth_signing_alg: v.token_endpoint_auth_signing_alg,
+            request_object_signing_alg: v.request_object_signing_alg,
+            backchannel_logout_session_required: session_required,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -780,6 +827,13 @@ impl Portcullis {
             Editor::Operator => None,
             Editor::Registration { .. } => v.sector_identifier_uri,
         };
+        // The client's own word, kept through operators' edits (their forms do not have it).
+        if matches!(editor, Editor::Registration { .. }) {
+            client.token_endpoint_auth_signing_alg = v.token_endpoint_auth_signing_alg;
+            client.request_object_signing_alg = v.request_object_signing_alg;
+            client.backchannel_logout_session_required = input.backchannel_logout_session_required;
+        }
+        client.backchannel_logout_session_required &= client.backchannel_logout_uri.is_some();
         let mut secret = None;
         match editor {
             // An operator's edit takes a self-registered client's registration over: its
@@ -1331,6 +1385,37 @@ mod tests {
         i.kind = Some(ClientKind::Public);
         i.require_pkce = Some(false);
         assert!(validate(&i, &[ID_TOKEN_ALG], None).unwrap().require_pkce);
+        // Back-Channel Logout §2.2: http only for a confidential client.
+        let mut i = input();
+        i.backchannel_logout_uri = Some("http://127.0.0.1:9000/bcl".into());
+        assert!(validate(&i, &[ID_TOKEN_ALG], None).is_ok());
+        i.kind = Some(ClientKind::Public);
+        assert!(matches!(
+            validate(&i, &[ID_TOKEN_ALG], None),
+            Err(Error::Invalid {
+                field: "backchannel_logout_uri",
+                ..
+            })
+        ));
+        i.backchannel_logout_uri = Some("https://app.example/bcl".into());
+        assert!(validate(&i, &[ID_TOKEN_ALG], None).is_ok());
+        // Client JWT algorithms: one of discovery's, by its JWA name.
+        let mut i = input();
+        i.token_endpoint_auth_signing_alg = Some("Ed25519".into());
+        i.request_object_signing_alg = Some(" PS256 ".into());
+        let v = validate(&i, &[ID_TOKEN_ALG], None).unwrap();
+        assert_eq!(v.token_endpoint_auth_signing_alg.as_deref(), Some("EdDSA"));
+        assert_eq!(v.request_object_signing_alg.as_deref(), Some("PS256"));
+        for bad in ["HS256", "none", "RSA-OAEP"] {
+            i.request_object_signing_alg = Some(bad.into());
+            assert!(matches!(
+                validate(&i, &[ID_TOKEN_ALG], None),
+                Err(Error::Invalid {
+                    field: "request_object_signing_alg",
+                    ..
+                })
+            ));
+        }
     }
 
     /// Found by fuzzing the admin API: what was stored although it should not have been.

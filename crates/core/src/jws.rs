@@ -128,23 +128,24 @@ pub(crate) fn header_alg(name: &str) -> Option<Algorithm> {
     ALGORITHMS.contains(&alg).then_some(alg)
 }
 
+/// The JWA name of one of `ALGORITHMS` (EdDSA for Ed25519 as well).
+pub(crate) fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        _ => "EdDSA",
+    }
+}
+
 /// The names discovery lists for `ALGORITHMS`.
 pub fn algorithm_names() -> Vec<String> {
-    let mut names: Vec<String> = ALGORITHMS
-        .iter()
-        .map(|a| match a {
-            Algorithm::RS256 => "RS256",
-            Algorithm::RS384 => "RS384",
-            Algorithm::RS512 => "RS512",
-            Algorithm::PS256 => "PS256",
-            Algorithm::PS384 => "PS384",
-            Algorithm::PS512 => "PS512",
-            Algorithm::ES256 => "ES256",
-            Algorithm::ES384 => "ES384",
-            _ => "EdDSA",
-        })
-        .map(str::to_owned)
-        .collect();
+    let mut names: Vec<String> = ALGORITHMS.iter().map(|a| algorithm_name(*a).to_owned()).collect();
     names.push("Ed25519".into());
     names
 }

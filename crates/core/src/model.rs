@@ -76,6 +76,16 @@ pub struct Client {
     /// client at `/introspect` (when it asks for them) are signed; `None` is the default,
     /// RS256.
     pub introspection_signed_response_alg: Option<SigningAlg>,
+    /// OIDC Registration §2 `token_endpoint_auth_signing_alg`: the only algorithm (a JWS
+    /// name, as `jws::algorithm_names`) its client assertions may be signed with; `None`
+    /// for any the server takes.
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// OIDC Registration §2 `request_object_signing_alg`: the same for its request objects.
+    pub request_object_signing_alg: Option<String>,
+    /// Back-Channel Logout §2.2 `backchannel_logout_session_required`: its logout tokens
+    /// must name a session (`sid`), so the end of all a person's sessions is told one
+    /// session at a time.
+    pub backchannel_logout_session_required: bool,
     /// The public keys (a JWK Set, compact JSON) of a confidential client that
     /// authenticates with `private_key_jwt` (RFC 7523 §2.2) instead of a secret; such a
     /// client has no `secret_hash`.

@@ -222,18 +222,15 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             "jwks and jwks_uri are registered with token_endpoint_auth_method private_key_jwt",
         ));
     }
-    // Every algorithm in discovery is taken from every client: one of those is not
-    // registered (nor echoed); another is refused, so the client knows.
-    for alg_field in ["token_endpoint_auth_signing_alg", "request_object_signing_alg"] {
-        if let Some(alg) = m.string(alg_field)?
-            && !crate::jws::algorithm_names().contains(&alg)
-        {
-            return Err(metadata_error(format!(
-                "{alg_field} {alg} is not supported; use one of {}",
-                crate::jws::algorithm_names().join(", ")
-            )));
-        }
-    }
+    // OIDC Registration §2: registered, they are the only algorithm taken from the
+    // client (checked with the others in `clients::validate`).
+    let [token_endpoint_auth_signing_alg, request_object_signing_alg] =
+        ["token_endpoint_auth_signing_alg", "request_object_signing_alg"].map(|field| {
+            m.string(field)
+                .and_then(|alg| crate::clients::signing_alg(field, alg.as_deref()).map_err(as_registration_error))
+        });
+    let (token_endpoint_auth_signing_alg, request_object_signing_alg) =
+        (token_endpoint_auth_signing_alg?, request_object_signing_alg?);
     if let Some(name) = ENCRYPTION_METADATA.iter().find(|n| m.get(n).is_some()) {
         return Err(metadata_error(format!(
             "{name}: this server does not encrypt or decrypt JWTs"
@@ -385,6 +382,10 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         subject_type,
         sector_identifier: None,
         sector_identifier_uri,
+        // §2: it is for assertions; a client with a secret sends none (ignored, as unknown).
+        token_endpoint_auth_signing_alg: token_endpoint_auth_signing_alg.filter(|_| method == "private_key_jwt"),
+        request_object_signing_alg,
+        backchannel_logout_session_required: m.boolean("backchannel_logout_session_required")?,
         if_revision: None,
     })
 }
@@ -471,10 +472,21 @@ pub fn registration_response(settings: &CoreSettings, r: &Registered) -> Value {
         "backchannel_logout_uri",
         c.backchannel_logout_uri.clone().map(Value::String),
     );
-    // Every logout token carries `sid`.
+    // What it asked for: with it, the end of all a person's sessions is told one session
+    // at a time (every token names one); without, in one token naming the person.
     put(
         "backchannel_logout_session_required",
-        c.backchannel_logout_uri.is_some().then_some(Value::Bool(true)),
+        c.backchannel_logout_uri
+            .is_some()
+            .then_some(Value::Bool(c.backchannel_logout_session_required)),
+    );
+    put(
+        "token_endpoint_auth_signing_alg",
+        c.token_endpoint_auth_signing_alg.clone().map(Value::String),
+    );
+    put(
+        "request_object_signing_alg",
+        c.request_object_signing_alg.clone().map(Value::String),
     );
     put(
         "frontchannel_logout_uri",

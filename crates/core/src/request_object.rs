@@ -74,6 +74,15 @@ impl Portcullis {
                 return Ok(Err(refused(NOT_VERIFIED)));
             }
         }
+        // OIDC Registration §2: "MUST be rejected" if signed with another algorithm than
+        // the one the client registered.
+        if let Some(only) = &client.request_object_signing_alg
+            && crate::jws::algorithm_name(parts.alg) != only
+        {
+            return Ok(Err(refused(
+                "the request object is not signed with the client's request_object_signing_alg",
+            )));
+        }
         Ok(self
             .check_request_claims(&parts, client)
             .and_then(|()| params(&parts, client, outside)))

@@ -23,7 +23,8 @@ macro_rules! client_columns {
          dpop_bound_access_tokens, resources, require_pushed_authorization_requests, jwks_uri, \
          require_signed_request_object, backchannel_logout_uri, registration_token_hash, self_registered, \
          pairwise_sector, frontchannel_logout_uri, userinfo_signed_response_alg, sector_identifier_uri, \
-         introspection_signed_response_alg"
+         introspection_signed_response_alg, token_endpoint_auth_signing_alg, request_object_signing_alg, \
+         backchannel_logout_session_required"
     };
 }
 
@@ -63,6 +64,9 @@ struct ClientRow {
     userinfo_signed_response_alg: Option<String>,
     sector_identifier_uri: Option<String>,
     introspection_signed_response_alg: Option<String>,
+    token_endpoint_auth_signing_alg: Option<String>,
+    request_object_signing_alg: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 impl ClientRow {
@@ -120,6 +124,9 @@ impl ClientRow {
                 "clients.introspection_signed_response_alg",
                 self.introspection_signed_response_alg,
             )?,
+            token_endpoint_auth_signing_alg: self.token_endpoint_auth_signing_alg,
+            request_object_signing_alg: self.request_object_signing_alg,
+            backchannel_logout_session_required: self.backchannel_logout_session_required,
         })
     }
 }
@@ -131,7 +138,7 @@ fn alg(column: &str, stored: Option<String>) -> StoreResult<Option<SigningAlg>> 
         .transpose()
 }
 
-/// Binds `$1`–`$33`: every column but `created_at`, in the order of the statements below.
+/// Binds `$1`–`$36`: every column but `created_at`, in the order of the statements below.
 fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Sqlite, SqliteArguments<'static>>> {
     Ok(sqlx::query(sql)
         .bind(c.id.as_str().to_owned())
@@ -168,7 +175,10 @@ fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Sqli
         .bind(c.frontchannel_logout_uri.clone())
         .bind(c.userinfo_signed_response_alg.map(SigningAlg::as_str))
         .bind(c.sector_identifier_uri.clone())
-        .bind(c.introspection_signed_response_alg.map(SigningAlg::as_str)))
+        .bind(c.introspection_signed_response_alg.map(SigningAlg::as_str))
+        .bind(c.token_endpoint_auth_signing_alg.clone())
+        .bind(c.request_object_signing_alg.clone())
+        .bind(c.backchannel_logout_session_required))
 }
 
 const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
@@ -177,9 +187,10 @@ const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect
      dpop_bound_access_tokens, resources, require_pushed_authorization_requests, jwks_uri, \
      require_signed_request_object, backchannel_logout_uri, registration_token_hash, self_registered, \
      pairwise_sector, frontchannel_logout_uri, userinfo_signed_response_alg, sector_identifier_uri, \
-     introspection_signed_response_alg, created_at) \
+     introspection_signed_response_alg, token_endpoint_auth_signing_alg, request_object_signing_alg, \
+     backchannel_logout_session_required, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
-     $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)";
+     $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37)";
 
 const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4, redirect_uris = $5, \
      post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, require_pkce = $10, \
@@ -189,7 +200,9 @@ const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4,
      require_pushed_authorization_requests = $23, jwks_uri = $24, require_signed_request_object = $25, \
      backchannel_logout_uri = $26, registration_token_hash = $27, self_registered = $28, \
      pairwise_sector = $29, frontchannel_logout_uri = $30, userinfo_signed_response_alg = $31, \
-     sector_identifier_uri = $32, introspection_signed_response_alg = $33 WHERE id = $1 AND revision = $18";
+     sector_identifier_uri = $32, introspection_signed_response_alg = $33, \
+     token_endpoint_auth_signing_alg = $34, request_object_signing_alg = $35, \
+     backchannel_logout_session_required = $36 WHERE id = $1 AND revision = $18";
 
 /// Replaces the client's row (every field but `id` and `created_at`) if its revision is
 /// still `client.revision`, and counts the revision up; `Stale` if it is not, `NotFound` if

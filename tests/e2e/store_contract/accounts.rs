@@ -55,6 +55,8 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.frontchannel_logout_uri = None;
     changed.sector_identifier_uri = None;
     changed.introspection_signed_response_alg = None;
+    changed.token_endpoint_auth_signing_alg = None;
+    changed.backchannel_logout_session_required = false;
     changed.userinfo_signed_response_alg = Some(SigningAlg::EdDSA);
     changed.disabled = true;
     changed.updated_at = T0 + secs(100);
@@ -101,6 +103,8 @@ pub(super) async fn client_update<S: Store>(s: S) {
     late.frontchannel_logout_uri = Some("http://127.0.0.1:8080/fc".into());
     late.sector_identifier_uri = Some("https://other.example/sectors.json".into());
     late.introspection_signed_response_alg = Some(SigningAlg::EdDSA);
+    late.request_object_signing_alg = None;
+    late.backchannel_logout_session_required = false;
     s.update_client(&late, &[]).await.unwrap();
     let stored = s.get_client(&c.id).await.unwrap().unwrap();
     assert_eq!(
@@ -113,6 +117,8 @@ pub(super) async fn client_update<S: Store>(s: S) {
             stored.frontchannel_logout_uri.as_deref(),
             stored.sector_identifier_uri.as_deref(),
             stored.introspection_signed_response_alg,
+            stored.request_object_signing_alg.as_deref(),
+            stored.backchannel_logout_session_required,
         ),
         (
             "Late",
@@ -123,6 +129,8 @@ pub(super) async fn client_update<S: Store>(s: S) {
             Some("http://127.0.0.1:8080/fc"),
             Some("https://other.example/sectors.json"),
             Some(SigningAlg::EdDSA),
+            None,
+            false,
         )
     );
 

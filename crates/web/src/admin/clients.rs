@@ -227,6 +227,10 @@ impl ClientFields {
             sector_identifier: optional_text(&self.sector_identifier),
             // Operators name the sector; the list is a self-registering client's.
             sector_identifier_uri: None,
+            // A self-registering client's own word, kept through operators' edits.
+            token_endpoint_auth_signing_alg: None,
+            request_object_signing_alg: None,
+            backchannel_logout_session_required: false,
             if_revision: match self.revision.trim() {
                 "" => None,
                 r => Some(
@@ -775,6 +779,9 @@ mod tests {
             registration_token_hash: None,
             self_registered: false,
             pairwise_sector: None,
+            token_endpoint_auth_signing_alg: None,
+            request_object_signing_alg: None,
+            backchannel_logout_session_required: false,
             sector_identifier_uri: None,
             frontchannel_logout_uri: None,
             introspection_signed_response_alg: None,

@@ -153,6 +153,10 @@ impl ClientBody {
             sector_identifier: self.sector_identifier,
             // Operators name the sector; the list is a self-registering client's.
             sector_identifier_uri: None,
+            // A self-registering client's own word, kept through operators' edits.
+            token_endpoint_auth_signing_alg: None,
+            request_object_signing_alg: None,
+            backchannel_logout_session_required: false,
             if_revision: self.revision,
         })
     }
