@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
-use portcullis_core::outbound::{OutboundPolicy, Reach};
+use portcullis_core::outbound::{OutboundPolicy, REFUSED, Reach};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -81,7 +81,7 @@ async fn connect(
     port: u16,
 ) -> Result<TcpStream, String> {
     if let Some(why) = policy.refuses_host(reach, url) {
-        return Err(format!("refused: {why}"));
+        return Err(format!("{REFUSED}: {why}"));
     }
     let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
@@ -104,7 +104,7 @@ async fn connect(
 fn check_addresses(policy: &OutboundPolicy, reach: Reach, host: &str, addresses: &[SocketAddr]) -> Result<(), String> {
     match addresses.iter().find(|a| !policy.permits(reach, a.ip())) {
         Some(refused) => Err(format!(
-            "refused: {host} leads to {}, which is not a public address",
+            "{REFUSED}: {host} leads to {}, which is not a public address",
             refused.ip()
         )),
         None => Ok(()),

@@ -54,10 +54,12 @@ impl WebhookSender for HttpsSender {
     ) -> Result<u16, String> {
         let url = url::Url::parse(url).map_err(|e| e.to_string())?;
         let mut all: Vec<(&str, String)> = headers.to_vec();
-        all.push((
-            "User-Agent",
-            concat!("Portcullis-Webhooks/", env!("CARGO_PKG_VERSION")).to_owned(),
-        ));
+        if !all.iter().any(|(name, _)| name.eq_ignore_ascii_case("user-agent")) {
+            all.push((
+                "User-Agent",
+                concat!("Portcullis-Webhooks/", env!("CARGO_PKG_VERSION")).to_owned(),
+            ));
+        }
         let tls = self.tls().await?;
         let send = http_client::send(
             tls,

@@ -339,7 +339,13 @@ impl Portcullis {
     /// for the next, so a client that does not answer does not hold up the others.
     /// Whether it was delivered.
     async fn deliver_logout(&self, sender: &dyn WebhookSender, notice: &Notice, slots: &Arc<Semaphore>) -> bool {
-        let headers = [("Content-Type", "application/x-www-form-urlencoded".to_owned())];
+        let headers = [
+            ("Content-Type", "application/x-www-form-urlencoded".to_owned()),
+            (
+                "User-Agent",
+                concat!("Portcullis/", env!("CARGO_PKG_VERSION")).to_owned(),
+            ),
+        ];
         let delays = &self.settings.backchannel_logout_retry_delays;
         let mut why = String::new();
         for wait in std::iter::once(&Duration::ZERO).chain(delays.iter()) {
@@ -362,6 +368,11 @@ impl Portcullis {
                     break;
                 }
                 Ok(status) => why = format!("the client answered {status}"),
+                // Its address is not one this server may call: no later try would be.
+                Err(e) if crate::outbound::is_refusal(&e) => {
+                    why = e;
+                    break;
+                }
                 Err(e) => why = e,
             }
         }

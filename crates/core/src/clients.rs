@@ -308,7 +308,7 @@ pub(crate) fn parse_https_uri(field: &'static str, raw: &str) -> Result<String> 
         return Err(Error::invalid(
             field,
             format!(
-                "{}: must be an https URL (http only on a loopback host), without user or password",
+                "{}: must be an https URL (http only on a loopback host) on a host name without a trailing dot, and without user or password",
                 quoted(raw)
             ),
         ));

@@ -153,6 +153,14 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     (s[0] & 0xe000) == 0x2000 && !special
 }
 
+/// Begins the error of a request `Reach` did not permit: no later try can fare better.
+pub const REFUSED: &str = "refused by the outbound address policy";
+
+/// Whether a port's error says the request was refused by the address policy.
+pub fn is_refusal(why: &str) -> bool {
+    why.contains(REFUSED)
+}
+
 /// The `Accept` of a JWK Set read.
 pub const JWK_SET: &str = "application/jwk-set+json, application/json";
 /// The `Accept` of a JSON document read.

@@ -41,7 +41,8 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
         require_signed_request_object: settings.require_signed_request_object,
         device_authorization_endpoint: Some(settings.endpoint("/device_authorization")),
-        scopes_supported: s(&["openid", "profile", "email"]),
+        // OIDC Core §11: offline_access asks for refresh tokens that outlive the session.
+        scopes_supported: s(&["openid", "profile", "email", "offline_access"]),
         response_types_supported: s(&["code"]),
         response_modes_supported: s(&["query", "form_post"]),
         grant_types_supported: s(&[

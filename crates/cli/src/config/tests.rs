@@ -589,12 +589,12 @@ fn registration_settings() {
         s.core.outbound.allowed_networks.is_empty(),
         "public addresses only by default"
     );
-    let s = load(&[(
+    let allowing = load(&[(
         "PORTCULLIS_OUTBOUND_ALLOWED_NETWORKS",
         "10.20.0.0/16, fd00::/8,192.168.1.5",
     )])
     .unwrap();
-    let nets: Vec<String> = s
+    let nets: Vec<String> = allowing
         .core
         .outbound
         .allowed_networks
