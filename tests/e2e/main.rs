@@ -40,3 +40,4 @@ mod resource;
 mod resource_indicators;
 mod store_contract;
 mod token_endpoint;
+mod token_exchange;

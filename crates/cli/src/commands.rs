@@ -118,8 +118,9 @@ pub struct ClientCreate {
     /// A post-logout redirect URI; repeat for several.
     #[arg(long = "post-logout-redirect-uri")]
     pub post_logout_redirect_uris: Vec<String>,
-    /// authorization_code, refresh_token, client_credentials or
-    /// urn:ietf:params:oauth:grant-type:device_code (RFC 8628); repeat for several.
+    /// authorization_code, refresh_token, client_credentials,
+    /// urn:ietf:params:oauth:grant-type:device_code (RFC 8628) or
+    /// urn:ietf:params:oauth:grant-type:token-exchange (RFC 8693); repeat for several.
     #[arg(long = "grant-type", default_values_t = vec!["authorization_code".to_owned(), "refresh_token".to_owned()])]
     pub grant_types: Vec<String>,
     /// Space-separated scopes the client may request.

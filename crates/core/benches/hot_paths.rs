@@ -25,6 +25,7 @@ fn claims(now: i64) -> AccessTokenClaims {
         grant_id: "7d5405ab-87f6-4903-a56b-69ad39ac24cd".into(),
         auth_time: None,
         cnf: None,
+        act: None,
     }
 }
 

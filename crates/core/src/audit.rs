@@ -42,7 +42,7 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 55] = [
+pub const EVENT_TYPES: [&str; 56] = [
     "login.success",
     "login.failure",
     "login.locked_out",
@@ -55,6 +55,7 @@ pub const EVENT_TYPES: [&str; 55] = [
     "device.approved",
     "device.denied",
     "token.issued",
+    "token.exchanged",
     "token.refreshed",
     "token.revoked",
     "code.replay_detected",

@@ -448,6 +448,13 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
             "a public client cannot use client_credentials",
         ));
     }
+    if kind == ClientKind::Public && grant_types.contains(&GrantType::TokenExchange) {
+        // RFC 8693 §2.1: the exchanging client authenticates.
+        return Err(Error::invalid(
+            "grant_types",
+            "a public client cannot use token exchange",
+        ));
+    }
     let scopes = ScopeSet::parse(&input.scopes).map_err(|e| Error::invalid("scopes", e.0))?;
     let jwks = crate::client_assertion::check_jwks(input.jwks.as_deref().unwrap_or_default())?;
     if kind == ClientKind::Public && jwks.is_some() {

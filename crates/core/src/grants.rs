@@ -104,7 +104,11 @@ struct Refreshed {
 /// without one the one the grant was asked for (`granted`). One asked for must be the
 /// grant's, or for a grant of none one of the client's `resources`; and the API must
 /// still be `registered` for the client (`Portcullis::resource_allowed`).
-fn audience(registered: impl Fn(&str) -> bool, granted: Option<&str>, asked: Option<&str>) -> Result<Option<String>> {
+pub(crate) fn audience(
+    registered: impl Fn(&str) -> bool,
+    granted: Option<&str>,
+    asked: Option<&str>,
+) -> Result<Option<String>> {
     match (asked, granted) {
         (None, None) => Ok(None),
         (None, Some(g)) | (Some(g), None) if registered(g) => Ok(Some(g.to_owned())),
@@ -172,6 +176,7 @@ impl Portcullis {
             TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
             TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
             TokenRequest::DeviceCode { .. } => GrantType::DeviceCode,
+            TokenRequest::TokenExchange(_) => GrantType::TokenExchange,
         };
         if !client.grant_types.contains(&grant_type) {
             return Err(Error::oauth(
@@ -186,6 +191,7 @@ impl Portcullis {
             ));
         }
         match request {
+            TokenRequest::TokenExchange(exchange) => self.exchange_token(client, exchange, ip, dpop_jkt).await,
             TokenRequest::DeviceCode { device_code, resource } => {
                 self.exchange_device_code(client, &device_code, resource.as_deref(), ip, dpop_jkt)
                     .await
@@ -872,6 +878,7 @@ impl Portcullis {
             .to_string(),
             auth_time: user.as_ref().map(|u| u.grant.auth_time.unix_timestamp()),
             cnf: target.dpop_jkt.map(|jkt| Confirmation { jkt }),
+            act: None,
         };
         let id_claims = match (&user, scope.contains("openid")) {
             (Some(u), true) => Some(IdTokenClaims {
@@ -916,6 +923,7 @@ impl Portcullis {
             refresh_token,
             id_token,
             scope: scope.as_string(),
+            issued_token_type: None,
         })
     }
 }

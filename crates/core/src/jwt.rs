@@ -166,6 +166,7 @@ mod tests {
             grant_id: "g".into(),
             auth_time: None,
             cnf: None,
+            act: None,
         }
     }
 

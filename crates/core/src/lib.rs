@@ -16,6 +16,7 @@ pub mod defense;
 pub mod device;
 pub mod dpop;
 pub mod error;
+pub mod exchange;
 pub mod grants;
 pub mod initial_tokens;
 pub mod jws;

@@ -258,6 +258,11 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
                     "client_credentials is not open to clients that register themselves: nobody approves its tokens; ask an operator",
                 ));
             }
+            Ok(GrantType::TokenExchange) => {
+                return Err(metadata_error(
+                    "token exchange is not open to clients that register themselves: it trades other clients' tokens; ask an operator",
+                ));
+            }
             Ok(_) => {}
             Err(_) => return Err(metadata_error(format!("grant type {g} is not supported"))),
         }
@@ -842,6 +847,10 @@ mod tests {
                 .contains("client_credentials")
         );
         assert!(refused(json!({"grant_types": ["implicit"]})).contains("implicit"));
+        assert!(
+            refused(json!({"grant_types": [portcullis_protocol::TOKEN_EXCHANGE_GRANT], "response_types": []}))
+                .contains("token exchange")
+        );
         assert!(refused(json!({"response_types": ["token"]})).contains("token"));
         assert!(
             refused(json!({"grant_types": ["refresh_token"], "response_types": ["code"]})).contains("response_types")

@@ -130,6 +130,7 @@ mod tests {
             grant_id: Uuid::nil().to_string(),
             auth_time: None,
             cnf: None,
+            act: None,
         }
     }
 

@@ -183,6 +183,8 @@ impl Portcullis {
             // RFC 9449 §6.2.
             token_type: Some(if c.cnf.is_some() { dpop::TOKEN_TYPE } else { "Bearer" }.into()),
             cnf: c.cnf,
+            // RFC 8693 §4.1 (a token from a token exchange).
+            act: c.act,
         })
     }
 

@@ -104,6 +104,7 @@ mod tests {
             grant_id: "g".into(),
             auth_time: None,
             cnf: None,
+            act: None,
         }
     }
 

@@ -23,6 +23,10 @@ pub struct AccessTokenClaims {
     /// as a bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// RFC 8693 §4.1: the party acting for the subject (a token from a token exchange
+    /// with an actor token), with the earlier actors nested in its own `act`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
 }
 
 /// RFC 7800 §3.1 confirmation, here always by RFC 7638 JWK SHA-256 thumbprint (RFC 9449

@@ -35,6 +35,24 @@ pub enum TokenRequest {
         device_code: Secret,
         resource: Option<String>,
     },
+    /// RFC 8693 §2.1.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange(TokenExchangeRequest),
+}
+
+/// RFC 8693 §2.1 token exchange request, beside the client's authentication.
+#[derive(Debug, Deserialize)]
+pub struct TokenExchangeRequest {
+    pub subject_token: Secret,
+    pub subject_token_type: String,
+    pub actor_token: Option<Secret>,
+    pub actor_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    pub scope: Option<ScopeSet>,
+    /// RFC 8707 / RFC 8693: the API the new token is for, as an absolute URI.
+    pub resource: Option<String>,
+    /// RFC 8693 §2.1: the API by its logical name; here one of the client's resources.
+    pub audience: Option<String>,
 }
 
 /// RFC 8628 §3.1 device authorization request, beside the client's authentication.
@@ -85,6 +103,9 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     pub scope: String,
+    /// RFC 8693 §2.2.1: the type of the token issued by a token exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
 }
 
 /// RFC 7009 §2.1 `token_type_hint` values.
@@ -140,6 +161,9 @@ pub struct IntrospectionResponse {
     /// RFC 9449 §6.2: the key a DPoP-bound access token is bound to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<crate::claims::Confirmation>,
+    /// RFC 8693 §4.1: who acts for the subject, in a token from a token exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
 }
 
 impl IntrospectionResponse {

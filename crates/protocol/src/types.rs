@@ -442,14 +442,18 @@ pub enum GrantType {
     /// RFC 8628 §3.4: `urn:ietf:params:oauth:grant-type:device_code`.
     #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
     DeviceCode,
+    /// RFC 8693 §2.1: `urn:ietf:params:oauth:grant-type:token-exchange`.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 4] = [
+    pub const ALL: [GrantType; 5] = [
         Self::AuthorizationCode,
         Self::RefreshToken,
         Self::ClientCredentials,
         Self::DeviceCode,
+        Self::TokenExchange,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -457,13 +461,14 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
             Self::DeviceCode => DEVICE_CODE_GRANT,
+            Self::TokenExchange => TOKEN_EXCHANGE_GRANT,
         }
     }
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         Self::ALL.into_iter().find(|g| g.as_str() == s).ok_or_else(|| {
             err(format!(
                 "unknown grant type {s:?}; expected one of authorization_code, refresh_token, client_credentials, \
-                 {DEVICE_CODE_GRANT}"
+                 {DEVICE_CODE_GRANT}, {TOKEN_EXCHANGE_GRANT}"
             ))
         })
     }
@@ -477,6 +482,12 @@ impl fmt::Display for GrantType {
 
 /// The device authorization grant's `grant_type` (RFC 8628 §3.4).
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The token exchange grant's `grant_type` (RFC 8693 §2.1).
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// RFC 8693 §3: the token type of an access token, the only one exchanged or issued here.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// Signing algorithms Portcullis can sign with (RFC 7518 §3.1, RFC 8037).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -50,6 +50,7 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
             "refresh_token",
             "client_credentials",
             portcullis_protocol::DEVICE_CODE_GRANT,
+            portcullis_protocol::TOKEN_EXCHANGE_GRANT,
         ]),
         subject_types_supported: s(&["public", "pairwise"]),
         // OIDC Discovery §3: RS256 must be listed, and is the default; a client may

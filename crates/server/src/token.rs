@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::throttle::Bucket;
 use portcullis_protocol::token::{TokenOperationRequest, TokenRequest};
-use portcullis_protocol::{DEVICE_CODE_GRANT, ErrorCode, ScopeSet};
+use portcullis_protocol::{DEVICE_CODE_GRANT, ErrorCode, ScopeSet, TOKEN_EXCHANGE_GRANT};
 
 use crate::ServerState;
 use crate::client_auth::{FormBody, authenticate_token_request, authenticated_form, check_client_allowance};
@@ -39,13 +39,15 @@ pub async fn token_post(
     // Check the grant type before anything else, to tell "missing" from "unsupported".
     match form.get("grant_type") {
         None => return Err(ApiError::new(ErrorCode::InvalidRequest, "grant_type is required")),
-        Some("authorization_code" | "refresh_token" | "client_credentials" | DEVICE_CODE_GRANT) => {}
+        Some(
+            "authorization_code" | "refresh_token" | "client_credentials" | DEVICE_CODE_GRANT | TOKEN_EXCHANGE_GRANT,
+        ) => {}
         Some(_) => {
             // No echo of the value (RFC 6749 §5.2 limits error_description's characters).
             return Err(ApiError::new(
                 ErrorCode::UnsupportedGrantType,
-                "grant_type must be authorization_code, refresh_token, client_credentials or \
-                 urn:ietf:params:oauth:grant-type:device_code",
+                "grant_type must be authorization_code, refresh_token, client_credentials, \
+                 urn:ietf:params:oauth:grant-type:device_code or urn:ietf:params:oauth:grant-type:token-exchange",
             ));
         }
     }
@@ -71,7 +73,10 @@ pub async fn token_post(
 /// where deserializing the typed request calls it invalid_request. Looked at only when
 /// that failed. Authorization-code requests carry no scope, so theirs is ignored.
 fn malformed_scope(form: &FormBody) -> Option<ApiError> {
-    if !matches!(form.get("grant_type"), Some("refresh_token" | "client_credentials")) {
+    if !matches!(
+        form.get("grant_type"),
+        Some("refresh_token" | "client_credentials" | TOKEN_EXCHANGE_GRANT)
+    ) {
         return None;
     }
     let e = ScopeSet::parse(form.get("scope")?).err()?;

@@ -21,7 +21,7 @@ use crate::error::PageError;
 use crate::page::{render, see_other};
 
 /// The grant types a client can be registered for, with what the form says about them.
-pub const GRANT_CHOICES: [(&str, &str); 4] = [
+pub const GRANT_CHOICES: [(&str, &str); 5] = [
     ("authorization_code", "Authorization code with PKCE (people sign in)"),
     (
         portcullis_protocol::DEVICE_CODE_GRANT,
@@ -34,6 +34,10 @@ pub const GRANT_CHOICES: [(&str, &str); 4] = [
     (
         "client_credentials",
         "Client credentials (machine to machine; confidential only)",
+    ),
+    (
+        portcullis_protocol::TOKEN_EXCHANGE_GRANT,
+        "Token exchange (RFC 8693: a service trades the access token it was called with for one of its own, for an API it calls)",
     ),
 ];
 
