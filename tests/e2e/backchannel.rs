@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use portcullis_core::clients::ClientInput;
 use portcullis_core::model::ClientKind;
 use portcullis_tests::{Backend, TestApp, both_backends, browser, http};
@@ -192,19 +191,10 @@ async fn redeem(app: &TestApp, (id, secret): (&str, &str), code: &str) -> reqwes
 /// The logout token's claims, once its signature (by a key in `/jwks`), `typ`, `iss` and
 /// `aud` are checked.
 async fn verified(app: &TestApp, token: &str, client_id: &str) -> Value {
-    let header = decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
-    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(app.get_json("/jwks").await).unwrap();
-    let key = jwks
-        .find(header.kid.as_deref().unwrap())
-        .expect("signed by a published key");
-    let mut v = Validation::new(header.alg);
-    v.set_audience(&[client_id]);
-    v.set_issuer(&[&app.issuer]);
-    v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    decode::<Value>(token, &DecodingKey::from_jwk(key).unwrap(), &v)
-        .unwrap()
-        .claims
+    let required = ["exp", "iat", "iss", "aud", "sub"];
+    crate::code_flow::verified_by_jwks(app, token, "logout+jwt", client_id, &required)
+        .await
+        .0
 }
 
 /// OIDC Back-Channel Logout §2.4: what every logout token carries.

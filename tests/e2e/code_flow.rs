@@ -1018,3 +1018,30 @@ both_backends!(
     code_exchange_errors_and_replay,
     rp_initiated_logout,
 );
+
+/// The claims of `jwt`, once its signature (by the key of `/jwks` its `kid` names), its
+/// `typ`, `iss` (the issuer) and `aud` (`audience`) are checked, and the claims in
+/// `required` are present (`exp` is checked only when required); and its algorithm.
+pub(crate) async fn verified_by_jwks(
+    app: &TestApp,
+    jwt: &str,
+    typ: &str,
+    audience: &str,
+    required: &[&str],
+) -> (Value, jsonwebtoken::Algorithm) {
+    let header = jsonwebtoken::decode_header(jwt).unwrap();
+    assert_eq!(header.typ.as_deref(), Some(typ));
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(app.get_json("/jwks").await).unwrap();
+    let key = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("signed by a published key");
+    let mut v = jsonwebtoken::Validation::new(header.alg);
+    v.set_audience(&[audience]);
+    v.set_issuer(&[&app.issuer]);
+    v.validate_exp = required.contains(&"exp");
+    v.set_required_spec_claims(required);
+    let claims = jsonwebtoken::decode::<Value>(jwt, &jsonwebtoken::DecodingKey::from_jwk(key).unwrap(), &v)
+        .unwrap()
+        .claims;
+    (claims, header.alg)
+}

@@ -16,7 +16,7 @@ use portcullis_protocol::SigningAlg;
 use portcullis_tests::{Backend, TestApp, both_backends, http};
 use serde_json::{Value, json};
 
-use crate::private_key_jwt::{ASSERTION_TYPE, ClientKey, claims, client_key, sign};
+use crate::private_key_jwt::{ASSERTION_TYPE, ClientKey, authenticate_at_revoke, claims, client_key, sign};
 
 /// What the client's key host answers, and how often it was asked.
 #[derive(Clone, Default)]
@@ -443,20 +443,7 @@ async fn a_self_registered_client_is_read_at_public_addresses_only(backend: Back
     assert_eq!(registered["token_endpoint_auth_method"], "private_key_jwt");
     assert!(registered.get("client_secret").is_none(), "{registered}");
     let id = registered["client_id"].as_str().unwrap();
-    let revoke = async |app: &TestApp| {
-        let assertion = sign(&key, &claims(id, &allowing.issuer));
-        let r = http()
-            .post(app.url("/revoke"))
-            .form(&[
-                ("token", "not-a-token"),
-                ("client_assertion_type", ASSERTION_TYPE),
-                ("client_assertion", assertion.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    };
+    let revoke = async |app: &TestApp| authenticate_at_revoke(app, &allowing.issuer, id, &key).await;
     assert_eq!(revoke(&allowing).await, (200, String::new()));
     assert_eq!(published.hits(), 1);
 

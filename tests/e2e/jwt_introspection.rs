@@ -3,7 +3,6 @@
 //! inside a JWT signed by a JWKS key, typed, for itself, with no `sub` or `exp` of its
 //! own; one that does not ask gets JSON; errors stay JSON.
 
-use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use portcullis_core::clients::ClientInput;
 use portcullis_core::model::ClientKind;
 use portcullis_protocol::SigningAlg;
@@ -39,21 +38,29 @@ async fn introspect_as(app: &TestApp, (id, secret): (&str, &str), token: &str, a
 /// The claims of an introspection JWT for `client_id`, once its signature (by a key in
 /// `/jwks`), `typ`, `iss` and `aud` are checked; and its algorithm.
 async fn verified(app: &TestApp, jwt: &str, client_id: &str) -> (Value, jsonwebtoken::Algorithm) {
-    let header = decode_header(jwt).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("token-introspection+jwt"));
-    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(app.get_json("/jwks").await).unwrap();
-    let key = jwks
-        .find(header.kid.as_deref().unwrap())
-        .expect("signed by a published key");
-    let mut v = Validation::new(header.alg);
-    v.set_audience(&[client_id]);
-    v.set_issuer(&[&app.issuer]);
-    v.validate_exp = false;
-    v.set_required_spec_claims(&["iss", "aud", "iat"]);
-    let claims = decode::<Value>(jwt, &DecodingKey::from_jwk(key).unwrap(), &v)
-        .unwrap()
-        .claims;
-    (claims, header.alg)
+    let required = ["iss", "aud", "iat"];
+    crate::code_flow::verified_by_jwks(app, jwt, "token-introspection+jwt", client_id, &required).await
+}
+
+/// A resource server whose signed introspection answers are ES256: the client and its
+/// secret.
+pub(crate) async fn es256_answered_api(app: &TestApp) -> (portcullis_core::model::Client, String) {
+    let (api, secret) = app
+        .core
+        .create_client(
+            &ClientInput {
+                name: "Notes API".into(),
+                kind: Some(ClientKind::Confidential),
+                grant_types: vec!["client_credentials".into()],
+                scopes: "api:read".into(),
+                introspection_signed_response_alg: Some("ES256".into()),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    (api, secret.unwrap().expose().to_owned())
 }
 
 async fn a_resource_server_may_ask_for_signed_answers(backend: Backend) {
@@ -120,22 +127,8 @@ async fn a_resource_server_may_ask_for_signed_answers(backend: Backend) {
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"], "invalid_client");
 
     // A resource server registered with ES256 answers.
-    let (api, api_secret) = app
-        .core
-        .create_client(
-            &ClientInput {
-                name: "Notes API".into(),
-                kind: Some(ClientKind::Confidential),
-                grant_types: vec!["client_credentials".into()],
-                scopes: "api:read".into(),
-                introspection_signed_response_alg: Some("ES256".into()),
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-    let api_creds = (api.id.as_str(), api_secret.as_ref().unwrap().expose());
+    let (api, api_secret) = es256_answered_api(&app).await;
+    let api_creds = (api.id.as_str(), api_secret.as_str());
     let (_, _, jwt) = introspect_as(&app, api_creds, access, JWT).await;
     let (claims, alg) = verified(&app, &jwt, api_creds.0).await;
     assert_eq!(alg, jsonwebtoken::Algorithm::ES256);

@@ -66,6 +66,29 @@ pub(crate) fn sign(key: &ClientKey, claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
 }
 
+/// Authenticates `client_id` with an assertion signed by `key` for `issuer` where it
+/// costs nothing: `/revoke` of a made-up token at `app`. The status and the body (empty
+/// when authenticated, RFC 7009 §2.2).
+pub(crate) async fn authenticate_at_revoke(
+    app: &TestApp,
+    issuer: &str,
+    client_id: &str,
+    key: &ClientKey,
+) -> (u16, String) {
+    let assertion = sign(key, &claims(client_id, issuer));
+    let r = http()
+        .post(app.url("/revoke"))
+        .form(&[
+            ("token", "not-a-token"),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
 /// POSTs `form` with the assertion to `path`: the status and the JSON body.
 async fn post(app: &TestApp, path: &str, assertion: &str, form: &[(&str, &str)]) -> (u16, Value) {
     let mut fields = vec![

@@ -736,20 +736,8 @@ async fn registered_algorithms_are_the_only_ones_taken(backend: Backend) {
     assert_eq!(reg["token_endpoint_auth_signing_alg"], "ES256");
     assert_eq!(reg["request_object_signing_alg"], "RS256");
     let id = reg["client_id"].as_str().unwrap();
-    let revoke = async |key: &ClientKey| {
-        let assertion = sign(key, &claims(id, &app.issuer));
-        let r = http()
-            .post(app.url("/revoke"))
-            .form(&[
-                ("token", "not-a-token"),
-                ("client_assertion_type", ASSERTION_TYPE),
-                ("client_assertion", assertion.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    };
+    let revoke =
+        async |key: &ClientKey| crate::private_key_jwt::authenticate_at_revoke(&app, &app.issuer, id, key).await;
     let (status, body) = revoke(&rs).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"], "invalid_client");

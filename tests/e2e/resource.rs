@@ -245,25 +245,11 @@ async fn introspection_mode_with_signed_answers(backend: Backend) {
             .await
             .unwrap()
     };
-    let (rs, rs_secret) = app
-        .core
-        .create_client(
-            &portcullis_core::clients::ClientInput {
-                name: "Notes API".into(),
-                kind: Some(portcullis_core::model::ClientKind::Confidential),
-                grant_types: vec!["client_credentials".into()],
-                scopes: "api:read".into(),
-                introspection_signed_response_alg: Some("ES256".into()),
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+    let (rs, rs_secret) = crate::jwt_introspection::es256_answered_api(&app).await;
     let (default_rs, default_secret) = app.confidential_client("https://api.example/cb").await;
     let mut validators = Vec::new();
     for (rs_id, rs_secret) in [
-        (rs.id.to_string(), rs_secret.unwrap().expose().to_owned()),
+        (rs.id.to_string(), rs_secret),
         (default_rs.id.to_string(), default_secret.expose().to_owned()),
     ] {
         let validator = IntrospectionValidator::builder(app.issuer.clone(), rs_id, rs_secret)
