@@ -105,7 +105,7 @@ async fn a_resource_server_may_ask_for_signed_answers(backend: Backend) {
         &app,
         creds,
         "not-a-token",
-        "application/json, application/token-introspection+JWT; q=0.5",
+        "application/json; q=0.5, application/token-introspection+JWT; q=0.9",
     )
     .await;
     assert_eq!(status, 200);
@@ -118,6 +118,15 @@ async fn a_resource_server_may_ask_for_signed_answers(backend: Backend) {
         creds,
         access,
         "application/token-introspection+jwt;q=0, application/json",
+    )
+    .await;
+    assert_eq!(content_type, "application/json");
+    // JSON preferred: JSON (RFC 9110 §12.5.1).
+    let (_, content_type, _) = introspect_as(
+        &app,
+        creds,
+        access,
+        "application/json, application/token-introspection+jwt;q=0.1",
     )
     .await;
     assert_eq!(content_type, "application/json");
@@ -156,6 +165,60 @@ async fn a_resource_server_may_ask_for_signed_answers(backend: Backend) {
         refused.to_string().contains("introspection_signed_response_alg"),
         "{refused}"
     );
+    // §5: a token for an API not the caller's is active in JSON (any resource server
+    // may introspect), inactive in the signed answer.
+    const LEDGER: &str = "https://ledger.example/api";
+    let (issuer_client, issuer_secret) = app
+        .core
+        .create_client(
+            &ClientInput {
+                name: "Ledger caller".into(),
+                kind: Some(ClientKind::Confidential),
+                grant_types: vec!["client_credentials".into()],
+                scopes: "api:read".into(),
+                resources: vec![LEDGER.into()],
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(issuer_client.id.as_str(), Some(issuer_secret.unwrap().expose()))
+        .form(&[("grant_type", "client_credentials"), ("resource", LEDGER)])
+        .send()
+        .await
+        .unwrap();
+    let for_ledger: Value = r.json().await.unwrap();
+    let for_ledger = for_ledger["access_token"].as_str().unwrap();
+    let (_, _, plain) = introspect_as(&app, api_creds, for_ledger, "application/json").await;
+    assert_eq!(serde_json::from_str::<Value>(&plain).unwrap()["active"], true);
+    let (_, _, jwt) = introspect_as(&app, api_creds, for_ledger, JWT).await;
+    assert_eq!(
+        verified(&app, &jwt, api_creds.0).await.0["token_introspection"],
+        json!({"active": false})
+    );
+    let (ledger_api, ledger_secret) = app
+        .core
+        .create_client(
+            &ClientInput {
+                name: "Ledger API".into(),
+                kind: Some(ClientKind::Confidential),
+                grant_types: vec!["client_credentials".into()],
+                scopes: "api:read".into(),
+                resources: vec![LEDGER.into()],
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let ledger_creds = (ledger_api.id.as_str(), ledger_secret.as_ref().unwrap().expose());
+    let (_, _, jwt) = introspect_as(&app, ledger_creds, for_ledger, JWT).await;
+    let answer = verified(&app, &jwt, ledger_creds.0).await.0;
+    assert_eq!(answer["token_introspection"]["active"], true, "{answer}");
+    assert_eq!(answer["token_introspection"]["aud"], LEDGER);
     app.stop().await;
 }
 

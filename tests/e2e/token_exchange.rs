@@ -139,16 +139,17 @@ async fn a_service_exchanges_the_token_it_was_called_with(backend: Backend) {
     let acted = body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(jwt_claims(&acted)["act"], json!({"sub": svc.0}));
     assert_eq!(introspect(&app, svc_ref, &acted).await["act"], json!({"sub": svc.0}));
-    // Exchanged again with another actor: the earlier one is nested.
-    let (other, other_secret) = app.confidential_client("https://other.example/cb").await;
-    let (_, other_token) = app.client_credentials(other.id.as_str(), other_secret.expose()).await;
+    // Exchanged again by another service, its own token the actor: the earlier actor is
+    // nested.
+    let second = service(&app, "api:read", None).await;
+    let (_, second_token) = app.client_credentials(&second.0, &second.1).await;
     let (status, body) = exchange(
         &app,
-        svc_ref,
+        (&second.0, &second.1),
         &[
             ("subject_token", &acted),
             ("subject_token_type", ACCESS_TOKEN_TYPE),
-            ("actor_token", other_token["access_token"].as_str().unwrap()),
+            ("actor_token", second_token["access_token"].as_str().unwrap()),
             ("actor_token_type", ACCESS_TOKEN_TYPE),
         ],
     )
@@ -156,11 +157,11 @@ async fn a_service_exchanges_the_token_it_was_called_with(backend: Backend) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         jwt_claims(body["access_token"].as_str().unwrap())["act"],
-        json!({"sub": other.id.as_str(), "act": {"sub": svc.0}})
+        json!({"sub": second.0, "act": {"sub": svc.0}})
     );
 
-    // A pairwise service sees alice as it sees her everywhere.
-    let pairwise = service(&app, "api:read", Some("pairwise")).await;
+    // Never openid: an exchange signs nobody in.
+    let pairwise = service(&app, "openid api:read", Some("pairwise")).await;
     let (status, body) = exchange(
         &app,
         (&pairwise.0, &pairwise.1),
@@ -168,6 +169,22 @@ async fn a_service_exchanges_the_token_it_was_called_with(backend: Backend) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "api:read");
+    let (status, refused) = exchange(
+        &app,
+        (&pairwise.0, &pairwise.1),
+        &[
+            ("subject_token", subject),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("scope", "openid api:read"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{refused}"
+    );
     let sub = jwt_claims(body["access_token"].as_str().unwrap())["sub"].clone();
     assert_ne!(sub, json!(alice.id.to_string()));
     assert_eq!(sub.as_str().unwrap().len(), 43, "{sub}");
@@ -323,6 +340,139 @@ async fn what_cannot_be_exchanged_is_refused(backend: Backend) {
         jwt_claims(body["access_token"].as_str().unwrap())["sub"],
         web.id.as_str()
     );
+    // Another client's token as the actor: the client names only itself.
+    let (status, body) = exchange(
+        &app,
+        svc_ref,
+        &[
+            ("subject_token", &subject),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("actor_token", &subject),
+            ("actor_token_type", ACCESS_TOKEN_TYPE),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"].as_str().unwrap().contains("this client"),
+        "{body}"
+    );
+    // A token for another API is not made into one for the service's.
+    const ELSEWHERE: &str = "https://elsewhere.example/api";
+    let (caller, caller_secret) = app
+        .core
+        .create_client(
+            &ClientInput {
+                name: "Elsewhere caller".into(),
+                kind: Some(ClientKind::Confidential),
+                grant_types: vec!["client_credentials".into()],
+                scopes: "api:read".into(),
+                resources: vec![ELSEWHERE.into()],
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(caller.id.as_str(), Some(caller_secret.unwrap().expose()))
+        .form(&[("grant_type", "client_credentials"), ("resource", ELSEWHERE)])
+        .send()
+        .await
+        .unwrap();
+    let for_elsewhere: Value = r.json().await.unwrap();
+    let (status, body) = exchange(
+        &app,
+        svc_ref,
+        &[
+            ("subject_token", for_elsewhere["access_token"].as_str().unwrap()),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not one of this client's"),
+        "{body}"
+    );
+    // Chains stay short.
+    let mut token = subject.clone();
+    for _ in 0..portcullis_core::exchange::MAX_DEPTH {
+        let (status, body) = exchange(
+            &app,
+            svc_ref,
+            &[("subject_token", &token), ("subject_token_type", ACCESS_TOKEN_TYPE)],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        token = body["access_token"].as_str().unwrap().to_owned();
+    }
+    let (status, body) = exchange(
+        &app,
+        svc_ref,
+        &[("subject_token", &token), ("subject_token_type", ACCESS_TOKEN_TYPE)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    // Revoking the token it came from (a client's own, no grant stored) ends it.
+    assert_eq!(introspect(&app, svc_ref, &token).await["active"], true);
+    let r = http()
+        .post(app.url("/revoke"))
+        .basic_auth(web.id.as_str(), Some(web_secret.expose()))
+        .form(&[("token", subject.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        introspect(&app, svc_ref, &token).await["active"],
+        false,
+        "five exchanges down"
+    );
+    // Tokens in the query string are refused; several audiences are invalid_target.
+    let r = http()
+        .post(format!(
+            "{}?actor_token=x&actor_token_type={ACCESS_TOKEN_TYPE}",
+            app.url("/token")
+        ))
+        .basic_auth(&svc.0, Some(&svc.1))
+        .form(&[
+            ("grant_type", TOKEN_EXCHANGE_GRANT),
+            ("subject_token", "x"),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(&svc.0, Some(&svc.1))
+        .body(format!(
+            "grant_type={TOKEN_EXCHANGE_GRANT}&subject_token=x&subject_token_type={ACCESS_TOKEN_TYPE}&audience=a&audience=b"
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_target");
     // Nor may a public client have the grant, nor one that registers itself.
     let e = app
         .core

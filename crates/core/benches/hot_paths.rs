@@ -26,6 +26,7 @@ fn claims(now: i64) -> AccessTokenClaims {
         auth_time: None,
         cnf: None,
         act: None,
+        exchanged_from: None,
     }
 }
 

@@ -53,6 +53,9 @@ const MAX_PER_SESSION: u32 = 1_000;
 /// The (client, session) pairs read to find the clients told of the end of all a
 /// person's sessions, at most (the most recent first).
 const MAX_PER_PERSON: u32 = 10_000;
+/// Sessions one client is told of at the end of all a person's sessions, at most, when
+/// it asks for each by name (`backchannel_logout_session_required`): the most recent.
+const MAX_SESSIONS_PER_CLIENT: usize = 50;
 /// Tokens waiting for delivery on this node, at most; more are dropped (and logged).
 const QUEUE: usize = 10_000;
 /// Tries running at once.
@@ -180,7 +183,8 @@ impl Portcullis {
                 return Vec::new();
             }
         };
-        let mut seen: Vec<(ClientId, Option<String>)> = Vec::new();
+        let mut seen: std::collections::HashSet<(ClientId, Option<String>)> = std::collections::HashSet::new();
+        let mut per_client: std::collections::HashMap<ClientId, usize> = std::collections::HashMap::new();
         let mut clients = Vec::new();
         for (client_id, session) in pairs {
             let client = match self.client_cache.get(self.store.as_ref(), &client_id).await {
@@ -194,10 +198,16 @@ impl Portcullis {
             // All the person's sessions: one for the client, unless it needs each named
             // (Back-Channel Logout §2.2 `backchannel_logout_session_required`).
             let session = (sid.is_some() || client.backchannel_logout_session_required).then_some(session);
-            if seen.iter().any(|(c, s)| *c == client_id && *s == session) {
+            if !seen.insert((client_id.clone(), session.clone())) {
                 continue;
             }
-            seen.push((client_id, session.clone()));
+            // One client's sessions, the most recent first, up to a bound: a client that
+            // registered itself cannot fill the queue with one person's old sessions.
+            let told = per_client.entry(client_id).or_default();
+            if *told >= MAX_SESSIONS_PER_CLIENT {
+                continue;
+            }
+            *told += 1;
             clients.push((client, session));
         }
         clients

@@ -5,13 +5,18 @@
 //!
 //! What the new token may carry is bounded by the subject token: the same subject (a
 //! person is named as the exchanging client sees them, OIDC Core §8), scopes among the
-//! subject token's and the client's only, an expiry no later than the subject token's,
-//! and the subject token's grant, so that revoking the grant (a person signing out, a
-//! password change, a refresh token replayed) revokes the exchanged token too. With an
-//! `actor_token` (another access token of this server), the new token names that token's
-//! subject in `act` (§4.1), the earlier actors nested in it. A token bound to a DPoP key
-//! is not exchanged (only its holder may use it), and nothing but access tokens is taken
-//! or issued; no refresh token is issued.
+//! subject token's and the client's only (never `openid`: an exchange signs nobody in,
+//! and `/userinfo` answers the client a person approved), an expiry no later than the
+//! subject token's, and the subject token's grant and identity (`exchanged_from`), so
+//! that revoking the grant (a person signing out, a password change, a refresh token
+//! replayed), the subject token or its client revokes the exchanged token too. A subject
+//! token for an API must be for one of the exchanging client's APIs (or the default
+//! audience): a token meant for another API is not turned into one for the client's. With
+//! an `actor_token` (one of the exchanging client's own access tokens), the new token
+//! names that token's subject in `act` (§4.1), the earlier actors nested in it, and ends
+//! no later than it. A token bound to a DPoP key is not exchanged (only its holder may
+//! use it), nor one already exchanged `MAX_DEPTH` times; nothing but access tokens is
+//! taken or issued; no refresh token is issued.
 //!
 //! Only operators give clients the grant (a client that registers itself may not, as for
 //! `client_credentials`): which tokens a client may exchange is the operator's trust in
@@ -27,6 +32,10 @@ use crate::dpop;
 use crate::error::{Error, Result};
 use crate::model::{Client, ClientKind};
 use crate::service::Portcullis;
+
+/// The most exchanges one token may come from: each adds an entry to `exchanged_from`
+/// (and perhaps to `act`), so chains stay short and tokens small.
+pub const MAX_DEPTH: usize = 5;
 
 fn invalid_request(message: impl Into<String>) -> Error {
     Error::oauth(ErrorCode::InvalidRequest, message)
@@ -63,10 +72,29 @@ impl Portcullis {
             )));
         }
         let subject = self.exchangeable(&request.subject_token, "subject_token")?;
+        let chain = subject.exchanged_from.as_deref().unwrap_or_default();
+        if chain.len() >= MAX_DEPTH {
+            return Err(invalid_request(format!(
+                "subject_token comes from {MAX_DEPTH} exchanges already: exchange the token it came from"
+            )));
+        }
+        // Not a token for another API made into one for this client's.
+        if subject.aud != self.settings.access_token_audience && !client.resources.contains(&subject.aud) {
+            return Err(invalid_request(
+                "subject_token is for an API that is not one of this client's",
+            ));
+        }
         // §2.1: the type comes with the token, and only with it.
         let actor = match (&request.actor_token, request.actor_token_type.as_deref()) {
             (None, None) => None,
-            (Some(token), Some(ACCESS_TOKEN_TYPE)) => Some(self.exchangeable(token, "actor_token")?),
+            (Some(token), Some(ACCESS_TOKEN_TYPE)) => {
+                let actor = self.exchangeable(token, "actor_token")?;
+                // The client names itself as the actor, never another party it saw.
+                if actor.client_id != client.id.as_str() {
+                    return Err(invalid_request("actor_token must be an access token of this client"));
+                }
+                Some(actor)
+            }
             (Some(_), Some(_)) => {
                 return Err(invalid_request(format!("actor_token_type must be {ACCESS_TOKEN_TYPE}")));
             }
@@ -111,7 +139,15 @@ impl Portcullis {
             None => subject.act.clone(),
         };
         let iat = self.now().unix_timestamp();
-        let exp = (iat + self.access_ttl(client).whole_seconds()).min(subject.exp);
+        let exp = (iat + self.access_ttl(client).whole_seconds())
+            .min(subject.exp)
+            .min(actor.as_ref().map_or(i64::MAX, |a| a.exp));
+        let mut exchanged_from = vec![portcullis_protocol::claims::ExchangedFrom {
+            jti: subject.jti.clone(),
+            client_id: subject.client_id.clone(),
+            iat: subject.iat,
+        }];
+        exchanged_from.extend(chain.iter().cloned());
         let bound = dpop_jkt.is_some();
         let claims = AccessTokenClaims {
             iss: self.settings.issuer.clone(),
@@ -128,26 +164,29 @@ impl Portcullis {
             auth_time: subject.auth_time,
             cnf: dpop_jkt.clone().map(|jkt| Confirmation { jkt }),
             act,
+            exchanged_from: Some(exchanged_from),
         };
+        let issued_jti = claims.jti.clone();
         let ring = self.keys.ring();
         let alg = self.settings.signing_alg;
         let access_token = self
             .signer
             .run(move || crate::jwt::sign(&ring, alg, crate::jwt::ACCESS_TOKEN_TYP, &claims))
             .await??;
-        self.audit(
-            Event::new("token.exchanged")
-                .client(client.id.as_str())
-                .ip(ip)
-                .detail(serde_json::json!({
-                    "subject_client_id": subject.client_id,
-                    "actor_client_id": actor.as_ref().map(|a| a.client_id.clone()),
-                    "grant_id": subject.grant_id,
-                    "scope": scope.as_string(),
-                    "audience": audience,
-                    "dpop_jkt": dpop_jkt,
-                })),
-        );
+        let mut event = Event::new("token.exchanged").client(client.id.as_str()).ip(ip);
+        if let Some(g) = &grant {
+            event = event.user(g.user_id);
+        }
+        self.audit(event.detail(serde_json::json!({
+            "jti": issued_jti,
+            "subject_jti": subject.jti,
+            "subject_client_id": subject.client_id,
+            "actor_sub": actor.as_ref().map(|a| a.sub.clone()),
+            "grant_id": subject.grant_id,
+            "scope": scope.as_string(),
+            "audience": audience,
+            "dpop_jkt": dpop_jkt,
+        })));
         Ok(TokenResponse {
             access_token,
             token_type: if bound { dpop::TOKEN_TYPE } else { "Bearer" }.into(),
@@ -176,10 +215,11 @@ impl Portcullis {
 }
 
 /// The scopes of the new token: those asked for, all of them among the subject token's
-/// and the client's; without any asked, every scope the two share.
+/// and the client's but `openid`; without any asked, every such scope the two share.
 fn exchanged_scope(client: &Client, subject: &AccessTokenClaims, asked: Option<ScopeSet>) -> Result<ScopeSet> {
     let held = ScopeSet::parse(&subject.scope).unwrap_or_default();
-    let allowed = held.intersection(&client.scopes);
+    let openid = ScopeSet::parse("openid").unwrap_or_default();
+    let allowed = held.intersection(&client.scopes).difference(&openid);
     let scope = match asked {
         Some(asked) if !asked.is_empty() => {
             let extra = asked.difference(&allowed);

@@ -879,6 +879,7 @@ impl Portcullis {
             auth_time: user.as_ref().map(|u| u.grant.auth_time.unix_timestamp()),
             cnf: target.dpop_jkt.map(|jkt| Confirmation { jkt }),
             act: None,
+            exchanged_from: None,
         };
         let id_claims = match (&user, scope.contains("openid")) {
             (Some(u), true) => Some(IdTokenClaims {

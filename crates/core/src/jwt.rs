@@ -167,6 +167,7 @@ mod tests {
             auth_time: None,
             cnf: None,
             act: None,
+            exchanged_from: None,
         }
     }
 

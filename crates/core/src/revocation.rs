@@ -59,17 +59,23 @@ impl RevocationSet {
             return false;
         }
         let grant = Uuid::parse_str(&claims.grant_id).ok().map(RevocationTarget::Grant);
-        inner
-            .entries
-            .contains_key(&RevocationTarget::AccessToken(claims.jti.clone()))
-            || grant.is_some_and(|g| inner.entries.contains_key(&g))
-            || inner
+        let revoked = |jti: &str, client_id: &str, iat: i64| {
+            inner
                 .entries
-                .contains_key(&RevocationTarget::Client(claims.client_id.clone()))
-            || inner
-                .client_until
-                .get(&claims.client_id)
-                .is_some_and(|until| claims.iat <= *until)
+                .contains_key(&RevocationTarget::AccessToken(jti.to_owned()))
+                || inner
+                    .entries
+                    .contains_key(&RevocationTarget::Client(client_id.to_owned()))
+                || inner.client_until.get(client_id).is_some_and(|until| iat <= *until)
+        };
+        revoked(&claims.jti, &claims.client_id, claims.iat)
+            || grant.is_some_and(|g| inner.entries.contains_key(&g))
+            // A token from a token exchange ends with any token it came from.
+            || claims
+                .exchanged_from
+                .iter()
+                .flatten()
+                .any(|from| revoked(&from.jti, &from.client_id, from.iat))
     }
 
     /// Adds entries this node just wrote, without waiting for the next sync.
@@ -131,6 +137,7 @@ mod tests {
             auth_time: None,
             cnf: None,
             act: None,
+            exchanged_from: None,
         }
     }
 
@@ -159,6 +166,54 @@ mod tests {
         }]);
         assert!(set.is_revoked(&claims("app", 1_500)));
         assert!(!set.is_revoked(&claims("app", 2_001)));
+    }
+
+    /// A token from a token exchange ends with any token it came from: revoked, or of a
+    /// client deleted or disabled since.
+    #[test]
+    fn an_exchanged_token_ends_with_the_tokens_it_came_from() {
+        use portcullis_protocol::claims::ExchangedFrom;
+        let expires_at = OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let mut exchanged = claims("service", 2_000);
+        exchanged.exchanged_from = Some(vec![
+            ExchangedFrom {
+                jti: "j-1500".into(),
+                client_id: "gateway".into(),
+                iat: 1_500,
+            },
+            ExchangedFrom {
+                jti: "j-1000".into(),
+                client_id: "web".into(),
+                iat: 1_000,
+            },
+        ]);
+        for (target, revoked) in [
+            (RevocationTarget::AccessToken("j-1000".into()), true),
+            (RevocationTarget::AccessToken("j-1500".into()), true),
+            (RevocationTarget::AccessToken("j-1234".into()), false),
+            (RevocationTarget::Client("web".into()), true),
+            (
+                RevocationTarget::ClientUntil {
+                    client_id: "gateway".into(),
+                    issued_until: 1_500,
+                },
+                true,
+            ),
+            (
+                RevocationTarget::ClientUntil {
+                    client_id: "gateway".into(),
+                    issued_until: 1_499,
+                },
+                false,
+            ),
+        ] {
+            let set = RevocationSet::new();
+            set.insert_local(&[Revocation {
+                target: target.clone(),
+                expires_at,
+            }]);
+            assert_eq!(set.is_revoked(&exchanged), revoked, "{target:?}");
+        }
     }
 
     #[test]

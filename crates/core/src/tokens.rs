@@ -219,12 +219,21 @@ impl Portcullis {
         }))
     }
 
-    /// RFC 9701 §5: `response` (the introspection answer to `client`) as a JWT signed
+    /// RFC 9701 §5: `response` (the introspection answer to `client`, inactive if the
+    /// token is for an API that is not the caller's) as a JWT signed
     /// with the client's `introspection_signed_response_alg` (RS256 by default), typed
     /// `token-introspection+jwt`, for `client` (`aud`), with the answer in
     /// `token_introspection` and no `sub` or `exp` of its own, so it cannot pass for an
     /// access token or an ID token (§8.1).
     pub async fn introspection_jwt(&self, client: &Client, response: &IntrospectionResponse) -> Result<String> {
+        // §5: active only for a token meant for the caller: one for the default audience
+        // (every API's), or for one of the caller's APIs (its `resources`).
+        let meant_for_caller = response
+            .aud
+            .as_ref()
+            .is_none_or(|aud| *aud == self.settings.access_token_audience || client.resources.contains(aud));
+        let inactive = IntrospectionResponse::inactive();
+        let response = if meant_for_caller { response } else { &inactive };
         let alg = client
             .introspection_signed_response_alg
             .unwrap_or(crate::service::ID_TOKEN_ALG);

@@ -105,6 +105,7 @@ mod tests {
             auth_time: None,
             cnf: None,
             act: None,
+            exchanged_from: None,
         }
     }
 

@@ -27,6 +27,18 @@ pub struct AccessTokenClaims {
     /// with an actor token), with the earlier actors nested in its own `act`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<serde_json::Value>,
+    /// A token from a token exchange: the tokens it was exchanged from, the nearest first,
+    /// so that revoking any of them (or disabling its client) revokes this one too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchanged_from: Option<Vec<ExchangedFrom>>,
+}
+
+/// One token a token was exchanged from: what its revocation is looked up by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangedFrom {
+    pub jti: String,
+    pub client_id: String,
+    pub iat: i64,
 }
 
 /// RFC 7800 §3.1 confirmation, here always by RFC 7638 JWK SHA-256 thumbprint (RFC 9449

@@ -230,6 +230,10 @@ struct SignedAnswer {
     token_introspection: RawIntrospection,
 }
 
+/// How old a signed answer may be (past the leeway): it is asked for and answered at
+/// once, so an older one was kept by someone.
+const SIGNED_ANSWER_MAX_AGE: i64 = 60;
+
 /// RFC 9701 §4: the media type of a signed answer, asked for with `Accept`.
 const SIGNED_ANSWER: &str = "application/token-introspection+jwt";
 
@@ -621,12 +625,14 @@ impl IntrospectionValidator {
         let answer: SignedAnswer = keys.verify_typed(jws, "token-introspection+jwt").await.map_err(|e| {
             AuthError::upstream_msg(format!("{what} is not signed by the issuer as RFC 9701 asks: {e}"))
         })?;
-        self.check_signed(answer, &what)
+        self.check_signed(answer, &what, token)
     }
 
-    /// RFC 9701 §5: the signed answer is the issuer's, for this client, and not from the
-    /// future; its RFC 7662 answer is inside.
-    fn check_signed(&self, answer: SignedAnswer, what: &str) -> Result<RawIntrospection, AuthError> {
+    /// RFC 9701 §5: the signed answer is the issuer's, for this client, fresh (`iat`
+    /// within the leeway and `SIGNED_ANSWER_MAX_AGE`, not in the future) and, when it
+    /// names a `jti`, about `token`; its RFC 7662 answer is inside. An older answer, or one
+    /// about another token, is what a hop on the way would replay.
+    fn check_signed(&self, answer: SignedAnswer, what: &str, token: &str) -> Result<RawIntrospection, AuthError> {
         let inner = &*self.inner;
         let refused = |why: &str| Err(AuthError::upstream_msg(format!("{what} is refused: {why}")));
         let expected_issuer = inner.signed.as_ref().map(JwksValidator::issuer).unwrap_or_default();
@@ -638,11 +644,21 @@ impl IntrospectionValidator {
             return refused("its aud does not name this client");
         }
         let now = unix_seconds(inner.clock.now());
+        let oldest = now.saturating_sub(inner.leeway.saturating_add(SIGNED_ANSWER_MAX_AGE));
         match answer.iat {
-            Some(iat) if iat <= now.saturating_add(inner.leeway) => Ok(answer.token_introspection),
-            Some(_) => refused("its iat is in the future"),
-            None => refused("it has no iat"),
+            Some(iat) if iat > now.saturating_add(inner.leeway) => return refused("its iat is in the future"),
+            Some(iat) if iat < oldest => return refused("it is too old (iat)"),
+            Some(_) => {}
+            None => return refused("it has no iat"),
         }
+        let about = &answer.token_introspection;
+        if about.active
+            && let (Some(said), Some(asked)) = (&about.jti, crate::jwt::unverified_jti(token))
+            && *said != asked
+        {
+            return refused("it speaks of another token (jti)");
+        }
+        Ok(answer.token_introspection)
     }
 
     fn check(&self, raw: RawIntrospection, now: i64) -> Result<VerifiedClaims, InvalidToken> {

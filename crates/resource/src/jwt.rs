@@ -128,6 +128,19 @@ pub(crate) fn precheck(token: &str, rules: &ClaimRules<'_>) -> Result<(), Invali
     rules.check_time(exp, None, None)
 }
 
+/// The `jti` of a JWS compact token's payload, read without verifying anything (to tell
+/// which token an answer speaks of).
+pub(crate) fn unverified_jti(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Jti {
+        #[serde(default)]
+        jti: Option<String>,
+    }
+    let (_, payload) = decode_header(token).ok()?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<Jti>(&bytes).ok()?.jti
+}
+
 /// RFC 9068 §4: `typ` must be `at+jwt` or `application/at+jwt`.
 fn is_access_token_typ(typ: &str) -> bool {
     is_media_type(typ, "at+jwt")

@@ -49,6 +49,8 @@ impl FormBody {
                             | "access_token"
                             | "code_verifier"
                             | "device_code"
+                            | "subject_token"
+                            | "actor_token"
                     )
                 })
         {
@@ -65,6 +67,14 @@ impl FormBody {
                 // token for is invalid_target.
                 if k == "resource" {
                     return Err(ApiError::new(ErrorCode::InvalidTarget, ONE_RESOURCE));
+                }
+                // RFC 8693 §2.1 allows several audiences, and §2.2.2 answers those it will
+                // not issue a token for so.
+                if k == "audience" {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidTarget,
+                        "one audience per token exchange: this server issues a token for one API",
+                    ));
                 }
                 // The name is the client's input: not echoed (RFC 6749 §5.2).
                 return Err(ApiError::new(ErrorCode::InvalidRequest, "a parameter is repeated"));

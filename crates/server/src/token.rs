@@ -163,22 +163,32 @@ pub async fn introspect_post(
 /// RFC 9701 §4: the media type of a signed introspection answer.
 const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";
 
-/// Whether an `Accept` header of the request names `media_type` (RFC 9110 §12.5.1: any
-/// case, parameters aside) with a quality above 0.
+/// Whether the `Accept` headers of the request prefer `media_type` to JSON (RFC 9110
+/// §12.5.1): it is named (any case, parameters aside) with a quality above 0, at least as
+/// high as that of the best range JSON falls in (`application/json`, `application/*`,
+/// `*/*`).
 fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
-    headers
+    let (mut wanted, mut json) = (0.0_f32, 0.0_f32);
+    let ranges = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|range| {
-            let mut parts = range.split(';').map(str::trim);
-            let named = parts.next().is_some_and(|t| t.eq_ignore_ascii_case(media_type));
-            let refused = parts.any(|p| {
-                p.split_once('=').is_some_and(|(k, v)| {
-                    k.trim().eq_ignore_ascii_case("q") && v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
-                })
-            });
-            named && !refused
-        })
+        .flat_map(|v| v.split(','));
+    for range in ranges {
+        let mut parts = range.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+        if name.eq_ignore_ascii_case(media_type) {
+            wanted = wanted.max(q);
+        } else if ["application/json", "application/*", "*/*"]
+            .iter()
+            .any(|j| name.eq_ignore_ascii_case(j))
+        {
+            json = json.max(q);
+        }
+    }
+    wanted > 0.0 && wanted >= json
 }

@@ -820,7 +820,7 @@ async fn signed_answers_are_checked() {
     let token = token_shaped(&issuer.url, "t", std::time::SystemTime::now());
     let active = json!({
         "active": true, "sub": "alice", "client_id": "notes-web", "exp": now + 600, "iat": now,
-        "aud": AUD, "iss": issuer.url, "scope": "notes:read", "token_type": "Bearer",
+        "aud": AUD, "iss": issuer.url, "scope": "notes:read", "token_type": "Bearer", "jti": "t",
     });
     let answer = |iss: &str, aud: &str, iat: Option<i64>| {
         let mut claims = json!({"iss": iss, "aud": aud, "jti": "a1", "token_introspection": active});
@@ -882,6 +882,18 @@ async fn signed_answers_are_checked() {
         (JWT, {
             let last = if good.ends_with('A') { "B" } else { "A" };
             format!("{}{last}", &good[..good.len() - 1])
+        }),
+        (
+            JWT,
+            key.sign_with_header(
+                &typed(&key, "token-introspection+jwt"),
+                &answer(&issuer.url, CLIENT_ID, Some(now - 3600)),
+            ),
+        ),
+        (JWT, {
+            let mut claims = answer(&issuer.url, CLIENT_ID, Some(now));
+            claims["token_introspection"]["jti"] = json!("another-token");
+            key.sign_with_header(&typed(&key, "token-introspection+jwt"), &claims)
         }),
     ];
     for (content_type, body) in refused {
