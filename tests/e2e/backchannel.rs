@@ -781,7 +781,48 @@ async fn clients_that_require_sessions_are_told_of_each(backend: Backend) {
     app.stop().await;
 }
 
+/// A client told of each session is told of its 50 most recent at most, however many a
+/// person has signed in from: one person cannot fill the delivery queue with old ones.
+async fn a_client_is_told_of_fifty_sessions_at_most(backend: Backend) {
+    let (db, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&db, guard.map(Arc::new), |s| {
+        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
+        s.core.outbound.allowed_networks = vec!["127.0.0.1/32".parse().unwrap()];
+        s.core.defense.rate_limits.set(
+            portcullis_core::throttle::Bucket::LoginIp,
+            portcullis_core::throttle::RateLimit::parse("600/min").unwrap(),
+        );
+    })
+    .await;
+    let kim = app.user("kim", PASSWORD).await;
+    let each = Receiver::default();
+    let r = http()
+        .post(app.url("/register"))
+        .json(&serde_json::json!({
+            "redirect_uris": [REDIRECT],
+            "backchannel_logout_uri": receiver(each.clone()).await,
+            "backchannel_logout_session_required": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    let reg: Value = r.json().await.unwrap();
+    let client = (
+        reg["client_id"].as_str().unwrap(),
+        reg["client_secret"].as_str().unwrap(),
+    );
+    for _ in 0..52 {
+        sign_in(&app, &browser(), client, "kim").await;
+    }
+    app.core.announce_sign_out(kim.id, None).await;
+    assert_eq!(each.tokens(50).await.len(), 50);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(each.count(), 50);
+    app.stop().await;
+}
+
 both_backends!(
+    a_client_is_told_of_fifty_sessions_at_most,
     clients_that_require_sessions_are_told_of_each,
     clients_that_never_answer_hold_up_no_operator_client,
     a_self_registered_client_is_told_at_public_addresses_only,
