@@ -210,6 +210,24 @@ async fn a_service_exchanges_the_token_it_was_called_with(backend: Backend) {
         (400, Some("invalid_request")),
         "{body}"
     );
+    // A person's token whose grant is gone (cleaned up) is not exchanged: its `sub` is the
+    // web app's view of alice. (A second sign-in, its grant deleted behind the server.)
+    let other_sign_in = obtain_tokens_with(&app, (&web.0, &web.1), "alice", "openid api:read", &[]).await;
+    let orphan = other_sign_in["access_token"].as_str().unwrap();
+    let far = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
+    assert!(app.core.store.delete_expired_grants(far, 1000).await.unwrap() >= 2);
+    let (status, body) = exchange(
+        &app,
+        svc_ref,
+        &[("subject_token", orphan), ("subject_token_type", ACCESS_TOKEN_TYPE)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+
     app.stop().await;
 }
 

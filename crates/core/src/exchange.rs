@@ -126,6 +126,13 @@ impl Portcullis {
                 ));
             }
             Some(g) => self.subject(client, g.user_id)?,
+            // A person's token (it has an auth_time) whose grant is gone: its `sub` is its
+            // client's view of the person, which is not this client's to see.
+            None if subject.auth_time.is_some() => {
+                return Err(invalid_request(
+                    "subject_token is not an active access token of this server",
+                ));
+            }
             None => subject.sub.clone(),
         };
         let act = match &actor {
