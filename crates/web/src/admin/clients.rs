@@ -534,9 +534,10 @@ fn details(c: &Client) -> Vec<Detail> {
         one("Allowed scopes", c.scopes.as_string()),
         one(
             "Subject identifiers",
-            match &c.pairwise_sector {
-                None => "public: the person's id, the same for every app".into(),
-                Some(sector) => format!("pairwise, sector {sector}"),
+            match (&c.pairwise_sector, &c.sector_identifier_uri) {
+                (None, _) => "public: the person's id, the same for every app".into(),
+                (Some(sector), None) => format!("pairwise, sector {sector}"),
+                (Some(sector), Some(list)) => format!("pairwise, sector {sector} (the list at {list})"),
             },
         ),
         one(
@@ -584,6 +585,24 @@ fn details(c: &Client) -> Vec<Detail> {
             c.introspection_signed_response_alg
                 .map_or("RS256 (default)", |a| a.as_str())
                 .into(),
+        ),
+        // What a client that registered itself asked for (RFC 7591); kept through edits.
+        many(
+            "Client assertions signed only with",
+            c.token_endpoint_auth_signing_alg.iter().cloned().collect(),
+        ),
+        many(
+            "Request objects signed only with",
+            c.request_object_signing_alg.iter().cloned().collect(),
+        ),
+        one(
+            "Back-channel logout: a token per session",
+            if c.backchannel_logout_session_required {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
         ),
         one("Status", if c.disabled { "disabled" } else { "enabled" }.into()),
         one("Registered", when(c.created_at)),
@@ -902,6 +921,36 @@ mod tests {
         };
         assert_eq!(shown(&set), Some(vec![LOGOUT.to_owned()]));
         assert_eq!(shown(&client(None)), Some(vec![]));
+    }
+
+    /// What a client that registered itself asked for is shown on its page.
+    #[test]
+    fn registered_metadata_is_shown() {
+        let shown = |c: &Client, label: &str| {
+            details(c)
+                .into_iter()
+                .find(|d| d.label == label)
+                .map(|d| d.values)
+                .unwrap()
+        };
+        let plain = client(None);
+        assert!(shown(&plain, "Client assertions signed only with").is_empty());
+        assert_eq!(shown(&plain, "Back-channel logout: a token per session"), ["no"]);
+        let asked = Client {
+            pairwise_sector: Some("rp.example".into()),
+            sector_identifier_uri: Some("https://rp.example/sectors.json".into()),
+            token_endpoint_auth_signing_alg: Some("ES256".into()),
+            request_object_signing_alg: Some("PS256".into()),
+            backchannel_logout_session_required: true,
+            ..client(None)
+        };
+        assert_eq!(
+            shown(&asked, "Subject identifiers"),
+            ["pairwise, sector rp.example (the list at https://rp.example/sectors.json)"]
+        );
+        assert_eq!(shown(&asked, "Client assertions signed only with"), ["ES256"]);
+        assert_eq!(shown(&asked, "Request objects signed only with"), ["PS256"]);
+        assert_eq!(shown(&asked, "Back-channel logout: a token per session"), ["yes"]);
     }
 
     /// A client that registered itself is marked in the list and on its page.
