@@ -168,30 +168,8 @@ async fn a_resource_server_may_ask_for_signed_answers(backend: Backend) {
     // §5: a token for an API not the caller's is active in JSON (any resource server
     // may introspect), inactive in the signed answer.
     const LEDGER: &str = "https://ledger.example/api";
-    let (issuer_client, issuer_secret) = app
-        .core
-        .create_client(
-            &ClientInput {
-                name: "Ledger caller".into(),
-                kind: Some(ClientKind::Confidential),
-                grant_types: vec!["client_credentials".into()],
-                scopes: "api:read".into(),
-                resources: vec![LEDGER.into()],
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-    let r = http()
-        .post(app.url("/token"))
-        .basic_auth(issuer_client.id.as_str(), Some(issuer_secret.unwrap().expose()))
-        .form(&[("grant_type", "client_credentials"), ("resource", LEDGER)])
-        .send()
-        .await
-        .unwrap();
-    let for_ledger: Value = r.json().await.unwrap();
-    let for_ledger = for_ledger["access_token"].as_str().unwrap();
+    let for_ledger = crate::token_endpoint::token_for_api(&app, "Ledger caller", LEDGER).await;
+    let for_ledger = for_ledger.as_str();
     let (_, _, plain) = introspect_as(&app, api_creds, for_ledger, "application/json").await;
     assert_eq!(serde_json::from_str::<Value>(&plain).unwrap()["active"], true);
     let (_, _, jwt) = introspect_as(&app, api_creds, for_ledger, JWT).await;

@@ -40,6 +40,35 @@ pub(crate) async fn refresh_grant(
     (status, body)
 }
 
+/// A `client_credentials` access token for the API `api` (RFC 8707 `resource`), from a
+/// confidential client registered for it, named `name`.
+pub(crate) async fn token_for_api(app: &TestApp, name: &str, api: &str) -> String {
+    let (client, secret) = app
+        .core
+        .create_client(
+            &portcullis_core::clients::ClientInput {
+                name: name.into(),
+                kind: Some(portcullis_core::model::ClientKind::Confidential),
+                grant_types: vec!["client_credentials".into()],
+                scopes: "api:read".into(),
+                resources: vec![api.into()],
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let (status, _, body) = post_form(
+        app,
+        "/token",
+        Some((client.id.as_str(), secret.unwrap().expose())),
+        &[("grant_type", "client_credentials"), ("resource", api)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 pub(crate) async fn introspect(app: &TestApp, id: &str, secret: &str, token: &str) -> Value {
     post_form(app, "/introspect", Some((id, secret)), &[("token", token)])
         .await

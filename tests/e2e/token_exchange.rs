@@ -381,34 +381,12 @@ async fn what_cannot_be_exchanged_is_refused(backend: Backend) {
     );
     // A token for another API is not made into one for the service's.
     const ELSEWHERE: &str = "https://elsewhere.example/api";
-    let (caller, caller_secret) = app
-        .core
-        .create_client(
-            &ClientInput {
-                name: "Elsewhere caller".into(),
-                kind: Some(ClientKind::Confidential),
-                grant_types: vec!["client_credentials".into()],
-                scopes: "api:read".into(),
-                resources: vec![ELSEWHERE.into()],
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-    let r = http()
-        .post(app.url("/token"))
-        .basic_auth(caller.id.as_str(), Some(caller_secret.unwrap().expose()))
-        .form(&[("grant_type", "client_credentials"), ("resource", ELSEWHERE)])
-        .send()
-        .await
-        .unwrap();
-    let for_elsewhere: Value = r.json().await.unwrap();
+    let for_elsewhere = crate::token_endpoint::token_for_api(&app, "Elsewhere caller", ELSEWHERE).await;
     let (status, body) = exchange(
         &app,
         svc_ref,
         &[
-            ("subject_token", for_elsewhere["access_token"].as_str().unwrap()),
+            ("subject_token", for_elsewhere.as_str()),
             ("subject_token_type", ACCESS_TOKEN_TYPE),
         ],
     )
