@@ -151,14 +151,44 @@ async fn a_service_exchanges_the_token_it_was_called_with(backend: Backend) {
             ("subject_token_type", ACCESS_TOKEN_TYPE),
             ("actor_token", second_token["access_token"].as_str().unwrap()),
             ("actor_token_type", ACCESS_TOKEN_TYPE),
+            ("resource", DOWNSTREAM),
         ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    let twice = body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(
-        jwt_claims(body["access_token"].as_str().unwrap())["act"],
+        jwt_claims(&twice)["act"],
         json!({"sub": second.0, "act": {"sub": svc.0}})
     );
+    // The API they call learns who acts, by JWKS and by introspection
+    // (portcullis-resource); a token got without an actor names none.
+    let by_keys = portcullis_resource::JwksValidator::builder(app.issuer.clone())
+        .audience(DOWNSTREAM)
+        .build()
+        .await
+        .unwrap();
+    let by_introspection = portcullis_resource::IntrospectionValidator::builder(app.issuer.clone(), &svc.0, &svc.1)
+        .audience(DOWNSTREAM)
+        .build()
+        .await
+        .unwrap();
+    let chain = |c: &portcullis_resource::VerifiedClaims| -> Vec<String> {
+        c.actor
+            .iter()
+            .flat_map(|a| a.chain())
+            .map(|a| a.subject.clone())
+            .collect()
+    };
+    let seen = by_keys.validate(&twice).await.unwrap();
+    assert_eq!(seen.subject, alice.id.to_string());
+    assert_eq!(chain(&seen), [second.0.clone(), svc.0.clone()]);
+    let seen = by_introspection.validate(&acted).await.unwrap();
+    assert_eq!(
+        (seen.subject.as_str(), chain(&seen)),
+        (alice.id.to_string().as_str(), vec![svc.0.clone()])
+    );
+    assert_eq!(by_keys.validate(exchanged).await.unwrap().actor, None);
 
     // Never openid: an exchange signs nobody in.
     let pairwise = service(&app, "openid api:read", Some("pairwise")).await;

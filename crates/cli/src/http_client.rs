@@ -83,10 +83,7 @@ async fn connect(
     if let Some(why) = policy.refuses_host(reach, url) {
         return Err(format!("{REFUSED}: {why}"));
     }
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("cannot look up {host}: {e}"))?
-        .collect();
+    let addresses = lookup(&PUBLIC_LOOKUPS, reach, host, port).await?;
     check_addresses(policy, reach, host, &addresses)?;
     let mut last = format!("{host} has no address");
     for address in addresses {
@@ -96,6 +93,39 @@ async fn connect(
         }
     }
     Err(last)
+}
+
+/// Most lookups of hosts that self-registered clients named at once. A lookup runs on
+/// the blocking pool and is not cancelled with its request (the resolver gives up in its
+/// own time), so a client naming a host whose DNS server never answers would otherwise
+/// hold a blocking thread per call; beyond these, its calls fail at once (and are retried
+/// like any failure to connect), and operators' own URLs are not held up.
+const MAX_PUBLIC_LOOKUPS: usize = 16;
+static PUBLIC_LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_PUBLIC_LOOKUPS);
+
+/// `host`'s addresses. For [`Reach::Public`], one of `slots` is held until the
+/// resolver returns, even after the caller stopped waiting.
+async fn lookup(
+    slots: &'static tokio::sync::Semaphore,
+    reach: Reach,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, String> {
+    let failed = |e: std::io::Error| format!("cannot look up {host}: {e}");
+    if reach == Reach::Any {
+        return Ok(tokio::net::lookup_host((host, port)).await.map_err(failed)?.collect());
+    }
+    let slot = slots
+        .try_acquire()
+        .map_err(|_| format!("cannot look up {host}: too many lookups of clients' hosts are under way"))?;
+    let name = host.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port)).map(Iterator::collect)
+    })
+    .await
+    .map_err(|e| format!("cannot look up {host}: {e}"))?
+    .map_err(failed)
 }
 
 /// Whether `policy` permits each of the addresses `host` resolved to for `reach`: one it
@@ -185,6 +215,25 @@ mod tests {
             allowed_networks: vec!["10.0.0.0/8".parse().unwrap()],
         };
         assert_eq!(check_addresses(&allowed, Reach::Public, "rp.example", &mixed), Ok(()));
+    }
+
+    /// Lookups for self-registered clients' hosts take a slot each while they run; when
+    /// none is free they fail at once, and operators' lookups are not counted.
+    #[tokio::test]
+    async fn lookups_of_clients_hosts_are_bounded() {
+        static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+        let found = lookup(&SLOTS, Reach::Public, "localhost", 80).await.unwrap();
+        assert!(
+            found.iter().all(|a| a.ip().is_loopback() && a.port() == 80),
+            "{found:?}"
+        );
+        assert_eq!(SLOTS.available_permits(), 2, "given back");
+        let held = SLOTS.acquire_many(2).await.unwrap();
+        let e = lookup(&SLOTS, Reach::Public, "localhost", 80).await.unwrap_err();
+        assert!(e.contains("too many lookups"), "{e}");
+        assert!(lookup(&SLOTS, Reach::Any, "localhost", 80).await.is_ok());
+        drop(held);
+        assert!(lookup(&SLOTS, Reach::Public, "127.0.0.1", 80).await.is_ok());
     }
 
     /// A listener on loopback that answers `200` to each connection: its URL and how

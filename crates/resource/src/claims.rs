@@ -44,6 +44,68 @@ pub struct VerifiedClaims {
     /// the extractor have it only when the request proved possession of that key with a
     /// DPoP proof; a bound token is never accepted as a bearer token.
     pub dpop_jkt: Option<String>,
+    /// `act` (RFC 8693 §4.1): the party acting for [`subject`](Self::subject), when the
+    /// token came from a token exchange (delegation): the caller is then `actor`, not the
+    /// subject in person. `None` for a token the subject's client got for itself.
+    pub actor: Option<Actor>,
+}
+
+/// The `act` claim of a delegated token (RFC 8693 §4.1): who acts, and who acted before.
+/// The outermost actor is the current one; [`prior`](Self::prior) goes back the chain.
+///
+/// For a token Portcullis exchanged, [`subject`](Self::subject) is the `sub` the actor's
+/// client has in its own `client_credentials` tokens (its client id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// `act.sub`: the acting party.
+    pub subject: String,
+    /// `act.iss`, when the actor's `sub` is another issuer's.
+    pub issuer: Option<String>,
+    /// `act.act`: the party that acted before this one, if any.
+    pub prior: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// The actors from the current one back to the first (RFC 8693 §4.1).
+    pub fn chain(&self) -> impl Iterator<Item = &Actor> {
+        std::iter::successors(Some(self), |a| a.prior.as_deref())
+    }
+}
+
+/// Deepest `act` nesting read; a deeper one makes the token malformed (Portcullis
+/// exchanges a token at most five times).
+const MAX_ACTORS: usize = 16;
+
+/// Reads a token's `act` (RFC 8693 §4.1): `None` when absent or `null`; an object with a
+/// string `sub` (and optionally a string `iss` and a nested `act`) otherwise. Anything
+/// else makes the token [`InvalidToken::Malformed`]: a delegation this crate cannot read
+/// must not pass for the subject acting in person.
+pub(crate) fn actor(act: Option<Value>) -> Result<Option<Actor>, InvalidToken> {
+    fn read(value: Value, depth: usize) -> Result<Actor, InvalidToken> {
+        let Value::Object(mut members) = value else {
+            return Err(InvalidToken::Malformed);
+        };
+        if depth >= MAX_ACTORS {
+            return Err(InvalidToken::Malformed);
+        }
+        let Some(Value::String(subject)) = members.remove("sub") else {
+            return Err(InvalidToken::Malformed);
+        };
+        let issuer = match members.remove("iss") {
+            None => None,
+            Some(Value::String(iss)) => Some(iss),
+            Some(_) => return Err(InvalidToken::Malformed),
+        };
+        let prior = match members.remove("act") {
+            None => None,
+            Some(inner) => Some(Box::new(read(inner, depth + 1)?)),
+        };
+        Ok(Actor { subject, issuer, prior })
+    }
+    match act.filter(|a| !a.is_null()) {
+        None => Ok(None),
+        Some(value) => read(value, 0).map(Some),
+    }
 }
 
 impl VerifiedClaims {
@@ -151,7 +213,54 @@ mod tests {
             grant_id: None,
             auth_time: None,
             dpop_jkt: None,
+            actor: None,
         }
+    }
+
+    /// RFC 8693 §4.1: what an `act` makes of a token.
+    #[test]
+    fn actor_members() {
+        use serde_json::json;
+        assert_eq!(actor(None), Ok(None));
+        assert_eq!(actor(Some(json!(null))), Ok(None));
+        let one = actor(Some(json!({"sub": "svc", "exp": 1}))).unwrap().unwrap();
+        assert_eq!(
+            (one.subject.as_str(), one.issuer.as_deref(), one.prior.is_none()),
+            ("svc", None, true)
+        );
+        let nested = actor(Some(
+            json!({"sub": "b", "iss": "https://other.example", "act": {"sub": "a"}}),
+        ))
+        .unwrap()
+        .unwrap();
+        let chain: Vec<(&str, Option<&str>)> = nested
+            .chain()
+            .map(|a| (a.subject.as_str(), a.issuer.as_deref()))
+            .collect();
+        assert_eq!(chain, [("b", Some("https://other.example")), ("a", None)]);
+        for bad in [
+            json!("svc"),
+            json!({}),
+            json!({"sub": 7}),
+            json!({"sub": "b", "iss": 1}),
+            json!({"sub": "b", "act": "a"}),
+            json!({"sub": "b", "act": {"iss": "x"}}),
+        ] {
+            assert_eq!(actor(Some(bad.clone())), Err(InvalidToken::Malformed), "{bad}");
+        }
+        let mut deep = json!({"sub": "first"});
+        for i in 0..MAX_ACTORS {
+            deep = json!({"sub": format!("a{i}"), "act": deep});
+        }
+        assert_eq!(actor(Some(deep)), Err(InvalidToken::Malformed));
+        let mut deepest_allowed = json!({"sub": "first"});
+        for i in 0..MAX_ACTORS - 1 {
+            deepest_allowed = json!({"sub": format!("a{i}"), "act": deepest_allowed});
+        }
+        assert_eq!(
+            actor(Some(deepest_allowed)).unwrap().unwrap().chain().count(),
+            MAX_ACTORS
+        );
     }
 
     #[test]

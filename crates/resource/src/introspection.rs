@@ -268,6 +268,9 @@ struct RawIntrospection {
     /// [`dpop_binding`]; `null` reads as absent).
     #[serde(default)]
     cnf: Option<serde_json::Value>,
+    /// RFC 8693 §4.1 (read by [`crate::claims::actor`]).
+    #[serde(default)]
+    act: Option<serde_json::Value>,
 }
 
 impl IntrospectionValidator {
@@ -672,6 +675,7 @@ impl IntrospectionValidator {
         // another kind (RFC 8705 certificates) or an unreadable one refuses the token; with
         // DPoP off, any `cnf` does, here, as before DPoP support (so the refusal is cached).
         let dpop_jkt = dpop_binding(raw.cnf, inner.dpop.is_some())?;
+        let actor = crate::claims::actor(raw.act)?;
         let dpop_typed = raw
             .token_type
             .as_deref()
@@ -722,6 +726,7 @@ impl IntrospectionValidator {
             grant_id: raw.grant_id,
             auth_time: None,
             dpop_jkt,
+            actor,
         })
     }
 }

@@ -373,6 +373,9 @@ pub(crate) struct RawClaims {
     /// [`dpop_binding`]; `null` reads as absent).
     #[serde(default)]
     cnf: Option<serde_json::Value>,
+    /// RFC 8693 §4.1 (read by [`crate::claims::actor`]).
+    #[serde(default)]
+    act: Option<serde_json::Value>,
 }
 
 /// Verifies the signature with `key` and returns the payload (claims such as
@@ -482,6 +485,7 @@ pub(crate) fn check_claims(
     dpop_enabled: bool,
 ) -> Result<VerifiedClaims, InvalidToken> {
     let dpop_jkt = dpop_binding(raw.cnf, dpop_enabled)?;
+    let actor = crate::claims::actor(raw.act)?;
     let (Some(iss), Some(sub), Some(aud), Some(client_id), Some(exp), Some(iat), Some(jti)) =
         (raw.iss, raw.sub, raw.aud, raw.client_id, raw.exp, raw.iat, raw.jti)
     else {
@@ -504,6 +508,7 @@ pub(crate) fn check_claims(
         grant_id: raw.grant_id,
         auth_time: raw.auth_time,
         dpop_jkt,
+        actor,
     })
 }
 

@@ -102,7 +102,7 @@ pub mod jwks;
 mod jwt;
 pub mod metadata;
 
-pub use claims::VerifiedClaims;
+pub use claims::{Actor, VerifiedClaims};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{AuthError, InvalidDpopProof, InvalidToken};
 pub use extract::{AuthRejection, DPOP, ScopeRequirement, Scoped, Validator, bearer_token};

@@ -443,6 +443,7 @@ async fn token_bound_to(jkt: Option<String>, runs: &AtomicUsize) -> Result<Verif
         grant_id: None,
         auth_time: None,
         dpop_jkt: jkt,
+        actor: None,
     })
 }
 
