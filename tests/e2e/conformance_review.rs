@@ -230,10 +230,11 @@ async fn max_age_is_never_overshot(backend: Backend) {
     panic!("no login finished within the second it started in");
 }
 
-/// OIDC Core §5.5.1.1: an `acr` asked for as essential is met with one of its values or
-/// the request fails as an authentication would. This server asserts no acr, so the
-/// client gets unmet_authentication_requirements, before any login. A voluntary `acr`
-/// and `acr_values` are ignored.
+/// OIDC Core §5.5.1.1: an `acr` asked for as essential for the ID token with values is
+/// met with one of them or the request fails as an authentication would. This server
+/// asserts no acr, so the client gets unmet_authentication_requirements, before any
+/// login. A voluntary `acr`, `acr_values`, and an essential `acr` without values or in
+/// `userinfo` are claims not returned, which §5.5.1 forbids failing for: ignored.
 async fn an_essential_acr_is_an_unmet_requirement(backend: Backend) {
     let app = spawn_app(backend).await;
     let (client, _) = app.confidential_client(REDIRECT).await;
@@ -242,7 +243,7 @@ async fn an_essential_acr_is_an_unmet_requirement(backend: Backend) {
     let b = browser();
     for claims in [
         r#"{"id_token":{"acr":{"essential":true,"values":["urn:example:loa:3"]}}}"#,
-        r#"{"userinfo":{"acr":{"essential":true}}}"#,
+        r#"{"id_token":{"acr":{"essential":true,"value":"urn:example:loa:3"}}}"#,
     ] {
         let u = authorize_url(&app, id, REDIRECT, &[("claims", claims)]);
         let back = location(&u, &b.get(u.clone()).send().await.unwrap());
@@ -259,6 +260,11 @@ async fn an_essential_acr_is_an_unmet_requirement(backend: Backend) {
     for extra in [
         ("claims", r#"{"id_token":{"acr":{"values":["urn:example:loa:3"]}}}"#),
         ("acr_values", "urn:example:loa:3"),
+        ("claims", r#"{"id_token":{"acr":{"essential":true}}}"#),
+        (
+            "claims",
+            r#"{"userinfo":{"acr":{"essential":true,"values":["urn:example:loa:3"]}}}"#,
+        ),
     ] {
         let u = authorize_url(&app, id, REDIRECT, &[extra]);
         let Step::Page { url, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {

@@ -56,7 +56,9 @@ async fn public_client_code_flow_and_refresh(backend: Backend) {
         panic!("no redirect")
     };
     let code = param(&back, "code").unwrap();
-    // Without the verifier: refused; with it, and only the client_id (auth method none): tokens.
+    // Without the verifier: refused as an invalid grant (the code was issued for a
+    // challenge; RFC 7636 §4.6, as the OpenID suite and other servers read it), and the
+    // code not spent; with it, and only the client_id (auth method none): tokens.
     let r = http()
         .post(app.url("/token"))
         .form(&[
@@ -69,6 +71,8 @@ async fn public_client_code_flow_and_refresh(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
     let r = http()
         .post(app.url("/token"))
         .form(&[

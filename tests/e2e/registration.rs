@@ -229,6 +229,23 @@ async fn a_client_manages_its_registration(backend: Backend) {
 
     // A read answers with a new token (RFC 7592 §3); the one used is spent.
     let spent = first["registration_access_token"].as_str().unwrap().to_owned();
+    // A HEAD would spend it and drop its successor with the body: refused, and the token
+    // still works. Other methods the endpoints do not take are JSON errors too.
+    let r = manage(reqwest::Method::HEAD, uri, Some(&spent), None).await;
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, PUT, DELETE");
+    for (method, url, allow) in [
+        (reqwest::Method::POST, uri.to_owned(), "GET,HEAD,PUT,DELETE"),
+        (reqwest::Method::PATCH, app.url("/register"), "POST"),
+        (reqwest::Method::GET, app.url("/token"), "POST"),
+        (reqwest::Method::PUT, app.url("/introspect"), "POST"),
+    ] {
+        let r = manage(method.clone(), &url, Some(&spent), None).await;
+        assert_eq!(r.status(), 405, "{method} {url}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {url}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{method} {url}: {body}");
+    }
     let r = manage(reqwest::Method::GET, uri, Some(&spent), None).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store");

@@ -557,9 +557,9 @@ impl Portcullis {
         let (scope, claimed_sub) = match p.claims.as_deref() {
             Some(raw) if scope.contains("openid") => {
                 let request = ClaimsRequest::parse(raw).map_err(|d| fail(ErrorCode::InvalidRequest, d))?;
-                // §5.5.1.1: an essential `acr` must be met with one of its values, or the
-                // request fails as an authentication would. This server asserts no
-                // authentication context class, so it can meet none.
+                // §5.5.1.1: an `acr` essential for the ID token with values must be met with
+                // one of them, or the request fails as an authentication would. This server
+                // asserts no authentication context class, so it can meet none.
                 if request.essential_acr {
                     return Err(fail(
                         ErrorCode::UnmetAuthenticationRequirements,
@@ -986,7 +986,10 @@ struct ClaimsRequest {
     /// §5.5.1: `{"sub": {"value": "..."}}`. The spec says so of the ID token; a value
     /// asked of userinfo is held to the same (stricter, and what the client means).
     sub: Option<String>,
-    /// §5.5.1.1: `acr` asked for with `"essential": true`, in `id_token` or `userinfo`.
+    /// §5.5.1.1: `acr` asked for in `id_token` with `"essential": true` and the values
+    /// it must have (`values`, or one `value`): a requirement the authentication must
+    /// meet. An essential `acr` without values, or one asked of `userinfo`, is a claim
+    /// like any other, which §5.5.1 forbids failing a request for.
     essential_acr: bool,
 }
 
@@ -1012,7 +1015,11 @@ impl ClaimsRequest {
                         {
                             return Err(BAD);
                         }
-                        if name == "acr" && rule.get("essential") == Some(&serde_json::Value::Bool(true)) {
+                        if member == "id_token"
+                            && name == "acr"
+                            && rule.get("essential") == Some(&serde_json::Value::Bool(true))
+                            && (rule.contains_key("values") || rule.contains_key("value"))
+                        {
                             out.essential_acr = true;
                         }
                         if let Some(v) = rule.get("value").filter(|_| name == "sub") {
@@ -1074,9 +1081,17 @@ mod tests {
         for essential in [
             r#"{"id_token":{"acr":{"essential":true,"values":["urn:example:loa:3"]}}}"#,
             r#"{"id_token":{"acr":{"essential":true,"value":"urn:example:loa:3"}}}"#,
-            r#"{"userinfo":{"acr":{"essential":true}}}"#,
         ] {
             assert!(ClaimsRequest::parse(essential).unwrap().essential_acr, "{essential}");
+        }
+        // §5.5.1: no error for a claim not returned, essential or not, but for §5.5.1.1's
+        // `acr` with values in the ID token.
+        for claim in [
+            r#"{"id_token":{"acr":{"essential":true}}}"#,
+            r#"{"userinfo":{"acr":{"essential":true}}}"#,
+            r#"{"userinfo":{"acr":{"essential":true,"values":["urn:example:loa:3"]}}}"#,
+        ] {
+            assert!(!ClaimsRequest::parse(claim).unwrap().essential_acr, "{claim}");
         }
         assert_eq!(
             ClaimsRequest::parse(r#"{"id_token":{"auth_time":null}}"#)

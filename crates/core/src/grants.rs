@@ -300,7 +300,14 @@ impl Portcullis {
                     return Err(invalid_grant("the code_verifier does not match the code_challenge"));
                 }
             }
-            (Some(_), None) => return Err(Error::oauth(ErrorCode::InvalidRequest, "code_verifier is required")),
+            // RFC 7636 §4.6 names no error for a missing verifier; the code cannot be
+            // redeemed without one, which is `invalid_grant` (RFC 6749 §5.2), as the
+            // OpenID conformance suite and other servers answer. The code is not spent.
+            (Some(_), None) => {
+                return Err(invalid_grant(
+                    "code_verifier is required: the authorization request had a code_challenge",
+                ));
+            }
             // RFC 9700 §4.8.2: a verifier without a challenge is a downgrade attempt.
             (None, Some(_)) => return Err(invalid_grant("no code_challenge was sent for this code")),
             (None, None) => {}

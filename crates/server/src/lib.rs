@@ -75,8 +75,33 @@ pub fn router(core: Arc<Portcullis>) -> Router {
         .route("/readyz", get(health::readyz_get))
         .merge(browser_facing)
         .merge(registration_endpoints(&state))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::Extension(trusted))
         .with_state(state)
+}
+
+/// A method an endpoint does not take: `405` with its `Allow` (set by the router) and a
+/// JSON error body, as every other error of these endpoints has (RFC 6749 §5.2 names no
+/// code for it; `invalid_request` is the nearest).
+async fn method_not_allowed(method: axum::http::Method) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = error::ApiError::new(
+        portcullis_protocol::ErrorCode::InvalidRequest,
+        format!("this endpoint does not take {method} requests"),
+    )
+    .into_response();
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// `HEAD /register/{client_id}`: refused, the registration access token untouched.
+async fn registration_head() -> axum::response::Response {
+    let mut response = method_not_allowed(axum::http::Method::HEAD).await;
+    response.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("GET, PUT, DELETE"),
+    );
+    response
 }
 
 /// The endpoints that take DPoP proofs; with `require_dpop_nonce` they hand out nonces
@@ -105,6 +130,10 @@ fn registration_endpoints(state: &ServerState) -> Router<ServerState> {
             .route(
                 "/register/{client_id}",
                 get(registration::registration_get)
+                    // RFC 7592 §2.1: each read answers a new registration access token in
+                    // its body, and the one used stops working; a HEAD (a link checker, a
+                    // probe) would spend it and drop the new one with the body. Not taken.
+                    .head(registration_head)
                     .put(registration::registration_put)
                     .delete(registration::registration_delete),
             )
