@@ -112,6 +112,7 @@ async fn api_clients(backend: Backend) {
         (json!({"cors_origins": ["https://rp.example/path"]}), "cors_origins"),
         (json!({"logo_uri": "ftp://rp.example/logo"}), "logo_uri"),
         (json!({"policy_uri": "not a url"}), "policy_uri"),
+        (json!({"tos_uri": "http://rp.example/terms"}), "tos_uri"),
     ] {
         assert_field(&api.post("/clients", bad(patch.clone())).await, field);
     }
@@ -280,8 +281,10 @@ async fn api_client_patch_keeps_what_it_does_not_name(backend: Backend) {
     let mut body = client_body("Billing");
     body["first_party"] = json!(true);
     body["policy_uri"] = json!("https://rp.example/privacy");
+    body["tos_uri"] = json!("https://rp.example/terms");
     let (s, created) = api.post("/clients", body).await;
     assert_eq!(s, 201, "{created}");
+    assert_eq!(created["tos_uri"], "https://rp.example/terms");
     let id = created["client_id"].as_str().unwrap().to_owned();
     let path = format!("/clients/{id}");
     let (_, before) = api.get(&path).await;

@@ -207,10 +207,14 @@ async fn a_client_manages_its_registration(backend: Backend) {
             "contacts": ["ops@rp.example"],
             "software_id": "ignored",
             "token_endpoint_auth_signing_alg": "ES256",
+            "tos_uri": "https://rp.example/terms",
         }),
     )
     .await;
     assert_eq!(status, 201, "{first}");
+    // OIDC Registration §2: kept, echoed, and linked on the consent page (the consent
+    // page test shows the link).
+    assert_eq!(first["tos_uri"], "https://rp.example/terms");
     assert_eq!(first["token_endpoint_auth_method"], "client_secret_basic");
     assert_eq!(first["scope"], "email openid");
     assert_eq!(first["response_types"], json!(["code"]));
@@ -252,6 +256,7 @@ async fn a_client_manages_its_registration(backend: Backend) {
     let read: Value = r.json().await.unwrap();
     assert_eq!(read["client_id"], id);
     assert_eq!(read["client_name"], "First");
+    assert_eq!(read["tos_uri"], "https://rp.example/terms");
     assert!(read.get("client_secret").is_none());
     let mut token = read["registration_access_token"].as_str().unwrap().to_owned();
     assert_ne!(token, spent);

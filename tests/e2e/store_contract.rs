@@ -147,6 +147,7 @@ fn client(id: &str, name: &str) -> Client {
         cors_origins: vec!["https://app.example".to_owned()],
         logo_uri: Some("https://app.example/logo.png".to_owned()),
         policy_uri: None,
+        tos_uri: None,
         id_token_signed_response_alg: None,
         jwks: None,
         // Stored and read back as any setting (a client has keys inline or at a URL, which

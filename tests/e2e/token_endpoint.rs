@@ -433,8 +433,9 @@ async fn an_openid_request_ignores_scopes_the_client_may_not_use(backend: Backen
     app.stop().await;
 }
 
-/// The consent page shows the client's logo and privacy policy (https only), and lets
-/// the browser load that one logo origin; without a logo the page loads nothing else.
+/// The consent page shows the client's logo, privacy policy and terms of service (https
+/// only), and lets the browser load that one logo origin; without a logo the page loads
+/// nothing else.
 async fn the_consent_page_shows_the_clients_logo_and_policy(backend: Backend) {
     use crate::forms::{Step, follow, submit};
     let (app, client, _, _, challenge) = app_with_alice(backend).await;
@@ -446,6 +447,7 @@ async fn the_consent_page_shows_the_clients_logo_and_policy(backend: Backend) {
         scopes: "openid profile".into(),
         logo_uri: logo.map(str::to_owned),
         policy_uri: policy.map(str::to_owned),
+        tos_uri: policy.map(|_| "https://shop.example/terms".to_owned()),
         ..Default::default()
     };
     // Only https (or http on a loopback host) is accepted at registration.
@@ -493,6 +495,10 @@ async fn the_consent_page_shows_the_clients_logo_and_policy(backend: Backend) {
         "{html}"
     );
     assert!(
+        html.contains(r#"<a href="https://shop.example/terms" rel="noopener noreferrer">"#),
+        "{html}"
+    );
+    assert!(
         html.contains("Shop &#60;&#38;&#62;") || html.contains("Shop &lt;&amp;&gt;"),
         "{html}"
     );
@@ -508,7 +514,10 @@ async fn the_consent_page_shows_the_clients_logo_and_policy(backend: Backend) {
         .unwrap();
     let (b, url, html) = login_page(&app, &client, &challenge, &[("scope", "openid profile")]).await;
     let (csp, html) = consent_page(b, url, html).await;
-    assert!(!html.contains("<img") && !html.contains("privacy policy"), "{html}");
+    assert!(
+        !html.contains("<img") && !html.contains("privacy policy") && !html.contains("terms of service"),
+        "{html}"
+    );
     assert!(csp.contains("img-src 'self';"), "{csp}");
     app.stop().await;
 }

@@ -40,6 +40,7 @@ pub struct ClientInput {
     pub cors_origins: Vec<String>,
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
     /// OIDC Registration §2: `RS256` (the default when empty or absent), or the server's
     /// `signing_alg`, the only other algorithm it has keys for.
     pub id_token_signed_response_alg: Option<String>,
@@ -113,6 +114,7 @@ struct ValidClient {
     cors_origins: Vec<String>,
     logo_uri: Option<String>,
     policy_uri: Option<String>,
+    tos_uri: Option<String>,
     id_token_signed_response_alg: Option<SigningAlg>,
     userinfo_signed_response_alg: Option<SigningAlg>,
     introspection_signed_response_alg: Option<SigningAlg>,
@@ -570,6 +572,7 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
         cors_origins,
         logo_uri: parse_optional_url("logo_uri", &input.logo_uri)?,
         policy_uri: parse_optional_url("policy_uri", &input.policy_uri)?,
+        tos_uri: parse_optional_url("tos_uri", &input.tos_uri)?,
         id_token_signed_response_alg: id_token_alg(input.id_token_signed_response_alg.as_deref(), id_token_algs)?,
         introspection_signed_response_alg: rs256_by_default(
             "introspection_signed_response_alg",
@@ -718,6 +721,7 @@ impl Portcullis {
             cors_origins: v.cors_origins,
             logo_uri: v.logo_uri,
             policy_uri: v.policy_uri,
+            tos_uri: v.tos_uri,
             id_token_signed_response_alg: v.id_token_signed_response_alg,
             userinfo_signed_response_alg: v.userinfo_signed_response_alg,
             introspection_signed_response_alg: v.introspection_signed_response_alg,
@@ -811,6 +815,7 @@ impl Portcullis {
         client.cors_origins = v.cors_origins;
         client.logo_uri = v.logo_uri;
         client.policy_uri = v.policy_uri;
+        client.tos_uri = v.tos_uri;
         client.id_token_signed_response_alg = v.id_token_signed_response_alg;
         client.userinfo_signed_response_alg = v.userinfo_signed_response_alg;
         client.introspection_signed_response_alg = v.introspection_signed_response_alg;
@@ -894,6 +899,7 @@ impl Portcullis {
             ("cors_origins", before.cors_origins != client.cors_origins),
             ("logo_uri", before.logo_uri != client.logo_uri),
             ("policy_uri", before.policy_uri != client.policy_uri),
+            ("tos_uri", before.tos_uri != client.tos_uri),
             (
                 "id_token_signed_response_alg",
                 before.id_token_signed_response_alg != client.id_token_signed_response_alg,
@@ -1461,6 +1467,9 @@ mod tests {
             i.logo_uri = None;
             i.policy_uri = Some(format!("https://{host}/policy"));
             assert_eq!(field_of(&i), "policy_uri", "{host}");
+            i.policy_uri = None;
+            i.tos_uri = Some(format!("https://{host}/terms"));
+            assert_eq!(field_of(&i), "tos_uri", "{host}");
         }
         for fine in [
             "https://cdn-1.app.example/l.png",

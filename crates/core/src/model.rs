@@ -64,6 +64,9 @@ pub struct Client {
     pub cors_origins: Vec<String>,
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
+    /// OIDC Registration §2 `tos_uri`: the client's terms of service, linked on the
+    /// consent page.
+    pub tos_uri: Option<String>,
     /// OIDC Registration §2 `id_token_signed_response_alg`: how this client's ID tokens
     /// are signed; `None` is the default, RS256. One of the algorithms the server has keys
     /// for (RS256 and `signing_alg`).

@@ -373,6 +373,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         cors_origins: Vec::new(),
         logo_uri: m.string("logo_uri")?,
         policy_uri: m.string("policy_uri")?,
+        tos_uri: m.string("tos_uri")?,
         id_token_signed_response_alg: m.string("id_token_signed_response_alg")?,
         userinfo_signed_response_alg: m.string("userinfo_signed_response_alg")?,
         introspection_signed_response_alg: m.string("introspection_signed_response_alg")?,
@@ -467,6 +468,7 @@ pub fn registration_response(settings: &CoreSettings, r: &Registered) -> Value {
     );
     put("logo_uri", c.logo_uri.clone().map(Value::String));
     put("policy_uri", c.policy_uri.clone().map(Value::String));
+    put("tos_uri", c.tos_uri.clone().map(Value::String));
     put("jwks_uri", c.jwks_uri.clone().map(Value::String));
     put(
         "sector_identifier_uri",

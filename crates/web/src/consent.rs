@@ -23,9 +23,11 @@ pub struct ConsentPage<'a> {
     pub client_name: &'a str,
     pub username: &'a str,
     pub scopes: Vec<String>,
-    /// The client's logo and privacy policy, when registered as https URLs.
+    /// The client's logo, privacy policy and terms of service, when registered as https
+    /// URLs.
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
     /// The client registered itself (RFC 7591): its name and logo are its own word, so
     /// the page says so and names the host the answer goes to.
     pub self_registered: bool,
@@ -136,6 +138,7 @@ pub async fn consent_get(
         scopes: scope_lines(&scope.as_string()),
         logo_uri: logo.as_ref().map(|u| u.as_str().to_owned()),
         policy_uri: displayable(client.policy_uri.as_deref()).map(|u| u.as_str().to_owned()),
+        tos_uri: displayable(client.tos_uri.as_deref()).map(|u| u.as_str().to_owned()),
         self_registered: client.self_registered,
         redirect_host: redirect_host(&req.redirect_uri),
     };

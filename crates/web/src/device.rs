@@ -56,6 +56,7 @@ pub struct DeviceConfirmPage<'a> {
     pub scopes: Vec<String>,
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
     /// Why the page is shown again.
     pub notice: Option<&'a str>,
     /// When the device asked ("3 minutes ago") and from where (§5.4).
@@ -222,6 +223,7 @@ fn confirm_page(
         scope,
         logo_uri: logo.as_ref().map(|u| u.as_str().to_owned()),
         policy_uri: displayable(pending.client.policy_uri.as_deref()).map(|u| u.as_str().to_owned()),
+        tos_uri: displayable(pending.client.tos_uri.as_deref()).map(|u| u.as_str().to_owned()),
         notice,
         requested: ago(state.core.now(), pending.requested_at),
         requested_from: pending.requested_from.as_deref(),

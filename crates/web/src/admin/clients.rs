@@ -59,6 +59,7 @@ pub struct ClientFields {
     pub resources: String,
     pub logo_uri: String,
     pub policy_uri: String,
+    pub tos_uri: String,
     /// Empty for the default (RS256).
     pub id_token_signed_response_alg: String,
     /// Empty for plain JSON.
@@ -129,6 +130,7 @@ impl ClientFields {
             resources: p.one("resources"),
             logo_uri: p.one("logo_uri"),
             policy_uri: p.one("policy_uri"),
+            tos_uri: p.one("tos_uri"),
             id_token_signed_response_alg: p.one("id_token_signed_response_alg"),
             userinfo_signed_response_alg: p.one("userinfo_signed_response_alg"),
             introspection_signed_response_alg: p.one("introspection_signed_response_alg"),
@@ -161,6 +163,7 @@ impl ClientFields {
             resources: joined(c.resources.iter().map(String::as_str)),
             logo_uri: c.logo_uri.clone().unwrap_or_default(),
             policy_uri: c.policy_uri.clone().unwrap_or_default(),
+            tos_uri: c.tos_uri.clone().unwrap_or_default(),
             id_token_signed_response_alg: c
                 .id_token_signed_response_alg
                 .map(|a| a.as_str().to_owned())
@@ -217,6 +220,7 @@ impl ClientFields {
             resources: lines(&self.resources),
             logo_uri: optional_text(&self.logo_uri),
             policy_uri: optional_text(&self.policy_uri),
+            tos_uri: optional_text(&self.tos_uri),
             id_token_signed_response_alg: optional_text(&self.id_token_signed_response_alg),
             userinfo_signed_response_alg: optional_text(&self.userinfo_signed_response_alg),
             introspection_signed_response_alg: optional_text(&self.introspection_signed_response_alg),
@@ -265,6 +269,7 @@ pub fn label(field: &str) -> &'static str {
         "resources" => "APIs (resource indicators)",
         "logo_uri" => "Logo URL",
         "policy_uri" => "Policy URL",
+        "tos_uri" => "Terms of service URL",
         "id_token_signed_response_alg" => "ID token signature",
         "userinfo_signed_response_alg" => "UserInfo signature",
         "introspection_signed_response_alg" => "Introspection answer signature",
@@ -568,6 +573,7 @@ fn details(c: &Client) -> Vec<Detail> {
         many("APIs (resource indicators)", c.resources.clone()),
         many("Logo URL", c.logo_uri.iter().cloned().collect()),
         many("Policy URL", c.policy_uri.iter().cloned().collect()),
+        many("Terms of service URL", c.tos_uri.iter().cloned().collect()),
         one(
             "ID token signature",
             c.id_token_signed_response_alg
@@ -791,6 +797,7 @@ mod tests {
             cors_origins: vec![],
             logo_uri: None,
             policy_uri: None,
+            tos_uri: None,
             id_token_signed_response_alg: None,
             jwks: None,
             jwks_uri: jwks_uri.map(str::to_owned),

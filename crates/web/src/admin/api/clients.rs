@@ -57,6 +57,7 @@ pub struct ClientBody {
     pub cors_origins: Vec<String>,
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
     /// OIDC Registration §2: `RS256` (the default when absent or null) or the server's
     /// `signing_alg`.
     pub id_token_signed_response_alg: Option<String>,
@@ -138,6 +139,7 @@ impl ClientBody {
             cors_origins: self.cors_origins,
             logo_uri: self.logo_uri,
             policy_uri: self.policy_uri,
+            tos_uri: self.tos_uri,
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             jwks,
             jwks_uri: self.jwks_uri,
@@ -256,7 +258,7 @@ pub async fn client_replace(
 
 /// The members of a client's representation its settings are; the rest (`client_id`,
 /// `disabled`, the times) is not changed by editing.
-const SETTINGS: [&str; 26] = [
+const SETTINGS: [&str; 27] = [
     "name",
     "kind",
     "redirect_uris",
@@ -270,6 +272,7 @@ const SETTINGS: [&str; 26] = [
     "cors_origins",
     "logo_uri",
     "policy_uri",
+    "tos_uri",
     "id_token_signed_response_alg",
     "jwks",
     "jwks_uri",

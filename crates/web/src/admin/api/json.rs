@@ -33,6 +33,7 @@ pub fn client(c: &Client) -> Value {
         "cors_origins": c.cors_origins,
         "logo_uri": c.logo_uri,
         "policy_uri": c.policy_uri,
+        "tos_uri": c.tos_uri,
         "id_token_signed_response_alg": c.id_token_signed_response_alg.map_or("RS256", |a| a.as_str()),
         "jwks": c.jwks_json(),
         "jwks_uri": c.jwks_uri,
