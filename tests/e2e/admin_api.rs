@@ -849,6 +849,7 @@ async fn api_keys_audit_dashboard_and_openapi(backend: Backend) {
     );
     assert_field(&auditor.get("/audit-events?user_id=carol").await, "user_id");
     assert_field(&auditor.get("/audit-events?limit=500").await, "limit");
+    assert_field(&auditor.get("/audit-events?limit=0").await, "limit");
     assert_error(&auditor.get("/audit-events?limit=-1").await, 400, "bad_request");
     assert_error(&auditor.get("/audit-events?colour=red").await, 400, "bad_request");
 
@@ -1321,7 +1322,12 @@ async fn api_lists_are_paged(backend: Backend) {
         (vec!["cid".to_owned()], &Value::Null)
     );
 
-    for path in ["/clients?limit=1001", "/users?limit=5000"] {
+    for path in [
+        "/clients?limit=1001",
+        "/users?limit=5000",
+        "/clients?limit=0",
+        "/users?limit=0",
+    ] {
         assert_field(&api.get(path).await, "limit");
     }
     for path in ["/clients?offset=-1", "/users?limit=x"] {

@@ -145,6 +145,31 @@ async fn token_endpoint_errors(backend: Backend) {
     .await;
     assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
     assert_eq!(h["www-authenticate"], "Basic realm=\"portcullis\"");
+    // An Authorization header of another scheme, or one that cannot be read, is said to
+    // be so (not "no authentication").
+    for (value, said) in [
+        (
+            reqwest::header::HeaderValue::from_static("Bearer abc"),
+            "the Basic scheme",
+        ),
+        (reqwest::header::HeaderValue::from_static("Basic !!"), "malformed Basic"),
+        (
+            reqwest::header::HeaderValue::from_bytes(b"Basic \xff\xfe").unwrap(),
+            "not readable",
+        ),
+    ] {
+        let r = http()
+            .post(app.url("/token"))
+            .header("authorization", value)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["error"], "invalid_client", "{b}");
+        assert!(b["error_description"].as_str().unwrap().contains(said), "{b}");
+    }
     // The audit trail says where the guess came from.
     app.core.audit.flush().await;
     let failed = app.audit_events("client.auth_failed").await;
@@ -803,6 +828,11 @@ async fn userinfo_errors(backend: Backend) {
             .post(app.url("/userinfo"))
             .header("content-type", "text/plain")
             .body(format!("access_token={access}")),
+        // A form that is not UTF-8 is malformed, not "no token".
+        http()
+            .post(app.url("/userinfo"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body([format!("access_token={access}&x=").as_bytes(), &[0xff]].concat()),
     ];
     for request in refused {
         let r = request.send().await.unwrap();
@@ -811,6 +841,16 @@ async fn userinfo_errors(backend: Backend) {
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "invalid_request", "{body}");
     }
+    // Another kind of body that is not UTF-8 is not looked at: the header's token counts.
+    let r = http()
+        .post(app.url("/userinfo"))
+        .bearer_auth(access)
+        .header("content-type", "application/octet-stream")
+        .body(vec![0xffu8, 0xfe])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // A bad token in the body is an invalid token, as in the header.
     let r = http()
         .post(app.url("/userinfo"))

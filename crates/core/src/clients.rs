@@ -140,23 +140,22 @@ enum Subjects {
 impl Subjects {
     fn parse(input: &ClientInput) -> Result<Self> {
         let blank = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-        let sector = blank(&input.sector_identifier);
+        // Checked whatever the subject type: a value an operator typed is never dropped
+        // unread for being wrong.
+        let sector = match blank(&input.sector_identifier).map(|s| s.to_ascii_lowercase()) {
+            Some(s) if s.len() > 253 || !is_host_name(&s) => {
+                return Err(Error::invalid(
+                    "sector_identifier",
+                    "must be a host name, such as app.example.com (no scheme, port or path)",
+                ));
+            }
+            sector => sector,
+        };
         match blank(&input.subject_type).as_deref() {
-            // A sector means nothing then (a form switched back to public still has one).
+            // A good sector means nothing then (a form switched back to public still has
+            // one).
             None | Some("public") => Ok(Self::Public),
-            Some("pairwise") => match sector {
-                None => Ok(Self::Pairwise(None)),
-                Some(s) => {
-                    let s = s.to_ascii_lowercase();
-                    if s.len() > 253 || !is_host_name(&s) {
-                        return Err(Error::invalid(
-                            "sector_identifier",
-                            "must be a host name, such as app.example.com (no scheme, port or path)",
-                        ));
-                    }
-                    Ok(Self::Pairwise(Some(s)))
-                }
-            },
+            Some("pairwise") => Ok(Self::Pairwise(sector)),
             Some(_) => Err(Error::invalid("subject_type", "must be public or pairwise")),
         }
     }
@@ -1306,6 +1305,8 @@ mod tests {
             &"a".repeat(64),
         ] {
             assert_eq!(field(with(Some("pairwise"), Some(bad))), "sector_identifier", "{bad}");
+            assert_eq!(field(with(Some("public"), Some(bad))), "sector_identifier", "{bad}");
+            assert_eq!(field(with(None, Some(bad))), "sector_identifier", "{bad}");
         }
     }
 

@@ -176,7 +176,13 @@ pub async fn authenticate(
     endpoint: &str,
     ip: Option<&str>,
 ) -> Result<Client, ApiError> {
-    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let basic = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::new(ErrorCode::InvalidClient, "the Authorization header is not readable"))?,
+        ),
+    };
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");
     let assertion_type = form.get("client_assertion_type");
@@ -217,8 +223,19 @@ pub async fn authenticate(
                     "use one client authentication method, not two",
                 ));
             }
-            let (id, secret) = decode_basic(value)
-                .ok_or_else(|| ApiError::new(ErrorCode::InvalidClient, "malformed Basic authorization header"))?;
+            let (id, secret) = decode_basic(value).ok_or_else(|| {
+                let basic = value
+                    .split_once(' ')
+                    .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"));
+                ApiError::new(
+                    ErrorCode::InvalidClient,
+                    if basic {
+                        "malformed Basic authorization header"
+                    } else {
+                        "clients authenticate here with the Basic scheme, client_secret in the body, or a client assertion"
+                    },
+                )
+            })?;
             if body_id.is_some_and(|b| b != id) {
                 return Err(ApiError::new(
                     ErrorCode::InvalidRequest,

@@ -143,7 +143,15 @@ pub async fn userinfo_post(
 ) -> Result<Response, ApiError> {
     refuse_token_in_query(query.as_deref())?;
     let body = read_body(body).map_err(ApiError::bearer)?;
-    let in_body = token_params(std::str::from_utf8(&body).unwrap_or(""));
+    let Ok(text) = std::str::from_utf8(&body) else {
+        // A form that cannot be read may hold the token (RFC 6750 §2.2): malformed, not
+        // "no credentials" (§3.1). Any other body is not looked at.
+        if is_form(&headers) {
+            return Err(ApiError::new(ErrorCode::InvalidRequest, "the form body is not valid UTF-8").bearer());
+        }
+        return userinfo(&state, &headers, "POST", authorization(&headers)?).await;
+    };
+    let in_body = token_params(text);
     if in_body.is_empty() {
         return userinfo(&state, &headers, "POST", authorization(&headers)?).await;
     }

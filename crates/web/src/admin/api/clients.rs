@@ -24,9 +24,9 @@ use crate::admin::AdminState;
 pub struct Search {
     #[serde(default)]
     pub search: String,
-    /// Page size; 0 or absent for the default (100), at most 1000.
+    /// Page size, 1 to 1000; absent for the default (100).
     #[serde(default)]
-    pub limit: u32,
+    pub limit: Option<u32>,
     #[serde(default)]
     pub offset: u32,
 }
@@ -177,7 +177,11 @@ pub async fn clients_list(
 ) -> ApiResult<Json<Value>> {
     let page = state
         .core
-        .list_clients_page(Some(q.search.trim()), q.limit, q.offset)
+        .list_clients_page(
+            Some(q.search.trim()),
+            super::page_size(q.limit, portcullis_core::admin::LIST_PAGE_MAX)?,
+            q.offset,
+        )
         .await?;
     Ok(Json(json!({
         "clients": page.items.iter().map(json::client).collect::<Vec<_>>(),

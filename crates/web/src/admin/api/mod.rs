@@ -100,6 +100,18 @@ async fn openapi_get() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
+/// A list's `limit` as core takes it (0: the default page size). Absent is the default;
+/// `0` is refused like any size out of `1..=max` (core refuses those over `max`).
+pub(crate) fn page_size(limit: Option<u32>, max: u32) -> Result<u32, ApiError> {
+    match limit {
+        Some(0) => Err(ApiError::Invalid {
+            field: "limit".into(),
+            message: format!("must be between 1 and {max}"),
+        }),
+        other => Ok(other.unwrap_or(0)),
+    }
+}
+
 pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound("route".into())
 }

@@ -129,8 +129,9 @@ pub struct AuditQuery {
     pub since: Option<String>,
     /// RFC 3339, exclusive.
     pub until: Option<String>,
+    /// Page size, 1 to 200; absent for the default.
     #[serde(default)]
-    pub limit: u32,
+    pub limit: Option<u32>,
     #[serde(default)]
     pub offset: u32,
 }
@@ -166,7 +167,7 @@ pub async fn audit_list(
         client_id: q.client_id.filter(|s| !s.is_empty()),
         since: instant("since", q.since.as_deref())?,
         until: instant("until", q.until.as_deref())?,
-        limit: q.limit,
+        limit: super::page_size(q.limit, portcullis_core::admin::AUDIT_PAGE_MAX)?,
         offset: q.offset,
     };
     let page = state.core.list_audit(&filter).await?;

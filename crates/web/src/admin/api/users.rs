@@ -53,7 +53,11 @@ pub async fn users_list(
 ) -> ApiResult<Json<Value>> {
     let page = state
         .core
-        .list_users_page(Some(q.search.trim()), q.limit, q.offset)
+        .list_users_page(
+            Some(q.search.trim()),
+            super::page_size(q.limit, portcullis_core::admin::LIST_PAGE_MAX)?,
+            q.offset,
+        )
         .await?;
     Ok(Json(json!({
         "users": page.items.iter().map(json::user).collect::<Vec<_>>(),
