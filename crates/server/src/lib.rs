@@ -67,15 +67,18 @@ pub fn router(core: Arc<Portcullis>) -> Router {
         .route("/jwks", get(discovery::jwks_get))
         .route("/revoke", post(token::revoke_post))
         .merge(dpop_endpoints(&state))
+        // Before the CORS layer, which then answers preflights (`OPTIONS`) as before.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(cors);
     Router::new()
         .route("/introspect", post(token::introspect_post))
         .route("/device_authorization", post(device::device_authorization_post))
         .route("/healthz", get(health::healthz_get))
         .route("/readyz", get(health::readyz_get))
+        // These routes only: the merged ones have theirs inside their CORS layers.
+        .method_not_allowed_fallback(method_not_allowed)
         .merge(browser_facing)
         .merge(registration_endpoints(&state))
-        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::Extension(trusted))
         .with_state(state)
 }
@@ -137,6 +140,7 @@ fn registration_endpoints(state: &ServerState) -> Router<ServerState> {
                     .put(registration::registration_put)
                     .delete(registration::registration_delete),
             )
+            .method_not_allowed_fallback(method_not_allowed)
             .layer(axum::extract::DefaultBodyLimit::max(registration::MAX_BODY))
             .layer(cors::registration_layer()),
     }
