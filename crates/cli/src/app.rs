@@ -60,7 +60,11 @@ fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
 /// Loads the key-encryption key, with the keys it replaces (`previous_keks`) for
 /// decrypting only.
 pub fn load_kek(settings: &Settings) -> anyhow::Result<Kek> {
-    let kek = load_current_kek(&settings.kek)?;
+    with_previous(settings, load_current_kek(&settings.kek)?)
+}
+
+/// `kek` with the settings' `previous_keks`.
+fn with_previous(settings: &Settings, kek: Kek) -> anyhow::Result<Kek> {
     let mut previous = Vec::new();
     for text in &settings.previous_keks {
         let old = Kek::parse(text).map_err(|e| anyhow::anyhow!("previous_keks: {e}"))?;
@@ -141,10 +145,36 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("creating {}", path.display()))
 }
 
+/// The key-encryption key for `store`. The embedded default's key file is generated only
+/// for a database that holds nothing sealed yet: next to a database restored without it
+/// (it is kept out of the database's backups), a new key could read nothing, and the
+/// server would fail with a bare "wrong key" while a stray file now stood where the real
+/// one must be restored. A command that only reads (`write_new` false) writes no file and
+/// uses a key of the moment, which has nothing to open.
+async fn kek_for(settings: &Settings, store: &dyn Store, write_new: bool) -> anyhow::Result<Kek> {
+    let KekSource::Generated(path) = &settings.kek else {
+        return load_kek(settings);
+    };
+    if path.exists() {
+        return load_kek(settings);
+    }
+    let sealed = !store.list_keys().await?.is_empty() || !store.list_server_secrets().await?.is_empty();
+    if sealed {
+        bail!(
+            "the key-encryption key {} is missing, but the database holds keys sealed with it: restore that              file (kept apart from the database's backups), or set kek / kek_file / PORTCULLIS_KEK to it; a new              key could not read them",
+            path.display()
+        );
+    }
+    if write_new {
+        return load_kek(settings);
+    }
+    with_previous(settings, Kek::generate()?)
+}
+
 /// Opens the store and builds the use-case context (generating keys on first start).
 pub async fn start_core(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> {
     let store = open_store(settings).await?;
-    let kek = load_kek(settings)?;
+    let kek = kek_for(settings, store.as_ref(), true).await?;
     let core = Portcullis::start(store, Arc::new(SystemClock), settings.core.clone(), kek)
         .await
         .context("starting: loading signing keys")?;
@@ -167,7 +197,7 @@ pub async fn start_core_read_only(settings: &Settings) -> anyhow::Result<Arc<Por
         );
     }
     let store = open_store(settings).await?;
-    let kek = load_kek(settings)?;
+    let kek = kek_for(settings, store.as_ref(), false).await?;
     let core = Portcullis::start_read_only(store, Arc::new(SystemClock), settings.core.clone(), kek)
         .await
         .context("starting: loading signing keys")?;

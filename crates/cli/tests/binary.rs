@@ -199,6 +199,62 @@ fn listings_need_a_database_and_a_shared_kek_file_is_warned_about() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The embedded default's key-encryption key file: a listing on a database with no keys
+/// yet writes none; a database holding sealed keys without its file (restored apart from
+/// it) is refused by name, and no stray key is written where the real one must go back.
+#[test]
+fn a_missing_generated_kek_is_never_replaced_for_a_database_that_needs_it() {
+    let dir = std::env::temp_dir().join(format!("portcullis-genkek-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("portcullis.toml");
+    std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.display())).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let kek = dir.join("kek");
+    assert!(run(&["migrate"]).status.success());
+    let out = run(&["client", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!kek.exists(), "a listing wrote a key-encryption key");
+    // A command that writes makes the keys, and the file with them.
+    let out = run(&["keys", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&[
+        "client",
+        "create",
+        "--name",
+        "Batch",
+        "--grant-type",
+        "client_credentials",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(kek.exists());
+    let kept = std::fs::read(&kek).unwrap();
+    std::fs::remove_file(&kek).unwrap();
+    for args in [&["client", "list"][..], &["client", "create", "--name", "Other"][..]] {
+        let out = run(args);
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("is missing, but the database holds keys sealed with it"),
+            "{args:?}: {err}"
+        );
+        assert!(!kek.exists(), "{args:?} wrote a new key-encryption key");
+    }
+    std::fs::write(&kek, kept).unwrap();
+    let out = run(&["client", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8(out.stdout).unwrap().contains("Batch"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `user create` reads the password from standard input and takes the profile claims as
 /// flags; `user list --json` shows them.
 #[test]
