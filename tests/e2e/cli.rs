@@ -752,6 +752,7 @@ async fn initial_tokens_are_handed_out_and_revoked(backend: Backend) {
             &["initial-token", "create", "--name", "x", "--days", "400"][..],
             "days:",
         ),
+        (&["initial-token", "create", "--name", "x", "--days", "0"][..], "days:"),
         (&["initial-token", "create", "--name", "x", "--uses", "0"][..], "uses:"),
         (&["initial-token", "create", "--name", " "][..], "name:"),
     ] {

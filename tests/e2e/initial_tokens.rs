@@ -36,7 +36,7 @@ async fn token(app: &TestApp, uses: Option<u32>) -> (InitialAccessToken, String)
         .create_initial_access_token(
             &NewInitialAccessToken {
                 name: "onboarding".into(),
-                days: 0,
+                days: None,
                 uses,
             },
             "test",
@@ -189,6 +189,7 @@ async fn operators_hand_out_and_revoke_tokens(backend: Backend) {
     for (body, field) in [
         (json!({"name": ""}), "name"),
         (json!({"name": "x", "days": 366}), "days"),
+        (json!({"name": "x", "days": 0}), "days"),
         (json!({"name": "x", "uses": 0}), "uses"),
     ] {
         assert_field(&admin.post("/initial-access-tokens", body).await, field);

@@ -57,11 +57,7 @@ pub async fn run(core: &Portcullis, command: InitialTokenCommand, actor: &str) -
     let now = core.now();
     match command {
         InitialTokenCommand::Create { name, days, uses, json } => {
-            let input = NewInitialAccessToken {
-                name,
-                days: days.unwrap_or(0),
-                uses,
-            };
+            let input = NewInitialAccessToken { name, days, uses };
             let (token, value) = core
                 .create_initial_access_token(&input, actor)
                 .await

@@ -26,8 +26,8 @@ pub const DEFAULT_DAYS: u32 = 7;
 #[derive(Debug, Clone, Default)]
 pub struct NewInitialAccessToken {
     pub name: String,
-    /// Days until it expires: 1 to `MAX_DAYS`; 0 for `DEFAULT_DAYS`.
-    pub days: u32,
+    /// Days until it expires: 1 to `MAX_DAYS`; `None` for `DEFAULT_DAYS`.
+    pub days: Option<u32>,
     /// How many registrations it allows; `None` for any number until it expires.
     pub uses: Option<u32>,
 }
@@ -62,11 +62,11 @@ impl Portcullis {
         let actor = actor.into();
         let name = crate::api_keys::label(&input.name)?;
         let days = match input.days {
-            0 => DEFAULT_DAYS,
-            d if d > MAX_DAYS => {
+            None => DEFAULT_DAYS,
+            Some(d) if d == 0 || d > MAX_DAYS => {
                 return Err(Error::invalid("days", format!("must be between 1 and {MAX_DAYS}")));
             }
-            d => d,
+            Some(d) => d,
         };
         if input.uses == Some(0) {
             return Err(Error::invalid("uses", "must be at least 1, or left out for no limit"));

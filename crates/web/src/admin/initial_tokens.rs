@@ -102,12 +102,13 @@ pub struct InitialTokenCreatedPage {
 
 fn parse_form(form: &NewTokenForm) -> Result<NewInitialAccessToken, FormErrors> {
     let days = match form.days.trim() {
-        "" => 0,
-        d => d
-            .parse::<u32>()
-            .ok()
-            .filter(|d| (1..=MAX_DAYS).contains(d))
-            .ok_or_else(|| FormErrors::one("days", format!("must be a number of days from 1 to {MAX_DAYS}")))?,
+        "" => None,
+        d => Some(
+            d.parse::<u32>()
+                .ok()
+                .filter(|d| (1..=MAX_DAYS).contains(d))
+                .ok_or_else(|| FormErrors::one("days", format!("must be a number of days from 1 to {MAX_DAYS}")))?,
+        ),
     };
     let uses = match form.uses.trim() {
         "" => None,

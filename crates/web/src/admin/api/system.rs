@@ -85,8 +85,7 @@ pub struct InitialTokenBody {
     #[serde(default)]
     pub name: String,
     /// Days until it expires (1 to 365); the default (7) when left out.
-    #[serde(default)]
-    pub days: u32,
+    pub days: Option<u32>,
     /// How many registrations it allows (1 or more); no limit when left out.
     pub uses: Option<u32>,
 }
