@@ -295,7 +295,7 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
     let core = start_core(settings).await?;
     if let Some((username, password)) = core.bootstrap_admin().await? {
         // The one time this password exists in clear: the operator's console.
-        println!(
+        out!(
             "\nNo operator account existed, so one was created for the admin surface ({}).\n  username: {username}\n  password: {}\nThis password is shown only once; store it now.\n",
             listener_url(admin.local_addr()?, tls.is_some()),
             password.expose()

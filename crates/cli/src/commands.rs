@@ -357,45 +357,45 @@ fn client_json(c: &Client) -> serde_json::Value {
 }
 
 fn print_client(c: &Client) {
-    println!("client_id:     {}", c.id);
-    println!("name:          {}", c.name);
-    println!("kind:          {}", c.kind.as_str());
-    println!("auth method:   {}", c.token_endpoint_auth_method());
+    out!("client_id:     {}", c.id);
+    out!("name:          {}", c.name);
+    out!("kind:          {}", c.kind.as_str());
+    out!("auth method:   {}", c.token_endpoint_auth_method());
     if c.self_registered {
-        println!("registered by: the client itself, at /register (RFC 7591)");
+        out!("registered by: the client itself, at /register (RFC 7591)");
     }
     if let Some(uri) = &c.jwks_uri {
-        println!("jwks_uri:      {uri}");
+        out!("jwks_uri:      {uri}");
     }
-    println!(
+    out!(
         "redirect_uris: {}",
         c.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(" ")
     );
     if let Some(uri) = &c.backchannel_logout_uri {
-        println!("backchannel_logout_uri: {uri}");
+        out!("backchannel_logout_uri: {uri}");
     }
     if let Some(uri) = &c.frontchannel_logout_uri {
-        println!("frontchannel_logout_uri: {uri}");
+        out!("frontchannel_logout_uri: {uri}");
     }
     if let Some(alg) = c.userinfo_signed_response_alg {
-        println!("userinfo_signed_response_alg: {alg}");
+        out!("userinfo_signed_response_alg: {alg}");
     }
     if let Some(alg) = c.introspection_signed_response_alg {
-        println!("introspection_signed_response_alg: {alg}");
+        out!("introspection_signed_response_alg: {alg}");
     }
     if let Some(sector) = &c.pairwise_sector {
-        println!("subject_type:  pairwise (sector {sector})");
+        out!("subject_type:  pairwise (sector {sector})");
     }
-    println!(
+    out!(
         "grant_types:   {}",
         c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" ")
     );
-    println!("scope:         {}", c.scopes);
-    println!("first_party:   {}", c.first_party);
+    out!("scope:         {}", c.scopes);
+    out!("first_party:   {}", c.first_party);
     if c.dpop_bound_access_tokens {
-        println!("requires DPoP: true");
+        out!("requires DPoP: true");
     }
-    println!("disabled:      {}", c.disabled);
+    out!("disabled:      {}", c.disabled);
 }
 
 fn client_id(raw: &str) -> anyhow::Result<ClientId> {
@@ -432,7 +432,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => app::serve(settings).await,
         Command::Migrate => {
             app::open_store(&settings).await?;
-            println!("migrations applied");
+            out!("migrations applied");
             Ok(())
         }
         command => {
@@ -460,11 +460,11 @@ async fn tell_signed_out_clients(core: &std::sync::Arc<portcullis_core::Portcull
         return Ok(());
     }
     let sender = std::sync::Arc::new(crate::webhook_sender::HttpsSender::new(core.settings.outbound.clone())?);
-    println!("telling the applications they were signed in to (back-channel logout)…");
+    out!("telling the applications they were signed in to (back-channel logout)…");
     let (told, failed) = core.deliver_queued_logouts(sender).await;
-    println!("logout tokens delivered: {told}, not delivered: {failed}");
+    out!("logout tokens delivered: {told}, not delivered: {failed}");
     if failed > 0 {
-        println!("(the reasons are in the audit log: logout.backchannel_failed)");
+        out!("(the reasons are in the audit log: logout.backchannel_failed)");
     }
     Ok(())
 }
@@ -492,24 +492,26 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 .transpose()?;
             let kid = core.rotate_signing_keys(alg, force, ACTOR).await.map_err(user_facing)?;
             let alg = alg.unwrap_or(core.settings.signing_alg);
-            println!("rotated the {alg} keys: the next key now signs; new next key {kid} is published");
+            out!("rotated the {alg} keys: the next key now signs; new next key {kid} is published");
         }
         Command::Kek(KekCommand::Rewrap) => {
             let done = core.rewrap_sealed(ACTOR).await.map_err(user_facing)?;
-            println!(
+            out!(
                 "encrypted again with the current kek: {} signing keys, {} webhook secrets, {} server secrets; \
                  everything now opens with it alone, so previous_keks can be removed from every node",
-                done.keys, done.webhooks, done.server_secrets
+                done.keys,
+                done.webhooks,
+                done.server_secrets
             );
         }
         Command::Keys(KeysCommand::Withdraw { kid }) => {
             core.withdraw_signing_key(&kid, ACTOR).await.map_err(user_facing)?;
-            println!("withdrew {kid}: no longer published; the tokens it signed are refused");
+            out!("withdrew {kid}: no longer published; the tokens it signed are refused");
         }
         Command::Keys(KeysCommand::Retire { alg }) => {
             let alg = SigningAlg::parse(&alg).map_err(|e| anyhow::anyhow!("--alg: {e}"))?;
             core.retire_signing_keys(alg, ACTOR).await.map_err(user_facing)?;
-            println!("retired the {alg} keys: published until the tokens they signed have expired");
+            out!("retired the {alg} keys: published until the tokens they signed have expired");
         }
         Command::Keys(KeysCommand::List { json }) => {
             let keys = core.store.list_keys().await?;
@@ -518,10 +520,10 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                     .iter()
                     .map(|k| json!({"kid": k.kid, "alg": k.alg.as_str(), "state": k.state.as_str(), "created_at": k.created_at.unix_timestamp(), "publish_until": k.publish_until.map(|t| t.unix_timestamp())}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                out!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for k in keys {
-                    println!("{:<8} {:<6} {}", k.state.as_str(), k.alg.as_str(), k.kid);
+                    out!("{:<8} {:<6} {}", k.state.as_str(), k.alg.as_str(), k.kid);
                 }
             }
         }
@@ -571,25 +573,25 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                     .as_ref()
                     .map(|s| json!(s.expose()))
                     .unwrap_or(serde_json::Value::Null);
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                out!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print_client(&client);
                 if let Some(s) = secret {
-                    println!("client_secret: {}", s.expose());
-                    println!("\nThe secret is shown only this once; store it now.");
+                    out!("client_secret: {}", s.expose());
+                    out!("\nThe secret is shown only this once; store it now.");
                 }
             }
         }
         Command::Client(ClientCommand::List { search, json }) => {
             let clients = core.list_clients(search.as_deref()).await.map_err(user_facing)?;
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string_pretty(&clients.iter().map(client_json).collect::<Vec<_>>())?
                 );
             } else {
                 for c in clients {
-                    println!(
+                    out!(
                         "{:<24} {:<13} {}{}",
                         c.id,
                         c.kind.as_str(),
@@ -602,7 +604,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
         Command::Client(ClientCommand::Show { client_id: id, json }) => {
             let client = core.get_client(&client_id(&id)?).await.map_err(user_facing)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&client_json(&client))?);
+                out!("{}", serde_json::to_string_pretty(&client_json(&client))?);
             } else {
                 print_client(&client);
             }
@@ -611,12 +613,12 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             let id = client_id(&id)?;
             let secret = core.rotate_client_secret(&id, ACTOR).await.map_err(user_facing)?;
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string_pretty(&json!({"client_id": id.as_str(), "client_secret": secret.expose()}))?
                 );
             } else {
-                println!(
+                out!(
                     "client_secret: {}\n\nThe secret is shown only this once; store it now.",
                     secret.expose()
                 );
@@ -624,7 +626,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
         }
         Command::Client(ClientCommand::Delete { client_id: id }) => {
             core.delete_client(&client_id(&id)?, ACTOR).await.map_err(user_facing)?;
-            println!("deleted client {id}");
+            out!("deleted client {id}");
         }
         Command::User(UserCommand::Create {
             username,
@@ -646,7 +648,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             };
             let user = core.create_user(&input, &password, ACTOR).await.map_err(user_facing)?;
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string_pretty(
                         &json!({"id": user.id, "username": user.username, "email": user.email,
@@ -654,7 +656,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                     )?
                 );
             } else {
-                println!("created user {} ({})", user.username, user.id);
+                out!("created user {} ({})", user.username, user.id);
             }
         }
         Command::User(UserCommand::List { search, json }) => {
@@ -667,10 +669,10 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                                "given_name": u.given_name, "family_name": u.family_name, "disabled": u.disabled})
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                out!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for u in users {
-                    println!(
+                    out!(
                         "{:<36} {:<24} {}{}",
                         u.id,
                         u.username,
@@ -686,26 +688,26 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             core.set_user_password(user.id, &password, ACTOR)
                 .await
                 .map_err(user_facing)?;
-            println!("password changed for {username}; their sessions and grants were ended");
+            out!("password changed for {username}; their sessions and grants were ended");
         }
         Command::User(UserCommand::Disable { username }) => {
             let user = core.find_user(&username).await.map_err(user_facing)?;
             core.set_user_disabled(user.id, true, ACTOR)
                 .await
                 .map_err(user_facing)?;
-            println!("disabled {username}; their sessions and grants were ended");
+            out!("disabled {username}; their sessions and grants were ended");
         }
         Command::User(UserCommand::Enable { username }) => {
             let user = core.find_user(&username).await.map_err(user_facing)?;
             core.set_user_disabled(user.id, false, ACTOR)
                 .await
                 .map_err(user_facing)?;
-            println!("enabled {username}");
+            out!("enabled {username}");
         }
         Command::User(UserCommand::Delete { username }) => {
             let user = core.find_user(&username).await.map_err(user_facing)?;
             core.delete_user(user.id, ACTOR).await.map_err(user_facing)?;
-            println!("deleted {username}; their sessions and grants were ended");
+            out!("deleted {username}; their sessions and grants were ended");
         }
         Command::Admin(AdminCommand::Create { username, role }) => {
             let role = AdminRole::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: must be admin or auditor"))?;
@@ -714,7 +716,7 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 .create_admin(&username, &password, role, ACTOR)
                 .await
                 .map_err(user_facing)?;
-            println!("created {} account {}", role.as_str(), admin.username);
+            out!("created {} account {}", role.as_str(), admin.username);
         }
         Command::Admin(AdminCommand::List { json }) => {
             let admins = core.list_admins().await?;
@@ -723,10 +725,10 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                     .iter()
                     .map(|a| json!({"username": a.username, "role": a.role.as_str(), "created_at": a.created_at.unix_timestamp()}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                out!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for a in &admins {
-                    println!("{}\t{}", a.username, a.role.as_str());
+                    out!("{}\t{}", a.username, a.role.as_str());
                 }
             }
         }
@@ -737,16 +739,16 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             core.set_admin_password(&username, &password, ACTOR)
                 .await
                 .map_err(user_facing)?;
-            println!("password of {username} changed; their admin sessions have ended");
+            out!("password of {username} changed; their admin sessions have ended");
         }
         Command::Admin(AdminCommand::SetRole { username, role }) => {
             let role = AdminRole::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: must be admin or auditor"))?;
             core.set_admin_role(&username, role, ACTOR).await.map_err(user_facing)?;
-            println!("{username} is now {}", role.as_str());
+            out!("{username} is now {}", role.as_str());
         }
         Command::Admin(AdminCommand::Delete { username }) => {
             core.delete_admin(&username, ACTOR).await.map_err(user_facing)?;
-            println!("deleted operator account {username}");
+            out!("deleted operator account {username}");
         }
         Command::Webhook(c) => crate::webhook_commands::run(core, c, ACTOR).await?,
         Command::InitialToken(c) => crate::initial_token_commands::run(core, c, ACTOR).await?,

@@ -65,21 +65,21 @@ pub async fn run(core: &Portcullis, command: InitialTokenCommand, actor: &str) -
             if json {
                 let mut v = token_json(&token, now);
                 v["token"] = serde_json::Value::String(value.expose().to_owned());
-                println!("{v}");
+                out!("{v}");
             } else {
-                println!("initial access token {} ({})", token.id, token.name);
-                println!("token: {}", value.expose());
-                println!("(shown only now; a client sends it to /register as Authorization: Bearer <token>)");
+                out!("initial access token {} ({})", token.id, token.name);
+                out!("token: {}", value.expose());
+                out!("(shown only now; a client sends it to /register as Authorization: Bearer <token>)");
             }
         }
         InitialTokenCommand::List { json } => {
             let tokens = core.list_initial_access_tokens().await.map_err(user_facing)?;
             if json {
                 let list: Vec<_> = tokens.iter().map(|t| token_json(t, now)).collect();
-                println!("{}", serde_json::Value::Array(list));
+                out!("{}", serde_json::Value::Array(list));
             } else {
                 for t in &tokens {
-                    println!(
+                    out!(
                         "{}  {:<8}  uses left: {:<8}  expires {}  {}",
                         t.id,
                         status(t, now),
@@ -92,7 +92,7 @@ pub async fn run(core: &Portcullis, command: InitialTokenCommand, actor: &str) -
         }
         InitialTokenCommand::Revoke { id } => {
             core.revoke_initial_access_token(id, actor).await.map_err(user_facing)?;
-            println!("revoked initial access token {id}");
+            out!("revoked initial access token {id}");
         }
     }
     Ok(())

@@ -64,20 +64,20 @@ pub async fn run(core: &Portcullis, command: WebhookCommand, actor: &str) -> any
         WebhookCommand::Create { url, events, json } => {
             let (w, secret) = core.create_webhook(&url, &events, actor).await.map_err(user_facing)?;
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string_pretty(&json!({
                         "id": w.id, "url": w.url, "event_types": w.event_types, "secret": secret.expose(),
                     }))?
                 );
             } else {
-                println!(
+                out!(
                     "webhook {}\n  url:    {}\n  events: {}",
                     w.id,
                     w.url,
                     w.event_types.join(" ")
                 );
-                println!(
+                out!(
                     "  secret: {}\nThe secret is shown only once; receivers verify signatures with it.",
                     secret.expose()
                 );
@@ -90,16 +90,16 @@ pub async fn run(core: &Portcullis, command: WebhookCommand, actor: &str) -> any
                     .iter()
                     .map(|w| json!({"id": w.id, "url": w.url, "event_types": w.event_types, "enabled": w.enabled, "created_at": w.created_at.unix_timestamp()}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                out!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 for w in list {
-                    println!("{}  {}  {}", w.id, w.url, w.event_types.join(" "));
+                    out!("{}  {}  {}", w.id, w.url, w.event_types.join(" "));
                 }
             }
         }
         WebhookCommand::Delete { id } => {
             core.delete_webhook(id, actor).await.map_err(user_facing)?;
-            println!("deleted webhook {id}");
+            out!("deleted webhook {id}");
         }
         WebhookCommand::Deliveries { webhook, limit, json } => {
             let list = core
@@ -108,10 +108,10 @@ pub async fn run(core: &Portcullis, command: WebhookCommand, actor: &str) -> any
                 .map_err(user_facing)?;
             if json {
                 let out: Vec<_> = list.iter().map(delivery_json).collect();
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                out!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 for d in list {
-                    println!(
+                    out!(
                         "{}  {}  attempt {}  {:<9}  {}  {}",
                         d.created_at.unix_timestamp(),
                         d.event_type,

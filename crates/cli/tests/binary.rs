@@ -252,6 +252,23 @@ fn a_missing_generated_kek_is_never_replaced_for_a_database_that_needs_it() {
     let out = run(&["client", "list"]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8(out.stdout).unwrap().contains("Batch"));
+    // A reader that has gone (`| head -0`): the listing ends quietly, as a program stopped
+    // by SIGPIPE, rather than panicking.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("--config")
+        .arg(&config)
+        .args(["client", "list"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

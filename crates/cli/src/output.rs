@@ -1,0 +1,26 @@
+//! Standard output of the commands (the `out!` macro).
+
+use std::io::{ErrorKind, Write};
+
+/// Exit status of a command whose reader went away, as a shell reports a program stopped
+/// by `SIGPIPE` (128 + 13).
+const BROKEN_PIPE_STATUS: i32 = 141;
+
+/// Writes `args` and a newline to standard output. A reader that has gone ends the process
+/// at once with [`BROKEN_PIPE_STATUS`] and no message; any other failure to write ends it
+/// with a message and status 1 (`println!` would panic in both cases).
+pub fn line(args: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => std::process::exit(BROKEN_PIPE_STATUS),
+        Err(e) => {
+            eprintln!("error: writing to standard output: {e}");
+            std::process::exit(1);
+        }
+    }
+}
