@@ -1018,7 +1018,10 @@ impl ClaimsRequest {
                         if member == "id_token"
                             && name == "acr"
                             && rule.get("essential") == Some(&serde_json::Value::Bool(true))
-                            && (rule.contains_key("values") || rule.contains_key("value"))
+                            && (rule
+                                .get("values")
+                                .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+                                || rule.get("value").is_some_and(|v| !v.is_null()))
                         {
                             out.essential_acr = true;
                         }
@@ -1090,6 +1093,9 @@ mod tests {
             r#"{"id_token":{"acr":{"essential":true}}}"#,
             r#"{"userinfo":{"acr":{"essential":true}}}"#,
             r#"{"userinfo":{"acr":{"essential":true,"values":["urn:example:loa:3"]}}}"#,
+            // Values that name no class ask for none.
+            r#"{"id_token":{"acr":{"essential":true,"values":[]}}}"#,
+            r#"{"id_token":{"acr":{"essential":true,"value":null}}}"#,
         ] {
             assert!(!ClaimsRequest::parse(claim).unwrap().essential_acr, "{claim}");
         }

@@ -511,6 +511,15 @@ async fn answers_are_checked() {
             },
             InvalidToken::BoundToKey,
         ),
+        // RFC 8693 §4.1: a delegation that cannot be read does not pass as the subject's
+        // own token.
+        (
+            IntrospectionResponse {
+                act: Some(serde_json::json!({"iss": "https://other.example"})),
+                ..base.clone()
+            },
+            InvalidToken::Malformed,
+        ),
     ];
     for (i, (answer, want)) in cases.into_iter().enumerate() {
         let token = s.token(&format!("t{i}"));

@@ -82,6 +82,27 @@ async fn valid_token_accepted() {
     assert_eq!(s.validator.jwks_uri(), format!("{}/jwks", s.issuer.url));
 }
 
+/// RFC 8693 §4.1: the actor of a delegated token is in the claims; an `act` that cannot
+/// be read refuses the token rather than letting it pass as the subject's own.
+#[tokio::test]
+async fn actors_are_read_or_refuse_the_token() {
+    let s = Setup::new().await;
+    assert_eq!(s.validator.validate(&s.token()).await.unwrap().actor, None);
+    let delegated = s.token_with(|c| c["act"] = json!({"sub": "svc-b", "act": {"sub": "svc-a"}}));
+    let claims = s.validator.validate(&delegated).await.unwrap();
+    let chain: Vec<&str> = claims
+        .actor
+        .iter()
+        .flat_map(|a| a.chain())
+        .map(|a| a.subject.as_str())
+        .collect();
+    assert_eq!(chain, ["svc-b", "svc-a"]);
+    for bad in [json!("svc"), json!({"iss": "x"}), json!({"sub": "b", "act": 1})] {
+        let token = s.token_with(|c| c["act"] = bad.clone());
+        assert_eq!(s.refused(&token).await, InvalidToken::Malformed, "{bad}");
+    }
+}
+
 #[tokio::test]
 async fn es256_and_eddsa_accepted() {
     let (rsa, ec, ed) = (Key::rsa("r"), Key::ec("e"), Key::ed("d"));
