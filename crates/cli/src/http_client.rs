@@ -2,8 +2,10 @@
 //! request: what webhook deliveries need, and nothing that changes how other crates'
 //! HTTP clients are built. Never follows redirects.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
@@ -95,37 +97,127 @@ async fn connect(
     Err(last)
 }
 
-/// Most lookups of hosts that self-registered clients named at once. A lookup runs on
-/// the blocking pool and is not cancelled with its request (the resolver gives up in its
-/// own time), so a client naming a host whose DNS server never answers would otherwise
-/// hold a blocking thread per call; beyond these, its calls fail at once (and are retried
-/// like any failure to connect), and operators' own URLs are not held up.
-const MAX_PUBLIC_LOOKUPS: usize = 16;
-static PUBLIC_LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_PUBLIC_LOOKUPS);
+/// Lookups of the hosts self-registered clients named. A lookup runs on the blocking pool
+/// and is not cancelled with its request (the resolver gives up in its own time), so a
+/// client naming a host whose DNS server never answers would otherwise hold a blocking
+/// thread per call. Here at most `slots` run at once, at most [`PER_HOST`] for one host,
+/// and a host whose lookup failed is not looked up again for [`FAILED_LOOKUP_MEMORY`]:
+/// calls beyond fail at once (and are retried like any failure to connect), and
+/// operators' own URLs are not held up. To fill every slot, an attacker needs many
+/// clients on hosts that never answer, each holding its slots only until its lookups
+/// fail.
+struct Lookups {
+    slots: tokio::sync::Semaphore,
+    /// Lookups under way, by host.
+    running: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// Until when a host whose lookup failed is not looked up, by host.
+    failed: std::sync::Mutex<BTreeMap<String, Instant>>,
+}
 
-/// `host`'s addresses. For [`Reach::Public`], one of `slots` is held until the
-/// resolver returns, even after the caller stopped waiting.
-async fn lookup(
-    slots: &'static tokio::sync::Semaphore,
-    reach: Reach,
-    host: &str,
-    port: u16,
-) -> Result<Vec<SocketAddr>, String> {
-    let failed = |e: std::io::Error| format!("cannot look up {host}: {e}");
-    if reach == Reach::Any {
-        return Ok(tokio::net::lookup_host((host, port)).await.map_err(failed)?.collect());
+impl Lookups {
+    const fn new(slots: usize) -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::const_new(slots),
+            running: std::sync::Mutex::new(BTreeMap::new()),
+            failed: std::sync::Mutex::new(BTreeMap::new()),
+        }
     }
-    let slot = slots
-        .try_acquire()
-        .map_err(|_| format!("cannot look up {host}: too many lookups of clients' hosts are under way"))?;
-    let name = host.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port)).map(Iterator::collect)
+
+    /// Takes a slot for a lookup of `host`, or says why not. The slot is held until the
+    /// returned guard drops (when the resolver has returned).
+    fn begin(&'static self, host: &str) -> Result<Running, String> {
+        let now = Instant::now();
+        {
+            let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match failed.get(host) {
+                Some(until) if *until > now => return Err("its last lookup failed less than a minute ago".into()),
+                Some(_) => {
+                    failed.remove(host);
+                }
+                None => {}
+            }
+        }
+        let slot = self
+            .slots
+            .try_acquire()
+            .map_err(|_| "too many lookups of clients' hosts are under way".to_owned())?;
+        let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = running.entry(host.to_owned()).or_insert(0);
+        if *count >= PER_HOST {
+            return Err("other lookups of it are under way".into());
+        }
+        *count += 1;
+        Ok(Running {
+            lookups: self,
+            host: host.to_owned(),
+            _slot: slot,
+        })
+    }
+
+    /// Remembers that `host` could not be looked up.
+    fn failed(&self, host: &str) {
+        let now = Instant::now();
+        let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failed.len() >= MAX_REMEMBERED_FAILURES {
+            failed.retain(|_, until| *until > now);
+        }
+        if failed.len() < MAX_REMEMBERED_FAILURES {
+            failed.insert(host.to_owned(), now + FAILED_LOOKUP_MEMORY);
+        }
+    }
+}
+
+/// A lookup under way: its slot, and its count against its host.
+struct Running {
+    lookups: &'static Lookups,
+    host: String,
+    _slot: tokio::sync::SemaphorePermit<'static>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = self
+            .lookups
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = running.get_mut(&self.host) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                running.remove(&self.host);
+            }
+        }
+    }
+}
+
+const MAX_PUBLIC_LOOKUPS: usize = 32;
+const PER_HOST: usize = 2;
+const FAILED_LOOKUP_MEMORY: Duration = Duration::from_secs(60);
+const MAX_REMEMBERED_FAILURES: usize = 4096;
+static PUBLIC_LOOKUPS: Lookups = Lookups::new(MAX_PUBLIC_LOOKUPS);
+
+/// `host`'s addresses. For [`Reach::Public`], within the bounds of `lookups`.
+async fn lookup(lookups: &'static Lookups, reach: Reach, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    let failed = |e: &dyn std::fmt::Display| format!("cannot look up {host}: {e}");
+    if reach == Reach::Any {
+        return Ok(tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| failed(&e))?
+            .collect());
+    }
+    let key = host.to_ascii_lowercase();
+    let running = lookups.begin(&key).map_err(|e| failed(&e))?;
+    let found = tokio::task::spawn_blocking(move || {
+        let found: std::io::Result<Vec<SocketAddr>> =
+            std::net::ToSocketAddrs::to_socket_addrs(&(running.host.as_str(), port)).map(Iterator::collect);
+        if found.is_err() {
+            running.lookups.failed(&running.host);
+        }
+        found
     })
     .await
-    .map_err(|e| format!("cannot look up {host}: {e}"))?
-    .map_err(failed)
+    .map_err(|e| failed(&e))?;
+    found.map_err(|e| failed(&e))
 }
 
 /// Whether `policy` permits each of the addresses `host` resolved to for `reach`: one it
@@ -217,23 +309,41 @@ mod tests {
         assert_eq!(check_addresses(&allowed, Reach::Public, "rp.example", &mixed), Ok(()));
     }
 
-    /// Lookups for self-registered clients' hosts take a slot each while they run; when
-    /// none is free they fail at once, and operators' lookups are not counted.
+    /// Lookups for self-registered clients' hosts take a slot each while they run, at
+    /// most two per host; when none is free they fail at once, a host that failed is not
+    /// looked up again for a while, and operators' lookups are not counted.
     #[tokio::test]
     async fn lookups_of_clients_hosts_are_bounded() {
-        static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-        let found = lookup(&SLOTS, Reach::Public, "localhost", 80).await.unwrap();
+        static LOOKUPS: Lookups = Lookups::new(3);
+        let found = lookup(&LOOKUPS, Reach::Public, "localhost", 80).await.unwrap();
         assert!(
             found.iter().all(|a| a.ip().is_loopback() && a.port() == 80),
             "{found:?}"
         );
-        assert_eq!(SLOTS.available_permits(), 2, "given back");
-        let held = SLOTS.acquire_many(2).await.unwrap();
-        let e = lookup(&SLOTS, Reach::Public, "localhost", 80).await.unwrap_err();
+        assert_eq!(LOOKUPS.slots.available_permits(), 3, "given back");
+        assert!(LOOKUPS.running.lock().unwrap().is_empty());
+        let (a, b) = (
+            LOOKUPS.begin("slow.example").unwrap(),
+            LOOKUPS.begin("slow.example").unwrap(),
+        );
+        let e = lookup(&LOOKUPS, Reach::Public, "SLOW.example", 80).await.unwrap_err();
+        assert!(e.contains("other lookups of it are under way"), "{e}");
+        let c = LOOKUPS.begin("other.example").unwrap();
+        let e = lookup(&LOOKUPS, Reach::Public, "localhost", 80).await.unwrap_err();
         assert!(e.contains("too many lookups"), "{e}");
-        assert!(lookup(&SLOTS, Reach::Any, "localhost", 80).await.is_ok());
-        drop(held);
-        assert!(lookup(&SLOTS, Reach::Public, "127.0.0.1", 80).await.is_ok());
+        assert!(lookup(&LOOKUPS, Reach::Any, "localhost", 80).await.is_ok());
+        drop((a, b, c));
+        assert!(lookup(&LOOKUPS, Reach::Public, "127.0.0.1", 80).await.is_ok());
+        // A name that does not resolve is not looked up again at once.
+        let e = lookup(&LOOKUPS, Reach::Public, "portcullis-test.invalid", 80)
+            .await
+            .unwrap_err();
+        assert!(!e.contains("less than a minute ago"), "{e}");
+        let e = lookup(&LOOKUPS, Reach::Public, "portcullis-test.invalid", 80)
+            .await
+            .unwrap_err();
+        assert!(e.contains("less than a minute ago"), "{e}");
+        assert_eq!(LOOKUPS.slots.available_permits(), 3);
     }
 
     /// A listener on loopback that answers `200` to each connection: its URL and how
