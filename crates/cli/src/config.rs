@@ -455,7 +455,11 @@ impl RawConfig {
             }
             (None, Some(f)) => {
                 let p = PathBuf::from(&f);
-                std::fs::metadata(&p).map_err(|e| cfg_err("kek_file", origins, format!("cannot read {f}: {e}")))?;
+                // `migrate` reads no key: a file not there yet (a first deployment that
+                // migrates before the secret is mounted) does not stop it.
+                if kek_need != KekNeed::NotNeeded {
+                    std::fs::metadata(&p).map_err(|e| cfg_err("kek_file", origins, format!("cannot read {f}: {e}")))?;
+                }
                 KekSource::File(p)
             }
             (None, None) if is_postgres && kek_need == KekNeed::NotNeeded => KekSource::Absent,

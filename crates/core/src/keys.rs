@@ -203,9 +203,10 @@ impl Keys {
         for alg in unused {
             tracing::warn!(
                 alg,
-                "an active signing key of an algorithm this node does not use: tokens are now signed with \
-                 signing_alg (and ID tokens with RS256); set signing_alg to keep the old algorithm, or run \
-                 `portcullis keys retire --alg {alg}` once no node uses it"
+                "an active signing key of an algorithm this process's signing_alg does not name: a server \
+                 started so signs with signing_alg (and ID tokens with RS256). If your servers sign with the \
+                 other algorithm, run commands and servers with their configuration (signing_alg); retire it \
+                 (`portcullis keys retire --alg`) only once no server signs with it"
             );
         }
         self.reload(store, now).await?;

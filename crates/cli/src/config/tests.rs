@@ -88,6 +88,13 @@ fn migrate_needs_no_kek_with_postgresql() {
     assert_eq!(e.setting, "kek");
     let s = Settings::load_from_needing(None, std::iter::empty(), KekNeed::NotNeeded).unwrap();
     assert_eq!(s.kek, KekSource::Generated(PathBuf::from("./data/kek")));
+    // A key file not there yet stops every command but `migrate`, which reads no key.
+    let missing = [("PORTCULLIS_KEK_FILE", "/nonexistent/portcullis-kek")];
+    let vars = || missing.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    let s = Settings::load_from_needing(None, vars(), KekNeed::NotNeeded).unwrap();
+    assert_eq!(s.kek, KekSource::File(PathBuf::from("/nonexistent/portcullis-kek")));
+    let e = Settings::load_from_needing(None, vars(), KekNeed::Required).unwrap_err();
+    assert_eq!(e.setting, "kek_file");
 }
 
 #[test]
