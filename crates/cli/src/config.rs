@@ -501,6 +501,22 @@ impl RawConfig {
                 format!("{log_level:?} is not a log filter (e.g. info, debug)"),
             ));
         }
+        // A filter reads a bare word as a target to log everything of, and nothing else: a
+        // mistyped level (`debugg`) would silence the server. Here a bare word must be a
+        // level; a target is written with its level (`portcullis_core=debug`).
+        if let Some(word) = log_level.split(',').map(str::trim).find(|d| {
+            !d.is_empty()
+                && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !["off", "error", "warn", "info", "debug", "trace"].contains(&d.to_ascii_lowercase().as_str())
+        }) {
+            return Err(cfg_err(
+                "log_level",
+                origins,
+                format!(
+                    "{word:?} is not a level (off, error, warn, info, debug or trace); name a target with its level, as {word}=debug"
+                ),
+            ));
+        }
         let mut core = CoreSettings::for_issuer(&issuer);
         if let Some(aud) = self.access_token_audience {
             if aud.trim().is_empty() || aud.len() > 512 {

@@ -637,3 +637,23 @@ fn registration_settings() {
         );
     }
 }
+
+/// A bare word in `log_level` is a level; a mistyped one would otherwise be read as a
+/// target and silence the server.
+#[test]
+fn log_levels_are_levels() {
+    for good in [
+        "info",
+        "WARN",
+        "debug,sqlx=warn",
+        "portcullis_core=trace",
+        "info,tower_http::trace=debug",
+    ] {
+        assert_eq!(load(&[("PORTCULLIS_LOG_LEVEL", good)]).unwrap().log_level, good);
+    }
+    for bad in ["debugg", "info,portcullis_core", "verbose"] {
+        let e = load(&[("PORTCULLIS_LOG_LEVEL", bad)]).unwrap_err();
+        assert_eq!(e.setting, "log_level", "{bad}");
+        assert!(e.message.contains("is not a level"), "{bad}: {}", e.message);
+    }
+}
