@@ -192,7 +192,8 @@ pub async fn start_core_read_only(settings: &Settings) -> anyhow::Result<Arc<Por
     {
         bail!(
             "database_url: there is no database at {} (a listing creates none): run the command \
-             where `serve` runs, or with its --config",
+             where `serve` runs, with its --config (relative paths in it are read from the directory \
+             the command runs in)",
             file.display()
         );
     }

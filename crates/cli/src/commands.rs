@@ -38,7 +38,8 @@ pub enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// The key-encryption key (KEK) that encrypts signing keys and webhook secrets.
+    /// The key-encryption key (KEK) that encrypts signing keys, webhook secrets and the
+    /// pairwise subject key.
     #[command(subcommand)]
     Kek(KekCommand),
     /// Client applications.
@@ -61,7 +62,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum KekCommand {
-    /// Encrypt every signing key and webhook secret again with the current kek, after
+    /// Encrypt every signing key, webhook secret and server secret (the pairwise subject
+    /// key) again with the current kek, after
     /// replacing it: set the new key as kek and the old one in previous_keks on every
     /// node, run this once, then remove previous_keks.
     Rewrap,
@@ -154,8 +156,8 @@ pub struct ClientCreate {
     /// `dpop_bound_access_tokens`): every access token it gets is bound to its key.
     #[arg(long)]
     pub require_dpop: bool,
-    /// An API (absolute URI) the client may ask for access tokens to with `resource`
-    /// (RFC 8707); repeat for several.
+    /// An API (an https URI; http only on a loopback host) the client may ask for access
+    /// tokens to with `resource` (RFC 8707); repeat for several.
     #[arg(long = "resource")]
     pub resources: Vec<String>,
     /// Take this client's authorization requests only through `/par` (RFC 9126 §6
@@ -522,8 +524,16 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                     .collect();
                 out!("{}", serde_json::to_string_pretty(&list)?);
             } else {
+                let now = core.now();
                 for k in keys {
-                    out!("{:<8} {:<6} {}", k.state.as_str(), k.alg.as_str(), k.kid);
+                    // A retired key is published until `publish_until`; one withdrawn (or
+                    // whose time has passed) is no longer in the JWKS.
+                    let published = match k.publish_until {
+                        Some(until) if until <= now => "not published".to_owned(),
+                        Some(until) => format!("published until {}", until.unix_timestamp()),
+                        None => String::new(),
+                    };
+                    out!("{:<8} {:<6} {} {published}", k.state.as_str(), k.alg.as_str(), k.kid);
                 }
             }
         }
