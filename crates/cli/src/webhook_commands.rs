@@ -28,9 +28,10 @@ pub enum WebhookCommand {
     Delete { id: Uuid },
     /// The delivery log, newest first: one line per attempt.
     Deliveries {
-        /// Only this webhook's attempts.
-        #[arg(long)]
+        /// Only this webhook's attempts (its id, as `webhook list` prints it).
+        #[arg(long, value_name = "WEBHOOK_ID")]
         webhook: Option<Uuid>,
+        /// The most recent attempts to show, 1 to 1000.
         #[arg(long, default_value_t = 50)]
         limit: u32,
         #[arg(long)]
@@ -112,8 +113,9 @@ pub async fn run(core: &Portcullis, command: WebhookCommand, actor: &str) -> any
             } else {
                 for d in list {
                     out!(
-                        "{}  {}  attempt {}  {:<9}  {}  {}",
+                        "{}  {}  {}  attempt {}  {:<9}  {}  {}",
                         d.created_at.unix_timestamp(),
+                        d.webhook_id,
                         d.event_type,
                         d.attempt,
                         d.status.as_str(),

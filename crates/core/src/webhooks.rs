@@ -241,10 +241,10 @@ impl Portcullis {
 
     /// The delivery log, newest first.
     pub async fn list_webhook_deliveries(&self, webhook_id: Option<Uuid>, limit: u32) -> Result<Vec<WebhookDelivery>> {
-        Ok(self
-            .store
-            .list_webhook_deliveries(webhook_id, limit.clamp(1, 1000))
-            .await?)
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::invalid("limit", "must be between 1 and 1000"));
+        }
+        Ok(self.store.list_webhook_deliveries(webhook_id, limit).await?)
     }
 
     /// Wait before attempt `attempt + 1`: `retry_base` doubled per earlier attempt.

@@ -312,6 +312,10 @@ async fn cli_manages_webhooks(backend: Backend) {
     .unwrap();
     run(&["webhook", "list", "--json"]).await.unwrap();
     run(&["webhook", "deliveries"]).await.unwrap();
+    for limit in ["0", "1001"] {
+        let err = run(&["webhook", "deliveries", "--limit", limit]).await.unwrap_err();
+        assert!(err.starts_with("limit: "), "{limit}: {err}");
+    }
     let err = run(&["webhook", "create", "--url", "http://hooks.example/in", "--event", "*"])
         .await
         .unwrap_err();
