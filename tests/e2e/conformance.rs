@@ -272,8 +272,9 @@ async fn error_descriptions_use_allowed_characters(backend: Backend) {
     app.stop().await;
 }
 
-/// OIDC Core §3.1.2.6: request objects and the `registration` parameter are refused with
-/// their own error codes, redirected to the client with its state.
+/// OIDC Core §3.1.2.6: an unsigned request object, a `request_uri` the client did not
+/// register and the `registration` parameter are refused with their own error codes,
+/// redirected to the client with its state.
 async fn unsupported_request_parameters_have_their_own_errors(backend: Backend) {
     let app = spawn_app(backend).await;
     let (client, _) = app.confidential_client(REDIRECT).await;
@@ -281,11 +282,7 @@ async fn unsupported_request_parameters_have_their_own_errors(backend: Backend) 
     for (name, value, error) in [
         // Request objects are taken signed only (discovery lists no `none`).
         ("request", "eyJhbGciOiJub25lIn0.e30.", "invalid_request_object"),
-        (
-            "request_uri",
-            "https://rp.example/request.jwt",
-            "request_uri_not_supported",
-        ),
+        ("request_uri", "https://rp.example/request.jwt", "invalid_request_uri"),
         ("registration", "{\"client_name\":\"x\"}", "registration_not_supported"),
     ] {
         let u = auth_url(&app, &auth_params(id, &[(name, value), ("state", "s1")]));

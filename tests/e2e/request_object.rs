@@ -775,7 +775,178 @@ async fn registered_algorithms_are_the_only_ones_taken(backend: Backend) {
     app.stop().await;
 }
 
+/// OIDC Core §6.2: a request object read from one of the client's `request_uris`
+/// (compared without the fragment), checked against the SHA-256 hash a fragment names,
+/// then taken as one sent by value; anything else is `invalid_request_uri`.
+async fn request_objects_by_reference(backend: Backend) {
+    let app = portcullis_tests::spawn_app(backend).await;
+    app.user("alice", PASSWORD).await;
+    let es = client_key(SigningAlg::ES256, "es-ref").await;
+    let published = Published::default();
+    let base = key_host(published.clone()).await;
+    let at = format!("{base}/jwks");
+    let jwks = json!({"keys": [es.jwk]});
+    let (client, _) = app
+        .core
+        .create_client(
+            &ClientInput {
+                name: "Requests by reference".into(),
+                kind: Some(ClientKind::Confidential),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into()],
+                scopes: "openid profile".into(),
+                jwks: Some(jwks.to_string()),
+                request_uris: vec![format!("{at}#{}", b64(&[0u8; 32]))],
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let id = client.id.as_str().to_owned();
+    let meta = app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(meta["request_uri_parameter_supported"], true);
+    assert_eq!(meta["require_request_uri_registration"], true);
+
+    let object_jwt = signed(&es, &object(&app, &id, &[]));
+    published.set(200, object_jwt.clone());
+    // Read at the registered URL (its registered fragment is another content's: a
+    // request names the one it sends); the parameters beside it are not read.
+    let url = authorize_url(
+        &app,
+        &[
+            ("client_id", id.as_str()),
+            ("request_uri", &at),
+            ("scope", "openid"),
+            ("state", "outside-state"),
+        ],
+    );
+    let back = match authorize_in_browser(&browser(), &app, &url, "alice", "allow").await {
+        Step::LeftIssuer(u) => u,
+        other => panic!("no redirect to the client: {other:?}"),
+    };
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("inside-state"));
+    assert!(param(&back, "code").is_some(), "{back}");
+    assert_eq!(published.hits(), 1);
+    // With the hash of what is there: taken (to the login page).
+    let hashed = format!("{at}#{}", b64(&portcullis_core::crypto::sha256(object_jwt.as_bytes())));
+    let r = browser()
+        .get(authorize_url(&app, &[("client_id", &id), ("request_uri", &hashed)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
+
+    // Refused, at the redirect URI beside it with the state beside it.
+    let refused = async |request_uri: &str, extra: &[(&str, &str)], code: &str, why: &str| {
+        let mut pairs = vec![("client_id", id.as_str()), ("request_uri", request_uri)];
+        pairs.extend_from_slice(&BESIDE);
+        pairs.extend_from_slice(extra);
+        let r = browser().get(authorize_url(&app, &pairs)).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{why}");
+        let back = Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(back.as_str().starts_with(REDIRECT), "{why}: {back}");
+        assert_eq!(param(&back, "error").as_deref(), Some(code), "{why}: {back}");
+        assert_eq!(param(&back, "state").as_deref(), Some("outside-state"), "{back}");
+        let description = param(&back, "error_description").unwrap_or_default();
+        assert!(description.contains(why), "expected {why:?}: {description}");
+        assert!(param(&back, "code").is_none());
+    };
+    let hits = published.hits();
+    refused(
+        &format!("{base}/moved"),
+        &[],
+        "invalid_request_uri",
+        "not one of the client's request_uris",
+    )
+    .await;
+    refused(
+        &format!("{at}?x=1"),
+        &[],
+        "invalid_request_uri",
+        "not one of the client's request_uris",
+    )
+    .await;
+    assert_eq!(published.hits(), hits, "an unregistered URL is not read");
+    let other_hash = format!("{at}#{}", b64(&portcullis_core::crypto::sha256(b"another object")));
+    refused(
+        &other_hash,
+        &[],
+        "invalid_request_uri",
+        "not the one its fragment names",
+    )
+    .await;
+    refused(
+        &at,
+        &[("request", &object_jwt)],
+        "invalid_request",
+        "cannot both be sent",
+    )
+    .await;
+    published.set(404, String::new());
+    refused(&at, &[], "invalid_request_uri", "could not be read").await;
+    // What is read is a request object like any other: unsigned, it is refused as such.
+    published.set(
+        200,
+        format!(
+            "{}.{}.",
+            b64(br#"{"alg":"none"}"#),
+            b64(object(&app, &id, &[]).to_string().as_bytes())
+        ),
+    );
+    refused(&at, &[], "invalid_request_object", "").await;
+    app.stop().await;
+}
+
+/// OIDC Registration §2: a client that registers itself may name `request_uris`: with
+/// keys to sign what they hold, at names (not addresses) the server may read; echoed.
+async fn request_uris_are_registered(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
+    })
+    .await;
+    let es = client_key(SigningAlg::ES256, "es").await;
+    let register = async |metadata: Value| {
+        let r = http().post(app.url("/register")).json(&metadata).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let keyed = |uris: Value| {
+        json!({
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [es.jwk]},
+            "request_uris": uris,
+        })
+    };
+    let (status, reg) = register(keyed(json!(["https://rp.example/request.jwt"]))).await;
+    assert_eq!(status, 201, "{reg}");
+    assert_eq!(reg["request_uris"], json!(["https://rp.example/request.jwt"]));
+    for (metadata, why) in [
+        (keyed(json!(["http://127.0.0.1:8080/request.jwt"])), "request_uris: "),
+        (keyed(json!(["https://rp.example/r.jwt#short"])), "base64url SHA-256"),
+        (keyed(json!(["ftp://rp.example/r.jwt"])), "request_uris"),
+        (
+            json!({"redirect_uris": [REDIRECT], "request_uris": ["https://rp.example/request.jwt"]}),
+            "register jwks or jwks_uri",
+        ),
+    ] {
+        let (status, e) = register(metadata).await;
+        assert_eq!(
+            (status, e["error"].as_str()),
+            (400, Some("invalid_client_metadata")),
+            "{e}"
+        );
+        assert!(e["error_description"].as_str().unwrap().contains(why), "{why}: {e}");
+    }
+    app.stop().await;
+}
+
 both_backends!(
+    request_objects_by_reference,
+    request_uris_are_registered,
     registered_algorithms_are_the_only_ones_taken,
     signed_requests_are_read_alone,
     bad_request_objects_are_refused,

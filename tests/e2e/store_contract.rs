@@ -178,6 +178,11 @@ fn client(id: &str, name: &str) -> Client {
         token_endpoint_auth_signing_alg: Some("PS256".into()),
         request_object_signing_alg: Some("EdDSA".into()),
         backchannel_logout_session_required: true,
+        // Set here; `client_update` also stores none.
+        request_uris: vec![
+            "https://app.example/request.jwt".into(),
+            "https://app.example/r2.jwt#47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU".into(),
+        ],
         // Set here; `client_update` also stores another.
         userinfo_signed_response_alg: Some(SigningAlg::RS256),
         disabled: false,

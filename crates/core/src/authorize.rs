@@ -213,6 +213,12 @@ pub enum Next {
 
 const MAX_PARAM_LEN: usize = 2048;
 
+/// OIDC Core §6.2: what a request object read from a `request_uri` may be, and how long
+/// it may take.
+const REQUEST_OBJECT_TYPES: &str = "application/oauth-authz-req+jwt, application/jwt";
+const REQUEST_OBJECT_MAX_BYTES: usize = 64 * 1024;
+const REQUEST_OBJECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// RFC 8707 §2: several `resource` values are allowed, and a combination the server
 /// will not issue a token for is `invalid_target`. Here a token is for one API.
 pub const ONE_RESOURCE: &str = "this server issues tokens for one API (resource) per request";
@@ -336,7 +342,21 @@ impl Portcullis {
     /// URI are checked before anything else; only after they are known good are errors
     /// redirected.
     pub async fn validate_authorization(&self, p: &AuthorizeParams) -> Result<AuthorizationRequest, AuthorizeError> {
-        match p.request.as_deref() {
+        // OIDC Core §6.2: a request object read from a URL the client registered. Those
+        // `/par` hands out are taken before this (`take_pushed_request`).
+        let by_reference = p
+            .request_uri
+            .as_deref()
+            .filter(|uri| p.request.is_none() && !uri.starts_with(crate::par::REQUEST_URI_PREFIX));
+        let fetched;
+        let request = match by_reference {
+            Some(uri) => {
+                fetched = self.fetch_request_object(p, uri).await?;
+                Some(fetched.as_str())
+            }
+            None => p.request.as_deref(),
+        };
+        match request {
             Some(jwt) => {
                 let inside = self.front_channel_request_object(p, jwt).await?;
                 self.check_authorization(
@@ -389,7 +409,7 @@ impl Portcullis {
             )),
             None => AuthorizeError::Page(format!("The application's request cannot be used: {description}.")),
         };
-        if p.request_uri.is_some() {
+        if p.request.is_some() && p.request_uri.is_some() {
             return Err(fail(
                 ErrorCode::InvalidRequest,
                 "request and request_uri cannot both be sent",
@@ -398,6 +418,74 @@ impl Portcullis {
         self.open_request_object(&client, p, jwt)
             .await?
             .map_err(|refused| fail(ErrorCode::InvalidRequestObject, &refused.0))
+    }
+
+    /// The request object at `uri`, the `request_uri` sent to `/authorize` with `p` (OIDC
+    /// Core §6.2): one of the client's `request_uris` (compared without the fragment, which
+    /// a client changes with the content), read with the client's reach (a public address
+    /// for a client that registered itself), and, when `uri` has a fragment, the content
+    /// whose SHA-256 hash it is. Anything else is `invalid_request_uri`, sent as
+    /// `front_channel_request_object` sends its errors; why it could not be read is logged.
+    async fn fetch_request_object(&self, p: &AuthorizeParams, uri: &str) -> Result<String, AuthorizeError> {
+        if p.duplicated.iter().any(|d| d == "client_id" || d == "request_uri") {
+            return Err(AuthorizeError::Page(
+                "The request repeats client_id or request_uri.".into(),
+            ));
+        }
+        let client = self.requesting_client(p.client_id.as_deref()).await?;
+        let fail = |description: &str| match p
+            .redirect_uri
+            .as_deref()
+            .and_then(|raw| requested_redirect(&client, raw))
+        {
+            Some(to) => AuthorizeError::Redirect(self.error_response(
+                &to,
+                ResponseMode::Query,
+                p.state.as_deref(),
+                ErrorCode::InvalidRequestUri,
+                description,
+            )),
+            None => AuthorizeError::Page(format!("The application's request cannot be used: {description}.")),
+        };
+        let (url, fragment) = match uri.split_once('#') {
+            Some((url, fragment)) => (url, Some(fragment)),
+            None => (uri, None),
+        };
+        let registered = client
+            .request_uris
+            .iter()
+            .any(|r| r.split_once('#').map_or(r.as_str(), |(u, _)| u) == url);
+        if !registered {
+            return Err(fail(
+                "request_uri is not one of the client's request_uris (only registered ones are read)",
+            ));
+        }
+        let unreadable = |why: String| {
+            tracing::info!(client = client.id.as_str(), url, reason = %why, "a request_uri could not be read");
+            fail("the request object could not be read from request_uri")
+        };
+        let fetcher = self.remote_jwks.fetcher().map_err(unreadable)?;
+        let (status, body) = fetcher
+            .get(
+                url,
+                REQUEST_OBJECT_TYPES,
+                crate::outbound::Reach::of(&client),
+                REQUEST_OBJECT_MAX_BYTES,
+                REQUEST_OBJECT_TIMEOUT,
+            )
+            .await
+            .map_err(unreadable)?;
+        if status != 200 {
+            return Err(unreadable(format!("it answered {status}")));
+        }
+        if let Some(hash) = fragment
+            && crate::crypto::b64url(&crate::crypto::sha256(body.as_bytes())) != hash
+        {
+            return Err(fail(
+                "the request object at request_uri is not the one its fragment names (SHA-256)",
+            ));
+        }
+        Ok(body.trim().to_owned())
     }
 
     /// The enabled client a request names with `client_id`, or the page saying why not.
@@ -515,13 +603,13 @@ impl Portcullis {
                 "a request object cannot carry another",
             ));
         }
-        // RFC 9101 §5.2: only the request URIs `/par` hands out, taken by `/authorize`
-        // before this; a URL to fetch the request from is not supported.
+        // RFC 9101 §5.2: the request URIs `/par` hands out and those the client registered
+        // are opened before this (`take_pushed_request`, `validate_authorization`); one
+        // left here came where none is read (beside a request object, or inside one).
         if p.request_uri.is_some() {
             return Err(fail(
-                ErrorCode::RequestUriNotSupported,
-                "the request_uri parameter is not supported, other than those from the pushed authorization \
-                 request endpoint",
+                ErrorCode::InvalidRequest,
+                "request_uri cannot be used here: send it alone, with client_id, to the authorization endpoint",
             ));
         }
         // OIDC Core §7.2.1: for self-issued OPs only; clients are registered by an operator.

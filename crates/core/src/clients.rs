@@ -88,6 +88,10 @@ pub struct ClientInput {
     /// its host as `sector_identifier`). Operators name a `sector_identifier` instead; on
     /// their edits the client keeps the one it has while its sector stays.
     pub sector_identifier_uri: Option<String>,
+    /// OIDC Registration §2 `request_uris`, as a client registering itself names them:
+    /// where its request objects may be read from (OIDC Core §6.2). Operators' edits keep
+    /// what the client has.
+    pub request_uris: Vec<String>,
     /// OIDC Registration §2, as a client registering itself names them: the algorithm
     /// its client assertions and its request objects must be signed with (one of
     /// discovery's; `Ed25519` is EdDSA), and whether its logout tokens must name a session
@@ -124,6 +128,7 @@ struct ValidClient {
     backchannel_logout_uri: Option<String>,
     frontchannel_logout_uri: Option<String>,
     sector_identifier_uri: Option<String>,
+    request_uris: Vec<String>,
     token_endpoint_auth_signing_alg: Option<String>,
     request_object_signing_alg: Option<String>,
     subjects: Subjects,
@@ -329,6 +334,43 @@ pub(crate) fn parse_https_uri(field: &'static str, raw: &str) -> Result<String> 
         ));
     }
     Ok(raw.to_owned())
+}
+
+/// Most `request_uris` a client may register.
+pub const MAX_REQUEST_URIS: usize = 8;
+
+/// OIDC Registration §2 `request_uris`: each an https URL (http only on a loopback host)
+/// a request object is read from, with at most a fragment naming the base64url SHA-256
+/// hash of its content (43 characters; OIDC Core §6.2).
+fn parse_request_uris(raw: &[String]) -> Result<Vec<String>> {
+    const FIELD: &str = "request_uris";
+    let raw: Vec<&str> = raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+    if raw.len() > MAX_REQUEST_URIS {
+        return Err(Error::invalid(FIELD, format!("at most {MAX_REQUEST_URIS}")));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for uri in raw {
+        let (url, fragment) = match uri.split_once('#') {
+            Some((url, fragment)) => (url, Some(fragment)),
+            None => (uri, None),
+        };
+        parse_https_uri(FIELD, url)?;
+        if fragment
+            .is_some_and(|f| f.len() != 43 || !f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        {
+            return Err(Error::invalid(
+                FIELD,
+                format!(
+                    "{}: a fragment must be the base64url SHA-256 hash of the request object (43 characters)",
+                    quoted(uri)
+                ),
+            ));
+        }
+        if !out.iter().any(|o| o == uri) {
+            out.push(uri.to_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// A logo or policy URL shown on the consent page: https (http only on a loopback host,
@@ -588,6 +630,7 @@ fn validate(input: &ClientInput, id_token_algs: &[SigningAlg], previous: Option<
             Some(raw) if !raw.is_empty() => Some(parse_https_uri("sector_identifier_uri", raw)?),
             _ => None,
         },
+        request_uris: parse_request_uris(&input.request_uris)?,
         token_endpoint_auth_signing_alg: signing_alg(
             "token_endpoint_auth_signing_alg",
             input.token_endpoint_auth_signing_alg.as_deref(),
@@ -736,6 +779,7 @@ impl Portcullis {
             registration_token_hash,
             pairwise_sector,
             sector_identifier_uri: v.sector_identifier_uri,
+            request_uris: v.request_uris,
             token_endpoint_auth_signing_alg: v.token_endpoint_auth_signing_alg,
             request_object_signing_alg: v.request_object_signing_alg,
             backchannel_logout_session_required: session_required,
@@ -843,6 +887,7 @@ impl Portcullis {
             client.token_endpoint_auth_signing_alg = v.token_endpoint_auth_signing_alg;
             client.request_object_signing_alg = v.request_object_signing_alg;
             client.backchannel_logout_session_required = input.backchannel_logout_session_required;
+            client.request_uris = v.request_uris;
         }
         client.backchannel_logout_session_required &= client.backchannel_logout_uri.is_some();
         let mut secret = None;
@@ -899,6 +944,7 @@ impl Portcullis {
             ("logo_uri", before.logo_uri != client.logo_uri),
             ("policy_uri", before.policy_uri != client.policy_uri),
             ("tos_uri", before.tos_uri != client.tos_uri),
+            ("request_uris", before.request_uris != client.request_uris),
             (
                 "id_token_signed_response_alg",
                 before.id_token_signed_response_alg != client.id_token_signed_response_alg,

@@ -67,6 +67,10 @@ pub struct Client {
     /// OIDC Registration §2 `tos_uri`: the client's terms of service, linked on the
     /// consent page.
     pub tos_uri: Option<String>,
+    /// OIDC Registration §2 `request_uris`: where the client may have its request objects
+    /// read from (OIDC Core §6.2), a fragment naming the content's SHA-256 hash (base64url)
+    /// where it registered one. Set by the client's registration only.
+    pub request_uris: Vec<String>,
     /// OIDC Registration §2 `id_token_signed_response_alg`: how this client's ID tokens
     /// are signed; `None` is the default, RS256. One of the algorithms the server has keys
     /// for (RS256 and `signing_alg`).

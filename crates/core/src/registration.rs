@@ -330,6 +330,22 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             ));
         }
     }
+    // OIDC Core §6.2: read at `/authorize`, at a public address, as request objects
+    // signed with the client's keys.
+    let request_uris = m.strings("request_uris")?.unwrap_or_default();
+    for uri in &request_uris {
+        let url = url::Url::parse(uri.trim()).map_err(|e| metadata_error(format!("request_uris: {e}")))?;
+        if let Some(why) = settings.outbound.refuses_host(Reach::Public, &url) {
+            return Err(metadata_error(format!(
+                "request_uris: {why}; this server reads only public addresses for clients that register themselves"
+            )));
+        }
+    }
+    if !request_uris.is_empty() && jwks.is_none() && jwks_uri.is_none() {
+        return Err(metadata_error(
+            "request_uris hold request objects signed with the client's keys: register jwks or jwks_uri with them",
+        ));
+    }
     let post_logout_redirect_uris = m.strings("post_logout_redirect_uris")?.unwrap_or_default();
     // Not this server's own host: a redirect there could lead on anywhere (its own
     // `/logout`, `/authorize` with another client), under its name.
@@ -392,6 +408,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         token_endpoint_auth_signing_alg: token_endpoint_auth_signing_alg.filter(|_| method == "private_key_jwt"),
         request_object_signing_alg,
         backchannel_logout_session_required: m.boolean("backchannel_logout_session_required")?,
+        request_uris,
         if_revision: None,
     })
 }
@@ -469,6 +486,10 @@ pub fn registration_response(settings: &CoreSettings, r: &Registered) -> Value {
     put("logo_uri", c.logo_uri.clone().map(Value::String));
     put("policy_uri", c.policy_uri.clone().map(Value::String));
     put("tos_uri", c.tos_uri.clone().map(Value::String));
+    put(
+        "request_uris",
+        (!c.request_uris.is_empty()).then(|| json!(c.request_uris)),
+    );
     put("jwks_uri", c.jwks_uri.clone().map(Value::String));
     put(
         "sector_identifier_uri",

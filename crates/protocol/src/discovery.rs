@@ -83,4 +83,6 @@ pub struct ServerMetadata {
     pub claims_parameter_supported: bool,
     pub request_parameter_supported: bool,
     pub request_uri_parameter_supported: bool,
+    /// OIDC Discovery §3: a `request_uri` must be one of the client's `request_uris`.
+    pub require_request_uri_registration: bool,
 }

@@ -43,6 +43,9 @@ pub enum ErrorCode {
     RequestNotSupported,
     /// OpenID Connect Core §3.1.2.6: the `request_uri` parameter is not supported.
     RequestUriNotSupported,
+    /// OpenID Connect Core §3.1.2.6: the `request_uri` cannot be used: not registered by
+    /// the client, not readable, or not the content its fragment names.
+    InvalidRequestUri,
     /// OpenID Connect Core §3.1.2.6: the `registration` parameter is not supported.
     RegistrationNotSupported,
     /// RFC 9101 §7 and OpenID Connect Core §3.1.2.6: the request object (`request`) is
@@ -99,6 +102,7 @@ impl ErrorCode {
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::InvalidRequestUri => "invalid_request_uri",
             Self::RegistrationNotSupported => "registration_not_supported",
             Self::InvalidRequestObject => "invalid_request_object",
             Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",

@@ -117,7 +117,9 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         // OIDC Core §5.5, as far as `authorize` describes.
         claims_parameter_supported: true,
         request_parameter_supported: true,
-        request_uri_parameter_supported: false,
+        // OIDC Core §6.2, from the client's registered `request_uris` only.
+        request_uri_parameter_supported: true,
+        require_request_uri_registration: true,
     }
 }
 

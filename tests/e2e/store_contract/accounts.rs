@@ -57,6 +57,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.introspection_signed_response_alg = None;
     changed.token_endpoint_auth_signing_alg = None;
     changed.backchannel_logout_session_required = false;
+    changed.request_uris = vec![];
     changed.userinfo_signed_response_alg = Some(SigningAlg::EdDSA);
     changed.disabled = true;
     changed.updated_at = T0 + secs(100);

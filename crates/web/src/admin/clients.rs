@@ -239,6 +239,7 @@ impl ClientFields {
             token_endpoint_auth_signing_alg: None,
             request_object_signing_alg: None,
             backchannel_logout_session_required: false,
+            request_uris: vec![],
             if_revision: match self.revision.trim() {
                 "" => None,
                 r => Some(
@@ -601,6 +602,7 @@ fn details(c: &Client) -> Vec<Detail> {
             "Request objects signed only with",
             c.request_object_signing_alg.iter().cloned().collect(),
         ),
+        many("Request objects read from", c.request_uris.clone()),
         one(
             "Back-channel logout: a token per session",
             if c.backchannel_logout_session_required {
@@ -812,6 +814,7 @@ mod tests {
             token_endpoint_auth_signing_alg: None,
             request_object_signing_alg: None,
             backchannel_logout_session_required: false,
+            request_uris: vec![],
             sector_identifier_uri: None,
             frontchannel_logout_uri: None,
             introspection_signed_response_alg: None,
@@ -949,6 +952,7 @@ mod tests {
             token_endpoint_auth_signing_alg: Some("ES256".into()),
             request_object_signing_alg: Some("PS256".into()),
             backchannel_logout_session_required: true,
+            request_uris: vec!["https://rp.example/request.jwt".into()],
             ..client(None)
         };
         assert_eq!(
@@ -957,6 +961,10 @@ mod tests {
         );
         assert_eq!(shown(&asked, "Client assertions signed only with"), ["ES256"]);
         assert_eq!(shown(&asked, "Request objects signed only with"), ["PS256"]);
+        assert_eq!(
+            shown(&asked, "Request objects read from"),
+            ["https://rp.example/request.jwt"]
+        );
         assert_eq!(shown(&asked, "Back-channel logout: a token per session"), ["yes"]);
     }
 
