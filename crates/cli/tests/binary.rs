@@ -121,6 +121,27 @@ impl Drop for Server {
     }
 }
 
+/// A data directory of its own and a configuration file naming it: both paths.
+fn scratch(name: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("portcullis-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("portcullis.toml");
+    std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.display())).unwrap();
+    (dir, config)
+}
+
+/// `portcullis --config CONFIG ARGS…` with nothing on standard input: what it did.
+fn portcullis(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn human_logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
     let mut server = Server::start();
@@ -204,20 +225,8 @@ fn listings_need_a_database_and_a_shared_kek_file_is_warned_about() {
 /// it) is refused by name, and no stray key is written where the real one must go back.
 #[test]
 fn a_missing_generated_kek_is_never_replaced_for_a_database_that_needs_it() {
-    let dir = std::env::temp_dir().join(format!("portcullis-genkek-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("portcullis.toml");
-    std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.display())).unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let (dir, config) = scratch("genkek");
+    let run = |args: &[&str]| portcullis(&config, args);
     let kek = dir.join("kek");
     assert!(run(&["migrate"]).status.success());
     let out = run(&["client", "list"]);
@@ -342,18 +351,9 @@ fn a_user_is_created_with_their_names() {
 /// and no secret (there is none); `--json` and `client show` say the same.
 #[test]
 fn a_client_with_a_jwks_uri_is_printed_without_a_secret() {
-    let dir = std::env::temp_dir().join(format!("portcullis-jwks-uri-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("portcullis.toml");
-    std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.display())).unwrap();
+    let (dir, config) = scratch("jwks-uri");
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
+        let out = portcullis(&config, args);
         assert!(out.status.success(), "{args:?}: {out:?}");
         String::from_utf8(out.stdout).unwrap()
     };
@@ -399,18 +399,9 @@ fn a_client_with_a_jwks_uri_is_printed_without_a_secret() {
 /// not given) and `client show` prints it only when set.
 #[test]
 fn a_client_with_a_backchannel_logout_uri_is_printed_with_it() {
-    let dir = std::env::temp_dir().join(format!("portcullis-backchannel-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("portcullis.toml");
-    std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.display())).unwrap();
+    let (dir, config) = scratch("backchannel");
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
+        let out = portcullis(&config, args);
         assert!(out.status.success(), "{args:?}: {out:?}");
         String::from_utf8(out.stdout).unwrap()
     };

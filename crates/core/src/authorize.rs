@@ -395,20 +395,7 @@ impl Portcullis {
             return Err(AuthorizeError::Page("The request repeats client_id or request.".into()));
         }
         let client = self.requesting_client(p.client_id.as_deref()).await?;
-        let fail = |code: ErrorCode, description: &str| match p
-            .redirect_uri
-            .as_deref()
-            .and_then(|raw| requested_redirect(&client, raw))
-        {
-            Some(uri) => AuthorizeError::Redirect(self.error_response(
-                &uri,
-                ResponseMode::Query,
-                p.state.as_deref(),
-                code,
-                description,
-            )),
-            None => AuthorizeError::Page(format!("The application's request cannot be used: {description}.")),
-        };
+        let fail = |code: ErrorCode, description: &str| self.error_beside(p, &client, code, description);
         if p.request.is_some() && p.request_uri.is_some() {
             return Err(fail(
                 ErrorCode::InvalidRequest,
@@ -433,20 +420,7 @@ impl Portcullis {
             ));
         }
         let client = self.requesting_client(p.client_id.as_deref()).await?;
-        let fail = |description: &str| match p
-            .redirect_uri
-            .as_deref()
-            .and_then(|raw| requested_redirect(&client, raw))
-        {
-            Some(to) => AuthorizeError::Redirect(self.error_response(
-                &to,
-                ResponseMode::Query,
-                p.state.as_deref(),
-                ErrorCode::InvalidRequestUri,
-                description,
-            )),
-            None => AuthorizeError::Page(format!("The application's request cannot be used: {description}.")),
-        };
+        let fail = |description: &str| self.error_beside(p, &client, ErrorCode::InvalidRequestUri, description);
         let (url, fragment) = match uri.split_once('#') {
             Some((url, fragment)) => (url, Some(fragment)),
             None => (uri, None),
@@ -486,6 +460,26 @@ impl Portcullis {
             ));
         }
         Ok(body.trim().to_owned())
+    }
+
+    /// An error about a request object (by value or by reference) of `client`: sent to
+    /// the `redirect_uri` beside it, with the `state` beside it, if the client registered
+    /// that URI; shown otherwise, since nothing inside can be trusted yet.
+    fn error_beside(&self, p: &AuthorizeParams, client: &Client, code: ErrorCode, description: &str) -> AuthorizeError {
+        match p
+            .redirect_uri
+            .as_deref()
+            .and_then(|raw| requested_redirect(client, raw))
+        {
+            Some(to) => AuthorizeError::Redirect(self.error_response(
+                &to,
+                ResponseMode::Query,
+                p.state.as_deref(),
+                code,
+                description,
+            )),
+            None => AuthorizeError::Page(format!("The application's request cannot be used: {description}.")),
+        }
     }
 
     /// The enabled client a request names with `client_id`, or the page saying why not.
