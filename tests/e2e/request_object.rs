@@ -870,14 +870,6 @@ async fn request_objects_by_reference(backend: Backend) {
     )
     .await;
     assert_eq!(published.hits(), hits, "an unregistered URL is not read");
-    let other_hash = format!("{at}#{}", b64(&portcullis_core::crypto::sha256(b"another object")));
-    refused(
-        &other_hash,
-        &[],
-        "invalid_request_uri",
-        "not the one its fragment names",
-    )
-    .await;
     refused(
         &at,
         &[("request", &object_jwt)],
@@ -885,9 +877,13 @@ async fn request_objects_by_reference(backend: Backend) {
         "cannot both be sent",
     )
     .await;
+    // Whatever went wrong once the URL is found registered, the answer is the same (the
+    // log says why): nobody learns from it what a URL holds.
+    const UNUSABLE: &str = "the request object at request_uri could not be used";
+    let other_hash = format!("{at}#{}", b64(&portcullis_core::crypto::sha256(b"another object")));
+    refused(&other_hash, &[], "invalid_request_uri", UNUSABLE).await;
     published.set(404, String::new());
-    refused(&at, &[], "invalid_request_uri", "could not be read").await;
-    // What is read is a request object like any other: unsigned, it is refused as such.
+    refused(&at, &[], "invalid_request_uri", UNUSABLE).await;
     published.set(
         200,
         format!(
@@ -896,7 +892,46 @@ async fn request_objects_by_reference(backend: Backend) {
             b64(object(&app, &id, &[]).to_string().as_bytes())
         ),
     );
-    refused(&at, &[], "invalid_request_object", "").await;
+    refused(&at, &[], "invalid_request_uri", UNUSABLE).await;
+    published.set(
+        200,
+        signed(&es, &object(&app, &id, &[("pad", json!("x".repeat(20_000)))])),
+    );
+    refused(&at, &[], "invalid_request_uri", UNUSABLE).await;
+    // What a URL with a fragment held is kept: its hash says it is the same.
+    let hits = published.hits();
+    for _ in 0..2 {
+        let r = browser()
+            .get(authorize_url(&app, &[("client_id", &id), ("request_uri", &hashed)]))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
+    }
+    assert_eq!(published.hits(), hits, "read once, before");
+    let r = browser()
+        .get(authorize_url(
+            &app,
+            &[("client_id", &id), ("request_uri", &at), ("request_uri", &at)],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a repeated request_uri is shown, never read");
+
+    // A client that takes only pushed requests costs no read; a client that registered
+    // itself is read only at public addresses (loopback is not one).
+    let mut pushed_only = app.core.get_client(&client.id).await.unwrap();
+    pushed_only.require_pushed_authorization_requests = true;
+    app.core.store.update_client(&pushed_only, &[]).await.unwrap();
+    let hits = published.hits();
+    refused(&at, &[], "invalid_request", "pushed authorization request endpoint").await;
+    let mut self_registered = app.core.get_client(&client.id).await.unwrap();
+    self_registered.require_pushed_authorization_requests = false;
+    self_registered.self_registered = true;
+    app.core.store.update_client(&self_registered, &[]).await.unwrap();
+    refused(&at, &[], "invalid_request_uri", UNUSABLE).await;
+    assert_eq!(published.hits(), hits);
     app.stop().await;
 }
 
@@ -924,10 +959,35 @@ async fn request_uris_are_registered(backend: Backend) {
     let (status, reg) = register(keyed(json!(["https://rp.example/request.jwt"]))).await;
     assert_eq!(status, 201, "{reg}");
     assert_eq!(reg["request_uris"], json!(["https://rp.example/request.jwt"]));
+    // An operator's edit (which cannot name them) keeps them.
+    let id = portcullis_protocol::ClientId::parse(reg["client_id"].as_str().unwrap()).unwrap();
+    let before = app.core.get_client(&id).await.unwrap();
+    app.core
+        .update_client(
+            &id,
+            &ClientInput {
+                name: "Renamed".into(),
+                kind: Some(before.kind),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into()],
+                scopes: "openid".into(),
+                jwks: before.jwks.clone(),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        app.core.get_client(&id).await.unwrap().request_uris,
+        ["https://rp.example/request.jwt"]
+    );
+    let nine: Vec<String> = (0..9).map(|i| format!("https://rp.example/r{i}.jwt")).collect();
     for (metadata, why) in [
         (keyed(json!(["http://127.0.0.1:8080/request.jwt"])), "request_uris: "),
         (keyed(json!(["https://rp.example/r.jwt#short"])), "base64url SHA-256"),
         (keyed(json!(["ftp://rp.example/r.jwt"])), "request_uris"),
+        (keyed(json!(nine)), "at most 8"),
         (
             json!({"redirect_uris": [REDIRECT], "request_uris": ["https://rp.example/request.jwt"]}),
             "register jwks or jwks_uri",

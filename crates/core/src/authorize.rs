@@ -213,11 +213,10 @@ pub enum Next {
 
 const MAX_PARAM_LEN: usize = 2048;
 
-/// OIDC Core §6.2: what a request object read from a `request_uri` may be, and how long
-/// it may take.
-const REQUEST_OBJECT_TYPES: &str = "application/oauth-authz-req+jwt, application/jwt";
-const REQUEST_OBJECT_MAX_BYTES: usize = 64 * 1024;
-const REQUEST_OBJECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// RFC 9126 §5: the refusal of a request not pushed, for a client (or a server) that
+/// takes only pushed ones.
+const PAR_ONLY: &str =
+    "authorization requests of this client are taken only through the pushed authorization request endpoint (RFC 9126)";
 
 /// RFC 8707 §2: several `resource` values are allowed, and a combination the server
 /// will not issue a token for is `invalid_target`. Here a token is for one API.
@@ -348,17 +347,13 @@ impl Portcullis {
             .request_uri
             .as_deref()
             .filter(|uri| p.request.is_none() && !uri.starts_with(crate::par::REQUEST_URI_PREFIX));
-        let fetched;
-        let request = match by_reference {
-            Some(uri) => {
-                fetched = self.fetch_request_object(p, uri).await?;
-                Some(fetched.as_str())
-            }
-            None => p.request.as_deref(),
+        let inside = match (by_reference, p.request.as_deref()) {
+            (Some(uri), _) => Some(self.request_by_reference(p, uri).await?),
+            (None, Some(jwt)) => Some(self.front_channel_request_object(p, jwt).await?),
+            (None, None) => None,
         };
-        match request {
-            Some(jwt) => {
-                let inside = self.front_channel_request_object(p, jwt).await?;
+        match inside {
+            Some(inside) => {
                 self.check_authorization(
                     &inside,
                     Via {
@@ -407,13 +402,16 @@ impl Portcullis {
             .map_err(|refused| fail(ErrorCode::InvalidRequestObject, &refused.0))
     }
 
-    /// The request object at `uri`, the `request_uri` sent to `/authorize` with `p` (OIDC
-    /// Core §6.2): one of the client's `request_uris` (compared without the fragment, which
-    /// a client changes with the content), read with the client's reach (a public address
-    /// for a client that registered itself), and, when `uri` has a fragment, the content
-    /// whose SHA-256 hash it is. Anything else is `invalid_request_uri`, sent as
-    /// `front_channel_request_object` sends its errors; why it could not be read is logged.
-    async fn fetch_request_object(&self, p: &AuthorizeParams, uri: &str) -> Result<String, AuthorizeError> {
+    /// The parameters of the request object at `uri`, the `request_uri` sent to
+    /// `/authorize` with `p` (OIDC Core §6.2): it must be one of the client's
+    /// `request_uris` (compared without the fragment, which a client changes with the
+    /// content), of a client that could use what it holds (keys to verify it, the code
+    /// grant, no pushed requests required), then is read (`read_request_uri`) and opened
+    /// as a request sent by value. Every failure after the URL is found registered is one
+    /// `invalid_request_uri` with the same words, sent as `front_channel_request_object`
+    /// sends its errors, so that nobody learns from the answers what a URL holds; the
+    /// reason is logged.
+    async fn request_by_reference(&self, p: &AuthorizeParams, uri: &str) -> Result<AuthorizeParams, AuthorizeError> {
         if p.duplicated.iter().any(|d| d == "client_id" || d == "request_uri") {
             return Err(AuthorizeError::Page(
                 "The request repeats client_id or request_uri.".into(),
@@ -421,10 +419,7 @@ impl Portcullis {
         }
         let client = self.requesting_client(p.client_id.as_deref()).await?;
         let fail = |description: &str| self.error_beside(p, &client, ErrorCode::InvalidRequestUri, description);
-        let (url, fragment) = match uri.split_once('#') {
-            Some((url, fragment)) => (url, Some(fragment)),
-            None => (uri, None),
-        };
+        let url = uri.split_once('#').map_or(uri, |(url, _)| url);
         let registered = client
             .request_uris
             .iter()
@@ -434,32 +429,29 @@ impl Portcullis {
                 "request_uri is not one of the client's request_uris (only registered ones are read)",
             ));
         }
-        let unreadable = |why: String| {
-            tracing::info!(client = client.id.as_str(), url, reason = %why, "a request_uri could not be read");
-            fail("the request object could not be read from request_uri")
-        };
-        let fetcher = self.remote_jwks.fetcher().map_err(unreadable)?;
-        let (status, body) = fetcher
-            .get(
+        // Refused by `check_authorization` anyway: not worth a read.
+        if self.settings.require_pushed_authorization_requests || client.require_pushed_authorization_requests {
+            return Err(self.error_beside(p, &client, ErrorCode::InvalidRequest, PAR_ONLY));
+        }
+        let unusable = |why: &str| {
+            tracing::info!(
+                client = client.id.as_str(),
                 url,
-                REQUEST_OBJECT_TYPES,
-                crate::outbound::Reach::of(&client),
-                REQUEST_OBJECT_MAX_BYTES,
-                REQUEST_OBJECT_TIMEOUT,
-            )
+                reason = why,
+                "a request_uri could not be used"
+            );
+            fail("the request object at request_uri could not be used (the reason is in the server's log)")
+        };
+        if !client.has_keys() || !client.grant_types.contains(&GrantType::AuthorizationCode) {
+            return Err(unusable("the client has no keys to verify it, or not the code grant"));
+        }
+        let body = self
+            .read_request_uri(&client, uri)
             .await
-            .map_err(unreadable)?;
-        if status != 200 {
-            return Err(unreadable(format!("it answered {status}")));
-        }
-        if let Some(hash) = fragment
-            && crate::crypto::b64url(&crate::crypto::sha256(body.as_bytes())) != hash
-        {
-            return Err(fail(
-                "the request object at request_uri is not the one its fragment names (SHA-256)",
-            ));
-        }
-        Ok(body.trim().to_owned())
+            .map_err(|why| unusable(&why))?;
+        self.open_request_object(&client, p, body.trim())
+            .await?
+            .map_err(|refused| unusable(&refused.0))
     }
 
     /// An error about a request object (by value or by reference) of `client`: sent to
@@ -563,11 +555,7 @@ impl Portcullis {
         if (self.settings.require_pushed_authorization_requests || client.require_pushed_authorization_requests)
             && !via.pushed
         {
-            return Err(fail(
-                ErrorCode::InvalidRequest,
-                "authorization requests of this client are taken only through the pushed authorization \
-                 request endpoint (RFC 9126)",
-            ));
+            return Err(fail(ErrorCode::InvalidRequest, PAR_ONLY));
         }
         // RFC 9101 §10.5 for the server and for the client.
         if (self.settings.require_signed_request_object || client.require_signed_request_object) && !via.signed {

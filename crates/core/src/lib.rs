@@ -34,6 +34,7 @@ pub mod registration;
 pub mod remote_jwks;
 pub mod repo;
 pub mod request_object;
+pub mod request_uri;
 pub mod revocation;
 pub mod service;
 pub mod signing_pool;

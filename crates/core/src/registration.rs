@@ -333,12 +333,19 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
     // OIDC Core §6.2: read at `/authorize`, at a public address, as request objects
     // signed with the client's keys.
     let request_uris = m.strings("request_uris")?.unwrap_or_default();
+    let issuer_host = url::Url::parse(&settings.issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_end_matches('.').to_ascii_lowercase()));
     for uri in &request_uris {
         let url = url::Url::parse(uri.trim()).map_err(|e| metadata_error(format!("request_uris: {e}")))?;
         if let Some(why) = settings.outbound.refuses_host(Reach::Public, &url) {
             return Err(metadata_error(format!(
                 "request_uris: {why}; this server reads only public addresses for clients that register themselves"
             )));
+        }
+        // RFC 9101 §10.4.1: this server would read from itself, for a stranger.
+        if url.host_str().map(|h| h.trim_end_matches('.').to_ascii_lowercase()) == issuer_host {
+            return Err(metadata_error("request_uris must not be on this server's own host"));
         }
     }
     if !request_uris.is_empty() && jwks.is_none() && jwks_uri.is_none() {
@@ -843,6 +850,27 @@ mod tests {
             }) => description,
             other => panic!("expected invalid_client_metadata, got {other:?}"),
         }
+    }
+
+    /// RFC 9101 §10.4.1: request_uris are read from public addresses, never from this
+    /// server itself, and only for a client with keys to verify what they hold.
+    #[test]
+    fn request_uris_are_public_and_elsewhere() {
+        let with = |uri: &str| {
+            json!({
+                "redirect_uris": ["https://app.example/cb"],
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks_uri": "https://app.example/jwks.json",
+                "request_uris": [uri],
+            })
+        };
+        assert_eq!(
+            input(with("https://app.example/r.jwt")).unwrap().request_uris,
+            ["https://app.example/r.jwt"]
+        );
+        assert!(refused(with("https://ID.example./r.jwt")).contains("own host"));
+        assert!(refused(with("https://10.0.0.7/r.jwt")).starts_with("request_uris: "));
+        assert!(refused(with("https://localhost/r.jwt")).starts_with("request_uris: "));
     }
 
     #[test]

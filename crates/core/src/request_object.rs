@@ -20,7 +20,7 @@ use crate::service::Portcullis;
 
 /// Bound on a request object: a URL this long still fits every browser, and the
 /// largest `claims` request is far smaller.
-const MAX_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_BYTES: usize = 16 * 1024;
 /// Claims of the JWT itself, not parameters of the request.
 const JWT_CLAIMS: [&str; 6] = ["iss", "aud", "exp", "nbf", "iat", "jti"];
 

@@ -202,6 +202,8 @@ pub struct Portcullis {
     pub(crate) client_cache: ClientCache,
     /// Keys clients publish at their `jwks_uri`; the binary installs its HTTP client.
     pub remote_jwks: crate::remote_jwks::RemoteJwks,
+    /// Reads of clients' `request_uris` (OIDC Core §6.2) on this node.
+    pub(crate) request_uri_reads: crate::request_uri::RequestUriReads,
     /// Where tokens are signed, off the async runtime.
     pub(crate) signer: crate::signing_pool::SigningPool,
     /// Access tokens whose signature was already verified (introspection, userinfo).
@@ -341,6 +343,7 @@ impl Portcullis {
             kek,
             client_cache: ClientCache::new(crate::client_cache::CLIENT_CACHE_TTL),
             remote_jwks,
+            request_uri_reads: crate::request_uri::RequestUriReads::default(),
             signer: crate::signing_pool::SigningPool::per_core()?,
             // ~1.5 MB at most: a few thousand live tokens cover most deployments, and a
             // miss only costs one more signature check.
