@@ -100,16 +100,17 @@ async fn connect(
 /// Lookups of the hosts self-registered clients named. A lookup runs on the blocking pool
 /// and is not cancelled with its request (the resolver gives up in its own time), so a
 /// client naming a host whose DNS server never answers would otherwise hold a blocking
-/// thread per call. Here at most `slots` run at once, at most [`PER_HOST`] for one host,
-/// and a host whose lookup failed is not looked up again for [`FAILED_LOOKUP_MEMORY`]:
-/// calls beyond fail at once (and are retried like any failure to connect), and
-/// operators' own URLs are not held up. To fill every slot, an attacker needs many
-/// clients on hosts that never answer, each holding its slots only until its lookups
-/// fail.
+/// thread per call. Here at most `slots` run at once, at most [`PER_HOST`] for one host
+/// (others wait their turn, within their caller's time limit, holding no thread), and a
+/// host whose lookup failed is not looked up again for [`FAILED_LOOKUP_MEMORY`] (calls
+/// meanwhile fail at once, and are retried like any failure to connect). Operators' own
+/// URLs, and address literals, are not counted. To keep the slots busy, an attacker needs
+/// many clients on hosts that never answer, each holding at most two slots until its
+/// lookups fail.
 struct Lookups {
     slots: tokio::sync::Semaphore,
-    /// Lookups under way, by host.
-    running: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// The turns of each host being looked up (or waited for).
+    hosts: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Semaphore>>>,
     /// Until when a host whose lookup failed is not looked up, by host.
     failed: std::sync::Mutex<BTreeMap<String, Instant>>,
 }
@@ -118,38 +119,52 @@ impl Lookups {
     const fn new(slots: usize) -> Self {
         Self {
             slots: tokio::sync::Semaphore::const_new(slots),
-            running: std::sync::Mutex::new(BTreeMap::new()),
+            hosts: std::sync::Mutex::new(BTreeMap::new()),
             failed: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Takes a slot for a lookup of `host`, or says why not. The slot is held until the
-    /// returned guard drops (when the resolver has returned).
-    fn begin(&'static self, host: &str) -> Result<Running, String> {
+    /// Why `host` is not looked up now: its last lookup failed a moment ago.
+    fn failed_recently(&self, host: &str) -> Option<String> {
         let now = Instant::now();
-        {
-            let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match failed.get(host) {
-                Some(until) if *until > now => return Err("its last lookup failed less than a minute ago".into()),
-                Some(_) => {
-                    failed.remove(host);
-                }
-                None => {}
+        let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match failed.get(host) {
+            Some(until) if *until > now => Some("its last lookup failed less than a minute ago".into()),
+            Some(_) => {
+                failed.remove(host);
+                None
             }
+            None => None,
         }
-        let slot = self
-            .slots
-            .try_acquire()
-            .map_err(|_| "too many lookups of clients' hosts are under way".to_owned())?;
-        let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = running.entry(host.to_owned()).or_insert(0);
-        if *count >= PER_HOST {
-            return Err("other lookups of it are under way".into());
+    }
+
+    /// Waits for a turn to look `host` up and a slot; the slot is held until the returned
+    /// guard drops (when the resolver has returned).
+    async fn begin(&'static self, host: &str) -> Result<Running, String> {
+        if let Some(why) = self.failed_recently(host) {
+            return Err(why);
         }
-        *count += 1;
+        let turns = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if hosts.len() >= MAX_REMEMBERED_HOSTS {
+                hosts.retain(|_, turns| Arc::strong_count(turns) > 1);
+            }
+            Arc::clone(
+                hosts
+                    .entry(host.to_owned())
+                    .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_HOST))),
+            )
+        };
+        let turn = turns.acquire_owned().await.map_err(|e| e.to_string())?;
+        // Another lookup of it may have failed meanwhile.
+        if let Some(why) = self.failed_recently(host) {
+            return Err(why);
+        }
+        let slot = self.slots.acquire().await.map_err(|e| e.to_string())?;
         Ok(Running {
             lookups: self,
             host: host.to_owned(),
+            _turn: turn,
             _slot: slot,
         })
     }
@@ -158,46 +173,35 @@ impl Lookups {
     fn failed(&self, host: &str) {
         let now = Instant::now();
         let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if failed.len() >= MAX_REMEMBERED_FAILURES {
+        if failed.len() >= MAX_REMEMBERED_HOSTS {
             failed.retain(|_, until| *until > now);
         }
-        if failed.len() < MAX_REMEMBERED_FAILURES {
+        if failed.len() < MAX_REMEMBERED_HOSTS {
             failed.insert(host.to_owned(), now + FAILED_LOOKUP_MEMORY);
         }
     }
 }
 
-/// A lookup under way: its slot, and its count against its host.
+/// A lookup under way: its host's turn and its slot.
 struct Running {
     lookups: &'static Lookups,
     host: String,
+    _turn: tokio::sync::OwnedSemaphorePermit,
     _slot: tokio::sync::SemaphorePermit<'static>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let mut running = self
-            .lookups
-            .running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = running.get_mut(&self.host) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                running.remove(&self.host);
-            }
-        }
-    }
 }
 
 const MAX_PUBLIC_LOOKUPS: usize = 32;
 const PER_HOST: usize = 2;
 const FAILED_LOOKUP_MEMORY: Duration = Duration::from_secs(60);
-const MAX_REMEMBERED_FAILURES: usize = 4096;
+const MAX_REMEMBERED_HOSTS: usize = 4096;
 static PUBLIC_LOOKUPS: Lookups = Lookups::new(MAX_PUBLIC_LOOKUPS);
 
-/// `host`'s addresses. For [`Reach::Public`], within the bounds of `lookups`.
+/// `host`'s addresses. For [`Reach::Public`], within the bounds of `lookups`; an address
+/// literal is its own address, looked up by nobody.
 async fn lookup(lookups: &'static Lookups, reach: Reach, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
     let failed = |e: &dyn std::fmt::Display| format!("cannot look up {host}: {e}");
     if reach == Reach::Any {
         return Ok(tokio::net::lookup_host((host, port))
@@ -206,7 +210,7 @@ async fn lookup(lookups: &'static Lookups, reach: Reach, host: &str, port: u16) 
             .collect());
     }
     let key = host.to_ascii_lowercase();
-    let running = lookups.begin(&key).map_err(|e| failed(&e))?;
+    let running = lookups.begin(&key).await.map_err(|e| failed(&e))?;
     let found = tokio::task::spawn_blocking(move || {
         let found: std::io::Result<Vec<SocketAddr>> =
             std::net::ToSocketAddrs::to_socket_addrs(&(running.host.as_str(), port)).map(Iterator::collect);
@@ -310,30 +314,36 @@ mod tests {
     }
 
     /// Lookups for self-registered clients' hosts take a slot each while they run, at
-    /// most two per host; when none is free they fail at once, a host that failed is not
-    /// looked up again for a while, and operators' lookups are not counted.
+    /// most two per host; others wait their turn; a host that failed is not looked up
+    /// again for a while; operators' lookups and address literals are not counted.
     #[tokio::test]
     async fn lookups_of_clients_hosts_are_bounded() {
         static LOOKUPS: Lookups = Lookups::new(3);
+        let waits = |host: &'static str| async move {
+            tokio::time::timeout(Duration::from_millis(50), LOOKUPS.begin(host))
+                .await
+                .is_err()
+        };
         let found = lookup(&LOOKUPS, Reach::Public, "localhost", 80).await.unwrap();
         assert!(
             found.iter().all(|a| a.ip().is_loopback() && a.port() == 80),
             "{found:?}"
         );
         assert_eq!(LOOKUPS.slots.available_permits(), 3, "given back");
-        assert!(LOOKUPS.running.lock().unwrap().is_empty());
         let (a, b) = (
-            LOOKUPS.begin("slow.example").unwrap(),
-            LOOKUPS.begin("slow.example").unwrap(),
+            LOOKUPS.begin("slow.example").await.unwrap(),
+            LOOKUPS.begin("slow.example").await.unwrap(),
         );
-        let e = lookup(&LOOKUPS, Reach::Public, "SLOW.example", 80).await.unwrap_err();
-        assert!(e.contains("other lookups of it are under way"), "{e}");
-        let c = LOOKUPS.begin("other.example").unwrap();
-        let e = lookup(&LOOKUPS, Reach::Public, "localhost", 80).await.unwrap_err();
-        assert!(e.contains("too many lookups"), "{e}");
+        assert!(waits("slow.example").await, "a third lookup of one host waits its turn");
+        let c = LOOKUPS.begin("other.example").await.unwrap();
+        assert!(waits("third.example").await, "no slot is free");
         assert!(lookup(&LOOKUPS, Reach::Any, "localhost", 80).await.is_ok());
+        assert_eq!(
+            lookup(&LOOKUPS, Reach::Public, "127.0.0.1", 80).await.unwrap(),
+            ["127.0.0.1:80".parse().unwrap()]
+        );
         drop((a, b, c));
-        assert!(lookup(&LOOKUPS, Reach::Public, "127.0.0.1", 80).await.is_ok());
+        assert!(lookup(&LOOKUPS, Reach::Public, "localhost", 80).await.is_ok());
         // A name that does not resolve is not looked up again at once.
         let e = lookup(&LOOKUPS, Reach::Public, "portcullis-test.invalid", 80)
             .await
