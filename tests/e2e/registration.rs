@@ -452,6 +452,17 @@ async fn bad_registrations_are_refused(backend: Backend) {
             "invalid_redirect_uri",
             "redirect_uris",
         ),
+        // Not written as RFC 3986 has it: the browser would go to another string.
+        (
+            json!({"redirect_uris": ["https://rp.example/<cb>"]}),
+            "invalid_redirect_uri",
+            "redirect_uris",
+        ),
+        (
+            json!({"redirect_uris": ["https://rp.example/%zz"]}),
+            "invalid_redirect_uri",
+            "redirect_uris",
+        ),
         (
             json!({"client_name": "no redirect"}),
             "invalid_redirect_uri",

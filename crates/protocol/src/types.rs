@@ -120,6 +120,29 @@ impl RedirectUri {
                 "redirect URI must not contain spaces, control characters or backslashes",
             ));
         }
+        // RFC 3986 §2: characters a URI never holds as such (browsers would go to them
+        // percent-encoded, another string than the one registered), and `%` only before
+        // two hexadecimal digits.
+        if s.chars()
+            .any(|c| matches!(c, '<' | '>' | '"' | '{' | '}' | '|' | '^' | '`'))
+        {
+            return Err(err(
+                "redirect URI must not contain < > \" { } | ^ or ` (percent-encode them)",
+            ));
+        }
+        let bytes = s.as_bytes();
+        if bytes.iter().enumerate().any(|(i, b)| {
+            *b == b'%'
+                && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        }) {
+            return Err(err(
+                "redirect URI has a % that is not followed by two hexadecimal digits",
+            ));
+        }
+        if url.port() == Some(0) {
+            return Err(err("redirect URI cannot name port 0"));
+        }
         let after_scheme = &s[url.scheme().len() + 1..];
         // The URL standard reads `https:/cb` and `https:cb` as host `cb`: http and https
         // name their host after `//`, or not at all.
@@ -587,6 +610,14 @@ mod tests {
             "https://app.example/./cb",
             "https:\\\\evil.example/cb",
             "https://app.example\\@evil.example/cb",
+            "https://app.example/<x>",
+            "https://app.example/cb?q=\"a\"",
+            "https://app.example/a{b}",
+            "https://app.example/a|b^c`d",
+            "https://app.example/%zz",
+            "https://app.example/%4",
+            "https://app.example:0/cb",
+            "http://127.0.0.1:0/cb",
         ] {
             assert!(RedirectUri::parse_registered(refused).is_err(), "{refused}");
         }

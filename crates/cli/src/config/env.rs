@@ -217,6 +217,10 @@ fn boolean(key: &str, origins: &Origins, value: &str) -> Result<bool, ConfigErro
     match value.trim() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        other => Err(cfg_err(key, origins, format!("{other:?}: expected true or false"))),
+        other => Err(cfg_err(
+            key,
+            origins,
+            format!("{other:?}: expected true or false (or 1 or 0)"),
+        )),
     }
 }
