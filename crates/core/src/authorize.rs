@@ -419,11 +419,11 @@ impl Portcullis {
         }
         let client = self.requesting_client(p.client_id.as_deref()).await?;
         let fail = |description: &str| self.error_beside(p, &client, ErrorCode::InvalidRequestUri, description);
-        let url = uri.split_once('#').map_or(uri, |(url, _)| url);
+        let (url, _) = crate::request_uri::split_fragment(uri);
         let registered = client
             .request_uris
             .iter()
-            .any(|r| r.split_once('#').map_or(r.as_str(), |(u, _)| u) == url);
+            .any(|r| crate::request_uri::split_fragment(r).0 == url);
         if !registered {
             return Err(fail(
                 "request_uri is not one of the client's request_uris (only registered ones are read)",

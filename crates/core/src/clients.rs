@@ -350,10 +350,7 @@ fn parse_request_uris(raw: &[String]) -> Result<Vec<String>> {
     }
     let mut out: Vec<String> = Vec::new();
     for uri in raw {
-        let (url, fragment) = match uri.split_once('#') {
-            Some((url, fragment)) => (url, Some(fragment)),
-            None => (uri, None),
-        };
+        let (url, fragment) = crate::request_uri::split_fragment(uri);
         parse_https_uri(FIELD, url)?;
         if fragment
             .is_some_and(|f| f.len() != 43 || !f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))

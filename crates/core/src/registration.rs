@@ -330,12 +330,13 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             ));
         }
     }
+    // This server's own host (a trailing dot names the same host), where neither the
+    // URLs it reads nor those it redirects to may be.
+    let host_of = |u: &url::Url| u.host_str().map(|h| h.trim_end_matches('.').to_owned());
+    let own_host = url::Url::parse(&settings.issuer).ok().and_then(|u| host_of(&u));
     // OIDC Core §6.2: read at `/authorize`, at a public address, as request objects
     // signed with the client's keys.
     let request_uris = m.strings("request_uris")?.unwrap_or_default();
-    let issuer_host = url::Url::parse(&settings.issuer)
-        .ok()
-        .and_then(|u| u.host_str().map(|h| h.trim_end_matches('.').to_ascii_lowercase()));
     for uri in &request_uris {
         let url = url::Url::parse(uri.trim()).map_err(|e| metadata_error(format!("request_uris: {e}")))?;
         if let Some(why) = settings.outbound.refuses_host(Reach::Public, &url) {
@@ -344,7 +345,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             )));
         }
         // RFC 9101 §10.4.1: this server would read from itself, for a stranger.
-        if url.host_str().map(|h| h.trim_end_matches('.').to_ascii_lowercase()) == issuer_host {
+        if host_of(&url) == own_host {
             return Err(metadata_error("request_uris must not be on this server's own host"));
         }
     }
@@ -356,9 +357,6 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
     let post_logout_redirect_uris = m.strings("post_logout_redirect_uris")?.unwrap_or_default();
     // Not this server's own host: a redirect there could lead on anywhere (its own
     // `/logout`, `/authorize` with another client), under its name.
-    let own_host = url::Url::parse(&settings.issuer)
-        .ok()
-        .and_then(|u| u.host_str().map(|h| h.trim_end_matches('.').to_owned()));
     for (field, uri) in redirect_uris.iter().map(|u| ("redirect_uris", u)).chain(
         post_logout_redirect_uris
             .iter()
@@ -369,8 +367,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         };
         // Loopback is the native apps' (RFC 8252 §7.3), even when a development server
         // runs there too.
-        // A trailing dot names the same host.
-        let host = url.host_str().map(|h| h.trim_end_matches('.').to_owned());
+        let host = host_of(&url);
         if host.is_some() && host == own_host && !portcullis_protocol::is_loopback_host(&url) {
             return Err(Error::oauth(
                 ErrorCode::InvalidRedirectUri,

@@ -91,6 +91,15 @@ impl RequestUriReads {
     }
 }
 
+/// A request URI and its fragment (the content's hash, when there is one): registered
+/// and requested ones are compared by what comes before it.
+pub(crate) fn split_fragment(uri: &str) -> (&str, Option<&str>) {
+    match uri.split_once('#') {
+        Some((url, fragment)) => (url, Some(fragment)),
+        None => (uri, None),
+    }
+}
+
 impl Portcullis {
     /// The request object at `uri` (with its fragment, if any; `url` is `uri` without
     /// it), one of `client`'s `request_uris`: read within the bounds above, with the
@@ -99,10 +108,7 @@ impl Portcullis {
     /// says why not, for the log: the caller answers one error for all, so that nobody
     /// learns from it what a URL holds.
     pub(crate) async fn read_request_uri(&self, client: &Client, uri: &str) -> Result<String, String> {
-        let (url, fragment) = match uri.split_once('#') {
-            Some((url, fragment)) => (url, Some(fragment)),
-            None => (uri, None),
-        };
+        let (url, fragment) = split_fragment(uri);
         let now = Instant::now();
         let key = (client.id.as_str().to_owned(), uri.to_owned());
         if fragment.is_some()
