@@ -20,7 +20,7 @@ use url::Url;
 use crate::code_flow::{PASSWORD, REDIRECT, rp_http_client};
 use crate::forms::{Step, follow, param, submit};
 
-async fn open_registration(backend: Backend) -> TestApp {
+pub(crate) async fn open_registration(backend: Backend) -> TestApp {
     let (url, guard) = portcullis_tests::fresh_database(backend).await;
     portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
         s.core.registration = RegistrationMode::Open;
@@ -33,7 +33,7 @@ async fn open_registration(backend: Backend) -> TestApp {
     .await
 }
 
-async fn register(app: &TestApp, metadata: &Value) -> (u16, Value) {
+pub(crate) async fn register(app: &TestApp, metadata: &Value) -> (u16, Value) {
     let r = http().post(app.url("/register")).json(metadata).send().await.unwrap();
     let status = r.status().as_u16();
     if status == 201 || status == 400 {

@@ -19,6 +19,7 @@ use crate::dpop::{proof, thumbprint};
 use crate::forms::Step;
 use crate::jwks_uri::{Published, key_host};
 use crate::private_key_jwt::{ASSERTION_TYPE, ClientKey, claims, client_key, sign};
+use crate::registration::{open_registration, register};
 
 const VERIFIER: &str = "jar-verifier-jar-verifier-jar-verifier-jar-verifier";
 
@@ -716,11 +717,7 @@ async fn an_object_is_not_an_assertion(backend: Backend) {
 /// its keys' algorithms is refused; an algorithm the server does not take is refused at
 /// registration.
 async fn registered_algorithms_are_the_only_ones_taken(backend: Backend) {
-    let (url, guard) = portcullis_tests::fresh_database(backend).await;
-    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
-        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
-    })
-    .await;
+    let app = open_registration(backend).await;
     let es = client_key(SigningAlg::ES256, "es").await;
     let rs = client_key(SigningAlg::RS256, "rs").await;
     let metadata = json!({
@@ -730,9 +727,8 @@ async fn registered_algorithms_are_the_only_ones_taken(backend: Backend) {
         "token_endpoint_auth_signing_alg": "ES256",
         "request_object_signing_alg": "RS256",
     });
-    let r = http().post(app.url("/register")).json(&metadata).send().await.unwrap();
-    assert_eq!(r.status(), 201);
-    let reg: Value = r.json().await.unwrap();
+    let (status, reg) = register(&app, &metadata).await;
+    assert_eq!(status, 201, "{reg}");
     assert_eq!(reg["token_endpoint_auth_signing_alg"], "ES256");
     assert_eq!(reg["request_object_signing_alg"], "RS256");
     let id = reg["client_id"].as_str().unwrap();
@@ -761,9 +757,8 @@ async fn registered_algorithms_are_the_only_ones_taken(backend: Backend) {
 
     let mut bad = metadata.clone();
     bad["token_endpoint_auth_signing_alg"] = json!("HS256");
-    let r = http().post(app.url("/register")).json(&bad).send().await.unwrap();
-    assert_eq!(r.status(), 400);
-    let e: Value = r.json().await.unwrap();
+    let (status, e) = register(&app, &bad).await;
+    assert_eq!(status, 400);
     assert_eq!(e["error"], "invalid_client_metadata");
     assert!(
         e["error_description"]
@@ -938,16 +933,8 @@ async fn request_objects_by_reference(backend: Backend) {
 /// OIDC Registration §2: a client that registers itself may name `request_uris`: with
 /// keys to sign what they hold, at names (not addresses) the server may read; echoed.
 async fn request_uris_are_registered(backend: Backend) {
-    let (url, guard) = portcullis_tests::fresh_database(backend).await;
-    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
-        s.core.registration = portcullis_core::registration::RegistrationMode::Open;
-    })
-    .await;
+    let app = open_registration(backend).await;
     let es = client_key(SigningAlg::ES256, "es").await;
-    let register = async |metadata: Value| {
-        let r = http().post(app.url("/register")).json(&metadata).send().await.unwrap();
-        (r.status().as_u16(), r.json::<Value>().await.unwrap())
-    };
     let keyed = |uris: Value| {
         json!({
             "redirect_uris": [REDIRECT],
@@ -956,7 +943,7 @@ async fn request_uris_are_registered(backend: Backend) {
             "request_uris": uris,
         })
     };
-    let (status, reg) = register(keyed(json!(["https://rp.example/request.jwt"]))).await;
+    let (status, reg) = register(&app, &keyed(json!(["https://rp.example/request.jwt"]))).await;
     assert_eq!(status, 201, "{reg}");
     assert_eq!(reg["request_uris"], json!(["https://rp.example/request.jwt"]));
     // An operator's edit (which cannot name them) keeps them.
@@ -993,7 +980,7 @@ async fn request_uris_are_registered(backend: Backend) {
             "register jwks or jwks_uri",
         ),
     ] {
-        let (status, e) = register(metadata).await;
+        let (status, e) = register(&app, &metadata).await;
         assert_eq!(
             (status, e["error"].as_str()),
             (400, Some("invalid_client_metadata")),

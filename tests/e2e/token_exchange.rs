@@ -53,6 +53,13 @@ async fn exchange(app: &TestApp, (id, secret): (&str, &str), form: &[(&str, &str
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// A token exchange by `who` refused with `400` and `error`: its body.
+async fn exchange_refused(app: &TestApp, who: (&str, &str), form: &[(&str, &str)], error: &str) -> Value {
+    let (status, body) = exchange(app, who, form).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some(error)), "{form:?}: {body}");
+    body
+}
+
 async fn introspect(app: &TestApp, (id, secret): (&str, &str), token: &str) -> Value {
     crate::token_endpoint::introspect(app, id, secret, token).await
 }
@@ -108,7 +115,7 @@ async fn a_service_exchanges_the_token_it_was_called_with(backend: Backend) {
     );
 
     // A scope the service has but the subject token has not is not given.
-    let (status, body) = exchange(
+    exchange_refused(
         &app,
         svc_ref,
         &[
@@ -116,9 +123,9 @@ async fn a_service_exchanges_the_token_it_was_called_with(backend: Backend) {
             ("subject_token_type", ACCESS_TOKEN_TYPE),
             ("scope", "api:read orders:write"),
         ],
+        "invalid_scope",
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")), "{body}");
 
     // An actor token: the service's own, named in `act`; the audience by its name.
     let (_, own) = app.client_credentials(&svc.0, &svc.1).await;
@@ -229,34 +236,26 @@ async fn a_service_exchanges_the_token_it_was_called_with(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(introspect(&app, svc_ref, exchanged).await["active"], false);
-    let (status, body) = exchange(
+    exchange_refused(
         &app,
         svc_ref,
         &[("subject_token", subject), ("subject_token_type", ACCESS_TOKEN_TYPE)],
+        "invalid_request",
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{body}"
-    );
     // A person's token whose grant is gone (cleaned up) is not exchanged: its `sub` is the
     // web app's view of alice. (A second sign-in, its grant deleted behind the server.)
     let other_sign_in = obtain_tokens_with(&app, (&web.0, &web.1), "alice", "openid api:read", &[]).await;
     let orphan = other_sign_in["access_token"].as_str().unwrap();
     let far = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
     assert!(app.core.store.delete_expired_grants(far, 1000).await.unwrap() >= 2);
-    let (status, body) = exchange(
+    exchange_refused(
         &app,
         svc_ref,
         &[("subject_token", orphan), ("subject_token_type", ACCESS_TOKEN_TYPE)],
+        "invalid_request",
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{body}"
-    );
 
     app.stop().await;
 }
@@ -340,17 +339,13 @@ async fn what_cannot_be_exchanged_is_refused(backend: Backend) {
         );
     }
     // A client without the grant, and a subject token bound to a DPoP key.
-    let (status, body) = exchange(
+    exchange_refused(
         &app,
         (web.id.as_str(), web_secret.expose()),
         &[("subject_token", &subject), ("subject_token_type", ACCESS_TOKEN_TYPE)],
+        "unauthorized_client",
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("unauthorized_client")),
-        "{body}"
-    );
     let key = crate::private_key_jwt::client_key(portcullis_protocol::SigningAlg::ES256, "dpop").await;
     let r = http()
         .post(app.url("/token"))
@@ -361,20 +356,16 @@ async fn what_cannot_be_exchanged_is_refused(backend: Backend) {
         .await
         .unwrap();
     let bound: Value = r.json().await.unwrap();
-    let (status, body) = exchange(
+    let body = exchange_refused(
         &app,
         svc_ref,
         &[
             ("subject_token", bound["access_token"].as_str().unwrap()),
             ("subject_token_type", ACCESS_TOKEN_TYPE),
         ],
+        "invalid_request",
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{body}"
-    );
     assert!(body["error_description"].as_str().unwrap().contains("DPoP"), "{body}");
     // A client's own token: its subject stays that client.
     let (status, body) = exchange(
@@ -389,7 +380,7 @@ async fn what_cannot_be_exchanged_is_refused(backend: Backend) {
         web.id.as_str()
     );
     // Another client's token as the actor: the client names only itself.
-    let (status, body) = exchange(
+    let body = exchange_refused(
         &app,
         svc_ref,
         &[
@@ -398,13 +389,9 @@ async fn what_cannot_be_exchanged_is_refused(backend: Backend) {
             ("actor_token", &subject),
             ("actor_token_type", ACCESS_TOKEN_TYPE),
         ],
+        "invalid_request",
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{body}"
-    );
     assert!(
         body["error_description"].as_str().unwrap().contains("this client"),
         "{body}"
@@ -412,20 +399,16 @@ async fn what_cannot_be_exchanged_is_refused(backend: Backend) {
     // A token for another API is not made into one for the service's.
     const ELSEWHERE: &str = "https://elsewhere.example/api";
     let for_elsewhere = crate::token_endpoint::token_for_api(&app, "Elsewhere caller", ELSEWHERE).await;
-    let (status, body) = exchange(
+    let body = exchange_refused(
         &app,
         svc_ref,
         &[
             ("subject_token", for_elsewhere.as_str()),
             ("subject_token_type", ACCESS_TOKEN_TYPE),
         ],
+        "invalid_request",
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{body}"
-    );
     assert!(
         body["error_description"]
             .as_str()
@@ -445,17 +428,13 @@ async fn what_cannot_be_exchanged_is_refused(backend: Backend) {
         assert_eq!(status, 200, "{body}");
         token = body["access_token"].as_str().unwrap().to_owned();
     }
-    let (status, body) = exchange(
+    exchange_refused(
         &app,
         svc_ref,
         &[("subject_token", &token), ("subject_token_type", ACCESS_TOKEN_TYPE)],
+        "invalid_request",
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{body}"
-    );
     // Revoking the token it came from (a client's own, no grant stored) ends it.
     assert_eq!(introspect(&app, svc_ref, &token).await["active"], true);
     let r = http()
