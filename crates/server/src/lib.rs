@@ -97,9 +97,11 @@ async fn method_not_allowed(method: axum::http::Method) -> axum::response::Respo
     response
 }
 
-/// `HEAD /register/{client_id}`: refused, the registration access token untouched.
-async fn registration_head() -> axum::response::Response {
-    let mut response = method_not_allowed(axum::http::Method::HEAD).await;
+/// `/register/{client_id}` with a method it does not take, `HEAD` included: refused, the
+/// registration access token untouched, and `Allow` names only the methods taken (axum's
+/// own would list `HEAD`, which `GET` implies there).
+async fn registration_method_not_allowed(method: axum::http::Method) -> axum::response::Response {
+    let mut response = method_not_allowed(method).await;
     response.headers_mut().insert(
         axum::http::header::ALLOW,
         axum::http::HeaderValue::from_static("GET, PUT, DELETE"),
@@ -136,9 +138,10 @@ fn registration_endpoints(state: &ServerState) -> Router<ServerState> {
                     // RFC 7592 §2.1: each read answers a new registration access token in
                     // its body, and the one used stops working; a HEAD (a link checker, a
                     // probe) would spend it and drop the new one with the body. Not taken.
-                    .head(registration_head)
+                    .head(registration_method_not_allowed)
                     .put(registration::registration_put)
-                    .delete(registration::registration_delete),
+                    .delete(registration::registration_delete)
+                    .fallback(registration_method_not_allowed),
             )
             .method_not_allowed_fallback(method_not_allowed)
             .layer(axum::extract::DefaultBodyLimit::max(registration::MAX_BODY))
