@@ -5,7 +5,11 @@
 //! forever (slowloris), and idle keep-alive connections were never closed. Here every
 //! connection is served by hyper's HTTP/1.1 builder with a timer, so a request head (or
 //! the wait for the next one on a kept-alive connection) has `header_read_timeout`;
-//! `request_timeout` then bounds reading the body and handling the request.
+//! `request_timeout` then bounds reading the body and handling the request. Writing the
+//! answer is bounded too: a client that stops reading (its requests pipelined, its
+//! receive window shut) would otherwise hold its connection, and the answers queued in
+//! the kernel for it, for ever; once a write has waited `header_read_timeout` without
+//! progress the connection is closed.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,7 +31,8 @@ use tower_http::timeout::TimeoutLayer;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Time a client has to send a whole request head, or to start the next request on
-    /// a kept-alive connection.
+    /// a kept-alive connection; and to take the next part of an answer once the
+    /// connection's send buffer is full.
     pub header_read: Duration,
     /// Time to read a request's body and answer it. The default is longer than anything a
     /// handler waits for on purpose (a password hash's turn, 10 s; a lockout's turn,
@@ -82,7 +87,10 @@ where
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(timeouts.header_read);
-            let mut conn = pin!(builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service)));
+            let mut io = tokio_io_timeout::TimeoutStream::new(io);
+            io.set_write_timeout(Some(timeouts.header_read));
+            let io = TokioIo::new(Box::pin(io));
+            let mut conn = pin!(builder.serve_connection(io, TowerToHyperService::new(service)));
             let mut stopping = false;
             loop {
                 tokio::select! {

@@ -95,4 +95,52 @@ async fn slow_clients_are_cut_off(backend: Backend) {
     app.stop().await;
 }
 
-both_backends!(slow_clients_are_cut_off);
+/// A client that sends many requests at once (HTTP/1.1 pipelining) and never reads the
+/// answers: once the server's writes have waited the head's time without progress, the
+/// connection is closed, rather than held with megabytes of answers queued for it.
+async fn clients_that_stop_reading_are_cut_off(backend: Backend) {
+    const REQUESTS: usize = 4000;
+    let app = impatient_app(backend).await;
+    let addr: std::net::SocketAddr = app.issuer.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let conn = socket.connect(addr).await.unwrap();
+    let (mut reader, mut writer) = conn.into_split();
+    let request = b"GET /.well-known/openid-configuration HTTP/1.1\r\nHost: x\r\n\r\n".repeat(REQUESTS);
+    // The server stops reading requests while its answers cannot go out, so the writer
+    // may never finish: it is not waited for.
+    let sending = tokio::spawn(async move {
+        let _ = writer.write_all(&request).await;
+        writer
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    sending.abort();
+    assert!(read.is_ok(), "the server still holds the connection");
+    let answered = String::from_utf8_lossy(&got).matches("HTTP/1.1 200").count();
+    assert!(answered > 0, "nothing was answered");
+    assert!(
+        answered < REQUESTS,
+        "every request was answered: the connection was kept while nobody read"
+    );
+    // Other clients are served meanwhile and after.
+    let r = http()
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+both_backends!(slow_clients_are_cut_off, clients_that_stop_reading_are_cut_off);
