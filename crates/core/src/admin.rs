@@ -167,7 +167,10 @@ impl Portcullis {
     /// `admin.login.failure` events it can count are written here.
     pub async fn admin_login(&self, username: &str, password: &Secret, ip: Option<String>) -> Result<Admin> {
         let username = username.trim();
-        let admin = self.store.get_admin_by_username(username).await?;
+        let admin = match username.chars().count() {
+            n if n > crate::users::MAX_USERNAME_CHARS => None,
+            _ => self.store.get_admin_by_username(username).await?,
+        };
         let ok = self
             .hasher
             .verify(password, admin.as_ref().map(|a| a.password_hash.as_str()))
@@ -186,7 +189,7 @@ impl Portcullis {
                 self.audit(
                     Event::new(ADMIN_LOGIN_FAILURE)
                         .ip(ip)
-                        .detail(serde_json::json!({ "username": username })),
+                        .detail(serde_json::json!({ "username": crate::users::as_typed(username) })),
                 );
                 Err(Error::BadCredentials)
             }

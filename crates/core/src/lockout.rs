@@ -264,7 +264,7 @@ impl Portcullis {
                 Event::new(realm.locked_event())
                     .ip(ip.map(str::to_owned))
                     .detail(serde_json::json!({
-                        "username": username.trim(),
+                        "username": crate::users::as_typed(username),
                         "scope": scope,
                         "failures": f.failures,
                         "retry_after": retry_after,

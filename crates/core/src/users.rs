@@ -23,9 +23,23 @@ pub struct UserInput {
     pub family_name: Option<String>,
 }
 
+/// The longest username an account can have, in characters.
+pub const MAX_USERNAME_CHARS: usize = 100;
+
+/// A username as typed at a sign-in, for the audit trail and the log: trimmed, and cut
+/// to [`MAX_USERNAME_CHARS`] (with `…`). No account has a longer name, and a form field
+/// is not to put 64 KiB into every failure's audit row, log line and webhook payload.
+pub(crate) fn as_typed(username: &str) -> String {
+    let u = username.trim();
+    match u.char_indices().nth(MAX_USERNAME_CHARS) {
+        Some((cut, _)) => format!("{}…", &u[..cut]),
+        None => u.to_owned(),
+    }
+}
+
 fn check_username(username: &str) -> Result<String> {
     let u = username.trim();
-    if u.is_empty() || u.chars().count() > 100 {
+    if u.is_empty() || u.chars().count() > MAX_USERNAME_CHARS {
         return Err(Error::invalid("username", "must be 1 to 100 characters"));
     }
     // ASCII only: names compare without regard to case, and Unicode has letters that
@@ -351,7 +365,10 @@ impl Portcullis {
         let attempt = self
             .lockout_check(crate::lockout::Realm::User, username, ip.as_deref())
             .await?;
-        let user = self.store.get_user_by_username(username.trim()).await?;
+        let user = match username.trim() {
+            u if u.chars().count() > MAX_USERNAME_CHARS => None,
+            u => self.store.get_user_by_username(u).await?,
+        };
         let ok = self
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
@@ -367,7 +384,7 @@ impl Portcullis {
                 self.audit(
                     Event::new("login.failure")
                         .ip(ip)
-                        .detail(serde_json::json!({ "username": username.trim() })),
+                        .detail(serde_json::json!({ "username": as_typed(username) })),
                 );
                 Err(Error::BadCredentials)
             }
