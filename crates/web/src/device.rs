@@ -17,7 +17,7 @@ use tower_sessions::Session;
 
 use crate::consent::{Decision, allow_logo, displayable, scope_lines};
 use crate::csrf::{CsrfForm, CsrfToken};
-use crate::error::{PageError, TOO_MANY_MESSAGE, with_retry_after};
+use crate::error::{PageError, too_many_message, with_retry_after};
 use crate::page::{render, see_other};
 use crate::session_store::current_user;
 use crate::{AppState, ClientIp, csrf};
@@ -152,7 +152,7 @@ fn throttled(
         csrf,
         username: &user.username,
         user_code: typed(code),
-        error: Some(TOO_MANY_MESSAGE),
+        error: Some(&too_many_message(retry_after)),
     };
     let response = render(StatusCode::TOO_MANY_REQUESTS, &page)?;
     Ok(Some(with_retry_after(response, Some(retry_after))))

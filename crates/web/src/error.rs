@@ -73,7 +73,15 @@ impl PageError {
         }
     }
 
-    fn title_and_message(&self) -> (&'static str, &str) {
+    fn title_and_message(&self) -> (&'static str, std::borrow::Cow<'_, str>) {
+        let (title, message) = self.title_and_fixed_message();
+        match self {
+            Self::RateLimited { retry_after } => (title, too_many_message(*retry_after).into()),
+            _ => (title, message.into()),
+        }
+    }
+
+    fn title_and_fixed_message(&self) -> (&'static str, &str) {
         match self {
             Self::BadRequest(m) => ("This request cannot be completed", m),
             Self::Expired => ("Request expired", EXPIRED_MESSAGE),
@@ -86,7 +94,7 @@ impl PageError {
                 "Too busy",
                 "The server is busy right now. Please wait a moment and try again.",
             ),
-            Self::RateLimited { .. } => ("Too many requests", TOO_MANY_MESSAGE),
+            Self::RateLimited { .. } => ("Too many requests", ""),
             Self::Core(_) | Self::Session(_) | Self::Render(_) | Self::Unexpected(_) => (
                 "Something went wrong",
                 "Something went wrong on our side. Please try again later.",
@@ -95,9 +103,18 @@ impl PageError {
     }
 }
 
-/// Shown when a person is over a rate limit or locked out: the same whether or not the
-/// account exists, since unknown usernames are counted and locked alike.
-pub const TOO_MANY_MESSAGE: &str = "Too many attempts from your address. Wait a little and try again.";
+/// Shown when a person is over a rate limit or locked out, with the wait (the page's
+/// `Retry-After`): the same whether or not the account exists, since unknown usernames
+/// are counted and locked alike, and whether the attempts counted came from this address
+/// or from anywhere (an account's lockout, which this person may not have caused).
+pub fn too_many_message(retry_after: u64) -> String {
+    let wait = match retry_after {
+        0..=1 => "a second".to_owned(),
+        2..=90 => format!("{retry_after} seconds"),
+        _ => format!("{} minutes", retry_after.div_ceil(60)),
+    };
+    format!("Too many attempts. Try again in {wait}.")
+}
 
 /// Adds `Retry-After` (seconds) to a 429 (RFC 6585 §4).
 pub fn with_retry_after(mut resp: Response, retry_after: Option<u64>) -> Response {
@@ -131,12 +148,31 @@ impl IntoResponse for PageError {
             Self::RateLimited { retry_after } => Some(retry_after),
             _ => None,
         };
-        match (ErrorPage { title, message }).render() {
+        match (ErrorPage {
+            title,
+            message: &message,
+        })
+        .render()
+        {
             Ok(html) => with_retry_after((status, Html(html)).into_response(), retry_after),
             Err(e) => {
                 tracing::error!(error = %e, "could not render the error page");
                 (status, title.to_owned()).into_response()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::too_many_message;
+
+    #[test]
+    fn the_wait_is_said_in_words() {
+        assert_eq!(too_many_message(1), "Too many attempts. Try again in a second.");
+        assert_eq!(too_many_message(12), "Too many attempts. Try again in 12 seconds.");
+        assert_eq!(too_many_message(90), "Too many attempts. Try again in 90 seconds.");
+        assert_eq!(too_many_message(91), "Too many attempts. Try again in 2 minutes.");
+        assert_eq!(too_many_message(900), "Too many attempts. Try again in 15 minutes.");
     }
 }

@@ -13,7 +13,7 @@ use tower_sessions::Session;
 
 use crate::authorize::{proceed, unless_next};
 use crate::csrf::{self, CsrfForm, CsrfToken};
-use crate::error::{PageError, TOO_MANY_MESSAGE, with_retry_after};
+use crate::error::{PageError, too_many_message, with_retry_after};
 use crate::page::{render, see_other};
 use crate::pending;
 use crate::session_store::{AUTH_KEY, CLIENT_KEY, SessionClient, current_auth, stored_auth};
@@ -145,7 +145,7 @@ pub async fn login_post(
                     .map(|r| crate::consent::redirect_host(&r.redirect_uri))
                     .unwrap_or_default(),
                 username: &form.username,
-                error: Some(TOO_MANY_MESSAGE),
+                error: Some(&too_many_message(retry_after)),
             };
             return Ok(with_retry_after(
                 render(StatusCode::TOO_MANY_REQUESTS, &page)?,

@@ -49,6 +49,7 @@ async fn brute_force_login_is_locked_out_but_not_the_real_user(backend: Backend)
             wait = a.retry_after.as_deref().expect("Retry-After").parse().unwrap();
             assert!((1..=900).contains(&wait), "{wait}");
             assert!(a.html.contains("Too many attempts"), "{}", a.html);
+            assert!(a.html.contains("Try again in "), "{}", a.html);
             refused_at = Some(attempt);
             break;
         }
@@ -146,6 +147,15 @@ async fn guessing_from_many_addresses_locks_the_account(backend: Backend) {
         let wait: u64 = a.retry_after.as_deref().expect("Retry-After").parse().unwrap();
         assert!((1..=60).contains(&wait), "{wait}");
         assert!(a.html.contains("Too many attempts"));
+        // The account's lockout, not this address's attempts: the page blames nobody's
+        // address and says how long.
+        assert!(!a.html.contains("from your address"), "{}", a.html);
+        let said = if wait <= 1 {
+            "a second".to_owned()
+        } else {
+            format!("{wait} seconds")
+        };
+        assert!(a.html.contains(&format!("Try again in {said}.")), "{wait}: {}", a.html);
     }
     let locked = events_of(&app, "login.locked_out", 2).await;
     assert!(locked.iter().all(|e| e.detail["scope"] == "account"), "{locked:?}");
