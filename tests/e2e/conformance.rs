@@ -127,6 +127,21 @@ async fn posted_logout_and_authorize_are_resent_as_get(backend: Backend) {
         prompt_none_error(&app, &b, id, &[]).await.as_deref(),
         Some("login_required")
     );
+
+    // A body too long to go into a URL is refused, not turned into a redirect nobody
+    // could follow (URLs over 64 KiB are refused, here as elsewhere).
+    let huge = "x".repeat(300_000);
+    for (path, name) in [("/authorize", "request"), ("/logout", "id_token_hint")] {
+        let r = http()
+            .post(app.url(path))
+            .form(&[(name, huge.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert!(r.headers().get("location").is_none(), "{path}");
+        assert!(r.text().await.unwrap().contains("too long to be followed"), "{path}");
+    }
     app.stop().await;
 }
 

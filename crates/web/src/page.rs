@@ -19,9 +19,15 @@ pub fn see_other(location: &str) -> Result<Response, PageError> {
     Ok((StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response())
 }
 
+/// The longest query [`as_get`] makes: room for a 16 KiB request object and the other
+/// parameters. A URL much longer would not be followed (this server, like others, refuses
+/// one over 64 KiB), so the browser would get a redirect it cannot use.
+pub const MAX_QUERY: usize = 32 * 1024;
+
 /// `path` with the `pairs` whose names `keep` accepts as its query string, in their
 /// order and with repeats (so the GET handler still detects them): a POSTed
-/// authorization or logout request re-sent as a GET.
+/// authorization or logout request re-sent as a GET. A query over [`MAX_QUERY`] is
+/// refused here, rather than redirected to.
 pub fn as_get(path: &str, pairs: Vec<(String, String)>, keep: fn(&str) -> bool) -> Result<String, PageError> {
     let kept: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| keep(k)).collect();
     if kept.is_empty() {
@@ -29,5 +35,10 @@ pub fn as_get(path: &str, pairs: Vec<(String, String)>, keep: fn(&str) -> bool) 
     }
     let query = serde_urlencoded::to_string(&kept)
         .map_err(|_| PageError::BadRequest("The request could not be read.".into()))?;
+    if query.len() > MAX_QUERY {
+        return Err(PageError::BadRequest(
+            "The request is too long to be followed (its parameters come to over 32 KiB).".into(),
+        ));
+    }
     Ok(format!("{path}?{query}"))
 }
