@@ -897,7 +897,45 @@ async fn state_comes_back_exactly_or_is_refused(backend: Backend) {
     app.stop().await;
 }
 
+/// Requests of one browser at once (tabs restored together, an application opening a
+/// popup and a tab) each keep their place: none is lost to another's write of the
+/// session, and each ends with its own code and `state`.
+async fn requests_of_one_browser_at_once_each_keep_theirs(backend: Backend) {
+    const TABS: usize = 8;
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.user("hana", PASSWORD).await;
+    let id = client.id.as_str().to_owned();
+    let b = browser();
+    sign_in(&app, &b, &id, "hana").await;
+    let tabs: Vec<_> = (0..TABS)
+        .map(|i| {
+            let state = format!("tab-{i}");
+            let u = auth_url(&app, &auth_params(&id, &[("prompt", "consent"), ("state", &state)]));
+            let b = b.clone();
+            tokio::spawn(async move {
+                let consent = location(&u, &b.get(u.clone()).send().await.unwrap());
+                (state, consent)
+            })
+        })
+        .collect();
+    let mut codes = std::collections::HashSet::new();
+    for tab in tabs {
+        let (state, consent) = tab.await.unwrap();
+        assert_eq!(consent.path(), "/consent", "{state}: {consent}");
+        let page = b.get(consent.clone()).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{state}: the request was lost");
+        let html = page.text().await.unwrap();
+        let back = location(&consent, &submit(&b, &consent, &html, &[("decision", "allow")]).await);
+        assert_eq!(param(&back, "state").as_deref(), Some(state.as_str()), "{back}");
+        assert!(codes.insert(param(&back, "code").expect("a code")));
+    }
+    assert_eq!(codes.len(), TABS);
+    app.stop().await;
+}
+
 both_backends!(
+    requests_of_one_browser_at_once_each_keep_theirs,
     sign_out_after_the_session_ended,
     anonymous_sessions_last_an_hour,
     consent_and_login_follow_the_request,

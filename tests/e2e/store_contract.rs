@@ -98,6 +98,7 @@ contract!(
     revocation_log,
     consents,
     sessions,
+    pending_requests,
     audit_events,
 );
 

@@ -460,6 +460,19 @@ pub struct BrowserSession {
     pub expires_at: OffsetDateTime,
 }
 
+/// An authorization request waiting for the person to sign in or consent, held for the
+/// browser session whose pending key digests to `owner`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRequest {
+    /// Random; the login and consent pages name the request by it.
+    pub id: String,
+    pub owner: Digest,
+    /// The request, serialized by the web crate.
+    pub request: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
 /// An audit event (DESIGN §5).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {

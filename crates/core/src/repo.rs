@@ -448,6 +448,22 @@ pub trait SessionRepo: Send + Sync {
     async fn list_sessions_for_user(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<Vec<BrowserSession>>;
     /// Deletes at most `limit` sessions expired at `now`; returns how many.
     async fn delete_expired_sessions(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+    /// Stores a pending authorization request, then deletes its owner's older ones
+    /// beyond the `keep` newest.
+    async fn insert_pending_request(&self, pending: &PendingRequest, keep: u32) -> StoreResult<()>;
+    /// The pending request `id` of `owner`, unless expired at `now`.
+    async fn get_pending_request(
+        &self,
+        id: &str,
+        owner: &Digest,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<PendingRequest>>;
+    /// Replaces the request of pending request `id` of `owner`; false if there is none.
+    async fn update_pending_request(&self, id: &str, owner: &Digest, request: &str) -> StoreResult<bool>;
+    /// Deletes pending request `id` of `owner`; false if there was none.
+    async fn delete_pending_request(&self, id: &str, owner: &Digest) -> StoreResult<bool>;
+    /// Deletes at most `limit` pending requests expired at `now`; returns how many.
+    async fn delete_expired_pending_requests(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
 #[async_trait]

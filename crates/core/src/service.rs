@@ -449,6 +449,10 @@ impl Portcullis {
         })
         .await;
         drain("browser_sessions", |limit| store.delete_expired_sessions(now, limit)).await;
+        drain("pending_requests", |limit| {
+            store.delete_expired_pending_requests(now, limit)
+        })
+        .await;
         let stale = now - self.settings.defense.lockout.reset_after;
         drain("login_failures", |limit| {
             store.delete_stale_login_failures(stale, limit)

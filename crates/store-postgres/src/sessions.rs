@@ -1,7 +1,7 @@
 //! `ConsentRepo` and `SessionRepo` on PostgreSQL.
 
 use async_trait::async_trait;
-use portcullis_core::model::{BrowserSession, Consent, Digest};
+use portcullis_core::model::{BrowserSession, Consent, Digest, PendingRequest};
 use portcullis_core::repo::{ConsentRepo, SessionRepo, StoreResult};
 use portcullis_protocol::ClientId;
 use sqlx::FromRow;
@@ -126,6 +126,27 @@ macro_rules! session_query {
     };
 }
 
+#[derive(FromRow)]
+struct PendingRow {
+    id: String,
+    owner: Vec<u8>,
+    request: String,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+}
+
+impl PendingRow {
+    fn into_pending(self) -> StoreResult<PendingRequest> {
+        Ok(PendingRequest {
+            id: self.id,
+            owner: codec::digest("pending_requests.owner", &self.owner)?,
+            request: self.request,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        })
+    }
+}
+
 #[async_trait]
 impl SessionRepo for PgStore {
     async fn save_session(&self, s: &BrowserSession) -> StoreResult<bool> {
@@ -194,6 +215,79 @@ impl SessionRepo for PgStore {
         self.delete_batch(
             "DELETE FROM browser_sessions WHERE id_hash = ANY(ARRAY( \
                  SELECT id_hash FROM browser_sessions WHERE expires_at <= $1 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+            now,
+            limit,
+        )
+        .await
+    }
+
+    async fn insert_pending_request(&self, p: &PendingRequest, keep: u32) -> StoreResult<()> {
+        // One statement: the new row is not visible to the DELETE's subquery (same
+        // snapshot), so it keeps the `keep - 1` newest of the others.
+        sqlx::query(
+            "WITH new AS (INSERT INTO pending_requests (id, owner, request, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING seq) \
+             DELETE FROM pending_requests WHERE owner = $2 AND seq NOT IN \
+                 (SELECT seq FROM pending_requests WHERE owner = $2 ORDER BY seq DESC LIMIT $6)",
+        )
+        .bind(&p.id)
+        .bind(p.owner.as_slice())
+        .bind(&p.request)
+        .bind(p.created_at)
+        .bind(p.expires_at)
+        .bind(i64::from(keep.saturating_sub(1)))
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn get_pending_request(
+        &self,
+        id: &str,
+        owner: &Digest,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<PendingRequest>> {
+        sqlx::query_as::<_, PendingRow>(
+            "SELECT id, owner, request, created_at, expires_at FROM pending_requests \
+             WHERE id = $1 AND owner = $2 AND expires_at > $3",
+        )
+        .bind(id)
+        .bind(owner.as_slice())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .map(PendingRow::into_pending)
+        .transpose()
+    }
+
+    async fn update_pending_request(&self, id: &str, owner: &Digest, request: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE pending_requests SET request = $3 WHERE id = $1 AND owner = $2")
+            .bind(id)
+            .bind(owner.as_slice())
+            .bind(request)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_pending_request(&self, id: &str, owner: &Digest) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM pending_requests WHERE id = $1 AND owner = $2")
+            .bind(id)
+            .bind(owner.as_slice())
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_expired_pending_requests(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM pending_requests WHERE seq = ANY(ARRAY( \
+                 SELECT seq FROM pending_requests WHERE expires_at <= $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
             now,
             limit,

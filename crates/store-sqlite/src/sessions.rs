@@ -1,7 +1,7 @@
 //! `ConsentRepo` and `SessionRepo` on SQLite.
 
 use async_trait::async_trait;
-use portcullis_core::model::{BrowserSession, Consent, Digest};
+use portcullis_core::model::{BrowserSession, Consent, Digest, PendingRequest};
 use portcullis_core::repo::{ConsentRepo, SessionRepo, StoreResult};
 use portcullis_protocol::ClientId;
 use sqlx::FromRow;
@@ -126,6 +126,27 @@ macro_rules! session_query {
     };
 }
 
+#[derive(FromRow)]
+struct PendingRow {
+    id: String,
+    owner: Vec<u8>,
+    request: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl PendingRow {
+    fn into_pending(self) -> StoreResult<PendingRequest> {
+        Ok(PendingRequest {
+            id: self.id,
+            owner: codec::digest("pending_requests.owner", &self.owner)?,
+            request: self.request,
+            created_at: codec::time("pending_requests.created_at", self.created_at)?,
+            expires_at: codec::time("pending_requests.expires_at", self.expires_at)?,
+        })
+    }
+}
+
 #[async_trait]
 impl SessionRepo for SqliteStore {
     async fn save_session(&self, s: &BrowserSession) -> StoreResult<bool> {
@@ -194,6 +215,82 @@ impl SessionRepo for SqliteStore {
         self.delete_batch(
             "DELETE FROM browser_sessions WHERE rowid IN \
              (SELECT rowid FROM browser_sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)",
+            now,
+            limit,
+        )
+        .await
+    }
+
+    async fn insert_pending_request(&self, p: &PendingRequest, keep: u32) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO pending_requests (id, owner, request, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&p.id)
+        .bind(p.owner.as_slice())
+        .bind(&p.request)
+        .bind(codec::ts(p.created_at))
+        .bind(codec::ts(p.expires_at))
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        sqlx::query(
+            "DELETE FROM pending_requests WHERE owner = $1 AND seq NOT IN \
+             (SELECT seq FROM pending_requests WHERE owner = $1 ORDER BY seq DESC LIMIT $2)",
+        )
+        .bind(p.owner.as_slice())
+        .bind(i64::from(keep))
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()
+    }
+
+    async fn get_pending_request(
+        &self,
+        id: &str,
+        owner: &Digest,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<PendingRequest>> {
+        sqlx::query_as::<_, PendingRow>(
+            "SELECT id, owner, request, created_at, expires_at FROM pending_requests \
+             WHERE id = $1 AND owner = $2 AND expires_at > $3",
+        )
+        .bind(id)
+        .bind(owner.as_slice())
+        .bind(codec::ts(now))
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .map(PendingRow::into_pending)
+        .transpose()
+    }
+
+    async fn update_pending_request(&self, id: &str, owner: &Digest, request: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE pending_requests SET request = $3 WHERE id = $1 AND owner = $2")
+            .bind(id)
+            .bind(owner.as_slice())
+            .bind(request)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_pending_request(&self, id: &str, owner: &Digest) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM pending_requests WHERE id = $1 AND owner = $2")
+            .bind(id)
+            .bind(owner.as_slice())
+            .execute(&self.writer)
+            .await
+            .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_expired_pending_requests(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.delete_batch(
+            "DELETE FROM pending_requests WHERE seq IN \
+             (SELECT seq FROM pending_requests WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)",
             now,
             limit,
         )

@@ -81,7 +81,7 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
     match next {
         Next::Respond(resp) => send_unprompted(&resp, self_registered(&req)),
         Next::Login | Next::Consent => {
-            let id = pending::insert(session, &req, state.core.now().unix_timestamp()).await?;
+            let id = pending::insert(&state.core, session, &req).await?;
             go_to(&next, &id)
         }
     }
@@ -154,13 +154,13 @@ async fn take_step(
             // Every way here ran `current_auth` first in this request.
             let sid = stored_auth(session).await?.map(|a| a.sid);
             let first = state.answered.claim(id, sid.as_deref(), &answer, now);
-            pending::remove(session, id, now).await?;
+            pending::remove(&state.core, session, id).await?;
             // An error after the login page (an id_token_hint or `claims` naming someone
             // else, a scope taken away meanwhile) is no answer the person chose either.
             return send_unprompted(&first, self_registered(req));
         }
         next => {
-            pending::update(session, id, req, now).await?;
+            pending::update(&state.core, session, id, req).await?;
             next
         }
     };

@@ -119,7 +119,7 @@ pub async fn consent_get(
     q: Result<Query<ConsentQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
     let Query(q) = q.map_err(|_| PageError::Expired)?;
-    let req = pending::get(&session, &q.req, state.core.now().unix_timestamp()).await?;
+    let req = pending::get(&state.core, &session, &q.req).await?;
     let Some((auth, user)) = current_user(&state, &session).await? else {
         return login_first(&q.req);
     };
@@ -171,7 +171,7 @@ pub async fn consent_post(
 ) -> Result<Response, PageError> {
     let now = state.core.now().unix_timestamp();
     let auth = current_auth(&state, &session).await?;
-    let mut req = match pending::get(&session, &form.req, now).await {
+    let mut req = match pending::get(&state.core, &session, &form.req).await {
         Ok(req) => req,
         // Sent again after it was answered (a double submit without script, the form
         // posted twice in a row): the same answer, not an error page in its place; to
@@ -203,7 +203,7 @@ pub async fn consent_post(
         Decision::Deny => {
             // RFC 6749 §4.1.2.1 access_denied, to the validated redirect URI.
             let resp = state.core.deny_consent(&req, &auth, ip).await?;
-            pending::remove(&session, &form.req, now).await?;
+            pending::remove(&state.core, &session, &form.req).await?;
             send_response(&resp)
         }
     }

@@ -64,7 +64,7 @@ pub async fn login_get(
 ) -> Result<Response, PageError> {
     let Query(q) = q.map_err(|_| PageError::Expired)?;
     let req = match q.req.as_deref() {
-        Some(id) => Some(pending::get(&session, id, state.core.now().unix_timestamp()).await?),
+        Some(id) => Some(pending::get(&state.core, &session, id).await?),
         None => None,
     };
     // Signed in meanwhile (in another tab) and this request needs no fresh login: on to
@@ -106,10 +106,9 @@ pub async fn login_post(
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, PageError> {
-    let now = state.core.now().unix_timestamp();
     // An expired request fails before the password is checked.
     let pending = match form.req.as_deref() {
-        Some(id) => Some((id, pending::get(&session, id, now).await?)),
+        Some(id) => Some((id, pending::get(&state.core, &session, id).await?)),
         None => None,
     };
     let user = match state.core.login(&form.username, &form.password, ip.clone()).await {

@@ -1,83 +1,107 @@
-//! Authorization requests waiting for the person to log in or consent, kept in the
-//! browser session under random ids so several tabs can each have one in flight.
+//! Authorization requests waiting for the person to log in or consent, one store row
+//! each under a random id, so several tabs can each have one in flight: kept in the
+//! session's data, two requests of one browser at once each wrote the whole session back
+//! and one lost its request. The session holds only a random key whose digest owns the
+//! rows (it survives the session id's change at sign-in); a request id is of no use
+//! without that session.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use portcullis_core::Portcullis;
 use portcullis_core::authorize::{AuthorizationRequest, AuthorizationResponse};
-use portcullis_core::crypto::random_token;
-use serde::{Deserialize, Serialize};
+use portcullis_core::crypto::{random_token, sha256};
+use portcullis_core::model::{Digest, PendingRequest};
+use time::OffsetDateTime;
 use tower_sessions::Session;
 
 use crate::error::PageError;
 
-const SESSION_KEY: &str = "authz";
+/// Session key of the random key whose digest owns this browser's pending requests.
+const OWNER_KEY: &str = "pending";
 /// At most this many pending requests per session; the oldest go first.
 pub const MAX_PENDING: usize = 10;
 /// A request nobody finished within this long is dropped (seconds).
 pub const MAX_AGE: i64 = 60 * 60;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Entry {
-    id: String,
-    req: AuthorizationRequest,
+/// The owner digest of this session's pending requests; made on first use if `create`.
+async fn owner(session: &Session, create: bool) -> Result<Option<Digest>, PageError> {
+    let key = match session.get::<String>(OWNER_KEY).await? {
+        Some(key) => key,
+        None if create => {
+            let key = random_token()?;
+            session.insert(OWNER_KEY, &key).await?;
+            key
+        }
+        None => return Ok(None),
+    };
+    Ok(Some(sha256(key.as_bytes())))
 }
 
-async fn load(session: &Session, now: i64) -> Result<Vec<Entry>, PageError> {
-    let mut all: Vec<Entry> = session.get(SESSION_KEY).await?.unwrap_or_default();
-    all.retain(|e| now - e.req.requested_at <= MAX_AGE);
-    Ok(all)
-}
-
-async fn store(session: &Session, all: &[Entry]) -> Result<(), PageError> {
-    if all.is_empty() {
-        session.remove_value(SESSION_KEY).await?;
-    } else {
-        session.insert(SESSION_KEY, all).await?;
-    }
-    Ok(())
+fn at(unix: i64) -> Result<OffsetDateTime, PageError> {
+    OffsetDateTime::from_unix_timestamp(unix).map_err(|e| PageError::Unexpected(format!("a time out of range: {e}")))
 }
 
 /// Keeps `req` under a fresh random id and returns the id.
-pub async fn insert(session: &Session, req: &AuthorizationRequest, now: i64) -> Result<String, PageError> {
+pub async fn insert(core: &Portcullis, session: &Session, req: &AuthorizationRequest) -> Result<String, PageError> {
+    let owner = owner(session, true).await?.ok_or(PageError::Expired)?;
     let id = random_token()?;
-    let mut all = load(session, now).await?;
-    all.push(Entry {
+    let request =
+        serde_json::to_string(req).map_err(|e| PageError::Unexpected(format!("writing a pending request: {e}")))?;
+    let pending = PendingRequest {
         id: id.clone(),
-        req: req.clone(),
-    });
-    let excess = all.len().saturating_sub(MAX_PENDING);
-    all.drain(..excess);
-    store(session, &all).await?;
+        owner,
+        request,
+        created_at: at(req.requested_at)?,
+        expires_at: at(req.requested_at.saturating_add(MAX_AGE))?,
+    };
+    core.store
+        .insert_pending_request(&pending, u32::try_from(MAX_PENDING).unwrap_or(u32::MAX))
+        .await
+        .map_err(portcullis_core::Error::from)?;
     Ok(id)
 }
 
 /// The pending request `id`, or `PageError::Expired`.
-pub async fn get(session: &Session, id: &str, now: i64) -> Result<AuthorizationRequest, PageError> {
-    load(session, now)
-        .await?
-        .into_iter()
-        .find(|e| e.id == id)
-        .map(|e| e.req)
-        .ok_or(PageError::Expired)
+pub async fn get(core: &Portcullis, session: &Session, id: &str) -> Result<AuthorizationRequest, PageError> {
+    let owner = owner(session, false).await?.ok_or(PageError::Expired)?;
+    let found = core
+        .store
+        .get_pending_request(id, &owner, core.now())
+        .await
+        .map_err(portcullis_core::Error::from)?
+        .ok_or(PageError::Expired)?;
+    // A request stored by another version that this one cannot read is started again.
+    serde_json::from_str(&found.request).map_err(|_| PageError::Expired)
 }
 
 /// Replaces the pending request `id` (its interaction progressed).
-pub async fn update(session: &Session, id: &str, req: &AuthorizationRequest, now: i64) -> Result<(), PageError> {
-    let mut all = load(session, now).await?;
-    let entry = all.iter_mut().find(|e| e.id == id).ok_or(PageError::Expired)?;
-    if entry.req != *req {
-        entry.req = req.clone();
-        store(session, &all).await?;
-    }
-    Ok(())
+pub async fn update(
+    core: &Portcullis,
+    session: &Session,
+    id: &str,
+    req: &AuthorizationRequest,
+) -> Result<(), PageError> {
+    let owner = owner(session, false).await?.ok_or(PageError::Expired)?;
+    let request =
+        serde_json::to_string(req).map_err(|e| PageError::Unexpected(format!("writing a pending request: {e}")))?;
+    let updated = core
+        .store
+        .update_pending_request(id, &owner, &request)
+        .await
+        .map_err(portcullis_core::Error::from)?;
+    if updated { Ok(()) } else { Err(PageError::Expired) }
 }
 
 /// Forgets the pending request `id` (answered or refused).
-pub async fn remove(session: &Session, id: &str, now: i64) -> Result<(), PageError> {
-    let mut all = load(session, now).await?;
-    all.retain(|e| e.id != id);
-    store(session, &all).await
+pub async fn remove(core: &Portcullis, session: &Session, id: &str) -> Result<(), PageError> {
+    if let Some(owner) = owner(session, false).await? {
+        core.store
+            .delete_pending_request(id, &owner)
+            .await
+            .map_err(portcullis_core::Error::from)?;
+    }
+    Ok(())
 }
 
 /// Pending requests this node answered lately, with their answers. Concurrent requests

@@ -928,6 +928,89 @@ pub(super) async fn consents<S: Store>(s: S) {
     assert_eq!(s.get_consent(u.id, &c.id).await.unwrap(), None);
 }
 
+pub(super) async fn pending_requests<S: Store + Clone>(s: S) {
+    let (mine, theirs) = (random_digest(), random_digest());
+    let pending = |id: &str, owner: Digest, at: i64| PendingRequest {
+        id: id.to_owned(),
+        owner,
+        request: format!(r#"{{"id":"{id}"}}"#),
+        created_at: T0 + secs(at),
+        expires_at: T0 + secs(at + 3600),
+    };
+    let first = pending("first", mine, 0);
+    s.insert_pending_request(&first, 3).await.unwrap();
+    s.insert_pending_request(&pending("theirs", theirs, 0), 3)
+        .await
+        .unwrap();
+    // Only its owner finds a request, and only until it expires.
+    assert_eq!(
+        s.get_pending_request("first", &mine, T0).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(s.get_pending_request("first", &theirs, T0).await.unwrap(), None);
+    assert_eq!(
+        s.get_pending_request("first", &mine, first.expires_at).await.unwrap(),
+        None
+    );
+    assert_eq!(s.get_pending_request("nothing", &mine, T0).await.unwrap(), None);
+
+    // Updates and deletes by their owner only.
+    assert!(!s.update_pending_request("first", &theirs, "x").await.unwrap());
+    assert!(s.update_pending_request("first", &mine, r#"{"step":2}"#).await.unwrap());
+    assert_eq!(
+        s.get_pending_request("first", &mine, T0)
+            .await
+            .unwrap()
+            .unwrap()
+            .request,
+        r#"{"step":2}"#
+    );
+    assert!(!s.delete_pending_request("first", &theirs).await.unwrap());
+
+    // An owner keeps its `keep` newest requests (inserted in the same second too);
+    // another owner's are untouched.
+    for id in ["second", "third", "fourth"] {
+        s.insert_pending_request(&pending(id, mine, 1), 3).await.unwrap();
+    }
+    assert_eq!(s.get_pending_request("first", &mine, T0).await.unwrap(), None);
+    for id in ["second", "third", "fourth"] {
+        assert!(s.get_pending_request(id, &mine, T0).await.unwrap().is_some(), "{id}");
+    }
+    assert!(s.get_pending_request("theirs", &theirs, T0).await.unwrap().is_some());
+    assert!(s.delete_pending_request("third", &mine).await.unwrap());
+    assert!(!s.delete_pending_request("third", &mine).await.unwrap());
+    assert_eq!(s.get_pending_request("third", &mine, T0).await.unwrap(), None);
+
+    // Concurrent requests of one owner each keep theirs (two tabs at once).
+    let inserts: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            let p = pending(&format!("tab-{i}"), theirs, 2);
+            tokio::spawn(async move { s.insert_pending_request(&p, 10).await })
+        })
+        .collect();
+    for done in inserts {
+        done.await.unwrap().unwrap();
+    }
+    for i in 0..8 {
+        let id = format!("tab-{i}");
+        assert!(s.get_pending_request(&id, &theirs, T0).await.unwrap().is_some(), "{id}");
+    }
+
+    // Expired ones are deleted in batches.
+    let expiry = T0 + secs(3600);
+    assert_eq!(
+        s.delete_expired_pending_requests(expiry - secs(1), 100).await.unwrap(),
+        0
+    );
+    assert_eq!(s.delete_expired_pending_requests(expiry, 1).await.unwrap(), 1);
+    assert_eq!(s.delete_expired_pending_requests(expiry, 100).await.unwrap(), 0);
+    assert_eq!(
+        s.delete_expired_pending_requests(expiry + secs(2), 100).await.unwrap(),
+        10
+    );
+}
+
 pub(super) async fn sessions<S: Store>(s: S) {
     let (_, u) = setup(&s, "app", "alice").await;
     let anonymous = session(None, T0, 600);
