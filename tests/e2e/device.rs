@@ -337,6 +337,36 @@ async fn polling_answers(backend: Backend) {
     app.core.audit.flush().await;
     assert_eq!(app.audit_events("code.replay_detected").await.len(), 1);
 
+    // Two polls at the same moment (the device and a copy of its code, behind a load
+    // balancer): one gets the tokens, and the other's replay revokes them all the same,
+    // even when it lost the race for the redemption rather than came after it.
+    for _ in 0..4 {
+        let third = authorize_device(&app, me, "openid offline_access").await;
+        let device_code = third["device_code"].as_str().unwrap();
+        let (s, _) = sign_in_and_decide(&app, "alice", third["user_code"].as_str().unwrap(), "allow").await;
+        assert_eq!(s, 200);
+        let (a, b) = tokio::join!(poll(&app, me, device_code), poll(&app, me, device_code));
+        let (won, lost) = if a.0 == 200 { (a, b) } else { (b, a) };
+        assert_eq!(won.0, 200, "{won:?} {lost:?}");
+        assert_error(&lost, "invalid_grant");
+        let r = http()
+            .get(app.url("/userinfo"))
+            .bearer_auth(won.1["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "the winner's access token still works");
+        let refresh = won.1["refresh_token"].as_str().unwrap();
+        let (s, body) = post(
+            &app,
+            "/token",
+            me,
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+        assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    }
+
     // The device code belongs in the body only.
     let r = http()
         .post(format!("{}?device_code={device_code}", app.url("/token")))

@@ -389,15 +389,7 @@ impl Portcullis {
             DevicePoll::Invalid => return Err(invalid_grant("the device code is invalid")),
             // As for a code used twice (RFC 6749 §4.1.2, DESIGN §3): whoever polled first
             // may have copied the device code, so what it got is revoked.
-            DevicePoll::Redeemed { grant_id } => {
-                let revocation = Revocation {
-                    target: RevocationTarget::Grant(grant_id),
-                    expires_at: now + self.settings.max_access_token_ttl(),
-                };
-                self.store.revoke_grant(grant_id, now, &revocation).await?;
-                self.on_code_replay(client, grant_id, ip);
-                return Err(invalid_grant("the device code was already used"));
-            }
+            DevicePoll::Redeemed { grant_id } => return self.device_code_replayed(client, grant_id, ip, now).await,
             DevicePoll::Expired => {
                 return Err(Error::oauth(
                     ErrorCode::ExpiredToken,
@@ -454,12 +446,37 @@ impl Portcullis {
             .redeem_device_authorization(&hash, &grant, refresh.as_ref().map(|(_, r)| r), now)
             .await?
         {
-            // Another poll redeemed it a moment ago.
+            // Another poll redeemed it a moment ago (at this node or another): the same
+            // replay, so what that poll got is revoked as well.
+            if let DevicePoll::Redeemed { grant_id } =
+                self.store.poll_device_authorization(&hash, &client.id, now).await?
+            {
+                return self.device_code_replayed(client, grant_id, ip, now).await;
+            }
             return Err(invalid_grant("the device code was already used"));
         }
         let refresh = refresh.map(|(t, _)| t);
         self.issue_to_person(client, &user, &grant, refresh, target, GrantType::DeviceCode, ip, now)
             .await
+    }
+
+    /// A device code polled again after its redemption: as for a code used twice (RFC
+    /// 6749 §4.1.2, DESIGN §3), whoever polled first may have copied the device code, so
+    /// what it got is revoked.
+    async fn device_code_replayed(
+        &self,
+        client: &Client,
+        grant_id: Uuid,
+        ip: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse> {
+        let revocation = Revocation {
+            target: RevocationTarget::Grant(grant_id),
+            expires_at: now + self.settings.max_access_token_ttl(),
+        };
+        self.store.revoke_grant(grant_id, now, &revocation).await?;
+        self.on_code_replay(client, grant_id, ip);
+        Err(invalid_grant("the device code was already used"))
     }
 
     /// The grant a person's approval (a code, a device approval) becomes, with its first
