@@ -332,9 +332,9 @@ async fn logged<S: Store>(s: &S, target: &RevocationTarget) -> Option<Revocation
 // ---------------------------------------------------------------------------------------
 // Backend-specific behaviour.
 
-/// Another node's revocation wakes `wait_for_revocation` through LISTEN/NOTIFY.
+/// Another node's revocation wakes `wait_for_announcement` through LISTEN/NOTIFY.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_wait_for_revocation_wakes_on_another_nodes_revocation() {
+async fn postgres_wait_for_announcement_wakes_on_another_nodes_revocation() {
     use portcullis_store_postgres::PgStore;
     use std::time::Duration as StdDuration;
     use tokio::time::timeout;
@@ -348,14 +348,18 @@ async fn postgres_wait_for_revocation_wakes_on_another_nodes_revocation() {
 
     // The first call only starts listening and returns at once, so that the caller
     // re-reads anything recorded before LISTEN took effect.
-    timeout(StdDuration::from_secs(10), node_a.wait_for_revocation())
-        .await
-        .expect("first wait returns")
-        .unwrap();
+    assert_eq!(
+        timeout(StdDuration::from_secs(10), node_a.wait_for_announcement())
+            .await
+            .expect("first wait returns")
+            .unwrap(),
+        Announced::Keys,
+        "anything may have been missed before listening"
+    );
 
     let waiter = {
         let node_a = node_a.clone();
-        tokio::spawn(async move { node_a.wait_for_revocation().await })
+        tokio::spawn(async move { node_a.wait_for_announcement().await })
     };
     tokio::time::sleep(StdDuration::from_millis(300)).await;
     assert!(!waiter.is_finished(), "woke without a revocation");
@@ -366,16 +370,19 @@ async fn postgres_wait_for_revocation_wakes_on_another_nodes_revocation() {
             .await
             .unwrap()
     );
-    timeout(StdDuration::from_secs(10), waiter)
-        .await
-        .expect("wait_for_revocation did not wake within 10 s of another node's revocation")
-        .unwrap()
-        .unwrap();
+    assert_eq!(
+        timeout(StdDuration::from_secs(10), waiter)
+            .await
+            .expect("wait_for_announcement did not wake within 10 s of another node's revocation")
+            .unwrap()
+            .unwrap(),
+        Announced::Revocations
+    );
 
     // Again, for a revocation recorded by a use case other than revoke_grant.
     let waiter = {
         let node_a = node_a.clone();
-        tokio::spawn(async move { node_a.wait_for_revocation().await })
+        tokio::spawn(async move { node_a.wait_for_announcement().await })
     };
     tokio::time::sleep(StdDuration::from_millis(100)).await;
     node_b
@@ -385,16 +392,36 @@ async fn postgres_wait_for_revocation_wakes_on_another_nodes_revocation() {
         })
         .await
         .unwrap();
-    timeout(StdDuration::from_secs(10), waiter)
-        .await
-        .expect("second wake")
-        .unwrap()
-        .unwrap();
+    assert_eq!(
+        timeout(StdDuration::from_secs(10), waiter)
+            .await
+            .expect("second wake")
+            .unwrap()
+            .unwrap(),
+        Announced::Revocations
+    );
+
+    // A change of the signing keys (here a withdrawal's sibling, a retirement) is
+    // announced as such: the other nodes reload their keys at once.
+    let waiter = {
+        let node_a = node_a.clone();
+        tokio::spawn(async move { node_a.wait_for_announcement().await })
+    };
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    node_b.retire_keys(SigningAlg::RS256, T0, T0).await.unwrap();
+    assert_eq!(
+        timeout(StdDuration::from_secs(10), waiter)
+            .await
+            .expect("third wake")
+            .unwrap()
+            .unwrap(),
+        Announced::Keys
+    );
 }
 
 /// SQLite has one writer process: nothing to wait for.
 #[tokio::test]
-async fn sqlite_wait_for_revocation_never_resolves() {
+async fn sqlite_wait_for_announcement_never_resolves() {
     let (url, _dir) = portcullis_tests::db::fresh_sqlite_url().await;
     let store = portcullis_store_sqlite::SqliteStore::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
@@ -402,7 +429,7 @@ async fn sqlite_wait_for_revocation_never_resolves() {
         .insert_revocation(&grant_revocation(Uuid::new_v4(), T0))
         .await
         .unwrap();
-    let waited = tokio::time::timeout(std::time::Duration::from_millis(200), store.wait_for_revocation()).await;
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(200), store.wait_for_announcement()).await;
     assert!(waited.is_err());
 }
 

@@ -417,9 +417,20 @@ pub trait RevocationRepo: Send + Sync {
     async fn revocations_since(&self, after: i64, now: OffsetDateTime) -> StoreResult<Vec<RevocationEntry>>;
     /// Deletes at most `limit` revocations that expired before `now`; returns how many.
     async fn delete_expired_revocations(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
-    /// Resolves when another node may have recorded a revocation (PostgreSQL
-    /// LISTEN/NOTIFY). Stores with a single writer process never resolve.
-    async fn wait_for_revocation(&self) -> StoreResult<()>;
+    /// Resolves when another node may have recorded a revocation or changed the signing
+    /// keys (PostgreSQL LISTEN/NOTIFY), saying which. Stores with a single writer process
+    /// never resolve.
+    async fn wait_for_announcement(&self) -> StoreResult<Announced>;
+}
+
+/// What `RevocationRepo::wait_for_announcement` woke for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announced {
+    /// Revocations were recorded.
+    Revocations,
+    /// The signing keys changed (a rotation, a withdrawal), perhaps with revocations;
+    /// also the answer after (re)connecting, when announcements may have been missed.
+    Keys,
 }
 
 #[async_trait]

@@ -364,7 +364,8 @@ impl Portcullis {
     }
 
     /// Keeps this node current: revocations on every notification and every resync
-    /// interval; keys and expired rows every resync interval. Runs until the process ends.
+    /// interval; keys on their notifications and every resync interval; expired rows
+    /// every minute. Runs until the process ends.
     pub fn spawn_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
         tokio::spawn(async move {
@@ -379,14 +380,24 @@ impl Portcullis {
             let period = this.settings.resync_interval.max(std::time::Duration::from_millis(100));
             let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // After a failed listen, the next try waits a period (the resync goes on).
+            let mut listen_after = tokio::time::Instant::now();
             loop {
                 tokio::select! {
-                    r = this.store.wait_for_revocation() => {
-                        if let Err(e) = r {
-                            tracing::warn!(error = %e, "revocation listener failed; relying on resync");
-                            tokio::time::sleep(period).await;
+                    r = this.store.wait_for_announcement(), if tokio::time::Instant::now() >= listen_after => match r {
+                        Ok(crate::repo::Announced::Revocations) => {}
+                        // A withdrawn key stops signing and leaves the JWKS at every node
+                        // within the second, not at the next resync (DESIGN §3).
+                        Ok(crate::repo::Announced::Keys) => {
+                            if let Err(e) = this.keys.reload(this.store.as_ref(), this.now()).await {
+                                tracing::error!(error = %e, "could not reload signing keys");
+                            }
                         }
-                    }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "revocation listener failed; relying on resync");
+                            listen_after = tokio::time::Instant::now() + period;
+                        }
+                    },
                     _ = resync.tick() => {
                         let now = this.now();
                         if let Err(e) = this.keys.reload(this.store.as_ref(), now).await {

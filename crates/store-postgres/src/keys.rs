@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::PgStore;
 use crate::codec;
 use crate::error::{Found, ResultExt, unique_violation};
+use crate::revocations::announce_keys;
 
 #[derive(FromRow)]
 struct KeyRow {
@@ -97,7 +98,8 @@ async fn promote_next(
 impl KeyRepo for PgStore {
     async fn insert_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await.db()?;
-        insert(&mut conn, key).await
+        insert(&mut conn, key).await?;
+        announce_keys(&mut conn).await
     }
 
     async fn list_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -134,12 +136,14 @@ impl KeyRepo for PgStore {
         .await
         .db()?;
         promote_next(&mut tx, Some(next_kid), new_next, now).await?;
+        announce_keys(&mut tx).await?;
         tx.commit().await.db()
     }
 
     async fn promote_next_key(&self, new_next: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.db()?;
         promote_next(&mut tx, None, new_next, now).await?;
+        announce_keys(&mut tx).await?;
         tx.commit().await.db()
     }
 
@@ -149,6 +153,7 @@ impl KeyRepo for PgStore {
         now: OffsetDateTime,
         publish_until: OffsetDateTime,
     ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.db()?;
         sqlx::query(
             "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 \
              WHERE alg = $3 AND state IN ('active', 'next')",
@@ -156,19 +161,23 @@ impl KeyRepo for PgStore {
         .bind(now)
         .bind(publish_until)
         .bind(alg.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .db()?;
-        Ok(())
+        announce_keys(&mut tx).await?;
+        tx.commit().await.db()
     }
 
     async fn withdraw_key(&self, kid: &str, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.db()?;
         sqlx::query("UPDATE signing_keys SET publish_until = $2 WHERE kid = $1 AND state = 'retired'")
             .bind(kid)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .found()
+            .found()?;
+        announce_keys(&mut tx).await?;
+        tx.commit().await.db()
     }
 
     async fn reseal_key(&self, kid: &str, private_key_encrypted: &[u8]) -> StoreResult<()> {

@@ -40,7 +40,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// LISTEN connection for `wait_for_revocation`, opened on first use.
+    /// LISTEN connection for `wait_for_announcement`, opened on first use.
     listener: Arc<Mutex<Option<PgListener>>>,
     /// The batching task of refresh rotation (`rotation`), started on first use.
     rotator: Arc<OnceLock<rotation::Rotator>>,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use portcullis_core::model::{Revocation, RevocationEntry, RevocationTarget};
-use portcullis_core::repo::{RevocationRepo, StoreResult};
+use portcullis_core::repo::{Announced, RevocationRepo, StoreResult};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{FromRow, PgConnection};
 use time::OffsetDateTime;
@@ -14,8 +14,24 @@ use crate::PgStore;
 use crate::codec;
 use crate::error::ResultExt;
 
-/// NOTIFY channel announcing new revocations; the payload is empty.
+/// NOTIFY channel announcing new revocations (an empty payload) and changes of the
+/// signing keys ([`KEYS`]).
 pub(crate) const CHANNEL: &str = "portcullis_revocations";
+
+/// The payload announcing a change of the signing keys.
+const KEYS: &str = "keys";
+
+/// Queues the announcement that the signing keys changed; PostgreSQL delivers it when
+/// `conn`'s transaction commits (at once outside one).
+pub(crate) async fn announce_keys(conn: &mut PgConnection) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(KEYS)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    Ok(())
+}
 
 /// Advisory lock key ("portcull") held while a transaction writes revocations.
 const LOG_LOCK: i64 = 0x706f_7274_6375_6c6c;
@@ -134,13 +150,14 @@ impl RevocationRepo for PgStore {
     }
 
     /// Waits for a NOTIFY on [`CHANNEL`]. The LISTEN connection (its own, outside the
-    /// pool) is opened on the first call, which then returns at once: revocations
-    /// committed before LISTEN took effect were announced to nobody, so the caller must
-    /// read the log again. It also returns early, for the same reason, when the
-    /// connection was lost and re-established. Cancel-safe: dropping the future (in a
-    /// `select!` against a resync timer) loses no notification. One caller at a time:
-    /// concurrent callers queue for the listener and each notification wakes only one.
-    async fn wait_for_revocation(&self) -> StoreResult<()> {
+    /// pool) is opened on the first call, which then returns at once (as `Keys`):
+    /// revocations and key changes committed before LISTEN took effect were announced to
+    /// nobody, so the caller must read the log and the keys again. It also returns early,
+    /// for the same reason, when the connection was lost and re-established.
+    /// Cancel-safe: dropping the future (in a `select!` against a resync timer) loses no
+    /// notification. One caller at a time: concurrent callers queue for the listener and
+    /// each notification wakes only one.
+    async fn wait_for_announcement(&self) -> StoreResult<Announced> {
         let mut guard = self.listener.lock().await;
         let Some(listener) = guard.as_mut() else {
             let pool = PgPoolOptions::new()
@@ -153,13 +170,16 @@ impl RevocationRepo for PgStore {
             let mut listener = PgListener::connect_with(&pool).await.db()?;
             listener.listen(CHANNEL).await.db()?;
             *guard = Some(listener);
-            return Ok(());
+            return Ok(Announced::Keys);
         };
         match listener.try_recv().await {
-            Ok(_) => {
+            Ok(first) => {
                 // One wake-up covers a burst: the caller reads the whole log anyway.
-                while listener.next_buffered().is_some() {}
-                Ok(())
+                let mut keys = first.as_ref().is_none_or(|n| n.payload() == KEYS);
+                while let Some(n) = listener.next_buffered() {
+                    keys |= n.payload() == KEYS;
+                }
+                Ok(if keys { Announced::Keys } else { Announced::Revocations })
             }
             Err(e) => {
                 *guard = None;

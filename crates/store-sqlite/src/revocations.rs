@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use portcullis_core::model::{Revocation, RevocationEntry, RevocationTarget};
-use portcullis_core::repo::{RevocationRepo, StoreResult};
+use portcullis_core::repo::{Announced, RevocationRepo, StoreResult};
 use sqlx::{FromRow, SqliteConnection};
 use time::OffsetDateTime;
 
@@ -90,7 +90,7 @@ impl RevocationRepo for SqliteStore {
     }
 
     /// Never resolves: this process is the only writer, so it already knows.
-    async fn wait_for_revocation(&self) -> StoreResult<()> {
+    async fn wait_for_announcement(&self) -> StoreResult<Announced> {
         std::future::pending().await
     }
 }
