@@ -90,6 +90,32 @@ async fn a_client_disabled_at_one_node_loses_its_tokens_at_the_other() {
     b.stop().await;
 }
 
+/// A secret rotated at one node works at the other at once, though that node authenticated
+/// the client a moment before from its cached copy (which the old secret may still pass
+/// for up to two seconds there): a client that deploys its new secret straight away,
+/// behind a load balancer, is not refused (multi-node review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_rotated_at_one_node_works_at_the_other_at_once() {
+    let (a, b) = two_nodes(Duration::from_secs(30)).await;
+    let (client, old) = a.confidential_client("https://app.example/cb").await;
+    let id = client.id.as_str();
+    assert_eq!(
+        b.client_credentials(id, old.expose()).await.0,
+        200,
+        "B caches the client"
+    );
+    let new = a.core.rotate_client_secret(&client.id, "test").await.unwrap();
+    let (status, body) = b.client_credentials(id, new.expose()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        b.client_credentials(id, "not-the-secret").await.0,
+        401,
+        "a wrong secret is still refused"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
 /// Found by a concurrency review: revocations arriving steadily (every 100 ms here) must
 /// not keep a node from its resync, which is how it learns of keys rotated elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

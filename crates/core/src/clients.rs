@@ -1184,8 +1184,7 @@ impl Portcullis {
     pub async fn authenticate_client(&self, id: &str, secret: Option<&Secret>, ip: Option<&str>) -> Result<Client> {
         let invalid = || Error::oauth(ErrorCode::InvalidClient, "client authentication failed");
         let id = ClientId::parse(id).map_err(|_| invalid())?;
-        let client = self.client_cache.get(self.store.as_ref(), &id).await?;
-        let ok = match (&client, secret) {
+        let matches = |client: &Option<std::sync::Arc<Client>>| match (client, secret) {
             (Some(c), Some(s)) => c
                 .secret_hash
                 .as_ref()
@@ -1193,6 +1192,15 @@ impl Portcullis {
             (Some(c), None) => c.kind == ClientKind::Public,
             (None, _) => false,
         };
+        let mut client = self.client_cache.get(self.store.as_ref(), &id).await?;
+        let mut ok = matches(&client);
+        if !ok && secret.is_some() && client.is_some() {
+            // The copy may be older than a new secret made at another node (a client that
+            // deploys its new secret at once, behind a load balancer): the store decides.
+            self.client_cache.invalidate(&id);
+            client = self.client_cache.get(self.store.as_ref(), &id).await?;
+            ok = matches(&client);
+        }
         match client {
             Some(c) if ok && !c.disabled => Ok(Client::clone(&c)),
             _ => {
