@@ -157,6 +157,7 @@ rate_limit_token_client = "off"
 rate_limit_introspect = "off"
 rate_limit_revoke = "off"
 rate_limit_login = "off"
+rate_limit_sessions = "off"
 ${BENCH_EXTRA_CONFIG:-}
 TOML
 }

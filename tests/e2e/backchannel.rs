@@ -788,10 +788,15 @@ async fn a_client_is_told_of_fifty_sessions_at_most(backend: Backend) {
     let app = portcullis_tests::spawn_with(&db, guard.map(Arc::new), |s| {
         s.core.registration = portcullis_core::registration::RegistrationMode::Open;
         s.core.outbound.allowed_networks = vec!["127.0.0.1/32".parse().unwrap()];
-        s.core.defense.rate_limits.set(
+        for bucket in [
             portcullis_core::throttle::Bucket::LoginIp,
-            portcullis_core::throttle::RateLimit::parse("600/min").unwrap(),
-        );
+            portcullis_core::throttle::Bucket::SessionIp,
+        ] {
+            s.core
+                .defense
+                .rate_limits
+                .set(bucket, portcullis_core::throttle::RateLimit::parse("600/min").unwrap());
+        }
     })
     .await;
     let kim = app.user("kim", PASSWORD).await;

@@ -41,6 +41,10 @@ pub enum Bucket {
     /// Clients registering themselves at `/register` (RFC 7591), per IP; IPv6 per /48,
     /// a whole site's allocation, as each registration is a row kept.
     RegisterIp,
+    /// Rows the public pages keep for a browser, per IP: a new browser session (any page
+    /// loaded without a live session cookie), and each authorization request kept
+    /// waiting for the person to sign in or consent. Either lasts up to an hour.
+    SessionIp,
 }
 
 /// The key an address is limited under: an IPv4 address as is, an IPv6 address by its
@@ -68,7 +72,7 @@ fn address_key_by(ip: &str, v6_bits: u32) -> String {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 9] = [
+    pub const ALL: [Bucket; 10] = [
         Self::LoginIp,
         Self::AdminLoginIp,
         Self::TokenIp,
@@ -78,6 +82,7 @@ impl Bucket {
         Self::AccountIp,
         Self::DeviceIp,
         Self::RegisterIp,
+        Self::SessionIp,
     ];
 
     /// The configuration key of this bucket's limit.
@@ -92,6 +97,7 @@ impl Bucket {
             Self::AccountIp => "rate_limit_account",
             Self::DeviceIp => "rate_limit_device",
             Self::RegisterIp => "rate_limit_register",
+            Self::SessionIp => "rate_limit_sessions",
         }
     }
 
@@ -112,6 +118,8 @@ impl Bucket {
             Self::AccountIp => (60, 60),
             Self::DeviceIp => (10, 60),
             Self::RegisterIp => (20, 3600),
+            // A sign-in takes two (its session, its request): as `LoginIp`'s 30.
+            Self::SessionIp => (60, 60),
         };
         NonZeroU32::new(count).map(|count| RateLimit {
             count,

@@ -12,8 +12,10 @@ use portcullis_core::authorize::{
 use tower_sessions::Session;
 
 use portcullis_core::par::REQUEST_URI_PREFIX;
+use portcullis_core::throttle::Bucket;
 
 use crate::AppState;
+use crate::client_ip::ClientIp;
 use crate::csrf::form_pairs;
 use crate::error::PageError;
 use crate::page::{as_get, render, see_other};
@@ -24,10 +26,11 @@ use crate::session_store::{current_auth, stored_auth};
 pub async fn authorize_get(
     State(state): State<AppState>,
     session: Session,
+    ClientIp(ip): ClientIp,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(query.as_deref().unwrap_or_default().as_bytes())?;
-    start(&state, &session, pairs).await
+    start(&state, &session, ip.as_deref(), pairs).await
 }
 
 /// `POST /authorize`: parameters as a form body (OIDC Core §3.1.2.1 allows both). A
@@ -44,7 +47,12 @@ pub async fn authorize_post(
     see_other(&as_get("/authorize", form_pairs(&body)?, AuthorizeParams::is_known)?)
 }
 
-async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>) -> Result<Response, PageError> {
+async fn start(
+    state: &AppState,
+    session: &Session,
+    ip: Option<&str>,
+    pairs: Vec<(String, String)>,
+) -> Result<Response, PageError> {
     // Pairs, not a map: RFC 6749 §3.1 forbids repeated parameters, and core reports them.
     let params = AuthorizeParams::from_pairs(pairs);
     let validated = match params.request_uri.as_deref() {
@@ -81,6 +89,8 @@ async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>
     match next {
         Next::Respond(resp) => send_unprompted(&resp, self_registered(&req)),
         Next::Login | Next::Consent => {
+            // Each is a row kept for an hour: counted against the address (DESIGN §5).
+            state.core.throttle.check(Bucket::SessionIp, ip)?;
             let id = pending::insert(&state.core, session, &req).await?;
             go_to(&next, &id)
         }

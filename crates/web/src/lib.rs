@@ -23,6 +23,7 @@ mod tests;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::routing::{get, post};
 use portcullis_core::Portcullis;
 
@@ -82,6 +83,34 @@ async fn not_found() -> error::PageError {
     error::PageError::NotFound
 }
 
+/// A page loaded without a live session (no cookie, or one for a session that ended)
+/// starts one, a row kept for up to an hour: counted against the address (DESIGN §5,
+/// `rate_limit_sessions`), so pages anyone can load cannot fill the table. Static files
+/// start nothing and are not counted. The session is loaded here; the handler reuses it.
+async fn new_session_limit(
+    State(core): State<Arc<Portcullis>>,
+    session: tower_sessions::Session,
+    client_ip::ClientIp(ip): client_ip::ClientIp,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !request.uri().path().starts_with("/static/") {
+        // Loads the record: a session id the store does not know is dropped here.
+        if let Err(e) = session.get::<serde_json::Value>(session_store::AUTH_KEY).await {
+            return error::PageError::from(e).into_response();
+        }
+        if session.id().is_none()
+            && let Err(e) = core
+                .throttle
+                .check(portcullis_core::throttle::Bucket::SessionIp, ip.as_deref())
+        {
+            return error::PageError::from(e).into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// The fully built public router: routes, session layer and security headers, with its
 /// state applied. The binary merges it with the protocol router and serves it with
 /// `into_make_service_with_connect_info::<SocketAddr>()`.
@@ -89,6 +118,10 @@ pub fn public_router(core: Arc<Portcullis>, cfg: WebConfig) -> Router {
     let sessions = session_store::session_layer(Arc::clone(&core), PUBLIC_COOKIE, cfg.secure_cookies);
     let trusted = core.settings.defense.trusted_proxies.clone();
     let router = routes()
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&core),
+            new_session_limit,
+        ))
         .with_state(AppState {
             core,
             cfg,

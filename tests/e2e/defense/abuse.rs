@@ -327,7 +327,59 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies(backend: Backend) {
     app.stop().await;
 }
 
+/// Rows the public pages keep are counted against the address (`rate_limit_sessions`):
+/// a page loaded without a live session starts one, and an authorization request kept
+/// for the person's sign-in is another, each lasting up to an hour. Pages of a live
+/// session and static files are not counted (abuse review: 1,000 cookieless requests
+/// made 1,000 rows, about 5.7 KB each with long `state` and `nonce`).
+async fn rows_kept_for_browsers_are_throttled_per_address(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        let limits = &mut s.core.defense.rate_limits;
+        limits.set(Bucket::SessionIp, RateLimit::parse("4/min").unwrap());
+    })
+    .await;
+    let client = app.public_client("https://rp.example/callback").await;
+    let authorize = format!(
+        "/authorize?response_type=code&client_id={}&redirect_uri=https://rp.example/callback\
+         &scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuJGSstw-cM&code_challenge_method=S256",
+        client.id.as_str()
+    );
+    // One browser: its first page starts its session (1); its sign-in request is kept (2).
+    let b = browser();
+    assert_eq!(b.get(app.url("/login")).send().await.unwrap().status(), 200);
+    let r = b.get(app.url(&authorize)).send().await.unwrap();
+    assert_eq!(r.status(), 303, "kept for the sign-in");
+    // Its other pages, and static files anywhere, are not counted.
+    for _ in 0..5 {
+        assert_eq!(b.get(app.url("/login")).send().await.unwrap().status(), 200);
+        assert_eq!(
+            http().get(app.url("/static/style.css")).send().await.unwrap().status(),
+            200
+        );
+    }
+    // Cookieless pages (3, 4), then refused; a made-up cookie is no live session.
+    assert_eq!(http().get(app.url("/login")).send().await.unwrap().status(), 200);
+    assert_eq!(http().get(app.url("/device")).send().await.unwrap().status(), 303);
+    for cookie in [None, Some("portcullis=made-up")] {
+        let mut req = http().get(app.url("/login"));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 429, "{cookie:?}");
+        assert!(r.headers().contains_key("retry-after"));
+        assert!(r.text().await.unwrap().contains("Too many attempts"));
+    }
+    // The live session's next sign-in request is refused too: each is a row.
+    let r = b.get(app.url(&authorize)).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(b.get(app.url("/login")).send().await.unwrap().status(), 200);
+    app.stop().await;
+}
+
 both_backends!(
+    rows_kept_for_browsers_are_throttled_per_address,
     brute_force_login_is_locked_out_but_not_the_real_user,
     lockout_does_not_reveal_whether_the_account_exists,
     guessing_from_many_addresses_locks_the_account,

@@ -169,6 +169,7 @@ impl RawConfig {
                 "rate_limit_account" => self.rate_limit_account = Some(value),
                 "rate_limit_device" => self.rate_limit_device = Some(value),
                 "rate_limit_register" => self.rate_limit_register = Some(value),
+                "rate_limit_sessions" => self.rate_limit_sessions = Some(value),
                 "registration" => self.registration = Some(value),
                 "registration_scopes" => self.registration_scopes = Some(value),
                 "registration_resources" => self.registration_resources = Some(comma_list(&value)),
