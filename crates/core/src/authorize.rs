@@ -337,10 +337,14 @@ impl Portcullis {
         }
     }
 
-    /// Validates an authorization request sent to `/authorize`. The client and redirect
-    /// URI are checked before anything else; only after they are known good are errors
-    /// redirected.
-    pub async fn validate_authorization(&self, p: &AuthorizeParams) -> Result<AuthorizationRequest, AuthorizeError> {
+    /// Validates an authorization request sent to `/authorize` from address `ip`. The
+    /// client and redirect URI are checked before anything else; only after they are
+    /// known good are errors redirected.
+    pub async fn validate_authorization(
+        &self,
+        p: &AuthorizeParams,
+        ip: Option<&str>,
+    ) -> Result<AuthorizationRequest, AuthorizeError> {
         // OIDC Core §6.2: a request object read from a URL the client registered. Those
         // `/par` hands out are taken before this (`take_pushed_request`).
         let by_reference = p
@@ -348,7 +352,7 @@ impl Portcullis {
             .as_deref()
             .filter(|uri| p.request.is_none() && !uri.starts_with(crate::par::REQUEST_URI_PREFIX));
         let inside = match (by_reference, p.request.as_deref()) {
-            (Some(uri), _) => Some(self.request_by_reference(p, uri).await?),
+            (Some(uri), _) => Some(self.request_by_reference(p, uri, ip).await?),
             (None, Some(jwt)) => Some(self.front_channel_request_object(p, jwt).await?),
             (None, None) => None,
         };
@@ -411,7 +415,12 @@ impl Portcullis {
     /// `invalid_request_uri` with the same words, sent as `front_channel_request_object`
     /// sends its errors, so that nobody learns from the answers what a URL holds; the
     /// reason is logged.
-    async fn request_by_reference(&self, p: &AuthorizeParams, uri: &str) -> Result<AuthorizeParams, AuthorizeError> {
+    async fn request_by_reference(
+        &self,
+        p: &AuthorizeParams,
+        uri: &str,
+        ip: Option<&str>,
+    ) -> Result<AuthorizeParams, AuthorizeError> {
         if p.duplicated.iter().any(|d| d == "client_id" || d == "request_uri") {
             return Err(AuthorizeError::Page(
                 "The request repeats client_id or request_uri.".into(),
@@ -446,7 +455,7 @@ impl Portcullis {
             return Err(unusable("the client has no keys to verify it, or not the code grant"));
         }
         let body = self
-            .read_request_uri(&client, uri)
+            .read_request_uri(&client, uri, ip)
             .await
             .map_err(|why| unusable(&why))?;
         self.open_request_object(&client, p, body.trim())

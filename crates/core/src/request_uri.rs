@@ -3,9 +3,14 @@
 //! is work this server does for a stranger, towards a host the client named (RFC 9101
 //! §10.4.1).
 //!
-//! - At most [`MAX_READS_AT_ONCE`] reads run at once on a node.
-//! - A client that registered itself (its URLs are anybody's choice) has at most
-//!   [`SELF_REGISTERED_READS`] reads per [`WINDOW`] on a node.
+//! - At most [`MAX_READS_AT_ONCE`] reads run at once on a node; of those, at most
+//!   [`SELF_REGISTERED_AT_ONCE`] for clients that registered themselves (whose URLs are
+//!   anybody's choice, and may never answer), so operators' clients always find room,
+//!   and at most [`PER_CLIENT_AT_ONCE`] for one such client.
+//! - Reads of such a client's URLs for one address (the browser's) are at most
+//!   [`SELF_REGISTERED_READS`] per [`WINDOW`] on a node: a stranger sending browsers to
+//!   `/authorize` with the client's `request_uri` uses up their own allowance, not that
+//!   of the client's users.
 //! - What a URL with a fragment held is kept for [`CACHE_TTL`]: the fragment names the
 //!   content's hash, so it is the same content whenever it is read.
 
@@ -18,7 +23,10 @@ use crate::service::Portcullis;
 
 /// Reads under way at once on a node, all clients together.
 pub const MAX_READS_AT_ONCE: usize = 64;
-/// Reads per [`WINDOW`] of one self-registered client's URLs on a node.
+/// Reads under way at once for self-registered clients, and for one of them.
+pub const SELF_REGISTERED_AT_ONCE: usize = 48;
+pub const PER_CLIENT_AT_ONCE: usize = 4;
+/// Reads per [`WINDOW`] of one self-registered client's URLs for one address on a node.
 pub const SELF_REGISTERED_READS: u32 = 20;
 pub const WINDOW: Duration = Duration::from_secs(10);
 /// How long a content named by its hash is kept, and how many are.
@@ -33,7 +41,11 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// This node's bookkeeping of reads.
 pub struct RequestUriReads {
     slots: tokio::sync::Semaphore,
-    /// Self-registered clients' reads in their current window: its start and count.
+    self_registered_slots: tokio::sync::Semaphore,
+    /// Reads under way per self-registered client.
+    busy: Mutex<HashMap<String, usize>>,
+    /// Self-registered clients' reads in their current window, per client and address:
+    /// its start and count.
     recent: Mutex<HashMap<String, (Instant, u32)>>,
     /// Content by client and URL with its fragment: when it was read.
     cache: Mutex<HashMap<(String, String), (Instant, String)>>,
@@ -43,6 +55,8 @@ impl Default for RequestUriReads {
     fn default() -> Self {
         Self {
             slots: tokio::sync::Semaphore::new(MAX_READS_AT_ONCE),
+            self_registered_slots: tokio::sync::Semaphore::new(SELF_REGISTERED_AT_ONCE),
+            busy: Mutex::default(),
             recent: Mutex::default(),
             cache: Mutex::default(),
         }
@@ -76,18 +90,53 @@ impl RequestUriReads {
         }
     }
 
-    /// Counts a read of a self-registered client's URL; false past its allowance.
-    fn allowed(&self, client: &str, now: Instant) -> bool {
+    /// Counts a read of a self-registered client's URL for address `ip`; false past
+    /// the allowance.
+    fn allowed(&self, client: &str, ip: Option<&str>, now: Instant) -> bool {
         let mut recent = lock(&self.recent);
         if recent.len() >= CACHE_ENTRIES {
             recent.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
         }
-        let entry = recent.entry(client.to_owned()).or_insert((now, 0));
+        let address = crate::throttle::address_key(ip.unwrap_or("unknown"));
+        let entry = recent.entry(format!("{client} {address}")).or_insert((now, 0));
         if now.duration_since(entry.0) >= WINDOW {
             *entry = (now, 0);
         }
         entry.1 += 1;
         entry.1 <= SELF_REGISTERED_READS
+    }
+
+    /// One more read under way for self-registered `client`, until the guard drops;
+    /// `None` when [`PER_CLIENT_AT_ONCE`] are.
+    fn enter(&self, client: &str) -> Option<Busy<'_>> {
+        let mut busy = lock(&self.busy);
+        let n = busy.entry(client.to_owned()).or_insert(0);
+        if *n >= PER_CLIENT_AT_ONCE {
+            return None;
+        }
+        *n += 1;
+        Some(Busy {
+            reads: self,
+            client: client.to_owned(),
+        })
+    }
+}
+
+/// A self-registered client's read under way (`RequestUriReads::enter`).
+struct Busy<'a> {
+    reads: &'a RequestUriReads,
+    client: String,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut busy = lock(&self.reads.busy);
+        if let Some(n) = busy.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                busy.remove(&self.client);
+            }
+        }
     }
 }
 
@@ -104,10 +153,15 @@ impl Portcullis {
     /// The request object at `uri` (with its fragment, if any; `url` is `uri` without
     /// it), one of `client`'s `request_uris`: read within the bounds above, with the
     /// client's reach (public addresses for a client that registered itself), and, if
-    /// `uri` has a fragment, only a content whose SHA-256 hash (base64url) it is. `Err`
-    /// says why not, for the log: the caller answers one error for all, so that nobody
-    /// learns from it what a URL holds.
-    pub(crate) async fn read_request_uri(&self, client: &Client, uri: &str) -> Result<String, String> {
+    /// `uri` has a fragment, only a content whose SHA-256 hash (base64url) it is; `ip` is
+    /// the address the request came from. `Err` says why not, for the log: the caller
+    /// answers one error for all, so that nobody learns from it what a URL holds.
+    pub(crate) async fn read_request_uri(
+        &self,
+        client: &Client,
+        uri: &str,
+        ip: Option<&str>,
+    ) -> Result<String, String> {
         let (url, fragment) = split_fragment(uri);
         let now = Instant::now();
         let key = (client.id.as_str().to_owned(), uri.to_owned());
@@ -116,12 +170,24 @@ impl Portcullis {
         {
             return Ok(body);
         }
-        if client.self_registered && !self.request_uri_reads.allowed(client.id.as_str(), now) {
-            return Err(format!(
-                "more than {SELF_REGISTERED_READS} reads of this client's request_uris in {} s",
-                WINDOW.as_secs()
-            ));
-        }
+        let reads = &self.request_uri_reads;
+        let (_busy, _self_registered_slot) = if client.self_registered {
+            if !reads.allowed(client.id.as_str(), ip, now) {
+                return Err(format!(
+                    "more than {SELF_REGISTERED_READS} reads of this client's request_uris for one address in {} s",
+                    WINDOW.as_secs()
+                ));
+            }
+            let busy = reads
+                .enter(client.id.as_str())
+                .ok_or_else(|| format!("{PER_CLIENT_AT_ONCE} reads of this client's request_uris are under way"))?;
+            let slot = reads.self_registered_slots.try_acquire().map_err(|_| {
+                format!("{SELF_REGISTERED_AT_ONCE} reads of self-registered clients' request_uris are under way")
+            })?;
+            (Some(busy), Some(slot))
+        } else {
+            (None, None)
+        };
         let _slot = self
             .request_uri_reads
             .slots
@@ -152,12 +218,25 @@ mod tests {
     fn self_registered_clients_have_an_allowance_per_window() {
         let reads = RequestUriReads::default();
         let t0 = Instant::now();
+        let (here, there) = (Some("198.51.100.7"), Some("203.0.113.9"));
         for _ in 0..SELF_REGISTERED_READS {
-            assert!(reads.allowed("c1", t0));
+            assert!(reads.allowed("c1", here, t0));
         }
-        assert!(!reads.allowed("c1", t0));
-        assert!(reads.allowed("c2", t0), "each client its own");
-        assert!(reads.allowed("c1", t0 + WINDOW), "a new window");
+        assert!(!reads.allowed("c1", here, t0));
+        assert!(reads.allowed("c1", there, t0), "each address its own");
+        assert!(reads.allowed("c2", here, t0), "each client its own");
+        assert!(reads.allowed("c1", here, t0 + WINDOW), "a new window");
+    }
+
+    #[test]
+    fn one_self_registered_client_has_a_few_reads_at_once() {
+        let reads = RequestUriReads::default();
+        let held: Vec<_> = (0..PER_CLIENT_AT_ONCE).map(|_| reads.enter("c1").unwrap()).collect();
+        assert!(reads.enter("c1").is_none());
+        assert!(reads.enter("c2").is_some(), "each client its own");
+        drop(held);
+        assert!(reads.enter("c1").is_some(), "given back when done");
+        assert!(lock(&reads.busy).get("c1").is_none(), "nothing left behind");
     }
 
     #[test]

@@ -66,7 +66,7 @@ async fn start(
             }
             state.core.take_pushed_request(params.client_id.as_deref(), uri).await
         }
-        _ => state.core.validate_authorization(&params).await,
+        _ => state.core.validate_authorization(&params, ip).await,
     };
     let req = match validated {
         Ok(req) => req,
