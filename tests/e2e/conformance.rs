@@ -934,7 +934,37 @@ async fn requests_of_one_browser_at_once_each_keep_theirs(backend: Backend) {
     app.stop().await;
 }
 
+/// Two tabs on the login page; the person signs in in one. The other tab's form now
+/// carries a token the session no longer has (signing in changes it): sent anyway, it
+/// is not acted on, but the request goes on to its next step, since the person is signed
+/// in, rather than to a "form expired" page (UI review).
+async fn a_login_form_left_open_goes_on_once_signed_in_elsewhere(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    app.user("ines", PASSWORD).await;
+    let id = client.id.as_str();
+    let b = browser();
+    let mut login_pages = Vec::new();
+    for state in ["tab-a", "tab-b"] {
+        let u = auth_url(&app, &auth_params(id, &[("state", state)]));
+        let login = location(&u, &b.get(u.clone()).send().await.unwrap());
+        assert_eq!(login.path(), "/login");
+        let html = b.get(login.clone()).send().await.unwrap().text().await.unwrap();
+        login_pages.push((login, html));
+    }
+    let (a, a_html) = &login_pages[0];
+    let r = submit(&b, a, a_html, &[("username", "ines"), ("password", PASSWORD)]).await;
+    assert_eq!(location(a, &r).path(), "/consent");
+    // Tab B, with any password: nothing of the form is used, the request goes on.
+    let (b_page, b_html) = &login_pages[1];
+    let r = submit(&b, b_page, b_html, &[("username", "ines"), ("password", "whatever")]).await;
+    let next = location(b_page, &r);
+    assert_eq!(next.path(), "/consent", "{next}");
+    app.stop().await;
+}
+
 both_backends!(
+    a_login_form_left_open_goes_on_once_signed_in_elsewhere,
     requests_of_one_browser_at_once_each_keep_theirs,
     sign_out_after_the_session_ended,
     anonymous_sessions_last_an_hour,

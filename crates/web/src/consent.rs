@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::authorize::{proceed, send_response, unless_next};
-use crate::csrf::{CsrfForm, CsrfToken};
+use crate::csrf::{CheckedForm, CsrfToken};
 use crate::error::PageError;
 use crate::page::{render, see_other};
 use crate::session_store::{current_auth, current_user};
@@ -167,9 +167,19 @@ pub async fn consent_post(
     State(state): State<AppState>,
     session: Session,
     ClientIp(ip): ClientIp,
-    CsrfForm(form): CsrfForm<ConsentForm>,
+    CheckedForm(form, token_matched): CheckedForm<ConsentForm>,
 ) -> Result<Response, PageError> {
     let now = state.core.now().unix_timestamp();
+    // A page left open while the session moved on (a sign-in or sign-out in another
+    // tab, perhaps as someone else): nothing in it is acted on; the consent page is
+    // shown again, as the session now is, for a decision made on it.
+    if !token_matched {
+        pending::get(&state.core, &session, &form.req).await?;
+        return see_other(&format!(
+            "/consent?req={}",
+            url::form_urlencoded::byte_serialize(form.req.as_bytes()).collect::<String>()
+        ));
+    }
     let auth = current_auth(&state, &session).await?;
     let mut req = match pending::get(&state.core, &session, &form.req).await {
         Ok(req) => req,

@@ -95,6 +95,25 @@ pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, PageError> {
 impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S> for CsrfForm<T, MAX> {
     type Rejection = PageError;
 
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match CheckedForm::<T, MAX>::from_request(req, state).await? {
+            CheckedForm(form, true) => Ok(Self(form)),
+            CheckedForm(_, false) => Err(PageError::Csrf),
+        }
+    }
+}
+
+/// Extractor for a form whose handler answers a stale token itself rather than with the
+/// 403 page (the login and consent pages show their form again, so a page left open
+/// while the session moved on is no dead end): the form as [`CsrfForm`] reads it, and
+/// whether its `csrf` field matched. A handler must act on nothing in a form whose token
+/// did not match.
+#[derive(Debug, Clone)]
+pub struct CheckedForm<T, const MAX: usize = MAX_FORM_BYTES>(pub T, pub bool);
+
+impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S> for CheckedForm<T, MAX> {
+    type Rejection = PageError;
+
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
         let session = session_of(&parts)?;
@@ -115,9 +134,16 @@ impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S> for C
             .map_err(|_| PageError::BadRequest("The form could not be read.".into()))?;
         let pairs = form_pairs(&bytes)?;
         let submitted = pairs.iter().find(|(k, _)| k == FIELD).map(|(_, v)| v.as_str());
-        verify(&session, submitted).await?;
-        let form = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|_| PageError::BadRequest("The form is incomplete.".into()))?;
-        Ok(Self(form))
+        let matched = match verify(&session, submitted).await {
+            Ok(()) => true,
+            Err(PageError::Csrf) => false,
+            Err(e) => return Err(e),
+        };
+        match serde_urlencoded::from_bytes(&bytes) {
+            Ok(form) => Ok(Self(form, matched)),
+            // A stale token says more than a field missing beside it.
+            Err(_) if !matched => Err(PageError::Csrf),
+            Err(_) => Err(PageError::BadRequest("The form is incomplete.".into())),
+        }
     }
 }

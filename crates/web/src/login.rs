@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::authorize::{proceed, unless_next};
-use crate::csrf::{self, CsrfForm, CsrfToken};
+use crate::csrf::{self, CheckedForm, CsrfToken};
 use crate::error::{PageError, too_many_message, with_retry_after};
 use crate::page::{render, see_other};
 use crate::pending;
@@ -90,6 +90,43 @@ pub async fn login_get(
     render(StatusCode::OK, &page)
 }
 
+/// Said when a login form comes back with a token the session no longer has (the page
+/// was left open while the person signed in or out in another tab, or the session ended).
+const STALE_FORM: &str = "This page had expired, so nothing was sent. Please sign in again.";
+
+/// A login form whose token did not match: nothing in it is acted on (the password is
+/// not even checked). Signed in meanwhile, the request goes on to its next step, as
+/// `login_get` would; otherwise the form again, with a fresh token and the username as
+/// typed. A request that has gone with its session was already answered with
+/// `PageError::Expired` (back to the application to start again).
+async fn stale_form(
+    state: &AppState,
+    session: &Session,
+    form: &LoginForm,
+    pending: Option<&(&str, portcullis_core::authorize::AuthorizationRequest)>,
+) -> Result<Response, PageError> {
+    if let Some((id, req)) = pending
+        && let Some(auth) = current_auth(state, session).await?
+        && let Some(elsewhere) = unless_next(state, session, id, req, &auth, |n| matches!(n, Next::Login)).await?
+    {
+        return Ok(elsewhere);
+    }
+    let csrf = csrf::token(session).await?;
+    let req = pending.map(|(_, r)| r);
+    let page = LoginPage {
+        csrf: &csrf,
+        req: pending.map(|(id, _)| *id),
+        client_name: req.map(|r| r.client_name.as_str()),
+        self_registered: req.is_some_and(|r| r.self_registered),
+        redirect_host: req
+            .map(|r| crate::consent::redirect_host(&r.redirect_uri))
+            .unwrap_or_default(),
+        username: &form.username,
+        error: Some(STALE_FORM),
+    };
+    render(StatusCode::OK, &page)
+}
+
 /// At most this much of the User-Agent is kept with the session.
 const MAX_USER_AGENT: usize = 256;
 
@@ -104,13 +141,16 @@ pub async fn login_post(
     session: Session,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    CsrfForm(form): CsrfForm<LoginForm>,
+    CheckedForm(form, token_matched): CheckedForm<LoginForm>,
 ) -> Result<Response, PageError> {
     // An expired request fails before the password is checked.
     let pending = match form.req.as_deref() {
         Some(id) => Some((id, pending::get(&state.core, &session, id).await?)),
         None => None,
     };
+    if !token_matched {
+        return stale_form(&state, &session, &form, pending.as_ref()).await;
+    }
     let user = match state.core.login(&form.username, &form.password, ip.clone()).await {
         Ok(user) => user,
         Err(portcullis_core::Error::BadCredentials) => {

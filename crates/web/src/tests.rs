@@ -319,10 +319,23 @@ async fn repeated_parameter_with_empty_first_value_is_detected() {
 }
 
 #[tokio::test]
-async fn post_without_or_with_wrong_csrf_is_forbidden() {
+async fn login_and_consent_forms_with_a_stale_token_are_shown_again() {
     let mut h = harness().await;
+    // The login and consent forms are shown again (a page left open is no dead end),
+    // and nothing in them is acted on: the password is not even checked.
     let page = h.post("/login", &[("username", "alice"), ("password", PASSWORD)]).await;
-    assert_error_page(&page, StatusCode::FORBIDDEN);
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("This page had expired, so nothing was sent."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("value=\"alice\""),
+        "the username as typed: {}",
+        page.body
+    );
+    assert!(!page.body.contains("You are signed in"), "{}", page.body);
 
     let req = h.start_login("").await;
     let page = h.get(&format!("/login?req={req}")).await;
@@ -338,9 +351,25 @@ async fn post_without_or_with_wrong_csrf_is_forbidden() {
             ],
         )
         .await;
-    assert_error_page(&page, StatusCode::FORBIDDEN);
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("This page had expired"), "{}", page.body);
+    assert!(
+        page.body.contains(&req),
+        "the request goes on from this form: {}",
+        page.body
+    );
+    let page = h.get(&format!("/consent?req={req}")).await;
+    assert_eq!(page.location(), format!("/login?req={req}"), "not signed in");
     let page = h.post("/consent", &[("req", &req), ("decision", "allow")]).await;
-    assert_error_page(&page, StatusCode::FORBIDDEN);
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.location(),
+        format!("/consent?req={req}"),
+        "asked again, nothing decided"
+    );
+    // An unknown request is the expired-request page, token or not.
+    let page = h.post("/consent", &[("req", "no-such"), ("decision", "allow")]).await;
+    assert_error_page(&page, StatusCode::BAD_REQUEST);
     // Not signed in: nothing to end, and no token to check; the page says so (a wrong
     // token while signed in is refused: the e2e test sign_out_after_the_session_ended).
     let page = h.post("/logout/confirm", &[]).await;
