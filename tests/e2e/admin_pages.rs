@@ -1467,7 +1467,61 @@ async fn the_client_list_is_paged(backend: Backend) {
     app.stop().await;
 }
 
+/// A form that creates something shown once (a client and its secret, an API key, a
+/// registration token) sent again (a reload of its answer, Back and send) creates
+/// nothing more: the operator is sent to the list, told why (UI review: each reload made
+/// another live credential nobody kept).
+async fn a_creating_form_sent_again_creates_nothing_more(backend: Backend) {
+    let app = spawn_app(backend).await;
+    operator(&app, "root", AdminRole::Admin).await;
+    let p = Pages::sign_in(&app, "root", ADMIN_PASSWORD).await;
+    let once_of = |html: &str| {
+        let marker = r#"name="once" value=""#;
+        let start = html.find(marker).unwrap_or_else(|| panic!("no once in {html}")) + marker.len();
+        html[start..].split('"').next().unwrap().to_owned()
+    };
+    for (page, form, fields) in [
+        (
+            "/admin/clients/new",
+            "/admin/clients",
+            vec![
+                ("name", "Once App"),
+                ("kind", "confidential"),
+                ("redirect_uris", REDIRECT),
+                ("grant_types", "authorization_code"),
+                ("scopes", "openid"),
+            ],
+        ),
+        (
+            "/admin/api-keys",
+            "/admin/api-keys",
+            vec![("name", "once"), ("role", "auditor")],
+        ),
+        ("/admin/initial-tokens", "/admin/initial-tokens", vec![("name", "once")]),
+    ] {
+        let (status, html) = p.get(page).await;
+        assert_eq!(status, 200, "{page}: {html}");
+        let (token, once) = (csrf(&html), once_of(&html));
+        let mut sent = fields.clone();
+        sent.extend([("csrf", token.as_str()), ("once", once.as_str())]);
+        let (s, _, html) = p.post(form, &sent).await;
+        assert_eq!(s, 200, "{form}: {html}");
+        let (s, location, _) = p.post(form, &sent).await;
+        assert_eq!((s.as_u16(), location.as_deref()), (303, Some(form)), "{form}");
+        let (_, list) = p.get(form).await;
+        assert!(list.contains("was sent again"), "{form}: {list}");
+        // A new form (a new marker) creates again.
+        let (_, html) = p.get(page).await;
+        assert_ne!(once_of(&html), once, "{page}");
+    }
+    assert_eq!(app.core.list_clients(Some("Once App")).await.unwrap().len(), 1);
+    assert_eq!(app.core.list_api_keys().await.unwrap().len(), 1);
+    assert_eq!(app.core.list_initial_access_tokens().await.unwrap().len(), 1);
+    app.stop().await;
+}
+
 both_backends!(
+    a_creating_form_sent_again_creates_nothing_more,
     a_client_is_registered_with_a_backchannel_logout_uri_on_its_form,
     the_client_list_is_paged,
     a_client_is_given_pairwise_identifiers_on_its_form,

@@ -15,7 +15,7 @@ use super::auth::{Chrome, Operator, Writer};
 use super::clients::ButtonForm;
 use super::error::{AdminError, AdminResult, PagePath};
 use super::forms::FormErrors;
-use super::view::{set_notice, when, when_opt};
+use super::view::{SENT_AGAIN, mark_sent, sent_before, set_notice, when, when_opt};
 use crate::csrf::CsrfForm;
 use crate::error::PageError;
 use crate::page::{render, see_other};
@@ -43,6 +43,9 @@ pub struct NewKeyForm {
     /// Days until it expires; empty for never.
     #[serde(default)]
     pub expires_in_days: String,
+    /// `view::form_marker`.
+    #[serde(default)]
+    pub once: String,
 }
 
 #[derive(Template)]
@@ -132,12 +135,17 @@ pub async fn api_keys_post(
     Writer(op): Writer,
     CsrfForm(form): CsrfForm<NewKeyForm>,
 ) -> AdminResult {
+    if sent_before(&op.session, &form.once).await? {
+        set_notice(&op.session, SENT_AGAIN).await?;
+        return Ok(see_other("/admin/api-keys")?);
+    }
     let input = match parse_form(&form, state.core.now()) {
         Ok(i) => i,
         Err(errors) => return list_page(&state, &op, form, errors).await,
     };
     match state.core.create_api_key(&input, &op.actor()).await {
         Ok((key, value)) => {
+            mark_sent(&op.session, &form.once).await?;
             let page = ApiKeyCreatedPage {
                 chrome: op.chrome("api-keys").await?,
                 name: key.name,

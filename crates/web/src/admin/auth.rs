@@ -70,6 +70,8 @@ pub struct Chrome {
     pub section: &'static str,
     /// A one-time notice from the previous action.
     pub notice: Option<String>,
+    /// The hidden field `once` of a form that creates something (`view::form_marker`).
+    pub once: String,
 }
 
 impl Operator {
@@ -91,6 +93,7 @@ impl Operator {
             csrf: self.csrf.clone(),
             section,
             notice: take_notice(&self.session).await?,
+            once: super::view::form_marker(),
         })
     }
 }

@@ -15,7 +15,7 @@ use super::AdminState;
 use super::auth::{Chrome, Operator, Writer};
 use super::error::{AdminError, AdminResult, PagePath, PageQuery};
 use super::forms::{FormErrors, Pairs, lines, optional_seconds, optional_text};
-use super::view::{set_notice, when};
+use super::view::{SENT_AGAIN, mark_sent, sent_before, set_notice, when};
 use crate::csrf::{CsrfForm, MAX_CLIENT_FORM_BYTES};
 use crate::error::PageError;
 use crate::page::{render, see_other};
@@ -432,13 +432,22 @@ pub async fn clients_post(
     Writer(op): Writer,
     CsrfForm(pairs): CsrfForm<Vec<(String, String)>, MAX_CLIENT_FORM_BYTES>,
 ) -> AdminResult {
-    let fields = ClientFields::from_pairs(&Pairs::new(pairs));
+    let pairs = Pairs::new(pairs);
+    let once = pairs.one("once");
+    if sent_before(&op.session, &once).await? {
+        set_notice(&op.session, SENT_AGAIN).await?;
+        return Ok(see_other("/admin/clients")?);
+    }
+    let fields = ClientFields::from_pairs(&pairs);
     let input = match fields.to_input(true) {
         Ok(i) => i,
         Err(errors) => return form_page(&state, op.chrome("clients").await?, None, fields, errors),
     };
     match state.core.create_client(&input, &op.actor()).await {
-        Ok((client, secret)) => secret_page(&op, &client, secret, true).await,
+        Ok((client, secret)) => {
+            mark_sent(&op.session, &once).await?;
+            secret_page(&op, &client, secret, true).await
+        }
         Err(e) => form_page(&state, op.chrome("clients").await?, None, fields, field_error(e)?),
     }
 }

@@ -15,7 +15,7 @@ use super::auth::{Chrome, Operator, Writer};
 use super::clients::ButtonForm;
 use super::error::{AdminError, AdminResult, PagePath};
 use super::forms::FormErrors;
-use super::view::{set_notice, when};
+use super::view::{SENT_AGAIN, mark_sent, sent_before, set_notice, when};
 use crate::csrf::CsrfForm;
 use crate::error::PageError;
 use crate::page::{render, see_other};
@@ -41,6 +41,9 @@ pub struct NewTokenForm {
     /// Registrations it allows; empty for no limit.
     #[serde(default)]
     pub uses: String,
+    /// `view::form_marker`.
+    #[serde(default)]
+    pub once: String,
 }
 
 #[derive(Template)]
@@ -132,12 +135,17 @@ pub async fn initial_tokens_post(
     Writer(op): Writer,
     CsrfForm(form): CsrfForm<NewTokenForm>,
 ) -> AdminResult {
+    if sent_before(&op.session, &form.once).await? {
+        set_notice(&op.session, SENT_AGAIN).await?;
+        return Ok(see_other("/admin/initial-tokens")?);
+    }
     let input = match parse_form(&form) {
         Ok(i) => i,
         Err(errors) => return list_page(&state, &op, form, errors).await,
     };
     match state.core.create_initial_access_token(&input, &op.actor()).await {
         Ok((token, value)) => {
+            mark_sent(&op.session, &form.once).await?;
             let page = InitialTokenCreatedPage {
                 chrome: op.chrome("initial-tokens").await?,
                 name: token.name,

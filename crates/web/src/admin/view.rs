@@ -32,6 +32,47 @@ pub fn when_opt(t: Option<OffsetDateTime>) -> String {
     t.map(when).unwrap_or_else(|| "—".to_owned())
 }
 
+/// Session key of the markers of creating forms already sent (`sent_before`).
+const SENT_KEY: &str = "admin_sent_forms";
+/// How many markers are remembered; older forms could be sent again.
+const SENT_KEPT: usize = 32;
+
+/// A marker for a form that creates something shown once (a client and its secret, an
+/// API key, a registration token): the page answering it is the POST's answer, so a
+/// reload, or Back and send, would send the form again and make a second one nobody
+/// kept. Rendered as the hidden field `once`.
+pub fn form_marker() -> String {
+    portcullis_core::crypto::random_token().unwrap_or_default()
+}
+
+/// Whether the form carrying `marker` was sent before in this session (and led to
+/// something created). A form without one (a script) is never "sent before".
+pub async fn sent_before(session: &Session, marker: &str) -> AdminResult<bool> {
+    if marker.is_empty() {
+        return Ok(false);
+    }
+    let sent: Vec<String> = session.get(SENT_KEY).await?.unwrap_or_default();
+    Ok(sent.iter().any(|m| m == marker))
+}
+
+/// Remembers that the form carrying `marker` created something; with a notice for the
+/// page it is sent to if it comes again.
+pub async fn mark_sent(session: &Session, marker: &str) -> AdminResult<()> {
+    if marker.is_empty() {
+        return Ok(());
+    }
+    let mut sent: Vec<String> = session.get(SENT_KEY).await?.unwrap_or_default();
+    sent.push(marker.to_owned());
+    let excess = sent.len().saturating_sub(SENT_KEPT);
+    sent.drain(..excess);
+    session.insert(SENT_KEY, &sent).await?;
+    Ok(())
+}
+
+/// What a form sent again is told, on the list it is sent to.
+pub const SENT_AGAIN: &str =
+    "That form was sent again (a reload or Back): nothing more was created. What it created is listed below.";
+
 /// Session key of a one-time notice ("Client deleted.") shown by the next page.
 const NOTICE_KEY: &str = "admin_notice";
 
