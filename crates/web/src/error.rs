@@ -21,6 +21,10 @@ pub enum PageError {
     Csrf,
     #[error("not found")]
     NotFound,
+    /// A page's address opened with a method it does not take (a form's address
+    /// opened as a page): 405 with a page, not the browser's own.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// Too many password hashes in flight (core `Error::Busy`).
     #[error("busy")]
     Busy,
@@ -65,6 +69,7 @@ impl PageError {
             Self::BadRequest(_) | Self::Expired => StatusCode::BAD_REQUEST,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Core(_) | Self::Session(_) | Self::Render(_) | Self::Unexpected(_) => {
@@ -90,6 +95,10 @@ impl PageError {
                 "The form you sent is no longer valid. Go back, reload the page and try again.",
             ),
             Self::NotFound => ("Not found", "There is nothing at this address."),
+            Self::MethodNotAllowed => (
+                "Nothing to show here",
+                "This address takes what a form sends; it is not a page of its own. Go back to the page with the form.",
+            ),
             Self::Busy => (
                 "Too busy",
                 "The server is busy right now. Please wait a moment and try again.",

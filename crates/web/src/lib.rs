@@ -77,10 +77,17 @@ fn routes() -> Router<AppState> {
         )
         // A page for people, not the empty answer that browsers replace with their own.
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn not_found() -> error::PageError {
     error::PageError::NotFound
+}
+
+/// A page's address with a method it does not take (`GET /account/password` after a
+/// failed change, say): a page, with the `Allow` header axum adds.
+pub(crate) async fn method_not_allowed() -> error::PageError {
+    error::PageError::MethodNotAllowed
 }
 
 /// A page loaded without a live session (no cookie, or one for a session that ended)

@@ -764,3 +764,13 @@ async fn a_session_for_a_deleted_account_is_not_stored_and_no_error() {
     store.create(&mut late).await.unwrap();
     assert!(store.load(&late.id).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_form_address_opened_as_a_page_gets_a_page() {
+    let mut h = harness().await;
+    for path in ["/account/password", "/logout/confirm", "/device/decision"] {
+        let page = h.get(path).await;
+        assert_error_page(&page, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(page.body.contains("Nothing to show here"), "{path}: {}", page.body);
+    }
+}

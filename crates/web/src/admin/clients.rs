@@ -788,6 +788,7 @@ mod tests {
             csrf: "token".into(),
             section: "clients",
             notice: None,
+            once: "marker".into(),
         }
     }
 

@@ -132,6 +132,7 @@ fn pages() -> Router<AdminState> {
         )
         .route("/static/{file}", get(admin_asset_get))
         .fallback(not_found)
+        .method_not_allowed_fallback(crate::method_not_allowed)
 }
 
 /// The fully built admin surface: pages (with their own session cookie) and the JSON
