@@ -782,9 +782,31 @@ async fn anonymous_sessions_last_an_hour(backend: Backend) {
     };
     let b = browser();
     let r = b.get(app.url("/login")).send().await.unwrap();
-    let anonymous = expires_in(session_of(&r)).await;
+    let cookie = session_of(&r);
+    let anonymous = expires_in(cookie.clone()).await;
     assert!((3590..=3600).contains(&anonymous), "{anonymous}");
     let html = r.text().await.unwrap();
+    // A request kept for the person's sign-in later on lasts an hour, and so does the
+    // session holding it: its hour starts again (review of the move of pending requests
+    // out of the session's data, after which nothing saved the session).
+    let hash = portcullis_core::crypto::sha256(cookie.as_bytes());
+    let load = || async {
+        app.core
+            .store
+            .load_session(&hash, app.core.now())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let before = load().await.expires_at;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    let u = auth_url(&app, &auth_params(client.id.as_str(), &[]));
+    assert_eq!(location(&u, &b.get(u.clone()).send().await.unwrap()).path(), "/login");
+    assert!(
+        load().await.expires_at > before,
+        "the session's hour did not start again"
+    );
     let login = Url::parse(&app.url("/login")).unwrap();
     let r = submit(&b, &login, &html, &[("username", "kim"), ("password", PASSWORD)]).await;
     let signed_in = expires_in(session_of(&r)).await;
@@ -931,6 +953,26 @@ async fn requests_of_one_browser_at_once_each_keep_theirs(backend: Backend) {
         assert!(codes.insert(param(&back, "code").expect("a code")));
     }
     assert_eq!(codes.len(), TABS);
+
+    // A browser whose session began on a page with a form (its CSRF token), not signed
+    // in: its requests at once each keep theirs too (the key that owns them was given
+    // with the session, not made by whichever request came first).
+    let fresh = browser();
+    assert_eq!(fresh.get(app.url("/login")).send().await.unwrap().status(), 200);
+    let tabs: Vec<_> = (0..TABS)
+        .map(|i| {
+            let state = format!("fresh-{i}");
+            let u = auth_url(&app, &auth_params(&id, &[("state", &state)]));
+            let b = fresh.clone();
+            tokio::spawn(async move { location(&u, &b.get(u.clone()).send().await.unwrap()) })
+        })
+        .collect();
+    for tab in tabs {
+        let login = tab.await.unwrap();
+        assert_eq!(login.path(), "/login", "{login}");
+        let page = fresh.get(login.clone()).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{login}: the request was lost");
+    }
     app.stop().await;
 }
 

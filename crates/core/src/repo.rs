@@ -460,7 +460,7 @@ pub trait SessionRepo: Send + Sync {
     /// Deletes at most `limit` sessions expired at `now`; returns how many.
     async fn delete_expired_sessions(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
     /// Stores a pending authorization request, then deletes its owner's older ones
-    /// beyond the `keep` newest.
+    /// beyond the `keep` newest (the new one always stays: `keep` counts as at least 1).
     async fn insert_pending_request(&self, pending: &PendingRequest, keep: u32) -> StoreResult<()>;
     /// The pending request `id` of `owner`, unless expired at `now`.
     async fn get_pending_request(

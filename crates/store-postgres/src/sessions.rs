@@ -126,6 +126,10 @@ macro_rules! session_query {
     };
 }
 
+/// Advisory lock class ("pend") of an owner's pending-request inserts; the two-key form
+/// does not meet the one-key locks of the revocation log.
+const PENDING_LOCK_CLASS: i32 = 0x7065_6e64;
+
 #[derive(FromRow)]
 struct PendingRow {
     id: String,
@@ -223,24 +227,38 @@ impl SessionRepo for PgStore {
     }
 
     async fn insert_pending_request(&self, p: &PendingRequest, keep: u32) -> StoreResult<()> {
-        // One statement: the new row is not visible to the DELETE's subquery (same
-        // snapshot), so it keeps the `keep - 1` newest of the others.
+        // One owner's inserts take turns (a transaction-scoped advisory lock on the
+        // owner): each trimming DELETE then sees the rows the others committed, so
+        // exactly `keep` stay however many tabs insert at once.
+        let owner_key = i32::from_be_bytes([p.owner[0], p.owner[1], p.owner[2], p.owner[3]]);
+        let mut tx = self.pool.begin().await.db()?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(PENDING_LOCK_CLASS)
+            .bind(owner_key)
+            .execute(&mut *tx)
+            .await
+            .db()?;
         sqlx::query(
-            "WITH new AS (INSERT INTO pending_requests (id, owner, request, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING seq) \
-             DELETE FROM pending_requests WHERE owner = $2 AND seq NOT IN \
-                 (SELECT seq FROM pending_requests WHERE owner = $2 ORDER BY seq DESC LIMIT $6)",
+            "INSERT INTO pending_requests (id, owner, request, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&p.id)
         .bind(p.owner.as_slice())
         .bind(&p.request)
         .bind(p.created_at)
         .bind(p.expires_at)
-        .bind(i64::from(keep.saturating_sub(1)))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .db()?;
-        Ok(())
+        sqlx::query(
+            "DELETE FROM pending_requests WHERE owner = $1 AND seq NOT IN \
+             (SELECT seq FROM pending_requests WHERE owner = $1 ORDER BY seq DESC LIMIT $2)",
+        )
+        .bind(p.owner.as_slice())
+        .bind(i64::from(keep.max(1)))
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()
     }
 
     async fn get_pending_request(

@@ -239,7 +239,7 @@ impl SessionRepo for SqliteStore {
              (SELECT seq FROM pending_requests WHERE owner = $1 ORDER BY seq DESC LIMIT $2)",
         )
         .bind(p.owner.as_slice())
-        .bind(i64::from(keep))
+        .bind(i64::from(keep.max(1)))
         .execute(&mut *tx)
         .await
         .db()?;

@@ -18,18 +18,31 @@ use tower_sessions::Session;
 use crate::error::PageError;
 
 /// Session key of the random key whose digest owns this browser's pending requests.
-const OWNER_KEY: &str = "pending";
+/// Every session is given one when it is created (`CoreSessionStore::create`), so two
+/// requests of a session at once find the same key rather than each making one and the
+/// last save keeping only its own.
+pub(crate) const OWNER_KEY: &str = "pending";
+/// Session key of when a pending request of the session was last kept or moved on:
+/// changing it saves the session, which keeps it alive as long as its requests (an
+/// anonymous session lasts an hour from its last save, as they do).
+const TOUCHED_KEY: &str = "pending_at";
 /// At most this many pending requests per session; the oldest go first.
 pub const MAX_PENDING: usize = 10;
 /// A request nobody finished within this long is dropped (seconds).
 pub const MAX_AGE: i64 = 60 * 60;
 
-/// The owner digest of this session's pending requests; made on first use if `create`.
+/// A new owner key (`OWNER_KEY`).
+pub(crate) fn new_owner_key() -> Result<String, PageError> {
+    Ok(random_token()?)
+}
+
+/// The owner digest of this session's pending requests; made on first use if `create`
+/// (a session from before owner keys were given at creation).
 async fn owner(session: &Session, create: bool) -> Result<Option<Digest>, PageError> {
     let key = match session.get::<String>(OWNER_KEY).await? {
         Some(key) => key,
         None if create => {
-            let key = random_token()?;
+            let key = new_owner_key()?;
             session.insert(OWNER_KEY, &key).await?;
             key
         }
@@ -59,6 +72,7 @@ pub async fn insert(core: &Portcullis, session: &Session, req: &AuthorizationReq
         .insert_pending_request(&pending, u32::try_from(MAX_PENDING).unwrap_or(u32::MAX))
         .await
         .map_err(portcullis_core::Error::from)?;
+    session.insert(TOUCHED_KEY, core.now().unix_timestamp()).await?;
     Ok(id)
 }
 
@@ -90,7 +104,11 @@ pub async fn update(
         .update_pending_request(id, &owner, &request)
         .await
         .map_err(portcullis_core::Error::from)?;
-    if updated { Ok(()) } else { Err(PageError::Expired) }
+    if !updated {
+        return Err(PageError::Expired);
+    }
+    session.insert(TOUCHED_KEY, core.now().unix_timestamp()).await?;
+    Ok(())
 }
 
 /// Forgets the pending request `id` (answered or refused).

@@ -108,6 +108,10 @@ impl CoreSessionStore {
 #[async_trait]
 impl SessionStore for CoreSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        if !record.data.contains_key(crate::pending::OWNER_KEY) {
+            let key = crate::pending::new_owner_key().map_err(backend)?;
+            record.data.insert(crate::pending::OWNER_KEY.to_owned(), key.into());
+        }
         // 128 random bits make a collision unlikely, not impossible: draw again.
         for _ in 0..8 {
             let row = self.to_row(record)?;

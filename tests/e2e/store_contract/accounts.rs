@@ -996,6 +996,38 @@ pub(super) async fn pending_requests<S: Store + Clone>(s: S) {
         let id = format!("tab-{i}");
         assert!(s.get_pending_request(&id, &theirs, T0).await.unwrap().is_some(), "{id}");
     }
+    // Concurrent inserts that trim: exactly `keep` remain, and none is older than one
+    // that went. `keep` 0 keeps the new one all the same.
+    let many = random_digest();
+    let inserts: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            let p = pending(&format!("many-{i}"), many, 2);
+            tokio::spawn(async move { s.insert_pending_request(&p, 3).await })
+        })
+        .collect();
+    for done in inserts {
+        done.await.unwrap().unwrap();
+    }
+    let mut kept = Vec::new();
+    for i in 0..8 {
+        if s.get_pending_request(&format!("many-{i}"), &many, T0)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            kept.push(i);
+        }
+    }
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    s.insert_pending_request(&pending("last", many, 2), 0).await.unwrap();
+    assert!(s.get_pending_request("last", &many, T0).await.unwrap().is_some());
+    for i in kept {
+        assert_eq!(
+            s.get_pending_request(&format!("many-{i}"), &many, T0).await.unwrap(),
+            None
+        );
+    }
 
     // Expired ones are deleted in batches.
     let expiry = T0 + secs(3600);
@@ -1007,7 +1039,7 @@ pub(super) async fn pending_requests<S: Store + Clone>(s: S) {
     assert_eq!(s.delete_expired_pending_requests(expiry, 100).await.unwrap(), 0);
     assert_eq!(
         s.delete_expired_pending_requests(expiry + secs(2), 100).await.unwrap(),
-        10
+        11
     );
 }
 
