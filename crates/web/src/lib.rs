@@ -90,10 +90,13 @@ pub(crate) async fn method_not_allowed() -> error::PageError {
     error::PageError::MethodNotAllowed
 }
 
-/// A page loaded without a live session (no cookie, or one for a session that ended)
-/// starts one, a row kept for up to an hour: counted against the address (DESIGN §5,
-/// `rate_limit_sessions`), so pages anyone can load cannot fill the table. Static files
-/// start nothing and are not counted. The session is loaded here; the handler reuses it.
+/// A request without a live session (no cookie, or one for a session that ended) whose
+/// page starts one (a CSRF token, a pending request) makes a row kept for up to an hour:
+/// counted against the address (DESIGN §5, `rate_limit_sessions`), so pages anyone can
+/// load cannot fill the table. Past the limit the session is dropped unsaved and the
+/// answer is a 429 page. Requests that keep nothing (a cross-site POST sent on as a GET,
+/// a 404, static files) are not counted. The session is loaded here; the handler reuses
+/// it.
 async fn new_session_limit(
     State(core): State<Arc<Portcullis>>,
     session: tower_sessions::Session,
@@ -102,20 +105,29 @@ async fn new_session_limit(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if !request.uri().path().starts_with("/static/") {
-        // Loads the record: a session id the store does not know is dropped here.
-        if let Err(e) = session.get::<serde_json::Value>(session_store::AUTH_KEY).await {
-            return error::PageError::from(e).into_response();
-        }
-        if session.id().is_none()
-            && let Err(e) = core
-                .throttle
-                .check(portcullis_core::throttle::Bucket::SessionIp, ip.as_deref())
-        {
-            return error::PageError::from(e).into_response();
-        }
+    if request.uri().path().starts_with("/static/") {
+        return next.run(request).await;
     }
-    next.run(request).await
+    // Loads the record: a session id the store does not know is dropped here.
+    if let Err(e) = session.get::<serde_json::Value>(session_store::AUTH_KEY).await {
+        return error::PageError::from(e).into_response();
+    }
+    let new = session.id().is_none();
+    let response = next.run(request).await;
+    // The session layer creates the row after this returns, for a new session with data.
+    if new
+        && session.is_modified()
+        && !session.is_empty().await
+        && let Err(e) = core
+            .throttle
+            .check(portcullis_core::throttle::Bucket::SessionIp, ip.as_deref())
+    {
+        if let Err(e) = session.flush().await {
+            return error::PageError::from(e).into_response();
+        }
+        return error::PageError::from(e).into_response();
+    }
+    response
 }
 
 /// The fully built public router: routes, session layer and security headers, with its

@@ -358,9 +358,21 @@ async fn rows_kept_for_browsers_are_throttled_per_address(backend: Backend) {
             200
         );
     }
-    // Cookieless pages (3, 4), then refused; a made-up cookie is no live session.
+    // What keeps nothing is not counted: a 404, a cross-site POST sent on as a GET.
+    for _ in 0..5 {
+        assert_eq!(http().get(app.url("/nothing-here")).send().await.unwrap().status(), 404);
+        let r = http()
+            .post(app.url("/authorize"))
+            .form(&[("client_id", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+    }
+    // Cookieless pages that start a session (3, 4), then refused; a made-up cookie is
+    // no live session.
     assert_eq!(http().get(app.url("/login")).send().await.unwrap().status(), 200);
-    assert_eq!(http().get(app.url("/device")).send().await.unwrap().status(), 303);
+    assert_eq!(http().get(app.url("/login")).send().await.unwrap().status(), 200);
     for cookie in [None, Some("portcullis=made-up")] {
         let mut req = http().get(app.url("/login"));
         if let Some(c) = cookie {
@@ -368,6 +380,7 @@ async fn rows_kept_for_browsers_are_throttled_per_address(backend: Backend) {
         }
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), 429, "{cookie:?}");
+        assert!(r.headers().get("set-cookie").is_none(), "nothing kept: {cookie:?}");
         assert!(r.headers().contains_key("retry-after"));
         assert!(r.text().await.unwrap().contains("Too many attempts"));
     }
