@@ -1197,9 +1197,14 @@ impl Portcullis {
         if !ok && secret.is_some() && client.is_some() {
             // The copy may be older than a new secret made at another node (a client that
             // deploys its new secret at once, behind a load balancer): the store decides.
-            self.client_cache.invalidate(&id);
-            client = self.client_cache.get(self.store.as_ref(), &id).await?;
-            ok = matches(&client);
+            // Only a copy found stale is dropped, so wrong secrets cost a read each but
+            // leave the cache to the client's real requests.
+            let stored = self.store.get_client(&id).await?.map(std::sync::Arc::new);
+            if matches(&stored) {
+                self.client_cache.invalidate(&id);
+                client = stored;
+                ok = true;
+            }
         }
         match client {
             Some(c) if ok && !c.disabled => Ok(Client::clone(&c)),
