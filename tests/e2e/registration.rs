@@ -529,6 +529,21 @@ async fn bad_registrations_are_refused(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client_metadata");
+    // A member named twice: which one counts would be a guess (abuse review).
+    let r = http()
+        .post(app.url("/register"))
+        .header("content-type", "application/json")
+        .body(r#"{"redirect_uris": ["https://a.example/cb"], "redirect_uris": ["https://b.example/cb"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.json::<Value>().await.unwrap();
+    assert_eq!(body["error"], "invalid_client_metadata");
+    assert!(
+        body["error_description"].as_str().unwrap().contains("redirect_uris"),
+        "{body}"
+    );
     let r = http()
         .post(app.url("/register"))
         .header("content-type", "application/json")

@@ -5,6 +5,7 @@
 pub mod claims;
 pub mod discovery;
 pub mod error;
+pub mod json;
 pub mod jwk;
 pub mod token;
 pub mod types;
