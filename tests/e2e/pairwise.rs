@@ -669,7 +669,7 @@ async fn a_sector_identifier_uri_gathers_the_hosts_it_lists(backend: Backend) {
                 body["sector_identifier_uri"] = json!("http://127.0.0.1:1/sectors.json");
                 body
             },
-            "sector_identifier_uri could not be read (no answer from a public address, or not in time)",
+            "sector_identifier_uri could not be read (no answer from a public address, not within 5 s, or over 64 KiB; the server's log says which)",
         ),
         (listed(&[REDIRECT], "missing.json"), "answered 404"),
         (

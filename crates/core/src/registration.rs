@@ -625,7 +625,9 @@ impl Portcullis {
         // server's place in the network.
         let unreadable = |why: String| {
             tracing::info!(url = uri, reason = %why, "a sector_identifier_uri could not be read");
-            metadata_error("sector_identifier_uri could not be read (no answer from a public address, or not in time)")
+            metadata_error(
+                "sector_identifier_uri could not be read (no answer from a public address, not within 5 s, or over 64 KiB; the server's log says which)",
+            )
         };
         let fetcher = self.remote_jwks.fetcher().map_err(unreadable)?;
         let (status, body) = fetcher

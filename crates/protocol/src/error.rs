@@ -143,13 +143,23 @@ impl ErrorResponse {
     }
 }
 
+/// The longest `error_description` written, in characters: a message that quotes what
+/// the client sent (a 60 KB redirect URI) is cut there, ending in `...`.
+pub const MAX_DESCRIPTION: usize = 1024;
+
 /// RFC 6749 §4.1.2.1 / §5.2: `error_description` may only contain %x20-21 / %x23-5B /
 /// %x5D-7E. Applied where errors are rendered, so no message (or value inside one) can
 /// break a client's parser: `"` becomes `'`, `\` becomes `/`, `§` becomes `section `,
-/// and any other character outside the set becomes `?`.
+/// and any other character outside the set becomes `?`. At most [`MAX_DESCRIPTION`]
+/// characters.
 pub fn error_description(description: &str) -> String {
-    let mut out = String::with_capacity(description.len());
-    for c in description.chars() {
+    let mut out = String::with_capacity(description.len().min(MAX_DESCRIPTION));
+    let too_long = description.chars().count() > MAX_DESCRIPTION;
+    for (i, c) in description.chars().enumerate() {
+        if too_long && i == MAX_DESCRIPTION - 3 {
+            out.push_str("...");
+            break;
+        }
         match c {
             '"' => out.push('\''),
             '\\' => out.push('/'),
@@ -167,6 +177,16 @@ mod tests {
 
     fn allowed(s: &str) -> bool {
         s.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e))
+    }
+
+    #[test]
+    fn error_description_is_cut_at_its_longest() {
+        let long = format!("redirect_uris: https://a.example/{} is not valid", "x".repeat(60_000));
+        let cut = error_description(&long);
+        assert_eq!(cut.chars().count(), MAX_DESCRIPTION);
+        assert!(cut.starts_with("redirect_uris: https://a.example/xxx") && cut.ends_with("..."));
+        let exact = "y".repeat(MAX_DESCRIPTION);
+        assert_eq!(error_description(&exact), exact);
     }
 
     #[test]
