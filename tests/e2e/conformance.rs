@@ -997,9 +997,17 @@ async fn a_login_form_left_open_goes_on_once_signed_in_elsewhere(backend: Backen
     let (a, a_html) = &login_pages[0];
     let r = submit(&b, a, a_html, &[("username", "ines"), ("password", PASSWORD)]).await;
     assert_eq!(location(a, &r).path(), "/consent");
-    // Tab B, with any password: nothing of the form is used, the request goes on.
+    // Tab B, typed as someone else: the form again, nobody goes on as ines (a shared
+    // computer's next person; found by a browser re-check). Nothing of it is used.
+    app.user("otto", PASSWORD).await;
     let (b_page, b_html) = &login_pages[1];
-    let r = submit(&b, b_page, b_html, &[("username", "ines"), ("password", "whatever")]).await;
+    let r = submit(&b, b_page, b_html, &[("username", "otto"), ("password", "wrong")]).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("This page had expired"), "{html}");
+    assert!(html.contains("value=\"otto\""), "{html}");
+    // Typed as the person signed in (any password: none is checked), the request goes on.
+    let r = submit(&b, b_page, b_html, &[("username", "Ines"), ("password", "whatever")]).await;
     let next = location(b_page, &r);
     assert_eq!(next.path(), "/consent", "{next}");
     app.stop().await;

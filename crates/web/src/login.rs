@@ -95,10 +95,12 @@ pub async fn login_get(
 const STALE_FORM: &str = "This page had expired, so nothing was sent. Please sign in again.";
 
 /// A login form whose token did not match: nothing in it is acted on (the password is
-/// not even checked). Signed in meanwhile, the request goes on to its next step, as
-/// `login_get` would; otherwise the form again, with a fresh token and the username as
-/// typed. A request that has gone with its session was already answered with
-/// `PageError::Expired` (back to the application to start again).
+/// not even checked). Signed in meanwhile as the account the form names, the request
+/// goes on to its next step, as `login_get` would; otherwise (nobody signed in, or
+/// someone else: a shared computer's next person must not go on as the last) the form
+/// again, with a fresh token and the username as typed. A request that has gone with
+/// its session was already answered with `PageError::Expired` (back to the application
+/// to start again).
 async fn stale_form(
     state: &AppState,
     session: &Session,
@@ -107,6 +109,11 @@ async fn stale_form(
 ) -> Result<Response, PageError> {
     if let Some((id, req)) = pending
         && let Some(auth) = current_auth(state, session).await?
+        && state
+            .core
+            .get_user(auth.user_id)
+            .await
+            .is_ok_and(|u| u.username.eq_ignore_ascii_case(form.username.trim()))
         && let Some(elsewhere) = unless_next(state, session, id, req, &auth, |n| matches!(n, Next::Login)).await?
     {
         return Ok(elsewhere);
