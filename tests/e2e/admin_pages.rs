@@ -1514,6 +1514,23 @@ async fn a_creating_form_sent_again_creates_nothing_more(backend: Backend) {
         let (_, html) = p.get(page).await;
         assert_ne!(once_of(&html), once, "{page}");
     }
+    // Rotating a secret, sent again: not rotated again, the secret shown still works.
+    let client = app.core.list_clients(Some("Once App")).await.unwrap().remove(0);
+    let page = format!("/admin/clients/{}", client.id.as_str());
+    let (_, html) = p.get(&page).await;
+    let sent = [("csrf", csrf(&html)), ("once", once_of(&html))];
+    let sent: Vec<(&str, &str)> = sent.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let rotate = format!("{page}/rotate-secret");
+    let (s, _, html) = p.post(&rotate, &sent).await;
+    assert_eq!(s, 200, "{html}");
+    let secret = text_of(&html, "client-secret");
+    let (s, location, _) = p.post(&rotate, &sent).await;
+    assert_eq!((s.as_u16(), location.as_deref()), (303, Some(page.as_str())));
+    assert_eq!(
+        app.client_credentials(client.id.as_str(), &secret).await.0,
+        400,
+        "authenticates (no grant)"
+    );
     assert_eq!(app.core.list_clients(Some("Once App")).await.unwrap().len(), 1);
     assert_eq!(app.core.list_api_keys().await.unwrap().len(), 1);
     assert_eq!(app.core.list_initial_access_tokens().await.unwrap().len(), 1);

@@ -717,16 +717,34 @@ pub async fn client_enable_post(
     set_disabled(&state, &op, &id, false).await
 }
 
+/// The rotate-secret button's form: `csrf`, and the marker of a form that makes
+/// something shown once (`view::form_marker`).
+#[derive(Debug, Deserialize)]
+pub struct RotateForm {
+    #[serde(default)]
+    pub once: String,
+}
+
 /// `POST /admin/clients/{id}/rotate-secret`: the new secret is shown once; the old one
-/// stops working at once.
+/// stops working at once. Sent again (a reload of the page showing the secret) it
+/// rotates nothing: a second rotation would end the secret just shown.
 pub async fn client_rotate_post(
     State(state): State<AdminState>,
     Writer(op): Writer,
     PagePath(id): PagePath<String>,
-    CsrfForm(ButtonForm {}): CsrfForm<ButtonForm>,
+    CsrfForm(form): CsrfForm<RotateForm>,
 ) -> AdminResult {
     let id = client_id(&id)?;
+    if sent_before(&op.session, &form.once).await? {
+        set_notice(
+            &op.session,
+            "That form was sent again (a reload or Back): the secret was not rotated again; the one shown before stands.",
+        )
+        .await?;
+        return Ok(see_other(&format!("/admin/clients/{}", id.as_str()))?);
+    }
     let secret = state.core.rotate_client_secret(&id, &op.actor()).await?;
+    mark_sent(&op.session, &form.once).await?;
     let client = state.core.get_client(&id).await?;
     secret_page(&op, &client, Some(secret), false).await
 }
