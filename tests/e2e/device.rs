@@ -582,13 +582,21 @@ async fn verification_page(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // A decision without it decides nothing: the code is shown again to decide on
+    // (a_stale_decision_is_asked_again).
     let r = b
         .post(app.url("/device/decision"))
         .form(&[("user_code", user_code), ("decision", "allow")])
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/device?user_code=")
+    );
     // A wrong code: the form again, saying so.
     for wrong in ["BCDF-GHJK", "not a code"] {
         match type_code(&app, &b, &url, &page, wrong).await {
@@ -890,7 +898,34 @@ async fn self_registered_device_clients_are_marked(backend: Backend) {
     app.stop().await;
 }
 
+/// The Allow page left open while the session moved on (someone else signed in in
+/// another tab): nothing is decided, and the code comes back filled in for whoever is
+/// signed in now, instead of a "form expired" page (found by a browser re-check).
+async fn a_stale_decision_is_asked_again(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    app.user("alice", PASSWORD).await;
+    let (client, secret) = device_client(&app, ClientKind::Confidential).await;
+    let me = (client.id.as_str(), secret.as_deref());
+    let started = authorize_device(&app, me, "openid").await;
+    let (device_code, user_code) = (
+        started["device_code"].as_str().unwrap(),
+        started["user_code"].as_str().unwrap(),
+    );
+    let (b, url, page) = sign_in_at_device_page(&app, "alice", None).await;
+    let Step::Page { url: confirm, html, .. } = type_code(&app, &b, &url, &page, user_code).await else {
+        panic!("no confirmation page")
+    };
+    let form = forms(&confirm, &html).remove(0);
+    let r = submit_form(&b, &form, &[("decision", "allow"), ("csrf", "stale")]).await;
+    assert_eq!(r.status(), 303);
+    let back = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with("/device?user_code="), "{back}");
+    assert_error(&poll(&app, me, device_code).await, "authorization_pending");
+    app.stop().await;
+}
+
 both_backends!(
+    a_stale_decision_is_asked_again,
     self_registered_device_clients_are_marked,
     changes_mid_flow,
     the_way_back_from_sign_in_stays_here,

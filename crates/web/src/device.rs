@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::consent::{Decision, allow_logo, displayable, scope_lines};
-use crate::csrf::{CsrfForm, CsrfToken};
+use crate::csrf::{CheckedForm, CsrfForm, CsrfToken};
 use crate::error::{PageError, too_many_message, with_retry_after};
 use crate::page::{render, see_other};
 use crate::session_store::current_user;
@@ -240,11 +240,20 @@ pub async fn device_decision_post(
     State(state): State<AppState>,
     session: Session,
     ClientIp(ip): ClientIp,
-    CsrfForm(form): CsrfForm<DeviceDecisionForm>,
+    CheckedForm(form, token_matched): CheckedForm<DeviceDecisionForm>,
 ) -> Result<Response, PageError> {
     let Some((auth, user)) = current_user(&state, &session).await? else {
         return sign_in_first(&session, &form.user_code).await;
     };
+    // A page left open while the session moved on (a sign-in as someone else in another
+    // tab): nothing in it is acted on; the code is shown filled in, for whoever is signed
+    // in now to look at and decide again.
+    if !token_matched {
+        return see_other(&format!(
+            "/device?user_code={}",
+            url::form_urlencoded::byte_serialize(form.user_code.as_bytes()).collect::<String>()
+        ));
+    }
     let csrf = csrf::token(&session).await?;
     // Posted straight, this form could be used to try codes too: it counts as one.
     if let Some(wait) = throttled(&state, ip.as_deref(), &csrf, &user, &form.user_code)? {
