@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 /// The message shown when a pending authorization request is unknown or too old.
-pub const EXPIRED_MESSAGE: &str = "This sign-in request has expired; go back to the application and start again.";
+pub const EXPIRED_MESSAGE: &str = "This sign-in request is no longer open in this browser: it expired, or the browser's session ended or was replaced (cookies cleared, a sign-out, another window starting at the same moment). Go back to the application and start again.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
@@ -89,7 +89,7 @@ impl PageError {
     fn title_and_fixed_message(&self) -> (&'static str, &str) {
         match self {
             Self::BadRequest(m) => ("This request cannot be completed", m),
-            Self::Expired => ("Request expired", EXPIRED_MESSAGE),
+            Self::Expired => ("Sign-in request not open", EXPIRED_MESSAGE),
             Self::Csrf => (
                 "This form has expired",
                 "The form you sent is no longer valid. Go back, reload the page and try again.",

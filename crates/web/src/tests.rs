@@ -612,7 +612,11 @@ async fn consent_without_login_goes_to_login_and_unknown_request_expires() {
     assert_eq!(page.location(), format!("/login?req={req}"));
     let page = h.get("/login?req=not-a-request").await;
     assert_error_page(&page, StatusCode::BAD_REQUEST);
-    assert!(page.body.contains("This sign-in request has expired"), "{}", page.body);
+    assert!(
+        page.body.contains("This sign-in request is no longer open"),
+        "{}",
+        page.body
+    );
 }
 
 #[tokio::test]
