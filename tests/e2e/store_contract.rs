@@ -357,33 +357,32 @@ async fn postgres_wait_for_announcement_wakes_on_another_nodes_revocation() {
         "anything may have been missed before listening"
     );
 
-    let waiter = {
+    // A wait started now, and what it woke for (within 10 s of `after`).
+    let listen = || {
         let node_a = node_a.clone();
         tokio::spawn(async move { node_a.wait_for_announcement().await })
     };
+    let woke = |waiter: tokio::task::JoinHandle<StoreResult<Announced>>, after: &'static str| async move {
+        timeout(StdDuration::from_secs(10), waiter)
+            .await
+            .unwrap_or_else(|_| panic!("wait_for_announcement did not wake within 10 s of {after}"))
+            .unwrap()
+            .unwrap()
+    };
+
+    let waiter = listen();
     tokio::time::sleep(StdDuration::from_millis(300)).await;
     assert!(!waiter.is_finished(), "woke without a revocation");
-
     assert!(
         node_b
             .revoke_grant(g.id, T0, &grant_revocation(g.id, T0 + secs(600)))
             .await
             .unwrap()
     );
-    assert_eq!(
-        timeout(StdDuration::from_secs(10), waiter)
-            .await
-            .expect("wait_for_announcement did not wake within 10 s of another node's revocation")
-            .unwrap()
-            .unwrap(),
-        Announced::Revocations
-    );
+    assert_eq!(woke(waiter, "another node's revocation").await, Announced::Revocations);
 
     // Again, for a revocation recorded by a use case other than revoke_grant.
-    let waiter = {
-        let node_a = node_a.clone();
-        tokio::spawn(async move { node_a.wait_for_announcement().await })
-    };
+    let waiter = listen();
     tokio::time::sleep(StdDuration::from_millis(100)).await;
     node_b
         .insert_revocation(&Revocation {
@@ -392,31 +391,14 @@ async fn postgres_wait_for_announcement_wakes_on_another_nodes_revocation() {
         })
         .await
         .unwrap();
-    assert_eq!(
-        timeout(StdDuration::from_secs(10), waiter)
-            .await
-            .expect("second wake")
-            .unwrap()
-            .unwrap(),
-        Announced::Revocations
-    );
+    assert_eq!(woke(waiter, "a revoked access token").await, Announced::Revocations);
 
-    // A change of the signing keys (here a withdrawal's sibling, a retirement) is
-    // announced as such: the other nodes reload their keys at once.
-    let waiter = {
-        let node_a = node_a.clone();
-        tokio::spawn(async move { node_a.wait_for_announcement().await })
-    };
+    // A change of the signing keys (here a retirement) is announced as such: the other
+    // nodes reload their keys at once.
+    let waiter = listen();
     tokio::time::sleep(StdDuration::from_millis(100)).await;
     node_b.retire_keys(SigningAlg::RS256, T0, T0).await.unwrap();
-    assert_eq!(
-        timeout(StdDuration::from_secs(10), waiter)
-            .await
-            .expect("third wake")
-            .unwrap()
-            .unwrap(),
-        Announced::Keys
-    );
+    assert_eq!(woke(waiter, "a key change").await, Announced::Keys);
 }
 
 /// SQLite has one writer process: nothing to wait for.
