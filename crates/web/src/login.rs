@@ -118,6 +118,18 @@ async fn stale_form(
     {
         return Ok(elsewhere);
     }
+    form_again(session, form, pending, StatusCode::OK, STALE_FORM).await
+}
+
+/// The sign-in form sent back with `error`: a fresh token, the username as typed, and
+/// the pending request it is for, if any.
+async fn form_again(
+    session: &Session,
+    form: &LoginForm,
+    pending: Option<&(&str, portcullis_core::authorize::AuthorizationRequest)>,
+    status: StatusCode,
+    error: &str,
+) -> Result<Response, PageError> {
     let csrf = csrf::token(session).await?;
     let req = pending.map(|(_, r)| r);
     let page = LoginPage {
@@ -129,9 +141,9 @@ async fn stale_form(
             .map(|r| crate::consent::redirect_host(&r.redirect_uri))
             .unwrap_or_default(),
         username: &form.username,
-        error: Some(STALE_FORM),
+        error: Some(error),
     };
-    render(StatusCode::OK, &page)
+    render(status, &page)
 }
 
 /// At most this much of the User-Agent is kept with the session.
@@ -161,42 +173,20 @@ pub async fn login_post(
     let user = match state.core.login(&form.username, &form.password, ip.clone()).await {
         Ok(user) => user,
         Err(portcullis_core::Error::BadCredentials) => {
-            let csrf = csrf::token(&session).await?;
-            let page = LoginPage {
-                csrf: &csrf,
-                req: form.req.as_deref(),
-                client_name: pending.as_ref().map(|(_, r)| r.client_name.as_str()),
-                self_registered: pending.as_ref().map(|(_, r)| r).is_some_and(|r| r.self_registered),
-                redirect_host: pending
-                    .as_ref()
-                    .map(|(_, r)| r)
-                    .map(|r| crate::consent::redirect_host(&r.redirect_uri))
-                    .unwrap_or_default(),
-                username: &form.username,
-                error: Some(BAD_CREDENTIALS),
-            };
-            return render(StatusCode::OK, &page);
+            return form_again(&session, &form, pending.as_ref(), StatusCode::OK, BAD_CREDENTIALS).await;
         }
         // Throttled or locked out: the same page, with the wait (issue 6).
         Err(portcullis_core::Error::RateLimited { retry_after }) => {
-            let csrf = csrf::token(&session).await?;
-            let page = LoginPage {
-                csrf: &csrf,
-                req: form.req.as_deref(),
-                client_name: pending.as_ref().map(|(_, r)| r.client_name.as_str()),
-                self_registered: pending.as_ref().map(|(_, r)| r).is_some_and(|r| r.self_registered),
-                redirect_host: pending
-                    .as_ref()
-                    .map(|(_, r)| r)
-                    .map(|r| crate::consent::redirect_host(&r.redirect_uri))
-                    .unwrap_or_default(),
-                username: &form.username,
-                error: Some(&too_many_message(retry_after)),
-            };
-            return Ok(with_retry_after(
-                render(StatusCode::TOO_MANY_REQUESTS, &page)?,
-                Some(retry_after),
-            ));
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let page = form_again(
+                &session,
+                &form,
+                pending.as_ref(),
+                status,
+                &too_many_message(retry_after),
+            )
+            .await?;
+            return Ok(with_retry_after(page, Some(retry_after)));
         }
         Err(e) => return Err(e.into()),
     };
