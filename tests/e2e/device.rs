@@ -270,6 +270,18 @@ async fn device_flow_with_oauth2_and_chromium(backend: Backend) {
 
 /// Polling follows RFC 8628 §3.5: pending, slow_down (and a longer interval), denied,
 /// tokens once, then nothing; one client cannot poll another's device code.
+/// `refresh` no longer works: its grant was revoked.
+async fn refresh_is_refused(app: &TestApp, client: (&str, Option<&str>), refresh: &str) {
+    let (s, body) = post(
+        app,
+        "/token",
+        client,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+}
+
 async fn polling_answers(backend: Backend) {
     let app = app_with(backend, |s| s.core.device_poll_interval = 5).await;
     let alice = app.user("alice", PASSWORD).await;
@@ -325,15 +337,7 @@ async fn polling_answers(backend: Backend) {
     // Polled again: whoever polled first may have copied the device code, so the grant it
     // got is revoked (as for a code used twice).
     assert_error(&poll(&app, me, device_code).await, "invalid_grant");
-    let refresh = tokens["refresh_token"].as_str().unwrap();
-    let (s, body) = post(
-        &app,
-        "/token",
-        me,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-    )
-    .await;
-    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    refresh_is_refused(&app, me, tokens["refresh_token"].as_str().unwrap()).await;
     app.core.audit.flush().await;
     assert_eq!(app.audit_events("code.replay_detected").await.len(), 1);
 
@@ -356,15 +360,7 @@ async fn polling_answers(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(r.status(), 401, "the winner's access token still works");
-        let refresh = won.1["refresh_token"].as_str().unwrap();
-        let (s, body) = post(
-            &app,
-            "/token",
-            me,
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-        )
-        .await;
-        assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+        refresh_is_refused(&app, me, won.1["refresh_token"].as_str().unwrap()).await;
     }
 
     // The device code belongs in the body only.
