@@ -559,6 +559,66 @@ async fn postgres_replaces_connections_closed_while_idle() {
     }
 }
 
+/// Connections busy a moment ago are not pinged before use, so after PostgreSQL closed
+/// them all (a restart, a failover) each used to fail its next statement in turn: one
+/// error per pooled connection. The first failure now has every connection opened
+/// before it replaced at its next use, so one statement fails, not one per connection.
+#[tokio::test]
+async fn postgres_replaces_the_pool_after_a_lost_connection() {
+    use sqlx::Connection;
+    let url = portcullis_tests::db::fresh_postgres_url().await;
+    let pool = portcullis_store_postgres::PgStore::pool_options()
+        .connect(&url)
+        .await
+        .unwrap();
+    let store = portcullis_store_postgres::PgStore::from_pool(pool.clone());
+    store.migrate().await.unwrap();
+    let (c, _) = setup(&store, "app", "alice").await;
+    // Five connections in the pool, each used a moment ago.
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(pool.acquire().await.unwrap());
+    }
+    drop(held);
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let closed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(closed.len() >= 5 && closed.iter().all(|&c| c), "{closed:?}");
+    // Closing is asynchronous: wait until PostgreSQL has let them all go.
+    for _ in 0..100 {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut failed = 0;
+    for _ in 0..6 {
+        match store.get_client(&c.id).await {
+            Ok(found) => assert_eq!(found.unwrap().id, c.id),
+            Err(e) => {
+                assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+                failed += 1;
+            }
+        }
+    }
+    assert!(
+        failed <= 1,
+        "{failed} of 6 statements failed after the connections were closed"
+    );
+    assert!(store.get_client(&c.id).await.is_ok());
+}
+
 /// DESIGN §1: both migration folders hold the same file names.
 #[test]
 fn migration_folders_match() {

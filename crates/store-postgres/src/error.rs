@@ -59,6 +59,14 @@ fn from_sqlx(e: sqlx::Error) -> StoreError {
         db.code()
             .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c.starts_with("40"))
     };
+    // A connection that failed this way is gone, and most likely the pool's others too.
+    let lost_code =
+        |db: &dyn sqlx::error::DatabaseError| db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P"));
+    match &e {
+        sqlx::Error::Io(_) => crate::connection_lost(),
+        sqlx::Error::Database(db) if lost_code(db.as_ref()) => crate::connection_lost(),
+        _ => {}
+    }
     match e {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::Corrupt(e.to_string()),
         sqlx::Error::Io(_)

@@ -18,8 +18,9 @@ mod sessions;
 mod users;
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use portcullis_core::repo::HealthRepo;
@@ -33,6 +34,36 @@ use crate::error::ResultExt;
 
 /// A pooled connection idle this long is pinged before use (`PgStore::pool_options`).
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
+/// When this process last found a PostgreSQL connection lost (`connection_lost`), in
+/// nanoseconds after `CLOCK_BASE` plus one; 0 if never.
+static LOST_AT: AtomicU64 = AtomicU64::new(0);
+static CLOCK_BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn since_base(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(*CLOCK_BASE).as_nanos())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
+
+/// A statement failed because its connection is gone (closed by a restart, a failover,
+/// `pg_terminate_backend`): the server most likely closed the pool's other connections
+/// too, and those busy a moment ago are not pinged before use (`PgStore::pool_options`),
+/// so each would fail its next statement in turn. Every connection opened before now is
+/// replaced at its next use instead. Process-wide: a loss seen by one pool costs another
+/// pool of this process at most a reconnect per connection.
+pub(crate) fn connection_lost() {
+    LOST_AT.fetch_max(since_base(Instant::now()), Ordering::Relaxed);
+}
+
+/// Whether a connection `age` old was opened before the last `connection_lost`.
+fn opened_before_loss(age: Duration) -> bool {
+    let lost = LOST_AT.load(Ordering::Relaxed);
+    lost != 0
+        && Instant::now()
+            .checked_sub(age)
+            .is_none_or(|opened| since_base(opened) <= lost)
+}
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -95,7 +126,8 @@ impl PgStore {
     }
 
     /// The pool `connect` opens: ten connections, a 10 s wait for one, a liveness check
-    /// only of connections idle for a second or more, and generic plans for prepared
+    /// only of connections idle for a second or more (and none for those opened before a
+    /// connection was found lost: they are replaced, `connection_lost`), and generic plans for prepared
     /// statements on every connection (`plan_cache_mode = force_generic_plan`), so each
     /// statement is planned once per connection and again only when `ANALYZE`
     /// (autovacuum) changes its tables' statistics.
@@ -107,15 +139,22 @@ impl PgStore {
     /// (`bench/PROFILE.md`, eleventh pass). Every statement here is a key lookup, a short
     /// indexed range or a batch over arrays, for which the generic plan is the plan.
     pub fn pool_options() -> PgPoolOptions {
+        LazyLock::force(&CLOCK_BASE);
         PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))
             // sqlx pings every connection it hands out by default: a round trip before each
             // statement. Only one that sat idle for a while is checked here (a restarted
-            // or failed-over server has closed it); one in use a moment ago is not.
+            // or failed-over server has closed it); one in use a moment ago is not,
+            // unless it was opened before a connection was found lost: it is replaced.
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
-                Box::pin(async move { Ok(meta.idle_for < IDLE_BEFORE_PING || conn.ping().await.is_ok()) })
+                Box::pin(async move {
+                    if opened_before_loss(meta.age) {
+                        return Ok(false);
+                    }
+                    Ok(meta.idle_for < IDLE_BEFORE_PING || conn.ping().await.is_ok())
+                })
             })
             .after_connect(|conn, _| {
                 Box::pin(async move {
