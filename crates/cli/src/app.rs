@@ -313,21 +313,31 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
     let (tx, rx) = watch::channel(false);
     let public_addr = public.local_addr()?;
     let admin_addr = admin.local_addr()?;
+    // One limit for both listeners: they draw on the process's one set of descriptors.
+    let limit = crate::conn_limit::ConnectionLimit::new(
+        settings.max_connections_per_address,
+        crate::conn_limit::total_for_descriptors(),
+        core.settings.defense.trusted_proxies.clone(),
+    );
     let mut tasks = Vec::new();
     for (listener, router) in [(public, public_router(&core)), (admin, admin_router(&core))] {
         let mut rx = rx.clone();
         let tls = tls.clone();
+        let limit = Arc::clone(&limit);
         let timeouts = settings.timeouts;
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
             match tls {
-                Some(config) => match crate::tls::TlsListener::new(listener, config) {
-                    Ok(l) => crate::serve::serve(l, router, timeouts, shutdown).await,
-                    Err(e) => tracing::error!(error = %e, "server stopped with an error"),
-                },
-                None => crate::serve::serve(listener, router, timeouts, shutdown).await,
+                Some(config) => {
+                    let tls = crate::tls::TlsListener::new(listener, config, limit);
+                    crate::serve::serve(tls, router, timeouts, shutdown).await;
+                }
+                None => {
+                    let plain = crate::serve::Plain { listener, limit };
+                    crate::serve::serve(plain, router, timeouts, shutdown).await;
+                }
             }
         }));
     }

@@ -89,6 +89,7 @@ pub struct RawConfig {
     pub insecure_allow_http_webhooks: Option<bool>,
     pub header_read_timeout: Option<i64>,
     pub request_timeout: Option<i64>,
+    pub max_connections_per_address: Option<i64>,
 }
 
 /// A setting that failed validation: `setting` is the key as written in the file.
@@ -167,7 +168,14 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// How long a client may take to send a request (see `crate::serve`).
     pub timeouts: crate::serve::Timeouts,
+    /// Connections one client address may hold open at once (`crate::conn_limit`).
+    pub max_connections_per_address: u32,
 }
+
+/// `max_connections_per_address` unless set: far above what browsers (six per host) or a
+/// busy client's pool hold, while one address can take only this many of the process's
+/// descriptors.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 1024;
 
 const ENV_KEYS: &[&str] = &[
     "issuer",
@@ -227,6 +235,7 @@ const ENV_KEYS: &[&str] = &[
     "webhook_retry_base",
     "header_read_timeout",
     "request_timeout",
+    "max_connections_per_address",
     "insecure_allow_http_webhooks",
 ];
 
@@ -358,6 +367,7 @@ impl RawConfig {
             "webhook_retry_base" => self.webhook_retry_base.is_some(),
             "header_read_timeout" => self.header_read_timeout.is_some(),
             "request_timeout" => self.request_timeout.is_some(),
+            "max_connections_per_address" => self.max_connections_per_address.is_some(),
             "insecure_allow_http_webhooks" => self.insecure_allow_http_webhooks.is_some(),
             _ => false,
         }
@@ -575,6 +585,19 @@ impl RawConfig {
         if let Some(d) = ttl("request_timeout", self.request_timeout, 1, 3600)? {
             timeouts.request = d.unsigned_abs();
         }
+        let max_connections_per_address = match self.max_connections_per_address {
+            None => DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            Some(n) => u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    cfg_err(
+                        "max_connections_per_address",
+                        origins,
+                        format!("{n} is out of range 1..=1000000"),
+                    )
+                })?,
+        };
         if let Some(n) = self.max_concurrent_password_hashes {
             if !(1..=256).contains(&n) {
                 return Err(cfg_err(
@@ -685,6 +708,7 @@ impl RawConfig {
             core,
             tls,
             timeouts,
+            max_connections_per_address,
         })
     }
 }
@@ -874,6 +898,7 @@ impl Settings {
             core: CoreSettings::for_issuer(issuer),
             tls: None,
             timeouts: crate::serve::Timeouts::default(),
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
         }
     }
 

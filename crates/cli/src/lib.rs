@@ -13,6 +13,7 @@ macro_rules! out {
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod conn_limit;
 pub mod http_client;
 pub mod initial_token_commands;
 pub mod logging;

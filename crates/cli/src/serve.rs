@@ -9,21 +9,25 @@
 //! answer is bounded too: a client that stops reading (its requests pipelined, its
 //! receive window shut) would otherwise hold its connection, and the answers queued in
 //! the kernel for it, for ever; once a write has waited `header_read_timeout` without
-//! progress the connection is closed.
+//! progress the connection is closed. How many connections are open at once is bounded
+//! too (`crate::conn_limit`).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
-use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+use crate::conn_limit::{ConnectionLimit, Permit};
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
 
@@ -49,15 +53,33 @@ impl Default for Timeouts {
     }
 }
 
+/// Where `serve` takes its connections from: each with its peer and its share of the
+/// connection limit, held for as long as the connection is open.
+pub trait Accept: Send + 'static {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept(&mut self) -> impl Future<Output = (Self::Io, SocketAddr, Permit)> + Send;
+}
+
+/// Plain TCP connections, admitted by `limit`.
+pub struct Plain {
+    pub listener: TcpListener,
+    pub limit: Arc<ConnectionLimit>,
+}
+
+impl Accept for Plain {
+    type Io = TcpStream;
+
+    fn accept(&mut self) -> impl Future<Output = (TcpStream, SocketAddr, Permit)> + Send {
+        crate::conn_limit::accept(&self.listener, &self.limit)
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests
 /// finish (each connection closes after its current response) and returns once every
 /// connection has closed, or after `header_read + request` and a margin, ending those
 /// still open (a client that never reads its response). Handlers see the peer as
 /// `ConnectInfo<SocketAddr>`.
-pub async fn serve<L>(mut listener: L, router: Router, timeouts: Timeouts, shutdown: impl Future<Output = ()>)
-where
-    L: Listener<Addr = SocketAddr>,
-{
+pub async fn serve(mut listener: impl Accept, router: Router, timeouts: Timeouts, shutdown: impl Future<Output = ()>) {
     // Past `request`, the client gets 408 and the request's future is dropped (the pages'
     // handlers, which run to completion on their own task, have their body by then).
     let router = router.layer(TimeoutLayer::with_status_code(
@@ -69,7 +91,7 @@ where
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = pin!(shutdown);
     loop {
-        let (io, peer) = tokio::select! {
+        let (io, peer, permit) = tokio::select! {
             conn = listener.accept() => conn,
             () = &mut shutdown => break,
             // Reaps finished connections, so the set holds open ones only.
@@ -83,6 +105,7 @@ where
             });
         let mut stop = stop_rx.clone();
         connections.spawn(async move {
+            let _permit = permit;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

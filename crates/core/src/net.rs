@@ -94,6 +94,16 @@ impl TrustedProxies {
     }
 }
 
+/// The key an address is counted under where one host must not count as many: IPv4 as
+/// is, IPv6 by its /64 prefix (one host is normally given a whole /64), IPv4-mapped
+/// IPv6 as IPv4. The typed twin of `throttle::address_key`.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
 /// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`, what a dual-stack socket reports) as IPv4.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -137,6 +147,15 @@ mod tests {
             networks: nets.iter().map(|n| TrustedProxies::parse_network(n).unwrap()).collect(),
             header,
         }
+    }
+
+    #[test]
+    fn limit_keys() {
+        assert_eq!(limit_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(limit_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(limit_key(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+        assert_eq!(limit_key(ip("2001:db8:1:2::ffff")), ip("2001:db8:1:2::"));
+        assert_ne!(limit_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
     }
 
     #[test]

@@ -142,4 +142,72 @@ async fn clients_that_stop_reading_are_cut_off(backend: Backend) {
     app.stop().await;
 }
 
-both_backends!(slow_clients_are_cut_off, clients_that_stop_reading_are_cut_off);
+/// Whether the server closed `conn` at once (`true`) or holds it, waiting for a request.
+async fn closed_at_once(conn: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(1), conn.read(&mut buf)).await;
+    matches!(read, Ok(Ok(0) | Err(_)))
+}
+
+/// One address holds at most `max_connections_per_address` connections at once: one
+/// more is closed as soon as it is accepted, those it holds go on working, and closing
+/// one makes room again. Without it, one host opening connections faster than the
+/// head's time closes them took every file descriptor, and nobody else was served.
+async fn one_address_cannot_take_every_connection(backend: Backend) {
+    const LIMIT: u32 = 4;
+    let (url, guard) = fresh_database(backend).await;
+    let app = spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.max_connections_per_address = LIMIT;
+    })
+    .await;
+    let addr = app.issuer.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    let mut refused = None;
+    // Any connection the test's own clients keep open counts too, so connect until one
+    // is refused.
+    for _ in 0..=LIMIT {
+        let mut conn = TcpStream::connect(&addr).await.unwrap();
+        if closed_at_once(&mut conn).await {
+            refused = Some(conn);
+            break;
+        }
+        held.push(conn);
+    }
+    assert!(
+        refused.is_some(),
+        "{} connections from one address were all kept",
+        LIMIT + 1
+    );
+    assert!(!held.is_empty() && held.len() <= LIMIT as usize, "{}", held.len());
+    // Those kept are served.
+    let mut first = held.remove(0);
+    first
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut first, Duration::from_secs(10)).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    // Its closing made room: a new connection is served.
+    let mut served = false;
+    for _ in 0..50 {
+        let mut conn = TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_until_closed(&mut conn, Duration::from_secs(10)).await.unwrap();
+        if String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200") {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "no room was made when a connection closed");
+    drop(held);
+    app.stop().await;
+}
+
+both_backends!(
+    slow_clients_are_cut_off,
+    clients_that_stop_reading_are_cut_off,
+    one_address_cannot_take_every_connection
+);

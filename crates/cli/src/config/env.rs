@@ -120,6 +120,7 @@ impl RawConfig {
                     "lockout_account_threshold",
                     "audit_queue_size",
                     "webhook_max_attempts",
+                    "max_connections_per_address",
                 ];
                 let what = if key.ends_with("_days") {
                     "a whole number of days"
@@ -187,6 +188,7 @@ impl RawConfig {
                 "webhook_retry_base" => self.webhook_retry_base = Some(int(&value)?),
                 "header_read_timeout" => self.header_read_timeout = Some(int(&value)?),
                 "request_timeout" => self.request_timeout = Some(int(&value)?),
+                "max_connections_per_address" => self.max_connections_per_address = Some(int(&value)?),
                 "insecure_allow_http_webhooks" => {
                     self.insecure_allow_http_webhooks = Some(boolean(&key, origins, &value)?);
                 }

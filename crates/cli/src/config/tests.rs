@@ -112,6 +112,19 @@ fn request_timeouts() {
 }
 
 #[test]
+fn connections_per_address() {
+    assert_eq!(load(&[]).unwrap().max_connections_per_address, 1024);
+    let s = load(&[("PORTCULLIS_MAX_CONNECTIONS_PER_ADDRESS", "16")]).unwrap();
+    assert_eq!(s.max_connections_per_address, 16);
+    for bad in ["0", "-1", "1000001"] {
+        let e = load(&[("PORTCULLIS_MAX_CONNECTIONS_PER_ADDRESS", bad)]).unwrap_err();
+        assert_eq!(e.setting, "max_connections_per_address", "{bad}");
+    }
+    let e = load(&[("PORTCULLIS_MAX_CONNECTIONS_PER_ADDRESS", "many")]).unwrap_err();
+    assert!(e.to_string().contains("a whole number"), "{e}");
+}
+
+#[test]
 fn file_errors() {
     let dir = std::env::temp_dir().join(format!("portcullis-cfg-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
