@@ -451,6 +451,15 @@ async fn id_token_hint_for_another_user(backend: Backend) {
             .as_deref(),
         Some("login_required")
     );
+    let u = auth_url(
+        &app,
+        &auth_params(id, &[("id_token_hint", kim_hint.as_str()), ("prompt", "none")]),
+    );
+    let back = location(&u, &b.get(u.clone()).send().await.unwrap());
+    assert_eq!(
+        param(&back, "error_description").as_deref(),
+        Some("the user signed in is not the one id_token_hint names")
+    );
     let u = auth_url(&app, &auth_params(id, &[("id_token_hint", kim_hint.as_str())]));
     let Step::Page { url, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
         panic!("a hint for someone else must show the login page")

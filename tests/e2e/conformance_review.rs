@@ -164,6 +164,11 @@ async fn max_age_zero_forces_a_login(backend: Backend) {
     let back = location(&u, &b.get(u.clone()).send().await.unwrap());
     assert!(back.as_str().starts_with(REDIRECT), "{back}");
     assert_eq!(param(&back, "error").as_deref(), Some("login_required"));
+    // Someone is signed in: the description says why that is not enough.
+    assert_eq!(
+        param(&back, "error_description").as_deref(),
+        Some("the user's login is older than max_age")
+    );
     assert_eq!(param(&back, "state").as_deref(), Some("st"));
     assert!(param(&back, "code").is_none());
 

@@ -885,8 +885,9 @@ impl Portcullis {
         };
         // A login done during this request satisfies prompt=login and max_age (however
         // long the consent page took; OIDC Core §3.1.2.1).
+        // Why a login is needed (`None`: it is not), for `prompt=none`'s error.
         let needs_login = match &user {
-            None => true,
+            None => Some("the user is not logged in"),
             Some((_, u)) if req.interaction.login_done => {
                 // Someone other than the hinted person signed in: "otherwise, it SHOULD
                 // return an error, such as login_required" (OIDC Core §3.1.2.1). The
@@ -897,24 +898,30 @@ impl Portcullis {
                         "the user who signed in is not the one the request names",
                     );
                 }
-                false
+                None
             }
             Some((a, u)) => {
-                req.prompt_login
-                    // OIDC Core §3.1.2.1: a login more than max_age seconds ago must be
-                    // repeated. `auth_time` and `now` are whole seconds, so the time
-                    // elapsed is up to a second more than their difference: a difference
-                    // of max_age already asks for a login (early rather than late), and
-                    // max_age=0 is prompt=login (errata), even within the same second.
-                    || req.max_age.is_some_and(|m| now - a.auth_time >= m)
-                    // With prompt=none that is login_required; otherwise the login page
-                    // lets the hinted person sign in.
-                    || not_hinted(u)
+                if req.prompt_login {
+                    Some("prompt=login asks for a new login")
+                // OIDC Core §3.1.2.1: a login more than max_age seconds ago must be
+                // repeated. `auth_time` and `now` are whole seconds, so the time elapsed
+                // is up to a second more than their difference: a difference of max_age
+                // already asks for a login (early rather than late), and max_age=0 is
+                // prompt=login (errata), even within the same second.
+                } else if req.max_age.is_some_and(|m| now - a.auth_time >= m) {
+                    Some("the user's login is older than max_age")
+                // With prompt=none that is login_required; otherwise the login page lets
+                // the hinted person sign in.
+                } else if not_hinted(u) {
+                    Some("the user signed in is not the one id_token_hint names")
+                } else {
+                    None
+                }
             }
         };
-        if needs_login {
+        if let Some(why) = needs_login {
             return if req.prompt_none {
-                error(ErrorCode::LoginRequired, "the user is not logged in")
+                error(ErrorCode::LoginRequired, why)
             } else {
                 Ok(Next::Login)
             };
