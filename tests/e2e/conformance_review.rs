@@ -78,24 +78,48 @@ async fn active_grants(app: &TestApp) -> u64 {
     app.core.store.count_active_grants(app.core.now()).await.unwrap()
 }
 
-/// RFC 8252 §7.3 / RFC 9700 §2.1: a registered `http` URI on a loopback IP literal
-/// matches a request on any port; path, query, scheme and host still match exactly,
-/// and every other URI (`localhost` included) is still compared exactly.
+/// Exchanges `code` for the public client `client_id` (PKCE with [`VERIFIER`]) at
+/// `redirect_uri`: status and JSON.
+async fn redeem_public(app: &TestApp, client_id: &str, code: &str, redirect_uri: &str) -> (u16, Value) {
+    let body = form(&[
+        ("grant_type", "authorization_code"),
+        ("client_id", client_id),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", VERIFIER),
+    ]);
+    let r = http()
+        .post(app.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// RFC 8252 §7.3 / RFC 9700 §2.1: for a public client (a native app), a registered
+/// `http` URI on a loopback IP literal matches a request on any port; path, query,
+/// scheme and host still match exactly, and every other URI (`localhost` included) is
+/// still compared exactly. So is a confidential client's loopback URI (OIDC Core
+/// §3.1.2.1): the port exception is the native apps'.
 async fn loopback_ip_redirect_uri_accepts_any_port(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (client, secret) = app.confidential_client("http://127.0.0.1/cb").await;
+    let client = app.public_client("http://127.0.0.1/cb").await;
     let (other, _) = app.confidential_client(REDIRECT).await;
     let (named, _) = app.confidential_client("http://localhost/cb").await;
+    let (web, _) = app.confidential_client("http://127.0.0.1/cb").await;
     app.user("nora", PASSWORD).await;
     let id = client.id.as_str();
-    let creds = (id, secret.expose());
     // The app's own port is on 127.0.0.1 too: pick another so the redirect leaves it.
     let issuer = Url::parse(&app.issuer).unwrap();
     let port = if issuer.port() == Some(53121) { 53122 } else { 53121 };
     let requested = format!("http://127.0.0.1:{port}/cb");
 
     // Refused with the error page: another path on the loopback IP, another port on a
-    // host name (https or localhost).
+    // host name (https or localhost), another port for a confidential client.
+    assert_error_page(&authorize_url(&app, web.id.as_str(), &requested, &[])).await;
     assert_error_page(&authorize_url(&app, id, &format!("http://127.0.0.1:{port}/other"), &[])).await;
     assert_error_page(&authorize_url(&app, id, &format!("https://127.0.0.1:{port}/cb"), &[])).await;
     assert_error_page(&authorize_url(
@@ -124,18 +148,19 @@ async fn loopback_ip_redirect_uri_accepts_any_port(backend: Backend) {
     assert!(back.as_str().starts_with(&format!("{requested}?")), "{back}");
     assert_eq!(param(&back, "state").as_deref(), Some("st"));
     let code = param(&back, "code").unwrap();
-    let (s, tokens) = redeem(&app, creds, &code, &requested).await;
+    let (s, tokens) = redeem_public(&app, id, &code, &requested).await;
     assert_eq!(s, 200, "{tokens}");
     assert!(tokens["access_token"].is_string() && tokens["id_token"].is_string());
     assert_eq!(active_grants(&app).await, 1);
 
     // RFC 6749 §4.1.3: the token request must name the URI of the authorization
-    // request, port included; the registered form without the port is not it.
-    let Step::LeftIssuer(back) = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
-        panic!("signed in and consented: straight back to the client")
+    // request, port included; the registered form without the port is not it. (A
+    // native app's every request asks for consent, RFC 8252 §8.6.)
+    let Step::LeftIssuer(back) = authorize_in_browser(&browser(), &app, &u, "nora", "allow").await else {
+        panic!("expected a redirect to the client")
     };
     let code = param(&back, "code").unwrap();
-    let (s, body) = redeem(&app, creds, &code, "http://127.0.0.1/cb").await;
+    let (s, body) = redeem_public(&app, id, &code, "http://127.0.0.1/cb").await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     assert!(body.get("access_token").is_none());
     assert_eq!(active_grants(&app).await, 1, "nothing issued");

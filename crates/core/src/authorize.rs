@@ -232,11 +232,22 @@ struct Via {
 }
 
 /// The redirect URI of a request, as requested (with its port), when `client`
-/// registered it — RFC 9700 §4.1.3 exact match, or RFC 8252 §7.3 any port on a
-/// loopback IP literal ([`RedirectUri::matches_request`]). The code records and the
-/// response goes to the URI as requested, so the token request must repeat that port.
+/// registered it — RFC 9700 §4.1.3 exact match, or, for a public client, RFC 8252 §7.3
+/// any port on a loopback IP literal ([`RedirectUri::matches_request`]). The code
+/// records and the response goes to the URI as requested, so the token request must
+/// repeat that port. The port exception is the native apps' (which are public clients,
+/// RFC 8252 §8.5); a confidential client's loopback URI (a web server in development)
+/// is matched exactly, as OIDC Core §3.1.2.1 asks.
 fn requested_redirect(client: &Client, requested: &str) -> Option<RedirectUri> {
-    if !client.redirect_uris.iter().any(|r| r.matches_request(requested)) {
+    let native = client.kind == ClientKind::Public;
+    let registered = |r: &RedirectUri| {
+        if native {
+            r.matches_request(requested)
+        } else {
+            r.as_str() == requested
+        }
+    };
+    if !client.redirect_uris.iter().any(registered) {
         return None;
     }
     RedirectUri::parse(requested).ok()
