@@ -55,17 +55,6 @@ async fn post_raw(app: &TestApp, path: &str, (id, secret): (&str, &str), body: &
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-/// Exchanges `code` (PKCE with [`VERIFIER`]) at `redirect_uri`: status and JSON.
-async fn redeem(app: &TestApp, client: (&str, &str), code: &str, redirect_uri: &str) -> (u16, Value) {
-    let body = form(&[
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", redirect_uri),
-        ("code_verifier", VERIFIER),
-    ]);
-    post_raw(app, "/token", client, &body).await
-}
-
 /// An /authorize request refused with the error page: never redirected anywhere.
 async fn assert_error_page(u: &Url) {
     let r = browser().get(u.clone()).send().await.unwrap();

@@ -1254,7 +1254,88 @@ async fn browser_clients_may_register_from_any_origin(backend: Backend) {
     app.stop().await;
 }
 
+/// OIDC Registration §2 `default_max_age`: with none named in the request, a login
+/// older than it is repeated; a request's own `max_age` overrides it. Kept, echoed and
+/// replaced with the registration; a value that is no number of seconds is refused.
+async fn default_max_age_asks_for_a_new_login(backend: Backend) {
+    let app = open_registration(backend).await;
+    app.user("alice", PASSWORD).await;
+    for bad in [json!(-1), json!("60"), json!(1.5), json!(31_536_001)] {
+        let (status, body) = register(&app, &json!({"redirect_uris": [REDIRECT], "default_max_age": bad})).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_client_metadata")),
+            "{bad}: {body}"
+        );
+    }
+    let (status, registered) = register(&app, &json!({"redirect_uris": [REDIRECT], "default_max_age": 0})).await;
+    assert_eq!(status, 201, "{registered}");
+    assert_eq!(registered["default_max_age"], 0);
+    let id = registered["client_id"].as_str().unwrap();
+    let authorize = |extra: &[(&str, &str)]| {
+        let mut u = Url::parse(&app.url("/authorize")).unwrap();
+        u.query_pairs_mut().extend_pairs([
+            ("response_type", "code"),
+            ("client_id", id),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("state", "st"),
+            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            ("code_challenge_method", "S256"),
+        ]);
+        u.query_pairs_mut().extend_pairs(extra);
+        u
+    };
+    let b = browser();
+    let issuer = Url::parse(&app.issuer).unwrap();
+    let u = authorize(&[]);
+    let Step::LeftIssuer(back) = crate::code_flow::authorize_in_browser(&b, &app, &u, "alice", "allow").await else {
+        panic!("expected a code")
+    };
+    assert!(param(&back, "code").is_some(), "{back}");
+    // Signed in a moment ago, and consented: the login page all the same...
+    let Step::Page { url, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
+        panic!("expected the login page")
+    };
+    assert_eq!(url.path(), "/login");
+    // ...unless the request names its own max_age.
+    let u = authorize(&[("max_age", "3600")]);
+    let Step::LeftIssuer(back) = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
+        panic!("max_age=3600 overrides default_max_age")
+    };
+    assert!(param(&back, "code").is_some(), "{back}");
+
+    // Read back, and taken away by a replacement that leaves it out (RFC 7592 §2.2).
+    let uri = registered["registration_client_uri"].as_str().unwrap();
+    let token = registered["registration_access_token"].as_str().unwrap();
+    let read: Value = manage(reqwest::Method::GET, uri, Some(token), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["default_max_age"], 0, "{read}");
+    // A read hands out a new registration access token (RFC 7592 §3).
+    let token = read["registration_access_token"].as_str().unwrap_or(token);
+    let replaced = manage(
+        reqwest::Method::PUT,
+        uri,
+        Some(token),
+        Some(&json!({"client_id": id, "redirect_uris": [REDIRECT]})),
+    )
+    .await;
+    assert_eq!(replaced.status(), 200);
+    let replaced: Value = replaced.json().await.unwrap();
+    assert!(replaced.get("default_max_age").is_none(), "{replaced}");
+    let u = authorize(&[]);
+    let Step::LeftIssuer(back) = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {
+        panic!("no default_max_age any more: straight back with a code")
+    };
+    assert!(param(&back, "code").is_some(), "{back}");
+    app.stop().await;
+}
+
 both_backends!(
+    default_max_age_asks_for_a_new_login,
     browser_clients_may_register_from_any_origin,
     one_token_serves_one_request_at_a_time,
     unused_registrations_are_forgotten,

@@ -180,6 +180,8 @@ fn client(id: &str, name: &str) -> Client {
         request_object_signing_alg: Some("EdDSA".into()),
         backchannel_logout_session_required: true,
         // Set here; `client_update` also stores none.
+        default_max_age: Some(3600),
+        // Set here; `client_update` also stores none.
         request_uris: vec![
             "https://app.example/request.jwt".into(),
             "https://app.example/r2.jwt#47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU".into(),

@@ -749,7 +749,9 @@ impl Portcullis {
             }
         }
         let max_age = match p.max_age.as_deref() {
-            None => None,
+            // OIDC Registration §2 default_max_age: "The max_age request parameter
+            // overrides this default value".
+            None => client.default_max_age,
             Some(m) => Some(
                 m.parse::<i64>()
                     .ok()

@@ -99,6 +99,9 @@ pub struct ClientInput {
     pub token_endpoint_auth_signing_alg: Option<String>,
     pub request_object_signing_alg: Option<String>,
     pub backchannel_logout_session_required: bool,
+    /// OIDC Registration §2 `default_max_age`, as a client registering itself sets it.
+    /// Operators' edits keep what the client has.
+    pub default_max_age: Option<i64>,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -780,6 +783,7 @@ impl Portcullis {
             token_endpoint_auth_signing_alg: v.token_endpoint_auth_signing_alg,
             request_object_signing_alg: v.request_object_signing_alg,
             backchannel_logout_session_required: session_required,
+            default_max_age: input.default_max_age,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -885,6 +889,7 @@ impl Portcullis {
             client.request_object_signing_alg = v.request_object_signing_alg;
             client.backchannel_logout_session_required = input.backchannel_logout_session_required;
             client.request_uris = v.request_uris;
+            client.default_max_age = input.default_max_age;
         }
         client.backchannel_logout_session_required &= client.backchannel_logout_uri.is_some();
         let mut secret = None;

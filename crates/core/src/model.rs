@@ -93,6 +93,9 @@ pub struct Client {
     /// must name a session (`sid`), so the end of all a person's sessions is told one
     /// session at a time.
     pub backchannel_logout_session_required: bool,
+    /// OIDC Registration §2 `default_max_age`: the `max_age` of the client's requests
+    /// that name none (seconds). Set by the client's registration only.
+    pub default_max_age: Option<i64>,
     /// The public keys (a JWK Set, compact JSON) of a confidential client that
     /// authenticates with `private_key_jwt` (RFC 7523 §2.2) instead of a secret; such a
     /// client has no `secret_hash`.

@@ -150,6 +150,19 @@ impl<'a> Metadata<'a> {
         }
     }
 
+    /// A whole number of seconds from 0 to `max`.
+    fn seconds(&self, name: &str, max: i64) -> Result<Option<i64>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .filter(|n| (0..=max).contains(n))
+                .map(Some)
+                .ok_or_else(|| metadata_error(format!("{name} must be a whole number of seconds from 0 to {max}"))),
+            Some(_) => Err(metadata_error(format!("{name} must be a number of seconds"))),
+        }
+    }
+
     fn boolean(&self, name: &str) -> Result<bool> {
         match self.get(name) {
             None => Ok(false),
@@ -412,6 +425,9 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         token_endpoint_auth_signing_alg: token_endpoint_auth_signing_alg.filter(|_| method == "private_key_jwt"),
         request_object_signing_alg,
         backchannel_logout_session_required: m.boolean("backchannel_logout_session_required")?,
+        // OIDC Registration §2: a login older than this is repeated when a request names
+        // no max_age. At most a year: `session_max_age` ends every login sooner.
+        default_max_age: m.seconds("default_max_age", 31_536_000)?,
         request_uris,
         if_revision: None,
     })
@@ -512,6 +528,7 @@ pub fn registration_response(settings: &CoreSettings, r: &Registered) -> Value {
             .is_some()
             .then_some(Value::Bool(c.backchannel_logout_session_required)),
     );
+    put("default_max_age", c.default_max_age.map(Value::from));
     put(
         "token_endpoint_auth_signing_alg",
         c.token_endpoint_auth_signing_alg.clone().map(Value::String),

@@ -24,7 +24,7 @@ macro_rules! client_columns {
          require_signed_request_object, backchannel_logout_uri, registration_token_hash, self_registered, \
          pairwise_sector, frontchannel_logout_uri, userinfo_signed_response_alg, sector_identifier_uri, \
          introspection_signed_response_alg, token_endpoint_auth_signing_alg, request_object_signing_alg, \
-         backchannel_logout_session_required, tos_uri, request_uris"
+         backchannel_logout_session_required, tos_uri, request_uris, default_max_age"
     };
 }
 
@@ -69,6 +69,7 @@ struct ClientRow {
     token_endpoint_auth_signing_alg: Option<String>,
     request_object_signing_alg: Option<String>,
     backchannel_logout_session_required: bool,
+    default_max_age: Option<i64>,
 }
 
 impl ClientRow {
@@ -131,6 +132,7 @@ impl ClientRow {
             token_endpoint_auth_signing_alg: self.token_endpoint_auth_signing_alg,
             request_object_signing_alg: self.request_object_signing_alg,
             backchannel_logout_session_required: self.backchannel_logout_session_required,
+            default_max_age: self.default_max_age,
         })
     }
 }
@@ -142,7 +144,7 @@ fn alg(column: &str, stored: Option<String>) -> StoreResult<Option<SigningAlg>> 
         .transpose()
 }
 
-/// Binds `$1`–`$38`: every column but `created_at`, in the order of the statements below.
+/// Binds `$1`–`$39`: every column but `created_at`, in the order of the statements below.
 fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Sqlite, SqliteArguments<'static>>> {
     Ok(sqlx::query(sql)
         .bind(c.id.as_str().to_owned())
@@ -184,7 +186,8 @@ fn bind_client(sql: &'static str, c: &Client) -> StoreResult<Query<'static, Sqli
         .bind(c.request_object_signing_alg.clone())
         .bind(c.backchannel_logout_session_required)
         .bind(c.tos_uri.clone())
-        .bind(codec::to_json_list(c.request_uris.iter().map(String::as_str))?))
+        .bind(codec::to_json_list(c.request_uris.iter().map(String::as_str))?)
+        .bind(c.default_max_age))
 }
 
 const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
@@ -194,9 +197,9 @@ const INSERT: &str = "INSERT INTO clients (id, name, kind, secret_hash, redirect
      require_signed_request_object, backchannel_logout_uri, registration_token_hash, self_registered, \
      pairwise_sector, frontchannel_logout_uri, userinfo_signed_response_alg, sector_identifier_uri, \
      introspection_signed_response_alg, token_endpoint_auth_signing_alg, request_object_signing_alg, \
-     backchannel_logout_session_required, tos_uri, request_uris, created_at) \
+     backchannel_logout_session_required, tos_uri, request_uris, default_max_age, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
-     $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39)";
+     $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40)";
 
 const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4, redirect_uris = $5, \
      post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, first_party = $9, require_pkce = $10, \
@@ -208,7 +211,8 @@ const UPDATE: &str = "UPDATE clients SET name = $2, kind = $3, secret_hash = $4,
      pairwise_sector = $29, frontchannel_logout_uri = $30, userinfo_signed_response_alg = $31, \
      sector_identifier_uri = $32, introspection_signed_response_alg = $33, \
      token_endpoint_auth_signing_alg = $34, request_object_signing_alg = $35, \
-     backchannel_logout_session_required = $36, tos_uri = $37, request_uris = $38 WHERE id = $1 AND revision = $18";
+     backchannel_logout_session_required = $36, tos_uri = $37, request_uris = $38, default_max_age = $39 \
+     WHERE id = $1 AND revision = $18";
 
 /// Replaces the client's row (every field but `id` and `created_at`) if its revision is
 /// still `client.revision`, and counts the revision up; `Stale` if it is not, `NotFound` if

@@ -57,6 +57,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     changed.introspection_signed_response_alg = None;
     changed.token_endpoint_auth_signing_alg = None;
     changed.backchannel_logout_session_required = false;
+    changed.default_max_age = None;
     changed.request_uris = vec![];
     changed.userinfo_signed_response_alg = Some(SigningAlg::EdDSA);
     changed.disabled = true;
@@ -106,6 +107,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
     late.introspection_signed_response_alg = Some(SigningAlg::EdDSA);
     late.request_object_signing_alg = None;
     late.backchannel_logout_session_required = false;
+    late.default_max_age = Some(0);
     s.update_client(&late, &[]).await.unwrap();
     let stored = s.get_client(&c.id).await.unwrap().unwrap();
     assert_eq!(
@@ -120,6 +122,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
             stored.introspection_signed_response_alg,
             stored.request_object_signing_alg.as_deref(),
             stored.backchannel_logout_session_required,
+            stored.default_max_age,
         ),
         (
             "Late",
@@ -132,6 +135,7 @@ pub(super) async fn client_update<S: Store>(s: S) {
             Some(SigningAlg::EdDSA),
             None,
             false,
+            Some(0),
         )
     );
 

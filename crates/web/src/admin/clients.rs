@@ -239,6 +239,7 @@ impl ClientFields {
             token_endpoint_auth_signing_alg: None,
             request_object_signing_alg: None,
             backchannel_logout_session_required: false,
+            default_max_age: None,
             request_uris: vec![],
             if_revision: match self.revision.trim() {
                 "" => None,
@@ -621,6 +622,10 @@ fn details(c: &Client) -> Vec<Detail> {
             }
             .into(),
         ),
+        many(
+            "Sign-in again after (default max_age)",
+            c.default_max_age.iter().map(|s| format!("{s} s")).collect(),
+        ),
         one("Status", if c.disabled { "disabled" } else { "enabled" }.into()),
         one("Registered", when(c.created_at)),
         one("Last changed", when(c.updated_at)),
@@ -842,6 +847,7 @@ mod tests {
             token_endpoint_auth_signing_alg: None,
             request_object_signing_alg: None,
             backchannel_logout_session_required: false,
+            default_max_age: None,
             request_uris: vec![],
             sector_identifier_uri: None,
             frontchannel_logout_uri: None,
@@ -981,8 +987,11 @@ mod tests {
             request_object_signing_alg: Some("PS256".into()),
             backchannel_logout_session_required: true,
             request_uris: vec!["https://rp.example/request.jwt".into()],
+            default_max_age: Some(3600),
             ..client(None)
         };
+        assert!(shown(&plain, "Sign-in again after (default max_age)").is_empty());
+        assert_eq!(shown(&asked, "Sign-in again after (default max_age)"), ["3600 s"]);
         assert_eq!(
             shown(&asked, "Subject identifiers"),
             ["pairwise, sector rp.example (the list at https://rp.example/sectors.json)"]

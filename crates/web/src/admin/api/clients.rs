@@ -159,6 +159,7 @@ impl ClientBody {
             token_endpoint_auth_signing_alg: None,
             request_object_signing_alg: None,
             backchannel_logout_session_required: false,
+            default_max_age: None,
             request_uris: vec![],
             if_revision: self.revision,
         })

@@ -48,6 +48,7 @@ pub fn client(c: &Client) -> Value {
         "token_endpoint_auth_signing_alg": c.token_endpoint_auth_signing_alg,
         "request_object_signing_alg": c.request_object_signing_alg,
         "backchannel_logout_session_required": c.backchannel_logout_session_required,
+        "default_max_age": c.default_max_age,
         "userinfo_signed_response_alg": c.userinfo_signed_response_alg.map(|a| a.as_str()),
         "introspection_signed_response_alg": c.introspection_signed_response_alg.map_or("RS256", |a| a.as_str()),
         "subject_type": if c.pairwise_sector.is_some() { "pairwise" } else { "public" },
