@@ -536,6 +536,18 @@ async fn postgres_rotation_is_planned_once_per_connection() {
     assert_eq!(plans, (8, 0), "(generic, custom) plans of the rotation statement");
 }
 
+/// Closes every connection to the database but `admin`'s, as a restart would: whether
+/// each was closed.
+async fn terminate_other_backends(admin: &mut sqlx::PgConnection) -> Vec<bool> {
+    sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(admin)
+    .await
+    .unwrap()
+}
+
 /// The pool checks only connections that sat idle (issue 7: not one round trip per
 /// statement), so one PostgreSQL closed while it sat idle (a restart, a failover, an
 /// idle timeout) must still be replaced before use, not handed out to fail.
@@ -547,13 +559,7 @@ async fn postgres_replaces_connections_closed_while_idle() {
     store.migrate().await.unwrap();
     let (c, _) = setup(&store, "app", "alice").await;
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    let closed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
+    let closed = terminate_other_backends(&mut admin).await;
     assert!(!closed.is_empty() && closed.iter().all(|&c| c));
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     for _ in 0..3 {
@@ -583,13 +589,7 @@ async fn postgres_replaces_the_pool_after_a_lost_connection() {
     }
     drop(held);
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    let closed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
+    let closed = terminate_other_backends(&mut admin).await;
     assert!(closed.len() >= 5 && closed.iter().all(|&c| c), "{closed:?}");
     // Closing is asynchronous: wait until PostgreSQL has let them all go.
     for _ in 0..100 {
