@@ -130,6 +130,8 @@ async fn a_users_profile_is_edited(backend: Backend) {
     );
     let (_, html) = p.get(&page).await;
     assert!(html.contains("Profile saved."), "{html}");
+    // Her session, from a client that sent no User-Agent.
+    assert!(html.contains(r#"<td class="ua">Unknown browser</td>"#), "{html}");
 
     // A form left open while another operator changed the name saves only the email
     // this operator changed.

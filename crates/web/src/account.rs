@@ -23,7 +23,9 @@ use crate::{AppState, ClientIp};
 pub struct SessionRow {
     pub id: String,
     pub ip: String,
+    /// What the browser calls itself (`User-Agent`), and that said as people would.
     pub user_agent: String,
+    pub browser: String,
     pub created: String,
     pub current: bool,
 }
@@ -128,6 +130,10 @@ async fn account_page(
             current: current.as_deref() == Some(s.id.as_str()),
             id: s.id,
             ip: s.ip.unwrap_or_else(|| "unknown".into()),
+            browser: s
+                .user_agent
+                .as_deref()
+                .map_or_else(|| "Unknown browser".into(), crate::user_agent::summary),
             user_agent: s.user_agent.unwrap_or_else(|| "unknown browser".into()),
             created: when(s.created_at),
         })

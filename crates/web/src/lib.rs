@@ -16,6 +16,7 @@ pub mod logout;
 pub mod page;
 pub mod pending;
 pub mod session_store;
+pub mod user_agent;
 
 #[cfg(test)]
 mod tests;

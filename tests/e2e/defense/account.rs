@@ -34,7 +34,14 @@ async fn sessions_and_applications_are_listed_and_revocable(backend: Backend) {
     let (client, secret) = app.confidential_client(REDIRECT).await;
     let (id, secret) = (client.id.as_str().to_owned(), secret.expose().to_owned());
     let laptop = browser();
-    let phone = browser();
+    const PHONE: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) \
+                         Chrome/131.0.0.0 Mobile Safari/537.36";
+    let phone = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(PHONE)
+        .build()
+        .unwrap();
     assert_eq!(
         sign_in(&laptop, &app, "alice", PASSWORD, Some("192.0.2.1"))
             .await
@@ -57,6 +64,15 @@ async fn sessions_and_applications_are_listed_and_revocable(backend: Backend) {
     let (status, html) = account_page(&laptop, &app).await;
     assert_eq!(status, 200);
     assert!(html.contains("192.0.2.1") && html.contains("192.0.2.2"), "{html}");
+    // Each browser as people name it, what it sent beside it.
+    assert!(
+        html.contains(&format!(r#"<strong title="{PHONE}">Chrome on Android</strong>"#)),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"aria-label="Sign out Chrome on Android, signed in"#),
+        "{html}"
+    );
     assert_eq!(html.matches(r#"<span class="badge">this browser</span>"#).count(), 1);
     assert!(html.contains("Test App"), "{html}");
     // What the application may do, in the consent page's words; each button says what it

@@ -138,7 +138,9 @@ pub async fn users_post(
 pub struct SessionRow {
     pub id: String,
     pub ip: String,
+    /// The raw `User-Agent` (empty if none), and that said as people would.
     pub user_agent: String,
+    pub browser: String,
     pub created_at: String,
     pub expires_at: String,
 }
@@ -278,7 +280,11 @@ async fn user_page_with(
             .map(|s| SessionRow {
                 id: s.id,
                 ip: s.ip.unwrap_or_else(|| "unknown".into()),
-                user_agent: s.user_agent.unwrap_or_else(|| "unknown".into()),
+                browser: s
+                    .user_agent
+                    .as_deref()
+                    .map_or_else(|| "Unknown browser".into(), crate::user_agent::summary),
+                user_agent: s.user_agent.unwrap_or_default(),
                 created_at: when(s.created_at),
                 expires_at: when(s.expires_at),
             })
