@@ -635,10 +635,15 @@ async fn sign_in_is_rate_limited(backend: Backend) {
                 .await
                 .unwrap();
         if r.status() == 429 {
-            refused = Some((
-                attempt,
-                r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()),
-            ));
+            let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            // The sign-in form again, saying how long to wait.
+            let html = r.text().await.unwrap();
+            assert!(html.contains("Too many attempts. Try again in"), "{html}");
+            assert!(
+                html.contains(r#"name="password""#) && html.contains(r#"value="root""#),
+                "{html}"
+            );
+            refused = Some((attempt, retry_after));
             break;
         }
         assert_eq!(r.status(), 200, "attempt {attempt}");

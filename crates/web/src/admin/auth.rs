@@ -219,6 +219,18 @@ pub async fn login_post(
             };
             return Ok(render(StatusCode::OK, &page)?);
         }
+        // The form again, saying how long to wait, so the operator can try again from it.
+        Err(portcullis_core::Error::RateLimited { retry_after }) => {
+            let csrf = csrf::token(&session).await?;
+            let message = crate::error::too_many_message(retry_after);
+            let page = AdminLoginPage {
+                csrf: &csrf,
+                username: &form.username,
+                error: Some(&message),
+            };
+            let resp = render(StatusCode::TOO_MANY_REQUESTS, &page)?;
+            return Ok(crate::error::with_retry_after(resp, Some(retry_after)));
+        }
         Err(e) => return Err(e.into()),
     };
     // A new session id and CSRF token on every change of privilege (session fixation).
