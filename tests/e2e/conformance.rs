@@ -458,7 +458,7 @@ async fn id_token_hint_for_another_user(backend: Backend) {
     let back = location(&u, &b.get(u.clone()).send().await.unwrap());
     assert_eq!(
         param(&back, "error_description").as_deref(),
-        Some("the user signed in is not the one id_token_hint names")
+        Some("the user id_token_hint names is not signed in")
     );
     let u = auth_url(&app, &auth_params(id, &[("id_token_hint", kim_hint.as_str())]));
     let Step::Page { url, .. } = follow(&b, &issuer, b.get(u.clone()).send().await.unwrap(), u).await else {

@@ -1268,6 +1268,9 @@ async fn default_max_age_asks_for_a_new_login(backend: Backend) {
             "{bad}: {body}"
         );
     }
+    // A whole number written as a float is one.
+    let (status, body) = register(&app, &json!({"redirect_uris": [REDIRECT], "default_max_age": 60.0})).await;
+    assert_eq!((status, &body["default_max_age"]), (201, &json!(60)), "{body}");
     let (status, registered) = register(&app, &json!({"redirect_uris": [REDIRECT], "default_max_age": 0})).await;
     assert_eq!(status, 201, "{registered}");
     assert_eq!(registered["default_max_age"], 0);
@@ -1334,7 +1337,41 @@ async fn default_max_age_asks_for_a_new_login(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 8252 §7.3 and §8.4: an app that registers itself on a loopback IP redirect URI
+/// (a native app instance, with a secret of its own) may ask on any port, as a public
+/// client may; path and host still match exactly.
+async fn self_registered_native_apps_use_any_loopback_port(backend: Backend) {
+    let app = open_registration(backend).await;
+    let (status, registered) = register(&app, &json!({"redirect_uris": ["http://127.0.0.1/cb"]})).await;
+    assert_eq!(status, 201, "{registered}");
+    assert!(
+        registered["client_secret"].is_string(),
+        "a confidential client: {registered}"
+    );
+    let id = registered["client_id"].as_str().unwrap();
+    let ask = |redirect: &str| {
+        let mut u = Url::parse(&app.url("/authorize")).unwrap();
+        u.query_pairs_mut().extend_pairs([
+            ("response_type", "code"),
+            ("client_id", id),
+            ("redirect_uri", redirect),
+            ("scope", "openid"),
+            ("state", "st"),
+            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            ("code_challenge_method", "S256"),
+        ]);
+        async move { browser().get(u).send().await.unwrap() }
+    };
+    let r = ask("http://127.0.0.1:53121/cb").await;
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login?req="));
+    let r = ask("http://127.0.0.1:53121/other").await;
+    assert_eq!(r.status(), 400, "another path is another URI");
+    app.stop().await;
+}
+
 both_backends!(
+    self_registered_native_apps_use_any_loopback_port,
     default_max_age_asks_for_a_new_login,
     browser_clients_may_register_from_any_origin,
     one_token_serves_one_request_at_a_time,

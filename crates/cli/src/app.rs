@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{KekSource, Settings};
+use crate::conn_limit::Surface;
 
 /// Opens the configured store and applies migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
@@ -320,10 +321,14 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
         core.settings.defense.trusted_proxies.clone(),
     );
     let mut tasks = Vec::new();
-    for (listener, router) in [(public, public_router(&core)), (admin, admin_router(&core))] {
+    let listeners = [
+        (public, public_router(&core), Surface::Public),
+        (admin, admin_router(&core), Surface::Admin),
+    ];
+    for (listener, router, surface) in listeners {
         let mut rx = rx.clone();
         let tls = tls.clone();
-        let limit = Arc::clone(&limit);
+        let gate = limit.gate(surface);
         let timeouts = settings.timeouts;
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
@@ -331,11 +336,11 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
             };
             match tls {
                 Some(config) => {
-                    let tls = crate::tls::TlsListener::new(listener, config, limit);
+                    let tls = crate::tls::TlsListener::new(listener, config, gate);
                     crate::serve::serve(tls, router, timeouts, shutdown).await;
                 }
                 None => {
-                    let plain = crate::serve::Plain { listener, limit };
+                    let plain = crate::serve::Plain { listener, gate };
                     crate::serve::serve(plain, router, timeouts, shutdown).await;
                 }
             }

@@ -15,7 +15,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -27,7 +26,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::conn_limit::{ConnectionLimit, Permit};
+use crate::conn_limit::{Gate, Permit};
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
 
@@ -60,17 +59,17 @@ pub trait Accept: Send + 'static {
     fn accept(&mut self) -> impl Future<Output = (Self::Io, SocketAddr, Permit)> + Send;
 }
 
-/// Plain TCP connections, admitted by `limit`.
+/// Plain TCP connections, admitted by `gate`.
 pub struct Plain {
     pub listener: TcpListener,
-    pub limit: Arc<ConnectionLimit>,
+    pub gate: Gate,
 }
 
 impl Accept for Plain {
     type Io = TcpStream;
 
     fn accept(&mut self) -> impl Future<Output = (TcpStream, SocketAddr, Permit)> + Send {
-        crate::conn_limit::accept(&self.listener, &self.limit)
+        crate::conn_limit::accept(&self.listener, &self.gate)
     }
 }
 

@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsFiles;
-use crate::conn_limit::{ConnectionLimit, Permit};
+use crate::conn_limit::{Gate, Permit};
 use crate::serve::Accept;
 
 /// A handshake that has not finished by then is dropped.
@@ -57,12 +57,12 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>, limit: Arc<ConnectionLimit>) -> Self {
+    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>, gate: Gate) -> Self {
         let (tx, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
         let task = tokio::spawn(async move {
             loop {
-                let (stream, peer, permit) = crate::conn_limit::accept(&tcp, &limit).await;
+                let (stream, peer, permit) = crate::conn_limit::accept(&tcp, &gate).await;
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {

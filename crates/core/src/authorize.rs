@@ -232,14 +232,16 @@ struct Via {
 }
 
 /// The redirect URI of a request, as requested (with its port), when `client`
-/// registered it — RFC 9700 §4.1.3 exact match, or, for a public client, RFC 8252 §7.3
+/// registered it — RFC 9700 §4.1.3 exact match, or, for a native app, RFC 8252 §7.3
 /// any port on a loopback IP literal ([`RedirectUri::matches_request`]). The code
 /// records and the response goes to the URI as requested, so the token request must
-/// repeat that port. The port exception is the native apps' (which are public clients,
-/// RFC 8252 §8.5); a confidential client's loopback URI (a web server in development)
-/// is matched exactly, as OIDC Core §3.1.2.1 asks.
+/// repeat that port. The port exception is the native apps': public clients, and those
+/// that registered themselves (RFC 8252 §8.4: an app instance that registers gets a
+/// secret of its own, and a new port every run). A loopback URI an operator registered
+/// for a confidential client (a web server in development) is matched exactly, as OIDC
+/// Core §3.1.2.1 asks.
 fn requested_redirect(client: &Client, requested: &str) -> Option<RedirectUri> {
-    let native = client.kind == ClientKind::Public;
+    let native = client.kind == ClientKind::Public || client.self_registered;
     let registered = |r: &RedirectUri| {
         if native {
             r.matches_request(requested)
@@ -900,7 +902,7 @@ impl Portcullis {
         // long the consent page took; OIDC Core §3.1.2.1).
         // Why a login is needed (`None`: it is not), for `prompt=none`'s error.
         let needs_login = match &user {
-            None => Some("the user is not logged in"),
+            None => Some("the user is not signed in"),
             Some((_, u)) if req.interaction.login_done => {
                 // Someone other than the hinted person signed in: "otherwise, it SHOULD
                 // return an error, such as login_required" (OIDC Core §3.1.2.1). The
@@ -922,11 +924,11 @@ impl Portcullis {
                 // already asks for a login (early rather than late), and max_age=0 is
                 // prompt=login (errata), even within the same second.
                 } else if req.max_age.is_some_and(|m| now - a.auth_time >= m) {
-                    Some("the user's login is older than max_age")
+                    Some("the user's sign-in is not recent enough for max_age")
                 // With prompt=none that is login_required; otherwise the login page lets
                 // the hinted person sign in.
                 } else if not_hinted(u) {
-                    Some("the user signed in is not the one id_token_hint names")
+                    Some("the user id_token_hint names is not signed in")
                 } else {
                     None
                 }

@@ -150,12 +150,17 @@ impl<'a> Metadata<'a> {
         }
     }
 
-    /// A whole number of seconds from 0 to `max`.
+    /// A whole number of seconds from 0 to `max` (`3600.0` is one too).
     fn seconds(&self, name: &str, max: i64) -> Result<Option<i64>> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::Number(n)) => n
                 .as_i64()
+                .or_else(|| {
+                    let f = n.as_f64()?;
+                    // In range first, so the cast below is exact.
+                    (f.fract() == 0.0 && (0.0..=max as f64).contains(&f)).then_some(f as i64)
+                })
                 .filter(|n| (0..=max).contains(n))
                 .map(Some)
                 .ok_or_else(|| metadata_error(format!("{name} must be a whole number of seconds from 0 to {max}"))),
