@@ -379,10 +379,16 @@ async fn the_kek_is_replaced_without_losing_a_key(backend: Backend) {
     .unwrap();
     portcullis(&config, &["keys", "rotate", "--force"]).await.unwrap();
 
-    // The new key alone opens nothing yet.
+    // The new key alone opens nothing yet, and says so plainly.
     with(&new, &[]);
     let err = portcullis(&config, &["keys", "list"]).await.unwrap_err();
-    assert!(err.contains("cannot decrypt"), "{err}");
+    assert!(err.contains("kek: the "), "{err}");
+    assert!(
+        err.contains("signing key")
+            && err.contains(": cannot decrypt a stored secret: it was sealed with another key-encryption key"),
+        "{err}"
+    );
+    assert!(!err.contains("unexpected") && !err.contains('?'), "{err}");
     // Listing the current key as a previous one, or a malformed one, is refused.
     with(&new, &[&new]);
     let err = portcullis(&config, &["keys", "list"]).await.unwrap_err();

@@ -162,7 +162,9 @@ async fn kek_for(settings: &Settings, store: &dyn Store, write_new: bool) -> any
     let sealed = !store.list_keys().await?.is_empty() || !store.list_server_secrets().await?.is_empty();
     if sealed {
         bail!(
-            "the key-encryption key {} is missing, but the database holds keys sealed with it: restore that              file (kept apart from the database's backups), or set kek / kek_file / PORTCULLIS_KEK to it; a new              key could not read them",
+            "the key-encryption key {} is missing, but the database holds keys sealed with it: restore that \
+             file (kept apart from the database's backups), or set kek / kek_file / PORTCULLIS_KEK to it; a new \
+             key could not read them",
             path.display()
         );
     }
@@ -178,7 +180,7 @@ pub async fn start_core(settings: &Settings) -> anyhow::Result<Arc<Portcullis>> 
     let kek = kek_for(settings, store.as_ref(), true).await?;
     let core = Portcullis::start(store, Arc::new(SystemClock), settings.core.clone(), kek)
         .await
-        .context("starting: loading signing keys")?;
+        .context("loading the signing keys")?;
     Ok(core)
 }
 
@@ -202,7 +204,7 @@ pub async fn start_core_read_only(settings: &Settings) -> anyhow::Result<Arc<Por
     let kek = kek_for(settings, store.as_ref(), false).await?;
     let core = Portcullis::start_read_only(store, Arc::new(SystemClock), settings.core.clone(), kek)
         .await
-        .context("starting: loading signing keys")?;
+        .context("loading the signing keys")?;
     Ok(core)
 }
 

@@ -530,7 +530,12 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                     // whose time has passed) is no longer in the JWKS.
                     let published = match k.publish_until {
                         Some(until) if until <= now => "not published".to_owned(),
-                        Some(until) => format!("published until {}", until.unix_timestamp()),
+                        Some(until) => format!(
+                            "published until {}",
+                            until
+                                .format(&time::format_description::well_known::Rfc3339)
+                                .unwrap_or_else(|_| until.unix_timestamp().to_string())
+                        ),
                         None => String::new(),
                     };
                     out!("{:<8} {:<6} {} {published}", k.state.as_str(), k.alg.as_str(), k.kid);

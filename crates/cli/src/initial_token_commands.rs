@@ -70,6 +70,18 @@ pub async fn run(core: &Portcullis, command: InitialTokenCommand, actor: &str) -
                 out!("initial access token {} ({})", token.id, token.name);
                 out!("token: {}", value.expose());
                 out!("(shown only now; a client sends it to /register as Authorization: Bearer <token>)");
+                // Made ahead of switching registration to "token" is fine; unnoticed, it
+                // would look like a token nothing accepts.
+                use portcullis_core::registration::RegistrationMode;
+                match core.settings.registration {
+                    RegistrationMode::Token => {}
+                    RegistrationMode::Off => out!(
+                        "note: registration is off in this configuration: /register answers nothing until it is \"token\""
+                    ),
+                    RegistrationMode::Open => out!(
+                        "note: registration is open in this configuration: /register takes anyone, and checks no initial access token until it is \"token\""
+                    ),
+                }
             }
         }
         InitialTokenCommand::List { json } => {

@@ -24,13 +24,18 @@ pub fn init(settings: &Settings) {
 /// is not in the store left out: here that is ordinary (a session ended by a password
 /// change, by the person on another device, by an operator or at its maximum age, while
 /// its browser still holds the cookie), and such a request simply gets a new session.
-/// A `log_level` that names tower-sessions itself is taken as written.
+/// PostgreSQL's notices below warnings are left out too: at every start the migrator's
+/// `CREATE TABLE IF NOT EXISTS` says its table "already exists, skipping". A `log_level`
+/// that names tower-sessions or sqlx itself is taken as written for it.
 fn directives(log_level: &str) -> String {
-    if log_level.contains("tower_sessions") {
-        log_level.to_owned()
-    } else {
-        format!("{log_level},tower_sessions_core::session=error")
+    let mut directives = log_level.to_owned();
+    if !log_level.contains("tower_sessions") {
+        directives.push_str(",tower_sessions_core::session=error");
     }
+    if !log_level.contains("sqlx") {
+        directives.push_str(",sqlx::postgres::notice=warn");
+    }
+    directives
 }
 
 /// Whether human-format logs are coloured: only on a terminal, where someone reads them.
@@ -48,8 +53,18 @@ mod tests {
 
     #[test]
     fn the_ended_session_warning_is_left_out_unless_asked_for() {
-        assert_eq!(directives("info"), "info,tower_sessions_core::session=error");
-        assert_eq!(directives("warn,tower_sessions=debug"), "warn,tower_sessions=debug");
+        assert_eq!(
+            directives("info"),
+            "info,tower_sessions_core::session=error,sqlx::postgres::notice=warn"
+        );
+        assert_eq!(
+            directives("warn,tower_sessions=debug"),
+            "warn,tower_sessions=debug,sqlx::postgres::notice=warn"
+        );
+        assert_eq!(
+            directives("info,sqlx=debug"),
+            "info,sqlx=debug,tower_sessions_core::session=error"
+        );
         for level in ["info", "debug", "portcullis=trace"] {
             assert!(
                 tracing_subscriber::EnvFilter::try_new(directives(level)).is_ok(),

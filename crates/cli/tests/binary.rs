@@ -220,6 +220,33 @@ fn listings_need_a_database_and_a_shared_kek_file_is_warned_about() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// What the commands print for people: a retired key's end of publication as a date, and
+/// a note on an initial access token made while registration does not take them.
+#[test]
+fn command_output_is_readable() {
+    let (dir, config) = scratch("output");
+    let run = |args: &[&str]| {
+        let out = portcullis(&config, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["migrate"]);
+    run(&["keys", "rotate", "--force"]);
+    let listed = run(&["keys", "list"]);
+    let retired = listed.lines().find(|l| l.starts_with("retired")).expect(&listed);
+    let until = retired.split("published until ").nth(1).expect(retired);
+    assert!(
+        time::OffsetDateTime::parse(until.trim(), &time::format_description::well_known::Rfc3339).is_ok(),
+        "{retired}"
+    );
+    let made = run(&["initial-token", "create", "--name", "Early"]);
+    assert!(
+        made.contains("note: registration is off in this configuration"),
+        "{made}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The embedded default's key-encryption key file: a listing on a database with no keys
 /// yet writes none; a database holding sealed keys without its file (restored apart from
 /// it) is refused by name, and no stray key is written where the real one must go back.
@@ -252,9 +279,10 @@ fn a_missing_generated_kek_is_never_replaced_for_a_database_that_needs_it() {
         assert!(!out.status.success(), "{args:?}: {out:?}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(
-            err.contains("is missing, but the database holds keys sealed with it"),
+            err.contains("is missing, but the database holds keys sealed with it: restore that file (kept apart"),
             "{args:?}: {err}"
         );
+        assert!(!err.contains("  "), "one space between words: {err}");
         assert!(!kek.exists(), "{args:?} wrote a new key-encryption key");
     }
     std::fs::write(&kek, kept).unwrap();

@@ -196,10 +196,10 @@ impl Kek {
                 return Ok((plain.to_vec(), i > 0));
             }
         }
-        Err(Error::Unexpected(
-            "cannot decrypt a stored secret: wrong key-encryption key (kek / kek_file / PORTCULLIS_KEK, or \
-             previous_keks while replacing it)?"
-                .into(),
+        Err(Error::invalid(
+            "kek",
+            "cannot decrypt a stored secret: it was sealed with another key-encryption key (set kek / \
+             kek_file / PORTCULLIS_KEK to that one, or list it in previous_keks while replacing it)",
         ))
     }
 }

@@ -309,7 +309,7 @@ pub fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) 
             // It signs after the next rotation: find out now, not then, that this kek
             // cannot decrypt it (sealed by a node configured with another kek).
             kek.open(&rec.private_key_encrypted, rec.kid.as_bytes())
-                .map_err(|e| Error::Unexpected(format!("next signing key {}: {e}", rec.kid)))?;
+                .map_err(|e| unopened("next", &rec.kid, e))?;
             if !ring.next_algs.contains(&rec.alg) {
                 ring.next_algs.push(rec.alg);
             }
@@ -317,7 +317,7 @@ pub fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) 
         if rec.state == KeyState::Active {
             let der = kek
                 .open(&rec.private_key_encrypted, rec.kid.as_bytes())
-                .map_err(|e| Error::Unexpected(format!("active signing key {}: {e}", rec.kid)))?;
+                .map_err(|e| unopened("active", &rec.kid, e))?;
             let pair = KeyPairKind::from_der(rec.alg, &der)?;
             // Records come newest first, so the newest active key of an algorithm signs
             // (the store allows one per algorithm).
@@ -448,5 +448,17 @@ fn generate_blocking(alg: SigningAlg) -> Result<(Vec<u8>, Jwk)> {
             };
             Ok((doc.as_ref().to_vec(), jwk))
         }
+    }
+}
+
+/// A stored signing key the kek could not open: the kek's fault when `open` says so
+/// (`kek: the next signing key …: cannot decrypt …`), anything else unexpected.
+fn unopened(state: &str, kid: &str, e: Error) -> Error {
+    match e {
+        Error::Invalid { field, message } => Error::Invalid {
+            field,
+            message: format!("the {state} signing key {kid}: {message}"),
+        },
+        e => Error::Unexpected(format!("{state} signing key {kid}: {e}")),
     }
 }
