@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 /// Starts a node with `tls` on a fresh database and expects it to fail naming `setting`;
 /// then checks the database is still untouched: no operator was bootstrapped (whose
 /// password would have been printed for a server that never ran).
-async fn refused_before_writing(backend: Backend, tls: TlsFiles, setting: &str) {
+async fn refused_before_writing(backend: Backend, tls: TlsFiles, setting: &str) -> String {
     let (url, guard) = fresh_database(backend).await;
     let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -40,6 +40,7 @@ async fn refused_before_writing(backend: Backend, tls: TlsFiles, setting: &str) 
     );
     core.audit.flush().await;
     drop(guard);
+    err
 }
 
 async fn bad_tls_files_stop_the_start_before_anything_is_written(backend: Backend) {
@@ -62,10 +63,23 @@ async fn bad_tls_files_stop_the_start_before_anything_is_written(backend: Backen
     };
     refused_before_writing(backend, not_a_certificate, "tls_cert_file").await;
     let key_of_another_certificate = TlsFiles {
-        cert: good_cert,
+        cert: good_cert.clone(),
         key: other_key,
     };
     refused_before_writing(backend, key_of_another_certificate, "tls_key_file").await;
+    // A key under a passphrase is named as such, not as "no key".
+    let encrypted = dir.path().join("encrypted-key.pem");
+    std::fs::write(
+        &encrypted,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let passphrase_key = TlsFiles {
+        cert: good_cert,
+        key: encrypted,
+    };
+    let err = refused_before_writing(backend, passphrase_key, "tls_key_file").await;
+    assert!(err.contains("is encrypted with a passphrase"), "{err}");
 }
 
 both_backends!(bad_tls_files_stop_the_start_before_anything_is_written);

@@ -33,10 +33,21 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
         anyhow::bail!("tls_cert_file: {} holds no certificate", files.cert.display());
     }
     let key = PrivateKeyDer::from_pem_file(&files.key).with_context(|| {
-        format!(
-            "tls_key_file: cannot read a PEM private key from {}",
-            files.key.display()
-        )
+        // A key under a passphrase reads as no key at all; say which it is.
+        let encrypted =
+            std::fs::read_to_string(&files.key).is_ok_and(|t| t.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        if encrypted {
+            format!(
+                "tls_key_file: {} is encrypted with a passphrase, and Portcullis reads unencrypted keys only \
+                 (`openssl pkey -in {0} -out key.pem`, then keep key.pem readable by the server alone)",
+                files.key.display()
+            )
+        } else {
+            format!(
+                "tls_key_file: cannot read a PEM private key from {}",
+                files.key.display()
+            )
+        }
     })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)

@@ -133,6 +133,23 @@ impl RawConfig {
                     .parse::<i64>()
                     .map_err(|_| cfg_err(&key, origins, format!("{v:?} is not {what}")))
             };
+            // An empty value is no value: for a path it would mean the working directory,
+            // for a name nothing at all. Lists may be empty.
+            let lists = [
+                "trusted_proxies",
+                "admin_hosts",
+                "previous_keks",
+                "registration_resources",
+                "outbound_allowed_networks",
+                "registration_scopes",
+            ];
+            if value.trim().is_empty() && !lists.contains(&key.as_str()) {
+                return Err(cfg_err(
+                    &key,
+                    origins,
+                    "is set but empty: give it a value, or unset it for the default",
+                ));
+            }
             match key.as_str() {
                 "issuer" => self.issuer = Some(value),
                 "access_token_audience" => self.access_token_audience = Some(value),

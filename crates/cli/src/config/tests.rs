@@ -670,3 +670,19 @@ fn log_levels_are_levels() {
         assert!(e.message.contains("is not a level"), "{bad}: {}", e.message);
     }
 }
+
+#[test]
+fn empty_variables_are_refused_but_empty_lists_are_lists() {
+    for name in [
+        "PORTCULLIS_DATA_DIR",
+        "PORTCULLIS_TLS_KEY_FILE",
+        "PORTCULLIS_ISSUER",
+        "PORTCULLIS_LOG_LEVEL",
+    ] {
+        let e = load(&[(name, "")]).unwrap_err();
+        assert!(e.to_string().contains("is set but empty"), "{name}: {e}");
+        assert!(e.to_string().contains(&format!("(from {name})")), "{name}: {e}");
+    }
+    let s = load(&[("PORTCULLIS_TRUSTED_PROXIES", "")]).unwrap();
+    assert!(s.core.defense.trusted_proxies.networks.is_empty());
+}
