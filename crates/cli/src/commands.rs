@@ -373,6 +373,22 @@ fn print_client(c: &Client) {
         "redirect_uris: {}",
         c.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(" ")
     );
+    if !c.post_logout_redirect_uris.is_empty() {
+        out!(
+            "post_logout_redirect_uris: {}",
+            c.post_logout_redirect_uris
+                .iter()
+                .map(|u| u.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    if !c.cors_origins.is_empty() {
+        out!("cors_origins:  {}", c.cors_origins.join(" "));
+    }
+    if !c.resources.is_empty() {
+        out!("resources:     {}", c.resources.join(" "));
+    }
     if let Some(uri) = &c.backchannel_logout_uri {
         out!("backchannel_logout_uri: {uri}");
     }

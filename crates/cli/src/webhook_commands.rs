@@ -111,10 +111,15 @@ pub async fn run(core: &Portcullis, command: WebhookCommand, actor: &str) -> any
                 let out: Vec<_> = list.iter().map(delivery_json).collect();
                 out!("{}", serde_json::to_string_pretty(&out)?);
             } else {
+                if list.is_empty() {
+                    out!("no deliveries yet");
+                }
                 for d in list {
                     out!(
                         "{}  {}  {}  attempt {}  {:<9}  {}  {}",
-                        d.created_at.unix_timestamp(),
+                        d.created_at
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_else(|_| d.created_at.unix_timestamp().to_string()),
                         d.webhook_id,
                         d.event_type,
                         d.attempt,

@@ -244,6 +244,35 @@ fn command_output_is_readable() {
         made.contains("note: registration is off in this configuration"),
         "{made}"
     );
+    assert_eq!(run(&["webhook", "deliveries"]).trim(), "no deliveries yet");
+    // `client show` prints what `client create` took.
+    let created = run(&[
+        "client",
+        "create",
+        "--name",
+        "Web",
+        "--redirect-uri",
+        "https://app.example/cb",
+        "--post-logout-redirect-uri",
+        "https://app.example/bye",
+        "--cors-origin",
+        "https://app.example",
+        "--resource",
+        "https://api.example/notes",
+    ]);
+    let id = created
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id:"))
+        .expect(&created)
+        .trim();
+    let shown = run(&["client", "show", id]);
+    for line in [
+        "post_logout_redirect_uris: https://app.example/bye",
+        "cors_origins:  https://app.example",
+        "resources:     https://api.example/notes",
+    ] {
+        assert!(shown.contains(line), "{line}: {shown}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
