@@ -1254,6 +1254,23 @@ async fn browser_clients_may_register_from_any_origin(backend: Backend) {
     app.stop().await;
 }
 
+/// An OpenID authorization request of `client_id` at `redirect_uri` (PKCE, the RFC 7636
+/// Appendix B challenge), plus `extra`.
+fn authorize_url(app: &TestApp, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> Url {
+    let mut u = Url::parse(&app.url("/authorize")).unwrap();
+    u.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("scope", "openid"),
+        ("state", "st"),
+        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        ("code_challenge_method", "S256"),
+    ]);
+    u.query_pairs_mut().extend_pairs(extra);
+    u
+}
+
 /// OIDC Registration §2 `default_max_age`: with none named in the request, a login
 /// older than it is repeated; a request's own `max_age` overrides it. Kept, echoed and
 /// replaced with the registration; a value that is no number of seconds is refused.
@@ -1275,20 +1292,7 @@ async fn default_max_age_asks_for_a_new_login(backend: Backend) {
     assert_eq!(status, 201, "{registered}");
     assert_eq!(registered["default_max_age"], 0);
     let id = registered["client_id"].as_str().unwrap();
-    let authorize = |extra: &[(&str, &str)]| {
-        let mut u = Url::parse(&app.url("/authorize")).unwrap();
-        u.query_pairs_mut().extend_pairs([
-            ("response_type", "code"),
-            ("client_id", id),
-            ("redirect_uri", REDIRECT),
-            ("scope", "openid"),
-            ("state", "st"),
-            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
-            ("code_challenge_method", "S256"),
-        ]);
-        u.query_pairs_mut().extend_pairs(extra);
-        u
-    };
+    let authorize = |extra: &[(&str, &str)]| authorize_url(&app, id, REDIRECT, extra);
     let b = browser();
     let issuer = Url::parse(&app.issuer).unwrap();
     let u = authorize(&[]);
@@ -1350,16 +1354,7 @@ async fn self_registered_native_apps_use_any_loopback_port(backend: Backend) {
     );
     let id = registered["client_id"].as_str().unwrap();
     let ask = |redirect: &str| {
-        let mut u = Url::parse(&app.url("/authorize")).unwrap();
-        u.query_pairs_mut().extend_pairs([
-            ("response_type", "code"),
-            ("client_id", id),
-            ("redirect_uri", redirect),
-            ("scope", "openid"),
-            ("state", "st"),
-            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
-            ("code_challenge_method", "S256"),
-        ]);
+        let u = authorize_url(&app, id, redirect, &[]);
         async move { browser().get(u).send().await.unwrap() }
     };
     let r = ask("http://127.0.0.1:53121/cb").await;
