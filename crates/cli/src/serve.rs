@@ -25,10 +25,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-use crate::conn_limit::{Gate, Permit};
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
+
+use crate::conn_limit::{Gate, Permit};
 
 /// The settings `header_read_timeout` and `request_timeout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
