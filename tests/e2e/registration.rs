@@ -1365,7 +1365,47 @@ async fn self_registered_native_apps_use_any_loopback_port(backend: Backend) {
     app.stop().await;
 }
 
+/// `registration_require_pkce = false` (for the OpenID conformance suite's dynamic
+/// tests, which send no PKCE): a confidential client that registers itself may leave
+/// PKCE out; a public one still may not. On by default (`a_client_registers_and_signs_in`).
+async fn confidential_clients_may_register_without_pkce_when_configured(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.registration = RegistrationMode::Open;
+        s.core.registration_require_pkce = false;
+    })
+    .await;
+    let without_pkce = |id: &str| {
+        let mut u = Url::parse(&app.url("/authorize")).unwrap();
+        u.query_pairs_mut().extend_pairs([
+            ("response_type", "code"),
+            ("client_id", id),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("state", "st"),
+            ("nonce", "n-0S6_WzA2Mj"),
+        ]);
+        async move { browser().get(u).send().await.unwrap() }
+    };
+    let (status, confidential) = register(&app, &json!({"redirect_uris": [REDIRECT]})).await;
+    assert_eq!(status, 201, "{confidential}");
+    let r = without_pkce(confidential["client_id"].as_str().unwrap()).await;
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login?req="));
+    let (status, public) = register(
+        &app,
+        &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{public}");
+    let r = without_pkce(public["client_id"].as_str().unwrap()).await;
+    let html = r.text().await.unwrap();
+    assert!(html.contains("code_challenge (PKCE, S256) is required"), "{html}");
+    app.stop().await;
+}
+
 both_backends!(
+    confidential_clients_may_register_without_pkce_when_configured,
     self_registered_native_apps_use_any_loopback_port,
     default_max_age_asks_for_a_new_login,
     browser_clients_may_register_from_any_origin,

@@ -405,7 +405,8 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         grant_types,
         scopes,
         first_party: false,
-        require_pkce: None,
+        // A public client always needs it, whatever this says (`clients`).
+        require_pkce: Some(settings.registration_require_pkce),
         access_token_ttl: None,
         refresh_token_ttl: None,
         cors_origins: Vec::new(),

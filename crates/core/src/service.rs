@@ -68,6 +68,12 @@ pub struct CoreSettings {
     /// The APIs (RFC 8707) a client that registers itself may ask for tokens to, as
     /// MCP clients do (`resource`): given to each such client when it registers.
     pub registration_resources: Vec<String>,
+    /// Whether a confidential client that registers itself must use PKCE (public ones
+    /// always must). On by default; off, such a client may leave PKCE out as an operator's
+    /// client with `require_pkce` off may (RFC 9700 §2.1.1 lets confidential OpenID
+    /// clients rely on `nonce` instead), which the OpenID conformance suite's dynamic
+    /// tests need.
+    pub registration_require_pkce: bool,
     /// Days after which a client that registered itself and holds no grant (nobody
     /// signed in with it, or their grants have ended) is deleted; 0 keeps them.
     pub registration_unused_client_days: u32,
@@ -155,6 +161,7 @@ impl CoreSettings {
             registration: crate::registration::RegistrationMode::Off,
             registration_scopes: ScopeSet::parse(crate::registration::DEFAULT_SCOPES).unwrap_or_default(),
             registration_resources: Vec::new(),
+            registration_require_pkce: true,
             registration_unused_client_days: 30,
             outbound: crate::outbound::OutboundPolicy::default(),
             strict_client_assertion_audience: false,

@@ -215,6 +215,9 @@ impl RawConfig {
                 "require_signed_request_object" => {
                     self.require_signed_request_object = Some(boolean(&key, origins, &value)?);
                 }
+                "registration_require_pkce" => {
+                    self.registration_require_pkce = Some(boolean(&key, origins, &value)?);
+                }
                 "strict_client_assertion_audience" => {
                     self.strict_client_assertion_audience = Some(boolean(&key, origins, &value)?);
                 }

@@ -686,3 +686,12 @@ fn empty_variables_are_refused_but_empty_lists_are_lists() {
     let s = load(&[("PORTCULLIS_TRUSTED_PROXIES", "")]).unwrap();
     assert!(s.core.defense.trusted_proxies.networks.is_empty());
 }
+
+#[test]
+fn registration_pkce_can_be_left_to_confidential_clients() {
+    assert!(load(&[]).unwrap().core.registration_require_pkce);
+    let s = load(&[("PORTCULLIS_REGISTRATION_REQUIRE_PKCE", "false")]).unwrap();
+    assert!(!s.core.registration_require_pkce);
+    let e = load(&[("PORTCULLIS_REGISTRATION_REQUIRE_PKCE", "sometimes")]).unwrap_err();
+    assert_eq!(e.setting, "registration_require_pkce");
+}
