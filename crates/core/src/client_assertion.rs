@@ -13,7 +13,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::Event;
 use crate::error::{Error, Result};
-use crate::jws::{self, Compact, LEEWAY, PRIVATE_MEMBERS, check_key, fits, named};
+use crate::jws::{self, Compact, Exp, LEEWAY, PRIVATE_MEMBERS, check_key, fits, named};
 use crate::model::{Client, ClientKind};
 use crate::service::Portcullis;
 
@@ -338,9 +338,11 @@ impl Portcullis {
                 )));
             }
         }
+        // RFC 7523 §3: an assertion MUST carry exp (it also bounds its jti's memory).
         parts
-            .check_lifetime("the client_assertion", now.unix_timestamp())
-            .map_err(refusal)
+            .check_lifetime("the client_assertion", now.unix_timestamp(), Exp::Required)
+            .map_err(refusal)?
+            .ok_or_else(|| refusal("the client_assertion has no exp"))
     }
 }
 

@@ -150,6 +150,13 @@ pub fn algorithm_names() -> Vec<String> {
     names
 }
 
+/// Whether `Compact::check_lifetime` requires an `exp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exp {
+    Required,
+    IfPresent,
+}
+
 /// A compact JWS taken apart, before anything in it is trusted.
 pub(crate) struct Compact<'a> {
     pub(crate) alg: Algorithm,
@@ -179,20 +186,26 @@ impl Compact<'_> {
     }
 
     /// RFC 7519 §4.1.4–4.1.6 for a short-lived JWT a client made, called `what` in the
-    /// error ("the client_assertion", "the request object"): an `exp` not past and at
-    /// most an hour ahead, `nbf` and `iat` (when present) not in the future, each with
-    /// `LEEWAY` seconds of clock skew. Returns `exp`, or why not.
-    pub(crate) fn check_lifetime(&self, what: &str, now: i64) -> Result<i64, String> {
+    /// error ("the client_assertion", "the request object"): an `exp` (required, or
+    /// only checked when present, as `exp` says) not past and at most an hour ahead,
+    /// `nbf` and `iat` (when present) not in the future, each with `LEEWAY` seconds of
+    /// clock skew. Returns `exp`, or why not.
+    pub(crate) fn check_lifetime(&self, what: &str, now: i64, exp: Exp) -> Result<Option<i64>, String> {
         let number = |name: &str, round: fn(f64) -> f64| {
             self.numeric_date(name, round)
                 .map_err(|()| format!("{what}'s {name} must be a number of seconds"))
         };
-        let exp = number("exp", f64::floor)?.ok_or_else(|| format!("{what} has no exp"))?;
-        if exp.saturating_add(LEEWAY) < now {
-            return Err(format!("{what} has expired"));
+        let found = number("exp", f64::floor)?;
+        if exp == Exp::Required && found.is_none() {
+            return Err(format!("{what} has no exp"));
         }
-        if exp > now.saturating_add(MAX_LIFETIME + LEEWAY) {
-            return Err(format!("{what}'s exp is more than an hour ahead"));
+        if let Some(exp) = found {
+            if exp.saturating_add(LEEWAY) < now {
+                return Err(format!("{what} has expired"));
+            }
+            if exp > now.saturating_add(MAX_LIFETIME + LEEWAY) {
+                return Err(format!("{what}'s exp is more than an hour ahead"));
+            }
         }
         if number("nbf", f64::ceil)?.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY)) {
             return Err(format!("{what} is not valid yet (nbf)"));
@@ -200,7 +213,7 @@ impl Compact<'_> {
         if number("iat", f64::ceil)?.is_some_and(|iat| iat > now.saturating_add(LEEWAY)) {
             return Err(format!("{what} was issued in the future (iat)"));
         }
-        Ok(exp)
+        Ok(found)
     }
 
     /// A NumericDate claim (RFC 7519 §2: seconds, possibly fractional), rounded with

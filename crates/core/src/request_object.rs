@@ -14,7 +14,7 @@
 
 use crate::authorize::AuthorizeParams;
 use crate::error::Result;
-use crate::jws::{self, Compact};
+use crate::jws::{self, Compact, Exp};
 use crate::model::Client;
 use crate::service::Portcullis;
 
@@ -41,8 +41,8 @@ const NOT_VERIFIED: &str = "the request object is not signed by a key registered
 impl Portcullis {
     /// The authorization request carried by `jwt`, the `request` parameter sent for
     /// `client` beside the parameters `outside` (RFC 9101 §6): its signature, then its
-    /// claims (`iss` the client, `aud` this server's issuer, an `exp` at most an hour
-    /// ahead, `nbf` and `iat` not in the future, `client_id` the client if present, no
+    /// claims (`iss` the client, `aud` this server's issuer, an `exp` (if any) at most an
+    /// hour ahead, `nbf` and `iat` not in the future, `client_id` the client if present, no
     /// nested `request` or `request_uri`), then its parameters. `client_id` is set to the
     /// client.
     pub(crate) async fn open_request_object(
@@ -105,8 +105,11 @@ impl Portcullis {
                 "the request object's aud must be this server's issuer, {issuer}"
             )));
         }
+        // RFC 9101 and OIDC Core §6.1 make exp optional (FAPI requires it): the
+        // OpenID conformance suite's signed request objects carry none. When present it
+        // bounds the object's life.
         parts
-            .check_lifetime("the request object", self.now().unix_timestamp())
+            .check_lifetime("the request object", self.now().unix_timestamp(), Exp::IfPresent)
             .map_err(Refused)?;
         Ok(())
     }
