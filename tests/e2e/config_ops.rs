@@ -80,6 +80,24 @@ async fn bad_tls_files_stop_the_start_before_anything_is_written(backend: Backen
     };
     let err = refused_before_writing(backend, passphrase_key, "tls_key_file").await;
     assert!(err.contains("is encrypted with a passphrase"), "{err}");
+    assert!(!err.contains("no items found"), "{err}");
+    // OpenSSL's older form says so in a header of its own.
+    let traditional = dir.path().join("traditional-key.pem");
+    std::fs::write(
+        &traditional,
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let err = refused_before_writing(
+        backend,
+        TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: traditional,
+        },
+        "tls_key_file",
+    )
+    .await;
+    assert!(err.contains("is encrypted with a passphrase"), "{err}");
 }
 
 both_backends!(bad_tls_files_stop_the_start_before_anything_is_written);

@@ -181,7 +181,7 @@ async fn max_age_zero_forces_a_login(backend: Backend) {
     // Someone is signed in: the description says why that is not enough.
     assert_eq!(
         param(&back, "error_description").as_deref(),
-        Some("the user's sign-in is not recent enough for max_age")
+        Some("the user's sign-in is not recent enough for max_age (or the client's default_max_age)")
     );
     assert_eq!(param(&back, "state").as_deref(), Some("st"));
     assert!(param(&back, "code").is_none());

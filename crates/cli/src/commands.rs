@@ -354,6 +354,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "sector_identifier": c.pairwise_sector,
         "disabled": c.disabled,
         "self_registered": c.self_registered,
+        "default_max_age": c.default_max_age,
         "created_at": c.created_at.unix_timestamp(),
     })
 }
@@ -410,6 +411,9 @@ fn print_client(c: &Client) {
     );
     out!("scope:         {}", c.scopes);
     out!("first_party:   {}", c.first_party);
+    if let Some(age) = c.default_max_age {
+        out!("default_max_age: {age} s (a sign-in older than this is repeated)");
+    }
     if c.dpop_bound_access_tokens {
         out!("requires DPoP: true");
     }
@@ -541,20 +545,18 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
                 out!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 let now = core.now();
+                if keys.is_empty() {
+                    out!("no signing keys yet (the server makes them at its first start)");
+                }
                 for k in keys {
                     // A retired key is published until `publish_until`; one withdrawn (or
                     // whose time has passed) is no longer in the JWKS.
                     let published = match k.publish_until {
-                        Some(until) if until <= now => "not published".to_owned(),
-                        Some(until) => format!(
-                            "published until {}",
-                            until
-                                .format(&time::format_description::well_known::Rfc3339)
-                                .unwrap_or_else(|_| until.unix_timestamp().to_string())
-                        ),
+                        Some(until) if until <= now => " not published".to_owned(),
+                        Some(until) => format!(" published until {}", crate::output::when(until)),
                         None => String::new(),
                     };
-                    out!("{:<8} {:<6} {} {published}", k.state.as_str(), k.alg.as_str(), k.kid);
+                    out!("{:<8} {:<6} {}{published}", k.state.as_str(), k.alg.as_str(), k.kid);
                 }
             }
         }

@@ -178,6 +178,18 @@ pub struct Settings {
 /// descriptors.
 pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 1024;
 
+/// Settings an empty value is meaningful for: lists (comma-separated in the
+/// environment) and `registration_scopes` (space-separated). Any other set to nothing
+/// is refused rather than read as a path or a name of nothing.
+pub(crate) const MAY_BE_EMPTY: [&str; 6] = [
+    "trusted_proxies",
+    "admin_hosts",
+    "previous_keks",
+    "registration_resources",
+    "outbound_allowed_networks",
+    "registration_scopes",
+];
+
 const ENV_KEYS: &[&str] = &[
     "issuer",
     "access_token_audience",
@@ -302,6 +314,18 @@ impl RawConfig {
         };
         let file = path.display().to_string();
         let raw: RawConfig = toml::from_str(&text).map_err(|e| toml_error(&e, &text, &file))?;
+        // As in the environment: `data_dir = ""` would be the working directory.
+        if let Ok(table) = text.parse::<toml::Table>() {
+            for (key, value) in &table {
+                if value.as_str().is_some_and(|v| v.trim().is_empty()) && !MAY_BE_EMPTY.contains(&key.as_str()) {
+                    return Err(ConfigError {
+                        setting: key.clone(),
+                        source_note: format!(" (from {file})"),
+                        message: "is set but empty: give it a value, or leave it out for the default".into(),
+                    });
+                }
+            }
+        }
         for key in ENV_KEYS {
             if raw.is_set(key) {
                 origins.insert((*key).to_owned(), file.clone());

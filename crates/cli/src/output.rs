@@ -24,3 +24,10 @@ pub fn line(args: std::fmt::Arguments<'_>) {
         }
     }
 }
+
+/// A time for people: RFC 3339 in UTC to the second (`2026-12-07T10:41:02Z`).
+pub fn when(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}

@@ -32,21 +32,22 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
     if certs.is_empty() {
         anyhow::bail!("tls_cert_file: {} holds no certificate", files.cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key).with_context(|| {
-        // A key under a passphrase reads as no key at all; say which it is.
-        let encrypted =
-            std::fs::read_to_string(&files.key).is_ok_and(|t| t.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        // A key under a passphrase reads as no key at all (PKCS #8) or as bad base64
+        // (OpenSSL's older form, with `Proc-Type: 4,ENCRYPTED`); say which it is.
+        let encrypted = std::fs::read_to_string(&files.key)
+            .is_ok_and(|t| t.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || t.contains("Proc-Type: 4,ENCRYPTED"));
         if encrypted {
-            format!(
+            anyhow::anyhow!(
                 "tls_key_file: {} is encrypted with a passphrase, and Portcullis reads unencrypted keys only \
                  (`openssl pkey -in {0} -out key.pem`, then keep key.pem readable by the server alone)",
                 files.key.display()
             )
         } else {
-            format!(
+            anyhow::Error::new(e).context(format!(
                 "tls_key_file: cannot read a PEM private key from {}",
                 files.key.display()
-            )
+            ))
         }
     })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

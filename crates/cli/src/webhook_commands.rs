@@ -93,6 +93,9 @@ pub async fn run(core: &Portcullis, command: WebhookCommand, actor: &str) -> any
                     .collect();
                 out!("{}", serde_json::to_string_pretty(&out)?);
             } else {
+                if list.is_empty() {
+                    out!("no webhooks");
+                }
                 for w in list {
                     out!("{}  {}  {}", w.id, w.url, w.event_types.join(" "));
                 }
@@ -117,9 +120,7 @@ pub async fn run(core: &Portcullis, command: WebhookCommand, actor: &str) -> any
                 for d in list {
                     out!(
                         "{}  {}  {}  attempt {}  {:<9}  {}  {}",
-                        d.created_at
-                            .format(&time::format_description::well_known::Rfc3339)
-                            .unwrap_or_else(|_| d.created_at.unix_timestamp().to_string()),
+                        crate::output::when(d.created_at),
                         d.webhook_id,
                         d.event_type,
                         d.attempt,

@@ -236,15 +236,18 @@ fn command_output_is_readable() {
     let retired = listed.lines().find(|l| l.starts_with("retired")).expect(&listed);
     let until = retired.split("published until ").nth(1).expect(retired);
     assert!(
-        time::OffsetDateTime::parse(until.trim(), &time::format_description::well_known::Rfc3339).is_ok(),
+        time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339).is_ok(),
         "{retired}"
     );
+    assert!(!until.contains('.'), "to the second: {retired}");
+    assert!(listed.lines().all(|l| !l.ends_with(' ')), "{listed:?}");
     let made = run(&["initial-token", "create", "--name", "Early"]);
     assert!(
         made.contains("note: registration is off in this configuration"),
         "{made}"
     );
     assert_eq!(run(&["webhook", "deliveries"]).trim(), "no deliveries yet");
+    assert_eq!(run(&["webhook", "list"]).trim(), "no webhooks");
     // `client show` prints what `client create` took.
     let created = run(&[
         "client",

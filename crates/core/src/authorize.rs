@@ -924,7 +924,7 @@ impl Portcullis {
                 // already asks for a login (early rather than late), and max_age=0 is
                 // prompt=login (errata), even within the same second.
                 } else if req.max_age.is_some_and(|m| now - a.auth_time >= m) {
-                    Some("the user's sign-in is not recent enough for max_age")
+                    Some("the user's sign-in is not recent enough for max_age (or the client's default_max_age)")
                 // With prompt=none that is login_required; otherwise the login page lets
                 // the hinted person sign in.
                 } else if not_hinted(u) {

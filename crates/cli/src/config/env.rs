@@ -135,15 +135,7 @@ impl RawConfig {
             };
             // An empty value is no value: for a path it would mean the working directory,
             // for a name nothing at all. Lists may be empty.
-            let lists = [
-                "trusted_proxies",
-                "admin_hosts",
-                "previous_keks",
-                "registration_resources",
-                "outbound_allowed_networks",
-                "registration_scopes",
-            ];
-            if value.trim().is_empty() && !lists.contains(&key.as_str()) {
+            if value.trim().is_empty() && !super::MAY_BE_EMPTY.contains(&key.as_str()) {
                 return Err(cfg_err(
                     &key,
                     origins,

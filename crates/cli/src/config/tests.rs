@@ -695,3 +695,18 @@ fn registration_pkce_can_be_left_to_confidential_clients() {
     let e = load(&[("PORTCULLIS_REGISTRATION_REQUIRE_PKCE", "sometimes")]).unwrap_err();
     assert_eq!(e.setting, "registration_require_pkce");
 }
+
+#[test]
+fn empty_values_in_the_file_are_refused_too() {
+    let dir = std::env::temp_dir().join(format!("portcullis-cfg-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("empty.toml");
+    std::fs::write(&file, "issuer = \"https://id.example\"\ndata_dir = \"\"\n").unwrap();
+    let e = Settings::load_from(Some(&file), Vec::new()).unwrap_err();
+    assert_eq!(e.setting, "data_dir");
+    assert!(e.to_string().contains("is set but empty"), "{e}");
+    assert!(e.to_string().contains(&format!("(from {})", file.display())), "{e}");
+    std::fs::write(&file, "issuer = \"https://id.example\"\nregistration_scopes = \"\"\n").unwrap();
+    assert!(Settings::load_from(Some(&file), Vec::new()).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
