@@ -1404,7 +1404,50 @@ async fn confidential_clients_may_register_without_pkce_when_configured(backend:
     app.stop().await;
 }
 
+/// `registration_confirm_redirects = false` (for the OpenID conformance suite's
+/// dynamic tests): a self-registered client's errors and sign-out returns redirect at
+/// once, as an operator's client's do, instead of being shown as a link first
+/// (`self_registered_clients_never_redirect_by_themselves`, the default).
+async fn self_registered_redirects_go_at_once_when_configured(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.registration = RegistrationMode::Open;
+        s.core.registration_confirm_redirects = false;
+    })
+    .await;
+    let (status, registered) = register(
+        &app,
+        &json!({"redirect_uris": [REDIRECT], "post_logout_redirect_uris": ["https://rp.example/bye"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{registered}");
+    let id = registered["client_id"].as_str().unwrap();
+    // prompt=none, nobody signed in: login_required, sent to the client.
+    let u = authorize_url(&app, id, REDIRECT, &[("prompt", "none")]);
+    let r = browser().get(u).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let back = Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert_eq!(param(&back, "error").as_deref(), Some("login_required"));
+    assert_eq!(param(&back, "state").as_deref(), Some("st"));
+    // An error found before the request is validated (a bad response_type) too.
+    let u = authorize_url(&app, id, REDIRECT, &[("response_type", "token")]);
+    let r = browser().get(u).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    // Sign-out, nobody signed in: straight back.
+    let mut u = Url::parse(&app.url("/logout")).unwrap();
+    u.query_pairs_mut()
+        .append_pair("client_id", id)
+        .append_pair("post_logout_redirect_uri", "https://rp.example/bye")
+        .append_pair("state", "s1");
+    let r = browser().get(u).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "https://rp.example/bye?state=s1");
+    app.stop().await;
+}
+
 both_backends!(
+    self_registered_redirects_go_at_once_when_configured,
     confidential_clients_may_register_without_pkce_when_configured,
     self_registered_native_apps_use_any_loopback_port,
     default_max_age_asks_for_a_new_login,

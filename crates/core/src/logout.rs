@@ -55,7 +55,8 @@ pub struct Logout {
     /// The pairwise sector of the client (OIDC Core §8.1), whose terms the hint is in.
     pub client_sector: Option<String>,
     /// The client registered itself (RFC 7591): its redirect is offered as a link, never
-    /// followed by itself (RFC 9700 §4.11.2: anyone could register the URI).
+    /// followed by itself (RFC 9700 §4.11.2: anyone could register the URI), unless
+    /// `registration_confirm_redirects` is off.
     pub self_registered: bool,
 }
 
@@ -116,7 +117,9 @@ impl Portcullis {
             }
         };
         Ok(Logout {
-            self_registered: client.as_ref().is_some_and(|c| c.self_registered),
+            self_registered: client
+                .as_ref()
+                .is_some_and(|c| self.confirms_redirects_of(c.self_registered)),
             client_sector: client.as_ref().and_then(|c| c.pairwise_sector.clone()),
             client_id: client.as_ref().map(|c| c.id.clone()),
             client_name: client.map(|c| c.name),

@@ -682,6 +682,13 @@ impl Portcullis {
         Ok(())
     }
 
+    /// Whether a redirect this server would make by itself to a client that registered
+    /// itself (`self_registered`) is to be shown as a link first
+    /// (`registration_confirm_redirects`).
+    pub fn confirms_redirects_of(&self, self_registered: bool) -> bool {
+        self_registered && self.settings.registration_confirm_redirects
+    }
+
     /// The client `id` names, if it registered itself (RFC 7591); `None` otherwise (an
     /// operator's client, or none). A store failure is an error, not a `None`.
     pub async fn self_registered_client(&self, id: &str) -> Result<Option<std::sync::Arc<Client>>> {

@@ -74,6 +74,12 @@ pub struct CoreSettings {
     /// clients rely on `nonce` instead), which the OpenID conformance suite's dynamic
     /// tests need.
     pub registration_require_pkce: bool,
+    /// Whether answers a client that registered itself would get by redirect without the
+    /// person choosing it (an error, a sign-out's return) are shown as a page with a link
+    /// first (RFC 9700 §4.11.2: anyone may register any URI, and this server must not
+    /// send browsers there by itself). On by default; off, they redirect at once, as
+    /// the OpenID conformance suite's dynamic tests expect.
+    pub registration_confirm_redirects: bool,
     /// Days after which a client that registered itself and holds no grant (nobody
     /// signed in with it, or their grants have ended) is deleted; 0 keeps them.
     pub registration_unused_client_days: u32,
@@ -162,6 +168,7 @@ impl CoreSettings {
             registration_scopes: ScopeSet::parse(crate::registration::DEFAULT_SCOPES).unwrap_or_default(),
             registration_resources: Vec::new(),
             registration_require_pkce: true,
+            registration_confirm_redirects: true,
             registration_unused_client_days: 30,
             outbound: crate::outbound::OutboundPolicy::default(),
             strict_client_assertion_audience: false,

@@ -75,8 +75,10 @@ async fn start(
         Err(AuthorizeError::Redirect(resp)) => {
             // No validated request to tell whose answer it is: the client is read.
             let client = match params.client_id.as_deref() {
-                Some(id) => state.core.self_registered_client(id).await?,
-                None => None,
+                Some(id) if state.core.settings.registration_confirm_redirects => {
+                    state.core.self_registered_client(id).await?
+                }
+                _ => None,
             };
             return send_unprompted(&resp, client.as_deref().map(|c| c.name.as_str()));
         }
@@ -87,7 +89,7 @@ async fn start(
     // Only a request that needs the person is kept; prompt=none and single sign-on
     // answer at once without touching the session.
     match next {
-        Next::Respond(resp) => send_unprompted(&resp, self_registered(&req)),
+        Next::Respond(resp) => send_unprompted(&resp, self_registered(state, &req)),
         Next::Login | Next::Consent => {
             // Each is a row kept for an hour: counted against the address (DESIGN §5).
             state.core.throttle.check(Bucket::SessionIp, ip)?;
@@ -167,7 +169,7 @@ async fn take_step(
             pending::remove(&state.core, session, id).await?;
             // An error after the login page (an id_token_hint or `claims` naming someone
             // else, a scope taken away meanwhile) is no answer the person chose either.
-            return send_unprompted(&first, self_registered(req));
+            return send_unprompted(&first, self_registered(state, req));
         }
         next => {
             pending::update(&state.core, session, id, req).await?;
@@ -209,9 +211,13 @@ fn send_unprompted(resp: &AuthorizationResponse, self_registered: Option<&str>) 
 }
 
 /// The name of the request's client if it registered itself, for `send_unprompted`
-/// (the mark is kept with the request, and a client never loses it).
-fn self_registered(req: &AuthorizationRequest) -> Option<&str> {
-    req.self_registered.then_some(req.client_name.as_str())
+/// (the mark is kept with the request, and a client never loses it); `None` also when
+/// `registration_confirm_redirects` is off.
+fn self_registered<'a>(state: &AppState, req: &'a AuthorizationRequest) -> Option<&'a str> {
+    state
+        .core
+        .confirms_redirects_of(req.self_registered)
+        .then_some(req.client_name.as_str())
 }
 
 /// See `send_unprompted`.

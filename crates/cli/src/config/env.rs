@@ -210,6 +210,9 @@ impl RawConfig {
                 "registration_require_pkce" => {
                     self.registration_require_pkce = Some(boolean(&key, origins, &value)?);
                 }
+                "registration_confirm_redirects" => {
+                    self.registration_confirm_redirects = Some(boolean(&key, origins, &value)?);
+                }
                 "strict_client_assertion_audience" => {
                     self.strict_client_assertion_audience = Some(boolean(&key, origins, &value)?);
                 }

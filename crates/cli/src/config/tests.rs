@@ -710,3 +710,10 @@ fn empty_values_in_the_file_are_refused_too() {
     assert!(Settings::load_from(Some(&file), Vec::new()).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn self_registered_redirects_can_go_at_once() {
+    assert!(load(&[]).unwrap().core.registration_confirm_redirects);
+    let s = load(&[("PORTCULLIS_REGISTRATION_CONFIRM_REDIRECTS", "false")]).unwrap();
+    assert!(!s.core.registration_confirm_redirects);
+}
