@@ -996,7 +996,99 @@ async fn request_uris_are_registered(backend: Backend) {
     app.stop().await;
 }
 
+/// `allow_unsigned_request_objects` (OIDC Core §6.1, for the OpenID conformance suite's
+/// dynamic plan): an unsigned object (`alg` `none`, empty signature) is read like a plain
+/// request; `iss` and `aud` may be left out but not be wrong; a client that must sign,
+/// or registered an algorithm, still must. Discovery lists `none` then, and only then.
+async fn unsigned_objects_when_allowed(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+        s.core.allow_unsigned_request_objects = true;
+    })
+    .await;
+    let es = client_key(SigningAlg::ES256, "es-1").await;
+    let id = keyed_client(&app, &[&es], false).await;
+    let unsigned = |claims: &Value, signature: &str| {
+        format!(
+            "{}.{}.{signature}",
+            b64(br#"{"alg":"none"}"#),
+            b64(claims.to_string().as_bytes())
+        )
+    };
+    let bare = object(
+        &app,
+        &id,
+        &[("iss", Value::Null), ("aud", Value::Null), ("exp", Value::Null)],
+    );
+    let next = send(&app, &id, &unsigned(&bare, ""), &BESIDE).await.unwrap();
+    assert_eq!(next.path(), "/login", "{next}");
+    for (jwt, why) in [
+        (
+            unsigned(&object(&app, &id, &[("iss", json!("someone-else"))]), ""),
+            "iss must be the client_id",
+        ),
+        (
+            unsigned(&object(&app, &id, &[("aud", json!("https://other.example"))]), ""),
+            "aud must be this server's issuer",
+        ),
+        (unsigned(&bare, "c2ln"), "must have an empty signature"),
+    ] {
+        refused_with(&app, &id, &jwt, "invalid_request_object", why).await;
+    }
+    // A client that must sign its objects.
+    let strict = client_with(&app, &[&es], false, true).await;
+    let bare = object(&app, &strict, &[]);
+    refused_with(
+        &app,
+        &strict,
+        &unsigned(&bare, ""),
+        "invalid_request_object",
+        "must be signed",
+    )
+    .await;
+    let discovery: Value = http()
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let algs = discovery["request_object_signing_alg_values_supported"]
+        .as_array()
+        .unwrap();
+    assert!(algs.contains(&json!("none")), "{algs:?}");
+    app.stop().await;
+
+    // Off (the default): refused as any object without a signature, and not listed.
+    let app = portcullis_tests::spawn_app(backend).await;
+    let id = keyed_client(&app, &[&es], false).await;
+    let bare = object(&app, &id, &[]);
+    refused_with(
+        &app,
+        &id,
+        &unsigned(&bare, ""),
+        "invalid_request_object",
+        "must be signed with",
+    )
+    .await;
+    let discovery: Value = http()
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let algs = discovery["request_object_signing_alg_values_supported"]
+        .as_array()
+        .unwrap();
+    assert!(!algs.contains(&json!("none")), "{algs:?}");
+    app.stop().await;
+}
+
 both_backends!(
+    unsigned_objects_when_allowed,
     request_objects_by_reference,
     request_uris_are_registered,
     registered_algorithms_are_the_only_ones_taken,

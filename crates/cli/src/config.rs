@@ -61,6 +61,7 @@ pub struct RawConfig {
     pub registration_unused_client_days: Option<i64>,
     pub registration_require_pkce: Option<bool>,
     pub registration_confirm_redirects: Option<bool>,
+    pub allow_unsigned_request_objects: Option<bool>,
     /// Networks that requests to addresses clients registered themselves may reach
     /// besides public ones (`jwks_uri`, `backchannel_logout_uri`, `sector_identifier_uri`).
     pub outbound_allowed_networks: Option<Vec<String>>,
@@ -225,6 +226,7 @@ const ENV_KEYS: &[&str] = &[
     "registration_unused_client_days",
     "registration_require_pkce",
     "registration_confirm_redirects",
+    "allow_unsigned_request_objects",
     "outbound_allowed_networks",
     "trusted_proxies",
     "admin_hosts",
@@ -371,6 +373,7 @@ impl RawConfig {
             "registration_unused_client_days" => self.registration_unused_client_days.is_some(),
             "registration_require_pkce" => self.registration_require_pkce.is_some(),
             "registration_confirm_redirects" => self.registration_confirm_redirects.is_some(),
+            "allow_unsigned_request_objects" => self.allow_unsigned_request_objects.is_some(),
             "outbound_allowed_networks" => self.outbound_allowed_networks.is_some(),
             "trusted_proxies" => self.trusted_proxies.is_some(),
             "admin_hosts" => self.admin_hosts.is_some(),
@@ -649,6 +652,9 @@ impl RawConfig {
         }
         if let Some(b) = self.registration_confirm_redirects {
             core.registration_confirm_redirects = b;
+        }
+        if let Some(b) = self.allow_unsigned_request_objects {
+            core.allow_unsigned_request_objects = b;
         }
         if let Some(b) = self.strict_client_assertion_audience {
             core.strict_client_assertion_audience = b;

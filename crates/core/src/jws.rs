@@ -191,47 +191,56 @@ impl Compact<'_> {
     /// `nbf` and `iat` (when present) not in the future, each with `LEEWAY` seconds of
     /// clock skew. Returns `exp`, or why not.
     pub(crate) fn check_lifetime(&self, what: &str, now: i64, exp: Exp) -> Result<Option<i64>, String> {
-        let number = |name: &str, round: fn(f64) -> f64| {
-            self.numeric_date(name, round)
-                .map_err(|()| format!("{what}'s {name} must be a number of seconds"))
-        };
-        let found = number("exp", f64::floor)?;
-        if exp == Exp::Required && found.is_none() {
-            return Err(format!("{what} has no exp"));
-        }
-        if let Some(exp) = found {
-            if exp.saturating_add(LEEWAY) < now {
-                return Err(format!("{what} has expired"));
-            }
-            if exp > now.saturating_add(MAX_LIFETIME + LEEWAY) {
-                return Err(format!("{what}'s exp is more than an hour ahead"));
-            }
-        }
-        if number("nbf", f64::ceil)?.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY)) {
-            return Err(format!("{what} is not valid yet (nbf)"));
-        }
-        if number("iat", f64::ceil)?.is_some_and(|iat| iat > now.saturating_add(LEEWAY)) {
-            return Err(format!("{what} was issued in the future (iat)"));
-        }
-        Ok(found)
+        check_lifetime(&self.claims, what, now, exp)
     }
 
-    /// A NumericDate claim (RFC 7519 §2: seconds, possibly fractional), rounded with
-    /// `round` (`f64::floor` for an `exp`, `f64::ceil` for an `nbf` or `iat`: the strict
-    /// way). `Err` with `name` if it is not a number.
+    /// A NumericDate claim (`numeric_date`).
     pub(crate) fn numeric_date(&self, name: &str, round: fn(f64) -> f64) -> Result<Option<i64>, ()> {
-        match self.claims.get(name) {
-            None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .or_else(|| {
-                    v.as_f64()
-                        .filter(|f| f.is_finite() && f.abs() < 1e15)
-                        .map(|f| round(f) as i64)
-                })
-                .map(Some)
-                .ok_or(()),
+        numeric_date(&self.claims, name, round)
+    }
+}
+
+/// `Compact::check_lifetime` of `claims` (an unsecured JWT's too).
+pub(crate) fn check_lifetime(claims: &JsonObject, what: &str, now: i64, exp: Exp) -> Result<Option<i64>, String> {
+    let number = |name: &str, round: fn(f64) -> f64| {
+        numeric_date(claims, name, round).map_err(|()| format!("{what}'s {name} must be a number of seconds"))
+    };
+    let found = number("exp", f64::floor)?;
+    if exp == Exp::Required && found.is_none() {
+        return Err(format!("{what} has no exp"));
+    }
+    if let Some(exp) = found {
+        if exp.saturating_add(LEEWAY) < now {
+            return Err(format!("{what} has expired"));
         }
+        if exp > now.saturating_add(MAX_LIFETIME + LEEWAY) {
+            return Err(format!("{what}'s exp is more than an hour ahead"));
+        }
+    }
+    if number("nbf", f64::ceil)?.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY)) {
+        return Err(format!("{what} is not valid yet (nbf)"));
+    }
+    if number("iat", f64::ceil)?.is_some_and(|iat| iat > now.saturating_add(LEEWAY)) {
+        return Err(format!("{what} was issued in the future (iat)"));
+    }
+    Ok(found)
+}
+
+/// A NumericDate claim (RFC 7519 §2: seconds, possibly fractional), rounded with
+/// `round` (`f64::floor` for an `exp`, `f64::ceil` for an `nbf` or `iat`: the strict
+/// way). `Err` with `name` if it is not a number.
+pub(crate) fn numeric_date(claims: &JsonObject, name: &str, round: fn(f64) -> f64) -> Result<Option<i64>, ()> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.is_finite() && f.abs() < 1e15)
+                    .map(|f| round(f) as i64)
+            })
+            .map(Some)
+            .ok_or(()),
     }
 }
 

@@ -14,7 +14,7 @@
 
 use crate::authorize::AuthorizeParams;
 use crate::error::Result;
-use crate::jws::{self, Compact, Exp};
+use crate::jws::{self, Compact, Exp, JsonObject};
 use crate::model::Client;
 use crate::service::Portcullis;
 
@@ -51,6 +51,11 @@ impl Portcullis {
         outside: &AuthorizeParams,
         jwt: &str,
     ) -> Result<std::result::Result<AuthorizeParams, Refused>> {
+        if self.settings.allow_unsigned_request_objects
+            && let Some(claims) = unsecured(jwt)
+        {
+            return Ok(claims.and_then(|claims| self.open_unsigned(client, outside, &claims)));
+        }
         let parts = match split(jwt) {
             Ok(p) => p,
             Err(r) => return Ok(Err(r)),
@@ -84,20 +89,51 @@ impl Portcullis {
             )));
         }
         Ok(self
-            .check_request_claims(&parts, client)
-            .and_then(|()| params(&parts, client, outside)))
+            .check_request_claims(&parts.claims, client, true)
+            .and_then(|()| params(&parts.claims, client, outside)))
+    }
+
+    /// An unsigned request object (`alg` `none`, OIDC Core §6.1), taken with
+    /// `allow_unsigned_request_objects` only, and never for a client that must sign or
+    /// registered an algorithm: its parameters are as trustworthy as those of a plain
+    /// request, and no more.
+    fn open_unsigned(
+        &self,
+        client: &Client,
+        outside: &AuthorizeParams,
+        claims: &JsonObject,
+    ) -> std::result::Result<AuthorizeParams, Refused> {
+        if client.require_signed_request_object || self.settings.require_signed_request_object {
+            return Err(refused("request objects must be signed here"));
+        }
+        if client.request_object_signing_alg.is_some() {
+            return Err(refused(
+                "the request object is not signed with the client's request_object_signing_alg",
+            ));
+        }
+        self.check_request_claims(claims, client, false)?;
+        params(claims, client, outside)
     }
 
     /// RFC 9101 §4 and §10.2: `iss` the client, `aud` this server, and a bounded life.
-    fn check_request_claims(&self, parts: &Compact<'_>, client: &Client) -> std::result::Result<(), Refused> {
+    /// An unsigned object (`signed` false) need not name `iss` and `aud` (OIDC Core
+    /// §6.1 asks them of signed ones), but may not name others.
+    fn check_request_claims(
+        &self,
+        claims: &JsonObject,
+        client: &Client,
+        signed: bool,
+    ) -> std::result::Result<(), Refused> {
         let id = client.id.as_str();
-        if parts.claim_str("iss") != Some(id) {
+        let iss = claims.get("iss");
+        if (signed || iss.is_some()) && iss.and_then(|v| v.as_str()) != Some(id) {
             return Err(refused("the request object's iss must be the client_id, as a string"));
         }
         let issuer = self.settings.issuer.as_str();
-        let for_us = match parts.claims.get("aud") {
+        let for_us = match claims.get("aud") {
             Some(serde_json::Value::String(aud)) => aud == issuer,
             Some(serde_json::Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(issuer)),
+            None => !signed,
             _ => false,
         };
         if !for_us {
@@ -108,9 +144,13 @@ impl Portcullis {
         // RFC 9101 and OIDC Core §6.1 make exp optional (FAPI requires it): the
         // OpenID conformance suite's signed request objects carry none. When present it
         // bounds the object's life.
-        parts
-            .check_lifetime("the request object", self.now().unix_timestamp(), Exp::IfPresent)
-            .map_err(Refused)?;
+        jws::check_lifetime(
+            claims,
+            "the request object",
+            self.now().unix_timestamp(),
+            Exp::IfPresent,
+        )
+        .map_err(Refused)?;
         Ok(())
     }
 }
@@ -125,14 +165,55 @@ fn split(jwt: &str) -> std::result::Result<Compact<'_>, Refused> {
         ));
     }
     let parts = jws::split(jwt, "the request object", MAX_BYTES).map_err(Refused)?;
-    if let Some(typ) = parts.header.get("typ") {
+    check_typ(&parts.header)?;
+    Ok(parts)
+}
+
+/// RFC 9101 §10.8: typed as a request object or as a plain JWT, if typed at all.
+fn check_typ(header: &JsonObject) -> std::result::Result<(), Refused> {
+    if let Some(typ) = header.get("typ") {
         let typ = typ.as_str().unwrap_or_default().to_ascii_lowercase();
         let typ = typ.strip_prefix("application/").unwrap_or(&typ);
         if typ != "oauth-authz-req+jwt" && typ != "jwt" {
             return Err(refused("the request object's typ must be oauth-authz-req+jwt or JWT"));
         }
     }
-    Ok(parts)
+    Ok(())
+}
+
+/// The claims of an unsecured JWT (RFC 7519 §6: `alg` `none`, an empty signature), or
+/// `None` if `jwt` is not one (then it is read as a signed one, and refused as such).
+fn unsecured(jwt: &str) -> Option<std::result::Result<JsonObject, Refused>> {
+    let decode = |part: &str| -> Option<JsonObject> {
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    if jwt.len() > MAX_BYTES {
+        return None;
+    }
+    let mut parts = jwt.split('.');
+    let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let header = decode(header)?;
+    if header.get("alg").and_then(|a| a.as_str()) != Some("none") {
+        return None;
+    }
+    Some((|| {
+        if !signature.is_empty() {
+            return Err(refused(
+                "an unsigned request object (alg none) must have an empty signature",
+            ));
+        }
+        if header.contains_key("crit") {
+            return Err(refused(
+                "the request object's crit names an extension this server does not know",
+            ));
+        }
+        check_typ(&header)?;
+        decode(payload).ok_or_else(|| refused("the request object's payload is not a JSON object"))
+    })())
 }
 
 /// The request's parameters, from the object's claims: strings as they are, numbers
@@ -140,13 +221,13 @@ fn split(jwt: &str) -> std::result::Result<Compact<'_>, Refused> {
 /// parameter repeated. Claims this server does not
 /// read as parameters are ignored, as unknown parameters are.
 fn params(
-    parts: &Compact<'_>,
+    claims: &JsonObject,
     client: &Client,
     outside: &AuthorizeParams,
 ) -> std::result::Result<AuthorizeParams, Refused> {
     let id = client.id.as_str();
     let mut pairs = Vec::new();
-    for (name, value) in &parts.claims {
+    for (name, value) in claims {
         if JWT_CLAIMS.contains(&name.as_str()) || !AuthorizeParams::is_known(name) {
             continue;
         }

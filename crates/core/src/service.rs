@@ -80,6 +80,11 @@ pub struct CoreSettings {
     /// send browsers there by itself). On by default; off, they redirect at once, as
     /// the OpenID conformance suite's dynamic tests expect.
     pub registration_confirm_redirects: bool,
+    /// OIDC Core §6.1: take request objects that are not signed (`alg` `none`), as
+    /// plain requests are taken, from clients that neither must sign nor registered an
+    /// algorithm. Off by default (RFC 9101 asks for signed objects only); the OpenID
+    /// conformance suite's dynamic plan sends unsigned ones.
+    pub allow_unsigned_request_objects: bool,
     /// Days after which a client that registered itself and holds no grant (nobody
     /// signed in with it, or their grants have ended) is deleted; 0 keeps them.
     pub registration_unused_client_days: u32,
@@ -169,6 +174,7 @@ impl CoreSettings {
             registration_resources: Vec::new(),
             registration_require_pkce: true,
             registration_confirm_redirects: true,
+            allow_unsigned_request_objects: false,
             registration_unused_client_days: 30,
             outbound: crate::outbound::OutboundPolicy::default(),
             strict_client_assertion_audience: false,

@@ -88,8 +88,15 @@ pub fn metadata(settings: &CoreSettings, ring: &KeyRing) -> ServerMetadata {
         token_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
         revocation_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
         introspection_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
-        // RFC 9101: signed with the keys of `private_key_jwt`, so the same algorithms.
-        request_object_signing_alg_values_supported: assertion_algs.clone(),
+        // RFC 9101: signed with the keys of `private_key_jwt`, so the same algorithms;
+        // and `none` where unsigned objects are taken (OIDC Core §6.1).
+        request_object_signing_alg_values_supported: {
+            let mut algs = assertion_algs.clone();
+            if settings.allow_unsigned_request_objects {
+                algs.push("none".to_owned());
+            }
+            algs
+        },
         dpop_signing_alg_values_supported: assertion_algs,
         code_challenge_methods_supported: s(&["S256"]),
         claims_supported: s(&[

@@ -213,6 +213,9 @@ impl RawConfig {
                 "registration_confirm_redirects" => {
                     self.registration_confirm_redirects = Some(boolean(&key, origins, &value)?);
                 }
+                "allow_unsigned_request_objects" => {
+                    self.allow_unsigned_request_objects = Some(boolean(&key, origins, &value)?);
+                }
                 "strict_client_assertion_audience" => {
                     self.strict_client_assertion_audience = Some(boolean(&key, origins, &value)?);
                 }

@@ -717,3 +717,10 @@ fn self_registered_redirects_can_go_at_once() {
     let s = load(&[("PORTCULLIS_REGISTRATION_CONFIRM_REDIRECTS", "false")]).unwrap();
     assert!(!s.core.registration_confirm_redirects);
 }
+
+#[test]
+fn unsigned_request_objects_are_opt_in() {
+    assert!(!load(&[]).unwrap().core.allow_unsigned_request_objects);
+    let s = load(&[("PORTCULLIS_ALLOW_UNSIGNED_REQUEST_OBJECTS", "true")]).unwrap();
+    assert!(s.core.allow_unsigned_request_objects);
+}
