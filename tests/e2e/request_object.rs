@@ -1046,17 +1046,8 @@ async fn unsigned_objects_when_allowed(backend: Backend) {
         "must be signed",
     )
     .await;
-    let discovery: Value = http()
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let algs = discovery["request_object_signing_alg_values_supported"]
-        .as_array()
-        .unwrap();
+    let meta = app.get_json("/.well-known/openid-configuration").await;
+    let algs = meta["request_object_signing_alg_values_supported"].as_array().unwrap();
     assert!(algs.contains(&json!("none")), "{algs:?}");
     app.stop().await;
 
@@ -1072,17 +1063,8 @@ async fn unsigned_objects_when_allowed(backend: Backend) {
         "must be signed with",
     )
     .await;
-    let discovery: Value = http()
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let algs = discovery["request_object_signing_alg_values_supported"]
-        .as_array()
-        .unwrap();
+    let meta = app.get_json("/.well-known/openid-configuration").await;
+    let algs = meta["request_object_signing_alg_values_supported"].as_array().unwrap();
     assert!(!algs.contains(&json!("none")), "{algs:?}");
     app.stop().await;
 }
