@@ -1370,12 +1370,13 @@ async fn self_registered_native_apps_use_any_loopback_port(backend: Backend) {
 /// PKCE out; a public one still may not. On by default (`a_client_registers_and_signs_in`).
 async fn confidential_clients_may_register_without_pkce_when_configured(backend: Backend) {
     let (url, guard) = portcullis_tests::fresh_database(backend).await;
-    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
+    let guard = guard.map(std::sync::Arc::new);
+    let app = portcullis_tests::spawn_with(&url, guard.clone(), |s| {
         s.core.registration = RegistrationMode::Open;
         s.core.registration_require_pkce = false;
     })
     .await;
-    let without_pkce = |id: &str| {
+    let without_pkce = |app: &TestApp, id: &str| {
         let mut u = Url::parse(&app.url("/authorize")).unwrap();
         u.query_pairs_mut().extend_pairs([
             ("response_type", "code"),
@@ -1389,7 +1390,8 @@ async fn confidential_clients_may_register_without_pkce_when_configured(backend:
     };
     let (status, confidential) = register(&app, &json!({"redirect_uris": [REDIRECT]})).await;
     assert_eq!(status, 201, "{confidential}");
-    let r = without_pkce(confidential["client_id"].as_str().unwrap()).await;
+    let confidential = confidential["client_id"].as_str().unwrap();
+    let r = without_pkce(&app, confidential).await;
     assert_eq!(r.status(), 303);
     assert!(r.headers()["location"].to_str().unwrap().starts_with("/login?req="));
     let (status, public) = register(
@@ -1398,10 +1400,19 @@ async fn confidential_clients_may_register_without_pkce_when_configured(backend:
     )
     .await;
     assert_eq!(status, 201, "{public}");
-    let r = without_pkce(public["client_id"].as_str().unwrap()).await;
+    let r = without_pkce(&app, public["client_id"].as_str().unwrap()).await;
     let html = r.text().await.unwrap();
     assert!(html.contains("code_challenge (PKCE, S256) is required"), "{html}");
     app.stop().await;
+
+    // The setting back on (its default): the client registered meanwhile needs PKCE too.
+    let again = portcullis_tests::spawn_with(&url, guard, |s| {
+        s.core.registration = RegistrationMode::Open;
+    })
+    .await;
+    let html = without_pkce(&again, confidential).await.text().await.unwrap();
+    assert!(html.contains("code_challenge (PKCE, S256) is required"), "{html}");
+    again.stop().await;
 }
 
 /// `registration_confirm_redirects = false` (for the OpenID conformance suite's

@@ -690,7 +690,13 @@ impl Portcullis {
                         .to_owned(),
                 )
             }
-            None if client.require_pkce => {
+            // A client that registered itself (and whose registration no operator took
+            // over) needs PKCE while `registration_require_pkce` is on, whatever it was
+            // when it registered: turning the setting back on after a conformance run
+            // leaves no client without it.
+            None if client.require_pkce
+                || (client.registration_token_hash.is_some() && self.settings.registration_require_pkce) =>
+            {
                 return Err(fail(
                     ErrorCode::InvalidRequest,
                     "code_challenge (PKCE, S256) is required",
