@@ -1069,7 +1069,56 @@ async fn unsigned_objects_when_allowed(backend: Backend) {
     app.stop().await;
 }
 
+/// OIDC Registration §2 lists `jwks` apart from the token endpoint's method: a client
+/// that registers itself with a secret method and keys (as the OpenID conformance suite
+/// does) authenticates with its secret and signs its request objects with its keys.
+async fn secret_clients_sign_objects_with_registered_keys(backend: Backend) {
+    let app = open_registration(backend).await;
+    let rs = client_key(SigningAlg::RS256, "rs-1").await;
+    let (status, registered) = register(
+        &app,
+        &json!({
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "jwks": {"keys": [rs.jwk]},
+            "request_object_signing_alg": "RS256",
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{registered}");
+    assert_eq!(registered["token_endpoint_auth_method"], "client_secret_basic");
+    let id = registered["client_id"].as_str().unwrap();
+    let secret = registered["client_secret"].as_str().expect("a secret");
+    let next = send(&app, id, &signed(&rs, &object(&app, id, &[])), &BESIDE)
+        .await
+        .unwrap();
+    assert_eq!(next.path(), "/login", "{next}");
+    for (password, expected) in [(secret, 200), ("wrong", 401)] {
+        let r = http()
+            .post(app.url("/revoke"))
+            .basic_auth(id, Some(password))
+            .form(&[("token", "not-a-token")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected, "{password}");
+    }
+    // A public client has no use for keys.
+    let (status, body) = register(
+        &app,
+        &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "jwks": {"keys": [rs.jwk]}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{body}"
+    );
+    app.stop().await;
+}
+
 both_backends!(
+    secret_clients_sign_objects_with_registered_keys,
     unsigned_objects_when_allowed,
     request_objects_by_reference,
     request_uris_are_registered,

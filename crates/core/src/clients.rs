@@ -102,6 +102,10 @@ pub struct ClientInput {
     /// OIDC Registration §2 `default_max_age`, as a client registering itself sets it.
     /// Operators' edits keep what the client has.
     pub default_max_age: Option<i64>,
+    /// A client registering itself that names a secret method (`client_secret_basic`
+    /// or `_post`) and keys besides (OIDC Registration §2: for its request objects): it
+    /// gets a secret all the same, and keeps it while it keeps the method.
+    pub secret_with_keys: bool,
     /// When editing: the client's `revision` as the editor read it. If the client has
     /// changed since, the edit is refused rather than silently undoing the other change.
     /// Without it the edit applies to the client as read just before the write, and is
@@ -743,7 +747,9 @@ impl Portcullis {
             Subjects::Pairwise(None) => Some(own_or_redirect_sector(&v, registration_token_hash.is_some(), &id)?),
         };
         let secret = match v.kind {
-            ClientKind::Confidential if v.jwks.is_none() && v.jwks_uri.is_none() => Some(new_secret()?),
+            ClientKind::Confidential if input.secret_with_keys || (v.jwks.is_none() && v.jwks_uri.is_none()) => {
+                Some(new_secret()?)
+            }
             _ => None,
         };
         let session_required = input.backchannel_logout_session_required && v.backchannel_logout_uri.is_some();
@@ -863,7 +869,14 @@ impl Portcullis {
         client.id_token_signed_response_alg = v.id_token_signed_response_alg;
         client.userinfo_signed_response_alg = v.userinfo_signed_response_alg;
         client.introspection_signed_response_alg = v.introspection_signed_response_alg;
-        if v.jwks.is_some() || v.jwks_uri.is_some() {
+        // A client that authenticates with a secret and registered keys for its request
+        // objects keeps the secret: through an operator's edit, and through a
+        // registration's that keeps the secret method.
+        let keeps_secret = match editor {
+            Editor::Operator => before.secret_hash.is_some() && before.has_keys(),
+            Editor::Registration { .. } => input.secret_with_keys,
+        };
+        if (v.jwks.is_some() || v.jwks_uri.is_some()) && !keeps_secret {
             // private_key_jwt only: the secret stops working.
             client.secret_hash = None;
         }
@@ -900,7 +913,10 @@ impl Portcullis {
             Editor::Operator => client.registration_token_hash = None,
             Editor::Registration { next_token_hash } => {
                 client.registration_token_hash = Some(next_token_hash);
-                if client.kind == ClientKind::Confidential && !client.has_keys() && client.secret_hash.is_none() {
+                if client.kind == ClientKind::Confidential
+                    && (!client.has_keys() || input.secret_with_keys)
+                    && client.secret_hash.is_none()
+                {
                     let issued = new_secret()?;
                     client.secret_hash = Some(sha256(issued.expose().as_bytes()));
                     secret = Some(issued);
@@ -1046,7 +1062,7 @@ impl Portcullis {
             if client.kind != ClientKind::Confidential {
                 return Err(Error::invalid("kind", "a public client has no secret"));
             }
-            if client.has_keys() {
+            if client.has_keys() && client.secret_hash.is_none() {
                 return Err(Error::invalid(
                     if client.jwks.is_some() { "jwks" } else { "jwks_uri" },
                     "this client authenticates with its registered keys (private_key_jwt); remove them to give it a secret",

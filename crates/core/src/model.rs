@@ -156,6 +156,8 @@ impl Client {
     pub fn token_endpoint_auth_method(&self) -> &'static str {
         match (self.kind, self.has_keys()) {
             (ClientKind::Public, _) => "none",
+            // Keys beside a secret are for its request objects (OIDC Registration §2).
+            (ClientKind::Confidential, true) if self.secret_hash.is_some() => "client_secret_basic",
             (ClientKind::Confidential, true) => "private_key_jwt",
             (ClientKind::Confidential, false) => "client_secret_basic",
         }

@@ -234,12 +234,15 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
             )));
         }
     };
-    if has_keys && method != "private_key_jwt" {
-        // A client with keys authenticates with them here, never with a secret.
+    // Keys beside a secret method sign the client's request objects (OIDC Registration
+    // §2 lists jwks apart from the token endpoint's method, and the OpenID conformance
+    // suite registers so): the client authenticates with a secret all the same.
+    if has_keys && kind == ClientKind::Public {
         return Err(metadata_error(
-            "jwks and jwks_uri are registered with token_endpoint_auth_method private_key_jwt",
+            "jwks and jwks_uri are for confidential clients: token_endpoint_auth_method private_key_jwt, or a secret method",
         ));
     }
+    let secret_with_keys = has_keys && method != "private_key_jwt";
     // OIDC Registration §2: registered, they are the only algorithm taken from the
     // client (checked with the others in `clients::validate`).
     let [token_endpoint_auth_signing_alg, request_object_signing_alg] =
@@ -434,6 +437,7 @@ fn to_input(metadata: &Value, settings: &CoreSettings) -> Result<ClientInput> {
         // OIDC Registration §2: a login older than this is repeated when a request names
         // no max_age. At most a year: `session_max_age` ends every login sooner.
         default_max_age: m.seconds("default_max_age", 31_536_000)?,
+        secret_with_keys,
         request_uris,
         if_revision: None,
     })
@@ -939,7 +943,11 @@ mod tests {
         assert!(refused(json!({"scope": "openid admin"})).contains("admin"));
         assert!(refused(json!({"token_endpoint_auth_method": "client_secret_jwt"})).contains("client_secret_jwt"));
         assert!(refused(json!({"token_endpoint_auth_method": "private_key_jwt"})).contains("jwks"));
-        assert!(refused(json!({"jwks": {"keys": []}})).contains("private_key_jwt"));
+        // Keys beside a secret method are for request objects: the client keeps a secret
+        // (the keys themselves are checked with every client's, `clients::validate`).
+        let both = input(json!({"jwks": {"keys": []}})).unwrap();
+        assert!(both.secret_with_keys && both.jwks.is_some());
+        assert!(refused(json!({"jwks": {"keys": []}, "token_endpoint_auth_method": "none"})).contains("confidential"));
         assert!(refused(json!({"jwks": "x", "token_endpoint_auth_method": "private_key_jwt"})).contains("JWK Set"));
         assert!(refused(json!({"subject_type": "secret"})).contains("public or pairwise"));
         assert!(
@@ -957,7 +965,11 @@ mod tests {
                 assert!(e.starts_with(server_side) && e.contains("public"), "{e}");
             }
         }
-        assert!(refused(json!({"jwks_uri": "https://rp.example/keys"})).contains("private_key_jwt"));
+        assert!(
+            input(json!({"jwks_uri": "https://rp.example/keys"}))
+                .unwrap()
+                .secret_with_keys
+        );
         assert!(refused(json!({"id_token_encrypted_response_alg": "RSA-OAEP"})).contains("encrypt"));
         assert!(refused(json!({"userinfo_signed_response_alg": 256})).contains("string"));
         assert!(refused(json!({"request_object_signing_alg": "none"})).contains("none"));

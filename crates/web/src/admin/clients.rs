@@ -240,6 +240,7 @@ impl ClientFields {
             request_object_signing_alg: None,
             backchannel_logout_session_required: false,
             default_max_age: None,
+            secret_with_keys: false,
             request_uris: vec![],
             if_revision: match self.revision.trim() {
                 "" => None,
@@ -639,7 +640,8 @@ pub async fn client_get(State(state): State<AdminState>, op: Operator, PagePath(
         chrome: op.chrome("clients").await?,
         id: client.id.as_str().to_owned(),
         name: client.name.clone(),
-        has_secret_method: client.kind == ClientKind::Confidential && !client.has_keys(),
+        has_secret_method: client.kind == ClientKind::Confidential
+            && (client.secret_hash.is_some() || !client.has_keys()),
         disabled: client.disabled,
         details: details(&client),
     };

@@ -160,6 +160,7 @@ impl ClientBody {
             request_object_signing_alg: None,
             backchannel_logout_session_required: false,
             default_max_age: None,
+            secret_with_keys: false,
             request_uris: vec![],
             if_revision: self.revision,
         })
