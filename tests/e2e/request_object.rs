@@ -1103,6 +1103,28 @@ async fn secret_clients_sign_objects_with_registered_keys(backend: Backend) {
             .unwrap();
         assert_eq!(r.status(), expected, "{password}");
     }
+    // An operator's edit keeps the secret and the keys.
+    let client_id = portcullis_protocol::ClientId::parse(id).unwrap();
+    let stored = app.core.get_client(&client_id).await.unwrap();
+    let edited = app
+        .core
+        .update_client(
+            &client_id,
+            &ClientInput {
+                name: "Edited".into(),
+                kind: Some(ClientKind::Confidential),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into()],
+                scopes: "openid".into(),
+                jwks: stored.jwks.clone(),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    assert!(edited.secret_hash.is_some() && edited.jwks.is_some());
+    assert_eq!(edited.token_endpoint_auth_method(), "client_secret_basic");
     // A public client has no use for keys.
     let (status, body) = register(
         &app,
