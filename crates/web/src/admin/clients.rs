@@ -490,9 +490,8 @@ pub struct ClientPage {
 
 /// How the client proves itself at the token endpoint.
 fn authentication(c: &Client) -> String {
-    match (c.kind, c.jwks_json(), &c.jwks_uri, &c.secret_hash) {
-        (ClientKind::Public, ..) => "none (public client: PKCE)".into(),
-        (_, Some(jwks), _, _) => {
+    let keys = match (c.jwks_json(), &c.jwks_uri) {
+        (Some(jwks), _) => {
             let kids: Vec<String> = jwks["keys"]
                 .as_array()
                 .map(Vec::as_slice)
@@ -500,11 +499,20 @@ fn authentication(c: &Client) -> String {
                 .iter()
                 .map(|k| k.get("kid").and_then(|k| k.as_str()).unwrap_or("no kid").to_owned())
                 .collect();
-            format!("private_key_jwt ({} keys: {})", kids.len(), kids.join(", "))
+            Some(format!("{} keys: {}", kids.len(), kids.join(", ")))
         }
-        (_, None, Some(uri), _) => format!("private_key_jwt (keys read from {uri})"),
-        (_, None, None, Some(_)) => "client secret (client_secret_basic or client_secret_post)".into(),
-        (_, None, None, None) => "none yet: rotate the secret to issue one".into(),
+        (None, Some(uri)) => Some(format!("keys read from {uri}")),
+        (None, None) => None,
+    };
+    match (c.kind, keys, &c.secret_hash) {
+        (ClientKind::Public, ..) => "none (public client: PKCE)".into(),
+        // A client that registered itself with a secret method and keys besides.
+        (_, Some(keys), Some(_)) => format!(
+            "client secret (client_secret_basic or client_secret_post); its keys ({keys}) sign its request objects"
+        ),
+        (_, Some(keys), None) => format!("private_key_jwt ({keys})"),
+        (_, None, Some(_)) => "client secret (client_secret_basic or client_secret_post)".into(),
+        (_, None, None) => "none yet: rotate the secret to issue one".into(),
     }
 }
 
@@ -1099,6 +1107,17 @@ mod tests {
         assert_eq!(
             authentication(&client(None)),
             "none yet: rotate the secret to issue one"
+        );
+        // A client that registered itself with a secret and keys for its request objects.
+        let both = Client {
+            secret_hash: Some([7; 32]),
+            ..client(Some(URI))
+        };
+        assert_eq!(
+            authentication(&both),
+            format!(
+                "client secret (client_secret_basic or client_secret_post); its keys (keys read from {URI}) sign its request objects"
+            )
         );
         let page = ClientSecretPage {
             chrome: chrome(),
