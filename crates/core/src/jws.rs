@@ -244,6 +244,13 @@ pub(crate) fn numeric_date(claims: &JsonObject, name: &str, round: fn(f64) -> f6
     }
 }
 
+/// One part of a compact JWT (header or payload): base64url without padding, holding a
+/// JSON object.
+pub(crate) fn decode_part(part: &str) -> Option<JsonObject> {
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Takes a compact JWS apart: three base64url parts, JSON header and payload, no `crit`
 /// (RFC 7515 §4.1.11: no extension this server understands), an `alg` of `ALGORITHMS`.
 /// Errors name the token as `what` ("the client_assertion", "the DPoP proof").
@@ -254,11 +261,7 @@ pub(crate) fn split<'a>(token: &'a str, what: &str, max_bytes: usize) -> Result<
     }
     let (message, signature) = token.rsplit_once('.').ok_or_else(not_a_jwt)?;
     let (header, payload) = message.split_once('.').ok_or_else(not_a_jwt)?;
-    let json = |part: &str| -> Result<JsonObject, String> {
-        let bytes =
-            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).map_err(|_| not_a_jwt())?;
-        serde_json::from_slice(&bytes).map_err(|_| not_a_jwt())
-    };
+    let json = |part: &str| decode_part(part).ok_or_else(not_a_jwt);
     let header = json(header)?;
     if header.contains_key("crit") {
         return Err(format!("{what}'s header has crit, which this server does not support"));

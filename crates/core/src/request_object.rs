@@ -184,10 +184,6 @@ fn check_typ(header: &JsonObject) -> std::result::Result<(), Refused> {
 /// The claims of an unsecured JWT (RFC 7519 §6: `alg` `none`, an empty signature), or
 /// `None` if `jwt` is not one (then it is read as a signed one, and refused as such).
 fn unsecured(jwt: &str) -> Option<std::result::Result<JsonObject, Refused>> {
-    let decode = |part: &str| -> Option<JsonObject> {
-        let bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    };
     if jwt.len() > MAX_BYTES {
         return None;
     }
@@ -196,7 +192,7 @@ fn unsecured(jwt: &str) -> Option<std::result::Result<JsonObject, Refused>> {
     if parts.next().is_some() {
         return None;
     }
-    let header = decode(header)?;
+    let header = jws::decode_part(header)?;
     if header.get("alg").and_then(|a| a.as_str()) != Some("none") {
         return None;
     }
@@ -212,7 +208,7 @@ fn unsecured(jwt: &str) -> Option<std::result::Result<JsonObject, Refused>> {
             ));
         }
         check_typ(&header)?;
-        decode(payload).ok_or_else(|| refused("the request object's payload is not a JSON object"))
+        jws::decode_part(payload).ok_or_else(|| refused("the request object's payload is not a JSON object"))
     })())
 }
 
