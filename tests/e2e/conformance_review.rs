@@ -19,7 +19,7 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// An authorization URL for `client_id` at `redirect_uri` (scope `openid`, PKCE), plus
 /// `extra`.
-fn authorize_url(app: &TestApp, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> Url {
+pub(crate) fn authorize_url(app: &TestApp, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> Url {
     let mut u = Url::parse(&app.url("/authorize")).unwrap();
     u.query_pairs_mut().extend_pairs([
         ("response_type", "code"),

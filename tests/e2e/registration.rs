@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::code_flow::{PASSWORD, REDIRECT, rp_http_client};
+use crate::conformance_review::authorize_url;
 use crate::forms::{Step, follow, param, submit};
 
 pub(crate) async fn open_registration(backend: Backend) -> TestApp {
@@ -1252,23 +1253,6 @@ async fn browser_clients_may_register_from_any_origin(backend: Backend) {
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     app.stop().await;
-}
-
-/// An OpenID authorization request of `client_id` at `redirect_uri` (PKCE, the RFC 7636
-/// Appendix B challenge), plus `extra`.
-fn authorize_url(app: &TestApp, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> Url {
-    let mut u = Url::parse(&app.url("/authorize")).unwrap();
-    u.query_pairs_mut().extend_pairs([
-        ("response_type", "code"),
-        ("client_id", client_id),
-        ("redirect_uri", redirect_uri),
-        ("scope", "openid"),
-        ("state", "st"),
-        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
-        ("code_challenge_method", "S256"),
-    ]);
-    u.query_pairs_mut().extend_pairs(extra);
-    u
 }
 
 /// OIDC Registration §2 `default_max_age`: with none named in the request, a login
