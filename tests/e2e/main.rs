@@ -5,8 +5,10 @@
 
 mod admin_api;
 mod admin_api_input;
+mod admin_api_keys;
 mod admin_api_users;
 mod admin_browser;
+mod admin_client_pages;
 mod admin_pages;
 mod admin_sessions;
 mod admin_support;
@@ -35,7 +37,9 @@ mod private_key_jwt;
 mod prompts;
 mod refresh;
 mod registration;
+mod registration_policy;
 mod request_object;
+mod request_uri;
 mod resource;
 mod resource_indicators;
 mod store_contract;

@@ -28,12 +28,12 @@ fn challenge() -> String {
 }
 
 /// A client with `keys` registered, for the code flow.
-async fn keyed_client(app: &TestApp, keys: &[&ClientKey], par_only: bool) -> String {
+pub(crate) async fn keyed_client(app: &TestApp, keys: &[&ClientKey], par_only: bool) -> String {
     client_with(app, keys, par_only, false).await
 }
 
 /// `keyed_client`, also requiring its requests to be signed if `signed_only`.
-async fn client_with(app: &TestApp, keys: &[&ClientKey], par_only: bool, signed_only: bool) -> String {
+pub(crate) async fn client_with(app: &TestApp, keys: &[&ClientKey], par_only: bool, signed_only: bool) -> String {
     let jwks = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
     let (client, secret) = app
         .core
@@ -59,7 +59,7 @@ async fn client_with(app: &TestApp, keys: &[&ClientKey], par_only: bool, signed_
 
 /// The claims of a good request object from `client_id`, with `change` applied (a
 /// `Null` removes a claim).
-fn object(app: &TestApp, client_id: &str, change: &[(&str, Value)]) -> Value {
+pub(crate) fn object(app: &TestApp, client_id: &str, change: &[(&str, Value)]) -> Value {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let mut c = json!({
         "iss": client_id,
@@ -88,24 +88,24 @@ fn object(app: &TestApp, client_id: &str, change: &[(&str, Value)]) -> Value {
 }
 
 /// `claims` signed by `key`, typed as a request object.
-fn signed(key: &ClientKey, claims: &Value) -> String {
+pub(crate) fn signed(key: &ClientKey, claims: &Value) -> String {
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.clone());
     header.typ = Some("oauth-authz-req+jwt".into());
     jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
 }
 
-fn b64(v: &[u8]) -> String {
+pub(crate) fn b64(v: &[u8]) -> String {
     portcullis_core::crypto::b64url(v)
 }
 
-fn authorize_url(app: &TestApp, pairs: &[(&str, &str)]) -> Url {
+pub(crate) fn authorize_url(app: &TestApp, pairs: &[(&str, &str)]) -> Url {
     let mut u = Url::parse(&app.url("/authorize")).unwrap();
     u.query_pairs_mut().extend_pairs(pairs);
     u
 }
 
-fn param(url: &Url, name: &str) -> Option<String> {
+pub(crate) fn param(url: &Url, name: &str) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
@@ -230,7 +230,12 @@ async fn signed_requests_are_read_alone(backend: Backend) {
 
 /// GET `/authorize` with `request` and `extra` beside it: where it redirects, or the
 /// status and page.
-async fn send(app: &TestApp, client_id: &str, request: &str, extra: &[(&str, &str)]) -> Result<Url, (u16, String)> {
+pub(crate) async fn send(
+    app: &TestApp,
+    client_id: &str,
+    request: &str,
+    extra: &[(&str, &str)],
+) -> Result<Url, (u16, String)> {
     let mut pairs = vec![("client_id", client_id), ("request", request)];
     pairs.extend_from_slice(extra);
     let r = browser().get(authorize_url(app, &pairs)).send().await.unwrap();
@@ -242,11 +247,11 @@ async fn send(app: &TestApp, client_id: &str, request: &str, extra: &[(&str, &st
 
 /// Sent beside the object: a registered redirect URI and a state, so that a refusal is
 /// redirected there.
-const BESIDE: [(&str, &str); 2] = [("redirect_uri", REDIRECT), ("state", "outside-state")];
+pub(crate) const BESIDE: [(&str, &str); 2] = [("redirect_uri", REDIRECT), ("state", "outside-state")];
 
 /// The request object is refused with `code`, sent to the redirect URI beside it with
 /// the state beside it, its description containing `why`.
-async fn refused_with(app: &TestApp, client_id: &str, request: &str, code: &str, why: &str) {
+pub(crate) async fn refused_with(app: &TestApp, client_id: &str, request: &str, code: &str, why: &str) {
     let back = send(app, client_id, request, &BESIDE)
         .await
         .unwrap_or_else(|page| panic!("{why}: not redirected: {page:?}"));
@@ -775,375 +780,7 @@ async fn registered_algorithms_are_the_only_ones_taken(backend: Backend) {
     app.stop().await;
 }
 
-/// OIDC Core §6.2: a request object read from one of the client's `request_uris`
-/// (compared without the fragment), checked against the SHA-256 hash a fragment names,
-/// then taken as one sent by value; anything else is `invalid_request_uri`.
-async fn request_objects_by_reference(backend: Backend) {
-    let app = portcullis_tests::spawn_app(backend).await;
-    app.user("alice", PASSWORD).await;
-    let es = client_key(SigningAlg::ES256, "es-ref").await;
-    let published = Published::default();
-    let base = key_host(published.clone()).await;
-    let at = format!("{base}/jwks");
-    let jwks = json!({"keys": [es.jwk]});
-    let (client, _) = app
-        .core
-        .create_client(
-            &ClientInput {
-                name: "Requests by reference".into(),
-                kind: Some(ClientKind::Confidential),
-                redirect_uris: vec![REDIRECT.into()],
-                grant_types: vec!["authorization_code".into()],
-                scopes: "openid profile".into(),
-                jwks: Some(jwks.to_string()),
-                request_uris: vec![format!("{at}#{}", b64(&[0u8; 32]))],
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-    let id = client.id.as_str().to_owned();
-    let meta = app.get_json("/.well-known/openid-configuration").await;
-    assert_eq!(meta["request_uri_parameter_supported"], true);
-    assert_eq!(meta["require_request_uri_registration"], true);
-
-    let object_jwt = signed(&es, &object(&app, &id, &[]));
-    published.set(200, object_jwt.clone());
-    // Read at the registered URL (its registered fragment is another content's: a
-    // request names the one it sends); the parameters beside it are not read.
-    let url = authorize_url(
-        &app,
-        &[
-            ("client_id", id.as_str()),
-            ("request_uri", &at),
-            ("scope", "openid"),
-            ("state", "outside-state"),
-        ],
-    );
-    let back = match authorize_in_browser(&browser(), &app, &url, "alice", "allow").await {
-        Step::LeftIssuer(u) => u,
-        other => panic!("no redirect to the client: {other:?}"),
-    };
-    assert!(back.as_str().starts_with(REDIRECT), "{back}");
-    assert_eq!(param(&back, "state").as_deref(), Some("inside-state"));
-    assert!(param(&back, "code").is_some(), "{back}");
-    assert_eq!(published.hits(), 1);
-    // With the hash of what is there: taken (to the login page).
-    let hashed = format!("{at}#{}", b64(&portcullis_core::crypto::sha256(object_jwt.as_bytes())));
-    let r = browser()
-        .get(authorize_url(&app, &[("client_id", &id), ("request_uri", &hashed)]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
-
-    // Refused, at the redirect URI beside it with the state beside it.
-    let refused = async |request_uri: &str, extra: &[(&str, &str)], code: &str, why: &str| {
-        let mut pairs = vec![("client_id", id.as_str()), ("request_uri", request_uri)];
-        pairs.extend_from_slice(&BESIDE);
-        pairs.extend_from_slice(extra);
-        let r = browser().get(authorize_url(&app, &pairs)).send().await.unwrap();
-        assert_eq!(r.status(), 303, "{why}");
-        let back = Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-        assert!(back.as_str().starts_with(REDIRECT), "{why}: {back}");
-        assert_eq!(param(&back, "error").as_deref(), Some(code), "{why}: {back}");
-        assert_eq!(param(&back, "state").as_deref(), Some("outside-state"), "{back}");
-        let description = param(&back, "error_description").unwrap_or_default();
-        assert!(description.contains(why), "expected {why:?}: {description}");
-        assert!(param(&back, "code").is_none());
-    };
-    let hits = published.hits();
-    refused(
-        &format!("{base}/moved"),
-        &[],
-        "invalid_request_uri",
-        "not one of the client's request_uris",
-    )
-    .await;
-    refused(
-        &format!("{at}?x=1"),
-        &[],
-        "invalid_request_uri",
-        "not one of the client's request_uris",
-    )
-    .await;
-    assert_eq!(published.hits(), hits, "an unregistered URL is not read");
-    refused(
-        &at,
-        &[("request", &object_jwt)],
-        "invalid_request",
-        "cannot both be sent",
-    )
-    .await;
-    // Whatever went wrong once the URL is found registered, the answer is the same (the
-    // log says why): nobody learns from it what a URL holds.
-    const UNUSABLE: &str = "the request object at request_uri could not be used";
-    let other_hash = format!("{at}#{}", b64(&portcullis_core::crypto::sha256(b"another object")));
-    refused(&other_hash, &[], "invalid_request_uri", UNUSABLE).await;
-    published.set(404, String::new());
-    refused(&at, &[], "invalid_request_uri", UNUSABLE).await;
-    published.set(
-        200,
-        format!(
-            "{}.{}.",
-            b64(br#"{"alg":"none"}"#),
-            b64(object(&app, &id, &[]).to_string().as_bytes())
-        ),
-    );
-    refused(&at, &[], "invalid_request_uri", UNUSABLE).await;
-    published.set(
-        200,
-        signed(&es, &object(&app, &id, &[("pad", json!("x".repeat(20_000)))])),
-    );
-    refused(&at, &[], "invalid_request_uri", UNUSABLE).await;
-    // What a URL with a fragment held is kept: its hash says it is the same.
-    let hits = published.hits();
-    for _ in 0..2 {
-        let r = browser()
-            .get(authorize_url(&app, &[("client_id", &id), ("request_uri", &hashed)]))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
-    }
-    assert_eq!(published.hits(), hits, "read once, before");
-    let r = browser()
-        .get(authorize_url(
-            &app,
-            &[("client_id", &id), ("request_uri", &at), ("request_uri", &at)],
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400, "a repeated request_uri is shown, never read");
-
-    // A client that takes only pushed requests costs no read; a client that registered
-    // itself is read only at public addresses (loopback is not one).
-    let mut pushed_only = app.core.get_client(&client.id).await.unwrap();
-    pushed_only.require_pushed_authorization_requests = true;
-    app.core.store.update_client(&pushed_only, &[]).await.unwrap();
-    let hits = published.hits();
-    refused(&at, &[], "invalid_request", "pushed authorization request endpoint").await;
-    let mut self_registered = app.core.get_client(&client.id).await.unwrap();
-    self_registered.require_pushed_authorization_requests = false;
-    self_registered.self_registered = true;
-    app.core.store.update_client(&self_registered, &[]).await.unwrap();
-    refused(&at, &[], "invalid_request_uri", UNUSABLE).await;
-    assert_eq!(published.hits(), hits);
-    app.stop().await;
-}
-
-/// OIDC Registration §2: a client that registers itself may name `request_uris`: with
-/// keys to sign what they hold, at names (not addresses) the server may read; echoed.
-async fn request_uris_are_registered(backend: Backend) {
-    let app = open_registration(backend).await;
-    let es = client_key(SigningAlg::ES256, "es").await;
-    let keyed = |uris: Value| {
-        json!({
-            "redirect_uris": [REDIRECT],
-            "token_endpoint_auth_method": "private_key_jwt",
-            "jwks": {"keys": [es.jwk]},
-            "request_uris": uris,
-        })
-    };
-    let (status, reg) = register(&app, &keyed(json!(["https://rp.example/request.jwt"]))).await;
-    assert_eq!(status, 201, "{reg}");
-    assert_eq!(reg["request_uris"], json!(["https://rp.example/request.jwt"]));
-    // An operator's edit (which cannot name them) keeps them.
-    let id = portcullis_protocol::ClientId::parse(reg["client_id"].as_str().unwrap()).unwrap();
-    let before = app.core.get_client(&id).await.unwrap();
-    app.core
-        .update_client(
-            &id,
-            &ClientInput {
-                name: "Renamed".into(),
-                kind: Some(before.kind),
-                redirect_uris: vec![REDIRECT.into()],
-                grant_types: vec!["authorization_code".into()],
-                scopes: "openid".into(),
-                jwks: before.jwks.clone(),
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        app.core.get_client(&id).await.unwrap().request_uris,
-        ["https://rp.example/request.jwt"]
-    );
-    let nine: Vec<String> = (0..9).map(|i| format!("https://rp.example/r{i}.jwt")).collect();
-    for (metadata, why) in [
-        (keyed(json!(["http://127.0.0.1:8080/request.jwt"])), "request_uris: "),
-        (keyed(json!(["https://rp.example/r.jwt#short"])), "base64url SHA-256"),
-        (keyed(json!(["ftp://rp.example/r.jwt"])), "request_uris"),
-        (keyed(json!(nine)), "at most 8"),
-        (
-            json!({"redirect_uris": [REDIRECT], "request_uris": ["https://rp.example/request.jwt"]}),
-            "register jwks or jwks_uri",
-        ),
-    ] {
-        let (status, e) = register(&app, &metadata).await;
-        assert_eq!(
-            (status, e["error"].as_str()),
-            (400, Some("invalid_client_metadata")),
-            "{e}"
-        );
-        assert!(e["error_description"].as_str().unwrap().contains(why), "{why}: {e}");
-    }
-    app.stop().await;
-}
-
-/// `allow_unsigned_request_objects` (OIDC Core §6.1, for the OpenID conformance suite's
-/// dynamic plan): an unsigned object (`alg` `none`, empty signature) is read like a plain
-/// request; `iss` and `aud` may be left out but not be wrong; a client that must sign,
-/// or registered an algorithm, still must. Discovery lists `none` then, and only then.
-async fn unsigned_objects_when_allowed(backend: Backend) {
-    let (url, guard) = portcullis_tests::fresh_database(backend).await;
-    let app = portcullis_tests::spawn_with(&url, guard.map(std::sync::Arc::new), |s| {
-        s.core.allow_unsigned_request_objects = true;
-    })
-    .await;
-    let es = client_key(SigningAlg::ES256, "es-1").await;
-    let id = keyed_client(&app, &[&es], false).await;
-    let unsigned = |claims: &Value, signature: &str| {
-        format!(
-            "{}.{}.{signature}",
-            b64(br#"{"alg":"none"}"#),
-            b64(claims.to_string().as_bytes())
-        )
-    };
-    let bare = object(
-        &app,
-        &id,
-        &[("iss", Value::Null), ("aud", Value::Null), ("exp", Value::Null)],
-    );
-    let next = send(&app, &id, &unsigned(&bare, ""), &BESIDE).await.unwrap();
-    assert_eq!(next.path(), "/login", "{next}");
-    for (jwt, why) in [
-        (
-            unsigned(&object(&app, &id, &[("iss", json!("someone-else"))]), ""),
-            "iss must be the client_id",
-        ),
-        (
-            unsigned(&object(&app, &id, &[("aud", json!("https://other.example"))]), ""),
-            "aud must be this server's issuer",
-        ),
-        (unsigned(&bare, "c2ln"), "must have an empty signature"),
-    ] {
-        refused_with(&app, &id, &jwt, "invalid_request_object", why).await;
-    }
-    // A client that must sign its objects.
-    let strict = client_with(&app, &[&es], false, true).await;
-    let bare = object(&app, &strict, &[]);
-    refused_with(
-        &app,
-        &strict,
-        &unsigned(&bare, ""),
-        "invalid_request_object",
-        "must be signed",
-    )
-    .await;
-    let meta = app.get_json("/.well-known/openid-configuration").await;
-    let algs = meta["request_object_signing_alg_values_supported"].as_array().unwrap();
-    assert!(algs.contains(&json!("none")), "{algs:?}");
-    app.stop().await;
-
-    // Off (the default): refused as any object without a signature, and not listed.
-    let app = portcullis_tests::spawn_app(backend).await;
-    let id = keyed_client(&app, &[&es], false).await;
-    let bare = object(&app, &id, &[]);
-    refused_with(
-        &app,
-        &id,
-        &unsigned(&bare, ""),
-        "invalid_request_object",
-        "must be signed with",
-    )
-    .await;
-    let meta = app.get_json("/.well-known/openid-configuration").await;
-    let algs = meta["request_object_signing_alg_values_supported"].as_array().unwrap();
-    assert!(!algs.contains(&json!("none")), "{algs:?}");
-    app.stop().await;
-}
-
-/// OIDC Registration §2 lists `jwks` apart from the token endpoint's method: a client
-/// that registers itself with a secret method and keys (as the OpenID conformance suite
-/// does) authenticates with its secret and signs its request objects with its keys.
-async fn secret_clients_sign_objects_with_registered_keys(backend: Backend) {
-    let app = open_registration(backend).await;
-    let rs = client_key(SigningAlg::RS256, "rs-1").await;
-    let (status, registered) = register(
-        &app,
-        &json!({
-            "redirect_uris": [REDIRECT],
-            "token_endpoint_auth_method": "client_secret_basic",
-            "jwks": {"keys": [rs.jwk]},
-            "request_object_signing_alg": "RS256",
-        }),
-    )
-    .await;
-    assert_eq!(status, 201, "{registered}");
-    assert_eq!(registered["token_endpoint_auth_method"], "client_secret_basic");
-    let id = registered["client_id"].as_str().unwrap();
-    let secret = registered["client_secret"].as_str().expect("a secret");
-    let next = send(&app, id, &signed(&rs, &object(&app, id, &[])), &BESIDE)
-        .await
-        .unwrap();
-    assert_eq!(next.path(), "/login", "{next}");
-    for (password, expected) in [(secret, 200), ("wrong", 401)] {
-        let r = http()
-            .post(app.url("/revoke"))
-            .basic_auth(id, Some(password))
-            .form(&[("token", "not-a-token")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), expected, "{password}");
-    }
-    // An operator's edit keeps the secret and the keys.
-    let client_id = portcullis_protocol::ClientId::parse(id).unwrap();
-    let stored = app.core.get_client(&client_id).await.unwrap();
-    let edited = app
-        .core
-        .update_client(
-            &client_id,
-            &ClientInput {
-                name: "Edited".into(),
-                kind: Some(ClientKind::Confidential),
-                redirect_uris: vec![REDIRECT.into()],
-                grant_types: vec!["authorization_code".into()],
-                scopes: "openid".into(),
-                jwks: stored.jwks.clone(),
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-    assert!(edited.secret_hash.is_some() && edited.jwks.is_some());
-    assert_eq!(edited.token_endpoint_auth_method(), "client_secret_basic");
-    // A public client has no use for keys.
-    let (status, body) = register(
-        &app,
-        &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "jwks": {"keys": [rs.jwk]}}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_client_metadata")),
-        "{body}"
-    );
-    app.stop().await;
-}
-
 both_backends!(
-    secret_clients_sign_objects_with_registered_keys,
-    unsigned_objects_when_allowed,
-    request_objects_by_reference,
-    request_uris_are_registered,
     registered_algorithms_are_the_only_ones_taken,
     signed_requests_are_read_alone,
     bad_request_objects_are_refused,

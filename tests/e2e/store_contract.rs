@@ -13,10 +13,12 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 mod accounts;
+mod clients;
 mod devices;
 mod tokens;
 
 use accounts::*;
+use clients::*;
 use devices::*;
 use tokens::*;
 
