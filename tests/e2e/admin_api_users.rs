@@ -1,7 +1,9 @@
 //! The admin JSON API's user routes on both backends: create, list, read, edit the
 //! profile, delete, disable and enable, set the password, and a user's sessions and grants.
 
-use portcullis_core::model::AdminRole;
+use portcullis_core::crypto::sha256;
+use portcullis_core::model::{AdminRole, AuthorizationCode};
+use portcullis_protocol::ScopeSet;
 use portcullis_tests::{Backend, both_backends, http, spawn_app};
 use serde_json::{Value, json};
 
@@ -212,6 +214,25 @@ async fn api_users_sessions_and_grants(backend: Backend) {
         "forbidden",
     );
     assert!(app.core.active_access_token(at).is_some());
+    // A code the application was given for Alice and has not redeemed yet.
+    let now = time::OffsetDateTime::now_utc();
+    let pending = AuthorizationCode {
+        code_hash: sha256(b"a code given before the revocation"),
+        client_id: client.id.clone(),
+        user_id: uid.parse().unwrap(),
+        redirect_uri: client.redirect_uris[0].clone(),
+        redirect_uri_explicit: true,
+        scope: ScopeSet::parse("openid").unwrap(),
+        code_challenge: None,
+        nonce: None,
+        auth_time: now,
+        sid: "sid".to_owned(),
+        expires_at: now + time::Duration::seconds(60),
+        created_at: now,
+        dpop_jkt: None,
+        resource: None,
+    };
+    app.core.store.insert_code(&pending).await.unwrap();
     let other = uuid::Uuid::new_v4();
     assert_error(
         &api.delete(&format!("/users/{other}/grants/{gid}")).await,
@@ -222,6 +243,11 @@ async fn api_users_sessions_and_grants(backend: Backend) {
     assert!(
         app.core.active_access_token(at).is_none(),
         "the grant's access token is revoked"
+    );
+    assert_eq!(
+        app.core.store.get_code(&pending.code_hash, now).await.unwrap(),
+        None,
+        "the consent is withdrawn: a code given before starts no grant"
     );
     let refresh = http()
         .post(app.url("/token"))

@@ -88,6 +88,7 @@ contract!(
     grants_list_count_and_revoke,
     grants_list_signed_in,
     codes_of_an_ended_session,
+    codes_of_a_withdrawn_client,
     refresh_rotate_then_reuse,
     refresh_invalid_cases,
     refresh_concurrent_rotation,

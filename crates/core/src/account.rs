@@ -171,14 +171,16 @@ impl Portcullis {
 
     /// The person withdraws an application's access: every live grant of theirs to
     /// that client is revoked (refresh tokens deleted, access tokens denied at once), the
-    /// consent is forgotten, so the next authorization asks again, and device approvals
-    /// not yet redeemed (RFC 8628) are taken back.
+    /// consent is forgotten, so the next authorization asks again, and the authorization
+    /// codes and device approvals (RFC 8628) not yet redeemed are taken back: neither may
+    /// start a grant the person has just withdrawn.
     pub async fn revoke_own_application(&self, user_id: Uuid, client_id: &str, ip: Option<String>) -> Result<()> {
         let client_id = ClientId::parse(client_id).map_err(|_| Error::NotFound("application"))?;
         let now = self.now();
         // First: on PostgreSQL a redemption racing with this holds its row until it
         // commits, so its grant is among those listed below.
         let approvals = self.store.delete_device_approvals(user_id, &client_id).await?;
+        let codes = self.store.delete_client_codes(user_id, &client_id).await?;
         let grants: Vec<Uuid> = self
             .store
             .list_grants_for_user(user_id, now)
@@ -188,7 +190,7 @@ impl Portcullis {
             .map(|g| g.id)
             .collect();
         let had_consent = self.store.delete_consent(user_id, &client_id).await?;
-        if grants.is_empty() && !had_consent && approvals == 0 {
+        if grants.is_empty() && !had_consent && approvals == 0 && codes == 0 {
             return Err(Error::NotFound("application"));
         }
         for id in &grants {

@@ -286,7 +286,8 @@ impl Portcullis {
 
     /// Revokes one grant of a user: its refresh token is deleted and its access tokens
     /// are denied at once (DESIGN §3); the user's consent to that client is withdrawn too,
-    /// so the next authorization asks again.
+    /// so the next authorization asks again, and the codes the client was given for the
+    /// user and has not redeemed are deleted, so none starts a grant anew.
     pub async fn revoke_user_grant(&self, user_id: Uuid, grant_id: Uuid, actor: impl Into<Actor>) -> Result<()> {
         let actor = actor.into();
         let grant = self
@@ -298,6 +299,7 @@ impl Portcullis {
         if !self.revoke_grant_now(grant.id, self.now()).await? {
             return Err(Error::NotFound("grant"));
         }
+        self.store.delete_client_codes(user_id, &grant.client_id).await?;
         self.store.delete_consent(user_id, &grant.client_id).await?;
         self.audit(
             Event::new("admin.grant.revoked")

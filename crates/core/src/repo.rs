@@ -229,6 +229,10 @@ pub trait CodeRepo: Send + Sync {
     /// Deletes the codes not yet redeemed that `user_id` was given in the browser
     /// session `sid` (it ended: none may start a grant of it now); returns how many.
     async fn delete_session_codes(&self, user_id: Uuid, sid: &str) -> StoreResult<u64>;
+    /// Deletes the codes not yet redeemed that `user_id` was given for `client_id` (the
+    /// person or an operator took the client's access away: none may start a grant of it
+    /// now); returns how many.
+    async fn delete_client_codes(&self, user_id: Uuid, client_id: &ClientId) -> StoreResult<u64>;
     /// Keeps a pushed authorization request (RFC 9126), serialized, under the digest of
     /// its `request_uri`.
     async fn insert_pushed_request(

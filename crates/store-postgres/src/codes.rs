@@ -174,6 +174,18 @@ impl CodeRepo for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn delete_client_codes(&self, user_id: Uuid, client_id: &ClientId) -> StoreResult<u64> {
+        // A redemption under way holds the row until it commits; its grant is then
+        // among those the caller lists after this.
+        let done = sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND client_id = $2 AND consumed_at IS NULL")
+            .bind(user_id)
+            .bind(client_id.as_str())
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected())
+    }
+
     async fn insert_pushed_request(
         &self,
         request_hash: &Digest,

@@ -166,6 +166,16 @@ impl CodeRepo for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn delete_client_codes(&self, user_id: Uuid, client_id: &ClientId) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND client_id = $2 AND consumed_at IS NULL")
+            .bind(codec::uuid_text(user_id))
+            .bind(client_id.as_str())
+            .execute(&self.writer)
+            .await
+            .db()?;
+        Ok(done.rows_affected())
+    }
+
     async fn insert_pushed_request(
         &self,
         request_hash: &Digest,

@@ -180,7 +180,7 @@ async fn silent_authorization(b: &reqwest::Client, app: &TestApp, id: &str, id_t
 
 /// A consent outlives its grants (here the client revoked its refresh token): the
 /// application can still get codes without asking, so the account page lists it, and
-/// removing it there ends that.
+/// removing it there ends that, codes already given and not yet redeemed included.
 async fn a_consent_without_live_grants_is_listed_and_removable(backend: Backend) {
     let (url, guard) = fresh_database(backend).await;
     let app = spawn_with(&url, guard.map(Arc::new), |_| {}).await;
@@ -203,6 +203,27 @@ async fn a_consent_without_live_grants_is_listed_and_removable(backend: Backend)
     let id_token = tokens["id_token"].as_str().unwrap();
     let back = silent_authorization(&laptop, &app, &id, id_token).await;
     assert!(back.starts_with(REDIRECT) && back.contains("code="), "{back}");
+    let given = Url::parse(&back).unwrap();
+    let given = given.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let redeem = |code: String| {
+        let (app, id, secret) = (&app, &id, &secret);
+        async move {
+            let resp = http()
+                .post(app.url("/token"))
+                .basic_auth(id, Some(secret))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    // RFC 7636 Appendix B: the verifier of `hinted_request`'s challenge.
+                    ("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
     let (_, html) = account_page(&laptop, &app).await;
     assert!(html.contains(r#"aria-label="Remove access for Test App""#), "{html}");
     assert!(
@@ -220,6 +241,10 @@ async fn a_consent_without_live_grants_is_listed_and_removable(backend: Backend)
     assert!(html.contains("No application has access"), "{html}");
     let back = silent_authorization(&laptop, &app, &id, id_token).await;
     assert!(back.contains("error=consent_required"), "{back}");
+    // The code given before the removal starts no grant now.
+    let (status, body) = redeem(given).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    assert!(app.core.list_user_grants(alice.id).await.unwrap().is_empty());
     app.stop().await;
 }
 

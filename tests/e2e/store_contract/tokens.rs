@@ -270,6 +270,45 @@ pub(super) async fn codes_of_an_ended_session<S: Store>(s: S) {
     assert_eq!(s.delete_session_codes(alice.id, "s1").await.unwrap(), 0);
 }
 
+/// Access withdrawn from a client deletes the codes it was given for that person and has
+/// not redeemed: not those redeemed, another client's or another person's.
+pub(super) async fn codes_of_a_withdrawn_client<S: Store>(s: S) {
+    let (c, alice) = setup(&s, "app", "alice").await;
+    let other_client = client("other", "Other");
+    s.insert_client(&other_client).await.unwrap();
+    let bob = user("bob");
+    s.insert_user(&bob).await.unwrap();
+    let (pending, redeemed, other_app, other_person) = (
+        code(&c, &alice, T0),
+        code(&c, &alice, T0),
+        code(&other_client, &alice, T0),
+        code(&c, &bob, T0),
+    );
+    for k in [&pending, &redeemed, &other_app, &other_person] {
+        s.insert_code(k).await.unwrap();
+    }
+    let g = grant_for(&redeemed, T0);
+    assert_eq!(
+        s.redeem_code(&redeemed.code_hash, &g, None, T0, T0 + secs(600))
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed
+    );
+    assert_eq!(s.delete_client_codes(alice.id, &c.id).await.unwrap(), 1);
+    assert_eq!(s.get_code(&pending.code_hash, T0).await.unwrap(), None);
+    for k in [&other_app, &other_person] {
+        assert!(s.get_code(&k.code_hash, T0).await.unwrap().is_some());
+    }
+    let again = grant_for(&redeemed, T0 + secs(1));
+    assert_eq!(
+        s.redeem_code(&redeemed.code_hash, &again, None, T0 + secs(1), T0 + secs(600))
+            .await
+            .unwrap(),
+        CodeRedemption::Replayed { grant_id: g.id }
+    );
+    assert_eq!(s.delete_client_codes(alice.id, &c.id).await.unwrap(), 0);
+}
+
 pub(super) async fn code_redeem_then_replay<S: Store>(s: S) {
     let (c, u) = setup(&s, "app", "alice").await;
     let k = code(&c, &u, T0);
