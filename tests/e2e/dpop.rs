@@ -58,7 +58,7 @@ fn public(key: &ClientKey) -> Value {
 }
 
 /// A compact JWS of `header` and `claims`, signed by `key`.
-fn jws(key: &ClientKey, header: &Value, claims: &Value) -> String {
+pub(crate) fn jws(key: &ClientKey, header: &Value, claims: &Value) -> String {
     let message = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),
@@ -78,7 +78,7 @@ fn alg_name(key: &ClientKey) -> &'static str {
 
 /// The header and claims of a good proof by `key` for `method` `url`, bound to `token`
 /// when there is one.
-fn proof_parts(key: &ClientKey, method: &str, url: &str, token: Option<&str>) -> (Value, Value) {
+pub(crate) fn proof_parts(key: &ClientKey, method: &str, url: &str, token: Option<&str>) -> (Value, Value) {
     let header = json!({"typ": "dpop+jwt", "alg": alg_name(key), "jwk": public(key)});
     let mut claims = json!({
         "jti": uuid::Uuid::new_v4().to_string(),

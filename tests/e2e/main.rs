@@ -31,6 +31,7 @@ mod initial_tokens;
 mod jwks_uri;
 mod jwt_introspection;
 mod multinode;
+mod nul_characters;
 mod pairwise;
 mod par;
 mod private_key_jwt;

@@ -117,6 +117,17 @@ pub struct ListPage<T> {
 pub const LIST_PAGE_DEFAULT: u32 = 100;
 pub const LIST_PAGE_MAX: u32 = 1000;
 
+/// What a search or filter with NUL (U+0000) is told (`params::holds_nul`).
+const NO_NUL: &str = "must not hold a NUL character (U+0000)";
+
+/// A search of the lists of users or clients, or what is wrong with it.
+pub(crate) fn check_search(search: Option<&str>) -> Result<()> {
+    if search.is_some_and(crate::params::holds_nul) {
+        return Err(Error::invalid("search", NO_NUL));
+    }
+    Ok(())
+}
+
 /// The page size asked for (0: the default), or what is wrong with it.
 pub(crate) fn list_limit(limit: u32) -> Result<u32> {
     match limit {
@@ -536,6 +547,11 @@ impl Portcullis {
             && since >= until
         {
             return Err(Error::invalid("until", "must be later than since"));
+        }
+        for (field, value) in [("event_type", &filter.event_type), ("client_id", &filter.client_id)] {
+            if value.as_deref().is_some_and(crate::params::holds_nul) {
+                return Err(Error::invalid(field, NO_NUL));
+            }
         }
         // One more than asked tells whether a next page exists.
         let mut events = self

@@ -535,6 +535,15 @@ impl Portcullis {
         {
             return Err(fail(ErrorCode::InvalidRequest, "a parameter is too long"));
         }
+        if [&p.state, &p.nonce, &p.login_hint, &p.claims, &p.max_age, &p.prompt]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(crate::params::holds_nul))
+        {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "a parameter holds a NUL character (U+0000)",
+            ));
+        }
         // RFC 9101 §4: no request object inside one (`validate_authorization` and
         // `/par` open the outer one before this).
         if p.request.is_some() {

@@ -217,11 +217,11 @@ impl Portcullis {
             Err(r) => return Ok(Err((Some(id), r))),
         };
         let jti = match string("jti") {
-            Some(j) if !j.is_empty() && j.chars().count() <= MAX_JTI_CHARS => j,
+            Some(j) if !j.is_empty() && j.chars().count() <= MAX_JTI_CHARS && !crate::params::holds_nul(j) => j,
             _ => {
                 return Ok(Err((
                     Some(id),
-                    refusal("the client_assertion needs a jti of 1 to 256 characters"),
+                    refusal("the client_assertion needs a jti of 1 to 256 characters, none of them NUL"),
                 )));
             }
         };

@@ -353,6 +353,7 @@ impl Portcullis {
     }
 
     pub async fn list_clients(&self, search: Option<&str>) -> Result<Vec<Client>> {
+        crate::admin::check_search(search)?;
         Ok(self.store.list_clients(search.filter(|s| !s.is_empty())).await?)
     }
 
@@ -365,6 +366,7 @@ impl Portcullis {
         offset: u32,
     ) -> Result<crate::admin::ListPage<Client>> {
         let limit = crate::admin::list_limit(limit)?;
+        crate::admin::check_search(search)?;
         let rows = self
             .store
             .clients_page(search.filter(|s| !s.is_empty()), limit + 1, offset)

@@ -237,8 +237,12 @@ impl Portcullis {
         }
         // Signed by the key it names: now its claims count.
         let jti = match parts.claim_str("jti") {
-            Some(j) if !j.is_empty() && j.chars().count() <= MAX_JTI_CHARS => j,
-            _ => return Err(invalid_proof("the DPoP proof needs a jti of 1 to 256 characters")),
+            Some(j) if !j.is_empty() && j.chars().count() <= MAX_JTI_CHARS && !crate::params::holds_nul(j) => j,
+            _ => {
+                return Err(invalid_proof(
+                    "the DPoP proof needs a jti of 1 to 256 characters, none of them NUL",
+                ));
+            }
         };
         if parts.claim_str("htm") != Some(ctx.method) {
             return Err(invalid_proof(format!(

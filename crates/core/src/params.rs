@@ -26,6 +26,13 @@ pub fn fill<P>(
     repeated
 }
 
+/// Whether `value` holds NUL (U+0000). PostgreSQL's text cannot, SQLite's can: a value
+/// that would be stored or looked up is refused with one (or found nowhere) before it
+/// reaches a store, so both stores answer alike instead of one failing.
+pub fn holds_nul(value: &str) -> bool {
+    value.contains('\0')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -229,6 +229,9 @@ impl Portcullis {
     }
 
     pub async fn find_user(&self, username: &str) -> Result<User> {
+        if crate::params::holds_nul(username) {
+            return Err(Error::NotFound("user"));
+        }
         self.store
             .get_user_by_username(username)
             .await?
@@ -236,6 +239,7 @@ impl Portcullis {
     }
 
     pub async fn list_users(&self, search: Option<&str>) -> Result<Vec<User>> {
+        crate::admin::check_search(search)?;
         Ok(self.store.list_users(search.filter(|s| !s.is_empty())).await?)
     }
 
@@ -248,6 +252,7 @@ impl Portcullis {
         offset: u32,
     ) -> Result<crate::admin::ListPage<User>> {
         let limit = crate::admin::list_limit(limit)?;
+        crate::admin::check_search(search)?;
         let rows = self
             .store
             .users_page(search.filter(|s| !s.is_empty()), limit + 1, offset)
@@ -366,7 +371,7 @@ impl Portcullis {
             .lockout_check(crate::lockout::Realm::User, username, ip.as_deref())
             .await?;
         let user = match username.trim() {
-            u if u.chars().count() > MAX_USERNAME_CHARS => None,
+            u if u.chars().count() > MAX_USERNAME_CHARS || crate::params::holds_nul(u) => None,
             u => self.store.get_user_by_username(u).await?,
         };
         let ok = self

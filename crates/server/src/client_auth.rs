@@ -61,6 +61,12 @@ impl FormBody {
         }
         let raw: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the body is not valid form encoding"))?;
+        if raw.iter().any(|(_, v)| portcullis_core::params::holds_nul(v)) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "a parameter holds a NUL character (U+0000)",
+            ));
+        }
         for (i, (k, _)) in raw.iter().enumerate() {
             if raw[..i].iter().any(|(k2, _)| k2 == k) {
                 // RFC 8707 §2 allows several; a combination the server will not issue a

@@ -76,8 +76,17 @@ pub async fn insert(core: &Portcullis, session: &Session, req: &AuthorizationReq
     Ok(id)
 }
 
+/// Whether `id` could be one `insert` made (`random_token`: base64url): anything else names
+/// no pending request and is not looked up (a NUL in it would fail on PostgreSQL only).
+fn plausible(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The pending request `id`, or `PageError::Expired`.
 pub async fn get(core: &Portcullis, session: &Session, id: &str) -> Result<AuthorizationRequest, PageError> {
+    if !plausible(id) {
+        return Err(PageError::Expired);
+    }
     let owner = owner(session, false).await?.ok_or(PageError::Expired)?;
     let found = core
         .store
@@ -96,6 +105,9 @@ pub async fn update(
     id: &str,
     req: &AuthorizationRequest,
 ) -> Result<(), PageError> {
+    if !plausible(id) {
+        return Err(PageError::Expired);
+    }
     let owner = owner(session, false).await?.ok_or(PageError::Expired)?;
     let request =
         serde_json::to_string(req).map_err(|e| PageError::Unexpected(format!("writing a pending request: {e}")))?;
@@ -113,6 +125,9 @@ pub async fn update(
 
 /// Forgets the pending request `id` (answered or refused).
 pub async fn remove(core: &Portcullis, session: &Session, id: &str) -> Result<(), PageError> {
+    if !plausible(id) {
+        return Ok(());
+    }
     if let Some(owner) = owner(session, false).await? {
         core.store
             .delete_pending_request(id, &owner)

@@ -1,0 +1,161 @@
+//! NUL (U+0000) in inputs, on both backends: PostgreSQL's text cannot hold it and
+//! SQLite's can, so an input that would be stored or looked up with one is refused in its
+//! endpoint's format (or found nowhere) before it reaches a store. It was a 500 on
+//! PostgreSQL only (found by a malformed-input sweep).
+
+use portcullis_core::clients::ClientInput;
+use portcullis_core::model::{AdminRole, ClientKind};
+use portcullis_protocol::SigningAlg;
+use portcullis_tests::{Backend, both_backends, browser, http, spawn_app};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::admin_support::{Api, api_key, assert_field};
+use crate::code_flow::{PASSWORD, REDIRECT};
+use crate::defense::sign_in;
+use crate::dpop::{jws, proof_parts};
+use crate::private_key_jwt::{ASSERTION_TYPE, claims, client_key, sign};
+
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+async fn nul_characters_are_refused_alike(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.user("alice", PASSWORD).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let (id, secret) = (client.id.as_str().to_owned(), secret.expose().to_owned());
+
+    // /authorize: invalid_request at the registered redirect URI, with the state.
+    let mut u = Url::parse(&app.url("/authorize")).unwrap();
+    u.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("state", "st")
+        .append_pair("nonce", "n\0m")
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256");
+    let r = browser().get(u).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let back = Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let param = |name: &str| back.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert_eq!(param("error").as_deref(), Some("invalid_request"), "{back}");
+    assert!(param("error_description").unwrap().contains("NUL"), "{back}");
+    assert_eq!(param("state").as_deref(), Some("st"));
+
+    // Form bodies of the protocol endpoints: RFC 6749 §5.2 invalid_request.
+    for (path, form) in [
+        ("/token", vec![("grant_type", "client_credentials"), ("scope", "api\0")]),
+        (
+            "/par",
+            vec![
+                ("response_type", "code"),
+                ("redirect_uri", REDIRECT),
+                ("scope", "openid"),
+                ("nonce", "n\0"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ],
+        ),
+        ("/revoke", vec![("token", "a\0b")]),
+        ("/introspect", vec![("token", "a\0b")]),
+    ] {
+        let r = http()
+            .post(app.url(path))
+            .basic_auth(&id, Some(&secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{path}: {body}"
+        );
+    }
+
+    // A client assertion and a DPoP proof whose jti holds one: invalid_client and
+    // invalid_dpop_proof, as any other unusable jti.
+    let key = client_key(SigningAlg::ES256, "es-1").await;
+    let input = ClientInput {
+        name: "Keyed".into(),
+        kind: Some(ClientKind::Confidential),
+        grant_types: vec!["client_credentials".into()],
+        scopes: "api:read".into(),
+        jwks: Some(json!({"keys": [key.jwk]}).to_string()),
+        ..Default::default()
+    };
+    let (keyed, _) = app.core.create_client(&input, "test").await.unwrap();
+    let keyed = keyed.id.as_str().to_owned();
+    let mut assertion = claims(&keyed, &app.url("/token"));
+    assertion["jti"] = json!("a\0b");
+    let r = http()
+        .post(app.url("/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", &sign(&key, &assertion)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client")),
+        "{body}"
+    );
+    assert!(body["error_description"].as_str().unwrap().contains("jti"), "{body}");
+    let (header, mut proof) = proof_parts(&key, "POST", &app.url("/token"), None);
+    proof["jti"] = json!("a\0b");
+    let r = http()
+        .post(app.url("/token"))
+        .header("DPoP", jws(&key, &header, &proof))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", &sign(&key, &claims(&keyed, &app.url("/token")))),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_dpop_proof")),
+        "{body}"
+    );
+
+    // Pages: a username with one is not correct; a request id with one is not open.
+    let b = browser();
+    let a = sign_in(&b, &app, "al\0ice", PASSWORD, None).await;
+    assert_eq!(a.status, 200, "{}", a.html);
+    assert!(
+        a.html.contains("The username or password is not correct."),
+        "{}",
+        a.html
+    );
+    let r = b.get(app.url("/consent?req=%00")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("not open"));
+
+    // The admin API's searches and filters: 400 invalid_field naming the field.
+    let (_, admin_key) = api_key(&app, AdminRole::Admin).await;
+    let api = Api::new(&app, &admin_key);
+    for (path, field) in [
+        ("/users?search=%00", "search"),
+        ("/clients?search=a%00", "search"),
+        ("/audit-events?event_type=%00", "event_type"),
+        ("/audit-events?client_id=%00", "client_id"),
+    ] {
+        assert_field(&api.get(path).await, field);
+    }
+    app.stop().await;
+}
+
+both_backends!(nul_characters_are_refused_alike);
