@@ -242,6 +242,9 @@ pub async fn device_decision_post(
     ClientIp(ip): ClientIp,
     CheckedForm(form, token_matched): CheckedForm<DeviceDecisionForm>,
 ) -> Result<Response, PageError> {
+    if crate::page::without_session(&session) {
+        return see_other(&after_sign_in(&form.user_code));
+    }
     let Some((auth, user)) = current_user(&state, &session).await? else {
         return sign_in_first(&session, &form.user_code).await;
     };

@@ -162,6 +162,9 @@ pub async fn login_post(
     headers: HeaderMap,
     CheckedForm(form, token_matched): CheckedForm<LoginForm>,
 ) -> Result<Response, PageError> {
+    if crate::page::without_session(&session) {
+        return see_other("/login");
+    }
     // An expired request fails before the password is checked.
     let pending = match form.req.as_deref() {
         Some(id) => Some((id, pending::get(&state.core, &session, id).await?)),

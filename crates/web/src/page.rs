@@ -42,3 +42,12 @@ pub fn as_get(path: &str, pairs: Vec<(String, String)>, keep: fn(&str) -> bool) 
     }
     Ok(format!("{path}?{query}"))
 }
+
+/// Whether a form arrived without the browser's session cookie: posted from another site
+/// (the `SameSite=Lax` cookie stays home), or after the browser lost it. Such a POST must
+/// not start a session: its cookie would replace the one the browser holds, signing the
+/// person out at any site's whim. It is sent to the form's page instead, which a
+/// top-level GET reaches with the cookie.
+pub fn without_session(session: &tower_sessions::Session) -> bool {
+    session.id().is_none()
+}

@@ -321,21 +321,16 @@ async fn repeated_parameter_with_empty_first_value_is_detected() {
 #[tokio::test]
 async fn login_and_consent_forms_with_a_stale_token_are_shown_again() {
     let mut h = harness().await;
+    // Without the session cookie (posted from another site, or the browser lost it):
+    // back to the form's page, and no session is started, whose cookie would replace the
+    // one the browser holds.
+    let page = h.post("/login", &[("username", "alice"), ("password", PASSWORD)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location(), "/login");
+    assert!(h.cookie.is_none(), "no session was started");
+
     // The login and consent forms are shown again (a page left open is no dead end),
     // and nothing in them is acted on: the password is not even checked.
-    let page = h.post("/login", &[("username", "alice"), ("password", PASSWORD)]).await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(
-        page.body.contains("This page had expired, so nothing was sent."),
-        "{}",
-        page.body
-    );
-    assert!(
-        page.body.contains("value=\"alice\""),
-        "the username as typed: {}",
-        page.body
-    );
-    assert!(!page.body.contains("You are signed in"), "{}", page.body);
 
     let req = h.start_login("").await;
     let page = h.get(&format!("/login?req={req}")).await;
@@ -352,7 +347,17 @@ async fn login_and_consent_forms_with_a_stale_token_are_shown_again() {
         )
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("This page had expired"), "{}", page.body);
+    assert!(
+        page.body.contains("This page had expired, so nothing was sent."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("value=\"alice\""),
+        "the username as typed: {}",
+        page.body
+    );
+    assert!(!page.body.contains("You are signed in"), "{}", page.body);
     assert!(
         page.body.contains(&req),
         "the request goes on from this form: {}",

@@ -229,7 +229,42 @@ async fn cors_only_for_registered_origins_on_browser_endpoints(backend: Backend)
     app.stop().await;
 }
 
+/// A form posted from another site arrives without the session cookie (`SameSite=Lax`):
+/// it is sent to its page and starts no session, whose cookie would replace the one the
+/// browser holds and sign the person out (found by a browser review).
+async fn a_form_from_another_site_starts_no_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.user("alice", PASSWORD).await;
+    for (path, form, to) in [
+        ("/login", vec![("username", "alice"), ("password", PASSWORD)], "/login"),
+        (
+            "/device/decision",
+            vec![("user_code", "BCDF-GHJK"), ("decision", "allow")],
+            "/device?user_code=BCDF-GHJK",
+        ),
+    ] {
+        let r = http().post(app.url(path)).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.headers()["location"], to, "{path}");
+        assert!(r.headers().get("set-cookie").is_none(), "{path}: {:?}", r.headers());
+    }
+    // The code form takes nothing without its token (403), and starts no session either.
+    let r = http()
+        .post(app.url("/device"))
+        .form(&[("user_code", "BCDF-GHJK")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none(), "{:?}", r.headers());
+    // From the site itself, with its cookie, the sign-in form works as ever.
+    let b = browser();
+    assert_eq!(sign_in(&b, &app, "alice", PASSWORD, None).await.status, 200);
+    app.stop().await;
+}
+
 both_backends!(
+    a_form_from_another_site_starts_no_session,
     pages_carry_security_headers_and_cookie_flags,
     cors_only_for_registered_origins_on_browser_endpoints,
 );
