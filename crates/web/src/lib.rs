@@ -148,6 +148,7 @@ pub fn public_router(core: Arc<Portcullis>, cfg: WebConfig) -> Router {
             answered: Arc::default(),
         })
         .layer(sessions)
+        .layer(axum::middleware::from_fn(session_store::secure_removals))
         .layer(axum::Extension(trusted));
     headers::security_headers(router, cfg.secure_cookies)
 }

@@ -196,6 +196,51 @@ pub fn session_layer(core: Arc<Portcullis>, base: &str, secure: bool) -> Session
         .with_expiry(Expiry::OnInactivity(ttl))
 }
 
+/// Adds `Secure` to the cookie that ends a `__Host-` or `__Secure-` session cookie.
+/// tower-sessions builds that removal from the cookie the browser sent, which carries no
+/// attributes, and browsers ignore a `Set-Cookie` of such a name without `Secure` (RFC
+/// 6265bis §4.1.3), deletions included: the ended session's id stayed in the browser.
+/// Layered outside the session layer.
+pub async fn secure_removals(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let fixed: Vec<axum::http::HeaderValue> = headers
+        .get_all(axum::http::header::SET_COOKIE)
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(secure_removal)
+                .and_then(|s| axum::http::HeaderValue::from_str(&s).ok())
+                .unwrap_or_else(|| v.clone())
+        })
+        .collect();
+    if !fixed.is_empty() {
+        headers.remove(axum::http::header::SET_COOKIE);
+        for v in fixed {
+            headers.append(axum::http::header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+/// `cookie` with `; Secure` added when it removes (`Max-Age=0`) a cookie whose name
+/// needs it and lacks it; `None` when it is fine as it is.
+fn secure_removal(cookie: &str) -> Option<String> {
+    let name = cookie.split_once('=')?.0.trim();
+    let attributes: Vec<String> = cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    let needs = name.starts_with("__Host-") || name.starts_with("__Secure-");
+    let removal = attributes.iter().any(|a| a == "max-age=0");
+    (needs && removal && !attributes.iter().any(|a| a == "secure")).then(|| format!("{cookie}; Secure"))
+}
+
 /// The session layer for the admin pages, stricter than the public one:
 /// - The cookie is sent to `/admin` paths only. Cookies do not tell ports apart (RFC 6265
 ///   §8.5), so a cookie for `/` went to every other service of the same host, a client's
@@ -266,4 +311,54 @@ pub async fn current_user(
         return Ok(None);
     };
     Ok(Some((auth, user)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removals_of_prefixed_cookies_are_secure() {
+        assert_eq!(
+            secure_removal("__Host-portcullis=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT").as_deref(),
+            Some("__Host-portcullis=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure")
+        );
+        assert!(secure_removal("__Secure-portcullis_operator=; Path=/admin; Max-Age=0").is_some());
+        // Already secure, not a removal, or a name without a prefix: as it is.
+        assert_eq!(secure_removal("__Host-portcullis=; Path=/; Max-Age=0; Secure"), None);
+        assert_eq!(secure_removal("__Host-portcullis=abc; Path=/; Secure; HttpOnly"), None);
+        assert_eq!(secure_removal("portcullis_session=; Path=/; Max-Age=0"), None);
+    }
+
+    #[tokio::test]
+    async fn the_layer_rewrites_only_what_needs_it() {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::get(|| async {
+                    let mut r = axum::response::Response::new(axum::body::Body::empty());
+                    for c in ["__Host-portcullis=; Path=/; Max-Age=0", "other=1; Path=/"] {
+                        r.headers_mut()
+                            .append(axum::http::header::SET_COOKIE, axum::http::HeaderValue::from_static(c));
+                    }
+                    r
+                }),
+            )
+            .layer(axum::middleware::from_fn(secure_removals));
+        let response = app
+            .oneshot(axum::http::Request::new(axum::body::Body::empty()))
+            .await
+            .unwrap();
+        let cookies: Vec<&str> = response
+            .headers()
+            .get_all(axum::http::header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            cookies,
+            ["__Host-portcullis=; Path=/; Max-Age=0; Secure", "other=1; Path=/"]
+        );
+    }
 }

@@ -144,7 +144,10 @@ pub fn admin_router(core: Arc<Portcullis>, cfg: WebConfig) -> Router {
     let trusted = core.settings.defense.trusted_proxies.clone();
     let state = AdminState { core, cfg };
     let hosts = Arc::new(state.core.settings.defense.admin_hosts.clone());
-    let pages = pages().with_state(state.clone()).layer(sessions);
+    let pages = pages()
+        .with_state(state.clone())
+        .layer(sessions)
+        .layer(axum::middleware::from_fn(session_store::secure_removals));
     let router = Router::new()
         .nest(api::PREFIX, api::router(state))
         // The API's root with a trailing slash is not inside the nest: its JSON 404 all
