@@ -133,6 +133,9 @@ struct FetchState {
     /// from its end, so an endpoint that takes the whole timeout to fail is not asked
     /// again the moment it has.
     last_attempt: SystemTime,
+    /// Whether the last fetch failed: a key unknown meanwhile may be one the endpoint
+    /// would have given, so it cannot be told apart from a forged `kid` (503, not 401).
+    last_failed: bool,
 }
 
 /// Configures a [`JwksValidator`]; made by [`JwksValidator::builder`].
@@ -406,6 +409,21 @@ impl JwksValidator {
         }
         match self.fetch_locked(&mut state, seen_generation).await? {
             Some(keys) => Ok(keys),
+            // The last fetch failed: the key may be one it would have brought, so the
+            // token cannot be judged until a fetch succeeds (RFC 6750 §3.1's invalid_token
+            // would make a client throw a good token away).
+            None if state.last_failed => {
+                let since = inner.clock.now().duration_since(state.last_attempt).unwrap_or_default();
+                let wait = inner.refetch_interval.saturating_sub(since).max(Duration::from_secs(1));
+                tracing::debug!("unknown kid; the last JWKS fetch failed and the next waits for the rate limit");
+                Err(AuthError::retry_later(
+                    format!(
+                        "the JWKS at {} could not be fetched; the token's key cannot be checked yet",
+                        inner.jwks_uri
+                    ),
+                    wait,
+                ))
+            }
             None => {
                 tracing::debug!("unknown kid; JWKS refetch skipped by the rate limit");
                 Err(InvalidToken::UnknownKey.into())
@@ -435,6 +453,7 @@ impl JwksValidator {
         state.last_attempt = now;
         let fetched = fetch_key_set(inner, now, current.generation + 1).await;
         state.last_attempt = inner.clock.now();
+        state.last_failed = fetched.is_err();
         let stored = fetched.map(|keys| {
             let fresh = Arc::new(keys);
             *inner.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&fresh);
@@ -730,6 +749,7 @@ impl JwksValidatorBuilder {
             })),
             fetch: tokio::sync::Mutex::new(FetchState {
                 last_attempt: SystemTime::UNIX_EPOCH,
+                last_failed: false,
             }),
             fetches_finished: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
@@ -748,7 +768,10 @@ impl JwksValidatorBuilder {
             )));
         }
         inner.keys = RwLock::new(Arc::new(keys));
-        inner.fetch = tokio::sync::Mutex::new(FetchState { last_attempt: now });
+        inner.fetch = tokio::sync::Mutex::new(FetchState {
+            last_attempt: now,
+            last_failed: false,
+        });
         Ok(JwksValidator { inner: Arc::new(inner) })
     }
 }
