@@ -68,9 +68,11 @@ pub use builder::IntrospectionValidatorBuilder;
 /// **Load on the authorization server.** Concurrent validations of the same token share
 /// one call: the first asks, the others wait for its answer. When the endpoint answers
 /// `429` or `503`, the validator makes no call until its `Retry-After` has passed (at most
-/// [`MAX_BACKOFF`]; [`DEFAULT_BACKOFF`] when the header is missing or malformed) and fails
-/// at once with an [`AuthError::Upstream`] whose [`AuthError::retry_after`] says how long
-/// is left; the extractor answers `503` with that `Retry-After`.
+/// [`MAX_BACKOFF`]; [`DEFAULT_BACKOFF`] when the header is missing or malformed), and after
+/// another server error (`500`, `502`, `504`) or a call that got no answer (refused, timed
+/// out) for [`DEFAULT_BACKOFF`]; meanwhile it fails at once with an
+/// [`AuthError::Upstream`] whose [`AuthError::retry_after`] says how long is left; the
+/// extractor answers `503` with that `Retry-After`.
 ///
 /// **DPoP.** An answer with `cnf.jkt` (RFC 9449 §6.2) is a DPoP-bound token: with
 /// [`IntrospectionValidatorBuilder::dpop_base_url`] it is accepted with a DPoP proof of that
@@ -436,7 +438,7 @@ impl IntrospectionValidator {
         }
         Err(AuthError::retry_later(
             format!(
-                "the introspection endpoint {} asked us to wait; not calling it for {} ms",
+                "the introspection endpoint {} asked us to wait, or failed; not calling it for {} ms",
                 self.inner.endpoint,
                 left.as_millis()
             ),
@@ -553,8 +555,21 @@ impl IntrospectionValidator {
             )
             .form(&[("token", token), ("token_type_hint", "access_token")])
             .send()
-            .await
-            .map_err(|e| AuthError::upstream(format!("calling the introspection endpoint {url}"), e))?;
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            // Unreachable, refused, timed out: not asked again at once by every request.
+            Err(e) => {
+                let wait = self.back_off(inner.clock.now(), DEFAULT_BACKOFF);
+                return Err(AuthError::retry_later(
+                    format!(
+                        "calling the introspection endpoint {url}: {e}; not calling it for {} ms",
+                        wait.as_millis()
+                    ),
+                    wait,
+                ));
+            }
+        };
         let status = response.status();
         // RFC 6585 §4, RFC 9110 §15.6.4: asked to slow down; honour `Retry-After`.
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
@@ -574,6 +589,14 @@ impl IntrospectionValidator {
             return Err(AuthError::upstream_msg(format!(
                 "the introspection endpoint {url} refused the client credentials ({status})"
             )));
+        }
+        // A server error (500, 502, 504): not asked again at once by every request either.
+        if status.is_server_error() {
+            let wait = self.back_off(inner.clock.now(), DEFAULT_BACKOFF);
+            return Err(AuthError::retry_later(
+                format!("the introspection endpoint {url} answered {status}"),
+                wait,
+            ));
         }
         if !status.is_success() {
             return Err(AuthError::upstream_msg(format!(

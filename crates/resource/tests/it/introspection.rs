@@ -797,11 +797,23 @@ async fn retry_after_is_bounded_and_tolerant() {
         v.validate(&s.token("tok")).await.unwrap();
         assert_eq!(s.issuer.introspection_hits(), hits + 2);
     }
-    // Other errors say nothing about waiting.
+    // Another server error holds calls back for the short default, whatever its header
+    // says (RFC 9110 §10.2.3 gives Retry-After meaning on 503 and redirects only): the
+    // endpoint is not called again by every request meanwhile.
     s.issuer.busy(Some((StatusCode::INTERNAL_SERVER_ERROR, Some("30"))));
-    assert_eq!(v.validate(&s.token("tok")).await.unwrap_err().retry_after(), None);
+    let hits = s.issuer.introspection_hits();
+    assert_eq!(
+        v.validate(&s.token("tok")).await.unwrap_err().retry_after(),
+        Some(Duration::from_secs(1))
+    );
     s.issuer.busy(None);
+    for _ in 0..5 {
+        assert!(v.validate(&s.token("tok")).await.is_err());
+    }
+    assert_eq!(s.issuer.introspection_hits(), hits + 1);
+    s.clock.advance(Duration::from_secs(1));
     v.validate(&s.token("tok")).await.unwrap();
+    assert_eq!(s.issuer.introspection_hits(), hits + 2);
 }
 
 /// RFC 9701: with `signed_answers`, only a JWT typed `token-introspection+jwt`, signed by
