@@ -124,7 +124,13 @@ fn unavailable(error: &AuthError, status: StatusCode) -> Response {
             "too many DPoP proofs of this key in a short time; try again later",
         ),
         _ => {
-            tracing::error!(error = %error, cause = ?std::error::Error::source(error), "token validation unavailable");
+            // Every request meets it during an outage: one line a period.
+            static LOGGED: crate::log_throttle::Throttled = crate::log_throttle::Throttled::new();
+            match LOGGED.admit(std::time::SystemTime::now()) {
+                Some(left_out) => tracing::error!(error = %error, cause = ?std::error::Error::source(error),
+                    left_out, "token validation unavailable"),
+                None => tracing::debug!(error = %error, "token validation unavailable"),
+            }
             (
                 ErrorCode::TemporarilyUnavailable,
                 "the authorization server cannot be reached; try again later",

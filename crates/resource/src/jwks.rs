@@ -99,6 +99,8 @@ struct Inner {
     /// Held while fetching, so concurrent misses wait for one fetch instead of each
     /// starting their own.
     fetch: tokio::sync::Mutex<FetchState>,
+    /// "Too old to trust", met by every request past `max_staleness`: one line a period.
+    stale_logged: crate::log_throttle::Throttled,
     /// Fetches finished, successful or not (bumped with the fetch lock held, after the
     /// keys are stored). A task that reads it before queueing for the lock and finds it
     /// changed once it holds the lock knows a fetch ran while it waited, and takes that
@@ -369,8 +371,10 @@ impl JwksValidator {
         match refreshed {
             Some(keys) if !self.too_stale(&keys) => Ok(keys),
             _ => {
-                tracing::warn!(jwks_uri = %inner.jwks_uri, max_staleness = ?inner.max_staleness,
-                    "the cached JWKS is too old to trust and could not be refreshed");
+                if let Some(left_out) = inner.stale_logged.admit(inner.clock.now()) {
+                    tracing::warn!(jwks_uri = %inner.jwks_uri, max_staleness = ?inner.max_staleness, left_out,
+                        "the cached JWKS is too old to trust and could not be refreshed");
+                }
                 Err(AuthError::upstream_msg(format!(
                     "the keys from {} are older than the maximum staleness ({} s) and could not be refreshed",
                     inner.jwks_uri,
@@ -753,6 +757,7 @@ impl JwksValidatorBuilder {
             }),
             fetches_finished: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
+            stale_logged: crate::log_throttle::Throttled::new(),
             dpop,
         };
         let now = inner.clock.now();

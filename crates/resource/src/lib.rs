@@ -100,6 +100,7 @@ mod http;
 pub mod introspection;
 pub mod jwks;
 mod jwt;
+mod log_throttle;
 pub mod metadata;
 
 pub use claims::{Actor, VerifiedClaims};
