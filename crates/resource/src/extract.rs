@@ -115,6 +115,31 @@ impl Validator {
         }
     }
 
+    /// Like [`VerifiedClaims::require_scopes`], for scopes a handler decides on at run time
+    /// (from a path parameter, say): the rejection's challenge names this validator's realm
+    /// and `resource_metadata` (RFC 9728 §5.1), as [`Scoped`]'s does; a plain
+    /// [`AuthError`] returned from a handler names neither.
+    ///
+    /// ```no_run
+    /// # use axum::extract::{Path, State};
+    /// # use portcullis_resource::{AuthRejection, Validator, VerifiedClaims};
+    /// async fn board_get(
+    ///     State(validator): State<Validator>,
+    ///     claims: VerifiedClaims,
+    ///     Path(board): Path<String>,
+    /// ) -> Result<String, AuthRejection> {
+    ///     validator.require_scopes(&claims, &[&format!("boards:{board}:read")])?;
+    ///     Ok(format!("board {board}"))
+    /// }
+    /// ```
+    pub fn require_scopes(&self, claims: &VerifiedClaims, scopes: &[&str]) -> Result<(), AuthRejection> {
+        claims.require_scopes(scopes).map_err(|error| {
+            // The error knows whether the claims came through the DPoP scheme.
+            let scheme = Scheme::answering(&error);
+            self.reject(error, scheme)
+        })
+    }
+
     /// Reads the request's credentials, validates them, and returns the claims or the
     /// rejection to answer with — what the [`VerifiedClaims`] extractor does, for a
     /// middleware of your own:
@@ -501,11 +526,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let claims = VerifiedClaims::from_request_parts(parts, state).await?;
-        claims.require_scopes(R::SCOPES).map_err(|error| {
-            // The error knows whether the claims came through the DPoP scheme.
-            let scheme = Scheme::answering(&error);
-            Validator::from_ref(state).reject(error, scheme)
-        })?;
+        Validator::from_ref(state).require_scopes(&claims, R::SCOPES)?;
         Ok(Self {
             claims,
             _requirement: PhantomData,

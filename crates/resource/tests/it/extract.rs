@@ -51,6 +51,18 @@ async fn notes_post(claims: VerifiedClaims) -> Result<&'static str, AuthRejectio
     Ok("created")
 }
 
+/// Scopes decided at run time, from the path.
+async fn board_get(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(board): axum::extract::Path<String>,
+    claims: VerifiedClaims,
+) -> Result<String, AuthRejection> {
+    state
+        .validator
+        .require_scopes(&claims, &[&format!("boards:{board}:read")])?;
+    Ok(format!("board {board}"))
+}
+
 async fn admin(_caller: Scoped<NotesReadAndAdmin>) -> &'static str {
     "admin"
 }
@@ -64,6 +76,7 @@ fn app(validator: Validator) -> Router {
         .route("/notes", get(notes_get).post(notes_post))
         .route("/admin", get(admin))
         .route("/me", get(me))
+        .route("/boards/{board}", get(board_get))
         .with_state(AppState {
             validator,
             name: "notes",
@@ -177,6 +190,20 @@ async fn missing_scope_is_403_insufficient_scope() {
         "{challenge}"
     );
     assert!(challenge.ends_with(r#"scope="notes:read notes:admin""#), "{challenge}");
+
+    // Through the validator, for scopes decided at run time: realm included too.
+    let a = call(&app, "GET", "/boards/b7", Some(&bearer)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let challenge = a.challenge.unwrap();
+    assert!(
+        challenge.starts_with(r#"Bearer realm="notes-api", error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(challenge.ends_with(r#"scope="boards:b7:read""#), "{challenge}");
+    let mut c = s.claims();
+    c["scope"] = json!("boards:b7:read");
+    let reader = format!("Bearer {}", s.key.sign(&c));
+    assert_eq!(call(&app, "GET", "/boards/b7", Some(&reader)).await.body, "board b7");
 
     // With the scope, the POST goes through.
     let mut c = s.claims();
