@@ -310,25 +310,42 @@ async fn unsupported_request_parameters_have_their_own_errors(backend: Backend) 
     app.stop().await;
 }
 
-/// RFC 6749 §3.1: `state=&state=x` repeats `state`, at /authorize and at /logout.
-async fn repeated_parameter_with_empty_first_value(backend: Backend) {
+/// RFC 6749 §3.1: a parameter without a value is treated as omitted, so `state=&state=x`
+/// is `state=x`; `state=a&state=x` repeats `state`, at /authorize and at /logout.
+async fn repeated_parameters_and_empty_ones(backend: Backend) {
     let app = spawn_app(backend).await;
     let (client, _) = app.confidential_client(REDIRECT).await;
     let id = client.id.as_str();
-    let u = auth_url(&app, &auth_params(id, &[("state", ""), ("state", "x")]));
+    let u = auth_url(
+        &app,
+        &auth_params(id, &[("state", ""), ("state", "x"), ("prompt", "none")]),
+    );
+    let back = location(&u, &browser().get(u.clone()).send().await.unwrap());
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    assert_eq!(param(&back, "error").as_deref(), Some("login_required"), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("x"));
+    let u = auth_url(&app, &auth_params(id, &[("state", "a"), ("state", "x")]));
     let back = location(&u, &browser().get(u.clone()).send().await.unwrap());
     assert!(back.as_str().starts_with(REDIRECT), "{back}");
     assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"));
     assert!(param(&back, "code").is_none());
-    let mut lo = Url::parse(&app.url("/logout")).unwrap();
-    lo.query_pairs_mut()
-        .append_pair("client_id", id)
-        .append_pair("post_logout_redirect_uri", &format!("{REDIRECT}/logged-out"))
-        .append_pair("state", "")
-        .append_pair("state", "x");
-    let r = browser().get(lo).send().await.unwrap();
+    let logout = |first: &str| {
+        let mut lo = Url::parse(&app.url("/logout")).unwrap();
+        lo.query_pairs_mut()
+            .append_pair("client_id", id)
+            .append_pair("post_logout_redirect_uri", &format!("{REDIRECT}/logged-out"))
+            .append_pair("state", first)
+            .append_pair("state", "x");
+        lo
+    };
+    let r = browser().get(logout("a")).send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none());
+    let r = browser().get(logout("")).send().await.unwrap();
+    assert_ne!(r.status(), 400);
+    if let Some(to) = r.headers().get("location") {
+        assert!(to.to_str().unwrap().contains("state=x"), "{to:?}");
+    }
     app.stop().await;
 }
 
@@ -1037,7 +1054,7 @@ both_backends!(
     introspection_searches_past_a_wrong_hint,
     max_age_is_satisfied_by_a_login_in_this_request,
     error_descriptions_use_allowed_characters,
-    repeated_parameter_with_empty_first_value,
+    repeated_parameters_and_empty_ones,
     logout_ignores_a_disabled_client,
     userinfo_without_credentials_gets_a_bare_challenge,
     prompt_values_are_lenient_but_none_stays_alone,

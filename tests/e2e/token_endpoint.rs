@@ -823,7 +823,6 @@ async fn userinfo_errors(backend: Backend) {
         http()
             .post(app.url("/userinfo"))
             .form(&[("access_token", access), ("access_token", access)]),
-        http().post(app.url("/userinfo")).form(&[("access_token", "")]),
         http()
             .post(app.url("/userinfo"))
             .header("content-type", "text/plain")
@@ -841,6 +840,24 @@ async fn userinfo_errors(backend: Backend) {
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "invalid_request", "{body}");
     }
+    // An access_token without a value is no token (RFC 6749 §3.2: omitted): no credentials,
+    // a bare challenge (RFC 6750 §3.1); beside the header's token it is no second one.
+    let r = http()
+        .post(app.url("/userinfo"))
+        .form(&[("access_token", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(!r.headers()["www-authenticate"].to_str().unwrap().contains("error="));
+    let r = http()
+        .post(app.url("/userinfo"))
+        .bearer_auth(access)
+        .form(&[("access_token", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // Another kind of body that is not UTF-8 is not looked at: the header's token counts.
     let r = http()
         .post(app.url("/userinfo"))

@@ -2,9 +2,10 @@
 //! logout request: one rule for unknown, empty and repeated parameters.
 
 /// Fills the fields of `params` that `slot` names from `pairs`. Unknown names are
-/// ignored; an empty value counts as absent (OIDC Core §3.1.2.1) but still as sent, so
-/// `state=&state=x` is a repeat. Returns the names sent more than once, each once, in
-/// the order they were first repeated; their first value is kept.
+/// ignored; so is a parameter without a value (RFC 6749 §3.1: "treated as if [it was]
+/// omitted", OIDC Core §3.1.2.1), so `state=&state=x` is `state=x`, not a repeat. Returns
+/// the names sent more than once with a value, each once, in the order they were first
+/// repeated; their first value is kept.
 pub fn fill<P>(
     params: &mut P,
     pairs: impl IntoIterator<Item = (String, String)>,
@@ -14,13 +15,16 @@ pub fn fill<P>(
     let mut repeated: Vec<String> = Vec::new();
     for (k, v) in pairs {
         let Some(field) = slot(params, &k) else { continue };
+        if v.is_empty() {
+            continue;
+        }
         if seen.contains(&k) {
             if !repeated.contains(&k) {
                 repeated.push(k);
             }
             continue;
         }
-        *field = Some(v).filter(|v| !v.is_empty());
+        *field = Some(v);
         seen.push(k);
     }
     repeated
@@ -52,12 +56,24 @@ mod tests {
     }
 
     #[test]
-    fn empty_is_absent_but_sent_and_unknown_is_ignored() {
-        let pairs = [("a", ""), ("x", "1"), ("a", "2"), ("b", "3"), ("a", "4"), ("b", "5")]
-            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    fn empty_is_omitted_and_unknown_is_ignored() {
+        let pairs = [
+            ("a", ""),
+            ("x", "1"),
+            ("a", "2"),
+            ("b", "3"),
+            ("a", "4"),
+            ("b", "5"),
+            ("b", ""),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let mut p = Two::default();
         let repeated = fill(&mut p, pairs, slot);
         assert_eq!(repeated, ["a", "b"]);
-        assert_eq!((p.a, p.b.as_deref()), (None, Some("3")));
+        assert_eq!((p.a.as_deref(), p.b.as_deref()), (Some("2"), Some("3")));
+        let pairs = [("a", ""), ("a", "1"), ("b", "2"), ("b", "")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let mut p = Two::default();
+        assert!(fill(&mut p, pairs, slot).is_empty());
+        assert_eq!((p.a.as_deref(), p.b.as_deref()), (Some("1"), Some("2")));
     }
 }

@@ -59,8 +59,11 @@ impl FormBody {
                 "credentials and tokens must not be sent in the query string",
             ));
         }
-        let raw: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        let mut raw: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the body is not valid form encoding"))?;
+        // RFC 6749 §3.2: "Parameters sent without a value MUST be treated as if they were
+        // omitted", so `scope=&scope=x` repeats nothing and `code=` is a missing code.
+        raw.retain(|(_, v)| !v.is_empty());
         if raw.iter().any(|(_, v)| portcullis_core::params::holds_nul(v)) {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
@@ -90,19 +93,14 @@ impl FormBody {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.raw
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+        self.raw.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
-    /// Deserializes the body into a typed request. RFC 6749 §3.2: "Parameters sent
-    /// without a value MUST be treated as if they were omitted", as in [`Self::get`], so
-    /// `code=` is a missing code (invalid_request), not an empty one.
+    /// Deserializes the body into a typed request. Parameters without a value were left
+    /// out at [`Self::parse`], so `code=` is a missing code (invalid_request), not an
+    /// empty one.
     pub fn parse_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
-        let present: Vec<&(String, String)> = self.raw.iter().filter(|(_, v)| !v.is_empty()).collect();
-        let encoded = serde_urlencoded::to_string(&present)
+        let encoded = serde_urlencoded::to_string(&self.raw)
             .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the body is not valid form encoding"))?;
         serde_urlencoded::from_str(&encoded).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, describe(&e)))
     }
@@ -326,5 +324,10 @@ mod tests {
         let form = FormBody::parse(&headers, None, b"token=&hint=x").unwrap();
         let err = form.parse_as::<Probe>().unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidRequest);
+        // Nor is one without a value beside one with: no repeat.
+        let form = FormBody::parse(&headers, None, b"token=&token=abc&hint=x&hint=").unwrap();
+        let p: Probe = form.parse_as().unwrap();
+        assert_eq!((p.token.as_str(), p.hint.as_deref()), ("abc", Some("x")));
+        assert!(FormBody::parse(&headers, None, b"token=a&token=b").is_err());
     }
 }

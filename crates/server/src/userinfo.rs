@@ -151,7 +151,8 @@ pub async fn userinfo_post(
         }
         return userinfo(&state, &headers, "POST", authorization(&headers)?).await;
     };
-    let in_body = token_params(text);
+    // RFC 6749 §3.2 (RFC 6750 §2.2 is a form of it): one without a value is omitted.
+    let in_body: Vec<String> = token_params(text).into_iter().filter(|t| !t.is_empty()).collect();
     if in_body.is_empty() {
         return userinfo(&state, &headers, "POST", authorization(&headers)?).await;
     }
@@ -164,8 +165,7 @@ pub async fn userinfo_post(
         return refuse("the access token was sent both in the Authorization header and in the body");
     }
     match in_body.as_slice() {
-        [token] if !token.is_empty() => userinfo(&state, &headers, "POST", (Scheme::Bearer, token)).await,
-        [_] => refuse("the access_token parameter is empty"),
+        [token] => userinfo(&state, &headers, "POST", (Scheme::Bearer, token)).await,
         _ => refuse("the access_token parameter is repeated"),
     }
 }

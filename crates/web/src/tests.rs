@@ -297,9 +297,21 @@ async fn authorize_post_moves_only_authorization_parameters() {
 }
 
 #[tokio::test]
-async fn repeated_parameter_with_empty_first_value_is_detected() {
+async fn repeated_parameters_are_refused_but_empty_ones_are_omitted() {
     let mut h = harness().await;
-    let uri = h.authorize_uri("").replace("&state=st-1", "&state=&state=x");
+    // RFC 6749 §3.1: a parameter without a value is treated as omitted, so beside one
+    // with a value it is no repeat.
+    let uri = h
+        .authorize_uri("&prompt=none")
+        .replace("&state=st-1", "&state=&state=x");
+    let page = h.get(&uri).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let loc = page.location();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    assert_eq!(query_param(loc, "error").as_deref(), Some("login_required"), "{loc}");
+    assert_eq!(query_param(loc, "state").as_deref(), Some("x"));
+    // Two values: refused, and nothing pending kept.
+    let uri = h.authorize_uri("").replace("&state=st-1", "&state=a&state=x");
     let page = h.get(&uri).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     let loc = page.location();
@@ -308,12 +320,21 @@ async fn repeated_parameter_with_empty_first_value_is_detected() {
     assert!(query_param(loc, "code").is_none());
     assert!(h.cookie.is_none(), "nothing pending was kept");
 
-    let page = h
-        .get(&format!(
-            "/logout?client_id={}&state=&state=x&post_logout_redirect_uri={LOGOUT_REDIRECT}",
+    let logout = |state: &str| {
+        format!(
+            "/logout?client_id={}&{state}&post_logout_redirect_uri={LOGOUT_REDIRECT}",
             h.client_id
-        ))
-        .await;
+        )
+    };
+    let (empty_beside, twice) = (logout("state=&state=x"), logout("state=a&state=x"));
+    let page = h.get(&empty_beside).await;
+    assert!(!page.body.contains("repeats the parameter"), "{}", page.body);
+    assert!(
+        page.status.is_success() || page.status.is_redirection(),
+        "{}",
+        page.status
+    );
+    let page = h.get(&twice).await;
     assert_error_page(&page, StatusCode::BAD_REQUEST);
     assert!(page.body.contains("repeats the parameter state"), "{}", page.body);
 }
