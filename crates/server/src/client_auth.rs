@@ -14,6 +14,13 @@ use portcullis_protocol::{ErrorCode, Secret};
 
 use crate::error::{ApiError, read_body};
 
+/// Whether the header `name` was sent more than once. RFC 9110 §5.3: `Authorization` and
+/// `Content-Type` are not lists; sent twice, which one counts is anyone's guess (a proxy
+/// on the way may have read the other), so such a request is refused.
+pub(crate) fn sent_twice(headers: &HeaderMap, name: &header::HeaderName) -> bool {
+    headers.get_all(name).iter().nth(1).is_some()
+}
+
 /// A parsed `application/x-www-form-urlencoded` body: each parameter at most once
 /// (RFC 6749 §3.2).
 pub struct FormBody {
@@ -22,6 +29,9 @@ pub struct FormBody {
 
 impl FormBody {
     pub fn parse(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
+        if sent_twice(headers, &header::CONTENT_TYPE) {
+            return Err(ApiError::new(ErrorCode::InvalidRequest, "send one Content-Type header"));
+        }
         let is_form = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -180,6 +190,12 @@ pub async fn authenticate(
     endpoint: &str,
     ip: Option<&str>,
 ) -> Result<Client, ApiError> {
+    if sent_twice(headers, &header::AUTHORIZATION) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "send one Authorization header",
+        ));
+    }
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(v) => Some(

@@ -22,6 +22,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// A JSON body (RFC 7591 §3.1: `application/json`).
 fn metadata(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<serde_json::Value, ApiError> {
     let body = read_body(body)?;
+    if crate::client_auth::sent_twice(headers, &header::CONTENT_TYPE) {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "send one Content-Type header"));
+    }
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -88,6 +91,9 @@ fn challenged(status: StatusCode, error: Option<(ErrorCode, String)>) -> Respons
 /// header, or another scheme, is a request without credentials (a bare challenge); a
 /// `Bearer` header without a token is a malformed request (`400 invalid_request`).
 fn registration_token(headers: &HeaderMap) -> Result<String, NoToken> {
+    if crate::client_auth::sent_twice(headers, &header::AUTHORIZATION) {
+        return Err(NoToken::Malformed);
+    }
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

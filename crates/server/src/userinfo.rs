@@ -41,6 +41,10 @@ fn authorization(headers: &HeaderMap) -> Result<(Scheme, &str), ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::bearer_required());
     };
+    // RFC 6750 §2: one way of sending the token, once.
+    if crate::client_auth::sent_twice(headers, &header::AUTHORIZATION) {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "send one Authorization header").bearer());
+    }
     let value = value
         .to_str()
         .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the Authorization header is not readable").bearer())?;
@@ -84,11 +88,12 @@ fn refuse_token_in_query(query: Option<&str>) -> Result<(), ApiError> {
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    !crate::client_auth::sent_twice(headers, &header::CONTENT_TYPE)
+        && headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
 async fn userinfo(

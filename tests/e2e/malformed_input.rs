@@ -1,7 +1,9 @@
-//! NUL (U+0000) in inputs, on both backends: PostgreSQL's text cannot hold it and
-//! SQLite's can, so an input that would be stored or looked up with one is refused in its
-//! endpoint's format (or found nowhere) before it reaches a store. It was a 500 on
-//! PostgreSQL only (found by a malformed-input sweep).
+//! Malformed input a sweep of every endpoint found mishandled, on both backends:
+//! - NUL (U+0000): PostgreSQL's text cannot hold it and SQLite's can, so an input that
+//!   would be stored or looked up with one is refused in its endpoint's format (or found
+//!   nowhere) before it reaches a store. It was a 500 on PostgreSQL only.
+//! - `Authorization` or `Content-Type` sent twice (RFC 9110 §5.3: not lists): refused,
+//!   where the first copy used to count.
 
 use portcullis_core::clients::ClientInput;
 use portcullis_core::model::{AdminRole, ClientKind};
@@ -158,4 +160,87 @@ async fn nul_characters_are_refused_alike(backend: Backend) {
     app.stop().await;
 }
 
-both_backends!(nul_characters_are_refused_alike);
+/// RFC 9110 §5.3, RFC 6750 §2: `Authorization` and `Content-Type` are not lists; sent
+/// twice, which copy counts is anyone's guess (a proxy may have read the other).
+async fn headers_sent_twice_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let (id, secret) = (client.id.as_str().to_owned(), secret.expose().to_owned());
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{id}:{secret}"))
+    );
+    let form = "grant_type=client_credentials";
+    let token = |headers: &[(&str, &str)]| {
+        let mut r = http().post(app.url("/token")).body(form);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r
+    };
+    const FORM: &str = "application/x-www-form-urlencoded";
+    for (what, request) in [
+        (
+            "good Authorization first",
+            token(&[
+                ("content-type", FORM),
+                ("authorization", &basic),
+                ("authorization", "Basic eDp5"),
+            ]),
+        ),
+        (
+            "good Authorization last",
+            token(&[
+                ("content-type", FORM),
+                ("authorization", "Basic eDp5"),
+                ("authorization", &basic),
+            ]),
+        ),
+        (
+            "two Content-Types",
+            token(&[
+                ("content-type", FORM),
+                ("content-type", "application/json"),
+                ("authorization", &basic),
+            ]),
+        ),
+    ] {
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{what}: {body}"
+        );
+    }
+    // Once each, the same request works.
+    let r = token(&[("content-type", FORM), ("authorization", &basic)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["access_token"].is_string(), "{body}");
+
+    // UserInfo: a second Authorization is a malformed request, in the Bearer challenge.
+    let r = http()
+        .get(app.url("/userinfo"))
+        .header("authorization", "Bearer one")
+        .header("authorization", "Bearer two")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_request"),
+        "{:?}",
+        r.headers()
+    );
+    app.stop().await;
+}
+
+both_backends!(nul_characters_are_refused_alike, headers_sent_twice_are_refused);
