@@ -4,6 +4,8 @@
 //!   nowhere) before it reaches a store. It was a 500 on PostgreSQL only.
 //! - `Authorization` or `Content-Type` sent twice (RFC 9110 §5.3: not lists): refused,
 //!   where the first copy used to count.
+//! - A sign-out `state` of any length, echoed into the redirect's URL: bounded as at
+//!   `/authorize`.
 
 use portcullis_core::clients::ClientInput;
 use portcullis_core::model::{AdminRole, ClientKind};
@@ -243,4 +245,30 @@ async fn headers_sent_twice_are_refused(backend: Backend) {
     app.stop().await;
 }
 
-both_backends!(nul_characters_are_refused_alike, headers_sent_twice_are_refused);
+/// A sign-out request's `state` is bounded as `/authorize`'s is: it is sent back in the
+/// redirect's URL.
+async fn an_overlong_logout_state_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, _) = app.confidential_client(REDIRECT).await;
+    let logout = |state: &str| {
+        let mut u = Url::parse(&app.url("/logout")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("client_id", client.id.as_str())
+            .append_pair("post_logout_redirect_uri", &format!("{REDIRECT}/logged-out"))
+            .append_pair("state", state);
+        u
+    };
+    let r = browser().get(logout(&"s".repeat(2049))).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.unwrap().contains("longer than 2048"));
+    let r = browser().get(logout(&"s".repeat(2048))).send().await.unwrap();
+    assert_ne!(r.status(), 400);
+    app.stop().await;
+}
+
+both_backends!(
+    nul_characters_are_refused_alike,
+    headers_sent_twice_are_refused,
+    an_overlong_logout_state_is_refused
+);

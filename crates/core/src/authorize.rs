@@ -147,7 +147,9 @@ pub enum Next {
     Respond(AuthorizationResponse),
 }
 
-const MAX_PARAM_LEN: usize = 2048;
+/// The longest `state`, `nonce`, `login_hint`, `scope` or `claims` taken (a longer one
+/// is `invalid_request`), and the longest `state` of a sign-out request.
+pub const MAX_PARAM_LEN: usize = 2048;
 
 /// RFC 9126 §5: the refusal of a request not pushed, for a client (or a server) that
 /// takes only pushed ones.

@@ -85,7 +85,7 @@ pub struct CsrfForm<T, const MAX: usize = MAX_FORM_BYTES>(pub T);
 /// refused: decoding them lossily would hand the client back a different `state`.
 /// Checking the whole input is enough, as the separators are ASCII.
 pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, PageError> {
-    let unreadable = || PageError::BadRequest("The form could not be read.".into());
+    let unreadable = || PageError::BadRequest("The request's parameters could not be read.".into());
     percent_encoding::percent_decode(body)
         .decode_utf8()
         .map_err(|_| unreadable())?;

@@ -71,13 +71,23 @@ pub struct SignedOutPage<'a> {
 }
 
 /// RP-Initiated Logout §2: the parameters this server reads; others are ignored.
-/// An empty value counts as absent; a repeated parameter is an error, even when its
-/// first value was empty (RFC 6749 §3.1 style: names are tracked apart from values).
+/// One without a value counts as omitted (RFC 6749 §3.1); one repeated with values is an
+/// error, and so is a `state` longer than `/authorize` takes (it is sent back in the
+/// redirect's URL).
 fn logout_params(pairs: Vec<(String, String)>) -> Result<LogoutParams, PageError> {
     let mut p = LogoutParams::default();
     if let Some(k) = portcullis_core::params::fill(&mut p, pairs, LogoutParams::slot).first() {
         return Err(PageError::BadRequest(format!(
             "The sign-out request repeats the parameter {k}."
+        )));
+    }
+    if p.state
+        .as_ref()
+        .is_some_and(|s| s.len() > portcullis_core::authorize::MAX_PARAM_LEN)
+    {
+        return Err(PageError::BadRequest(format!(
+            "The sign-out request's state is longer than {} bytes.",
+            portcullis_core::authorize::MAX_PARAM_LEN
         )));
     }
     Ok(p)
