@@ -106,7 +106,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if let Some(url) = &dpop_base_url {
                 builder = builder.dpop_base_url(url);
             }
-            builder.build().await?.into()
+            let validator = builder.build().await?;
+            // Wrong credentials stop the API here rather than answer 503 to every request.
+            validator.check_credentials().await?;
+            validator.into()
         }
         _ => {
             let mut builder = JwksValidator::builder(&issuer).audience(&audience);

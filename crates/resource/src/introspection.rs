@@ -535,6 +535,33 @@ impl IntrospectionValidator {
 
     /// RFC 7662 §2.1: `POST` the token as a form, client authenticated with HTTP Basic, the
     /// id and secret form-urlencoded first (RFC 6749 §2.3.1).
+    /// Introspects a made-up token once: the endpoint answers (`active: false`) only if it
+    /// takes this client's credentials. Call it at start, so that credentials it refuses,
+    /// or an endpoint that does not answer as RFC 7662 says, stop the API there with an
+    /// [`AuthError::Upstream`] naming the cause, rather than answer `503` to every request
+    /// later. A back-off the endpoint asks for here is not kept.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), portcullis_resource::AuthError> {
+    /// let validator = portcullis_resource::IntrospectionValidator::builder(
+    ///     "https://id.example.com", "notes-api-client-id", "client-secret",
+    /// )
+    /// .audience("https://id.example.com")
+    /// .build()
+    /// .await?;
+    /// validator.check_credentials().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn check_credentials(&self) -> Result<(), AuthError> {
+        let checked = self
+            .introspect("portcullis-resource-credentials-check")
+            .await
+            .map(|_| ());
+        *self.lock(&self.inner.backoff_until) = None;
+        checked
+            .map_err(|e| AuthError::upstream(format!("checking the client credentials at {}", self.inner.endpoint), e))
+    }
+
     async fn introspect(&self, token: &str) -> Result<RawIntrospection, AuthError> {
         let inner = &*self.inner;
         let url = &inner.endpoint;

@@ -193,6 +193,9 @@ impl IntrospectionValidatorBuilder {
     /// the issuer is too (local development), so an https issuer's document cannot have the
     /// client secret sent in clear. [`insecure_allow_http`](Self::insecure_allow_http) lifts
     /// both rules.
+    ///
+    /// It makes no introspection call: see [`IntrospectionValidator::check_credentials`]
+    /// to find credentials the endpoint refuses at start rather than at the first request.
     pub async fn build(self) -> Result<IntrospectionValidator, AuthError> {
         if self.issuer.is_empty() {
             return Err(AuthError::Config("the issuer is empty".into()));

@@ -553,11 +553,21 @@ async fn bad_client_credentials_are_an_upstream_error() {
         .build()
         .await
         .unwrap();
+    // At start, `check_credentials` says so at once, naming the cause.
+    let err = v.check_credentials().await.unwrap_err();
+    assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
+    let cause = format!("{:?}", std::error::Error::source(&err));
+    assert!(cause.contains("refused the client credentials"), "{cause}");
     let err = v.validate(&s.token("tok")).await.unwrap_err();
     assert!(matches!(err, AuthError::Upstream { .. }), "{err}");
     assert_eq!(err.status(), 503);
     // The secret never shows in Debug output.
     assert!(!format!("{v:?}").contains("wrong"));
+    // With the right secret it passes, and calls the endpoint once.
+    let good = s.validator(Duration::ZERO, 100).await;
+    let hits = s.issuer.introspection_hits();
+    good.check_credentials().await.unwrap();
+    assert_eq!(s.issuer.introspection_hits(), hits + 1);
 }
 
 /// An introspection answer over 64 KiB is refused as the server's fault (503), declared
