@@ -43,6 +43,33 @@ impl FormBody {
                 "the body must be application/x-www-form-urlencoded",
             ));
         }
+        // RFC 6749 Appendix B: the form is UTF-8; another charset named would be read
+        // as UTF-8 all the same, into other values than the client sent.
+        let charset = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .into_iter()
+            .flat_map(|v| v.split(';').skip(1))
+            .filter_map(|p| p.split_once('='))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
+            .map(|(_, value)| value.trim().trim_matches('"').to_owned());
+        if charset.is_some_and(|c| !c.eq_ignore_ascii_case("utf-8")) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the form must be UTF-8 (RFC 6749 Appendix B)",
+            ));
+        }
+        // A compressed body would be read as it came, compressed.
+        if headers
+            .get_all(header::CONTENT_ENCODING)
+            .iter()
+            .any(|v| !v.to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("identity")))
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the body must not be compressed (Content-Encoding)",
+            ));
+        }
         // DESIGN §5: credentials and tokens are never accepted in the query string.
         if let Some(q) = query
             && serde_urlencoded::from_str::<Vec<(String, String)>>(q)
@@ -345,5 +372,24 @@ mod tests {
         let p: Probe = form.parse_as().unwrap();
         assert_eq!((p.token.as_str(), p.hint.as_deref()), ("abc", Some("x")));
         assert!(FormBody::parse(&headers, None, b"token=a&token=b").is_err());
+    }
+
+    #[test]
+    fn the_form_is_utf8_and_not_compressed() {
+        let with = |content_type: &str, encoding: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+            if let Some(e) = encoding {
+                headers.insert(header::CONTENT_ENCODING, e.parse().unwrap());
+            }
+            FormBody::parse(&headers, None, b"token=abc").map(|_| ())
+        };
+        const FORM: &str = "application/x-www-form-urlencoded";
+        assert!(with(FORM, None).is_ok());
+        assert!(with(&format!("{FORM}; charset=UTF-8"), None).is_ok());
+        assert!(with(&format!("{FORM};charset=\"utf-8\""), None).is_ok());
+        assert!(with(FORM, Some("identity")).is_ok());
+        assert!(with(&format!("{FORM}; charset=ISO-8859-1"), None).is_err());
+        assert!(with(FORM, Some("gzip")).is_err());
     }
 }
