@@ -646,15 +646,36 @@ fn migration_folders_match() {
 /// Every node migrates at start, so running the migrations again must change nothing.
 #[tokio::test]
 async fn migrating_twice_is_harmless() {
+    use portcullis_core::store_codec::Migrated;
+    // What each migration says it did (the log at start, `portcullis migrate`).
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/sqlite"))
+        .unwrap()
+        .count();
+    let last = i64::try_from(files).unwrap();
+    let first = Migrated {
+        before: None,
+        after: Some(last),
+        applied: u64::try_from(files).unwrap(),
+    };
+    let again = Migrated {
+        before: Some(last),
+        after: Some(last),
+        applied: 0,
+    };
+    assert_eq!(
+        first.describe(),
+        format!("applied {files} migrations to a new database (now at migration {last})")
+    );
+    assert_eq!(again.describe(), format!("the schema is up to date (migration {last})"));
     let (url, _dir) = portcullis_tests::db::fresh_sqlite_url().await;
     let sqlite = portcullis_store_sqlite::SqliteStore::connect(&url).await.unwrap();
-    sqlite.migrate().await.unwrap();
-    sqlite.migrate().await.unwrap();
+    assert_eq!(sqlite.migrate().await.unwrap(), first);
+    assert_eq!(sqlite.migrate().await.unwrap(), again);
     sqlite.ping().await.unwrap();
     let url = portcullis_tests::db::fresh_postgres_url().await;
     let pg = portcullis_store_postgres::PgStore::connect(&url).await.unwrap();
-    pg.migrate().await.unwrap();
-    pg.migrate().await.unwrap();
+    assert_eq!(pg.migrate().await.unwrap(), first);
+    assert_eq!(pg.migrate().await.unwrap(), again);
     pg.ping().await.unwrap();
 }
 

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::crypto::Kek;
+use portcullis_core::store_codec::Migrated;
 use portcullis_core::{Portcullis, Store, SystemClock};
 use portcullis_store_postgres::PgStore;
 use portcullis_store_sqlite::SqliteStore;
@@ -21,14 +22,20 @@ use tokio::sync::watch;
 use crate::config::{KekSource, Settings};
 use crate::conn_limit::Surface;
 
-/// Opens the configured store and applies migrations.
+/// Opens the configured store and applies migrations; the log says what they did when
+/// they did something.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    if settings.is_postgres() {
+    Ok(open_and_migrate(settings).await?.0)
+}
+
+/// `open_store`, and what the migrations did.
+pub async fn open_and_migrate(settings: &Settings) -> anyhow::Result<(Arc<dyn Store>, Migrated)> {
+    let (store, migrated): (Arc<dyn Store>, Migrated) = if settings.is_postgres() {
         let store = PgStore::connect(&settings.database_url)
             .await
             .context("database_url: cannot connect to PostgreSQL")?;
-        store.migrate().await.context("migrating the PostgreSQL database")?;
-        Ok(Arc::new(store))
+        let migrated = store.migrate().await.context("migrating the PostgreSQL database")?;
+        (Arc::new(store), migrated)
     } else {
         if let Some(dir) = sqlite_parent_dir(&settings.database_url) {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
@@ -36,9 +43,14 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         let store = SqliteStore::connect(&settings.database_url)
             .await
             .context("database_url: cannot open SQLite")?;
-        store.migrate().await.context("migrating the SQLite database")?;
-        Ok(Arc::new(store))
+        let migrated = store.migrate().await.context("migrating the SQLite database")?;
+        (Arc::new(store), migrated)
+    };
+    if migrated.applied > 0 {
+        tracing::info!(applied = migrated.applied, before = ?migrated.before, after = ?migrated.after,
+            "{}", migrated.describe());
     }
+    Ok((store, migrated))
 }
 
 /// The file of a SQLite `url`, or `None` for an in-memory database.

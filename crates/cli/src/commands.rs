@@ -453,8 +453,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => app::serve(settings).await,
         Command::Migrate => {
-            app::open_store(&settings).await?;
-            out!("migrations applied");
+            let (_, migrated) = app::open_and_migrate(&settings).await?;
+            out!("{}", migrated.describe());
             Ok(())
         }
         command => {

@@ -78,6 +78,43 @@ pub fn cover_grants(given: &[Revocation], revoked: &[(uuid::Uuid, time::OffsetDa
     all
 }
 
+/// What a store's `migrate` did, for the log and `portcullis migrate`: the schema's last
+/// migration before and after (`None`: none yet, a new database), and how many it applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+    pub applied: u64,
+}
+
+impl Migrated {
+    /// From the count and last version of the applied migrations before and after.
+    pub fn between(before: (i64, Option<i64>), after: (i64, Option<i64>)) -> Self {
+        Self {
+            before: before.1,
+            after: after.1,
+            applied: u64::try_from(after.0 - before.0).unwrap_or(0),
+        }
+    }
+
+    /// One line saying it: "applied 26 migrations (the schema was at migration 6, now 32)".
+    pub fn describe(&self) -> String {
+        let at = |v: Option<i64>| v.map_or_else(|| "none".to_owned(), |v| v.to_string());
+        match (self.applied, self.before) {
+            (0, _) => format!("the schema is up to date (migration {})", at(self.after)),
+            (n, None) => format!(
+                "applied {n} migrations to a new database (now at migration {})",
+                at(self.after)
+            ),
+            (n, Some(before)) => format!(
+                "applied {n} migration{} (the schema was at migration {before}, now {})",
+                if n == 1 { "" } else { "s" },
+                at(self.after)
+            ),
+        }
+    }
+}
+
 /// The error of a store whose schema has a migration this binary does not know: a newer
 /// Portcullis migrated it (any of its commands does, `client list` included).
 pub fn newer_schema(version: i64) -> crate::repo::StoreError {
@@ -89,4 +126,23 @@ pub fn newer_schema(version: i64) -> crate::repo::StoreError {
         )
         .into(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_described() {
+        let upgrade = Migrated::between((6, Some(6)), (32, Some(32)));
+        assert_eq!(upgrade.applied, 26);
+        assert_eq!(
+            upgrade.describe(),
+            "applied 26 migrations (the schema was at migration 6, now 32)"
+        );
+        assert_eq!(
+            Migrated::between((31, Some(31)), (32, Some(32))).describe(),
+            "applied 1 migration (the schema was at migration 31, now 32)"
+        );
+    }
 }

@@ -173,13 +173,27 @@ impl PgStore {
         }
     }
 
-    /// Applies the embedded migrations (`migrations/postgres`). Safe to run from several
-    /// nodes at once: sqlx serializes migrators with an advisory lock.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// Applies the embedded migrations (`migrations/postgres`); says what it did. Safe to
+    /// run from several nodes at once: sqlx serializes migrators with an advisory lock
+    /// (a node that waited finds nothing left to apply).
+    pub async fn migrate(&self) -> Result<portcullis_core::store_codec::Migrated, StoreError> {
+        let before = self.applied_migrations().await;
         MIGRATOR.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::VersionMissing(version) => portcullis_core::store_codec::newer_schema(version),
             e => StoreError::Unexpected(Box::new(e)),
-        })
+        })?;
+        Ok(portcullis_core::store_codec::Migrated::between(
+            before,
+            self.applied_migrations().await,
+        ))
+    }
+
+    /// How many migrations the schema has, and the last (`(0, None)` before the first).
+    async fn applied_migrations(&self) -> (i64, Option<i64>) {
+        sqlx::query_as::<_, (i64, Option<i64>)>("SELECT COUNT(*), MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or((0, None))
     }
 }
 

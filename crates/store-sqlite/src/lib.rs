@@ -103,12 +103,25 @@ impl SqliteStore {
         Ok(Self { pool, writer })
     }
 
-    /// Applies the embedded migrations (`migrations/sqlite`).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// Applies the embedded migrations (`migrations/sqlite`); says what it did.
+    pub async fn migrate(&self) -> Result<portcullis_core::store_codec::Migrated, StoreError> {
+        let before = self.applied_migrations().await;
         MIGRATOR.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::VersionMissing(version) => portcullis_core::store_codec::newer_schema(version),
             e => StoreError::Unexpected(Box::new(e)),
-        })
+        })?;
+        Ok(portcullis_core::store_codec::Migrated::between(
+            before,
+            self.applied_migrations().await,
+        ))
+    }
+
+    /// How many migrations the schema has, and the last (`(0, None)` before the first).
+    async fn applied_migrations(&self) -> (i64, Option<i64>) {
+        sqlx::query_as::<_, (i64, Option<i64>)>("SELECT COUNT(*), MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or((0, None))
     }
 
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred
