@@ -782,6 +782,21 @@ async fn changes_mid_flow(backend: Backend) {
         "invalid_grant",
     );
 
+    // An operator revokes one of the person's grants to the client while the person's
+    // next approval waits for the device's poll: it goes too (the consent is withdrawn).
+    let first = authorize_device(&app, me, "openid").await;
+    sign_in_and_decide(&app, "alice", first["user_code"].as_str().unwrap(), "allow").await;
+    let (s, body) = poll(&app, me, first["device_code"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{body}");
+    let grant = app.core.list_user_grants(alice.id).await.unwrap()[0].grant.id;
+    let approved = authorize_device(&app, me, "openid").await;
+    sign_in_and_decide(&app, "alice", approved["user_code"].as_str().unwrap(), "allow").await;
+    app.core.revoke_user_grant(alice.id, grant, "test").await.unwrap();
+    assert_error(
+        &poll(&app, me, approved["device_code"].as_str().unwrap()).await,
+        "invalid_grant",
+    );
+
     // The person disabled after allowing: nothing for the device.
     let approved = authorize_device(&app, me, "openid").await;
     sign_in_and_decide(&app, "alice", approved["user_code"].as_str().unwrap(), "allow").await;

@@ -8,7 +8,7 @@
 //!   `/authorize`.
 
 use portcullis_core::clients::ClientInput;
-use portcullis_core::model::{AdminRole, ClientKind};
+use portcullis_core::model::{AdminRole, AuditFilter, ClientKind};
 use portcullis_protocol::SigningAlg;
 use portcullis_tests::{Backend, both_backends, browser, http, spawn_app};
 use serde_json::{Value, json};
@@ -21,6 +21,14 @@ use crate::dpop::{jws, proof_parts};
 use crate::private_key_jwt::{ASSERTION_TYPE, claims, client_key, sign};
 
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// The JSON error body of `r`, once it is seen to be a 400 with the error `code`.
+async fn refused(r: reqwest::Response, code: &str, what: &str) -> Value {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!((status, body["error"].as_str()), (400, Some(code)), "{what}: {body}");
+    body
+}
 
 async fn nul_characters_are_refused_alike(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -72,13 +80,7 @@ async fn nul_characters_are_refused_alike(backend: Backend) {
             .send()
             .await
             .unwrap();
-        let status = r.status().as_u16();
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (400, Some("invalid_request")),
-            "{path}: {body}"
-        );
+        refused(r, "invalid_request", path).await;
     }
 
     // A client assertion and a DPoP proof whose jti holds one: invalid_client and
@@ -106,13 +108,7 @@ async fn nul_characters_are_refused_alike(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_client")),
-        "{body}"
-    );
+    let body = refused(r, "invalid_client", "an assertion").await;
     assert!(body["error_description"].as_str().unwrap().contains("jti"), "{body}");
     let (header, mut proof) = proof_parts(&key, "POST", &app.url("/token"), None);
     proof["jti"] = json!("a\0b");
@@ -127,13 +123,7 @@ async fn nul_characters_are_refused_alike(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_dpop_proof")),
-        "{body}"
-    );
+    refused(r, "invalid_dpop_proof", "a DPoP proof").await;
 
     // Pages: a username with one is not correct; a request id with one is not open.
     let b = browser();
@@ -143,6 +133,22 @@ async fn nul_characters_are_refused_alike(backend: Backend) {
         a.html.contains("The username or password is not correct."),
         "{}",
         a.html
+    );
+    // Its audit event is stored on both stores, the NUL replaced (PostgreSQL's jsonb
+    // refused it, and with it every event of its batch).
+    app.core.audit.flush().await;
+    let failures = app
+        .core
+        .list_audit(&AuditFilter {
+            event_type: Some("login.failure".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        failures.events.iter().any(|e| e.detail["username"] == "al\u{FFFD}ice"),
+        "{:?}",
+        failures.events
     );
     let r = b.get(app.url("/consent?req=%00")).send().await.unwrap();
     assert_eq!(r.status(), 400);
@@ -208,13 +214,7 @@ async fn headers_sent_twice_are_refused(backend: Backend) {
         ),
     ] {
         let r = request.send().await.unwrap();
-        let status = r.status().as_u16();
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (400, Some("invalid_request")),
-            "{what}: {body}"
-        );
+        refused(r, "invalid_request", what).await;
     }
     // Once each, the same request works.
     let r = token(&[("content-type", FORM), ("authorization", &basic)])

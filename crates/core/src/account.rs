@@ -177,8 +177,11 @@ impl Portcullis {
     pub async fn revoke_own_application(&self, user_id: Uuid, client_id: &str, ip: Option<String>) -> Result<()> {
         let client_id = ClientId::parse(client_id).map_err(|_| Error::NotFound("application"))?;
         let now = self.now();
-        // First: on PostgreSQL a redemption racing with this holds its row until it
+        // The consent first: an authorization that read it before it went may still be
+        // issuing its code, which the deletion below then takes. Then the codes and
+        // approvals: on PostgreSQL a redemption racing with this holds its row until it
         // commits, so its grant is among those listed below.
+        let had_consent = self.store.delete_consent(user_id, &client_id).await?;
         let approvals = self.store.delete_device_approvals(user_id, &client_id).await?;
         let codes = self.store.delete_client_codes(user_id, &client_id).await?;
         let grants: Vec<Uuid> = self
@@ -189,7 +192,6 @@ impl Portcullis {
             .filter(|g| g.client_id == client_id)
             .map(|g| g.id)
             .collect();
-        let had_consent = self.store.delete_consent(user_id, &client_id).await?;
         if grants.is_empty() && !had_consent && approvals == 0 && codes == 0 {
             return Err(Error::NotFound("application"));
         }

@@ -179,7 +179,7 @@ impl Portcullis {
     pub async fn admin_login(&self, username: &str, password: &Secret, ip: Option<String>) -> Result<Admin> {
         let username = username.trim();
         let admin = match username.chars().count() {
-            n if n > crate::users::MAX_USERNAME_CHARS => None,
+            n if n > crate::users::MAX_USERNAME_CHARS || crate::params::holds_nul(username) => None,
             _ => self.store.get_admin_by_username(username).await?,
         };
         let ok = self
@@ -297,8 +297,9 @@ impl Portcullis {
 
     /// Revokes one grant of a user: its refresh token is deleted and its access tokens
     /// are denied at once (DESIGN §3); the user's consent to that client is withdrawn too,
-    /// so the next authorization asks again, and the codes the client was given for the
-    /// user and has not redeemed are deleted, so none starts a grant anew.
+    /// so the next authorization asks again, and the codes and device approvals (RFC 8628)
+    /// the client was given for the user and has not redeemed are deleted, so none starts
+    /// a grant anew.
     pub async fn revoke_user_grant(&self, user_id: Uuid, grant_id: Uuid, actor: impl Into<Actor>) -> Result<()> {
         let actor = actor.into();
         let grant = self
@@ -307,11 +308,15 @@ impl Portcullis {
             .await?
             .filter(|g| g.user_id == user_id)
             .ok_or(Error::NotFound("grant"))?;
+        // The consent first: an authorization that read it before it went may still be
+        // issuing its code, which the deletion after it then takes; and the codes before
+        // the grant, so none is redeemed after the grant is revoked.
+        self.store.delete_consent(user_id, &grant.client_id).await?;
+        self.store.delete_client_codes(user_id, &grant.client_id).await?;
+        self.store.delete_device_approvals(user_id, &grant.client_id).await?;
         if !self.revoke_grant_now(grant.id, self.now()).await? {
             return Err(Error::NotFound("grant"));
         }
-        self.store.delete_client_codes(user_id, &grant.client_id).await?;
-        self.store.delete_consent(user_id, &grant.client_id).await?;
         self.audit(
             Event::new("admin.grant.revoked")
                 .by(&actor)

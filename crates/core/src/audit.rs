@@ -137,6 +137,37 @@ impl Event {
         self.detail = detail;
         self
     }
+
+    /// The event with every NUL (U+0000) in its text replaced by U+FFFD: PostgreSQL's
+    /// text and jsonb cannot hold it (a username typed with one would have had the whole
+    /// batch of events refused), SQLite's can, and both stores keep the same record.
+    fn storable(self) -> Self {
+        fn text(s: String) -> String {
+            if crate::params::holds_nul(&s) {
+                s.replace('\0', "\u{FFFD}")
+            } else {
+                s
+            }
+        }
+        fn value(v: serde_json::Value) -> serde_json::Value {
+            match v {
+                serde_json::Value::String(s) => serde_json::Value::String(text(s)),
+                serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(value).collect()),
+                serde_json::Value::Object(members) => {
+                    serde_json::Value::Object(members.into_iter().map(|(k, v)| (text(k), value(v))).collect())
+                }
+                other => other,
+            }
+        }
+        Self {
+            event_type: self.event_type,
+            actor: self.actor.map(text),
+            user_id: self.user_id,
+            client_id: self.client_id.map(text),
+            ip: self.ip.map(text),
+            detail: value(self.detail),
+        }
+    }
 }
 
 impl AuditSink {
@@ -153,6 +184,7 @@ impl AuditSink {
     }
 
     pub fn record(&self, now: OffsetDateTime, event: Event) {
+        let event = event.storable();
         let ev = AuditEvent {
             // Time-ordered (UUIDv7): new ids land at the end of the id index instead of on
             // a random page of it, which kept the audit writer's inserts cheap as the table
@@ -242,6 +274,19 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AuditEvent>, pendi
         }
         match retrying("storing audit events", || store.insert_audit_events(&batch)).await {
             Ok(()) => crate::webhooks::enqueue(store.as_ref(), &batch).await,
+            // Refused for good: one event the store will not take must not cost the
+            // others theirs, so each is tried alone.
+            Err(e) if batch.len() > 1 && !matches!(e, crate::repo::StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %e, count = batch.len(), "a batch of audit events was refused; storing them one by one");
+                for ev in &batch {
+                    let one = std::slice::from_ref(ev);
+                    match store.insert_audit_events(one).await {
+                        Ok(()) => crate::webhooks::enqueue(store.as_ref(), one).await,
+                        Err(e) => tracing::error!(error = %e, event = %ev.event_type, id = %ev.id,
+                            "could not store an audit event"),
+                    }
+                }
+            }
             Err(e) => tracing::error!(error = %e, count = batch.len(), "could not store audit events"),
         }
         pending.fetch_sub(batch.len() as u64, Ordering::Release);
