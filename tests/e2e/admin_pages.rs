@@ -575,6 +575,16 @@ async fn unreadable_filters_get_the_error_page(backend: Backend) {
     }
     let (s, _) = p.get("/admin/audit?offset=0&event_type=login.failure").await;
     assert_eq!(s, 200);
+    // A search or filter with NUL (U+0000), which PostgreSQL cannot compare, matches
+    // nothing on either store, rather than failing.
+    for path in [
+        "/admin/clients?q=a%00",
+        "/admin/users?q=%00",
+        "/admin/audit?event_type=%00",
+    ] {
+        let (s, html) = p.get(path).await;
+        assert_eq!(s, 200, "{path}: {html}");
+    }
     // A path segment that is not UTF-8 names no page: the admin "not found" page.
     for path in ["/admin/clients/%FF", "/admin/users/%FF", "/admin/clients/%FF/edit"] {
         let r = p.b.get(format!("{}{path}", app.admin_url)).send().await.unwrap();

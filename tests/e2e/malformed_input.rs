@@ -267,7 +267,53 @@ async fn an_overlong_logout_state_is_refused(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 8259 §4 leaves which of two members of one name counts to each reader: a body
+/// naming one twice at any depth (a `jwks` with `keys` twice) is refused on every path
+/// that takes keys, not read as the last.
+async fn members_named_twice_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, admin_key) = api_key(&app, AdminRole::Admin).await;
+    let api = Api::new(&app, &admin_key);
+    let key = client_key(SigningAlg::ES256, "k1").await;
+    let jwk = key.jwk.to_string();
+    let body = format!(
+        r#"{{"name":"Keyed","kind":"confidential","grant_types":["client_credentials"],"scopes":"api:read","jwks":{{"keys":[],"keys":[{jwk}]}}}}"#
+    );
+    let r = api
+        .http
+        .post(format!("{}/clients", api.base))
+        .bearer_auth(&admin_key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("twice"));
+    // Core's own check, which the admin form and the CLI's --jwks-file go through.
+    let input = ClientInput {
+        name: "Keyed".into(),
+        kind: Some(ClientKind::Confidential),
+        grant_types: vec!["client_credentials".into()],
+        scopes: "api:read".into(),
+        jwks: Some(format!(r#"{{"keys":[],"keys":[{jwk}]}}"#)),
+        ..Default::default()
+    };
+    let err = app.core.create_client(&input, "test").await.unwrap_err();
+    assert!(err.to_string().contains("twice"), "{err}");
+    assert!(
+        app.core
+            .list_clients(None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.name != "Keyed")
+    );
+    app.stop().await;
+}
+
 both_backends!(
+    members_named_twice_are_refused,
     nul_characters_are_refused_alike,
     headers_sent_twice_are_refused,
     an_overlong_logout_state_is_refused

@@ -198,6 +198,21 @@ impl Portcullis {
         for id in &grants {
             self.revoke_grant_now(*id, now).await?;
         }
+        // Once more: an authorization that read the consent just before it went may have
+        // stored its code after the deletion above, and the client redeemed it since.
+        self.store.delete_client_codes(user_id, &client_id).await?;
+        let late: Vec<Uuid> = self
+            .store
+            .list_grants_for_user(user_id, now)
+            .await?
+            .into_iter()
+            .filter(|g| g.client_id == client_id && !grants.contains(&g.id))
+            .map(|g| g.id)
+            .collect();
+        for id in &late {
+            self.revoke_grant_now(*id, now).await?;
+        }
+        let grants = [grants, late].concat();
         self.audit(
             Event::new("consent.revoked")
                 .user(user_id)

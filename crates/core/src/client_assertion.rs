@@ -45,7 +45,15 @@ pub fn check_jwks(raw: &str) -> Result<Option<String>> {
         return Err(invalid_jwks(format!("must be at most {MAX_JWKS_BYTES} bytes")));
     }
     let not_a_set = || invalid_jwks("must be a JWK Set: a JSON object with a keys array");
-    let mut value: serde_json::Value = serde_json::from_str(raw).map_err(|_| not_a_set())?;
+    // No member twice at any depth: which of two a reader takes is its own choice (RFC
+    // 8259 §4), and two readers could see two different keys.
+    let mut value = match serde_json::from_str::<portcullis_protocol::json::Members>(raw) {
+        Ok(members) => serde_json::Value::Object(members.0),
+        Err(e) if e.to_string().starts_with("duplicate field") => {
+            return Err(invalid_jwks(format!("names a member twice: {e}")));
+        }
+        Err(_) => return Err(not_a_set()),
+    };
     let keys = value
         .get_mut("keys")
         .and_then(|k| k.as_array_mut())
@@ -416,6 +424,12 @@ mod tests {
         assert!(field_error(&set(serde_json::json!([es]))).contains("algorithm"));
         let twice = set(serde_json::json!([good, good]));
         assert!(field_error(&twice).contains("repeats the kid"));
+        // A member named twice, at any depth: refused, not read as the last.
+        let one = serde_json::json!({"keys": [good]}).to_string();
+        let keys_twice = format!(r#"{{"keys":[],{}"#, &one[1..]);
+        assert!(field_error(&keys_twice).contains("twice"), "{keys_twice}");
+        let kty_twice = one.replacen(r#""kty":"#, r#""kty":"EC","kty":"#, 1);
+        assert!(field_error(&kty_twice).contains("twice"), "{kty_twice}");
         // RFC 9864's name for EdDSA over Ed25519 is registered, stored as EdDSA.
         let ed = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "Ed25519",
             "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});

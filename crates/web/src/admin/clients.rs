@@ -115,10 +115,19 @@ pub async fn clients_get(
     op: Operator,
     PageQuery(SearchQuery { q, offset }): PageQuery<SearchQuery>,
 ) -> AdminResult {
-    let list = state
-        .core
-        .list_clients_page(Some(q.trim()), super::view::LIST_PAGE, offset)
-        .await?;
+    // A search with NUL (U+0000) matches nothing (core refuses it: PostgreSQL cannot
+    // compare it); the page says so, as for any search without a match.
+    let list = if portcullis_core::params::holds_nul(&q) {
+        portcullis_core::admin::ListPage {
+            items: Vec::new(),
+            next_offset: None,
+        }
+    } else {
+        state
+            .core
+            .list_clients_page(Some(q.trim()), super::view::LIST_PAGE, offset)
+            .await?
+    };
     let page = ClientsPage {
         chrome: op.chrome("clients").await?,
         pager: super::view::Pager::new("/admin/clients", &q, offset, list.items.len(), list.next_offset),

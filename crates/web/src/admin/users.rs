@@ -43,10 +43,19 @@ pub async fn users_get(
     op: Operator,
     PageQuery(SearchQuery { q, offset }): PageQuery<SearchQuery>,
 ) -> AdminResult {
-    let list = state
-        .core
-        .list_users_page(Some(q.trim()), super::view::LIST_PAGE, offset)
-        .await?;
+    // A search with NUL (U+0000) matches nothing (core refuses it: PostgreSQL cannot
+    // compare it); the page says so, as for any search without a match.
+    let list = if portcullis_core::params::holds_nul(&q) {
+        portcullis_core::admin::ListPage {
+            items: Vec::new(),
+            next_offset: None,
+        }
+    } else {
+        state
+            .core
+            .list_users_page(Some(q.trim()), super::view::LIST_PAGE, offset)
+            .await?
+    };
     let page = UsersPage {
         chrome: op.chrome("users").await?,
         pager: super::view::Pager::new("/admin/users", &q, offset, list.items.len(), list.next_offset),

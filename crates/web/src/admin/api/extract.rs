@@ -122,6 +122,13 @@ fn object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if first != Some(&b'{') {
         return Err(ApiError::BadRequest("the body must be a JSON object".into()));
     }
+    // No member named twice at any depth (a `jwks` with `keys` twice, say): which one a
+    // reader takes is its own choice (RFC 8259 §4), so it is refused.
+    if let Err(e) = serde_json::from_slice::<portcullis_protocol::json::Members>(bytes)
+        && e.to_string().starts_with("duplicate field")
+    {
+        return Err(ApiError::BadRequest(format!("the body names a member twice: {e}")));
+    }
     let mut json = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut json).map_err(field_error)?;
     // Nothing but whitespace may follow the object.
