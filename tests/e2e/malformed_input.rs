@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::admin_support::{Api, api_key, assert_field};
-use crate::code_flow::{PASSWORD, REDIRECT};
+use crate::code_flow::{PASSWORD, REDIRECT, obtain_tokens};
 use crate::defense::sign_in;
 use crate::dpop::{jws, proof_parts};
 use crate::private_key_jwt::{ASSERTION_TYPE, claims, client_key, sign};
@@ -242,6 +242,63 @@ async fn headers_sent_twice_are_refused(backend: Backend) {
         "{:?}",
         r.headers()
     );
+    // Posted with two Content-Types, whatever carries the token.
+    app.user("alice", PASSWORD).await;
+    let tokens = obtain_tokens(&app, &id, &secret, "alice").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let r = http()
+        .post(app.url("/userinfo"))
+        .bearer_auth(access)
+        .header("content-type", FORM)
+        .header("content-type", "text/plain")
+        .body("x=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // An access_token without a value, in the query beside the header, is omitted (RFC
+    // 6749 §3.1): no token in the query; so is an empty client_secret at /token.
+    let r = http()
+        .get(app.url("/userinfo?access_token="))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http()
+        .post(app.url("/token?client_secret="))
+        .header("content-type", FORM)
+        .header("authorization", &basic)
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The admin API: two keys, or two Content-Types, are refused too.
+    let (_, admin_key) = api_key(&app, AdminRole::Admin).await;
+    let api = Api::new(&app, &admin_key);
+    let r = api
+        .http
+        .get(format!("{}/clients", api.base))
+        .bearer_auth(&admin_key)
+        .header("authorization", "Bearer not-a-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = api
+        .http
+        .post(format!("{}/users", api.base))
+        .bearer_auth(&admin_key)
+        .header("content-type", "application/json")
+        .header("content-type", "text/plain")
+        .body(r#"{"username":"twice","password":"a long passphrase"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(app.core.find_user("twice").await.is_err());
     app.stop().await;
 }
 
@@ -262,8 +319,22 @@ async fn an_overlong_logout_state_is_refused(backend: Backend) {
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none());
     assert!(r.text().await.unwrap().contains("longer than 2048"));
+    // Posted (RP-Initiated Logout §2), it is refused before it is put in a URL.
+    let r = browser()
+        .post(app.url("/logout"))
+        .form(&[("client_id", client.id.as_str()), ("state", &"s".repeat(20_000))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    // At the bound, nobody signed in: straight back, with the state.
     let r = browser().get(logout(&"s".repeat(2048))).send().await.unwrap();
-    assert_ne!(r.status(), 400);
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("{REDIRECT}/logged-out?state={}", "s".repeat(2048))
+    );
     app.stop().await;
 }
 

@@ -98,6 +98,8 @@ impl Migrated {
     }
 
     /// One line saying it: "applied 26 migrations (the schema was at migration 6, now 32)".
+    /// With PostgreSQL nodes starting together, the one that waited for another's
+    /// migrations (sqlx serializes them) says so too: the schema went that way meanwhile.
     pub fn describe(&self) -> String {
         let at = |v: Option<i64>| v.map_or_else(|| "none".to_owned(), |v| v.to_string());
         match (self.applied, self.before) {

@@ -533,13 +533,14 @@ impl IntrospectionValidator {
         insert_bounded(&mut refusals, inner.max_refusals, key, reason, until, now);
     }
 
-    /// RFC 7662 §2.1: `POST` the token as a form, client authenticated with HTTP Basic, the
-    /// id and secret form-urlencoded first (RFC 6749 §2.3.1).
     /// Introspects a made-up token once: the endpoint answers (`active: false`) only if it
     /// takes this client's credentials. Call it at start, so that credentials it refuses,
     /// or an endpoint that does not answer as RFC 7662 says, stop the API there with an
     /// [`AuthError::Upstream`] naming the cause, rather than answer `503` to every request
-    /// later. A back-off the endpoint asks for here is not kept.
+    /// later. It fails as well while the authorization server is unreachable or asks to
+    /// wait (`429`/`503`, whose back-off then holds for the validations that follow, as
+    /// usual): an API that may start before its authorization server should retry it, or
+    /// log the error and go on.
     ///
     /// ```no_run
     /// # async fn f() -> Result<(), portcullis_resource::AuthError> {
@@ -553,15 +554,14 @@ impl IntrospectionValidator {
     /// # Ok(()) }
     /// ```
     pub async fn check_credentials(&self) -> Result<(), AuthError> {
-        let checked = self
-            .introspect("portcullis-resource-credentials-check")
+        self.introspect("portcullis-resource-credentials-check")
             .await
-            .map(|_| ());
-        *self.lock(&self.inner.backoff_until) = None;
-        checked
+            .map(|_| ())
             .map_err(|e| AuthError::upstream(format!("checking the client credentials at {}", self.inner.endpoint), e))
     }
 
+    /// RFC 7662 §2.1: `POST` the token as a form, client authenticated with HTTP Basic, the
+    /// id and secret form-urlencoded first (RFC 6749 §2.3.1).
     async fn introspect(&self, token: &str) -> Result<RawIntrospection, AuthError> {
         let inner = &*self.inner;
         let url = &inner.endpoint;

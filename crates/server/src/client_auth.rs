@@ -44,7 +44,9 @@ impl FormBody {
             ));
         }
         // RFC 6749 Appendix B: the form is UTF-8; another charset named would be read
-        // as UTF-8 all the same, into other values than the client sent.
+        // as UTF-8 all the same, into other values than the client sent. A body that is
+        // ASCII once decoded reads the same in any of them, as clients that name
+        // ISO-8859-1 by default send (Apache HttpClient 4's form entity does).
         let charset = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -53,7 +55,9 @@ impl FormBody {
             .filter_map(|p| p.split_once('='))
             .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
             .map(|(_, value)| value.trim().trim_matches('"').to_owned());
-        if charset.is_some_and(|c| !c.eq_ignore_ascii_case("utf-8")) {
+        if charset.is_some_and(|c| !c.eq_ignore_ascii_case("utf-8") && !c.eq_ignore_ascii_case("utf8"))
+            && percent_encoding::percent_decode(body).any(|b| !b.is_ascii())
+        {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 "the form must be UTF-8 (RFC 6749 Appendix B)",
@@ -75,20 +79,22 @@ impl FormBody {
             && serde_urlencoded::from_str::<Vec<(String, String)>>(q)
                 .unwrap_or_default()
                 .iter()
-                .any(|(k, _)| {
-                    matches!(
-                        k.as_str(),
-                        "client_secret"
-                            | "client_assertion"
-                            | "code"
-                            | "refresh_token"
-                            | "token"
-                            | "access_token"
-                            | "code_verifier"
-                            | "device_code"
-                            | "subject_token"
-                            | "actor_token"
-                    )
+                // One without a value is omitted (RFC 6749 §3.1): no credential.
+                .any(|(k, v)| {
+                    !v.is_empty()
+                        && matches!(
+                            k.as_str(),
+                            "client_secret"
+                                | "client_assertion"
+                                | "code"
+                                | "refresh_token"
+                                | "token"
+                                | "access_token"
+                                | "code_verifier"
+                                | "device_code"
+                                | "subject_token"
+                                | "actor_token"
+                        )
                 })
         {
             return Err(ApiError::new(
@@ -389,7 +395,16 @@ mod tests {
         assert!(with(&format!("{FORM}; charset=UTF-8"), None).is_ok());
         assert!(with(&format!("{FORM};charset=\"utf-8\""), None).is_ok());
         assert!(with(FORM, Some("identity")).is_ok());
-        assert!(with(&format!("{FORM}; charset=ISO-8859-1"), None).is_err());
+        // Another charset: taken while the body reads the same in it (ASCII).
+        assert!(with(&format!("{FORM}; charset=ISO-8859-1"), None).is_ok());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            format!("{FORM}; charset=ISO-8859-1").parse().unwrap(),
+        );
+        assert!(FormBody::parse(&headers, None, b"token=caf%E9").is_err());
+        headers.insert(header::CONTENT_TYPE, format!("{FORM}; charset=utf-8").parse().unwrap());
+        assert!(FormBody::parse(&headers, None, b"token=caf%C3%A9").is_ok());
         assert!(with(FORM, Some("gzip")).is_err());
     }
 }

@@ -66,11 +66,13 @@ fn authorization(headers: &HeaderMap) -> Result<(Scheme, &str), ApiError> {
     }
 }
 
+/// The `access_token` values of a query or form; one without a value is omitted (RFC
+/// 6749 §3.1), as any parameter's.
 fn token_params(params: &str) -> Vec<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(params).unwrap_or_default();
     pairs
         .into_iter()
-        .filter(|(k, _)| k == "access_token")
+        .filter(|(k, v)| k == "access_token" && !v.is_empty())
         .map(|(_, v)| v)
         .collect()
 }
@@ -88,12 +90,11 @@ fn refuse_token_in_query(query: Option<&str>) -> Result<(), ApiError> {
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
-    !crate::client_auth::sent_twice(headers, &header::CONTENT_TYPE)
-        && headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
 async fn userinfo(
@@ -147,6 +148,10 @@ pub async fn userinfo_post(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     refuse_token_in_query(query.as_deref())?;
+    // RFC 9110 §5.3: not a list; which copy describes the body is anyone's guess.
+    if crate::client_auth::sent_twice(&headers, &header::CONTENT_TYPE) {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "send one Content-Type header").bearer());
+    }
     let body = read_body(body).map_err(ApiError::bearer)?;
     let Ok(text) = std::str::from_utf8(&body) else {
         // A form that cannot be read may hold the token (RFC 6750 §2.2): malformed, not
@@ -156,8 +161,7 @@ pub async fn userinfo_post(
         }
         return userinfo(&state, &headers, "POST", authorization(&headers)?).await;
     };
-    // RFC 6749 §3.2 (RFC 6750 §2.2 is a form of it): one without a value is omitted.
-    let in_body: Vec<String> = token_params(text).into_iter().filter(|t| !t.is_empty()).collect();
+    let in_body = token_params(text);
     if in_body.is_empty() {
         return userinfo(&state, &headers, "POST", authorization(&headers)?).await;
     }

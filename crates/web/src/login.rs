@@ -163,7 +163,15 @@ pub async fn login_post(
     CheckedForm(form, token_matched): CheckedForm<LoginForm>,
 ) -> Result<Response, PageError> {
     if crate::page::without_session(&session) {
-        return see_other("/login");
+        // With the request it was for, whose page then says it is no longer open (its
+        // session is gone), rather than a bare form that would end on the account page.
+        return see_other(&match form.req.as_deref() {
+            Some(req) => format!(
+                "/login?req={}",
+                url::form_urlencoded::byte_serialize(req.as_bytes()).collect::<String>()
+            ),
+            None => "/login".to_owned(),
+        });
     }
     // An expired request fails before the password is checked.
     let pending = match form.req.as_deref() {

@@ -72,14 +72,22 @@ pub struct SignedOutPage<'a> {
 
 /// RP-Initiated Logout §2: the parameters this server reads; others are ignored.
 /// One without a value counts as omitted (RFC 6749 §3.1); one repeated with values is an
-/// error, and so is a `state` longer than `/authorize` takes (it is sent back in the
-/// redirect's URL).
+/// error, and so are a NUL character and a `state` longer than `/authorize` takes (it is
+/// sent back in the redirect's URL).
 fn logout_params(pairs: Vec<(String, String)>) -> Result<LogoutParams, PageError> {
     let mut p = LogoutParams::default();
     if let Some(k) = portcullis_core::params::fill(&mut p, pairs, LogoutParams::slot).first() {
         return Err(PageError::BadRequest(format!(
             "The sign-out request repeats the parameter {k}."
         )));
+    }
+    if [&p.id_token_hint, &p.client_id, &p.post_logout_redirect_uri, &p.state]
+        .iter()
+        .any(|v| v.as_deref().is_some_and(portcullis_core::params::holds_nul))
+    {
+        return Err(PageError::BadRequest(
+            "The sign-out request holds a NUL character (U+0000).".into(),
+        ));
     }
     if p.state
         .as_ref()
@@ -113,7 +121,10 @@ pub async fn logout_post(
     form: Result<RawForm, axum::extract::rejection::RawFormRejection>,
 ) -> Result<Response, PageError> {
     let RawForm(body) = form.map_err(|_| PageError::BadRequest("The sign-out request could not be read.".into()))?;
-    see_other(&as_get("/logout", form_pairs(&body)?, LogoutParams::is_known)?)
+    let pairs = form_pairs(&body)?;
+    // Refused here what the GET would refuse, before it is put in a URL.
+    logout_params(pairs.clone())?;
+    see_other(&as_get("/logout", pairs, LogoutParams::is_known)?)
 }
 
 async fn start(state: &AppState, session: &Session, pairs: Vec<(String, String)>) -> Result<Response, PageError> {

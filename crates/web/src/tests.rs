@@ -349,6 +349,18 @@ async fn login_and_consent_forms_with_a_stale_token_are_shown_again() {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(page.location(), "/login");
     assert!(h.cookie.is_none(), "no session was started");
+    // With the request it was for: its page, which says the request is no longer open.
+    let page = h
+        .post(
+            "/login",
+            &[("req", "r-1"), ("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location(), "/login?req=r-1");
+    assert!(h.cookie.is_none(), "no session was started");
+    let page = h.get("/login?req=r-1").await;
+    assert!(page.body.contains("not open"), "{}", page.body);
 
     // The login and consent forms are shown again (a page left open is no dead end),
     // and nothing in them is acted on: the password is not even checked.

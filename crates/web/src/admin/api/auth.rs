@@ -35,6 +35,10 @@ fn refuse_key_in_query(parts: &Parts) -> Result<(), ApiError> {
 
 fn bearer(parts: &Parts) -> Result<Secret, ApiError> {
     let missing = ApiError::Unauthorized("an API key is required: Authorization: Bearer <key>");
+    // RFC 9110 §5.3: not a list; which of two keys counts would be anyone's guess.
+    if parts.headers.get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
+        return Err(ApiError::Unauthorized("send one Authorization header"));
+    }
     let value = parts
         .headers
         .get(header::AUTHORIZATION)

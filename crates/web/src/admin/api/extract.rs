@@ -87,6 +87,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalB
 
 /// `application/json` or `application/<something>+json`, as axum's `Json` accepts.
 fn is_json(headers: &HeaderMap) -> bool {
+    // RFC 9110 §5.3: not a list; two of them describe the body twice.
+    if headers.get_all(header::CONTENT_TYPE).iter().nth(1).is_some() {
+        return false;
+    }
     let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
