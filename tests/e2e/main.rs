@@ -46,3 +46,4 @@ mod resource_indicators;
 mod store_contract;
 mod token_endpoint;
 mod token_exchange;
+mod userinfo;

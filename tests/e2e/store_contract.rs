@@ -14,11 +14,13 @@ use uuid::Uuid;
 
 mod accounts;
 mod clients;
+mod codes;
 mod devices;
 mod tokens;
 
 use accounts::*;
 use clients::*;
+use codes::*;
 use devices::*;
 use tokens::*;
 
