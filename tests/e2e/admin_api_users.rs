@@ -2,7 +2,7 @@
 //! profile, delete, disable and enable, set the password, and a user's sessions and grants.
 
 use portcullis_core::crypto::sha256;
-use portcullis_core::model::{AdminRole, AuthorizationCode};
+use portcullis_core::model::{AdminRole, AuthorizationCode, Consent};
 use portcullis_protocol::ScopeSet;
 use portcullis_tests::{Backend, both_backends, http, spawn_app};
 use serde_json::{Value, json};
@@ -260,11 +260,34 @@ async fn api_users_sessions_and_grants(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(refresh.status(), 400, "the grant's refresh token is gone");
+    // Revoked again (a retried call, a stale page): not found, and nothing else changes,
+    // such as a consent given since and a code issued under it.
+    let consent = Consent {
+        user_id: uid.parse().unwrap(),
+        client_id: client.id.clone(),
+        scope: ScopeSet::parse("openid").unwrap(),
+        granted_at: now,
+    };
+    app.core.store.upsert_consent(&consent).await.unwrap();
+    let later = AuthorizationCode {
+        code_hash: sha256(b"a code given after the revocation"),
+        ..pending.clone()
+    };
+    app.core.store.insert_code(&later).await.unwrap();
     assert_error(
         &api.delete(&format!("/users/{uid}/grants/{gid}")).await,
         404,
         "not_found",
     );
+    assert!(
+        app.core
+            .store
+            .get_consent(consent.user_id, &client.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(app.core.store.get_code(&later.code_hash, now).await.unwrap().is_some());
     assert_eq!(api.get(&format!("/users/{uid}/grants")).await.1["grants"], json!([]));
     assert_error(
         &api.delete(&format!("/users/{uid}/grants/nope")).await,

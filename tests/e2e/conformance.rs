@@ -140,7 +140,12 @@ async fn posted_logout_and_authorize_are_resent_as_get(backend: Backend) {
             .unwrap();
         assert_eq!(r.status(), 400, "{path}");
         assert!(r.headers().get("location").is_none(), "{path}");
-        assert!(r.text().await.unwrap().contains("too long to be followed"), "{path}");
+        // `/logout` bounds its parameters before: an ID token hint is a few kilobytes.
+        let text = r.text().await.unwrap();
+        assert!(
+            text.contains("too long to be followed") || text.contains("longer than 8192 bytes"),
+            "{path}: {text}"
+        );
     }
     app.stop().await;
 }

@@ -308,6 +308,10 @@ impl Portcullis {
             .await?
             .filter(|g| g.user_id == user_id)
             .ok_or(Error::NotFound("grant"))?;
+        // A grant revoked already is not found, and then nothing else changes either.
+        if grant.revoked_at.is_some() {
+            return Err(Error::NotFound("grant"));
+        }
         // The consent first: an authorization that read it before it went may still be
         // issuing its code, which the deletion after it then takes; and the codes before
         // the grant, so none is redeemed after the grant is revoked.

@@ -126,8 +126,17 @@ fn read_answer(status: u16, body: &str) -> Read {
         404 | 410 => return Read::Withdrawn(format!("answered {status}: the keys are gone")),
         other => return Read::Failed(format!("answered {other}")),
     }
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
-        return Read::Failed("the answer is not JSON".into());
+    // No member twice at any depth (RFC 8259 §4 leaves which counts to each reader),
+    // as for keys registered by value.
+    let value = match serde_json::from_str::<portcullis_protocol::json::Members>(body) {
+        Ok(members) => serde_json::Value::Object(members.0),
+        Err(e) if e.to_string().starts_with("duplicate field") => {
+            return Read::Failed(format!("the answer names a member twice: {e}"));
+        }
+        Err(_) if serde_json::from_str::<serde_json::Value>(body).is_err() => {
+            return Read::Failed("the answer is not JSON".into());
+        }
+        Err(_) => return Read::Failed("the answer is not a JWK Set: a JSON object with a keys array".into()),
     };
     let Some(keys) = value.get("keys").and_then(|k| k.as_array()) else {
         return Read::Failed("the answer is not a JWK Set: a JSON object with a keys array".into());
@@ -357,6 +366,10 @@ mod tests {
         let many = serde_json::json!({ "keys": many }).to_string();
         assert_eq!(kids(read_answer(200, &many)).len(), MAX_USABLE);
         assert_eq!(kids(read_answer(200, "{\"keys\": []}")), Vec::<String>::new());
+        // A member named twice, at any depth: refused, not read as the last.
+        let one = serde_json::json!({"keys": [ec_key("first")]}).to_string();
+        let twice = format!(r#"{{"keys":[],{}"#, &one[1..]);
+        assert!(matches!(read_answer(200, &twice), Read::Failed(why) if why.contains("twice")));
         let mut private = ec_key("p");
         private["d"] = "AAAA".into();
         let leaked = serde_json::json!({"keys": [ec_key("a"), private]}).to_string();

@@ -55,8 +55,10 @@ impl FormBody {
             .filter_map(|p| p.split_once('='))
             .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
             .map(|(_, value)| value.trim().trim_matches('"').to_owned());
-        if charset.is_some_and(|c| !c.eq_ignore_ascii_case("utf-8") && !c.eq_ignore_ascii_case("utf8"))
-            && percent_encoding::percent_decode(body).any(|b| !b.is_ascii())
+        let decoded = || percent_encoding::percent_decode(body);
+        if decoded().decode_utf8().is_err()
+            || charset.is_some_and(|c| !c.eq_ignore_ascii_case("utf-8") && !c.eq_ignore_ascii_case("utf8"))
+                && decoded().any(|b| !b.is_ascii())
         {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
@@ -405,6 +407,11 @@ mod tests {
         assert!(FormBody::parse(&headers, None, b"token=caf%E9").is_err());
         headers.insert(header::CONTENT_TYPE, format!("{FORM}; charset=utf-8").parse().unwrap());
         assert!(FormBody::parse(&headers, None, b"token=caf%C3%A9").is_ok());
+        // Bytes that are not UTF-8 are refused whatever the label says (or without one),
+        // rather than read with U+FFFD in their place.
+        assert!(FormBody::parse(&headers, None, b"token=caf%E9").is_err());
+        headers.insert(header::CONTENT_TYPE, FORM.parse().unwrap());
+        assert!(FormBody::parse(&headers, None, b"token=caf%E9").is_err());
         assert!(with(FORM, Some("gzip")).is_err());
     }
 }

@@ -70,6 +70,10 @@ pub struct SignedOutPage<'a> {
     pub then: Option<(String, &'a str)>,
 }
 
+/// The longest `id_token_hint`, `client_id` or `post_logout_redirect_uri` of a sign-out
+/// request: they are put in a URL when it is posted.
+const MAX_LOGOUT_PARAM: usize = 8192;
+
 /// RP-Initiated Logout §2: the parameters this server reads; others are ignored.
 /// One without a value counts as omitted (RFC 6749 §3.1); one repeated with values is an
 /// error, and so are a NUL character and a `state` longer than `/authorize` takes (it is
@@ -88,6 +92,15 @@ fn logout_params(pairs: Vec<(String, String)>) -> Result<LogoutParams, PageError
         return Err(PageError::BadRequest(
             "The sign-out request holds a NUL character (U+0000).".into(),
         ));
+    }
+    // An ID token hint is a few kilobytes at most; the others are far shorter.
+    if [&p.id_token_hint, &p.client_id, &p.post_logout_redirect_uri]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_LOGOUT_PARAM))
+    {
+        return Err(PageError::BadRequest(format!(
+            "The sign-out request has a parameter longer than {MAX_LOGOUT_PARAM} bytes."
+        )));
     }
     if p.state
         .as_ref()
