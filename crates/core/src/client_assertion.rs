@@ -47,9 +47,9 @@ pub fn check_jwks(raw: &str) -> Result<Option<String>> {
     let not_a_set = || invalid_jwks("must be a JWK Set: a JSON object with a keys array");
     // No member twice at any depth: which of two a reader takes is its own choice (RFC
     // 8259 §4), and two readers could see two different keys.
-    let mut value = match serde_json::from_str::<portcullis_protocol::json::Members>(raw) {
-        Ok(members) => serde_json::Value::Object(members.0),
-        Err(e) if e.to_string().starts_with("duplicate field") => {
+    let mut value = match portcullis_protocol::json::object(raw.as_bytes()) {
+        Ok(members) => serde_json::Value::Object(members),
+        Err(portcullis_protocol::json::ObjectError::Repeated(e)) => {
             return Err(invalid_jwks(format!("names a member twice: {e}")));
         }
         Err(_) => return Err(not_a_set()),

@@ -128,15 +128,15 @@ fn read_answer(status: u16, body: &str) -> Read {
     }
     // No member twice at any depth (RFC 8259 §4 leaves which counts to each reader),
     // as for keys registered by value.
-    let value = match serde_json::from_str::<portcullis_protocol::json::Members>(body) {
-        Ok(members) => serde_json::Value::Object(members.0),
-        Err(e) if e.to_string().starts_with("duplicate field") => {
+    let value = match portcullis_protocol::json::object(body.as_bytes()) {
+        Ok(members) => serde_json::Value::Object(members),
+        Err(portcullis_protocol::json::ObjectError::Repeated(e)) => {
             return Read::Failed(format!("the answer names a member twice: {e}"));
         }
-        Err(_) if serde_json::from_str::<serde_json::Value>(body).is_err() => {
-            return Read::Failed("the answer is not JSON".into());
+        Err(portcullis_protocol::json::ObjectError::NotJson) => return Read::Failed("the answer is not JSON".into()),
+        Err(portcullis_protocol::json::ObjectError::NotObject) => {
+            return Read::Failed("the answer is not a JWK Set: a JSON object with a keys array".into());
         }
-        Err(_) => return Read::Failed("the answer is not a JWK Set: a JSON object with a keys array".into()),
     };
     let Some(keys) = value.get("keys").and_then(|k| k.as_array()) else {
         return Read::Failed("the answer is not a JWK Set: a JSON object with a keys array".into());

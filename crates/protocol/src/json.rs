@@ -6,6 +6,28 @@
 /// `jwks`). The admin API's patches and `/register` read bodies with it.
 pub struct Members(pub serde_json::Map<String, serde_json::Value>);
 
+/// Why [`object`] did not read a body.
+#[derive(Debug)]
+pub enum ObjectError {
+    /// A member is named twice, in some object at some depth; the text says which.
+    Repeated(String),
+    /// JSON, but not an object.
+    NotObject,
+    /// Not JSON at all.
+    NotJson,
+}
+
+/// `raw` as a JSON object with no member named twice at any depth ([`Members`]).
+pub fn object(raw: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ObjectError> {
+    match serde_json::from_slice::<Members>(raw) {
+        Ok(members) => Ok(members.0),
+        // The text `members` gives a repeat, below.
+        Err(e) if e.to_string().starts_with("duplicate field") => Err(ObjectError::Repeated(e.to_string())),
+        Err(_) if serde_json::from_slice::<serde_json::Value>(raw).is_ok() => Err(ObjectError::NotObject),
+        Err(_) => Err(ObjectError::NotJson),
+    }
+}
+
 /// Any JSON value, read as [`Members`] reads an object: no name twice in any object in it.
 struct Strict(serde_json::Value);
 

@@ -128,9 +128,7 @@ fn object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     // No member named twice at any depth (a `jwks` with `keys` twice, say): which one a
     // reader takes is its own choice (RFC 8259 §4), so it is refused.
-    if let Err(e) = serde_json::from_slice::<portcullis_protocol::json::Members>(bytes)
-        && e.to_string().starts_with("duplicate field")
-    {
+    if let Err(portcullis_protocol::json::ObjectError::Repeated(e)) = portcullis_protocol::json::object(bytes) {
         return Err(ApiError::BadRequest(format!("the body names a member twice: {e}")));
     }
     let mut json = serde_json::Deserializer::from_slice(bytes);
