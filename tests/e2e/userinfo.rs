@@ -92,6 +92,21 @@ async fn userinfo_errors(backend: Backend) {
             .post(app.url("/userinfo"))
             .header("content-type", "application/x-www-form-urlencoded")
             .body([format!("access_token={access}&x=").as_bytes(), &[0xff]].concat()),
+        // Held to the token endpoint's form rules: a percent-encoded byte that is not
+        // UTF-8, a charset that reads ASCII otherwise, a compressed body.
+        http()
+            .post(app.url("/userinfo"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("access_token={access}&x=caf%E9")),
+        http()
+            .post(app.url("/userinfo"))
+            .header("content-type", "application/x-www-form-urlencoded; charset=UTF-7")
+            .body(format!("access_token={access}")),
+        http()
+            .post(app.url("/userinfo"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-encoding", "gzip")
+            .body(format!("access_token={access}")),
     ];
     for request in refused {
         let r = request.send().await.unwrap();
@@ -114,6 +129,15 @@ async fn userinfo_errors(backend: Backend) {
         .post(app.url("/userinfo"))
         .bearer_auth(access)
         .form(&[("access_token", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A label that extends ASCII, with an ASCII body, reads the same.
+    let r = http()
+        .post(app.url("/userinfo"))
+        .header("content-type", "application/x-www-form-urlencoded; charset=ISO-8859-1")
+        .body(format!("access_token={access}"))
         .send()
         .await
         .unwrap();

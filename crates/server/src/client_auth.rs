@@ -21,6 +21,46 @@ pub(crate) fn sent_twice(headers: &HeaderMap, name: &header::HeaderName) -> bool
     headers.get_all(name).iter().nth(1).is_some()
 }
 
+/// Why a form body (`application/x-www-form-urlencoded`) cannot be read as the client
+/// meant it, if it cannot.
+pub(crate) fn unreadable_form(headers: &HeaderMap, body: &[u8]) -> Option<&'static str> {
+    // RFC 6749 Appendix B: the form is UTF-8; another charset named would be read as
+    // UTF-8 all the same, into other values than the client sent. A body that is ASCII
+    // once decoded reads the same in the charsets that extend ASCII, as clients that name
+    // ISO-8859-1 by default send (Apache HttpClient 4's form entity does); not in one
+    // such as UTF-7, where `+AGE-` is an `a`.
+    let charset = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .into_iter()
+        .flat_map(|v| v.split(';').skip(1))
+        .filter_map(|p| p.split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
+        .map(|(_, value)| value.trim().trim_matches('"').to_ascii_lowercase());
+    let decoded = || percent_encoding::percent_decode(body);
+    let extends_ascii = |c: &str| {
+        matches!(c, "us-ascii" | "ascii" | "latin1" | "cp1252")
+            || ["iso-8859-", "windows-125"]
+                .iter()
+                .any(|p| c.strip_prefix(p).is_some_and(|n| n.parse::<u8>().is_ok()))
+    };
+    if decoded().decode_utf8().is_err()
+        || charset
+            .is_some_and(|c| c != "utf-8" && c != "utf8" && (!extends_ascii(&c) || decoded().any(|b| !b.is_ascii())))
+    {
+        return Some("the form must be UTF-8 (RFC 6749 Appendix B)");
+    }
+    // A compressed body would be read as it came, compressed.
+    if headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("identity")))
+    {
+        return Some("the body must not be compressed (Content-Encoding)");
+    }
+    None
+}
+
 /// A parsed `application/x-www-form-urlencoded` body: each parameter at most once
 /// (RFC 6749 §3.2).
 pub struct FormBody {
@@ -43,38 +83,8 @@ impl FormBody {
                 "the body must be application/x-www-form-urlencoded",
             ));
         }
-        // RFC 6749 Appendix B: the form is UTF-8; another charset named would be read
-        // as UTF-8 all the same, into other values than the client sent. A body that is
-        // ASCII once decoded reads the same in any of them, as clients that name
-        // ISO-8859-1 by default send (Apache HttpClient 4's form entity does).
-        let charset = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .into_iter()
-            .flat_map(|v| v.split(';').skip(1))
-            .filter_map(|p| p.split_once('='))
-            .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
-            .map(|(_, value)| value.trim().trim_matches('"').to_owned());
-        let decoded = || percent_encoding::percent_decode(body);
-        if decoded().decode_utf8().is_err()
-            || charset.is_some_and(|c| !c.eq_ignore_ascii_case("utf-8") && !c.eq_ignore_ascii_case("utf8"))
-                && decoded().any(|b| !b.is_ascii())
-        {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                "the form must be UTF-8 (RFC 6749 Appendix B)",
-            ));
-        }
-        // A compressed body would be read as it came, compressed.
-        if headers
-            .get_all(header::CONTENT_ENCODING)
-            .iter()
-            .any(|v| !v.to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("identity")))
-        {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                "the body must not be compressed (Content-Encoding)",
-            ));
+        if let Some(description) = unreadable_form(headers, body) {
+            return Err(ApiError::new(ErrorCode::InvalidRequest, description));
         }
         // DESIGN §5: credentials and tokens are never accepted in the query string.
         if let Some(q) = query
@@ -399,6 +409,13 @@ mod tests {
         assert!(with(FORM, Some("identity")).is_ok());
         // Another charset: taken while the body reads the same in it (ASCII).
         assert!(with(&format!("{FORM}; charset=ISO-8859-1"), None).is_ok());
+        assert!(with(&format!("{FORM}; charset=iso-8859-15"), None).is_ok());
+        assert!(with(&format!("{FORM}; charset=windows-1252"), None).is_ok());
+        assert!(with(&format!("{FORM}; charset=US-ASCII"), None).is_ok());
+        // Not in one that reads ASCII bytes otherwise (UTF-7's `+AGE-` is an `a`).
+        assert!(with(&format!("{FORM}; charset=UTF-7"), None).is_err());
+        assert!(with(&format!("{FORM}; charset=utf-16"), None).is_err());
+        assert!(with(&format!("{FORM}; charset=iso-8859-x"), None).is_err());
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,

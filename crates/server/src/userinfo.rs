@@ -153,12 +153,15 @@ pub async fn userinfo_post(
         return Err(ApiError::new(ErrorCode::InvalidRequest, "send one Content-Type header").bearer());
     }
     let body = read_body(body).map_err(ApiError::bearer)?;
+    // A form that cannot be read as the client meant it may hold the token (RFC 6750
+    // §2.2): malformed, not "no credentials" (§3.1). It is held to the token endpoint's
+    // rules. Any other body is not looked at.
+    if is_form(&headers)
+        && let Some(description) = crate::client_auth::unreadable_form(&headers, &body)
+    {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, description).bearer());
+    }
     let Ok(text) = std::str::from_utf8(&body) else {
-        // A form that cannot be read may hold the token (RFC 6750 §2.2): malformed, not
-        // "no credentials" (§3.1). Any other body is not looked at.
-        if is_form(&headers) {
-            return Err(ApiError::new(ErrorCode::InvalidRequest, "the form body is not valid UTF-8").bearer());
-        }
         return userinfo(&state, &headers, "POST", authorization(&headers)?).await;
     };
     let in_body = token_params(text);
