@@ -584,7 +584,11 @@ async fn unreadable_filters_get_the_error_page(backend: Backend) {
     ] {
         let (s, html) = p.get(path).await;
         assert_eq!(s, 200, "{path}: {html}");
+        // Shown back without the NUL itself.
+        assert!(!html.contains('\0'), "{path}");
     }
+    let (_, html) = p.get("/admin/users?q=a%00").await;
+    assert!(html.contains("a\u{FFFD}"), "{html}");
     // A path segment that is not UTF-8 names no page: the admin "not found" page.
     for path in ["/admin/clients/%FF", "/admin/users/%FF", "/admin/clients/%FF/edit"] {
         let r = p.b.get(format!("{}{path}", app.admin_url)).send().await.unwrap();

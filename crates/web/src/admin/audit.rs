@@ -209,9 +209,19 @@ pub async fn audit_get(
         rows.push(EventRow::new(e, &state, &mut labels).await);
     }
     let prev = (query.offset > 0).then(|| page_link(&query, query.offset.saturating_sub(AUDIT_PAGE_DEFAULT)));
+    let next = next.map(|n| page_link(&query, n));
+    // The filter as its fields show it back (a NUL as U+FFFD).
+    let query = AuditQuery {
+        event_type: super::view::search_shown(&query.event_type),
+        user: super::view::search_shown(&query.user),
+        client: super::view::search_shown(&query.client),
+        since: super::view::search_shown(&query.since),
+        until: super::view::search_shown(&query.until),
+        ..query
+    };
     let page = AuditPageView {
         chrome: op.chrome("audit").await?,
-        next: next.map(|n| page_link(&query, n)),
+        next,
         prev,
         first_shown: query.offset.saturating_add(1),
         last_shown: query

@@ -43,23 +43,14 @@ pub async fn users_get(
     op: Operator,
     PageQuery(SearchQuery { q, offset }): PageQuery<SearchQuery>,
 ) -> AdminResult {
-    // A search with NUL (U+0000) matches nothing (core refuses it: PostgreSQL cannot
-    // compare it); the page says so, as for any search without a match.
-    let list = if portcullis_core::params::holds_nul(&q) {
-        portcullis_core::admin::ListPage {
-            items: Vec::new(),
-            next_offset: None,
-        }
-    } else {
-        state
-            .core
-            .list_users_page(Some(q.trim()), super::view::LIST_PAGE, offset)
-            .await?
-    };
+    let list = super::view::search_page(&q, offset, |q, limit, offset| {
+        state.core.list_users_page(q, limit, offset)
+    })
+    .await?;
     let page = UsersPage {
         chrome: op.chrome("users").await?,
         pager: super::view::Pager::new("/admin/users", &q, offset, list.items.len(), list.next_offset),
-        search: q,
+        search: super::view::search_shown(&q),
         users: list
             .items
             .into_iter()

@@ -1,6 +1,7 @@
 //! Formatting shared by the admin pages and the admin API: instants as text, optional
 //! values, and a flash notice carried across one redirect.
 
+use portcullis_core::admin::ListPage;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower_sessions::Session;
@@ -101,6 +102,28 @@ mod tests {
 
 /// How many clients or users a page of their list shows.
 pub const LIST_PAGE: u32 = 50;
+
+/// One page of a searchable list, asked of `list(search, limit, offset)`; none for a
+/// search holding NUL (U+0000), which core refuses (PostgreSQL cannot compare it): the
+/// page says so, as for any search without a match.
+pub async fn search_page<'q, T, E, F, Fut>(q: &'q str, offset: u32, list: F) -> Result<ListPage<T>, E>
+where
+    F: FnOnce(Option<&'q str>, u32, u32) -> Fut,
+    Fut: std::future::Future<Output = Result<ListPage<T>, E>>,
+{
+    if portcullis_core::params::holds_nul(q) {
+        return Ok(ListPage {
+            items: Vec::new(),
+            next_offset: None,
+        });
+    }
+    list(Some(q.trim()), LIST_PAGE, offset).await
+}
+
+/// A search as its page shows it back: a NUL as U+FFFD (browsers drop it).
+pub fn search_shown(q: &str) -> String {
+    q.replace('\0', "\u{FFFD}")
+}
 
 /// The links between the pages of a searchable list (`templates/admin/pager.html`).
 #[derive(Debug, Clone, PartialEq, Eq)]
