@@ -6,7 +6,7 @@ use portcullis_cli::Settings;
 use portcullis_cli::commands::{Cli, run};
 use portcullis_tests::{Backend, TEST_KEK, both_backends, fresh_database};
 
-async fn portcullis(config: &std::path::Path, args: &[&str]) -> Result<(), String> {
+pub(crate) async fn portcullis(config: &std::path::Path, args: &[&str]) -> Result<(), String> {
     let mut argv = vec!["portcullis", "--config", config.to_str().unwrap()];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
@@ -424,7 +424,7 @@ async fn the_kek_is_replaced_without_losing_a_key(backend: Backend) {
 }
 
 /// The core on `url` with `kek` and `previous` keys, as a node configured so would run.
-async fn start(url: &str, kek: &str, previous: &[&str]) -> std::sync::Arc<portcullis_core::Portcullis> {
+pub(crate) async fn start(url: &str, kek: &str, previous: &[&str]) -> std::sync::Arc<portcullis_core::Portcullis> {
     let settings = Settings {
         previous_keks: previous.iter().map(|k| (*k).to_owned()).collect(),
         ..Settings::for_test("http://localhost:9090", url, kek)

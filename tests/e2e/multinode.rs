@@ -251,3 +251,65 @@ async fn tokens_a_stale_copy_issues_after_a_disable_are_revoked() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A node left on the old key-encryption key after `kek rewrap` cannot open the signing
+/// keys: it signs nothing (never with the keys it had in memory), reports itself not
+/// ready, and still publishes and verifies what the store holds, so a key withdrawn
+/// elsewhere leaves it too.
+async fn a_node_that_cannot_open_the_signing_keys_signs_nothing(backend: Backend) {
+    use portcullis_core::crypto::Kek;
+    use portcullis_core::model::KeyState;
+    let (url, guard) = fresh_database(backend).await;
+    let stale = spawn_with(&url, guard.map(std::sync::Arc::new), |_| {}).await;
+    let (client, secret) = stale.confidential_client("https://app.example/cb").await;
+    let (s, before) = stale.client_credentials(client.id.as_str(), secret.expose()).await;
+    assert_eq!(s, 200, "{before}");
+    let ready = || async {
+        http()
+            .get(format!("{}/readyz", stale.admin_url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(ready().await, 200);
+    let active = |keys: &[portcullis_core::model::SigningKeyRecord]| {
+        keys.iter().find(|k| k.state == KeyState::Active).unwrap().kid.clone()
+    };
+    let leaked = active(&stale.core.list_signing_keys().await.unwrap());
+
+    // Another node with the new kek seals everything again, then the leaked key is
+    // rotated out at once and withdrawn.
+    let new = Kek::generate().unwrap().to_text();
+    let replacing = crate::cli::start(&url, &new, &[portcullis_tests::TEST_KEK]).await;
+    replacing.rewrap_sealed("test").await.unwrap();
+    replacing.rotate_signing_keys(None, true, "test").await.unwrap();
+    replacing.withdraw_signing_key(&leaked, "test").await.unwrap();
+    let signing = active(&replacing.list_signing_keys().await.unwrap());
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ready().await != 503 {
+        assert!(Instant::now() < deadline, "/readyz stayed 200");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, body) = stale.client_credentials(client.id.as_str(), secret.expose()).await;
+    assert_eq!(s, 500, "{body}");
+    let jwks = stale.get_json("/jwks").await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        !kids.contains(&leaked.as_str()) && kids.contains(&signing.as_str()),
+        "{kids:?}"
+    );
+    let token = before["access_token"].as_str().unwrap();
+    let answer = introspect(&stale, client.id.as_str(), secret.expose(), token).await;
+    assert_eq!(answer, serde_json::json!({"active": false}));
+
+    stale.stop().await;
+}
+
+portcullis_tests::both_backends!(a_node_that_cannot_open_the_signing_keys_signs_nothing);

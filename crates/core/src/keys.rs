@@ -86,6 +86,10 @@ pub struct KeyRing {
     /// The JWKS document serialized once, served as is.
     pub jwks_json: Arc<str>,
     pub(crate) verifiers: HashMap<String, (Algorithm, DecodingKey)>,
+    /// Why this node cannot sign with a key it should (one sealed with a key-encryption
+    /// key it is not configured with), if it cannot. The ring is current all the same:
+    /// it publishes and verifies what the store holds, and signs with the keys it opened.
+    pub unopened: Option<String>,
 }
 
 impl KeyRing {
@@ -96,6 +100,7 @@ impl KeyRing {
             jwks: JwkSet::default(),
             jwks_json: Arc::from("{\"keys\":[]}"),
             verifiers: HashMap::new(),
+            unopened: None,
         }
     }
 }
@@ -213,14 +218,18 @@ impl Keys {
         Ok(changed)
     }
 
-    /// Rebuilds the ring from the store.
+    /// Rebuilds the ring from the store. When an active or next key cannot be opened with
+    /// this node's key-encryption keys, the ring is installed all the same (it publishes
+    /// and verifies what the store holds, withdrawals included, and signs only with the
+    /// keys it opened: never with a key left in memory from before) and the error is
+    /// returned: a start fails with it, a running node reports itself not ready.
     pub async fn reload(&self, store: &dyn Store, now: OffsetDateTime) -> Result<()> {
         let records = store.list_keys().await?;
-        let ring = build_ring(&self.kek, &records, now)?;
+        let (ring, unopened) = ring_and_unopened(&self.kek, &records, now)?;
         if let Ok(mut w) = self.ring.write() {
             *w = Arc::new(ring);
         }
-        Ok(())
+        unopened.map_or(Ok(()), Err)
     }
 
     /// Rotation of `alg`'s keys: its next key starts signing, its active key retires but
@@ -289,9 +298,18 @@ impl Keys {
     }
 }
 
-/// Builds a key ring from stored records (public for benchmarks and tests).
+/// Builds a key ring from stored records (public for benchmarks and tests); an active or
+/// next key `kek` cannot open is an error.
 pub fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) -> Result<KeyRing> {
+    let (ring, unopened) = ring_and_unopened(kek, records, now)?;
+    unopened.map_or(Ok(ring), Err)
+}
+
+/// The ring of `records`, and the error of the first active or next key `kek` cannot
+/// open (left out of the signers; the ring's `unopened` says why).
+fn ring_and_unopened(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) -> Result<(KeyRing, Option<Error>)> {
     let mut ring = KeyRing::empty();
+    let mut first_unopened = None;
     for rec in records {
         let published = match rec.state {
             KeyState::Next | KeyState::Active => true,
@@ -308,16 +326,21 @@ pub fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) 
         if rec.state == KeyState::Next {
             // It signs after the next rotation: find out now, not then, that this kek
             // cannot decrypt it (sealed by a node configured with another kek).
-            kek.open(&rec.private_key_encrypted, rec.kid.as_bytes())
-                .map_err(|e| unopened("next", &rec.kid, e))?;
+            if let Err(e) = kek.open(&rec.private_key_encrypted, rec.kid.as_bytes()) {
+                first_unopened.get_or_insert(unopened("next", &rec.kid, e));
+            }
             if !ring.next_algs.contains(&rec.alg) {
                 ring.next_algs.push(rec.alg);
             }
         }
         if rec.state == KeyState::Active {
-            let der = kek
-                .open(&rec.private_key_encrypted, rec.kid.as_bytes())
-                .map_err(|e| unopened("active", &rec.kid, e))?;
+            let der = match kek.open(&rec.private_key_encrypted, rec.kid.as_bytes()) {
+                Ok(der) => der,
+                Err(e) => {
+                    first_unopened.get_or_insert(unopened("active", &rec.kid, e));
+                    continue;
+                }
+            };
             let pair = KeyPairKind::from_der(rec.alg, &der)?;
             // Records come newest first, so the newest active key of an algorithm signs
             // (the store allows one per algorithm).
@@ -335,7 +358,8 @@ pub fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) 
             .map_err(|e| Error::Unexpected(e.to_string()))?
             .as_str(),
     );
-    Ok(ring)
+    ring.unopened = first_unopened.as_ref().map(ToString::to_string);
+    Ok((ring, first_unopened))
 }
 
 fn decoding_key(jwk: &Jwk) -> Result<DecodingKey> {

@@ -427,7 +427,9 @@ impl Portcullis {
                         // whose settings differ, or rotated by an older version): make
                         // them again rather than fail every token request.
                         let algs = this.settings.key_algs();
-                        if !this.keys.ring().covers(&algs) {
+                        // Keys it cannot open are there all the same: none is missing.
+                        let ring = this.keys.ring();
+                        if ring.unopened.is_none() && !ring.covers(&algs) {
                             tracing::warn!("signing keys missing for an algorithm in use; creating them");
                             if let Err(e) = this.keys.ensure_initialized(this.store.as_ref(), &algs, now).await {
                                 tracing::error!(error = %e, "could not create signing keys");

@@ -1,5 +1,5 @@
 //! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: the database
-//! answers too).
+//! answers too, and the node can open its signing keys).
 
 use std::time::Duration;
 
@@ -19,6 +19,11 @@ pub async fn healthz_get() -> &'static str {
 }
 
 pub async fn readyz_get(State(state): State<ServerState>) -> (StatusCode, &'static str) {
+    // A node that cannot open the signing keys (one left on an old key-encryption key
+    // after `kek rewrap`) signs nothing; the maintenance loop logs why.
+    if state.core.keys.ring().unopened.is_some() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "signing keys cannot be opened");
+    }
     match tokio::time::timeout(READINESS_TIMEOUT, state.core.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready"),
         Ok(Err(e)) => {
