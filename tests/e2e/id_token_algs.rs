@@ -121,10 +121,29 @@ async fn a_client_may_register_es256_id_tokens(backend: Backend) {
         app.get_json("/.well-known/openid-configuration").await["id_token_signing_alg_values_supported"].clone()
     };
     assert_eq!(id_token_algs().await, serde_json::json!(["RS256", "ES256"]));
-    app.core
+    // Retiring them is refused while a client names the algorithm, naming the client.
+    let e = app
+        .core
         .retire_signing_keys(portcullis_protocol::SigningAlg::ES256, "test")
         .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(client.id.as_str()) && e.to_string().contains("1 client(s) registered ES256"),
+        "{e}"
+    );
+    assert_eq!(id_token_algs().await, serde_json::json!(["RS256", "ES256"]));
+    // Retired all the same (by an earlier version, or racing the client's edit).
+    let now = app.core.now();
+    app.core
+        .store
+        .retire_keys(
+            portcullis_protocol::SigningAlg::ES256,
+            now,
+            now + time::Duration::hours(1),
+        )
+        .await
         .unwrap();
+    app.core.keys.reload(app.core.store.as_ref(), now).await.unwrap();
     assert_eq!(id_token_algs().await, serde_json::json!(["RS256"]));
     let refresh = |token: String| {
         let (app, id, secret) = (&app, client.id.as_str(), secret.expose());
@@ -510,9 +529,79 @@ async fn a_client_may_register_signed_userinfo(backend: Backend) {
     app.stop().await;
 }
 
+/// `keys publish --alg` ahead of a `signing_alg` change: the algorithm's keys are in the
+/// JWKS before any node signs with them, and a node restarted with it signs with the key
+/// published then, so resource servers meet no unknown `kid`.
+async fn keys_are_published_before_signing_alg_changes(backend: Backend) {
+    let (url, guard) = portcullis_tests::fresh_database(backend).await;
+    let guard = guard.map(std::sync::Arc::new);
+    let app = spawn_with(&url, guard.clone(), |_| {}).await;
+    let dir = portcullis_tests::db::TempDirGuard::new("portcullis-cli").unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        format!("database_url = \"{url}\"\nkek = \"{}\"\n", portcullis_tests::TEST_KEK),
+    )
+    .unwrap();
+    let err = crate::cli::portcullis(&config, &["keys", "publish", "--alg", "HS256"])
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("--alg"), "{err}");
+    crate::cli::portcullis(&config, &["keys", "publish", "--alg", "ES256"])
+        .await
+        .unwrap();
+    // The running RS256 node publishes them within its resync, and does not sign with them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while jwks_algs(&app).await != ["ES256", "ES256", "RS256", "RS256"] {
+        assert!(std::time::Instant::now() < deadline, "{:?}", jwks_algs(&app).await);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (client, secret) = app.confidential_client(REDIRECT).await;
+    let header = |token: &Value| jsonwebtoken::decode_header(token["access_token"].as_str().unwrap()).unwrap();
+    let (s, token) = app.client_credentials(client.id.as_str(), secret.expose()).await;
+    assert_eq!(s, 200, "{token}");
+    assert_eq!(header(&token).alg, jsonwebtoken::Algorithm::RS256);
+    let es256 = || async {
+        app.core
+            .list_signing_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.alg == portcullis_protocol::SigningAlg::ES256)
+            .map(|k| (k.kid, k.state))
+            .collect::<Vec<_>>()
+    };
+    let published = es256().await;
+    assert_eq!(published.len(), 2, "an active and a next key: {published:?}");
+    // Again: nothing more.
+    crate::cli::portcullis(&config, &["keys", "publish", "--alg", "ES256"])
+        .await
+        .unwrap();
+    assert_eq!(es256().await, published);
+    app.core.audit.flush().await;
+    assert_eq!(app.audit_events("key.published").await.len(), 1);
+    app.stop().await;
+
+    let app = spawn_with(&url, guard, |s| {
+        s.core.signing_alg = portcullis_protocol::SigningAlg::ES256;
+    })
+    .await;
+    let (s, token) = app.client_credentials(client.id.as_str(), secret.expose()).await;
+    assert_eq!(s, 200, "{token}");
+    let signed_by = header(&token);
+    assert_eq!(signed_by.alg, jsonwebtoken::Algorithm::ES256);
+    let active = published
+        .iter()
+        .find(|(_, state)| *state == portcullis_core::model::KeyState::Active)
+        .unwrap();
+    assert_eq!(signed_by.kid.as_deref(), Some(active.0.as_str()));
+    app.stop().await;
+}
+
 both_backends!(
     a_client_may_register_es256_id_tokens,
     a_client_may_register_signed_userinfo,
     id_tokens_are_rs256_when_access_tokens_are_es256,
     signing_keys_heal_from_upgrades_and_mistakes,
+    keys_are_published_before_signing_alg_changes,
 );

@@ -94,6 +94,14 @@ pub enum KeysCommand {
         #[arg(long, allow_hyphen_values = true)]
         kid: String,
     },
+    /// Publish an algorithm's keys before `signing_alg` changes to it: creates its active
+    /// and next keys, listed in the JWKS at once; they sign only on nodes whose
+    /// `signing_alg` names it. Restart the nodes with it five minutes and a resync later
+    /// (305 s by default), when resource servers' cached key sets hold them.
+    Publish {
+        #[arg(long)]
+        alg: String,
+    },
     /// Retire the keys of an algorithm no longer in use (after `signing_alg` changed and
     /// every node runs the new settings); they stay published while their tokens live.
     Retire {
@@ -520,7 +528,8 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
             let done = core.rewrap_sealed(ACTOR).await.map_err(user_facing)?;
             out!(
                 "encrypted again with the current kek: {} signing keys, {} webhook secrets, {} server secrets; \
-                 everything now opens with it alone, so previous_keks can be removed from every node",
+                 everything now opens with it alone, so previous_keks can be removed from every node; a node \
+                 still configured with the old kek alone opens nothing now (its /readyz answers 503)",
                 done.keys,
                 done.webhooks,
                 done.server_secrets
@@ -529,6 +538,18 @@ async fn run_admin_command(core: &portcullis_core::Portcullis, command: Command)
         Command::Keys(KeysCommand::Withdraw { kid }) => {
             core.withdraw_signing_key(&kid, ACTOR).await.map_err(user_facing)?;
             out!("withdrew {kid}: no longer published; the tokens it signed are refused");
+        }
+        Command::Keys(KeysCommand::Publish { alg }) => {
+            let alg = SigningAlg::parse(&alg).map_err(|e| anyhow::anyhow!("--alg: {e}"))?;
+            let publish_window = core.settings.key_publication_window().whole_seconds();
+            if core.publish_signing_keys(alg, ACTOR).await.map_err(user_facing)? {
+                out!(
+                    "published the {alg} keys: they sign once nodes run with signing_alg = \"{alg}\"; restart them with it in \
+                     {publish_window} s or later, when resource servers' cached key sets hold them"
+                );
+            } else {
+                out!("the {alg} keys are published already");
+            }
         }
         Command::Keys(KeysCommand::Retire { alg }) => {
             let alg = SigningAlg::parse(&alg).map_err(|e| anyhow::anyhow!("--alg: {e}"))?;

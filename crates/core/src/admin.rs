@@ -442,6 +442,42 @@ impl Portcullis {
         if !live {
             return Err(Error::invalid("alg", format!("there are no {alg} keys to retire")));
         }
+        // A client registered to get its ID tokens, UserInfo or introspection answers
+        // signed with it would get server errors instead (its code not redeemed, its
+        // refresh refused) until an operator edits it: edited first, then.
+        let naming: Vec<String> = self
+            .store
+            .list_clients(None)
+            .await?
+            .into_iter()
+            .filter(|c| {
+                [
+                    c.id_token_signed_response_alg,
+                    c.userinfo_signed_response_alg,
+                    c.introspection_signed_response_alg,
+                ]
+                .contains(&Some(alg))
+            })
+            .map(|c| c.id.as_str().to_owned())
+            .collect();
+        if !naming.is_empty() {
+            let shown = naming.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let more = naming.len().saturating_sub(5);
+            return Err(Error::invalid(
+                "alg",
+                format!(
+                    "{} client(s) registered {alg} for their ID tokens, UserInfo or introspection answers ({shown}{}): \
+                     set another algorithm on them first (client edit page or admin API), or they would get \
+                     server errors",
+                    naming.len(),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    },
+                ),
+            ));
+        }
         let now = self.now();
         self.store
             .retire_keys(alg, now, now + self.settings.retired_key_publication())
@@ -453,6 +489,31 @@ impl Portcullis {
                 .detail(serde_json::json!({ "alg": alg.as_str() })),
         );
         Ok(())
+    }
+
+    /// Publishes `alg`'s keys ahead of a change of `signing_alg` to it: creates its active
+    /// and next keys where it has none, listed in the JWKS at once. They sign only on
+    /// nodes whose `signing_alg` names `alg`, so restarting the nodes with it once
+    /// `key_publication_window` has passed leaves resource servers no unknown key to
+    /// fetch. Returns whether keys were created (none when `alg` has them already).
+    pub async fn publish_signing_keys(&self, alg: SigningAlg, actor: impl Into<Actor>) -> Result<bool> {
+        let actor = actor.into();
+        let mut algs = self.settings.key_algs();
+        if !algs.contains(&alg) {
+            algs.push(alg);
+        }
+        let created = self
+            .keys
+            .ensure_initialized(self.store.as_ref(), &algs, self.now())
+            .await?;
+        if created {
+            self.audit(
+                Event::new("key.published")
+                    .by(&actor)
+                    .detail(serde_json::json!({ "alg": alg.as_str() })),
+            );
+        }
+        Ok(created)
     }
 
     /// Seals every signing key, webhook secret and server secret that a previous KEK sealed again with

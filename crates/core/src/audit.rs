@@ -42,7 +42,7 @@ pub struct Event {
 
 /// Every event type the server records (the audit page offers them as filter
 /// suggestions; webhooks subscribe to them or to `prefix.*`).
-pub const EVENT_TYPES: [&str; 56] = [
+pub const EVENT_TYPES: [&str; 57] = [
     "login.success",
     "login.failure",
     "login.locked_out",
@@ -64,6 +64,7 @@ pub const EVENT_TYPES: [&str; 56] = [
     "client.auth_failed",
     "user.password_changed",
     "key.rotated",
+    "key.published",
     "key.retired",
     "key.withdrawn",
     "kek.rewrapped",
