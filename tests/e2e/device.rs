@@ -828,7 +828,8 @@ async fn changes_mid_flow(backend: Backend) {
     app.core.set_client_disabled(&client.id, true, "test").await.unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (s, body) = poll(&app, me, code).await;
-    assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
+    // A public client names itself in the body: a 400, without a `Basic` challenge.
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_client")), "{body}");
 
     // A public client's poll must name it.
     let r = http()

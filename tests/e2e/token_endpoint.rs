@@ -183,7 +183,7 @@ async fn token_endpoint_errors(backend: Backend) {
     )
     .await;
     assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
-    let (s, _, b) = post_form(
+    let (s, h, b) = post_form(
         &app,
         "/token",
         None,
@@ -194,9 +194,12 @@ async fn token_endpoint_errors(backend: Backend) {
         ],
     )
     .await;
+    assert!(h.get("www-authenticate").is_none(), "{h:?}");
+    // RFC 6749 §5.2: the 401 and its `Basic` challenge are for a client that used the
+    // Authorization header; credentials in the body that fail are a 400 without one.
     assert_eq!(
         (s, b["error"].as_str()),
-        (401, Some("invalid_client")),
+        (400, Some("invalid_client")),
         "client_secret_post with a wrong secret"
     );
     let (s, _, b) = post_form(&app, "/token", None, &[("grant_type", "client_credentials")]).await;

@@ -279,6 +279,12 @@ pub async fn authenticate(
             .await
             .map_err(|e| ApiError::from(e).without_challenge());
     }
+    // RFC 6749 §5.2 asks for a 401 with a `Basic` challenge when the client used the
+    // `Authorization` header, or none at all (the challenge says how it may); credentials
+    // in the body that fail are a 400 without a challenge, as an assertion's are, so that
+    // clients that read a 401's challenge rather than its body (oauth4webapi) still see
+    // `invalid_client`.
+    let in_body = basic.is_none() && (body_secret.is_some() || form.get("client_id").is_some());
     let (id, secret) = match basic {
         Some(value) => {
             // RFC 6749 §2.3: one authentication method per request.
@@ -317,9 +323,10 @@ pub async fn authenticate(
             (id.to_owned(), body_secret.map(Secret::new))
         }
     };
-    core.authenticate_client(&id, secret.as_ref(), ip)
-        .await
-        .map_err(ApiError::from)
+    core.authenticate_client(&id, secret.as_ref(), ip).await.map_err(|e| {
+        let e = ApiError::from(e);
+        if in_body { e.without_challenge() } else { e }
+    })
 }
 
 /// Authenticates the client of a `/token` request: as `authenticate`, except that a
