@@ -222,9 +222,50 @@ async fn a_service_exchanges_the_token_it_was_called_with(backend: Backend) {
         (400, Some("invalid_scope")),
         "{refused}"
     );
+    // A pairwise client is not handed its own identifier of the person beside the one in
+    // the subject token (OIDC Core §8.1: it could link the two): the subject's stays.
     let sub = jwt_claims(body["access_token"].as_str().unwrap())["sub"].clone();
-    assert_ne!(sub, json!(alice.id.to_string()));
-    assert_eq!(sub.as_str().unwrap().len(), 43, "{sub}");
+    assert_eq!(sub, json!(alice.id.to_string()));
+    // Nor is a public client handed the person's public identifier for a pairwise
+    // client's token: the pairwise one stays.
+    let (private_web, private_secret) = app
+        .core
+        .create_client(
+            &ClientInput {
+                name: "Private web app".into(),
+                kind: Some(ClientKind::Confidential),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec!["authorization_code".into()],
+                scopes: "openid api:read".into(),
+                subject_type: Some("pairwise".into()),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let private_sign_in = obtain_tokens_with(
+        &app,
+        (private_web.id.as_str(), private_secret.unwrap().expose()),
+        "alice",
+        "openid api:read",
+        &[],
+    )
+    .await;
+    let private_token = private_sign_in["access_token"].as_str().unwrap();
+    let pseudonym = jwt_claims(private_token)["sub"].clone();
+    assert_ne!(pseudonym, json!(alice.id.to_string()));
+    let (status, body) = exchange(
+        &app,
+        svc_ref,
+        &[
+            ("subject_token", private_token),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(jwt_claims(body["access_token"].as_str().unwrap())["sub"], pseudonym);
 
     // Ending alice's grant with the web app ends what was exchanged from it.
     let r = http()
@@ -243,8 +284,8 @@ async fn a_service_exchanges_the_token_it_was_called_with(backend: Backend) {
         "invalid_request",
     )
     .await;
-    // A person's token whose grant is gone (cleaned up) is not exchanged: its `sub` is the
-    // web app's view of alice. (A second sign-in, its grant deleted behind the server.)
+    // A person's token whose grant is gone (cleaned up) is not exchanged: nothing tells
+    // whether it was revoked. (A second sign-in, its grant deleted behind the server.)
     let other_sign_in = obtain_tokens_with(&app, (&web.0, &web.1), "alice", "openid api:read", &[]).await;
     let orphan = other_sign_in["access_token"].as_str().unwrap();
     let far = time::OffsetDateTime::now_utc() + time::Duration::days(3650);

@@ -113,8 +113,11 @@ impl Portcullis {
             (None, None) => None,
         };
         let audience = crate::grants::audience(|r| self.resource_allowed(client, r), None, asked)?;
-        // The person behind the subject token, as this client sees them; a client's own
-        // token (client_credentials) has no grant stored, and that client is its subject.
+        // The subject token's subject, as its own client saw them: naming the person as
+        // this client sees them would hand it a second identifier of the same person (a
+        // pairwise one beside the public one, or two sectors' pairwise ones), which OIDC
+        // Core §8.1 exists to keep clients from linking. A client's own token
+        // (client_credentials) has no grant stored, and that client is its subject.
         let grant = match Uuid::parse_str(&subject.grant_id) {
             Ok(id) => self.store.get_grant(id).await?,
             Err(_) => None,
@@ -125,9 +128,9 @@ impl Portcullis {
                     "subject_token is not an active access token of this server",
                 ));
             }
-            Some(g) => self.subject(client, g.user_id)?,
-            // A person's token (it has an auth_time) whose grant is gone: its `sub` is its
-            // client's view of the person, which is not this client's to see.
+            Some(_) => subject.sub.clone(),
+            // A person's token (it has an auth_time) whose grant is gone: nothing tells
+            // whether it was revoked, so it is not taken as active.
             None if subject.auth_time.is_some() => {
                 return Err(invalid_request(
                     "subject_token is not an active access token of this server",
