@@ -220,7 +220,53 @@ async fn concurrent_refresh_exactly_one_wins(backend: Backend) {
     app.stop().await;
 }
 
+/// OIDC Core §11: `offline_access` asks for a refresh token. A client that gets none (no
+/// `refresh_token` grant) is not told it was granted; one that does is.
+async fn offline_access_is_granted_only_with_a_refresh_token(backend: Backend) {
+    use portcullis_core::clients::ClientInput;
+    use portcullis_core::model::ClientKind;
+    let app = spawn_app(backend).await;
+    app.user("alice", PASSWORD).await;
+    for (grants, granted) in [
+        (&["authorization_code"][..], "openid"),
+        (&["authorization_code", "refresh_token"][..], "offline_access openid"),
+    ] {
+        let (client, secret) = app
+            .core
+            .create_client(
+                &ClientInput {
+                    name: "Offline".into(),
+                    kind: Some(ClientKind::Confidential),
+                    redirect_uris: vec![REDIRECT.into()],
+                    grant_types: grants.iter().map(|g| (*g).to_owned()).collect(),
+                    scopes: "openid offline_access api:read".into(),
+                    ..Default::default()
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        let secret = secret.unwrap();
+        let tokens = obtain_tokens_with(
+            &app,
+            (client.id.as_str(), secret.expose()),
+            "alice",
+            "openid offline_access",
+            &[],
+        )
+        .await;
+        assert_eq!(tokens["scope"], granted, "{grants:?}: {tokens}");
+        assert_eq!(
+            tokens["refresh_token"].is_string(),
+            grants.contains(&"refresh_token"),
+            "{tokens}"
+        );
+    }
+    app.stop().await;
+}
+
 both_backends!(
+    offline_access_is_granted_only_with_a_refresh_token,
     refresh_rotation_and_reuse_detection,
     a_public_clients_refresh_needs_no_client_id,
     refresh_drops_scopes_the_client_lost,

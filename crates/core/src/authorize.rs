@@ -214,7 +214,14 @@ pub(crate) fn requested_scope(client: &Client, raw: Option<&str>) -> std::result
         return Ok(default);
     }
     let scope = if scope.contains("openid") && client.scopes.contains("openid") {
-        scope.intersection(&client.scopes)
+        let scope = scope.intersection(&client.scopes);
+        // OIDC Core §11: `offline_access` asks for a refresh token; a client that gets none
+        // (no `refresh_token` grant) is not told it was granted.
+        if client.grant_types.contains(&GrantType::RefreshToken) {
+            scope
+        } else {
+            scope.difference(&ScopeSet::parse("offline_access").unwrap_or_default())
+        }
     } else {
         scope
     };
