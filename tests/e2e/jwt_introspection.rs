@@ -26,6 +26,8 @@ async fn introspect_as(app: &TestApp, (id, secret): (&str, &str), token: &str, a
     let status = r.status().as_u16();
     if status == 200 {
         assert_eq!(r.headers()["cache-control"], "no-store");
+        // The answer depends on `Accept` (RFC 9110 §12.5.5).
+        assert_eq!(r.headers()["vary"], "accept");
     }
     let content_type = r
         .headers()

@@ -149,14 +149,16 @@ pub async fn introspect_post(
         .core
         .introspect(&client, &request.token, request.token_type_hint)
         .await?;
+    // RFC 9110 §12.5.5: the answer depends on `Accept`.
+    let vary = [(header::VARY, "accept")];
     if !accepts(&headers, INTROSPECTION_JWT) {
-        return Ok(no_store(Json(response).into_response()));
+        return Ok(no_store((vary, Json(response)).into_response()));
     }
     // RFC 9701 §4: the resource server asked for a signed answer.
     let core = Arc::clone(&state.core);
     let jwt = to_completion(async move { core.introspection_jwt(&client, &response).await }).await?;
     Ok(no_store(
-        ([(header::CONTENT_TYPE, INTROSPECTION_JWT)], jwt).into_response(),
+        (vary, [(header::CONTENT_TYPE, INTROSPECTION_JWT)], jwt).into_response(),
     ))
 }
 
