@@ -389,7 +389,7 @@ pub fn listener_url(addr: SocketAddr, tls: bool) -> String {
 /// (Ctrl-C) or SIGHUP.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // First: until a handler is installed, these signals kill the process outright.
-    let signals = ShutdownSignals::install()?;
+    let mut signals = ShutdownSignals::install()?;
     // Before binding: the second bind would fail with a bare "Address already in use".
     if crate::config::listeners_collide(settings.public_addr, settings.admin_addr) {
         bail!("admin_addr: must differ from public_addr");
@@ -403,9 +403,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let running = serve_on(&settings, public, admin).await?;
     tracing::info!(public = %running.public_addr, admin = %running.admin_addr, issuer = %running.core.settings.issuer, "portcullis is serving");
     let signal = signals.recv().await;
-    tracing::info!(signal, "shutting down: finishing in-flight requests");
+    tracing::info!(
+        signal,
+        "shutting down: finishing in-flight requests (a second signal ends them at once)"
+    );
     let core = Arc::clone(&running.core);
-    running.stop().await;
+    // Requests may take up to `request_timeout` to finish, longer than a supervisor's
+    // grace period (Kubernetes': 30 s) before it kills the process and the audit events
+    // still queued: a second signal ends them and goes on to the flush.
+    tokio::select! {
+        () = running.stop() => {}
+        signal = signals.recv() => {
+            tracing::warn!(signal, "second signal: ending the requests still open");
+        }
+    }
     core.audit.flush().await;
     tracing::info!("stopped");
     Ok(())
@@ -442,9 +453,9 @@ impl ShutdownSignals {
         Ok(Self {})
     }
 
-    /// Waits for the first of the signals; its name.
+    /// Waits for the next of the signals; its name.
     #[cfg(unix)]
-    async fn recv(mut self) -> &'static str {
+    async fn recv(&mut self) -> &'static str {
         tokio::select! {
             _ = self.terminate.recv() => "SIGTERM",
             _ = self.interrupt.recv() => "SIGINT",
@@ -453,7 +464,7 @@ impl ShutdownSignals {
     }
 
     #[cfg(not(unix))]
-    async fn recv(self) -> &'static str {
+    async fn recv(&mut self) -> &'static str {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
     }

@@ -172,6 +172,45 @@ fn sighup_stops_the_server_gracefully() {
     assert!(logs.lines().any(|l| l.ends_with("stopped")), "{logs}");
 }
 
+/// A request still open at SIGTERM may run until `request_timeout` (60 s); a second
+/// signal ends it at once, and the queued audit events are still written.
+#[test]
+fn a_second_signal_ends_the_requests_still_open() {
+    use std::io::Write;
+    let mut server = Server::start();
+    let serving = server
+        .seen
+        .iter()
+        .find(|l| l.contains("portcullis is serving"))
+        .unwrap()
+        .clone();
+    let public = serving
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("public="))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    // A token request whose body never finishes arriving.
+    let mut slow = std::net::TcpStream::connect(&public).unwrap();
+    slow.write_all(
+        b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("TERM");
+    server.wait_for_line("shutting down", Duration::from_secs(10));
+    // Still waiting for the request.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(server.child.try_wait().unwrap().is_none(), "{}", server.seen.join("\n"));
+    server.signal("TERM");
+    let status = server.wait(Duration::from_secs(10));
+    let logs = server.seen.join("\n");
+    assert!(status.success(), "{status:?}; stderr:\n{logs}");
+    assert!(logs.contains("second signal"), "{logs}");
+    assert!(logs.lines().any(|l| l.ends_with("stopped")), "{logs}");
+    drop(slow);
+}
+
 /// A key-encryption key file other users may read is warned about, as the SQLite database
 /// is (found by an operator review): with it and a copy of the database, the signing keys
 /// can be read. One readable by its owner only is not. And a listing with no database
