@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub kek_file: Option<String>,
     /// Key-encryption keys being replaced: they decrypt, never encrypt.
     pub previous_keks: Option<Vec<String>>,
+    /// Files holding such keys, one each (mounted secrets), read as `previous_keks`.
+    pub previous_kek_files: Option<Vec<String>>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
     pub signing_alg: Option<String>,
@@ -183,10 +185,11 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 1024;
 /// Settings an empty value is meaningful for: lists (comma-separated in the
 /// environment) and `registration_scopes` (space-separated). Any other set to nothing
 /// is refused rather than read as a path or a name of nothing.
-pub(crate) const MAY_BE_EMPTY: [&str; 6] = [
+pub(crate) const MAY_BE_EMPTY: [&str; 7] = [
     "trusted_proxies",
     "admin_hosts",
     "previous_keks",
+    "previous_kek_files",
     "registration_resources",
     "outbound_allowed_networks",
     "registration_scopes",
@@ -202,6 +205,7 @@ const ENV_KEYS: &[&str] = &[
     "kek",
     "kek_file",
     "previous_keks",
+    "previous_kek_files",
     "log_format",
     "log_level",
     "signing_alg",
@@ -349,6 +353,7 @@ impl RawConfig {
             "kek" => self.kek.is_some(),
             "kek_file" => self.kek_file.is_some(),
             "previous_keks" => self.previous_keks.is_some(),
+            "previous_kek_files" => self.previous_kek_files.is_some(),
             "log_format" => self.log_format.is_some(),
             "log_level" => self.log_level.is_some(),
             "signing_alg" => self.signing_alg.is_some(),
@@ -518,7 +523,7 @@ impl RawConfig {
             }
             (None, None) => KekSource::Generated(data_dir.join("kek")),
         };
-        let previous_keks = self.previous_keks.unwrap_or_default();
+        let mut previous_keks = self.previous_keks.unwrap_or_default();
         for (i, k) in previous_keks.iter().enumerate() {
             portcullis_core::crypto::Kek::parse(k).map_err(|e| {
                 cfg_err(
@@ -527,6 +532,17 @@ impl RawConfig {
                     format!("entry {}: invalid key-encryption key: {e}", i + 1),
                 )
             })?;
+        }
+        // Read now, as the keys they hold are needed from the start (`migrate` needs none).
+        if kek_need != KekNeed::NotNeeded {
+            for (i, f) in self.previous_kek_files.unwrap_or_default().iter().enumerate() {
+                let bad = |m: String| cfg_err("previous_kek_files", origins, format!("entry {} ({f}): {m}", i + 1));
+                let text = std::fs::read_to_string(f).map_err(|e| bad(format!("cannot read it: {e}")))?;
+                let key = text.trim();
+                portcullis_core::crypto::Kek::parse(key)
+                    .map_err(|e| bad(format!("invalid key-encryption key: {e}")))?;
+                previous_keks.push(key.to_owned());
+            }
         }
         let log_format = match self.log_format.as_deref() {
             None | Some("human") => LogFormat::Human,

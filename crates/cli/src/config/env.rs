@@ -169,6 +169,7 @@ impl RawConfig {
                 "trusted_proxies" => self.trusted_proxies = Some(comma_list(&value)),
                 "admin_hosts" => self.admin_hosts = Some(comma_list(&value)),
                 "previous_keks" => self.previous_keks = Some(comma_list(&value)),
+                "previous_kek_files" => self.previous_kek_files = Some(comma_list(&value)),
                 "client_ip_header" => self.client_ip_header = Some(value),
                 "rate_limit_login" => self.rate_limit_login = Some(value),
                 "rate_limit_admin_login" => self.rate_limit_admin_login = Some(value),

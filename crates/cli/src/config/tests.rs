@@ -66,6 +66,39 @@ fn previous_keks_from_the_environment() {
 }
 
 #[test]
+fn previous_keks_from_files() {
+    let dir = std::env::temp_dir().join(format!("portcullis-prev-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+    let (fa, fb, bad) = (dir.join("a"), dir.join("b"), dir.join("bad"));
+    std::fs::write(&fa, format!("{a}\n")).unwrap();
+    std::fs::write(&fb, &b).unwrap();
+    std::fs::write(&bad, "nope").unwrap();
+    let files = format!("{},{}", fa.display(), fb.display());
+    let s = load(&[
+        ("PORTCULLIS_PREVIOUS_KEKS", &a),
+        ("PORTCULLIS_PREVIOUS_KEK_FILES", &files),
+    ])
+    .unwrap();
+    // Inline ones first, then each file's, its line end dropped.
+    assert_eq!(s.previous_keks, [a.clone(), a, b]);
+    let missing = dir.join("missing").display().to_string();
+    for (files, says) in [
+        (missing.as_str(), "cannot read"),
+        (&*bad.display().to_string(), "invalid"),
+    ] {
+        let e = load(&[("PORTCULLIS_PREVIOUS_KEK_FILES", files)]).unwrap_err();
+        assert_eq!(e.setting, "previous_kek_files");
+        assert!(
+            e.message.starts_with("entry 1 (") && e.message.contains(says),
+            "{}",
+            e.message
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn migrate_needs_no_kek_with_postgresql() {
     let vars = [("PORTCULLIS_DATABASE_URL", "postgres://localhost/x")];
     let owned = || vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
