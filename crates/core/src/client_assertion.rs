@@ -283,9 +283,10 @@ impl Portcullis {
         let Some(url) = &client.jwks_uri else {
             return Ok(Ok(false));
         };
+        let asked = std::time::Instant::now();
         let known = self
             .remote_jwks
-            .keys(&client.id, url, crate::outbound::Reach::of(client), false)
+            .keys(&client.id, url, crate::outbound::Reach::of(client), None)
             .await;
         if known.as_ref().is_ok_and(|keys| verifies(keys)) {
             return Ok(Ok(true));
@@ -293,7 +294,7 @@ impl Portcullis {
         Ok(
             match self
                 .remote_jwks
-                .keys(&client.id, url, crate::outbound::Reach::of(client), true)
+                .keys(&client.id, url, crate::outbound::Reach::of(client), Some(asked))
                 .await
             {
                 // The same keys (no new read): not checked twice.

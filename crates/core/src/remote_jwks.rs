@@ -5,7 +5,10 @@
 //! publishes its new key, then signs with it). A read starts at most once per retry gap
 //! (`RETRY_GAP` by default, `CoreSettings::jwks_uri_retry_gap`) per client, counted from
 //! its start and finished even if the request that started it is dropped, so assertions
-//! naming keys nobody published cannot make this server hammer the client's host. A JWK
+//! naming keys nobody published cannot make this server hammer the client's host; such
+//! an assertion within the gap of the last read waits for its end and the read then (a
+//! client that rotates its keys right after a token request, as the OpenID conformance
+//! suite does, is not refused), one read serving all that wait. A JWK
 //! Set read replaces the keys known, even with none usable; a set that publishes a private
 //! key, or a `404`/`410`, withdraws them; any other failure leaves them usable for
 //! `STALE_LIMIT`.
@@ -26,8 +29,9 @@ use crate::outbound::{Fetcher, JWK_SET, Reach};
 
 /// How long keys read are used without reading them again.
 pub const FRESH: Duration = Duration::from_secs(300);
-/// The least time between two reads of one client's keys, by default.
-pub const RETRY_GAP: Duration = Duration::from_secs(10);
+/// The least time between two reads of one client's keys, by default: what an assertion
+/// signed with a key not read yet waits at most.
+pub const RETRY_GAP: Duration = Duration::from_secs(2);
 /// How long keys last read stay usable while reading them again fails.
 pub const STALE_LIMIT: Duration = Duration::from_secs(3600);
 /// The largest JWK Set read.
@@ -190,13 +194,15 @@ impl RemoteJwks {
     }
 
     /// The keys published at `url` by client `id`, read with `reach`. Those read within `FRESH`, unless
-    /// `again` (the known ones did not verify an assertion). Older ones still usable are
+    /// `again` (the known ones did not verify an assertion asked about at that instant: a
+    /// read finished since serves it). Older ones still usable are
     /// answered at once while they are read again in the background; otherwise they are
     /// read now. A read is not started within the retry gap of the last one: the keys
-    /// known are used, or the last error given. A read, once started, finishes and is
-    /// recorded even if the request that started it is dropped.
-    pub async fn keys(&self, id: &ClientId, url: &str, reach: Reach, again: bool) -> KeysAnswer {
-        let started = Instant::now();
+    /// known are used, or the last error given, except `again`, which waits for the gap
+    /// to end and reads then (unless another read finished meanwhile). A read, once
+    /// started, finishes and is recorded even if the request that started it is dropped.
+    pub async fn keys(&self, id: &ClientId, url: &str, reach: Reach, again: Option<Instant>) -> KeysAnswer {
+        let started = again.unwrap_or_else(Instant::now);
         if let Some(answer) = self.without_waiting(id, url, reach, again, started) {
             return answer;
         }
@@ -214,31 +220,56 @@ impl RemoteJwks {
             }
             tokio::time::sleep(READ_WAIT_STEP).await;
         }
-        {
-            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            let entry = entries.entry(id.clone()).or_insert_with(|| Entry::new(url));
-            if entry.url != url {
-                *entry = Entry::new(url);
-            }
-            // Read by another request while this one waited, or too lately to read again.
-            if entry.last_done.is_some_and(|done| done >= started)
-                || entry.reading()
-                || entry
+        loop {
+            let wait = {
+                let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+                let entry = entries.entry(id.clone()).or_insert_with(|| Entry::new(url));
+                if entry.url != url {
+                    *entry = Entry::new(url);
+                }
+                // Read by another request while this one waited.
+                if entry.last_done.is_some_and(|done| done >= started) || entry.reading() {
+                    return entry.answer(Instant::now());
+                }
+                // Too lately to read again: the keys known, or, for keys that did not
+                // verify, a read once the gap has passed.
+                let now = Instant::now();
+                match entry
                     .last_attempt
-                    .is_some_and(|at| started.duration_since(at) < self.retry_gap)
-            {
-                return entry.answer(Instant::now());
-            }
-            entry.last_attempt = Some(Instant::now());
+                    .map(|at| self.retry_gap.saturating_sub(now.duration_since(at)))
+                {
+                    Some(left) if !left.is_zero() && again.is_none() => return entry.answer(now),
+                    Some(left) if !left.is_zero() => left,
+                    _ => {
+                        entry.last_attempt = Some(now);
+                        break;
+                    }
+                }
+            };
+            tokio::time::sleep(wait).await;
         }
         let read = self.spawn_read(fetcher, id, url, reach);
         read.await.map_err(|e| format!("the read of the keys failed: {e}"))?
     }
 
     /// The answer from what is known, when the request need not wait for a read.
-    fn without_waiting(&self, id: &ClientId, url: &str, reach: Reach, again: bool, now: Instant) -> Option<KeysAnswer> {
+    fn without_waiting(
+        &self,
+        id: &ClientId,
+        url: &str,
+        reach: Reach,
+        again: Option<Instant>,
+        now: Instant,
+    ) -> Option<KeysAnswer> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = entries.get_mut(id).filter(|e| e.url == url)?;
+        // Read since the keys were found wanting (by this very request, say): no more.
+        if let (Some(asked), Some(done)) = (again, entry.last_done)
+            && done >= asked
+        {
+            return Some(entry.answer(now));
+        }
+        let again = again.is_some();
         let fresh = entry
             .keys
             .as_ref()
@@ -254,7 +285,8 @@ impl RemoteJwks {
             .last_attempt
             .is_some_and(|at| now.duration_since(at) < self.retry_gap)
         {
-            return Some(entry.answer(now));
+            // Keys that did not verify wait for the gap to end (`keys`).
+            return (!again).then(|| entry.answer(now));
         }
         // Older keys still usable: answered now, read again meanwhile.
         let stale = entry.usable(now).filter(|_| !again)?;
@@ -433,30 +465,50 @@ mod tests {
         let id = ClientId::parse("c").unwrap();
         let kid = |k: Arc<Vec<Jwk>>| k[0].common.key_id.clone().unwrap();
         let calls = || script.calls.load(Ordering::SeqCst);
-        assert_eq!(kid(cache.keys(&id, URL, Reach::Any, false).await.unwrap()), "one");
-        assert_eq!(kid(cache.keys(&id, URL, Reach::Any, false).await.unwrap()), "one");
+        assert_eq!(kid(cache.keys(&id, URL, Reach::Any, None).await.unwrap()), "one");
+        assert_eq!(kid(cache.keys(&id, URL, Reach::Any, None).await.unwrap()), "one");
         assert_eq!(calls(), 1, "fresh keys are not read again");
-        // Asked again at once: within the gap, the keys known.
-        assert_eq!(kid(cache.keys(&id, URL, Reach::Any, true).await.unwrap()), "one");
-        assert_eq!(calls(), 1);
-        // Another URL (the client was edited) is read at once, and fails...
+        // Keys that did not verify, asked again at once: read again once the gap has
+        // passed (the read fails: the keys known stay).
+        let asked = Instant::now();
         assert_eq!(
-            cache
-                .keys(&id, "https://c.example/new", Reach::Any, false)
-                .await
-                .unwrap_err(),
-            "down"
+            kid(cache.keys(&id, URL, Reach::Any, Some(Instant::now())).await.unwrap()),
+            "one"
+        );
+        assert!(
+            asked.elapsed() >= RETRY_GAP - Duration::from_millis(50),
+            "{:?}",
+            asked.elapsed()
         );
         assert_eq!(calls(), 2);
-        // ... and is not read again within the gap.
-        assert_eq!(
-            cache
-                .keys(&id, "https://c.example/new", Reach::Any, true)
-                .await
-                .unwrap_err(),
-            "down"
-        );
+        // Otherwise, within the gap: the keys known, no read.
+        assert_eq!(kid(cache.keys(&id, URL, Reach::Any, None).await.unwrap()), "one");
         assert_eq!(calls(), 2);
+        // Another URL (the client was edited) is read at once.
+        assert_eq!(
+            kid(cache
+                .keys(&id, "https://c.example/new", Reach::Any, None)
+                .await
+                .unwrap()),
+            "two"
+        );
+        assert_eq!(calls(), 3);
+    }
+
+    /// Requests whose keys did not verify, within the gap: one read for all, at its end.
+    #[tokio::test]
+    async fn keys_that_did_not_verify_wait_for_one_read() {
+        let (script, cache) = cache(vec![set("one"), set("two")], Duration::ZERO);
+        let id = ClientId::parse("c").unwrap();
+        cache.keys(&id, URL, Reach::Any, None).await.unwrap();
+        let (a, b) = tokio::join!(
+            cache.keys(&id, URL, Reach::Any, Some(Instant::now())),
+            cache.keys(&id, URL, Reach::Any, Some(Instant::now()))
+        );
+        for keys in [a, b] {
+            assert_eq!(keys.unwrap()[0].common.key_id.as_deref(), Some("two"));
+        }
+        assert_eq!(script.calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
@@ -465,13 +517,13 @@ mod tests {
         let id = ClientId::parse("c").unwrap();
         // The request gives up halfway through the read.
         assert!(
-            tokio::time::timeout(Duration::from_millis(50), cache.keys(&id, URL, Reach::Any, false))
+            tokio::time::timeout(Duration::from_millis(50), cache.keys(&id, URL, Reach::Any, None))
                 .await
                 .is_err()
         );
         // Another at once: no second read within the gap; the first one's keys once done.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let keys = cache.keys(&id, URL, Reach::Any, false).await.unwrap();
+        let keys = cache.keys(&id, URL, Reach::Any, None).await.unwrap();
         assert_eq!(keys[0].common.key_id.as_deref(), Some("one"));
         assert_eq!(script.calls.load(Ordering::SeqCst), 1);
     }
@@ -482,7 +534,7 @@ mod tests {
         let id = ClientId::parse("c").unwrap();
         assert!(
             cache
-                .keys(&id, URL, Reach::Any, false)
+                .keys(&id, URL, Reach::Any, None)
                 .await
                 .unwrap_err()
                 .contains("no HTTP client")
@@ -490,7 +542,7 @@ mod tests {
         // Installed later (a node's start), the next request reads at once.
         let (script, _) = super::tests::cache(vec![set("one")], Duration::ZERO);
         cache.set_fetcher(Arc::clone(&script) as Arc<dyn Fetcher>);
-        let keys = tokio::time::timeout(Duration::from_secs(1), cache.keys(&id, URL, Reach::Any, false))
+        let keys = tokio::time::timeout(Duration::from_secs(1), cache.keys(&id, URL, Reach::Any, None))
             .await
             .expect("no wait for a read that never started")
             .unwrap();
@@ -502,8 +554,8 @@ mod tests {
         let (script, cache) = cache(vec![set("one"), set("two")], Duration::from_millis(100));
         let id = ClientId::parse("c").unwrap();
         let (a, b) = tokio::join!(
-            cache.keys(&id, URL, Reach::Any, false),
-            cache.keys(&id, URL, Reach::Any, false)
+            cache.keys(&id, URL, Reach::Any, None),
+            cache.keys(&id, URL, Reach::Any, None)
         );
         assert!(a.is_ok() && b.is_ok());
         assert_eq!(script.calls.load(Ordering::SeqCst), 1);
