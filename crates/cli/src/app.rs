@@ -317,6 +317,13 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
             password.expose()
         );
     }
+    if core.sealed_with_previous_kek > 0 {
+        tracing::warn!(
+            pending = core.sealed_with_previous_kek,
+            "secrets sealed with a key in previous_keks: once every node runs with the new kek, run `portcullis kek \
+             rewrap`, then remove previous_keks"
+        );
+    }
     if core.settings.issuer.starts_with("http://") {
         tracing::warn!(issuer = %core.settings.issuer, "the issuer is http: this is for development only; use https in production");
     }

@@ -239,6 +239,9 @@ pub struct Portcullis {
     /// The key of pairwise subject identifiers (OIDC Core §8.1); `None` after a
     /// read-only start on a database that has none yet.
     pub(crate) pairwise: Option<crate::subject::PairwiseKey>,
+    /// How many stored secrets opened at start with a key of `previous_keks` only: they
+    /// wait for `kek rewrap` (which `serve` reminds of).
+    pub sealed_with_previous_kek: usize,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -252,8 +255,9 @@ impl std::fmt::Debug for Portcullis {
 /// At start, says what the key-encryption key cannot decrypt, beyond the active and next
 /// signing keys (loading them already failed the start if it cannot): a webhook secret
 /// (its deliveries would fail) or a retired key (it signs no more) sealed with a key not
-/// configured. With `previous_keks`, also how many secrets still wait for `kek rewrap`.
-async fn report_sealed(store: &dyn Store, kek: &Kek) -> Result<()> {
+/// configured. Returns how many secrets opened with a key of `previous_keks` only (they
+/// wait for `kek rewrap`).
+async fn report_sealed(store: &dyn Store, kek: &Kek) -> Result<usize> {
     let keys = store.list_keys().await?;
     let hooks = store.list_webhooks().await?;
     let secrets = store.list_server_secrets().await?;
@@ -288,14 +292,7 @@ async fn report_sealed(store: &dyn Store, kek: &Kek) -> Result<()> {
             Err(e) => tracing::error!(item = %what, error = %e, "a stored secret cannot be decrypted"),
         }
     }
-    if pending > 0 {
-        tracing::warn!(
-            pending,
-            "secrets sealed with a key in previous_keks: once every node runs with the new kek, run `portcullis kek \
-             rewrap`, then remove previous_keks"
-        );
-    }
-    Ok(())
+    Ok(pending)
 }
 
 impl Portcullis {
@@ -344,7 +341,7 @@ impl Portcullis {
         pairwise: Option<crate::subject::PairwiseKey>,
     ) -> Result<Arc<Self>> {
         let now = clock.now();
-        report_sealed(store.as_ref(), &kek).await?;
+        let sealed_with_previous_kek = report_sealed(store.as_ref(), &kek).await?;
         let revocations = RevocationSet::new();
         revocations.sync(store.as_ref(), now).await?;
         let hasher = PasswordHasher::new(settings.max_concurrent_password_hashes)?;
@@ -372,6 +369,7 @@ impl Portcullis {
             client_writes: tokio::sync::Mutex::new(()),
             logout_queue: crate::backchannel::LogoutQueue::default(),
             pairwise,
+            sealed_with_previous_kek,
         }))
     }
 
