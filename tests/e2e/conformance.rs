@@ -790,7 +790,50 @@ async fn consent_and_login_follow_the_request(backend: Backend) {
     app.stop().await;
 }
 
+/// OIDC Discovery §2 (WebFinger, RFC 7033): any account or URL asked about signs in with
+/// this issuer; `rel` picks the links; a request without one resource is a 400; any
+/// origin may ask.
+async fn webfinger_names_the_issuer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    const REL: &str = "http://openid.net/specs/connect/1.0/issuer";
+    let get = |query: &str| {
+        let url = app.url(&format!("/.well-known/webfinger{query}"));
+        async move { http().get(url).send().await.unwrap() }
+    };
+    for resource in ["acct:alice@example.com", "https://example.com/alice"] {
+        let mut u = Url::parse(&app.url("/.well-known/webfinger")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("resource", resource)
+            .append_pair("rel", REL);
+        let r = http().get(u).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/jrd+json");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["subject"], resource);
+        assert_eq!(body["links"][0]["rel"], REL);
+        assert_eq!(body["links"][0]["href"], app.issuer.as_str());
+        assert_eq!(body["links"].as_array().unwrap().len(), 1);
+    }
+    // Another relation only: no links. No relation: all of them.
+    let body: Value = get("?resource=acct:a@b&rel=http://webfinger.net/rel/avatar")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["links"], serde_json::json!([]));
+    let body: Value = get("?resource=acct:a@b").await.json().await.unwrap();
+    assert_eq!(body["links"][0]["href"], app.issuer.as_str());
+    for query in ["", "?rel=x", "?resource=", "?resource=a&resource=b", "?resource=a%00"] {
+        let r = get(query).await;
+        assert_eq!(r.status(), 400, "{query}");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    }
+    app.stop().await;
+}
+
 both_backends!(
+    webfinger_names_the_issuer,
     consent_and_login_follow_the_request,
     claims_parameter,
     unsupported_request_parameters_have_their_own_errors,

@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::CoreSettings;
 use portcullis_core::keys::KeyRing;
@@ -185,5 +185,52 @@ pub async fn jwks_get(State(state): State<ServerState>) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jwk-set+json"),
     );
+    resp
+}
+
+/// OIDC Discovery §2's link relation: the issuer of the resource asked about.
+const ISSUER_REL: &str = "http://openid.net/specs/connect/1.0/issuer";
+
+/// The longest `resource` answered for (an account or URL; RFC 7033 sets no bound).
+const MAX_RESOURCE: usize = 1024;
+
+/// `GET /.well-known/webfinger` (RFC 7033; OIDC Discovery §2): which issuer an account
+/// (`acct:alice@example.com`) or URL signs in with. This server is one issuer, so it is
+/// the answer for any resource (whether the account exists is not told). `rel` (repeated
+/// or not) picks the links wanted (§4.3). Any origin may ask (§5).
+pub async fn webfinger_get(State(state): State<ServerState>, RawQuery(query): RawQuery) -> Response {
+    let bad = |why: &'static str| {
+        let mut resp = (StatusCode::BAD_REQUEST, why).into_response();
+        resp.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        resp
+    };
+    let Ok(pairs) = serde_urlencoded::from_str::<Vec<(String, String)>>(query.as_deref().unwrap_or_default()) else {
+        return bad("the query string is not readable");
+    };
+    let mut resources = pairs.iter().filter(|(k, v)| k == "resource" && !v.is_empty());
+    // RFC 7033 §4.2: a request without a resource, or with a malformed one, is bad.
+    let (Some((_, resource)), None) = (resources.next(), resources.next()) else {
+        return bad("name one resource: ?resource=acct:name@host or a URL");
+    };
+    if resource.len() > MAX_RESOURCE || resource.chars().any(char::is_control) {
+        return bad("the resource is not an account or URL");
+    }
+    let rels: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "rel")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let links = if rels.is_empty() || rels.contains(&ISSUER_REL) {
+        serde_json::json!([{ "rel": ISSUER_REL, "href": state.core.settings.issuer }])
+    } else {
+        serde_json::json!([])
+    };
+    let body = serde_json::json!({ "subject": resource, "links": links });
+    let mut resp = body.to_string().into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jrd+json"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(JWKS_CACHE_CONTROL));
     resp
 }

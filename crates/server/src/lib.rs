@@ -73,6 +73,7 @@ pub fn router(core: Arc<Portcullis>) -> Router {
     Router::new()
         .route("/introspect", post(token::introspect_post))
         .route("/device_authorization", post(device::device_authorization_post))
+        .route("/.well-known/webfinger", get(discovery::webfinger_get))
         .route("/healthz", get(health::healthz_get))
         .route("/readyz", get(health::readyz_get))
         // These routes only: the merged ones have theirs inside their CORS layers.
@@ -152,6 +153,7 @@ fn registration_endpoints(state: &ServerState) -> Router<ServerState> {
 /// Health endpoints alone, for the admin listener.
 pub fn health_router(core: Arc<Portcullis>) -> Router {
     Router::new()
+        .route("/.well-known/webfinger", get(discovery::webfinger_get))
         .route("/healthz", get(health::healthz_get))
         .route("/readyz", get(health::readyz_get))
         .with_state(ServerState::new(core))
