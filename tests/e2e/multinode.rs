@@ -260,10 +260,21 @@ async fn a_node_that_cannot_open_the_signing_keys_signs_nothing(backend: Backend
     use portcullis_core::crypto::Kek;
     use portcullis_core::model::KeyState;
     let (url, guard) = fresh_database(backend).await;
-    let stale = spawn_with(&url, guard.map(std::sync::Arc::new), |_| {}).await;
-    let (client, secret) = stale.confidential_client("https://app.example/cb").await;
+    let guard = guard.map(std::sync::Arc::new);
+    let stale = spawn_with(&url, guard.clone(), |_| {}).await;
+    let (client, secret) = stale.confidential_client(crate::code_flow::REDIRECT).await;
     let (s, before) = stale.client_credentials(client.id.as_str(), secret.expose()).await;
     assert_eq!(s, 200, "{before}");
+    stale.user("alice", crate::code_flow::PASSWORD).await;
+    let signed_in = crate::code_flow::obtain_tokens_with(
+        &stale,
+        (client.id.as_str(), secret.expose()),
+        "alice",
+        "openid api:read",
+        &[],
+    )
+    .await;
+    let refresh_token = signed_in["refresh_token"].as_str().unwrap();
     let ready = || async {
         http()
             .get(format!("{}/readyz", stale.admin_url))
@@ -292,19 +303,61 @@ async fn a_node_that_cannot_open_the_signing_keys_signs_nothing(backend: Backend
         assert!(Instant::now() < deadline, "/readyz stayed 200");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Told to try again (503), before anything is used up: the refresh token still
+    // works at a node that can sign.
     let (s, body) = stale.client_credentials(client.id.as_str(), secret.expose()).await;
-    assert_eq!(s, 500, "{body}");
-    let jwks = stale.get_json("/jwks").await;
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
-    assert!(
-        !kids.contains(&leaked.as_str()) && kids.contains(&signing.as_str()),
-        "{kids:?}"
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (503, Some("temporarily_unavailable")),
+        "{body}"
     );
+    let refresh = |node: &portcullis_tests::TestApp| {
+        let (url, id, secret) = (
+            node.url("/token"),
+            client.id.as_str().to_owned(),
+            secret.expose().to_owned(),
+        );
+        async move {
+            let r = http()
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, body) = refresh(&stale).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (503, Some("temporarily_unavailable")),
+        "{body}"
+    );
+    let healthy = spawn_with(&url, guard, |s| {
+        s.kek = portcullis_cli::config::KekSource::Inline(new.clone());
+        s.previous_keks = vec![portcullis_tests::TEST_KEK.to_owned()];
+    })
+    .await;
+    let (s, body) = refresh(&healthy).await;
+    assert_eq!(s, 200, "the refresh token was not used up: {body}");
+    healthy.stop().await;
+    // Within a resync (another node's start may hold SQLite's lock for a moment).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let jwks = stale.get_json("/jwks").await;
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        if !kids.contains(&leaked.as_str()) && kids.contains(&signing.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{kids:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let token = before["access_token"].as_str().unwrap();
     let answer = introspect(&stale, client.id.as_str(), secret.expose(), token).await;
     assert_eq!(answer, serde_json::json!({"active": false}));

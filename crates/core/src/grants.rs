@@ -190,6 +190,23 @@ impl Portcullis {
                 "this client must send a DPoP proof with each token request (dpop_bound_access_tokens)",
             ));
         }
+        // A node that cannot open the keys it would sign with (left on an old
+        // key-encryption key) says so before a code, device code or refresh token is used
+        // up: the client tries again, at another node, with it intact.
+        let ring = self.keys.ring();
+        if let Some(why) = &ring.unopened {
+            let id_token_alg = client
+                .id_token_signed_response_alg
+                .unwrap_or(crate::service::ID_TOKEN_ALG);
+            if ring.signer(self.settings.signing_alg).is_none() || ring.signer(id_token_alg).is_none() {
+                tracing::error!(error = %why, "a token request is refused: this node cannot open its signing keys");
+                return Err(Error::oauth(
+                    ErrorCode::TemporarilyUnavailable,
+                    "this server cannot issue tokens right now; try again",
+                ));
+            }
+        }
+        drop(ring);
         match request {
             TokenRequest::TokenExchange(exchange) => self.exchange_token(client, exchange, ip, dpop_jkt).await,
             TokenRequest::DeviceCode { device_code, resource } => {

@@ -24,10 +24,9 @@ struct JwsHeader<'a> {
 /// Signs `claims` with the active key of `alg` as a JWS compact serialization (RFC 7515
 /// §7.1); `typ` goes into the header.
 pub fn sign<T: Serialize>(ring: &KeyRing, alg: SigningAlg, typ: &str, claims: &T) -> Result<String> {
-    let key = ring.signer(alg).ok_or_else(|| match &ring.unopened {
-        Some(why) => Error::Unexpected(format!("no {alg} signing key this node can open: {why}")),
-        None => Error::Unexpected(format!("no active {alg} signing key")),
-    })?;
+    let key = ring
+        .signer(alg)
+        .ok_or_else(|| Error::Unexpected(ring.no_signer(alg).unwrap_or_default()))?;
     let unexpected = |e: serde_json::Error| Error::Unexpected(format!("serializing a JWT: {e}"));
     let header = serde_json::to_vec(&JwsHeader {
         alg: key.alg.as_str(),

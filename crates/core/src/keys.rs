@@ -111,6 +111,18 @@ impl KeyRing {
         self.signers.iter().find(|k| k.alg == alg)
     }
 
+    /// Why nothing signs with `alg`, if nothing does: its keys cannot be opened here, or
+    /// it has no active key.
+    pub fn no_signer(&self, alg: SigningAlg) -> Option<String> {
+        if self.signer(alg).is_some() {
+            return None;
+        }
+        Some(match &self.unopened {
+            Some(why) => format!("no {alg} signing key this node can open: {why}"),
+            None => format!("no active {alg} signing key"),
+        })
+    }
+
     /// Whether each of `algs` has an active and a next key.
     pub fn covers(&self, algs: &[SigningAlg]) -> bool {
         algs.iter()
@@ -210,8 +222,10 @@ impl Keys {
                 alg,
                 "an active signing key of an algorithm this process's signing_alg does not name: a server \
                  started so signs with signing_alg (and ID tokens with RS256). If your servers sign with the \
-                 other algorithm, run commands and servers with their configuration (signing_alg); retire it \
-                 (`portcullis keys retire --alg`) only once no server signs with it"
+                 other algorithm, run commands and servers with their configuration (signing_alg); if it was \
+                 published ahead of a change of signing_alg (`portcullis keys publish`), this is expected \
+                 until the servers restart with it; retire it (`portcullis keys retire --alg`) only once no \
+                 server signs with it or is about to"
             );
         }
         self.reload(store, now).await?;
@@ -305,8 +319,8 @@ pub fn build_ring(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) 
     unopened.map_or(Ok(ring), Err)
 }
 
-/// The ring of `records`, and the error of the first active or next key `kek` cannot
-/// open (left out of the signers; the ring's `unopened` says why).
+/// The ring of `records`, and the error of an active or next key `kek` cannot open (an
+/// active one's first; left out of the signers; the ring's `unopened` says why).
 fn ring_and_unopened(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTime) -> Result<(KeyRing, Option<Error>)> {
     let mut ring = KeyRing::empty();
     let mut first_unopened = None;
@@ -327,7 +341,7 @@ fn ring_and_unopened(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTim
             // It signs after the next rotation: find out now, not then, that this kek
             // cannot decrypt it (sealed by a node configured with another kek).
             if let Err(e) = kek.open(&rec.private_key_encrypted, rec.kid.as_bytes()) {
-                first_unopened.get_or_insert(unopened("next", &rec.kid, e));
+                first_unopened.get_or_insert((false, unopened("next", &rec.kid, e)));
             }
             if !ring.next_algs.contains(&rec.alg) {
                 ring.next_algs.push(rec.alg);
@@ -337,7 +351,10 @@ fn ring_and_unopened(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTim
             let der = match kek.open(&rec.private_key_encrypted, rec.kid.as_bytes()) {
                 Ok(der) => der,
                 Err(e) => {
-                    first_unopened.get_or_insert(unopened("active", &rec.kid, e));
+                    // An active key missing says more than a next one (it signs now).
+                    if first_unopened.as_ref().is_none_or(|(active, _)| !active) {
+                        first_unopened = Some((true, unopened("active", &rec.kid, e)));
+                    }
                     continue;
                 }
             };
@@ -358,8 +375,8 @@ fn ring_and_unopened(kek: &Kek, records: &[SigningKeyRecord], now: OffsetDateTim
             .map_err(|e| Error::Unexpected(e.to_string()))?
             .as_str(),
     );
-    ring.unopened = first_unopened.as_ref().map(ToString::to_string);
-    Ok((ring, first_unopened))
+    ring.unopened = first_unopened.as_ref().map(|(_, e)| e.to_string());
+    Ok((ring, first_unopened.map(|(_, e)| e)))
 }
 
 fn decoding_key(jwk: &Jwk) -> Result<DecodingKey> {

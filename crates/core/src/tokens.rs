@@ -245,12 +245,13 @@ impl Portcullis {
             "token_introspection": response,
         });
         let ring = self.keys.ring();
-        if ring.signer(alg).is_none() {
-            // `signing_alg` changed and its keys were retired: as for ID tokens.
+        if let Some(why) = ring.no_signer(alg) {
+            // `signing_alg` changed and its keys were retired (as for ID tokens), or this
+            // node cannot open them.
             return Err(Error::Unexpected(format!(
-                "client {} registered {alg} introspection responses, and this server has no active {alg} key: \
-                 edit the client or set signing_alg to {alg}",
-                client.id.as_str()
+                "client {} registered {alg} introspection responses: {why}{}",
+                client.id.as_str(),
+                edit_hint(&ring, alg)
             )));
         }
         self.signer
@@ -277,11 +278,11 @@ impl Portcullis {
             o.insert("aud".into(), client_id.clone().into());
         }
         let ring = self.keys.ring();
-        if ring.signer(alg).is_none() {
-            // `signing_alg` changed and its keys were retired: as for ID tokens.
+        if let Some(why) = ring.no_signer(alg) {
+            // As for introspection answers.
             return Err(Error::Unexpected(format!(
-                "client {client_id} registered {alg} UserInfo responses, and this server has no active {alg} key: \
-                 edit the client or set signing_alg to {alg}"
+                "client {client_id} registered {alg} UserInfo responses: {why}{}",
+                edit_hint(&ring, alg)
             )));
         }
         let jwt = self
@@ -396,4 +397,14 @@ impl Portcullis {
 /// RFC 7009 §2.1: the token presented for revocation was issued to another client.
 fn not_this_clients() -> Error {
     Error::oauth(ErrorCode::UnauthorizedClient, "the token was not issued to this client")
+}
+
+/// What an operator does about a client's algorithm that has no key: edit the client, or
+/// nothing when this node merely cannot open the key (its key-encryption key is the fault).
+fn edit_hint(ring: &crate::keys::KeyRing, alg: portcullis_protocol::SigningAlg) -> String {
+    if ring.unopened.is_some() {
+        String::new()
+    } else {
+        format!("; edit the client or set signing_alg to {alg}")
+    }
 }
