@@ -261,6 +261,21 @@ async fn offline_access_is_granted_only_with_a_refresh_token(backend: Backend) {
             grants.contains(&"refresh_token"),
             "{tokens}"
         );
+        // A plain OAuth 2.0 request too.
+        let tokens = obtain_tokens_with(
+            &app,
+            (client.id.as_str(), secret.expose()),
+            "alice",
+            "api:read offline_access",
+            &[],
+        )
+        .await;
+        let plain = if grants.contains(&"refresh_token") {
+            "api:read offline_access"
+        } else {
+            "api:read"
+        };
+        assert_eq!(tokens["scope"], plain, "{grants:?}: {tokens}");
     }
     app.stop().await;
 }

@@ -133,6 +133,21 @@ async fn userinfo_errors(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // A form without the token is not looked at: the header's token counts.
+    for (content_type, body) in [
+        ("application/x-www-form-urlencoded", "x=caf%E9"),
+        ("application/x-www-form-urlencoded; charset=utf-16", ""),
+    ] {
+        let r = http()
+            .post(app.url("/userinfo"))
+            .bearer_auth(access)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{content_type}: {body}");
+    }
     // A label that extends ASCII, with an ASCII body, reads the same.
     let r = http()
         .post(app.url("/userinfo"))

@@ -214,21 +214,24 @@ pub(crate) fn requested_scope(client: &Client, raw: Option<&str>) -> std::result
         return Ok(default);
     }
     let scope = if scope.contains("openid") && client.scopes.contains("openid") {
-        let scope = scope.intersection(&client.scopes);
-        // OIDC Core §11: `offline_access` asks for a refresh token; a client that gets none
-        // (no `refresh_token` grant) is not told it was granted.
-        if client.grant_types.contains(&GrantType::RefreshToken) {
-            scope
-        } else {
-            scope.difference(&ScopeSet::parse("offline_access").unwrap_or_default())
-        }
+        scope.intersection(&client.scopes)
     } else {
         scope
     };
     if !scope.difference(&client.scopes).is_empty() {
         return Err("a requested scope is not allowed for this client".into());
     }
-    Ok(scope)
+    Ok(without_offline_access(client, scope))
+}
+
+/// OIDC Core §11: `offline_access` asks for a refresh token; a client that gets none (no
+/// `refresh_token` grant) is not told it was granted. Left when it is all there is.
+pub(crate) fn without_offline_access(client: &Client, scope: ScopeSet) -> ScopeSet {
+    if client.grant_types.contains(&GrantType::RefreshToken) {
+        return scope;
+    }
+    let without = scope.difference(&ScopeSet::parse("offline_access").unwrap_or_default());
+    if without.is_empty() { scope } else { without }
 }
 
 /// RFC 8707 §2: the API a request asks for, one of those registered for the client, or an

@@ -225,7 +225,8 @@ impl Portcullis {
 }
 
 /// The scopes of the new token: those asked for, all of them among the subject token's
-/// and the client's but `openid`; without any asked, every such scope the two share.
+/// and the client's but `openid`; without any asked, every such scope the two share;
+/// `offline_access` left out.
 fn exchanged_scope(client: &Client, subject: &AccessTokenClaims, asked: Option<ScopeSet>) -> Result<ScopeSet> {
     let held = ScopeSet::parse(&subject.scope).unwrap_or_default();
     let openid = ScopeSet::parse("openid").unwrap_or_default();
@@ -243,6 +244,10 @@ fn exchanged_scope(client: &Client, subject: &AccessTokenClaims, asked: Option<S
         }
         _ => allowed,
     };
+    // OIDC Core §11: `offline_access` asks for a refresh token, which an exchange never
+    // gives: not reported granted (unless it is all there is).
+    let without = scope.difference(&ScopeSet::parse("offline_access").unwrap_or_default());
+    let scope = if without.is_empty() { scope } else { without };
     if scope.is_empty() {
         return Err(Error::oauth(
             ErrorCode::InvalidScope,

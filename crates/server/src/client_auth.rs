@@ -27,8 +27,9 @@ pub(crate) fn unreadable_form(headers: &HeaderMap, body: &[u8]) -> Option<&'stat
     // RFC 6749 Appendix B: the form is UTF-8; another charset named would be read as
     // UTF-8 all the same, into other values than the client sent. A body that is ASCII
     // once decoded reads the same in the charsets that extend ASCII, as clients that name
-    // ISO-8859-1 by default send (Apache HttpClient 4's form entity does); not in one
-    // such as UTF-7, where `+AGE-` is an `a`.
+    // ISO-8859-1 by default send (Apache HttpClient 4's form entity does), or Shift_JIS;
+    // not in those that read ASCII bytes otherwise (UTF-7, where `+AGE-` is an `a`,
+    // UTF-16 and UTF-32, EBCDIC, the ISO-2022 family and HZ).
     let charset = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -39,10 +40,30 @@ pub(crate) fn unreadable_form(headers: &HeaderMap, body: &[u8]) -> Option<&'stat
         .map(|(_, value)| value.trim().trim_matches('"').to_ascii_lowercase());
     let decoded = || percent_encoding::percent_decode(body);
     let extends_ascii = |c: &str| {
-        matches!(c, "us-ascii" | "ascii" | "latin1" | "cp1252")
-            || ["iso-8859-", "windows-125"]
-                .iter()
-                .any(|p| c.strip_prefix(p).is_some_and(|n| n.parse::<u8>().is_ok()))
+        let name: String = c.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        ![
+            "utf7",
+            "utf16",
+            "utf32",
+            "ucs2",
+            "ucs4",
+            "unicode",
+            "iso10646",
+            "ebcdic",
+            "iso2022",
+            "csiso2022",
+            "hz",
+            "ibm037",
+            "cp037",
+            "ibm500",
+            "cp500",
+            "ibm1047",
+            "cp1047",
+            "ibm01140",
+            "cp1140",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
     };
     if decoded().decode_utf8().is_err()
         || charset
@@ -318,8 +339,10 @@ pub async fn authenticate(
             (id, (!secret.expose().is_empty()).then_some(secret))
         }
         None => {
-            let id =
-                body_id.ok_or_else(|| ApiError::new(ErrorCode::InvalidClient, "client authentication is required"))?;
+            let id = body_id.ok_or_else(|| {
+                let e = ApiError::new(ErrorCode::InvalidClient, "client authentication is required");
+                if in_body { e.without_challenge() } else { e }
+            })?;
             (id.to_owned(), body_secret.map(Secret::new))
         }
     };
@@ -416,13 +439,29 @@ mod tests {
         assert!(with(FORM, Some("identity")).is_ok());
         // Another charset: taken while the body reads the same in it (ASCII).
         assert!(with(&format!("{FORM}; charset=ISO-8859-1"), None).is_ok());
-        assert!(with(&format!("{FORM}; charset=iso-8859-15"), None).is_ok());
-        assert!(with(&format!("{FORM}; charset=windows-1252"), None).is_ok());
-        assert!(with(&format!("{FORM}; charset=US-ASCII"), None).is_ok());
+        for label in [
+            "iso-8859-15",
+            "ISO_8859-1",
+            "iso8859-1",
+            "windows-1252",
+            "US-ASCII",
+            "Shift_JIS",
+            "KOI8-R",
+        ] {
+            assert!(with(&format!("{FORM}; charset={label}"), None).is_ok(), "{label}");
+        }
         // Not in one that reads ASCII bytes otherwise (UTF-7's `+AGE-` is an `a`).
-        assert!(with(&format!("{FORM}; charset=UTF-7"), None).is_err());
-        assert!(with(&format!("{FORM}; charset=utf-16"), None).is_err());
-        assert!(with(&format!("{FORM}; charset=iso-8859-x"), None).is_err());
+        for label in [
+            "UTF-7",
+            "utf-16",
+            "UTF-16LE",
+            "utf-32",
+            "IBM037",
+            "ISO-2022-JP",
+            "HZ-GB-2312",
+        ] {
+            assert!(with(&format!("{FORM}; charset={label}"), None).is_err(), "{label}");
+        }
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,

@@ -153,10 +153,11 @@ pub async fn userinfo_post(
         return Err(ApiError::new(ErrorCode::InvalidRequest, "send one Content-Type header").bearer());
     }
     let body = read_body(body).map_err(ApiError::bearer)?;
-    // A form that cannot be read as the client meant it may hold the token (RFC 6750
-    // §2.2): malformed, not "no credentials" (§3.1). It is held to the token endpoint's
-    // rules. Any other body is not looked at.
+    // A form holding the token (RFC 6750 §2.2) that cannot be read as the client meant it
+    // is malformed, not "no credentials" (§3.1): it is held to the token endpoint's
+    // rules. Other forms (the token in the header) and other bodies are not looked at.
     if is_form(&headers)
+        && url::form_urlencoded::parse(&body).any(|(name, value)| name == "access_token" && !value.is_empty())
         && let Some(description) = crate::client_auth::unreadable_form(&headers, &body)
     {
         return Err(ApiError::new(ErrorCode::InvalidRequest, description).bearer());
