@@ -10,8 +10,9 @@ use crate::error::{AuthError, InvalidToken};
 /// issuer, audience, expiry). Handlers receive it from the extractor in [`crate::extract`].
 ///
 /// Field names say what they mean; the doc of each names the claim it comes from
-/// (RFC 9068 §2.2, RFC 7662 §2.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (RFC 9068 §2.2, RFC 7662 §2.2). It serializes under those field names (to log or
+/// hand on the caller's identity), not as the token's claims.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VerifiedClaims {
     /// `iss`: the authorization server that issued the token.
     pub issuer: String,
@@ -55,7 +56,7 @@ pub struct VerifiedClaims {
 ///
 /// For a token Portcullis exchanged, [`subject`](Self::subject) is the `sub` the actor's
 /// client has in its own `client_credentials` tokens (its client id).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Actor {
     /// `act.sub`: the acting party.
     pub subject: String,
@@ -215,6 +216,21 @@ mod tests {
             dpop_jkt: None,
             actor: None,
         }
+    }
+
+    #[test]
+    fn claims_serialize_under_their_field_names() {
+        let mut c = claims("notes:read notes:write");
+        c.actor = Some(Actor {
+            subject: "svc".into(),
+            issuer: None,
+            prior: None,
+        });
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["subject"], "alice");
+        assert_eq!(v["scopes"], serde_json::json!(["notes:read", "notes:write"]));
+        assert_eq!(v["actor"]["subject"], "svc");
+        assert_eq!(v["dpop_jkt"], serde_json::Value::Null);
     }
 
     /// RFC 8693 §4.1: what an `act` makes of a token.
