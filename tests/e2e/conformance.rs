@@ -824,7 +824,15 @@ async fn webfinger_names_the_issuer(backend: Backend) {
     assert_eq!(body["links"], serde_json::json!([]));
     let body: Value = get("?resource=acct:a@b").await.json().await.unwrap();
     assert_eq!(body["links"][0]["href"], app.issuer.as_str());
-    for query in ["", "?rel=x", "?resource=", "?resource=a&resource=b", "?resource=a%00"] {
+    for query in [
+        "",
+        "?rel=x",
+        "?resource=",
+        "?resource=acct:a@b&resource=acct:c@d",
+        "?resource=acct:a%00",
+        "?resource=joe",
+        "?resource=%FF",
+    ] {
         let r = get(query).await;
         assert_eq!(r.status(), 400, "{query}");
         assert_eq!(r.headers()["access-control-allow-origin"], "*");

@@ -311,6 +311,14 @@ async fn a_node_that_cannot_open_the_signing_keys_signs_nothing(backend: Backend
         (503, Some("temporarily_unavailable")),
         "{body}"
     );
+    // Before the client is authenticated: a client assertion's or DPoP proof's `jti` is
+    // not used up either, so the same request works elsewhere.
+    let (s, body) = stale.client_credentials(client.id.as_str(), "not the secret").await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (503, Some("temporarily_unavailable")),
+        "{body}"
+    );
     let refresh = |node: &portcullis_tests::TestApp| {
         let (url, id, secret) = (
             node.url("/token"),

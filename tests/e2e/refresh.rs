@@ -277,6 +277,33 @@ async fn offline_access_is_granted_only_with_a_refresh_token(backend: Backend) {
         };
         assert_eq!(tokens["scope"], plain, "{grants:?}: {tokens}");
     }
+    // client_credentials never gives one.
+    let (machine, secret) = app
+        .core
+        .create_client(
+            &ClientInput {
+                name: "Machine".into(),
+                kind: Some(ClientKind::Confidential),
+                grant_types: vec!["client_credentials".into()],
+                scopes: "offline_access api:read".into(),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let r = http()
+        .post(app.url("/token"))
+        .basic_auth(machine.id.as_str(), Some(secret.unwrap().expose()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "api:read offline_access"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["scope"], "api:read", "{body}");
     app.stop().await;
 }
 

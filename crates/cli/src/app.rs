@@ -320,8 +320,10 @@ pub async fn serve_on(settings: &Settings, public: TcpListener, admin: TcpListen
     if core.sealed_with_previous_kek > 0 {
         tracing::warn!(
             pending = core.sealed_with_previous_kek,
-            "secrets sealed with a key in previous_keks: once every node runs with the new kek, run `portcullis kek \
-             rewrap`, then remove previous_keks"
+            "secrets sealed with a key in previous_keks: once every node runs with the new key as kek and the old one \
+             in previous_keks (step 2), run `portcullis kek rewrap` with that configuration, then remove \
+             previous_keks; on a node still at step 1 (old kek), give it step 2's configuration first: a rewrap \
+             run with the old key as kek seals everything with the old key again"
         );
     }
     if core.settings.issuer.starts_with("http://") {

@@ -225,9 +225,18 @@ pub(crate) fn requested_scope(client: &Client, raw: Option<&str>) -> std::result
 }
 
 /// OIDC Core §11: `offline_access` asks for a refresh token; a client that gets none (no
-/// `refresh_token` grant) is not told it was granted. Left when it is all there is.
+/// `refresh_token` grant) is not told it was granted.
 pub(crate) fn without_offline_access(client: &Client, scope: ScopeSet) -> ScopeSet {
     if client.grant_types.contains(&GrantType::RefreshToken) {
+        return scope;
+    }
+    no_refresh_token(scope)
+}
+
+/// The scope of tokens given without a refresh token: `offline_access` left out (OIDC
+/// Core §11), unless it is all there is (a token needs a scope).
+pub(crate) fn no_refresh_token(scope: ScopeSet) -> ScopeSet {
+    if !scope.contains("offline_access") {
         return scope;
     }
     let without = scope.difference(&ScopeSet::parse("offline_access").unwrap_or_default());

@@ -244,10 +244,8 @@ fn exchanged_scope(client: &Client, subject: &AccessTokenClaims, asked: Option<S
         }
         _ => allowed,
     };
-    // OIDC Core §11: `offline_access` asks for a refresh token, which an exchange never
-    // gives: not reported granted (unless it is all there is).
-    let without = scope.difference(&ScopeSet::parse("offline_access").unwrap_or_default());
-    let scope = if without.is_empty() { scope } else { without };
+    // An exchange never gives a refresh token.
+    let scope = crate::authorize::no_refresh_token(scope);
     if scope.is_empty() {
         return Err(Error::oauth(
             ErrorCode::InvalidScope,

@@ -3,7 +3,7 @@
 
 use portcullis_protocol::claims::{AccessTokenClaims, Confirmation, IdTokenClaims, UserClaims};
 use portcullis_protocol::token::{TokenRequest, TokenResponse};
-use portcullis_protocol::{ErrorCode, GrantType, PkceVerifier, RedirectUri, ScopeSet, Secret};
+use portcullis_protocol::{ErrorCode, GrantType, PkceVerifier, RedirectUri, ScopeSet, Secret, SigningAlg};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -161,6 +161,27 @@ struct UserContext<'a> {
 }
 
 impl Portcullis {
+    /// A node that cannot open the keys it would sign with (left on an old key-encryption
+    /// key) says so before anything is used up, the client's credentials included (a
+    /// client assertion's or a DPoP proof's `jti`, a code, a device code, a refresh
+    /// token): the same request then works at another node. `algs` beside `signing_alg`
+    /// and ID tokens' RS256.
+    pub fn check_can_sign(&self, algs: &[SigningAlg]) -> Result<()> {
+        let ring = self.keys.ring();
+        let Some(why) = &ring.unopened else {
+            return Ok(());
+        };
+        let needed = [self.settings.signing_alg, crate::service::ID_TOKEN_ALG];
+        if needed.iter().chain(algs).all(|alg| ring.signer(*alg).is_some()) {
+            return Ok(());
+        }
+        tracing::error!(error = %why, "a token request is refused: this node cannot open its signing keys");
+        Err(Error::oauth(
+            ErrorCode::TemporarilyUnavailable,
+            "this server cannot issue tokens right now; try again",
+        ))
+    }
+
     /// Answers a token request from an authenticated client. `dpop_jkt` is the thumbprint
     /// of the key of the request's verified DPoP proof (RFC 9449 §5), if it had one: the
     /// access token is bound to it.
@@ -190,23 +211,10 @@ impl Portcullis {
                 "this client must send a DPoP proof with each token request (dpop_bound_access_tokens)",
             ));
         }
-        // A node that cannot open the keys it would sign with (left on an old
-        // key-encryption key) says so before a code, device code or refresh token is used
-        // up: the client tries again, at another node, with it intact.
-        let ring = self.keys.ring();
-        if let Some(why) = &ring.unopened {
-            let id_token_alg = client
-                .id_token_signed_response_alg
-                .unwrap_or(crate::service::ID_TOKEN_ALG);
-            if ring.signer(self.settings.signing_alg).is_none() || ring.signer(id_token_alg).is_none() {
-                tracing::error!(error = %why, "a token request is refused: this node cannot open its signing keys");
-                return Err(Error::oauth(
-                    ErrorCode::TemporarilyUnavailable,
-                    "this server cannot issue tokens right now; try again",
-                ));
-            }
+        // As `check_can_sign`, for the ID-token algorithm this client registered.
+        if let Some(alg) = client.id_token_signed_response_alg {
+            self.check_can_sign(&[alg])?;
         }
-        drop(ring);
         match request {
             TokenRequest::TokenExchange(exchange) => self.exchange_token(client, exchange, ip, dpop_jkt).await,
             TokenRequest::DeviceCode { device_code, resource } => {
@@ -820,7 +828,7 @@ impl Portcullis {
                         format!("scope not allowed for this client: {extra}"),
                     ));
                 }
-                s
+                crate::authorize::no_refresh_token(s)
             }
             _ => crate::authorize::default_scope(client),
         };

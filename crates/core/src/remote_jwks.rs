@@ -46,9 +46,11 @@ struct Entry {
     /// The signing keys last read, and when; `None` if none are to be used (never read,
     /// or withdrawn).
     keys: Option<(Arc<Vec<Jwk>>, Instant)>,
-    /// When the last read started (`retry_gap` counts from it) and ended.
+    /// When the last read started (`retry_gap` counts from it) and ended, and when the
+    /// read that ended last had started (what it read may predate a request's asking).
     last_attempt: Option<Instant>,
     last_done: Option<Instant>,
+    done_started: Option<Instant>,
     last_error: Option<String>,
 }
 
@@ -59,6 +61,7 @@ impl Entry {
             keys: None,
             last_attempt: None,
             last_done: None,
+            done_started: None,
             last_error: None,
         }
     }
@@ -199,8 +202,9 @@ impl RemoteJwks {
     /// answered at once while they are read again in the background; otherwise they are
     /// read now. A read is not started within the retry gap of the last one: the keys
     /// known are used, or the last error given, except `again`, which waits for the gap
-    /// to end and reads then (unless another read finished meanwhile). A read, once
-    /// started, finishes and is recorded even if the request that started it is dropped.
+    /// to end and reads then (unless a read that started since `again` has finished). A
+    /// read, once started, finishes and is recorded even if the request that started it
+    /// is dropped.
     pub async fn keys(&self, id: &ClientId, url: &str, reach: Reach, again: Option<Instant>) -> KeysAnswer {
         let started = again.unwrap_or_else(Instant::now);
         if let Some(answer) = self.without_waiting(id, url, reach, again, started) {
@@ -220,35 +224,45 @@ impl RemoteJwks {
             }
             tokio::time::sleep(READ_WAIT_STEP).await;
         }
-        loop {
+        let read_at = loop {
             let wait = {
                 let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
                 let entry = entries.entry(id.clone()).or_insert_with(|| Entry::new(url));
                 if entry.url != url {
                     *entry = Entry::new(url);
                 }
-                // Read by another request while this one waited.
-                if entry.last_done.is_some_and(|done| done >= started) || entry.reading() {
-                    return entry.answer(Instant::now());
-                }
-                // Too lately to read again: the keys known, or, for keys that did not
-                // verify, a read once the gap has passed.
+                // Read by another request while this one waited: for keys that did not
+                // verify, a read that started since they were asked about (one under way
+                // may have read the set before the client published its new key).
+                let read_since = match again {
+                    Some(asked) => entry.done_started.is_some_and(|read| read >= asked),
+                    None => entry.last_done.is_some_and(|done| done >= started),
+                };
                 let now = Instant::now();
-                match entry
-                    .last_attempt
-                    .map(|at| self.retry_gap.saturating_sub(now.duration_since(at)))
-                {
-                    Some(left) if !left.is_zero() && again.is_none() => return entry.answer(now),
-                    Some(left) if !left.is_zero() => left,
-                    _ => {
-                        entry.last_attempt = Some(now);
-                        break;
+                if read_since || (entry.reading() && again.is_none()) {
+                    return entry.answer(now);
+                }
+                if entry.reading() {
+                    READ_WAIT_STEP
+                } else {
+                    // Too lately to read again: the keys known, or, for keys that did
+                    // not verify, a read once the gap has passed.
+                    match entry
+                        .last_attempt
+                        .map(|at| self.retry_gap.saturating_sub(now.duration_since(at)))
+                    {
+                        Some(left) if !left.is_zero() && again.is_none() => return entry.answer(now),
+                        Some(left) if !left.is_zero() => left,
+                        _ => {
+                            entry.last_attempt = Some(now);
+                            break now;
+                        }
                     }
                 }
             };
             tokio::time::sleep(wait).await;
-        }
-        let read = self.spawn_read(fetcher, id, url, reach);
+        };
+        let read = self.spawn_read(fetcher, id, url, reach, read_at);
         read.await.map_err(|e| format!("the read of the keys failed: {e}"))?
     }
 
@@ -264,8 +278,8 @@ impl RemoteJwks {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = entries.get_mut(id).filter(|e| e.url == url)?;
         // Read since the keys were found wanting (by this very request, say): no more.
-        if let (Some(asked), Some(done)) = (again, entry.last_done)
-            && done >= asked
+        if let (Some(asked), Some(read)) = (again, entry.done_started)
+            && read >= asked
         {
             return Some(entry.answer(now));
         }
@@ -293,7 +307,7 @@ impl RemoteJwks {
         if let Ok(fetcher) = self.fetcher() {
             entry.last_attempt = Some(now);
             drop(entries);
-            self.spawn_read(fetcher, id, url, reach);
+            self.spawn_read(fetcher, id, url, reach, now);
         }
         Some(Ok(stale))
     }
@@ -321,6 +335,7 @@ impl RemoteJwks {
         id: &ClientId,
         url: &str,
         reach: Reach,
+        started: Instant,
     ) -> tokio::task::JoinHandle<KeysAnswer> {
         let (entries, id, url) = (Arc::clone(&self.entries), id.clone(), url.to_owned());
         tokio::spawn(async move {
@@ -337,6 +352,7 @@ impl RemoteJwks {
                     return Err("the client's jwks_uri changed".into());
                 }
                 entry.last_done = Some(now);
+                entry.done_started = Some(started);
                 let problem = match read {
                     Read::Keys(keys) => {
                         entry.keys = Some((Arc::new(keys), now));
@@ -493,6 +509,32 @@ mod tests {
             "two"
         );
         assert_eq!(calls(), 3);
+    }
+
+    /// Keys that did not verify are not answered by a read that started before they were
+    /// asked about: it may have read the set before the client published its new key.
+    #[tokio::test]
+    async fn a_read_under_way_before_the_asking_does_not_answer_it() {
+        let script = Arc::new(Script {
+            answers: Mutex::new(vec![set("one"), set("one"), set("two")]),
+            calls: AtomicUsize::new(0),
+            delay: Duration::from_millis(300),
+        });
+        let cache = Arc::new(RemoteJwks::new(Duration::from_millis(100)));
+        cache.set_fetcher(Arc::clone(&script) as Arc<dyn Fetcher>);
+        let id = ClientId::parse("c").unwrap();
+        let kid = |k: Arc<Vec<Jwk>>| k[0].common.key_id.clone().unwrap();
+        assert_eq!(kid(cache.keys(&id, URL, Reach::Any, None).await.unwrap()), "one");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let first = {
+            let (cache, id) = (Arc::clone(&cache), id.clone());
+            tokio::spawn(async move { cache.keys(&id, URL, Reach::Any, Some(Instant::now())).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = cache.keys(&id, URL, Reach::Any, Some(Instant::now())).await;
+        assert_eq!(kid(first.await.unwrap().unwrap()), "one");
+        assert_eq!(kid(second.unwrap()), "two");
+        assert_eq!(script.calls.load(Ordering::SeqCst), 3);
     }
 
     /// Requests whose keys did not verify, within the gap: one read for all, at its end.

@@ -41,29 +41,26 @@ pub(crate) fn unreadable_form(headers: &HeaderMap, body: &[u8]) -> Option<&'stat
     let decoded = || percent_encoding::percent_decode(body);
     let extends_ascii = |c: &str| {
         let name: String = c.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        ![
-            "utf7",
-            "utf16",
-            "utf32",
-            "ucs2",
-            "ucs4",
-            "unicode",
-            "iso10646",
-            "ebcdic",
-            "iso2022",
-            "csiso2022",
-            "hz",
-            "ibm037",
-            "cp037",
-            "ibm500",
-            "cp500",
-            "ibm1047",
-            "cp1047",
-            "ibm01140",
-            "cp1140",
-        ]
-        .iter()
-        .any(|p| name.starts_with(p))
+        // IANA's aliases (`csUTF7`, `csIBM037`) name the same charsets.
+        let name = name.strip_prefix("cs").unwrap_or(&name);
+        // IBM's EBCDIC code pages (IBM437, IBM850 and the like extend ASCII).
+        const EBCDIC: [&str; 22] = [
+            "37", "273", "277", "278", "280", "284", "285", "290", "297", "420", "423", "424", "500", "870", "871",
+            "875", "880", "905", "918", "1025", "1026", "1047",
+        ];
+        let ebcdic = ["ibm", "cp"].iter().any(|p| {
+            name.strip_prefix(p).is_some_and(|n| {
+                let n = n.trim_start_matches('0');
+                EBCDIC.contains(&n) || n.starts_with("114")
+            })
+        });
+        name == "unicode11utf8"
+            || !(ebcdic
+                || [
+                    "utf7", "utf16", "utf32", "ucs2", "ucs4", "unicode", "iso10646", "ebcdic", "iso2022", "hz",
+                ]
+                .iter()
+                .any(|p| name.starts_with(p)))
     };
     if decoded().decode_utf8().is_err()
         || charset
@@ -440,6 +437,10 @@ mod tests {
         // Another charset: taken while the body reads the same in it (ASCII).
         assert!(with(&format!("{FORM}; charset=ISO-8859-1"), None).is_ok());
         for label in [
+            "IBM437",
+            "cp850",
+            "unicode-1-1-utf-8",
+            "csShiftJIS",
             "iso-8859-15",
             "ISO_8859-1",
             "iso8859-1",
@@ -452,6 +453,12 @@ mod tests {
         }
         // Not in one that reads ASCII bytes otherwise (UTF-7's `+AGE-` is an `a`).
         for label in [
+            "csUTF7",
+            "csUnicode",
+            "csIBM037",
+            "IBM273",
+            "IBM01141",
+            "cp1047",
             "UTF-7",
             "utf-16",
             "UTF-16LE",

@@ -213,7 +213,13 @@ pub async fn webfinger_get(State(state): State<ServerState>, RawQuery(query): Ra
     let (Some((_, resource)), None) = (resources.next(), resources.next()) else {
         return bad("name one resource: ?resource=acct:name@host or a URL");
     };
-    if resource.len() > MAX_RESOURCE || resource.chars().any(char::is_control) {
+    // A URI (`acct:`, `https:`, `mailto:`…), as RFC 7033 §4.5 has it.
+    if resource.len() > MAX_RESOURCE
+        || resource
+            .chars()
+            .any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER)
+        || url::Url::parse(resource).is_err()
+    {
         return bad("the resource is not an account or URL");
     }
     let rels: Vec<&str> = pairs

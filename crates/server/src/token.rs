@@ -52,6 +52,8 @@ pub async fn token_post(
         }
     }
     dpop::nonce_first(&state.core, &headers)?;
+    // Before the client's assertion or proof is used up (the same request works elsewhere).
+    state.core.check_can_sign(&[])?;
     let client = authenticate_token_request(&state.core, &headers, &form, ip.as_deref()).await?;
     check_client_allowance(&state.core, &client)?;
     let request: TokenRequest = form.parse_as().map_err(|e| malformed_scope(&form).unwrap_or(e))?;
