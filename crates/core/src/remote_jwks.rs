@@ -196,9 +196,9 @@ impl RemoteJwks {
         let _ = self.fetcher.set(fetcher);
     }
 
-    /// The keys published at `url` by client `id`, read with `reach`. Those read within `FRESH`, unless
-    /// `again` (the known ones did not verify an assertion asked about at that instant: a
-    /// read finished since serves it). Older ones still usable are
+    /// The keys published at `url` by client `id`, read with `reach`. Those read within
+    /// `FRESH`, unless `again` (the known ones did not verify an assertion asked about at
+    /// that instant: a read started since serves it). Older ones still usable are
     /// answered at once while they are read again in the background; otherwise they are
     /// read now. A read is not started within the retry gap of the last one: the keys
     /// known are used, or the last error given, except `again`, which waits for the gap

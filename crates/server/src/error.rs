@@ -195,7 +195,12 @@ impl IntoResponse for ApiError {
                 headers.append(header::WWW_AUTHENTICATE, v);
             }
         }
-        if let Some(secs) = self.retry_after {
+        // RFC 9110 §10.2.3: a 503 says when to come back (a busy password pool, a node
+        // that cannot sign): soon, or elsewhere.
+        let retry_after = self
+            .retry_after
+            .or((status == StatusCode::SERVICE_UNAVAILABLE).then_some(1));
+        if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
@@ -246,5 +251,14 @@ mod tests {
             .into_response();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         assert!(resp.headers().get(header::WWW_AUTHENTICATE).is_some());
+    }
+
+    #[test]
+    fn unavailable_says_when_to_come_back() {
+        let resp = ApiError::new(ErrorCode::TemporarilyUnavailable, "busy").into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        let resp = ApiError::new(ErrorCode::ServerError, "internal error").into_response();
+        assert!(resp.headers().get(header::RETRY_AFTER).is_none());
     }
 }
