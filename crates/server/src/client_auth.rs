@@ -21,6 +21,15 @@ pub(crate) fn sent_twice(headers: &HeaderMap, name: &header::HeaderName) -> bool
     headers.get_all(name).iter().nth(1).is_some()
 }
 
+/// Whether the body is labelled `application/x-www-form-urlencoded` (parameters aside).
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
 /// Why a form body (`application/x-www-form-urlencoded`) cannot be read as the client
 /// meant it, if it cannot.
 pub(crate) fn unreadable_form(headers: &HeaderMap, body: &[u8]) -> Option<&'static str> {
@@ -90,12 +99,7 @@ impl FormBody {
         if sent_twice(headers, &header::CONTENT_TYPE) {
             return Err(ApiError::new(ErrorCode::InvalidRequest, "send one Content-Type header"));
         }
-        let is_form = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
-        if !is_form {
+        if !is_form(headers) {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 "the body must be application/x-www-form-urlencoded",
@@ -302,7 +306,8 @@ pub async fn authenticate(
     // in the body that fail are a 400 without a challenge, as an assertion's are, so that
     // clients that read a 401's challenge rather than its body (oauth4webapi) still see
     // `invalid_client`.
-    let in_body = basic.is_none() && (body_secret.is_some() || form.get("client_id").is_some());
+    let in_body = basic.is_none() && (body_secret.is_some() || body_id.is_some());
+    let challenge = |e: ApiError| if in_body { e.without_challenge() } else { e };
     let (id, secret) = match basic {
         Some(value) => {
             // RFC 6749 §2.3: one authentication method per request.
@@ -337,16 +342,17 @@ pub async fn authenticate(
         }
         None => {
             let id = body_id.ok_or_else(|| {
-                let e = ApiError::new(ErrorCode::InvalidClient, "client authentication is required");
-                if in_body { e.without_challenge() } else { e }
+                challenge(ApiError::new(
+                    ErrorCode::InvalidClient,
+                    "client authentication is required",
+                ))
             })?;
             (id.to_owned(), body_secret.map(Secret::new))
         }
     };
-    core.authenticate_client(&id, secret.as_ref(), ip).await.map_err(|e| {
-        let e = ApiError::from(e);
-        if in_body { e.without_challenge() } else { e }
-    })
+    core.authenticate_client(&id, secret.as_ref(), ip)
+        .await
+        .map_err(|e| challenge(ApiError::from(e)))
 }
 
 /// Authenticates the client of a `/token` request: as `authenticate`, except that a

@@ -89,14 +89,6 @@ fn refuse_token_in_query(query: Option<&str>) -> Result<(), ApiError> {
     .bearer())
 }
 
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-}
-
 async fn userinfo(
     state: &ServerState,
     headers: &HeaderMap,
@@ -156,7 +148,7 @@ pub async fn userinfo_post(
     // A form holding the token (RFC 6750 §2.2) that cannot be read as the client meant it
     // is malformed, not "no credentials" (§3.1): it is held to the token endpoint's
     // rules. Other forms (the token in the header) and other bodies are not looked at.
-    if is_form(&headers)
+    if crate::client_auth::is_form(&headers)
         && url::form_urlencoded::parse(&body).any(|(name, value)| name == "access_token" && !value.is_empty())
         && let Some(description) = crate::client_auth::unreadable_form(&headers, &body)
     {
@@ -170,7 +162,7 @@ pub async fn userinfo_post(
         return userinfo(&state, &headers, "POST", authorization(&headers)?).await;
     }
     let refuse = |description: &'static str| Err(ApiError::new(ErrorCode::InvalidRequest, description).bearer());
-    if !is_form(&headers) {
+    if !crate::client_auth::is_form(&headers) {
         // RFC 6750 §2.2: only a single-part application/x-www-form-urlencoded body.
         return refuse("an access token in the body needs Content-Type: application/x-www-form-urlencoded");
     }
